@@ -1,0 +1,528 @@
+"""Typer application: ``hyperagents run | resume | runs | status | show | diff | lineage | export |
+tasks | init-task``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.tree import Tree
+
+from hyperagents.exceptions import HyperagentsError, RunStateError, VariantNotFoundError
+from hyperagents.runs import SELECTORS, Mode, Run, RunConfig
+from hyperagents.storages import BaseStorage, VariantRecord, VariantState, get_storage
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="hyperagents",
+    help="Self-referential self-improving agents: run, resume and inspect experiments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_T = TypeVar("_T")
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", help="Storage URL (default: $HYPERAGENTS_STORAGE or "
+                 "sqlite:///hyperagents.db).", show_default=False),
+]
+
+
+class ExportFormat(str, Enum):
+    """Formats of ``export``."""
+
+    csv = "csv"
+    json = "json"
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one-line messages and exit code 1."""
+    try:
+        yield
+    except HyperagentsError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        raise typer.Exit(1) from None
+
+
+def _call(fn: Callable[[], _T]) -> _T:
+    with _errors():
+        return fn()
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# -- run / resume ---------------------------------------------------------------------------
+def _drive(run: Run, generations: int | None, timeout: float | None, workers: int,
+           quiet: bool) -> None:
+    target = run.target_after(generations)
+    best: dict[str, float | None] = {"val": None}
+    for v in run.variants():
+        if v.state is VariantState.COMPLETE and "val" in v.scores:
+            best["val"] = max(best["val"] or v.scores["val"], v.scores["val"])
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("best val {task.fields[best]}"),
+        console=err_console,
+        disable=quiet,
+        transient=False,
+    )
+    done_before = sum(1 for v in run.variants() if v.generation > 0 and v.state.is_terminal)
+    with progress:
+        bar = progress.add_task(run.name, total=max(target, 1), completed=done_before,
+                                best=_fmt(best["val"]))
+
+        def on_variant(_: Run, variant: VariantRecord) -> None:
+            if variant.state is VariantState.COMPLETE and "val" in variant.scores:
+                best["val"] = max(best["val"] or variant.scores["val"], variant.scores["val"])
+            if variant.generation > 0 and variant.state.is_terminal:
+                progress.advance(bar)
+            progress.update(bar, best=_fmt(best["val"]))
+
+        run.optimize(generations, timeout=timeout, workers=workers, callbacks=[on_variant])
+    _print_status(run)
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")]
+    = "review",
+    mode: Annotated[Mode, typer.Option("--mode", "-m", help="How children are made.")]
+    = Mode.HYPERAGENT,
+    generations: Annotated[int, typer.Option("--generations", "-g", min=0,
+                                             help="Generations to run.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed of the run.")] = 0,
+    storage: StorageOpt = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1,
+                                         help="Parallel sandboxed work (also sets how many "
+                                         "generations may overlap).")] = 1,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (unique).")] = None,
+    selector: Annotated[str | None, typer.Option(
+        help=f"Parent selector: {', '.join(SELECTORS)}.")] = None,
+    subset_size: Annotated[int | None, typer.Option(min=1, help="Train instances in the "
+                                                    "first evaluation stage.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting generations after this "
+                                                  "many seconds.")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON file with run config values.")]
+    = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Create a run and improve the task's seed hyperagent for GENERATIONS generations."""
+    with _errors():
+        data: dict[str, Any] = {}
+        if config is not None:
+            try:
+                data = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise _ConfigFileError(f"cannot read config {config}: {exc}") from exc
+            if not isinstance(data, dict):
+                raise _ConfigFileError(f"config {config} must hold a JSON object")
+        cfg = RunConfig.parse(data, selector=selector, subset_size=subset_size,
+                              parallel_generations=workers if workers > 1 else None)
+        store = get_storage(storage)
+        the_run = Run.create(task=task, name=name, mode=mode, seed=seed, storage=store,
+                             config=cfg)
+        if not quiet:
+            err_console.print(f"run [bold]{the_run.name}[/]: task {task}, mode {mode.value}, "
+                              f"seed {seed}, storage {_storage_label(store)}")
+        _drive(the_run, generations, timeout, workers, quiet)
+
+
+class _ConfigFileError(HyperagentsError):
+    pass
+
+
+@app.command()
+def resume(
+    run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run name or id.")],
+    storage: StorageOpt = None,
+    generations: Annotated[int | None, typer.Option(
+        "--generations", "-g", min=0, help="Generations to add to the target.")] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
+    timeout: Annotated[float | None, typer.Option()] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Continue a run where it stopped (after a crash, kill, timeout or interrupt)."""
+    with _errors():
+        the_run = Run.load(run_name, storage=storage)
+        _drive(the_run, generations, timeout, workers, quiet)
+
+
+# -- inspection -----------------------------------------------------------------------------
+def _storage_label(store: BaseStorage) -> str:
+    return str(getattr(store, "url", type(store).__name__))
+
+
+@app.command("runs")
+def list_runs(storage: StorageOpt = None) -> None:
+    """List all runs in the storage."""
+    with _errors():
+        store = get_storage(storage)
+        table = Table(title=f"runs in {_storage_label(store)}")
+        for column in ("id", "name", "task", "mode", "seed", "status", "variants", "best val",
+                       "created"):
+            table.add_column(column, overflow="fold")
+        for record in store.list_runs():
+            variants = store.list_variants(record.id)
+            vals = [v.scores["val"] for v in variants
+                    if v.state is VariantState.COMPLETE and "val" in v.scores]
+            table.add_row(str(record.id), record.name, record.task, record.mode,
+                          str(record.seed), record.status.name.lower(), str(len(variants)),
+                          _fmt(max(vals) if vals else None),
+                          record.created_at.strftime("%Y-%m-%d %H:%M"))
+        console.print(table)
+
+
+def _print_status(the_run: Run) -> None:
+    info = the_run.summary()
+    table = Table(title=f"run {info['run']}", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    table.add_row("task / mode / seed", f"{info['task']} / {info['mode']} / {info['seed']}")
+    table.add_row("status", info["status"])
+    table.add_row("generations", f"{info['generations']} of {info['target_generations']}")
+    table.add_row("archive (complete)", f"{info['archive_size']} of {info['variants']} variants")
+    table.add_row("states", ", ".join(f"{k} {v}" for k, v in sorted(info["states"].items())))
+    table.add_row("elapsed", f"{info['elapsed_seconds']:.1f} s")
+    seed_scores, champ = info["seed_scores"], info["champion"]
+    for split in ("train", "val", "test"):
+        row = f"seed {_fmt(seed_scores.get(split))}"
+        if champ is not None:
+            row += f"  →  champion {_fmt(champ['scores'].get(split))}"
+        table.add_row(f"{split} score", row)
+    if champ is not None:
+        table.add_row("champion", f"variant {champ['variant_id']} "
+                      f"(generation {champ['generation']})")
+    console.print(table)
+
+
+@app.command()
+def status(
+    run_name: Annotated[str, typer.Argument(metavar="RUN")],
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Best scores per split, archive size, generations and time of a run."""
+    with _errors():
+        the_run = _load_run_readonly(run_name, storage)
+        if as_json:
+            console.print_json(json.dumps(the_run.summary()))
+        else:
+            _print_status(the_run)
+
+
+def _load_run_readonly(name: str, storage: str | None) -> Run:
+    return Run.load(name, storage=storage)
+
+
+def _resolve_variant(spec: str, store: BaseStorage) -> VariantRecord:
+    """``ID``, ``#ID``, ``RUN/GEN``, ``RUN/champion``, ``RUN/seed``."""
+    spec = spec.strip()
+    if spec.lstrip("#").isdigit() and "/" not in spec:
+        return store.get_variant(int(spec.lstrip("#")))
+    run_name, sep, which = spec.rpartition("/")
+    if not sep or not run_name:
+        raise VariantNotFoundError(f"bad variant {spec!r}: use ID, RUN/GENERATION or "
+                                   "RUN/champion")
+    try:
+        record = store.get_run_by_name(run_name)
+    except HyperagentsError:
+        if not run_name.isdigit():
+            raise
+        record = store.get_run(int(run_name))
+    if which in ("champion", "best"):
+        vals = [v for v in store.list_variants(record.id, states=[VariantState.COMPLETE])
+                if "val" in v.scores]
+        if not vals:
+            raise VariantNotFoundError(f"run {record.name!r} has no complete variant yet")
+        return min(vals, key=lambda v: (-v.scores["val"], v.generation))
+    generation = 0 if which == "seed" else int(which) if which.isdigit() else None
+    if generation is None:
+        raise VariantNotFoundError(f"bad generation {which!r} in {spec!r}")
+    found = store.get_variant_by_generation(record.id, generation)
+    if found is None:
+        raise VariantNotFoundError(f"run {record.name!r} has no generation {generation}")
+    return found
+
+
+@app.command()
+def show(
+    variant: Annotated[str, typer.Argument(metavar="VARIANT",
+                                           help="ID, RUN/GENERATION or RUN/champion.")],
+    storage: StorageOpt = None,
+    file: Annotated[str | None, typer.Option("--file", "-f", help="Print this file.")] = None,
+    failures: Annotated[int, typer.Option(help="Failing instances to list per stage.")] = 5,
+) -> None:
+    """Files, scores, metrics and per-instance feedback of a variant."""
+    with _errors():
+        store = get_storage(storage)
+        record = _resolve_variant(variant, store)
+        run_record = store.get_run(record.run_id)
+        program = store.get_program(record.program_id) if record.program_id else None
+        if file is not None:
+            if program is None or file not in program:
+                raise VariantNotFoundError(f"variant {record.id} has no file {file!r}")
+            console.print(Syntax(program.text(file), "python", line_numbers=True))
+            return
+        table = Table(title=f"variant {record.id}: run {run_record.name}, generation "
+                      f"{record.generation}", show_header=False)
+        table.add_column("key", style="bold")
+        table.add_column("value", overflow="fold")
+        table.add_row("state", record.state.name.lower())
+        table.add_row("parent", "-" if record.parent_id is None else str(record.parent_id))
+        if record.reason:
+            table.add_row("reason", record.reason)
+        for stage, value in record.scores.items():
+            table.add_row(f"score {stage}", _fmt(value))
+        for stage, metrics in record.metrics.items():
+            if isinstance(metrics, dict):
+                shown = {k: v for k, v in metrics.items() if k != "log_tail"}
+                table.add_row(f"metrics {stage}", ", ".join(
+                    f"{k}={_fmt(v, 3)}" for k, v in shown.items()))
+        if record.meta_info:
+            info = {k: v for k, v in record.meta_info.items() if k not in ("params",)}
+            table.add_row("meta info", json.dumps(info, sort_keys=True)[:1500])
+        if program is not None:
+            table.add_row("files", ", ".join(f"{p} ({len(program[p])} B)" for p in program))
+            table.add_row("program", program.id)
+        console.print(table)
+        for evaluation in store.list_evaluations(record.id):
+            worst = sorted(evaluation.results, key=lambda r: r.get("score", 0))[:failures]
+            worst = [r for r in worst if r.get("score", 0) < run_record_max(evaluation)]
+            if not worst:
+                continue
+            sub = Table(title=f"{evaluation.stage}: lowest-scoring instances")
+            for column in ("instance", "score", "feedback"):
+                sub.add_column(column, overflow="fold")
+            for r in worst:
+                sub.add_row(str(r.get("id")), _fmt(r.get("score")), str(r.get("feedback"))[:300])
+            console.print(sub)
+
+
+def run_record_max(evaluation: Any) -> float:
+    """Highest per-instance score of an evaluation (instances below it are shown)."""
+    return max((float(r.get("score", 0)) for r in evaluation.results), default=0.0)
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(metavar="A", help="Variant (ID, RUN/GEN, RUN/champion).")],
+    b: Annotated[str | None, typer.Argument(metavar="B", help="Other variant (default: A's "
+                                            "parent, diffed as parent → A).")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Unified diff between two variants' programs (or a variant and its parent)."""
+    with _errors():
+        store = get_storage(storage)
+        first = _resolve_variant(a, store)
+        if b is None:
+            if first.parent_id is None:
+                raise RunStateError(f"variant {first.id} has no parent; give two variants")
+            old, new = store.get_variant(first.parent_id), first
+        else:
+            old, new = first, _resolve_variant(b, store)
+        for v in (old, new):
+            if v.program_id is None:
+                raise RunStateError(f"variant {v.id} has no program ({v.state.name.lower()})")
+        assert old.program_id is not None and new.program_id is not None
+        text = store.get_program(old.program_id).diff(store.get_program(new.program_id))
+        if not text:
+            console.print(f"variants {old.id} and {new.id} have identical programs")
+        elif sys.stdout.isatty():
+            console.print(Syntax(text, "diff"))
+        else:
+            sys.stdout.write(text)
+
+
+@app.command()
+def lineage(
+    run_name: Annotated[str, typer.Argument(metavar="RUN")],
+    storage: StorageOpt = None,
+    all_variants: Annotated[bool, typer.Option("--all", help="Include failed, invalid and "
+                                               "pruned children.")] = False,
+    max_depth: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """The archive as a tree in the terminal (champion path in bold)."""
+    with _errors():
+        store = get_storage(storage)
+        record = store.get_run_by_name(run_name) if not run_name.isdigit() else \
+            store.get_run(int(run_name))
+        variants = store.list_variants(record.id)
+        by_parent: dict[int | None, list[VariantRecord]] = {}
+        for v in variants:
+            if all_variants or v.state is VariantState.COMPLETE or v.generation == 0:
+                by_parent.setdefault(v.parent_id, []).append(v)
+        complete = [v for v in variants if v.state is VariantState.COMPLETE and "val" in v.scores]
+        champ = min(complete, key=lambda v: (-v.scores["val"], v.generation)) if complete \
+            else None
+        path: set[int] = set()
+        by_id = {v.id: v for v in variants}
+        node = champ
+        while node is not None:
+            path.add(node.id)
+            node = by_id.get(node.parent_id) if node.parent_id is not None else None
+
+        def label(v: VariantRecord) -> str:
+            score = v.scores.get("val")
+            text = f"#{v.id} gen {v.generation} val {_fmt(score)}"
+            if v.state is not VariantState.COMPLETE:
+                text += f" [dim]{v.state.name.lower()}[/]"
+            if champ is not None and v.id == champ.id:
+                text += " [bold green]★ champion[/]"
+            return f"[bold]{text}[/]" if v.id in path else text
+
+        roots = by_parent.get(None, [])
+        tree = Tree(f"run {record.name}")
+
+        def add(parent_tree: Tree, v: VariantRecord, depth: int) -> None:
+            branch = parent_tree.add(label(v))
+            if max_depth is not None and depth >= max_depth:
+                return
+            for child in by_parent.get(v.id, []):
+                add(branch, child, depth + 1)
+
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+        for root in roots:
+            add(tree, root, 1)
+        console.print(tree)
+
+
+_EXPORT_COLUMNS = (
+    "variant_id", "generation", "parent_id", "state", "reason", "train_subset", "train", "val",
+    "test", "wall_per_instance", "cpu_seconds", "peak_memory_mb", "errors", "operator",
+    "program_id", "created_at",
+)
+
+
+def _export_row(v: VariantRecord) -> dict[str, Any]:
+    evals = {k: m for k, m in v.metrics.items() if k in ("train_subset", "train", "val")}
+    last = evals.get("val") or evals.get("train") or evals.get("train_subset") or {}
+    return {
+        "variant_id": v.id,
+        "generation": v.generation,
+        "parent_id": v.parent_id,
+        "state": v.state.name.lower(),
+        "reason": v.reason,
+        **{stage: v.scores.get(stage) for stage in ("train_subset", "train", "val", "test")},
+        "wall_per_instance": last.get("wall_per_instance"),
+        "cpu_seconds": sum(float(m.get("cpu_seconds") or 0) for m in evals.values()),
+        "peak_memory_mb": max((float(m.get("peak_memory_mb") or 0) for m in evals.values()),
+                              default=None),
+        "errors": sum(int(m.get("errors") or 0) for m in evals.values()),
+        "operator": v.meta_info.get("operator"),
+        "program_id": v.program_id,
+        "created_at": v.created_at.isoformat() if v.created_at else None,
+    }
+
+
+@app.command()
+def export(
+    run_name: Annotated[str, typer.Argument(metavar="RUN")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")]
+    = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Export a run's variants (scores, metrics, lineage) as CSV or JSON."""
+    with _errors():
+        store = get_storage(storage)
+        record = store.get_run_by_name(run_name) if not run_name.isdigit() else \
+            store.get_run(int(run_name))
+        variants = store.list_variants(record.id)
+        if fmt is ExportFormat.csv:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(_EXPORT_COLUMNS))
+            writer.writeheader()
+            for v in variants:
+                writer.writerow(_export_row(v))
+            text = buffer.getvalue()
+        else:
+            payload = {
+                "run": {
+                    "id": record.id, "name": record.name, "task": record.task,
+                    "mode": record.mode, "seed": record.seed, "status": record.status.name.lower(),
+                    "config": dict(record.config), "attrs": dict(record.attrs),
+                    "created_at": record.created_at.isoformat(),
+                },
+                "variants": [
+                    {**_export_row(v), "scores": dict(v.scores), "metrics": dict(v.metrics),
+                     "meta_info": dict(v.meta_info)}
+                    for v in variants
+                ],
+            }
+            text = json.dumps(payload, indent=2, default=str) + "\n"
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+            err_console.print(f"wrote {len(variants)} variants to {out}")
+
+
+# -- tasks ----------------------------------------------------------------------------------
+@app.command()
+def tasks() -> None:
+    """List the tasks that can be run (built-in and installed plugins)."""
+    from hyperagents.tasks import list_tasks
+
+    with _errors():
+        table = Table(title="tasks")
+        for column in ("name", "source", "target", "description"):
+            table.add_column(column, overflow="fold")
+        for info in list_tasks():
+            table.add_row(info.name, info.source, info.target, info.description)
+        console.print(table)
+        console.print("Any task can also be given as [bold]path/to/file.py:ClassName[/].")
+
+
+@app.command("init-task")
+def init_task(
+    name: Annotated[str, typer.Argument(help="Task name (a Python identifier).")],
+    directory: Annotated[Path | None, typer.Option("--dir", help="Where to create the folder "
+                                                   "(default: ./NAME).")] = None,
+) -> None:
+    """Scaffold a new task folder with a seed hyperagent and a test."""
+    from hyperagents.tasks._scaffold import scaffold_task
+
+    with _errors():
+        target = scaffold_task(name, directory or Path(name))
+        console.print(f"created task [bold]{name}[/] in {target}")
+        console.print(f"  try it:  hyperagents run --task {target / 'task.py'}:"
+                      f"{_class_name(name)} -g 5")
+        console.print(f"  test it: pytest {target}")
+
+
+def _class_name(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_")) + "Task"
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()

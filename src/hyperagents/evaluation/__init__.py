@@ -1,0 +1,13 @@
+"""Validation and staged evaluation of programs."""
+
+from __future__ import annotations
+
+from hyperagents.evaluation._evaluator import (
+    StageResult,
+    ValidationResult,
+    evaluate_stage,
+    validate_program,
+    workspace,
+)
+
+__all__ = ["StageResult", "ValidationResult", "evaluate_stage", "validate_program", "workspace"]

@@ -1,0 +1,188 @@
+"""Validation and evaluation of programs: the task agent runs sandboxed, scoring runs here.
+
+These functions are stateless: they never touch storage. The engine calls them (possibly from
+worker threads) and records what they return.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hyperagents.program import Program
+from hyperagents.sandbox import Limits, Outcome, Sandbox
+from hyperagents.tasks import Instance, Task
+
+__all__ = ["StageResult", "ValidationResult", "evaluate_stage", "validate_program", "workspace"]
+
+_OUTPUT_CAP = 2000
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Whether a program compiles, imports and exposes its entry points."""
+
+    ok: bool
+    errors: tuple[str, ...] = ()
+    wall: float = 0.0
+
+    @property
+    def reason(self) -> str:
+        """One-line summary of the first problems."""
+        return "; ".join(self.errors[:3]) if self.errors else ""
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """The outcome of evaluating a program on some instances of one split."""
+
+    stage: str
+    split: str
+    score: float
+    results: list[dict[str, Any]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of instances evaluated."""
+        return len(self.results)
+
+
+class workspace:  # noqa: N801 - used like tempfile.TemporaryDirectory
+    """A private temporary directory holding a program's files; removed on exit."""
+
+    def __init__(self, program: Program, *, base: str | None = None) -> None:
+        self._program = program
+        self._tmp = tempfile.TemporaryDirectory(prefix="hyperagents-ws-", dir=base)
+
+    def __enter__(self) -> Path:
+        path = Path(self._tmp.name) / "ws"
+        self._program.write_to(path)
+        return path
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+
+def validate_program(
+    program: Program,
+    *,
+    entry_points: Mapping[str, Sequence[str]],
+    sandbox: Sandbox,
+    limits: Limits,
+) -> ValidationResult:
+    """Compile every ``.py`` file, import the entry modules and check the entry names — in the
+    sandbox, never in this process.
+
+    Raises:
+        SandboxError: The sandbox itself failed.
+    """
+    request = {"action": "validate", "entry_points": {k: list(v) for k, v in entry_points.items()}}
+    with workspace(program) as path:
+        result = sandbox.run(path, request, limits=limits)
+    if not result.ok:
+        return ValidationResult(False, (f"validation did not finish: {result.reason}",), result.wall)
+    value = result.result if isinstance(result.result, dict) else {}
+    errors = tuple(str(e) for e in value.get("errors", ["malformed validation result"]))
+    return ValidationResult(bool(value.get("ok")) and not errors, errors, result.wall)
+
+
+def _cap_output(output: Any) -> Any:
+    try:
+        text = json.dumps(output, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(output)[:_OUTPUT_CAP]
+    return output if len(text) <= _OUTPUT_CAP else text[:_OUTPUT_CAP] + "…"
+
+
+def evaluate_stage(
+    program: Program,
+    *,
+    task: Task,
+    instances: Sequence[Instance],
+    stage: str,
+    split: str,
+    sandbox: Sandbox,
+    limits: Limits,
+    module: str = "task_agent",
+    function: str = "solve",
+) -> StageResult:
+    """Run the task agent on ``instances`` in one sandboxed process and score every output.
+
+    The sandbox receives only ``instance.inputs``; scoring (with the targets) happens here.
+    An instance without an output (crash, timeout) scores the task's minimum with the reason.
+
+    Raises:
+        SandboxError: The sandbox itself failed.
+        TaskError: The task's scoring broke its protocol.
+    """
+    low = task.score_range[0]
+    request = {
+        "action": "solve",
+        "module": module,
+        "function": function,
+        "instance_timeout": task.instance_timeout,
+        "instances": [{"id": inst.id, "inputs": inst.inputs} for inst in instances],
+    }
+    with workspace(program) as path:
+        run = sandbox.run(path, request, limits=limits)
+    by_id: dict[str, dict[str, Any]] = {}
+    for message in run.messages:
+        if message.get("type") == "instance" and isinstance(message.get("id"), str):
+            by_id.setdefault(message["id"], message)
+    results: list[dict[str, Any]] = []
+    errors = timeouts = 0
+    walls: list[float] = []
+    for inst in instances:
+        message = by_id.get(inst.id)
+        entry: dict[str, Any] = {"id": inst.id}
+        if message is None:
+            reason = run.reason or "no output for this instance"
+            entry.update(score=low, feedback=f"no output: {reason}", output=None, error=reason)
+            errors += 1
+            timeouts += reason.startswith("timeout")
+        elif message.get("error"):
+            error = str(message["error"])
+            entry.update(score=low, feedback=error, output=None, error=error)
+            errors += 1
+            timeouts += error.startswith("timeout")
+        else:
+            verdict = task.checked_score(inst, message.get("output"))
+            entry.update(
+                score=float(verdict.value),
+                feedback=verdict.feedback,
+                output=_cap_output(message.get("output")),
+                error=None,
+            )
+        if message is not None:
+            wall = _finite(message.get("wall"))
+            entry.update(wall=wall, cpu=_finite(message.get("cpu")))
+            walls.append(wall)
+        results.append(entry)
+    score = task.aggregate([r["score"] for r in results])
+    metrics: dict[str, Any] = {
+        "n": len(results),
+        "wall_seconds": run.wall,
+        "wall_per_instance": math.fsum(walls) / len(walls) if walls else None,
+        "cpu_seconds": run.cpu,
+        "peak_memory_mb": run.peak_memory_mb,
+        "errors": errors,
+        "timeouts": timeouts,
+    }
+    if run.outcome is not Outcome.OK:
+        metrics["sandbox_outcome"] = run.outcome.name.lower()
+        metrics["sandbox_reason"] = run.reason
+    return StageResult(stage=stage, split=split, score=score, results=results, metrics=metrics)
+
+
+def _finite(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0

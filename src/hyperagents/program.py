@@ -1,0 +1,344 @@
+"""Programs: immutable, content-addressed trees of files.
+
+A :class:`Program` maps relative POSIX paths to file contents (bytes). Its :attr:`~Program.id` is
+the SHA-256 of a canonical manifest (sorted ``path NUL blob-hash`` lines), so two programs with the
+same files have the same id whatever order they were built in, and storages keep each distinct
+file content once (see :attr:`Program.blobs`).
+
+Diffs are unified diffs in the ``git diff`` style (``--- a/path`` / ``+++ b/path``, ``/dev/null`` for
+added and removed files) and :meth:`Program.apply` applies one strictly: every context and removed
+line must match, or :class:`~hyperagents.exceptions.PatchError` is raised.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+
+from hyperagents.exceptions import PatchError, ProgramError
+
+__all__ = ["Program", "blob_hash"]
+
+_NO_NEWLINE = "\\ No newline at end of file"
+#: Directory and file names never taken into a program when reading a directory.
+DEFAULT_IGNORED = frozenset({"__pycache__", ".git", ".hg", ".mypy_cache", ".pytest_cache"})
+
+
+def blob_hash(data: bytes) -> str:
+    """Return the SHA-256 hex digest that identifies a file's content."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_path(path: str) -> str:
+    if not isinstance(path, str) or not path:
+        raise ProgramError(f"invalid file path {path!r}: must be a non-empty string")
+    if "\\" in path or "\x00" in path:
+        raise ProgramError(f"invalid file path {path!r}: backslashes and NUL are not allowed")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")):
+        raise ProgramError(f"invalid file path {path!r}: must be relative, normalised, no '..'")
+    return path
+
+
+class Program(Mapping[str, bytes]):
+    """An immutable tree of files, identified by the hash of its content.
+
+    Args:
+        files: Mapping of relative POSIX path to content; ``str`` content is encoded as UTF-8.
+
+    Raises:
+        ProgramError: A path is absolute, contains ``..``, or a content is not bytes/str.
+
+    Example:
+        >>> p = Program({"task_agent.py": "def solve(x):\\n    return x\\n"})
+        >>> q = p.with_files({"task_agent.py": "def solve(x):\\n    return 1\\n"})
+        >>> p.apply(p.diff(q)) == q
+        True
+    """
+
+    __slots__ = ("_blobs", "_files", "_id")
+
+    def __init__(self, files: Mapping[str, bytes | str]) -> None:
+        normalised: dict[str, bytes] = {}
+        for path, content in files.items():
+            _check_path(path)
+            if isinstance(content, str):
+                content = content.encode("utf-8")
+            elif not isinstance(content, bytes | bytearray | memoryview):
+                raise ProgramError(f"content of {path!r} must be bytes or str, not {type(content)}")
+            normalised[path] = bytes(content)
+        for path in normalised:
+            parent = path.rsplit("/", 1)[0] if "/" in path else None
+            while parent:
+                if parent in normalised:
+                    raise ProgramError(f"{parent!r} is both a file and a directory")
+                parent = parent.rsplit("/", 1)[0] if "/" in parent else None
+        self._files = MappingProxyType(dict(sorted(normalised.items())))
+        self._blobs = MappingProxyType({p: blob_hash(c) for p, c in self._files.items()})
+        manifest = "".join(f"{p}\x00{h}\n" for p, h in self._blobs.items())
+        self._id = hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+
+    # -- Mapping protocol -------------------------------------------------------------------
+    def __getitem__(self, path: str) -> bytes:
+        return self._files[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Program):
+            return self._id == other._id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __repr__(self) -> str:
+        return f"Program(id={self._id[:12]}, files={list(self._files)})"
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """SHA-256 hex digest of the canonical manifest: equal files, equal id."""
+        return self._id
+
+    @property
+    def blobs(self) -> Mapping[str, str]:
+        """Mapping of path to the content hash of that file."""
+        return self._blobs
+
+    @property
+    def manifest(self) -> dict[str, str]:
+        """A plain ``{path: blob_hash}`` dict, as storages persist it."""
+        return dict(self._blobs)
+
+    @property
+    def size(self) -> int:
+        """Total size of all files in bytes."""
+        return sum(len(c) for c in self._files.values())
+
+    def text(self, path: str) -> str:
+        """Return the content of ``path`` decoded as UTF-8.
+
+        Raises:
+            KeyError: No such file.
+            ProgramError: The file is not valid UTF-8.
+        """
+        try:
+            return self._files[path].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProgramError(f"{path!r} is not UTF-8 text") from exc
+
+    # -- building ---------------------------------------------------------------------------
+    def with_files(self, updates: Mapping[str, bytes | str | None]) -> Program:
+        """Return a new program with files added, replaced or (value ``None``) removed."""
+        files: dict[str, bytes | str] = dict(self._files)
+        for path, content in updates.items():
+            if content is None:
+                files.pop(path, None)
+            else:
+                files[path] = content
+        return Program(files)
+
+    def without(self, *paths: str) -> Program:
+        """Return a new program without the given files (missing paths are ignored)."""
+        return self.with_files(dict.fromkeys(paths))
+
+    @classmethod
+    def from_directory(
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        ignore: frozenset[str] = DEFAULT_IGNORED,
+        max_files: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> Program:
+        """Read every regular file below ``root`` into a program.
+
+        Symbolic links are not followed (a link is an error), and the names in ``ignore`` are
+        skipped at any depth.
+
+        Raises:
+            ProgramError: A symlink or special file is found, or a size limit is exceeded.
+        """
+        root_path = Path(root)
+        files: dict[str, bytes] = {}
+        total = 0
+        for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if d not in ignore)
+            for d in dirnames:
+                if os.path.islink(os.path.join(dirpath, d)):
+                    raise ProgramError(f"symbolic link {d!r} in {dirpath}: not allowed")
+            for name in sorted(filenames):
+                if name in ignore or name.endswith((".pyc", ".pyo")):
+                    continue
+                full = os.path.join(dirpath, name)
+                if os.path.islink(full) or not os.path.isfile(full):
+                    raise ProgramError(f"{full}: only regular files may be part of a program")
+                rel = os.path.relpath(full, root_path).replace(os.sep, "/")
+                with open(full, "rb") as handle:
+                    data = handle.read(max_bytes - total + 1)
+                total += len(data)
+                if total > max_bytes:
+                    raise ProgramError(f"program larger than {max_bytes} bytes")
+                files[rel] = data
+                if len(files) > max_files:
+                    raise ProgramError(f"program has more than {max_files} files")
+        return cls(files)
+
+    def write_to(self, root: str | os.PathLike[str]) -> Path:
+        """Write every file below ``root`` (created if missing); return the root path."""
+        root_path = Path(root)
+        root_path.mkdir(parents=True, exist_ok=True)
+        for path, content in self._files.items():
+            target = root_path.joinpath(*path.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return root_path
+
+    # -- diff and apply ---------------------------------------------------------------------
+    def changed_paths(self, other: Program) -> list[str]:
+        """Paths added, removed or modified between ``self`` and ``other``, sorted."""
+        paths = set(self._blobs) | set(other._blobs)
+        return sorted(p for p in paths if self._blobs.get(p) != other._blobs.get(p))
+
+    def diff(self, other: Program, *, context: int = 3) -> str:
+        """Return the unified diff that turns ``self`` into ``other`` (empty if equal).
+
+        Binary (non UTF-8) files are listed as ``Binary files a/x and b/x differ`` and cannot be
+        re-applied with :meth:`apply`.
+        """
+        chunks: list[str] = []
+        for path in self.changed_paths(other):
+            old, new = self._files.get(path), other._files.get(path)
+            try:
+                old_text = None if old is None else old.decode("utf-8")
+                new_text = None if new is None else new.decode("utf-8")
+            except UnicodeDecodeError:
+                a = "/dev/null" if old is None else f"a/{path}"
+                b = "/dev/null" if new is None else f"b/{path}"
+                chunks.append(f"diff --git a/{path} b/{path}\nBinary files {a} and {b} differ\n")
+                continue
+            chunks.append(_file_diff(path, old_text, new_text, context))
+        return "".join(chunks)
+
+    def apply(self, patch: str) -> Program:
+        """Apply a unified diff produced by :meth:`diff` (or ``git diff``) and return the result.
+
+        Raises:
+            PatchError: The patch is malformed, a hunk does not match, or it touches binaries.
+        """
+        from unidiff import PatchSet
+        from unidiff.errors import UnidiffParseError
+
+        if not patch.strip():
+            return self
+        if "\nBinary files " in "\n" + patch:
+            raise PatchError("binary file changes cannot be applied from a text diff")
+        try:
+            patch_set = PatchSet(patch)
+        except UnidiffParseError as exc:
+            raise PatchError(f"malformed patch: {exc}") from exc
+        updates: dict[str, bytes | str | None] = {}
+        for patched in patch_set:
+            source = _strip_prefix(patched.source_file)
+            target = _strip_prefix(patched.target_file)
+            # unidiff also calls a file emptied by its only hunk "removed": trust /dev/null only.
+            removed = patched.target_file == "/dev/null"
+            added = patched.source_file == "/dev/null"
+            if removed:
+                if source not in self._files:
+                    raise PatchError(f"patch removes {source!r}, which does not exist")
+                updates[source] = None
+                continue
+            if added:
+                if target in self._files:
+                    raise PatchError(f"patch adds {target!r}, which already exists")
+                old_lines: list[str] = []
+            else:
+                if source not in self._files:
+                    raise PatchError(f"patch modifies {source!r}, which does not exist")
+                old_lines = self.text(source).splitlines(keepends=True)
+            new_text = _apply_hunks(source or target, old_lines, patched)
+            if source != target and not added:
+                updates[source] = None
+            updates[_check_path(target)] = new_text
+        try:
+            return self.with_files(updates)
+        except ProgramError as exc:
+            raise PatchError(str(exc)) from exc
+
+
+def _strip_prefix(name: str) -> str:
+    if name == "/dev/null":
+        return ""
+    for prefix in ("a/", "b/"):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def _file_diff(path: str, old: str | None, new: str | None, context: int) -> str:
+    old_lines = [] if old is None else old.splitlines(keepends=True)
+    new_lines = [] if new is None else new.splitlines(keepends=True)
+    fromfile = "/dev/null" if old is None else f"a/{path}"
+    tofile = "/dev/null" if new is None else f"b/{path}"
+    out = [f"diff --git a/{path} b/{path}\n"]
+    if old is None:
+        out.append("new file mode 100644\n")
+    elif new is None:
+        out.append("deleted file mode 100644\n")
+    for line in difflib.unified_diff(old_lines, new_lines, fromfile, tofile, n=context):
+        if line.endswith("\n"):
+            out.append(line)
+        else:
+            # difflib leaves the last line without its newline: mark it the way git does.
+            out.append(line + "\n" + _NO_NEWLINE + "\n")
+    return "".join(out)
+
+
+def _apply_hunks(path: str, old_lines: list[str], patched: object) -> str:
+    """Apply the hunks of one unidiff ``PatchedFile`` to ``old_lines`` strictly."""
+    result: list[str] = []
+    position = 0  # index into old_lines of the next line not yet consumed
+    for hunk in patched:  # type: ignore[attr-defined]
+        start = max(hunk.source_start - 1, 0) if hunk.source_length else hunk.source_start
+        if start < position or start > len(old_lines):
+            raise PatchError(f"{path}: hunk at line {hunk.source_start} is out of order or range")
+        result.extend(old_lines[position:start])
+        position = start
+        previous = ""
+        for line in hunk:
+            value: str = line.value
+            if line.line_type == "\\":
+                # "\ No newline at end of file" applies to the previous line: when that line is
+                # in the new text (context or added), the new text ends without a newline.
+                if previous in (" ", "+") and result and result[-1].endswith("\n"):
+                    result[-1] = result[-1][:-1]
+                continue
+            previous = line.line_type
+            if line.line_type in (" ", "-"):
+                if position >= len(old_lines) or _norm(old_lines[position]) != _norm(value):
+                    found = old_lines[position] if position < len(old_lines) else "<end of file>"
+                    raise PatchError(
+                        f"{path}: hunk at line {hunk.source_start} does not match: expected "
+                        f"{value.rstrip()!r}, found {found.rstrip()!r}"
+                    )
+                if line.line_type == " ":
+                    result.append(old_lines[position])
+                position += 1
+            elif line.line_type == "+":
+                result.append(value if value.endswith("\n") else value + "\n")
+    result.extend(old_lines[position:])
+    return "".join(result)
+
+
+def _norm(line: str) -> str:
+    return line[:-1] if line.endswith("\n") else line

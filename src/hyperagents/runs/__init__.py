@@ -1,0 +1,8 @@
+"""Runs: create, load and drive self-improvement experiments."""
+
+from __future__ import annotations
+
+from hyperagents.runs._config import SELECTORS, Mode, RunConfig, parse_mode
+from hyperagents.runs._run import STAGES, Job, Run, derive_seed
+
+__all__ = ["SELECTORS", "STAGES", "Job", "Mode", "Run", "RunConfig", "derive_seed", "parse_mode"]

@@ -1,0 +1,106 @@
+"""Run configuration (validated with pydantic)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hyperagents.exceptions import ConfigError
+
+__all__ = ["Mode", "RunConfig"]
+
+
+class Mode(str, Enum):
+    """How children are produced.
+
+    * ``hyperagent``: the parent's own meta agent edits a copy of the parent (its own source
+      included), so improvements to the meta agent compound along a lineage.
+    * ``frozen-meta``: the seed's meta agent always does the editing and meta-level edits are
+      discarded (the child keeps the seed's meta files): the ablation without self-reference.
+    * ``no-archive``: like ``hyperagent`` but the parent is always the current best variant
+      (no open-ended exploration of stepping stones).
+    """
+
+    HYPERAGENT = "hyperagent"
+    FROZEN_META = "frozen-meta"
+    NO_ARCHIVE = "no-archive"
+
+
+SELECTORS = ("score_child", "best", "random", "tournament", "program")
+
+
+class RunConfig(BaseModel):
+    """Everything that shapes a run besides its task, mode and seed.
+
+    All fields are stored with the run, so a resumed run behaves as the original.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    selector: str = Field("score_child", description="parent selector: " + ", ".join(SELECTORS))
+    tournament_size: int = Field(3, ge=1)
+    subset_size: int = Field(50, ge=1, description="train instances in the first stage")
+    subset_threshold: float | None = Field(
+        None, description="absolute score the train subset must reach for full evaluation"
+    )
+    subset_margin: float | None = Field(
+        0.1,
+        ge=0,
+        description="children more than this fraction of the score range below their parent's "
+        "train-subset score stop after the first stage (None: no relative threshold)",
+    )
+    parallel_generations: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="generations that may be in flight at once; parent selection for "
+        "generation g sees generations <= g - parallel_generations (part of the result)",
+    )
+    meta_timeout: float = Field(120.0, gt=0, description="seconds for one meta-agent call")
+    validate_timeout: float = Field(60.0, gt=0)
+    select_timeout: float = Field(30.0, gt=0)
+    eval_overhead: float = Field(30.0, ge=0, description="seconds added to a stage's time limit")
+    memory_mb: int = Field(2048, ge=64)
+    report_results: int = Field(500, ge=0, description="per-instance results shown to meta agents")
+    report_archive: int = Field(500, ge=0, description="archive entries shown to meta agents")
+    heartbeat_interval: float = Field(5.0, gt=0)
+    heartbeat_grace: float = Field(60.0, gt=0)
+    sandbox: str = "process"
+    max_retries: int = Field(3, ge=0, description="retries of work that failed in the sandbox")
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.selector not in SELECTORS:
+            raise ValueError(f"unknown selector {self.selector!r}; choose from {SELECTORS}")
+        return self
+
+    @classmethod
+    def parse(cls, data: dict[str, Any] | None = None, **overrides: Any) -> RunConfig:
+        """Validate ``data`` merged with ``overrides``.
+
+        Raises:
+            ConfigError: A value is invalid (the message names the field).
+        """
+        merged = dict(data or {})
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "config"
+            raise ConfigError(f"invalid run config: {where}: {first['msg']}") from exc
+
+
+def parse_mode(mode: str | Mode) -> Mode:
+    """Return the :class:`Mode` for a name.
+
+    Raises:
+        ConfigError: Unknown mode.
+    """
+    try:
+        return Mode(mode)
+    except ValueError:
+        choices = ", ".join(m.value for m in Mode)
+        raise ConfigError(f"unknown mode {mode!r}; choose one of: {choices}") from None

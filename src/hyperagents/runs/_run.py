@@ -1,0 +1,1003 @@
+"""The run: one self-improvement experiment, driven by ask/tell or optimize.
+
+One generation: select a parent → give its files (or, in ``frozen-meta`` mode, its task files
+with the seed's meta files) to a meta agent in the sandbox → record the child program →
+validate it in the sandbox → staged evaluation (a train subset, then the rest of train and val
+if the subset clears the threshold) → tell the archive. A variant that becomes champion (best
+val score so far, by generation order) is also scored on the test split, for reporting only.
+
+Every step is committed to storage as it completes, so a run killed at any moment resumes from
+its last committed step: nothing recorded is redone, and work held by a dead engine is taken
+over (owner liveness on this host, heartbeats elsewhere).
+
+Reproducibility: all randomness is derived from ``(run seed, generation)``; parent selection and
+the meta agent's report for generation *g* only see generations ``<= g - parallel_generations``,
+which are finished before *g* starts, so the archive does not depend on timing or on the order
+in which parallel work completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hyperagents.archive import ArchiveEntry, ScoreChildSelector, make_selector
+from hyperagents.evaluation import StageResult, evaluate_stage, validate_program, workspace
+from hyperagents.exceptions import (
+    ConfigError,
+    DuplicateError,
+    RunNotFoundError,
+    RunStateError,
+    SandboxError,
+)
+from hyperagents.improvers import ImproveRequest, ImproveResult, Improver, MetaAgentImprover
+from hyperagents.program import Program
+from hyperagents.runs._config import Mode, RunConfig, parse_mode
+from hyperagents.runs._owner import new_owner_token, owner_is_dead
+from hyperagents.sandbox import Limits, Sandbox, get_sandbox
+from hyperagents.storages import (
+    BaseStorage,
+    EventSpec,
+    RunRecord,
+    RunStatus,
+    VariantRecord,
+    VariantState,
+    get_storage,
+)
+from hyperagents.tasks import Instance, Split, Task, load_task
+
+__all__ = ["Job", "Run", "STAGES"]
+
+logger = logging.getLogger("hyperagents")
+
+#: Evaluation stages in order. ``test`` is only run for champions and never shown to agents.
+STAGES = ("train_subset", "train", "val", "test")
+_REPORT_STAGES = ("train_subset", "train", "val")
+_T = TypeVar("_T")
+Callback = Callable[["Run", VariantRecord], None]
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed derived from the run seed and labels (stable across processes)."""
+    text = ":".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """A generation handed out by :meth:`Run.ask`: produce a child for ``parent_id``.
+
+    Attributes:
+        variant_id: The child's variant (already stored, state ``RUNNING``).
+        generation: The child's generation.
+        parent_id: The parent variant.
+        request: What the improver gets (workspace files, report, seed).
+    """
+
+    variant_id: int
+    generation: int
+    parent_id: int
+    request: ImproveRequest
+
+
+class Run:
+    """A self-improvement run stored in a :class:`~hyperagents.storages.BaseStorage`.
+
+    Create one with :meth:`create`, reopen it with :meth:`load`. Drive it with
+    :meth:`optimize`, or step by step with :meth:`ask`, :meth:`improve` and :meth:`tell`.
+
+    Example:
+        >>> run = Run.create(task="review", storage="memory", seed=0)   # doctest: +SKIP
+        >>> run.optimize(generations=5)                                  # doctest: +SKIP
+        >>> run.champion().scores["val"]                                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: BaseStorage,
+        record: RunRecord,
+        task: Task,
+        sandbox: Sandbox | None = None,
+        improver: Improver | None = None,
+    ) -> None:
+        self._storage = storage
+        self._id = record.id
+        self._name = record.name
+        self._task = task
+        self._mode = parse_mode(record.mode)
+        self._seed = record.seed
+        self._config = RunConfig.parse(dict(record.config))
+        self._sandbox = sandbox or get_sandbox(self._config.sandbox)
+        self._improver = improver
+        self._owner = new_owner_token()
+        self._seed_program_id = record.seed_program_id
+        self._lock = threading.RLock()
+        self._program_cache: dict[str, Program] = {}
+        self._instances_cache: dict[Split, Sequence[Instance]] = {}
+        self._subset_ids: tuple[str, ...] | None = None
+        self._ask_seconds: dict[int, float] = {}
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        *,
+        task: str | Task,
+        name: str | None = None,
+        mode: str | Mode = Mode.HYPERAGENT,
+        seed: int = 0,
+        storage: str | BaseStorage | None = None,
+        config: RunConfig | Mapping[str, Any] | None = None,
+        sandbox: Sandbox | None = None,
+        improver: Improver | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Create a run (and its seed variant, generation 0) in storage.
+
+        Args:
+            task: A task spec (``"review"``, ``"path/file.py:Class"``, entry point) or object.
+            name: Unique run name; default ``"<task>-<mode>-s<seed>"`` (suffixed if taken).
+            mode: ``hyperagent``, ``frozen-meta`` or ``no-archive``.
+            seed: Seed of every random choice in the run.
+            storage: Storage URL or object (default: ``$HYPERAGENTS_STORAGE`` or SQLite file).
+            config: Run configuration (see :class:`RunConfig`).
+            sandbox: Override the sandbox (default: from ``config.sandbox``).
+            improver: Override the improver (default: the program's own meta agent).
+            attrs: Free-form attributes stored with the run.
+
+        Raises:
+            ConfigError: Bad mode or config. TaskError: Task cannot be loaded.
+            DuplicateError: ``name`` is taken.
+        """
+        run_mode = parse_mode(mode)
+        task_obj = load_task(task)
+        task_spec = _portable_spec(task) if isinstance(task, str) else task_obj.name
+        if isinstance(config, RunConfig):
+            cfg = config
+        else:
+            cfg = RunConfig.parse(dict(config or {}))
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError(f"seed must be an integer, got {seed!r}")
+        store = get_storage(storage)
+        seed_program = task_obj.seed_program()
+        program_id = store.put_program(seed_program)
+        base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
+        run_attrs = {"task_name": task_obj.name, **dict(attrs or {})}
+        for attempt in range(1000):
+            candidate = base_name if attempt == 0 else f"{base_name}-{attempt + 1}"
+            try:
+                run_id = store.create_run(
+                    name=candidate,
+                    task=task_spec,
+                    mode=run_mode.value,
+                    seed=seed,
+                    config=cfg.model_dump(mode="json"),
+                    seed_program_id=program_id,
+                    attrs=run_attrs,
+                )
+                break
+            except DuplicateError:
+                if name is not None:
+                    raise
+        else:  # pragma: no cover - a thousand runs with one name
+            raise DuplicateError(f"no free run name like {base_name!r}")
+        store.create_variant(
+            run_id=run_id,
+            generation=0,
+            parent_id=None,
+            state=VariantState.RUNNING,
+            program_id=program_id,
+            meta_info={"seed": True},
+            event=EventSpec("variant.created", "seed program", {"generation": 0}),
+        )
+        store.add_event(run_id, "run.created", f"task {task_spec}, mode {run_mode.value}, "
+                        f"seed {seed}", data={"config": cfg.model_dump(mode="json")})
+        return cls(storage=store, record=store.get_run(run_id), task=task_obj, sandbox=sandbox,
+                   improver=improver)
+
+    @classmethod
+    def load(
+        cls,
+        name: str | int,
+        *,
+        storage: str | BaseStorage | None = None,
+        sandbox: Sandbox | None = None,
+        improver: Improver | None = None,
+    ) -> Run:
+        """Open an existing run by name (or id).
+
+        Raises:
+            RunNotFoundError: No such run. TaskError: its task cannot be loaded any more.
+        """
+        store = get_storage(storage)
+        if isinstance(name, int):
+            record = store.get_run(name)
+        else:
+            try:
+                record = store.get_run_by_name(name)
+            except RunNotFoundError:
+                if name.isdigit():
+                    record = store.get_run(int(name))
+                else:
+                    raise
+        return cls(storage=store, record=record, task=load_task(record.task), sandbox=sandbox,
+                   improver=improver)
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def id(self) -> int:
+        """Storage id of the run."""
+        return self._id
+
+    @property
+    def name(self) -> str:
+        """Unique name of the run."""
+        return self._name
+
+    @property
+    def task(self) -> Task:
+        """The task object."""
+        return self._task
+
+    @property
+    def mode(self) -> Mode:
+        """The run's mode."""
+        return self._mode
+
+    @property
+    def seed(self) -> int:
+        """The run's random seed."""
+        return self._seed
+
+    @property
+    def config(self) -> RunConfig:
+        """The run's configuration."""
+        return self._config
+
+    @property
+    def storage(self) -> BaseStorage:
+        """The storage holding the run."""
+        return self._storage
+
+    @property
+    def owner(self) -> str:
+        """The token this object uses to claim work."""
+        return self._owner
+
+    def record(self) -> RunRecord:
+        """A fresh snapshot of the run's record."""
+        return self._storage.get_run(self._id)
+
+    def variants(self, states: Iterable[VariantState] | None = None) -> list[VariantRecord]:
+        """The run's variants, ascending generation."""
+        return self._storage.list_variants(self._id, states=states)
+
+    def program(self, variant: VariantRecord | int) -> Program:
+        """The program of a variant.
+
+        Raises:
+            RunStateError: The variant has no program (its improvement failed or is pending).
+        """
+        record = self._storage.get_variant(variant) if isinstance(variant, int) else variant
+        if record.program_id is None:
+            raise RunStateError(f"variant {record.id} has no program")
+        return self._get_program(record.program_id)
+
+    def champion(self, variants: Sequence[VariantRecord] | None = None) -> VariantRecord | None:
+        """The complete variant with the best val score (ties: earliest generation)."""
+        complete = [
+            v for v in (variants if variants is not None else self.variants())
+            if v.state is VariantState.COMPLETE and "val" in v.scores
+        ]
+        if not complete:
+            return None
+        return min(complete, key=lambda v: (-v.scores["val"], v.generation))
+
+    def summary(self) -> dict[str, Any]:
+        """Best scores per split, archive size, generations, counts by state, time."""
+        variants = self.variants()
+        record = self.record()
+        best = self.champion(variants)
+        seed = variants[0] if variants and variants[0].generation == 0 else None
+        counts: dict[str, int] = {}
+        for v in variants:
+            counts[v.state.name.lower()] = counts.get(v.state.name.lower(), 0) + 1
+        best_scores = {
+            stage: max((v.scores[stage] for v in variants if stage in v.scores), default=None)
+            for stage in ("train", "val")
+        }
+        return {
+            "run": record.name,
+            "task": record.task,
+            "mode": record.mode,
+            "seed": record.seed,
+            "status": record.status.name.lower(),
+            "generations": max((v.generation for v in variants), default=0),
+            "target_generations": record.attrs.get("target_generations"),
+            "archive_size": counts.get("complete", 0),
+            "variants": len(variants),
+            "states": counts,
+            "champion": None if best is None else {
+                "variant_id": best.id,
+                "generation": best.generation,
+                "scores": dict(best.scores),
+            },
+            "seed_scores": dict(seed.scores) if seed else {},
+            "best_scores": best_scores,
+            "elapsed_seconds": float(record.attrs.get("elapsed_seconds", 0.0)),
+            "created_at": record.created_at.isoformat(),
+            "updated_at": record.updated_at.isoformat(),
+        }
+
+    # -- internals: caches ------------------------------------------------------------------
+    def _get_program(self, program_id: str) -> Program:
+        program = self._program_cache.get(program_id)
+        if program is None:
+            program = self._storage.get_program(program_id)
+            with self._lock:
+                if len(self._program_cache) > 256:
+                    self._program_cache.clear()
+                self._program_cache[program_id] = program
+        return program
+
+    def _instances(self, split: Split) -> Sequence[Instance]:
+        cached = self._instances_cache.get(split)
+        if cached is None:
+            cached = list(self._task.instances(split))
+            self._instances_cache[split] = cached
+        return cached
+
+    def _subset(self) -> tuple[str, ...]:
+        if self._subset_ids is None:
+            ids = [inst.id for inst in self._instances(Split.TRAIN)]
+            size = min(self._config.subset_size, len(ids))
+            rng = random.Random(derive_seed(self._seed, "subset"))
+            chosen = set(rng.sample(ids, size))
+            self._subset_ids = tuple(i for i in ids if i in chosen)
+        return self._subset_ids
+
+    def _limits(self, wall: float) -> Limits:
+        return Limits(wall_time=wall, memory_mb=self._config.memory_mb)
+
+    def _event(self, kind: str, message: str = "", variant_id: int | None = None,
+               **data: Any) -> None:
+        self._storage.add_event(self._id, kind, message, variant_id=variant_id, data=data or None)
+
+    # -- ask / improve / tell ----------------------------------------------------------------
+    def _snapshot(self, variants: Sequence[VariantRecord], generation: int) -> list[VariantRecord]:
+        horizon = generation - self._config.parallel_generations
+        return [v for v in variants if v.generation <= horizon]
+
+    def _ready_for(self, variants: Sequence[VariantRecord], generation: int) -> bool:
+        horizon = generation - self._config.parallel_generations
+        return all(v.state.is_terminal for v in variants if v.generation <= horizon)
+
+    def _archive_entries(self, snapshot: Sequence[VariantRecord]) -> list[ArchiveEntry]:
+        children: dict[int, int] = {}
+        for v in snapshot:
+            if v.parent_id is not None:
+                children[v.parent_id] = children.get(v.parent_id, 0) + 1
+        return [
+            ArchiveEntry(v.id, v.generation, self._task.normalise(v.scores["val"]),
+                         children.get(v.id, 0))
+            for v in snapshot
+            if v.state is VariantState.COMPLETE and "val" in v.scores
+        ]
+
+    def _select_parent(self, snapshot: Sequence[VariantRecord], generation: int) -> tuple[int, str]:
+        entries = self._archive_entries(snapshot)
+        if not entries:
+            raise RunStateError("no eligible parent: the seed variant has not completed")
+        rng = random.Random(derive_seed(self._seed, generation, "select"))
+        if self._mode is Mode.NO_ARCHIVE:
+            best = self.champion(snapshot)
+            assert best is not None
+            return best.id, "best (no-archive mode)"
+        name = self._config.selector
+        if name == "program":
+            chosen = self._select_with_program(snapshot, entries, generation)
+            if chosen is not None:
+                return chosen, "program"
+            return ScoreChildSelector().select(entries, rng), "score_child (fallback)"
+        selector = make_selector(name, tournament_size=self._config.tournament_size)
+        return selector.select(entries, rng), name
+
+    def _select_with_program(
+        self, snapshot: Sequence[VariantRecord], entries: Sequence[ArchiveEntry], generation: int
+    ) -> int | None:
+        best = self.champion(snapshot)
+        if best is None or best.program_id is None:
+            return None
+        program = self._get_program(best.program_id)
+        if "select_parent.py" not in program:
+            return None
+        archive = [
+            {"variant_id": e.variant_id, "generation": e.generation, "score": e.score,
+             "children": e.children}
+            for e in entries
+        ]
+        request = {
+            "action": "select",
+            "archive": archive,
+            "seed": derive_seed(self._seed, generation, "select-program"),
+        }
+        with workspace(program) as path:
+            result = self._sandbox.run(path, request,
+                                       limits=self._limits(self._config.select_timeout))
+        valid = {e.variant_id for e in entries}
+        if result.ok and isinstance(result.result, int) and result.result in valid:
+            return result.result
+        why = result.reason if not result.ok else f"returned {result.result!r}, not an eligible id"
+        self._event("selector.fallback", f"select_parent.py of variant {best.id} failed: {why}",
+                    best.id)
+        return None
+
+    def _build_job(self, variant: VariantRecord, variants: Sequence[VariantRecord]) -> Job:
+        """Rebuild the job of ``variant`` from storage (deterministic: used again on resume)."""
+        assert variant.parent_id is not None
+        parent = self._storage.get_variant(variant.parent_id)
+        assert parent.program_id is not None
+        parent_program = self._get_program(parent.program_id)
+        program = parent_program
+        if self._mode is Mode.FROZEN_META:
+            program = self._with_seed_meta(parent_program)
+        snapshot = self._snapshot(variants, variant.generation)
+        report = self._report(variant, parent, snapshot)
+        seed = derive_seed(self._seed, variant.generation, "meta")
+        return Job(variant.id, variant.generation, parent.id, ImproveRequest(program, report, seed))
+
+    def _with_seed_meta(self, program: Program) -> Program:
+        seed_program = self._get_program(self._seed_program_id)
+        updates: dict[str, bytes | str | None] = {
+            path: seed_program.get(path) for path in self._task.meta_files
+        }
+        return program.with_files(updates)
+
+    def _report(
+        self, variant: VariantRecord, parent: VariantRecord, snapshot: Sequence[VariantRecord]
+    ) -> dict[str, Any]:
+        cfg = self._config
+        evaluations = {e.stage: e for e in self._storage.list_evaluations(parent.id)}
+        source = evaluations.get("train") or evaluations.get("train_subset")
+        results = []
+        if source is not None:
+            for r in list(source.results)[: cfg.report_results]:
+                results.append({k: r.get(k) for k in ("id", "score", "feedback", "output")})
+        train_inputs = [
+            {"id": inst.id, "inputs": inst.inputs}
+            for inst in self._instances(Split.TRAIN)[: cfg.report_results]
+        ]
+        archive = [
+            {
+                "variant_id": v.id,
+                "generation": v.generation,
+                "parent_id": v.parent_id,
+                "state": v.state.name.lower(),
+                "scores": {k: s for k, s in v.scores.items() if k in _REPORT_STAGES},
+                "meta_info": dict(v.meta_info),
+            }
+            for v in snapshot[-cfg.report_archive :] if cfg.report_archive
+        ]
+        target = self.record().attrs.get("target_generations")
+        return {
+            "task": {
+                "name": self._task.name,
+                "description": self._task.description,
+                "score_range": list(self._task.score_range),
+            },
+            "mode": self._mode.value,
+            "generation": variant.generation,
+            "generations_left": None if target is None else max(0, target - variant.generation),
+            "seed": derive_seed(self._seed, variant.generation, "meta"),
+            "parent": {
+                "variant_id": parent.id,
+                "generation": parent.generation,
+                "scores": {k: s for k, s in parent.scores.items() if k in _REPORT_STAGES},
+                "meta_info": dict(parent.meta_info),
+            },
+            "evaluation": {
+                "stage": source.stage if source else None,
+                "score": source.score if source else None,
+                "results": results,
+            },
+            "train_inputs": train_inputs,
+            "archive": archive,
+        }
+
+    def ask(self) -> Job:
+        """Create the next generation's variant, select its parent and return its job.
+
+        Raises:
+            RunStateError: Earlier generations that selection depends on are not finished yet
+                (with ``parallel_generations`` > 1), or nothing is eligible as a parent.
+        """
+        with self._lock:
+            start = time.perf_counter()
+            variants = self.variants()
+            generation = max((v.generation for v in variants), default=0) + 1
+            if not self._ready_for(variants, generation):
+                raise RunStateError(
+                    f"generation {generation} must wait for generations <= "
+                    f"{generation - self._config.parallel_generations} to finish"
+                )
+            snapshot = self._snapshot(variants, generation)
+            parent_id, how = self._select_parent(snapshot, generation)
+            variant_id = self._storage.create_variant(
+                run_id=self._id,
+                generation=generation,
+                parent_id=parent_id,
+                state=VariantState.RUNNING,
+                owner=self._owner,
+                event=EventSpec("variant.created", f"generation {generation} from variant "
+                                f"{parent_id} ({how})",
+                                {"generation": generation, "parent_id": parent_id,
+                                 "selector": how}),
+            )
+            variant = self._storage.get_variant(variant_id)
+            job = self._build_job(variant, variants)
+            self._ask_seconds[variant_id] = time.perf_counter() - start
+            return job
+
+    def improve(self, job: Job) -> ImproveResult:
+        """Run the configured improver (default: the job program's own meta agent) on a job.
+
+        Raises:
+            SandboxError: The sandbox broke (after the configured retries).
+        """
+        improver = self._improver or MetaAgentImprover(
+            sandbox=self._sandbox, limits=self._limits(self._config.meta_timeout)
+        )
+        return self._retry(lambda: improver.improve(job.request), f"improving {job.variant_id}")
+
+    def tell(self, job: Job, result: ImproveResult | Program) -> VariantRecord:
+        """Record a job's child, then validate and evaluate it to a terminal state.
+
+        Args:
+            job: The job from :meth:`ask`.
+            result: The improver's result, or a child program made any other way.
+
+        Returns:
+            The variant's final record.
+        """
+        if isinstance(result, Program):
+            result = ImproveResult(result, {"source": "tell"})
+        self._record_improvement(self._storage.get_variant(job.variant_id), job, result)
+        return self._advance(job.variant_id)
+
+    # -- the steps ---------------------------------------------------------------------------
+    def _record_improvement(self, variant: VariantRecord, job: Job, result: ImproveResult) -> None:
+        metrics = {"improve": dict(result.metrics)} if result.metrics else {}
+        if result.logs:
+            metrics.setdefault("improve", {})["log_tail"] = result.logs[-4000:]
+        if result.program is None:
+            reason = result.reason or "improver produced no program"
+            if metrics:
+                self._storage.update_variant_metrics(variant.id, metrics)
+            self._storage.set_variant_state(
+                variant.id, VariantState.FAILED, expected=VariantState.RUNNING, reason=reason,
+                release=True, event=EventSpec("variant.failed", reason),
+            )
+            return
+        child = result.program
+        if self._mode is Mode.FROZEN_META:
+            # The meta level is frozen: whatever the meta agent did to meta files is discarded.
+            child = self._with_seed_meta(child)
+        parent_program = job.request.program
+        changed = parent_program.changed_paths(child)
+        if self._mode is Mode.FROZEN_META:
+            parent = self._storage.get_variant(job.parent_id)
+            assert parent.program_id is not None
+            changed = self._get_program(parent.program_id).changed_paths(child)
+        program_id = self._storage.put_program(child)
+        if metrics:
+            self._storage.update_variant_metrics(variant.id, metrics)
+        self._storage.set_variant_program(
+            variant.id, program_id, meta_info=result.meta_info,
+            event=EventSpec("variant.improved", f"changed {', '.join(changed) or 'nothing'}",
+                            {"changed": changed}),
+        )
+        if not changed:
+            self._storage.set_variant_state(
+                variant.id, VariantState.FAILED, expected=VariantState.RUNNING,
+                reason="the meta agent made no change", release=True,
+                event=EventSpec("variant.failed", "the meta agent made no change"),
+            )
+
+    def _retry(self, fn: Callable[[], _T], what: str) -> _T:
+        attempts = self._config.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                return fn()
+            except SandboxError as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                logger.warning("sandbox error while %s (attempt %d): %s", what, attempt + 1, exc)
+                self._event("sandbox.retry", f"{what}: {exc}")
+                time.sleep(min(2.0**attempt * 0.2, 5.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _advance(self, variant_id: int) -> VariantRecord:
+        """Drive a variant from whatever is recorded to a terminal state."""
+        timing_start = time.perf_counter()
+        sandbox_seconds = 0.0
+        variant = self._storage.get_variant(variant_id)
+        if variant.state is VariantState.RUNNING and variant.program_id is None:
+            job = self._build_job(variant, self.variants())
+            result = self.improve(job)
+            sandbox_seconds += float(result.metrics.get("wall", 0.0))
+            self._record_improvement(variant, job, result)
+            variant = self._storage.get_variant(variant_id)
+        if variant.state is VariantState.RUNNING:
+            assert variant.program_id is not None
+            program = self._get_program(variant.program_id)
+            validation = self._retry(
+                lambda: validate_program(
+                    program, entry_points=self._task.entry_points, sandbox=self._sandbox,
+                    limits=self._limits(self._config.validate_timeout),
+                ),
+                f"validating {variant_id}",
+            )
+            sandbox_seconds += validation.wall
+            if validation.ok:
+                self._storage.set_variant_state(
+                    variant_id, VariantState.EVALUATING, expected=VariantState.RUNNING,
+                    event=EventSpec("variant.validated", "compiles, imports, entry points present"),
+                )
+            else:
+                self._storage.set_variant_state(
+                    variant_id, VariantState.INVALID, expected=VariantState.RUNNING,
+                    reason=validation.reason, release=True,
+                    event=EventSpec("variant.invalid", validation.reason,
+                                    {"errors": list(validation.errors)}),
+                )
+            variant = self._storage.get_variant(variant_id)
+        while variant.state is VariantState.EVALUATING:
+            sandbox_seconds += self._evaluate_next_stage(variant)
+            variant = self._storage.get_variant(variant_id)
+        total = time.perf_counter() - timing_start + self._ask_seconds.pop(variant_id, 0.0)
+        timing = {"total_seconds": total, "sandbox_seconds": sandbox_seconds,
+                  "engine_seconds": max(0.0, total - sandbox_seconds)}
+        self._storage.update_variant_metrics(variant_id, {"timing": timing})
+        return self._storage.get_variant(variant_id)
+
+    def _stage_instances(self, stage: str, variant: VariantRecord) -> tuple[Split, list[Instance]]:
+        if stage == "train_subset":
+            subset = set(self._subset())
+            return Split.TRAIN, [i for i in self._instances(Split.TRAIN) if i.id in subset]
+        if stage == "train":
+            subset = set(self._subset())
+            return Split.TRAIN, [i for i in self._instances(Split.TRAIN) if i.id not in subset]
+        split = Split(stage)
+        return split, list(self._instances(split))
+
+    def _run_stage(self, variant: VariantRecord, stage: str) -> tuple[StageResult, float]:
+        assert variant.program_id is not None
+        program = self._get_program(variant.program_id)
+        split, instances = self._stage_instances(stage, variant)
+        wall = self._task.instance_timeout * max(1, len(instances)) + self._config.eval_overhead
+        result = self._retry(
+            lambda: evaluate_stage(
+                program, task=self._task, instances=instances, stage=stage, split=split.value,
+                sandbox=self._sandbox, limits=self._limits(wall),
+            ),
+            f"evaluating {variant.id} on {stage}",
+        )
+        sandbox = float(result.metrics.get("wall_seconds", 0.0))
+        if stage == "train":
+            # The full train score combines the subset already evaluated with the rest.
+            subset = next(e for e in self._storage.list_evaluations(variant.id)
+                          if e.stage == "train_subset")
+            order = {inst.id: k for k, inst in enumerate(self._instances(Split.TRAIN))}
+            merged = sorted([*subset.results, *result.results], key=lambda r: order[r["id"]])
+            merged_results = [dict(r) for r in merged]
+            score = self._task.aggregate([r["score"] for r in merged_results])
+            metrics = _merge_stage_metrics(subset.metrics, result.metrics)
+            result = StageResult("train", split.value, score, merged_results, metrics)
+        return result, sandbox
+
+    def _evaluate_next_stage(self, variant: VariantRecord) -> float:
+        """Run the next missing stage of an ``EVALUATING`` variant (or finish it)."""
+        pending = [s for s in ("train_subset", "train", "val") if s not in variant.scores]
+        if not pending:
+            self._finish(variant, VariantState.COMPLETE, "evaluated")
+            return 0.0
+        stage = pending[0]
+        if stage == "train" and variant.parent_id is not None:
+            # Checked here rather than right after the subset, so that a resumed variant whose
+            # subset score was recorded just before a crash is judged the same way.
+            passed, why = self._passes_threshold(variant.scores["train_subset"], variant)
+            if not passed:
+                self._finish(variant, VariantState.PRUNED, why)
+                return 0.0
+        result, sandbox = self._run_stage(variant, stage)
+        self._storage.add_evaluation(
+            variant_id=variant.id, stage=stage, split=result.split, score=result.score,
+            n=result.n, results=result.results, metrics=result.metrics,
+            event=EventSpec("variant.evaluated", f"{stage}: {result.score:.6g}",
+                            {"stage": stage, "score": result.score, "n": result.n}),
+        )
+        if stage == "val":
+            self._finish(variant, VariantState.COMPLETE, "evaluated")
+        return sandbox
+
+    def _passes_threshold(self, score: float, variant: VariantRecord) -> tuple[bool, str]:
+        cfg = self._config
+        if cfg.subset_threshold is not None and score < cfg.subset_threshold:
+            return False, (f"train-subset score {score:.6g} below the threshold "
+                           f"{cfg.subset_threshold:g}")
+        if cfg.subset_margin is not None and variant.parent_id is not None:
+            parent = self._storage.get_variant(variant.parent_id)
+            parent_score = parent.scores.get("train_subset")
+            if parent_score is not None:
+                low, high = self._task.score_range
+                floor = parent_score - cfg.subset_margin * (high - low)
+                if score < floor:
+                    return False, (f"train-subset score {score:.6g} more than "
+                                   f"{cfg.subset_margin:g} of the range below the parent's "
+                                   f"{parent_score:.6g}")
+        return True, ""
+
+    def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> None:
+        kind = "variant.completed" if state is VariantState.COMPLETE else "variant.pruned"
+        self._storage.set_variant_state(
+            variant.id, state, expected=VariantState.EVALUATING,
+            reason=None if state is VariantState.COMPLETE else why, release=True,
+            event=EventSpec(kind, why),
+        )
+
+    # -- champions and the test split -------------------------------------------------------
+    def _due_test_evaluations(self, variants: Sequence[VariantRecord]) -> list[VariantRecord]:
+        """Variants that were champion when their generation settled and lack a test score."""
+        due = []
+        best: float | None = None
+        for v in variants:  # ascending generation
+            if not v.state.is_terminal:
+                break
+            if v.state is VariantState.COMPLETE and "val" in v.scores:
+                if best is None or v.scores["val"] > best:
+                    best = v.scores["val"]
+                    if "test" not in v.scores:
+                        due.append(v)
+        return due
+
+    def _evaluate_test(self, variant_id: int) -> None:
+        variant = self._storage.get_variant(variant_id)
+        if "test" in variant.scores:
+            return
+        result, _ = self._run_stage(variant, "test")
+        try:
+            self._storage.add_evaluation(
+                variant_id=variant.id, stage="test", split="test", score=result.score,
+                n=result.n, results=result.results, metrics=result.metrics,
+                event=EventSpec("champion.test", f"new champion; test: {result.score:.6g}",
+                                {"stage": "test", "score": result.score,
+                                 "val": variant.scores.get("val")}),
+            )
+        except DuplicateError:  # another engine recorded it first
+            pass
+
+    # -- resume ------------------------------------------------------------------------------
+    def _claim_orphans(self, variants: Sequence[VariantRecord]) -> list[int]:
+        """Take over non-terminal variants whose owner is gone (or that nobody owns)."""
+        claimed = []
+        now = time.time()
+        for v in variants:
+            if v.state.is_terminal or v.owner == self._owner:
+                if v.owner == self._owner and not v.state.is_terminal:
+                    claimed.append(v.id)
+                continue
+            stale = v.owner is None or owner_is_dead(v.owner)
+            if not stale and v.heartbeat_at is not None:
+                stale = now - v.heartbeat_at.timestamp() > self._config.heartbeat_grace
+            if stale and self._storage.claim_variant(
+                v.id, self._owner, expected_owner=v.owner,
+                event=EventSpec("variant.reclaimed", f"taken over from {v.owner or 'nobody'}",
+                                {"previous_owner": v.owner}),
+            ):
+                claimed.append(v.id)
+        return claimed
+
+    # -- optimize ----------------------------------------------------------------------------
+    def target_after(
+        self,
+        generations: int | None,
+        *,
+        variants: Sequence[VariantRecord] | None = None,
+        record: RunRecord | None = None,
+    ) -> int:
+        """The generation target :meth:`optimize` would pursue for ``generations``.
+
+        ``None`` keeps the stored target (or the last generation if none is stored); a number
+        adds that many generations to the stored target (or to the last generation).
+
+        Raises:
+            ConfigError: ``generations`` is negative.
+        """
+        if generations is not None and generations < 0:
+            raise ConfigError("generations must be >= 0")
+        variants = self.variants() if variants is None else variants
+        stored = (record or self.record()).attrs.get("target_generations")
+        last = max((v.generation for v in variants), default=0)
+        base = last if stored is None else max(last, int(stored))
+        if generations is None:
+            return base
+        return base + generations
+
+    def optimize(
+        self,
+        generations: int | None = None,
+        *,
+        timeout: float | None = None,
+        workers: int = 1,
+        callbacks: Sequence[Callback] = (),
+    ) -> RunRecord:
+        """Run generations until the target is reached, the timeout passes, or an interrupt.
+
+        Args:
+            generations: New generations to add to the target (``None``: continue to the
+                stored target — what ``resume`` does).
+            timeout: Seconds after which no new generation starts (in-flight work finishes).
+            workers: Threads driving sandboxed work at once (does not change results; the
+                run's ``parallel_generations`` bounds how many generations overlap).
+            callbacks: Called as ``cb(run, variant)`` whenever a variant reaches a final state.
+
+        Returns:
+            The run's record when it stopped.
+
+        Raises:
+            RunStateError: Another live engine is driving this run.
+            SandboxError: The sandbox kept failing (the run is marked FAILED, resumable).
+        """
+        if workers < 1:
+            raise ConfigError("workers must be >= 1")
+        record = self.record()
+        holder = record.attrs.get("engine")
+        if (record.status is RunStatus.RUNNING and holder and holder != self._owner
+                and not owner_is_dead(holder)
+                and time.time() - float(record.attrs.get("engine_heartbeat", 0))
+                < self._config.heartbeat_grace):
+            raise RunStateError(f"run {self._name!r} is being driven by another engine ({holder})")
+        variants = self.variants()
+        target = self.target_after(generations, variants=variants, record=record)
+        self._storage.update_run_attrs(self._id, {"target_generations": target,
+                                                  "engine": self._owner,
+                                                  "engine_heartbeat": time.time()})
+        self._storage.set_run_status(
+            self._id, RunStatus.RUNNING,
+            event=EventSpec("run.started", f"target {target} generations, {workers} worker(s)",
+                            {"target": target, "workers": workers}),
+        )
+        started = time.perf_counter()
+        elapsed_before = float(record.attrs.get("elapsed_seconds", 0.0))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stop = threading.Event()
+        in_flight: dict[Future[Any], int] = {}
+        tests_in_flight: set[int] = set()
+        beat_stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not beat_stop.wait(self._config.heartbeat_interval):
+                try:
+                    ids = list(in_flight.values())
+                    if ids:
+                        self._storage.heartbeat(self._owner, ids)
+                    self._storage.update_run_attrs(self._id, {"engine_heartbeat": time.time()})
+                except Exception as exc:  # keep beating; the main loop reports storage errors
+                    logger.warning("heartbeat failed: %s", exc)
+
+        beater = threading.Thread(target=heartbeat, name="hyperagents-heartbeat", daemon=True)
+        beater.start()
+        final_status = RunStatus.COMPLETE
+        message = "target reached"
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hyperagents-worker")
+        interrupted = 0
+        abort = False
+        try:
+            for variant_id in self._claim_orphans(variants):
+                in_flight[pool.submit(self._advance, variant_id)] = variant_id
+            while True:
+                try:
+                    variants = self.variants()
+                    if self.record().status is RunStatus.STOPPED:
+                        stop.set()
+                        final_status, message = RunStatus.STOPPED, "stopped by request"
+                    if deadline is not None and time.monotonic() >= deadline and not stop.is_set():
+                        stop.set()
+                        final_status, message = RunStatus.STOPPED, f"timeout of {timeout:g} s"
+                    for v in self._due_test_evaluations(variants):
+                        if v.id not in tests_in_flight and len(in_flight) < workers + 1:
+                            tests_in_flight.add(v.id)
+                            in_flight[pool.submit(self._evaluate_test, v.id)] = v.id
+                    last = max((v.generation for v in variants), default=0)
+                    while (not stop.is_set() and last < target and len(in_flight) < workers
+                           and self._ready_for(variants, last + 1)):
+                        job = self.ask()
+                        in_flight[pool.submit(self._improve_and_tell, job)] = job.variant_id
+                        variants = self.variants()
+                        last = job.generation
+                    if not in_flight:
+                        if stop.is_set() or last >= target:
+                            break
+                        # Work we depend on is held by another live engine: wait for it to
+                        # finish or for its heartbeat to go stale, then take it over.
+                        stop.wait(min(1.0, self._config.heartbeat_interval))
+                        for variant_id in self._claim_orphans(self.variants()):
+                            in_flight[pool.submit(self._advance, variant_id)] = variant_id
+                        continue
+                    done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        variant_id = in_flight.pop(future)
+                        was_test = variant_id in tests_in_flight
+                        tests_in_flight.discard(variant_id)
+                        future.result()  # re-raise infrastructure errors
+                        if callbacks and not was_test:
+                            record_v = self._storage.get_variant(variant_id)
+                            for cb in callbacks:
+                                cb(self, record_v)
+                except KeyboardInterrupt:
+                    interrupted += 1
+                    if interrupted > 1:
+                        raise
+                    stop.set()
+                    final_status, message = RunStatus.STOPPED, "interrupted"
+                    logger.warning("interrupted: finishing work in flight (interrupt again to "
+                                   "abort; resume later)")
+        except BaseException as exc:
+            final_status = RunStatus.FAILED if not isinstance(exc, KeyboardInterrupt) \
+                else RunStatus.STOPPED
+            message = f"{type(exc).__name__}: {exc}" if final_status is RunStatus.FAILED \
+                else "aborted"
+            stop.set()
+            abort = True
+            raise
+        finally:
+            beat_stop.set()
+            pool.shutdown(wait=not abort, cancel_futures=abort)
+            elapsed = elapsed_before + (time.perf_counter() - started)
+            self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed,
+                                                      "engine": None})
+            self._storage.set_run_status(
+                self._id, final_status,
+                event=EventSpec(f"run.{final_status.name.lower()}", message),
+            )
+        return self.record()
+
+    def _improve_and_tell(self, job: Job) -> VariantRecord:
+        return self._advance(job.variant_id)
+
+
+def _portable_spec(spec: str) -> str:
+    """File specs are stored with an absolute path so the run resumes from any directory."""
+    path, sep, cls = spec.strip().rpartition(":")
+    if sep and path.endswith(".py"):
+        return f"{Path(path).expanduser().resolve()}:{cls}"
+    return spec.strip()
+
+
+def _merge_stage_metrics(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    n_a, n_b = int(a.get("n", 0)), int(b.get("n", 0))
+    merged: dict[str, Any] = {"n": n_a + n_b}
+    for key in ("wall_seconds", "cpu_seconds", "errors", "timeouts"):
+        merged[key] = (a.get(key) or 0) + (b.get(key) or 0)
+    merged["peak_memory_mb"] = max(a.get("peak_memory_mb") or 0, b.get("peak_memory_mb") or 0)
+    wa, wb = a.get("wall_per_instance"), b.get("wall_per_instance")
+    if wa is not None and wb is not None and n_a + n_b:
+        merged["wall_per_instance"] = (wa * n_a + wb * n_b) / (n_a + n_b)
+    else:
+        merged["wall_per_instance"] = wa if wa is not None else wb
+    for key in ("sandbox_outcome", "sandbox_reason"):
+        if key in b or key in a:
+            merged[key] = b.get(key, a.get(key))
+    if not math.isfinite(float(merged["peak_memory_mb"])):
+        merged["peak_memory_mb"] = 0.0
+    return merged

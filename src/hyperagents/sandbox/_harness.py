@@ -1,0 +1,232 @@
+"""Trusted harness executed *inside* the sandboxed process (standalone: stdlib only).
+
+Usage: ``python -I _harness.py RESULT_FD`` with the request JSON on stdin and the workspace as the
+current directory. It first lowers its own resource limits (they cannot be raised again by the
+agent code), then performs the requested action and writes JSON lines to ``RESULT_FD``:
+
+* ``{"type": "instance", "id": …, "output": …, "wall": s, "cpu": s, "error": str|None}`` per
+  instance of a ``solve`` action;
+* ``{"type": "result", "value": …}`` once at the end of every action;
+* ``{"type": "error", "kind": "exception"|"memory", "error": "...traceback..."}`` when the agent
+  code raised.
+
+The agent code's own ``print`` output goes to stderr so it can never be mistaken for a message.
+Nothing here is a security boundary against the agent code (it runs in the same process); the
+boundary is the process, its limits and the trusted scoring outside.
+"""
+
+# ruff: noqa: T201
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+
+class _InstanceTimeout(BaseException):
+    """Raised by the per-instance alarm (a BaseException so plain ``except Exception`` misses it)."""
+
+
+def _set_limits(limits: dict[str, Any]) -> None:
+    def lower(which: int, value: float | int | None) -> None:
+        if value is None:
+            return
+        soft, hard = resource.getrlimit(which)
+        new = int(value)
+        if hard != resource.RLIM_INFINITY:
+            new = min(new, hard)
+        try:
+            # Soft below hard where possible so the process gets a catchable warning first.
+            resource.setrlimit(which, (new, new))
+        except (ValueError, OSError):
+            pass
+
+    cpu = limits.get("cpu_time")
+    if cpu is not None:
+        soft_cpu = max(1, math.ceil(cpu))
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, soft_cpu + 1))
+        except (ValueError, OSError):
+            pass
+    mem = limits.get("memory_mb")
+    if mem:
+        lower(resource.RLIMIT_AS, int(mem) * 1024 * 1024)
+    nproc = limits.get("max_processes")
+    if nproc:
+        lower(resource.RLIMIT_NPROC, nproc)
+    fsize = limits.get("max_file_size_mb")
+    if fsize:
+        lower(resource.RLIMIT_FSIZE, int(fsize) * 1024 * 1024)
+    lower(resource.RLIMIT_CORE, 0)
+
+
+class _Channel:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message, allow_nan=False, default=_no_json) + "\n").encode("utf-8")
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+
+def _no_json(value: Any) -> Any:
+    # numpy scalars and arrays, tuples, sets: convert what has an obvious JSON form.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    raise TypeError(f"output of type {type(value).__name__} is not JSON-serialisable")
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    try:  # numpy is optional inside the sandbox
+        import numpy
+
+        numpy.random.seed(seed % (2**32))
+    except Exception:
+        pass
+
+
+def _load(module: str, function: str) -> Any:
+    mod = importlib.import_module(module)
+    fn = getattr(mod, function, None)
+    if not callable(fn):
+        raise AttributeError(f"{module}.py does not define a callable {function!r}")
+    return fn
+
+
+def _action_validate(request: dict[str, Any], channel: _Channel) -> Any:
+    errors: list[str] = []
+    for root, dirs, files in os.walk("."):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)[2:]
+            try:
+                with open(path, "rb") as handle:
+                    source = handle.read()
+                compile(source, path, "exec", dont_inherit=True)
+            except SyntaxError as exc:
+                errors.append(f"{path}:{exc.lineno}: syntax error: {exc.msg}")
+            except (ValueError, RecursionError, MemoryError) as exc:
+                errors.append(f"{path}: does not compile: {exc!r}")
+    if not errors:
+        for path, names in sorted(request.get("entry_points", {}).items()):
+            module = path[:-3].replace("/", ".")
+            if not os.path.isfile(path):
+                errors.append(f"{path}: required file is missing")
+                continue
+            try:
+                mod = importlib.import_module(module)
+            except BaseException as exc:  # noqa: BLE001 - anything the import does is its failure
+                errors.append(f"{path}: import failed: {type(exc).__name__}: {exc}"[:500])
+                continue
+            for name in names:
+                if not callable(getattr(mod, name, None)):
+                    errors.append(f"{path}: does not define a callable {name!r}")
+    return {"ok": not errors, "errors": errors}
+
+
+def _action_solve(request: dict[str, Any], channel: _Channel) -> Any:
+    fn = _load(request.get("module", "task_agent"), request.get("function", "solve"))
+    timeout = float(request.get("instance_timeout") or 0)
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise _InstanceTimeout()
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    done = 0
+    for item in request.get("instances", []):
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        error: str | None = None
+        output: Any = None
+        try:
+            if timeout > 0:
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                output = fn(item["inputs"])
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _InstanceTimeout:
+            error = f"timeout: instance took longer than {timeout:g} s"
+        except MemoryError:
+            error = "memory: MemoryError"
+        except RecursionError:
+            error = "crash: RecursionError"
+        except Exception as exc:  # the agent's failure on this instance
+            error = f"exception: {type(exc).__name__}: {exc}"[:1000]
+        wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
+        message = {"type": "instance", "id": item["id"], "output": output, "wall": wall}
+        message.update(cpu=cpu, error=error)
+        try:
+            channel.send(message)
+        except (TypeError, ValueError) as exc:
+            message.update(output=None, error=f"invalid output: {exc}"[:1000])
+            channel.send(message)
+        done += 1
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"instances": done, "peak_memory_mb": peak}
+
+
+def _action_improve(request: dict[str, Any], channel: _Channel) -> Any:
+    fn = _load(request.get("module", "meta_agent"), request.get("function", "improve"))
+    return fn(os.getcwd(), request.get("report", {}))
+
+
+def _action_select(request: dict[str, Any], channel: _Channel) -> Any:
+    fn = _load(request.get("module", "select_parent"), request.get("function", "select_parent"))
+    return fn(request.get("archive", []), request.get("seed", 0))
+
+
+_ACTIONS = {
+    "validate": _action_validate,
+    "solve": _action_solve,
+    "improve": _action_improve,
+    "select": _action_select,
+}
+
+
+def main() -> int:
+    channel = _Channel(int(sys.argv[1]))
+    request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    _set_limits(request.get("limits", {}))
+    sys.path.insert(0, os.getcwd())
+    # Agent prints go to stderr: stdout carries nothing the engine interprets.
+    sys.stdout = sys.stderr
+    _seed_everything(int(request.get("seed", 0)))
+    action = _ACTIONS.get(request.get("action", ""))
+    if action is None:
+        channel.send({"type": "error", "kind": "protocol", "error": "unknown action"})
+        return 2
+    try:
+        value = action(request, channel)
+    except MemoryError:
+        channel.send({"type": "error", "kind": "memory", "error": "MemoryError"})
+        return 1
+    except BaseException:  # noqa: BLE001 - report whatever the agent code raised
+        channel.send({"type": "error", "kind": "exception", "error": traceback.format_exc()[-4000:]})
+        return 1
+    try:
+        channel.send({"type": "result", "value": value})
+    except (TypeError, ValueError) as exc:
+        channel.send({"type": "error", "kind": "output", "error": f"invalid result: {exc}"})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

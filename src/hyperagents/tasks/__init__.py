@@ -1,0 +1,149 @@
+"""Tasks: the protocol, the registry and the built-in tasks.
+
+A task is named by a *spec*:
+
+* a built-in name (``review``, ``packing``);
+* the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
+* ``path/to/file.py:ClassName`` (a task defined in a local file).
+
+Task classes are instantiated without arguments. A task is trusted code: it runs in the engine
+process (scoring must, so that agents never see targets).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from hyperagents.exceptions import TaskError, TaskNotFoundError
+from hyperagents.tasks._base import Instance, Score, Split, Task
+
+__all__ = [
+    "BUILTIN_TASKS",
+    "ENTRY_POINT_GROUP",
+    "Instance",
+    "Score",
+    "Split",
+    "Task",
+    "TaskInfo",
+    "list_tasks",
+    "load_task",
+]
+
+ENTRY_POINT_GROUP = "hyperagents.tasks"
+
+#: Built-in tasks: name → ``module:Class``.
+BUILTIN_TASKS: dict[str, str] = {
+    "review": "hyperagents.tasks.review:ReviewTask",
+    "packing": "hyperagents.tasks.packing:PackingTask",
+}
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task the registry can load."""
+
+    name: str
+    source: str  #: "builtin" or "entry point"
+    target: str  #: ``module:Class``
+    description: str
+
+
+def _import_target(target: str, spec: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TaskError(f"cannot import task {spec!r} ({target}): {exc}") from exc
+    try:
+        return getattr(module, attr) if attr else module
+    except AttributeError as exc:
+        raise TaskError(f"task {spec!r}: {module_name} has no attribute {attr!r}") from exc
+
+
+def _load_file(spec: str) -> Any:
+    path_text, _, class_name = spec.rpartition(":")
+    path = Path(path_text).expanduser()
+    if not class_name.isidentifier():
+        raise TaskNotFoundError(f"task spec {spec!r}: expected path/to/file.py:ClassName")
+    if not path.is_file():
+        raise TaskNotFoundError(f"task file {path} does not exist")
+    module_name = f"_hyperagents_task_{abs(hash(str(path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise TaskError(f"cannot load task file {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise TaskError(f"task file {path} failed to import: {type(exc).__name__}: {exc}") from exc
+    try:
+        return getattr(module, class_name)
+    except AttributeError as exc:
+        raise TaskNotFoundError(f"task file {path} defines no {class_name!r}") from exc
+
+
+def _entry_point_targets() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_task(spec: str | Task) -> Task:
+    """Load a task from a spec (see the module docstring) or pass a Task through.
+
+    Raises:
+        TaskNotFoundError: Nothing matches the spec.
+        TaskError: The task exists but cannot be loaded or does not follow the protocol.
+    """
+    if isinstance(spec, Task):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise TaskNotFoundError(f"invalid task spec {spec!r}")
+    spec = spec.strip()
+    if spec in BUILTIN_TASKS:
+        obj = _import_target(BUILTIN_TASKS[spec], spec)
+    elif spec in (targets := _entry_point_targets()):
+        obj = _import_target(targets[spec], spec)
+    elif ":" in spec and spec.rpartition(":")[0].endswith(".py"):
+        obj = _load_file(spec)
+    else:
+        known = sorted(set(BUILTIN_TASKS) | set(_entry_point_targets()))
+        raise TaskNotFoundError(
+            f"unknown task {spec!r}; known tasks: {', '.join(known)} "
+            "(or give path/to/file.py:ClassName)"
+        )
+    if isinstance(obj, type) and issubclass(obj, Task):
+        try:
+            task = obj()
+        except Exception as exc:
+            raise TaskError(f"task {spec!r} could not be created: {exc!r}") from exc
+    elif isinstance(obj, Task):
+        task = obj
+    else:
+        raise TaskError(f"task {spec!r} is not a hyperagents.tasks.Task subclass: {obj!r}")
+    if not task.name:
+        raise TaskError(f"task {spec!r} has no name")
+    return task
+
+
+def list_tasks() -> list[TaskInfo]:
+    """All tasks the registry knows (built-ins first, then entry points), without loading data."""
+    infos: list[TaskInfo] = []
+    for source, targets in (("builtin", BUILTIN_TASKS), ("entry point", _entry_point_targets())):
+        for name, target in sorted(targets.items()):
+            if source != "builtin" and name in BUILTIN_TASKS:
+                continue
+            try:
+                cls = _import_target(target, name)
+                description = str(getattr(cls, "description", "") or "").strip()
+            except TaskError as exc:
+                description = f"(cannot load: {exc})"
+            infos.append(TaskInfo(name, source, target, description.splitlines()[0] if
+                                  description else ""))
+    return infos

@@ -1,0 +1,146 @@
+"""The task plugin protocol.
+
+A task defines the work a hyperagent is improved on. Subclass :class:`Task` and provide:
+
+* ``name`` and ``description`` (class attributes);
+* ``score_range``: the ``(low, high)`` range every per-instance score lies in, higher is better;
+* ``entry_points``: for each file a program must contain, the names it must define (checked
+  when a child is validated), e.g. ``{"task_agent.py": ("solve",), "meta_agent.py": ("improve",)}``;
+* :meth:`Task.instances` for the ``train``, ``val`` and ``test`` splits, deterministic for a
+  given task configuration;
+* :meth:`Task.score`: **trusted** scoring, run in the engine process (never in the sandbox), that
+  receives the instance (with its private ``target``) and the output the task agent returned;
+* :meth:`Task.seed_program`: the starting hyperagent (task agent + meta agent).
+
+What an agent sees: the task agent's ``solve(inputs)`` receives :attr:`Instance.inputs` only. The
+meta agent receives an evaluation report with scores and per-instance feedback for the train
+split (never the test split, never targets). :attr:`Instance.target` stays in the engine.
+
+Scores are aggregated with :meth:`Task.aggregate` (the mean by default). Scores outside
+``score_range`` are a bug in the task and raise :class:`~hyperagents.exceptions.TaskError`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+from hyperagents.exceptions import TaskError
+from hyperagents.program import Program
+
+__all__ = ["Instance", "Score", "Split", "Task"]
+
+#: JSON-compatible value: what crosses the sandbox boundary.
+JSON = Any
+
+
+class Split(str, Enum):
+    """The data splits of a task."""
+
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One unit of work.
+
+    Attributes:
+        id: Unique within the task (across splits).
+        inputs: JSON-compatible value given to the task agent's ``solve``.
+        target: Private data for scoring (a label, a reference); never leaves the engine.
+    """
+
+    id: str
+    inputs: JSON
+    target: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Score:
+    """The trusted verdict on one output.
+
+    Attributes:
+        value: Score within the task's ``score_range`` (higher is better).
+        feedback: Human- and agent-readable explanation, shown to meta agents for train instances.
+    """
+
+    value: float
+    feedback: str = ""
+
+
+class Task(ABC):
+    """Base class of task plugins; see the module docstring for the protocol."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    entry_points: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "task_agent.py": ("solve",),
+        "meta_agent.py": ("improve",),
+    }
+    #: Seconds the task agent may spend on one instance before it counts as timed out.
+    instance_timeout: ClassVar[float] = 10.0
+    #: Files that belong to the meta level (frozen in ``frozen-meta`` mode).
+    meta_files: ClassVar[tuple[str, ...]] = ("meta_agent.py", "select_parent.py")
+
+    @abstractmethod
+    def instances(self, split: Split) -> Sequence[Instance]:
+        """Return the instances of ``split`` in a fixed order."""
+
+    @abstractmethod
+    def score(self, instance: Instance, output: JSON) -> Score:
+        """Score ``output`` (whatever ``solve`` returned, after a JSON round trip) on ``instance``.
+
+        Must not raise on malformed output: return the lowest score with a reason instead.
+        """
+
+    @abstractmethod
+    def seed_program(self) -> Program:
+        """Return the seed hyperagent program."""
+
+    def aggregate(self, scores: Sequence[float]) -> float:
+        """Combine per-instance scores into one split score (mean; 0-length gives the minimum)."""
+        if not scores:
+            return self.score_range[0]
+        return math.fsum(scores) / len(scores)
+
+    # -- helpers used by the engine ---------------------------------------------------------
+    def checked_score(self, instance: Instance, output: JSON) -> Score:
+        """Call :meth:`score` and enforce the protocol on its result.
+
+        Raises:
+            TaskError: ``score`` raised or returned something outside ``score_range``.
+        """
+        try:
+            result = self.score(instance, output)
+        except Exception as exc:
+            raise TaskError(f"task {self.name!r}: score() raised on {instance.id}: {exc!r}") from exc
+        if not isinstance(result, Score):
+            raise TaskError(f"task {self.name!r}: score() must return Score, got {result!r}")
+        low, high = self.score_range
+        value = float(result.value)
+        if not (math.isfinite(value) and low - 1e-9 <= value <= high + 1e-9):
+            raise TaskError(
+                f"task {self.name!r}: score {value!r} for {instance.id} is outside {low}..{high}"
+            )
+        return result
+
+    def normalise(self, value: float) -> float:
+        """Map a score from ``score_range`` to ``[0, 1]``."""
+        low, high = self.score_range
+        return (value - low) / (high - low) if high > low else 0.0
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary (name, description, range, split sizes)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "score_range": list(self.score_range),
+            "splits": {s.value: len(self.instances(s)) for s in Split},
+        }
