@@ -246,6 +246,8 @@ class Program(Mapping[str, bytes]):
             patch_set = PatchSet(patch)
         except UnidiffParseError as exc:
             raise PatchError(f"malformed patch: {exc}") from exc
+        if len(patch_set) == 0:
+            raise PatchError("malformed patch: no file headers (--- a/… +++ b/…) found")
         updates: dict[str, bytes | str | None] = {}
         for patched in patch_set:
             source = _strip_prefix(patched.source_file)

@@ -213,8 +213,16 @@ class Run:
         storage: str | BaseStorage | None = None,
         sandbox: Sandbox | None = None,
         improver: Improver | None = None,
+        task: Task | None = None,
     ) -> Run:
         """Open an existing run by name (or id).
+
+        Args:
+            name: Run name or id.
+            storage: Storage URL or object.
+            sandbox: Override the sandbox.
+            improver: Override the improver.
+            task: The task object, for runs created with a task object rather than a spec.
 
         Raises:
             RunNotFoundError: No such run. TaskError: its task cannot be loaded any more.
@@ -230,8 +238,8 @@ class Run:
                     record = store.get_run(int(name))
                 else:
                     raise
-        return cls(storage=store, record=record, task=load_task(record.task), sandbox=sandbox,
-                   improver=improver)
+        task_obj = task if task is not None else load_task(record.task)
+        return cls(storage=store, record=record, task=task_obj, sandbox=sandbox, improver=improver)
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -375,11 +383,11 @@ class Run:
 
     # -- ask / improve / tell ----------------------------------------------------------------
     def _snapshot(self, variants: Sequence[VariantRecord], generation: int) -> list[VariantRecord]:
-        horizon = generation - self._config.parallel_generations
+        horizon = max(0, generation - self._config.parallel_generations)
         return [v for v in variants if v.generation <= horizon]
 
     def _ready_for(self, variants: Sequence[VariantRecord], generation: int) -> bool:
-        horizon = generation - self._config.parallel_generations
+        horizon = max(0, generation - self._config.parallel_generations)
         return all(v.state.is_terminal for v in variants if v.generation <= horizon)
 
     def _archive_entries(self, snapshot: Sequence[VariantRecord]) -> list[ArchiveEntry]:
@@ -526,9 +534,17 @@ class Run:
             variants = self.variants()
             generation = max((v.generation for v in variants), default=0) + 1
             if not self._ready_for(variants, generation):
+                # Finish what selection depends on if nobody else holds it (e.g. the seed of
+                # a fresh run, or work left by a dead engine), then look again.
+                horizon = max(0, generation - self._config.parallel_generations)
+                blockers = [v for v in variants if v.generation <= horizon]
+                for variant_id in self._claim_orphans(blockers):
+                    self._advance(variant_id)
+                variants = self.variants()
+            if not self._ready_for(variants, generation):
                 raise RunStateError(
                     f"generation {generation} must wait for generations <= "
-                    f"{generation - self._config.parallel_generations} to finish"
+                    f"{max(0, generation - self._config.parallel_generations)} to finish"
                 )
             snapshot = self._snapshot(variants, generation)
             parent_id, how = self._select_parent(snapshot, generation)
@@ -685,13 +701,16 @@ class Run:
         program = self._get_program(variant.program_id)
         split, instances = self._stage_instances(stage, variant)
         wall = self._task.instance_timeout * max(1, len(instances)) + self._config.eval_overhead
-        result = self._retry(
-            lambda: evaluate_stage(
-                program, task=self._task, instances=instances, stage=stage, split=split.value,
-                sandbox=self._sandbox, limits=self._limits(wall),
-            ),
-            f"evaluating {variant.id} on {stage}",
-        )
+        if instances:
+            result = self._retry(
+                lambda: evaluate_stage(
+                    program, task=self._task, instances=instances, stage=stage,
+                    split=split.value, sandbox=self._sandbox, limits=self._limits(wall),
+                ),
+                f"evaluating {variant.id} on {stage}",
+            )
+        else:  # e.g. the train subset already covers all of train: nothing to run
+            result = StageResult(stage, split.value, self._task.aggregate([]), [], {"n": 0})
         sandbox = float(result.metrics.get("wall_seconds", 0.0))
         if stage == "train":
             # The full train score combines the subset already evaluated with the rest.
@@ -801,8 +820,9 @@ class Run:
                 stale = now - v.heartbeat_at.timestamp() > self._config.heartbeat_grace
             if stale and self._storage.claim_variant(
                 v.id, self._owner, expected_owner=v.owner,
-                event=EventSpec("variant.reclaimed", f"taken over from {v.owner or 'nobody'}",
-                                {"previous_owner": v.owner}),
+                event=EventSpec("variant.reclaimed", f"taken over from {v.owner}",
+                                {"previous_owner": v.owner})
+                if v.owner else EventSpec("variant.claimed", "work picked up"),
             ):
                 claimed.append(v.id)
         return claimed

@@ -1,0 +1,78 @@
+"""A tiny, fast task for engine and CLI tests (not a pytest module).
+
+Instances are numbers x in [0, 1]; the hidden rule is "hi" iff x > 0.63. The seed task agent
+thresholds at ``PARAMS["t"]``; the toy meta agent moves the threshold by a random step and
+shrinks its own ``STEP`` constant in its own source each time (a self-edit).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from hyperagents.program import Program
+from hyperagents.tasks import Instance, Score, Split, Task
+
+TASK_AGENT = '''PARAMS = {"t": 0.2}
+
+
+def solve(inputs):
+    return "hi" if inputs["x"] > PARAMS["t"] else "lo"
+'''
+
+META_AGENT = '''import json
+import random
+import re
+
+STEP = 0.3
+
+
+def improve(workspace, report):
+    rng = random.Random(report["seed"])
+    path = workspace + "/task_agent.py"
+    source = open(path).read()
+    t = float(re.search(r'"t": ([0-9.eE+-]+)', source).group(1))
+    new = min(1.0, max(0.0, round(t + rng.uniform(-STEP, STEP), 4)))
+    if new == t:
+        new = round(min(1.0, t + 0.01), 4)
+    open(path, "w").write(source.replace(f'"t": {t}', f'"t": {new}'))
+    me = workspace + "/meta_agent.py"
+    text = open(me).read()
+    open(me, "w").write(text.replace(f"STEP = {STEP}", f"STEP = {round(STEP * 0.9, 6)}", 1))
+    return {"operator": "step", "t": [t, new], "step": STEP}
+'''
+
+
+class ToyTask(Task):
+    """Threshold classification with a hidden cut at 0.63."""
+
+    name = "toy"
+    description = "Say 'hi' for numbers above a hidden threshold."
+    score_range = (0.0, 1.0)
+    instance_timeout = 5.0
+
+    def __init__(self, *, meta_agent: str = META_AGENT, task_agent: str = TASK_AGENT,
+                 extra: dict[str, str] | None = None, sizes: tuple[int, int, int] = (40, 20, 20),
+                 seed: int = 0) -> None:
+        rng = random.Random(seed)
+        self._files = {"task_agent.py": task_agent, "meta_agent.py": meta_agent, **(extra or {})}
+        self._splits: dict[Split, list[Instance]] = {}
+        for split, size in zip(Split, sizes, strict=True):
+            xs = [round(rng.random(), 4) for _ in range(size)]
+            self._splits[split] = [
+                Instance(f"{split.value}-{k}", {"x": x}, "hi" if x > 0.63 else "lo")
+                for k, x in enumerate(xs)
+            ]
+
+    def instances(self, split: Split) -> list[Instance]:
+        return self._splits[Split(split)]
+
+    def score(self, instance: Instance, output: Any) -> Score:
+        if output not in ("hi", "lo"):
+            return Score(0.0, f"invalid output {output!r}")
+        ok = output == instance.target
+        return Score(1.0 if ok else 0.0, "correct" if ok else f"predicted {output}, expected "
+                     f"{instance.target}")
+
+    def seed_program(self) -> Program:
+        return Program(self._files)
