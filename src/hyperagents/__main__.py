@@ -1,0 +1,5 @@
+"""``python -m hyperagents``: the command line."""
+
+from hyperagents.cli import main
+
+main()

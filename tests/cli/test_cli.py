@@ -1,0 +1,161 @@
+"""End-to-end tests of the ``hyperagents`` command (real subprocesses, real SQLite files)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOY = f"{Path(__file__).resolve().parents[1] / 'toytask.py'}:ToyTask"
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    full_env.pop("HYPERAGENTS_STORAGE", None)
+    if env and "HYPERAGENTS_STORAGE" in env:
+        full_env["HYPERAGENTS_STORAGE"] = env["HYPERAGENTS_STORAGE"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "hyperagents", *args], cwd=cwd, env=full_env, text=True,
+        capture_output=True, timeout=600,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    work = tmp_path_factory.mktemp("cli")
+    url = f"sqlite:///{work / 'runs.db'}"
+    cli("run", "--task", TOY, "--generations", "4", "--seed", "1", "--name", "toy1",
+        "--storage", url, "--subset-size", "10", cwd=work)
+    return work, url
+
+
+def test_run_prints_a_summary(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    proc = cli("run", "-t", TOY, "-g", "2", "--storage", url, "-q", cwd=tmp_path)
+    assert "val score" in proc.stdout and "champion" in proc.stdout
+    assert "toy-hyperagent-s0" in proc.stdout
+
+
+def test_default_storage_is_a_sqlite_file_in_the_working_directory(tmp_path: Path) -> None:
+    cli("run", "-t", TOY, "-g", "1", "-q", cwd=tmp_path)
+    assert (tmp_path / "hyperagents.db").is_file()
+    proc = cli("runs", cwd=tmp_path)
+    assert "toy-hyperagent-s0" in proc.stdout
+
+
+def test_storage_from_environment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    cli("run", "-t", TOY, "-g", "1", "-q", "--name", "envrun", cwd=tmp_path,
+        env={"HYPERAGENTS_STORAGE": url})
+    assert (tmp_path / "env.db").is_file()
+    assert "envrun" in cli("runs", cwd=tmp_path, env={"HYPERAGENTS_STORAGE": url}).stdout
+
+
+def test_runs_and_status(toy_run: tuple[Path, str]) -> None:
+    work, url = toy_run
+    assert "toy1" in cli("runs", "--storage", url, cwd=work).stdout
+    status = cli("status", "toy1", "--storage", url, cwd=work).stdout
+    assert "4 of 4" in status and "val score" in status and "archive" in status
+    info = json.loads(cli("status", "toy1", "--json", "--storage", url, cwd=work).stdout)
+    assert info["generations"] == 4 and info["status"] == "complete"
+    assert info["champion"]["scores"]["val"] >= info["seed_scores"]["val"]
+
+
+def test_show_variant(toy_run: tuple[Path, str]) -> None:
+    work, url = toy_run
+    out = cli("show", "toy1/champion", "--storage", url, cwd=work).stdout
+    assert "score val" in out and "task_agent.py" in out and "metrics val" in out
+    out = cli("show", "toy1/0", "--storage", url, cwd=work).stdout
+    assert "generation 0" in out
+    out = cli("show", "toy1/seed", "--file", "task_agent.py", "--storage", url, cwd=work).stdout
+    assert "def solve" in out
+
+
+def test_diff(toy_run: tuple[Path, str]) -> None:
+    work, url = toy_run
+    out = cli("diff", "toy1/1", "--storage", url, cwd=work).stdout
+    assert "--- a/task_agent.py" in out and "+++ b/task_agent.py" in out
+    out = cli("diff", "toy1/0", "toy1/0", "--storage", url, cwd=work).stdout
+    assert "identical" in out
+
+
+def test_lineage(toy_run: tuple[Path, str]) -> None:
+    work, url = toy_run
+    out = cli("lineage", "toy1", "--all", "--storage", url, cwd=work).stdout
+    assert "run toy1" in out and "gen 0" in out and "champion" in out
+
+
+def test_export_csv_and_json(toy_run: tuple[Path, str], tmp_path: Path) -> None:
+    work, url = toy_run
+    rows = list(csv.DictReader(io.StringIO(
+        cli("export", "toy1", "--format", "csv", "--storage", url, cwd=work).stdout)))
+    assert [int(r["generation"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert rows[0]["val"] and rows[0]["state"] == "complete"
+    out = tmp_path / "run.json"
+    cli("export", "toy1", "--format", "json", "--out", str(out), "--storage", url, cwd=work)
+    data = json.loads(out.read_text())
+    assert data["run"]["name"] == "toy1" and len(data["variants"]) == 5
+
+
+def test_resume_with_more_generations(toy_run: tuple[Path, str], tmp_path: Path) -> None:
+    work, url = toy_run
+    copy = tmp_path / "copy.db"
+    copy.write_bytes((work / "runs.db").read_bytes())
+    copy_url = f"sqlite:///{copy}"
+    cli("resume", "toy1", "-g", "2", "-q", "--storage", copy_url, cwd=tmp_path)
+    info = json.loads(cli("status", "toy1", "--json", "--storage", copy_url, cwd=tmp_path).stdout)
+    assert info["generations"] == 6 and info["target_generations"] == 6
+
+
+def test_tasks_lists_builtins(tmp_path: Path) -> None:
+    out = cli("tasks", cwd=tmp_path).stdout
+    assert "review" in out and "packing" in out
+
+
+def test_init_task_scaffold_runs_and_its_test_passes(tmp_path: Path) -> None:
+    cli("init-task", "widgets", "--dir", str(tmp_path / "widgets"), cwd=tmp_path)
+    assert (tmp_path / "widgets" / "task.py").is_file()
+    assert (tmp_path / "widgets" / "seed" / "meta_agent.py").is_file()
+    test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(tmp_path / "widgets")], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert test.returncode == 0, test.stdout + test.stderr
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    cli("run", "-t", f"{tmp_path / 'widgets' / 'task.py'}:WidgetsTask", "-g", "2", "-q",
+        "--storage", url, cwd=tmp_path)
+    refused = cli("init-task", "widgets", "--dir", str(tmp_path / "widgets"), cwd=tmp_path,
+                  check=False)
+    assert refused.returncode != 0 and "not empty" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "-t", "no-such-task", "-g", "1"), "unknown task 'no-such-task'"),
+        (("run", "-t", "review", "--storage", "bogus://x"), "error:"),
+        (("status", "no-such-run"), "no-such-run"),
+        (("show", "no-such-run/3"), "no-such-run"),
+        (("show", "garbage"), "bad variant"),
+        (("run", "-t", TOY, "--config", "/nonexistent.json"), "cannot read config"),
+    ],
+)
+def test_errors_are_one_line_with_nonzero_exit(tmp_path: Path, args: tuple[str, ...],
+                                               message: str) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    if "--storage" not in args:
+        args = (*args, "--storage", url)
+    proc = cli(*args, cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
