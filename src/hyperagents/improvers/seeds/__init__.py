@@ -1,0 +1,1 @@
+"""Seed meta agents shipped with the package (read as files with importlib.resources)."""
