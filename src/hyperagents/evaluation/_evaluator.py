@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ from hyperagents.program import Program
 from hyperagents.sandbox import Limits, Outcome, Sandbox
 from hyperagents.tasks import Instance, Task
 
-__all__ = ["StageResult", "ValidationResult", "evaluate_stage", "validate_program", "workspace"]
+__all__ = [
+    "StageResult",
+    "ValidationResult",
+    "evaluate_stage",
+    "validate_program",
+    "workspace",
+    "workspace_base",
+]
 
 _OUTPUT_CAP = 2000
 
@@ -53,12 +61,27 @@ class StageResult:
         return len(self.results)
 
 
+def workspace_base() -> str | None:
+    """Where workspaces are created: ``$HYPERAGENTS_WORKSPACE_DIR``, else ``/dev/shm`` when it
+    is a writable RAM-backed directory (creating and deleting files there is ~30× faster than on
+    a disk), else the system's temporary directory."""
+    configured = os.environ.get("HYPERAGENTS_WORKSPACE_DIR")
+    if configured:
+        return configured
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return None
+
+
 class workspace:  # noqa: N801 - used like tempfile.TemporaryDirectory
     """A private temporary directory holding a program's files; removed on exit."""
 
     def __init__(self, program: Program, *, base: str | None = None) -> None:
         self._program = program
-        self._tmp = tempfile.TemporaryDirectory(prefix="hyperagents-ws-", dir=base)
+        self._tmp = tempfile.TemporaryDirectory(
+            prefix="hyperagents-ws-", dir=base if base is not None else workspace_base()
+        )
 
     def __enter__(self) -> Path:
         path = Path(self._tmp.name) / "ws"
@@ -93,6 +116,10 @@ def validate_program(
 
 
 def _cap_output(output: Any) -> Any:
+    if output is None or isinstance(output, bool | int | float):
+        return output
+    if isinstance(output, str) and len(output) <= _OUTPUT_CAP // 2:
+        return output
     try:
         text = json.dumps(output, allow_nan=False)
     except (TypeError, ValueError):

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -126,6 +126,11 @@ class Run:
         self._instances_cache: dict[Split, Sequence[Instance]] = {}
         self._subset_ids: tuple[str, ...] | None = None
         self._ask_seconds: dict[int, float] = {}
+        self._evaluation_cache: dict[int, dict[str, Any]] = {}
+        self._terminal_cache: dict[int, VariantRecord] = {}
+        self._subset_results: dict[int, StageResult] = {}
+        self._target: int | None = None
+        self._train_inputs: list[dict[str, Any]] | None = None
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -453,7 +458,7 @@ class Run:
     def _build_job(self, variant: VariantRecord, variants: Sequence[VariantRecord]) -> Job:
         """Rebuild the job of ``variant`` from storage (deterministic: used again on resume)."""
         assert variant.parent_id is not None
-        parent = self._storage.get_variant(variant.parent_id)
+        parent = self._terminal(variant.parent_id)
         assert parent.program_id is not None
         parent_program = self._get_program(parent.program_id)
         program = parent_program
@@ -475,16 +480,13 @@ class Run:
         self, variant: VariantRecord, parent: VariantRecord, snapshot: Sequence[VariantRecord]
     ) -> dict[str, Any]:
         cfg = self._config
-        evaluations = {e.stage: e for e in self._storage.list_evaluations(parent.id)}
-        source = evaluations.get("train") or evaluations.get("train_subset")
-        results = []
-        if source is not None:
-            for r in list(source.results)[: cfg.report_results]:
-                results.append({k: r.get(k) for k in ("id", "score", "feedback", "output")})
-        train_inputs = [
-            {"id": inst.id, "inputs": inst.inputs}
-            for inst in self._instances(Split.TRAIN)[: cfg.report_results]
-        ]
+        evaluation = self._report_evaluation(parent.id)
+        if self._train_inputs is None:
+            self._train_inputs = [
+                {"id": inst.id, "inputs": inst.inputs}
+                for inst in self._instances(Split.TRAIN)[: cfg.report_results]
+            ]
+        train_inputs = self._train_inputs
         archive = [
             {
                 "variant_id": v.id,
@@ -496,7 +498,9 @@ class Run:
             }
             for v in snapshot[-cfg.report_archive :] if cfg.report_archive
         ]
-        target = self.record().attrs.get("target_generations")
+        target = self._target
+        if target is None:
+            target = self.record().attrs.get("target_generations")
         return {
             "task": {
                 "name": self._task.name,
@@ -513,14 +517,33 @@ class Run:
                 "scores": {k: s for k, s in parent.scores.items() if k in _REPORT_STAGES},
                 "meta_info": dict(parent.meta_info),
             },
-            "evaluation": {
-                "stage": source.stage if source else None,
-                "score": source.score if source else None,
-                "results": results,
-            },
+            "evaluation": evaluation,
             "train_inputs": train_inputs,
             "archive": archive,
         }
+
+    def _report_evaluation(self, parent_id: int) -> dict[str, Any]:
+        """The parent's train results as shown to meta agents (cached: they never change)."""
+        cached = self._evaluation_cache.get(parent_id)
+        if cached is not None:
+            return cached
+        evaluations = {e.stage: e for e in self._storage.list_evaluations(parent_id)}
+        source = evaluations.get("train") or evaluations.get("train_subset")
+        results = []
+        if source is not None:
+            for r in list(source.results)[: self._config.report_results]:
+                results.append({k: r.get(k) for k in ("id", "score", "feedback", "output")})
+        report = {
+            "stage": source.stage if source else None,
+            "score": source.score if source else None,
+            "results": results,
+        }
+        if source is not None and source.stage == "train":
+            with self._lock:
+                if len(self._evaluation_cache) > 512:
+                    self._evaluation_cache.clear()
+                self._evaluation_cache[parent_id] = report
+        return report
 
     def ask(self) -> Job:
         """Create the next generation's variant, select its parent and return its job.
@@ -529,9 +552,11 @@ class Run:
             RunStateError: Earlier generations that selection depends on are not finished yet
                 (with ``parallel_generations`` > 1), or nothing is eligible as a parent.
         """
+        return self._ask(self.variants())[0]
+
+    def _ask(self, variants: Sequence[VariantRecord]) -> tuple[Job, VariantRecord]:
         with self._lock:
             start = time.perf_counter()
-            variants = self.variants()
             generation = max((v.generation for v in variants), default=0) + 1
             if not self._ready_for(variants, generation):
                 # Finish what selection depends on if nobody else holds it (e.g. the seed of
@@ -562,7 +587,7 @@ class Run:
             variant = self._storage.get_variant(variant_id)
             job = self._build_job(variant, variants)
             self._ask_seconds[variant_id] = time.perf_counter() - start
-            return job
+            return job, variant
 
     def improve(self, job: Job) -> ImproveResult:
         """Run the configured improver (default: the job program's own meta agent) on a job.
@@ -587,11 +612,15 @@ class Run:
         """
         if isinstance(result, Program):
             result = ImproveResult(result, {"source": "tell"})
-        self._record_improvement(self._storage.get_variant(job.variant_id), job, result)
-        return self._advance(job.variant_id)
+        variant = self._record_improvement(self._storage.get_variant(job.variant_id), job, result)
+        self._advance(job.variant_id, record=variant)
+        return self._storage.get_variant(job.variant_id)
 
     # -- the steps ---------------------------------------------------------------------------
-    def _record_improvement(self, variant: VariantRecord, job: Job, result: ImproveResult) -> None:
+    def _record_improvement(
+        self, variant: VariantRecord, job: Job, result: ImproveResult
+    ) -> VariantRecord:
+        """Store the improver's outcome; return the variant as it now is."""
         metrics = {"improve": dict(result.metrics)} if result.metrics else {}
         if result.logs:
             metrics.setdefault("improve", {})["log_tail"] = result.logs[-4000:]
@@ -603,7 +632,7 @@ class Run:
                 variant.id, VariantState.FAILED, expected=VariantState.RUNNING, reason=reason,
                 release=True, event=EventSpec("variant.failed", reason),
             )
-            return
+            return self._storage.get_variant(variant.id)
         child = result.program
         if self._mode is Mode.FROZEN_META:
             # The meta level is frozen: whatever the meta agent did to meta files is discarded.
@@ -611,7 +640,7 @@ class Run:
         parent_program = job.request.program
         changed = parent_program.changed_paths(child)
         if self._mode is Mode.FROZEN_META:
-            parent = self._storage.get_variant(job.parent_id)
+            parent = self._terminal(job.parent_id)
             assert parent.program_id is not None
             changed = self._get_program(parent.program_id).changed_paths(child)
         program_id = self._storage.put_program(child)
@@ -628,6 +657,8 @@ class Run:
                 reason="the meta agent made no change", release=True,
                 event=EventSpec("variant.failed", "the meta agent made no change"),
             )
+            return self._storage.get_variant(variant.id)
+        return replace(variant, program_id=program_id, meta_info=dict(result.meta_info))
 
     def _retry(self, fn: Callable[[], _T], what: str) -> _T:
         attempts = self._config.max_retries + 1
@@ -642,17 +673,23 @@ class Run:
                 time.sleep(min(2.0**attempt * 0.2, 5.0))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _advance(self, variant_id: int) -> VariantRecord:
-        """Drive a variant from whatever is recorded to a terminal state."""
+    def _advance(
+        self, variant_id: int, *, job: Job | None = None, record: VariantRecord | None = None
+    ) -> None:
+        """Drive a variant from whatever is recorded to a terminal state.
+
+        The engine owns the variant while it does this, so after each of its own writes it
+        updates its local copy of the record instead of reading it back.
+        """
         timing_start = time.perf_counter()
         sandbox_seconds = 0.0
-        variant = self._storage.get_variant(variant_id)
+        variant = record if record is not None else self._storage.get_variant(variant_id)
         if variant.state is VariantState.RUNNING and variant.program_id is None:
-            job = self._build_job(variant, self.variants())
+            if job is None or job.variant_id != variant_id:
+                job = self._build_job(variant, self.variants())
             result = self.improve(job)
             sandbox_seconds += float(result.metrics.get("wall", 0.0))
-            self._record_improvement(variant, job, result)
-            variant = self._storage.get_variant(variant_id)
+            variant = self._record_improvement(variant, job, result)
         if variant.state is VariantState.RUNNING:
             assert variant.program_id is not None
             program = self._get_program(variant.program_id)
@@ -665,26 +702,29 @@ class Run:
             )
             sandbox_seconds += validation.wall
             if validation.ok:
-                self._storage.set_variant_state(
+                changed = self._storage.set_variant_state(
                     variant_id, VariantState.EVALUATING, expected=VariantState.RUNNING,
                     event=EventSpec("variant.validated", "compiles, imports, entry points present"),
                 )
+                new_state = VariantState.EVALUATING
             else:
-                self._storage.set_variant_state(
+                changed = self._storage.set_variant_state(
                     variant_id, VariantState.INVALID, expected=VariantState.RUNNING,
                     reason=validation.reason, release=True,
                     event=EventSpec("variant.invalid", validation.reason,
                                     {"errors": list(validation.errors)}),
                 )
-            variant = self._storage.get_variant(variant_id)
+                new_state = VariantState.INVALID
+            variant = (replace(variant, state=new_state) if changed
+                       else self._storage.get_variant(variant_id))
         while variant.state is VariantState.EVALUATING:
-            sandbox_seconds += self._evaluate_next_stage(variant)
-            variant = self._storage.get_variant(variant_id)
+            variant, seconds = self._evaluate_next_stage(variant)
+            sandbox_seconds += seconds
         total = time.perf_counter() - timing_start + self._ask_seconds.pop(variant_id, 0.0)
         timing = {"total_seconds": total, "sandbox_seconds": sandbox_seconds,
                   "engine_seconds": max(0.0, total - sandbox_seconds)}
         self._storage.update_variant_metrics(variant_id, {"timing": timing})
-        return self._storage.get_variant(variant_id)
+        self._subset_results.pop(variant_id, None)
 
     def _stage_instances(self, stage: str, variant: VariantRecord) -> tuple[Split, list[Instance]]:
         if stage == "train_subset":
@@ -714,8 +754,12 @@ class Run:
         sandbox = float(result.metrics.get("wall_seconds", 0.0))
         if stage == "train":
             # The full train score combines the subset already evaluated with the rest.
-            subset = next(e for e in self._storage.list_evaluations(variant.id)
-                          if e.stage == "train_subset")
+            subset = self._subset_results.get(variant.id)
+            if subset is None:  # resumed: read it back
+                record = next(e for e in self._storage.list_evaluations(variant.id)
+                              if e.stage == "train_subset")
+                subset = StageResult(record.stage, record.split, record.score,
+                                     [dict(r) for r in record.results], dict(record.metrics))
             order = {inst.id: k for k, inst in enumerate(self._instances(Split.TRAIN))}
             merged = sorted([*subset.results, *result.results], key=lambda r: order[r["id"]])
             merged_results = [dict(r) for r in merged]
@@ -724,20 +768,22 @@ class Run:
             result = StageResult("train", split.value, score, merged_results, metrics)
         return result, sandbox
 
-    def _evaluate_next_stage(self, variant: VariantRecord) -> float:
-        """Run the next missing stage of an ``EVALUATING`` variant (or finish it)."""
+    def _evaluate_next_stage(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
+        """Run the next missing stage of an ``EVALUATING`` variant (or finish it).
+
+        Returns:
+            The variant's record after the step, and the seconds spent in the sandbox.
+        """
         pending = [s for s in ("train_subset", "train", "val") if s not in variant.scores]
         if not pending:
-            self._finish(variant, VariantState.COMPLETE, "evaluated")
-            return 0.0
+            return self._finish(variant, VariantState.COMPLETE, "evaluated"), 0.0
         stage = pending[0]
         if stage == "train" and variant.parent_id is not None:
             # Checked here rather than right after the subset, so that a resumed variant whose
             # subset score was recorded just before a crash is judged the same way.
             passed, why = self._passes_threshold(variant.scores["train_subset"], variant)
             if not passed:
-                self._finish(variant, VariantState.PRUNED, why)
-                return 0.0
+                return self._finish(variant, VariantState.PRUNED, why), 0.0
         result, sandbox = self._run_stage(variant, stage)
         self._storage.add_evaluation(
             variant_id=variant.id, stage=stage, split=result.split, score=result.score,
@@ -745,9 +791,12 @@ class Run:
             event=EventSpec("variant.evaluated", f"{stage}: {result.score:.6g}",
                             {"stage": stage, "score": result.score, "n": result.n}),
         )
+        if stage == "train_subset":
+            self._subset_results[variant.id] = result
+        variant = replace(variant, scores={**variant.scores, stage: result.score})
         if stage == "val":
-            self._finish(variant, VariantState.COMPLETE, "evaluated")
-        return sandbox
+            variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
+        return variant, sandbox
 
     def _passes_threshold(self, score: float, variant: VariantRecord) -> tuple[bool, str]:
         cfg = self._config
@@ -755,7 +804,7 @@ class Run:
             return False, (f"train-subset score {score:.6g} below the threshold "
                            f"{cfg.subset_threshold:g}")
         if cfg.subset_margin is not None and variant.parent_id is not None:
-            parent = self._storage.get_variant(variant.parent_id)
+            parent = self._terminal(variant.parent_id)
             parent_score = parent.scores.get("train_subset")
             if parent_score is not None:
                 low, high = self._task.score_range
@@ -766,13 +815,28 @@ class Run:
                                    f"{parent_score:.6g}")
         return True, ""
 
-    def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> None:
+    def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
         kind = "variant.completed" if state is VariantState.COMPLETE else "variant.pruned"
-        self._storage.set_variant_state(
-            variant.id, state, expected=VariantState.EVALUATING,
-            reason=None if state is VariantState.COMPLETE else why, release=True,
+        reason = None if state is VariantState.COMPLETE else why
+        if self._storage.set_variant_state(
+            variant.id, state, expected=VariantState.EVALUATING, reason=reason, release=True,
             event=EventSpec(kind, why),
-        )
+        ):
+            return replace(variant, state=state, reason=reason, owner=None)
+        return self._storage.get_variant(variant.id)
+
+    def _terminal(self, variant_id: int) -> VariantRecord:
+        """A variant known to be terminal (a parent), cached: what selection and reports read
+        of it (program, non-test scores, meta info) never changes any more."""
+        cached = self._terminal_cache.get(variant_id)
+        if cached is None:
+            cached = self._storage.get_variant(variant_id)
+            if cached.state.is_terminal:
+                with self._lock:
+                    if len(self._terminal_cache) > 4096:
+                        self._terminal_cache.clear()
+                    self._terminal_cache[variant_id] = cached
+        return cached
 
     # -- champions and the test split -------------------------------------------------------
     def _due_test_evaluations(self, variants: Sequence[VariantRecord]) -> list[VariantRecord]:
@@ -902,13 +966,32 @@ class Run:
         deadline = None if timeout is None else time.monotonic() + timeout
         stop = threading.Event()
         in_flight: dict[Future[Any], int] = {}
+        flight_lock = threading.Lock()
         tests_in_flight: set[int] = set()
         beat_stop = threading.Event()
+        self._target = target
+        # The engine's mirror of the archive: loaded once, then updated from the engine's own
+        # asks and finished work, so a generation costs O(1) storage reads whatever the size.
+        mirror: dict[int, VariantRecord] = {v.id: v for v in variants}
+
+        def current() -> list[VariantRecord]:
+            return sorted(mirror.values(), key=lambda v: v.generation)
+
+        def reload() -> list[VariantRecord]:
+            mirror.clear()
+            mirror.update((v.id, v) for v in self.variants())
+            return current()
+
+        def submit(fn: Callable[..., Any], variant_id: int, *args: Any) -> None:
+            future = pool.submit(fn, *args)
+            with flight_lock:
+                in_flight[future] = variant_id
 
         def heartbeat() -> None:
             while not beat_stop.wait(self._config.heartbeat_interval):
                 try:
-                    ids = list(in_flight.values())
+                    with flight_lock:
+                        ids = list(in_flight.values())
                     if ids:
                         self._storage.heartbeat(self._owner, ids)
                     self._storage.update_run_attrs(self._id, {"engine_heartbeat": time.time()})
@@ -924,10 +1007,10 @@ class Run:
         abort = False
         try:
             for variant_id in self._claim_orphans(variants):
-                in_flight[pool.submit(self._advance, variant_id)] = variant_id
+                submit(self._advance, variant_id, variant_id)
             while True:
                 try:
-                    variants = self.variants()
+                    variants = current()
                     if self.record().status is RunStatus.STOPPED:
                         stop.set()
                         final_status, message = RunStatus.STOPPED, "stopped by request"
@@ -937,13 +1020,14 @@ class Run:
                     for v in self._due_test_evaluations(variants):
                         if v.id not in tests_in_flight and len(in_flight) < workers + 1:
                             tests_in_flight.add(v.id)
-                            in_flight[pool.submit(self._evaluate_test, v.id)] = v.id
+                            submit(self._evaluate_test, v.id, v.id)
                     last = max((v.generation for v in variants), default=0)
                     while (not stop.is_set() and last < target and len(in_flight) < workers
                            and self._ready_for(variants, last + 1)):
-                        job = self.ask()
-                        in_flight[pool.submit(self._improve_and_tell, job)] = job.variant_id
-                        variants = self.variants()
+                        job, created = self._ask(variants)
+                        mirror[created.id] = created
+                        submit(self._improve_and_tell, job.variant_id, job)
+                        variants = current()
                         last = job.generation
                     if not in_flight:
                         if stop.is_set() or last >= target:
@@ -951,19 +1035,21 @@ class Run:
                         # Work we depend on is held by another live engine: wait for it to
                         # finish or for its heartbeat to go stale, then take it over.
                         stop.wait(min(1.0, self._config.heartbeat_interval))
-                        for variant_id in self._claim_orphans(self.variants()):
-                            in_flight[pool.submit(self._advance, variant_id)] = variant_id
+                        for variant_id in self._claim_orphans(reload()):
+                            submit(self._advance, variant_id, variant_id)
                         continue
                     done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
                     for future in done:
-                        variant_id = in_flight.pop(future)
+                        with flight_lock:
+                            variant_id = in_flight.pop(future)
                         was_test = variant_id in tests_in_flight
                         tests_in_flight.discard(variant_id)
                         future.result()  # re-raise infrastructure errors
+                        finished = self._storage.get_variant(variant_id)
+                        mirror[variant_id] = finished
                         if callbacks and not was_test:
-                            record_v = self._storage.get_variant(variant_id)
                             for cb in callbacks:
-                                cb(self, record_v)
+                                cb(self, finished)
                 except KeyboardInterrupt:
                     interrupted += 1
                     if interrupted > 1:
@@ -982,6 +1068,7 @@ class Run:
             raise
         finally:
             beat_stop.set()
+            self._target = None
             pool.shutdown(wait=not abort, cancel_futures=abort)
             elapsed = elapsed_before + (time.perf_counter() - started)
             self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed,
@@ -992,8 +1079,8 @@ class Run:
             )
         return self.record()
 
-    def _improve_and_tell(self, job: Job) -> VariantRecord:
-        return self._advance(job.variant_id)
+    def _improve_and_tell(self, job: Job) -> None:
+        self._advance(job.variant_id, job=job)
 
 
 def _portable_spec(spec: str) -> str:
