@@ -28,11 +28,18 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   generation); ids are positive integers that increase with insertion.
 * **Heartbeats.** :meth:`BaseStorage.heartbeat` stamps ``heartbeat_at`` on the variants an owner
   holds; :meth:`BaseStorage.list_variants` lets the engine find work whose owner stopped beating.
-* **Missing records** raise :class:`RunNotFoundError` / :class:`VariantNotFoundError`.
+* **Missing records** raise :class:`RunNotFoundError` / :class:`VariantNotFoundError`, also
+  from the ``list_*``/``count_*`` methods and ``get_variant_by_generation`` of a missing run
+  (``list_evaluations`` of a missing variant) and from ``add_event`` with an unknown
+  ``variant_id``. A ``program_id`` given to ``create_variant``/``set_variant_program`` must be
+  stored already (:class:`StorageError` otherwise).
+* **Events of transitions** are recorded only when the transition applies (a compare-and-set
+  that returns ``False`` records nothing).
 * **Thread safety.** A storage object may be shared by threads of one process.
 * **JSON fields** (``config``, ``attrs``, ``scores``, ``metrics``, ``meta_info``, ``results``,
   ``data``) hold JSON-compatible values only (dict/list/str/int/float/bool/None); a float must be
-  finite. Backends store and return them unchanged (dict key order may differ).
+  finite. Backends store and return them unchanged (dict key order may differ); anything else
+  (and a non-finite evaluation ``score``) raises :class:`StorageError` and changes nothing.
 * **Times** are timezone-aware UTC ``datetime`` objects.
 """
 

@@ -1,0 +1,106 @@
+"""Storages: where runs, programs, variants, evaluations and events live.
+
+One URL is the whole deployment setting (Optuna style)::
+
+    get_storage()                                    # $HYPERAGENTS_STORAGE or sqlite:///hyperagents.db
+    get_storage("sqlite:///runs/experiments.db")     # a SQLite file
+    get_storage("postgresql://user:pw@host/db")      # PostgreSQL (psycopg 3), many engines/machines
+    get_storage("memory")                            # in-process, nothing persisted (tests)
+
+The contract every backend satisfies is the docstring of :mod:`hyperagents.storages._base`;
+:mod:`hyperagents.testing.storage` checks it. Importing this package is cheap: SQLAlchemy and
+Alembic are imported only when an :class:`RDBStorage` is made.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from hyperagents.exceptions import StorageURLError
+from hyperagents.storages._base import (
+    BaseStorage,
+    EvaluationRecord,
+    EventRecord,
+    EventSpec,
+    RunRecord,
+    RunStatus,
+    VariantRecord,
+    VariantState,
+)
+from hyperagents.storages._in_memory import InMemoryStorage
+
+if TYPE_CHECKING:
+    from hyperagents.storages._rdb import RDBStorage
+
+__all__ = [
+    "DEFAULT_STORAGE_URL",
+    "STORAGE_ENV_VAR",
+    "BaseStorage",
+    "EvaluationRecord",
+    "EventRecord",
+    "EventSpec",
+    "InMemoryStorage",
+    "RDBStorage",
+    "RunRecord",
+    "RunStatus",
+    "VariantRecord",
+    "VariantState",
+    "get_storage",
+]
+
+#: The storage used when neither an argument nor ``$HYPERAGENTS_STORAGE`` names one.
+DEFAULT_STORAGE_URL = "sqlite:///hyperagents.db"
+#: Environment variable holding the default storage URL.
+STORAGE_ENV_VAR = "HYPERAGENTS_STORAGE"
+_MEMORY_URLS = frozenset({"memory", "memory://", ":memory:"})
+
+
+def get_storage(url: str | BaseStorage | None = None) -> BaseStorage:
+    """Return the storage named by ``url``.
+
+    Args:
+        url: A storage object (returned as is); ``"memory"`` (also ``"memory://"`` or
+            ``":memory:"``) for an :class:`InMemoryStorage`; any SQLAlchemy URL for an
+            :class:`RDBStorage` (``postgresql://`` uses psycopg 3). ``None`` uses
+            ``$HYPERAGENTS_STORAGE``, else :data:`DEFAULT_STORAGE_URL`.
+
+    Returns:
+        The storage, with its schema created or upgraded.
+
+    Raises:
+        StorageURLError: The URL is malformed or unsupported, its driver is not installed, a
+            SQLite file's directory does not exist, or the database cannot be reached.
+        StorageError: The database schema is newer than this version of hyperagents.
+
+    Example:
+        >>> get_storage("memory")
+        InMemoryStorage()
+    """
+    if isinstance(url, BaseStorage):
+        return url
+    if url is None:
+        url = os.environ.get(STORAGE_ENV_VAR) or DEFAULT_STORAGE_URL
+    if not isinstance(url, str):
+        raise StorageURLError(f"storage must be a URL string or a storage object, not {url!r}")
+    url = url.strip()
+    if not url:
+        raise StorageURLError("empty storage URL")
+    if url.lower() in _MEMORY_URLS:
+        return InMemoryStorage()
+    if "://" not in url:
+        raise StorageURLError(
+            f"malformed storage URL {url!r}: expected e.g. 'sqlite:///hyperagents.db', "
+            "'postgresql://user:password@host/db' or 'memory'"
+        )
+    from hyperagents.storages._rdb import RDBStorage
+
+    return RDBStorage(url)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RDBStorage":
+        from hyperagents.storages._rdb import RDBStorage
+
+        return RDBStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

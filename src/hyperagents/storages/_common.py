@@ -1,0 +1,67 @@
+"""Helpers shared by the storage backends (JSON checks, UTC time, argument normalisation)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any, TypeVar
+
+from hyperagents.exceptions import StorageError
+
+__all__ = [
+    "check_score",
+    "dumps_json",
+    "json_copy",
+    "normalise_expected",
+    "utcnow",
+]
+
+_E = TypeVar("_E", bound=IntEnum)
+
+#: Serialiser used for every JSON field: compact, strict (no NaN/Infinity), UTF-8 kept as is.
+dumps_json = functools.partial(
+    json.dumps, allow_nan=False, separators=(",", ":"), ensure_ascii=False
+)
+
+
+def utcnow() -> datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def json_copy(value: Any, what: str) -> Any:
+    """Return a deep copy of ``value`` made through JSON, checking it is JSON-compatible.
+
+    Raises:
+        StorageError: ``value`` holds something JSON cannot represent (an object, a NaN...).
+    """
+    try:
+        return json.loads(dumps_json(value))
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"{what} is not JSON-compatible: {exc}") from None
+
+
+def check_score(score: float) -> float:
+    """Return ``score`` as a float.
+
+    Raises:
+        StorageError: ``score`` is not a finite real number.
+    """
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        raise StorageError(f"score must be a number, not {score!r}") from None
+    if not math.isfinite(value):
+        raise StorageError(f"score must be finite, not {value!r}")
+    return value
+
+
+def normalise_expected(expected: _E | Iterable[_E], enum: type[_E]) -> tuple[_E, ...]:
+    """Turn an ``expected`` argument (one value or several) into a tuple of enum members."""
+    if isinstance(expected, int):
+        return (enum(expected),)
+    return tuple(enum(value) for value in expected)

@@ -1,0 +1,199 @@
+"""SQLAlchemy ORM models: the schema the Alembic migrations create.
+
+The models document the schema and give typed column objects for the Core statements of
+:class:`~hyperagents.storages.RDBStorage`; the tables themselves are created and upgraded only
+by the migrations in ``alembic/versions`` (a test checks that both agree). Enums are stored as
+integers, JSON fields with the generic JSON type, times as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = [
+    "Base",
+    "BlobModel",
+    "EvaluationModel",
+    "EventModel",
+    "ProgramModel",
+    "RunModel",
+    "UTCDateTime",
+    "VariantModel",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Event and evaluation ids may grow large; SQLite needs INTEGER for its rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A ``DateTime(timezone=True)`` that always reads back timezone-aware UTC.
+
+    SQLite has no time zones: values are stored as naive UTC text
+    (``YYYY-MM-DD HH:MM:SS.ffffff``, the layout SQLAlchemy uses, so it sorts in time order) and
+    parsed with :meth:`datetime.fromisoformat`, which is much faster than a regular expression
+    when thousands of rows are read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to storage; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite: naive UTC text
+            return datetime.fromisoformat(value + "+00:00")
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding the metadata of every hyperagents table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RunModel(Base):
+    """One experiment (``runs``)."""
+
+    __tablename__ = "runs"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy convention
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    task: Mapped[str] = mapped_column(String(255))
+    mode: Mapped[str] = mapped_column(String(255))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed_program_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BlobModel(Base):
+    """One distinct file content (``blobs``), keyed by its SHA-256."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ProgramModel(Base):
+    """One distinct program manifest (``programs``): ``{path: blob sha256}``."""
+
+    __tablename__ = "programs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manifest: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class VariantModel(Base):
+    """One program in a run's archive (``variants``)."""
+
+    __tablename__ = "variants"
+    __table_args__ = (
+        UniqueConstraint("run_id", "generation"),
+        Index("ix_variants_run_id_state", "run_id", "state"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    generation: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[int | None] = mapped_column(Integer)
+    program_id: Mapped[str | None] = mapped_column(ForeignKey("programs.id"))
+    state: Mapped[int] = mapped_column(Integer)
+    scores: Mapped[dict[str, float]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    meta_info: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EvaluationModel(Base):
+    """One evaluation stage of a variant (``evaluations``)."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        UniqueConstraint("variant_id", "stage"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(255))
+    split: Mapped[str] = mapped_column(String(255))
+    score: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EventModel(Base):
+    """A log entry of a run (``events``)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_run_id_id", "run_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

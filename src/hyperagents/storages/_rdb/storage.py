@@ -1,0 +1,1081 @@
+"""The SQLAlchemy storage: SQLite by default, PostgreSQL (or any SQLAlchemy URL) for many workers.
+
+Design notes:
+
+* One :class:`~sqlalchemy.engine.Engine` per storage object; each method checks out a pooled
+  connection, runs one short transaction with SQLAlchemy Core statements on the tables of
+  :mod:`hyperagents.storages._rdb.models` and commits before returning (no ORM unit of work, no
+  lazy loading, no N+1 queries). The engine's pool makes the object safe to share by threads.
+* Compare-and-set transitions are single ``UPDATE … WHERE id = :id AND state IN (:expected)``
+  statements whose row count says whether they applied; no lock outlives a call.
+* SQLite runs in WAL mode with ``synchronous=NORMAL`` (a commit survives the death of the
+  process), ``foreign_keys=ON`` and a 30 s busy timeout; write transactions start with
+  ``BEGIN IMMEDIATE`` so concurrent read-modify-write calls queue instead of failing.
+  PostgreSQL read-modify-write calls lock the row with ``SELECT … FOR UPDATE``.
+* The schema is created and upgraded only by the Alembic migrations shipped in this package,
+  run on open under a lock (SQLite: the write lock; PostgreSQL: an advisory lock), so several
+  processes may open a fresh database at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+    StatementError,
+)
+from sqlalchemy.pool import StaticPool
+
+from hyperagents.exceptions import (
+    DuplicateError,
+    RunNotFoundError,
+    StorageError,
+    StorageURLError,
+    VariantNotFoundError,
+)
+from hyperagents.program import Program
+from hyperagents.storages._base import (
+    BaseStorage,
+    EvaluationRecord,
+    EventRecord,
+    EventSpec,
+    RunRecord,
+    RunStatus,
+    VariantRecord,
+    VariantState,
+)
+from hyperagents.storages._common import check_score, dumps_json, normalise_expected, utcnow
+from hyperagents.storages._rdb.models import (
+    BlobModel,
+    EvaluationModel,
+    EventModel,
+    ProgramModel,
+    RunModel,
+    VariantModel,
+)
+
+__all__ = ["HEAD_REVISION", "RDBStorage", "normalise_url"]
+
+#: The newest migration shipped with this version (a test checks it against the scripts).
+HEAD_REVISION = "0001"
+#: Folder of the Alembic environment (``env.py``, ``versions/``) inside the installed package.
+ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
+#: Key of the PostgreSQL advisory lock held while migrating (any constant shared by processes).
+_MIGRATION_LOCK_KEY = 0x6879_7065_7261_6700 >> 8
+_SQLITE_BUSY_TIMEOUT_S = 30.0
+_IN_CHUNK = 500  # ids/hashes per IN (...) clause
+
+RUNS = cast(Table, RunModel.__table__)
+BLOBS = cast(Table, BlobModel.__table__)
+PROGRAMS = cast(Table, ProgramModel.__table__)
+VARIANTS = cast(Table, VariantModel.__table__)
+EVALUATIONS = cast(Table, EvaluationModel.__table__)
+EVENTS = cast(Table, EventModel.__table__)
+
+_RUN_COLUMNS = [RUNS.c[f.name] for f in dataclasses.fields(RunRecord)]
+_VARIANT_COLUMNS = [VARIANTS.c[f.name] for f in dataclasses.fields(VariantRecord)]
+_EVALUATION_COLUMNS = [EVALUATIONS.c[f.name] for f in dataclasses.fields(EvaluationRecord)]
+_EVENT_COLUMNS = [EVENTS.c[f.name] for f in dataclasses.fields(EventRecord)]
+# Variants are read in bulk (list_variants of thousands of rows per generation): their JSON
+# columns are fetched as text and decoded with ONE json.loads call for all rows, which is several
+# times faster than one call per value.
+_VARIANT_JSON = ("scores", "metrics", "meta_info")
+_VARIANT_SELECT = [
+    c.cast(Text).label(c.name) if c.name in _VARIANT_JSON else c for c in _VARIANT_COLUMNS
+]
+_RUN_STATUSES = {int(s): s for s in RunStatus}
+_VARIANT_STATES = {int(s): s for s in VariantState}
+
+
+def _first_line(exc: BaseException) -> str:
+    """A one-line description of a (driver) exception."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Parse and check a storage URL; map ``postgresql://`` to the psycopg 3 driver.
+
+    Raises:
+        StorageURLError: The URL is malformed, or a SQLite file's directory does not exist.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        raise StorageURLError(
+            f"malformed storage URL {str(url)!r}: expected e.g. 'sqlite:///hyperagents.db', "
+            "'postgresql://user:password@host/db' or 'memory'"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres") and parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend == "postgres":
+        parsed = parsed.set(drivername="postgresql+" + parsed.get_driver_name())
+    if backend == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            directory = Path(database).expanduser().resolve().parent
+            if not directory.is_dir():
+                raise StorageURLError(
+                    f"cannot use storage {parsed.render_as_string(hide_password=True)!r}: "
+                    f"directory {str(directory)!r} does not exist"
+                )
+    return parsed
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+class RDBStorage(BaseStorage):
+    """Storage in a relational database through SQLAlchemy 2 (SQLite, PostgreSQL, …).
+
+    Args:
+        url: A SQLAlchemy database URL, e.g. ``sqlite:///hyperagents.db`` or
+            ``postgresql://user:password@host:5432/db`` (mapped to the psycopg 3 driver).
+        engine_kwargs: Extra keyword arguments for :func:`sqlalchemy.create_engine`.
+
+    Raises:
+        StorageURLError: The URL is malformed or unsupported, its driver is not installed, the
+            SQLite directory does not exist, or the database cannot be reached.
+        StorageError: The database schema is newer than this version of hyperagents.
+
+    Example:
+        >>> storage = RDBStorage("sqlite://")  # a private in-memory SQLite database
+        >>> storage.list_runs()
+        []
+        >>> storage.close()
+    """
+
+    def __init__(self, url: str, *, engine_kwargs: Mapping[str, Any] | None = None) -> None:
+        self._url_arg = str(url)
+        self._engine_kwargs = dict(engine_kwargs or {})
+        self._parsed = normalise_url(url)
+        self._lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        kwargs: dict[str, Any] = {"json_serializer": dumps_json}
+        backend = self._parsed.get_backend_name()
+        if backend == "sqlite":
+            kwargs["connect_args"] = {"timeout": _SQLITE_BUSY_TIMEOUT_S}
+            if _is_sqlite_memory(self._parsed):
+                # One shared connection (each would otherwise get its own empty database);
+                # calls are serialised with a lock.
+                kwargs["poolclass"] = StaticPool
+                kwargs["connect_args"]["check_same_thread"] = False
+                self._lock = threading.RLock()
+        else:
+            kwargs["pool_pre_ping"] = True
+        kwargs.update(self._engine_kwargs)
+        try:
+            engine = create_engine(self._parsed, **kwargs)
+        except NoSuchModuleError:
+            raise StorageURLError(
+                f"unsupported storage URL scheme {self._parsed.drivername!r} in {self}"
+            ) from None
+        except ImportError as exc:
+            hint = " (pip install 'hyperagents[postgres]')" if backend == "postgresql" else ""
+            raise StorageURLError(
+                f"the database driver for {self._parsed.drivername!r} is not installed{hint}: "
+                f"{_first_line(exc)}"
+            ) from None
+        except (ArgumentError, TypeError, ValueError) as exc:
+            raise StorageURLError(f"invalid storage URL {self}: {_first_line(exc)}") from None
+        if backend == "sqlite":
+            _install_sqlite_hooks(engine, memory=_is_sqlite_memory(self._parsed))
+        self._engine = engine
+        self._write_engine = engine.execution_options(hyperagents_write=True)
+        self._dialect = engine.dialect.name
+        self._returning = bool(engine.dialect.update_returning)
+        try:
+            self._ensure_schema()
+        except (StorageError, DBAPIError, OSError) as exc:
+            engine.dispose()
+            cause = exc.__cause__ if isinstance(exc, StorageError) else exc
+            if isinstance(cause, DBAPIError | OSError):
+                raise StorageURLError(f"cannot open storage {self}: {_first_line(cause)}") from None
+            raise
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The URL this storage was opened with (unmasked: it may be given to other processes)."""
+        return self._url_arg
+
+    def __str__(self) -> str:
+        return self._parsed.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"RDBStorage({str(self)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self._url_arg, "engine_kwargs": self._engine_kwargs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], engine_kwargs=state["engine_kwargs"])  # type: ignore[misc]
+
+    def close(self) -> None:
+        """Dispose of the engine's connections; the object must not be used afterwards."""
+        self._engine.dispose()
+
+    # -- schema -----------------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        with self._read() as conn:
+            current = _current_revision(conn)
+        if current == HEAD_REVISION:
+            return
+        with self._write() as conn:
+            if self._dialect == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            current = _current_revision(conn)
+            if current == HEAD_REVISION:
+                return
+            _run_migrations(conn, current)
+
+    # -- transactions -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._lock, self._engine.connect() as conn:
+                yield conn
+        except (StorageError, IntegrityError):
+            raise
+        except SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+        except (TypeError, ValueError) as exc:  # raised by a driver's JSON dumper (psycopg)
+            raise StorageError(f"value is not JSON-compatible: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self._lock, self._write_engine.begin() as conn:
+                yield conn
+        except (StorageError, IntegrityError):
+            raise
+        except SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+        except (TypeError, ValueError) as exc:  # raised by a driver's JSON dumper (psycopg)
+            raise StorageError(f"value is not JSON-compatible: {exc}") from exc
+
+    def _insert_event(
+        self, conn: Connection, run_id: int, variant_id: int | None, spec: EventSpec | None
+    ) -> int:
+        if spec is None:
+            return 0
+        result = conn.execute(
+            insert(EVENTS),
+            {
+                "run_id": run_id,
+                "variant_id": variant_id,
+                "kind": spec.kind,
+                "message": spec.message,
+                "data": dict(spec.data) if spec.data is not None else {},
+                "created_at": utcnow(),
+            },
+        )
+        return int(cast(Any, result.inserted_primary_key)[0])
+
+    def _run_exists(self, conn: Connection, run_id: int) -> bool:
+        return conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is not None
+
+    def _variant_exists(self, conn: Connection, variant_id: int) -> bool:
+        stmt = select(VARIANTS.c.id).where(VARIANTS.c.id == variant_id)
+        return conn.execute(stmt).first() is not None
+
+    def _program_exists(self, conn: Connection, program_id: str) -> bool:
+        stmt = select(PROGRAMS.c.id).where(PROGRAMS.c.id == program_id)
+        return conn.execute(stmt).first() is not None
+
+    def _require_run(self, conn: Connection, run_id: int) -> None:
+        if not self._run_exists(conn, run_id):
+            raise RunNotFoundError(f"run {run_id} not found")
+
+    def _require_variant(self, conn: Connection, variant_id: int) -> None:
+        if not self._variant_exists(conn, variant_id):
+            raise VariantNotFoundError(f"variant {variant_id} not found")
+
+    def _update_variant(
+        self, conn: Connection, variant_id: int, stmt: Any, want_run_id: bool
+    ) -> tuple[bool, int]:
+        """Execute an UPDATE of one variant; return (applied, run_id if asked and applied)."""
+        if want_run_id and self._returning:
+            row = conn.execute(stmt.returning(VARIANTS.c.run_id)).first()
+            return (row is not None, int(row[0]) if row is not None else 0)
+        applied = conn.execute(stmt).rowcount > 0
+        if applied and want_run_id:
+            run_id = conn.execute(
+                select(VARIANTS.c.run_id).where(VARIANTS.c.id == variant_id)
+            ).scalar_one()
+            return True, int(run_id)
+        return applied, 0
+
+    # -- runs -------------------------------------------------------------------------------
+    def create_run(
+        self,
+        *,
+        name: str,
+        task: str,
+        mode: str,
+        seed: int,
+        config: Mapping[str, Any],
+        seed_program_id: str,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Create a run in status ``CREATED`` and return its id.
+
+        Raises:
+            DuplicateError: A run with this name exists.
+            StorageError: ``config`` or ``attrs`` is not JSON-compatible.
+        """
+        now = utcnow()
+        try:
+            with self._write() as conn:
+                result = conn.execute(
+                    insert(RUNS),
+                    {
+                        "name": name,
+                        "task": task,
+                        "mode": mode,
+                        "seed": int(seed),
+                        "config": dict(config),
+                        "seed_program_id": seed_program_id,
+                        "status": int(RunStatus.CREATED),
+                        "attrs": dict(attrs or {}),
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+                return int(cast(Any, result.inserted_primary_key)[0])
+        except IntegrityError:
+            raise DuplicateError(f"a run named {name!r} already exists") from None
+
+    @staticmethod
+    def _run_record(row: Any) -> RunRecord:
+        values = list(row)
+        values[7] = _RUN_STATUSES[values[7]]
+        return RunRecord(*values)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """Return the run.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        with self._read() as conn:
+            row = conn.execute(select(*_RUN_COLUMNS).where(RUNS.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFoundError(f"run {run_id} not found")
+        return self._run_record(row)
+
+    def get_run_by_name(self, name: str) -> RunRecord:
+        """Return the run called ``name``.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        with self._read() as conn:
+            row = conn.execute(select(*_RUN_COLUMNS).where(RUNS.c.name == name)).first()
+        if row is None:
+            raise RunNotFoundError(f"run {name!r} not found")
+        return self._run_record(row)
+
+    def list_runs(self) -> list[RunRecord]:
+        """All runs, ascending id."""
+        with self._read() as conn:
+            rows = conn.execute(select(*_RUN_COLUMNS).order_by(RUNS.c.id)).all()
+        return [self._run_record(row) for row in rows]
+
+    def set_run_status(
+        self,
+        run_id: int,
+        status: RunStatus,
+        *,
+        expected: RunStatus | Iterable[RunStatus] | None = None,
+        event: EventSpec | None = None,
+    ) -> bool:
+        """Compare-and-set the run's status.
+
+        Returns:
+            Whether the status was changed.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        stmt = (
+            update(RUNS).where(RUNS.c.id == run_id).values(status=int(status), updated_at=utcnow())
+        )
+        if expected is not None:
+            allowed = [int(s) for s in normalise_expected(expected, RunStatus)]
+            stmt = stmt.where(RUNS.c.status.in_(allowed))
+        with self._write() as conn:
+            if conn.execute(stmt).rowcount == 0:
+                self._require_run(conn, run_id)
+                return False
+            self._insert_event(conn, run_id, None, event)
+            return True
+
+    def _merge_run_json(
+        self, run_id: int, column: str, update_with: Mapping[str, Any], *, replace: bool
+    ) -> None:
+        col = RUNS.c[column]
+        with self._write() as conn:
+            stmt = select(col).where(RUNS.c.id == run_id)
+            if self._dialect != "sqlite":
+                stmt = stmt.with_for_update()
+            row = conn.execute(stmt).first()
+            if row is None:
+                raise RunNotFoundError(f"run {run_id} not found")
+            if replace:
+                value = dict(update_with)
+            else:
+                value = dict(row[0] or {})
+                for key, item in update_with.items():
+                    if item is None:
+                        value.pop(key, None)
+                    else:
+                        value[key] = item
+            conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values({column: value, "updated_at": utcnow()})
+            )
+
+    def update_run_attrs(self, run_id: int, attrs: Mapping[str, Any]) -> None:
+        """Shallow-merge ``attrs`` into the run's attrs (a value of None deletes the key).
+
+        Raises:
+            RunNotFoundError: No such run.
+            StorageError: ``attrs`` is not JSON-compatible.
+        """
+        self._merge_run_json(run_id, "attrs", attrs, replace=False)
+
+    def update_run_config(self, run_id: int, config: Mapping[str, Any]) -> None:
+        """Replace the run's config.
+
+        Raises:
+            RunNotFoundError: No such run.
+            StorageError: ``config`` is not JSON-compatible.
+        """
+        self._merge_run_json(run_id, "config", config, replace=True)
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run with its variants, evaluations and events (programs stay).
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            variant_ids = select(VARIANTS.c.id).where(VARIANTS.c.run_id == run_id)
+            conn.execute(delete(EVENTS).where(EVENTS.c.run_id == run_id))
+            conn.execute(delete(EVALUATIONS).where(EVALUATIONS.c.variant_id.in_(variant_ids)))
+            conn.execute(delete(VARIANTS).where(VARIANTS.c.run_id == run_id))
+            conn.execute(delete(RUNS).where(RUNS.c.id == run_id))
+
+    # -- programs ---------------------------------------------------------------------------
+    def _insert_ignoring_duplicates(
+        self, conn: Connection, table: Table, rows: list[dict[str, Any]]
+    ) -> None:
+        if not rows:
+            return
+        if self._dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+        elif self._dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+        else:  # other dialects: a concurrent writer makes this fail; put_program retries
+            conn.execute(insert(table), rows)
+
+    def put_program(self, program: Program) -> str:
+        """Store a program (deduplicating blobs and manifests); return its id.
+
+        Raises:
+            StorageError: The database failed.
+        """
+        program_id = program.id
+        by_hash: dict[str, bytes] = {}
+        for path, digest in program.blobs.items():
+            by_hash.setdefault(digest, program[path])
+        for attempt in range(3):
+            try:
+                with self._write() as conn:
+                    if self._program_exists(conn, program_id):
+                        return program_id
+                    hashes = list(by_hash)
+                    present: set[str] = set()
+                    for i in range(0, len(hashes), _IN_CHUNK):
+                        chunk = hashes[i : i + _IN_CHUNK]
+                        stmt = select(BLOBS.c.sha256).where(BLOBS.c.sha256.in_(chunk))
+                        present.update(conn.execute(stmt).scalars())
+                    rows = [
+                        {"sha256": h, "size": len(data), "data": data}
+                        for h, data in by_hash.items()
+                        if h not in present
+                    ]
+                    self._insert_ignoring_duplicates(conn, BLOBS, rows)
+                    self._insert_ignoring_duplicates(
+                        conn,
+                        PROGRAMS,
+                        [{"id": program_id, "manifest": program.manifest, "created_at": utcnow()}],
+                    )
+                return program_id
+            except IntegrityError as exc:
+                if attempt == 2:
+                    raise StorageError(
+                        f"cannot store program {program_id}: {_first_line(exc)}"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_program(self, program_id: str) -> Program:
+        """Return a stored program.
+
+        Raises:
+            StorageError: No program with this id is stored, or its blobs are corrupt.
+        """
+        with self._read() as conn:
+            manifest = conn.execute(
+                select(PROGRAMS.c.manifest).where(PROGRAMS.c.id == program_id)
+            ).scalar()
+            if manifest is None:
+                raise StorageError(f"program {program_id} not found")
+            hashes = sorted(set(manifest.values()))
+            blobs: dict[str, bytes] = {}
+            for i in range(0, len(hashes), _IN_CHUNK):
+                chunk = hashes[i : i + _IN_CHUNK]
+                stmt = select(BLOBS.c.sha256, BLOBS.c.data).where(BLOBS.c.sha256.in_(chunk))
+                blobs.update((h, bytes(d)) for h, d in conn.execute(stmt))
+        try:
+            program = Program({path: blobs[digest] for path, digest in manifest.items()})
+        except KeyError as exc:
+            raise StorageError(f"program {program_id} is missing blob {exc.args[0]}") from None
+        if program.id != program_id:
+            raise StorageError(f"program {program_id} is corrupt (content hashes to {program.id})")
+        return program
+
+    def has_program(self, program_id: str) -> bool:
+        """Whether a program with this id is stored."""
+        with self._read() as conn:
+            return self._program_exists(conn, program_id)
+
+    def count_blobs(self) -> int:
+        """Number of distinct file contents stored."""
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(BLOBS)).scalar_one())
+
+    # -- variants ---------------------------------------------------------------------------
+    def create_variant(
+        self,
+        *,
+        run_id: int,
+        generation: int,
+        parent_id: int | None,
+        state: VariantState = VariantState.RUNNING,
+        owner: str | None = None,
+        program_id: str | None = None,
+        meta_info: Mapping[str, Any] | None = None,
+        event: EventSpec | None = None,
+    ) -> int:
+        """Insert a variant and return its id.
+
+        Raises:
+            DuplicateError: The run already has a variant for ``generation``.
+            RunNotFoundError: No such run.
+            StorageError: ``program_id`` is not stored, or ``meta_info`` is not JSON.
+        """
+        now = utcnow()
+        try:
+            with self._write() as conn:
+                result = conn.execute(
+                    insert(VARIANTS),
+                    {
+                        "run_id": run_id,
+                        "generation": int(generation),
+                        "parent_id": parent_id,
+                        "program_id": program_id,
+                        "state": int(state),
+                        "scores": {},
+                        "metrics": {},
+                        "meta_info": dict(meta_info or {}),
+                        "reason": None,
+                        "owner": owner,
+                        "heartbeat_at": now if owner is not None else None,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+                variant_id = int(cast(Any, result.inserted_primary_key)[0])
+                self._insert_event(conn, run_id, variant_id, event)
+                return variant_id
+        except IntegrityError:
+            with self._read() as conn:
+                self._require_run(conn, run_id)
+                if program_id is not None and not self._program_exists(conn, program_id):
+                    raise StorageError(f"program {program_id} is not stored") from None
+            raise DuplicateError(
+                f"run {run_id} already has a variant for generation {generation}"
+            ) from None
+
+    @staticmethod
+    def _variant_records(rows: Sequence[Any]) -> list[VariantRecord]:
+        """Build records from rows of ``_VARIANT_SELECT`` (JSON columns as text)."""
+        texts: list[str] = []
+        for r in rows:
+            texts.append(r[6] if r[6] is not None else "{}")
+            texts.append(r[7] if r[7] is not None else "{}")
+            texts.append(r[8] if r[8] is not None else "{}")
+        decoded = json.loads("[" + ",".join(texts) + "]")
+        states = _VARIANT_STATES
+        return [
+            VariantRecord(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                states[r[5]],
+                decoded[3 * i],
+                decoded[3 * i + 1],
+                decoded[3 * i + 2],
+                r[9],
+                r[10],
+                r[11],
+                r[12],
+                r[13],
+            )
+            for i, r in enumerate(rows)
+        ]
+
+    def get_variant(self, variant_id: int) -> VariantRecord:
+        """Return the variant.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
+        with self._read() as conn:
+            stmt = select(*_VARIANT_SELECT).where(VARIANTS.c.id == variant_id)
+            row = conn.execute(stmt).first()
+        if row is None:
+            raise VariantNotFoundError(f"variant {variant_id} not found")
+        return self._variant_records([row])[0]
+
+    def get_variant_by_generation(self, run_id: int, generation: int) -> VariantRecord | None:
+        """The run's variant for ``generation``, or None.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        with self._read() as conn:
+            stmt = select(*_VARIANT_SELECT).where(
+                VARIANTS.c.run_id == run_id, VARIANTS.c.generation == generation
+            )
+            row = conn.execute(stmt).first()
+            if row is None:
+                self._require_run(conn, run_id)
+                return None
+        return self._variant_records([row])[0]
+
+    def list_variants(
+        self,
+        run_id: int,
+        *,
+        states: Iterable[VariantState] | None = None,
+    ) -> list[VariantRecord]:
+        """The run's variants (optionally only in ``states``), ascending generation.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        stmt = select(*_VARIANT_SELECT).where(VARIANTS.c.run_id == run_id)
+        if states is not None:
+            stmt = stmt.where(VARIANTS.c.state.in_([int(s) for s in states]))
+        stmt = stmt.order_by(VARIANTS.c.generation)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+            if not rows:
+                self._require_run(conn, run_id)
+                return []
+        return self._variant_records(rows)
+
+    def count_variants(self, run_id: int) -> int:
+        """Number of variants of the run.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        with self._read() as conn:
+            stmt = select(func.count()).select_from(VARIANTS).where(VARIANTS.c.run_id == run_id)
+            count = int(conn.execute(stmt).scalar_one())
+            if count == 0:
+                self._require_run(conn, run_id)
+        return count
+
+    def set_variant_program(
+        self,
+        variant_id: int,
+        program_id: str,
+        *,
+        meta_info: Mapping[str, Any] | None = None,
+        event: EventSpec | None = None,
+    ) -> None:
+        """Record the child program and the improver's info.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+            StorageError: The program is not stored, or ``meta_info`` is not JSON.
+        """
+        values: dict[str, Any] = {"program_id": program_id, "updated_at": utcnow()}
+        if meta_info is not None:
+            values["meta_info"] = dict(meta_info)
+        stmt = update(VARIANTS).where(VARIANTS.c.id == variant_id).values(values)
+        try:
+            with self._write() as conn:
+                applied, run_id = self._update_variant(conn, variant_id, stmt, event is not None)
+                if not applied:
+                    raise VariantNotFoundError(f"variant {variant_id} not found")
+                self._insert_event(conn, run_id, variant_id, event)
+        except IntegrityError:
+            raise StorageError(f"program {program_id} is not stored") from None
+
+    def set_variant_state(
+        self,
+        variant_id: int,
+        state: VariantState,
+        *,
+        expected: VariantState | Iterable[VariantState],
+        reason: str | None = None,
+        release: bool = False,
+        event: EventSpec | None = None,
+    ) -> bool:
+        """Compare-and-set the variant's state.
+
+        Returns:
+            Whether the state was changed.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
+        allowed = [int(s) for s in normalise_expected(expected, VariantState)]
+        values: dict[str, Any] = {"state": int(state), "updated_at": utcnow()}
+        if reason is not None:
+            values["reason"] = reason
+        if release:
+            values["owner"] = None
+        stmt = (
+            update(VARIANTS)
+            .where(VARIANTS.c.id == variant_id, VARIANTS.c.state.in_(allowed))
+            .values(values)
+        )
+        with self._write() as conn:
+            applied, run_id = self._update_variant(conn, variant_id, stmt, event is not None)
+            if not applied:
+                self._require_variant(conn, variant_id)
+                return False
+            self._insert_event(conn, run_id, variant_id, event)
+            return True
+
+    def claim_variant(
+        self,
+        variant_id: int,
+        owner: str,
+        *,
+        expected_owner: str | None,
+        event: EventSpec | None = None,
+    ) -> bool:
+        """Compare-and-set the owner (and stamp ``heartbeat_at``).
+
+        Returns:
+            Whether the owner was changed.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
+        now = utcnow()
+        condition = (
+            VARIANTS.c.owner.is_(None)
+            if expected_owner is None
+            else VARIANTS.c.owner == expected_owner
+        )
+        stmt = (
+            update(VARIANTS)
+            .where(VARIANTS.c.id == variant_id, condition)
+            .values(owner=owner, heartbeat_at=now, updated_at=now)
+        )
+        with self._write() as conn:
+            applied, run_id = self._update_variant(conn, variant_id, stmt, event is not None)
+            if not applied:
+                self._require_variant(conn, variant_id)
+                return False
+            self._insert_event(conn, run_id, variant_id, event)
+            return True
+
+    def heartbeat(self, owner: str, variant_ids: Sequence[int]) -> None:
+        """Stamp ``heartbeat_at`` = now on those of ``variant_ids`` still owned by ``owner``."""
+        ids = list(variant_ids)
+        if not ids:
+            return
+        now = utcnow()
+        with self._write() as conn:
+            for i in range(0, len(ids), _IN_CHUNK):
+                conn.execute(
+                    update(VARIANTS)
+                    .where(VARIANTS.c.owner == owner, VARIANTS.c.id.in_(ids[i : i + _IN_CHUNK]))
+                    .values(heartbeat_at=now)
+                )
+
+    def update_variant_metrics(self, variant_id: int, metrics: Mapping[str, Any]) -> None:
+        """Shallow-merge ``metrics`` into the variant's metrics.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+            StorageError: ``metrics`` is not JSON-compatible.
+        """
+        with self._write() as conn:
+            stmt = select(VARIANTS.c.metrics).where(VARIANTS.c.id == variant_id)
+            if self._dialect != "sqlite":
+                stmt = stmt.with_for_update()
+            row = conn.execute(stmt).first()
+            if row is None:
+                raise VariantNotFoundError(f"variant {variant_id} not found")
+            merged = {**(row[0] or {}), **metrics}
+            conn.execute(
+                update(VARIANTS)
+                .where(VARIANTS.c.id == variant_id)
+                .values(metrics=merged, updated_at=utcnow())
+            )
+
+    # -- evaluations ------------------------------------------------------------------------
+    def add_evaluation(
+        self,
+        *,
+        variant_id: int,
+        stage: str,
+        split: str,
+        score: float,
+        n: int,
+        results: Sequence[Mapping[str, Any]],
+        metrics: Mapping[str, Any],
+        event: EventSpec | None = None,
+    ) -> int:
+        """Insert an evaluation and denormalise its score/metrics on the variant atomically.
+
+        Raises:
+            DuplicateError: The variant already has an evaluation for ``stage``.
+            VariantNotFoundError: No such variant.
+            StorageError: ``score`` is not finite, or ``results``/``metrics`` are not JSON.
+        """
+        value = check_score(score)
+        now = utcnow()
+        stage_metrics = dict(metrics)
+        try:
+            with self._write() as conn:
+                stmt = select(VARIANTS.c.run_id, VARIANTS.c.scores, VARIANTS.c.metrics).where(
+                    VARIANTS.c.id == variant_id
+                )
+                if self._dialect != "sqlite":
+                    stmt = stmt.with_for_update()
+                row = conn.execute(stmt).first()
+                if row is None:
+                    raise VariantNotFoundError(f"variant {variant_id} not found")
+                run_id, scores, variant_metrics = row
+                result = conn.execute(
+                    insert(EVALUATIONS),
+                    {
+                        "variant_id": variant_id,
+                        "stage": stage,
+                        "split": split,
+                        "score": value,
+                        "n": int(n),
+                        "results": [dict(r) for r in results],
+                        "metrics": stage_metrics,
+                        "created_at": now,
+                    },
+                )
+                evaluation_id = int(cast(Any, result.inserted_primary_key)[0])
+                scores = {**(scores or {}), stage: value}
+                variant_metrics = dict(variant_metrics or {})
+                previous = variant_metrics.get(stage)
+                merged = dict(previous) if isinstance(previous, Mapping) else {}
+                merged.update(stage_metrics)
+                variant_metrics[stage] = merged
+                conn.execute(
+                    update(VARIANTS)
+                    .where(VARIANTS.c.id == variant_id)
+                    .values(scores=scores, metrics=variant_metrics, updated_at=now)
+                )
+                self._insert_event(conn, int(run_id), variant_id, event)
+                return evaluation_id
+        except IntegrityError:
+            raise DuplicateError(
+                f"variant {variant_id} already has a {stage!r} evaluation"
+            ) from None
+
+    def list_evaluations(self, variant_id: int) -> list[EvaluationRecord]:
+        """The variant's evaluations, ascending id.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
+        with self._read() as conn:
+            stmt = (
+                select(*_EVALUATION_COLUMNS)
+                .where(EVALUATIONS.c.variant_id == variant_id)
+                .order_by(EVALUATIONS.c.id)
+            )
+            rows = conn.execute(stmt).all()
+            if not rows:
+                self._require_variant(conn, variant_id)
+        return [EvaluationRecord(*row) for row in rows]
+
+    # -- events -----------------------------------------------------------------------------
+    def add_event(
+        self,
+        run_id: int,
+        kind: str,
+        message: str = "",
+        *,
+        variant_id: int | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append an event and return its id.
+
+        Raises:
+            RunNotFoundError: No such run.
+            VariantNotFoundError: ``variant_id`` is given and no such variant exists.
+            StorageError: ``data`` is not JSON-compatible.
+        """
+        spec = EventSpec(kind=kind, message=message, data=data)
+        try:
+            with self._write() as conn:
+                return self._insert_event(conn, run_id, variant_id, spec)
+        except IntegrityError:
+            with self._read() as conn:
+                self._require_run(conn, run_id)
+                if variant_id is not None:
+                    self._require_variant(conn, variant_id)
+            raise StorageError(f"cannot add event to run {run_id}") from None
+
+    def list_events(
+        self,
+        run_id: int,
+        *,
+        after_id: int = 0,
+        kinds: Iterable[str] | None = None,
+        variant_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Events with id > ``after_id`` (optionally filtered), ascending id, at most ``limit``.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        stmt = select(*_EVENT_COLUMNS).where(EVENTS.c.run_id == run_id, EVENTS.c.id > after_id)
+        if kinds is not None:
+            stmt = stmt.where(EVENTS.c.kind.in_(list(kinds)))
+        if variant_id is not None:
+            stmt = stmt.where(EVENTS.c.variant_id == variant_id)
+        stmt = stmt.order_by(EVENTS.c.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+            if not rows:
+                self._require_run(conn, run_id)
+        return [EventRecord(*row) for row in rows]
+
+
+# -- module helpers -----------------------------------------------------------------------------
+def _translate(exc: SQLAlchemyError) -> StorageError:
+    """Turn a SQLAlchemy error into a one-line :class:`StorageError`."""
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        orig = exc.orig
+        if isinstance(orig, (TypeError, ValueError)):
+            return StorageError(f"value is not JSON-compatible: {orig}")
+    return StorageError(f"database error: {_first_line(exc)}")
+
+
+def _install_sqlite_hooks(engine: Engine, *, memory: bool) -> None:
+    """Set the SQLite pragmas on every connection and take control of transactions."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below emit BEGIN itself (pysqlite's implicit
+        # transactions start too late for read-modify-write and cannot be IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("hyperagents_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _current_revision(conn: Connection) -> str | None:
+    from sqlalchemy import inspect
+
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if value is None else str(value)
+
+
+def _run_migrations(conn: Connection, current: str | None) -> None:
+    """Upgrade the schema to the newest revision on ``conn`` (inside its transaction).
+
+    Raises:
+        StorageError: The database is at a revision this version does not know (newer).
+    """
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC_DIR).replace("%", "%%"))
+    config.attributes["connection"] = conn
+    if current is not None:
+        known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
+        if current not in known:
+            raise StorageError(
+                f"the database schema is at revision {current!r}, which this version of "
+                "hyperagents does not know (created by a newer version?)"
+            )
+    command.upgrade(config, "head")
