@@ -44,7 +44,10 @@ def test_diff_and_apply_round_trip_fuzz() -> None:
     rng = random.Random(7)
 
     def text() -> str:
-        lines = [rng.choice(["a", "b", "c", "", "def f():", "    pass"]) for _ in range(rng.randint(0, 12))]
+        lines = [
+            rng.choice(["a", "b", "c", "", "def f():", "    pass"])
+            for _ in range(rng.randint(0, 12))
+        ]
         body = "\n".join(lines)
         return body + ("\n" if rng.random() < 0.5 else "")
 

@@ -13,14 +13,14 @@ from typing import Any
 from hyperagents.program import Program
 from hyperagents.tasks import Instance, Score, Split, Task
 
-TASK_AGENT = '''PARAMS = {"t": 0.2}
+TASK_AGENT = """PARAMS = {"t": 0.2}
 
 
 def solve(inputs):
     return "hi" if inputs["x"] > PARAMS["t"] else "lo"
-'''
+"""
 
-META_AGENT = '''import json
+META_AGENT = """import json
 import random
 import re
 
@@ -40,7 +40,7 @@ def improve(workspace, report):
     text = open(me).read()
     open(me, "w").write(text.replace(f"STEP = {STEP}", f"STEP = {round(STEP * 0.9, 6)}", 1))
     return {"operator": "step", "t": [t, new], "step": STEP}
-'''
+"""
 
 
 class ToyTask(Task):
@@ -51,9 +51,15 @@ class ToyTask(Task):
     score_range = (0.0, 1.0)
     instance_timeout = 5.0
 
-    def __init__(self, *, meta_agent: str = META_AGENT, task_agent: str = TASK_AGENT,
-                 extra: dict[str, str] | None = None, sizes: tuple[int, int, int] = (40, 20, 20),
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        meta_agent: str = META_AGENT,
+        task_agent: str = TASK_AGENT,
+        extra: dict[str, str] | None = None,
+        sizes: tuple[int, int, int] = (40, 20, 20),
+        seed: int = 0,
+    ) -> None:
         rng = random.Random(seed)
         self._files = {"task_agent.py": task_agent, "meta_agent.py": meta_agent, **(extra or {})}
         self._splits: dict[Split, list[Instance]] = {}
@@ -71,8 +77,10 @@ class ToyTask(Task):
         if output not in ("hi", "lo"):
             return Score(0.0, f"invalid output {output!r}")
         ok = output == instance.target
-        return Score(1.0 if ok else 0.0, "correct" if ok else f"predicted {output}, expected "
-                     f"{instance.target}")
+        return Score(
+            1.0 if ok else 0.0,
+            "correct" if ok else f"predicted {output}, expected {instance.target}",
+        )
 
     def seed_program(self) -> Program:
         return Program(self._files)

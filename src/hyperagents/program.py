@@ -5,9 +5,10 @@ the SHA-256 of a canonical manifest (sorted ``path NUL blob-hash`` lines), so tw
 same files have the same id whatever order they were built in, and storages keep each distinct
 file content once (see :attr:`Program.blobs`).
 
-Diffs are unified diffs in the ``git diff`` style (``--- a/path`` / ``+++ b/path``, ``/dev/null`` for
-added and removed files) and :meth:`Program.apply` applies one strictly: every context and removed
-line must match, or :class:`~hyperagents.exceptions.PatchError` is raised.
+Diffs are unified diffs in the ``git diff`` style (``--- a/path`` / ``+++ b/path``,
+``/dev/null`` for added and removed files) and :meth:`Program.apply` applies one strictly:
+every context and removed line must match, or :class:`~hyperagents.exceptions.PatchError` is
+raised.
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ class Program(Mapping[str, bytes]):
         Raises:
             PatchError: The patch is malformed, a hunk does not match, or it touches binaries.
         """
-        from unidiff import PatchSet
+        from unidiff.patch import PatchSet
         from unidiff.errors import UnidiffParseError
 
         if not patch.strip():

@@ -30,9 +30,7 @@ ENTRIES = [
 def test_score_child_weights_follow_the_documented_formula() -> None:
     selector = ScoreChildSelector()
     mid = (0.9 + 0.9 + 0.7) / 3
-    expected = [
-        1 / (1 + math.exp(-10 * (e.score - mid))) / (1 + e.children) for e in ENTRIES
-    ]
+    expected = [1 / (1 + math.exp(-10 * (e.score - mid))) / (1 + e.children) for e in ENTRIES]
     assert selector.weights(ENTRIES) == pytest.approx(expected)
 
 

@@ -15,15 +15,20 @@ import pytest
 TOY = f"{Path(__file__).resolve().parents[1] / 'toytask.py'}:ToyTask"
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     full_env.pop("HYPERAGENTS_STORAGE", None)
     if env and "HYPERAGENTS_STORAGE" in env:
         full_env["HYPERAGENTS_STORAGE"] = env["HYPERAGENTS_STORAGE"]
     proc = subprocess.run(
-        [sys.executable, "-m", "hyperagents", *args], cwd=cwd, env=full_env, text=True,
-        capture_output=True, timeout=600,
+        [sys.executable, "-m", "hyperagents", *args],
+        cwd=cwd,
+        env=full_env,
+        text=True,
+        capture_output=True,
+        timeout=600,
     )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -34,8 +39,22 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
 def toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     work = tmp_path_factory.mktemp("cli")
     url = f"sqlite:///{work / 'runs.db'}"
-    cli("run", "--task", TOY, "--generations", "4", "--seed", "1", "--name", "toy1",
-        "--storage", url, "--subset-size", "10", cwd=work)
+    cli(
+        "run",
+        "--task",
+        TOY,
+        "--generations",
+        "4",
+        "--seed",
+        "1",
+        "--name",
+        "toy1",
+        "--storage",
+        url,
+        "--subset-size",
+        "10",
+        cwd=work,
+    )
     return work, url
 
 
@@ -55,8 +74,18 @@ def test_default_storage_is_a_sqlite_file_in_the_working_directory(tmp_path: Pat
 
 def test_storage_from_environment(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'env.db'}"
-    cli("run", "-t", TOY, "-g", "1", "-q", "--name", "envrun", cwd=tmp_path,
-        env={"HYPERAGENTS_STORAGE": url})
+    cli(
+        "run",
+        "-t",
+        TOY,
+        "-g",
+        "1",
+        "-q",
+        "--name",
+        "envrun",
+        cwd=tmp_path,
+        env={"HYPERAGENTS_STORAGE": url},
+    )
     assert (tmp_path / "env.db").is_file()
     assert "envrun" in cli("runs", cwd=tmp_path, env={"HYPERAGENTS_STORAGE": url}).stdout
 
@@ -97,8 +126,11 @@ def test_lineage(toy_run: tuple[Path, str]) -> None:
 
 def test_export_csv_and_json(toy_run: tuple[Path, str], tmp_path: Path) -> None:
     work, url = toy_run
-    rows = list(csv.DictReader(io.StringIO(
-        cli("export", "toy1", "--format", "csv", "--storage", url, cwd=work).stdout)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(cli("export", "toy1", "--format", "csv", "--storage", url, cwd=work).stdout)
+        )
+    )
     assert [int(r["generation"]) for r in rows] == [0, 1, 2, 3, 4]
     assert rows[0]["val"] and rows[0]["state"] == "complete"
     out = tmp_path / "run.json"
@@ -108,7 +140,7 @@ def test_export_csv_and_json(toy_run: tuple[Path, str], tmp_path: Path) -> None:
 
 
 def test_resume_with_more_generations(toy_run: tuple[Path, str], tmp_path: Path) -> None:
-    work, url = toy_run
+    work, _ = toy_run
     copy = tmp_path / "copy.db"
     copy.write_bytes((work / "runs.db").read_bytes())
     copy_url = f"sqlite:///{copy}"
@@ -126,15 +158,29 @@ def test_init_task_scaffold_runs_and_its_test_passes(tmp_path: Path) -> None:
     cli("init-task", "widgets", "--dir", str(tmp_path / "widgets"), cwd=tmp_path)
     assert (tmp_path / "widgets" / "task.py").is_file()
     assert (tmp_path / "widgets" / "seed" / "meta_agent.py").is_file()
-    test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           str(tmp_path / "widgets")], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
+    test = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "widgets")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert test.returncode == 0, test.stdout + test.stderr
     url = f"sqlite:///{tmp_path / 'w.db'}"
-    cli("run", "-t", f"{tmp_path / 'widgets' / 'task.py'}:WidgetsTask", "-g", "2", "-q",
-        "--storage", url, cwd=tmp_path)
-    refused = cli("init-task", "widgets", "--dir", str(tmp_path / "widgets"), cwd=tmp_path,
-                  check=False)
+    cli(
+        "run",
+        "-t",
+        f"{tmp_path / 'widgets' / 'task.py'}:WidgetsTask",
+        "-g",
+        "2",
+        "-q",
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
+    refused = cli(
+        "init-task", "widgets", "--dir", str(tmp_path / "widgets"), cwd=tmp_path, check=False
+    )
     assert refused.returncode != 0 and "not empty" in refused.stderr
 
 
@@ -149,8 +195,9 @@ def test_init_task_scaffold_runs_and_its_test_passes(tmp_path: Path) -> None:
         (("run", "-t", TOY, "--config", "/nonexistent.json"), "cannot read config"),
     ],
 )
-def test_errors_are_one_line_with_nonzero_exit(tmp_path: Path, args: tuple[str, ...],
-                                               message: str) -> None:
+def test_errors_are_one_line_with_nonzero_exit(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
     url = f"sqlite:///{tmp_path / 'e.db'}"
     if "--storage" not in args:
         args = (*args, "--storage", url)

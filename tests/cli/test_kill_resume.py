@@ -21,8 +21,14 @@ GENERATIONS = 10
 
 def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "HYPERAGENTS_STORAGE"}
-    return subprocess.Popen([sys.executable, "-m", "hyperagents", *args], cwd=cwd, env=env,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hyperagents", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _archive(url: str, name: str) -> list[tuple[Any, ...]]:
@@ -32,8 +38,14 @@ def _archive(url: str, name: str) -> list[tuple[Any, ...]]:
         variants = store.list_variants(run.id)
         generation_of = {v.id: v.generation for v in variants}
         return [
-            (v.generation, generation_of.get(v.parent_id) if v.parent_id else None, v.state,
-             v.program_id, tuple(sorted(v.scores.items())), v.reason)
+            (
+                v.generation,
+                generation_of.get(v.parent_id) if v.parent_id else None,
+                v.state,
+                v.program_id,
+                tuple(sorted(v.scores.items())),
+                v.reason,
+            )
             for v in variants
         ]
     finally:
@@ -44,8 +56,23 @@ def _archive(url: str, name: str) -> list[tuple[Any, ...]]:
 def reference(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, ...]]:
     work = tmp_path_factory.mktemp("reference")
     url = f"sqlite:///{work / 'ref.db'}"
-    proc = _cli("run", "-t", TOY, "-g", str(GENERATIONS), "-s", "9", "-n", "r", "-q",
-                "--subset-size", "10", "--storage", url, cwd=work)
+    proc = _cli(
+        "run",
+        "-t",
+        TOY,
+        "-g",
+        str(GENERATIONS),
+        "-s",
+        "9",
+        "-n",
+        "r",
+        "-q",
+        "--subset-size",
+        "10",
+        "--storage",
+        url,
+        cwd=work,
+    )
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, out + err
     return _archive(url, "r")
@@ -57,8 +84,23 @@ def test_sigkill_then_resume_matches_uninterrupted_run(
     tmp_path: Path, reference: list[tuple[Any, ...]], kill_after_events: int
 ) -> None:
     url = f"sqlite:///{tmp_path / 'run.db'}"
-    proc = _cli("run", "-t", TOY, "-g", str(GENERATIONS), "-s", "9", "-n", "r", "-q",
-                "--subset-size", "10", "--storage", url, cwd=tmp_path)
+    proc = _cli(
+        "run",
+        "-t",
+        TOY,
+        "-g",
+        str(GENERATIONS),
+        "-s",
+        "9",
+        "-n",
+        "r",
+        "-q",
+        "--subset-size",
+        "10",
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
     deadline = time.time() + 300
     killed = False
     while time.time() < deadline and proc.poll() is None:
@@ -96,7 +138,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(
         assert all(v.state.is_terminal and v.owner is None for v in variants)
         assert sum(v.state is VariantState.COMPLETE for v in variants) >= 1
         # Nothing done twice: one recorded child program and one evaluation per stage each.
-        improved = Counter(e.variant_id for e in store.list_events(run.id, kinds=["variant.improved"]))
+        improved = Counter(
+            e.variant_id for e in store.list_events(run.id, kinds=["variant.improved"])
+        )
         assert all(count == 1 for count in improved.values())
         for v in variants:
             stages = [e.stage for e in store.list_evaluations(v.id)]

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from toytask import META_AGENT, ToyTask
 
 from hyperagents.exceptions import ConfigError, DuplicateError, RunNotFoundError
 from hyperagents.program import Program
@@ -17,20 +16,37 @@ from hyperagents.storages import (
     VariantRecord,
     VariantState,
 )
+from toytask import META_AGENT, ToyTask
 
 
-def make_run(task: ToyTask | None = None, *, mode: Mode = Mode.HYPERAGENT, seed: int = 0,
-             storage: Any = None, **config: Any) -> Run:
-    return Run.create(task=task or ToyTask(), mode=mode, seed=seed,
-                      storage=storage or InMemoryStorage(),
-                      config=RunConfig.parse({"subset_size": 10, **config}))
+def make_run(
+    task: ToyTask | None = None,
+    *,
+    mode: Mode = Mode.HYPERAGENT,
+    seed: int = 0,
+    storage: Any = None,
+    **config: Any,
+) -> Run:
+    return Run.create(
+        task=task or ToyTask(),
+        mode=mode,
+        seed=seed,
+        storage=storage or InMemoryStorage(),
+        config=RunConfig.parse({"subset_size": 10, **config}),
+    )
 
 
 def fingerprint(run: Run) -> list[tuple[Any, ...]]:
     by_id = {v.id: v for v in run.variants()}
     return [
-        (v.generation, by_id[v.parent_id].generation if v.parent_id else None, v.state,
-         v.program_id, tuple(sorted(v.scores.items())), v.reason)
+        (
+            v.generation,
+            by_id[v.parent_id].generation if v.parent_id else None,
+            v.state,
+            v.program_id,
+            tuple(sorted(v.scores.items())),
+            v.reason,
+        )
         for v in run.variants()
     ]
 
@@ -56,9 +72,17 @@ def test_optimize_records_every_step() -> None:
     assert evaluations["train"].n == 40 and evaluations["train_subset"].n == 10
     assert evaluations["val"].n == 20 and evaluations["test"].n == 20
     kinds = {e.kind for e in run.storage.list_events(run.id)}
-    assert {"run.created", "run.started", "variant.created", "variant.improved",
-            "variant.validated", "variant.evaluated", "variant.completed", "champion.test",
-            "run.complete"} <= kinds
+    assert {
+        "run.created",
+        "run.started",
+        "variant.created",
+        "variant.improved",
+        "variant.validated",
+        "variant.evaluated",
+        "variant.completed",
+        "champion.test",
+        "run.complete",
+    } <= kinds
     champion = run.champion()
     assert champion is not None and "test" in champion.scores
     assert champion.scores["val"] == max(v.scores["val"] for v in complete)
@@ -112,7 +136,9 @@ def test_absolute_subset_threshold() -> None:
 
 
 def test_invalid_children_are_stored_with_reason_and_never_parents() -> None:
-    broken = META_AGENT.replace("    return {", "    open(path, 'w').write('def solve(:')\n    return {")
+    broken = META_AGENT.replace(
+        "    return {", "    open(path, 'w').write('def solve(:')\n    return {"
+    )
     run = make_run(ToyTask(meta_agent=broken))
     run.optimize(generations=3)
     seed_id = run.variants()[0].id
@@ -125,8 +151,9 @@ def test_invalid_children_are_stored_with_reason_and_never_parents() -> None:
 
 def test_missing_entry_point_is_invalid() -> None:
     renamed = META_AGENT.replace(
-        "    return {", "    open(path, 'w').write(source.replace('def solve', 'def answer'))\n"
-        "    return {")
+        "    return {",
+        "    open(path, 'w').write(source.replace('def solve', 'def answer'))\n    return {",
+    )
     run = make_run(ToyTask(meta_agent=renamed))
     run.optimize(generations=1)
     assert "does not define a callable 'solve'" in (run.variants()[1].reason or "")
@@ -135,7 +162,10 @@ def test_missing_entry_point_is_invalid() -> None:
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ("    raise ValueError('meta boom')\n", "meta agent failed: exception: ValueError: meta boom"),
+        (
+            "    raise ValueError('meta boom')\n",
+            "meta agent failed: exception: ValueError: meta boom",
+        ),
         ("    return {'nothing': True}\n", "the meta agent made no change"),
     ],
 )
@@ -183,12 +213,16 @@ def test_no_archive_mode_always_builds_on_the_best() -> None:
     run.optimize(generations=6)
     variants = run.variants()
     for v in variants[1:]:
-        earlier = [u for u in variants if u.generation < v.generation
-                   and u.state is VariantState.COMPLETE]
+        earlier = [
+            u for u in variants if u.generation < v.generation and u.state is VariantState.COMPLETE
+        ]
         best = min(earlier, key=lambda u: (-u.scores["val"], u.generation))
         assert v.parent_id == best.id
-    created = [e for e in run.storage.list_events(run.id, kinds=["variant.created"])
-               if e.data.get("selector")]
+    created = [
+        e
+        for e in run.storage.list_events(run.id, kinds=["variant.created"])
+        if e.data.get("selector")
+    ]
     assert all("no-archive" in e.data["selector"] for e in created)
 
 
@@ -244,8 +278,12 @@ def test_ask_and_tell_by_hand() -> None:
     run = make_run()
     job = run.ask()  # evaluates the seed first
     assert job.generation == 1 and job.parent_id == run.variants()[0].id
-    child = job.request.program.with_files({"task_agent.py": "PARAMS = {}\n\ndef solve(inputs):\n"
-                                            "    return 'hi' if inputs['x'] > 0.63 else 'lo'\n"})
+    child = job.request.program.with_files(
+        {
+            "task_agent.py": "PARAMS = {}\n\ndef solve(inputs):\n"
+            "    return 'hi' if inputs['x'] > 0.63 else 'lo'\n"
+        }
+    )
     final = run.tell(job, child)
     assert final.state is VariantState.COMPLETE and final.scores["val"] == 1.0
     assert final.meta_info == {"source": "tell"}
@@ -253,8 +291,11 @@ def test_ask_and_tell_by_hand() -> None:
 
 def _orphan(run: Run, generation: int, parent: VariantRecord) -> int:
     return run.storage.create_variant(
-        run_id=run.id, generation=generation, parent_id=parent.id,
-        state=VariantState.RUNNING, owner=f"{_hostname()}|999999999|1|dead",
+        run_id=run.id,
+        generation=generation,
+        parent_id=parent.id,
+        state=VariantState.RUNNING,
+        owner=f"{_hostname()}|999999999|1|dead",
     )
 
 
@@ -296,9 +337,15 @@ def test_resume_does_not_redo_recorded_stages() -> None:
     store.set_variant_program(orphan_id, first.program_id, meta_info={"copied": True})
     store.set_variant_state(orphan_id, VariantState.EVALUATING, expected=VariantState.RUNNING)
     subset = next(e for e in store.list_evaluations(first.id) if e.stage == "train_subset")
-    store.add_evaluation(variant_id=orphan_id, stage="train_subset", split="train",
-                         score=subset.score, n=subset.n, results=subset.results,
-                         metrics=subset.metrics)
+    store.add_evaluation(
+        variant_id=orphan_id,
+        stage="train_subset",
+        split="train",
+        score=subset.score,
+        n=subset.n,
+        results=subset.results,
+        metrics=subset.metrics,
+    )
     before = {e.stage: e.id for e in store.list_evaluations(orphan_id)}
     resumed = Run.load(run.name, storage=store, task=run.task)
     resumed.optimize()
@@ -312,8 +359,13 @@ def test_live_owner_is_not_robbed() -> None:
     run = make_run()
     run.optimize(generations=1)
     store = run.storage
-    live = store.create_variant(run_id=run.id, generation=2, parent_id=run.variants()[0].id,
-                                state=VariantState.RUNNING, owner="otherhost|1|1|x")
+    live = store.create_variant(
+        run_id=run.id,
+        generation=2,
+        parent_id=run.variants()[0].id,
+        state=VariantState.RUNNING,
+        owner="otherhost|1|1|x",
+    )
     other = Run.load(run.name, storage=store, task=run.task)
     assert other._claim_orphans(run.variants()) == []  # heartbeat is fresh, host unknown
     assert store.get_variant(live).owner == "otherhost|1|1|x"

@@ -37,7 +37,7 @@ def test_solve_streams_outputs_and_metrics(tmp_path: Path) -> None:
 def test_fake_result_lines_on_stdout_are_ignored(tmp_path: Path) -> None:
     src = (
         "import sys, os\n"
-        "os.write(1, b'{\"type\": \"result\", \"value\": 999}\\n')\n"
+        'os.write(1, b\'{"type": "result", "value": 999}\\n\')\n'
         "def solve(x):\n    return 1\n"
     )
     result = run(tmp_path, src)
@@ -68,7 +68,9 @@ def test_memory_limit(tmp_path: Path) -> None:
 def test_crash_exit_code_and_signal(tmp_path: Path) -> None:
     result = run(tmp_path, "import os\ndef solve(x):\n    os._exit(7)\n")
     assert result.outcome is Outcome.CRASH and "exit code 7" in result.reason
-    result = run(tmp_path, "import os, signal\ndef solve(x):\n    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    result = run(
+        tmp_path, "import os, signal\ndef solve(x):\n    os.kill(os.getpid(), signal.SIGSEGV)\n"
+    )
     assert result.outcome is Outcome.CRASH and "SIGSEGV" in result.reason
 
 
@@ -124,14 +126,17 @@ def test_missing_workspace_is_a_sandbox_error(tmp_path: Path) -> None:
 
 def test_bad_interpreter_is_a_sandbox_error(tmp_path: Path) -> None:
     with pytest.raises(SandboxError):
-        ProcessSandbox(python="/nonexistent/python").run(tmp_path, {"action": "solve"}, limits=Limits())
+        ProcessSandbox(python="/nonexistent/python").run(
+            tmp_path, {"action": "solve"}, limits=Limits()
+        )
 
 
 def test_validate_action(tmp_path: Path) -> None:
     (tmp_path / "ok.py").write_text("def solve(x):\n    return x\n")
     (tmp_path / "bad.py").write_text("def broken(:\n")
-    result = SANDBOX.run(tmp_path, {"action": "validate", "entry_points": {"ok.py": ["solve"]}},
-                         limits=Limits())
+    result = SANDBOX.run(
+        tmp_path, {"action": "validate", "entry_points": {"ok.py": ["solve"]}}, limits=Limits()
+    )
     assert result.ok and not result.result["ok"]
     assert any("bad.py:1: syntax error" in e for e in result.result["errors"])
 

@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -40,12 +40,15 @@ _T = TypeVar("_T")
 
 StorageOpt = Annotated[
     str | None,
-    typer.Option("--storage", help="Storage URL (default: $HYPERAGENTS_STORAGE or "
-                 "sqlite:///hyperagents.db).", show_default=False),
+    typer.Option(
+        "--storage",
+        help="Storage URL (default: $HYPERAGENTS_STORAGE or sqlite:///hyperagents.db).",
+        show_default=False,
+    ),
 ]
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     """Formats of ``export``."""
 
     csv = "csv"
@@ -77,8 +80,9 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 # -- run / resume ---------------------------------------------------------------------------
-def _drive(run: Run, generations: int | None, timeout: float | None, workers: int,
-           quiet: bool) -> None:
+def _drive(
+    run: Run, generations: int | None, timeout: float | None, workers: int, quiet: bool
+) -> None:
     target = run.target_after(generations)
     best: dict[str, float | None] = {"val": None}
     for v in run.variants():
@@ -96,8 +100,9 @@ def _drive(run: Run, generations: int | None, timeout: float | None, workers: in
     )
     done_before = sum(1 for v in run.variants() if v.generation > 0 and v.state.is_terminal)
     with progress:
-        bar = progress.add_task(run.name, total=max(target, 1), completed=done_before,
-                                best=_fmt(best["val"]))
+        bar = progress.add_task(
+            run.name, total=max(target, 1), completed=done_before, best=_fmt(best["val"])
+        )
 
         def on_variant(_: Run, variant: VariantRecord) -> None:
             if variant.state is VariantState.COMPLETE and "val" in variant.scores:
@@ -112,26 +117,37 @@ def _drive(run: Run, generations: int | None, timeout: float | None, workers: in
 
 @app.command()
 def run(
-    task: Annotated[str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")]
-    = "review",
-    mode: Annotated[Mode, typer.Option("--mode", "-m", help="How children are made.")]
-    = Mode.HYPERAGENT,
-    generations: Annotated[int, typer.Option("--generations", "-g", min=0,
-                                             help="Generations to run.")] = 30,
+    task: Annotated[
+        str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")
+    ] = "review",
+    mode: Annotated[
+        Mode, typer.Option("--mode", "-m", help="How children are made.")
+    ] = Mode.HYPERAGENT,
+    generations: Annotated[
+        int, typer.Option("--generations", "-g", min=0, help="Generations to run.")
+    ] = 30,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed of the run.")] = 0,
     storage: StorageOpt = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1,
-                                         help="Parallel sandboxed work (also sets how many "
-                                         "generations may overlap).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Parallel sandboxed work (also sets how many generations may overlap).",
+        ),
+    ] = 1,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (unique).")] = None,
-    selector: Annotated[str | None, typer.Option(
-        help=f"Parent selector: {', '.join(SELECTORS)}.")] = None,
-    subset_size: Annotated[int | None, typer.Option(min=1, help="Train instances in the "
-                                                    "first evaluation stage.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Stop starting generations after this "
-                                                  "many seconds.")] = None,
-    config: Annotated[Path | None, typer.Option(help="JSON file with run config values.")]
-    = None,
+    selector: Annotated[
+        str | None, typer.Option(help=f"Parent selector: {', '.join(SELECTORS)}.")
+    ] = None,
+    subset_size: Annotated[
+        int | None, typer.Option(min=1, help="Train instances in the first evaluation stage.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop starting generations after this many seconds.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON file with run config values.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Create a run and improve the task's seed hyperagent for GENERATIONS generations."""
@@ -144,14 +160,19 @@ def run(
                 raise _ConfigFileError(f"cannot read config {config}: {exc}") from exc
             if not isinstance(data, dict):
                 raise _ConfigFileError(f"config {config} must hold a JSON object")
-        cfg = RunConfig.parse(data, selector=selector, subset_size=subset_size,
-                              parallel_generations=workers if workers > 1 else None)
+        cfg = RunConfig.parse(
+            data,
+            selector=selector,
+            subset_size=subset_size,
+            parallel_generations=workers if workers > 1 else None,
+        )
         store = get_storage(storage)
-        the_run = Run.create(task=task, name=name, mode=mode, seed=seed, storage=store,
-                             config=cfg)
+        the_run = Run.create(task=task, name=name, mode=mode, seed=seed, storage=store, config=cfg)
         if not quiet:
-            err_console.print(f"run [bold]{the_run.name}[/]: task {task}, mode {mode.value}, "
-                              f"seed {seed}, storage {_storage_label(store)}")
+            err_console.print(
+                f"run [bold]{the_run.name}[/]: task {task}, mode {mode.value}, "
+                f"seed {seed}, storage {_storage_label(store)}"
+            )
         _drive(the_run, generations, timeout, workers, quiet)
 
 
@@ -163,8 +184,10 @@ class _ConfigFileError(HyperagentsError):
 def resume(
     run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run name or id.")],
     storage: StorageOpt = None,
-    generations: Annotated[int | None, typer.Option(
-        "--generations", "-g", min=0, help="Generations to add to the target.")] = None,
+    generations: Annotated[
+        int | None,
+        typer.Option("--generations", "-g", min=0, help="Generations to add to the target."),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
     timeout: Annotated[float | None, typer.Option()] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -186,17 +209,36 @@ def list_runs(storage: StorageOpt = None) -> None:
     with _errors():
         store = get_storage(storage)
         table = Table(title=f"runs in {_storage_label(store)}")
-        for column in ("id", "name", "task", "mode", "seed", "status", "variants", "best val",
-                       "created"):
+        for column in (
+            "id",
+            "name",
+            "task",
+            "mode",
+            "seed",
+            "status",
+            "variants",
+            "best val",
+            "created",
+        ):
             table.add_column(column, overflow="fold")
         for record in store.list_runs():
             variants = store.list_variants(record.id)
-            vals = [v.scores["val"] for v in variants
-                    if v.state is VariantState.COMPLETE and "val" in v.scores]
-            table.add_row(str(record.id), record.name, record.task, record.mode,
-                          str(record.seed), record.status.name.lower(), str(len(variants)),
-                          _fmt(max(vals) if vals else None),
-                          record.created_at.strftime("%Y-%m-%d %H:%M"))
+            vals = [
+                v.scores["val"]
+                for v in variants
+                if v.state is VariantState.COMPLETE and "val" in v.scores
+            ]
+            table.add_row(
+                str(record.id),
+                record.name,
+                record.task,
+                record.mode,
+                str(record.seed),
+                record.status.name.lower(),
+                str(len(variants)),
+                _fmt(max(vals) if vals else None),
+                record.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
         console.print(table)
 
 
@@ -218,8 +260,9 @@ def _print_status(the_run: Run) -> None:
             row += f"  →  champion {_fmt(champ['scores'].get(split))}"
         table.add_row(f"{split} score", row)
     if champ is not None:
-        table.add_row("champion", f"variant {champ['variant_id']} "
-                      f"(generation {champ['generation']})")
+        table.add_row(
+            "champion", f"variant {champ['variant_id']} (generation {champ['generation']})"
+        )
     console.print(table)
 
 
@@ -249,8 +292,7 @@ def _resolve_variant(spec: str, store: BaseStorage) -> VariantRecord:
         return store.get_variant(int(spec.lstrip("#")))
     run_name, sep, which = spec.rpartition("/")
     if not sep or not run_name:
-        raise VariantNotFoundError(f"bad variant {spec!r}: use ID, RUN/GENERATION or "
-                                   "RUN/champion")
+        raise VariantNotFoundError(f"bad variant {spec!r}: use ID, RUN/GENERATION or RUN/champion")
     try:
         record = store.get_run_by_name(run_name)
     except HyperagentsError:
@@ -258,8 +300,11 @@ def _resolve_variant(spec: str, store: BaseStorage) -> VariantRecord:
             raise
         record = store.get_run(int(run_name))
     if which in ("champion", "best"):
-        vals = [v for v in store.list_variants(record.id, states=[VariantState.COMPLETE])
-                if "val" in v.scores]
+        vals = [
+            v
+            for v in store.list_variants(record.id, states=[VariantState.COMPLETE])
+            if "val" in v.scores
+        ]
         if not vals:
             raise VariantNotFoundError(f"run {record.name!r} has no complete variant yet")
         return min(vals, key=lambda v: (-v.scores["val"], v.generation))
@@ -274,8 +319,9 @@ def _resolve_variant(spec: str, store: BaseStorage) -> VariantRecord:
 
 @app.command()
 def show(
-    variant: Annotated[str, typer.Argument(metavar="VARIANT",
-                                           help="ID, RUN/GENERATION or RUN/champion.")],
+    variant: Annotated[
+        str, typer.Argument(metavar="VARIANT", help="ID, RUN/GENERATION or RUN/champion.")
+    ],
     storage: StorageOpt = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="Print this file.")] = None,
     failures: Annotated[int, typer.Option(help="Failing instances to list per stage.")] = 5,
@@ -291,8 +337,10 @@ def show(
                 raise VariantNotFoundError(f"variant {record.id} has no file {file!r}")
             console.print(Syntax(program.text(file), "python", line_numbers=True))
             return
-        table = Table(title=f"variant {record.id}: run {run_record.name}, generation "
-                      f"{record.generation}", show_header=False)
+        table = Table(
+            title=f"variant {record.id}: run {run_record.name}, generation {record.generation}",
+            show_header=False,
+        )
         table.add_column("key", style="bold")
         table.add_column("value", overflow="fold")
         table.add_row("state", record.state.name.lower())
@@ -304,8 +352,9 @@ def show(
         for stage, metrics in record.metrics.items():
             if isinstance(metrics, dict):
                 shown = {k: v for k, v in metrics.items() if k != "log_tail"}
-                table.add_row(f"metrics {stage}", ", ".join(
-                    f"{k}={_fmt(v, 3)}" for k, v in shown.items()))
+                table.add_row(
+                    f"metrics {stage}", ", ".join(f"{k}={_fmt(v, 3)}" for k, v in shown.items())
+                )
         if record.meta_info:
             info = {k: v for k, v in record.meta_info.items() if k not in ("params",)}
             table.add_row("meta info", json.dumps(info, sort_keys=True)[:1500])
@@ -334,8 +383,12 @@ def run_record_max(evaluation: Any) -> float:
 @app.command()
 def diff(
     a: Annotated[str, typer.Argument(metavar="A", help="Variant (ID, RUN/GEN, RUN/champion).")],
-    b: Annotated[str | None, typer.Argument(metavar="B", help="Other variant (default: A's "
-                                            "parent, diffed as parent → A).")] = None,
+    b: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="B", help="Other variant (default: A's parent, diffed as parent → A)."
+        ),
+    ] = None,
     storage: StorageOpt = None,
 ) -> None:
     """Unified diff between two variants' programs (or a variant and its parent)."""
@@ -365,23 +418,26 @@ def diff(
 def lineage(
     run_name: Annotated[str, typer.Argument(metavar="RUN")],
     storage: StorageOpt = None,
-    all_variants: Annotated[bool, typer.Option("--all", help="Include failed, invalid and "
-                                               "pruned children.")] = False,
+    all_variants: Annotated[
+        bool, typer.Option("--all", help="Include failed, invalid and pruned children.")
+    ] = False,
     max_depth: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """The archive as a tree in the terminal (champion path in bold)."""
     with _errors():
         store = get_storage(storage)
-        record = store.get_run_by_name(run_name) if not run_name.isdigit() else \
-            store.get_run(int(run_name))
+        record = (
+            store.get_run_by_name(run_name)
+            if not run_name.isdigit()
+            else store.get_run(int(run_name))
+        )
         variants = store.list_variants(record.id)
         by_parent: dict[int | None, list[VariantRecord]] = {}
         for v in variants:
             if all_variants or v.state is VariantState.COMPLETE or v.generation == 0:
                 by_parent.setdefault(v.parent_id, []).append(v)
         complete = [v for v in variants if v.state is VariantState.COMPLETE and "val" in v.scores]
-        champ = min(complete, key=lambda v: (-v.scores["val"], v.generation)) if complete \
-            else None
+        champ = min(complete, key=lambda v: (-v.scores["val"], v.generation)) if complete else None
         path: set[int] = set()
         by_id = {v.id: v for v in variants}
         node = champ
@@ -415,9 +471,22 @@ def lineage(
 
 
 _EXPORT_COLUMNS = (
-    "variant_id", "generation", "parent_id", "state", "reason", "train_subset", "train", "val",
-    "test", "wall_per_instance", "cpu_seconds", "peak_memory_mb", "errors", "operator",
-    "program_id", "created_at",
+    "variant_id",
+    "generation",
+    "parent_id",
+    "state",
+    "reason",
+    "train_subset",
+    "train",
+    "val",
+    "test",
+    "wall_per_instance",
+    "cpu_seconds",
+    "peak_memory_mb",
+    "errors",
+    "operator",
+    "program_id",
+    "created_at",
 )
 
 
@@ -433,8 +502,9 @@ def _export_row(v: VariantRecord) -> dict[str, Any]:
         **{stage: v.scores.get(stage) for stage in ("train_subset", "train", "val", "test")},
         "wall_per_instance": last.get("wall_per_instance"),
         "cpu_seconds": sum(float(m.get("cpu_seconds") or 0) for m in evals.values()),
-        "peak_memory_mb": max((float(m.get("peak_memory_mb") or 0) for m in evals.values()),
-                              default=None),
+        "peak_memory_mb": max(
+            (float(m.get("peak_memory_mb") or 0) for m in evals.values()), default=None
+        ),
         "errors": sum(int(m.get("errors") or 0) for m in evals.values()),
         "operator": v.meta_info.get("operator"),
         "program_id": v.program_id,
@@ -446,15 +516,17 @@ def _export_row(v: VariantRecord) -> dict[str, Any]:
 def export(
     run_name: Annotated[str, typer.Argument(metavar="RUN")],
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")]
-    = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")] = None,
     storage: StorageOpt = None,
 ) -> None:
     """Export a run's variants (scores, metrics, lineage) as CSV or JSON."""
     with _errors():
         store = get_storage(storage)
-        record = store.get_run_by_name(run_name) if not run_name.isdigit() else \
-            store.get_run(int(run_name))
+        record = (
+            store.get_run_by_name(run_name)
+            if not run_name.isdigit()
+            else store.get_run(int(run_name))
+        )
         variants = store.list_variants(record.id)
         if fmt is ExportFormat.csv:
             buffer = io.StringIO()
@@ -466,14 +538,23 @@ def export(
         else:
             payload = {
                 "run": {
-                    "id": record.id, "name": record.name, "task": record.task,
-                    "mode": record.mode, "seed": record.seed, "status": record.status.name.lower(),
-                    "config": dict(record.config), "attrs": dict(record.attrs),
+                    "id": record.id,
+                    "name": record.name,
+                    "task": record.task,
+                    "mode": record.mode,
+                    "seed": record.seed,
+                    "status": record.status.name.lower(),
+                    "config": dict(record.config),
+                    "attrs": dict(record.attrs),
                     "created_at": record.created_at.isoformat(),
                 },
                 "variants": [
-                    {**_export_row(v), "scores": dict(v.scores), "metrics": dict(v.metrics),
-                     "meta_info": dict(v.meta_info)}
+                    {
+                        **_export_row(v),
+                        "scores": dict(v.scores),
+                        "metrics": dict(v.metrics),
+                        "meta_info": dict(v.meta_info),
+                    }
                     for v in variants
                 ],
             }
@@ -504,8 +585,9 @@ def tasks() -> None:
 @app.command("init-task")
 def init_task(
     name: Annotated[str, typer.Argument(help="Task name (a Python identifier).")],
-    directory: Annotated[Path | None, typer.Option("--dir", help="Where to create the folder "
-                                                   "(default: ./NAME).")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Where to create the folder (default: ./NAME).")
+    ] = None,
 ) -> None:
     """Scaffold a new task folder with a seed hyperagent and a test."""
     from hyperagents.tasks._scaffold import scaffold_task
@@ -513,8 +595,9 @@ def init_task(
     with _errors():
         target = scaffold_task(name, directory or Path(name))
         console.print(f"created task [bold]{name}[/] in {target}")
-        console.print(f"  try it:  hyperagents run --task {target / 'task.py'}:"
-                      f"{_class_name(name)} -g 5")
+        console.print(
+            f"  try it:  hyperagents run --task {target / 'task.py'}:{_class_name(name)} -g 5"
+        )
         console.print(f"  test it: pytest {target}")
 
 

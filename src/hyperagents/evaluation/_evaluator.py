@@ -74,7 +74,7 @@ def workspace_base() -> str | None:
     return None
 
 
-class workspace:  # noqa: N801 - used like tempfile.TemporaryDirectory
+class workspace:
     """A private temporary directory holding a program's files; removed on exit."""
 
     def __init__(self, program: Program, *, base: str | None = None) -> None:
@@ -109,7 +109,9 @@ def validate_program(
     with workspace(program) as path:
         result = sandbox.run(path, request, limits=limits)
     if not result.ok:
-        return ValidationResult(False, (f"validation did not finish: {result.reason}",), result.wall)
+        return ValidationResult(
+            False, (f"validation did not finish: {result.reason}",), result.wall
+        )
     value = result.result if isinstance(result.result, dict) else {}
     errors = tuple(str(e) for e in value.get("errors", ["malformed validation result"]))
     return ValidationResult(bool(value.get("ok")) and not errors, errors, result.wall)
@@ -159,9 +161,9 @@ def evaluate_stage(
     with workspace(program) as path:
         run = sandbox.run(path, request, limits=limits)
     by_id: dict[str, dict[str, Any]] = {}
-    for message in run.messages:
-        if message.get("type") == "instance" and isinstance(message.get("id"), str):
-            by_id.setdefault(message["id"], message)
+    for sent in run.messages:
+        if sent.get("type") == "instance" and isinstance(sent.get("id"), str):
+            by_id.setdefault(sent["id"], sent)
     results: list[dict[str, Any]] = []
     errors = timeouts = 0
     walls: list[float] = []

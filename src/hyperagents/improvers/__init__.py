@@ -6,9 +6,9 @@ from importlib import resources
 
 from hyperagents.improvers._base import (
     META_INFO_CAP,
+    Improver,
     ImproveRequest,
     ImproveResult,
-    Improver,
     MetaAgentImprover,
 )
 

@@ -115,6 +115,7 @@ class MetaAgentImprover:
             try:
                 child = Program.from_directory(path)
             except ProgramError as exc:
-                return ImproveResult(None, {}, f"meta agent left an invalid workspace: {exc}",
-                                     logs, metrics)
+                return ImproveResult(
+                    None, {}, f"meta agent left an invalid workspace: {exc}", logs, metrics
+                )
         return ImproveResult(child, _cap_meta_info(run.result), None, logs, metrics)

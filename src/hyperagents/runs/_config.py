@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -12,7 +12,7 @@ from hyperagents.exceptions import ConfigError
 __all__ = ["Mode", "RunConfig"]
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """How children are produced.
 
     * ``hyperagent``: the parent's own meta agent edits a copy of the parent (its own source

@@ -18,6 +18,7 @@ in which parallel work completes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -39,7 +40,7 @@ from hyperagents.exceptions import (
     RunStateError,
     SandboxError,
 )
-from hyperagents.improvers import ImproveRequest, ImproveResult, Improver, MetaAgentImprover
+from hyperagents.improvers import Improver, ImproveRequest, ImproveResult, MetaAgentImprover
 from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
 from hyperagents.runs._owner import new_owner_token, owner_is_dead
@@ -55,7 +56,7 @@ from hyperagents.storages import (
 )
 from hyperagents.tasks import Instance, Split, Task, load_task
 
-__all__ = ["Job", "Run", "STAGES"]
+__all__ = ["STAGES", "Job", "Run"]
 
 logger = logging.getLogger("hyperagents")
 
@@ -167,10 +168,7 @@ class Run:
         run_mode = parse_mode(mode)
         task_obj = load_task(task)
         task_spec = _portable_spec(task) if isinstance(task, str) else task_obj.name
-        if isinstance(config, RunConfig):
-            cfg = config
-        else:
-            cfg = RunConfig.parse(dict(config or {}))
+        cfg = config if isinstance(config, RunConfig) else RunConfig.parse(dict(config or {}))
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         store = get_storage(storage)
@@ -205,10 +203,19 @@ class Run:
             meta_info={"seed": True},
             event=EventSpec("variant.created", "seed program", {"generation": 0}),
         )
-        store.add_event(run_id, "run.created", f"task {task_spec}, mode {run_mode.value}, "
-                        f"seed {seed}", data={"config": cfg.model_dump(mode="json")})
-        return cls(storage=store, record=store.get_run(run_id), task=task_obj, sandbox=sandbox,
-                   improver=improver)
+        store.add_event(
+            run_id,
+            "run.created",
+            f"task {task_spec}, mode {run_mode.value}, seed {seed}",
+            data={"config": cfg.model_dump(mode="json")},
+        )
+        return cls(
+            storage=store,
+            record=store.get_run(run_id),
+            task=task_obj,
+            sandbox=sandbox,
+            improver=improver,
+        )
 
     @classmethod
     def load(
@@ -309,7 +316,8 @@ class Run:
     def champion(self, variants: Sequence[VariantRecord] | None = None) -> VariantRecord | None:
         """The complete variant with the best val score (ties: earliest generation)."""
         complete = [
-            v for v in (variants if variants is not None else self.variants())
+            v
+            for v in (variants if variants is not None else self.variants())
             if v.state is VariantState.COMPLETE and "val" in v.scores
         ]
         if not complete:
@@ -340,7 +348,9 @@ class Run:
             "archive_size": counts.get("complete", 0),
             "variants": len(variants),
             "states": counts,
-            "champion": None if best is None else {
+            "champion": None
+            if best is None
+            else {
                 "variant_id": best.id,
                 "generation": best.generation,
                 "scores": dict(best.scores),
@@ -382,8 +392,9 @@ class Run:
     def _limits(self, wall: float) -> Limits:
         return Limits(wall_time=wall, memory_mb=self._config.memory_mb)
 
-    def _event(self, kind: str, message: str = "", variant_id: int | None = None,
-               **data: Any) -> None:
+    def _event(
+        self, kind: str, message: str = "", variant_id: int | None = None, **data: Any
+    ) -> None:
         self._storage.add_event(self._id, kind, message, variant_id=variant_id, data=data or None)
 
     # -- ask / improve / tell ----------------------------------------------------------------
@@ -401,8 +412,9 @@ class Run:
             if v.parent_id is not None:
                 children[v.parent_id] = children.get(v.parent_id, 0) + 1
         return [
-            ArchiveEntry(v.id, v.generation, self._task.normalise(v.scores["val"]),
-                         children.get(v.id, 0))
+            ArchiveEntry(
+                v.id, v.generation, self._task.normalise(v.scores["val"]), children.get(v.id, 0)
+            )
             for v in snapshot
             if v.state is VariantState.COMPLETE and "val" in v.scores
         ]
@@ -435,8 +447,12 @@ class Run:
         if "select_parent.py" not in program:
             return None
         archive = [
-            {"variant_id": e.variant_id, "generation": e.generation, "score": e.score,
-             "children": e.children}
+            {
+                "variant_id": e.variant_id,
+                "generation": e.generation,
+                "score": e.score,
+                "children": e.children,
+            }
             for e in entries
         ]
         request = {
@@ -445,14 +461,16 @@ class Run:
             "seed": derive_seed(self._seed, generation, "select-program"),
         }
         with workspace(program) as path:
-            result = self._sandbox.run(path, request,
-                                       limits=self._limits(self._config.select_timeout))
+            result = self._sandbox.run(
+                path, request, limits=self._limits(self._config.select_timeout)
+            )
         valid = {e.variant_id for e in entries}
         if result.ok and isinstance(result.result, int) and result.result in valid:
             return result.result
         why = result.reason if not result.ok else f"returned {result.result!r}, not an eligible id"
-        self._event("selector.fallback", f"select_parent.py of variant {best.id} failed: {why}",
-                    best.id)
+        self._event(
+            "selector.fallback", f"select_parent.py of variant {best.id} failed: {why}", best.id
+        )
         return None
 
     def _build_job(self, variant: VariantRecord, variants: Sequence[VariantRecord]) -> Job:
@@ -496,7 +514,8 @@ class Run:
                 "scores": {k: s for k, s in v.scores.items() if k in _REPORT_STAGES},
                 "meta_info": dict(v.meta_info),
             }
-            for v in snapshot[-cfg.report_archive :] if cfg.report_archive
+            for v in snapshot[-cfg.report_archive :]
+            if cfg.report_archive
         ]
         target = self._target
         if target is None:
@@ -579,10 +598,11 @@ class Run:
                 parent_id=parent_id,
                 state=VariantState.RUNNING,
                 owner=self._owner,
-                event=EventSpec("variant.created", f"generation {generation} from variant "
-                                f"{parent_id} ({how})",
-                                {"generation": generation, "parent_id": parent_id,
-                                 "selector": how}),
+                event=EventSpec(
+                    "variant.created",
+                    f"generation {generation} from variant {parent_id} ({how})",
+                    {"generation": generation, "parent_id": parent_id, "selector": how},
+                ),
             )
             variant = self._storage.get_variant(variant_id)
             job = self._build_job(variant, variants)
@@ -629,8 +649,12 @@ class Run:
             if metrics:
                 self._storage.update_variant_metrics(variant.id, metrics)
             self._storage.set_variant_state(
-                variant.id, VariantState.FAILED, expected=VariantState.RUNNING, reason=reason,
-                release=True, event=EventSpec("variant.failed", reason),
+                variant.id,
+                VariantState.FAILED,
+                expected=VariantState.RUNNING,
+                reason=reason,
+                release=True,
+                event=EventSpec("variant.failed", reason),
             )
             return self._storage.get_variant(variant.id)
         child = result.program
@@ -647,14 +671,22 @@ class Run:
         if metrics:
             self._storage.update_variant_metrics(variant.id, metrics)
         self._storage.set_variant_program(
-            variant.id, program_id, meta_info=result.meta_info,
-            event=EventSpec("variant.improved", f"changed {', '.join(changed) or 'nothing'}",
-                            {"changed": changed}),
+            variant.id,
+            program_id,
+            meta_info=result.meta_info,
+            event=EventSpec(
+                "variant.improved",
+                f"changed {', '.join(changed) or 'nothing'}",
+                {"changed": changed},
+            ),
         )
         if not changed:
             self._storage.set_variant_state(
-                variant.id, VariantState.FAILED, expected=VariantState.RUNNING,
-                reason="the meta agent made no change", release=True,
+                variant.id,
+                VariantState.FAILED,
+                expected=VariantState.RUNNING,
+                reason="the meta agent made no change",
+                release=True,
                 event=EventSpec("variant.failed", "the meta agent made no change"),
             )
             return self._storage.get_variant(variant.id)
@@ -695,7 +727,9 @@ class Run:
             program = self._get_program(variant.program_id)
             validation = self._retry(
                 lambda: validate_program(
-                    program, entry_points=self._task.entry_points, sandbox=self._sandbox,
+                    program,
+                    entry_points=self._task.entry_points,
+                    sandbox=self._sandbox,
                     limits=self._limits(self._config.validate_timeout),
                 ),
                 f"validating {variant_id}",
@@ -703,26 +737,38 @@ class Run:
             sandbox_seconds += validation.wall
             if validation.ok:
                 changed = self._storage.set_variant_state(
-                    variant_id, VariantState.EVALUATING, expected=VariantState.RUNNING,
+                    variant_id,
+                    VariantState.EVALUATING,
+                    expected=VariantState.RUNNING,
                     event=EventSpec("variant.validated", "compiles, imports, entry points present"),
                 )
                 new_state = VariantState.EVALUATING
             else:
                 changed = self._storage.set_variant_state(
-                    variant_id, VariantState.INVALID, expected=VariantState.RUNNING,
-                    reason=validation.reason, release=True,
-                    event=EventSpec("variant.invalid", validation.reason,
-                                    {"errors": list(validation.errors)}),
+                    variant_id,
+                    VariantState.INVALID,
+                    expected=VariantState.RUNNING,
+                    reason=validation.reason,
+                    release=True,
+                    event=EventSpec(
+                        "variant.invalid", validation.reason, {"errors": list(validation.errors)}
+                    ),
                 )
                 new_state = VariantState.INVALID
-            variant = (replace(variant, state=new_state) if changed
-                       else self._storage.get_variant(variant_id))
+            variant = (
+                replace(variant, state=new_state)
+                if changed
+                else self._storage.get_variant(variant_id)
+            )
         while variant.state is VariantState.EVALUATING:
             variant, seconds = self._evaluate_next_stage(variant)
             sandbox_seconds += seconds
         total = time.perf_counter() - timing_start + self._ask_seconds.pop(variant_id, 0.0)
-        timing = {"total_seconds": total, "sandbox_seconds": sandbox_seconds,
-                  "engine_seconds": max(0.0, total - sandbox_seconds)}
+        timing = {
+            "total_seconds": total,
+            "sandbox_seconds": sandbox_seconds,
+            "engine_seconds": max(0.0, total - sandbox_seconds),
+        }
         self._storage.update_variant_metrics(variant_id, {"timing": timing})
         self._subset_results.pop(variant_id, None)
 
@@ -744,8 +790,13 @@ class Run:
         if instances:
             result = self._retry(
                 lambda: evaluate_stage(
-                    program, task=self._task, instances=instances, stage=stage,
-                    split=split.value, sandbox=self._sandbox, limits=self._limits(wall),
+                    program,
+                    task=self._task,
+                    instances=instances,
+                    stage=stage,
+                    split=split.value,
+                    sandbox=self._sandbox,
+                    limits=self._limits(wall),
                 ),
                 f"evaluating {variant.id} on {stage}",
             )
@@ -756,10 +807,18 @@ class Run:
             # The full train score combines the subset already evaluated with the rest.
             subset = self._subset_results.get(variant.id)
             if subset is None:  # resumed: read it back
-                record = next(e for e in self._storage.list_evaluations(variant.id)
-                              if e.stage == "train_subset")
-                subset = StageResult(record.stage, record.split, record.score,
-                                     [dict(r) for r in record.results], dict(record.metrics))
+                record = next(
+                    e
+                    for e in self._storage.list_evaluations(variant.id)
+                    if e.stage == "train_subset"
+                )
+                subset = StageResult(
+                    record.stage,
+                    record.split,
+                    record.score,
+                    [dict(r) for r in record.results],
+                    dict(record.metrics),
+                )
             order = {inst.id: k for k, inst in enumerate(self._instances(Split.TRAIN))}
             merged = sorted([*subset.results, *result.results], key=lambda r: order[r["id"]])
             merged_results = [dict(r) for r in merged]
@@ -786,10 +845,18 @@ class Run:
                 return self._finish(variant, VariantState.PRUNED, why), 0.0
         result, sandbox = self._run_stage(variant, stage)
         self._storage.add_evaluation(
-            variant_id=variant.id, stage=stage, split=result.split, score=result.score,
-            n=result.n, results=result.results, metrics=result.metrics,
-            event=EventSpec("variant.evaluated", f"{stage}: {result.score:.6g}",
-                            {"stage": stage, "score": result.score, "n": result.n}),
+            variant_id=variant.id,
+            stage=stage,
+            split=result.split,
+            score=result.score,
+            n=result.n,
+            results=result.results,
+            metrics=result.metrics,
+            event=EventSpec(
+                "variant.evaluated",
+                f"{stage}: {result.score:.6g}",
+                {"stage": stage, "score": result.score, "n": result.n},
+            ),
         )
         if stage == "train_subset":
             self._subset_results[variant.id] = result
@@ -801,8 +868,9 @@ class Run:
     def _passes_threshold(self, score: float, variant: VariantRecord) -> tuple[bool, str]:
         cfg = self._config
         if cfg.subset_threshold is not None and score < cfg.subset_threshold:
-            return False, (f"train-subset score {score:.6g} below the threshold "
-                           f"{cfg.subset_threshold:g}")
+            return False, (
+                f"train-subset score {score:.6g} below the threshold {cfg.subset_threshold:g}"
+            )
         if cfg.subset_margin is not None and variant.parent_id is not None:
             parent = self._terminal(variant.parent_id)
             parent_score = parent.scores.get("train_subset")
@@ -810,16 +878,22 @@ class Run:
                 low, high = self._task.score_range
                 floor = parent_score - cfg.subset_margin * (high - low)
                 if score < floor:
-                    return False, (f"train-subset score {score:.6g} more than "
-                                   f"{cfg.subset_margin:g} of the range below the parent's "
-                                   f"{parent_score:.6g}")
+                    return False, (
+                        f"train-subset score {score:.6g} more than "
+                        f"{cfg.subset_margin:g} of the range below the parent's "
+                        f"{parent_score:.6g}"
+                    )
         return True, ""
 
     def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
         kind = "variant.completed" if state is VariantState.COMPLETE else "variant.pruned"
         reason = None if state is VariantState.COMPLETE else why
         if self._storage.set_variant_state(
-            variant.id, state, expected=VariantState.EVALUATING, reason=reason, release=True,
+            variant.id,
+            state,
+            expected=VariantState.EVALUATING,
+            reason=reason,
+            release=True,
             event=EventSpec(kind, why),
         ):
             return replace(variant, state=state, reason=reason, owner=None)
@@ -846,11 +920,14 @@ class Run:
         for v in variants:  # ascending generation
             if not v.state.is_terminal:
                 break
-            if v.state is VariantState.COMPLETE and "val" in v.scores:
-                if best is None or v.scores["val"] > best:
-                    best = v.scores["val"]
-                    if "test" not in v.scores:
-                        due.append(v)
+            if (
+                v.state is VariantState.COMPLETE
+                and "val" in v.scores
+                and (best is None or v.scores["val"] > best)
+            ):
+                best = v.scores["val"]
+                if "test" not in v.scores:
+                    due.append(v)
         return due
 
     def _evaluate_test(self, variant_id: int) -> None:
@@ -858,16 +935,21 @@ class Run:
         if "test" in variant.scores:
             return
         result, _ = self._run_stage(variant, "test")
-        try:
+        with contextlib.suppress(DuplicateError):  # another engine recorded it first
             self._storage.add_evaluation(
-                variant_id=variant.id, stage="test", split="test", score=result.score,
-                n=result.n, results=result.results, metrics=result.metrics,
-                event=EventSpec("champion.test", f"new champion; test: {result.score:.6g}",
-                                {"stage": "test", "score": result.score,
-                                 "val": variant.scores.get("val")}),
+                variant_id=variant.id,
+                stage="test",
+                split="test",
+                score=result.score,
+                n=result.n,
+                results=result.results,
+                metrics=result.metrics,
+                event=EventSpec(
+                    "champion.test",
+                    f"new champion; test: {result.score:.6g}",
+                    {"stage": "test", "score": result.score, "val": variant.scores.get("val")},
+                ),
             )
-        except DuplicateError:  # another engine recorded it first
-            pass
 
     # -- resume ------------------------------------------------------------------------------
     def _claim_orphans(self, variants: Sequence[VariantRecord]) -> list[int]:
@@ -883,10 +965,14 @@ class Run:
             if not stale and v.heartbeat_at is not None:
                 stale = now - v.heartbeat_at.timestamp() > self._config.heartbeat_grace
             if stale and self._storage.claim_variant(
-                v.id, self._owner, expected_owner=v.owner,
-                event=EventSpec("variant.reclaimed", f"taken over from {v.owner}",
-                                {"previous_owner": v.owner})
-                if v.owner else EventSpec("variant.claimed", "work picked up"),
+                v.id,
+                self._owner,
+                expected_owner=v.owner,
+                event=EventSpec(
+                    "variant.reclaimed", f"taken over from {v.owner}", {"previous_owner": v.owner}
+                )
+                if v.owner
+                else EventSpec("variant.claimed", "work picked up"),
             ):
                 claimed.append(v.id)
         return claimed
@@ -946,20 +1032,29 @@ class Run:
             raise ConfigError("workers must be >= 1")
         record = self.record()
         holder = record.attrs.get("engine")
-        if (record.status is RunStatus.RUNNING and holder and holder != self._owner
-                and not owner_is_dead(holder)
-                and time.time() - float(record.attrs.get("engine_heartbeat", 0))
-                < self._config.heartbeat_grace):
+        if (
+            record.status is RunStatus.RUNNING
+            and holder
+            and holder != self._owner
+            and not owner_is_dead(holder)
+            and time.time() - float(record.attrs.get("engine_heartbeat", 0))
+            < self._config.heartbeat_grace
+        ):
             raise RunStateError(f"run {self._name!r} is being driven by another engine ({holder})")
         variants = self.variants()
         target = self.target_after(generations, variants=variants, record=record)
-        self._storage.update_run_attrs(self._id, {"target_generations": target,
-                                                  "engine": self._owner,
-                                                  "engine_heartbeat": time.time()})
+        self._storage.update_run_attrs(
+            self._id,
+            {"target_generations": target, "engine": self._owner, "engine_heartbeat": time.time()},
+        )
         self._storage.set_run_status(
-            self._id, RunStatus.RUNNING,
-            event=EventSpec("run.started", f"target {target} generations, {workers} worker(s)",
-                            {"target": target, "workers": workers}),
+            self._id,
+            RunStatus.RUNNING,
+            event=EventSpec(
+                "run.started",
+                f"target {target} generations, {workers} worker(s)",
+                {"target": target, "workers": workers},
+            ),
         )
         started = time.perf_counter()
         elapsed_before = float(record.attrs.get("elapsed_seconds", 0.0))
@@ -1022,8 +1117,12 @@ class Run:
                             tests_in_flight.add(v.id)
                             submit(self._evaluate_test, v.id, v.id)
                     last = max((v.generation for v in variants), default=0)
-                    while (not stop.is_set() and last < target and len(in_flight) < workers
-                           and self._ready_for(variants, last + 1)):
+                    while (
+                        not stop.is_set()
+                        and last < target
+                        and len(in_flight) < workers
+                        and self._ready_for(variants, last + 1)
+                    ):
                         job, created = self._ask(variants)
                         mirror[created.id] = created
                         submit(self._improve_and_tell, job.variant_id, job)
@@ -1056,13 +1155,17 @@ class Run:
                         raise
                     stop.set()
                     final_status, message = RunStatus.STOPPED, "interrupted"
-                    logger.warning("interrupted: finishing work in flight (interrupt again to "
-                                   "abort; resume later)")
+                    logger.warning(
+                        "interrupted: finishing work in flight (interrupt again to "
+                        "abort; resume later)"
+                    )
         except BaseException as exc:
-            final_status = RunStatus.FAILED if not isinstance(exc, KeyboardInterrupt) \
-                else RunStatus.STOPPED
-            message = f"{type(exc).__name__}: {exc}" if final_status is RunStatus.FAILED \
-                else "aborted"
+            final_status = (
+                RunStatus.FAILED if not isinstance(exc, KeyboardInterrupt) else RunStatus.STOPPED
+            )
+            message = (
+                f"{type(exc).__name__}: {exc}" if final_status is RunStatus.FAILED else "aborted"
+            )
             stop.set()
             abort = True
             raise
@@ -1071,10 +1174,10 @@ class Run:
             self._target = None
             pool.shutdown(wait=not abort, cancel_futures=abort)
             elapsed = elapsed_before + (time.perf_counter() - started)
-            self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed,
-                                                      "engine": None})
+            self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed, "engine": None})
             self._storage.set_run_status(
-                self._id, final_status,
+                self._id,
+                final_status,
                 event=EventSpec(f"run.{final_status.name.lower()}", message),
             )
         return self.record()

@@ -15,9 +15,9 @@ Nothing here is a security boundary against the agent code (it runs in the same 
 boundary is the process, its limits and the trusted scoring outside.
 """
 
-# ruff: noqa: T201
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -31,30 +31,26 @@ from typing import Any
 
 
 class _InstanceTimeout(BaseException):
-    """Raised by the per-instance alarm (a BaseException so plain ``except Exception`` misses it)."""
+    """Raised by the per-instance alarm (a BaseException: plain ``except Exception`` misses it)."""
 
 
 def _set_limits(limits: dict[str, Any]) -> None:
     def lower(which: int, value: float | int | None) -> None:
         if value is None:
             return
-        soft, hard = resource.getrlimit(which)
+        _, hard = resource.getrlimit(which)
         new = int(value)
         if hard != resource.RLIM_INFINITY:
             new = min(new, hard)
-        try:
-            # Soft below hard where possible so the process gets a catchable warning first.
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(which, (new, new))
-        except (ValueError, OSError):
-            pass
 
     cpu = limits.get("cpu_time")
     if cpu is not None:
         soft_cpu = max(1, math.ceil(cpu))
-        try:
+        # Soft limit first (SIGXCPU), then the hard one (SIGKILL) a second later.
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, soft_cpu + 1))
-        except (ValueError, OSError):
-            pass
     mem = limits.get("memory_mb")
     if mem:
         lower(resource.RLIMIT_AS, int(mem) * 1024 * 1024)
@@ -132,7 +128,7 @@ def _action_validate(request: dict[str, Any], channel: _Channel) -> Any:
                 continue
             try:
                 mod = importlib.import_module(module)
-            except BaseException as exc:  # noqa: BLE001 - anything the import does is its failure
+            except BaseException as exc:
                 errors.append(f"{path}: import failed: {type(exc).__name__}: {exc}"[:500])
                 continue
             for name in names:
@@ -217,8 +213,10 @@ def main() -> int:
     except MemoryError:
         channel.send({"type": "error", "kind": "memory", "error": "MemoryError"})
         return 1
-    except BaseException:  # noqa: BLE001 - report whatever the agent code raised
-        channel.send({"type": "error", "kind": "exception", "error": traceback.format_exc()[-4000:]})
+    except BaseException:
+        channel.send(
+            {"type": "error", "kind": "exception", "error": traceback.format_exc()[-4000:]}
+        )
         return 1
     try:
         channel.send({"type": "result", "value": value})

@@ -258,8 +258,9 @@ def _classify(
             return SandboxResult(Outcome.MEMORY, reason, **common)
         if kind == "output":
             return SandboxResult(Outcome.INVALID_OUTPUT, f"invalid output: {last}", **common)
-        return SandboxResult(Outcome.ERROR, f"exception: {last}"[:500], extra={"traceback": text},
-                             **common)
+        return SandboxResult(
+            Outcome.ERROR, f"exception: {last}"[:500], extra={"traceback": text}, **common
+        )
     if exit_code != 0:
         if exit_code < 0:
             name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else "?"

@@ -144,6 +144,7 @@ def list_tasks() -> list[TaskInfo]:
                 description = str(getattr(cls, "description", "") or "").strip()
             except TaskError as exc:
                 description = f"(cannot load: {exc})"
-            infos.append(TaskInfo(name, source, target, description.splitlines()[0] if
-                                  description else ""))
+            infos.append(
+                TaskInfo(name, source, target, description.splitlines()[0] if description else "")
+            )
     return infos

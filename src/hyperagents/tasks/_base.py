@@ -26,7 +26,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from hyperagents.exceptions import TaskError
@@ -38,7 +38,7 @@ __all__ = ["Instance", "Score", "Split", "Task"]
 JSON = Any
 
 
-class Split(str, Enum):
+class Split(StrEnum):
     """The data splits of a task."""
 
     TRAIN = "train"
@@ -120,7 +120,9 @@ class Task(ABC):
         try:
             result = self.score(instance, output)
         except Exception as exc:
-            raise TaskError(f"task {self.name!r}: score() raised on {instance.id}: {exc!r}") from exc
+            raise TaskError(
+                f"task {self.name!r}: score() raised on {instance.id}: {exc!r}"
+            ) from exc
         if not isinstance(result, Score):
             raise TaskError(f"task {self.name!r}: score() must return Score, got {result!r}")
         low, high = self.score_range

@@ -123,12 +123,14 @@ def test_seed_agent_runs_and_scores_in_range() -> None:
     task = load_task(SPEC)
     program = task.seed_program()
     assert {{"task_agent.py", "meta_agent.py"}} <= set(program)
-    spec = importlib.util.spec_from_file_location("seed_task_agent", HERE / "seed" / "task_agent.py")
+    path = HERE / "seed" / "task_agent.py"
+    spec = importlib.util.spec_from_file_location("seed_task_agent", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     low, high = task.score_range
-    scores = [task.score(inst, module.solve(inst.inputs)).value for inst in task.instances(Split.VAL)]
+    val = task.instances(Split.VAL)
+    scores = [task.score(inst, module.solve(inst.inputs)).value for inst in val]
     assert all(low <= s <= high for s in scores)
 
 
@@ -157,8 +159,7 @@ def scaffold_task(name: str, directory: Path) -> Path:
     path = directory / "task.py"
     path.write_text(_TASK_PY.format(name=name, cls=cls, path=path), encoding="utf-8")
     (directory / "seed" / "task_agent.py").write_text(_TASK_AGENT, encoding="utf-8")
-    (directory / "seed" / "meta_agent.py").write_text(offline_meta_agent_source(),
-                                                       encoding="utf-8")
+    (directory / "seed" / "meta_agent.py").write_text(offline_meta_agent_source(), encoding="utf-8")
     (directory / f"test_{name}.py").write_text(
         _TEST.format(name=name, cls=cls, path_dir=directory), encoding="utf-8"
     )
