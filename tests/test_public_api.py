@@ -32,8 +32,18 @@ def test_all_names_exist_and_are_unique(name: str) -> None:
 
 
 def test_top_level_api() -> None:
-    for attr in ("Run", "RunConfig", "Mode", "Program", "Task", "get_storage", "load_task",
-                 "HyperagentsError", "VariantState", "RunStatus"):
+    for attr in (
+        "Run",
+        "RunConfig",
+        "Mode",
+        "Program",
+        "Task",
+        "get_storage",
+        "load_task",
+        "HyperagentsError",
+        "VariantState",
+        "RunStatus",
+    ):
         assert attr in hyperagents.__all__
 
 

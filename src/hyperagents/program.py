@@ -236,8 +236,8 @@ class Program(Mapping[str, bytes]):
         Raises:
             PatchError: The patch is malformed, a hunk does not match, or it touches binaries.
         """
-        from unidiff.patch import PatchSet
         from unidiff.errors import UnidiffParseError
+        from unidiff.patch import PatchSet
 
         if not patch.strip():
             return self

@@ -16,6 +16,7 @@ from hyperagents.storages import (
     VariantRecord,
     VariantState,
 )
+
 from toytask import META_AGENT, ToyTask
 
 
@@ -407,3 +408,24 @@ def test_summary() -> None:
     assert info["generations"] == 3 and info["target_generations"] == 3
     assert info["champion"]["scores"]["val"] >= info["seed_scores"]["val"]
     assert info["variants"] == 4 and info["status"] == "complete"
+
+
+def test_stale_heartbeat_from_another_host_is_taken_over() -> None:
+    import time
+
+    run = make_run(heartbeat_grace=0.2)
+    run.optimize(generations=1)
+    store = run.storage
+    stuck = store.create_variant(
+        run_id=run.id,
+        generation=2,
+        parent_id=run.variants()[0].id,
+        state=VariantState.RUNNING,
+        owner="otherhost|1|1|x",
+    )
+    time.sleep(0.3)
+    other = Run.load(run.name, storage=store, task=run.task)
+    other.optimize()
+    assert store.get_variant(stuck).state.is_terminal
+    events = store.list_events(run.id, kinds=["variant.reclaimed"], variant_id=stuck)
+    assert events and events[0].data["previous_owner"] == "otherhost|1|1|x"

@@ -1,0 +1,57 @@
+"""MetaAgentImprover: runs a program's meta agent in the sandbox and reads back the child."""
+
+from __future__ import annotations
+
+from hyperagents.improvers import ImproveRequest, MetaAgentImprover, offline_meta_agent_source
+from hyperagents.sandbox import Limits, ProcessSandbox
+
+from toytask import ToyTask
+
+IMPROVER = MetaAgentImprover(sandbox=ProcessSandbox(), limits=Limits(wall_time=30))
+
+
+def test_child_is_the_edited_workspace() -> None:
+    parent = ToyTask().seed_program()
+    result = IMPROVER.improve(ImproveRequest(parent, {"seed": 3}, 3))
+    assert result.program is not None and result.reason is None
+    assert result.program["task_agent.py"] != parent["task_agent.py"]
+    assert result.meta_info["operator"] == "step"
+    assert result.metrics["wall"] > 0
+    again = IMPROVER.improve(ImproveRequest(parent, {"seed": 3}, 3))
+    assert again.program == result.program  # deterministic for a seed
+
+
+def test_failures_are_results_not_exceptions() -> None:
+    meta = "def improve(workspace, report):\n    raise RuntimeError('meta kaput')\n"
+    parent = ToyTask(meta_agent=meta).seed_program()
+    result = IMPROVER.improve(ImproveRequest(parent, {"seed": 1}, 1))
+    assert result.program is None and "meta kaput" in (result.reason or "")
+
+
+def test_huge_or_odd_meta_info_is_capped() -> None:
+    meta = (
+        "def improve(workspace, report):\n"
+        "    open(workspace + '/x.txt', 'w').write('x')\n"
+        "    return {'blob': 'y' * 200000}\n"
+    )
+    result = IMPROVER.improve(ImproveRequest(ToyTask(meta_agent=meta).seed_program(), {}, 0))
+    assert result.program is not None and "truncated_meta_info" in result.meta_info
+    meta = (
+        "def improve(workspace, report):\n"
+        "    open(workspace + '/x.txt', 'w').write('x')\n    return 42\n"
+    )
+    result = IMPROVER.improve(ImproveRequest(ToyTask(meta_agent=meta).seed_program(), {}, 0))
+    assert result.meta_info == {"result": 42}
+
+
+def test_symlink_left_in_workspace_invalidates_the_child() -> None:
+    meta = (
+        "import os\ndef improve(workspace, report):\n"
+        "    os.symlink('/etc/passwd', workspace + '/leak')\n    return {}\n"
+    )
+    result = IMPROVER.improve(ImproveRequest(ToyTask(meta_agent=meta).seed_program(), {}, 0))
+    assert result.program is None and "invalid workspace" in (result.reason or "")
+
+
+def test_offline_meta_agent_source_is_shipped() -> None:
+    assert "def improve(" in offline_meta_agent_source()
