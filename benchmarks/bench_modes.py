@@ -35,10 +35,16 @@ def one_run(task: str, mode: str, seed: int, generations: int, url: str) -> dict
     info = run.summary()
     champion = info["champion"] or {"scores": {}}
     return {
-        "task": task, "mode": mode, "seed": seed, "generations": info["generations"],
-        "seed_val": info["seed_scores"].get("val"), "seed_test": info["seed_scores"].get("test"),
-        "best_val": champion["scores"].get("val"), "champion_test": champion["scores"].get("test"),
-        "states": info["states"], "seconds": time.perf_counter() - start,
+        "task": task,
+        "mode": mode,
+        "seed": seed,
+        "generations": info["generations"],
+        "seed_val": info["seed_scores"].get("val"),
+        "seed_test": info["seed_scores"].get("test"),
+        "best_val": champion["scores"].get("val"),
+        "champion_test": champion["scores"].get("test"),
+        "states": info["states"],
+        "seconds": time.perf_counter() - start,
     }
 
 
@@ -49,36 +55,52 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--generations", type=int, default=60)
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--storage", default=None,
-                        help="default: sqlite file under benchmarks/out/")
+    parser.add_argument(
+        "--storage", default=None, help="default: sqlite file under benchmarks/out/"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write rows here")
     args = parser.parse_args()
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)
     url = args.storage or f"sqlite:///{out / f'modes-{args.task}.db'}"
     get_storage(url).close()  # create the schema once, before parallel workers open it
-    jobs = [(args.task, mode, seed, args.generations, url)
-            for mode in args.modes.split(",") for seed in range(args.seeds)]
+    jobs = [
+        (args.task, mode, seed, args.generations, url)
+        for mode in args.modes.split(",")
+        for seed in range(args.seeds)
+    ]
     with ProcessPoolExecutor(max_workers=args.processes) as pool:
         rows = list(pool.map(one_run, *zip(*jobs, strict=True)))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     print(f"task {args.task}: {args.seeds} seeds x {args.generations} generations, storage {url}")
-    header = ("mode", "seed val", "median best val", "min-max best val", "median test",
-              "min-max test", "seed test", "min/run")
+    header = (
+        "mode",
+        "seed val",
+        "median best val",
+        "min-max best val",
+        "median test",
+        "min-max test",
+        "seed test",
+        "min/run",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for mode in args.modes.split(","):
         mine = [r for r in rows if r["mode"] == mode]
         vals = [r["best_val"] for r in mine]
         tests = [r["champion_test"] for r in mine]
-        print(f"| {mode} | {mine[0]['seed_val']:.4f} | {statistics.median(vals):.4f} | "
-              f"{min(vals):.4f}-{max(vals):.4f} | {statistics.median(tests):.4f} | "
-              f"{min(tests):.4f}-{max(tests):.4f} | {mine[0]['seed_test']:.4f} | "
-              f"{statistics.mean(r['seconds'] for r in mine) / 60:.1f} |")
+        print(
+            f"| {mode} | {mine[0]['seed_val']:.4f} | {statistics.median(vals):.4f} | "
+            f"{min(vals):.4f}-{max(vals):.4f} | {statistics.median(tests):.4f} | "
+            f"{min(tests):.4f}-{max(tests):.4f} | {mine[0]['seed_test']:.4f} | "
+            f"{statistics.mean(r['seconds'] for r in mine) / 60:.1f} |"
+        )
     for r in rows:
-        print(f"  {r['mode']:<12} seed {r['seed']}: best val {r['best_val']:.4f}, "
-              f"test {r['champion_test']:.4f}, states {r['states']}")
+        print(
+            f"  {r['mode']:<12} seed {r['seed']}: best val {r['best_val']:.4f}, "
+            f"test {r['champion_test']:.4f}, states {r['states']}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,14 @@ class NullSandbox:
             return SandboxResult(Outcome.OK, result={"ok": True, "errors": []})
         if action == "solve":
             messages = tuple(
-                {"type": "instance", "id": item["id"], "output": "accept", "wall": 0.0,
-                 "cpu": 0.0, "error": None}
+                {
+                    "type": "instance",
+                    "id": item["id"],
+                    "output": "accept",
+                    "wall": 0.0,
+                    "cpu": 0.0,
+                    "error": None,
+                }
                 for item in request["instances"]
             )
             return SandboxResult(Outcome.OK, messages=messages, result={"instances": len(messages)})
@@ -76,10 +82,14 @@ def main() -> None:
         clock.last = time.perf_counter()  # type: ignore[attr-defined]
         run.optimize(generations=args.generations, callbacks=[clock])
         ms = [t * 1000 for t in times]
-        print(f"null sandbox, SQLite, {len(ms)} generations (archive grows to "
-              f"{len(run.variants())} variants):")
-        print(f"  per generation: median {statistics.median(ms):.2f} ms, "
-              f"p95 {percentile(ms, 0.95):.2f} ms, mean {statistics.mean(ms):.2f} ms")
+        print(
+            f"null sandbox, SQLite, {len(ms)} generations (archive grows to "
+            f"{len(run.variants())} variants):"
+        )
+        print(
+            f"  per generation: median {statistics.median(ms):.2f} ms, "
+            f"p95 {percentile(ms, 0.95):.2f} ms, mean {statistics.mean(ms):.2f} ms"
+        )
         engine = [v.metrics["timing"]["engine_seconds"] * 1000 for v in run.variants()[2:]]
         print(f"  engine_seconds metric: median {statistics.median(engine):.2f} ms")
 
@@ -90,8 +100,10 @@ def main() -> None:
             eng = [r["engine_seconds"] * 1000 for r in rows]
             sand = [r["sandbox_seconds"] * 1000 for r in rows]
             print(f"real run, SQLite, {len(rows)} generations:")
-            print(f"  engine (total - sandboxed): median {statistics.median(eng):.2f} ms, "
-                  f"p95 {percentile(eng, 0.95):.2f} ms")
+            print(
+                f"  engine (total - sandboxed): median {statistics.median(eng):.2f} ms, "
+                f"p95 {percentile(eng, 0.95):.2f} ms"
+            )
             print(f"  sandboxed agent code:       median {statistics.median(sand):.2f} ms")
         store.close()
 
