@@ -8,11 +8,11 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,9 +21,20 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 
-from hyperagents.exceptions import HyperagentsError, RunStateError, VariantNotFoundError
+from hyperagents.exceptions import (
+    HyperagentsError,
+    RunNotFoundError,
+    RunStateError,
+    VariantNotFoundError,
+)
 from hyperagents.runs import SELECTORS, Mode, Run, RunConfig
-from hyperagents.storages import BaseStorage, VariantRecord, VariantState, get_storage
+from hyperagents.storages import (
+    BaseStorage,
+    RunRecord,
+    VariantRecord,
+    VariantState,
+    get_storage,
+)
 
 __all__ = ["app", "main"]
 
@@ -36,7 +47,6 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-_T = TypeVar("_T")
 
 StorageOpt = Annotated[
     str | None,
@@ -64,11 +74,6 @@ def _errors() -> Iterator[None]:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
         raise typer.Exit(1) from None
-
-
-def _call(fn: Callable[[], _T]) -> _T:
-    with _errors():
-        return fn()
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -274,15 +279,21 @@ def status(
 ) -> None:
     """Best scores per split, archive size, generations and time of a run."""
     with _errors():
-        the_run = _load_run_readonly(run_name, storage)
+        the_run = Run.load(run_name, storage=storage)
         if as_json:
             console.print_json(json.dumps(the_run.summary()))
         else:
             _print_status(the_run)
 
 
-def _load_run_readonly(name: str, storage: str | None) -> Run:
-    return Run.load(name, storage=storage)
+def _find_run(store: BaseStorage, name: str) -> RunRecord:
+    """A run by name, or by id when no run has that (all-digit) name."""
+    try:
+        return store.get_run_by_name(name)
+    except RunNotFoundError:
+        if not name.isdigit():
+            raise
+        return store.get_run(int(name))
 
 
 def _resolve_variant(spec: str, store: BaseStorage) -> VariantRecord:
@@ -293,12 +304,7 @@ def _resolve_variant(spec: str, store: BaseStorage) -> VariantRecord:
     run_name, sep, which = spec.rpartition("/")
     if not sep or not run_name:
         raise VariantNotFoundError(f"bad variant {spec!r}: use ID, RUN/GENERATION or RUN/champion")
-    try:
-        record = store.get_run_by_name(run_name)
-    except HyperagentsError:
-        if not run_name.isdigit():
-            raise
-        record = store.get_run(int(run_name))
+    record = _find_run(store, run_name)
     if which in ("champion", "best"):
         vals = [
             v
@@ -426,11 +432,7 @@ def lineage(
     """The archive as a tree in the terminal (champion path in bold)."""
     with _errors():
         store = get_storage(storage)
-        record = (
-            store.get_run_by_name(run_name)
-            if not run_name.isdigit()
-            else store.get_run(int(run_name))
-        )
+        record = _find_run(store, run_name)
         variants = store.list_variants(record.id)
         by_parent: dict[int | None, list[VariantRecord]] = {}
         for v in variants:
@@ -522,11 +524,7 @@ def export(
     """Export a run's variants (scores, metrics, lineage) as CSV or JSON."""
     with _errors():
         store = get_storage(storage)
-        record = (
-            store.get_run_by_name(run_name)
-            if not run_name.isdigit()
-            else store.get_run(int(run_name))
-        )
+        record = _find_run(store, run_name)
         variants = store.list_variants(record.id)
         if fmt is ExportFormat.csv:
             buffer = io.StringIO()
