@@ -202,9 +202,18 @@ def _kill_group(pid: int) -> None:
 
 
 def _parse_messages(data: bytes) -> tuple[list[dict[str, Any]], bool]:
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    try:  # fast path: one parse for the whole stream
+        batch = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        batch = None
+    if isinstance(batch, list) and all(
+        isinstance(m, dict) and isinstance(m.get("type"), str) for m in batch
+    ):
+        return batch, False
     messages: list[dict[str, Any]] = []
     garbage = False
-    for line in data.split(b"\n"):
+    for line in lines:
         if not line.strip():
             continue
         try:
