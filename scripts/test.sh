@@ -3,9 +3,10 @@
 #
 #   bash scripts/test.sh [extra pytest args]
 #
-# Creates ./.venv (if missing), installs the package with its test extras, makes sure a private
-# PostgreSQL server is running for the storage conformance suite (installing PostgreSQL with
-# apt-get when missing), then runs ruff, mypy and pytest. Exits non-zero if anything fails.
+# Creates ./.venv (if missing), installs the package with its test extras, installs bubblewrap
+# (the default sandbox) with apt-get when it is missing, makes sure a private PostgreSQL server is
+# running for the storage conformance suite (installing PostgreSQL with apt-get when missing),
+# then runs ruff, mypy and pytest. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,17 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
+
+# bubblewrap: the default sandbox, exercised for real by the sandbox and hostile-candidate tests.
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; }
+    else
+        echo "warning: bubblewrap is missing; bwrap sandbox tests will be skipped" >&2
+    fi
+fi
 
 HYPERAGENTS_TEST_POSTGRES_URL="$(bash .ci/start_postgres.sh | tail -n 1)"
 export HYPERAGENTS_TEST_POSTGRES_URL

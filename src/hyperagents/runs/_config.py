@@ -67,7 +67,7 @@ class RunConfig(BaseModel):
     report_archive: int = Field(500, ge=0, description="archive entries shown to meta agents")
     heartbeat_interval: float = Field(5.0, gt=0)
     heartbeat_grace: float = Field(60.0, gt=0)
-    sandbox: str = "process"
+    sandbox: str = Field("auto", description="auto, bwrap or process")
     max_retries: int = Field(3, ge=0, description="retries of work that failed in the sandbox")
 
     @model_validator(mode="after")

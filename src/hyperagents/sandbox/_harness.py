@@ -34,6 +34,34 @@ class _InstanceTimeout(BaseException):
     """Raised by the per-instance alarm (a BaseException: plain ``except Exception`` misses it)."""
 
 
+def _isolate(request: dict[str, Any], channel: _Channel) -> None:
+    """Give up what the agent code must not have, before any of it is imported.
+
+    * ``unshare_network``: move into a new, empty network namespace (needs CAP_SYS_ADMIN, i.e.
+      root outside a user namespace; the ``process`` sandbox asks for it when it runs as root).
+    * ``user``: switch every uid and gid to this unprivileged id for good (needs CAP_SETUID /
+      CAP_SETGID), so the agent cannot signal the engine, read root-only files or exceed the
+      per-user process limit of its own id.
+    * always: ``PR_SET_NO_NEW_PRIVS``, so nothing it executes can regain privileges.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    report: dict[str, Any] = {"type": "isolation", "network": False, "user": None}
+    if request.get("unshare_network"):
+        clone_newnet = 0x40000000
+        report["network"] = libc.unshare(clone_newnet) == 0
+    user = request.get("user")
+    if user is not None:
+        os.setgroups([])
+        os.setresgid(int(user), int(user), int(user))
+        os.setresuid(int(user), int(user), int(user))
+        report["user"] = os.getuid()
+    pr_set_no_new_privs = 38
+    libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
+    channel.send(report)
+
+
 def _set_limits(limits: dict[str, Any]) -> None:
     def lower(which: int, value: float | int | None) -> None:
         if value is None:
@@ -200,6 +228,11 @@ def main() -> int:
     channel = _Channel(int(sys.argv[1]))
     request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     _set_limits(request.get("limits", {}))
+    try:
+        _isolate(request, channel)
+    except OSError as exc:
+        channel.send({"type": "error", "kind": "isolation", "error": f"cannot isolate: {exc}"})
+        return 3
     sys.path.insert(0, os.getcwd())
     # Agent prints go to stderr: stdout carries nothing the engine interprets.
     sys.stdout = sys.stderr
