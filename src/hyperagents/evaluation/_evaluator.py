@@ -206,6 +206,8 @@ def evaluate_stage(
     if run.outcome is not Outcome.OK:
         metrics["sandbox_outcome"] = run.outcome.name.lower()
         metrics["sandbox_reason"] = run.reason
+    if run.extra.get("output_truncated"):
+        metrics["output_truncated"] = True
     return StageResult(stage=stage, split=split, score=score, results=results, metrics=metrics)
 
 

@@ -109,7 +109,13 @@ class MetaAgentImprover:
         with workspace(request.program) as path:
             run = self.sandbox.run(path, payload, limits=self.limits)
             logs = (run.stdout + run.stderr)[-8000:]
-            metrics = {"wall": run.wall, "cpu": run.cpu, "peak_memory_mb": run.peak_memory_mb}
+            metrics: dict[str, Any] = {
+                "wall": run.wall,
+                "cpu": run.cpu,
+                "peak_memory_mb": run.peak_memory_mb,
+            }
+            if run.extra.get("output_truncated"):
+                metrics["output_truncated"] = True
             if not run.ok:
                 return ImproveResult(None, {}, f"meta agent failed: {run.reason}", logs, metrics)
             try:

@@ -325,6 +325,13 @@ class _Launcher:
             wall=wall,
             peak_mb=usage.ru_maxrss / 1024.0,
         )
+        if readers[0].truncated or readers[1].truncated:
+            result.extra["output_truncated"] = {
+                "stdout_bytes_kept": readers[0].size,
+                "stderr_bytes_kept": readers[1].size,
+                "stdout_truncated": readers[0].truncated,
+                "stderr_truncated": readers[1].truncated,
+            }
         if isolation is not None:
             report = {k: v for k, v in isolation.items() if k != "type"}
             report["network"] = bool(report.get("network")) or self.isolates_network
