@@ -189,9 +189,8 @@ def test_init_task_scaffold_runs_and_its_test_passes(tmp_path: Path) -> None:
     [
         (("run", "-t", "no-such-task", "-g", "1"), "unknown task 'no-such-task'"),
         (("run", "-t", "review", "--storage", "bogus://x"), "error:"),
-        (("status", "no-such-run"), "no-such-run"),
-        (("show", "no-such-run/3"), "no-such-run"),
-        (("show", "garbage"), "bad variant"),
+        (("status", "no-such-run"), "no database at"),
+        (("show", "no-such-run/3"), "no database at"),
         (("run", "-t", TOY, "--config", "/nonexistent.json"), "cannot read config"),
     ],
 )
@@ -206,3 +205,22 @@ def test_errors_are_one_line_with_nonzero_exit(
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_missing_runs_and_variants_in_an_existing_database(toy_run: tuple[Path, str]) -> None:
+    work, url = toy_run
+    for args, message in (
+        (("status", "no-such-run"), "no-such-run"),
+        (("show", "no-such-run/3"), "no-such-run"),
+        (("show", "toy1/99"), "no generation 99"),
+        (("show", "garbage"), "bad variant"),
+        (("export", "toy1", "--out", "/nonexistent/dir/x.csv"), "No such file or directory"),
+    ):
+        proc = cli(*args, "--storage", url, cwd=work, check=False)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_read_only_commands_do_not_create_databases(tmp_path: Path) -> None:
+    proc = cli("runs", "--storage", f"sqlite:///{tmp_path / 'typo.db'}", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and not (tmp_path / "typo.db").exists()

@@ -429,3 +429,46 @@ def test_stale_heartbeat_from_another_host_is_taken_over() -> None:
     assert store.get_variant(stuck).state.is_terminal
     events = store.list_events(run.id, kinds=["variant.reclaimed"], variant_id=stuck)
     assert events and events[0].data["previous_owner"] == "otherhost|1|1|x"
+
+
+def test_unchanged_child_is_failed_without_storing_a_clone() -> None:
+    meta = "def improve(workspace, report):\n    return {'operator': 'none'}\n"
+    run = make_run(ToyTask(meta_agent=meta))
+    run.optimize(generations=2)
+    for v in run.variants()[1:]:
+        assert v.state is VariantState.FAILED and v.program_id is None
+        assert v.metrics["improve"]["meta_info"] == {"operator": "none"}
+
+
+def test_run_without_its_seed_variant_heals() -> None:
+    store = InMemoryStorage()
+    task = ToyTask()
+    program_id = store.put_program(task.seed_program())
+    store.create_run(name="half", task="toy", mode="hyperagent", seed=0, config={},
+                     seed_program_id=program_id)  # a crash right after this
+    run = Run.load("half", storage=store, task=task)
+    record = run.optimize(generations=2)
+    assert record.status is RunStatus.COMPLETE
+    assert [v.generation for v in run.variants()] == [0, 1, 2]
+
+
+def test_resume_in_the_same_process_after_a_failure_does_not_wait() -> None:
+    import time
+
+    class Flaky(ToyTask):
+        calls = 0
+
+        def score(self, instance: Any, output: Any) -> Any:
+            Flaky.calls += 1
+            if Flaky.calls == 30:
+                raise RuntimeError("scorer hiccup")
+            return super().score(instance, output)
+
+    run = make_run(Flaky())
+    with pytest.raises(Exception, match="scorer hiccup"):
+        run.optimize(generations=3)
+    assert run.record().status is RunStatus.FAILED
+    start = time.monotonic()
+    again = Run.load(run.name, storage=run.storage, task=run.task)
+    assert again.optimize().status is RunStatus.COMPLETE
+    assert time.monotonic() - start < 30

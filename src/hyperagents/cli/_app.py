@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from hyperagents.exceptions import (
     HyperagentsError,
     RunNotFoundError,
     RunStateError,
+    StorageURLError,
     VariantNotFoundError,
 )
 from hyperagents.runs import SELECTORS, Mode, Run, RunConfig
@@ -70,9 +72,9 @@ def _errors() -> Iterator[None]:
     """Turn library errors into one-line messages and exit code 1."""
     try:
         yield
-    except HyperagentsError as exc:
+    except (HyperagentsError, OSError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=False)
         raise typer.Exit(1) from None
 
 
@@ -118,6 +120,9 @@ def _drive(
 
         run.optimize(generations, timeout=timeout, workers=workers, callbacks=[on_variant])
     _print_status(run)
+    if run.last_stop_reason == "interrupted":
+        err_console.print(f"interrupted: continue with `hyperagents resume {run.name}`")
+        raise typer.Exit(130)
 
 
 @app.command()
@@ -196,14 +201,39 @@ def resume(
     workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
     timeout: Annotated[float | None, typer.Option()] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", "-t", help="Load the task from here instead (e.g. a moved file)."),
+    ] = None,
 ) -> None:
     """Continue a run where it stopped (after a crash, kill, timeout or interrupt)."""
+    from hyperagents.tasks import load_task
+
     with _errors():
-        the_run = Run.load(run_name, storage=storage)
+        the_run = Run.load(
+            run_name,
+            storage=_existing_storage(storage),
+            task=load_task(task) if task is not None else None,
+        )
         _drive(the_run, generations, timeout, workers, quiet)
 
 
 # -- inspection -----------------------------------------------------------------------------
+def _existing_storage(url: str | None) -> BaseStorage:
+    """Open a storage for reading: a SQLite file that does not exist is an error, not a new
+    empty database."""
+    from hyperagents.storages import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR
+
+    resolved = url or os.environ.get(STORAGE_ENV_VAR) or DEFAULT_STORAGE_URL
+    if resolved.startswith("sqlite:///") and "?" not in resolved:
+        path = resolved[len("sqlite:///") :]
+        if path and path != ":memory:" and not os.path.exists(path):
+            raise StorageURLError(
+                f"no database at {path} (give --storage or set {STORAGE_ENV_VAR})"
+            )
+    return get_storage(resolved)
+
+
 def _storage_label(store: BaseStorage) -> str:
     return str(getattr(store, "url", type(store).__name__))
 
@@ -212,7 +242,7 @@ def _storage_label(store: BaseStorage) -> str:
 def list_runs(storage: StorageOpt = None) -> None:
     """List all runs in the storage."""
     with _errors():
-        store = get_storage(storage)
+        store = _existing_storage(storage)
         table = Table(title=f"runs in {_storage_label(store)}")
         for column in (
             "id",
@@ -279,7 +309,7 @@ def status(
 ) -> None:
     """Best scores per split, archive size, generations and time of a run."""
     with _errors():
-        the_run = Run.load(run_name, storage=storage)
+        the_run = Run.load(run_name, storage=_existing_storage(storage))
         if as_json:
             console.print_json(json.dumps(the_run.summary()))
         else:
@@ -334,7 +364,7 @@ def show(
 ) -> None:
     """Files, scores, metrics and per-instance feedback of a variant."""
     with _errors():
-        store = get_storage(storage)
+        store = _existing_storage(storage)
         record = _resolve_variant(variant, store)
         run_record = store.get_run(record.run_id)
         program = store.get_program(record.program_id) if record.program_id else None
@@ -359,7 +389,11 @@ def show(
             if isinstance(metrics, dict):
                 shown = {k: v for k, v in metrics.items() if k != "log_tail"}
                 table.add_row(
-                    f"metrics {stage}", ", ".join(f"{k}={_fmt(v, 3)}" for k, v in shown.items())
+                    f"metrics {stage}",
+                    ", ".join(
+                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in shown.items()
+                    ),
                 )
         if record.meta_info:
             info = {k: v for k, v in record.meta_info.items() if k not in ("params",)}
@@ -399,7 +433,7 @@ def diff(
 ) -> None:
     """Unified diff between two variants' programs (or a variant and its parent)."""
     with _errors():
-        store = get_storage(storage)
+        store = _existing_storage(storage)
         first = _resolve_variant(a, store)
         if b is None:
             if first.parent_id is None:
@@ -431,7 +465,7 @@ def lineage(
 ) -> None:
     """The archive as a tree in the terminal (champion path in bold)."""
     with _errors():
-        store = get_storage(storage)
+        store = _existing_storage(storage)
         record = _find_run(store, run_name)
         variants = store.list_variants(record.id)
         by_parent: dict[int | None, list[VariantRecord]] = {}
@@ -523,7 +557,7 @@ def export(
 ) -> None:
     """Export a run's variants (scores, metrics, lineage) as CSV or JSON."""
     with _errors():
-        store = get_storage(storage)
+        store = _existing_storage(storage)
         record = _find_run(store, run_name)
         variants = store.list_variants(record.id)
         if fmt is ExportFormat.csv:

@@ -127,6 +127,8 @@ class Run:
         self._instances_cache: dict[Split, Sequence[Instance]] = {}
         self._subset_ids: tuple[str, ...] | None = None
         self._ask_seconds: dict[int, float] = {}
+        #: Why the last :meth:`optimize` call ended ("target reached", "interrupted", …).
+        self.last_stop_reason: str | None = None
         self._evaluation_cache: dict[int, dict[str, Any]] = {}
         self._terminal_cache: dict[int, VariantRecord] = {}
         self._subset_results: dict[int, StageResult] = {}
@@ -573,8 +575,25 @@ class Run:
         """
         return self._ask(self.variants())[0]
 
+    def _ensure_seed(self, variants: Sequence[VariantRecord]) -> list[VariantRecord]:
+        """Create the seed variant if a crash inside :meth:`create` left the run without it."""
+        if any(v.generation == 0 for v in variants):
+            return list(variants)
+        with contextlib.suppress(DuplicateError):  # another engine did it first
+            self._storage.create_variant(
+                run_id=self._id,
+                generation=0,
+                parent_id=None,
+                state=VariantState.RUNNING,
+                program_id=self._seed_program_id,
+                meta_info={"seed": True},
+                event=EventSpec("variant.created", "seed program (recreated)", {"generation": 0}),
+            )
+        return self.variants()
+
     def _ask(self, variants: Sequence[VariantRecord]) -> tuple[Job, VariantRecord]:
         with self._lock:
+            variants = self._ensure_seed(variants)
             start = time.perf_counter()
             generation = max((v.generation for v in variants), default=0) + 1
             if not self._ready_for(variants, generation):
@@ -644,8 +663,25 @@ class Run:
         metrics = {"improve": dict(result.metrics)} if result.metrics else {}
         if result.logs:
             metrics.setdefault("improve", {})["log_tail"] = result.logs[-4000:]
-        if result.program is None:
-            reason = result.reason or "improver produced no program"
+        child = result.program
+        changed: list[str] = []
+        if child is not None:
+            if self._mode is Mode.FROZEN_META:
+                # The meta level is frozen: whatever the meta agent did to meta files is dropped.
+                child = self._with_seed_meta(child)
+            parent = self._terminal(job.parent_id)
+            assert parent.program_id is not None
+            changed = self._get_program(parent.program_id).changed_paths(child)
+        if child is None or not changed:
+            # One transaction: a child identical to its parent is never stored as a program,
+            # so a crash here cannot leave a clone that a resumed run would evaluate.
+            reason = (
+                result.reason or "improver produced no program"
+                if child is None
+                else "the meta agent made no change"
+            )
+            if result.meta_info:
+                metrics.setdefault("improve", {})["meta_info"] = dict(result.meta_info)
             if metrics:
                 self._storage.update_variant_metrics(variant.id, metrics)
             self._storage.set_variant_state(
@@ -657,16 +693,7 @@ class Run:
                 event=EventSpec("variant.failed", reason),
             )
             return self._storage.get_variant(variant.id)
-        child = result.program
-        if self._mode is Mode.FROZEN_META:
-            # The meta level is frozen: whatever the meta agent did to meta files is discarded.
-            child = self._with_seed_meta(child)
-        parent_program = job.request.program
-        changed = parent_program.changed_paths(child)
-        if self._mode is Mode.FROZEN_META:
-            parent = self._terminal(job.parent_id)
-            assert parent.program_id is not None
-            changed = self._get_program(parent.program_id).changed_paths(child)
+        assert child is not None
         program_id = self._storage.put_program(child)
         if metrics:
             self._storage.update_variant_metrics(variant.id, metrics)
@@ -675,21 +702,9 @@ class Run:
             program_id,
             meta_info=result.meta_info,
             event=EventSpec(
-                "variant.improved",
-                f"changed {', '.join(changed) or 'nothing'}",
-                {"changed": changed},
+                "variant.improved", f"changed {', '.join(changed)}", {"changed": changed}
             ),
         )
-        if not changed:
-            self._storage.set_variant_state(
-                variant.id,
-                VariantState.FAILED,
-                expected=VariantState.RUNNING,
-                reason="the meta agent made no change",
-                release=True,
-                event=EventSpec("variant.failed", "the meta agent made no change"),
-            )
-            return self._storage.get_variant(variant.id)
         return replace(variant, program_id=program_id, meta_info=dict(result.meta_info))
 
     def _retry(self, fn: Callable[[], _T], what: str) -> _T:
@@ -961,7 +976,7 @@ class Run:
                 if v.owner == self._owner and not v.state.is_terminal:
                     claimed.append(v.id)
                 continue
-            stale = v.owner is None or owner_is_dead(v.owner)
+            stale = not v.owner or owner_is_dead(v.owner)
             if not stale and v.heartbeat_at is not None:
                 stale = now - v.heartbeat_at.timestamp() > self._config.heartbeat_grace
             if stale and self._storage.claim_variant(
@@ -1041,7 +1056,7 @@ class Run:
             < self._config.heartbeat_grace
         ):
             raise RunStateError(f"run {self._name!r} is being driven by another engine ({holder})")
-        variants = self.variants()
+        variants = self._ensure_seed(self.variants())
         target = self.target_after(generations, variants=variants, record=record)
         self._storage.update_run_attrs(
             self._id,
@@ -1173,6 +1188,8 @@ class Run:
             beat_stop.set()
             self._target = None
             pool.shutdown(wait=not abort, cancel_futures=abort)
+            self._release_unfinished()
+            self.last_stop_reason = message
             elapsed = elapsed_before + (time.perf_counter() - started)
             self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed, "engine": None})
             self._storage.set_run_status(
@@ -1181,6 +1198,15 @@ class Run:
                 event=EventSpec(f"run.{final_status.name.lower()}", message),
             )
         return self.record()
+
+    def _release_unfinished(self) -> None:
+        """Give up unfinished work so any engine (this process included) can resume it now."""
+        with contextlib.suppress(Exception):  # best effort: heartbeats expire anyway
+            for v in self._storage.list_variants(
+                self._id, states=[VariantState.RUNNING, VariantState.EVALUATING]
+            ):
+                if v.owner == self._owner:
+                    self._storage.claim_variant(v.id, "", expected_owner=self._owner)
 
     def _improve_and_tell(self, job: Job) -> None:
         self._advance(job.variant_id, job=job)

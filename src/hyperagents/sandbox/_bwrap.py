@@ -74,6 +74,8 @@ class BwrapSandbox(_Launcher):
         executable: The bubblewrap binary.
         isolate_user: Switch to a private uid (default: when the engine runs as root).
         expose: Extra host paths to bind read-only at the same place (e.g. a model cache).
+        warm: Processes to keep started ahead of time (each still serves one request).
+        preload: Modules warm processes import before their request (e.g. ``("numpy",)``).
 
     Raises:
         SandboxError: bubblewrap is not installed.
@@ -89,14 +91,18 @@ class BwrapSandbox(_Launcher):
         executable: str = "bwrap",
         isolate_user: bool | None = None,
         expose: tuple[str, ...] = (),
+        warm: int = 0,
+        preload: tuple[str, ...] = (),
     ) -> None:
         found = shutil.which(executable)
         if found is None:
             raise SandboxError(f"bubblewrap ({executable}) is not installed")
         self._bwrap = found
         self._expose = tuple(os.path.realpath(p) for p in expose)
-        super().__init__(python=python, isolate_user=isolate_user)
+        super().__init__(python=python, isolate_user=isolate_user, warm=warm, preload=preload)
         self._static = self._static_arguments()
+        if warm:
+            self.set_warm(warm)
 
     def _static_arguments(self) -> list[str]:
         args: list[str] = [*_namespace_flags(), "--die-with-parent", "--new-session"]

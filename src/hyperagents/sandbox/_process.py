@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 from hyperagents.exceptions import SandboxError
 from hyperagents.sandbox._base import Limits, Outcome, SandboxResult
+
+logger = logging.getLogger("hyperagents")
 
 __all__ = ["ProcessSandbox", "harness_path", "kill_user_processes", "scrubbed_environment"]
 
@@ -47,9 +53,9 @@ def scrubbed_environment(workspace: Path) -> dict[str, str]:
 class _CappedReader(threading.Thread):
     """Drains a pipe into memory up to a cap (the rest is read and dropped)."""
 
-    def __init__(self, stream: IO[bytes], cap: int) -> None:
+    def __init__(self, stream: IO[bytes], cap: int = 64 * 1024) -> None:
         super().__init__(daemon=True)
-        self._stream, self._cap = stream, cap
+        self._stream, self.cap = stream, cap
         self.chunks: list[bytes] = []
         self.size = 0
         self.truncated = False
@@ -60,8 +66,8 @@ class _CappedReader(threading.Thread):
                 chunk = self._stream.read1(65536) if hasattr(self._stream, "read1") else b""
                 if not chunk:
                     break
-                if self.size < self._cap:
-                    keep = chunk[: self._cap - self.size]
+                if self.size < self.cap:
+                    keep = chunk[: self.cap - self.size]
                     self.chunks.append(keep)
                     self.size += len(keep)
                     if len(keep) < len(chunk):
@@ -161,13 +167,40 @@ def kill_user_processes(uid: int, *, rounds: int = 5) -> int:
     return found
 
 
+@dataclass
+class _Started:
+    """A sandboxed process that has been started and waits for (or runs) its request."""
+
+    proc: subprocess.Popen[bytes]
+    readers: list[_CappedReader]
+    result_stream: IO[bytes]
+    uid: int | None
+    directory: Path  #: the directory the process sees as its workspace
+    owned_root: Path | None = None  #: a standby's private directory, removed after use
+
+
 class _Launcher:
     """Shared machinery: start the harness, feed the request, enforce the wall clock, collect
-    output and classify the outcome. Subclasses say how the process is started."""
+    output and classify the outcome. Subclasses say how the process is started.
+
+    Warm standbys: with ``warm=N`` the sandbox keeps up to N processes started ahead of time
+    (interpreter up, harness and ``preload`` modules imported, isolation not yet applied), each
+    waiting for one request in a private workspace directory of its own. A run takes one, moves
+    the caller's workspace files in, sends the request, and moves the files back afterwards; a
+    replacement is started in the background. Each process still serves exactly one request,
+    so runs never share a process.
+    """
 
     name = "launcher"
 
-    def __init__(self, *, python: str | None = None, isolate_user: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        python: str | None = None,
+        isolate_user: bool | None = None,
+        warm: int = 0,
+        preload: tuple[str, ...] = (),
+    ) -> None:
         self._python = python or sys.executable
         privileged = hasattr(os, "geteuid") and os.geteuid() == 0
         if isolate_user is None:
@@ -176,6 +209,13 @@ class _Launcher:
             raise SandboxError("isolate_user needs the engine to run as root")
         self._isolate_user = isolate_user
         self._uids = _UidPool() if self._isolate_user else None
+        self._preload = tuple(preload)
+        self._warm_target = 0
+        self._standbys: list[_Started] = []
+        self._standby_lock = threading.Lock()
+        self._spawning = 0
+        self._closed = False
+        self._initial_warm = warm  # started by the subclass once it is fully built
 
     #: Whether the sandbox itself (not the harness) gives the code an empty network namespace.
     isolates_network = False
@@ -203,6 +243,92 @@ class _Launcher:
     def _after(self, uid: int | None) -> None:
         """Clean up after the process exited (the process group is already killed)."""
 
+    # -- warm standbys ----------------------------------------------------------------------------
+    def set_warm(self, count: int) -> None:
+        """Keep ``count`` processes started ahead of time (0 disables warm starts)."""
+        with self._standby_lock:
+            self._warm_target = max(0, int(count))
+            self._closed = False
+            surplus = self._standbys[self._warm_target :]
+            del self._standbys[self._warm_target :]
+        for standby in surplus:
+            self._discard(standby)
+        self._replenish()
+
+    def close(self) -> None:
+        """Stop every standby process (the sandbox stays usable; standbys restart on demand)."""
+        with self._standby_lock:
+            self._closed = True
+            standbys, self._standbys = self._standbys, []
+        for standby in standbys:
+            self._discard(standby)
+
+    def _replenish(self) -> None:
+        with self._standby_lock:
+            missing = self._warm_target - len(self._standbys) - self._spawning
+            if self._closed or missing <= 0:
+                return
+            self._spawning += missing
+        for _ in range(missing):
+            threading.Thread(
+                target=self._spawn_standby, daemon=True, name="hyperagents-standby"
+            ).start()
+
+    def _spawn_standby(self) -> None:
+        standby: _Started | None = None
+        try:
+            root = Path(tempfile.mkdtemp(prefix="hyperagents-standby-", dir=_workspace_base()))
+            directory = root / "ws"
+            directory.mkdir()
+            uid = self._uids.acquire() if self._uids is not None else None
+            try:
+                if uid is not None:
+                    _hand_over(directory, uid)
+                standby = self._start(directory, uid, preload=self._preload)
+            except BaseException:
+                if uid is not None and self._uids is not None:
+                    self._uids.release(uid)
+                shutil.rmtree(root, ignore_errors=True)
+                raise
+            standby.owned_root = root
+        except Exception as exc:  # a failed standby only costs a cold start later
+            logger.warning("could not start a warm %s sandbox: %s", self.name, exc)
+        finally:
+            with self._standby_lock:
+                self._spawning -= 1
+                keep = (
+                    standby is not None
+                    and not self._closed
+                    and len(self._standbys) < self._warm_target
+                )
+                if keep and standby is not None:
+                    self._standbys.append(standby)
+        if standby is not None and not keep:
+            self._discard(standby)
+
+    def _take_standby(self) -> _Started | None:
+        with self._standby_lock:
+            while self._standbys:
+                standby = self._standbys.pop(0)
+                if standby.proc.poll() is None:
+                    return standby
+                self._discard(standby, locked=True)
+        return None
+
+    def _discard(self, standby: _Started, *, locked: bool = False) -> None:
+        _kill_group(standby.proc.pid)
+        with contextlib.suppress(ChildProcessError, OSError):
+            standby.proc.wait(timeout=5)
+        self._after(standby.uid)
+        for stream in (standby.proc.stdin, standby.result_stream):
+            with contextlib.suppress(OSError, ValueError):
+                if stream is not None:
+                    stream.close()
+        if standby.uid is not None and self._uids is not None:
+            self._uids.release(standby.uid)
+        if standby.owned_root is not None:
+            shutil.rmtree(standby.owned_root, ignore_errors=True)
+
     # -- the run --------------------------------------------------------------------------------
     def run(self, workspace: Path, request: dict[str, Any], *, limits: Limits) -> SandboxResult:
         """Run one harness action; see :class:`~hyperagents.sandbox.Sandbox`.
@@ -213,23 +339,76 @@ class _Launcher:
         workspace = Path(workspace)
         if not workspace.is_dir():
             raise SandboxError(f"workspace {workspace} does not exist")
+        standby = self._take_standby()
+        if standby is not None:
+            self._replenish()
+            return self._run_warm(standby, workspace, request, limits)
         uid = self._uids.acquire() if self._uids is not None else None
         try:
             if uid is not None:
-                for root, dirs, files in os.walk(workspace):
-                    for name in (*dirs, *files):
-                        os.lchown(os.path.join(root, name), uid, uid)
-                os.chown(workspace, uid, uid)
-                # Traversable by the sandbox's own (capability-less) root before it switches.
-                os.chmod(workspace, 0o755)
-            return self._run(workspace, request, limits, uid)
+                _hand_over(workspace, uid)
+            started = self._start(workspace, uid)
+            return self._finish(started, request, limits)
         finally:
             if uid is not None and self._uids is not None:
                 self._uids.release(uid)
 
-    def _run(
-        self, workspace: Path, request: dict[str, Any], limits: Limits, uid: int | None
+    def _run_warm(
+        self, standby: _Started, workspace: Path, request: dict[str, Any], limits: Limits
     ) -> SandboxResult:
+        try:
+            _move_entries(workspace, standby.directory)
+            if standby.uid is not None:
+                _hand_over(standby.directory, standby.uid)
+            try:
+                return self._finish(standby, request, limits)
+            finally:
+                _move_entries(standby.directory, workspace)
+        finally:
+            if standby.uid is not None and self._uids is not None:
+                self._uids.release(standby.uid)
+            if standby.owned_root is not None:
+                shutil.rmtree(standby.owned_root, ignore_errors=True)
+
+    def _start(
+        self, directory: Path, uid: int | None, *, preload: tuple[str, ...] = ()
+    ) -> _Started:
+        read_fd, write_fd = os.pipe()
+        argv, cwd = self._command(directory, harness_path(), write_fd)
+        if preload:
+            argv.append(",".join(preload))
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=self._environment(directory),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise SandboxError(f"cannot start the {self.name} sandbox ({argv[0]}): {exc}") from exc
+        os.close(write_fd)
+        assert proc.stdout and proc.stderr
+        result_stream = os.fdopen(read_fd, "rb")
+        readers = [
+            _CappedReader(proc.stdout),
+            _CappedReader(proc.stderr),
+            _CappedReader(result_stream),
+        ]
+        for reader in readers:
+            reader.start()
+        return _Started(proc, readers, result_stream, uid, directory)
+
+    def _finish(self, started: _Started, request: dict[str, Any], limits: Limits) -> SandboxResult:
+        proc, readers, uid = started.proc, started.readers, started.uid
+        readers[0].cap = readers[1].cap = limits.max_output_bytes
+        readers[2].cap = limits.max_result_bytes
         cpu = limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
         payload = dict(request)
         nproc = limits.max_processes
@@ -247,45 +426,21 @@ class _Launcher:
         try:
             body = json.dumps(payload, allow_nan=False).encode("utf-8")
         except (TypeError, ValueError) as exc:
+            _kill_group(proc.pid)
+            with contextlib.suppress(ChildProcessError):
+                proc.wait()
             raise SandboxError(f"request is not JSON-serialisable: {exc}") from exc
-        read_fd, write_fd = os.pipe()
-        argv, cwd = self._command(workspace, harness_path(), write_fd)
-        start = time.perf_counter()
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=self._environment(workspace),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(write_fd,),
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
-            os.close(read_fd)
-            os.close(write_fd)
-            raise SandboxError(f"cannot start the {self.name} sandbox ({argv[0]}): {exc}") from exc
-        os.close(write_fd)
-        assert proc.stdin and proc.stdout and proc.stderr
-        result_stream = os.fdopen(read_fd, "rb")
-        readers = [
-            _CappedReader(proc.stdout, limits.max_output_bytes),
-            _CappedReader(proc.stderr, limits.max_output_bytes),
-            _CappedReader(result_stream, limits.max_result_bytes),
-        ]
-        for reader in readers:
-            reader.start()
         timed_out = threading.Event()
 
         def kill_on_timeout() -> None:
             timed_out.set()
             _kill_group(proc.pid)
 
+        start = time.perf_counter()
         timer = threading.Timer(limits.wall_time, kill_on_timeout)
         timer.daemon = True
         timer.start()
+        assert proc.stdin is not None
         writer = threading.Thread(target=_feed, args=(proc.stdin, body), daemon=True)
         writer.start()
         try:
@@ -302,7 +457,7 @@ class _Launcher:
         for reader in readers:
             reader.join(timeout=5.0)
         with contextlib.suppress(OSError):
-            result_stream.close()
+            started.result_stream.close()
         stdout = readers[0].data.decode("utf-8", "replace")
         stderr = readers[1].data.decode("utf-8", "replace")
         messages, garbage = _parse_messages(readers[2].data)
@@ -345,6 +500,27 @@ class _Launcher:
         """Raise SandboxError when the sandbox itself failed before the harness ran."""
 
 
+def _hand_over(directory: Path, uid: int) -> None:
+    """Give the workspace to the sandbox's private uid (readable by its capability-less root)."""
+    for root, dirs, files in os.walk(directory):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(root, name), uid, uid)
+    os.chown(directory, uid, uid)
+    os.chmod(directory, 0o755)
+
+
+def _move_entries(source: Path, target: Path) -> None:
+    """Move every entry of ``source`` into ``target`` (renames: same filesystem is fast)."""
+    for entry in os.listdir(source):
+        shutil.move(os.path.join(source, entry), os.path.join(target, entry))
+
+
+def _workspace_base() -> str | None:
+    from hyperagents.evaluation._evaluator import workspace_base
+
+    return workspace_base()
+
+
 class ProcessSandbox(_Launcher):
     """Runs the harness in a child process in its own session with rlimits and a hard kill.
 
@@ -353,18 +529,42 @@ class ProcessSandbox(_Launcher):
     size that the harness applies to itself before any agent code is imported. The whole process
     group is killed at the wall-clock limit and again after the run.
 
-    When the engine runs as root, the harness also moves into an empty network namespace and
-    switches to an unprivileged user id of its own before importing agent code; after the run
-    every process of that id is killed (so a child that left the process group with ``setsid``
-    dies too). Without root there is no network or filesystem isolation and escaped children may
-    survive: use the ``bwrap`` sandbox.
+    When the engine runs as root, the harness also moves into an empty network namespace and,
+    if the Python installation is readable by other users, switches to an unprivileged user id
+    of its own before importing agent code; after the run every process of that id is killed (so
+    a child that left the process group with ``setsid`` dies too). Otherwise (a warning is
+    logged) agent code keeps the engine's user: no filesystem isolation, no protection of the
+    engine's processes, and escaped children may survive: use the ``bwrap`` sandbox.
 
     Args:
         python: Interpreter to run (default: the engine's own).
-        isolate_user: Switch to a private uid (default: when the engine runs as root).
+        isolate_user: Switch to a private uid (default: when the engine runs as root and the
+            interpreter is readable by other users).
+        warm: Processes to keep started ahead of time (see :class:`_Launcher`).
+        preload: Modules warm processes import before their request (e.g. ``("numpy",)``).
     """
 
     name = "process"
+
+    def __init__(
+        self,
+        *,
+        python: str | None = None,
+        isolate_user: bool | None = None,
+        warm: int = 0,
+        preload: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(python=python, isolate_user=isolate_user, warm=warm, preload=preload)
+        if os.geteuid() == 0 and not self._isolate_user:
+            logger.warning(
+                "the process sandbox runs agent code as root: the Python installation (%s) is "
+                "not readable by other users, so it cannot switch to an unprivileged uid; agent "
+                "code can read the engine's files and signal its processes. Use the bwrap "
+                "sandbox (apt-get install bubblewrap).",
+                os.path.realpath(sys.base_prefix),
+            )
+        if warm:
+            self.set_warm(warm)
 
     def _can_switch_user(self) -> bool:
         return all(_usable_by_others(Path(p)) for p in _interpreter_dirs(self._python))

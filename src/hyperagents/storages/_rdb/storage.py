@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -150,6 +151,16 @@ def normalise_url(url: str | URL) -> URL:
     return parsed
 
 
+def _create_private_file(path: str) -> None:
+    """Create a new SQLite file readable by its owner only (it holds labels and scores);
+    SQLite gives its -wal and -shm files the same permissions. Existing files are left as
+    they are."""
+    if path.startswith("file:") or os.path.exists(path):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def _is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -183,6 +194,8 @@ class RDBStorage(BaseStorage):
         backend = self._parsed.get_backend_name()
         if backend == "sqlite":
             kwargs["connect_args"] = {"timeout": _SQLITE_BUSY_TIMEOUT_S}
+            if not _is_sqlite_memory(self._parsed):
+                _create_private_file(str(self._parsed.database))
             if _is_sqlite_memory(self._parsed):
                 # One shared connection (each would otherwise get its own empty database);
                 # calls are serialised with a lock.
