@@ -472,3 +472,31 @@ def test_resume_in_the_same_process_after_a_failure_does_not_wait() -> None:
     again = Run.load(run.name, storage=run.storage, task=run.task)
     assert again.optimize().status is RunStatus.COMPLETE
     assert time.monotonic() - start < 30
+
+
+def test_a_dead_worker_is_replaced_without_losing_the_run() -> None:
+    from hyperagents.sandbox import ProcessSandbox
+
+    class Crashy(ProcessSandbox):
+        calls = 0
+
+        def run(self, workspace: Any, request: Any, *, limits: Any) -> Any:
+            Crashy.calls += 1
+            if Crashy.calls in (4, 9):
+                raise RuntimeError("worker thread died")
+            return super().run(workspace, request, limits=limits)
+
+    reference = make_run(seed=8)
+    reference.optimize(generations=3)
+    run = Run.create(task=ToyTask(), seed=8, storage=InMemoryStorage(), sandbox=Crashy(),
+                     config=RunConfig.parse({"subset_size": 10}))
+    assert run.optimize(generations=3).status is RunStatus.COMPLETE
+    assert fingerprint(run) == fingerprint(reference)
+    failed = run.storage.list_events(run.id, kinds=["worker.failed"])
+    assert len(failed) == 2 and "worker thread died" in failed[0].message
+
+
+def test_warm_workers_are_stopped_when_optimize_returns() -> None:
+    run = make_run(warm_workers=True)
+    run.optimize(generations=2, workers=2)
+    assert getattr(run._sandbox, "_standbys", []) == []

@@ -139,14 +139,21 @@ def run(
     seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed of the run.")] = 0,
     storage: StorageOpt = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--workers",
             "-w",
             min=1,
-            help="Parallel sandboxed work (also sets how many generations may overlap).",
+            help="Parallel sandboxed workers [default: the number of CPUs]; also how many "
+            "generations may overlap, which is stored with the run (give it explicitly to "
+            "reproduce a run on a machine of another size).",
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,
+    sandbox: Annotated[
+        str | None,
+        typer.Option(help="Where agent code runs: auto (bwrap if available), bwrap, process."),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (unique).")] = None,
     selector: Annotated[
         str | None, typer.Option(help=f"Parent selector: {', '.join(SELECTORS)}.")
@@ -170,8 +177,10 @@ def run(
                 raise _ConfigFileError(f"cannot read config {config}: {exc}") from exc
             if not isinstance(data, dict):
                 raise _ConfigFileError(f"config {config} must hold a JSON object")
+        workers = workers or os.cpu_count() or 1
         cfg = RunConfig.parse(
             data,
+            sandbox=sandbox,
             selector=selector,
             subset_size=subset_size,
             parallel_generations=workers if workers > 1 else None,
@@ -198,7 +207,17 @@ def resume(
         int | None,
         typer.Option("--generations", "-g", min=0, help="Generations to add to the target."),
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Parallel sandboxed workers "
+            "[default: the number of CPUs]; results do not depend on it.",
+            show_default=False,
+        ),
+    ] = None,
     timeout: Annotated[float | None, typer.Option()] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     task: Annotated[
@@ -215,7 +234,7 @@ def resume(
             storage=_existing_storage(storage),
             task=load_task(task) if task is not None else None,
         )
-        _drive(the_run, generations, timeout, workers, quiet)
+        _drive(the_run, generations, timeout, workers or os.cpu_count() or 1, quiet)
 
 
 # -- inspection -----------------------------------------------------------------------------

@@ -68,6 +68,9 @@ class RunConfig(BaseModel):
     heartbeat_interval: float = Field(5.0, gt=0)
     heartbeat_grace: float = Field(60.0, gt=0)
     sandbox: str = Field("auto", description="auto, bwrap or process")
+    warm_workers: bool = Field(
+        True, description="keep one sandboxed process per worker started ahead of time"
+    )
     max_retries: int = Field(3, ge=0, description="retries of work that failed in the sandbox")
 
     @model_validator(mode="after")

@@ -118,7 +118,10 @@ class Run:
         self._mode = parse_mode(record.mode)
         self._seed = record.seed
         self._config = RunConfig.parse(dict(record.config))
-        self._sandbox = sandbox or get_sandbox(self._config.sandbox)
+        self._owns_sandbox = sandbox is None
+        self._sandbox = sandbox or get_sandbox(
+            self._config.sandbox, preload=tuple(task.sandbox_preload)
+        )
         self._improver = improver
         self._owner = new_owner_token()
         self._seed_program_id = record.seed_program_id
@@ -1071,6 +1074,9 @@ class Run:
                 {"target": target, "workers": workers},
             ),
         )
+        set_warm = getattr(self._sandbox, "set_warm", None)
+        if self._owns_sandbox and self._config.warm_workers and callable(set_warm):
+            set_warm(workers)
         started = time.perf_counter()
         elapsed_before = float(record.attrs.get("elapsed_seconds", 0.0))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -1115,6 +1121,7 @@ class Run:
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hyperagents-worker")
         interrupted = 0
         abort = False
+        failures: dict[int, int] = {}
         try:
             for variant_id in self._claim_orphans(variants):
                 submit(self._advance, variant_id, variant_id)
@@ -1158,7 +1165,18 @@ class Run:
                             variant_id = in_flight.pop(future)
                         was_test = variant_id in tests_in_flight
                         tests_in_flight.discard(variant_id)
-                        future.result()  # re-raise infrastructure errors
+                        error = future.exception()
+                        if error is not None:
+                            if not self._recoverable(error, variant_id, failures):
+                                raise error
+                            # A worker died on this job: start a fresh one from the last
+                            # committed step (nothing recorded is redone).
+                            if was_test:
+                                tests_in_flight.add(variant_id)
+                                submit(self._evaluate_test, variant_id, variant_id)
+                            else:
+                                submit(self._advance, variant_id, variant_id)
+                            continue
                         finished = self._storage.get_variant(variant_id)
                         mirror[variant_id] = finished
                         if callbacks and not was_test:
@@ -1190,6 +1208,8 @@ class Run:
             pool.shutdown(wait=not abort, cancel_futures=abort)
             self._release_unfinished()
             self.last_stop_reason = message
+            if self._owns_sandbox and callable(set_warm):
+                set_warm(0)  # no idle sandboxed processes outlive the call
             elapsed = elapsed_before + (time.perf_counter() - started)
             self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed, "engine": None})
             self._storage.set_run_status(
@@ -1198,6 +1218,28 @@ class Run:
                 event=EventSpec(f"run.{final_status.name.lower()}", message),
             )
         return self.record()
+
+    def _recoverable(self, error: BaseException, variant_id: int, failures: dict[int, int]) -> bool:
+        """Whether a job that raised should be retried by a fresh worker (and record it)."""
+        from hyperagents.exceptions import HyperagentsError
+
+        if not isinstance(error, Exception) or (
+            isinstance(error, HyperagentsError) and not isinstance(error, SandboxError)
+        ):
+            return False  # interrupts, task bugs, storage and configuration errors stop the run
+        failures[variant_id] = failures.get(variant_id, 0) + 1
+        if failures[variant_id] > self._config.max_retries:
+            return False
+        logger.warning("worker failed on variant %d (%s): retrying", variant_id, error)
+        with contextlib.suppress(Exception):
+            self._storage.add_event(
+                self._id,
+                "worker.failed",
+                f"{type(error).__name__}: {error}"[:500],
+                variant_id=variant_id,
+                data={"attempt": failures[variant_id]},
+            )
+        return True
 
     def _release_unfinished(self) -> None:
         """Give up unfinished work so any engine (this process included) can resume it now."""

@@ -46,8 +46,15 @@ def _bwrap_works() -> bool:
     return bwrap_available()
 
 
-def get_sandbox(name: str | Sandbox = "auto") -> Sandbox:
+def get_sandbox(
+    name: str | Sandbox = "auto", *, warm: int = 0, preload: tuple[str, ...] = ()
+) -> Sandbox:
     """Return a sandbox by name (``auto``, ``bwrap``, ``process``) or pass an instance through.
+
+    Args:
+        name: The sandbox's name, or a sandbox object (returned as is).
+        warm: Processes to keep started ahead of time.
+        preload: Modules those processes import before their request.
 
     Raises:
         ConfigError: Unknown name, or ``bwrap`` asked for where bubblewrap does not work.
@@ -56,7 +63,7 @@ def get_sandbox(name: str | Sandbox = "auto") -> Sandbox:
         return name
     if name == "auto":
         if _bwrap_works():
-            return BwrapSandbox()
+            return BwrapSandbox(warm=warm, preload=preload)
         logger.warning(
             "bubblewrap is not available: falling back to the 'process' sandbox, which limits "
             "resources but does not isolate the filesystem or (without root) the network; "

@@ -165,7 +165,7 @@ class BwrapSandbox(_Launcher):
             "--chdir", WORKSPACE,
             "--setenv", "HOME", WORKSPACE,
             "--setenv", "TMPDIR", "/tmp",
-            self._python, "-I", HARNESS, str(result_fd),
+            self._python, "-I", "-S", HARNESS, str(result_fd),
         ]  # fmt: skip
         return argv, workspace
 

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -216,6 +217,8 @@ class _Launcher:
         self._spawning = 0
         self._closed = False
         self._initial_warm = warm  # started by the subclass once it is fully built
+        self._spawner: threading.Thread | None = None
+        self._spawn_requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
 
     #: Whether the sandbox itself (not the harness) gives the code an empty network namespace.
     isolates_network = False
@@ -269,10 +272,19 @@ class _Launcher:
             if self._closed or missing <= 0:
                 return
             self._spawning += missing
+            if self._spawner is None or not self._spawner.is_alive():
+                # One long-lived thread starts every standby: bubblewrap's --die-with-parent
+                # (PR_SET_PDEATHSIG) fires when the *thread* that started a process exits.
+                self._spawner = threading.Thread(
+                    target=self._spawn_loop, daemon=True, name="hyperagents-standby"
+                )
+                self._spawner.start()
         for _ in range(missing):
-            threading.Thread(
-                target=self._spawn_standby, daemon=True, name="hyperagents-standby"
-            ).start()
+            self._spawn_requests.put(True)
+
+    def _spawn_loop(self) -> None:
+        while self._spawn_requests.get():
+            self._spawn_standby()
 
     def _spawn_standby(self) -> None:
         standby: _Started | None = None
@@ -441,8 +453,10 @@ class _Launcher:
         timer.daemon = True
         timer.start()
         assert proc.stdin is not None
-        writer = threading.Thread(target=_feed, args=(proc.stdin, body), daemon=True)
-        writer.start()
+        if len(body) < _PIPE_CAPACITY:
+            _feed(proc.stdin, body)  # fits in the pipe: cannot block
+        else:
+            threading.Thread(target=_feed, args=(proc.stdin, body), daemon=True).start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except ChildProcessError as exc:  # pragma: no cover - would be a bug in the engine
@@ -570,7 +584,7 @@ class ProcessSandbox(_Launcher):
         return all(_usable_by_others(Path(p)) for p in _interpreter_dirs(self._python))
 
     def _command(self, workspace: Path, harness: Path, result_fd: int) -> tuple[list[str], Path]:
-        return [self._python, "-I", str(harness), str(result_fd)], workspace
+        return [self._python, "-I", "-S", str(harness), str(result_fd)], workspace
 
     def _request_extras(self) -> dict[str, Any]:
         return {"unshare_network": self._isolate_user}
@@ -582,6 +596,10 @@ class ProcessSandbox(_Launcher):
     def _check_started(self, code: int, stderr: str) -> None:
         if code == 127 or ("No such file or directory" in stderr[-500:] and code == 2):
             raise SandboxError(f"the sandboxed interpreter did not start: {stderr.strip()[-300:]}")
+
+
+#: Bytes a pipe holds without a reader on Linux (the default size).
+_PIPE_CAPACITY = 65536
 
 
 def _feed(stream: IO[bytes], body: bytes) -> None:

@@ -86,6 +86,8 @@ class Task(ABC):
     }
     #: Seconds the task agent may spend on one instance before it counts as timed out.
     instance_timeout: ClassVar[float] = 10.0
+    #: Modules warm sandbox processes import before their request (what the agents use).
+    sandbox_preload: ClassVar[tuple[str, ...]] = ()
     #: Files that belong to the meta level (frozen in ``frozen-meta`` mode).
     meta_files: ClassVar[tuple[str, ...]] = ("meta_agent.py", "select_parent.py")
 

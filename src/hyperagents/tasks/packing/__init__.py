@@ -134,6 +134,7 @@ class PackingTask(Task):
     )
     score_range: ClassVar[tuple[float, float]] = (0.0, math.sqrt(N_CIRCLES / math.pi))
     instance_timeout: ClassVar[float] = 20.0
+    sandbox_preload: ClassVar[tuple[str, ...]] = ("numpy",)
 
     def __init__(self, *, seed: int = 0, n_train: int = 4, n_val: int = 3, n_test: int = 3) -> None:
         sizes = {Split.TRAIN: n_train, Split.VAL: n_val, Split.TEST: n_test}
