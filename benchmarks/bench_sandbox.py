@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from hyperagents.evaluation import evaluate_stage, workspace
+from hyperagents.evaluation import evaluate_stage
 from hyperagents.program import Program
 from hyperagents.sandbox import (
     BwrapSandbox,
@@ -58,10 +58,12 @@ def startup(repeats: int) -> None:
     print(f"interpreter start, bare subprocess:        {bare:6.1f} ms (median of {repeats})")
     if bwrap_available():
         sandbox = BwrapSandbox()
-        argv = [sandbox._bwrap, *sandbox._static, python, "-I", "-c", "pass"]  # noqa: SLF001
+        argv = [sandbox._bwrap, *sandbox._static, python, "-I", "-c", "pass"]
         wrapped = median_ms(lambda: subprocess.run(argv, check=True), repeats)
-        print(f"interpreter start, inside bubblewrap:      {wrapped:6.1f} ms "
-              f"-> overhead {wrapped - bare:5.1f} ms")
+        print(
+            f"interpreter start, inside bubblewrap:      {wrapped:6.1f} ms "
+            f"-> overhead {wrapped - bare:5.1f} ms"
+        )
     request = {"action": "validate", "entry_points": {}}
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp)
@@ -71,10 +73,15 @@ def startup(repeats: int) -> None:
             import os
 
             read_fd, write_fd = os.pipe()
-            proc = subprocess.Popen([python, "-I", str(harness_path()), str(write_fd)], cwd=ws,
-                                    env=scrubbed_environment(ws), stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=(write_fd,))
+            proc = subprocess.Popen(
+                [python, "-I", str(harness_path()), str(write_fd)],
+                cwd=ws,
+                env=scrubbed_environment(ws),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_fd,),
+            )
             os.close(write_fd)
             proc.communicate(body)
             with os.fdopen(read_fd, "rb") as handle:
@@ -87,8 +94,10 @@ def startup(repeats: int) -> None:
             sandboxes.append(("bwrap", BwrapSandbox()))
         for name, sandbox in sandboxes:
             ms = median_ms(lambda s=sandbox: s.run(ws, request, limits=Limits()), repeats)
-            print(f"harness action, Sandbox.run ({name:7s}):   {ms:6.1f} ms "
-                  f"-> overhead {ms - base:5.1f} ms")
+            print(
+                f"harness action, Sandbox.run ({name:7s}):   {ms:6.1f} ms "
+                f"-> overhead {ms - base:5.1f} ms"
+            )
 
 
 class SleepTask(Task):
@@ -110,8 +119,12 @@ class SleepTask(Task):
 def throughput(sandbox: Sandbox, workers: int, candidates: int) -> float:
     task = SleepTask()
     programs = [
-        Program({"task_agent.py": f"import time\nVERSION = {k}\n\ndef solve(inputs):\n"
-                                  f"    time.sleep({EVAL_SECONDS})\n    return 1\n"})
+        Program(
+            {
+                "task_agent.py": f"import time\nVERSION = {k}\n\ndef solve(inputs):\n"
+                f"    time.sleep({EVAL_SECONDS})\n    return 1\n"
+            }
+        )
         for k in range(candidates)
     ]
     queue = list(programs)
@@ -124,9 +137,15 @@ def throughput(sandbox: Sandbox, workers: int, candidates: int) -> float:
                 if not queue:
                     return
                 program = queue.pop()
-            result = evaluate_stage(program, task=task, instances=task.instances(Split.TRAIN),
-                                    stage="t", split="train", sandbox=sandbox,
-                                    limits=Limits(wall_time=30))
+            result = evaluate_stage(
+                program,
+                task=task,
+                instances=task.instances(Split.TRAIN),
+                stage="t",
+                split="train",
+                sandbox=sandbox,
+                limits=Limits(wall_time=30),
+            )
             with lock:
                 scores.append(result.score)
 
@@ -155,15 +174,18 @@ def main() -> None:
         for warm in (True, False):
             for workers in (1, 2):
                 sandbox: ProcessSandbox | BwrapSandbox = (
-                    BwrapSandbox(warm=workers if warm else 0) if kind == "bwrap"
+                    BwrapSandbox(warm=workers if warm else 0)
+                    if kind == "bwrap"
                     else ProcessSandbox(warm=workers if warm else 0)
                 )
                 time.sleep(0.5)  # let the standbys start
                 rate = throughput(sandbox, workers, args.candidates)
                 sandbox.close()
                 limit = workers / EVAL_SECONDS
-                print(f"| {kind} | {'warm' if warm else 'cold'} | {workers} | {rate:.1f} | "
-                      f"{limit:.0f} | {rate / limit:.2f} |")
+                print(
+                    f"| {kind} | {'warm' if warm else 'cold'} | {workers} | {rate:.1f} | "
+                    f"{limit:.0f} | {rate / limit:.2f} |"
+                )
 
 
 if __name__ == "__main__":

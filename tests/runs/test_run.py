@@ -444,8 +444,9 @@ def test_run_without_its_seed_variant_heals() -> None:
     store = InMemoryStorage()
     task = ToyTask()
     program_id = store.put_program(task.seed_program())
-    store.create_run(name="half", task="toy", mode="hyperagent", seed=0, config={},
-                     seed_program_id=program_id)  # a crash right after this
+    store.create_run(
+        name="half", task="toy", mode="hyperagent", seed=0, config={}, seed_program_id=program_id
+    )  # a crash right after this
     run = Run.load("half", storage=store, task=task)
     record = run.optimize(generations=2)
     assert record.status is RunStatus.COMPLETE
@@ -488,8 +489,13 @@ def test_a_dead_worker_is_replaced_without_losing_the_run() -> None:
 
     reference = make_run(seed=8)
     reference.optimize(generations=3)
-    run = Run.create(task=ToyTask(), seed=8, storage=InMemoryStorage(), sandbox=Crashy(),
-                     config=RunConfig.parse({"subset_size": 10}))
+    run = Run.create(
+        task=ToyTask(),
+        seed=8,
+        storage=InMemoryStorage(),
+        sandbox=Crashy(),
+        config=RunConfig.parse({"subset_size": 10}),
+    )
     assert run.optimize(generations=3).status is RunStatus.COMPLETE
     assert fingerprint(run) == fingerprint(reference)
     failed = run.storage.list_events(run.id, kinds=["worker.failed"])

@@ -83,6 +83,7 @@ class BwrapSandbox(_Launcher):
 
     name = "bwrap"
     isolates_network = True
+    reports_usage = True
 
     def __init__(
         self,

@@ -66,6 +66,18 @@ def _isolate(request: dict[str, Any], channel: _Channel) -> None:
     channel.send(report)
 
 
+def _on_cpu_limit(signum: int, frame: Any) -> None:
+    """Soft CPU limit reached: say so while we still can, then stop."""
+    with contextlib.suppress(Exception):
+        _CHANNEL_FOR_SIGNALS[0].send(
+            {"type": "error", "kind": "cpu", "error": "CPU-time limit exceeded"}
+        )
+    os._exit(152)
+
+
+_CHANNEL_FOR_SIGNALS: list[_Channel] = []
+
+
 def _set_limits(limits: dict[str, Any]) -> None:
     def lower(which: int, value: float | int | None) -> None:
         if value is None:
@@ -97,11 +109,23 @@ def _set_limits(limits: dict[str, Any]) -> None:
     lower(resource.RLIMIT_CORE, 0)
 
 
+def _usage() -> dict[str, float]:
+    """CPU seconds and peak resident MiB of this process and its reaped children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "cpu": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
+        "peak_mb": max(own.ru_maxrss, kids.ru_maxrss) / 1024.0,
+    }
+
+
 class _Channel:
     def __init__(self, fd: int) -> None:
         self._fd = fd
 
     def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") in ("result", "error", "instance"):
+            message = {**message, "usage": _usage()}
         data = (json.dumps(message, allow_nan=False, default=_no_json) + "\n").encode("utf-8")
         view = memoryview(data)
         while view:
@@ -281,6 +305,8 @@ def main() -> int:
     if len(sys.argv) > 2 and sys.argv[2]:
         _preload(sys.argv[2].split(","))
     request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    _CHANNEL_FOR_SIGNALS.append(channel)
+    signal.signal(signal.SIGXCPU, _on_cpu_limit)
     _set_limits(request.get("limits", {}))
     try:
         _isolate(request, channel)

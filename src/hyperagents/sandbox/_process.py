@@ -57,14 +57,25 @@ class _CappedReader(threading.Thread):
     def __init__(self, stream: IO[bytes], cap: int = 64 * 1024) -> None:
         super().__init__(daemon=True)
         self._stream, self.cap = stream, cap
+        self._fd = stream.fileno()
+        self._halt = threading.Event()
         self.chunks: list[bytes] = []
         self.size = 0
         self.truncated = False
 
+    def stop(self) -> None:
+        """Stop reading even if the pipe is still open (an escaped child may hold it)."""
+        self._halt.set()
+
     def run(self) -> None:
+        import select
+
         with contextlib.suppress(OSError, ValueError):
-            while True:
-                chunk = self._stream.read1(65536) if hasattr(self._stream, "read1") else b""
+            while not self._halt.is_set():
+                ready, _, _ = select.select([self._fd], [], [], 0.2)
+                if not ready:
+                    continue
+                chunk = os.read(self._fd, 65536)
                 if not chunk:
                     break
                 if self.size < self.cap:
@@ -153,6 +164,32 @@ def _processes_of(uid: int) -> list[int]:
     return pids
 
 
+def kill_processes_in(directory: Path, *, rounds: int = 3) -> int:
+    """SIGKILL processes of this user whose working directory is inside ``directory``."""
+    target = os.path.realpath(directory)
+    me = os.getpid()
+    found = 0
+    for _ in range(rounds):
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == me:
+                continue
+            try:
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+            except OSError:
+                continue
+            if cwd == target or cwd.startswith(target + "/"):
+                pids.append(int(entry))
+        if not pids:
+            break
+        found += len(pids)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+    return found
+
+
 def kill_user_processes(uid: int, *, rounds: int = 5) -> int:
     """SIGKILL every process whose real uid is ``uid``; return how many were found."""
     found = 0
@@ -209,6 +246,7 @@ class _Launcher:
         if isolate_user and not privileged:
             raise SandboxError("isolate_user needs the engine to run as root")
         self._isolate_user = isolate_user
+        self._privileged = privileged
         self._uids = _UidPool() if self._isolate_user else None
         self._preload = tuple(preload)
         self._warm_target = 0
@@ -222,6 +260,9 @@ class _Launcher:
 
     #: Whether the sandbox itself (not the harness) gives the code an empty network namespace.
     isolates_network = False
+    #: Whether the waited-for process is a monitor whose rusage misses the harness's, so the
+    #: harness's own usage report is authoritative.
+    reports_usage = False
 
     @property
     def isolates_user(self) -> bool:
@@ -243,7 +284,7 @@ class _Launcher:
     def _request_extras(self) -> dict[str, Any]:
         return {}
 
-    def _after(self, uid: int | None) -> None:
+    def _after(self, uid: int | None, directory: Path | None = None) -> None:
         """Clean up after the process exited (the process group is already killed)."""
 
     # -- warm standbys ----------------------------------------------------------------------------
@@ -329,13 +370,13 @@ class _Launcher:
 
     def _discard(self, standby: _Started, *, locked: bool = False) -> None:
         _kill_group(standby.proc.pid)
-        with contextlib.suppress(ChildProcessError, OSError):
+        with contextlib.suppress(ChildProcessError, OSError, subprocess.TimeoutExpired):
             standby.proc.wait(timeout=5)
-        self._after(standby.uid)
-        for stream in (standby.proc.stdin, standby.result_stream):
-            with contextlib.suppress(OSError, ValueError):
-                if stream is not None:
-                    stream.close()
+        self._after(standby.uid, standby.directory)
+        self._finish_readers(standby)
+        with contextlib.suppress(OSError, ValueError):
+            if standby.proc.stdin is not None:
+                standby.proc.stdin.close()
         if standby.uid is not None and self._uids is not None:
             self._uids.release(standby.uid)
         if standby.owned_root is not None:
@@ -465,13 +506,10 @@ class _Launcher:
             timer.cancel()
             # Whatever the child left in its group (daemonised helpers…) dies with it.
             _kill_group(proc.pid)
-            self._after(uid)
+            self._after(uid, started.directory)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
-        for reader in readers:
-            reader.join(timeout=5.0)
-        with contextlib.suppress(OSError):
-            started.result_stream.close()
+        self._finish_readers(started)
         stdout = readers[0].data.decode("utf-8", "replace")
         stderr = readers[1].data.decode("utf-8", "replace")
         messages, garbage = _parse_messages(readers[2].data)
@@ -481,18 +519,25 @@ class _Launcher:
         isolation = next((m for m in messages if m.get("type") == "isolation"), None)
         if isolation is None and proc.returncode != 0 and not timed_out.is_set():
             self._check_started(proc.returncode, stderr)
+        cpu_used, peak_mb = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
+        reported = _reported_usage(messages)
+        if reported is not None and self.reports_usage:
+            # The process we waited for is a monitor (bubblewrap): the harness's own account
+            # of its CPU time and memory (itself and its reaped children) is the real one.
+            cpu_used, peak_mb = max(cpu_used, reported[0]), max(peak_mb, reported[1])
         result = _classify(
             messages=[m for m in messages if m.get("type") != "isolation"],
             garbage=garbage or readers[2].truncated,
             timed_out=timed_out.is_set(),
             exit_code=self._exit_code(proc.returncode),
-            cpu_used=usage.ru_utime + usage.ru_stime,
+            cpu_used=cpu_used,
             cpu_limit=cpu,
             limits=limits,
             stdout=stdout,
             stderr=stderr,
             wall=wall,
-            peak_mb=usage.ru_maxrss / 1024.0,
+            peak_mb=peak_mb,
+            cpu_unknown=self.reports_usage and reported is None,
         )
         if readers[0].truncated or readers[1].truncated:
             result.extra["output_truncated"] = {
@@ -506,6 +551,25 @@ class _Launcher:
             report["network"] = bool(report.get("network")) or self.isolates_network
             result.extra["isolation"] = report
         return result
+
+    def _finish_readers(self, started: _Started) -> None:
+        """Collect the rest of the output; never wait on a pipe an escaped child holds open."""
+        deadline = time.monotonic() + 1.0
+        for reader in started.readers:
+            reader.join(timeout=max(0.0, deadline - time.monotonic()))
+        for reader in started.readers:
+            if reader.is_alive():
+                reader.stop()
+                reader.join(timeout=1.0)
+        streams = (started.proc.stdout, started.proc.stderr, started.result_stream)
+        for stream in streams:
+            with contextlib.suppress(OSError, ValueError):
+                if stream is not None:
+                    os.close(stream.fileno())
+        for stream in streams:  # the descriptors are gone; just drop the Python objects
+            with contextlib.suppress(OSError, ValueError):
+                if stream is not None:
+                    stream.close()
 
     def _exit_code(self, code: int) -> int:
         return code
@@ -587,11 +651,14 @@ class ProcessSandbox(_Launcher):
         return [self._python, "-I", "-S", str(harness), str(result_fd)], workspace
 
     def _request_extras(self) -> dict[str, Any]:
-        return {"unshare_network": self._isolate_user}
+        return {"unshare_network": self._privileged}
 
-    def _after(self, uid: int | None) -> None:
+    def _after(self, uid: int | None, directory: Path | None = None) -> None:
         if uid is not None:
             kill_user_processes(uid)
+        elif directory is not None:
+            # Without a private uid, find what escaped the process group by where it runs.
+            kill_processes_in(directory)
 
     def _check_started(self, code: int, stderr: str) -> None:
         if code == 127 or ("No such file or directory" in stderr[-500:] and code == 2):
@@ -641,6 +708,18 @@ def _parse_messages(data: bytes) -> tuple[list[dict[str, Any]], bool]:
     return messages, garbage
 
 
+def _reported_usage(messages: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """(cpu seconds, peak MiB) from the harness's last usage report, if any."""
+    for message in reversed(messages):
+        usage = message.get("usage")
+        if isinstance(usage, dict):
+            try:
+                return float(usage.get("cpu", 0.0)), float(usage.get("peak_mb", 0.0))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
 def _classify(
     *,
     messages: list[dict[str, Any]],
@@ -654,6 +733,7 @@ def _classify(
     stderr: str,
     wall: float,
     peak_mb: float,
+    cpu_unknown: bool = False,
 ) -> SandboxResult:
     final = next((m for m in reversed(messages) if m["type"] in ("result", "error")), None)
     common: dict[str, Any] = {
@@ -668,11 +748,18 @@ def _classify(
     if timed_out:
         reason = f"timeout: killed after {limits.wall_time:g} s wall-clock"
         return SandboxResult(Outcome.TIMEOUT, reason, **common)
-    if exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu_used >= cpu_limit - 0.5:
+    if exit_code == -signal.SIGXCPU or (
+        exit_code == -signal.SIGKILL and (cpu_used >= cpu_limit - 0.5 or cpu_unknown)
+    ):
+        # SIGXCPU is the soft CPU limit; an unexplained SIGKILL inside a sandbox whose CPU use
+        # cannot be read from outside is the hard one (nothing else there sends SIGKILL).
         reason = f"timeout: CPU-time limit of {cpu_limit:g} s exceeded"
         return SandboxResult(Outcome.TIMEOUT, reason, **common)
     if final is not None and final["type"] == "error":
         kind = final.get("kind", "exception")
+        if kind == "cpu":
+            reason = f"timeout: CPU-time limit of {cpu_limit:g} s exceeded"
+            return SandboxResult(Outcome.TIMEOUT, reason, **common)
         text = str(final.get("error", "")).strip()
         last = text.splitlines()[-1] if text else "error"
         if kind == "memory" or last.startswith("MemoryError"):

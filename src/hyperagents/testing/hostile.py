@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -57,6 +58,7 @@ __all__ = [
     "CaseReport",
     "HostileCase",
     "ParityTask",
+    "fork_bomb_counts",
     "network_probe",
     "recorded_reason",
     "run_case",
@@ -65,7 +67,7 @@ __all__ = [
 ]
 
 #: Isolation properties a sandbox may have (see :func:`sandbox_traits`).
-TRAITS = ("filesystem", "network", "pid", "user")
+TRAITS = ("filesystem", "network", "nproc", "pid", "user")
 
 
 # -- the host-side context of one case ------------------------------------------------------------
@@ -150,11 +152,12 @@ class HostileCase:
 
     @property
     def kill_bound(self) -> float:
-        """Seconds within which the run must be over: the first limit to bite, plus 2 s."""
-        first = self.wall_time
-        if self.cpu_time is not None:
-            first = min(first, self.cpu_time + 1.0)
-        return first + 2.0
+        """Seconds within which the sandbox must have answered: the wall-clock limit plus 2 s.
+
+        (A CPU-time limit usually ends the run sooner, but on a busy machine CPU seconds
+        accrue slower than wall-clock seconds: only the wall clock is a guarantee.)
+        """
+        return self.wall_time + 2.0
 
     def render(self, **params: str) -> str:
         """The agent source with its template parameters filled in."""
@@ -200,7 +203,7 @@ class CaseReport:
     result: SandboxResult | None = None
 
 
-# -- helpers shared by checks -----------------------------------------------------------------------
+# -- helpers shared by checks ---------------------------------------------------------------------
 def _instance_outputs(result: SandboxResult) -> list[Any]:
     return [m.get("output") for m in result.messages if m.get("type") == "instance"]
 
@@ -280,7 +283,7 @@ def _kill(pids: Sequence[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-# -- a tiny trusted task for the scoring cases ------------------------------------------------------
+# -- a tiny trusted task for the scoring cases ----------------------------------------------------
 class ParityTask(Task):
     """Say ``"even"`` or ``"odd"`` for ``inputs["n"]``: a trusted scorer for the scoring cases."""
 
@@ -371,15 +374,20 @@ def sandbox_traits(sandbox: Sandbox) -> frozenset[str]:
     * ``filesystem``: the host's files are hidden (bubblewrap);
     * ``pid``: its own PID namespace, so every process it starts dies with it (bubblewrap);
     * ``user``: agent code runs under a private unprivileged uid (``isolates_user``);
+    * ``nproc``: the process-count limit binds the run: a private uid, or bubblewrap run by a
+      user other than root (the kernel ignores RLIMIT_NPROC for root);
     * ``network``: no network (bubblewrap; the process sandbox when the engine runs as root,
       as documented).
     """
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
     traits: set[str] = set()
     if sandbox.name == "bwrap":
         traits.update(("filesystem", "pid", "network"))
+        if not root:
+            traits.add("nproc")
     if getattr(sandbox, "isolates_user", False):
-        traits.add("user")
-    if sandbox.name == "process" and hasattr(os, "geteuid") and os.geteuid() == 0:
+        traits.update(("user", "nproc"))
+    if sandbox.name == "process" and root:
         traits.add("network")
     return frozenset(traits)
 
@@ -472,8 +480,7 @@ def _setup_db(ctx: _Context) -> None:
 
     path = ctx.directory / "run.db"
     storage = get_storage(f"sqlite:///{path}")
-    with contextlib.suppress(Exception):
-        storage.close()  # type: ignore[attr-defined]
+    storage.close()
     ctx.params["db"] = str(path)
     ctx.state["what"] = "the run database"
 
@@ -517,7 +524,7 @@ def _setup_outside(ctx: _Context) -> None:
         Path("/dev/shm") / f"hyperagents-escaped-{ctx.token}.txt",
     ]
     ctx.state["targets"] = targets
-    ctx.cleanups.extend(lambda p=p: p.unlink(missing_ok=True) for p in targets)  # type: ignore[misc]
+    ctx.cleanups.extend(functools.partial(p.unlink, missing_ok=True) for p in targets)
 
 
 def _observe_outside(ctx: _Context, result: SandboxResult) -> list[str]:
@@ -552,13 +559,25 @@ def _setup_score(ctx: _Context) -> None:
     ctx.state["parity_score"] = ParityTask.score
 
 
+def fork_bomb_counts(stderr: str) -> tuple[int, int]:
+    """(processes forked, forks refused) over the whole tree, from the fork bomb's report
+    lines (every process of the tree prints one)."""
+    lines = re.findall(r"forks=(\d+) failures=(\d+)", stderr)
+    return sum(int(f) for f, _ in lines), sum(int(n) for _, n in lines)
+
+
 def _observe_fork_bomb(ctx: _Context, result: SandboxResult) -> list[str]:
-    match = re.search(r"forks=(\d+) failures=(\d+)", result.stderr)
-    if match is None:
-        return []
-    if int(match.group(2)) == 0:
-        return [f"{match.group(1)} forks and no fork refused: no process limit applied"]
+    forked, refused = fork_bomb_counts(result.stderr)
+    limit = ctx.state["max_processes"]
+    if forked + 1 > limit:
+        return [f"{forked + 1} processes alive at once, above the limit of {limit}"]
+    if forked and not refused:
+        return [f"{forked} forks and none refused: no process limit applied"]
     return []
+
+
+def _setup_fork_bomb(ctx: _Context) -> None:
+    ctx.state["max_processes"] = HOSTILE_CASES["fork_bomb"].max_processes
 
 
 _IGNORE_ALARM = "signal.signal(signal.SIGALRM, signal.SIG_IGN)  # dodge per-instance timeouts"
@@ -610,23 +629,25 @@ def solve(inputs):
     for _ in range(12):  # a binary tree of at most 2**12 processes in all
         try:
             if os.fork() == 0:
+                forks = failures = 0  # a child counts its own forks
                 continue
             forks += 1
         except OSError:
             failures += 1
+    print(f"forks={forks} failures={failures}", file=sys.stderr, flush=True)
     if os.getpid() != original:
         try:
             time.sleep(5)
         finally:
             os._exit(0)
-    print(f"forks={forks} failures={failures}", file=sys.stderr, flush=True)
     time.sleep(10**6)
 """,
         outcome=Outcome.TIMEOUT,
         reason=r"^timeout: ",
-        needs_any=frozenset({"user"}),
+        needs_any=frozenset({"nproc"}),
         unsafe_uncontained=True,
         wall_time=2.0,
+        setup=_setup_fork_bomb,
         observe=_observe_fork_bomb,
     ),
     HostileCase(
@@ -672,7 +693,12 @@ def solve(inputs):
     return "connected"
 """,
         outcome=Outcome.OK,
-        reason=r"^exception: OSError: \[Errno 101\] Network is unreachable",
+        # bubblewrap brings up a loopback of its own (nothing listens there: refused); an empty
+        # namespace made with unshare(2) has no usable loopback (unreachable).
+        reason=(
+            r"^exception: (OSError: \[Errno 101\] Network is unreachable"
+            r"|ConnectionRefusedError: \[Errno 111\] Connection refused)"
+        ),
         needs_any=frozenset({"network"}),
         setup=_setup_listener,
         observe=_observe_listener,
@@ -839,7 +865,7 @@ import time
 
 def solve(inputs):
     {_IGNORE_ALARM}
-    code = "import time; time.sleep(30)  # $token"
+    code = "import time; time.sleep(10)  # $token"
     null = subprocess.DEVNULL
     subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
                      stdin=null, stdout=null, stderr=null)
@@ -867,8 +893,10 @@ def solve(inputs):
         pass
 """,
         outcome=Outcome.TIMEOUT,
-        reason=r"^timeout: CPU-time limit",
-        wall_time=6.0,
+        # The CPU-time limit (SIGXCPU ignored, then SIGKILL at the hard limit); on a busy
+        # machine the wall clock may bite first.
+        reason=r"^timeout: (CPU-time limit of 1 s exceeded|killed after 4 s wall-clock)",
+        wall_time=4.0,
         cpu_time=1.0,
     ),
     HostileCase(
