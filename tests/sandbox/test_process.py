@@ -207,3 +207,19 @@ def test_get_sandbox() -> None:
 def test_bwrap_isolation_report(tmp_path: Path) -> None:
     result = run(BwrapSandbox(), tmp_path, "def solve(x):\n    return 1\n")
     assert result.ok and result.extra["isolation"]["network"] is True
+
+
+@needs_bwrap
+def test_bwrap_runs_an_interpreter_that_lives_under_tmp(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    sandbox = BwrapSandbox(python=str(venv / "bin" / "python"))
+    sandbox.check()
+    work = tmp_path / "ws"
+    work.mkdir()
+    result = run(sandbox, work, "import sys\ndef solve(x):\n    return sys.prefix\n")
+    assert result.ok
+    assert result.messages[0]["output"] == str(venv)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
@@ -74,7 +75,7 @@ def _errors() -> Iterator[None]:
         yield
     except (HyperagentsError, OSError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=False)
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
         raise typer.Exit(1) from None
 
 

@@ -42,8 +42,15 @@ logger = logging.getLogger("hyperagents")
 
 
 @functools.cache
-def _bwrap_works() -> bool:
-    return bwrap_available()
+def _bwrap_problem() -> str | None:
+    """Why the bwrap sandbox cannot run this interpreter here (None when it can)."""
+    if not bwrap_available():
+        return "bubblewrap is not installed or cannot create namespaces"
+    try:
+        BwrapSandbox().check()
+    except Exception as exc:
+        return str(exc)
+    return None
 
 
 def get_sandbox(
@@ -57,26 +64,25 @@ def get_sandbox(
         preload: Modules those processes import before their request.
 
     Raises:
-        ConfigError: Unknown name, or ``bwrap`` asked for where bubblewrap does not work.
+        ConfigError: Unknown name, or ``bwrap`` asked for where it cannot work.
     """
     if not isinstance(name, str):
         return name
-    if name == "auto":
-        if _bwrap_works():
+    if name not in SANDBOXES:
+        raise ConfigError(f"unknown sandbox {name!r}; choose one of: {', '.join(SANDBOXES)}")
+    if name in ("auto", "bwrap"):
+        problem = _bwrap_problem()
+        if problem is None:
             return BwrapSandbox(warm=warm, preload=preload)
-        logger.warning(
-            "bubblewrap is not available: falling back to the 'process' sandbox, which limits "
-            "resources but does not isolate the filesystem or (without root) the network; "
-            "install bubblewrap for full isolation"
-        )
-        return ProcessSandbox()
-    if name == "bwrap":
-        if not _bwrap_works():
+        if name == "bwrap":
             raise ConfigError(
-                "the bwrap sandbox needs bubblewrap (apt-get install bubblewrap) "
-                "and permission to create namespaces"
+                f"the bwrap sandbox is not usable here: {problem} "
+                "(it needs bubblewrap: apt-get install bubblewrap)"
             )
-        return BwrapSandbox()
-    if name == "process":
-        return ProcessSandbox()
-    raise ConfigError(f"unknown sandbox {name!r}; choose one of: {', '.join(SANDBOXES)}")
+        logger.warning(
+            "the bwrap sandbox is not usable (%s): falling back to the 'process' sandbox, which "
+            "limits resources but does not isolate the filesystem; install bubblewrap for full "
+            "isolation",
+            problem,
+        )
+    return ProcessSandbox(warm=warm, preload=preload)

@@ -127,6 +127,10 @@ class BwrapSandbox(_Launcher):
             elif os.path.isdir(path):
                 args.extend(["--ro-bind", path, path])
                 created.add(path)
+        # Mounted before the binds below, so that an interpreter living under /tmp (a
+        # virtualenv made there, say) is bound on top of the private /tmp, not hidden by it.
+        args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+        created.update({"/proc", "/dev", "/tmp"})
         for path in _ETC_FILES:
             if os.path.exists(path):
                 ensure_parents(path)
@@ -134,7 +138,7 @@ class BwrapSandbox(_Launcher):
         binds = [p for p in _interpreter_dirs(self._python) if not p.startswith("/usr/")] + list(
             self._expose
         )
-        bound = [p for p in created if p != "/"]
+        bound = [p for p in created if p not in ("/", "/tmp", "/dev", "/proc")]
 
         def covered(path: str) -> bool:
             return any(path == b or path.startswith(b + "/") for b in bound)
@@ -152,10 +156,26 @@ class BwrapSandbox(_Launcher):
         args.extend(
             ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", "/opt/hyperagents"]
         )
-        args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
         if self._isolate_user:
             args.extend(["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"])
         return args
+
+    def check(self) -> None:
+        """Start the interpreter inside the sandbox once.
+
+        Raises:
+            SandboxError: The sandbox cannot run the interpreter here (with bubblewrap's reason).
+        """
+        import subprocess
+
+        argv = [self._bwrap, *self._static, self._python, "-I", "-S", "-c", "import json"]
+        try:
+            probe = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise SandboxError(f"bubblewrap cannot start: {exc}") from exc
+        if probe.returncode != 0:
+            detail = probe.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
+            raise SandboxError(f"bubblewrap cannot run {self._python}: {detail[0]}")
 
     def _command(self, workspace: Path, harness: Path, result_fd: int) -> tuple[list[str], Path]:
         argv = [

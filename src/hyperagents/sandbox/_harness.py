@@ -289,14 +289,32 @@ def _preload(modules: list[str]) -> None:
 
 
 def _add_site_packages() -> None:
-    """The interpreter runs with ``-S`` (no ``site``: no ``.pth`` files are executed, which also
-    saves ~15 ms a start): put the environment's site-packages on the path ourselves."""
+    """The interpreter runs with ``-S``: no ``site``, so no ``.pth`` file is executed (which also
+    saves ~15 ms a start) but neither is a virtual environment detected. Do what ``site`` would
+    for the paths: find ``pyvenv.cfg`` beside the executable's directory, adopt the environment
+    as ``sys.prefix``, and put its site-packages (and the base ones when the environment
+    includes them) on ``sys.path``."""
     import sysconfig
 
-    for key in ("purelib", "platlib"):
-        path = sysconfig.get_paths().get(key)
-        if path and path not in sys.path and os.path.isdir(path):
-            sys.path.append(path)
+    venv = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
+    config = os.path.join(venv, "pyvenv.cfg")
+    prefixes = [sys.prefix]
+    if os.path.isfile(config):
+        settings: dict[str, str] = {}
+        with contextlib.suppress(OSError), open(config, encoding="utf-8") as handle:
+            for line in handle:
+                key, sep, value = line.partition("=")
+                if sep:
+                    settings[key.strip().lower()] = value.strip().lower()
+        sys.prefix = sys.exec_prefix = venv
+        prefixes = [venv]
+        if settings.get("include-system-site-packages") == "true":
+            prefixes.append(sys.base_prefix)
+    for prefix in prefixes:
+        for key in ("purelib", "platlib"):
+            path = sysconfig.get_path(key, vars={"base": prefix, "platbase": prefix})
+            if path and path not in sys.path and os.path.isdir(path):
+                sys.path.append(path)
 
 
 def main() -> int:

@@ -121,8 +121,11 @@ def _interpreter_dirs(python: str) -> list[str]:
     import sysconfig
 
     dirs = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
-    if os.path.realpath(python) != os.path.realpath(sys.executable):
-        dirs.add(os.path.realpath(os.path.dirname(os.path.dirname(python))))
+    # A virtual environment is found by its pyvenv.cfg next to the (unresolved) executable's
+    # directory: two venvs of one base interpreter resolve to the same binary.
+    venv = os.path.dirname(os.path.dirname(os.path.abspath(python)))
+    if os.path.isfile(os.path.join(venv, "pyvenv.cfg")):
+        dirs.add(os.path.realpath(venv))
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         path = sysconfig.get_paths().get(key)
         if path:
