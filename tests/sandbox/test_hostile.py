@@ -170,9 +170,22 @@ class _FastToy(ToyTask):
     instance_timeout = 0.5
 
 
+def _template_params(case: HostileCase, token: str) -> dict[str, str]:
+    """Values for a case's template parameters outside its own set-up: a closed loopback port,
+    and host paths that must stay untouched (checked by the caller)."""
+    import string
+
+    names = string.Template(case.source).get_identifiers()
+    params = {name: f"/tmp/{token}-{name}" for name in names}
+    params.update(token=token)
+    if "port" in params:
+        params["port"] = "9"
+    return params
+
+
 def _task_level(case: HostileCase, token: str) -> ToyTask:
     """A seed whose meta agent writes the hostile task agent (so children are hostile)."""
-    hostile = case.render(token=token)
+    hostile = case.render(**_template_params(case, token))
     meta = (
         f"HOSTILE = {hostile!r}\n\n\n"
         "def improve(workspace, report):\n"
@@ -247,3 +260,40 @@ def test_run_survives_hostile_variants(
         reasons = _recorded(run, child)
         assert any(re.search(pattern, text) for text in reasons), reasons
     assert stray_processes(token=token) == []
+
+
+@needs_bwrap
+@pytest.mark.parametrize("name", list(HOSTILE_CASES))
+def test_every_hostile_task_agent_leaves_the_run_going(name: str) -> None:
+    """Each case as the task agent of every child: the run finishes its generations, every
+    child ends in a final state with what happened recorded, and nothing is left running."""
+    case = HOSTILE_CASES[name]
+    token = f"hyperagents-hostile-engine-all-{name}-{os.getpid()}"
+    run = Run.create(
+        task=_task_level(case, token),
+        seed=0,
+        storage=InMemoryStorage(),
+        config=RunConfig.parse(
+            {
+                "sandbox": "bwrap",
+                "subset_size": 2,
+                "meta_timeout": 5.0,
+                "validate_timeout": 10.0,
+                "eval_overhead": 1.0,
+                "memory_mb": 512,
+                "max_retries": 0,
+            }
+        ),
+    )
+    assert run.optimize(generations=2).status is RunStatus.COMPLETE
+    variants = run.variants()
+    assert [v.generation for v in variants] == [0, 1, 2]
+    assert all(v.state.is_terminal for v in variants)
+    for child in variants[1:]:
+        assert child.parent_id == variants[0].id
+        if child.state is VariantState.COMPLETE:
+            continue  # harmless in this sandbox (e.g. its fake score was simply ignored)
+        assert _recorded(run, child) or child.scores, child
+    assert stray_processes(token=token) == []
+    for value in _template_params(case, token).values():
+        assert not (value.startswith("/tmp/") and Path(value).exists()), f"wrote {value}"
