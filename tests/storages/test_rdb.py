@@ -38,6 +38,7 @@ EXPECTED_TABLES = {
     "variants",
     "evaluations",
     "events",
+    "llm_calls",
 }
 SRC_DIR = str(Path(hyperagents.__file__).resolve().parents[1])
 
@@ -421,3 +422,37 @@ def test_open_time_is_small_for_an_existing_database(tmp_path: Path) -> None:
     start = time.perf_counter()
     RDBStorage(url).close()
     assert time.perf_counter() - start < 2.0  # no migration machinery on the fast path
+
+
+def test_a_database_at_an_older_revision_is_upgraded_in_place(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(ALEMBIC_DIR))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO runs (name, task, mode, seed, config, seed_program_id, status, "
+                "attrs, created_at, updated_at) VALUES ('old', 'review', 'hyperagent', 0, '{}', "
+                "'x', 0, '{}', '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
+            )
+        )
+    engine.dispose()
+    storage = RDBStorage(url)
+    try:
+        run = storage.get_run_by_name("old")
+        storage.add_llm_call(run.id, key="k", provider="p", model="m", request={})
+        assert len(storage.list_llm_calls(run.id)) == 1
+    finally:
+        storage.close()
+    engine = create_engine(normalise_url(url))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+            HEAD_REVISION
+        )
+    engine.dispose()

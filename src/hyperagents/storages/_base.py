@@ -11,6 +11,8 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   survives a SIGKILL of the calling process (for persistent backends).
 * **Atomicity.** Each mutating method is one transaction: either all of its effects (including
   the optional ``event`` it records) are visible, or none.
+* **LLM calls** are append-only records (:meth:`BaseStorage.add_llm_call`), deleted with their
+  run.
 * **Programs are content-addressed.** :meth:`BaseStorage.put_program` stores each distinct file
   content once (keyed by its SHA-256) and each distinct manifest once (keyed by
   :attr:`Program.id`); putting the same program twice is a no-op that returns the same id.
@@ -59,6 +61,7 @@ __all__ = [
     "EvaluationRecord",
     "EventRecord",
     "EventSpec",
+    "LLMCallRecord",
     "RunRecord",
     "RunStatus",
     "VariantRecord",
@@ -182,6 +185,39 @@ class EventRecord:
     kind: str
     message: str
     data: Mapping[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LLMCallRecord:
+    """One call (attempt) to a language model, as the LLM gateway recorded it.
+
+    Attributes:
+        key: Content address of the request (provider, model, messages, parameters).
+        request: The request: ``{"messages": [...], "params": {...}}`` (never an API key).
+        reply: The model's text, or None if the attempt failed.
+        error: Why the attempt failed (None on success).
+        cached: Served from the response cache (no provider call, no cost).
+        attempt: 1 for the first try of a request, 2… for its retries.
+        purpose: What the call was for (``"improve"``, ``"solve"``, ``"review"``…).
+    """
+
+    id: int
+    run_id: int
+    variant_id: int | None
+    key: str
+    provider: str
+    model: str
+    purpose: str
+    attempt: int
+    cached: bool
+    request: Mapping[str, Any]
+    reply: str | None
+    error: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    latency: float
     created_at: datetime
 
 
@@ -405,6 +441,50 @@ class BaseStorage(ABC):
         limit: int | None = None,
     ) -> list[EventRecord]:
         """Events with id > ``after_id`` (optionally filtered), ascending id, at most ``limit``."""
+
+    # -- LLM calls --------------------------------------------------------------------------
+    @abstractmethod
+    def add_llm_call(
+        self,
+        run_id: int,
+        *,
+        key: str,
+        provider: str,
+        model: str,
+        request: Mapping[str, Any],
+        reply: str | None = None,
+        error: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost: float = 0.0,
+        latency: float = 0.0,
+        cached: bool = False,
+        attempt: int = 1,
+        purpose: str = "",
+        variant_id: int | None = None,
+    ) -> int:
+        """Record one LLM call and return its id.
+
+        Raises:
+            RunNotFoundError: No such run.
+            VariantNotFoundError: ``variant_id`` is given and no such variant exists.
+            StorageError: ``request`` is not JSON-compatible.
+        """
+
+    @abstractmethod
+    def list_llm_calls(
+        self,
+        run_id: int,
+        *,
+        variant_id: int | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[LLMCallRecord]:
+        """The run's LLM calls with id > ``after_id`` (optionally of one variant), ascending id.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional hook

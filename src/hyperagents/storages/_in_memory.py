@@ -20,6 +20,7 @@ from hyperagents.storages._base import (
     EvaluationRecord,
     EventRecord,
     EventSpec,
+    LLMCallRecord,
     RunRecord,
     RunStatus,
     VariantRecord,
@@ -61,7 +62,8 @@ class InMemoryStorage(BaseStorage):
         self._evaluations: dict[int, EvaluationRecord] = {}
         self._evaluation_keys: dict[tuple[int, str], int] = {}
         self._events: dict[int, EventRecord] = {}
-        self._next_id = {"run": 1, "variant": 1, "evaluation": 1, "event": 1}
+        self._llm_calls: dict[int, LLMCallRecord] = {}
+        self._next_id = {"run": 1, "variant": 1, "evaluation": 1, "event": 1, "llm_call": 1}
 
     def __repr__(self) -> str:
         return "InMemoryStorage()"
@@ -295,6 +297,8 @@ class InMemoryStorage(BaseStorage):
                 self._generations.pop((run_id, variant.generation), None)
             for event_id in [e.id for e in self._events.values() if e.run_id == run_id]:
                 del self._events[event_id]
+            for call_id in [c.id for c in self._llm_calls.values() if c.run_id == run_id]:
+                del self._llm_calls[call_id]
             del self._runs[run_id]
             del self._run_names[run.name]
 
@@ -683,4 +687,87 @@ class InMemoryStorage(BaseStorage):
                     and (variant_id is None or event.variant_id == variant_id)
                 ):
                     found.append(self._copy_event(event))
+            return found
+
+    # -- LLM calls --------------------------------------------------------------------------
+    def add_llm_call(
+        self,
+        run_id: int,
+        *,
+        key: str,
+        provider: str,
+        model: str,
+        request: Mapping[str, Any],
+        reply: str | None = None,
+        error: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost: float = 0.0,
+        latency: float = 0.0,
+        cached: bool = False,
+        attempt: int = 1,
+        purpose: str = "",
+        variant_id: int | None = None,
+    ) -> int:
+        """Record one LLM call and return its id.
+
+        Raises:
+            RunNotFoundError: No such run.
+            VariantNotFoundError: ``variant_id`` is given and no such variant exists.
+            StorageError: ``request`` is not JSON-compatible.
+        """
+        copied = json_copy(dict(request), "request")
+        with self._lock:
+            self._run(run_id)
+            if variant_id is not None:
+                self._variant(variant_id)
+            call_id = self._new_id("llm_call")
+            self._llm_calls[call_id] = LLMCallRecord(
+                id=call_id,
+                run_id=run_id,
+                variant_id=variant_id,
+                key=key,
+                provider=provider,
+                model=model,
+                purpose=purpose,
+                attempt=int(attempt),
+                cached=bool(cached),
+                request=copied,
+                reply=reply,
+                error=error,
+                prompt_tokens=int(prompt_tokens),
+                completion_tokens=int(completion_tokens),
+                cost=float(cost),
+                latency=float(latency),
+                created_at=utcnow(),
+            )
+            return call_id
+
+    def list_llm_calls(
+        self,
+        run_id: int,
+        *,
+        variant_id: int | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[LLMCallRecord]:
+        """The run's LLM calls with id > ``after_id`` (optionally of one variant), ascending id.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        with self._lock:
+            self._run(run_id)
+            found: list[LLMCallRecord] = []
+            for call in self._llm_calls.values():  # insertion order is ascending id
+                if limit is not None and len(found) >= limit:
+                    break
+                if (
+                    call.run_id == run_id
+                    and call.id > after_id
+                    and (variant_id is None or call.variant_id == variant_id)
+                ):
+                    found.append(
+                        dataclasses.replace(call, request=json_copy(call.request, "request"))
+                    )
             return found

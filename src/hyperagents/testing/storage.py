@@ -724,6 +724,91 @@ class StorageConformanceTests:
         assert [e.id for e in storage.list_events(run_id, after_id=ids[0], limit=1)] == [ids[1]]
         assert [e.id for e in storage.list_events(other)] == [ids[2]]
 
+    def test_llm_calls_round_trip_and_filters(self, storage: BaseStorage) -> None:
+        run_id = self._run(storage)
+        other = self._run(storage, "other")
+        v1 = self._variant(storage, run_id, 0)
+        request = {"messages": [{"role": "user", "content": "hi ✓"}], "params": {"seed": 1}}
+        first = storage.add_llm_call(
+            run_id,
+            key="k1",
+            provider="fake",
+            model="m",
+            request=request,
+            reply="hello",
+            prompt_tokens=3,
+            completion_tokens=2,
+            cost=0.5,
+            latency=0.25,
+            purpose="improve",
+            variant_id=v1,
+        )
+        second = storage.add_llm_call(
+            run_id,
+            key="k2",
+            provider="fake",
+            model="m",
+            request=request,
+            error="429",
+            attempt=2,
+        )
+        storage.add_llm_call(other, key="k3", provider="fake", model="m", request=request)
+        third = storage.add_llm_call(
+            run_id,
+            key="k1",
+            provider="fake",
+            model="m",
+            request=request,
+            reply="hello",
+            cached=True,
+        )
+        assert first < second < third
+        calls = storage.list_llm_calls(run_id)
+        assert [c.id for c in calls] == [first, second, third]
+        head = calls[0]
+        assert (head.key, head.provider, head.model, head.reply, head.error) == (
+            "k1",
+            "fake",
+            "m",
+            "hello",
+            None,
+        )
+        assert (head.prompt_tokens, head.completion_tokens, head.cost, head.latency) == (
+            3,
+            2,
+            0.5,
+            0.25,
+        )
+        assert head.request == request and head.purpose == "improve" and head.variant_id == v1
+        assert head.attempt == 1 and head.cached is False and calls[2].cached is True
+        assert calls[1].error == "429" and calls[1].reply is None and calls[1].attempt == 2
+        _assert_utc(head.created_at)
+        assert [c.id for c in storage.list_llm_calls(run_id, variant_id=v1)] == [first]
+        assert [c.id for c in storage.list_llm_calls(run_id, after_id=first)] == [second, third]
+        assert [c.id for c in storage.list_llm_calls(run_id, limit=2)] == [first, second]
+        # Snapshots are copies: mutating one changes nothing stored.
+        calls[0].request["messages"].append({"role": "user", "content": "x"})
+        assert storage.list_llm_calls(run_id)[0].request == request
+
+    def test_llm_calls_errors_and_cascade(self, storage: BaseStorage) -> None:
+        run_id = self._run(storage)
+        with pytest.raises(RunNotFoundError):
+            storage.add_llm_call(9999, key="k", provider="p", model="m", request={})
+        with pytest.raises(RunNotFoundError):
+            storage.list_llm_calls(9999)
+        with pytest.raises(VariantNotFoundError):
+            storage.add_llm_call(
+                run_id, key="k", provider="p", model="m", request={}, variant_id=9999
+            )
+        with pytest.raises(StorageError):
+            storage.add_llm_call(
+                run_id, key="k", provider="p", model="m", request={"bad": object()}
+            )
+        storage.add_llm_call(run_id, key="k", provider="p", model="m", request={})
+        storage.delete_run(run_id)
+        keep = self._run(storage, "after")
+        assert storage.list_llm_calls(keep) == []
+
     def test_event_ids_increase_across_kinds_of_writes(self, storage: BaseStorage) -> None:
         run_id = self._run(storage)
         a = storage.add_event(run_id, "a")

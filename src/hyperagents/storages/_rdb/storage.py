@@ -66,16 +66,24 @@ from hyperagents.storages._base import (
     EvaluationRecord,
     EventRecord,
     EventSpec,
+    LLMCallRecord,
     RunRecord,
     RunStatus,
     VariantRecord,
     VariantState,
 )
-from hyperagents.storages._common import check_score, dumps_json, normalise_expected, utcnow
+from hyperagents.storages._common import (
+    check_score,
+    dumps_json,
+    json_copy,
+    normalise_expected,
+    utcnow,
+)
 from hyperagents.storages._rdb.models import (
     BlobModel,
     EvaluationModel,
     EventModel,
+    LLMCallModel,
     ProgramModel,
     RunModel,
     VariantModel,
@@ -84,7 +92,7 @@ from hyperagents.storages._rdb.models import (
 __all__ = ["HEAD_REVISION", "RDBStorage", "normalise_url"]
 
 #: The newest migration shipped with this version (a test checks it against the scripts).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 #: Folder of the Alembic environment (``env.py``, ``versions/``) inside the installed package.
 ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
 #: Key of the PostgreSQL advisory lock held while migrating (any constant shared by processes).
@@ -98,11 +106,13 @@ PROGRAMS = cast(Table, ProgramModel.__table__)
 VARIANTS = cast(Table, VariantModel.__table__)
 EVALUATIONS = cast(Table, EvaluationModel.__table__)
 EVENTS = cast(Table, EventModel.__table__)
+LLM_CALLS = cast(Table, LLMCallModel.__table__)
 
 _RUN_COLUMNS = [RUNS.c[f.name] for f in dataclasses.fields(RunRecord)]
 _VARIANT_COLUMNS = [VARIANTS.c[f.name] for f in dataclasses.fields(VariantRecord)]
 _EVALUATION_COLUMNS = [EVALUATIONS.c[f.name] for f in dataclasses.fields(EvaluationRecord)]
 _EVENT_COLUMNS = [EVENTS.c[f.name] for f in dataclasses.fields(EventRecord)]
+_LLM_CALL_COLUMNS = [LLM_CALLS.c[f.name] for f in dataclasses.fields(LLMCallRecord)]
 # Variants are read in bulk (list_variants of thousands of rows per generation): their JSON
 # columns are fetched as text and decoded with ONE json.loads call for all rows, which is several
 # times faster than one call per value.
@@ -508,6 +518,7 @@ class RDBStorage(BaseStorage):
             self._require_run(conn, run_id)
             variant_ids = select(VARIANTS.c.id).where(VARIANTS.c.run_id == run_id)
             conn.execute(delete(EVENTS).where(EVENTS.c.run_id == run_id))
+            conn.execute(delete(LLM_CALLS).where(LLM_CALLS.c.run_id == run_id))
             conn.execute(delete(EVALUATIONS).where(EVALUATIONS.c.variant_id.in_(variant_ids)))
             conn.execute(delete(VARIANTS).where(VARIANTS.c.run_id == run_id))
             conn.execute(delete(RUNS).where(RUNS.c.id == run_id))
@@ -1024,6 +1035,90 @@ class RDBStorage(BaseStorage):
             if not rows:
                 self._require_run(conn, run_id)
         return [EventRecord(*row) for row in rows]
+
+    # -- LLM calls ----------------------------------------------------------------------------
+    def add_llm_call(
+        self,
+        run_id: int,
+        *,
+        key: str,
+        provider: str,
+        model: str,
+        request: Mapping[str, Any],
+        reply: str | None = None,
+        error: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost: float = 0.0,
+        latency: float = 0.0,
+        cached: bool = False,
+        attempt: int = 1,
+        purpose: str = "",
+        variant_id: int | None = None,
+    ) -> int:
+        """Record one LLM call and return its id.
+
+        Raises:
+            RunNotFoundError: No such run.
+            VariantNotFoundError: ``variant_id`` is given and no such variant exists.
+            StorageError: ``request`` is not JSON-compatible.
+        """
+        row = {
+            "run_id": run_id,
+            "variant_id": variant_id,
+            "key": key,
+            "provider": provider,
+            "model": model,
+            "purpose": purpose,
+            "attempt": int(attempt),
+            "cached": bool(cached),
+            "request": json_copy(dict(request), "request"),
+            "reply": reply,
+            "error": error,
+            "prompt_tokens": int(prompt_tokens),
+            "completion_tokens": int(completion_tokens),
+            "cost": float(cost),
+            "latency": float(latency),
+            "created_at": utcnow(),
+        }
+        try:
+            with self._write() as conn:
+                inserted = conn.execute(insert(LLM_CALLS), row).inserted_primary_key
+                assert inserted is not None
+                return int(inserted[0])
+        except IntegrityError:
+            with self._read() as conn:
+                self._require_run(conn, run_id)
+                if variant_id is not None:
+                    self._require_variant(conn, variant_id)
+            raise StorageError(f"cannot record an LLM call for run {run_id}") from None
+
+    def list_llm_calls(
+        self,
+        run_id: int,
+        *,
+        variant_id: int | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[LLMCallRecord]:
+        """The run's LLM calls with id > ``after_id`` (optionally of one variant), ascending id.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        stmt = select(*_LLM_CALL_COLUMNS).where(
+            LLM_CALLS.c.run_id == run_id, LLM_CALLS.c.id > after_id
+        )
+        if variant_id is not None:
+            stmt = stmt.where(LLM_CALLS.c.variant_id == variant_id)
+        stmt = stmt.order_by(LLM_CALLS.c.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+            if not rows:
+                self._require_run(conn, run_id)
+        return [LLMCallRecord(*row) for row in rows]
 
 
 # -- module helpers -----------------------------------------------------------------------------
