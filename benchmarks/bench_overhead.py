@@ -33,7 +33,9 @@ class NullSandbox:
 
     name = "null"
 
-    def run(self, workspace: Path, request: dict[str, Any], *, limits: Limits) -> SandboxResult:
+    def run(
+        self, workspace: Path, request: dict[str, Any], *, limits: Limits, llm: Any = None
+    ) -> SandboxResult:
         action = request["action"]
         if action == "validate":
             return SandboxResult(Outcome.OK, result={"ok": True, "errors": []})

@@ -15,6 +15,7 @@ Two kinds of failure are kept apart:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -98,8 +99,22 @@ class Sandbox(Protocol):
 
     name: str
 
-    def run(self, workspace: Path, request: dict[str, Any], *, limits: Limits) -> SandboxResult:
+    def run(
+        self,
+        workspace: Path,
+        request: dict[str, Any],
+        *,
+        limits: Limits,
+        llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> SandboxResult:
         """Run the harness with ``request`` (JSON) in ``workspace``.
+
+        Args:
+            workspace: Directory with the program's files.
+            request: The harness action and its inputs.
+            limits: Resource limits.
+            llm: Engine-side handler for the sandboxed code's ``llm.complete(...)`` calls
+                (``{"messages", "params", "purpose"}`` → ``{"text"}`` or ``{"error"}``).
 
         Raises:
             SandboxError: The sandbox itself failed (not the candidate).

@@ -177,7 +177,7 @@ class BwrapSandbox(_Launcher):
             detail = probe.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
             raise SandboxError(f"bubblewrap cannot run {self._python}: {detail[0]}")
 
-    def _command(self, workspace: Path, harness: Path, result_fd: int) -> tuple[list[str], Path]:
+    def _command(self, workspace: Path, harness: Path, fds: str) -> tuple[list[str], Path]:
         argv = [
             self._bwrap,
             *self._static,
@@ -186,7 +186,7 @@ class BwrapSandbox(_Launcher):
             "--chdir", WORKSPACE,
             "--setenv", "HOME", WORKSPACE,
             "--setenv", "TMPDIR", "/tmp",
-            self._python, "-I", "-S", HARNESS, str(result_fd),
+            self._python, "-I", "-S", HARNESS, fds,
         ]  # fmt: skip
         return argv, workspace
 

@@ -1,9 +1,9 @@
 """Trusted harness executed *inside* the sandboxed process (standalone: stdlib only).
 
-Usage: ``python -I -S _harness.py RESULT_FD [PRELOAD,MODULES]`` with the request JSON on stdin and
-the workspace as the current directory. It first lowers its own resource limits (they cannot be
-raised again by the agent code), then performs the requested action and writes JSON lines to
-``RESULT_FD``:
+Usage: ``python -I -S _harness.py RESULT_FD,REPLY_FD [PRELOAD,MODULES]`` with the request JSON on
+stdin and the workspace as the current directory. It first lowers its own resource limits (they
+cannot be raised again by the agent code), then performs the requested action and writes JSON
+lines to ``RESULT_FD``:
 
 * ``{"type": "instance", "id": …, "output": …, "wall": s, "cpu": s, "error": str|None}`` per
   instance of a ``solve`` action;
@@ -317,9 +317,85 @@ def _add_site_packages() -> None:
                 sys.path.append(path)
 
 
+class _LLMError(Exception):
+    """Raised by ``llm.complete`` when the engine could not (or would not) answer."""
+
+
+def _install_llm_bridge(channel: _Channel, reply_fd: int) -> None:
+    """Make ``import llm`` give sandboxed code a ``complete(...)`` answered by the engine.
+
+    The request goes out on the result channel; the answer comes back on a pipe only the engine
+    writes. The sandbox has no network and never sees a key: the engine's LLM gateway makes
+    the call, accounts for it and records it.
+    """
+    import threading
+    import types
+
+    replies = os.fdopen(reply_fd, "rb", buffering=0)
+    lock = threading.Lock()
+    counter = [0]
+
+    def complete(
+        messages: Any,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        purpose: str = "",
+    ) -> str:
+        """Ask the run's language model; return its reply text.
+
+        Args:
+            messages: A prompt string, or chat messages ``[{"role": ..., "content": ...}]``.
+            temperature: Sampling temperature (None: the gateway's default).
+            max_tokens: Reply length limit.
+            purpose: A label recorded with the call.
+
+        Raises:
+            llm.LLMError: No model is configured, a budget is spent, or the call failed.
+        """
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages
+        ):
+            raise _LLMError("messages must be a string or a list of {'role', 'content'} dicts")
+        with lock:
+            counter[0] += 1
+            request_id = counter[0]
+            channel.send(
+                {
+                    "type": "llm_request",
+                    "id": request_id,
+                    "messages": messages,
+                    "params": {"temperature": temperature, "max_tokens": max_tokens},
+                    "purpose": str(purpose),
+                }
+            )
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = replies.read(1)
+                if not chunk:
+                    raise _LLMError("the engine closed the LLM channel")
+                line += chunk
+        answer = json.loads(line)
+        if answer.get("id") != request_id:
+            raise _LLMError("LLM channel out of step")
+        if answer.get("error"):
+            raise _LLMError(str(answer["error"]))
+        return str(answer.get("text", ""))
+
+    module = types.ModuleType("llm", "The run's language model, reached through the engine.")
+    module.complete = complete  # type: ignore[attr-defined]
+    module.LLMError = _LLMError  # type: ignore[attr-defined]
+    sys.modules["llm"] = module
+
+
 def main() -> int:
     _add_site_packages()
-    channel = _Channel(int(sys.argv[1]))
+    fds = sys.argv[1].split(",")
+    channel = _Channel(int(fds[0]))
+    if len(fds) > 1:
+        _install_llm_bridge(channel, int(fds[1]))
     if len(sys.argv) > 2 and sys.argv[2]:
         _preload(sys.argv[2].split(","))
     request = json.loads(sys.stdin.buffer.read().decode("utf-8"))

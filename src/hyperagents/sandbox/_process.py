@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -78,18 +79,69 @@ class _CappedReader(threading.Thread):
                 chunk = os.read(self._fd, 65536)
                 if not chunk:
                     break
-                if self.size < self.cap:
-                    keep = chunk[: self.cap - self.size]
-                    self.chunks.append(keep)
-                    self.size += len(keep)
-                    if len(keep) < len(chunk):
-                        self.truncated = True
-                else:
-                    self.truncated = True
+                self._consume(chunk)
+
+    def _consume(self, chunk: bytes) -> None:
+        """Keep what fits under the cap; note that the rest was dropped."""
+        if self.size < self.cap:
+            keep = chunk[: self.cap - self.size]
+            self.chunks.append(keep)
+            self.size += len(keep)
+            if len(keep) < len(chunk):
+                self.truncated = True
+        else:
+            self.truncated = True
 
     @property
     def data(self) -> bytes:
         return b"".join(self.chunks)
+
+
+#: Handles an LLM request from sandboxed code: ``{"messages", "params", "purpose"}`` in,
+#: ``{"text": ...}`` or ``{"error": ...}`` out. Runs in the engine, which owns the keys.
+LLMHandler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class _ChannelReader(_CappedReader):
+    """Reads the result channel; answers ``llm_request`` messages on the reply pipe as they
+    arrive (the sandboxed code waits for the answer), and keeps everything else."""
+
+    def __init__(self, stream: IO[bytes], reply: IO[bytes], cap: int = 64 * 1024) -> None:
+        super().__init__(stream, cap)
+        self._reply = reply
+        self._pending = b""
+        self.handler: LLMHandler | None = None
+        self.llm_requests = 0
+
+    def _consume(self, chunk: bytes) -> None:
+        self._pending += chunk
+        while b"\n" in self._pending:
+            line, self._pending = self._pending.split(b"\n", 1)
+            if b'"llm_request"' in line and self._answer(line):
+                continue
+            super()._consume(line + b"\n")
+
+    def _answer(self, line: bytes) -> bool:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(message, dict) or message.get("type") != "llm_request":
+            return False
+        self.llm_requests += 1
+        answer: dict[str, Any] = {"type": "llm_response", "id": message.get("id")}
+        if self.handler is None:
+            answer["error"] = "no language model is configured for this run"
+        else:
+            request = {k: message.get(k) for k in ("messages", "params", "purpose")}
+            try:
+                answer.update(self.handler(request))
+            except Exception as exc:  # the engine's failure is the agent's error reply
+                answer["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+        with contextlib.suppress(OSError, ValueError):
+            self._reply.write((json.dumps(answer) + "\n").encode("utf-8"))
+            self._reply.flush()
+        return True
 
 
 class _UidPool:
@@ -215,6 +267,7 @@ class _Started:
     proc: subprocess.Popen[bytes]
     readers: list[_CappedReader]
     result_stream: IO[bytes]
+    reply_stream: IO[bytes]  #: engine → sandbox answers (LLM replies)
     uid: int | None
     directory: Path  #: the directory the process sees as its workspace
     owned_root: Path | None = None  #: a standby's private directory, removed after use
@@ -277,8 +330,8 @@ class _Launcher:
         return True
 
     # -- hooks --------------------------------------------------------------------------------
-    def _command(self, workspace: Path, harness: Path, result_fd: int) -> tuple[list[str], Path]:
-        """Return (argv, cwd) starting the harness for ``workspace``."""
+    def _command(self, workspace: Path, harness: Path, fds: str) -> tuple[list[str], Path]:
+        """Return (argv, cwd) starting the harness for ``workspace`` (``fds``: its channels)."""
         raise NotImplementedError
 
     def _environment(self, workspace: Path) -> dict[str, str]:
@@ -386,8 +439,22 @@ class _Launcher:
             shutil.rmtree(standby.owned_root, ignore_errors=True)
 
     # -- the run --------------------------------------------------------------------------------
-    def run(self, workspace: Path, request: dict[str, Any], *, limits: Limits) -> SandboxResult:
+    def run(
+        self,
+        workspace: Path,
+        request: dict[str, Any],
+        *,
+        limits: Limits,
+        llm: LLMHandler | None = None,
+    ) -> SandboxResult:
         """Run one harness action; see :class:`~hyperagents.sandbox.Sandbox`.
+
+        Args:
+            workspace: The program's files (the process's working directory).
+            request: The harness action and its inputs (JSON).
+            limits: Resource limits.
+            llm: Answers ``llm.complete(...)`` calls made by the sandboxed code (engine side);
+                without it such calls get an error reply.
 
         Raises:
             SandboxError: The workspace is missing, the sandbox cannot start or cannot isolate.
@@ -398,26 +465,31 @@ class _Launcher:
         standby = self._take_standby()
         if standby is not None:
             self._replenish()
-            return self._run_warm(standby, workspace, request, limits)
+            return self._run_warm(standby, workspace, request, limits, llm)
         uid = self._uids.acquire() if self._uids is not None else None
         try:
             if uid is not None:
                 _hand_over(workspace, uid)
             started = self._start(workspace, uid)
-            return self._finish(started, request, limits)
+            return self._finish(started, request, limits, llm)
         finally:
             if uid is not None and self._uids is not None:
                 self._uids.release(uid)
 
     def _run_warm(
-        self, standby: _Started, workspace: Path, request: dict[str, Any], limits: Limits
+        self,
+        standby: _Started,
+        workspace: Path,
+        request: dict[str, Any],
+        limits: Limits,
+        llm: LLMHandler | None,
     ) -> SandboxResult:
         try:
             _move_entries(workspace, standby.directory)
             if standby.uid is not None:
                 _hand_over(standby.directory, standby.uid)
             try:
-                return self._finish(standby, request, limits)
+                return self._finish(standby, request, limits, llm)
             finally:
                 _move_entries(standby.directory, workspace)
         finally:
@@ -429,8 +501,9 @@ class _Launcher:
     def _start(
         self, directory: Path, uid: int | None, *, preload: tuple[str, ...] = ()
     ) -> _Started:
-        read_fd, write_fd = os.pipe()
-        argv, cwd = self._command(directory, harness_path(), write_fd)
+        read_fd, write_fd = os.pipe()  # sandbox → engine: results, LLM requests
+        reply_read, reply_write = os.pipe()  # engine → sandbox: LLM replies
+        argv, cwd = self._command(directory, harness_path(), f"{write_fd},{reply_read}")
         if preload:
             argv.append(",".join(preload))
         try:
@@ -441,28 +514,39 @@ class _Launcher:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(write_fd,),
+                pass_fds=(write_fd, reply_read),
                 start_new_session=True,
                 close_fds=True,
             )
         except OSError as exc:
-            os.close(read_fd)
-            os.close(write_fd)
+            for fd in (read_fd, write_fd, reply_read, reply_write):
+                os.close(fd)
             raise SandboxError(f"cannot start the {self.name} sandbox ({argv[0]}): {exc}") from exc
         os.close(write_fd)
+        os.close(reply_read)
         assert proc.stdout and proc.stderr
         result_stream = os.fdopen(read_fd, "rb")
+        reply_stream = os.fdopen(reply_write, "wb")
         readers = [
             _CappedReader(proc.stdout),
             _CappedReader(proc.stderr),
-            _CappedReader(result_stream),
+            _ChannelReader(result_stream, reply_stream),
         ]
         for reader in readers:
             reader.start()
-        return _Started(proc, readers, result_stream, uid, directory)
+        return _Started(proc, readers, result_stream, reply_stream, uid, directory)
 
-    def _finish(self, started: _Started, request: dict[str, Any], limits: Limits) -> SandboxResult:
+    def _finish(
+        self,
+        started: _Started,
+        request: dict[str, Any],
+        limits: Limits,
+        llm: LLMHandler | None = None,
+    ) -> SandboxResult:
         proc, readers, uid = started.proc, started.readers, started.uid
+        channel = readers[2]
+        if isinstance(channel, _ChannelReader):
+            channel.handler = llm
         readers[0].cap = readers[1].cap = limits.max_output_bytes
         readers[2].cap = limits.max_result_bytes
         cpu = limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
@@ -564,6 +648,8 @@ class _Launcher:
             if reader.is_alive():
                 reader.stop()
                 reader.join(timeout=1.0)
+        with contextlib.suppress(OSError, ValueError):
+            started.reply_stream.close()
         streams = (started.proc.stdout, started.proc.stderr, started.result_stream)
         for stream in streams:
             with contextlib.suppress(OSError, ValueError):
@@ -650,8 +736,8 @@ class ProcessSandbox(_Launcher):
     def _can_switch_user(self) -> bool:
         return all(_usable_by_others(Path(p)) for p in _interpreter_dirs(self._python))
 
-    def _command(self, workspace: Path, harness: Path, result_fd: int) -> tuple[list[str], Path]:
-        return [self._python, "-I", "-S", str(harness), str(result_fd)], workspace
+    def _command(self, workspace: Path, harness: Path, fds: str) -> tuple[list[str], Path]:
+        return [self._python, "-I", "-S", str(harness), fds], workspace
 
     def _request_extras(self) -> dict[str, Any]:
         return {"unshare_network": self._privileged}

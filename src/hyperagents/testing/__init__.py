@@ -4,3 +4,7 @@
   the conformance suite every storage backend must pass (it imports pytest, so import it only
   from tests).
 """
+
+from hyperagents.testing.fake_openai import FakeOpenAIServer, FakeReply
+
+__all__ = ["FakeOpenAIServer", "FakeReply"]

@@ -315,8 +315,15 @@ class _Recording:
         self.name = inner.name
         self.last: SandboxResult | None = None
 
-    def run(self, workspace: Path, request: dict[str, Any], *, limits: Limits) -> SandboxResult:
-        self.last = self.inner.run(workspace, request, limits=limits)
+    def run(
+        self,
+        workspace: Path,
+        request: dict[str, Any],
+        *,
+        limits: Limits,
+        llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> SandboxResult:
+        self.last = self.inner.run(workspace, request, limits=limits, llm=llm)
         return self.last
 
 
