@@ -202,9 +202,20 @@ def _usable_by_others(path: Path) -> bool:
     return True
 
 
+def _proc_entries() -> list[str]:
+    """Process ids listed in /proc. Listing /proc can fail transiently while processes come and
+    go (seen as ENOTDIR here): retry, then give up (every caller is best effort)."""
+    for attempt in range(5):
+        try:
+            return [entry for entry in os.listdir("/proc") if entry.isdigit()]
+        except OSError:
+            time.sleep(0.005 * (attempt + 1))
+    return []
+
+
 def _processes_of(uid: int) -> list[int]:
     pids = []
-    for entry in os.listdir("/proc"):
+    for entry in _proc_entries():
         if not entry.isdigit():
             continue
         try:
@@ -226,8 +237,8 @@ def kill_processes_in(directory: Path, *, rounds: int = 3) -> int:
     found = 0
     for _ in range(rounds):
         pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == me:
+        for entry in _proc_entries():
+            if int(entry) == me:
                 continue
             try:
                 cwd = os.readlink(f"/proc/{entry}/cwd")

@@ -246,7 +246,15 @@ def stray_processes(
     ``uid``, or whose working directory is ``cwd``; never this process."""
     found: list[int] = []
     where = os.path.realpath(cwd) if cwd is not None else None
-    for entry in os.listdir("/proc"):
+    for attempt in range(5):  # listing /proc can fail transiently while processes churn
+        try:
+            entries = os.listdir("/proc")
+            break
+        except OSError:
+            if attempt == 4:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    for entry in entries:
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         pid = int(entry)
