@@ -14,6 +14,7 @@ MODULES = [
     "hyperagents.evaluation",
     "hyperagents.exceptions",
     "hyperagents.improvers",
+    "hyperagents.llm",
     "hyperagents.program",
     "hyperagents.runs",
     "hyperagents.sandbox",

@@ -15,7 +15,14 @@ catch one type. The tree::
     │   ├── VariantNotFoundError
     │   └── DuplicateError          a unique record (run name, evaluation stage…) already exists
     ├── SandboxError                the sandbox itself broke (infrastructure; retried)
-    └── RunStateError               an operation that the run's current state does not allow
+    ├── RunStateError               an operation that the run's current state does not allow
+    └── LLMError                    a language-model call failed (not retried)
+        ├── LLMTransientError       timeout, connection error, 429 or 5xx (retried by the gateway)
+        ├── LLMResponseError        malformed or empty reply (also retried, but distinguishable)
+        ├── LLMBudgetExceeded       a cost or token budget is spent (the call was not made)
+        ├── LLMReplayError          replay was asked for a call that was not recorded
+        └── LLMConfigError          bad LLM spec, missing API key variable or missing extra
+                                    (also a ConfigError)
 
 A candidate that fails (times out, crashes, returns garbage) is *not* an exception: it is a
 recorded outcome (see :class:`hyperagents.sandbox.SandboxResult`).
@@ -23,10 +30,18 @@ recorded outcome (see :class:`hyperagents.sandbox.SandboxResult`).
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 __all__ = [
     "ConfigError",
     "DuplicateError",
     "HyperagentsError",
+    "LLMBudgetExceeded",
+    "LLMConfigError",
+    "LLMError",
+    "LLMReplayError",
+    "LLMResponseError",
+    "LLMTransientError",
     "PatchError",
     "ProgramError",
     "RunNotFoundError",
@@ -94,3 +109,81 @@ class SandboxError(HyperagentsError):
 
 class RunStateError(HyperagentsError):
     """The requested operation is not allowed in the run's current state."""
+
+
+def _rebuild_error(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Recreate an exception with keyword-only attributes when it is unpickled."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class LLMError(HyperagentsError):
+    """A call to a language model failed in a way that retrying will not fix.
+
+    Examples: authentication failed, the request was rejected (HTTP 4xx), a scripted provider ran
+    out of replies. Messages never contain API keys.
+    """
+
+
+class LLMTransientError(LLMError):
+    """A call to a language model failed in a way that may succeed when retried.
+
+    Timeouts, connection errors, HTTP 408/409/429 and 5xx. The gateway retries these with
+    backoff.
+
+    Attributes:
+        status_code: The HTTP status, when there was a response.
+        retry_after: Seconds the server asked the client to wait before retrying, if it said.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_error, (type(self), self.args, dict(self.__dict__)))
+
+
+class LLMResponseError(LLMError):
+    """A language model answered, but the answer is malformed or empty.
+
+    Not a :class:`LLMTransientError` (so callers can tell the two apart), but the gateway
+    retries it the same way, up to its retry count: a sampled model often answers well on a
+    second try.
+    """
+
+
+class LLMBudgetExceeded(LLMError):
+    """A cost or token budget is spent, so the call was not made.
+
+    Raising the budget (``Gateway.set_budget``) lets the next call through.
+
+    Attributes:
+        budget: Which budget: ``"cost"`` (US dollars) or ``"tokens"``.
+        limit: The budget's limit.
+        spent: What was spent when the call was refused.
+    """
+
+    def __init__(
+        self, message: str, *, budget: Literal["cost", "tokens"], limit: float, spent: float
+    ) -> None:
+        super().__init__(message)
+        self.budget: Literal["cost", "tokens"] = budget
+        self.limit = limit
+        self.spent = spent
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_error, (type(self), self.args, dict(self.__dict__)))
+
+
+class LLMReplayError(LLMError, LookupError):
+    """Replay was asked for a call that the record does not hold; no model is ever called."""
+
+
+class LLMConfigError(LLMError, ConfigError):
+    """An LLM spec is invalid, an API key variable is unset, or an optional extra is missing."""

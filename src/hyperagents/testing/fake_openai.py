@@ -204,6 +204,8 @@ class FakeOpenAIServer:
         self._port = port
         self._api_key = api_key
         self.requests: list[dict[str, Any]] = []
+        #: The headers of those requests (names lower-cased), in the same order.
+        self.request_headers: list[dict[str, str]] = []
         self._calls = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -331,10 +333,13 @@ class FakeOpenAIServer:
     def _authorized(self, authorization: str | None) -> bool:
         return self._api_key is None or authorization == f"Bearer {self._api_key}"
 
-    def _next_reply(self, body: dict[str, Any]) -> tuple[int, FakeReply]:
+    def _next_reply(
+        self, body: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> tuple[int, FakeReply]:
         """Record a request and choose its reply; returns the call number and the reply."""
         with self._lock:
             self.requests.append(body)
+            self.request_headers.append({k.lower(): v for k, v in (headers or {}).items()})
             self._calls += 1
             number = self._calls
             scripted = self._script.popleft() if self._script else None
@@ -485,7 +490,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: dict[str, Any]) -> None:
         fake = self._fake
-        number, reply = fake._next_reply(body)
+        number, reply = fake._next_reply(body, dict(self.headers.items()))
         if reply.delay and fake._stopping.wait(reply.delay):
             self.close_connection = True  # the server is stopping: drop the request
             return

@@ -1,0 +1,99 @@
+"""Language models: providers behind one protocol, and the gateway in front of them.
+
+* :class:`LLMProvider`: the protocol (one method, ``complete``); implementations:
+  :class:`OpenAICompatibleProvider` (OpenAI and any OpenAI-compatible server),
+  :class:`AnthropicProvider` (optional extra), :class:`ScriptedProvider` (deterministic, for
+  tests) and :class:`ReplayProvider` (a recorded run's replies).
+* :func:`parse_llm_spec`: one spec string (``openai:MODEL``,
+  ``http://HOST:PORT/v1#MODEL``, ``anthropic:MODEL``, ``local``, ``scripted:FILE``) to a
+  provider.
+* :class:`Gateway`: retries with deterministic backoff, token and dollar accounting per call,
+  variant and run, budgets, a content-addressed response cache, a record of every attempt
+  (:class:`LLMCall`, :class:`JsonlRecorder`) and replay without calling any model.
+
+API keys come from the environment only and never appear in reprs, logs, error messages or
+records.
+"""
+
+from __future__ import annotations
+
+from hyperagents.exceptions import (
+    LLMBudgetExceeded,
+    LLMConfigError,
+    LLMError,
+    LLMReplayError,
+    LLMResponseError,
+    LLMTransientError,
+)
+from hyperagents.llm._base import (
+    Completion,
+    LLMCall,
+    LLMProvider,
+    Message,
+    estimate_tokens,
+    read_calls,
+    redact_secrets,
+    request_key,
+)
+from hyperagents.llm._gateway import (
+    UNSET,
+    Gateway,
+    JsonlRecorder,
+    MemoryCache,
+    MemoryRecorder,
+    Recorder,
+    ResponseCache,
+    Usage,
+)
+from hyperagents.llm._prices import (
+    DEFAULT_PRICES,
+    PRICES_AS_OF,
+    ModelPrice,
+    PriceTable,
+    load_prices,
+)
+from hyperagents.llm._providers import (
+    AnthropicProvider,
+    OpenAICompatibleProvider,
+    ReplayProvider,
+    ScriptedProvider,
+)
+from hyperagents.llm._spec import SPEC_FORMS, ProviderSpec, parse_llm_spec, parse_provider_spec
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "PRICES_AS_OF",
+    "SPEC_FORMS",
+    "UNSET",
+    "AnthropicProvider",
+    "Completion",
+    "Gateway",
+    "JsonlRecorder",
+    "LLMBudgetExceeded",
+    "LLMCall",
+    "LLMConfigError",
+    "LLMError",
+    "LLMProvider",
+    "LLMReplayError",
+    "LLMResponseError",
+    "LLMTransientError",
+    "MemoryCache",
+    "MemoryRecorder",
+    "Message",
+    "ModelPrice",
+    "OpenAICompatibleProvider",
+    "PriceTable",
+    "ProviderSpec",
+    "Recorder",
+    "ReplayProvider",
+    "ResponseCache",
+    "ScriptedProvider",
+    "Usage",
+    "estimate_tokens",
+    "load_prices",
+    "parse_llm_spec",
+    "parse_provider_spec",
+    "read_calls",
+    "redact_secrets",
+    "request_key",
+]
