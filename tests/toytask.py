@@ -84,3 +84,28 @@ class ToyTask(Task):
 
     def seed_program(self) -> Program:
         return Program(self._files)
+
+
+LLM_META_AGENT = """import re
+
+import llm
+
+
+def improve(workspace, report):
+    path = workspace + "/task_agent.py"
+    source = open(path).read()
+    t = float(re.search(r'"t": ([0-9.eE+-]+)', source).group(1))
+    reply = llm.complete(f"The threshold is {t}. Reply with a better one.", purpose="propose")
+    new = round(float(reply.strip()), 4)
+    open(path, "w").write(source.replace(f'"t": {t}', f'"t": {new}'))
+    return {"operator": "llm", "t": [t, new]}
+"""
+
+
+class LLMToyTask(ToyTask):
+    """The toy task with a meta agent that asks the run's language model for each edit."""
+
+    name = "llm-toy"
+
+    def __init__(self) -> None:
+        super().__init__(meta_agent=LLM_META_AGENT)

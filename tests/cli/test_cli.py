@@ -224,3 +224,59 @@ def test_missing_runs_and_variants_in_an_existing_database(toy_run: tuple[Path, 
 def test_read_only_commands_do_not_create_databases(tmp_path: Path) -> None:
     proc = cli("runs", "--storage", f"sqlite:///{tmp_path / 'typo.db'}", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and not (tmp_path / "typo.db").exists()
+
+
+def test_llm_run_replay_and_budget_resume(tmp_path: Path) -> None:
+    import json as _json
+
+    task = f"{Path(__file__).resolve().parents[1] / 'toytask.py'}:LLMToyTask"
+    script = tmp_path / "replies.json"
+    script.write_text(_json.dumps({"replies": ["0.4", "0.5", "0.6", "0.63", "0.62", "0.61"]}))
+    url = f"sqlite:///{tmp_path / 'llm.db'}"
+    common = ("--storage", url, "-q", "-w", "1", "--subset-size", "10")
+    cli(
+        "run",
+        "-t",
+        task,
+        "-g",
+        "3",
+        "-n",
+        "orig",
+        "--llm",
+        f"scripted:{script}",
+        *common,
+        cwd=tmp_path,
+    )
+    cli("run", "--replay", "orig", "--storage", url, "-q", cwd=tmp_path)
+    first = json.loads(cli("export", "orig", "-f", "json", "--storage", url, cwd=tmp_path).stdout)
+    again = json.loads(
+        cli("export", "orig-replay", "-f", "json", "--storage", url, cwd=tmp_path).stdout
+    )
+    strip = [(v["generation"], v["state"], v["program_id"], v["val"]) for v in first["variants"]]
+    assert strip == [
+        (v["generation"], v["state"], v["program_id"], v["val"]) for v in again["variants"]
+    ]
+    cli(
+        "run",
+        "-t",
+        task,
+        "-g",
+        "3",
+        "-n",
+        "tight",
+        "--llm",
+        f"scripted:{script}",
+        "--max-tokens",
+        "20",
+        *common,
+        cwd=tmp_path,
+    )
+    info = json.loads(cli("status", "tight", "--json", "--storage", url, cwd=tmp_path).stdout)
+    assert info["status"] == "stopped"
+    finished = sum(
+        n for state, n in info["states"].items() if state not in ("running", "evaluating")
+    )
+    assert finished < 4  # the seed and fewer than 3 children reached a final state
+    cli("resume", "tight", "--max-tokens", "1000", "--storage", url, "-q", cwd=tmp_path)
+    info = json.loads(cli("status", "tight", "--json", "--storage", url, cwd=tmp_path).stdout)
+    assert info["status"] == "complete" and info["generations"] == 3

@@ -166,10 +166,50 @@ def run(
         float | None, typer.Option(help="Stop starting generations after this many seconds.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON file with run config values.")] = None,
+    llm: Annotated[
+        str | None,
+        typer.Option(
+            help="Language model for agents that call llm.complete: openai:MODEL, "
+            "http://HOST/v1#MODEL, anthropic:MODEL, scripted:FILE."
+        ),
+    ] = None,
+    max_cost: Annotated[
+        float | None, typer.Option(min=0, help="LLM budget in US dollars (stops the run).")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(min=0, help="LLM budget in tokens (stops the run).")
+    ] = None,
+    replay: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUN",
+            help="Re-run RUN (same task, mode, seed and config), "
+            "answering every LLM request from its record: no model is called.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Create a run and improve the task's seed hyperagent for GENERATIONS generations."""
     with _errors():
+        if replay is not None:
+            store = get_storage(storage)
+            original = _find_run(store, replay)
+            recorded = RunConfig.parse(dict(original.config), replay_of=original.name)
+            target = original.attrs.get("target_generations")
+            the_run = Run.create(
+                task=original.task,
+                name=name or f"{original.name}-replay",
+                mode=original.mode,
+                seed=original.seed,
+                storage=store,
+                config=recorded,
+            )
+            if not quiet:
+                err_console.print(f"replaying [bold]{original.name}[/] as {the_run.name}")
+            _drive(
+                the_run, int(target or 0), timeout, workers or recorded.parallel_generations, quiet
+            )
+            return
         data: dict[str, Any] = {}
         if config is not None:
             try:
@@ -185,6 +225,9 @@ def run(
             selector=selector,
             subset_size=subset_size,
             parallel_generations=workers if workers > 1 else None,
+            llm=llm,
+            max_cost=max_cost,
+            max_tokens=max_tokens,
         )
         store = get_storage(storage)
         the_run = Run.create(task=task, name=name, mode=mode, seed=seed, storage=store, config=cfg)
@@ -225,11 +268,21 @@ def resume(
         str | None,
         typer.Option("--task", "-t", help="Load the task from here instead (e.g. a moved file)."),
     ] = None,
+    max_cost: Annotated[
+        float | None, typer.Option(min=0, help="New LLM budget in US dollars.")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=0, help="New LLM budget in tokens.")] = None,
 ) -> None:
-    """Continue a run where it stopped (after a crash, kill, timeout or interrupt)."""
+    """Continue a run where it stopped (after a crash, kill, timeout, interrupt or budget)."""
     from hyperagents.tasks import load_task
 
     with _errors():
+        if max_cost is not None or max_tokens is not None:
+            store = _existing_storage(storage)
+            record = _find_run(store, run_name)
+            changes = {"max_cost": max_cost, "max_tokens": max_tokens}
+            merged = {**dict(record.config), **{k: v for k, v in changes.items() if v is not None}}
+            store.update_run_config(record.id, RunConfig.parse(merged).model_dump(mode="json"))
         the_run = Run.load(
             run_name,
             storage=_existing_storage(storage),

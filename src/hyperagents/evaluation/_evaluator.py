@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,7 @@ def evaluate_stage(
     limits: Limits,
     module: str = "task_agent",
     function: str = "solve",
+    llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> StageResult:
     """Run the task agent on ``instances`` in one sandboxed process and score every output.
 
@@ -159,7 +160,9 @@ def evaluate_stage(
         "instances": [{"id": inst.id, "inputs": inst.inputs} for inst in instances],
     }
     with workspace(program) as path:
-        run = sandbox.run(path, request, limits=limits)
+        # Sandboxes written before the LLM bridge take no ``llm``: pass it only when needed.
+        extra = {"llm": llm} if llm is not None else {}
+        run = sandbox.run(path, request, limits=limits, **extra)
     by_id: dict[str, dict[str, Any]] = {}
     for sent in run.messages:
         if sent.get("type") == "instance" and isinstance(sent.get("id"), str):

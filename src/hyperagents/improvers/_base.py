@@ -8,7 +8,7 @@ run's *mode* (see :class:`hyperagents.runs.Mode`); the improver only executes it
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -31,11 +31,15 @@ class ImproveRequest:
         program: The files the meta agent works on (the workspace's initial content).
         report: The evaluation report and archive summary given to the meta agent.
         seed: Seed for the meta agent's randomness.
+        llm: Answers the meta agent's ``llm.complete`` calls (None: no model for this run).
     """
 
     program: Program
     report: Mapping[str, Any]
     seed: int
+    llm: Callable[[dict[str, Any]], dict[str, Any]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ class MetaAgentImprover:
             "seed": request.seed,
         }
         with workspace(request.program) as path:
-            run = self.sandbox.run(path, payload, limits=self.limits)
+            extra = {"llm": request.llm} if request.llm is not None else {}
+            run = self.sandbox.run(path, payload, limits=self.limits, **extra)
             logs = (run.stdout + run.stderr)[-8000:]
             metrics: dict[str, Any] = {
                 "wall": run.wall,

@@ -527,6 +527,11 @@ class ScriptedProvider:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self._replies)} replies, model={self.model!r})"
 
+    def skip(self, count: int) -> None:
+        """Move past ``count`` replies (a resumed run continues its script where it was)."""
+        with self._lock:
+            self._next += max(0, int(count))
+
     @property
     def calls(self) -> int:
         """How many calls were made."""

@@ -68,6 +68,16 @@ class RunConfig(BaseModel):
     heartbeat_interval: float = Field(5.0, gt=0)
     heartbeat_grace: float = Field(60.0, gt=0)
     sandbox: str = Field("auto", description="auto, bwrap or process")
+    llm: str | None = Field(
+        None, description="language model spec (openai:M, http://host/v1#M, scripted:FILE…)"
+    )
+    max_cost: float | None = Field(None, ge=0, description="LLM dollar budget of the run")
+    max_tokens: int | None = Field(None, ge=0, description="LLM token budget of the run")
+    llm_retries: int = Field(3, ge=0, description="retries of transient LLM failures")
+    llm_cache: bool = Field(False, description="answer identical LLM requests from a cache")
+    replay_of: str | None = Field(
+        None, description="answer LLM requests from this run's record instead of a model"
+    )
     warm_workers: bool = Field(
         True, description="keep one sandboxed process per worker started ahead of time"
     )

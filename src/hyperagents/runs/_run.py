@@ -43,6 +43,7 @@ from hyperagents.exceptions import (
 from hyperagents.improvers import Improver, ImproveRequest, ImproveResult, MetaAgentImprover
 from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
+from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._owner import new_owner_token, owner_is_dead
 from hyperagents.sandbox import Limits, Sandbox, get_sandbox
 from hyperagents.storages import (
@@ -65,6 +66,10 @@ STAGES = ("train_subset", "train", "val", "test")
 _REPORT_STAGES = ("train_subset", "train", "val")
 _T = TypeVar("_T")
 Callback = Callable[["Run", VariantRecord], None]
+
+
+class BudgetExhausted(RunStateError):
+    """The run's LLM budget ran out during a job: the job is left unfinished (resumable)."""
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -134,6 +139,8 @@ class Run:
         self.last_stop_reason: str | None = None
         self._evaluation_cache: dict[int, dict[str, Any]] = {}
         self._terminal_cache: dict[int, VariantRecord] = {}
+        self._llm: RunLLM | None = None
+        self._llm_lock = threading.Lock()
         self._subset_results: dict[int, StageResult] = {}
         self._target: int | None = None
         self._train_inputs: list[dict[str, Any]] | None = None
@@ -402,6 +409,45 @@ class Run:
     ) -> None:
         self._storage.add_event(self._id, kind, message, variant_id=variant_id, data=data or None)
 
+    # -- the language model ------------------------------------------------------------------
+    @property
+    def llm(self) -> RunLLM | None:
+        """The run's language model (None when the run has none), built on first use.
+
+        Raises:
+            LLMConfigError: The configured spec is invalid.
+            RunNotFoundError: ``replay_of`` names a run that does not exist.
+        """
+        cfg = self._config
+        if cfg.llm is None and cfg.replay_of is None:
+            return None
+        with self._llm_lock:
+            if self._llm is None:
+                replay = None
+                if cfg.replay_of is not None:
+                    replay = self._storage.get_run_by_name(cfg.replay_of).id
+                self._llm = RunLLM(
+                    self._storage,
+                    self._id,
+                    spec=cfg.llm,
+                    replay_of=replay,
+                    seed=derive_seed(self._seed, "llm"),
+                    retries=cfg.llm_retries,
+                    max_cost=cfg.max_cost,
+                    max_tokens=cfg.max_tokens,
+                    cache=cfg.llm_cache,
+                )
+            return self._llm
+
+    def _llm_handler(self, variant_id: int, purpose: str) -> Any:
+        llm = self.llm
+        return None if llm is None else llm.handler(variant_id=variant_id, purpose=purpose)
+
+    def _check_budget(self) -> None:
+        """Stop the job (nothing of it recorded) when the LLM budget ran out during it."""
+        if self._llm is not None and self._llm.budget_exhausted.is_set():
+            raise BudgetExhausted("the run's LLM budget is spent")
+
     # -- ask / improve / tell ----------------------------------------------------------------
     def _snapshot(self, variants: Sequence[VariantRecord], generation: int) -> list[VariantRecord]:
         horizon = max(0, generation - self._config.parallel_generations)
@@ -490,7 +536,10 @@ class Run:
         snapshot = self._snapshot(variants, variant.generation)
         report = self._report(variant, parent, snapshot)
         seed = derive_seed(self._seed, variant.generation, "meta")
-        return Job(variant.id, variant.generation, parent.id, ImproveRequest(program, report, seed))
+        request = ImproveRequest(
+            program, report, seed, llm=self._llm_handler(variant.id, "improve")
+        )
+        return Job(variant.id, variant.generation, parent.id, request)
 
     def _with_seed_meta(self, program: Program) -> Program:
         seed_program = self._get_program(self._seed_program_id)
@@ -739,6 +788,7 @@ class Run:
                 job = self._build_job(variant, self.variants())
             result = self.improve(job)
             sandbox_seconds += float(result.metrics.get("wall", 0.0))
+            self._check_budget()
             variant = self._record_improvement(variant, job, result)
         if variant.state is VariantState.RUNNING:
             assert variant.program_id is not None
@@ -815,6 +865,7 @@ class Run:
                     split=split.value,
                     sandbox=self._sandbox,
                     limits=self._limits(wall),
+                    llm=self._llm_handler(variant.id, stage),
                 ),
                 f"evaluating {variant.id} on {stage}",
             )
@@ -862,6 +913,7 @@ class Run:
             if not passed:
                 return self._finish(variant, VariantState.PRUNED, why), 0.0
         result, sandbox = self._run_stage(variant, stage)
+        self._check_budget()
         self._storage.add_evaluation(
             variant_id=variant.id,
             stage=stage,
@@ -953,6 +1005,7 @@ class Run:
         if "test" in variant.scores:
             return
         result, _ = self._run_stage(variant, "test")
+        self._check_budget()
         with contextlib.suppress(DuplicateError):  # another engine recorded it first
             self._storage.add_evaluation(
                 variant_id=variant.id,
@@ -1074,6 +1127,8 @@ class Run:
                 {"target": target, "workers": workers},
             ),
         )
+        if self._llm is not None:
+            self._llm.set_budget(max_cost=self._config.max_cost, max_tokens=self._config.max_tokens)
         set_warm = getattr(self._sandbox, "set_warm", None)
         if self._owns_sandbox and self._config.warm_workers and callable(set_warm):
             set_warm(workers)
@@ -1166,6 +1221,12 @@ class Run:
                         was_test = variant_id in tests_in_flight
                         tests_in_flight.discard(variant_id)
                         error = future.exception()
+                        if isinstance(error, BudgetExhausted):
+                            if not stop.is_set():
+                                stop.set()
+                                final_status = RunStatus.STOPPED
+                                message = "LLM budget exhausted (raise it and resume)"
+                            continue
                         if error is not None:
                             if not self._recoverable(error, variant_id, failures):
                                 raise error

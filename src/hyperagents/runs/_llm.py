@@ -1,0 +1,181 @@
+"""A run's language model: the gateway built from the run's config, recording into storage.
+
+Every attempt the gateway makes is stored (``llm_calls``) as it happens, with the variant and
+purpose it was for. That record is also what a resumed run restores its totals from (so budgets
+keep counting) and what ``--replay`` answers a new run from (no model is called).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from hyperagents.exceptions import LLMBudgetExceeded, LLMError
+from hyperagents.llm import (
+    Gateway,
+    LLMCall,
+    MemoryCache,
+    ScriptedProvider,
+    Usage,
+    parse_llm_spec,
+)
+from hyperagents.storages import BaseStorage, LLMCallRecord
+
+__all__ = ["RunLLM", "calls_from_storage"]
+
+#: Handler the sandbox calls with ``{"messages", "params", "purpose"}``.
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _to_call(record: LLMCallRecord) -> LLMCall:
+    request = dict(record.request)
+    extra = dict(request.get("extra") or {})
+    return LLMCall.from_dict(
+        {
+            "key": record.key,
+            "provider": record.provider,
+            "model": record.model,
+            "messages": request.get("messages") or [],
+            "params": request.get("params") or {},
+            "reply": record.reply,
+            "error": record.error,
+            "error_type": extra.get("error_type"),
+            "finish_reason": extra.get("finish_reason"),
+            "prompt_tokens": record.prompt_tokens,
+            "completion_tokens": record.completion_tokens,
+            "cost": record.cost,
+            "cost_known": bool(extra.get("cost_known", True)),
+            "latency": record.latency,
+            "cached": record.cached,
+            "attempt": record.attempt,
+            "purpose": record.purpose,
+            "variant_id": record.variant_id,
+            "created_at": record.created_at.isoformat(),
+        }
+    )
+
+
+def calls_from_storage(storage: BaseStorage, run_id: int) -> list[LLMCall]:
+    """Every recorded LLM call of a run, oldest first, as gateway records.
+
+    Raises:
+        RunNotFoundError: No such run.
+    """
+    return [_to_call(record) for record in storage.list_llm_calls(run_id)]
+
+
+class RunLLM:
+    """The language model of one run: a gateway that records into the run's storage.
+
+    Args:
+        storage: Where calls are recorded.
+        run_id: The run.
+        spec: The provider spec (``openai:M``, ``http://…#M``, ``scripted:FILE``…).
+        replay_of: A run id whose recorded calls answer instead of any model.
+        seed: Seed of the gateway's retry jitter.
+        retries: Retries of transient failures.
+        max_cost: Dollar budget of the whole run (None: none).
+        max_tokens: Token budget of the whole run (None: none).
+        cache: Keep a response cache (identical requests answered once).
+
+    Raises:
+        LLMConfigError: The spec is invalid or its provider cannot be set up.
+    """
+
+    def __init__(
+        self,
+        storage: BaseStorage,
+        run_id: int,
+        *,
+        spec: str | None,
+        replay_of: int | None = None,
+        seed: int = 0,
+        retries: int = 3,
+        max_cost: float | None = None,
+        max_tokens: int | None = None,
+        cache: bool = False,
+    ) -> None:
+        self._storage = storage
+        self._run_id = run_id
+        self.budget_exhausted = threading.Event()
+        options: dict[str, Any] = {
+            "retries": retries,
+            "seed": seed,
+            "max_cost": max_cost,
+            "max_tokens": max_tokens,
+            "cache": MemoryCache() if cache else None,
+            "recorder": self._record,
+        }
+        if replay_of is not None:
+            self.gateway = Gateway.for_replay(calls_from_storage(storage, replay_of), **options)
+        else:
+            if spec is None:
+                raise LLMError("no language model configured")
+            self.gateway = Gateway(parse_llm_spec(spec), **options)
+        # A resumed run keeps counting from what it already spent, and a scripted model goes
+        # on with its script where the run left it (every provider attempt took one entry).
+        earlier = calls_from_storage(storage, run_id)
+        provider = self.gateway.provider
+        if isinstance(provider, ScriptedProvider):
+            provider.skip(sum(1 for call in earlier if not call.cached))
+        if earlier:
+            by_variant: dict[int, list[LLMCall]] = {}
+            for call in earlier:
+                if call.variant_id is not None:
+                    by_variant.setdefault(call.variant_id, []).append(call)
+            self.gateway.restore(
+                Usage.from_calls(earlier),
+                variants={vid: Usage.from_calls(calls) for vid, calls in by_variant.items()},
+            )
+
+    def _record(self, call: LLMCall) -> None:
+        extra = {
+            "error_type": call.error_type,
+            "finish_reason": call.finish_reason,
+            "cost_known": call.cost_known,
+        }
+        self._storage.add_llm_call(
+            self._run_id,
+            key=call.key,
+            provider=call.provider,
+            model=call.model,
+            request={"messages": list(call.messages), "params": dict(call.params), "extra": extra},
+            reply=call.reply,
+            error=call.error,
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            cost=call.cost,
+            latency=call.latency,
+            cached=call.cached,
+            attempt=call.attempt,
+            purpose=call.purpose,
+            variant_id=call.variant_id,
+        )
+
+    def handler(self, *, variant_id: int | None, purpose: str) -> Handler:
+        """The function answering ``llm.complete`` calls of one sandboxed job."""
+
+        def answer(request: dict[str, Any]) -> dict[str, Any]:
+            params = request.get("params") or {}
+            try:
+                completion = self.gateway.complete(
+                    request.get("messages") or [],
+                    purpose=str(request.get("purpose") or purpose),
+                    variant_id=variant_id,
+                    temperature=params.get("temperature"),
+                    max_tokens=params.get("max_tokens"),
+                )
+            except LLMBudgetExceeded as exc:
+                self.budget_exhausted.set()
+                return {"error": f"budget exhausted: {exc}"}
+            except LLMError as exc:
+                return {"error": str(exc)}
+            return {"text": completion.text}
+
+        return answer
+
+    def set_budget(self, *, max_cost: float | None, max_tokens: int | None) -> None:
+        """Change the budgets (e.g. raised before a resume)."""
+        self.gateway.set_budget(max_cost=max_cost, max_tokens=max_tokens)
+        self.budget_exhausted.clear()

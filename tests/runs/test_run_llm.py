@@ -1,0 +1,135 @@
+"""A run's language model: meta agents call it from the sandbox; every call is recorded,
+budgets stop the run resumably, and a recorded run replays with no model called."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hyperagents.runs import Run, RunConfig
+from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
+from hyperagents.testing import FakeOpenAIServer, FakeReply
+
+from toytask import ToyTask
+
+LLM_META = """import re
+
+import llm
+
+
+def improve(workspace, report):
+    path = workspace + "/task_agent.py"
+    source = open(path).read()
+    t = float(re.search(r'"t": ([0-9.eE+-]+)', source).group(1))
+    reply = llm.complete(f"The threshold is {t}. Reply with a better one.", purpose="propose")
+    new = round(float(reply.strip()), 4)
+    open(path, "w").write(source.replace(f'"t": {t}', f'"t": {new}'))
+    return {"operator": "llm", "t": [t, new]}
+"""
+
+REPLIES = ["0.4", "0.5", "0.6", "0.63", "0.64", "0.62"]
+
+
+def scripted(tmp_path: Path, replies: list[str] = REPLIES) -> str:
+    path = tmp_path / "replies.json"
+    path.write_text(json.dumps({"replies": replies}))
+    return f"scripted:{path}"
+
+
+def make(storage: Any, **config: Any) -> Run:
+    return Run.create(
+        task=ToyTask(meta_agent=LLM_META),
+        seed=1,
+        storage=storage,
+        config=RunConfig.parse({"subset_size": 10, "selector": "best", **config}),
+    )
+
+
+def fingerprint(run: Run) -> list[tuple[Any, ...]]:
+    return [
+        (v.generation, v.state, v.program_id, tuple(sorted(v.scores.items())))
+        for v in run.variants()
+    ]
+
+
+def test_a_scripted_model_improves_the_task_and_every_call_is_recorded(tmp_path: Path) -> None:
+    run = make(InMemoryStorage(), llm=scripted(tmp_path))
+    assert run.optimize(generations=4).status is RunStatus.COMPLETE
+    variants = run.variants()
+    assert variants[-1].scores["val"] > variants[0].scores["val"]
+    calls = run.storage.list_llm_calls(run.id)
+    assert len(calls) == 4
+    assert [c.reply for c in calls] == REPLIES[:4]
+    assert {c.purpose for c in calls} == {"propose"}
+    assert [c.variant_id for c in calls] == [v.id for v in variants[1:]]
+    assert calls[0].request["messages"][0]["content"].startswith("The threshold is 0.2")
+    assert run.llm is not None and run.llm.gateway.usage().calls == 4
+
+
+def test_replay_reproduces_the_run_without_calling_any_model(tmp_path: Path) -> None:
+    store = InMemoryStorage()
+    with FakeOpenAIServer(REPLIES) as server:
+        original = make(store, llm=f"{server.base_url}#fake-model")
+        original.optimize(generations=4)
+        served = server.calls
+        replay = Run.create(
+            task=ToyTask(meta_agent=LLM_META),
+            seed=1,
+            storage=store,
+            name="replayed",
+            config=RunConfig.parse(
+                {
+                    "subset_size": 10,
+                    "selector": "best",
+                    "llm": f"{server.base_url}#fake-model",
+                    "replay_of": original.name,
+                }
+            ),
+        )
+        replay.optimize(generations=4)
+        assert server.calls == served  # not one request reached a model
+    assert fingerprint(replay) == fingerprint(original)
+    assert len(store.list_llm_calls(replay.id)) == len(store.list_llm_calls(original.id))
+
+
+def test_a_spent_budget_stops_the_run_and_a_raised_one_resumes_it(tmp_path: Path) -> None:
+    reference = make(InMemoryStorage(), llm=scripted(tmp_path))
+    reference.optimize(generations=4)
+
+    store = InMemoryStorage()
+    run = make(store, llm=scripted(tmp_path), max_tokens=20)
+    record = run.optimize(generations=4)
+    assert record.status is RunStatus.STOPPED
+    assert run.last_stop_reason is not None and "budget" in run.last_stop_reason
+    done = [v for v in run.variants() if v.state.is_terminal]
+    assert len(done) < 5
+    assert all(v.state is not VariantState.FAILED for v in run.variants())
+    store.update_run_config(run.id, {**dict(record.config), "max_tokens": None})
+    resumed = Run.load(run.name, storage=store, task=run.task)
+    assert resumed.optimize().status is RunStatus.COMPLETE
+    assert fingerprint(resumed) == fingerprint(reference)
+
+
+def test_injected_faults_are_retried_recorded_and_survived(tmp_path: Path) -> None:
+    faults = [
+        FakeReply(status=429, headers={"retry-after": "0"}),
+        "0.5",
+        FakeReply(status=500),
+        "0.6",
+        FakeReply(content="not a number"),  # malformed for the meta agent: it fails
+        "0.63",
+        FakeReply(malformed=True),
+        "0.62",
+    ]
+    store = InMemoryStorage()
+    with FakeOpenAIServer(faults, default="0.61") as server:
+        run = make(store, llm=f"{server.base_url}#m", llm_retries=2)
+        assert run.optimize(generations=5).status is RunStatus.COMPLETE
+    calls = store.list_llm_calls(run.id)
+    errors = [c for c in calls if c.error]
+    assert len(errors) == 3 and all(c.reply is None for c in errors)
+    assert any("429" in (c.error or "") for c in errors)
+    failed = [v for v in run.variants() if v.state is VariantState.FAILED]
+    assert len(failed) == 1 and "ValueError" in (failed[0].reason or "")
+    assert run.variants()[-1].generation == 5
