@@ -133,3 +133,26 @@ def test_injected_faults_are_retried_recorded_and_survived(tmp_path: Path) -> No
     failed = [v for v in run.variants() if v.state is VariantState.FAILED]
     assert len(failed) == 1 and "ValueError" in (failed[0].reason or "")
     assert run.variants()[-1].generation == 5
+
+
+def test_an_interrupted_replay_resumes_where_it_was(tmp_path: Path) -> None:
+    store = InMemoryStorage()
+    original = make(store, llm=scripted(tmp_path))
+    original.optimize(generations=4)
+    config = {
+        "subset_size": 10,
+        "selector": "best",
+        "llm": scripted(tmp_path),
+        "replay_of": original.name,
+    }
+    replay = Run.create(
+        task=ToyTask(meta_agent=LLM_META),
+        seed=1,
+        storage=store,
+        name="replay",
+        config=RunConfig.parse(config),
+    )
+    replay.optimize(generations=2)  # stopped half-way (as if interrupted)
+    resumed = Run.load("replay", storage=store, task=replay.task)
+    resumed.optimize(generations=2)
+    assert fingerprint(resumed) == fingerprint(original)

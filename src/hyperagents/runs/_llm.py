@@ -107,15 +107,32 @@ class RunLLM:
             "cache": MemoryCache() if cache else None,
             "recorder": self._record,
         }
+        earlier = calls_from_storage(storage, run_id)
         if replay_of is not None:
-            self.gateway = Gateway.for_replay(calls_from_storage(storage, replay_of), **options)
+            # A replay that was itself interrupted goes on where it was: the outcomes it already
+            # consumed (its own provider attempts, matched by request in order) are not served
+            # again.
+            remaining = calls_from_storage(storage, replay_of)
+            for own in earlier:
+                if own.cached:
+                    continue
+                match = next(
+                    (
+                        i
+                        for i, call in enumerate(remaining)
+                        if call.key == own.key and not call.cached
+                    ),
+                    None,
+                )
+                if match is not None:
+                    del remaining[match]
+            self.gateway = Gateway.for_replay(remaining, **options)
         else:
             if spec is None:
                 raise LLMError("no language model configured")
             self.gateway = Gateway(parse_llm_spec(spec), **options)
         # A resumed run keeps counting from what it already spent, and a scripted model goes
         # on with its script where the run left it (every provider attempt took one entry).
-        earlier = calls_from_storage(storage, run_id)
         provider = self.gateway.provider
         if isinstance(provider, ScriptedProvider):
             provider.skip(sum(1 for call in earlier if not call.cached))
