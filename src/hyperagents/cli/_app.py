@@ -166,6 +166,13 @@ def run(
         float | None, typer.Option(help="Stop starting generations after this many seconds.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON file with run config values.")] = None,
+    meta: Annotated[
+        str | None,
+        typer.Option(
+            help="Seed meta agent: task (the task's own), offline, or llm (edits any file "
+            "with the --llm model)."
+        ),
+    ] = None,
     llm: Annotated[
         str | None,
         typer.Option(
@@ -228,6 +235,7 @@ def run(
             llm=llm,
             max_cost=max_cost,
             max_tokens=max_tokens,
+            meta_agent=meta,
         )
         store = get_storage(storage)
         the_run = Run.create(task=task, name=name, mode=mode, seed=seed, storage=store, config=cfg)

@@ -68,6 +68,9 @@ class RunConfig(BaseModel):
     heartbeat_interval: float = Field(5.0, gt=0)
     heartbeat_grace: float = Field(60.0, gt=0)
     sandbox: str = Field("auto", description="auto, bwrap or process")
+    meta_agent: str = Field(
+        "task", description="seed meta agent: task (the task's own), offline, or llm"
+    )
     llm: str | None = Field(
         None, description="language model spec (openai:M, http://host/v1#M, scripted:FILE…)"
     )
@@ -87,6 +90,10 @@ class RunConfig(BaseModel):
     def _check(self) -> RunConfig:
         if self.selector not in SELECTORS:
             raise ValueError(f"unknown selector {self.selector!r}; choose from {SELECTORS}")
+        if self.meta_agent not in ("task", "offline", "llm"):
+            raise ValueError(
+                f"unknown meta agent {self.meta_agent!r}; choose from task, offline, llm"
+            )
         return self
 
     @classmethod

@@ -40,7 +40,13 @@ from hyperagents.exceptions import (
     RunStateError,
     SandboxError,
 )
-from hyperagents.improvers import Improver, ImproveRequest, ImproveResult, MetaAgentImprover
+from hyperagents.improvers import (
+    Improver,
+    ImproveRequest,
+    ImproveResult,
+    MetaAgentImprover,
+    meta_agent_source,
+)
 from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
 from hyperagents.runs._llm import RunLLM
@@ -185,6 +191,9 @@ class Run:
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         store = get_storage(storage)
         seed_program = task_obj.seed_program()
+        meta_source = meta_agent_source(cfg.meta_agent)
+        if meta_source is not None:
+            seed_program = seed_program.with_files({"meta_agent.py": meta_source})
         program_id = store.put_program(seed_program)
         base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
         run_attrs = {"task_name": task_obj.name, **dict(attrs or {})}
