@@ -156,3 +156,52 @@ def test_an_interrupted_replay_resumes_where_it_was(tmp_path: Path) -> None:
     resumed = Run.load("replay", storage=store, task=replay.task)
     resumed.optimize(generations=2)
     assert fingerprint(resumed) == fingerprint(original)
+
+
+def _edit(old: str, new: str) -> str:
+    return (
+        "I will move the threshold.\n"
+        "<<<<<<< SEARCH task_agent.py\n"
+        f'PARAMS = {{"t": {old}}}\n'
+        "=======\n"
+        f'PARAMS = {{"t": {new}}}\n'
+        ">>>>>>> REPLACE\n"
+    )
+
+
+REVIEW = '{"issue_type": "none", "severity": "low", "suggested_fix": "", "confidence": 0.8}'
+
+
+def test_the_seed_llm_meta_agent_improves_a_task_and_replays_exactly() -> None:
+    script = [_edit("0.2", "0.5"), REVIEW, _edit("0.5", "0.63"), REVIEW]
+    store = InMemoryStorage()
+    with FakeOpenAIServer(script) as server:
+        config = {
+            "subset_size": 10,
+            "selector": "best",
+            "meta_agent": "llm",
+            "llm": f"{server.base_url}#fake-model",
+        }
+        run = Run.create(
+            task=ToyTask(), seed=3, storage=store, name="llm-seed", config=RunConfig.parse(config)
+        )
+        assert run.optimize(generations=2).status is RunStatus.COMPLETE
+        variants = run.variants()
+        assert [v.state for v in variants] == [VariantState.COMPLETE] * 3
+        assert variants[0].scores["val"] < variants[1].scores["val"] < variants[2].scores["val"]
+        assert variants[2].meta_info["operator"] == "llm:search_replace"
+        assert variants[2].meta_info["review"]["confidence"] == 0.8
+        assert server.calls == 4
+        # The second proposal saw the parent's review and the failing instances.
+        prompt = server.requests[2]["messages"][-1]["content"]
+        assert "generations left" in prompt.lower() and "0.5" in prompt
+        replay = Run.create(
+            task=ToyTask(),
+            seed=3,
+            storage=store,
+            name="llm-seed-replay",
+            config=RunConfig.parse({**config, "replay_of": "llm-seed"}),
+        )
+        replay.optimize(generations=2)
+        assert server.calls == 4  # the replay called no model
+    assert fingerprint(replay) == fingerprint(run)

@@ -568,11 +568,15 @@ class Run:
                 for inst in self._instances(Split.TRAIN)[: cfg.report_results]
             ]
         train_inputs = self._train_inputs
+        # Agents see run-local identities (generation numbers), never storage ids: the same run
+        # gives the same report, and so the same LLM prompts, in any storage (replay relies on
+        # it).
+        generation_of = {v.id: v.generation for v in snapshot}
         archive = [
             {
-                "variant_id": v.id,
+                "variant_id": v.generation,
                 "generation": v.generation,
-                "parent_id": v.parent_id,
+                "parent_id": None if v.parent_id is None else generation_of.get(v.parent_id),
                 "state": v.state.name.lower(),
                 "scores": {k: s for k, s in v.scores.items() if k in _REPORT_STAGES},
                 "meta_info": dict(v.meta_info),
@@ -594,7 +598,7 @@ class Run:
             "generations_left": None if target is None else max(0, target - variant.generation),
             "seed": derive_seed(self._seed, variant.generation, "meta"),
             "parent": {
-                "variant_id": parent.id,
+                "variant_id": parent.generation,
                 "generation": parent.generation,
                 "scores": {k: s for k, s in parent.scores.items() if k in _REPORT_STAGES},
                 "meta_info": dict(parent.meta_info),
