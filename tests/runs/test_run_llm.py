@@ -61,7 +61,7 @@ def test_a_scripted_model_improves_the_task_and_every_call_is_recorded(tmp_path:
     calls = run.storage.list_llm_calls(run.id)
     assert len(calls) == 4
     assert [c.reply for c in calls] == REPLIES[:4]
-    assert {c.purpose for c in calls} == {"propose"}
+    assert {c.purpose for c in calls} == {"improve/propose"}  # the stage, then the agent's label
     assert [c.variant_id for c in calls] == [v.id for v in variants[1:]]
     assert calls[0].request["messages"][0]["content"].startswith("The threshold is 0.2")
     assert run.llm is not None and run.llm.gateway.usage().calls == 4

@@ -137,3 +137,71 @@ def test_warm_processes_serve_the_bridge_too(tmp_path: Path) -> None:
             assert result.messages[0]["output"] == ["ok", "ok"]
     finally:
         sandbox.close()
+
+
+def test_no_request_is_answered_after_the_job_ends(sandbox: Sandbox, tmp_path: Path) -> None:
+    import time
+
+    source = (
+        "import json, os\n"
+        "def solve(inputs):\n"
+        "    line = json.dumps({'type': 'llm_request', 'id': 1, 'messages': "
+        "[{'role': 'user', 'content': 'x'}], 'params': {}, 'purpose': ''}) + '\\n'\n"
+        "    os.write(3, (line * 200).encode())\n"
+        "    return 'flooded'\n"
+    )
+    calls = []
+
+    def slow(request: dict[str, Any]) -> dict[str, Any]:
+        calls.append(request)
+        time.sleep(0.2)
+        return {"text": "late"}
+
+    (tmp_path / "agent.py").write_text(source)
+    request = {"action": "solve", "module": "agent", "instances": [{"id": "1", "inputs": {}}]}
+    start = time.monotonic()
+    sandbox.run(tmp_path, request, limits=Limits(wall_time=2), llm=slow)
+    assert time.monotonic() - start < 5
+    seen = len(calls)
+    time.sleep(1.0)
+    assert len(calls) == seen < 20  # nothing is answered (no model is called) for a dead job
+
+
+def test_an_interrupted_call_does_not_derail_the_next_one(sandbox: Sandbox, tmp_path: Path) -> None:
+    import time
+
+    source = "import llm\ndef solve(inputs):\n    return llm.complete(inputs['q'])\n"
+
+    def handler(request: dict[str, Any]) -> dict[str, Any]:
+        question = request["messages"][0]["content"]
+        if question == "slow":
+            time.sleep(0.7)  # past the 0.5 s instance timeout, but answered while b waits
+        return {"text": "answer to " + question}
+
+    (tmp_path / "agent.py").write_text(source)
+    request = {
+        "action": "solve",
+        "module": "agent",
+        "instance_timeout": 0.5,  # each instance; b is asked while a's answer is on its way
+        "instances": [
+            {"id": "a", "inputs": {"q": "slow"}},
+            {"id": "b", "inputs": {"q": "b"}},
+            {"id": "c", "inputs": {"q": "c"}},
+        ],
+    }
+    result = sandbox.run(tmp_path, request, limits=Limits(wall_time=20), llm=handler)
+    outputs = {
+        m["id"]: (m["output"], m["error"]) for m in result.messages if m["type"] == "instance"
+    }
+    assert outputs["a"][1].startswith("timeout")
+    assert outputs["b"] == ("answer to b", None) and outputs["c"] == ("answer to c", None)
+
+
+def test_an_endless_line_is_dropped_not_buffered(sandbox: Sandbox, tmp_path: Path) -> None:
+    source = "import os\ndef solve(inputs):\n    os.write(3, b'x' * (4 * 1024 * 1024))\n"
+    (tmp_path / "agent.py").write_text(source)
+    request = {"action": "solve", "module": "agent", "instances": [{"id": "1", "inputs": {}}]}
+    result = sandbox.run(
+        tmp_path, request, limits=Limits(wall_time=10, max_result_bytes=1024 * 1024)
+    )
+    assert result.outcome.name in ("OK", "INVALID_OUTPUT")

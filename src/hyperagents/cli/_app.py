@@ -34,6 +34,7 @@ from hyperagents.runs import SELECTORS, Mode, Run, RunConfig
 from hyperagents.storages import (
     BaseStorage,
     RunRecord,
+    RunStatus,
     VariantRecord,
     VariantState,
     get_storage,
@@ -203,6 +204,12 @@ def run(
             original = _find_run(store, replay)
             recorded = RunConfig.parse(dict(original.config), replay_of=original.name)
             target = original.attrs.get("target_generations")
+            if original.status is not RunStatus.COMPLETE:
+                # Replay no further than the record goes.
+                target = max(
+                    (v.generation for v in store.list_variants(original.id) if v.state.is_terminal),
+                    default=0,
+                )
             the_run = Run.create(
                 task=original.task,
                 name=name or f"{original.name}-replay",

@@ -152,6 +152,14 @@ def parse_provider_spec(spec: str) -> ProviderSpec:
             raise _invalid(spec, f"bad URL ({exc})") from None
         if not parts.hostname:
             raise _invalid(spec, "the URL has no host")
+        # Specs are stored with the run and shown in its events: no secret may live in them.
+        if parts.username is not None or parts.password is not None or parts.query:
+            # The message must not echo the secret: show only the scheme, host and path.
+            shown = f"{parts.scheme}://{parts.hostname}{parts.path}#{model}"
+            raise LLMConfigError(
+                f"invalid LLM spec {shown!r}: put no credentials or query in the URL (it is "
+                f"stored with the run); give the key in ${COMPATIBLE_KEY_ENV}"
+            )
         return ProviderSpec("openai-compatible", model, base_url=url.rstrip("/"))
     kind, colon, rest = text.partition(":")
     kind = kind.strip().lower()

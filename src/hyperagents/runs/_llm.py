@@ -99,6 +99,9 @@ class RunLLM:
         self._storage = storage
         self._run_id = run_id
         self.budget_exhausted = threading.Event()
+        #: Variants whose job had an LLM request refused for budget (their job is discarded).
+        self.refused: set[int] = set()
+        self._refused_lock = threading.Lock()
         options: dict[str, Any] = {
             "retries": retries,
             "seed": seed,
@@ -175,15 +178,19 @@ class RunLLM:
 
         def answer(request: dict[str, Any]) -> dict[str, Any]:
             params = request.get("params") or {}
+            asked = str(request.get("purpose") or "")
             try:
                 completion = self.gateway.complete(
                     request.get("messages") or [],
-                    purpose=str(request.get("purpose") or purpose),
+                    purpose=f"{purpose}/{asked}" if asked else purpose,
                     variant_id=variant_id,
                     temperature=params.get("temperature"),
                     max_tokens=params.get("max_tokens"),
                 )
             except LLMBudgetExceeded as exc:
+                if variant_id is not None:
+                    with self._refused_lock:
+                        self.refused.add(variant_id)
                 self.budget_exhausted.set()
                 return {"error": f"budget exhausted: {exc}"}
             except LLMError as exc:
@@ -196,3 +203,13 @@ class RunLLM:
         """Change the budgets (e.g. raised before a resume)."""
         self.gateway.set_budget(max_cost=max_cost, max_tokens=max_tokens)
         self.budget_exhausted.clear()
+        with self._refused_lock:
+            self.refused.clear()
+
+    def was_refused(self, variant_id: int) -> bool:
+        """Whether a request of this variant's job was refused for budget (and forget it)."""
+        with self._refused_lock:
+            if variant_id in self.refused:
+                self.refused.discard(variant_id)
+                return True
+            return False

@@ -452,9 +452,10 @@ class Run:
         llm = self.llm
         return None if llm is None else llm.handler(variant_id=variant_id, purpose=purpose)
 
-    def _check_budget(self) -> None:
-        """Stop the job (nothing of it recorded) when the LLM budget ran out during it."""
-        if self._llm is not None and self._llm.budget_exhausted.is_set():
+    def _check_budget(self, variant_id: int) -> None:
+        """Stop the job (nothing of it recorded) when one of its LLM requests was refused
+        because the budget is spent: it is left unfinished, to be redone on resume."""
+        if self._llm is not None and self._llm.was_refused(variant_id):
             raise BudgetExhausted("the run's LLM budget is spent")
 
     # -- ask / improve / tell ----------------------------------------------------------------
@@ -716,6 +717,7 @@ class Run:
         """
         if isinstance(result, Program):
             result = ImproveResult(result, {"source": "tell"})
+        self._check_budget(job.variant_id)
         variant = self._record_improvement(self._storage.get_variant(job.variant_id), job, result)
         self._advance(job.variant_id, record=variant)
         return self._storage.get_variant(job.variant_id)
@@ -801,7 +803,7 @@ class Run:
                 job = self._build_job(variant, self.variants())
             result = self.improve(job)
             sandbox_seconds += float(result.metrics.get("wall", 0.0))
-            self._check_budget()
+            self._check_budget(variant_id)
             variant = self._record_improvement(variant, job, result)
         if variant.state is VariantState.RUNNING:
             assert variant.program_id is not None
@@ -926,7 +928,7 @@ class Run:
             if not passed:
                 return self._finish(variant, VariantState.PRUNED, why), 0.0
         result, sandbox = self._run_stage(variant, stage)
-        self._check_budget()
+        self._check_budget(variant.id)
         self._storage.add_evaluation(
             variant_id=variant.id,
             stage=stage,
@@ -1018,7 +1020,7 @@ class Run:
         if "test" in variant.scores:
             return
         result, _ = self._run_stage(variant, "test")
-        self._check_budget()
+        self._check_budget(variant.id)
         with contextlib.suppress(DuplicateError):  # another engine recorded it first
             self._storage.add_evaluation(
                 variant_id=variant.id,
@@ -1207,6 +1209,14 @@ class Run:
                             tests_in_flight.add(v.id)
                             submit(self._evaluate_test, v.id, v.id)
                     last = max((v.generation for v in variants), default=0)
+                    if (
+                        self._llm is not None
+                        and self._llm.budget_exhausted.is_set()
+                        and not stop.is_set()
+                    ):
+                        stop.set()
+                        final_status = RunStatus.STOPPED
+                        message = "LLM budget exhausted (raise it and resume)"
                     while (
                         not stop.is_set()
                         and last < target

@@ -121,16 +121,21 @@ def _usage() -> dict[str, float]:
 
 class _Channel:
     def __init__(self, fd: int) -> None:
+        import threading
+
         self._fd = fd
+        # Agent threads (LLM calls) and the harness share the channel: one line at a time.
+        self._lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
         if message.get("type") in ("result", "error", "instance"):
             message = {**message, "usage": _usage()}
         data = (json.dumps(message, allow_nan=False, default=_no_json) + "\n").encode("utf-8")
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        with self._lock:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
 
 
 def _no_json(value: Any) -> Any:
@@ -331,9 +336,28 @@ def _install_llm_bridge(channel: _Channel, reply_fd: int) -> None:
     import threading
     import types
 
-    replies = os.fdopen(reply_fd, "rb", buffering=0)
     lock = threading.Lock()
     counter = [0]
+    buffered = bytearray()  # kept across calls: an interrupted call's answer arrives late
+
+    def read_answer(request_id: int) -> dict[str, Any]:
+        while True:
+            end = buffered.find(b"\n")
+            while end < 0:
+                chunk = os.read(reply_fd, 65536)
+                if not chunk:
+                    raise _LLMError("the engine closed the LLM channel")
+                buffered.extend(chunk)
+                end = buffered.find(b"\n")
+            line = bytes(buffered[:end])
+            del buffered[: end + 1]
+            answer = json.loads(line)
+            answer_id = answer.get("id") if isinstance(answer, dict) else None
+            if isinstance(answer_id, int) and answer_id < request_id:
+                continue  # the late answer of a call that was interrupted: skip it
+            if answer_id != request_id:
+                raise _LLMError("LLM channel out of step")
+            return dict(answer)
 
     def complete(
         messages: Any,
@@ -371,15 +395,7 @@ def _install_llm_bridge(channel: _Channel, reply_fd: int) -> None:
                     "purpose": str(purpose),
                 }
             )
-            line = b""
-            while not line.endswith(b"\n"):
-                chunk = replies.read(1)
-                if not chunk:
-                    raise _LLMError("the engine closed the LLM channel")
-                line += chunk
-        answer = json.loads(line)
-        if answer.get("id") != request_id:
-            raise _LLMError("LLM channel out of step")
+            answer = read_answer(request_id)
         if answer.get("error"):
             raise _LLMError(str(answer["error"]))
         return str(answer.get("text", ""))

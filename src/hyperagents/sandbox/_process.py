@@ -104,22 +104,48 @@ LLMHandler = Callable[[dict[str, Any]], dict[str, Any]]
 
 class _ChannelReader(_CappedReader):
     """Reads the result channel; answers ``llm_request`` messages on the reply pipe as they
-    arrive (the sandboxed code waits for the answer), and keeps everything else."""
+    arrive (the sandboxed code waits for the answer), and keeps everything else.
 
-    def __init__(self, stream: IO[bytes], reply: IO[bytes], cap: int = 64 * 1024) -> None:
+    It never blocks the engine on the sandboxed side: the reply pipe is non-blocking and a
+    reply that cannot be delivered within a few seconds is dropped; once the job has ended
+    (:attr:`closed`) no request is answered any more (no model is called for a dead job); a line
+    longer than the cap is discarded. The thread owns the reply descriptor and closes it when
+    it stops.
+    """
+
+    #: Seconds a reply may wait for room in the pipe before the reader gives up on it.
+    REPLY_PATIENCE = 5.0
+
+    def __init__(self, stream: IO[bytes], reply_fd: int, cap: int = 64 * 1024) -> None:
         super().__init__(stream, cap)
-        self._reply = reply
-        self._pending = b""
+        self._reply_fd = reply_fd
+        os.set_blocking(reply_fd, False)
+        self._pending = bytearray()
         self.handler: LLMHandler | None = None
         self.llm_requests = 0
+        self.closed = threading.Event()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._reply_fd)
 
     def _consume(self, chunk: bytes) -> None:
         self._pending += chunk
-        while b"\n" in self._pending:
-            line, self._pending = self._pending.split(b"\n", 1)
+        while True:
+            end = self._pending.find(b"\n")
+            if end < 0:
+                break
+            line = bytes(self._pending[:end])
+            del self._pending[: end + 1]
             if b'"llm_request"' in line and self._answer(line):
                 continue
             super()._consume(line + b"\n")
+        if len(self._pending) > self.cap:  # an endless line: drop it, note the truncation
+            self._pending.clear()
+            self.truncated = True
 
     def _answer(self, line: bytes) -> bool:
         try:
@@ -129,6 +155,8 @@ class _ChannelReader(_CappedReader):
         if not isinstance(message, dict) or message.get("type") != "llm_request":
             return False
         self.llm_requests += 1
+        if self.closed.is_set() or self._halt.is_set():
+            return True  # the job is over: nobody is waiting, and no model is called for it
         answer: dict[str, Any] = {"type": "llm_response", "id": message.get("id")}
         if self.handler is None:
             answer["error"] = "no language model is configured for this run"
@@ -138,10 +166,27 @@ class _ChannelReader(_CappedReader):
                 answer.update(self.handler(request))
             except Exception as exc:  # the engine's failure is the agent's error reply
                 answer["error"] = f"{type(exc).__name__}: {exc}"[:1000]
-        with contextlib.suppress(OSError, ValueError):
-            self._reply.write((json.dumps(answer) + "\n").encode("utf-8"))
-            self._reply.flush()
+        self._deliver((json.dumps(answer) + "\n").encode("utf-8"))
         return True
+
+    def _deliver(self, data: bytes) -> None:
+        import select
+
+        view = memoryview(data)
+        deadline = time.monotonic() + self.REPLY_PATIENCE
+        while view and not self.closed.is_set() and not self._halt.is_set():
+            try:
+                written = os.write(self._reply_fd, view)
+                view = view[written:]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                return  # the sandboxed side is gone
+            if time.monotonic() >= deadline:
+                return  # it does not read its answers: stop trying
+            with contextlib.suppress(OSError, ValueError):
+                select.select([], [self._reply_fd], [], 0.2)
 
 
 class _UidPool:
@@ -278,7 +323,6 @@ class _Started:
     proc: subprocess.Popen[bytes]
     readers: list[_CappedReader]
     result_stream: IO[bytes]
-    reply_stream: IO[bytes]  #: engine → sandbox answers (LLM replies)
     uid: int | None
     directory: Path  #: the directory the process sees as its workspace
     owned_root: Path | None = None  #: a standby's private directory, removed after use
@@ -537,15 +581,14 @@ class _Launcher:
         os.close(reply_read)
         assert proc.stdout and proc.stderr
         result_stream = os.fdopen(read_fd, "rb")
-        reply_stream = os.fdopen(reply_write, "wb")
         readers = [
             _CappedReader(proc.stdout),
             _CappedReader(proc.stderr),
-            _ChannelReader(result_stream, reply_stream),
+            _ChannelReader(result_stream, reply_write),  # owns (and closes) reply_write
         ]
         for reader in readers:
             reader.start()
-        return _Started(proc, readers, result_stream, reply_stream, uid, directory)
+        return _Started(proc, readers, result_stream, uid, directory)
 
     def _finish(
         self,
@@ -602,6 +645,8 @@ class _Launcher:
             raise SandboxError(f"lost the sandboxed process: {exc}") from exc
         finally:
             timer.cancel()
+            if isinstance(channel, _ChannelReader):
+                channel.closed.set()  # the job is over: answer no more LLM requests
             # Whatever the child left in its group (daemonised helpers…) dies with it.
             _kill_group(proc.pid)
             self._after(uid, started.directory)
@@ -659,8 +704,6 @@ class _Launcher:
             if reader.is_alive():
                 reader.stop()
                 reader.join(timeout=1.0)
-        with contextlib.suppress(OSError, ValueError):
-            started.reply_stream.close()
         streams = (started.proc.stdout, started.proc.stderr, started.result_stream)
         for stream in streams:
             with contextlib.suppress(OSError, ValueError):
