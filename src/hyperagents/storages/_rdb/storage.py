@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -1131,6 +1132,25 @@ def _translate(exc: SQLAlchemyError) -> StorageError:
     return StorageError(f"database error: {_first_line(exc)}")
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch the database to WAL. Several processes opening a new file at once can get
+    SQLITE_BUSY here without SQLite waiting on its busy handler: retry for a while."""
+    import sqlite3
+
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _install_sqlite_hooks(engine: Engine, *, memory: bool) -> None:
     """Set the SQLite pragmas on every connection and take control of transactions."""
 
@@ -1143,7 +1163,7 @@ def _install_sqlite_hooks(engine: Engine, *, memory: bool) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
             if not memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
