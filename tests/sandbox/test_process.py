@@ -19,6 +19,7 @@ from hyperagents.sandbox import (
     bwrap_available,
     get_sandbox,
 )
+from hyperagents.testing.hostile import stray_processes
 
 BWRAP = bwrap_available()
 needs_bwrap = pytest.mark.skipif(
@@ -129,19 +130,6 @@ def test_environment_is_scrubbed(
     }
 
 
-def _processes_with(token: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    if token.encode() in handle.read():
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
 def test_child_processes_do_not_outlive_the_run(sandbox: Sandbox, tmp_path: Path) -> None:
     token = f"hyperagents-stray-{os.getpid()}-{time.time_ns()}"
     src = (
@@ -155,9 +143,9 @@ def test_child_processes_do_not_outlive_the_run(sandbox: Sandbox, tmp_path: Path
     result = run(sandbox, tmp_path, src)
     assert result.ok
     deadline = time.time() + 5
-    while _processes_with(token) and time.time() < deadline:
+    while stray_processes(token=token) and time.time() < deadline:
         time.sleep(0.05)
-    left = _processes_with(token)
+    left = stray_processes(token=token)
     if isinstance(sandbox, ProcessSandbox) and not sandbox.isolates_user:
         # Without a private uid the process sandbox can only kill its own process group:
         # the child that called setsid escapes (documented; use bwrap). Clean it up here.

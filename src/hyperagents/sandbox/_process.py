@@ -259,10 +259,9 @@ def _proc_entries() -> list[str]:
 
 
 def _processes_of(uid: int) -> list[int]:
+    """Processes whose real uid is ``uid``."""
     pids = []
     for entry in _proc_entries():
-        if not entry.isdigit():
-            continue
         try:
             with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as handle:
                 for line in handle:
@@ -275,22 +274,29 @@ def _processes_of(uid: int) -> list[int]:
     return pids
 
 
-def kill_processes_in(directory: Path, *, rounds: int = 3) -> int:
-    """SIGKILL processes of this user whose working directory is inside ``directory``."""
+def _processes_in(directory: Path) -> list[int]:
+    """Processes (not this one) whose working directory is inside ``directory``."""
     target = os.path.realpath(directory)
     me = os.getpid()
+    pids = []
+    for entry in _proc_entries():
+        if int(entry) == me:
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd == target or cwd.startswith(target + "/"):
+            pids.append(int(entry))
+    return pids
+
+
+def _kill_rounds(find: Callable[[], list[int]], rounds: int) -> int:
+    """SIGKILL what ``find`` returns until it returns nothing (children may still be forking
+    when the first round runs); return how many were found in all."""
     found = 0
     for _ in range(rounds):
-        pids = []
-        for entry in _proc_entries():
-            if int(entry) == me:
-                continue
-            try:
-                cwd = os.readlink(f"/proc/{entry}/cwd")
-            except OSError:
-                continue
-            if cwd == target or cwd.startswith(target + "/"):
-                pids.append(int(entry))
+        pids = find()
         if not pids:
             break
         found += len(pids)
@@ -299,21 +305,16 @@ def kill_processes_in(directory: Path, *, rounds: int = 3) -> int:
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
     return found
+
+
+def kill_processes_in(directory: Path, *, rounds: int = 3) -> int:
+    """SIGKILL processes of this user whose working directory is inside ``directory``."""
+    return _kill_rounds(lambda: _processes_in(directory), rounds)
 
 
 def kill_user_processes(uid: int, *, rounds: int = 5) -> int:
     """SIGKILL every process whose real uid is ``uid``; return how many were found."""
-    found = 0
-    for _ in range(rounds):
-        pids = _processes_of(uid)
-        if not pids:
-            break
-        found += len(pids)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-    return found
+    return _kill_rounds(lambda: _processes_of(uid), rounds)
 
 
 @dataclass

@@ -25,7 +25,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -285,9 +285,13 @@ class RDBStorage(BaseStorage):
 
     # -- transactions -----------------------------------------------------------------------
     @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _translated(
+        self, open_: Callable[[], contextlib.AbstractContextManager[Connection]]
+    ) -> Iterator[Connection]:
+        """Hold the lock, open a connection with ``open_`` and turn database errors (opening
+        included) into StorageError."""
         try:
-            with self._lock, self._engine.connect() as conn:
+            with self._lock, open_() as conn:
                 yield conn
         except (StorageError, IntegrityError):
             raise
@@ -296,17 +300,11 @@ class RDBStorage(BaseStorage):
         except (TypeError, ValueError) as exc:  # raised by a driver's JSON dumper (psycopg)
             raise StorageError(f"value is not JSON-compatible: {exc}") from exc
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with self._lock, self._write_engine.begin() as conn:
-                yield conn
-        except (StorageError, IntegrityError):
-            raise
-        except SQLAlchemyError as exc:
-            raise _translate(exc) from exc
-        except (TypeError, ValueError) as exc:  # raised by a driver's JSON dumper (psycopg)
-            raise StorageError(f"value is not JSON-compatible: {exc}") from exc
+    def _read(self) -> contextlib.AbstractContextManager[Connection]:
+        return self._translated(self._engine.connect)
+
+    def _write(self) -> contextlib.AbstractContextManager[Connection]:
+        return self._translated(self._write_engine.begin)
 
     def _insert_event(
         self, conn: Connection, run_id: int, variant_id: int | None, spec: EventSpec | None
