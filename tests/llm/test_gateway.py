@@ -422,6 +422,32 @@ def test_replay_provider_takes_names_from_the_record() -> None:
         empty.complete(ask("q"))
 
 
+def test_replay_serves_each_scope_its_own_replies_in_any_order() -> None:
+    # Two jobs send the same request; recorded in one order, replayed in the other.
+    provider = FakeProvider(["for g1", "for g2 (discarded attempt)", "for g2"])
+    recorder = MemoryRecorder()
+    gateway = Gateway(provider, recorder=recorder)
+    gateway.complete(ask("q"), scope="g1/improve", job="a")
+    gateway.complete(ask("q"), scope="g2/improve", job="b")
+    gateway.complete(ask("q"), scope="g2/improve", job="c")  # the retried job: kept
+    assert [(c.scope, c.job) for c in recorder.calls] == [
+        ("g1/improve", "a"),
+        ("g2/improve", "b"),
+        ("g2/improve", "c"),
+    ]
+    replay = Gateway.for_replay(recorder.calls)
+    assert replay.complete(ask("q"), scope="g2/improve", job="x").text == "for g2"
+    assert replay.complete(ask("q"), scope="g1/improve", job="y").text == "for g1"
+    # A job redone (e.g. after an interrupted replay) gets the same replies again...
+    assert replay.complete(ask("q"), scope="g2/improve", job="z").text == "for g2"
+    # ...but one job never gets more than its scope recorded.
+    with pytest.raises(LLMReplayError, match="scope 'g2/improve'"):
+        replay.complete(ask("q"), scope="g2/improve", job="z")
+    # Records survive the JSON round trip with their scope and job.
+    again = LLMCall.from_dict(json.loads(json.dumps(recorder.calls[2].to_dict())))
+    assert (again.scope, again.job) == ("g2/improve", "c")
+
+
 def test_a_provider_returning_garbage_is_a_response_error() -> None:
     class Broken(FakeProvider):
         def complete(self, messages: Sequence[Message], **_: object) -> Completion:

@@ -117,12 +117,6 @@ def test_scripted_spec_loads_the_file(tmp_path: Path) -> None:
         parse_llm_spec(f"scripted:{tmp_path / 'missing.txt'}")
 
 
-def test_local_is_not_faked() -> None:
-    for spec in ("local", "local:/models/x.gguf"):
-        with pytest.raises(LLMConfigError, match="llama-cpp-python"):
-            parse_llm_spec(spec)
-
-
 @pytest.mark.skipif(
     importlib.util.find_spec("anthropic") is not None, reason="the anthropic extra is installed"
 )

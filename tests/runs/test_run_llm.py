@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hyperagents.exceptions import SandboxError
 from hyperagents.runs import Run, RunConfig
+from hyperagents.sandbox import get_sandbox
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
 from hyperagents.testing import FakeOpenAIServer, FakeReply
 
@@ -205,3 +207,86 @@ def test_the_seed_llm_meta_agent_improves_a_task_and_replays_exactly() -> None:
         replay.optimize(generations=2)
         assert server.calls == 4  # the replay called no model
     assert fingerprint(replay) == fingerprint(run)
+
+
+PARALLEL_REPLIES = ["0.4", "0.45", "0.5", "0.55", "0.6", "0.62", "0.63", "0.64", "0.61"]
+
+
+def test_a_parallel_run_replays_exactly_with_any_number_of_workers() -> None:
+    # Three generations in flight: jobs with the same parent send identical requests, and the
+    # server answers them in arrival order. The replay must give every job its own recorded
+    # reply whatever the timing, so it is run with a different number of workers.
+    store = InMemoryStorage()
+    config = {"subset_size": 10, "selector": "best", "parallel_generations": 3}
+    with FakeOpenAIServer(PARALLEL_REPLIES) as server:
+        original = make(store, llm=f"{server.base_url}#m", **config)
+        original.optimize(generations=9, workers=3)
+        served = server.calls
+        for workers in (1, 3):
+            replay = Run.create(
+                task=ToyTask(meta_agent=LLM_META),
+                seed=1,
+                storage=store,
+                name=f"replay-{workers}",
+                config=RunConfig.parse(
+                    {**config, "llm": f"{server.base_url}#m", "replay_of": original.name}
+                ),
+            )
+            replay.optimize(generations=9, workers=workers)
+            assert fingerprint(replay) == fingerprint(original)
+        assert server.calls == served
+    scopes = {c.request["extra"]["scope"] for c in store.list_llm_calls(original.id)}
+    assert scopes == {f"g{g}/improve" for g in range(1, 10)}
+
+
+class FlakyOnce:
+    """Delegates to a real sandbox, but the first meta agent run of generation 2 fails as a
+    broken sandbox would, after its LLM call was answered (the run retries the job)."""
+
+    name = "flaky"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.failed = False
+
+    def run(self, workspace: Any, request: Any, **kwargs: Any) -> Any:
+        result = self.inner.run(workspace, request, **kwargs)
+        generation = (request.get("report") or {}).get("generation")
+        if request.get("action") == "improve" and generation == 2 and not self.failed:
+            self.failed = True
+            raise SandboxError("injected: the sandbox broke after the job's LLM call")
+        return result
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_replay_serves_the_attempt_the_run_kept_not_a_discarded_one(tmp_path: Path) -> None:
+    store = InMemoryStorage()
+    flaky = FlakyOnce(get_sandbox("process"))
+    original = Run.create(
+        task=ToyTask(meta_agent=LLM_META),
+        seed=1,
+        storage=store,
+        name="flaky",
+        sandbox=flaky,
+        config=RunConfig.parse({"subset_size": 10, "selector": "best", "llm": scripted(tmp_path)}),
+    )
+    original.optimize(generations=3)
+    assert flaky.failed
+    calls = store.list_llm_calls(original.id)
+    assert len(calls) == 4  # generation 2 asked twice: the first attempt was discarded
+    jobs = [c.request["extra"]["job"] for c in calls if c.request["extra"]["scope"] == "g2/improve"]
+    assert len(set(jobs)) == 2
+    replay = Run.create(
+        task=ToyTask(meta_agent=LLM_META),
+        seed=1,
+        storage=store,
+        name="flaky-replay",
+        config=RunConfig.parse(
+            {"subset_size": 10, "selector": "best", "llm": scripted(tmp_path), "replay_of": "flaky"}
+        ),
+    )
+    replay.optimize(generations=3)
+    assert fingerprint(replay) == fingerprint(original)
+    assert [c.reply for c in store.list_llm_calls(replay.id)] == ["0.4", "0.6", "0.63"]

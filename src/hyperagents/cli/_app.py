@@ -127,8 +127,42 @@ def _drive(
         raise typer.Exit(130)
 
 
+#: ``run`` options that ``--replay`` takes from the recorded run instead.
+_REPLAY_FIXED = (
+    "task",
+    "mode",
+    "seed",
+    "selector",
+    "subset_size",
+    "config",
+    "meta",
+    "llm",
+    "max_cost",
+    "max_tokens",
+)
+
+
+def _on_command_line(ctx: typer.Context, option: str) -> bool:
+    """Whether the user gave ``option`` (not its default or an environment variable)."""
+    # Compared by name: click has moved ParameterSource between modules across versions.
+    source = ctx.get_parameter_source(option)
+    return getattr(source, "name", None) == "COMMANDLINE"
+
+
+def _replay_name(store: BaseStorage, original: str) -> str:
+    """``ORIGINAL-replay``, or ``ORIGINAL-replay-N`` for the first N >= 2 not taken."""
+    taken = {r.name for r in store.list_runs()}
+    name = f"{original}-replay"
+    n = 2
+    while name in taken:
+        name = f"{original}-replay-{n}"
+        n += 1
+    return name
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     task: Annotated[
         str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")
     ] = "review",
@@ -178,7 +212,8 @@ def run(
         str | None,
         typer.Option(
             help="Language model for agents that call llm.complete: openai:MODEL, "
-            "http://HOST/v1#MODEL, anthropic:MODEL, scripted:FILE."
+            "http://HOST/v1#MODEL, anthropic:MODEL, local[:FILE.gguf] (extra 'local'), "
+            "scripted:FILE."
         ),
     ] = None,
     max_cost: Annotated[
@@ -191,8 +226,8 @@ def run(
         str | None,
         typer.Option(
             metavar="RUN",
-            help="Re-run RUN (same task, mode, seed and config), "
-            "answering every LLM request from its record: no model is called.",
+            help="Re-run RUN (same task, mode, seed and config), answering every LLM request "
+            "from its record: no model is called. -g replays only the first generations.",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -200,6 +235,16 @@ def run(
     """Create a run and improve the task's seed hyperagent for GENERATIONS generations."""
     with _errors():
         if replay is not None:
+            given = [
+                "--" + option.replace("_", "-")
+                for option in _REPLAY_FIXED
+                if _on_command_line(ctx, option)
+            ]
+            if given:
+                raise _ConfigFileError(
+                    f"--replay takes the task, mode, seed, model and config from {replay}'s "
+                    f"record: drop {', '.join(given)}"
+                )
             store = get_storage(storage)
             original = _find_run(store, replay)
             recorded = RunConfig.parse(dict(original.config), replay_of=original.name)
@@ -210,9 +255,16 @@ def run(
                     (v.generation for v in store.list_variants(original.id) if v.state.is_terminal),
                     default=0,
                 )
+            if _on_command_line(ctx, "generations"):
+                if generations > int(target or 0):
+                    raise _ConfigFileError(
+                        f"the record of {original.name} goes to generation {int(target or 0)}: "
+                        f"it cannot replay {generations}"
+                    )
+                target = generations
             the_run = Run.create(
                 task=original.task,
-                name=name or f"{original.name}-replay",
+                name=name or _replay_name(store, original.name),
                 mode=original.mode,
                 seed=original.seed,
                 storage=store,
@@ -287,16 +339,26 @@ def resume(
         float | None, typer.Option(min=0, help="New LLM budget in US dollars.")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(min=0, help="New LLM budget in tokens.")] = None,
+    no_budget: Annotated[
+        bool,
+        typer.Option(
+            "--no-budget",
+            help="Lift the LLM budgets (dollars and tokens) not given again with "
+            "--max-cost/--max-tokens.",
+        ),
+    ] = False,
 ) -> None:
     """Continue a run where it stopped (after a crash, kill, timeout, interrupt or budget)."""
     from hyperagents.tasks import load_task
 
     with _errors():
-        if max_cost is not None or max_tokens is not None:
+        if max_cost is not None or max_tokens is not None or no_budget:
             store = _existing_storage(storage)
             record = _find_run(store, run_name)
-            changes = {"max_cost": max_cost, "max_tokens": max_tokens}
-            merged = {**dict(record.config), **{k: v for k, v in changes.items() if v is not None}}
+            changes: dict[str, Any] = {"max_cost": None, "max_tokens": None} if no_budget else {}
+            given = {"max_cost": max_cost, "max_tokens": max_tokens}
+            changes.update({k: v for k, v in given.items() if v is not None})
+            merged = {**dict(record.config), **changes}
             store.update_run_config(record.id, RunConfig.parse(merged).model_dump(mode="json"))
         the_run = Run.load(
             run_name,

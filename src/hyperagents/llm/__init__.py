@@ -2,7 +2,8 @@
 
 * :class:`LLMProvider`: the protocol (one method, ``complete``); implementations:
   :class:`OpenAICompatibleProvider` (OpenAI and any OpenAI-compatible server),
-  :class:`AnthropicProvider` (optional extra), :class:`ScriptedProvider` (deterministic, for
+  :class:`AnthropicProvider` (optional extra), :class:`LocalProvider` (an embedded GGUF
+  model, optional extra), :class:`ScriptedProvider` (deterministic, for
   tests) and :class:`ReplayProvider` (a recorded run's replies).
 * :func:`parse_llm_spec`: one spec string (``openai:MODEL``,
   ``http://HOST:PORT/v1#MODEL``, ``anthropic:MODEL``, ``local``, ``scripted:FILE``) to a
@@ -45,6 +46,7 @@ from hyperagents.llm._gateway import (
     ResponseCache,
     Usage,
 )
+from hyperagents.llm._local import LocalProvider, bundled_model_path
 from hyperagents.llm._prices import (
     DEFAULT_PRICES,
     PRICES_AS_OF,
@@ -77,6 +79,7 @@ __all__ = [
     "LLMReplayError",
     "LLMResponseError",
     "LLMTransientError",
+    "LocalProvider",
     "MemoryCache",
     "MemoryRecorder",
     "Message",
@@ -89,6 +92,7 @@ __all__ = [
     "ResponseCache",
     "ScriptedProvider",
     "Usage",
+    "bundled_model_path",
     "estimate_tokens",
     "load_prices",
     "parse_llm_spec",

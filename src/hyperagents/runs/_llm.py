@@ -8,6 +8,7 @@ keep counting) and what ``--replay`` answers a new run from (no model is called)
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,8 @@ def _to_call(record: LLMCallRecord) -> LLMCall:
             "attempt": record.attempt,
             "purpose": record.purpose,
             "variant_id": record.variant_id,
+            "scope": extra.get("scope") or "",
+            "job": extra.get("job") or "",
             "created_at": record.created_at.isoformat(),
         }
     )
@@ -75,6 +78,7 @@ class RunLLM:
         replay_of: A run id whose recorded calls answer instead of any model.
         seed: Seed of the gateway's retry jitter.
         retries: Retries of transient failures.
+        timeout: Seconds to wait for one reply from a network provider.
         max_cost: Dollar budget of the whole run (None: none).
         max_tokens: Token budget of the whole run (None: none).
         cache: Keep a response cache (identical requests answered once).
@@ -92,6 +96,7 @@ class RunLLM:
         replay_of: int | None = None,
         seed: int = 0,
         retries: int = 3,
+        timeout: float = 60.0,
         max_cost: float | None = None,
         max_tokens: int | None = None,
         cache: bool = False,
@@ -112,18 +117,18 @@ class RunLLM:
         }
         earlier = calls_from_storage(storage, run_id)
         if replay_of is not None:
-            # A replay that was itself interrupted goes on where it was: the outcomes it already
-            # consumed (its own provider attempts, matched by request in order) are not served
-            # again.
+            # Scoped calls (every call a run makes) are served per job, so a replay that was
+            # itself interrupted simply answers its redone jobs again. Unscoped ones are matched
+            # by request in order: those this run already consumed are not served again.
             remaining = calls_from_storage(storage, replay_of)
             for own in earlier:
-                if own.cached:
+                if own.cached or own.scope:
                     continue
                 match = next(
                     (
                         i
                         for i, call in enumerate(remaining)
-                        if call.key == own.key and not call.cached
+                        if call.key == own.key and not call.cached and not call.scope
                     ),
                     None,
                 )
@@ -133,7 +138,7 @@ class RunLLM:
         else:
             if spec is None:
                 raise LLMError("no language model configured")
-            self.gateway = Gateway(parse_llm_spec(spec), **options)
+            self.gateway = Gateway(parse_llm_spec(spec, timeout=timeout), **options)
         # A resumed run keeps counting from what it already spent, and a scripted model goes
         # on with its script where the run left it (every provider attempt took one entry).
         provider = self.gateway.provider
@@ -154,6 +159,8 @@ class RunLLM:
             "error_type": call.error_type,
             "finish_reason": call.finish_reason,
             "cost_known": call.cost_known,
+            "scope": call.scope,
+            "job": call.job,
         }
         self._storage.add_llm_call(
             self._run_id,
@@ -173,8 +180,18 @@ class RunLLM:
             variant_id=call.variant_id,
         )
 
-    def handler(self, *, variant_id: int | None, purpose: str) -> Handler:
-        """The function answering ``llm.complete`` calls of one sandboxed job."""
+    def handler(self, *, variant_id: int | None, purpose: str, scope: str = "") -> Handler:
+        """The function answering ``llm.complete`` calls of one sandboxed job attempt.
+
+        Args:
+            variant_id: The variant the job works for (per-variant totals, budget refusals).
+            purpose: What the job does (``"improve"`` or an evaluation stage), the prefix of
+                each call's recorded purpose.
+            scope: Where in the run the job is, stable across replays (e.g.
+                ``"g12/improve"``); see :class:`~hyperagents.llm.LLMCall`. Make one handler per
+                attempt: each gets its own job token.
+        """
+        job = uuid.uuid4().hex
 
         def answer(request: dict[str, Any]) -> dict[str, Any]:
             params = request.get("params") or {}
@@ -186,6 +203,8 @@ class RunLLM:
                     variant_id=variant_id,
                     temperature=params.get("temperature"),
                     max_tokens=params.get("max_tokens"),
+                    scope=scope,
+                    job=job,
                 )
             except LLMBudgetExceeded as exc:
                 if variant_id is not None:

@@ -19,6 +19,7 @@ in which parallel work completes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import math
@@ -442,15 +443,21 @@ class Run:
                     replay_of=replay,
                     seed=derive_seed(self._seed, "llm"),
                     retries=cfg.llm_retries,
+                    timeout=cfg.llm_timeout,
                     max_cost=cfg.max_cost,
                     max_tokens=cfg.max_tokens,
                     cache=cfg.llm_cache,
                 )
             return self._llm
 
-    def _llm_handler(self, variant_id: int, purpose: str) -> Any:
+    def _llm_handler(self, variant_id: int, generation: int, purpose: str) -> Any:
+        """A fresh LLM handler for one job attempt (``None`` when the run has no LLM)."""
         llm = self.llm
-        return None if llm is None else llm.handler(variant_id=variant_id, purpose=purpose)
+        if llm is None:
+            return None
+        # The scope names the job by what is stable across runs (its generation and purpose),
+        # so a replay answers each job from its own recorded calls, whatever the timing.
+        return llm.handler(variant_id=variant_id, purpose=purpose, scope=f"g{generation}/{purpose}")
 
     def _check_budget(self, variant_id: int) -> None:
         """Stop the job (nothing of it recorded) when one of its LLM requests was refused
@@ -547,7 +554,7 @@ class Run:
         report = self._report(variant, parent, snapshot)
         seed = derive_seed(self._seed, variant.generation, "meta")
         request = ImproveRequest(
-            program, report, seed, llm=self._llm_handler(variant.id, "improve")
+            program, report, seed, llm=self._llm_handler(variant.id, variant.generation, "improve")
         )
         return Job(variant.id, variant.generation, parent.id, request)
 
@@ -703,7 +710,16 @@ class Run:
         improver = self._improver or MetaAgentImprover(
             sandbox=self._sandbox, limits=self._limits(self._config.meta_timeout)
         )
-        return self._retry(lambda: improver.improve(job.request), f"improving {job.variant_id}")
+
+        def attempt() -> ImproveResult:
+            request = job.request
+            if request.llm is not None:
+                # Every attempt gets its own handler (its own job token in the LLM record).
+                handler = self._llm_handler(job.variant_id, job.generation, "improve")
+                request = dataclasses.replace(request, llm=handler)
+            return improver.improve(request)
+
+        return self._retry(attempt, f"improving {job.variant_id}")
 
     def tell(self, job: Job, result: ImproveResult | Program) -> VariantRecord:
         """Record a job's child, then validate and evaluate it to a terminal state.
@@ -742,11 +758,13 @@ class Run:
         if child is None or not changed:
             # One transaction: a child identical to its parent is never stored as a program,
             # so a crash here cannot leave a clone that a resumed run would evaluate.
-            reason = (
-                result.reason or "improver produced no program"
-                if child is None
-                else "the meta agent made no change"
-            )
+            if child is None:
+                reason = result.reason or "improver produced no program"
+            else:
+                reason = "the meta agent made no change"
+                said = result.meta_info.get("error") if result.meta_info else None
+                if isinstance(said, str) and said.strip():
+                    reason += f": {said.strip()[:500]}"
             if result.meta_info:
                 metrics.setdefault("improve", {})["meta_info"] = dict(result.meta_info)
             if metrics:
@@ -880,7 +898,7 @@ class Run:
                     split=split.value,
                     sandbox=self._sandbox,
                     limits=self._limits(wall),
-                    llm=self._llm_handler(variant.id, stage),
+                    llm=self._llm_handler(variant.id, variant.generation, stage),
                 ),
                 f"evaluating {variant.id} on {stage}",
             )

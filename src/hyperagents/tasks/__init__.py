@@ -2,7 +2,7 @@
 
 A task is named by a *spec*:
 
-* a built-in name (``review``, ``packing``);
+* a built-in name (``review``, ``packing``, ``support``);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file).
 
@@ -22,10 +22,12 @@ from typing import Any
 
 from hyperagents.exceptions import TaskError, TaskNotFoundError
 from hyperagents.tasks._base import Instance, Score, Split, Task
+from hyperagents.tasks._generated import GeneratedTask
 
 __all__ = [
     "BUILTIN_TASKS",
     "ENTRY_POINT_GROUP",
+    "GeneratedTask",
     "Instance",
     "Score",
     "Split",
@@ -41,6 +43,7 @@ ENTRY_POINT_GROUP = "hyperagents.tasks"
 BUILTIN_TASKS: dict[str, str] = {
     "review": "hyperagents.tasks.review:ReviewTask",
     "packing": "hyperagents.tasks.packing:PackingTask",
+    "support": "hyperagents.tasks.support:SupportTask",
 }
 
 

@@ -64,17 +64,17 @@ Note:
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import ConfigError, TaskError
+from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
-from hyperagents.tasks._base import Instance, Score, Split, Task
+from hyperagents.tasks._base import Instance, Score
+from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks.review._data import generate_split
 
 __all__ = ["ReviewTask"]
 
-_SPLIT_INDEX = {Split.TRAIN: 0, Split.VAL: 1, Split.TEST: 2}
 _LABELS = ("accept", "reject")
 
 
@@ -103,7 +103,7 @@ def _seed_files(package: str, task_agent: str) -> dict[str, str]:
     return {"task_agent.py": agent, "meta_agent.py": meta}
 
 
-class ReviewTask(Task):
+class ReviewTask(GeneratedTask):
     """Accept/reject decisions on synthetic code-submission records (see the module docstring).
 
     Args:
@@ -113,7 +113,7 @@ class ReviewTask(Task):
         n_test: Number of test instances.
 
     Raises:
-        ConfigError: A size is smaller than 1.
+        ConfigError: A size is smaller than 1 or the seed is negative.
     """
 
     name: ClassVar[str] = "review"
@@ -127,30 +127,11 @@ class ReviewTask(Task):
     def __init__(
         self, *, seed: int = 0, n_train: int = 400, n_val: int = 200, n_test: int = 200
     ) -> None:
-        sizes = {Split.TRAIN: n_train, Split.VAL: n_val, Split.TEST: n_test}
-        for split, n in sizes.items():
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ConfigError(f"review: n_{split.value} must be a positive integer, got {n!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ConfigError(f"review: seed must be a non-negative integer, got {seed!r}")
-        self.seed = seed
-        self._sizes = sizes
-        self._cache: dict[Split, tuple[Instance, ...]] = {}
+        super().__init__(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
 
-    def instances(self, split: Split) -> Sequence[Instance]:
-        """Return the instances of ``split`` (generated once, then cached)."""
-        split = Split(split)
-        cached = self._cache.get(split)
-        if cached is None:
-            n = self._sizes[split]
-            width = max(4, len(str(n - 1)))
-            examples = generate_split(self.seed, _SPLIT_INDEX[split], n)
-            cached = tuple(
-                Instance(id=f"{split.value}-{i:0{width}d}", inputs=ex.record, target=ex.label)
-                for i, ex in enumerate(examples)
-            )
-            self._cache[split] = cached
-        return cached
+    def generate(self, split_index: int, n: int) -> Iterable[tuple[Any, Any]]:
+        """The records and labels of one split (see the module docstring)."""
+        return ((ex.record, ex.label) for ex in generate_split(self.seed, split_index, n))
 
     def score(self, instance: Instance, output: Any) -> Score:
         """1.0 for the right decision, 0.0 for a wrong or malformed one, with feedback."""
