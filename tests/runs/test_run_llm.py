@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hyperagents.exceptions import SandboxError
+import pytest
+
+from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.runs import Run, RunConfig
 from hyperagents.sandbox import get_sandbox
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
@@ -290,3 +292,74 @@ def test_replay_serves_the_attempt_the_run_kept_not_a_discarded_one(tmp_path: Pa
     replay.optimize(generations=3)
     assert fingerprint(replay) == fingerprint(original)
     assert [c.reply for c in store.list_llm_calls(replay.id)] == ["0.4", "0.6", "0.63"]
+
+
+def test_price_overrides_are_part_of_the_run_config() -> None:
+    with pytest.raises(ConfigError, match="price"):
+        RunConfig.parse({"llm_prices": {"m": [1.0, -2.0]}})
+    store = InMemoryStorage()
+    with FakeOpenAIServer(REPLIES) as server:
+        # $1 per input token, $2 per output token: the record shows it.
+        run = make(
+            store,
+            llm=f"{server.base_url}#m",
+            llm_prices={"m": [1_000_000, 2_000_000]},
+        )
+        run.optimize(generations=2)
+    calls = store.list_llm_calls(run.id)
+    assert len(calls) == 2
+    for call in calls:
+        assert call.cost == pytest.approx(call.prompt_tokens + 2 * call.completion_tokens)
+    assert run.record().config["llm_prices"] == {"m": [1_000_000, 2_000_000]}
+
+
+def test_the_tool_loop_runs_its_sample_inside_the_real_sandbox() -> None:
+    # The seed LLM meta agent, switched to the tool loop, on the LLM task: its run_sample
+    # starts a subprocess inside the run's sandbox (bwrap where available), where the task
+    # agent's llm.complete fails and the agent falls back to its keyword rules.
+    from hyperagents.improvers import meta_agent_source
+    from hyperagents.tasks.support import SupportTask
+
+    class ToolLoopSupport(SupportTask):
+        def seed_program(self) -> Any:
+            source = meta_agent_source("llm").replace(
+                '"format": "search_replace"', '"format": "tool_loop"'
+            )
+            return super().seed_program().with_files({"meta_agent.py": source})
+
+    script = [
+        '{"tool": "run_sample", "n": 2}',
+        '{"tool": "str_replace", "path": "task_agent.py", "old": "\\"use_llm\\": 1", '
+        '"new": "\\"use_llm\\": 0"}',
+        '{"tool": "done", "summary": "route by keywords only"}',
+        REVIEW,
+    ]
+    task = ToolLoopSupport(n_train=6, n_val=4, n_test=4)
+
+    def model(body: dict[str, Any]) -> str:
+        last = body["messages"][-1]["content"]
+        if last.startswith("Customer request: "):
+            return "billing"
+        return script.pop(0)
+
+    with FakeOpenAIServer(handler=model) as server:
+        run = Run.create(
+            task=task,
+            seed=0,
+            storage=InMemoryStorage(),
+            config=RunConfig.parse({"llm": f"{server.base_url}#m", "subset_size": 3}),
+        )
+        run.optimize(generations=1, workers=1)
+        meta = [
+            r
+            for r in server.requests
+            if not r["messages"][-1]["content"].startswith("Customer request: ")
+        ]
+    child = run.variants()[1]
+    assert child.meta_info["operator"] == "llm:tool_loop", child.reason
+    observation = meta[1]["messages"][-1]["content"]
+    assert "Ran solve on 2 train input(s)" in observation
+    outputs = [line for line in observation.splitlines() if line.startswith("- train-")]
+    assert len(outputs) == 2 and all("ERROR" not in line for line in outputs)
+    assert child.state is VariantState.COMPLETE
+    assert 'PARAMS = {\n    "use_llm": 0' in run.program(child.id).text("task_agent.py")

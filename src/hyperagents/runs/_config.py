@@ -79,6 +79,11 @@ class RunConfig(BaseModel):
     llm_retries: int = Field(3, ge=0, description="retries of transient LLM failures")
     llm_timeout: float = Field(60.0, gt=0, description="seconds to wait for one LLM reply")
     llm_cache: bool = Field(False, description="answer identical LLM requests from a cache")
+    llm_prices: dict[str, tuple[float, float]] | None = Field(
+        None,
+        description="price overrides, {model: [input, output]} in US dollars per million tokens "
+        "(stored with the run, so a resumed run keeps counting the same way)",
+    )
     replay_of: str | None = Field(
         None, description="answer LLM requests from this run's record instead of a model"
     )
@@ -91,6 +96,10 @@ class RunConfig(BaseModel):
     def _check(self) -> RunConfig:
         if self.selector not in SELECTORS:
             raise ValueError(f"unknown selector {self.selector!r}; choose from {SELECTORS}")
+        if self.llm_prices is not None:
+            from hyperagents.llm import load_prices
+
+            load_prices(self.llm_prices)  # raises LLMConfigError (a ValueError) on bad prices
         if self.meta_agent not in ("task", "offline", "llm"):
             raise ValueError(
                 f"unknown meta agent {self.meta_agent!r}; choose from task, offline, llm"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hyperagents.exceptions import LLMBudgetExceeded, LLMError
@@ -82,6 +82,7 @@ class RunLLM:
         max_cost: Dollar budget of the whole run (None: none).
         max_tokens: Token budget of the whole run (None: none).
         cache: Keep a response cache (identical requests answered once).
+        prices: Price overrides, ``{model: (input, output)}`` in dollars per million tokens.
 
     Raises:
         LLMConfigError: The spec is invalid or its provider cannot be set up.
@@ -100,6 +101,7 @@ class RunLLM:
         max_cost: float | None = None,
         max_tokens: int | None = None,
         cache: bool = False,
+        prices: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self._storage = storage
         self._run_id = run_id
@@ -113,6 +115,7 @@ class RunLLM:
             "max_cost": max_cost,
             "max_tokens": max_tokens,
             "cache": MemoryCache() if cache else None,
+            "prices": prices,
             "recorder": self._record,
         }
         earlier = calls_from_storage(storage, run_id)

@@ -447,6 +447,7 @@ class Run:
                     max_cost=cfg.max_cost,
                     max_tokens=cfg.max_tokens,
                     cache=cfg.llm_cache,
+                    prices=cfg.llm_prices,
                 )
             return self._llm
 

@@ -486,7 +486,7 @@ def _instructions(fmt: str) -> str:
             '{"tool": "str_replace", "path": "task_agent.py", "old": "...", "new": "..."}  '
             "(old must occur exactly once)\n"
             '{"tool": "run_sample", "n": 2}  (runs solve on n train inputs; shows outputs or '
-            "errors, not scores)\n"
+            "errors, not scores; llm.complete fails there)\n"
             '{"tool": "done", "summary": "what you changed and why"}\n'
             "Paths are relative to the program root. Finish with done."
         )
@@ -910,9 +910,18 @@ def _tool(
 
 
 _SAMPLE_SCRIPT = r"""
-import importlib.util, json, sys, traceback
+import importlib.util, json, sys, traceback, types
 items = json.loads(sys.stdin.read())
 out = []
+# The run's model is not reachable from a sample run: a task agent's llm.complete fails there
+# (as it does without a model), so agents with a fallback show it.
+class LLMError(Exception):
+    pass
+def _no_model(*args, **kwargs):
+    raise LLMError("no language model in a sample run")
+_llm = types.ModuleType("llm")
+_llm.complete, _llm.LLMError = _no_model, LLMError
+sys.modules["llm"] = _llm
 try:
     spec = importlib.util.spec_from_file_location("task_agent", "task_agent.py")
     mod = importlib.util.module_from_spec(spec)
