@@ -289,6 +289,11 @@ def test_llm_run_replay_and_budget_resume(tmp_path: Path) -> None:
     )
     info = json.loads(cli("status", "tight", "--json", "--storage", url, cwd=tmp_path).stdout)
     assert info["status"] == "stopped"
+    llm = info["llm"]
+    assert llm["max_tokens"] == 20 and llm["calls"] >= 1
+    assert llm["prompt_tokens"] + llm["completion_tokens"] >= 20  # the budget was spent
+    shown = cli("status", "tight", "--storage", url, cwd=tmp_path).stdout
+    assert "LLM" in shown and "of 20" in shown
     finished = sum(
         n for state, n in info["states"].items() if state not in ("running", "evaluating")
     )

@@ -69,6 +69,10 @@ def test_a_scripted_model_improves_the_task_and_every_call_is_recorded(tmp_path:
     assert [c.variant_id for c in calls] == [v.id for v in variants[1:]]
     assert calls[0].request["messages"][0]["content"].startswith("The threshold is 0.2")
     assert run.llm is not None and run.llm.gateway.usage().calls == 4
+    summary = run.summary()["llm"]
+    assert summary["calls"] == 4 and summary["errors"] == 0 and summary["model"].startswith("scr")
+    usage = run.llm.gateway.usage()
+    assert summary["prompt_tokens"] == usage.prompt_tokens
 
 
 def test_replay_reproduces_the_run_without_calling_any_model(tmp_path: Path) -> None:

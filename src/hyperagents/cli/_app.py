@@ -448,6 +448,19 @@ def _print_status(the_run: Run) -> None:
         table.add_row(
             "champion", f"variant {champ['variant_id']} (generation {champ['generation']})"
         )
+    llm = info.get("llm")
+    if llm is not None:
+        source = f"replay of {llm['replay_of']}" if llm["replay_of"] else llm["model"]
+        tokens = llm["prompt_tokens"] + llm["completion_tokens"]
+        spent = f"{tokens} tokens" + (f" of {llm['max_tokens']}" if llm["max_tokens"] else "")
+        spent += f", ${llm['cost']:.4f}" + (
+            f" of ${llm['max_cost']:.2f}" if llm["max_cost"] is not None else ""
+        )
+        table.add_row(
+            "LLM",
+            f"{escape(str(source))}: {llm['calls']} calls ({llm['cached']} cached, "
+            f"{llm['errors']} failed attempts); {spent}",
+        )
     console.print(table)
 
 

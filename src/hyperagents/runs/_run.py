@@ -382,6 +382,21 @@ class Run:
             "elapsed_seconds": float(record.attrs.get("elapsed_seconds", 0.0)),
             "created_at": record.created_at.isoformat(),
             "updated_at": record.updated_at.isoformat(),
+            "llm": self._llm_summary(),
+        }
+
+    def _llm_summary(self) -> dict[str, Any] | None:
+        """The run's LLM use and budgets (None for a run without a model)."""
+        cfg = self._config
+        usage = self._storage.llm_usage(self._id)
+        if cfg.llm is None and cfg.replay_of is None and not (usage["calls"] or usage["errors"]):
+            return None
+        return {
+            "model": cfg.llm,
+            "replay_of": cfg.replay_of,
+            **usage,
+            "max_cost": cfg.max_cost,
+            "max_tokens": cfg.max_tokens,
         }
 
     # -- internals: caches ------------------------------------------------------------------

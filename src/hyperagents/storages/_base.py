@@ -486,6 +486,34 @@ class BaseStorage(ABC):
             RunNotFoundError: No such run.
         """
 
+    def llm_usage(self, run_id: int, *, variant_id: int | None = None) -> dict[str, Any]:
+        """Totals of the run's (or one variant's) LLM calls, counted as the gateway counts.
+
+        Returns:
+            ``calls`` (answered, cache hits included), ``cached``, ``errors`` (failed
+            attempts), ``prompt_tokens`` and ``completion_tokens`` (cache hits excluded) and
+            ``cost`` (US dollars).
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        totals: dict[str, Any] = dict.fromkeys(
+            ("calls", "cached", "errors", "prompt_tokens", "completion_tokens"), 0
+        )
+        totals["cost"] = 0.0
+        for call in self.list_llm_calls(run_id, variant_id=variant_id):
+            if call.error is not None:
+                totals["errors"] += 1
+                continue
+            totals["calls"] += 1
+            if call.cached:
+                totals["cached"] += 1
+                continue
+            totals["prompt_tokens"] += call.prompt_tokens
+            totals["completion_tokens"] += call.completion_tokens
+            totals["cost"] += call.cost
+        return totals
+
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the object must not be used afterwards."""

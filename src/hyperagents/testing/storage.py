@@ -789,6 +789,19 @@ class StorageConformanceTests:
         # Snapshots are copies: mutating one changes nothing stored.
         calls[0].request["messages"].append({"role": "user", "content": "x"})
         assert storage.list_llm_calls(run_id)[0].request == request
+        # Totals count as the gateway does: cache hits are calls but cost nothing.
+        assert storage.llm_usage(run_id) == {
+            "calls": 2,
+            "cached": 1,
+            "errors": 1,
+            "prompt_tokens": 3,
+            "completion_tokens": 2,
+            "cost": 0.5,
+        }
+        assert storage.llm_usage(run_id, variant_id=v1)["calls"] == 1
+        assert storage.llm_usage(other)["calls"] == 1
+        with pytest.raises(RunNotFoundError):
+            storage.llm_usage(9999)
 
     def test_llm_calls_errors_and_cascade(self, storage: BaseStorage) -> None:
         run_id = self._run(storage)

@@ -34,6 +34,8 @@ from sqlalchemy import (
     Engine,
     Table,
     Text,
+    and_,
+    case,
     create_engine,
     delete,
     event,
@@ -1118,6 +1120,42 @@ class RDBStorage(BaseStorage):
             if not rows:
                 self._require_run(conn, run_id)
         return [LLMCallRecord(*row) for row in rows]
+
+    def llm_usage(self, run_id: int, *, variant_id: int | None = None) -> dict[str, Any]:
+        """Totals of the run's (or one variant's) LLM calls, summed by the database.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        c = LLM_CALLS.c
+        ok = c.error.is_(None)
+        paid = and_(ok, c.cached.is_(False))
+
+        def total(column: Any, where: Any) -> Any:
+            return func.coalesce(func.sum(case((where, column), else_=0)), 0)
+
+        stmt = select(
+            total(1, ok),
+            total(1, and_(ok, c.cached.is_(True))),
+            total(1, c.error.is_not(None)),
+            total(c.prompt_tokens, paid),
+            total(c.completion_tokens, paid),
+            total(c.cost, paid),
+        ).where(c.run_id == run_id)
+        if variant_id is not None:
+            stmt = stmt.where(c.variant_id == variant_id)
+        with self._read() as conn:
+            self._require_run(conn, run_id)
+            row = conn.execute(stmt).one()
+        calls, cached, errors, prompt, completion, cost = row
+        return {
+            "calls": int(calls),
+            "cached": int(cached),
+            "errors": int(errors),
+            "prompt_tokens": int(prompt),
+            "completion_tokens": int(completion),
+            "cost": float(cost),
+        }
 
 
 # -- module helpers -----------------------------------------------------------------------------
