@@ -265,6 +265,15 @@ def test_llm_run_replay_and_budget_resume(tmp_path: Path) -> None:
     assert strip[:3] == [
         (v["generation"], v["state"], v["program_id"], v["val"]) for v in partial["variants"]
     ]
+    # The sandbox is not part of the record: a replay may run in another one.
+    cli("run", "--replay", "orig", "--sandbox", "process", "-n", "in-process", *common[:3],
+        cwd=tmp_path)  # fmt: skip
+    moved = json.loads(
+        cli("export", "in-process", "-f", "json", "--storage", url, cwd=tmp_path).stdout
+    )
+    assert strip == [
+        (v["generation"], v["state"], v["program_id"], v["val"]) for v in moved["variants"]
+    ]
     for bad, message in (
         (("--llm", "openai:gpt-4o"), "drop --llm"),
         (("-g", "9"), "cannot replay 9"),

@@ -88,3 +88,22 @@ def test_through_the_gateway_local_calls_cost_nothing_and_are_recorded(
     assert call.cost_known and call.provider == "local" and call.reply == reply.text
     gateway.complete(ASK, max_tokens=8)  # a cost budget never stops a free model
     assert gateway.usage().calls == 2 and gateway.usage().total_tokens > 0
+
+
+@local_model
+def test_a_reply_does_not_depend_on_the_call_before(provider: LocalProvider) -> None:
+    guide = "You route requests. Teams: billing, refund, shipping. Answer with one word."
+    ask = [{"role": "system", "content": guide}, {"role": "user", "content": "Where is my box?"}]
+    alone = provider.complete(ask, max_tokens=6).text
+    provider.complete(
+        [{"role": "system", "content": guide}, {"role": "user", "content": "I paid twice."}],
+        max_tokens=6,
+    )
+    assert provider.complete(ask, max_tokens=6).text == alone
+
+
+@local_model
+def test_a_time_limit_spent_reading_the_prompt_is_a_clear_error(provider: LocalProvider) -> None:
+    long_prompt = [{"role": "user", "content": "Summarise: " + "the cat sat on the mat. " * 600}]
+    with pytest.raises(LLMError, match="time limit"):
+        provider.complete(long_prompt, max_tokens=8, timeout=0.0)

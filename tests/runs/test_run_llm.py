@@ -15,7 +15,7 @@ from hyperagents.sandbox import get_sandbox
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
 from hyperagents.testing import FakeOpenAIServer, FakeReply
 
-from toytask import ToyTask
+from toytask import TASK_AGENT, ToyTask
 
 LLM_META = """import re
 
@@ -367,3 +367,57 @@ def test_the_tool_loop_runs_its_sample_inside_the_real_sandbox() -> None:
     assert len(outputs) == 2 and all("ERROR" not in line for line in outputs)
     assert child.state is VariantState.COMPLETE
     assert 'PARAMS = {\n    "use_llm": 0' in run.program(child.id).text("task_agent.py")
+
+
+@pytest.mark.timeout(120)
+def test_a_budget_spent_during_a_champion_test_stops_the_run() -> None:
+    # The budget runs out inside the seed's test stage: the run stops (it used to hand the
+    # refused test evaluation out again forever) and a resume with no budget finishes it.
+    from hyperagents.tasks.support import SupportTask
+
+    task = SupportTask(n_train=4, n_val=2, n_test=2)
+    with FakeOpenAIServer(default="billing") as server:
+        url = f"{server.base_url}#m"
+        probe = InMemoryStorage()
+        free = Run.create(task=task, seed=0, storage=probe, config=RunConfig.parse({"llm": url}))
+        free.optimize(generations=0)
+        before_test = sum(
+            c.prompt_tokens + c.completion_tokens
+            for c in probe.list_llm_calls(free.id)
+            if not c.purpose.startswith("test/")
+        )
+        store = InMemoryStorage()
+        config = {"llm": url, "max_tokens": before_test + 1}
+        run = Run.create(task=task, seed=0, storage=store, config=RunConfig.parse(config))
+        record = run.optimize(generations=0)
+        assert record.status is RunStatus.STOPPED
+        assert "budget" in (run.last_stop_reason or "")
+        assert "test" not in run.variants()[0].scores
+        store.update_run_config(run.id, {**dict(record.config), "max_tokens": None})
+        resumed = Run.load(run.name, storage=store, task=task)
+        assert resumed.optimize().status is RunStatus.COMPLETE
+        assert resumed.variants()[0].scores["test"] == free.variants()[0].scores["test"]
+
+
+def test_a_replay_that_meets_an_unrecorded_request_stops_and_says_so(tmp_path: Path) -> None:
+    store = InMemoryStorage()
+    original = Run.create(
+        task=ToyTask(meta_agent=LLM_META),
+        seed=1,
+        storage=store,
+        name="recorded",
+        config=RunConfig.parse({"subset_size": 10, "selector": "best", "llm": scripted(tmp_path)}),
+    )
+    original.optimize(generations=3)
+    # Another seed program sends other prompts: the record cannot answer them.
+    replay = Run.create(
+        task=ToyTask(meta_agent=LLM_META, task_agent=TASK_AGENT.replace("0.2", "0.3")),
+        seed=1,
+        storage=store,
+        name="diverging",
+        config=RunConfig.parse({"subset_size": 10, "selector": "best", "replay_of": "recorded"}),
+    )
+    record = replay.optimize(generations=3)
+    assert record.status is RunStatus.STOPPED
+    assert "replay diverged from its record" in (replay.last_stop_reason or "")
+    assert "g1/improve" in (replay.last_stop_reason or "")

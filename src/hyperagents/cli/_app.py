@@ -128,7 +128,7 @@ def _drive(
 
 
 #: ``run`` options that ``--replay`` takes from the recorded run instead.
-_REPLAY_FIXED = (
+_REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "task",
     "mode",
     "seed",
@@ -247,14 +247,19 @@ def run(
                 )
             store = get_storage(storage)
             original = _find_run(store, replay)
-            recorded = RunConfig.parse(dict(original.config), replay_of=original.name)
+            recorded = RunConfig.parse(
+                dict(original.config), replay_of=original.name, sandbox=sandbox
+            )
             target = original.attrs.get("target_generations")
             if original.status is not RunStatus.COMPLETE:
-                # Replay no further than the record goes.
-                target = max(
-                    (v.generation for v in store.list_variants(original.id) if v.state.is_terminal),
-                    default=0,
-                )
+                # Replay no further than the record goes: up to the last generation before
+                # the first unfinished one (with overlapping generations, a later one may have
+                # finished while an earlier one was cut off).
+                target = 0
+                for v in sorted(store.list_variants(original.id), key=lambda v: v.generation):
+                    if not v.state.is_terminal:
+                        break
+                    target = v.generation
             if _on_command_line(ctx, "generations"):
                 if generations > int(target or 0):
                     raise _ConfigFileError(
@@ -452,10 +457,12 @@ def _print_status(the_run: Run) -> None:
     if llm is not None:
         source = f"replay of {llm['replay_of']}" if llm["replay_of"] else llm["model"]
         tokens = llm["prompt_tokens"] + llm["completion_tokens"]
-        spent = f"{tokens} tokens" + (f" of {llm['max_tokens']}" if llm["max_tokens"] else "")
-        spent += f", ${llm['cost']:.4f}" + (
-            f" of ${llm['max_cost']:.2f}" if llm["max_cost"] is not None else ""
-        )
+        spent = f"{tokens} tokens"
+        if llm["max_tokens"] is not None:
+            spent += f" of {llm['max_tokens']}"
+        spent += f", ${llm['cost']:.4f}"
+        if llm["max_cost"] is not None:
+            spent += f" of ${llm['max_cost']:.4f}"
         table.add_row(
             "LLM",
             f"{escape(str(source))}: {llm['calls']} calls ({llm['cached']} cached, "

@@ -70,9 +70,11 @@ class LocalProvider:
 
     The model is loaded on the first call (a 135M model takes well under a second) and its
     chat template is read from the GGUF file. Calls are serialised (one model, one context):
-    threads may share the provider. Generation is deterministic for a given seed: a call
-    without ``seed`` uses the provider's ``seed``, and without ``temperature`` samples at 0
-    (greedy), so a run is reproducible from its seed.
+    threads may share the provider. Each call starts from an empty context (no prompt prefix is
+    reused from the call before), and generation is seeded: a call without ``seed`` uses the
+    provider's ``seed``, and without ``temperature`` samples at 0 (greedy). So the same
+    request gets the same reply on the same machine and build (floating-point results may
+    differ between CPUs and llama.cpp builds; replay a recorded run for exact results).
 
     A call that is still generating after ``timeout`` seconds is cut there, like a reply cut
     by ``max_tokens``: the model is made to end its reply at the next token, and the completion
@@ -166,7 +168,11 @@ class LocalProvider:
         plain = normalize_messages(messages)
         with self._lock:
             llama = self._load()
-            cut = _Deadline(self.timeout if timeout is None else timeout, llama.token_eos())
+            limit = self.timeout if timeout is None else timeout
+            cut = _Deadline(limit, llama.token_eos())
+            # Forget the previous prompt: llama.cpp would reuse its common prefix, and a reply
+            # would then depend on which call came before (in parallel runs, on timing).
+            llama.reset()
             try:
                 response = llama.create_chat_completion(
                     messages=plain,
@@ -186,6 +192,11 @@ class LocalProvider:
         except (KeyError, IndexError, TypeError) as exc:
             raise LLMResponseError(f"local ({self.model}): malformed result: {exc!r}") from None
         if not text.strip():
+            if cut.expired:
+                raise LLMError(
+                    f"local ({self.model}): no reply within the time limit of {limit:g} s "
+                    "(reading the prompt took it all)"
+                )
             # Not an LLMResponseError: generation is seeded, so a retry would give the same.
             raise LLMError(f"local ({self.model}): the model's reply is empty")
         prompt_tokens = usage.get("prompt_tokens")

@@ -665,6 +665,9 @@ class ReplayProvider:
     ``job``) gets its own cursor over them: the n-th request with key K in the job gets the
     n-th recorded outcome for K in the scope. So jobs running in parallel, in any order, and a
     job redone after an interrupted replay, all get exactly the replies the recorded job got.
+    (The kept attempt is the last one recorded: true for the engine's own retries and redos,
+    not where a caller of :meth:`~hyperagents.runs.Run.improve` keeps an earlier result, or
+    where two engines raced for the same job.)
 
     **Unscoped records** (e.g. a bare :class:`~hyperagents.llm.Gateway` with a
     :class:`~hyperagents.llm.JsonlRecorder`) are grouped by request key (see

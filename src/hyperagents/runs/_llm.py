@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hyperagents.exceptions import LLMBudgetExceeded, LLMError
+from hyperagents.exceptions import LLMBudgetExceeded, LLMError, LLMReplayError
 from hyperagents.llm import (
     Gateway,
     LLMCall,
@@ -106,6 +106,10 @@ class RunLLM:
         self._storage = storage
         self._run_id = run_id
         self.budget_exhausted = threading.Event()
+        #: Set when a replay met a request its record does not hold (the run stops: from there
+        #: on it would not be the recorded run); :attr:`divergence` says which.
+        self.diverged = threading.Event()
+        self.divergence = ""
         #: Variants whose job had an LLM request refused for budget (their job is discarded).
         self.refused: set[int] = set()
         self._refused_lock = threading.Lock()
@@ -124,8 +128,9 @@ class RunLLM:
             # itself interrupted simply answers its redone jobs again. Unscoped ones are matched
             # by request in order: those this run already consumed are not served again.
             remaining = calls_from_storage(storage, replay_of)
+            recorded_scopes = {call.scope for call in remaining if call.scope}
             for own in earlier:
-                if own.cached or own.scope:
+                if own.cached or own.scope in recorded_scopes:
                     continue
                 match = next(
                     (
@@ -215,6 +220,12 @@ class RunLLM:
                         self.refused.add(variant_id)
                 self.budget_exhausted.set()
                 return {"error": f"budget exhausted: {exc}"}
+            except LLMReplayError as exc:
+                with self._refused_lock:
+                    if not self.diverged.is_set():
+                        self.divergence = f"{scope or purpose}: {exc}"
+                        self.diverged.set()
+                return {"error": str(exc)}
             except LLMError as exc:
                 return {"error": str(exc)}
             return {"text": completion.text}

@@ -1238,19 +1238,22 @@ class Run:
                     if deadline is not None and time.monotonic() >= deadline and not stop.is_set():
                         stop.set()
                         final_status, message = RunStatus.STOPPED, f"timeout of {timeout:g} s"
-                    for v in self._due_test_evaluations(variants):
+                    if self._llm is not None and not stop.is_set():
+                        if self._llm.budget_exhausted.is_set():
+                            stop.set()
+                            final_status = RunStatus.STOPPED
+                            message = "LLM budget exhausted (raise it and resume)"
+                        elif self._llm.diverged.is_set():
+                            stop.set()
+                            final_status = RunStatus.STOPPED
+                            message = f"replay diverged from its record: {self._llm.divergence}"
+                    # Once stopping, due test evaluations wait for a resume (a test refused for
+                    # budget would otherwise be handed out again and again).
+                    for v in [] if stop.is_set() else self._due_test_evaluations(variants):
                         if v.id not in tests_in_flight and len(in_flight) < workers + 1:
                             tests_in_flight.add(v.id)
                             submit(self._evaluate_test, v.id, v.id)
                     last = max((v.generation for v in variants), default=0)
-                    if (
-                        self._llm is not None
-                        and self._llm.budget_exhausted.is_set()
-                        and not stop.is_set()
-                    ):
-                        stop.set()
-                        final_status = RunStatus.STOPPED
-                        message = "LLM budget exhausted (raise it and resume)"
                     while (
                         not stop.is_set()
                         and last < target

@@ -704,13 +704,15 @@ class _Launcher:
         for reader in started.readers:
             if reader.is_alive():
                 reader.stop()
-                reader.join(timeout=1.0)
+        for reader in started.readers:
+            # A stopped reader leaves its select() within 0.2 s; wait for it, because closing a
+            # descriptor a thread still polls lets it read whatever reuses the number next.
+            reader.join(timeout=5.0)
+        # Each descriptor is closed exactly once, through its file object: closing the number
+        # behind the object's back (and the object again later) would close whichever pipe
+        # another thread had opened with that number in between.
         streams = (started.proc.stdout, started.proc.stderr, started.result_stream)
         for stream in streams:
-            with contextlib.suppress(OSError, ValueError):
-                if stream is not None:
-                    os.close(stream.fileno())
-        for stream in streams:  # the descriptors are gone; just drop the Python objects
             with contextlib.suppress(OSError, ValueError):
                 if stream is not None:
                     stream.close()

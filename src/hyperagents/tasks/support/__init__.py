@@ -18,7 +18,7 @@ Data
 ----
 Synthetic and determined by the task ``seed`` (standard library ``random``, stable across
 Python versions). Categories are drawn with weights billing .20, shipping .18, refund .17,
-technical .17, account .16, cancellation .12. 35% of the requests come from *hard* templates
+technical .17, account .16, cancellation .12. 40% of the requests come from *hard* templates
 that borrow another team's vocabulary and are settled only by the routing rules; the rest use
 their team's own words. Product names, apps, order numbers, amounts, greetings, asides and
 sign-offs are filled in at random. There is no label noise: the routing guide decides every

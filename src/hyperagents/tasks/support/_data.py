@@ -104,7 +104,6 @@ _TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "hard": (
             "Order {n} is late; if it does not come this week I will have to cancel it.",
             "I paid ${x} for express delivery and order {n} is still not here.",
-            "The tracking page crashes, so I cannot see where order {n} is.",
         ),
     },
     "account": {
@@ -119,7 +118,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "hard": (
             "I want to change the name on my account; the invoices should show the new one.",
             "Please add my partner to the family plan so they can log in.",
-            "I cannot log in to check the status of my refund.",
+            "I cannot log in to my account, so I cannot see my invoices.",
         ),
     },
     "technical": {
@@ -136,6 +135,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "The checkout page in {a} freezes when I press 'pay'.",
             "{a} shows someone else's order history after the update.",
             "The 'cancel subscription' button in {a} gives an error 500.",
+            "The tracking page crashes, so I cannot see where order {n} is.",
         ),
     },
     "cancellation": {
