@@ -91,7 +91,8 @@ def test_through_the_gateway_local_calls_cost_nothing_and_are_recorded(
 
 
 @local_model
-def test_a_reply_does_not_depend_on_the_call_before(provider: LocalProvider) -> None:
+def test_without_prefix_reuse_a_reply_does_not_depend_on_the_call_before() -> None:
+    provider = LocalProvider(n_threads=2, reuse_prefix=False)
     guide = "You route requests. Teams: billing, refund, shipping. Answer with one word."
     ask = [{"role": "system", "content": guide}, {"role": "user", "content": "Where is my box?"}]
     alone = provider.complete(ask, max_tokens=6).text

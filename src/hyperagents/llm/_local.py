@@ -70,11 +70,16 @@ class LocalProvider:
 
     The model is loaded on the first call (a 135M model takes well under a second) and its
     chat template is read from the GGUF file. Calls are serialised (one model, one context):
-    threads may share the provider. Each call starts from an empty context (no prompt prefix is
-    reused from the call before), and generation is seeded: a call without ``seed`` uses the
-    provider's ``seed``, and without ``temperature`` samples at 0 (greedy). So the same
-    request gets the same reply on the same machine and build (floating-point results may
-    differ between CPUs and llama.cpp builds; replay a recorded run for exact results).
+    threads may share the provider. Generation is seeded: a call without ``seed`` uses the
+    provider's ``seed``, and without ``temperature`` samples at 0 (greedy).
+
+    By default llama.cpp keeps the part of the previous prompt that the next one starts with
+    (e.g. a task agent's fixed instructions), which makes a run's many similar calls about ten
+    times faster. The numbers it keeps were computed in other batches, so a reply may, rarely,
+    depend on which call came before: a sequential run makes its calls in the same order every
+    time and is reproducible from its seed, but where jobs overlap the order follows timing.
+    ``reuse_prefix=False`` reads every prompt from scratch; replaying the recorded run is exact
+    either way (as is the only way across CPUs and llama.cpp builds).
 
     A call that is still generating after ``timeout`` seconds is cut there, like a reply cut
     by ``max_tokens``: the model is made to end its reply at the next token, and the completion
@@ -89,6 +94,7 @@ class LocalProvider:
         seed: The sampling seed of calls that give none.
         default_max_tokens: The generation limit of calls that give none.
         timeout: Seconds of generation per call (calls may give their own).
+        reuse_prefix: Keep the common start of the previous prompt (see above).
 
     Raises:
         LLMConfigError: If llama-cpp-python is missing, or the model file does not exist.
@@ -105,6 +111,7 @@ class LocalProvider:
         seed: int = 0,
         default_max_tokens: int = 512,
         timeout: float = 60.0,
+        reuse_prefix: bool = True,
     ) -> None:
         self._llama_cpp = _import_llama_cpp()
         path = bundled_model_path() if model_path is None else Path(model_path).expanduser()
@@ -118,6 +125,7 @@ class LocalProvider:
         self.seed = seed
         self.default_max_tokens = default_max_tokens
         self.timeout = timeout
+        self.reuse_prefix = reuse_prefix
         self._llama: Any = None
         self._lock = threading.Lock()
 
@@ -170,9 +178,8 @@ class LocalProvider:
             llama = self._load()
             limit = self.timeout if timeout is None else timeout
             cut = _Deadline(limit, llama.token_eos())
-            # Forget the previous prompt: llama.cpp would reuse its common prefix, and a reply
-            # would then depend on which call came before (in parallel runs, on timing).
-            llama.reset()
+            if not self.reuse_prefix:
+                llama.reset()  # read the whole prompt again (see the class docstring)
             try:
                 response = llama.create_chat_completion(
                     messages=plain,
