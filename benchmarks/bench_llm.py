@@ -31,6 +31,7 @@ import collections
 import hashlib
 import itertools
 import os
+import re
 import tempfile
 import threading
 import time
@@ -278,6 +279,18 @@ def scenario_local(generations: int, workdir: Path, sizes: tuple[int, int, int])
         rows.append(
             (f"generation {v.generation}", f"{v.state.name.lower()}, val {score(v, 'val')}; {why}")
         )
+    routed = [c for c in by_purpose.get("route", []) if c.reply]
+    naming = [
+        c
+        for c in routed
+        if any(w in CATEGORIES for w in re.findall(r"[a-z]+", (c.reply or "").lower()))
+    ]
+    rows.append(
+        (
+            "route replies naming a team",
+            f"{len(naming)} of {len(routed)} (the rest fall back to the keyword rules)",
+        )
+    )
     proposal = next((c.reply for c in by_purpose.get("meta:propose", []) if c.reply), None)
     if proposal:
         excerpt = " ".join(proposal.split())[:160].replace("|", "\\|")
