@@ -77,9 +77,10 @@ class LocalProvider:
     (e.g. a task agent's fixed instructions), which makes a run's many similar calls about ten
     times faster. The numbers it keeps were computed in other batches, so a reply may, rarely,
     depend on which call came before: a sequential run makes its calls in the same order every
-    time and is reproducible from its seed, but where jobs overlap the order follows timing.
-    ``reuse_prefix=False`` reads every prompt from scratch; replaying the recorded run is exact
-    either way (as is the only way across CPUs and llama.cpp builds).
+    time, but where jobs overlap the order follows timing. ``reuse_prefix=False`` reads every
+    prompt from scratch. A reply cut at the time limit (below) depends on the machine's speed
+    too. Replaying the recorded run is exact in every case (and the only way to be exact across
+    CPUs and llama.cpp builds).
 
     A call that is still generating after ``timeout`` seconds is cut there, like a reply cut
     by ``max_tokens``: the model is made to end its reply at the next token, and the completion
