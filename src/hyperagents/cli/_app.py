@@ -281,14 +281,7 @@ def run(
                 the_run, int(target or 0), timeout, workers or recorded.parallel_generations, quiet
             )
             return
-        data: dict[str, Any] = {}
-        if config is not None:
-            try:
-                data = json.loads(config.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise _ConfigFileError(f"cannot read config {config}: {exc}") from exc
-            if not isinstance(data, dict):
-                raise _ConfigFileError(f"config {config} must hold a JSON object")
+        data = _read_config(config)
         workers = workers or os.cpu_count() or 1
         cfg = RunConfig.parse(
             data,
@@ -313,6 +306,137 @@ def run(
 
 class _ConfigFileError(HyperagentsError):
     pass
+
+
+def _read_config(config: Path | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _ConfigFileError(f"cannot read config {config}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise _ConfigFileError(f"config {config} must hold a JSON object")
+    return data
+
+
+@app.command()
+def experiment(
+    task: Annotated[
+        str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")
+    ] = "review",
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated modes to compare.")
+    ] = "hyperagent,frozen-meta,no-archive",
+    seeds: Annotated[
+        int, typer.Option(min=1, help="Independent replicates per mode (seeds 0..N-1).")
+    ] = 5,
+    generations: Annotated[
+        int, typer.Option("--generations", "-g", min=0, help="Generations per run.")
+    ] = 30,
+    storage: StorageOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Runs driven at once [default: the number of CPUs]; results do not depend on it.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Experiment name [default: TASK-experiment]."),
+    ] = None,
+    sandbox: Annotated[
+        str | None,
+        typer.Option(help="Where agent code runs: auto (bwrap if available), bwrap, process."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="JSON file with run config values (all runs).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run every mode × seed of a task in one storage (again: continue where it stopped)."""
+    from hyperagents.reports import ExperimentSpec, experiment_runs, run_experiment
+    from hyperagents.tasks import load_task
+
+    with _errors():
+        data = _read_config(config)
+        if sandbox is not None:
+            data["sandbox"] = sandbox
+        task_name = load_task(task).name
+        spec = ExperimentSpec.parse(
+            name=name or f"{task_name}-experiment",
+            task=task,
+            modes=modes,
+            seeds=seeds,
+            generations=generations,
+            config=data,
+        )
+        store = get_storage(storage)
+        total = len(spec.modes) * len(spec.seeds) * spec.generations
+        done = sum(
+            1
+            for record in experiment_runs(store, spec.name)
+            for v in store.list_variants(record.id)
+            if v.generation > 0 and v.state.is_terminal
+        )
+        count = workers or os.cpu_count() or 1
+        if not quiet:
+            err_console.print(
+                f"experiment [bold]{spec.name}[/]: task {task_name}, "
+                f"{', '.join(m.value for m in spec.modes)} × {len(spec.seeds)} seeds × "
+                f"{spec.generations} generations, {count} run(s) at once"
+            )
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=quiet,
+        )
+
+        with progress:
+            bar = progress.add_task(spec.name, total=max(total, done), completed=done)
+
+            def on_variant(run: Run, variant: VariantRecord) -> None:
+                if variant.generation > 0:
+                    progress.advance(bar)
+
+            try:
+                records = run_experiment(spec, storage=store, workers=count, callbacks=[on_variant])
+            except KeyboardInterrupt:
+                err_console.print("interrupted: run the same command again to continue")
+                raise typer.Exit(130) from None
+        _print_experiment(store, records)
+
+
+def _print_experiment(store: BaseStorage, records: list[RunRecord]) -> None:
+    table = Table(title="experiment runs")
+    table.add_column("run", no_wrap=True)
+    for column in ("mode", "seed", "status", "generations", "best val", "its test"):
+        table.add_column(column)
+    for record in records:
+        complete = [
+            v
+            for v in store.list_variants(record.id, states=[VariantState.COMPLETE])
+            if "val" in v.scores
+        ]
+        best = min(complete, key=lambda v: (-v.scores["val"], v.generation), default=None)
+        last = max((v.generation for v in store.list_variants(record.id)), default=0)
+        table.add_row(
+            record.name,
+            record.mode,
+            str(record.seed),
+            record.status.name.lower(),
+            str(last),
+            _fmt(best.scores.get("val") if best else None),
+            _fmt(best.scores.get("test") if best else None),
+        )
+    console.print(table)
 
 
 @app.command()

@@ -1,7 +1,13 @@
-"""Reports on runs and experiments: statistics (more to come: grids, plots, HTML)."""
+"""Experiments and reports: grids of runs (modes × seeds) and the statistics to compare them."""
 
 from __future__ import annotations
 
+from hyperagents.reports._experiment import (
+    EXPERIMENT_ATTR,
+    ExperimentSpec,
+    experiment_runs,
+    run_experiment,
+)
 from hyperagents.reports._stats import (
     ConfidenceInterval,
     RankTest,
@@ -14,12 +20,16 @@ from hyperagents.reports._stats import (
 )
 
 __all__ = [
+    "EXPERIMENT_ATTR",
     "ConfidenceInterval",
+    "ExperimentSpec",
     "RankTest",
     "bootstrap_ci",
     "cliffs_delta",
+    "experiment_runs",
     "holm",
     "imp_at_k",
     "mann_whitney_u",
+    "run_experiment",
     "vargha_delaney_a12",
 ]

@@ -1,0 +1,217 @@
+"""Experiment grids: every mode × seed of a task as runs in one storage, resumable as a whole.
+
+An experiment is a set of runs that share a name in their attributes (``attrs["experiment"]``)
+and are named ``<experiment>-<mode>-s<seed>``. Each run is an ordinary run: its own seed drives
+all of its randomness (selection, meta agents, sandboxed code), so the seeds are independent
+replicates. Running the same experiment again continues whatever is unfinished and does nothing
+twice; asking for more generations, modes or seeds extends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from hyperagents.exceptions import ConfigError
+from hyperagents.runs import Mode, Run, RunConfig, parse_mode
+from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord, get_storage
+from hyperagents.tasks import Task, load_task
+
+__all__ = ["EXPERIMENT_ATTR", "ExperimentSpec", "experiment_runs", "run_experiment"]
+
+#: The run attribute that names a run's experiment.
+EXPERIMENT_ATTR = "experiment"
+
+#: Called as ``cb(run, variant)`` whenever a variant of any run reaches a final state.
+Callback = Callable[[Run, VariantRecord], None]
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What an experiment runs.
+
+    Attributes:
+        name: The experiment's name (its runs are ``<name>-<mode>-s<seed>``).
+        task: The task spec (``"review"``, ``"path/file.py:Class"``…).
+        modes: The modes to compare.
+        seeds: One run per mode and seed.
+        generations: Generations per run.
+        config: Run configuration shared by all runs.
+    """
+
+    name: str
+    task: str
+    modes: tuple[Mode, ...]
+    seeds: tuple[int, ...]
+    generations: int
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.strip():
+            raise ConfigError("an experiment needs a name")
+        if not self.modes:
+            raise ConfigError("an experiment needs at least one mode")
+        if len(set(self.modes)) != len(self.modes):
+            raise ConfigError("each mode may appear once")
+        if not self.seeds:
+            raise ConfigError("an experiment needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError("seeds must be distinct: a repeated seed is not a replicate")
+        if self.generations < 0:
+            raise ConfigError("generations must be >= 0")
+        RunConfig.parse(dict(self.config))  # fail early on a bad config
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        name: str,
+        task: str,
+        modes: Sequence[str] | str,
+        seeds: Sequence[int] | int,
+        generations: int,
+        config: Mapping[str, Any] | None = None,
+    ) -> ExperimentSpec:
+        """Build a spec from loose values: ``modes`` may be comma-separated, ``seeds`` a count
+        (``5`` means seeds 0 to 4).
+
+        Raises:
+            ConfigError: An unknown mode, no seeds, or a bad config.
+        """
+        mode_names = modes.split(",") if isinstance(modes, str) else list(modes)
+        parsed = tuple(parse_mode(m.strip()) for m in mode_names if m.strip())
+        if isinstance(seeds, int):
+            if seeds < 1:
+                raise ConfigError(f"seeds must be >= 1, got {seeds}")
+            seed_list = tuple(range(seeds))
+        else:
+            seed_list = tuple(int(s) for s in seeds)
+        return cls(name.strip(), task, parsed, seed_list, generations, dict(config or {}))
+
+    def run_name(self, mode: Mode, seed: int) -> str:
+        """The name of the run of ``mode`` and ``seed``."""
+        return f"{self.name}-{mode.value}-s{seed}"
+
+
+def experiment_runs(storage: str | BaseStorage | None, name: str) -> list[RunRecord]:
+    """The runs of an experiment, ascending id (empty if there is none of that name)."""
+    store = get_storage(storage)
+    return [r for r in store.list_runs() if r.attrs.get(EXPERIMENT_ATTR) == name]
+
+
+def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[Run]:
+    """Create the runs that do not exist yet, open the others (checking they belong)."""
+    existing = {r.name: r for r in store.list_runs()}
+    task_name = task.name if task is not None else load_task(spec.task).name
+    runs: list[Run] = []
+    for mode in spec.modes:
+        for seed in spec.seeds:
+            name = spec.run_name(mode, seed)
+            record = existing.get(name)
+            if record is None:
+                runs.append(
+                    Run.create(
+                        task=task if task is not None else spec.task,
+                        name=name,
+                        mode=mode,
+                        seed=seed,
+                        storage=store,
+                        config=dict(spec.config),
+                        attrs={EXPERIMENT_ATTR: spec.name},
+                    )
+                )
+                continue
+            if record.attrs.get(EXPERIMENT_ATTR) != spec.name:
+                raise ConfigError(
+                    f"a run named {name!r} exists but is not part of experiment {spec.name!r}"
+                )
+            if record.mode != mode.value or record.seed != seed:
+                raise ConfigError(f"run {name!r} has another mode or seed than its name says")
+            if record.attrs.get("task_name", task_name) != task_name:
+                raise ConfigError(
+                    f"experiment {spec.name!r} runs task {record.attrs.get('task_name')!r}, "
+                    f"not {task_name!r}"
+                )
+            run = Run.load(name, storage=store, task=task)
+            runs.append(run)
+    return runs
+
+
+def _pending(run: Run, generations: int) -> int | None:
+    """How many generations to add to a run's target: ``None`` continues the stored one."""
+    record = run.record()
+    stored = record.attrs.get("target_generations")
+    if stored is None:
+        return generations
+    missing = generations - int(stored)
+    return missing if missing > 0 else None
+
+
+def _finished(run: Run, generations: int) -> bool:
+    record = run.record()
+    stored = record.attrs.get("target_generations")
+    return record.status is RunStatus.COMPLETE and stored is not None and int(stored) >= generations
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    *,
+    storage: str | BaseStorage | None = None,
+    workers: int = 1,
+    task: Task | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> list[RunRecord]:
+    """Run (or continue) every run of an experiment.
+
+    Up to ``workers`` runs go at once, each with one worker, so the results do not depend on
+    ``workers``. On an interrupt (``KeyboardInterrupt``) every run still going is asked to stop
+    after the work in flight, and the interrupt is raised again once they have; calling this
+    again continues them.
+
+    Args:
+        spec: The experiment.
+        storage: Where the runs live.
+        workers: Runs driven at once.
+        task: The task object, instead of loading ``spec.task`` (e.g. a task built in code).
+        callbacks: Called as ``cb(run, variant)`` whenever a variant reaches a final state.
+
+    Returns:
+        The experiment's run records (modes × seeds, in that order) after the work.
+
+    Raises:
+        ConfigError: A bad spec, or a run of that name that belongs elsewhere.
+        KeyboardInterrupt: Interrupted (the runs are stopped cleanly and can be continued).
+    """
+    if workers < 1:
+        raise ConfigError("workers must be >= 1")
+    store = get_storage(storage)
+    runs = _open(spec, store, task)
+    todo = [run for run in runs if not _finished(run, spec.generations)]
+
+    def drive(run: Run) -> RunRecord:
+        return run.optimize(_pending(run, spec.generations), workers=1, callbacks=callbacks)
+
+    if todo:
+        pool = ThreadPoolExecutor(max_workers=min(workers, len(todo)))
+        futures: dict[Future[RunRecord], Run] = {}
+        queue = list(todo)
+        try:
+            while queue or futures:
+                while queue and len(futures) < workers:
+                    run = queue.pop(0)
+                    futures[pool.submit(drive, run)] = run
+                done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+                for future in done:
+                    futures.pop(future)
+                    future.result()  # a run that failed raises here
+        except KeyboardInterrupt:
+            queue.clear()
+            for run in futures.values():
+                store.set_run_status(run.id, RunStatus.STOPPED, expected=RunStatus.RUNNING)
+            wait(list(futures))
+            raise
+        finally:
+            pool.shutdown(wait=True)
+    return [store.get_run(run.id) for run in runs]
