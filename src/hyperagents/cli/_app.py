@@ -414,6 +414,24 @@ def experiment(
         _print_experiment(store, records)
 
 
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Experiment or run name (or id).")],
+    storage: StorageOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output directory [default: report-NAME].")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, help="The k of imp@k.")] = 50,
+) -> None:
+    """Write tables, figures, statistics, Markdown and HTML for an experiment or a run."""
+    from hyperagents.reports import build_report
+
+    with _errors():
+        written = build_report(name, storage=_existing_storage(storage), out=out, k=k)
+        for kind, path in written.files.items():
+            console.print(f"{kind:<28} {path}", highlight=False)
+
+
 def _print_experiment(store: BaseStorage, records: list[RunRecord]) -> None:
     table = Table(title="experiment runs")
     table.add_column("run", no_wrap=True)

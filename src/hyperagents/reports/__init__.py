@@ -1,4 +1,4 @@
-"""Experiments and reports: grids of runs (modes × seeds) and the statistics to compare them."""
+"""Experiments and reports: grids of runs (modes × seeds), statistics, figures, HTML."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hyperagents.reports._experiment import (
     experiment_runs,
     run_experiment,
 )
+from hyperagents.reports._report import Report, build_report, statistics
 from hyperagents.reports._stats import (
     ConfidenceInterval,
     RankTest,
@@ -24,12 +25,15 @@ __all__ = [
     "ConfidenceInterval",
     "ExperimentSpec",
     "RankTest",
+    "Report",
     "bootstrap_ci",
+    "build_report",
     "cliffs_delta",
     "experiment_runs",
     "holm",
     "imp_at_k",
     "mann_whitney_u",
     "run_experiment",
+    "statistics",
     "vargha_delaney_a12",
 ]

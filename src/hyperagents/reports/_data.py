@@ -1,0 +1,163 @@
+"""What a report reads from storage: one row per run and generation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hyperagents.exceptions import RunNotFoundError
+from hyperagents.reports._experiment import experiment_runs
+from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
+
+__all__ = ["GENERATION_COLUMNS", "ReportData", "collect", "flatten_numbers"]
+
+#: The columns of the per-generation table, in order.
+GENERATION_COLUMNS = (
+    "experiment",
+    "run",
+    "task",
+    "mode",
+    "seed",
+    "generation",
+    "variant_id",
+    "parent_generation",
+    "state",
+    "train_subset",
+    "train",
+    "val",
+    "test",
+    "best_val",
+    "champion_generation",
+    "champion_val",
+    "champion_test",
+    "seconds",
+    "sandbox_seconds",
+    "llm_calls",
+    "llm_tokens",
+    "llm_cost",
+    "operator",
+)
+
+
+@dataclass
+class ReportData:
+    """The runs a report covers and their per-generation rows.
+
+    Attributes:
+        name: The run or experiment reported on.
+        runs: The run records.
+        variants: Each run's variants (by run id), ascending generation.
+        rows: One row per run and generation (keys: :data:`GENERATION_COLUMNS`).
+    """
+
+    name: str
+    runs: list[RunRecord]
+    variants: dict[int, list[VariantRecord]]
+    rows: list[dict[str, Any]]
+
+    @property
+    def modes(self) -> list[str]:
+        """The modes present, in first-seen order."""
+        seen: dict[str, None] = {}
+        for run in self.runs:
+            seen.setdefault(run.mode, None)
+        return list(seen)
+
+    def rows_of(self, run: RunRecord) -> list[dict[str, Any]]:
+        """The rows of one run."""
+        return [row for row in self.rows if row["run"] == run.name]
+
+
+def _score(variant: VariantRecord, stage: str) -> float | None:
+    value = variant.scores.get(stage)
+    return float(value) if value is not None else None
+
+
+def _run_rows(
+    store: BaseStorage, run: RunRecord, variants: list[VariantRecord]
+) -> Iterator[dict[str, Any]]:
+    generation_of = {v.id: v.generation for v in variants}
+    llm: dict[int, dict[str, Any]] = {}
+    for call in store.list_llm_calls(run.id):
+        if call.variant_id is None:
+            continue
+        totals = llm.setdefault(call.variant_id, {"calls": 0, "tokens": 0, "cost": 0.0})
+        if call.error is None:
+            totals["calls"] += 1
+        if call.error is None and not call.cached:
+            totals["tokens"] += call.prompt_tokens + call.completion_tokens
+            totals["cost"] += call.cost
+    champion: VariantRecord | None = None
+    for v in variants:
+        val = _score(v, "val")
+        if v.state is VariantState.COMPLETE and val is not None:
+            best = _score(champion, "val") if champion is not None else None
+            if best is None or val > best:
+                champion = v
+        timing = v.metrics.get("timing") if isinstance(v.metrics, Mapping) else None
+        timing = timing if isinstance(timing, Mapping) else {}
+        usage = llm.get(v.id, {"calls": 0, "tokens": 0, "cost": 0.0})
+        yield {
+            "experiment": run.attrs.get("experiment"),
+            "run": run.name,
+            "task": run.attrs.get("task_name", run.task),
+            "mode": run.mode,
+            "seed": run.seed,
+            "generation": v.generation,
+            "variant_id": v.id,
+            "parent_generation": generation_of.get(v.parent_id) if v.parent_id else None,
+            "state": v.state.name.lower(),
+            "train_subset": _score(v, "train_subset"),
+            "train": _score(v, "train"),
+            "val": _score(v, "val"),
+            "test": _score(v, "test"),
+            "best_val": _score(champion, "val") if champion else None,
+            "champion_generation": champion.generation if champion else None,
+            "champion_val": _score(champion, "val") if champion else None,
+            "champion_test": _score(champion, "test") if champion else None,
+            "seconds": timing.get("total_seconds"),
+            "sandbox_seconds": timing.get("sandbox_seconds"),
+            "llm_calls": usage["calls"],
+            "llm_tokens": usage["tokens"],
+            "llm_cost": usage["cost"],
+            "operator": v.meta_info.get("operator") if isinstance(v.meta_info, Mapping) else None,
+        }
+
+
+def collect(store: BaseStorage, name: str) -> ReportData:
+    """Read an experiment (by name) or a single run (by name or id).
+
+    Raises:
+        RunNotFoundError: Neither an experiment nor a run has that name.
+    """
+    runs = experiment_runs(store, name)
+    if not runs:
+        try:
+            runs = [store.get_run_by_name(name)]
+        except RunNotFoundError:
+            if not name.isdigit():
+                raise RunNotFoundError(f"no experiment or run named {name!r}") from None
+            runs = [store.get_run(int(name))]
+    variants = {
+        run.id: sorted(store.list_variants(run.id), key=lambda v: v.generation) for run in runs
+    }
+    rows = [row for run in runs for row in _run_rows(store, run, variants[run.id])]
+    return ReportData(name, runs, variants, rows)
+
+
+def flatten_numbers(value: Any, prefix: str = "") -> dict[str, float]:
+    """The finite numbers in nested mappings, keyed by dotted path (booleans excluded)."""
+    found: dict[str, float] = {}
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            found.update(flatten_numbers(item, path))
+    elif (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    ):
+        found[prefix] = float(value)
+    return found

@@ -1,0 +1,379 @@
+"""``hyperagents report``: tables, figures, statistics, Markdown and a self-contained HTML."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import importlib.util
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hyperagents.reports._data import GENERATION_COLUMNS, ReportData, collect
+from hyperagents.reports._plots import (
+    plot_costs,
+    plot_learning_curves,
+    plot_lineage,
+    plot_meta_drift,
+)
+from hyperagents.reports._stats import (
+    bootstrap_ci,
+    holm,
+    imp_at_k,
+    mann_whitney_u,
+    vargha_delaney_a12,
+)
+from hyperagents.storages import BaseStorage, RunRecord, get_storage
+
+__all__ = ["Report", "build_report", "statistics"]
+
+#: Significance level the report's sentences use (after Holm's adjustment).
+ALPHA = 0.05
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` wrote.
+
+    Attributes:
+        directory: The output directory.
+        files: Every file written, by kind (``"csv"``, ``"html"``, ``"figure:learning"``…).
+        statistics: The numbers of the statistics section (also in ``statistics.json``).
+    """
+
+    directory: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    statistics: dict[str, Any] = field(default_factory=dict)
+
+
+def _final(rows: list[dict[str, Any]], column: str) -> float | None:
+    for row in reversed(rows):
+        if row[column] is not None:
+            return float(row[column])
+    return None
+
+
+def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any]:
+    """Per mode: final champion test (median, bootstrap CI), best val, imp@k; pairwise tests.
+
+    The final champion is the best-on-val variant at the end of each run; its test score was
+    measured when it became champion. imp@k (DGM-H) is, per run, the best test score among the
+    variants of generations 1..k that have one (the champions as each generation settled)
+    minus the seed's test score.
+
+    Args:
+        data: The runs.
+        k: The k of imp@k (capped at the generations run).
+        seed: Seed of the bootstrap.
+
+    Returns:
+        ``{"modes": {mode: {...}}, "pairs": [...], "k": k}``, JSON-compatible.
+    """
+    modes: dict[str, Any] = {}
+    last = max((row["generation"] for row in data.rows), default=0)
+    k = max(1, min(k, last)) if last else 1
+    finals: dict[str, list[float]] = {}
+    for mode in data.modes:
+        runs = [r for r in data.runs if r.mode == mode]
+        tests, vals, imps = [], [], []
+        for run in runs:
+            rows = data.rows_of(run)
+            test, val = _final(rows, "champion_test"), _final(rows, "best_val")
+            if test is not None:
+                tests.append(test)
+            if val is not None:
+                vals.append(val)
+            seed_rows = [r for r in rows if r["generation"] == 0 and r["test"] is not None]
+            later = [r["test"] for r in rows if 1 <= r["generation"] <= k and r["test"] is not None]
+            if seed_rows:
+                imps.append(imp_at_k(later or [seed_rows[0]["test"]], seed_rows[0]["test"], k))
+        finals[mode] = tests
+        entry: dict[str, Any] = {"runs": len(runs), "final_test": tests, "final_val": vals}
+        for name, sample in (("test", tests), ("val", vals), ("imp_at_k", imps)):
+            if sample:
+                ci = bootstrap_ci(sample, np.median, seed=seed)
+                entry[name] = {"median": ci.estimate, "low": ci.low, "high": ci.high}
+            else:
+                entry[name] = None
+        entry["imp_at_k_values"] = imps
+        modes[mode] = entry
+    pairs: list[dict[str, Any]] = []
+    for a, b in itertools.combinations(data.modes, 2):
+        if len(finals[a]) < 2 or len(finals[b]) < 2:
+            continue
+        rank_test = mann_whitney_u(finals[a], finals[b])
+        pairs.append(
+            {
+                "a": a,
+                "b": b,
+                "u": rank_test.u,
+                "p_value": rank_test.p_value,
+                "method": rank_test.method,
+                "a12": vargha_delaney_a12(finals[a], finals[b]),
+            }
+        )
+    for pair, adjusted in zip(pairs, holm([p["p_value"] for p in pairs]), strict=True):
+        pair["p_holm"] = adjusted
+        pair["cliffs_delta"] = 2 * pair["a12"] - 1
+    return {"modes": modes, "pairs": pairs, "k": k, "alpha": ALPHA}
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ci(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "–"
+    return f"{entry['median']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
+
+
+def _sentences(stats: dict[str, Any]) -> list[str]:
+    """Plain statements of what the pairwise tests show."""
+    out = []
+    for pair in stats["pairs"]:
+        a, b = pair["a"], pair["b"]
+        ma = stats["modes"][a]["test"]["median"] if stats["modes"][a]["test"] else float("nan")
+        mb = stats["modes"][b]["test"]["median"] if stats["modes"][b]["test"] else float("nan")
+        verdict = (
+            "a significant difference"
+            if pair["p_holm"] < stats["alpha"]
+            else "no significant difference"
+        )
+        out.append(
+            f"{a} vs {b}: median final test {ma:.3f} vs {mb:.3f}; {verdict} at α = "
+            f"{stats['alpha']} (Mann–Whitney p = {pair['p_value']:.3g}, Holm-adjusted "
+            f"{pair['p_holm']:.3g}; A12 = {pair['a12']:.2f})."
+        )
+    return out
+
+
+def _runs_table(data: ReportData) -> list[list[str]]:
+    table = [["run", "mode", "seed", "status", "generations", "best val", "champion test"]]
+    for run in data.runs:
+        rows = data.rows_of(run)
+        table.append(
+            [
+                run.name,
+                run.mode,
+                str(run.seed),
+                run.status.name.lower(),
+                str(max((r["generation"] for r in rows), default=0)),
+                _fmt(_final(rows, "best_val")),
+                _fmt(_final(rows, "champion_test")),
+            ]
+        )
+    return table
+
+
+def _mode_table(stats: dict[str, Any]) -> list[list[str]]:
+    k = stats["k"]
+    table = [["mode", "runs", "final test: median [95% CI]", "best val: median [95% CI]",
+              f"imp@{k}: median [95% CI]"]]  # fmt: skip
+    for mode, entry in stats["modes"].items():
+        table.append(
+            [
+                mode,
+                str(entry["runs"]),
+                _ci(entry["test"]),
+                _ci(entry["val"]),
+                _ci(entry["imp_at_k"]),
+            ]
+        )
+    return table
+
+
+def _pairs_table(stats: dict[str, Any]) -> list[list[str]]:
+    table = [["comparison", "U", "p (Mann–Whitney)", "p (Holm)", "A12", "Cliff's δ"]]
+    for p in stats["pairs"]:
+        table.append(
+            [
+                f"{p['a']} vs {p['b']}",
+                _fmt(p["u"], 1),
+                f"{p['p_value']:.3g} ({p['method']})",
+                f"{p['p_holm']:.3g}",
+                f"{p['a12']:.2f}",
+                f"{p['cliffs_delta']:+.2f}",
+            ]
+        )
+    return table
+
+
+def _markdown_table(table: list[list[str]]) -> str:
+    head, *body = table
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _html_table(table: list[list[str]]) -> str:
+    head, *body = table
+    cells = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+    )
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1100px;color:#222;padding:0 1rem}
+h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:.8rem 0;font-size:.92rem}
+th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}th{background:#f3f3f3}
+img{max-width:100%;border:1px solid #eee;margin:.6rem 0}.note{color:#555;font-size:.9rem}
+"""
+
+
+def _write_csv(data: ReportData, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(GENERATION_COLUMNS))
+        writer.writeheader()
+        for row in data.rows:
+            writer.writerow(
+                {key: "" if row[key] is None else row[key] for key in GENERATION_COLUMNS}
+            )
+
+
+def _write_parquet(data: ReportData, path: Path) -> bool:
+    if importlib.util.find_spec("pyarrow") is None:
+        return False
+    import pyarrow as pa  # type: ignore[import-not-found,unused-ignore]
+    import pyarrow.parquet as pq  # type: ignore[import-not-found,unused-ignore]
+
+    columns = {key: [row[key] for row in data.rows] for key in GENERATION_COLUMNS}
+    pq.write_table(pa.table(columns), path)
+    return True
+
+
+def build_report(
+    name: str,
+    *,
+    storage: str | BaseStorage | None = None,
+    out: str | Path | None = None,
+    k: int = 50,
+) -> Report:
+    """Write the report of an experiment or a run.
+
+    Writes ``generations.csv`` (and ``generations.parquet`` when pyarrow is installed), the
+    figures (``learning_curves.png``, ``meta_drift.png`` when the meta agents recorded numeric
+    parameters, ``lineage-<run>.png`` for the best run of each mode, ``costs.png``),
+    ``statistics.json``, ``report.md`` and ``report.html`` (self-contained: figures inline).
+
+    Args:
+        name: An experiment's name, or a run's name or id.
+        storage: Where the runs are.
+        out: The output directory (default ``report-<name>``; created).
+        k: The k of imp@k.
+
+    Returns:
+        What was written.
+
+    Raises:
+        RunNotFoundError: No experiment or run of that name.
+    """
+    store = get_storage(storage)
+    data = collect(store, name)
+    directory = Path(out) if out is not None else Path(f"report-{name}")
+    directory.mkdir(parents=True, exist_ok=True)
+    report = Report(directory)
+    _write_csv(data, directory / "generations.csv")
+    report.files["csv"] = directory / "generations.csv"
+    if _write_parquet(data, directory / "generations.parquet"):
+        report.files["parquet"] = directory / "generations.parquet"
+    report.files["figure:learning"] = plot_learning_curves(data, directory / "learning_curves.png")
+    drift = plot_meta_drift(data, directory / "meta_drift.png")
+    if drift is not None:
+        report.files["figure:drift"] = drift
+    for run in _best_run_per_mode(data):
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run.name)
+        report.files[f"figure:lineage:{run.name}"] = plot_lineage(
+            data, run, directory / f"lineage-{safe}.png"
+        )
+    report.files["figure:costs"] = plot_costs(data, directory / "costs.png")
+    stats = statistics(data, k=k)
+    report.statistics = stats
+    (directory / "statistics.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+    report.files["json"] = directory / "statistics.json"
+    _write_documents(data, stats, report)
+    return report
+
+
+def _best_run_per_mode(data: ReportData) -> list[RunRecord]:
+    best: list[RunRecord] = []
+    for mode in data.modes:
+        runs = [r for r in data.runs if r.mode == mode]
+        best.append(max(runs, key=lambda r: _final(data.rows_of(r), "best_val") or -math.inf))
+    return best
+
+
+_CAPTIONS = {
+    "figure:learning": "Learning curves: the best val score so far and the champion's test "
+    "score per generation; lines are medians over seeds, bands 95% bootstrap confidence "
+    "intervals of the median.",
+    "figure:drift": "Meta-agent parameter drift: the numeric strategy parameters the meta "
+    "agents wrote into their own code, per generation (median over seeds). In frozen-meta "
+    "mode those edits are discarded: each generation starts again from the seed's values.",
+    "figure:costs": "Cost per generation: time, and LLM tokens when a model was used.",
+}
+
+
+def _write_documents(data: ReportData, stats: dict[str, Any], report: Report) -> None:
+    runs_table, mode_table, pairs_table = _runs_table(data), _mode_table(stats), _pairs_table(stats)
+    sentences = _sentences(stats)
+    figures = [(kind, path) for kind, path in report.files.items() if kind.startswith("figure:")]
+    k = stats["k"]
+    intro = (
+        f"{len(data.runs)} run(s) of task {data.rows[0]['task'] if data.rows else '?'}; modes "
+        f"{', '.join(data.modes)}. The final champion is each run's best variant on val; its "
+        f"test score was measured once, when it became champion. imp@{k}: the best test score "
+        f"among the champions of generations 1..{k} minus the seed's (DGM-H)."
+    )
+    md = [f"# Report: {data.name}", "", intro, "", "## Runs", "", _markdown_table(runs_table)]
+    md += ["", "## Statistics", "", _markdown_table(mode_table), ""]
+    if pairs_table[1:]:
+        md += [_markdown_table(pairs_table), ""] + [f"- {s}" for s in sentences] + [""]
+    else:
+        md += ["(Pairwise tests need at least two modes with two runs each.)", ""]
+    md += ["## Figures", ""]
+    for kind, path in figures:
+        caption = _CAPTIONS.get(kind, f"Lineage of {kind.rsplit(':', 1)[-1]}: colour = val score, "
+                                "champion's path in red.")  # fmt: skip
+        md += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
+    (report.directory / "report.md").write_text("\n".join(md), encoding="utf-8")
+    report.files["markdown"] = report.directory / "report.md"
+
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Report: {html.escape(data.name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Report: {html.escape(data.name)}</h1><p>{html.escape(intro)}</p>",
+        "<h2>Runs</h2>",
+        _html_table(runs_table),
+        "<h2>Statistics</h2>",
+        _html_table(mode_table),
+    ]
+    if pairs_table[1:]:
+        parts.append(_html_table(pairs_table))
+        parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>")
+    parts.append("<h2>Figures</h2>")
+    for kind, path in figures:
+        caption = _CAPTIONS.get(kind, f"Lineage of {kind.rsplit(':', 1)[-1]}: colour = val score, "
+                                "champion's path in red.")  # fmt: skip
+        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(
+            f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
+            f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>"
+        )
+    parts.append("</body></html>")
+    (report.directory / "report.html").write_text("".join(parts), encoding="utf-8")
+    report.files["html"] = report.directory / "report.html"

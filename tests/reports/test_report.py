@@ -1,0 +1,142 @@
+"""``hyperagents report``: tables, figures, statistics and documents from stored runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hyperagents.exceptions import RunNotFoundError
+from hyperagents.reports import (
+    ExperimentSpec,
+    build_report,
+    mann_whitney_u,
+    run_experiment,
+)
+from hyperagents.reports._data import GENERATION_COLUMNS, collect
+from hyperagents.runs import Run
+from hyperagents.storages import get_storage
+
+from toytask import ToyTask
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+# The toy task with a declared search space, so that the built-in offline meta agent (which
+# records its own strategy parameters) can work on it.
+TUNABLE = """PARAMS = {"t": 0.2}
+PARAM_SPACE = {"t": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def solve(inputs):
+    return "hi" if inputs["x"] > PARAMS["t"] else "lo"
+"""
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('grid') / 'grid.db'}"
+    spec = ExperimentSpec.parse(
+        name="g",
+        task="toy",
+        modes="hyperagent,frozen-meta,no-archive",
+        seeds=3,
+        generations=5,
+        config={"subset_size": 10, "meta_agent": "offline"},
+    )
+    run_experiment(spec, storage=url, workers=2, task=ToyTask(task_agent=TUNABLE))
+    return url
+
+
+def test_the_table_has_a_row_per_run_and_generation(grid: str, tmp_path: Path) -> None:
+    report = build_report("g", storage=grid, out=tmp_path)
+    with report.files["csv"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == GENERATION_COLUMNS
+    assert len(rows) == 9 * 6  # 9 runs, generations 0..5
+    first = [r for r in rows if r["run"] == "g-hyperagent-s0"]
+    assert [int(r["generation"]) for r in first] == list(range(6))
+    best = [float(r["best_val"]) for r in first]
+    assert best == sorted(best)  # the best so far never goes down
+    assert all(r["experiment"] == "g" and r["mode"] == "hyperagent" for r in first)
+
+
+def test_statistics_agree_with_the_stored_runs(grid: str, tmp_path: Path) -> None:
+    report = build_report("g", storage=grid, out=tmp_path, k=3)
+    stats = json.loads(report.files["json"].read_text())
+    data = collect(get_storage(grid), "g")
+    finals: dict[str, list[float]] = {}
+    for run in data.runs:
+        rows = data.rows_of(run)
+        final = next(r["champion_test"] for r in reversed(rows) if r["champion_test"] is not None)
+        finals.setdefault(run.mode, []).append(final)
+    for mode, values in finals.items():
+        entry = stats["modes"][mode]
+        assert sorted(entry["final_test"]) == sorted(values)
+        assert entry["test"]["median"] == pytest.approx(float(np.median(values)))
+        assert entry["test"]["low"] <= entry["test"]["median"] <= entry["test"]["high"]
+    pair = next(p for p in stats["pairs"] if (p["a"], p["b"]) == ("hyperagent", "no-archive"))
+    expected = mann_whitney_u(finals["hyperagent"], finals["no-archive"])
+    assert pair["p_value"] == pytest.approx(expected.p_value)
+    assert pair["p_holm"] >= pair["p_value"]
+    assert stats["k"] == 3
+    for entry in stats["modes"].values():
+        assert all(value >= -1 for value in entry["imp_at_k_values"])
+
+
+def test_figures_and_documents_are_self_contained(grid: str, tmp_path: Path) -> None:
+    report = build_report("g", storage=grid, out=tmp_path)
+    figures = {kind: path for kind, path in report.files.items() if kind.startswith("figure:")}
+    assert {"figure:learning", "figure:drift", "figure:costs"} <= set(figures)
+    assert sum(kind.startswith("figure:lineage:") for kind in figures) == 3  # best run per mode
+    for path in figures.values():
+        data = path.read_bytes()
+        assert data.startswith(PNG) and len(data) > 20_000
+    page = report.files["html"].read_text()
+    assert page.count("data:image/png;base64,") == len(figures)
+    assert "http://" not in page and "https://" not in page  # nothing fetched from anywhere
+    assert "Mann–Whitney" in page and "imp@" in page
+    markdown = report.files["markdown"].read_text()
+    for path in figures.values():
+        assert f"]({path.name})" in markdown
+
+
+def test_a_single_run_can_be_reported_and_unknown_names_are_errors(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    run = Run.create(task=ToyTask(), name="solo", storage=url, config={"subset_size": 10})
+    run.optimize(generations=3)
+    report = build_report("solo", storage=url, out=tmp_path / "out")
+    stats: dict[str, Any] = report.statistics
+    assert list(stats["modes"]) == ["hyperagent"] and stats["pairs"] == []
+    assert "need at least two modes" in report.files["markdown"].read_text()
+    with pytest.raises(RunNotFoundError, match="no experiment or run named"):
+        build_report("nothing", storage=url, out=tmp_path / "x")
+
+
+def test_the_cli_writes_the_report(grid: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERAGENTS_")}
+    out = tmp_path / "cli"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hyperagents", "report", "g", "--storage", grid, "-o", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.html").is_file() and (out / "learning_curves.png").is_file()
+    assert "report.html" in proc.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "hyperagents", "report", "nope", "--storage", grid],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 1 and "no experiment or run named" in missing.stderr
