@@ -25,12 +25,12 @@ from rich.tree import Tree
 
 from hyperagents.exceptions import (
     HyperagentsError,
-    RunNotFoundError,
     RunStateError,
     StorageURLError,
     VariantNotFoundError,
 )
 from hyperagents.runs import SELECTORS, Mode, Run, RunConfig
+from hyperagents.runs._resolve import find_run, resolve_variant
 from hyperagents.storages import (
     BaseStorage,
     RunRecord,
@@ -129,6 +129,7 @@ def _drive(
 
 #: ``run`` options that ``--replay`` takes from the recorded run instead.
 _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
+    "meta_from",
     "task",
     "mode",
     "seed",
@@ -222,6 +223,14 @@ def run(
     max_tokens: Annotated[
         int | None, typer.Option(min=0, help="LLM budget in tokens (stops the run).")
     ] = None,
+    meta_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="VARIANT",
+            help="Start with this variant's meta agent (e.g. evolved on another task: "
+            "RUN/champion); the task agent is the task's own seed.",
+        ),
+    ] = None,
     replay: Annotated[
         str | None,
         typer.Option(
@@ -295,7 +304,23 @@ def run(
             meta_agent=meta,
         )
         store = get_storage(storage)
-        the_run = Run.create(task=task, name=name, mode=mode, seed=seed, storage=store, config=cfg)
+        donor, attrs = None, {}
+        if meta_from is not None:
+            variant = resolve_variant(store, meta_from)
+            if variant.program_id is None:
+                raise _ConfigFileError(f"variant {meta_from!r} has no program yet")
+            donor = store.get_program(variant.program_id)
+            attrs = {"meta_from": meta_from, "meta_from_program": variant.program_id}
+        the_run = Run.create(
+            task=task,
+            name=name,
+            mode=mode,
+            seed=seed,
+            storage=store,
+            config=cfg,
+            attrs=attrs,
+            meta_from=donor,
+        )
         if not quiet:
             err_console.print(
                 f"run [bold]{the_run.name}[/]: task {task}, mode {mode.value}, "
@@ -356,6 +381,14 @@ def experiment(
     config: Annotated[
         Path | None, typer.Option(help="JSON file with run config values (all runs).")
     ] = None,
+    meta_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="VARIANT",
+            help="Transfer: also run each mode with this variant's meta agent (e.g. evolved "
+            "on another task: RUN/champion), as the arm MODE+transfer.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run every mode × seed of a task in one storage (again: continue where it stopped)."""
@@ -374,9 +407,10 @@ def experiment(
             seeds=seeds,
             generations=generations,
             config=data,
+            meta_from=meta_from,
         )
         store = get_storage(storage)
-        total = len(spec.modes) * len(spec.seeds) * spec.generations
+        total = len(spec.arms()) * len(spec.seeds) * spec.generations
         done = sum(
             1
             for record in experiment_runs(store, spec.name)
@@ -630,39 +664,12 @@ def status(
 
 def _find_run(store: BaseStorage, name: str) -> RunRecord:
     """A run by name, or by id when no run has that (all-digit) name."""
-    try:
-        return store.get_run_by_name(name)
-    except RunNotFoundError:
-        if not name.isdigit():
-            raise
-        return store.get_run(int(name))
+    return find_run(store, name)
 
 
 def _resolve_variant(spec: str, store: BaseStorage) -> VariantRecord:
     """``ID``, ``#ID``, ``RUN/GEN``, ``RUN/champion``, ``RUN/seed``."""
-    spec = spec.strip()
-    if spec.lstrip("#").isdigit() and "/" not in spec:
-        return store.get_variant(int(spec.lstrip("#")))
-    run_name, sep, which = spec.rpartition("/")
-    if not sep or not run_name:
-        raise VariantNotFoundError(f"bad variant {spec!r}: use ID, RUN/GENERATION or RUN/champion")
-    record = _find_run(store, run_name)
-    if which in ("champion", "best"):
-        vals = [
-            v
-            for v in store.list_variants(record.id, states=[VariantState.COMPLETE])
-            if "val" in v.scores
-        ]
-        if not vals:
-            raise VariantNotFoundError(f"run {record.name!r} has no complete variant yet")
-        return min(vals, key=lambda v: (-v.scores["val"], v.generation))
-    generation = 0 if which == "seed" else int(which) if which.isdigit() else None
-    if generation is None:
-        raise VariantNotFoundError(f"bad generation {which!r} in {spec!r}")
-    found = store.get_variant_by_generation(record.id, generation)
-    if found is None:
-        raise VariantNotFoundError(f"run {record.name!r} has no generation {generation}")
-    return found
+    return resolve_variant(store, spec)
 
 
 @app.command()

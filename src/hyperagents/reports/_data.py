@@ -11,7 +11,7 @@ from hyperagents.exceptions import RunNotFoundError
 from hyperagents.reports._experiment import experiment_runs
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
 
-__all__ = ["GENERATION_COLUMNS", "ReportData", "collect", "flatten_numbers"]
+__all__ = ["GENERATION_COLUMNS", "ReportData", "arm_of", "collect", "flatten_numbers"]
 
 #: The columns of the per-generation table, in order.
 GENERATION_COLUMNS = (
@@ -19,6 +19,7 @@ GENERATION_COLUMNS = (
     "run",
     "task",
     "mode",
+    "arm",
     "seed",
     "generation",
     "variant_id",
@@ -59,15 +60,25 @@ class ReportData:
 
     @property
     def modes(self) -> list[str]:
-        """The modes present, in first-seen order."""
+        """The arms compared (a run's mode, or e.g. ``"frozen-meta+transfer"``), in order."""
         seen: dict[str, None] = {}
         for run in self.runs:
-            seen.setdefault(run.mode, None)
+            seen.setdefault(arm_of(run), None)
         return list(seen)
+
+    def runs_of(self, arm: str) -> list[RunRecord]:
+        """The runs of one arm."""
+        return [run for run in self.runs if arm_of(run) == arm]
 
     def rows_of(self, run: RunRecord) -> list[dict[str, Any]]:
         """The rows of one run."""
         return [row for row in self.rows if row["run"] == run.name]
+
+
+def arm_of(run: RunRecord) -> str:
+    """The group a run is compared in: its ``arm`` attribute, else its mode."""
+    arm = run.attrs.get("arm")
+    return str(arm) if arm else run.mode
 
 
 def _score(variant: VariantRecord, stage: str) -> float | None:
@@ -104,6 +115,7 @@ def _run_rows(
             "run": run.name,
             "task": run.attrs.get("task_name", run.task),
             "mode": run.mode,
+            "arm": arm_of(run),
             "seed": run.seed,
             "generation": v.generation,
             "variant_id": v.id,

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperagents.exceptions import ConfigError
+from hyperagents.program import Program
 from hyperagents.runs import Mode, Run, RunConfig, parse_mode
+from hyperagents.runs._resolve import resolve_variant
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord, get_storage
 from hyperagents.tasks import Task, load_task
 
@@ -39,6 +41,10 @@ class ExperimentSpec:
         seeds: One run per mode and seed.
         generations: Generations per run.
         config: Run configuration shared by all runs.
+        meta_from: Transfer: a variant (``RUN/GEN``, ``RUN/champion``…) whose meta agent —
+            evolved, say, on another task — is given to a second arm of runs
+            (``<name>-<mode>-transfer-s<seed>``, arm ``"<mode>+transfer"``) beside the runs
+            with the task's own seed meta agent, so a report compares the two (imp@k).
     """
 
     name: str
@@ -47,6 +53,7 @@ class ExperimentSpec:
     seeds: tuple[int, ...]
     generations: int
     config: Mapping[str, Any] = field(default_factory=dict)
+    meta_from: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
@@ -73,6 +80,7 @@ class ExperimentSpec:
         seeds: Sequence[int] | int,
         generations: int,
         config: Mapping[str, Any] | None = None,
+        meta_from: str | None = None,
     ) -> ExperimentSpec:
         """Build a spec from loose values: ``modes`` may be comma-separated, ``seeds`` a count
         (``5`` means seeds 0 to 4).
@@ -88,11 +96,19 @@ class ExperimentSpec:
             seed_list = tuple(range(seeds))
         else:
             seed_list = tuple(int(s) for s in seeds)
-        return cls(name.strip(), task, parsed, seed_list, generations, dict(config or {}))
+        return cls(
+            name.strip(), task, parsed, seed_list, generations, dict(config or {}), meta_from
+        )
 
-    def run_name(self, mode: Mode, seed: int) -> str:
-        """The name of the run of ``mode`` and ``seed``."""
-        return f"{self.name}-{mode.value}-s{seed}"
+    def run_name(self, mode: Mode, seed: int, *, transfer: bool = False) -> str:
+        """The name of the run of ``mode`` and ``seed`` (in the transfer arm or not)."""
+        arm = f"{mode.value}-transfer" if transfer else mode.value
+        return f"{self.name}-{arm}-s{seed}"
+
+    def arms(self) -> list[tuple[Mode, bool]]:
+        """``(mode, transfer)`` for every arm: each mode, and with ``meta_from`` its transfer."""
+        flags = (False, True) if self.meta_from else (False,)
+        return [(mode, transfer) for mode in self.modes for transfer in flags]
 
 
 def experiment_runs(storage: str | BaseStorage | None, name: str) -> list[RunRecord]:
@@ -105,12 +121,29 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
     """Create the runs that do not exist yet, open the others (checking they belong)."""
     existing = {r.name: r for r in store.list_runs()}
     task_name = task.name if task is not None else load_task(spec.task).name
+    donor: Program | None = None
+    donor_attrs: dict[str, Any] = {}
+    if spec.meta_from:
+        variant = resolve_variant(store, spec.meta_from)
+        if variant.program_id is None:
+            raise ConfigError(f"variant {spec.meta_from!r} has no program yet")
+        donor = store.get_program(variant.program_id)
+        donor_attrs = {
+            "meta_from": spec.meta_from,
+            "meta_from_variant": variant.id,
+            "meta_from_program": variant.program_id,
+        }
     runs: list[Run] = []
-    for mode in spec.modes:
+    for mode, transfer in spec.arms():
         for seed in spec.seeds:
-            name = spec.run_name(mode, seed)
+            name = spec.run_name(mode, seed, transfer=transfer)
             record = existing.get(name)
             if record is None:
+                attrs = {
+                    EXPERIMENT_ATTR: spec.name,
+                    "arm": f"{mode.value}+transfer" if transfer else mode.value,
+                    **(donor_attrs if transfer else {}),
+                }
                 runs.append(
                     Run.create(
                         task=task if task is not None else spec.task,
@@ -119,7 +152,8 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
                         seed=seed,
                         storage=store,
                         config=dict(spec.config),
-                        attrs={EXPERIMENT_ATTR: spec.name},
+                        attrs=attrs,
+                        meta_from=donor if transfer else None,
                     )
                 )
                 continue
@@ -178,7 +212,7 @@ def run_experiment(
         callbacks: Called as ``cb(run, variant)`` whenever a variant reaches a final state.
 
     Returns:
-        The experiment's run records (modes × seeds, in that order) after the work.
+        The experiment's run records (arms × seeds, in that order) after the work.
 
     Raises:
         ConfigError: A bad spec, or a run of that name that belongs elsewhere.

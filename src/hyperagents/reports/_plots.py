@@ -31,7 +31,7 @@ def _color(index: int) -> Any:
 
 def _matrix(data: ReportData, mode: str, column: str) -> NDArray[np.float64]:
     """Runs of ``mode`` × generations, forward-filled (NaN before the first value)."""
-    runs = [r for r in data.runs if r.mode == mode]
+    runs = data.runs_of(mode)
     last = max((row["generation"] for row in data.rows), default=0)
     matrix = np.full((len(runs), last + 1), np.nan)
     for i, run in enumerate(runs):
@@ -103,7 +103,7 @@ def _meta_series(data: ReportData) -> dict[str, dict[str, NDArray[np.float64]]]:
     last = max((row["generation"] for row in data.rows), default=0)
     values: dict[str, dict[str, NDArray[np.float64]]] = {}
     for mode in data.modes:
-        runs = [r for r in data.runs if r.mode == mode]
+        runs = data.runs_of(mode)
         for i, run in enumerate(runs):
             for v in data.variants[run.id]:
                 meta = v.meta_info.get("meta") if isinstance(v.meta_info, dict) else None
@@ -296,7 +296,7 @@ def plot_costs(data: ReportData, path: Path) -> Path:
     last = max((row["generation"] for row in data.rows), default=0)
     for ax, (column, label) in zip(axes, panels, strict=True):
         for index, mode in enumerate(data.modes):
-            runs = [r for r in data.runs if r.mode == mode]
+            runs = data.runs_of(mode)
             matrix = np.full((len(runs), last + 1), np.nan)
             for i, run in enumerate(runs):
                 for row in data.rows_of(run):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperagents.reports._data import GENERATION_COLUMNS, ReportData, collect
+from hyperagents.reports._data import GENERATION_COLUMNS, ReportData, arm_of, collect
 from hyperagents.reports._plots import (
     plot_costs,
     plot_learning_curves,
@@ -80,7 +80,7 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
     k = max(1, min(k, last)) if last else 1
     finals: dict[str, list[float]] = {}
     for mode in data.modes:
-        runs = [r for r in data.runs if r.mode == mode]
+        runs = data.runs_of(mode)
         tests, vals, imps = [], [], []
         for run in runs:
             rows = data.rows_of(run)
@@ -108,16 +108,19 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
         if len(finals[a]) < 2 or len(finals[b]) < 2:
             continue
         rank_test = mann_whitney_u(finals[a], finals[b])
-        pairs.append(
-            {
-                "a": a,
-                "b": b,
-                "u": rank_test.u,
-                "p_value": rank_test.p_value,
-                "method": rank_test.method,
-                "a12": vargha_delaney_a12(finals[a], finals[b]),
-            }
-        )
+        entry = {
+            "a": a,
+            "b": b,
+            "u": rank_test.u,
+            "p_value": rank_test.p_value,
+            "method": rank_test.method,
+            "a12": vargha_delaney_a12(finals[a], finals[b]),
+            "imp_p_value": None,
+        }
+        imps_a, imps_b = modes[a]["imp_at_k_values"], modes[b]["imp_at_k_values"]
+        if len(imps_a) >= 2 and len(imps_b) >= 2:
+            entry["imp_p_value"] = mann_whitney_u(imps_a, imps_b).p_value
+        pairs.append(entry)
     for pair, adjusted in zip(pairs, holm([p["p_value"] for p in pairs]), strict=True):
         pair["p_holm"] = adjusted
         pair["cliffs_delta"] = 2 * pair["a12"] - 1
@@ -150,22 +153,29 @@ def _sentences(stats: dict[str, Any]) -> list[str]:
             if pair["p_holm"] < stats["alpha"]
             else "no significant difference"
         )
-        out.append(
+        sentence = (
             f"{a} vs {b}: median final test {ma:.3f} vs {mb:.3f}; {verdict} at α = "
             f"{stats['alpha']} (Mann–Whitney p = {pair['p_value']:.3g}, Holm-adjusted "
             f"{pair['p_holm']:.3g}; A12 = {pair['a12']:.2f})."
         )
+        ia, ib = stats["modes"][a]["imp_at_k"], stats["modes"][b]["imp_at_k"]
+        if ia and ib and pair.get("imp_p_value") is not None:
+            sentence += (
+                f" imp@{stats['k']}: median {ia['median']:+.3f} vs {ib['median']:+.3f} "
+                f"(Mann–Whitney p = {pair['imp_p_value']:.3g})."
+            )
+        out.append(sentence)
     return out
 
 
 def _runs_table(data: ReportData) -> list[list[str]]:
-    table = [["run", "mode", "seed", "status", "generations", "best val", "champion test"]]
+    table = [["run", "arm", "seed", "status", "generations", "best val", "champion test"]]
     for run in data.runs:
         rows = data.rows_of(run)
         table.append(
             [
                 run.name,
-                run.mode,
+                arm_of(run),
                 str(run.seed),
                 run.status.name.lower(),
                 str(max((r["generation"] for r in rows), default=0)),
@@ -312,7 +322,7 @@ def build_report(
 def _best_run_per_mode(data: ReportData) -> list[RunRecord]:
     best: list[RunRecord] = []
     for mode in data.modes:
-        runs = [r for r in data.runs if r.mode == mode]
+        runs = data.runs_of(mode)
         best.append(max(runs, key=lambda r: _final(data.rows_of(r), "best_val") or -math.inf))
     return best
 

@@ -166,6 +166,7 @@ class Run:
         sandbox: Sandbox | None = None,
         improver: Improver | None = None,
         attrs: Mapping[str, Any] | None = None,
+        meta_from: Program | None = None,
     ) -> Run:
         """Create a run (and its seed variant, generation 0) in storage.
 
@@ -179,10 +180,14 @@ class Run:
             sandbox: Override the sandbox (default: from ``config.sandbox``).
             improver: Override the improver (default: the program's own meta agent).
             attrs: Free-form attributes stored with the run.
+            meta_from: Transfer: a program (e.g. a variant evolved on another task) whose meta
+                files (the task's ``meta_files`` it holds, ``meta_agent.py`` at least) replace
+                the seed's; the task agent stays the task's own seed.
 
         Raises:
-            ConfigError: Bad mode or config. TaskError: Task cannot be loaded.
-            DuplicateError: ``name`` is taken.
+            ConfigError: Bad mode or config, or ``meta_from`` without a ``meta_agent.py`` or
+                together with a ``meta_agent`` other than ``task``. TaskError: Task cannot be
+                loaded. DuplicateError: ``name`` is taken.
         """
         run_mode = parse_mode(mode)
         task_obj = load_task(task)
@@ -194,7 +199,18 @@ class Run:
         seed_program = task_obj.seed_program()
         meta_source = meta_agent_source(cfg.meta_agent)
         if meta_source is not None:
+            if meta_from is not None:
+                raise ConfigError(
+                    "give either a transferred meta agent (meta_from) or meta_agent "
+                    f"{cfg.meta_agent!r}, not both"
+                )
             seed_program = seed_program.with_files({"meta_agent.py": meta_source})
+        if meta_from is not None:
+            if "meta_agent.py" not in meta_from:
+                raise ConfigError("the program to take the meta agent from has no meta_agent.py")
+            seed_program = seed_program.with_files(
+                {path: meta_from[path] for path in task_obj.meta_files if path in meta_from}
+            )
         program_id = store.put_program(seed_program)
         base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
         run_attrs = {"task_name": task_obj.name, **dict(attrs or {})}

@@ -1,0 +1,57 @@
+"""Naming runs and variants the way people write them: ``RUN``, ``RUN/GEN``, ``RUN/champion``."""
+
+from __future__ import annotations
+
+from hyperagents.exceptions import RunNotFoundError, VariantNotFoundError
+from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
+
+__all__ = ["find_run", "resolve_variant"]
+
+
+def find_run(store: BaseStorage, name: str) -> RunRecord:
+    """A run by name, or by id when no run has that (all-digit) name.
+
+    Raises:
+        RunNotFoundError: No such run.
+    """
+    try:
+        return store.get_run_by_name(name)
+    except RunNotFoundError:
+        if not name.isdigit():
+            raise
+        return store.get_run(int(name))
+
+
+def resolve_variant(store: BaseStorage, spec: str) -> VariantRecord:
+    """A variant from ``ID``, ``#ID``, ``RUN/GENERATION``, ``RUN/champion`` or ``RUN/seed``.
+
+    ``champion`` (or ``best``) is the complete variant with the best val score (the earliest
+    of equals).
+
+    Raises:
+        VariantNotFoundError: A malformed spec, or no such variant.
+        RunNotFoundError: No such run.
+    """
+    spec = spec.strip()
+    if spec.lstrip("#").isdigit() and "/" not in spec:
+        return store.get_variant(int(spec.lstrip("#")))
+    run_name, sep, which = spec.rpartition("/")
+    if not sep or not run_name:
+        raise VariantNotFoundError(f"bad variant {spec!r}: use ID, RUN/GENERATION or RUN/champion")
+    record = find_run(store, run_name)
+    if which in ("champion", "best"):
+        vals = [
+            v
+            for v in store.list_variants(record.id, states=[VariantState.COMPLETE])
+            if "val" in v.scores
+        ]
+        if not vals:
+            raise VariantNotFoundError(f"run {record.name!r} has no complete variant yet")
+        return min(vals, key=lambda v: (-v.scores["val"], v.generation))
+    generation = 0 if which == "seed" else int(which) if which.isdigit() else None
+    if generation is None:
+        raise VariantNotFoundError(f"bad generation {which!r} in {spec!r}")
+    found = store.get_variant_by_generation(record.id, generation)
+    if found is None:
+        raise VariantNotFoundError(f"run {record.name!r} has no generation {generation}")
+    return found
