@@ -167,7 +167,9 @@ def test_engine_scoring_is_untouched_by_monkeypatching(sandbox: Sandbox) -> None
 
 # -- the engine: hostile variants inside a run ------------------------------------------------
 class _FastToy(ToyTask):
-    instance_timeout = 0.5
+    # Short, yet long enough for a memory hog to reach its limit on a loaded 2-core machine
+    # (at 0.5 s it was sometimes classified as a timeout instead).
+    instance_timeout = 1.0
 
 
 def _template_params(case: HostileCase, token: str) -> dict[str, str]:
@@ -205,10 +207,10 @@ def _meta_level(case: HostileCase, token: str) -> ToyTask:
 PRUNED, FAILED, INVALID = VariantState.PRUNED, VariantState.FAILED, VariantState.INVALID
 ENGINE_CASES = [
     # (case, level, the children's state, what their record must say)
-    ("infinite_loop", "task", PRUNED, r"^timeout: killed after 2 s wall-clock"),
+    ("infinite_loop", "task", PRUNED, r"^timeout: killed after 3 s wall-clock"),
     ("allocate_50gb", "task", PRUNED, r"^memory: MemoryError"),
     ("segfault", "task", PRUNED, r"^crash: killed by signal 11 \(SIGSEGV\)"),
-    ("outliving_child", "task", PRUNED, r"^timeout: killed after 2 s wall-clock"),
+    ("outliving_child", "task", PRUNED, r"^timeout: killed after 3 s wall-clock"),
     ("fork_bomb", "meta", FAILED, r"^meta agent failed: timeout: killed after 2 s"),
     ("kill_parent", "meta", FAILED, r"^meta agent failed: exception: PermissionError"),
     ("delete_workspace", "meta", INVALID, r"^meta_agent.py: required file is missing"),
