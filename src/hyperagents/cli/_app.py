@@ -463,7 +463,7 @@ def report(
     with _errors():
         written = build_report(name, storage=_existing_storage(storage), out=out, k=k)
         for kind, path in written.files.items():
-            console.print(f"{kind:<28} {path}", highlight=False)
+            console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
 
 
 def _print_experiment(store: BaseStorage, records: list[RunRecord]) -> None:

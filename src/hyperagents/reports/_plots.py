@@ -265,11 +265,14 @@ def plot_lineage(data: ReportData, run: RunRecord, path: Path) -> Path:
         )
         figure.colorbar(points, ax=ax, label="val score")
     if champion is not None:
+        # Label on the side with room, so the text stays inside the axes.
+        right_half = champion.generation > max(v.generation for v in variants) / 2
         ax.annotate(
             f"champion (generation {champion.generation}, val {champion.scores['val']:.3f})",
             (champion.generation, y[champion.id]),
-            xytext=(8, 8),
+            xytext=(-10 if right_half else 10, -14),
             textcoords="offset points",
+            ha="right" if right_half else "left",
             fontsize=9,
             color="crimson",
         )
