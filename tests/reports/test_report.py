@@ -67,6 +67,18 @@ def test_the_table_has_a_row_per_run_and_generation(grid: str, tmp_path: Path) -
     assert all(r["experiment"] == "g" and r["mode"] == "hyperagent" for r in first)
 
 
+def test_with_pyarrow_the_table_is_also_written_as_parquet(grid: str, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    report = build_report("g", storage=grid, out=tmp_path)
+    table = pq.read_table(report.files["parquet"])
+    assert table.column_names == list(GENERATION_COLUMNS)
+    assert table.num_rows == 9 * 6
+    with report.files["csv"].open() as handle:
+        first = next(csv.DictReader(handle))
+    assert table.column("run")[0].as_py() == first["run"]
+    assert table.column("best_val")[0].as_py() == pytest.approx(float(first["best_val"]))
+
+
 def test_statistics_agree_with_the_stored_runs(grid: str, tmp_path: Path) -> None:
     report = build_report("g", storage=grid, out=tmp_path, k=3)
     stats = json.loads(report.files["json"].read_text())
