@@ -30,7 +30,7 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.runs import SELECTORS, Mode, Run, RunConfig
-from hyperagents.runs._resolve import find_run, resolve_variant
+from hyperagents.runs._resolve import find_run, meta_donor, resolve_variant
 from hyperagents.storages import (
     BaseStorage,
     RunRecord,
@@ -304,13 +304,7 @@ def run(
             meta_agent=meta,
         )
         store = get_storage(storage)
-        donor, attrs = None, {}
-        if meta_from is not None:
-            variant = resolve_variant(store, meta_from)
-            if variant.program_id is None:
-                raise _ConfigFileError(f"variant {meta_from!r} has no program yet")
-            donor = store.get_program(variant.program_id)
-            attrs = {"meta_from": meta_from, "meta_from_program": variant.program_id}
+        donor, attrs = meta_donor(store, meta_from) if meta_from is not None else (None, {})
         the_run = Run.create(
             task=task,
             name=name,

@@ -17,7 +17,7 @@ from typing import Any
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.runs import Mode, Run, RunConfig, parse_mode
-from hyperagents.runs._resolve import resolve_variant
+from hyperagents.runs._resolve import meta_donor
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord, get_storage
 from hyperagents.tasks import Task, load_task
 
@@ -124,15 +124,7 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
     donor: Program | None = None
     donor_attrs: dict[str, Any] = {}
     if spec.meta_from:
-        variant = resolve_variant(store, spec.meta_from)
-        if variant.program_id is None:
-            raise ConfigError(f"variant {spec.meta_from!r} has no program yet")
-        donor = store.get_program(variant.program_id)
-        donor_attrs = {
-            "meta_from": spec.meta_from,
-            "meta_from_variant": variant.id,
-            "meta_from_program": variant.program_id,
-        }
+        donor, donor_attrs = meta_donor(store, spec.meta_from)
     runs: list[Run] = []
     for mode, transfer in spec.arms():
         for seed in spec.seeds:

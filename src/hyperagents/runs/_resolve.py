@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hyperagents.exceptions import RunNotFoundError, VariantNotFoundError
+from hyperagents.program import Program
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
 
-__all__ = ["find_run", "resolve_variant"]
+__all__ = ["find_run", "meta_donor", "resolve_variant"]
 
 
 def find_run(store: BaseStorage, name: str) -> RunRecord:
@@ -55,3 +58,21 @@ def resolve_variant(store: BaseStorage, spec: str) -> VariantRecord:
     if found is None:
         raise VariantNotFoundError(f"run {record.name!r} has no generation {generation}")
     return found
+
+
+def meta_donor(store: BaseStorage, spec: str) -> tuple[Program, dict[str, Any]]:
+    """The program to transfer a meta agent from, and the run attributes that record it.
+
+    Raises:
+        VariantNotFoundError: No such variant, or it has no program yet.
+        RunNotFoundError: No such run.
+    """
+    variant = resolve_variant(store, spec)
+    if variant.program_id is None:
+        raise VariantNotFoundError(f"variant {spec!r} has no program yet")
+    attrs = {
+        "meta_from": spec,
+        "meta_from_variant": variant.id,
+        "meta_from_program": variant.program_id,
+    }
+    return store.get_program(variant.program_id), attrs
