@@ -188,7 +188,7 @@ def _runs_table(data: ReportData) -> list[list[str]]:
 
 def _mode_table(stats: dict[str, Any]) -> list[list[str]]:
     k = stats["k"]
-    table = [["mode", "runs", "final test: median [95% CI]", "best val: median [95% CI]",
+    table = [["arm", "runs", "final test: median [95% CI]", "best val: median [95% CI]",
               f"imp@{k}: median [95% CI]"]]  # fmt: skip
     for mode, entry in stats["modes"].items():
         table.append(
