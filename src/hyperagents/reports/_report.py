@@ -258,8 +258,8 @@ def _write_csv(data: ReportData, path: Path) -> None:
 def _write_parquet(data: ReportData, path: Path) -> bool:
     if importlib.util.find_spec("pyarrow") is None:
         return False
-    import pyarrow as pa  # type: ignore[import-not-found,unused-ignore]
-    import pyarrow.parquet as pq  # type: ignore[import-not-found,unused-ignore]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     columns = {key: [row[key] for row in data.rows] for key in GENERATION_COLUMNS}
     pq.write_table(pa.table(columns), path)
