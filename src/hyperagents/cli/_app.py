@@ -462,9 +462,9 @@ def report(
 
 def _print_experiment(store: BaseStorage, records: list[RunRecord]) -> None:
     table = Table(title="experiment runs")
-    table.add_column("run", no_wrap=True)
-    for column in ("mode", "seed", "status", "generations", "best val", "its test"):
-        table.add_column(column)
+    table.add_column("run (experiment-arm-seed)", no_wrap=True)
+    for column in ("status", "generations", "best val", "its test"):
+        table.add_column(column, no_wrap=True)
     for record in records:
         complete = [
             v
@@ -475,8 +475,6 @@ def _print_experiment(store: BaseStorage, records: list[RunRecord]) -> None:
         last = max((v.generation for v in store.list_variants(record.id)), default=0)
         table.add_row(
             record.name,
-            record.mode,
-            str(record.seed),
             record.status.name.lower(),
             str(last),
             _fmt(best.scores.get("val") if best else None),
