@@ -152,3 +152,37 @@ def test_the_cli_writes_the_report(grid: str, tmp_path: Path) -> None:
         check=False,
     )
     assert missing.returncode == 1 and "no experiment or run named" in missing.stderr
+
+
+def test_a_deep_lineage_is_laid_out_without_recursion(tmp_path: Path) -> None:
+    # A no-archive run is one chain: 5,000 generations deep, far past Python's recursion limit.
+    from datetime import UTC, datetime
+
+    from hyperagents.reports._data import ReportData
+    from hyperagents.reports._plots import plot_lineage
+    from hyperagents.storages import RunRecord, RunStatus, VariantRecord, VariantState
+
+    now = datetime.now(UTC)
+    run = RunRecord(1, "chain", "toy", "no-archive", 0, {}, "p", RunStatus.COMPLETE, {}, now, now)
+    variants = [
+        VariantRecord(
+            g + 1,
+            1,
+            g,
+            g if g else None,
+            "p",
+            VariantState.COMPLETE,
+            {"val": g / 5000},
+            {},
+            {},
+            None,
+            None,
+            None,
+            now,
+            now,
+        )
+        for g in range(5000)
+    ]
+    data = ReportData("chain", [run], {1: variants}, [])
+    path = plot_lineage(data, run, tmp_path / "chain.png")
+    assert path.read_bytes().startswith(PNG)

@@ -197,26 +197,22 @@ def plot_lineage(data: ReportData, run: RunRecord, path: Path) -> Path:
         children.setdefault(parent_key, []).append(v.id)
     y: dict[int, float] = {}
     counter = [0.0]
-
-    def place(node: int) -> float:  # leaves get consecutive rows; parents sit in the middle
-        kids = children.get(node, [])
-        if not kids:
-            y[node] = counter[0]
-            counter[0] += 1
-            return y[node]
-        spots = [place(kid) for kid in kids]
-        y[node] = (min(spots) + max(spots)) / 2
-        return y[node]
-
-    import sys
-
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, len(variants) + 100))
-    try:
-        for root in children.get(None, []):
-            place(root)
-    finally:
-        sys.setrecursionlimit(limit)
+    # Leaves get consecutive rows and a parent sits midway between its children's rows: a
+    # post-order walk with an explicit stack (a no-archive lineage is one deep chain).
+    for root in children.get(None, []):
+        stack: list[tuple[int, bool]] = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            kids = children.get(node, [])
+            if not kids:
+                y[node] = counter[0]
+                counter[0] += 1
+            elif expanded:
+                spots = [y[kid] for kid in kids]
+                y[node] = (min(spots) + max(spots)) / 2
+            else:
+                stack.append((node, True))
+                stack.extend((kid, False) for kid in reversed(kids))
     complete = [v for v in variants if v.state is VariantState.COMPLETE and "val" in v.scores]
     champion = max(complete, key=lambda v: (v.scores["val"], -v.generation), default=None)
     path_ids: set[int] = set()
