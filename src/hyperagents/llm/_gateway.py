@@ -658,20 +658,7 @@ class Gateway:
             hit = self.cache.get(key)
             if hit is not None:
                 completion = dataclasses.replace(hit, cached=True, cost=0.0, latency=0.0)
-                self._emit(
-                    dataclasses.replace(
-                        base,
-                        reply=completion.text,
-                        finish_reason=completion.finish_reason,
-                        prompt_tokens=completion.prompt_tokens,
-                        completion_tokens=completion.completion_tokens,
-                        cost=0.0,
-                        cost_known=True,
-                        cached=True,
-                        attempt=0,
-                        created_at=datetime.now(UTC),
-                    )
-                )
+                self._emit(_answered(base, completion, cost_known=True, attempt=0))
                 return completion
 
         attempt = 0
@@ -730,20 +717,7 @@ class Gateway:
             latency = self._clock() - started
             cost, known = self._cost(result)
             completion = dataclasses.replace(result, cached=False, latency=latency, cost=cost)
-            self._emit(
-                dataclasses.replace(
-                    base,
-                    reply=completion.text,
-                    finish_reason=completion.finish_reason,
-                    prompt_tokens=completion.prompt_tokens,
-                    completion_tokens=completion.completion_tokens,
-                    cost=cost,
-                    cost_known=known,
-                    latency=latency,
-                    attempt=attempt,
-                    created_at=datetime.now(UTC),
-                )
-            )
+            self._emit(_answered(base, completion, cost_known=known, attempt=attempt))
             if self.cache is not None:
                 self.cache.put(key, completion)
             return completion
@@ -770,6 +744,23 @@ class Gateway:
                     self.provider.model,
                 )
         return cost, known
+
+
+def _answered(base: LLMCall, completion: Completion, *, cost_known: bool, attempt: int) -> LLMCall:
+    """The record of an attempt that got ``completion`` (a cache hit is attempt 0)."""
+    return dataclasses.replace(
+        base,
+        reply=completion.text,
+        finish_reason=completion.finish_reason,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        cost=completion.cost,
+        cost_known=cost_known,
+        latency=completion.latency,
+        cached=completion.cached,
+        attempt=attempt,
+        created_at=datetime.now(UTC),
+    )
 
 
 def _no_sleep(seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ def _color(index: int) -> Any:
     return matplotlib.colormaps["tab10"](index % 10)
 
 
-def _matrix(data: ReportData, mode: str, column: str) -> NDArray[np.float64]:
-    """Runs of ``mode`` × generations, forward-filled (NaN before the first value)."""
+def _matrix(data: ReportData, mode: str, column: str, *, fill: bool = True) -> NDArray[np.float64]:
+    """Runs of ``mode`` × generations; ``fill`` carries each value forward over generations
+    without one (NaN before the first), else those stay NaN."""
     runs = data.runs_of(mode)
     last = max((row["generation"] for row in data.rows), default=0)
     matrix = np.full((len(runs), last + 1), np.nan)
@@ -41,6 +43,8 @@ def _matrix(data: ReportData, mode: str, column: str) -> NDArray[np.float64]:
             row = by_generation.get(g)
             if row is not None and row[column] is not None:
                 current = float(row[column])
+            elif not fill:
+                current = np.nan
             matrix[i, g] = current
     return matrix
 
@@ -49,20 +53,25 @@ def _band(
     matrix: NDArray[np.float64], seed: int = 0, resamples: int = 2000
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Median over runs per generation, with a 95% percentile-bootstrap band (over runs)."""
-    median = np.nanmedian(matrix, axis=0) if matrix.size else np.array([])
+    median = _nanmedian(matrix, axis=0) if matrix.size else np.array([])
     n = matrix.shape[0]
     if n < 2:
         return median, median, median
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, n, size=(resamples, n))
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns early on
-            medians = np.nanmedian(matrix[picks], axis=1)
-            low, high = np.nanpercentile(medians, [2.5, 97.5], axis=0)
+    medians = _nanmedian(matrix[picks], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns early on
+        low, high = np.nanpercentile(medians, [2.5, 97.5], axis=0)
     return median, low, high
+
+
+def _nanmedian(values: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+    """``np.nanmedian``, quietly NaN where a slice has no value yet (e.g. before a run's first
+    score)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmedian(values, axis=axis), dtype=float)
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -117,12 +126,8 @@ def _meta_series(data: ReportData) -> dict[str, dict[str, NDArray[np.float64]]]:
 
 def _median_varies(per_mode: dict[str, NDArray[np.float64]]) -> bool:
     """Whether the median curve of some mode is not flat (a flat one says nothing)."""
-    import warnings
-
     for matrix in per_mode.values():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(matrix, axis=0)
+        median = _nanmedian(matrix, axis=0)
         finite = median[np.isfinite(median)]
         if finite.size and float(finite.max() - finite.min()) > 0:
             return True
@@ -165,12 +170,8 @@ def plot_meta_drift(data: ReportData, path: Path, *, limit: int = 6) -> Path | N
             matrix = series[key].get(mode)
             if matrix is None or np.all(np.isnan(matrix)):
                 continue
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                median = np.nanmedian(matrix, axis=0)
             x = np.arange(matrix.shape[1])
+            median = _nanmedian(matrix, axis=0)
             ax.plot(x, median, color=_color(index), lw=1.6, label=mode, marker=".", ms=3)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("generation")
@@ -292,23 +293,14 @@ def plot_costs(data: ReportData, path: Path) -> Path:
     )
     figure = Figure(figsize=(11, 4), layout="constrained")
     axes = figure.subplots(1, 2, sharex=True)
-    last = max((row["generation"] for row in data.rows), default=0)
     for ax, (column, label) in zip(axes, panels, strict=True):
         for index, mode in enumerate(data.modes):
-            runs = data.runs_of(mode)
-            matrix = np.full((len(runs), last + 1), np.nan)
-            for i, run in enumerate(runs):
-                for row in data.rows_of(run):
-                    if row[column] is not None:
-                        matrix[i, row["generation"]] = float(row[column])
+            matrix = _matrix(data, mode, column, fill=False)
             if np.all(np.isnan(matrix)):
                 continue
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                median = np.nanmedian(matrix, axis=0)
-            ax.plot(np.arange(last + 1), median, color=_color(index), lw=1.4, label=mode)
+            median = _nanmedian(matrix, axis=0)
+            x = np.arange(matrix.shape[1])
+            ax.plot(x, median, color=_color(index), lw=1.4, label=mode)
         ax.set_xlabel("generation")
         ax.set_ylabel(label)
         ax.set_ylim(bottom=0)

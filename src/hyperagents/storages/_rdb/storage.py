@@ -345,6 +345,13 @@ class RDBStorage(BaseStorage):
         if not self._variant_exists(conn, variant_id):
             raise VariantNotFoundError(f"variant {variant_id} not found")
 
+    def _require_references(self, run_id: int, variant_id: int | None) -> None:
+        """After a failed insert: raise the not-found error of a missing run or variant."""
+        with self._read() as conn:
+            self._require_run(conn, run_id)
+            if variant_id is not None:
+                self._require_variant(conn, variant_id)
+
     def _update_variant(
         self, conn: Connection, variant_id: int, stmt: Any, want_run_id: bool
     ) -> tuple[bool, int]:
@@ -1003,10 +1010,7 @@ class RDBStorage(BaseStorage):
             with self._write() as conn:
                 return self._insert_event(conn, run_id, variant_id, spec)
         except IntegrityError:
-            with self._read() as conn:
-                self._require_run(conn, run_id)
-                if variant_id is not None:
-                    self._require_variant(conn, variant_id)
+            self._require_references(run_id, variant_id)
             raise StorageError(f"cannot add event to run {run_id}") from None
 
     def list_events(
@@ -1088,10 +1092,7 @@ class RDBStorage(BaseStorage):
                 assert inserted is not None
                 return int(inserted[0])
         except IntegrityError:
-            with self._read() as conn:
-                self._require_run(conn, run_id)
-                if variant_id is not None:
-                    self._require_variant(conn, variant_id)
+            self._require_references(run_id, variant_id)
             raise StorageError(f"cannot record an LLM call for run {run_id}") from None
 
     def list_llm_calls(
