@@ -86,6 +86,17 @@ class ToyTask(Task):
         return Program(self._files)
 
 
+#: The toy task agent with a declared search space, so that the built-in offline meta agent
+#: (which edits ``PARAMS`` within ``PARAM_SPACE`` and records its own strategy) can work on it.
+TUNABLE_TASK_AGENT = """PARAMS = {"t": 0.2}
+PARAM_SPACE = {"t": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def solve(inputs):
+    return "hi" if inputs["x"] > PARAMS["t"] else "lo"
+"""
+
+
 LLM_META_AGENT = """import re
 
 import llm

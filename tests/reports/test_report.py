@@ -24,19 +24,10 @@ from hyperagents.reports._data import GENERATION_COLUMNS, collect
 from hyperagents.runs import Run
 from hyperagents.storages import get_storage
 
+from toytask import TUNABLE_TASK_AGENT as TUNABLE
 from toytask import ToyTask
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-# The toy task with a declared search space, so that the built-in offline meta agent (which
-# records its own strategy parameters) can work on it.
-TUNABLE = """PARAMS = {"t": 0.2}
-PARAM_SPACE = {"t": {"type": "float", "low": 0.0, "high": 1.0}}
-
-
-def solve(inputs):
-    return "hi" if inputs["x"] > PARAMS["t"] else "lo"
-"""
 
 
 @pytest.fixture(scope="module")

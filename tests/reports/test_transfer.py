@@ -15,15 +15,8 @@ from hyperagents.reports import ExperimentSpec, build_report, run_experiment
 from hyperagents.runs import Run
 from hyperagents.storages import get_storage
 
+from toytask import TUNABLE_TASK_AGENT as TUNABLE
 from toytask import ToyTask
-
-TUNABLE = """PARAMS = {"t": 0.2}
-PARAM_SPACE = {"t": {"type": "float", "low": 0.0, "high": 1.0}}
-
-
-def solve(inputs):
-    return "hi" if inputs["x"] > PARAMS["t"] else "lo"
-"""
 
 
 def task_a() -> ToyTask:

@@ -15,22 +15,8 @@ from hyperagents.sandbox import get_sandbox
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
 from hyperagents.testing import FakeOpenAIServer, FakeReply
 
+from toytask import LLM_META_AGENT as LLM_META
 from toytask import TASK_AGENT, ToyTask
-
-LLM_META = """import re
-
-import llm
-
-
-def improve(workspace, report):
-    path = workspace + "/task_agent.py"
-    source = open(path).read()
-    t = float(re.search(r'"t": ([0-9.eE+-]+)', source).group(1))
-    reply = llm.complete(f"The threshold is {t}. Reply with a better one.", purpose="propose")
-    new = round(float(reply.strip()), 4)
-    open(path, "w").write(source.replace(f'"t": {t}', f'"t": {new}'))
-    return {"operator": "llm", "t": [t, new]}
-"""
 
 REPLIES = ["0.4", "0.5", "0.6", "0.63", "0.64", "0.62"]
 
