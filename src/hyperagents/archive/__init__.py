@@ -11,6 +11,7 @@ from hyperagents.archive._selectors import (
     TournamentSelector,
     make_selector,
 )
+from hyperagents.archive._tree import ancestry, tree_rows
 
 __all__ = [
     "ArchiveEntry",
@@ -19,5 +20,7 @@ __all__ = [
     "ScoreChildSelector",
     "Selector",
     "TournamentSelector",
+    "ancestry",
     "make_selector",
+    "tree_rows",
 ]

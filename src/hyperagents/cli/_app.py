@@ -1,10 +1,8 @@
 """Typer application: ``hyperagents run | resume | runs | status | show | diff | lineage | export |
-tasks | init-task``."""
+experiment | report | dashboard | tasks | init-task``."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
@@ -30,6 +28,7 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.runs import SELECTORS, Mode, Run, RunConfig
+from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, csv_text, run_info, variant_row
 from hyperagents.runs._resolve import find_run, meta_donor, resolve_variant
 from hyperagents.storages import (
     BaseStorage,
@@ -783,8 +782,7 @@ def lineage(
         for v in variants:
             if all_variants or v.state is VariantState.COMPLETE or v.generation == 0:
                 by_parent.setdefault(v.parent_id, []).append(v)
-        complete = [v for v in variants if v.state is VariantState.COMPLETE and "val" in v.scores]
-        champ = min(complete, key=lambda v: (-v.scores["val"], v.generation)) if complete else None
+        champ = champion_of(variants)
         path: set[int] = set()
         by_id = {v.id: v for v in variants}
         node = champ
@@ -817,48 +815,6 @@ def lineage(
         console.print(tree)
 
 
-_EXPORT_COLUMNS = (
-    "variant_id",
-    "generation",
-    "parent_id",
-    "state",
-    "reason",
-    "train_subset",
-    "train",
-    "val",
-    "test",
-    "wall_per_instance",
-    "cpu_seconds",
-    "peak_memory_mb",
-    "errors",
-    "operator",
-    "program_id",
-    "created_at",
-)
-
-
-def _export_row(v: VariantRecord) -> dict[str, Any]:
-    evals = {k: m for k, m in v.metrics.items() if k in ("train_subset", "train", "val")}
-    last = evals.get("val") or evals.get("train") or evals.get("train_subset") or {}
-    return {
-        "variant_id": v.id,
-        "generation": v.generation,
-        "parent_id": v.parent_id,
-        "state": v.state.name.lower(),
-        "reason": v.reason,
-        **{stage: v.scores.get(stage) for stage in ("train_subset", "train", "val", "test")},
-        "wall_per_instance": last.get("wall_per_instance"),
-        "cpu_seconds": sum(float(m.get("cpu_seconds") or 0) for m in evals.values()),
-        "peak_memory_mb": max(
-            (float(m.get("peak_memory_mb") or 0) for m in evals.values()), default=None
-        ),
-        "errors": sum(int(m.get("errors") or 0) for m in evals.values()),
-        "operator": v.meta_info.get("operator"),
-        "program_id": v.program_id,
-        "created_at": v.created_at.isoformat() if v.created_at else None,
-    }
-
-
 @app.command()
 def export(
     run_name: Annotated[str, typer.Argument(metavar="RUN")],
@@ -872,28 +828,13 @@ def export(
         record = _find_run(store, run_name)
         variants = store.list_variants(record.id)
         if fmt is ExportFormat.csv:
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=list(_EXPORT_COLUMNS))
-            writer.writeheader()
-            for v in variants:
-                writer.writerow(_export_row(v))
-            text = buffer.getvalue()
+            text = csv_text((variant_row(v) for v in variants), EXPORT_COLUMNS)
         else:
             payload = {
-                "run": {
-                    "id": record.id,
-                    "name": record.name,
-                    "task": record.task,
-                    "mode": record.mode,
-                    "seed": record.seed,
-                    "status": record.status.name.lower(),
-                    "config": dict(record.config),
-                    "attrs": dict(record.attrs),
-                    "created_at": record.created_at.isoformat(),
-                },
+                "run": run_info(record),
                 "variants": [
                     {
-                        **_export_row(v),
+                        **variant_row(v),
                         "scores": dict(v.scores),
                         "metrics": dict(v.metrics),
                         "meta_info": dict(v.meta_info),
@@ -907,6 +848,43 @@ def export(
         else:
             out.write_text(text, encoding="utf-8")
             err_console.print(f"wrote {len(variants)} variants to {out}")
+
+
+# -- dashboard ------------------------------------------------------------------------------
+@app.command()
+def dashboard(
+    storage: StorageOpt = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback needs a token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Required by every request when given [default: $HYPERAGENTS_DASHBOARD_TOKEN].",
+            show_default=False,
+        ),
+    ] = None,
+    log_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where engines started from the dashboard write their output."),
+    ] = None,
+) -> None:
+    """Watch and steer runs in the browser (reads the storage; engines run on their own)."""
+    from hyperagents.dashboard import TOKEN_ENV_VAR, check_binding, serve
+    from hyperagents.storages import DEFAULT_STORAGE_URL, STORAGE_ENV_VAR
+
+    with _errors():
+        url = storage or os.environ.get(STORAGE_ENV_VAR) or DEFAULT_STORAGE_URL
+        secret = token or os.environ.get(TOKEN_ENV_VAR) or None
+        check_binding(host, secret)
+        _existing_storage(url).close()
+        shown = f"[{host}]" if ":" in host else host
+        link = f"http://{shown}:{port}/"
+        err_console.print(f"dashboard of {escape(url.split('?')[0])} at [bold]{link}[/]")
+        if secret is not None:
+            err_console.print(f"open {link}?token=… once (the token you gave) to sign in")
+        serve(url, host=host, port=port, token=secret, log_dir=log_dir)
 
 
 # -- tasks ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
+from hyperagents.archive import ancestry, tree_rows
 from hyperagents.reports._data import ReportData, flatten_numbers
 from hyperagents.storages import RunRecord, VariantState
 
@@ -191,37 +192,13 @@ def plot_lineage(data: ReportData, run: RunRecord, path: Path) -> Path:
     import matplotlib
 
     variants = data.variants[run.id]
-    children: dict[int | None, list[int]] = {}
     by_id = {v.id: v for v in variants}
-    for v in variants:
-        parent_key = v.parent_id if v.parent_id in by_id else None
-        children.setdefault(parent_key, []).append(v.id)
-    y: dict[int, float] = {}
-    counter = [0.0]
-    # Leaves get consecutive rows and a parent sits midway between its children's rows: a
-    # post-order walk with an explicit stack (a no-archive lineage is one deep chain).
-    for root in children.get(None, []):
-        stack: list[tuple[int, bool]] = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            kids = children.get(node, [])
-            if not kids:
-                y[node] = counter[0]
-                counter[0] += 1
-            elif expanded:
-                spots = [y[kid] for kid in kids]
-                y[node] = (min(spots) + max(spots)) / 2
-            else:
-                stack.append((node, True))
-                stack.extend((kid, False) for kid in reversed(kids))
+    y = tree_rows(variants)
+    rows = max(y.values(), default=0.0) + 1  # leaves
     complete = [v for v in variants if v.state is VariantState.COMPLETE and "val" in v.scores]
     champion = max(complete, key=lambda v: (v.scores["val"], -v.generation), default=None)
-    path_ids: set[int] = set()
-    step = champion
-    while step is not None:
-        path_ids.add(step.id)
-        step = by_id.get(step.parent_id) if step.parent_id is not None else None
-    height = max(3.5, min(14.0, 0.12 * counter[0] + 2))
+    path_ids = set(ancestry(variants, champion.id if champion is not None else None))
+    height = max(3.5, min(14.0, 0.12 * rows + 2))
     figure = Figure(figsize=(11, height), layout="constrained")
     ax = figure.subplots()
     for v in variants:

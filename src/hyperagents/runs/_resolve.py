@@ -6,6 +6,7 @@ from typing import Any
 
 from hyperagents.exceptions import RunNotFoundError, VariantNotFoundError
 from hyperagents.program import Program
+from hyperagents.runs._export import champion_of
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
 
 __all__ = ["find_run", "meta_donor", "resolve_variant"]
@@ -43,14 +44,10 @@ def resolve_variant(store: BaseStorage, spec: str) -> VariantRecord:
         raise VariantNotFoundError(f"bad variant {spec!r}: use ID, RUN/GENERATION or RUN/champion")
     record = find_run(store, run_name)
     if which in ("champion", "best"):
-        vals = [
-            v
-            for v in store.list_variants(record.id, states=[VariantState.COMPLETE])
-            if "val" in v.scores
-        ]
-        if not vals:
+        best = champion_of(store.list_variants(record.id, states=[VariantState.COMPLETE]))
+        if best is None:
             raise VariantNotFoundError(f"run {record.name!r} has no complete variant yet")
-        return min(vals, key=lambda v: (-v.scores["val"], v.generation))
+        return best
     generation = 0 if which == "seed" else int(which) if which.isdigit() else None
     if generation is None:
         raise VariantNotFoundError(f"bad generation {which!r} in {spec!r}")

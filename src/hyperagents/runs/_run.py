@@ -50,6 +50,7 @@ from hyperagents.improvers import (
 )
 from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
+from hyperagents.runs._export import champion_of
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._owner import new_owner_token, owner_is_dead
 from hyperagents.sandbox import Limits, Sandbox, get_sandbox
@@ -353,14 +354,7 @@ class Run:
 
     def champion(self, variants: Sequence[VariantRecord] | None = None) -> VariantRecord | None:
         """The complete variant with the best val score (ties: earliest generation)."""
-        complete = [
-            v
-            for v in (variants if variants is not None else self.variants())
-            if v.state is VariantState.COMPLETE and "val" in v.scores
-        ]
-        if not complete:
-            return None
-        return min(complete, key=lambda v: (-v.scores["val"], v.generation))
+        return champion_of(variants if variants is not None else self.variants())
 
     def summary(self) -> dict[str, Any]:
         """Best scores per split, archive size, generations, counts by state, time."""

@@ -436,11 +436,14 @@ class BaseStorage(ABC):
         run_id: int,
         *,
         after_id: int = 0,
+        before_id: int | None = None,
         kinds: Iterable[str] | None = None,
         variant_id: int | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[EventRecord]:
-        """Events with id > ``after_id`` (optionally filtered), ascending id, at most ``limit``."""
+        """Events with ``after_id`` < id < ``before_id`` (optionally filtered), at most ``limit``,
+        in ascending id order (descending with ``newest_first``: the latest ``limit`` events)."""
 
     # -- LLM calls --------------------------------------------------------------------------
     @abstractmethod

@@ -663,11 +663,14 @@ class InMemoryStorage(BaseStorage):
         run_id: int,
         *,
         after_id: int = 0,
+        before_id: int | None = None,
         kinds: Iterable[str] | None = None,
         variant_id: int | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[EventRecord]:
-        """Events with id > ``after_id`` (optionally filtered), ascending id, at most ``limit``.
+        """Events with ``after_id`` < id < ``before_id`` (optionally filtered), at most ``limit``,
+        in ascending id order (descending with ``newest_first``: the latest ``limit`` events).
 
         Raises:
             RunNotFoundError: No such run.
@@ -677,12 +680,14 @@ class InMemoryStorage(BaseStorage):
             self._run(run_id)
             found: list[EventRecord] = []
             # Dicts keep insertion order and ids only grow, so values() is in ascending id.
-            for event in self._events.values():
+            events = self._events.values()
+            for event in reversed(events) if newest_first else events:
                 if limit is not None and len(found) >= limit:
                     break
                 if (
                     event.run_id == run_id
                     and event.id > after_id
+                    and (before_id is None or event.id < before_id)
                     and (wanted is None or event.kind in wanted)
                     and (variant_id is None or event.variant_id == variant_id)
                 ):

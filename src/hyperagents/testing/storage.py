@@ -723,6 +723,18 @@ class StorageConformanceTests:
         assert [e.id for e in combined] == [ids[5]]
         assert [e.id for e in storage.list_events(run_id, after_id=ids[0], limit=1)] == [ids[1]]
         assert [e.id for e in storage.list_events(other)] == [ids[2]]
+        # Paging backwards: the newest first, below a cursor.
+        newest = storage.list_events(run_id, newest_first=True, limit=2)
+        assert [e.id for e in newest] == [ids[5], ids[4]]
+        assert [e.id for e in storage.list_events(run_id, before_id=ids[4])] == mine[:3]
+        older = storage.list_events(run_id, before_id=ids[4], newest_first=True, limit=2)
+        assert [e.id for e in older] == [ids[3], ids[1]]
+        assert [
+            e.id
+            for e in storage.list_events(
+                run_id, after_id=ids[0], before_id=ids[5], kinds=["told"], newest_first=True
+            )
+        ] == [ids[3]]
 
     def test_llm_calls_round_trip_and_filters(self, storage: BaseStorage) -> None:
         run_id = self._run(storage)

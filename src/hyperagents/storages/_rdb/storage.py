@@ -1018,11 +1018,14 @@ class RDBStorage(BaseStorage):
         run_id: int,
         *,
         after_id: int = 0,
+        before_id: int | None = None,
         kinds: Iterable[str] | None = None,
         variant_id: int | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[EventRecord]:
-        """Events with id > ``after_id`` (optionally filtered), ascending id, at most ``limit``.
+        """Events with ``after_id`` < id < ``before_id`` (optionally filtered), at most ``limit``,
+        in ascending id order (descending with ``newest_first``: the latest ``limit`` events).
 
         Raises:
             RunNotFoundError: No such run.
@@ -1032,7 +1035,9 @@ class RDBStorage(BaseStorage):
             stmt = stmt.where(EVENTS.c.kind.in_(list(kinds)))
         if variant_id is not None:
             stmt = stmt.where(EVENTS.c.variant_id == variant_id)
-        stmt = stmt.order_by(EVENTS.c.id)
+        if before_id is not None:
+            stmt = stmt.where(EVENTS.c.id < before_id)
+        stmt = stmt.order_by(EVENTS.c.id.desc() if newest_first else EVENTS.c.id)
         if limit is not None:
             stmt = stmt.limit(limit)
         with self._read() as conn:

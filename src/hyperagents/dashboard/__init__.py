@@ -1,0 +1,24 @@
+"""The web dashboard: watch runs live, inspect variants, and steer (start, stop, resume, delete,
+try a task agent) from a browser.
+
+``hyperagents dashboard`` serves it; :func:`create_app` builds the FastAPI application over any
+storage. The dashboard only reads and writes storage: engines run in processes of their own, so
+any run writing to the same storage appears and updates live. All assets ship in the package
+(no CDN, no build step).
+"""
+
+from __future__ import annotations
+
+from hyperagents.dashboard._app import EVENT_GROUPS, create_app
+from hyperagents.dashboard._security import MIN_TOKEN_LENGTH, is_loopback
+from hyperagents.dashboard._serve import TOKEN_ENV_VAR, check_binding, serve
+
+__all__ = [
+    "EVENT_GROUPS",
+    "MIN_TOKEN_LENGTH",
+    "TOKEN_ENV_VAR",
+    "check_binding",
+    "create_app",
+    "is_loopback",
+    "serve",
+]

@@ -1,0 +1,448 @@
+"""What the dashboard's pages show, as JSON built from storage alone (no engine, no task code)."""
+
+from __future__ import annotations
+
+import difflib
+import html
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pygments.lexer import Lexer
+from pygments.lexers import TextLexer, get_lexer_for_filename
+from pygments.token import STANDARD_TYPES, _TokenType
+from pygments.util import ClassNotFound
+
+from hyperagents.archive import ancestry, tree_rows
+from hyperagents.exceptions import VariantNotFoundError
+from hyperagents.program import Program
+from hyperagents.runs import RunConfig
+from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, variant_row
+from hyperagents.runs._owner import owner_is_dead
+from hyperagents.storages import (
+    BaseStorage,
+    EventRecord,
+    LLMCallRecord,
+    RunRecord,
+    RunStatus,
+    VariantRecord,
+    VariantState,
+)
+
+__all__ = [
+    "ARCHIVE_COLUMNS",
+    "archive",
+    "diff",
+    "engine_alive",
+    "event_json",
+    "file_view",
+    "lineage",
+    "llm_calls",
+    "overview",
+    "run_row",
+    "variant_detail",
+]
+
+#: Columns of the archive table (the export's, less the program id).
+ARCHIVE_COLUMNS = tuple(c for c in EXPORT_COLUMNS if c != "program_id")
+#: Files larger than this are shown without highlighting.
+_HIGHLIGHT_LIMIT = 512 * 1024
+_SHOWN_LIMIT = 2 * 1024 * 1024
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def engine_alive(record: RunRecord) -> bool:
+    """Whether an engine is driving the run now (running, its process alive, beating)."""
+    if record.status is not RunStatus.RUNNING:
+        return False
+    holder = record.attrs.get("engine")
+    if not isinstance(holder, str) or not holder or owner_is_dead(holder):
+        return False
+    try:
+        grace = RunConfig.parse(dict(record.config)).heartbeat_grace
+    except Exception:  # a config written by another version: use the default
+        grace = RunConfig.parse({}).heartbeat_grace
+    beat = _finite(record.attrs.get("engine_heartbeat")) or 0.0
+    return time.time() - beat < grace
+
+
+def _llm_totals(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
+    usage = store.llm_usage(record.id)
+    config = record.config
+    return {
+        **usage,
+        "tokens": int(usage["prompt_tokens"]) + int(usage["completion_tokens"]),
+        "model": config.get("llm"),
+        "max_cost": config.get("max_cost"),
+        "max_tokens": config.get("max_tokens"),
+    }
+
+
+def run_row(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
+    """One line of the runs page."""
+    variants = store.list_variants(record.id)
+    best = champion_of(variants)
+    llm = _llm_totals(store, record)
+    return {
+        "id": record.id,
+        "name": record.name,
+        "task": record.task,
+        "mode": record.mode,
+        "seed": record.seed,
+        "status": record.status.name.lower(),
+        "live": engine_alive(record),
+        "variants": len(variants),
+        "generations": max((v.generation for v in variants), default=0),
+        "target_generations": record.attrs.get("target_generations"),
+        "best_val": None if best is None else best.scores.get("val"),
+        "champion_test": None if best is None else best.scores.get("test"),
+        "champion": None if best is None else best.id,
+        "cost": llm["cost"],
+        "tokens": llm["tokens"],
+        "experiment": record.attrs.get("experiment"),
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+    }
+
+
+#: Columns of the runs export.
+RUN_COLUMNS = (
+    "id",
+    "name",
+    "task",
+    "mode",
+    "seed",
+    "status",
+    "variants",
+    "generations",
+    "target_generations",
+    "best_val",
+    "champion_test",
+    "champion",
+    "cost",
+    "tokens",
+    "experiment",
+    "created_at",
+    "updated_at",
+)
+
+
+def event_json(event: EventRecord) -> dict[str, Any]:
+    """An event as JSON."""
+    return {
+        "id": event.id,
+        "variant_id": event.variant_id,
+        "kind": event.kind,
+        "message": event.message,
+        "data": dict(event.data),
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def _short(variant: VariantRecord | None) -> dict[str, Any] | None:
+    if variant is None:
+        return None
+    return {
+        "id": variant.id,
+        "generation": variant.generation,
+        "state": variant.state.name.lower(),
+        "scores": dict(variant.scores),
+    }
+
+
+def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
+    """The run overview: learning curve, budget, champion, progress and the latest events."""
+    variants = store.list_variants(record.id)
+    best = champion_of(variants)
+    seed = next((v for v in variants if v.generation == 0), None)
+    counts: dict[str, int] = {}
+    for v in variants:
+        counts[v.state.name.lower()] = counts.get(v.state.name.lower(), 0) + 1
+    curve: dict[str, list[Any]] = {
+        "generation": [],
+        "id": [],
+        "state": [],
+        "val": [],
+        "best_val": [],
+        "test": [],
+    }
+    running_best: float | None = None
+    for v in sorted(variants, key=lambda v: v.generation):
+        val = v.scores.get("val") if v.state is VariantState.COMPLETE else None
+        if val is not None:
+            running_best = val if running_best is None else max(running_best, val)
+        curve["generation"].append(v.generation)
+        curve["id"].append(v.id)
+        curve["state"].append(v.state.name.lower())
+        curve["val"].append(val)
+        curve["best_val"].append(running_best)
+        curve["test"].append(v.scores.get("test"))
+    in_flight = [
+        {
+            "id": v.id,
+            "generation": v.generation,
+            "state": v.state.name.lower(),
+            "parent_id": v.parent_id,
+            "since": v.updated_at.isoformat() if v.updated_at else None,
+        }
+        for v in variants
+        if not v.state.is_terminal
+    ]
+    recent = store.list_events(record.id, newest_first=True, limit=15)
+    target = record.attrs.get("target_generations")
+    done = sum(1 for v in variants if v.generation > 0 and v.state.is_terminal)
+    return {
+        "run": run_row(store, record) | {"config": dict(record.config)},
+        "states": counts,
+        "curve": curve,
+        "seed": _short(seed),
+        "champion": _short(best),
+        "budget": {
+            "generations_done": done,
+            "target_generations": target,
+            "elapsed_seconds": _finite(record.attrs.get("elapsed_seconds")) or 0.0,
+            "evaluations": sum(len(v.scores) for v in variants),
+            "llm": _llm_totals(store, record),
+        },
+        "in_flight": in_flight,
+        "events": [event_json(e) for e in recent],
+    }
+
+
+def archive(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
+    """Every variant of the run as table rows (column-ordered lists keep 10,000 rows small)."""
+    variants = store.list_variants(record.id)
+    best = champion_of(variants)
+    rows = []
+    for v in variants:
+        row = variant_row(v)
+        if isinstance(row["reason"], str) and len(row["reason"]) > 300:
+            row["reason"] = row["reason"][:300] + "…"
+        rows.append([row[c] for c in ARCHIVE_COLUMNS])
+    return {
+        "columns": list(ARCHIVE_COLUMNS),
+        "rows": rows,
+        "champion": None if best is None else best.id,
+    }
+
+
+def lineage(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
+    """The archive as a laid-out tree: x = generation, y = row; column-ordered lists."""
+    variants = store.list_variants(record.id)
+    rows = tree_rows(variants)
+    best = champion_of(variants)
+    return {
+        "id": [v.id for v in variants],
+        "generation": [v.generation for v in variants],
+        "parent": [v.parent_id for v in variants],
+        "row": [rows.get(v.id, 0.0) for v in variants],
+        "state": [v.state.name.lower() for v in variants],
+        "val": [
+            v.scores.get("val") if v.state is VariantState.COMPLETE else None for v in variants
+        ],
+        "champion": None if best is None else best.id,
+        "path": ancestry(variants, None if best is None else best.id),
+    }
+
+
+def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]:
+    """Everything about one variant except file contents and the LLM transcript."""
+    record = store.get_run(variant.run_id)
+    program = store.get_program(variant.program_id) if variant.program_id else None
+    children = [
+        v.id
+        for v in store.list_variants(variant.run_id)
+        if v.parent_id == variant.id and v.id != variant.id
+    ]
+    metrics = {k: v for k, v in variant.metrics.items()}
+    improve = metrics.get("improve")
+    log_tail = None
+    if isinstance(improve, Mapping):
+        log_tail = improve.get("log_tail")
+        metrics["improve"] = {k: v for k, v in improve.items() if k != "log_tail"}
+    evaluations = [
+        {
+            "stage": e.stage,
+            "split": e.split,
+            "score": e.score,
+            "n": e.n,
+            "metrics": dict(e.metrics),
+            "results": [dict(r) for r in e.results],
+            "created_at": e.created_at.isoformat(),
+        }
+        for e in store.list_evaluations(variant.id)
+    ]
+    usage = store.llm_usage(variant.run_id, variant_id=variant.id)
+    best = champion_of(store.list_variants(variant.run_id, states=[VariantState.COMPLETE]))
+    return {
+        "id": variant.id,
+        "run": {"id": record.id, "name": record.name, "task": record.task, "mode": record.mode},
+        "generation": variant.generation,
+        "parent_id": variant.parent_id,
+        "children": children,
+        "state": variant.state.name.lower(),
+        "reason": variant.reason,
+        "scores": dict(variant.scores),
+        "metrics": metrics,
+        "meta_info": dict(variant.meta_info),
+        "meta_log": log_tail if isinstance(log_tail, str) else None,
+        "program_id": variant.program_id,
+        "files": []
+        if program is None
+        else [{"path": p, "size": len(program[p])} for p in sorted(program)],
+        "evaluations": evaluations,
+        "llm": usage,
+        "is_champion": best is not None and best.id == variant.id,
+        "created_at": variant.created_at.isoformat() if variant.created_at else None,
+        "updated_at": variant.updated_at.isoformat() if variant.updated_at else None,
+    }
+
+
+# -- files and diffs --------------------------------------------------------------------------
+def _lexer(path: str) -> Lexer:
+    try:
+        lexer: Lexer = get_lexer_for_filename(path, stripnl=False, ensurenl=False)
+        return lexer
+    except ClassNotFound:
+        plain: Lexer = TextLexer(stripnl=False, ensurenl=False)
+        return plain
+
+
+def _css_class(kind: _TokenType) -> str:
+    while kind not in STANDARD_TYPES and kind.parent is not None:
+        kind = kind.parent
+    return str(STANDARD_TYPES.get(kind, ""))
+
+
+def highlight_lines(path: str, text: str) -> list[str]:
+    """``text`` as one HTML string per line: escaped, tokens in Pygments' CSS classes."""
+    if len(text) > _HIGHLIGHT_LIMIT:
+        return [html.escape(line) for line in text.split("\n")]
+    lines: list[str] = [""]
+    for kind, value in _lexer(path).get_tokens(text):
+        css = _css_class(kind)
+        for index, piece in enumerate(value.split("\n")):
+            if index:
+                lines.append("")
+            if piece:
+                escaped = html.escape(piece)
+                lines[-1] += f'<span class="{css}">{escaped}</span>' if css else escaped
+    if text.endswith("\n") and lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _text(program: Program, path: str) -> str | None:
+    """A file's text, or None when it is binary."""
+    try:
+        return program[path].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def file_view(program: Program, path: str) -> dict[str, Any]:
+    """One file of a program, highlighted. ``path`` is looked up in the program's manifest
+    only: nothing is read from disk.
+
+    Raises:
+        VariantNotFoundError: The program has no such file.
+    """
+    if path not in program:
+        raise VariantNotFoundError(f"no file {path!r} in this program")
+    text = _text(program, path)
+    size = len(program[path])
+    if text is None:
+        return {"path": path, "size": size, "binary": True, "lines": []}
+    truncated = len(text) > _SHOWN_LIMIT
+    if truncated:
+        text = text[:_SHOWN_LIMIT]
+    return {
+        "path": path,
+        "size": size,
+        "binary": False,
+        "truncated": truncated,
+        "lines": highlight_lines(path, text),
+    }
+
+
+def diff(old: Program | None, new: Program, *, context: int = 3) -> list[dict[str, Any]]:
+    """The changes from ``old`` to ``new`` per file, as hunks of highlighted lines.
+
+    Each line is ``[kind, old_number, new_number, html]`` with kind ``" "``, ``"-"`` or
+    ``"+"``; numbers are 1-based (None on the side a line is absent from).
+    """
+    base = old if old is not None else Program({})
+    files: list[dict[str, Any]] = []
+    for path in base.changed_paths(new):
+        before = _text(base, path) if path in base else ""
+        after = _text(new, path) if path in new else ""
+        status = "added" if path not in base else "deleted" if path not in new else "modified"
+        if before is None or after is None:
+            files.append({"path": path, "status": status, "binary": True, "hunks": []})
+            continue
+        if len(before) > _SHOWN_LIMIT or len(after) > _SHOWN_LIMIT:
+            files.append({"path": path, "status": status, "too_large": True, "hunks": []})
+            continue
+        a_html = highlight_lines(path, before)
+        b_html = highlight_lines(path, after)
+        a_lines = before.splitlines()
+        b_lines = after.splitlines()
+        hunks = []
+        added = removed = 0
+        matcher = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False)
+        for group in matcher.get_grouped_opcodes(context):
+            lines: list[list[Any]] = []
+            for tag, i1, i2, j1, j2 in group:
+                if tag == "equal":
+                    lines.extend(
+                        [" ", i + 1, j1 + k + 1, a_html[i]] for k, i in enumerate(range(i1, i2))
+                    )
+                    continue
+                if tag in ("replace", "delete"):
+                    lines.extend(["-", i + 1, None, a_html[i]] for i in range(i1, i2))
+                    removed += i2 - i1
+                if tag in ("replace", "insert"):
+                    lines.extend(["+", None, j + 1, b_html[j]] for j in range(j1, j2))
+                    added += j2 - j1
+            first = group[0]
+            hunks.append(
+                {
+                    "header": f"@@ -{first[1] + 1},{group[-1][2] - first[1]} "
+                    f"+{first[3] + 1},{group[-1][4] - first[3]} @@",
+                    "lines": lines,
+                }
+            )
+        files.append(
+            {"path": path, "status": status, "added": added, "removed": removed, "hunks": hunks}
+        )
+    return files
+
+
+def llm_calls(calls: Sequence[LLMCallRecord]) -> list[dict[str, Any]]:
+    """A variant's LLM transcript: every attempt with its messages, reply or error and cost."""
+    return [
+        {
+            "id": c.id,
+            "purpose": c.purpose,
+            "provider": c.provider,
+            "model": c.model,
+            "attempt": c.attempt,
+            "cached": c.cached,
+            "messages": list(c.request.get("messages") or []),
+            "params": dict(c.request.get("params") or {}),
+            "reply": c.reply,
+            "error": c.error,
+            "prompt_tokens": c.prompt_tokens,
+            "completion_tokens": c.completion_tokens,
+            "cost": c.cost,
+            "latency": c.latency,
+            "created_at": c.created_at.isoformat(),
+        }
+        for c in calls
+    ]

@@ -1,0 +1,949 @@
+// hyperagents dashboard: a small single-page app over the JSON API (no framework, no build).
+// Every value from the API is put into the page as text; the only HTML taken from the server is
+// the syntax-highlighted code, which the server escapes.
+
+const $view = document.getElementById("view");
+const $nav = document.getElementById("nav");
+const $live = document.getElementById("live");
+const $dialog = document.getElementById("dialog");
+const $toasts = document.getElementById("toasts");
+
+let INFO = null;
+let current = null; // {key, refresh, dispose}
+let stream = null;
+let streamKey = null;
+
+// -- helpers -------------------------------------------------------------------------------
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k === "text") el.textContent = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function fmt(x, digits = 3) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "–";
+  if (typeof x === "number") {
+    if (Number.isInteger(x)) return String(x);
+    return x.toFixed(digits);
+  }
+  return String(x);
+}
+
+function money(x) {
+  return x ? `$${x.toFixed(x < 1 ? 4 : 2)}` : "$0";
+}
+
+function duration(seconds) {
+  if (!seconds) return "0 s";
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}
+
+function when(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return d.toLocaleString();
+}
+
+function ago(iso) {
+  if (!iso) return "";
+  const s = (Date.now() - new Date(iso).getTime()) / 1000;
+  if (s < 60) return `${Math.max(0, Math.round(s))} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+function enc(s) {
+  return encodeURIComponent(s);
+}
+
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === name) return decodeURIComponent(v.join("="));
+  }
+  return "";
+}
+
+function toast(message, kind = "info") {
+  const el = h("div", { class: `toast ${kind}`, text: message });
+  $toasts.append(el);
+  setTimeout(() => el.remove(), kind === "error" ? 8000 : 4000);
+}
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const options = { method, credentials: "same-origin", headers: {} };
+  if (method !== "GET") {
+    options.headers["Content-Type"] = "application/json";
+    options.headers["X-CSRF-Token"] = cookie("hyperagents_csrf");
+    options.body = JSON.stringify(body ?? {});
+  }
+  const response = await fetch(path, options);
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    if (response.status === 401 && path !== "/api/login") {
+      showLogin();
+    }
+    throw new ApiError(response.status, (data && data.error) || `HTTP ${response.status}`);
+  }
+  return data;
+}
+
+function stateBadge(state, extra = "") {
+  return h("span", { class: `badge state-${state} ${extra}`, text: state });
+}
+
+function statusBadge(run) {
+  const label = run.live ? "running" : run.status === "running" ? "running (no engine)" : run.status;
+  return h("span", {
+    class: `badge status-${run.status}${run.live ? " live-dot" : ""}`,
+    text: label,
+    title: run.live ? "an engine is driving this run now" : "",
+  });
+}
+
+// viridis, 9 stops, for scores in [0, 1] of the run's range
+const VIRIDIS = [
+  [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
+  [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37],
+];
+function viridis(t) {
+  if (!(t >= 0)) t = 0;
+  if (t > 1) t = 1;
+  const x = t * (VIRIDIS.length - 1);
+  const i = Math.min(Math.floor(x), VIRIDIS.length - 2);
+  const f = x - i;
+  const c = VIRIDIS[i].map((a, k) => Math.round(a + (VIRIDIS[i + 1][k] - a) * f));
+  return `rgb(${c[0]},${c[1]},${c[2]})`;
+}
+
+function confirmDialog(title, message, { requireText = null, action = "Confirm", danger = false } = {}) {
+  return new Promise((resolve) => {
+    $dialog.replaceChildren();
+    const input = requireText
+      ? h("input", { type: "text", id: "confirm-text", autocomplete: "off", "aria-label": "confirmation" })
+      : null;
+    const ok = h("button", { class: danger ? "danger" : "primary", id: "confirm-ok", text: action });
+    const cancel = h("button", { text: "Cancel", id: "confirm-cancel" });
+    $dialog.append(
+      h("form", { method: "dialog", class: "dialog" },
+        h("h3", { text: title }),
+        h("p", { text: message }),
+        requireText ? h("p", {}, "Type ", h("code", { text: requireText }), " to confirm:") : null,
+        input,
+        h("div", { class: "row end" }, cancel, ok)),
+    );
+    if (input) {
+      ok.disabled = true;
+      input.addEventListener("input", () => { ok.disabled = input.value !== requireText; });
+    }
+    const done = (value) => { $dialog.close(); resolve(value); };
+    ok.addEventListener("click", (e) => { e.preventDefault(); done(input ? input.value : true); });
+    cancel.addEventListener("click", (e) => { e.preventDefault(); done(null); });
+    $dialog.addEventListener("cancel", () => resolve(null), { once: true });
+    $dialog.showModal();
+    (input || ok).focus();
+  });
+}
+
+function promptDialog(title, message, fields, action = "OK") {
+  return new Promise((resolve) => {
+    $dialog.replaceChildren();
+    const inputs = fields.map((f) => h("input", { type: f.type || "text", name: f.name, value: f.value ?? "", min: f.min, placeholder: f.placeholder || "", id: `prompt-${f.name}` }));
+    const ok = h("button", { class: "primary", text: action, id: "prompt-ok" });
+    const cancel = h("button", { text: "Cancel" });
+    $dialog.append(h("form", { method: "dialog", class: "dialog" },
+      h("h3", { text: title }), h("p", { text: message }),
+      fields.map((f, i) => h("label", { class: "field" }, h("span", { text: f.label }), inputs[i])),
+      h("div", { class: "row end" }, cancel, ok)));
+    const done = (v) => { $dialog.close(); resolve(v); };
+    ok.addEventListener("click", (e) => {
+      e.preventDefault();
+      const out = {};
+      fields.forEach((f, i) => { out[f.name] = inputs[i].value; });
+      done(out);
+    });
+    cancel.addEventListener("click", (e) => { e.preventDefault(); done(null); });
+    $dialog.addEventListener("cancel", () => resolve(null), { once: true });
+    $dialog.showModal();
+    inputs[0]?.focus();
+  });
+}
+
+// -- run actions -------------------------------------------------------------------------------
+async function stopRun(name) {
+  const ok = await confirmDialog("Stop run", `Stop ${name}? Work in flight finishes first; the run can be resumed.`, { action: "Stop" });
+  if (!ok) return;
+  try {
+    await api(`/api/runs/${enc(name)}/stop`, { method: "POST" });
+    toast(`stop requested for ${name}`);
+  } catch (e) { toast(e.message, "error"); }
+  refresh();
+}
+
+async function resumeRun(run) {
+  const complete = run.status === "complete";
+  const answer = await promptDialog("Resume run",
+    complete ? `${run.name} reached its target. Generations to add:` : `Continue ${run.name} where it stopped. Generations to add (empty: continue to its target):`,
+    [{ name: "generations", label: "generations to add", type: "number", min: 0, value: complete ? 10 : "" },
+     { name: "workers", label: "workers", type: "number", min: 1, value: 1 }], "Resume");
+  if (!answer) return;
+  const body = {};
+  if (answer.generations !== "") body.generations = Number(answer.generations);
+  if (answer.workers !== "") body.workers = Number(answer.workers);
+  try {
+    await api(`/api/runs/${enc(run.name)}/resume`, { method: "POST", body });
+    toast(`resumed ${run.name}`);
+  } catch (e) { toast(e.message, "error"); }
+  refresh();
+}
+
+async function deleteRun(name) {
+  const typed = await confirmDialog("Delete run", `Delete ${name} with all its variants, evaluations, events and LLM records? This cannot be undone.`, { requireText: name, action: "Delete", danger: true });
+  if (typed === null) return;
+  try {
+    await api(`/api/runs/${enc(name)}`, { method: "DELETE", body: { confirm: typed } });
+    toast(`deleted ${name}`);
+    if (location.hash !== "#/") location.hash = "#/";
+  } catch (e) { toast(e.message, "error"); }
+  refresh();
+}
+
+function runActions(run) {
+  const buttons = [];
+  if (run.live || run.status === "running" || run.status === "created") {
+    buttons.push(h("button", { class: "small", text: "Stop", dataset: { action: "stop" }, onclick: (e) => { e.stopPropagation(); stopRun(run.name); } }));
+  }
+  if (!run.live && INFO?.can_drive) {
+    buttons.push(h("button", { class: "small", text: "Resume", dataset: { action: "resume" }, onclick: (e) => { e.stopPropagation(); resumeRun(run); } }));
+  }
+  if (!run.live) {
+    buttons.push(h("button", { class: "small danger-outline", text: "Delete", dataset: { action: "delete" }, onclick: (e) => { e.stopPropagation(); deleteRun(run.name); } }));
+  }
+  return h("span", { class: "actions" }, buttons);
+}
+
+// -- pages -------------------------------------------------------------------------------------
+async function pageRuns() {
+  const data = await api("/api/runs");
+  const form = newRunForm();
+  const rows = data.runs.map((r) => h("tr", { class: "clickable", dataset: { run: r.name }, onclick: () => { location.hash = `#/run/${enc(r.name)}`; } },
+    h("td", {}, h("a", { href: `#/run/${enc(r.name)}`, text: r.name })),
+    h("td", { text: r.task }), h("td", { text: r.mode }), h("td", { class: "num", text: r.seed }),
+    h("td", {}, statusBadge(r)),
+    h("td", { class: "num", text: `${r.generations}${r.target_generations != null ? ` / ${r.target_generations}` : ""}` }),
+    h("td", { class: "num", text: r.variants }),
+    h("td", { class: "num", text: fmt(r.best_val) }),
+    h("td", { class: "num", text: fmt(r.champion_test) }),
+    h("td", { class: "num", text: money(r.cost) }),
+    h("td", { text: ago(r.updated_at), title: when(r.updated_at) }),
+    h("td", {}, runActions(r))));
+  return h("section", {},
+    h("div", { class: "row between" },
+      h("h1", { text: "Runs" }),
+      h("div", { class: "row" },
+        h("a", { class: "button", href: "/api/runs.csv", download: "runs.csv", text: "Export CSV" }),
+        h("a", { class: "button", href: "/api/runs.json", download: "runs.json", text: "Export JSON" }),
+        INFO?.can_drive ? h("button", { class: "primary", id: "new-run", text: "New run", onclick: () => form.toggleAttribute("hidden") }) : null)),
+    form,
+    data.runs.length === 0
+      ? h("p", { class: "empty", text: "No runs in this storage yet. Start one here or with `hyperagents run`." })
+      : h("table", { class: "grid", id: "runs-table" },
+        h("thead", {}, h("tr", {}, ["run", "task", "mode", "seed", "status", "generations", "variants", "best val", "champion test", "cost", "updated", ""].map((c) => h("th", { text: c })))),
+        h("tbody", {}, rows)));
+}
+
+function newRunForm() {
+  const tasks = INFO?.tasks || [];
+  const field = (label, input) => h("label", { class: "field" }, h("span", { text: label }), input);
+  const form = h("form", { class: "card form", id: "new-run-form", hidden: true },
+    h("h3", { text: "New run" }),
+    h("div", { class: "fields" },
+      field("task", h("select", { name: "task" }, tasks.map((t) => h("option", { value: t, text: t })))),
+      field("mode", h("select", { name: "mode" }, (INFO?.modes || []).map((m) => h("option", { value: m, text: m })))),
+      field("generations", h("input", { name: "generations", type: "number", min: 0, value: 30 })),
+      field("seed", h("input", { name: "seed", type: "number", min: 0, value: 0 })),
+      field("name (optional)", h("input", { name: "name", type: "text", placeholder: "task-mode-seed-…" })),
+      field("workers", h("input", { name: "workers", type: "number", min: 1, value: 1 })),
+      field("model (optional)", h("input", { name: "llm", type: "text", placeholder: "openai:MODEL, http://HOST/v1#MODEL, local" })),
+      field("max cost $ (optional)", h("input", { name: "max_cost", type: "number", min: 0, step: "any" })),
+      field("max tokens (optional)", h("input", { name: "max_tokens", type: "number", min: 0 }))),
+    h("div", { class: "row end" }, h("button", { class: "primary", type: "submit", text: "Start" })));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const values = Object.fromEntries(new FormData(form).entries());
+    const body = { task: values.task, mode: values.mode, generations: Number(values.generations), seed: Number(values.seed), workers: Number(values.workers) };
+    if (values.name) body.name = values.name;
+    if (values.llm) body.llm = values.llm;
+    if (values.max_cost) body.max_cost = Number(values.max_cost);
+    if (values.max_tokens) body.max_tokens = Number(values.max_tokens);
+    try {
+      const run = await api("/api/runs", { method: "POST", body });
+      toast(`started ${run.name}`);
+      location.hash = `#/run/${enc(run.name)}`;
+    } catch (err) { toast(err.message, "error"); }
+  });
+  return form;
+}
+
+function card(title, ...body) {
+  return h("div", { class: "card" }, h("h3", { text: title }), ...body);
+}
+
+function kv(pairs) {
+  return h("dl", { class: "kv" }, pairs.filter(Boolean).map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v instanceof Node ? v : String(v))]));
+}
+
+function meter(done, total) {
+  const frac = total ? Math.min(1, done / total) : 0;
+  const bar = h("div", { class: "meter" }, h("div", { class: "fill" }));
+  bar.firstChild.style.width = `${(frac * 100).toFixed(1)}%`;
+  return bar;
+}
+
+function variantLink(id, text) {
+  return h("a", { href: `#/variant/${id}`, text: text ?? `#${id}` });
+}
+
+async function pageOverview(name) {
+  const data = await api(`/api/runs/${enc(name)}`);
+  const run = data.run;
+  const b = data.budget;
+  const llm = b.llm;
+  const champ = data.champion;
+  const seed = data.seed;
+  const states = Object.entries(data.states).sort();
+  return h("section", {},
+    runHeader(run),
+    h("div", { class: "cards" },
+      card("Champion", champ
+        ? kv([["variant", variantLink(champ.id, `#${champ.id} (generation ${champ.generation})`)],
+          ...["train", "val", "test"].map((s) => [`${s} score`, `${fmt(champ.scores[s])}  (seed ${fmt(seed?.scores?.[s])})`])])
+        : h("p", { class: "muted", text: "no evaluated variant yet" })),
+      card("Budget",
+        kv([["generations", h("span", {}, `${b.generations_done} of ${b.target_generations ?? "–"}`, meter(b.generations_done, b.target_generations))],
+          ["time", duration(b.elapsed_seconds)],
+          ["evaluations", b.evaluations],
+          ["LLM tokens", `${llm.tokens}${llm.max_tokens != null ? ` of ${llm.max_tokens}` : ""}`],
+          ["LLM cost", `${money(llm.cost)}${llm.max_cost != null ? ` of ${money(llm.max_cost)}` : ""}`],
+          ["LLM calls", `${llm.calls} (${llm.cached} cached, ${llm.errors} failed)`],
+          llm.model ? ["model", llm.model] : null])),
+      card("Progress",
+        kv([["status", statusBadge(run)], ["variants", run.variants], ...states.map(([k, v]) => [k, v])]),
+        data.in_flight.length
+          ? h("ul", { class: "plain" }, data.in_flight.map((v) => h("li", {}, variantLink(v.id), ` generation ${v.generation}: `, stateBadge(v.state), ` ${ago(v.since)}`)))
+          : null)),
+    card("Learning curve", curveSvg(data.curve)),
+    card("Latest events", eventsTable(data.events), h("a", { href: `#/run/${enc(name)}/events`, text: "all events →" })));
+}
+
+function runHeader(run) {
+  return h("div", { class: "row between run-header" },
+    h("div", {},
+      h("h1", {}, run.name, " ", statusBadge(run)),
+      h("p", { class: "muted", text: `task ${run.task} · mode ${run.mode} · seed ${run.seed}${run.experiment ? ` · experiment ${run.experiment}` : ""}` })),
+    h("div", { class: "row" },
+      h("a", { class: "button", href: `/api/runs/${enc(run.name)}/export.csv`, text: "Export CSV" }),
+      h("a", { class: "button", href: `/api/runs/${enc(run.name)}/export.json`, text: "Export JSON" }),
+      runActions(run)));
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) el.setAttribute(k, String(v));
+  for (const c of children.flat()) if (c) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+function curveSvg(curve) {
+  const W = 900, H = 300, L = 48, R = 16, T = 12, B = 34;
+  const gens = curve.generation;
+  if (!gens.length) return h("p", { class: "muted", text: "no variants yet" });
+  const values = [...curve.val, ...curve.test].filter((v) => v !== null);
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (!(hi > lo)) { lo -= 0.5; hi += 0.5; }
+  const pad = (hi - lo) * 0.08; lo -= pad; hi += pad;
+  const gmax = Math.max(1, ...gens);
+  const x = (g) => L + (g / gmax) * (W - L - R);
+  const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": "learning curve" });
+  for (let i = 0; i <= 4; i++) {
+    const v = lo + ((hi - lo) * i) / 4;
+    svg.append(s("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "gridline" }), s("text", { x: L - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, v.toFixed(3)));
+  }
+  const ticks = 6;
+  for (let i = 0; i <= ticks; i++) {
+    const g = Math.round((gmax * i) / ticks);
+    svg.append(s("text", { x: x(g), y: H - B + 16, class: "tick", "text-anchor": "middle" }, g));
+  }
+  svg.append(s("text", { x: (L + W - R) / 2, y: H - 2, class: "axis", "text-anchor": "middle" }, "generation"));
+  // every variant's val (complete), then best-so-far and the champions' test scores
+  curve.val.forEach((v, i) => {
+    if (v === null) return;
+    const dot = s("circle", { cx: x(gens[i]), cy: y(v), r: 2.6, class: "dot-val" }, s("title", {}, `#${curve.id[i]} generation ${gens[i]}: val ${v.toFixed(4)}`));
+    dot.addEventListener("click", () => { location.hash = `#/variant/${curve.id[i]}`; });
+    svg.append(dot);
+  });
+  let path = "";
+  curve.best_val.forEach((v, i) => { if (v !== null) path += `${path ? "L" : "M"}${x(gens[i]).toFixed(1)},${y(v).toFixed(1)}`; });
+  svg.append(s("path", { d: path, class: "line-best" }));
+  curve.test.forEach((v, i) => {
+    if (v === null) return;
+    svg.append(s("rect", { x: x(gens[i]) - 3.5, y: y(v) - 3.5, width: 7, height: 7, class: "dot-test", transform: `rotate(45 ${x(gens[i])} ${y(v)})` }, s("title", {}, `#${curve.id[i]} generation ${gens[i]}: test ${v.toFixed(4)} (champion when it settled)`)));
+  });
+  const legend = h("div", { class: "legend" },
+    h("span", { class: "key key-val" }), "val of each evaluated variant ",
+    h("span", { class: "key key-best" }), "best val so far ",
+    h("span", { class: "key key-test" }), "test of the champion at the time");
+  return h("div", {}, svg, legend);
+}
+
+function eventsTable(events, withRun = false) {
+  if (!events.length) return h("p", { class: "muted", text: "no events" });
+  return h("table", { class: "grid compact events" },
+    h("thead", {}, h("tr", {}, ["time", "kind", "variant", "message"].map((c) => h("th", { text: c })))),
+    h("tbody", {}, events.map((e) => h("tr", {},
+      h("td", { text: when(e.created_at), class: "nowrap" }),
+      h("td", {}, h("span", { class: `kind kind-${e.kind.split(".")[0]}`, text: e.kind })),
+      h("td", {}, e.variant_id ? variantLink(e.variant_id) : "–"),
+      h("td", { text: e.message, class: "message" })))));
+}
+
+// -- archive -----------------------------------------------------------------------------------
+const archiveState = { sort: "generation", desc: false, page: 0, q: "", state: "", minVal: "" };
+const PAGE = 100;
+async function pageArchive(name) {
+  const data = await api(`/api/runs/${enc(name)}/archive`);
+  const cols = data.columns;
+  const ix = Object.fromEntries(cols.map((c, i) => [c, i]));
+  const shown = ["variant_id", "generation", "parent_id", "state", "train_subset", "train", "val", "test", "wall_per_instance", "errors", "operator", "reason"];
+  const labels = { variant_id: "variant", parent_id: "parent", train_subset: "subset", wall_per_instance: "ms/instance" };
+  const container = h("div", {});
+  const count = h("span", { class: "muted", id: "archive-count" });
+  const stateSelect = h("select", { id: "filter-state", "aria-label": "state" }, h("option", { value: "", text: "any state" }), ["complete", "pruned", "invalid", "failed", "evaluating", "running"].map((s2) => h("option", { value: s2, text: s2 })));
+  stateSelect.value = archiveState.state;
+  const search = h("input", { type: "search", id: "filter-text", placeholder: "filter: id, operator, reason…", value: archiveState.q });
+  const minVal = h("input", { type: "number", step: "any", id: "filter-min-val", placeholder: "min val", value: archiveState.minVal });
+  const render = () => {
+    const q = archiveState.q.toLowerCase();
+    const mv = archiveState.minVal === "" ? null : Number(archiveState.minVal);
+    let rows = data.rows.filter((r) =>
+      (!archiveState.state || r[ix.state] === archiveState.state) &&
+      (mv === null || (r[ix.val] !== null && r[ix.val] >= mv)) &&
+      (!q || shown.some((c) => r[ix[c]] !== null && String(r[ix[c]]).toLowerCase().includes(q))));
+    const k = ix[archiveState.sort];
+    const dir = archiveState.desc ? -1 : 1;
+    rows = rows.slice().sort((a, b2) => {
+      const va = a[k], vb = b2[k];
+      if (va === vb) return a[0] - b2[0];
+      if (va === null) return 1;
+      if (vb === null) return -1;
+      return (va < vb ? -1 : 1) * dir;
+    });
+    const pages = Math.max(1, Math.ceil(rows.length / PAGE));
+    archiveState.page = Math.min(archiveState.page, pages - 1);
+    const slice = rows.slice(archiveState.page * PAGE, (archiveState.page + 1) * PAGE);
+    count.textContent = `${rows.length} of ${data.rows.length} variants`;
+    const head = h("tr", {}, shown.map((c) => h("th", {
+      class: `sortable${archiveState.sort === c ? (archiveState.desc ? " desc" : " asc") : ""}`,
+      dataset: { col: c },
+      text: labels[c] || c,
+      onclick: () => { archiveState.desc = archiveState.sort === c ? !archiveState.desc : ["val", "test", "train", "train_subset"].includes(c); archiveState.sort = c; render(); },
+    })));
+    const body = h("tbody", {}, slice.map((r) => h("tr", { class: `clickable${r[0] === data.champion ? " champion" : ""}`, dataset: { variant: r[0] }, onclick: () => { location.hash = `#/variant/${r[0]}`; } },
+      shown.map((c) => {
+        const v = r[ix[c]];
+        if (c === "variant_id") return h("td", {}, variantLink(v), r[0] === data.champion ? h("span", { class: "star", title: "champion", text: " ★" }) : null);
+        if (c === "parent_id") return h("td", {}, v ? variantLink(v) : "–");
+        if (c === "state") return h("td", {}, stateBadge(v));
+        if (c === "reason") return h("td", { class: "message", text: v || "", title: v || "" });
+        if (c === "wall_per_instance") return h("td", { class: "num", text: v === null ? "–" : (v * 1000).toFixed(2) });
+        return h("td", { class: typeof v === "number" ? "num" : "", text: fmt(v, 3) });
+      }))));
+    const pager = h("div", { class: "row pager" },
+      h("button", { class: "small", text: "← prev", disabled: archiveState.page === 0, onclick: () => { archiveState.page--; render(); } }),
+      h("span", { text: `page ${archiveState.page + 1} of ${pages}` }),
+      h("button", { class: "small", text: "next →", id: "next-page", disabled: archiveState.page >= pages - 1, onclick: () => { archiveState.page++; render(); } }));
+    container.replaceChildren(h("table", { class: "grid compact", id: "archive-table" }, h("thead", {}, head), body), pager);
+  };
+  stateSelect.addEventListener("change", () => { archiveState.state = stateSelect.value; archiveState.page = 0; render(); });
+  search.addEventListener("input", () => { archiveState.q = search.value; archiveState.page = 0; render(); });
+  minVal.addEventListener("input", () => { archiveState.minVal = minVal.value; archiveState.page = 0; render(); });
+  render();
+  return h("section", {},
+    h("div", { class: "row between" }, h("h1", { text: `Archive of ${name}` }), count),
+    h("div", { class: "row filters" }, search, stateSelect, minVal),
+    container);
+}
+
+// -- lineage -----------------------------------------------------------------------------------
+const lineageView = { scale: null, tx: 0, ty: 0, showFailed: true, key: null };
+async function pageLineage(name) {
+  const data = await api(`/api/runs/${enc(name)}/lineage`);
+  const n = data.id.length;
+  const canvas = h("canvas", { id: "lineage-canvas", class: "lineage", "aria-label": "lineage tree" });
+  const tip = h("div", { class: "tooltip", hidden: true });
+  const wrap = h("div", { class: "lineage-wrap" }, canvas, tip);
+  const index = new Map(data.id.map((id, i) => [id, i]));
+  const onPath = new Set(data.path);
+  const vals = data.val.filter((v) => v !== null);
+  const vlo = vals.length ? Math.min(...vals) : 0, vhi = vals.length ? Math.max(...vals) : 1;
+  const gmax = Math.max(1, ...data.generation), rmax = Math.max(1, ...data.row);
+  if (lineageView.key !== name) Object.assign(lineageView, { scale: null, tx: 0, ty: 0, key: name });
+  let dpr = window.devicePixelRatio || 1;
+  const unit = { x: 1, y: 1 };
+  const fit = () => {
+    const w = canvas.clientWidth, hh = canvas.clientHeight;
+    unit.x = (w - 60) / gmax; unit.y = (hh - 40) / rmax;
+    if (lineageView.scale === null) { lineageView.scale = 1; lineageView.tx = 30; lineageView.ty = 20; }
+  };
+  const px = (i) => lineageView.tx + data.generation[i] * unit.x * lineageView.scale;
+  const py = (i) => lineageView.ty + data.row[i] * unit.y * lineageView.scale;
+  const draw = () => {
+    dpr = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth, hh = canvas.clientHeight;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(hh * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(hh * dpr); }
+    fit();
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, hh);
+    ctx.lineWidth = 0.7; ctx.strokeStyle = "#c7ccd4";
+    ctx.beginPath();
+    for (let i = 0; i < n; i++) {
+      const p = data.parent[i];
+      if (p === null || !index.has(p)) continue;
+      if (!lineageView.showFailed && data.val[i] === null) continue;
+      const j = index.get(p);
+      ctx.moveTo(px(j), py(j)); ctx.lineTo(px(i), py(i));
+    }
+    ctx.stroke();
+    ctx.lineWidth = 2.4; ctx.strokeStyle = "#dc2626"; ctx.beginPath();
+    for (const id of data.path) {
+      const i = index.get(id); const p = data.parent[i];
+      if (p === null || !index.has(p)) continue;
+      const j = index.get(p); ctx.moveTo(px(j), py(j)); ctx.lineTo(px(i), py(i));
+    }
+    ctx.stroke();
+    const r = Math.max(1.5, Math.min(7, 3 * Math.sqrt(lineageView.scale)));
+    for (let i = 0; i < n; i++) {
+      const x = px(i), y = py(i);
+      if (x < -10 || y < -10 || x > w + 10 || y > hh + 10) continue;
+      const v = data.val[i];
+      if (v === null) {
+        if (!lineageView.showFailed) continue;
+        ctx.strokeStyle = "#9ca3af"; ctx.lineWidth = 1; const d = r * 0.8;
+        ctx.beginPath(); ctx.moveTo(x - d, y - d); ctx.lineTo(x + d, y + d); ctx.moveTo(x + d, y - d); ctx.lineTo(x - d, y + d); ctx.stroke();
+        continue;
+      }
+      ctx.fillStyle = viridis(vhi > vlo ? (v - vlo) / (vhi - vlo) : 0.5);
+      ctx.beginPath(); ctx.arc(x, y, onPath.has(data.id[i]) ? r * 1.6 : r, 0, Math.PI * 2); ctx.fill();
+      if (onPath.has(data.id[i])) { ctx.strokeStyle = "#dc2626"; ctx.lineWidth = 1.5; ctx.stroke(); }
+    }
+    if (data.champion !== null) {
+      const i = index.get(data.champion);
+      ctx.fillStyle = "#dc2626"; ctx.font = "12px system-ui, sans-serif";
+      ctx.fillText(`★ champion #${data.champion}`, px(i) + 8, py(i) - 8);
+      canvas.dataset.champion = `${Math.round(px(i))},${Math.round(py(i))}`; // where to click it
+    }
+  };
+  const nearest = (mx, my) => {
+    let best = -1, bd = 144;
+    for (let i = 0; i < n; i++) {
+      if (!lineageView.showFailed && data.val[i] === null) continue;
+      const dx = px(i) - mx, dy = py(i) - my, d = dx * dx + dy * dy;
+      if (d < bd) { bd = d; best = i; }
+    }
+    return best;
+  };
+  let drag = null, moved = false;
+  canvas.addEventListener("mousedown", (e) => { drag = { x: e.clientX, y: e.clientY, tx: lineageView.tx, ty: lineageView.ty }; moved = false; });
+  window.addEventListener("mouseup", () => { drag = null; }, { once: false });
+  canvas.addEventListener("mousemove", (e) => {
+    const rect = canvas.getBoundingClientRect();
+    if (drag) {
+      const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+      if (Math.abs(dx) + Math.abs(dy) > 3) moved = true;
+      lineageView.tx = drag.tx + dx; lineageView.ty = drag.ty + dy; draw(); return;
+    }
+    const i = nearest(e.clientX - rect.left, e.clientY - rect.top);
+    if (i < 0) { tip.hidden = true; canvas.style.cursor = "grab"; return; }
+    canvas.style.cursor = "pointer";
+    tip.hidden = false;
+    tip.textContent = `#${data.id[i]} · generation ${data.generation[i]} · ${data.state[i]}${data.val[i] !== null ? ` · val ${data.val[i].toFixed(4)}` : ""}`;
+    tip.style.left = `${e.clientX - rect.left + 12}px`; tip.style.top = `${e.clientY - rect.top + 12}px`;
+  });
+  canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+  canvas.addEventListener("click", (e) => {
+    if (moved) return;
+    const rect = canvas.getBoundingClientRect();
+    const i = nearest(e.clientX - rect.left, e.clientY - rect.top);
+    if (i >= 0) location.hash = `#/variant/${data.id[i]}`;
+  });
+  const zoom = (factor, cx, cy) => {
+    const s0 = lineageView.scale, s1 = Math.min(400, Math.max(0.2, s0 * factor));
+    lineageView.tx = cx - ((cx - lineageView.tx) * s1) / s0;
+    lineageView.ty = cy - ((cy - lineageView.ty) * s1) / s0;
+    lineageView.scale = s1; draw();
+  };
+  canvas.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const rect = canvas.getBoundingClientRect();
+    zoom(e.deltaY < 0 ? 1.2 : 1 / 1.2, e.clientX - rect.left, e.clientY - rect.top);
+  }, { passive: false });
+  const center = () => [canvas.clientWidth / 2, canvas.clientHeight / 2];
+  const failedToggle = h("input", { type: "checkbox", id: "show-failed", checked: lineageView.showFailed });
+  failedToggle.addEventListener("change", () => { lineageView.showFailed = failedToggle.checked; draw(); });
+  const section = h("section", {},
+    h("div", { class: "row between" },
+      h("h1", { text: `Lineage of ${name}` }),
+      h("div", { class: "row" },
+        h("label", { class: "row" }, failedToggle, "failed / invalid / pruned"),
+        h("button", { class: "small", text: "+", title: "zoom in", id: "zoom-in", onclick: () => zoom(1.5, ...center()) }),
+        h("button", { class: "small", text: "−", title: "zoom out", id: "zoom-out", onclick: () => zoom(1 / 1.5, ...center()) }),
+        h("button", { class: "small", text: "reset", onclick: () => { lineageView.scale = null; draw(); } }))),
+    h("p", { class: "muted" }, `${n} variants; x: generation, colour: val score (`, h("span", { class: "swatch lo" }), ` ${fmt(vlo)} → `, h("span", { class: "swatch hi" }), ` ${fmt(vhi)}), champion's path in red. Drag to pan, wheel to zoom, click a node to open it.`),
+    wrap);
+  requestAnimationFrame(draw);
+  const onResize = () => draw();
+  window.addEventListener("resize", onResize);
+  section.dispose = () => window.removeEventListener("resize", onResize);
+  return section;
+}
+
+// -- events ------------------------------------------------------------------------------------
+const eventFilters = { group: "", kind: "", variant: "", q: "" };
+async function pageEvents(name) {
+  const params = () => {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(eventFilters)) if (v) p.set(k, v);
+    return p;
+  };
+  const data = await api(`/api/runs/${enc(name)}/events?${params()}`);
+  const groups = INFO?.event_groups || {};
+  const group = h("select", { id: "event-group", "aria-label": "group" }, h("option", { value: "", text: "all events" }), Object.keys(groups).map((g) => h("option", { value: g, text: g })));
+  group.value = eventFilters.group;
+  const kinds = eventFilters.group ? groups[eventFilters.group] : Object.values(groups).flat();
+  const kind = h("select", { id: "event-kind", "aria-label": "kind" }, h("option", { value: "", text: "any kind" }), kinds.map((k) => h("option", { value: k, text: k })));
+  kind.value = eventFilters.kind;
+  const variant = h("input", { type: "number", min: 1, id: "event-variant", placeholder: "variant id", value: eventFilters.variant });
+  const q = h("input", { type: "search", id: "event-text", placeholder: "text…", value: eventFilters.q });
+  const apply = () => {
+    Object.assign(eventFilters, { group: group.value, kind: kind.value, variant: variant.value, q: q.value });
+    if (eventFilters.kind && eventFilters.group && !groups[eventFilters.group].includes(eventFilters.kind)) eventFilters.kind = "";
+    refresh();
+  };
+  group.addEventListener("change", apply); kind.addEventListener("change", apply);
+  variant.addEventListener("change", apply); q.addEventListener("change", apply);
+  const holder = h("div", {}, eventsTable(data.events));
+  let next = data.next_before;
+  const more = h("button", { class: "small", text: "older events", id: "older", hidden: !next });
+  more.addEventListener("click", async () => {
+    const p = params(); p.set("before", next);
+    const older = await api(`/api/runs/${enc(name)}/events?${p}`);
+    holder.append(eventsTable(older.events));
+    next = older.next_before; more.hidden = !next;
+  });
+  return h("section", {}, h("h1", { text: `Events of ${name}` }), h("div", { class: "row filters" }, group, kind, variant, q), holder, more);
+}
+
+// -- variant -----------------------------------------------------------------------------------
+const TABS = [["diff", "Diff"], ["files", "Files"], ["evaluation", "Evaluation"], ["meta", "Meta agent"], ["llm", "LLM transcript"], ["try", "Try it"]];
+async function pageVariant(id, tab) {
+  const v = await api(`/api/variants/${id}`);
+  tab = tab || (v.parent_id ? "diff" : "files");
+  const header = h("div", { class: "run-header" },
+    h("h1", {}, `Variant #${v.id} `, stateBadge(v.state), v.is_champion ? h("span", { class: "badge champion-badge", text: "★ champion" }) : null),
+    h("p", { class: "muted" },
+      "run ", h("a", { href: `#/run/${enc(v.run.name)}`, text: v.run.name }), ` · generation ${v.generation} · parent `,
+      v.parent_id ? variantLink(v.parent_id) : "none",
+      v.children.length ? [" · children ", v.children.slice(0, 12).map((c, i) => [i ? ", " : "", variantLink(c)]), v.children.length > 12 ? ` … (${v.children.length})` : ""] : null),
+    h("div", { class: "scores" }, ["train_subset", "train", "val", "test"].filter((k) => k in v.scores).map((k) => h("span", { class: "score" }, h("b", { text: k }), " ", fmt(v.scores[k], 4)))),
+    v.reason ? h("div", { class: `reason ${v.state}`, id: "reason" }, h("b", { text: "reason: " }), v.reason) : null);
+  const tabs = h("nav", { class: "tabs" }, TABS.map(([key, label]) => h("a", { href: `#/variant/${v.id}/${key}`, class: key === tab ? "active" : "", text: label, dataset: { tab: key } })));
+  let body;
+  if (tab === "diff") body = await tabDiff(v);
+  else if (tab === "files") body = await tabFiles(v);
+  else if (tab === "evaluation") body = tabEvaluation(v);
+  else if (tab === "meta") body = tabMeta(v);
+  else if (tab === "llm") body = await tabLLM(v);
+  else if (tab === "try") body = await tabTry(v);
+  else body = h("p", { text: "unknown tab" });
+  return h("section", {}, header, tabs, h("div", { class: "tab-body" }, body));
+}
+
+function codeTable(lines, numbers) {
+  const table = h("table", { class: "code hl" });
+  const body = h("tbody");
+  lines.forEach((line, i) => {
+    const td = h("td", { class: "src" });
+    td.innerHTML = line || " "; // escaped and highlighted by the server
+    body.append(h("tr", {}, numbers ? h("td", { class: "ln", text: i + 1 }) : null, td));
+  });
+  table.append(body);
+  return table;
+}
+
+async function tabDiff(v) {
+  if (!v.program_id) return h("p", { class: "muted", text: "this variant has no program (its improvement failed)" });
+  const d = await api(`/api/variants/${v.id}/diff`);
+  if (!d.files.length) return h("p", { class: "muted", text: d.against ? `identical to #${d.against}` : "no files" });
+  return h("div", { id: "diff" },
+    h("p", { class: "muted" }, d.against ? ["changes from ", variantLink(d.against), ` to #${v.id}`] : "the seed program (everything is new)"),
+    d.files.map((f) => {
+      const headerRow = h("div", { class: "file-header" }, h("b", { text: f.path }), ` ${f.status}`, f.added !== undefined ? h("span", { class: "stat" }, h("span", { class: "add", text: ` +${f.added}` }), h("span", { class: "del", text: ` −${f.removed}` })) : null);
+      if (f.binary) return h("div", { class: "diff-file" }, headerRow, h("p", { class: "muted", text: "binary file" }));
+      if (f.too_large) return h("div", { class: "diff-file" }, headerRow, h("p", { class: "muted", text: "too large to show" }));
+      const table = h("table", { class: "code diff hl" });
+      const body = h("tbody");
+      for (const hunk of f.hunks) {
+        body.append(h("tr", { class: "hunk" }, h("td", { colspan: 4, text: hunk.header })));
+        for (const [kind, a, b2, html] of hunk.lines) {
+          const td = h("td", { class: "src" });
+          td.innerHTML = html || " "; // escaped and highlighted by the server
+          body.append(h("tr", { class: kind === "+" ? "add" : kind === "-" ? "del" : "ctx" },
+            h("td", { class: "ln", text: a ?? "" }), h("td", { class: "ln", text: b2 ?? "" }), h("td", { class: "sign", text: kind }), td));
+        }
+      }
+      table.append(body);
+      return h("div", { class: "diff-file" }, headerRow, table);
+    }));
+}
+
+async function tabFiles(v) {
+  if (!v.files.length) return h("p", { class: "muted", text: "this variant has no program" });
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const chosen = params.get("path") || (v.files.find((f) => f.path === "task_agent.py") || v.files[0]).path;
+  const f = await api(`/api/variants/${v.id}/file?path=${enc(chosen)}`);
+  return h("div", { class: "files" },
+    h("ul", { class: "file-list" }, v.files.map((x) => h("li", {}, h("a", { href: `#/variant/${v.id}/files?path=${enc(x.path)}`, class: x.path === chosen ? "active" : "", text: x.path }), h("span", { class: "muted", text: ` ${x.size} B` })))),
+    h("div", { class: "file-view" }, h("div", { class: "file-header" }, h("b", { text: f.path }), ` ${f.size} bytes`),
+      f.binary ? h("p", { class: "muted", text: "binary file" }) : codeTable(f.lines, true)));
+}
+
+function tabEvaluation(v) {
+  if (!v.evaluations.length) return h("p", { class: "muted", text: "not evaluated" });
+  return h("div", {}, v.evaluations.map((e) => {
+    const failing = h("input", { type: "checkbox" });
+    const rows = h("tbody");
+    const max = Math.max(...e.results.map((r) => r.score ?? 0));
+    const fill = () => {
+      rows.replaceChildren(...e.results.filter((r) => !failing.checked || (r.score ?? 0) < max || r.error).map((r) => h("tr", { class: r.error ? "error" : "" },
+        h("td", { text: r.id }), h("td", { class: "num", text: fmt(r.score, 3) }),
+        h("td", { class: "message", text: r.feedback || "" }),
+        h("td", { class: "mono", text: r.error ? r.error : JSON.stringify(r.output)?.slice(0, 300) ?? "" }),
+        h("td", { class: "num", text: fmt(r.wall, 3) }))));
+    };
+    failing.addEventListener("change", fill);
+    fill();
+    const m = e.metrics;
+    return h("div", { class: "card stage", dataset: { stage: e.stage } },
+      h("h3", {}, `${e.stage} (${e.split}): ${fmt(e.score, 4)} on ${e.n} instances`),
+      h("p", { class: "muted", text: `wall ${fmt(m.wall_seconds, 2)} s · cpu ${fmt(m.cpu_seconds, 2)} s · peak ${fmt(m.peak_memory_mb, 1)} MiB · errors ${m.errors ?? 0} · timeouts ${m.timeouts ?? 0}${m.sandbox_reason ? ` · sandbox: ${m.sandbox_reason}` : ""}` }),
+      h("label", { class: "row" }, failing, "only instances below the best score or with errors"),
+      h("div", { class: "scroll" }, h("table", { class: "grid compact" }, h("thead", {}, h("tr", {}, ["instance", "score", "feedback", "output / error", "wall s"].map((c) => h("th", { text: c })))), rows)));
+  }));
+}
+
+function tabMeta(v) {
+  const info = v.meta_info || {};
+  return h("div", {},
+    card("What the meta agent reported", Object.keys(info).length ? h("pre", { class: "json", text: JSON.stringify(info, null, 2) }) : h("p", { class: "muted", text: "nothing" })),
+    v.metrics.improve ? card("Improvement step", h("pre", { class: "json", text: JSON.stringify(v.metrics.improve, null, 2) })) : null,
+    card("Meta agent's log", v.meta_log ? h("pre", { class: "log", id: "meta-log", text: v.meta_log }) : h("p", { class: "muted", text: "no log recorded" })));
+}
+
+async function tabLLM(v) {
+  const data = await api(`/api/variants/${v.id}/llm`);
+  if (!data.calls.length) return h("p", { class: "muted", text: "no LLM calls for this variant" });
+  const u = v.llm;
+  return h("div", {},
+    h("p", { class: "muted", text: `${u.calls} calls (${u.cached} cached, ${u.errors} failed attempts), ${u.prompt_tokens + u.completion_tokens} tokens, ${money(u.cost)}` }),
+    data.calls.map(callView));
+}
+
+function callView(c) {
+  const summary = h("summary", {}, h("b", { text: c.purpose || "call" }),
+    ` ${c.provider}:${c.model} · attempt ${c.attempt}${c.cached ? " · cached" : ""} · ${c.prompt_tokens}+${c.completion_tokens} tokens · ${money(c.cost)} · ${fmt(c.latency, 2)} s `,
+    c.error ? h("span", { class: "badge state-failed", text: "error" }) : null);
+  const messages = c.messages.map((m) => h("div", { class: `msg role-${m.role}` },
+    h("div", { class: "role", text: m.role }),
+    h("pre", { text: typeof m.content === "string" ? m.content : JSON.stringify(m.content, null, 2) })));
+  const answer = c.error
+    ? h("div", { class: "msg role-error" }, h("div", { class: "role", text: "error" }), h("pre", { text: c.error }))
+    : h("div", { class: "msg role-reply" }, h("div", { class: "role", text: "reply" }), h("pre", { text: c.reply ?? "" }));
+  return h("details", { class: "call card" }, summary, messages, answer);
+}
+
+async function tabTry(v) {
+  if (!v.program_id) return h("p", { class: "muted", text: "this variant has no program to try" });
+  const info = await api(`/api/variants/${v.id}/try`);
+  const input = h("textarea", { id: "try-input", rows: 10, spellcheck: "false" });
+  input.value = JSON.stringify(info.example, null, 2);
+  const out = h("div", { id: "try-output" });
+  const button = h("button", { class: "primary", id: "try-run", text: "Run task agent" });
+  button.addEventListener("click", async () => {
+    let inputs;
+    try { inputs = JSON.parse(input.value); } catch (e) { toast(`the input is not JSON: ${e.message}`, "error"); return; }
+    button.disabled = true; out.replaceChildren(h("p", { class: "muted", text: "running in the sandbox…" }));
+    try {
+      const r = await api(`/api/variants/${v.id}/try`, { method: "POST", body: { inputs } });
+      out.replaceChildren(
+        h("p", {}, h("span", { class: `badge ${r.ok ? "state-complete" : "state-failed"}`, text: r.ok ? "ok" : r.outcome }), ` in ${fmt(r.wall, 3)} s (sandbox: ${r.sandbox})`),
+        r.error ? h("div", { class: "reason failed" }, h("b", { text: "error: " }), r.error) : null,
+        h("h4", { text: "output" }), h("pre", { class: "json", id: "try-result", text: JSON.stringify(r.output, null, 2) ?? "null" }),
+        r.stdout ? [h("h4", { text: "stdout" }), h("pre", { class: "log", text: r.stdout })] : null,
+        r.stderr ? [h("h4", { text: "stderr" }), h("pre", { class: "log", text: r.stderr })] : null);
+    } catch (e) { out.replaceChildren(h("div", { class: "reason failed", text: e.message })); }
+    button.disabled = false;
+  });
+  return h("div", { class: "card" },
+    h("p", {}, `Run this variant's task agent (`, h("code", { text: "task_agent.solve" }), `) on an input of task ${info.task}, in the run's sandbox with a ${info.instance_timeout} s limit. No label, no score, no model: the input is prefilled from a train instance.`),
+    input, h("div", { class: "row" }, button), out);
+}
+
+// -- login -------------------------------------------------------------------------------------
+function showLogin() {
+  closeStream();
+  $nav.replaceChildren();
+  const input = h("input", { type: "password", id: "token", autocomplete: "current-password", placeholder: "token" });
+  const form = h("form", { class: "card login" },
+    h("h2", { text: "Sign in" }),
+    h("p", { text: "This dashboard needs its token (given with --token or $HYPERAGENTS_DASHBOARD_TOKEN)." }),
+    input, h("div", { class: "row end" }, h("button", { class: "primary", type: "submit", text: "Sign in" })));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("/api/login", { method: "POST", body: { token: input.value } });
+      INFO = await api("/api/info");
+      route();
+    } catch (err) { toast(err.message, "error"); }
+  });
+  $view.replaceChildren(form);
+  current = null;
+  input.focus();
+}
+
+// -- routing and live updates ------------------------------------------------------------------
+function parse() {
+  const raw = location.hash.replace(/^#/, "") || "/";
+  const [path] = raw.split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "run" && parts[1]) return { page: parts[2] || "overview", run: parts[1] };
+  if (parts[0] === "variant" && parts[1]) return { page: "variant", variant: Number(parts[1]), tab: parts[2] };
+  return { page: "runs" };
+}
+
+function navFor(r, runName) {
+  const links = [["#/", "Runs", r.page === "runs"]];
+  if (runName) {
+    const base = `#/run/${enc(runName)}`;
+    links.push([base, "Overview", r.page === "overview"], [`${base}/archive`, "Archive", r.page === "archive"],
+      [`${base}/lineage`, "Lineage", r.page === "lineage"], [`${base}/events`, "Events", r.page === "events"]);
+  }
+  $nav.replaceChildren(...links.map(([href, label, active]) => h("a", { href, class: active ? "active" : "", text: label })));
+}
+
+function closeStream() {
+  if (stream) stream.close();
+  stream = null; streamKey = null;
+  $live.className = "live";
+}
+
+function openStream(runName) {
+  const key = runName || "";
+  if (stream && streamKey === key) return;
+  closeStream();
+  streamKey = key;
+  stream = new EventSource(runName ? `/api/stream?run=${enc(runName)}` : "/api/stream");
+  let last = null;
+  stream.addEventListener("version", (e) => {
+    $live.className = "live on";
+    $live.title = "live: the page updates when the run changes";
+    if (last !== null && e.data !== last) refresh({ quiet: true });
+    last = e.data;
+  });
+  stream.addEventListener("gone", () => closeStream());
+  stream.onerror = () => { $live.className = "live off"; $live.title = "reconnecting…"; };
+}
+
+let runOfVariant = null;
+let rendering = false;
+let pending = false;
+async function refresh({ quiet = false } = {}) {
+  if (rendering) { pending = true; return; }
+  rendering = true;
+  const r = parse();
+  const scrollY = window.scrollY;
+  try {
+    let view;
+    if (r.page === "runs") view = await pageRuns();
+    else if (r.page === "overview") view = await pageOverview(r.run);
+    else if (r.page === "archive") view = await pageArchive(r.run);
+    else if (r.page === "lineage") view = await pageLineage(r.run);
+    else if (r.page === "events") view = await pageEvents(r.run);
+    else if (r.page === "variant") {
+      // a variant page is not refreshed live while someone reads or tries it
+      if (quiet && current?.key === location.hash) { rendering = false; return; }
+      view = await pageVariant(r.variant, r.tab);
+      runOfVariant = view.querySelector(".run-header a")?.textContent || null;
+    }
+    if (current?.dispose) current.dispose();
+    $view.replaceChildren(view);
+    current = { key: location.hash, dispose: view.dispose };
+    document.body.dataset.page = r.page;
+    document.body.dataset.ready = "1";
+    if (quiet) window.scrollTo(0, scrollY);
+    const runName = r.run || (r.page === "variant" ? runOfVariant : null);
+    navFor(r, runName);
+    if (r.page === "variant") closeStream(); else openStream(r.run || null);
+  } catch (e) {
+    if (e.status === 401) { rendering = false; return; }
+    if (!quiet) $view.replaceChildren(h("div", { class: "card error-page" }, h("h2", { text: e.status === 404 ? "Not found" : "Something went wrong" }), h("p", { text: e.message }), h("a", { href: "#/", text: "back to the runs" })));
+  } finally {
+    rendering = false;
+  }
+  if (pending) { pending = false; refresh({ quiet: true }); }
+}
+
+function route() {
+  document.body.dataset.ready = "";
+  refresh();
+}
+
+window.addEventListener("hashchange", route);
+(async () => {
+  try {
+    INFO = await api("/api/info");
+  } catch (e) {
+    $view.replaceChildren(h("p", { text: e.message }));
+    return;
+  }
+  if (INFO.token_required && !INFO.authenticated) showLogin();
+  else route();
+})();

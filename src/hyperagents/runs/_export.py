@@ -1,0 +1,88 @@
+"""Flat rows of variants and runs: what ``export``, the report and the dashboard show."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from hyperagents.storages import RunRecord, VariantRecord, VariantState
+
+__all__ = ["EXPORT_COLUMNS", "champion_of", "csv_text", "run_info", "variant_row"]
+
+#: The columns of :func:`variant_row`, in order.
+EXPORT_COLUMNS = (
+    "variant_id",
+    "generation",
+    "parent_id",
+    "state",
+    "reason",
+    "train_subset",
+    "train",
+    "val",
+    "test",
+    "wall_per_instance",
+    "cpu_seconds",
+    "peak_memory_mb",
+    "errors",
+    "operator",
+    "program_id",
+    "created_at",
+)
+
+
+def champion_of(variants: Iterable[VariantRecord]) -> VariantRecord | None:
+    """The complete variant with the best val score (ties: the earliest generation)."""
+    complete = [v for v in variants if v.state is VariantState.COMPLETE and "val" in v.scores]
+    if not complete:
+        return None
+    return min(complete, key=lambda v: (-v.scores["val"], v.generation))
+
+
+def variant_row(v: VariantRecord) -> dict[str, Any]:
+    """One variant as a flat row: scores per stage, summed costs, operator, state."""
+    evals = {k: m for k, m in v.metrics.items() if k in ("train_subset", "train", "val")}
+    last = evals.get("val") or evals.get("train") or evals.get("train_subset") or {}
+    return {
+        "variant_id": v.id,
+        "generation": v.generation,
+        "parent_id": v.parent_id,
+        "state": v.state.name.lower(),
+        "reason": v.reason,
+        **{stage: v.scores.get(stage) for stage in ("train_subset", "train", "val", "test")},
+        "wall_per_instance": last.get("wall_per_instance"),
+        "cpu_seconds": sum(float(m.get("cpu_seconds") or 0) for m in evals.values()),
+        "peak_memory_mb": max(
+            (float(m.get("peak_memory_mb") or 0) for m in evals.values()), default=None
+        ),
+        "errors": sum(int(m.get("errors") or 0) for m in evals.values()),
+        "operator": v.meta_info.get("operator"),
+        "program_id": v.program_id,
+        "created_at": v.created_at.isoformat() if v.created_at else None,
+    }
+
+
+def run_info(record: RunRecord) -> dict[str, Any]:
+    """A run's identity, config and attributes as JSON."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "task": record.task,
+        "mode": record.mode,
+        "seed": record.seed,
+        "status": record.status.name.lower(),
+        "config": dict(record.config),
+        "attrs": dict(record.attrs),
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as CSV text with a header (missing values empty)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return buffer.getvalue()

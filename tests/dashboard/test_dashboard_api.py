@@ -1,0 +1,396 @@
+"""The dashboard's JSON API on a real run: what each page gets, the actions, and the guard."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pytest
+from conftest import Site, csrf, make_run
+from fastapi.testclient import TestClient
+
+from hyperagents.dashboard import check_binding, create_app, is_loopback
+from hyperagents.exceptions import ConfigError
+from hyperagents.runs._export import champion_of
+from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
+
+
+# -- what the pages show ----------------------------------------------------------------------
+def test_runs_list_summarises_each_run(client: TestClient, site: Site) -> None:
+    data = client.get("/api/runs").json()
+    row = next(r for r in data["runs"] if r["name"] == site.run)
+    record = site.storage.get_run_by_name(site.run)
+    variants = site.storage.list_variants(record.id)
+    best = champion_of(variants)
+    assert best is not None
+    assert row["status"] == "complete" and row["live"] is False
+    assert row["variants"] == len(variants) and row["generations"] == 8
+    assert row["best_val"] == best.scores["val"] and row["champion"] == best.id
+    assert row["task"].endswith("toytask.py:ToyTask") and row["mode"] == "hyperagent"
+
+
+def test_overview_has_curve_budget_champion_and_events(client: TestClient, site: Site) -> None:
+    data = client.get(f"/api/runs/{site.run}").json()
+    record = site.storage.get_run_by_name(site.run)
+    variants = site.storage.list_variants(record.id)
+    curve = data["curve"]
+    assert curve["generation"] == [v.generation for v in variants]
+    vals = [v for v in curve["val"] if v is not None]
+    best_so_far = [b for b in curve["best_val"] if b is not None]
+    assert best_so_far == sorted(best_so_far) and best_so_far[-1] == max(vals)
+    assert data["champion"]["id"] == champion_of(variants).id  # type: ignore[union-attr]
+    assert data["budget"]["generations_done"] == 8 and data["budget"]["target_generations"] == 8
+    assert data["budget"]["evaluations"] == sum(len(v.scores) for v in variants)
+    assert data["budget"]["llm"]["tokens"] == 0
+    assert sum(data["states"].values()) == len(variants)
+    ids = [e["id"] for e in data["events"]]
+    assert ids == sorted(ids, reverse=True) and data["events"][0]["kind"] == "run.complete"
+
+
+def test_overview_by_id_and_missing_run(client: TestClient, site: Site) -> None:
+    record = site.storage.get_run_by_name(site.run)
+    assert client.get(f"/api/runs/{record.id}").json()["run"]["name"] == site.run
+    missing = client.get("/api/runs/no-such-run")
+    assert missing.status_code == 404 and "no-such-run" in missing.json()["error"]
+
+
+def test_archive_rows_and_lineage_tree(client: TestClient, site: Site) -> None:
+    record = site.storage.get_run_by_name(site.run)
+    variants = site.storage.list_variants(record.id)
+    archive = client.get(f"/api/runs/{site.run}/archive").json()
+    columns = archive["columns"]
+    assert len(archive["rows"]) == len(variants)
+    first = dict(zip(columns, archive["rows"][1], strict=True))
+    assert first["variant_id"] == variants[1].id and first["parent_id"] == variants[1].parent_id
+    assert first["val"] == variants[1].scores.get("val")
+    tree = client.get(f"/api/runs/{site.run}/lineage").json()
+    assert tree["id"] == [v.id for v in variants]
+    assert tree["parent"] == [v.parent_id for v in variants]
+    assert len(set(tree["row"])) >= 1 and all(isinstance(r, float) for r in tree["row"])
+    path = tree["path"]
+    assert path[0] == tree["champion"] and path[-1] == variants[0].id
+
+
+def test_variant_detail_files_evaluations_and_diff(client: TestClient, site: Site) -> None:
+    record = site.storage.get_run_by_name(site.run)
+    child = next(
+        v
+        for v in site.storage.list_variants(record.id)
+        if v.state is VariantState.COMPLETE and v.parent_id
+    )
+    detail = client.get(f"/api/variants/{child.id}").json()
+    assert detail["run"]["name"] == site.run and detail["parent_id"] == child.parent_id
+    assert {f["path"] for f in detail["files"]} == {"task_agent.py", "meta_agent.py"}
+    stages = {e["stage"]: e for e in detail["evaluations"]}
+    assert {"train_subset", "val"} <= set(stages)
+    instance = stages["val"]["results"][0]
+    assert {"id", "score", "feedback"} <= set(instance)
+    assert detail["meta_info"]["operator"] == "step"
+    diff = client.get(f"/api/variants/{child.id}/diff").json()
+    assert diff["against"] == child.parent_id
+    changed = {f["path"]: f for f in diff["files"]}
+    assert set(changed) == {"task_agent.py", "meta_agent.py"}
+    lines = [line for hunk in changed["task_agent.py"]["hunks"] for line in hunk["lines"]]
+    assert {line[0] for line in lines} >= {"+", "-"}
+    added = [line for line in lines if line[0] == "+"]
+    assert '<span class="s2">' in added[0][3] or "<span" in added[0][3]  # highlighted
+    assert changed["task_agent.py"]["added"] == len(added)
+    seed = client.get(f"/api/variants/{site.storage.list_variants(record.id)[0].id}/diff").json()
+    assert seed["against"] is None and all(f["status"] == "added" for f in seed["files"])
+
+
+def test_file_view_is_highlighted_and_escaped(client: TestClient, site: Site) -> None:
+    record = site.storage.get_run_by_name(site.run)
+    seed = site.storage.list_variants(record.id)[0]
+    view = client.get(f"/api/variants/{seed.id}/file", params={"path": "task_agent.py"}).json()
+    assert any('<span class="k">def</span>' in line for line in view["lines"])
+    assert len(view["lines"]) == len(
+        site.storage.get_program(seed.program_id).text("task_agent.py").splitlines()  # type: ignore[arg-type]
+    )
+    # Markup inside code is shown, never interpreted.
+    from hyperagents.dashboard._views import highlight_lines
+
+    html = "".join(highlight_lines("x.py", 's = "<script>alert(1)</script>"\n'))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../../../etc/passwd", "/etc/passwd", "..%2F..%2Fetc%2Fpasswd", "task_agent.py/..", "./x"],
+)
+def test_no_path_traversal_through_files(client: TestClient, site: Site, path: str) -> None:
+    record = site.storage.get_run_by_name(site.run)
+    seed = site.storage.list_variants(record.id)[0]
+    response = client.get(f"/api/variants/{seed.id}/file", params={"path": path})
+    assert response.status_code == 404
+    assert "root:" not in response.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/static/../_app.py", "/static/..%2f_app.py", "/static/%2e%2e/_app.py", "/static/../../x"],
+)
+def test_no_path_traversal_through_static_files(client: TestClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 404
+    assert "create_app" not in response.text
+
+
+def test_events_filters_and_paging(client: TestClient, site: Site) -> None:
+    everything = client.get(f"/api/runs/{site.run}/events", params={"limit": 1000}).json()
+    ids = [e["id"] for e in everything["events"]]
+    assert ids == sorted(ids, reverse=True) and everything["next_before"] is None
+    evaluation = client.get(f"/api/runs/{site.run}/events", params={"group": "evaluation"}).json()
+    info = client.get("/api/info").json()
+    assert evaluation["events"]
+    assert {e["kind"] for e in evaluation["events"]} <= set(info["event_groups"]["evaluation"])
+    one = client.get(
+        f"/api/runs/{site.run}/events", params={"kind": "variant.improved", "variant": 3}
+    ).json()["events"]
+    assert len(one) == 1 and one[0]["variant_id"] == 3
+    text = client.get(f"/api/runs/{site.run}/events", params={"q": "TARGET REACHED"}).json()
+    assert [e["kind"] for e in text["events"]] == ["run.complete"]
+    page = client.get(f"/api/runs/{site.run}/events", params={"limit": 5}).json()
+    assert [e["id"] for e in page["events"]] == ids[:5] and page["next_before"] == ids[4]
+    older = client.get(
+        f"/api/runs/{site.run}/events", params={"limit": 5, "before": page["next_before"]}
+    ).json()
+    assert [e["id"] for e in older["events"]] == ids[5:10]
+    bad = client.get(f"/api/runs/{site.run}/events", params={"group": "nope"})
+    assert bad.status_code == 400
+
+
+def test_exports(client: TestClient, site: Site) -> None:
+    record = site.storage.get_run_by_name(site.run)
+    n = len(site.storage.list_variants(record.id))
+    table = client.get(f"/api/runs/{site.run}/export.csv")
+    assert table.headers["content-type"].startswith("text/csv")
+    assert "attachment" in table.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    assert len(rows) == n and rows[0]["generation"] == "0"
+    payload = client.get(f"/api/runs/{site.run}/export.json").json()
+    assert payload["run"]["name"] == site.run and len(payload["variants"]) == n
+    runs = list(csv.DictReader(io.StringIO(client.get("/api/runs.csv").text)))
+    assert site.run in {r["name"] for r in runs}
+    assert site.run in {r["name"] for r in client.get("/api/runs.json").json()["runs"]}
+    assert client.get(f"/api/runs/{site.run}/export.xml").status_code == 404
+
+
+def test_stream_reports_versions_that_change(client: TestClient, site: Site) -> None:
+    first = client.get("/api/version", params={"run": site.run}).json()["version"]
+    with client.stream("GET", "/api/stream", params={"run": site.run, "once": True}) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        body = "".join(stream.iter_text())
+    assert body.startswith("event: version\n") and json.dumps(first) in body
+    record = site.storage.get_run_by_name(site.run)
+    site.storage.add_event(record.id, "note", "something happened")
+    assert client.get("/api/version", params={"run": site.run}).json()["version"] != first
+    assert client.get("/api/stream", params={"run": "missing"}).status_code == 404
+
+
+def test_try_runs_the_task_agent_in_the_sandbox(client: TestClient, site: Site) -> None:
+    record = site.storage.get_run_by_name(site.run)
+    seed = site.storage.list_variants(record.id)[0]
+    offered = client.get(f"/api/variants/{seed.id}/try").json()
+    assert set(offered["example"]) == {"x"}  # inputs only, never the label
+    high = client.post(
+        f"/api/variants/{seed.id}/try", json={"inputs": {"x": 0.9}}, headers=csrf(client)
+    )
+    assert high.status_code == 200, high.text
+    assert high.json()["ok"] and high.json()["output"] == "hi"
+    broken = client.post(
+        f"/api/variants/{seed.id}/try", json={"inputs": {"y": 1}}, headers=csrf(client)
+    ).json()
+    assert not broken["ok"] and "KeyError" in broken["error"]
+
+
+# -- actions ----------------------------------------------------------------------------------
+def test_start_refuses_unknown_and_file_tasks(client: TestClient) -> None:
+    unknown = client.post("/api/runs", json={"task": "nope"}, headers=csrf(client))
+    assert unknown.status_code == 400 and "unknown task" in unknown.json()["error"]
+    from conftest import TOY
+
+    path = client.post("/api/runs", json={"task": TOY}, headers=csrf(client))
+    assert path.status_code == 400
+    bad = client.post("/api/runs", json={"task": "review", "generations": -1}, headers=csrf(client))
+    assert bad.status_code == 422 and "generations" in bad.json()["error"]
+    extra = client.post("/api/runs", json={"task": "review", "evil": 1}, headers=csrf(client))
+    assert extra.status_code == 422
+
+
+def test_start_a_run_of_a_builtin_task(client: TestClient, site: Site) -> None:
+    made = client.post(
+        "/api/runs",
+        json={"task": "packing", "generations": 1, "name": "packing-from-ui", "seed": 3},
+        headers=csrf(client),
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["name"] == "packing-from-ui"
+    again = client.post(
+        "/api/runs", json={"task": "packing", "name": "packing-from-ui"}, headers=csrf(client)
+    )
+    assert again.status_code == 409
+    record = site.storage.get_run_by_name("packing-from-ui")
+    assert record.attrs["started_from"] == "dashboard"
+    deadline = time.time() + 120
+    while time.time() < deadline and site.storage.get_run(record.id).status is not (
+        RunStatus.COMPLETE
+    ):
+        time.sleep(0.5)
+    assert site.storage.get_run(record.id).status is RunStatus.COMPLETE
+    assert site.storage.count_variants(record.id) == 2
+
+
+def test_stop_resume_and_delete(client: TestClient, site: Site) -> None:
+    make_run(site.storage, "toy-b", 1, seed=5)
+    stop_done = client.post("/api/runs/toy-b/stop", json={}, headers=csrf(client))
+    assert stop_done.status_code == 409 and "not running" in stop_done.json()["error"]
+    complete = client.post("/api/runs/toy-b/resume", json={}, headers=csrf(client))
+    assert complete.status_code == 409 and "target" in complete.json()["error"]
+    resumed = client.post(
+        "/api/runs/toy-b/resume", json={"generations": 5000}, headers=csrf(client)
+    )
+    assert resumed.status_code == 202, resumed.text
+    record = site.storage.get_run_by_name("toy-b")
+    deadline = time.time() + 60
+    while time.time() < deadline and not client.get("/api/runs/toy-b").json()["run"]["live"]:
+        time.sleep(0.2)
+    assert client.get("/api/runs/toy-b").json()["run"]["live"]
+    twice = client.post("/api/runs/toy-b/resume", json={}, headers=csrf(client))
+    assert twice.status_code == 409 and "running already" in twice.json()["error"]
+    busy = client.request(
+        "DELETE", "/api/runs/toy-b", json={"confirm": "toy-b"}, headers=csrf(client)
+    )
+    assert busy.status_code == 409
+    stopped = client.post("/api/runs/toy-b/stop", json={}, headers=csrf(client))
+    assert stopped.status_code == 200, stopped.text
+    deadline = time.time() + 60
+    while time.time() < deadline and client.get("/api/runs/toy-b").json()["run"]["live"]:
+        time.sleep(0.2)
+    after = site.storage.get_run(record.id)
+    assert after.status is RunStatus.STOPPED
+    assert 1 < site.storage.count_variants(record.id) < 5000
+    kinds = [e.kind for e in site.storage.list_events(record.id)]
+    assert "run.stop_requested" in kinds
+    wrong = client.request(
+        "DELETE", "/api/runs/toy-b", json={"confirm": "toy"}, headers=csrf(client)
+    )
+    assert wrong.status_code == 400 and site.storage.get_run(record.id)
+    gone = client.request(
+        "DELETE", "/api/runs/toy-b", json={"confirm": "toy-b"}, headers=csrf(client)
+    )
+    assert gone.status_code == 200
+    assert client.get("/api/runs/toy-b").status_code == 404
+
+
+def test_memory_storage_cannot_drive_runs() -> None:
+    app = create_app(InMemoryStorage(), storage_url="memory")
+    with TestClient(app, base_url="http://localhost") as client:
+        client.get("/")
+        assert client.get("/api/info").json()["can_drive"] is False
+        response = client.post("/api/runs", json={"task": "review"}, headers=csrf(client))
+        assert response.status_code == 409 and "cannot be driven" in response.json()["error"]
+
+
+# -- the guard --------------------------------------------------------------------------------
+def test_state_changes_need_the_csrf_token_and_same_origin(client: TestClient) -> None:
+    url = "/api/runs/toy-a/stop"
+    no_token = client.post(url, json={})
+    assert no_token.status_code == 403 and "CSRF" in no_token.json()["error"]
+    wrong = client.post(url, json={}, headers={"X-CSRF-Token": "forged"})
+    assert wrong.status_code == 403
+    foreign = client.post(url, json={}, headers={**csrf(client), "Origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "cross-origin" in foreign.json()["error"]
+    cross = client.post(url, json={}, headers={**csrf(client), "Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 403
+    form = client.post(
+        url,
+        content="a=1",
+        headers={**csrf(client), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 403 and "JSON" in form.json()["error"]
+    same = client.post(url, json={}, headers={**csrf(client), "Origin": "http://127.0.0.1:8000"})
+    assert same.status_code == 409  # through the guard; the run is simply not running
+
+
+def test_loopback_dashboard_refuses_other_host_names(site: Site) -> None:
+    app = create_app(site.storage, storage_url=site.url)
+    with TestClient(app, base_url="http://attacker.example:8000") as client:
+        response = client.get("/api/runs")
+        assert response.status_code == 400 and "localhost" in response.json()["error"]
+    with TestClient(app, base_url="http://localhost:8000") as client:
+        assert client.get("/api/runs").status_code == 200
+
+
+def test_token_protects_everything_but_the_page_shell(site: Site) -> None:
+    token = "a-long-enough-secret-token"
+    app = create_app(site.storage, storage_url=site.url, token=token, loopback_only=False)
+    with TestClient(app, base_url="http://dash.example:8000") as client:
+        assert client.get("/").status_code == 200  # the page itself holds no data
+        assert client.get("/api/runs").status_code == 401
+        assert client.get("/api/runs/toy-a/export.csv").status_code == 401
+        info = client.get("/api/info").json()
+        assert info["token_required"] and not info["authenticated"] and info["tasks"] == []
+        assert client.get("/api/runs", headers={"Authorization": "Bearer nope"}).status_code == 401
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/runs", headers=bearer).status_code == 200
+        # A script with the bearer token needs no CSRF cookie (browsers never send it alone).
+        scripted = client.post("/api/runs/toy-a/stop", json={}, headers=bearer)
+        assert scripted.status_code == 409
+        bad_login = client.post("/api/login", json={"token": "guess"}, headers=csrf(client))
+        assert bad_login.status_code == 401
+        assert client.get("/api/runs").status_code == 401
+        link = client.get(f"/?token={token}", follow_redirects=False)
+        assert link.status_code == 303 and link.headers["location"] == "/"
+        cookie = link.cookies.get("hyperagents_session")
+        assert cookie and token not in cookie
+        assert "httponly" in link.headers["set-cookie"].lower()
+        assert client.get("/api/runs").status_code == 200
+        # Signed in by cookie, state changes still need the CSRF header.
+        assert client.post("/api/runs/toy-a/stop", json={}).status_code == 403
+        assert client.post("/api/runs/toy-a/stop", json={}, headers=csrf(client)).status_code == 409
+    with TestClient(app, base_url="http://dash.example:8000") as fresh:
+        fresh.get("/")
+        ok = fresh.post("/api/login", json={"token": token}, headers=csrf(fresh))
+        assert ok.status_code == 200 and fresh.get("/api/runs").status_code == 200
+
+
+def test_errors_never_show_a_traceback(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(site.storage, storage_url=site.url)
+
+    def explode() -> None:
+        raise RuntimeError("secret detail at /home/someone/.env")
+
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
+        monkeypatch.setattr(site.storage, "list_runs", explode)
+        response = client.get("/api/runs")
+        assert response.status_code == 500
+        assert "secret" not in response.text and "Traceback" not in response.text
+        assert response.json()["error"].startswith("internal error")
+        assert client.get("/api/variants/notanumber").status_code == 422
+        assert "Traceback" not in client.get("/api/variants/999999").text
+
+
+def test_security_headers(client: TestClient) -> None:
+    page = client.get("/")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/api/runs").headers["cache-control"] == "no-store"
+    for asset in ("/static/app.js", "/static/app.css", "/highlight.css", "/static/favicon.svg"):
+        assert client.get(asset).status_code == 200
+    assert "cdn" not in page.text.lower() and "http" not in page.text.replace("http-equiv", "")
+
+
+def test_binding_rules() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+    check_binding("127.0.0.1", None)
+    check_binding("0.0.0.0", "x" * 16)
+    with pytest.raises(ConfigError, match="token"):
+        check_binding("0.0.0.0", None)
+    with pytest.raises(ConfigError, match="at least 16"):
+        check_binding("127.0.0.1", "short")

@@ -1,0 +1,260 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium``, driven by Playwright):
+``hyperagents dashboard`` serves a real run; the browser goes runs → archive → variant, reads the
+diff, tries the agent, and stops and resumes a run. Screenshots of every page are saved under
+``$HYPERAGENTS_TEST_ARTIFACTS`` (default: ``test-artifacts/``) for people to look at.
+
+Without Chromium or Playwright these tests are skipped, except under ``CI=true``, where they fail:
+``scripts/test.sh`` installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import make_run
+
+from hyperagents.storages import RDBStorage, RunStatus
+
+ARTIFACTS = (
+    Path(
+        os.environ.get(
+            "HYPERAGENTS_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"
+        )
+    )
+    / "dashboard"
+)
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        path = None
+    if path is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Chromium and Playwright are needed (scripts/test.sh installs them)")
+        pytest.skip("no chromium / playwright here (scripts/test.sh installs them)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, RDBStorage]]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    url = f"sqlite:///{tmp / 'runs.db'}"
+    storage = RDBStorage(url)
+    make_run(storage, "toy-e2e", 10, seed=2)
+    make_run(storage, "toy-live", 1, seed=3)
+    port = _free_port()
+    env = {**os.environ}
+    env.pop("HYPERAGENTS_DASHBOARD_TOKEN", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hyperagents", "dashboard", "--storage", url, "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/api/info", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        raise AssertionError(process.stdout.read().decode() if process.stdout else "no output")
+    yield base, storage
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    storage.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on(
+        "console",
+        lambda message: errors.append(message.text) if message.type == "error" else None,
+    )
+    yield tab
+    context.close()
+    assert not errors, errors
+
+
+def _ready(page: Any) -> None:
+    page.wait_for_selector('body[data-ready="1"]', state="attached", timeout=15_000)
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_runs_archive_variant_diff(server: tuple[str, RDBStorage], page: Any) -> None:
+    base, storage = server
+    page.goto(f"{base}/")
+    _ready(page)
+    assert page.locator("#runs-table tbody tr").count() == 2
+    _shot(page, "01-runs")
+    page.click("#runs-table a:text-is('toy-e2e')")
+    page.wait_for_url(re.compile(r"#/run/toy-e2e$"))
+    _ready(page)
+    page.wait_for_selector("svg.chart circle.dot-val")
+    assert "Champion" in page.inner_text("main")
+    _shot(page, "02-overview")
+
+    page.click("#nav a:text-is('Archive')")
+    page.wait_for_selector("#archive-table tbody tr")
+    record = storage.get_run_by_name("toy-e2e")
+    variants = storage.list_variants(record.id)
+    assert page.locator("#archive-table tbody tr").count() == len(variants)
+    page.click("#archive-table th[data-col='val']")  # best first
+    best = max(v.scores.get("val", -1) for v in variants)
+    first_val = page.locator("#archive-table tbody tr").first.locator("td").nth(6).inner_text()
+    assert float(first_val) == pytest.approx(best, abs=1e-3)
+    page.select_option("#filter-state", "pruned")
+    pruned = sum(1 for v in variants if v.state.name == "PRUNED")
+    assert page.locator("#archive-table tbody tr").count() == pruned
+    page.select_option("#filter-state", "")
+    _shot(page, "03-archive")
+
+    child = next(v for v in variants if v.parent_id and v.program_id)
+    page.click(f"#archive-table tr[data-variant='{child.id}']")
+    page.wait_for_url(re.compile(rf"#/variant/{child.id}$"))
+    page.wait_for_selector("#diff .diff-file")
+    diff = page.inner_text("#diff")
+    assert "task_agent.py" in diff and "meta_agent.py" in diff
+    assert page.locator("#diff tr.add").count() >= 1 and page.locator("#diff tr.del").count() >= 1
+    assert page.locator("#diff tr.add span.mi, #diff tr.add span.mf").count() >= 1  # highlighted
+    _shot(page, "04-variant-diff")
+
+    page.click(".tabs a[data-tab='files']")
+    page.wait_for_selector(".file-view table.code")
+    assert "def solve" in page.inner_text(".file-view table.code")
+    page.click(".tabs a[data-tab='evaluation']")
+    page.wait_for_selector(".stage[data-stage='val']")
+    _shot(page, "05-variant-evaluation")
+    page.click(".tabs a[data-tab='meta']")
+    page.wait_for_selector("pre.json")
+    page.click(".tabs a[data-tab='try']")
+    page.wait_for_selector("#try-input")
+    page.fill("#try-input", '{"x": 0.99}')
+    page.click("#try-run")
+    page.wait_for_selector("#try-result")
+    assert page.inner_text("#try-result").strip() == '"hi"'
+    _shot(page, "06-variant-try")
+
+
+def test_lineage_and_events(server: tuple[str, RDBStorage], page: Any) -> None:
+    base, storage = server
+    page.goto(f"{base}/#/run/toy-e2e/lineage")
+    _ready(page)
+    canvas = page.wait_for_selector("#lineage-canvas[data-champion]")
+    x, y = (int(v) for v in canvas.get_attribute("data-champion").split(","))
+    page.click("#zoom-in")
+    page.click("#zoom-out")
+    x, y = (int(v) for v in canvas.get_attribute("data-champion").split(","))
+    _shot(page, "07-lineage")
+    canvas.click(position={"x": x, "y": y})
+    record = storage.get_run_by_name("toy-e2e")
+    from hyperagents.runs._export import champion_of
+
+    champion = champion_of(storage.list_variants(record.id))
+    assert champion is not None
+    page.wait_for_url(re.compile(rf"#/variant/{champion.id}"))
+    _ready(page)
+
+    page.goto(f"{base}/#/run/toy-e2e/events")
+    _ready(page)
+    page.select_option("#event-group", "evaluation")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('table.events .kind')].every("
+        "e => /^(variant\\.(validated|invalid|evaluated|pruned|completed)|champion\\.test)$/"
+        ".test(e.textContent))"
+    )
+    assert page.locator("table.events tbody tr").count() > 0
+    _shot(page, "08-events")
+
+
+def test_stop_resume_and_delete_from_the_browser(server: tuple[str, RDBStorage], page: Any) -> None:
+    base, storage = server
+    record = storage.get_run_by_name("toy-live")
+    page.goto(f"{base}/")
+    _ready(page)
+    row = "#runs-table tr[data-run='toy-live']"
+    page.click(f"{row} button[data-action='resume']")
+    page.fill("#prompt-generations", "5000")
+    page.click("#prompt-ok")
+    # The page follows the run live: the badge turns "running" without a reload.
+    page.wait_for_selector(f"{row} .badge.live-dot", timeout=30_000)
+    _shot(page, "09-running")
+    page.click(f"{row} button[data-action='stop']")
+    page.click("#confirm-ok")
+    page.wait_for_selector(f"{row} .badge.status-stopped", timeout=30_000)
+    assert storage.get_run(record.id).status is RunStatus.STOPPED
+    done = storage.count_variants(record.id)
+    assert 1 < done < 5000
+    _shot(page, "10-stopped")
+    page.click(f"{row} button[data-action='resume']")
+    page.fill("#prompt-generations", "")
+    page.click("#prompt-ok")
+    page.wait_for_selector(f"{row} .badge.live-dot", timeout=30_000)
+    page.click(f"{row} button[data-action='stop']")
+    page.click("#confirm-ok")
+    page.wait_for_selector(f"{row} .badge.status-stopped", timeout=30_000)
+    assert storage.count_variants(record.id) > done
+    page.click(f"{row} button[data-action='delete']")
+    assert page.is_disabled("#confirm-ok")
+    page.fill("#confirm-text", "toy-live")
+    page.click("#confirm-ok")
+    page.wait_for_selector(row, state="detached")
+    assert [r.name for r in storage.list_runs()] == ["toy-e2e"]
+
+
+def test_cli_refuses_an_open_binding_without_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HYPERAGENTS_DASHBOARD_TOKEN"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hyperagents", "dashboard", "--host", "0.0.0.0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1 and "token" in proc.stderr
