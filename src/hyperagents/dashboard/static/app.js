@@ -813,12 +813,13 @@ async function tabTry(v) {
     button.disabled = true; out.replaceChildren(h("p", { class: "muted", text: "running in the sandbox…" }));
     try {
       const r = await api(`/api/variants/${v.id}/try`, { method: "POST", body: { inputs } });
-      out.replaceChildren(
+      out.replaceChildren(...[
         h("p", {}, h("span", { class: `badge ${r.ok ? "state-complete" : "state-failed"}`, text: r.ok ? "ok" : r.outcome }), ` in ${fmt(r.wall, 3)} s (sandbox: ${r.sandbox})`),
         r.error ? h("div", { class: "reason failed" }, h("b", { text: "error: " }), r.error) : null,
         h("h4", { text: "output" }), h("pre", { class: "json", id: "try-result", text: JSON.stringify(r.output, null, 2) ?? "null" }),
         r.stdout ? [h("h4", { text: "stdout" }), h("pre", { class: "log", text: r.stdout })] : null,
-        r.stderr ? [h("h4", { text: "stderr" }), h("pre", { class: "log", text: r.stderr })] : null);
+        r.stderr ? [h("h4", { text: "stderr" }), h("pre", { class: "log", text: r.stderr })] : null,
+      ].flat().filter(Boolean));
     } catch (e) { out.replaceChildren(h("div", { class: "reason failed", text: e.message })); }
     button.disabled = false;
   });
