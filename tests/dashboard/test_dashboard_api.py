@@ -8,13 +8,14 @@ import json
 import time
 
 import pytest
-from conftest import Site, csrf, make_run
 from fastapi.testclient import TestClient
 
 from hyperagents.dashboard import check_binding, create_app, is_loopback
 from hyperagents.exceptions import ConfigError
 from hyperagents.runs._export import champion_of
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
+
+from dashboard_helpers import TOY, Site, csrf, make_run
 
 
 # -- what the pages show ----------------------------------------------------------------------
@@ -210,8 +211,6 @@ def test_try_runs_the_task_agent_in_the_sandbox(client: TestClient, site: Site) 
 def test_start_refuses_unknown_and_file_tasks(client: TestClient) -> None:
     unknown = client.post("/api/runs", json={"task": "nope"}, headers=csrf(client))
     assert unknown.status_code == 400 and "unknown task" in unknown.json()["error"]
-    from conftest import TOY
-
     path = client.post("/api/runs", json={"task": TOY}, headers=csrf(client))
     assert path.status_code == 400
     bad = client.post("/api/runs", json={"task": "review", "generations": -1}, headers=csrf(client))
@@ -394,3 +393,68 @@ def test_binding_rules() -> None:
         check_binding("0.0.0.0", None)
     with pytest.raises(ConfigError, match="at least 16"):
         check_binding("127.0.0.1", "short")
+
+
+def test_start_refuses_file_models_and_the_process_sandbox(client: TestClient) -> None:
+    for body, said in (
+        ({"task": "review", "llm": "scripted:/etc/passwd"}, "files"),
+        ({"task": "review", "llm": "local:/root/model.gguf"}, "files"),
+        ({"task": "review", "llm": "nonsense"}, "spec"),
+        ({"task": "review", "sandbox": "process"}, "sandbox"),
+    ):
+        response = client.post("/api/runs", json=body, headers=csrf(client))
+        assert response.status_code == 400, response.text
+        assert said in response.json()["error"].lower()
+    assert "review-hyperagent-s0" not in {r["name"] for r in client.get("/api/runs").json()["runs"]}
+
+
+def test_a_stopping_run_counts_as_live_until_its_engine_lets_go(site: Site) -> None:
+    from hyperagents.dashboard._views import engine_alive
+    from hyperagents.runs._owner import new_owner_token
+
+    make_run(site.storage, "toy-stopping", 1, seed=9)
+    record = site.storage.get_run_by_name("toy-stopping")
+    assert not engine_alive(record)  # complete; its engine cleared its hold
+    site.storage.update_run_attrs(
+        record.id, {"engine": new_owner_token(), "engine_heartbeat": time.time()}
+    )
+    site.storage.set_run_status(record.id, RunStatus.STOPPED)
+    stopping = site.storage.get_run(record.id)
+    assert engine_alive(stopping)
+    app = create_app(site.storage, storage_url=site.url)
+    with TestClient(app, base_url="http://localhost") as client:
+        client.get("/")
+        refused = client.request(
+            "DELETE",
+            "/api/runs/toy-stopping",
+            json={"confirm": "toy-stopping"},
+            headers=csrf(client),
+        )
+        assert refused.status_code == 409
+        again = client.post("/api/runs/toy-stopping/resume", json={}, headers=csrf(client))
+        assert again.status_code == 409
+    site.storage.update_run_attrs(record.id, {"engine": None})
+    assert not engine_alive(site.storage.get_run(record.id))
+
+
+def test_diff_of_code_with_form_feeds_and_crlf() -> None:
+    from hyperagents.dashboard._views import diff
+    from hyperagents.program import Program
+
+    old = Program({"a.py": "x = 1\n\x0c\ny = 2\n", "b.txt": "one\r\ntwo\r\n"})
+    new = Program({"a.py": "x = 1\n\x0c\ny = 3\n", "b.txt": "one\r\nthree\r\n"})
+    files = {f["path"]: f for f in diff(old, new)}
+    assert files["a.py"]["added"] == 1 and files["a.py"]["removed"] == 1
+    assert files["a.py"]["hunks"][0]["header"] == "@@ -1,3 +1,3 @@"
+    assert files["b.txt"]["added"] == 1
+    created = diff(None, Program({"n.py": "a\n"}))
+    assert created[0]["hunks"][0]["header"] == "@@ -0,0 +1 @@"
+
+
+def test_export_of_a_run_with_a_non_ascii_name(site: Site) -> None:
+    make_run(site.storage, "实验-1", 1, seed=4)
+    app = create_app(site.storage, storage_url=site.url)
+    with TestClient(app, base_url="http://localhost") as client:
+        response = client.get("/api/runs/实验-1/export.csv")
+        assert response.status_code == 200
+        assert response.headers["content-disposition"].isascii()

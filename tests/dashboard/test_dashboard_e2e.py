@@ -22,9 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import make_run
 
 from hyperagents.storages import RDBStorage, RunStatus
+
+from dashboard_helpers import make_run
 
 ARTIFACTS = (
     Path(

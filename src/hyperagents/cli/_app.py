@@ -556,6 +556,16 @@ def _existing_storage(url: str | None) -> BaseStorage:
     return get_storage(resolved)
 
 
+def _shown_url(url: str) -> str:
+    """A storage URL fit to print: no password, no query."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True).split("?")[0]
+    except Exception:  # not a database URL ("memory"): nothing secret in it
+        return url.split("?")[0]
+
+
 def _storage_label(store: BaseStorage) -> str:
     return str(getattr(store, "url", type(store).__name__))
 
@@ -881,7 +891,7 @@ def dashboard(
         _existing_storage(url).close()
         shown = f"[{host}]" if ":" in host else host
         link = f"http://{shown}:{port}/"
-        err_console.print(f"dashboard of {escape(url.split('?')[0])} at [bold]{link}[/]")
+        err_console.print(f"dashboard of {escape(_shown_url(url))} at [bold]{link}[/]")
         if secret is not None:
             err_console.print(f"open {link}?token=… once (the token you gave) to sign in")
         serve(url, host=host, port=port, token=secret, log_dir=log_dir)

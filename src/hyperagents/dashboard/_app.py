@@ -370,8 +370,9 @@ def create_app(
         needle = (q or "").strip().lower()
         found: list[dict[str, Any]] = []
         cursor = before
+        exhausted = False
         scanned = 0
-        while len(found) < limit and scanned < 200_000:
+        while len(found) < limit and scanned < 200_000:  # a text search scans in pages
             page = storage.list_events(
                 record.id,
                 before_id=cursor,
@@ -380,20 +381,19 @@ def create_app(
                 limit=1000,
                 newest_first=True,
             )
-            if not page:
-                break
             scanned += len(page)
-            for event in page:
+            for index, event in enumerate(page):
                 cursor = event.id
-                if needle and needle not in f"{event.kind} {event.message}".lower():
-                    continue
-                found.append(views.event_json(event))
+                if not needle or needle in f"{event.kind} {event.message}".lower():
+                    found.append(views.event_json(event))
                 if len(found) >= limit:
+                    exhausted = index == len(page) - 1 and len(page) < 1000
                     break
-            if len(page) < 1000:
-                cursor = None if len(found) < limit else cursor
-                break
-        more = cursor is not None and len(found) >= limit
+            else:
+                if len(page) < 1000:
+                    exhausted = True
+                    break
+        more = cursor is not None and not exhausted
         return _json({"events": found, "next_before": cursor if more else None})
 
     @app.get("/api/runs/{run}/export.{fmt}")
@@ -453,6 +453,7 @@ def create_app(
         return json.dumps(
             [
                 int(record.status),
+                views.engine_alive(record),
                 last[0].id if last else 0,
                 storage.count_variants(record.id),
                 record.attrs.get("target_generations"),
@@ -556,4 +557,5 @@ def _set_session(response: Response, guard: Guard) -> None:
 
 
 def _safe_filename(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
+    """An ASCII file name for a Content-Disposition header."""
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in name) or "run"

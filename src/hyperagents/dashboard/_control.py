@@ -23,10 +23,16 @@ from hyperagents.dashboard._views import engine_alive
 from hyperagents.evaluation import workspace
 from hyperagents.exceptions import ConfigError, RunStateError
 from hyperagents.runs import Mode, Run, RunConfig
-from hyperagents.runs._owner import owner_is_dead
 from hyperagents.sandbox import Limits, get_sandbox
 from hyperagents.sandbox._base import Outcome
-from hyperagents.storages import BaseStorage, EventSpec, RunRecord, RunStatus, VariantRecord
+from hyperagents.storages import (
+    STORAGE_ENV_VAR,
+    BaseStorage,
+    EventSpec,
+    RunRecord,
+    RunStatus,
+    VariantRecord,
+)
 
 __all__ = ["EngineLauncher", "StartSpec", "delete_run", "request_stop", "try_variant"]
 
@@ -63,7 +69,10 @@ class EngineLauncher:
     @property
     def available(self) -> bool:
         """Whether runs can be driven: another process can open the storage."""
-        return self._url is not None and self._url != "memory" and ":memory:" not in self._url
+        url = self._url
+        if url is None or url == "memory" or ":memory:" in url:
+            return False
+        return not (url.startswith("sqlite") and url.split("?")[0].rstrip("/").endswith(":"))
 
     def _logs(self) -> Path:
         if self._log_dir is None:
@@ -81,13 +90,15 @@ class EngineLauncher:
         if not self.available:
             raise RunStateError(_NOT_SHARED)
         assert self._url is not None
-        command = [sys.executable, "-m", "hyperagents", "resume", "--storage", self._url, "-q"]
+        # The storage URL travels in the environment: a password in it stays out of ``ps``.
+        command = [sys.executable, "-m", "hyperagents", "resume", "-q"]
         if generations is not None:
             command += ["--generations", str(generations)]
         if workers is not None:
             command += ["--workers", str(workers)]
         command += ["--", run.name]  # the name (unique), never taken for an option
         env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+        env[STORAGE_ENV_VAR] = self._url
         log = self._logs() / f"run-{run.id}-{time.strftime('%Y%m%d-%H%M%S')}.log"
         with open(log, "wb") as sink:
             process = subprocess.Popen(
@@ -166,6 +177,10 @@ def start_run(store: BaseStorage, launcher: EngineLauncher, spec: StartSpec) -> 
     known = {info.name for info in list_tasks()}
     if spec.task not in known:
         raise ConfigError(f"unknown task {spec.task!r}; choose one of: {', '.join(sorted(known))}")
+    if spec.sandbox not in (None, "auto", "bwrap"):
+        raise ConfigError("runs started from the dashboard use the sandbox auto or bwrap")
+    if spec.llm is not None:
+        _check_web_llm(spec.llm)
     if not launcher.available:
         raise RunStateError(_NOT_SHARED)
     config = RunConfig.parse(
@@ -187,8 +202,30 @@ def start_run(store: BaseStorage, launcher: EngineLauncher, spec: StartSpec) -> 
         attrs={"started_from": "dashboard"},
     )
     record = the_run.record()
-    launcher.launch(record, generations=spec.generations, workers=spec.workers)
+    try:
+        launcher.launch(record, generations=spec.generations, workers=spec.workers)
+    except RunStateError:
+        if not store.list_variants(record.id):  # nothing done: no run left behind
+            store.delete_run(record.id)
+        raise
     return store.get_run(record.id)
+
+
+def _check_web_llm(text: str) -> None:
+    """Models a browser may ask for: a hosted or HTTP server model, or the bundled local one;
+    never a file (``scripted:FILE`` or ``local:FILE`` would read the dashboard host's files).
+
+    Raises:
+        ConfigError: A file-backed or malformed spec.
+    """
+    from hyperagents.llm._spec import parse_provider_spec
+
+    parsed = parse_provider_spec(text)
+    if parsed.kind == "scripted" or (parsed.kind == "local" and parsed.model is not None):
+        raise ConfigError(
+            "runs started from the dashboard cannot read model or script files: use a "
+            "server (openai:MODEL, http://HOST/v1#MODEL, anthropic:MODEL) or the bundled local"
+        )
 
 
 def resume_run(
@@ -221,12 +258,12 @@ def request_stop(store: BaseStorage, record: RunRecord, *, who: str) -> bool:
     Raises:
         RunStateError: The run is not running.
     """
-    if record.status not in (RunStatus.RUNNING, RunStatus.CREATED):
+    if record.status is not RunStatus.RUNNING:
         raise RunStateError(f"run {record.name!r} is not running ({record.status.name.lower()})")
     changed = store.set_run_status(
         record.id,
         RunStatus.STOPPED,
-        expected=(RunStatus.RUNNING, RunStatus.CREATED),
+        expected=RunStatus.RUNNING,
         event=EventSpec("run.stop_requested", f"stop requested by {who}", {"by": who}),
     )
     if not changed:
@@ -243,13 +280,7 @@ def delete_run(store: BaseStorage, record: RunRecord, *, confirm: str) -> None:
     """
     if confirm != record.name:
         raise ConfigError(f"type the run's name ({record.name!r}) to confirm deleting it")
-    holder = record.attrs.get("engine")
-    if engine_alive(record) or (
-        record.status is RunStatus.RUNNING
-        and isinstance(holder, str)
-        and holder
-        and not owner_is_dead(holder)
-    ):
+    if engine_alive(record):
         raise RunStateError(f"run {record.name!r} is running: stop it before deleting it")
     store.delete_run(record.id)
 

@@ -38,7 +38,6 @@ SESSION_COOKIE = "hyperagents_session"
 CSRF_COOKIE = "hyperagents_csrf"
 CSRF_HEADER = "x-csrf-token"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 #: Shortest token accepted: a guessable token on a network address is no protection.
 MIN_TOKEN_LENGTH = 16
 
@@ -102,7 +101,7 @@ class Guard:
         """Whether the request is addressed to a name this dashboard answers to."""
         if not self.loopback_only:
             return True
-        return _host_name(request.headers.get("host", "")) in _LOOPBACK_NAMES
+        return is_loopback(_host_name(request.headers.get("host", "")))
 
     def authenticated(self, request: Request) -> bool:
         """Whether the request carries the token (always true without one)."""

@@ -25,7 +25,6 @@ from hyperagents.storages import (
     EventRecord,
     LLMCallRecord,
     RunRecord,
-    RunStatus,
     VariantRecord,
     VariantState,
 )
@@ -58,9 +57,9 @@ def _finite(value: Any) -> float | None:
 
 
 def engine_alive(record: RunRecord) -> bool:
-    """Whether an engine is driving the run now (running, its process alive, beating)."""
-    if record.status is not RunStatus.RUNNING:
-        return False
+    """Whether an engine is driving the run now: one holds it, its process is alive and it
+    beats. Whatever the status: after a stop request, the engine finishes its work in flight
+    (and clears its hold when it exits)."""
     holder = record.attrs.get("engine")
     if not isinstance(holder, str) or not holder or owner_is_dead(holder):
         return False
@@ -84,11 +83,16 @@ def _llm_totals(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
     }
 
 
-def run_row(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
-    """One line of the runs page."""
-    variants = store.list_variants(record.id)
+def run_row(
+    store: BaseStorage,
+    record: RunRecord,
+    variants: Sequence[VariantRecord] | None = None,
+    llm: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One line of the runs page (``variants`` and ``llm`` totals when already at hand)."""
+    variants = store.list_variants(record.id) if variants is None else variants
     best = champion_of(variants)
-    llm = _llm_totals(store, record)
+    llm = _llm_totals(store, record) if llm is None else llm
     return {
         "id": record.id,
         "name": record.name,
@@ -197,8 +201,9 @@ def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
     recent = store.list_events(record.id, newest_first=True, limit=15)
     target = record.attrs.get("target_generations")
     done = sum(1 for v in variants if v.generation > 0 and v.state.is_terminal)
+    llm = _llm_totals(store, record)
     return {
-        "run": run_row(store, record) | {"config": dict(record.config)},
+        "run": run_row(store, record, variants, llm) | {"config": dict(record.config)},
         "states": counts,
         "curve": curve,
         "seed": _short(seed),
@@ -208,7 +213,7 @@ def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
             "target_generations": target,
             "elapsed_seconds": _finite(record.attrs.get("elapsed_seconds")) or 0.0,
             "evaluations": sum(len(v.scores) for v in variants),
-            "llm": _llm_totals(store, record),
+            "llm": llm,
         },
         "in_flight": in_flight,
         "events": [event_json(e) for e in recent],
@@ -255,11 +260,8 @@ def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]
     """Everything about one variant except file contents and the LLM transcript."""
     record = store.get_run(variant.run_id)
     program = store.get_program(variant.program_id) if variant.program_id else None
-    children = [
-        v.id
-        for v in store.list_variants(variant.run_id)
-        if v.parent_id == variant.id and v.id != variant.id
-    ]
+    siblings = store.list_variants(variant.run_id)
+    children = [v.id for v in siblings if v.parent_id == variant.id and v.id != variant.id]
     metrics = {k: v for k, v in variant.metrics.items()}
     improve = metrics.get("improve")
     log_tail = None
@@ -279,7 +281,7 @@ def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]
         for e in store.list_evaluations(variant.id)
     ]
     usage = store.llm_usage(variant.run_id, variant_id=variant.id)
-    best = champion_of(store.list_variants(variant.run_id, states=[VariantState.COMPLETE]))
+    best = champion_of(siblings)
     return {
         "id": variant.id,
         "run": {"id": record.id, "name": record.name, "task": record.task, "mode": record.mode},
@@ -320,10 +322,24 @@ def _css_class(kind: _TokenType) -> str:
     return str(STANDARD_TYPES.get(kind, ""))
 
 
+def _lines(text: str) -> list[str]:
+    """``text`` split at newlines only (``str.splitlines`` also splits at form feeds and other
+    separators that code may hold), without the empty piece after a final newline."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _normal(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def highlight_lines(path: str, text: str) -> list[str]:
     """``text`` as one HTML string per line: escaped, tokens in Pygments' CSS classes."""
+    text = _normal(text)
     if len(text) > _HIGHLIGHT_LIMIT:
-        return [html.escape(line) for line in text.split("\n")]
+        return [html.escape(line) for line in _lines(text)]
     lines: list[str] = [""]
     for kind, value in _lexer(path).get_tokens(text):
         css = _css_class(kind)
@@ -389,10 +405,11 @@ def diff(old: Program | None, new: Program, *, context: int = 3) -> list[dict[st
         if len(before) > _SHOWN_LIMIT or len(after) > _SHOWN_LIMIT:
             files.append({"path": path, "status": status, "too_large": True, "hunks": []})
             continue
+        before, after = _normal(before), _normal(after)
         a_html = highlight_lines(path, before)
         b_html = highlight_lines(path, after)
-        a_lines = before.splitlines()
-        b_lines = after.splitlines()
+        a_lines = _lines(before)
+        b_lines = _lines(after)
         hunks = []
         added = removed = 0
         matcher = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False)
@@ -410,18 +427,20 @@ def diff(old: Program | None, new: Program, *, context: int = 3) -> list[dict[st
                 if tag in ("replace", "insert"):
                     lines.extend(["+", None, j + 1, b_html[j]] for j in range(j1, j2))
                     added += j2 - j1
-            first = group[0]
-            hunks.append(
-                {
-                    "header": f"@@ -{first[1] + 1},{group[-1][2] - first[1]} "
-                    f"+{first[3] + 1},{group[-1][4] - first[3]} @@",
-                    "lines": lines,
-                }
-            )
+            first, last = group[0], group[-1]
+            header = f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@"
+            hunks.append({"header": header, "lines": lines})
         files.append(
             {"path": path, "status": status, "added": added, "removed": removed, "hunks": hunks}
         )
     return files
+
+
+def _range(start: int, stop: int) -> str:
+    """A unified diff's ``start,length`` (as difflib writes it: an empty side starts before)."""
+    length = stop - start
+    begin = start + 1 if length else start
+    return str(begin) if length == 1 else f"{begin},{length}"
 
 
 def llm_calls(calls: Sequence[LLMCallRecord]) -> list[dict[str, Any]]:

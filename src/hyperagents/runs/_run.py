@@ -1162,9 +1162,8 @@ class Run:
             raise ConfigError("workers must be >= 1")
         record = self.record()
         holder = record.attrs.get("engine")
-        if (
-            record.status is RunStatus.RUNNING
-            and holder
+        if (  # whatever the status: a stopped run's engine may still be finishing its work
+            holder
             and holder != self._owner
             and not owner_is_dead(holder)
             and time.time() - float(record.attrs.get("engine_heartbeat", 0))

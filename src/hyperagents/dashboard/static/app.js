@@ -119,7 +119,9 @@ function stateBadge(state, extra = "") {
 }
 
 function statusBadge(run) {
-  const label = run.live ? "running" : run.status === "running" ? "running (no engine)" : run.status;
+  const label = run.live
+    ? (run.status === "running" ? "running" : "stopping…")
+    : run.status === "running" ? "running (no engine)" : run.status;
   return h("span", {
     class: `badge status-${run.status}${run.live ? " live-dot" : ""}`,
     text: label,
@@ -149,7 +151,7 @@ function confirmDialog(title, message, { requireText = null, action = "Confirm",
       ? h("input", { type: "text", id: "confirm-text", autocomplete: "off", "aria-label": "confirmation" })
       : null;
     const ok = h("button", { class: danger ? "danger" : "primary", id: "confirm-ok", text: action });
-    const cancel = h("button", { text: "Cancel", id: "confirm-cancel" });
+    const cancel = h("button", { type: "button", text: "Cancel", id: "confirm-cancel" });
     $dialog.append(
       h("form", { method: "dialog", class: "dialog" },
         h("h3", { text: title }),
@@ -176,7 +178,7 @@ function promptDialog(title, message, fields, action = "OK") {
     $dialog.replaceChildren();
     const inputs = fields.map((f) => h("input", { type: f.type || "text", name: f.name, value: f.value ?? "", min: f.min, placeholder: f.placeholder || "", id: `prompt-${f.name}` }));
     const ok = h("button", { class: "primary", text: action, id: "prompt-ok" });
-    const cancel = h("button", { text: "Cancel" });
+    const cancel = h("button", { type: "button", text: "Cancel" });
     $dialog.append(h("form", { method: "dialog", class: "dialog" },
       h("h3", { text: title }), h("p", { text: message }),
       fields.map((f, i) => h("label", { class: "field" }, h("span", { text: f.label }), inputs[i])),
@@ -236,7 +238,7 @@ async function deleteRun(name) {
 
 function runActions(run) {
   const buttons = [];
-  if (run.live || run.status === "running" || run.status === "created") {
+  if (run.status === "running") {
     buttons.push(h("button", { class: "small", text: "Stop", dataset: { action: "stop" }, onclick: (e) => { e.stopPropagation(); stopRun(run.name); } }));
   }
   if (!run.live && INFO?.can_drive) {
@@ -386,7 +388,7 @@ function curveSvg(curve) {
   const gens = curve.generation;
   if (!gens.length) return h("p", { class: "muted", text: "no variants yet" });
   const values = [...curve.val, ...curve.test].filter((v) => v !== null);
-  let lo = Math.min(...values), hi = Math.max(...values);
+  let lo = values.length ? Math.min(...values) : 0, hi = values.length ? Math.max(...values) : 1;
   if (!(hi > lo)) { lo -= 0.5; hi += 0.5; }
   const pad = (hi - lo) * 0.08; lo -= pad; hi += pad;
   const gmax = Math.max(1, ...gens);
@@ -583,7 +585,8 @@ async function pageLineage(name) {
   };
   let drag = null, moved = false;
   canvas.addEventListener("mousedown", (e) => { drag = { x: e.clientX, y: e.clientY, tx: lineageView.tx, ty: lineageView.ty }; moved = false; });
-  window.addEventListener("mouseup", () => { drag = null; }, { once: false });
+  const onUp = () => { drag = null; };
+  window.addEventListener("mouseup", onUp);
   canvas.addEventListener("mousemove", (e) => {
     const rect = canvas.getBoundingClientRect();
     if (drag) {
@@ -632,7 +635,10 @@ async function pageLineage(name) {
   requestAnimationFrame(draw);
   const onResize = () => draw();
   window.addEventListener("resize", onResize);
-  section.dispose = () => window.removeEventListener("resize", onResize);
+  section.dispose = () => {
+    window.removeEventListener("resize", onResize);
+    window.removeEventListener("mouseup", onUp);
+  };
   return section;
 }
 
@@ -896,12 +902,21 @@ function openStream(runName) {
 let runOfVariant = null;
 let rendering = false;
 let pending = false;
+function busy() {
+  // someone is typing, choosing or confirming: a live update must not rebuild the page under them
+  const active = document.activeElement;
+  return $dialog.open || (active && $view.contains(active) && ["INPUT", "SELECT", "TEXTAREA"].includes(active.tagName))
+    || Boolean($view.querySelector("#new-run-form:not([hidden])"));
+}
+
 async function refresh({ quiet = false } = {}) {
   if (rendering) { pending = true; return; }
+  if (quiet && busy()) return;
   rendering = true;
-  const r = parse();
+  const hash = location.hash;
   const scrollY = window.scrollY;
   try {
+    const r = parse();
     let view;
     if (r.page === "runs") view = await pageRuns();
     else if (r.page === "overview") view = await pageOverview(r.run);
@@ -910,13 +925,14 @@ async function refresh({ quiet = false } = {}) {
     else if (r.page === "events") view = await pageEvents(r.run);
     else if (r.page === "variant") {
       // a variant page is not refreshed live while someone reads or tries it
-      if (quiet && current?.key === location.hash) { rendering = false; return; }
+      if (quiet && current?.key === hash) return;
       view = await pageVariant(r.variant, r.tab);
       runOfVariant = view.querySelector(".run-header a")?.textContent || null;
     }
+    if (location.hash !== hash) { view.dispose?.(); pending = true; quiet = false; return; } // moved on meanwhile
     if (current?.dispose) current.dispose();
     $view.replaceChildren(view);
-    current = { key: location.hash, dispose: view.dispose };
+    current = { key: hash, dispose: view.dispose };
     document.body.dataset.page = r.page;
     document.body.dataset.ready = "1";
     if (quiet) window.scrollTo(0, scrollY);
@@ -924,12 +940,12 @@ async function refresh({ quiet = false } = {}) {
     navFor(r, runName);
     if (r.page === "variant") closeStream(); else openStream(r.run || null);
   } catch (e) {
-    if (e.status === 401) { rendering = false; return; }
+    if (e.status === 401) return;
     if (!quiet) $view.replaceChildren(h("div", { class: "card error-page" }, h("h2", { text: e.status === 404 ? "Not found" : "Something went wrong" }), h("p", { text: e.message }), h("a", { href: "#/", text: "back to the runs" })));
   } finally {
     rendering = false;
+    if (pending) { pending = false; setTimeout(() => refresh({ quiet: location.hash === current?.key }), 0); }
   }
-  if (pending) { pending = false; refresh({ quiet: true }); }
 }
 
 function route() {
