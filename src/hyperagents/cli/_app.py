@@ -28,7 +28,7 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.runs import SELECTORS, Mode, Run, RunConfig
-from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, csv_text, run_info, variant_row
+from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, csv_text, run_export, variant_row
 from hyperagents.runs._resolve import find_run, meta_donor, resolve_variant
 from hyperagents.storages import (
     BaseStorage,
@@ -840,18 +840,7 @@ def export(
         if fmt is ExportFormat.csv:
             text = csv_text((variant_row(v) for v in variants), EXPORT_COLUMNS)
         else:
-            payload = {
-                "run": run_info(record),
-                "variants": [
-                    {
-                        **variant_row(v),
-                        "scores": dict(v.scores),
-                        "metrics": dict(v.metrics),
-                        "meta_info": dict(v.meta_info),
-                    }
-                    for v in variants
-                ],
-            }
+            payload = run_export(record, variants)
             text = json.dumps(payload, indent=2, default=str) + "\n"
         if out is None:
             sys.stdout.write(text)

@@ -51,7 +51,7 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.runs import Mode
-from hyperagents.runs._export import EXPORT_COLUMNS, csv_text, run_info, variant_row
+from hyperagents.runs._export import EXPORT_COLUMNS, csv_text, run_export, variant_row
 from hyperagents.runs._resolve import find_run
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord
 
@@ -409,18 +409,7 @@ def create_app(
                 headers=disposition,
             )
         if fmt == "json":
-            payload = {
-                "run": run_info(record),
-                "variants": [
-                    {
-                        **variant_row(v),
-                        "scores": dict(v.scores),
-                        "metrics": dict(v.metrics),
-                        "meta_info": dict(v.meta_info),
-                    }
-                    for v in variants
-                ],
-            }
+            payload = run_export(record, variants)
             return _json(payload, headers=disposition)
         return _error(404, f"unknown export format {fmt!r} (csv or json)")
 

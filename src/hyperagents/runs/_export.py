@@ -9,7 +9,14 @@ from typing import Any
 
 from hyperagents.storages import RunRecord, VariantRecord, VariantState
 
-__all__ = ["EXPORT_COLUMNS", "champion_of", "csv_text", "run_info", "variant_row"]
+__all__ = [
+    "EXPORT_COLUMNS",
+    "champion_of",
+    "csv_text",
+    "run_export",
+    "run_info",
+    "variant_row",
+]
 
 #: The columns of :func:`variant_row`, in order.
 EXPORT_COLUMNS = (
@@ -75,6 +82,22 @@ def run_info(record: RunRecord) -> dict[str, Any]:
         "config": dict(record.config),
         "attrs": dict(record.attrs),
         "created_at": record.created_at.isoformat(),
+    }
+
+
+def run_export(record: RunRecord, variants: Iterable[VariantRecord]) -> dict[str, Any]:
+    """A run and all its variants (rows plus scores, metrics and meta info) as JSON."""
+    return {
+        "run": run_info(record),
+        "variants": [
+            {
+                **variant_row(v),
+                "scores": dict(v.scores),
+                "metrics": dict(v.metrics),
+                "meta_info": dict(v.meta_info),
+            }
+            for v in variants
+        ],
     }
 
 
