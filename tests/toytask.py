@@ -120,3 +120,23 @@ class LLMToyTask(ToyTask):
 
     def __init__(self) -> None:
         super().__init__(meta_agent=LLM_META_AGENT)
+
+
+#: The toy meta agent, slow on generation 2 (it sleeps there): work that is in flight long
+#: enough to stop a run in the middle of it.
+SLOW_META_AGENT = META_AGENT.replace(
+    "def improve(workspace, report):\n",
+    "def improve(workspace, report):\n"
+    '    if report["generation"] == 2:\n'
+    "        import time\n\n"
+    "        time.sleep(10)\n",
+)
+
+
+class SlowMetaToyTask(ToyTask):
+    """The toy task whose meta agent takes 10 s on generation 2."""
+
+    name = "toy-slow"
+
+    def __init__(self) -> None:
+        super().__init__(meta_agent=SLOW_META_AGENT)

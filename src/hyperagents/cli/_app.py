@@ -1,5 +1,5 @@
 """Typer application: ``hyperagents run | resume | runs | status | show | diff | lineage | export |
-experiment | report | dashboard | tasks | init-task``."""
+experiment | report | stop | dashboard | tasks | init-task``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from hyperagents.exceptions import (
     StorageURLError,
     VariantNotFoundError,
 )
-from hyperagents.runs import SELECTORS, Mode, Run, RunConfig
+from hyperagents.runs import SELECTORS, Mode, Run, RunConfig, request_stop
 from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, csv_text, run_export, variant_row
 from hyperagents.runs._resolve import find_run, meta_donor, resolve_variant
 from hyperagents.storages import (
@@ -847,6 +847,36 @@ def export(
         else:
             out.write_text(text, encoding="utf-8")
             err_console.print(f"wrote {len(variants)} variants to {out}")
+
+
+@app.command()
+def stop(
+    run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run name or id.")],
+    storage: StorageOpt = None,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Kill the engine and its sandboxed agents at once (the work in flight is "
+            "redone on resume) instead of letting it finish.",
+        ),
+    ] = False,
+) -> None:
+    """Stop a run from any process (its engine finishes the work in flight; resumable)."""
+    with _errors():
+        store = _existing_storage(storage)
+        record = _find_run(store, run_name)
+        said = request_stop(store, record, who=f"the command line ({_whoami()})", now=now)
+        err_console.print(f"{escape(record.name)}: {escape(said)}")
+
+
+def _whoami() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # no user name in this environment
+        return f"uid {os.getuid()}"
 
 
 # -- dashboard ------------------------------------------------------------------------------

@@ -123,6 +123,10 @@ class StartBody(_Body):
     meta: str | None = Field(None, max_length=20)
 
 
+class StopBody(_Body):
+    now: bool = False  # kill the engine (and its sandboxes) instead of letting it finish
+
+
 class ResumeBody(_Body):
     generations: int | None = Field(None, ge=0, le=100_000)
     workers: int | None = Field(None, ge=1, le=256)
@@ -414,10 +418,11 @@ def create_app(
         return _error(404, f"unknown export format {fmt!r} (csv or json)")
 
     @app.post("/api/runs/{run}/stop")
-    def stop(run: str, request: Request, _: _Empty | None = None) -> Response:
+    def stop(run: str, request: Request, body: StopBody | None = None) -> Response:
         record = run_of(run)
-        request_stop(storage, record, who=who(request))
-        return _json(views.run_row(storage, storage.get_run(record.id)))
+        now = body is not None and body.now
+        said = request_stop(storage, record, who=who(request), now=now)
+        return _json(views.run_row(storage, storage.get_run(record.id)) | {"message": said})
 
     @app.post("/api/runs/{run}/resume")
     def resume(run: str, body: ResumeBody) -> Response:

@@ -22,19 +22,19 @@ from typing import Any
 from hyperagents.dashboard._views import engine_alive
 from hyperagents.evaluation import workspace
 from hyperagents.exceptions import ConfigError, RunStateError
-from hyperagents.runs import Mode, Run, RunConfig
+from hyperagents.runs import Mode, Run, RunConfig, request_stop
 from hyperagents.sandbox import Limits, get_sandbox
 from hyperagents.sandbox._base import Outcome
 from hyperagents.storages import (
     STORAGE_ENV_VAR,
     BaseStorage,
-    EventSpec,
     RunRecord,
     RunStatus,
     VariantRecord,
 )
 
 __all__ = ["EngineLauncher", "StartSpec", "delete_run", "request_stop", "try_variant"]
+# request_stop lives in hyperagents.runs (the CLI stops runs too); re-exported for the app.
 
 logger = logging.getLogger(__name__)
 
@@ -249,26 +249,6 @@ def resume_run(
             f"run {record.name!r} reached its target: give generations to add to it"
         )
     launcher.launch(record, generations=generations, workers=workers)
-
-
-def request_stop(store: BaseStorage, record: RunRecord, *, who: str) -> bool:
-    """Ask the run's engine to stop gracefully (it finishes the work in flight, then stops;
-    the run stays resumable). Returns whether the request was recorded.
-
-    Raises:
-        RunStateError: The run is not running.
-    """
-    if record.status is not RunStatus.RUNNING:
-        raise RunStateError(f"run {record.name!r} is not running ({record.status.name.lower()})")
-    changed = store.set_run_status(
-        record.id,
-        RunStatus.STOPPED,
-        expected=RunStatus.RUNNING,
-        event=EventSpec("run.stop_requested", f"stop requested by {who}", {"by": who}),
-    )
-    if not changed:
-        raise RunStateError(f"run {record.name!r} stopped meanwhile")
-    return True
 
 
 def delete_run(store: BaseStorage, record: RunRecord, *, confirm: str) -> None:

@@ -4,5 +4,16 @@ from __future__ import annotations
 
 from hyperagents.runs._config import SELECTORS, Mode, RunConfig, parse_mode
 from hyperagents.runs._run import STAGES, Job, Run, derive_seed
+from hyperagents.runs._stop import request_stop
 
-__all__ = ["SELECTORS", "STAGES", "Job", "Mode", "Run", "RunConfig", "derive_seed", "parse_mode"]
+__all__ = [
+    "SELECTORS",
+    "STAGES",
+    "Job",
+    "Mode",
+    "Run",
+    "RunConfig",
+    "derive_seed",
+    "parse_mode",
+    "request_stop",
+]

@@ -198,12 +198,28 @@ function promptDialog(title, message, fields, action = "OK") {
 }
 
 // -- run actions -------------------------------------------------------------------------------
-async function stopRun(name) {
-  const ok = await confirmDialog("Stop run", `Stop ${name}? Work in flight finishes first; the run can be resumed.`, { action: "Stop" });
-  if (!ok) return;
+async function stopRun(name, live = true) {
+  const choice = await new Promise((resolve) => {
+    $dialog.replaceChildren();
+    const graceful = h("button", { class: "primary", id: "confirm-ok", text: "Stop" });
+    const now = h("button", { class: "danger", id: "stop-now", text: "Stop now", disabled: !live });
+    const cancel = h("button", { type: "button", text: "Cancel" });
+    $dialog.append(h("form", { method: "dialog", class: "dialog" },
+      h("h3", { text: "Stop run" }),
+      h("p", { text: `Stop ${name}? "Stop" lets the engine finish the work in flight. "Stop now" kills the engine and its sandboxed agents at once; a resume redoes the work that was in flight. Either way the run can be resumed.` }),
+      h("div", { class: "row end" }, cancel, now, graceful)));
+    const done = (v) => { $dialog.close(); resolve(v); };
+    graceful.addEventListener("click", (e) => { e.preventDefault(); done("graceful"); });
+    now.addEventListener("click", (e) => { e.preventDefault(); done("now"); });
+    cancel.addEventListener("click", (e) => { e.preventDefault(); done(null); });
+    $dialog.addEventListener("cancel", () => resolve(null), { once: true });
+    $dialog.showModal();
+    graceful.focus();
+  });
+  if (!choice) return;
   try {
-    await api(`/api/runs/${enc(name)}/stop`, { method: "POST" });
-    toast(`stop requested for ${name}`);
+    const r = await api(`/api/runs/${enc(name)}/stop`, { method: "POST", body: { now: choice === "now" } });
+    toast(r.message || `stop requested for ${name}`);
   } catch (e) { toast(e.message, "error"); }
   refresh();
 }
@@ -238,8 +254,8 @@ async function deleteRun(name) {
 
 function runActions(run) {
   const buttons = [];
-  if (run.status === "running") {
-    buttons.push(h("button", { class: "small", text: "Stop", dataset: { action: "stop" }, onclick: (e) => { e.stopPropagation(); stopRun(run.name); } }));
+  if (run.status === "running" || (run.live && run.status === "stopped")) {
+    buttons.push(h("button", { class: "small", text: "Stop", dataset: { action: "stop" }, onclick: (e) => { e.stopPropagation(); stopRun(run.name, run.live); } }));
   }
   if (!run.live && INFO?.can_drive) {
     buttons.push(h("button", { class: "small", text: "Resume", dataset: { action: "resume" }, onclick: (e) => { e.stopPropagation(); resumeRun(run); } }));
