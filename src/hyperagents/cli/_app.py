@@ -121,6 +121,11 @@ def _drive(
 
         run.optimize(generations, timeout=timeout, workers=workers, callbacks=[on_variant])
     _print_status(run)
+    if run.record().status is RunStatus.STOPPED and run.last_stop_reason not in (
+        None,
+        "interrupted",
+    ):
+        err_console.print(f"stopped: {escape(str(run.last_stop_reason))}")
     if run.last_stop_reason == "interrupted":
         err_console.print(f"interrupted: continue with `hyperagents resume {run.name}`")
         raise typer.Exit(130)
@@ -139,6 +144,8 @@ _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "llm",
     "max_cost",
     "max_tokens",
+    "max_seconds",
+    "max_evaluations",
 )
 
 
@@ -222,6 +229,14 @@ def run(
     max_tokens: Annotated[
         int | None, typer.Option(min=0, help="LLM budget in tokens (stops the run).")
     ] = None,
+    max_seconds: Annotated[
+        float | None,
+        typer.Option(min=0, help="Time budget: engine seconds over all resumes (stops the run)."),
+    ] = None,
+    max_evaluations: Annotated[
+        int | None,
+        typer.Option(min=0, help="Evaluation budget: evaluation stages run (stops the run)."),
+    ] = None,
     meta_from: Annotated[
         str | None,
         typer.Option(
@@ -300,6 +315,8 @@ def run(
             llm=llm,
             max_cost=max_cost,
             max_tokens=max_tokens,
+            max_seconds=max_seconds,
+            max_evaluations=max_evaluations,
             meta_agent=meta,
         )
         store = get_storage(storage)
@@ -511,12 +528,18 @@ def resume(
         float | None, typer.Option(min=0, help="New LLM budget in US dollars.")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(min=0, help="New LLM budget in tokens.")] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option(min=0, help="New time budget in engine seconds.")
+    ] = None,
+    max_evaluations: Annotated[
+        int | None, typer.Option(min=0, help="New evaluation budget (stages run).")
+    ] = None,
     no_budget: Annotated[
         bool,
         typer.Option(
             "--no-budget",
-            help="Lift the LLM budgets (dollars and tokens) not given again with "
-            "--max-cost/--max-tokens.",
+            help="Lift the budgets (dollars, tokens, seconds, evaluations) not given again "
+            "with their --max-* options.",
         ),
     ] = False,
 ) -> None:
@@ -524,11 +547,16 @@ def resume(
     from hyperagents.tasks import load_task
 
     with _errors():
-        if max_cost is not None or max_tokens is not None or no_budget:
+        given = {
+            "max_cost": max_cost,
+            "max_tokens": max_tokens,
+            "max_seconds": max_seconds,
+            "max_evaluations": max_evaluations,
+        }
+        if no_budget or any(v is not None for v in given.values()):
             store = _existing_storage(storage)
             record = _find_run(store, run_name)
-            changes: dict[str, Any] = {"max_cost": None, "max_tokens": None} if no_budget else {}
-            given = {"max_cost": max_cost, "max_tokens": max_tokens}
+            changes: dict[str, Any] = dict.fromkeys(given) if no_budget else {}
             changes.update({k: v for k, v in given.items() if v is not None})
             merged = {**dict(record.config), **changes}
             store.update_run_config(record.id, RunConfig.parse(merged).model_dump(mode="json"))
@@ -619,7 +647,14 @@ def _print_status(the_run: Run) -> None:
     table.add_row("generations", f"{info['generations']} of {info['target_generations']}")
     table.add_row("archive (complete)", f"{info['archive_size']} of {info['variants']} variants")
     table.add_row("states", ", ".join(f"{k} {v}" for k, v in sorted(info["states"].items())))
-    table.add_row("elapsed", f"{info['elapsed_seconds']:.1f} s")
+    elapsed = f"{info['elapsed_seconds']:.1f} s"
+    if info.get("max_seconds") is not None:
+        elapsed += f" of {info['max_seconds']:g} s"
+    table.add_row("elapsed", elapsed)
+    evaluations = str(info.get("evaluations", 0))
+    if info.get("max_evaluations") is not None:
+        evaluations += f" of {info['max_evaluations']}"
+    table.add_row("evaluations", evaluations)
     seed_scores, champ = info["seed_scores"], info["champion"]
     for split in ("train", "val", "test"):
         row = f"seed {_fmt(seed_scores.get(split))}"

@@ -213,6 +213,8 @@ def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
             "target_generations": target,
             "elapsed_seconds": _finite(record.attrs.get("elapsed_seconds")) or 0.0,
             "evaluations": sum(len(v.scores) for v in variants),
+            "max_seconds": record.config.get("max_seconds"),
+            "max_evaluations": record.config.get("max_evaluations"),
             "llm": llm,
         },
         "in_flight": in_flight,

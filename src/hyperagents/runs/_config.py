@@ -74,6 +74,18 @@ class RunConfig(BaseModel):
     llm: str | None = Field(
         None, description="language model spec (openai:M, http://host/v1#M, scripted:FILE…)"
     )
+    max_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="time budget of the run: seconds of engine time, summed over resumes; "
+        "once spent, no new generation starts",
+    )
+    max_evaluations: int | None = Field(
+        None,
+        ge=0,
+        description="evaluation budget of the run: evaluation stages run (train subset, train, "
+        "val, test of each variant); once reached, no new generation starts",
+    )
     max_cost: float | None = Field(None, ge=0, description="LLM dollar budget of the run")
     max_tokens: int | None = Field(None, ge=0, description="LLM token budget of the run")
     llm_retries: int = Field(3, ge=0, description="retries of transient LLM failures")

@@ -390,6 +390,9 @@ class Run:
             "seed_scores": dict(seed.scores) if seed else {},
             "best_scores": best_scores,
             "elapsed_seconds": float(record.attrs.get("elapsed_seconds", 0.0)),
+            "evaluations": sum(len(v.scores) for v in variants),
+            "max_seconds": self._config.max_seconds,
+            "max_evaluations": self._config.max_evaluations,
             "created_at": record.created_at.isoformat(),
             "updated_at": record.updated_at.isoformat(),
             "llm": self._llm_summary(),
@@ -1108,6 +1111,22 @@ class Run:
         return claimed
 
     # -- optimize ----------------------------------------------------------------------------
+    def _budget_spent(self, variants: Iterable[VariantRecord], elapsed: float) -> str | None:
+        """Why the run's time or evaluation budget forbids new work (None: it does not)."""
+        cfg = self._config
+        if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
+            return (
+                f"time budget of {cfg.max_seconds:g} s spent (raise it with resume --max-seconds)"
+            )
+        if cfg.max_evaluations is not None:
+            done = sum(len(v.scores) for v in variants)
+            if done >= cfg.max_evaluations:
+                return (
+                    f"evaluation budget of {cfg.max_evaluations} reached "
+                    "(raise it with resume --max-evaluations)"
+                )
+        return None
+
     def target_after(
         self,
         generations: int | None,
@@ -1247,6 +1266,12 @@ class Run:
                     if deadline is not None and time.monotonic() >= deadline and not stop.is_set():
                         stop.set()
                         final_status, message = RunStatus.STOPPED, f"timeout of {timeout:g} s"
+                    spent = self._budget_spent(
+                        mirror.values(), elapsed_before + time.perf_counter() - started
+                    )
+                    if spent is not None and not stop.is_set():
+                        stop.set()
+                        final_status, message = RunStatus.STOPPED, spent
                     if self._llm is not None and not stop.is_set():
                         if self._llm.budget_exhausted.is_set():
                             stop.set()
