@@ -21,6 +21,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 
+from hyperagents.constitution import load_constitution
 from hyperagents.exceptions import (
     HyperagentsError,
     RunStateError,
@@ -146,6 +147,7 @@ _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "max_tokens",
     "max_seconds",
     "max_evaluations",
+    "constitution",
 )
 
 
@@ -237,6 +239,13 @@ def run(
         int | None,
         typer.Option(min=0, help="Evaluation budget: evaluation stages run (stops the run)."),
     ] = None,
+    constitution: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rules every child must keep (TOML or YAML): protected paths, forbidden "
+            "imports and calls, size limits, custom rules; soft rules lower the objective."
+        ),
+    ] = None,
     meta_from: Annotated[
         str | None,
         typer.Option(
@@ -318,6 +327,9 @@ def run(
             max_seconds=max_seconds,
             max_evaluations=max_evaluations,
             meta_agent=meta,
+            constitution=None
+            if constitution is None
+            else load_constitution(constitution).as_config(),
         )
         store = get_storage(storage)
         donor, attrs = meta_donor(store, meta_from) if meta_from is not None else (None, {})

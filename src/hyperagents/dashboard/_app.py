@@ -75,6 +75,8 @@ EVENT_GROUPS: dict[str, tuple[str, ...]] = {
         "variant.reclaimed",
         "variant.improved",
         "variant.failed",
+        "variant.rejected",
+        "variant.penalised",
     ),
     "evaluation": (
         "variant.validated",

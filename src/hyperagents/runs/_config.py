@@ -103,6 +103,11 @@ class RunConfig(BaseModel):
         True, description="keep one sandboxed process per worker started ahead of time"
     )
     max_retries: int = Field(3, ge=0, description="retries of work that failed in the sandbox")
+    constitution: dict[str, Any] | None = Field(
+        None,
+        description="rules every child must keep before it runs (hyperagents.constitution); "
+        "stored with the run, so a resumed or replayed run checks the same rules",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -112,6 +117,13 @@ class RunConfig(BaseModel):
             from hyperagents.llm import load_prices
 
             load_prices(self.llm_prices)  # raises LLMConfigError (a ValueError) on bad prices
+        if self.constitution is not None:
+            from hyperagents.constitution import load_constitution
+
+            try:
+                load_constitution(self.constitution)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
         if self.meta_agent not in ("task", "offline", "llm"):
             raise ValueError(
                 f"unknown meta agent {self.meta_agent!r}; choose from task, offline, llm"

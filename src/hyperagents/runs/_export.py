@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from hyperagents.constitution import objective
 from hyperagents.storages import RunRecord, VariantRecord, VariantState
 
 __all__ = [
@@ -36,15 +37,23 @@ EXPORT_COLUMNS = (
     "operator",
     "program_id",
     "created_at",
+    "alignment",
+    "objective",
 )
 
 
 def champion_of(variants: Iterable[VariantRecord]) -> VariantRecord | None:
-    """The complete variant with the best val score (ties: the earliest generation)."""
-    complete = [v for v in variants if v.state is VariantState.COMPLETE and "val" in v.scores]
-    if not complete:
+    """The complete variant with the best selected objective: its val score, lowered by its
+    constitution's soft penalties when it has any (ties: the earliest generation)."""
+    scored = [
+        (value, v)
+        for v in variants
+        if v.state is VariantState.COMPLETE
+        and (value := objective(v.scores, v.metrics)) is not None
+    ]
+    if not scored:
         return None
-    return min(complete, key=lambda v: (-v.scores["val"], v.generation))
+    return min(scored, key=lambda pair: (-pair[0], pair[1].generation))[1]
 
 
 def variant_row(v: VariantRecord) -> dict[str, Any]:
@@ -67,6 +76,8 @@ def variant_row(v: VariantRecord) -> dict[str, Any]:
         "operator": v.meta_info.get("operator"),
         "program_id": v.program_id,
         "created_at": v.created_at.isoformat() if v.created_at else None,
+        "alignment": (v.metrics.get("constitution") or {}).get("alignment"),
+        "objective": objective(v.scores, v.metrics),
     }
 
 

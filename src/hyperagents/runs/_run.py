@@ -24,6 +24,7 @@ import hashlib
 import logging
 import math
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hyperagents.archive import ArchiveEntry, ScoreChildSelector, make_selector
+from hyperagents.constitution import Constitution, load_constitution, objective
 from hyperagents.evaluation import StageResult, evaluate_stage, validate_program, workspace
 from hyperagents.exceptions import (
     ConfigError,
@@ -152,6 +154,11 @@ class Run:
         self._subset_results: dict[int, StageResult] = {}
         self._target: int | None = None
         self._train_inputs: list[dict[str, Any]] | None = None
+        self._constitution = (
+            None
+            if self._config.constitution is None
+            else load_constitution(self._config.constitution)
+        )
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -212,6 +219,14 @@ class Run:
             seed_program = seed_program.with_files(
                 {path: meta_from[path] for path in task_obj.meta_files if path in meta_from}
             )
+        if cfg.constitution is None and task_obj.constitution is not None:
+            cfg = cfg.model_copy(update={"constitution": _task_constitution(task_obj).as_config()})
+        if cfg.constitution is not None:
+            seed_verdict = load_constitution(cfg.constitution).check(
+                seed_program, None, instances=_instances_of(task_obj), task=task_obj
+            )
+            if seed_verdict.rejected:
+                raise ConfigError(f"the seed program breaks the run's {seed_verdict.reason()}")
         program_id = store.put_program(seed_program)
         base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
         run_attrs = {"task_name": task_obj.name, **dict(attrs or {})}
@@ -510,7 +525,10 @@ class Run:
                 children[v.parent_id] = children.get(v.parent_id, 0) + 1
         return [
             ArchiveEntry(
-                v.id, v.generation, self._task.normalise(v.scores["val"]), children.get(v.id, 0)
+                v.id,
+                v.generation,
+                self._task.normalise(objective(v.scores, v.metrics) or 0.0),
+                children.get(v.id, 0),
             )
             for v in snapshot
             if v.state is VariantState.COMPLETE and "val" in v.scores
@@ -852,6 +870,8 @@ class Run:
             sandbox_seconds += float(result.metrics.get("wall", 0.0))
             self._check_budget(variant_id)
             variant = self._record_improvement(variant, job, result)
+        if variant.state is VariantState.RUNNING and self._constitution is not None:
+            variant = self._judge(variant)
         if variant.state is VariantState.RUNNING:
             assert variant.program_id is not None
             program = self._get_program(variant.program_id)
@@ -1052,12 +1072,13 @@ class Run:
         for v in variants:  # ascending generation
             if not v.state.is_terminal:
                 break
+            value = objective(v.scores, v.metrics)
             if (
                 v.state is VariantState.COMPLETE
-                and "val" in v.scores
-                and (best is None or v.scores["val"] > best)
+                and value is not None
+                and (best is None or value > best)
             ):
-                best = v.scores["val"]
+                best = value
                 if "test" not in v.scores:
                     due.append(v)
         return due
@@ -1111,6 +1132,49 @@ class Run:
         return claimed
 
     # -- optimize ----------------------------------------------------------------------------
+    def _judge(self, variant: VariantRecord) -> VariantRecord:
+        """Check a child against the run's constitution before it runs: a hard violation
+        rejects it (recorded with the rule and the lines); soft ones record its alignment."""
+        assert self._constitution is not None and variant.program_id is not None
+        parent = (
+            self._get_program(self._terminal(variant.parent_id).program_id or "")
+            if variant.parent_id is not None
+            else None
+        )
+        verdict = self._constitution.check(
+            self._get_program(variant.program_id),
+            parent,
+            instances=_instances_of(self._task),
+            task=self._task,
+        )
+        if not verdict.violations:
+            return variant
+        record = verdict.as_dict()
+        self._storage.update_variant_metrics(variant.id, {"constitution": record})
+        variant = replace(variant, metrics={**variant.metrics, "constitution": record})
+        if not verdict.rejected:
+            self._storage.add_event(
+                self._id,
+                "variant.penalised",
+                f"{verdict.reason()}; alignment {verdict.alignment:.4g}",
+                variant_id=variant.id,
+                data={"by": "constitution", **record},
+            )
+            return variant
+        changed = self._storage.set_variant_state(
+            variant.id,
+            VariantState.REJECTED,
+            expected=VariantState.RUNNING,
+            reason=verdict.reason(),
+            release=True,
+            event=EventSpec("variant.rejected", verdict.reason(), {"by": "constitution", **record}),
+        )
+        return (
+            replace(variant, state=VariantState.REJECTED, reason=verdict.reason())
+            if changed
+            else self._storage.get_variant(variant.id)
+        )
+
     def _budget_spent(self, variants: Iterable[VariantRecord], elapsed: float) -> str | None:
         """Why the run's time or evaluation budget forbids new work (None: it does not)."""
         cfg = self._config
@@ -1434,3 +1498,31 @@ def _merge_stage_metrics(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str
     if not math.isfinite(float(merged["peak_memory_mb"])):
         merged["peak_memory_mb"] = 0.0
     return merged
+
+
+def _instances_of(task: Task) -> Callable[[str], list[tuple[str, Any]]]:
+    """``split → (id, inputs)`` of a task's instances, for constitution rules."""
+
+    def pairs(split: str) -> list[tuple[str, Any]]:
+        try:
+            chosen = Split(split)
+        except ValueError:
+            raise ConfigError(f"unknown split {split!r} in a constitution rule") from None
+        return [(i.id, i.inputs) for i in task.instances(chosen)]
+
+    return pairs
+
+
+def _task_constitution(task: Task) -> Constitution:
+    """A task's default constitution (a file path is relative to the task's module)."""
+    source = task.constitution
+    if isinstance(source, str):
+        path = Path(source)
+        if not path.is_absolute():
+            module = sys.modules.get(type(task).__module__)
+            where = getattr(module, "__file__", None)
+            if where:
+                path = Path(where).parent / path
+        return load_constitution(path)
+    assert source is not None
+    return load_constitution(source)

@@ -92,6 +92,7 @@ class VariantState(IntEnum):
     PRUNED = 3  #: failed the staged-evaluation threshold; kept, never a parent
     INVALID = 4  #: child does not compile/import/expose its entry points; kept, never a parent
     FAILED = 5  #: the improver failed (crash, timeout, no change); no usable child
+    REJECTED = 6  #: broke a hard rule of the run's constitution; never ran, never a parent
 
     @property
     def is_terminal(self) -> bool:

@@ -90,6 +90,9 @@ class Task(ABC):
     sandbox_preload: ClassVar[tuple[str, ...]] = ()
     #: Files that belong to the meta level (frozen in ``frozen-meta`` mode).
     meta_files: ClassVar[tuple[str, ...]] = ("meta_agent.py", "select_parent.py")
+    #: The task's default constitution (a mapping, or a TOML/YAML file path relative to the
+    #: task's module); a run's own ``constitution`` replaces it.
+    constitution: ClassVar[Mapping[str, Any] | str | None] = None
 
     @abstractmethod
     def instances(self, split: Split) -> Sequence[Instance]:

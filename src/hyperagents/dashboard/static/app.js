@@ -464,7 +464,7 @@ async function pageArchive(name) {
   const labels = { variant_id: "variant", parent_id: "parent", train_subset: "subset", wall_per_instance: "ms/instance" };
   const container = h("div", {});
   const count = h("span", { class: "muted", id: "archive-count" });
-  const stateSelect = h("select", { id: "filter-state", "aria-label": "state" }, h("option", { value: "", text: "any state" }), ["complete", "pruned", "invalid", "failed", "evaluating", "running"].map((s2) => h("option", { value: s2, text: s2 })));
+  const stateSelect = h("select", { id: "filter-state", "aria-label": "state" }, h("option", { value: "", text: "any state" }), ["complete", "pruned", "invalid", "rejected", "failed", "evaluating", "running"].map((s2) => h("option", { value: s2, text: s2 })));
   stateSelect.value = archiveState.state;
   const search = h("input", { type: "search", id: "filter-text", placeholder: "filter: id, operator, reason…", value: archiveState.q });
   const minVal = h("input", { type: "number", step: "any", id: "filter-min-val", placeholder: "min val", value: archiveState.minVal });

@@ -1,0 +1,302 @@
+"""The checks behind a constitution's rules: on the program's files and their Python AST."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hyperagents.program import Program
+
+__all__ = [
+    "Finding",
+    "changed_lines",
+    "find_calls",
+    "find_imports",
+    "find_instance_literals",
+    "find_patterns",
+    "matching_files",
+    "python_files",
+]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Where a rule found what it forbids."""
+
+    path: str
+    line: int
+    text: str
+    what: str
+
+
+def matching_files(program: Program, globs: Sequence[str]) -> list[str]:
+    """The program's paths that match any of ``globs`` (``fnmatch``; ``*`` crosses ``/``)."""
+    return [p for p in sorted(program) if any(fnmatch.fnmatchcase(p, g) for g in globs)]
+
+
+def _text(program: Program, path: str) -> str | None:
+    try:
+        return program[path].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _line(source: str, number: int) -> str:
+    lines = source.splitlines()
+    return lines[number - 1].strip()[:300] if 0 < number <= len(lines) else ""
+
+
+def python_files(program: Program, globs: Sequence[str]) -> Iterator[tuple[str, str, ast.AST]]:
+    """``(path, source, tree)`` of the matching files that are Python and parse (a file that
+    does not parse is left to validation, which rejects it)."""
+    for path in matching_files(program, globs):
+        if not path.endswith(".py"):
+            continue
+        source = _text(program, path)
+        if source is None:
+            continue
+        try:
+            tree = ast.parse(source, filename=path)
+        except (SyntaxError, ValueError):
+            continue
+        yield path, source, tree
+
+
+def _dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain, else None."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """Local names bound by imports → what they name (``o`` → ``os``, ``s`` → ``os.system``)."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    names[alias.asname] = alias.name
+                else:
+                    first = alias.name.split(".")[0]
+                    names[first] = first
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return names
+
+
+def _resolve(name: str, aliases: Mapping[str, str]) -> str:
+    first, _, rest = name.partition(".")
+    base = aliases.get(first, first)
+    return f"{base}.{rest}" if rest else base
+
+
+def _imported_modules(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """Every module an AST imports, with its line: statements, ``__import__('x')`` and
+    ``importlib.import_module('x')`` with a literal name."""
+    aliases = _aliases(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.lineno, node.module
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            target = _resolve(name, aliases) if name else None
+            literal = node.args[0] if node.args else None
+            if (
+                target in ("__import__", "builtins.__import__", "importlib.import_module")
+                and isinstance(literal, ast.Constant)
+                and isinstance(literal.value, str)
+            ):
+                yield node.lineno, literal.value
+
+
+def _module_matches(module: str, forbidden: str) -> bool:
+    return module == forbidden or module.startswith(forbidden + ".")
+
+
+def find_imports(program: Program, globs: Sequence[str], modules: Sequence[str]) -> list[Finding]:
+    """Imports of any of ``modules`` (a module forbids its submodules too)."""
+    found: list[Finding] = []
+    for path, source, tree in python_files(program, globs):
+        seen: set[tuple[int, str]] = set()
+        for line, module in _imported_modules(tree):
+            for forbidden in modules:
+                if _module_matches(module, forbidden) and (line, forbidden) not in seen:
+                    seen.add((line, forbidden))
+                    found.append(Finding(path, line, _line(source, line), f"imports {module}"))
+    return found
+
+
+_WRITE_MODES = re.compile(r"[wax+]")
+
+
+def _opens_for_writing(call: ast.Call) -> bool:
+    mode: ast.AST | None = call.args[1] if len(call.args) > 1 else None
+    for keyword in call.keywords:
+        if keyword.arg == "mode":
+            mode = keyword.value
+    return (
+        isinstance(mode, ast.Constant)
+        and isinstance(mode.value, str)
+        and bool(_WRITE_MODES.search(mode.value))
+    )
+
+
+def _call_matches(resolved: str, call: ast.Call, forbidden: str) -> bool:
+    """``name`` matches a bare call or ``builtins.name``; ``a.b`` matches that dotted target;
+    ``.attr`` matches any method call of that name; ``open(write)`` matches an ``open`` call
+    with a writing mode."""
+    if forbidden == "open(write)":
+        return resolved in ("open", "builtins.open", "io.open", "os.fdopen") and _opens_for_writing(
+            call
+        )
+    if forbidden.startswith("."):
+        return resolved.endswith(forbidden)
+    if "." not in forbidden:
+        return resolved in (forbidden, f"builtins.{forbidden}")
+    return resolved == forbidden
+
+
+def find_calls(program: Program, globs: Sequence[str], calls: Sequence[str]) -> list[Finding]:
+    """Calls of any of ``calls`` (see :func:`_call_matches` for the forms), through aliases."""
+    found: list[Finding] = []
+    for path, source, tree in python_files(program, globs):
+        aliases = _aliases(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _dotted(node.func)
+            if name is None:
+                continue
+            resolved = _resolve(name, aliases)
+            for forbidden in calls:
+                if _call_matches(resolved, node, forbidden):
+                    found.append(
+                        Finding(path, node.lineno, _line(source, node.lineno), f"calls {forbidden}")
+                    )
+    return found
+
+
+def find_patterns(program: Program, globs: Sequence[str], patterns: Sequence[str]) -> list[Finding]:
+    """Lines of the matching text files that match any of the regular expressions."""
+    compiled = [re.compile(p) for p in patterns]
+    found: list[Finding] = []
+    for path in matching_files(program, globs):
+        source = _text(program, path)
+        if source is None:
+            continue
+        for number, line in enumerate(source.splitlines(), start=1):
+            for pattern in compiled:
+                if pattern.search(line):
+                    found.append(
+                        Finding(path, number, line.strip()[:300], f"matches /{pattern.pattern}/")
+                    )
+    return found
+
+
+def _precise(value: float) -> bool:
+    """A float with at least three decimals: unlikely to appear in code by chance."""
+    return value != round(value, 2)
+
+
+def _floats(value: Any) -> Iterator[float]:
+    if isinstance(value, float) and _precise(value):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _floats(item)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def find_instance_literals(
+    program: Program,
+    globs: Sequence[str],
+    instances: Iterable[tuple[str, Any]],
+    *,
+    min_length: int,
+) -> list[Finding]:
+    """Literals in agent code that quote a held-out instance: its id, a string of its inputs
+    at least ``min_length`` long, or a number of its inputs with three or more decimals (signs of
+    answers hard-coded per instance)."""
+    needles: dict[str, str] = {}
+    numbers: dict[float, str] = {}
+    for instance_id, inputs in instances:
+        needles[instance_id] = instance_id
+        for text in _strings(inputs):
+            if len(text) >= min_length:
+                needles.setdefault(text, instance_id)
+        for number in _floats(inputs):
+            numbers.setdefault(number, instance_id)
+    found: list[Finding] = []
+    for path, source, tree in python_files(program, globs):
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, float)
+                and node.value in numbers
+            ):
+                line = getattr(node, "lineno", 0)
+                what = f"quotes held-out instance {numbers[node.value]} ({node.value!r})"
+                found.append(Finding(path, line, _line(source, line), what))
+                continue
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            literal = node.value
+            hit = needles.get(literal)
+            if hit is None and len(literal) >= min_length:
+                hit = next(
+                    (
+                        i
+                        for text, i in needles.items()
+                        if len(text) >= min_length and text in literal
+                    ),
+                    None,
+                )
+            if hit is not None:
+                line = getattr(node, "lineno", 0)
+                found.append(
+                    Finding(path, line, _line(source, line), f"quotes held-out instance {hit}")
+                )
+    return found
+
+
+def changed_lines(old: Program | None, new: Program, path: str) -> tuple[int, str]:
+    """The first line of ``path`` that differs between ``old`` and ``new`` (1-based; 0 when
+    the file was deleted), with its new text."""
+    before = (_text(old, path) or "") if old is not None and path in old else ""
+    after = (_text(new, path) or "") if path in new else ""
+    a, b = before.splitlines(), after.splitlines()
+    for number, (x, y) in enumerate(zip(a, b, strict=False), start=1):
+        if x != y:
+            return number, y.strip()[:300]
+    if len(b) > len(a):
+        return len(a) + 1, b[len(a)].strip()[:300]
+    return (len(b) if b else 0), "(lines removed)" if b or a else "(file deleted)"
