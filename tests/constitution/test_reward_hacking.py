@@ -305,3 +305,55 @@ def test_policy_files_in_toml_and_yaml(tmp_path: Path) -> None:
     garbage.write_text("rules: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid"):
         load_constitution(garbage)
+
+
+def test_audit_log_from_the_command_line(tmp_path: Path) -> None:
+    import csv
+    import io
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from hyperagents.storages import RDBStorage
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    storage = RDBStorage(url)
+    run = Run.create(
+        task=_task(),
+        storage=storage,
+        seed=7,
+        name="audited",
+        config=RunConfig.parse({}, sandbox="process", subset_size=10, constitution=CONSTITUTION),
+    )
+    run.optimize(1)
+    cheat = _tell(run, {"task_agent.py": "import subprocess\n\n" + TASK_AGENT})
+    env = {k: v for k, v in os.environ.items() if k != "HYPERAGENTS_STORAGE"}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "hyperagents", "audit", "audited", "--storage", url, *args],
+            env={**env, "COLUMNS": "250"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    rows = list(csv.DictReader(io.StringIO(cli("--format", "csv"))))
+    kinds = [r["kind"] for r in rows]
+    assert kinds[0] == "variant.created" and "run.created" in kinds and "run.complete" in kinds
+    rejected = [r for r in rows if r["kind"] == "variant.rejected"]
+    assert len(rejected) == 1 and rejected[0]["by"] == "constitution"
+    assert (
+        rejected[0]["variant_id"] == str(cheat.id)
+        and "no-network-or-processes" in rejected[0]["why"]
+    )
+    improved = next(r for r in rows if r["kind"] == "variant.improved")
+    assert improved["by"] == "meta agent"
+    only = json.loads(cli("--format", "json", "--kind", "variant.rejected"))
+    assert [e["variant_id"] for e in only["entries"]] == [cheat.id]
+    table = cli("--variant", str(cheat.id))
+    assert "variant.rejected" in table and "constitution" in table
+    storage.close()

@@ -1,5 +1,5 @@
 """Typer application: ``hyperagents run | resume | runs | status | show | diff | lineage | export |
-experiment | report | stop | dashboard | tasks | init-task``."""
+experiment | report | stop | audit | dashboard | tasks | init-task``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.runs import SELECTORS, Mode, Run, RunConfig, request_stop
+from hyperagents.runs._audit import AUDIT_COLUMNS, audit_rows
 from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, csv_text, run_export, variant_row
 from hyperagents.runs._resolve import find_run, meta_donor, resolve_variant
 from hyperagents.storages import (
@@ -60,6 +61,14 @@ StorageOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+class AuditFormat(StrEnum):
+    """Formats of ``audit``."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
 
 
 class ExportFormat(StrEnum):
@@ -894,6 +903,53 @@ def export(
         else:
             out.write_text(text, encoding="utf-8")
             err_console.print(f"wrote {len(variants)} variants to {out}")
+
+
+@app.command()
+def audit(
+    run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run name or id.")],
+    storage: StorageOpt = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", "-k", help="Only these kinds (repeatable).")
+    ] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="Only this variant (ID, RUN/GEN, RUN/champion).")
+    ] = None,
+    fmt: Annotated[AuditFormat, typer.Option("--format", "-f")] = AuditFormat.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")] = None,
+) -> None:
+    """Every state change of a run (created, validated, rejected, evaluated, promoted, stopped…)
+    with who or what decided and why; as a table, CSV or JSON."""
+    with _errors():
+        store = _existing_storage(storage)
+        record = _find_run(store, run_name)
+        variant_id = _resolve_variant(variant, store).id if variant is not None else None
+        rows = audit_rows(store, record, kinds=kind or None, variant_id=variant_id)
+        if fmt is AuditFormat.table and out is None:
+            table = Table(title=f"audit log of {record.name} ({len(rows)} entries)")
+            for column in ("time", "kind", "variant", "by", "why"):
+                table.add_column(column, overflow="fold")
+            for row in rows:
+                table.add_row(
+                    row["time"][:19].replace("T", " "),
+                    row["kind"],
+                    ""
+                    if row["variant_id"] is None
+                    else f"#{row['variant_id']} (g{row['generation']})",
+                    escape(row["by"]),
+                    escape(row["why"]),
+                )
+            console.print(table)
+            return
+        if fmt is AuditFormat.json:
+            text = json.dumps({"run": record.name, "entries": rows}, indent=2) + "\n"
+        else:
+            text = csv_text(rows, AUDIT_COLUMNS)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+            err_console.print(f"wrote {len(rows)} entries to {out}")
 
 
 @app.command()
