@@ -458,3 +458,49 @@ def test_export_of_a_run_with_a_non_ascii_name(site: Site) -> None:
         response = client.get("/api/runs/实验-1/export.csv")
         assert response.status_code == 200
         assert response.headers["content-disposition"].isascii()
+
+
+def test_approve_reject_pin_and_ban_from_the_dashboard(site: Site) -> None:
+    from hyperagents.runs import Run as _Run
+    from hyperagents.runs import RunConfig as _Config
+    from hyperagents.storages import VariantState as _State
+
+    run = _Run.create(
+        task=TOY,
+        name="toy-approval",
+        mode="frozen-meta",
+        seed=0,
+        storage=site.storage,
+        config=_Config.parse({}, sandbox="process", subset_size=10, approval="manual"),
+    )
+    run.optimize(10)
+    waiting = site.storage.list_variants(run.id, states=[_State.PENDING])
+    assert len(waiting) >= 2
+    app = create_app(site.storage, storage_url=site.url)
+    with TestClient(app, base_url="http://localhost") as client:
+        client.get("/")
+        assert client.post(f"/api/variants/{waiting[0].id}/approve", json={}).status_code == 403
+        ok = client.post(
+            f"/api/variants/{waiting[0].id}/approve", json={"note": "fine"}, headers=csrf(client)
+        )
+        assert ok.status_code == 200 and ok.json()["state"] == "complete"
+        no = client.post(
+            f"/api/variants/{waiting[1].id}/reject", json={"note": "no"}, headers=csrf(client)
+        )
+        assert no.status_code == 200 and no.json()["state"] == "rejected"
+        twice = client.post(f"/api/variants/{waiting[1].id}/approve", json={}, headers=csrf(client))
+        assert twice.status_code == 409
+        pinned = client.post(f"/api/variants/{waiting[0].id}/pin", json={}, headers=csrf(client))
+        assert pinned.status_code == 200
+        assert site.storage.get_run(run.id).attrs["pinned_parent"]["variant"] == waiting[0].id
+        banned = client.post(f"/api/variants/{waiting[0].id}/ban", json={}, headers=csrf(client))
+        assert banned.status_code == 200
+        assert site.storage.get_run(run.id).attrs["banned"] == [waiting[0].id]
+        odd = client.post(f"/api/variants/{waiting[0].id}/promote", json={}, headers=csrf(client))
+        assert odd.status_code == 404
+        tried = client.post(
+            f"/api/variants/{waiting[0].id}/try", json={"inputs": {"x": 0.9}}, headers=csrf(client)
+        )
+        assert tried.status_code == 200 and tried.json()["ok"]
+    events = site.storage.list_events(run.id, kinds=["variant.approved", "variant.rejected"])
+    assert [e.data["by"].startswith("the dashboard") for e in events] == [True, True]

@@ -1,5 +1,6 @@
 """Typer application: ``hyperagents run | resume | runs | status | show | diff | lineage | export |
-experiment | report | stop | audit | dashboard | tasks | init-task``."""
+experiment | report | stop | approve | reject | pin | ban | audit | dashboard | tasks |
+init-task``."""
 
 from __future__ import annotations
 
@@ -157,6 +158,8 @@ _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "max_seconds",
     "max_evaluations",
     "constitution",
+    "approval",
+    "approval_threshold",
 )
 
 
@@ -247,6 +250,17 @@ def run(
     max_evaluations: Annotated[
         int | None,
         typer.Option(min=0, help="Evaluation budget: evaluation stages run (stops the run)."),
+    ] = None,
+    approval: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (default), manual (a child that would become champion or changes the "
+            "meta agent waits for `hyperagents approve`), or threshold."
+        ),
+    ] = None,
+    approval_threshold: Annotated[
+        float | None,
+        typer.Option(min=0, help="threshold mode: the val gain over the champion that waits."),
     ] = None,
     constitution: Annotated[
         Path | None,
@@ -339,6 +353,8 @@ def run(
             constitution=None
             if constitution is None
             else load_constitution(constitution).as_config(),
+            approval=approval,
+            approval_threshold=approval_threshold,
         )
         store = get_storage(storage)
         donor, attrs = meta_donor(store, meta_from) if meta_from is not None else (None, {})
@@ -903,6 +919,61 @@ def export(
         else:
             out.write_text(text, encoding="utf-8")
             err_console.print(f"wrote {len(variants)} variants to {out}")
+
+
+def _decide(spec: str, storage: str | None, action: str, note: str | None) -> None:
+    from hyperagents.runs import approve, ban, pin, reject
+
+    store = _existing_storage(storage)
+    variant = _resolve_variant(spec, store)
+    who = f"{_whoami()} (command line)"
+    if action == "approve":
+        approve(store, variant, who=who, note=note)
+        said = "approved: it may now be a parent and the champion"
+    elif action == "reject":
+        reject(store, variant, who=who, note=note)
+        said = "rejected: it will never be a parent or the champion"
+    elif action == "pin":
+        pin(store, variant, who=who)
+        said = "pinned: the run's next child is made from it"
+    else:
+        ban(store, variant, who=who, note=note)
+        said = "banned: neither it nor its descendants will be parents"
+    err_console.print(f"variant {variant.id}: {said}")
+
+
+NoteOpt = Annotated[str | None, typer.Option("--note", "-m", help="Why (recorded).")]
+VariantArg = Annotated[
+    str, typer.Argument(metavar="VARIANT", help="ID, RUN/GENERATION or RUN/champion.")
+]
+
+
+@app.command()
+def approve(variant: VariantArg, storage: StorageOpt = None, note: NoteOpt = None) -> None:
+    """Approve a child waiting for approval (run with --approval manual or threshold)."""
+    with _errors():
+        _decide(variant, storage, "approve", note)
+
+
+@app.command()
+def reject(variant: VariantArg, storage: StorageOpt = None, note: NoteOpt = None) -> None:
+    """Reject a child waiting for approval: it is never used as a parent."""
+    with _errors():
+        _decide(variant, storage, "reject", note)
+
+
+@app.command()
+def pin(variant: VariantArg, storage: StorageOpt = None) -> None:
+    """Make a variant the parent of its run's next child."""
+    with _errors():
+        _decide(variant, storage, "pin", None)
+
+
+@app.command()
+def ban(variant: VariantArg, storage: StorageOpt = None, note: NoteOpt = None) -> None:
+    """Ban a variant's lineage (it and its descendants) as parents."""
+    with _errors():
+        _decide(variant, storage, "ban", note)
 
 
 @app.command()

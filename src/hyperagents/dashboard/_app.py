@@ -84,6 +84,8 @@ EVENT_GROUPS: dict[str, tuple[str, ...]] = {
         "variant.evaluated",
         "variant.pruned",
         "variant.completed",
+        "variant.pending",
+        "variant.approved",
         "champion.test",
     ),
 }
@@ -127,6 +129,10 @@ class StartBody(_Body):
 
 class StopBody(_Body):
     now: bool = False  # kill the engine (and its sandboxes) instead of letting it finish
+
+
+class DecisionBody(_Body):
+    note: str | None = Field(None, max_length=2000)
 
 
 class ResumeBody(_Body):
@@ -541,6 +547,27 @@ def create_app(
     def try_it(variant_id: int, body: TryBody) -> Response:
         record = variant_of(variant_id)
         return _json(try_variant(storage, storage.get_run(record.run_id), record, body.inputs))
+
+    # after /try: the same path shape, matched in order
+    @app.post("/api/variants/{variant_id}/{decision}")
+    def decide(
+        variant_id: int, decision: str, request: Request, body: DecisionBody | None = None
+    ) -> Response:
+        from hyperagents.runs import approve, ban, pin, reject
+
+        record = variant_of(variant_id)
+        note = body.note if body is not None else None
+        if decision == "approve":
+            approve(storage, record, who=who(request), note=note)
+        elif decision == "reject":
+            reject(storage, record, who=who(request), note=note)
+        elif decision == "pin":
+            pin(storage, record, who=who(request))
+        elif decision == "ban":
+            ban(storage, record, who=who(request), note=note)
+        else:
+            return _error(404, f"unknown decision {decision!r}")
+        return _json(views.variant_detail(storage, variant_of(variant_id)))
 
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hyperagents.runs._config import SELECTORS, Mode, RunConfig, parse_mode
+from hyperagents.runs._decide import approve, ban, pin, reject
 from hyperagents.runs._run import STAGES, Job, Run, derive_seed
 from hyperagents.runs._stop import request_stop
 
@@ -13,7 +14,11 @@ __all__ = [
     "Mode",
     "Run",
     "RunConfig",
+    "approve",
+    "ban",
     "derive_seed",
     "parse_mode",
+    "pin",
+    "reject",
     "request_stop",
 ]

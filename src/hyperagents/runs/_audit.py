@@ -22,6 +22,7 @@ _ACTORS = {
     "variant.completed": "staged evaluation",
     "variant.rejected": "constitution",
     "variant.penalised": "constitution",
+    "variant.pending": "approval policy",
     "champion.test": "evaluation (sandbox)",
 }
 

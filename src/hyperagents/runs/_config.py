@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -103,6 +103,15 @@ class RunConfig(BaseModel):
         True, description="keep one sandboxed process per worker started ahead of time"
     )
     max_retries: int = Field(3, ge=0, description="retries of work that failed in the sandbox")
+    approval: Literal["auto", "manual", "threshold"] = Field(
+        "auto",
+        description="auto: children are accepted as evaluated; manual: a child that would "
+        "become champion or that changes a meta file waits for approval; threshold: only a "
+        "child that would become champion by at least approval_threshold waits",
+    )
+    approval_threshold: float = Field(
+        0.0, ge=0, description="threshold mode: the val gain over the champion that needs approval"
+    )
     constitution: dict[str, Any] | None = Field(
         None,
         description="rules every child must keep before it runs (hyperagents.constitution); "

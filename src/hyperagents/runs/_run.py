@@ -535,6 +535,15 @@ class Run:
         ]
 
     def _select_parent(self, snapshot: Sequence[VariantRecord], generation: int) -> tuple[int, str]:
+        attrs = self.record().attrs
+        snapshot = _without_banned(snapshot, attrs.get("banned"))
+        pin = attrs.get("pinned_parent")
+        if isinstance(pin, Mapping) and isinstance(pin.get("variant"), int):
+            # A person's override, used once: the next child is made from this variant.
+            self._storage.update_run_attrs(self._id, {"pinned_parent": None})
+            eligible = {v.id for v in snapshot if v.state is VariantState.COMPLETE}
+            if pin["variant"] in eligible:
+                return pin["variant"], f"pinned by {pin.get('by', 'a person')}"
         entries = self._archive_entries(snapshot)
         if not entries:
             raise RunStateError("no eligible parent: the seed variant has not completed")
@@ -1040,6 +1049,10 @@ class Run:
     def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
         kind = "variant.completed" if state is VariantState.COMPLETE else "variant.pruned"
         reason = None if state is VariantState.COMPLETE else why
+        if state is VariantState.COMPLETE:
+            waiting = self._approval_needed(variant)
+            if waiting is not None:
+                state, kind, reason, why = VariantState.PENDING, "variant.pending", waiting, waiting
         if self._storage.set_variant_state(
             variant.id,
             state,
@@ -1050,6 +1063,43 @@ class Run:
         ):
             return replace(variant, state=state, reason=reason, owner=None)
         return self._storage.get_variant(variant.id)
+
+    def _approval_needed(self, variant: VariantRecord) -> str | None:
+        """Why a person must approve this evaluated child first (None: it is accepted).
+
+        "Would become champion" compares with every variant that has a val score among the
+        generations settled when this one was asked (<= g - parallel_generations), whatever
+        people decided about them since: the verdict depends on the run, not on timing.
+        """
+        cfg = self._config
+        if cfg.approval == "auto":
+            return None
+        value = objective(variant.scores, variant.metrics)
+        horizon = variant.generation - cfg.parallel_generations
+        earlier = [
+            o
+            for v in self.variants()
+            if v.generation <= horizon and (o := objective(v.scores, v.metrics)) is not None
+        ]
+        best = max(earlier, default=None)
+        if value is not None and best is not None:
+            gain = value - best
+            needed = cfg.approval_threshold if cfg.approval == "threshold" else 0.0
+            if gain > 0 and gain >= needed:
+                return (
+                    f"awaiting approval: would become champion (val objective {value:.6g} "
+                    f"> {best:.6g})"
+                )
+        if cfg.approval == "manual" and variant.parent_id is not None:
+            parent = self._terminal(variant.parent_id)
+            assert parent.program_id is not None and variant.program_id is not None
+            changed = self._get_program(parent.program_id).changed_paths(
+                self._get_program(variant.program_id)
+            )
+            meta = [p for p in changed if p in self._task.meta_files]
+            if meta:
+                return f"awaiting approval: changes the meta agent ({', '.join(meta)})"
+        return None
 
     def _terminal(self, variant_id: int) -> VariantRecord:
         """A variant known to be terminal (a parent), cached: what selection and reports read
@@ -1323,6 +1373,11 @@ class Run:
                 submit(self._advance, variant_id, variant_id)
             while True:
                 try:
+                    # People approve or reject waiting children from other processes.
+                    for waiting in [
+                        v.id for v in mirror.values() if v.state is VariantState.PENDING
+                    ]:
+                        mirror[waiting] = self._storage.get_variant(waiting)
                     variants = current()
                     if self.record().status is RunStatus.STOPPED:
                         stop.set()
@@ -1526,3 +1581,15 @@ def _task_constitution(task: Task) -> Constitution:
         return load_constitution(path)
     assert source is not None
     return load_constitution(source)
+
+
+def _without_banned(snapshot: Sequence[VariantRecord], banned: Any) -> Sequence[VariantRecord]:
+    """``snapshot`` less the banned variants and all their descendants."""
+    if not isinstance(banned, list) or not banned:
+        return snapshot
+    out: set[int] = {b for b in banned if isinstance(b, int)}
+    parent_of = {v.id: v.parent_id for v in snapshot}
+    for v in sorted(snapshot, key=lambda v: v.generation):
+        if parent_of.get(v.id) in out:
+            out.add(v.id)
+    return [v for v in snapshot if v.id not in out]

@@ -92,7 +92,8 @@ class VariantState(IntEnum):
     PRUNED = 3  #: failed the staged-evaluation threshold; kept, never a parent
     INVALID = 4  #: child does not compile/import/expose its entry points; kept, never a parent
     FAILED = 5  #: the improver failed (crash, timeout, no change); no usable child
-    REJECTED = 6  #: broke a hard rule of the run's constitution; never ran, never a parent
+    REJECTED = 6  #: rejected (by the constitution, or by a person); never a parent
+    PENDING = 7  #: evaluated, waiting for a person's approval; not a parent until approved
 
     @property
     def is_terminal(self) -> bool:

@@ -464,7 +464,7 @@ async function pageArchive(name) {
   const labels = { variant_id: "variant", parent_id: "parent", train_subset: "subset", wall_per_instance: "ms/instance" };
   const container = h("div", {});
   const count = h("span", { class: "muted", id: "archive-count" });
-  const stateSelect = h("select", { id: "filter-state", "aria-label": "state" }, h("option", { value: "", text: "any state" }), ["complete", "pruned", "invalid", "rejected", "failed", "evaluating", "running"].map((s2) => h("option", { value: s2, text: s2 })));
+  const stateSelect = h("select", { id: "filter-state", "aria-label": "state" }, h("option", { value: "", text: "any state" }), ["complete", "pending", "pruned", "invalid", "rejected", "failed", "evaluating", "running"].map((s2) => h("option", { value: s2, text: s2 })));
   stateSelect.value = archiveState.state;
   const search = h("input", { type: "search", id: "filter-text", placeholder: "filter: id, operator, reason…", value: archiveState.q });
   const minVal = h("input", { type: "number", step: "any", id: "filter-min-val", placeholder: "min val", value: archiveState.minVal });
@@ -706,7 +706,8 @@ async function pageVariant(id, tab) {
       v.parent_id ? variantLink(v.parent_id) : "none",
       v.children.length ? [" · children ", v.children.slice(0, 12).map((c, i) => [i ? ", " : "", variantLink(c)]), v.children.length > 12 ? ` … (${v.children.length})` : ""] : null),
     h("div", { class: "scores" }, ["train_subset", "train", "val", "test"].filter((k) => k in v.scores).map((k) => h("span", { class: "score" }, h("b", { text: k }), " ", fmt(v.scores[k], 4)))),
-    v.reason ? h("div", { class: `reason ${v.state}`, id: "reason" }, h("b", { text: "reason: " }), v.reason) : null);
+    v.reason ? h("div", { class: `reason ${v.state}`, id: "reason" }, h("b", { text: "reason: " }), v.reason) : null,
+    decisions(v));
   const tabs = h("nav", { class: "tabs" }, TABS.map(([key, label]) => h("a", { href: `#/variant/${v.id}/${key}`, class: key === tab ? "active" : "", text: label, dataset: { tab: key } })));
   let body;
   if (tab === "diff") body = await tabDiff(v);
@@ -717,6 +718,33 @@ async function pageVariant(id, tab) {
   else if (tab === "try") body = await tabTry(v);
   else body = h("p", { text: "unknown tab" });
   return h("section", {}, header, tabs, h("div", { class: "tab-body" }, body));
+}
+
+function decisions(v) {
+  const act = (decision, label, cls, ask) => h("button", { class: `small ${cls}`, text: label, dataset: { decision }, onclick: async () => {
+    let body = {};
+    if (ask) {
+      const answer = await promptDialog(label, ask, [{ name: "note", label: "note (recorded)", value: "" }], label);
+      if (!answer) return;
+      body = { note: answer.note || null };
+    }
+    try {
+      await api(`/api/variants/${v.id}/${decision}`, { method: "POST", body });
+      toast(`${label}: variant #${v.id}`);
+    } catch (e) { toast(e.message, "error"); }
+    refresh();
+  } });
+  if (v.state === "pending") {
+    return h("div", { class: "row decisions" }, h("b", { text: "This child waits for your approval:" }),
+      act("approve", "Approve", "primary", `Approve variant #${v.id}? It may then be a parent and the champion.`),
+      act("reject", "Reject", "danger-outline", `Reject variant #${v.id}? It will never be a parent or the champion.`));
+  }
+  if (v.state === "complete") {
+    return h("div", { class: "row decisions" },
+      act("pin", "Pin as next parent", "", null),
+      v.parent_id ? act("ban", "Ban this lineage", "danger-outline", `Ban variant #${v.id} and its descendants as parents?`) : null);
+  }
+  return null;
 }
 
 function codeTable(lines, numbers) {

@@ -1,0 +1,101 @@
+"""People's decisions on a run, from any process: approve or reject a waiting child, pin the
+next parent, ban a lineage. Each is recorded with who decided and why."""
+
+from __future__ import annotations
+
+from hyperagents.exceptions import RunStateError
+from hyperagents.storages import BaseStorage, EventSpec, VariantRecord, VariantState
+
+__all__ = ["approve", "ban", "pin", "reject"]
+
+
+def _note(note: str | None) -> str:
+    return f": {note.strip()}" if note and note.strip() else ""
+
+
+def approve(
+    store: BaseStorage, variant: VariantRecord, *, who: str, note: str | None = None
+) -> None:
+    """Accept a child waiting for approval: it becomes complete, a possible parent and champion.
+
+    Raises:
+        RunStateError: The variant is not waiting for approval.
+    """
+    if variant.state is not VariantState.PENDING:
+        raise RunStateError(
+            f"variant {variant.id} is not waiting for approval ({variant.state.name.lower()})"
+        )
+    if not store.set_variant_state(
+        variant.id,
+        VariantState.COMPLETE,
+        expected=VariantState.PENDING,
+        reason=None,
+        event=EventSpec(
+            "variant.approved", f"approved by {who}{_note(note)}", {"by": who, "note": note}
+        ),
+    ):
+        raise RunStateError(f"variant {variant.id} was decided meanwhile")
+
+
+def reject(
+    store: BaseStorage, variant: VariantRecord, *, who: str, note: str | None = None
+) -> None:
+    """Refuse a child waiting for approval: it stays recorded, never a parent or champion.
+
+    Raises:
+        RunStateError: The variant is not waiting for approval.
+    """
+    if variant.state is not VariantState.PENDING:
+        raise RunStateError(
+            f"variant {variant.id} is not waiting for approval ({variant.state.name.lower()})"
+        )
+    reason = f"rejected by {who}{_note(note)}"
+    if not store.set_variant_state(
+        variant.id,
+        VariantState.REJECTED,
+        expected=VariantState.PENDING,
+        reason=reason,
+        event=EventSpec("variant.rejected", reason, {"by": who, "note": note}),
+    ):
+        raise RunStateError(f"variant {variant.id} was decided meanwhile")
+
+
+def pin(store: BaseStorage, variant: VariantRecord, *, who: str) -> None:
+    """Make ``variant`` the parent of the run's next child (once).
+
+    Raises:
+        RunStateError: The variant cannot be a parent (not complete).
+    """
+    if variant.state is not VariantState.COMPLETE:
+        raise RunStateError(
+            f"variant {variant.id} cannot be a parent ({variant.state.name.lower()})"
+        )
+    store.update_run_attrs(variant.run_id, {"pinned_parent": {"variant": variant.id, "by": who}})
+    store.add_event(
+        variant.run_id,
+        "run.pinned",
+        f"variant {variant.id} pinned as the next parent by {who}",
+        variant_id=variant.id,
+        data={"by": who},
+    )
+
+
+def ban(store: BaseStorage, variant: VariantRecord, *, who: str, note: str | None = None) -> None:
+    """Ban ``variant`` and all its descendants as parents from now on.
+
+    Raises:
+        RunStateError: The variant is the run's seed (nothing would be left).
+    """
+    if variant.parent_id is None:
+        raise RunStateError("the seed cannot be banned: every variant descends from it")
+    banned = list(store.get_run(variant.run_id).attrs.get("banned") or [])
+    if variant.id not in banned:
+        banned.append(variant.id)
+    store.update_run_attrs(variant.run_id, {"banned": banned})
+    store.add_event(
+        variant.run_id,
+        "run.banned",
+        f"lineage of variant {variant.id} banned by {who}{_note(note)}",
+        variant_id=variant.id,
+        data={"by": who, "note": note},
+    )
