@@ -85,6 +85,13 @@ class ToyTask(Task):
     def seed_program(self) -> Program:
         return Program(self._files)
 
+    def holdout_instances(self, seed: int) -> list[Instance]:
+        rng = random.Random(f"toy-holdout-{seed}")
+        xs = [round(rng.random(), 4) for _ in range(len(self._splits[Split.VAL]))]
+        return [
+            Instance(f"holdout-{k}", {"x": x}, "hi" if x > 0.63 else "lo") for k, x in enumerate(xs)
+        ]
+
 
 #: The toy task agent with a declared search space, so that the built-in offline meta agent
 #: (which edits ``PARAMS`` within ``PARAM_SPACE`` and records its own strategy) can work on it.

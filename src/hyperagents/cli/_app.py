@@ -160,6 +160,7 @@ _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "constitution",
     "approval",
     "approval_threshold",
+    "quarantine",
 )
 
 
@@ -251,6 +252,14 @@ def run(
         int | None,
         typer.Option(min=0, help="Evaluation budget: evaluation stages run (stops the run)."),
     ] = None,
+    quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--quarantine",
+            help="Re-check a would-be champion on fresh held-out data; a suspicious gain "
+            "(a gap between stages, or a jump far beyond the run's history) waits for review.",
+        ),
+    ] = False,
     approval: Annotated[
         str | None,
         typer.Option(
@@ -355,6 +364,7 @@ def run(
             else load_constitution(constitution).as_config(),
             approval=approval,
             approval_threshold=approval_threshold,
+            quarantine=quarantine or None,
         )
         store = get_storage(storage)
         donor, attrs = meta_donor(store, meta_from) if meta_from is not None else (None, {})

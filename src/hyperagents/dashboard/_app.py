@@ -85,6 +85,7 @@ EVENT_GROUPS: dict[str, tuple[str, ...]] = {
         "variant.pruned",
         "variant.completed",
         "variant.pending",
+        "variant.quarantined",
         "variant.approved",
         "champion.test",
     ),

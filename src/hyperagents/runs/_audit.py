@@ -23,6 +23,7 @@ _ACTORS = {
     "variant.rejected": "constitution",
     "variant.penalised": "constitution",
     "variant.pending": "approval policy",
+    "variant.quarantined": "quarantine",
     "champion.test": "evaluation (sandbox)",
 }
 

@@ -112,6 +112,23 @@ class RunConfig(BaseModel):
     approval_threshold: float = Field(
         0.0, ge=0, description="threshold mode: the val gain over the champion that needs approval"
     )
+    quarantine: bool = Field(
+        False,
+        description="before a child becomes champion, re-evaluate it on held-out data with "
+        "fresh randomness; a suspicious gain waits for review instead of being promoted",
+    )
+    quarantine_jump: float = Field(
+        3.0,
+        gt=0,
+        description="a gain over the champion more than this many times the largest earlier "
+        "champion gain is suspicious (once the run has two earlier gains)",
+    )
+    quarantine_gap: float = Field(
+        0.15,
+        ge=0,
+        description="a gap between stages (val above train, or val against the held-out "
+        "re-evaluation) wider than this fraction of the score range is suspicious",
+    )
     constitution: dict[str, Any] | None = Field(
         None,
         description="rules every child must keep before it runs (hyperagents.constitution); "

@@ -938,6 +938,11 @@ class Run:
         if stage == "train":
             subset = set(self._subset())
             return Split.TRAIN, [i for i in self._instances(Split.TRAIN) if i.id not in subset]
+        if stage == "recheck":
+            fresh = self._task.holdout_instances(
+                derive_seed(self._seed, variant.generation, "holdout")
+            )
+            return Split.VAL, list(fresh) if fresh else list(self._instances(Split.VAL))
         split = Split(stage)
         return split, list(self._instances(split))
 
@@ -953,7 +958,9 @@ class Run:
                     task=self._task,
                     instances=instances,
                     stage=stage,
-                    split=split.value,
+                    split="holdout"
+                    if stage == "recheck" and instances[0].id.startswith("holdout")
+                    else split.value,
                     sandbox=self._sandbox,
                     limits=self._limits(wall),
                     llm=self._llm_handler(variant.id, variant.generation, stage),
@@ -993,7 +1000,10 @@ class Run:
         Returns:
             The variant's record after the step, and the seconds spent in the sandbox.
         """
-        pending = [s for s in ("train_subset", "train", "val") if s not in variant.scores]
+        stages = ["train_subset", "train", "val"]
+        if "val" in variant.scores and self._config.quarantine and self._would_lead(variant):
+            stages.append("recheck")  # a would-be champion is re-checked on held-out data
+        pending = [s for s in stages if s not in variant.scores]
         if not pending:
             return self._finish(variant, VariantState.COMPLETE, "evaluated"), 0.0
         stage = pending[0]
@@ -1022,7 +1032,9 @@ class Run:
         if stage == "train_subset":
             self._subset_results[variant.id] = result
         variant = replace(variant, scores={**variant.scores, stage: result.score})
-        if stage == "val":
+        if stage == "recheck" or (
+            stage == "val" and not (self._config.quarantine and self._would_lead(variant))
+        ):
             variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
         return variant, sandbox
 
@@ -1050,8 +1062,12 @@ class Run:
         kind = "variant.completed" if state is VariantState.COMPLETE else "variant.pruned"
         reason = None if state is VariantState.COMPLETE else why
         if state is VariantState.COMPLETE:
+            suspicious = self._suspicious(variant) if "recheck" in variant.scores else None
             waiting = self._approval_needed(variant)
-            if waiting is not None:
+            if suspicious is not None:
+                reason = f"quarantined: {suspicious}"
+                state, kind, why = VariantState.PENDING, "variant.quarantined", reason
+            elif waiting is not None:
                 state, kind, reason, why = VariantState.PENDING, "variant.pending", waiting, waiting
         if self._storage.set_variant_state(
             variant.id,
@@ -1064,6 +1080,50 @@ class Run:
             return replace(variant, state=state, reason=reason, owner=None)
         return self._storage.get_variant(variant.id)
 
+    def _would_lead(self, variant: VariantRecord) -> tuple[float, float | None] | None:
+        """``(objective, best before)`` when the child beats every variant with a val score
+        among the generations settled when it was asked (<= g - parallel_generations),
+        whatever people decided about them since; None otherwise."""
+        value = objective(variant.scores, variant.metrics)
+        if value is None:
+            return None
+        horizon = variant.generation - self._config.parallel_generations
+        earlier = [
+            o
+            for v in self.variants()
+            if v.generation <= horizon and (o := objective(v.scores, v.metrics)) is not None
+        ]
+        best = max(earlier, default=None)
+        return (value, best) if best is None or value > best else None
+
+    def _suspicious(self, variant: VariantRecord) -> str | None:
+        """Why a would-be champion's gain looks too good to promote unreviewed (None: fine)."""
+        cfg = self._config
+        low, high = self._task.score_range
+        span = (high - low) or 1.0
+        val, recheck = variant.scores["val"], variant.scores["recheck"]
+        if abs(val - recheck) > cfg.quarantine_gap * span:
+            return (
+                f"val {val:.6g} but {recheck:.6g} when re-evaluated on held-out data "
+                f"(gap over {cfg.quarantine_gap:g} of the range)"
+            )
+        train = variant.scores.get("train")
+        if train is not None and val - train > cfg.quarantine_gap * span:
+            return (
+                f"val {val:.6g} far above train {train:.6g} "
+                f"(gap over {cfg.quarantine_gap:g} of the range)"
+            )
+        lead = self._would_lead(variant)
+        if lead is not None and lead[1] is not None:
+            gain = lead[0] - lead[1]
+            gains = _champion_gains(self.variants(), below=variant.generation)
+            if len(gains) >= 2 and gain > cfg.quarantine_jump * max(gains):
+                return (
+                    f"a jump of {gain:.6g} over the champion, more than "
+                    f"{cfg.quarantine_jump:g}x the run's largest earlier gain {max(gains):.6g}"
+                )
+        return None
+
     def _approval_needed(self, variant: VariantRecord) -> str | None:
         """Why a person must approve this evaluated child first (None: it is accepted).
 
@@ -1074,18 +1134,11 @@ class Run:
         cfg = self._config
         if cfg.approval == "auto":
             return None
-        value = objective(variant.scores, variant.metrics)
-        horizon = variant.generation - cfg.parallel_generations
-        earlier = [
-            o
-            for v in self.variants()
-            if v.generation <= horizon and (o := objective(v.scores, v.metrics)) is not None
-        ]
-        best = max(earlier, default=None)
-        if value is not None and best is not None:
-            gain = value - best
+        lead = self._would_lead(variant)
+        if lead is not None and lead[1] is not None:
+            value, best = lead[0], lead[1]
             needed = cfg.approval_threshold if cfg.approval == "threshold" else 0.0
-            if gain > 0 and gain >= needed:
+            if value - best >= needed:
                 return (
                     f"awaiting approval: would become champion (val objective {value:.6g} "
                     f"> {best:.6g})"
@@ -1593,3 +1646,20 @@ def _without_banned(snapshot: Sequence[VariantRecord], banned: Any) -> Sequence[
         if parent_of.get(v.id) in out:
             out.add(v.id)
     return [v for v in snapshot if v.id not in out]
+
+
+def _champion_gains(variants: Sequence[VariantRecord], *, below: int) -> list[float]:
+    """How much each new best objective improved on the previous one, over the generations
+    before ``below`` (the run's history of gains)."""
+    gains: list[float] = []
+    best: float | None = None
+    for v in sorted(variants, key=lambda v: v.generation):
+        if v.generation >= below:
+            break
+        value = objective(v.scores, v.metrics)
+        if value is None:
+            continue
+        if best is not None and value > best:
+            gains.append(value - best)
+        best = value if best is None else max(best, value)
+    return gains

@@ -109,6 +109,12 @@ class Task(ABC):
     def seed_program(self) -> Program:
         """Return the seed hyperagent program."""
 
+    def holdout_instances(self, seed: int) -> Sequence[Instance]:
+        """Fresh instances never used in the search, for re-checking a would-be champion
+        (quarantine); ``seed`` makes each draw new. Default: none (the val split is evaluated
+        again, in a fresh process)."""
+        return ()
+
     def aggregate(self, scores: Sequence[float]) -> float:
         """Combine per-instance scores into one split score (mean; 0-length gives the minimum)."""
         if not scores:

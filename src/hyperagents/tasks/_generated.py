@@ -56,6 +56,16 @@ class GeneratedTask(Task):
             The pairs, in order; a split must not depend on the size of another.
         """
 
+    def holdout_instances(self, seed: int) -> Sequence[Instance]:
+        """A fresh draw from the generator (its own stream per ``seed``), the size of val."""
+        n = self._sizes[Split.VAL]
+        width = max(4, len(str(n - 1)))
+        stream = 1000 + seed % 1_000_000_000
+        return tuple(
+            Instance(id=f"holdout-{i:0{width}d}", inputs=inputs, target=target)
+            for i, (inputs, target) in enumerate(self.generate(stream, n))
+        )
+
     def instances(self, split: Split) -> Sequence[Instance]:
         """Return the instances of ``split`` (generated once, then cached)."""
         split = Split(split)
