@@ -13,6 +13,28 @@ def _note(note: str | None) -> str:
     return f": {note.strip()}" if note and note.strip() else ""
 
 
+def _settle(
+    store: BaseStorage,
+    variant: VariantRecord,
+    state: VariantState,
+    event: EventSpec,
+    reason: str | None,
+) -> None:
+    """Move a child waiting for approval to ``state``, recording ``event``.
+
+    Raises:
+        RunStateError: The variant is not waiting for approval (or was decided meanwhile).
+    """
+    if variant.state is not VariantState.PENDING:
+        raise RunStateError(
+            f"variant {variant.id} is not waiting for approval ({variant.state.name.lower()})"
+        )
+    if not store.set_variant_state(
+        variant.id, state, expected=VariantState.PENDING, reason=reason, event=event
+    ):
+        raise RunStateError(f"variant {variant.id} was decided meanwhile")
+
+
 def approve(
     store: BaseStorage, variant: VariantRecord, *, who: str, note: str | None = None
 ) -> None:
@@ -21,20 +43,9 @@ def approve(
     Raises:
         RunStateError: The variant is not waiting for approval.
     """
-    if variant.state is not VariantState.PENDING:
-        raise RunStateError(
-            f"variant {variant.id} is not waiting for approval ({variant.state.name.lower()})"
-        )
-    if not store.set_variant_state(
-        variant.id,
-        VariantState.COMPLETE,
-        expected=VariantState.PENDING,
-        reason=None,
-        event=EventSpec(
-            "variant.approved", f"approved by {who}{_note(note)}", {"by": who, "note": note}
-        ),
-    ):
-        raise RunStateError(f"variant {variant.id} was decided meanwhile")
+    said = f"approved by {who}{_note(note)}"
+    event = EventSpec("variant.approved", said, {"by": who, "note": note})
+    _settle(store, variant, VariantState.COMPLETE, event, said)  # replaces "awaiting approval"
 
 
 def reject(
@@ -45,19 +56,9 @@ def reject(
     Raises:
         RunStateError: The variant is not waiting for approval.
     """
-    if variant.state is not VariantState.PENDING:
-        raise RunStateError(
-            f"variant {variant.id} is not waiting for approval ({variant.state.name.lower()})"
-        )
     reason = f"rejected by {who}{_note(note)}"
-    if not store.set_variant_state(
-        variant.id,
-        VariantState.REJECTED,
-        expected=VariantState.PENDING,
-        reason=reason,
-        event=EventSpec("variant.rejected", reason, {"by": who, "note": note}),
-    ):
-        raise RunStateError(f"variant {variant.id} was decided meanwhile")
+    event = EventSpec("variant.rejected", reason, {"by": who, "note": note})
+    _settle(store, variant, VariantState.REJECTED, event, reason)
 
 
 def pin(store: BaseStorage, variant: VariantRecord, *, who: str) -> None:
