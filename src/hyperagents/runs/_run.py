@@ -1001,7 +1001,7 @@ class Run:
             The variant's record after the step, and the seconds spent in the sandbox.
         """
         stages = ["train_subset", "train", "val"]
-        if "val" in variant.scores and self._config.quarantine and self._would_lead(variant):
+        if "val" in variant.scores and self._rechecks(variant):
             stages.append("recheck")  # a would-be champion is re-checked on held-out data
         pending = [s for s in stages if s not in variant.scores]
         if not pending:
@@ -1032,9 +1032,7 @@ class Run:
         if stage == "train_subset":
             self._subset_results[variant.id] = result
         variant = replace(variant, scores={**variant.scores, stage: result.score})
-        if stage == "recheck" or (
-            stage == "val" and not (self._config.quarantine and self._would_lead(variant))
-        ):
+        if stage == "recheck" or (stage == "val" and not self._rechecks(variant)):
             variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
         return variant, sandbox
 
@@ -1095,6 +1093,14 @@ class Run:
         ]
         best = max(earlier, default=None)
         return (value, best) if best is None or value > best else None
+
+    def _rechecks(self, variant: VariantRecord) -> bool:
+        """Whether quarantine re-checks this child: it would take over from a champion (the
+        seed, with nothing to beat, is never held back)."""
+        if not self._config.quarantine:
+            return False
+        lead = self._would_lead(variant)
+        return lead is not None and lead[1] is not None
 
     def _suspicious(self, variant: VariantRecord) -> str | None:
         """Why a would-be champion's gain looks too good to promote unreviewed (None: fine)."""
