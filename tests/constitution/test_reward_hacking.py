@@ -357,3 +357,24 @@ def test_audit_log_from_the_command_line(tmp_path: Path) -> None:
     table = cli("--variant", str(cheat.id))
     assert "variant.rejected" in table and "constitution" in table
     storage.close()
+
+
+def test_disguises_do_not_slip_past_the_rules() -> None:
+    constitution = load_constitution(CONSTITUTION)
+    task = _task()
+    seed = task.seed_program()
+
+    def verdict(files: dict[str, bytes | str]) -> list[str]:
+        found = constitution.check(seed.with_files(files), seed, task=task)
+        return [f"{v.rule}: {v.message}" for v in found.hard]
+
+    # A coding declaration: Python reads the file as latin-1, and so do the rules.
+    latin = b"# -*- coding: latin-1 -*-\n# caf\xe9\nimport subprocess\n" + TASK_AGENT.encode()
+    assert any("no-network-or-processes" in v for v in verdict({"task_agent.py": latin}))
+    # A write through a computed receiver.
+    computed = TASK_AGENT + "\nfrom pathlib import Path\nPath('s.json').write_text('1.0')\n"
+    assert any("task-agent-writes-nothing" in v for v in verdict({"task_agent.py": computed}))
+    # A compiled module no rule can read, and code too deep to analyse: rejected (fail closed).
+    assert any("compiled module" in v for v in verdict({"helper.pyc": b"\x00\x01binary"}))
+    deep = "x = y" + "[0]" * 100_000 + "\n"  # the parser itself runs out of recursion
+    assert any("too deep or large" in v for v in verdict({"task_agent.py": TASK_AGENT + deep}))

@@ -65,6 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hyperagents.constitution._rules import (
     Finding,
+    Unanalysable,
     changed_lines,
     find_calls,
     find_imports,
@@ -173,7 +174,14 @@ class Constitution(BaseModel):
         """
         violations: list[Violation] = []
         for rule in self.rules:
-            for finding in _apply(rule, child, parent, instances=instances, task=task):
+            try:
+                findings = _apply(rule, child, parent, instances=instances, task=task)
+            except Unanalysable as exc:  # fail closed, whatever the rule's weight
+                violations.append(
+                    Violation(rule.label, rule.kind, False, rule.weight, "*", 0, "", str(exc))
+                )
+                continue
+            for finding in findings:
                 violations.append(
                     Violation(
                         rule=rule.label,
@@ -415,6 +423,15 @@ def load_constitution(source: str | Path | Mapping[str, Any] | Constitution) -> 
     data = dict(data)
     if "rules" in data and "rule" not in data:
         data["rule"] = data.pop("rules")
+    if not isinstance(source, Mapping) and isinstance(data.get("rule"), list):
+        # A custom rule's file.py is relative to the policy file, not to where a run resumes.
+        base = Path(source).expanduser().resolve().parent
+        for rule in data["rule"]:
+            function = rule.get("function") if isinstance(rule, dict) else None
+            if isinstance(function, str) and ".py:" in function:
+                target, _, name = function.rpartition(":")
+                if not Path(target).expanduser().is_absolute():
+                    rule["function"] = f"{base / target}:{name}"
     try:
         return Constitution.model_validate(data)
     except ValidationError as exc:

@@ -50,19 +50,37 @@ def _line(source: str, number: int) -> str:
     return lines[number - 1].strip()[:300] if 0 < number <= len(lines) else ""
 
 
+class Unanalysable(Exception):
+    """A file the rules cannot analyse (so a child holding it is rejected: fail closed)."""
+
+
+#: Compiled modules Python can import but no AST rule can read.
+_BINARY_MODULES = (".pyc", ".pyo", ".so", ".pyd")
+
+
 def python_files(program: Program, globs: Sequence[str]) -> Iterator[tuple[str, str, ast.AST]]:
-    """``(path, source, tree)`` of the matching files that are Python and parse (a file that
-    does not parse is left to validation, which rejects it)."""
+    """``(path, source, tree)`` of the matching Python files, parsed from their bytes (so a
+    coding declaration is honoured as Python would). A file that does not parse is left to
+    validation, which rejects it.
+
+    Raises:
+        Unanalysable: The program holds a compiled module, or a file too deep or large to parse.
+    """
+    for path in sorted(program):
+        if path.endswith(_BINARY_MODULES):
+            raise Unanalysable(f"{path} is a compiled module, which no rule can check")
     for path in matching_files(program, globs):
         if not path.endswith(".py"):
             continue
-        source = _text(program, path)
-        if source is None:
-            continue
+        data = program[path]
         try:
-            tree = ast.parse(source, filename=path)
+            tree = ast.parse(data, filename=path)
         except (SyntaxError, ValueError):
             continue
+        except (MemoryError, RecursionError) as exc:
+            why = f"{path} is too deep or large to analyse ({type(exc).__name__})"
+            raise Unanalysable(why) from None
+        source = data.decode("utf-8", errors="replace")
         yield path, source, tree
 
 
@@ -182,6 +200,14 @@ def find_calls(program: Program, globs: Sequence[str], calls: Sequence[str]) -> 
                 continue
             name = _dotted(node.func)
             if name is None:
+                # A method of a computed receiver, e.g. Path("x").write_text(...).
+                if isinstance(node.func, ast.Attribute):
+                    for forbidden in calls:
+                        if forbidden == f".{node.func.attr}":
+                            line = node.lineno
+                            found.append(
+                                Finding(path, line, _line(source, line), f"calls {forbidden}")
+                            )
                 continue
             resolved = _resolve(name, aliases)
             for forbidden in calls:
@@ -197,9 +223,7 @@ def find_patterns(program: Program, globs: Sequence[str], patterns: Sequence[str
     compiled = [re.compile(p) for p in patterns]
     found: list[Finding] = []
     for path in matching_files(program, globs):
-        source = _text(program, path)
-        if source is None:
-            continue
+        source = program[path].decode("utf-8", errors="replace")
         for number, line in enumerate(source.splitlines(), start=1):
             for pattern in compiled:
                 if pattern.search(line):

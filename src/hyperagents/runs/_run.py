@@ -641,7 +641,7 @@ class Run:
                 "variant_id": v.generation,
                 "generation": v.generation,
                 "parent_id": None if v.parent_id is None else generation_of.get(v.parent_id),
-                "state": v.state.name.lower(),
+                "state": _reported_state(v),
                 "scores": {k: s for k, s in v.scores.items() if k in _REPORT_STAGES},
                 "meta_info": dict(v.meta_info),
             }
@@ -1085,11 +1085,13 @@ class Run:
         value = objective(variant.scores, variant.metrics)
         if value is None:
             return None
-        horizon = variant.generation - self._config.parallel_generations
+        horizon = max(0, variant.generation - self._config.parallel_generations)
         earlier = [
             o
             for v in self.variants()
-            if v.generation <= horizon and (o := objective(v.scores, v.metrics)) is not None
+            if v.generation <= horizon
+            and v.state is VariantState.COMPLETE
+            and (o := objective(v.scores, v.metrics)) is not None
         ]
         best = max(earlier, default=None)
         return (value, best) if best is None or value > best else None
@@ -1122,7 +1124,8 @@ class Run:
         lead = self._would_lead(variant)
         if lead is not None and lead[1] is not None:
             gain = lead[0] - lead[1]
-            gains = _champion_gains(self.variants(), below=variant.generation)
+            horizon = max(0, variant.generation - cfg.parallel_generations)
+            gains = _champion_gains(self.variants(), below=horizon + 1)
             if len(gains) >= 2 and gain > cfg.quarantine_jump * max(gains):
                 return (
                     f"a jump of {gain:.6g} over the champion, more than "
@@ -1415,7 +1418,11 @@ class Run:
                         ids = list(in_flight.values())
                     if ids:
                         self._storage.heartbeat(self._owner, ids)
-                    self._storage.update_run_attrs(self._id, {"engine_heartbeat": time.time()})
+                    # Time spent so far counts even if this engine is killed (time budget).
+                    spent = elapsed_before + time.perf_counter() - started
+                    self._storage.update_run_attrs(
+                        self._id, {"engine_heartbeat": time.time(), "elapsed_seconds": spent}
+                    )
                 except Exception as exc:  # keep beating; the main loop reports storage errors
                     logger.warning("heartbeat failed: %s", exc)
 
@@ -1663,9 +1670,18 @@ def _champion_gains(variants: Sequence[VariantRecord], *, below: int) -> list[fl
         if v.generation >= below:
             break
         value = objective(v.scores, v.metrics)
-        if value is None:
+        if value is None or v.state is not VariantState.COMPLETE:
             continue
         if best is not None and value > best:
             gains.append(value - best)
         best = value if best is None else max(best, value)
     return gains
+
+
+def _reported_state(variant: VariantRecord) -> str:
+    """A variant's state as meta agents see it: one that people may still decide about (or
+    decided about after its evaluation) reads "complete", so a job's report, and the prompts
+    made from it, never depend on when someone approved or rejected."""
+    if variant.state in (VariantState.PENDING, VariantState.REJECTED) and "val" in variant.scores:
+        return "complete"
+    return variant.state.name.lower()
