@@ -6,7 +6,7 @@ import os
 import socket
 import uuid
 
-__all__ = ["new_owner_token", "owner_is_dead"]
+__all__ = ["live_local_pid", "new_owner_token", "owner_is_dead"]
 
 
 def _process_start_time(pid: int) -> str | None:
@@ -35,14 +35,31 @@ def owner_is_dead(token: str) -> bool:
     Tokens from other hosts (or malformed ones) are never declared dead here; for those, the
     heartbeat grace period decides.
     """
-    parts = token.split("|")
-    if len(parts) != 4 or parts[0] != socket.gethostname() or not os.path.isdir("/proc/self"):
+    local = _local(token)
+    if local is None:
         return False
-    try:
-        pid = int(parts[1])
-    except ValueError:
-        return False
+    pid, stamp = local
     started = _process_start_time(pid)
     if started is None:
         return True
-    return parts[2] != "-" and started != parts[2]
+    return stamp != "-" and started != stamp
+
+
+def _local(token: str) -> tuple[int, str] | None:
+    """``(pid, start time)`` of a well-formed token naming a process of *this* host."""
+    parts = token.split("|")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not os.path.isdir("/proc/self"):
+        return None
+    try:
+        return int(parts[1]), parts[2]
+    except ValueError:
+        return None
+
+
+def live_local_pid(token: str) -> int | None:
+    """The process id ``token`` names when that very process runs on this host now (its start
+    time matches, so a reused pid is never taken for it); None otherwise."""
+    local = _local(token)
+    if local is None or local[1] == "-" or owner_is_dead(token):
+        return None
+    return local[0]

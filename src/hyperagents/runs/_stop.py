@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 
 from hyperagents.exceptions import RunStateError
-from hyperagents.runs._owner import owner_is_dead
+from hyperagents.runs._owner import live_local_pid, owner_is_dead
 from hyperagents.storages import BaseStorage, EventSpec, RunRecord, RunStatus
 
 __all__ = ["request_stop"]
 
 #: Seconds to wait for a killed engine process to be gone.
 _KILL_WAIT = 10.0
-
-
-def _engine_pid(record: RunRecord) -> int | None:
-    """The process id of the engine holding ``record``, if it runs on this host now."""
-    holder = record.attrs.get("engine")
-    if not isinstance(holder, str) or not holder or owner_is_dead(holder):
-        return None
-    parts = holder.split("|")
-    if len(parts) != 4 or parts[0] != socket.gethostname() or parts[2] == "-":
-        return None
-    try:
-        return int(parts[1])
-    except ValueError:
-        return None
 
 
 def request_stop(store: BaseStorage, record: RunRecord, *, who: str, now: bool = False) -> str:
@@ -45,7 +30,7 @@ def request_stop(store: BaseStorage, record: RunRecord, *, who: str, now: bool =
             another host (the graceful stop is still recorded then).
     """
     holder = record.attrs.get("engine")
-    pid = _engine_pid(record)
+    pid = live_local_pid(holder) if isinstance(holder, str) and holder else None
     stopping = record.status is RunStatus.STOPPED and pid is not None
     if record.status is not RunStatus.RUNNING and not (now and stopping):
         raise RunStateError(f"run {record.name!r} is not running ({record.status.name.lower()})")
