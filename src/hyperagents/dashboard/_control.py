@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from hyperagents.dashboard._views import engine_alive
-from hyperagents.evaluation import workspace
+from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.exceptions import ConfigError, RunStateError
 from hyperagents.runs import Mode, Run, RunConfig, request_stop
-from hyperagents.sandbox import Limits, get_sandbox
-from hyperagents.sandbox._base import Outcome
+from hyperagents.sandbox import Limits, Outcome, get_sandbox
 from hyperagents.storages import (
     STORAGE_ENV_VAR,
     BaseStorage,
@@ -308,27 +307,22 @@ def try_variant(
         raise RunStateError("two tries are running already: wait for one to finish")
     try:
         sandbox = get_sandbox(config.sandbox, preload=tuple(task.sandbox_preload))
-        request = {
-            "action": "solve",
-            "module": "task_agent",
-            "function": "solve",
-            "instance_timeout": task.instance_timeout,
-            "instances": [{"id": "try", "inputs": inputs}],
-        }
         limits = Limits(wall_time=task.instance_timeout + 15.0, memory_mb=config.memory_mb)
         try:
-            with workspace(program) as path:
-                result = sandbox.run(path, request, limits=limits)
+            result, answered = solve_in_sandbox(
+                program,
+                [("try", inputs)],
+                instance_timeout=task.instance_timeout,
+                sandbox=sandbox,
+                limits=limits,
+            )
         finally:
             close = getattr(sandbox, "close", None)
             if callable(close):
                 close()
     finally:
         _TRY_SLOTS.release()
-    message = next(
-        (m for m in result.messages if m.get("type") == "instance" and m.get("id") == "try"),
-        None,
-    )
+    message = answered.get("try")
     error = None
     if message is None:
         error = result.reason or "no output"

@@ -6,8 +6,16 @@ from hyperagents.evaluation._evaluator import (
     StageResult,
     ValidationResult,
     evaluate_stage,
+    solve_in_sandbox,
     validate_program,
     workspace,
 )
 
-__all__ = ["StageResult", "ValidationResult", "evaluate_stage", "validate_program", "workspace"]
+__all__ = [
+    "StageResult",
+    "ValidationResult",
+    "evaluate_stage",
+    "solve_in_sandbox",
+    "validate_program",
+    "workspace",
+]

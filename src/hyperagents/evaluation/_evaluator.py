@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from hyperagents.program import Program
-from hyperagents.sandbox import Limits, Outcome, Sandbox
+from hyperagents.sandbox import Limits, Outcome, Sandbox, SandboxResult
 from hyperagents.tasks import Instance, Task
 
 __all__ = [
     "StageResult",
     "ValidationResult",
     "evaluate_stage",
+    "solve_in_sandbox",
     "validate_program",
     "workspace",
     "workspace_base",
@@ -129,6 +130,45 @@ def _cap_output(output: Any) -> Any:
     return output if len(text) <= _OUTPUT_CAP else text[:_OUTPUT_CAP] + "…"
 
 
+def solve_in_sandbox(
+    program: Program,
+    inputs: Sequence[tuple[str, Any]],
+    *,
+    instance_timeout: float,
+    sandbox: Sandbox,
+    limits: Limits,
+    module: str = "task_agent",
+    function: str = "solve",
+    llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[SandboxResult, dict[str, dict[str, Any]]]:
+    """Run the task agent on ``(id, inputs)`` pairs in one sandboxed process (inputs only:
+    nothing to score with ever enters it).
+
+    Returns:
+        The sandbox's result, and the agent's message for each id it answered (its
+        ``output``, or its ``error``, with ``wall`` and ``cpu``).
+
+    Raises:
+        SandboxError: The sandbox itself failed.
+    """
+    request = {
+        "action": "solve",
+        "module": module,
+        "function": function,
+        "instance_timeout": instance_timeout,
+        "instances": [{"id": key, "inputs": value} for key, value in inputs],
+    }
+    with workspace(program) as path:
+        # Sandboxes written before the LLM bridge take no ``llm``: pass it only when needed.
+        extra = {"llm": llm} if llm is not None else {}
+        run = sandbox.run(path, request, limits=limits, **extra)
+    by_id: dict[str, dict[str, Any]] = {}
+    for sent in run.messages:
+        if sent.get("type") == "instance" and isinstance(sent.get("id"), str):
+            by_id.setdefault(sent["id"], sent)
+    return run, by_id
+
+
 def evaluate_stage(
     program: Program,
     *,
@@ -152,21 +192,16 @@ def evaluate_stage(
         TaskError: The task's scoring broke its protocol.
     """
     low = task.score_range[0]
-    request = {
-        "action": "solve",
-        "module": module,
-        "function": function,
-        "instance_timeout": task.instance_timeout,
-        "instances": [{"id": inst.id, "inputs": inst.inputs} for inst in instances],
-    }
-    with workspace(program) as path:
-        # Sandboxes written before the LLM bridge take no ``llm``: pass it only when needed.
-        extra = {"llm": llm} if llm is not None else {}
-        run = sandbox.run(path, request, limits=limits, **extra)
-    by_id: dict[str, dict[str, Any]] = {}
-    for sent in run.messages:
-        if sent.get("type") == "instance" and isinstance(sent.get("id"), str):
-            by_id.setdefault(sent["id"], sent)
+    run, by_id = solve_in_sandbox(
+        program,
+        [(inst.id, inst.inputs) for inst in instances],
+        instance_timeout=task.instance_timeout,
+        sandbox=sandbox,
+        limits=limits,
+        module=module,
+        function=function,
+        llm=llm,
+    )
     results: list[dict[str, Any]] = []
     errors = timeouts = 0
     walls: list[float] = []
