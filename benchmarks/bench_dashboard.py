@@ -16,12 +16,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +29,7 @@ import httpx
 
 from hyperagents.program import Program
 from hyperagents.storages import EventSpec, RDBStorage, VariantState
+from hyperagents.testing.dashboard import dashboard_server
 
 _TASK_AGENT = (
     'PARAMS = {{"t": {t}}}\n\n\ndef solve(inputs):\n    return inputs["x"] > PARAMS["t"]\n'
@@ -117,12 +115,6 @@ def build(path: Path, variants: int, seed: int = 0) -> str:
     return url
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _time_endpoint(client: httpx.Client, path: str, repeat: int) -> tuple[float, int]:
     times = []
     size = 0
@@ -157,8 +149,6 @@ def main() -> None:
     chromium = shutil.which("chromium")
     if chromium is None:
         sys.exit("needs Debian's chromium (apt-get install chromium) and playwright")
-    from playwright.sync_api import sync_playwright
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     db = args.db or tmp / "big.db"
     if db.exists():
@@ -169,55 +159,43 @@ def main() -> None:
         t0 = time.perf_counter()
         url = build(db, args.variants)
         print(f"  built in {time.perf_counter() - t0:.1f} s")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "HYPERAGENTS_DASHBOARD_TOKEN"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "hyperagents", "dashboard", "--storage", url, "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=60) as client:
-            for _ in range(150):
-                try:
-                    client.get("/api/info")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            print(f"\nJSON endpoints (median of {args.repeat}):")
-            print(f"  {'endpoint':<28}{'seconds':>9}{'bytes':>12}")
-            for path in (
-                "/api/runs",
-                "/api/runs/big",
-                "/api/runs/big/archive",
-                "/api/runs/big/lineage",
-            ):
-                seconds, size = _time_endpoint(client, path, args.repeat)
-                print(f"  {path:<28}{seconds:>9.3f}{size:>12,}")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            pages = {
-                "archive": (f"{base}/#/run/big/archive", "#archive-table tbody tr"),
-                "lineage": (f"{base}/#/run/big/lineage", "#lineage-canvas[data-champion]"),
-                "overview": (f"{base}/#/run/big", "svg.chart circle.dot-val"),
-                "runs": (f"{base}/#/", "#runs-table tbody tr"),
-            }
-            print(
-                f"\npage loads in Chromium, navigation start to data drawn ({args.repeat} loads):"
-            )
-            print(f"  {'page':<10}{'median s':>10}{'max s':>8}{'< 1 s':>7}")
-            for name, (url_, ready) in pages.items():
-                times = _time_page(browser, url_, ready, args.repeat)
-                fast = "yes" if max(times) < 1.0 else "no"
-                print(f"  {name:<10}{statistics.median(times):>10.3f}{max(times):>8.3f}{fast:>7}")
-            browser.close()
+        with dashboard_server(url) as base:
+            _measure(base, chromium, args.repeat)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         if args.db is None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _measure(base: str, chromium: str, repeat: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with httpx.Client(base_url=base, timeout=60) as client:
+        print(f"\nJSON endpoints (median of {repeat}):")
+        print(f"  {'endpoint':<28}{'seconds':>9}{'bytes':>12}")
+        for path in (
+            "/api/runs",
+            "/api/runs/big",
+            "/api/runs/big/archive",
+            "/api/runs/big/lineage",
+        ):
+            seconds, size = _time_endpoint(client, path, repeat)
+            print(f"  {path:<28}{seconds:>9.3f}{size:>12,}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        pages = {
+            "archive": (f"{base}/#/run/big/archive", "#archive-table tbody tr"),
+            "lineage": (f"{base}/#/run/big/lineage", "#lineage-canvas[data-champion]"),
+            "overview": (f"{base}/#/run/big", "svg.chart circle.dot-val"),
+            "runs": (f"{base}/#/", "#runs-table tbody tr"),
+        }
+        print(f"\npage loads in Chromium, navigation start to data drawn ({repeat} loads):")
+        print(f"  {'page':<10}{'median s':>10}{'max s':>8}{'< 1 s':>7}")
+        for name, (url, ready) in pages.items():
+            times = _time_page(browser, url, ready, repeat)
+            fast = "yes" if max(times) < 1.0 else "no"
+            print(f"  {name:<10}{statistics.median(times):>10.3f}{max(times):>8.3f}{fast:>7}")
+        browser.close()
 
 
 if __name__ == "__main__":

@@ -16,16 +16,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -36,6 +31,7 @@ from hyperagents.runs._export import champion_of
 from hyperagents.storages import RDBStorage
 from hyperagents.tasks.support import SupportTask
 from hyperagents.testing import FakeOpenAIServer
+from hyperagents.testing.dashboard import dashboard_server
 
 
 def build(db: Path) -> str:
@@ -66,8 +62,6 @@ def main() -> None:
     chromium = shutil.which("chromium")
     if chromium is None:
         sys.exit("needs Debian's chromium (apt-get install chromium) and playwright")
-    from playwright.sync_api import sync_playwright
-
     tmp = Path(tempfile.mkdtemp(prefix="dashboard-shots-"))
     db = args.db or tmp / "demo.db"
     url = f"sqlite:///{db}" if db.exists() else build(db)
@@ -83,16 +77,6 @@ def main() -> None:
         if storage.list_llm_calls(llm_run.id, variant_id=v.id) and v.generation > 0
     )
     storage.close()
-    port = 8000 + os.getpid() % 1000
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "hyperagents", "dashboard", "--storage", url, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     args.out.mkdir(parents=True, exist_ok=True)
     shots = [
         ("runs", "#/", "#runs-table tbody tr"),
@@ -107,38 +91,39 @@ def main() -> None:
         ("events", "#/run/support-demo/events", "table.events tbody tr"),
     ]
     try:
-        for _ in range(150):
-            try:
-                httpx.get(f"{base}/api/info", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            for name, fragment, ready in shots:
-                page.goto(f"{base}/{fragment}")
-                page.wait_for_selector(ready, state="attached", timeout=30_000)
-                if name == "variant-llm":
-                    page.locator("details.call").first.evaluate("d => d.open = true")
-                page.wait_for_timeout(300)
-                page.screenshot(
-                    path=str(args.out / f"{name}.png"),
-                    full_page=name not in ("events", "variant-llm", "variant-evaluation"),
-                )
-                print(f"saved {args.out / f'{name}.png'}")
-            page.goto(f"{base}/#/variant/{champion.id}/try")
-            page.wait_for_selector("#try-input")
-            page.click("#try-run")
-            page.wait_for_selector("#try-result", timeout=60_000)
-            page.screenshot(path=str(args.out / "variant-try.png"), full_page=True)
-            print(f"saved {args.out / 'variant-try.png'}")
-            browser.close()
+        with dashboard_server(url) as base:
+            _shoot(base, chromium, shots, args.out, champion.id)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         if args.db is None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _shoot(
+    base: str, chromium: str, shots: list[tuple[str, str, str]], out: Path, champion: int
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for name, fragment, ready in shots:
+            page.goto(f"{base}/{fragment}")
+            page.wait_for_selector(ready, state="attached", timeout=30_000)
+            if name == "variant-llm":
+                page.locator("details.call").first.evaluate("d => d.open = true")
+            page.wait_for_timeout(300)
+            page.screenshot(
+                path=str(out / f"{name}.png"),
+                full_page=name not in ("events", "variant-llm", "variant-evaluation"),
+            )
+            print(f"saved {out / f'{name}.png'}")
+        page.goto(f"{base}/#/variant/{champion}/try")
+        page.wait_for_selector("#try-input")
+        page.click("#try-run")
+        page.wait_for_selector("#try-result", timeout=60_000)
+        page.screenshot(path=str(out / "variant-try.png"), full_page=True)
+        print(f"saved {out / 'variant-try.png'}")
+        browser.close()
 
 
 if __name__ == "__main__":

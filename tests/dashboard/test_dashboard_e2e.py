@@ -12,18 +12,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from hyperagents.storages import RDBStorage, RunStatus
+from hyperagents.testing.dashboard import dashboard_server
 
 from dashboard_helpers import make_run
 
@@ -50,12 +48,6 @@ def _chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, RDBStorage]]:
     tmp = tmp_path_factory.mktemp("e2e")
@@ -63,32 +55,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, RDBS
     storage = RDBStorage(url)
     make_run(storage, "toy-e2e", 10, seed=2)
     make_run(storage, "toy-live", 1, seed=3)
-    port = _free_port()
-    env = {**os.environ}
-    env.pop("HYPERAGENTS_DASHBOARD_TOKEN", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hyperagents", "dashboard", "--storage", url, "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/api/info", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        raise AssertionError(process.stdout.read().decode() if process.stdout else "no output")
-    yield base, storage
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with dashboard_server(url) as base:
+        yield base, storage
     storage.close()
 
 
