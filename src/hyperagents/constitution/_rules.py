@@ -238,26 +238,16 @@ def _precise(value: float) -> bool:
     return value != round(value, 2)
 
 
-def _floats(value: Any) -> Iterator[float]:
-    if isinstance(value, float) and _precise(value):
-        yield value
-    elif isinstance(value, Mapping):
+def _leaves(value: Any) -> Iterator[Any]:
+    """The scalars of a JSON-like value (mapping values and list items, recursively)."""
+    if isinstance(value, Mapping):
         for item in value.values():
-            yield from _floats(item)
+            yield from _leaves(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _floats(item)
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
+            yield from _leaves(item)
+    else:
         yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
 
 
 def find_instance_literals(
@@ -274,11 +264,11 @@ def find_instance_literals(
     numbers: dict[float, str] = {}
     for instance_id, inputs in instances:
         needles[instance_id] = instance_id
-        for text in _strings(inputs):
-            if len(text) >= min_length:
-                needles.setdefault(text, instance_id)
-        for number in _floats(inputs):
-            numbers.setdefault(number, instance_id)
+        for leaf in _leaves(inputs):
+            if isinstance(leaf, str) and len(leaf) >= min_length:
+                needles.setdefault(leaf, instance_id)
+            elif isinstance(leaf, float) and _precise(leaf):
+                numbers.setdefault(leaf, instance_id)
     found: list[Finding] = []
     for path, source, tree in python_files(program, globs):
         for node in ast.walk(tree):

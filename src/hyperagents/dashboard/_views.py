@@ -18,7 +18,7 @@ from hyperagents.archive import ancestry, tree_rows
 from hyperagents.exceptions import VariantNotFoundError
 from hyperagents.program import Program
 from hyperagents.runs import RunConfig
-from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, variant_row
+from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, run_identity, variant_row
 from hyperagents.runs._owner import owner_is_dead
 from hyperagents.storages import (
     BaseStorage,
@@ -94,12 +94,7 @@ def run_row(
     best = champion_of(variants)
     llm = _llm_totals(store, record) if llm is None else llm
     return {
-        "id": record.id,
-        "name": record.name,
-        "task": record.task,
-        "mode": record.mode,
-        "seed": record.seed,
-        "status": record.status.name.lower(),
+        **run_identity(record),
         "live": engine_alive(record),
         "variants": len(variants),
         "generations": max((v.generation for v in variants), default=0),

@@ -15,6 +15,7 @@ __all__ = [
     "champion_of",
     "csv_text",
     "run_export",
+    "run_identity",
     "run_info",
     "variant_row",
 ]
@@ -81,8 +82,8 @@ def variant_row(v: VariantRecord) -> dict[str, Any]:
     }
 
 
-def run_info(record: RunRecord) -> dict[str, Any]:
-    """A run's identity, config and attributes as JSON."""
+def run_identity(record: RunRecord) -> dict[str, Any]:
+    """Who a run is: id, name, task, mode, seed and status."""
     return {
         "id": record.id,
         "name": record.name,
@@ -90,6 +91,13 @@ def run_info(record: RunRecord) -> dict[str, Any]:
         "mode": record.mode,
         "seed": record.seed,
         "status": record.status.name.lower(),
+    }
+
+
+def run_info(record: RunRecord) -> dict[str, Any]:
+    """A run's identity, config and attributes as JSON."""
+    return {
+        **run_identity(record),
         "config": dict(record.config),
         "attrs": dict(record.attrs),
         "created_at": record.created_at.isoformat(),
