@@ -52,9 +52,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-import importlib.util
 import re
-import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +61,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hyperagents._modules import import_file
 from hyperagents.constitution._rules import (
     Finding,
     Unanalysable,
@@ -346,14 +345,7 @@ def _load_function(spec: str) -> Callable[..., Any]:
         raise ConfigError(f"custom rule {spec!r}: expected module:function or file.py:function")
     try:
         if target.endswith(".py"):
-            path = Path(target).expanduser()
-            module_name = f"_hyperagents_rules_{abs(hash(str(path.resolve())))}"
-            module_spec = importlib.util.spec_from_file_location(module_name, path)
-            if module_spec is None or module_spec.loader is None:
-                raise ConfigError(f"custom rule {spec!r}: cannot load {path}")
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[module_name] = module
-            module_spec.loader.exec_module(module)
+            module = import_file(Path(target).expanduser(), "_hyperagents_rules_")
         else:
             module = importlib.import_module(target)
         function = getattr(module, name)

@@ -13,13 +13,12 @@ process (scoring must, so that agents never see targets).
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from hyperagents._modules import import_file
 from hyperagents.exceptions import TaskError, TaskNotFoundError
 from hyperagents.tasks._base import Instance, Score, Split, Task
 from hyperagents.tasks._generated import GeneratedTask
@@ -76,16 +75,11 @@ def _load_file(spec: str) -> Any:
         raise TaskNotFoundError(f"task spec {spec!r}: expected path/to/file.py:ClassName")
     if not path.is_file():
         raise TaskNotFoundError(f"task file {path} does not exist")
-    module_name = f"_hyperagents_task_{abs(hash(str(path.resolve())))}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise TaskError(f"cannot load task file {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
     try:
-        module_spec.loader.exec_module(module)
+        module = import_file(path, "_hyperagents_task_")
+    except ImportError as exc:
+        raise TaskError(f"cannot load task file {path}") from exc
     except Exception as exc:
-        sys.modules.pop(module_name, None)
         raise TaskError(f"task file {path} failed to import: {type(exc).__name__}: {exc}") from exc
     try:
         return getattr(module, class_name)
