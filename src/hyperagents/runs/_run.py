@@ -1032,7 +1032,8 @@ class Run:
         if stage == "train_subset":
             self._subset_results[variant.id] = result
         variant = replace(variant, scores={**variant.scores, stage: result.score})
-        if stage == "recheck" or (stage == "val" and not self._rechecks(variant)):
+        if stage == "recheck" or (stage == "val" and not self._config.quarantine):
+            # (with quarantine on, the next step decides whether a recheck is due)
             variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
         return variant, sandbox
 
@@ -1060,8 +1061,13 @@ class Run:
         kind = "variant.completed" if state is VariantState.COMPLETE else "variant.pruned"
         reason = None if state is VariantState.COMPLETE else why
         if state is VariantState.COMPLETE:
-            suspicious = self._suspicious(variant) if "recheck" in variant.scores else None
-            waiting = self._approval_needed(variant)
+            archive = (
+                self.variants()
+                if self._config.approval != "auto" or ("recheck" in variant.scores)
+                else []
+            )
+            suspicious = self._suspicious(variant, archive) if "recheck" in variant.scores else None
+            waiting = self._approval_needed(variant, archive)
             if suspicious is not None:
                 reason = f"quarantined: {suspicious}"
                 state, kind, why = VariantState.PENDING, "variant.quarantined", reason
@@ -1078,7 +1084,9 @@ class Run:
             return replace(variant, state=state, reason=reason, owner=None)
         return self._storage.get_variant(variant.id)
 
-    def _would_lead(self, variant: VariantRecord) -> tuple[float, float | None] | None:
+    def _would_lead(
+        self, variant: VariantRecord, archive: Sequence[VariantRecord]
+    ) -> tuple[float, float | None] | None:
         """``(objective, best before)`` when the child beats every variant with a val score
         among the generations settled when it was asked (<= g - parallel_generations),
         whatever people decided about them since; None otherwise."""
@@ -1088,7 +1096,7 @@ class Run:
         horizon = max(0, variant.generation - self._config.parallel_generations)
         earlier = [
             o
-            for v in self.variants()
+            for v in archive
             if v.generation <= horizon
             and v.state is VariantState.COMPLETE
             and (o := objective(v.scores, v.metrics)) is not None
@@ -1101,10 +1109,10 @@ class Run:
         seed, with nothing to beat, is never held back)."""
         if not self._config.quarantine:
             return False
-        lead = self._would_lead(variant)
+        lead = self._would_lead(variant, self.variants())
         return lead is not None and lead[1] is not None
 
-    def _suspicious(self, variant: VariantRecord) -> str | None:
+    def _suspicious(self, variant: VariantRecord, archive: Sequence[VariantRecord]) -> str | None:
         """Why a would-be champion's gain looks too good to promote unreviewed (None: fine)."""
         cfg = self._config
         low, high = self._task.score_range
@@ -1121,11 +1129,11 @@ class Run:
                 f"val {val:.6g} far above train {train:.6g} "
                 f"(gap over {cfg.quarantine_gap:g} of the range)"
             )
-        lead = self._would_lead(variant)
+        lead = self._would_lead(variant, archive)
         if lead is not None and lead[1] is not None:
             gain = lead[0] - lead[1]
             horizon = max(0, variant.generation - cfg.parallel_generations)
-            gains = _champion_gains(self.variants(), below=horizon + 1)
+            gains = _champion_gains(archive, below=horizon + 1)
             if len(gains) >= 2 and gain > cfg.quarantine_jump * max(gains):
                 return (
                     f"a jump of {gain:.6g} over the champion, more than "
@@ -1133,7 +1141,9 @@ class Run:
                 )
         return None
 
-    def _approval_needed(self, variant: VariantRecord) -> str | None:
+    def _approval_needed(
+        self, variant: VariantRecord, archive: Sequence[VariantRecord]
+    ) -> str | None:
         """Why a person must approve this evaluated child first (None: it is accepted).
 
         "Would become champion" compares with every variant that has a val score among the
@@ -1143,7 +1153,7 @@ class Run:
         cfg = self._config
         if cfg.approval == "auto":
             return None
-        lead = self._would_lead(variant)
+        lead = self._would_lead(variant, archive)
         if lead is not None and lead[1] is not None:
             value, best = lead[0], lead[1]
             needed = cfg.approval_threshold if cfg.approval == "threshold" else 0.0
