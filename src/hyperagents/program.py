@@ -16,6 +16,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import stat
+import unicodedata
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -34,6 +36,24 @@ def blob_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: Deepest directory nesting of a program's files, and longest path (characters).
+MAX_PATH_DEPTH = 32
+MAX_PATH_LENGTH = 1024
+
+
+def _bad_character(path: str) -> str | None:
+    """Why ``path`` holds a character no file name of a program may have (None if it has none):
+    control characters (newlines…), invisible format characters (right-to-left overrides,
+    zero-width characters) and bytes that were not UTF-8 (surrogate escapes)."""
+    for char in path:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "is not valid UTF-8"
+        if category in ("Cc", "Cf", "Zl", "Zp"):
+            return f"holds the control or format character U+{ord(char):04X}"
+    return None
+
+
 def _check_path(path: str) -> str:
     if not isinstance(path, str) or not path:
         raise ProgramError(f"invalid file path {path!r}: must be a non-empty string")
@@ -42,6 +62,14 @@ def _check_path(path: str) -> str:
     pure = PurePosixPath(path)
     if pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")):
         raise ProgramError(f"invalid file path {path!r}: must be relative, normalised, no '..'")
+    if len(path) > MAX_PATH_LENGTH or path.count("/") >= MAX_PATH_DEPTH:
+        raise ProgramError(
+            f"invalid file path {path[:80]!r}…: longer than {MAX_PATH_LENGTH} characters or "
+            f"deeper than {MAX_PATH_DEPTH} directories"
+        )
+    problem = _bad_character(path)
+    if problem is not None:
+        raise ProgramError(f"invalid file path {path[:200]!r}: {problem}")
     return path
 
 
@@ -164,26 +192,29 @@ class Program(Mapping[str, bytes]):
         """Read every regular file below ``root`` into a program.
 
         Symbolic links are not followed (a link is an error), and the names in ``ignore`` are
-        skipped at any depth.
+        skipped at any depth. The walk is iterative and stops at the first name a program may
+        not hold, so a directory agent code left behind (thousands of levels deep, names that
+        are not UTF-8, millions of files) gives a clear error, never a crash.
 
         Raises:
-            ProgramError: A symlink or special file is found, or a size limit is exceeded.
+            ProgramError: A symlink or special file, a name a program may not hold (see
+                :data:`MAX_PATH_DEPTH`), or a size limit exceeded.
         """
-        root_path = Path(root)
         files: dict[str, bytes] = {}
         total = 0
-        for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if d not in ignore)
-            for d in dirnames:
-                if os.path.islink(os.path.join(dirpath, d)):
-                    raise ProgramError(f"symbolic link {d!r} in {dirpath}: not allowed")
-            for name in sorted(filenames):
-                if name in ignore or name.endswith((".pyc", ".pyo")):
+        stack = [""]
+        while stack:
+            prefix = stack.pop()
+            for rel, mode in _listing(Path(root), prefix, ignore):
+                _check_path(rel)
+                full = os.path.join(root, rel)
+                if stat.S_ISDIR(mode):
+                    stack.append(rel)
                     continue
-                full = os.path.join(dirpath, name)
-                if os.path.islink(full) or not os.path.isfile(full):
+                if not stat.S_ISREG(mode):  # symbolic links, sockets, devices…
                     raise ProgramError(f"{full}: only regular files may be part of a program")
-                rel = os.path.relpath(full, root_path).replace(os.sep, "/")
+                if rel.endswith((".pyc", ".pyo")):
+                    continue
                 with open(full, "rb") as handle:
                     data = handle.read(max_bytes - total + 1)
                 total += len(data)
@@ -277,6 +308,29 @@ class Program(Mapping[str, bytes]):
             return self.with_files(updates)
         except ProgramError as exc:
             raise PatchError(str(exc)) from exc
+
+
+def _listing(root: Path, prefix: str, ignore: frozenset[str]) -> list[tuple[str, int]]:
+    """``(relative path, lstat mode)`` of the entries of one directory below ``root``, sorted,
+    without the ignored names.
+
+    Raises:
+        ProgramError: The directory cannot be read, or holds too many entries.
+    """
+    directory = root.joinpath(*prefix.split("/")) if prefix else root
+    found: list[tuple[str, int]] = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name in ignore:
+                    continue
+                if len(found) > 100_000:
+                    raise ProgramError(f"{directory}: more than 100000 entries")
+                rel = f"{prefix}/{entry.name}" if prefix else entry.name
+                found.append((rel, entry.stat(follow_symlinks=False).st_mode))
+    except OSError as exc:
+        raise ProgramError(f"cannot read {directory}: {exc.strerror or exc}") from exc
+    return sorted(found)
 
 
 def _strip_prefix(name: str) -> str:

@@ -117,3 +117,34 @@ def test_workspace_is_removed() -> None:
     with workspace(program()) as path:
         assert (path / "task_agent.py").is_file()
     assert not path.exists()
+
+
+def test_a_scorer_that_raises_on_one_output_scores_it_the_minimum() -> None:
+    """packing's trusted scorer overflows on a coordinate of 10**400: that output scores 0 with
+    the exception recorded; the stage (and the run) go on."""
+    from hyperagents.sandbox import get_sandbox
+    from hyperagents.tasks import Split, load_task
+
+    task = load_task("packing")
+    instances = list(task.instances(Split.TRAIN))[:2]
+    program = task.seed_program().with_files(
+        {
+            "task_agent.py": "def solve(inputs):\n"
+            "    n = inputs.get('n', 26)\n"
+            "    return [[10 ** 400, 0.5, 0.01]] + [[0.5, 0.5, 0.0]] * (n - 1)\n"
+        }
+    )
+    result = evaluate_stage(
+        program,
+        task=task,
+        instances=instances,
+        stage="train",
+        split="train",
+        sandbox=get_sandbox("auto"),
+        limits=Limits(wall_time=60),
+    )
+    assert result.score == task.score_range[0]
+    assert result.metrics["scorer_errors"] == len(instances)
+    for entry in result.results:
+        assert entry["score"] == task.score_range[0]
+        assert entry["error"].startswith("scorer error:") and "OverflowError" in entry["error"]

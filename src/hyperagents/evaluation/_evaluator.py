@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
-from hyperagents.sandbox import Limits, Outcome, Sandbox, SandboxResult
+from hyperagents.sandbox import (
+    Limits,
+    Outcome,
+    Sandbox,
+    SandboxResult,
+    workspace,
+    workspace_base,
+)
 from hyperagents.tasks import Instance, Task
 
 __all__ = [
@@ -60,37 +65,6 @@ class StageResult:
     def n(self) -> int:
         """Number of instances evaluated."""
         return len(self.results)
-
-
-def workspace_base() -> str | None:
-    """Where workspaces are created: ``$HYPERAGENTS_WORKSPACE_DIR``, else ``/dev/shm`` when it
-    is a writable RAM-backed directory (creating and deleting files there is ~30× faster than on
-    a disk), else the system's temporary directory."""
-    configured = os.environ.get("HYPERAGENTS_WORKSPACE_DIR")
-    if configured:
-        return configured
-    shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return None
-
-
-class workspace:
-    """A private temporary directory holding a program's files; removed on exit."""
-
-    def __init__(self, program: Program, *, base: str | None = None) -> None:
-        self._program = program
-        self._tmp = tempfile.TemporaryDirectory(
-            prefix="hyperagents-ws-", dir=base if base is not None else workspace_base()
-        )
-
-    def __enter__(self) -> Path:
-        path = Path(self._tmp.name) / "ws"
-        self._program.write_to(path)
-        return path
-
-    def __exit__(self, *exc: object) -> None:
-        self._tmp.cleanup()
 
 
 def validate_program(
@@ -189,7 +163,8 @@ def evaluate_stage(
 
     Raises:
         SandboxError: The sandbox itself failed.
-        TaskError: The task's scoring broke its protocol.
+        TaskError: The task's aggregation broke its protocol (a ``score()`` that raises or
+            breaks it on one output scores that output the minimum, with the error kept).
     """
     low = task.score_range[0]
     run, by_id = solve_in_sandbox(
@@ -203,7 +178,7 @@ def evaluate_stage(
         llm=llm,
     )
     results: list[dict[str, Any]] = []
-    errors = timeouts = 0
+    errors = timeouts = scorer_errors = 0
     walls: list[float] = []
     for inst in instances:
         message = by_id.get(inst.id)
@@ -219,13 +194,23 @@ def evaluate_stage(
             errors += 1
             timeouts += error.startswith("timeout")
         else:
-            verdict = task.checked_score(inst, message.get("output"))
-            entry.update(
-                score=float(verdict.value),
-                feedback=verdict.feedback,
-                output=_cap_output(message.get("output")),
-                error=None,
-            )
+            try:
+                verdict = task.checked_score(inst, message.get("output"))
+            except TaskError as exc:
+                # The trusted scorer choked on this output (an overflow, a type it did not
+                # expect…): the output scores the minimum, and the reason is kept.
+                reason = f"scorer error: {exc}"[:1000]
+                entry.update(score=low, feedback=reason, output=_cap_output(message.get("output")))
+                entry.update(error=reason)
+                errors += 1
+                scorer_errors += 1
+            else:
+                entry.update(
+                    score=float(verdict.value),
+                    feedback=verdict.feedback,
+                    output=_cap_output(message.get("output")),
+                    error=None,
+                )
         if message is not None:
             wall = _finite(message.get("wall"))
             entry.update(wall=wall, cpu=_finite(message.get("cpu")))
@@ -241,6 +226,8 @@ def evaluate_stage(
         "errors": errors,
         "timeouts": timeouts,
     }
+    if scorer_errors:
+        metrics["scorer_errors"] = scorer_errors
     if run.outcome is not Outcome.OK:
         metrics["sandbox_outcome"] = run.outcome.name.lower()
         metrics["sandbox_reason"] = run.reason

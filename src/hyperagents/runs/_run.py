@@ -145,6 +145,8 @@ class Run:
         self._instances_cache: dict[Split, Sequence[Instance]] = {}
         self._subset_ids: tuple[str, ...] | None = None
         self._ask_seconds: dict[int, float] = {}
+        #: Champions whose test evaluation kept failing in this process (not handed out again).
+        self._tests_given_up: set[int] = set()
         #: Why the last :meth:`optimize` call ended ("target reached", "interrupted", …).
         self.last_stop_reason: str | None = None
         self._evaluation_cache: dict[int, dict[str, Any]] = {}
@@ -1201,7 +1203,7 @@ class Run:
                 and (best is None or value > best)
             ):
                 best = value
-                if "test" not in v.scores:
+                if "test" not in v.scores and v.id not in self._tests_given_up:
                     due.append(v)
         return due
 
@@ -1518,7 +1520,13 @@ class Run:
                             continue
                         if error is not None:
                             if not self._recoverable(error, variant_id, failures):
-                                raise error
+                                if not _candidate_fault(error):
+                                    raise error
+                                # Something this child made the engine choke on: its failure,
+                                # not the run's.
+                                self._fail_after_engine_error(variant_id, error, was_test)
+                                mirror[variant_id] = self._storage.get_variant(variant_id)
+                                continue
                             # A worker died on this job: start a fresh one from the last
                             # committed step (nothing recorded is redone).
                             if was_test:
@@ -1591,6 +1599,29 @@ class Run:
             )
         return True
 
+    def _fail_after_engine_error(
+        self, variant_id: int, error: BaseException, was_test: bool
+    ) -> None:
+        """End a variant whose processing kept raising (after retries) in a final state."""
+        reason = f"engine error while processing this child: {type(error).__name__}: {error}"
+        reason = reason[:500]
+        logger.error("variant %d: %s", variant_id, reason)
+        if was_test:
+            self._tests_given_up.add(variant_id)
+            self._event("champion.test_failed", reason, variant_id=variant_id)
+            return
+        variant = self._storage.get_variant(variant_id)
+        if variant.state.is_terminal:
+            return
+        self._storage.set_variant_state(
+            variant_id,
+            VariantState.FAILED,
+            expected=variant.state,
+            reason=reason,
+            release=True,
+            event=EventSpec("variant.failed", reason),
+        )
+
     def _release_unfinished(self) -> None:
         """Give up unfinished work so any engine (this process included) can resume it now."""
         with contextlib.suppress(Exception):  # best effort: heartbeats expire anyway
@@ -1602,6 +1633,15 @@ class Run:
 
     def _improve_and_tell(self, job: Job) -> None:
         self._advance(job.variant_id, job=job)
+
+
+def _candidate_fault(error: BaseException) -> bool:
+    """Whether an exception the engine kept meeting while processing one child is that
+    child's doing (plain Python errors on its data: recursion, values, encodings, overflow),
+    rather than the run's (interrupts, storage, configuration, the task, the sandbox)."""
+    from hyperagents.exceptions import HyperagentsError
+
+    return isinstance(error, Exception) and not isinstance(error, HyperagentsError)
 
 
 def _portable_spec(spec: str) -> str:

@@ -21,9 +21,17 @@ from hyperagents.sandbox._process import (
     kill_user_processes,
     scrubbed_environment,
 )
+from hyperagents.sandbox._workspace import (
+    WORKSPACE_PREFIXES,
+    remove_tree,
+    sweep_stale_workspaces,
+    workspace,
+    workspace_base,
+)
 
 __all__ = [
     "SANDBOXES",
+    "WORKSPACE_PREFIXES",
     "BwrapSandbox",
     "Limits",
     "Outcome",
@@ -34,7 +42,11 @@ __all__ = [
     "get_sandbox",
     "harness_path",
     "kill_user_processes",
+    "remove_tree",
     "scrubbed_environment",
+    "sweep_stale_workspaces",
+    "workspace",
+    "workspace_base",
 ]
 
 SANDBOXES = ("auto", "bwrap", "process")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperagents.exceptions import SandboxError
+from hyperagents.sandbox._monitor import descendant_harness
 from hyperagents.sandbox._process import _interpreter_dirs, _Launcher
 
 __all__ = ["BwrapSandbox", "bwrap_available"]
@@ -192,6 +193,10 @@ class BwrapSandbox(_Launcher):
 
     def _request_extras(self) -> dict[str, Any]:
         return {}
+
+    def _harness_pid(self, pid: int) -> int | None:
+        # bubblewrap's monitor and its PID-namespace init sit between us and the harness.
+        return descendant_harness(pid, "bwrap")
 
     def _exit_code(self, code: int) -> int:
         # bubblewrap exits with 128 + N when the sandboxed process died of signal N.

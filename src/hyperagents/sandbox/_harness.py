@@ -1,9 +1,11 @@
 """Trusted harness executed *inside* the sandboxed process (standalone: stdlib only).
 
-Usage: ``python -I -S _harness.py RESULT_FD,REPLY_FD [PRELOAD,MODULES]`` with the request JSON on
-stdin and the workspace as the current directory. It first lowers its own resource limits (they
-cannot be raised again by the agent code), then performs the requested action and writes JSON
-lines to ``RESULT_FD``:
+Usage: ``python -I -S _harness.py RESULT_FD,REPLY_FD,STATUS_FD [PRELOAD,MODULES]`` with the
+request JSON on stdin and the workspace as the current directory. It first lowers its own resource
+limits (they cannot be raised again by the agent code) and isolates itself, reports that on
+``STATUS_FD`` (``{"type": "isolation", ...}`` or ``{"type": "error", "kind": "isolation", ...}``)
+and closes it before any agent code is imported, then performs the requested action and writes
+JSON lines to ``RESULT_FD``:
 
 * ``{"type": "instance", "id": …, "output": …, "wall": s, "cpu": s, "error": str|None}`` per
   instance of a ``solve`` action;
@@ -109,16 +111,6 @@ def _set_limits(limits: dict[str, Any]) -> None:
     lower(resource.RLIMIT_CORE, 0)
 
 
-def _usage() -> dict[str, float]:
-    """CPU seconds and peak resident MiB of this process and its reaped children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {
-        "cpu": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
-        "peak_mb": max(own.ru_maxrss, kids.ru_maxrss) / 1024.0,
-    }
-
-
 class _Channel:
     def __init__(self, fd: int) -> None:
         import threading
@@ -128,8 +120,6 @@ class _Channel:
         self._lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
-        if message.get("type") in ("result", "error", "instance"):
-            message = {**message, "usage": _usage()}
         data = (json.dumps(message, allow_nan=False, default=_no_json) + "\n").encode("utf-8")
         view = memoryview(data)
         with self._lock:
@@ -408,21 +398,25 @@ def _install_llm_bridge(channel: _Channel, reply_fd: int) -> None:
 
 def main() -> int:
     _add_site_packages()
-    fds = sys.argv[1].split(",")
-    channel = _Channel(int(fds[0]))
-    if len(fds) > 1:
-        _install_llm_bridge(channel, int(fds[1]))
+    result_fd, reply_fd, status_fd = (int(fd) for fd in sys.argv[1].split(","))
+    channel = _Channel(result_fd)
+    _install_llm_bridge(channel, reply_fd)
     if len(sys.argv) > 2 and sys.argv[2]:
         _preload(sys.argv[2].split(","))
     request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     _CHANNEL_FOR_SIGNALS.append(channel)
     signal.signal(signal.SIGXCPU, _on_cpu_limit)
     _set_limits(request.get("limits", {}))
+    # The status pipe is the harness's own word to the engine: written and closed before any
+    # agent code is imported, so nothing a candidate does can claim the sandbox broke.
+    status = _Channel(status_fd)
     try:
-        _isolate(request, channel)
+        _isolate(request, status)
     except OSError as exc:
-        channel.send({"type": "error", "kind": "isolation", "error": f"cannot isolate: {exc}"})
+        status.send({"type": "error", "kind": "isolation", "error": f"cannot isolate: {exc}"})
         return 3
+    finally:
+        os.close(status_fd)
     sys.path.insert(0, os.getcwd())
     # Agent prints go to stderr: stdout carries nothing the engine interprets.
     sys.stdout = sys.stderr

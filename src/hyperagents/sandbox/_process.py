@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from hyperagents.exceptions import SandboxError
-from hyperagents.sandbox._base import Limits, Outcome, SandboxResult
+from hyperagents.sandbox._base import Limits, SandboxResult
+from hyperagents.sandbox._messages import Received, classify
+from hyperagents.sandbox._monitor import UsageProbe
+from hyperagents.sandbox._readers import CappedReader, ChannelReader, LLMHandler, StatusReader
+from hyperagents.sandbox._workspace import (
+    remove_tree,
+    sweep_stale_workspaces,
+    workspace_base,
+    workspace_prefix,
+)
 
 logger = logging.getLogger("hyperagents")
 
@@ -50,143 +59,6 @@ def scrubbed_environment(workspace: Path) -> dict[str, str]:
     )
     env.update(dict.fromkeys(_THREAD_VARS, "1"))
     return env
-
-
-class _CappedReader(threading.Thread):
-    """Drains a pipe into memory up to a cap (the rest is read and dropped)."""
-
-    def __init__(self, stream: IO[bytes], cap: int = 64 * 1024) -> None:
-        super().__init__(daemon=True)
-        self._stream, self.cap = stream, cap
-        self._fd = stream.fileno()
-        self._halt = threading.Event()
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.truncated = False
-
-    def stop(self) -> None:
-        """Stop reading even if the pipe is still open (an escaped child may hold it)."""
-        self._halt.set()
-
-    def run(self) -> None:
-        import select
-
-        with contextlib.suppress(OSError, ValueError):
-            while not self._halt.is_set():
-                ready, _, _ = select.select([self._fd], [], [], 0.2)
-                if not ready:
-                    continue
-                chunk = os.read(self._fd, 65536)
-                if not chunk:
-                    break
-                self._consume(chunk)
-
-    def _consume(self, chunk: bytes) -> None:
-        """Keep what fits under the cap; note that the rest was dropped."""
-        if self.size < self.cap:
-            keep = chunk[: self.cap - self.size]
-            self.chunks.append(keep)
-            self.size += len(keep)
-            if len(keep) < len(chunk):
-                self.truncated = True
-        else:
-            self.truncated = True
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-#: Handles an LLM request from sandboxed code: ``{"messages", "params", "purpose"}`` in,
-#: ``{"text": ...}`` or ``{"error": ...}`` out. Runs in the engine, which owns the keys.
-LLMHandler = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class _ChannelReader(_CappedReader):
-    """Reads the result channel; answers ``llm_request`` messages on the reply pipe as they
-    arrive (the sandboxed code waits for the answer), and keeps everything else.
-
-    It never blocks the engine on the sandboxed side: the reply pipe is non-blocking and a
-    reply that cannot be delivered within a few seconds is dropped; once the job has ended
-    (:attr:`closed`) no request is answered any more (no model is called for a dead job); a line
-    longer than the cap is discarded. The thread owns the reply descriptor and closes it when
-    it stops.
-    """
-
-    #: Seconds a reply may wait for room in the pipe before the reader gives up on it.
-    REPLY_PATIENCE = 5.0
-
-    def __init__(self, stream: IO[bytes], reply_fd: int, cap: int = 64 * 1024) -> None:
-        super().__init__(stream, cap)
-        self._reply_fd = reply_fd
-        os.set_blocking(reply_fd, False)
-        self._pending = bytearray()
-        self.handler: LLMHandler | None = None
-        self.llm_requests = 0
-        self.closed = threading.Event()
-
-    def run(self) -> None:
-        try:
-            super().run()
-        finally:
-            with contextlib.suppress(OSError):
-                os.close(self._reply_fd)
-
-    def _consume(self, chunk: bytes) -> None:
-        self._pending += chunk
-        while True:
-            end = self._pending.find(b"\n")
-            if end < 0:
-                break
-            line = bytes(self._pending[:end])
-            del self._pending[: end + 1]
-            if b'"llm_request"' in line and self._answer(line):
-                continue
-            super()._consume(line + b"\n")
-        if len(self._pending) > self.cap:  # an endless line: drop it, note the truncation
-            self._pending.clear()
-            self.truncated = True
-
-    def _answer(self, line: bytes) -> bool:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            return False
-        if not isinstance(message, dict) or message.get("type") != "llm_request":
-            return False
-        self.llm_requests += 1
-        if self.closed.is_set() or self._halt.is_set():
-            return True  # the job is over: nobody is waiting, and no model is called for it
-        answer: dict[str, Any] = {"type": "llm_response", "id": message.get("id")}
-        if self.handler is None:
-            answer["error"] = "no language model is configured for this run"
-        else:
-            request = {k: message.get(k) for k in ("messages", "params", "purpose")}
-            try:
-                answer.update(self.handler(request))
-            except Exception as exc:  # the engine's failure is the agent's error reply
-                answer["error"] = f"{type(exc).__name__}: {exc}"[:1000]
-        self._deliver((json.dumps(answer) + "\n").encode("utf-8"))
-        return True
-
-    def _deliver(self, data: bytes) -> None:
-        import select
-
-        view = memoryview(data)
-        deadline = time.monotonic() + self.REPLY_PATIENCE
-        while view and not self.closed.is_set() and not self._halt.is_set():
-            try:
-                written = os.write(self._reply_fd, view)
-                view = view[written:]
-                continue
-            except BlockingIOError:
-                pass
-            except OSError:
-                return  # the sandboxed side is gone
-            if time.monotonic() >= deadline:
-                return  # it does not read its answers: stop trying
-            with contextlib.suppress(OSError, ValueError):
-                select.select([], [self._reply_fd], [], 0.2)
 
 
 class _UidPool:
@@ -322,11 +194,19 @@ class _Started:
     """A sandboxed process that has been started and waits for (or runs) its request."""
 
     proc: subprocess.Popen[bytes]
-    readers: list[_CappedReader]
-    result_stream: IO[bytes]
+    stdout: CappedReader
+    stderr: CappedReader
+    channel: ChannelReader
+    status: StatusReader
+    probe: UsageProbe
+    streams: tuple[IO[bytes], ...]  #: the engine's ends of the pipes, closed once after use
     uid: int | None
     directory: Path  #: the directory the process sees as its workspace
     owned_root: Path | None = None  #: a standby's private directory, removed after use
+
+    @property
+    def readers(self) -> tuple[CappedReader, ...]:
+        return (self.stdout, self.stderr, self.channel, self.status)
 
 
 class _Launcher:
@@ -369,11 +249,14 @@ class _Launcher:
         self._initial_warm = warm  # started by the subclass once it is fully built
         self._spawner: threading.Thread | None = None
         self._spawn_requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        # Workspaces of engines that were killed (nothing else removes them) go now.
+        sweep_stale_workspaces()
 
     #: Whether the sandbox itself (not the harness) gives the code an empty network namespace.
     isolates_network = False
     #: Whether the waited-for process is a monitor whose rusage misses the harness's, so the
-    #: harness's own usage report is authoritative.
+    #: harness's usage is read from ``/proc`` while it runs (and an unexplained SIGKILL is the
+    #: hard CPU limit, the one thing inside that sends it).
     reports_usage = False
 
     @property
@@ -442,7 +325,7 @@ class _Launcher:
     def _spawn_standby(self) -> None:
         standby: _Started | None = None
         try:
-            root = Path(tempfile.mkdtemp(prefix="hyperagents-standby-", dir=_workspace_base()))
+            root = Path(tempfile.mkdtemp(prefix=workspace_prefix("standby"), dir=workspace_base()))
             directory = root / "ws"
             directory.mkdir()
             uid = self._uids.acquire() if self._uids is not None else None
@@ -453,7 +336,7 @@ class _Launcher:
             except BaseException:
                 if uid is not None and self._uids is not None:
                     self._uids.release(uid)
-                shutil.rmtree(root, ignore_errors=True)
+                remove_tree(root)
                 raise
             standby.owned_root = root
         except Exception as exc:  # a failed standby only costs a cold start later
@@ -492,7 +375,7 @@ class _Launcher:
         if standby.uid is not None and self._uids is not None:
             self._uids.release(standby.uid)
         if standby.owned_root is not None:
-            shutil.rmtree(standby.owned_root, ignore_errors=True)
+            remove_tree(standby.owned_root)
 
     # -- the run --------------------------------------------------------------------------------
     def run(
@@ -552,14 +435,16 @@ class _Launcher:
             if standby.uid is not None and self._uids is not None:
                 self._uids.release(standby.uid)
             if standby.owned_root is not None:
-                shutil.rmtree(standby.owned_root, ignore_errors=True)
+                remove_tree(standby.owned_root)
 
     def _start(
         self, directory: Path, uid: int | None, *, preload: tuple[str, ...] = ()
     ) -> _Started:
         read_fd, write_fd = os.pipe()  # sandbox → engine: results, LLM requests
         reply_read, reply_write = os.pipe()  # engine → sandbox: LLM replies
-        argv, cwd = self._command(directory, harness_path(), f"{write_fd},{reply_read}")
+        status_read, status_write = os.pipe()  # harness → engine, closed before agent code
+        fds = f"{write_fd},{reply_read},{status_write}"
+        argv, cwd = self._command(directory, harness_path(), fds)
         if preload:
             argv.append(",".join(preload))
         try:
@@ -570,40 +455,51 @@ class _Launcher:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(write_fd, reply_read),
+                pass_fds=(write_fd, reply_read, status_write),
                 start_new_session=True,
                 close_fds=True,
             )
         except OSError as exc:
-            for fd in (read_fd, write_fd, reply_read, reply_write):
+            for fd in (read_fd, write_fd, reply_read, reply_write, status_read, status_write):
                 os.close(fd)
             raise SandboxError(f"cannot start the {self.name} sandbox ({argv[0]}): {exc}") from exc
-        os.close(write_fd)
-        os.close(reply_read)
+        for fd in (write_fd, reply_read, status_write):
+            os.close(fd)
         assert proc.stdout and proc.stderr
         result_stream = os.fdopen(read_fd, "rb")
-        readers = [
-            _CappedReader(proc.stdout),
-            _CappedReader(proc.stderr),
-            _ChannelReader(result_stream, reply_write),  # owns (and closes) reply_write
-        ]
-        for reader in readers:
-            reader.start()
-        return _Started(proc, readers, result_stream, uid, directory)
+        status_stream = os.fdopen(status_read, "rb")
+        probe = UsageProbe()
 
-    def _finish(
-        self,
-        started: _Started,
-        request: dict[str, Any],
-        limits: Limits,
-        llm: LLMHandler | None = None,
-    ) -> SandboxResult:
-        proc, readers, uid = started.proc, started.readers, started.uid
-        channel = readers[2]
-        if isinstance(channel, _ChannelReader):
-            channel.handler = llm
-        readers[0].cap = readers[1].cap = limits.max_output_bytes
-        readers[2].cap = limits.max_result_bytes
+        def on_report() -> float | None:
+            # The harness has isolated itself and imported no agent code yet: find it now.
+            probe.attach(self._harness_pid(proc.pid))
+            return probe.sample()
+
+        started = _Started(
+            proc=proc,
+            stdout=CappedReader(proc.stdout),
+            stderr=CappedReader(proc.stderr),
+            channel=ChannelReader(result_stream, reply_write, probe=probe),  # owns reply_write
+            status=StatusReader(status_stream, on_report),
+            probe=probe,
+            streams=(proc.stdout, proc.stderr, result_stream, status_stream),
+            uid=uid,
+            directory=directory,
+        )
+        for reader in started.readers:
+            reader.start()
+        return started
+
+    def _harness_pid(self, pid: int) -> int | None:
+        """The host pid of the harness process, given the pid that was started."""
+        return pid
+
+    def _payload(self, request: dict[str, Any], limits: Limits, uid: int | None) -> bytes:
+        """The request as the harness reads it, with its limits and isolation settings.
+
+        Raises:
+            SandboxError: The request is not JSON-serialisable.
+        """
         cpu = limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
         payload = dict(request)
         nproc = limits.max_processes
@@ -619,16 +515,33 @@ class _Launcher:
         payload["user"] = uid
         payload.update(self._request_extras())
         try:
-            body = json.dumps(payload, allow_nan=False).encode("utf-8")
-        except (TypeError, ValueError) as exc:
+            return json.dumps(payload, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise SandboxError(f"request is not JSON-serialisable: {exc}") from exc
+
+    def _finish(
+        self,
+        started: _Started,
+        request: dict[str, Any],
+        limits: Limits,
+        llm: LLMHandler | None = None,
+    ) -> SandboxResult:
+        proc = started.proc
+        started.channel.handler = llm
+        started.stdout.cap = started.stderr.cap = limits.max_output_bytes
+        started.channel.cap = limits.max_result_bytes
+        try:
+            body = self._payload(request, limits, started.uid)
+        except SandboxError:
             _kill_group(proc.pid)
             with contextlib.suppress(ChildProcessError):
                 proc.wait()
-            raise SandboxError(f"request is not JSON-serialisable: {exc}") from exc
+            raise
         timed_out = threading.Event()
 
         def kill_on_timeout() -> None:
             timed_out.set()
+            started.probe.sample()  # the last reading before the kill
             _kill_group(proc.pid)
 
         start = time.perf_counter()
@@ -646,55 +559,84 @@ class _Launcher:
             raise SandboxError(f"lost the sandboxed process: {exc}") from exc
         finally:
             timer.cancel()
-            if isinstance(channel, _ChannelReader):
-                channel.closed.set()  # the job is over: answer no more LLM requests
+            started.channel.closed.set()  # the job is over: answer no more LLM requests
             # Whatever the child left in its group (daemonised helpers…) dies with it.
             _kill_group(proc.pid)
-            self._after(uid, started.directory)
+            self._after(started.uid, started.directory)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
         self._finish_readers(started)
-        stdout = readers[0].data.decode("utf-8", "replace")
-        stderr = readers[1].data.decode("utf-8", "replace")
-        messages, garbage = _parse_messages(readers[2].data)
-        for message in messages:
-            if message.get("type") == "error" and message.get("kind") == "isolation":
-                raise SandboxError(f"{self.name} sandbox: {message.get('error')}")
-        isolation = next((m for m in messages if m.get("type") == "isolation"), None)
-        if isolation is None and proc.returncode != 0 and not timed_out.is_set():
-            self._check_started(proc.returncode, stderr)
-        cpu_used, peak_mb = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
-        reported = _reported_usage(messages)
-        if reported is not None and self.reports_usage:
-            # The process we waited for is a monitor (bubblewrap): the harness's own account
-            # of its CPU time and memory (itself and its reaped children) is the real one.
-            cpu_used, peak_mb = max(cpu_used, reported[0]), max(peak_mb, reported[1])
-        result = _classify(
-            messages=[m for m in messages if m.get("type") != "isolation"],
-            garbage=garbage or readers[2].truncated,
+        report = self._isolation_report(started, timed_out.is_set())
+        cpu_limit = (
+            limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
+        )
+        cpu_used, peak_mb = self._usage(started, usage)
+        received = started.channel.received
+        problem = next((r.problem for r in received if r.problem), None)
+        if started.channel.truncated:
+            problem = problem or f"more than {limits.max_result_bytes} bytes of messages"
+        result = classify(
+            messages=_measured(received, started.status),
+            problem=problem,
             timed_out=timed_out.is_set(),
             exit_code=self._exit_code(proc.returncode),
             cpu_used=cpu_used,
-            cpu_limit=cpu,
+            cpu_limit=cpu_limit,
             limits=limits,
-            stdout=stdout,
-            stderr=stderr,
+            stdout=started.stdout.data.decode("utf-8", "replace"),
+            stderr=started.stderr.data.decode("utf-8", "replace"),
             wall=wall,
             peak_mb=peak_mb,
-            cpu_unknown=self.reports_usage and reported is None,
+            cpu_unknown=self.reports_usage,
         )
-        if readers[0].truncated or readers[1].truncated:
-            result.extra["output_truncated"] = {
-                "stdout_bytes_kept": readers[0].size,
-                "stderr_bytes_kept": readers[1].size,
-                "stdout_truncated": readers[0].truncated,
-                "stderr_truncated": readers[1].truncated,
-            }
-        if isolation is not None:
-            report = {k: v for k, v in isolation.items() if k != "type"}
-            report["network"] = bool(report.get("network")) or self.isolates_network
-            result.extra["isolation"] = report
+        self._annotate(result, started, report)
         return result
+
+    def _isolation_report(self, started: _Started, timed_out: bool) -> dict[str, Any]:
+        """The harness's own status report, read from the pipe the agent never held.
+
+        Raises:
+            SandboxError: The harness could not isolate itself, or never got as far as saying
+                so (the interpreter or the sandbox did not start): no agent code ran.
+        """
+        report = started.status.report()
+        if report is not None and report.get("type") == "isolation":
+            return report
+        if report is not None:
+            raise SandboxError(f"{self.name} sandbox: {str(report.get('error'))[:500]}")
+        code = started.proc.returncode
+        stderr = started.stderr.data.decode("utf-8", "replace")
+        if not timed_out and code != 0:
+            self._check_started(code, stderr)
+        tail = stderr.strip().splitlines()[-1:] or [""]
+        what = "within the wall-clock limit" if timed_out else f"(exit code {code})"
+        raise SandboxError(
+            f"the {self.name} sandbox's harness did not start {what}: {tail[0][:300]}".rstrip(": ")
+        )
+
+    def _usage(self, started: _Started, usage: Any) -> tuple[float, float]:
+        """CPU seconds and peak MiB of the run, measured outside the sandbox."""
+        started.probe.sample()
+        cpu = started.probe.cpu or 0.0
+        peak = started.probe.peak_mb
+        if not self.reports_usage:
+            # The waited-for process is the harness itself: the kernel's account is complete.
+            cpu = max(cpu, usage.ru_utime + usage.ru_stime)
+            peak = max(peak, usage.ru_maxrss / 1024.0)
+        return cpu, peak
+
+    def _annotate(self, result: SandboxResult, started: _Started, report: dict[str, Any]) -> None:
+        stdout, stderr = started.stdout, started.stderr
+        if stdout.truncated or stderr.truncated:
+            result.extra["output_truncated"] = {
+                "stdout_bytes_kept": stdout.size,
+                "stderr_bytes_kept": stderr.size,
+                "stdout_truncated": stdout.truncated,
+                "stderr_truncated": stderr.truncated,
+            }
+        isolation = {k: v for k, v in report.items() if k != "type"}
+        isolation["network"] = bool(isolation.get("network")) or self.isolates_network
+        result.extra["isolation"] = isolation
 
     def _finish_readers(self, started: _Started) -> None:
         """Collect the rest of the output; never wait on a pipe an escaped child holds open."""
@@ -711,11 +653,9 @@ class _Launcher:
         # Each descriptor is closed exactly once, through its file object: closing the number
         # behind the object's back (and the object again later) would close whichever pipe
         # another thread had opened with that number in between.
-        streams = (started.proc.stdout, started.proc.stderr, started.result_stream)
-        for stream in streams:
+        for stream in started.streams:
             with contextlib.suppress(OSError, ValueError):
-                if stream is not None:
-                    stream.close()
+                stream.close()
 
     def _exit_code(self, code: int) -> int:
         return code
@@ -737,12 +677,6 @@ def _move_entries(source: Path, target: Path) -> None:
     """Move every entry of ``source`` into ``target`` (renames: same filesystem is fast)."""
     for entry in os.listdir(source):
         shutil.move(os.path.join(source, entry), os.path.join(target, entry))
-
-
-def _workspace_base() -> str | None:
-    from hyperagents.evaluation._evaluator import workspace_base
-
-    return workspace_base()
 
 
 class ProcessSandbox(_Launcher):
@@ -827,107 +761,21 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _parse_messages(data: bytes) -> tuple[list[dict[str, Any]], bool]:
-    lines = [line for line in data.split(b"\n") if line.strip()]
-    try:  # fast path: one parse for the whole stream
-        batch = json.loads(b"[" + b",".join(lines) + b"]")
-    except ValueError:
-        batch = None
-    if isinstance(batch, list) and all(
-        isinstance(m, dict) and isinstance(m.get("type"), str) for m in batch
-    ):
-        return batch, False
+def _measured(received: list[Received], status: StatusReader) -> list[dict[str, Any]]:
+    """The accepted messages, with each instance's wall and CPU time replaced by what the
+    engine measured from outside (time and CPU use between successive instance messages,
+    from the moment the harness reported itself isolated)."""
     messages: list[dict[str, Any]] = []
-    garbage = False
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            message = json.loads(line)
-        except ValueError:
-            garbage = True
-            continue
-        if isinstance(message, dict) and isinstance(message.get("type"), str):
-            messages.append(message)
-        else:
-            garbage = True
-    return messages, garbage
-
-
-def _reported_usage(messages: list[dict[str, Any]]) -> tuple[float, float] | None:
-    """(cpu seconds, peak MiB) from the harness's last usage report, if any."""
-    for message in reversed(messages):
-        usage = message.get("usage")
-        if isinstance(usage, dict):
-            try:
-                return float(usage.get("cpu", 0.0)), float(usage.get("peak_mb", 0.0))
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-def _classify(
-    *,
-    messages: list[dict[str, Any]],
-    garbage: bool,
-    timed_out: bool,
-    exit_code: int,
-    cpu_used: float,
-    cpu_limit: float,
-    limits: Limits,
-    stdout: str,
-    stderr: str,
-    wall: float,
-    peak_mb: float,
-    cpu_unknown: bool = False,
-) -> SandboxResult:
-    final = next((m for m in reversed(messages) if m["type"] in ("result", "error")), None)
-    common: dict[str, Any] = {
-        "messages": tuple(messages),
-        "stdout": stdout,
-        "stderr": stderr,
-        "exit_code": exit_code,
-        "wall": wall,
-        "cpu": cpu_used,
-        "peak_memory_mb": peak_mb,
-    }
-    if timed_out:
-        reason = f"timeout: killed after {limits.wall_time:g} s wall-clock"
-        return SandboxResult(Outcome.TIMEOUT, reason, **common)
-    if exit_code == -signal.SIGXCPU or (
-        exit_code == -signal.SIGKILL and (cpu_used >= cpu_limit - 0.5 or cpu_unknown)
-    ):
-        # SIGXCPU is the soft CPU limit; an unexplained SIGKILL inside a sandbox whose CPU use
-        # cannot be read from outside is the hard one (nothing else there sends SIGKILL).
-        reason = f"timeout: CPU-time limit of {cpu_limit:g} s exceeded"
-        return SandboxResult(Outcome.TIMEOUT, reason, **common)
-    if final is not None and final["type"] == "error":
-        kind = final.get("kind", "exception")
-        if kind == "cpu":
-            reason = f"timeout: CPU-time limit of {cpu_limit:g} s exceeded"
-            return SandboxResult(Outcome.TIMEOUT, reason, **common)
-        text = str(final.get("error", "")).strip()
-        last = text.splitlines()[-1] if text else "error"
-        if kind == "memory" or last.startswith("MemoryError"):
-            reason = f"memory: ran out of memory (limit {limits.memory_mb} MiB)"
-            return SandboxResult(Outcome.MEMORY, reason, **common)
-        if kind == "output":
-            return SandboxResult(Outcome.INVALID_OUTPUT, f"invalid output: {last}", **common)
-        return SandboxResult(
-            Outcome.ERROR, f"exception: {last}"[:500], extra={"traceback": text}, **common
-        )
-    if exit_code != 0:
-        if exit_code < 0:
-            name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else "?"
-            reason = f"crash: killed by signal {-exit_code} ({name})"
-        else:
-            tail = stderr.strip().splitlines()[-1:] or [""]
-            reason = f"crash: exit code {exit_code}" + (f": {tail[0][:300]}" if tail[0] else "")
-        if "MemoryError" in stderr[-2000:]:
-            reason = f"memory: ran out of memory (limit {limits.memory_mb} MiB)"
-            return SandboxResult(Outcome.MEMORY, reason, **common)
-        return SandboxResult(Outcome.CRASH, reason, **common)
-    if final is None:
-        what = "malformed messages" if garbage else "no result"
-        return SandboxResult(Outcome.INVALID_OUTPUT, f"invalid output: {what}", **common)
-    return SandboxResult(Outcome.OK, "", result=final.get("value"), **common)
+    last_at = status.at
+    last_cpu = status.cpu
+    for item in received:
+        message = item.message
+        if message is None or message["type"] == "isolation":
+            continue  # only the status pipe reports isolation; such a message is forged
+        if message["type"] == "instance":
+            wall = item.at - last_at if last_at is not None else None
+            cpu = item.cpu - last_cpu if item.cpu is not None and last_cpu is not None else None
+            message = {**message, "wall": wall, "cpu": cpu}
+            last_at, last_cpu = item.at, item.cpu if item.cpu is not None else last_cpu
+        messages.append(message)
+    return messages
