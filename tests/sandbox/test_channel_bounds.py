@@ -84,8 +84,8 @@ def _run_fake(tmp_path: Path, body: str) -> Any:
 
 def test_an_isolation_failure_reported_by_the_harness_is_the_sandboxes(tmp_path: Path) -> None:
     body = (
-        "os.write(status_fd, b'{\"type\": \"error\", \"kind\": \"isolation\", "
-        "\"error\": \"cannot isolate: EPERM\"}\\n')\n"
+        'os.write(status_fd, b\'{"type": "error", "kind": "isolation", '
+        '"error": "cannot isolate: EPERM"}\\n\')\n'
         "os._exit(3)\n"
     )
     with pytest.raises(SandboxError, match="cannot isolate: EPERM"):
@@ -99,10 +99,10 @@ def test_a_harness_that_never_reports_is_the_sandboxes(tmp_path: Path) -> None:
 
 def test_the_same_words_on_the_result_channel_are_the_candidates(tmp_path: Path) -> None:
     body = (
-        "os.write(status_fd, b'{\"type\": \"isolation\", \"network\": false, \"user\": null}\\n')\n"
+        'os.write(status_fd, b\'{"type": "isolation", "network": false, "user": null}\\n\')\n'
         "os.close(status_fd)\n"
-        "os.write(result_fd, b'{\"type\": \"error\", \"kind\": \"isolation\", "
-        "\"error\": \"cannot isolate\"}\\n')\n"
+        'os.write(result_fd, b\'{"type": "error", "kind": "isolation", '
+        '"error": "cannot isolate"}\\n\')\n'
         "os._exit(3)\n"
     )
     result = _run_fake(tmp_path, body)

@@ -61,7 +61,7 @@ def test_reading_odd_file_names_is_a_clear_error(tmp_path: Path, name: bytes) ->
     root.mkdir()
     with open(os.fsencode(root) + b"/" + name, "wb") as handle:
         handle.write(b"x = 1\n")
-    with pytest.raises(ProgramError, match="not valid UTF-8|control or format character"):
+    with pytest.raises(ProgramError, match=r"not valid UTF-8|control or format character"):
         Program.from_directory(root)
 
 
