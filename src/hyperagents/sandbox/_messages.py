@@ -28,7 +28,7 @@ __all__ = [
 #: Deepest nesting of lists and objects accepted from a candidate (outputs, results, reports).
 MAX_JSON_DEPTH = 64
 #: Longest single message line accepted from a candidate (bytes).
-MAX_LINE_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 class InvalidMessage(ValueError):
