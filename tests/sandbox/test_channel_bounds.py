@@ -109,3 +109,10 @@ def test_the_same_words_on_the_result_channel_are_the_candidates(tmp_path: Path)
     assert result.outcome is Outcome.ERROR
     assert "cannot isolate" in result.reason
     assert result.extra["isolation"]["user"] is None
+
+
+@pytest.mark.parametrize("raw", [b'"\\udcff"', b'{"\\ud83d": 1}', b'["ok", ["\\udfff"]]'])
+def test_lone_surrogates_are_refused(raw: bytes) -> None:
+    with pytest.raises(InvalidMessage, match="lone surrogate"):
+        loads_bounded(raw)
+    assert loads_bounded(b'"\\ud83d\\ude00 \\u202e \\u0000"') == "\U0001f600 \u202e \x00"

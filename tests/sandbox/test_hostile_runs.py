@@ -11,11 +11,12 @@ garbage everywhere holds the same.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from hyperagents.sandbox import BwrapSandbox, ProcessSandbox, Sandbox, bwrap_available
-from hyperagents.storages import RunStatus
+from hyperagents.storages import RunStatus, get_storage
 from hyperagents.testing.hostile_runs import RUN_CASES, chaos_run, run_child_case
 
 pytestmark = pytest.mark.slow
@@ -45,6 +46,35 @@ def test_a_hostile_child_ends_itself_not_the_run(name: str, sandbox: Sandbox) ->
     assert report.run_status == RunStatus.COMPLETE.name, report.run_message
     assert report.contained, report
     assert case.reason in report.recorded(), report.recorded()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite",
+        pytest.param(
+            os.environ.get("HYPERAGENTS_TEST_POSTGRES_URL", ""),
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(
+                    not os.environ.get("HYPERAGENTS_TEST_POSTGRES_URL"),
+                    reason="HYPERAGENTS_TEST_POSTGRES_URL is not set",
+                ),
+            ],
+            id="postgresql",
+        ),
+    ],
+)
+@needs_bwrap
+def test_every_case_in_a_real_database(url: str, tmp_path: Path) -> None:
+    """What a database refuses (NaN, lone surrogates) never reaches it."""
+    storage = get_storage(f"sqlite:///{tmp_path / 'runs.db'}" if url == "sqlite" else url)
+    for case in RUN_CASES.values():
+        if case.name == "forged_usage":
+            continue  # slow, and nothing it sends is stored differently
+        report = run_child_case(case, sandbox="bwrap", storage=storage)
+        assert report.contained, report
+        assert case.reason in report.recorded(), report.recorded()
 
 
 def test_forged_times_are_replaced_by_times_measured_outside(sandbox: Sandbox) -> None:

@@ -184,7 +184,7 @@ def evaluate_stage(
         message = by_id.get(inst.id)
         entry: dict[str, Any] = {"id": inst.id}
         if message is None:
-            reason = run.reason or "no output for this instance"
+            reason = run.reason or _refused(run) or "no output for this instance"
             entry.update(score=low, feedback=f"no output: {reason}", output=None, error=reason)
             errors += 1
             timeouts += reason.startswith("timeout")
@@ -234,6 +234,14 @@ def evaluate_stage(
     if run.extra.get("output_truncated"):
         metrics["output_truncated"] = True
     return StageResult(stage=stage, split=split, score=score, results=results, metrics=metrics)
+
+
+def _refused(run: SandboxResult) -> str:
+    """Why the agent's messages were refused, if any were (e.g. a NaN output)."""
+    refused = run.extra.get("refused_messages")
+    if isinstance(refused, dict) and refused.get("first"):
+        return f"no valid output: {refused['first']}"
+    return ""
 
 
 def _finite(value: Any) -> float:

@@ -47,14 +47,21 @@ def _finite_float(text: str) -> float:
 
 
 def check_depth(value: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
-    """Raise :class:`InvalidMessage` if lists/dicts in ``value`` nest deeper than ``max_depth``.
+    """Raise :class:`InvalidMessage` if lists/dicts in ``value`` nest deeper than ``max_depth``
+    or a string in it (a key or a value) is not valid Unicode (a lone surrogate, which JSON's
+    ``\\udXXX`` escapes can spell but no UTF-8 database column can store).
 
     Iterative, so a value of any depth is checked without recursion.
     """
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+            continue
         if isinstance(item, dict):
+            for key in item:
+                _check_text(key)
             children: Any = item.values()
         elif isinstance(item, list | tuple):
             children = item
@@ -63,6 +70,14 @@ def check_depth(value: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
         if depth >= max_depth:
             raise InvalidMessage(f"nested deeper than {max_depth} levels")
         stack.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: Any) -> None:
+    if isinstance(text, str) and not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidMessage("a string is not valid Unicode (a lone surrogate)") from None
 
 
 def loads_bounded(

@@ -590,6 +590,9 @@ class _Launcher:
             cpu_unknown=self.reports_usage,
         )
         self._annotate(result, started, report)
+        refused = [r.problem for r in received if r.problem]
+        if refused:
+            result.extra["refused_messages"] = {"count": len(refused), "first": refused[0]}
         return result
 
     def _isolation_report(self, started: _Started, timed_out: bool) -> dict[str, Any]:

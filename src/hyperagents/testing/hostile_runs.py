@@ -174,6 +174,20 @@ RUN_CASES: dict[str, RunCase] = {
             reason="not a valid JSON number",
         ),
         RunCase(
+            "lone_surrogate_output",
+            "2",
+            "returns a string holding a lone surrogate (JSON can spell it; UTF-8 columns cannot)",
+            task_agent="def solve(inputs):\n    return 'bad \\udcff'\n",
+            reason="lone surrogate",
+        ),
+        RunCase(
+            "lone_surrogate_meta_info",
+            "2",
+            "the meta agent reports what it did with a lone surrogate in a key",
+            meta_attack="        return {'\\ud83d': 'x'}",
+            reason="lone surrogate",
+        ),
+        RunCase(
             "deep_line",
             "3",
             "writes one JSON line nested 100,000 levels deep",
