@@ -593,7 +593,8 @@ class Run:
         valid = {e.variant_id for e in entries}
         if result.ok and isinstance(result.result, int) and result.result in valid:
             return result.result
-        why = result.reason if not result.ok else f"returned {result.result!r}, not an eligible id"
+        returned = repr(result.result)[:200]
+        why = result.reason if not result.ok else f"returned {returned}, not an eligible id"
         self._event(
             "selector.fallback", f"select_parent.py of variant {best.id} failed: {why}", best.id
         )
