@@ -456,17 +456,21 @@ def test_run_without_its_seed_variant_heals() -> None:
 def test_resume_in_the_same_process_after_a_failure_does_not_wait() -> None:
     import time
 
+    from hyperagents.exceptions import TaskError
+
     class Flaky(ToyTask):
         calls = 0
 
-        def score(self, instance: Any, output: Any) -> Any:
+        def aggregate(self, scores: Any) -> float:
+            # A task that breaks its protocol is the run's failure (a score() that raises on
+            # one output is only that candidate's: it scores the minimum).
             Flaky.calls += 1
-            if Flaky.calls == 30:
-                raise RuntimeError("scorer hiccup")
-            return super().score(instance, output)
+            if Flaky.calls == 4:
+                raise TaskError("aggregate hiccup")
+            return super().aggregate(scores)
 
     run = make_run(Flaky())
-    with pytest.raises(Exception, match="scorer hiccup"):
+    with pytest.raises(TaskError, match="aggregate hiccup"):
         run.optimize(generations=3)
     assert run.record().status is RunStatus.FAILED
     start = time.monotonic()

@@ -62,7 +62,7 @@ class _FakeHarness(ProcessSandbox):
     """Runs a stand-in for the harness (a script of the test's own) instead of the real one."""
 
     def __init__(self, script: Path) -> None:
-        super().__init__(isolate_user=False)
+        super().__init__(isolate_user=False, unsafe=True)  # a fake harness: nothing to isolate
         self._script = script
 
     def _command(self, workspace: Path, harness: Path, fds: str) -> tuple[list[str], Path]:

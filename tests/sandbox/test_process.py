@@ -211,3 +211,34 @@ def test_bwrap_runs_an_interpreter_that_lives_under_tmp(tmp_path: Path) -> None:
     result = run(sandbox, work, "import sys\ndef solve(x):\n    return sys.prefix\n")
     assert result.ok
     assert result.messages[0]["output"] == str(venv)
+
+
+@pytest.mark.parametrize("kind", ["process", pytest.param("bwrap", marks=needs_bwrap)])
+def test_an_interpreter_path_with_dot_dot_works(kind: str, tmp_path: Path) -> None:
+    import sys
+
+    python = os.path.join(os.path.dirname(sys.executable), "..", "bin", "python")
+    sandbox = ProcessSandbox(python=python) if kind == "process" else BwrapSandbox(python=python)
+    result = run(sandbox, tmp_path, "def solve(x):\n    return x['k'] + 1\n")
+    assert result.ok, result.reason
+    assert [m["output"] for m in result.messages if m["type"] == "instance"] == [1]
+
+
+def test_cpu_and_memory_are_measured_outside(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The harness no longer reports its own usage: the engine reads the kernel's account."""
+    source = (
+        "import time\n"
+        "def solve(x):\n"
+        "    block = bytearray(80 * 1024 * 1024)\n"
+        "    for i in range(0, len(block), 4096):\n"
+        "        block[i] = 1\n"
+        "    start = time.process_time()\n"
+        "    while time.process_time() - start < 0.4:\n"
+        "        pass\n"
+        "    return len(block)\n"
+    )
+    result = run(sandbox, tmp_path, source)
+    assert result.ok, result.reason
+    assert result.cpu >= 0.35 and result.peak_memory_mb >= 80
+    [instance] = [m for m in result.messages if m["type"] == "instance"]
+    assert instance["wall"] >= 0.35 and instance["cpu"] >= 0.35

@@ -19,6 +19,7 @@ from hyperagents.sandbox import (
     Outcome,
     Sandbox,
     SandboxResult,
+    shadowing_errors,
     workspace,
     workspace_base,
 )
@@ -80,6 +81,9 @@ def validate_program(
     Raises:
         SandboxError: The sandbox itself failed.
     """
+    shadows = shadowing_errors(program, entry_points)
+    if shadows:  # refused before anything runs (the harness's validation refuses them too)
+        return ValidationResult(False, tuple(shadows), 0.0)
     request = {"action": "validate", "entry_points": {k: list(v) for k, v in entry_points.items()}}
     with workspace(program) as path:
         result = sandbox.run(path, request, limits=limits)

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterable
 
-from hyperagents.exceptions import ConfigError
+from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.sandbox._base import Limits, Outcome, Sandbox, SandboxResult
 from hyperagents.sandbox._bwrap import BwrapSandbox, bwrap_available
+from hyperagents.sandbox._harness import PROTECTED_MODULES, shadowing_errors
+from hyperagents.sandbox._hiding import task_locations
 from hyperagents.sandbox._process import (
+    UNSAFE_PROCESS_SANDBOX_ENV,
     ProcessSandbox,
     harness_path,
     kill_user_processes,
     scrubbed_environment,
+    unsafe_process_sandbox_allowed,
 )
 from hyperagents.sandbox._workspace import (
     WORKSPACE_PREFIXES,
@@ -30,7 +35,9 @@ from hyperagents.sandbox._workspace import (
 )
 
 __all__ = [
+    "PROTECTED_MODULES",
     "SANDBOXES",
+    "UNSAFE_PROCESS_SANDBOX_ENV",
     "WORKSPACE_PREFIXES",
     "BwrapSandbox",
     "Limits",
@@ -44,7 +51,10 @@ __all__ = [
     "kill_user_processes",
     "remove_tree",
     "scrubbed_environment",
+    "shadowing_errors",
     "sweep_stale_workspaces",
+    "task_locations",
+    "unsafe_process_sandbox_allowed",
     "workspace",
     "workspace_base",
 ]
@@ -66,7 +76,11 @@ def _bwrap_problem() -> str | None:
 
 
 def get_sandbox(
-    name: str | Sandbox = "auto", *, warm: int = 0, preload: tuple[str, ...] = ()
+    name: str | Sandbox = "auto",
+    *,
+    warm: int = 0,
+    preload: tuple[str, ...] = (),
+    hide: Iterable[str] = (),
 ) -> Sandbox:
     """Return a sandbox by name (``auto``, ``bwrap``, ``process``) or pass an instance through.
 
@@ -74,9 +88,13 @@ def get_sandbox(
         name: The sandbox's name, or a sandbox object (returned as is).
         warm: Processes to keep started ahead of time.
         preload: Modules those processes import before their request.
+        hide: Host paths agent code must not see: the run's task
+            (:func:`task_locations`); installed task plug-ins and the hyperagents package are
+            hidden in any case.
 
     Raises:
-        ConfigError: Unknown name, or ``bwrap`` asked for where it cannot work.
+        ConfigError: Unknown name, ``bwrap`` asked for where it cannot work, or the ``process``
+            sandbox would run agent code as root without isolation (and no opt-in).
     """
     if not isinstance(name, str):
         return name
@@ -85,7 +103,7 @@ def get_sandbox(
     if name in ("auto", "bwrap"):
         problem = _bwrap_problem()
         if problem is None:
-            return BwrapSandbox(warm=warm, preload=preload)
+            return BwrapSandbox(warm=warm, preload=preload, hide=hide)
         if name == "bwrap":
             raise ConfigError(
                 f"the bwrap sandbox is not usable here: {problem} "
@@ -97,4 +115,7 @@ def get_sandbox(
             "isolation",
             problem,
         )
-    return ProcessSandbox(warm=warm, preload=preload)
+    try:
+        return ProcessSandbox(warm=warm, preload=preload, hide=hide)
+    except SandboxError as exc:
+        raise ConfigError(str(exc)) from exc

@@ -23,15 +23,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib
+import importlib.machinery
+import importlib.util
 import json
 import math
 import os
 import random
 import resource
 import signal
+import stat
+import struct
 import sys
 import time
 import traceback
+from collections.abc import Iterable
 from typing import Any
 
 #: The C library, opened at start-up (a warm process has it ready when its request comes).
@@ -47,25 +52,314 @@ def _isolate(request: dict[str, Any], channel: _Channel) -> None:
 
     * ``unshare_network``: move into a new, empty network namespace (needs CAP_SYS_ADMIN, i.e.
       root outside a user namespace; the ``process`` sandbox asks for it when it runs as root).
+    * ``private_mounts``: a private mount and IPC namespace (the ``process`` sandbox as root):
+      sized private ``/tmp`` and ``/dev/shm``, the workspace and the interpreter made reachable
+      for the private uid, the task's files hidden, ``/proc`` showing its own processes only
+      (see :func:`_private_mounts`).
+    * ``resize_tmpfs``: size these tmpfs mounts (bubblewrap's ``/tmp`` and ``/dev/shm``) to
+      half the memory limit each, so files there cannot hold more memory than the limit.
     * ``user``: switch every uid and gid to this unprivileged id for good (needs CAP_SETUID /
       CAP_SETGID), so the agent cannot signal the engine, read root-only files or exceed the
       per-user process limit of its own id.
-    * always: ``PR_SET_NO_NEW_PRIVS``, so nothing it executes can regain privileges.
+    * always: every capability dropped, ``PR_SET_NO_NEW_PRIVS`` (nothing it executes can regain
+      privileges) and a system-call filter (see :func:`_install_seccomp`): no new namespaces,
+      no mounts, no ptrace, keyrings, BPF or kernel modules.
+
+    Raises:
+        OSError: A step the run needs failed: no agent code may run (the sandbox broke).
     """
     libc = _LIBC
     report: dict[str, Any] = {"type": "isolation", "network": False, "user": None}
     if request.get("unshare_network"):
         clone_newnet = 0x40000000
         report["network"] = libc.unshare(clone_newnet) == 0
+    size_mb = _tmpfs_size_mb(request.get("limits"))
+    mounts = request.get("private_mounts")
+    if isinstance(mounts, dict):
+        report["mounts"] = _private_mounts(mounts, size_mb)
+    resize = request.get("resize_tmpfs")
+    if isinstance(resize, list) and resize:
+        report["tmpfs_mb"] = _resize_tmpfs([str(p) for p in resize], size_mb)
     user = request.get("user")
     if user is not None:
         os.setgroups([])
         os.setresgid(int(user), int(user), int(user))
         os.setresuid(int(user), int(user), int(user))
         report["user"] = os.getuid()
+    _drop_capabilities()
     pr_set_no_new_privs = 38
     libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
+    report["capabilities"] = "none"
+    report["seccomp"] = _install_seccomp()
     channel.send(report)
+
+
+# -- mounts ------------------------------------------------------------------------------------
+#: mount(2) flags, and the namespaces a process sandbox run as root leaves.
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+_CLONE_NEWNS, _CLONE_NEWIPC = 0x20000, 0x08000000
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    """mount(2).
+
+    Raises:
+        OSError: The kernel refused.
+    """
+
+    def text(value: str | None) -> bytes | None:
+        return None if value is None else value.encode()
+
+    options = text(data) if data else None
+    if _LIBC.mount(text(source), text(target), text(fstype), ctypes.c_ulong(flags), options):
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def _tmpfs_size_mb(limits: Any) -> int | None:
+    """Size of each private tmpfs: half the memory limit (two of them hold at most the limit)."""
+    memory = limits.get("memory_mb") if isinstance(limits, dict) else None
+    if not isinstance(memory, int | float) or memory <= 0:
+        return None
+    return max(8, int(memory) // 2)
+
+
+def _resize_tmpfs(paths: list[str], size_mb: int | None) -> int | None:
+    """Resize the sandbox's tmpfs mounts (needs CAP_SYS_ADMIN over them); None: left as they
+    were mounted (bubblewrap's ``--size``)."""
+    if not size_mb:
+        return None
+    for path in paths:
+        flags = _MS_REMOUNT | _MS_NOSUID | _MS_NODEV
+        try:
+            _mount(None, path, None, flags, f"size={size_mb}m,mode=1777")
+        except OSError:
+            return None
+    return size_mb
+
+
+def _under(path: str, roots: Iterable[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def _blocked_ancestor(path: str) -> str | None:
+    """The outermost directory above ``path`` that other users cannot traverse, if any."""
+    current = ""
+    for part in path.strip("/").split("/")[:-1]:
+        current += "/" + part
+        if not os.stat(current).st_mode & stat.S_IXOTH:
+            return current
+    return None
+
+
+def _make_dirs(path: str) -> None:
+    current = ""
+    for part in path.strip("/").split("/"):
+        current += "/" + part
+        if not os.path.isdir(current):
+            os.mkdir(current)
+            os.chmod(current, 0o755)
+
+
+def _private_mounts(spec: dict[str, Any], size_mb: int | None) -> dict[str, Any]:
+    """Give a process sandbox run as root a view of the filesystem of its own.
+
+    In new mount and IPC namespaces: a sized, private tmpfs on each of ``spec["tmpfs"]``
+    (``/tmp``, ``/dev/shm``: other runs' workspaces there disappear); the directories above the
+    workspace and the ``reveal`` directories (the interpreter's) that other users cannot
+    traverse (``/root``…) are covered by an empty tmpfs in which only those directories are
+    bound again, so the private uid reaches them and nothing else there; the ``hide`` paths
+    (the task's files, the hyperagents package) are covered; a new ``/proc`` shows each user
+    only its own processes.
+
+    Raises:
+        OSError: A mount the run needs failed (without the namespaces, the private uid could
+            not reach the workspace or the interpreter).
+    """
+    cwd = os.getcwd()
+    wanted = {cwd, *(str(p) for p in spec.get("reveal", ()) if os.path.isdir(str(p)))}
+    reveal = sorted(wanted, key=len)
+    tmpfs = [str(p) for p in spec.get("tmpfs", ()) if os.path.isdir(str(p))]
+    covers: list[str] = []
+    for blocked in sorted({b for p in reveal if (b := _blocked_ancestor(p)) is not None}):
+        if not _under(blocked, tmpfs + covers):
+            covers.append(blocked)
+    if _LIBC.unshare(ctypes.c_int(_CLONE_NEWNS | _CLONE_NEWIPC)) != 0:
+        err = ctypes.get_errno()
+        if covers:
+            raise OSError(err, f"cannot make a private mount namespace: {os.strerror(err)}")
+        return {"private": False}
+    _mount("none", "/", None, _MS_REC | _MS_PRIVATE)
+    handles = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in reveal}
+    try:
+        sized = f"size={size_mb}m,mode=1777" if size_mb else "mode=1777"
+        for target in tmpfs:
+            _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, sized)
+        for target in covers:
+            _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=1m,mode=0755")
+        _bind_again(reveal, handles, tmpfs + covers, writable=cwd)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+    os.chdir(cwd)
+    hidden = _hide([str(p) for p in spec.get("hide", ())], keep=reveal)
+    proc = _private_proc() if spec.get("proc") else False
+    return {"private": True, "tmpfs_mb": size_mb, "hidden": hidden, "proc": proc}
+
+
+def _bind_again(paths: list[str], handles: dict[str, int], roots: list[str], writable: str) -> None:
+    """Bind each path that a new mount on ``roots`` covered back in place (read-only but for
+    ``writable``), from a descriptor opened before it was covered.
+
+    Raises:
+        OSError: A mount failed.
+    """
+    bound: list[str] = []
+    for path in paths:  # shortest first: a bound directory already holds those below it
+        if not _under(path, roots) or _under(path, bound):
+            continue
+        _make_dirs(path)
+        _mount(f"/proc/self/fd/{handles[path]}", path, None, _MS_BIND | _MS_REC)
+        if path != writable:
+            flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+            _mount(None, path, None, flags)
+        bound.append(path)
+
+
+def _hide(paths: list[str], keep: list[str]) -> int:
+    """Cover each path: a directory with an empty read-only tmpfs, a file with ``/dev/null``.
+    A path holding something the run needs (``keep``) is left alone. Returns how many.
+
+    Raises:
+        OSError: A mount failed (the run must not go on with the path visible).
+    """
+    count = 0
+    for path in paths:
+        if any(_under(needed, [path]) for needed in keep) or os.path.islink(path):
+            continue
+        if os.path.isdir(path):
+            flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+            _mount("tmpfs", path, "tmpfs", flags, "size=4k,mode=0555")
+        elif os.path.isfile(path):
+            _mount("/dev/null", path, None, _MS_BIND)
+            _mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID)
+        else:
+            continue
+        count += 1
+    return count
+
+
+def _private_proc() -> str | bool:
+    """Mount a ``/proc`` on which each user sees only its own processes (so agent code finds
+    neither the engine's command line nor anything else of other users)."""
+    for option in ("hidepid=invisible", "hidepid=2"):
+        try:
+            _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, option)
+        except OSError:
+            continue
+        return option
+    return False
+
+
+# -- capabilities and the system-call filter -----------------------------------------------------
+def _drop_capabilities() -> None:
+    """Empty every capability set (ambient first). Agent code then holds no capability, even
+    as uid 0 of a user namespace; with no_new_privs, executing a program gives none back.
+
+    Raises:
+        OSError: The kernel refused.
+    """
+    pr_cap_ambient, pr_cap_ambient_clear_all = 47, 4
+    _LIBC.prctl(pr_cap_ambient, pr_cap_ambient_clear_all, 0, 0, 0)
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable (two words each): none
+    if _LIBC.capset(header, data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot drop capabilities: {os.strerror(err)}")
+
+
+#: System calls agent code never needs and that would let it leave its limits: new namespaces
+#: (a user namespace gives the capabilities to mount a tmpfs outside the memory limit), mounts,
+#: tracing or reading other processes, keyrings, BPF, perf, userfaultfd, kernel modules, kexec,
+#: file handles, io_uring. Numbers per architecture: (x86_64, aarch64); None: no such call.
+_DENIED_SYSCALLS: dict[str, tuple[int | None, int | None]] = {
+    "unshare": (272, 97), "setns": (308, 268), "mount": (165, 40), "umount2": (166, 39),
+    "pivot_root": (155, 41), "chroot": (161, 51), "open_tree": (428, 428),
+    "move_mount": (429, 429), "fsopen": (430, 430), "fsconfig": (431, 431),
+    "fsmount": (432, 432), "fspick": (433, 433), "mount_setattr": (442, 442),
+    "keyctl": (250, 219), "add_key": (248, 217), "request_key": (249, 218),
+    "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271),
+    "pidfd_getfd": (438, 438), "bpf": (321, 280), "perf_event_open": (298, 241),
+    "userfaultfd": (323, 282), "kexec_load": (246, 104), "kexec_file_load": (320, 294),
+    "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106),
+    "open_by_handle_at": (304, 265), "name_to_handle_at": (303, 264),
+    "io_uring_setup": (425, 425), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
+    "swapon": (167, 224), "swapoff": (168, 225), "reboot": (169, 142), "acct": (163, 89),
+    "quotactl": (179, 60), "quotactl_fd": (443, 443), "lookup_dcookie": (212, 18),
+    "iopl": (172, None), "ioperm": (173, None),
+}  # fmt: skip
+#: Per architecture: (its column above, AUDIT_ARCH_*, clone, clone3, seccomp).
+_SECCOMP_ARCHES = {
+    "x86_64": (0, 0xC000003E, 56, 435, 317),
+    "aarch64": (1, 0xC00000B7, 220, 435, 277),
+}
+#: CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET.
+_CLONE_NEW_FLAGS = 0x7E020000
+
+
+def _seccomp_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
+    """The classic BPF program of the filter for this architecture (None: not supported)."""
+    arch = _SECCOMP_ARCHES.get(machine)
+    if arch is None:
+        return None
+    column, audit_arch, clone, clone3, _ = arch
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|…|K, BPF_RET|K
+    allow, kill = 0x7FFF0000, 0x80000000  # SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS
+    eperm, enosys = 0x00050000 | 1, 0x00050000 | 38  # SECCOMP_RET_ERRNO
+    program = [(ld, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, kill), (ld, 0, 0, 0)]
+    if machine == "x86_64":  # x32 system calls (bit 30): not this ABI
+        program += [(jge, 0, 1, 0x40000000), (ret, 0, 0, kill)]
+    for numbers in _DENIED_SYSCALLS.values():
+        number = numbers[column]
+        if number is not None:
+            program += [(jeq, 0, 1, number), (ret, 0, 0, eperm)]
+    # clone3 passes its flags in memory the filter cannot read: ENOSYS makes the C library fall
+    # back to clone, whose flags (the first argument) are checked for new namespaces.
+    program += [(jeq, 0, 1, clone3), (ret, 0, 0, enosys)]
+    program += [(jeq, 0, 3, clone), (ld, 0, 0, 16), (jset, 0, 1, _CLONE_NEW_FLAGS)]
+    program += [(ret, 0, 0, eperm), (ret, 0, 0, allow)]
+    return program
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _install_seccomp() -> bool:
+    """Install the system-call filter for this process and all its threads (and everything
+    they start). False where the architecture has no filter here.
+
+    Raises:
+        OSError: The kernel refused the filter.
+    """
+    machine = os.uname().machine
+    program = _seccomp_filter(machine)
+    if program is None:
+        return False
+    code = b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    fprog = _SockFprog(len(program), ctypes.cast(buffer, ctypes.c_void_p))
+    nr_seccomp = _SECCOMP_ARCHES[machine][4]
+    set_mode_filter, filter_flag_tsync = 1, 1
+    args = (ctypes.c_long(set_mode_filter), ctypes.c_long(filter_flag_tsync), ctypes.byref(fprog))
+    if _LIBC.syscall(ctypes.c_long(nr_seccomp), *args) == 0:
+        return True
+    pr_set_seccomp, seccomp_mode_filter = 22, 2
+    if _LIBC.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) == 0:
+        return True
+    err = ctypes.get_errno()
+    raise OSError(err, f"cannot install the system-call filter: {os.strerror(err)}")
 
 
 def _on_cpu_limit(signum: int, frame: Any) -> None:
@@ -176,8 +470,122 @@ def _seed_everything(seed: int) -> None:
         sys.meta_path.insert(0, _SeedOnImport(seed))
 
 
+#: Modules the engine runs by their file: nothing else may be imported in their place.
+PROTECTED_MODULES = ("task_agent.py", "meta_agent.py", "select_parent.py")
+
+
+def _importable_suffix(suffix: str) -> bool:
+    """Whether ``name + suffix`` is something ``import name`` could load instead of ``name.py``."""
+    if suffix in importlib.machinery.all_suffixes() or suffix in (".pyc", ".pyo", ".pyw"):
+        return True
+    return suffix.endswith((".so", ".pyd"))
+
+
+def shadowing_errors(paths: Iterable[str], entry_files: Iterable[str] = ()) -> list[str]:
+    """Why a program's files would be imported in place of one of its entry modules.
+
+    ``import task_agent`` takes a package ``task_agent/`` or a compiled module
+    (``task_agent.so``, ``task_agent.cpython-311-x86_64-linux-gnu.so``) before
+    ``task_agent.py``, and cached bytecode (``__pycache__/task_agent.*.pyc``) can stand in for
+    the source: every check of the declared file (rules, review, approval) would see a decoy
+    while the decoy runs. A program holding any of them is refused.
+
+    Args:
+        paths: The program's paths, relative and ``/``-separated: files, and directories
+            (those without files in them too) written with a trailing ``/``.
+        entry_files: Declared entry modules (``task_agent.py``…); :data:`PROTECTED_MODULES` are
+            always checked.
+
+    Returns:
+        One reason per offending path (empty: nothing shadows an entry module).
+    """
+    files: set[str] = set()
+    dirs: set[str] = set()
+    for path in paths:
+        parts = [part for part in path.split("/") if part]
+        dirs.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+        (dirs if path.endswith("/") else files).add("/".join(parts))
+    errors: list[str] = []
+    for entry in sorted({*PROTECTED_MODULES, *entry_files}):
+        if not entry.endswith(".py"):
+            continue
+        folder, _, name = entry[:-3].rpartition("/")
+        prefix = f"{folder}/" if folder else ""
+        if prefix + name in dirs:
+            errors.append(
+                f"{prefix}{name}/: a directory named like the entry module {entry} would be "
+                "imported instead of it (a package shadows the module): not allowed"
+            )
+        for path in sorted(files):
+            head, _, leaf = path.rpartition("/")
+            if leaf == f"{name}.py" or not leaf.startswith(f"{name}."):
+                continue
+            if head == folder and _importable_suffix(leaf[len(name) :]):
+                what = "cached bytecode" if leaf.endswith((".pyc", ".pyo")) else "a compiled module"
+            elif head == f"{prefix}__pycache__" and leaf.endswith((".pyc", ".pyo")):
+                what = "cached bytecode"
+            else:
+                continue
+            errors.append(
+                f"{path}: {what} named like the entry module {entry} could be imported instead "
+                "of it: not allowed"
+            )
+    return errors
+
+
+def _workspace_paths(limit: int = 100_000) -> list[str]:
+    """Every path in the workspace (directories with a trailing ``/``), at most ``limit``."""
+    found: list[str] = []
+    for root, dirs, files in os.walk("."):
+        base = root[2:]
+        for name in dirs:
+            found.append(os.path.join(base, name) + "/")
+        found.extend(os.path.join(base, name) for name in files)
+        if len(found) >= limit:
+            break
+    return found
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Runs the declared file's own source: cached bytecode is never consulted."""
+
+    def get_code(self, fullname: str) -> Any:
+        return compile(self.get_data(self.path), self.path, "exec", dont_inherit=True)
+
+
+def _load_module(module: str) -> Any:
+    """Import an entry module (``a.b``) from its declared file (``a/b.py`` in the workspace),
+    whatever else there has that name: a package ``a/b/`` or a compiled ``b.so`` is not run.
+
+    Raises:
+        ImportError: The declared file is missing.
+        BaseException: Whatever running the module raised.
+    """
+    relative = module.replace(".", "/") + ".py"
+    path = os.path.join(os.getcwd(), relative)
+    if not os.path.isfile(path):
+        raise ImportError(f"{relative}: required file is missing")
+    parent, _, leaf = module.rpartition(".")
+    if parent:
+        importlib.import_module(parent)
+    loader = _SourceOnlyLoader(module, path)
+    spec = importlib.util.spec_from_file_location(module, path, loader=loader)
+    if spec is None:  # pragma: no cover - a file location always gives a spec
+        raise ImportError(f"{relative}: cannot be loaded")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[module] = loaded
+    try:
+        loader.exec_module(loaded)
+    except BaseException:
+        sys.modules.pop(module, None)
+        raise
+    if parent:
+        setattr(sys.modules[parent], leaf, loaded)
+    return loaded
+
+
 def _load(module: str, function: str) -> Any:
-    mod = importlib.import_module(module)
+    mod = _load_module(module)
     fn = getattr(mod, function, None)
     if not callable(fn):
         raise AttributeError(f"{module}.py does not define a callable {function!r}")
@@ -185,7 +593,8 @@ def _load(module: str, function: str) -> Any:
 
 
 def _action_validate(request: dict[str, Any], channel: _Channel) -> Any:
-    errors: list[str] = []
+    entry_points = request.get("entry_points", {})
+    errors = shadowing_errors(_workspace_paths(), entry_points)
     for root, dirs, files in os.walk("."):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
@@ -201,13 +610,13 @@ def _action_validate(request: dict[str, Any], channel: _Channel) -> Any:
             except (ValueError, RecursionError, MemoryError) as exc:
                 errors.append(f"{path}: does not compile: {exc!r}")
     if not errors:
-        for path, names in sorted(request.get("entry_points", {}).items()):
+        for path, names in sorted(entry_points.items()):
             module = path[:-3].replace("/", ".")
             if not os.path.isfile(path):
                 errors.append(f"{path}: required file is missing")
                 continue
             try:
-                mod = importlib.import_module(module)
+                mod = _load_module(module)
             except BaseException as exc:
                 errors.append(f"{path}: import failed: {type(exc).__name__}: {exc}"[:500])
                 continue

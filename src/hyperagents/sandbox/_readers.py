@@ -80,13 +80,40 @@ class CappedReader(threading.Thread):
 
 class StatusReader(CappedReader):
     """Reads the harness's status pipe; on the first report, calls ``on_report`` (the engine
-    then finds the harness's process while no agent code has run yet) and notes the time."""
+    then finds the harness's process while no agent code has run yet) and notes the time.
 
-    def __init__(self, stream: IO[bytes], on_report: Callable[[], float | None]) -> None:
+    With ``sample`` set, the thread then keeps calling it every ``interval`` seconds until
+    ``job_over`` is set (the harness's usage read from outside while it runs, for sandboxes
+    whose waited-for process does not account for it).
+    """
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        on_report: Callable[[], float | None],
+        *,
+        sample: Callable[[], object] | None = None,
+        job_over: threading.Event | None = None,
+        interval: float = 0.05,
+    ) -> None:
         super().__init__(stream, cap=64 * 1024)
         self._on_report = on_report
+        self._sample, self._job_over, self._interval = sample, job_over, interval
         self.at: float | None = None
         self.cpu: float | None = None
+
+    def run(self) -> None:
+        super().run()
+        if self._sample is None or self._job_over is None or self.at is None:
+            return
+        while not self._halt.is_set() and not self._job_over.wait(self._interval):
+            with contextlib.suppress(Exception):
+                self._sample()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._job_over is not None:
+            self._job_over.set()
 
     def _consume(self, chunk: bytes) -> None:
         super()._consume(chunk)
