@@ -279,6 +279,7 @@ class _Launcher:
         self._warm_target = 0
         self._standbys: list[_Started] = []
         self._standby_lock = threading.Lock()
+        self._spawned = threading.Condition(self._standby_lock)
         self._spawning = 0
         self._closed = False
         self._initial_warm = warm  # started by the subclass once it is fully built
@@ -328,6 +329,10 @@ class _Launcher:
         for standby in surplus:
             self._discard(standby)
         self._replenish()
+        if self._warm_target == 0:
+            # Off means off: standbys still starting are discarded before this returns, so no
+            # idle process (or its directory) outlives the call.
+            self._wait_for_spawns(timeout=15.0)
 
     def close(self) -> None:
         """Stop every standby process (the sandbox stays usable; standbys restart on demand)."""
@@ -336,6 +341,7 @@ class _Launcher:
             standbys, self._standbys = self._standbys, []
         for standby in standbys:
             self._discard(standby)
+        self._wait_for_spawns(timeout=15.0)
 
     def _replenish(self) -> None:
         with self._standby_lock:
@@ -360,25 +366,14 @@ class _Launcher:
     def _spawn_standby(self) -> None:
         standby: _Started | None = None
         try:
-            root = Path(tempfile.mkdtemp(prefix=workspace_prefix("standby"), dir=workspace_base()))
-            directory = root / "ws"
-            directory.mkdir()
-            uid = self._uids.acquire() if self._uids is not None else None
-            try:
-                if uid is not None:
-                    _hand_over(directory, uid)
-                standby = self._start(directory, uid, preload=self._preload)
-            except BaseException:
-                if uid is not None and self._uids is not None:
-                    self._uids.release(uid)
-                remove_tree(root)
-                raise
-            standby.owned_root = root
+            with self._standby_lock:  # no longer wanted (closed, or warm starts turned off)
+                wanted = not self._closed and len(self._standbys) < self._warm_target
+            if wanted:
+                standby = self._new_standby()
         except Exception as exc:  # a failed standby only costs a cold start later
             logger.warning("could not start a warm %s sandbox: %s", self.name, exc)
         finally:
             with self._standby_lock:
-                self._spawning -= 1
                 keep = (
                     standby is not None
                     and not self._closed
@@ -386,8 +381,38 @@ class _Launcher:
                 )
                 if keep and standby is not None:
                     self._standbys.append(standby)
-        if standby is not None and not keep:
-            self._discard(standby)
+            if standby is not None and not keep:
+                self._discard(standby)
+            with self._spawned:
+                self._spawning -= 1
+                self._spawned.notify_all()
+
+    def _new_standby(self) -> _Started:
+        root = Path(tempfile.mkdtemp(prefix=workspace_prefix("standby"), dir=workspace_base()))
+        directory = root / "ws"
+        directory.mkdir()
+        uid = self._uids.acquire() if self._uids is not None else None
+        try:
+            if uid is not None:
+                _hand_over(directory, uid)
+            standby = self._start(directory, uid, preload=self._preload)
+        except BaseException:
+            if uid is not None and self._uids is not None:
+                self._uids.release(uid)
+            remove_tree(root)
+            raise
+        standby.owned_root = root
+        return standby
+
+    def _wait_for_spawns(self, timeout: float) -> None:
+        """Wait until no standby is being started or discarded (bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        with self._spawned:
+            while self._spawning > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._spawned.wait(left)
 
     def _take_standby(self) -> _Started | None:
         with self._standby_lock:

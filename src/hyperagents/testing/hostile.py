@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 #: Isolation properties a sandbox may have (see :func:`sandbox_traits`).
-TRAITS = ("filesystem", "network", "nproc", "pid", "user")
+TRAITS = ("filesystem", "network", "nproc", "pid", "tmpfs", "user")
 
 
 # -- the host-side context of one case ------------------------------------------------------------
@@ -392,16 +392,18 @@ def sandbox_traits(sandbox: Sandbox) -> frozenset[str]:
     * ``nproc``: the process-count limit binds the run: a private uid, or bubblewrap run by a
       user other than root (the kernel ignores RLIMIT_NPROC for root);
     * ``network``: no network (bubblewrap; the process sandbox when the engine runs as root,
-      as documented).
+      as documented);
+    * ``tmpfs``: private ``/tmp`` and ``/dev/shm`` sized within the memory limit (bubblewrap;
+      the process sandbox with a private uid, in its own mount namespace).
     """
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     traits: set[str] = set()
     if sandbox.name == "bwrap":
-        traits.update(("filesystem", "pid", "network"))
+        traits.update(("filesystem", "pid", "network", "tmpfs"))
         if not root:
             traits.add("nproc")
     if getattr(sandbox, "isolates_user", False):
-        traits.update(("user", "nproc"))
+        traits.update(("user", "nproc", "tmpfs"))
     if sandbox.name == "process" and root:
         traits.add("network")
     return frozenset(traits)
@@ -504,6 +506,15 @@ def _observe_db(ctx: _Context, result: SandboxResult) -> list[str]:
     for output in _instance_outputs(result):
         if isinstance(output, dict) and str(output.get("header", "")).startswith("SQLite format"):
             return [f"read the run database ({output.get('read')} bytes via {output['path']})"]
+    return []
+
+
+def _observe_fill(result: SandboxResult, limit_mb: int) -> list[str]:
+    for output in _instance_outputs(result):
+        if isinstance(output, dict):
+            over = {k: v for k, v in output.items() if isinstance(v, int) and v > limit_mb << 20}
+            if over:
+                return [f"wrote {over} bytes, beyond the {limit_mb} MiB memory limit"]
     return []
 
 
@@ -1009,6 +1020,78 @@ def solve(inputs):
         reason=r"^ok; returned",
         setup=_setup_sentinel,
         observe=_observe_sentinel,
+    ),
+    HostileCase(
+        name="fill_tmpfs",
+        title="fill /tmp and /dev/shm far beyond its memory limit",
+        source="""import os
+
+
+def solve(inputs):
+    written = {}
+    for root in ("/tmp", "/dev/shm"):
+        total = 0
+        names = []
+        for k in range(192):  # 8 MiB files (under the file-size limit): 1.5 GiB in all
+            name = os.path.join(root, "fill-$token-%d" % k)
+            names.append(name)
+            try:
+                with open(name, "wb") as handle:
+                    for _ in range(8):
+                        handle.write(b"x" * (1 << 20))
+                        total += 1 << 20
+            except OSError:
+                break  # the filesystem is full (or refuses more)
+        written[root] = total
+        for name in names:
+            try:
+                os.remove(name)
+            except OSError:
+                pass
+    return written
+""",
+        outcome=Outcome.OK,
+        reason=r"^ok; returned",
+        needs_any=frozenset({"tmpfs"}),
+        unsafe_uncontained=True,
+        wall_time=20.0,
+        observe=lambda ctx, result: _observe_fill(result, 512),
+    ),
+    HostileCase(
+        name="new_namespaces",
+        title="make its own user and mount namespaces, mount a tmpfs, join another namespace",
+        source="""import ctypes
+import os
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def attempt(call, *args):
+    return "ok" if call(*args) == 0 else os.strerror(ctypes.get_errno())
+
+
+def solve(inputs):
+    report = {
+        "unshare_user": attempt(LIBC.unshare, 0x10000000),
+        "unshare_mount": attempt(LIBC.unshare, 0x00020000),
+        "mount_tmpfs": attempt(LIBC.mount, b"none", b"/tmp", b"tmpfs", 0, b"size=4g"),
+    }
+    try:
+        fd = os.open("/proc/1/ns/net", os.O_RDONLY)
+        report["setns"] = attempt(LIBC.setns, fd, 0)
+    except OSError as exc:
+        report["setns"] = exc.strerror
+    return report
+""",
+        outcome=Outcome.OK,
+        reason=r"^ok; returned",
+        observe=lambda ctx, result: [
+            f"{call} succeeded"
+            for output in _instance_outputs(result)
+            if isinstance(output, dict)
+            for call, verdict in output.items()
+            if verdict == "ok"
+        ],
     ),
 ]
 
