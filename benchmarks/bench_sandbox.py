@@ -72,18 +72,24 @@ def startup(repeats: int) -> None:
         def bare_harness() -> None:
             import os
 
-            read_fd, write_fd = os.pipe()
+            read_fd, write_fd = os.pipe()  # results
+            reply_read, reply_write = os.pipe()  # LLM replies (unused here)
+            status_read, status_write = os.pipe()  # the harness's isolation report
+            fds = f"{write_fd},{reply_read},{status_write}"
             proc = subprocess.Popen(
-                [python, "-I", str(harness_path()), str(write_fd)],
+                [python, "-I", str(harness_path()), fds],
                 cwd=ws,
                 env=scrubbed_environment(ws),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(write_fd,),
+                pass_fds=(write_fd, reply_read, status_write),
             )
-            os.close(write_fd)
+            for fd in (write_fd, reply_read, status_write):
+                os.close(fd)
             proc.communicate(body)
+            for fd in (reply_write, status_read):
+                os.close(fd)
             with os.fdopen(read_fd, "rb") as handle:
                 assert b'"result"' in handle.read()
 
