@@ -15,7 +15,7 @@ import importlib.util
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ class LocalProvider:
         default_max_tokens: The generation limit of calls that give none.
         timeout: Seconds of generation per call (calls may give their own).
         reuse_prefix: Keep the common start of the previous prompt (see above).
+        clock: Where the time limit reads the time (seconds; a test can pass its own).
 
     Raises:
         LLMConfigError: If llama-cpp-python is missing, or the model file does not exist.
@@ -113,6 +114,7 @@ class LocalProvider:
         default_max_tokens: int = 512,
         timeout: float = 60.0,
         reuse_prefix: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._llama_cpp = _import_llama_cpp()
         path = bundled_model_path() if model_path is None else Path(model_path).expanduser()
@@ -127,6 +129,7 @@ class LocalProvider:
         self.default_max_tokens = default_max_tokens
         self.timeout = timeout
         self.reuse_prefix = reuse_prefix
+        self._clock = clock
         self._llama: Any = None
         self._lock = threading.Lock()
 
@@ -178,7 +181,7 @@ class LocalProvider:
         with self._lock:
             llama = self._load()
             limit = self.timeout if timeout is None else timeout
-            cut = _Deadline(limit, llama.token_eos())
+            cut = _Deadline(limit, llama.token_eos(), clock=self._clock)
             if not self.reuse_prefix:
                 llama.reset()  # read the whole prompt again (see the class docstring)
             try:
@@ -227,13 +230,16 @@ class LocalProvider:
 class _Deadline:
     """A logits processor that ends the reply (only end-of-text allowed) once time is up."""
 
-    def __init__(self, seconds: float, eos: int) -> None:
-        self.deadline = time.monotonic() + max(0.0, seconds)
+    def __init__(
+        self, seconds: float, eos: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
+        self.deadline = clock() + max(0.0, seconds)
         self.eos = eos
         self.expired = False
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        if self.expired or time.monotonic() >= self.deadline:
+        if self.expired or self._clock() >= self.deadline:
             self.expired = True
             scores[:] = -float("inf")
             scores[self.eos] = 0.0
