@@ -830,6 +830,14 @@ def main() -> int:
     # Agent prints go to stderr: stdout carries nothing the engine interprets.
     sys.stdout = sys.stderr
     _seed_everything(int(request.get("seed", 0)))
+    code = _perform(request, channel)
+    if request.get("await_ack"):
+        _await_ack(reply_fd)
+    return code
+
+
+def _perform(request: dict[str, Any], channel: _Channel) -> int:
+    """Run the requested action and send its final message; return the exit code."""
     action = _ACTIONS.get(request.get("action", ""))
     if action is None:
         channel.send({"type": "error", "kind": "protocol", "error": "unknown action"})
@@ -850,6 +858,18 @@ def main() -> int:
         channel.send({"type": "error", "kind": "output", "error": f"invalid result: {exc}"})
         return 1
     return 0
+
+
+def _await_ack(reply_fd: int, timeout: float = 10.0) -> None:
+    """Stay alive (bounded) until the engine has read this process's CPU time and memory from
+    outside: where the sandbox's own monitor does not account for them, the engine can read them
+    only while this process exists."""
+    import select
+
+    with contextlib.suppress(OSError, ValueError):
+        ready, _, _ = select.select([reply_fd], [], [], timeout)
+        if ready:
+            os.read(reply_fd, 65536)
 
 
 def _exit(code: int) -> None:

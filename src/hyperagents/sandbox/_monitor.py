@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 
 __all__ = ["UsageProbe", "descendant_harness"]
 
@@ -83,8 +84,11 @@ class UsageProbe:
     has gone still returns what was last seen.
     """
 
-    def __init__(self, pid: int | None = None) -> None:
+    def __init__(
+        self, pid: int | None = None, *, resolve: Callable[[], int | None] | None = None
+    ) -> None:
         self._pid = pid
+        self._resolve = resolve
         self._lock = threading.Lock()
         self.cpu: float | None = None
         self.peak_mb = 0.0
@@ -94,14 +98,13 @@ class UsageProbe:
         """The process watched (None until known)."""
         return self._pid
 
-    def attach(self, pid: int | None) -> None:
-        """Watch ``pid`` from now on."""
-        with self._lock:
-            self._pid = pid
-
     def sample(self) -> float | None:
         """Read the process's CPU time now (keeps the peak memory); None if never readable."""
         with self._lock:
+            if self._pid is None and self._resolve is not None:
+                # Found on first use: whichever of the status report or the first message
+                # the engine reads first (both come before the harness may exit).
+                self._pid, self._resolve = self._resolve(), None
             pid = self._pid
             if pid is None:
                 return self.cpu

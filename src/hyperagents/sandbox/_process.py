@@ -528,17 +528,13 @@ class _Launcher:
         assert proc.stdout and proc.stderr
         result_stream = os.fdopen(read_fd, "rb")
         status_stream = os.fdopen(status_read, "rb")
-        probe = UsageProbe()
-
-        def on_report() -> float | None:
-            # The harness has isolated itself and imported no agent code yet: find it now.
-            probe.attach(self._harness_pid(proc.pid))
-            return probe.sample()
+        # The harness is found when the engine first hears from it (it has isolated itself).
+        probe = UsageProbe(resolve=lambda: self._harness_pid(proc.pid))
 
         channel = ChannelReader(result_stream, reply_write, probe=probe)  # owns reply_write
         status = StatusReader(
             status_stream,
-            on_report,
+            probe.sample,
             # Where the kernel's account of the waited-for process misses the harness, its
             # usage is also read every 50 ms while it runs (it may exit right after its answer).
             sample=probe.sample if self.reports_usage else None,
@@ -582,6 +578,8 @@ class _Launcher:
             "max_file_size_mb": limits.max_file_size_mb,
         }
         payload["user"] = uid
+        if self.reports_usage:
+            payload["await_ack"] = True  # stay until the engine has read its usage from /proc
         payload.update(self._request_extras())
         try:
             return json.dumps(payload, allow_nan=False).encode("utf-8")
@@ -597,6 +595,7 @@ class _Launcher:
     ) -> SandboxResult:
         proc = started.proc
         started.channel.handler = llm
+        started.channel.ack_final = self.reports_usage
         started.stdout.cap = started.stderr.cap = limits.max_output_bytes
         started.channel.cap = limits.max_result_bytes
         try:
