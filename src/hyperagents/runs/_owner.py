@@ -1,12 +1,29 @@
-"""Owner tokens: which engine process holds a piece of work, and whether it is still alive."""
+"""Owner tokens: which engine process holds a piece of work, and whether it is still alive.
+
+Also the one liveness decision every face shows (CLI, dashboard): whether the engine holding a
+run drives it now (:func:`engine_state`, :func:`engine_alive`, :func:`status_label`).
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import time
 import uuid
+from enum import StrEnum
 
-__all__ = ["live_local_pid", "new_owner_token", "owner_is_dead"]
+from hyperagents.storages import RunRecord, RunStatus
+
+__all__ = [
+    "EngineState",
+    "engine_alive",
+    "engine_state",
+    "live_local_pid",
+    "new_owner_token",
+    "owner_is_dead",
+    "status_label",
+]
 
 
 def _process_start_time(pid: int) -> str | None:
@@ -63,3 +80,65 @@ def live_local_pid(token: str) -> int | None:
     if local is None or local[1] == "-" or owner_is_dead(token):
         return None
     return local[0]
+
+
+class EngineState(StrEnum):
+    """Whether an engine drives a run now."""
+
+    LIVE = "live"  #: an engine holds the run, its process runs and it beats
+    DEAD = "dead"  #: the holder's process is gone (this host), or it stopped beating
+    NONE = "none"  #: no engine holds the run
+
+
+def _heartbeat_grace(record: RunRecord) -> float:
+    from hyperagents.runs._config import RunConfig
+
+    try:
+        return RunConfig.parse(dict(record.config)).heartbeat_grace
+    except Exception:  # a config written by another version: use the default
+        return RunConfig.parse({}).heartbeat_grace
+
+
+def engine_state(
+    record: RunRecord, *, grace: float | None = None, now: float | None = None
+) -> EngineState:
+    """Whether the engine holding ``record`` drives it now, whatever the run's status (after a
+    stop request the engine finishes its work in flight and lets go when it exits).
+
+    Args:
+        record: The run.
+        grace: Seconds without a heartbeat after which a holder counts as dead (default: the
+            run's ``heartbeat_grace``).
+        now: The time (seconds since the epoch) to judge at (default: now).
+    """
+    holder = record.engine
+    if not holder:
+        return EngineState.NONE
+    if owner_is_dead(holder):
+        return EngineState.DEAD
+    beat = record.engine_heartbeat_at
+    if beat is None:
+        return EngineState.DEAD
+    limit = _heartbeat_grace(record) if grace is None else grace
+    age = (time.time() if now is None else now) - beat.timestamp()
+    return EngineState.LIVE if math.isfinite(age) and age < limit else EngineState.DEAD
+
+
+def engine_alive(record: RunRecord, *, grace: float | None = None) -> bool:
+    """Whether an engine is driving the run now (see :func:`engine_state`)."""
+    return engine_state(record, grace=grace) is EngineState.LIVE
+
+
+def status_label(record: RunRecord) -> str:
+    """The run's status in words, saying when it does not match what happens: ``running
+    (engine dead)`` / ``running (no engine)`` for a running run nobody drives (resume it),
+    ``stopping`` for a stopped run whose engine is still finishing its work."""
+    status = record.status.name.lower()
+    state = engine_state(record)
+    if record.status is RunStatus.RUNNING and state is EngineState.DEAD:
+        return "running (engine dead)"
+    if record.status is RunStatus.RUNNING and state is EngineState.NONE:
+        return "running (no engine)"
+    if record.status is RunStatus.STOPPED and state is EngineState.LIVE:
+        return "stopping"
+    return status

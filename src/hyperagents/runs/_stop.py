@@ -29,8 +29,8 @@ def request_stop(store: BaseStorage, record: RunRecord, *, who: str, now: bool =
         RunStateError: The run is not running; or ``now`` was asked and its engine runs on
             another host (the graceful stop is still recorded then).
     """
-    holder = record.attrs.get("engine")
-    pid = live_local_pid(holder) if isinstance(holder, str) and holder else None
+    holder = record.engine
+    pid = live_local_pid(holder) if holder else None
     stopping = record.status is RunStatus.STOPPED and pid is not None
     if record.status is not RunStatus.RUNNING and not (now and stopping):
         raise RunStateError(f"run {record.name!r} is not running ({record.status.name.lower()})")
@@ -50,7 +50,7 @@ def request_stop(store: BaseStorage, record: RunRecord, *, who: str, now: bool =
     if not now:
         return "stop requested: the engine finishes the work in flight, then stops"
     if pid is None:
-        if isinstance(holder, str) and holder and not owner_is_dead(holder):
+        if holder and not owner_is_dead(holder):
             raise RunStateError(
                 f"the engine of {record.name!r} runs on another host "
                 f"({holder.split('|')[0]}): it stops gracefully; kill it there to stop at once"
@@ -63,6 +63,8 @@ def request_stop(store: BaseStorage, record: RunRecord, *, who: str, now: bool =
     deadline = time.monotonic() + _KILL_WAIT
     while time.monotonic() < deadline and not owner_is_dead(str(holder)):
         time.sleep(0.05)
+    if owner_is_dead(str(holder)):  # its slot is free: nothing says "running" any more
+        store.release_run_engine(record.id, str(holder))
     store.add_event(
         record.id,
         "run.killed",

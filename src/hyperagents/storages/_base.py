@@ -20,6 +20,16 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   :meth:`BaseStorage.claim_variant` and :meth:`BaseStorage.set_run_status` change a record only
   if its current value equals ``expected``; they return ``False`` (and change nothing) otherwise.
   No locks are held between calls.
+* **One engine per run.** A run's engine slot (:attr:`RunRecord.engine`) is taken with
+  :meth:`BaseStorage.claim_run_engine`, a compare-and-set on the holder stored now: of engines
+  racing for one run, exactly one gets ``True``. Claiming again as the holder refreshes
+  ``engine_heartbeat_at`` (the engine's heartbeat). :meth:`BaseStorage.release_run_engine`
+  empties the slot, with an optional final status and event in the same transaction, only for
+  the holder. Whether a holder is dead or stale is the caller's decision, made on the value it
+  read and then passed as ``expected``.
+* **Transient failures** (a dropped connection, a database restarting, a busy database) may be
+  retried inside a method, within a bounded time; a retry never applies a change twice, and a
+  method that gives up raises :class:`StorageError`.
 * **Uniqueness.** Run names are unique (:class:`DuplicateError`); a run has at most one variant
   per generation (:class:`DuplicateError`); a variant has at most one evaluation per stage
   (:class:`DuplicateError`).
@@ -112,7 +122,12 @@ class EventSpec:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """Snapshot of a run."""
+    """Snapshot of a run.
+
+    Attributes:
+        engine: Owner token of the engine process driving the run (None: no engine holds it).
+        engine_heartbeat_at: When that engine last claimed or refreshed its hold.
+    """
 
     id: int
     name: str
@@ -125,6 +140,8 @@ class RunRecord:
     attrs: Mapping[str, Any]
     created_at: datetime
     updated_at: datetime
+    engine: str | None = None
+    engine_heartbeat_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -277,6 +294,39 @@ class BaseStorage(ABC):
         """Shallow-merge ``attrs`` into the run's attrs (a value of None deletes the key).
 
         Raises: RunNotFoundError.
+        """
+
+    @abstractmethod
+    def claim_run_engine(self, run_id: int, owner: str, *, expected: str | None) -> bool:
+        """Compare-and-set the run's engine: make ``owner`` its engine (and stamp
+        ``engine_heartbeat_at`` = now) if the engine stored now is ``expected`` (None: the slot
+        is empty) or ``owner`` itself (which refreshes its heartbeat).
+
+        Returns:
+            Whether ``owner`` holds the run now.
+
+        Raises:
+            RunNotFoundError: No such run.
+            StorageError: ``owner`` is empty.
+        """
+
+    @abstractmethod
+    def release_run_engine(
+        self,
+        run_id: int,
+        owner: str,
+        *,
+        status: RunStatus | None = None,
+        event: EventSpec | None = None,
+    ) -> bool:
+        """Empty the run's engine slot if ``owner`` holds it, setting ``status`` (if given)
+        and recording ``event`` in the same transaction; change nothing otherwise.
+
+        Returns:
+            Whether ``owner`` held the run (and so released it).
+
+        Raises:
+            RunNotFoundError: No such run.
         """
 
     @abstractmethod

@@ -266,6 +266,59 @@ class InMemoryStorage(BaseStorage):
                     merged[key] = value
             self._runs[run_id] = dataclasses.replace(run, attrs=merged, updated_at=utcnow())
 
+    def claim_run_engine(self, run_id: int, owner: str, *, expected: str | None) -> bool:
+        """Compare-and-set the run's engine (claiming again as the holder refreshes it).
+
+        Returns:
+            Whether ``owner`` holds the run now.
+
+        Raises:
+            RunNotFoundError: No such run.
+            StorageError: ``owner`` is empty.
+        """
+        if not owner:
+            raise StorageError("an engine owner token must not be empty")
+        with self._lock:
+            run = self._run(run_id)
+            if run.engine not in (expected, owner):
+                return False
+            now = utcnow()
+            self._runs[run_id] = dataclasses.replace(
+                run, engine=owner, engine_heartbeat_at=now, updated_at=now
+            )
+            return True
+
+    def release_run_engine(
+        self,
+        run_id: int,
+        owner: str,
+        *,
+        status: RunStatus | None = None,
+        event: EventSpec | None = None,
+    ) -> bool:
+        """Empty the engine slot (setting ``status``, recording ``event``) if ``owner`` holds it.
+
+        Returns:
+            Whether ``owner`` held the run.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        prepared = self._prepare_event(event)
+        with self._lock:
+            run = self._run(run_id)
+            if not owner or run.engine != owner:
+                return False
+            self._runs[run_id] = dataclasses.replace(
+                run,
+                engine=None,
+                engine_heartbeat_at=None,
+                status=run.status if status is None else RunStatus(status),
+                updated_at=utcnow(),
+            )
+            self._record_event(run_id, None, prepared)
+            return True
+
     def update_run_config(self, run_id: int, config: Mapping[str, Any]) -> None:
         """Replace the run's config.
 

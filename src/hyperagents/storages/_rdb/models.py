@@ -115,6 +115,9 @@ class RunModel(Base):
     attrs: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Owner token of the engine driving the run (claimed and released by compare-and-set).
+    engine: Mapped[str | None] = mapped_column(String(255))
+    engine_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class BlobModel(Base):

@@ -15,19 +15,33 @@ Design notes:
 * The schema is created and upgraded only by the Alembic migrations shipped in this package,
   run on open under a lock (SQLite: the write lock; PostgreSQL: an advisory lock), so several
   processes may open a fresh database at once.
+* A run's engine slot is two columns (``engine``, ``engine_heartbeat_at``) claimed with one
+  ``UPDATE runs SET engine = :owner … WHERE id = :id AND (engine = :expected OR engine =
+  :owner)``: of engines racing for a run exactly one sees a row count of 1.
+* Transient errors (a dropped connection, a database restarting, SQLite's "database is
+  locked") are retried by every method with a bounded exponential backoff
+  (``retry_seconds``, default 30 s, also ``$HYPERAGENTS_STORAGE_RETRY_SECONDS``; PostgreSQL
+  connections are also pinged when taken from the pool). A failed transaction is rolled back,
+  so retrying it applies it once. Only when a COMMIT itself was cut off (PostgreSQL) is the
+  outcome unknown: then only methods that are harmless to apply twice (merges, heartbeats,
+  programs, engine claims by the same owner) are retried; the others raise
+  :class:`StorageError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
+import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -41,6 +55,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -51,6 +66,7 @@ from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
+    OperationalError,
     SQLAlchemyError,
     StatementError,
 )
@@ -92,15 +108,23 @@ from hyperagents.storages._rdb.models import (
     VariantModel,
 )
 
-__all__ = ["HEAD_REVISION", "RDBStorage", "normalise_url"]
+__all__ = ["DEFAULT_RETRY_SECONDS", "HEAD_REVISION", "RETRY_ENV_VAR", "RDBStorage", "normalise_url"]
+
+logger = logging.getLogger("hyperagents")
 
 #: The newest migration shipped with this version (a test checks it against the scripts).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: Folder of the Alembic environment (``env.py``, ``versions/``) inside the installed package.
 ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
 #: Key of the PostgreSQL advisory lock held while migrating (any constant shared by processes).
 _MIGRATION_LOCK_KEY = 0x6879_7065_7261_6700 >> 8
 _SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Seconds a storage method keeps retrying transient database errors, by default.
+DEFAULT_RETRY_SECONDS = 30.0
+#: Environment variable overriding :data:`DEFAULT_RETRY_SECONDS` (``0``: no retries).
+RETRY_ENV_VAR = "HYPERAGENTS_STORAGE_RETRY_SECONDS"
+_RETRY_FIRST_DELAY = 0.05
+_RETRY_MAX_DELAY = 4.0
 _IN_CHUNK = 500  # ids/hashes per IN (...) clause
 
 RUNS = cast(Table, RunModel.__table__)
@@ -178,6 +202,77 @@ def _is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+class _TransientError(StorageError):
+    """A database error that may pass: a dropped connection, a database restarting or busy.
+
+    Attributes:
+        unknown: It cut off a COMMIT, so the change may have been applied.
+    """
+
+    def __init__(self, message: str, *, unknown: bool) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+
+
+def _is_transient(exc: SQLAlchemyError, *, sqlite: bool) -> bool:
+    """Whether ``exc`` is worth retrying (the transaction it ended was rolled back)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:  # the dialect recognised a disconnect
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if sqlite:  # sqlite3 raises OperationalError for mistakes in SQL too: only a busy database
+        message = str(exc.orig).lower()
+        return "locked" in message or "busy" in message
+    # PostgreSQL: cannot connect, the server shutting down or starting up, a connection
+    # terminated, a deadlock or serialization failure (rolled back by the server).
+    return True
+
+
+def _retry_seconds(given: float | None) -> float:
+    """The retry budget: ``given``, else ``$HYPERAGENTS_STORAGE_RETRY_SECONDS``, else 30 s.
+
+    Raises:
+        StorageURLError: The value is not a finite number >= 0.
+    """
+    value: Any = given
+    if value is None:
+        value = os.environ.get(RETRY_ENV_VAR) or DEFAULT_RETRY_SECONDS
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise StorageURLError(f"storage retry time must be a number of seconds >= 0, not {value!r}")
+    return seconds
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_Method = Callable[Concatenate["RDBStorage", _P], _R]
+
+
+def _retried(*, idempotent: bool) -> Callable[[_Method[_P, _R]], _Method[_P, _R]]:
+    """Retry a storage method on transient errors with a bounded exponential backoff.
+
+    Args:
+        idempotent: Applying the method twice is harmless, so it is retried even when a
+            COMMIT was cut off (an unknown outcome); other methods raise then.
+    """
+
+    def decorate(method: _Method[_P, _R]) -> _Method[_P, _R]:
+        def call(self: RDBStorage, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            return self._retrying(
+                functools.partial(method, self, *args, **kwargs), method.__name__, idempotent
+            )
+
+        functools.update_wrapper(call, method)
+        return call
+
+    return decorate
+
+
 class RDBStorage(BaseStorage):
     """Storage in a relational database through SQLAlchemy 2 (SQLite, PostgreSQL, …).
 
@@ -185,10 +280,15 @@ class RDBStorage(BaseStorage):
         url: A SQLAlchemy database URL, e.g. ``sqlite:///hyperagents.db`` or
             ``postgresql://user:password@host:5432/db`` (mapped to the psycopg 3 driver).
         engine_kwargs: Extra keyword arguments for :func:`sqlalchemy.create_engine`.
+        retry_seconds: How long a method keeps retrying transient database errors (a dropped
+            connection, a restart, a locked database) before it raises :class:`StorageError`;
+            ``0`` never retries. Default: ``$HYPERAGENTS_STORAGE_RETRY_SECONDS``, else 30 s.
+            Opening the storage is never retried.
 
     Raises:
         StorageURLError: The URL is malformed or unsupported, its driver is not installed, the
-            SQLite directory does not exist, or the database cannot be reached.
+            SQLite directory does not exist, the database cannot be reached, or
+            ``retry_seconds`` is negative.
         StorageError: The database schema is newer than this version of hyperagents.
 
     Example:
@@ -198,9 +298,16 @@ class RDBStorage(BaseStorage):
         >>> storage.close()
     """
 
-    def __init__(self, url: str, *, engine_kwargs: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        engine_kwargs: Mapping[str, Any] | None = None,
+        retry_seconds: float | None = None,
+    ) -> None:
         self._url_arg = str(url)
         self._engine_kwargs = dict(engine_kwargs or {})
+        self._retry_seconds = _retry_seconds(retry_seconds)
         self._parsed = normalise_url(url)
         self._lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         kwargs: dict[str, Any] = {"json_serializer": dumps_json}
@@ -260,10 +367,18 @@ class RDBStorage(BaseStorage):
         return f"RDBStorage({str(self)!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"url": self._url_arg, "engine_kwargs": self._engine_kwargs}
+        return {
+            "url": self._url_arg,
+            "engine_kwargs": self._engine_kwargs,
+            "retry_seconds": self._retry_seconds,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], engine_kwargs=state["engine_kwargs"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["url"],
+            engine_kwargs=state["engine_kwargs"],
+            retry_seconds=state.get("retry_seconds"),
+        )
 
     def close(self) -> None:
         """Dispose of the engine's connections; the object must not be used afterwards."""
@@ -286,18 +401,58 @@ class RDBStorage(BaseStorage):
             _run_migrations(conn, current)
 
     # -- transactions -----------------------------------------------------------------------
+    def _retrying(self, attempt: Callable[[], _R], what: str, idempotent: bool) -> _R:
+        """Call ``attempt`` until it returns, retrying transient errors for a while.
+
+        Raises:
+            StorageError: A permanent error; a transient one that outlasted the retry budget;
+                or one that cut off the COMMIT of a write that must not be applied twice.
+        """
+        deadline: float | None = None
+        delay = _RETRY_FIRST_DELAY
+        while True:
+            try:
+                return attempt()
+            except _TransientError as exc:
+                if exc.unknown and not idempotent:
+                    raise StorageError(
+                        f"{exc} (while committing: the change may or may not be recorded)"
+                    ) from exc
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._retry_seconds
+                if now >= deadline:
+                    raise StorageError(
+                        f"{exc} (still failing after {self._retry_seconds:g} s of retries)"
+                    ) from exc
+                pause = min(delay, deadline - now)
+                logger.warning("storage %s failed (%s): retrying in %.2f s", what, exc, pause)
+                time.sleep(pause)
+                delay = min(delay * 2, _RETRY_MAX_DELAY)
+
     @contextlib.contextmanager
     def _translated(
         self, open_: Callable[[], contextlib.AbstractContextManager[Connection]]
     ) -> Iterator[Connection]:
         """Hold the lock, open a connection with ``open_`` and turn database errors (opening
-        included) into StorageError."""
+        included) into StorageError (:class:`_TransientError` for those worth retrying)."""
+        stage = "open"
         try:
             with self._lock, open_() as conn:
+                stage = "body"
                 yield conn
+                stage = "commit"
         except (StorageError, IntegrityError):
             raise
         except SQLAlchemyError as exc:
+            sqlite = self._dialect == "sqlite"
+            if _is_transient(exc, sqlite=sqlite):
+                # A SQLite COMMIT that fails did not commit; a PostgreSQL one cut off by a
+                # dropped connection may have.
+                unknown = stage == "commit" and not sqlite
+                raise _TransientError(
+                    f"database error: {_first_line(exc)}", unknown=unknown
+                ) from exc
             raise _translate(exc) from exc
         except (TypeError, ValueError) as exc:  # raised by a driver's JSON dumper (psycopg)
             raise StorageError(f"value is not JSON-compatible: {exc}") from exc
@@ -368,6 +523,7 @@ class RDBStorage(BaseStorage):
         return applied, 0
 
     # -- runs -------------------------------------------------------------------------------
+    @_retried(idempotent=False)
     def create_run(
         self,
         *,
@@ -413,6 +569,7 @@ class RDBStorage(BaseStorage):
         values[7] = _RUN_STATUSES[values[7]]
         return RunRecord(*values)
 
+    @_retried(idempotent=True)
     def get_run(self, run_id: int) -> RunRecord:
         """Return the run.
 
@@ -425,6 +582,7 @@ class RDBStorage(BaseStorage):
             raise RunNotFoundError(f"run {run_id} not found")
         return self._run_record(row)
 
+    @_retried(idempotent=True)
     def get_run_by_name(self, name: str) -> RunRecord:
         """Return the run called ``name``.
 
@@ -437,12 +595,14 @@ class RDBStorage(BaseStorage):
             raise RunNotFoundError(f"run {name!r} not found")
         return self._run_record(row)
 
+    @_retried(idempotent=True)
     def list_runs(self) -> list[RunRecord]:
         """All runs, ascending id."""
         with self._read() as conn:
             rows = conn.execute(select(*_RUN_COLUMNS).order_by(RUNS.c.id)).all()
         return [self._run_record(row) for row in rows]
 
+    @_retried(idempotent=False)
     def set_run_status(
         self,
         run_id: int,
@@ -498,6 +658,7 @@ class RDBStorage(BaseStorage):
                 .values({column: value, "updated_at": utcnow()})
             )
 
+    @_retried(idempotent=True)
     def update_run_attrs(self, run_id: int, attrs: Mapping[str, Any]) -> None:
         """Shallow-merge ``attrs`` into the run's attrs (a value of None deletes the key).
 
@@ -507,6 +668,64 @@ class RDBStorage(BaseStorage):
         """
         self._merge_run_json(run_id, "attrs", attrs, replace=False)
 
+    @_retried(idempotent=True)
+    def claim_run_engine(self, run_id: int, owner: str, *, expected: str | None) -> bool:
+        """Compare-and-set the run's engine in one ``UPDATE`` (claiming again as the holder
+        refreshes its heartbeat, which also makes a retried claim safe).
+
+        Returns:
+            Whether ``owner`` holds the run now.
+
+        Raises:
+            RunNotFoundError: No such run.
+            StorageError: ``owner`` is empty.
+        """
+        if not owner:
+            raise StorageError("an engine owner token must not be empty")
+        now = utcnow()
+        was = RUNS.c.engine.is_(None) if expected is None else RUNS.c.engine == expected
+        stmt = (
+            update(RUNS)
+            .where(RUNS.c.id == run_id, or_(RUNS.c.engine == owner, was))
+            .values(engine=owner, engine_heartbeat_at=now, updated_at=now)
+        )
+        with self._write() as conn:
+            if conn.execute(stmt).rowcount == 0:
+                self._require_run(conn, run_id)
+                return False
+            return True
+
+    @_retried(idempotent=True)
+    def release_run_engine(
+        self,
+        run_id: int,
+        owner: str,
+        *,
+        status: RunStatus | None = None,
+        event: EventSpec | None = None,
+    ) -> bool:
+        """Empty the engine slot (setting ``status``, recording ``event``) if ``owner`` holds
+        it, in one transaction (a retry finds the slot empty and changes nothing).
+
+        Returns:
+            Whether ``owner`` held the run.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        values: dict[str, Any] = {"engine": None, "engine_heartbeat_at": None}
+        values["updated_at"] = utcnow()
+        if status is not None:
+            values["status"] = int(status)
+        stmt = update(RUNS).where(RUNS.c.id == run_id, RUNS.c.engine == owner).values(values)
+        with self._write() as conn:
+            if not owner or conn.execute(stmt).rowcount == 0:
+                self._require_run(conn, run_id)
+                return False
+            self._insert_event(conn, run_id, None, event)
+            return True
+
+    @_retried(idempotent=True)
     def update_run_config(self, run_id: int, config: Mapping[str, Any]) -> None:
         """Replace the run's config.
 
@@ -516,6 +735,7 @@ class RDBStorage(BaseStorage):
         """
         self._merge_run_json(run_id, "config", config, replace=True)
 
+    @_retried(idempotent=False)
     def delete_run(self, run_id: int) -> None:
         """Delete a run with its variants, evaluations and events (programs stay).
 
@@ -548,6 +768,7 @@ class RDBStorage(BaseStorage):
         else:  # other dialects: a concurrent writer makes this fail; put_program retries
             conn.execute(insert(table), rows)
 
+    @_retried(idempotent=True)
     def put_program(self, program: Program) -> str:
         """Store a program (deduplicating blobs and manifests); return its id.
 
@@ -588,6 +809,7 @@ class RDBStorage(BaseStorage):
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @_retried(idempotent=True)
     def get_program(self, program_id: str) -> Program:
         """Return a stored program.
 
@@ -614,17 +836,20 @@ class RDBStorage(BaseStorage):
             raise StorageError(f"program {program_id} is corrupt (content hashes to {program.id})")
         return program
 
+    @_retried(idempotent=True)
     def has_program(self, program_id: str) -> bool:
         """Whether a program with this id is stored."""
         with self._read() as conn:
             return self._program_exists(conn, program_id)
 
+    @_retried(idempotent=True)
     def count_blobs(self) -> int:
         """Number of distinct file contents stored."""
         with self._read() as conn:
             return int(conn.execute(select(func.count()).select_from(BLOBS)).scalar_one())
 
     # -- variants ---------------------------------------------------------------------------
+    @_retried(idempotent=False)
     def create_variant(
         self,
         *,
@@ -707,6 +932,7 @@ class RDBStorage(BaseStorage):
             for i, r in enumerate(rows)
         ]
 
+    @_retried(idempotent=True)
     def get_variant(self, variant_id: int) -> VariantRecord:
         """Return the variant.
 
@@ -720,6 +946,7 @@ class RDBStorage(BaseStorage):
             raise VariantNotFoundError(f"variant {variant_id} not found")
         return self._variant_records([row])[0]
 
+    @_retried(idempotent=True)
     def get_variant_by_generation(self, run_id: int, generation: int) -> VariantRecord | None:
         """The run's variant for ``generation``, or None.
 
@@ -736,6 +963,7 @@ class RDBStorage(BaseStorage):
                 return None
         return self._variant_records([row])[0]
 
+    @_retried(idempotent=True)
     def list_variants(
         self,
         run_id: int,
@@ -758,6 +986,7 @@ class RDBStorage(BaseStorage):
                 return []
         return self._variant_records(rows)
 
+    @_retried(idempotent=True)
     def count_variants(self, run_id: int) -> int:
         """Number of variants of the run.
 
@@ -771,6 +1000,7 @@ class RDBStorage(BaseStorage):
                 self._require_run(conn, run_id)
         return count
 
+    @_retried(idempotent=False)
     def set_variant_program(
         self,
         variant_id: int,
@@ -798,6 +1028,7 @@ class RDBStorage(BaseStorage):
         except IntegrityError:
             raise StorageError(f"program {program_id} is not stored") from None
 
+    @_retried(idempotent=False)
     def set_variant_state(
         self,
         variant_id: int,
@@ -835,6 +1066,7 @@ class RDBStorage(BaseStorage):
             self._insert_event(conn, run_id, variant_id, event)
             return True
 
+    @_retried(idempotent=False)
     def claim_variant(
         self,
         variant_id: int,
@@ -870,6 +1102,7 @@ class RDBStorage(BaseStorage):
             self._insert_event(conn, run_id, variant_id, event)
             return True
 
+    @_retried(idempotent=True)
     def heartbeat(self, owner: str, variant_ids: Sequence[int]) -> None:
         """Stamp ``heartbeat_at`` = now on those of ``variant_ids`` still owned by ``owner``."""
         ids = list(variant_ids)
@@ -884,6 +1117,7 @@ class RDBStorage(BaseStorage):
                     .values(heartbeat_at=now)
                 )
 
+    @_retried(idempotent=True)
     def update_variant_metrics(self, variant_id: int, metrics: Mapping[str, Any]) -> None:
         """Shallow-merge ``metrics`` into the variant's metrics.
 
@@ -906,6 +1140,7 @@ class RDBStorage(BaseStorage):
             )
 
     # -- evaluations ------------------------------------------------------------------------
+    @_retried(idempotent=False)
     def add_evaluation(
         self,
         *,
@@ -971,6 +1206,7 @@ class RDBStorage(BaseStorage):
                 f"variant {variant_id} already has a {stage!r} evaluation"
             ) from None
 
+    @_retried(idempotent=True)
     def list_evaluations(self, variant_id: int) -> list[EvaluationRecord]:
         """The variant's evaluations, ascending id.
 
@@ -989,6 +1225,7 @@ class RDBStorage(BaseStorage):
         return [EvaluationRecord(*row) for row in rows]
 
     # -- events -----------------------------------------------------------------------------
+    @_retried(idempotent=False)
     def add_event(
         self,
         run_id: int,
@@ -1013,6 +1250,7 @@ class RDBStorage(BaseStorage):
             self._require_references(run_id, variant_id)
             raise StorageError(f"cannot add event to run {run_id}") from None
 
+    @_retried(idempotent=True)
     def list_events(
         self,
         run_id: int,
@@ -1047,6 +1285,7 @@ class RDBStorage(BaseStorage):
         return [EventRecord(*row) for row in rows]
 
     # -- LLM calls ----------------------------------------------------------------------------
+    @_retried(idempotent=False)
     def add_llm_call(
         self,
         run_id: int,
@@ -1100,6 +1339,7 @@ class RDBStorage(BaseStorage):
             self._require_references(run_id, variant_id)
             raise StorageError(f"cannot record an LLM call for run {run_id}") from None
 
+    @_retried(idempotent=True)
     def list_llm_calls(
         self,
         run_id: int,
@@ -1127,6 +1367,7 @@ class RDBStorage(BaseStorage):
                 self._require_run(conn, run_id)
         return [LLMCallRecord(*row) for row in rows]
 
+    @_retried(idempotent=True)
     def llm_usage(self, run_id: int, *, variant_id: int | None = None) -> dict[str, Any]:
         """Totals of the run's (or one variant's) LLM calls, summed by the database.
 

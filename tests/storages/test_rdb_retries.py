@@ -1,0 +1,224 @@
+"""RDBStorage and a database that blips: transient errors are retried (a change applied once),
+others are not; the engine slot moved out of ``attrs`` by migration 0003."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, event, text
+
+from hyperagents.exceptions import StorageError, StorageURLError
+from hyperagents.storages import RDBStorage, RunStatus
+from hyperagents.storages._rdb import normalise_url
+from hyperagents.storages._rdb.storage import ALEMBIC_DIR, RETRY_ENV_VAR
+from hyperagents.testing.storage import make_program
+from postgres_helpers import blip_database, postgres_databases
+
+
+def _new_run(storage: RDBStorage, name: str = "r") -> int:
+    program = make_program()
+    storage.put_program(program)
+    return storage.create_run(
+        name=name, task="t", mode="m", seed=0, config={}, seed_program_id=program.id
+    )
+
+
+def _fail_statements(
+    storage: RDBStorage, starts: str, times: int, message: str = "database is locked"
+) -> list[str]:
+    """Make the next ``times`` statements starting with ``starts`` fail as SQLite does; return
+    the list the failures are logged in."""
+    failed: list[str] = []
+
+    @event.listens_for(storage._engine, "before_cursor_execute")
+    def fail(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(starts) and len(failed) < times:
+            failed.append(statement)
+            raise sqlite3.OperationalError(message)
+
+    return failed
+
+
+@pytest.fixture
+def sqlite_storage(tmp_path: Path) -> Iterator[RDBStorage]:
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'blips.db'}", retry_seconds=10)
+    yield storage
+    storage.close()
+
+
+def test_a_locked_database_is_retried_and_the_write_applied_once(
+    sqlite_storage: RDBStorage,
+) -> None:
+    run_id = _new_run(sqlite_storage)
+    failed = _fail_statements(sqlite_storage, "INSERT INTO EVENTS", 3)
+    sqlite_storage.add_event(run_id, "note", "once")
+    assert len(failed) == 3
+    assert [e.message for e in sqlite_storage.list_events(run_id)] == ["once"]
+    # A failure in the middle of a transaction rolls all of it back before the retry.
+    failed = _fail_statements(sqlite_storage, "UPDATE RUNS", 2)
+    assert sqlite_storage.set_run_status(run_id, RunStatus.RUNNING, expected=RunStatus.CREATED)
+    assert len(failed) == 2 and sqlite_storage.get_run(run_id).status is RunStatus.RUNNING
+    failed = _fail_statements(sqlite_storage, "SELECT", 2)
+    assert sqlite_storage.get_run(run_id).name == "r"
+    assert len(failed) == 2
+
+
+def test_the_engine_claim_is_retried_safely(sqlite_storage: RDBStorage) -> None:
+    run_id = _new_run(sqlite_storage)
+    failed = _fail_statements(sqlite_storage, "UPDATE RUNS", 2)
+    assert sqlite_storage.claim_run_engine(run_id, "a", expected=None)
+    assert len(failed) == 2 and sqlite_storage.get_run(run_id).engine == "a"
+    failed = _fail_statements(sqlite_storage, "UPDATE RUNS", 1)
+    assert sqlite_storage.release_run_engine(run_id, "a", status=RunStatus.COMPLETE)
+    assert len(failed) == 1
+    run = sqlite_storage.get_run(run_id)
+    assert (run.engine, run.status) == (None, RunStatus.COMPLETE)
+
+
+def test_retrying_is_bounded(tmp_path: Path) -> None:
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'busy.db'}", retry_seconds=0.4)
+    try:
+        run_id = _new_run(storage)
+        failed = _fail_statements(storage, "INSERT INTO EVENTS", 10_000)
+        start = time.monotonic()
+        with pytest.raises(StorageError, match="database is locked"):
+            storage.add_event(run_id, "never")
+        assert 0.4 <= time.monotonic() - start < 5
+        assert 2 <= len(failed) < 20  # exponential backoff, not a busy loop
+        assert storage.list_events(run_id) == []
+    finally:
+        storage.close()
+
+
+def test_mistakes_are_not_retried(sqlite_storage: RDBStorage) -> None:
+    run_id = _new_run(sqlite_storage)
+    failed = _fail_statements(sqlite_storage, "INSERT INTO EVENTS", 5, "no such table: events")
+    start = time.monotonic()
+    with pytest.raises(StorageError, match="no such table"):
+        sqlite_storage.add_event(run_id, "x")
+    assert len(failed) == 1 and time.monotonic() - start < 1
+
+
+def test_the_retry_time_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'conf.db'}"
+    monkeypatch.setenv(RETRY_ENV_VAR, "0")
+    storage = RDBStorage(url)
+    try:
+        run_id = _new_run(storage)
+        failed = _fail_statements(storage, "INSERT INTO EVENTS", 5)
+        with pytest.raises(StorageError, match="locked"):
+            storage.add_event(run_id, "x")
+        assert len(failed) == 1  # no retries
+    finally:
+        storage.close()
+    monkeypatch.setenv(RETRY_ENV_VAR, "-1")
+    with pytest.raises(StorageURLError, match="retry"):
+        RDBStorage(url)
+    with pytest.raises(StorageURLError, match="retry"):
+        RDBStorage(url, retry_seconds=float("nan"))
+
+
+# -- PostgreSQL: connections dropped, a database refusing connections, a COMMIT cut off --------
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with postgres_databases() as make:
+        yield make()
+
+
+@pytest.mark.postgres
+def test_dropped_connections_and_a_refusing_database_are_waited_out(pg_url: str) -> None:
+    storage = RDBStorage(pg_url, retry_seconds=20)
+    try:
+        run_id = _new_run(storage)
+        blip_database(pg_url, 0.0)  # pooled connections die: the next call reconnects
+        assert storage.get_run(run_id).name == "r"
+        blipper = threading.Thread(target=blip_database, args=(pg_url, 1.5))
+        blipper.start()
+        time.sleep(0.5)  # calls made while the database refuses connections wait for it
+        start = time.monotonic()
+        storage.add_event(run_id, "during")
+        assert storage.claim_run_engine(run_id, "a", expected=None)
+        blipper.join()
+        assert time.monotonic() - start > 0.5
+        assert [e.kind for e in storage.list_events(run_id)] == ["during"]
+        assert storage.get_run(run_id).engine == "a"
+    finally:
+        storage.close()
+
+
+@pytest.mark.postgres
+def test_a_commit_cut_off_is_retried_only_when_applying_twice_is_harmless(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    storage = RDBStorage(pg_url, retry_seconds=10)
+    try:
+        run_id = _new_run(storage)
+        dialect = storage._engine.dialect
+        real_commit = dialect.do_commit
+        cut: list[int] = []
+
+        def commit_then_lose_the_reply(dbapi_connection: Any) -> None:
+            real_commit(dbapi_connection)  # applied, but the client never hears of it
+            if len(cut) < 1:
+                cut.append(1)
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+        monkeypatch.setattr(dialect, "do_commit", commit_then_lose_the_reply)
+        storage.update_run_attrs(run_id, {"a": 1})  # a merge: retried
+        assert cut and storage.get_run(run_id).attrs == {"a": 1}
+        cut.clear()
+        assert storage.claim_run_engine(run_id, "me", expected=None)  # retried: still "me"
+        assert cut and storage.get_run(run_id).engine == "me"
+        cut.clear()
+        with pytest.raises(StorageError, match="may or may not"):
+            storage.add_event(run_id, "once")  # an insert: never retried after a COMMIT
+        assert [e.kind for e in storage.list_events(run_id)] == ["once"]
+    finally:
+        storage.close()
+
+
+# -- migration 0003 -------------------------------------------------------------------------
+def test_the_engine_slot_moves_out_of_attrs(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(ALEMBIC_DIR))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        for name, attrs in (
+            ("held", '{"engine": "host|1|2|abc", "engine_heartbeat": 1700000000.5, "x": 1}'),
+            ("let-go", '{"target_generations": 3}'),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO runs (name, task, mode, seed, config, seed_program_id, status, "
+                    "attrs, created_at, updated_at) VALUES (:name, 'toy', 'hyperagent', 0, '{}', "
+                    "'x', 1, :attrs, '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
+                ),
+                {"name": name, "attrs": attrs},
+            )
+    engine.dispose()
+    storage = RDBStorage(url)
+    try:
+        held = storage.get_run_by_name("held")
+        assert held.attrs == {"x": 1}
+        assert held.engine == "host|1|2|abc"
+        assert held.engine_heartbeat_at == datetime.fromtimestamp(1700000000.5, UTC)
+        let_go = storage.get_run_by_name("let-go")
+        assert let_go.attrs == {"target_generations": 3} and let_go.engine is None
+        assert storage.claim_run_engine(held.id, "next", expected="host|1|2|abc")
+    finally:
+        storage.close()
