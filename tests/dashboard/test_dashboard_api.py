@@ -415,9 +415,8 @@ def test_a_stopping_run_counts_as_live_until_its_engine_lets_go(site: Site) -> N
     make_run(site.storage, "toy-stopping", 1, seed=9)
     record = site.storage.get_run_by_name("toy-stopping")
     assert not engine_alive(record)  # complete; its engine cleared its hold
-    site.storage.update_run_attrs(
-        record.id, {"engine": new_owner_token(), "engine_heartbeat": time.time()}
-    )
+    engine = new_owner_token()
+    assert site.storage.claim_run_engine(record.id, engine, expected=None)
     site.storage.set_run_status(record.id, RunStatus.STOPPED)
     stopping = site.storage.get_run(record.id)
     assert engine_alive(stopping)
@@ -433,7 +432,7 @@ def test_a_stopping_run_counts_as_live_until_its_engine_lets_go(site: Site) -> N
         assert refused.status_code == 409
         again = client.post("/api/runs/toy-stopping/resume", json={}, headers=csrf(client))
         assert again.status_code == 409
-    site.storage.update_run_attrs(record.id, {"engine": None})
+    assert site.storage.release_run_engine(record.id, engine)
     assert not engine_alive(site.storage.get_run(record.id))
 
 
@@ -443,11 +442,11 @@ def test_diff_of_code_with_form_feeds_and_crlf() -> None:
 
     old = Program({"a.py": "x = 1\n\x0c\ny = 2\n", "b.txt": "one\r\ntwo\r\n"})
     new = Program({"a.py": "x = 1\n\x0c\ny = 3\n", "b.txt": "one\r\nthree\r\n"})
-    files = {f["path"]: f for f in diff(old, new)}
+    files = {f["path"]: f for f in diff(old, new)["files"]}
     assert files["a.py"]["added"] == 1 and files["a.py"]["removed"] == 1
     assert files["a.py"]["hunks"][0]["header"] == "@@ -1,3 +1,3 @@"
     assert files["b.txt"]["added"] == 1
-    created = diff(None, Program({"n.py": "a\n"}))
+    created = diff(None, Program({"n.py": "a\n"}))["files"]
     assert created[0]["hunks"][0]["header"] == "@@ -0,0 +1 @@"
 
 

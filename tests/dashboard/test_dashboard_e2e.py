@@ -227,3 +227,34 @@ def test_cli_refuses_an_open_binding_without_token(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 1 and "token" in proc.stderr
+
+
+def test_a_diff_too_large_to_show_says_so_and_offers_a_download(
+    server: tuple[str, RDBStorage], page: Any
+) -> None:
+    from hyperagents.program import Program
+    from hyperagents.storages import VariantState
+
+    base, storage = server
+    seed_files = {"task_agent.py": "x = 1\n", "meta_agent.py": "# meta\n"}
+    seed_id = storage.put_program(Program(seed_files))
+    run_id = storage.create_run(
+        name="toy-heavy", task="review", mode="hyperagent", seed=0, config={},
+        seed_program_id=seed_id,
+    )  # fmt: skip
+    seed = storage.create_variant(
+        run_id=run_id, generation=0, parent_id=None, state=VariantState.COMPLETE, program_id=seed_id
+    )
+    chunk = ("value = " + "1" * 91 + "\n") * 5120  # 500 KiB a file, 12 files: over the 4 MiB
+    heavy = Program({**seed_files, **{f"data/f{i:02}.py": f"# {i}\n{chunk}" for i in range(12)}})
+    child = storage.create_variant(
+        run_id=run_id, generation=1, parent_id=seed, program_id=storage.put_program(heavy)
+    )
+    page.goto(f"{base}/#/variant/{child}/diff")
+    _ready(page)
+    notice = page.wait_for_selector("#diff-too-large")
+    assert "too large to show here" in notice.inner_text()
+    link = page.locator("#diff-too-large a.download")
+    assert link.get_attribute("href") == f"/api/variants/{child}/diff.zip"
+    assert page.locator("#diff tr.add").count() == 0  # nothing of the 6 MiB was rendered
+    _shot(page, "04b-variant-diff-too-large")

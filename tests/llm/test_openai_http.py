@@ -121,6 +121,7 @@ def test_auth_failure_is_permanent_and_never_leaks_the_key(
     echo = FakeReply(status=401, content=f"Incorrect API key provided: {secret}")
     echo_transient = FakeReply(status=503, content=f"upstream rejected {secret}")
     with FakeOpenAIServer([echo_transient, echo]) as server:
+        monkeypatch.setenv("OPENAI_API_KEY_URLS", server.base_url)  # the key is for this server
         provider = provider_for(server)
         path = tmp_path / "calls.jsonl"
         gateway = Gateway(provider, sleep=Sleeps(), recorder=JsonlRecorder(path))
@@ -151,7 +152,38 @@ def test_a_server_url_spec_never_gets_the_openai_key(monkeypatch: pytest.MonkeyP
     with FakeOpenAIServer(["ok", "ok"]) as server:
         parse_llm_spec(f"{server.base_url}#m").complete(Q)
         monkeypatch.setenv("HYPERAGENTS_LLM_API_KEY", "server-key")
+        monkeypatch.setenv("HYPERAGENTS_LLM_API_KEY_URLS", server.base_url)
         parse_llm_spec(f"{server.base_url}#m").complete(Q)
         sent = [h.get("authorization", "") for h in server.request_headers]
     assert all("MUSTNOTLEAVE" not in value for value in sent)
     assert sent == ["Bearer not-needed", "Bearer server-key"]
+
+
+def test_a_key_goes_only_to_the_server_it_is_set_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run naming another server (e.g. started by another local user from a dashboard
+    # without a token) gets the operator's environment, but never the key.
+    monkeypatch.setenv("HYPERAGENTS_LLM_API_KEY", "sk-operator-MUSTNOTLEAVE")
+    with FakeOpenAIServer(["ok"]) as own, FakeOpenAIServer(["ok"] * 3) as attacker:
+        monkeypatch.setenv("HYPERAGENTS_LLM_API_KEY_URLS", own.base_url)
+        assert parse_llm_spec(f"{own.base_url}#m").complete(Q).text == "ok"
+        for _ in range(3):
+            assert parse_llm_spec(f"{attacker.base_url}#m").complete(Q).text == "ok"
+        monkeypatch.delenv("HYPERAGENTS_LLM_API_KEY_URLS")
+        with pytest.raises(LLMError, match="HYPERAGENTS_LLM_API_KEY_URLS"):
+            parse_llm_spec(f"{attacker.base_url}#m")  # no server named for the key: refused
+    assert [h.get("authorization") for h in own.request_headers] == [
+        "Bearer sk-operator-MUSTNOTLEAVE"
+    ]
+    assert [h.get("authorization") for h in attacker.request_headers] == ["Bearer not-needed"] * 3
+
+
+def test_a_server_refusing_a_withheld_key_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYPERAGENTS_LLM_API_KEY", "sk-operator-MUSTNOTLEAVE")
+    monkeypatch.setenv("HYPERAGENTS_LLM_API_KEY_URLS", "https://elsewhere.example/v1")
+    with (
+        FakeOpenAIServer(["ok"], api_key="its-own-key") as server,
+        pytest.raises(LLMError, match="401") as info,
+    ):
+        parse_llm_spec(f"{server.base_url}#m").complete(Q)
+    assert "is sent only to the servers listed in $HYPERAGENTS_LLM_API_KEY_URLS" in str(info.value)
+    assert "MUSTNOTLEAVE" not in str(info.value)

@@ -407,3 +407,85 @@ def test_a_replay_that_meets_an_unrecorded_request_stops_and_says_so(tmp_path: P
     assert record.status is RunStatus.STOPPED
     assert "replay diverged from its record" in (replay.last_stop_reason or "")
     assert "g1/improve" in (replay.last_stop_reason or "")
+
+
+# -- requests from sandboxed code are bounded -------------------------------------------------
+GOOD = {"messages": [{"role": "user", "content": "hi"}], "params": {}, "purpose": "p"}
+
+
+@pytest.mark.parametrize(
+    ("request_", "said"),
+    [
+        ({**GOOD, "messages": [{"role": "user", "content": "x" * 2000}]}, "too large"),
+        ({**GOOD, "messages": [{"role": "user", "content": "é" * 600}]}, "too large"),  # bytes
+        ({**GOOD, "messages": [{"role": "user", "content": "x"}] * 9}, "too many messages"),
+        ({**GOOD, "messages": []}, "non-empty list"),
+        ({**GOOD, "messages": "hi"}, "non-empty list"),
+        ({**GOOD, "messages": [["user", "hi"]]}, "not an object"),
+        ({**GOOD, "messages": [{"role": 1, "content": "hi"}]}, "string 'role'"),
+        ({**GOOD, "messages": [{"role": "user", "content": None}]}, "string 'content'"),
+        ({**GOOD, "messages": [{"role": "user", "content": "x", "name": 3}]}, "must be a string"),
+        ({**GOOD, "params": [1]}, "params"),
+        ({**GOOD, "params": {"temperature": 2.5}}, "temperature"),
+        ({**GOOD, "params": {"temperature": -0.1}}, "temperature"),
+        ({**GOOD, "params": {"temperature": float("nan")}}, "temperature"),
+        ({**GOOD, "params": {"temperature": float("inf")}}, "temperature"),
+        ({**GOOD, "params": {"temperature": "1"}}, "temperature"),
+        ({**GOOD, "params": {"temperature": True}}, "temperature"),
+        ({**GOOD, "params": {"max_tokens": 0}}, "max_tokens"),
+        ({**GOOD, "params": {"max_tokens": 10**9}}, "max_tokens"),
+        ({**GOOD, "params": {"max_tokens": 10.0}}, "max_tokens"),
+        ({**GOOD, "params": {"max_tokens": True}}, "max_tokens"),
+        ({**GOOD, "purpose": "p" * 201}, "purpose"),
+        ({**GOOD, "purpose": ["p"]}, "purpose"),
+        ("not a request", "object"),
+    ],
+)
+def test_a_request_outside_the_limits_is_refused_to_the_agent(
+    tmp_path: Path, request_: Any, said: str
+) -> None:
+    from hyperagents.runs._llm import RequestLimits, RunLLM
+
+    store = InMemoryStorage()
+    run = make(store, llm=scripted(tmp_path))
+    limits = RequestLimits(prompt_bytes=1024, messages=8, max_tokens=4096)
+    model = RunLLM(store, run.id, spec=scripted(tmp_path), limits=limits)
+    answer = model.handler(variant_id=None, purpose="improve")
+    refused = answer(request_)
+    assert set(refused) == {"error"} and said in refused["error"], refused
+    assert store.list_llm_calls(run.id) == []  # reached no model, recorded nowhere
+    ok = answer({**GOOD, "params": {"temperature": 2, "max_tokens": 4096}, "purpose": "p" * 200})
+    assert ok == {"text": REPLIES[0]}  # the script was not consumed by the refusal
+    assert answer({**GOOD, "messages": [{"role": "user", "content": "é" * 500}]}) == {
+        "text": REPLIES[1]
+    }
+
+
+HUGE_PROMPT_META = LLM_META.replace(
+    "    reply = llm.complete(",
+    "    refused = []\n"
+    "    for kwargs in ({'temperature': 9.0}, {'max_tokens': 10**9}, {'purpose': 'p' * 999}, {}):\n"
+    "        try:\n"
+    "            llm.complete('x' * 300_000 if not kwargs else 'q', **kwargs)\n"
+    "        except llm.LLMError as exc:\n"
+    "            refused.append(str(exc))\n"
+    "    assert len(refused) == 4 and all('request refused' in r for r in refused), refused\n"
+    "    reply = llm.complete(",
+)
+
+
+def test_oversized_prompts_from_a_meta_agent_are_its_errors_not_the_runs(tmp_path: Path) -> None:
+    store = InMemoryStorage()
+    run = Run.create(
+        task=ToyTask(meta_agent=HUGE_PROMPT_META),
+        seed=1,
+        storage=store,
+        config=RunConfig.parse(
+            {"subset_size": 10, "selector": "best", "llm": scripted(tmp_path), "sandbox": "process"}
+        ),
+    )
+    assert run.optimize(generations=2).status is RunStatus.COMPLETE
+    assert all(v.state is VariantState.COMPLETE for v in run.variants())
+    calls = store.list_llm_calls(run.id)
+    assert len(calls) == 2  # only the two good requests reached the model and the record
+    assert all(len(c.request["messages"][0]["content"]) < 100 for c in calls)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,8 +20,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
+from hyperagents._untrusted import printable
 from hyperagents.constitution import load_constitution
 from hyperagents.exceptions import (
     HyperagentsError,
@@ -31,7 +33,9 @@ from hyperagents.exceptions import (
 )
 from hyperagents.runs import SELECTORS, Mode, Run, RunConfig, request_stop
 from hyperagents.runs._audit import AUDIT_COLUMNS, audit_rows
+from hyperagents.runs._diffs import DiffLimits, ProgramDiff, compare, unified_text
 from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, csv_text, run_export, variant_row
+from hyperagents.runs._owner import engine_state, status_label
 from hyperagents.runs._resolve import find_run, meta_donor, resolve_variant
 from hyperagents.storages import (
     BaseStorage,
@@ -62,6 +66,24 @@ StorageOpt = Annotated[
         show_default=False,
     ),
 ]
+UnsafeSandboxOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe-process-sandbox",
+        help="Let the process sandbox run agent code as root without a private uid (also "
+        "$HYPERAGENTS_UNSAFE_PROCESS_SANDBOX=1). Agent code can then read the engine's "
+        "environment (API keys, database passwords) and files and signal its processes: only "
+        "on a machine with nothing to protect.",
+    ),
+]
+
+
+def _allow_unsafe_sandbox(allowed: bool) -> None:
+    """Pass the opt-in on to every sandbox this process (and its children) creates."""
+    if allowed:
+        from hyperagents.sandbox import UNSAFE_PROCESS_SANDBOX_ENV
+
+        os.environ[UNSAFE_PROCESS_SANDBOX_ENV] = "1"
 
 
 class AuditFormat(StrEnum):
@@ -86,7 +108,7 @@ def _errors() -> Iterator[None]:
         yield
     except (HyperagentsError, OSError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -96,6 +118,23 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+# -- what agents wrote ----------------------------------------------------------------------
+# Every text an agent wrote (files, diffs, reasons, meta info, feedback, event messages) goes
+# through these: control characters shown as escapes, never obeyed by the terminal, and never
+# read as Rich markup (see hyperagents._untrusted).
+def _agent(value: object) -> Text:
+    """Agent-written text as a Rich cell: escaped, never markup."""
+    return Text(printable(value))
+
+
+def _emit(text: str, out: Path | None) -> None:
+    """Write an export to ``out`` as it is, or to the terminal (stdout) made printable."""
+    if out is None:
+        sys.stdout.write(printable(text))
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 # -- run / resume ---------------------------------------------------------------------------
@@ -295,8 +334,10 @@ def run(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
     """Create a run and improve the task's seed hyperagent for GENERATIONS generations."""
+    _allow_unsafe_sandbox(unsafe_process_sandbox)
     with _errors():
         if replay is not None:
             given = [
@@ -338,12 +379,11 @@ def run(
                 seed=original.seed,
                 storage=store,
                 config=recorded,
+                generations=int(target or 0),
             )
             if not quiet:
                 err_console.print(f"replaying [bold]{original.name}[/] as {the_run.name}")
-            _drive(
-                the_run, int(target or 0), timeout, workers or recorded.parallel_generations, quiet
-            )
+            _drive(the_run, None, timeout, workers or recorded.parallel_generations, quiet)
             return
         data = _read_config(config)
         workers = workers or os.cpu_count() or 1
@@ -377,13 +417,14 @@ def run(
             config=cfg,
             attrs=attrs,
             meta_from=donor,
+            generations=generations,  # stored with the run: a resume goes on to it
         )
         if not quiet:
             err_console.print(
                 f"run [bold]{the_run.name}[/]: task {task}, mode {mode.value}, "
                 f"seed {seed}, storage {_storage_label(store)}"
             )
-        _drive(the_run, generations, timeout, workers, quiet)
+        _drive(the_run, None, timeout, workers, quiet)
 
 
 class _ConfigFileError(HyperagentsError):
@@ -447,8 +488,10 @@ def experiment(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
     """Run every mode × seed of a task in one storage (again: continue where it stopped)."""
+    _allow_unsafe_sandbox(unsafe_process_sandbox)
     from hyperagents.reports import ExperimentSpec, experiment_runs, run_experiment
     from hyperagents.tasks import load_task
 
@@ -589,8 +632,10 @@ def resume(
             "with their --max-* options.",
         ),
     ] = False,
+    unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
     """Continue a run where it stopped (after a crash, kill, timeout, interrupt or budget)."""
+    _allow_unsafe_sandbox(unsafe_process_sandbox)
     from hyperagents.tasks import load_task
 
     with _errors():
@@ -676,7 +721,7 @@ def list_runs(storage: StorageOpt = None) -> None:
                 record.task,
                 record.mode,
                 str(record.seed),
-                record.status.name.lower(),
+                status_label(record),
                 str(len(variants)),
                 _fmt(max(vals) if vals else None),
                 record.created_at.strftime("%Y-%m-%d %H:%M"),
@@ -690,7 +735,7 @@ def _print_status(the_run: Run) -> None:
     table.add_column("key", style="bold")
     table.add_column("value")
     table.add_row("task / mode / seed", f"{info['task']} / {info['mode']} / {info['seed']}")
-    table.add_row("status", info["status"])
+    table.add_row("status", status_label(the_run.record()))
     table.add_row("generations", f"{info['generations']} of {info['target_generations']}")
     table.add_row("archive (complete)", f"{info['archive_size']} of {info['variants']} variants")
     table.add_row("states", ", ".join(f"{k} {v}" for k, v in sorted(info["states"].items())))
@@ -736,11 +781,13 @@ def status(
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Best scores per split, archive size, generations and time of a run."""
+    """Best scores per split, archive size, generations and time of a run, and whether an
+    engine drives it ("running (engine dead)": resume it)."""
     with _errors():
         the_run = Run.load(run_name, storage=_existing_storage(storage))
         if as_json:
-            console.print_json(json.dumps(the_run.summary()))
+            engine = engine_state(the_run.record()).value
+            console.print_json(json.dumps({**the_run.summary(), "engine": engine}))
         else:
             _print_status(the_run)
 
@@ -773,7 +820,7 @@ def show(
         if file is not None:
             if program is None or file not in program:
                 raise VariantNotFoundError(f"variant {record.id} has no file {file!r}")
-            console.print(Syntax(program.text(file), "python", line_numbers=True))
+            console.print(Syntax(printable(program.text(file)), "python", line_numbers=True))
             return
         table = Table(
             title=f"variant {record.id}: run {run_record.name}, generation {record.generation}",
@@ -784,24 +831,27 @@ def show(
         table.add_row("state", record.state.name.lower())
         table.add_row("parent", "-" if record.parent_id is None else str(record.parent_id))
         if record.reason:
-            table.add_row("reason", record.reason)
+            table.add_row("reason", _agent(record.reason))
         for stage, value in record.scores.items():
-            table.add_row(f"score {stage}", _fmt(value))
+            table.add_row(_agent(f"score {stage}"), _fmt(value))
         for stage, metrics in record.metrics.items():
             if isinstance(metrics, dict):
                 shown = {k: v for k, v in metrics.items() if k != "log_tail"}
                 table.add_row(
-                    f"metrics {stage}",
-                    ", ".join(
-                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in shown.items()
+                    _agent(f"metrics {stage}"),
+                    _agent(
+                        ", ".join(
+                            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in shown.items()
+                        )
                     ),
                 )
         if record.meta_info:
             info = {k: v for k, v in record.meta_info.items() if k not in ("params",)}
-            table.add_row("meta info", json.dumps(info, sort_keys=True)[:1500])
+            table.add_row("meta info", _agent(json.dumps(info, sort_keys=True)[:1500]))
         if program is not None:
-            table.add_row("files", ", ".join(f"{p} ({len(program[p])} B)" for p in program))
+            files = ", ".join(f"{p} ({len(program[p])} B)" for p in program)
+            table.add_row("files", _agent(files))
             table.add_row("program", program.id)
         console.print(table)
         for evaluation in store.list_evaluations(record.id):
@@ -809,11 +859,15 @@ def show(
             worst = [r for r in worst if r.get("score", 0) < run_record_max(evaluation)]
             if not worst:
                 continue
-            sub = Table(title=f"{evaluation.stage}: lowest-scoring instances")
+            sub = Table(title=_agent(f"{evaluation.stage}: lowest-scoring instances"))
             for column in ("instance", "score", "feedback"):
                 sub.add_column(column, overflow="fold")
             for r in worst:
-                sub.add_row(str(r.get("id")), _fmt(r.get("score")), str(r.get("feedback"))[:300])
+                sub.add_row(
+                    _agent(r.get("id")),
+                    _agent(_fmt(r.get("score"))),
+                    _agent(str(r.get("feedback"))[:300]),
+                )
             console.print(sub)
 
 
@@ -832,8 +886,22 @@ def diff(
         ),
     ] = None,
     storage: StorageOpt = None,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Print the diff however large it is (no size limits)."),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the whole diff to this file, as it is (no size limits)."
+        ),
+    ] = None,
 ) -> None:
-    """Unified diff between two variants' programs (or a variant and its parent)."""
+    """Unified diff between two variants' programs (or a variant and its parent).
+
+    A diff larger than the limits (512 KiB or 10,000 lines per file, 4 MiB or 40,000 lines in
+    all, 4 MiB printed) is not computed: a notice says why; --out FILE or --full asks for it.
+    """
     with _errors():
         store = _existing_storage(storage)
         first = _resolve_variant(a, store)
@@ -847,13 +915,53 @@ def diff(
             if v.program_id is None:
                 raise RunStateError(f"variant {v.id} has no program ({v.state.name.lower()})")
         assert old.program_id is not None and new.program_id is not None
-        text = store.get_program(old.program_id).diff(store.get_program(new.program_id))
+        before, after = store.get_program(old.program_id), store.get_program(new.program_id)
+        if out is not None:
+            text = before.diff(after)
+            out.write_text(text, encoding="utf-8")
+            err_console.print(f"wrote the diff ({len(text)} characters) to {escape(str(out))}")
+            return
+        if full:
+            text = before.diff(after)
+        else:
+            limits = DiffLimits()
+            compared = compare(before, after, limits=limits)
+            if not compared.complete:
+                _too_large(compared, old.id, new.id, None)
+            bounded = unified_text(compared, limit=limits.output_bytes)
+            if bounded is None:
+                _too_large(compared, old.id, new.id, f"over {limits.output_bytes // 2**20} MiB")
+            text = bounded
         if not text:
             console.print(f"variants {old.id} and {new.id} have identical programs")
         elif sys.stdout.isatty():
-            console.print(Syntax(text, "diff"))
+            console.print(Syntax(printable(text), "diff"))
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(printable(text))
+
+
+def _too_large(compared: ProgramDiff, old: int, new: int, why: str | None) -> NoReturn:
+    """Say that a diff is too large to print (and which files it changes); exit 1.
+
+    Raises:
+        typer.Exit: Always.
+    """
+    why = why or compared.too_large or next(f.too_large for f in compared.files if f.too_large)
+    err_console.print(
+        f"the diff of variants {old} and {new} is too large to print: {escape(printable(why))}",
+        highlight=False,
+    )
+    for file in compared.files[:20]:
+        note = f": {file.too_large}" if file.too_large and not compared.too_large else ""
+        err_console.print(
+            f"  {file.status} {escape(printable(file.path))} "
+            f"({file.old_size} → {file.new_size} bytes){escape(printable(note))}",
+            highlight=False,
+        )
+    if len(compared.files) > 20:
+        err_console.print(f"  … and {len(compared.files) - 20} more files")
+    err_console.print("write it to a file with --out FILE, or print it anyway with --full")
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -924,11 +1032,9 @@ def export(
         else:
             payload = run_export(record, variants)
             text = json.dumps(payload, indent=2, default=str) + "\n"
-        if out is None:
-            sys.stdout.write(text)
-        else:
-            out.write_text(text, encoding="utf-8")
-            err_console.print(f"wrote {len(variants)} variants to {out}")
+        _emit(text, out)
+        if out is not None:
+            err_console.print(f"wrote {len(variants)} variants to {escape(str(out))}")
 
 
 def _decide(spec: str, storage: str | None, action: str, note: str | None) -> None:
@@ -1013,12 +1119,12 @@ def audit(
             for row in rows:
                 table.add_row(
                     row["time"][:19].replace("T", " "),
-                    row["kind"],
+                    _agent(row["kind"]),
                     ""
                     if row["variant_id"] is None
                     else f"#{row['variant_id']} (g{row['generation']})",
-                    escape(row["by"]),
-                    escape(row["why"]),
+                    _agent(row["by"]),
+                    _agent(row["why"]),
                 )
             console.print(table)
             return
@@ -1026,11 +1132,9 @@ def audit(
             text = json.dumps({"run": record.name, "entries": rows}, indent=2) + "\n"
         else:
             text = csv_text(rows, AUDIT_COLUMNS)
-        if out is None:
-            sys.stdout.write(text)
-        else:
-            out.write_text(text, encoding="utf-8")
-            err_console.print(f"wrote {len(rows)} entries to {out}")
+        _emit(text, out)
+        if out is not None:
+            err_console.print(f"wrote {len(rows)} entries to {escape(str(out))}")
 
 
 @app.command()

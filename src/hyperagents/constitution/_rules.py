@@ -19,6 +19,7 @@ __all__ = [
     "find_instance_literals",
     "find_patterns",
     "matching_files",
+    "module_twins",
     "python_files",
 ]
 
@@ -143,20 +144,54 @@ def _imported_modules(tree: ast.AST) -> Iterator[tuple[int, str]]:
                 yield node.lineno, literal.value
 
 
+#: Modules that give what a standard module gives under another name, by top-level name: the
+#: C implementations and platform modules the standard one is written over (besides ``_NAME``,
+#: the twin of every ``NAME``; see :func:`module_twins`).
+_TWINS: dict[str, tuple[str, ...]] = {
+    "os": ("posix", "nt"),
+    "subprocess": ("_posixsubprocess", "_winapi"),
+    "multiprocessing": ("_multiprocessing", "_posixshmem", "_posixsubprocess"),
+    "importlib": ("_imp", "_frozen_importlib", "_frozen_importlib_external", "imp"),
+    "threading": ("_thread",),
+    "builtins": ("__builtin__",),
+    "pickle": ("_pickle",),
+    "socket": ("_socket",),
+    "ssl": ("_ssl",),
+    "sqlite3": ("_sqlite3",),
+}
+
+
+def module_twins(forbidden: str) -> tuple[str, ...]:
+    """``forbidden`` and the names that import the same thing: ``_socket`` for ``socket``,
+    ``_posixsubprocess`` for ``subprocess``, ``posix`` / ``nt`` for ``os`` (and ``posix.system``
+    for ``os.system``)…, so forbidding a module forbids its C-level twin."""
+    top, dot, rest = forbidden.partition(".")
+    tops = {top, *_TWINS.get(top, ())}
+    if not top.startswith("_"):
+        tops.add(f"_{top}")
+    return tuple(sorted(f"{name}{dot}{rest}" for name in tops))
+
+
 def _module_matches(module: str, forbidden: str) -> bool:
     return module == forbidden or module.startswith(forbidden + ".")
 
 
 def find_imports(program: Program, globs: Sequence[str], modules: Sequence[str]) -> list[Finding]:
-    """Imports of any of ``modules`` (a module forbids its submodules too)."""
+    """Imports of any of ``modules``: a module forbids its submodules and its twins too
+    (:func:`module_twins`)."""
+    twins = {forbidden: module_twins(forbidden) for forbidden in modules}
     found: list[Finding] = []
     for path, source, tree in python_files(program, globs):
         seen: set[tuple[int, str]] = set()
         for line, module in _imported_modules(tree):
             for forbidden in modules:
-                if _module_matches(module, forbidden) and (line, forbidden) not in seen:
+                if (line, forbidden) in seen:
+                    continue
+                twin = next((t for t in twins[forbidden] if _module_matches(module, t)), None)
+                if twin is not None:
                     seen.add((line, forbidden))
-                    found.append(Finding(path, line, _line(source, line), f"imports {module}"))
+                    what = f"imports {module}" + ("" if twin == forbidden else f" ({forbidden})")
+                    found.append(Finding(path, line, _line(source, line), what))
     return found
 
 
@@ -176,18 +211,19 @@ def _opens_for_writing(call: ast.Call) -> bool:
 
 
 def _call_matches(resolved: str, call: ast.Call, forbidden: str) -> bool:
-    """``name`` matches a bare call or ``builtins.name``; ``a.b`` matches that dotted target;
-    ``.attr`` matches any method call of that name; ``open(write)`` matches an ``open`` call
-    with a writing mode."""
+    """``name`` matches a bare call or ``builtins.name``; ``a.b`` matches that dotted target
+    (in ``a`` or a twin of it, see :func:`module_twins`); ``.attr`` matches any method call of
+    that name; ``open(write)`` matches an ``open`` call with a writing mode."""
     if forbidden == "open(write)":
-        return resolved in ("open", "builtins.open", "io.open", "os.fdopen") and _opens_for_writing(
-            call
+        opens = resolved in ("open", "builtins.open") or any(
+            resolved in module_twins(name) for name in ("io.open", "os.fdopen")
         )
+        return opens and _opens_for_writing(call)
     if forbidden.startswith("."):
         return resolved.endswith(forbidden)
     if "." not in forbidden:
         return resolved in (forbidden, f"builtins.{forbidden}")
-    return resolved == forbidden
+    return resolved in module_twins(forbidden)  # os.system is posix.system too
 
 
 def find_calls(program: Program, globs: Sequence[str], calls: Sequence[str]) -> list[Finding]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -24,6 +25,7 @@ from starlette.responses import StreamingResponse
 from hyperagents import __version__
 from hyperagents.dashboard import _views as views
 from hyperagents.dashboard._control import (
+    TRY_INPUT_LIMIT,
     EngineLauncher,
     StartSpec,
     delete_run,
@@ -52,7 +54,7 @@ from hyperagents.exceptions import (
 )
 from hyperagents.runs import Mode
 from hyperagents.runs._export import EXPORT_COLUMNS, csv_text, run_export, variant_row
-from hyperagents.runs._resolve import find_run
+from hyperagents.runs._resolve import MAX_ID, find_run
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord
 
 __all__ = ["EVENT_GROUPS", "create_app"]
@@ -93,6 +95,14 @@ EVENT_GROUPS: dict[str, tuple[str, ...]] = {
 _STREAM_POLL = 1.0
 _STREAM_PING = 15.0
 _STREAM_LIFETIME = 300.0  # the browser reconnects on its own
+#: Largest request body (bytes) of every request but "try it"'s: the forms are small.
+_BODY_LIMIT = 64 * 1024
+#: Largest body of a "try it" request: the input and the JSON around it.
+_TRY_BODY_LIMIT = TRY_INPUT_LIMIT + 4 * 1024
+
+#: A run's or a variant's id in a path or query (beyond it: 422, never a database error).
+VariantId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def _static_dir() -> Path:
@@ -186,6 +196,8 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         debug=False,
+        # Bodies are counted as they arrive (Content-Length first): too large is 413, unread.
+        max_body_size=_BODY_LIMIT,
     )
     app.state.storage = storage
     app.state.guard = guard
@@ -347,7 +359,7 @@ def create_app(
     @app.post("/api/runs", status_code=201)
     def start(body: StartBody) -> Response:
         spec = StartSpec(**body.model_dump() | {"mode": body.mode.value})
-        record = start_run(storage, launcher, spec)
+        record = start_run(storage, launcher, spec, token_protected=guard.token is not None)
         return _json(views.run_row(storage, record), 201)
 
     @app.get("/api/runs/{run}")
@@ -367,9 +379,9 @@ def create_app(
         run: str,
         group: Annotated[str | None, Query(max_length=40)] = None,
         kind: Annotated[str | None, Query(max_length=100)] = None,
-        variant: Annotated[int | None, Query(ge=1)] = None,
+        variant: OptionalId = None,
         q: Annotated[str | None, Query(max_length=200)] = None,
-        before: Annotated[int | None, Query(ge=1)] = None,
+        before: OptionalId = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> Response:
         record = run_of(run)
@@ -501,12 +513,12 @@ def create_app(
 
     # -- variants --------------------------------------------------------------------------
     @app.get("/api/variants/{variant_id}")
-    def variant(variant_id: int) -> Response:
+    def variant(variant_id: VariantId) -> Response:
         return _json(views.variant_detail(storage, variant_of(variant_id)))
 
     @app.get("/api/variants/{variant_id}/file")
     def variant_file(
-        variant_id: int, path: Annotated[str, Query(min_length=1, max_length=1000)]
+        variant_id: VariantId, path: Annotated[str, Query(min_length=1, max_length=1000)]
     ) -> Response:
         record = variant_of(variant_id)
         if record.program_id is None:
@@ -514,45 +526,50 @@ def create_app(
         return _json(views.file_view(storage.get_program(record.program_id), path))
 
     @app.get("/api/variants/{variant_id}/diff")
-    def variant_diff(
-        variant_id: int, against: Annotated[int | None, Query(ge=1)] = None
-    ) -> Response:
+    def variant_diff(variant_id: VariantId, against: OptionalId = None) -> Response:
         record = variant_of(variant_id)
-        if record.program_id is None:
-            raise VariantNotFoundError(f"variant {variant_id} has no program")
-        base_id = against if against is not None else record.parent_id
-        base = variant_of(base_id) if base_id is not None else None
-        if base is not None and base.run_id != record.run_id and against is None:
-            base = None
-        old = storage.get_program(base.program_id) if base and base.program_id else None
+        base, old, new = views.diff_sides(storage, record, against)
+        query = "" if against is None else f"?against={against}"
         return _json(
             {
                 "variant": record.id,
                 "against": None if base is None else base.id,
-                "files": views.diff(old, storage.get_program(record.program_id)),
+                **views.diff(old, new),
+                "download": f"/api/variants/{record.id}/diff.zip{query}",
             }
         )
 
+    @app.get("/api/variants/{variant_id}/diff.zip")
+    def variant_diff_download(variant_id: VariantId, against: OptionalId = None) -> Response:
+        record = variant_of(variant_id)
+        base, old, new = views.diff_sides(storage, record, against)
+        name = f"variant-{record.id}" + ("" if base is None else f"-vs-{base.id}")
+        return Response(
+            views.diff_archive(old, new),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
+        )
+
     @app.get("/api/variants/{variant_id}/llm")
-    def variant_llm(variant_id: int) -> Response:
+    def variant_llm(variant_id: VariantId) -> Response:
         record = variant_of(variant_id)
         calls = storage.list_llm_calls(record.run_id, variant_id=record.id)
         return _json({"calls": views.llm_calls(calls)})
 
     @app.get("/api/variants/{variant_id}/try")
-    def try_info(variant_id: int) -> Response:
+    def try_info(variant_id: VariantId) -> Response:
         record = variant_of(variant_id)
         return _json(try_example(storage.get_run(record.run_id)))
 
-    @app.post("/api/variants/{variant_id}/try")
-    def try_it(variant_id: int, body: TryBody) -> Response:
+    @app.post("/api/variants/{variant_id}/try", max_body_size=_TRY_BODY_LIMIT)
+    def try_it(variant_id: VariantId, body: TryBody) -> Response:
         record = variant_of(variant_id)
         return _json(try_variant(storage, storage.get_run(record.run_id), record, body.inputs))
 
     # after /try: the same path shape, matched in order
     @app.post("/api/variants/{variant_id}/{decision}")
     def decide(
-        variant_id: int, decision: str, request: Request, body: DecisionBody | None = None
+        variant_id: VariantId, decision: str, request: Request, body: DecisionBody | None = None
     ) -> Response:
         from hyperagents.runs import approve, ban, pin, reject
 

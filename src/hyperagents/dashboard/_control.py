@@ -23,7 +23,7 @@ from hyperagents.dashboard._views import engine_alive
 from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.exceptions import ConfigError, RunStateError
 from hyperagents.runs import Mode, Run, RunConfig, request_stop
-from hyperagents.sandbox import Limits, Outcome, get_sandbox
+from hyperagents.sandbox import Limits, Outcome, get_sandbox, task_locations
 from hyperagents.storages import (
     STORAGE_ENV_VAR,
     BaseStorage,
@@ -160,11 +160,21 @@ class StartSpec:
     meta: str | None = None
 
 
-def start_run(store: BaseStorage, launcher: EngineLauncher, spec: StartSpec) -> RunRecord:
+def start_run(
+    store: BaseStorage, launcher: EngineLauncher, spec: StartSpec, *, token_protected: bool = False
+) -> RunRecord:
     """Create a run (checked here, so a mistake is reported at once) and start its engine.
 
     Only registered tasks (built-in or installed plugins) may be started: a task given as a
-    file path would import code from wherever the dashboard's user pointed.
+    file path would import code from wherever the dashboard's user pointed. The engine runs
+    with the operator's environment (API keys) and network, so without a token (where any local
+    user can ask) only a model the operator set up may be named (see :func:`_check_web_llm`).
+
+    Args:
+        store: The dashboard's storage.
+        launcher: Starts the engine.
+        spec: The run.
+        token_protected: The dashboard requires its token (so the request carried it).
 
     Raises:
         ConfigError: An unknown task, mode or option.
@@ -179,7 +189,7 @@ def start_run(store: BaseStorage, launcher: EngineLauncher, spec: StartSpec) -> 
     if spec.sandbox not in (None, "auto", "bwrap"):
         raise ConfigError("runs started from the dashboard use the sandbox auto or bwrap")
     if spec.llm is not None:
-        _check_web_llm(spec.llm)
+        _check_web_llm(spec.llm, token_protected=token_protected)
     if not launcher.available:
         raise RunStateError(_NOT_SHARED)
     config = RunConfig.parse(
@@ -199,10 +209,11 @@ def start_run(store: BaseStorage, launcher: EngineLauncher, spec: StartSpec) -> 
         storage=store,
         config=config,
         attrs={"started_from": "dashboard"},
+        generations=spec.generations,  # stored with the run: the engine resumes to it
     )
     record = the_run.record()
     try:
-        launcher.launch(record, generations=spec.generations, workers=spec.workers)
+        launcher.launch(record, generations=None, workers=spec.workers)
     except RunStateError:
         if not store.list_variants(record.id):  # nothing done: no run left behind
             store.delete_run(record.id)
@@ -210,20 +221,30 @@ def start_run(store: BaseStorage, launcher: EngineLauncher, spec: StartSpec) -> 
     return store.get_run(record.id)
 
 
-def _check_web_llm(text: str) -> None:
+def _check_web_llm(text: str, *, token_protected: bool) -> None:
     """Models a browser may ask for: a hosted or HTTP server model, or the bundled local one;
     never a file (``scripted:FILE`` or ``local:FILE`` would read the dashboard host's files).
+    Without a token, a server URL only when the operator listed it in
+    ``$HYPERAGENTS_LLM_API_KEY_URLS``: another local user must not point the operator's engine
+    (its keys, its network, the task's data in the prompts) at a server of theirs.
 
     Raises:
-        ConfigError: A file-backed or malformed spec.
+        ConfigError: A file-backed or malformed spec, or a server the operator did not set up
+            asked for without a token.
     """
-    from hyperagents.llm._spec import parse_provider_spec
+    from hyperagents.llm._spec import COMPATIBLE_KEY_ENV, parse_provider_spec
 
     parsed = parse_provider_spec(text)
     if parsed.kind == "scripted" or (parsed.kind == "local" and parsed.model is not None):
         raise ConfigError(
             "runs started from the dashboard cannot read model or script files: use a "
             "server (openai:MODEL, http://HOST/v1#MODEL, anthropic:MODEL) or the bundled local"
+        )
+    if not token_protected and not parsed.operator_configured():
+        raise ConfigError(
+            "this dashboard has no token, so runs started here may use only a model server the "
+            f"operator set up (listed in ${COMPATIBLE_KEY_ENV}_URLS, or openai:/anthropic:): "
+            "start the dashboard with --token to name another server"
         )
 
 
@@ -306,7 +327,9 @@ def try_variant(
     if not _TRY_SLOTS.acquire(blocking=False):
         raise RunStateError("two tries are running already: wait for one to finish")
     try:
-        sandbox = get_sandbox(config.sandbox, preload=tuple(task.sandbox_preload))
+        sandbox = get_sandbox(
+            config.sandbox, preload=tuple(task.sandbox_preload), hide=task_locations(task)
+        )
         limits = Limits(wall_time=task.instance_timeout + 15.0, memory_mb=config.memory_mb)
         try:
             result, answered = solve_in_sandbox(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import html
+import io
 import math
-import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,9 +17,9 @@ from pygments.util import ClassNotFound
 from hyperagents.archive import ancestry, tree_rows
 from hyperagents.exceptions import VariantNotFoundError
 from hyperagents.program import Program
-from hyperagents.runs import RunConfig
+from hyperagents.runs._diffs import DiffLimits, FileDiff, compare, hunk_header
 from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, run_identity, variant_row
-from hyperagents.runs._owner import owner_is_dead
+from hyperagents.runs._owner import engine_alive
 from hyperagents.storages import (
     BaseStorage,
     EventRecord,
@@ -33,6 +33,8 @@ __all__ = [
     "ARCHIVE_COLUMNS",
     "archive",
     "diff",
+    "diff_archive",
+    "diff_sides",
     "engine_alive",
     "event_json",
     "file_view",
@@ -47,6 +49,8 @@ __all__ = [
 ARCHIVE_COLUMNS = tuple(c for c in EXPORT_COLUMNS if c != "program_id")
 #: Files larger than this are shown without highlighting.
 _HIGHLIGHT_LIMIT = 512 * 1024
+#: Most characters one diff highlights (both sides of every file); the rest is plain text.
+_HIGHLIGHT_BUDGET = 512 * 1024
 _SHOWN_LIMIT = 2 * 1024 * 1024
 
 
@@ -54,21 +58,6 @@ def _finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def engine_alive(record: RunRecord) -> bool:
-    """Whether an engine is driving the run now: one holds it, its process is alive and it
-    beats. Whatever the status: after a stop request, the engine finishes its work in flight
-    (and clears its hold when it exits)."""
-    holder = record.attrs.get("engine")
-    if not isinstance(holder, str) or not holder or owner_is_dead(holder):
-        return False
-    try:
-        grace = RunConfig.parse(dict(record.config)).heartbeat_grace
-    except Exception:  # a config written by another version: use the default
-        grace = RunConfig.parse({}).heartbeat_grace
-    beat = _finite(record.attrs.get("engine_heartbeat")) or 0.0
-    return time.time() - beat < grace
 
 
 def _llm_totals(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
@@ -384,60 +373,104 @@ def file_view(program: Program, path: str) -> dict[str, Any]:
     }
 
 
-def diff(old: Program | None, new: Program, *, context: int = 3) -> list[dict[str, Any]]:
-    """The changes from ``old`` to ``new`` per file, as hunks of highlighted lines.
+def diff_sides(
+    store: BaseStorage, record: VariantRecord, against: int | None
+) -> tuple[VariantRecord | None, Program | None, Program]:
+    """What a variant's diff compares: ``(base, its program, the variant's program)``. The base
+    is ``against`` when given, else the variant's parent in its run (None: a seed).
+
+    Raises:
+        VariantNotFoundError: The variant has no program, or ``against`` does not exist.
+    """
+    if record.program_id is None:
+        raise VariantNotFoundError(f"variant {record.id} has no program")
+    base_id = against if against is not None else record.parent_id
+    base = store.get_variant(base_id) if base_id is not None else None
+    if base is not None and base.run_id != record.run_id and against is None:
+        base = None
+    old = store.get_program(base.program_id) if base and base.program_id else None
+    return base, old, store.get_program(record.program_id)
+
+
+def diff(
+    old: Program | None, new: Program, *, context: int = 3, limits: DiffLimits | None = None
+) -> dict[str, Any]:
+    """The changes from ``old`` to ``new`` per file, as hunks of highlighted lines, within
+    ``limits`` (see :mod:`hyperagents.runs._diffs`).
 
     Each line is ``[kind, old_number, new_number, html]`` with kind ``" "``, ``"-"`` or
-    ``"+"``; numbers are 1-based (None on the side a line is absent from).
+    ``"+"``; numbers are 1-based (None on the side a line is absent from). A file that was not
+    compared carries ``too_large`` (why) and no hunks; ``too_large`` at the top says why no file
+    was (the totals are over the limits).
     """
-    base = old if old is not None else Program({})
+    limits = limits or DiffLimits()
+    compared = compare(old, new, limits=limits, context=context, normalize=True)
+    budget = {"highlight": _HIGHLIGHT_BUDGET, "output": limits.output_bytes}
     files: list[dict[str, Any]] = []
-    for path in base.changed_paths(new):
-        before = _text(base, path) if path in base else ""
-        after = _text(new, path) if path in new else ""
-        status = "added" if path not in base else "deleted" if path not in new else "modified"
-        if before is None or after is None:
-            files.append({"path": path, "status": status, "binary": True, "hunks": []})
-            continue
-        if len(before) > _SHOWN_LIMIT or len(after) > _SHOWN_LIMIT:
-            files.append({"path": path, "status": status, "too_large": True, "hunks": []})
-            continue
-        before, after = _normal(before), _normal(after)
-        a_html = highlight_lines(path, before)
-        b_html = highlight_lines(path, after)
-        a_lines = _lines(before)
-        b_lines = _lines(after)
-        hunks = []
-        added = removed = 0
-        matcher = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False)
-        for group in matcher.get_grouped_opcodes(context):
-            lines: list[list[Any]] = []
-            for tag, i1, i2, j1, j2 in group:
-                if tag == "equal":
-                    lines.extend(
-                        [" ", i + 1, j1 + k + 1, a_html[i]] for k, i in enumerate(range(i1, i2))
-                    )
-                    continue
-                if tag in ("replace", "delete"):
-                    lines.extend(["-", i + 1, None, a_html[i]] for i in range(i1, i2))
-                    removed += i2 - i1
-                if tag in ("replace", "insert"):
-                    lines.extend(["+", None, j + 1, b_html[j]] for j in range(j1, j2))
-                    added += j2 - j1
-            first, last = group[0], group[-1]
-            header = f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@"
-            hunks.append({"header": header, "lines": lines})
-        files.append(
-            {"path": path, "status": status, "added": added, "removed": removed, "hunks": hunks}
-        )
-    return files
+    for f in compared.files:
+        row: dict[str, Any] = {"path": f.path, "status": f.status, "size": f.new_size}
+        if f.binary:
+            files.append(row | {"binary": True, "hunks": []})
+        elif f.too_large is not None:
+            files.append(row | {"too_large": f.too_large, "hunks": []})
+        elif (hunks := _html_hunks(f, budget)) is None:
+            why = f"the page's limit of {limits.output_bytes // (1024 * 1024)} MiB was reached"
+            budget["output"] = 0
+            files.append(row | {"too_large": why, "hunks": []})
+        else:
+            files.append(row | {"added": f.added, "removed": f.removed, "hunks": hunks})
+    return {"too_large": compared.too_large, "files": files}
 
 
-def _range(start: int, stop: int) -> str:
-    """A unified diff's ``start,length`` (as difflib writes it: an empty side starts before)."""
-    length = stop - start
-    begin = start + 1 if length else start
-    return str(begin) if length == 1 else f"{begin},{length}"
+def _side_html(path: str, lines: Sequence[str], budget: dict[str, int]) -> list[str]:
+    """One side of a file as HTML lines: highlighted while the highlighting budget lasts."""
+    text = "".join(lines)
+    if len(text) > budget["highlight"]:
+        return [html.escape(line.rstrip("\n")) for line in lines]
+    budget["highlight"] -= len(text)
+    return highlight_lines(path, text)
+
+
+def _html_hunks(f: FileDiff, budget: dict[str, int]) -> list[dict[str, Any]] | None:
+    """The file's hunks as HTML lines; None when they would exceed the output budget."""
+    a_html = _side_html(f.path, f.old_lines, budget)
+    b_html = _side_html(f.path, f.new_lines, budget)
+    left = budget["output"]
+    hunks = []
+    for group in f.groups:
+        lines: list[list[Any]] = []
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                lines.extend(
+                    [" ", i + 1, j1 + k + 1, a_html[i]] for k, i in enumerate(range(i1, i2))
+                )
+                continue
+            if tag in ("replace", "delete"):
+                lines.extend(["-", i + 1, None, a_html[i]] for i in range(i1, i2))
+            if tag in ("replace", "insert"):
+                lines.extend(["+", None, j + 1, b_html[j]] for j in range(j1, j2))
+        left -= sum(len(line[3]) + 24 for line in lines)
+        if left < 0:
+            return None
+        hunks.append({"header": hunk_header(group), "lines": lines})
+    budget["output"] = left
+    return hunks
+
+
+def diff_archive(old: Program | None, new: Program) -> bytes:
+    """Both programs of a diff as a ZIP file, ``a/`` (before; empty for a seed) and ``b/``
+    (after): what the page offers when a diff is too large to show (``diff -ru a b``). Its cost
+    grows with the programs' size only; their paths are relative without ``..`` (a
+    :class:`~hyperagents.program.Program` holds no other)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for side, program in (("a", old), ("b", new)):
+            if program is None:
+                zf.writestr(f"{side}/", b"")
+                continue
+            for path in program:
+                zf.writestr(f"{side}/{path}", program[path])
+    return buffer.getvalue()
 
 
 def llm_calls(calls: Sequence[LLMCallRecord]) -> list[dict[str, Any]]:

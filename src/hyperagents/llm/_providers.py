@@ -37,6 +37,7 @@ from hyperagents.llm._base import (
     redact_secrets,
     request_key,
 )
+from hyperagents.llm._keys import environment_key, urls_variable
 
 __all__ = [
     "AnthropicProvider",
@@ -144,10 +145,11 @@ class OpenAICompatibleProvider:
 
     For OpenAI itself (``base_url=None``) the API key is required and read from the
     environment variable ``api_key_env``. For another server (``base_url`` given) a key is
-    optional: the variable is used when set, else the placeholder ``"not-needed"``; spec
-    strings pass ``HYPERAGENTS_LLM_API_KEY`` there, so an OpenAI key never goes to a server the
-    user did not mean it for. The key is
-    never shown in a repr, a log or an error message.
+    optional, and one from the environment is sent only to a server it was set for: one listed
+    in ``$API_KEY_ENV_URLS`` (see :mod:`hyperagents.llm._keys`); other servers get the
+    placeholder ``"not-needed"``. Spec strings pass ``HYPERAGENTS_LLM_API_KEY`` there, so an
+    OpenAI key never goes to another server either. The key is never shown in a repr, a log or
+    an error message.
 
     The per-call generation limit is sent as ``max_completion_tokens`` to OpenAI (its newer
     models reject ``max_tokens``) and as ``max_tokens`` to other servers (which may not know
@@ -158,14 +160,16 @@ class OpenAICompatibleProvider:
         base_url: The API base URL of an OpenAI-compatible server (e.g.
             ``"http://127.0.0.1:8080/v1"``); ``None`` for OpenAI.
         api_key_env: The environment variable holding the key.
-        api_key: The key itself (takes precedence over the variable; prefer the variable).
+        api_key: The key itself (takes precedence over the variable, and is sent to
+            ``base_url`` whatever it is; prefer the variable).
         timeout: Default seconds to wait for a call.
         client: A ready ``openai.OpenAI``-like client (for tests); ``base_url``, the key and
             ``timeout`` are then not used to build one.
 
     Raises:
-        LLMConfigError: If the model is empty, the ``openai`` package is missing, or OpenAI is
-            targeted and the key variable is unset.
+        LLMConfigError: If the model is empty, the ``openai`` package is missing, OpenAI is
+            targeted and the key variable is unset, or the variable is set for a base URL
+            without ``$API_KEY_ENV_URLS`` saying which servers the key is for.
     """
 
     def __init__(
@@ -184,7 +188,13 @@ class OpenAICompatibleProvider:
         self.base_url = base_url
         self.name = "openai" if base_url is None else "openai-compatible"
         self.timeout = timeout
-        key = api_key if api_key else os.environ.get(api_key_env) or None
+        key = api_key if api_key else environment_key(api_key_env, base_url)
+        #: Said with an authentication failure when a key from the environment was withheld.
+        self._withheld = (
+            f" (${api_key_env} is sent only to the servers listed in ${urls_variable(api_key_env)})"
+            if key is None and os.environ.get(api_key_env)
+            else ""
+        )
         if key is None and base_url is None and client is None:
             raise LLMConfigError(
                 f"the OpenAI API key is missing: set the environment variable {api_key_env}"
@@ -256,6 +266,8 @@ class OpenAICompatibleProvider:
             mapped = _map_sdk_error(
                 openai, exc, where=self._where, secrets=self._secrets, timeout=effective_timeout
             )
+            if self._withheld and getattr(exc, "status_code", None) in (401, 403):
+                mapped = LLMError(f"{mapped}{self._withheld}")
             raise (mapped or LLMError(f"{self._where}: {type(exc).__name__}")) from None
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
             raise LLMResponseError(

@@ -5,8 +5,9 @@ Accepted forms:
 * ``openai:MODEL`` — OpenAI; the key comes from ``$OPENAI_API_KEY``.
 * ``http(s)://HOST[:PORT]/PATH#MODEL`` — any OpenAI-compatible server (vLLM, Ollama,
   llama.cpp, LM Studio, OpenRouter…) at that base URL; the key, optional, from
-  ``$HYPERAGENTS_LLM_API_KEY`` (never ``$OPENAI_API_KEY``: an OpenAI key is not sent to
-  other servers).
+  ``$HYPERAGENTS_LLM_API_KEY``, sent only to the base URLs listed in
+  ``$HYPERAGENTS_LLM_API_KEY_URLS`` (see :mod:`hyperagents.llm._keys`; never
+  ``$OPENAI_API_KEY``: an OpenAI key is not sent to other servers).
 * ``anthropic:MODEL`` — Anthropic (optional extra ``anthropic``); key from
   ``$ANTHROPIC_API_KEY``.
 * ``local`` or ``local:MODEL_PATH`` — an embedded model run by llama-cpp-python (optional
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 from hyperagents.exceptions import LLMConfigError
 from hyperagents.llm._base import LLMProvider, redact_secrets
+from hyperagents.llm._keys import key_urls, url_listed, urls_variable
 from hyperagents.llm._local import LocalProvider
 from hyperagents.llm._providers import (
     AnthropicProvider,
@@ -40,7 +42,8 @@ __all__ = [
     "parse_provider_spec",
 ]
 
-#: Where the key for a base-URL (OpenAI-compatible, non-OpenAI) server comes from.
+#: Where the key for a base-URL (OpenAI-compatible, non-OpenAI) server comes from; the
+#: servers it is for are listed in ``$HYPERAGENTS_LLM_API_KEY_URLS``.
 COMPATIBLE_KEY_ENV = "HYPERAGENTS_LLM_API_KEY"
 
 SPEC_FORMS = (
@@ -77,6 +80,18 @@ class ProviderSpec:
         if self.kind == "local" and self.model is None:
             return "local"
         return f"{self.kind}:{self.model}"
+
+    def operator_configured(self) -> bool:
+        """Whether the model is one the operator's environment set up: a hosted provider on
+        its own host, the embedded model, a file, or a server listed in
+        ``$HYPERAGENTS_LLM_API_KEY_URLS`` (any other server URL is not).
+
+        Raises:
+            LLMConfigError: ``$HYPERAGENTS_LLM_API_KEY_URLS`` is malformed.
+        """
+        if self.kind != "openai-compatible":
+            return True
+        return url_listed(self.base_url or "", key_urls(COMPATIBLE_KEY_ENV) or ())
 
     def build(self, *, timeout: float = 60.0) -> LLMProvider:
         """Create the provider this spec names.
@@ -154,7 +169,8 @@ def parse_provider_spec(spec: str) -> ProviderSpec:
             shown = f"{parts.scheme}://{parts.hostname}{parts.path}#{model}"
             raise LLMConfigError(
                 f"invalid LLM spec {shown!r}: put no credentials or query in the URL (it is "
-                f"stored with the run); give the key in ${COMPATIBLE_KEY_ENV}"
+                f"stored with the run); give the key in ${COMPATIBLE_KEY_ENV} and the server in "
+                f"${urls_variable(COMPATIBLE_KEY_ENV)}"
             )
         return ProviderSpec("openai-compatible", model, base_url=url.rstrip("/"))
     kind, colon, rest = text.partition(":")

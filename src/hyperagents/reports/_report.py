@@ -29,6 +29,7 @@ from hyperagents.reports._stats import (
     mann_whitney_u,
     vargha_delaney_a12,
 )
+from hyperagents.runs._export import csv_cell
 from hyperagents.storages import BaseStorage, RunRecord, get_storage
 
 __all__ = ["Report", "build_report", "statistics"]
@@ -251,7 +252,7 @@ def _write_csv(data: ReportData, path: Path) -> None:
         writer.writeheader()
         for row in data.rows:
             writer.writerow(
-                {key: "" if row[key] is None else row[key] for key in GENERATION_COLUMNS}
+                {key: "" if row[key] is None else csv_cell(row[key]) for key in GENERATION_COLUMNS}
             )
 
 

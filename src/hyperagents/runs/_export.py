@@ -13,6 +13,7 @@ from hyperagents.storages import RunRecord, VariantRecord, VariantState
 __all__ = [
     "EXPORT_COLUMNS",
     "champion_of",
+    "csv_cell",
     "csv_text",
     "run_export",
     "run_identity",
@@ -120,11 +121,25 @@ def run_export(record: RunRecord, variants: Iterable[VariantRecord]) -> dict[str
     }
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` fit for a CSV cell a spreadsheet opens: text starting like a formula (``=``,
+    ``+``, ``-``, ``@``, tab, carriage return) gets a leading single quote, so it is shown, never
+    evaluated. Numbers and other values are unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """Rows as CSV text with a header (missing values empty)."""
+    """Rows as CSV text with a header (missing values empty; text cells that a spreadsheet
+    would take for a formula quoted, see :func:`csv_cell`)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row)
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})
     return buffer.getvalue()

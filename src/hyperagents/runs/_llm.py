@@ -7,9 +7,11 @@ keep counting) and what ``--replay`` answers a new run from (no model is called)
 
 from __future__ import annotations
 
+import math
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from hyperagents.exceptions import LLMBudgetExceeded, LLMError, LLMReplayError
@@ -23,10 +25,99 @@ from hyperagents.llm import (
 )
 from hyperagents.storages import BaseStorage, LLMCallRecord
 
-__all__ = ["RunLLM", "calls_from_storage"]
+__all__ = ["RequestLimits", "RunLLM", "calls_from_storage"]
 
 #: Handler the sandbox calls with ``{"messages", "params", "purpose"}``.
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one ``llm.complete`` request from sandboxed code may ask. A request over them is
+    answered with an error (the agent's call fails, as any refused call does); it reaches no
+    model and is recorded nowhere, so agent code can neither grow the run's database nor send
+    a provider values it would reject.
+
+    Attributes:
+        prompt_bytes: Most UTF-8 bytes of all the messages' text together.
+        messages: Most messages.
+        max_tokens: Largest ``max_tokens`` a call may ask for.
+        purpose_chars: Longest ``purpose`` label.
+        max_temperature: Highest ``temperature`` (the lowest is 0).
+    """
+
+    prompt_bytes: int = 256 * 1024
+    messages: int = 256
+    max_tokens: int = 32_768
+    purpose_chars: int = 200
+    max_temperature: float = 2.0
+
+
+class _Refused(Exception):
+    """A sandboxed request outside the :class:`RequestLimits` (its message says why)."""
+
+
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))  # a lone surrogate counts, never raises
+
+
+def _checked_messages(messages: Any, limits: RequestLimits) -> list[dict[str, str]]:
+    if not isinstance(messages, list) or not messages:
+        raise _Refused("messages must be a non-empty list of {'role', 'content'} objects")
+    if len(messages) > limits.messages:
+        raise _Refused(f"too many messages ({len(messages)}; at most {limits.messages})")
+    too_large = _Refused(f"the prompt is too large (at most {limits.prompt_bytes // 1024} KiB)")
+    chars = 0  # counted as it goes (a character is at least a byte): a huge prompt stops early
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _Refused(f"message {index} is not an object")
+        for name in ("role", "content"):
+            if not isinstance(message.get(name), str):
+                raise _Refused(f"message {index} needs a string {name!r}")
+        for name, value in message.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise _Refused(f"message {index}: field {name!r} must be a string")
+            chars += len(name) + len(value)
+            if chars > limits.prompt_bytes:
+                raise too_large
+    if sum(_utf8(k) + _utf8(v) for m in messages for k, v in m.items()) > limits.prompt_bytes:
+        raise too_large
+    return messages
+
+
+def _checked(request: Any, limits: RequestLimits) -> tuple[Any, Any, Any, str]:
+    """``(messages, temperature, max_tokens, purpose)`` of a sandboxed request.
+
+    Raises:
+        _Refused: The request is malformed or outside ``limits``.
+    """
+    if not isinstance(request, dict):
+        raise _Refused("a request must be an object")
+    messages = _checked_messages(request.get("messages"), limits)
+    params = request.get("params")
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise _Refused("params must be an object")
+    temperature = params.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not math.isfinite(temperature)
+        or not 0 <= temperature <= limits.max_temperature
+    ):
+        raise _Refused(f"temperature must be a number from 0 to {limits.max_temperature:g}")
+    max_tokens = params.get("max_tokens")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool)
+        or not isinstance(max_tokens, int)
+        or not 1 <= max_tokens <= limits.max_tokens
+    ):
+        raise _Refused(f"max_tokens must be a whole number from 1 to {limits.max_tokens}")
+    purpose = request.get("purpose")
+    purpose = "" if purpose is None else purpose
+    if not isinstance(purpose, str) or len(purpose) > limits.purpose_chars:
+        raise _Refused(f"purpose must be a string of at most {limits.purpose_chars} characters")
+    return messages, temperature, max_tokens, purpose
 
 
 def _to_call(record: LLMCallRecord) -> LLMCall:
@@ -83,6 +174,7 @@ class RunLLM:
         max_tokens: Token budget of the whole run (None: none).
         cache: Keep a response cache (identical requests answered once).
         prices: Price overrides, ``{model: (input, output)}`` in dollars per million tokens.
+        limits: What one request from sandboxed code may ask (default :class:`RequestLimits`).
 
     Raises:
         LLMConfigError: The spec is invalid or its provider cannot be set up.
@@ -102,9 +194,11 @@ class RunLLM:
         max_tokens: int | None = None,
         cache: bool = False,
         prices: Mapping[str, tuple[float, float]] | None = None,
+        limits: RequestLimits | None = None,
     ) -> None:
         self._storage = storage
         self._run_id = run_id
+        self.limits = limits or RequestLimits()
         self.budget_exhausted = threading.Event()
         #: Set when a replay met a request its record does not hold (the run stops: from there
         #: on it would not be the recorded run); :attr:`divergence` says which.
@@ -202,15 +296,17 @@ class RunLLM:
         job = uuid.uuid4().hex
 
         def answer(request: dict[str, Any]) -> dict[str, Any]:
-            params = request.get("params") or {}
-            asked = str(request.get("purpose") or "")
+            try:
+                messages, temperature, max_tokens, asked = _checked(request, self.limits)
+            except _Refused as exc:
+                return {"error": f"request refused: {exc}"}
             try:
                 completion = self.gateway.complete(
-                    request.get("messages") or [],
+                    messages,
                     purpose=f"{purpose}/{asked}" if asked else purpose,
                     variant_id=variant_id,
-                    temperature=params.get("temperature"),
-                    max_tokens=params.get("max_tokens"),
+                    temperature=temperature,
+                    max_tokens=max_tokens,
                     scope=scope,
                     job=job,
                 )

@@ -9,7 +9,18 @@ from hyperagents.program import Program
 from hyperagents.runs._export import champion_of
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
 
-__all__ = ["find_run", "meta_donor", "resolve_variant"]
+__all__ = ["MAX_ID", "find_run", "meta_donor", "resolve_variant"]
+
+#: The largest id a run or variant can have (a signed 64-bit database integer).
+MAX_ID = 2**63 - 1
+
+
+def _as_id(text: str) -> int | None:
+    """``text`` as an id when it is one (ASCII digits, within :data:`MAX_ID`), else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+        return None
+    number = int(text)
+    return number if number <= MAX_ID else None
 
 
 def find_run(store: BaseStorage, name: str) -> RunRecord:
@@ -21,9 +32,10 @@ def find_run(store: BaseStorage, name: str) -> RunRecord:
     try:
         return store.get_run_by_name(name)
     except RunNotFoundError:
-        if not name.isdigit():
+        number = _as_id(name)
+        if number is None:
             raise
-        return store.get_run(int(name))
+        return store.get_run(number)
 
 
 def resolve_variant(store: BaseStorage, spec: str) -> VariantRecord:
@@ -37,8 +49,11 @@ def resolve_variant(store: BaseStorage, spec: str) -> VariantRecord:
         RunNotFoundError: No such run.
     """
     spec = spec.strip()
-    if spec.lstrip("#").isdigit() and "/" not in spec:
-        return store.get_variant(int(spec.lstrip("#")))
+    if "/" not in spec and spec.lstrip("#").isdigit():
+        number = _as_id(spec.lstrip("#"))
+        if number is None:
+            raise VariantNotFoundError(f"no variant {spec!r}")
+        return store.get_variant(number)
     run_name, sep, which = spec.rpartition("/")
     if not sep or not run_name:
         raise VariantNotFoundError(f"bad variant {spec!r}: use ID, RUN/GENERATION or RUN/champion")
@@ -48,7 +63,7 @@ def resolve_variant(store: BaseStorage, spec: str) -> VariantRecord:
         if best is None:
             raise VariantNotFoundError(f"run {record.name!r} has no complete variant yet")
         return best
-    generation = 0 if which == "seed" else int(which) if which.isdigit() else None
+    generation = 0 if which == "seed" else _as_id(which)
     if generation is None:
         raise VariantNotFoundError(f"bad generation {which!r} in {spec!r}")
     found = store.get_variant_by_generation(record.id, generation)

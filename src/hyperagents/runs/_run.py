@@ -54,8 +54,8 @@ from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
 from hyperagents.runs._export import champion_of
 from hyperagents.runs._llm import RunLLM
-from hyperagents.runs._owner import new_owner_token, owner_is_dead
-from hyperagents.sandbox import Limits, Sandbox, get_sandbox
+from hyperagents.runs._owner import engine_alive, new_owner_token, owner_is_dead
+from hyperagents.sandbox import Limits, Sandbox, get_sandbox, task_locations
 from hyperagents.storages import (
     BaseStorage,
     EventSpec,
@@ -135,12 +135,16 @@ class Run:
         self._config = RunConfig.parse(dict(record.config))
         self._owns_sandbox = sandbox is None
         self._sandbox = sandbox or get_sandbox(
-            self._config.sandbox, preload=tuple(task.sandbox_preload)
+            self._config.sandbox,
+            preload=tuple(task.sandbox_preload),
+            hide=task_locations(task),  # the task's own files: agents never see them
         )
         self._improver = improver
         self._owner = new_owner_token()
         self._seed_program_id = record.seed_program_id
         self._lock = threading.RLock()
+        #: Held while :meth:`optimize` drives the run (one call at a time per object).
+        self._driving = threading.Lock()
         self._program_cache: dict[str, Program] = {}
         self._instances_cache: dict[Split, Sequence[Instance]] = {}
         self._subset_ids: tuple[str, ...] | None = None
@@ -177,6 +181,7 @@ class Run:
         improver: Improver | None = None,
         attrs: Mapping[str, Any] | None = None,
         meta_from: Program | None = None,
+        generations: int | None = None,
     ) -> Run:
         """Create a run (and its seed variant, generation 0) in storage.
 
@@ -193,13 +198,19 @@ class Run:
             meta_from: Transfer: a program (e.g. a variant evolved on another task) whose meta
                 files (the task's ``meta_files`` it holds, ``meta_agent.py`` at least) replace
                 the seed's; the task agent stays the task's own seed.
+            generations: The run's generation target, stored with the run when it is created,
+                so an engine killed before it starts (or a separate engine process started
+                later) goes on to it: ``optimize()`` or ``resume`` with no generations. (A
+                number given to :meth:`optimize` is added to it.) None: set by the first
+                :meth:`optimize`.
 
         Raises:
-            ConfigError: Bad mode or config, or ``meta_from`` without a ``meta_agent.py`` or
-                together with a ``meta_agent`` other than ``task``. TaskError: Task cannot be
-                loaded. DuplicateError: ``name`` is taken.
+            ConfigError: Bad mode or config, a negative ``generations``, or ``meta_from``
+                without a ``meta_agent.py`` or together with a ``meta_agent`` other than
+                ``task``. TaskError: Task cannot be loaded. DuplicateError: ``name`` is taken.
         """
         run_mode = parse_mode(mode)
+        _check_generations(generations)
         task_obj = load_task(task)
         task_spec = _portable_spec(task) if isinstance(task, str) else task_obj.name
         cfg = config if isinstance(config, RunConfig) else RunConfig.parse(dict(config or {}))
@@ -232,6 +243,8 @@ class Run:
         program_id = store.put_program(seed_program)
         base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
         run_attrs = {"task_name": task_obj.name, **dict(attrs or {})}
+        if generations is not None:  # in the same write as the run: never a run without it
+            run_attrs["target_generations"] = generations
         for attempt in range(1000):
             candidate = base_name if attempt == 0 else f"{base_name}-{attempt + 1}"
             try:
@@ -1363,41 +1376,22 @@ class Run:
             The run's record when it stopped.
 
         Raises:
-            RunStateError: Another live engine is driving this run.
+            RunStateError: Another live engine is driving this run, or claimed it first (the
+                run is left exactly as it was).
             SandboxError: The sandbox kept failing (the run is marked FAILED, resumable).
         """
         if workers < 1:
             raise ConfigError("workers must be >= 1")
-        record = self.record()
-        holder = record.attrs.get("engine")
-        if (  # whatever the status: a stopped run's engine may still be finishing its work
-            holder
-            and holder != self._owner
-            and not owner_is_dead(holder)
-            and time.time() - float(record.attrs.get("engine_heartbeat", 0))
-            < self._config.heartbeat_grace
-        ):
-            raise RunStateError(f"run {self._name!r} is being driven by another engine ({holder})")
-        variants = self._ensure_seed(self.variants())
-        target = self.target_after(generations, variants=variants, record=record)
-        self._storage.update_run_attrs(
-            self._id,
-            {"target_generations": target, "engine": self._owner, "engine_heartbeat": time.time()},
-        )
-        self._storage.set_run_status(
-            self._id,
-            RunStatus.RUNNING,
-            event=EventSpec(
-                "run.started",
-                f"target {target} generations, {workers} worker(s)",
-                {"target": target, "workers": workers},
-            ),
-        )
-        if self._llm is not None:
-            self._llm.set_budget(max_cost=self._config.max_cost, max_tokens=self._config.max_tokens)
+        if generations is not None and generations < 0:
+            raise ConfigError("generations must be >= 0")
+        if not self._driving.acquire(blocking=False):  # its owner token is this object's
+            raise RunStateError(f"this Run object is driving {self._name!r} already")
+        try:
+            record, variants, target = self._start(generations, workers)
+        except BaseException:
+            self._driving.release()
+            raise
         set_warm = getattr(self._sandbox, "set_warm", None)
-        if self._owns_sandbox and self._config.warm_workers and callable(set_warm):
-            set_warm(workers)
         started = time.perf_counter()
         elapsed_before = float(record.attrs.get("elapsed_seconds", 0.0))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -1406,6 +1400,7 @@ class Run:
         flight_lock = threading.Lock()
         tests_in_flight: set[int] = set()
         beat_stop = threading.Event()
+        taken_over = threading.Event()
         self._target = target
         # The engine's mirror of the archive: loaded once, then updated from the engine's own
         # asks and finished work, so a generation costs O(1) storage reads whatever the size.
@@ -1431,11 +1426,18 @@ class Run:
                         ids = list(in_flight.values())
                     if ids:
                         self._storage.heartbeat(self._owner, ids)
+                    if not self._storage.claim_run_engine(
+                        self._id, self._owner, expected=self._owner
+                    ):
+                        # Another engine found this one's heartbeat stale and took the run
+                        # over: start nothing more; the work in flight finishes.
+                        logger.error("run %r was taken over by another engine", self._name)
+                        taken_over.set()
+                        stop.set()
+                        return
                     # Time spent so far counts even if this engine is killed (time budget).
                     spent = elapsed_before + time.perf_counter() - started
-                    self._storage.update_run_attrs(
-                        self._id, {"engine_heartbeat": time.time(), "elapsed_seconds": spent}
-                    )
+                    self._storage.update_run_attrs(self._id, {"elapsed_seconds": spent})
                 except Exception as exc:  # keep beating; the main loop reports storage errors
                     logger.warning("heartbeat failed: %s", exc)
 
@@ -1566,17 +1568,104 @@ class Run:
             self._target = None
             pool.shutdown(wait=not abort, cancel_futures=abort)
             self._release_unfinished()
+            if taken_over.is_set():
+                final_status, message = RunStatus.STOPPED, "taken over by another engine"
             self.last_stop_reason = message
             if self._owns_sandbox and callable(set_warm):
                 set_warm(0)  # no idle sandboxed processes outlive the call
             elapsed = elapsed_before + (time.perf_counter() - started)
-            self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed, "engine": None})
+            try:
+                self._let_go(final_status, message, elapsed)
+            except Exception as exc:
+                if not abort:
+                    raise
+                # Storage is failing too: keep the error that stopped the run; the run shows
+                # "running (engine dead)" once this process has exited.
+                logger.error("could not record the end of run %r: %s", self._name, exc)
+            finally:
+                self._driving.release()
+        return self.record()
+
+    def _claim_engine(self) -> None:
+        """Become the run's engine: judge the holder read now, then compare-and-set on it.
+
+        Raises:
+            RunStateError: Another live engine holds the run, or claimed it between the read
+                and the claim (nothing was changed).
+        """
+        record = self.record()
+        holder = record.engine
+        # Whatever the status: a stopped run's engine may still be finishing its work.
+        if (
+            holder
+            and holder != self._owner
+            and engine_alive(record, grace=self._config.heartbeat_grace)
+        ):
+            raise RunStateError(f"run {self._name!r} is being driven by another engine ({holder})")
+        if not self._storage.claim_run_engine(self._id, self._owner, expected=holder):
+            winner = self.record().engine
+            raise RunStateError(
+                f"run {self._name!r} is being driven by another engine ({winner}), which "
+                "claimed it first"
+            )
+
+    def _start(
+        self, generations: int | None, workers: int
+    ) -> tuple[RunRecord, list[VariantRecord], int]:
+        """Claim the run; then, as its engine only, heal its seed variant, store the target,
+        mark it running and warm the sandbox up. If that fails, the claim is given back.
+
+        Returns:
+            The run's record, its variants and the generation target.
+
+        Raises:
+            RunStateError: The run is driven by another engine (see :meth:`_claim_engine`).
+        """
+        self._claim_engine()
+        try:
+            variants = self._ensure_seed(self.variants())
+            record = self.record()
+            target = self.target_after(generations, variants=variants, record=record)
+            self._storage.update_run_attrs(self._id, {"target_generations": target})
             self._storage.set_run_status(
                 self._id,
-                final_status,
-                event=EventSpec(f"run.{final_status.name.lower()}", message),
+                RunStatus.RUNNING,
+                event=EventSpec(
+                    "run.started",
+                    f"target {target} generations, {workers} worker(s)",
+                    {"target": target, "workers": workers},
+                ),
             )
-        return self.record()
+            if self._llm is not None:
+                self._llm.set_budget(
+                    max_cost=self._config.max_cost, max_tokens=self._config.max_tokens
+                )
+            set_warm = getattr(self._sandbox, "set_warm", None)
+            if self._owns_sandbox and self._config.warm_workers and callable(set_warm):
+                set_warm(workers)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._storage.release_run_engine(self._id, self._owner)
+            raise
+        return record, variants, target
+
+    def _let_go(self, status: RunStatus, message: str, elapsed: float) -> None:
+        """Record how an :meth:`optimize` call ended if this engine still holds the run: its
+        time, then its final status with the engine slot emptied (one compare-and-set). An
+        engine that lost the run to another leaves both to that one."""
+        if self.record().engine == self._owner:
+            self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed})
+        released = self._storage.release_run_engine(
+            self._id,
+            self._owner,
+            status=status,
+            event=EventSpec(f"run.{status.name.lower()}", message),
+        )
+        if not released:
+            logger.warning(
+                "run %r is held by another engine now: its status is left to that engine",
+                self._name,
+            )
 
     def _recoverable(self, error: BaseException, variant_id: int, failures: dict[int, int]) -> bool:
         """Whether a job that raised should be retried by a fresh worker (and record it)."""
@@ -1634,6 +1723,14 @@ class Run:
 
     def _improve_and_tell(self, job: Job) -> None:
         self._advance(job.variant_id, job=job)
+
+
+def _check_generations(generations: object) -> None:
+    """Raises: ConfigError: ``generations`` is neither None nor an integer >= 0."""
+    if generations is not None and (
+        not isinstance(generations, int) or isinstance(generations, bool) or generations < 0
+    ):
+        raise ConfigError(f"generations must be an integer >= 0, got {generations!r}")
 
 
 def _candidate_fault(error: BaseException) -> bool:

@@ -157,6 +157,7 @@ class StorageConformanceTests:
         assert run.attrs == {"note": "first"}
         assert run.seed_program_id == program.id
         assert run.status is RunStatus.CREATED
+        assert run.engine is None and run.engine_heartbeat_at is None
         _assert_utc(run.created_at)
         _assert_utc(run.updated_at)
         assert storage.get_run_by_name("exp-1") == run
@@ -183,6 +184,10 @@ class StorageConformanceTests:
             storage.update_run_attrs(_MISSING_ID, {"a": 1})
         with pytest.raises(RunNotFoundError):
             storage.update_run_config(_MISSING_ID, {"a": 1})
+        with pytest.raises(RunNotFoundError):
+            storage.claim_run_engine(_MISSING_ID, "a", expected=None)
+        with pytest.raises(RunNotFoundError):
+            storage.release_run_engine(_MISSING_ID, "a")
         with pytest.raises(RunNotFoundError):
             storage.delete_run(_MISSING_ID)
         with pytest.raises(RunNotFoundError):
@@ -253,6 +258,65 @@ class StorageConformanceTests:
         after = storage.get_run(run_id)
         assert after.updated_at > before.updated_at
         assert after.created_at == before.created_at
+
+    def test_claim_run_engine_compare_and_set(self, storage: BaseStorage) -> None:
+        run_id = self._run(storage, attrs={"note": 1})
+        assert not storage.claim_run_engine(run_id, "a", expected="someone")
+        assert storage.get_run(run_id).engine is None
+        assert storage.claim_run_engine(run_id, "a", expected=None)
+        held = storage.get_run(run_id)
+        assert held.engine == "a"
+        _assert_utc(held.engine_heartbeat_at)
+        # Only the holder it read: a second engine expecting an empty slot is refused.
+        assert not storage.claim_run_engine(run_id, "b", expected=None)
+        assert not storage.claim_run_engine(run_id, "b", expected="c")
+        assert storage.get_run(run_id).engine == "a"
+        time.sleep(0.002)
+        # The holder claiming again refreshes its heartbeat (whatever it expected).
+        assert storage.claim_run_engine(run_id, "a", expected="a")
+        assert storage.claim_run_engine(run_id, "a", expected=None)
+        beat = storage.get_run(run_id).engine_heartbeat_at
+        assert beat is not None and held.engine_heartbeat_at is not None
+        assert beat > held.engine_heartbeat_at
+        # Taking over from a holder the caller judged dead.
+        assert storage.claim_run_engine(run_id, "b", expected="a")
+        assert not storage.claim_run_engine(run_id, "a", expected="a")  # "a" lost it
+        run = storage.get_run(run_id)
+        assert run.engine == "b"
+        # Claims change nothing else and record no event.
+        assert run.status is RunStatus.CREATED and run.attrs == {"note": 1}
+        assert storage.list_events(run_id) == []
+        with pytest.raises(StorageError):
+            storage.claim_run_engine(run_id, "", expected="b")
+
+    def test_release_run_engine_only_by_its_holder(self, storage: BaseStorage) -> None:
+        run_id = self._run(storage)
+        storage.set_run_status(run_id, RunStatus.RUNNING)
+        assert not storage.release_run_engine(run_id, "a")  # nobody holds it
+        assert storage.claim_run_engine(run_id, "a", expected=None)
+        done = EventSpec("run.complete", "target reached")
+        for other in ("b", ""):
+            assert not storage.release_run_engine(
+                run_id, other, status=RunStatus.COMPLETE, event=done
+            )
+        run = storage.get_run(run_id)
+        assert (run.engine, run.status) == ("a", RunStatus.RUNNING)
+        assert storage.list_events(run_id) == []
+        assert storage.release_run_engine(run_id, "a", status=RunStatus.COMPLETE, event=done)
+        run = storage.get_run(run_id)
+        assert (run.engine, run.engine_heartbeat_at, run.status) == (
+            None,
+            None,
+            RunStatus.COMPLETE,
+        )
+        assert not storage.release_run_engine(run_id, "a", status=RunStatus.FAILED, event=done)
+        assert storage.get_run(run_id).status is RunStatus.COMPLETE
+        assert [e.kind for e in storage.list_events(run_id)] == ["run.complete"]
+        # Without a status, releasing leaves the status alone; the slot can be claimed again.
+        assert storage.claim_run_engine(run_id, "b", expected=None)
+        assert storage.release_run_engine(run_id, "b")
+        assert storage.get_run(run_id).status is RunStatus.COMPLETE
+        assert storage.claim_run_engine(run_id, "c", expected=None)
 
     def test_update_run_attrs_merges_and_deletes(self, storage: BaseStorage) -> None:
         run_id = self._run(storage, attrs={"a": 1, "b": {"x": 1}, "c": 3})
@@ -1027,6 +1091,33 @@ class StorageConformanceTests:
         assert sorted(v for v, _ in claims) == variants
         for v, i in claims:
             assert storage.get_variant(v).owner == f"worker-{i}"
+
+    def _race_for_engine(
+        self, storage: BaseStorage, run_id: int, expected: str | None
+    ) -> list[str]:
+        """Six threads claim the run's engine at once, expecting ``expected``; the winners."""
+        winners: list[str] = []
+        lock = threading.Lock()
+
+        def work(i: int) -> None:
+            if storage.claim_run_engine(run_id, f"engine-{i}", expected=expected):
+                with lock:
+                    winners.append(f"engine-{i}")
+
+        self._in_threads(6, work)
+        return winners
+
+    def test_concurrent_engine_claims_have_one_winner(self, storage: BaseStorage) -> None:
+        run_id = self._run(storage)
+        winners = self._race_for_engine(storage, run_id, None)
+        assert len(winners) == 1
+        assert storage.get_run(run_id).engine == winners[0]
+        # A takeover race: every engine judged the same holder dead.
+        assert storage.release_run_engine(run_id, winners[0])
+        assert storage.claim_run_engine(run_id, "dead-engine", expected=None)
+        winners = self._race_for_engine(storage, run_id, "dead-engine")
+        assert len(winners) == 1
+        assert storage.get_run(run_id).engine == winners[0]
 
     def test_concurrent_evaluations_of_one_variant_lose_nothing(self, storage: BaseStorage) -> None:
         run_id = self._run(storage)

@@ -763,12 +763,19 @@ async function tabDiff(v) {
   if (!v.program_id) return h("p", { class: "muted", text: "this variant has no program (its improvement failed)" });
   const d = await api(`/api/variants/${v.id}/diff`);
   if (!d.files.length) return h("p", { class: "muted", text: d.against ? `identical to #${d.against}` : "no files" });
+  // A diff over the size limits is not computed: the programs can be downloaded instead.
+  const download = (label) => h("a", { href: d.download, download: "", class: "download", text: label });
+  const tooLarge = d.too_large || d.files.some((f) => f.too_large);
   return h("div", { id: "diff" },
     h("p", { class: "muted" }, d.against ? ["changes from ", variantLink(d.against), ` to #${v.id}`] : "the seed program (everything is new)"),
+    tooLarge ? h("p", { class: "too-large", id: "diff-too-large" },
+      d.too_large ? `This diff is too large to show here: ${d.too_large}. ` : "Some files are too large to show here. ",
+      download("Download both programs (.zip)"), " and compare them locally (diff -ru a b), or run ",
+      h("code", { text: `hyperagents diff ${v.id} --out FILE` }), ".") : null,
     d.files.map((f) => {
       const headerRow = h("div", { class: "file-header" }, h("b", { text: f.path }), ` ${f.status}`, f.added !== undefined ? h("span", { class: "stat" }, h("span", { class: "add", text: ` +${f.added}` }), h("span", { class: "del", text: ` −${f.removed}` })) : null);
       if (f.binary) return h("div", { class: "diff-file" }, headerRow, h("p", { class: "muted", text: "binary file" }));
-      if (f.too_large) return h("div", { class: "diff-file" }, headerRow, h("p", { class: "muted", text: "too large to show" }));
+      if (f.too_large) return h("div", { class: "diff-file" }, headerRow, h("p", { class: "muted", text: d.too_large ? `not shown (${f.size} bytes)` : `too large to show: ${f.too_large}` }));
       const table = h("table", { class: "code diff hl" });
       const body = h("tbody");
       for (const hunk of f.hunks) {
