@@ -832,6 +832,8 @@ def main() -> int:
     _seed_everything(int(request.get("seed", 0)))
     code = _perform(request, channel)
     if request.get("await_ack"):
+        # A line the engine can always read (the final message may be one it refuses).
+        channel.send({"type": "done"})
         _await_ack(reply_fd)
     return code
 

@@ -904,8 +904,8 @@ def _measured(received: list[Received], status: StatusReader) -> list[dict[str, 
     last_cpu = status.cpu
     for item in received:
         message = item.message
-        if message is None or message["type"] == "isolation":
-            continue  # only the status pipe reports isolation; such a message is forged
+        if message is None or message["type"] in ("isolation", "done"):
+            continue  # only the status pipe reports isolation; "done" is the ack handshake
         if message["type"] == "instance":
             wall = item.at - last_at if last_at is not None else None
             cpu = item.cpu - last_cpu if item.cpu is not None and last_cpu is not None else None

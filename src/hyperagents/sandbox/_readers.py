@@ -163,7 +163,7 @@ class ChannelReader(CappedReader):
         self._pending = bytearray()
         self._probe = probe
         self.handler: LLMHandler | None = None
-        #: Answer the harness's final message with an ack (it waits for one before exiting).
+        #: Answer the harness's ``done`` with an ack (it waits for one before exiting).
         self.ack_final = False
         self.llm_requests = 0
         self.closed = threading.Event()
@@ -200,8 +200,8 @@ class ChannelReader(CappedReader):
         cpu = self._probe.sample() if self._probe is not None else None
         received = parse_line(line, at, cpu)
         self.received.append(received)
-        final = received.message is not None and received.message["type"] in ("result", "error")
-        if final and self.ack_final:
+        done = received.message is not None and received.message["type"] == "done"
+        if done and self.ack_final:
             # Its usage is read (above): the harness, waiting for this, may now exit.
             self._deliver(b'{"type": "ack"}\n')
 
