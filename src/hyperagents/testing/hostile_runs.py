@@ -24,11 +24,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from hyperagents.program import Program
+from hyperagents.runs import RunConfig
 from hyperagents.sandbox import WORKSPACE_PREFIXES, Sandbox, workspace_base
 from hyperagents.storages import BaseStorage, InMemoryStorage, RunStatus, VariantState
 from hyperagents.tasks import Instance, Score, Split, Task
 
-__all__ = ["RUN_CASES", "NumberTask", "RunCase", "RunCaseReport", "leftovers", "run_child_case"]
+__all__ = [
+    "CHAOS_META_AGENT",
+    "RUN_CASES",
+    "NumberTask",
+    "RunCase",
+    "RunCaseReport",
+    "chaos_run",
+    "leftovers",
+    "run_child_case",
+]
+
+#: A small, quick run: a 2-instance first stage, one retry of work the sandbox broke.
+_CONFIG = RunConfig.parse(
+    {
+        "subset_size": 2,
+        "meta_timeout": 60,
+        "validate_timeout": 30,
+        "eval_overhead": 15,
+        "max_retries": 1,
+    }
+)
 
 #: The benign task agent: answers ``inputs["x"] * 2`` (the task's rule).
 BENIGN_AGENT = "def solve(inputs):\n    return inputs['x'] * 2\n"
@@ -396,22 +417,15 @@ def chaos_run(
     *, generations: int, seed: int = 0, sandbox: Sandbox | str = "auto", workers: int = 1
 ) -> tuple[Any, list[str]]:
     """A real run of the :data:`CHAOS_META_AGENT`; returns ``(run, leftover workspaces)``."""
-    from hyperagents.runs import Run, RunConfig
+    from hyperagents.runs import Run
 
     before = leftovers()
     run = Run.create(
         task=NumberTask(CHAOS_META_AGENT),
         seed=seed,
         storage=InMemoryStorage(),
-        config=RunConfig.parse(
-            {
-                "subset_size": 2,
-                "meta_timeout": 60,
-                "validate_timeout": 30,
-                "eval_overhead": 15,
-                "max_retries": 1,
-                "sandbox": sandbox if isinstance(sandbox, str) else "auto",
-            }
+        config=_CONFIG.model_copy(
+            update={"sandbox": sandbox if isinstance(sandbox, str) else "auto"}
         ),
         sandbox=None if isinstance(sandbox, str) else sandbox,
     )
@@ -503,22 +517,15 @@ def run_child_case(
     storage: BaseStorage | None = None,
 ) -> RunCaseReport:
     """Run ``case`` through a real two-generation run and report what happened."""
-    from hyperagents.runs import Run, RunConfig
+    from hyperagents.runs import Run
 
     before = leftovers()
     start = time.perf_counter()
     run = Run.create(
         task=NumberTask(case.meta_agent()),
         storage=storage or InMemoryStorage(),
-        config=RunConfig.parse(
-            {
-                "subset_size": 2,
-                "meta_timeout": 60,
-                "validate_timeout": 30,
-                "eval_overhead": 15,
-                "max_retries": 1,
-                "sandbox": sandbox if isinstance(sandbox, str) else "auto",
-            }
+        config=_CONFIG.model_copy(
+            update={"sandbox": sandbox if isinstance(sandbox, str) else "auto"}
         ),
         sandbox=None if isinstance(sandbox, str) else sandbox,
     )
