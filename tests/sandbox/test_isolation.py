@@ -641,3 +641,18 @@ def test_validate_program_with_a_private_uid_in_a_real_workspace() -> None:
         program, entry_points={"task_agent.py": ["solve"]}, sandbox=sandbox, limits=Limits()
     )
     assert checked.ok, checked.errors
+
+
+@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap is not available here")
+def test_the_run_sizes_bubblewraps_tmpfs_from_its_memory_limit(tmp_path: Path) -> None:
+    """Where the harness cannot resize them per run (a non-root engine), /tmp and /dev/shm are
+    sized from the memory limit the sandbox is made for: half of it each."""
+    from hyperagents.sandbox import get_sandbox
+
+    sandbox = get_sandbox("bwrap", memory_mb=256)
+    assert isinstance(sandbox, BwrapSandbox)
+    args = sandbox._static  # the arguments every run of it starts bubblewrap with
+    sizes = [args[i + 1] for i, a in enumerate(args) if a == "--size"]
+    if not sizes:
+        pytest.skip("this bubblewrap has no --size")
+    assert len(sizes) == 2 and all(int(size) == 128 * 1024 * 1024 for size in sizes)

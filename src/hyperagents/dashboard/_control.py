@@ -328,7 +328,10 @@ def try_variant(
         raise RunStateError("two tries are running already: wait for one to finish")
     try:
         sandbox = get_sandbox(
-            config.sandbox, preload=tuple(task.sandbox_preload), hide=task_locations(task)
+            config.sandbox,
+            preload=tuple(task.sandbox_preload),
+            hide=task_locations(task),
+            memory_mb=config.memory_mb,
         )
         limits = Limits(wall_time=task.instance_timeout + 15.0, memory_mb=config.memory_mb)
         try:

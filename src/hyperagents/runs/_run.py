@@ -138,6 +138,7 @@ class Run:
             self._config.sandbox,
             preload=tuple(task.sandbox_preload),
             hide=task_locations(task),  # the task's own files: agents never see them
+            memory_mb=self._config.memory_mb,
         )
         self._improver = improver
         self._owner = new_owner_token()

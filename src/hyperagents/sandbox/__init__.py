@@ -81,6 +81,7 @@ def get_sandbox(
     warm: int = 0,
     preload: tuple[str, ...] = (),
     hide: Iterable[str] = (),
+    memory_mb: int | None = None,
 ) -> Sandbox:
     """Return a sandbox by name (``auto``, ``bwrap``, ``process``) or pass an instance through.
 
@@ -91,6 +92,9 @@ def get_sandbox(
         hide: Host paths agent code must not see: the run's task
             (:func:`task_locations`); installed task plug-ins and the hyperagents package are
             hidden in any case.
+        memory_mb: The memory limit its runs will have: bubblewrap's ``/tmp`` and ``/dev/shm``
+            then hold half of it each (so files there add at most the limit), also where the
+            harness cannot resize them per run (an engine that is not root).
 
     Raises:
         ConfigError: Unknown name, ``bwrap`` asked for where it cannot work, or the ``process``
@@ -103,7 +107,8 @@ def get_sandbox(
     if name in ("auto", "bwrap"):
         problem = _bwrap_problem()
         if problem is None:
-            return BwrapSandbox(warm=warm, preload=preload, hide=hide)
+            tmp_mb = 512 if memory_mb is None else max(8, int(memory_mb) // 2)
+            return BwrapSandbox(warm=warm, preload=preload, hide=hide, tmp_mb=tmp_mb)
         if name == "bwrap":
             raise ConfigError(
                 f"the bwrap sandbox is not usable here: {problem} "
