@@ -60,7 +60,9 @@ def descendant_harness(root: int, monitor_name: str) -> int | None:
     """The first process below ``root`` whose command is not ``monitor_name`` (bubblewrap's
     monitor and its PID-namespace init are ``bwrap``; the harness is the first other one).
 
-    Only meaningful before agent code runs (it could fork or rename itself afterwards).
+    Asked when the engine first hears from the harness (its status report or its first
+    message): processes the agent forks are the harness's children, not its siblings, and the
+    lowest pid is taken among siblings, so the harness is still the one found.
     """
     current = root
     for _ in range(8):

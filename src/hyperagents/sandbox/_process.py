@@ -565,7 +565,7 @@ class _Launcher:
         Raises:
             SandboxError: The request is not JSON-serialisable.
         """
-        cpu = limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
+        cpu = _cpu_limit(limits)
         payload = dict(request)
         nproc = limits.max_processes
         if uid is None and hasattr(os, "getuid") and os.getuid() != 0:
@@ -635,9 +635,7 @@ class _Launcher:
         wall = time.perf_counter() - start
         self._finish_readers(started)
         report = self._isolation_report(started, timed_out.is_set())
-        cpu_limit = (
-            limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
-        )
+        cpu_limit = _cpu_limit(limits)
         cpu_used, peak_mb = self._usage(started, usage)
         received = started.channel.received
         problem = next((r.problem for r in received if r.problem), None)
@@ -893,6 +891,11 @@ def _feed(stream: IO[bytes], body: bytes) -> None:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _cpu_limit(limits: Limits) -> float:
+    """The CPU seconds a run may use: its own limit, else its wall time rounded up, plus one."""
+    return limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
 
 
 def _measured(received: list[Received], status: StatusReader) -> list[dict[str, Any]]:
