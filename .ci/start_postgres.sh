@@ -8,7 +8,8 @@
 #
 # The last line on stdout is the URL, e.g.:
 #   export HYPERAGENTS_TEST_POSTGRES_URL="$(.ci/start_postgres.sh | tail -n 1)"
-# Stop it with: pg_ctl -D /tmp/hyperagents-pg/data stop (as the cluster's owner).
+# `start_postgres.sh --stop` stops the server of $HYPERAGENTS_PG_DIR and removes that folder
+# (scripts/test.sh does so when it ends, with a folder of its own).
 set -euo pipefail
 
 PG_DIR="${HYPERAGENTS_PG_DIR:-/tmp/hyperagents-pg}"
@@ -42,6 +43,21 @@ find_bindir() {
     fi
     return 1
 }
+
+if [[ "${1:-}" == --stop ]]; then
+    if [[ -f "$DATA_DIR/PG_VERSION" ]]; then
+        BIN="$(find_bindir)"
+        OWNER="$(stat -c %U "$DATA_DIR")"
+        if [[ "$(id -u)" == 0 && "$OWNER" != root ]]; then
+            runuser -u "$OWNER" -- "$BIN/pg_ctl" -D "$DATA_DIR" stop -m fast >/dev/null 2>&1 || true
+        else
+            "$BIN/pg_ctl" -D "$DATA_DIR" stop -m fast >/dev/null 2>&1 || true
+        fi
+        log "stopped the server in $DATA_DIR"
+    fi
+    rm -rf "$PG_DIR"
+    exit 0
+fi
 
 BIN="$(find_bindir || true)"
 if [[ -z "$BIN" ]]; then

@@ -171,7 +171,7 @@ def test_racing_engines_exactly_one_drives(db_url: str, reference: list[tuple[An
     final = setup.get_run_by_name("race")
     assert outcomes[winner].status is RunStatus.COMPLETE
     assert (final.status, final.engine) == (RunStatus.COMPLETE, None)
-    assert _run_kinds(final, setup) == ["run.created", "run.started", "run.complete"]
+    assert _run_kinds(final, setup) == ["run.created", "run.started", "run.completed"]
     variants = setup.list_variants(final.id)
     assert not any(v.owner == engines[loser].owner for v in variants)
     assert _fingerprint(variants) == reference

@@ -82,7 +82,7 @@ def test_optimize_records_every_step() -> None:
         "variant.evaluated",
         "variant.completed",
         "champion.test",
-        "run.complete",
+        "run.completed",
     } <= kinds
     champion = run.champion()
     assert champion is not None and "test" in champion.scores

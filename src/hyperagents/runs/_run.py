@@ -50,10 +50,12 @@ from hyperagents.improvers import (
     MetaAgentImprover,
     meta_agent_source,
 )
+from hyperagents.llm import parse_llm_spec
 from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
 from hyperagents.runs._export import champion_of
 from hyperagents.runs._llm import RunLLM
+from hyperagents.runs._meta_change import state_only_change
 from hyperagents.runs._owner import engine_alive, new_owner_token, owner_is_dead
 from hyperagents.sandbox import Limits, Sandbox, get_sandbox, task_locations
 from hyperagents.storages import (
@@ -76,6 +78,19 @@ STAGES = ("train_subset", "train", "val", "test")
 _REPORT_STAGES = ("train_subset", "train", "val")
 _T = TypeVar("_T")
 Callback = Callable[["Run", VariantRecord], None]
+
+
+_NO_SELECTOR_PROGRAM = (
+    "--selector program: the champion has no select_parent.py, so parents are chosen by "
+    "score_child (until a variant adds one)"
+)
+
+#: The event that records how an engine's drive ended, by the run's final status.
+_END_KINDS = {
+    RunStatus.COMPLETE: "run.completed",
+    RunStatus.STOPPED: "run.stopped",
+    RunStatus.FAILED: "run.failed",
+}
 
 
 class BudgetExhausted(RunStateError):
@@ -134,12 +149,7 @@ class Run:
         self._seed = record.seed
         self._config = RunConfig.parse(dict(record.config))
         self._owns_sandbox = sandbox is None
-        self._sandbox = sandbox or get_sandbox(
-            self._config.sandbox,
-            preload=tuple(task.sandbox_preload),
-            hide=task_locations(task),  # the task's own files: agents never see them
-            memory_mb=self._config.memory_mb,
-        )
+        self._sandbox = sandbox or _sandbox_for(self._config, task)
         self._improver = improver
         self._owner = new_owner_token()
         self._seed_program_id = record.seed_program_id
@@ -161,6 +171,7 @@ class Run:
         self._subset_results: dict[int, StageResult] = {}
         self._target: int | None = None
         self._train_inputs: list[dict[str, Any]] | None = None
+        self._warned: set[str] | None = None  # run.warning messages recorded (see warn)
         self._constitution = (
             None
             if self._config.constitution is None
@@ -241,6 +252,10 @@ class Run:
             )
             if seed_verdict.rejected:
                 raise ConfigError(f"the seed program breaks the run's {seed_verdict.reason()}")
+        # Everything that can refuse the run is checked before anything is stored: a start
+        # that fails leaves no run behind.
+        built = sandbox if sandbox is not None else _sandbox_for(cfg, task_obj)
+        _check_llm(cfg)
         program_id = store.put_program(seed_program)
         base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
         run_attrs = {"task_name": task_obj.name, **dict(attrs or {})}
@@ -279,13 +294,16 @@ class Run:
             f"task {task_spec}, mode {run_mode.value}, seed {seed}",
             data={"config": cfg.model_dump(mode="json")},
         )
-        return cls(
+        run = cls(
             storage=store,
             record=store.get_run(run_id),
             task=task_obj,
-            sandbox=sandbox,
+            sandbox=built,
             improver=improver,
         )
+        run._owns_sandbox = sandbox is None
+        run._check_settings()
+        return run
 
     @classmethod
     def load(
@@ -478,6 +496,34 @@ class Run:
     ) -> None:
         self._storage.add_event(self._id, kind, message, variant_id=variant_id, data=data or None)
 
+    # -- warnings ---------------------------------------------------------------------------
+    def warnings(self) -> list[str]:
+        """What the run warned about (``run.warning`` events), each message once, oldest first:
+        settings that do not do what they say (e.g. ``--selector program`` without a
+        ``select_parent.py``)."""
+        seen: dict[str, None] = {}
+        for event in self._storage.list_events(self._id, kinds=["run.warning"]):
+            seen.setdefault(event.message, None)
+        return list(seen)
+
+    def warn(self, message: str) -> None:
+        """Record a ``run.warning`` event (once per message per run) and log it."""
+        with self._lock:
+            if self._warned is None:
+                self._warned = set(self.warnings())
+            if message in self._warned:
+                return
+            self._warned.add(message)
+            logger.warning("run %r: %s", self._name, message)
+            self._event("run.warning", message)
+
+    def _check_settings(self) -> None:
+        """Warn about settings the program makes meaningless (see :meth:`warnings`)."""
+        if self._config.selector == "program" and self._mode is not Mode.NO_ARCHIVE:
+            seed = self._get_program(self._seed_program_id)
+            if "select_parent.py" not in seed:
+                self.warn(_NO_SELECTOR_PROGRAM)
+
     # -- the language model ------------------------------------------------------------------
     @property
     def llm(self) -> RunLLM | None:
@@ -585,6 +631,7 @@ class Run:
             return None
         program = self._get_program(best.program_id)
         if "select_parent.py" not in program:
+            self.warn(_NO_SELECTOR_PROGRAM)
             return None
         archive = [
             {
@@ -1185,9 +1232,29 @@ class Run:
             changed = self._get_program(parent.program_id).changed_paths(
                 self._get_program(variant.program_id)
             )
-            meta = [p for p in changed if p in self._task.meta_files]
-            if meta:
-                return f"awaiting approval: changes the meta agent ({', '.join(meta)})"
+            return self._meta_code_change(variant, parent, changed)
+        return None
+
+    def _meta_code_change(
+        self, variant: VariantRecord, parent: VariantRecord, changed: Iterable[str]
+    ) -> str | None:
+        """Why a child that changes the code of a meta file waits for approval (None when it
+        changes none, or only the literal state a meta agent keeps in its own source: that is
+        recorded as ``variant.meta_state`` and does not wait)."""
+        meta = [p for p in changed if p in self._task.meta_files]
+        if not meta:
+            return None
+        assert parent.program_id is not None and variant.program_id is not None
+        old, new = self._get_program(parent.program_id), self._get_program(variant.program_id)
+        code = [p for p in meta if not state_only_change(old.get(p), new.get(p))]
+        if code:
+            return f"awaiting approval: changes the meta agent's code ({', '.join(code)})"
+        self._event(
+            "variant.meta_state",
+            f"the meta agent adapted its own state only (literal values in {', '.join(meta)}); "
+            "its code is unchanged, so it does not wait for approval",
+            variant.id,
+        )
         return None
 
     def _terminal(self, variant_id: int) -> VariantRecord:
@@ -1625,6 +1692,7 @@ class Run:
         self._claim_engine()
         try:
             variants = self._ensure_seed(self.variants())
+            self._check_settings()
             record = self.record()
             target = self.target_after(generations, variants=variants, record=record)
             self._storage.update_run_attrs(self._id, {"target_generations": target})
@@ -1660,7 +1728,7 @@ class Run:
             self._id,
             self._owner,
             status=status,
-            event=EventSpec(f"run.{status.name.lower()}", message),
+            event=EventSpec(_END_KINDS.get(status, f"run.{status.name.lower()}"), message),
         )
         if not released:
             logger.warning(
@@ -1724,6 +1792,23 @@ class Run:
 
     def _improve_and_tell(self, job: Job) -> None:
         self._advance(job.variant_id, job=job)
+
+
+def _sandbox_for(config: RunConfig, task: Task) -> Sandbox:
+    """The sandbox a run's config asks for (raises ConfigError for one that cannot work)."""
+    return get_sandbox(
+        config.sandbox,
+        preload=tuple(task.sandbox_preload),
+        hide=task_locations(task),  # the task's own files: agents never see them
+        memory_mb=config.memory_mb,
+    )
+
+
+def _check_llm(config: RunConfig) -> None:
+    """Refuse a model the run could not use: a bad spec, a missing key or script file, a
+    server that does not answer (a replay calls no model)."""
+    if config.llm is not None and config.replay_of is None:
+        parse_llm_spec(config.llm, timeout=config.llm_timeout)
 
 
 def _check_generations(generations: object) -> None:
