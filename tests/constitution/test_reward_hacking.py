@@ -343,7 +343,7 @@ def test_audit_log_from_the_command_line(tmp_path: Path) -> None:
 
     rows = list(csv.DictReader(io.StringIO(cli("--format", "csv"))))
     kinds = [r["kind"] for r in rows]
-    assert kinds[0] == "variant.created" and "run.created" in kinds and "run.complete" in kinds
+    assert kinds[0] == "variant.created" and "run.created" in kinds and "run.completed" in kinds
     rejected = [r for r in rows if r["kind"] == "variant.rejected"]
     assert len(rejected) == 1 and rejected[0]["by"] == "constitution"
     assert (

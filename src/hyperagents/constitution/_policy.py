@@ -45,7 +45,9 @@ summed weight of its soft violations (the alignment ``penalty^(−D)`` and the r
 recorded separately). A custom rule is ``function(child, parent, task, **options)`` returning
 findings (strings, or mappings with ``message`` and optionally ``path`` and ``line``); it runs
 in the engine (it is the operator's code, like a task) and a rule that raises rejects the child
-(fail closed).
+(fail closed); a ``file.py:function`` is relative to the policy file. An ``instance_literals``
+rule flags literals distinctive of one held-out instance, not the task's vocabulary, which the
+train split's inputs show (see :mod:`hyperagents.constitution._literals`).
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,16 +63,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hyperagents._modules import import_file
+from hyperagents.constitution._literals import find_instance_literals
 from hyperagents.constitution._rules import (
     Finding,
     Unanalysable,
     changed_lines,
     find_calls,
     find_imports,
-    find_instance_literals,
     find_patterns,
     matching_files,
 )
+from hyperagents.constitution._syntax import parse_policy
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 
@@ -168,7 +170,9 @@ class Constitution(BaseModel):
         """Check ``child`` (made from ``parent``; None for a seed) against every rule.
 
         Args:
-            instances: ``split → (id, inputs)`` pairs, for ``instance_literals`` rules.
+            instances: ``split → (id, inputs)`` pairs, for ``instance_literals`` rules: the
+                rule's splits, and ``"train"``, whose inputs tell the task's vocabulary (a value
+                found there is not a quote of a held-out instance).
             task: Given to custom rules.
         """
         violations: list[Violation] = []
@@ -313,8 +317,24 @@ def _apply(
         if instances is None:
             return []
         pairs = [pair for split in rule.splits for pair in instances(split)]
-        return find_instance_literals(child, rule.files, pairs, min_length=rule.min_length)
+        return find_instance_literals(
+            child, rule.files, pairs, min_length=rule.min_length, train=_train(rule, instances)
+        )
     return _custom(rule, child, parent, task)
+
+
+def _train(
+    rule: Rule, instances: Callable[[str], Iterable[tuple[str, Any]]]
+) -> list[tuple[str, Any]]:
+    """The train split's pairs, which tell a task's vocabulary from an instance's own values;
+    none when the rule checks the train split itself or ``instances`` does not know it (then
+    only the held-out instances tell: a stricter rule, never a looser one)."""
+    if "train" in rule.splits:
+        return []
+    try:
+        return list(instances("train"))
+    except (ConfigError, LookupError, ValueError):
+        return []
 
 
 def _size(rule: Rule, child: Program) -> list[Finding]:
@@ -386,7 +406,8 @@ def load_constitution(source: str | Path | Mapping[str, Any] | Constitution) -> 
     """A constitution from a TOML or YAML file, a mapping, or itself.
 
     Raises:
-        ConfigError: The file is missing or malformed, or a rule is invalid (the message says
+        ConfigError: The file is missing or malformed (the message starts with
+            ``FILE:LINE:COLUMN:`` where it does not parse), or a rule is invalid (the message says
             which).
     """
     if isinstance(source, Constitution):
@@ -401,15 +422,9 @@ def load_constitution(source: str | Path | Mapping[str, Any] | Constitution) -> 
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read constitution {path}: {exc.strerror}") from exc
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            else:
-                data = tomllib.loads(text)
-        except Exception as exc:
-            raise ConfigError(f"constitution {path} is not valid: {exc}") from exc
+        data = parse_policy(path, text)
+        if data is None:  # an empty YAML file
+            data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a table of settings and [[rule]] entries")
     data = dict(data)

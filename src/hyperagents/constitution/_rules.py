@@ -5,9 +5,8 @@ from __future__ import annotations
 import ast
 import fnmatch
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from hyperagents.program import Program
 
@@ -16,7 +15,6 @@ __all__ = [
     "changed_lines",
     "find_calls",
     "find_imports",
-    "find_instance_literals",
     "find_patterns",
     "matching_files",
     "module_twins",
@@ -266,75 +264,6 @@ def find_patterns(program: Program, globs: Sequence[str], patterns: Sequence[str
                     found.append(
                         Finding(path, number, line.strip()[:300], f"matches /{pattern.pattern}/")
                     )
-    return found
-
-
-def _precise(value: float) -> bool:
-    """A float with at least three decimals: unlikely to appear in code by chance."""
-    return value != round(value, 2)
-
-
-def _leaves(value: Any) -> Iterator[Any]:
-    """The scalars of a JSON-like value (mapping values and list items, recursively)."""
-    if isinstance(value, Mapping):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _leaves(item)
-    else:
-        yield value
-
-
-def find_instance_literals(
-    program: Program,
-    globs: Sequence[str],
-    instances: Iterable[tuple[str, Any]],
-    *,
-    min_length: int,
-) -> list[Finding]:
-    """Literals in agent code that quote a held-out instance: its id, a string of its inputs
-    at least ``min_length`` long, or a number of its inputs with three or more decimals (signs of
-    answers hard-coded per instance)."""
-    needles: dict[str, str] = {}
-    numbers: dict[float, str] = {}
-    for instance_id, inputs in instances:
-        needles[instance_id] = instance_id
-        for leaf in _leaves(inputs):
-            if isinstance(leaf, str) and len(leaf) >= min_length:
-                needles.setdefault(leaf, instance_id)
-            elif isinstance(leaf, float) and _precise(leaf):
-                numbers.setdefault(leaf, instance_id)
-    found: list[Finding] = []
-    for path, source, tree in python_files(program, globs):
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Constant)
-                and isinstance(node.value, float)
-                and node.value in numbers
-            ):
-                line = getattr(node, "lineno", 0)
-                what = f"quotes held-out instance {numbers[node.value]} ({node.value!r})"
-                found.append(Finding(path, line, _line(source, line), what))
-                continue
-            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
-                continue
-            literal = node.value
-            hit = needles.get(literal)
-            if hit is None and len(literal) >= min_length:
-                hit = next(
-                    (
-                        i
-                        for text, i in needles.items()
-                        if len(text) >= min_length and text in literal
-                    ),
-                    None,
-                )
-            if hit is not None:
-                line = getattr(node, "lineno", 0)
-                found.append(
-                    Finding(path, line, _line(source, line), f"quotes held-out instance {hit}")
-                )
     return found
 
 
