@@ -44,6 +44,13 @@ def test_manual_approval_end_to_end(tmp_path: Path) -> None:
     assert len(waiting) >= 2
     assert all(v.reason and v.reason.startswith("awaiting approval") for v in waiting)
     assert all("val" in v.scores and "test" not in v.scores for v in waiting)
+    # The end of the run lists what waits, why, and how to decide.
+    said = " ".join(first.stderr.split())
+    assert f"{len(waiting)} variant(s) of m wait for a person's decision:" in said
+    for v in waiting:
+        assert f"m/{v.generation} (variant {v.id}, val {v.scores['val']:.4f}): {v.reason}" in said
+    assert f"hyperagents approve m/{waiting[0].generation} --storage {url} --note WHY" in said
+    assert f"hyperagents reject m/{waiting[0].generation} --storage {url} --note WHY" in said
     champion = champion_of(store.list_variants(run.id))
     assert champion is not None and champion.id not in {v.id for v in waiting}
     listed = json.loads(
@@ -135,5 +142,5 @@ def test_pin_and_ban_steer_parent_selection(tmp_path: Path) -> None:
             lineage.add(v.id)
     assert not any(v.parent_id in lineage for v in variants if v.generation > 7)
     kinds = [e.kind for e in store.list_events(run.id)]
-    assert "run.pinned" in kinds and "run.banned" in kinds
+    assert "variant.pinned" in kinds and "variant.banned" in kinds
     store.close()

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -155,17 +156,35 @@ def test_tasks_lists_builtins(tmp_path: Path) -> None:
 
 
 def test_init_task_scaffold_runs_and_its_test_passes(tmp_path: Path) -> None:
-    cli("init-task", "widgets", "--dir", str(tmp_path / "widgets"), cwd=tmp_path)
+    created = cli("init-task", "widgets", "--dir", str(tmp_path / "widgets"), cwd=tmp_path)
     assert (tmp_path / "widgets" / "task.py").is_file()
     assert (tmp_path / "widgets" / "seed" / "meta_agent.py").is_file()
+    # The printed test command works on a plain install: here, pytest cannot be imported.
+    (tmp_path / "no_pytest" / "pytest").mkdir(parents=True)
+    (tmp_path / "no_pytest" / "pytest" / "__init__.py").write_text(
+        "raise ImportError('pytest is not installed')\n"
+    )
+    printed = next(line for line in created.stdout.splitlines() if "test it:" in line)
+    command = shlex.split(printed.split("test it:", 1)[1])
+    assert command[1] == str(tmp_path / "widgets" / "test_widgets.py")
     test = subprocess.run(
+        command,  # as printed: "python" when that is this interpreter, else its path
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "no_pytest")},
+        timeout=300,
+    )
+    assert test.returncode == 0, test.stdout + test.stderr
+    assert "Ran 4 tests" in test.stderr and "OK" in test.stderr
+    also = subprocess.run(  # and pytest still collects them
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "widgets")],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         timeout=300,
     )
-    assert test.returncode == 0, test.stdout + test.stderr
+    assert also.returncode == 0 and "4 passed" in also.stdout, also.stdout + also.stderr
     url = f"sqlite:///{tmp_path / 'w.db'}"
     cli(
         "run",

@@ -47,7 +47,7 @@ def test_overview_has_curve_budget_champion_and_events(client: TestClient, site:
     assert data["budget"]["llm"]["tokens"] == 0
     assert sum(data["states"].values()) == len(variants)
     ids = [e["id"] for e in data["events"]]
-    assert ids == sorted(ids, reverse=True) and data["events"][0]["kind"] == "run.complete"
+    assert ids == sorted(ids, reverse=True) and data["events"][0]["kind"] == "run.completed"
 
 
 def test_overview_by_id_and_missing_run(client: TestClient, site: Site) -> None:
@@ -152,7 +152,7 @@ def test_events_filters_and_paging(client: TestClient, site: Site) -> None:
     ).json()["events"]
     assert len(one) == 1 and one[0]["variant_id"] == 3
     text = client.get(f"/api/runs/{site.run}/events", params={"q": "TARGET REACHED"}).json()
-    assert [e["kind"] for e in text["events"]] == ["run.complete"]
+    assert [e["kind"] for e in text["events"]] == ["run.completed"]
     page = client.get(f"/api/runs/{site.run}/events", params={"limit": 5}).json()
     assert [e["id"] for e in page["events"]] == ids[:5] and page["next_before"] == ids[4]
     older = client.get(
@@ -503,3 +503,26 @@ def test_approve_reject_pin_and_ban_from_the_dashboard(site: Site) -> None:
         assert tried.status_code == 200 and tried.json()["ok"]
     events = site.storage.list_events(run.id, kinds=["variant.approved", "variant.rejected"])
     assert [e.data["by"].startswith("the dashboard") for e in events] == [True, True]
+
+
+def test_events_stored_under_old_kind_names_are_found_and_shown_renamed(site: Site) -> None:
+    make_run(site.storage, "toy-old-kinds", 1, seed=7)
+    record = site.storage.get_run_by_name("toy-old-kinds")
+    site.storage.add_event(record.id, "run.complete", "written by an old engine")
+    site.storage.add_event(record.id, "run.banned", "banned by an old command line")
+    app = create_app(site.storage, storage_url=site.url)
+    with TestClient(app, base_url="http://localhost") as client:
+
+        def events(**params: str) -> list[tuple[str, str]]:
+            url = "/api/runs/toy-old-kinds/events"
+            found = client.get(url, params=params).json()["events"]
+            return [(e["kind"], e["message"]) for e in found]
+
+        both = [("run.completed", "written by an old engine"), ("run.completed", "target reached")]
+        assert events(kind="run.completed") == both
+        assert events(kind="run.complete") == both
+        assert ("run.completed", "written by an old engine") in events(group="run")
+        assert events(kind="variant.banned") == [
+            ("variant.banned", "banned by an old command line")
+        ]
+        assert ("run.completed", "written by an old engine") in events(q="run.completed")

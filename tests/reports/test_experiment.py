@@ -105,6 +105,9 @@ def test_the_cli_runs_and_continues_an_experiment(tmp_path: Path) -> None:
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "cli-grid-frozen-meta-s1" in proc.stdout
+    assert "warning: 2 seed(s) per mode: `hyperagents report` needs at least 3" in " ".join(
+        proc.stderr.split()
+    )
     store = get_storage(url)
     runs = experiment_runs(store, "cli-grid")
     assert len(runs) == 4 and all(r.status is RunStatus.COMPLETE for r in runs)

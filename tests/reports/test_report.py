@@ -15,6 +15,7 @@ import pytest
 
 from hyperagents.exceptions import RunNotFoundError
 from hyperagents.reports import (
+    MIN_SEEDS,
     ExperimentSpec,
     build_report,
     mann_whitney_u,
@@ -118,6 +119,25 @@ def test_a_single_run_can_be_reported_and_unknown_names_are_errors(tmp_path: Pat
     stats: dict[str, Any] = report.statistics
     assert list(stats["modes"]) == ["hyperagent"] and stats["pairs"] == []
     assert "need at least two modes" in report.files["markdown"].read_text()
+    # One run is too few for a confidence interval: none is given, and the report says why.
+    test = stats["modes"]["hyperagent"]["test"]
+    assert (test["low"], test["high"], test["n"]) == (None, None, 1)
+    assert report.warnings == [
+        f"arm hyperagent: 1 run(s), fewer than {MIN_SEEDS}: no confidence intervals "
+        "(run more seeds)"
+    ]
+    for kind in ("markdown", "html"):
+        document = report.files[kind].read_text()
+        assert f"[no CI: 1 run(s), needs {MIN_SEEDS}]" in document
+        assert "fewer than 3: no confidence intervals" in document
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERAGENTS_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hyperagents", "report", "solo", "--storage", url,
+         "-o", str(tmp_path / "cli")],
+        env={**env, "COLUMNS": "300"}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: arm hyperagent: 1 run(s), fewer than 3" in proc.stderr
     with pytest.raises(RunNotFoundError, match="no experiment or run named"):
         build_report("nothing", storage=url, out=tmp_path / "x")
 
@@ -135,6 +155,7 @@ def test_the_cli_writes_the_report(grid: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (out / "report.html").is_file() and (out / "learning_curves.png").is_file()
     assert "report.html" in proc.stdout
+    assert "warning" not in proc.stderr  # three seeds per mode
     missing = subprocess.run(
         [sys.executable, "-m", "hyperagents", "report", "nope", "--storage", grid],
         env=env,

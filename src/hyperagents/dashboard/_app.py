@@ -53,6 +53,7 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.runs import Mode
+from hyperagents.runs._audit import canonical_kind, stored_kinds
 from hyperagents.runs._export import EXPORT_COLUMNS, csv_text, run_export, variant_row
 from hyperagents.runs._resolve import MAX_ID, find_run
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord
@@ -66,10 +67,12 @@ EVENT_GROUPS: dict[str, tuple[str, ...]] = {
     "run": (
         "run.created",
         "run.started",
+        "run.warning",
         "run.stop_requested",
         "run.stopped",
-        "run.complete",
+        "run.completed",
         "run.failed",
+        "run.killed",
     ),
     "mutation": (
         "variant.created",
@@ -391,7 +394,10 @@ def create_app(
                 return _error(400, f"unknown group {group!r}: {', '.join(EVENT_GROUPS)}")
             kinds = list(EVENT_GROUPS[group])
         if kind:
-            kinds = [k for k in (kinds or [kind]) if k == kind]
+            wanted = canonical_kind(kind)
+            kinds = [k for k in (kinds or [wanted]) if k == wanted]
+        if kinds is not None:  # events stored under a kind's old name are found too
+            kinds = stored_kinds(kinds) if kinds else []
         needle = (q or "").strip().lower()
         found: list[dict[str, Any]] = []
         cursor = before
@@ -409,7 +415,7 @@ def create_app(
             scanned += len(page)
             for index, event in enumerate(page):
                 cursor = event.id
-                if not needle or needle in f"{event.kind} {event.message}".lower():
+                if not needle or needle in f"{canonical_kind(event.kind)} {event.message}".lower():
                     found.append(views.event_json(event))
                 if len(found) >= limit:
                     exhausted = index == len(page) - 1 and len(page) < 1000

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hyperagents.dashboard._views import engine_alive
+from hyperagents import runs
 from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.exceptions import ConfigError, RunStateError
-from hyperagents.runs import Mode, Run, RunConfig, request_stop
+from hyperagents.runs import Mode, Run, RunConfig, check_no_engine, request_stop
 from hyperagents.sandbox import Limits, Outcome, get_sandbox, task_locations
 from hyperagents.storages import (
     STORAGE_ENV_VAR,
@@ -259,11 +259,10 @@ def resume_run(
     """Start an engine that continues ``record`` (adding ``generations`` to its target).
 
     Raises:
-        RunStateError: An engine drives it already, or it is complete and no generations
-            were added.
+        RunStateError: An engine drives it (running, or finishing its work after a stop), or
+            it is complete and no generations were added.
     """
-    if engine_alive(record):
-        raise RunStateError(f"run {record.name!r} is running already")
+    check_no_engine(record, action="resume")
     if record.status is RunStatus.COMPLETE and not generations:
         raise RunStateError(
             f"run {record.name!r} reached its target: give generations to add to it"
@@ -272,17 +271,16 @@ def resume_run(
 
 
 def delete_run(store: BaseStorage, record: RunRecord, *, confirm: str) -> None:
-    """Delete a run with everything recorded about it.
+    """Delete a run with everything recorded about it, once its name is typed to confirm
+    (:func:`hyperagents.runs.delete_run`, as the command line's ``delete`` does).
 
     Raises:
         ConfigError: ``confirm`` is not the run's name.
-        RunStateError: An engine drives it (stop it first).
+        RunStateError: An engine drives it (stop it first, and let it finish).
     """
     if confirm != record.name:
         raise ConfigError(f"type the run's name ({record.name!r}) to confirm deleting it")
-    if engine_alive(record):
-        raise RunStateError(f"run {record.name!r} is running: stop it before deleting it")
-    store.delete_run(record.id)
+    runs.delete_run(store, record)
 
 
 # -- try it -----------------------------------------------------------------------------------

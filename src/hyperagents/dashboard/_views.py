@@ -17,6 +17,7 @@ from pygments.util import ClassNotFound
 from hyperagents.archive import ancestry, tree_rows
 from hyperagents.exceptions import VariantNotFoundError
 from hyperagents.program import Program
+from hyperagents.runs._audit import canonical_kind
 from hyperagents.runs._diffs import DiffLimits, FileDiff, compare, hunk_header
 from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, run_identity, variant_row
 from hyperagents.runs._owner import engine_alive
@@ -126,7 +127,7 @@ def event_json(event: EventRecord) -> dict[str, Any]:
     return {
         "id": event.id,
         "variant_id": event.variant_id,
-        "kind": event.kind,
+        "kind": canonical_kind(event.kind),  # an old name shown as the current one
         "message": event.message,
         "data": dict(event.data),
         "created_at": event.created_at.isoformat(),

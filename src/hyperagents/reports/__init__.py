@@ -8,7 +8,7 @@ from hyperagents.reports._experiment import (
     experiment_runs,
     run_experiment,
 )
-from hyperagents.reports._report import Report, build_report, statistics
+from hyperagents.reports._report import MIN_SEEDS, Report, build_report, statistics
 from hyperagents.reports._stats import (
     ConfidenceInterval,
     RankTest,
@@ -22,6 +22,7 @@ from hyperagents.reports._stats import (
 
 __all__ = [
     "EXPERIMENT_ATTR",
+    "MIN_SEEDS",
     "ConfidenceInterval",
     "ExperimentSpec",
     "RankTest",

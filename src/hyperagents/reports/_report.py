@@ -32,10 +32,13 @@ from hyperagents.reports._stats import (
 from hyperagents.runs._export import csv_cell
 from hyperagents.storages import BaseStorage, RunRecord, get_storage
 
-__all__ = ["Report", "build_report", "statistics"]
+__all__ = ["MIN_SEEDS", "Report", "build_report", "statistics"]
 
 #: Significance level the report's sentences use (after Holm's adjustment).
 ALPHA = 0.05
+#: Fewest runs (seeds) of an arm for a confidence interval: the bootstrap of one or two values
+#: gives a degenerate interval (the values themselves), which is not shown.
+MIN_SEEDS = 3
 
 
 @dataclass
@@ -46,11 +49,13 @@ class Report:
         directory: The output directory.
         files: Every file written, by kind (``"csv"``, ``"html"``, ``"figure:learning"``…).
         statistics: The numbers of the statistics section (also in ``statistics.json``).
+        warnings: What makes the statistics weak (arms with fewer than :data:`MIN_SEEDS` runs).
     """
 
     directory: Path
     files: dict[str, Path] = field(default_factory=dict)
     statistics: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _final(rows: list[dict[str, Any]], column: str) -> float | None:
@@ -73,8 +78,12 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
         k: The k of imp@k (capped at the generations run).
         seed: Seed of the bootstrap.
 
+    A median's confidence interval (``low``, ``high``) is None for fewer than
+    :data:`MIN_SEEDS` values; ``warnings`` names the arms with so few runs.
+
     Returns:
-        ``{"modes": {mode: {...}}, "pairs": [...], "k": k}``, JSON-compatible.
+        ``{"modes": {mode: {...}}, "pairs": [...], "k": k, "alpha": α, "warnings": [...]}``,
+        JSON-compatible.
     """
     modes: dict[str, Any] = {}
     last = max((row["generation"] for row in data.rows), default=0)
@@ -97,11 +106,7 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
         finals[mode] = tests
         entry: dict[str, Any] = {"runs": len(runs), "final_test": tests, "final_val": vals}
         for name, sample in (("test", tests), ("val", vals), ("imp_at_k", imps)):
-            if sample:
-                ci = bootstrap_ci(sample, np.median, seed=seed)
-                entry[name] = {"median": ci.estimate, "low": ci.low, "high": ci.high}
-            else:
-                entry[name] = None
+            entry[name] = _median_ci(sample, seed) if sample else None
         entry["imp_at_k_values"] = imps
         modes[mode] = entry
     pairs: list[dict[str, Any]] = []
@@ -125,7 +130,21 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
     for pair, adjusted in zip(pairs, holm([p["p_value"] for p in pairs]), strict=True):
         pair["p_holm"] = adjusted
         pair["cliffs_delta"] = 2 * pair["a12"] - 1
-    return {"modes": modes, "pairs": pairs, "k": k, "alpha": ALPHA}
+    warnings = [
+        f"arm {mode}: {entry['runs']} run(s), fewer than {MIN_SEEDS}: no confidence intervals "
+        "(run more seeds)"
+        for mode, entry in modes.items()
+        if entry["runs"] < MIN_SEEDS
+    ]
+    return {"modes": modes, "pairs": pairs, "k": k, "alpha": ALPHA, "warnings": warnings}
+
+
+def _median_ci(sample: list[float], seed: int) -> dict[str, Any]:
+    """The sample's median with its 95% bootstrap CI (None below :data:`MIN_SEEDS` values)."""
+    ci = bootstrap_ci(sample, np.median, seed=seed)
+    if len(sample) < MIN_SEEDS:
+        return {"median": ci.estimate, "low": None, "high": None, "n": len(sample)}
+    return {"median": ci.estimate, "low": ci.low, "high": ci.high, "n": len(sample)}
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -139,6 +158,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def _ci(entry: dict[str, Any] | None) -> str:
     if not entry:
         return "–"
+    if entry["low"] is None:
+        return f"{entry['median']:.3f} [no CI: {entry['n']} run(s), needs {MIN_SEEDS}]"
     return f"{entry['median']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
 
 
@@ -314,6 +335,7 @@ def build_report(
     report.files["figure:costs"] = plot_costs(data, directory / "costs.png")
     stats = statistics(data, k=k)
     report.statistics = stats
+    report.warnings = list(stats["warnings"])
     (directory / "statistics.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
     report.files["json"] = directory / "statistics.json"
     _write_documents(data, stats, report)
@@ -351,7 +373,8 @@ def _write_documents(data: ReportData, stats: dict[str, Any], report: Report) ->
         f"among the champions of generations 1..{k} minus the seed's (DGM-H)."
     )
     md = [f"# Report: {data.name}", "", intro, "", "## Runs", "", _markdown_table(runs_table)]
-    md += ["", "## Statistics", "", _markdown_table(mode_table), ""]
+    md += ["", "## Statistics", ""] + [f"**Warning:** {w}" for w in report.warnings]
+    md += ["", _markdown_table(mode_table), ""]
     if pairs_table[1:]:
         md += [_markdown_table(pairs_table), ""] + [f"- {s}" for s in sentences] + [""]
     else:
@@ -371,6 +394,7 @@ def _write_documents(data: ReportData, stats: dict[str, Any], report: Report) ->
         "<h2>Runs</h2>",
         _html_table(runs_table),
         "<h2>Statistics</h2>",
+        *(f"<p class='note'><b>Warning:</b> {html.escape(w)}</p>" for w in report.warnings),
         _html_table(mode_table),
     ]
     if pairs_table[1:]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hyperagents.runs._config import SELECTORS, Mode, RunConfig, parse_mode
 from hyperagents.runs._decide import approve, ban, pin, reject
+from hyperagents.runs._delete import check_no_engine, delete_run
 from hyperagents.runs._run import STAGES, Job, Run, derive_seed
 from hyperagents.runs._stop import request_stop
 
@@ -16,6 +17,8 @@ __all__ = [
     "RunConfig",
     "approve",
     "ban",
+    "check_no_engine",
+    "delete_run",
     "derive_seed",
     "parse_mode",
     "pin",

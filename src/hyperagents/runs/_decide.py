@@ -74,7 +74,7 @@ def pin(store: BaseStorage, variant: VariantRecord, *, who: str) -> None:
     store.update_run_attrs(variant.run_id, {"pinned_parent": {"variant": variant.id, "by": who}})
     store.add_event(
         variant.run_id,
-        "run.pinned",
+        "variant.pinned",
         f"variant {variant.id} pinned as the next parent by {who}",
         variant_id=variant.id,
         data={"by": who},
@@ -95,7 +95,7 @@ def ban(store: BaseStorage, variant: VariantRecord, *, who: str, note: str | Non
     store.update_run_attrs(variant.run_id, {"banned": banned})
     store.add_event(
         variant.run_id,
-        "run.banned",
+        "variant.banned",
         f"lineage of variant {variant.id} banned by {who}{_note(note)}",
         variant_id=variant.id,
         data={"by": who, "note": note},

@@ -71,6 +71,9 @@ from hyperagents.tasks import Instance, Split, Task, load_task
 
 __all__ = ["STAGES", "Job", "Run"]
 
+#: Where :meth:`Run.warn` logs (faces that print :meth:`Run.warnings` themselves silence it).
+warnings_logger = logging.getLogger("hyperagents.run_warnings")
+
 logger = logging.getLogger("hyperagents")
 
 #: Evaluation stages in order. ``test`` is only run for champions and never shown to agents.
@@ -514,7 +517,7 @@ class Run:
             if message in self._warned:
                 return
             self._warned.add(message)
-            logger.warning("run %r: %s", self._name, message)
+            warnings_logger.warning("run %r: %s", self._name, message)
             self._event("run.warning", message)
 
     def _check_settings(self) -> None:

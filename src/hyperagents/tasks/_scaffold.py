@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hyperagents.exceptions import ConfigError
 
-__all__ = ["scaffold_task"]
+__all__ = ["scaffold_task", "task_class_name"]
 
 _TASK_PY = '''"""{name}: a hyperagents task (scaffolded by `hyperagents init-task`).
 
@@ -93,11 +93,17 @@ def solve(inputs):
     return "inside" if dx * dx + dy * dy < PARAMS["radius"] ** 2 else "outside"
 '''
 
-_TEST = '''"""Checks of the {name} task (run with: pytest {path_dir})."""
+_TEST = '''"""Checks of the {name} task. Run them with the Python that has hyperagents:
+
+    python {test_file}
+
+(or ``python -m unittest`` in this folder; pytest finds them too).
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import unittest
 from pathlib import Path
 
 from hyperagents.tasks import Split, load_task
@@ -106,43 +112,52 @@ HERE = Path(__file__).resolve().parent
 SPEC = f"{{HERE / 'task.py'}}:{cls}"
 
 
-def test_splits_are_nonempty_and_ids_unique() -> None:
-    task = load_task(SPEC)
-    ids = [inst.id for split in Split for inst in task.instances(split)]
-    assert all(task.instances(split) for split in Split)
-    assert len(ids) == len(set(ids))
+class {cls}Checks(unittest.TestCase):
+    """The protocol every task keeps (see task.py's docstring)."""
+
+    def setUp(self) -> None:
+        self.task = load_task(SPEC)
+
+    def test_splits_are_nonempty_and_ids_unique(self) -> None:
+        ids = [inst.id for split in Split for inst in self.task.instances(split)]
+        self.assertTrue(all(self.task.instances(split) for split in Split))
+        self.assertEqual(len(ids), len(set(ids)))
+
+    def test_inputs_do_not_leak_targets(self) -> None:
+        for inst in self.task.instances(Split.TRAIN):
+            self.assertNotIn(inst.target, (inst.inputs or {{}}).values())
+
+    def test_seed_agent_runs_and_scores_in_range(self) -> None:
+        program = self.task.seed_program()
+        self.assertLessEqual({{"task_agent.py", "meta_agent.py"}}, set(program))
+        path = HERE / "seed" / "task_agent.py"
+        spec = importlib.util.spec_from_file_location("seed_task_agent", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        low, high = self.task.score_range
+        for inst in self.task.instances(Split.VAL):
+            score = self.task.score(inst, module.solve(inst.inputs)).value
+            self.assertTrue(low <= score <= high, f"{{inst.id}}: {{score}} outside the range")
+
+    def test_malformed_output_scores_minimum(self) -> None:
+        inst = self.task.instances(Split.TRAIN)[0]
+        self.assertEqual(self.task.score(inst, None).value, self.task.score_range[0])
 
 
-def test_inputs_do_not_leak_targets() -> None:
-    task = load_task(SPEC)
-    for inst in task.instances(Split.TRAIN):
-        assert inst.target not in (inst.inputs or {{}}).values()
-
-
-def test_seed_agent_runs_and_scores_in_range() -> None:
-    task = load_task(SPEC)
-    program = task.seed_program()
-    assert {{"task_agent.py", "meta_agent.py"}} <= set(program)
-    path = HERE / "seed" / "task_agent.py"
-    spec = importlib.util.spec_from_file_location("seed_task_agent", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    low, high = task.score_range
-    val = task.instances(Split.VAL)
-    scores = [task.score(inst, module.solve(inst.inputs)).value for inst in val]
-    assert all(low <= s <= high for s in scores)
-
-
-def test_malformed_output_scores_minimum() -> None:
-    task = load_task(SPEC)
-    inst = task.instances(Split.TRAIN)[0]
-    assert task.score(inst, None).value == task.score_range[0]
+if __name__ == "__main__":
+    unittest.main()
 '''
 
 
+def task_class_name(name: str) -> str:
+    """The class ``init-task NAME`` writes: ``my_task`` → ``MyTaskTask``."""
+    return "".join(part.capitalize() for part in name.split("_")) + "Task"
+
+
 def scaffold_task(name: str, directory: Path) -> Path:
-    """Create ``directory`` with ``task.py``, ``seed/`` (task + meta agent) and a test.
+    """Create ``directory`` with ``task.py``, ``seed/`` (task + meta agent) and
+    ``test_NAME.py``: checks that need only the standard library (``python test_NAME.py``).
 
     Raises:
         ConfigError: ``name`` is not an identifier or ``directory`` exists and is not empty.
@@ -154,13 +169,12 @@ def scaffold_task(name: str, directory: Path) -> Path:
         raise ConfigError(f"{directory} already exists and is not empty")
     from hyperagents.improvers import offline_meta_agent_source
 
-    cls = "".join(part.capitalize() for part in name.split("_")) + "Task"
+    cls = task_class_name(name)
     (directory / "seed").mkdir(parents=True, exist_ok=True)
     path = directory / "task.py"
     path.write_text(_TASK_PY.format(name=name, cls=cls, path=path), encoding="utf-8")
     (directory / "seed" / "task_agent.py").write_text(_TASK_AGENT, encoding="utf-8")
     (directory / "seed" / "meta_agent.py").write_text(offline_meta_agent_source(), encoding="utf-8")
-    (directory / f"test_{name}.py").write_text(
-        _TEST.format(name=name, cls=cls, path_dir=directory), encoding="utf-8"
-    )
+    test_file = directory / f"test_{name}.py"
+    test_file.write_text(_TEST.format(name=name, cls=cls, test_file=test_file), encoding="utf-8")
     return directory

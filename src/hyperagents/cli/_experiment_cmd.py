@@ -1,0 +1,178 @@
+"""``hyperagents experiment`` (a grid of runs: modes × seeds) and ``hyperagents report``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from hyperagents.cli._drive import terminate_as_interrupt
+from hyperagents.cli._progress import GenerationProgress
+from hyperagents.cli._shared import (
+    StorageOpt,
+    UnsafeSandboxOpt,
+    allow_unsafe_sandbox,
+    console,
+    err_console,
+    errors,
+    existing_storage,
+    fmt_value,
+    read_config,
+)
+from hyperagents.runs import Run
+from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState, get_storage
+
+__all__ = ["experiment", "report"]
+
+
+def experiment(
+    task: Annotated[
+        str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")
+    ] = "review",
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated modes to compare.")
+    ] = "hyperagent,frozen-meta,no-archive",
+    seeds: Annotated[
+        int, typer.Option(min=1, help="Independent replicates per mode (seeds 0..N-1).")
+    ] = 5,
+    generations: Annotated[
+        int, typer.Option("--generations", "-g", min=0, help="Generations per run.")
+    ] = 30,
+    storage: StorageOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Runs driven at once [default: the number of CPUs]; results do not depend on it.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Experiment name [default: TASK-experiment]."),
+    ] = None,
+    sandbox: Annotated[
+        str | None,
+        typer.Option(help="Where agent code runs: auto (bwrap if available), bwrap, process."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="JSON file with run config values (all runs).")
+    ] = None,
+    meta_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="VARIANT",
+            help="Transfer: also run each mode with this variant's meta agent (e.g. evolved "
+            "on another task: RUN/champion), as the arm MODE+transfer.",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    unsafe_process_sandbox: UnsafeSandboxOpt = False,
+) -> None:
+    """Run every mode × seed of a task in one storage (again: continue where it stopped)."""
+    allow_unsafe_sandbox(unsafe_process_sandbox)
+    from hyperagents.reports import MIN_SEEDS, ExperimentSpec, experiment_runs, run_experiment
+    from hyperagents.tasks import load_task
+
+    with errors():
+        data = read_config(config)
+        if sandbox is not None:
+            data["sandbox"] = sandbox
+        task_name = load_task(task).name
+        spec = ExperimentSpec.parse(
+            name=name or f"{task_name}-experiment",
+            task=task,
+            modes=modes,
+            seeds=seeds,
+            generations=generations,
+            config=data,
+            meta_from=meta_from,
+        )
+        store = get_storage(storage)
+        total = len(spec.arms()) * len(spec.seeds) * spec.generations
+        done = sum(
+            1
+            for record in experiment_runs(store, spec.name)
+            for v in store.list_variants(record.id)
+            if v.generation > 0 and v.state.is_terminal
+        )
+        count = workers or os.cpu_count() or 1
+        if not quiet:
+            err_console.print(
+                f"experiment [bold]{escape(spec.name)}[/]: task {escape(task_name)}, "
+                f"{', '.join(m.value for m in spec.modes)} × {len(spec.seeds)} seeds × "
+                f"{spec.generations} generations, {count} run(s) at once",
+                highlight=False,
+            )
+        if len(spec.seeds) < MIN_SEEDS:
+            err_console.print(
+                f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "
+                f"needs at least {MIN_SEEDS} for confidence intervals (5 or more to compare modes)"
+            )
+        progress = GenerationProgress(
+            err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet
+        )
+        with progress:
+
+            def on_variant(run: Run, variant: VariantRecord) -> None:
+                if variant.generation > 0:
+                    progress.advance()
+
+            with terminate_as_interrupt() as signals:  # SIGTERM stops the runs as Ctrl-C does
+                try:
+                    records = run_experiment(
+                        spec, storage=store, workers=count, callbacks=[on_variant]
+                    )
+                except KeyboardInterrupt:
+                    said = "terminated (SIGTERM)" if signals else "interrupted"
+                    err_console.print(f"{said}: run the same command again to continue")
+                    raise typer.Exit(143 if signals else 130) from None
+        _print_experiment(store, records)
+
+
+def report(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Experiment or run name (or id).")],
+    storage: StorageOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output directory [default: report-NAME].")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, help="The k of imp@k.")] = 50,
+) -> None:
+    """Write tables, figures, statistics, Markdown and HTML for an experiment or a run."""
+    from hyperagents.reports import build_report
+
+    with errors():
+        written = build_report(name, storage=existing_storage(storage), out=out, k=k)
+        for kind, path in written.files.items():
+            console.print(f"{kind}: {escape(str(path))}", highlight=False, soft_wrap=True)
+        for warning in written.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
+def _print_experiment(store: BaseStorage, records: list[RunRecord]) -> None:
+    table = Table(title="experiment runs")
+    table.add_column("run (experiment-arm-seed)", no_wrap=True)
+    for column in ("status", "generations", "best val", "its test"):
+        table.add_column(column, no_wrap=True)
+    for record in records:
+        complete = [
+            v
+            for v in store.list_variants(record.id, states=[VariantState.COMPLETE])
+            if "val" in v.scores
+        ]
+        best = min(complete, key=lambda v: (-v.scores["val"], v.generation), default=None)
+        last = max((v.generation for v in store.list_variants(record.id)), default=0)
+        table.add_row(
+            record.name,
+            record.status.name.lower(),
+            str(last),
+            fmt_value(best.scores.get("val") if best else None),
+            fmt_value(best.scores.get("test") if best else None),
+        )
+    console.print(table)

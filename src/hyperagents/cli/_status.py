@@ -1,0 +1,69 @@
+"""A run's status as a table: ``status``, and the end of ``run`` and ``resume``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from hyperagents._untrusted import printable
+from hyperagents.cli._shared import agent_text, console, fmt_value
+from hyperagents.runs import Run
+from hyperagents.runs._owner import status_label
+
+__all__ = ["print_status"]
+
+
+def _llm_row(llm: dict[str, Any]) -> str:
+    source = f"replay of {llm['replay_of']}" if llm["replay_of"] else llm["model"]
+    tokens = llm["prompt_tokens"] + llm["completion_tokens"]
+    spent = f"{tokens} tokens"
+    if llm["max_tokens"] is not None:
+        spent += f" of {llm['max_tokens']}"
+    spent += f", ${llm['cost']:.4f}"
+    if llm["max_cost"] is not None:
+        spent += f" of ${llm['max_cost']:.4f}"
+    return (
+        f"{escape(printable(source))}: {llm['calls']} calls ({llm['cached']} cached, "
+        f"{llm['errors']} failed attempts); {spent}"
+    )
+
+
+def print_status(the_run: Run) -> None:
+    """Print the run's status (whether an engine drives it), budgets, scores, champion, model
+    use and warnings (settings that do not do what they say)."""
+    info = the_run.summary()
+    table = Table(title=f"run {escape(printable(info['run']))}", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    table.add_row(
+        "task / mode / seed", agent_text(f"{info['task']} / {info['mode']} / {info['seed']}")
+    )
+    table.add_row("status", status_label(the_run.record()))
+    table.add_row("generations", f"{info['generations']} of {info['target_generations']}")
+    table.add_row("archive (complete)", f"{info['archive_size']} of {info['variants']} variants")
+    table.add_row("states", ", ".join(f"{k} {v}" for k, v in sorted(info["states"].items())))
+    elapsed = f"{info['elapsed_seconds']:.1f} s"
+    if info.get("max_seconds") is not None:
+        elapsed += f" of {info['max_seconds']:g} s"
+    table.add_row("elapsed", elapsed)
+    evaluations = str(info.get("evaluations", 0))
+    if info.get("max_evaluations") is not None:
+        evaluations += f" of {info['max_evaluations']}"
+    table.add_row("evaluations", evaluations)
+    seed_scores, champ = info["seed_scores"], info["champion"]
+    for split in ("train", "val", "test"):
+        row = f"seed {fmt_value(seed_scores.get(split))}"
+        if champ is not None:
+            row += f"  →  champion {fmt_value(champ['scores'].get(split))}"
+        table.add_row(f"{split} score", row)
+    if champ is not None:
+        table.add_row(
+            "champion", f"variant {champ['variant_id']} (generation {champ['generation']})"
+        )
+    if info.get("llm") is not None:
+        table.add_row("LLM", _llm_row(info["llm"]))
+    for message in the_run.warnings():
+        table.add_row("[yellow]warning[/]", agent_text(message))
+    console.print(table)
