@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -526,3 +527,26 @@ def test_events_stored_under_old_kind_names_are_found_and_shown_renamed(site: Si
             ("variant.banned", "banned by an old command line")
         ]
         assert ("run.completed", "written by an old engine") in events(q="run.completed")
+
+
+def test_a_running_run_whose_engine_died_is_labelled_dead(tmp_path: Path) -> None:
+    """A run left RUNNING by an engine that was killed says so on the runs page, not "running"."""
+    import socket
+    import subprocess
+    import sys
+
+    from hyperagents.storages import RDBStorage
+
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'runs.db'}")
+    run = make_run(storage, "toy-dead", 0)
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    token = f"{socket.gethostname()}|{exited.pid}|123|dead"
+    assert storage.claim_run_engine(run.id, token, expected=storage.get_run(run.id).engine)
+    storage.set_run_status(run.id, RunStatus.RUNNING)
+    app = create_app(storage, storage_url=f"sqlite:///{tmp_path / 'runs.db'}")
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        row = next(r for r in client.get("/api/runs").json()["runs"] if r["name"] == "toy-dead")
+    assert row["status"] == "running" and row["live"] is False
+    assert row["label"] == "running (engine dead)"
+    storage.close()

@@ -20,7 +20,7 @@ from hyperagents.program import Program
 from hyperagents.runs._audit import canonical_kind
 from hyperagents.runs._diffs import DiffLimits, FileDiff, compare, hunk_header
 from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, run_identity, variant_row
-from hyperagents.runs._owner import engine_alive
+from hyperagents.runs._owner import engine_alive, status_label
 from hyperagents.storages import (
     BaseStorage,
     EventRecord,
@@ -86,6 +86,7 @@ def run_row(
     return {
         **run_identity(record),
         "live": engine_alive(record),
+        "label": status_label(record),  # e.g. "running (engine dead)"
         "variants": len(variants),
         "generations": max((v.generation for v in variants), default=0),
         "target_generations": record.attrs.get("target_generations"),

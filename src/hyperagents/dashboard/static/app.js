@@ -121,7 +121,7 @@ function stateBadge(state, extra = "") {
 function statusBadge(run) {
   const label = run.live
     ? (run.status === "running" ? "running" : "stopping…")
-    : run.status === "running" ? "running (no engine)" : run.status;
+    : run.label || run.status;
   return h("span", {
     class: `badge status-${run.status}${run.live ? " live-dot" : ""}`,
     text: label,
