@@ -40,7 +40,9 @@ __all__ = [
     "LLMConfigError",
     "LLMError",
     "LLMReplayError",
+    "LLMRequestRejected",
     "LLMResponseError",
+    "LLMScriptExhausted",
     "LLMTransientError",
     "PatchError",
     "ProgramError",
@@ -187,3 +189,20 @@ class LLMReplayError(LLMError, LookupError):
 
 class LLMConfigError(LLMError, ConfigError):
     """An LLM spec is invalid, an API key variable is unset, or an optional extra is missing."""
+
+
+class LLMRequestRejected(LLMError):
+    """The model server refused this one request as invalid (HTTP 400, 413 or 422: a prompt
+    beyond the model's context, a parameter the model does not take…).
+
+    The server answered, so it is up: the request is at fault, not the model. A run's circuit
+    breaker does not count these (an agent sending bad requests is the agent's failure).
+    """
+
+
+class LLMScriptExhausted(LLMError):
+    """A scripted provider was asked for more replies than its script holds.
+
+    The call consumed no reply: a resumed run with a longer script goes on from the first reply
+    not yet used.
+    """

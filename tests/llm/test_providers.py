@@ -19,6 +19,7 @@ from hyperagents.llm import (
     DEFAULT_PRICES,
     LLMCall,
     LLMProvider,
+    LLMScriptExhausted,
     ModelPrice,
     ScriptedProvider,
     load_prices,
@@ -60,7 +61,7 @@ def test_scripted_replies_in_order_with_simulated_failures() -> None:
         provider.complete(Q)
     last = provider.complete(Q)
     assert (last.prompt_tokens, last.completion_tokens) == (3, 4)
-    with pytest.raises(LLMError, match="script exhausted"):
+    with pytest.raises(LLMScriptExhausted, match="scripted replies ran out: all 6 were used"):
         provider.complete(Q)
     assert provider.calls == 6
     assert provider.requests[0] == Q

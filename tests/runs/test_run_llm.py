@@ -117,7 +117,7 @@ def test_injected_faults_are_retried_recorded_and_survived(tmp_path: Path) -> No
         "0.62",
     ]
     store = InMemoryStorage()
-    with FakeOpenAIServer(faults, default="0.61") as server:
+    with FakeOpenAIServer(faults, default="0.61", model="m") as server:
         run = make(store, llm=f"{server.base_url}#m", llm_retries=2)
         assert run.optimize(generations=5).status is RunStatus.COMPLETE
     calls = store.list_llm_calls(run.id)
@@ -210,7 +210,7 @@ def test_a_parallel_run_replays_exactly_with_any_number_of_workers() -> None:
     # reply whatever the timing, so it is run with a different number of workers.
     store = InMemoryStorage()
     config = {"subset_size": 10, "selector": "best", "parallel_generations": 3}
-    with FakeOpenAIServer(PARALLEL_REPLIES) as server:
+    with FakeOpenAIServer(PARALLEL_REPLIES, model="m") as server:
         original = make(store, llm=f"{server.base_url}#m", **config)
         original.optimize(generations=9, workers=3)
         served = server.calls
@@ -288,7 +288,7 @@ def test_price_overrides_are_part_of_the_run_config() -> None:
     with pytest.raises(ConfigError, match="price"):
         RunConfig.parse({"llm_prices": {"m": [1.0, -2.0]}})
     store = InMemoryStorage()
-    with FakeOpenAIServer(REPLIES) as server:
+    with FakeOpenAIServer(REPLIES, model="m") as server:
         # $1 per input token, $2 per output token: the record shows it.
         run = make(
             store,
@@ -332,7 +332,7 @@ def test_the_tool_loop_runs_its_sample_inside_the_real_sandbox() -> None:
             return "billing"
         return script.pop(0)
 
-    with FakeOpenAIServer(handler=model) as server:
+    with FakeOpenAIServer(handler=model, model="m") as server:
         run = Run.create(
             task=task,
             seed=0,
@@ -362,7 +362,7 @@ def test_a_budget_spent_during_a_champion_test_stops_the_run() -> None:
     from hyperagents.tasks.support import SupportTask
 
     task = SupportTask(n_train=4, n_val=2, n_test=2)
-    with FakeOpenAIServer(default="billing") as server:
+    with FakeOpenAIServer(default="billing", model="m") as server:
         url = f"{server.base_url}#m"
         probe = InMemoryStorage()
         free = Run.create(task=task, seed=0, storage=probe, config=RunConfig.parse({"llm": url}))

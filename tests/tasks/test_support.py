@@ -91,7 +91,7 @@ def route_by_guide(body: dict[str, Any]) -> str:
 
 
 def test_the_task_agent_routes_with_the_run_model_through_the_bridge(task: SupportTask) -> None:
-    with FakeOpenAIServer(handler=route_by_guide) as server:
+    with FakeOpenAIServer(handler=route_by_guide, model="m") as server:
         store = InMemoryStorage()
         run = Run.create(
             task=task,

@@ -15,7 +15,7 @@ import pytest
 
 from hyperagents.testing import FakeOpenAIServer, FakeReply
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(300)  # a hang guard, far past what a busy machine needs
 
 MESSAGES: list[Any] = [
     {"role": "system", "content": "You are terse."},
@@ -29,7 +29,7 @@ def server() -> Iterator[FakeOpenAIServer]:
         yield fake
 
 
-def client_for(server: FakeOpenAIServer, *, timeout: float = 5.0, key: str = "test") -> Any:
+def client_for(server: FakeOpenAIServer, *, timeout: float = 60.0, key: str = "test") -> Any:
     return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=timeout)
 
 
@@ -47,7 +47,7 @@ def raw_request(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Send one request with the standard library; returns the status and the JSON body."""
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
@@ -138,10 +138,9 @@ def test_delay_past_the_client_timeout_times_out_and_the_server_survives(
     server.add_reply("after")
     impatient = client_for(server, timeout=0.2)
 
-    started = time.monotonic()
+    # It gives up before the answer, which cannot come sooner than 0.6 s after the request.
     with pytest.raises(openai.APITimeoutError):
         ask(impatient)
-    assert time.monotonic() - started < 0.6
 
     client = client_for(server)
     assert ask(client).choices[0].message.content == "on time"
@@ -301,22 +300,27 @@ def test_bad_requests_get_openai_style_errors(
 
 
 def test_concurrent_requests_from_threads(server: FakeOpenAIServer) -> None:
-    server.set_handler(lambda body: FakeReply(content=body["messages"][0]["content"], delay=0.2))
-    client = client_for(server)
+    # Served in parallel, not in a row: no request is answered before all 8 are in.
+    all_in = threading.Barrier(8, timeout=60)
+
+    def handler(body: dict[str, Any]) -> FakeReply:
+        all_in.wait()
+        return FakeReply(content=body["messages"][0]["content"])
+
+    server.set_handler(handler)
+    client = client_for(server, timeout=120)
     results: dict[int, str] = {}
 
     def worker(index: int) -> None:
         results[index] = ask(client, f"request {index}").choices[0].message.content
 
     threads = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
-    started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=180)
 
     assert results == {index: f"request {index}" for index in range(8)}
-    assert time.monotonic() - started < 1.5  # served in parallel, not 8 x 0.2 s in a row
     assert server.calls == 8
     assert len(server.requests) == 8
 
@@ -337,8 +341,10 @@ def test_the_context_manager_frees_the_port() -> None:
 
 
 def test_stop_cuts_a_pending_delay_short() -> None:
-    server = FakeOpenAIServer([FakeReply(content="slow", delay=30)]).start()
-    client = client_for(server, timeout=10)
+    # Neither the hour-long delay nor the client's patience would end the call before the
+    # test's own timeout: only the server's stop can.
+    server = FakeOpenAIServer([FakeReply(content="slow", delay=3600)]).start()
+    client = client_for(server, timeout=3600)
     errors: list[BaseException] = []
 
     def call() -> None:
@@ -347,18 +353,17 @@ def test_stop_cuts_a_pending_delay_short() -> None:
         except openai.APIError as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=call)
+    thread = threading.Thread(target=call, daemon=True)
     thread.start()
     while server.calls == 0:
         time.sleep(0.01)
-    started = time.monotonic()
     server.stop()
-    thread.join(timeout=5)
+    thread.join(timeout=120)
 
-    assert time.monotonic() - started < 2
     assert not thread.is_alive()
     assert len(errors) == 1
     assert isinstance(errors[0], openai.APIConnectionError)
+    assert not isinstance(errors[0], openai.APITimeoutError)  # dropped, not timed out
 
 
 def test_start_twice_is_an_error_and_restart_works() -> None:

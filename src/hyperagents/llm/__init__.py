@@ -11,6 +11,9 @@
 * :class:`Gateway`: retries with deterministic backoff, token and dollar accounting per call,
   variant and run, budgets, a content-addressed response cache, a record of every attempt
   (:class:`LLMCall`, :class:`JsonlRecorder`) and replay without calling any model.
+* :func:`probe_llm`: check a spec's model before using it (reachable, key accepted, model
+  listed) without spending a token; :class:`CircuitBreaker`: stop calling a model that keeps
+  failing.
 
 API keys come from the environment only and never appear in reprs, logs, error messages or
 records.
@@ -30,12 +33,15 @@ from hyperagents.llm._base import (
     Completion,
     LLMCall,
     LLMProvider,
+    LLMRequestRejected,
+    LLMScriptExhausted,
     Message,
     estimate_tokens,
     read_calls,
     redact_secrets,
     request_key,
 )
+from hyperagents.llm._breaker import CircuitBreaker
 from hyperagents.llm._gateway import (
     UNSET,
     Gateway,
@@ -54,13 +60,20 @@ from hyperagents.llm._prices import (
     PriceTable,
     load_prices,
 )
+from hyperagents.llm._probe import probe_llm, probe_provider
 from hyperagents.llm._providers import (
     AnthropicProvider,
     OpenAICompatibleProvider,
     ReplayProvider,
     ScriptedProvider,
 )
-from hyperagents.llm._spec import SPEC_FORMS, ProviderSpec, parse_llm_spec, parse_provider_spec
+from hyperagents.llm._spec import (
+    SPEC_FORMS,
+    ProviderSpec,
+    parse_llm_spec,
+    parse_provider_spec,
+    portable_llm_spec,
+)
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -68,6 +81,7 @@ __all__ = [
     "SPEC_FORMS",
     "UNSET",
     "AnthropicProvider",
+    "CircuitBreaker",
     "Completion",
     "Gateway",
     "JsonlRecorder",
@@ -77,7 +91,9 @@ __all__ = [
     "LLMError",
     "LLMProvider",
     "LLMReplayError",
+    "LLMRequestRejected",
     "LLMResponseError",
+    "LLMScriptExhausted",
     "LLMTransientError",
     "LocalProvider",
     "MemoryCache",
@@ -97,6 +113,9 @@ __all__ = [
     "load_prices",
     "parse_llm_spec",
     "parse_provider_spec",
+    "portable_llm_spec",
+    "probe_llm",
+    "probe_provider",
     "read_calls",
     "redact_secrets",
     "request_key",

@@ -23,7 +23,9 @@ from hyperagents.exceptions import (
     LLMConfigError,
     LLMError,
     LLMReplayError,
+    LLMRequestRejected,
     LLMResponseError,
+    LLMScriptExhausted,
     LLMTransientError,
 )
 
@@ -31,6 +33,8 @@ __all__ = [
     "Completion",
     "LLMCall",
     "LLMProvider",
+    "LLMRequestRejected",
+    "LLMScriptExhausted",
     "Message",
     "estimate_tokens",
     "normalize_messages",
@@ -42,6 +46,7 @@ __all__ = [
 Message = Mapping[str, str]
 """One chat message: ``{"role": "system" | "user" | "assistant", "content": "..."}``."""
 
+
 #: Error classes a recorded call may name; replay raises the same class again.
 ERROR_TYPES: Mapping[str, type[LLMError]] = {
     cls.__name__: cls
@@ -52,6 +57,8 @@ ERROR_TYPES: Mapping[str, type[LLMError]] = {
         LLMBudgetExceeded,
         LLMReplayError,
         LLMConfigError,
+        LLMRequestRejected,
+        LLMScriptExhausted,
     )
 }
 

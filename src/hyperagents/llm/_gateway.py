@@ -372,6 +372,10 @@ class Gateway:
     a temperature above 0 without varying the seed then returns the same reply every time, so
     enable a cache only where that is wanted.
 
+    **Logging.** A retried failure is logged as a warning once per streak: the same failure
+    again (same class and message) is logged at debug level until a call succeeds, which logs
+    how many attempts failed meanwhile. The record (below) keeps every attempt.
+
     **Recording.** ``recorder`` receives an :class:`~hyperagents.llm.LLMCall` for every attempt
     (success, error, cache hit), after the totals are updated and outside the gateway's lock.
     Refusals for budget are not attempts and are not recorded. An exception raised by the
@@ -439,6 +443,9 @@ class Gateway:
         self._total = _Totals()
         self._variants: dict[int, _Totals] = {}
         self._warned_unpriced = False
+        #: The last failure and the failed attempts since the last success (for the log).
+        self._last_failure: str | None = None
+        self._failed_since_success = 0
 
     def __repr__(self) -> str:
         return (
@@ -699,21 +706,24 @@ class Gateway:
                         created_at=datetime.now(UTC),
                     )
                 )
+                failure, repeated = self._note_failure(exc)
                 retryable = isinstance(exc, LLMTransientError | LLMResponseError)
                 if not retryable or attempt > self.retries:
                     raise
                 retry_after = exc.retry_after if isinstance(exc, LLMTransientError) else None
                 delay = self.retry_delay(key, attempt, retry_after)
-                logger.warning(
-                    "LLM call failed (attempt %d of %d, %s): %s; retrying in %.2f s",
+                logger.log(
+                    logging.DEBUG if repeated else logging.WARNING,
+                    "LLM call failed (attempt %d of %d, %s); retrying in %.2f s%s",
                     attempt,
                     self.retries + 1,
-                    type(exc).__name__,
-                    redact_secrets(str(exc)),
+                    failure,
                     delay,
+                    "" if repeated else " (the same failure again is logged at debug level)",
                 )
                 self._sleep(delay)
                 continue
+            self._log_recovery()
             latency = self._clock() - started
             cost, known = self._cost(result)
             completion = dataclasses.replace(result, cached=False, latency=latency, cost=cost)
@@ -721,6 +731,24 @@ class Gateway:
             if self.cache is not None:
                 self.cache.put(key, completion)
             return completion
+
+    def _note_failure(self, exc: Exception) -> tuple[str, bool]:
+        """Count a failed attempt; return its description and whether it repeats the last
+        failure since the last success (then it is not logged as a warning again)."""
+        text = f"{type(exc).__name__}: {redact_secrets(str(exc))}"
+        with self._lock:
+            self._failed_since_success += 1
+            repeated = text == self._last_failure
+            self._last_failure = text
+        return text, repeated
+
+    def _log_recovery(self) -> None:
+        """After a streak of logged failures, say once that the model answers again."""
+        with self._lock:
+            failed, self._failed_since_success = self._failed_since_success, 0
+            self._last_failure = None
+        if failed:
+            logger.info("the LLM answers again after %d failed attempt(s)", failed)
 
     def _cost(self, completion: Completion) -> tuple[float, bool]:
         """Price a completion by the requested model, else by the model that answered."""

@@ -30,6 +30,8 @@ from hyperagents.llm._base import (
     ERROR_TYPES,
     Completion,
     LLMCall,
+    LLMRequestRejected,
+    LLMScriptExhausted,
     Message,
     estimate_tokens,
     normalize_messages,
@@ -48,6 +50,8 @@ __all__ = [
 
 #: HTTP statuses worth retrying (the same set the official clients retry).
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})
+#: HTTP statuses that refuse the request itself (its size, a parameter), not the client.
+_REJECTED_STATUSES = frozenset({400, 413, 422})
 _MAX_ERROR_TEXT = 500
 
 
@@ -128,6 +132,8 @@ def _map_sdk_error(
             response = getattr(exc, "response", None)
             retry_after = _retry_after(getattr(response, "headers", None))
             return LLMTransientError(message, status_code=status, retry_after=retry_after)
+        if status in _REJECTED_STATUSES:
+            return LLMRequestRejected(message)
         return LLMError(message)
     if isinstance(exc, sdk.APIError):
         return LLMError(f"{where}: {type(exc).__name__}: {clean(str(exc))}")
@@ -188,7 +194,14 @@ class OpenAICompatibleProvider:
         self.base_url = base_url
         self.name = "openai" if base_url is None else "openai-compatible"
         self.timeout = timeout
+        #: The environment variable the key is read from.
+        self.api_key_env = api_key_env
         key = api_key if api_key else environment_key(api_key_env, base_url)
+        #: Where the key sent to the server comes from: ``"api_key"`` (given), ``"$VAR"`` or
+        #: ``None`` (no key is sent).
+        self.key_origin: str | None = (
+            "api_key" if api_key else f"${api_key_env}" if key is not None else None
+        )
         #: Said with an authentication failure when a key from the environment was withheld.
         self._withheld = (
             f" (${api_key_env} is sent only to the servers listed in ${urls_variable(api_key_env)})"
@@ -219,6 +232,12 @@ class OpenAICompatibleProvider:
     def __repr__(self) -> str:
         where = "" if self.base_url is None else f", base_url={display_url(self.base_url)!r}"
         return f"{type(self).__name__}(model={self.model!r}{where})"
+
+    @property
+    def client(self) -> Any:
+        """The ``openai.OpenAI`` client the provider calls (e.g. for
+        :func:`~hyperagents.llm.probe_llm`)."""
+        return self._client
 
     def complete(
         self,
@@ -349,12 +368,27 @@ class AnthropicProvider:
                 f"the Anthropic API key is missing: set the environment variable {api_key_env}"
             )
         self._secrets: tuple[str, ...] = (key,) if key else ()
+        #: Where the key comes from: ``"api_key"`` (given), ``"$VAR"`` or ``None`` (a client
+        #: was given instead).
+        self.key_origin: str | None = (
+            "api_key" if api_key else f"${api_key_env}" if key is not None else None
+        )
         if client is None:
             client = self._sdk.Anthropic(api_key=key, max_retries=0, timeout=timeout)
         self._client = client
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"
+
+    @property
+    def client(self) -> Any:
+        """The ``anthropic.Anthropic`` client the provider calls."""
+        return self._client
+
+    @property
+    def sdk(self) -> Any:
+        """The ``anthropic`` module (its exception classes)."""
+        return self._sdk
 
     def complete(
         self,
@@ -502,10 +536,13 @@ class ScriptedProvider:
     ``retry_after``, ``prompt_tokens``, ``completion_tokens`` and ``finish_reason``. Token
     counts default to ``ceil(characters / 4)``.
 
-    Thread-safe: concurrent calls take distinct replies.
+    Thread-safe: concurrent calls take distinct replies. A call beyond the end of the script
+    (with ``cycle`` off) raises :class:`~hyperagents.llm.LLMScriptExhausted` and consumes no
+    reply.
 
     Attributes:
         requests: The messages of every call, in order.
+        source: The file the script was read from (``None``: given in Python).
 
     Args:
         replies: The script.
@@ -532,12 +569,23 @@ class ScriptedProvider:
         self._replies = [_scripted_entry(i, reply) for i, reply in enumerate(replies)]
         self.model = model
         self.cycle = cycle
+        self.source: str | None = None
         self.requests: list[list[dict[str, str]]] = []
         self._next = 0
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self._replies)} replies, model={self.model!r})"
+
+    def _exhausted(self) -> str:
+        """What a call past the last reply says: the file, its size, how to go on."""
+        count = len(self._replies)
+        if self.source is None:
+            return f"the scripted replies ran out: all {count} were used"
+        return (
+            f"the LLM script {self.source!r} ran out: all {count} of its replies were used; "
+            f"add replies to it to go on (a resumed run continues with reply {count + 1})"
+        )
 
     def skip(self, count: int) -> None:
         """Move past ``count`` replies (a resumed run continues its script where it was)."""
@@ -601,7 +649,9 @@ class ScriptedProvider:
             replies = [r for r in ("\n".join(c).strip("\n") for c in chunks) if r.strip()]
         if not replies:
             raise LLMConfigError(f"the LLM script {str(file)!r} holds no reply")
-        return cls(replies, model=model, cycle=cycle)
+        provider = cls(replies, model=model, cycle=cycle)
+        provider.source = str(file)
+        return provider
 
     def complete(
         self,
@@ -628,14 +678,14 @@ class ScriptedProvider:
             LLMTransientError: For a scripted ``transient``, ``timeout``, ``rate_limit`` or
                 ``server`` failure.
             LLMResponseError: For a scripted ``malformed`` reply.
-            LLMError: For a scripted ``error``, bad messages, or when the script is exhausted
-                (and ``cycle`` is off).
+            LLMScriptExhausted: When every reply was used (and ``cycle`` is off).
+            LLMError: For a scripted ``error``, or bad messages.
         """
         plain = normalize_messages(messages)
         with self._lock:
             index = self._next
             if index >= len(self._replies) and not self.cycle:
-                raise LLMError(f"script exhausted: all {len(self._replies)} replies were used")
+                raise LLMScriptExhausted(self._exhausted())
             self._next += 1
             self.requests.append(plain)
         entry = self._replies[index % len(self._replies)]

@@ -15,11 +15,15 @@ Accepted forms:
   (SmolLM2-135M-Instruct), else the GGUF file given.
 * ``scripted:FILE`` — deterministic replies from a file (see
   :meth:`~hyperagents.llm.ScriptedProvider.from_file`).
+
+A spec stored with a run names its files with absolute paths (:func:`portable_llm_spec`), so the
+run resumes from any directory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -40,6 +44,7 @@ __all__ = [
     "ProviderSpec",
     "parse_llm_spec",
     "parse_provider_spec",
+    "portable_llm_spec",
 ]
 
 #: Where the key for a base-URL (OpenAI-compatible, non-OpenAI) server comes from; the
@@ -209,3 +214,23 @@ def parse_llm_spec(spec: str, *, timeout: float = 60.0) -> LLMProvider:
             model or script file is unusable.
     """
     return parse_provider_spec(spec).build(timeout=timeout)
+
+
+def portable_llm_spec(spec: str) -> str:
+    """The spec with its file made absolute (``scripted:FILE``, ``local:FILE``), against the
+    current directory, so that a run storing it resumes from any directory.
+
+    Args:
+        spec: An LLM spec.
+
+    Returns:
+        The spec with an absolute path (``~`` expanded); any other spec, or one that does not
+        parse (its error comes when it is used), unchanged.
+    """
+    try:
+        parsed = parse_provider_spec(spec)
+    except LLMConfigError:
+        return spec
+    if parsed.kind not in ("scripted", "local") or parsed.model is None:
+        return spec
+    return f"{parsed.kind}:{Path(parsed.model).expanduser().resolve()}"

@@ -5,7 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hyperagents.exceptions import ConfigError
 
@@ -72,7 +79,9 @@ class RunConfig(BaseModel):
         "task", description="seed meta agent: task (the task's own), offline, or llm"
     )
     llm: str | None = Field(
-        None, description="language model spec (openai:M, http://host/v1#M, scripted:FILE…)"
+        None,
+        description="language model spec (openai:M, http://host/v1#M, scripted:FILE…); a "
+        "scripted or local file is stored with its absolute path",
     )
     max_seconds: float | None = Field(
         None,
@@ -91,6 +100,12 @@ class RunConfig(BaseModel):
     llm_retries: int = Field(3, ge=0, description="retries of transient LLM failures")
     llm_timeout: float = Field(60.0, gt=0, description="seconds to wait for one LLM reply")
     llm_cache: bool = Field(False, description="answer identical LLM requests from a cache")
+    llm_failure_limit: int = Field(
+        5,
+        ge=1,
+        description="LLM calls failing in a row (each after its retries) that stop the run: "
+        "the model is unusable until fixed, then the run resumes",
+    )
     llm_prices: dict[str, tuple[float, float]] | None = Field(
         None,
         description="price overrides, {model: [input, output]} in US dollars per million tokens "
@@ -134,6 +149,16 @@ class RunConfig(BaseModel):
         description="rules every child must keep before it runs (hyperagents.constitution); "
         "stored with the run, so a resumed or replayed run checks the same rules",
     )
+
+    @field_validator("llm")
+    @classmethod
+    def _portable_llm(cls, value: str | None) -> str | None:
+        """A scripted or local model file is kept with its absolute path (resume anywhere)."""
+        if value is None:
+            return None
+        from hyperagents.llm import portable_llm_spec
+
+        return portable_llm_spec(value)
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

@@ -3,29 +3,39 @@
 Every attempt the gateway makes is stored (``llm_calls``) as it happens, with the variant and
 purpose it was for. That record is also what a resumed run restores its totals from (so budgets
 keep counting) and what ``--replay`` answers a new run from (no model is called).
+
+A circuit breaker stops a run whose model keeps failing (see :attr:`RunLLM.broken`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import shlex
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hyperagents.exceptions import LLMBudgetExceeded, LLMError, LLMReplayError
+from hyperagents.exceptions import HyperagentsError, LLMBudgetExceeded, LLMError, LLMReplayError
 from hyperagents.llm import (
+    CircuitBreaker,
     Gateway,
     LLMCall,
+    LLMRequestRejected,
+    LLMScriptExhausted,
     MemoryCache,
     ScriptedProvider,
     Usage,
     parse_llm_spec,
+    probe_provider,
 )
 from hyperagents.storages import BaseStorage, LLMCallRecord
 
 __all__ = ["RequestLimits", "RunLLM", "calls_from_storage"]
+
+logger = logging.getLogger(__name__)
 
 #: Handler the sandbox calls with ``{"messages", "params", "purpose"}``.
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -175,9 +185,12 @@ class RunLLM:
         cache: Keep a response cache (identical requests answered once).
         prices: Price overrides, ``{model: (input, output)}`` in dollars per million tokens.
         limits: What one request from sandboxed code may ask (default :class:`RequestLimits`).
+        failure_limit: Calls failing in a row (each after its retries) that open the circuit
+            breaker (see :attr:`broken`); not used in a replay.
 
     Raises:
-        LLMConfigError: The spec is invalid or its provider cannot be set up.
+        LLMConfigError: The spec is invalid or its provider cannot be set up, or
+            ``failure_limit`` is below 1.
     """
 
     def __init__(
@@ -195,10 +208,14 @@ class RunLLM:
         cache: bool = False,
         prices: Mapping[str, tuple[float, float]] | None = None,
         limits: RequestLimits | None = None,
+        failure_limit: int = 5,
     ) -> None:
         self._storage = storage
         self._run_id = run_id
         self.limits = limits or RequestLimits()
+        self._replaying = replay_of is not None
+        self._name: str | None = None
+        self._breaker = CircuitBreaker(failure_limit, what=f"the model {spec}")
         self.budget_exhausted = threading.Event()
         #: Set when a replay met a request its record does not hold (the run stops: from there
         #: on it would not be the recorded run); :attr:`divergence` says which.
@@ -242,10 +259,14 @@ class RunLLM:
                 raise LLMError("no language model configured")
             self.gateway = Gateway(parse_llm_spec(spec, timeout=timeout), **options)
         # A resumed run keeps counting from what it already spent, and a scripted model goes
-        # on with its script where the run left it (every provider attempt took one entry).
+        # on with its script where the run left it (every provider attempt took one entry,
+        # except those refused because the script had run out).
         provider = self.gateway.provider
         if isinstance(provider, ScriptedProvider):
-            provider.skip(sum(1 for call in earlier if not call.cached))
+            exhausted = LLMScriptExhausted.__name__
+            provider.skip(
+                sum(1 for call in earlier if not call.cached and call.error_type != exhausted)
+            )
         if earlier:
             by_variant: dict[int, list[LLMCall]] = {}
             for call in earlier:
@@ -300,6 +321,8 @@ class RunLLM:
                 messages, temperature, max_tokens, asked = _checked(request, self.limits)
             except _Refused as exc:
                 return {"error": f"request refused: {exc}"}
+            if not self._replaying and self._breaker.check(variant_id) is not None:
+                return {"error": f"request refused: {self.broken}"}
             try:
                 completion = self.gateway.complete(
                     messages,
@@ -322,11 +345,71 @@ class RunLLM:
                         self.divergence = f"{scope or purpose}: {exc}"
                         self.diverged.set()
                 return {"error": str(exc)}
-            except LLMError as exc:
+            except LLMRequestRejected as exc:  # the server is up; the request was at fault
                 return {"error": str(exc)}
+            except LLMError as exc:
+                self._failed(exc, variant_id)
+                return {"error": str(exc)}
+            if not self._replaying:
+                self._breaker.success()
             return {"text": completion.text}
 
         return answer
+
+    def _failed(self, error: LLMError, variant_id: int | None) -> None:
+        """Count a call that failed after its retries (a replay counts nothing)."""
+        if self._replaying:
+            return
+        fatal = isinstance(error, LLMScriptExhausted)
+        if self._breaker.failure(str(error), variant_id=variant_id, fatal=fatal):
+            logger.info("the run's model is cut off: %s", self._breaker.reason)
+
+    @property
+    def broken(self) -> str | None:
+        """Why the circuit breaker is open (one line, with how to go on), or None.
+
+        The breaker opens after ``failure_limit`` calls in a row failed (each after its
+        retries: no answer, an HTTP error, an empty or malformed reply, a script that ran out,
+        which opens it at once), with no success in between. Requests refused for budget or
+        by the :class:`RequestLimits`, requests the server rejected as invalid (HTTP 400, 413,
+        422: the agent's doing) and replays count for nothing. Once open, every request is
+        refused without calling the model, and the jobs concerned are cut (:meth:`was_cut`):
+        the run should stop, to be resumed once the model is fixed.
+        """
+        reason = self._breaker.reason
+        if reason is None:
+            return None
+        return f"{reason}; fix it, then `hyperagents resume {self._run_name()}`"
+
+    def was_cut(self, variant_id: int) -> bool:
+        """Whether this variant's job ran without its model because the circuit breaker
+        opened (its call failed in the streak that opened it, or met it open), and forget it:
+        the job is to be left unfinished, like a job refused for budget."""
+        return self._breaker.was_cut(variant_id)
+
+    def reset_breaker(self) -> None:
+        """Close the circuit breaker and forget its counts (before the run goes on)."""
+        self._breaker.reset()
+
+    def probe(self, *, timeout: float = 10.0) -> None:
+        """Check that the model can be used before the run (re)starts, spending no token (see
+        :func:`~hyperagents.llm.probe_llm`); a replay calls no model and always passes.
+
+        Raises:
+            LLMConfigError: The server cannot be reached, refuses the key or does not list
+                the model (one line saying so).
+        """
+        if not self._replaying:
+            probe_provider(self.gateway.provider, timeout=timeout)
+
+    def _run_name(self) -> str:
+        """The run's name, quoted for a shell (read once)."""
+        if self._name is None:
+            try:
+                self._name = shlex.quote(self._storage.get_run(self._run_id).name)
+            except HyperagentsError:
+                return "RUN"
+        return self._name
 
     def set_budget(self, *, max_cost: float | None, max_tokens: int | None) -> None:
         """Change the budgets (e.g. raised before a resume)."""

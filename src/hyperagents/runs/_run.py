@@ -50,7 +50,7 @@ from hyperagents.improvers import (
     MetaAgentImprover,
     meta_agent_source,
 )
-from hyperagents.llm import parse_llm_spec
+from hyperagents.llm import probe_llm
 from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
 from hyperagents.runs._export import champion_of
@@ -94,6 +94,11 @@ _END_KINDS = {
     RunStatus.STOPPED: "run.stopped",
     RunStatus.FAILED: "run.failed",
 }
+
+
+class ModelCutOff(RunStateError):
+    """A job stopped because the run's model failed too many calls in a row (the breaker is
+    open): it is left unfinished, to be redone on resume."""
 
 
 class BudgetExhausted(RunStateError):
@@ -556,6 +561,7 @@ class Run:
                     max_tokens=cfg.max_tokens,
                     cache=cfg.llm_cache,
                     prices=cfg.llm_prices,
+                    failure_limit=cfg.llm_failure_limit,
                 )
             return self._llm
 
@@ -571,8 +577,14 @@ class Run:
     def _check_budget(self, variant_id: int) -> None:
         """Stop the job (nothing of it recorded) when one of its LLM requests was refused
         because the budget is spent: it is left unfinished, to be redone on resume."""
-        if self._llm is not None and self._llm.was_refused(variant_id):
+        if self._llm is None:
+            return
+        # Both flags are read (each query pops its own).
+        refused, cut = self._llm.was_refused(variant_id), self._llm.was_cut(variant_id)
+        if refused:
             raise BudgetExhausted("the run's LLM budget is spent")
+        if cut:
+            raise ModelCutOff(self._llm.broken or "the run's model keeps failing")
 
     # -- ask / improve / tell ----------------------------------------------------------------
     def _snapshot(self, variants: Sequence[VariantRecord], generation: int) -> list[VariantRecord]:
@@ -1548,6 +1560,9 @@ class Run:
                             stop.set()
                             final_status = RunStatus.STOPPED
                             message = "LLM budget exhausted (raise it and resume)"
+                        elif self._llm.broken is not None:
+                            stop.set()
+                            final_status, message = RunStatus.STOPPED, self._llm.broken
                         elif self._llm.diverged.is_set():
                             stop.set()
                             final_status = RunStatus.STOPPED
@@ -1586,11 +1601,15 @@ class Run:
                         was_test = variant_id in tests_in_flight
                         tests_in_flight.discard(variant_id)
                         error = future.exception()
-                        if isinstance(error, BudgetExhausted):
+                        if isinstance(error, BudgetExhausted | ModelCutOff):
                             if not stop.is_set():
                                 stop.set()
                                 final_status = RunStatus.STOPPED
-                                message = "LLM budget exhausted (raise it and resume)"
+                                message = (
+                                    str(error)
+                                    if isinstance(error, ModelCutOff)
+                                    else "LLM budget exhausted (raise it and resume)"
+                                )
                             continue
                         if error is not None:
                             if not self._recoverable(error, variant_id, failures):
@@ -1696,6 +1715,9 @@ class Run:
         try:
             variants = self._ensure_seed(self.variants())
             self._check_settings()
+            llm = self.llm
+            if llm is not None:  # a model that does not answer refuses the start
+                llm.probe(timeout=min(10.0, self._config.llm_timeout))
             record = self.record()
             target = self.target_after(generations, variants=variants, record=record)
             self._storage.update_run_attrs(self._id, {"target_generations": target})
@@ -1712,6 +1734,7 @@ class Run:
                 self._llm.set_budget(
                     max_cost=self._config.max_cost, max_tokens=self._config.max_tokens
                 )
+                self._llm.reset_breaker()
             set_warm = getattr(self._sandbox, "set_warm", None)
             if self._owns_sandbox and self._config.warm_workers and callable(set_warm):
                 set_warm(workers)
@@ -1811,7 +1834,7 @@ def _check_llm(config: RunConfig) -> None:
     """Refuse a model the run could not use: a bad spec, a missing key or script file, a
     server that does not answer (a replay calls no model)."""
     if config.llm is not None and config.replay_of is None:
-        parse_llm_spec(config.llm, timeout=config.llm_timeout)
+        probe_llm(config.llm, timeout=min(10.0, config.llm_timeout))
 
 
 def _check_generations(generations: object) -> None:

@@ -31,7 +31,7 @@ import json
 import math
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -163,15 +163,18 @@ class FakeOpenAIServer:
     Endpoints: ``POST /v1/chat/completions`` answers the next reply (FIFO) of the script; when
     the script is empty, ``handler(body)`` answers if set, else ``default``, else an HTTP 500
     "fake server: script exhausted". A handler that raises gives an HTTP 500 naming the error.
-    ``GET /v1/models`` lists ``model``. A request body that is not a JSON object gets a 400, a
-    streaming request (``"stream": true``) a 400 (streaming is not supported), an unknown path
-    a 404, and, when ``api_key`` is set, a request without ``Authorization: Bearer <api_key>`` a
-    401; all errors have OpenAI-style JSON bodies.
+    ``GET /v1/models`` lists ``models`` (by default ``model``), or answers 404 with
+    ``list_models=False``, like a server without that endpoint. A request body that is not a
+    JSON object gets a 400, a streaming request (``"stream": true``) a 400 (streaming is not
+    supported), an unknown path a 404, and, when ``api_key`` is set, a request without
+    ``Authorization: Bearer <api_key>`` a 401; all errors have OpenAI-style JSON bodies.
 
     Attributes:
         requests: The JSON bodies of the chat completion requests that were answered, in the
             order they arrived (requests rejected with a 400 or 401 are not recorded).
-        model: The model listed by ``/v1/models`` and reported when a request names none.
+        model: The model reported when a request names none (and listed by default).
+        models: The models ``/v1/models`` lists.
+        models_requests: How many ``GET /v1/models`` requests arrived (any answer).
 
     Args:
         replies: The initial script; a ``str`` means ``FakeReply(content=that)``.
@@ -181,6 +184,8 @@ class FakeOpenAIServer:
         host: The interface to listen on.
         port: The port to listen on; 0 picks a free port when the server starts.
         api_key: If set, the bearer token every request must carry.
+        models: The models ``/v1/models`` lists; ``None``: just ``model``.
+        list_models: Whether ``/v1/models`` exists (False: it answers 404).
     """
 
     def __init__(
@@ -193,6 +198,8 @@ class FakeOpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
+        models: Sequence[str] | None = None,
+        list_models: bool = True,
     ) -> None:
         self._script: collections.deque[FakeReply] = collections.deque(
             _as_reply(reply) for reply in replies
@@ -200,6 +207,9 @@ class FakeOpenAIServer:
         self._handler = handler
         self._default = None if default is None else _as_reply(default)
         self.model = model
+        self.models: tuple[str, ...] = (model,) if models is None else tuple(models)
+        self.models_requests = 0
+        self._list_models = list_models
         self._host = host
         self._port = port
         self._api_key = api_key
@@ -387,7 +397,10 @@ class FakeOpenAIServer:
         """The JSON body of ``GET /v1/models``."""
         listing = {
             "object": "list",
-            "data": [{"id": self.model, "object": "model", "created": CREATED, "owned_by": "fake"}],
+            "data": [
+                {"id": name, "object": "model", "created": CREATED, "owned_by": "fake"}
+                for name in self.models
+            ],
         }
         return json.dumps(listing).encode()
 
@@ -430,10 +443,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """``GET /v1/models``; anything else is a 404 (or a 405 for the chat endpoint)."""
         path = self._path()
+        fake = self._fake
+        if path == "/v1/models":
+            with fake._lock:
+                fake.models_requests += 1
         if not self._check_auth():
             return
-        if path == "/v1/models":
-            self._send(200, self._fake._models())
+        if path == "/v1/models" and not fake._list_models:
+            self._send_error(404, f"fake server: unknown path {self.path}")
+        elif path == "/v1/models":
+            self._send(200, fake._models())
         elif path == "/v1/chat/completions":
             self._send_error(405, "use POST for /v1/chat/completions")
         else:
