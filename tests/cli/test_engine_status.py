@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,26 +15,12 @@ from hyperagents.runs import Run, RunConfig
 from hyperagents.runs._owner import new_owner_token
 from hyperagents.storages import RDBStorage, RunStatus, VariantState
 
+from cli_helpers import cli, cli_env
+
 TESTS = Path(__file__).resolve().parents[1]
+
 TOY = f"{TESTS / 'toytask.py'}:ToyTask"
 SLOW = f"{TESTS / 'toytask.py'}:SlowMetaToyTask"
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "HYPERAGENTS_STORAGE"}
-    env["COLUMNS"] = "200"
-    return env
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hyperagents", *args],
-        cwd=cwd,
-        env=_env(),
-        text=True,
-        capture_output=True,
-        timeout=600,
-    )
 
 
 def _dead_token() -> str:
@@ -129,7 +114,7 @@ def test_a_second_resume_is_refused_and_the_first_engine_stays_in_charge(tmp_pat
     first = subprocess.Popen(
         [sys.executable, "-m", "hyperagents", *args, "--storage", url, "-q"],
         cwd=tmp_path,
-        env=_env(),
+        env=cli_env(),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

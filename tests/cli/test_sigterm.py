@@ -18,24 +18,9 @@ from hyperagents.cli._drive import terminate_as_interrupt
 from hyperagents.runs import Run, RunConfig
 from hyperagents.storages import RDBStorage, RunStatus
 
+from cli_helpers import cli, cli_env
+
 TOY = f"{Path(__file__).resolve().parents[1] / 'toytask.py'}:ToyTask"
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "HYPERAGENTS_STORAGE"}
-    env["COLUMNS"] = "200"
-    return env
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hyperagents", *args],
-        cwd=cwd,
-        env=_env(),
-        text=True,
-        capture_output=True,
-        timeout=300,
-    )
 
 
 def _terminate_once_busy(
@@ -45,7 +30,7 @@ def _terminate_once_busy(
     engine = subprocess.Popen(
         [sys.executable, "-m", "hyperagents", *args, "--storage", url],
         cwd=cwd,
-        env=_env(),
+        env=cli_env(),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -112,7 +97,7 @@ def test_sigterm_stops_an_experiment_cleanly(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "hyperagents", "experiment", "-t", TOY, "-n", "x", "-q"]
     command += ["--modes", "hyperagent", "--seeds", "2", "-g", "100000", "-w", "2"]
     engine = subprocess.Popen(
-        [*command, "--storage", url], cwd=tmp_path, env=_env(), text=True, stderr=subprocess.PIPE
+        [*command, "--storage", url], cwd=tmp_path, env=cli_env(), text=True, stderr=subprocess.PIPE
     )
     storage = RDBStorage(url)
     try:
