@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -74,10 +75,20 @@ def admin_sql(sql: str, **params: Any) -> None:
         engine.dispose()
 
 
-def blip_database(url: str, seconds: float) -> None:
+def blip_database(
+    url: str,
+    seconds: float,
+    *,
+    refusing: threading.Event | None = None,
+    reopening: threading.Event | None = None,
+) -> None:
     """What a restart looks like to the clients of one database: its connections are
     terminated and new ones refused for ``seconds`` (other databases of the shared test
-    server are left alone)."""
+    server are left alone).
+
+    ``refusing`` is set once the connections are gone and new ones refused; ``reopening``
+    just before the database takes connections again (so a client that got one saw it set).
+    """
     from hyperagents.storages._rdb import normalise_url
 
     name = normalise_url(url).database
@@ -88,6 +99,10 @@ def blip_database(url: str, seconds: float) -> None:
             "WHERE datname = :name AND pid <> pg_backend_pid()",
             name=name,
         )
+        if refusing is not None:
+            refusing.set()
         time.sleep(seconds)
     finally:
+        if reopening is not None:
+            reopening.set()
         admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

@@ -129,6 +129,11 @@ class LLMToyTask(ToyTask):
         super().__init__(meta_agent=LLM_META_AGENT)
 
 
+#: Seconds the slow toy meta agent sleeps on generation 2: long enough for a test to see that
+#: generation at work and act on it (a command line started on a loaded machine can take
+#: seconds) before it ends.
+SLOW_META_SECONDS = 30
+
 #: The toy meta agent, slow on generation 2 (it sleeps there): work that is in flight long
 #: enough to stop a run in the middle of it.
 SLOW_META_AGENT = META_AGENT.replace(
@@ -136,12 +141,12 @@ SLOW_META_AGENT = META_AGENT.replace(
     "def improve(workspace, report):\n"
     '    if report["generation"] == 2:\n'
     "        import time\n\n"
-    "        time.sleep(10)\n",
+    f"        time.sleep({SLOW_META_SECONDS})\n",
 )
 
 
 class SlowMetaToyTask(ToyTask):
-    """The toy task whose meta agent takes 10 s on generation 2."""
+    """The toy task whose meta agent takes :data:`SLOW_META_SECONDS` on generation 2."""
 
     name = "toy-slow"
 

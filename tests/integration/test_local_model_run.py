@@ -21,6 +21,15 @@ from tests_local import local_model
 
 HERE = Path(__file__).resolve().parent
 
+#: The model's replies are cut after LLM_TIMEOUT seconds, and the seed LLM meta agent takes at
+#: most 12 steps: a meta agent call lasts at most about 12 x 20 s however busy the machine (a
+#: busy machine writes fewer tokens in that time). Its own limit is far past that, so it is never
+#: killed halfway (its replay would then ask for a reply its record does not hold).
+LLM_TIMEOUT = 20
+META_TIMEOUT = 900
+#: Seconds for one command (and, twice that, for the test): only a hang outlasts them.
+COMMAND_TIMEOUT = 1800
+
 
 def hyperagents(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERAGENTS_")}
@@ -30,18 +39,19 @@ def hyperagents(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=COMMAND_TIMEOUT,
         check=False,
     )
 
 
 @local_model
 @pytest.mark.slow
+@pytest.mark.timeout(2 * COMMAND_TIMEOUT)
 def test_two_generations_with_the_local_model_end_to_end(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'local.db'}"
     config = tmp_path / "config.json"
-    # Bound the tiny model's rambling: a reply is cut after 20 s, a meta agent after 240 s.
-    config.write_text(json.dumps({"llm_timeout": 20, "meta_timeout": 240}))
+    # Bound the tiny model's rambling (each reply is cut); the meta agent ends by itself.
+    config.write_text(json.dumps({"llm_timeout": LLM_TIMEOUT, "meta_timeout": META_TIMEOUT}))
     task = f"{HERE / 'small_support.py'}:SmallSupport"
     common = ("--storage", url, "-q")
     proc = hyperagents(

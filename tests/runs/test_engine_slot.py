@@ -223,7 +223,7 @@ def test_an_engine_taken_over_lets_the_new_holder_be(caplog: pytest.LogCaptureFi
             assert holding.wait(timeout=120)
             # Another engine judged this one dead (say, its heartbeat was late) and took over.
             assert run.storage.claim_run_engine(run.id, "elsewhere|1|1|x", expected=run.owner)
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120  # the next heartbeat (0.05 s) notices it
             while "taken over" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:

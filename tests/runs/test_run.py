@@ -469,14 +469,16 @@ def test_resume_in_the_same_process_after_a_failure_does_not_wait() -> None:
                 raise TaskError("aggregate hiccup")
             return super().aggregate(scores)
 
-    run = make_run(Flaky())
+    # Work still held by the failed engine would only be taken over once its heartbeat is an
+    # hour old: the resume finishes long before, however busy the machine, only if it was let go.
+    run = make_run(Flaky(), heartbeat_grace=3600)
     with pytest.raises(TaskError, match="aggregate hiccup"):
         run.optimize(generations=3)
     assert run.record().status is RunStatus.FAILED
     start = time.monotonic()
     again = Run.load(run.name, storage=run.storage, task=run.task)
     assert again.optimize().status is RunStatus.COMPLETE
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < 300
 
 
 def test_a_dead_worker_is_replaced_without_losing_the_run() -> None:

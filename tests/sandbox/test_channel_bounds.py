@@ -79,7 +79,7 @@ def _run_fake(tmp_path: Path, body: str) -> Any:
     workspace = tmp_path / "ws"
     workspace.mkdir()
     sandbox = _FakeHarness(script)
-    return sandbox.run(workspace, {"action": "solve"}, limits=Limits(wall_time=10))
+    return sandbox.run(workspace, {"action": "solve"}, limits=Limits(wall_time=60))
 
 
 def test_an_isolation_failure_reported_by_the_harness_is_the_sandboxes(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -67,6 +67,12 @@ def _why_uncontained(case: HostileCase, sandbox: Sandbox) -> str:
     )
 
 
+#: Slack for a loaded machine, in seconds: past a case's wall-clock limit for the sandbox to
+#: answer, and for the processes of a killed case to go. Only a hang or a process that was not
+#: killed outlasts it (the hostile programs sleep or loop for an hour or more).
+PATIENCE = 30.0
+
+
 @pytest.mark.parametrize("name", list(HOSTILE_CASES))
 def test_hostile_case(name: str, sandbox: Sandbox, tmp_path: Path) -> None:
     case = HOSTILE_CASES[name]
@@ -74,12 +80,14 @@ def test_hostile_case(name: str, sandbox: Sandbox, tmp_path: Path) -> None:
     expected = not case.needs_any or bool(case.needs_any & traits)
     if case.unsafe_uncontained and not expected:
         pytest.skip(_why_uncontained(case, sandbox))
-    report = run_case(case, sandbox, tmp_path, traits=traits)
+    report = run_case(
+        case, sandbox, tmp_path, traits=traits, kill_margin=PATIENCE, stray_grace=PATIENCE
+    )
     # Never skipped silently: a sandbox that promises no network must pass the network probe.
     assert report.ran, report.note
     assert report.result is not None
     # Whatever the sandbox, the engine gets its answer in bounded time: never a hang.
-    assert report.in_time, f"{report.seconds:.1f} s > {case.kill_bound:.1f} s"
+    assert report.in_time, f"{report.seconds:.1f} s > {report.kill_bound:.1f} s"
     if expected:
         assert report.breaches == [], report.breaches
         assert report.stray == [], f"stray processes: {report.stray}"
@@ -167,9 +175,17 @@ def test_engine_scoring_is_untouched_by_monkeypatching(sandbox: Sandbox) -> None
 
 # -- the engine: hostile variants inside a run ------------------------------------------------
 class _FastToy(ToyTask):
-    # Short, yet long enough for a memory hog to reach its limit on a loaded 2-core machine
-    # (at 0.5 s it was sometimes classified as a timeout instead).
+    """Short instance limits: a task agent that never returns is cut at the stage's wall-clock
+    limit (instances x 1 s + the overhead) soon."""
+
     instance_timeout = 1.0
+
+
+class _RoomyToy(ToyTask):
+    """Ample instance limits for agents that end by themselves (a memory hog reaching its limit
+    takes a few seconds on a loaded machine): their outcome, never a timeout, is recorded."""
+
+    instance_timeout = 10.0
 
 
 def _template_params(case: HostileCase, token: str) -> dict[str, str]:
@@ -185,7 +201,7 @@ def _template_params(case: HostileCase, token: str) -> dict[str, str]:
     return params
 
 
-def _task_level(case: HostileCase, token: str) -> ToyTask:
+def _task_level(case: HostileCase, token: str, toy: type[ToyTask] = _FastToy) -> ToyTask:
     """A seed whose meta agent writes the hostile task agent (so children are hostile)."""
     hostile = case.render(**_template_params(case, token))
     meta = (
@@ -195,25 +211,52 @@ def _task_level(case: HostileCase, token: str) -> ToyTask:
         "        handle.write(HOSTILE)\n"
         "    return {'operator': 'hostile'}\n"
     )
-    return _FastToy(meta_agent=meta, sizes=(6, 4, 4))
+    return toy(meta_agent=meta, sizes=(6, 4, 4))
 
 
-def _meta_level(case: HostileCase, token: str) -> ToyTask:
+def _meta_level(case: HostileCase, token: str, toy: type[ToyTask] = _FastToy) -> ToyTask:
     """A seed whose meta agent is itself hostile."""
     meta = case.render(token=token) + "\n\ndef improve(workspace, report):\n    return solve({})\n"
-    return _FastToy(meta_agent=meta, sizes=(6, 4, 4))
+    return toy(meta_agent=meta, sizes=(6, 4, 4))
+
+
+class _EngineCase(NamedTuple):
+    """A hostile case inside a run, and the limits it meets there: short ones that a program
+    which never ends surely exceeds, ample ones (a loaded machine starts a sandbox in seconds)
+    for the honest seed and for programs that end by themselves."""
+
+    name: str
+    level: str  # "task": the children's task agent is hostile; "meta": the seed's meta agent
+    state: VariantState  # the children's final state
+    pattern: str  # what their record must say
+    toy: type[ToyTask] = _RoomyToy
+    meta_timeout: float = 30.0
 
 
 PRUNED, FAILED, INVALID = VariantState.PRUNED, VariantState.FAILED, VariantState.INVALID
+#: Seconds a stage's wall-clock limit adds to its instances' (``eval_overhead``): ample for the
+#: honest seed to start and finish on a loaded machine.
+STAGE_OVERHEAD = 5.0
+#: The wall-clock limit of a 2-instance stage of :class:`_FastToy`, where a loop is killed.
+_FAST_STAGE = f"{2 * _FastToy.instance_timeout + STAGE_OVERHEAD:g} s"
 ENGINE_CASES = [
-    # (case, level, the children's state, what their record must say)
-    ("infinite_loop", "task", PRUNED, r"^timeout: killed after 3 s wall-clock"),
-    ("allocate_50gb", "task", PRUNED, r"^memory: MemoryError"),
-    ("segfault", "task", PRUNED, r"^crash: killed by signal 11 \(SIGSEGV\)"),
-    ("outliving_child", "task", PRUNED, r"^timeout: killed after 3 s wall-clock"),
-    ("fork_bomb", "meta", FAILED, r"^meta agent failed: timeout: killed after 2 s"),
-    ("kill_parent", "meta", FAILED, r"^meta agent failed: exception: PermissionError"),
-    ("delete_workspace", "meta", INVALID, r"^meta_agent.py: required file is missing"),
+    _EngineCase(
+        "infinite_loop", "task", PRUNED, rf"^timeout: killed after {_FAST_STAGE}", _FastToy
+    ),
+    _EngineCase("allocate_50gb", "task", PRUNED, r"^memory: MemoryError"),
+    _EngineCase("segfault", "task", PRUNED, r"^crash: killed by signal 11 \(SIGSEGV\)"),
+    _EngineCase(
+        "outliving_child", "task", PRUNED, rf"^timeout: killed after {_FAST_STAGE}", _FastToy
+    ),
+    _EngineCase(
+        "fork_bomb",
+        "meta",
+        FAILED,
+        r"^meta agent failed: timeout: killed after 2 s",
+        meta_timeout=2.0,  # its main process sleeps forever
+    ),
+    _EngineCase("kill_parent", "meta", FAILED, r"^meta agent failed: exception: PermissionError"),
+    _EngineCase("delete_workspace", "meta", INVALID, r"^meta_agent.py: required file is missing"),
 ]
 
 
@@ -227,24 +270,23 @@ def _recorded(run: Run, variant: Any) -> list[str]:
 
 
 @needs_bwrap
-@pytest.mark.parametrize(("name", "level", "state", "pattern"), ENGINE_CASES)
-def test_run_survives_hostile_variants(
-    name: str, level: str, state: VariantState, pattern: str
-) -> None:
+@pytest.mark.parametrize("engine_case", ENGINE_CASES, ids=[c.name for c in ENGINE_CASES])
+def test_run_survives_hostile_variants(engine_case: _EngineCase) -> None:
+    name, level, state, pattern, toy, meta_timeout = engine_case
     case = HOSTILE_CASES[name]
     token = f"hyperagents-hostile-engine-{name}-{os.getpid()}"
-    task = _task_level(case, token) if level == "task" else _meta_level(case, token)
+    make = _task_level if level == "task" else _meta_level
     run = Run.create(
-        task=task,
+        task=make(case, token, toy),
         seed=0,
         storage=InMemoryStorage(),
         config=RunConfig.parse(
             {
                 "sandbox": "bwrap",
                 "subset_size": 2,
-                "meta_timeout": 2.0,
-                "validate_timeout": 10.0,
-                "eval_overhead": 1.0,
+                "meta_timeout": meta_timeout,
+                "validate_timeout": 60.0,
+                "eval_overhead": STAGE_OVERHEAD,
                 "memory_mb": 512,
                 "max_retries": 0,
             }
@@ -279,9 +321,9 @@ def test_every_hostile_task_agent_leaves_the_run_going(name: str) -> None:
             {
                 "sandbox": "bwrap",
                 "subset_size": 2,
-                "meta_timeout": 5.0,
-                "validate_timeout": 10.0,
-                "eval_overhead": 1.0,
+                "meta_timeout": 30.0,  # the seed's meta agent writes the hostile task agent
+                "validate_timeout": 60.0,
+                "eval_overhead": 1.0,  # whatever ends a child (a kill included) is recorded
                 "memory_mb": 512,
                 "max_retries": 0,
             }

@@ -42,7 +42,8 @@ def run(
         "instances": [{"id": str(k), "inputs": {"k": k}} for k in range(instances)],
         "instance_timeout": limits.pop("instance_timeout", 0),
     }
-    return sandbox.run(tmp_path, request, limits=Limits(wall_time=limits.pop("wall", 10), **limits))  # type: ignore[arg-type]
+    # Honest code gets a minute: even a loaded machine starts a sandbox well within it.
+    return sandbox.run(tmp_path, request, limits=Limits(wall_time=limits.pop("wall", 60), **limits))  # type: ignore[arg-type]
 
 
 def test_solve_streams_outputs_and_metrics(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -68,14 +69,16 @@ def test_fake_result_lines_on_stdout_are_ignored(sandbox: Sandbox, tmp_path: Pat
 
 def test_wall_clock_timeout_kills(sandbox: Sandbox, tmp_path: Path) -> None:
     start = time.perf_counter()
-    result = run(sandbox, tmp_path, "import time\ndef solve(x):\n    time.sleep(60)\n", wall=1.0)
+    result = run(sandbox, tmp_path, "import time\ndef solve(x):\n    time.sleep(3600)\n", wall=1.0)
     assert result.outcome is Outcome.TIMEOUT and "timeout" in result.reason
-    assert time.perf_counter() - start < 10
+    # Killed, not waited for: far sooner than the hour it sleeps, however busy the machine.
+    assert time.perf_counter() - start < 120
 
 
 def test_per_instance_timeout_keeps_going(sandbox: Sandbox, tmp_path: Path) -> None:
     src = "def solve(x):\n    while x['k'] == 0:\n        pass\n    return x['k']\n"
-    result = run(sandbox, tmp_path, src, 2, instance_timeout=0.3)
+    # Instance 0 never returns; instance 1 returns at once, well within its 2 s.
+    result = run(sandbox, tmp_path, src, 2, instance_timeout=2.0)
     assert result.ok
     messages = [m for m in result.messages if m["type"] == "instance"]
     assert messages[0]["error"].startswith("timeout") and messages[1]["output"] == 1
@@ -135,25 +138,23 @@ def test_child_processes_do_not_outlive_the_run(sandbox: Sandbox, tmp_path: Path
     src = (
         "import os, subprocess, sys\n"
         "def solve(x):\n"
-        f"    cmd = 'import time; time.sleep(120)  # {token}'\n"
+        f"    cmd = 'import time; time.sleep(3600)  # {token}'\n"
         "    subprocess.Popen([sys.executable, '-c', cmd])\n"
         "    subprocess.Popen([sys.executable, '-c', cmd], start_new_session=True)\n"
         "    return 1\n"
     )
     result = run(sandbox, tmp_path, src)
     assert result.ok
-    deadline = time.time() + 5
-    while stray_processes(token=token) and time.time() < deadline:
+    # Without a private uid the process sandbox can only kill its own process group: the
+    # child that called setsid escapes (documented; use bwrap).
+    escapes = 1 if isinstance(sandbox, ProcessSandbox) and not sandbox.isolates_user else 0
+    deadline = time.monotonic() + 60  # killed children are gone long before, however busy
+    while len(stray_processes(token=token)) > escapes and time.monotonic() < deadline:
         time.sleep(0.05)
     left = stray_processes(token=token)
-    if isinstance(sandbox, ProcessSandbox) and not sandbox.isolates_user:
-        # Without a private uid the process sandbox can only kill its own process group:
-        # the child that called setsid escapes (documented; use bwrap). Clean it up here.
-        for pid in left:
-            os.kill(pid, 9)
-        assert len(left) <= 1
-    else:
-        assert left == []
+    for pid in left:  # never leave them behind (the documented escapee included)
+        os.kill(pid, 9)
+    assert len(left) <= escapes, left
 
 
 def test_unserialisable_output_is_reported(sandbox: Sandbox, tmp_path: Path) -> None:

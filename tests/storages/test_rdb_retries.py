@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, event, text
 from hyperagents.exceptions import StorageError, StorageURLError
 from hyperagents.storages import RDBStorage, RunStatus
 from hyperagents.storages._rdb import normalise_url
+from hyperagents.storages._rdb import storage as rdb_storage
 from hyperagents.storages._rdb.storage import ALEMBIC_DIR, RETRY_ENV_VAR
 from hyperagents.testing.storage import make_program
 from postgres_helpers import blip_database, postgres_databases
@@ -44,6 +45,29 @@ def _fail_statements(
             raise sqlite3.OperationalError(message)
 
     return failed
+
+
+class FakeClock:
+    """Stands in for the ``time`` module of the storage: ``sleep`` advances ``monotonic`` at
+    once, and every pause is kept, so the retry schedule is checked without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(rdb_storage, "time", fake)
+    return fake
 
 
 @pytest.fixture
@@ -82,28 +106,28 @@ def test_the_engine_claim_is_retried_safely(sqlite_storage: RDBStorage) -> None:
     assert (run.engine, run.status) == (None, RunStatus.COMPLETE)
 
 
-def test_retrying_is_bounded(tmp_path: Path) -> None:
+def test_retrying_is_bounded(tmp_path: Path, clock: FakeClock) -> None:
     storage = RDBStorage(f"sqlite:///{tmp_path / 'busy.db'}", retry_seconds=0.4)
     try:
         run_id = _new_run(storage)
         failed = _fail_statements(storage, "INSERT INTO EVENTS", 10_000)
-        start = time.monotonic()
-        with pytest.raises(StorageError, match="database is locked"):
+        with pytest.raises(StorageError, match=r"database is locked.*after 0\.4 s of retries"):
             storage.add_event(run_id, "never")
-        assert 0.4 <= time.monotonic() - start < 5
-        assert 2 <= len(failed) < 20  # exponential backoff, not a busy loop
+        assert sum(clock.sleeps) == pytest.approx(0.4)  # it waited out its budget, no more
+        assert 2 <= len(failed) < 20 and len(failed) == len(clock.sleeps) + 1
+        # Exponential backoff, not a busy loop: each pause doubles (the last one is cut short).
+        assert all(b == pytest.approx(2 * a) for a, b in pairwise(clock.sleeps[:-1]))
         assert storage.list_events(run_id) == []
     finally:
         storage.close()
 
 
-def test_mistakes_are_not_retried(sqlite_storage: RDBStorage) -> None:
+def test_mistakes_are_not_retried(sqlite_storage: RDBStorage, clock: FakeClock) -> None:
     run_id = _new_run(sqlite_storage)
     failed = _fail_statements(sqlite_storage, "INSERT INTO EVENTS", 5, "no such table: events")
-    start = time.monotonic()
     with pytest.raises(StorageError, match="no such table"):
         sqlite_storage.add_event(run_id, "x")
-    assert len(failed) == 1 and time.monotonic() - start < 1
+    assert len(failed) == 1 and clock.sleeps == []  # raised at once, without a pause
 
 
 def test_the_retry_time_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,14 +163,20 @@ def test_dropped_connections_and_a_refusing_database_are_waited_out(pg_url: str)
         run_id = _new_run(storage)
         blip_database(pg_url, 0.0)  # pooled connections die: the next call reconnects
         assert storage.get_run(run_id).name == "r"
-        blipper = threading.Thread(target=blip_database, args=(pg_url, 1.5))
+        refusing, reopening = threading.Event(), threading.Event()
+        blipper = threading.Thread(
+            target=blip_database,
+            args=(pg_url, 1.5),
+            kwargs={"refusing": refusing, "reopening": reopening},
+        )
         blipper.start()
-        time.sleep(0.5)  # calls made while the database refuses connections wait for it
-        start = time.monotonic()
+        assert refusing.wait(timeout=120)
+        # A call made while the database refuses connections waits for it: it can only
+        # succeed once the database is being reopened.
         storage.add_event(run_id, "during")
+        assert reopening.is_set()
         assert storage.claim_run_engine(run_id, "a", expected=None)
-        blipper.join()
-        assert time.monotonic() - start > 0.5
+        blipper.join(timeout=120)
         assert [e.kind for e in storage.list_events(run_id)] == ["during"]
         assert storage.get_run(run_id).engine == "a"
     finally:

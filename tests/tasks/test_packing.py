@@ -190,9 +190,10 @@ def test_seed_agent_gives_valid_mediocre_packings_fast(
     scores = []
     for split in Split:
         for inst in task.instances(split):
-            start = time.perf_counter()
+            # CPU time of this thread: what the agent costs, not how busy the machine is.
+            start = time.thread_time()
             output = json.loads(json.dumps(agent.solve(dict(inst.inputs))))
-            assert time.perf_counter() - start < 1.5
+            assert time.thread_time() - start < 1.5
             result = task.checked_score(inst, output)
             assert result.feedback.startswith("valid"), result.feedback
             scores.append(result.value)

@@ -167,9 +167,10 @@ def test_seed_agent_is_fast_deterministic_and_leaves_headroom(
     task: ReviewTask, agent: ModuleType
 ) -> None:
     inst = task.instances(Split.VAL)
-    start = time.perf_counter()
+    # CPU time of this thread: what the agent costs, not how busy the machine is.
+    start = time.thread_time()
     first = [agent.solve(i.inputs) for i in inst]
-    per_instance = (time.perf_counter() - start) / len(inst)
+    per_instance = (time.thread_time() - start) / len(inst)
     assert per_instance < 1e-3
     assert first == [agent.solve(i.inputs) for i in inst]
     seed_val = accuracy(task, agent, Split.VAL)

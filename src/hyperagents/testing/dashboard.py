@@ -22,9 +22,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def dashboard_server(storage_url: str, *, start_timeout: float = 30.0) -> Iterator[str]:
+def dashboard_server(storage_url: str, *, start_timeout: float = 120.0) -> Iterator[str]:
     """Serve ``storage_url`` with ``hyperagents dashboard`` on a free loopback port (no token)
     and yield its base URL once it answers; stop it on exit.
+
+    It waits for the server's first answer itself: the default patience is only there to tell
+    a server that never starts, however long a busy machine takes to start one.
 
     Raises:
         RuntimeError: It did not answer within ``start_timeout`` seconds (its output is given).
@@ -44,7 +47,7 @@ def dashboard_server(storage_url: str, *, start_timeout: float = 30.0) -> Iterat
         deadline = time.monotonic() + start_timeout
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/api/info", timeout=1):
+                with urllib.request.urlopen(f"{base}/api/info", timeout=10):
                     break
             except (urllib.error.URLError, OSError):
                 if process.poll() is not None or time.monotonic() > deadline:

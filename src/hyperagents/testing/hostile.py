@@ -54,7 +54,9 @@ from hyperagents.tasks import Instance, Score, Split, Task
 
 __all__ = [
     "HOSTILE_CASES",
+    "KILL_MARGIN",
     "PROBE_SOURCE",
+    "STRAY_GRACE",
     "CaseReport",
     "HostileCase",
     "ParityTask",
@@ -68,6 +70,13 @@ __all__ = [
 
 #: Isolation properties a sandbox may have (see :func:`sandbox_traits`).
 TRAITS = ("filesystem", "network", "nproc", "pid", "tmpfs", "user")
+
+#: Seconds past a case's wall-clock limit within which the sandbox must have answered (the
+#: benchmark's measure of a prompt kill; a test on a busy machine passes a larger margin).
+KILL_MARGIN = 2.0
+
+#: Seconds to wait for a case's processes to go after the sandbox answered.
+STRAY_GRACE = 3.0
 
 
 # -- the host-side context of one case ------------------------------------------------------------
@@ -114,7 +123,9 @@ class HostileCase:
         network_probe: Run only after :func:`network_probe` saw no network in the same sandbox.
         scored: Run through :func:`~hyperagents.evaluation.evaluate_stage` on
             :class:`ParityTask` (trusted scoring), so the score can be checked.
-        wall_time: Wall-clock limit, seconds.
+        wall_time: Wall-clock limit, seconds. A case that never ends by itself (an endless
+            loop or sleep) is killed at it; for one that does, it is only a safety net, ample
+            even on a loaded machine, where starting a sandbox alone can take seconds.
         cpu_time: CPU-time limit, seconds (None: the sandbox's default).
         memory_mb: Address-space limit, MiB.
         max_processes: Process-count limit.
@@ -131,7 +142,7 @@ class HostileCase:
     unsafe_uncontained: bool = False
     network_probe: bool = False
     scored: bool = False
-    wall_time: float = 1.5
+    wall_time: float = 30.0
     cpu_time: float | None = None
     memory_mb: int = 512
     max_processes: int = 32
@@ -152,12 +163,13 @@ class HostileCase:
 
     @property
     def kill_bound(self) -> float:
-        """Seconds within which the sandbox must have answered: the wall-clock limit plus 2 s.
+        """Seconds within which the sandbox must have answered: the wall-clock limit plus
+        :data:`KILL_MARGIN` (see :func:`run_case` for a larger margin).
 
         (A CPU-time limit usually ends the run sooner, but on a busy machine CPU seconds
         accrue slower than wall-clock seconds: only the wall clock is a guarantee.)
         """
-        return self.wall_time + 2.0
+        return self.wall_time + KILL_MARGIN
 
     def render(self, **params: str) -> str:
         """The agent source with its template parameters filled in."""
@@ -180,7 +192,8 @@ class CaseReport:
         reason: The recorded reason (:func:`recorded_reason`).
         reason_ok: Whether outcome and reason are the expected ones.
         seconds: Wall-clock seconds from start to the sandbox returning.
-        in_time: Whether ``seconds`` is within the case's kill bound.
+        kill_bound: The bound ``seconds`` was held to: the wall-clock limit plus the margin.
+        in_time: Whether ``seconds`` is within ``kill_bound``.
         score: The trusted score of a ``scored`` case.
         note: Why the case was not run, or a remark.
         result: The raw sandbox result.
@@ -197,6 +210,7 @@ class CaseReport:
     reason: str = ""
     reason_ok: bool = False
     seconds: float = 0.0
+    kill_bound: float = 0.0
     in_time: bool = True
     score: float | None = None
     note: str = ""
@@ -275,7 +289,7 @@ def stray_processes(
 
 
 def _wait_for_strays(
-    token: str, uid: int | None, cwd: Path | None, grace: float = 3.0
+    token: str, uid: int | None, cwd: Path | None, grace: float = STRAY_GRACE
 ) -> list[int]:
     deadline = time.monotonic() + grace
     while True:
@@ -297,7 +311,7 @@ class ParityTask(Task):
 
     name = "parity"
     description = "Parity of small numbers (hostile-case checks)."
-    instance_timeout = 1.0
+    instance_timeout = 10.0  # the scored cases answer at once: ample on a loaded machine
 
     def __init__(self, n: int = 4) -> None:
         self._instances = [
@@ -622,6 +636,7 @@ def solve(inputs):
 """,
         outcome=Outcome.TIMEOUT,
         reason=r"^timeout: ",
+        wall_time=1.5,
     ),
     HostileCase(
         name="sleep_forever",
@@ -636,6 +651,7 @@ def solve(inputs):
 """,
         outcome=Outcome.TIMEOUT,
         reason=r"^timeout: killed after",
+        wall_time=1.5,
     ),
     HostileCase(
         name="fork_bomb",
@@ -672,7 +688,9 @@ def solve(inputs):
         reason=r"^timeout: ",
         needs_any=frozenset({"nproc"}),
         unsafe_uncontained=True,
-        wall_time=2.0,
+        # Long enough for the bomb to reach the process limit (and report it) before the kill,
+        # however long a loaded machine takes to start the sandbox.
+        wall_time=10.0,
         setup=_setup_fork_bomb,
         observe=_observe_fork_bomb,
     ),
@@ -687,7 +705,6 @@ def solve(inputs):
 """,
         outcome=Outcome.OK,
         reason=r"^memory: ",
-        wall_time=5.0,
     ),
     HostileCase(
         name="print_1gb",
@@ -705,7 +722,7 @@ def solve(inputs):
 """,
         outcome=Outcome.OK,
         reason=r"output truncated \(kept 65536 bytes of stdout",
-        wall_time=20.0,
+        wall_time=60.0,
     ),
     HostileCase(
         name="connect_loopback",
@@ -834,7 +851,6 @@ def solve(inputs):
         outcome=Outcome.OK,
         reason=r"^exception: ModuleNotFoundError: No module named 'hyperagents",
         needs_any=frozenset({"filesystem"}),
-        wall_time=10.0,
         memory_mb=2048,
         observe=_observe_labels_import,
     ),
@@ -891,7 +907,7 @@ import time
 
 def solve(inputs):
     {_IGNORE_ALARM}
-    code = "import time; time.sleep(10)  # $token"
+    code = "import time; time.sleep(3600)  # $token"
     null = subprocess.DEVNULL
     subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
                      stdin=null, stdout=null, stderr=null)
@@ -905,6 +921,7 @@ def solve(inputs):
         outcome=Outcome.TIMEOUT,
         reason=r"^timeout: killed after",
         needs_any=frozenset({"pid", "user"}),
+        wall_time=1.5,
     ),
     HostileCase(
         name="ignore_signals",
@@ -1054,7 +1071,7 @@ def solve(inputs):
         reason=r"^ok; returned",
         needs_any=frozenset({"tmpfs"}),
         unsafe_uncontained=True,
-        wall_time=20.0,
+        wall_time=60.0,
         observe=lambda ctx, result: _observe_fill(result, 512),
     ),
     HostileCase(
@@ -1106,6 +1123,8 @@ def run_case(
     directory: Path,
     *,
     traits: frozenset[str] | None = None,
+    kill_margin: float = KILL_MARGIN,
+    stray_grace: float = STRAY_GRACE,
 ) -> CaseReport:
     """Run ``case`` in ``sandbox`` and report what happened.
 
@@ -1115,6 +1134,11 @@ def run_case(
         directory: An empty scratch directory of the host (the workspace is created in it; its
             other files stand for the host's files outside the workspace).
         traits: The sandbox's isolation properties (default: :func:`sandbox_traits`).
+        kill_margin: Seconds past the case's wall-clock limit within which the sandbox must
+            have answered (``in_time``). A test on a busy machine passes a generous one: it
+            tells a hang from a kill, whatever the machine's speed.
+        stray_grace: Seconds to wait for the case's processes to go once the sandbox answered
+            (the ones still there are ``stray``).
 
     Returns:
         The report; ``ran`` is False where running the case would be unsafe.
@@ -1125,6 +1149,7 @@ def run_case(
     traits = sandbox_traits(sandbox) if traits is None else traits
     expected = not case.needs_any or bool(case.needs_any & traits)
     report = CaseReport(case.name, sandbox.name, ran=False, expected_contained=expected)
+    report.kill_bound = case.wall_time + kill_margin
     if case.unsafe_uncontained and not expected:
         report.note = f"not contained by the {sandbox.name} sandbox here (not run: unsafe)"
         return report
@@ -1173,7 +1198,7 @@ def run_case(
         report.score = ctx.score
         uid = result.extra.get("isolation", {}).get("user")
         cwd = workspace if workspace.is_dir() and sandbox.name != "bwrap" else None
-        report.stray = _wait_for_strays(token, uid, cwd)
+        report.stray = _wait_for_strays(token, uid, cwd, stray_grace)
         _kill(report.stray)
         report.breaches = case.observe(ctx, result)
         report.outcome = result.outcome
@@ -1181,7 +1206,7 @@ def run_case(
         report.reason_ok = result.outcome is case.outcome and bool(
             re.search(case.reason, report.reason)
         )
-        report.in_time = report.seconds <= case.kill_bound
+        report.in_time = report.seconds <= report.kill_bound
         report.contained = not report.breaches and not report.stray and report.in_time
     finally:
         for cleanup in reversed(ctx.cleanups):
