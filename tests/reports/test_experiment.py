@@ -130,7 +130,14 @@ def test_an_interrupted_experiment_continues_to_the_same_results(tmp_path: Path)
             "--storage", f"sqlite:///{tmp_path / db}", "-n", "x", "-q",
         ]  # fmt: skip
 
-    proc = subprocess.Popen(command("cut.db"), env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command("cut.db"),
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        # SIGINT as a terminal delivers it, even where pytest was started in the background
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     store = get_storage(f"sqlite:///{tmp_path / 'cut.db'}")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
