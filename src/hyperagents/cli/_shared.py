@@ -120,7 +120,10 @@ def errors() -> Iterator[None]:
         yield
     except (HyperagentsError, OSError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        err_console.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False)
+        # One line, never wrapped: a path or command in it stays whole (to paste or grep).
+        err_console.print(
+            f"[bold red]error:[/] {escape(printable(message))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None
 
 
