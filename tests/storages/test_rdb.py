@@ -34,6 +34,7 @@ EXPECTED_TABLES = {
     "runs",
     "blobs",
     "programs",
+    "write_receipts",
     "variants",
     "evaluations",
     "events",

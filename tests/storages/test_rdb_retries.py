@@ -1,5 +1,6 @@
-"""RDBStorage and a database that blips: transient errors are retried (a change applied once),
-others are not; the engine slot moved out of ``attrs`` by migration 0003."""
+"""RDBStorage and a database that blips: transient errors are retried (a change applied once,
+a COMMIT cut off included), others are not; the engine slot moved out of ``attrs`` by
+migration 0003."""
 
 from __future__ import annotations
 
@@ -183,35 +184,97 @@ def test_dropped_connections_and_a_refusing_database_are_waited_out(pg_url: str)
         storage.close()
 
 
+def _cut_commits(monkeypatch: pytest.MonkeyPatch, storage: RDBStorage) -> list[int]:
+    """Make the next COMMIT apply but lose its reply (a dropped connection); return the list
+    each cut is logged in (clear it to cut the next COMMIT again)."""
+    import psycopg
+
+    dialect = storage._engine.dialect
+    real_commit = dialect.do_commit
+    cut: list[int] = []
+
+    def commit_then_lose_the_reply(dbapi_connection: Any) -> None:
+        real_commit(dbapi_connection)  # applied, but the client never hears of it
+        if not cut:
+            cut.append(1)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(dialect, "do_commit", commit_then_lose_the_reply)
+    return cut
+
+
 @pytest.mark.postgres
-def test_a_commit_cut_off_is_retried_only_when_applying_twice_is_harmless(
+def test_a_commit_cut_off_is_applied_once_and_answers_as_it_committed(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import psycopg
+    from hyperagents.storages import VariantState
 
     storage = RDBStorage(pg_url, retry_seconds=10)
     try:
-        run_id = _new_run(storage)
-        dialect = storage._engine.dialect
-        real_commit = dialect.do_commit
-        cut: list[int] = []
-
-        def commit_then_lose_the_reply(dbapi_connection: Any) -> None:
-            real_commit(dbapi_connection)  # applied, but the client never hears of it
-            if len(cut) < 1:
-                cut.append(1)
-                raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-        monkeypatch.setattr(dialect, "do_commit", commit_then_lose_the_reply)
-        storage.update_run_attrs(run_id, {"a": 1})  # a merge: retried
+        program = make_program()
+        storage.put_program(program)
+        cut = _cut_commits(monkeypatch, storage)
+        run_id = storage.create_run(  # an insert with a unique name: not a DuplicateError
+            name="once", task="t", mode="m", seed=0, config={}, seed_program_id=program.id
+        )
+        assert cut and [r.name for r in storage.list_runs()] == ["once"]
+        cut.clear()
+        storage.update_run_attrs(run_id, {"a": 1})  # a merge: applying it twice is harmless
         assert cut and storage.get_run(run_id).attrs == {"a": 1}
         cut.clear()
-        assert storage.claim_run_engine(run_id, "me", expected=None)  # retried: still "me"
-        assert cut and storage.get_run(run_id).engine == "me"
+        event_id = storage.add_event(run_id, "once")  # an insert: the id of the one event
+        assert cut and [(e.id, e.kind) for e in storage.list_events(run_id)] == [(event_id, "once")]
         cut.clear()
-        with pytest.raises(StorageError, match="may or may not"):
-            storage.add_event(run_id, "once")  # an insert: never retried after a COMMIT
-        assert [e.kind for e in storage.list_events(run_id)] == ["once"]
+        variant = storage.create_variant(
+            run_id=run_id, generation=0, parent_id=None, program_id=program.id
+        )
+        assert cut and [v.id for v in storage.list_variants(run_id)] == [variant]
+        cut.clear()
+        # A compare-and-set that committed answers True, though applying it again would not.
+        assert storage.set_variant_state(
+            variant, VariantState.COMPLETE, expected=VariantState.RUNNING
+        )
+        assert cut and storage.get_variant(variant).state is VariantState.COMPLETE
+        cut.clear()
+        assert storage.claim_run_engine(run_id, "me", expected=None)
+        assert cut and storage.get_run(run_id).engine == "me"
+    finally:
+        storage.close()
+
+
+@pytest.mark.postgres
+def test_a_write_whose_receipt_exists_is_not_applied_again(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receipt is the last guard: an attempt that meets the receipt of one that committed
+    (e.g. a COMMIT still finishing when the retry looked) returns that attempt's result."""
+    storage = RDBStorage(pg_url, retry_seconds=10)
+    try:
+        run_id = _new_run(storage)
+        first = storage.add_event(run_id, "first")
+        token = "f" * 32
+        monkeypatch.setattr(rdb_storage.uuid, "uuid4", lambda: type("U", (), {"hex": token})())
+        with storage._engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO write_receipts (token, result, created_at) VALUES (:t, :r, now())"
+                ),
+                {"t": token, "r": str(first)},
+            )
+        assert storage.add_event(run_id, "again") == first
+        assert [e.kind for e in storage.list_events(run_id)] == ["first"]
+    finally:
+        storage.close()
+
+
+def test_sqlite_writes_need_no_receipts(tmp_path: Path) -> None:
+    """A failed SQLite COMMIT did not commit: its writes cost no receipt."""
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        run_id = _new_run(storage)
+        storage.add_event(run_id, "e")
+        with storage._engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM write_receipts")).scalar_one() == 0
     finally:
         storage.close()
 

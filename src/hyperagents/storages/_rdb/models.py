@@ -40,6 +40,7 @@ __all__ = [
     "RunModel",
     "UTCDateTime",
     "VariantModel",
+    "WriteReceiptModel",
 ]
 
 NAMING_CONVENTION = {
@@ -230,3 +231,19 @@ class LLMCallModel(Base):
     cost: Mapped[float] = mapped_column(Float)
     latency: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WriteReceiptModel(Base):
+    """Proof that a write committed (``write_receipts``), for writes that must apply once.
+
+    A write whose COMMIT was cut off by a dropped connection may or may not have committed.
+    On PostgreSQL every such write inserts a receipt (a random token) first in its transaction
+    and stores its return value in it; the retry looks the token up instead of applying the
+    write again. Receipts are needed only while a call retries and are pruned after a day.
+    """
+
+    __tablename__ = "write_receipts"
+
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

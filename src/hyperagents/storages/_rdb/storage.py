@@ -31,6 +31,7 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import json
@@ -39,7 +40,9 @@ import math
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -106,6 +109,7 @@ from hyperagents.storages._rdb.models import (
     ProgramModel,
     RunModel,
     VariantModel,
+    WriteReceiptModel,
 )
 
 __all__ = ["DEFAULT_RETRY_SECONDS", "HEAD_REVISION", "RETRY_ENV_VAR", "RDBStorage", "normalise_url"]
@@ -113,7 +117,7 @@ __all__ = ["DEFAULT_RETRY_SECONDS", "HEAD_REVISION", "RETRY_ENV_VAR", "RDBStorag
 logger = logging.getLogger("hyperagents")
 
 #: The newest migration shipped with this version (a test checks it against the scripts).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: Folder of the Alembic environment (``env.py``, ``versions/``) inside the installed package.
 ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
 #: Key of the PostgreSQL advisory lock held while migrating (any constant shared by processes).
@@ -133,6 +137,15 @@ PROGRAMS = cast(Table, ProgramModel.__table__)
 VARIANTS = cast(Table, VariantModel.__table__)
 EVALUATIONS = cast(Table, EvaluationModel.__table__)
 EVENTS = cast(Table, EventModel.__table__)
+RECEIPTS = cast(Table, WriteReceiptModel.__table__)
+#: Receipts older than this are deleted (a receipt is needed only while its call retries).
+_RECEIPT_KEEP = timedelta(days=1)
+#: Old receipts are pruned once every this many receipts written by one storage object.
+_RECEIPT_PRUNE_EVERY = 1000
+#: The receipt token of the write-once call in progress in this thread (None: no receipt).
+_RECEIPT_TOKEN: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hyperagents_receipt", default=None
+)
 LLM_CALLS = cast(Table, LLMCallModel.__table__)
 
 _RUN_COLUMNS = [RUNS.c[f.name] for f in dataclasses.fields(RunRecord)]
@@ -202,6 +215,10 @@ def _is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+class _AlreadyApplied(Exception):
+    """The receipt of a write-once call exists: an earlier attempt committed (see ``_write``)."""
+
+
 class _TransientError(StorageError):
     """A database error that may pass: a dropped connection, a database restarting or busy.
 
@@ -258,14 +275,20 @@ def _retried(*, idempotent: bool) -> Callable[[_Method[_P, _R]], _Method[_P, _R]
 
     Args:
         idempotent: Applying the method twice is harmless, so it is retried even when a
-            COMMIT was cut off (an unknown outcome); other methods raise then.
+            COMMIT was cut off (an unknown outcome). Other methods write a receipt in their
+            transaction where a COMMIT can be cut off (see :class:`WriteReceiptModel`); after
+            an unknown outcome the retry returns the receipt's result if the write committed.
     """
 
     def decorate(method: _Method[_P, _R]) -> _Method[_P, _R]:
         def call(self: RDBStorage, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-            return self._retrying(
-                functools.partial(method, self, *args, **kwargs), method.__name__, idempotent
-            )
+            attempt = functools.partial(method, self, *args, **kwargs)
+            receipt = None if idempotent or not self._receipts else uuid.uuid4().hex
+            token = _RECEIPT_TOKEN.set(receipt)  # a call nested in this one sets its own
+            try:
+                return self._retrying(attempt, method.__name__, receipt)
+            finally:
+                _RECEIPT_TOKEN.reset(token)
 
         functools.update_wrapper(call, method)
         return call
@@ -345,6 +368,9 @@ class RDBStorage(BaseStorage):
         self._write_engine = engine.execution_options(hyperagents_write=True)
         self._dialect = engine.dialect.name
         self._returning = bool(engine.dialect.update_returning)
+        # A failed SQLite COMMIT did not commit: only other databases need receipts.
+        self._receipts = self._dialect != "sqlite"
+        self._receipts_written = 0
         try:
             self._ensure_schema()
         except (StorageError, DBAPIError, OSError) as exc:
@@ -401,23 +427,33 @@ class RDBStorage(BaseStorage):
             _run_migrations(conn, current)
 
     # -- transactions -----------------------------------------------------------------------
-    def _retrying(self, attempt: Callable[[], _R], what: str, idempotent: bool) -> _R:
+    def _retrying(self, attempt: Callable[[], _R], what: str, receipt: str | None) -> _R:
         """Call ``attempt`` until it returns, retrying transient errors for a while.
 
+        Args:
+            receipt: The token of the receipt ``attempt`` writes (a write that must apply
+                once); after a COMMIT with an unknown outcome the write is applied again only
+                when no receipt shows that it committed.
+
         Raises:
-            StorageError: A permanent error; a transient one that outlasted the retry budget;
-                or one that cut off the COMMIT of a write that must not be applied twice.
+            StorageError: A permanent error, or a transient one that outlasted the retry budget.
         """
         deadline: float | None = None
         delay = _RETRY_FIRST_DELAY
+        check_receipt = False
         while True:
             try:
+                if check_receipt:
+                    found, result = self._receipt(cast(str, receipt))
+                    if found:
+                        return cast(_R, result)
+                    check_receipt = False
                 return attempt()
+            except _AlreadyApplied:
+                check_receipt = True
+                continue
             except _TransientError as exc:
-                if exc.unknown and not idempotent:
-                    raise StorageError(
-                        f"{exc} (while committing: the change may or may not be recorded)"
-                    ) from exc
+                check_receipt = check_receipt or (exc.unknown and receipt is not None)
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self._retry_seconds
@@ -460,8 +496,40 @@ class RDBStorage(BaseStorage):
     def _read(self) -> contextlib.AbstractContextManager[Connection]:
         return self._translated(self._engine.connect)
 
-    def _write(self) -> contextlib.AbstractContextManager[Connection]:
-        return self._translated(self._write_engine.begin)
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction; for a write-once call it starts by inserting its receipt."""
+        with self._translated(self._write_engine.begin) as conn:
+            token = _RECEIPT_TOKEN.get()
+            if token is not None:
+                self._insert_receipt(conn, token)
+            yield conn
+
+    def _insert_receipt(self, conn: Connection, token: str) -> None:
+        """Insert the receipt ``token``; raise :class:`_AlreadyApplied` if it exists (the
+        write committed in an earlier attempt whose COMMIT reply was lost)."""
+        now = utcnow()
+        try:
+            conn.execute(insert(RECEIPTS), {"token": token, "result": None, "created_at": now})
+        except IntegrityError:
+            raise _AlreadyApplied(token) from None
+        self._receipts_written += 1
+        if self._receipts_written % _RECEIPT_PRUNE_EVERY == 0:
+            conn.execute(delete(RECEIPTS).where(RECEIPTS.c.created_at < now - _RECEIPT_KEEP))
+
+    def _done(self, conn: Connection, result: _R) -> _R:
+        """Store ``result`` in the receipt of the write-once call in progress; return it."""
+        token = _RECEIPT_TOKEN.get()
+        if token is not None:
+            conn.execute(update(RECEIPTS).where(RECEIPTS.c.token == token).values(result=result))
+        return result
+
+    def _receipt(self, token: str) -> tuple[bool, Any]:
+        """Whether the receipt ``token`` exists, and the result it holds."""
+        with self._read() as conn:
+            stmt = select(RECEIPTS.c.result).where(RECEIPTS.c.token == token)
+            row = conn.execute(stmt).first()
+        return (row is not None, row[0] if row is not None else None)
 
     def _insert_event(
         self, conn: Connection, run_id: int, variant_id: int | None, spec: EventSpec | None
@@ -559,7 +627,7 @@ class RDBStorage(BaseStorage):
                         "updated_at": now,
                     },
                 )
-                return int(cast(Any, result.inserted_primary_key)[0])
+                return self._done(conn, int(cast(Any, result.inserted_primary_key)[0]))
         except IntegrityError:
             raise DuplicateError(f"a run named {name!r} already exists") from None
 
@@ -628,9 +696,9 @@ class RDBStorage(BaseStorage):
         with self._write() as conn:
             if conn.execute(stmt).rowcount == 0:
                 self._require_run(conn, run_id)
-                return False
+                return self._done(conn, False)
             self._insert_event(conn, run_id, None, event)
-            return True
+            return self._done(conn, True)
 
     def _merge_run_json(
         self, run_id: int, column: str, update_with: Mapping[str, Any], *, replace: bool
@@ -892,7 +960,7 @@ class RDBStorage(BaseStorage):
                 )
                 variant_id = int(cast(Any, result.inserted_primary_key)[0])
                 self._insert_event(conn, run_id, variant_id, event)
-                return variant_id
+                return self._done(conn, variant_id)
         except IntegrityError:
             with self._read() as conn:
                 self._require_run(conn, run_id)
@@ -1062,9 +1130,9 @@ class RDBStorage(BaseStorage):
             applied, run_id = self._update_variant(conn, variant_id, stmt, event is not None)
             if not applied:
                 self._require_variant(conn, variant_id)
-                return False
+                return self._done(conn, False)
             self._insert_event(conn, run_id, variant_id, event)
-            return True
+            return self._done(conn, True)
 
     @_retried(idempotent=False)
     def claim_variant(
@@ -1098,9 +1166,9 @@ class RDBStorage(BaseStorage):
             applied, run_id = self._update_variant(conn, variant_id, stmt, event is not None)
             if not applied:
                 self._require_variant(conn, variant_id)
-                return False
+                return self._done(conn, False)
             self._insert_event(conn, run_id, variant_id, event)
-            return True
+            return self._done(conn, True)
 
     @_retried(idempotent=True)
     def heartbeat(self, owner: str, variant_ids: Sequence[int]) -> None:
@@ -1200,7 +1268,7 @@ class RDBStorage(BaseStorage):
                     .values(scores=scores, metrics=variant_metrics, updated_at=now)
                 )
                 self._insert_event(conn, int(run_id), variant_id, event)
-                return evaluation_id
+                return self._done(conn, evaluation_id)
         except IntegrityError:
             raise DuplicateError(
                 f"variant {variant_id} already has a {stage!r} evaluation"
@@ -1245,7 +1313,7 @@ class RDBStorage(BaseStorage):
         spec = EventSpec(kind=kind, message=message, data=data)
         try:
             with self._write() as conn:
-                return self._insert_event(conn, run_id, variant_id, spec)
+                return self._done(conn, self._insert_event(conn, run_id, variant_id, spec))
         except IntegrityError:
             self._require_references(run_id, variant_id)
             raise StorageError(f"cannot add event to run {run_id}") from None
@@ -1334,7 +1402,7 @@ class RDBStorage(BaseStorage):
             with self._write() as conn:
                 inserted = conn.execute(insert(LLM_CALLS), row).inserted_primary_key
                 assert inserted is not None
-                return int(inserted[0])
+                return self._done(conn, int(inserted[0]))
         except IntegrityError:
             self._require_references(run_id, variant_id)
             raise StorageError(f"cannot record an LLM call for run {run_id}") from None
