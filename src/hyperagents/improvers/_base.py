@@ -12,10 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from hyperagents.evaluation import workspace
 from hyperagents.exceptions import ProgramError
 from hyperagents.program import Program
-from hyperagents.sandbox import Limits, Sandbox
+from hyperagents.sandbox import Limits, Sandbox, workspace
 
 __all__ = ["ImproveRequest", "ImproveResult", "Improver", "MetaAgentImprover"]
 

@@ -16,16 +16,15 @@ from collections.abc import Iterable
 from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.sandbox._base import Limits, Outcome, Sandbox, SandboxResult
 from hyperagents.sandbox._bwrap import BwrapSandbox, bwrap_available
+from hyperagents.sandbox._cleanup import kill_user_processes
 from hyperagents.sandbox._harness import PROTECTED_MODULES, shadowing_errors
 from hyperagents.sandbox._hiding import task_locations
 from hyperagents.sandbox._process import (
     UNSAFE_PROCESS_SANDBOX_ENV,
     ProcessSandbox,
-    harness_path,
-    kill_user_processes,
-    scrubbed_environment,
     unsafe_process_sandbox_allowed,
 )
+from hyperagents.sandbox._provision import harness_path, scrubbed_environment
 from hyperagents.sandbox._workspace import (
     WORKSPACE_PREFIXES,
     remove_tree,

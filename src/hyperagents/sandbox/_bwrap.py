@@ -11,8 +11,9 @@ from typing import Any
 
 from hyperagents.exceptions import SandboxError
 from hyperagents.sandbox._hiding import hidden_locations, plan_hiding
+from hyperagents.sandbox._launcher import Launcher
 from hyperagents.sandbox._monitor import descendant_harness
-from hyperagents.sandbox._process import _interpreter_dirs, _Launcher
+from hyperagents.sandbox._provision import interpreter_dirs
 
 __all__ = ["BwrapSandbox", "bwrap_available"]
 
@@ -76,7 +77,7 @@ def _namespace_flags(features: frozenset[str] = frozenset()) -> list[str]:
     return flags
 
 
-class BwrapSandbox(_Launcher):
+class BwrapSandbox(Launcher):
     """Runs the harness under bubblewrap: own network (none), PID, IPC and UTS namespaces,
     a new session, ``--die-with-parent``, and a minimal read-only view of the system.
 
@@ -142,7 +143,7 @@ class BwrapSandbox(_Launcher):
         self._expose = tuple(os.path.realpath(p) for p in expose)
         self._hidden = hidden_locations(hide)
         self._tmp_mb = max(1, int(tmp_mb))
-        super().__init__(python=python, isolate_user=isolate_user, warm=warm, preload=preload)
+        super().__init__(python=python, isolate_user=isolate_user, preload=preload)
         self._static = self._static_arguments()
         if warm:
             self.set_warm(warm)
@@ -177,11 +178,11 @@ class BwrapSandbox(_Launcher):
             if os.path.exists(path):
                 ensure_parents(path)
                 args.extend(["--ro-bind", path, path])
-        binds = [p for p in _interpreter_dirs(self._python) if not p.startswith("/usr/")] + list(
+        binds = [p for p in interpreter_dirs(self.python) if not p.startswith("/usr/")] + list(
             self._expose
         )
         bound = [p for p in created if p not in ("/", "/dev", "/proc", *_TMPFS)]
-        python_dir = os.path.dirname(os.path.abspath(self._python))
+        python_dir = os.path.dirname(os.path.abspath(self.python))
         for path in sorted({*binds, python_dir}):
             if _inside(path, bound):
                 continue
@@ -192,7 +193,7 @@ class BwrapSandbox(_Launcher):
         args.extend(
             ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", "/opt/hyperagents"]
         )
-        if self._isolate_user:
+        if self.isolates_user:
             # CAP_SYS_ADMIN only until the harness has sized its tmpfs mounts: switching to the
             # private uid clears every capability before any agent code is imported.
             args.extend(["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"])
@@ -229,14 +230,14 @@ class BwrapSandbox(_Launcher):
         """
         import subprocess
 
-        argv = [self._bwrap, *self._static, self._python, "-I", "-S", "-c", "import json"]
+        argv = [self._bwrap, *self._static, self.python, "-I", "-S", "-c", "import json"]
         try:
             probe = subprocess.run(argv, capture_output=True, timeout=60, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
             raise SandboxError(f"bubblewrap cannot start: {exc}") from exc
         if probe.returncode != 0:
             detail = probe.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
-            raise SandboxError(f"bubblewrap cannot run {self._python}: {detail[0]}")
+            raise SandboxError(f"bubblewrap cannot run {self.python}: {detail[0]}")
 
     def _command(self, workspace: Path, harness: Path, fds: str) -> tuple[list[str], Path]:
         argv = [
@@ -247,14 +248,14 @@ class BwrapSandbox(_Launcher):
             "--chdir", WORKSPACE,
             "--setenv", "HOME", WORKSPACE,
             "--setenv", "TMPDIR", "/tmp",
-            self._python, "-I", "-S", HARNESS, fds,
+            self.python, "-I", "-S", HARNESS, fds,
         ]  # fmt: skip
         return argv, workspace
 
     def _request_extras(self) -> dict[str, Any]:
         # Only a root engine's sandbox holds CAP_SYS_ADMIN over its tmpfs mounts (until the
         # harness switches to the private uid); elsewhere they keep their size (``tmp_mb``).
-        return {"resize_tmpfs": list(_TMPFS)} if self._privileged and self._isolate_user else {}
+        return {"resize_tmpfs": list(_TMPFS)} if self.privileged and self.isolates_user else {}
 
     def _harness_pid(self, pid: int) -> int | None:
         # bubblewrap's monitor and its PID-namespace init sit between us and the harness.

@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Iterable
 from importlib.metadata import Distribution, entry_points
+from pathlib import Path
 
 __all__ = [
     "hidden_locations",
@@ -37,12 +38,15 @@ FILE_TASK_PREFIX = "_hyperagents_task_"
 _WALK_BUDGET = 5000
 
 
-def hyperagents_locations() -> list[str]:
-    """Installed locations of the hyperagents package."""
-    import hyperagents
+#: The hyperagents package's own directory (this file is ``hyperagents/sandbox/_hiding.py``).
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
-    dirs = {os.path.realpath(p) for p in getattr(hyperagents, "__path__", [])}
-    return sorted(d for d in dirs if d != os.path.realpath(sys.prefix))
+
+def hyperagents_locations() -> list[str]:
+    """Installed locations of the hyperagents package (found from this file, not by importing
+    the package)."""
+    package = str(_PACKAGE_DIR)
+    return [] if package == os.path.realpath(sys.prefix) else [package]
 
 
 def _module_files(origin: str) -> list[str]:

@@ -6,6 +6,7 @@ import keyword
 from pathlib import Path
 
 from hyperagents.exceptions import ConfigError
+from hyperagents.improvers import offline_meta_agent_source
 
 __all__ = ["scaffold_task", "task_class_name"]
 
@@ -167,8 +168,6 @@ def scaffold_task(name: str, directory: Path) -> Path:
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} already exists and is not empty")
-    from hyperagents.improvers import offline_meta_agent_source
-
     cls = task_class_name(name)
     (directory / "seed").mkdir(parents=True, exist_ok=True)
     path = directory / "task.py"

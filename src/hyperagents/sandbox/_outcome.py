@@ -1,0 +1,108 @@
+"""A started harness process, and what the engine reads from it once it has finished.
+
+:class:`Started` holds the process with the readers draining its pipes;
+:func:`finish_readers` collects the rest of their output and closes the engine's ends;
+:func:`measured` and :func:`annotate` turn what was received and measured outside the sandbox
+into the parts of a :class:`~hyperagents.sandbox.SandboxResult`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from hyperagents.sandbox._base import Limits, SandboxResult
+from hyperagents.sandbox._messages import Received
+from hyperagents.sandbox._monitor import UsageProbe
+from hyperagents.sandbox._readers import CappedReader, ChannelReader, StatusReader
+
+__all__ = ["Started", "annotate", "cpu_limit", "finish_readers", "measured"]
+
+
+@dataclass
+class Started:
+    """A sandboxed process that has been started and waits for (or runs) its request."""
+
+    proc: subprocess.Popen[bytes]
+    stdout: CappedReader
+    stderr: CappedReader
+    channel: ChannelReader
+    status: StatusReader
+    probe: UsageProbe
+    streams: tuple[IO[bytes], ...]  #: the engine's ends of the pipes, closed once after use
+    uid: int | None
+    directory: Path  #: the directory the process sees as its workspace
+    owned_root: Path | None = None  #: a standby's private directory, removed after use
+
+    @property
+    def readers(self) -> tuple[CappedReader, ...]:
+        """Every thread draining one of the process's pipes."""
+        return (self.stdout, self.stderr, self.channel, self.status)
+
+
+def finish_readers(started: Started) -> None:
+    """Collect the rest of the output; never wait on a pipe an escaped child holds open."""
+    deadline = time.monotonic() + 1.0
+    for reader in started.readers:
+        reader.join(timeout=max(0.0, deadline - time.monotonic()))
+    for reader in started.readers:
+        if reader.is_alive():
+            reader.stop()
+    for reader in started.readers:
+        # A stopped reader leaves its select() within 0.2 s; wait for it, because closing a
+        # descriptor a thread still polls lets it read whatever reuses the number next.
+        reader.join(timeout=5.0)
+    # Each descriptor is closed exactly once, through its file object: closing the number
+    # behind the object's back (and the object again later) would close whichever pipe
+    # another thread had opened with that number in between.
+    for stream in started.streams:
+        with contextlib.suppress(OSError, ValueError):
+            stream.close()
+
+
+def annotate(
+    result: SandboxResult, started: Started, report: dict[str, Any], *, network: bool
+) -> None:
+    """Add what the engine saw (truncated output, the isolation report) to ``result.extra``."""
+    stdout, stderr = started.stdout, started.stderr
+    if stdout.truncated or stderr.truncated:
+        result.extra["output_truncated"] = {
+            "stdout_bytes_kept": stdout.size,
+            "stderr_bytes_kept": stderr.size,
+            "stdout_truncated": stdout.truncated,
+            "stderr_truncated": stderr.truncated,
+        }
+    isolation = {k: v for k, v in report.items() if k != "type"}
+    isolation["network"] = bool(isolation.get("network")) or network
+    result.extra["isolation"] = isolation
+
+
+def cpu_limit(limits: Limits) -> float:
+    """The CPU seconds a run may use: its own limit, else its wall time rounded up, plus one."""
+    return limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
+
+
+def measured(received: Iterable[Received], status: StatusReader) -> list[dict[str, Any]]:
+    """The accepted messages, with each instance's wall and CPU time replaced by what the
+    engine measured from outside (time and CPU use between successive instance messages,
+    from the moment the harness reported itself isolated)."""
+    messages: list[dict[str, Any]] = []
+    last_at = status.at
+    last_cpu = status.cpu
+    for item in received:
+        message = item.message
+        if message is None or message["type"] in ("isolation", "done"):
+            continue  # only the status pipe reports isolation; "done" is the ack handshake
+        if message["type"] == "instance":
+            wall = item.at - last_at if last_at is not None else None
+            cpu = item.cpu - last_cpu if item.cpu is not None and last_cpu is not None else None
+            message = {**message, "wall": wall, "cpu": cpu}
+            last_at, last_cpu = item.at, item.cpu if item.cpu is not None else last_cpu
+        messages.append(message)
+    return messages
