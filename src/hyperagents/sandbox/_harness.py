@@ -16,6 +16,12 @@ JSON lines to ``RESULT_FD``:
 The agent code's own ``print`` output goes to stderr so it can never be mistaken for a message.
 Nothing here is a security boundary against the agent code (it runs in the same process); the
 boundary is the process, its limits and the trusted scoring outside.
+
+It is one file on purpose: the interpreter reads it whole before anything runs, ``bwrap`` binds
+just this file (read-only) while the hyperagents package stays hidden, and the ``process``
+sandbox run as root covers the package's directory, this file's own, before agent code runs.
+Sibling modules would need an import path set up before isolation (one agent files could
+shadow) and would break any import made after the directory is covered.
 """
 
 from __future__ import annotations
@@ -725,6 +731,33 @@ class _LLMError(Exception):
     """Raised by ``llm.complete`` when the engine could not (or would not) answer."""
 
 
+def _read_llm_answer(reply_fd: int, buffered: bytearray, request_id: int) -> dict[str, Any]:
+    """Read the engine's answer to request ``request_id`` from the reply pipe, skipping the late
+    answers of earlier calls that were interrupted (``buffered``: bytes read but not yet used,
+    kept across calls).
+
+    Raises:
+        _LLMError: The engine closed the channel, or answered out of step.
+    """
+    while True:
+        end = buffered.find(b"\n")
+        while end < 0:
+            chunk = os.read(reply_fd, 65536)
+            if not chunk:
+                raise _LLMError("the engine closed the LLM channel")
+            buffered.extend(chunk)
+            end = buffered.find(b"\n")
+        line = bytes(buffered[:end])
+        del buffered[: end + 1]
+        answer = json.loads(line)
+        answer_id = answer.get("id") if isinstance(answer, dict) else None
+        if isinstance(answer_id, int) and answer_id < request_id:
+            continue  # the late answer of a call that was interrupted: skip it
+        if answer_id != request_id:
+            raise _LLMError("LLM channel out of step")
+        return dict(answer)
+
+
 def _install_llm_bridge(channel: _Channel, reply_fd: int) -> None:
     """Make ``import llm`` give sandboxed code a ``complete(...)`` answered by the engine.
 
@@ -738,25 +771,6 @@ def _install_llm_bridge(channel: _Channel, reply_fd: int) -> None:
     lock = threading.Lock()
     counter = [0]
     buffered = bytearray()  # kept across calls: an interrupted call's answer arrives late
-
-    def read_answer(request_id: int) -> dict[str, Any]:
-        while True:
-            end = buffered.find(b"\n")
-            while end < 0:
-                chunk = os.read(reply_fd, 65536)
-                if not chunk:
-                    raise _LLMError("the engine closed the LLM channel")
-                buffered.extend(chunk)
-                end = buffered.find(b"\n")
-            line = bytes(buffered[:end])
-            del buffered[: end + 1]
-            answer = json.loads(line)
-            answer_id = answer.get("id") if isinstance(answer, dict) else None
-            if isinstance(answer_id, int) and answer_id < request_id:
-                continue  # the late answer of a call that was interrupted: skip it
-            if answer_id != request_id:
-                raise _LLMError("LLM channel out of step")
-            return dict(answer)
 
     def complete(
         messages: Any,
@@ -794,7 +808,7 @@ def _install_llm_bridge(channel: _Channel, reply_fd: int) -> None:
                     "purpose": str(purpose),
                 }
             )
-            answer = read_answer(request_id)
+            answer = _read_llm_answer(reply_fd, buffered, request_id)
         if answer.get("error"):
             raise _LLMError(str(answer["error"]))
         return str(answer.get("text", ""))
