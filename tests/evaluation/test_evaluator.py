@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hyperagents.evaluation import evaluate_stage, validate_program, workspace
+from hyperagents.evaluation import evaluate_stage, validate_program
 from hyperagents.program import Program
-from hyperagents.sandbox import Limits, ProcessSandbox
+from hyperagents.sandbox import Limits, ProcessSandbox, workspace
 from hyperagents.tasks import Split
 
 from toytask import TASK_AGENT, ToyTask

@@ -8,8 +8,11 @@ from hyperagents.evaluation._evaluator import (
     evaluate_stage,
     solve_in_sandbox,
     validate_program,
-    workspace,
 )
+
+# Workspaces belong to the sandbox (import them from hyperagents.sandbox); this name stays for
+# callers that still import it from here.
+from hyperagents.sandbox import workspace
 
 __all__ = [
     "StageResult",

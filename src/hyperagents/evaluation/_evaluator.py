@@ -21,7 +21,6 @@ from hyperagents.sandbox import (
     SandboxResult,
     shadowing_errors,
     workspace,
-    workspace_base,
 )
 from hyperagents.tasks import Instance, Task
 
@@ -31,8 +30,6 @@ __all__ = [
     "evaluate_stage",
     "solve_in_sandbox",
     "validate_program",
-    "workspace",
-    "workspace_base",
 ]
 
 _OUTPUT_CAP = 2000
