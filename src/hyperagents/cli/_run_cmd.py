@@ -282,61 +282,71 @@ def _replay(ctx: typer.Context, replay: str, storage: str | None, quiet: bool) -
     drive(job, quiet, storage=storage)
 
 
+# -- the options of ``resume`` ----------------------------------------------------------
+_ResumeGenerationsOpt = Annotated[
+    int | None,
+    typer.Option("--generations", "-g", min=0, help="Generations to add to the target."),
+]
+_ResumeWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=1,
+        help="Parallel sandboxed workers "
+        "[default: the number of CPUs]; results do not depend on it.",
+        show_default=False,
+    ),
+]
+_ResumeTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        callback=positive_seconds,
+        help="Seconds of this resume after which no new generation starts (not stored; "
+        "--max-seconds sets the run's time budget over all resumes).",
+    ),
+]
+_ResumeTaskOpt = Annotated[
+    str | None,
+    typer.Option("--task", "-t", help="Load the task from here instead (e.g. a moved file)."),
+]
+_ResumeMaxCostOpt = Annotated[
+    float | None, typer.Option(min=0, help="New LLM budget in US dollars.")
+]
+_ResumeMaxTokensOpt = Annotated[int | None, typer.Option(min=0, help="New LLM budget in tokens.")]
+_ResumeMaxSecondsOpt = Annotated[
+    float | None,
+    typer.Option(
+        callback=positive_seconds,
+        help="New time budget: engine seconds over all resumes, this one included (stored).",
+    ),
+]
+_ResumeMaxEvaluationsOpt = Annotated[
+    int | None, typer.Option(min=0, help="New evaluation budget (stages run).")
+]
+_ResumeNoBudgetOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-budget",
+        help="Lift the budgets (dollars, tokens, seconds, evaluations) not given again "
+        "with their --max-* options.",
+    ),
+]
+
+
 def resume(
     run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run name or id.")],
     storage: StorageOpt = None,
-    generations: Annotated[
-        int | None,
-        typer.Option("--generations", "-g", min=0, help="Generations to add to the target."),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            "-w",
-            min=1,
-            help="Parallel sandboxed workers "
-            "[default: the number of CPUs]; results do not depend on it.",
-            show_default=False,
-        ),
-    ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            callback=positive_seconds,
-            help="Seconds of this resume after which no new generation starts (not stored; "
-            "--max-seconds sets the run's time budget over all resumes).",
-        ),
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress display, no suggestions.")
-    ] = False,
-    task: Annotated[
-        str | None,
-        typer.Option("--task", "-t", help="Load the task from here instead (e.g. a moved file)."),
-    ] = None,
-    max_cost: Annotated[
-        float | None, typer.Option(min=0, help="New LLM budget in US dollars.")
-    ] = None,
-    max_tokens: Annotated[int | None, typer.Option(min=0, help="New LLM budget in tokens.")] = None,
-    max_seconds: Annotated[
-        float | None,
-        typer.Option(
-            callback=positive_seconds,
-            help="New time budget: engine seconds over all resumes, this one included (stored).",
-        ),
-    ] = None,
-    max_evaluations: Annotated[
-        int | None, typer.Option(min=0, help="New evaluation budget (stages run).")
-    ] = None,
-    no_budget: Annotated[
-        bool,
-        typer.Option(
-            "--no-budget",
-            help="Lift the budgets (dollars, tokens, seconds, evaluations) not given again "
-            "with their --max-* options.",
-        ),
-    ] = False,
+    generations: _ResumeGenerationsOpt = None,
+    workers: _ResumeWorkersOpt = None,
+    timeout: _ResumeTimeoutOpt = None,
+    quiet: _QuietOpt = False,
+    task: _ResumeTaskOpt = None,
+    max_cost: _ResumeMaxCostOpt = None,
+    max_tokens: _ResumeMaxTokensOpt = None,
+    max_seconds: _ResumeMaxSecondsOpt = None,
+    max_evaluations: _ResumeMaxEvaluationsOpt = None,
+    no_budget: _ResumeNoBudgetOpt = False,
     unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
     """Continue a run where it stopped (after a crash, kill, timeout, interrupt or budget)."""
