@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_llm import FakeModel, _config
 
-from hyperagents.runs import Run
-from hyperagents.runs._export import champion_of
+from hyperagents.runs import Run, champion_of
 from hyperagents.storages import RDBStorage
 from hyperagents.tasks.support import SupportTask
 from hyperagents.testing import FakeOpenAIServer

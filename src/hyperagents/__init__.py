@@ -9,6 +9,10 @@ Example:
     >>> import hyperagents                                             # doctest: +SKIP
     >>> run = hyperagents.Run.create(task="review", storage="memory")  # doctest: +SKIP
     >>> run.optimize(generations=10)                                   # doctest: +SKIP
+
+:class:`RunService` is what the command line and the dashboard call: start, resume and replay
+runs from typed requests, drive them in the background, and steer them (approve, reject, pin,
+ban, stop, delete).
 """
 
 from __future__ import annotations
@@ -29,7 +33,16 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.program import Program
-from hyperagents.runs import Job, Mode, Run, RunConfig
+from hyperagents.runs import (
+    Job,
+    Mode,
+    ReplayRequest,
+    ResumeRequest,
+    Run,
+    RunConfig,
+    RunService,
+    StartRequest,
+)
 from hyperagents.storages import (
     BaseStorage,
     InMemoryStorage,
@@ -55,14 +68,18 @@ __all__ = [
     "Program",
     "ProgramError",
     "RDBStorage",
+    "ReplayRequest",
+    "ResumeRequest",
     "Run",
     "RunConfig",
     "RunNotFoundError",
+    "RunService",
     "RunStateError",
     "RunStatus",
     "SandboxError",
     "Score",
     "Split",
+    "StartRequest",
     "StorageError",
     "StorageURLError",
     "Task",

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hyperagents.runs._export import champion_of
+from hyperagents.runs import champion_of
 from hyperagents.storages import RDBStorage, VariantState
 
 TOY = f"{Path(__file__).resolve().parents[1] / 'toytask.py'}:ToyTask"

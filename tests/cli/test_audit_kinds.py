@@ -12,8 +12,16 @@ import pytest
 from typer.testing import CliRunner
 
 from hyperagents.cli import _app
-from hyperagents.runs import Run, RunConfig, ban, pin
-from hyperagents.runs._audit import EVENT_KINDS, KIND_ALIASES, canonical_kind, stored_kinds
+from hyperagents.runs import (
+    EVENT_KINDS,
+    KIND_ALIASES,
+    Run,
+    RunConfig,
+    ban,
+    canonical_kind,
+    pin,
+    stored_kinds,
+)
 from hyperagents.storages import RDBStorage, VariantState
 
 TOY = f"{Path(__file__).resolve().parents[1] / 'toytask.py'}:ToyTask"

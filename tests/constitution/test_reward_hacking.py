@@ -17,8 +17,7 @@ import pytest
 
 from hyperagents.constitution import load_constitution, objective
 from hyperagents.exceptions import ConfigError
-from hyperagents.runs import Run, RunConfig
-from hyperagents.runs._export import champion_of, variant_row
+from hyperagents.runs import Run, RunConfig, champion_of, variant_row
 from hyperagents.storages import InMemoryStorage, VariantState
 from hyperagents.tasks import Split
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from hyperagents.dashboard import check_binding, create_app, is_loopback
 from hyperagents.exceptions import ConfigError
-from hyperagents.runs._export import champion_of
+from hyperagents.runs import champion_of
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
 
 from dashboard_helpers import TOY, Site, csrf, make_run

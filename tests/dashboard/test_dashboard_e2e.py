@@ -162,7 +162,7 @@ def test_lineage_and_events(server: tuple[str, RDBStorage], page: Any) -> None:
     _shot(page, "07-lineage")
     canvas.click(position={"x": x, "y": y})
     record = storage.get_run_by_name("toy-e2e")
-    from hyperagents.runs._export import champion_of
+    from hyperagents.runs import champion_of
 
     champion = champion_of(storage.list_variants(record.id))
     assert champion is not None

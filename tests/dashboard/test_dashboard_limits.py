@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from hyperagents.dashboard import create_app
 from hyperagents.dashboard._views import diff
 from hyperagents.program import Program
-from hyperagents.runs._diffs import DiffLimits
+from hyperagents.runs import DiffLimits
 from hyperagents.storages import InMemoryStorage, RDBStorage, VariantState
 
 from dashboard_helpers import Site, csrf

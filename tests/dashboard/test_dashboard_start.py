@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hyperagents.dashboard._control import EngineLauncher, StartSpec, start_run
-from hyperagents.runs import Run
+from hyperagents.runs import EngineLauncher, ResumeRequest, Run, RunService, StartRequest
 from hyperagents.storages import RDBStorage, RunRecord, RunStatus
 
 
@@ -19,8 +18,10 @@ class _Recorder(EngineLauncher):
         super().__init__(url)
         self.asked: list[dict[str, Any]] = []
 
-    def launch(self, run: RunRecord, *, generations: int | None, workers: int | None) -> int:
-        self.asked.append({"run": run.name, "generations": generations, "workers": workers})
+    def launch(self, run: RunRecord, request: ResumeRequest) -> int:
+        self.asked.append(
+            {"run": run.name, "generations": request.generations, "workers": request.workers}
+        )
         return 0
 
 
@@ -29,8 +30,9 @@ def test_the_target_is_stored_at_creation_and_the_engine_adds_nothing(tmp_path: 
     storage = RDBStorage(url)
     try:
         launcher = _Recorder(url)
-        spec = StartSpec(task="packing", generations=2, name="from-ui", workers=1)
-        record = start_run(storage, launcher, spec)
+        service = RunService(storage, launcher=launcher)
+        request = StartRequest(task="packing", generations=2, name="from-ui", workers=1)
+        record = service.start_detached(request)
         assert record.attrs["target_generations"] == 2
         assert record.status is RunStatus.CREATED
         assert launcher.asked == [{"run": "from-ui", "generations": None, "workers": 1}]

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from hyperagents.program import Program
-from hyperagents.runs._diffs import DiffLimits, compare, unified_text
+from hyperagents.runs import DiffLimits, compare, unified_text
 
 
 def _edited(rng: random.Random, text: str) -> str:

@@ -273,7 +273,8 @@ def test_the_status_label_says_whether_an_engine_drives_the_run() -> None:
     import dataclasses
     from datetime import UTC, datetime, timedelta
 
-    from hyperagents.runs._owner import EngineState, engine_state, new_owner_token, status_label
+    from hyperagents.runs import EngineState, engine_state, status_label
+    from hyperagents.runs._owner import new_owner_token
 
     store = InMemoryStorage()
     base = _create(store).record()

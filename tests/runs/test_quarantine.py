@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperagents.runs import Run, RunConfig, approve
-from hyperagents.runs._export import champion_of
+from hyperagents.runs import Run, RunConfig, approve, champion_of
 from hyperagents.storages import InMemoryStorage, VariantState
 from hyperagents.tasks import Split
 

@@ -20,15 +20,16 @@ from hyperagents.cli._shared import (
     errors,
     existing_storage,
 )
-from hyperagents.runs._audit import (
+from hyperagents.runs import (
     AUDIT_COLUMNS,
     EVENT_KINDS,
     KIND_ALIASES,
     audit_rows,
     check_kinds,
+    csv_text,
+    find_run,
+    resolve_variant,
 )
-from hyperagents.runs._export import csv_text
-from hyperagents.runs._resolve import find_run, resolve_variant
 
 __all__ = ["AuditFormat", "audit"]
 

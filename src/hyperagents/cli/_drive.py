@@ -18,7 +18,7 @@ from hyperagents._untrusted import printable
 from hyperagents.cli._progress import GenerationProgress
 from hyperagents.cli._shared import err_console, fmt_value, storage_hint
 from hyperagents.cli._status import print_status
-from hyperagents.runs import Run
+from hyperagents.runs import Drive, Run
 from hyperagents.storages import RunStatus, VariantRecord, VariantState
 
 __all__ = ["drive", "terminate_as_interrupt"]
@@ -85,16 +85,15 @@ def _best_val(variants: list[VariantRecord]) -> float | None:
     return max(vals) if vals else None
 
 
-def _optimize(
-    run: Run, generations: int | None, timeout: float | None, workers: int, quiet: bool
-) -> None:
+def _optimize(job: Drive, quiet: bool) -> None:
     """Run the engine with a progress display."""
+    run = job.run
     variants = run.variants()
     done = sum(1 for v in variants if v.generation > 0 and v.state.is_terminal)
     progress = GenerationProgress(
         err_console,
         run.name,
-        total=run.target_after(generations),
+        total=run.target_after(job.generations),
         done=done,
         best=_best_val(variants),
         quiet=quiet,
@@ -107,7 +106,7 @@ def _optimize(
             if variant.generation > 0 and variant.state.is_terminal:
                 progress.advance()
 
-        run.optimize(generations, timeout=timeout, workers=workers, callbacks=[on_variant])
+        job.optimize(callbacks=[on_variant])
 
 
 def _print_pending(run: Run, storage: str | None) -> None:
@@ -144,38 +143,29 @@ def _print_next(run: Run, storage: str | None) -> None:
     )
 
 
-def drive(
-    run: Run,
-    generations: int | None,
-    timeout: float | None,
-    workers: int,
-    quiet: bool,
-    *,
-    storage: str | None = None,
-) -> None:
-    """Drive ``run`` to its target (plus ``generations``), then print its status and what
-    needs doing: a stop's reason, children waiting for approval, what to look at next.
+def drive(job: Drive, quiet: bool, *, storage: str | None = None) -> None:
+    """Drive a run as the application service prepared it (to its target, plus the
+    generations asked for), then print its status and what needs doing: a stop's reason,
+    children waiting for approval, what to look at next.
 
     Ctrl-C or SIGTERM stop it cleanly (the work in flight is finished and recorded; twice:
     at once): the person is told how to resume, and the command exits with 130 or 143.
 
     Args:
-        run: The run.
-        generations: Generations to add to its target (None: its stored target).
-        timeout: Seconds after which no new generation starts (this drive only).
-        workers: Parallel sandboxed workers.
+        job: The run, how far and with how many workers.
         quiet: No progress display and no suggestions (warnings and decisions still show).
         storage: The ``--storage`` given, repeated in suggested commands.
 
     Raises:
         typer.Exit: 130 after Ctrl-C, 143 after SIGTERM.
     """
+    run = job.run
     shown: set[str] = set()
     _print_warnings(run, shown)
     aborted = False
     with terminate_as_interrupt() as signals:
         try:
-            _optimize(run, generations, timeout, workers, quiet)
+            _optimize(job, quiet)
         except KeyboardInterrupt:  # a second interrupt: the work in flight was abandoned
             aborted = True
     print_status(run)

@@ -27,9 +27,19 @@ from hyperagents.cli._shared import (
 )
 from hyperagents.exceptions import RunStateError, VariantNotFoundError
 from hyperagents.program import Program
-from hyperagents.runs._diffs import DiffLimits, ProgramDiff, compare, unified_text
-from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, csv_text, run_export, variant_row
-from hyperagents.runs._resolve import find_run, resolve_variant
+from hyperagents.runs import (
+    EXPORT_COLUMNS,
+    DiffLimits,
+    ProgramDiff,
+    champion_of,
+    compare,
+    csv_text,
+    find_run,
+    resolve_variant,
+    run_export,
+    unified_text,
+    variant_row,
+)
 from hyperagents.storages import VariantRecord, VariantState
 
 __all__ = ["ExportFormat", "diff", "export", "lineage", "show"]

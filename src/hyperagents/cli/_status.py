@@ -1,18 +1,29 @@
-"""A run's status as a table: ``status``, and the end of ``run`` and ``resume``."""
+"""The listings: ``runs`` (every run of a storage) and ``status`` (one run as a table, also
+printed at the end of ``run`` and ``resume``)."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
+import typer
 from rich.markup import escape
 from rich.table import Table
 
 from hyperagents._untrusted import printable
-from hyperagents.cli._shared import agent_text, console, fmt_value
-from hyperagents.runs import Run
-from hyperagents.runs._owner import status_label
+from hyperagents.cli._shared import (
+    StorageOpt,
+    agent_text,
+    console,
+    errors,
+    existing_storage,
+    fmt_value,
+    storage_label,
+)
+from hyperagents.runs import Run, engine_state, status_label
+from hyperagents.storages import VariantState
 
-__all__ = ["print_status"]
+__all__ = ["list_runs", "print_status", "status"]
 
 
 def _llm_row(llm: dict[str, Any]) -> str:
@@ -67,3 +78,58 @@ def print_status(the_run: Run) -> None:
     for message in the_run.warnings():
         table.add_row("[yellow]warning[/]", agent_text(message))
     console.print(table)
+
+
+def list_runs(storage: StorageOpt = None) -> None:
+    """List all runs in the storage."""
+    with errors():
+        store = existing_storage(storage)
+        table = Table(title=f"runs in {storage_label(store)}")
+        for column in (
+            "id",
+            "name",
+            "task",
+            "mode",
+            "seed",
+            "status",
+            "variants",
+            "best val",
+            "created",
+        ):
+            table.add_column(column, overflow="fold")
+        for record in store.list_runs():
+            variants = store.list_variants(record.id)
+            vals = [
+                v.scores["val"]
+                for v in variants
+                if v.state is VariantState.COMPLETE and "val" in v.scores
+            ]
+            table.add_row(
+                str(record.id),
+                record.name,
+                record.task,
+                record.mode,
+                str(record.seed),
+                status_label(record),
+                str(len(variants)),
+                fmt_value(max(vals) if vals else None),
+                record.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        console.print(table)
+
+
+def status(
+    run_name: Annotated[str, typer.Argument(metavar="RUN")],
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Best scores per split, archive size, generations and time of a run, whether an engine
+    drives it ("running (engine dead)": resume it), and its warnings."""
+    with errors():
+        the_run = Run.load(run_name, storage=existing_storage(storage))
+        if as_json:
+            engine = engine_state(the_run.record()).value
+            shown = {**the_run.summary(), "engine": engine, "warnings": the_run.warnings()}
+            console.print_json(json.dumps(shown))
+        else:
+            print_status(the_run)

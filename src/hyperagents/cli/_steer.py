@@ -18,8 +18,7 @@ from hyperagents.cli._shared import (
     existing_storage,
     whoami,
 )
-from hyperagents.runs import check_no_engine, delete_run, request_stop
-from hyperagents.runs._resolve import find_run, resolve_variant
+from hyperagents.runs import Decision, RunService, check_no_engine
 
 __all__ = ["approve", "ban", "delete", "pin", "reject", "stop"]
 
@@ -44,11 +43,11 @@ def stop(
 ) -> None:
     """Stop a run from any process (its engine finishes the work in flight; resumable)."""
     with errors():
-        store = existing_storage(storage)
-        record = find_run(store, run_name)
-        said = request_stop(store, record, who=f"the command line ({whoami()})", now=now)
+        service = RunService(existing_storage(storage))
+        stopped = service.stop(run_name, who=f"the command line ({whoami()})", now=now)
         err_console.print(
-            f"{escape(printable(record.name))}: {escape(printable(said))}", highlight=False
+            f"{escape(printable(stopped.run.name))}: {escape(printable(stopped.message))}",
+            highlight=False,
         )
 
 
@@ -61,10 +60,10 @@ def delete(
     calls). A run whose engine is alive (running, or finishing its work after a stop) cannot be
     deleted."""
     with errors():
-        store = existing_storage(storage)
-        record = find_run(store, run_name)
-        check_no_engine(record, action="delete")
-        variants = store.count_variants(record.id)
+        service = RunService(existing_storage(storage))
+        record = service.find_run(run_name)
+        check_no_engine(record, action="delete")  # before asking: it would be refused
+        variants = service.storage.count_variants(record.id)
         name = escape(printable(record.name))
         if not yes:
             if not _interactive():
@@ -79,7 +78,7 @@ def delete(
             if not typer.confirm(printable(question)):
                 err_console.print(f"{name}: not deleted", highlight=False)
                 raise typer.Exit(1)
-        delete_run(store, store.get_run(record.id))
+        service.delete(record.id)
         err_console.print(f"deleted run {name} ({variants} variants)", highlight=False)
 
 
@@ -88,46 +87,40 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _decide(spec: str, storage: str | None, action: str, note: str | None) -> None:
-    from hyperagents.runs import approve, ban, pin, reject
+#: What each decision means for the variant, as the person is told.
+_SAID = {
+    Decision.APPROVE: "approved: it may now be a parent and the champion",
+    Decision.REJECT: "rejected: it will never be a parent or the champion",
+    Decision.PIN: "pinned: the run's next child is made from it",
+    Decision.BAN: "banned: neither it nor its descendants will be parents",
+}
 
-    store = existing_storage(storage)
-    variant = resolve_variant(store, spec)
-    who = f"{whoami()} (command line)"
-    if action == "approve":
-        approve(store, variant, who=who, note=note)
-        said = "approved: it may now be a parent and the champion"
-    elif action == "reject":
-        reject(store, variant, who=who, note=note)
-        said = "rejected: it will never be a parent or the champion"
-    elif action == "pin":
-        pin(store, variant, who=who)
-        said = "pinned: the run's next child is made from it"
-    else:
-        ban(store, variant, who=who, note=note)
-        said = "banned: neither it nor its descendants will be parents"
-    err_console.print(f"variant {variant.id}: {said}")
+
+def _decide(spec: str, storage: str | None, decision: Decision, note: str | None) -> None:
+    service = RunService(existing_storage(storage))
+    variant = service.decide(spec, decision, who=f"{whoami()} (command line)", note=note)
+    err_console.print(f"variant {variant.id}: {_SAID[decision]}")
 
 
 def approve(variant: VariantArg, storage: StorageOpt = None, note: NoteOpt = None) -> None:
     """Approve a child waiting for approval (run with --approval manual or threshold)."""
     with errors():
-        _decide(variant, storage, "approve", note)
+        _decide(variant, storage, Decision.APPROVE, note)
 
 
 def reject(variant: VariantArg, storage: StorageOpt = None, note: NoteOpt = None) -> None:
     """Reject a child waiting for approval: it is never used as a parent."""
     with errors():
-        _decide(variant, storage, "reject", note)
+        _decide(variant, storage, Decision.REJECT, note)
 
 
 def pin(variant: VariantArg, storage: StorageOpt = None) -> None:
     """Make a variant the parent of its run's next child."""
     with errors():
-        _decide(variant, storage, "pin", None)
+        _decide(variant, storage, Decision.PIN, None)
 
 
 def ban(variant: VariantArg, storage: StorageOpt = None, note: NoteOpt = None) -> None:
     """Ban a variant's lineage (it and its descendants) as parents."""
     with errors():
-        _decide(variant, storage, "ban", note)
+        _decide(variant, storage, Decision.BAN, note)

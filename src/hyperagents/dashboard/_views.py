@@ -17,10 +17,19 @@ from pygments.util import ClassNotFound
 from hyperagents.archive import ancestry, tree_rows
 from hyperagents.exceptions import VariantNotFoundError
 from hyperagents.program import Program
-from hyperagents.runs._audit import canonical_kind
-from hyperagents.runs._diffs import DiffLimits, FileDiff, compare, hunk_header
-from hyperagents.runs._export import EXPORT_COLUMNS, champion_of, run_identity, variant_row
-from hyperagents.runs._owner import engine_alive, status_label
+from hyperagents.runs import (
+    EXPORT_COLUMNS,
+    DiffLimits,
+    FileDiff,
+    canonical_kind,
+    champion_of,
+    compare,
+    engine_alive,
+    hunk_header,
+    run_identity,
+    status_label,
+    variant_row,
+)
 from hyperagents.storages import (
     BaseStorage,
     EventRecord,
@@ -398,7 +407,7 @@ def diff(
     old: Program | None, new: Program, *, context: int = 3, limits: DiffLimits | None = None
 ) -> dict[str, Any]:
     """The changes from ``old`` to ``new`` per file, as hunks of highlighted lines, within
-    ``limits`` (see :mod:`hyperagents.runs._diffs`).
+    ``limits`` (see :class:`hyperagents.runs.DiffLimits`).
 
     Each line is ``[kind, old_number, new_number, html]`` with kind ``" "``, ``"-"`` or
     ``"+"``; numbers are 1-based (None on the side a line is absent from). A file that was not

@@ -68,6 +68,7 @@ from hyperagents.llm._providers import (
     ScriptedProvider,
 )
 from hyperagents.llm._spec import (
+    COMPATIBLE_KEY_ENV,
     SPEC_FORMS,
     ProviderSpec,
     parse_llm_spec,
@@ -76,6 +77,7 @@ from hyperagents.llm._spec import (
 )
 
 __all__ = [
+    "COMPATIBLE_KEY_ENV",
     "DEFAULT_PRICES",
     "PRICES_AS_OF",
     "SPEC_FORMS",

@@ -16,8 +16,7 @@ from typing import Any
 
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
-from hyperagents.runs import Mode, Run, RunConfig, parse_mode
-from hyperagents.runs._resolve import meta_donor
+from hyperagents.runs import Mode, Run, RunConfig, meta_donor, parse_mode
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord, get_storage
 from hyperagents.tasks import Task, load_task
 

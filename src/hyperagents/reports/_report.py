@@ -29,7 +29,7 @@ from hyperagents.reports._stats import (
     mann_whitney_u,
     vargha_delaney_a12,
 )
-from hyperagents.runs._export import csv_cell
+from hyperagents.runs import csv_cell
 from hyperagents.storages import BaseStorage, RunRecord, get_storage
 
 __all__ = ["MIN_SEEDS", "Report", "build_report", "statistics"]

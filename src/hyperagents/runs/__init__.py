@@ -2,26 +2,114 @@
 
 from __future__ import annotations
 
+from hyperagents.runs._audit import (
+    AUDIT_COLUMNS,
+    EVENT_KINDS,
+    KIND_ALIASES,
+    audit_rows,
+    canonical_kind,
+    check_kinds,
+    stored_kinds,
+)
 from hyperagents.runs._config import SELECTORS, Mode, RunConfig, parse_mode
-from hyperagents.runs._decide import approve, ban, pin, reject
+from hyperagents.runs._decide import Decision, approve, ban, decide, pin, reject
 from hyperagents.runs._delete import check_no_engine, delete_run
+from hyperagents.runs._diffs import (
+    DiffLimits,
+    FileDiff,
+    ProgramDiff,
+    compare,
+    hunk_header,
+    unified_text,
+)
+from hyperagents.runs._export import (
+    EXPORT_COLUMNS,
+    champion_of,
+    csv_cell,
+    csv_text,
+    run_export,
+    run_identity,
+    run_info,
+    variant_row,
+)
+from hyperagents.runs._launch import EngineLauncher, engine_command
+from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
+from hyperagents.runs._remote import RemoteCaller, check_remote_start
+from hyperagents.runs._requests import (
+    ReplayRequest,
+    ResumeRequest,
+    StartRequest,
+    merge_budgets,
+    replay_name,
+    replay_target,
+)
+from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_variant
 from hyperagents.runs._run import STAGES, Job, Run, derive_seed
+from hyperagents.runs._service import Drive, RunService, Stopped
 from hyperagents.runs._stop import request_stop
+from hyperagents.runs._try import TRY_INPUT_LIMIT, try_example, try_variant
 
 __all__ = [
+    "AUDIT_COLUMNS",
+    "EVENT_KINDS",
+    "EXPORT_COLUMNS",
+    "KIND_ALIASES",
+    "MAX_ID",
     "SELECTORS",
     "STAGES",
+    "TRY_INPUT_LIMIT",
+    "Decision",
+    "DiffLimits",
+    "Drive",
+    "EngineLauncher",
+    "EngineState",
+    "FileDiff",
     "Job",
     "Mode",
+    "ProgramDiff",
+    "RemoteCaller",
+    "ReplayRequest",
+    "ResumeRequest",
     "Run",
     "RunConfig",
+    "RunService",
+    "StartRequest",
+    "Stopped",
     "approve",
+    "audit_rows",
     "ban",
+    "canonical_kind",
+    "champion_of",
+    "check_kinds",
     "check_no_engine",
+    "check_remote_start",
+    "compare",
+    "csv_cell",
+    "csv_text",
+    "decide",
     "delete_run",
     "derive_seed",
+    "engine_alive",
+    "engine_command",
+    "engine_state",
+    "find_run",
+    "hunk_header",
+    "merge_budgets",
+    "meta_donor",
     "parse_mode",
     "pin",
     "reject",
+    "replay_name",
+    "replay_target",
     "request_stop",
+    "resolve_variant",
+    "run_export",
+    "run_identity",
+    "run_info",
+    "status_label",
+    "stored_kinds",
+    "try_example",
+    "try_variant",
+    "unified_text",
+    "variant_row",
 ]

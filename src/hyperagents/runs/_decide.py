@@ -3,10 +3,21 @@ next parent, ban a lineage. Each is recorded with who decided and why."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from hyperagents.exceptions import RunStateError
 from hyperagents.storages import BaseStorage, EventSpec, VariantRecord, VariantState
 
-__all__ = ["approve", "ban", "pin", "reject"]
+__all__ = ["Decision", "approve", "ban", "decide", "pin", "reject"]
+
+
+class Decision(StrEnum):
+    """A person's decision on a variant."""
+
+    APPROVE = "approve"  #: accept a child waiting for approval
+    REJECT = "reject"  #: refuse a child waiting for approval
+    PIN = "pin"  #: make it the parent of the run's next child
+    BAN = "ban"  #: ban its lineage as parents
 
 
 def _note(note: str | None) -> str:
@@ -100,3 +111,27 @@ def ban(store: BaseStorage, variant: VariantRecord, *, who: str, note: str | Non
         variant_id=variant.id,
         data={"by": who, "note": note},
     )
+
+
+def decide(
+    store: BaseStorage,
+    variant: VariantRecord,
+    decision: Decision,
+    *,
+    who: str,
+    note: str | None = None,
+) -> None:
+    """Record ``decision`` on ``variant`` (a pin records no note).
+
+    Raises:
+        RunStateError: The decision does not fit the variant's state (see :func:`approve`,
+            :func:`reject`, :func:`pin`, :func:`ban`).
+    """
+    if decision is Decision.APPROVE:
+        approve(store, variant, who=who, note=note)
+    elif decision is Decision.REJECT:
+        reject(store, variant, who=who, note=note)
+    elif decision is Decision.PIN:
+        pin(store, variant, who=who)
+    else:
+        ban(store, variant, who=who, note=note)

@@ -22,6 +22,7 @@ from hyperagents._modules import import_file
 from hyperagents.exceptions import TaskError, TaskNotFoundError
 from hyperagents.tasks._base import Instance, Score, Split, Task
 from hyperagents.tasks._generated import GeneratedTask
+from hyperagents.tasks._scaffold import scaffold_task, task_class_name
 
 __all__ = [
     "BUILTIN_TASKS",
@@ -34,6 +35,8 @@ __all__ = [
     "TaskInfo",
     "list_tasks",
     "load_task",
+    "scaffold_task",
+    "task_class_name",
 ]
 
 ENTRY_POINT_GROUP = "hyperagents.tasks"

@@ -1,0 +1,368 @@
+"""The commands that create and drive a run: ``run`` (``--replay`` included) and ``resume``.
+
+Each turns its options into one request of the application service
+(:class:`~hyperagents.runs.RunService`) and drives the run it gets back (:func:`drive`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from hyperagents.cli._drive import drive
+from hyperagents.cli._shared import (
+    ConfigFileError,
+    StorageOpt,
+    UnsafeSandboxOpt,
+    allow_unsafe_sandbox,
+    err_console,
+    errors,
+    existing_storage,
+    positive_seconds,
+    read_config,
+    storage_label,
+)
+from hyperagents.runs import (
+    SELECTORS,
+    Mode,
+    ReplayRequest,
+    ResumeRequest,
+    RunService,
+    StartRequest,
+)
+
+__all__ = ["resume", "run"]
+
+#: ``run`` options that ``--replay`` takes from the recorded run instead.
+_REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
+    "meta_from",
+    "task",
+    "mode",
+    "seed",
+    "selector",
+    "subset_size",
+    "config",
+    "meta",
+    "llm",
+    "max_cost",
+    "max_tokens",
+    "max_seconds",
+    "timeout",
+    "max_evaluations",
+    "constitution",
+    "approval",
+    "approval_threshold",
+    "quarantine",
+)
+
+
+# -- the options of ``run`` -------------------------------------------------------------
+_TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")]
+_ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="How children are made.")]
+_GenerationsOpt = Annotated[
+    int, typer.Option("--generations", "-g", min=0, help="Generations to run.")
+]
+_SeedOpt = Annotated[int, typer.Option("--seed", "-s", help="Random seed of the run.")]
+_WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=1,
+        help="Parallel sandboxed workers [default: the number of CPUs]; also how many "
+        "generations may overlap, which is stored with the run (give it explicitly to "
+        "reproduce a run on a machine of another size).",
+        show_default=False,
+    ),
+]
+_SandboxOpt = Annotated[
+    str | None,
+    typer.Option(help="Where agent code runs: auto (bwrap if available), bwrap, process."),
+]
+_NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Run name (unique).")]
+_SelectorOpt = Annotated[str | None, typer.Option(help=f"Parent selector: {', '.join(SELECTORS)}.")]
+_SubsetSizeOpt = Annotated[
+    int | None, typer.Option(min=1, help="Train instances in the first evaluation stage.")
+]
+_TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(hidden=True, callback=positive_seconds, help="Old name of --max-seconds."),
+]
+_ConfigOpt = Annotated[Path | None, typer.Option(help="JSON file with run config values.")]
+_MetaOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Seed meta agent: task (the task's own), offline, or llm (edits any file "
+        "with the --llm model)."
+    ),
+]
+_LlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Language model for agents that call llm.complete: openai:MODEL, "
+        "http://HOST/v1#MODEL, anthropic:MODEL, local[:FILE.gguf] (extra 'local'), "
+        "scripted:FILE."
+    ),
+]
+_MaxCostOpt = Annotated[
+    float | None, typer.Option(min=0, help="LLM budget in US dollars (stops the run).")
+]
+_MaxTokensOpt = Annotated[
+    int | None, typer.Option(min=0, help="LLM budget in tokens (stops the run).")
+]
+_MaxSecondsOpt = Annotated[
+    float | None,
+    typer.Option(
+        callback=positive_seconds,
+        help="Time budget: engine seconds over all resumes (no new generation starts after "
+        "it; the work in flight finishes).",
+    ),
+]
+_MaxEvaluationsOpt = Annotated[
+    int | None,
+    typer.Option(min=0, help="Evaluation budget: evaluation stages run (stops the run)."),
+]
+_QuarantineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quarantine",
+        help="Re-check a would-be champion on fresh held-out data; a suspicious gain "
+        "(a gap between stages, or a jump far beyond the run's history) waits for review.",
+    ),
+]
+_ApprovalOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="auto (default), manual (a child that would become champion or changes the "
+        "meta agent waits for `hyperagents approve`), or threshold."
+    ),
+]
+_ApprovalThresholdOpt = Annotated[
+    float | None,
+    typer.Option(min=0, help="threshold mode: the val gain over the champion that waits."),
+]
+_ConstitutionOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Rules every child must keep (TOML or YAML): protected paths, forbidden "
+        "imports and calls, size limits, custom rules; soft rules lower the objective."
+    ),
+]
+_MetaFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="VARIANT",
+        help="Start with this variant's meta agent (e.g. evolved on another task: "
+        "RUN/champion); the task agent is the task's own seed.",
+    ),
+]
+_ReplayOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="RUN",
+        help="Re-run RUN (same task, mode, seed and config), answering every LLM request "
+        "from its record: no model is called. -g replays only the first generations.",
+    ),
+]
+_QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress display, no suggestions.")
+]
+
+
+def _on_command_line(ctx: typer.Context, option: str) -> bool:
+    """Whether the user gave ``option`` (not its default or an environment variable)."""
+    # Compared by name: click has moved ParameterSource between modules across versions.
+    source = ctx.get_parameter_source(option)
+    return getattr(source, "name", None) == "COMMANDLINE"
+
+
+def run(
+    ctx: typer.Context,
+    task: _TaskOpt = "review",
+    mode: _ModeOpt = Mode.HYPERAGENT,
+    generations: _GenerationsOpt = 30,
+    seed: _SeedOpt = 0,
+    storage: StorageOpt = None,
+    workers: _WorkersOpt = None,
+    sandbox: _SandboxOpt = None,
+    name: _NameOpt = None,
+    selector: _SelectorOpt = None,
+    subset_size: _SubsetSizeOpt = None,
+    timeout: _TimeoutOpt = None,
+    config: _ConfigOpt = None,
+    meta: _MetaOpt = None,
+    llm: _LlmOpt = None,
+    max_cost: _MaxCostOpt = None,
+    max_tokens: _MaxTokensOpt = None,
+    max_seconds: _MaxSecondsOpt = None,
+    max_evaluations: _MaxEvaluationsOpt = None,
+    quarantine: _QuarantineOpt = False,
+    approval: _ApprovalOpt = None,
+    approval_threshold: _ApprovalThresholdOpt = None,
+    constitution: _ConstitutionOpt = None,
+    meta_from: _MetaFromOpt = None,
+    replay: _ReplayOpt = None,
+    quiet: _QuietOpt = False,
+    unsafe_process_sandbox: UnsafeSandboxOpt = False,
+) -> None:
+    """Create a run and improve the task's seed hyperagent for GENERATIONS generations."""
+    allow_unsafe_sandbox(unsafe_process_sandbox)
+    with errors():
+        if timeout is not None:
+            if max_seconds is not None:
+                raise ConfigFileError(
+                    "--timeout is the old name of --max-seconds: give --max-seconds only"
+                )
+            max_seconds = timeout
+        if replay is not None:
+            _replay(ctx, replay, storage, quiet)
+            return
+        request = _start_request(ctx, max_seconds)  # every option, by its name
+        service = RunService(storage)
+        job = service.start(request)
+        if not quiet:
+            err_console.print(
+                f"run [bold]{escape(job.run.name)}[/]: task {escape(task)}, mode {mode.value}, "
+                f"seed {seed}, storage {escape(storage_label(service.storage))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        drive(job, quiet, storage=storage)
+
+
+def _check_replay_options(ctx: typer.Context, replay: str) -> None:
+    """Refuse the options that ``--replay`` takes from the record.
+
+    Raises:
+        ConfigFileError: One was given.
+    """
+    given = [
+        "--" + option.replace("_", "-") for option in _REPLAY_FIXED if _on_command_line(ctx, option)
+    ]
+    if given:
+        raise ConfigFileError(
+            f"--replay takes the task, mode, seed, model and config from {replay}'s "
+            f"record: drop {', '.join(given)}"
+        )
+
+
+def _start_request(ctx: typer.Context, max_seconds: float | None) -> StartRequest:
+    """The request ``run``'s options describe: each option gives the field of its name
+    (``--config`` names the file whose values go in ``config``; ``--timeout`` is the old name
+    of ``--max-seconds``). The run's target (``-g``) is stored with it: a resume goes on to it.
+    """
+    given = {k: v for k, v in ctx.params.items() if k in StartRequest.model_fields}
+    given |= {"config": read_config(ctx.params["config"]), "max_seconds": max_seconds}
+    return StartRequest(**given)
+
+
+def _replay(ctx: typer.Context, replay: str, storage: str | None, quiet: bool) -> None:
+    """``run --replay RUN``: re-run RUN from its record (no model is called).
+
+    Raises:
+        ConfigFileError: An option the record fixes was given.
+        ConfigError: More generations than the record holds were asked for.
+    """
+    _check_replay_options(ctx, replay)
+    params = ctx.params
+    request = ReplayRequest(
+        run=replay,
+        generations=params["generations"] if _on_command_line(ctx, "generations") else None,
+        name=params["name"],
+        sandbox=params["sandbox"],
+        workers=params["workers"],
+    )
+    job = RunService(storage).replay(request)
+    if not quiet:
+        original = job.run.config.replay_of or replay
+        err_console.print(f"replaying [bold]{escape(original)}[/] as {escape(job.run.name)}")
+    drive(job, quiet, storage=storage)
+
+
+# -- the options of ``resume`` ----------------------------------------------------------
+_ResumeGenerationsOpt = Annotated[
+    int | None,
+    typer.Option("--generations", "-g", min=0, help="Generations to add to the target."),
+]
+_ResumeWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=1,
+        help="Parallel sandboxed workers "
+        "[default: the number of CPUs]; results do not depend on it.",
+        show_default=False,
+    ),
+]
+_ResumeTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        callback=positive_seconds,
+        help="Seconds of this resume after which no new generation starts (not stored; "
+        "--max-seconds sets the run's time budget over all resumes).",
+    ),
+]
+_ResumeTaskOpt = Annotated[
+    str | None,
+    typer.Option("--task", "-t", help="Load the task from here instead (e.g. a moved file)."),
+]
+_ResumeMaxCostOpt = Annotated[
+    float | None, typer.Option(min=0, help="New LLM budget in US dollars.")
+]
+_ResumeMaxTokensOpt = Annotated[int | None, typer.Option(min=0, help="New LLM budget in tokens.")]
+_ResumeMaxSecondsOpt = Annotated[
+    float | None,
+    typer.Option(
+        callback=positive_seconds,
+        help="New time budget: engine seconds over all resumes, this one included (stored).",
+    ),
+]
+_ResumeMaxEvaluationsOpt = Annotated[
+    int | None, typer.Option(min=0, help="New evaluation budget (stages run).")
+]
+_ResumeNoBudgetOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-budget",
+        help="Lift the budgets (dollars, tokens, seconds, evaluations) not given again "
+        "with their --max-* options.",
+    ),
+]
+
+
+def resume(
+    run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run name or id.")],
+    storage: StorageOpt = None,
+    generations: _ResumeGenerationsOpt = None,
+    workers: _ResumeWorkersOpt = None,
+    timeout: _ResumeTimeoutOpt = None,
+    quiet: _QuietOpt = False,
+    task: _ResumeTaskOpt = None,
+    max_cost: _ResumeMaxCostOpt = None,
+    max_tokens: _ResumeMaxTokensOpt = None,
+    max_seconds: _ResumeMaxSecondsOpt = None,
+    max_evaluations: _ResumeMaxEvaluationsOpt = None,
+    no_budget: _ResumeNoBudgetOpt = False,
+    unsafe_process_sandbox: UnsafeSandboxOpt = False,
+) -> None:
+    """Continue a run where it stopped (after a crash, kill, timeout, interrupt or budget)."""
+    allow_unsafe_sandbox(unsafe_process_sandbox)
+    with errors():
+        request = ResumeRequest(
+            run=run_name,
+            generations=generations,
+            workers=workers,
+            timeout=timeout,
+            task=task,
+            max_cost=max_cost,
+            max_tokens=max_tokens,
+            max_seconds=max_seconds,
+            max_evaluations=max_evaluations,
+            no_budget=no_budget,
+        )
+        job = RunService(existing_storage(storage)).resume(request)
+        drive(job, quiet, storage=storage)

@@ -1,0 +1,89 @@
+"""What the dashboard's state-changing requests may send (anything else is refused: 422), and
+how large a body may be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hyperagents.runs import TRY_INPUT_LIMIT, Mode
+
+__all__ = [
+    "BODY_LIMIT",
+    "TRY_BODY_LIMIT",
+    "DecisionBody",
+    "DeleteBody",
+    "Empty",
+    "LoginBody",
+    "ResumeBody",
+    "StartBody",
+    "StopBody",
+    "TryBody",
+]
+
+#: Largest request body (bytes) of every request but "try it"'s: the forms are small.
+BODY_LIMIT = 64 * 1024
+#: Largest body of a "try it" request: the input and the JSON around it.
+TRY_BODY_LIMIT = TRY_INPUT_LIMIT + 4 * 1024
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartBody(_Body):
+    """A new run, as the start form describes it."""
+
+    task: str = Field(min_length=1, max_length=200)
+    mode: Mode = Mode.HYPERAGENT
+    generations: int = Field(30, ge=0, le=100_000)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    name: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+    workers: int = Field(1, ge=1, le=256)
+    sandbox: str | None = Field(None, max_length=20)
+    llm: str | None = Field(None, max_length=500)
+    max_cost: float | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=0)
+    meta: str | None = Field(None, max_length=20)
+
+
+class StopBody(_Body):
+    """How to stop: ``now`` kills the engine (and its sandboxes) instead of letting it finish."""
+
+    now: bool = False
+
+
+class DecisionBody(_Body):
+    """Why a person decided (recorded)."""
+
+    note: str | None = Field(None, max_length=2000)
+
+
+class ResumeBody(_Body):
+    """How far to resume a run, and with how many workers."""
+
+    generations: int | None = Field(None, ge=0, le=100_000)
+    workers: int | None = Field(None, ge=1, le=256)
+
+
+class DeleteBody(_Body):
+    """The run's name, typed to confirm deleting it."""
+
+    confirm: str = Field(max_length=300)
+
+
+class TryBody(_Body):
+    """The input a variant's task agent is tried on."""
+
+    inputs: Any = None
+
+
+class LoginBody(_Body):
+    """The token, typed into the page."""
+
+    token: str = Field(max_length=1000)
+
+
+class Empty(_Body):
+    """No fields."""
