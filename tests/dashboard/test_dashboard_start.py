@@ -31,7 +31,7 @@ def test_the_target_is_stored_at_creation_and_the_engine_adds_nothing(tmp_path: 
         launcher = _Recorder(url)
         spec = StartSpec(task="packing", generations=2, name="from-ui", workers=1)
         record = start_run(storage, launcher, spec)
-        assert record.attrs["target_generations"] == 2
+        assert record.target_generations == 2
         assert record.status is RunStatus.CREATED
         assert launcher.asked == [{"run": "from-ui", "generations": None, "workers": 1}]
         # What the engine process does with that: resume to the stored target.

@@ -303,7 +303,7 @@ def _replay(
     store = get_storage(storage)
     original = find_run(store, replay)
     recorded = RunConfig.parse(dict(original.config), replay_of=original.name, sandbox=sandbox)
-    target = original.attrs.get("target_generations")
+    target = original.target_generations
     if original.status is not RunStatus.COMPLETE:
         # Replay no further than the record goes: up to the last generation before the first
         # unfinished one (with overlapping generations, a later one may have finished while an

@@ -477,7 +477,7 @@ def create_app(
                 views.engine_alive(record),
                 last[0].id if last else 0,
                 storage.count_variants(record.id),
-                record.attrs.get("target_generations"),
+                record.target_generations,
             ]
         )
 
