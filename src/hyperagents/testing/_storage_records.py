@@ -6,7 +6,7 @@ This module imports pytest; import it only from tests.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -88,18 +88,23 @@ class RecordTests(StorageTestBase):
             )
         ] == [ids[3]]
 
-    def test_llm_calls_round_trip_and_filters(self, storage: BaseStorage) -> None:
+    #: The request of every call :meth:`_llm_calls` records.
+    _REQUEST: ClassVar[dict[str, Any]] = {
+        "messages": [{"role": "user", "content": "hi ✓"}],
+        "params": {"seed": 1},
+    }
+
+    def _llm_calls(self, storage: BaseStorage) -> tuple[int, int, int, list[int]]:
+        """A run with a variant and three calls (answered, failed, cached), another run with
+        one call; returns both runs, the variant and the first run's call ids."""
         run_id = self._run(storage)
         other = self._run(storage, "other")
         v1 = self._variant(storage, run_id, 0)
-        request = {"messages": [{"role": "user", "content": "hi ✓"}], "params": {"seed": 1}}
+        call = LLMCallSpec(key="k1", provider="fake", model="m", request=self._REQUEST)
         first = storage.add_llm_call(
             run_id,
-            LLMCallSpec(
-                key="k1",
-                provider="fake",
-                model="m",
-                request=request,
+            dataclasses.replace(
+                call,
                 reply="hello",
                 prompt_tokens=3,
                 completion_tokens=2,
@@ -110,20 +115,15 @@ class RecordTests(StorageTestBase):
             ),
         )
         second = storage.add_llm_call(
-            run_id,
-            LLMCallSpec(
-                key="k2", provider="fake", model="m", request=request, error="429", attempt=2
-            ),
+            run_id, dataclasses.replace(call, key="k2", error="429", attempt=2)
         )
-        storage.add_llm_call(
-            other, LLMCallSpec(key="k3", provider="fake", model="m", request=request)
-        )
-        third = storage.add_llm_call(
-            run_id,
-            LLMCallSpec(
-                key="k1", provider="fake", model="m", request=request, reply="hello", cached=True
-            ),
-        )
+        storage.add_llm_call(other, dataclasses.replace(call, key="k3"))
+        third = storage.add_llm_call(run_id, dataclasses.replace(call, reply="hello", cached=True))
+        return run_id, other, v1, [first, second, third]
+
+    def test_llm_calls_round_trip_and_filters(self, storage: BaseStorage) -> None:
+        run_id, _, v1, ids = self._llm_calls(storage)
+        first, second, third = ids
         assert first < second < third
         calls = storage.list_llm_calls(run_id)
         assert [c.id for c in calls] == [first, second, third]
@@ -141,7 +141,8 @@ class RecordTests(StorageTestBase):
             0.5,
             0.25,
         )
-        assert head.request == request and head.purpose == "improve" and head.variant_id == v1
+        assert head.request == self._REQUEST and head.purpose == "improve"
+        assert head.variant_id == v1 and head.run_id == run_id
         assert head.attempt == 1 and head.cached is False and calls[2].cached is True
         assert calls[1].error == "429" and calls[1].reply is None and calls[1].attempt == 2
         assert_utc(head.created_at)
@@ -150,8 +151,11 @@ class RecordTests(StorageTestBase):
         assert [c.id for c in storage.list_llm_calls(run_id, limit=2)] == [first, second]
         # Snapshots are copies: mutating one changes nothing stored.
         calls[0].request["messages"].append({"role": "user", "content": "x"})
-        assert storage.list_llm_calls(run_id)[0].request == request
-        # Totals count as the gateway does: cache hits are calls but cost nothing.
+        assert storage.list_llm_calls(run_id)[0].request == self._REQUEST
+
+    def test_llm_usage_counts_as_the_gateway(self, storage: BaseStorage) -> None:
+        run_id, other, v1, _ = self._llm_calls(storage)
+        # Cache hits are calls but cost nothing; failed attempts are errors.
         assert storage.llm_usage(run_id) == {
             "calls": 2,
             "cached": 1,
