@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from hyperagents.program import Program
-from hyperagents.storages import EventSpec, RDBStorage, VariantState
+from hyperagents.storages import EventSpec, RDBStorage, RunSpec, VariantState
 from hyperagents.testing.dashboard import dashboard_server
 
 _TASK_AGENT = (
@@ -45,13 +45,15 @@ def build(path: Path, variants: int, seed: int = 0) -> str:
     seed_program = Program({"task_agent.py": _TASK_AGENT.format(t=0.5), "meta_agent.py": "x = 1\n"})
     program_id = storage.put_program(seed_program)
     run_id = storage.create_run(
-        name="big",
-        task="review",
-        mode="hyperagent",
-        seed=seed,
-        config={},
-        seed_program_id=program_id,
-        attrs={"target_generations": variants - 1},
+        RunSpec(
+            name="big",
+            task="review",
+            mode="hyperagent",
+            seed=seed,
+            config={},
+            seed_program_id=program_id,
+            target_generations=variants - 1,
+        )
     )
     complete: list[tuple[int, float]] = []
     started = time.perf_counter()

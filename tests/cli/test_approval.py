@@ -129,7 +129,7 @@ def test_pin_and_ban_steer_parent_selection(tmp_path: Path) -> None:
     _cli(tmp_path, "resume", "p", "-g", "1", "--storage", url)
     newest = store.list_variants(run.id)[-1]
     assert newest.parent_id == pinned.id and newest.generation == 7
-    assert store.get_run(run.id).attrs.get("pinned_parent") is None  # used once
+    assert store.get_run(run.id).pinned_parent is None  # used once
     banned = complete[-1]
     if banned.parent_id is None:
         return

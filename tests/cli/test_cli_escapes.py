@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from hyperagents.cli import _app
 from hyperagents.program import Program
-from hyperagents.storages import RDBStorage, VariantState
+from hyperagents.storages import RDBStorage, RunSpec, VariantState
 
 #: What a hostile agent writes: window title, clipboard write, cursor up, right-to-left
 #: override, Rich markup.
@@ -29,7 +29,14 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int
     store = RDBStorage(url)
     seed_id = store.put_program(Program(SEED))
     run_id = store.create_run(
-        name="hostile", task="review", mode="hyperagent", seed=0, config={}, seed_program_id=seed_id
+        RunSpec(
+            name="hostile",
+            task="review",
+            mode="hyperagent",
+            seed=0,
+            config={},
+            seed_program_id=seed_id,
+        )
     )
     seed = store.create_variant(
         run_id=run_id, generation=0, parent_id=None, state=VariantState.COMPLETE, program_id=seed_id
@@ -123,7 +130,9 @@ def test_a_diff_too_large_to_print_says_so_and_how_to_get_it(
     store = RDBStorage(url)
     seed_id = store.put_program(Program(SEED))
     run_id = store.create_run(
-        name="big", task="review", mode="hyperagent", seed=0, config={}, seed_program_id=seed_id
+        RunSpec(
+            name="big", task="review", mode="hyperagent", seed=0, config={}, seed_program_id=seed_id
+        )
     )
     seed = store.create_variant(run_id=run_id, generation=0, parent_id=None, program_id=seed_id)
     chunk = ("value = " + "1" * 91 + "\n") * 5120  # 500 KiB per file, 12 files: 6 MiB

@@ -39,7 +39,7 @@ def test_the_options_and_the_config_file_reach_the_stored_config(tmp_path: Path)
     storage = RDBStorage(url)
     record = storage.get_run_by_name("mapped")
     storage.close()
-    assert record.seed == 4 and record.attrs["target_generations"] == 0
+    assert record.seed == 4 and record.target_generations == 0
     stored = record.config
     assert (stored["selector"], stored["subset_size"], stored["llm_retries"]) == ("random", 10, 1)
     assert stored["max_evaluations"] == 50 and stored["parallel_generations"] == 2

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from hyperagents.cli import _app
 from hyperagents.cli._inspect import META_INFO_LIMIT, cut
 from hyperagents.program import Program
-from hyperagents.storages import RDBStorage, VariantState
+from hyperagents.storages import RDBStorage, RunSpec, VariantState
 
 SEED = {"task_agent.py": "def solve(x):\n    return 1\n", "meta_agent.py": "# meta\n"}
 NOTES = [f"note {k:03d}: tried threshold {k / 1000:.3f}" for k in range(300)]
@@ -24,7 +24,9 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> str:
     store = RDBStorage(url)
     program = store.put_program(Program(SEED))
     run_id = store.create_run(
-        name="s", task="review", mode="hyperagent", seed=0, config={}, seed_program_id=program
+        RunSpec(
+            name="s", task="review", mode="hyperagent", seed=0, config={}, seed_program_id=program
+        )
     )
     store.create_variant(
         run_id=run_id, generation=0, parent_id=None, state=VariantState.COMPLETE, program_id=program

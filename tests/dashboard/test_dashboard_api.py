@@ -492,10 +492,10 @@ def test_approve_reject_pin_and_ban_from_the_dashboard(site: Site) -> None:
         assert twice.status_code == 409
         pinned = client.post(f"/api/variants/{waiting[0].id}/pin", json={}, headers=csrf(client))
         assert pinned.status_code == 200
-        assert site.storage.get_run(run.id).attrs["pinned_parent"]["variant"] == waiting[0].id
+        assert site.storage.get_run(run.id).pinned_parent == waiting[0].id
         banned = client.post(f"/api/variants/{waiting[0].id}/ban", json={}, headers=csrf(client))
         assert banned.status_code == 200
-        assert site.storage.get_run(run.id).attrs["banned"] == [waiting[0].id]
+        assert site.storage.get_run(run.id).banned == {waiting[0].id}
         odd = client.post(f"/api/variants/{waiting[0].id}/promote", json={}, headers=csrf(client))
         assert odd.status_code == 404
         tried = client.post(

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from hyperagents.storages import RDBStorage, RunStatus
+from hyperagents.storages import RDBStorage, RunSpec, RunStatus
 from hyperagents.testing.dashboard import dashboard_server
 
 from dashboard_helpers import make_run
@@ -238,10 +238,10 @@ def test_a_diff_too_large_to_show_says_so_and_offers_a_download(
     base, storage = server
     seed_files = {"task_agent.py": "x = 1\n", "meta_agent.py": "# meta\n"}
     seed_id = storage.put_program(Program(seed_files))
-    run_id = storage.create_run(
+    run_id = storage.create_run(RunSpec(
         name="toy-heavy", task="review", mode="hyperagent", seed=0, config={},
         seed_program_id=seed_id,
-    )  # fmt: skip
+    ))  # fmt: skip
     seed = storage.create_variant(
         run_id=run_id, generation=0, parent_id=None, state=VariantState.COMPLETE, program_id=seed_id
     )

@@ -17,7 +17,7 @@ from hyperagents.dashboard import create_app
 from hyperagents.dashboard._views import diff
 from hyperagents.program import Program
 from hyperagents.runs import DiffLimits
-from hyperagents.storages import InMemoryStorage, RDBStorage, VariantState
+from hyperagents.storages import InMemoryStorage, RDBStorage, RunSpec, VariantState
 
 from dashboard_helpers import Site, csrf
 
@@ -39,10 +39,10 @@ def heavy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Heavy]:
     url = f"sqlite:///{tmp_path_factory.mktemp('limits') / 'heavy.db'}"
     store = RDBStorage(url)
     seed_id = store.put_program(Program(SEED))
-    run_id = store.create_run(
+    run_id = store.create_run(RunSpec(
         name="=cmd|' /C calc'!A0", task="review", mode="hyperagent", seed=0, config={},
         seed_program_id=seed_id,
-    )  # fmt: skip
+    ))  # fmt: skip
     seed = store.create_variant(
         run_id=run_id, generation=0, parent_id=None, state=VariantState.COMPLETE, program_id=seed_id
     )

@@ -33,7 +33,7 @@ def test_the_target_is_stored_at_creation_and_the_engine_adds_nothing(tmp_path: 
         service = RunService(storage, launcher=launcher)
         request = StartRequest(task="packing", generations=2, name="from-ui", workers=1)
         record = service.start_detached(request)
-        assert record.attrs["target_generations"] == 2
+        assert record.target_generations == 2
         assert record.status is RunStatus.CREATED
         assert launcher.asked == [{"run": "from-ui", "generations": None, "workers": 1}]
         # What the engine process does with that: resume to the stored target.

@@ -80,7 +80,7 @@ def test_a_transfer_experiment_has_both_arms_and_the_report_gives_imp_at_k(
     source = Run.load("on-a", storage=url, task=task_a())
     evolved_meta = source.program(source.champion() or 0)["meta_agent.py"]
     for record in records[2:]:
-        assert record.attrs["arm"] == "frozen-meta+transfer"
+        assert record.arm == "frozen-meta+transfer"
         assert record.attrs["meta_from"] == "on-a/champion"
         seed = store.get_program(store.list_variants(record.id)[0].program_id or "")
         assert seed["meta_agent.py"] == evolved_meta

@@ -47,7 +47,7 @@ def test_time_budget_counts_engine_time_over_resumes() -> None:
     record = run.optimize(10_000)
     assert record.status is RunStatus.STOPPED
     assert run.last_stop_reason is not None and "time budget of 0.5 s" in run.last_stop_reason
-    elapsed = float(run.record().attrs["elapsed_seconds"])
+    elapsed = run.record().elapsed_seconds
     assert elapsed >= 0.5
     generations = len(run.variants())
     # Spent is spent: a resume without a larger budget starts nothing new.

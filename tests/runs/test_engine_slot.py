@@ -21,6 +21,7 @@ from hyperagents.storages import (
     InMemoryStorage,
     RDBStorage,
     RunRecord,
+    RunSpec,
     RunStatus,
     get_storage,
 )
@@ -89,7 +90,7 @@ def _run_kinds(record: RunRecord, storage: BaseStorage) -> list[str]:
 def test_a_run_created_with_a_target_resumes_to_it() -> None:
     store = InMemoryStorage()
     created = _create(store)
-    assert created.record().attrs["target_generations"] == GENERATIONS
+    assert created.record().target_generations == GENERATIONS
     assert created.record().status is RunStatus.CREATED  # never optimized: "killed"
     resumed = Run.load("race", storage=store, task=ToyTask())
     record = resumed.optimize()
@@ -108,7 +109,7 @@ def test_an_engine_killed_inside_create_resumes_to_the_target() -> None:
     with pytest.raises(KeyboardInterrupt):
         _create(store)
     record = store.get_run_by_name("race")
-    assert record.attrs["target_generations"] == GENERATIONS
+    assert record.target_generations == GENERATIONS
     store.create_variant = InMemoryStorage.create_variant.__get__(store)  # type: ignore[method-assign]
     resumed = Run.load("race", storage=store, task=ToyTask())
     assert resumed.optimize().status is RunStatus.COMPLETE
@@ -258,7 +259,14 @@ def test_a_refused_engine_changes_nothing_even_before_the_seed_exists() -> None:
     task = ToyTask()
     program_id = store.put_program(task.seed_program())
     run_id = store.create_run(
-        name="bare", task="toy", mode="hyperagent", seed=0, config={}, seed_program_id=program_id
+        RunSpec(
+            name="bare",
+            task="toy",
+            mode="hyperagent",
+            seed=0,
+            config={},
+            seed_program_id=program_id,
+        )
     )
     assert store.claim_run_engine(run_id, "elsewhere|1|1|x", expected=None)
     before = store.get_run(run_id)

@@ -12,6 +12,7 @@ from hyperagents.program import Program
 from hyperagents.runs import Mode, Run, RunConfig
 from hyperagents.storages import (
     InMemoryStorage,
+    RunSpec,
     RunStatus,
     VariantRecord,
     VariantState,
@@ -376,7 +377,7 @@ def test_timeout_stops_gracefully_and_resume_continues() -> None:
     run = make_run()
     record = run.optimize(generations=50, timeout=0.0)
     assert record.status is RunStatus.STOPPED
-    assert record.attrs["target_generations"] == 50
+    assert record.target_generations == 50
     done = max(v.generation for v in run.variants())
     assert done < 50
     record = Run.load(run.name, storage=run.storage, task=run.task).optimize(timeout=None)
@@ -445,7 +446,14 @@ def test_run_without_its_seed_variant_heals() -> None:
     task = ToyTask()
     program_id = store.put_program(task.seed_program())
     store.create_run(
-        name="half", task="toy", mode="hyperagent", seed=0, config={}, seed_program_id=program_id
+        RunSpec(
+            name="half",
+            task="toy",
+            mode="hyperagent",
+            seed=0,
+            config={},
+            seed_program_id=program_id,
+        )
     )  # a crash right after this
     run = Run.load("half", storage=store, task=task)
     record = run.optimize(generations=2)

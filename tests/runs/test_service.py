@@ -33,6 +33,7 @@ from hyperagents.storages import (
     InMemoryStorage,
     RDBStorage,
     RunRecord,
+    RunSpec,
     RunStatus,
     VariantState,
 )
@@ -72,7 +73,9 @@ def stored_run(
     """A run written straight into storage: a seed and one variant per state after it."""
     program = store.put_program(Program(SEED))
     run_id = store.create_run(
-        name=name, task="review", mode="hyperagent", seed=0, config={}, seed_program_id=program
+        RunSpec(
+            name=name, task="review", mode="hyperagent", seed=0, config={}, seed_program_id=program
+        )
     )
     parent = None
     for generation, state in enumerate([VariantState.COMPLETE, *states]):
@@ -85,7 +88,7 @@ def stored_run(
         )
     store.set_run_status(run_id, status)
     if target is not None:
-        store.update_run_attrs(run_id, {"target_generations": target})
+        store.set_target_generations(run_id, target)
     return store.get_run(run_id)
 
 
@@ -199,7 +202,7 @@ def test_start_resume_and_replay_drive_one_storage() -> None:
     started.optimize()
     record = service.find_run("toy")
     assert record.status is RunStatus.COMPLETE and record.seed == 3
-    assert record.attrs["target_generations"] == 2 and record.attrs["by"] == "test"
+    assert record.target_generations == 2 and record.attrs["by"] == "test"
     resumed = service.resume(ResumeRequest(run="toy", generations=1, timeout=30.0, max_tokens=9))
     assert (resumed.generations, resumed.timeout) == (1, 30.0)
     assert service.find_run(record.id).config["max_tokens"] == 9
@@ -256,7 +259,7 @@ def test_start_detached_creates_the_run_then_launches_its_engine() -> None:
     launcher = Recorder()
     service = RunService(InMemoryStorage(), launcher=launcher)
     record = service.start_detached(toy_start(generations=4, name="bg", workers=2))
-    assert record.status is RunStatus.CREATED and record.attrs["target_generations"] == 4
+    assert record.status is RunStatus.CREATED and record.target_generations == 4
     assert record.config["parallel_generations"] == 2
     [(name, request)] = launcher.asked
     assert name == "bg" and (request.generations, request.workers) == (None, 2)
@@ -331,11 +334,11 @@ def test_decisions_on_waiting_children() -> None:
         service.pin("gate/3", who="ann")
     pinned = service.pin("gate/1", who="ann")
     record = service.find_run("gate")
-    assert record.attrs["pinned_parent"] == {"variant": pinned.id, "by": "ann"}
+    assert (record.pinned_parent, record.pinned_by) == (pinned.id, "ann")
     with pytest.raises(RunStateError, match="seed cannot be banned"):
         service.ban("gate/seed", who="ann")
     service.ban(pinned.id, who="ann", note="drifted")
-    assert service.find_run("gate").attrs["banned"] == [pinned.id]
+    assert service.find_run("gate").banned == {pinned.id}
     kinds = [e.kind for e in service.storage.list_events(record.id)]
     for kind in ("variant.approved", "variant.rejected", "variant.pinned", "variant.banned"):
         assert kind in kinds

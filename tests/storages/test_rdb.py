@@ -20,7 +20,9 @@ from hyperagents.program import Program
 from hyperagents.storages import (
     DEFAULT_STORAGE_URL,
     InMemoryStorage,
+    LLMCallSpec,
     RDBStorage,
+    RunSpec,
     RunStatus,
     VariantState,
     get_storage,
@@ -32,6 +34,7 @@ from hyperagents.storages._rdb.storage import ALEMBIC_DIR
 EXPECTED_TABLES = {
     "alembic_version",
     "runs",
+    "banned_variants",
     "blobs",
     "programs",
     "write_receipts",
@@ -140,10 +143,10 @@ def test_processes_opening_a_fresh_database_at_once(db_url: str, tmp_path: Path)
         print("ready", flush=True)
         while not os.path.exists({str(go)!r}):
             time.sleep(0.001)
-        from hyperagents.storages import RDBStorage
+        from hyperagents.storages import RDBStorage, RunSpec
         storage = RDBStorage({db_url!r})
-        storage.create_run(name="run-" + sys.argv[1], task="t", mode="m", seed=0, config={{}},
-                           seed_program_id="x")
+        storage.create_run(RunSpec(name="run-" + sys.argv[1], task="t", mode="m", seed=0,
+                                   config={{}}, seed_program_id="x"))
         storage.close()
         print("done", flush=True)
     """
@@ -181,7 +184,7 @@ def test_data_survives_closing_and_reopening(db_url: str) -> None:
     storage = RDBStorage(db_url)
     storage.put_program(program)
     run_id = storage.create_run(
-        name="r", task="t", mode="m", seed=1, config={"a": [1]}, seed_program_id=program.id
+        RunSpec(name="r", task="t", mode="m", seed=1, config={"a": [1]}, seed_program_id=program.id)
     )
     storage.set_run_status(run_id, RunStatus.RUNNING)
     v = storage.create_variant(run_id=run_id, generation=0, parent_id=None, program_id=program.id)
@@ -204,12 +207,12 @@ def test_writes_survive_sigkill(db_url: str) -> None:
     body = f"""
         import time
         from hyperagents.program import Program
-        from hyperagents.storages import EventSpec, RDBStorage, VariantState
+        from hyperagents.storages import EventSpec, RDBStorage, RunSpec, VariantState
         storage = RDBStorage({db_url!r})
         program = Program({{"task_agent.py": "X = 2\\n"}})
         storage.put_program(program)
-        run_id = storage.create_run(name="killed", task="t", mode="m", seed=0, config={{}},
-                                    seed_program_id=program.id)
+        run_id = storage.create_run(RunSpec(name="killed", task="t", mode="m", seed=0,
+                                            config={{}}, seed_program_id=program.id))
         v = storage.create_variant(run_id=run_id, generation=0, parent_id=None,
                                    owner="me", program_id=program.id, event=EventSpec("asked"))
         storage.add_evaluation(variant_id=v, stage="train", split="train", score=0.25, n=1,
@@ -248,7 +251,9 @@ def test_writes_survive_sigkill(db_url: str) -> None:
 
 
 def test_storage_can_be_pickled(storage: RDBStorage) -> None:
-    storage.create_run(name="r", task="t", mode="m", seed=0, config={}, seed_program_id="x")
+    storage.create_run(
+        RunSpec(name="r", task="t", mode="m", seed=0, config={}, seed_program_id="x")
+    )
     clone = pickle.loads(pickle.dumps(storage))
     try:
         assert isinstance(clone, RDBStorage)
@@ -271,11 +276,13 @@ def test_sqlite_connection_settings(tmp_path: Path) -> None:
 
 def test_sqlite_ids_are_not_reused_after_delete(tmp_path: Path) -> None:
     storage = RDBStorage(f"sqlite:///{tmp_path / 'x.db'}")
-    first = storage.create_run(name="a", task="t", mode="m", seed=0, config={}, seed_program_id="x")
+    first = storage.create_run(
+        RunSpec(name="a", task="t", mode="m", seed=0, config={}, seed_program_id="x")
+    )
     event = storage.add_event(first, "e")
     storage.delete_run(first)
     second = storage.create_run(
-        name="a", task="t", mode="m", seed=0, config={}, seed_program_id="x"
+        RunSpec(name="a", task="t", mode="m", seed=0, config={}, seed_program_id="x")
     )
     assert second > first
     assert storage.add_event(second, "e") > event
@@ -285,7 +292,7 @@ def test_sqlite_ids_are_not_reused_after_delete(tmp_path: Path) -> None:
 def test_naive_sqlite_times_are_read_as_utc(tmp_path: Path) -> None:
     storage = RDBStorage(f"sqlite:///{tmp_path / 'x.db'}")
     run_id = storage.create_run(
-        name="a", task="t", mode="m", seed=0, config={}, seed_program_id="x"
+        RunSpec(name="a", task="t", mode="m", seed=0, config={}, seed_program_id="x")
     )
     with storage._engine.connect() as conn:
         raw = conn.exec_driver_sql("SELECT created_at FROM runs").scalar()
@@ -362,7 +369,7 @@ def test_get_storage_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_sqlite_memory_url() -> None:
     storage = get_storage("sqlite://")
     run_id = storage.create_run(
-        name="m", task="t", mode="m", seed=0, config={}, seed_program_id="x"
+        RunSpec(name="m", task="t", mode="m", seed=0, config={}, seed_program_id="x")
     )
     assert storage.get_run(run_id).name == "m"
     storage.close()
@@ -456,7 +463,7 @@ def test_a_database_at_an_older_revision_is_upgraded_in_place(tmp_path: Path) ->
     storage = RDBStorage(url)
     try:
         run = storage.get_run_by_name("old")
-        storage.add_llm_call(run.id, key="k", provider="p", model="m", request={})
+        storage.add_llm_call(run.id, LLMCallSpec(key="k", provider="p", model="m", request={}))
         assert len(storage.list_llm_calls(run.id)) == 1
     finally:
         storage.close()

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import create_engine, event, text
 
 from hyperagents.exceptions import StorageError, StorageURLError
-from hyperagents.storages import RDBStorage, RunStatus
+from hyperagents.storages import RDBStorage, RunSpec, RunStatus
+from hyperagents.storages._rdb import _transactions as rdb_transactions
 from hyperagents.storages._rdb import normalise_url
-from hyperagents.storages._rdb import storage as rdb_storage
 from hyperagents.storages._rdb.storage import ALEMBIC_DIR, RETRY_ENV_VAR
 from hyperagents.testing.storage import make_program
 from postgres_helpers import blip_database, postgres_databases
@@ -28,7 +28,7 @@ def _new_run(storage: RDBStorage, name: str = "r") -> int:
     program = make_program()
     storage.put_program(program)
     return storage.create_run(
-        name=name, task="t", mode="m", seed=0, config={}, seed_program_id=program.id
+        RunSpec(name=name, task="t", mode="m", seed=0, config={}, seed_program_id=program.id)
     )
 
 
@@ -67,7 +67,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(rdb_storage, "time", fake)
+    monkeypatch.setattr(rdb_transactions, "time", fake)
     return fake
 
 
@@ -214,8 +214,10 @@ def test_a_commit_cut_off_is_applied_once_and_answers_as_it_committed(
         program = make_program()
         storage.put_program(program)
         cut = _cut_commits(monkeypatch, storage)
-        run_id = storage.create_run(  # an insert with a unique name: not a DuplicateError
-            name="once", task="t", mode="m", seed=0, config={}, seed_program_id=program.id
+        run_id = storage.create_run(
+            RunSpec(  # an insert with a unique name: not a DuplicateError
+                name="once", task="t", mode="m", seed=0, config={}, seed_program_id=program.id
+            )
         )
         assert cut and [r.name for r in storage.list_runs()] == ["once"]
         cut.clear()
@@ -253,7 +255,7 @@ def test_a_write_whose_receipt_exists_is_not_applied_again(
         run_id = _new_run(storage)
         first = storage.add_event(run_id, "first")
         token = "f" * 32
-        monkeypatch.setattr(rdb_storage.uuid, "uuid4", lambda: type("U", (), {"hex": token})())
+        monkeypatch.setattr(rdb_transactions.uuid, "uuid4", lambda: type("U", (), {"hex": token})())
         with storage._engine.begin() as conn:
             conn.execute(
                 text(
@@ -311,7 +313,8 @@ def test_the_engine_slot_moves_out_of_attrs(tmp_path: Path) -> None:
         assert held.engine == "host|1|2|abc"
         assert held.engine_heartbeat_at == datetime.fromtimestamp(1700000000.5, UTC)
         let_go = storage.get_run_by_name("let-go")
-        assert let_go.attrs == {"target_generations": 3} and let_go.engine is None
+        assert let_go.attrs == {} and let_go.engine is None  # the target moved on (0005)
+        assert let_go.target_generations == 3
         assert storage.claim_run_engine(held.id, "next", expected="host|1|2|abc")
     finally:
         storage.close()

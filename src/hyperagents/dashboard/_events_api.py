@@ -177,7 +177,7 @@ def _version(service: RunService, run: str | None) -> str:
             views.engine_alive(record),
             last[0].id if last else 0,
             storage.count_variants(record.id),
-            record.attrs.get("target_generations"),
+            record.target_generations,
         ]
     )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import io
-import math
 import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -64,12 +63,6 @@ _HIGHLIGHT_BUDGET = 512 * 1024
 _SHOWN_LIMIT = 2 * 1024 * 1024
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _llm_totals(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
     usage = store.llm_usage(record.id)
     config = record.config
@@ -98,13 +91,13 @@ def run_row(
         "label": status_label(record),  # e.g. "running (engine dead)"
         "variants": len(variants),
         "generations": max((v.generation for v in variants), default=0),
-        "target_generations": record.attrs.get("target_generations"),
+        "target_generations": record.target_generations,
         "best_val": None if best is None else best.scores.get("val"),
         "champion_test": None if best is None else best.scores.get("test"),
         "champion": None if best is None else best.id,
         "cost": llm["cost"],
         "tokens": llm["tokens"],
-        "experiment": record.attrs.get("experiment"),
+        "experiment": record.experiment,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
     }
@@ -194,7 +187,7 @@ def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
         if not v.state.is_terminal
     ]
     recent = store.list_events(record.id, newest_first=True, limit=15)
-    target = record.attrs.get("target_generations")
+    target = record.target_generations
     done = sum(1 for v in variants if v.generation > 0 and v.state.is_terminal)
     llm = _llm_totals(store, record)
     return {
@@ -206,7 +199,7 @@ def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
         "budget": {
             "generations_done": done,
             "target_generations": target,
-            "elapsed_seconds": _finite(record.attrs.get("elapsed_seconds")) or 0.0,
+            "elapsed_seconds": record.elapsed_seconds,
             "evaluations": sum(len(v.scores) for v in variants),
             "max_seconds": record.config.get("max_seconds"),
             "max_evaluations": record.config.get("max_evaluations"),

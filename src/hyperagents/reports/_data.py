@@ -76,9 +76,8 @@ class ReportData:
 
 
 def arm_of(run: RunRecord) -> str:
-    """The group a run is compared in: its ``arm`` attribute, else its mode."""
-    arm = run.attrs.get("arm")
-    return str(arm) if arm else run.mode
+    """The group a run is compared in: its ``arm``, else its mode."""
+    return run.arm or run.mode
 
 
 def _score(variant: VariantRecord, stage: str) -> float | None:
@@ -111,9 +110,9 @@ def _run_rows(
         timing = timing if isinstance(timing, Mapping) else {}
         usage = llm.get(v.id, {"calls": 0, "tokens": 0, "cost": 0.0})
         yield {
-            "experiment": run.attrs.get("experiment"),
+            "experiment": run.experiment,
             "run": run.name,
-            "task": run.attrs.get("task_name", run.task),
+            "task": run.task_name if run.task_name is not None else run.task,
             "mode": run.mode,
             "arm": arm_of(run),
             "seed": run.seed,

@@ -1,6 +1,6 @@
 """Experiment grids: every mode × seed of a task as runs in one storage, resumable as a whole.
 
-An experiment is a set of runs that share a name in their attributes (``attrs["experiment"]``)
+An experiment is a set of runs that share an experiment name (:attr:`RunRecord.experiment`)
 and are named ``<experiment>-<mode>-s<seed>``. Each run is an ordinary run: its own seed drives
 all of its randomness (selection, meta agents, sandboxed code), so the seeds are independent
 replicates. Running the same experiment again continues whatever is unfinished and does nothing
@@ -22,7 +22,8 @@ from hyperagents.tasks import Task, load_task
 
 __all__ = ["EXPERIMENT_ATTR", "ExperimentSpec", "experiment_runs", "run_experiment"]
 
-#: The run attribute that names a run's experiment.
+#: The field of a run's record (:attr:`RunRecord.experiment`), and the column of the report's
+#: rows, that names a run's experiment.
 EXPERIMENT_ATTR = "experiment"
 
 #: Called as ``cb(run, variant)`` whenever a variant of any run reaches a final state.
@@ -113,7 +114,7 @@ class ExperimentSpec:
 def experiment_runs(storage: str | BaseStorage | None, name: str) -> list[RunRecord]:
     """The runs of an experiment, ascending id (empty if there is none of that name)."""
     store = get_storage(storage)
-    return [r for r in store.list_runs() if r.attrs.get(EXPERIMENT_ATTR) == name]
+    return [r for r in store.list_runs() if r.experiment == name]
 
 
 def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[Run]:
@@ -130,11 +131,6 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
             name = spec.run_name(mode, seed, transfer=transfer)
             record = existing.get(name)
             if record is None:
-                attrs = {
-                    EXPERIMENT_ATTR: spec.name,
-                    "arm": f"{mode.value}+transfer" if transfer else mode.value,
-                    **(donor_attrs if transfer else {}),
-                }
                 runs.append(
                     Run.create(
                         task=task if task is not None else spec.task,
@@ -143,21 +139,22 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
                         seed=seed,
                         storage=store,
                         config=dict(spec.config),
-                        attrs=attrs,
+                        attrs=donor_attrs if transfer else {},
                         meta_from=donor if transfer else None,
+                        experiment=spec.name,
+                        arm=f"{mode.value}+transfer" if transfer else mode.value,
                     )
                 )
                 continue
-            if record.attrs.get(EXPERIMENT_ATTR) != spec.name:
+            if record.experiment != spec.name:
                 raise ConfigError(
                     f"a run named {name!r} exists but is not part of experiment {spec.name!r}"
                 )
             if record.mode != mode.value or record.seed != seed:
                 raise ConfigError(f"run {name!r} has another mode or seed than its name says")
-            if record.attrs.get("task_name", task_name) != task_name:
+            if record.task_name is not None and record.task_name != task_name:
                 raise ConfigError(
-                    f"experiment {spec.name!r} runs task {record.attrs.get('task_name')!r}, "
-                    f"not {task_name!r}"
+                    f"experiment {spec.name!r} runs task {record.task_name!r}, not {task_name!r}"
                 )
             run = Run.load(name, storage=store, task=task)
             runs.append(run)
@@ -167,7 +164,7 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
 def _pending(run: Run, generations: int) -> int | None:
     """How many generations to add to a run's target: ``None`` continues the stored one."""
     record = run.record()
-    stored = record.attrs.get("target_generations")
+    stored = record.target_generations
     if stored is None:
         return generations
     missing = generations - int(stored)
@@ -176,7 +173,7 @@ def _pending(run: Run, generations: int) -> int | None:
 
 def _finished(run: Run, generations: int) -> bool:
     record = run.record()
-    stored = record.attrs.get("target_generations")
+    stored = record.target_generations
     return record.status is RunStatus.COMPLETE and stored is not None and int(stored) >= generations
 
 

@@ -82,14 +82,8 @@ def pin(store: BaseStorage, variant: VariantRecord, *, who: str) -> None:
         raise RunStateError(
             f"variant {variant.id} cannot be a parent ({variant.state.name.lower()})"
         )
-    store.update_run_attrs(variant.run_id, {"pinned_parent": {"variant": variant.id, "by": who}})
-    store.add_event(
-        variant.run_id,
-        "variant.pinned",
-        f"variant {variant.id} pinned as the next parent by {who}",
-        variant_id=variant.id,
-        data={"by": who},
-    )
+    message = f"variant {variant.id} pinned as the next parent by {who}"
+    store.pin_parent(variant.id, by=who, event=EventSpec("variant.pinned", message, {"by": who}))
 
 
 def ban(store: BaseStorage, variant: VariantRecord, *, who: str, note: str | None = None) -> None:
@@ -100,17 +94,9 @@ def ban(store: BaseStorage, variant: VariantRecord, *, who: str, note: str | Non
     """
     if variant.parent_id is None:
         raise RunStateError("the seed cannot be banned: every variant descends from it")
-    banned = list(store.get_run(variant.run_id).attrs.get("banned") or [])
-    if variant.id not in banned:
-        banned.append(variant.id)
-    store.update_run_attrs(variant.run_id, {"banned": banned})
-    store.add_event(
-        variant.run_id,
-        "variant.banned",
-        f"lineage of variant {variant.id} banned by {who}{_note(note)}",
-        variant_id=variant.id,
-        data={"by": who, "note": note},
-    )
+    message = f"lineage of variant {variant.id} banned by {who}{_note(note)}"
+    event = EventSpec("variant.banned", message, {"by": who, "note": note})
+    store.ban_variant(variant.id, event=event)
 
 
 def decide(

@@ -96,10 +96,18 @@ def run_identity(record: RunRecord) -> dict[str, Any]:
 
 
 def run_info(record: RunRecord) -> dict[str, Any]:
-    """A run's identity, config and attributes as JSON."""
+    """A run's identity, config, state and free-form attributes as JSON."""
     return {
         **run_identity(record),
         "config": dict(record.config),
+        "task_name": record.task_name,
+        "experiment": record.experiment,
+        "arm": record.arm,
+        "target_generations": record.target_generations,
+        "elapsed_seconds": record.elapsed_seconds,
+        "pinned_parent": record.pinned_parent,
+        "pinned_by": record.pinned_by,
+        "banned": sorted(record.banned),
         "attrs": dict(record.attrs),
         "created_at": record.created_at.isoformat(),
     }

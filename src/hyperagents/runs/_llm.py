@@ -31,7 +31,7 @@ from hyperagents.llm import (
     parse_llm_spec,
     probe_provider,
 )
-from hyperagents.storages import BaseStorage, LLMCallRecord
+from hyperagents.storages import BaseStorage, LLMCallRecord, LLMCallSpec
 
 __all__ = ["RequestLimits", "RunLLM", "calls_from_storage"]
 
@@ -285,22 +285,25 @@ class RunLLM:
             "scope": call.scope,
             "job": call.job,
         }
+        request = {"messages": list(call.messages), "params": dict(call.params), "extra": extra}
         self._storage.add_llm_call(
             self._run_id,
-            key=call.key,
-            provider=call.provider,
-            model=call.model,
-            request={"messages": list(call.messages), "params": dict(call.params), "extra": extra},
-            reply=call.reply,
-            error=call.error,
-            prompt_tokens=call.prompt_tokens,
-            completion_tokens=call.completion_tokens,
-            cost=call.cost,
-            latency=call.latency,
-            cached=call.cached,
-            attempt=call.attempt,
-            purpose=call.purpose,
-            variant_id=call.variant_id,
+            LLMCallSpec(
+                key=call.key,
+                provider=call.provider,
+                model=call.model,
+                request=request,
+                reply=call.reply,
+                error=call.error,
+                prompt_tokens=call.prompt_tokens,
+                completion_tokens=call.completion_tokens,
+                cost=call.cost,
+                latency=call.latency,
+                cached=call.cached,
+                attempt=call.attempt,
+                purpose=call.purpose,
+                variant_id=call.variant_id,
+            ),
         )
 
     def handler(self, *, variant_id: int | None, purpose: str, scope: str = "") -> Handler:

@@ -198,7 +198,7 @@ def replay_target(store: BaseStorage, original: RunRecord, generations: int | No
     Raises:
         ConfigError: ``generations`` goes beyond the record.
     """
-    target = int(original.attrs.get("target_generations") or 0)
+    target = int(original.target_generations or 0)
     if original.status is not RunStatus.COMPLETE:
         target = 0
         for variant in sorted(store.list_variants(original.id), key=lambda v: v.generation):

@@ -62,6 +62,7 @@ from hyperagents.storages import (
     BaseStorage,
     EventSpec,
     RunRecord,
+    RunSpec,
     RunStatus,
     VariantRecord,
     VariantState,
@@ -202,6 +203,8 @@ class Run:
         attrs: Mapping[str, Any] | None = None,
         meta_from: Program | None = None,
         generations: int | None = None,
+        experiment: str | None = None,
+        arm: str | None = None,
     ) -> Run:
         """Create a run (and its seed variant, generation 0) in storage.
 
@@ -223,6 +226,8 @@ class Run:
                 later) goes on to it: ``optimize()`` or ``resume`` with no generations. (A
                 number given to :meth:`optimize` is added to it.) None: set by the first
                 :meth:`optimize`.
+            experiment: The experiment the run is part of (see :mod:`hyperagents.reports`).
+            arm: The group the run is compared in within its experiment (default: its mode).
 
         Raises:
             ConfigError: Bad mode or config, a negative ``generations``, or ``meta_from``
@@ -266,20 +271,24 @@ class Run:
         _check_llm(cfg)
         program_id = store.put_program(seed_program)
         base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
-        run_attrs = {"task_name": task_obj.name, **dict(attrs or {})}
-        if generations is not None:  # in the same write as the run: never a run without it
-            run_attrs["target_generations"] = generations
         for attempt in range(1000):
             candidate = base_name if attempt == 0 else f"{base_name}-{attempt + 1}"
             try:
                 run_id = store.create_run(
-                    name=candidate,
-                    task=task_spec,
-                    mode=run_mode.value,
-                    seed=seed,
-                    config=cfg.model_dump(mode="json"),
-                    seed_program_id=program_id,
-                    attrs=run_attrs,
+                    RunSpec(
+                        name=candidate,
+                        task=task_spec,
+                        mode=run_mode.value,
+                        seed=seed,
+                        config=cfg.model_dump(mode="json"),
+                        seed_program_id=program_id,
+                        task_name=task_obj.name,
+                        experiment=experiment,
+                        arm=arm,
+                        # In the same write as the run: never a run without it.
+                        target_generations=generations,
+                        attrs=dict(attrs or {}),
+                    )
                 )
                 break
             except DuplicateError:
@@ -433,7 +442,7 @@ class Run:
             "seed": record.seed,
             "status": record.status.name.lower(),
             "generations": max((v.generation for v in variants), default=0),
-            "target_generations": record.attrs.get("target_generations"),
+            "target_generations": record.target_generations,
             "archive_size": counts.get("complete", 0),
             "variants": len(variants),
             "states": counts,
@@ -446,7 +455,7 @@ class Run:
             },
             "seed_scores": dict(seed.scores) if seed else {},
             "best_scores": best_scores,
-            "elapsed_seconds": float(record.attrs.get("elapsed_seconds", 0.0)),
+            "elapsed_seconds": record.elapsed_seconds,
             "evaluations": sum(len(v.scores) for v in variants),
             "max_seconds": self._config.max_seconds,
             "max_evaluations": self._config.max_evaluations,
@@ -612,15 +621,16 @@ class Run:
         ]
 
     def _select_parent(self, snapshot: Sequence[VariantRecord], generation: int) -> tuple[int, str]:
-        attrs = self.record().attrs
-        snapshot = _without_banned(snapshot, attrs.get("banned"))
-        pin = attrs.get("pinned_parent")
-        if isinstance(pin, Mapping) and isinstance(pin.get("variant"), int):
+        record = self.record()
+        snapshot = _without_banned(snapshot, list(record.banned))
+        pin = record.pinned_parent
+        if pin is not None:
             # A person's override, used once: the next child is made from this variant.
-            self._storage.update_run_attrs(self._id, {"pinned_parent": None})
+            self._storage.unpin_parent(self._id, expected=pin)
             eligible = {v.id for v in snapshot if v.state is VariantState.COMPLETE}
-            if pin["variant"] in eligible:
-                return pin["variant"], f"pinned by {pin.get('by', 'a person')}"
+            if pin in eligible:
+                by = record.pinned_by if record.pinned_by is not None else "a person"
+                return pin, f"pinned by {by}"
         entries = self._archive_entries(snapshot)
         if not entries:
             raise RunStateError("no eligible parent: the seed variant has not completed")
@@ -729,7 +739,7 @@ class Run:
         ]
         target = self._target
         if target is None:
-            target = self.record().attrs.get("target_generations")
+            target = self.record().target_generations
         return {
             "task": {
                 "name": self._task.name,
@@ -1430,7 +1440,7 @@ class Run:
         if generations is not None and generations < 0:
             raise ConfigError("generations must be >= 0")
         variants = self.variants() if variants is None else variants
-        stored = (record or self.record()).attrs.get("target_generations")
+        stored = (record or self.record()).target_generations
         last = max((v.generation for v in variants), default=0)
         base = last if stored is None else max(last, int(stored))
         if generations is None:
@@ -1476,7 +1486,7 @@ class Run:
             raise
         set_warm = getattr(self._sandbox, "set_warm", None)
         started = time.perf_counter()
-        elapsed_before = float(record.attrs.get("elapsed_seconds", 0.0))
+        elapsed_before = record.elapsed_seconds
         deadline = None if timeout is None else time.monotonic() + timeout
         stop = threading.Event()
         in_flight: dict[Future[Any], int] = {}
@@ -1520,7 +1530,7 @@ class Run:
                         return
                     # Time spent so far counts even if this engine is killed (time budget).
                     spent = elapsed_before + time.perf_counter() - started
-                    self._storage.update_run_attrs(self._id, {"elapsed_seconds": spent})
+                    self._storage.set_elapsed_seconds(self._id, spent)
                 except Exception as exc:  # keep beating; the main loop reports storage errors
                     logger.warning("heartbeat failed: %s", exc)
 
@@ -1720,7 +1730,7 @@ class Run:
                 llm.probe(timeout=min(10.0, self._config.llm_timeout))
             record = self.record()
             target = self.target_after(generations, variants=variants, record=record)
-            self._storage.update_run_attrs(self._id, {"target_generations": target})
+            self._storage.set_target_generations(self._id, target)
             self._storage.set_run_status(
                 self._id,
                 RunStatus.RUNNING,
@@ -1749,7 +1759,7 @@ class Run:
         time, then its final status with the engine slot emptied (one compare-and-set). An
         engine that lost the run to another leaves both to that one."""
         if self.record().engine == self._owner:
-            self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed})
+            self._storage.set_elapsed_seconds(self._id, elapsed)
         released = self._storage.release_run_engine(
             self._id,
             self._owner,

@@ -7,8 +7,11 @@ One URL is the whole deployment setting (Optuna style)::
     get_storage("postgresql://user:pw@host/db")      # PostgreSQL (psycopg 3), many engines/machines
     get_storage("memory")                            # in-process, nothing persisted (tests)
 
-The contract every backend satisfies is the docstring of :mod:`hyperagents.storages._base`;
-:mod:`hyperagents.testing.storage` checks it. Importing this package is cheap: SQLAlchemy and
+The contract every backend satisfies is written once, on :class:`BaseStorage` (its module's
+docstring and its methods' docstrings, which the backends inherit);
+:mod:`hyperagents.testing.storage` checks it. Records go in whole (:class:`RunSpec`,
+:class:`LLMCallSpec`, :class:`EventSpec`) and come out as frozen snapshots (:class:`RunRecord`,
+…). Importing this package is cheap: SQLAlchemy and
 Alembic are imported only when an :class:`RDBStorage` is made.
 """
 
@@ -18,18 +21,20 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from hyperagents.exceptions import StorageURLError
-from hyperagents.storages._base import (
-    BaseStorage,
+from hyperagents.storages._base import BaseStorage
+from hyperagents.storages._in_memory import InMemoryStorage
+from hyperagents.storages._records import (
     EvaluationRecord,
     EventRecord,
     EventSpec,
     LLMCallRecord,
+    LLMCallSpec,
     RunRecord,
+    RunSpec,
     RunStatus,
     VariantRecord,
     VariantState,
 )
-from hyperagents.storages._in_memory import InMemoryStorage
 
 if TYPE_CHECKING:
     from hyperagents.storages._rdb import RDBStorage
@@ -43,8 +48,10 @@ __all__ = [
     "EventSpec",
     "InMemoryStorage",
     "LLMCallRecord",
+    "LLMCallSpec",
     "RDBStorage",
     "RunRecord",
+    "RunSpec",
     "RunStatus",
     "VariantRecord",
     "VariantState",

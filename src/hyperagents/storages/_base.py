@@ -1,12 +1,17 @@
 """The storage contract.
 
 Storage is the single source of truth of every run: runs, programs (deduplicated blobs),
-variants, evaluations and events. Any process holding a storage can resume a run.
+variants, evaluations, events and LLM calls. Any process holding a storage can resume a run.
+
+The contract is written here once, on :class:`BaseStorage` (this docstring and its methods'
+docstrings); backends inherit the docstrings and add only notes about themselves.
 
 Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks it):
 
 * **Records are frozen snapshots.** Getters return immutable dataclasses; mutating the storage
   never changes a snapshot already returned.
+* **Records go in whole.** A run is created from a :class:`RunSpec` and an LLM call recorded
+  from an :class:`LLMCallSpec`; events given to a transition are :class:`EventSpec` objects.
 * **Durability.** Every mutating method commits before it returns. After it returns, the change
   survives a SIGKILL of the calling process (for persistent backends).
 * **Atomicity.** Each mutating method is one transaction: either all of its effects (including
@@ -17,9 +22,10 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   content once (keyed by its SHA-256) and each distinct manifest once (keyed by
   :attr:`Program.id`); putting the same program twice is a no-op that returns the same id.
 * **Compare-and-set transitions.** :meth:`BaseStorage.set_variant_state`,
-  :meth:`BaseStorage.claim_variant` and :meth:`BaseStorage.set_run_status` change a record only
-  if its current value equals ``expected``; they return ``False`` (and change nothing) otherwise.
-  No locks are held between calls.
+  :meth:`BaseStorage.claim_variant`, :meth:`BaseStorage.set_run_status` and
+  :meth:`BaseStorage.unpin_parent` change a record only if its current value equals
+  ``expected``; they return ``False`` (and change nothing) otherwise. No locks are held between
+  calls.
 * **One engine per run.** A run's engine slot (:attr:`RunRecord.engine`) is taken with
   :meth:`BaseStorage.claim_run_engine`, a compare-and-set on the holder stored now: of engines
   racing for one run, exactly one gets ``True``. Claiming again as the holder refreshes
@@ -27,6 +33,13 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   empties the slot, with an optional final status and event in the same transaction, only for
   the holder. Whether a holder is dead or stale is the caller's decision, made on the value it
   read and then passed as ``expected``.
+* **Run state is typed.** What the engine and the people steering a run change has fields of
+  its own on :class:`RunRecord`, each changed by its own method: the generation target
+  (:meth:`BaseStorage.set_target_generations`), the time spent
+  (:meth:`BaseStorage.set_elapsed_seconds`), the pinned parent (:meth:`BaseStorage.pin_parent`,
+  :meth:`BaseStorage.unpin_parent`) and the banned variants (:meth:`BaseStorage.ban_variant`,
+  a set that only grows). ``attrs`` holds free-form data only
+  (:meth:`BaseStorage.update_run_attrs` merges into it).
 * **Transient failures** (a dropped connection, a database restarting, a busy database) may be
   retried inside a method, within a bounded time; a retry never applies a change twice, and a
   method that gives up raises :class:`StorageError`.
@@ -49,9 +62,10 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   that returns ``False`` records nothing).
 * **Thread safety.** A storage object may be shared by threads of one process.
 * **JSON fields** (``config``, ``attrs``, ``scores``, ``metrics``, ``meta_info``, ``results``,
-  ``data``) hold JSON-compatible values only (dict/list/str/int/float/bool/None); a float must be
-  finite. Backends store and return them unchanged (dict key order may differ); anything else
-  (and a non-finite evaluation ``score``) raises :class:`StorageError` and changes nothing.
+  ``data``, ``request``) hold JSON-compatible values only (dict/list/str/int/float/bool/None);
+  a float must be finite. Backends store and return them unchanged (dict key order may
+  differ); anything else (and a non-finite evaluation ``score``) raises :class:`StorageError`
+  and changes nothing.
 * **Times** are timezone-aware UTC ``datetime`` objects.
 """
 
@@ -59,216 +73,65 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import IntEnum
 from typing import Any
 
 from hyperagents.program import Program
+from hyperagents.storages._records import (
+    EvaluationRecord,
+    EventRecord,
+    EventSpec,
+    LLMCallRecord,
+    LLMCallSpec,
+    RunRecord,
+    RunSpec,
+    RunStatus,
+    VariantRecord,
+    VariantState,
+)
 
-__all__ = [
-    "BaseStorage",
-    "EvaluationRecord",
-    "EventRecord",
-    "EventSpec",
-    "LLMCallRecord",
-    "RunRecord",
-    "RunStatus",
-    "VariantRecord",
-    "VariantState",
-]
-
-
-class RunStatus(IntEnum):
-    """Lifecycle of a run."""
-
-    CREATED = 0  #: created, nothing done yet
-    RUNNING = 1  #: an engine is (or was, until it died) working on it
-    STOPPED = 2  #: stopped gracefully (timeout, budget, interrupt, user); resumable
-    COMPLETE = 3  #: reached its generation target; resumable with a larger target
-    FAILED = 4  #: stopped by an infrastructure error; resumable
-
-
-class VariantState(IntEnum):
-    """Lifecycle of a variant.
-
-    ``RUNNING`` → (program recorded) → ``EVALUATING`` → ``COMPLETE``, or one of the terminal
-    failure states. Only ``COMPLETE`` variants are eligible parents.
-    """
-
-    RUNNING = 0  #: asked; the improver is producing the child (program_id may still be None)
-    EVALUATING = 1  #: child valid; evaluation stages in progress
-    COMPLETE = 2  #: evaluated on every stage it was due; eligible parent
-    PRUNED = 3  #: failed the staged-evaluation threshold; kept, never a parent
-    INVALID = 4  #: child does not compile/import/expose its entry points; kept, never a parent
-    FAILED = 5  #: the improver failed (crash, timeout, no change); no usable child
-    REJECTED = 6  #: rejected (by the constitution, or by a person); never a parent
-    PENDING = 7  #: evaluated, waiting for a person's approval; not a parent until approved
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether no more work will be done on a variant in this state."""
-        return self not in (VariantState.RUNNING, VariantState.EVALUATING)
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    """An event to record atomically with a state change."""
-
-    kind: str
-    message: str = ""
-    data: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """Snapshot of a run.
-
-    Attributes:
-        engine: Owner token of the engine process driving the run (None: no engine holds it).
-        engine_heartbeat_at: When that engine last claimed or refreshed its hold.
-    """
-
-    id: int
-    name: str
-    task: str
-    mode: str
-    seed: int
-    config: Mapping[str, Any]
-    seed_program_id: str
-    status: RunStatus
-    attrs: Mapping[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    engine: str | None = None
-    engine_heartbeat_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class VariantRecord:
-    """Snapshot of a variant.
-
-    Attributes:
-        scores: ``{stage: aggregate score}`` for every evaluation stage recorded so far.
-        metrics: ``{stage: {metric: value}}`` (wall/cpu time, peak memory, errors, …).
-        meta_info: What the improver reported about how it made this child (JSON).
-        owner: Token of the engine process working on it (None when terminal or unclaimed).
-    """
-
-    id: int
-    run_id: int
-    generation: int
-    parent_id: int | None
-    program_id: str | None
-    state: VariantState
-    scores: Mapping[str, float] = field(default_factory=dict)
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    meta_info: Mapping[str, Any] = field(default_factory=dict)
-    reason: str | None = None
-    owner: str | None = None
-    heartbeat_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class EvaluationRecord:
-    """One evaluation stage of a variant.
-
-    Attributes:
-        stage: ``"train_subset"``, ``"train"``, ``"val"``, ``"test"`` (or a task-defined stage).
-        split: The split the instances came from.
-        score: Aggregate score of the stage.
-        results: Per-instance ``{"id", "score", "feedback", "output", "error", "wall", ...}``.
-        metrics: Stage metrics (wall/cpu seconds, peak memory, error counts, …).
-    """
-
-    id: int
-    variant_id: int
-    stage: str
-    split: str
-    score: float
-    n: int
-    results: Sequence[Mapping[str, Any]]
-    metrics: Mapping[str, Any]
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """A log entry of a run."""
-
-    id: int
-    run_id: int
-    variant_id: int | None
-    kind: str
-    message: str
-    data: Mapping[str, Any]
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class LLMCallRecord:
-    """One call (attempt) to a language model, as the LLM gateway recorded it.
-
-    Attributes:
-        key: Content address of the request (provider, model, messages, parameters).
-        request: The request: ``{"messages": [...], "params": {...}}`` (never an API key).
-        reply: The model's text, or None if the attempt failed.
-        error: Why the attempt failed (None on success).
-        cached: Served from the response cache (no provider call, no cost).
-        attempt: 1 for the first try of a request, 2… for its retries.
-        purpose: What the call was for (``"improve"``, ``"solve"``, ``"review"``…).
-    """
-
-    id: int
-    run_id: int
-    variant_id: int | None
-    key: str
-    provider: str
-    model: str
-    purpose: str
-    attempt: int
-    cached: bool
-    request: Mapping[str, Any]
-    reply: str | None
-    error: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float
-    latency: float
-    created_at: datetime
+__all__ = ["BaseStorage"]
 
 
 class BaseStorage(ABC):
-    """Abstract storage; the contract is in the module docstring."""
+    """Abstract storage: the contract is the module docstring and the methods' docstrings.
+
+    Backends implement every abstract method and inherit these docstrings
+    (:func:`inspect.getdoc` and :func:`help` show them); a backend's own notes go in its class
+    docstring.
+    """
 
     # -- runs -------------------------------------------------------------------------------
     @abstractmethod
-    def create_run(
-        self,
-        *,
-        name: str,
-        task: str,
-        mode: str,
-        seed: int,
-        config: Mapping[str, Any],
-        seed_program_id: str,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> int:
+    def create_run(self, run: RunSpec) -> int:
         """Create a run in status ``CREATED`` and return its id.
+
+        Args:
+            run: The run, whole: identity, config, typed state and free-form ``attrs``.
+
+        Returns:
+            The new run's id.
 
         Raises:
             DuplicateError: A run with this name exists.
+            StorageError: ``config`` or ``attrs`` is not JSON-compatible, or
+                ``target_generations`` is negative.
         """
 
     @abstractmethod
     def get_run(self, run_id: int) -> RunRecord:
-        """Raises: RunNotFoundError."""
+        """Return the run.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
 
     @abstractmethod
     def get_run_by_name(self, name: str) -> RunRecord:
-        """Raises: RunNotFoundError."""
+        """Return the run called ``name``.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
 
     @abstractmethod
     def list_runs(self) -> list[RunRecord]:
@@ -283,17 +146,24 @@ class BaseStorage(ABC):
         expected: RunStatus | Iterable[RunStatus] | None = None,
         event: EventSpec | None = None,
     ) -> bool:
-        """Set the status if the current one is ``expected`` (any, if None).
+        """Compare-and-set the run's status: set it if the current one is ``expected`` (any,
+        if None), recording ``event`` in the same transaction.
 
         Returns:
-            Whether the status was changed. Raises: RunNotFoundError.
+            Whether the status was changed.
+
+        Raises:
+            RunNotFoundError: No such run.
         """
 
     @abstractmethod
     def update_run_attrs(self, run_id: int, attrs: Mapping[str, Any]) -> None:
-        """Shallow-merge ``attrs`` into the run's attrs (a value of None deletes the key).
+        """Shallow-merge ``attrs`` into the run's free-form attrs (a value of None deletes the
+        key).
 
-        Raises: RunNotFoundError.
+        Raises:
+            RunNotFoundError: No such run.
+            StorageError: ``attrs`` is not JSON-compatible.
         """
 
     @abstractmethod
@@ -330,22 +200,87 @@ class BaseStorage(ABC):
         """
 
     @abstractmethod
+    def set_target_generations(self, run_id: int, target: int | None) -> None:
+        """Set the run's generation target (None: no target).
+
+        Raises:
+            RunNotFoundError: No such run.
+            StorageError: ``target`` is negative.
+        """
+
+    @abstractmethod
+    def set_elapsed_seconds(self, run_id: int, seconds: float) -> None:
+        """Set the engine time spent on the run so far.
+
+        Raises:
+            RunNotFoundError: No such run.
+            StorageError: ``seconds`` is negative or not finite.
+        """
+
+    @abstractmethod
+    def pin_parent(self, variant_id: int, *, by: str, event: EventSpec | None = None) -> None:
+        """Make the variant the pinned parent of its run (replacing any pin), pinned by
+        ``by``, recording ``event`` in the same transaction.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
+
+    @abstractmethod
+    def unpin_parent(self, run_id: int, *, expected: int | None = None) -> bool:
+        """Compare-and-set: clear the run's pin if the pinned variant is ``expected`` (any
+        pin, if None).
+
+        Returns:
+            Whether a pin was cleared.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+
+    @abstractmethod
+    def ban_variant(self, variant_id: int, *, event: EventSpec | None = None) -> None:
+        """Add the variant to its run's banned variants (a no-op if it is there already),
+        recording ``event`` in the same transaction.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
+
+    @abstractmethod
     def update_run_config(self, run_id: int, config: Mapping[str, Any]) -> None:
-        """Replace the run's config. Raises: RunNotFoundError."""
+        """Replace the run's config.
+
+        Raises:
+            RunNotFoundError: No such run.
+            StorageError: ``config`` is not JSON-compatible.
+        """
 
     @abstractmethod
     def delete_run(self, run_id: int) -> None:
-        """Delete a run with its variants, evaluations and events (programs and blobs stay,
-        they may be shared). Raises: RunNotFoundError."""
+        """Delete a run with its variants, evaluations, events and LLM calls (programs and
+        blobs stay: they may be shared).
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
 
     # -- programs ---------------------------------------------------------------------------
     @abstractmethod
     def put_program(self, program: Program) -> str:
-        """Store a program (deduplicating blobs and manifests); return its id."""
+        """Store a program (deduplicating blobs and manifests); return its id.
+
+        Raises:
+            StorageError: The database failed.
+        """
 
     @abstractmethod
     def get_program(self, program_id: str) -> Program:
-        """Raises: StorageError if no such program exists."""
+        """Return a stored program.
+
+        Raises:
+            StorageError: No program with this id is stored, or its blobs are corrupt.
+        """
 
     @abstractmethod
     def has_program(self, program_id: str) -> bool:
@@ -374,15 +309,24 @@ class BaseStorage(ABC):
         Raises:
             DuplicateError: The run already has a variant for ``generation``.
             RunNotFoundError: No such run.
+            StorageError: ``program_id`` is not stored, or ``meta_info`` is not JSON.
         """
 
     @abstractmethod
     def get_variant(self, variant_id: int) -> VariantRecord:
-        """Raises: VariantNotFoundError."""
+        """Return the variant.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
 
     @abstractmethod
     def get_variant_by_generation(self, run_id: int, generation: int) -> VariantRecord | None:
-        """The run's variant for ``generation``, or None."""
+        """The run's variant for ``generation``, or None.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
 
     @abstractmethod
     def list_variants(
@@ -391,11 +335,19 @@ class BaseStorage(ABC):
         *,
         states: Iterable[VariantState] | None = None,
     ) -> list[VariantRecord]:
-        """The run's variants (optionally only in ``states``), ascending generation."""
+        """The run's variants (optionally only in ``states``), ascending generation.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
 
     @abstractmethod
     def count_variants(self, run_id: int) -> int:
-        """Number of variants of the run."""
+        """Number of variants of the run.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
 
     @abstractmethod
     def set_variant_program(
@@ -408,7 +360,9 @@ class BaseStorage(ABC):
     ) -> None:
         """Record the child program (which must already be stored) and the improver's info.
 
-        Raises: VariantNotFoundError.
+        Raises:
+            VariantNotFoundError: No such variant.
+            StorageError: The program is not stored, or ``meta_info`` is not JSON.
         """
 
     @abstractmethod
@@ -422,8 +376,15 @@ class BaseStorage(ABC):
         release: bool = False,
         event: EventSpec | None = None,
     ) -> bool:
-        """Compare-and-set the state; ``reason`` (if given) replaces the stored reason;
-        ``release`` clears the owner. Returns whether it changed. Raises: VariantNotFoundError."""
+        """Compare-and-set the variant's state; ``reason`` (if given) replaces the stored
+        reason; ``release`` clears the owner.
+
+        Returns:
+            Whether the state was changed.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
 
     @abstractmethod
     def claim_variant(
@@ -434,7 +395,14 @@ class BaseStorage(ABC):
         expected_owner: str | None,
         event: EventSpec | None = None,
     ) -> bool:
-        """Compare-and-set the owner (and stamp ``heartbeat_at``). Raises: VariantNotFoundError."""
+        """Compare-and-set the owner (and stamp ``heartbeat_at``).
+
+        Returns:
+            Whether the owner was changed.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
 
     @abstractmethod
     def heartbeat(self, owner: str, variant_ids: Sequence[int]) -> None:
@@ -442,7 +410,12 @@ class BaseStorage(ABC):
 
     @abstractmethod
     def update_variant_metrics(self, variant_id: int, metrics: Mapping[str, Any]) -> None:
-        """Shallow-merge ``metrics`` into the variant's metrics. Raises: VariantNotFoundError."""
+        """Shallow-merge ``metrics`` into the variant's metrics.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+            StorageError: ``metrics`` is not JSON-compatible.
+        """
 
     # -- evaluations ------------------------------------------------------------------------
     @abstractmethod
@@ -463,11 +436,16 @@ class BaseStorage(ABC):
         Raises:
             DuplicateError: The variant already has an evaluation for ``stage``.
             VariantNotFoundError: No such variant.
+            StorageError: ``score`` is not finite, or ``results``/``metrics`` are not JSON.
         """
 
     @abstractmethod
     def list_evaluations(self, variant_id: int) -> list[EvaluationRecord]:
-        """The variant's evaluations, ascending id."""
+        """The variant's evaluations, ascending id.
+
+        Raises:
+            VariantNotFoundError: No such variant.
+        """
 
     # -- events -----------------------------------------------------------------------------
     @abstractmethod
@@ -480,7 +458,13 @@ class BaseStorage(ABC):
         variant_id: int | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> int:
-        """Append an event and return its id. Raises: RunNotFoundError."""
+        """Append an event and return its id.
+
+        Raises:
+            RunNotFoundError: No such run.
+            VariantNotFoundError: ``variant_id`` is given and no such variant exists.
+            StorageError: ``data`` is not JSON-compatible.
+        """
 
     @abstractmethod
     def list_events(
@@ -495,35 +479,25 @@ class BaseStorage(ABC):
         newest_first: bool = False,
     ) -> list[EventRecord]:
         """Events with ``after_id`` < id < ``before_id`` (optionally filtered), at most ``limit``,
-        in ascending id order (descending with ``newest_first``: the latest ``limit`` events)."""
-
-    # -- LLM calls --------------------------------------------------------------------------
-    @abstractmethod
-    def add_llm_call(
-        self,
-        run_id: int,
-        *,
-        key: str,
-        provider: str,
-        model: str,
-        request: Mapping[str, Any],
-        reply: str | None = None,
-        error: str | None = None,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        cost: float = 0.0,
-        latency: float = 0.0,
-        cached: bool = False,
-        attempt: int = 1,
-        purpose: str = "",
-        variant_id: int | None = None,
-    ) -> int:
-        """Record one LLM call and return its id.
+        in ascending id order (descending with ``newest_first``: the latest ``limit`` events).
 
         Raises:
             RunNotFoundError: No such run.
-            VariantNotFoundError: ``variant_id`` is given and no such variant exists.
-            StorageError: ``request`` is not JSON-compatible.
+        """
+
+    # -- LLM calls --------------------------------------------------------------------------
+    @abstractmethod
+    def add_llm_call(self, run_id: int, call: LLMCallSpec) -> int:
+        """Record one LLM call of the run and return its id.
+
+        Args:
+            run_id: The run the call was made for.
+            call: The call, whole (its ``variant_id`` says the variant, if any).
+
+        Raises:
+            RunNotFoundError: No such run.
+            VariantNotFoundError: ``call.variant_id`` is given and no such variant exists.
+            StorageError: ``call.request`` is not JSON-compatible.
         """
 
     @abstractmethod

@@ -1,4 +1,5 @@
-"""Helpers shared by the storage backends (JSON checks, UTC time, argument normalisation)."""
+"""Helpers shared by the storage backends (JSON and value checks, UTC time, argument
+normalisation)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from hyperagents.exceptions import StorageError
 
 __all__ = [
     "check_score",
+    "check_seconds",
+    "check_target",
     "dumps_json",
     "json_copy",
     "normalise_expected",
@@ -57,6 +60,34 @@ def check_score(score: float) -> float:
         raise StorageError(f"score must be a number, not {score!r}") from None
     if not math.isfinite(value):
         raise StorageError(f"score must be finite, not {value!r}")
+    return value
+
+
+def check_target(target: int | None) -> int | None:
+    """Return a generation target as an int (None stays None).
+
+    Raises:
+        StorageError: ``target`` is not a whole number >= 0.
+    """
+    if target is None:
+        return None
+    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+        raise StorageError(f"a generation target must be a whole number >= 0, not {target!r}")
+    return int(target)
+
+
+def check_seconds(seconds: float) -> float:
+    """Return a time spent, in seconds, as a float.
+
+    Raises:
+        StorageError: ``seconds`` is not a finite number >= 0.
+    """
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise StorageError(f"seconds must be a number, not {seconds!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise StorageError(f"seconds must be finite and >= 0, not {value!r}")
     return value
 
 

@@ -26,11 +26,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
+    "BannedVariantModel",
     "Base",
     "BlobModel",
     "EvaluationModel",
@@ -119,6 +121,27 @@ class RunModel(Base):
     #: Owner token of the engine driving the run (claimed and released by compare-and-set).
     engine: Mapped[str | None] = mapped_column(String(255))
     engine_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The task's own name (``task`` is the spec the run loads it by).
+    task_name: Mapped[str | None] = mapped_column(String(255))
+    experiment: Mapped[str | None] = mapped_column(String(255))
+    arm: Mapped[str | None] = mapped_column(String(255))
+    target_generations: Mapped[int | None] = mapped_column(Integer)
+    elapsed_seconds: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    #: The variant pinned as the next parent (no foreign key: the run and its variants refer
+    #: to each other, and both go together in ``delete_run``).
+    pinned_parent: Mapped[int | None] = mapped_column(Integer)
+    pinned_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class BannedVariantModel(Base):
+    """A variant banned, with its descendants, as a parent of its run (``banned_variants``)."""
+
+    __tablename__ = "banned_variants"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    variant_id: Mapped[int] = mapped_column(
+        ForeignKey("variants.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class BlobModel(Base):

@@ -1,0 +1,370 @@
+"""The transactions of :class:`RDBStorage`: the tables, one short transaction per method,
+retries of transient errors, and the receipts that make a write apply once.
+
+Every storage method runs in :meth:`RDBCore._read` or :meth:`RDBCore._write` and is wrapped in
+:func:`retried`. Transient errors (a dropped connection, a database restarting, SQLite's
+"database is locked") are retried with a bounded exponential backoff. A failed transaction is
+rolled back, so retrying it applies it once. Only when a COMMIT itself was cut off
+(PostgreSQL) is the outcome unknown: then a method that is harmless to apply twice is simply
+retried, and any other looks first for the receipt its transaction wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+    StatementError,
+)
+
+from hyperagents.exceptions import (
+    RunNotFoundError,
+    StorageError,
+    StorageURLError,
+    VariantNotFoundError,
+)
+from hyperagents.storages._base import BaseStorage
+from hyperagents.storages._common import utcnow
+from hyperagents.storages._rdb._connect import first_line
+from hyperagents.storages._rdb.models import (
+    BannedVariantModel,
+    BlobModel,
+    EvaluationModel,
+    EventModel,
+    LLMCallModel,
+    ProgramModel,
+    RunModel,
+    VariantModel,
+    WriteReceiptModel,
+)
+from hyperagents.storages._records import EventSpec
+
+__all__ = [
+    "BANNED",
+    "BLOBS",
+    "DEFAULT_RETRY_SECONDS",
+    "EVALUATIONS",
+    "EVENTS",
+    "IN_CHUNK",
+    "LLM_CALLS",
+    "PROGRAMS",
+    "RETRY_ENV_VAR",
+    "RUNS",
+    "VARIANTS",
+    "RDBCore",
+    "retried",
+    "retry_seconds",
+]
+
+logger = logging.getLogger("hyperagents")
+
+#: Seconds a storage method keeps retrying transient database errors, by default.
+DEFAULT_RETRY_SECONDS = 30.0
+#: Environment variable overriding :data:`DEFAULT_RETRY_SECONDS` (``0``: no retries).
+RETRY_ENV_VAR = "HYPERAGENTS_STORAGE_RETRY_SECONDS"
+_RETRY_FIRST_DELAY = 0.05
+_RETRY_MAX_DELAY = 4.0
+IN_CHUNK = 500  # ids/hashes per IN (...) clause
+
+RUNS = cast(Table, RunModel.__table__)
+BANNED = cast(Table, BannedVariantModel.__table__)
+BLOBS = cast(Table, BlobModel.__table__)
+PROGRAMS = cast(Table, ProgramModel.__table__)
+VARIANTS = cast(Table, VariantModel.__table__)
+EVALUATIONS = cast(Table, EvaluationModel.__table__)
+EVENTS = cast(Table, EventModel.__table__)
+LLM_CALLS = cast(Table, LLMCallModel.__table__)
+RECEIPTS = cast(Table, WriteReceiptModel.__table__)
+#: Receipts older than this are deleted (a receipt is needed only while its call retries).
+_RECEIPT_KEEP = timedelta(days=1)
+#: Old receipts are pruned once every this many receipts written by one storage object.
+_RECEIPT_PRUNE_EVERY = 1000
+#: The receipt token of the write-once call in progress in this thread (None: no receipt).
+_RECEIPT_TOKEN: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hyperagents_receipt", default=None
+)
+
+
+class _AlreadyApplied(Exception):
+    """The receipt of a write-once call exists: an earlier attempt committed (see ``_write``)."""
+
+
+class _TransientError(StorageError):
+    """A database error that may pass: a dropped connection, a database restarting or busy.
+
+    Attributes:
+        unknown: It cut off a COMMIT, so the change may have been applied.
+    """
+
+    def __init__(self, message: str, *, unknown: bool) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+
+
+def _is_transient(exc: SQLAlchemyError, *, sqlite: bool) -> bool:
+    """Whether ``exc`` is worth retrying (the transaction it ended was rolled back)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:  # the dialect recognised a disconnect
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if sqlite:  # sqlite3 raises OperationalError for mistakes in SQL too: only a busy database
+        message = str(exc.orig).lower()
+        return "locked" in message or "busy" in message
+    # PostgreSQL: cannot connect, the server shutting down or starting up, a connection
+    # terminated, a deadlock or serialization failure (rolled back by the server).
+    return True
+
+
+def retry_seconds(given: float | None) -> float:
+    """The retry budget: ``given``, else ``$HYPERAGENTS_STORAGE_RETRY_SECONDS``, else 30 s.
+
+    Raises:
+        StorageURLError: The value is not a finite number >= 0.
+    """
+    value: Any = given
+    if value is None:
+        value = os.environ.get(RETRY_ENV_VAR) or DEFAULT_RETRY_SECONDS
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise StorageURLError(f"storage retry time must be a number of seconds >= 0, not {value!r}")
+    return seconds
+
+
+_S = TypeVar("_S", bound="RDBCore")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def retried(
+    *, idempotent: bool
+) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R]]:
+    """Retry a storage method on transient errors with a bounded exponential backoff.
+
+    Args:
+        idempotent: Applying the method twice is harmless, so it is retried even when a
+            COMMIT was cut off (an unknown outcome). Other methods write a receipt in their
+            transaction where a COMMIT can be cut off (see :class:`WriteReceiptModel`); after
+            an unknown outcome the retry returns the receipt's result if the write committed.
+    """
+
+    def decorate(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+        def call(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            attempt = functools.partial(method, self, *args, **kwargs)
+            receipt = None if idempotent or not self._receipts else uuid.uuid4().hex
+            token = _RECEIPT_TOKEN.set(receipt)  # a call nested in this one sets its own
+            try:
+                return self._retrying(attempt, method.__name__, receipt)
+            finally:
+                _RECEIPT_TOKEN.reset(token)
+
+        functools.update_wrapper(call, method)
+        return call
+
+    return decorate
+
+
+def _translate(exc: SQLAlchemyError) -> StorageError:
+    """Turn a SQLAlchemy error into a one-line :class:`StorageError`."""
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        orig = exc.orig
+        if isinstance(orig, (TypeError, ValueError)):
+            return StorageError(f"value is not JSON-compatible: {orig}")
+    return StorageError(f"database error: {first_line(exc)}")
+
+
+class RDBCore(BaseStorage):
+    """What every part of :class:`RDBStorage` shares: its engines, its transactions, the
+    receipts of its write-once calls, and checks that records exist."""
+
+    _engine: Engine
+    _write_engine: Engine
+    _dialect: str
+    _returning: bool
+    _lock: contextlib.AbstractContextManager[Any]
+    _retry_seconds: float
+    _receipts: bool
+    _receipts_written: int
+
+    def _retrying(self, attempt: Callable[[], _R], what: str, receipt: str | None) -> _R:
+        """Call ``attempt`` until it returns, retrying transient errors for a while.
+
+        Args:
+            receipt: The token of the receipt ``attempt`` writes (a write that must apply
+                once); after a COMMIT with an unknown outcome the write is applied again only
+                when no receipt shows that it committed.
+
+        Raises:
+            StorageError: A permanent error, or a transient one that outlasted the retry budget.
+        """
+        deadline: float | None = None
+        delay = _RETRY_FIRST_DELAY
+        check_receipt = False
+        while True:
+            try:
+                if check_receipt:
+                    found, result = self._receipt(cast(str, receipt))
+                    if found:
+                        return cast(_R, result)
+                    check_receipt = False
+                return attempt()
+            except _AlreadyApplied:
+                check_receipt = True
+                continue
+            except _TransientError as exc:
+                check_receipt = check_receipt or (exc.unknown and receipt is not None)
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._retry_seconds
+                if now >= deadline:
+                    raise StorageError(
+                        f"{exc} (still failing after {self._retry_seconds:g} s of retries)"
+                    ) from exc
+                pause = min(delay, deadline - now)
+                logger.warning("storage %s failed (%s): retrying in %.2f s", what, exc, pause)
+                time.sleep(pause)
+                delay = min(delay * 2, _RETRY_MAX_DELAY)
+
+    @contextlib.contextmanager
+    def _translated(
+        self, open_: Callable[[], contextlib.AbstractContextManager[Connection]]
+    ) -> Iterator[Connection]:
+        """Hold the lock, open a connection with ``open_`` and turn database errors (opening
+        included) into StorageError (:class:`_TransientError` for those worth retrying)."""
+        stage = "open"
+        try:
+            with self._lock, open_() as conn:
+                stage = "body"
+                yield conn
+                stage = "commit"
+        except (StorageError, IntegrityError):
+            raise
+        except SQLAlchemyError as exc:
+            sqlite = self._dialect == "sqlite"
+            if _is_transient(exc, sqlite=sqlite):
+                # A SQLite COMMIT that fails did not commit; a PostgreSQL one cut off by a
+                # dropped connection may have.
+                unknown = stage == "commit" and not sqlite
+                raise _TransientError(
+                    f"database error: {first_line(exc)}", unknown=unknown
+                ) from exc
+            raise _translate(exc) from exc
+        except (TypeError, ValueError) as exc:  # raised by a driver's JSON dumper (psycopg)
+            raise StorageError(f"value is not JSON-compatible: {exc}") from exc
+
+    def _read(self) -> contextlib.AbstractContextManager[Connection]:
+        return self._translated(self._engine.connect)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction; for a write-once call it starts by inserting its receipt."""
+        with self._translated(self._write_engine.begin) as conn:
+            token = _RECEIPT_TOKEN.get()
+            if token is not None:
+                self._insert_receipt(conn, token)
+            yield conn
+
+    def _insert_receipt(self, conn: Connection, token: str) -> None:
+        """Insert the receipt ``token``; raise :class:`_AlreadyApplied` if it exists (the
+        write committed in an earlier attempt whose COMMIT reply was lost)."""
+        now = utcnow()
+        try:
+            conn.execute(insert(RECEIPTS), {"token": token, "result": None, "created_at": now})
+        except IntegrityError:
+            raise _AlreadyApplied(token) from None
+        self._receipts_written += 1
+        if self._receipts_written % _RECEIPT_PRUNE_EVERY == 0:
+            conn.execute(delete(RECEIPTS).where(RECEIPTS.c.created_at < now - _RECEIPT_KEEP))
+
+    def _done(self, conn: Connection, result: _R) -> _R:
+        """Store ``result`` in the receipt of the write-once call in progress; return it."""
+        token = _RECEIPT_TOKEN.get()
+        if token is not None:
+            conn.execute(update(RECEIPTS).where(RECEIPTS.c.token == token).values(result=result))
+        return result
+
+    def _receipt(self, token: str) -> tuple[bool, Any]:
+        """Whether the receipt ``token`` exists, and the result it holds."""
+        with self._read() as conn:
+            stmt = select(RECEIPTS.c.result).where(RECEIPTS.c.token == token)
+            row = conn.execute(stmt).first()
+        return (row is not None, row[0] if row is not None else None)
+
+    def _insert_event(
+        self, conn: Connection, run_id: int, variant_id: int | None, spec: EventSpec | None
+    ) -> int:
+        if spec is None:
+            return 0
+        result = conn.execute(
+            insert(EVENTS),
+            {
+                "run_id": run_id,
+                "variant_id": variant_id,
+                "kind": spec.kind,
+                "message": spec.message,
+                "data": dict(spec.data) if spec.data is not None else {},
+                "created_at": utcnow(),
+            },
+        )
+        return int(cast(Any, result.inserted_primary_key)[0])
+
+    def _run_exists(self, conn: Connection, run_id: int) -> bool:
+        return conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is not None
+
+    def _variant_exists(self, conn: Connection, variant_id: int) -> bool:
+        stmt = select(VARIANTS.c.id).where(VARIANTS.c.id == variant_id)
+        return conn.execute(stmt).first() is not None
+
+    def _program_exists(self, conn: Connection, program_id: str) -> bool:
+        stmt = select(PROGRAMS.c.id).where(PROGRAMS.c.id == program_id)
+        return conn.execute(stmt).first() is not None
+
+    def _require_run(self, conn: Connection, run_id: int) -> None:
+        if not self._run_exists(conn, run_id):
+            raise RunNotFoundError(f"run {run_id} not found")
+
+    def _require_variant(self, conn: Connection, variant_id: int) -> None:
+        if not self._variant_exists(conn, variant_id):
+            raise VariantNotFoundError(f"variant {variant_id} not found")
+
+    def _require_references(self, run_id: int, variant_id: int | None) -> None:
+        """After a failed insert: raise the not-found error of a missing run or variant."""
+        with self._read() as conn:
+            self._require_run(conn, run_id)
+            if variant_id is not None:
+                self._require_variant(conn, variant_id)
+
+    def _insert_ignoring_duplicates(
+        self, conn: Connection, table: Table, rows: list[dict[str, Any]]
+    ) -> None:
+        if not rows:
+            return
+        if self._dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+        elif self._dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+        else:  # other dialects: a concurrent writer makes this fail; put_program retries
+            conn.execute(insert(table), rows)

@@ -1,0 +1,185 @@
+"""Migration 0005: run state read by key from ``attrs`` before moves into typed columns (and
+back on a downgrade), so databases written by older versions stay readable and resumable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from hyperagents.storages import EventSpec, RDBStorage, VariantState
+from hyperagents.storages._rdb import normalise_url
+from hyperagents.storages._rdb.models import UTCDateTime
+from hyperagents.storages._rdb.storage import ALEMBIC_DIR
+
+_WHEN = datetime(2026, 1, 1, tzinfo=UTC)
+_RUNS = sa.table(
+    "runs",
+    *(sa.column(name) for name in ("id", "name", "task", "mode", "seed", "seed_program_id")),
+    sa.column("status", sa.Integer()),
+    sa.column("config", sa.JSON()),
+    sa.column("attrs", sa.JSON()),
+    sa.column("created_at", UTCDateTime()),
+    sa.column("updated_at", UTCDateTime()),
+)
+_VARIANTS = sa.table(
+    "variants",
+    *(sa.column(name) for name in ("id", "run_id", "generation", "parent_id", "state")),
+    *(sa.column(name, sa.JSON()) for name in ("scores", "metrics", "meta_info")),
+    sa.column("created_at", UTCDateTime()),
+    sa.column("updated_at", UTCDateTime()),
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL to a fresh, empty database (a SQLite file, or a new PostgreSQL database)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    factory: Callable[[], str] = request.getfixturevalue("postgres_database")
+    return factory()
+
+
+def _migrate(conn: Connection, revision: str, *, down: bool = False) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    config.attributes["connection"] = conn
+    (command.downgrade if down else command.upgrade)(config, revision)
+
+
+@pytest.fixture
+def old_database(db_url: str) -> Iterator[Callable[[dict[str, dict[str, Any]]], str]]:
+    """A factory: a database at revision 0004 holding runs named as the keys, with those
+    ``attrs`` and three variants each (ids 10*run, 10*run+1, 10*run+2)."""
+    engine = sa.create_engine(normalise_url(db_url))
+
+    def make(runs: dict[str, dict[str, Any]]) -> str:
+        with engine.begin() as conn:
+            _migrate(conn, "0004")
+            for run_id, (name, attrs) in enumerate(runs.items(), start=1):
+                conn.execute(
+                    _RUNS.insert(),
+                    {
+                        "id": run_id,
+                        "name": name,
+                        "task": "toy",
+                        "mode": "hyperagent",
+                        "seed": 0,
+                        "seed_program_id": "x",
+                        "status": 2,
+                        "config": {},
+                        "attrs": attrs,
+                        "created_at": _WHEN,
+                        "updated_at": _WHEN,
+                    },
+                )
+                for generation in range(3):
+                    conn.execute(
+                        _VARIANTS.insert(),
+                        {
+                            "id": 10 * run_id + generation,
+                            "run_id": run_id,
+                            "generation": generation,
+                            "parent_id": None if generation == 0 else 10 * run_id,
+                            "state": int(VariantState.COMPLETE),
+                            "scores": {},
+                            "metrics": {},
+                            "meta_info": {},
+                            "created_at": _WHEN,
+                            "updated_at": _WHEN,
+                        },
+                    )
+        return db_url
+
+    yield make
+    engine.dispose()
+
+
+#: ``attrs`` as versions before 0005 wrote them: run state and free-form notes mixed.
+_OLD_ATTRS: dict[str, Any] = {
+    "task_name": "toy-task",
+    "experiment": "grid",
+    "arm": "frozen-meta+transfer",
+    "target_generations": 8,
+    "elapsed_seconds": 12.5,
+    "pinned_parent": {"variant": 11, "by": "ann"},
+    "banned": [12, 99],  # 99 is no variant of the run: it is dropped
+    "meta_from": "other/champion",
+    "started_from": "dashboard",
+}
+
+
+def test_old_run_state_moves_out_of_attrs(
+    old_database: Callable[[dict[str, dict[str, Any]]], str],
+) -> None:
+    url = old_database(
+        {
+            "old": _OLD_ATTRS,
+            "bare": {},
+            "odd": {
+                "target_generations": "eight",
+                "elapsed_seconds": -3,
+                "pinned_parent": 21,
+                "banned": "all",
+                "task_name": 7,
+                "note": [1],
+            },
+        }
+    )
+    storage = RDBStorage(url)
+    try:
+        old = storage.get_run_by_name("old")
+        assert (old.task_name, old.experiment, old.arm) == (
+            "toy-task",
+            "grid",
+            "frozen-meta+transfer",
+        )
+        assert (old.target_generations, old.elapsed_seconds) == (8, 12.5)
+        assert (old.pinned_parent, old.pinned_by, old.banned) == (11, "ann", frozenset({12}))
+        assert old.attrs == {"meta_from": "other/champion", "started_from": "dashboard"}
+        bare = storage.get_run_by_name("bare")
+        assert bare.attrs == {} and bare.target_generations is None
+        assert (bare.elapsed_seconds, bare.banned, bare.task_name) == (0.0, frozenset(), None)
+        # Values of the wrong type were never written by hyperagents: they are dropped.
+        odd = storage.get_run_by_name("odd")
+        assert odd.attrs == {"note": [1]}
+        assert (odd.target_generations, odd.elapsed_seconds, odd.pinned_parent) == (None, 0, None)
+        assert (odd.banned, odd.task_name) == (frozenset(), None)
+        # The migrated run goes on: its pin is used once, more bans add up.
+        assert storage.unpin_parent(old.id, expected=11)
+        storage.ban_variant(10 * old.id + 1, event=EventSpec("variant.banned"))
+        assert storage.get_run(old.id).banned == frozenset({11, 12})
+        storage.set_target_generations(old.id, 10)
+        assert storage.get_run(old.id).target_generations == 10
+        storage.delete_run(old.id)
+        assert [r.name for r in storage.list_runs()] == ["bare", "odd"]
+    finally:
+        storage.close()
+
+
+def test_the_downgrade_puts_the_state_back(
+    old_database: Callable[[dict[str, dict[str, Any]]], str],
+) -> None:
+    url = old_database({"old": _OLD_ATTRS, "bare": {"note": 1}})
+    RDBStorage(url).close()  # upgraded to 0005
+    engine = sa.create_engine(normalise_url(url))
+    try:
+        with engine.begin() as conn:
+            _migrate(conn, "0004", down=True)
+        with engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("banned_variants")
+            rows = dict(conn.execute(sa.select(_RUNS.c.name, _RUNS.c.attrs)).all())
+            count = conn.execute(sa.select(sa.func.count()).select_from(_VARIANTS)).scalar()
+    finally:
+        engine.dispose()
+    assert rows["old"] == {**_OLD_ATTRS, "banned": [12]}
+    assert rows["bare"] == {"note": 1}
+    assert count == 6
