@@ -137,6 +137,7 @@ PROGRAMS = cast(Table, ProgramModel.__table__)
 VARIANTS = cast(Table, VariantModel.__table__)
 EVALUATIONS = cast(Table, EvaluationModel.__table__)
 EVENTS = cast(Table, EventModel.__table__)
+LLM_CALLS = cast(Table, LLMCallModel.__table__)
 RECEIPTS = cast(Table, WriteReceiptModel.__table__)
 #: Receipts older than this are deleted (a receipt is needed only while its call retries).
 _RECEIPT_KEEP = timedelta(days=1)
@@ -146,7 +147,6 @@ _RECEIPT_PRUNE_EVERY = 1000
 _RECEIPT_TOKEN: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "hyperagents_receipt", default=None
 )
-LLM_CALLS = cast(Table, LLMCallModel.__table__)
 
 _RUN_COLUMNS = [RUNS.c[f.name] for f in dataclasses.fields(RunRecord)]
 _VARIANT_COLUMNS = [VARIANTS.c[f.name] for f in dataclasses.fields(VariantRecord)]
@@ -278,6 +278,8 @@ def _retried(*, idempotent: bool) -> Callable[[_Method[_P, _R]], _Method[_P, _R]
             COMMIT was cut off (an unknown outcome). Other methods write a receipt in their
             transaction where a COMMIT can be cut off (see :class:`WriteReceiptModel`); after
             an unknown outcome the retry returns the receipt's result if the write committed.
+            Such a method returns every value through ``self._done(conn, value)``, inside its
+            transaction, so that the receipt holds it.
     """
 
     def decorate(method: _Method[_P, _R]) -> _Method[_P, _R]:
