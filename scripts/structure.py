@@ -101,6 +101,7 @@ def run_class(modules: list[Module]) -> tuple[str, int, int, int] | None:
 
 
 def graph(modules: list[Module]) -> dict[str, set[str]]:
+    units = {unit for m in modules if (unit := subpackage(m.name)) is not None}
     edges: dict[str, set[str]] = defaultdict(set)
     for module in modules:
         source = subpackage(module.name)
@@ -109,13 +110,9 @@ def graph(modules: list[Module]) -> dict[str, set[str]]:
         edges.setdefault(source, set())
         for target_name in module.imports:
             target = subpackage(target_name)
-            if target is not None and target != source and target in _units(modules):
+            if target is not None and target != source and target in units:
                 edges[source].add(target)
     return edges
-
-
-def _units(modules: list[Module]) -> set[str]:
-    return {unit for m in modules if (unit := subpackage(m.name)) is not None}
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:

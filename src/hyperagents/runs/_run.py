@@ -54,6 +54,7 @@ from hyperagents.llm import probe_llm
 from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
 from hyperagents.runs._export import champion_of
+from hyperagents.runs._interrupts import DeferredInterrupts
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._meta_change import state_only_change
 from hyperagents.runs._owner import engine_alive, new_owner_token, owner_is_dead
@@ -1542,11 +1543,14 @@ class Run:
         interrupted = 0
         abort = False
         failures: dict[int, int] = {}
+        interrupts = DeferredInterrupts()
         try:
+            interrupts.install()
             for variant_id in self._claim_orphans(variants):
                 submit(self._advance, variant_id, variant_id)
             while True:
                 try:
+                    interrupts.raise_pending()
                     # People approve or reject waiting children from other processes.
                     for waiting in [
                         v.id for v in mirror.values() if v.state is VariantState.PENDING
@@ -1600,11 +1604,13 @@ class Run:
                             break
                         # Work we depend on is held by another live engine: wait for it to
                         # finish or for its heartbeat to go stale, then take it over.
-                        stop.wait(min(1.0, self._config.heartbeat_interval))
+                        with interrupts.allowed():
+                            stop.wait(min(1.0, self._config.heartbeat_interval))
                         for variant_id in self._claim_orphans(reload()):
                             submit(self._advance, variant_id, variant_id)
                         continue
-                    done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                    with interrupts.allowed():  # the one place an interrupt lands at once
+                        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
                     for future in done:
                         with flight_lock:
                             variant_id = in_flight.pop(future)
@@ -1664,6 +1670,7 @@ class Run:
             abort = True
             raise
         finally:
+            interrupts.restore()
             beat_stop.set()
             self._target = None
             pool.shutdown(wait=not abort, cancel_futures=abort)

@@ -165,6 +165,8 @@ def retried(
             COMMIT was cut off (an unknown outcome). Other methods write a receipt in their
             transaction where a COMMIT can be cut off (see :class:`WriteReceiptModel`); after
             an unknown outcome the retry returns the receipt's result if the write committed.
+            Such a method returns every value through ``self._done(conn, value)``, inside its
+            transaction, so that the receipt holds it.
     """
 
     def decorate(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
