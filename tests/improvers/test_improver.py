@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hyperagents.improvers import ImproveRequest, MetaAgentImprover, offline_meta_agent_source
+from hyperagents.improvers import ImproveRequest, MetaAgentImprover, meta_agent_files
 from hyperagents.sandbox import Limits, ProcessSandbox
 
 from toytask import ToyTask
@@ -54,4 +54,4 @@ def test_symlink_left_in_workspace_invalidates_the_child() -> None:
 
 
 def test_offline_meta_agent_source_is_shipped() -> None:
-    assert "def improve(" in offline_meta_agent_source()
+    assert "def improve(" in (meta_agent_files("offline") or {})["meta_agent.py"]

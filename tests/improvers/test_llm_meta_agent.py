@@ -1,14 +1,13 @@
-"""Behaviour of the LLM meta agent (``hyperagents/improvers/seeds/llm_meta_agent.py``).
+"""Behaviour of the LLM meta agent (``hyperagents/improvers/seeds/llm/``).
 
-The agent is copied into a temporary workspace as ``meta_agent.py`` next to a small
-``task_agent.py`` and loaded from there; a fake ``llm`` module in ``sys.modules`` replays scripted
-replies and records every prompt, so the runs are deterministic.
+The agent (``meta_agent.py`` and its ``meta_*.py`` modules) is copied into a temporary workspace
+next to a small ``task_agent.py`` and loaded from there; a fake ``llm`` module in
+``sys.modules`` replays scripted replies and records every prompt, so the runs are
+deterministic.
 """
 
 from __future__ import annotations
 
-import importlib.resources
-import importlib.util
 import itertools
 import json
 import types
@@ -17,11 +16,9 @@ from typing import Any
 
 import pytest
 
-AGENT_SOURCE = (
-    importlib.resources.files("hyperagents.improvers.seeds")
-    .joinpath("llm_meta_agent.py")
-    .read_text(encoding="utf-8")
-)
+from seed_agents import load_meta_agent, seed_files, write_meta_agent
+
+AGENT_FILES = seed_files("llm")
 
 TASK_AGENT = '''"""Tiny task agent."""
 
@@ -132,7 +129,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "task_agent.py").write_text(TASK_AGENT, encoding="utf-8")
-    (ws / "meta_agent.py").write_text(AGENT_SOURCE, encoding="utf-8")
+    write_meta_agent(ws, "llm")
     monkeypatch.chdir(ws)
     return ws
 
@@ -157,12 +154,7 @@ def run_agent(
     module.complete = fake.complete  # type: ignore[attr-defined]
     module.LLMError = FakeLLMError  # type: ignore[attr-defined]
     monkeypatch.setitem(__import__("sys").modules, "llm", module)
-    spec = importlib.util.spec_from_file_location(
-        f"_llm_meta_{next(_counter)}", ws / "meta_agent.py"
-    )
-    assert spec is not None and spec.loader is not None
-    agent = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(agent)
+    agent = load_meta_agent(ws)
     agent.CONFIG.update({"review": False, **config})
     info = agent.improve(str(ws), make_report() if report is None else report)
     json.dumps(info)  # always JSON-able
@@ -425,7 +417,8 @@ def test_parent_review_reaches_the_next_prompt(
     _, fake = run_agent(workspace, monkeypatch, [SR_REPLY], report=report)
     assert "Reviewer feedback" in fake.prompt(0) and "handle negative x" in fake.prompt(0)
     _, fake = run_agent(workspace, monkeypatch, [SR_REPLY])
-    assert "Reviewer feedback" not in fake.prompt(0)
+    # No such section (the words are in the agent's own code, which the prompt shows whole).
+    assert "\n## Reviewer feedback" not in fake.prompt(0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -473,6 +473,18 @@ def _seed_everything(seed: int) -> None:
 #: Modules the engine runs by their file: nothing else may be imported in their place.
 PROTECTED_MODULES = ("task_agent.py", "meta_agent.py", "select_parent.py")
 
+#: A program's top-level modules named ``meta_*.py`` are its meta agent: ``meta_agent.py`` and
+#: the sibling modules it imports by name (``meta_prompt.py``…). They are protected like the
+#: entry modules, and every part of the engine counts them as meta files (see
+#: :func:`is_meta_module`).
+META_MODULE_PREFIX = "meta_"
+
+
+def is_meta_module(path: str) -> bool:
+    """Whether ``path`` (relative, ``/``-separated) is a module of the program's meta agent: a
+    top-level ``meta_*.py`` file (``meta_agent.py`` itself included)."""
+    return "/" not in path and path.startswith(META_MODULE_PREFIX) and path.endswith(".py")
+
 
 def _importable_suffix(suffix: str) -> bool:
     """Whether ``name + suffix`` is something ``import name`` could load instead of ``name.py``."""
@@ -494,7 +506,8 @@ def shadowing_errors(paths: Iterable[str], entry_files: Iterable[str] = ()) -> l
         paths: The program's paths, relative and ``/``-separated: files, and directories
             (those without files in them too) written with a trailing ``/``.
         entry_files: Declared entry modules (``task_agent.py``…); :data:`PROTECTED_MODULES` are
-            always checked.
+            always checked, and so are the meta agent's modules among ``paths``
+            (:func:`is_meta_module`), which it imports by name.
 
     Returns:
         One reason per offending path (empty: nothing shadows an entry module).
@@ -506,7 +519,8 @@ def shadowing_errors(paths: Iterable[str], entry_files: Iterable[str] = ()) -> l
         dirs.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         (dirs if path.endswith("/") else files).add("/".join(parts))
     errors: list[str] = []
-    for entry in sorted({*PROTECTED_MODULES, *entry_files}):
+    meta_modules = {path for path in files if is_meta_module(path)}
+    for entry in sorted({*PROTECTED_MODULES, *entry_files, *meta_modules}):
         if not entry.endswith(".py"):
             continue
         folder, _, name = entry[:-3].rpartition("/")

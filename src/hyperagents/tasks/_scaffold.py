@@ -6,6 +6,7 @@ import keyword
 from pathlib import Path
 
 from hyperagents.exceptions import ConfigError
+from hyperagents.tasks._seeds import offline_meta_agent
 
 __all__ = ["scaffold_task", "task_class_name"]
 
@@ -167,14 +168,13 @@ def scaffold_task(name: str, directory: Path) -> Path:
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} already exists and is not empty")
-    from hyperagents.improvers import offline_meta_agent_source
-
     cls = task_class_name(name)
     (directory / "seed").mkdir(parents=True, exist_ok=True)
     path = directory / "task.py"
     path.write_text(_TASK_PY.format(name=name, cls=cls, path=path), encoding="utf-8")
     (directory / "seed" / "task_agent.py").write_text(_TASK_AGENT, encoding="utf-8")
-    (directory / "seed" / "meta_agent.py").write_text(offline_meta_agent_source(), encoding="utf-8")
+    for seed_name, text in offline_meta_agent().items():
+        (directory / "seed" / seed_name).write_text(text, encoding="utf-8")
     test_file = directory / f"test_{name}.py"
     test_file.write_text(_TEST.format(name=name, cls=cls, test_file=test_file), encoding="utf-8")
     return directory

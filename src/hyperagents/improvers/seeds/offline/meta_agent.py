@@ -1,0 +1,197 @@
+"""Offline meta agent: the default, LLM-free improver of a hyperagent program.
+
+This agent is copied into every seed hyperagent program: this file as ``meta_agent.py`` and its
+sibling modules beside it (every top-level ``meta_*.py`` file is part of the meta agent, and the
+engine counts them all as meta code). The engine copies the parent program into a fresh
+workspace and calls :func:`improve` there, in a sandboxed process; the files edited in place
+become the child program, and the returned dict becomes its ``meta_info``.
+
+What it edits
+    * ``task_agent.py``: the top-level literal ``PARAMS = {...}`` (the task agent's declared
+      parameters), within the search space declared by ``PARAM_SPACE = {...}``. Only the source
+      span of the ``PARAMS`` literal is rewritten; every other byte of the file is kept.
+    * ``meta_agent.py`` (this file, the workspace's copy): the literal ``META = {...}`` below, which
+      holds the meta agent's own strategy state. Each call first adapts ``META`` from the success
+      history found in the report and writes it back, so the child's meta agent starts from the
+      adapted strategy (self-reference: in ``hyperagent`` mode improvements to the improver
+      compound along a lineage; in ``frozen-meta`` mode the engine discards these edits).
+
+Its modules
+    * ``meta_agent.py`` (this file): ``META`` and :func:`improve`.
+    * ``meta_adapt.py``: the self-adaptation rules that turn outcomes of edits into a new ``META``.
+    * ``meta_history.py``: the outcomes of earlier edits, read from the report's archive.
+    * ``meta_operators.py``: the operators that edit ``PARAMS`` and how one is chosen;
+      ``meta_features.py``: the input features behind failures (the ``focus`` operator).
+    * ``meta_space.py``: the search space ``PARAM_SPACE`` declares.
+    * ``meta_source.py``: reading and rewriting top-level literals in Python source.
+
+The agent uses the standard library only and is deterministic given the workspace files and the
+report (all randomness comes from ``random.Random(report["seed"])``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from typing import Any
+
+from meta_adapt import adapt_meta, clamp_limit, sanitize_meta
+from meta_history import History
+from meta_operators import Context, propose
+from meta_source import read_literal, read_text, rewrite_literal, round_sig, write_text
+from meta_space import build_space
+
+META: dict[str, Any] = {
+    "step_scale": 0.15,
+    "step_growth": 1.5,
+    "target_success": 0.2,
+    "self_adapt_tau": 0.15,
+    "n_mutations": 2.0,
+    "n_mutations_lr": 0.3,
+    "operator_weights": {
+        "perturb": 0.3,
+        "focus": 0.2,
+        "follow": 0.2,
+        "crossover": 0.2,
+        "reset": 0.1,
+    },
+    "weight_lr": 0.5,
+    "weight_floor": 0.05,
+    "explore": 0.1,
+    "explore_growth": 1.07,
+    "explore_decay": 0.7,
+    "context_weight": 3.0,
+    "ema_lr": 0.2,
+    "success_ema": 0.2,
+    "successes": 0.0,
+    "failures": 0.0,
+    "stagnation": 0,
+}
+
+
+#: Largest ``meta_info`` (JSON bytes) this agent returns; the engine accepts 64 KB.
+_MAX_INFO_BYTES = 60_000
+#: How many evidence events are listed in ``meta_info`` (all of them are used).
+_MAX_EVIDENCE = 20
+
+
+def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
+    """Adapt this meta agent's own strategy, then edit the task agent's parameters.
+
+    Args:
+        workspace: Directory holding the copy of the parent program; edited in place.
+        report: The evaluation report of the parent (see the project's meta agent protocol).
+            Missing or malformed parts are tolerated.
+
+    Returns:
+        A JSON-able dict (the child's ``meta_info``): the operator used, the parameter changes
+        ``{name: [old, new]}``, the full new ``PARAMS``, the adapted ``META`` and how it was
+        adapted. ``operator`` is ``"none"`` (and no file is changed) when no edit was possible.
+    """
+    report = report if isinstance(report, dict) else {}
+    seed = report.get("seed", 0)
+    rng = random.Random(seed if isinstance(seed, int) else str(seed))
+    info: dict[str, Any] = {"agent": "offline-meta-agent", "mode": report.get("mode")}
+    history = History.from_report(report)
+
+    # 1. The meta level: read and adapt this agent's own strategy state.
+    meta_path = os.path.join(workspace, "meta_agent.py")
+    meta_source = read_text(meta_path)
+    adapted, sigma = _adapt(meta_source, history, rng, info)
+
+    # 2. The task level: read the declared parameters and search space.
+    task_path = os.path.join(workspace, "task_agent.py")
+    task_source = read_text(task_path)
+    params = read_literal(task_source, "PARAMS") if task_source else None
+    space_raw = read_literal(task_source, "PARAM_SPACE") if task_source else None
+    if not isinstance(params, dict) or not isinstance(space_raw, dict):
+        info.update(operator="none", reason="task_agent.py declares no PARAMS/PARAM_SPACE literals")
+        return _fit(info)
+    space = build_space(space_raw, params)
+    current = {name: dim.clip(params[name]) for name, dim in space.items()}
+    mutable = [name for name, dim in space.items() if dim.mutable]
+    if not mutable:
+        info.update(operator="none", reason="no mutable parameter in PARAM_SPACE")
+        return _fit(info)
+
+    # 3. Propose a child that differs from the parent (and preferably from the whole archive).
+    ctx = Context(
+        rng=rng,
+        space=space,
+        current=current,
+        base={**params, **current},
+        mutable=mutable,
+        sigma=sigma,
+        n_mutations=float(adapted["n_mutations"]),
+        report=report,
+        history=history,
+    )
+    explore = float(adapted["explore"]) * (1.0 - 0.5 * history.progress())
+    proposal = propose(ctx, adapted["operator_weights"], explore)
+    if proposal is None:
+        info.update(operator="none", reason="no parameter change found (space exhausted)")
+        return _fit(info)
+    new_params, operator, detail, explored = proposal
+
+    # 4. Write both edits: the task agent's PARAMS and this agent's own META.
+    full_params = {**params, **new_params}
+    assert task_source is not None  # checked above through params
+    write_text(task_path, rewrite_literal(task_source, "PARAMS", full_params))
+    info["meta_self_edited"] = _write_meta(meta_path, meta_source, adapted)
+    changes = {
+        name: [params.get(name), value]
+        for name, value in full_params.items()
+        if name in params and params[name] != value
+    }
+    info.update(
+        operator=operator,
+        explored=explored,
+        sigma=adapted["step_scale"],
+        n_changed=len(changes),
+        changes=changes,
+        detail=detail,
+        params=full_params,
+        meta=adapted,
+    )
+    return _fit(info)
+
+
+def _adapt(
+    meta_source: str | None, history: History, rng: random.Random, info: dict[str, Any]
+) -> tuple[dict[str, Any], float]:
+    """Adapt ``META`` (read from ``meta_source``) to the evidence in ``history`` and mutate its
+    step size; record how in ``info``.
+
+    Returns:
+        The adapted ``META`` (the child's) and the step size of this edit (``sigma``).
+    """
+    meta_state = sanitize_meta(read_literal(meta_source, "META") if meta_source else None)
+    events = history.events(float(meta_state["context_weight"]))
+    adapted, adaptation = adapt_meta(meta_state, events)
+    tau = float(adapted["self_adapt_tau"])
+    sigma = clamp_limit("step_scale", adapted["step_scale"] * math.exp(tau * rng.gauss(0.0, 1.0)))
+    adapted["step_scale"] = round_sig(sigma)
+    adaptation["step_scale"].append(adapted["step_scale"])
+    info["adaptation"] = adaptation
+    info["evidence"] = [e.to_json() for e in events[:_MAX_EVIDENCE]]
+    return adapted, sigma
+
+
+def _write_meta(meta_path: str, meta_source: str | None, adapted: dict[str, Any]) -> bool:
+    """Write the adapted ``META`` into this agent's own source; whether it could be."""
+    if meta_source is not None and read_literal(meta_source, "META") is not None:
+        write_text(meta_path, rewrite_literal(meta_source, "META", adapted))
+        return True
+    return False
+
+
+def _fit(info: dict[str, Any]) -> dict[str, Any]:
+    """Keep ``info`` JSON-able and under the size limit (dropping the bulkiest parts first)."""
+    info = json.loads(json.dumps(info, default=str))
+    for key in ("evidence", "detail", "adaptation", "params"):
+        if len(json.dumps(info)) <= _MAX_INFO_BYTES:
+            break
+        info.pop(key, None)
+    return info
