@@ -567,6 +567,25 @@ class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
         return compile(self.get_data(self.path), self.path, "exec", dont_inherit=True)
 
 
+class _MetaModuleFinder:
+    """Imports the meta agent's sibling modules (``import meta_prompt``) from their files in the
+    workspace, source only, whatever else has their names (a package ``meta_prompt/``, a
+    compiled module, cached bytecode): the file that approval and the rules checked is the one
+    that runs."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if path is not None or not is_meta_module(f"{fullname}.py"):
+            return None
+        location = os.path.join(self.root, f"{fullname}.py")
+        if not os.path.isfile(location):
+            return None
+        loader = _SourceOnlyLoader(fullname, location)
+        return importlib.util.spec_from_file_location(fullname, location, loader=loader)
+
+
 def _load_module(module: str) -> Any:
     """Import an entry module (``a.b``) from its declared file (``a/b.py`` in the workspace),
     whatever else there has that name: a package ``a/b/`` or a compiled ``b.so`` is not run.
@@ -841,6 +860,7 @@ def main() -> int:
     finally:
         os.close(status_fd)
     sys.path.insert(0, os.getcwd())
+    sys.meta_path.insert(0, _MetaModuleFinder(os.getcwd()))
     # Agent prints go to stderr: stdout carries nothing the engine interprets.
     sys.stdout = sys.stderr
     _seed_everything(int(request.get("seed", 0)))
