@@ -20,7 +20,7 @@ The example work: decide whether a point (x, y) lies inside a hidden disc. Repla
 * `score(instance, output)` is trusted code (it runs in the engine, outside the sandbox), returns
   a `Score` within `score_range` plus feedback text, and never raises on malformed output;
 * `seed_program()` returns the starting hyperagent: `task_agent.py` (with `solve(inputs)`) and
-  `meta_agent.py` (with `improve(workspace, report)`).
+  `meta_agent.py` (with `improve(workspace, report)`) with the `meta_*.py` modules it imports.
 
 Run it:  hyperagents run --task {path}:{cls} --generations 10
 """

@@ -41,7 +41,7 @@ from meta_adapt import adapt_meta, clamp_limit, sanitize_meta
 from meta_history import History
 from meta_operators import Context, propose
 from meta_source import read_literal, read_text, rewrite_literal, round_sig, write_text
-from meta_space import build_space
+from meta_space import Dim, build_space
 
 META: dict[str, Any] = {
     "step_scale": 0.15,
@@ -104,25 +104,19 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     # 2. The task level: read the declared parameters and search space.
     task_path = os.path.join(workspace, "task_agent.py")
     task_source = read_text(task_path)
-    params = read_literal(task_source, "PARAMS") if task_source else None
-    space_raw = read_literal(task_source, "PARAM_SPACE") if task_source else None
-    if not isinstance(params, dict) or not isinstance(space_raw, dict):
-        info.update(operator="none", reason="task_agent.py declares no PARAMS/PARAM_SPACE literals")
+    declared = _declared(task_source, info)
+    if declared is None:
         return _fit(info)
-    space = build_space(space_raw, params)
-    current = {name: dim.clip(params[name]) for name, dim in space.items()}
-    mutable = [name for name, dim in space.items() if dim.mutable]
-    if not mutable:
-        info.update(operator="none", reason="no mutable parameter in PARAM_SPACE")
-        return _fit(info)
+    params, space = declared
 
     # 3. Propose a child that differs from the parent (and preferably from the whole archive).
+    current = {name: dim.clip(params[name]) for name, dim in space.items()}
     ctx = Context(
         rng=rng,
         space=space,
         current=current,
         base={**params, **current},
-        mutable=mutable,
+        mutable=[name for name, dim in space.items() if dim.mutable],
         sigma=sigma,
         n_mutations=float(adapted["n_mutations"]),
         report=report,
@@ -145,17 +139,27 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
         for name, value in full_params.items()
         if name in params and params[name] != value
     }
-    info.update(
-        operator=operator,
-        explored=explored,
-        sigma=adapted["step_scale"],
-        n_changed=len(changes),
-        changes=changes,
-        detail=detail,
-        params=full_params,
-        meta=adapted,
-    )
+    info.update(operator=operator, explored=explored, sigma=adapted["step_scale"])
+    info.update(n_changed=len(changes), changes=changes, detail=detail)
+    info.update(params=full_params, meta=adapted)
     return _fit(info)
+
+
+def _declared(
+    task_source: str | None, info: dict[str, Any]
+) -> tuple[dict[Any, Any], dict[str, Dim]] | None:
+    """The task agent's ``PARAMS`` and the search space its ``PARAM_SPACE`` declares; None
+    (with the reason in ``info``) when it declares nothing this agent can change."""
+    params = read_literal(task_source, "PARAMS") if task_source else None
+    space_raw = read_literal(task_source, "PARAM_SPACE") if task_source else None
+    if not isinstance(params, dict) or not isinstance(space_raw, dict):
+        info.update(operator="none", reason="task_agent.py declares no PARAMS/PARAM_SPACE literals")
+        return None
+    space = build_space(space_raw, params)
+    if not any(dim.mutable for dim in space.values()):
+        info.update(operator="none", reason="no mutable parameter in PARAM_SPACE")
+        return None
+    return params, space
 
 
 def _adapt(
