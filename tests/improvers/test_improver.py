@@ -58,13 +58,21 @@ def test_offline_meta_agent_source_is_shipped() -> None:
 
 
 def test_a_meta_agent_of_several_files_runs_in_the_sandbox() -> None:
-    # The offline seed: meta_agent.py imports its meta_*.py siblings from the workspace.
-    task = ToyTask(task_agent=TUNABLE_TASK_AGENT)
-    parent = task.with_meta_agent(task.seed_program(), meta_agent_files("offline") or {})
-    assert len([path for path in parent if path.startswith("meta_")]) > 1
+    # meta_agent.py imports its sibling meta_*.py modules from the workspace by name.
+    meta = (
+        "from meta_steps import step\n\n"
+        "def improve(workspace, report):\n"
+        "    path = workspace + '/task_agent.py'\n"
+        "    source = open(path).read()\n"
+        "    open(path, 'w').write(source.replace('0.2', str(step(0.2))))\n"
+        "    return {'operator': 'steps'}\n"
+    )
+    steps = "def step(value):\n    return round(value + 0.1, 4)\n"
+    task = ToyTask(task_agent=TUNABLE_TASK_AGENT, meta_agent=meta, extra={"meta_steps.py": steps})
+    parent = task.seed_program()
     result = IMPROVER.improve(ImproveRequest(parent, {"seed": 3}, 3))
     assert result.program is not None, result.reason
-    assert result.meta_info["agent"] == "offline-meta-agent"
-    assert result.meta_info["meta_self_edited"] is True
-    # It rewrote its own META and the task agent's PARAMS; no bytecode came back.
-    assert parent.changed_paths(result.program) == ["meta_agent.py", "task_agent.py"]
+    assert result.meta_info == {"operator": "steps"}
+    assert '"t": 0.3' in result.program.text("task_agent.py")
+    # Nothing but the edit came back (no bytecode of the imported module).
+    assert parent.changed_paths(result.program) == ["task_agent.py"]

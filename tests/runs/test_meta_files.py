@@ -55,11 +55,16 @@ def test_the_rule(path: str, meta: bool) -> None:
 
 def test_every_file_of_the_seed_meta_agents_is_a_meta_file() -> None:
     task = ToyTask()
-    for files in (LLM, OFFLINE):
-        assert "meta_agent.py" in files and len(files) > 1
-        assert all(task.is_meta_file(path) for path in files)
+    assert len(LLM) > 1 and set(OFFLINE) == {"meta_agent.py"}
+    assert all(task.is_meta_file(path) for path in (*LLM, *OFFLINE))
     program = Program({"task_agent.py": "", "helper.py": "", **LLM})
     assert task.meta_paths(program) == sorted({*LLM, "meta_agent.py", "select_parent.py"})
+
+
+def llm_seeded_task() -> ToyTask:
+    """The toy task whose own seed program carries the LLM meta agent (all its files)."""
+    siblings = {path: text for path, text in LLM.items() if path != "meta_agent.py"}
+    return ToyTask(task_agent=TUNABLE_TASK_AGENT, meta_agent=LLM["meta_agent.py"], extra=siblings)
 
 
 def test_a_seed_meta_agent_brings_all_its_files_and_only_them() -> None:
@@ -67,8 +72,15 @@ def test_a_seed_meta_agent_brings_all_its_files_and_only_them() -> None:
     seed = run.program(run.variants()[0])
     assert meta_modules(seed) == set(LLM)
     assert all(seed.text(path) == text for path, text in LLM.items())
-    run = make_run(meta_agent="offline")
-    assert meta_modules(run.program(run.variants()[0])) == set(OFFLINE)
+    run = Run.create(
+        task=llm_seeded_task(),
+        seed=0,
+        storage=InMemoryStorage(),
+        config=RunConfig.parse({"meta_agent": "offline"}),
+    )
+    seed = run.program(run.variants()[0])
+    assert meta_modules(seed) == {"meta_agent.py"}  # the LLM agent's modules went with it
+    assert seed.text("meta_agent.py") == OFFLINE["meta_agent.py"]
 
 
 def test_a_transfer_carries_the_whole_meta_agent() -> None:
@@ -84,9 +96,9 @@ def test_a_transfer_carries_the_whole_meta_agent() -> None:
     seed = run.program(run.variants()[0])
     assert meta_modules(seed) == {*LLM, "meta_extra.py"}
     assert seed.text("task_agent.py") == TUNABLE_TASK_AGENT and "notes.md" not in seed
-    # A transferred single-file meta agent replaces the seed's (split) one as a whole.
+    # A transferred single-file meta agent replaces the seed's one as a whole.
     run = Run.create(
-        task=ToyTask(task_agent=TUNABLE_TASK_AGENT, extra=OFFLINE),
+        task=llm_seeded_task(),
         seed=0,
         storage=InMemoryStorage(),
         meta_from=Program({"task_agent.py": "", "meta_agent.py": META_AGENT}),
@@ -101,39 +113,38 @@ def _tell(run: Run, edit: dict[str, str | None]) -> Any:
 
 
 def test_approval_holds_a_change_to_the_code_of_a_sibling_module() -> None:
-    run = make_run(meta_agent="offline", approval="manual")
+    run = make_run(meta_agent="llm", approval="manual")
     run.optimize(0)
-    operators = OFFLINE["meta_operators.py"]
-    child = _tell(run, {"meta_operators.py": operators + "\nEXTRA = len('ab')\n"})
+    child = _tell(run, {"meta_review.py": LLM["meta_review.py"] + "\nEXTRA = len('ab')\n"})
     assert child.state is VariantState.PENDING
-    assert "changes the meta agent's code (meta_operators.py)" in (child.reason or "")
+    assert "changes the meta agent's code (meta_review.py)" in (child.reason or "")
     child = _tell(run, {"meta_brand_new.py": "def helper():\n    return 1\n"})
     assert child.state is VariantState.PENDING
     assert "(meta_brand_new.py)" in (child.reason or "")
     # Literal state kept in a sibling module is adaptation, as in meta_agent.py.
-    adapt = OFFLINE["meta_adapt.py"]
-    child = _tell(
-        run, {"meta_adapt.py": adapt.replace('"step_scale": (0.15,', '"step_scale": (0.2,')}
-    )
+    stages = 'SHOWN_STAGES = ("train", "val", "train_subset")'
+    assert stages in LLM["meta_report.py"]
+    adapted = LLM["meta_report.py"].replace(stages, 'SHOWN_STAGES = ("train", "val")')
+    child = _tell(run, {"meta_report.py": adapted})
     assert child.state is not VariantState.PENDING
     events = run.storage.list_events(run.id, kinds=["variant.meta_state"])
-    assert any("meta_adapt.py" in event.message for event in events)
+    assert any("meta_report.py" in event.message for event in events)
 
 
 def test_frozen_meta_keeps_the_seeds_meta_agent_whole() -> None:
-    run = make_run(mode=Mode.FROZEN_META, meta_agent="offline")
+    run = make_run(mode=Mode.FROZEN_META, meta_agent="llm")
     run.optimize(0)
     job = run.ask()
-    assert meta_modules(job.request.program) == set(OFFLINE)
+    assert meta_modules(job.request.program) == set(LLM)
     edited = job.request.program.with_files(
         {
-            "meta_operators.py": OFFLINE["meta_operators.py"] + "\nEXTRA = 1\n",
+            "meta_review.py": LLM["meta_review.py"] + "\nEXTRA = 1\n",
             "meta_extra.py": "X = 1\n",
             "task_agent.py": TUNABLE_TASK_AGENT.replace('"t": 0.2', '"t": 0.7'),
         }
     )
     child = run.tell(job, ImproveResult(program=edited))
     program = run.program(child)
-    assert meta_modules(program) == set(OFFLINE)
-    assert program.text("meta_operators.py") == OFFLINE["meta_operators.py"]
+    assert meta_modules(program) == set(LLM)
+    assert program.text("meta_review.py") == LLM["meta_review.py"]
     assert '"t": 0.7' in program.text("task_agent.py")

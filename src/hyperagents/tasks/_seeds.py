@@ -11,7 +11,7 @@ __all__ = ["offline_meta_agent", "seed_files"]
 
 
 def offline_meta_agent() -> dict[str, str]:
-    """The files of the offline seed meta agent (``meta_agent.py`` and its ``meta_*.py``).
+    """The files of the offline seed meta agent (:func:`hyperagents.improvers.meta_agent_files`).
 
     Raises:
         TaskError: They are missing (a broken installation).
