@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hyperagents.improvers import ImproveRequest, MetaAgentImprover, offline_meta_agent_source
+from hyperagents.improvers import ImproveRequest, MetaAgentImprover, meta_agent_files
 from hyperagents.sandbox import Limits, ProcessSandbox
 
-from toytask import ToyTask
+from toytask import TUNABLE_TASK_AGENT, ToyTask
 
 IMPROVER = MetaAgentImprover(sandbox=ProcessSandbox(), limits=Limits(wall_time=30))
 
@@ -54,4 +54,25 @@ def test_symlink_left_in_workspace_invalidates_the_child() -> None:
 
 
 def test_offline_meta_agent_source_is_shipped() -> None:
-    assert "def improve(" in offline_meta_agent_source()
+    assert "def improve(" in (meta_agent_files("offline") or {})["meta_agent.py"]
+
+
+def test_a_meta_agent_of_several_files_runs_in_the_sandbox() -> None:
+    # meta_agent.py imports its sibling meta_*.py modules from the workspace by name.
+    meta = (
+        "from meta_steps import step\n\n"
+        "def improve(workspace, report):\n"
+        "    path = workspace + '/task_agent.py'\n"
+        "    source = open(path).read()\n"
+        "    open(path, 'w').write(source.replace('0.2', str(step(0.2))))\n"
+        "    return {'operator': 'steps'}\n"
+    )
+    steps = "def step(value):\n    return round(value + 0.1, 4)\n"
+    task = ToyTask(task_agent=TUNABLE_TASK_AGENT, meta_agent=meta, extra={"meta_steps.py": steps})
+    parent = task.seed_program()
+    result = IMPROVER.improve(ImproveRequest(parent, {"seed": 3}, 3))
+    assert result.program is not None, result.reason
+    assert result.meta_info == {"operator": "steps"}
+    assert '"t": 0.3' in result.program.text("task_agent.py")
+    # Nothing but the edit came back (no bytecode of the imported module).
+    assert parent.changed_paths(result.program) == ["task_agent.py"]

@@ -1,27 +1,26 @@
-"""Behaviour of the LLM meta agent (``hyperagents/improvers/seeds/llm_meta_agent.py``).
+"""Behaviour of the LLM meta agent (``hyperagents/improvers/seeds/llm/``).
 
-The agent is copied into a temporary workspace as ``meta_agent.py`` next to a small
-``task_agent.py`` and loaded from there; a fake ``llm`` module in ``sys.modules`` replays scripted
-replies and records every prompt, so the runs are deterministic.
+The agent (``meta_agent.py`` and its ``meta_*.py`` modules) is copied into a temporary workspace
+next to a small ``task_agent.py`` and loaded from there; a fake ``llm`` module in
+``sys.modules`` replays scripted replies and records every prompt, so the runs are
+deterministic.
 """
 
 from __future__ import annotations
 
-import importlib.resources
-import importlib.util
+import ast
 import itertools
 import json
+import re
 import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-AGENT_SOURCE = (
-    importlib.resources.files("hyperagents.improvers.seeds")
-    .joinpath("llm_meta_agent.py")
-    .read_text(encoding="utf-8")
-)
+from seed_agents import load_meta_agent, seed_files, write_meta_agent
+
+AGENT_FILES = seed_files("llm")
 
 TASK_AGENT = '''"""Tiny task agent."""
 
@@ -132,7 +131,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "task_agent.py").write_text(TASK_AGENT, encoding="utf-8")
-    (ws / "meta_agent.py").write_text(AGENT_SOURCE, encoding="utf-8")
+    write_meta_agent(ws, "llm")
     monkeypatch.chdir(ws)
     return ws
 
@@ -157,12 +156,7 @@ def run_agent(
     module.complete = fake.complete  # type: ignore[attr-defined]
     module.LLMError = FakeLLMError  # type: ignore[attr-defined]
     monkeypatch.setitem(__import__("sys").modules, "llm", module)
-    spec = importlib.util.spec_from_file_location(
-        f"_llm_meta_{next(_counter)}", ws / "meta_agent.py"
-    )
-    assert spec is not None and spec.loader is not None
-    agent = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(agent)
+    agent = load_meta_agent(ws)
     agent.CONFIG.update({"review": False, **config})
     info = agent.improve(str(ws), make_report() if report is None else report)
     json.dumps(info)  # always JSON-able
@@ -425,7 +419,8 @@ def test_parent_review_reaches_the_next_prompt(
     _, fake = run_agent(workspace, monkeypatch, [SR_REPLY], report=report)
     assert "Reviewer feedback" in fake.prompt(0) and "handle negative x" in fake.prompt(0)
     _, fake = run_agent(workspace, monkeypatch, [SR_REPLY])
-    assert "Reviewer feedback" not in fake.prompt(0)
+    # No such section (the words are in the agent's own code, which the prompt shows whole).
+    assert "\n## Reviewer feedback" not in fake.prompt(0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,3 +468,88 @@ def test_prompt_truncates_long_files(workspace: Path, monkeypatch: pytest.Monkey
     prompt = fake.prompt(0)
     assert "characters omitted" in prompt and "line 0\n" in prompt and "line 4999" in prompt
     assert "line 2500\n" not in prompt
+
+
+# ---------------------------------------------------------------------------------------------
+# The agent reads itself
+# ---------------------------------------------------------------------------------------------
+def _config_literal(source: str) -> dict[str, Any]:
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "CONFIG":
+            assert node.value is not None
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, dict)
+            return value
+    raise AssertionError("meta_agent.py has no CONFIG literal")
+
+
+def test_every_file_of_the_agent_fits_in_what_it_shows_the_model() -> None:
+    config = _config_literal(AGENT_FILES["meta_agent.py"])
+    assert set(AGENT_FILES) >= {"meta_agent.py", "meta_prompt.py", "meta_review.py"}
+    for name, text in AGENT_FILES.items():
+        assert len(text) <= config["max_file_chars"], (name, len(text))
+    assert len(AGENT_FILES) + 1 <= config["max_files"]  # with task_agent.py
+    assert sum(len(text) for text in AGENT_FILES.values()) < config["max_prompt_chars"] // 2
+
+
+def test_the_prompt_shows_every_file_of_the_agent_whole(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, fake = run_agent(workspace, monkeypatch, [SR_REPLY])
+    prompt = fake.prompt(0)
+    for name, text in AGENT_FILES.items():
+        assert f"--- {name} ---\n{text}\n--- end of {name} ---" in prompt, name
+    # (The words are in the agent's own code: a cut or a list of files left out looks so.)
+    assert not re.search(r"\[\.\.\. \d+ characters omitted", prompt)
+    assert "\nNot shown (the prompt is full): " not in prompt
+
+
+def test_files_that_do_not_fit_the_prompt_are_named_and_the_instructions_kept(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workspace / "zz_data.txt").write_text("z" * 7000)
+    _, fake = run_agent(workspace, monkeypatch, [SR_REPLY], max_prompt_chars=30000)
+    prompt = fake.prompt(0)
+    assert len(prompt) < 31000
+    assert "--- task_agent.py ---" in prompt and "--- meta_agent.py ---" in prompt
+    shown = [line for line in prompt.splitlines() if line.startswith("Not shown (the prompt")]
+    assert len(shown) == 1 and shown[0].endswith(", zz_data.txt"), shown
+    assert "--- zz_data.txt ---" not in prompt
+    assert "## Instructions" in prompt and prompt.rstrip().endswith("program root.")
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ({"max_steps": "many"}, "'max_steps' must be a int"),
+        ({"format": "diff"}, "'format' must be one of search_replace, whole_file, tool_loop"),
+        ({"review": None}, "'review' must be a bool"),
+    ],
+)
+def test_a_broken_config_fails_the_proposal_and_names_the_key(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, config: dict[str, Any], problem: str
+) -> None:
+    before = snapshot(workspace)
+    info, fake = run_agent(workspace, monkeypatch, [SR_REPLY], **config)
+    assert (
+        info["applied"] == 0 and info["error"].startswith("CONFIG: ") and problem in info["error"]
+    )
+    assert fake.calls == [] and snapshot(workspace) == before
+
+
+def test_a_missing_config_key_is_named(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = (workspace / "meta_agent.py").read_text()
+    (workspace / "meta_agent.py").write_text(source.replace('    "max_steps": 12,\n', ""))
+    info, fake = run_agent(workspace, monkeypatch, [SR_REPLY])
+    assert info["error"] == "CONFIG: 'max_steps' is missing" and fake.calls == []
+
+
+def test_config_numbers_are_coerced_as_before(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A float where an int is expected is truncated; a negative count is 0; max_steps >= 1.
+    replies: list[str | BaseException] = ['{"tool": "view", "path": "task_agent.py"}'] * 3
+    info, fake = run_agent(
+        workspace, monkeypatch, replies, format="tool_loop", max_steps=-4, retries=1.9
+    )
+    assert len(fake.calls) == 1 and info["stopped"] == "step cap"

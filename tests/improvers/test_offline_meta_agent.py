@@ -1,4 +1,4 @@
-"""Behaviour of the offline meta agent (``hyperagents/improvers/seeds/offline_meta_agent.py``).
+"""Behaviour of the offline meta agent (``hyperagents/improvers/seeds/offline/meta_agent.py``).
 
 The agent is loaded from its file into a temporary workspace exactly as the engine does (a copy
 named ``meta_agent.py`` next to a ``task_agent.py``) and called with crafted reports.
@@ -21,7 +21,7 @@ import pytest
 
 META_SOURCE = (
     importlib.resources.files("hyperagents.improvers.seeds")
-    .joinpath("offline_meta_agent.py")
+    .joinpath("offline", "meta_agent.py")
     .read_text(encoding="utf-8")
 )
 
@@ -87,7 +87,7 @@ def make_workspace(tmp_path: Path, name: str = "ws", agent: str = FAKE_AGENT, **
 def load_seed() -> ModuleType:
     """The seed meta agent as a module (for its helpers and initial ``META``)."""
     path = Path(str(importlib.resources.files("hyperagents.improvers.seeds"))) / (
-        "offline_meta_agent.py"
+        "offline/meta_agent.py"
     )
     return load(path)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 META_SOURCE = (
     importlib.resources.files("hyperagents.improvers.seeds")
-    .joinpath("offline_meta_agent.py")
+    .joinpath("offline", "meta_agent.py")
     .read_text(encoding="utf-8")
 )
 

@@ -523,11 +523,11 @@ def test_warm_workers_are_stopped_when_optimize_returns() -> None:
 
 
 def test_a_run_can_start_from_another_seed_meta_agent() -> None:
-    from hyperagents.improvers import offline_meta_agent_source
+    from hyperagents.improvers import meta_agent_files
 
     run = make_run(meta_agent="offline")
     seed = run.program(run.variants()[0])
-    assert seed.text("meta_agent.py") == offline_meta_agent_source()
+    assert seed.text("meta_agent.py") == (meta_agent_files("offline") or {})["meta_agent.py"]
     assert seed["task_agent.py"] == ToyTask().seed_program()["task_agent.py"]
     with pytest.raises(ConfigError, match="meta agent"):
         make_run(meta_agent="psychic")

@@ -307,15 +307,16 @@ def test_the_tool_loop_runs_its_sample_inside_the_real_sandbox() -> None:
     # The seed LLM meta agent, switched to the tool loop, on the LLM task: its run_sample
     # starts a subprocess inside the run's sandbox (bwrap where available), where the task
     # agent's llm.complete fails and the agent falls back to its keyword rules.
-    from hyperagents.improvers import meta_agent_source
+    from hyperagents.improvers import meta_agent_files
     from hyperagents.tasks.support import SupportTask
 
     class ToolLoopSupport(SupportTask):
         def seed_program(self) -> Any:
-            source = meta_agent_source("llm").replace(
+            files = dict(meta_agent_files("llm") or {})
+            files["meta_agent.py"] = files["meta_agent.py"].replace(
                 '"format": "search_replace"', '"format": "tool_loop"'
             )
-            return super().seed_program().with_files({"meta_agent.py": source})
+            return self.with_meta_agent(super().seed_program(), files)
 
     script = [
         '{"tool": "run_sample", "n": 2}',

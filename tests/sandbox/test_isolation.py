@@ -567,6 +567,52 @@ def test_shadowing_errors_accept_ordinary_programs() -> None:
     assert shadowing_errors(["empty_dir/", "task_agent/"], []) != []  # an empty directory too
 
 
+@pytest.mark.parametrize(
+    "decoy",
+    [
+        "meta_prompt/__init__.py",
+        "meta_prompt.so",
+        "meta_prompt.pyc",
+        "__pycache__/meta_prompt.cpython-311.pyc",
+    ],
+)
+def test_the_meta_agents_sibling_modules_cannot_be_shadowed(decoy: str) -> None:
+    # meta_agent.py imports its meta_*.py siblings by name: they are protected as it is.
+    errors = shadowing_errors(["task_agent.py", "meta_agent.py", "meta_prompt.py", decoy])
+    assert len(errors) == 1 and "meta_prompt.py" in errors[0], errors
+    ordinary = ["meta_agent.py", "meta_notes.md", "pkg/meta_x/__init__.py", "metadata/x.py"]
+    assert shadowing_errors(ordinary) == []
+
+
+@pytest.mark.parametrize("decoy", ["package", "bytecode"])
+def test_harness_imports_the_meta_agents_siblings_from_their_files(
+    sandbox: Sandbox, tmp_path: Path, decoy: str
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "meta_agent.py").write_text(
+        "import meta_helper\n\ndef improve(workspace, report):\n    return meta_helper.WHO\n"
+    )
+    (workspace / "meta_helper.py").write_text("WHO = 'declared file'\n")
+    if decoy == "package":
+        (workspace / "meta_helper").mkdir()
+        (workspace / "meta_helper" / "__init__.py").write_text("WHO = 'decoy'\n")
+    else:  # bytecode the import system would take for meta_helper.py (unchecked hash)
+        source = tmp_path / "decoy.py"
+        source.write_text("WHO = 'decoy'\n")
+        cached = workspace / "__pycache__" / f"meta_helper.{sys.implementation.cache_tag}.pyc"
+        cached.parent.mkdir()
+        py_compile.compile(
+            str(source),
+            cfile=str(cached),
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    request = {"action": "improve", "module": "meta_agent", "report": {}}
+    result = sandbox.run(workspace, request, limits=Limits(wall_time=30))
+    assert result.ok, result.reason
+    assert result.result == "declared file"
+
+
 DECLARED = "def solve(inputs):\n    return 'declared file'\n"
 DECOY = "import os\n\ndef solve(inputs):\n    return 'decoy: ' + os.getcwd()\n"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+from hyperagents.exceptions import ConfigError
 from hyperagents.improvers._base import (
     META_INFO_CAP,
     Improver,
@@ -11,6 +12,7 @@ from hyperagents.improvers._base import (
     ImproveResult,
     MetaAgentImprover,
 )
+from hyperagents.sandbox import is_meta_module
 
 __all__ = [
     "META_AGENTS",
@@ -19,46 +21,31 @@ __all__ = [
     "ImproveResult",
     "Improver",
     "MetaAgentImprover",
-    "llm_meta_agent_source",
-    "meta_agent_source",
-    "offline_meta_agent_source",
+    "meta_agent_files",
 ]
 
 #: The seed meta agents a run can start from (``--meta``).
 META_AGENTS = ("task", "offline", "llm")
 
 
-def offline_meta_agent_source() -> str:
-    """Source of the offline (no-LLM) meta agent that seed programs ship as ``meta_agent.py``."""
-    return (
-        resources.files("hyperagents.improvers.seeds")
-        .joinpath("offline_meta_agent.py")
-        .read_text(encoding="utf-8")
-    )
+def meta_agent_files(kind: str) -> dict[str, str] | None:
+    """The files of the seed meta agent named ``kind`` (None for ``task``: keep the task's own).
 
-
-def llm_meta_agent_source() -> str:
-    """Source of the seed LLM meta agent (it calls the run's model through ``import llm``)."""
-    return (
-        resources.files("hyperagents.improvers.seeds")
-        .joinpath("llm_meta_agent.py")
-        .read_text(encoding="utf-8")
-    )
-
-
-def meta_agent_source(kind: str) -> str | None:
-    """The seed meta agent named ``kind``: ``offline``, ``llm``, or ``task`` (None: keep the
-    task's own).
+    A seed meta agent is ``meta_agent.py`` and the sibling modules it imports, every one a
+    top-level ``meta_*.py`` file of the program (:func:`hyperagents.sandbox.is_meta_module`):
+    ``offline`` edits the task agent's declared parameters without a model, ``llm`` asks the
+    run's language model for edits to any file.
 
     Raises:
         ConfigError: Unknown kind.
     """
-    from hyperagents.exceptions import ConfigError
-
     if kind == "task":
         return None
-    if kind == "offline":
-        return offline_meta_agent_source()
-    if kind == "llm":
-        return llm_meta_agent_source()
-    raise ConfigError(f"unknown meta agent {kind!r}; choose one of: {', '.join(META_AGENTS)}")
+    if kind not in META_AGENTS:
+        raise ConfigError(f"unknown meta agent {kind!r}; choose one of: {', '.join(META_AGENTS)}")
+    folder = resources.files("hyperagents.improvers.seeds").joinpath(kind)
+    return {
+        entry.name: entry.read_text(encoding="utf-8")
+        for entry in sorted(folder.iterdir(), key=lambda entry: entry.name)
+        if entry.is_file() and is_meta_module(entry.name)
+    }

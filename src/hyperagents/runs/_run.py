@@ -48,7 +48,7 @@ from hyperagents.improvers import (
     ImproveRequest,
     ImproveResult,
     MetaAgentImprover,
-    meta_agent_source,
+    meta_agent_files,
 )
 from hyperagents.llm import probe_llm
 from hyperagents.program import Program
@@ -220,7 +220,7 @@ class Run:
             improver: Override the improver (default: the program's own meta agent).
             attrs: Free-form attributes stored with the run.
             meta_from: Transfer: a program (e.g. a variant evolved on another task) whose meta
-                files (the task's ``meta_files`` it holds, ``meta_agent.py`` at least) replace
+                files (``meta_agent.py`` at least; see :meth:`Task.with_meta_agent`) replace
                 the seed's; the task agent stays the task's own seed.
             generations: The run's generation target, stored with the run when it is created,
                 so an engine killed before it starts (or a separate engine process started
@@ -244,20 +244,18 @@ class Run:
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         store = get_storage(storage)
         seed_program = task_obj.seed_program()
-        meta_source = meta_agent_source(cfg.meta_agent)
-        if meta_source is not None:
+        meta_files = meta_agent_files(cfg.meta_agent)
+        if meta_files is not None:
             if meta_from is not None:
                 raise ConfigError(
                     "give either a transferred meta agent (meta_from) or meta_agent "
                     f"{cfg.meta_agent!r}, not both"
                 )
-            seed_program = seed_program.with_files({"meta_agent.py": meta_source})
+            seed_program = task_obj.with_meta_agent(seed_program, meta_files)
         if meta_from is not None:
             if "meta_agent.py" not in meta_from:
                 raise ConfigError("the program to take the meta agent from has no meta_agent.py")
-            seed_program = seed_program.with_files(
-                {path: meta_from[path] for path in task_obj.meta_files if path in meta_from}
-            )
+            seed_program = task_obj.with_meta_agent(seed_program, meta_from)
         if cfg.constitution is None and task_obj.constitution is not None:
             cfg = cfg.model_copy(update={"constitution": _task_constitution(task_obj).as_config()})
         if cfg.constitution is not None:
@@ -707,7 +705,7 @@ class Run:
     def _with_seed_meta(self, program: Program) -> Program:
         seed_program = self._get_program(self._seed_program_id)
         updates: dict[str, bytes | str | None] = {
-            path: seed_program.get(path) for path in self._task.meta_files
+            path: seed_program.get(path) for path in self._task.meta_paths(seed_program, program)
         }
         return program.with_files(updates)
 
@@ -1267,7 +1265,7 @@ class Run:
         """Why a child that changes the code of a meta file waits for approval (None when it
         changes none, or only the literal state a meta agent keeps in its own source: that is
         recorded as ``variant.meta_state`` and does not wait)."""
-        meta = [p for p in changed if p in self._task.meta_files]
+        meta = [p for p in changed if self._task.is_meta_file(p)]
         if not meta:
             return None
         assert parent.program_id is not None and variant.program_id is not None

@@ -17,7 +17,12 @@ from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.sandbox._base import Limits, Outcome, Sandbox, SandboxResult
 from hyperagents.sandbox._bwrap import BwrapSandbox, bwrap_available
 from hyperagents.sandbox._cleanup import kill_user_processes
-from hyperagents.sandbox._harness import PROTECTED_MODULES, shadowing_errors
+from hyperagents.sandbox._harness import (
+    META_MODULE_PREFIX,
+    PROTECTED_MODULES,
+    is_meta_module,
+    shadowing_errors,
+)
 from hyperagents.sandbox._hiding import task_locations
 from hyperagents.sandbox._process import (
     UNSAFE_PROCESS_SANDBOX_ENV,
@@ -34,6 +39,7 @@ from hyperagents.sandbox._workspace import (
 )
 
 __all__ = [
+    "META_MODULE_PREFIX",
     "PROTECTED_MODULES",
     "SANDBOXES",
     "UNSAFE_PROCESS_SANDBOX_ENV",
@@ -47,6 +53,7 @@ __all__ = [
     "bwrap_available",
     "get_sandbox",
     "harness_path",
+    "is_meta_module",
     "kill_user_processes",
     "remove_tree",
     "scrubbed_environment",

@@ -479,6 +479,18 @@ def _seed_everything(seed: int) -> None:
 #: Modules the engine runs by their file: nothing else may be imported in their place.
 PROTECTED_MODULES = ("task_agent.py", "meta_agent.py", "select_parent.py")
 
+#: A program's top-level modules named ``meta_*.py`` are its meta agent: ``meta_agent.py`` and
+#: the sibling modules it imports by name (``meta_prompt.py``…). They are protected like the
+#: entry modules, and every part of the engine counts them as meta files (see
+#: :func:`is_meta_module`).
+META_MODULE_PREFIX = "meta_"
+
+
+def is_meta_module(path: str) -> bool:
+    """Whether ``path`` (relative, ``/``-separated) is a module of the program's meta agent: a
+    top-level ``meta_*.py`` file (``meta_agent.py`` itself included)."""
+    return "/" not in path and path.startswith(META_MODULE_PREFIX) and path.endswith(".py")
+
 
 def _importable_suffix(suffix: str) -> bool:
     """Whether ``name + suffix`` is something ``import name`` could load instead of ``name.py``."""
@@ -500,7 +512,8 @@ def shadowing_errors(paths: Iterable[str], entry_files: Iterable[str] = ()) -> l
         paths: The program's paths, relative and ``/``-separated: files, and directories
             (those without files in them too) written with a trailing ``/``.
         entry_files: Declared entry modules (``task_agent.py``…); :data:`PROTECTED_MODULES` are
-            always checked.
+            always checked, and so are the meta agent's modules among ``paths``
+            (:func:`is_meta_module`), which it imports by name.
 
     Returns:
         One reason per offending path (empty: nothing shadows an entry module).
@@ -512,7 +525,8 @@ def shadowing_errors(paths: Iterable[str], entry_files: Iterable[str] = ()) -> l
         dirs.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         (dirs if path.endswith("/") else files).add("/".join(parts))
     errors: list[str] = []
-    for entry in sorted({*PROTECTED_MODULES, *entry_files}):
+    meta_modules = {path for path in files if is_meta_module(path)}
+    for entry in sorted({*PROTECTED_MODULES, *entry_files, *meta_modules}):
         if not entry.endswith(".py"):
             continue
         folder, _, name = entry[:-3].rpartition("/")
@@ -557,6 +571,25 @@ class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
 
     def get_code(self, fullname: str) -> Any:
         return compile(self.get_data(self.path), self.path, "exec", dont_inherit=True)
+
+
+class _MetaModuleFinder:
+    """Imports the meta agent's sibling modules (``import meta_prompt``) from their files in the
+    workspace, source only, whatever else has their names (a package ``meta_prompt/``, a
+    compiled module, cached bytecode): the file that approval and the rules checked is the one
+    that runs."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if path is not None or not is_meta_module(f"{fullname}.py"):
+            return None
+        location = os.path.join(self.root, f"{fullname}.py")
+        if not os.path.isfile(location):
+            return None
+        loader = _SourceOnlyLoader(fullname, location)
+        return importlib.util.spec_from_file_location(fullname, location, loader=loader)
 
 
 def _load_module(module: str) -> Any:
@@ -841,6 +874,7 @@ def main() -> int:
     finally:
         os.close(status_fd)
     sys.path.insert(0, os.getcwd())
+    sys.meta_path.insert(0, _MetaModuleFinder(os.getcwd()))
     # Agent prints go to stderr: stdout carries nothing the engine interprets.
     sys.stdout = sys.stderr
     _seed_everything(int(request.get("seed", 0)))

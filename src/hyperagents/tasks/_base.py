@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
+from hyperagents.sandbox import is_meta_module
 
 __all__ = ["Instance", "Score", "Split", "Task"]
 
@@ -88,7 +89,8 @@ class Task(ABC):
     instance_timeout: ClassVar[float] = 10.0
     #: Modules warm sandbox processes import before their request (what the agents use).
     sandbox_preload: ClassVar[tuple[str, ...]] = ()
-    #: Files that belong to the meta level (frozen in ``frozen-meta`` mode).
+    #: Files that belong to the meta level, besides the modules of the program's meta agent
+    #: (every top-level ``meta_*.py``): see :meth:`is_meta_file`.
     meta_files: ClassVar[tuple[str, ...]] = ("meta_agent.py", "select_parent.py")
     #: The task's default constitution (a mapping, or a TOML/YAML file path relative to the
     #: task's module); a run's own ``constitution`` replaces it.
@@ -122,6 +124,34 @@ class Task(ABC):
         return math.fsum(scores) / len(scores)
 
     # -- helpers used by the engine ---------------------------------------------------------
+    def is_meta_file(self, path: str) -> bool:
+        """Whether ``path`` belongs to the meta level: one of :attr:`meta_files`, or a module
+        of the program's meta agent (a top-level ``meta_*.py``: ``meta_agent.py`` and the
+        sibling modules it imports, see :func:`hyperagents.sandbox.is_meta_module`).
+
+        The one rule for meta files: ``frozen-meta`` mode keeps them as the seed has them, a
+        transfer (``meta_from``) carries them, and a change to their code waits for approval.
+        """
+        return path in self.meta_files or is_meta_module(path)
+
+    def meta_paths(self, *programs: Iterable[str]) -> list[str]:
+        """The declared :attr:`meta_files` and the meta files of ``programs``, sorted."""
+        found = {path for program in programs for path in program if self.is_meta_file(path)}
+        return sorted(found.union(self.meta_files))
+
+    def with_meta_agent(self, program: Program, source: Mapping[str, bytes | str]) -> Program:
+        """``program`` with the meta agent of ``source`` (a program, or files by path).
+
+        The modules of ``program``'s meta agent are replaced as a whole (those ``source`` lacks
+        are removed); the other declared meta files (``select_parent.py``) only where ``source``
+        has them.
+        """
+        updates: dict[str, bytes | str | None] = {
+            path: None for path in program if is_meta_module(path)
+        }
+        updates.update({path: source[path] for path in source if self.is_meta_file(path)})
+        return program.with_files(updates)
+
     def checked_score(self, instance: Instance, output: JSON) -> Score:
         """Call :meth:`score` and enforce the protocol on its result.
 

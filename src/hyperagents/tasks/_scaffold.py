@@ -6,7 +6,7 @@ import keyword
 from pathlib import Path
 
 from hyperagents.exceptions import ConfigError
-from hyperagents.improvers import offline_meta_agent_source
+from hyperagents.tasks._seeds import offline_meta_agent
 
 __all__ = ["scaffold_task", "task_class_name"]
 
@@ -20,7 +20,7 @@ The example work: decide whether a point (x, y) lies inside a hidden disc. Repla
 * `score(instance, output)` is trusted code (it runs in the engine, outside the sandbox), returns
   a `Score` within `score_range` plus feedback text, and never raises on malformed output;
 * `seed_program()` returns the starting hyperagent: `task_agent.py` (with `solve(inputs)`) and
-  `meta_agent.py` (with `improve(workspace, report)`).
+  `meta_agent.py` (with `improve(workspace, report)`) with the `meta_*.py` modules it imports.
 
 Run it:  hyperagents run --task {path}:{cls} --generations 10
 """
@@ -173,7 +173,8 @@ def scaffold_task(name: str, directory: Path) -> Path:
     path = directory / "task.py"
     path.write_text(_TASK_PY.format(name=name, cls=cls, path=path), encoding="utf-8")
     (directory / "seed" / "task_agent.py").write_text(_TASK_AGENT, encoding="utf-8")
-    (directory / "seed" / "meta_agent.py").write_text(offline_meta_agent_source(), encoding="utf-8")
+    for seed_name, text in offline_meta_agent().items():
+        (directory / "seed" / seed_name).write_text(text, encoding="utf-8")
     test_file = directory / f"test_{name}.py"
     test_file.write_text(_TEST.format(name=name, cls=cls, test_file=test_file), encoding="utf-8")
     return directory

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.tasks._base import Instance, Score, Split, Task
-from hyperagents.tasks.review import _seed_files
+from hyperagents.tasks._seeds import seed_files
 
 __all__ = ["BEST_KNOWN", "N_CIRCLES", "PackingTask", "check_packing"]
 
@@ -171,4 +171,4 @@ class PackingTask(Task):
 
     def seed_program(self) -> Program:
         """The seed hyperagent: constructor + optimiser task agent and the offline meta agent."""
-        return Program(_seed_files("hyperagents.tasks.packing", "seed/task_agent.py"))
+        return Program(seed_files("hyperagents.tasks.packing", "seed/task_agent.py"))

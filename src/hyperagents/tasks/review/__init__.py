@@ -63,14 +63,13 @@ Note:
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
 from hyperagents.tasks._base import Instance, Score
 from hyperagents.tasks._generated import GeneratedTask
+from hyperagents.tasks._seeds import seed_files
 from hyperagents.tasks.review._data import generate_split
 
 __all__ = ["ReviewTask"]
@@ -81,26 +80,6 @@ _LABELS = ("accept", "reject")
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _seed_files(package: str, task_agent: str) -> dict[str, str]:
-    """Read the seed task agent of ``package`` and the shared offline meta agent."""
-    try:
-        agent = importlib.resources.files(package).joinpath(task_agent).read_text("utf-8")
-    except (OSError, ModuleNotFoundError) as exc:  # pragma: no cover - broken installation
-        raise TaskError(f"seed task agent {package}/{task_agent} is missing: {exc}") from exc
-    try:
-        meta = (
-            importlib.resources.files("hyperagents.improvers.seeds")
-            .joinpath("offline_meta_agent.py")
-            .read_text("utf-8")
-        )
-    except (OSError, ModuleNotFoundError) as exc:
-        raise TaskError(
-            f"the offline meta agent (hyperagents.improvers.seeds/offline_meta_agent.py) "
-            f"is missing: {exc}"
-        ) from exc
-    return {"task_agent.py": agent, "meta_agent.py": meta}
 
 
 class ReviewTask(GeneratedTask):
@@ -155,4 +134,4 @@ class ReviewTask(GeneratedTask):
 
     def seed_program(self) -> Program:
         """The seed hyperagent: the rule-based task agent and the offline meta agent."""
-        return Program(_seed_files("hyperagents.tasks.review", "seed/task_agent.py"))
+        return Program(seed_files("hyperagents.tasks.review", "seed/task_agent.py"))

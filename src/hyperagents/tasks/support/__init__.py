@@ -33,14 +33,13 @@ Instance ids are ``"<split>-<index>"``; ``inputs`` is the request, ``target`` th
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
 from hyperagents.tasks._base import Instance, Score
 from hyperagents.tasks._generated import GeneratedTask
+from hyperagents.tasks._seeds import seed_files
 from hyperagents.tasks.support._data import CATEGORIES, generate_split
 
 __all__ = ["CATEGORIES", "SupportTask"]
@@ -49,13 +48,6 @@ __all__ = ["CATEGORIES", "SupportTask"]
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _read(package: str, name: str) -> str:
-    try:
-        return importlib.resources.files(package).joinpath(name).read_text("utf-8")
-    except (OSError, ModuleNotFoundError) as exc:  # pragma: no cover - broken installation
-        raise TaskError(f"seed file {package}/{name} is missing: {exc}") from exc
 
 
 class SupportTask(GeneratedTask):
@@ -115,10 +107,4 @@ class SupportTask(GeneratedTask):
 
     def seed_program(self) -> Program:
         """The seed hyperagent: the LLM-routing task agent, its guide, the offline meta agent."""
-        return Program(
-            {
-                "task_agent.py": _read("hyperagents.tasks.support", "seed/task_agent.py"),
-                "kb.md": _read("hyperagents.tasks.support", "seed/kb.md"),
-                "meta_agent.py": _read("hyperagents.improvers.seeds", "offline_meta_agent.py"),
-            }
-        )
+        return Program(seed_files("hyperagents.tasks.support", "seed/task_agent.py", "seed/kb.md"))

@@ -14,48 +14,24 @@ What it edits
       adapted strategy (self-reference: in ``hyperagent`` mode improvements to the improver
       compound along a lineage; in ``frozen-meta`` mode the engine discards these edits).
 
-Self-adaptation rules (all multiplicative updates are clamped to the ranges in ``_LIMITS``)
-    Evidence is a list of outcome events: the edit that produced the parent (did the parent beat
-    *its* parent?) with weight 1, plus the outcomes of the parent's existing children and of its
-    later siblings, with a total weight of at most ``META["context_weight"]``.
-
-    * ``step_scale`` (relative step size, in units of each parameter's range): the per-event
-      1/5th success rule, ``step *= growth`` on a success and ``step *= growth ** (-p / (1 - p))``
-      on a failure, with ``p = target_success``; a tie (no measurable change, typically an inert
-      parameter) leaves it unchanged. The step actually used for the edit is
-      then mutated log-normally (``step * exp(tau * N(0, 1))``, self-adaptive ES) and that mutated
-      value is what the child inherits.
-    * ``operator_weights``: a Hedge update on the operator that produced the event,
-      ``w *= exp(lr * (reward - p))`` with reward 1 for a success and 0 otherwise, then normalised
-      with a floor so that no operator dies.
-    * ``explore`` (probability of a random-reset move): multiplied by ``explore_decay`` on a success
-      and by ``explore_growth`` on a failure or tie (stagnation raises exploration).
-
-Which parameters an operator changes is also learned, from the archive: a parameter's chance
-of being picked grows with the improvements it took part in and with the edits in which it had
-a measurable effect, and shrinks with the edits in which changing it changed nothing (a tie).
-    * ``n_mutations`` (expected number of parameters changed): moves towards the number of
-      parameters changed by successful edits.
-    * counters (``successes``, ``failures``, ``stagnation``) and ``success_ema`` make the history
-      self-describing.
-
-Operators (generic, feedback-driven; no labels, no task knowledge)
-    ``perturb`` (Gaussian steps), ``focus`` (perturb the parameters tagged with the input feature
-    most over-represented among low-scoring train instances), ``follow`` (re-apply a recent
-    improving edit's direction: pattern search), ``crossover`` (take values from another good
-    archive member) and ``reset`` (resample one parameter uniformly).
+Sections of this file
+    the entry point (:func:`improve`); reading and rewriting top-level literals; the search space
+    ``PARAM_SPACE`` declares; the history of earlier edits; the self-adaptation of ``META``; the
+    operators that edit ``PARAMS``; the input features behind failures (the ``focus`` operator).
 
 The module uses the standard library only and is deterministic given the workspace files and the
 report (all randomness comes from ``random.Random(report["seed"])``).
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated (no ``from __future__ import annotations``): the dataclasses below
+# then work even where this file is run as a module missing from ``sys.modules``.
 import ast
 import json
 import math
 import os
 import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 META: dict[str, Any] = {
@@ -85,47 +61,13 @@ META: dict[str, Any] = {
     "stagnation": 0,
 }
 
-#: The operators this agent knows; ``operator_weights`` is restricted to these.
-OPERATORS: tuple[str, ...] = ("perturb", "focus", "follow", "crossover", "reset")
 
-#: Fallback value and valid range of each numeric ``META`` key: ``key: (default, low, high)``.
-_LIMITS: dict[str, tuple[float, float, float]] = {
-    "step_scale": (0.15, 0.01, 0.5),
-    "step_growth": (1.5, 1.0, 3.0),
-    "target_success": (0.2, 0.01, 0.5),
-    "self_adapt_tau": (0.15, 0.0, 1.0),
-    "n_mutations": (2.0, 1.0, 64.0),
-    "n_mutations_lr": (0.3, 0.0, 1.0),
-    "weight_lr": (0.5, 0.0, 5.0),
-    "weight_floor": (0.05, 0.0, 0.19),
-    "explore": (0.1, 0.02, 0.5),
-    "explore_growth": (1.07, 1.0, 2.0),
-    "explore_decay": (0.7, 0.1, 1.0),
-    "context_weight": (3.0, 0.0, 100.0),
-    "ema_lr": (0.2, 0.0, 1.0),
-    "success_ema": (0.2, 0.0, 1.0),
-    "successes": (0.0, 0.0, 1e12),
-    "failures": (0.0, 0.0, 1e12),
-    "stagnation": (0.0, 0.0, 1e12),
-}
-
-#: Variant states that mean the edit failed outright (the child never got a comparable score).
-_FAILED_STATES = frozenset({"invalid", "failed", "error", "crashed", "timeout", "rejected"})
-#: Variant states that mean the child was evaluated on the cheap subset only and did not pass.
-_PRUNED_STATES = frozenset({"pruned"})
 #: Largest ``meta_info`` (JSON bytes) this agent returns; the engine accepts 64 KB.
 _MAX_INFO_BYTES = 60_000
-#: Relative score change (by the task's score range) below which two scores count as equal.
-_TIE_EPS = 1e-9
 #: How many evidence events are listed in ``meta_info`` (all of them are used).
 _MAX_EVIDENCE = 20
-#: How many candidate edits are tried before giving up on producing a different child.
-_ATTEMPTS = 12
 
 
-# ---------------------------------------------------------------------------------------------
-# Entry point
-# ---------------------------------------------------------------------------------------------
 def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     """Adapt this meta agent's own strategy, then edit the task agent's parameters.
 
@@ -143,43 +85,29 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     seed = report.get("seed", 0)
     rng = random.Random(seed if isinstance(seed, int) else str(seed))
     info: dict[str, Any] = {"agent": "offline-meta-agent", "mode": report.get("mode")}
+    history = _History.from_report(report)
 
     # 1. The meta level: read and adapt this agent's own strategy state.
     meta_path = os.path.join(workspace, "meta_agent.py")
     meta_source = _read_text(meta_path)
-    meta_state = _sanitize_meta(_read_literal(meta_source, "META") if meta_source else None)
-    history = _History(report)
-    events = history.events(float(meta_state["context_weight"]))
-    adapted, adaptation = _adapt_meta(meta_state, events)
-    tau = float(adapted["self_adapt_tau"])
-    sigma = _clamp_limit("step_scale", adapted["step_scale"] * math.exp(tau * rng.gauss(0.0, 1.0)))
-    adapted["step_scale"] = _round_sig(sigma)
-    adaptation["step_scale"].append(adapted["step_scale"])
-    info["adaptation"] = adaptation
-    info["evidence"] = [e.to_json() for e in events[:_MAX_EVIDENCE]]
+    adapted, sigma = _adapt(meta_source, history, rng, info)
 
     # 2. The task level: read the declared parameters and search space.
     task_path = os.path.join(workspace, "task_agent.py")
     task_source = _read_text(task_path)
-    params = _read_literal(task_source, "PARAMS") if task_source else None
-    space_raw = _read_literal(task_source, "PARAM_SPACE") if task_source else None
-    if not isinstance(params, dict) or not isinstance(space_raw, dict):
-        info.update(operator="none", reason="task_agent.py declares no PARAMS/PARAM_SPACE literals")
+    declared = _declared(task_source, info)
+    if declared is None:
         return _fit(info)
-    space = _build_space(space_raw, params)
-    current = {name: dim.clip(params[name]) for name, dim in space.items()}
-    mutable = [name for name, dim in space.items() if dim.mutable]
-    if not mutable:
-        info.update(operator="none", reason="no mutable parameter in PARAM_SPACE")
-        return _fit(info)
+    params, space = declared
 
     # 3. Propose a child that differs from the parent (and preferably from the whole archive).
+    current = {name: dim.clip(params[name]) for name, dim in space.items()}
     ctx = _Context(
         rng=rng,
         space=space,
         current=current,
         base={**params, **current},
-        mutable=mutable,
+        mutable=[name for name, dim in space.items() if dim.mutable],
         sigma=sigma,
         n_mutations=float(adapted["n_mutations"]),
         report=report,
@@ -196,31 +124,79 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     full_params = {**params, **new_params}
     assert task_source is not None  # checked above through params
     _write_text(task_path, _rewrite_literal(task_source, "PARAMS", full_params))
-    if meta_source is not None and _read_literal(meta_source, "META") is not None:
-        _write_text(meta_path, _rewrite_literal(meta_source, "META", adapted))
-        info["meta_self_edited"] = True
-    else:
-        info["meta_self_edited"] = False
+    info["meta_self_edited"] = _write_meta(meta_path, meta_source, adapted)
     changes = {
         name: [params.get(name), value]
         for name, value in full_params.items()
         if name in params and params[name] != value
     }
-    info.update(
-        operator=operator,
-        explored=explored,
-        sigma=adapted["step_scale"],
-        n_changed=len(changes),
-        changes=changes,
-        detail=detail,
-        params=full_params,
-        meta=adapted,
-    )
+    info.update(operator=operator, explored=explored, sigma=adapted["step_scale"])
+    info.update(n_changed=len(changes), changes=changes, detail=detail)
+    info.update(params=full_params, meta=adapted)
     return _fit(info)
 
 
+def _declared(
+    task_source: str | None, info: dict[str, Any]
+) -> "tuple[dict[Any, Any], dict[str, _Dim]] | None":
+    """The task agent's ``PARAMS`` and the search space its ``PARAM_SPACE`` declares; None
+    (with the reason in ``info``) when it declares nothing this agent can change."""
+    params = _read_literal(task_source, "PARAMS") if task_source else None
+    space_raw = _read_literal(task_source, "PARAM_SPACE") if task_source else None
+    if not isinstance(params, dict) or not isinstance(space_raw, dict):
+        info.update(operator="none", reason="task_agent.py declares no PARAMS/PARAM_SPACE literals")
+        return None
+    space = _build_space(space_raw, params)
+    if not any(dim.mutable for dim in space.values()):
+        info.update(operator="none", reason="no mutable parameter in PARAM_SPACE")
+        return None
+    return params, space
+
+
+def _adapt(
+    meta_source: str | None, history: "_History", rng: random.Random, info: dict[str, Any]
+) -> tuple[dict[str, Any], float]:
+    """Adapt ``META`` (read from ``meta_source``) to the evidence in ``history`` and mutate its
+    step size; record how in ``info``.
+
+    Returns:
+        The adapted ``META`` (the child's) and the step size of this edit (``sigma``).
+    """
+    meta_state = _sanitize_meta(_read_literal(meta_source, "META") if meta_source else None)
+    events = history.events(float(meta_state["context_weight"]))
+    adapted, adaptation = _adapt_meta(meta_state, events)
+    tau = float(adapted["self_adapt_tau"])
+    sigma = _clamp_limit("step_scale", adapted["step_scale"] * math.exp(tau * rng.gauss(0.0, 1.0)))
+    adapted["step_scale"] = _round_sig(sigma)
+    adaptation["step_scale"].append(adapted["step_scale"])
+    info["adaptation"] = adaptation
+    info["evidence"] = [e.to_json() for e in events[:_MAX_EVIDENCE]]
+    return adapted, sigma
+
+
+def _write_meta(meta_path: str, meta_source: str | None, adapted: dict[str, Any]) -> bool:
+    """Write the adapted ``META`` into this agent's own source; whether it could be."""
+    if meta_source is not None and _read_literal(meta_source, "META") is not None:
+        _write_text(meta_path, _rewrite_literal(meta_source, "META", adapted))
+        return True
+    return False
+
+
+def _fit(info: dict[str, Any]) -> dict[str, Any]:
+    """Keep ``info`` JSON-able and under the size limit (dropping the bulkiest parts first)."""
+    info = json.loads(json.dumps(info, default=str))
+    for key in ("evidence", "detail", "adaptation", "params"):
+        if len(json.dumps(info)) <= _MAX_INFO_BYTES:
+            break
+        info.pop(key, None)
+    return info
+
+
 # ---------------------------------------------------------------------------------------------
-# Source reading and rewriting
+# Reading and rewriting top-level literals in Python source (``PARAMS``, ``META``).
+#
+# Only the source span of a literal is rewritten; every other byte of the file is kept, so a
+# child's diff shows exactly the values that changed.
 # ---------------------------------------------------------------------------------------------
 def _read_text(path: str) -> str | None:
     """Return the UTF-8 text of ``path``, or ``None`` if it cannot be read."""
@@ -326,19 +302,33 @@ def _format_literal(value: Any, indent: int = 0) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The search space
+# The task agent's search space: the parameters ``PARAM_SPACE`` declares for ``PARAMS``.
+#
+# Each parameter is a float or int between bounds (optionally in log space), a bool, or a choice
+# among values; operators move in unit coordinates (``to_unit``/``from_unit``) and every value is
+# coerced back into the space (``clip``).
 # ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class _Dim:
-    """One declared parameter: its type, bounds or choices, and the input features it acts on."""
+    """One declared parameter: its type, bounds or choices, and the input features it acts on.
 
-    def __init__(self, name: str, kind: str, features: tuple[str, ...] = ()) -> None:
-        self.name = name
-        self.kind = kind
-        self.low = 0.0
-        self.high = 1.0
-        self.log = False
-        self.choices: list[Any] = []
-        self.features = features
+    Attributes:
+        name: The parameter's name in ``PARAMS``.
+        kind: ``float``, ``int``, ``bool`` or ``choice``.
+        features: Input features the parameter acts on (``PARAM_SPACE``'s ``feature``).
+        low: Lower bound (numeric kinds).
+        high: Upper bound (numeric kinds).
+        log: Whether steps are taken in log space (``scale: log``, positive bounds).
+        choices: The values of a ``choice`` parameter.
+    """
+
+    name: str
+    kind: str
+    features: tuple[str, ...] = ()
+    low: float = 0.0
+    high: float = 1.0
+    log: bool = False
+    choices: list[Any] = field(default_factory=list)
 
     @property
     def numeric(self) -> bool:
@@ -404,38 +394,44 @@ def _build_space(raw: dict[Any, Any], params: dict[Any, Any]) -> dict[str, _Dim]
     for name, spec in raw.items():
         if not isinstance(name, str) or name not in params or not isinstance(spec, dict):
             continue
-        value = params[name]
-        kind = spec.get("type")
-        if kind not in ("float", "int", "bool", "choice"):
-            if isinstance(spec.get("choices"), list | tuple):
-                kind = "choice"
-            elif isinstance(value, bool):
-                kind = "bool"
-            elif isinstance(value, int):
-                kind = "int"
-            else:
-                kind = "float"
-        feature = spec.get("feature", ())
-        if isinstance(feature, str):
-            features: tuple[str, ...] = (feature,)
-        elif isinstance(feature, list | tuple):
-            features = tuple(str(item) for item in feature)
-        else:
-            features = ()
-        dim = _Dim(name=name, kind=str(kind), features=features)
-        if kind == "choice":
-            choices = spec.get("choices")
-            if not isinstance(choices, list | tuple) or not choices:
-                continue
-            dim.choices = list(choices)
-        elif kind in ("float", "int"):
-            low, high = _as_float(spec.get("low")), _as_float(spec.get("high"))
-            if low is None or high is None or high < low:
-                continue
-            dim.low, dim.high = low, high
-            dim.log = spec.get("scale") == "log" and low > 0.0
-        space[name] = dim
+        dim = _dim(name, spec, params[name])
+        if dim is not None:
+            space[name] = dim
     return space
+
+
+def _dim(name: str, spec: dict[Any, Any], value: Any) -> _Dim | None:
+    """The parameter ``name`` declared by ``spec`` (its kind guessed from ``value`` if the spec
+    does not say it), or None if its choices or bounds are unusable."""
+    kind = spec.get("type")
+    if kind not in ("float", "int", "bool", "choice"):
+        if isinstance(spec.get("choices"), list | tuple):
+            kind = "choice"
+        elif isinstance(value, bool):
+            kind = "bool"
+        elif isinstance(value, int):
+            kind = "int"
+        else:
+            kind = "float"
+    feature = spec.get("feature", ())
+    if isinstance(feature, str):
+        features: tuple[str, ...] = (feature,)
+    elif isinstance(feature, list | tuple):
+        features = tuple(str(item) for item in feature)
+    else:
+        features = ()
+    if kind == "choice":
+        choices = spec.get("choices")
+        if not isinstance(choices, list | tuple) or not choices:
+            return None
+        return _Dim(name=name, kind=str(kind), features=features, choices=list(choices))
+    if kind in ("float", "int"):
+        low, high = _as_float(spec.get("low")), _as_float(spec.get("high"))
+        if low is None or high is None or high < low:
+            return None
+        log = spec.get("scale") == "log" and low > 0.0
+        return _Dim(name=name, kind=str(kind), features=features, low=low, high=high, log=log)
+    return _Dim(name=name, kind=str(kind), features=features)
 
 
 def _as_float(value: Any) -> float | None:
@@ -450,32 +446,41 @@ def _as_float(value: Any) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# History: outcomes of earlier edits, read from the report's archive
+# The history of earlier edits, read from the report: outcomes, credit, lineage.
+#
+# An edit's outcome compares the child's scores with its parent's (``val`` and ``train``, else
+# ``train_subset``), relative to the task's score range: a success, a failure (a failed or pruned
+# child too) or a tie (no measurable change, typically an inert parameter).
 # ---------------------------------------------------------------------------------------------
+#: Variant states that mean the edit failed outright (the child never got a comparable score).
+_FAILED_STATES = frozenset({"invalid", "failed", "error", "crashed", "timeout", "rejected"})
+#: Variant states that mean the child was evaluated on the cheap subset only and did not pass.
+_PRUNED_STATES = frozenset({"pruned"})
+#: Relative score change (by the task's score range) below which two scores count as equal.
+_TIE_EPS = 1e-9
+
+
+@dataclass
 class _Event:
     """The outcome of one earlier edit, used as evidence for adapting ``META``.
 
-    ``outcome`` is ``"success"``, ``"failure"`` or ``"tie"``; ``delta`` the relative score change.
+    Attributes:
+        variant_id: The variant the edit produced.
+        outcome: ``"success"``, ``"failure"`` or ``"tie"``.
+        operator: The operator that made the edit (None if unknown).
+        delta: The relative score change.
+        n_changed: How many parameters the edit changed.
+        weight: The event's weight as evidence (at most 1).
+        lineage: Whether the edit produced the parent (not a sibling or a child of it).
     """
 
-    def __init__(
-        self,
-        *,
-        variant_id: Any,
-        outcome: str,
-        operator: str | None,
-        delta: float | None,
-        n_changed: int,
-        weight: float,
-        lineage: bool,
-    ) -> None:
-        self.variant_id = variant_id
-        self.outcome = outcome
-        self.operator = operator
-        self.delta = delta
-        self.n_changed = n_changed
-        self.weight = weight
-        self.lineage = lineage
+    variant_id: Any
+    outcome: str
+    operator: str | None
+    delta: float | None
+    n_changed: int
+    weight: float
+    lineage: bool
 
     def to_json(self) -> dict[str, Any]:
         """A compact JSON-able record."""
@@ -489,10 +494,27 @@ class _Event:
         }
 
 
+@dataclass
 class _History:
-    """Read-only view of the report's archive and parent, tolerant of missing keys."""
+    """Read-only view of the report's archive and parent, tolerant of missing keys.
 
-    def __init__(self, report: dict[str, Any]) -> None:
+    Attributes:
+        report: The report.
+        span: The width of the task's score range (1 if unknown).
+        variants: The archive's entries by variant id.
+        parent: The parent's entry (the report's, completed from the archive).
+        parent_id: The parent's variant id (None if unknown).
+    """
+
+    report: dict[str, Any]
+    span: float
+    variants: dict[Any, dict[str, Any]]
+    parent: dict[str, Any]
+    parent_id: Any
+
+    @classmethod
+    def from_report(cls, report: dict[str, Any]) -> "_History":
+        """The history ``report`` tells."""
         task = report.get("task") if isinstance(report.get("task"), dict) else {}
         span = None
         score_range = task.get("score_range") if isinstance(task, dict) else None
@@ -500,22 +522,20 @@ class _History:
             low, high = _as_float(score_range[0]), _as_float(score_range[1])
             if low is not None and high is not None and high > low:
                 span = high - low
-        self.span = span or 1.0
-        self.report = report
         archive = report.get("archive")
-        self.variants: dict[Any, dict[str, Any]] = {}
+        variants: dict[Any, dict[str, Any]] = {}
         if isinstance(archive, list):
             for entry in archive:
                 if isinstance(entry, dict) and "variant_id" in entry:
-                    self.variants[entry["variant_id"]] = entry
-        parent = report.get("parent") if isinstance(report.get("parent"), dict) else {}
-        self.parent: dict[str, Any] = dict(parent) if isinstance(parent, dict) else {}
-        pid = self.parent.get("variant_id")
-        if pid in self.variants:
-            merged = dict(self.variants[pid])
-            merged.update({k: v for k, v in self.parent.items() if v is not None})
-            self.parent = merged
-        self.parent_id = pid
+                    variants[entry["variant_id"]] = entry
+        raw = report.get("parent") if isinstance(report.get("parent"), dict) else {}
+        parent: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        pid = parent.get("variant_id")
+        if pid in variants:
+            merged = dict(variants[pid])
+            merged.update({k: v for k, v in parent.items() if v is not None})
+            parent = merged
+        return cls(report=report, span=span or 1.0, variants=variants, parent=parent, parent_id=pid)
 
     # -- helpers ------------------------------------------------------------------------------
     @staticmethod
@@ -713,8 +733,51 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Meta-level adaptation
+# How the offline meta agent adapts its own strategy, ``META``, from the outcomes of edits.
+#
+# Evidence is a list of outcome events (see the history section): the edit that produced the parent
+# (did the parent beat *its* parent?) with weight 1, plus the outcomes of the parent's existing
+# children and of its later siblings, with a total weight of at most ``META["context_weight"]``.
+# All multiplicative updates are clamped to the ranges in ``_LIMITS``.
+#
+# * ``step_scale`` (relative step size, in units of each parameter's range): the per-event
+#   1/5th success rule, ``step *= growth`` on a success and ``step *= growth ** (-p / (1 - p))``
+#   on a failure, with ``p = target_success``; a tie (no measurable change, typically an inert
+#   parameter) leaves it unchanged. The step actually used for the edit is then mutated
+#   log-normally (``step * exp(tau * N(0, 1))``, self-adaptive ES, in ``_adapt``) and that
+#   mutated value is what the child inherits.
+# * ``operator_weights``: a Hedge update on the operator that produced the event,
+#   ``w *= exp(lr * (reward - p))`` with reward 1 for a success and 0 otherwise, then normalised
+#   with a floor so that no operator dies.
+# * ``explore`` (probability of a random-reset move): multiplied by ``explore_decay`` on a success
+#   and by ``explore_growth`` on a failure or tie (stagnation raises exploration).
+# * ``n_mutations`` (expected number of parameters changed): moves towards the number of
+#   parameters changed by successful edits.
+# * counters (``successes``, ``failures``, ``stagnation``) and ``success_ema`` make the history
+#   self-describing.
 # ---------------------------------------------------------------------------------------------
+#: Fallback value and valid range of each numeric ``META`` key: ``key: (default, low, high)``.
+_LIMITS: dict[str, tuple[float, float, float]] = {
+    "step_scale": (0.15, 0.01, 0.5),
+    "step_growth": (1.5, 1.0, 3.0),
+    "target_success": (0.2, 0.01, 0.5),
+    "self_adapt_tau": (0.15, 0.0, 1.0),
+    "n_mutations": (2.0, 1.0, 64.0),
+    "n_mutations_lr": (0.3, 0.0, 1.0),
+    "weight_lr": (0.5, 0.0, 5.0),
+    "weight_floor": (0.05, 0.0, 0.19),
+    "explore": (0.1, 0.02, 0.5),
+    "explore_growth": (1.07, 1.0, 2.0),
+    "explore_decay": (0.7, 0.1, 1.0),
+    "context_weight": (3.0, 0.0, 100.0),
+    "ema_lr": (0.2, 0.0, 1.0),
+    "success_ema": (0.2, 0.0, 1.0),
+    "successes": (0.0, 0.0, 1e12),
+    "failures": (0.0, 0.0, 1e12),
+    "stagnation": (0.0, 0.0, 1e12),
+}
+
+
 def _clamp_limit(key: str, value: Any) -> float:
     """Clamp ``value`` to the valid range of ``META[key]`` (its default if not a number)."""
     default, low, high = _LIMITS[key]
@@ -812,34 +875,52 @@ def _adapt_meta(
 
 
 # ---------------------------------------------------------------------------------------------
-# Operators
+# The operators that edit the task agent's parameters, and how one is chosen for an edit.
+#
+# Operators (generic, feedback-driven; no labels, no task knowledge): ``perturb`` (Gaussian
+# steps), ``focus`` (perturb the parameters tagged with the input feature most over-represented
+# among low-scoring train instances, see the input features section), ``follow`` (re-apply a recent
+# improving edit's direction: pattern search), ``crossover`` (take values from another good
+# archive member) and ``reset`` (resample one parameter uniformly).
+#
+# Which parameters an operator changes is also learned, from the archive: a parameter's chance
+# of being picked grows with the improvements it took part in and with the edits in which it had
+# a measurable effect, and shrinks with the edits in which changing it changed nothing (a tie).
 # ---------------------------------------------------------------------------------------------
-class _Context:
-    """Everything an operator needs."""
+#: How many candidate edits are tried before giving up on producing a different child.
+_ATTEMPTS = 12
 
-    def __init__(
-        self,
-        *,
-        rng: random.Random,
-        space: dict[str, _Dim],
-        current: dict[str, Any],
-        base: dict[str, Any],
-        mutable: list[str],
-        sigma: float,
-        n_mutations: float,
-        report: dict[str, Any],
-        history: _History,
-    ) -> None:
-        self.rng = rng
-        self.space = space
-        self.current = current
-        self.base = base
-        self.mutable = mutable
-        self.sigma = sigma
-        self.n_mutations = n_mutations
-        self.report = report
-        self.history = history
-        self.credit = history.param_credit()
+
+@dataclass
+class _Context:
+    """Everything an operator needs.
+
+    Attributes:
+        rng: The only source of randomness.
+        space: The declared parameters.
+        current: The parent's parameter values, coerced into the space.
+        base: The parent's ``PARAMS`` (undeclared keys too) with ``current`` over them.
+        mutable: Names of the parameters that can change.
+        sigma: The step size of this edit (in units of each parameter's range).
+        n_mutations: Expected number of parameters changed.
+        report: The parent's evaluation report.
+        history: The archive's history of edits.
+        credit: Per-parameter sampling weight learned from that history.
+    """
+
+    rng: random.Random
+    space: dict[str, _Dim]
+    current: dict[str, Any]
+    base: dict[str, Any]
+    mutable: list[str]
+    sigma: float
+    n_mutations: float
+    report: dict[str, Any]
+    history: _History
+    credit: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.credit = self.history.param_credit()
 
     def count(self) -> int:
         """How many parameters to change: ``n_mutations`` rounded stochastically, at least 1."""
@@ -917,101 +998,6 @@ def _op_reset(ctx: _Context) -> _Result:
     else:
         new[name] = dim.from_unit(ctx.rng.random())
     return new, {"targets": [name]}
-
-
-def _flatten(inputs: Any) -> dict[str, Any]:
-    """Scalar features of one instance's inputs (nested dicts one level deep, ``a.b``)."""
-    out: dict[str, Any] = {}
-    if not isinstance(inputs, dict):
-        if isinstance(inputs, str | int | float | bool):
-            out["inputs"] = inputs
-        return out
-    for key, value in inputs.items():
-        if isinstance(value, dict):
-            for sub, inner in value.items():
-                if isinstance(inner, str | int | float | bool) or inner is None:
-                    out[f"{key}.{sub}"] = inner
-        elif isinstance(value, str | int | float | bool) or value is None:
-            out[str(key)] = value
-    return out
-
-
-def _feature_effects(report: dict[str, Any], span: float) -> tuple[list[dict[str, Any]], int]:
-    """Rank input features by how differently they are distributed among low-scoring instances.
-
-    Low-scoring instances are those scoring below the mean train score. Numeric features use the
-    standardized mean difference ``|mean_low - mean_all| / std_all``; categorical and bool features
-    use the standardized difference of the most over-represented category's indicator (and report
-    its frequency ratio). A feature named in the feedback of low-scoring instances gets a bonus.
-
-    Returns:
-        The features sorted by decreasing effect, and the number of low-scoring instances.
-    """
-    evaluation = report.get("evaluation")
-    results = evaluation.get("results") if isinstance(evaluation, dict) else None
-    inputs = report.get("train_inputs")
-    if not isinstance(results, list) or not isinstance(inputs, list):
-        return [], 0
-    by_id = {
-        str(item.get("id")): _flatten(item.get("inputs"))
-        for item in inputs
-        if isinstance(item, dict) and "id" in item
-    }
-    rows: list[tuple[dict[str, Any], float, str]] = []
-    for result in results:
-        if not isinstance(result, dict):
-            continue
-        score = _as_float(result.get("score"))
-        features = by_id.get(str(result.get("id")))
-        if score is None or features is None:
-            continue
-        rows.append((features, score, str(result.get("feedback") or "").lower()))
-    if len(rows) < 4:
-        return [], 0
-    mean = sum(score for _, score, _ in rows) / len(rows)
-    if max(s for _, s, _ in rows) - min(s for _, s, _ in rows) <= _TIE_EPS * span:
-        return [], 0
-    low = [row for row in rows if row[1] < mean]
-    if not low:
-        return [], 0
-    names = sorted({name for features, _, _ in rows for name in features})
-    ranked: list[dict[str, Any]] = []
-    for name in names:
-        values = [features.get(name) for features, _, _ in rows]
-        low_values = [features.get(name) for features, _, _ in low]
-        effect, extra = _effect(values, low_values)
-        mentioned = sum(1 for _, _, text in low if name.lower() in text) / len(low)
-        effect += mentioned
-        if effect > 0.0:
-            ranked.append({"feature": name, "effect": _round_sig(effect, 4), **extra})
-    ranked.sort(key=lambda item: (-item["effect"], item["feature"]))
-    return ranked, len(low)
-
-
-def _effect(values: list[Any], low_values: list[Any]) -> tuple[float, dict[str, Any]]:
-    """Effect size of one feature (see :func:`_feature_effects`)."""
-    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if len(numbers) == len(values):
-        low_numbers = [float(v) for v in low_values if isinstance(v, int | float)]
-        mean_all = sum(numbers) / len(numbers)
-        var = sum((v - mean_all) ** 2 for v in numbers) / len(numbers)
-        if var <= 0.0 or not low_numbers:
-            return 0.0, {}
-        mean_low = sum(low_numbers) / len(low_numbers)
-        return abs(mean_low - mean_all) / math.sqrt(var), {"direction": mean_low - mean_all}
-    best, extra = 0.0, {}
-    categories = sorted({json.dumps(v, default=str) for v in values})
-    for category in categories:
-        p_all = sum(1 for v in values if json.dumps(v, default=str) == category) / len(values)
-        hits = sum(1 for v in low_values if json.dumps(v, default=str) == category)
-        p_low = hits / max(len(low_values), 1)
-        if p_all <= 0.0 or p_all >= 1.0 or p_low <= p_all:
-            continue
-        effect = (p_low - p_all) / math.sqrt(p_all * (1.0 - p_all))
-        if effect > best:
-            best = effect
-            extra = {"category": json.loads(category), "ratio": _round_sig(p_low / p_all, 4)}
-    return best, extra
 
 
 def _op_focus(ctx: _Context) -> _Result:
@@ -1118,13 +1104,18 @@ def _op_crossover(ctx: _Context) -> _Result:
     return new, {"donor": vid, "taken": taken}
 
 
-_OPERATORS = {
+#: The operators this agent knows, by name; ``operator_weights`` is restricted to these.
+_OPERATORS: dict[str, Callable[[_Context], _Result]] = {
     "perturb": _op_perturb,
     "focus": _op_focus,
     "follow": _op_follow,
     "crossover": _op_crossover,
     "reset": _op_reset,
 }
+
+
+#: The operators' names, in a fixed order (the order of ``operator_weights`` in ``META``).
+OPERATORS: tuple[str, ...] = tuple(_OPERATORS)
 
 
 def _known_signatures(history: _History) -> set[str]:
@@ -1184,11 +1175,101 @@ def _propose(
     return fallback
 
 
-def _fit(info: dict[str, Any]) -> dict[str, Any]:
-    """Keep ``info`` JSON-able and under the size limit (dropping the bulkiest parts first)."""
-    info = json.loads(json.dumps(info, default=str))
-    for key in ("evidence", "detail", "adaptation", "params"):
-        if len(json.dumps(info)) <= _MAX_INFO_BYTES:
-            break
-        info.pop(key, None)
-    return info
+# ---------------------------------------------------------------------------------------------
+# Which input features the low-scoring train instances have in common (the ``focus`` operator).
+#
+# Only inputs, scores and feedback of train instances are used: no labels, no task knowledge.
+# ---------------------------------------------------------------------------------------------
+def _flatten(inputs: Any) -> dict[str, Any]:
+    """Scalar features of one instance's inputs (nested dicts one level deep, ``a.b``)."""
+    out: dict[str, Any] = {}
+    if not isinstance(inputs, dict):
+        if isinstance(inputs, str | int | float | bool):
+            out["inputs"] = inputs
+        return out
+    for key, value in inputs.items():
+        if isinstance(value, dict):
+            for sub, inner in value.items():
+                if isinstance(inner, str | int | float | bool) or inner is None:
+                    out[f"{key}.{sub}"] = inner
+        elif isinstance(value, str | int | float | bool) or value is None:
+            out[str(key)] = value
+    return out
+
+
+def _feature_effects(report: dict[str, Any], span: float) -> tuple[list[dict[str, Any]], int]:
+    """Rank input features by how differently they are distributed among low-scoring instances.
+
+    Low-scoring instances are those scoring below the mean train score. Numeric features use the
+    standardized mean difference ``|mean_low - mean_all| / std_all``; categorical and bool features
+    use the standardized difference of the most over-represented category's indicator (and report
+    its frequency ratio). A feature named in the feedback of low-scoring instances gets a bonus.
+
+    Returns:
+        The features sorted by decreasing effect, and the number of low-scoring instances.
+    """
+    evaluation = report.get("evaluation")
+    results = evaluation.get("results") if isinstance(evaluation, dict) else None
+    inputs = report.get("train_inputs")
+    if not isinstance(results, list) or not isinstance(inputs, list):
+        return [], 0
+    by_id = {
+        str(item.get("id")): _flatten(item.get("inputs"))
+        for item in inputs
+        if isinstance(item, dict) and "id" in item
+    }
+    rows: list[tuple[dict[str, Any], float, str]] = []
+    for result in results:
+        if not isinstance(result, dict):
+            continue
+        score = _as_float(result.get("score"))
+        features = by_id.get(str(result.get("id")))
+        if score is None or features is None:
+            continue
+        rows.append((features, score, str(result.get("feedback") or "").lower()))
+    if len(rows) < 4:
+        return [], 0
+    mean = sum(score for _, score, _ in rows) / len(rows)
+    if max(s for _, s, _ in rows) - min(s for _, s, _ in rows) <= _TIE_EPS * span:
+        return [], 0
+    low = [row for row in rows if row[1] < mean]
+    if not low:
+        return [], 0
+    names = sorted({name for features, _, _ in rows for name in features})
+    ranked: list[dict[str, Any]] = []
+    for name in names:
+        values = [features.get(name) for features, _, _ in rows]
+        low_values = [features.get(name) for features, _, _ in low]
+        effect, extra = _effect(values, low_values)
+        mentioned = sum(1 for _, _, text in low if name.lower() in text) / len(low)
+        effect += mentioned
+        if effect > 0.0:
+            ranked.append({"feature": name, "effect": _round_sig(effect, 4), **extra})
+    ranked.sort(key=lambda item: (-item["effect"], item["feature"]))
+    return ranked, len(low)
+
+
+def _effect(values: list[Any], low_values: list[Any]) -> tuple[float, dict[str, Any]]:
+    """Effect size of one feature (see :func:`_feature_effects`)."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) == len(values):
+        low_numbers = [float(v) for v in low_values if isinstance(v, int | float)]
+        mean_all = sum(numbers) / len(numbers)
+        var = sum((v - mean_all) ** 2 for v in numbers) / len(numbers)
+        if var <= 0.0 or not low_numbers:
+            return 0.0, {}
+        mean_low = sum(low_numbers) / len(low_numbers)
+        return abs(mean_low - mean_all) / math.sqrt(var), {"direction": mean_low - mean_all}
+    best, extra = 0.0, {}
+    categories = sorted({json.dumps(v, default=str) for v in values})
+    for category in categories:
+        p_all = sum(1 for v in values if json.dumps(v, default=str) == category) / len(values)
+        hits = sum(1 for v in low_values if json.dumps(v, default=str) == category)
+        p_low = hits / max(len(low_values), 1)
+        if p_all <= 0.0 or p_all >= 1.0 or p_low <= p_all:
+            continue
+        effect = (p_low - p_all) / math.sqrt(p_all * (1.0 - p_all))
+        if effect > best:
+            best = effect
+            extra = {"category": json.loads(category), "ratio": _round_sig(p_low / p_all, 4)}
+    return best, extra
