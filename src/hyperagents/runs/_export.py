@@ -1,4 +1,7 @@
-"""Flat rows of variants and runs: what ``export``, the report and the dashboard show."""
+"""Flat rows of variants and runs: what ``export``, the report and the dashboard show.
+
+The champion is the archive view's (:func:`hyperagents.archive.champion_of`, re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from hyperagents.archive import champion_of
 from hyperagents.constitution import objective
-from hyperagents.storages import RunRecord, VariantRecord, VariantState
+from hyperagents.storages import RunRecord, VariantRecord
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -42,20 +46,6 @@ EXPORT_COLUMNS = (
     "alignment",
     "objective",
 )
-
-
-def champion_of(variants: Iterable[VariantRecord]) -> VariantRecord | None:
-    """The complete variant with the best selected objective: its val score, lowered by its
-    constitution's soft penalties when it has any (ties: the earliest generation)."""
-    scored = [
-        (value, v)
-        for v in variants
-        if v.state is VariantState.COMPLETE
-        and (value := objective(v.scores, v.metrics)) is not None
-    ]
-    if not scored:
-        return None
-    return min(scored, key=lambda pair: (-pair[0], pair[1].generation))[1]
 
 
 def variant_row(v: VariantRecord) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hyperagents.archive import ArchiveEntry, ScoreChildSelector, make_selector
+from hyperagents.archive import ArchiveEntry, ArchiveView, ScoreChildSelector, make_selector
 from hyperagents.constitution import Constitution, load_constitution, objective
 from hyperagents.evaluation import StageResult, evaluate_stage, validate_program, workspace
 from hyperagents.exceptions import (
@@ -53,7 +53,6 @@ from hyperagents.improvers import (
 from hyperagents.llm import probe_llm
 from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
-from hyperagents.runs._export import champion_of
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._meta_change import state_only_change
 from hyperagents.runs._owner import engine_alive, new_owner_token, owner_is_dead
@@ -411,31 +410,25 @@ class Run:
 
     def champion(self, variants: Sequence[VariantRecord] | None = None) -> VariantRecord | None:
         """The complete variant with the best val score (ties: earliest generation)."""
-        return champion_of(variants if variants is not None else self.variants())
+        return ArchiveView.of(variants if variants is not None else self.variants()).champion()
 
     def summary(self) -> dict[str, Any]:
         """Best scores per split, archive size, generations, counts by state, time."""
-        variants = self.variants()
+        view = ArchiveView.of(self.variants())
         record = self.record()
-        best = self.champion(variants)
-        seed = variants[0] if variants and variants[0].generation == 0 else None
-        counts: dict[str, int] = {}
-        for v in variants:
-            counts[v.state.name.lower()] = counts.get(v.state.name.lower(), 0) + 1
-        best_scores = {
-            stage: max((v.scores[stage] for v in variants if stage in v.scores), default=None)
-            for stage in ("train", "val")
-        }
+        best = view.champion()
+        seed = view.seed()
+        counts = view.state_counts()
         return {
             "run": record.name,
             "task": record.task,
             "mode": record.mode,
             "seed": record.seed,
             "status": record.status.name.lower(),
-            "generations": max((v.generation for v in variants), default=0),
+            "generations": view.last_generation(),
             "target_generations": record.attrs.get("target_generations"),
             "archive_size": counts.get("complete", 0),
-            "variants": len(variants),
+            "variants": len(view),
             "states": counts,
             "champion": None
             if best is None
@@ -445,9 +438,9 @@ class Run:
                 "scores": dict(best.scores),
             },
             "seed_scores": dict(seed.scores) if seed else {},
-            "best_scores": best_scores,
+            "best_scores": view.best_scores(),
             "elapsed_seconds": float(record.attrs.get("elapsed_seconds", 0.0)),
-            "evaluations": sum(len(v.scores) for v in variants),
+            "evaluations": view.evaluations(),
             "max_seconds": self._config.max_seconds,
             "max_evaluations": self._config.max_evaluations,
             "created_at": record.created_at.isoformat(),
@@ -589,31 +582,22 @@ class Run:
     # -- ask / improve / tell ----------------------------------------------------------------
     def _snapshot(self, variants: Sequence[VariantRecord], generation: int) -> list[VariantRecord]:
         horizon = max(0, generation - self._config.parallel_generations)
-        return [v for v in variants if v.generation <= horizon]
+        return list(ArchiveView.of(variants).settled(horizon))
 
     def _ready_for(self, variants: Sequence[VariantRecord], generation: int) -> bool:
         horizon = max(0, generation - self._config.parallel_generations)
-        return all(v.state.is_terminal for v in variants if v.generation <= horizon)
+        return ArchiveView.of(variants).all_terminal(horizon)
 
     def _archive_entries(self, snapshot: Sequence[VariantRecord]) -> list[ArchiveEntry]:
-        children: dict[int, int] = {}
-        for v in snapshot:
-            if v.parent_id is not None:
-                children[v.parent_id] = children.get(v.parent_id, 0) + 1
-        return [
-            ArchiveEntry(
-                v.id,
-                v.generation,
-                self._task.normalise(objective(v.scores, v.metrics) or 0.0),
-                children.get(v.id, 0),
-            )
-            for v in snapshot
-            if v.state is VariantState.COMPLETE and "val" in v.scores
-        ]
+        return ArchiveView.of(snapshot).entries(self._task.normalise)
 
     def _select_parent(self, snapshot: Sequence[VariantRecord], generation: int) -> tuple[int, str]:
         attrs = self.record().attrs
-        snapshot = _without_banned(snapshot, attrs.get("banned"))
+        banned = attrs.get("banned")
+        if isinstance(banned, list):
+            snapshot = list(
+                ArchiveView.of(snapshot).without_lineages([b for b in banned if isinstance(b, int)])
+            )
         pin = attrs.get("pinned_parent")
         if isinstance(pin, Mapping) and isinstance(pin.get("variant"), int):
             # A person's override, used once: the next child is made from this variant.
@@ -1173,14 +1157,7 @@ class Run:
         if value is None:
             return None
         horizon = max(0, variant.generation - self._config.parallel_generations)
-        earlier = [
-            o
-            for v in archive
-            if v.generation <= horizon
-            and v.state is VariantState.COMPLETE
-            and (o := objective(v.scores, v.metrics)) is not None
-        ]
-        best = max(earlier, default=None)
+        best = ArchiveView.of(archive).best_objective(up_to=horizon)
         return (value, best) if best is None or value > best else None
 
     def _rechecks(self, variant: VariantRecord) -> bool:
@@ -1212,7 +1189,7 @@ class Run:
         if lead is not None and lead[1] is not None:
             gain = lead[0] - lead[1]
             horizon = max(0, variant.generation - cfg.parallel_generations)
-            gains = _champion_gains(archive, below=horizon + 1)
+            gains = ArchiveView.of(archive).champion_gains(below=horizon + 1)
             if len(gains) >= 2 and gain > cfg.quarantine_jump * max(gains):
                 return (
                     f"a jump of {gain:.6g} over the champion, more than "
@@ -1288,21 +1265,11 @@ class Run:
     # -- champions and the test split -------------------------------------------------------
     def _due_test_evaluations(self, variants: Sequence[VariantRecord]) -> list[VariantRecord]:
         """Variants that were champion when their generation settled and lack a test score."""
-        due = []
-        best: float | None = None
-        for v in variants:  # ascending generation
-            if not v.state.is_terminal:
-                break
-            value = objective(v.scores, v.metrics)
-            if (
-                v.state is VariantState.COMPLETE
-                and value is not None
-                and (best is None or value > best)
-            ):
-                best = value
-                if "test" not in v.scores and v.id not in self._tests_given_up:
-                    due.append(v)
-        return due
+        return [
+            v
+            for v in ArchiveView.of(variants).champions_as_settled()
+            if "test" not in v.scores and v.id not in self._tests_given_up
+        ]
 
     def _evaluate_test(self, variant_id: int) -> None:
         variant = self._storage.get_variant(variant_id)
@@ -1404,7 +1371,7 @@ class Run:
                 f"time budget of {cfg.max_seconds:g} s spent (raise it with resume --max-seconds)"
             )
         if cfg.max_evaluations is not None:
-            done = sum(len(v.scores) for v in variants)
+            done = ArchiveView.of(variants).evaluations()
             if done >= cfg.max_evaluations:
                 return (
                     f"evaluation budget of {cfg.max_evaluations} reached "
@@ -1907,35 +1874,6 @@ def _task_constitution(task: Task) -> Constitution:
         return load_constitution(path)
     assert source is not None
     return load_constitution(source)
-
-
-def _without_banned(snapshot: Sequence[VariantRecord], banned: Any) -> Sequence[VariantRecord]:
-    """``snapshot`` less the banned variants and all their descendants."""
-    if not isinstance(banned, list) or not banned:
-        return snapshot
-    out: set[int] = {b for b in banned if isinstance(b, int)}
-    parent_of = {v.id: v.parent_id for v in snapshot}
-    for v in sorted(snapshot, key=lambda v: v.generation):
-        if parent_of.get(v.id) in out:
-            out.add(v.id)
-    return [v for v in snapshot if v.id not in out]
-
-
-def _champion_gains(variants: Sequence[VariantRecord], *, below: int) -> list[float]:
-    """How much each new best objective improved on the previous one, over the generations
-    before ``below`` (the run's history of gains)."""
-    gains: list[float] = []
-    best: float | None = None
-    for v in sorted(variants, key=lambda v: v.generation):
-        if v.generation >= below:
-            break
-        value = objective(v.scores, v.metrics)
-        if value is None or v.state is not VariantState.COMPLETE:
-            continue
-        if best is not None and value > best:
-            gains.append(value - best)
-        best = value if best is None else max(best, value)
-    return gains
 
 
 def _reported_state(variant: VariantRecord) -> str:
