@@ -511,7 +511,7 @@ def test_a_dead_worker_is_replaced_without_losing_the_run() -> None:
 def test_warm_workers_are_stopped_when_optimize_returns() -> None:
     run = make_run(warm_workers=True)
     run.optimize(generations=2, workers=2)
-    assert getattr(run._sandbox, "_standbys", []) == []
+    assert getattr(run._ctx.sandbox, "_standbys", []) == []
 
 
 def test_a_run_can_start_from_another_seed_meta_agent() -> None:

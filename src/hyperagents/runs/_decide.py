@@ -4,6 +4,7 @@ next parent, ban a lineage. Each is recorded with who decided and why."""
 from __future__ import annotations
 
 from hyperagents.exceptions import RunStateError
+from hyperagents.runs import _attrs
 from hyperagents.storages import BaseStorage, EventSpec, VariantRecord, VariantState
 
 __all__ = ["approve", "ban", "pin", "reject"]
@@ -71,7 +72,7 @@ def pin(store: BaseStorage, variant: VariantRecord, *, who: str) -> None:
         raise RunStateError(
             f"variant {variant.id} cannot be a parent ({variant.state.name.lower()})"
         )
-    store.update_run_attrs(variant.run_id, {"pinned_parent": {"variant": variant.id, "by": who}})
+    _attrs.store_pin(store, variant.run_id, variant.id, who)
     store.add_event(
         variant.run_id,
         "variant.pinned",
@@ -89,10 +90,10 @@ def ban(store: BaseStorage, variant: VariantRecord, *, who: str, note: str | Non
     """
     if variant.parent_id is None:
         raise RunStateError("the seed cannot be banned: every variant descends from it")
-    banned = list(store.get_run(variant.run_id).attrs.get("banned") or [])
+    banned = _attrs.banned(store.get_run(variant.run_id))
     if variant.id not in banned:
         banned.append(variant.id)
-    store.update_run_attrs(variant.run_id, {"banned": banned})
+    _attrs.store_banned(store, variant.run_id, banned)
     store.add_event(
         variant.run_id,
         "variant.banned",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import math
 import random
@@ -52,11 +51,19 @@ from hyperagents.improvers import (
 )
 from hyperagents.llm import probe_llm
 from hyperagents.program import Program
+from hyperagents.runs._attrs import initial_attrs
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
+from hyperagents.runs._context import (
+    BudgetExhausted,
+    ModelCutOff,
+    RunContext,
+    sandbox_for,
+)
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._meta_change import state_only_change
-from hyperagents.runs._owner import engine_alive, new_owner_token, owner_is_dead
-from hyperagents.sandbox import Limits, Sandbox, get_sandbox, task_locations
+from hyperagents.runs._meta_files import changed_meta_files, transfer_meta
+from hyperagents.runs._owner import engine_alive, owner_is_dead
+from hyperagents.sandbox import Sandbox
 from hyperagents.storages import (
     BaseStorage,
     EventSpec,
@@ -69,9 +76,6 @@ from hyperagents.storages import (
 from hyperagents.tasks import Instance, Split, Task, load_task
 
 __all__ = ["STAGES", "Job", "Run"]
-
-#: Where :meth:`Run.warn` logs (faces that print :meth:`Run.warnings` themselves silence it).
-warnings_logger = logging.getLogger("hyperagents.run_warnings")
 
 logger = logging.getLogger("hyperagents")
 
@@ -93,21 +97,6 @@ _END_KINDS = {
     RunStatus.STOPPED: "run.stopped",
     RunStatus.FAILED: "run.failed",
 }
-
-
-class ModelCutOff(RunStateError):
-    """A job stopped because the run's model failed too many calls in a row (the breaker is
-    open): it is left unfinished, to be redone on resume."""
-
-
-class BudgetExhausted(RunStateError):
-    """The run's LLM budget ran out during a job: the job is left unfinished (resumable)."""
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A 63-bit seed derived from the run seed and labels (stable across processes)."""
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
 @dataclass(frozen=True)
@@ -148,41 +137,23 @@ class Run:
         sandbox: Sandbox | None = None,
         improver: Improver | None = None,
     ) -> None:
-        self._storage = storage
-        self._id = record.id
-        self._name = record.name
-        self._task = task
-        self._mode = parse_mode(record.mode)
-        self._seed = record.seed
-        self._config = RunConfig.parse(dict(record.config))
-        self._owns_sandbox = sandbox is None
-        self._sandbox = sandbox or _sandbox_for(self._config, task)
+        self._ctx = RunContext(storage=storage, record=record, task=task, sandbox=sandbox)
         self._improver = improver
-        self._owner = new_owner_token()
-        self._seed_program_id = record.seed_program_id
-        self._lock = threading.RLock()
         #: Held while :meth:`optimize` drives the run (one call at a time per object).
         self._driving = threading.Lock()
-        self._program_cache: dict[str, Program] = {}
-        self._instances_cache: dict[Split, Sequence[Instance]] = {}
-        self._subset_ids: tuple[str, ...] | None = None
         self._ask_seconds: dict[int, float] = {}
         #: Champions whose test evaluation kept failing in this process (not handed out again).
         self._tests_given_up: set[int] = set()
         #: Why the last :meth:`optimize` call ended ("target reached", "interrupted", …).
         self.last_stop_reason: str | None = None
         self._evaluation_cache: dict[int, dict[str, Any]] = {}
-        self._terminal_cache: dict[int, VariantRecord] = {}
-        self._llm: RunLLM | None = None
-        self._llm_lock = threading.Lock()
         self._subset_results: dict[int, StageResult] = {}
         self._target: int | None = None
         self._train_inputs: list[dict[str, Any]] | None = None
-        self._warned: set[str] | None = None  # run.warning messages recorded (see warn)
         self._constitution = (
             None
-            if self._config.constitution is None
-            else load_constitution(self._config.constitution)
+            if self._ctx.config.constitution is None
+            else load_constitution(self._ctx.config.constitution)
         )
 
     # -- construction -----------------------------------------------------------------------
@@ -248,9 +219,7 @@ class Run:
         if meta_from is not None:
             if "meta_agent.py" not in meta_from:
                 raise ConfigError("the program to take the meta agent from has no meta_agent.py")
-            seed_program = seed_program.with_files(
-                {path: meta_from[path] for path in task_obj.meta_files if path in meta_from}
-            )
+            seed_program = transfer_meta(seed_program, meta_from, task_obj)
         if cfg.constitution is None and task_obj.constitution is not None:
             cfg = cfg.model_copy(update={"constitution": _task_constitution(task_obj).as_config()})
         if cfg.constitution is not None:
@@ -261,13 +230,11 @@ class Run:
                 raise ConfigError(f"the seed program breaks the run's {seed_verdict.reason()}")
         # Everything that can refuse the run is checked before anything is stored: a start
         # that fails leaves no run behind.
-        built = sandbox if sandbox is not None else _sandbox_for(cfg, task_obj)
+        built = sandbox if sandbox is not None else sandbox_for(cfg, task_obj)
         _check_llm(cfg)
         program_id = store.put_program(seed_program)
         base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
-        run_attrs = {"task_name": task_obj.name, **dict(attrs or {})}
-        if generations is not None:  # in the same write as the run: never a run without it
-            run_attrs["target_generations"] = generations
+        run_attrs = initial_attrs(task_obj.name, attrs, generations)
         for attempt in range(1000):
             candidate = base_name if attempt == 0 else f"{base_name}-{attempt + 1}"
             try:
@@ -308,7 +275,7 @@ class Run:
             sandbox=built,
             improver=improver,
         )
-        run._owns_sandbox = sandbox is None
+        run._ctx.owns_sandbox = sandbox is None
         run._check_settings()
         return run
 
@@ -352,50 +319,50 @@ class Run:
     @property
     def id(self) -> int:
         """Storage id of the run."""
-        return self._id
+        return self._ctx.run_id
 
     @property
     def name(self) -> str:
         """Unique name of the run."""
-        return self._name
+        return self._ctx.name
 
     @property
     def task(self) -> Task:
         """The task object."""
-        return self._task
+        return self._ctx.task
 
     @property
     def mode(self) -> Mode:
         """The run's mode."""
-        return self._mode
+        return self._ctx.mode
 
     @property
     def seed(self) -> int:
         """The run's random seed."""
-        return self._seed
+        return self._ctx.seed
 
     @property
     def config(self) -> RunConfig:
         """The run's configuration."""
-        return self._config
+        return self._ctx.config
 
     @property
     def storage(self) -> BaseStorage:
         """The storage holding the run."""
-        return self._storage
+        return self._ctx.storage
 
     @property
     def owner(self) -> str:
         """The token this object uses to claim work."""
-        return self._owner
+        return self._ctx.owner
 
     def record(self) -> RunRecord:
         """A fresh snapshot of the run's record."""
-        return self._storage.get_run(self._id)
+        return self._ctx.storage.get_run(self._ctx.run_id)
 
     def variants(self, states: Iterable[VariantState] | None = None) -> list[VariantRecord]:
         """The run's variants, ascending generation."""
-        return self._storage.list_variants(self._id, states=states)
+        return self._ctx.storage.list_variants(self._ctx.run_id, states=states)
 
     def program(self, variant: VariantRecord | int) -> Program:
         """The program of a variant.
@@ -403,10 +370,10 @@ class Run:
         Raises:
             RunStateError: The variant has no program (its improvement failed or is pending).
         """
-        record = self._storage.get_variant(variant) if isinstance(variant, int) else variant
+        record = self._ctx.storage.get_variant(variant) if isinstance(variant, int) else variant
         if record.program_id is None:
             raise RunStateError(f"variant {record.id} has no program")
-        return self._get_program(record.program_id)
+        return self._ctx.program(record.program_id)
 
     def champion(self, variants: Sequence[VariantRecord] | None = None) -> VariantRecord | None:
         """The complete variant with the best val score (ties: earliest generation)."""
@@ -426,7 +393,7 @@ class Run:
             "seed": record.seed,
             "status": record.status.name.lower(),
             "generations": view.last_generation(),
-            "target_generations": record.attrs.get("target_generations"),
+            "target_generations": self._ctx.target_generations(record),
             "archive_size": counts.get("complete", 0),
             "variants": len(view),
             "states": counts,
@@ -439,10 +406,10 @@ class Run:
             },
             "seed_scores": dict(seed.scores) if seed else {},
             "best_scores": view.best_scores(),
-            "elapsed_seconds": float(record.attrs.get("elapsed_seconds", 0.0)),
+            "elapsed_seconds": self._ctx.elapsed_seconds(record),
             "evaluations": view.evaluations(),
-            "max_seconds": self._config.max_seconds,
-            "max_evaluations": self._config.max_evaluations,
+            "max_seconds": self._ctx.config.max_seconds,
+            "max_evaluations": self._ctx.config.max_evaluations,
             "created_at": record.created_at.isoformat(),
             "updated_at": record.updated_at.isoformat(),
             "llm": self._llm_summary(),
@@ -450,8 +417,8 @@ class Run:
 
     def _llm_summary(self) -> dict[str, Any] | None:
         """The run's LLM use and budgets (None for a run without a model)."""
-        cfg = self._config
-        usage = self._storage.llm_usage(self._id)
+        cfg = self._ctx.config
+        usage = self._ctx.storage.llm_usage(self._ctx.run_id)
         if cfg.llm is None and cfg.replay_of is None and not (usage["calls"] or usage["errors"]):
             return None
         return {
@@ -462,66 +429,21 @@ class Run:
             "max_tokens": cfg.max_tokens,
         }
 
-    # -- internals: caches ------------------------------------------------------------------
-    def _get_program(self, program_id: str) -> Program:
-        program = self._program_cache.get(program_id)
-        if program is None:
-            program = self._storage.get_program(program_id)
-            with self._lock:
-                if len(self._program_cache) > 256:
-                    self._program_cache.clear()
-                self._program_cache[program_id] = program
-        return program
-
-    def _instances(self, split: Split) -> Sequence[Instance]:
-        cached = self._instances_cache.get(split)
-        if cached is None:
-            cached = list(self._task.instances(split))
-            self._instances_cache[split] = cached
-        return cached
-
-    def _subset(self) -> tuple[str, ...]:
-        if self._subset_ids is None:
-            ids = [inst.id for inst in self._instances(Split.TRAIN)]
-            size = min(self._config.subset_size, len(ids))
-            rng = random.Random(derive_seed(self._seed, "subset"))
-            chosen = set(rng.sample(ids, size))
-            self._subset_ids = tuple(i for i in ids if i in chosen)
-        return self._subset_ids
-
-    def _limits(self, wall: float) -> Limits:
-        return Limits(wall_time=wall, memory_mb=self._config.memory_mb)
-
-    def _event(
-        self, kind: str, message: str = "", variant_id: int | None = None, **data: Any
-    ) -> None:
-        self._storage.add_event(self._id, kind, message, variant_id=variant_id, data=data or None)
-
     # -- warnings ---------------------------------------------------------------------------
     def warnings(self) -> list[str]:
         """What the run warned about (``run.warning`` events), each message once, oldest first:
         settings that do not do what they say (e.g. ``--selector program`` without a
         ``select_parent.py``)."""
-        seen: dict[str, None] = {}
-        for event in self._storage.list_events(self._id, kinds=["run.warning"]):
-            seen.setdefault(event.message, None)
-        return list(seen)
+        return self._ctx.warnings()
 
     def warn(self, message: str) -> None:
         """Record a ``run.warning`` event (once per message per run) and log it."""
-        with self._lock:
-            if self._warned is None:
-                self._warned = set(self.warnings())
-            if message in self._warned:
-                return
-            self._warned.add(message)
-            warnings_logger.warning("run %r: %s", self._name, message)
-            self._event("run.warning", message)
+        self._ctx.warn(message)
 
     def _check_settings(self) -> None:
         """Warn about settings the program makes meaningless (see :meth:`warnings`)."""
-        if self._config.selector == "program" and self._mode is not Mode.NO_ARCHIVE:
-            seed = self._get_program(self._seed_program_id)
+        if self._ctx.config.selector == "program" and self._ctx.mode is not Mode.NO_ARCHIVE:
+            seed = self._ctx.program(self._ctx.seed_program_id)
             if "select_parent.py" not in seed:
                 self.warn(_NO_SELECTOR_PROGRAM)
 
@@ -534,92 +456,43 @@ class Run:
             LLMConfigError: The configured spec is invalid.
             RunNotFoundError: ``replay_of`` names a run that does not exist.
         """
-        cfg = self._config
-        if cfg.llm is None and cfg.replay_of is None:
-            return None
-        with self._llm_lock:
-            if self._llm is None:
-                replay = None
-                if cfg.replay_of is not None:
-                    replay = self._storage.get_run_by_name(cfg.replay_of).id
-                self._llm = RunLLM(
-                    self._storage,
-                    self._id,
-                    spec=cfg.llm,
-                    replay_of=replay,
-                    seed=derive_seed(self._seed, "llm"),
-                    retries=cfg.llm_retries,
-                    timeout=cfg.llm_timeout,
-                    max_cost=cfg.max_cost,
-                    max_tokens=cfg.max_tokens,
-                    cache=cfg.llm_cache,
-                    prices=cfg.llm_prices,
-                    failure_limit=cfg.llm_failure_limit,
-                )
-            return self._llm
-
-    def _llm_handler(self, variant_id: int, generation: int, purpose: str) -> Any:
-        """A fresh LLM handler for one job attempt (``None`` when the run has no LLM)."""
-        llm = self.llm
-        if llm is None:
-            return None
-        # The scope names the job by what is stable across runs (its generation and purpose),
-        # so a replay answers each job from its own recorded calls, whatever the timing.
-        return llm.handler(variant_id=variant_id, purpose=purpose, scope=f"g{generation}/{purpose}")
-
-    def _check_budget(self, variant_id: int) -> None:
-        """Stop the job (nothing of it recorded) when one of its LLM requests was refused
-        because the budget is spent: it is left unfinished, to be redone on resume."""
-        if self._llm is None:
-            return
-        # Both flags are read (each query pops its own).
-        refused, cut = self._llm.was_refused(variant_id), self._llm.was_cut(variant_id)
-        if refused:
-            raise BudgetExhausted("the run's LLM budget is spent")
-        if cut:
-            raise ModelCutOff(self._llm.broken or "the run's model keeps failing")
+        return self._ctx.llm
 
     # -- ask / improve / tell ----------------------------------------------------------------
     def _snapshot(self, variants: Sequence[VariantRecord], generation: int) -> list[VariantRecord]:
-        horizon = max(0, generation - self._config.parallel_generations)
+        horizon = max(0, generation - self._ctx.config.parallel_generations)
         return list(ArchiveView.of(variants).settled(horizon))
 
     def _ready_for(self, variants: Sequence[VariantRecord], generation: int) -> bool:
-        horizon = max(0, generation - self._config.parallel_generations)
+        horizon = max(0, generation - self._ctx.config.parallel_generations)
         return ArchiveView.of(variants).all_terminal(horizon)
 
     def _archive_entries(self, snapshot: Sequence[VariantRecord]) -> list[ArchiveEntry]:
-        return ArchiveView.of(snapshot).entries(self._task.normalise)
+        return ArchiveView.of(snapshot).entries(self._ctx.task.normalise)
 
     def _select_parent(self, snapshot: Sequence[VariantRecord], generation: int) -> tuple[int, str]:
-        attrs = self.record().attrs
-        banned = attrs.get("banned")
-        if isinstance(banned, list):
-            snapshot = list(
-                ArchiveView.of(snapshot).without_lineages([b for b in banned if isinstance(b, int)])
-            )
-        pin = attrs.get("pinned_parent")
-        if isinstance(pin, Mapping) and isinstance(pin.get("variant"), int):
+        banned, pin = self._ctx.take_steering()
+        snapshot = list(ArchiveView.of(snapshot).without_lineages(banned))
+        if pin is not None:
             # A person's override, used once: the next child is made from this variant.
-            self._storage.update_run_attrs(self._id, {"pinned_parent": None})
             eligible = {v.id for v in snapshot if v.state is VariantState.COMPLETE}
-            if pin["variant"] in eligible:
-                return pin["variant"], f"pinned by {pin.get('by', 'a person')}"
+            if pin[0] in eligible:
+                return pin[0], f"pinned by {pin[1]}"
         entries = self._archive_entries(snapshot)
         if not entries:
             raise RunStateError("no eligible parent: the seed variant has not completed")
-        rng = random.Random(derive_seed(self._seed, generation, "select"))
-        if self._mode is Mode.NO_ARCHIVE:
+        rng = random.Random(self._ctx.derive_seed(generation, "select"))
+        if self._ctx.mode is Mode.NO_ARCHIVE:
             best = self.champion(snapshot)
             assert best is not None
             return best.id, "best (no-archive mode)"
-        name = self._config.selector
+        name = self._ctx.config.selector
         if name == "program":
             chosen = self._select_with_program(snapshot, entries, generation)
             if chosen is not None:
                 return chosen, "program"
             return ScoreChildSelector().select(entries, rng), "score_child (fallback)"
-        selector = make_selector(name, tournament_size=self._config.tournament_size)
+        selector = make_selector(name, tournament_size=self._ctx.config.tournament_size)
         return selector.select(entries, rng), name
 
     def _select_with_program(
@@ -628,7 +501,7 @@ class Run:
         best = self.champion(snapshot)
         if best is None or best.program_id is None:
             return None
-        program = self._get_program(best.program_id)
+        program = self._ctx.program(best.program_id)
         if "select_parent.py" not in program:
             self.warn(_NO_SELECTOR_PROGRAM)
             return None
@@ -644,18 +517,18 @@ class Run:
         request = {
             "action": "select",
             "archive": archive,
-            "seed": derive_seed(self._seed, generation, "select-program"),
+            "seed": self._ctx.derive_seed(generation, "select-program"),
         }
         with workspace(program) as path:
-            result = self._sandbox.run(
-                path, request, limits=self._limits(self._config.select_timeout)
+            result = self._ctx.sandbox.run(
+                path, request, limits=self._ctx.limits(self._ctx.config.select_timeout)
             )
         valid = {e.variant_id for e in entries}
         if result.ok and isinstance(result.result, int) and result.result in valid:
             return result.result
         returned = repr(result.result)[:200]
         why = result.reason if not result.ok else f"returned {returned}, not an eligible id"
-        self._event(
+        self._ctx.event(
             "selector.fallback", f"select_parent.py of variant {best.id} failed: {why}", best.id
         )
         return None
@@ -663,36 +536,32 @@ class Run:
     def _build_job(self, variant: VariantRecord, variants: Sequence[VariantRecord]) -> Job:
         """Rebuild the job of ``variant`` from storage (deterministic: used again on resume)."""
         assert variant.parent_id is not None
-        parent = self._terminal(variant.parent_id)
+        parent = self._ctx.terminal(variant.parent_id)
         assert parent.program_id is not None
-        parent_program = self._get_program(parent.program_id)
+        parent_program = self._ctx.program(parent.program_id)
         program = parent_program
-        if self._mode is Mode.FROZEN_META:
-            program = self._with_seed_meta(parent_program)
+        if self._ctx.mode is Mode.FROZEN_META:
+            program = self._ctx.with_seed_meta(parent_program)
         snapshot = self._snapshot(variants, variant.generation)
         report = self._report(variant, parent, snapshot)
-        seed = derive_seed(self._seed, variant.generation, "meta")
+        seed = self._ctx.derive_seed(variant.generation, "meta")
         request = ImproveRequest(
-            program, report, seed, llm=self._llm_handler(variant.id, variant.generation, "improve")
+            program,
+            report,
+            seed,
+            llm=self._ctx.llm_handler(variant.id, variant.generation, "improve"),
         )
         return Job(variant.id, variant.generation, parent.id, request)
-
-    def _with_seed_meta(self, program: Program) -> Program:
-        seed_program = self._get_program(self._seed_program_id)
-        updates: dict[str, bytes | str | None] = {
-            path: seed_program.get(path) for path in self._task.meta_files
-        }
-        return program.with_files(updates)
 
     def _report(
         self, variant: VariantRecord, parent: VariantRecord, snapshot: Sequence[VariantRecord]
     ) -> dict[str, Any]:
-        cfg = self._config
+        cfg = self._ctx.config
         evaluation = self._report_evaluation(parent.id)
         if self._train_inputs is None:
             self._train_inputs = [
                 {"id": inst.id, "inputs": inst.inputs}
-                for inst in self._instances(Split.TRAIN)[: cfg.report_results]
+                for inst in self._ctx.instances(Split.TRAIN)[: cfg.report_results]
             ]
         train_inputs = self._train_inputs
         # Agents see run-local identities (generation numbers), never storage ids: the same run
@@ -713,17 +582,17 @@ class Run:
         ]
         target = self._target
         if target is None:
-            target = self.record().attrs.get("target_generations")
+            target = self._ctx.target_generations()
         return {
             "task": {
-                "name": self._task.name,
-                "description": self._task.description,
-                "score_range": list(self._task.score_range),
+                "name": self._ctx.task.name,
+                "description": self._ctx.task.description,
+                "score_range": list(self._ctx.task.score_range),
             },
-            "mode": self._mode.value,
+            "mode": self._ctx.mode.value,
             "generation": variant.generation,
             "generations_left": None if target is None else max(0, target - variant.generation),
-            "seed": derive_seed(self._seed, variant.generation, "meta"),
+            "seed": self._ctx.derive_seed(variant.generation, "meta"),
             "parent": {
                 "variant_id": parent.generation,
                 "generation": parent.generation,
@@ -740,11 +609,11 @@ class Run:
         cached = self._evaluation_cache.get(parent_id)
         if cached is not None:
             return cached
-        evaluations = {e.stage: e for e in self._storage.list_evaluations(parent_id)}
+        evaluations = {e.stage: e for e in self._ctx.storage.list_evaluations(parent_id)}
         source = evaluations.get("train") or evaluations.get("train_subset")
         results = []
         if source is not None:
-            for r in list(source.results)[: self._config.report_results]:
+            for r in list(source.results)[: self._ctx.config.report_results]:
                 results.append({k: r.get(k) for k in ("id", "score", "feedback", "output")})
         report = {
             "stage": source.stage if source else None,
@@ -752,7 +621,7 @@ class Run:
             "results": results,
         }
         if source is not None and source.stage == "train":
-            with self._lock:
+            with self._ctx.lock:
                 if len(self._evaluation_cache) > 512:
                     self._evaluation_cache.clear()
                 self._evaluation_cache[parent_id] = report
@@ -772,26 +641,26 @@ class Run:
         if any(v.generation == 0 for v in variants):
             return list(variants)
         with contextlib.suppress(DuplicateError):  # another engine did it first
-            self._storage.create_variant(
-                run_id=self._id,
+            self._ctx.storage.create_variant(
+                run_id=self._ctx.run_id,
                 generation=0,
                 parent_id=None,
                 state=VariantState.RUNNING,
-                program_id=self._seed_program_id,
+                program_id=self._ctx.seed_program_id,
                 meta_info={"seed": True},
                 event=EventSpec("variant.created", "seed program (recreated)", {"generation": 0}),
             )
         return self.variants()
 
     def _ask(self, variants: Sequence[VariantRecord]) -> tuple[Job, VariantRecord]:
-        with self._lock:
+        with self._ctx.lock:
             variants = self._ensure_seed(variants)
             start = time.perf_counter()
             generation = max((v.generation for v in variants), default=0) + 1
             if not self._ready_for(variants, generation):
                 # Finish what selection depends on if nobody else holds it (e.g. the seed of
                 # a fresh run, or work left by a dead engine), then look again.
-                horizon = max(0, generation - self._config.parallel_generations)
+                horizon = max(0, generation - self._ctx.config.parallel_generations)
                 blockers = [v for v in variants if v.generation <= horizon]
                 for variant_id in self._claim_orphans(blockers):
                     self._advance(variant_id)
@@ -799,23 +668,23 @@ class Run:
             if not self._ready_for(variants, generation):
                 raise RunStateError(
                     f"generation {generation} must wait for generations <= "
-                    f"{max(0, generation - self._config.parallel_generations)} to finish"
+                    f"{max(0, generation - self._ctx.config.parallel_generations)} to finish"
                 )
             snapshot = self._snapshot(variants, generation)
             parent_id, how = self._select_parent(snapshot, generation)
-            variant_id = self._storage.create_variant(
-                run_id=self._id,
+            variant_id = self._ctx.storage.create_variant(
+                run_id=self._ctx.run_id,
                 generation=generation,
                 parent_id=parent_id,
                 state=VariantState.RUNNING,
-                owner=self._owner,
+                owner=self._ctx.owner,
                 event=EventSpec(
                     "variant.created",
                     f"generation {generation} from variant {parent_id} ({how})",
                     {"generation": generation, "parent_id": parent_id, "selector": how},
                 ),
             )
-            variant = self._storage.get_variant(variant_id)
+            variant = self._ctx.storage.get_variant(variant_id)
             job = self._build_job(variant, variants)
             self._ask_seconds[variant_id] = time.perf_counter() - start
             return job, variant
@@ -827,18 +696,18 @@ class Run:
             SandboxError: The sandbox broke (after the configured retries).
         """
         improver = self._improver or MetaAgentImprover(
-            sandbox=self._sandbox, limits=self._limits(self._config.meta_timeout)
+            sandbox=self._ctx.sandbox, limits=self._ctx.limits(self._ctx.config.meta_timeout)
         )
 
         def attempt() -> ImproveResult:
             request = job.request
             if request.llm is not None:
                 # Every attempt gets its own handler (its own job token in the LLM record).
-                handler = self._llm_handler(job.variant_id, job.generation, "improve")
+                handler = self._ctx.llm_handler(job.variant_id, job.generation, "improve")
                 request = dataclasses.replace(request, llm=handler)
             return improver.improve(request)
 
-        return self._retry(attempt, f"improving {job.variant_id}")
+        return self._ctx.retry(attempt, f"improving {job.variant_id}")
 
     def tell(self, job: Job, result: ImproveResult | Program) -> VariantRecord:
         """Record a job's child, then validate and evaluate it to a terminal state.
@@ -852,10 +721,12 @@ class Run:
         """
         if isinstance(result, Program):
             result = ImproveResult(result, {"source": "tell"})
-        self._check_budget(job.variant_id)
-        variant = self._record_improvement(self._storage.get_variant(job.variant_id), job, result)
+        self._ctx.check_budget(job.variant_id)
+        variant = self._record_improvement(
+            self._ctx.storage.get_variant(job.variant_id), job, result
+        )
         self._advance(job.variant_id, record=variant)
-        return self._storage.get_variant(job.variant_id)
+        return self._ctx.storage.get_variant(job.variant_id)
 
     # -- the steps ---------------------------------------------------------------------------
     def _record_improvement(
@@ -868,12 +739,12 @@ class Run:
         child = result.program
         changed: list[str] = []
         if child is not None:
-            if self._mode is Mode.FROZEN_META:
+            if self._ctx.mode is Mode.FROZEN_META:
                 # The meta level is frozen: whatever the meta agent did to meta files is dropped.
-                child = self._with_seed_meta(child)
-            parent = self._terminal(job.parent_id)
+                child = self._ctx.with_seed_meta(child)
+            parent = self._ctx.terminal(job.parent_id)
             assert parent.program_id is not None
-            changed = self._get_program(parent.program_id).changed_paths(child)
+            changed = self._ctx.program(parent.program_id).changed_paths(child)
         if child is None or not changed:
             # One transaction: a child identical to its parent is never stored as a program,
             # so a crash here cannot leave a clone that a resumed run would evaluate.
@@ -887,8 +758,8 @@ class Run:
             if result.meta_info:
                 metrics.setdefault("improve", {})["meta_info"] = dict(result.meta_info)
             if metrics:
-                self._storage.update_variant_metrics(variant.id, metrics)
-            self._storage.set_variant_state(
+                self._ctx.storage.update_variant_metrics(variant.id, metrics)
+            self._ctx.storage.set_variant_state(
                 variant.id,
                 VariantState.FAILED,
                 expected=VariantState.RUNNING,
@@ -896,12 +767,12 @@ class Run:
                 release=True,
                 event=EventSpec("variant.failed", reason),
             )
-            return self._storage.get_variant(variant.id)
+            return self._ctx.storage.get_variant(variant.id)
         assert child is not None
-        program_id = self._storage.put_program(child)
+        program_id = self._ctx.storage.put_program(child)
         if metrics:
-            self._storage.update_variant_metrics(variant.id, metrics)
-        self._storage.set_variant_program(
+            self._ctx.storage.update_variant_metrics(variant.id, metrics)
+        self._ctx.storage.set_variant_program(
             variant.id,
             program_id,
             meta_info=result.meta_info,
@@ -910,19 +781,6 @@ class Run:
             ),
         )
         return replace(variant, program_id=program_id, meta_info=dict(result.meta_info))
-
-    def _retry(self, fn: Callable[[], _T], what: str) -> _T:
-        attempts = self._config.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                return fn()
-            except SandboxError as exc:
-                if attempt + 1 >= attempts:
-                    raise
-                logger.warning("sandbox error while %s (attempt %d): %s", what, attempt + 1, exc)
-                self._event("sandbox.retry", f"{what}: {exc}")
-                time.sleep(min(2.0**attempt * 0.2, 5.0))
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _advance(
         self, variant_id: int, *, job: Job | None = None, record: VariantRecord | None = None
@@ -934,31 +792,31 @@ class Run:
         """
         timing_start = time.perf_counter()
         sandbox_seconds = 0.0
-        variant = record if record is not None else self._storage.get_variant(variant_id)
+        variant = record if record is not None else self._ctx.storage.get_variant(variant_id)
         if variant.state is VariantState.RUNNING and variant.program_id is None:
             if job is None or job.variant_id != variant_id:
                 job = self._build_job(variant, self.variants())
             result = self.improve(job)
             sandbox_seconds += float(result.metrics.get("wall", 0.0))
-            self._check_budget(variant_id)
+            self._ctx.check_budget(variant_id)
             variant = self._record_improvement(variant, job, result)
         if variant.state is VariantState.RUNNING and self._constitution is not None:
             variant = self._judge(variant)
         if variant.state is VariantState.RUNNING:
             assert variant.program_id is not None
-            program = self._get_program(variant.program_id)
-            validation = self._retry(
+            program = self._ctx.program(variant.program_id)
+            validation = self._ctx.retry(
                 lambda: validate_program(
                     program,
-                    entry_points=self._task.entry_points,
-                    sandbox=self._sandbox,
-                    limits=self._limits(self._config.validate_timeout),
+                    entry_points=self._ctx.task.entry_points,
+                    sandbox=self._ctx.sandbox,
+                    limits=self._ctx.limits(self._ctx.config.validate_timeout),
                 ),
                 f"validating {variant_id}",
             )
             sandbox_seconds += validation.wall
             if validation.ok:
-                changed = self._storage.set_variant_state(
+                changed = self._ctx.storage.set_variant_state(
                     variant_id,
                     VariantState.EVALUATING,
                     expected=VariantState.RUNNING,
@@ -966,7 +824,7 @@ class Run:
                 )
                 new_state = VariantState.EVALUATING
             else:
-                changed = self._storage.set_variant_state(
+                changed = self._ctx.storage.set_variant_state(
                     variant_id,
                     VariantState.INVALID,
                     expected=VariantState.RUNNING,
@@ -980,7 +838,7 @@ class Run:
             variant = (
                 replace(variant, state=new_state)
                 if changed
-                else self._storage.get_variant(variant_id)
+                else self._ctx.storage.get_variant(variant_id)
             )
         while variant.state is VariantState.EVALUATING:
             variant, seconds = self._evaluate_next_stage(variant)
@@ -991,47 +849,50 @@ class Run:
             "sandbox_seconds": sandbox_seconds,
             "engine_seconds": max(0.0, total - sandbox_seconds),
         }
-        self._storage.update_variant_metrics(variant_id, {"timing": timing})
+        self._ctx.storage.update_variant_metrics(variant_id, {"timing": timing})
         self._subset_results.pop(variant_id, None)
 
     def _stage_instances(self, stage: str, variant: VariantRecord) -> tuple[Split, list[Instance]]:
         if stage == "train_subset":
-            subset = set(self._subset())
-            return Split.TRAIN, [i for i in self._instances(Split.TRAIN) if i.id in subset]
+            subset = set(self._ctx.subset())
+            return Split.TRAIN, [i for i in self._ctx.instances(Split.TRAIN) if i.id in subset]
         if stage == "train":
-            subset = set(self._subset())
-            return Split.TRAIN, [i for i in self._instances(Split.TRAIN) if i.id not in subset]
+            subset = set(self._ctx.subset())
+            return Split.TRAIN, [i for i in self._ctx.instances(Split.TRAIN) if i.id not in subset]
         if stage == "recheck":
-            fresh = self._task.holdout_instances(
-                derive_seed(self._seed, variant.generation, "holdout")
+            fresh = self._ctx.task.holdout_instances(
+                self._ctx.derive_seed(variant.generation, "holdout")
             )
-            return Split.VAL, list(fresh) if fresh else list(self._instances(Split.VAL))
+            return Split.VAL, list(fresh) if fresh else list(self._ctx.instances(Split.VAL))
         split = Split(stage)
-        return split, list(self._instances(split))
+        return split, list(self._ctx.instances(split))
 
     def _run_stage(self, variant: VariantRecord, stage: str) -> tuple[StageResult, float]:
         assert variant.program_id is not None
-        program = self._get_program(variant.program_id)
+        program = self._ctx.program(variant.program_id)
         split, instances = self._stage_instances(stage, variant)
-        wall = self._task.instance_timeout * max(1, len(instances)) + self._config.eval_overhead
+        wall = (
+            self._ctx.task.instance_timeout * max(1, len(instances))
+            + self._ctx.config.eval_overhead
+        )
         if instances:
-            result = self._retry(
+            result = self._ctx.retry(
                 lambda: evaluate_stage(
                     program,
-                    task=self._task,
+                    task=self._ctx.task,
                     instances=instances,
                     stage=stage,
                     split="holdout"
                     if stage == "recheck" and instances[0].id.startswith("holdout")
                     else split.value,
-                    sandbox=self._sandbox,
-                    limits=self._limits(wall),
-                    llm=self._llm_handler(variant.id, variant.generation, stage),
+                    sandbox=self._ctx.sandbox,
+                    limits=self._ctx.limits(wall),
+                    llm=self._ctx.llm_handler(variant.id, variant.generation, stage),
                 ),
                 f"evaluating {variant.id} on {stage}",
             )
         else:  # e.g. the train subset already covers all of train: nothing to run
-            result = StageResult(stage, split.value, self._task.aggregate([]), [], {"n": 0})
+            result = StageResult(stage, split.value, self._ctx.task.aggregate([]), [], {"n": 0})
         sandbox = float(result.metrics.get("wall_seconds", 0.0))
         if stage == "train":
             # The full train score combines the subset already evaluated with the rest.
@@ -1039,7 +900,7 @@ class Run:
             if subset is None:  # resumed: read it back
                 record = next(
                     e
-                    for e in self._storage.list_evaluations(variant.id)
+                    for e in self._ctx.storage.list_evaluations(variant.id)
                     if e.stage == "train_subset"
                 )
                 subset = StageResult(
@@ -1049,10 +910,10 @@ class Run:
                     [dict(r) for r in record.results],
                     dict(record.metrics),
                 )
-            order = {inst.id: k for k, inst in enumerate(self._instances(Split.TRAIN))}
+            order = {inst.id: k for k, inst in enumerate(self._ctx.instances(Split.TRAIN))}
             merged = sorted([*subset.results, *result.results], key=lambda r: order[r["id"]])
             merged_results = [dict(r) for r in merged]
-            score = self._task.aggregate([r["score"] for r in merged_results])
+            score = self._ctx.task.aggregate([r["score"] for r in merged_results])
             metrics = _merge_stage_metrics(subset.metrics, result.metrics)
             result = StageResult("train", split.value, score, merged_results, metrics)
         return result, sandbox
@@ -1077,8 +938,8 @@ class Run:
             if not passed:
                 return self._finish(variant, VariantState.PRUNED, why), 0.0
         result, sandbox = self._run_stage(variant, stage)
-        self._check_budget(variant.id)
-        self._storage.add_evaluation(
+        self._ctx.check_budget(variant.id)
+        self._ctx.storage.add_evaluation(
             variant_id=variant.id,
             stage=stage,
             split=result.split,
@@ -1095,22 +956,22 @@ class Run:
         if stage == "train_subset":
             self._subset_results[variant.id] = result
         variant = replace(variant, scores={**variant.scores, stage: result.score})
-        if stage == "recheck" or (stage == "val" and not self._config.quarantine):
+        if stage == "recheck" or (stage == "val" and not self._ctx.config.quarantine):
             # (with quarantine on, the next step decides whether a recheck is due)
             variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
         return variant, sandbox
 
     def _passes_threshold(self, score: float, variant: VariantRecord) -> tuple[bool, str]:
-        cfg = self._config
+        cfg = self._ctx.config
         if cfg.subset_threshold is not None and score < cfg.subset_threshold:
             return False, (
                 f"train-subset score {score:.6g} below the threshold {cfg.subset_threshold:g}"
             )
         if cfg.subset_margin is not None and variant.parent_id is not None:
-            parent = self._terminal(variant.parent_id)
+            parent = self._ctx.terminal(variant.parent_id)
             parent_score = parent.scores.get("train_subset")
             if parent_score is not None:
-                low, high = self._task.score_range
+                low, high = self._ctx.task.score_range
                 floor = parent_score - cfg.subset_margin * (high - low)
                 if score < floor:
                     return False, (
@@ -1126,7 +987,7 @@ class Run:
         if state is VariantState.COMPLETE:
             archive = (
                 self.variants()
-                if self._config.approval != "auto" or ("recheck" in variant.scores)
+                if self._ctx.config.approval != "auto" or ("recheck" in variant.scores)
                 else []
             )
             suspicious = self._suspicious(variant, archive) if "recheck" in variant.scores else None
@@ -1136,7 +997,7 @@ class Run:
                 state, kind, why = VariantState.PENDING, "variant.quarantined", reason
             elif waiting is not None:
                 state, kind, reason, why = VariantState.PENDING, "variant.pending", waiting, waiting
-        if self._storage.set_variant_state(
+        if self._ctx.storage.set_variant_state(
             variant.id,
             state,
             expected=VariantState.EVALUATING,
@@ -1145,7 +1006,7 @@ class Run:
             event=EventSpec(kind, why),
         ):
             return replace(variant, state=state, reason=reason, owner=None)
-        return self._storage.get_variant(variant.id)
+        return self._ctx.storage.get_variant(variant.id)
 
     def _would_lead(
         self, variant: VariantRecord, archive: Sequence[VariantRecord]
@@ -1156,22 +1017,22 @@ class Run:
         value = objective(variant.scores, variant.metrics)
         if value is None:
             return None
-        horizon = max(0, variant.generation - self._config.parallel_generations)
+        horizon = max(0, variant.generation - self._ctx.config.parallel_generations)
         best = ArchiveView.of(archive).best_objective(up_to=horizon)
         return (value, best) if best is None or value > best else None
 
     def _rechecks(self, variant: VariantRecord) -> bool:
         """Whether quarantine re-checks this child: it would take over from a champion (the
         seed, with nothing to beat, is never held back)."""
-        if not self._config.quarantine:
+        if not self._ctx.config.quarantine:
             return False
         lead = self._would_lead(variant, self.variants())
         return lead is not None and lead[1] is not None
 
     def _suspicious(self, variant: VariantRecord, archive: Sequence[VariantRecord]) -> str | None:
         """Why a would-be champion's gain looks too good to promote unreviewed (None: fine)."""
-        cfg = self._config
-        low, high = self._task.score_range
+        cfg = self._ctx.config
+        low, high = self._ctx.task.score_range
         span = (high - low) or 1.0
         val, recheck = variant.scores["val"], variant.scores["recheck"]
         if abs(val - recheck) > cfg.quarantine_gap * span:
@@ -1206,7 +1067,7 @@ class Run:
         generations settled when this one was asked (<= g - parallel_generations), whatever
         people decided about them since: the verdict depends on the run, not on timing.
         """
-        cfg = self._config
+        cfg = self._ctx.config
         if cfg.approval == "auto":
             return None
         lead = self._would_lead(variant, archive)
@@ -1219,10 +1080,10 @@ class Run:
                     f"> {best:.6g})"
                 )
         if cfg.approval == "manual" and variant.parent_id is not None:
-            parent = self._terminal(variant.parent_id)
+            parent = self._ctx.terminal(variant.parent_id)
             assert parent.program_id is not None and variant.program_id is not None
-            changed = self._get_program(parent.program_id).changed_paths(
-                self._get_program(variant.program_id)
+            changed = self._ctx.program(parent.program_id).changed_paths(
+                self._ctx.program(variant.program_id)
             )
             return self._meta_code_change(variant, parent, changed)
         return None
@@ -1233,34 +1094,21 @@ class Run:
         """Why a child that changes the code of a meta file waits for approval (None when it
         changes none, or only the literal state a meta agent keeps in its own source: that is
         recorded as ``variant.meta_state`` and does not wait)."""
-        meta = [p for p in changed if p in self._task.meta_files]
+        meta = changed_meta_files(changed, self._ctx.task)
         if not meta:
             return None
         assert parent.program_id is not None and variant.program_id is not None
-        old, new = self._get_program(parent.program_id), self._get_program(variant.program_id)
+        old, new = self._ctx.program(parent.program_id), self._ctx.program(variant.program_id)
         code = [p for p in meta if not state_only_change(old.get(p), new.get(p))]
         if code:
             return f"awaiting approval: changes the meta agent's code ({', '.join(code)})"
-        self._event(
+        self._ctx.event(
             "variant.meta_state",
             f"the meta agent adapted its own state only (literal values in {', '.join(meta)}); "
             "its code is unchanged, so it does not wait for approval",
             variant.id,
         )
         return None
-
-    def _terminal(self, variant_id: int) -> VariantRecord:
-        """A variant known to be terminal (a parent), cached: what selection and reports read
-        of it (program, non-test scores, meta info) never changes any more."""
-        cached = self._terminal_cache.get(variant_id)
-        if cached is None:
-            cached = self._storage.get_variant(variant_id)
-            if cached.state.is_terminal:
-                with self._lock:
-                    if len(self._terminal_cache) > 4096:
-                        self._terminal_cache.clear()
-                    self._terminal_cache[variant_id] = cached
-        return cached
 
     # -- champions and the test split -------------------------------------------------------
     def _due_test_evaluations(self, variants: Sequence[VariantRecord]) -> list[VariantRecord]:
@@ -1272,13 +1120,13 @@ class Run:
         ]
 
     def _evaluate_test(self, variant_id: int) -> None:
-        variant = self._storage.get_variant(variant_id)
+        variant = self._ctx.storage.get_variant(variant_id)
         if "test" in variant.scores:
             return
         result, _ = self._run_stage(variant, "test")
-        self._check_budget(variant.id)
+        self._ctx.check_budget(variant.id)
         with contextlib.suppress(DuplicateError):  # another engine recorded it first
-            self._storage.add_evaluation(
+            self._ctx.storage.add_evaluation(
                 variant_id=variant.id,
                 stage="test",
                 split="test",
@@ -1299,16 +1147,16 @@ class Run:
         claimed = []
         now = time.time()
         for v in variants:
-            if v.state.is_terminal or v.owner == self._owner:
-                if v.owner == self._owner and not v.state.is_terminal:
+            if v.state.is_terminal or v.owner == self._ctx.owner:
+                if v.owner == self._ctx.owner and not v.state.is_terminal:
                     claimed.append(v.id)
                 continue
             stale = not v.owner or owner_is_dead(v.owner)
             if not stale and v.heartbeat_at is not None:
-                stale = now - v.heartbeat_at.timestamp() > self._config.heartbeat_grace
-            if stale and self._storage.claim_variant(
+                stale = now - v.heartbeat_at.timestamp() > self._ctx.config.heartbeat_grace
+            if stale and self._ctx.storage.claim_variant(
                 v.id,
-                self._owner,
+                self._ctx.owner,
                 expected_owner=v.owner,
                 event=EventSpec(
                     "variant.reclaimed", f"taken over from {v.owner}", {"previous_owner": v.owner}
@@ -1325,31 +1173,31 @@ class Run:
         rejects it (recorded with the rule and the lines); soft ones record its alignment."""
         assert self._constitution is not None and variant.program_id is not None
         parent = (
-            self._get_program(self._terminal(variant.parent_id).program_id or "")
+            self._ctx.program(self._ctx.terminal(variant.parent_id).program_id or "")
             if variant.parent_id is not None
             else None
         )
         verdict = self._constitution.check(
-            self._get_program(variant.program_id),
+            self._ctx.program(variant.program_id),
             parent,
-            instances=_instances_of(self._task),
-            task=self._task,
+            instances=_instances_of(self._ctx.task),
+            task=self._ctx.task,
         )
         if not verdict.violations:
             return variant
         record = verdict.as_dict()
-        self._storage.update_variant_metrics(variant.id, {"constitution": record})
+        self._ctx.storage.update_variant_metrics(variant.id, {"constitution": record})
         variant = replace(variant, metrics={**variant.metrics, "constitution": record})
         if not verdict.rejected:
-            self._storage.add_event(
-                self._id,
+            self._ctx.storage.add_event(
+                self._ctx.run_id,
                 "variant.penalised",
                 f"{verdict.reason()}; alignment {verdict.alignment:.4g}",
                 variant_id=variant.id,
                 data={"by": "constitution", **record},
             )
             return variant
-        changed = self._storage.set_variant_state(
+        changed = self._ctx.storage.set_variant_state(
             variant.id,
             VariantState.REJECTED,
             expected=VariantState.RUNNING,
@@ -1360,12 +1208,12 @@ class Run:
         return (
             replace(variant, state=VariantState.REJECTED, reason=verdict.reason())
             if changed
-            else self._storage.get_variant(variant.id)
+            else self._ctx.storage.get_variant(variant.id)
         )
 
     def _budget_spent(self, variants: Iterable[VariantRecord], elapsed: float) -> str | None:
         """Why the run's time or evaluation budget forbids new work (None: it does not)."""
-        cfg = self._config
+        cfg = self._ctx.config
         if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
             return (
                 f"time budget of {cfg.max_seconds:g} s spent (raise it with resume --max-seconds)"
@@ -1397,9 +1245,9 @@ class Run:
         if generations is not None and generations < 0:
             raise ConfigError("generations must be >= 0")
         variants = self.variants() if variants is None else variants
-        stored = (record or self.record()).attrs.get("target_generations")
+        stored = self._ctx.target_generations(record)
         last = max((v.generation for v in variants), default=0)
-        base = last if stored is None else max(last, int(stored))
+        base = last if stored is None else max(last, stored)
         if generations is None:
             return base
         return base + generations
@@ -1435,15 +1283,15 @@ class Run:
         if generations is not None and generations < 0:
             raise ConfigError("generations must be >= 0")
         if not self._driving.acquire(blocking=False):  # its owner token is this object's
-            raise RunStateError(f"this Run object is driving {self._name!r} already")
+            raise RunStateError(f"this Run object is driving {self._ctx.name!r} already")
         try:
             record, variants, target = self._start(generations, workers)
         except BaseException:
             self._driving.release()
             raise
-        set_warm = getattr(self._sandbox, "set_warm", None)
+        set_warm = getattr(self._ctx.sandbox, "set_warm", None)
         started = time.perf_counter()
-        elapsed_before = float(record.attrs.get("elapsed_seconds", 0.0))
+        elapsed_before = self._ctx.elapsed_seconds(record)
         deadline = None if timeout is None else time.monotonic() + timeout
         stop = threading.Event()
         in_flight: dict[Future[Any], int] = {}
@@ -1470,24 +1318,24 @@ class Run:
                 in_flight[future] = variant_id
 
         def heartbeat() -> None:
-            while not beat_stop.wait(self._config.heartbeat_interval):
+            while not beat_stop.wait(self._ctx.config.heartbeat_interval):
                 try:
                     with flight_lock:
                         ids = list(in_flight.values())
                     if ids:
-                        self._storage.heartbeat(self._owner, ids)
-                    if not self._storage.claim_run_engine(
-                        self._id, self._owner, expected=self._owner
+                        self._ctx.storage.heartbeat(self._ctx.owner, ids)
+                    if not self._ctx.storage.claim_run_engine(
+                        self._ctx.run_id, self._ctx.owner, expected=self._ctx.owner
                     ):
                         # Another engine found this one's heartbeat stale and took the run
                         # over: start nothing more; the work in flight finishes.
-                        logger.error("run %r was taken over by another engine", self._name)
+                        logger.error("run %r was taken over by another engine", self._ctx.name)
                         taken_over.set()
                         stop.set()
                         return
                     # Time spent so far counts even if this engine is killed (time budget).
                     spent = elapsed_before + time.perf_counter() - started
-                    self._storage.update_run_attrs(self._id, {"elapsed_seconds": spent})
+                    self._ctx.store_elapsed(spent)
                 except Exception as exc:  # keep beating; the main loop reports storage errors
                     logger.warning("heartbeat failed: %s", exc)
 
@@ -1508,7 +1356,7 @@ class Run:
                     for waiting in [
                         v.id for v in mirror.values() if v.state is VariantState.PENDING
                     ]:
-                        mirror[waiting] = self._storage.get_variant(waiting)
+                        mirror[waiting] = self._ctx.storage.get_variant(waiting)
                     variants = current()
                     if self.record().status is RunStatus.STOPPED:
                         stop.set()
@@ -1522,18 +1370,20 @@ class Run:
                     if spent is not None and not stop.is_set():
                         stop.set()
                         final_status, message = RunStatus.STOPPED, spent
-                    if self._llm is not None and not stop.is_set():
-                        if self._llm.budget_exhausted.is_set():
+                    if self._ctx.built_llm is not None and not stop.is_set():
+                        if self._ctx.built_llm.budget_exhausted.is_set():
                             stop.set()
                             final_status = RunStatus.STOPPED
                             message = "LLM budget exhausted (raise it and resume)"
-                        elif self._llm.broken is not None:
+                        elif self._ctx.built_llm.broken is not None:
                             stop.set()
-                            final_status, message = RunStatus.STOPPED, self._llm.broken
-                        elif self._llm.diverged.is_set():
+                            final_status, message = RunStatus.STOPPED, self._ctx.built_llm.broken
+                        elif self._ctx.built_llm.diverged.is_set():
                             stop.set()
                             final_status = RunStatus.STOPPED
-                            message = f"replay diverged from its record: {self._llm.divergence}"
+                            message = (
+                                f"replay diverged from its record: {self._ctx.built_llm.divergence}"
+                            )
                     # Once stopping, due test evaluations wait for a resume (a test refused for
                     # budget would otherwise be handed out again and again).
                     for v in [] if stop.is_set() else self._due_test_evaluations(variants):
@@ -1557,7 +1407,7 @@ class Run:
                             break
                         # Work we depend on is held by another live engine: wait for it to
                         # finish or for its heartbeat to go stale, then take it over.
-                        stop.wait(min(1.0, self._config.heartbeat_interval))
+                        stop.wait(min(1.0, self._ctx.config.heartbeat_interval))
                         for variant_id in self._claim_orphans(reload()):
                             submit(self._advance, variant_id, variant_id)
                         continue
@@ -1585,7 +1435,7 @@ class Run:
                                 # Something this child made the engine choke on: its failure,
                                 # not the run's.
                                 self._fail_after_engine_error(variant_id, error, was_test)
-                                mirror[variant_id] = self._storage.get_variant(variant_id)
+                                mirror[variant_id] = self._ctx.storage.get_variant(variant_id)
                                 continue
                             # A worker died on this job: start a fresh one from the last
                             # committed step (nothing recorded is redone).
@@ -1595,7 +1445,7 @@ class Run:
                             else:
                                 submit(self._advance, variant_id, variant_id)
                             continue
-                        finished = self._storage.get_variant(variant_id)
+                        finished = self._ctx.storage.get_variant(variant_id)
                         mirror[variant_id] = finished
                         if callbacks and not was_test:
                             for cb in callbacks:
@@ -1628,7 +1478,7 @@ class Run:
             if taken_over.is_set():
                 final_status, message = RunStatus.STOPPED, "taken over by another engine"
             self.last_stop_reason = message
-            if self._owns_sandbox and callable(set_warm):
+            if self._ctx.owns_sandbox and callable(set_warm):
                 set_warm(0)  # no idle sandboxed processes outlive the call
             elapsed = elapsed_before + (time.perf_counter() - started)
             try:
@@ -1638,7 +1488,7 @@ class Run:
                     raise
                 # Storage is failing too: keep the error that stopped the run; the run shows
                 # "running (engine dead)" once this process has exited.
-                logger.error("could not record the end of run %r: %s", self._name, exc)
+                logger.error("could not record the end of run %r: %s", self._ctx.name, exc)
             finally:
                 self._driving.release()
         return self.record()
@@ -1655,14 +1505,18 @@ class Run:
         # Whatever the status: a stopped run's engine may still be finishing its work.
         if (
             holder
-            and holder != self._owner
-            and engine_alive(record, grace=self._config.heartbeat_grace)
+            and holder != self._ctx.owner
+            and engine_alive(record, grace=self._ctx.config.heartbeat_grace)
         ):
-            raise RunStateError(f"run {self._name!r} is being driven by another engine ({holder})")
-        if not self._storage.claim_run_engine(self._id, self._owner, expected=holder):
+            raise RunStateError(
+                f"run {self._ctx.name!r} is being driven by another engine ({holder})"
+            )
+        if not self._ctx.storage.claim_run_engine(
+            self._ctx.run_id, self._ctx.owner, expected=holder
+        ):
             winner = self.record().engine
             raise RunStateError(
-                f"run {self._name!r} is being driven by another engine ({winner}), which "
+                f"run {self._ctx.name!r} is being driven by another engine ({winner}), which "
                 "claimed it first"
             )
 
@@ -1682,14 +1536,14 @@ class Run:
         try:
             variants = self._ensure_seed(self.variants())
             self._check_settings()
-            llm = self.llm
+            llm = self._ctx.llm
             if llm is not None:  # a model that does not answer refuses the start
-                llm.probe(timeout=min(10.0, self._config.llm_timeout))
+                llm.probe(timeout=min(10.0, self._ctx.config.llm_timeout))
             record = self.record()
             target = self.target_after(generations, variants=variants, record=record)
-            self._storage.update_run_attrs(self._id, {"target_generations": target})
-            self._storage.set_run_status(
-                self._id,
+            self._ctx.store_target(target)
+            self._ctx.storage.set_run_status(
+                self._ctx.run_id,
                 RunStatus.RUNNING,
                 event=EventSpec(
                     "run.started",
@@ -1697,17 +1551,17 @@ class Run:
                     {"target": target, "workers": workers},
                 ),
             )
-            if self._llm is not None:
-                self._llm.set_budget(
-                    max_cost=self._config.max_cost, max_tokens=self._config.max_tokens
+            if self._ctx.built_llm is not None:
+                self._ctx.built_llm.set_budget(
+                    max_cost=self._ctx.config.max_cost, max_tokens=self._ctx.config.max_tokens
                 )
-                self._llm.reset_breaker()
-            set_warm = getattr(self._sandbox, "set_warm", None)
-            if self._owns_sandbox and self._config.warm_workers and callable(set_warm):
+                self._ctx.built_llm.reset_breaker()
+            set_warm = getattr(self._ctx.sandbox, "set_warm", None)
+            if self._ctx.owns_sandbox and self._ctx.config.warm_workers and callable(set_warm):
                 set_warm(workers)
         except BaseException:
             with contextlib.suppress(Exception):
-                self._storage.release_run_engine(self._id, self._owner)
+                self._ctx.storage.release_run_engine(self._ctx.run_id, self._ctx.owner)
             raise
         return record, variants, target
 
@@ -1715,18 +1569,18 @@ class Run:
         """Record how an :meth:`optimize` call ended if this engine still holds the run: its
         time, then its final status with the engine slot emptied (one compare-and-set). An
         engine that lost the run to another leaves both to that one."""
-        if self.record().engine == self._owner:
-            self._storage.update_run_attrs(self._id, {"elapsed_seconds": elapsed})
-        released = self._storage.release_run_engine(
-            self._id,
-            self._owner,
+        if self.record().engine == self._ctx.owner:
+            self._ctx.store_elapsed(elapsed)
+        released = self._ctx.storage.release_run_engine(
+            self._ctx.run_id,
+            self._ctx.owner,
             status=status,
             event=EventSpec(_END_KINDS.get(status, f"run.{status.name.lower()}"), message),
         )
         if not released:
             logger.warning(
                 "run %r is held by another engine now: its status is left to that engine",
-                self._name,
+                self._ctx.name,
             )
 
     def _recoverable(self, error: BaseException, variant_id: int, failures: dict[int, int]) -> bool:
@@ -1738,12 +1592,12 @@ class Run:
         ):
             return False  # interrupts, task bugs, storage and configuration errors stop the run
         failures[variant_id] = failures.get(variant_id, 0) + 1
-        if failures[variant_id] > self._config.max_retries:
+        if failures[variant_id] > self._ctx.config.max_retries:
             return False
         logger.warning("worker failed on variant %d (%s): retrying", variant_id, error)
         with contextlib.suppress(Exception):
-            self._storage.add_event(
-                self._id,
+            self._ctx.storage.add_event(
+                self._ctx.run_id,
                 "worker.failed",
                 f"{type(error).__name__}: {error}"[:500],
                 variant_id=variant_id,
@@ -1760,12 +1614,12 @@ class Run:
         logger.error("variant %d: %s", variant_id, reason)
         if was_test:
             self._tests_given_up.add(variant_id)
-            self._event("champion.test_failed", reason, variant_id=variant_id)
+            self._ctx.event("champion.test_failed", reason, variant_id=variant_id)
             return
-        variant = self._storage.get_variant(variant_id)
+        variant = self._ctx.storage.get_variant(variant_id)
         if variant.state.is_terminal:
             return
-        self._storage.set_variant_state(
+        self._ctx.storage.set_variant_state(
             variant_id,
             VariantState.FAILED,
             expected=variant.state,
@@ -1777,24 +1631,14 @@ class Run:
     def _release_unfinished(self) -> None:
         """Give up unfinished work so any engine (this process included) can resume it now."""
         with contextlib.suppress(Exception):  # best effort: heartbeats expire anyway
-            for v in self._storage.list_variants(
-                self._id, states=[VariantState.RUNNING, VariantState.EVALUATING]
+            for v in self._ctx.storage.list_variants(
+                self._ctx.run_id, states=[VariantState.RUNNING, VariantState.EVALUATING]
             ):
-                if v.owner == self._owner:
-                    self._storage.claim_variant(v.id, "", expected_owner=self._owner)
+                if v.owner == self._ctx.owner:
+                    self._ctx.storage.claim_variant(v.id, "", expected_owner=self._ctx.owner)
 
     def _improve_and_tell(self, job: Job) -> None:
         self._advance(job.variant_id, job=job)
-
-
-def _sandbox_for(config: RunConfig, task: Task) -> Sandbox:
-    """The sandbox a run's config asks for (raises ConfigError for one that cannot work)."""
-    return get_sandbox(
-        config.sandbox,
-        preload=tuple(task.sandbox_preload),
-        hide=task_locations(task),  # the task's own files: agents never see them
-        memory_mb=config.memory_mb,
-    )
 
 
 def _check_llm(config: RunConfig) -> None:
