@@ -23,7 +23,6 @@ import dataclasses
 import logging
 import math
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hyperagents.archive import ArchiveEntry, ArchiveView, ScoreChildSelector, make_selector
-from hyperagents.constitution import Constitution, load_constitution, objective
 from hyperagents.evaluation import StageResult, evaluate_stage, validate_program, workspace
 from hyperagents.exceptions import (
     ConfigError,
@@ -59,9 +57,9 @@ from hyperagents.runs._context import (
     RunContext,
     sandbox_for,
 )
+from hyperagents.runs._gate import Gate, Settlement, check_seed, run_constitution
 from hyperagents.runs._llm import RunLLM
-from hyperagents.runs._meta_change import state_only_change
-from hyperagents.runs._meta_files import changed_meta_files, transfer_meta
+from hyperagents.runs._meta_files import transfer_meta
 from hyperagents.runs._owner import engine_alive, owner_is_dead
 from hyperagents.sandbox import Sandbox
 from hyperagents.storages import (
@@ -150,11 +148,7 @@ class Run:
         self._subset_results: dict[int, StageResult] = {}
         self._target: int | None = None
         self._train_inputs: list[dict[str, Any]] | None = None
-        self._constitution = (
-            None
-            if self._ctx.config.constitution is None
-            else load_constitution(self._ctx.config.constitution)
-        )
+        self._gate = Gate(self._ctx)
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -220,14 +214,8 @@ class Run:
             if "meta_agent.py" not in meta_from:
                 raise ConfigError("the program to take the meta agent from has no meta_agent.py")
             seed_program = transfer_meta(seed_program, meta_from, task_obj)
-        if cfg.constitution is None and task_obj.constitution is not None:
-            cfg = cfg.model_copy(update={"constitution": _task_constitution(task_obj).as_config()})
-        if cfg.constitution is not None:
-            seed_verdict = load_constitution(cfg.constitution).check(
-                seed_program, None, instances=_instances_of(task_obj), task=task_obj
-            )
-            if seed_verdict.rejected:
-                raise ConfigError(f"the seed program breaks the run's {seed_verdict.reason()}")
+        cfg = run_constitution(cfg, task_obj)
+        check_seed(cfg, task_obj, seed_program)
         # Everything that can refuse the run is checked before anything is stored: a start
         # that fails leaves no run behind.
         built = sandbox if sandbox is not None else sandbox_for(cfg, task_obj)
@@ -800,8 +788,8 @@ class Run:
             sandbox_seconds += float(result.metrics.get("wall", 0.0))
             self._ctx.check_budget(variant_id)
             variant = self._record_improvement(variant, job, result)
-        if variant.state is VariantState.RUNNING and self._constitution is not None:
-            variant = self._judge(variant)
+        if variant.state is VariantState.RUNNING and self._gate.judges:
+            variant = self._gate.judge(variant)
         if variant.state is VariantState.RUNNING:
             assert variant.program_id is not None
             program = self._ctx.program(variant.program_id)
@@ -925,7 +913,7 @@ class Run:
             The variant's record after the step, and the seconds spent in the sandbox.
         """
         stages = ["train_subset", "train", "val"]
-        if "val" in variant.scores and self._rechecks(variant):
+        if "val" in variant.scores and self._gate.rechecks(variant):
             stages.append("recheck")  # a would-be champion is re-checked on held-out data
         pending = [s for s in stages if s not in variant.scores]
         if not pending:
@@ -982,133 +970,21 @@ class Run:
         return True, ""
 
     def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
-        kind = "variant.completed" if state is VariantState.COMPLETE else "variant.pruned"
-        reason = None if state is VariantState.COMPLETE else why
-        if state is VariantState.COMPLETE:
-            archive = (
-                self.variants()
-                if self._ctx.config.approval != "auto" or ("recheck" in variant.scores)
-                else []
-            )
-            suspicious = self._suspicious(variant, archive) if "recheck" in variant.scores else None
-            waiting = self._approval_needed(variant, archive)
-            if suspicious is not None:
-                reason = f"quarantined: {suspicious}"
-                state, kind, why = VariantState.PENDING, "variant.quarantined", reason
-            elif waiting is not None:
-                state, kind, reason, why = VariantState.PENDING, "variant.pending", waiting, waiting
+        settled = (
+            self._gate.settle(variant, why)
+            if state is VariantState.COMPLETE
+            else Settlement(state, "variant.pruned", why, why)
+        )
         if self._ctx.storage.set_variant_state(
             variant.id,
-            state,
+            settled.state,
             expected=VariantState.EVALUATING,
-            reason=reason,
+            reason=settled.reason,
             release=True,
-            event=EventSpec(kind, why),
+            event=EventSpec(settled.kind, settled.message),
         ):
-            return replace(variant, state=state, reason=reason, owner=None)
+            return replace(variant, state=settled.state, reason=settled.reason, owner=None)
         return self._ctx.storage.get_variant(variant.id)
-
-    def _would_lead(
-        self, variant: VariantRecord, archive: Sequence[VariantRecord]
-    ) -> tuple[float, float | None] | None:
-        """``(objective, best before)`` when the child beats every variant with a val score
-        among the generations settled when it was asked (<= g - parallel_generations),
-        whatever people decided about them since; None otherwise."""
-        value = objective(variant.scores, variant.metrics)
-        if value is None:
-            return None
-        horizon = max(0, variant.generation - self._ctx.config.parallel_generations)
-        best = ArchiveView.of(archive).best_objective(up_to=horizon)
-        return (value, best) if best is None or value > best else None
-
-    def _rechecks(self, variant: VariantRecord) -> bool:
-        """Whether quarantine re-checks this child: it would take over from a champion (the
-        seed, with nothing to beat, is never held back)."""
-        if not self._ctx.config.quarantine:
-            return False
-        lead = self._would_lead(variant, self.variants())
-        return lead is not None and lead[1] is not None
-
-    def _suspicious(self, variant: VariantRecord, archive: Sequence[VariantRecord]) -> str | None:
-        """Why a would-be champion's gain looks too good to promote unreviewed (None: fine)."""
-        cfg = self._ctx.config
-        low, high = self._ctx.task.score_range
-        span = (high - low) or 1.0
-        val, recheck = variant.scores["val"], variant.scores["recheck"]
-        if abs(val - recheck) > cfg.quarantine_gap * span:
-            return (
-                f"val {val:.6g} but {recheck:.6g} when re-evaluated on held-out data "
-                f"(gap over {cfg.quarantine_gap:g} of the range)"
-            )
-        train = variant.scores.get("train")
-        if train is not None and val - train > cfg.quarantine_gap * span:
-            return (
-                f"val {val:.6g} far above train {train:.6g} "
-                f"(gap over {cfg.quarantine_gap:g} of the range)"
-            )
-        lead = self._would_lead(variant, archive)
-        if lead is not None and lead[1] is not None:
-            gain = lead[0] - lead[1]
-            horizon = max(0, variant.generation - cfg.parallel_generations)
-            gains = ArchiveView.of(archive).champion_gains(below=horizon + 1)
-            if len(gains) >= 2 and gain > cfg.quarantine_jump * max(gains):
-                return (
-                    f"a jump of {gain:.6g} over the champion, more than "
-                    f"{cfg.quarantine_jump:g}x the run's largest earlier gain {max(gains):.6g}"
-                )
-        return None
-
-    def _approval_needed(
-        self, variant: VariantRecord, archive: Sequence[VariantRecord]
-    ) -> str | None:
-        """Why a person must approve this evaluated child first (None: it is accepted).
-
-        "Would become champion" compares with every variant that has a val score among the
-        generations settled when this one was asked (<= g - parallel_generations), whatever
-        people decided about them since: the verdict depends on the run, not on timing.
-        """
-        cfg = self._ctx.config
-        if cfg.approval == "auto":
-            return None
-        lead = self._would_lead(variant, archive)
-        if lead is not None and lead[1] is not None:
-            value, best = lead[0], lead[1]
-            needed = cfg.approval_threshold if cfg.approval == "threshold" else 0.0
-            if value - best >= needed:
-                return (
-                    f"awaiting approval: would become champion (val objective {value:.6g} "
-                    f"> {best:.6g})"
-                )
-        if cfg.approval == "manual" and variant.parent_id is not None:
-            parent = self._ctx.terminal(variant.parent_id)
-            assert parent.program_id is not None and variant.program_id is not None
-            changed = self._ctx.program(parent.program_id).changed_paths(
-                self._ctx.program(variant.program_id)
-            )
-            return self._meta_code_change(variant, parent, changed)
-        return None
-
-    def _meta_code_change(
-        self, variant: VariantRecord, parent: VariantRecord, changed: Iterable[str]
-    ) -> str | None:
-        """Why a child that changes the code of a meta file waits for approval (None when it
-        changes none, or only the literal state a meta agent keeps in its own source: that is
-        recorded as ``variant.meta_state`` and does not wait)."""
-        meta = changed_meta_files(changed, self._ctx.task)
-        if not meta:
-            return None
-        assert parent.program_id is not None and variant.program_id is not None
-        old, new = self._ctx.program(parent.program_id), self._ctx.program(variant.program_id)
-        code = [p for p in meta if not state_only_change(old.get(p), new.get(p))]
-        if code:
-            return f"awaiting approval: changes the meta agent's code ({', '.join(code)})"
-        self._ctx.event(
-            "variant.meta_state",
-            f"the meta agent adapted its own state only (literal values in {', '.join(meta)}); "
-            "its code is unchanged, so it does not wait for approval",
-            variant.id,
-        )
-        return None
 
     # -- champions and the test split -------------------------------------------------------
     def _due_test_evaluations(self, variants: Sequence[VariantRecord]) -> list[VariantRecord]:
@@ -1168,49 +1044,6 @@ class Run:
         return claimed
 
     # -- optimize ----------------------------------------------------------------------------
-    def _judge(self, variant: VariantRecord) -> VariantRecord:
-        """Check a child against the run's constitution before it runs: a hard violation
-        rejects it (recorded with the rule and the lines); soft ones record its alignment."""
-        assert self._constitution is not None and variant.program_id is not None
-        parent = (
-            self._ctx.program(self._ctx.terminal(variant.parent_id).program_id or "")
-            if variant.parent_id is not None
-            else None
-        )
-        verdict = self._constitution.check(
-            self._ctx.program(variant.program_id),
-            parent,
-            instances=_instances_of(self._ctx.task),
-            task=self._ctx.task,
-        )
-        if not verdict.violations:
-            return variant
-        record = verdict.as_dict()
-        self._ctx.storage.update_variant_metrics(variant.id, {"constitution": record})
-        variant = replace(variant, metrics={**variant.metrics, "constitution": record})
-        if not verdict.rejected:
-            self._ctx.storage.add_event(
-                self._ctx.run_id,
-                "variant.penalised",
-                f"{verdict.reason()}; alignment {verdict.alignment:.4g}",
-                variant_id=variant.id,
-                data={"by": "constitution", **record},
-            )
-            return variant
-        changed = self._ctx.storage.set_variant_state(
-            variant.id,
-            VariantState.REJECTED,
-            expected=VariantState.RUNNING,
-            reason=verdict.reason(),
-            release=True,
-            event=EventSpec("variant.rejected", verdict.reason(), {"by": "constitution", **record}),
-        )
-        return (
-            replace(variant, state=VariantState.REJECTED, reason=verdict.reason())
-            if changed
-            else self._ctx.storage.get_variant(variant.id)
-        )
-
     def _budget_spent(self, variants: Iterable[VariantRecord], elapsed: float) -> str | None:
         """Why the run's time or evaluation budget forbids new work (None: it does not)."""
         cfg = self._ctx.config
@@ -1690,34 +1523,6 @@ def _merge_stage_metrics(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str
     if not math.isfinite(float(merged["peak_memory_mb"])):
         merged["peak_memory_mb"] = 0.0
     return merged
-
-
-def _instances_of(task: Task) -> Callable[[str], list[tuple[str, Any]]]:
-    """``split → (id, inputs)`` of a task's instances, for constitution rules."""
-
-    def pairs(split: str) -> list[tuple[str, Any]]:
-        try:
-            chosen = Split(split)
-        except ValueError:
-            raise ConfigError(f"unknown split {split!r} in a constitution rule") from None
-        return [(i.id, i.inputs) for i in task.instances(chosen)]
-
-    return pairs
-
-
-def _task_constitution(task: Task) -> Constitution:
-    """A task's default constitution (a file path is relative to the task's module)."""
-    source = task.constitution
-    if isinstance(source, str):
-        path = Path(source)
-        if not path.is_absolute():
-            module = sys.modules.get(type(task).__module__)
-            where = getattr(module, "__file__", None)
-            if where:
-                path = Path(where).parent / path
-        return load_constitution(path)
-    assert source is not None
-    return load_constitution(source)
 
 
 def _reported_state(variant: VariantRecord) -> str:
