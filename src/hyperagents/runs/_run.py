@@ -22,17 +22,16 @@ import contextlib
 import dataclasses
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hyperagents.archive import ArchiveEntry, ArchiveView, ScoreChildSelector, make_selector
-from hyperagents.evaluation import StageResult, evaluate_stage, validate_program, workspace
+from hyperagents.archive import ArchiveView
+from hyperagents.evaluation import StageResult, evaluate_stage, validate_program
 from hyperagents.exceptions import (
     ConfigError,
     DuplicateError,
@@ -42,7 +41,6 @@ from hyperagents.exceptions import (
 )
 from hyperagents.improvers import (
     Improver,
-    ImproveRequest,
     ImproveResult,
     MetaAgentImprover,
     meta_agent_source,
@@ -58,6 +56,7 @@ from hyperagents.runs._context import (
     sandbox_for,
 )
 from hyperagents.runs._gate import Gate, Settlement, check_seed, run_constitution
+from hyperagents.runs._jobs import Job, Jobs
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._meta_files import transfer_meta
 from hyperagents.runs._owner import engine_alive, owner_is_dead
@@ -79,15 +78,9 @@ logger = logging.getLogger("hyperagents")
 
 #: Evaluation stages in order. ``test`` is only run for champions and never shown to agents.
 STAGES = ("train_subset", "train", "val", "test")
-_REPORT_STAGES = ("train_subset", "train", "val")
 _T = TypeVar("_T")
 Callback = Callable[["Run", VariantRecord], None]
 
-
-_NO_SELECTOR_PROGRAM = (
-    "--selector program: the champion has no select_parent.py, so parents are chosen by "
-    "score_child (until a variant adds one)"
-)
 
 #: The event that records how an engine's drive ended, by the run's final status.
 _END_KINDS = {
@@ -95,23 +88,6 @@ _END_KINDS = {
     RunStatus.STOPPED: "run.stopped",
     RunStatus.FAILED: "run.failed",
 }
-
-
-@dataclass(frozen=True)
-class Job:
-    """A generation handed out by :meth:`Run.ask`: produce a child for ``parent_id``.
-
-    Attributes:
-        variant_id: The child's variant (already stored, state ``RUNNING``).
-        generation: The child's generation.
-        parent_id: The parent variant.
-        request: What the improver gets (workspace files, report, seed).
-    """
-
-    variant_id: int
-    generation: int
-    parent_id: int
-    request: ImproveRequest
 
 
 class Run:
@@ -139,16 +115,13 @@ class Run:
         self._improver = improver
         #: Held while :meth:`optimize` drives the run (one call at a time per object).
         self._driving = threading.Lock()
-        self._ask_seconds: dict[int, float] = {}
         #: Champions whose test evaluation kept failing in this process (not handed out again).
         self._tests_given_up: set[int] = set()
         #: Why the last :meth:`optimize` call ended ("target reached", "interrupted", …).
         self.last_stop_reason: str | None = None
-        self._evaluation_cache: dict[int, dict[str, Any]] = {}
         self._subset_results: dict[int, StageResult] = {}
-        self._target: int | None = None
-        self._train_inputs: list[dict[str, Any]] | None = None
         self._gate = Gate(self._ctx)
+        self._jobs = Jobs(self._ctx)
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -264,7 +237,7 @@ class Run:
             improver=improver,
         )
         run._ctx.owns_sandbox = sandbox is None
-        run._check_settings()
+        run._jobs.check_settings()
         return run
 
     @classmethod
@@ -428,13 +401,6 @@ class Run:
         """Record a ``run.warning`` event (once per message per run) and log it."""
         self._ctx.warn(message)
 
-    def _check_settings(self) -> None:
-        """Warn about settings the program makes meaningless (see :meth:`warnings`)."""
-        if self._ctx.config.selector == "program" and self._ctx.mode is not Mode.NO_ARCHIVE:
-            seed = self._ctx.program(self._ctx.seed_program_id)
-            if "select_parent.py" not in seed:
-                self.warn(_NO_SELECTOR_PROGRAM)
-
     # -- the language model ------------------------------------------------------------------
     @property
     def llm(self) -> RunLLM | None:
@@ -447,174 +413,6 @@ class Run:
         return self._ctx.llm
 
     # -- ask / improve / tell ----------------------------------------------------------------
-    def _snapshot(self, variants: Sequence[VariantRecord], generation: int) -> list[VariantRecord]:
-        horizon = max(0, generation - self._ctx.config.parallel_generations)
-        return list(ArchiveView.of(variants).settled(horizon))
-
-    def _ready_for(self, variants: Sequence[VariantRecord], generation: int) -> bool:
-        horizon = max(0, generation - self._ctx.config.parallel_generations)
-        return ArchiveView.of(variants).all_terminal(horizon)
-
-    def _archive_entries(self, snapshot: Sequence[VariantRecord]) -> list[ArchiveEntry]:
-        return ArchiveView.of(snapshot).entries(self._ctx.task.normalise)
-
-    def _select_parent(self, snapshot: Sequence[VariantRecord], generation: int) -> tuple[int, str]:
-        banned, pin = self._ctx.take_steering()
-        snapshot = list(ArchiveView.of(snapshot).without_lineages(banned))
-        if pin is not None:
-            # A person's override, used once: the next child is made from this variant.
-            eligible = {v.id for v in snapshot if v.state is VariantState.COMPLETE}
-            if pin[0] in eligible:
-                return pin[0], f"pinned by {pin[1]}"
-        entries = self._archive_entries(snapshot)
-        if not entries:
-            raise RunStateError("no eligible parent: the seed variant has not completed")
-        rng = random.Random(self._ctx.derive_seed(generation, "select"))
-        if self._ctx.mode is Mode.NO_ARCHIVE:
-            best = self.champion(snapshot)
-            assert best is not None
-            return best.id, "best (no-archive mode)"
-        name = self._ctx.config.selector
-        if name == "program":
-            chosen = self._select_with_program(snapshot, entries, generation)
-            if chosen is not None:
-                return chosen, "program"
-            return ScoreChildSelector().select(entries, rng), "score_child (fallback)"
-        selector = make_selector(name, tournament_size=self._ctx.config.tournament_size)
-        return selector.select(entries, rng), name
-
-    def _select_with_program(
-        self, snapshot: Sequence[VariantRecord], entries: Sequence[ArchiveEntry], generation: int
-    ) -> int | None:
-        best = self.champion(snapshot)
-        if best is None or best.program_id is None:
-            return None
-        program = self._ctx.program(best.program_id)
-        if "select_parent.py" not in program:
-            self.warn(_NO_SELECTOR_PROGRAM)
-            return None
-        archive = [
-            {
-                "variant_id": e.variant_id,
-                "generation": e.generation,
-                "score": e.score,
-                "children": e.children,
-            }
-            for e in entries
-        ]
-        request = {
-            "action": "select",
-            "archive": archive,
-            "seed": self._ctx.derive_seed(generation, "select-program"),
-        }
-        with workspace(program) as path:
-            result = self._ctx.sandbox.run(
-                path, request, limits=self._ctx.limits(self._ctx.config.select_timeout)
-            )
-        valid = {e.variant_id for e in entries}
-        if result.ok and isinstance(result.result, int) and result.result in valid:
-            return result.result
-        returned = repr(result.result)[:200]
-        why = result.reason if not result.ok else f"returned {returned}, not an eligible id"
-        self._ctx.event(
-            "selector.fallback", f"select_parent.py of variant {best.id} failed: {why}", best.id
-        )
-        return None
-
-    def _build_job(self, variant: VariantRecord, variants: Sequence[VariantRecord]) -> Job:
-        """Rebuild the job of ``variant`` from storage (deterministic: used again on resume)."""
-        assert variant.parent_id is not None
-        parent = self._ctx.terminal(variant.parent_id)
-        assert parent.program_id is not None
-        parent_program = self._ctx.program(parent.program_id)
-        program = parent_program
-        if self._ctx.mode is Mode.FROZEN_META:
-            program = self._ctx.with_seed_meta(parent_program)
-        snapshot = self._snapshot(variants, variant.generation)
-        report = self._report(variant, parent, snapshot)
-        seed = self._ctx.derive_seed(variant.generation, "meta")
-        request = ImproveRequest(
-            program,
-            report,
-            seed,
-            llm=self._ctx.llm_handler(variant.id, variant.generation, "improve"),
-        )
-        return Job(variant.id, variant.generation, parent.id, request)
-
-    def _report(
-        self, variant: VariantRecord, parent: VariantRecord, snapshot: Sequence[VariantRecord]
-    ) -> dict[str, Any]:
-        cfg = self._ctx.config
-        evaluation = self._report_evaluation(parent.id)
-        if self._train_inputs is None:
-            self._train_inputs = [
-                {"id": inst.id, "inputs": inst.inputs}
-                for inst in self._ctx.instances(Split.TRAIN)[: cfg.report_results]
-            ]
-        train_inputs = self._train_inputs
-        # Agents see run-local identities (generation numbers), never storage ids: the same run
-        # gives the same report, and so the same LLM prompts, in any storage (replay relies on
-        # it).
-        generation_of = {v.id: v.generation for v in snapshot}
-        archive = [
-            {
-                "variant_id": v.generation,
-                "generation": v.generation,
-                "parent_id": None if v.parent_id is None else generation_of.get(v.parent_id),
-                "state": _reported_state(v),
-                "scores": {k: s for k, s in v.scores.items() if k in _REPORT_STAGES},
-                "meta_info": dict(v.meta_info),
-            }
-            for v in snapshot[-cfg.report_archive :]
-            if cfg.report_archive
-        ]
-        target = self._target
-        if target is None:
-            target = self._ctx.target_generations()
-        return {
-            "task": {
-                "name": self._ctx.task.name,
-                "description": self._ctx.task.description,
-                "score_range": list(self._ctx.task.score_range),
-            },
-            "mode": self._ctx.mode.value,
-            "generation": variant.generation,
-            "generations_left": None if target is None else max(0, target - variant.generation),
-            "seed": self._ctx.derive_seed(variant.generation, "meta"),
-            "parent": {
-                "variant_id": parent.generation,
-                "generation": parent.generation,
-                "scores": {k: s for k, s in parent.scores.items() if k in _REPORT_STAGES},
-                "meta_info": dict(parent.meta_info),
-            },
-            "evaluation": evaluation,
-            "train_inputs": train_inputs,
-            "archive": archive,
-        }
-
-    def _report_evaluation(self, parent_id: int) -> dict[str, Any]:
-        """The parent's train results as shown to meta agents (cached: they never change)."""
-        cached = self._evaluation_cache.get(parent_id)
-        if cached is not None:
-            return cached
-        evaluations = {e.stage: e for e in self._ctx.storage.list_evaluations(parent_id)}
-        source = evaluations.get("train") or evaluations.get("train_subset")
-        results = []
-        if source is not None:
-            for r in list(source.results)[: self._ctx.config.report_results]:
-                results.append({k: r.get(k) for k in ("id", "score", "feedback", "output")})
-        report = {
-            "stage": source.stage if source else None,
-            "score": source.score if source else None,
-            "results": results,
-        }
-        if source is not None and source.stage == "train":
-            with self._ctx.lock:
-                if len(self._evaluation_cache) > 512:
-                    self._evaluation_cache.clear()
-                self._evaluation_cache[parent_id] = report
-        return report
-
     def ask(self) -> Job:
         """Create the next generation's variant, select its parent and return its job.
 
@@ -643,9 +441,8 @@ class Run:
     def _ask(self, variants: Sequence[VariantRecord]) -> tuple[Job, VariantRecord]:
         with self._ctx.lock:
             variants = self._ensure_seed(variants)
-            start = time.perf_counter()
             generation = max((v.generation for v in variants), default=0) + 1
-            if not self._ready_for(variants, generation):
+            if not self._jobs.ready_for(variants, generation):
                 # Finish what selection depends on if nobody else holds it (e.g. the seed of
                 # a fresh run, or work left by a dead engine), then look again.
                 horizon = max(0, generation - self._ctx.config.parallel_generations)
@@ -653,29 +450,7 @@ class Run:
                 for variant_id in self._claim_orphans(blockers):
                     self._advance(variant_id)
                 variants = self.variants()
-            if not self._ready_for(variants, generation):
-                raise RunStateError(
-                    f"generation {generation} must wait for generations <= "
-                    f"{max(0, generation - self._ctx.config.parallel_generations)} to finish"
-                )
-            snapshot = self._snapshot(variants, generation)
-            parent_id, how = self._select_parent(snapshot, generation)
-            variant_id = self._ctx.storage.create_variant(
-                run_id=self._ctx.run_id,
-                generation=generation,
-                parent_id=parent_id,
-                state=VariantState.RUNNING,
-                owner=self._ctx.owner,
-                event=EventSpec(
-                    "variant.created",
-                    f"generation {generation} from variant {parent_id} ({how})",
-                    {"generation": generation, "parent_id": parent_id, "selector": how},
-                ),
-            )
-            variant = self._ctx.storage.get_variant(variant_id)
-            job = self._build_job(variant, variants)
-            self._ask_seconds[variant_id] = time.perf_counter() - start
-            return job, variant
+            return self._jobs.ask(variants)
 
     def improve(self, job: Job) -> ImproveResult:
         """Run the configured improver (default: the job program's own meta agent) on a job.
@@ -783,7 +558,7 @@ class Run:
         variant = record if record is not None else self._ctx.storage.get_variant(variant_id)
         if variant.state is VariantState.RUNNING and variant.program_id is None:
             if job is None or job.variant_id != variant_id:
-                job = self._build_job(variant, self.variants())
+                job = self._jobs.build_job(variant, self.variants())
             result = self.improve(job)
             sandbox_seconds += float(result.metrics.get("wall", 0.0))
             self._ctx.check_budget(variant_id)
@@ -831,7 +606,7 @@ class Run:
         while variant.state is VariantState.EVALUATING:
             variant, seconds = self._evaluate_next_stage(variant)
             sandbox_seconds += seconds
-        total = time.perf_counter() - timing_start + self._ask_seconds.pop(variant_id, 0.0)
+        total = time.perf_counter() - timing_start + self._jobs.take_ask_seconds(variant_id)
         timing = {
             "total_seconds": total,
             "sandbox_seconds": sandbox_seconds,
@@ -1132,7 +907,7 @@ class Run:
         tests_in_flight: set[int] = set()
         beat_stop = threading.Event()
         taken_over = threading.Event()
-        self._target = target
+        self._jobs.target = target
         # The engine's mirror of the archive: loaded once, then updated from the engine's own
         # asks and finished work, so a generation costs O(1) storage reads whatever the size.
         mirror: dict[int, VariantRecord] = {v.id: v for v in variants}
@@ -1228,7 +1003,7 @@ class Run:
                         not stop.is_set()
                         and last < target
                         and len(in_flight) < workers
-                        and self._ready_for(variants, last + 1)
+                        and self._jobs.ready_for(variants, last + 1)
                     ):
                         job, created = self._ask(variants)
                         mirror[created.id] = created
@@ -1305,7 +1080,7 @@ class Run:
             raise
         finally:
             beat_stop.set()
-            self._target = None
+            self._jobs.target = None
             pool.shutdown(wait=not abort, cancel_futures=abort)
             self._release_unfinished()
             if taken_over.is_set():
@@ -1368,7 +1143,7 @@ class Run:
         self._claim_engine()
         try:
             variants = self._ensure_seed(self.variants())
-            self._check_settings()
+            self._jobs.check_settings()
             llm = self._ctx.llm
             if llm is not None:  # a model that does not answer refuses the start
                 llm.probe(timeout=min(10.0, self._ctx.config.llm_timeout))
@@ -1523,12 +1298,3 @@ def _merge_stage_metrics(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str
     if not math.isfinite(float(merged["peak_memory_mb"])):
         merged["peak_memory_mb"] = 0.0
     return merged
-
-
-def _reported_state(variant: VariantRecord) -> str:
-    """A variant's state as meta agents see it: one that people may still decide about (or
-    decided about after its evaluation) reads "complete", so a job's report, and the prompts
-    made from it, never depend on when someone approved or rejected."""
-    if variant.state in (VariantState.PENDING, VariantState.REJECTED) and "val" in variant.scores:
-        return "complete"
-    return variant.state.name.lower()
