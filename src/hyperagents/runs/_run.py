@@ -19,19 +19,15 @@ in which parallel work completes.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hyperagents.archive import ArchiveView
-from hyperagents.evaluation import StageResult, evaluate_stage, validate_program
 from hyperagents.exceptions import (
     ConfigError,
     DuplicateError,
@@ -42,11 +38,11 @@ from hyperagents.exceptions import (
 from hyperagents.improvers import (
     Improver,
     ImproveResult,
-    MetaAgentImprover,
     meta_agent_source,
 )
 from hyperagents.llm import probe_llm
 from hyperagents.program import Program
+from hyperagents.runs._advance import Advancer
 from hyperagents.runs._attrs import initial_attrs
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
 from hyperagents.runs._context import (
@@ -55,11 +51,13 @@ from hyperagents.runs._context import (
     RunContext,
     sandbox_for,
 )
-from hyperagents.runs._gate import Gate, Settlement, check_seed, run_constitution
+from hyperagents.runs._gate import Gate, check_seed, run_constitution
+from hyperagents.runs._improve import Improvement
 from hyperagents.runs._jobs import Job, Jobs
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._meta_files import transfer_meta
 from hyperagents.runs._owner import engine_alive, owner_is_dead
+from hyperagents.runs._stages import STAGES, StagePlan, SubsetPruner
 from hyperagents.sandbox import Sandbox
 from hyperagents.storages import (
     BaseStorage,
@@ -70,14 +68,12 @@ from hyperagents.storages import (
     VariantState,
     get_storage,
 )
-from hyperagents.tasks import Instance, Split, Task, load_task
+from hyperagents.tasks import Task, load_task
 
 __all__ = ["STAGES", "Job", "Run"]
 
 logger = logging.getLogger("hyperagents")
 
-#: Evaluation stages in order. ``test`` is only run for champions and never shown to agents.
-STAGES = ("train_subset", "train", "val", "test")
 _T = TypeVar("_T")
 Callback = Callable[["Run", VariantRecord], None]
 
@@ -112,16 +108,22 @@ class Run:
         improver: Improver | None = None,
     ) -> None:
         self._ctx = RunContext(storage=storage, record=record, task=task, sandbox=sandbox)
-        self._improver = improver
         #: Held while :meth:`optimize` drives the run (one call at a time per object).
         self._driving = threading.Lock()
         #: Champions whose test evaluation kept failing in this process (not handed out again).
         self._tests_given_up: set[int] = set()
         #: Why the last :meth:`optimize` call ended ("target reached", "interrupted", …).
         self.last_stop_reason: str | None = None
-        self._subset_results: dict[int, StageResult] = {}
-        self._gate = Gate(self._ctx)
         self._jobs = Jobs(self._ctx)
+        self._improvement = Improvement(self._ctx, improver)
+        self._advancer = Advancer(
+            self._ctx,
+            jobs=self._jobs,
+            improvement=self._improvement,
+            plan=StagePlan(self._ctx),
+            pruner=SubsetPruner.from_config(self._ctx.config, task.score_range),
+            gate=Gate(self._ctx),
+        )
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -448,7 +450,7 @@ class Run:
                 horizon = max(0, generation - self._ctx.config.parallel_generations)
                 blockers = [v for v in variants if v.generation <= horizon]
                 for variant_id in self._claim_orphans(blockers):
-                    self._advance(variant_id)
+                    self._advancer.advance(variant_id)
                 variants = self.variants()
             return self._jobs.ask(variants)
 
@@ -458,19 +460,7 @@ class Run:
         Raises:
             SandboxError: The sandbox broke (after the configured retries).
         """
-        improver = self._improver or MetaAgentImprover(
-            sandbox=self._ctx.sandbox, limits=self._ctx.limits(self._ctx.config.meta_timeout)
-        )
-
-        def attempt() -> ImproveResult:
-            request = job.request
-            if request.llm is not None:
-                # Every attempt gets its own handler (its own job token in the LLM record).
-                handler = self._ctx.llm_handler(job.variant_id, job.generation, "improve")
-                request = dataclasses.replace(request, llm=handler)
-            return improver.improve(request)
-
-        return self._ctx.retry(attempt, f"improving {job.variant_id}")
+        return self._improvement.run(job)
 
     def tell(self, job: Job, result: ImproveResult | Program) -> VariantRecord:
         """Record a job's child, then validate and evaluate it to a terminal state.
@@ -485,281 +475,9 @@ class Run:
         if isinstance(result, Program):
             result = ImproveResult(result, {"source": "tell"})
         self._ctx.check_budget(job.variant_id)
-        variant = self._record_improvement(
-            self._ctx.storage.get_variant(job.variant_id), job, result
-        )
-        self._advance(job.variant_id, record=variant)
+        variant = self._improvement.record(self._ctx.variant(job.variant_id), job, result)
+        self._advancer.advance(job.variant_id, record=variant)
         return self._ctx.storage.get_variant(job.variant_id)
-
-    # -- the steps ---------------------------------------------------------------------------
-    def _record_improvement(
-        self, variant: VariantRecord, job: Job, result: ImproveResult
-    ) -> VariantRecord:
-        """Store the improver's outcome; return the variant as it now is."""
-        metrics = {"improve": dict(result.metrics)} if result.metrics else {}
-        if result.logs:
-            metrics.setdefault("improve", {})["log_tail"] = result.logs[-4000:]
-        child = result.program
-        changed: list[str] = []
-        if child is not None:
-            if self._ctx.mode is Mode.FROZEN_META:
-                # The meta level is frozen: whatever the meta agent did to meta files is dropped.
-                child = self._ctx.with_seed_meta(child)
-            parent = self._ctx.terminal(job.parent_id)
-            assert parent.program_id is not None
-            changed = self._ctx.program(parent.program_id).changed_paths(child)
-        if child is None or not changed:
-            # One transaction: a child identical to its parent is never stored as a program,
-            # so a crash here cannot leave a clone that a resumed run would evaluate.
-            if child is None:
-                reason = result.reason or "improver produced no program"
-            else:
-                reason = "the meta agent made no change"
-                said = result.meta_info.get("error") if result.meta_info else None
-                if isinstance(said, str) and said.strip():
-                    reason += f": {said.strip()[:500]}"
-            if result.meta_info:
-                metrics.setdefault("improve", {})["meta_info"] = dict(result.meta_info)
-            if metrics:
-                self._ctx.storage.update_variant_metrics(variant.id, metrics)
-            self._ctx.storage.set_variant_state(
-                variant.id,
-                VariantState.FAILED,
-                expected=VariantState.RUNNING,
-                reason=reason,
-                release=True,
-                event=EventSpec("variant.failed", reason),
-            )
-            return self._ctx.storage.get_variant(variant.id)
-        assert child is not None
-        program_id = self._ctx.storage.put_program(child)
-        if metrics:
-            self._ctx.storage.update_variant_metrics(variant.id, metrics)
-        self._ctx.storage.set_variant_program(
-            variant.id,
-            program_id,
-            meta_info=result.meta_info,
-            event=EventSpec(
-                "variant.improved", f"changed {', '.join(changed)}", {"changed": changed}
-            ),
-        )
-        return replace(variant, program_id=program_id, meta_info=dict(result.meta_info))
-
-    def _advance(
-        self, variant_id: int, *, job: Job | None = None, record: VariantRecord | None = None
-    ) -> None:
-        """Drive a variant from whatever is recorded to a terminal state.
-
-        The engine owns the variant while it does this, so after each of its own writes it
-        updates its local copy of the record instead of reading it back.
-        """
-        timing_start = time.perf_counter()
-        sandbox_seconds = 0.0
-        variant = record if record is not None else self._ctx.storage.get_variant(variant_id)
-        if variant.state is VariantState.RUNNING and variant.program_id is None:
-            if job is None or job.variant_id != variant_id:
-                job = self._jobs.build_job(variant, self.variants())
-            result = self.improve(job)
-            sandbox_seconds += float(result.metrics.get("wall", 0.0))
-            self._ctx.check_budget(variant_id)
-            variant = self._record_improvement(variant, job, result)
-        if variant.state is VariantState.RUNNING and self._gate.judges:
-            variant = self._gate.judge(variant)
-        if variant.state is VariantState.RUNNING:
-            assert variant.program_id is not None
-            program = self._ctx.program(variant.program_id)
-            validation = self._ctx.retry(
-                lambda: validate_program(
-                    program,
-                    entry_points=self._ctx.task.entry_points,
-                    sandbox=self._ctx.sandbox,
-                    limits=self._ctx.limits(self._ctx.config.validate_timeout),
-                ),
-                f"validating {variant_id}",
-            )
-            sandbox_seconds += validation.wall
-            if validation.ok:
-                changed = self._ctx.storage.set_variant_state(
-                    variant_id,
-                    VariantState.EVALUATING,
-                    expected=VariantState.RUNNING,
-                    event=EventSpec("variant.validated", "compiles, imports, entry points present"),
-                )
-                new_state = VariantState.EVALUATING
-            else:
-                changed = self._ctx.storage.set_variant_state(
-                    variant_id,
-                    VariantState.INVALID,
-                    expected=VariantState.RUNNING,
-                    reason=validation.reason,
-                    release=True,
-                    event=EventSpec(
-                        "variant.invalid", validation.reason, {"errors": list(validation.errors)}
-                    ),
-                )
-                new_state = VariantState.INVALID
-            variant = (
-                replace(variant, state=new_state)
-                if changed
-                else self._ctx.storage.get_variant(variant_id)
-            )
-        while variant.state is VariantState.EVALUATING:
-            variant, seconds = self._evaluate_next_stage(variant)
-            sandbox_seconds += seconds
-        total = time.perf_counter() - timing_start + self._jobs.take_ask_seconds(variant_id)
-        timing = {
-            "total_seconds": total,
-            "sandbox_seconds": sandbox_seconds,
-            "engine_seconds": max(0.0, total - sandbox_seconds),
-        }
-        self._ctx.storage.update_variant_metrics(variant_id, {"timing": timing})
-        self._subset_results.pop(variant_id, None)
-
-    def _stage_instances(self, stage: str, variant: VariantRecord) -> tuple[Split, list[Instance]]:
-        if stage == "train_subset":
-            subset = set(self._ctx.subset())
-            return Split.TRAIN, [i for i in self._ctx.instances(Split.TRAIN) if i.id in subset]
-        if stage == "train":
-            subset = set(self._ctx.subset())
-            return Split.TRAIN, [i for i in self._ctx.instances(Split.TRAIN) if i.id not in subset]
-        if stage == "recheck":
-            fresh = self._ctx.task.holdout_instances(
-                self._ctx.derive_seed(variant.generation, "holdout")
-            )
-            return Split.VAL, list(fresh) if fresh else list(self._ctx.instances(Split.VAL))
-        split = Split(stage)
-        return split, list(self._ctx.instances(split))
-
-    def _run_stage(self, variant: VariantRecord, stage: str) -> tuple[StageResult, float]:
-        assert variant.program_id is not None
-        program = self._ctx.program(variant.program_id)
-        split, instances = self._stage_instances(stage, variant)
-        wall = (
-            self._ctx.task.instance_timeout * max(1, len(instances))
-            + self._ctx.config.eval_overhead
-        )
-        if instances:
-            result = self._ctx.retry(
-                lambda: evaluate_stage(
-                    program,
-                    task=self._ctx.task,
-                    instances=instances,
-                    stage=stage,
-                    split="holdout"
-                    if stage == "recheck" and instances[0].id.startswith("holdout")
-                    else split.value,
-                    sandbox=self._ctx.sandbox,
-                    limits=self._ctx.limits(wall),
-                    llm=self._ctx.llm_handler(variant.id, variant.generation, stage),
-                ),
-                f"evaluating {variant.id} on {stage}",
-            )
-        else:  # e.g. the train subset already covers all of train: nothing to run
-            result = StageResult(stage, split.value, self._ctx.task.aggregate([]), [], {"n": 0})
-        sandbox = float(result.metrics.get("wall_seconds", 0.0))
-        if stage == "train":
-            # The full train score combines the subset already evaluated with the rest.
-            subset = self._subset_results.get(variant.id)
-            if subset is None:  # resumed: read it back
-                record = next(
-                    e
-                    for e in self._ctx.storage.list_evaluations(variant.id)
-                    if e.stage == "train_subset"
-                )
-                subset = StageResult(
-                    record.stage,
-                    record.split,
-                    record.score,
-                    [dict(r) for r in record.results],
-                    dict(record.metrics),
-                )
-            order = {inst.id: k for k, inst in enumerate(self._ctx.instances(Split.TRAIN))}
-            merged = sorted([*subset.results, *result.results], key=lambda r: order[r["id"]])
-            merged_results = [dict(r) for r in merged]
-            score = self._ctx.task.aggregate([r["score"] for r in merged_results])
-            metrics = _merge_stage_metrics(subset.metrics, result.metrics)
-            result = StageResult("train", split.value, score, merged_results, metrics)
-        return result, sandbox
-
-    def _evaluate_next_stage(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
-        """Run the next missing stage of an ``EVALUATING`` variant (or finish it).
-
-        Returns:
-            The variant's record after the step, and the seconds spent in the sandbox.
-        """
-        stages = ["train_subset", "train", "val"]
-        if "val" in variant.scores and self._gate.rechecks(variant):
-            stages.append("recheck")  # a would-be champion is re-checked on held-out data
-        pending = [s for s in stages if s not in variant.scores]
-        if not pending:
-            return self._finish(variant, VariantState.COMPLETE, "evaluated"), 0.0
-        stage = pending[0]
-        if stage == "train" and variant.parent_id is not None:
-            # Checked here rather than right after the subset, so that a resumed variant whose
-            # subset score was recorded just before a crash is judged the same way.
-            passed, why = self._passes_threshold(variant.scores["train_subset"], variant)
-            if not passed:
-                return self._finish(variant, VariantState.PRUNED, why), 0.0
-        result, sandbox = self._run_stage(variant, stage)
-        self._ctx.check_budget(variant.id)
-        self._ctx.storage.add_evaluation(
-            variant_id=variant.id,
-            stage=stage,
-            split=result.split,
-            score=result.score,
-            n=result.n,
-            results=result.results,
-            metrics=result.metrics,
-            event=EventSpec(
-                "variant.evaluated",
-                f"{stage}: {result.score:.6g}",
-                {"stage": stage, "score": result.score, "n": result.n},
-            ),
-        )
-        if stage == "train_subset":
-            self._subset_results[variant.id] = result
-        variant = replace(variant, scores={**variant.scores, stage: result.score})
-        if stage == "recheck" or (stage == "val" and not self._ctx.config.quarantine):
-            # (with quarantine on, the next step decides whether a recheck is due)
-            variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
-        return variant, sandbox
-
-    def _passes_threshold(self, score: float, variant: VariantRecord) -> tuple[bool, str]:
-        cfg = self._ctx.config
-        if cfg.subset_threshold is not None and score < cfg.subset_threshold:
-            return False, (
-                f"train-subset score {score:.6g} below the threshold {cfg.subset_threshold:g}"
-            )
-        if cfg.subset_margin is not None and variant.parent_id is not None:
-            parent = self._ctx.terminal(variant.parent_id)
-            parent_score = parent.scores.get("train_subset")
-            if parent_score is not None:
-                low, high = self._ctx.task.score_range
-                floor = parent_score - cfg.subset_margin * (high - low)
-                if score < floor:
-                    return False, (
-                        f"train-subset score {score:.6g} more than "
-                        f"{cfg.subset_margin:g} of the range below the parent's "
-                        f"{parent_score:.6g}"
-                    )
-        return True, ""
-
-    def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
-        settled = (
-            self._gate.settle(variant, why)
-            if state is VariantState.COMPLETE
-            else Settlement(state, "variant.pruned", why, why)
-        )
-        if self._ctx.storage.set_variant_state(
-            variant.id,
-            settled.state,
-            expected=VariantState.EVALUATING,
-            reason=settled.reason,
-            release=True,
-            event=EventSpec(settled.kind, settled.message),
-        ):
-            return replace(variant, state=settled.state, reason=settled.reason, owner=None)
-        return self._ctx.storage.get_variant(variant.id)
 
     # -- champions and the test split -------------------------------------------------------
     def _due_test_evaluations(self, variants: Sequence[VariantRecord]) -> list[VariantRecord]:
@@ -769,28 +487,6 @@ class Run:
             for v in ArchiveView.of(variants).champions_as_settled()
             if "test" not in v.scores and v.id not in self._tests_given_up
         ]
-
-    def _evaluate_test(self, variant_id: int) -> None:
-        variant = self._ctx.storage.get_variant(variant_id)
-        if "test" in variant.scores:
-            return
-        result, _ = self._run_stage(variant, "test")
-        self._ctx.check_budget(variant.id)
-        with contextlib.suppress(DuplicateError):  # another engine recorded it first
-            self._ctx.storage.add_evaluation(
-                variant_id=variant.id,
-                stage="test",
-                split="test",
-                score=result.score,
-                n=result.n,
-                results=result.results,
-                metrics=result.metrics,
-                event=EventSpec(
-                    "champion.test",
-                    f"new champion; test: {result.score:.6g}",
-                    {"stage": "test", "score": result.score, "val": variant.scores.get("val")},
-                ),
-            )
 
     # -- resume ------------------------------------------------------------------------------
     def _claim_orphans(self, variants: Sequence[VariantRecord]) -> list[int]:
@@ -957,7 +653,7 @@ class Run:
         failures: dict[int, int] = {}
         try:
             for variant_id in self._claim_orphans(variants):
-                submit(self._advance, variant_id, variant_id)
+                submit(self._advancer.advance, variant_id, variant_id)
             while True:
                 try:
                     # People approve or reject waiting children from other processes.
@@ -997,7 +693,7 @@ class Run:
                     for v in [] if stop.is_set() else self._due_test_evaluations(variants):
                         if v.id not in tests_in_flight and len(in_flight) < workers + 1:
                             tests_in_flight.add(v.id)
-                            submit(self._evaluate_test, v.id, v.id)
+                            submit(self._advancer.evaluate_test, v.id, v.id)
                     last = max((v.generation for v in variants), default=0)
                     while (
                         not stop.is_set()
@@ -1017,7 +713,7 @@ class Run:
                         # finish or for its heartbeat to go stale, then take it over.
                         stop.wait(min(1.0, self._ctx.config.heartbeat_interval))
                         for variant_id in self._claim_orphans(reload()):
-                            submit(self._advance, variant_id, variant_id)
+                            submit(self._advancer.advance, variant_id, variant_id)
                         continue
                     done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
                     for future in done:
@@ -1049,9 +745,9 @@ class Run:
                             # committed step (nothing recorded is redone).
                             if was_test:
                                 tests_in_flight.add(variant_id)
-                                submit(self._evaluate_test, variant_id, variant_id)
+                                submit(self._advancer.evaluate_test, variant_id, variant_id)
                             else:
-                                submit(self._advance, variant_id, variant_id)
+                                submit(self._advancer.advance, variant_id, variant_id)
                             continue
                         finished = self._ctx.storage.get_variant(variant_id)
                         mirror[variant_id] = finished
@@ -1246,7 +942,7 @@ class Run:
                     self._ctx.storage.claim_variant(v.id, "", expected_owner=self._ctx.owner)
 
     def _improve_and_tell(self, job: Job) -> None:
-        self._advance(job.variant_id, job=job)
+        self._advancer.advance(job.variant_id, job=job)
 
 
 def _check_llm(config: RunConfig) -> None:
@@ -1279,22 +975,3 @@ def _portable_spec(spec: str) -> str:
     if sep and path.endswith(".py"):
         return f"{Path(path).expanduser().resolve()}:{cls}"
     return spec.strip()
-
-
-def _merge_stage_metrics(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    n_a, n_b = int(a.get("n", 0)), int(b.get("n", 0))
-    merged: dict[str, Any] = {"n": n_a + n_b}
-    for key in ("wall_seconds", "cpu_seconds", "errors", "timeouts"):
-        merged[key] = (a.get(key) or 0) + (b.get(key) or 0)
-    merged["peak_memory_mb"] = max(a.get("peak_memory_mb") or 0, b.get("peak_memory_mb") or 0)
-    wa, wb = a.get("wall_per_instance"), b.get("wall_per_instance")
-    if wa is not None and wb is not None and n_a + n_b:
-        merged["wall_per_instance"] = (wa * n_a + wb * n_b) / (n_a + n_b)
-    else:
-        merged["wall_per_instance"] = wa if wa is not None else wb
-    for key in ("sandbox_outcome", "sandbox_reason"):
-        if key in b or key in a:
-            merged[key] = b.get(key, a.get(key))
-    if not math.isfinite(float(merged["peak_memory_mb"])):
-        merged["peak_memory_mb"] = 0.0
-    return merged
