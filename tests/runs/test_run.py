@@ -368,7 +368,9 @@ def test_live_owner_is_not_robbed() -> None:
         owner="otherhost|1|1|x",
     )
     other = Run.load(run.name, storage=store, task=run.task)
-    assert other._claim_orphans(run.variants()) == []  # heartbeat is fresh, host unknown
+    from hyperagents.runs._lease import Lease
+
+    assert Lease(other._ctx).claim_orphans(run.variants()) == []  # fresh heartbeat, other host
     assert store.get_variant(live).owner == "otherhost|1|1|x"
 
 
