@@ -29,6 +29,7 @@ from hyperagents.exceptions import (
 )
 from hyperagents.runs._advance import Advancer
 from hyperagents.runs._context import BudgetExhausted, ModelCutOff, RunContext
+from hyperagents.runs._create import create_seed_variant
 from hyperagents.runs._jobs import Job, Jobs
 from hyperagents.runs._lease import Heartbeat, Lease
 from hyperagents.storages import EventSpec, RunRecord, RunStatus, VariantRecord, VariantState
@@ -129,14 +130,8 @@ class Engine:
             return list(variants)
         ctx = self._ctx
         with contextlib.suppress(DuplicateError):  # another engine did it first
-            ctx.storage.create_variant(
-                run_id=ctx.run_id,
-                generation=0,
-                parent_id=None,
-                state=VariantState.RUNNING,
-                program_id=ctx.seed_program_id,
-                meta_info={"seed": True},
-                event=EventSpec("variant.created", "seed program (recreated)", {"generation": 0}),
+            create_seed_variant(
+                ctx.storage, ctx.run_id, ctx.seed_program_id, "seed program (recreated)"
             )
         return ctx.variants()
 

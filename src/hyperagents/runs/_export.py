@@ -10,8 +10,10 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from hyperagents.archive import champion_of
+from hyperagents.archive import ArchiveView, champion_of
 from hyperagents.constitution import objective
+from hyperagents.runs import _attrs
+from hyperagents.runs._config import RunConfig
 from hyperagents.storages import RunRecord, VariantRecord
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "run_export",
     "run_identity",
     "run_info",
+    "run_summary",
     "variant_row",
 ]
 
@@ -108,6 +111,53 @@ def run_export(record: RunRecord, variants: Iterable[VariantRecord]) -> dict[str
             }
             for v in variants
         ],
+    }
+
+
+def run_summary(
+    record: RunRecord, view: ArchiveView, config: RunConfig, llm_usage: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What :meth:`Run.summary` says: best scores per split, archive size, generations, counts
+    by state, time, budgets and the LLM's use (``llm_usage`` as the storage counts it)."""
+    best = view.champion()
+    seed = view.seed()
+    counts = view.state_counts()
+    return {
+        "run": record.name,
+        "task": record.task,
+        "mode": record.mode,
+        "seed": record.seed,
+        "status": record.status.name.lower(),
+        "generations": view.last_generation(),
+        "target_generations": _attrs.target_generations(record),
+        "archive_size": counts.get("complete", 0),
+        "variants": len(view),
+        "states": counts,
+        "champion": None
+        if best is None
+        else {"variant_id": best.id, "generation": best.generation, "scores": dict(best.scores)},
+        "seed_scores": dict(seed.scores) if seed else {},
+        "best_scores": view.best_scores(),
+        "elapsed_seconds": _attrs.elapsed_seconds(record),
+        "evaluations": view.evaluations(),
+        "max_seconds": config.max_seconds,
+        "max_evaluations": config.max_evaluations,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "llm": _llm_summary(config, llm_usage),
+    }
+
+
+def _llm_summary(config: RunConfig, usage: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run's LLM use and budgets (None for a run without a model)."""
+    if config.llm is None and config.replay_of is None and not (usage["calls"] or usage["errors"]):
+        return None
+    return {
+        "model": config.llm,
+        "replay_of": config.replay_of,
+        **usage,
+        "max_cost": config.max_cost,
+        "max_tokens": config.max_tokens,
     }
 
 

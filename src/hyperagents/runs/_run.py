@@ -33,35 +33,26 @@ in which parallel work completes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from hyperagents.archive import ArchiveView
-from hyperagents.exceptions import ConfigError, DuplicateError, RunNotFoundError, RunStateError
-from hyperagents.improvers import Improver, ImproveResult, meta_agent_source
-from hyperagents.llm import probe_llm
+from hyperagents.exceptions import RunNotFoundError, RunStateError
+from hyperagents.improvers import Improver, ImproveResult
 from hyperagents.program import Program
 from hyperagents.runs._advance import Advancer
-from hyperagents.runs._attrs import initial_attrs
-from hyperagents.runs._config import Mode, RunConfig, parse_mode
-from hyperagents.runs._context import RunContext, sandbox_for
+from hyperagents.runs._config import Mode, RunConfig
+from hyperagents.runs._context import RunContext
+from hyperagents.runs._create import create_run
 from hyperagents.runs._engine import Engine
-from hyperagents.runs._gate import Gate, check_seed, run_constitution
+from hyperagents.runs._export import run_summary
+from hyperagents.runs._gate import Gate
 from hyperagents.runs._improve import Improvement
 from hyperagents.runs._jobs import Job, Jobs
 from hyperagents.runs._lease import Lease
 from hyperagents.runs._llm import RunLLM
-from hyperagents.runs._meta_files import transfer_meta
 from hyperagents.runs._stages import STAGES, StagePlan, SubsetPruner
 from hyperagents.sandbox import Sandbox
-from hyperagents.storages import (
-    BaseStorage,
-    EventSpec,
-    RunRecord,
-    VariantRecord,
-    VariantState,
-    get_storage,
-)
+from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState, get_storage
 from hyperagents.tasks import Task, load_task
 
 __all__ = ["STAGES", "Job", "Run"]
@@ -152,74 +143,23 @@ class Run:
                 without a ``meta_agent.py`` or together with a ``meta_agent`` other than
                 ``task``. TaskError: Task cannot be loaded. DuplicateError: ``name`` is taken.
         """
-        run_mode = parse_mode(mode)
-        _check_generations(generations)
-        task_obj = load_task(task)
-        task_spec = _portable_spec(task) if isinstance(task, str) else task_obj.name
-        cfg = config if isinstance(config, RunConfig) else RunConfig.parse(dict(config or {}))
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ConfigError(f"seed must be an integer, got {seed!r}")
-        store = get_storage(storage)
-        seed_program = task_obj.seed_program()
-        meta_source = meta_agent_source(cfg.meta_agent)
-        if meta_source is not None:
-            if meta_from is not None:
-                raise ConfigError(
-                    "give either a transferred meta agent (meta_from) or meta_agent "
-                    f"{cfg.meta_agent!r}, not both"
-                )
-            seed_program = seed_program.with_files({"meta_agent.py": meta_source})
-        if meta_from is not None:
-            if "meta_agent.py" not in meta_from:
-                raise ConfigError("the program to take the meta agent from has no meta_agent.py")
-            seed_program = transfer_meta(seed_program, meta_from, task_obj)
-        cfg = run_constitution(cfg, task_obj)
-        check_seed(cfg, task_obj, seed_program)
-        # Everything that can refuse the run is checked before anything is stored: a start
-        # that fails leaves no run behind.
-        built = sandbox if sandbox is not None else sandbox_for(cfg, task_obj)
-        _check_llm(cfg)
-        program_id = store.put_program(seed_program)
-        base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
-        run_attrs = initial_attrs(task_obj.name, attrs, generations)
-        for attempt in range(1000):
-            candidate = base_name if attempt == 0 else f"{base_name}-{attempt + 1}"
-            try:
-                run_id = store.create_run(
-                    name=candidate,
-                    task=task_spec,
-                    mode=run_mode.value,
-                    seed=seed,
-                    config=cfg.model_dump(mode="json"),
-                    seed_program_id=program_id,
-                    attrs=run_attrs,
-                )
-                break
-            except DuplicateError:
-                if name is not None:
-                    raise
-        else:  # pragma: no cover - a thousand runs with one name
-            raise DuplicateError(f"no free run name like {base_name!r}")
-        store.create_variant(
-            run_id=run_id,
-            generation=0,
-            parent_id=None,
-            state=VariantState.RUNNING,
-            program_id=program_id,
-            meta_info={"seed": True},
-            event=EventSpec("variant.created", "seed program", {"generation": 0}),
-        )
-        store.add_event(
-            run_id,
-            "run.created",
-            f"task {task_spec}, mode {run_mode.value}, seed {seed}",
-            data={"config": cfg.model_dump(mode="json")},
+        new = create_run(
+            task=task,
+            name=name,
+            mode=mode,
+            seed=seed,
+            storage=storage,
+            config=config,
+            sandbox=sandbox,
+            attrs=attrs,
+            meta_from=meta_from,
+            generations=generations,
         )
         run = cls(
-            storage=store,
-            record=store.get_run(run_id),
-            task=task_obj,
-            sandbox=built,
+            storage=new.storage,
+            record=new.record,
+            task=new.task,
+            sandbox=new.sandbox,
             improver=improver,
         )
         run._ctx.owns_sandbox = sandbox is None
@@ -340,51 +280,8 @@ class Run:
         """Best scores per split, archive size, generations, counts by state, time."""
         view = ArchiveView.of(self.variants())
         record = self.record()
-        best = view.champion()
-        seed = view.seed()
-        counts = view.state_counts()
-        return {
-            "run": record.name,
-            "task": record.task,
-            "mode": record.mode,
-            "seed": record.seed,
-            "status": record.status.name.lower(),
-            "generations": view.last_generation(),
-            "target_generations": self._ctx.target_generations(record),
-            "archive_size": counts.get("complete", 0),
-            "variants": len(view),
-            "states": counts,
-            "champion": None
-            if best is None
-            else {
-                "variant_id": best.id,
-                "generation": best.generation,
-                "scores": dict(best.scores),
-            },
-            "seed_scores": dict(seed.scores) if seed else {},
-            "best_scores": view.best_scores(),
-            "elapsed_seconds": self._ctx.elapsed_seconds(record),
-            "evaluations": view.evaluations(),
-            "max_seconds": self._ctx.config.max_seconds,
-            "max_evaluations": self._ctx.config.max_evaluations,
-            "created_at": record.created_at.isoformat(),
-            "updated_at": record.updated_at.isoformat(),
-            "llm": self._llm_summary(),
-        }
-
-    def _llm_summary(self) -> dict[str, Any] | None:
-        """The run's LLM use and budgets (None for a run without a model)."""
-        cfg = self._ctx.config
         usage = self._ctx.storage.llm_usage(self._ctx.run_id)
-        if cfg.llm is None and cfg.replay_of is None and not (usage["calls"] or usage["errors"]):
-            return None
-        return {
-            "model": cfg.llm,
-            "replay_of": cfg.replay_of,
-            **usage,
-            "max_cost": cfg.max_cost,
-            "max_tokens": cfg.max_tokens,
-        }
+        return run_summary(record, view, self._ctx.config, usage)
 
     def warnings(self) -> list[str]:
         """What the run warned about (``run.warning`` events), each message once, oldest first:
@@ -492,26 +389,3 @@ class Run:
 def _bound(callback: Callback, run: Run) -> Callable[[VariantRecord], None]:
     """``callback`` with its run given."""
     return lambda variant: callback(run, variant)
-
-
-def _check_llm(config: RunConfig) -> None:
-    """Refuse a model the run could not use: a bad spec, a missing key or script file, a
-    server that does not answer (a replay calls no model)."""
-    if config.llm is not None and config.replay_of is None:
-        probe_llm(config.llm, timeout=min(10.0, config.llm_timeout))
-
-
-def _check_generations(generations: object) -> None:
-    """Raises: ConfigError: ``generations`` is neither None nor an integer >= 0."""
-    if generations is not None and (
-        not isinstance(generations, int) or isinstance(generations, bool) or generations < 0
-    ):
-        raise ConfigError(f"generations must be an integer >= 0, got {generations!r}")
-
-
-def _portable_spec(spec: str) -> str:
-    """File specs are stored with an absolute path so the run resumes from any directory."""
-    path, sep, cls = spec.strip().rpartition(":")
-    if sep and path.endswith(".py"):
-        return f"{Path(path).expanduser().resolve()}:{cls}"
-    return spec.strip()
