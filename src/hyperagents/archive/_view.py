@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from operator import attrgetter
 
 from hyperagents.constitution import objective
 from hyperagents.storages import VariantRecord, VariantState
 
 __all__ = ["ArchiveEntry", "ArchiveView", "ancestry", "best_entry", "champion_of"]
+
+_GENERATION = attrgetter("generation")
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,7 @@ class ArchiveView:
     @classmethod
     def of(cls, variants: Iterable[VariantRecord]) -> ArchiveView:
         """A view of ``variants`` (sorted by generation unless they already are)."""
-        items = tuple(variants)
-        if any(a.generation > b.generation for a, b in pairwise(items)):
-            items = tuple(sorted(items, key=lambda v: v.generation))
-        return cls(items)
+        return cls(tuple(sorted(variants, key=_GENERATION)))  # linear when already in order
 
     def __iter__(self) -> Iterator[VariantRecord]:
         return iter(self.variants)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from hyperagents.archive import ArchiveView
@@ -42,6 +43,8 @@ logger = logging.getLogger("hyperagents")
 Notify = Callable[[VariantRecord], None]
 
 _BUDGET_SPENT = "LLM budget exhausted (raise it and resume)"
+
+_GENERATION = attrgetter("generation")
 
 
 @dataclass
@@ -72,7 +75,7 @@ class _Drive:
 
     def current(self) -> list[VariantRecord]:
         """The mirror, ascending generation."""
-        return sorted(self.mirror.values(), key=lambda v: v.generation)
+        return sorted(self.mirror.values(), key=_GENERATION)
 
     def submit(self, fn: Callable[..., Any], variant_id: int, *args: Any) -> None:
         """Hand work on ``variant_id`` to the pool."""
@@ -307,7 +310,7 @@ class Engine:
         # would otherwise be handed out again and again).
         if not drive.stop.is_set():
             self._schedule_tests(drive, view)
-        last = self._schedule_generations(drive)
+        last = self._schedule_generations(drive, list(view))
         if not drive.in_flight:
             if drive.stop.is_set() or last >= drive.target:
                 return False
@@ -361,13 +364,16 @@ class Engine:
                 drive.tests_in_flight.add(v.id)
                 drive.submit(self._advancer.evaluate_test, v.id, v.id)
 
-    def _schedule_generations(self, drive: _Drive) -> int:
+    def _schedule_generations(self, drive: _Drive, variants: list[VariantRecord]) -> int:
         """Ask for new generations while workers are free and selection may go on.
+
+        Args:
+            drive: The drive.
+            variants: The mirror as it is now, ascending generation.
 
         Returns:
             The last generation asked for.
         """
-        variants = drive.current()
         last = ArchiveView.of(variants).last_generation()
         while (
             not drive.stop.is_set()

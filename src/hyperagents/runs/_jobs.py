@@ -94,13 +94,14 @@ class Jobs:
         ctx = self._ctx
         with ctx.lock:
             start = time.perf_counter()
-            generation = ArchiveView.of(variants).last_generation() + 1
-            if not self.ready_for(variants, generation):
+            view = ArchiveView.of(variants)
+            generation = view.last_generation() + 1
+            horizon = ctx.horizon(generation)
+            if not view.all_terminal(horizon):
                 raise RunStateError(
-                    f"generation {generation} must wait for generations <= "
-                    f"{ctx.horizon(generation)} to finish"
+                    f"generation {generation} must wait for generations <= {horizon} to finish"
                 )
-            snapshot = ArchiveView.of(variants).settled(ctx.horizon(generation))
+            snapshot = view.settled(horizon)
             parent_id, how = self._select_parent(snapshot, generation)
             variant_id = ctx.storage.create_variant(
                 run_id=ctx.run_id,

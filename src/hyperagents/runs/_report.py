@@ -28,10 +28,6 @@ def reported_state(variant: VariantRecord) -> str:
     return variant.state.name.lower()
 
 
-def _shown_scores(variant: VariantRecord) -> dict[str, float]:
-    return {k: s for k, s in variant.scores.items() if k in REPORT_STAGES}
-
-
 class Reports:
     """Builds the reports of a run's jobs (caching what never changes).
 
@@ -68,7 +64,7 @@ class Reports:
                 "generation": v.generation,
                 "parent_id": None if v.parent_id is None else generation_of.get(v.parent_id),
                 "state": reported_state(v),
-                "scores": _shown_scores(v),
+                "scores": {k: s for k, s in v.scores.items() if k in REPORT_STAGES},
                 "meta_info": dict(v.meta_info),
             }
             for v in snapshot.variants[-cfg.report_archive :]
@@ -89,7 +85,7 @@ class Reports:
             "parent": {
                 "variant_id": parent.generation,
                 "generation": parent.generation,
-                "scores": _shown_scores(parent),
+                "scores": {k: s for k, s in parent.scores.items() if k in REPORT_STAGES},
                 "meta_info": dict(parent.meta_info),
             },
             "evaluation": self._evaluation(parent.id),
