@@ -11,6 +11,7 @@ import pytest
 
 from hyperagents.runs import Run, RunConfig
 from hyperagents.runs._interrupts import DeferredInterrupts
+from hyperagents.runs._jobs import Jobs
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantRecord
 
 from toytask import ToyTask
@@ -62,17 +63,17 @@ def test_an_interrupt_right_after_a_child_is_recorded_still_finishes_it(
         storage=store,
         config=RunConfig.parse({"subset_size": 10}),
     )
-    ask = Run._ask
+    ask = Jobs.ask
     asked: list[int] = []
 
-    def ask_then_interrupt(self: Run, variants: Sequence[VariantRecord]) -> Any:
+    def ask_then_interrupt(self: Jobs, variants: Sequence[VariantRecord]) -> Any:
         job, created = ask(self, variants)
         asked.append(created.id)
         if len(asked) == 3:  # the child is recorded, not yet handed to a worker
             signal.raise_signal(signal.SIGINT)
         return job, created
 
-    monkeypatch.setattr(Run, "_ask", ask_then_interrupt)
+    monkeypatch.setattr(Jobs, "ask", ask_then_interrupt)
     record = run.optimize(50)
     assert (record.status, run.last_stop_reason) == (RunStatus.STOPPED, "interrupted")
     variants = run.variants()

@@ -369,7 +369,9 @@ def test_live_owner_is_not_robbed() -> None:
         owner="otherhost|1|1|x",
     )
     other = Run.load(run.name, storage=store, task=run.task)
-    assert other._claim_orphans(run.variants()) == []  # heartbeat is fresh, host unknown
+    from hyperagents.runs._lease import Lease
+
+    assert Lease(other._ctx).claim_orphans(run.variants()) == []  # fresh heartbeat, other host
     assert store.get_variant(live).owner == "otherhost|1|1|x"
 
 
@@ -519,7 +521,7 @@ def test_a_dead_worker_is_replaced_without_losing_the_run() -> None:
 def test_warm_workers_are_stopped_when_optimize_returns() -> None:
     run = make_run(warm_workers=True)
     run.optimize(generations=2, workers=2)
-    assert run._sandbox.standbys == 0
+    assert run._ctx.sandbox.standbys == 0
 
 
 def test_a_run_can_start_from_another_seed_meta_agent() -> None:

@@ -1,9 +1,8 @@
-"""The archive of variants and parent selection."""
+"""The archive of variants: a frozen view with pure functions over it, and parent selection."""
 
 from __future__ import annotations
 
 from hyperagents.archive._selectors import (
-    ArchiveEntry,
     BestSelector,
     RandomSelector,
     ScoreChildSelector,
@@ -11,16 +10,26 @@ from hyperagents.archive._selectors import (
     TournamentSelector,
     make_selector,
 )
-from hyperagents.archive._tree import ancestry, tree_rows
+from hyperagents.archive._tree import tree_rows
+from hyperagents.archive._view import (
+    ArchiveEntry,
+    ArchiveView,
+    ancestry,
+    best_entry,
+    champion_of,
+)
 
 __all__ = [
     "ArchiveEntry",
+    "ArchiveView",
     "BestSelector",
     "RandomSelector",
     "ScoreChildSelector",
     "Selector",
     "TournamentSelector",
     "ancestry",
+    "best_entry",
+    "champion_of",
     "make_selector",
     "tree_rows",
 ]

@@ -1,17 +1,17 @@
-"""The archive view given to selectors, and the parent selectors."""
+"""The parent selectors: each picks the next parent among the eligible entries of an
+:class:`~hyperagents.archive.ArchiveView` (see :meth:`ArchiveView.entries`)."""
 
 from __future__ import annotations
 
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from hyperagents.archive._view import ArchiveEntry, best_entry
 from hyperagents.exceptions import ConfigError
 
 __all__ = [
-    "ArchiveEntry",
     "BestSelector",
     "RandomSelector",
     "ScoreChildSelector",
@@ -19,23 +19,6 @@ __all__ = [
     "TournamentSelector",
     "make_selector",
 ]
-
-
-@dataclass(frozen=True)
-class ArchiveEntry:
-    """A frozen view of one eligible parent.
-
-    Attributes:
-        variant_id: The variant's id.
-        generation: Its generation.
-        score: Its selection score (the val score) normalised to ``[0, 1]`` by the task range.
-        children: Number of children ever asked from it (any outcome).
-    """
-
-    variant_id: int
-    generation: int
-    score: float
-    children: int
 
 
 @runtime_checkable
@@ -47,11 +30,6 @@ class Selector(Protocol):
     def select(self, entries: Sequence[ArchiveEntry], rng: random.Random) -> int:
         """Return the ``variant_id`` of the chosen parent (``entries`` is non-empty)."""
         ...
-
-
-def _best(entries: Sequence[ArchiveEntry]) -> ArchiveEntry:
-    # Highest score; ties go to the earliest generation (deterministic).
-    return min(entries, key=lambda e: (-e.score, e.generation))
 
 
 class ScoreChildSelector:
@@ -103,7 +81,7 @@ class BestSelector:
 
     def select(self, entries: Sequence[ArchiveEntry], rng: random.Random) -> int:
         """Return the best entry (ties: earliest generation)."""
-        return _best(entries).variant_id
+        return best_entry(entries).variant_id
 
 
 class RandomSelector:
@@ -129,7 +107,7 @@ class TournamentSelector:
     def select(self, entries: Sequence[ArchiveEntry], rng: random.Random) -> int:
         """Return the winner of one tournament."""
         pool = rng.sample(list(entries), k=min(self.size, len(entries)))
-        return _best(pool).variant_id
+        return best_entry(pool).variant_id
 
 
 def make_selector(name: str, *, tournament_size: int = 3) -> Selector:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from hyperagents.storages import VariantRecord
 
-__all__ = ["ancestry", "tree_rows"]
+__all__ = ["tree_rows"]
 
 
 def tree_rows(variants: Sequence[VariantRecord]) -> dict[int, float]:
@@ -37,14 +37,3 @@ def tree_rows(variants: Sequence[VariantRecord]) -> dict[int, float]:
                 stack.append((node, True))
                 stack.extend((kid, False) for kid in reversed(kids))
     return rows
-
-
-def ancestry(variants: Sequence[VariantRecord], variant_id: int | None) -> list[int]:
-    """The ids from ``variant_id`` up to its root (empty for None), child first."""
-    parents = {v.id: v.parent_id for v in variants}
-    path: list[int] = []
-    node = variant_id
-    while node is not None and node in parents and node not in path:
-        path.append(node)
-        node = parents[node]
-    return path

@@ -12,6 +12,7 @@ from hyperagents.runs._audit import (
     stored_kinds,
 )
 from hyperagents.runs._config import SELECTORS, Mode, RunConfig, parse_mode
+from hyperagents.runs._context import derive_seed
 from hyperagents.runs._decide import Decision, approve, ban, decide, pin, reject
 from hyperagents.runs._delete import check_no_engine, delete_run
 from hyperagents.runs._diffs import (
@@ -44,7 +45,7 @@ from hyperagents.runs._requests import (
     replay_target,
 )
 from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_variant
-from hyperagents.runs._run import STAGES, Job, Run, derive_seed
+from hyperagents.runs._run import STAGES, Job, Run
 from hyperagents.runs._service import Drive, RunService, Stopped
 from hyperagents.runs._stop import request_stop
 from hyperagents.runs._try import TRY_INPUT_LIMIT, try_example, try_variant

@@ -1,4 +1,7 @@
-"""Flat rows of variants and runs: what ``export``, the report and the dashboard show."""
+"""Flat rows of variants and runs: what ``export``, the report and the dashboard show.
+
+The champion is the archive view's (:func:`hyperagents.archive.champion_of`, re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from hyperagents.archive import ArchiveView, champion_of
 from hyperagents.constitution import objective
-from hyperagents.storages import RunRecord, VariantRecord, VariantState
+from hyperagents.runs._config import RunConfig
+from hyperagents.storages import RunRecord, VariantRecord
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -18,6 +23,7 @@ __all__ = [
     "run_export",
     "run_identity",
     "run_info",
+    "run_summary",
     "variant_row",
 ]
 
@@ -42,20 +48,6 @@ EXPORT_COLUMNS = (
     "alignment",
     "objective",
 )
-
-
-def champion_of(variants: Iterable[VariantRecord]) -> VariantRecord | None:
-    """The complete variant with the best selected objective: its val score, lowered by its
-    constitution's soft penalties when it has any (ties: the earliest generation)."""
-    scored = [
-        (value, v)
-        for v in variants
-        if v.state is VariantState.COMPLETE
-        and (value := objective(v.scores, v.metrics)) is not None
-    ]
-    if not scored:
-        return None
-    return min(scored, key=lambda pair: (-pair[0], pair[1].generation))[1]
 
 
 def variant_row(v: VariantRecord) -> dict[str, Any]:
@@ -126,6 +118,53 @@ def run_export(record: RunRecord, variants: Iterable[VariantRecord]) -> dict[str
             }
             for v in variants
         ],
+    }
+
+
+def run_summary(
+    record: RunRecord, view: ArchiveView, config: RunConfig, llm_usage: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What :meth:`Run.summary` says: best scores per split, archive size, generations, counts
+    by state, time, budgets and the LLM's use (``llm_usage`` as the storage counts it)."""
+    best = view.champion()
+    seed = view.seed()
+    counts = view.state_counts()
+    return {
+        "run": record.name,
+        "task": record.task,
+        "mode": record.mode,
+        "seed": record.seed,
+        "status": record.status.name.lower(),
+        "generations": view.last_generation(),
+        "target_generations": record.target_generations,
+        "archive_size": counts.get("complete", 0),
+        "variants": len(view),
+        "states": counts,
+        "champion": None
+        if best is None
+        else {"variant_id": best.id, "generation": best.generation, "scores": dict(best.scores)},
+        "seed_scores": dict(seed.scores) if seed else {},
+        "best_scores": view.best_scores(),
+        "elapsed_seconds": record.elapsed_seconds,
+        "evaluations": view.evaluations(),
+        "max_seconds": config.max_seconds,
+        "max_evaluations": config.max_evaluations,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "llm": _llm_summary(config, llm_usage),
+    }
+
+
+def _llm_summary(config: RunConfig, usage: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run's LLM use and budgets (None for a run without a model)."""
+    if config.llm is None and config.replay_of is None and not (usage["calls"] or usage["errors"]):
+        return None
+    return {
+        "model": config.llm,
+        "replay_of": config.replay_of,
+        **usage,
+        "max_cost": config.max_cost,
+        "max_tokens": config.max_tokens,
     }
 
 

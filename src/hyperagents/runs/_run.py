@@ -1,4 +1,4 @@
-"""The run: one self-improvement experiment, driven by ask/tell or optimize.
+"""The run: the public front of one self-improvement experiment, driven by ask/tell or optimize.
 
 One generation: select a parent → give its files (or, in ``frozen-meta`` mode, its task files
 with the seed's meta files) to a meta agent in the sandbox → record the child program →
@@ -14,120 +14,50 @@ Reproducibility: all randomness is derived from ``(run seed, generation)``; pare
 the meta agent's report for generation *g* only see generations ``<= g - parallel_generations``,
 which are finished before *g* starts, so the archive does not depend on timing or on the order
 in which parallel work completes.
+
+:class:`Run` holds no logic of its own; it hands each step to one part, the way Optuna's
+``Study`` hands its loop to ``_optimize`` and its decisions to samplers and pruners:
+
+- :mod:`~hyperagents.runs._context`: the narrow shared state (storage, task, sandbox, config,
+  caches, events, limits, seeds, the run's LLM);
+- :mod:`~hyperagents.runs._jobs`: the ask side (the next job, parent selection) with
+  :mod:`~hyperagents.runs._report` (what a meta agent is shown);
+- :mod:`~hyperagents.runs._improve`, :mod:`~hyperagents.runs._advance` and
+  :mod:`~hyperagents.runs._stages`: the improvement, validation, the stage plan and the pruner;
+- :mod:`~hyperagents.runs._gate`: the constitution, quarantine and approval;
+- :mod:`~hyperagents.runs._engine` with :mod:`~hyperagents.runs._lease`: the drive (lease,
+  heartbeats, scheduling, stop conditions) — the only part that finishes unfinished work;
+- :class:`~hyperagents.archive.ArchiveView`: what the archive says (champion, best, lineage).
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import hashlib
-import logging
-import math
-import random
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from hyperagents.archive import ArchiveEntry, ScoreChildSelector, make_selector
-from hyperagents.constitution import Constitution, load_constitution, objective
-from hyperagents.evaluation import StageResult, evaluate_stage, validate_program, workspace
-from hyperagents.exceptions import (
-    ConfigError,
-    DuplicateError,
-    RunNotFoundError,
-    RunStateError,
-    SandboxError,
-)
-from hyperagents.improvers import (
-    Improver,
-    ImproveRequest,
-    ImproveResult,
-    MetaAgentImprover,
-    meta_agent_files,
-)
-from hyperagents.llm import probe_llm
+from hyperagents.archive import ArchiveView
+from hyperagents.exceptions import RunNotFoundError, RunStateError
+from hyperagents.improvers import Improver, ImproveResult
 from hyperagents.program import Program
-from hyperagents.runs._config import Mode, RunConfig, parse_mode
-from hyperagents.runs._export import champion_of
-from hyperagents.runs._interrupts import DeferredInterrupts
+from hyperagents.runs._advance import Advancer
+from hyperagents.runs._config import Mode, RunConfig
+from hyperagents.runs._context import RunContext
+from hyperagents.runs._create import create_run
+from hyperagents.runs._engine import Engine
+from hyperagents.runs._export import run_summary
+from hyperagents.runs._gate import Gate
+from hyperagents.runs._improve import Improvement
+from hyperagents.runs._jobs import Job, Jobs
+from hyperagents.runs._lease import Lease
 from hyperagents.runs._llm import RunLLM
-from hyperagents.runs._meta_change import state_only_change
-from hyperagents.runs._owner import engine_alive, new_owner_token, owner_is_dead
-from hyperagents.sandbox import Limits, Sandbox, get_sandbox, task_locations
-from hyperagents.storages import (
-    BaseStorage,
-    EventSpec,
-    RunRecord,
-    RunSpec,
-    RunStatus,
-    VariantRecord,
-    VariantState,
-    get_storage,
-)
-from hyperagents.tasks import Instance, Split, Task, load_task
+from hyperagents.runs._stages import STAGES, StagePlan, SubsetPruner
+from hyperagents.sandbox import Sandbox
+from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState, get_storage
+from hyperagents.tasks import Task, load_task
 
 __all__ = ["STAGES", "Job", "Run"]
 
-#: Where :meth:`Run.warn` logs (faces that print :meth:`Run.warnings` themselves silence it).
-warnings_logger = logging.getLogger("hyperagents.run_warnings")
-
-logger = logging.getLogger("hyperagents")
-
-#: Evaluation stages in order. ``test`` is only run for champions and never shown to agents.
-STAGES = ("train_subset", "train", "val", "test")
-_REPORT_STAGES = ("train_subset", "train", "val")
-_T = TypeVar("_T")
 Callback = Callable[["Run", VariantRecord], None]
-
-
-_NO_SELECTOR_PROGRAM = (
-    "--selector program: the champion has no select_parent.py, so parents are chosen by "
-    "score_child (until a variant adds one)"
-)
-
-#: The event that records how an engine's drive ended, by the run's final status.
-_END_KINDS = {
-    RunStatus.COMPLETE: "run.completed",
-    RunStatus.STOPPED: "run.stopped",
-    RunStatus.FAILED: "run.failed",
-}
-
-
-class ModelCutOff(RunStateError):
-    """A job stopped because the run's model failed too many calls in a row (the breaker is
-    open): it is left unfinished, to be redone on resume."""
-
-
-class BudgetExhausted(RunStateError):
-    """The run's LLM budget ran out during a job: the job is left unfinished (resumable)."""
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A 63-bit seed derived from the run seed and labels (stable across processes)."""
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
-
-
-@dataclass(frozen=True)
-class Job:
-    """A generation handed out by :meth:`Run.ask`: produce a child for ``parent_id``.
-
-    Attributes:
-        variant_id: The child's variant (already stored, state ``RUNNING``).
-        generation: The child's generation.
-        parent_id: The parent variant.
-        request: What the improver gets (workspace files, report, seed).
-    """
-
-    variant_id: int
-    generation: int
-    parent_id: int
-    request: ImproveRequest
 
 
 class Run:
@@ -140,6 +70,10 @@ class Run:
         >>> run = Run.create(task="review", storage="memory", seed=0)   # doctest: +SKIP
         >>> run.optimize(generations=5)                                  # doctest: +SKIP
         >>> run.champion().scores["val"]                                 # doctest: +SKIP
+
+    Attributes:
+        last_stop_reason: Why the last :meth:`optimize` call ended ("target reached",
+            "interrupted", …; None before the first).
     """
 
     def __init__(
@@ -151,44 +85,22 @@ class Run:
         sandbox: Sandbox | None = None,
         improver: Improver | None = None,
     ) -> None:
-        self._storage = storage
-        self._id = record.id
-        self._name = record.name
-        self._task = task
-        self._mode = parse_mode(record.mode)
-        self._seed = record.seed
-        self._config = RunConfig.parse(dict(record.config))
-        self._owns_sandbox = sandbox is None
-        self._sandbox = sandbox or _sandbox_for(self._config, task)
-        self._improver = improver
-        self._owner = new_owner_token()
-        self._seed_program_id = record.seed_program_id
-        self._lock = threading.RLock()
-        #: Held while :meth:`optimize` drives the run (one call at a time per object).
-        self._driving = threading.Lock()
-        self._program_cache: dict[str, Program] = {}
-        self._instances_cache: dict[Split, Sequence[Instance]] = {}
-        self._subset_ids: tuple[str, ...] | None = None
-        self._ask_seconds: dict[int, float] = {}
-        #: Champions whose test evaluation kept failing in this process (not handed out again).
-        self._tests_given_up: set[int] = set()
-        #: Why the last :meth:`optimize` call ended ("target reached", "interrupted", …).
-        self.last_stop_reason: str | None = None
-        self._evaluation_cache: dict[int, dict[str, Any]] = {}
-        self._terminal_cache: dict[int, VariantRecord] = {}
-        self._llm: RunLLM | None = None
-        self._llm_lock = threading.Lock()
-        self._subset_results: dict[int, StageResult] = {}
-        self._target: int | None = None
-        self._train_inputs: list[dict[str, Any]] | None = None
-        self._warned: set[str] | None = None  # run.warning messages recorded (see warn)
-        self._constitution = (
-            None
-            if self._config.constitution is None
-            else load_constitution(self._config.constitution)
+        ctx = RunContext(storage=storage, record=record, task=task, sandbox=sandbox)
+        self._ctx = ctx
+        self._jobs = Jobs(ctx)
+        self._improvement = Improvement(ctx, improver)
+        self._advancer = Advancer(
+            ctx,
+            jobs=self._jobs,
+            improvement=self._improvement,
+            plan=StagePlan(ctx),
+            pruner=SubsetPruner.from_config(ctx.config, task.score_range),
+            gate=Gate(ctx),
         )
+        self._engine = Engine(ctx, jobs=self._jobs, advancer=self._advancer, lease=Lease(ctx))
+        self.last_stop_reason: str | None = None
 
-    # -- construction -----------------------------------------------------------------------
+    # -- construction ----------------------------------------------------------------------------
     @classmethod
     def create(
         cls,
@@ -235,90 +147,29 @@ class Run:
                 without a ``meta_agent.py`` or together with a ``meta_agent`` other than
                 ``task``. TaskError: Task cannot be loaded. DuplicateError: ``name`` is taken.
         """
-        run_mode = parse_mode(mode)
-        _check_generations(generations)
-        task_obj = load_task(task)
-        task_spec = _portable_spec(task) if isinstance(task, str) else task_obj.name
-        cfg = config if isinstance(config, RunConfig) else RunConfig.parse(dict(config or {}))
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ConfigError(f"seed must be an integer, got {seed!r}")
-        store = get_storage(storage)
-        seed_program = task_obj.seed_program()
-        meta_files = meta_agent_files(cfg.meta_agent)
-        if meta_files is not None:
-            if meta_from is not None:
-                raise ConfigError(
-                    "give either a transferred meta agent (meta_from) or meta_agent "
-                    f"{cfg.meta_agent!r}, not both"
-                )
-            seed_program = task_obj.with_meta_agent(seed_program, meta_files)
-        if meta_from is not None:
-            if "meta_agent.py" not in meta_from:
-                raise ConfigError("the program to take the meta agent from has no meta_agent.py")
-            seed_program = task_obj.with_meta_agent(seed_program, meta_from)
-        if cfg.constitution is None and task_obj.constitution is not None:
-            cfg = cfg.model_copy(update={"constitution": _task_constitution(task_obj).as_config()})
-        if cfg.constitution is not None:
-            seed_verdict = load_constitution(cfg.constitution).check(
-                seed_program, None, instances=_instances_of(task_obj), task=task_obj
-            )
-            if seed_verdict.rejected:
-                raise ConfigError(f"the seed program breaks the run's {seed_verdict.reason()}")
-        # Everything that can refuse the run is checked before anything is stored: a start
-        # that fails leaves no run behind.
-        built = sandbox if sandbox is not None else _sandbox_for(cfg, task_obj)
-        _check_llm(cfg)
-        program_id = store.put_program(seed_program)
-        base_name = name or f"{task_obj.name}-{run_mode.value}-s{seed}"
-        for attempt in range(1000):
-            candidate = base_name if attempt == 0 else f"{base_name}-{attempt + 1}"
-            try:
-                run_id = store.create_run(
-                    RunSpec(
-                        name=candidate,
-                        task=task_spec,
-                        mode=run_mode.value,
-                        seed=seed,
-                        config=cfg.model_dump(mode="json"),
-                        seed_program_id=program_id,
-                        task_name=task_obj.name,
-                        experiment=experiment,
-                        arm=arm,
-                        # In the same write as the run: never a run without it.
-                        target_generations=generations,
-                        attrs=dict(attrs or {}),
-                    )
-                )
-                break
-            except DuplicateError:
-                if name is not None:
-                    raise
-        else:  # pragma: no cover - a thousand runs with one name
-            raise DuplicateError(f"no free run name like {base_name!r}")
-        store.create_variant(
-            run_id=run_id,
-            generation=0,
-            parent_id=None,
-            state=VariantState.RUNNING,
-            program_id=program_id,
-            meta_info={"seed": True},
-            event=EventSpec("variant.created", "seed program", {"generation": 0}),
-        )
-        store.add_event(
-            run_id,
-            "run.created",
-            f"task {task_spec}, mode {run_mode.value}, seed {seed}",
-            data={"config": cfg.model_dump(mode="json")},
+        new = create_run(
+            task=task,
+            name=name,
+            mode=mode,
+            seed=seed,
+            storage=storage,
+            config=config,
+            sandbox=sandbox,
+            attrs=attrs,
+            meta_from=meta_from,
+            generations=generations,
+            experiment=experiment,
+            arm=arm,
         )
         run = cls(
-            storage=store,
-            record=store.get_run(run_id),
-            task=task_obj,
-            sandbox=built,
+            storage=new.storage,
+            record=new.record,
+            task=new.task,
+            sandbox=new.sandbox,
             improver=improver,
         )
-        run._owns_sandbox = sandbox is None
-        run._check_settings()
+        run._ctx.owns_sandbox = sandbox is None
+        run._jobs.check_settings()
         return run
 
     @classmethod
@@ -350,197 +201,53 @@ class Run:
             try:
                 record = store.get_run_by_name(name)
             except RunNotFoundError:
-                if name.isdigit():
-                    record = store.get_run(int(name))
-                else:
+                if not name.isdigit():
                     raise
+                record = store.get_run(int(name))
         task_obj = task if task is not None else load_task(record.task)
         return cls(storage=store, record=record, task=task_obj, sandbox=sandbox, improver=improver)
 
-    # -- properties -------------------------------------------------------------------------
+    # -- properties ------------------------------------------------------------------------------
     @property
     def id(self) -> int:
         """Storage id of the run."""
-        return self._id
+        return self._ctx.run_id
 
     @property
     def name(self) -> str:
         """Unique name of the run."""
-        return self._name
+        return self._ctx.name
 
     @property
     def task(self) -> Task:
         """The task object."""
-        return self._task
+        return self._ctx.task
 
     @property
     def mode(self) -> Mode:
         """The run's mode."""
-        return self._mode
+        return self._ctx.mode
 
     @property
     def seed(self) -> int:
         """The run's random seed."""
-        return self._seed
+        return self._ctx.seed
 
     @property
     def config(self) -> RunConfig:
         """The run's configuration."""
-        return self._config
+        return self._ctx.config
 
     @property
     def storage(self) -> BaseStorage:
         """The storage holding the run."""
-        return self._storage
+        return self._ctx.storage
 
     @property
     def owner(self) -> str:
         """The token this object uses to claim work."""
-        return self._owner
+        return self._ctx.owner
 
-    def record(self) -> RunRecord:
-        """A fresh snapshot of the run's record."""
-        return self._storage.get_run(self._id)
-
-    def variants(self, states: Iterable[VariantState] | None = None) -> list[VariantRecord]:
-        """The run's variants, ascending generation."""
-        return self._storage.list_variants(self._id, states=states)
-
-    def program(self, variant: VariantRecord | int) -> Program:
-        """The program of a variant.
-
-        Raises:
-            RunStateError: The variant has no program (its improvement failed or is pending).
-        """
-        record = self._storage.get_variant(variant) if isinstance(variant, int) else variant
-        if record.program_id is None:
-            raise RunStateError(f"variant {record.id} has no program")
-        return self._get_program(record.program_id)
-
-    def champion(self, variants: Sequence[VariantRecord] | None = None) -> VariantRecord | None:
-        """The complete variant with the best val score (ties: earliest generation)."""
-        return champion_of(variants if variants is not None else self.variants())
-
-    def summary(self) -> dict[str, Any]:
-        """Best scores per split, archive size, generations, counts by state, time."""
-        variants = self.variants()
-        record = self.record()
-        best = self.champion(variants)
-        seed = variants[0] if variants and variants[0].generation == 0 else None
-        counts: dict[str, int] = {}
-        for v in variants:
-            counts[v.state.name.lower()] = counts.get(v.state.name.lower(), 0) + 1
-        best_scores = {
-            stage: max((v.scores[stage] for v in variants if stage in v.scores), default=None)
-            for stage in ("train", "val")
-        }
-        return {
-            "run": record.name,
-            "task": record.task,
-            "mode": record.mode,
-            "seed": record.seed,
-            "status": record.status.name.lower(),
-            "generations": max((v.generation for v in variants), default=0),
-            "target_generations": record.target_generations,
-            "archive_size": counts.get("complete", 0),
-            "variants": len(variants),
-            "states": counts,
-            "champion": None
-            if best is None
-            else {
-                "variant_id": best.id,
-                "generation": best.generation,
-                "scores": dict(best.scores),
-            },
-            "seed_scores": dict(seed.scores) if seed else {},
-            "best_scores": best_scores,
-            "elapsed_seconds": record.elapsed_seconds,
-            "evaluations": sum(len(v.scores) for v in variants),
-            "max_seconds": self._config.max_seconds,
-            "max_evaluations": self._config.max_evaluations,
-            "created_at": record.created_at.isoformat(),
-            "updated_at": record.updated_at.isoformat(),
-            "llm": self._llm_summary(),
-        }
-
-    def _llm_summary(self) -> dict[str, Any] | None:
-        """The run's LLM use and budgets (None for a run without a model)."""
-        cfg = self._config
-        usage = self._storage.llm_usage(self._id)
-        if cfg.llm is None and cfg.replay_of is None and not (usage["calls"] or usage["errors"]):
-            return None
-        return {
-            "model": cfg.llm,
-            "replay_of": cfg.replay_of,
-            **usage,
-            "max_cost": cfg.max_cost,
-            "max_tokens": cfg.max_tokens,
-        }
-
-    # -- internals: caches ------------------------------------------------------------------
-    def _get_program(self, program_id: str) -> Program:
-        program = self._program_cache.get(program_id)
-        if program is None:
-            program = self._storage.get_program(program_id)
-            with self._lock:
-                if len(self._program_cache) > 256:
-                    self._program_cache.clear()
-                self._program_cache[program_id] = program
-        return program
-
-    def _instances(self, split: Split) -> Sequence[Instance]:
-        cached = self._instances_cache.get(split)
-        if cached is None:
-            cached = list(self._task.instances(split))
-            self._instances_cache[split] = cached
-        return cached
-
-    def _subset(self) -> tuple[str, ...]:
-        if self._subset_ids is None:
-            ids = [inst.id for inst in self._instances(Split.TRAIN)]
-            size = min(self._config.subset_size, len(ids))
-            rng = random.Random(derive_seed(self._seed, "subset"))
-            chosen = set(rng.sample(ids, size))
-            self._subset_ids = tuple(i for i in ids if i in chosen)
-        return self._subset_ids
-
-    def _limits(self, wall: float) -> Limits:
-        return Limits(wall_time=wall, memory_mb=self._config.memory_mb)
-
-    def _event(
-        self, kind: str, message: str = "", variant_id: int | None = None, **data: Any
-    ) -> None:
-        self._storage.add_event(self._id, kind, message, variant_id=variant_id, data=data or None)
-
-    # -- warnings ---------------------------------------------------------------------------
-    def warnings(self) -> list[str]:
-        """What the run warned about (``run.warning`` events), each message once, oldest first:
-        settings that do not do what they say (e.g. ``--selector program`` without a
-        ``select_parent.py``)."""
-        seen: dict[str, None] = {}
-        for event in self._storage.list_events(self._id, kinds=["run.warning"]):
-            seen.setdefault(event.message, None)
-        return list(seen)
-
-    def warn(self, message: str) -> None:
-        """Record a ``run.warning`` event (once per message per run) and log it."""
-        with self._lock:
-            if self._warned is None:
-                self._warned = set(self.warnings())
-            if message in self._warned:
-                return
-            self._warned.add(message)
-            warnings_logger.warning("run %r: %s", self._name, message)
-            self._event("run.warning", message)
-
-    def _check_settings(self) -> None:
-        """Warn about settings the program makes meaningless (see :meth:`warnings`)."""
-        if self._config.selector == "program" and self._mode is not Mode.NO_ARCHIVE:
-            seed = self._get_program(self._seed_program_id)
-            if "select_parent.py" not in seed:
-                self.warn(_NO_SELECTOR_PROGRAM)
-
-    # -- the language model ------------------------------------------------------------------
     @property
     def llm(self) -> RunLLM | None:
         """The run's language model (None when the run has none), built on first use.
@@ -549,301 +256,63 @@ class Run:
             LLMConfigError: The configured spec is invalid.
             RunNotFoundError: ``replay_of`` names a run that does not exist.
         """
-        cfg = self._config
-        if cfg.llm is None and cfg.replay_of is None:
-            return None
-        with self._llm_lock:
-            if self._llm is None:
-                replay = None
-                if cfg.replay_of is not None:
-                    replay = self._storage.get_run_by_name(cfg.replay_of).id
-                self._llm = RunLLM(
-                    self._storage,
-                    self._id,
-                    spec=cfg.llm,
-                    replay_of=replay,
-                    seed=derive_seed(self._seed, "llm"),
-                    retries=cfg.llm_retries,
-                    timeout=cfg.llm_timeout,
-                    max_cost=cfg.max_cost,
-                    max_tokens=cfg.max_tokens,
-                    cache=cfg.llm_cache,
-                    prices=cfg.llm_prices,
-                    failure_limit=cfg.llm_failure_limit,
-                )
-            return self._llm
+        return self._ctx.llm
 
-    def _llm_handler(self, variant_id: int, generation: int, purpose: str) -> Any:
-        """A fresh LLM handler for one job attempt (``None`` when the run has no LLM)."""
-        llm = self.llm
-        if llm is None:
-            return None
-        # The scope names the job by what is stable across runs (its generation and purpose),
-        # so a replay answers each job from its own recorded calls, whatever the timing.
-        return llm.handler(variant_id=variant_id, purpose=purpose, scope=f"g{generation}/{purpose}")
+    # -- reading the run -------------------------------------------------------------------------
+    def record(self) -> RunRecord:
+        """A fresh snapshot of the run's record."""
+        return self._ctx.record()
 
-    def _check_budget(self, variant_id: int) -> None:
-        """Stop the job (nothing of it recorded) when one of its LLM requests was refused
-        because the budget is spent: it is left unfinished, to be redone on resume."""
-        if self._llm is None:
-            return
-        # Both flags are read (each query pops its own).
-        refused, cut = self._llm.was_refused(variant_id), self._llm.was_cut(variant_id)
-        if refused:
-            raise BudgetExhausted("the run's LLM budget is spent")
-        if cut:
-            raise ModelCutOff(self._llm.broken or "the run's model keeps failing")
+    def variants(self, states: Iterable[VariantState] | None = None) -> list[VariantRecord]:
+        """The run's variants, ascending generation."""
+        return self._ctx.variants(states)
 
-    # -- ask / improve / tell ----------------------------------------------------------------
-    def _snapshot(self, variants: Sequence[VariantRecord], generation: int) -> list[VariantRecord]:
-        horizon = max(0, generation - self._config.parallel_generations)
-        return [v for v in variants if v.generation <= horizon]
+    def program(self, variant: VariantRecord | int) -> Program:
+        """The program of a variant.
 
-    def _ready_for(self, variants: Sequence[VariantRecord], generation: int) -> bool:
-        horizon = max(0, generation - self._config.parallel_generations)
-        return all(v.state.is_terminal for v in variants if v.generation <= horizon)
+        Raises:
+            RunStateError: The variant has no program (its improvement failed or is pending).
+        """
+        record = self._ctx.variant(variant) if isinstance(variant, int) else variant
+        if record.program_id is None:
+            raise RunStateError(f"variant {record.id} has no program")
+        return self._ctx.program(record.program_id)
 
-    def _archive_entries(self, snapshot: Sequence[VariantRecord]) -> list[ArchiveEntry]:
-        children: dict[int, int] = {}
-        for v in snapshot:
-            if v.parent_id is not None:
-                children[v.parent_id] = children.get(v.parent_id, 0) + 1
-        return [
-            ArchiveEntry(
-                v.id,
-                v.generation,
-                self._task.normalise(objective(v.scores, v.metrics) or 0.0),
-                children.get(v.id, 0),
-            )
-            for v in snapshot
-            if v.state is VariantState.COMPLETE and "val" in v.scores
-        ]
+    def champion(self, variants: Sequence[VariantRecord] | None = None) -> VariantRecord | None:
+        """The complete variant with the best val score (ties: earliest generation)."""
+        return ArchiveView.of(variants if variants is not None else self.variants()).champion()
 
-    def _select_parent(self, snapshot: Sequence[VariantRecord], generation: int) -> tuple[int, str]:
+    def summary(self) -> dict[str, Any]:
+        """Best scores per split, archive size, generations, counts by state, time."""
+        view = ArchiveView.of(self.variants())
         record = self.record()
-        snapshot = _without_banned(snapshot, list(record.banned))
-        pin = record.pinned_parent
-        if pin is not None:
-            # A person's override, used once: the next child is made from this variant.
-            self._storage.unpin_parent(self._id, expected=pin)
-            eligible = {v.id for v in snapshot if v.state is VariantState.COMPLETE}
-            if pin in eligible:
-                by = record.pinned_by if record.pinned_by is not None else "a person"
-                return pin, f"pinned by {by}"
-        entries = self._archive_entries(snapshot)
-        if not entries:
-            raise RunStateError("no eligible parent: the seed variant has not completed")
-        rng = random.Random(derive_seed(self._seed, generation, "select"))
-        if self._mode is Mode.NO_ARCHIVE:
-            best = self.champion(snapshot)
-            assert best is not None
-            return best.id, "best (no-archive mode)"
-        name = self._config.selector
-        if name == "program":
-            chosen = self._select_with_program(snapshot, entries, generation)
-            if chosen is not None:
-                return chosen, "program"
-            return ScoreChildSelector().select(entries, rng), "score_child (fallback)"
-        selector = make_selector(name, tournament_size=self._config.tournament_size)
-        return selector.select(entries, rng), name
+        usage = self._ctx.storage.llm_usage(self._ctx.run_id)
+        return run_summary(record, view, self._ctx.config, usage)
 
-    def _select_with_program(
-        self, snapshot: Sequence[VariantRecord], entries: Sequence[ArchiveEntry], generation: int
-    ) -> int | None:
-        best = self.champion(snapshot)
-        if best is None or best.program_id is None:
-            return None
-        program = self._get_program(best.program_id)
-        if "select_parent.py" not in program:
-            self.warn(_NO_SELECTOR_PROGRAM)
-            return None
-        archive = [
-            {
-                "variant_id": e.variant_id,
-                "generation": e.generation,
-                "score": e.score,
-                "children": e.children,
-            }
-            for e in entries
-        ]
-        request = {
-            "action": "select",
-            "archive": archive,
-            "seed": derive_seed(self._seed, generation, "select-program"),
-        }
-        with workspace(program) as path:
-            result = self._sandbox.run(
-                path, request, limits=self._limits(self._config.select_timeout)
-            )
-        valid = {e.variant_id for e in entries}
-        if result.ok and isinstance(result.result, int) and result.result in valid:
-            return result.result
-        returned = repr(result.result)[:200]
-        why = result.reason if not result.ok else f"returned {returned}, not an eligible id"
-        self._event(
-            "selector.fallback", f"select_parent.py of variant {best.id} failed: {why}", best.id
-        )
-        return None
+    def warnings(self) -> list[str]:
+        """What the run warned about (``run.warning`` events), each message once, oldest first:
+        settings that do not do what they say (e.g. ``--selector program`` without a
+        ``select_parent.py``)."""
+        return self._ctx.warnings()
 
-    def _build_job(self, variant: VariantRecord, variants: Sequence[VariantRecord]) -> Job:
-        """Rebuild the job of ``variant`` from storage (deterministic: used again on resume)."""
-        assert variant.parent_id is not None
-        parent = self._terminal(variant.parent_id)
-        assert parent.program_id is not None
-        parent_program = self._get_program(parent.program_id)
-        program = parent_program
-        if self._mode is Mode.FROZEN_META:
-            program = self._with_seed_meta(parent_program)
-        snapshot = self._snapshot(variants, variant.generation)
-        report = self._report(variant, parent, snapshot)
-        seed = derive_seed(self._seed, variant.generation, "meta")
-        request = ImproveRequest(
-            program, report, seed, llm=self._llm_handler(variant.id, variant.generation, "improve")
-        )
-        return Job(variant.id, variant.generation, parent.id, request)
+    def warn(self, message: str) -> None:
+        """Record a ``run.warning`` event (once per message per run) and log it."""
+        self._ctx.warn(message)
 
-    def _with_seed_meta(self, program: Program) -> Program:
-        seed_program = self._get_program(self._seed_program_id)
-        updates: dict[str, bytes | str | None] = {
-            path: seed_program.get(path) for path in self._task.meta_paths(seed_program, program)
-        }
-        return program.with_files(updates)
-
-    def _report(
-        self, variant: VariantRecord, parent: VariantRecord, snapshot: Sequence[VariantRecord]
-    ) -> dict[str, Any]:
-        cfg = self._config
-        evaluation = self._report_evaluation(parent.id)
-        if self._train_inputs is None:
-            self._train_inputs = [
-                {"id": inst.id, "inputs": inst.inputs}
-                for inst in self._instances(Split.TRAIN)[: cfg.report_results]
-            ]
-        train_inputs = self._train_inputs
-        # Agents see run-local identities (generation numbers), never storage ids: the same run
-        # gives the same report, and so the same LLM prompts, in any storage (replay relies on
-        # it).
-        generation_of = {v.id: v.generation for v in snapshot}
-        archive = [
-            {
-                "variant_id": v.generation,
-                "generation": v.generation,
-                "parent_id": None if v.parent_id is None else generation_of.get(v.parent_id),
-                "state": _reported_state(v),
-                "scores": {k: s for k, s in v.scores.items() if k in _REPORT_STAGES},
-                "meta_info": dict(v.meta_info),
-            }
-            for v in snapshot[-cfg.report_archive :]
-            if cfg.report_archive
-        ]
-        target = self._target
-        if target is None:
-            target = self.record().target_generations
-        return {
-            "task": {
-                "name": self._task.name,
-                "description": self._task.description,
-                "score_range": list(self._task.score_range),
-            },
-            "mode": self._mode.value,
-            "generation": variant.generation,
-            "generations_left": None if target is None else max(0, target - variant.generation),
-            "seed": derive_seed(self._seed, variant.generation, "meta"),
-            "parent": {
-                "variant_id": parent.generation,
-                "generation": parent.generation,
-                "scores": {k: s for k, s in parent.scores.items() if k in _REPORT_STAGES},
-                "meta_info": dict(parent.meta_info),
-            },
-            "evaluation": evaluation,
-            "train_inputs": train_inputs,
-            "archive": archive,
-        }
-
-    def _report_evaluation(self, parent_id: int) -> dict[str, Any]:
-        """The parent's train results as shown to meta agents (cached: they never change)."""
-        cached = self._evaluation_cache.get(parent_id)
-        if cached is not None:
-            return cached
-        evaluations = {e.stage: e for e in self._storage.list_evaluations(parent_id)}
-        source = evaluations.get("train") or evaluations.get("train_subset")
-        results = []
-        if source is not None:
-            for r in list(source.results)[: self._config.report_results]:
-                results.append({k: r.get(k) for k in ("id", "score", "feedback", "output")})
-        report = {
-            "stage": source.stage if source else None,
-            "score": source.score if source else None,
-            "results": results,
-        }
-        if source is not None and source.stage == "train":
-            with self._lock:
-                if len(self._evaluation_cache) > 512:
-                    self._evaluation_cache.clear()
-                self._evaluation_cache[parent_id] = report
-        return report
-
+    # -- ask / improve / tell --------------------------------------------------------------------
     def ask(self) -> Job:
         """Create the next generation's variant, select its parent and return its job.
+
+        Earlier work that selection depends on and that nobody else holds (the seed of a fresh
+        run, work left by a dead engine) is finished first, by the engine.
 
         Raises:
             RunStateError: Earlier generations that selection depends on are not finished yet
                 (with ``parallel_generations`` > 1), or nothing is eligible as a parent.
         """
-        return self._ask(self.variants())[0]
-
-    def _ensure_seed(self, variants: Sequence[VariantRecord]) -> list[VariantRecord]:
-        """Create the seed variant if a crash inside :meth:`create` left the run without it."""
-        if any(v.generation == 0 for v in variants):
-            return list(variants)
-        with contextlib.suppress(DuplicateError):  # another engine did it first
-            self._storage.create_variant(
-                run_id=self._id,
-                generation=0,
-                parent_id=None,
-                state=VariantState.RUNNING,
-                program_id=self._seed_program_id,
-                meta_info={"seed": True},
-                event=EventSpec("variant.created", "seed program (recreated)", {"generation": 0}),
-            )
-        return self.variants()
-
-    def _ask(self, variants: Sequence[VariantRecord]) -> tuple[Job, VariantRecord]:
-        with self._lock:
-            variants = self._ensure_seed(variants)
-            start = time.perf_counter()
-            generation = max((v.generation for v in variants), default=0) + 1
-            if not self._ready_for(variants, generation):
-                # Finish what selection depends on if nobody else holds it (e.g. the seed of
-                # a fresh run, or work left by a dead engine), then look again.
-                horizon = max(0, generation - self._config.parallel_generations)
-                blockers = [v for v in variants if v.generation <= horizon]
-                for variant_id in self._claim_orphans(blockers):
-                    self._advance(variant_id)
-                variants = self.variants()
-            if not self._ready_for(variants, generation):
-                raise RunStateError(
-                    f"generation {generation} must wait for generations <= "
-                    f"{max(0, generation - self._config.parallel_generations)} to finish"
-                )
-            snapshot = self._snapshot(variants, generation)
-            parent_id, how = self._select_parent(snapshot, generation)
-            variant_id = self._storage.create_variant(
-                run_id=self._id,
-                generation=generation,
-                parent_id=parent_id,
-                state=VariantState.RUNNING,
-                owner=self._owner,
-                event=EventSpec(
-                    "variant.created",
-                    f"generation {generation} from variant {parent_id} ({how})",
-                    {"generation": generation, "parent_id": parent_id, "selector": how},
-                ),
-            )
-            variant = self._storage.get_variant(variant_id)
-            job = self._build_job(variant, variants)
-            self._ask_seconds[variant_id] = time.perf_counter() - start
-            return job, variant
+        with self._ctx.lock:
+            variants = self._engine.finish_unfinished()
+            return self._jobs.ask(variants)[0]
 
     def improve(self, job: Job) -> ImproveResult:
         """Run the configured improver (default: the job program's own meta agent) on a job.
@@ -851,19 +320,7 @@ class Run:
         Raises:
             SandboxError: The sandbox broke (after the configured retries).
         """
-        improver = self._improver or MetaAgentImprover(
-            sandbox=self._sandbox, limits=self._limits(self._config.meta_timeout)
-        )
-
-        def attempt() -> ImproveResult:
-            request = job.request
-            if request.llm is not None:
-                # Every attempt gets its own handler (its own job token in the LLM record).
-                handler = self._llm_handler(job.variant_id, job.generation, "improve")
-                request = dataclasses.replace(request, llm=handler)
-            return improver.improve(request)
-
-        return self._retry(attempt, f"improving {job.variant_id}")
+        return self._improvement.run(job)
 
     def tell(self, job: Job, result: ImproveResult | Program) -> VariantRecord:
         """Record a job's child, then validate and evaluate it to a terminal state.
@@ -877,550 +334,12 @@ class Run:
         """
         if isinstance(result, Program):
             result = ImproveResult(result, {"source": "tell"})
-        self._check_budget(job.variant_id)
-        variant = self._record_improvement(self._storage.get_variant(job.variant_id), job, result)
-        self._advance(job.variant_id, record=variant)
-        return self._storage.get_variant(job.variant_id)
+        self._ctx.check_budget(job.variant_id)
+        variant = self._improvement.record(self._ctx.variant(job.variant_id), job, result)
+        self._advancer.advance(job.variant_id, record=variant)
+        return self._ctx.variant(job.variant_id)
 
-    # -- the steps ---------------------------------------------------------------------------
-    def _record_improvement(
-        self, variant: VariantRecord, job: Job, result: ImproveResult
-    ) -> VariantRecord:
-        """Store the improver's outcome; return the variant as it now is."""
-        metrics = {"improve": dict(result.metrics)} if result.metrics else {}
-        if result.logs:
-            metrics.setdefault("improve", {})["log_tail"] = result.logs[-4000:]
-        child = result.program
-        changed: list[str] = []
-        if child is not None:
-            if self._mode is Mode.FROZEN_META:
-                # The meta level is frozen: whatever the meta agent did to meta files is dropped.
-                child = self._with_seed_meta(child)
-            parent = self._terminal(job.parent_id)
-            assert parent.program_id is not None
-            changed = self._get_program(parent.program_id).changed_paths(child)
-        if child is None or not changed:
-            # One transaction: a child identical to its parent is never stored as a program,
-            # so a crash here cannot leave a clone that a resumed run would evaluate.
-            if child is None:
-                reason = result.reason or "improver produced no program"
-            else:
-                reason = "the meta agent made no change"
-                said = result.meta_info.get("error") if result.meta_info else None
-                if isinstance(said, str) and said.strip():
-                    reason += f": {said.strip()[:500]}"
-            if result.meta_info:
-                metrics.setdefault("improve", {})["meta_info"] = dict(result.meta_info)
-            if metrics:
-                self._storage.update_variant_metrics(variant.id, metrics)
-            self._storage.set_variant_state(
-                variant.id,
-                VariantState.FAILED,
-                expected=VariantState.RUNNING,
-                reason=reason,
-                release=True,
-                event=EventSpec("variant.failed", reason),
-            )
-            return self._storage.get_variant(variant.id)
-        assert child is not None
-        program_id = self._storage.put_program(child)
-        if metrics:
-            self._storage.update_variant_metrics(variant.id, metrics)
-        self._storage.set_variant_program(
-            variant.id,
-            program_id,
-            meta_info=result.meta_info,
-            event=EventSpec(
-                "variant.improved", f"changed {', '.join(changed)}", {"changed": changed}
-            ),
-        )
-        return replace(variant, program_id=program_id, meta_info=dict(result.meta_info))
-
-    def _retry(self, fn: Callable[[], _T], what: str) -> _T:
-        attempts = self._config.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                return fn()
-            except SandboxError as exc:
-                if attempt + 1 >= attempts:
-                    raise
-                logger.warning("sandbox error while %s (attempt %d): %s", what, attempt + 1, exc)
-                self._event("sandbox.retry", f"{what}: {exc}")
-                time.sleep(min(2.0**attempt * 0.2, 5.0))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _advance(
-        self, variant_id: int, *, job: Job | None = None, record: VariantRecord | None = None
-    ) -> None:
-        """Drive a variant from whatever is recorded to a terminal state.
-
-        The engine owns the variant while it does this, so after each of its own writes it
-        updates its local copy of the record instead of reading it back.
-        """
-        timing_start = time.perf_counter()
-        sandbox_seconds = 0.0
-        variant = record if record is not None else self._storage.get_variant(variant_id)
-        if variant.state is VariantState.RUNNING and variant.program_id is None:
-            if job is None or job.variant_id != variant_id:
-                job = self._build_job(variant, self.variants())
-            result = self.improve(job)
-            sandbox_seconds += float(result.metrics.get("wall", 0.0))
-            self._check_budget(variant_id)
-            variant = self._record_improvement(variant, job, result)
-        if variant.state is VariantState.RUNNING and self._constitution is not None:
-            variant = self._judge(variant)
-        if variant.state is VariantState.RUNNING:
-            assert variant.program_id is not None
-            program = self._get_program(variant.program_id)
-            validation = self._retry(
-                lambda: validate_program(
-                    program,
-                    entry_points=self._task.entry_points,
-                    sandbox=self._sandbox,
-                    limits=self._limits(self._config.validate_timeout),
-                ),
-                f"validating {variant_id}",
-            )
-            sandbox_seconds += validation.wall
-            if validation.ok:
-                changed = self._storage.set_variant_state(
-                    variant_id,
-                    VariantState.EVALUATING,
-                    expected=VariantState.RUNNING,
-                    event=EventSpec("variant.validated", "compiles, imports, entry points present"),
-                )
-                new_state = VariantState.EVALUATING
-            else:
-                changed = self._storage.set_variant_state(
-                    variant_id,
-                    VariantState.INVALID,
-                    expected=VariantState.RUNNING,
-                    reason=validation.reason,
-                    release=True,
-                    event=EventSpec(
-                        "variant.invalid", validation.reason, {"errors": list(validation.errors)}
-                    ),
-                )
-                new_state = VariantState.INVALID
-            variant = (
-                replace(variant, state=new_state)
-                if changed
-                else self._storage.get_variant(variant_id)
-            )
-        while variant.state is VariantState.EVALUATING:
-            variant, seconds = self._evaluate_next_stage(variant)
-            sandbox_seconds += seconds
-        total = time.perf_counter() - timing_start + self._ask_seconds.pop(variant_id, 0.0)
-        timing = {
-            "total_seconds": total,
-            "sandbox_seconds": sandbox_seconds,
-            "engine_seconds": max(0.0, total - sandbox_seconds),
-        }
-        self._storage.update_variant_metrics(variant_id, {"timing": timing})
-        self._subset_results.pop(variant_id, None)
-
-    def _stage_instances(self, stage: str, variant: VariantRecord) -> tuple[Split, list[Instance]]:
-        if stage == "train_subset":
-            subset = set(self._subset())
-            return Split.TRAIN, [i for i in self._instances(Split.TRAIN) if i.id in subset]
-        if stage == "train":
-            subset = set(self._subset())
-            return Split.TRAIN, [i for i in self._instances(Split.TRAIN) if i.id not in subset]
-        if stage == "recheck":
-            fresh = self._task.holdout_instances(
-                derive_seed(self._seed, variant.generation, "holdout")
-            )
-            return Split.VAL, list(fresh) if fresh else list(self._instances(Split.VAL))
-        split = Split(stage)
-        return split, list(self._instances(split))
-
-    def _run_stage(self, variant: VariantRecord, stage: str) -> tuple[StageResult, float]:
-        assert variant.program_id is not None
-        program = self._get_program(variant.program_id)
-        split, instances = self._stage_instances(stage, variant)
-        wall = self._task.instance_timeout * max(1, len(instances)) + self._config.eval_overhead
-        if instances:
-            result = self._retry(
-                lambda: evaluate_stage(
-                    program,
-                    task=self._task,
-                    instances=instances,
-                    stage=stage,
-                    split="holdout"
-                    if stage == "recheck" and instances[0].id.startswith("holdout")
-                    else split.value,
-                    sandbox=self._sandbox,
-                    limits=self._limits(wall),
-                    llm=self._llm_handler(variant.id, variant.generation, stage),
-                ),
-                f"evaluating {variant.id} on {stage}",
-            )
-        else:  # e.g. the train subset already covers all of train: nothing to run
-            result = StageResult(stage, split.value, self._task.aggregate([]), [], {"n": 0})
-        sandbox = float(result.metrics.get("wall_seconds", 0.0))
-        if stage == "train":
-            # The full train score combines the subset already evaluated with the rest.
-            subset = self._subset_results.get(variant.id)
-            if subset is None:  # resumed: read it back
-                record = next(
-                    e
-                    for e in self._storage.list_evaluations(variant.id)
-                    if e.stage == "train_subset"
-                )
-                subset = StageResult(
-                    record.stage,
-                    record.split,
-                    record.score,
-                    [dict(r) for r in record.results],
-                    dict(record.metrics),
-                )
-            order = {inst.id: k for k, inst in enumerate(self._instances(Split.TRAIN))}
-            merged = sorted([*subset.results, *result.results], key=lambda r: order[r["id"]])
-            merged_results = [dict(r) for r in merged]
-            score = self._task.aggregate([r["score"] for r in merged_results])
-            metrics = _merge_stage_metrics(subset.metrics, result.metrics)
-            result = StageResult("train", split.value, score, merged_results, metrics)
-        return result, sandbox
-
-    def _evaluate_next_stage(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
-        """Run the next missing stage of an ``EVALUATING`` variant (or finish it).
-
-        Returns:
-            The variant's record after the step, and the seconds spent in the sandbox.
-        """
-        stages = ["train_subset", "train", "val"]
-        if "val" in variant.scores and self._rechecks(variant):
-            stages.append("recheck")  # a would-be champion is re-checked on held-out data
-        pending = [s for s in stages if s not in variant.scores]
-        if not pending:
-            return self._finish(variant, VariantState.COMPLETE, "evaluated"), 0.0
-        stage = pending[0]
-        if stage == "train" and variant.parent_id is not None:
-            # Checked here rather than right after the subset, so that a resumed variant whose
-            # subset score was recorded just before a crash is judged the same way.
-            passed, why = self._passes_threshold(variant.scores["train_subset"], variant)
-            if not passed:
-                return self._finish(variant, VariantState.PRUNED, why), 0.0
-        result, sandbox = self._run_stage(variant, stage)
-        self._check_budget(variant.id)
-        self._storage.add_evaluation(
-            variant_id=variant.id,
-            stage=stage,
-            split=result.split,
-            score=result.score,
-            n=result.n,
-            results=result.results,
-            metrics=result.metrics,
-            event=EventSpec(
-                "variant.evaluated",
-                f"{stage}: {result.score:.6g}",
-                {"stage": stage, "score": result.score, "n": result.n},
-            ),
-        )
-        if stage == "train_subset":
-            self._subset_results[variant.id] = result
-        variant = replace(variant, scores={**variant.scores, stage: result.score})
-        if stage == "recheck" or (stage == "val" and not self._config.quarantine):
-            # (with quarantine on, the next step decides whether a recheck is due)
-            variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
-        return variant, sandbox
-
-    def _passes_threshold(self, score: float, variant: VariantRecord) -> tuple[bool, str]:
-        cfg = self._config
-        if cfg.subset_threshold is not None and score < cfg.subset_threshold:
-            return False, (
-                f"train-subset score {score:.6g} below the threshold {cfg.subset_threshold:g}"
-            )
-        if cfg.subset_margin is not None and variant.parent_id is not None:
-            parent = self._terminal(variant.parent_id)
-            parent_score = parent.scores.get("train_subset")
-            if parent_score is not None:
-                low, high = self._task.score_range
-                floor = parent_score - cfg.subset_margin * (high - low)
-                if score < floor:
-                    return False, (
-                        f"train-subset score {score:.6g} more than "
-                        f"{cfg.subset_margin:g} of the range below the parent's "
-                        f"{parent_score:.6g}"
-                    )
-        return True, ""
-
-    def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
-        kind = "variant.completed" if state is VariantState.COMPLETE else "variant.pruned"
-        reason = None if state is VariantState.COMPLETE else why
-        if state is VariantState.COMPLETE:
-            archive = (
-                self.variants()
-                if self._config.approval != "auto" or ("recheck" in variant.scores)
-                else []
-            )
-            suspicious = self._suspicious(variant, archive) if "recheck" in variant.scores else None
-            waiting = self._approval_needed(variant, archive)
-            if suspicious is not None:
-                reason = f"quarantined: {suspicious}"
-                state, kind, why = VariantState.PENDING, "variant.quarantined", reason
-            elif waiting is not None:
-                state, kind, reason, why = VariantState.PENDING, "variant.pending", waiting, waiting
-        if self._storage.set_variant_state(
-            variant.id,
-            state,
-            expected=VariantState.EVALUATING,
-            reason=reason,
-            release=True,
-            event=EventSpec(kind, why),
-        ):
-            return replace(variant, state=state, reason=reason, owner=None)
-        return self._storage.get_variant(variant.id)
-
-    def _would_lead(
-        self, variant: VariantRecord, archive: Sequence[VariantRecord]
-    ) -> tuple[float, float | None] | None:
-        """``(objective, best before)`` when the child beats every variant with a val score
-        among the generations settled when it was asked (<= g - parallel_generations),
-        whatever people decided about them since; None otherwise."""
-        value = objective(variant.scores, variant.metrics)
-        if value is None:
-            return None
-        horizon = max(0, variant.generation - self._config.parallel_generations)
-        earlier = [
-            o
-            for v in archive
-            if v.generation <= horizon
-            and v.state is VariantState.COMPLETE
-            and (o := objective(v.scores, v.metrics)) is not None
-        ]
-        best = max(earlier, default=None)
-        return (value, best) if best is None or value > best else None
-
-    def _rechecks(self, variant: VariantRecord) -> bool:
-        """Whether quarantine re-checks this child: it would take over from a champion (the
-        seed, with nothing to beat, is never held back)."""
-        if not self._config.quarantine:
-            return False
-        lead = self._would_lead(variant, self.variants())
-        return lead is not None and lead[1] is not None
-
-    def _suspicious(self, variant: VariantRecord, archive: Sequence[VariantRecord]) -> str | None:
-        """Why a would-be champion's gain looks too good to promote unreviewed (None: fine)."""
-        cfg = self._config
-        low, high = self._task.score_range
-        span = (high - low) or 1.0
-        val, recheck = variant.scores["val"], variant.scores["recheck"]
-        if abs(val - recheck) > cfg.quarantine_gap * span:
-            return (
-                f"val {val:.6g} but {recheck:.6g} when re-evaluated on held-out data "
-                f"(gap over {cfg.quarantine_gap:g} of the range)"
-            )
-        train = variant.scores.get("train")
-        if train is not None and val - train > cfg.quarantine_gap * span:
-            return (
-                f"val {val:.6g} far above train {train:.6g} "
-                f"(gap over {cfg.quarantine_gap:g} of the range)"
-            )
-        lead = self._would_lead(variant, archive)
-        if lead is not None and lead[1] is not None:
-            gain = lead[0] - lead[1]
-            horizon = max(0, variant.generation - cfg.parallel_generations)
-            gains = _champion_gains(archive, below=horizon + 1)
-            if len(gains) >= 2 and gain > cfg.quarantine_jump * max(gains):
-                return (
-                    f"a jump of {gain:.6g} over the champion, more than "
-                    f"{cfg.quarantine_jump:g}x the run's largest earlier gain {max(gains):.6g}"
-                )
-        return None
-
-    def _approval_needed(
-        self, variant: VariantRecord, archive: Sequence[VariantRecord]
-    ) -> str | None:
-        """Why a person must approve this evaluated child first (None: it is accepted).
-
-        "Would become champion" compares with every variant that has a val score among the
-        generations settled when this one was asked (<= g - parallel_generations), whatever
-        people decided about them since: the verdict depends on the run, not on timing.
-        """
-        cfg = self._config
-        if cfg.approval == "auto":
-            return None
-        lead = self._would_lead(variant, archive)
-        if lead is not None and lead[1] is not None:
-            value, best = lead[0], lead[1]
-            needed = cfg.approval_threshold if cfg.approval == "threshold" else 0.0
-            if value - best >= needed:
-                return (
-                    f"awaiting approval: would become champion (val objective {value:.6g} "
-                    f"> {best:.6g})"
-                )
-        if cfg.approval == "manual" and variant.parent_id is not None:
-            parent = self._terminal(variant.parent_id)
-            assert parent.program_id is not None and variant.program_id is not None
-            changed = self._get_program(parent.program_id).changed_paths(
-                self._get_program(variant.program_id)
-            )
-            return self._meta_code_change(variant, parent, changed)
-        return None
-
-    def _meta_code_change(
-        self, variant: VariantRecord, parent: VariantRecord, changed: Iterable[str]
-    ) -> str | None:
-        """Why a child that changes the code of a meta file waits for approval (None when it
-        changes none, or only the literal state a meta agent keeps in its own source: that is
-        recorded as ``variant.meta_state`` and does not wait)."""
-        meta = [p for p in changed if self._task.is_meta_file(p)]
-        if not meta:
-            return None
-        assert parent.program_id is not None and variant.program_id is not None
-        old, new = self._get_program(parent.program_id), self._get_program(variant.program_id)
-        code = [p for p in meta if not state_only_change(old.get(p), new.get(p))]
-        if code:
-            return f"awaiting approval: changes the meta agent's code ({', '.join(code)})"
-        self._event(
-            "variant.meta_state",
-            f"the meta agent adapted its own state only (literal values in {', '.join(meta)}); "
-            "its code is unchanged, so it does not wait for approval",
-            variant.id,
-        )
-        return None
-
-    def _terminal(self, variant_id: int) -> VariantRecord:
-        """A variant known to be terminal (a parent), cached: what selection and reports read
-        of it (program, non-test scores, meta info) never changes any more."""
-        cached = self._terminal_cache.get(variant_id)
-        if cached is None:
-            cached = self._storage.get_variant(variant_id)
-            if cached.state.is_terminal:
-                with self._lock:
-                    if len(self._terminal_cache) > 4096:
-                        self._terminal_cache.clear()
-                    self._terminal_cache[variant_id] = cached
-        return cached
-
-    # -- champions and the test split -------------------------------------------------------
-    def _due_test_evaluations(self, variants: Sequence[VariantRecord]) -> list[VariantRecord]:
-        """Variants that were champion when their generation settled and lack a test score."""
-        due = []
-        best: float | None = None
-        for v in variants:  # ascending generation
-            if not v.state.is_terminal:
-                break
-            value = objective(v.scores, v.metrics)
-            if (
-                v.state is VariantState.COMPLETE
-                and value is not None
-                and (best is None or value > best)
-            ):
-                best = value
-                if "test" not in v.scores and v.id not in self._tests_given_up:
-                    due.append(v)
-        return due
-
-    def _evaluate_test(self, variant_id: int) -> None:
-        variant = self._storage.get_variant(variant_id)
-        if "test" in variant.scores:
-            return
-        result, _ = self._run_stage(variant, "test")
-        self._check_budget(variant.id)
-        with contextlib.suppress(DuplicateError):  # another engine recorded it first
-            self._storage.add_evaluation(
-                variant_id=variant.id,
-                stage="test",
-                split="test",
-                score=result.score,
-                n=result.n,
-                results=result.results,
-                metrics=result.metrics,
-                event=EventSpec(
-                    "champion.test",
-                    f"new champion; test: {result.score:.6g}",
-                    {"stage": "test", "score": result.score, "val": variant.scores.get("val")},
-                ),
-            )
-
-    # -- resume ------------------------------------------------------------------------------
-    def _claim_orphans(self, variants: Sequence[VariantRecord]) -> list[int]:
-        """Take over non-terminal variants whose owner is gone (or that nobody owns)."""
-        claimed = []
-        now = time.time()
-        for v in variants:
-            if v.state.is_terminal or v.owner == self._owner:
-                if v.owner == self._owner and not v.state.is_terminal:
-                    claimed.append(v.id)
-                continue
-            stale = not v.owner or owner_is_dead(v.owner)
-            if not stale and v.heartbeat_at is not None:
-                stale = now - v.heartbeat_at.timestamp() > self._config.heartbeat_grace
-            if stale and self._storage.claim_variant(
-                v.id,
-                self._owner,
-                expected_owner=v.owner,
-                event=EventSpec(
-                    "variant.reclaimed", f"taken over from {v.owner}", {"previous_owner": v.owner}
-                )
-                if v.owner
-                else EventSpec("variant.claimed", "work picked up"),
-            ):
-                claimed.append(v.id)
-        return claimed
-
-    # -- optimize ----------------------------------------------------------------------------
-    def _judge(self, variant: VariantRecord) -> VariantRecord:
-        """Check a child against the run's constitution before it runs: a hard violation
-        rejects it (recorded with the rule and the lines); soft ones record its alignment."""
-        assert self._constitution is not None and variant.program_id is not None
-        parent = (
-            self._get_program(self._terminal(variant.parent_id).program_id or "")
-            if variant.parent_id is not None
-            else None
-        )
-        verdict = self._constitution.check(
-            self._get_program(variant.program_id),
-            parent,
-            instances=_instances_of(self._task),
-            task=self._task,
-        )
-        if not verdict.violations:
-            return variant
-        record = verdict.as_dict()
-        self._storage.update_variant_metrics(variant.id, {"constitution": record})
-        variant = replace(variant, metrics={**variant.metrics, "constitution": record})
-        if not verdict.rejected:
-            self._storage.add_event(
-                self._id,
-                "variant.penalised",
-                f"{verdict.reason()}; alignment {verdict.alignment:.4g}",
-                variant_id=variant.id,
-                data={"by": "constitution", **record},
-            )
-            return variant
-        changed = self._storage.set_variant_state(
-            variant.id,
-            VariantState.REJECTED,
-            expected=VariantState.RUNNING,
-            reason=verdict.reason(),
-            release=True,
-            event=EventSpec("variant.rejected", verdict.reason(), {"by": "constitution", **record}),
-        )
-        return (
-            replace(variant, state=VariantState.REJECTED, reason=verdict.reason())
-            if changed
-            else self._storage.get_variant(variant.id)
-        )
-
-    def _budget_spent(self, variants: Iterable[VariantRecord], elapsed: float) -> str | None:
-        """Why the run's time or evaluation budget forbids new work (None: it does not)."""
-        cfg = self._config
-        if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
-            return (
-                f"time budget of {cfg.max_seconds:g} s spent (raise it with resume --max-seconds)"
-            )
-        if cfg.max_evaluations is not None:
-            done = sum(len(v.scores) for v in variants)
-            if done >= cfg.max_evaluations:
-                return (
-                    f"evaluation budget of {cfg.max_evaluations} reached "
-                    "(raise it with resume --max-evaluations)"
-                )
-        return None
-
+    # -- optimize --------------------------------------------------------------------------------
     def target_after(
         self,
         generations: int | None,
@@ -1436,15 +355,7 @@ class Run:
         Raises:
             ConfigError: ``generations`` is negative.
         """
-        if generations is not None and generations < 0:
-            raise ConfigError("generations must be >= 0")
-        variants = self.variants() if variants is None else variants
-        stored = (record or self.record()).target_generations
-        last = max((v.generation for v in variants), default=0)
-        base = last if stored is None else max(last, int(stored))
-        if generations is None:
-            return base
-        return base + generations
+        return self._engine.target_after(generations, variants=variants, record=record)
 
     def optimize(
         self,
@@ -1472,491 +383,15 @@ class Run:
                 run is left exactly as it was).
             SandboxError: The sandbox kept failing (the run is marked FAILED, resumable).
         """
-        if workers < 1:
-            raise ConfigError("workers must be >= 1")
-        if generations is not None and generations < 0:
-            raise ConfigError("generations must be >= 0")
-        if not self._driving.acquire(blocking=False):  # its owner token is this object's
-            raise RunStateError(f"this Run object is driving {self._name!r} already")
+        notify = [_bound(cb, self) for cb in callbacks]
         try:
-            record, variants, target = self._start(generations, workers)
-        except BaseException:
-            self._driving.release()
-            raise
-        set_warm = getattr(self._sandbox, "set_warm", None)
-        started = time.perf_counter()
-        elapsed_before = record.elapsed_seconds
-        deadline = None if timeout is None else time.monotonic() + timeout
-        stop = threading.Event()
-        in_flight: dict[Future[Any], int] = {}
-        flight_lock = threading.Lock()
-        tests_in_flight: set[int] = set()
-        beat_stop = threading.Event()
-        taken_over = threading.Event()
-        self._target = target
-        # The engine's mirror of the archive: loaded once, then updated from the engine's own
-        # asks and finished work, so a generation costs O(1) storage reads whatever the size.
-        mirror: dict[int, VariantRecord] = {v.id: v for v in variants}
-
-        def current() -> list[VariantRecord]:
-            return sorted(mirror.values(), key=lambda v: v.generation)
-
-        def reload() -> list[VariantRecord]:
-            mirror.clear()
-            mirror.update((v.id, v) for v in self.variants())
-            return current()
-
-        def submit(fn: Callable[..., Any], variant_id: int, *args: Any) -> None:
-            future = pool.submit(fn, *args)
-            with flight_lock:
-                in_flight[future] = variant_id
-
-        def heartbeat() -> None:
-            while not beat_stop.wait(self._config.heartbeat_interval):
-                try:
-                    with flight_lock:
-                        ids = list(in_flight.values())
-                    if ids:
-                        self._storage.heartbeat(self._owner, ids)
-                    if not self._storage.claim_run_engine(
-                        self._id, self._owner, expected=self._owner
-                    ):
-                        # Another engine found this one's heartbeat stale and took the run
-                        # over: start nothing more; the work in flight finishes.
-                        logger.error("run %r was taken over by another engine", self._name)
-                        taken_over.set()
-                        stop.set()
-                        return
-                    # Time spent so far counts even if this engine is killed (time budget).
-                    spent = elapsed_before + time.perf_counter() - started
-                    self._storage.set_elapsed_seconds(self._id, spent)
-                except Exception as exc:  # keep beating; the main loop reports storage errors
-                    logger.warning("heartbeat failed: %s", exc)
-
-        beater = threading.Thread(target=heartbeat, name="hyperagents-heartbeat", daemon=True)
-        beater.start()
-        final_status = RunStatus.COMPLETE
-        message = "target reached"
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hyperagents-worker")
-        interrupted = 0
-        abort = False
-        failures: dict[int, int] = {}
-        interrupts = DeferredInterrupts()
-        try:
-            interrupts.install()
-            for variant_id in self._claim_orphans(variants):
-                submit(self._advance, variant_id, variant_id)
-            while True:
-                try:
-                    interrupts.raise_pending()
-                    # People approve or reject waiting children from other processes.
-                    for waiting in [
-                        v.id for v in mirror.values() if v.state is VariantState.PENDING
-                    ]:
-                        mirror[waiting] = self._storage.get_variant(waiting)
-                    variants = current()
-                    if self.record().status is RunStatus.STOPPED:
-                        stop.set()
-                        final_status, message = RunStatus.STOPPED, "stopped by request"
-                    if deadline is not None and time.monotonic() >= deadline and not stop.is_set():
-                        stop.set()
-                        final_status, message = RunStatus.STOPPED, f"timeout of {timeout:g} s"
-                    spent = self._budget_spent(
-                        mirror.values(), elapsed_before + time.perf_counter() - started
-                    )
-                    if spent is not None and not stop.is_set():
-                        stop.set()
-                        final_status, message = RunStatus.STOPPED, spent
-                    if self._llm is not None and not stop.is_set():
-                        if self._llm.budget_exhausted.is_set():
-                            stop.set()
-                            final_status = RunStatus.STOPPED
-                            message = "LLM budget exhausted (raise it and resume)"
-                        elif self._llm.broken is not None:
-                            stop.set()
-                            final_status, message = RunStatus.STOPPED, self._llm.broken
-                        elif self._llm.diverged.is_set():
-                            stop.set()
-                            final_status = RunStatus.STOPPED
-                            message = f"replay diverged from its record: {self._llm.divergence}"
-                    # Once stopping, due test evaluations wait for a resume (a test refused for
-                    # budget would otherwise be handed out again and again).
-                    for v in [] if stop.is_set() else self._due_test_evaluations(variants):
-                        if v.id not in tests_in_flight and len(in_flight) < workers + 1:
-                            tests_in_flight.add(v.id)
-                            submit(self._evaluate_test, v.id, v.id)
-                    last = max((v.generation for v in variants), default=0)
-                    while (
-                        not stop.is_set()
-                        and last < target
-                        and len(in_flight) < workers
-                        and self._ready_for(variants, last + 1)
-                    ):
-                        job, created = self._ask(variants)
-                        mirror[created.id] = created
-                        submit(self._improve_and_tell, job.variant_id, job)
-                        variants = current()
-                        last = job.generation
-                    if not in_flight:
-                        if stop.is_set() or last >= target:
-                            break
-                        # Work we depend on is held by another live engine: wait for it to
-                        # finish or for its heartbeat to go stale, then take it over.
-                        with interrupts.allowed():
-                            stop.wait(min(1.0, self._config.heartbeat_interval))
-                        for variant_id in self._claim_orphans(reload()):
-                            submit(self._advance, variant_id, variant_id)
-                        continue
-                    with interrupts.allowed():  # the one place an interrupt lands at once
-                        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                    for future in done:
-                        with flight_lock:
-                            variant_id = in_flight.pop(future)
-                        was_test = variant_id in tests_in_flight
-                        tests_in_flight.discard(variant_id)
-                        error = future.exception()
-                        if isinstance(error, BudgetExhausted | ModelCutOff):
-                            if not stop.is_set():
-                                stop.set()
-                                final_status = RunStatus.STOPPED
-                                message = (
-                                    str(error)
-                                    if isinstance(error, ModelCutOff)
-                                    else "LLM budget exhausted (raise it and resume)"
-                                )
-                            continue
-                        if error is not None:
-                            if not self._recoverable(error, variant_id, failures):
-                                if not _candidate_fault(error):
-                                    raise error
-                                # Something this child made the engine choke on: its failure,
-                                # not the run's.
-                                self._fail_after_engine_error(variant_id, error, was_test)
-                                mirror[variant_id] = self._storage.get_variant(variant_id)
-                                continue
-                            # A worker died on this job: start a fresh one from the last
-                            # committed step (nothing recorded is redone).
-                            if was_test:
-                                tests_in_flight.add(variant_id)
-                                submit(self._evaluate_test, variant_id, variant_id)
-                            else:
-                                submit(self._advance, variant_id, variant_id)
-                            continue
-                        finished = self._storage.get_variant(variant_id)
-                        mirror[variant_id] = finished
-                        if callbacks and not was_test:
-                            for cb in callbacks:
-                                cb(self, finished)
-                except KeyboardInterrupt:
-                    interrupted += 1
-                    if interrupted > 1:
-                        raise
-                    stop.set()
-                    final_status, message = RunStatus.STOPPED, "interrupted"
-                    logger.warning(
-                        "interrupted: finishing work in flight (interrupt again to "
-                        "abort; resume later)"
-                    )
-        except BaseException as exc:
-            final_status = (
-                RunStatus.FAILED if not isinstance(exc, KeyboardInterrupt) else RunStatus.STOPPED
+            return self._engine.optimize(
+                generations, timeout=timeout, workers=workers, notify=notify
             )
-            message = (
-                f"{type(exc).__name__}: {exc}" if final_status is RunStatus.FAILED else "aborted"
-            )
-            stop.set()
-            abort = True
-            raise
         finally:
-            interrupts.restore()
-            beat_stop.set()
-            self._target = None
-            pool.shutdown(wait=not abort, cancel_futures=abort)
-            self._release_unfinished()
-            if taken_over.is_set():
-                final_status, message = RunStatus.STOPPED, "taken over by another engine"
-            self.last_stop_reason = message
-            if self._owns_sandbox and callable(set_warm):
-                set_warm(0)  # no idle sandboxed processes outlive the call
-            elapsed = elapsed_before + (time.perf_counter() - started)
-            try:
-                self._let_go(final_status, message, elapsed)
-            except Exception as exc:
-                if not abort:
-                    raise
-                # Storage is failing too: keep the error that stopped the run; the run shows
-                # "running (engine dead)" once this process has exited.
-                logger.error("could not record the end of run %r: %s", self._name, exc)
-            finally:
-                self._driving.release()
-        return self.record()
-
-    def _claim_engine(self) -> None:
-        """Become the run's engine: judge the holder read now, then compare-and-set on it.
-
-        Raises:
-            RunStateError: Another live engine holds the run, or claimed it between the read
-                and the claim (nothing was changed).
-        """
-        record = self.record()
-        holder = record.engine
-        # Whatever the status: a stopped run's engine may still be finishing its work.
-        if (
-            holder
-            and holder != self._owner
-            and engine_alive(record, grace=self._config.heartbeat_grace)
-        ):
-            raise RunStateError(f"run {self._name!r} is being driven by another engine ({holder})")
-        if not self._storage.claim_run_engine(self._id, self._owner, expected=holder):
-            winner = self.record().engine
-            raise RunStateError(
-                f"run {self._name!r} is being driven by another engine ({winner}), which "
-                "claimed it first"
-            )
-
-    def _start(
-        self, generations: int | None, workers: int
-    ) -> tuple[RunRecord, list[VariantRecord], int]:
-        """Claim the run; then, as its engine only, heal its seed variant, store the target,
-        mark it running and warm the sandbox up. If that fails, the claim is given back.
-
-        Returns:
-            The run's record, its variants and the generation target.
-
-        Raises:
-            RunStateError: The run is driven by another engine (see :meth:`_claim_engine`).
-        """
-        self._claim_engine()
-        try:
-            variants = self._ensure_seed(self.variants())
-            self._check_settings()
-            llm = self.llm
-            if llm is not None:  # a model that does not answer refuses the start
-                llm.probe(timeout=min(10.0, self._config.llm_timeout))
-            record = self.record()
-            target = self.target_after(generations, variants=variants, record=record)
-            self._storage.set_target_generations(self._id, target)
-            self._storage.set_run_status(
-                self._id,
-                RunStatus.RUNNING,
-                event=EventSpec(
-                    "run.started",
-                    f"target {target} generations, {workers} worker(s)",
-                    {"target": target, "workers": workers},
-                ),
-            )
-            if self._llm is not None:
-                self._llm.set_budget(
-                    max_cost=self._config.max_cost, max_tokens=self._config.max_tokens
-                )
-                self._llm.reset_breaker()
-            set_warm = getattr(self._sandbox, "set_warm", None)
-            if self._owns_sandbox and self._config.warm_workers and callable(set_warm):
-                set_warm(workers)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._storage.release_run_engine(self._id, self._owner)
-            raise
-        return record, variants, target
-
-    def _let_go(self, status: RunStatus, message: str, elapsed: float) -> None:
-        """Record how an :meth:`optimize` call ended if this engine still holds the run: its
-        time, then its final status with the engine slot emptied (one compare-and-set). An
-        engine that lost the run to another leaves both to that one."""
-        if self.record().engine == self._owner:
-            self._storage.set_elapsed_seconds(self._id, elapsed)
-        released = self._storage.release_run_engine(
-            self._id,
-            self._owner,
-            status=status,
-            event=EventSpec(_END_KINDS.get(status, f"run.{status.name.lower()}"), message),
-        )
-        if not released:
-            logger.warning(
-                "run %r is held by another engine now: its status is left to that engine",
-                self._name,
-            )
-
-    def _recoverable(self, error: BaseException, variant_id: int, failures: dict[int, int]) -> bool:
-        """Whether a job that raised should be retried by a fresh worker (and record it)."""
-        from hyperagents.exceptions import HyperagentsError
-
-        if not isinstance(error, Exception) or (
-            isinstance(error, HyperagentsError) and not isinstance(error, SandboxError)
-        ):
-            return False  # interrupts, task bugs, storage and configuration errors stop the run
-        failures[variant_id] = failures.get(variant_id, 0) + 1
-        if failures[variant_id] > self._config.max_retries:
-            return False
-        logger.warning("worker failed on variant %d (%s): retrying", variant_id, error)
-        with contextlib.suppress(Exception):
-            self._storage.add_event(
-                self._id,
-                "worker.failed",
-                f"{type(error).__name__}: {error}"[:500],
-                variant_id=variant_id,
-                data={"attempt": failures[variant_id]},
-            )
-        return True
-
-    def _fail_after_engine_error(
-        self, variant_id: int, error: BaseException, was_test: bool
-    ) -> None:
-        """End a variant whose processing kept raising (after retries) in a final state."""
-        reason = f"engine error while processing this child: {type(error).__name__}: {error}"
-        reason = reason[:500]
-        logger.error("variant %d: %s", variant_id, reason)
-        if was_test:
-            self._tests_given_up.add(variant_id)
-            self._event("champion.test_failed", reason, variant_id=variant_id)
-            return
-        variant = self._storage.get_variant(variant_id)
-        if variant.state.is_terminal:
-            return
-        self._storage.set_variant_state(
-            variant_id,
-            VariantState.FAILED,
-            expected=variant.state,
-            reason=reason,
-            release=True,
-            event=EventSpec("variant.failed", reason),
-        )
-
-    def _release_unfinished(self) -> None:
-        """Give up unfinished work so any engine (this process included) can resume it now."""
-        with contextlib.suppress(Exception):  # best effort: heartbeats expire anyway
-            for v in self._storage.list_variants(
-                self._id, states=[VariantState.RUNNING, VariantState.EVALUATING]
-            ):
-                if v.owner == self._owner:
-                    self._storage.claim_variant(v.id, "", expected_owner=self._owner)
-
-    def _improve_and_tell(self, job: Job) -> None:
-        self._advance(job.variant_id, job=job)
+            self.last_stop_reason = self._engine.last_stop_reason
 
 
-def _sandbox_for(config: RunConfig, task: Task) -> Sandbox:
-    """The sandbox a run's config asks for (raises ConfigError for one that cannot work)."""
-    return get_sandbox(
-        config.sandbox,
-        preload=tuple(task.sandbox_preload),
-        hide=task_locations(task),  # the task's own files: agents never see them
-        memory_mb=config.memory_mb,
-    )
-
-
-def _check_llm(config: RunConfig) -> None:
-    """Refuse a model the run could not use: a bad spec, a missing key or script file, a
-    server that does not answer (a replay calls no model)."""
-    if config.llm is not None and config.replay_of is None:
-        probe_llm(config.llm, timeout=min(10.0, config.llm_timeout))
-
-
-def _check_generations(generations: object) -> None:
-    """Raises: ConfigError: ``generations`` is neither None nor an integer >= 0."""
-    if generations is not None and (
-        not isinstance(generations, int) or isinstance(generations, bool) or generations < 0
-    ):
-        raise ConfigError(f"generations must be an integer >= 0, got {generations!r}")
-
-
-def _candidate_fault(error: BaseException) -> bool:
-    """Whether an exception the engine kept meeting while processing one child is that
-    child's doing (plain Python errors on its data: recursion, values, encodings, overflow),
-    rather than the run's (interrupts, storage, configuration, the task, the sandbox)."""
-    from hyperagents.exceptions import HyperagentsError
-
-    return isinstance(error, Exception) and not isinstance(error, HyperagentsError)
-
-
-def _portable_spec(spec: str) -> str:
-    """File specs are stored with an absolute path so the run resumes from any directory."""
-    path, sep, cls = spec.strip().rpartition(":")
-    if sep and path.endswith(".py"):
-        return f"{Path(path).expanduser().resolve()}:{cls}"
-    return spec.strip()
-
-
-def _merge_stage_metrics(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    n_a, n_b = int(a.get("n", 0)), int(b.get("n", 0))
-    merged: dict[str, Any] = {"n": n_a + n_b}
-    for key in ("wall_seconds", "cpu_seconds", "errors", "timeouts"):
-        merged[key] = (a.get(key) or 0) + (b.get(key) or 0)
-    merged["peak_memory_mb"] = max(a.get("peak_memory_mb") or 0, b.get("peak_memory_mb") or 0)
-    wa, wb = a.get("wall_per_instance"), b.get("wall_per_instance")
-    if wa is not None and wb is not None and n_a + n_b:
-        merged["wall_per_instance"] = (wa * n_a + wb * n_b) / (n_a + n_b)
-    else:
-        merged["wall_per_instance"] = wa if wa is not None else wb
-    for key in ("sandbox_outcome", "sandbox_reason"):
-        if key in b or key in a:
-            merged[key] = b.get(key, a.get(key))
-    if not math.isfinite(float(merged["peak_memory_mb"])):
-        merged["peak_memory_mb"] = 0.0
-    return merged
-
-
-def _instances_of(task: Task) -> Callable[[str], list[tuple[str, Any]]]:
-    """``split → (id, inputs)`` of a task's instances, for constitution rules."""
-
-    def pairs(split: str) -> list[tuple[str, Any]]:
-        try:
-            chosen = Split(split)
-        except ValueError:
-            raise ConfigError(f"unknown split {split!r} in a constitution rule") from None
-        return [(i.id, i.inputs) for i in task.instances(chosen)]
-
-    return pairs
-
-
-def _task_constitution(task: Task) -> Constitution:
-    """A task's default constitution (a file path is relative to the task's module)."""
-    source = task.constitution
-    if isinstance(source, str):
-        path = Path(source)
-        if not path.is_absolute():
-            module = sys.modules.get(type(task).__module__)
-            where = getattr(module, "__file__", None)
-            if where:
-                path = Path(where).parent / path
-        return load_constitution(path)
-    assert source is not None
-    return load_constitution(source)
-
-
-def _without_banned(snapshot: Sequence[VariantRecord], banned: Any) -> Sequence[VariantRecord]:
-    """``snapshot`` less the banned variants and all their descendants."""
-    if not isinstance(banned, list) or not banned:
-        return snapshot
-    out: set[int] = {b for b in banned if isinstance(b, int)}
-    parent_of = {v.id: v.parent_id for v in snapshot}
-    for v in sorted(snapshot, key=lambda v: v.generation):
-        if parent_of.get(v.id) in out:
-            out.add(v.id)
-    return [v for v in snapshot if v.id not in out]
-
-
-def _champion_gains(variants: Sequence[VariantRecord], *, below: int) -> list[float]:
-    """How much each new best objective improved on the previous one, over the generations
-    before ``below`` (the run's history of gains)."""
-    gains: list[float] = []
-    best: float | None = None
-    for v in sorted(variants, key=lambda v: v.generation):
-        if v.generation >= below:
-            break
-        value = objective(v.scores, v.metrics)
-        if value is None or v.state is not VariantState.COMPLETE:
-            continue
-        if best is not None and value > best:
-            gains.append(value - best)
-        best = value if best is None else max(best, value)
-    return gains
-
-
-def _reported_state(variant: VariantRecord) -> str:
-    """A variant's state as meta agents see it: one that people may still decide about (or
-    decided about after its evaluation) reads "complete", so a job's report, and the prompts
-    made from it, never depend on when someone approved or rejected."""
-    if variant.state in (VariantState.PENDING, VariantState.REJECTED) and "val" in variant.scores:
-        return "complete"
-    return variant.state.name.lower()
+def _bound(callback: Callback, run: Run) -> Callable[[VariantRecord], None]:
+    """``callback`` with its run given."""
+    return lambda variant: callback(run, variant)

@@ -1,0 +1,210 @@
+"""The advance side: drive one variant from whatever is recorded to a final state.
+
+improvement (when its program is not recorded yet) → the constitution → validation in the
+sandbox → the evaluation stages, pruned after the train subset when the pruner says so → the
+gate's settlement (complete, quarantined, or waiting for approval). Every step is committed as
+it completes, so a variant picked up again after a crash goes on from its last recorded step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import replace
+
+from hyperagents.evaluation import validate_program
+from hyperagents.exceptions import DuplicateError
+from hyperagents.runs._context import RunContext
+from hyperagents.runs._gate import Gate, Settlement
+from hyperagents.runs._improve import Improvement
+from hyperagents.runs._jobs import Job, Jobs
+from hyperagents.runs._stages import Pruner, StagePlan
+from hyperagents.storages import EventSpec, VariantRecord, VariantState
+
+__all__ = ["Advancer"]
+
+
+class Advancer:
+    """Drives variants to final states, and evaluates champions on the test split.
+
+    Args:
+        ctx: The run context.
+        jobs: The ask side (to rebuild the job of a variant picked up before its improvement).
+        improvement: The improvement step.
+        plan: The stage plan.
+        pruner: The policy that stops a child after its train subset.
+        gate: The constitution, quarantine and approval.
+    """
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        jobs: Jobs,
+        improvement: Improvement,
+        plan: StagePlan,
+        pruner: Pruner,
+        gate: Gate,
+    ) -> None:
+        self._ctx = ctx
+        self._jobs = jobs
+        self._improvement = improvement
+        self._plan = plan
+        self._pruner = pruner
+        self._gate = gate
+
+    def advance(
+        self, variant_id: int, *, job: Job | None = None, record: VariantRecord | None = None
+    ) -> None:
+        """Drive a variant from whatever is recorded to a terminal state.
+
+        The caller owns the variant while this runs, so after each of its own writes it
+        updates its local copy of the record instead of reading it back.
+
+        Args:
+            variant_id: The variant.
+            job: Its job, when the caller has it (else rebuilt if the improvement is due).
+            record: Its record as the caller knows it is (else read).
+        """
+        timing_start = time.perf_counter()
+        sandbox_seconds = 0.0
+        variant = record if record is not None else self._ctx.variant(variant_id)
+        if variant.state is VariantState.RUNNING and variant.program_id is None:
+            variant, seconds = self._improve(variant, job)
+            sandbox_seconds += seconds
+        if variant.state is VariantState.RUNNING and self._gate.judges:
+            variant = self._gate.judge(variant)
+        if variant.state is VariantState.RUNNING:
+            variant, seconds = self._validate(variant)
+            sandbox_seconds += seconds
+        while variant.state is VariantState.EVALUATING:
+            variant, seconds = self._evaluate_next_stage(variant)
+            sandbox_seconds += seconds
+        total = time.perf_counter() - timing_start + self._jobs.take_ask_seconds(variant_id)
+        timing = {
+            "total_seconds": total,
+            "sandbox_seconds": sandbox_seconds,
+            "engine_seconds": max(0.0, total - sandbox_seconds),
+        }
+        self._ctx.storage.update_variant_metrics(variant_id, {"timing": timing})
+        self._plan.forget(variant_id)
+
+    def _improve(self, variant: VariantRecord, job: Job | None) -> tuple[VariantRecord, float]:
+        """Run the improver for a variant without a program and record what it made."""
+        if job is None or job.variant_id != variant.id:
+            job = self._jobs.build_job(variant, self._ctx.variants())
+        result = self._improvement.run(job)
+        self._ctx.check_budget(variant.id)
+        return self._improvement.record(variant, job, result), float(
+            result.metrics.get("wall", 0.0)
+        )
+
+    def _validate(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
+        """Validate a recorded child in the sandbox: ``EVALUATING`` if it compiles, imports
+        and has its entry points, else ``INVALID`` with the reason."""
+        ctx = self._ctx
+        assert variant.program_id is not None
+        program = ctx.program(variant.program_id)
+        validation = ctx.retry(
+            lambda: validate_program(
+                program,
+                entry_points=ctx.task.entry_points,
+                sandbox=ctx.sandbox,
+                limits=ctx.limits(ctx.config.validate_timeout),
+            ),
+            f"validating {variant.id}",
+        )
+        if validation.ok:
+            new_state = VariantState.EVALUATING
+            changed = ctx.storage.set_variant_state(
+                variant.id,
+                new_state,
+                expected=VariantState.RUNNING,
+                event=EventSpec("variant.validated", "compiles, imports, entry points present"),
+            )
+        else:
+            new_state = VariantState.INVALID
+            changed = ctx.storage.set_variant_state(
+                variant.id,
+                new_state,
+                expected=VariantState.RUNNING,
+                reason=validation.reason,
+                release=True,
+                event=EventSpec(
+                    "variant.invalid", validation.reason, {"errors": list(validation.errors)}
+                ),
+            )
+        variant = replace(variant, state=new_state) if changed else ctx.variant(variant.id)
+        return variant, validation.wall
+
+    def _evaluate_next_stage(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
+        """Run the next missing stage of an ``EVALUATING`` variant (or finish it).
+
+        Returns:
+            The variant's record after the step, and the seconds spent in the sandbox.
+        """
+        # A would-be champion is re-checked on held-out data once it has its val score.
+        recheck = "val" in variant.scores and self._gate.rechecks(variant)
+        pending = self._plan.pending(variant, recheck=recheck)
+        if not pending:
+            return self._finish(variant, VariantState.COMPLETE, "evaluated"), 0.0
+        stage = pending[0]
+        if stage == "train" and variant.parent_id is not None:
+            # Checked here rather than right after the subset, so that a resumed variant whose
+            # subset score was recorded just before a crash is judged the same way.
+            parent = self._ctx.terminal(variant.parent_id)
+            why = self._pruner.prune(
+                variant.scores["train_subset"], parent.scores.get("train_subset")
+            )
+            if why is not None:
+                return self._finish(variant, VariantState.PRUNED, why), 0.0
+        result, sandbox = self._plan.run(variant, stage)
+        self._ctx.check_budget(variant.id)
+        self._plan.record(
+            variant.id,
+            result,
+            EventSpec(
+                "variant.evaluated",
+                f"{stage}: {result.score:.6g}",
+                {"stage": stage, "score": result.score, "n": result.n},
+            ),
+        )
+        variant = replace(variant, scores={**variant.scores, stage: result.score})
+        if stage == "recheck" or (stage == "val" and not self._ctx.config.quarantine):
+            # (with quarantine on, the next step decides whether a recheck is due)
+            variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
+        return variant, sandbox
+
+    def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
+        """Move an evaluated variant to its final state: pruned, or what the gate settles."""
+        settled = (
+            self._gate.settle(variant, why)
+            if state is VariantState.COMPLETE
+            else Settlement(state, "variant.pruned", why, why)
+        )
+        state, reason = settled.state, settled.reason
+        if self._ctx.storage.set_variant_state(
+            variant.id,
+            state,
+            expected=VariantState.EVALUATING,
+            reason=reason,
+            release=True,
+            event=EventSpec(settled.kind, settled.message),
+        ):
+            return replace(variant, state=state, reason=reason, owner=None)
+        return self._ctx.variant(variant.id)
+
+    def evaluate_test(self, variant_id: int) -> None:
+        """Score a champion on the test split (for reporting only; once per variant)."""
+        variant = self._ctx.variant(variant_id)
+        if "test" in variant.scores:
+            return
+        result, _ = self._plan.run(variant, "test")
+        self._ctx.check_budget(variant.id)
+        event = EventSpec(
+            "champion.test",
+            f"new champion; test: {result.score:.6g}",
+            {"stage": "test", "score": result.score, "val": variant.scores.get("val")},
+        )
+        with contextlib.suppress(DuplicateError):  # another engine recorded it first
+            self._plan.record(variant.id, result, event)

@@ -1,0 +1,222 @@
+"""Creating a run: its seed program, the checks that may refuse it, and its first records.
+
+Everything that can refuse a run is checked before anything is stored, so a start that fails
+leaves no run behind; then the seed program, the run (under a free name) and its seed variant
+are stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hyperagents.exceptions import ConfigError, DuplicateError
+from hyperagents.improvers import meta_agent_files
+from hyperagents.llm import probe_llm
+from hyperagents.program import Program
+from hyperagents.runs._config import Mode, RunConfig, parse_mode
+from hyperagents.runs._context import sandbox_for
+from hyperagents.runs._gate import check_seed, run_constitution
+from hyperagents.runs._meta_files import transfer_meta
+from hyperagents.sandbox import Sandbox
+from hyperagents.storages import (
+    BaseStorage,
+    EventSpec,
+    RunRecord,
+    RunSpec,
+    VariantState,
+    get_storage,
+)
+from hyperagents.tasks import Task, load_task
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run just created: what :class:`~hyperagents.runs.Run` is built from.
+
+    Attributes:
+        storage: The storage holding it.
+        record: Its record.
+        task: The task object.
+        sandbox: The sandbox it runs in.
+    """
+
+    storage: BaseStorage
+    record: RunRecord
+    task: Task
+    sandbox: Sandbox
+
+
+def create_run(
+    *,
+    task: str | Task,
+    name: str | None,
+    mode: str | Mode,
+    seed: int,
+    storage: str | BaseStorage | None,
+    config: RunConfig | Mapping[str, Any] | None,
+    sandbox: Sandbox | None,
+    attrs: Mapping[str, Any] | None,
+    meta_from: Program | None,
+    generations: int | None,
+    experiment: str | None = None,
+    arm: str | None = None,
+) -> NewRun:
+    """Check, then store, a new run (see :meth:`Run.create` for the arguments).
+
+    Raises:
+        ConfigError: Bad mode, config, seed or generations, a meta agent that cannot be
+            transferred, a seed that breaks the constitution, a model that cannot be used.
+        TaskError: The task cannot be loaded. DuplicateError: ``name`` is taken.
+    """
+    run_mode = parse_mode(mode)
+    check_generations(generations)
+    task_obj = load_task(task)
+    task_spec = portable_spec(task) if isinstance(task, str) else task_obj.name
+    cfg = config if isinstance(config, RunConfig) else RunConfig.parse(dict(config or {}))
+    check_seed_value(seed)
+    store = get_storage(storage)
+    program = seed_program(task_obj, cfg, meta_from)
+    cfg = run_constitution(cfg, task_obj)
+    check_seed(cfg, task_obj, program)
+    # Everything that can refuse the run is checked before anything is stored: a start that
+    # fails leaves no run behind.
+    built = sandbox if sandbox is not None else sandbox_for(cfg, task_obj)
+    check_llm(cfg)
+    spec = RunSpec(
+        name=name or f"{task_obj.name}-{run_mode.value}-s{seed}",
+        task=task_spec,
+        mode=run_mode.value,
+        seed=seed,
+        config=cfg.model_dump(mode="json"),
+        seed_program_id="",  # set by store_run
+        task_name=task_obj.name,
+        experiment=experiment,
+        arm=arm,
+        target_generations=generations,  # in the same write as the run: never a run without it
+        attrs=dict(attrs or {}),
+    )
+    run_id = store_run(store, spec, program, exact_name=name is not None)
+    return NewRun(store, store.get_run(run_id), task_obj, built)
+
+
+__all__ = [
+    "NewRun",
+    "check_generations",
+    "check_llm",
+    "check_seed_value",
+    "create_run",
+    "create_seed_variant",
+    "portable_spec",
+    "seed_program",
+    "store_run",
+]
+
+
+def check_generations(generations: object) -> None:
+    """Raises: ConfigError: ``generations`` is neither None nor an integer >= 0."""
+    if generations is not None and (
+        not isinstance(generations, int) or isinstance(generations, bool) or generations < 0
+    ):
+        raise ConfigError(f"generations must be an integer >= 0, got {generations!r}")
+
+
+def check_seed_value(seed: object) -> None:
+    """Raises: ConfigError: ``seed`` is not an integer."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+
+
+def check_llm(config: RunConfig) -> None:
+    """Refuse a model the run could not use: a bad spec, a missing key or script file, a
+    server that does not answer (a replay calls no model)."""
+    if config.llm is not None and config.replay_of is None:
+        probe_llm(config.llm, timeout=min(10.0, config.llm_timeout))
+
+
+def portable_spec(spec: str) -> str:
+    """File specs are stored with an absolute path so the run resumes from any directory."""
+    path, sep, cls = spec.strip().rpartition(":")
+    if sep and path.endswith(".py"):
+        return f"{Path(path).expanduser().resolve()}:{cls}"
+    return spec.strip()
+
+
+def seed_program(task: Task, config: RunConfig, meta_from: Program | None) -> Program:
+    """The run's seed program: the task's, with the configured built-in meta agent or the
+    meta files transferred from ``meta_from``.
+
+    Raises:
+        ConfigError: Both a built-in meta agent and ``meta_from`` are given, or ``meta_from``
+            has no ``meta_agent.py``.
+    """
+    program = task.seed_program()
+    files = meta_agent_files(config.meta_agent)
+    if files is not None:
+        if meta_from is not None:
+            raise ConfigError(
+                "give either a transferred meta agent (meta_from) or meta_agent "
+                f"{config.meta_agent!r}, not both"
+            )
+        program = transfer_meta(program, files, task)
+    if meta_from is not None:
+        if "meta_agent.py" not in meta_from:
+            raise ConfigError("the program to take the meta agent from has no meta_agent.py")
+        program = transfer_meta(program, meta_from, task)
+    return program
+
+
+def create_seed_variant(store: BaseStorage, run_id: int, program_id: str, message: str) -> None:
+    """Store the seed variant (generation 0) of a run.
+
+    Raises:
+        DuplicateError: The run has its seed variant already.
+    """
+    store.create_variant(
+        run_id=run_id,
+        generation=0,
+        parent_id=None,
+        state=VariantState.RUNNING,
+        program_id=program_id,
+        meta_info={"seed": True},
+        event=EventSpec("variant.created", message, {"generation": 0}),
+    )
+
+
+def store_run(store: BaseStorage, spec: RunSpec, program: Program, *, exact_name: bool) -> int:
+    """Store a new run with its seed program and seed variant; return its id.
+
+    Args:
+        store: The storage.
+        spec: The run (its ``seed_program_id`` is replaced by the stored program's).
+        program: The seed program.
+        exact_name: Whether ``spec.name`` was asked for (else a taken name is suffixed
+            ``-2``, ``-3``…).
+
+    Raises:
+        DuplicateError: ``spec.name`` is taken and ``exact_name``.
+    """
+    program_id = store.put_program(program)
+    for attempt in range(1000):
+        candidate = spec.name if attempt == 0 else f"{spec.name}-{attempt + 1}"
+        try:
+            run_id = store.create_run(
+                dataclasses.replace(spec, name=candidate, seed_program_id=program_id)
+            )
+            break
+        except DuplicateError:
+            if exact_name:
+                raise
+    else:  # pragma: no cover - a thousand runs with one name
+        raise DuplicateError(f"no free run name like {spec.name!r}")
+    create_seed_variant(store, run_id, program_id, "seed program")
+    store.add_event(
+        run_id,
+        "run.created",
+        f"task {spec.task}, mode {spec.mode}, seed {spec.seed}",
+        data={"config": spec.config},
+    )
+    return run_id

@@ -1,0 +1,114 @@
+"""The improvement step: run the improver on a job, and record what it produced.
+
+A child program identical to its parent is never stored: the variant fails with the reason in
+one transaction, so a crash cannot leave a clone that a resumed run would evaluate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import replace
+from typing import Any
+
+from hyperagents.improvers import Improver, ImproveResult, MetaAgentImprover
+from hyperagents.runs._config import Mode
+from hyperagents.runs._context import RunContext
+from hyperagents.runs._jobs import Job
+from hyperagents.storages import EventSpec, VariantRecord, VariantState
+
+__all__ = ["Improvement"]
+
+
+class Improvement:
+    """Runs the improver and records its outcome.
+
+    Args:
+        ctx: The run context.
+        improver: Override the improver (default: the job program's own meta agent).
+    """
+
+    def __init__(self, ctx: RunContext, improver: Improver | None = None) -> None:
+        self._ctx = ctx
+        self._improver = improver
+
+    def run(self, job: Job) -> ImproveResult:
+        """Run the improver on a job (every attempt with its own LLM handler).
+
+        Raises:
+            SandboxError: The sandbox broke (after the configured retries).
+        """
+        ctx = self._ctx
+        improver = self._improver or MetaAgentImprover(
+            sandbox=ctx.sandbox, limits=ctx.limits(ctx.config.meta_timeout)
+        )
+
+        def attempt() -> ImproveResult:
+            request = job.request
+            if request.llm is not None:
+                # Every attempt gets its own handler (its own job token in the LLM record).
+                handler = ctx.llm_handler(job.variant_id, job.generation, "improve")
+                request = dataclasses.replace(request, llm=handler)
+            return improver.improve(request)
+
+        return ctx.retry(attempt, f"improving {job.variant_id}")
+
+    def record(self, variant: VariantRecord, job: Job, result: ImproveResult) -> VariantRecord:
+        """Store the improver's outcome; return the variant as it now is."""
+        ctx = self._ctx
+        metrics: dict[str, Any] = {"improve": dict(result.metrics)} if result.metrics else {}
+        if result.logs:
+            metrics.setdefault("improve", {})["log_tail"] = result.logs[-4000:]
+        child = result.program
+        changed: list[str] = []
+        if child is not None:
+            if ctx.mode is Mode.FROZEN_META:
+                # The meta level is frozen: whatever the meta agent did to meta files is dropped.
+                child = ctx.with_seed_meta(child)
+            parent = ctx.terminal(job.parent_id)
+            assert parent.program_id is not None
+            changed = ctx.program(parent.program_id).changed_paths(child)
+        if child is None or not changed:
+            return self._fail(variant, result, metrics, unchanged=child is not None)
+        program_id = ctx.storage.put_program(child)
+        if metrics:
+            ctx.storage.update_variant_metrics(variant.id, metrics)
+        ctx.storage.set_variant_program(
+            variant.id,
+            program_id,
+            meta_info=result.meta_info,
+            event=EventSpec(
+                "variant.improved", f"changed {', '.join(changed)}", {"changed": changed}
+            ),
+        )
+        return replace(variant, program_id=program_id, meta_info=dict(result.meta_info))
+
+    def _fail(
+        self,
+        variant: VariantRecord,
+        result: ImproveResult,
+        metrics: dict[str, Any],
+        *,
+        unchanged: bool,
+    ) -> VariantRecord:
+        """End a variant whose improver produced no program, or no change, in ``FAILED``."""
+        storage = self._ctx.storage
+        if not unchanged:
+            reason = result.reason or "improver produced no program"
+        else:
+            reason = "the meta agent made no change"
+            said = result.meta_info.get("error") if result.meta_info else None
+            if isinstance(said, str) and said.strip():
+                reason += f": {said.strip()[:500]}"
+        if result.meta_info:
+            metrics.setdefault("improve", {})["meta_info"] = dict(result.meta_info)
+        if metrics:
+            storage.update_variant_metrics(variant.id, metrics)
+        storage.set_variant_state(
+            variant.id,
+            VariantState.FAILED,
+            expected=VariantState.RUNNING,
+            reason=reason,
+            release=True,
+            event=EventSpec("variant.failed", reason),
+        )
+        return storage.get_variant(variant.id)

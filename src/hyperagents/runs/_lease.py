@@ -1,0 +1,186 @@
+"""The lease: which engine drives a run, and which engine works on each unfinished variant.
+
+An engine claims the run's engine slot (compare-and-set on the holder it read), keeps it and
+its variants alive with heartbeats, and lets go when it stops. Work whose owner is gone (a dead
+process on this host, or a heartbeat older than the grace period elsewhere) is taken over;
+work a live owner holds is never taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from hyperagents.exceptions import RunStateError
+from hyperagents.runs._context import RunContext
+from hyperagents.runs._owner import engine_alive, owner_is_dead
+from hyperagents.storages import EventSpec, RunStatus, VariantRecord, VariantState
+
+__all__ = ["Heartbeat", "Lease"]
+
+logger = logging.getLogger("hyperagents")
+
+#: The event that records how an engine's drive ended, by the run's final status.
+_END_KINDS = {
+    RunStatus.COMPLETE: "run.completed",
+    RunStatus.STOPPED: "run.stopped",
+    RunStatus.FAILED: "run.failed",
+}
+
+
+class Lease:
+    """Claims, keeps and gives back the run's engine slot and its unfinished variants.
+
+    Args:
+        ctx: The run context (its ``owner`` token is the claimant).
+    """
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+
+    def claim_engine(self) -> None:
+        """Become the run's engine: judge the holder read now, then compare-and-set on it.
+
+        Raises:
+            RunStateError: Another live engine holds the run, or claimed it between the read
+                and the claim (nothing was changed).
+        """
+        ctx = self._ctx
+        record = ctx.record()
+        holder = record.engine
+        # Whatever the status: a stopped run's engine may still be finishing its work.
+        if (
+            holder
+            and holder != ctx.owner
+            and engine_alive(record, grace=ctx.config.heartbeat_grace)
+        ):
+            raise RunStateError(f"run {ctx.name!r} is being driven by another engine ({holder})")
+        if not ctx.storage.claim_run_engine(ctx.run_id, ctx.owner, expected=holder):
+            winner = ctx.record().engine
+            raise RunStateError(
+                f"run {ctx.name!r} is being driven by another engine ({winner}), which "
+                "claimed it first"
+            )
+
+    def give_back(self) -> None:
+        """Give the engine slot back unchanged (a start that failed; best effort)."""
+        with contextlib.suppress(Exception):
+            self._ctx.storage.release_run_engine(self._ctx.run_id, self._ctx.owner)
+
+    def renew(self, variant_ids: Sequence[int]) -> bool:
+        """Beat the heart of the variants in flight and renew the engine slot.
+
+        Returns:
+            False when another engine took the run over (found this one's heartbeat stale).
+        """
+        ctx = self._ctx
+        if variant_ids:
+            ctx.storage.heartbeat(ctx.owner, list(variant_ids))
+        return ctx.storage.claim_run_engine(ctx.run_id, ctx.owner, expected=ctx.owner)
+
+    def let_go(self, status: RunStatus, message: str, elapsed: float) -> None:
+        """Record how a drive ended if this engine still holds the run: its time, then its
+        final status with the engine slot emptied (one compare-and-set). An engine that lost
+        the run to another leaves both to that one."""
+        ctx = self._ctx
+        if ctx.record().engine == ctx.owner:
+            ctx.store_elapsed(elapsed)
+        released = ctx.storage.release_run_engine(
+            ctx.run_id,
+            ctx.owner,
+            status=status,
+            event=EventSpec(_END_KINDS.get(status, f"run.{status.name.lower()}"), message),
+        )
+        if not released:
+            logger.warning(
+                "run %r is held by another engine now: its status is left to that engine",
+                ctx.name,
+            )
+
+    def claim_orphans(self, variants: Sequence[VariantRecord]) -> list[int]:
+        """Take over non-terminal variants whose owner is gone (or that nobody owns); return
+        them with the unfinished ones this run object holds already."""
+        ctx = self._ctx
+        claimed = []
+        now = time.time()
+        for v in variants:
+            if v.state.is_terminal or v.owner == ctx.owner:
+                if v.owner == ctx.owner and not v.state.is_terminal:
+                    claimed.append(v.id)
+                continue
+            stale = not v.owner or owner_is_dead(v.owner)
+            if not stale and v.heartbeat_at is not None:
+                stale = now - v.heartbeat_at.timestamp() > ctx.config.heartbeat_grace
+            if stale and ctx.storage.claim_variant(
+                v.id,
+                ctx.owner,
+                expected_owner=v.owner,
+                event=EventSpec(
+                    "variant.reclaimed", f"taken over from {v.owner}", {"previous_owner": v.owner}
+                )
+                if v.owner
+                else EventSpec("variant.claimed", "work picked up"),
+            ):
+                claimed.append(v.id)
+        return claimed
+
+    def release_unfinished(self) -> None:
+        """Give up unfinished work so any engine (this process included) can resume it now."""
+        ctx = self._ctx
+        with contextlib.suppress(Exception):  # best effort: heartbeats expire anyway
+            for v in ctx.variants(states=[VariantState.RUNNING, VariantState.EVALUATING]):
+                if v.owner == ctx.owner:
+                    ctx.storage.claim_variant(v.id, "", expected_owner=ctx.owner)
+
+
+class Heartbeat:
+    """A daemon thread that renews a lease every ``heartbeat_interval`` while a drive lasts,
+    and stores the time spent so far (so the time budget counts it even if the engine dies).
+
+    Args:
+        lease: The lease to renew.
+        ctx: The run context.
+        in_flight: The variants in flight now.
+        spent: Seconds spent on the run so far.
+        on_lost: Called (once, then the thread ends) when another engine took the run over.
+    """
+
+    def __init__(
+        self,
+        lease: Lease,
+        ctx: RunContext,
+        *,
+        in_flight: Callable[[], list[int]],
+        spent: Callable[[], float],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self._lease, self._ctx = lease, ctx
+        self._in_flight, self._spent, self._on_lost = in_flight, spent, on_lost
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name="hyperagents-heartbeat", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start beating."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating (the thread ends at its next wake-up)."""
+        self._stop.set()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._ctx.config.heartbeat_interval):
+            try:
+                if not self._lease.renew(self._in_flight()):
+                    # Another engine found this one's heartbeat stale and took the run over:
+                    # start nothing more; the work in flight finishes.
+                    logger.error("run %r was taken over by another engine", self._ctx.name)
+                    self._on_lost()
+                    return
+                self._ctx.store_elapsed(self._spent())
+            except Exception as exc:  # keep beating; the main loop reports storage errors
+                logger.warning("heartbeat failed: %s", exc)

@@ -1,0 +1,216 @@
+"""The stage plan: which instances each evaluation stage runs on, in which order, and running
+one; and the pruner, the policy that stops a child after its cheap first stage.
+
+A valid child is evaluated in stages: a seeded subset of train (``train_subset``), then — if the
+pruner lets it go on — the rest of train (recorded as the full ``train`` score) and ``val``. A
+would-be champion may be re-checked on held-out data (``recheck``, see the gate), and a champion
+is scored on ``test`` for reporting only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hyperagents.evaluation import StageResult, evaluate_stage
+from hyperagents.runs._config import RunConfig
+from hyperagents.runs._context import RunContext
+from hyperagents.storages import EventSpec, VariantRecord
+from hyperagents.tasks import Instance, Split
+
+__all__ = ["REPORT_STAGES", "STAGES", "Pruner", "StagePlan", "SubsetPruner"]
+
+#: Evaluation stages in order. ``test`` is only run for champions and never shown to agents.
+STAGES = ("train_subset", "train", "val", "test")
+
+#: The stages whose scores meta agents see.
+REPORT_STAGES = ("train_subset", "train", "val")
+
+#: The stages every valid child goes through, in order (before a re-check).
+_EVALUATION_ORDER = ("train_subset", "train", "val")
+
+
+class Pruner(Protocol):
+    """Decides whether a child stops after its train-subset stage."""
+
+    def prune(self, score: float, parent_score: float | None) -> str | None:
+        """Why a child with train-subset ``score`` is pruned (None: it goes on).
+
+        Args:
+            score: The child's train-subset score.
+            parent_score: Its parent's train-subset score (None: the parent has none).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class SubsetPruner:
+    """Prunes a child whose train-subset score is below an absolute threshold, or more than a
+    margin (a fraction of the task's score range) below its parent's.
+
+    Attributes:
+        threshold: The lowest train-subset score that goes on (None: no threshold).
+        margin: How far below the parent's score a child may fall, as a fraction of the score
+            range (None: no margin).
+        score_range: The task's ``(low, high)`` scores.
+    """
+
+    threshold: float | None = None
+    margin: float | None = None
+    score_range: tuple[float, float] = (0.0, 1.0)
+
+    @classmethod
+    def from_config(cls, config: RunConfig, score_range: tuple[float, float]) -> SubsetPruner:
+        """The pruner a run's ``subset_threshold`` and ``subset_margin`` describe."""
+        return cls(config.subset_threshold, config.subset_margin, score_range)
+
+    def prune(self, score: float, parent_score: float | None) -> str | None:
+        """Why a child with train-subset ``score`` is pruned (None: it goes on)."""
+        if self.threshold is not None and score < self.threshold:
+            return f"train-subset score {score:.6g} below the threshold {self.threshold:g}"
+        if self.margin is not None and parent_score is not None:
+            low, high = self.score_range
+            floor = parent_score - self.margin * (high - low)
+            if score < floor:
+                return (
+                    f"train-subset score {score:.6g} more than {self.margin:g} of the range "
+                    f"below the parent's {parent_score:.6g}"
+                )
+        return None
+
+
+class StagePlan:
+    """The stages of a run's evaluation: their order, their instances, running and recording.
+
+    Args:
+        ctx: The run context.
+    """
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+        #: Train-subset results of children in progress (the full train score merges them).
+        self._subset_results: dict[int, StageResult] = {}
+
+    def pending(self, variant: VariantRecord, *, recheck: bool) -> list[str]:
+        """The stages ``variant`` still lacks, in order (``recheck`` last when it is due)."""
+        stages = [*_EVALUATION_ORDER, "recheck"] if recheck else list(_EVALUATION_ORDER)
+        return [s for s in stages if s not in variant.scores]
+
+    def instances(self, stage: str, variant: VariantRecord) -> tuple[Split, list[Instance]]:
+        """The split and the instances of ``stage`` for ``variant``."""
+        ctx = self._ctx
+        if stage in ("train_subset", "train"):
+            subset = set(ctx.subset())
+            inside = stage == "train_subset"
+            chosen = [i for i in ctx.instances(Split.TRAIN) if (i.id in subset) is inside]
+            return Split.TRAIN, chosen
+        if stage == "recheck":
+            fresh = ctx.task.holdout_instances(ctx.derive_seed(variant.generation, "holdout"))
+            return Split.VAL, list(fresh) if fresh else list(ctx.instances(Split.VAL))
+        split = Split(stage)
+        return split, list(ctx.instances(split))
+
+    def run(self, variant: VariantRecord, stage: str) -> tuple[StageResult, float]:
+        """Evaluate ``variant`` on ``stage`` (``train`` merged with its subset's results).
+
+        Returns:
+            The stage's result and the seconds spent in the sandbox.
+
+        Raises:
+            SandboxError: The sandbox kept breaking.
+        """
+        ctx = self._ctx
+        assert variant.program_id is not None
+        program = ctx.program(variant.program_id)
+        split, instances = self.instances(stage, variant)
+        wall = ctx.task.instance_timeout * max(1, len(instances)) + ctx.config.eval_overhead
+        if instances:
+            holdout = stage == "recheck" and instances[0].id.startswith("holdout")
+            result = ctx.retry(
+                lambda: evaluate_stage(
+                    program,
+                    task=ctx.task,
+                    instances=instances,
+                    stage=stage,
+                    split="holdout" if holdout else split.value,
+                    sandbox=ctx.sandbox,
+                    limits=ctx.limits(wall),
+                    llm=ctx.llm_handler(variant.id, variant.generation, stage),
+                ),
+                f"evaluating {variant.id} on {stage}",
+            )
+        else:  # e.g. the train subset already covers all of train: nothing to run
+            result = StageResult(stage, split.value, ctx.task.aggregate([]), [], {"n": 0})
+        sandbox = float(result.metrics.get("wall_seconds", 0.0))
+        if stage == "train":
+            result = self._with_subset(variant, result)
+        return result, sandbox
+
+    def _with_subset(self, variant: VariantRecord, rest: StageResult) -> StageResult:
+        """The full train result: the subset already evaluated combined with the rest."""
+        subset = self._subset_results.get(variant.id)
+        if subset is None:  # resumed: read it back
+            record = next(
+                e
+                for e in self._ctx.storage.list_evaluations(variant.id)
+                if e.stage == "train_subset"
+            )
+            subset = StageResult(
+                record.stage,
+                record.split,
+                record.score,
+                [dict(r) for r in record.results],
+                dict(record.metrics),
+            )
+        order = {inst.id: k for k, inst in enumerate(self._ctx.instances(Split.TRAIN))}
+        merged = sorted([*subset.results, *rest.results], key=lambda r: order[r["id"]])
+        merged_results = [dict(r) for r in merged]
+        score = self._ctx.task.aggregate([r["score"] for r in merged_results])
+        metrics = merge_stage_metrics(subset.metrics, rest.metrics)
+        return StageResult("train", rest.split, score, merged_results, metrics)
+
+    def record(self, variant_id: int, result: StageResult, event: EventSpec) -> None:
+        """Store a stage's evaluation with ``event`` (a train subset is also kept in memory
+        for the full train score).
+
+        Raises:
+            DuplicateError: The stage is recorded already.
+        """
+        self._ctx.storage.add_evaluation(
+            variant_id=variant_id,
+            stage=result.stage,
+            split=result.split,
+            score=result.score,
+            n=result.n,
+            results=result.results,
+            metrics=result.metrics,
+            event=event,
+        )
+        if result.stage == "train_subset":
+            self._subset_results[variant_id] = result
+
+    def forget(self, variant_id: int) -> None:
+        """Drop what is kept in memory for a variant that reached a final state."""
+        self._subset_results.pop(variant_id, None)
+
+
+def merge_stage_metrics(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics of two parts of one stage, combined (sums, maxima, weighted means)."""
+    n_a, n_b = int(a.get("n", 0)), int(b.get("n", 0))
+    merged: dict[str, Any] = {"n": n_a + n_b}
+    for key in ("wall_seconds", "cpu_seconds", "errors", "timeouts"):
+        merged[key] = (a.get(key) or 0) + (b.get(key) or 0)
+    merged["peak_memory_mb"] = max(a.get("peak_memory_mb") or 0, b.get("peak_memory_mb") or 0)
+    wa, wb = a.get("wall_per_instance"), b.get("wall_per_instance")
+    if wa is not None and wb is not None and n_a + n_b:
+        merged["wall_per_instance"] = (wa * n_a + wb * n_b) / (n_a + n_b)
+    else:
+        merged["wall_per_instance"] = wa if wa is not None else wb
+    for key in ("sandbox_outcome", "sandbox_reason"):
+        if key in b or key in a:
+            merged[key] = b.get(key, a.get(key))
+    if not math.isfinite(float(merged["peak_memory_mb"])):
+        merged["peak_memory_mb"] = 0.0
+    return merged
