@@ -60,6 +60,13 @@ def check_packing(output: Any, n: int = N_CIRCLES) -> tuple[list[tuple[float, fl
         ``(circles, "")`` when valid, else ``([], reason)`` naming the first offending circle(s)
         (and how many violations there are in all, for overlaps and walls).
     """
+    circles, reason = _parse_circles(output, n)
+    reason = reason or _wall_problem(circles) or _overlap_problem(circles)
+    return ([], reason) if reason else (circles, "")
+
+
+def _parse_circles(output: Any, n: int) -> tuple[list[tuple[float, float, float]], str]:
+    """``n`` circles read from ``output``, or ``([], why not)``."""
     if not isinstance(output, (list, tuple)):
         return [], (
             f"expected a list of {n} [x, y, r] triples, got {type(output).__name__}"
@@ -83,6 +90,11 @@ def check_packing(output: Any, n: int = N_CIRCLES) -> tuple[list[tuple[float, fl
         if r < 0.0:
             return [], f"circle {i}: negative radius {_fmt(r)}"
         circles.append((x, y, r))
+    return circles, ""
+
+
+def _wall_problem(circles: list[tuple[float, float, float]]) -> str:
+    """The first circle outside the unit square and how many are ("": none)."""
     walls = []
     for i, (x, y, r) in enumerate(circles):
         if x - r < 0.0:
@@ -93,25 +105,29 @@ def check_packing(output: Any, n: int = N_CIRCLES) -> tuple[list[tuple[float, fl
             walls.append(f"circle {i} crosses the bottom side (y - r = {_fmt(y - r)} < 0)")
         elif y + r > 1.0:
             walls.append(f"circle {i} crosses the top side (y + r = {_fmt(y + r)} > 1)")
-    if walls:
-        more = f" ({len(walls)} circles outside the square in all)" if len(walls) > 1 else ""
-        return [], f"{walls[0]}{more}"
+    if not walls:
+        return ""
+    more = f" ({len(walls)} circles outside the square in all)" if len(walls) > 1 else ""
+    return f"{walls[0]}{more}"
+
+
+def _overlap_problem(circles: list[tuple[float, float, float]]) -> str:
+    """The first overlapping pair and how many pairs overlap ("": none)."""
     overlaps = []
-    for i in range(n):
-        xi, yi, ri = circles[i]
-        for j in range(i + 1, n):
+    for i, (xi, yi, ri) in enumerate(circles):
+        for j in range(i + 1, len(circles)):
             xj, yj, rj = circles[j]
             d = math.hypot(xi - xj, yi - yj)
             if d < ri + rj:
                 overlaps.append((i, j, d, ri + rj))
-    if overlaps:
-        i, j, d, s = overlaps[0]
-        more = f" ({len(overlaps)} overlapping pairs in all)" if len(overlaps) > 1 else ""
-        return [], (
-            f"circles {i} and {j} overlap: distance {_fmt(d)} < r{i} + r{j} = {_fmt(s)} "
-            f"(by {s - d:.3g}){more}"
-        )
-    return circles, ""
+    if not overlaps:
+        return ""
+    i, j, d, s = overlaps[0]
+    more = f" ({len(overlaps)} overlapping pairs in all)" if len(overlaps) > 1 else ""
+    return (
+        f"circles {i} and {j} overlap: distance {_fmt(d)} < r{i} + r{j} = {_fmt(s)} "
+        f"(by {s - d:.3g}){more}"
+    )
 
 
 class PackingTask(Task):
