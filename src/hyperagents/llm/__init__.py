@@ -29,6 +29,7 @@ from hyperagents.exceptions import (
     LLMResponseError,
     LLMTransientError,
 )
+from hyperagents.llm._anthropic import AnthropicProvider
 from hyperagents.llm._base import (
     Completion,
     LLMCall,
@@ -42,17 +43,10 @@ from hyperagents.llm._base import (
     request_key,
 )
 from hyperagents.llm._breaker import CircuitBreaker
-from hyperagents.llm._gateway import (
-    UNSET,
-    Gateway,
-    JsonlRecorder,
-    MemoryCache,
-    MemoryRecorder,
-    Recorder,
-    ResponseCache,
-    Usage,
-)
+from hyperagents.llm._cache import MemoryCache, ResponseCache
+from hyperagents.llm._gateway import Gateway
 from hyperagents.llm._local import LocalProvider, bundled_model_path
+from hyperagents.llm._openai import OpenAICompatibleProvider
 from hyperagents.llm._prices import (
     DEFAULT_PRICES,
     PRICES_AS_OF,
@@ -61,12 +55,9 @@ from hyperagents.llm._prices import (
     load_prices,
 )
 from hyperagents.llm._probe import probe_llm, probe_provider
-from hyperagents.llm._providers import (
-    AnthropicProvider,
-    OpenAICompatibleProvider,
-    ReplayProvider,
-    ScriptedProvider,
-)
+from hyperagents.llm._recorders import JsonlRecorder, MemoryRecorder, Recorder
+from hyperagents.llm._replay import ReplayProvider
+from hyperagents.llm._scripted import ScriptedProvider
 from hyperagents.llm._spec import (
     COMPATIBLE_KEY_ENV,
     SPEC_FORMS,
@@ -75,6 +66,7 @@ from hyperagents.llm._spec import (
     parse_provider_spec,
     portable_llm_spec,
 )
+from hyperagents.llm._usage import UNSET, Usage
 
 __all__ = [
     "COMPATIBLE_KEY_ENV",

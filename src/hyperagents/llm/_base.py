@@ -36,11 +36,13 @@ __all__ = [
     "LLMRequestRejected",
     "LLMScriptExhausted",
     "Message",
+    "estimate_prompt_tokens",
     "estimate_tokens",
     "normalize_messages",
     "read_calls",
     "redact_secrets",
     "request_key",
+    "shorten",
 ]
 
 Message = Mapping[str, str]
@@ -61,6 +63,9 @@ ERROR_TYPES: Mapping[str, type[LLMError]] = {
         LLMScriptExhausted,
     )
 }
+
+#: The longest text an error message quotes (see :func:`shorten`).
+_MAX_ERROR_TEXT = 500
 
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}"), "sk-***"),
@@ -92,6 +97,19 @@ def redact_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
+def shorten(text: str) -> str:
+    """A text on one line and at most 500 characters, fit for an error message.
+
+    Args:
+        text: The text (runs of whitespace become one space).
+
+    Returns:
+        The text, cut with ``…`` where it was longer.
+    """
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 1] + "…"
+
+
 def estimate_tokens(text: str) -> int:
     """A rough token count (``ceil(characters / 4)``) for replies that report no usage.
 
@@ -102,6 +120,18 @@ def estimate_tokens(text: str) -> int:
         The estimated number of tokens.
     """
     return math.ceil(len(text) / 4)
+
+
+def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
+    """A rough token count of a prompt (its messages' text together) that reports no usage.
+
+    Args:
+        messages: The messages.
+
+    Returns:
+        The estimated number of tokens (see :func:`estimate_tokens`).
+    """
+    return estimate_tokens("".join(message["content"] for message in messages))
 
 
 def normalize_messages(messages: Sequence[Message]) -> list[dict[str, str]]:

@@ -178,24 +178,60 @@ class LocalProvider:
             LLMResponseError: If llama-cpp-python returns a malformed result.
         """
         plain = normalize_messages(messages)
+        limit = self.timeout if timeout is None else timeout
         with self._lock:
             llama = self._load()
-            limit = self.timeout if timeout is None else timeout
             cut = _Deadline(limit, llama.token_eos(), clock=self._clock)
             if not self.reuse_prefix:
                 llama.reset()  # read the whole prompt again (see the class docstring)
-            try:
-                response = llama.create_chat_completion(
-                    messages=plain,
-                    temperature=0.0 if temperature is None else temperature,
-                    max_tokens=self.default_max_tokens if max_tokens is None else max_tokens,
-                    seed=self.seed if seed is None else seed,
-                    logits_processor=self._llama_cpp.LogitsProcessorList([cut]),
-                )
-            except ValueError as exc:  # e.g. "Requested tokens (9000) exceed context window"
-                raise LLMError(f"local ({self.model}): {exc}") from None
-            except RuntimeError as exc:
-                raise LLMError(f"local ({self.model}): generation failed: {exc}") from None
+            response = self._generate(
+                llama,
+                plain,
+                cut,
+                temperature=0.0 if temperature is None else temperature,
+                max_tokens=self.default_max_tokens if max_tokens is None else max_tokens,
+                seed=self.seed if seed is None else seed,
+            )
+        return self._completion(response, plain, cut, limit)
+
+    def _generate(
+        self,
+        llama: Any,
+        plain: list[dict[str, str]],
+        cut: _Deadline,
+        *,
+        temperature: float,
+        max_tokens: int,
+        seed: int,
+    ) -> Any:
+        """Run the model on the prompt (the caller holds the lock); its raw result.
+
+        Raises:
+            LLMError: If the prompt does not fit the context window or generation fails.
+        """
+        try:
+            return llama.create_chat_completion(
+                messages=plain,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                seed=seed,
+                logits_processor=self._llama_cpp.LogitsProcessorList([cut]),
+            )
+        except ValueError as exc:  # e.g. "Requested tokens (9000) exceed context window"
+            raise LLMError(f"local ({self.model}): {exc}") from None
+        except RuntimeError as exc:
+            raise LLMError(f"local ({self.model}): generation failed: {exc}") from None
+
+    def _completion(
+        self, response: Any, plain: list[dict[str, str]], cut: _Deadline, limit: float
+    ) -> Completion:
+        """The completion llama-cpp-python's result holds (token counts estimated where it
+        reports none; ``finish_reason="time_limit"`` where the deadline cut the reply).
+
+        Raises:
+            LLMResponseError: If the result is malformed.
+            LLMError: If the reply is empty.
+        """
         try:
             choice = response["choices"][0]
             text = choice["message"]["content"] or ""

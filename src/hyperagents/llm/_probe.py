@@ -32,9 +32,11 @@ from urllib.parse import urlsplit
 
 from hyperagents._untrusted import printable
 from hyperagents.exceptions import LLMConfigError
+from hyperagents.llm._anthropic import AnthropicProvider
 from hyperagents.llm._base import LLMProvider
 from hyperagents.llm._keys import urls_variable
-from hyperagents.llm._providers import AnthropicProvider, OpenAICompatibleProvider, display_url
+from hyperagents.llm._openai import OpenAICompatibleProvider
+from hyperagents.llm._sdk import display_url
 from hyperagents.llm._spec import parse_llm_spec
 
 __all__ = ["probe_llm", "probe_provider"]

@@ -28,15 +28,13 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from hyperagents.exceptions import LLMConfigError
+from hyperagents.llm._anthropic import AnthropicProvider
 from hyperagents.llm._base import LLMProvider, redact_secrets
 from hyperagents.llm._keys import key_urls, url_listed, urls_variable
 from hyperagents.llm._local import LocalProvider
-from hyperagents.llm._providers import (
-    AnthropicProvider,
-    OpenAICompatibleProvider,
-    ScriptedProvider,
-    display_url,
-)
+from hyperagents.llm._openai import OpenAICompatibleProvider
+from hyperagents.llm._scripted import ScriptedProvider
+from hyperagents.llm._sdk import display_url
 
 __all__ = [
     "COMPATIBLE_KEY_ENV",

@@ -169,6 +169,37 @@ def calls_from_storage(storage: BaseStorage, run_id: int) -> list[LLMCall]:
     return [_to_call(record) for record in storage.list_llm_calls(run_id)]
 
 
+def _still_to_serve(recorded: list[LLMCall], earlier: list[LLMCall]) -> list[LLMCall]:
+    """The recorded calls a replay answers from, given the calls the replaying run made so far.
+
+    Scoped calls (every call a run makes) are served per job, so a replay that was itself
+    interrupted simply answers its redone jobs again: they all stay. Unscoped ones are matched
+    by request in order: those this run already consumed are not served again.
+
+    Args:
+        recorded: The recorded run's calls, oldest first (this list is consumed).
+        earlier: The replaying run's own calls so far.
+
+    Returns:
+        ``recorded`` less the unscoped calls already consumed.
+    """
+    recorded_scopes = {call.scope for call in recorded if call.scope}
+    for own in earlier:
+        if own.cached or own.scope in recorded_scopes:
+            continue
+        match = next(
+            (
+                i
+                for i, call in enumerate(recorded)
+                if call.key == own.key and not call.cached and not call.scope
+            ),
+            None,
+        )
+        if match is not None:
+            del recorded[match]
+    return recorded
+
+
 class RunLLM:
     """The language model of one run: a gateway that records into the run's storage.
 
@@ -235,32 +266,21 @@ class RunLLM:
         }
         earlier = calls_from_storage(storage, run_id)
         if replay_of is not None:
-            # Scoped calls (every call a run makes) are served per job, so a replay that was
-            # itself interrupted simply answers its redone jobs again. Unscoped ones are matched
-            # by request in order: those this run already consumed are not served again.
-            remaining = calls_from_storage(storage, replay_of)
-            recorded_scopes = {call.scope for call in remaining if call.scope}
-            for own in earlier:
-                if own.cached or own.scope in recorded_scopes:
-                    continue
-                match = next(
-                    (
-                        i
-                        for i, call in enumerate(remaining)
-                        if call.key == own.key and not call.cached and not call.scope
-                    ),
-                    None,
-                )
-                if match is not None:
-                    del remaining[match]
-            self.gateway = Gateway.for_replay(remaining, **options)
+            recorded = calls_from_storage(storage, replay_of)
+            self.gateway = Gateway.for_replay(_still_to_serve(recorded, earlier), **options)
         else:
             if spec is None:
                 raise LLMError("no language model configured")
             self.gateway = Gateway(parse_llm_spec(spec, timeout=timeout), **options)
-        # A resumed run keeps counting from what it already spent, and a scripted model goes
-        # on with its script where the run left it (every provider attempt took one entry,
-        # except those refused because the script had run out).
+        self._resume(earlier)
+
+    def _resume(self, earlier: list[LLMCall]) -> None:
+        """Carry on from the calls this run already made (none: nothing to do).
+
+        A resumed run keeps counting from what it already spent, and a scripted model goes on
+        with its script where the run left it (every provider attempt took one entry, except
+        those refused because the script had run out).
+        """
         provider = self.gateway.provider
         if isinstance(provider, ScriptedProvider):
             exhausted = LLMScriptExhausted.__name__
