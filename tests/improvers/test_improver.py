@@ -57,6 +57,19 @@ def test_offline_meta_agent_source_is_shipped() -> None:
     assert "def improve(" in (meta_agent_files("offline") or {})["meta_agent.py"]
 
 
+def test_the_offline_seed_runs_in_the_sandbox_with_its_sibling_modules() -> None:
+    # The offline seed: meta_agent.py imports its meta_*.py siblings from the workspace.
+    task = ToyTask(task_agent=TUNABLE_TASK_AGENT)
+    parent = task.with_meta_agent(task.seed_program(), meta_agent_files("offline") or {})
+    assert len([path for path in parent if path.startswith("meta_")]) > 1
+    result = IMPROVER.improve(ImproveRequest(parent, {"seed": 3}, 3))
+    assert result.program is not None, result.reason
+    assert result.meta_info["agent"] == "offline-meta-agent"
+    assert result.meta_info["meta_self_edited"] is True
+    # It rewrote its own META and the task agent's PARAMS; no bytecode came back.
+    assert parent.changed_paths(result.program) == ["meta_agent.py", "task_agent.py"]
+
+
 def test_a_meta_agent_of_several_files_runs_in_the_sandbox() -> None:
     # meta_agent.py imports its sibling meta_*.py modules from the workspace by name.
     meta = (

@@ -1,7 +1,8 @@
-"""Behaviour of the offline meta agent (``hyperagents/improvers/seeds/offline/meta_agent.py``).
+"""Behaviour of the offline meta agent (``hyperagents/improvers/seeds/offline/``).
 
-The agent is loaded from its file into a temporary workspace exactly as the engine does (a copy
-named ``meta_agent.py`` next to a ``task_agent.py``) and called with crafted reports.
+The agent is loaded from its files in a temporary workspace as the engine does (its
+``meta_agent.py`` and ``meta_*.py`` modules next to a ``task_agent.py``) and called with crafted
+reports.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import ast
 import functools
 import importlib.resources
 import importlib.util
-import itertools
 import json
 import math
 from pathlib import Path
@@ -19,11 +19,9 @@ from typing import Any
 
 import pytest
 
-META_SOURCE = (
-    importlib.resources.files("hyperagents.improvers.seeds")
-    .joinpath("offline", "meta_agent.py")
-    .read_text(encoding="utf-8")
-)
+from seed_agents import load_meta_agent, seed_files, write_meta_agent
+
+META_SOURCE = seed_files("offline")["meta_agent.py"]
 
 FAKE_AGENT = '''"""A fake task agent — with non-ASCII text before the literal (é, ü)."""
 
@@ -43,17 +41,6 @@ PARAM_SPACE = {
 def solve(inputs):
     return math.floor(PARAMS["alpha"] * inputs.get("size", 0))  # trailing text
 '''
-
-_counter = itertools.count()
-
-
-def load(path: Path) -> ModuleType:
-    """Import ``path`` as a fresh module (as the engine's harness does, once per call)."""
-    spec = importlib.util.spec_from_file_location(f"_meta_agent_{next(_counter)}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def literal(source: str, name: str) -> Any:
@@ -78,23 +65,22 @@ def make_workspace(tmp_path: Path, name: str = "ws", agent: str = FAKE_AGENT, **
         module = load_seed()
         state = dict(module.META)
         state.update(meta)
-        source = module._rewrite_literal(source, "META", state)
-    (ws / "meta_agent.py").write_text(source, encoding="utf-8")
+        source = module.rewrite_literal(source, "META", state)
+    write_meta_agent(ws, "offline", source)
     return ws
 
 
 @functools.cache
 def load_seed() -> ModuleType:
     """The seed meta agent as a module (for its helpers and initial ``META``)."""
-    path = Path(str(importlib.resources.files("hyperagents.improvers.seeds"))) / (
-        "offline/meta_agent.py"
+    return load_meta_agent(
+        Path(str(importlib.resources.files("hyperagents.improvers.seeds"))) / "offline"
     )
-    return load(path)
 
 
 def improve(ws: Path, report: Any) -> dict[str, Any]:
     """Run the workspace's meta agent like the engine does; check the result is JSON-able."""
-    info = load(ws / "meta_agent.py").improve(str(ws), report)
+    info = load_meta_agent(ws).improve(str(ws), report)
     assert isinstance(info, dict)
     assert len(json.dumps(info)) <= 64_000
     return info
@@ -182,7 +168,7 @@ def test_meta_is_rewritten_in_the_workspace_and_reimportable(tmp_path: Path) -> 
     head = original[: original.index("META: dict[str, Any] = {")]
     tail = original[original.index("\n}\n", original.index("META: dict")) + 3 :]
     assert source.startswith(head) and source.endswith(tail)
-    module = load(ws / "meta_agent.py")
+    module = load_meta_agent(ws)
     assert infos[-1]["meta"] == module.META
     assert all(info["meta_self_edited"] for info in infos)
     # The step size is self-mutated log-normally, so it changed; other strategy keys are kept.

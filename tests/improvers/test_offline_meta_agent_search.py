@@ -1,29 +1,24 @@
 """The offline meta agent is a genuine improver: an in-process archive loop on a synthetic task.
 
 No engine is involved: the loop keeps ``(files, scores, meta_info)`` per variant, picks parents by
-best-of-random-3, runs the parent's own ``meta_agent.py`` on a copy of its files (hyperagent mode:
-the child inherits the edited meta agent) and scores the child's task agent by calling its
-``solve`` on a small regression task whose optimum the meta agent never sees.
+best-of-random-3, runs the parent's own meta agent (``meta_agent.py`` and its ``meta_*.py``) on a
+copy of its files (hyperagent mode: the child inherits the edited meta agent) and scores the
+child's task agent by calling its ``solve`` on a small regression task whose optimum the meta
+agent never sees.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.resources
-import importlib.util
-import itertools
 import json
 import math
 import random
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-META_SOURCE = (
-    importlib.resources.files("hyperagents.improvers.seeds")
-    .joinpath("offline", "meta_agent.py")
-    .read_text(encoding="utf-8")
-)
+from seed_agents import load_meta_agent, seed_files
+
+META_FILES = seed_files("offline")
 
 #: A parametrised predictor: the meta agent only sees PARAMS, PARAM_SPACE and per-instance scores.
 TASK_AGENT = '''"""Synthetic regression agent."""
@@ -90,17 +85,6 @@ def score_one(output: Any, target: float) -> float:
         return 0.0
 
 
-_counter = itertools.count()
-
-
-def load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_search_meta_{next(_counter)}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def evaluate(source: str, split: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
     namespace: dict[str, Any] = {}
     exec(compile(source, "task_agent.py", "exec"), namespace)
@@ -124,7 +108,7 @@ def run_loop(tmp_path: Path, generations: int, seed: int) -> list[dict[str, Any]
     data_rng = random.Random(1234)
     train, val = make_split(data_rng, 60, "t"), make_split(data_rng, 40, "v")
     train_inputs = [{"id": item["id"], "inputs": item["inputs"]} for item in train]
-    files = {"task_agent.py": TASK_AGENT, "meta_agent.py": META_SOURCE}
+    files = {"task_agent.py": TASK_AGENT, **META_FILES}
     train_score, results = evaluate(TASK_AGENT, train)
     archive: list[dict[str, Any]] = [
         {
@@ -160,7 +144,7 @@ def run_loop(tmp_path: Path, generations: int, seed: int) -> list[dict[str, Any]
             "train_inputs": train_inputs,
             "archive": [{k: v[k] for k in public} for v in archive],
         }
-        meta_info = load(workspace / "meta_agent.py").improve(str(workspace), report)
+        meta_info = load_meta_agent(workspace).improve(str(workspace), report)
         meta_info = json.loads(json.dumps(meta_info))
         child = {name: (workspace / name).read_text(encoding="utf-8") for name in files}
         train_score, results = evaluate(child["task_agent.py"], train)
