@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from hyperagents.cli import _app
+from hyperagents.reports import ExperimentRequest
 from hyperagents.runs import ReplayRequest, ResumeRequest, StartRequest
 from hyperagents.storages import RDBStorage
 
@@ -26,6 +27,7 @@ def test_every_request_field_is_an_option_of_its_command() -> None:
     assert set(StartRequest.model_fields) - {"attrs"} <= option_names("run")
     assert set(ResumeRequest.model_fields) - {"run"} <= option_names("resume")
     assert set(ReplayRequest.model_fields) - {"run"} <= option_names("run")
+    assert set(ExperimentRequest.model_fields) <= option_names("experiment")
 
 
 def test_the_options_and_the_config_file_reach_the_stored_config(tmp_path: Path) -> None:

@@ -9,10 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from hyperagents.exceptions import ConfigError
-from hyperagents.reports import ExperimentSpec, experiment_runs, run_experiment
+from hyperagents.reports import (
+    ExperimentRequest,
+    ExperimentSpec,
+    experiment_progress,
+    experiment_runs,
+    run_experiment,
+)
 from hyperagents.runs import Mode, Run
 from hyperagents.storages import InMemoryStorage, RunStatus, get_storage
 
@@ -89,6 +96,37 @@ def test_bad_specs_and_foreign_runs_are_refused() -> None:
     with pytest.raises(ConfigError, match="not part of experiment"):
         run_experiment(spec(), storage=store, task=ToyTask())
     assert spec().modes == (Mode.HYPERAGENT, Mode.NO_ARCHIVE)
+
+
+def test_a_request_becomes_the_spec_it_describes() -> None:
+    request = ExperimentRequest(
+        task=TOY, modes="hyperagent, no-archive", seeds=2, generations=3, sandbox="process",
+        config={"subset_size": 10, "sandbox": "bwrap"},
+    )  # fmt: skip
+    made = request.spec()
+    assert made == ExperimentSpec.parse(
+        name="toy-experiment", task=TOY, modes=["hyperagent", "no-archive"], seeds=[0, 1],
+        generations=3, config={"subset_size": 10, "sandbox": "process"},
+    )  # fmt: skip
+    assert request.config["sandbox"] == "bwrap"  # the request itself is left as it was
+    named = ExperimentRequest(task=TOY, name="grid", seeds=[3, 5], modes=["frozen-meta"])
+    assert named.spec(task_name="unused").name == "grid"
+    assert named.spec().seeds == (3, 5)
+    assert ExperimentRequest(workers=3).engine_workers == 3
+    assert ExperimentRequest().engine_workers == (os.cpu_count() or 1)
+    with pytest.raises(ConfigError, match="at least one mode"):
+        ExperimentRequest(task=TOY, modes=" ").spec()
+    with pytest.raises(pydantic.ValidationError):
+        ExperimentRequest(task=TOY, mode="hyperagent")  # type: ignore[call-arg]
+
+
+def test_progress_counts_the_generations_finished_of_every_arm() -> None:
+    store = InMemoryStorage()
+    grid = spec(generations=2)
+    assert experiment_progress(store, grid) == (2 * 2 * 2, 0)
+    run_experiment(grid, storage=store, workers=2, task=ToyTask())
+    assert experiment_progress(store, grid) == (8, 8)
+    assert experiment_progress(store, spec(generations=3, seeds=3)) == (2 * 3 * 3, 8)
 
 
 def test_the_cli_runs_and_continues_an_experiment(tmp_path: Path) -> None:

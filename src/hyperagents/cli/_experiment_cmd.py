@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -26,90 +25,91 @@ from hyperagents.cli._shared import (
 from hyperagents.runs import Run
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState, get_storage
 
+if TYPE_CHECKING:
+    from hyperagents.reports import ExperimentSpec
+
 __all__ = ["experiment", "report"]
 
 
+# -- the options of ``experiment`` ------------------------------------------------------
+_TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")]
+_ModesOpt = Annotated[str, typer.Option(help="Comma-separated modes to compare.")]
+_SeedsOpt = Annotated[
+    int, typer.Option(min=1, help="Independent replicates per mode (seeds 0..N-1).")
+]
+_GenerationsOpt = Annotated[
+    int, typer.Option("--generations", "-g", min=0, help="Generations per run.")
+]
+_WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=1,
+        help="Runs driven at once [default: the number of CPUs]; results do not depend on it.",
+        show_default=False,
+    ),
+]
+_NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", "-n", help="Experiment name [default: TASK-experiment]."),
+]
+_SandboxOpt = Annotated[
+    str | None,
+    typer.Option(help="Where agent code runs: auto (bwrap if available), bwrap, process."),
+]
+_ConfigOpt = Annotated[
+    Path | None, typer.Option(help="JSON file with run config values (all runs).")
+]
+_MetaFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="VARIANT",
+        help="Transfer: also run each mode with this variant's meta agent (e.g. evolved "
+        "on another task: RUN/champion), as the arm MODE+transfer.",
+    ),
+]
+_QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
 def experiment(
-    task: Annotated[
-        str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")
-    ] = "review",
-    modes: Annotated[
-        str, typer.Option(help="Comma-separated modes to compare.")
-    ] = "hyperagent,frozen-meta,no-archive",
-    seeds: Annotated[
-        int, typer.Option(min=1, help="Independent replicates per mode (seeds 0..N-1).")
-    ] = 5,
-    generations: Annotated[
-        int, typer.Option("--generations", "-g", min=0, help="Generations per run.")
-    ] = 30,
+    task: _TaskOpt = "review",
+    modes: _ModesOpt = "hyperagent,frozen-meta,no-archive",
+    seeds: _SeedsOpt = 5,
+    generations: _GenerationsOpt = 30,
     storage: StorageOpt = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            "-w",
-            min=1,
-            help="Runs driven at once [default: the number of CPUs]; results do not depend on it.",
-            show_default=False,
-        ),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option("--name", "-n", help="Experiment name [default: TASK-experiment]."),
-    ] = None,
-    sandbox: Annotated[
-        str | None,
-        typer.Option(help="Where agent code runs: auto (bwrap if available), bwrap, process."),
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="JSON file with run config values (all runs).")
-    ] = None,
-    meta_from: Annotated[
-        str | None,
-        typer.Option(
-            metavar="VARIANT",
-            help="Transfer: also run each mode with this variant's meta agent (e.g. evolved "
-            "on another task: RUN/champion), as the arm MODE+transfer.",
-        ),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    workers: _WorkersOpt = None,
+    name: _NameOpt = None,
+    sandbox: _SandboxOpt = None,
+    config: _ConfigOpt = None,
+    meta_from: _MetaFromOpt = None,
+    quiet: _QuietOpt = False,
     unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
     """Run every mode × seed of a task in one storage (again: continue where it stopped)."""
     allow_unsafe_sandbox(unsafe_process_sandbox)
-    from hyperagents.reports import MIN_SEEDS, ExperimentSpec, experiment_runs, run_experiment
+    from hyperagents.reports import MIN_SEEDS, ExperimentRequest, experiment_progress
     from hyperagents.tasks import load_task
 
     with errors():
-        data = read_config(config)
-        if sandbox is not None:
-            data["sandbox"] = sandbox
-        task_name = load_task(task).name
-        spec = ExperimentSpec.parse(
-            name=name or f"{task_name}-experiment",
+        request = ExperimentRequest(
             task=task,
             modes=modes,
             seeds=seeds,
             generations=generations,
-            config=data,
+            name=name,
+            workers=workers,
+            sandbox=sandbox,
+            config=read_config(config),
             meta_from=meta_from,
         )
+        task_name = load_task(task).name
+        spec = request.spec(task_name=task_name)
         store = get_storage(storage)
-        total = len(spec.arms()) * len(spec.seeds) * spec.generations
-        done = sum(
-            1
-            for record in experiment_runs(store, spec.name)
-            for v in store.list_variants(record.id)
-            if v.generation > 0 and v.state.is_terminal
-        )
-        count = workers or os.cpu_count() or 1
+        total, done = experiment_progress(store, spec)
+        count = request.engine_workers
         if not quiet:
-            err_console.print(
-                f"experiment [bold]{escape(spec.name)}[/]: task {escape(task_name)}, "
-                f"{', '.join(m.value for m in spec.modes)} × {len(spec.seeds)} seeds × "
-                f"{spec.generations} generations, {count} run(s) at once",
-                highlight=False,
-            )
+            _announce(spec, task_name, count)
         if len(spec.seeds) < MIN_SEEDS:
             err_console.print(
                 f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "
@@ -118,22 +118,41 @@ def experiment(
         progress = GenerationProgress(
             err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet
         )
-        with progress:
-
-            def on_variant(run: Run, variant: VariantRecord) -> None:
-                if variant.generation > 0:
-                    progress.advance()
-
-            with terminate_as_interrupt() as signals:  # SIGTERM stops the runs as Ctrl-C does
-                try:
-                    records = run_experiment(
-                        spec, storage=store, workers=count, callbacks=[on_variant]
-                    )
-                except KeyboardInterrupt:
-                    said = "terminated (SIGTERM)" if signals else "interrupted"
-                    err_console.print(f"{said}: run the same command again to continue")
-                    raise typer.Exit(143 if signals else 130) from None
+        records = _run_grid(spec, store, count, progress)
         _print_experiment(store, records)
+
+
+def _announce(spec: ExperimentSpec, task_name: str, count: int) -> None:
+    """Say what the experiment runs, on standard error."""
+    err_console.print(
+        f"experiment [bold]{escape(spec.name)}[/]: task {escape(task_name)}, "
+        f"{', '.join(m.value for m in spec.modes)} × {len(spec.seeds)} seeds × "
+        f"{spec.generations} generations, {count} run(s) at once",
+        highlight=False,
+    )
+
+
+def _run_grid(
+    spec: ExperimentSpec, store: BaseStorage, count: int, progress: GenerationProgress
+) -> list[RunRecord]:
+    """Run the experiment, ``count`` runs at once, advancing ``progress`` per generation.
+
+    Raises:
+        typer.Exit: Interrupted (130) or terminated (143); the same command continues it.
+    """
+    from hyperagents.reports import run_experiment
+
+    def on_variant(run: Run, variant: VariantRecord) -> None:
+        if variant.generation > 0:
+            progress.advance()
+
+    with progress, terminate_as_interrupt() as signals:  # SIGTERM stops the runs as Ctrl-C does
+        try:
+            return run_experiment(spec, storage=store, workers=count, callbacks=[on_variant])
+        except KeyboardInterrupt:
+            said = "terminated (SIGTERM)" if signals else "interrupted"
+            err_console.print(f"{said}: run the same command again to continue")
+            raise typer.Exit(143 if signals else 130) from None
 
 
 def report(

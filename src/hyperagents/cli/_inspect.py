@@ -40,7 +40,7 @@ from hyperagents.runs import (
     unified_text,
     variant_row,
 )
-from hyperagents.storages import VariantRecord, VariantState
+from hyperagents.storages import BaseStorage, VariantRecord, VariantState
 
 __all__ = ["ExportFormat", "diff", "export", "lineage", "show"]
 
@@ -182,16 +182,7 @@ def diff(
     """
     with errors():
         store = existing_storage(storage)
-        first = resolve_variant(store, a)
-        if b is None:
-            if first.parent_id is None:
-                raise RunStateError(f"variant {first.id} has no parent; give two variants")
-            old, new = store.get_variant(first.parent_id), first
-        else:
-            old, new = first, resolve_variant(store, b)
-        for v in (old, new):
-            if v.program_id is None:
-                raise RunStateError(f"variant {v.id} has no program ({v.state.name.lower()})")
+        old, new = _diffed_variants(store, a, b)
         assert old.program_id is not None and new.program_id is not None
         before, after = store.get_program(old.program_id), store.get_program(new.program_id)
         if out is not None:
@@ -199,23 +190,50 @@ def diff(
             out.write_text(text, encoding="utf-8")
             err_console.print(f"wrote the diff ({len(text)} characters) to {escape(str(out))}")
             return
-        if full:
-            text = before.diff(after)
-        else:
-            limits = DiffLimits()
-            compared = compare(before, after, limits=limits)
-            if not compared.complete:
-                _too_large(compared, old.id, new.id, None)
-            bounded = unified_text(compared, limit=limits.output_bytes)
-            if bounded is None:
-                _too_large(compared, old.id, new.id, f"over {limits.output_bytes // 2**20} MiB")
-            text = bounded
+        text = before.diff(after) if full else _bounded_diff(before, after, old.id, new.id)
         if not text:
             console.print(f"variants {old.id} and {new.id} have identical programs")
         elif sys.stdout.isatty():
             console.print(Syntax(printable(text), "diff"))
         else:
             sys.stdout.write(printable(text))
+
+
+def _diffed_variants(
+    store: BaseStorage, a: str, b: str | None
+) -> tuple[VariantRecord, VariantRecord]:
+    """``(old, new)``: variants ``a`` and ``b``, or ``a``'s parent and ``a``.
+
+    Raises:
+        RunStateError: ``a`` has no parent (and ``b`` is not given), or one has no program.
+    """
+    first = resolve_variant(store, a)
+    if b is None:
+        if first.parent_id is None:
+            raise RunStateError(f"variant {first.id} has no parent; give two variants")
+        old, new = store.get_variant(first.parent_id), first
+    else:
+        old, new = first, resolve_variant(store, b)
+    for v in (old, new):
+        if v.program_id is None:
+            raise RunStateError(f"variant {v.id} has no program ({v.state.name.lower()})")
+    return old, new
+
+
+def _bounded_diff(before: Program, after: Program, old: int, new: int) -> str:
+    """The unified diff within :class:`DiffLimits` (exits with a notice when it is over them).
+
+    Raises:
+        typer.Exit: The diff is too large to print.
+    """
+    limits = DiffLimits()
+    compared = compare(before, after, limits=limits)
+    if not compared.complete:
+        _too_large(compared, old, new, None)
+    bounded = unified_text(compared, limit=limits.output_bytes)
+    if bounded is None:
+        _too_large(compared, old, new, f"over {limits.output_bytes // 2**20} MiB")
+    return bounded
 
 
 def _too_large(compared: ProgramDiff, old: int, new: int, why: str | None) -> NoReturn:

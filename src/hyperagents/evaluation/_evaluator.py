@@ -178,63 +178,100 @@ def evaluate_stage(
         function=function,
         llm=llm,
     )
-    results: list[dict[str, Any]] = []
-    errors = timeouts = scorer_errors = 0
-    walls: list[float] = []
-    for inst in instances:
-        message = by_id.get(inst.id)
-        entry: dict[str, Any] = {"id": inst.id}
-        if message is None:
-            reason = run.reason or _refused(run) or "no output for this instance"
-            entry.update(score=low, feedback=f"no output: {reason}", output=None, error=reason)
-            errors += 1
-            timeouts += reason.startswith("timeout")
-        elif message.get("error"):
-            error = str(message["error"])
-            entry.update(score=low, feedback=error, output=None, error=error)
-            errors += 1
-            timeouts += error.startswith("timeout")
-        else:
-            try:
-                verdict = task.checked_score(inst, message.get("output"))
-            except TaskError as exc:
-                # The trusted scorer choked on this output (an overflow, a type it did not
-                # expect…): the output scores the minimum, and the reason is kept.
-                reason = f"scorer error: {exc}"[:1000]
-                entry.update(score=low, feedback=reason, output=_cap_output(message.get("output")))
-                entry.update(error=reason)
-                errors += 1
-                scorer_errors += 1
-            else:
-                entry.update(
-                    score=float(verdict.value),
-                    feedback=verdict.feedback,
-                    output=_cap_output(message.get("output")),
-                    error=None,
-                )
-        if message is not None:
-            wall = _finite(message.get("wall"))
-            entry.update(wall=wall, cpu=_finite(message.get("cpu")))
-            walls.append(wall)
-        results.append(entry)
+    tally = _Tally()
+    results = [
+        _instance_result(task, inst, by_id.get(inst.id), run, low, tally) for inst in instances
+    ]
     score = task.aggregate([r["score"] for r in results])
+    metrics = _stage_metrics(run, results, tally)
+    return StageResult(stage=stage, split=split, score=score, results=results, metrics=metrics)
+
+
+@dataclass
+class _Tally:
+    """What the instances of one stage added up to, besides their scores."""
+
+    errors: int = 0
+    timeouts: int = 0
+    scorer_errors: int = 0
+    walls: list[float] = field(default_factory=list)
+
+    def failed(self, reason: str) -> None:
+        """Count an instance without an output (``reason`` says why)."""
+        self.errors += 1
+        self.timeouts += reason.startswith("timeout")
+
+
+def _instance_result(
+    task: Task,
+    inst: Instance,
+    message: dict[str, Any] | None,
+    run: SandboxResult,
+    low: float,
+    tally: _Tally,
+) -> dict[str, Any]:
+    """The result entry of one instance: its score, feedback, capped output and error (the
+    task's minimum ``low`` with the reason when there is no output), with the agent's
+    ``wall`` and ``cpu`` when it sent a message."""
+    entry: dict[str, Any] = {"id": inst.id}
+    if message is None:
+        reason = run.reason or _refused(run) or "no output for this instance"
+        entry.update(score=low, feedback=f"no output: {reason}", output=None, error=reason)
+        tally.failed(reason)
+        return entry
+    if message.get("error"):
+        error = str(message["error"])
+        entry.update(score=low, feedback=error, output=None, error=error)
+        tally.failed(error)
+    else:
+        entry.update(_scored(task, inst, message.get("output"), low, tally))
+    wall = _finite(message.get("wall"))
+    entry.update(wall=wall, cpu=_finite(message.get("cpu")))
+    tally.walls.append(wall)
+    return entry
+
+
+def _scored(task: Task, inst: Instance, output: Any, low: float, tally: _Tally) -> dict[str, Any]:
+    """Score one output with the trusted scorer: ``score``, ``feedback``, ``output``, ``error``."""
+    try:
+        verdict = task.checked_score(inst, output)
+    except TaskError as exc:
+        # The trusted scorer choked on this output (an overflow, a type it did not
+        # expect…): the output scores the minimum, and the reason is kept.
+        reason = f"scorer error: {exc}"[:1000]
+        tally.errors += 1
+        tally.scorer_errors += 1
+        return {"score": low, "feedback": reason, "output": _cap_output(output), "error": reason}
+    return {
+        "score": float(verdict.value),
+        "feedback": verdict.feedback,
+        "output": _cap_output(output),
+        "error": None,
+    }
+
+
+def _stage_metrics(
+    run: SandboxResult, results: list[dict[str, Any]], tally: _Tally
+) -> dict[str, Any]:
+    """The stage's metrics: counts, times and memory, and what went wrong in the sandbox."""
+    walls = tally.walls
     metrics: dict[str, Any] = {
         "n": len(results),
         "wall_seconds": run.wall,
         "wall_per_instance": math.fsum(walls) / len(walls) if walls else None,
         "cpu_seconds": run.cpu,
         "peak_memory_mb": run.peak_memory_mb,
-        "errors": errors,
-        "timeouts": timeouts,
+        "errors": tally.errors,
+        "timeouts": tally.timeouts,
     }
-    if scorer_errors:
-        metrics["scorer_errors"] = scorer_errors
+    if tally.scorer_errors:
+        metrics["scorer_errors"] = tally.scorer_errors
     if run.outcome is not Outcome.OK:
         metrics["sandbox_outcome"] = run.outcome.name.lower()
         metrics["sandbox_reason"] = run.reason
     if run.extra.get("output_truncated"):
         metrics["output_truncated"] = True
-    return StageResult(stage=stage, split=split, score=score, results=results, metrics=metrics)
+    return metrics
 
 
 def _refused(run: SandboxResult) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from hyperagents.reports._experiment import (
     EXPERIMENT_ATTR,
+    ExperimentRequest,
     ExperimentSpec,
+    experiment_progress,
     experiment_runs,
     run_experiment,
 )
@@ -24,12 +26,14 @@ __all__ = [
     "EXPERIMENT_ATTR",
     "MIN_SEEDS",
     "ConfidenceInterval",
+    "ExperimentRequest",
     "ExperimentSpec",
     "RankTest",
     "Report",
     "bootstrap_ci",
     "build_report",
     "cliffs_delta",
+    "experiment_progress",
     "experiment_runs",
     "holm",
     "imp_at_k",

@@ -14,13 +14,22 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
-from hyperagents.runs import Mode, Run, RunConfig, meta_donor, parse_mode
+from hyperagents.runs import Mode, Run, RunConfig, default_workers, meta_donor, parse_mode
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord, get_storage
 from hyperagents.tasks import Task, load_task
 
-__all__ = ["EXPERIMENT_ATTR", "ExperimentSpec", "experiment_runs", "run_experiment"]
+__all__ = [
+    "EXPERIMENT_ATTR",
+    "ExperimentRequest",
+    "ExperimentSpec",
+    "experiment_progress",
+    "experiment_runs",
+    "run_experiment",
+]
 
 #: The field of a run's record (:attr:`RunRecord.experiment`), and the column of the report's
 #: rows, that names a run's experiment.
@@ -109,6 +118,83 @@ class ExperimentSpec:
         """``(mode, transfer)`` for every arm: each mode, and with ``meta_from`` its transfer."""
         flags = (False, True) if self.meta_from else (False,)
         return [(mode, transfer) for mode in self.modes for transfer in flags]
+
+
+class ExperimentRequest(BaseModel):
+    """An experiment a face (the command line, a Python caller) asks for, as it gives it:
+    modes comma-separated or listed, seeds a count or listed, the name left to its default.
+
+    :meth:`spec` turns it into the :class:`ExperimentSpec` that :func:`run_experiment` runs;
+    values are checked there (:class:`~hyperagents.exceptions.ConfigError`), types here
+    (:class:`pydantic.ValidationError`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str = Field(default="review", description="task name or path/file.py:Class")
+    modes: str | list[str] = Field(
+        default="hyperagent,frozen-meta,no-archive", description="the modes to compare"
+    )
+    seeds: int | list[int] = Field(
+        default=5, description="replicates per mode: a count (seeds 0..N-1) or the seeds"
+    )
+    generations: int = Field(default=30, ge=0, description="generations per run")
+    name: str | None = Field(default=None, description="the experiment (default: TASK-experiment)")
+    workers: int | None = Field(
+        default=None, ge=1, description="runs driven at once (default: the number of CPUs)"
+    )
+    sandbox: str | None = Field(default=None, description="where agent code runs (all runs)")
+    config: dict[str, Any] = Field(default_factory=dict, description="run config (all runs)")
+    meta_from: str | None = Field(
+        default=None, description="transfer: also run each mode with this variant's meta agent"
+    )
+
+    @property
+    def engine_workers(self) -> int:
+        """The runs driven at once (``workers``, else the number of CPUs)."""
+        return default_workers(self.workers)
+
+    def spec(self, *, task_name: str | None = None) -> ExperimentSpec:
+        """The experiment this request describes: ``config`` with ``sandbox`` over it, named
+        ``name`` or ``TASK-experiment``.
+
+        Args:
+            task_name: The task's name, when the caller has loaded it (else it is loaded here).
+
+        Raises:
+            ConfigError: An unknown mode, no seeds, or a bad config.
+            TaskNotFoundError: No task matches ``task``.
+            TaskError: The task exists but does not load.
+        """
+        config = dict(self.config)
+        if self.sandbox is not None:
+            config["sandbox"] = self.sandbox
+        if task_name is None:
+            task_name = load_task(self.task).name
+        return ExperimentSpec.parse(
+            name=self.name or f"{task_name}-experiment",
+            task=self.task,
+            modes=self.modes,
+            seeds=self.seeds,
+            generations=self.generations,
+            config=config,
+            meta_from=self.meta_from,
+        )
+
+
+def experiment_progress(storage: str | BaseStorage | None, spec: ExperimentSpec) -> tuple[int, int]:
+    """``(generations in all, generations finished)`` of an experiment: every arm's runs to
+    ``spec.generations``, and the generations (after the seed) that reached a final state in
+    the runs it has so far."""
+    store = get_storage(storage)
+    total = len(spec.arms()) * len(spec.seeds) * spec.generations
+    done = sum(
+        1
+        for record in experiment_runs(store, spec.name)
+        for v in store.list_variants(record.id)
+        if v.generation > 0 and v.state.is_terminal
+    )
+    return total, done
 
 
 def experiment_runs(storage: str | BaseStorage | None, name: str) -> list[RunRecord]:

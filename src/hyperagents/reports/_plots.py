@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from hyperagents.archive import ancestry, tree_rows
 from hyperagents.reports._data import ReportData, flatten_numbers
-from hyperagents.storages import RunRecord, VariantState
+from hyperagents.storages import RunRecord, VariantRecord, VariantState
 
 __all__ = [
     "plot_costs",
@@ -189,10 +189,7 @@ def plot_meta_drift(data: ReportData, path: Path, *, limit: int = 6) -> Path | N
 
 def plot_lineage(data: ReportData, run: RunRecord, path: Path) -> Path:
     """The run's archive as a tree: x generation, colour val score, champion path in red."""
-    import matplotlib
-
     variants = data.variants[run.id]
-    by_id = {v.id: v for v in variants}
     y = tree_rows(variants)
     rows = max(y.values(), default=0.0) + 1  # leaves
     complete = [v for v in variants if v.state is VariantState.COMPLETE and "val" in v.scores]
@@ -201,6 +198,25 @@ def plot_lineage(data: ReportData, run: RunRecord, path: Path) -> Path:
     height = max(3.5, min(14.0, 0.12 * rows + 2))
     figure = Figure(figsize=(11, height), layout="constrained")
     ax = figure.subplots()
+    _lineage_edges(ax, variants, y, path_ids)
+    others = [v for v in variants if v not in complete]
+    _lineage_points(figure, ax, others, complete, y, path_ids)
+    if champion is not None:
+        _label_champion(ax, champion, variants, y)
+    ax.set_xlabel("generation")
+    ax.set_yticks([])
+    ax.set_title(f"{run.name}: lineage ({len(variants)} variants; champion's path in red)")
+    if others:
+        ax.legend(loc="upper left", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(figure, path)
+
+
+def _lineage_edges(
+    ax: Axes, variants: list[VariantRecord], y: dict[int, float], path_ids: set[int]
+) -> None:
+    """A line from each variant's parent to it; the champion's path thick and red."""
+    by_id = {v.id: v for v in variants}
     for v in variants:
         if v.parent_id in by_id:
             parent = by_id[v.parent_id]
@@ -212,8 +228,20 @@ def plot_lineage(data: ReportData, run: RunRecord, path: Path) -> Path:
                 lw=2.2 if on_path else 0.6,
                 zorder=2 if on_path else 1,
             )
-    scored = list(complete)
-    others = [v for v in variants if v not in scored]
+
+
+def _lineage_points(
+    figure: Figure,
+    ax: Axes,
+    others: list[VariantRecord],
+    scored: list[VariantRecord],
+    y: dict[int, float],
+    path_ids: set[int],
+) -> None:
+    """The variants: crosses for those without a val score, dots coloured by it for the
+    others (those on the champion's path larger, ringed in red), with the colour bar."""
+    import matplotlib
+
     if others:
         ax.scatter(
             [v.generation for v in others],
@@ -238,25 +266,22 @@ def plot_lineage(data: ReportData, run: RunRecord, path: Path) -> Path:
             zorder=4,
         )
         figure.colorbar(points, ax=ax, label="val score")
-    if champion is not None:
-        # Label on the side with room, so the text stays inside the axes.
-        right_half = champion.generation > max(v.generation for v in variants) / 2
-        ax.annotate(
-            f"champion (generation {champion.generation}, val {champion.scores['val']:.3f})",
-            (champion.generation, y[champion.id]),
-            xytext=(-10 if right_half else 10, -14),
-            textcoords="offset points",
-            ha="right" if right_half else "left",
-            fontsize=9,
-            color="crimson",
-        )
-    ax.set_xlabel("generation")
-    ax.set_yticks([])
-    ax.set_title(f"{run.name}: lineage ({len(variants)} variants; champion's path in red)")
-    if others:
-        ax.legend(loc="upper left", fontsize=8)
-    ax.grid(axis="x", alpha=0.3)
-    return _save(figure, path)
+
+
+def _label_champion(
+    ax: Axes, champion: VariantRecord, variants: list[VariantRecord], y: dict[int, float]
+) -> None:
+    """Name the champion beside its dot, on the side with room (the text stays inside)."""
+    right_half = champion.generation > max(v.generation for v in variants) / 2
+    ax.annotate(
+        f"champion (generation {champion.generation}, val {champion.scores['val']:.3f})",
+        (champion.generation, y[champion.id]),
+        xytext=(-10 if right_half else 10, -14),
+        textcoords="offset points",
+        ha="right" if right_half else "left",
+        fontsize=9,
+        color="crimson",
+    )
 
 
 def plot_costs(data: ReportData, path: Path) -> Path:

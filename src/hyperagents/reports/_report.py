@@ -85,51 +85,10 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
         ``{"modes": {mode: {...}}, "pairs": [...], "k": k, "alpha": α, "warnings": [...]}``,
         JSON-compatible.
     """
-    modes: dict[str, Any] = {}
     last = max((row["generation"] for row in data.rows), default=0)
     k = max(1, min(k, last)) if last else 1
-    finals: dict[str, list[float]] = {}
-    for mode in data.modes:
-        runs = data.runs_of(mode)
-        tests, vals, imps = [], [], []
-        for run in runs:
-            rows = data.rows_of(run)
-            test, val = _final(rows, "champion_test"), _final(rows, "best_val")
-            if test is not None:
-                tests.append(test)
-            if val is not None:
-                vals.append(val)
-            seed_rows = [r for r in rows if r["generation"] == 0 and r["test"] is not None]
-            later = [r["test"] for r in rows if 1 <= r["generation"] <= k and r["test"] is not None]
-            if seed_rows:
-                imps.append(imp_at_k(later or [seed_rows[0]["test"]], seed_rows[0]["test"], k))
-        finals[mode] = tests
-        entry: dict[str, Any] = {"runs": len(runs), "final_test": tests, "final_val": vals}
-        for name, sample in (("test", tests), ("val", vals), ("imp_at_k", imps)):
-            entry[name] = _median_ci(sample, seed) if sample else None
-        entry["imp_at_k_values"] = imps
-        modes[mode] = entry
-    pairs: list[dict[str, Any]] = []
-    for a, b in itertools.combinations(data.modes, 2):
-        if len(finals[a]) < 2 or len(finals[b]) < 2:
-            continue
-        rank_test = mann_whitney_u(finals[a], finals[b])
-        entry = {
-            "a": a,
-            "b": b,
-            "u": rank_test.u,
-            "p_value": rank_test.p_value,
-            "method": rank_test.method,
-            "a12": vargha_delaney_a12(finals[a], finals[b]),
-            "imp_p_value": None,
-        }
-        imps_a, imps_b = modes[a]["imp_at_k_values"], modes[b]["imp_at_k_values"]
-        if len(imps_a) >= 2 and len(imps_b) >= 2:
-            entry["imp_p_value"] = mann_whitney_u(imps_a, imps_b).p_value
-        pairs.append(entry)
-    for pair, adjusted in zip(pairs, holm([p["p_value"] for p in pairs]), strict=True):
-        pair["p_holm"] = adjusted
-        pair["cliffs_delta"] = 2 * pair["a12"] - 1
+    modes = {mode: _mode_statistics(data, mode, k, seed) for mode in data.modes}
+    pairs = _pairs(data.modes, modes)
     warnings = [
         f"arm {mode}: {entry['runs']} run(s), fewer than {MIN_SEEDS}: no confidence intervals "
         "(run more seeds)"
@@ -137,6 +96,72 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
         if entry["runs"] < MIN_SEEDS
     ]
     return {"modes": modes, "pairs": pairs, "k": k, "alpha": ALPHA, "warnings": warnings}
+
+
+def _mode_statistics(data: ReportData, mode: str, k: int, seed: int) -> dict[str, Any]:
+    """One mode's entry of :func:`statistics`: its runs' final test and val scores and imp@k,
+    each with its median and CI."""
+    runs = data.runs_of(mode)
+    tests: list[float] = []
+    vals: list[float] = []
+    imps: list[float] = []
+    for run in runs:
+        rows = data.rows_of(run)
+        test, val = _final(rows, "champion_test"), _final(rows, "best_val")
+        if test is not None:
+            tests.append(test)
+        if val is not None:
+            vals.append(val)
+        imp = _imp_at_k(rows, k)
+        if imp is not None:
+            imps.append(imp)
+    entry: dict[str, Any] = {"runs": len(runs), "final_test": tests, "final_val": vals}
+    for name, sample in (("test", tests), ("val", vals), ("imp_at_k", imps)):
+        entry[name] = _median_ci(sample, seed) if sample else None
+    entry["imp_at_k_values"] = imps
+    return entry
+
+
+def _imp_at_k(rows: list[dict[str, Any]], k: int) -> float | None:
+    """One run's imp@k (None when its seed has no test score)."""
+    seed_rows = [r for r in rows if r["generation"] == 0 and r["test"] is not None]
+    later = [r["test"] for r in rows if 1 <= r["generation"] <= k and r["test"] is not None]
+    if not seed_rows:
+        return None
+    return imp_at_k(later or [seed_rows[0]["test"]], seed_rows[0]["test"], k)
+
+
+def _pairs(names: list[str], modes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pairwise tests of the modes' final test scores (and imp@k), Holm-adjusted, for
+    every pair of modes with at least two runs each."""
+    pairs: list[dict[str, Any]] = []
+    for a, b in itertools.combinations(names, 2):
+        if len(modes[a]["final_test"]) < 2 or len(modes[b]["final_test"]) < 2:
+            continue
+        pairs.append(_pair(a, b, modes))
+    for pair, adjusted in zip(pairs, holm([p["p_value"] for p in pairs]), strict=True):
+        pair["p_holm"] = adjusted
+        pair["cliffs_delta"] = 2 * pair["a12"] - 1
+    return pairs
+
+
+def _pair(a: str, b: str, modes: dict[str, Any]) -> dict[str, Any]:
+    """Mann-Whitney U and Vargha-Delaney A12 of modes ``a`` and ``b`` (before Holm)."""
+    final_a, final_b = modes[a]["final_test"], modes[b]["final_test"]
+    rank_test = mann_whitney_u(final_a, final_b)
+    entry: dict[str, Any] = {
+        "a": a,
+        "b": b,
+        "u": rank_test.u,
+        "p_value": rank_test.p_value,
+        "method": rank_test.method,
+        "a12": vargha_delaney_a12(final_a, final_b),
+        "imp_p_value": None,
+    }
+    imps_a, imps_b = modes[a]["imp_at_k_values"], modes[b]["imp_at_k_values"]
+    if len(imps_a) >= 2 and len(imps_b) >= 2:
+        entry["imp_p_value"] = mann_whitney_u(imps_a, imps_b).p_value
+    return entry
 
 
 def _median_ci(sample: list[float], seed: int) -> dict[str, Any]:

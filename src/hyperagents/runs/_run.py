@@ -42,7 +42,7 @@ from hyperagents.program import Program
 from hyperagents.runs._advance import Advancer
 from hyperagents.runs._config import Mode, RunConfig
 from hyperagents.runs._context import RunContext
-from hyperagents.runs._create import create_run
+from hyperagents.runs._create import NewRun, create_run
 from hyperagents.runs._engine import Engine
 from hyperagents.runs._export import run_summary
 from hyperagents.runs._gate import Gate
@@ -134,11 +134,10 @@ class Run:
             meta_from: Transfer: a program (e.g. a variant evolved on another task) whose meta
                 files (``meta_agent.py`` at least; see :meth:`Task.with_meta_agent`) replace
                 the seed's; the task agent stays the task's own seed.
-            generations: The run's generation target, stored with the run when it is created,
-                so an engine killed before it starts (or a separate engine process started
-                later) goes on to it: ``optimize()`` or ``resume`` with no generations. (A
-                number given to :meth:`optimize` is added to it.) None: set by the first
-                :meth:`optimize`.
+            generations: The run's generation target, stored with it at creation so that an
+                engine started later (or killed before it starts) goes on to it with no
+                generations given (``optimize()``, ``resume``); a number given to
+                :meth:`optimize` is added to it. None: set by the first :meth:`optimize`.
             experiment: The experiment the run is part of (see :mod:`hyperagents.reports`).
             arm: The group the run is compared in within its experiment (default: its mode).
 
@@ -161,6 +160,12 @@ class Run:
             experiment=experiment,
             arm=arm,
         )
+        return cls._created(new, improver=improver, owns_sandbox=sandbox is None)
+
+    @classmethod
+    def _created(cls, new: NewRun, *, improver: Improver | None, owns_sandbox: bool) -> Run:
+        """The front of a run just created: it owns (and closes) the sandbox when the caller
+        gave none, and warns about settings its program makes meaningless."""
         run = cls(
             storage=new.storage,
             record=new.record,
@@ -168,7 +173,7 @@ class Run:
             sandbox=new.sandbox,
             improver=improver,
         )
-        run._ctx.owns_sandbox = sandbox is None
+        run._ctx.owns_sandbox = owns_sandbox
         run._jobs.check_settings()
         return run
 
