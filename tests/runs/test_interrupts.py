@@ -4,7 +4,7 @@ together is held until the engine next waits, so the work in flight is still fin
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -15,6 +15,17 @@ from hyperagents.runs._jobs import Jobs
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantRecord
 
 from toytask import ToyTask
+
+
+@pytest.fixture(autouse=True)
+def _sigint_interrupts() -> Iterator[None]:
+    """Ctrl-C's own handler, also when pytest runs in the background (where a shell starts it
+    with SIGINT ignored)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_an_interrupt_outside_a_wait_is_held_until_the_next_wait() -> None:

@@ -243,3 +243,22 @@ def test_cpu_and_memory_are_measured_outside(sandbox: Sandbox, tmp_path: Path) -
     assert result.cpu >= 0.35 and result.peak_memory_mb >= 80
     [instance] = [m for m in result.messages if m["type"] == "instance"]
     assert instance["wall"] >= 0.35 and instance["cpu"] >= 0.35
+
+
+def test_times_measured_from_outside_are_never_negative() -> None:
+    """The status pipe's reader can note the isolation report after the result channel's
+    reader took the first answer (two threads on a busy machine): that answer's time is 0, not
+    negative, and the clocks do not run backwards for the next one."""
+    from types import SimpleNamespace
+
+    from hyperagents.sandbox._messages import Received
+    from hyperagents.sandbox._outcome import measured
+
+    def answer(n: int, at: float, cpu: float | None) -> Received:
+        message = {"type": "instance", "id": n, "output": n, "wall": 99.0, "cpu": 99.0}
+        return Received(message, None, at, cpu)
+
+    status = SimpleNamespace(at=10.0, cpu=2.0)  # noted after the first answer was read
+    received = [answer(0, 9.5, 1.9), answer(1, 10.5, 2.5), answer(2, 11.0, None)]
+    messages = measured(received, status)  # type: ignore[arg-type]
+    assert [(m["wall"], m["cpu"]) for m in messages] == [(0.0, 0.0), (0.5, 0.5), (0.5, None)]

@@ -91,7 +91,11 @@ def cpu_limit(limits: Limits) -> float:
 def measured(received: Iterable[Received], status: StatusReader) -> list[dict[str, Any]]:
     """The accepted messages, with each instance's wall and CPU time replaced by what the
     engine measured from outside (time and CPU use between successive instance messages,
-    from the moment the harness reported itself isolated)."""
+    from the moment the harness reported itself isolated).
+
+    The status pipe and the result channel are read by different threads, so on a busy
+    machine the first answer can be read before the isolation report that preceded it: a
+    time is never negative (0 then), and the clocks only move forward."""
     messages: list[dict[str, Any]] = []
     last_at = status.at
     last_cpu = status.cpu
@@ -100,9 +104,15 @@ def measured(received: Iterable[Received], status: StatusReader) -> list[dict[st
         if message is None or message["type"] in ("isolation", "done"):
             continue  # only the status pipe reports isolation; "done" is the ack handshake
         if message["type"] == "instance":
-            wall = item.at - last_at if last_at is not None else None
-            cpu = item.cpu - last_cpu if item.cpu is not None and last_cpu is not None else None
+            wall = max(0.0, item.at - last_at) if last_at is not None else None
+            cpu = (
+                max(0.0, item.cpu - last_cpu)
+                if item.cpu is not None and last_cpu is not None
+                else None
+            )
             message = {**message, "wall": wall, "cpu": cpu}
-            last_at, last_cpu = item.at, item.cpu if item.cpu is not None else last_cpu
+            last_at = item.at if last_at is None else max(last_at, item.at)
+            if item.cpu is not None:
+                last_cpu = item.cpu if last_cpu is None else max(last_cpu, item.cpu)
         messages.append(message)
     return messages
