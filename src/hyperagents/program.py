@@ -229,10 +229,14 @@ class Program(Mapping[str, bytes]):
         """Write every file below ``root`` (created if missing); return the root path."""
         root_path = Path(root)
         root_path.mkdir(parents=True, exist_ok=True)
+        made = {""}  # each folder is made once (a workspace is written for every sandbox run)
         for path, content in self._files.items():
-            target = root_path.joinpath(*path.split("/"))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
+            folder = path.rpartition("/")[0]
+            if folder not in made:
+                root_path.joinpath(*folder.split("/")).mkdir(parents=True, exist_ok=True)
+                made.add(folder)
+            with open(os.path.join(root_path, *path.split("/")), "wb") as file:
+                file.write(content)
         return root_path
 
     # -- diff and apply ---------------------------------------------------------------------

@@ -212,27 +212,36 @@ def _instance_result(
 ) -> dict[str, Any]:
     """The result entry of one instance: its score, feedback, capped output and error (the
     task's minimum ``low`` with the reason when there is no output), with the agent's
-    ``wall`` and ``cpu`` when it sent a message."""
-    entry: dict[str, Any] = {"id": inst.id}
+    ``wall`` and ``cpu`` when it sent a message. (Called once per instance: built in place.)"""
     if message is None:
         reason = run.reason or _refused(run) or "no output for this instance"
-        entry.update(score=low, feedback=f"no output: {reason}", output=None, error=reason)
         tally.failed(reason)
-        return entry
+        feedback = f"no output: {reason}"
+        return {"id": inst.id, "score": low, "feedback": feedback, "output": None, "error": reason}
+    failure: str | None
     if message.get("error"):
         error = str(message["error"])
-        entry.update(score=low, feedback=error, output=None, error=error)
         tally.failed(error)
+        score, feedback, output, failure = low, error, None, error
     else:
-        entry.update(_scored(task, inst, message.get("output"), low, tally))
+        score, feedback, output, failure = _scored(task, inst, message.get("output"), low, tally)
     wall = _finite(message.get("wall"))
-    entry.update(wall=wall, cpu=_finite(message.get("cpu")))
     tally.walls.append(wall)
-    return entry
+    return {
+        "id": inst.id,
+        "score": score,
+        "feedback": feedback,
+        "output": output,
+        "error": failure,
+        "wall": wall,
+        "cpu": _finite(message.get("cpu")),
+    }
 
 
-def _scored(task: Task, inst: Instance, output: Any, low: float, tally: _Tally) -> dict[str, Any]:
-    """Score one output with the trusted scorer: ``score``, ``feedback``, ``output``, ``error``."""
+def _scored(
+    task: Task, inst: Instance, output: Any, low: float, tally: _Tally
+) -> tuple[float, str, Any, str | None]:
+    """Score one output with the trusted scorer: score, feedback, capped output, error."""
     try:
         verdict = task.checked_score(inst, output)
     except TaskError as exc:
@@ -241,13 +250,8 @@ def _scored(task: Task, inst: Instance, output: Any, low: float, tally: _Tally) 
         reason = f"scorer error: {exc}"[:1000]
         tally.errors += 1
         tally.scorer_errors += 1
-        return {"score": low, "feedback": reason, "output": _cap_output(output), "error": reason}
-    return {
-        "score": float(verdict.value),
-        "feedback": verdict.feedback,
-        "output": _cap_output(output),
-        "error": None,
-    }
+        return low, reason, _cap_output(output), reason
+    return float(verdict.value), verdict.feedback, _cap_output(output), None
 
 
 def _stage_metrics(

@@ -8,10 +8,10 @@ same transaction.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import Connection, Select, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hyperagents.exceptions import DuplicateError, RunNotFoundError, StorageError
@@ -72,30 +72,34 @@ class RunMethods(RDBCore):
             raise DuplicateError(f"a run named {run.name!r} already exists") from None
 
     @staticmethod
-    def _run_records(conn: Connection, stmt: Select[Any]) -> list[RunRecord]:
-        """The runs ``stmt`` selects (of ``_RUN_COLUMNS``), with their banned variants."""
-        rows: Sequence[Any] = conn.execute(stmt).all()
-        if not rows:
-            return []
-        ids = [row[0] for row in rows]
-        bans = select(BANNED.c.run_id, BANNED.c.variant_id)
-        if len(ids) == 1:
-            bans = bans.where(BANNED.c.run_id == ids[0])
+    def _run_records(conn: Connection, where: ColumnElement[bool] | None = None) -> list[RunRecord]:
+        """The runs matching ``where`` (all: None), by id, with their banned variants: one
+        query (a run's row comes once per banned variant, or once with none)."""
+        stmt = select(*_RUN_COLUMNS, BANNED.c.variant_id).select_from(
+            RUNS.outerjoin(BANNED, BANNED.c.run_id == RUNS.c.id)
+        )
+        if where is not None:
+            stmt = stmt.where(where)
+        rows: dict[int, list[Any]] = {}
         banned: dict[int, set[int]] = {}
-        for run_id, variant_id in conn.execute(bans):
-            banned.setdefault(int(run_id), set()).add(int(variant_id))
-        records = []
-        for row in rows:
+        for row in conn.execute(stmt.order_by(RUNS.c.id)):
             values = list(row)
+            variant_id = values.pop()
+            rows.setdefault(values[0], values)
+            bans = banned.setdefault(values[0], set())
+            if variant_id is not None:
+                bans.add(int(variant_id))
+        records = []
+        for run_id, values in rows.items():
             values[_STATUS_INDEX] = _RUN_STATUSES[values[_STATUS_INDEX]]
-            values.append(frozenset(banned.get(row[0], ())))  # the last field: banned
+            values.append(frozenset(banned[run_id]))  # the last field: banned
             records.append(RunRecord(*values))
         return records
 
     @retried(idempotent=True)
     def get_run(self, run_id: int) -> RunRecord:
         with self._read() as conn:
-            found = self._run_records(conn, select(*_RUN_COLUMNS).where(RUNS.c.id == run_id))
+            found = self._run_records(conn, RUNS.c.id == run_id)
         if not found:
             raise RunNotFoundError(f"run {run_id} not found")
         return found[0]
@@ -103,7 +107,7 @@ class RunMethods(RDBCore):
     @retried(idempotent=True)
     def get_run_by_name(self, name: str) -> RunRecord:
         with self._read() as conn:
-            found = self._run_records(conn, select(*_RUN_COLUMNS).where(RUNS.c.name == name))
+            found = self._run_records(conn, RUNS.c.name == name)
         if not found:
             raise RunNotFoundError(f"run {name!r} not found")
         return found[0]
@@ -111,7 +115,7 @@ class RunMethods(RDBCore):
     @retried(idempotent=True)
     def list_runs(self) -> list[RunRecord]:
         with self._read() as conn:
-            return self._run_records(conn, select(*_RUN_COLUMNS).order_by(RUNS.c.id))
+            return self._run_records(conn)
 
     @retried(idempotent=False)
     def set_run_status(
