@@ -122,6 +122,7 @@ class BwrapSandbox(Launcher):
     name = "bwrap"
     isolates_network = True
     reports_usage = True
+    server_owns_pid_namespace = True
 
     def __init__(
         self,
@@ -243,6 +244,7 @@ class BwrapSandbox(Launcher):
         argv = [
             self._bwrap,
             *self._static,
+            *(self._server_capabilities() if fds.startswith("--serve=") else []),
             "--ro-bind", str(harness), HARNESS,
             "--bind", str(workspace), WORKSPACE,
             "--chdir", WORKSPACE,
@@ -251,6 +253,18 @@ class BwrapSandbox(Launcher):
             self.python, "-I", "-S", HARNESS, fds,
         ]  # fmt: skip
         return argv, workspace
+
+    def _server_capabilities(self) -> list[str]:
+        """What a fork server keeps (its children drop every capability before agent code):
+        making each child's mount and IPC namespaces with its own ``/tmp`` and ``/dev/shm``,
+        and killing what a child left in the server's PID namespace (other uids, as root)."""
+        if self.isolates_user:  # CAP_SETUID, CAP_SETGID and CAP_SYS_ADMIN are there already
+            return ["--cap-add", "CAP_KILL"]
+        return ["--cap-add", "CAP_SYS_ADMIN"]
+
+    def _forked_extras(self, *, own_pids: bool) -> dict[str, Any]:
+        fresh = {"paths": list(_TMPFS), "size_mb": self._tmp_mb, "proc": own_pids}
+        return {"fresh_tmpfs": fresh}
 
     def _request_extras(self) -> dict[str, Any]:
         # Only a root engine's sandbox holds CAP_SYS_ADMIN over its tmpfs mounts (until the

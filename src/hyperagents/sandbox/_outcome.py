@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hyperagents.sandbox._base import Limits, SandboxResult
+from hyperagents.sandbox._forkserver import ForkedProcess
 from hyperagents.sandbox._messages import Received
 from hyperagents.sandbox._monitor import UsageProbe
 from hyperagents.sandbox._readers import CappedReader, ChannelReader, StatusReader
@@ -29,7 +30,7 @@ __all__ = ["Started", "annotate", "cpu_limit", "finish_readers", "measured"]
 class Started:
     """A sandboxed process that has been started and waits for (or runs) its request."""
 
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | ForkedProcess
     stdout: CappedReader
     stderr: CappedReader
     channel: ChannelReader
@@ -38,7 +39,11 @@ class Started:
     streams: tuple[IO[bytes], ...]  #: the engine's ends of the pipes, closed once after use
     uid: int | None
     directory: Path  #: the directory the process sees as its workspace
-    owned_root: Path | None = None  #: a standby's private directory, removed after use
+
+    @property
+    def forked(self) -> bool:
+        """Whether the process is a fork server's child."""
+        return isinstance(self.proc, ForkedProcess)
 
     @property
     def readers(self) -> tuple[CappedReader, ...]:
