@@ -100,18 +100,21 @@ def describe(out: Outcome) -> str:
     return text if out.ok else f"{text}  FAILED: {out.error}"
 
 
-def per_generation(cell: Cell, generations: int) -> tuple[list[float], list[float]]:
-    """Generations per second and CPU seconds per generation of each repetition (the startup
-    run's cost subtracted where there is one)."""
+def per_generation(
+    cell: Cell, generations: int, *, whole: bool = False
+) -> tuple[list[float], list[float]]:
+    """Generations per second and CPU seconds per generation of each repetition that
+    finished: of the generations alone (the paired startup run's cost subtracted, where there
+    is one), or of the ``whole`` runs."""
     rates: list[float] = []
     cpus: list[float] = []
-    starts = [s for s in cell.startup if s.ok and s.measured is not None]
-    for k, out in enumerate(o for o in cell.full if o.ok and o.measured is not None):
-        assert out.measured is not None
+    for k, out in enumerate(cell.full):
+        start = cell.startup[k] if not whole and k < len(cell.startup) else None
+        base = start.measured if start is not None and start.ok else None
+        if out.measured is None or not out.ok or (start is not None and base is None):
+            continue  # failed, or its startup run failed: nothing to subtract
         wall, cpu = out.measured.wall, out.measured.cpu
-        if k < len(starts):
-            base = starts[k].measured
-            assert base is not None
+        if base is not None:
             wall, cpu = wall - base.wall, cpu - base.cpu
         if wall > 0:
             rates.append(generations / wall)
@@ -129,24 +132,33 @@ def report(cells: dict[tuple[float, int, str], Cell], args: argparse.Namespace) 
     print(f"\n## Per configuration: medians over {args.repetitions} repetition(s), {cost}\n")
     print(
         "| eval | workers | system | gen/s | of limit | CPU ms/gen | ratio hyperagents/OpenEvolve"
-        " | load before→after |"
+        " | whole runs: gen/s, CPU ms/gen | load before→after |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for eval_ms in args.eval_ms:
         for workers in args.workers:
+            limit = workers * 1000.0 / eval_ms if eval_ms > 0 else None
             rate_of: dict[str, float | None] = {}
             for system in args.systems:
                 cell = cells.get((eval_ms, workers, system), Cell())
-                rates, cpus = per_generation(cell, args.generations)
-                rate, cpu = _median(rates), _median(cpus)
+                rate, cpu = map(_median, per_generation(cell, args.generations))
+                whole, whole_cpu = map(_median, per_generation(cell, args.generations, whole=True))
                 rate_of[system] = rate
-                limit = workers * 1000.0 / eval_ms if eval_ms > 0 else None
                 loads = [o.load for o in cell.full if o.measured is not None]
                 print(
                     f"| {eval_ms:g} ms | {workers} | {system} | {_fmt(rate, '.1f')} | "
-                    f"{_share(rate, limit)} | {_fmt(None if cpu is None else cpu * 1000, '.0f')}"
-                    f" | {_ratio(system, rate, rate_of.get('openevolve'))} | {_loads(loads)} |"
+                    f"{_share(rate, limit)} | {_ms(cpu)} | "
+                    f"{_ratio(system, rate, rate_of.get('openevolve'))} | "
+                    f"{_fmt(whole, '.1f')}, {_ms(whole_cpu)} | {_loads(loads)} |"
                 )
+    print(
+        "\n–: no figure (the runs failed, or, with the startup run subtracted, the runs were not "
+        "measurably longer than their startup runs: raise --generations)"
+    )
+
+
+def _ms(seconds: float | None) -> str:
+    return _fmt(None if seconds is None else seconds * 1000, ".0f")
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import os
 import re
@@ -173,7 +174,7 @@ def ensure_openevolve(
 
     The environment lives in ``cache_dir/openevolve-VERSION-pyX.Y`` and is reused once an
     installation finished there (a marker file says so); an unfinished one is removed and made
-    again.
+    again. Two invocations at once take turns (a lock file in ``cache_dir``).
 
     Args:
         cache_dir: The cache folder.
@@ -187,27 +188,41 @@ def ensure_openevolve(
             network, no such version...), with pip's last lines.
     """
     tag = f"py{sys.version_info.major}.{sys.version_info.minor}"
-    venv = Path(cache_dir).expanduser() / f"openevolve-{version}-{tag}"
+    root = Path(cache_dir).expanduser()
+    venv = root / f"openevolve-{version}-{tag}"
     exe = venv / "bin" / "python"
-    if (venv / _COMPLETE).is_file() and exe.exists():
-        return exe
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another invocation installing there: wait for it
+        if not ((venv / _COMPLETE).is_file() and exe.exists()):
+            _install(venv, version, python=python, pip_args=pip_args, timeout=timeout)
+    return exe
+
+
+def _install(
+    venv: Path, version: str, *, python: str, pip_args: Sequence[str], timeout: float
+) -> None:
+    """Make ``venv`` afresh with ``openevolve==version``, marked complete; nothing on failure.
+
+    Raises:
+        BenchError: A step failed (the message says which, with its output's last lines).
+    """
     shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    _call([python, "-m", "venv", str(venv)], timeout, f"making a virtual environment in {venv}")
+    exe = str(venv / "bin" / "python")
     try:
+        _call([python, "-m", "venv", str(venv)], timeout, f"making a virtual environment in {venv}")
         _call(
-            [str(exe), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+            [exe, "-m", "pip", "install", "--disable-pip-version-check", "-q",
              *pip_args, f"openevolve=={version}"],
             timeout,
             f"installing openevolve=={version} into {venv}",
         )  # fmt: skip
         check = f"import openevolve, sys; sys.exit(openevolve.__version__ != {version!r})"
-        _call([str(exe), "-c", check], timeout, f"importing openevolve {version}")
+        _call([exe, "-c", check], timeout, f"importing openevolve {version}")
     except BenchError:
         shutil.rmtree(venv, ignore_errors=True)
         raise
     (venv / _COMPLETE).write_text(f"openevolve=={version}\n", encoding="utf-8")
-    return exe
 
 
 # -- measuring a process tree ---------------------------------------------------------------

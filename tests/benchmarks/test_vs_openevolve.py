@@ -222,7 +222,7 @@ def test_a_complete_environment_is_reused_without_running_anything(tmp_path: Pat
 def test_an_environment_that_cannot_be_made_says_why(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="could not start"):
         ensure_openevolve(tmp_path, "0.4.0", python=str(tmp_path / "no-python"))
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]
 
 
 @pytest.mark.slow
@@ -233,7 +233,8 @@ def test_without_an_index_the_script_stops_with_the_reason(
     err = capsys.readouterr().err
     assert code == 2
     assert "cannot install OpenEvolve 0.4.0" in err and "openevolve==0.4.0" in err
-    assert list(tmp_path.iterdir()) == []  # no half-made environment left to be reused
+    # No half-made environment is left to be reused.
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]
 
 
 # -- the schedule, the figures, a real run -----------------------------------------------------
@@ -256,8 +257,11 @@ def test_the_startup_run_is_subtracted() -> None:
     cell = Cell(full=[outcome(10, 6.0, 3.0)], startup=[outcome(0, 1.0, 1.0)])
     rates, cpus = per_generation(cell, 10)
     assert rates == [pytest.approx(2.0)] and cpus == [pytest.approx(0.2)]
-    rates, cpus = per_generation(Cell(full=cell.full), 10)
-    assert rates == [pytest.approx(10 / 6)] and cpus == [pytest.approx(0.3)]
+    for whole in (per_generation(cell, 10, whole=True), per_generation(Cell(full=cell.full), 10)):
+        assert whole == ([pytest.approx(10 / 6)], [pytest.approx(0.3)])
+    failed = outcome(0, 1.0, 1.0)
+    failed.error = "exit 1"
+    assert per_generation(Cell(full=cell.full, startup=[failed]), 10) == ([], [])
 
 
 @pytest.mark.slow
