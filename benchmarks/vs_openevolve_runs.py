@@ -152,18 +152,31 @@ def hyperagents_result(folder: Path, out: Outcome) -> None:
     out.best = summary["best_scores"].get("val")
 
 
-def environment(system: str) -> dict[str, str]:
-    """The environment of a run: this one's, without what could steer the other system."""
+def environment(system: str, workspaces: Path) -> dict[str, str]:
+    """The environment of a run: this one's, without what could steer the other system, and
+    for hyperagents its sandbox workspaces in ``workspaces`` (removed with the run's folders,
+    whatever state a run that was killed left them in)."""
     env = dict(os.environ)
     env.pop("HYPERAGENTS_STORAGE", None)
     if system == "openevolve":
         env.pop("PYTHONPATH", None)
+    else:
+        env["HYPERAGENTS_WORKSPACE_DIR"] = str(workspaces)
     return env
 
 
+def _workspaces() -> Path:
+    """A fresh folder for a run's sandbox workspaces: in ``/dev/shm`` where the engine would
+    put them by default (RAM-backed), else in the system's temporary folder."""
+    shm = Path("/dev/shm")
+    ram = shm.is_dir() and os.access(shm, os.W_OK | os.X_OK)
+    return Path(tempfile.mkdtemp(prefix="bench-ws-", dir=shm if ram else None))
+
+
 def run_one(out: Outcome, setting: Setting) -> Outcome:
-    """Run ``out.system`` once in a fresh temporary folder, filling in ``out``."""
+    """Run ``out.system`` once in fresh temporary folders, filling in ``out``."""
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{out.system}-"))
+    workspaces = _workspaces()
     try:
         prepare(folder, out.eval_ms)
         if out.system == "openevolve":
@@ -177,7 +190,7 @@ def run_one(out: Outcome, setting: Setting) -> Outcome:
             cmd,
             meter=setting.meter,
             cwd=folder,
-            env=environment(out.system),
+            env=environment(out.system, workspaces),
             log=folder / "output.log",
             timeout=setting.timeout,
         )
@@ -189,6 +202,7 @@ def run_one(out: Outcome, setting: Setting) -> Outcome:
     except Exception as exc:  # a failed run is reported; the others go on
         out.error = f"{type(exc).__name__}: {exc}"
     finally:
+        shutil.rmtree(workspaces, ignore_errors=True)
         if setting.keep:
             print(f"  (kept {folder})")
         else:
