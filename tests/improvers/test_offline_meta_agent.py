@@ -181,6 +181,28 @@ def test_a_program_with_its_state_in_meta_only_still_works(tmp_path: Path) -> No
     assert state(ws) == info["meta"]
 
 
+def test_one_call_parses_the_task_agent_once_and_its_own_source_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path)
+    agent = load_meta_agent(ws)
+    parsed: list[str] = []
+    real_parse = ast.parse
+
+    def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(source if isinstance(source, str) else source.decode())
+        return real_parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counting)
+    report = report_with(_lineage(0.6, 0.5, "perturb"), parent_id=1)
+    for seed in range(3):
+        before = (ws / "task_agent.py").read_text(encoding="utf-8")
+        parsed.clear()
+        info = agent.improve(str(ws), {**report, "seed": seed})
+        assert info["operator"] != "none"
+        assert parsed == [before]
+
+
 @pytest.mark.parametrize("content", ["not json", "[1, 2]", ""])
 def test_a_malformed_state_file_falls_back_to_the_defaults(tmp_path: Path, content: str) -> None:
     ws = make_workspace(tmp_path)

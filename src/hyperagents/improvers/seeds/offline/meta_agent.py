@@ -48,6 +48,7 @@ from meta_operators import Context, propose
 from meta_source import Literals, read_state, read_text, round_sig, write_state, write_text
 from meta_space import Dim, build_space
 
+#: The default strategy state: what a program without a state file (the seed) starts from.
 META: dict[str, Any] = {
     "step_scale": 0.15,
     "step_growth": 1.5,
