@@ -72,6 +72,12 @@ class RunConfig(BaseModel):
     memory_mb: int = Field(2048, ge=64)
     report_results: int = Field(500, ge=0, description="per-instance results shown to meta agents")
     report_archive: int = Field(500, ge=0, description="archive entries shown to meta agents")
+    report_archive_bytes: int = Field(
+        128 * 1024,
+        ge=0,
+        description="bytes of JSON the archive part of a meta agent's report may take (the "
+        "latest entries that fit are shown)",
+    )
     heartbeat_interval: float = Field(5.0, gt=0)
     heartbeat_grace: float = Field(60.0, gt=0)
     sandbox: str = Field("auto", description="auto, bwrap or process")
