@@ -84,14 +84,17 @@ def annotate(
 
 
 def cpu_limit(limits: Limits) -> float:
-    """The CPU seconds a run may use: its own limit, else its wall time rounded up, plus one."""
-    return limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
+    """The CPU seconds a run may use: its own limit, else its wall time (with its validation's,
+    if any) rounded up, plus one."""
+    if limits.cpu_time is not None:
+        return limits.cpu_time
+    return math.ceil(limits.wall_time + (limits.validate_time or 0.0)) + 1
 
 
 def measured(received: Iterable[Received], status: StatusReader) -> list[dict[str, Any]]:
-    """The accepted messages, with each instance's wall and CPU time replaced by what the
-    engine measured from outside (time and CPU use between successive instance messages,
-    from the moment the harness reported itself isolated).
+    """The accepted messages, with the wall and CPU time of each instance (and of a validation
+    before them) replaced by what the engine measured from outside (time and CPU use between
+    successive such messages, from the moment the harness reported itself isolated).
 
     The status pipe and the result channel are read by different threads, so on a busy
     machine the first answer can be read before the isolation report that preceded it: a
@@ -103,7 +106,7 @@ def measured(received: Iterable[Received], status: StatusReader) -> list[dict[st
         message = item.message
         if message is None or message["type"] in ("isolation", "done"):
             continue  # only the status pipe reports isolation; "done" is the ack handshake
-        if message["type"] == "instance":
+        if message["type"] in ("instance", "validation"):
             wall = max(0.0, item.at - last_at) if last_at is not None else None
             cpu = (
                 max(0.0, item.cpu - last_cpu)
