@@ -3,56 +3,28 @@ own, one sandboxed run for a valid program, and a verdict nothing sent later can
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hyperagents.evaluation import evaluate_stage, validate_and_evaluate, validate_program
-from hyperagents.program import Program
-from hyperagents.sandbox import (
-    BwrapSandbox,
-    Limits,
-    Outcome,
-    ProcessSandbox,
-    Sandbox,
-    SandboxResult,
-    bwrap_available,
+from hyperagents.evaluation import (
+    StageResult,
+    evaluate_stage,
+    validate_and_evaluate,
+    validate_program,
 )
+from hyperagents.program import Program
+from hyperagents.sandbox import Limits, Outcome, ProcessSandbox, Sandbox, SandboxResult
 from hyperagents.tasks import Split
 
-from toytask import TASK_AGENT, ToyTask
+from toytask import TASK_AGENT, CountingSandbox, ToyTask
 
 TASK = ToyTask()
 INSTANCES = TASK.instances(Split.TRAIN)[:4]
 #: Honest code gets a minute: even a loaded machine starts a sandbox well within it.
 LIMITS = Limits(wall_time=60, validate_time=60)
-
-needs_bwrap = pytest.mark.skipif(
-    not bwrap_available() and os.environ.get("CI") != "true",
-    reason="bubblewrap is not available here",
-)
-
-
-@pytest.fixture(params=["process", pytest.param("bwrap", marks=needs_bwrap)])
-def sandbox(request: pytest.FixtureRequest) -> Sandbox:
-    return ProcessSandbox() if request.param == "process" else BwrapSandbox()
-
-
-class Counting:
-    """Delegates to a sandbox and keeps every request it was given."""
-
-    name = "counting"
-
-    def __init__(self, inner: Sandbox) -> None:
-        self.inner = inner
-        self.requests: list[dict[str, Any]] = []
-
-    def run(self, workspace: Path, request: dict[str, Any], **kwargs: Any) -> SandboxResult:
-        self.requests.append(request)
-        return self.inner.run(workspace, request, **kwargs)
 
 
 class Scripted:
@@ -87,6 +59,19 @@ def combined(
     )
 
 
+def evaluated_alone(prog: Program) -> StageResult:
+    """The stage as evaluated in a process of its own (no validation)."""
+    return evaluate_stage(
+        prog,
+        task=TASK,
+        instances=INSTANCES,
+        stage="train_subset",
+        split="train",
+        sandbox=ProcessSandbox(),
+        limits=Limits(wall_time=60),
+    )
+
+
 INVALID = {
     "syntax error": program("def solve(:\n"),
     "import error": program("import nonexistent_module_xyz\n"),
@@ -104,7 +89,7 @@ INVALID = {
 
 @pytest.mark.parametrize("case", list(INVALID), ids=list(INVALID))
 def test_an_invalid_program_gets_the_reasons_a_validation_of_its_own_gives(case: str) -> None:
-    sandbox = Counting(ProcessSandbox())
+    sandbox = CountingSandbox(ProcessSandbox())
     prog = INVALID[case]
     alone = validate_program(
         prog, entry_points=TASK.entry_points, sandbox=sandbox, limits=Limits(wall_time=60)
@@ -132,7 +117,7 @@ def test_an_import_that_hangs_is_killed_at_the_validation_limit_with_the_same_re
     assert validation.errors == alone.errors and stage is None
 
 
-def test_a_solve_that_hangs_is_killed_at_the_stage_limit_not_the_sum(sandbox: Sandbox) -> None:
+def test_a_solve_that_hangs_is_killed_at_the_stage_limit_not_the_sum() -> None:
     hang = program(
         "import signal, time\n"
         "def solve(inputs):\n"
@@ -140,29 +125,21 @@ def test_a_solve_that_hangs_is_killed_at_the_stage_limit_not_the_sum(sandbox: Sa
         "    time.sleep(10**6)\n"
     )
     limits = Limits(wall_time=3, validate_time=600)
-    validation, stage = combined(hang, sandbox, limits)
+    validation, stage = combined(hang, ProcessSandbox(), limits)
     assert validation.ok
     assert stage.metrics["sandbox_reason"] == "timeout: killed after 3 s wall-clock"
     assert stage.metrics["timeouts"] == len(INSTANCES) and stage.score == 0.0
 
 
-def test_a_valid_program_is_validated_and_scored_in_one_run(sandbox: Sandbox) -> None:
-    counting = Counting(sandbox)
+def test_a_valid_program_is_validated_and_scored_in_one_run() -> None:
+    counting = CountingSandbox(ProcessSandbox())
     validation, stage = combined(program(), counting)
     assert validation.ok and not validation.errors
     assert [r["action"] for r in counting.requests] == ["solve"]
     assert counting.requests[0]["validate"] == {
         "entry_points": {k: list(v) for k, v in TASK.entry_points.items()}
     }
-    alone = evaluate_stage(
-        program(),
-        task=TASK,
-        instances=INSTANCES,
-        stage="train_subset",
-        split="train",
-        sandbox=sandbox,
-        limits=Limits(wall_time=60),
-    )
+    alone = evaluated_alone(program())
     assert stage is not None
     assert [(r["id"], r["score"], r["output"]) for r in stage.results] == [
         (r["id"], r["score"], r["output"]) for r in alone.results
@@ -185,15 +162,7 @@ def test_the_instances_see_the_seeded_generators_of_a_process_of_their_own() -> 
     )
     prog = program(agent, **{"meta_agent.py": meta})
     _, stage = combined(prog, ProcessSandbox())
-    alone = evaluate_stage(
-        prog,
-        task=TASK,
-        instances=INSTANCES,
-        stage="train_subset",
-        split="train",
-        sandbox=ProcessSandbox(),
-        limits=Limits(wall_time=60),
-    )
+    alone = evaluated_alone(prog)
     assert stage is not None
     assert [r["output"] for r in stage.results] == [r["output"] for r in alone.results]
 

@@ -5,32 +5,18 @@ resumes with nothing redone and nothing lost."""
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 from typing import Any
 
 from hyperagents.evaluation import validate_program
 from hyperagents.runs import Run, RunConfig
-from hyperagents.sandbox import Limits, ProcessSandbox, Sandbox, SandboxResult
+from hyperagents.sandbox import Limits, ProcessSandbox
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
 
-from toytask import META_AGENT, ToyTask
+from toytask import META_AGENT, CountingSandbox, ToyTask
 
 
-class Counting:
-    """Delegates to a sandbox and keeps every request it was given."""
-
-    name = "counting"
-
-    def __init__(self, inner: Sandbox) -> None:
-        self.inner = inner
-        self.requests: list[dict[str, Any]] = []
-
-    def run(self, workspace: Path, request: dict[str, Any], **kwargs: Any) -> SandboxResult:
-        self.requests.append(request)
-        return self.inner.run(workspace, request, **kwargs)
-
-    def close(self) -> None:
-        """Nothing to stop (the inner sandbox keeps no standbys here)."""
+class Counting(CountingSandbox):
+    """Keeps the requests, and tells which validated first or solved some instances only."""
 
     def validating(self) -> list[dict[str, Any]]:
         """The requests that validated a program before solving."""

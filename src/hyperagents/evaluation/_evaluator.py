@@ -188,17 +188,41 @@ def evaluate_stage(
         TaskError: The task's aggregation broke its protocol (a ``score()`` that raises or
             breaks it on one output scores that output the minimum, with the error kept).
     """
-    run, by_id = solve_in_sandbox(
+    agent = _Agent(module, function, llm)
+    run, by_id = _solve(program, task, instances, sandbox, limits, agent)
+    return _scored_stage(task, instances, run, by_id, stage=stage, split=split)
+
+
+@dataclass(frozen=True)
+class _Agent:
+    """Which callable of the program answers the instances, and its LLM handler."""
+
+    module: str
+    function: str
+    llm: Callable[[dict[str, Any]], dict[str, Any]] | None
+
+
+def _solve(
+    program: Program,
+    task: Task,
+    instances: Sequence[Instance],
+    sandbox: Sandbox,
+    limits: Limits,
+    agent: _Agent,
+    validate: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[SandboxResult, dict[str, dict[str, Any]]]:
+    """:func:`solve_in_sandbox` on the inputs of a task's ``instances``."""
+    return solve_in_sandbox(
         program,
         [(inst.id, inst.inputs) for inst in instances],
         instance_timeout=task.instance_timeout,
         sandbox=sandbox,
         limits=limits,
-        module=module,
-        function=function,
-        llm=llm,
+        module=agent.module,
+        function=agent.function,
+        llm=agent.llm,
+        validate=validate,
     )
-    return _scored_stage(task, instances, run, by_id, stage=stage, split=split)
 
 
 def validate_and_evaluate(
@@ -239,17 +263,8 @@ def validate_and_evaluate(
     shadows = shadowing_errors(program, entry_points)
     if shadows:  # refused before anything runs, as by validate_program
         return ValidationResult(False, tuple(shadows), 0.0), None
-    run, by_id = solve_in_sandbox(
-        program,
-        [(inst.id, inst.inputs) for inst in instances],
-        instance_timeout=task.instance_timeout,
-        sandbox=sandbox,
-        limits=limits,
-        module=module,
-        function=function,
-        llm=llm,
-        validate=entry_points,
-    )
+    agent = _Agent(module, function, llm)
+    run, by_id = _solve(program, task, instances, sandbox, limits, agent, entry_points)
     validation = _validation_of(run)
     if not validation.ok:
         return validation, None

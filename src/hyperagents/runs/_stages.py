@@ -20,6 +20,7 @@ from hyperagents.evaluation import (
     evaluate_stage,
     validate_and_evaluate,
 )
+from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
 from hyperagents.runs._context import RunContext
 from hyperagents.storages import EventSpec, VariantRecord
@@ -130,9 +131,7 @@ class StagePlan:
             SandboxError: The sandbox kept breaking.
         """
         ctx = self._ctx
-        assert variant.program_id is not None
-        program = ctx.program(variant.program_id)
-        split, instances = self.instances(stage, variant)
+        program, split, instances = self._work(variant, stage)
         wall = self._wall(instances)
         if instances:
             holdout = stage == "recheck" and instances[0].id.startswith("holdout")
@@ -175,9 +174,7 @@ class StagePlan:
             SandboxError: The sandbox kept breaking.
         """
         ctx = self._ctx
-        assert variant.program_id is not None
-        program = ctx.program(variant.program_id)
-        split, instances = self.instances(FIRST_STAGE, variant)
+        program, split, instances = self._work(variant, FIRST_STAGE)
         limits = replace(
             ctx.limits(self._wall(instances)), validate_time=ctx.config.validate_timeout
         )
@@ -197,6 +194,12 @@ class StagePlan:
         )
         stage_wall = float(result.metrics.get("wall_seconds", 0.0)) if result is not None else 0.0
         return validation, result, validation.wall + stage_wall
+
+    def _work(self, variant: VariantRecord, stage: str) -> tuple[Program, Split, list[Instance]]:
+        """What evaluating ``variant`` on ``stage`` takes: its program, the split, the instances."""
+        assert variant.program_id is not None
+        split, instances = self.instances(stage, variant)
+        return self._ctx.program(variant.program_id), split, instances
 
     def _wall(self, instances: list[Instance]) -> float:
         """The wall-clock limit of a stage on ``instances``."""
