@@ -314,3 +314,31 @@ def test_times_measured_from_outside_are_never_negative() -> None:
     received = [answer(0, 9.5, 1.9), answer(1, 10.5, 2.5), answer(2, 11.0, None)]
     messages = measured(received, status)  # type: ignore[arg-type]
     assert [(m["wall"], m["cpu"]) for m in messages] == [(0.0, 0.0), (0.5, 0.5), (0.5, None)]
+
+
+def test_only_the_verdict_before_the_instances_is_timed() -> None:
+    """A ``validation`` message sent while solving (the agent's own) neither gets a time nor
+    takes the time of the instance it precedes."""
+    from types import SimpleNamespace
+
+    from hyperagents.sandbox._messages import Received
+    from hyperagents.sandbox._outcome import measured
+
+    def sent(kind: str, at: float, cpu: float) -> Received:
+        return Received({"type": kind, "wall": 99.0, "cpu": 99.0}, None, at, cpu)
+
+    status = SimpleNamespace(at=10.0, cpu=2.0)
+    received = [
+        sent("validation", 11.0, 3.0),
+        sent("instance", 12.0, 4.0),
+        sent("validation", 12.9, 4.9),  # forged by the agent's code, just before its answer
+        sent("instance", 13.0, 5.0),
+    ]
+    messages = measured(received, status)  # type: ignore[arg-type]
+    times = [(m["type"], m["wall"], m["cpu"]) for m in messages]
+    assert times == [
+        ("validation", 1.0, 1.0),
+        ("instance", 1.0, 1.0),
+        ("validation", 99.0, 99.0),
+        ("instance", 1.0, 1.0),
+    ]
