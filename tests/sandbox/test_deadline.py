@@ -45,3 +45,16 @@ def test_a_one_phase_deadline_ignores_verdicts() -> None:
     deadline.validated()
     threading.Timer(0.05, deadline.stop).start()
     assert not deadline.expired() and deadline.limit == 600
+
+
+def test_a_verdict_read_after_the_kill_leaves_the_limit_that_killed() -> None:
+    deadline = Deadline(600, validate_time=0.01)
+    deadline.start()
+    assert deadline.expired()
+    deadline.validated()
+    assert deadline.limit == 0.01
+    stopped = Deadline(300, validate_time=600)
+    stopped.start()
+    stopped.stop()
+    stopped.validated()
+    assert stopped.limit == 600 and not stopped.expired()

@@ -48,9 +48,10 @@ class Deadline:
 
     def validated(self) -> None:
         """The validation is over: the rest has ``wall_time`` from now (once; later calls,
-        and calls on a one-phase deadline, change nothing)."""
+        calls on a one-phase deadline, and calls once the run is over or killed, change
+        nothing: a verdict read after the kill leaves the limit that killed it)."""
         with self._changed:
-            if not self._validating:
+            if not self._validating or self._stopped or time.monotonic() >= self._at:
                 return
             self._validating = False
             self._at = time.monotonic() + self._wall_time
