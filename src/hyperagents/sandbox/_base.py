@@ -40,7 +40,8 @@ class Limits:
         validate_time: For a request that validates the program first (a ``solve`` with a
             ``validate`` part): seconds the validation may take from the start, after which
             ``wall_time`` counts from the harness's validation message (the CPU limit covers
-            both). None: ``wall_time`` counts from the start.
+            both). None: ``wall_time`` counts from the start. A sandbox that cannot tell the
+            two parts apart holds the run to their sum.
     """
 
     wall_time: float = 60.0
