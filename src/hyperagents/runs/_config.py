@@ -66,7 +66,12 @@ class RunConfig(BaseModel):
         "generation g sees generations <= g - parallel_generations (part of the result)",
     )
     meta_timeout: float = Field(120.0, gt=0, description="seconds for one meta-agent call")
-    validate_timeout: float = Field(60.0, gt=0)
+    validate_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="seconds for validating a child (in the process of its first stage, whose "
+        "own time limit counts from the end of the validation)",
+    )
     select_timeout: float = Field(30.0, gt=0)
     eval_overhead: float = Field(30.0, ge=0, description="seconds added to a stage's time limit")
     memory_mb: int = Field(2048, ge=64)

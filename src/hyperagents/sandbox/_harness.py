@@ -9,6 +9,10 @@ limits (they cannot be raised again by the agent code) and isolates itself, repo
 and closes it before any agent code is imported, then performs the requested action and writes
 JSON lines to ``RESULT_FD``:
 
+* ``{"type": "validation", "ok": bool, "errors": [...], "wall": s, "cpu": s}`` first, from a
+  ``solve`` action whose request has a ``validate`` part (``{"entry_points": ...}``): the
+  program is validated exactly as by the ``validate`` action, and its instances are solved only
+  when it is valid (the engine takes the first such message, and only before any instance);
 * ``{"type": "instance", "id": …, "output": …, "wall": s, "cpu": s, "error": str|None}`` per
   instance of a ``solve`` action;
 * ``{"type": "result", "value": …}`` once at the end of every action;
@@ -499,6 +503,7 @@ class _SeedOnImport:
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _SeedOnImport)]
     numpy = sys.modules.get("numpy")
     if numpy is not None:  # preloaded by a warm process
         with contextlib.suppress(Exception):
@@ -654,17 +659,24 @@ def _load_module(module: str) -> Any:
     return loaded
 
 
-def _load(module: str, function: str) -> Any:
-    mod = _load_module(module)
+def _load(module: str, function: str, loaded: Any = None) -> Any:
+    """The callable ``function`` of ``module`` (imported now unless ``loaded`` is given)."""
+    mod = loaded if loaded is not None else _load_module(module)
     fn = getattr(mod, function, None)
     if not callable(fn):
         raise AttributeError(f"{module}.py does not define a callable {function!r}")
     return fn
 
 
-def _action_validate(request: dict[str, Any], channel: _Channel) -> Any:
-    entry_points = request.get("entry_points", {})
-    errors = shadowing_errors(_workspace_paths(), entry_points)
+#: True while a program's entry modules are imported for validation: ``llm.complete`` then
+#: answers as a validation always did (with no model), even inside a ``solve`` whose engine
+#: would answer its instances' calls.
+_VALIDATING = [False]
+
+
+def _compile_errors() -> list[str]:
+    """Why any ``.py`` file of the workspace does not compile (nothing of it is run)."""
+    errors: list[str] = []
     for root, dirs, files in os.walk("."):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
@@ -679,7 +691,24 @@ def _action_validate(request: dict[str, Any], channel: _Channel) -> Any:
                 errors.append(f"{path}:{exc.lineno}: syntax error: {exc.msg}")
             except (ValueError, RecursionError, MemoryError) as exc:
                 errors.append(f"{path}: does not compile: {exc!r}")
-    if not errors:
+    return errors
+
+
+def _validation(entry_points: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Validate the program in the workspace: nothing shadows an entry module, every ``.py``
+    file compiles, and each entry module imports and defines its callables.
+
+    Returns:
+        The errors (none: valid), and the entry modules imported, by module name (a ``solve``
+        that validated first runs these rather than importing its module a second time).
+    """
+    errors = shadowing_errors(_workspace_paths(), entry_points)
+    errors += _compile_errors()
+    modules: dict[str, Any] = {}
+    if errors:
+        return errors, modules
+    _VALIDATING[0] = True
+    try:
         for path, names in sorted(entry_points.items()):
             module = path[:-3].replace("/", ".")
             if not os.path.isfile(path):
@@ -690,14 +719,53 @@ def _action_validate(request: dict[str, Any], channel: _Channel) -> Any:
             except BaseException as exc:
                 errors.append(f"{path}: import failed: {type(exc).__name__}: {exc}"[:500])
                 continue
+            modules[module] = mod
             for name in names:
                 if not callable(getattr(mod, name, None)):
                     errors.append(f"{path}: does not define a callable {name!r}")
+    finally:
+        _VALIDATING[0] = False
+    return errors, modules
+
+
+def _action_validate(request: dict[str, Any], channel: _Channel) -> Any:
+    errors, _ = _validation(request.get("entry_points", {}))
     return {"ok": not errors, "errors": errors}
 
 
+def _validate_first(part: dict[str, Any], channel: _Channel) -> dict[str, Any] | None:
+    """The validation part of a ``solve``: validate as the ``validate`` action does, then send
+    ``{"type": "validation", "ok", "errors", "wall", "cpu"}`` before any instance is solved.
+
+    Returns:
+        The entry modules imported (None: the program is invalid and nothing is solved).
+    """
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    errors, modules = _validation(part.get("entry_points", {}))
+    wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
+    message = {"type": "validation", "ok": not errors, "errors": errors, "wall": wall}
+    message.update(cpu=cpu)
+    channel.send(message)
+    return None if errors else modules
+
+
 def _action_solve(request: dict[str, Any], channel: _Channel) -> Any:
-    fn = _load(request.get("module", "task_agent"), request.get("function", "solve"))
+    module = request.get("module", "task_agent")
+    modules: dict[str, Any] = {}
+    part = request.get("validate")
+    if isinstance(part, dict):
+        validated = _validate_first(part, channel)
+        if validated is None:
+            return {"instances": 0, "valid": False}
+        modules = validated
+        # The instances start from the run's seed, as in a process of their own.
+        _seed_everything(int(request.get("seed", 0)))
+    fn = _load(module, request.get("function", "solve"), modules.get(module))
+    return _solve_instances(fn, request, channel)
+
+
+def _solve_instances(fn: Any, request: dict[str, Any], channel: _Channel) -> Any:
+    """Run ``fn`` on each instance under the per-instance alarm; one message per instance."""
     timeout = float(request.get("instance_timeout") or 0)
 
     def on_alarm(signum: int, frame: Any) -> None:
@@ -860,6 +928,8 @@ def _install_llm_bridge(channel: _Channel, reply_fd: int) -> None:
             isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages
         ):
             raise _LLMError("messages must be a string or a list of {'role', 'content'} dicts")
+        if _VALIDATING[0]:  # the answer a validation's engine, which has no model, gives
+            raise _LLMError("no language model is configured for this run")
         with lock:
             counter[0] += 1
             request_id = counter[0]

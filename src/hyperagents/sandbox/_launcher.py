@@ -21,12 +21,14 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
 from hyperagents.exceptions import SandboxError
 from hyperagents.sandbox._base import Limits, Outcome, SandboxResult
 from hyperagents.sandbox._cleanup import kill_group, processes_of
+from hyperagents.sandbox._deadline import Deadline
 from hyperagents.sandbox._forkserver import ForkedProcess, ForkServer
 from hyperagents.sandbox._messages import classify
 from hyperagents.sandbox._monitor import UsageProbe
@@ -451,6 +453,9 @@ class Launcher:
     ) -> SandboxResult:
         """Send the request to a started process, wait for it and classify the outcome."""
         proc = started.proc
+        validates = isinstance(request.get("validate"), dict)
+        deadline = Deadline(limits.wall_time, limits.validate_time if validates else None)
+        started.channel.on_validation = deadline.validated
         started.channel.handler = llm
         # A fork server reports its child's usage: nothing to read from /proc before it exits.
         started.channel.ack_final = self.reports_usage and not started.forked
@@ -464,11 +469,13 @@ class Launcher:
             with contextlib.suppress(ChildProcessError):
                 proc.wait()
             raise
-        timed_out, wall, usage = self._wait(started, body, limits)
-        return self._outcome(started, limits, timed_out=timed_out, wall=wall, usage=usage)
+        timed_out, wall, usage = self._wait(started, body, deadline)
+        # A run killed while it validated was held to (and is reported with) that limit.
+        held_to = replace(limits, wall_time=deadline.limit)
+        return self._outcome(started, limits, held_to, timed_out=timed_out, wall=wall, usage=usage)
 
-    def _wait(self, started: Started, body: bytes, limits: Limits) -> tuple[bool, float, Any]:
-        """Feed the request and wait for the process, killing its group at the wall-clock limit
+    def _wait(self, started: Started, body: bytes, deadline: Deadline) -> tuple[bool, float, Any]:
+        """Feed the request and wait for the process, killing its group at the ``deadline``
         and after it exited; return (timed out, wall seconds, the kernel's resource usage).
 
         Raises:
@@ -478,14 +485,15 @@ class Launcher:
         timed_out = threading.Event()
 
         def kill_on_timeout() -> None:
+            if not deadline.expired():
+                return
             timed_out.set()
             started.probe.sample()  # the last reading before the kill
             kill_group(proc.pid)
 
         start = time.perf_counter()
-        timer = threading.Timer(limits.wall_time, kill_on_timeout)
-        timer.daemon = True
-        timer.start()
+        deadline.start()
+        threading.Thread(target=kill_on_timeout, daemon=True).start()
         assert proc.stdin is not None
         if len(body) < _PIPE_CAPACITY:
             _feed(proc.stdin, body)  # fits in the pipe: cannot block
@@ -495,13 +503,13 @@ class Launcher:
         try:
             if isinstance(proc, ForkedProcess):
                 # The timer kills the child at the limit; its server then reports at once.
-                status, usage = proc.wait4(limits.wall_time + _SERVER_GRACE)
+                status, usage = proc.wait4(deadline.longest + _SERVER_GRACE)
             else:
                 _, status, usage = os.wait4(proc.pid, 0)
         except ChildProcessError as exc:  # pragma: no cover - would be a bug in the engine
             raise SandboxError(f"lost the sandboxed process: {exc}") from exc
         finally:
-            timer.cancel()
+            deadline.stop()
             started.channel.closed.set()  # the job is over: answer no more LLM requests
             # Whatever the child left in its group (daemonised helpers…) dies with it.
             kill_group(proc.pid)
@@ -510,9 +518,17 @@ class Launcher:
         return timed_out.is_set(), time.perf_counter() - start, usage
 
     def _outcome(
-        self, started: Started, limits: Limits, *, timed_out: bool, wall: float, usage: Any
+        self,
+        started: Started,
+        limits: Limits,
+        held_to: Limits,
+        *,
+        timed_out: bool,
+        wall: float,
+        usage: Any,
     ) -> SandboxResult:
-        """Classify a finished run from what the engine read and measured outside it.
+        """Classify a finished run from what the engine read and measured outside it
+        (``held_to``: its limits, with the wall-clock limit of the phase it ended in).
 
         Raises:
             SandboxError: The harness did not report itself isolated.
@@ -531,7 +547,7 @@ class Launcher:
             exit_code=self._exit_code_of(started),
             cpu_used=cpu_used,
             cpu_limit=cpu_limit(limits),
-            limits=limits,
+            limits=held_to,
             stdout=started.stdout.data.decode("utf-8", "replace"),
             stderr=started.stderr.data.decode("utf-8", "replace"),
             wall=wall,

@@ -89,14 +89,22 @@ def annotate(
 
 
 def cpu_limit(limits: Limits) -> float:
-    """The CPU seconds a run may use: its own limit, else its wall time rounded up, plus one."""
-    return limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
+    """The CPU seconds a run may use: its own limit, else its wall time (with its validation's,
+    if any) rounded up, plus one."""
+    if limits.cpu_time is not None:
+        return limits.cpu_time
+    return math.ceil(limits.wall_time + (limits.validate_time or 0.0)) + 1
 
 
 def measured(received: Iterable[Received], status: StatusReader) -> list[dict[str, Any]]:
-    """The accepted messages, with each instance's wall and CPU time replaced by what the
-    engine measured from outside (time and CPU use between successive instance messages,
-    from the moment the harness reported itself isolated).
+    """The accepted messages, with the wall and CPU time of each instance (and of the
+    validation before them) replaced by what the engine measured from outside (time and CPU
+    use between successive such messages, from the moment the harness reported itself
+    isolated).
+
+    Only the first ``validation`` message, before any instance's, is timed (the one the
+    evaluation accepts): another one, which the agent's code may send while it solves, would
+    otherwise hide the time of the instance it precedes.
 
     The status pipe and the result channel are read by different threads, so on a busy
     machine the first answer can be read before the isolation report that preceded it: a
@@ -104,11 +112,15 @@ def measured(received: Iterable[Received], status: StatusReader) -> list[dict[st
     messages: list[dict[str, Any]] = []
     last_at = status.at
     last_cpu = status.cpu
+    verdict_due = True  # no validation and no instance yet
     for item in received:
         message = item.message
         if message is None or message["type"] in ("isolation", "done"):
             continue  # only the status pipe reports isolation; "done" is the ack handshake
-        if message["type"] == "instance":
+        kind = message["type"]
+        timed = kind == "instance" or (kind == "validation" and verdict_due)
+        verdict_due = verdict_due and kind not in ("instance", "validation")
+        if timed:
             wall = max(0.0, item.at - last_at) if last_at is not None else None
             cpu = (
                 max(0.0, item.cpu - last_cpu)
