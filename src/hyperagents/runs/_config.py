@@ -126,7 +126,9 @@ class RunConfig(BaseModel):
         None, description="answer LLM requests from this run's record instead of a model"
     )
     warm_workers: bool = Field(
-        True, description="keep one sandboxed process per worker started ahead of time"
+        True,
+        description="keep one sandboxed fork server per worker started ahead of time "
+        "(each request still runs in a fresh child process of its own)",
     )
     max_retries: int = Field(3, ge=0, description="retries of work that failed in the sandbox")
     approval: Literal["auto", "manual", "threshold"] = Field(

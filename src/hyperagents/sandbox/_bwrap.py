@@ -107,8 +107,9 @@ class BwrapSandbox(Launcher):
         executable: The bubblewrap binary.
         isolate_user: Switch to a private uid (default: when the engine runs as root).
         expose: Extra host paths to bind read-only at the same place (e.g. a model cache).
-        warm: Processes to keep started ahead of time (each still serves one request).
-        preload: Modules warm processes import before their request (e.g. ``("numpy",)``).
+        warm: Fork servers to keep started ahead of time (each forks a fresh child per
+            request).
+        preload: Modules fork servers import ahead of time (e.g. ``("numpy",)``).
         hide: Host paths agent code must not see even where they lie under a visible directory
             (the run's task: :func:`~hyperagents.sandbox.task_locations`); installed task
             plug-ins and the hyperagents package are always hidden.

@@ -1,4 +1,4 @@
-"""Warm standbys: sandboxed processes started ahead of time, each waiting for one request.
+"""Warm standbys: sandboxed fork servers started ahead of time, waiting for requests.
 
 A :class:`StandbyPool` keeps up to a target number of them. It knows nothing of processes: it is
 given how to start one, how to tell whether one can still serve, and how to discard one, so the
