@@ -218,3 +218,26 @@ def test_a_server_lost_during_a_request_is_the_requests_failure_and_is_replaced(
         assert again.extra["start"] == "forked" and _output(again) == "next"
     finally:
         sandbox.close()
+
+
+@needs_bwrap
+def test_where_forked_children_cannot_isolate_requests_start_cold_and_warm_starts_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class NoFreshTmp(BwrapSandbox):
+        """Its forked children ask for a mount this machine refuses (as a kernel might)."""
+
+        def _forked_extras(self, *, own_pids: bool) -> dict[str, Any]:
+            return {"fresh_tmpfs": {"paths": ["/no-such-directory"], "proc": own_pids}}
+
+    sandbox = NoFreshTmp(warm=1)
+    try:
+        _ready(sandbox)
+        result = _solve(sandbox, tmp_path / "a", "def solve(x):\n    return 'cold'\n")
+        # The request is not lost (no agent code ran in the child): it ran again, cold.
+        assert result.extra["start"] == "cold" and _output(result) == "cold"
+        assert sandbox.forking_off and "cannot isolate" in caplog.text
+        sandbox.set_warm(1)  # stays off
+        assert sandbox.warm == 0 and sandbox.standbys == 0
+    finally:
+        sandbox.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -50,6 +51,8 @@ from hyperagents.sandbox._workspace import (
 )
 
 __all__ = ["Launcher"]
+
+logger = logging.getLogger("hyperagents")
 
 #: Seconds a fork server may take, after its child's wall-clock limit, to report on it.
 _SERVER_GRACE = 30.0
@@ -122,6 +125,7 @@ class Launcher:
         self._privileged = privileged
         self._uids = UidPool() if self._isolate_user else None
         self._preload = tuple(preload)
+        self._forking_off: str | None = None
         self._pool: StandbyPool[ForkServer] = StandbyPool(
             start=self._new_server,
             alive=ForkServer.alive,
@@ -196,8 +200,14 @@ class Launcher:
 
     # -- warm standbys ----------------------------------------------------------------------------
     def set_warm(self, count: int) -> None:
-        """Keep ``count`` processes started ahead of time (0 disables warm starts)."""
-        self._pool.set_target(count)
+        """Keep ``count`` fork servers started ahead of time (0 disables warm starts; so does a
+        machine where forked children cannot isolate themselves, see :attr:`forking_off`)."""
+        self._pool.set_target(0 if self._forking_off else count)
+
+    @property
+    def forking_off(self) -> str | None:
+        """Why warm starts were turned off for good (None: they were not)."""
+        return self._forking_off
 
     def close(self) -> None:
         """Stop every standby process (the sandbox stays usable; standbys restart on demand)."""
@@ -284,9 +294,12 @@ class Launcher:
     ) -> SandboxResult:
         """Run a request in a fresh child of ``server``; give the server back when it is still
         sound (else discard it and have it replaced). A server that cannot fork costs only a
-        cold start."""
+        cold start. A child that could not isolate itself (no agent code ran) is run again
+        cold; if that works, this machine cannot isolate forked children and warm starts are
+        turned off for good, with a warning."""
+        result: SandboxResult | None = None
+        broken: SandboxError | None = None
         uid = self._uids.acquire() if self._uids is not None else None
-        keep = False
         try:
             move_entries(workspace, server.directory)
             try:
@@ -294,28 +307,52 @@ class Launcher:
                     hand_over(server.directory, uid)
                 else:
                     os.chmod(server.directory, 0o700)  # whatever the last child made of it
-                try:
-                    child = server.spawn(
-                        pid_namespace=True, kill_leftovers=self.server_owns_pid_namespace
-                    )
-                except SandboxError:
-                    started = None
-                else:
-                    started = self._watch_forked(child, uid, server.directory)
-                    result = self._finish(started, request, limits, llm)
-                    keep = server.alive()
-                    return result
+                result = self._forked_result(server, uid, request, limits, llm)
+            except SandboxError as exc:
+                broken = exc
             finally:
                 move_entries(server.directory, workspace)
         finally:
             if uid is not None and self._uids is not None:
                 self._uids.release(uid)
-            if keep:
+            if result is not None and server.alive():
                 self._pool.put_back(server)
             else:
                 self._discard(server)
                 self._pool.replenish()
-        return self._run_cold(workspace, request, limits, llm)
+        if result is not None:
+            return result
+        cold = self._run_cold(workspace, request, limits, llm)
+        if broken is not None:
+            self._forking_off = str(broken)
+            logger.warning(
+                "the %s sandbox's fork servers cannot isolate their children here (%s); warm "
+                "starts are off, every request starts cold",
+                self.name,
+                broken,
+            )
+            self._pool.close()
+        return cold
+
+    def _forked_result(
+        self,
+        server: ForkServer,
+        uid: int | None,
+        request: dict[str, Any],
+        limits: Limits,
+        llm: LLMHandler | None,
+    ) -> SandboxResult | None:
+        """The result of a request run by a child of ``server`` (None: it did not fork).
+
+        Raises:
+            SandboxError: The child could not isolate itself (no agent code ran).
+        """
+        try:
+            child = server.spawn(pid_namespace=True, kill_leftovers=self.server_owns_pid_namespace)
+        except SandboxError:
+            return None
+        started = self._watch_forked(child, uid, server.directory)
+        return self._finish(started, request, limits, llm)
 
     def _run_cold(
         self,
