@@ -27,6 +27,7 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -76,6 +77,58 @@ class ForkServer:
         self._control = control
         control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self._healthy = True
+
+    @classmethod
+    def start(
+        cls,
+        command: Callable[[int], tuple[list[str], Path]],
+        *,
+        env: dict[str, str],
+        directory: Path,
+        owned_root: Path,
+        timeout: float = 60.0,
+    ) -> ForkServer:
+        """Start a server and wait until it is ready.
+
+        Args:
+            command: (argv, cwd) of the server, given the number of the server's end of its
+                control socket.
+            env: Its whole environment.
+            directory: The directory it and its children see as the workspace.
+            owned_root: The private folder holding ``directory``.
+            timeout: Seconds it may take to be ready.
+
+        Raises:
+            SandboxError: It could not be started, or did not say it was ready in time.
+        """
+        engine_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        server: ForkServer | None = None
+        try:
+            argv, cwd = command(server_end.fileno())
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(server_end.fileno(),),
+                start_new_session=True,
+                close_fds=True,
+            )
+            server = cls(proc, engine_end, directory, owned_root)
+            server.wait_ready(timeout)
+        except BaseException as exc:
+            if server is not None:
+                server.close()
+            else:
+                engine_end.close()
+            if isinstance(exc, OSError):
+                raise SandboxError(str(exc)) from exc
+            raise
+        finally:
+            server_end.close()
+        return server
 
     def alive(self) -> bool:
         """Whether the server can take another request."""

@@ -12,11 +12,9 @@ here and nothing private of each other.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -218,37 +216,21 @@ class Launcher:
         root = Path(tempfile.mkdtemp(prefix=workspace_prefix("standby"), dir=workspace_base()))
         directory = root / "ws"
         directory.mkdir()
-        engine_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        server: ForkServer | None = None
+
+        def command(control_fd: int) -> tuple[list[str], Path]:
+            argv, cwd = self._command(directory, harness_path(), f"--serve={control_fd}")
+            return [*argv, ",".join(self._preload)] if self._preload else argv, cwd
+
         try:
-            argv, cwd = self._command(directory, harness_path(), f"--serve={server_end.fileno()}")
-            if self._preload:
-                argv.append(",".join(self._preload))
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=self._environment(directory),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(server_end.fileno(),),
-                start_new_session=True,
-                close_fds=True,
+            return ForkServer.start(
+                command, env=self._environment(directory), directory=directory, owned_root=root
             )
-            server = ForkServer(proc, engine_end, directory, root)
-            server.wait_ready(timeout=60.0)
-        except BaseException as exc:
-            if server is not None:
-                server.close()
-            else:
-                engine_end.close()
+        except SandboxError as exc:
             remove_tree(root)
-            if isinstance(exc, OSError):
-                raise SandboxError(f"cannot start a {self.name} fork server: {exc}") from exc
+            raise SandboxError(f"cannot start a {self.name} fork server: {exc}") from exc
+        except BaseException:
+            remove_tree(root)
             raise
-        finally:
-            server_end.close()
-        return server
 
     def _discard(self, server: ForkServer) -> None:
         server.close()
@@ -593,7 +575,7 @@ class Launcher:
         )
         if isinstance(started.proc, ForkedProcess) and started.proc.server_lost and not timed_out:
             why = "crash: the sandboxed code killed or stopped the fork server that ran it"
-            result = dataclasses.replace(result, outcome=Outcome.CRASH, reason=why)
+            result = replace(result, outcome=Outcome.CRASH, reason=why)
         annotate(result, started, report, network=self.isolates_network)
         result.extra["start"] = "forked" if started.forked else "cold"
         refused = [r.problem for r in received if r.problem]
