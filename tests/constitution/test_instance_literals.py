@@ -140,3 +140,14 @@ def test_the_policy_asks_for_the_train_split() -> None:
     # A callable that does not know the train split makes the rule stricter, not looser.
     verdict = load_constitution(RULE).check(child, None, instances=no_train)
     assert [v.message for v in verdict.hard] == ["quotes held-out instance val-0003"]
+
+
+def test_values_kept_in_a_json_file_are_checked_too() -> None:
+    state = b'{\n  "step": 0.15,\n  "memo": {"hint": ["cancel my plan now"]},\n  "on": true\n}\n'
+    program = Program({"task_agent.py": b"X = 1\n", "meta_state.json": state})
+    found = find_instance_literals(program, ["*.py"], HELD_OUT, min_length=8, train=TRAIN)
+    assert [(f.path, f.line, f.what) for f in found] == [
+        ("meta_state.json", 3, "quotes held-out instance val-0001")
+    ]
+    broken = Program({"notes.json": b"{not json", "task_agent.py": b"X = 1\n"})
+    assert find_instance_literals(broken, ["*.py"], HELD_OUT, min_length=8, train=TRAIN) == []

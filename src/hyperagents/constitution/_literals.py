@@ -16,11 +16,12 @@ may name it, and learn it from the train split.
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hyperagents.constitution._rules import Finding, _line, python_files
+from hyperagents.constitution._rules import Finding, Unanalysable, _line, python_files
 from hyperagents.program import Program
 
 __all__ = ["Needles", "find_instance_literals"]
@@ -114,11 +115,12 @@ def find_instance_literals(
     min_length: int,
     train: Iterable[tuple[str, Any]] = (),
 ) -> list[Finding]:
-    """Literals in the matching Python files that quote a held-out instance of ``instances``
-    (``(id, inputs)`` pairs), telling the task's vocabulary by ``train`` (the train split's
-    pairs; see the module docstring): signs of answers hard-coded per instance."""
+    """Literals in the matching Python files, and values in every JSON file of the program
+    (data an agent reads, such as a meta agent's state), that quote a held-out instance of
+    ``instances`` (``(id, inputs)`` pairs), telling the task's vocabulary by ``train`` (the
+    train split's pairs; see the module docstring): signs of answers hard-coded per instance."""
     needles = Needles.build(instances, train, min_length=min_length)
-    found: list[Finding] = []
+    found = _json_quotes(program, needles, min_length)
     for path, source, tree in python_files(program, globs):
         for node in ast.walk(tree):
             if not isinstance(node, ast.Constant) or isinstance(node.value, bool):
@@ -132,3 +134,39 @@ def find_instance_literals(
                 what += f" ({node.value!r})"
             found.append(Finding(path, line, _line(source, line), what))
     return found
+
+
+def _json_quotes(program: Program, needles: Needles, min_length: int) -> list[Finding]:
+    """Values of the program's JSON files that quote a held-out instance (a file that is not
+    JSON is not data any agent reads as such: left alone).
+
+    Raises:
+        Unanalysable: A JSON file too deep to read.
+    """
+    found: list[Finding] = []
+    for path in sorted(program):
+        if not path.endswith(".json"):
+            continue
+        source = program[path].decode("utf-8", errors="replace")
+        try:
+            data = json.loads(source)
+        except ValueError:
+            continue
+        except RecursionError:
+            raise Unanalysable(f"{path} is too deep to analyse") from None
+        for leaf in _leaves(data):
+            if isinstance(leaf, bool):
+                continue
+            hit = needles.quoted(leaf, min_length)
+            if hit is not None:
+                line = _json_line(source, leaf)
+                found.append(
+                    Finding(path, line, _line(source, line), f"quotes held-out instance {hit}")
+                )
+    return found
+
+
+def _json_line(source: str, value: Any) -> int:
+    """The first line of ``source`` that holds ``value`` as JSON writes it (0: not found)."""
+    text = json.dumps(value)
+    return next((n for n, line in enumerate(source.splitlines(), 1) if text in line), 0)
