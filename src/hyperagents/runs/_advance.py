@@ -3,7 +3,8 @@
 improvement (when its program is not recorded yet) → the constitution → validation in the
 sandbox → the evaluation stages, pruned after the train subset when the pruner says so → the
 gate's settlement (complete, quarantined, or waiting for approval). Every step is committed as
-it completes, so a variant picked up again after a crash goes on from its last recorded step.
+it completes, in one transaction (a stage's evaluation with the final state it leads to), so a
+variant picked up again after a crash goes on from its last recorded step.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import time
 from dataclasses import replace
 
-from hyperagents.evaluation import validate_program
+from hyperagents.evaluation import StageResult, validate_program
 from hyperagents.exceptions import DuplicateError
 from hyperagents.runs._context import RunContext
 from hyperagents.runs._gate import Gate, Settlement
@@ -160,6 +161,11 @@ class Advancer:
                 return self._finish(variant, VariantState.PRUNED, why), 0.0
         result, sandbox = self._plan.run(variant, stage)
         self._ctx.check_budget(variant.id)
+        return self._ctx.storage.atomically(lambda: self._record_stage(variant, result)), sandbox
+
+    def _record_stage(self, variant: VariantRecord, result: StageResult) -> VariantRecord:
+        """Record an ``EVALUATING`` variant's stage result (and finish it after its last)."""
+        stage = result.stage
         self._plan.record(
             variant.id,
             result,
@@ -173,7 +179,7 @@ class Advancer:
         if stage == "recheck" or (stage == "val" and not self._ctx.config.quarantine):
             # (with quarantine on, the next step decides whether a recheck is due)
             variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
-        return variant, sandbox
+        return variant
 
     def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
         """Move an evaluated variant to its final state: pruned, or what the gate settles."""

@@ -559,7 +559,10 @@ class BaseStorage(ABC):
         Other writers may wait while ``fn`` runs (it can hold the database's write lock), so
         ``fn`` should make storage calls and cheap computations only, never wait for agents.
         Every other clause of the contract holds inside ``fn`` (compare-and-set answers,
-        errors, events recorded only with their transitions).
+        errors, events recorded only with their transitions). It makes the calls atomic, not
+        isolated: a read inside ``fn`` may see what other writers committed meanwhile (on
+        PostgreSQL, which lets writers run side by side), so decisions that race with other
+        writers are still made with the compare-and-set methods.
 
         * **Retries.** After a transient database error the transaction is rolled back and
           ``fn`` is called again (within the storage's retry time), so anything ``fn`` does
