@@ -152,3 +152,23 @@ class SlowMetaToyTask(ToyTask):
 
     def __init__(self) -> None:
         super().__init__(meta_agent=SLOW_META_AGENT)
+
+
+class CountingSandbox:
+    """Delegates to a sandbox and keeps every request it was given (to count the sandboxed
+    runs a run makes, and see what each was asked)."""
+
+    name = "counting"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.requests: list[dict[str, Any]] = []
+
+    def run(self, workspace: Any, request: dict[str, Any], **kwargs: Any) -> Any:
+        self.requests.append(request)
+        return self.inner.run(workspace, request, **kwargs)
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()

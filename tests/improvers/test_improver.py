@@ -66,8 +66,10 @@ def test_the_offline_seed_runs_in_the_sandbox_with_its_sibling_modules() -> None
     assert result.program is not None, result.reason
     assert result.meta_info["agent"] == "offline-meta-agent"
     assert result.meta_info["meta_self_edited"] is True
-    # It rewrote its own META and the task agent's PARAMS; no bytecode came back.
-    assert parent.changed_paths(result.program) == ["meta_agent.py", "task_agent.py"]
+    # It wrote its own state file and the task agent's PARAMS; its code files are unchanged
+    # and no bytecode came back.
+    assert parent.changed_paths(result.program) == ["meta_state.json", "task_agent.py"]
+    assert all(result.program[path] == parent[path] for path in parent if path != "task_agent.py")
 
 
 def test_a_meta_agent_of_several_files_runs_in_the_sandbox() -> None:

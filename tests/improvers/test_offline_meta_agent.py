@@ -8,13 +8,9 @@ reports.
 from __future__ import annotations
 
 import ast
-import functools
-import importlib.resources
-import importlib.util
 import json
 import math
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,6 +18,7 @@ import pytest
 from seed_agents import load_meta_agent, seed_files, write_meta_agent
 
 META_SOURCE = seed_files("offline")["meta_agent.py"]
+STATE_FILE = "meta_state.json"
 
 FAKE_AGENT = '''"""A fake task agent — with non-ASCII text before the literal (é, ü)."""
 
@@ -56,26 +53,20 @@ def literal(source: str, name: str) -> Any:
 
 
 def make_workspace(tmp_path: Path, name: str = "ws", agent: str = FAKE_AGENT, **meta: Any) -> Path:
-    """A workspace with the fake task agent and the meta agent (``META`` keys overridden)."""
+    """A workspace with the fake task agent and the meta agent (with a state file holding
+    ``META`` with ``meta``'s keys overridden, when given)."""
     ws = tmp_path / name
     ws.mkdir()
     (ws / "task_agent.py").write_text(agent, encoding="utf-8")
-    source = META_SOURCE
+    write_meta_agent(ws, "offline")
     if meta:
-        module = load_seed()
-        state = dict(module.META)
-        state.update(meta)
-        source = module.rewrite_literal(source, "META", state)
-    write_meta_agent(ws, "offline", source)
+        (ws / STATE_FILE).write_text(json.dumps({**SEED_META, **meta}), encoding="utf-8")
     return ws
 
 
-@functools.cache
-def load_seed() -> ModuleType:
-    """The seed meta agent as a module (for its helpers and initial ``META``)."""
-    return load_meta_agent(
-        Path(str(importlib.resources.files("hyperagents.improvers.seeds"))) / "offline"
-    )
+def state(ws: Path) -> Any:
+    """The state the workspace's meta agent wrote."""
+    return json.loads((ws / STATE_FILE).read_text(encoding="utf-8"))
 
 
 def improve(ws: Path, report: Any) -> dict[str, Any]:
@@ -159,21 +150,67 @@ def test_edits_params_within_bounds_and_keeps_the_rest_of_the_file(tmp_path: Pat
         assert namespace["PARAMS"] == params
 
 
-def test_meta_is_rewritten_in_the_workspace_and_reimportable(tmp_path: Path) -> None:
+def test_state_is_written_to_its_file_and_the_code_is_left_byte_identical(
+    tmp_path: Path,
+) -> None:
     ws = make_workspace(tmp_path)
-    original = (ws / "meta_agent.py").read_text()
+    code = {path.name: path.read_bytes() for path in ws.glob("meta_*.py")}
+    assert not (ws / STATE_FILE).exists()  # the seed: META's defaults
     infos = [improve(ws, {"seed": seed}) for seed in range(3)]
-    source = (ws / "meta_agent.py").read_text()
-    assert source != original
-    head = original[: original.index("META: dict[str, Any] = {")]
-    tail = original[original.index("\n}\n", original.index("META: dict")) + 3 :]
-    assert source.startswith(head) and source.endswith(tail)
-    module = load_meta_agent(ws)
-    assert infos[-1]["meta"] == module.META
+    assert {path.name: path.read_bytes() for path in ws.glob("meta_*.py")} == code
+    assert state(ws) == infos[-1]["meta"]
+    assert (ws / STATE_FILE).read_text().count("\n") > len(SEED_META)  # one key per line
     assert all(info["meta_self_edited"] for info in infos)
     # The step size is self-mutated log-normally, so it changed; other strategy keys are kept.
-    assert module.META["step_scale"] != SEED_META["step_scale"]
-    assert set(module.META) >= set(SEED_META)
+    assert state(ws)["step_scale"] != SEED_META["step_scale"]
+    assert set(state(ws)) >= set(SEED_META)
+
+
+def test_a_program_with_its_state_in_meta_only_still_works(tmp_path: Path) -> None:
+    """An older program keeps its adapted state in ``META`` (no state file): it is read."""
+    old = META_SOURCE.replace('"step_scale": 0.15,', '"step_scale": 0.4,', 1)
+    old = old.replace('"self_adapt_tau": 0.15,', '"self_adapt_tau": 0.0,', 1)
+    assert old.count("0.4,") == META_SOURCE.count("0.4,") + 1
+    ws = tmp_path / "old"
+    ws.mkdir()
+    (ws / "task_agent.py").write_text(FAKE_AGENT, encoding="utf-8")
+    write_meta_agent(ws, "offline", old)
+    info = improve(ws, {"seed": 2})
+    assert info["meta"]["step_scale"] == 0.4 and info["operator"] != "none"
+    assert (ws / "meta_agent.py").read_text() == old
+    assert state(ws) == info["meta"]
+
+
+def test_one_call_parses_the_task_agent_once_and_its_own_source_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path)
+    agent = load_meta_agent(ws)
+    parsed: list[str] = []
+    real_parse = ast.parse
+
+    def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(source if isinstance(source, str) else source.decode())
+        return real_parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counting)
+    report = report_with(_lineage(0.6, 0.5, "perturb"), parent_id=1)
+    for seed in range(3):
+        before = (ws / "task_agent.py").read_text(encoding="utf-8")
+        parsed.clear()
+        info = agent.improve(str(ws), {**report, "seed": seed})
+        assert info["operator"] != "none"
+        assert parsed == [before]
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", ""])
+def test_a_malformed_state_file_falls_back_to_the_defaults(tmp_path: Path, content: str) -> None:
+    ws = make_workspace(tmp_path)
+    (ws / STATE_FILE).write_text(content, encoding="utf-8")
+    info = improve(ws, {"seed": 5})
+    reference = make_workspace(tmp_path, "reference")
+    assert info == improve(reference, {"seed": 5})
+    assert state(ws) == info["meta"]
 
 
 def _lineage(parent_val: float, grand_val: float, operator: str) -> list[dict[str, Any]]:
@@ -201,7 +238,7 @@ def test_step_scale_grows_after_a_successful_parent(tmp_path: Path) -> None:
     assert weights["focus"] > seed_weights["focus"]
     assert all(weights[op] < seed_weights[op] for op in seed_weights if op != "focus")
     assert math.isclose(sum(weights.values()), 1.0, abs_tol=1e-3)
-    assert literal((ws / "meta_agent.py").read_text(), "META") == info["meta"]
+    assert state(ws) == info["meta"]
 
 
 def test_step_scale_shrinks_after_failures_and_weights_keep_a_floor(tmp_path: Path) -> None:
@@ -246,9 +283,7 @@ def test_same_inputs_give_the_same_outputs(tmp_path: Path) -> None:
     for name in ("a", "b", "c"):
         ws = make_workspace(tmp_path, name)
         info = improve(ws, json.loads(json.dumps(report)) if name != "c" else {**report, "seed": 8})
-        runs.append(
-            (info, (ws / "task_agent.py").read_bytes(), (ws / "meta_agent.py").read_bytes())
-        )
+        runs.append((info, (ws / "task_agent.py").read_bytes(), (ws / STATE_FILE).read_bytes()))
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
 

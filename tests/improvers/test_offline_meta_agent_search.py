@@ -9,7 +9,6 @@ agent never sees.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import random
@@ -146,7 +145,7 @@ def run_loop(tmp_path: Path, generations: int, seed: int) -> list[dict[str, Any]
         }
         meta_info = load_meta_agent(workspace).improve(str(workspace), report)
         meta_info = json.loads(json.dumps(meta_info))
-        child = {name: (workspace / name).read_text(encoding="utf-8") for name in files}
+        child = {p.name: p.read_text(encoding="utf-8") for p in workspace.iterdir() if p.is_file()}
         train_score, results = evaluate(child["task_agent.py"], train)
         archive.append(
             {
@@ -174,13 +173,11 @@ def test_archive_loop_improves_well_beyond_the_seed(tmp_path: Path) -> None:
     for entry in archive[1:]:
         assert entry["meta_info"]["operator"] != "none"
         assert entry["meta_info"]["changes"]
-    # Self-reference: the best child's own meta agent carries an adapted META.
-    meta = None
-    for node in ast.parse(best["files"]["meta_agent.py"]).body:
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "META":
-            assert node.value is not None
-            meta = ast.literal_eval(node.value)
-    assert meta is not None and meta == best["meta_info"]["meta"]
+    # Self-reference: the best child's own meta agent carries an adapted state, in its state
+    # file; its code is the seed's, byte for byte.
+    meta = json.loads(best["files"]["meta_state.json"])
+    assert meta == best["meta_info"]["meta"]
+    assert {name: best["files"][name] for name in META_FILES} == META_FILES
     assert meta["successes"] + meta["failures"] > 0
     operators = {entry["meta_info"]["operator"] for entry in archive[1:]}
     assert len(operators) >= 3

@@ -43,9 +43,12 @@ def meta_modules(program: Program) -> set[str]:
         ("meta_prompt.py", True),
         ("meta_new_idea.py", True),
         ("select_parent.py", True),  # declared by the task
+        ("meta_state.json", True),  # the meta agent's state file
         ("task_agent.py", False),
         ("metadata.py", False),
         ("meta_notes.md", False),
+        ("meta_state.yaml", False),
+        ("pkg/meta_state.json", False),
         ("pkg/meta_prompt.py", False),
     ],
 )
@@ -149,3 +152,47 @@ def test_frozen_meta_keeps_the_seeds_meta_agent_whole() -> None:
     assert meta_modules(program) == set(LLM)
     assert program.text("meta_review.py") == LLM["meta_review.py"]
     assert '"t": 0.7' in program.text("task_agent.py")
+
+
+STATE = '{"step_scale": 0.3}\n'
+
+
+def test_the_state_file_travels_with_the_meta_agent() -> None:
+    donor = Program({"task_agent.py": "", **OFFLINE, "meta_state.json": STATE})
+    run = make_run(meta_from=donor)
+    seed = run.program(run.variants()[0])
+    assert seed.text("meta_state.json") == STATE
+    # A meta agent transferred without a state file leaves none of the seed's behind.
+    run = Run.create(
+        task=ToyTask(task_agent=TUNABLE_TASK_AGENT, extra={"meta_state.json": STATE}),
+        seed=0,
+        storage=InMemoryStorage(),
+        meta_from=Program({"task_agent.py": "", **OFFLINE}),
+    )
+    assert "meta_state.json" not in run.program(run.variants()[0])
+
+
+def test_frozen_meta_discards_the_state_the_meta_agent_wrote() -> None:
+    run = make_run(mode=Mode.FROZEN_META, meta_agent="offline")
+    run.optimize(0)
+    task_edit = TUNABLE_TASK_AGENT.replace('"t": 0.2', '"t": 0.7')
+    child = _tell(run, {"meta_state.json": STATE, "task_agent.py": task_edit})
+    program = run.program(child)
+    assert "meta_state.json" not in program
+    assert '"t": 0.7' in program.text("task_agent.py")
+
+
+def test_approval_does_not_hold_a_child_that_only_adapted_its_state() -> None:
+    run = make_run(meta_agent="offline", approval="manual")
+    run.optimize(0)
+    child = _tell(run, {"meta_state.json": STATE})
+    assert child.state is not VariantState.PENDING, child.reason
+    events = run.storage.list_events(run.id, kinds=["variant.meta_state"])
+    assert [event.variant_id for event in events] == [child.id]
+    assert "(meta_state.json)" in events[0].message
+    # Garbage in the state file is still data; a new module beside it is code.
+    child = _tell(run, {"meta_state.json": "\x00 not json"})
+    assert child.state is not VariantState.PENDING, child.reason
+    child = _tell(run, {"meta_state.json": STATE + " ", "meta_more.py": "X = len('a')\n"})
+    assert child.state is VariantState.PENDING
+    assert "changes the meta agent's code (meta_more.py)" in (child.reason or "")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,9 +56,30 @@ needs_bwrap = pytest.mark.skipif(
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-@pytest.fixture(scope="module", params=["process", pytest.param("bwrap", marks=needs_bwrap)])
-def sandbox(request: pytest.FixtureRequest) -> Sandbox:
-    return ProcessSandbox() if request.param == "process" else BwrapSandbox()
+@pytest.fixture(
+    scope="module",
+    params=[
+        "process",
+        "process-forked",
+        pytest.param("bwrap", marks=needs_bwrap),
+        pytest.param("bwrap-forked", marks=needs_bwrap),
+    ],
+)
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Each sandbox cold (a process started per request) and forked (a fork server's child:
+    every case must be contained there too, and leave the server fit for the next)."""
+    made = ProcessSandbox() if request.param.startswith("process") else BwrapSandbox()
+    if request.param.endswith("-forked"):
+        made.set_warm(1)
+    yield made
+    made.close()
+
+
+def _until_ready(sandbox: Sandbox) -> None:
+    deadline = time.monotonic() + 60
+    while getattr(sandbox, "standbys", 0) < 1:
+        assert time.monotonic() < deadline, "no fork server is ready"
+        time.sleep(0.01)
 
 
 def _why_uncontained(case: HostileCase, sandbox: Sandbox) -> str:
@@ -80,12 +103,16 @@ def test_hostile_case(name: str, sandbox: Sandbox, tmp_path: Path) -> None:
     expected = not case.needs_any or bool(case.needs_any & traits)
     if case.unsafe_uncontained and not expected:
         pytest.skip(_why_uncontained(case, sandbox))
+    forked = getattr(sandbox, "warm", 0) > 0
+    if forked:  # the last case may have cost the server: wait for its replacement
+        _until_ready(sandbox)
     report = run_case(
         case, sandbox, tmp_path, traits=traits, kill_margin=PATIENCE, stray_grace=PATIENCE
     )
     # Never skipped silently: a sandbox that promises no network must pass the network probe.
     assert report.ran, report.note
     assert report.result is not None
+    assert report.result.extra.get("start") == ("forked" if forked else "cold")
     # Whatever the sandbox, the engine gets its answer in bounded time: never a hang.
     assert report.in_time, f"{report.seconds:.1f} s > {report.kill_bound:.1f} s"
     if expected:

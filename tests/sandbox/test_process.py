@@ -185,6 +185,58 @@ def test_validate_action(sandbox: Sandbox, tmp_path: Path) -> None:
     assert any("bad.py:1: syntax error" in e for e in result.result["errors"])
 
 
+def validating(
+    sandbox: Sandbox, tmp_path: Path, source: str, *, wall: float, validate: float
+) -> SandboxResult:
+    """A ``solve`` of two instances that validates ``agent.py`` first."""
+    (tmp_path / "agent.py").write_text(source)
+    request = {
+        "action": "solve",
+        "module": "agent",
+        "instances": [{"id": str(k), "inputs": {"k": k}} for k in range(2)],
+        "validate": {"entry_points": {"agent.py": ["solve"]}},
+    }
+    return sandbox.run(tmp_path, request, limits=Limits(wall_time=wall, validate_time=validate))
+
+
+def test_a_solve_that_validates_first_says_so_before_any_instance(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    result = validating(
+        sandbox, tmp_path, "def solve(x):\n    return x['k']\n", wall=60, validate=60
+    )
+    assert result.ok
+    assert [m["type"] for m in result.messages] == ["validation", "instance", "instance", "result"]
+    verdict = result.messages[0]
+    assert verdict["ok"] is True and verdict["errors"] == []
+    assert verdict["wall"] >= 0 and verdict["cpu"] >= 0  # measured from outside
+    invalid = validating(sandbox, tmp_path, "def answer(x):\n    return 1\n", wall=60, validate=60)
+    assert invalid.ok and [m["type"] for m in invalid.messages] == ["validation", "result"]
+    assert invalid.messages[0]["errors"] == ["agent.py: does not define a callable 'solve'"]
+
+
+def test_each_part_of_a_validating_run_is_held_to_its_own_limit(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    ignore_alarm = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+    import_hangs = validating(
+        sandbox, tmp_path, ignore_alarm + "while True:\n    pass\n", wall=600, validate=2
+    )
+    assert import_hangs.outcome is Outcome.TIMEOUT
+    assert import_hangs.reason == "timeout: killed after 2 s wall-clock"
+    assert not [m for m in import_hangs.messages if m["type"] == "validation"]
+    solve_hangs = validating(
+        sandbox,
+        tmp_path,
+        ignore_alarm + "import time\n\n\ndef solve(x):\n    time.sleep(10**6)\n",
+        wall=3,
+        validate=600,
+    )
+    assert solve_hangs.outcome is Outcome.TIMEOUT
+    assert solve_hangs.reason == "timeout: killed after 3 s wall-clock"
+    assert [m["type"] for m in solve_hangs.messages] == ["validation"]
+
+
 def test_get_sandbox() -> None:
     assert isinstance(get_sandbox("process"), ProcessSandbox)
     assert isinstance(get_sandbox("auto"), BwrapSandbox if BWRAP else ProcessSandbox)
@@ -262,3 +314,31 @@ def test_times_measured_from_outside_are_never_negative() -> None:
     received = [answer(0, 9.5, 1.9), answer(1, 10.5, 2.5), answer(2, 11.0, None)]
     messages = measured(received, status)  # type: ignore[arg-type]
     assert [(m["wall"], m["cpu"]) for m in messages] == [(0.0, 0.0), (0.5, 0.5), (0.5, None)]
+
+
+def test_only_the_verdict_before_the_instances_is_timed() -> None:
+    """A ``validation`` message sent while solving (the agent's own) neither gets a time nor
+    takes the time of the instance it precedes."""
+    from types import SimpleNamespace
+
+    from hyperagents.sandbox._messages import Received
+    from hyperagents.sandbox._outcome import measured
+
+    def sent(kind: str, at: float, cpu: float) -> Received:
+        return Received({"type": kind, "wall": 99.0, "cpu": 99.0}, None, at, cpu)
+
+    status = SimpleNamespace(at=10.0, cpu=2.0)
+    received = [
+        sent("validation", 11.0, 3.0),
+        sent("instance", 12.0, 4.0),
+        sent("validation", 12.9, 4.9),  # forged by the agent's code, just before its answer
+        sent("instance", 13.0, 5.0),
+    ]
+    messages = measured(received, status)  # type: ignore[arg-type]
+    times = [(m["type"], m["wall"], m["cpu"]) for m in messages]
+    assert times == [
+        ("validation", 1.0, 1.0),
+        ("instance", 1.0, 1.0),
+        ("validation", 99.0, 99.0),
+        ("instance", 1.0, 1.0),
+    ]

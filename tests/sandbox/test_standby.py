@@ -129,3 +129,34 @@ def test_a_standby_that_fails_to_start_costs_only_a_cold_start(
         _until(lambda: "could not start a warm fake sandbox: no interpreter" in caplog.text)
     assert pool.take() is None
     pool.close()
+
+
+def test_a_standby_put_back_waits_again_and_a_dead_one_is_replaced() -> None:
+    factory = _Factory()
+    pool = factory.pool()
+    pool.set_target(1)
+    _until(lambda: pool.waiting == 1)
+    server = pool.take()
+    assert server is not None and pool.waiting == 0
+    pool.put_back(server)  # it served a request and can serve more
+    assert pool.waiting == 1 and factory.discarded == []
+    again = pool.take()
+    assert again is server
+    again.alive = False
+    pool.put_back(again)  # it died while serving: discarded, and a new one is started
+    assert factory.discarded == [server]
+    _until(lambda: pool.waiting == 1)
+    assert len(factory.started) == 2
+    pool.close()
+
+
+def test_a_standby_put_back_to_a_closed_pool_is_discarded() -> None:
+    factory = _Factory()
+    pool = factory.pool()
+    pool.set_target(1)
+    _until(lambda: pool.waiting == 1)
+    server = pool.take()
+    assert server is not None
+    pool.close()
+    pool.put_back(server)
+    assert factory.discarded == [server] and pool.waiting == 0

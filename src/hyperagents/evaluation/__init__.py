@@ -7,6 +7,7 @@ from hyperagents.evaluation._evaluator import (
     ValidationResult,
     evaluate_stage,
     solve_in_sandbox,
+    validate_and_evaluate,
     validate_program,
 )
 
@@ -19,6 +20,7 @@ __all__ = [
     "ValidationResult",
     "evaluate_stage",
     "solve_in_sandbox",
+    "validate_and_evaluate",
     "validate_program",
     "workspace",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "ValidationResult",
     "evaluate_stage",
     "solve_in_sandbox",
+    "validate_and_evaluate",
     "validate_program",
 ]
 
@@ -37,11 +38,20 @@ _OUTPUT_CAP = 2000
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """Whether a program compiles, imports and exposes its entry points."""
+    """Whether a program compiles, imports and exposes its entry points.
+
+    Attributes:
+        ok: It does.
+        errors: Why not (one entry per problem).
+        wall: Sandbox seconds spent validating it (a validation that shared its process with
+            a stage: the seconds up to its message, or the whole run when nothing followed).
+        cpu: CPU seconds of that validation, where it shared its process (else 0).
+    """
 
     ok: bool
     errors: tuple[str, ...] = ()
     wall: float = 0.0
+    cpu: float = 0.0
 
     @property
     def reason(self) -> str:
@@ -81,7 +91,7 @@ def validate_program(
     shadows = shadowing_errors(program, entry_points)
     if shadows:  # refused before anything runs (the harness's validation refuses them too)
         return ValidationResult(False, tuple(shadows), 0.0)
-    request = {"action": "validate", "entry_points": {k: list(v) for k, v in entry_points.items()}}
+    request = {"action": "validate", "entry_points": _entry_lists(entry_points)}
     with workspace(program) as path:
         result = sandbox.run(path, request, limits=limits)
     if not result.ok:
@@ -91,6 +101,10 @@ def validate_program(
     value = result.result if isinstance(result.result, dict) else {}
     errors = tuple(str(e) for e in value.get("errors", ["malformed validation result"]))
     return ValidationResult(bool(value.get("ok")) and not errors, errors, result.wall)
+
+
+def _entry_lists(entry_points: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    return {k: list(v) for k, v in entry_points.items()}
 
 
 def _cap_output(output: Any) -> Any:
@@ -115,9 +129,14 @@ def solve_in_sandbox(
     module: str = "task_agent",
     function: str = "solve",
     llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    validate: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[SandboxResult, dict[str, dict[str, Any]]]:
     """Run the task agent on ``(id, inputs)`` pairs in one sandboxed process (inputs only:
     nothing to score with ever enters it).
+
+    With ``validate`` (entry points), the process first validates the program as
+    :func:`validate_program` would, sends a ``validation`` message, and solves only if it is
+    valid (see :func:`validate_and_evaluate`).
 
     Returns:
         The sandbox's result, and the agent's message for each id it answered (its
@@ -133,6 +152,8 @@ def solve_in_sandbox(
         "instance_timeout": instance_timeout,
         "instances": [{"id": key, "inputs": value} for key, value in inputs],
     }
+    if validate is not None:
+        request["validate"] = {"entry_points": _entry_lists(validate)}
     with workspace(program) as path:
         # Sandboxes written before the LLM bridge take no ``llm``: pass it only when needed.
         extra = {"llm": llm} if llm is not None else {}
@@ -167,17 +188,131 @@ def evaluate_stage(
         TaskError: The task's aggregation broke its protocol (a ``score()`` that raises or
             breaks it on one output scores that output the minimum, with the error kept).
     """
-    low = task.score_range[0]
-    run, by_id = solve_in_sandbox(
+    agent = _Agent(module, function, llm)
+    run, by_id = _solve(program, task, instances, sandbox, limits, agent)
+    return _scored_stage(task, instances, run, by_id, stage=stage, split=split)
+
+
+@dataclass(frozen=True)
+class _Agent:
+    """Which callable of the program answers the instances, and its LLM handler."""
+
+    module: str
+    function: str
+    llm: Callable[[dict[str, Any]], dict[str, Any]] | None
+
+
+def _solve(
+    program: Program,
+    task: Task,
+    instances: Sequence[Instance],
+    sandbox: Sandbox,
+    limits: Limits,
+    agent: _Agent,
+    validate: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[SandboxResult, dict[str, dict[str, Any]]]:
+    """:func:`solve_in_sandbox` on the inputs of a task's ``instances``."""
+    return solve_in_sandbox(
         program,
         [(inst.id, inst.inputs) for inst in instances],
         instance_timeout=task.instance_timeout,
         sandbox=sandbox,
         limits=limits,
-        module=module,
-        function=function,
-        llm=llm,
+        module=agent.module,
+        function=agent.function,
+        llm=agent.llm,
+        validate=validate,
     )
+
+
+def validate_and_evaluate(
+    program: Program,
+    *,
+    entry_points: Mapping[str, Sequence[str]],
+    task: Task,
+    instances: Sequence[Instance],
+    stage: str,
+    split: str,
+    sandbox: Sandbox,
+    limits: Limits,
+    module: str = "task_agent",
+    function: str = "solve",
+    llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[ValidationResult, StageResult | None]:
+    """Validate a program and, when it is valid, evaluate it on ``instances``, in ONE sandboxed
+    process: :func:`validate_program` then :func:`evaluate_stage`, at the cost of one start.
+
+    The harness validates exactly as the ``validate`` action does (the same errors), says so
+    in a ``validation`` message, and only then solves. That message counts only when it is the
+    first one and comes before any instance's, so nothing the agent's code sends once it is
+    solving can turn a valid program invalid or an invalid one valid. (Code the program runs
+    while its modules are imported runs in the process that validates it: as with
+    :func:`validate_program`, what it says of itself is not evidence — the trusted scoring is.)
+    A run that ends before the message (a hang, a crash) makes the program invalid with the
+    reason :func:`validate_program` gives. Set ``limits.validate_time`` to hold the validation to
+    its own limit (``limits.wall_time`` then counts from its message).
+
+    Returns:
+        The validation, and the stage's result (None when the program is invalid). The
+        validation's ``wall`` and the stage's ``wall_seconds`` (and CPU) split the one run.
+
+    Raises:
+        SandboxError: The sandbox itself failed.
+        TaskError: The task's aggregation broke its protocol.
+    """
+    shadows = shadowing_errors(program, entry_points)
+    if shadows:  # refused before anything runs, as by validate_program
+        return ValidationResult(False, tuple(shadows), 0.0), None
+    agent = _Agent(module, function, llm)
+    run, by_id = _solve(program, task, instances, sandbox, limits, agent, entry_points)
+    validation = _validation_of(run)
+    if not validation.ok:
+        return validation, None
+    result = _scored_stage(task, instances, run, by_id, stage=stage, split=split)
+    metrics = result.metrics
+    metrics["wall_seconds"] = max(0.0, run.wall - validation.wall)
+    metrics["cpu_seconds"] = max(0.0, run.cpu - validation.cpu)
+    return validation, result
+
+
+def _validation_of(run: SandboxResult) -> ValidationResult:
+    """The validation a run that validated first reported: its first ``validation`` message,
+    provided no instance (or final) message came before it."""
+    message: dict[str, Any] | None = None
+    for sent in run.messages:
+        if sent.get("type") == "validation":
+            message = sent
+            break
+        if sent.get("type") in ("instance", "result", "error"):
+            break
+    if message is None:  # it ended before validating (or its message was refused)
+        refused = _refused(run).removeprefix("no valid output: ")
+        why = run.reason or f"invalid output: {refused or 'no validation message'}"
+        return ValidationResult(False, (f"validation did not finish: {why}",), run.wall, run.cpu)
+    errors = message.get("errors")
+    if not isinstance(errors, list):
+        errors = ["malformed validation result"]
+    found = tuple(str(e) for e in errors)
+    ok = bool(message.get("ok")) and not found
+    if not ok and not found:
+        found = ("validation failed without a reason",)
+    # Invalid: nothing else ran, the whole run was the validation.
+    wall = min(_finite(message.get("wall")), run.wall) if ok else run.wall
+    cpu = min(_finite(message.get("cpu")), run.cpu) if ok else run.cpu
+    return ValidationResult(ok, found, wall, cpu)
+
+
+def _scored_stage(
+    task: Task,
+    instances: Sequence[Instance],
+    run: SandboxResult,
+    by_id: Mapping[str, dict[str, Any]],
+    *,
+    stage: str,
+    split: str,
+) -> StageResult:
+    """Score what the task agent sent for each instance (here, with the targets)."""
+    low = task.score_range[0]
     tally = _Tally()
     results = [
         _instance_result(task, inst, by_id.get(inst.id), run, low, tally) for inst in instances

@@ -1,10 +1,11 @@
 """The advance side: drive one variant from whatever is recorded to a final state.
 
-improvement (when its program is not recorded yet) → the constitution → validation in the
-sandbox → the evaluation stages, pruned after the train subset when the pruner says so → the
-gate's settlement (complete, quarantined, or waiting for approval). Every step is committed as
-it completes, in one transaction (a stage's evaluation with the final state it leads to), so a
-variant picked up again after a crash goes on from its last recorded step.
+improvement (when its program is not recorded yet) → the constitution → validation and the
+first evaluation stage (the train subset), in one sandbox run → the other stages, pruned after
+the train subset when the pruner says so → the gate's settlement (complete, quarantined, or
+waiting for approval). Every step is committed as it completes, in one transaction (a stage's
+evaluation with the final state it leads to), so a variant picked up again after a crash goes
+on from its last recorded step.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import time
 from dataclasses import replace
 
-from hyperagents.evaluation import StageResult, validate_program
+from hyperagents.evaluation import StageResult, ValidationResult
 from hyperagents.exceptions import DuplicateError
 from hyperagents.runs._context import RunContext
 from hyperagents.runs._gate import Gate, Settlement
@@ -76,7 +77,7 @@ class Advancer:
         if variant.state is VariantState.RUNNING and self._gate.judges:
             variant = self._gate.judge(variant)
         if variant.state is VariantState.RUNNING:
-            variant, seconds = self._validate(variant)
+            variant, seconds = self._validate_and_evaluate(variant)
             sandbox_seconds += seconds
         while variant.state is VariantState.EVALUATING:
             variant, seconds = self._evaluate_next_stage(variant)
@@ -100,21 +101,31 @@ class Advancer:
             result.metrics.get("wall", 0.0)
         )
 
-    def _validate(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
-        """Validate a recorded child in the sandbox: ``EVALUATING`` if it compiles, imports
-        and has its entry points, else ``INVALID`` with the reason."""
+    def _validate_and_evaluate(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
+        """Validate a recorded child and evaluate its first stage in one sandbox run, then
+        record it in two commits: ``RUNNING`` → ``INVALID`` with the reason, or ``RUNNING`` →
+        ``EVALUATING`` followed by the stage's evaluation.
+
+        A crash before the first commit leaves the child ``RUNNING``: it is validated and
+        evaluated again. A crash between the two leaves it ``EVALUATING`` without its first
+        stage: the stage loop evaluates that stage alone (it is validated already).
+
+        Returns:
+            The variant's record after the step, and the seconds spent in the sandbox.
+        """
+        validation, result, seconds = self._plan.run_validated(variant)
+        self._ctx.check_budget(variant.id)
+        variant, changed = self._record_validation(variant, validation)
+        if changed and result is not None and variant.state is VariantState.EVALUATING:
+            variant = self._record_stage(variant, result)
+        return variant, seconds
+
+    def _record_validation(
+        self, variant: VariantRecord, validation: ValidationResult
+    ) -> tuple[VariantRecord, bool]:
+        """Move a ``RUNNING`` child to ``EVALUATING`` if it is valid, else to ``INVALID`` with
+        the reason; return its record and whether this engine made the change."""
         ctx = self._ctx
-        assert variant.program_id is not None
-        program = ctx.program(variant.program_id)
-        validation = ctx.retry(
-            lambda: validate_program(
-                program,
-                entry_points=ctx.task.entry_points,
-                sandbox=ctx.sandbox,
-                limits=ctx.limits(ctx.config.validate_timeout),
-            ),
-            f"validating {variant.id}",
-        )
         if validation.ok:
             new_state = VariantState.EVALUATING
             changed = ctx.storage.set_variant_state(
@@ -136,7 +147,7 @@ class Advancer:
                 ),
             )
         variant = replace(variant, state=new_state) if changed else ctx.variant(variant.id)
-        return variant, validation.wall
+        return variant, changed
 
     def _evaluate_next_stage(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
         """Run the next missing stage of an ``EVALUATING`` variant (or finish it).

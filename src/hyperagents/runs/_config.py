@@ -66,12 +66,23 @@ class RunConfig(BaseModel):
         "generation g sees generations <= g - parallel_generations (part of the result)",
     )
     meta_timeout: float = Field(120.0, gt=0, description="seconds for one meta-agent call")
-    validate_timeout: float = Field(60.0, gt=0)
+    validate_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="seconds for validating a child (in the process of its first stage, whose "
+        "own time limit counts from the end of the validation)",
+    )
     select_timeout: float = Field(30.0, gt=0)
     eval_overhead: float = Field(30.0, ge=0, description="seconds added to a stage's time limit")
     memory_mb: int = Field(2048, ge=64)
     report_results: int = Field(500, ge=0, description="per-instance results shown to meta agents")
     report_archive: int = Field(500, ge=0, description="archive entries shown to meta agents")
+    report_archive_bytes: int = Field(
+        128 * 1024,
+        ge=0,
+        description="bytes of JSON the archive part of a meta agent's report may take (the "
+        "latest entries that fit are shown)",
+    )
     heartbeat_interval: float = Field(5.0, gt=0)
     heartbeat_grace: float = Field(60.0, gt=0)
     sandbox: str = Field("auto", description="auto, bwrap or process")
@@ -115,7 +126,9 @@ class RunConfig(BaseModel):
         None, description="answer LLM requests from this run's record instead of a model"
     )
     warm_workers: bool = Field(
-        True, description="keep one sandboxed process per worker started ahead of time"
+        True,
+        description="keep one sandboxed fork server per worker started ahead of time "
+        "(each request still runs in a fresh child process of its own)",
     )
     max_retries: int = Field(3, ge=0, description="retries of work that failed in the sandbox")
     approval: Literal["auto", "manual", "threshold"] = Field(

@@ -24,7 +24,7 @@ from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
 from hyperagents.runs._context import RunContext
-from hyperagents.runs._meta_change import state_only_change
+from hyperagents.runs._meta_change import state_change
 from hyperagents.runs._meta_files import changed_meta_files
 from hyperagents.storages import EventSpec, VariantRecord, VariantState
 from hyperagents.tasks import Split, Task
@@ -299,20 +299,20 @@ class Gate:
         self, variant: VariantRecord, parent: VariantRecord, changed: Iterable[str]
     ) -> str | None:
         """Why a child that changes the code of a meta file waits for approval (None when it
-        changes none, or only the literal state a meta agent keeps in its own source: that is
-        recorded as ``variant.meta_state`` and does not wait)."""
+        changes none, or only the state a meta agent keeps in its state file or as literals in
+        its own source: that is recorded as ``variant.meta_state`` and does not wait)."""
         ctx = self._ctx
         meta = changed_meta_files(changed, ctx.task)
         if not meta:
             return None
         assert parent.program_id is not None and variant.program_id is not None
         old, new = ctx.program(parent.program_id), ctx.program(variant.program_id)
-        code = [p for p in meta if not state_only_change(old.get(p), new.get(p))]
+        code = [p for p in meta if not state_change(p, old.get(p), new.get(p))]
         if code:
             return f"awaiting approval: changes the meta agent's code ({', '.join(code)})"
         ctx.event(
             "variant.meta_state",
-            f"the meta agent adapted its own state only (literal values in {', '.join(meta)}); "
+            f"the meta agent adapted its own state only ({', '.join(meta)}); "
             "its code is unchanged, so it does not wait for approval",
             variant.id,
         )

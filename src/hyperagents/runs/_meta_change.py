@@ -1,18 +1,23 @@
 """Tell a meta agent adapting its own state from a change of its code.
 
-A meta agent may keep what it learns in its own source, as literal data (the offline seed
-rewrites ``META = {...}`` in every child). For the approval gate that is adaptation, not a new
-meta agent: the code that reads the state is unchanged, and it was itself accepted when it
-appeared. A change counts as state only when both versions parse and are the same program once
-the values of top-level literal assignments (``NAME = <literal>``, ``NAME: T = <literal>``,
-where the literal is what :func:`ast.literal_eval` accepts, in both versions) are set aside.
+A meta agent keeps what it learns in its state file (:data:`~hyperagents.tasks.META_STATE_FILE`,
+where the offline seed writes its adapted strategy in every child), or, as older programs do,
+in its own source as literal data (``META = {...}`` rewritten in every child). For the approval
+gate either is adaptation, not a new meta agent: the code that reads the state is unchanged,
+and it was itself accepted when it appeared. A change to the state file is always state (it is
+data, whatever it holds); a change to a source file counts as state only when both versions
+parse and are the same program once the values of top-level literal assignments
+(``NAME = <literal>``, ``NAME: T = <literal>``, where the literal is what
+:func:`ast.literal_eval` accepts, in both versions) are set aside.
 """
 
 from __future__ import annotations
 
 import ast
 
-__all__ = ["state_only_change"]
+from hyperagents.tasks import META_STATE_FILE
+
+__all__ = ["state_change", "state_only_change"]
 
 
 def _decode(source: bytes | str | None) -> str | None:
@@ -66,3 +71,9 @@ def state_only_change(before: bytes | str | None, after: bytes | str | None) -> 
         return False
     a, b = _skeleton(old), _skeleton(new)
     return a is not None and a == b
+
+
+def state_change(path: str, before: bytes | str | None, after: bytes | str | None) -> bool:
+    """Whether the change of the meta file ``path`` from ``before`` to ``after`` is adaptation
+    of the meta agent's state (its state file, or literal values in its source), not code."""
+    return path == META_STATE_FILE or state_only_change(before, after)

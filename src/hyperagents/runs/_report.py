@@ -1,13 +1,20 @@
 """The report a meta agent is given with its job: the task, its parent, the parent's train
-results and a window of the archive.
+results and a summary of the archive's latest variants.
 
 Agents see run-local identities (generation numbers), never storage ids, and never test data
 or targets: the same run gives the same report, and so the same LLM prompts, in any storage
 (replay relies on it).
+
+The archive part is bounded: the latest ``report_archive`` variants at most, each summarised
+(:func:`archive_entry`: its ids, state, scores and the few keys of its ``meta_info`` that meta
+agents read of one another's edits, each of bounded size), as many of the latest as fit in
+``report_archive_bytes`` of JSON. The parent's own ``meta_info`` is given whole.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hyperagents.archive import ArchiveView
@@ -16,7 +23,24 @@ from hyperagents.runs._stages import REPORT_STAGES
 from hyperagents.storages import VariantRecord, VariantState
 from hyperagents.tasks import Split
 
-__all__ = ["Reports", "reported_state"]
+__all__ = [
+    "SUMMARY_KEYS",
+    "SUMMARY_TEXT_CHARS",
+    "SUMMARY_VALUE_BYTES",
+    "Reports",
+    "archive_entry",
+    "archive_summary",
+    "reported_state",
+]
+
+#: The keys of a variant's ``meta_info`` an archive entry keeps: what the seed meta agents read
+#: of earlier edits (the offline agent: ``operator``, ``changes``, ``params``; the LLM agent:
+#: ``operator`` and ``summary``, ``reason`` or ``error``).
+SUMMARY_KEYS = ("operator", "changes", "params", "summary", "reason", "error")
+#: A string value longer than this (characters) is cut, ending in "…".
+SUMMARY_TEXT_CHARS = 500
+#: A value whose JSON is longer than this (bytes) is left out and named in ``omitted``.
+SUMMARY_VALUE_BYTES = 2048
 
 
 def reported_state(variant: VariantRecord) -> str:
@@ -26,6 +50,61 @@ def reported_state(variant: VariantRecord) -> str:
     if variant.state in (VariantState.PENDING, VariantState.REJECTED) and "val" in variant.scores:
         return "complete"
     return variant.state.name.lower()
+
+
+def meta_summary(meta_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`SUMMARY_KEYS` of ``meta_info`` that it has, each of bounded size: long
+    strings cut, values still too large left out and named in ``omitted``."""
+    summary: dict[str, Any] = {}
+    omitted: list[str] = []
+    for key in SUMMARY_KEYS:
+        if key not in meta_info:
+            continue
+        value = meta_info[key]
+        if isinstance(value, str) and len(value) > SUMMARY_TEXT_CHARS:
+            value = value[: SUMMARY_TEXT_CHARS - 1] + "…"
+        if len(json.dumps(value)) > SUMMARY_VALUE_BYTES:
+            omitted.append(key)
+        else:
+            summary[key] = value
+    if omitted:
+        summary["omitted"] = omitted
+    return summary
+
+
+def archive_entry(variant: VariantRecord, generation_of: Mapping[int, int]) -> dict[str, Any]:
+    """A variant as the report's archive shows it (``generation_of``: storage id → generation,
+    for its parent)."""
+    parent = variant.parent_id
+    return {
+        "variant_id": variant.generation,
+        "generation": variant.generation,
+        "parent_id": None if parent is None else generation_of.get(parent),
+        "state": reported_state(variant),
+        "scores": {k: s for k, s in variant.scores.items() if k in REPORT_STAGES},
+        "meta_info": meta_summary(variant.meta_info),
+    }
+
+
+def archive_summary(
+    variants: Sequence[VariantRecord], *, entries: int, max_bytes: int
+) -> list[dict[str, Any]]:
+    """The archive part of a report: the latest ``entries`` of ``variants`` at most, in order,
+    as many of the latest as fit in ``max_bytes`` of JSON (``json.dumps`` of the list)."""
+    if entries <= 0:
+        return []
+    generation_of = {v.id: v.generation for v in variants}
+    shown: list[dict[str, Any]] = []
+    used = len("[]")
+    for variant in reversed(variants[-entries:]):
+        entry = archive_entry(variant, generation_of)
+        size = len(json.dumps(entry)) + (len(", ") if shown else 0)
+        if used + size > max_bytes:
+            break
+        shown.append(entry)
+        used += size
+    shown.reverse()
+    return shown
 
 
 class Reports:
@@ -57,19 +136,9 @@ class Reports:
         """
         ctx = self._ctx
         cfg = ctx.config
-        generation_of = {v.id: v.generation for v in snapshot}
-        archive = [
-            {
-                "variant_id": v.generation,
-                "generation": v.generation,
-                "parent_id": None if v.parent_id is None else generation_of.get(v.parent_id),
-                "state": reported_state(v),
-                "scores": {k: s for k, s in v.scores.items() if k in REPORT_STAGES},
-                "meta_info": dict(v.meta_info),
-            }
-            for v in snapshot.variants[-cfg.report_archive :]
-            if cfg.report_archive
-        ]
+        archive = archive_summary(
+            snapshot.variants, entries=cfg.report_archive, max_bytes=cfg.report_archive_bytes
+        )
         if target is None:
             target = ctx.target_generations()
         return {

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from hyperagents.evaluation import StageResult, evaluate_stage
+from hyperagents.evaluation import (
+    StageResult,
+    ValidationResult,
+    evaluate_stage,
+    validate_and_evaluate,
+)
+from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
 from hyperagents.runs._context import RunContext
 from hyperagents.storages import EventSpec, VariantRecord
 from hyperagents.tasks import Instance, Split
 
-__all__ = ["REPORT_STAGES", "STAGES", "Pruner", "StagePlan", "SubsetPruner"]
+__all__ = ["FIRST_STAGE", "REPORT_STAGES", "STAGES", "Pruner", "StagePlan", "SubsetPruner"]
 
 #: Evaluation stages in order. ``test`` is only run for champions and never shown to agents.
 STAGES = ("train_subset", "train", "val", "test")
@@ -30,6 +36,9 @@ REPORT_STAGES = ("train_subset", "train", "val")
 
 #: The stages every valid child goes through, in order (before a re-check).
 _EVALUATION_ORDER = ("train_subset", "train", "val")
+
+#: The stage a child is evaluated on in the process that validates it.
+FIRST_STAGE = _EVALUATION_ORDER[0]
 
 
 class Pruner(Protocol):
@@ -122,10 +131,8 @@ class StagePlan:
             SandboxError: The sandbox kept breaking.
         """
         ctx = self._ctx
-        assert variant.program_id is not None
-        program = ctx.program(variant.program_id)
-        split, instances = self.instances(stage, variant)
-        wall = ctx.task.instance_timeout * max(1, len(instances)) + ctx.config.eval_overhead
+        program, split, instances = self._work(variant, stage)
+        wall = self._wall(instances)
         if instances:
             holdout = stage == "recheck" and instances[0].id.startswith("holdout")
             result = ctx.retry(
@@ -147,6 +154,58 @@ class StagePlan:
         if stage == "train":
             result = self._with_subset(variant, result)
         return result, sandbox
+
+    def run_validated(
+        self, variant: VariantRecord
+    ) -> tuple[ValidationResult, StageResult | None, float]:
+        """Validate a recorded child and evaluate it on :data:`FIRST_STAGE`, in one sandbox run
+        (when the stage has no instances, the run only validates).
+
+        Its wall-clock limit comes in two parts: the validation has ``validate_timeout`` from
+        the start, as when it ran alone; the stage then has its own limit (``instance_timeout``
+        per instance plus ``eval_overhead``) from the validation's message. A hang is thus
+        killed, and reported, exactly as before, and no run lasts longer than the two together.
+
+        Returns:
+            The validation, the stage's result (None: invalid), and the seconds spent in the
+            sandbox.
+
+        Raises:
+            SandboxError: The sandbox kept breaking.
+        """
+        ctx = self._ctx
+        program, split, instances = self._work(variant, FIRST_STAGE)
+        limits = replace(
+            ctx.limits(self._wall(instances)), validate_time=ctx.config.validate_timeout
+        )
+        validation, result = ctx.retry(
+            lambda: validate_and_evaluate(
+                program,
+                entry_points=ctx.task.entry_points,
+                task=ctx.task,
+                instances=instances,
+                stage=FIRST_STAGE,
+                split=split.value,
+                sandbox=ctx.sandbox,
+                limits=limits,
+                llm=ctx.llm_handler(variant.id, variant.generation, FIRST_STAGE),
+            ),
+            f"validating and evaluating {variant.id} on {FIRST_STAGE}",
+        )
+        stage_wall = float(result.metrics.get("wall_seconds", 0.0)) if result is not None else 0.0
+        return validation, result, validation.wall + stage_wall
+
+    def _work(self, variant: VariantRecord, stage: str) -> tuple[Program, Split, list[Instance]]:
+        """What evaluating ``variant`` on ``stage`` takes: its program, the split, the instances."""
+        assert variant.program_id is not None
+        split, instances = self.instances(stage, variant)
+        return self._ctx.program(variant.program_id), split, instances
+
+    def _wall(self, instances: list[Instance]) -> float:
+        """The wall-clock limit of a stage on ``instances``."""
+        return self._ctx.task.instance_timeout * max(1, len(instances)) + (
+            self._ctx.config.eval_overhead
+        )
 
     def _with_subset(self, variant: VariantRecord, rest: StageResult) -> StageResult:
         """The full train result: the subset already evaluated combined with the rest."""

@@ -93,8 +93,9 @@ def get_sandbox(
 
     Args:
         name: The sandbox's name, or a sandbox object (returned as is).
-        warm: Processes to keep started ahead of time.
-        preload: Modules those processes import before their request.
+        warm: Fork servers to keep started ahead of time (each forks a fresh child per
+            request).
+        preload: Modules those servers import ahead of time.
         hide: Host paths agent code must not see: the run's task
             (:func:`task_locations`); installed task plug-ins and the hyperagents package are
             hidden in any case.

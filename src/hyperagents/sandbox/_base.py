@@ -2,8 +2,9 @@
 
 A sandbox runs the trusted *harness* (``_harness.py``) in a separate process whose working
 directory is a private workspace holding the program's files. The harness imports the agent code
-and performs one *action* (``validate``, ``solve``, ``improve``, ``select``); it streams JSON
-messages back over a dedicated pipe (never stdout, which the agent may write anything to).
+and performs one *action* (``validate``, ``solve`` — optionally validating first —, ``improve``,
+``select``); it streams JSON messages back over a dedicated pipe (never stdout, which the agent
+may write anything to).
 
 Two kinds of failure are kept apart:
 
@@ -36,6 +37,11 @@ class Limits:
         max_file_size_mb: RLIMIT_FSIZE in MiB: the largest file the code may write.
         max_output_bytes: Captured stdout/stderr kept per stream (the rest is drained, dropped).
         max_result_bytes: Bytes read from the result channel before it counts as invalid output.
+        validate_time: For a request that validates the program first (a ``solve`` with a
+            ``validate`` part): seconds the validation may take from the start, after which
+            ``wall_time`` counts from the harness's validation message (the CPU limit covers
+            both). None: ``wall_time`` counts from the start. A sandbox that cannot tell the
+            two parts apart holds the run to their sum.
     """
 
     wall_time: float = 60.0
@@ -45,6 +51,7 @@ class Limits:
     max_file_size_mb: int = 64
     max_output_bytes: int = 64 * 1024
     max_result_bytes: int = 64 * 1024 * 1024
+    validate_time: float | None = None
 
 
 class Outcome(IntEnum):

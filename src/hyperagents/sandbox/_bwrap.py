@@ -107,8 +107,9 @@ class BwrapSandbox(Launcher):
         executable: The bubblewrap binary.
         isolate_user: Switch to a private uid (default: when the engine runs as root).
         expose: Extra host paths to bind read-only at the same place (e.g. a model cache).
-        warm: Processes to keep started ahead of time (each still serves one request).
-        preload: Modules warm processes import before their request (e.g. ``("numpy",)``).
+        warm: Fork servers to keep started ahead of time (each forks a fresh child per
+            request).
+        preload: Modules fork servers import ahead of time (e.g. ``("numpy",)``).
         hide: Host paths agent code must not see even where they lie under a visible directory
             (the run's task: :func:`~hyperagents.sandbox.task_locations`); installed task
             plug-ins and the hyperagents package are always hidden.
@@ -122,6 +123,7 @@ class BwrapSandbox(Launcher):
     name = "bwrap"
     isolates_network = True
     reports_usage = True
+    server_owns_pid_namespace = True
 
     def __init__(
         self,
@@ -243,6 +245,7 @@ class BwrapSandbox(Launcher):
         argv = [
             self._bwrap,
             *self._static,
+            *(self._server_capabilities() if fds.startswith("--serve=") else []),
             "--ro-bind", str(harness), HARNESS,
             "--bind", str(workspace), WORKSPACE,
             "--chdir", WORKSPACE,
@@ -251,6 +254,18 @@ class BwrapSandbox(Launcher):
             self.python, "-I", "-S", HARNESS, fds,
         ]  # fmt: skip
         return argv, workspace
+
+    def _server_capabilities(self) -> list[str]:
+        """What a fork server keeps (its children drop every capability before agent code):
+        making each child's mount and IPC namespaces with its own ``/tmp`` and ``/dev/shm``,
+        and killing what a child left in the server's PID namespace (other uids, as root)."""
+        if self.isolates_user:  # CAP_SETUID, CAP_SETGID and CAP_SYS_ADMIN are there already
+            return ["--cap-add", "CAP_KILL"]
+        return ["--cap-add", "CAP_SYS_ADMIN"]
+
+    def _forked_extras(self, *, own_pids: bool) -> dict[str, Any]:
+        fresh = {"paths": list(_TMPFS), "size_mb": self._tmp_mb, "proc": own_pids}
+        return {"fresh_tmpfs": fresh}
 
     def _request_extras(self) -> dict[str, Any]:
         # Only a root engine's sandbox holds CAP_SYS_ADMIN over its tmpfs mounts (until the

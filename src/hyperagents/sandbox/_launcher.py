@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
 from hyperagents.exceptions import SandboxError
-from hyperagents.sandbox._base import Limits, SandboxResult
+from hyperagents.sandbox._base import Limits, Outcome, SandboxResult
 from hyperagents.sandbox._cleanup import kill_group, processes_of
+from hyperagents.sandbox._deadline import Deadline
+from hyperagents.sandbox._forkserver import ForkedProcess, ForkServer
 from hyperagents.sandbox._messages import classify
 from hyperagents.sandbox._monitor import UsageProbe
 from hyperagents.sandbox._outcome import Started, annotate, cpu_limit, finish_readers, measured
@@ -46,6 +50,10 @@ from hyperagents.sandbox._workspace import (
 
 __all__ = ["Launcher"]
 
+logger = logging.getLogger("hyperagents")
+
+#: Seconds a fork server may take, after its child's wall-clock limit, to report on it.
+_SERVER_GRACE = 30.0
 #: Bytes a pipe holds without a reader on Linux (the default size).
 _PIPE_CAPACITY = 65536
 
@@ -54,12 +62,18 @@ class Launcher:
     """Start the harness, feed the request, enforce the wall clock, collect output and classify
     the outcome; the base of the ``process`` and ``bwrap`` sandboxes.
 
-    Warm standbys: after ``set_warm(N)`` (a sandbox's ``warm=N``) the sandbox keeps up to N
-    processes started ahead of time (interpreter up, harness and ``preload`` modules imported,
-    isolation not yet applied), each waiting for one request in a private workspace directory of
-    its own. A run takes one, moves the caller's workspace files in, sends the request, and
-    moves the files back afterwards; a replacement is started in the background. Each process
-    still serves exactly one request, so runs never share a process.
+    Warm starts: after ``set_warm(N)`` (a sandbox's ``warm=N``) the sandbox keeps up to N fork
+    servers (:mod:`~hyperagents.sandbox._forkserver`): sandboxed interpreters started ahead of
+    time, the harness and the ``preload`` modules imported, each with a private workspace
+    directory of its own. A run takes a server that has said it is ready (one still starting
+    is never handed out: the run then starts cold), moves the caller's workspace files in, and
+    the server forks a fresh child for the request, which isolates itself and runs it exactly
+    as a cold process would; the files move back afterwards and the server waits for the next
+    run. Every request gets a process of its own, forked before any agent code ran; a child
+    cannot outlive its request (the server, or the sandbox's cleanup hook, kills what it left)
+    nor see an earlier child's files (its workspace is emptied, and where the sandbox can give
+    it one, its ``/tmp`` and ``/dev/shm`` are its own). A server that a child damaged (killed,
+    or left processes it could not kill) is discarded and replaced in the background.
 
     A subclass sets :attr:`name`, :attr:`isolates_network` and :attr:`reports_usage`, and
     overrides these hooks (each documented where it is defined): :meth:`_command` (required:
@@ -86,6 +100,9 @@ class Launcher:
     #: harness's usage is read from ``/proc`` while it runs (and an unexplained SIGKILL is the
     #: hard CPU limit, the one thing inside that sends it).
     reports_usage = False
+    #: Whether a fork server's children run in a PID namespace of the server's own, so that the
+    #: server can kill whatever a child left behind (else the cleanup hook :meth:`_after` does).
+    server_owns_pid_namespace = False
 
     def __init__(
         self,
@@ -106,9 +123,10 @@ class Launcher:
         self._privileged = privileged
         self._uids = UidPool() if self._isolate_user else None
         self._preload = tuple(preload)
-        self._pool: StandbyPool[Started] = StandbyPool(
-            start=self._new_standby,
-            alive=lambda standby: standby.proc.poll() is None,
+        self._forking_off: str | None = None
+        self._pool: StandbyPool[ForkServer] = StandbyPool(
+            start=self._new_server,
+            alive=ForkServer.alive,
             discard=self._discard,
             name=self.name,
         )
@@ -131,6 +149,11 @@ class Launcher:
         return self._isolate_user
 
     @property
+    def warm(self) -> int:
+        """How many fork servers the sandbox keeps (``set_warm``; 0: every run starts cold)."""
+        return self._pool.target
+
+    @property
     def standbys(self) -> int:
         """How many processes wait, started ahead of time, for a request now."""
         return self._pool.waiting
@@ -141,7 +164,8 @@ class Launcher:
         return True
 
     def _command(self, workspace: Path, harness: Path, fds: str) -> tuple[list[str], Path]:
-        """Return (argv, cwd) starting the harness for ``workspace`` (``fds``: its channels)."""
+        """Return (argv, cwd) starting the harness for ``workspace``; ``fds`` is the harness's
+        first argument (its channels, or ``--serve=FD`` for a fork server's control socket)."""
         raise NotImplementedError
 
     def _environment(self, workspace: Path) -> dict[str, str]:
@@ -151,6 +175,12 @@ class Launcher:
     def _request_extras(self) -> dict[str, Any]:
         """Isolation settings added to every request (read by the harness)."""
         return {}
+
+    def _forked_extras(self, *, own_pids: bool) -> dict[str, Any]:
+        """Isolation settings for a request run by a fork server's child, instead of
+        :meth:`_request_extras` (default: the same); ``own_pids``: the child runs in a PID
+        namespace of its own."""
+        return self._request_extras()
 
     def _after(self, uid: int | None, directory: Path | None = None) -> None:
         """Clean up after the process exited (the process group is already killed)."""
@@ -168,47 +198,44 @@ class Launcher:
 
     # -- warm standbys ----------------------------------------------------------------------------
     def set_warm(self, count: int) -> None:
-        """Keep ``count`` processes started ahead of time (0 disables warm starts)."""
-        self._pool.set_target(count)
+        """Keep ``count`` fork servers started ahead of time (0 disables warm starts; so does a
+        machine where forked children cannot isolate themselves, see :attr:`forking_off`)."""
+        self._pool.set_target(0 if self._forking_off else count)
+
+    @property
+    def forking_off(self) -> str | None:
+        """Why warm starts were turned off for good (None: they were not)."""
+        return self._forking_off
 
     def close(self) -> None:
         """Stop every standby process (the sandbox stays usable; standbys restart on demand)."""
         self._pool.close()
 
-    def _new_standby(self) -> Started:
+    def _new_server(self) -> ForkServer:
+        """Start a fork server in a private directory and wait until it is ready."""
         root = Path(tempfile.mkdtemp(prefix=workspace_prefix("standby"), dir=workspace_base()))
         directory = root / "ws"
         directory.mkdir()
-        uid = self._uids.acquire() if self._uids is not None else None
+
+        def command(control_fd: int) -> tuple[list[str], Path]:
+            argv, cwd = self._command(directory, harness_path(), f"--serve={control_fd}")
+            return [*argv, ",".join(self._preload)] if self._preload else argv, cwd
+
         try:
-            if uid is not None:
-                hand_over(directory, uid)
-            standby = self._start(directory, uid, preload=self._preload)
+            return ForkServer.start(
+                command, env=self._environment(directory), directory=directory, owned_root=root
+            )
+        except SandboxError as exc:
+            remove_tree(root)
+            raise SandboxError(f"cannot start a {self.name} fork server: {exc}") from exc
         except BaseException:
-            if uid is not None and self._uids is not None:
-                self._uids.release(uid)
             remove_tree(root)
             raise
-        standby.owned_root = root
-        return standby
 
-    def _discard(self, standby: Started) -> None:
-        kill_group(standby.proc.pid)
-        with contextlib.suppress(ChildProcessError, OSError, subprocess.TimeoutExpired):
-            standby.proc.wait(timeout=5)
-        self._after(standby.uid, standby.directory)
-        finish_readers(standby)
-        with contextlib.suppress(OSError, ValueError):
-            if standby.proc.stdin is not None:
-                standby.proc.stdin.close()
-        self._release(standby)
-
-    def _release(self, started: Started) -> None:
-        """Give back the uid and the private directory a standby held."""
-        if started.uid is not None and self._uids is not None:
-            self._uids.release(started.uid)
-        if started.owned_root is not None:
-            remove_tree(started.owned_root)
+    def _discard(self, server: ForkServer) -> None:
+        server.close()
+        self._after(None, server.directory)
+        remove_tree(server.owned_root)
 
     # -- the run --------------------------------------------------------------------------------
     def run(
@@ -234,10 +261,89 @@ class Launcher:
         workspace = Path(workspace)
         if not workspace.is_dir():
             raise SandboxError(f"workspace {workspace} does not exist")
-        standby = self._pool.take()
-        if standby is not None:
-            self._pool.replenish()
-            return self._run_warm(standby, workspace, request, limits, llm)
+        server = self._pool.take()
+        if server is not None:
+            return self._run_forked(server, workspace, request, limits, llm)
+        return self._run_cold(workspace, request, limits, llm)
+
+    def _run_forked(
+        self,
+        server: ForkServer,
+        workspace: Path,
+        request: dict[str, Any],
+        limits: Limits,
+        llm: LLMHandler | None,
+    ) -> SandboxResult:
+        """Run a request in a fresh child of ``server``; give the server back when it is still
+        sound (else discard it and have it replaced). A server that cannot fork costs only a
+        cold start. A child that could not isolate itself (no agent code ran) is run again
+        cold; if that works, this machine cannot isolate forked children and warm starts are
+        turned off for good, with a warning."""
+        result: SandboxResult | None = None
+        broken: SandboxError | None = None
+        uid = self._uids.acquire() if self._uids is not None else None
+        try:
+            move_entries(workspace, server.directory)
+            try:
+                if uid is not None:
+                    hand_over(server.directory, uid)
+                else:
+                    os.chmod(server.directory, 0o700)  # whatever the last child made of it
+                result = self._forked_result(server, uid, request, limits, llm)
+            except SandboxError as exc:
+                broken = exc
+            finally:
+                move_entries(server.directory, workspace)
+        finally:
+            if uid is not None and self._uids is not None:
+                self._uids.release(uid)
+            if result is not None and server.alive():
+                self._pool.put_back(server)
+            else:
+                self._discard(server)
+                self._pool.replenish()
+        if result is not None:
+            return result
+        cold = self._run_cold(workspace, request, limits, llm)
+        if broken is not None:
+            self._forking_off = str(broken)
+            logger.warning(
+                "the %s sandbox's fork servers cannot isolate their children here (%s); warm "
+                "starts are off, every request starts cold",
+                self.name,
+                broken,
+            )
+            self._pool.close()
+        return cold
+
+    def _forked_result(
+        self,
+        server: ForkServer,
+        uid: int | None,
+        request: dict[str, Any],
+        limits: Limits,
+        llm: LLMHandler | None,
+    ) -> SandboxResult | None:
+        """The result of a request run by a child of ``server`` (None: it did not fork).
+
+        Raises:
+            SandboxError: The child could not isolate itself (no agent code ran).
+        """
+        try:
+            child = server.spawn(pid_namespace=True, kill_leftovers=self.server_owns_pid_namespace)
+        except SandboxError:
+            return None
+        started = self._watch_forked(child, uid, server.directory)
+        return self._finish(started, request, limits, llm)
+
+    def _run_cold(
+        self,
+        workspace: Path,
+        request: dict[str, Any],
+        limits: Limits,
+        llm: LLMHandler | None,
+    ) -> SandboxResult:
+        """Run a request in a process started for it alone."""
         uid = self._uids.acquire() if self._uids is not None else None
         try:
             if uid is not None:
@@ -248,33 +354,12 @@ class Launcher:
             if uid is not None and self._uids is not None:
                 self._uids.release(uid)
 
-    def _run_warm(
-        self,
-        standby: Started,
-        workspace: Path,
-        request: dict[str, Any],
-        limits: Limits,
-        llm: LLMHandler | None,
-    ) -> SandboxResult:
-        try:
-            move_entries(workspace, standby.directory)
-            if standby.uid is not None:
-                hand_over(standby.directory, standby.uid)
-            try:
-                return self._finish(standby, request, limits, llm)
-            finally:
-                move_entries(standby.directory, workspace)
-        finally:
-            self._release(standby)
-
-    def _start(self, directory: Path, uid: int | None, *, preload: tuple[str, ...] = ()) -> Started:
+    def _start(self, directory: Path, uid: int | None) -> Started:
         read_fd, write_fd = os.pipe()  # sandbox → engine: results, LLM requests
         reply_read, reply_write = os.pipe()  # engine → sandbox: LLM replies
         status_read, status_write = os.pipe()  # harness → engine, closed before agent code
         fds = f"{write_fd},{reply_read},{status_write}"
         argv, cwd = self._command(directory, harness_path(), fds)
-        if preload:
-            argv.append(",".join(preload))
         try:
             proc = subprocess.Popen(
                 argv,
@@ -295,9 +380,14 @@ class Launcher:
             os.close(fd)
         return self._watch(proc, os.fdopen(read_fd, "rb"), reply_write, status_read, uid, directory)
 
+    def _watch_forked(self, child: ForkedProcess, uid: int | None, directory: Path) -> Started:
+        """Start the readers of a fork server's child (its pid is known from the start)."""
+        result_stream = os.fdopen(child.result_fd, "rb")
+        return self._watch(child, result_stream, child.reply_fd, child.status_fd, uid, directory)
+
     def _watch(
         self,
-        proc: subprocess.Popen[bytes],
+        proc: subprocess.Popen[bytes] | ForkedProcess,
         result_stream: IO[bytes],
         reply_write: int,
         status_read: int,
@@ -308,7 +398,10 @@ class Launcher:
         assert proc.stdout and proc.stderr
         status_stream = os.fdopen(status_read, "rb")
         # The harness is found when the engine first hears from it (it has isolated itself).
-        probe = UsageProbe(resolve=lambda: self._harness_pid(proc.pid))
+        if isinstance(proc, ForkedProcess):
+            probe = UsageProbe(proc.pid)  # known from the socket's credentials
+        else:
+            probe = UsageProbe(resolve=lambda: self._harness_pid(proc.pid))
         channel = ChannelReader(result_stream, reply_write, probe=probe)  # owns reply_write
         status = StatusReader(
             status_stream,
@@ -333,7 +426,14 @@ class Launcher:
             reader.start()
         return started
 
-    def _payload(self, request: dict[str, Any], limits: Limits, uid: int | None) -> bytes:
+    def _payload(
+        self,
+        request: dict[str, Any],
+        limits: Limits,
+        uid: int | None,
+        *,
+        forked: ForkedProcess | None = None,
+    ) -> bytes:
         """The request as the harness reads it, with its limits and isolation settings.
 
         Raises:
@@ -352,9 +452,12 @@ class Launcher:
             "max_file_size_mb": limits.max_file_size_mb,
         }
         payload["user"] = uid
-        if self.reports_usage:
+        if self.reports_usage and forked is None:
             payload["await_ack"] = True  # stay until the engine has read its usage from /proc
-        payload.update(self._request_extras())
+        if forked is not None:
+            payload.update(self._forked_extras(own_pids=forked.pid_namespace))
+        else:
+            payload.update(self._request_extras())
         try:
             return json.dumps(payload, allow_nan=False).encode("utf-8")
         except (TypeError, ValueError, RecursionError) as exc:
@@ -369,22 +472,29 @@ class Launcher:
     ) -> SandboxResult:
         """Send the request to a started process, wait for it and classify the outcome."""
         proc = started.proc
+        validates = isinstance(request.get("validate"), dict)
+        deadline = Deadline(limits.wall_time, limits.validate_time if validates else None)
+        started.channel.on_validation = deadline.validated
         started.channel.handler = llm
-        started.channel.ack_final = self.reports_usage
+        # A fork server reports its child's usage: nothing to read from /proc before it exits.
+        started.channel.ack_final = self.reports_usage and not started.forked
         started.stdout.cap = started.stderr.cap = limits.max_output_bytes
         started.channel.cap = limits.max_result_bytes
         try:
-            body = self._payload(request, limits, started.uid)
+            forked = started.proc if isinstance(started.proc, ForkedProcess) else None
+            body = self._payload(request, limits, started.uid, forked=forked)
         except SandboxError:
             kill_group(proc.pid)
             with contextlib.suppress(ChildProcessError):
                 proc.wait()
             raise
-        timed_out, wall, usage = self._wait(started, body, limits)
-        return self._outcome(started, limits, timed_out=timed_out, wall=wall, usage=usage)
+        timed_out, wall, usage = self._wait(started, body, deadline)
+        # A run killed while it validated was held to (and is reported with) that limit.
+        held_to = replace(limits, wall_time=deadline.limit)
+        return self._outcome(started, limits, held_to, timed_out=timed_out, wall=wall, usage=usage)
 
-    def _wait(self, started: Started, body: bytes, limits: Limits) -> tuple[bool, float, Any]:
-        """Feed the request and wait for the process, killing its group at the wall-clock limit
+    def _wait(self, started: Started, body: bytes, deadline: Deadline) -> tuple[bool, float, Any]:
+        """Feed the request and wait for the process, killing its group at the ``deadline``
         and after it exited; return (timed out, wall seconds, the kernel's resource usage).
 
         Raises:
@@ -394,25 +504,31 @@ class Launcher:
         timed_out = threading.Event()
 
         def kill_on_timeout() -> None:
+            if not deadline.expired():
+                return
             timed_out.set()
             started.probe.sample()  # the last reading before the kill
             kill_group(proc.pid)
 
         start = time.perf_counter()
-        timer = threading.Timer(limits.wall_time, kill_on_timeout)
-        timer.daemon = True
-        timer.start()
+        deadline.start()
+        threading.Thread(target=kill_on_timeout, daemon=True).start()
         assert proc.stdin is not None
         if len(body) < _PIPE_CAPACITY:
             _feed(proc.stdin, body)  # fits in the pipe: cannot block
         else:
             threading.Thread(target=_feed, args=(proc.stdin, body), daemon=True).start()
+        usage: Any
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            if isinstance(proc, ForkedProcess):
+                # The timer kills the child at the limit; its server then reports at once.
+                status, usage = proc.wait4(deadline.longest + _SERVER_GRACE)
+            else:
+                _, status, usage = os.wait4(proc.pid, 0)
         except ChildProcessError as exc:  # pragma: no cover - would be a bug in the engine
             raise SandboxError(f"lost the sandboxed process: {exc}") from exc
         finally:
-            timer.cancel()
+            deadline.stop()
             started.channel.closed.set()  # the job is over: answer no more LLM requests
             # Whatever the child left in its group (daemonised helpers…) dies with it.
             kill_group(proc.pid)
@@ -421,9 +537,17 @@ class Launcher:
         return timed_out.is_set(), time.perf_counter() - start, usage
 
     def _outcome(
-        self, started: Started, limits: Limits, *, timed_out: bool, wall: float, usage: Any
+        self,
+        started: Started,
+        limits: Limits,
+        held_to: Limits,
+        *,
+        timed_out: bool,
+        wall: float,
+        usage: Any,
     ) -> SandboxResult:
-        """Classify a finished run from what the engine read and measured outside it.
+        """Classify a finished run from what the engine read and measured outside it
+        (``held_to``: its limits, with the wall-clock limit of the phase it ended in).
 
         Raises:
             SandboxError: The harness did not report itself isolated.
@@ -439,17 +563,21 @@ class Launcher:
             messages=measured(received, started.status),
             problem=problem,
             timed_out=timed_out,
-            exit_code=self._exit_code(started.proc.returncode),
+            exit_code=self._exit_code_of(started),
             cpu_used=cpu_used,
             cpu_limit=cpu_limit(limits),
-            limits=limits,
+            limits=held_to,
             stdout=started.stdout.data.decode("utf-8", "replace"),
             stderr=started.stderr.data.decode("utf-8", "replace"),
             wall=wall,
             peak_mb=peak_mb,
-            cpu_unknown=self.reports_usage,
+            cpu_unknown=self.reports_usage and not started.forked,
         )
+        if isinstance(started.proc, ForkedProcess) and started.proc.server_lost and not timed_out:
+            why = "crash: the sandboxed code killed or stopped the fork server that ran it"
+            result = replace(result, outcome=Outcome.CRASH, reason=why)
         annotate(result, started, report, network=self.isolates_network)
+        result.extra["start"] = "forked" if started.forked else "cold"
         refused = [r.problem for r in received if r.problem]
         if refused:
             result.extra["refused_messages"] = {"count": len(refused), "first": refused[0]}
@@ -469,7 +597,7 @@ class Launcher:
             raise SandboxError(f"{self.name} sandbox: {str(report.get('error'))[:500]}")
         code = started.proc.returncode
         stderr = started.stderr.data.decode("utf-8", "replace")
-        if not timed_out and code != 0:
+        if not timed_out and code is not None and code != 0:
             self._check_started(code, stderr)
         tail = stderr.strip().splitlines()[-1:] or [""]
         what = "within the wall-clock limit" if timed_out else f"(exit code {code})"
@@ -477,13 +605,20 @@ class Launcher:
             f"the {self.name} sandbox's harness did not start {what}: {tail[0][:300]}".rstrip(": ")
         )
 
+    def _exit_code_of(self, started: Started) -> int:
+        """The harness's exit code (a fork server's child is waited for directly)."""
+        code = started.proc.returncode
+        assert code is not None
+        return code if started.forked else self._exit_code(code)
+
     def _usage(self, started: Started, usage: Any) -> tuple[float, float]:
         """CPU seconds and peak MiB of the run, measured outside the sandbox."""
         started.probe.sample()
         cpu = started.probe.cpu or 0.0
         peak = started.probe.peak_mb
-        if not self.reports_usage:
-            # The waited-for process is the harness itself: the kernel's account is complete.
+        if not self.reports_usage or started.forked:
+            # The waited-for process is the harness itself (or a fork server's child, which
+            # its server waited for): the kernel's account is complete.
             cpu = max(cpu, usage.ru_utime + usage.ru_stime)
             peak = max(peak, usage.ru_maxrss / 1024.0)
         return cpu, peak

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hyperagents.sandbox._base import Limits, SandboxResult
+from hyperagents.sandbox._forkserver import ForkedProcess
 from hyperagents.sandbox._messages import Received
 from hyperagents.sandbox._monitor import UsageProbe
 from hyperagents.sandbox._readers import CappedReader, ChannelReader, StatusReader
@@ -29,7 +30,7 @@ __all__ = ["Started", "annotate", "cpu_limit", "finish_readers", "measured"]
 class Started:
     """A sandboxed process that has been started and waits for (or runs) its request."""
 
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | ForkedProcess
     stdout: CappedReader
     stderr: CappedReader
     channel: ChannelReader
@@ -38,7 +39,11 @@ class Started:
     streams: tuple[IO[bytes], ...]  #: the engine's ends of the pipes, closed once after use
     uid: int | None
     directory: Path  #: the directory the process sees as its workspace
-    owned_root: Path | None = None  #: a standby's private directory, removed after use
+
+    @property
+    def forked(self) -> bool:
+        """Whether the process is a fork server's child."""
+        return isinstance(self.proc, ForkedProcess)
 
     @property
     def readers(self) -> tuple[CappedReader, ...]:
@@ -84,14 +89,22 @@ def annotate(
 
 
 def cpu_limit(limits: Limits) -> float:
-    """The CPU seconds a run may use: its own limit, else its wall time rounded up, plus one."""
-    return limits.cpu_time if limits.cpu_time is not None else math.ceil(limits.wall_time) + 1
+    """The CPU seconds a run may use: its own limit, else its wall time (with its validation's,
+    if any) rounded up, plus one."""
+    if limits.cpu_time is not None:
+        return limits.cpu_time
+    return math.ceil(limits.wall_time + (limits.validate_time or 0.0)) + 1
 
 
 def measured(received: Iterable[Received], status: StatusReader) -> list[dict[str, Any]]:
-    """The accepted messages, with each instance's wall and CPU time replaced by what the
-    engine measured from outside (time and CPU use between successive instance messages,
-    from the moment the harness reported itself isolated).
+    """The accepted messages, with the wall and CPU time of each instance (and of the
+    validation before them) replaced by what the engine measured from outside (time and CPU
+    use between successive such messages, from the moment the harness reported itself
+    isolated).
+
+    Only the first ``validation`` message, before any instance's, is timed (the one the
+    evaluation accepts): another one, which the agent's code may send while it solves, would
+    otherwise hide the time of the instance it precedes.
 
     The status pipe and the result channel are read by different threads, so on a busy
     machine the first answer can be read before the isolation report that preceded it: a
@@ -99,11 +112,15 @@ def measured(received: Iterable[Received], status: StatusReader) -> list[dict[st
     messages: list[dict[str, Any]] = []
     last_at = status.at
     last_cpu = status.cpu
+    verdict_due = True  # no validation and no instance yet
     for item in received:
         message = item.message
         if message is None or message["type"] in ("isolation", "done"):
             continue  # only the status pipe reports isolation; "done" is the ack handshake
-        if message["type"] == "instance":
+        kind = message["type"]
+        timed = kind == "instance" or (kind == "validation" and verdict_due)
+        verdict_due = verdict_due and kind not in ("instance", "validation")
+        if timed:
             wall = max(0.0, item.at - last_at) if last_at is not None else None
             cpu = (
                 max(0.0, item.cpu - last_cpu)

@@ -95,8 +95,9 @@ class ProcessSandbox(Launcher):
         python: Interpreter to run (default: the engine's own).
         isolate_user: Switch to a private uid (default: when the engine runs as root and the
             interpreter's own directories are readable by other users).
-        warm: Processes to keep started ahead of time (each still serves one request).
-        preload: Modules warm processes import before their request (e.g. ``("numpy",)``).
+        warm: Fork servers to keep started ahead of time (each forks a fresh child per
+            request).
+        preload: Modules fork servers import ahead of time (e.g. ``("numpy",)``).
         hide: Host paths agent code must not see (the run's task), with a private uid; the task
             plug-ins and the hyperagents package are always hidden then.
         unsafe: Allow running agent code as root without a private uid (default: whether

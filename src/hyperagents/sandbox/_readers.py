@@ -166,6 +166,8 @@ class ChannelReader(CappedReader):
         #: Answer the harness's ``done`` with an ack (it waits for one before exiting).
         self.ack_final = False
         self.llm_requests = 0
+        #: Called once, on the first ``validation`` message (the run's deadline moves then).
+        self.on_validation: Callable[[], None] | None = None
         self.closed = threading.Event()
         self.received: list[Received] = []
 
@@ -200,8 +202,11 @@ class ChannelReader(CappedReader):
         cpu = self._probe.sample() if self._probe is not None else None
         received = parse_line(line, at, cpu)
         self.received.append(received)
-        done = received.message is not None and received.message["type"] == "done"
-        if done and self.ack_final:
+        kind = received.message["type"] if received.message is not None else None
+        if kind == "validation" and self.on_validation is not None:
+            hook, self.on_validation = self.on_validation, None
+            hook()
+        if kind == "done" and self.ack_final:
             # Its usage is read (above): the harness, waiting for this, may now exit.
             self._deliver(b'{"type": "ack"}\n')
 

@@ -1,4 +1,4 @@
-"""Warm standbys: sandboxed processes started ahead of time, each waiting for one request.
+"""Warm standbys: sandboxed fork servers started ahead of time, waiting for requests.
 
 A :class:`StandbyPool` keeps up to a target number of them. It knows nothing of processes: it is
 given how to start one, how to tell whether one can still serve, and how to discard one, so the
@@ -90,8 +90,9 @@ class StandbyPool(Generic[T]):
         self._wait_for_spawns(timeout=15.0)
 
     def take(self) -> T | None:
-        """The oldest standby that is still alive (None: none waits); dead ones are discarded.
-        The caller owns the standby and calls :meth:`replenish` to have it replaced."""
+        """The oldest standby that is still alive (None: none waits); dead ones are discarded
+        and replaced. The caller owns the standby: it gives it back (:meth:`put_back`), or
+        discards it and calls :meth:`replenish` to have it replaced."""
         dead: list[T] = []
         taken: T | None = None
         with self._lock:
@@ -103,7 +104,20 @@ class StandbyPool(Generic[T]):
                 dead.append(standby)
         for standby in dead:
             self._discard(standby)
+        if dead:
+            self.replenish()
         return taken
+
+    def put_back(self, standby: T) -> None:
+        """Give back a standby that served a request and can serve more (one that is no longer
+        wanted, the pool being closed or full, is discarded)."""
+        with self._lock:
+            keep = self._wanted() and self._alive(standby)
+            if keep:
+                self._idle.append(standby)
+        if not keep:
+            self._discard(standby)
+            self.replenish()
 
     def replenish(self) -> None:
         """Start standbys in the background until the pool holds its target."""

@@ -20,19 +20,28 @@ from typing import Any
 
 from hyperagents._modules import import_file
 from hyperagents.exceptions import TaskError, TaskNotFoundError
-from hyperagents.tasks._base import Instance, Score, Split, Task
+from hyperagents.tasks._base import (
+    META_STATE_FILE,
+    Instance,
+    Score,
+    Split,
+    Task,
+    is_meta_agent_file,
+)
 from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks._scaffold import scaffold_task, task_class_name
 
 __all__ = [
     "BUILTIN_TASKS",
     "ENTRY_POINT_GROUP",
+    "META_STATE_FILE",
     "GeneratedTask",
     "Instance",
     "Score",
     "Split",
     "Task",
     "TaskInfo",
+    "is_meta_agent_file",
     "list_tasks",
     "load_task",
     "scaffold_task",

@@ -33,10 +33,21 @@ from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
 from hyperagents.sandbox import is_meta_module
 
-__all__ = ["Instance", "Score", "Split", "Task"]
+__all__ = ["META_STATE_FILE", "Instance", "Score", "Split", "Task", "is_meta_agent_file"]
 
 #: JSON-compatible value: what crosses the sandbox boundary.
 JSON = Any
+
+#: The file where a meta agent keeps the state it adapts (the offline seed's strategy), apart
+#: from its code: a meta file, data only, so that a change to it is adaptation, never new code.
+META_STATE_FILE = "meta_state.json"
+
+
+def is_meta_agent_file(path: str) -> bool:
+    """Whether ``path`` is a file of the program's meta agent: a module (a top-level
+    ``meta_*.py``, see :func:`hyperagents.sandbox.is_meta_module`) or its state file
+    (:data:`META_STATE_FILE`)."""
+    return path == META_STATE_FILE or is_meta_module(path)
 
 
 class Split(StrEnum):
@@ -125,14 +136,16 @@ class Task(ABC):
 
     # -- helpers used by the engine ---------------------------------------------------------
     def is_meta_file(self, path: str) -> bool:
-        """Whether ``path`` belongs to the meta level: one of :attr:`meta_files`, or a module
-        of the program's meta agent (a top-level ``meta_*.py``: ``meta_agent.py`` and the
-        sibling modules it imports, see :func:`hyperagents.sandbox.is_meta_module`).
+        """Whether ``path`` belongs to the meta level: one of :attr:`meta_files`, or a file of
+        the program's meta agent (a top-level ``meta_*.py``: ``meta_agent.py`` and the sibling
+        modules it imports, see :func:`hyperagents.sandbox.is_meta_module`; and its state
+        file, :data:`META_STATE_FILE`).
 
         The one rule for meta files: ``frozen-meta`` mode keeps them as the seed has them, a
-        transfer (``meta_from``) carries them, and a change to their code waits for approval.
+        transfer (``meta_from``) carries them, and a change to their code waits for approval
+        (a change to the state file is adaptation, not code).
         """
-        return path in self.meta_files or is_meta_module(path)
+        return path in self.meta_files or is_meta_agent_file(path)
 
     def meta_paths(self, *programs: Iterable[str]) -> list[str]:
         """The declared :attr:`meta_files` and the meta files of ``programs``, sorted."""
@@ -142,12 +155,12 @@ class Task(ABC):
     def with_meta_agent(self, program: Program, source: Mapping[str, bytes | str]) -> Program:
         """``program`` with the meta agent of ``source`` (a program, or files by path).
 
-        The modules of ``program``'s meta agent are replaced as a whole (those ``source`` lacks
-        are removed); the other declared meta files (``select_parent.py``) only where ``source``
-        has them.
+        The files of ``program``'s meta agent (its modules and state file) are replaced as a
+        whole (those ``source`` lacks are removed); the other declared meta files
+        (``select_parent.py``) only where ``source`` has them.
         """
         updates: dict[str, bytes | str | None] = {
-            path: None for path in program if is_meta_module(path)
+            path: None for path in program if is_meta_agent_file(path)
         }
         updates.update({path: source[path] for path in source if self.is_meta_file(path)})
         return program.with_files(updates)

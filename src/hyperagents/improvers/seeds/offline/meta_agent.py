@@ -8,27 +8,30 @@ What it edits
     * ``task_agent.py``: the top-level literal ``PARAMS = {...}`` (the task agent's declared
       parameters), within the search space declared by ``PARAM_SPACE = {...}``. Only the source
       span of the ``PARAMS`` literal is rewritten; every other byte of the file is kept.
-    * ``meta_agent.py`` (this file, the workspace's copy): the literal ``META = {...}`` below, which
-      holds the meta agent's own strategy state. Each call first adapts ``META`` from the success
-      history found in the report and writes it back, so the child's meta agent starts from the
-      adapted strategy (self-reference: in ``hyperagent`` mode improvements to the improver
-      compound along a lineage; in ``frozen-meta`` mode the engine discards these edits).
+    * ``meta_state.json``: the meta agent's own strategy state (step size, operator weights,
+      exploration...). Each call first adapts the state from the success history found in the
+      report and writes it there, so the child's meta agent starts from the adapted strategy
+      (self-reference: in ``hyperagent`` mode improvements to the improver compound along a
+      lineage; in ``frozen-meta`` mode the engine discards these edits). Where the program has
+      no state file yet (the seed), the state is ``META`` below: the defaults. The agent's code
+      files stay byte for byte as they are, so a child stores nothing new but its state and
+      ``PARAMS``.
 
 The agent is this file and its sibling modules, every top-level ``meta_*.py`` file of the program
 (the engine counts them all as meta code, and the sandbox imports them by name from the
-workspace):
+workspace), and its state file:
 
-* ``meta_agent.py``: ``META`` (the agent's strategy state, rewritten in every child) and
-  :func:`improve`, the entry point.
-* ``meta_source.py``: reading and rewriting top-level literals (``PARAMS``, ``META``) in source.
+* ``meta_agent.py``: ``META`` (the default strategy state) and :func:`improve`, the entry point.
+* ``meta_source.py``: reading and rewriting top-level literals (``PARAMS``) and the state file.
 * ``meta_space.py``: the search space ``PARAM_SPACE`` declares.
 * ``meta_history.py``: the history of earlier edits (outcomes, credit, lineage) from the report.
-* ``meta_adapt.py``: the rules that adapt ``META`` from that history.
+* ``meta_adapt.py``: the rules that adapt the state from that history.
 * ``meta_operators.py``: the operators that edit ``PARAMS`` and how one is chosen.
 * ``meta_features.py``: the input features behind failures (the ``focus`` operator).
 
 The agent uses the standard library only and is deterministic given the workspace files and the
-report (all randomness comes from ``random.Random(report["seed"])``).
+report (all randomness comes from ``random.Random(report["seed"])``). It parses ``task_agent.py``
+once per call and never parses its own source.
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ from typing import Any
 from meta_adapt import adapt_meta, clamp_limit, sanitize_meta
 from meta_history import History
 from meta_operators import Context, propose
-from meta_source import read_literal, read_text, rewrite_literal, round_sig, write_text
+from meta_source import Literals, read_state, read_text, round_sig, write_state, write_text
 from meta_space import Dim, build_space
 
+#: The default strategy state: what a program without a state file (the seed) starts from.
 META: dict[str, Any] = {
     "step_scale": 0.15,
     "step_growth": 1.5,
@@ -73,6 +77,8 @@ META: dict[str, Any] = {
 }
 
 
+#: The file of the program that holds the adapted strategy state (a JSON object).
+STATE_FILE = "meta_state.json"
 #: Largest ``meta_info`` (JSON bytes) this agent returns; the engine accepts 64 KB.
 _MAX_INFO_BYTES = 60_000
 #: How many evidence events are listed in ``meta_info`` (all of them are used).
@@ -89,8 +95,9 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         A JSON-able dict (the child's ``meta_info``): the operator used, the parameter changes
-        ``{name: [old, new]}``, the full new ``PARAMS``, the adapted ``META`` and how it was
-        adapted. ``operator`` is ``"none"`` (and no file is changed) when no edit was possible.
+        ``{name: [old, new]}``, the full new ``PARAMS``, the adapted state (``meta``) and how it
+        was adapted. ``operator`` is ``"none"`` (and no file is changed) when no edit was
+        possible.
     """
     report = report if isinstance(report, dict) else {}
     seed = report.get("seed", 0)
@@ -99,14 +106,13 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     history = History.from_report(report)
 
     # 1. The meta level: read and adapt this agent's own strategy state.
-    meta_path = os.path.join(workspace, "meta_agent.py")
-    meta_source = read_text(meta_path)
-    adapted, sigma = _adapt(meta_source, history, rng, info)
+    state_path = os.path.join(workspace, STATE_FILE)
+    adapted, sigma = _adapt(read_state(state_path), history, rng, info)
 
-    # 2. The task level: read the declared parameters and search space.
+    # 2. The task level: read the declared parameters and search space (one parse).
     task_path = os.path.join(workspace, "task_agent.py")
-    task_source = read_text(task_path)
-    declared = _declared(task_source, info)
+    task = Literals(read_text(task_path))
+    declared = _declared(task, info)
     if declared is None:
         return _fit(info)
     params, space = declared
@@ -131,11 +137,13 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
         return _fit(info)
     new_params, operator, detail, explored = proposal
 
-    # 4. Write both edits: the task agent's PARAMS and this agent's own META.
+    # 4. Write both edits: the task agent's PARAMS and this agent's own state.
     full_params = {**params, **new_params}
-    assert task_source is not None  # checked above through params
-    write_text(task_path, rewrite_literal(task_source, "PARAMS", full_params))
-    info["meta_self_edited"] = _write_meta(meta_path, meta_source, adapted)
+    rewritten = task.rewrite("PARAMS", full_params)
+    assert rewritten is not None  # the source declared PARAMS
+    write_text(task_path, rewritten)
+    write_state(state_path, adapted)
+    info["meta_self_edited"] = True
     changes = {
         name: [params.get(name), value]
         for name, value in full_params.items()
@@ -147,13 +155,11 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     return _fit(info)
 
 
-def _declared(
-    task_source: str | None, info: dict[str, Any]
-) -> tuple[dict[Any, Any], dict[str, Dim]] | None:
+def _declared(task: Literals, info: dict[str, Any]) -> tuple[dict[Any, Any], dict[str, Dim]] | None:
     """The task agent's ``PARAMS`` and the search space its ``PARAM_SPACE`` declares; None
     (with the reason in ``info``) when it declares nothing this agent can change."""
-    params = read_literal(task_source, "PARAMS") if task_source else None
-    space_raw = read_literal(task_source, "PARAM_SPACE") if task_source else None
+    params = task.value("PARAMS")
+    space_raw = task.value("PARAM_SPACE")
     if not isinstance(params, dict) or not isinstance(space_raw, dict):
         info.update(operator="none", reason="task_agent.py declares no PARAMS/PARAM_SPACE literals")
         return None
@@ -165,15 +171,15 @@ def _declared(
 
 
 def _adapt(
-    meta_source: str | None, history: History, rng: random.Random, info: dict[str, Any]
+    state: dict[str, Any] | None, history: History, rng: random.Random, info: dict[str, Any]
 ) -> tuple[dict[str, Any], float]:
-    """Adapt ``META`` (read from ``meta_source``) to the evidence in ``history`` and mutate its
-    step size; record how in ``info``.
+    """Adapt the strategy state (the state file's, else ``META``) to the evidence in ``history``
+    and mutate its step size; record how in ``info``.
 
     Returns:
-        The adapted ``META`` (the child's) and the step size of this edit (``sigma``).
+        The adapted state (the child's) and the step size of this edit (``sigma``).
     """
-    meta_state = sanitize_meta(read_literal(meta_source, "META") if meta_source else None)
+    meta_state = sanitize_meta(META if state is None else state)
     events = history.events(float(meta_state["context_weight"]))
     adapted, adaptation = adapt_meta(meta_state, events)
     tau = float(adapted["self_adapt_tau"])
@@ -183,14 +189,6 @@ def _adapt(
     info["adaptation"] = adaptation
     info["evidence"] = [e.to_json() for e in events[:_MAX_EVIDENCE]]
     return adapted, sigma
-
-
-def _write_meta(meta_path: str, meta_source: str | None, adapted: dict[str, Any]) -> bool:
-    """Write the adapted ``META`` into this agent's own source; whether it could be."""
-    if meta_source is not None and read_literal(meta_source, "META") is not None:
-        write_text(meta_path, rewrite_literal(meta_source, "META", adapted))
-        return True
-    return False
 
 
 def _fit(info: dict[str, Any]) -> dict[str, Any]:
