@@ -6,7 +6,9 @@ Two measurements on the ``review`` task with a SQLite file:
    at once (a fixed decision per instance, a one-line edit as the "meta agent"), so the time per
    generation is pure orchestration: parent selection, report building, workspace files,
    program hashing and dedup, validation bookkeeping, scoring 800 outputs, storage commits and
-   events. Nothing is skipped: every stage is recorded as in a real run.
+   events. Nothing is skipped: every stage is recorded as in a real run. The storage calls are
+   counted too (SQLAlchemy's engine events): SQL statements (``BEGIN`` included),
+   transactions (reads included) and commits per generation.
 2. **real run**: the engine's own per-variant timing (``metrics.timing``): wall time of the
    generation minus the wall time spent inside sandboxed processes.
 
@@ -26,6 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 
 from hyperagents import Run
 from hyperagents.sandbox import Limits, Outcome, SandboxResult
@@ -65,6 +70,27 @@ class NullSandbox:
         raise AssertionError(action)
 
 
+class StorageCalls:
+    """Counts what every SQLAlchemy engine of this process sends while it is on: statements
+    (``BEGIN`` included), transactions begun (reads included) and commits."""
+
+    def __init__(self) -> None:
+        self.statements = self.transactions = self.commits = 0
+        self.on = False
+        event.listen(Engine, "before_cursor_execute", self._statement)
+        event.listen(Engine, "begin", self._begin)
+        event.listen(Engine, "commit", self._commit)
+
+    def _statement(self, *_args: Any) -> None:
+        self.statements += self.on
+
+    def _begin(self, _conn: Connection) -> None:
+        self.transactions += self.on
+
+    def _commit(self, _conn: Connection) -> None:
+        self.commits += self.on
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -75,6 +101,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=200)
     parser.add_argument("--real", type=int, default=20, help="generations of a real run")
     args = parser.parse_args()
+    calls = StorageCalls()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/overhead.db"
         store = get_storage(url)
@@ -89,8 +116,11 @@ def main() -> None:
 
         clock.last = time.perf_counter()  # type: ignore[attr-defined]
         cpu = time.process_time()  # every thread of this process: the engine's whole cost
+        calls.on = True
         run.optimize(generations=args.generations, callbacks=[clock])
+        calls.on = False
         cpu_ms = (time.process_time() - cpu) * 1000 / max(1, len(times))
+        per = max(1, len(times))
         ms = [t * 1000 for t in times]
         print(
             f"null sandbox, SQLite, {len(ms)} generations (archive grows to "
@@ -101,6 +131,10 @@ def main() -> None:
             f"p95 {percentile(ms, 0.95):.2f} ms, mean {statistics.mean(ms):.2f} ms"
         )
         print(f"  engine CPU time (all threads): mean {cpu_ms:.2f} ms per generation")
+        print(
+            f"  storage per generation: {calls.statements / per:.2f} SQL statements, "
+            f"{calls.transactions / per:.2f} transactions, {calls.commits / per:.2f} commits"
+        )
         engine = [v.metrics["timing"]["engine_seconds"] * 1000 for v in run.variants()[2:]]
         print(f"  engine_seconds metric: median {statistics.median(engine):.2f} ms")
 

@@ -313,12 +313,14 @@ def test_a_run_survives_a_locked_database(tmp_path: Path, reference: list[tuple[
     @event.listens_for(storage._engine, "before_cursor_execute")
     def now_and_then(*_args: Any) -> None:
         count["statements"] += 1
-        if count["statements"] % 9 == 0:  # every 9th statement meets a busy database
+        # Every 13th statement meets a busy database: more than the longest transaction has
+        # (9, the improvement's), so that a transaction tried again can get through.
+        if count["statements"] % 13 == 0:
             count["failed"] += 1
             raise sqlite3.OperationalError("database is locked")
 
     assert run.optimize().status is RunStatus.COMPLETE
-    assert count["failed"] > 20
+    assert count["failed"] > 10
     assert _fingerprint(run.variants()) == reference
 
 

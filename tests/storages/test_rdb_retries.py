@@ -4,6 +4,7 @@ migration 0003."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -316,5 +317,138 @@ def test_the_engine_slot_moves_out_of_attrs(tmp_path: Path) -> None:
         assert let_go.attrs == {} and let_go.engine is None  # the target moved on (0005)
         assert let_go.target_generations == 3
         assert storage.claim_run_engine(held.id, "next", expected="host|1|2|abc")
+    finally:
+        storage.close()
+
+
+# -- atomically: retried as a whole, one receipt for all its calls ----------------------------
+def _a_step(storage: RDBStorage, run_id: int, calls: list[int]) -> int:
+    """A transaction of several write-once calls; ``calls`` counts the attempts."""
+    from hyperagents.storages import EventSpec, VariantState
+
+    calls.append(1)
+    variant = storage.create_variant(
+        run_id=run_id, generation=0, parent_id=None, event=EventSpec("created")
+    )
+    assert storage.set_variant_state(
+        variant, VariantState.EVALUATING, expected=VariantState.RUNNING
+    )
+    storage.add_event(run_id, "stepped", variant_id=variant)
+    return variant
+
+
+def test_a_transient_error_inside_atomically_retries_all_of_it(
+    sqlite_storage: RDBStorage, clock: FakeClock
+) -> None:
+    run_id = _new_run(sqlite_storage)
+    failed = _fail_statements(sqlite_storage, "INSERT INTO EVENTS", 3)
+    calls: list[int] = []
+    variant = sqlite_storage.atomically(lambda: _a_step(sqlite_storage, run_id, calls))
+    # Each failure rolled back the attempt's earlier calls; the last attempt applied once.
+    assert len(failed) == 3 and len(calls) == 4 and len(clock.sleeps) == 3
+    assert [v.id for v in sqlite_storage.list_variants(run_id)] == [variant]
+    assert [e.kind for e in sqlite_storage.list_events(run_id)] == ["created", "stepped"]
+
+
+def test_a_transient_error_caught_inside_atomically_is_retried_too(
+    sqlite_storage: RDBStorage, clock: FakeClock
+) -> None:
+    run_id = _new_run(sqlite_storage)
+    failed = _fail_statements(sqlite_storage, "INSERT INTO EVENTS", 1)
+    calls: list[int] = []
+
+    def swallowing() -> None:
+        calls.append(1)
+        with contextlib.suppress(StorageError):
+            sqlite_storage.add_event(run_id, "maybe")
+        sqlite_storage.update_run_attrs(run_id, {"n": len(calls)})
+
+    sqlite_storage.atomically(swallowing)
+    assert len(failed) == 1 and len(calls) == 2
+    assert [e.kind for e in sqlite_storage.list_events(run_id)] == ["maybe"]
+    assert sqlite_storage.get_run(run_id).attrs == {"n": 2}
+
+
+def test_a_nested_transient_error_retries_the_outermost(
+    sqlite_storage: RDBStorage, clock: FakeClock
+) -> None:
+    run_id = _new_run(sqlite_storage)
+    failed = _fail_statements(sqlite_storage, "INSERT INTO EVENTS", 1)
+    calls: list[int] = []
+
+    def outer() -> None:
+        calls.append(1)
+        sqlite_storage.update_run_attrs(run_id, {"n": len(calls)})
+        with contextlib.suppress(StorageError):
+            sqlite_storage.atomically(lambda: sqlite_storage.add_event(run_id, "inner"))
+
+    sqlite_storage.atomically(outer)
+    assert len(failed) == 1 and len(calls) == 2
+    assert [e.kind for e in sqlite_storage.list_events(run_id)] == ["inner"]
+
+
+def test_atomically_takes_the_sqlite_write_lock_once(sqlite_storage: RDBStorage) -> None:
+    run_id = _new_run(sqlite_storage)
+    statements: list[str] = []
+
+    @event.listens_for(sqlite_storage._engine, "before_cursor_execute")
+    def log(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    sqlite_storage.atomically(lambda: _a_step(sqlite_storage, run_id, []))
+    assert statements.count("BEGIN") == 1 and "SAVEPOINT" not in statements
+
+
+@pytest.mark.postgres
+def test_a_commit_cut_off_in_atomically_is_applied_once(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = RDBStorage(pg_url, retry_seconds=10)
+    try:
+        run_id = _new_run(storage)
+        with storage._engine.connect() as conn:
+            receipts_before = conn.execute(text("SELECT count(*) FROM write_receipts")).scalar()
+        cut = _cut_commits(monkeypatch, storage)
+        calls: list[int] = []
+        variant = storage.atomically(lambda: _a_step(storage, run_id, calls))
+        # The COMMIT applied but its reply was lost: the transaction's receipt shows it, so it
+        # is not applied again and the answer is the one of the attempt that committed.
+        assert cut and calls == [1]
+        assert [v.id for v in storage.list_variants(run_id)] == [variant]
+        assert storage.get_variant(variant).state.name == "EVALUATING"
+        assert [e.kind for e in storage.list_events(run_id)] == ["created", "stepped"]
+        with storage._engine.connect() as conn:
+            receipts = conn.execute(text("SELECT count(*) FROM write_receipts")).scalar()
+        assert receipts == receipts_before + 1  # one for the transaction, none per call
+    finally:
+        storage.close()
+
+
+@pytest.mark.postgres
+def test_a_commit_lost_before_it_applied_in_atomically_is_retried(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    storage = RDBStorage(pg_url, retry_seconds=10)
+    try:
+        run_id = _new_run(storage)
+        dialect = storage._engine.dialect
+        real_commit = dialect.do_commit
+        lost: list[int] = []
+
+        def lose_the_commit(dbapi_connection: Any) -> None:
+            if not lost:
+                lost.append(1)
+                dbapi_connection.rollback()  # never applied, and the client cannot tell
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            real_commit(dbapi_connection)
+
+        monkeypatch.setattr(dialect, "do_commit", lose_the_commit)
+        calls: list[int] = []
+        variant = storage.atomically(lambda: _a_step(storage, run_id, calls))
+        assert lost and calls == [1, 1]  # no receipt: the whole function ran again
+        assert [v.id for v in storage.list_variants(run_id)] == [variant]
+        assert [e.kind for e in storage.list_events(run_id)] == ["created", "stepped"]
     finally:
         storage.close()

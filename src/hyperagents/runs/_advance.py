@@ -3,8 +3,9 @@
 improvement (when its program is not recorded yet) → the constitution → validation and the
 first evaluation stage (the train subset), in one sandbox run → the other stages, pruned after
 the train subset when the pruner says so → the gate's settlement (complete, quarantined, or
-waiting for approval). Every step is committed as it completes, so a variant picked up again
-after a crash goes on from its last recorded step.
+waiting for approval). Every step is committed as it completes, in one transaction (a stage's
+evaluation with the final state it leads to), so a variant picked up again after a crash goes
+on from its last recorded step.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class Advancer:
                 return self._finish(variant, VariantState.PRUNED, why), 0.0
         result, sandbox = self._plan.run(variant, stage)
         self._ctx.check_budget(variant.id)
-        return self._record_stage(variant, result), sandbox
+        return self._ctx.storage.atomically(lambda: self._record_stage(variant, result)), sandbox
 
     def _record_stage(self, variant: VariantRecord, result: StageResult) -> VariantRecord:
         """Record an ``EVALUATING`` variant's stage result (and finish it after its last)."""

@@ -135,11 +135,15 @@ class RunContext:
         program = self._programs.get(program_id)
         if program is None:
             program = self.storage.get_program(program_id)
-            with self.lock:
-                if len(self._programs) > 256:
-                    self._programs.clear()
-                self._programs[program_id] = program
+            self.remember_program(program_id, program)
         return program
+
+    def remember_program(self, program_id: str, program: Program) -> None:
+        """Cache a program this run object has just stored (so it is not read back)."""
+        with self.lock:
+            if len(self._programs) > 256:
+                self._programs.clear()
+            self._programs[program_id] = program
 
     def seed_program(self) -> Program:
         """The run's seed program."""

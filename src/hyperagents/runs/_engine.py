@@ -390,13 +390,13 @@ class Engine:
         ):
             job, created = self._jobs.ask(variants)
             drive.mirror[created.id] = created
-            drive.submit(self._improve_and_tell, job.variant_id, job)
+            drive.submit(self._improve_and_tell, job.variant_id, job, created)
             variants = drive.current()
             last = job.generation
         return last
 
-    def _improve_and_tell(self, job: Job) -> None:
-        self._advancer.advance(job.variant_id, job=job)
+    def _improve_and_tell(self, job: Job, created: VariantRecord) -> None:
+        self._advancer.advance(job.variant_id, job=job, record=created)
 
     def _wait_for_others(self, drive: _Drive) -> None:
         """Work this drive depends on is held by another live engine: wait for it to finish

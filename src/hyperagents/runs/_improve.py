@@ -1,7 +1,9 @@
 """The improvement step: run the improver on a job, and record what it produced.
 
 A child program identical to its parent is never stored: the variant fails with the reason in
-one transaction, so a crash cannot leave a clone that a resumed run would evaluate.
+one transaction, so a crash cannot leave a clone that a resumed run would evaluate. What the
+improver made (the program, its metrics, the variant's program and event) is recorded in one
+transaction too.
 """
 
 from __future__ import annotations
@@ -69,17 +71,24 @@ class Improvement:
             changed = ctx.program(parent.program_id).changed_paths(child)
         if child is None or not changed:
             return self._fail(variant, result, metrics, unchanged=child is not None)
-        program_id = ctx.storage.put_program(child)
-        if metrics:
-            ctx.storage.update_variant_metrics(variant.id, metrics)
-        ctx.storage.set_variant_program(
-            variant.id,
-            program_id,
-            meta_info=result.meta_info,
-            event=EventSpec(
-                "variant.improved", f"changed {', '.join(changed)}", {"changed": changed}
-            ),
-        )
+        stored = child
+
+        def record() -> str:
+            program_id = ctx.storage.put_program(stored)
+            if metrics:
+                ctx.storage.update_variant_metrics(variant.id, metrics)
+            ctx.storage.set_variant_program(
+                variant.id,
+                program_id,
+                meta_info=result.meta_info,
+                event=EventSpec(
+                    "variant.improved", f"changed {', '.join(changed)}", {"changed": changed}
+                ),
+            )
+            return program_id
+
+        program_id = ctx.storage.atomically(record)
+        ctx.remember_program(program_id, child)  # validation reads it next
         return replace(variant, program_id=program_id, meta_info=dict(result.meta_info))
 
     def _fail(
@@ -101,14 +110,18 @@ class Improvement:
                 reason += f": {said.strip()[:500]}"
         if result.meta_info:
             metrics.setdefault("improve", {})["meta_info"] = dict(result.meta_info)
-        if metrics:
-            storage.update_variant_metrics(variant.id, metrics)
-        storage.set_variant_state(
-            variant.id,
-            VariantState.FAILED,
-            expected=VariantState.RUNNING,
-            reason=reason,
-            release=True,
-            event=EventSpec("variant.failed", reason),
-        )
-        return storage.get_variant(variant.id)
+
+        def record() -> VariantRecord:
+            if metrics:
+                storage.update_variant_metrics(variant.id, metrics)
+            storage.set_variant_state(
+                variant.id,
+                VariantState.FAILED,
+                expected=VariantState.RUNNING,
+                reason=reason,
+                release=True,
+                event=EventSpec("variant.failed", reason),
+            )
+            return storage.get_variant(variant.id)
+
+        return storage.atomically(record)

@@ -103,19 +103,24 @@ class Jobs:
                 )
             snapshot = view.settled(horizon)
             parent_id, how = self._select_parent(snapshot, generation)
-            variant_id = ctx.storage.create_variant(
-                run_id=ctx.run_id,
-                generation=generation,
-                parent_id=parent_id,
-                state=VariantState.RUNNING,
-                owner=ctx.owner,
-                event=EventSpec(
-                    "variant.created",
-                    f"generation {generation} from variant {parent_id} ({how})",
-                    {"generation": generation, "parent_id": parent_id, "selector": how},
-                ),
-            )
-            variant = ctx.variant(variant_id)
+
+            def create() -> VariantRecord:  # and read back, in one transaction
+                variant_id = ctx.storage.create_variant(
+                    run_id=ctx.run_id,
+                    generation=generation,
+                    parent_id=parent_id,
+                    state=VariantState.RUNNING,
+                    owner=ctx.owner,
+                    event=EventSpec(
+                        "variant.created",
+                        f"generation {generation} from variant {parent_id} ({how})",
+                        {"generation": generation, "parent_id": parent_id, "selector": how},
+                    ),
+                )
+                return ctx.variant(variant_id)
+
+            variant = ctx.storage.atomically(create)
+            variant_id = variant.id
             job = self.build_job(variant, variants)
             self._ask_seconds[variant_id] = time.perf_counter() - start
             return job, variant

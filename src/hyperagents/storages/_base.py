@@ -12,10 +12,13 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   never changes a snapshot already returned.
 * **Records go in whole.** A run is created from a :class:`RunSpec` and an LLM call recorded
   from an :class:`LLMCallSpec`; events given to a transition are :class:`EventSpec` objects.
-* **Durability.** Every mutating method commits before it returns. After it returns, the change
-  survives a SIGKILL of the calling process (for persistent backends).
+* **Durability.** Every mutating method commits before it returns (inside
+  :meth:`BaseStorage.atomically`: when the outermost ``atomically`` returns). After that, the
+  change survives a SIGKILL of the calling process (for persistent backends).
 * **Atomicity.** Each mutating method is one transaction: either all of its effects (including
-  the optional ``event`` it records) are visible, or none.
+  the optional ``event`` it records) are visible, or none. :meth:`BaseStorage.atomically`
+  makes the calls of a function one transaction (one step of the engine: an evaluation, the
+  variant's state change and its events), committed together or not at all.
 * **LLM calls** are append-only records (:meth:`BaseStorage.add_llm_call`), deleted with their
   run.
 * **Programs are content-addressed.** :meth:`BaseStorage.put_program` stores each distinct file
@@ -72,8 +75,8 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from hyperagents.program import Program
 from hyperagents.storages._records import (
@@ -90,6 +93,8 @@ from hyperagents.storages._records import (
 )
 
 __all__ = ["BaseStorage"]
+
+_T = TypeVar("_T")
 
 
 class BaseStorage(ABC):
@@ -542,6 +547,49 @@ class BaseStorage(ABC):
             totals["completion_tokens"] += call.completion_tokens
             totals["cost"] += call.cost
         return totals
+
+    # -- transactions -----------------------------------------------------------------------
+    @abstractmethod
+    def atomically(self, fn: Callable[[], _T]) -> _T:
+        """Call ``fn()`` as one transaction: the calls it makes on this storage object, from
+        this thread, take effect together when ``atomically`` returns, or not at all.
+
+        Inside ``fn`` each call sees what the calls before it did; other threads and processes
+        see none of it until ``atomically`` returns, and a crash before then leaves none of it.
+        Other writers may wait while ``fn`` runs (it can hold the database's write lock), so
+        ``fn`` should make storage calls and cheap computations only, never wait for agents.
+        Every other clause of the contract holds inside ``fn`` (compare-and-set answers,
+        errors, events recorded only with their transitions). It makes the calls atomic, not
+        isolated: a read inside ``fn`` may see what other writers committed meanwhile (on
+        PostgreSQL, which lets writers run side by side), so decisions that race with other
+        writers are still made with the compare-and-set methods.
+
+        * **Retries.** After a transient database error the transaction is rolled back and
+          ``fn`` is called again (within the storage's retry time), so anything ``fn`` does
+          besides storage calls must be harmless to repeat. A COMMIT whose outcome is unknown
+          is resolved as for a single call: the work is applied once, and ``atomically``
+          returns what ``fn`` returned in the call that committed.
+        * **Errors.** If ``fn`` raises, nothing is committed and its exception propagates.
+          A storage call inside ``fn`` that raises spoils the transaction: later calls in it
+          raise :class:`StorageError`, and if ``fn`` catches the error and returns, nothing is
+          committed and :class:`StorageError` is raised. To catch a call's error and go on,
+          make that call inside a nested ``atomically``.
+        * **Nesting.** ``atomically`` called inside ``fn`` is a savepoint of the enclosing
+          transaction: if the inner function raises (or returns with its transaction
+          spoiled), only its calls are undone and its exception propagates to the enclosing
+          function, which may catch it and go on; otherwise its calls commit with the
+          outermost ``atomically``.
+
+        Args:
+            fn: The function; it takes no arguments (bind them with a closure).
+
+        Returns:
+            What ``fn`` returned.
+
+        Raises:
+            StorageError: A storage call inside ``fn`` failed and ``fn`` returned anyway, the
+                transaction could not commit, or a transient error outlasted the retry time.
+        """
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional hook

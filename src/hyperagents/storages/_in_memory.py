@@ -39,7 +39,9 @@ class InMemoryStorage(MemoryVariants):
     It satisfies the whole storage contract (see :class:`BaseStorage`) except persistence:
     records are frozen snapshots, JSON fields are deep-copied on the way in and out (later
     mutation never leaks), transitions are compare-and-set, and every method is atomic with
-    respect to other threads.
+    respect to other threads. :meth:`atomically` holds the lock while its function runs (other
+    threads wait) and undoes a failed one from a journal of the values its changes replaced;
+    it never retries.
 
     Example:
         >>> storage = InMemoryStorage()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from hyperagents.exceptions import (
     RunNotFoundError,
@@ -16,6 +20,7 @@ from hyperagents.storages._common import (
     json_copy,
     utcnow,
 )
+from hyperagents.storages._in_memory_journal import Journal, JournaledDict
 from hyperagents.storages._records import (
     EvaluationRecord,
     EventRecord,
@@ -27,24 +32,60 @@ from hyperagents.storages._records import (
 
 __all__ = ["MemoryState"]
 
+_R = TypeVar("_R")
+
+#: The contract's methods a transaction watches (a call that raises spoils it).
+_CALLS = frozenset(
+    name
+    for name, member in vars(BaseStorage).items()
+    if inspect.isfunction(member) and not name.startswith("_")
+) - {"atomically", "close"}
+
+
+def _in_transaction(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a contract method: inside this thread's transaction, an error spoils it."""
+
+    @functools.wraps(method)
+    def call(self: MemoryState, /, *args: Any, **kwargs: Any) -> Any:
+        journal = self._journal
+        if journal.owner is not None and journal.mine():
+            return journal.call(functools.partial(method, self, *args, **kwargs))
+        return method(self, *args, **kwargs)
+
+    return call
+
 
 class MemoryState(BaseStorage):
-    """The records of an in-memory storage, guarded by one re-entrant lock."""
+    """The records of an in-memory storage, guarded by one re-entrant lock; every dict is
+    journaled, so that a transaction (:meth:`atomically`) that fails is undone."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if name in _CALLS and inspect.isfunction(member):
+                setattr(cls, name, _in_transaction(member))
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._runs: dict[int, RunRecord] = {}
-        self._run_names: dict[str, int] = {}
-        self._blobs: dict[str, bytes] = {}
-        self._programs: dict[str, dict[str, str]] = {}
-        self._variants: dict[int, VariantRecord] = {}
-        self._variant_json: dict[int, str] = {}
-        self._generations: dict[tuple[int, int], int] = {}
-        self._evaluations: dict[int, EvaluationRecord] = {}
-        self._evaluation_keys: dict[tuple[int, str], int] = {}
-        self._events: dict[int, EventRecord] = {}
-        self._llm_calls: dict[int, LLMCallRecord] = {}
-        self._next_id = {"run": 1, "variant": 1, "evaluation": 1, "event": 1, "llm_call": 1}
+        journal = self._journal = Journal()
+        self._runs: dict[int, RunRecord] = JournaledDict(journal)
+        self._run_names: dict[str, int] = JournaledDict(journal)
+        self._blobs: dict[str, bytes] = JournaledDict(journal)
+        self._programs: dict[str, dict[str, str]] = JournaledDict(journal)
+        self._variants: dict[int, VariantRecord] = JournaledDict(journal)
+        self._variant_json: dict[int, str] = JournaledDict(journal)
+        self._generations: dict[tuple[int, int], int] = JournaledDict(journal)
+        self._evaluations: dict[int, EvaluationRecord] = JournaledDict(journal)
+        self._evaluation_keys: dict[tuple[int, str], int] = JournaledDict(journal)
+        self._events: dict[int, EventRecord] = JournaledDict(journal)
+        self._llm_calls: dict[int, LLMCallRecord] = JournaledDict(journal)
+        self._next_id: dict[str, int] = JournaledDict(journal)
+        for kind in ("run", "variant", "evaluation", "event", "llm_call"):
+            self._next_id[kind] = 1
+
+    def atomically(self, fn: Callable[[], _R]) -> _R:
+        with self._lock:
+            return self._journal.run(fn)
 
     # -- helpers ----------------------------------------------------------------------------
     def _new_id(self, kind: str) -> int:

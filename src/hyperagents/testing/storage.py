@@ -24,15 +24,17 @@ from hyperagents.testing._storage_records import RecordTests
 from hyperagents.testing._storage_runs import RunTests
 from hyperagents.testing._storage_samples import JSON_SAMPLE, make_program
 from hyperagents.testing._storage_threads import ThreadTests
+from hyperagents.testing._storage_transactions import TransactionTests
 from hyperagents.testing._storage_variants import VariantTests
 
 __all__ = ["JSON_SAMPLE", "StorageConformanceTests", "make_program"]
 
 
-class StorageConformanceTests(RunTests, VariantTests, RecordTests, ThreadTests):
+class StorageConformanceTests(RunTests, VariantTests, RecordTests, ThreadTests, TransactionTests):
     """Tests every storage backend must pass; subclasses provide a ``storage`` fixture.
 
     The fixture must yield a fresh, empty storage for each test. The tests come in parts, one
     per job of a storage: runs (with their typed state), programs and variants, records
-    (events, LLM calls, JSON fields, snapshots, times) and threads.
+    (events, LLM calls, JSON fields, snapshots, times), threads and transactions of several
+    calls.
     """

@@ -7,6 +7,12 @@ Every storage method runs in :meth:`RDBCore._read` or :meth:`RDBCore._write` and
 rolled back, so retrying it applies it once. Only when a COMMIT itself was cut off
 (PostgreSQL) is the outcome unknown: then a method that is harmless to apply twice is simply
 retried, and any other looks first for the receipt its transaction wrote.
+
+:meth:`RDBCore.atomically` runs a function's calls in one transaction (one connection, held
+with the lock by the thread that opened it), retried as a whole, with one receipt for all of
+it. Inside it the methods use its connection (on PostgreSQL each write in a savepoint of its
+own, so that a failed statement leaves the transaction usable for the method's diagnosis) and
+neither retry nor write receipts of their own.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import functools
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -100,6 +107,37 @@ _RECEIPT_TOKEN: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+class _Level:
+    """One level of an :meth:`RDBCore.atomically` call in progress in a thread: the outermost
+    transaction, or a savepoint in it.
+
+    Attributes:
+        conn: The transaction's connection.
+        spoiled: The error of a storage call made at this level (the level cannot commit).
+    """
+
+    __slots__ = ("conn", "spoiled")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.spoiled: BaseException | None = None
+
+    def check(self) -> None:
+        """Raise if a storage call at this level failed.
+
+        Raises:
+            StorageError: A call failed (:class:`_TransientError` for a transient error, so
+                that the outermost transaction is tried again).
+        """
+        spoiled = self.spoiled
+        if spoiled is None:
+            return
+        what = f"an earlier storage call in this transaction failed: {first_line(spoiled)}"
+        if isinstance(spoiled, _TransientError):
+            raise _TransientError(what, unknown=False) from spoiled
+        raise StorageError(what) from spoiled
+
+
 class _AlreadyApplied(Exception):
     """The receipt of a write-once call exists: an earlier attempt committed (see ``_write``)."""
 
@@ -172,6 +210,9 @@ def retried(
     def decorate(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
         def call(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
             attempt = functools.partial(method, self, *args, **kwargs)
+            levels = self._levels()
+            if levels:  # inside atomically(): retried (and receipted) as a whole
+                return _at_level(levels[-1], attempt)
             receipt = None if idempotent or not self._receipts else uuid.uuid4().hex
             token = _RECEIPT_TOKEN.set(receipt)  # a call nested in this one sets its own
             try:
@@ -183,6 +224,23 @@ def retried(
         return call
 
     return decorate
+
+
+def _at_level(level: _Level, attempt: Callable[[], _R]) -> _R:
+    """Make a storage call inside an ``atomically`` level; an error spoils the level."""
+    level.check()
+    try:
+        return attempt()
+    except BaseException as exc:
+        level.spoiled = exc
+        raise
+
+
+@contextlib.contextmanager
+def _savepoint(conn: Connection) -> Iterator[Connection]:
+    """A savepoint of ``conn``'s transaction: released on success, rolled back on an error."""
+    with conn.begin_nested():
+        yield conn
 
 
 def _translate(exc: SQLAlchemyError) -> StorageError:
@@ -206,14 +264,32 @@ class RDBCore(BaseStorage):
     _retry_seconds: float
     _receipts: bool
     _receipts_written: int
+    #: Per thread: ``levels``, the ``atomically`` calls in progress (outermost first).
+    _blocks: threading.local
 
-    def _retrying(self, attempt: Callable[[], _R], what: str, receipt: str | None) -> _R:
+    def _levels(self) -> list[_Level]:
+        """The ``atomically`` calls in progress in this thread (empty: none)."""
+        try:
+            levels: list[_Level] = self._blocks.levels
+        except AttributeError:
+            levels = self._blocks.levels = []
+        return levels
+
+    def _retrying(
+        self,
+        attempt: Callable[[], _R],
+        what: str,
+        receipt: str | None,
+        answer: Callable[[], _R] | None = None,
+    ) -> _R:
         """Call ``attempt`` until it returns, retrying transient errors for a while.
 
         Args:
             receipt: The token of the receipt ``attempt`` writes (a write that must apply
                 once); after a COMMIT with an unknown outcome the write is applied again only
                 when no receipt shows that it committed.
+            answer: What to return when the receipt shows that an attempt committed (default:
+                the result the receipt holds).
 
         Raises:
             StorageError: A permanent error, or a transient one that outlasted the retry budget.
@@ -226,7 +302,7 @@ class RDBCore(BaseStorage):
                 if check_receipt:
                     found, result = self._receipt(cast(str, receipt))
                     if found:
-                        return cast(_R, result)
+                        return answer() if answer is not None else cast(_R, result)
                     check_receipt = False
                 return attempt()
             except _AlreadyApplied:
@@ -246,12 +322,27 @@ class RDBCore(BaseStorage):
                 time.sleep(pause)
                 delay = min(delay * 2, _RETRY_MAX_DELAY)
 
+    def _db_error(self, exc: SQLAlchemyError, *, commit: bool) -> StorageError:
+        """The StorageError of a database error (:class:`_TransientError` for one worth
+        retrying; ``commit``: it cut off a COMMIT)."""
+        sqlite = self._dialect == "sqlite"
+        if _is_transient(exc, sqlite=sqlite):
+            # A SQLite COMMIT that fails did not commit; a PostgreSQL one cut off by a dropped
+            # connection may have.
+            unknown = commit and not sqlite
+            return _TransientError(f"database error: {first_line(exc)}", unknown=unknown)
+        return _translate(exc)
+
     @contextlib.contextmanager
     def _translated(
-        self, open_: Callable[[], contextlib.AbstractContextManager[Connection]]
+        self,
+        open_: Callable[[], contextlib.AbstractContextManager[Connection]],
+        *,
+        commits: bool = True,
     ) -> Iterator[Connection]:
         """Hold the lock, open a connection with ``open_`` and turn database errors (opening
-        included) into StorageError (:class:`_TransientError` for those worth retrying)."""
+        included) into StorageError (:class:`_TransientError` for those worth retrying;
+        ``commits``: leaving ``open_`` commits a transaction)."""
         stage = "open"
         try:
             with self._lock, open_() as conn:
@@ -261,29 +352,124 @@ class RDBCore(BaseStorage):
         except (StorageError, IntegrityError):
             raise
         except SQLAlchemyError as exc:
-            sqlite = self._dialect == "sqlite"
-            if _is_transient(exc, sqlite=sqlite):
-                # A SQLite COMMIT that fails did not commit; a PostgreSQL one cut off by a
-                # dropped connection may have.
-                unknown = stage == "commit" and not sqlite
-                raise _TransientError(
-                    f"database error: {first_line(exc)}", unknown=unknown
-                ) from exc
-            raise _translate(exc) from exc
+            raise self._db_error(exc, commit=commits and stage == "commit") from exc
         except (TypeError, ValueError) as exc:  # raised by a driver's JSON dumper (psycopg)
             raise StorageError(f"value is not JSON-compatible: {exc}") from exc
 
     def _read(self) -> contextlib.AbstractContextManager[Connection]:
+        levels = self._levels()
+        if levels:  # inside atomically(): its transaction
+            conn = levels[-1].conn
+            return self._translated(lambda: contextlib.nullcontext(conn), commits=False)
         return self._translated(self._engine.connect)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction; for a write-once call it starts by inserting its receipt."""
+        """A write transaction; for a write-once call it starts by inserting its receipt.
+        Inside ``atomically`` it is the block's transaction (on PostgreSQL, a savepoint: a
+        failed statement would otherwise abort the whole transaction)."""
+        levels = self._levels()
+        if levels:
+            conn = levels[-1].conn
+            if self._dialect == "postgresql":
+                opened = self._translated(lambda: _savepoint(conn), commits=False)
+            else:
+                opened = self._translated(lambda: contextlib.nullcontext(conn), commits=False)
+            with opened as inner:
+                yield inner
+            return
         with self._translated(self._write_engine.begin) as conn:
             token = _RECEIPT_TOKEN.get()
             if token is not None:
                 self._insert_receipt(conn, token)
             yield conn
+
+    # -- atomically -------------------------------------------------------------------------
+    def atomically(self, fn: Callable[[], _R]) -> _R:
+        levels = self._levels()
+        if levels:
+            return self._nested(levels, fn)
+        receipt = uuid.uuid4().hex if self._receipts else None
+        # What fn returned in the last attempt that wrote the receipt: the one that committed,
+        # if the receipt shows that one did.
+        held: list[_R] = []
+
+        def attempt() -> _R:
+            with self._transaction(levels) as level:
+                if receipt is not None:
+                    self._insert_receipt(level.conn, receipt)
+                    held.clear()
+                token = _RECEIPT_TOKEN.set(None)  # the calls inside write no receipts
+                try:
+                    result = fn()
+                finally:
+                    _RECEIPT_TOKEN.reset(token)
+                level.check()
+                held.append(result)
+            return result
+
+        def committed() -> _R:
+            if not held:  # pragma: no cover - a receipt is only found after an attempt wrote it
+                raise StorageError("a transaction committed, but its result was lost")
+            return held[-1]
+
+        return self._retrying(attempt, "atomically", receipt, committed)
+
+    @contextlib.contextmanager
+    def _transaction(self, levels: list[_Level]) -> Iterator[_Level]:
+        """The outermost level of ``atomically``: a write transaction on a connection of its
+        own, with the lock held, committed when the body returns, rolled back if it raises."""
+        with self._lock:
+            try:
+                conn = self._write_engine.connect()
+                conn.begin()  # SQLite: BEGIN IMMEDIATE (the write lock, taken now)
+            except SQLAlchemyError as exc:
+                raise self._db_error(exc, commit=False) from exc
+            try:
+                level = _Level(conn)
+                levels.append(level)
+                try:
+                    yield level
+                finally:
+                    levels.pop()
+                try:
+                    conn.commit()
+                except SQLAlchemyError as exc:
+                    raise self._db_error(exc, commit=True) from exc
+            finally:
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.close()  # rolls back what was not committed
+
+    def _nested(self, levels: list[_Level], fn: Callable[[], _R]) -> _R:
+        """``atomically`` inside another: ``fn`` in a savepoint of the enclosing transaction."""
+        outer = levels[-1]
+        outer.check()
+        try:
+            savepoint = outer.conn.begin_nested()
+        except SQLAlchemyError as exc:
+            outer.spoiled = self._db_error(exc, commit=False)
+            raise outer.spoiled from exc
+        level = _Level(outer.conn)
+        levels.append(level)
+        try:
+            result = fn()
+            level.check()
+        except BaseException as exc:
+            levels.pop()
+            try:
+                savepoint.rollback()
+            except SQLAlchemyError as rollback_error:
+                outer.spoiled = self._db_error(rollback_error, commit=False)
+            if isinstance(exc, _TransientError):  # the whole transaction is tried again
+                outer.spoiled = exc
+            raise
+        levels.pop()
+        try:
+            savepoint.commit()
+        except SQLAlchemyError as exc:
+            outer.spoiled = self._db_error(exc, commit=False)
+            raise outer.spoiled from exc
+        return result
 
     def _insert_receipt(self, conn: Connection, token: str) -> None:
         """Insert the receipt ``token``; raise :class:`_AlreadyApplied` if it exists (the

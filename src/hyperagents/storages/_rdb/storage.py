@@ -26,6 +26,10 @@ Design notes:
   outcome unknown: then only methods that are harmless to apply twice (merges, heartbeats,
   programs, engine claims by the same owner) are retried; the others write a receipt in their
   transaction and their retry looks for it first.
+* :meth:`atomically` runs a function's calls in one transaction on one connection, taken by the
+  calling thread with ``BEGIN IMMEDIATE`` on SQLite (other writers wait until it commits);
+  it is retried as a whole on transient errors and, where receipts are needed, writes one
+  receipt for all its calls. A nested call is a ``SAVEPOINT``.
 * A run's typed state is columns of ``runs`` (the generation target, the time spent, the
   pinned parent) and the rows of ``banned_variants``, changed by single ``UPDATE`` or
   ``INSERT`` statements; ``attrs`` is a JSON column merged under a row lock.
@@ -174,6 +178,7 @@ class RDBStorage(RunMethods, ProgramMethods, VariantMethods, EventMethods):
         # A failed SQLite COMMIT did not commit: only other databases need receipts.
         self._receipts = self._dialect != "sqlite"
         self._receipts_written = 0
+        self._blocks = threading.local()
         try:
             self._ensure_schema()
         except (StorageError, DBAPIError, OSError) as exc:
