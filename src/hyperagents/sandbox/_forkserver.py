@@ -76,6 +76,9 @@ class ForkServer:
         self.owned_root = owned_root
         self._control = control
         control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        # A server that stops reading (stopped, or gone with its socket still held by the
+        # sandbox around it) makes a send fail after this long instead of blocking for ever.
+        control.settimeout(_SPAWN_TIMEOUT)
         self._healthy = True
 
     @classmethod
