@@ -3,7 +3,9 @@ together is held until the engine next waits, so the work in flight is still fin
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -91,3 +93,28 @@ def test_an_interrupt_right_after_a_child_is_recorded_still_finishes_it(
     assert asked[2] in {v.id for v in variants}
     assert all(v.state.is_terminal for v in variants)  # the third child was finished too
     assert max(v.generation for v in variants) < 50
+
+
+def test_a_waiting_main_thread_takes_a_signal_another_thread_received() -> None:
+    """The kernel may hand SIGTERM to any thread; the main thread, blocked waiting for work
+    that never ends, must still run its handler (an experiment hung so, one time in ten)."""
+    from concurrent.futures import Future
+
+    from hyperagents.runs import wait_awake
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    never: Future[None] = Future()
+    # The main thread blocks SIGTERM, so the kernel must give it to the other thread.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            wait_awake([never])
+    finally:
+        timer.cancel()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        signal.signal(signal.SIGTERM, previous)

@@ -241,3 +241,23 @@ def test_where_forked_children_cannot_isolate_requests_start_cold_and_warm_start
         assert sandbox.warm == 0 and sandbox.standbys == 0
     finally:
         sandbox.close()
+
+
+def test_a_server_stopped_while_idle_costs_a_cold_start_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hyperagents.sandbox import _forkserver
+
+    monkeypatch.setattr(_forkserver, "_SPAWN_TIMEOUT", 1.0)
+    sandbox = ProcessSandbox(warm=1)
+    try:
+        _ready(sandbox)
+        server = sandbox._pool.take()
+        assert server is not None
+        sandbox._pool.put_back(server)
+        os.kill(server.proc.pid, signal.SIGSTOP)  # alive, but it will never answer
+        result = _solve(sandbox, tmp_path / "a", "def solve(x):\n    return 'cold'\n")
+        assert result.extra["start"] == "cold" and _output(result) == "cold"
+        assert server.proc.poll() is not None  # discarded: killed
+    finally:
+        sandbox.close()

@@ -10,7 +10,7 @@ twice; asking for more generations, modes or seeds extends it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
-from hyperagents.runs import Mode, Run, RunConfig, default_workers, meta_donor, parse_mode
+from hyperagents.runs import (
+    Mode,
+    Run,
+    RunConfig,
+    default_workers,
+    meta_donor,
+    parse_mode,
+    wait_awake,
+)
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord, get_storage
 from hyperagents.tasks import Task, load_task
 
@@ -310,7 +318,7 @@ def run_experiment(
                 while queue and len(futures) < workers:
                     run = queue.pop(0)
                     futures[pool.submit(drive, run)] = run
-                done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+                done = wait_awake(list(futures))  # wakes to take a SIGTERM or Ctrl-C
                 for future in done:
                     futures.pop(future)
                     future.result()  # a run that failed raises here

@@ -33,6 +33,7 @@ from hyperagents.runs._export import (
     run_info,
     variant_row,
 )
+from hyperagents.runs._interrupts import wait_awake
 from hyperagents.runs._launch import EngineLauncher, engine_command
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
@@ -115,4 +116,5 @@ __all__ = [
     "try_variant",
     "unified_text",
     "variant_row",
+    "wait_awake",
 ]

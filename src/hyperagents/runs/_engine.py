@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -31,7 +31,7 @@ from hyperagents.exceptions import (
 from hyperagents.runs._advance import Advancer
 from hyperagents.runs._context import BudgetExhausted, ModelCutOff, RunContext
 from hyperagents.runs._create import create_seed_variant
-from hyperagents.runs._interrupts import DeferredInterrupts
+from hyperagents.runs._interrupts import DeferredInterrupts, wait_awake
 from hyperagents.runs._jobs import Job, Jobs
 from hyperagents.runs._lease import Heartbeat, Lease
 from hyperagents.storages import EventSpec, RunRecord, RunStatus, VariantRecord, VariantState
@@ -323,7 +323,7 @@ class Engine:
             self._wait_for_others(drive)
             return True
         with drive.interrupts.allowed():  # the one place an interrupt lands at once
-            done, _ = wait(list(drive.in_flight), return_when=FIRST_COMPLETED)
+            done = wait_awake(list(drive.in_flight))
         for future in done:
             self._collect(drive, future)
         return True

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any
@@ -103,3 +104,23 @@ class DeferredInterrupts:
                 self._pending = True
 
         return handler
+
+
+#: Seconds a waiting main thread sleeps at most before it looks at its signals again.
+_AWAKE_SECONDS = 0.25
+
+
+def wait_awake(futures: Iterable[Future[Any]]) -> set[Future[Any]]:
+    """Wait until at least one of ``futures`` is done; return those done.
+
+    The same as ``concurrent.futures.wait(..., return_when=FIRST_COMPLETED)``, but the waiting
+    thread wakes every :data:`_AWAKE_SECONDS`: the kernel may deliver SIGINT or SIGTERM to any
+    thread of the process, and a main thread blocked without a timeout would then not run its
+    handler (nor raise the :class:`KeyboardInterrupt`) until something it waits for is done,
+    which for a long run is never.
+    """
+    pending = list(futures)
+    while True:
+        done, _ = wait(pending, timeout=_AWAKE_SECONDS, return_when=FIRST_COMPLETED)
+        if done:
+            return done
