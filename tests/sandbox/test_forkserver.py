@@ -44,6 +44,15 @@ def _ready(sandbox: Any, count: int = 1) -> None:
         time.sleep(0.01)
 
 
+def _waiting_server(sandbox: Any) -> Any:
+    """The fork server that waits for the sandbox's next request (once it is ready)."""
+    _ready(sandbox)
+    server = sandbox._pool.take()
+    assert server is not None
+    sandbox._pool.put_back(server)
+    return server
+
+
 @pytest.fixture(params=["process", pytest.param("bwrap", marks=needs_bwrap)])
 def warm(request: pytest.FixtureRequest) -> Iterator[Any]:
     sandbox = ProcessSandbox(warm=1) if request.param == "process" else BwrapSandbox(warm=1)
@@ -197,10 +206,7 @@ def test_a_server_lost_during_a_request_is_the_requests_failure_and_is_replaced(
     monkeypatch.setattr(_launcher, "_SERVER_GRACE", 1.0)
     sandbox = ProcessSandbox(warm=1)
     try:
-        _ready(sandbox)
-        server = sandbox._pool.take()
-        assert server is not None
-        sandbox._pool.put_back(server)
+        server = _waiting_server(sandbox)
         hit = signal.SIGKILL if how == "kill" else signal.SIGSTOP
         source = "import time\ndef solve(x):\n    time.sleep(1.5)\n    return 'done'\n"
         (tmp_path / "a").mkdir()
@@ -251,10 +257,7 @@ def test_a_server_stopped_while_idle_costs_a_cold_start_not_a_hang(
     monkeypatch.setattr(_forkserver, "_SPAWN_TIMEOUT", 1.0)
     sandbox = ProcessSandbox(warm=1)
     try:
-        _ready(sandbox)
-        server = sandbox._pool.take()
-        assert server is not None
-        sandbox._pool.put_back(server)
+        server = _waiting_server(sandbox)
         os.kill(server.proc.pid, signal.SIGSTOP)  # alive, but it will never answer
         result = _solve(sandbox, tmp_path / "a", "def solve(x):\n    return 'cold'\n")
         assert result.extra["start"] == "cold" and _output(result) == "cold"
