@@ -324,7 +324,8 @@ class Launcher:
         limits: Limits,
         llm: LLMHandler | None,
     ) -> SandboxResult | None:
-        """The result of a request run by a child of ``server`` (None: it did not fork).
+        """The result of a request run by a child of ``server`` (None: it did not fork, or
+        the server went away before its child had isolated itself).
 
         Raises:
             SandboxError: The child could not isolate itself (no agent code ran).
@@ -334,7 +335,12 @@ class Launcher:
         except SandboxError:
             return None
         started = self._watch_forked(child, uid, server.directory)
-        return self._finish(started, request, limits, llm)
+        try:
+            return self._finish(started, request, limits, llm)
+        except SandboxError:
+            if child.server_lost:  # the server went before its child isolated: start cold
+                return None
+            raise
 
     def _run_cold(
         self,
