@@ -198,12 +198,11 @@ class ForkServer:
         if message.get("leftovers") == -1:
             self._healthy = False  # something of the child survived: this server goes
         status = message.get("status")
-        cpu = message.get("cpu")
         rss = message.get("maxrss_kb")
         usage = ChildUsage(
-            float(cpu) if isinstance(cpu, int | float) else 0.0,
-            0.0,
-            int(rss) if isinstance(rss, int) else 0,
+            _seconds(message.get("utime")),
+            _seconds(message.get("stime")),
+            rss if isinstance(rss, int) else 0,
         )
         return (status if isinstance(status, int) else _killed()), usage
 
@@ -277,6 +276,11 @@ class ForkedProcess:
 def _killed() -> int:
     """The wait status of a process killed by SIGKILL."""
     return int(signal.SIGKILL)
+
+
+def _seconds(value: Any) -> float:
+    """A time the server reported (0 when it is not a number)."""
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _parse(data: bytes) -> dict[str, Any] | None:

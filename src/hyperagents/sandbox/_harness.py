@@ -1047,8 +1047,8 @@ def _serve_one(control: Any, fds: list[int], header: dict[str, Any], workspace: 
         os.close(fd)
     _, status, usage = os.wait4(pid, 0)
     left = _kill_leftovers() if header.get("kill_leftovers") else 0
-    cpu = usage.ru_utime + usage.ru_stime
-    report = {"type": "exit", "status": status, "cpu": cpu, "maxrss_kb": usage.ru_maxrss}
+    report = {"type": "exit", "status": status, "utime": usage.ru_utime}
+    report.update(stime=usage.ru_stime, maxrss_kb=usage.ru_maxrss)
     _send_packet(control, {**report, "leftovers": left})
 
 
