@@ -264,6 +264,25 @@ def test_bwrap_runs_an_interpreter_that_lives_under_tmp(tmp_path: Path) -> None:
     result = run(sandbox, work, "import sys\ndef solve(x):\n    return sys.prefix\n")
     assert result.ok
     assert result.messages[0]["output"] == str(venv)
+    # A fork server's child gets a /tmp of its own: the interpreter is bound on it again, so
+    # the agent can still start it (a clean clone under /tmp failed so).
+    sandbox.set_warm(1)
+    try:
+        deadline = time.monotonic() + 60
+        while sandbox.standbys < 1:
+            assert time.monotonic() < deadline, "no fork server became ready"
+            time.sleep(0.01)
+        source = (
+            "import subprocess, sys\n"
+            "def solve(x):\n"
+            "    return subprocess.run([sys.executable, '-c', 'print(7)'], capture_output=True,\n"
+            "                          text=True).stdout.strip()\n"
+        )
+        forked = run(sandbox, work, source)
+        assert forked.extra["start"] == "forked"
+        assert forked.ok and forked.messages[0]["output"] == "7", forked.messages
+    finally:
+        sandbox.close()
 
 
 @pytest.mark.parametrize("kind", ["process", pytest.param("bwrap", marks=needs_bwrap)])

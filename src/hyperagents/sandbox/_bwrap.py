@@ -185,7 +185,8 @@ class BwrapSandbox(Launcher):
         )
         bound = [p for p in created if p not in ("/", "/dev", "/proc", *_TMPFS)]
         python_dir = os.path.dirname(os.path.abspath(self.python))
-        for path in sorted({*binds, python_dir}):
+        self._binds = sorted({*binds, python_dir})
+        for path in self._binds:
             if _inside(path, bound):
                 continue
             ensure_parents(path + "/x")
@@ -265,6 +266,9 @@ class BwrapSandbox(Launcher):
 
     def _forked_extras(self, *, own_pids: bool) -> dict[str, Any]:
         fresh = {"paths": list(_TMPFS), "size_mb": self._tmp_mb, "proc": own_pids}
+        # What was bound under /tmp (an interpreter in a virtualenv there) is bound again on
+        # the child's new /tmp, as in a one-shot sandbox.
+        fresh["reveal"] = [p for p in self._binds if _inside(p, _TMPFS)]
         return {"fresh_tmpfs": fresh}
 
     def _request_extras(self) -> dict[str, Any]:

@@ -161,7 +161,9 @@ def _fresh_tmpfs(spec: dict[str, Any], size_mb: int | None) -> int | None:
     IPC objects: new mount and IPC namespaces, an empty tmpfs on each of ``spec["paths"]``
     sized to half the memory limit (else ``spec["size_mb"]``). Nothing an earlier request of
     the same server left there is visible, and nothing left now outlives this child's
-    namespaces. Returns the size in MiB (None: unsized).
+    namespaces. The ``reveal`` directories that lay under those paths (an interpreter in a
+    virtualenv under ``/tmp``) are bound again, read-only. Returns the size in MiB (None:
+    unsized).
 
     Raises:
         OSError: A namespace or a mount could not be made (no agent code may run then).
@@ -173,8 +175,16 @@ def _fresh_tmpfs(spec: dict[str, Any], size_mb: int | None) -> int | None:
     fallback = spec.get("size_mb")
     size = size_mb or (int(fallback) if isinstance(fallback, int) and fallback > 0 else None)
     options = f"size={size}m,mode=1777" if size else "mode=1777"
-    for target in spec.get("paths", ()):
-        _mount("tmpfs", str(target), "tmpfs", _MS_NOSUID | _MS_NODEV, options)
+    paths = [str(target) for target in spec.get("paths", ())]
+    reveal = sorted((str(p) for p in spec.get("reveal", ()) if os.path.isdir(str(p))), key=len)
+    handles = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in reveal}
+    try:
+        for target in paths:
+            _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, options)
+        _bind_again(reveal, handles, paths, writable="")
+    finally:
+        for fd in handles.values():
+            os.close(fd)
     if spec.get("proc"):  # the child's own PID namespace: it sees nothing of the server
         _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     return size
