@@ -180,3 +180,49 @@ def test_a_crash_before_the_verdict_validates_and_scores_the_child_once() -> Non
     assert "train_subset" in {e.stage for e in store.list_evaluations(orphan)}
     assert len(sandbox.validating()) == 1
     assert sandbox.requests[0]["action"] == "solve" and "validate" in sandbox.requests[0]
+
+
+def _no_train_run(sandbox: Any, **config: Any) -> Run:
+    return Run.create(
+        task=ToyTask(sizes=(0, 20, 20)),
+        seed=3,
+        storage=InMemoryStorage(),
+        sandbox=sandbox,
+        config=RunConfig.parse(config),
+    )
+
+
+def test_without_train_instances_a_child_is_validated_in_the_run_that_scores_val() -> None:
+    sandbox = Counting(ProcessSandbox())
+    run = _no_train_run(sandbox)
+    run.optimize(generations=3)
+    val = {i.id for i in run.task.instances("val")}
+    with_programs = [v for v in run.variants() if v.program_id is not None]
+    validating = sandbox.validating()
+    assert len(validating) == len(with_programs) == 4
+    assert all({i["id"] for i in r["instances"]} == val for r in validating)
+    assert not sandbox.plain_solves_of(val)  # val is never solved a second time
+    for variant in with_programs:
+        assert variant.state is VariantState.COMPLETE
+        records = {e.stage: e for e in run.storage.list_evaluations(variant.id)}
+        assert (records["train_subset"].n, records["train"].n, records["val"].n) == (0, 0, 20)
+        # the empty stages score as an empty stage always did
+        assert records["train_subset"].score == records["train"].score == 0.0
+        assert variant.scores["val"] == records["val"].score
+
+
+def test_a_child_pruned_on_an_empty_subset_is_validated_alone_and_never_scored_on_val() -> None:
+    sandbox = Counting(ProcessSandbox())
+    run = _no_train_run(sandbox, subset_threshold=0.5)
+    run.optimize(generations=2)
+    seed, *children = run.variants()
+    assert seed.state is VariantState.COMPLETE  # the seed is never pruned
+    val = {i.id for i in run.task.instances("val")}
+    for child in children:
+        assert child.state is VariantState.PRUNED
+        assert "threshold" in (child.reason or "")
+        stages = [e.stage for e in run.storage.list_evaluations(child.id)]
+        assert stages == ["train_subset"]
+    # the seed's validation solved val; each child's validated with its empty subset alone
+    assert [len(r["instances"]) for r in sandbox.validating()] == [20, 0, 0]
+    assert not sandbox.plain_solves_of(val)

@@ -160,6 +160,26 @@ def test_the_server_is_not_reachable_from_its_child(warm: Any, tmp_path: Path) -
     assert after.extra["start"] == "forked" and _output(after) == "fine"
 
 
+def test_known_sources_are_compiled_by_the_server_and_used_only_for_identical_files(
+    warm: Any, tmp_path: Path
+) -> None:
+    # The harness counts the files it compiled; a child counts on from its server's count.
+    probe = "import __main__\n\ndef solve(inputs):\n    return __main__._COMPILES[0]\n"
+    warm.set_known_sources({"agent.py": probe, "notes.txt": "not python"})
+    _ready(warm)
+    # The same file at the same path: compiled once, by the server, for every child.
+    assert _output(_solve(warm, tmp_path / "a", probe)) == 1
+    assert _output(_solve(warm, tmp_path / "b", probe)) == 1
+    # One byte more: the child compiles and runs its own source.
+    changed = probe + "\n"
+    assert _output(_solve(warm, tmp_path / "c", changed)) == 2
+    # Other known sources: the servers are replaced; the old code is not used.
+    warm.set_known_sources({"agent.py": changed})
+    _ready(warm)
+    assert _output(_solve(warm, tmp_path / "d", changed)) == 1
+    assert _output(_solve(warm, tmp_path / "e", probe)) == 2
+
+
 def test_only_a_ready_server_is_handed_out(tmp_path: Path) -> None:
     class SlowServer(ProcessSandbox):
         """Its fork servers take 30 s before they can serve (a slow import)."""

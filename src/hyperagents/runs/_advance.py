@@ -102,9 +102,10 @@ class Advancer:
         )
 
     def _validate_and_evaluate(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
-        """Validate a recorded child and evaluate its first stage in one sandbox run, then
-        record it in two commits: ``RUNNING`` → ``INVALID`` with the reason, or ``RUNNING`` →
-        ``EVALUATING`` followed by the stage's evaluation.
+        """Validate a recorded child and evaluate its first stage in one sandbox run (the first
+        with instances, see :meth:`StagePlan.run_validated`), then record it in two commits:
+        ``RUNNING`` → ``INVALID`` with the reason, or ``RUNNING`` → ``EVALUATING`` followed by
+        the stages' evaluations.
 
         A crash before the first commit leaves the child ``RUNNING``: it is validated and
         evaluated again. A crash between the two leaves it ``EVALUATING`` without its first
@@ -113,12 +114,29 @@ class Advancer:
         Returns:
             The variant's record after the step, and the seconds spent in the sandbox.
         """
-        validation, result, seconds = self._plan.run_validated(variant)
+        validation, results, seconds = self._plan.run_validated(
+            variant, prune=lambda score: self._prune_reason(variant, score)
+        )
         self._ctx.check_budget(variant.id)
         variant, changed = self._record_validation(variant, validation)
-        if changed and result is not None and variant.state is VariantState.EVALUATING:
-            variant = self._record_stage(variant, result)
+        if changed and results and variant.state is VariantState.EVALUATING:
+
+            def record_all(current: VariantRecord) -> VariantRecord:
+                for result in results:
+                    if current.state is not VariantState.EVALUATING:
+                        break
+                    current = self._record_stage(current, result)
+                return current
+
+            variant = self._ctx.storage.atomically(lambda: record_all(variant))
         return variant, seconds
+
+    def _prune_reason(self, variant: VariantRecord, score: float) -> str | None:
+        """Why ``variant`` stops after a train-subset ``score`` (None: it goes on)."""
+        if variant.parent_id is None:
+            return None
+        parent = self._ctx.terminal(variant.parent_id)
+        return self._pruner.prune(score, parent.scores.get("train_subset"))
 
     def _record_validation(
         self, variant: VariantRecord, validation: ValidationResult
@@ -161,13 +179,10 @@ class Advancer:
         if not pending:
             return self._finish(variant, VariantState.COMPLETE, "evaluated"), 0.0
         stage = pending[0]
-        if stage == "train" and variant.parent_id is not None:
+        if stage == "train":
             # Checked here rather than right after the subset, so that a resumed variant whose
             # subset score was recorded just before a crash is judged the same way.
-            parent = self._ctx.terminal(variant.parent_id)
-            why = self._pruner.prune(
-                variant.scores["train_subset"], parent.scores.get("train_subset")
-            )
+            why = self._prune_reason(variant, variant.scores["train_subset"])
             if why is not None:
                 return self._finish(variant, VariantState.PRUNED, why), 0.0
         result, sandbox = self._plan.run(variant, stage)

@@ -274,13 +274,28 @@ class Engine:
             if llm is not None:
                 llm.set_budget(max_cost=ctx.config.max_cost, max_tokens=ctx.config.max_tokens)
                 llm.reset_breaker()
-            set_warm = getattr(ctx.sandbox, "set_warm", None)
-            if ctx.owns_sandbox and ctx.config.warm_workers and callable(set_warm):
-                set_warm(workers)
+            self._warm_up(workers)
         except BaseException:
             self._lease.give_back()
             raise
         return record, variants, target
+
+    def _warm_up(self, workers: int) -> None:
+        """Start a sandbox this run owns warm: one fork server per worker, knowing the seed
+        program's sources (children with the same files do not compile them again)."""
+        ctx = self._ctx
+        set_warm = getattr(ctx.sandbox, "set_warm", None)
+        if not (ctx.owns_sandbox and ctx.config.warm_workers and callable(set_warm)):
+            return
+        set_known = getattr(ctx.sandbox, "set_known_sources", None)
+        if callable(set_known):
+            seed = ctx.seed_program()
+            sources = {}
+            for path in sorted(p for p in seed if p.endswith(".py")):
+                with contextlib.suppress(UnicodeDecodeError):
+                    sources[path] = seed[path].decode("utf-8")
+            set_known(sources)
+        set_warm(workers)
 
     def _drive(self, drive: _Drive) -> None:
         """The drive's loop, until the target is reached or a stop leaves nothing in flight."""

@@ -10,7 +10,7 @@ is scored on ``test`` for reporting only.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -37,7 +37,8 @@ REPORT_STAGES = ("train_subset", "train", "val")
 #: The stages every valid child goes through, in order (before a re-check).
 _EVALUATION_ORDER = ("train_subset", "train", "val")
 
-#: The stage a child is evaluated on in the process that validates it.
+#: The stage a child is evaluated on in the process that validates it (unless it is empty:
+#: see :meth:`StagePlan.run_validated`).
 FIRST_STAGE = _EVALUATION_ORDER[0]
 
 
@@ -156,25 +157,36 @@ class StagePlan:
         return result, sandbox
 
     def run_validated(
-        self, variant: VariantRecord
-    ) -> tuple[ValidationResult, StageResult | None, float]:
-        """Validate a recorded child and evaluate it on :data:`FIRST_STAGE`, in one sandbox run
-        (when the stage has no instances, the run only validates).
+        self, variant: VariantRecord, *, prune: Callable[[float], str | None]
+    ) -> tuple[ValidationResult, list[StageResult], float]:
+        """Validate a recorded child and evaluate it on its first stage that has instances, in
+        one sandbox run.
+
+        That stage is the train subset, unless it has no instances: then its (empty) result is
+        known without a run, and so, unless ``prune`` stops the child on it, is the next one's,
+        up to the first stage with instances (``val`` at the latest). The stages before it are
+        returned scored as empty, exactly as :meth:`run` scores them; if ``prune`` stops the
+        child on its empty subset, the run validates with the subset, as always.
 
         Its wall-clock limit comes in two parts: the validation has ``validate_timeout`` from
         the start, as when it ran alone; the stage then has its own limit (``instance_timeout``
         per instance plus ``eval_overhead``) from the validation's message. A hang is thus
         killed, and reported, exactly as before, and no run lasts longer than the two together.
 
+        Args:
+            variant: The child.
+            prune: Why a child with this train-subset score stops there (None: it goes on).
+
         Returns:
-            The validation, the stage's result (None: invalid), and the seconds spent in the
-            sandbox.
+            The validation, the results of the stages it covers in order (none: invalid),
+            and the seconds spent in the sandbox.
 
         Raises:
             SandboxError: The sandbox kept breaking.
         """
         ctx = self._ctx
-        program, split, instances = self._work(variant, FIRST_STAGE)
+        stage, before = self._fold_target(variant, prune)
+        program, split, instances = self._work(variant, stage)
         limits = replace(
             ctx.limits(self._wall(instances)), validate_time=ctx.config.validate_timeout
         )
@@ -184,16 +196,37 @@ class StagePlan:
                 entry_points=ctx.task.entry_points,
                 task=ctx.task,
                 instances=instances,
-                stage=FIRST_STAGE,
+                stage=stage,
                 split=split.value,
                 sandbox=ctx.sandbox,
                 limits=limits,
-                llm=ctx.llm_handler(variant.id, variant.generation, FIRST_STAGE),
+                llm=ctx.llm_handler(variant.id, variant.generation, stage),
             ),
-            f"validating and evaluating {variant.id} on {FIRST_STAGE}",
+            f"validating and evaluating {variant.id} on {stage}",
         )
-        stage_wall = float(result.metrics.get("wall_seconds", 0.0)) if result is not None else 0.0
-        return validation, result, validation.wall + stage_wall
+        if result is None:
+            return validation, [], validation.wall
+        stage_wall = float(result.metrics.get("wall_seconds", 0.0))
+        if stage == "train":
+            result = self._with_subset(variant, result, subset=before[0])
+        return validation, [*before, result], validation.wall + stage_wall
+
+    def _fold_target(
+        self, variant: VariantRecord, prune: Callable[[float], str | None]
+    ) -> tuple[str, list[StageResult]]:
+        """The stage a validation runs with, and the empty stages before it, scored."""
+        before: list[StageResult] = []
+        for stage in _EVALUATION_ORDER:
+            split, instances = self.instances(stage, variant)
+            if instances or stage == _EVALUATION_ORDER[-1]:
+                return stage, before
+            result = StageResult(stage, split.value, self._ctx.task.aggregate([]), [], {"n": 0})
+            if stage == "train":
+                result = self._with_subset(variant, result, subset=before[0])
+            elif prune(result.score) is not None:
+                return stage, []  # validated with its (empty) subset; pruned after it
+            before.append(result)
+        raise AssertionError("unreachable: the last stage is always returned")  # pragma: no cover
 
     def _work(self, variant: VariantRecord, stage: str) -> tuple[Program, Split, list[Instance]]:
         """What evaluating ``variant`` on ``stage`` takes: its program, the split, the instances."""
@@ -207,9 +240,12 @@ class StagePlan:
             self._ctx.config.eval_overhead
         )
 
-    def _with_subset(self, variant: VariantRecord, rest: StageResult) -> StageResult:
-        """The full train result: the subset already evaluated combined with the rest."""
-        subset = self._subset_results.get(variant.id)
+    def _with_subset(
+        self, variant: VariantRecord, rest: StageResult, *, subset: StageResult | None = None
+    ) -> StageResult:
+        """The full train result: the subset (given, or already evaluated) combined with the
+        rest."""
+        subset = subset if subset is not None else self._subset_results.get(variant.id)
         if subset is None:  # resumed: read it back
             record = next(
                 e

@@ -26,6 +26,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class ForkServer:
         directory: Path,
         owned_root: Path,
         timeout: float = 60.0,
+        known_sources: bytes = b"",
     ) -> ForkServer:
         """Start a server and wait until it is ready.
 
@@ -100,6 +102,8 @@ class ForkServer:
             directory: The directory it and its children see as the workspace.
             owned_root: The private folder holding ``directory``.
             timeout: Seconds it may take to be ready.
+            known_sources: What the server reads on its stdin before it is ready: the known
+                sources it compiles ahead of its children (JSON ``{path: text}``; empty: none).
 
         Raises:
             SandboxError: It could not be started, or did not say it was ready in time.
@@ -112,7 +116,7 @@ class ForkServer:
                 argv,
                 cwd=cwd,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if known_sources else subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 pass_fds=(server_end.fileno(),),
@@ -120,6 +124,8 @@ class ForkServer:
                 close_fds=True,
             )
             server = cls(proc, engine_end, directory, owned_root)
+            if proc.stdin is not None:
+                _feed(proc.stdin, known_sources)
             server.wait_ready(timeout)
         except BaseException as exc:
             if server is not None:
@@ -233,6 +239,18 @@ class ForkServer:
             if not data:
                 return None, None
             return _parse(data), _sender(ancillary)
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    """Write ``data`` to a starting server's stdin and close it, from a thread of its own: a
+    server that never reads it only makes that thread fail (when the server is closed), and
+    its readiness wait still times out."""
+
+    def write() -> None:
+        with contextlib.suppress(OSError, ValueError), pipe:
+            pipe.write(data)
+
+    threading.Thread(target=write, name="hyperagents-forkserver-feed", daemon=True).start()
 
 
 class ForkedProcess:

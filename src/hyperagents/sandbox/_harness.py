@@ -612,11 +612,62 @@ def _workspace_paths(limit: int = 100_000) -> list[str]:
     return found
 
 
+#: Code this process compiled, by (path, source): each file is compiled once per process
+#: (validation's compile check and the import share it). A fork server's child inherits the
+#: code its server compiled, before any request, from the sandbox's known sources (see
+#: :func:`_compile_known`): a file byte-identical to one of them, at the same path, is not
+#: compiled again. The key holds the whole source, so only that exact text maps to the code.
+_COMPILED: dict[tuple[str, bytes], Any] = {}
+#: Bytes of source :data:`_COMPILED` may hold (what is compiled beyond that is not kept), and
+#: the bytes it holds.
+_COMPILED_CAP = 32 << 20
+_COMPILED_HELD = [0]
+#: How many files this process compiled (a fork server's child counts on from its server's).
+_COMPILES = [0]
+
+
+def _compiled(source: bytes, path: str) -> Any:
+    """``source`` compiled as the file ``path`` (from :data:`_COMPILED` when it is there).
+
+    Raises:
+        SyntaxError, ValueError, RecursionError, MemoryError: It does not compile.
+    """
+    key = (path, source)
+    code = _COMPILED.get(key)
+    if code is None:
+        code = compile(source, path, "exec", dont_inherit=True)
+        _COMPILES[0] += 1
+        if _COMPILED_HELD[0] + len(source) <= _COMPILED_CAP:
+            _COMPILED[key] = code
+            _COMPILED_HELD[0] += len(source)
+    return code
+
+
+def _compile_known(workspace: str, limit: int = 16 << 20) -> None:
+    """A fork server's known sources: read ``{path: text}`` (JSON, at most ``limit`` bytes) from
+    stdin, and compile each ``.py`` file as the file it would be in the workspace, so that no
+    child compiles it again. These come from the engine (e.g. the run's seed program), before
+    any request: nothing of a request is ever kept in the server. Anything unreadable or that
+    does not compile is skipped (a child then compiles, and reports, it itself)."""
+    try:
+        data = sys.stdin.buffer.read(limit + 1)
+        known = json.loads(data.decode("utf-8")) if 0 < len(data) <= limit else {}
+    except (OSError, ValueError):
+        return
+    if not isinstance(known, dict):
+        return
+    for relative, text in sorted(known.items()):
+        if not (isinstance(relative, str) and relative.endswith(".py") and isinstance(text, str)):
+            continue
+        with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
+            _compiled(text.encode("utf-8"), os.path.join(workspace, relative))
+
+
 class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
-    """Runs the declared file's own source: cached bytecode is never consulted."""
+    """Runs the declared file's own source: cached bytecode files are never consulted."""
 
     def get_code(self, fullname: str) -> Any:
-        return compile(self.get_data(self.path), self.path, "exec", dont_inherit=True)
+        return _compiled(self.get_data(self.path), self.path)
 
 
 class _MetaModuleFinder:
@@ -696,7 +747,8 @@ def _compile_errors() -> list[str]:
             try:
                 with open(path, "rb") as handle:
                     source = handle.read()
-                compile(source, path, "exec", dont_inherit=True)
+                # As the file the import will compile: it then reuses this code.
+                _compiled(source, os.path.join(os.getcwd(), path))
             except SyntaxError as exc:
                 errors.append(f"{path}:{exc.lineno}: syntax error: {exc.msg}")
             except (ValueError, RecursionError, MemoryError) as exc:
@@ -1030,6 +1082,7 @@ def _serve(control_fd: int, preload: str) -> int:
     # Children start in the workspace; the server itself stays out of it (a sandbox finds what
     # a child left behind by its working directory there).
     workspace = os.getcwd()
+    _compile_known(workspace)
     os.chdir("/")
     _send_packet(control, {"type": "ready"})
     while True:

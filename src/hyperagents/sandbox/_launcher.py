@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
@@ -123,6 +124,7 @@ class Launcher:
         self._privileged = privileged
         self._uids = UidPool() if self._isolate_user else None
         self._preload = tuple(preload)
+        self._known_sources = b""
         self._forking_off: str | None = None
         self._pool: StandbyPool[ForkServer] = StandbyPool(
             start=self._new_server,
@@ -202,6 +204,21 @@ class Launcher:
         machine where forked children cannot isolate themselves, see :attr:`forking_off`)."""
         self._pool.set_target(0 if self._forking_off else count)
 
+    def set_known_sources(self, files: Mapping[str, str]) -> None:
+        """Source files that requests' workspaces often hold unchanged (e.g. the ``.py`` files
+        of a run's seed program, at their paths in the workspace): fork servers started from
+        now on compile them once, before any request, and a child whose file is byte-identical
+        at the same path runs that code instead of compiling it again (the import, and a
+        validation's compile check). Only what is given here reaches a server, never anything
+        of a request. Idle servers that knew other sources are replaced."""
+        data = json.dumps(dict(sorted(files.items()))).encode() if files else b""
+        if data != self._known_sources:
+            self._known_sources = data
+            target, closed = self._pool.target, self._pool.closed
+            self._pool.close()
+            if not closed:
+                self._pool.set_target(target)  # new servers, that know them
+
     @property
     def forking_off(self) -> str | None:
         """Why warm starts were turned off for good (None: they were not)."""
@@ -223,7 +240,11 @@ class Launcher:
 
         try:
             return ForkServer.start(
-                command, env=self._environment(directory), directory=directory, owned_root=root
+                command,
+                env=self._environment(directory),
+                directory=directory,
+                owned_root=root,
+                known_sources=self._known_sources,
             )
         except SandboxError as exc:
             remove_tree(root)

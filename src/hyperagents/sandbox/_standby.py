@@ -61,6 +61,11 @@ class StandbyPool(Generic[T]):
         return self._target
 
     @property
+    def closed(self) -> bool:
+        """Whether the pool was closed (it starts nothing until :meth:`set_target`)."""
+        return self._closed
+
+    @property
     def waiting(self) -> int:
         """How many standbys are started and wait for a request now."""
         with self._lock:
