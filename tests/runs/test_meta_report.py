@@ -4,6 +4,7 @@ few ``meta_info`` keys meta agents read, as many entries as fit in ``report_arch
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from hyperagents.improvers import ImproveResult
@@ -91,6 +92,23 @@ def test_the_limits_cut_exactly() -> None:
     assert archive_summary(archive, entries=2, max_bytes=10**9) == every[-2:]
     assert archive_summary(archive, entries=0, max_bytes=10**9) == []
     assert archive_summary(archive, entries=30, max_bytes=1) == []
+
+
+def test_entries_kept_from_earlier_reports_give_the_same_summary_in_fresh_objects() -> None:
+    archive = variants(300)
+    cache: dict[Any, str] = {}
+    fresh = archive_summary(archive, entries=200, max_bytes=64 * 1024)
+    first = archive_summary(archive, entries=200, max_bytes=64 * 1024, cache=cache)
+    assert first == fresh and cache
+    first[-1]["meta_info"]["operator"] = "changed by whoever got the report"
+    first[-1]["scores"].clear()
+    again = archive_summary(archive, entries=200, max_bytes=64 * 1024, cache=cache)
+    assert again == fresh
+    # What an entry shows changes with the variant's reported state and scores.
+    settled = [*archive[:-1], replace(archive[-1], scores={"val": 0.75})]
+    changed = archive_summary(settled, entries=200, max_bytes=64 * 1024, cache=cache)
+    assert changed[-1]["scores"] == {"val": 0.75}
+    assert changed == archive_summary(settled, entries=200, max_bytes=64 * 1024)
 
 
 def test_the_engine_gives_meta_agents_the_bounded_archive() -> None:

@@ -86,25 +86,57 @@ def archive_entry(variant: VariantRecord, generation_of: Mapping[int, int]) -> d
     }
 
 
+#: Archive entries as JSON, by what makes them: the variant's id, its state as reported and its
+#: reported scores (a settled variant's entry never changes otherwise).
+EntryCache = dict[tuple[int, str, tuple[tuple[str, float], ...]], str]
+
+
 def archive_summary(
-    variants: Sequence[VariantRecord], *, entries: int, max_bytes: int
+    variants: Sequence[VariantRecord],
+    *,
+    entries: int,
+    max_bytes: int,
+    cache: EntryCache | None = None,
 ) -> list[dict[str, Any]]:
     """The archive part of a report: the latest ``entries`` of ``variants`` at most, in order,
-    as many of the latest as fit in ``max_bytes`` of JSON (``json.dumps`` of the list)."""
+    as many of the latest as fit in ``max_bytes`` of JSON (``json.dumps`` of the list).
+
+    Args:
+        variants: The settled variants, in order.
+        entries: How many of the latest to show at most.
+        max_bytes: How much JSON they may take.
+        cache: The entries of earlier reports, as JSON (read and filled; None: none kept).
+            The entries returned are always fresh objects, whoever changes them.
+    """
     if entries <= 0:
         return []
     generation_of = {v.id: v.generation for v in variants}
-    shown: list[dict[str, Any]] = []
+    shown: list[str] = []
     used = len("[]")
     for variant in reversed(variants[-entries:]):
-        entry = archive_entry(variant, generation_of)
-        size = len(json.dumps(entry)) + (len(", ") if shown else 0)
+        text = _entry_json(variant, generation_of, cache)
+        size = len(text) + (len(", ") if shown else 0)
         if used + size > max_bytes:
             break
-        shown.append(entry)
+        shown.append(text)
         used += size
     shown.reverse()
-    return shown
+    summary: list[dict[str, Any]] = json.loads("[" + ", ".join(shown) + "]")
+    return summary
+
+
+def _entry_json(
+    variant: VariantRecord, generation_of: Mapping[int, int], cache: EntryCache | None
+) -> str:
+    """A variant's archive entry as JSON (from ``cache`` when it is there)."""
+    scores = tuple(sorted((k, s) for k, s in variant.scores.items() if k in REPORT_STAGES))
+    key = (variant.id, reported_state(variant), scores)
+    text = cache.get(key) if cache is not None else None
+    if text is None:
+        text = json.dumps(archive_entry(variant, generation_of))
+        if cache is not None:
+            cache[key] = text
+    return text
 
 
 class Reports:
@@ -118,6 +150,7 @@ class Reports:
         self._ctx = ctx
         self._evaluations: dict[int, dict[str, Any]] = {}
         self._train_inputs: list[dict[str, Any]] | None = None
+        self._entries: EntryCache = {}
 
     def report(
         self,
@@ -136,9 +169,15 @@ class Reports:
         """
         ctx = self._ctx
         cfg = ctx.config
-        archive = archive_summary(
-            snapshot.variants, entries=cfg.report_archive, max_bytes=cfg.report_archive_bytes
-        )
+        with ctx.lock:
+            if len(self._entries) > 4 * max(cfg.report_archive, 256):
+                self._entries.clear()  # bounded: the next reports make their entries again
+            archive = archive_summary(
+                snapshot.variants,
+                entries=cfg.report_archive,
+                max_bytes=cfg.report_archive_bytes,
+                cache=self._entries,
+            )
         if target is None:
             target = ctx.target_generations()
         return {
