@@ -421,7 +421,8 @@ class Launcher:
         uid: int | None,
         directory: Path,
     ) -> Started:
-        """Start the readers of a started process's pipes (they own the engine's ends)."""
+        """The readers of a started process's pipes (they own the engine's ends), not started
+        yet."""
         assert proc.stdout and proc.stderr
         status_stream = os.fdopen(status_read, "rb")
         # The harness is found when the engine first hears from it (it has isolated itself).
@@ -449,8 +450,8 @@ class Launcher:
             uid=uid,
             directory=directory,
         )
-        for reader in started.readers:
-            reader.start()
+        # The readers start once the request is on its way (see _wait): the process waits
+        # for it, and writes nothing a pipe could not hold before then.
         return started
 
     def _payload(
@@ -539,12 +540,14 @@ class Launcher:
 
         start = time.perf_counter()
         deadline.start()
-        threading.Thread(target=kill_on_timeout, daemon=True).start()
         assert proc.stdin is not None
         if len(body) < _PIPE_CAPACITY:
             _feed(proc.stdin, body)  # fits in the pipe: cannot block
         else:
             threading.Thread(target=_feed, args=(proc.stdin, body), daemon=True).start()
+        for reader in started.readers:
+            reader.start()
+        threading.Thread(target=kill_on_timeout, daemon=True).start()
         usage: Any
         try:
             if isinstance(proc, ForkedProcess):
