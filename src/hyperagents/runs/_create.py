@@ -30,7 +30,7 @@ from hyperagents.storages import (
     VariantState,
     get_storage,
 )
-from hyperagents.tasks import Task, load_task
+from hyperagents.tasks import Task, load_task, program_param_space_errors
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ def create_run(
 
     Raises:
         ConfigError: Bad mode, config, seed or generations, a meta agent that cannot be
-            transferred, a seed that breaks the constitution, a model that cannot be used.
+            transferred, a seed that breaks the constitution, a model that cannot be used, a
+            seed task agent whose ``PARAM_SPACE`` has problems.
         TaskError: The task cannot be loaded. DuplicateError: ``name`` is taken.
     """
     run_mode = parse_mode(mode)
@@ -82,6 +83,7 @@ def create_run(
     program = seed_program(task_obj, cfg, meta_from)
     cfg = run_constitution(cfg, task_obj)
     check_seed(cfg, task_obj, program)
+    check_param_space(program)
     # Everything that can refuse the run is checked before anything is stored: a start that
     # fails leaves no run behind.
     built = sandbox if sandbox is not None else sandbox_for(cfg, task_obj)
@@ -107,6 +109,7 @@ __all__ = [
     "NewRun",
     "check_generations",
     "check_llm",
+    "check_param_space",
     "check_seed_value",
     "create_run",
     "create_seed_variant",
@@ -122,6 +125,15 @@ def check_generations(generations: object) -> None:
         not isinstance(generations, int) or isinstance(generations, bool) or generations < 0
     ):
         raise ConfigError(f"generations must be an integer >= 0, got {generations!r}")
+
+
+def check_param_space(program: Program) -> None:
+    """Raises: ConfigError: the seed's task agent declares a search space with problems (each
+    named with its key: a typo would otherwise give children that never change)."""
+    errors = program_param_space_errors(program)
+    if errors:
+        lines = "\n".join(f"  - {error}" for error in errors)
+        raise ConfigError(f"the seed program's search space has problems:\n{lines}")
 
 
 def check_seed_value(seed: object) -> None:

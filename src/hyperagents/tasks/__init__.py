@@ -29,6 +29,7 @@ from hyperagents.tasks._base import (
     is_meta_agent_file,
 )
 from hyperagents.tasks._generated import GeneratedTask
+from hyperagents.tasks._param_space import param_space_errors, program_param_space_errors
 from hyperagents.tasks._scaffold import scaffold_task, task_class_name
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "is_meta_agent_file",
     "list_tasks",
     "load_task",
+    "param_space_errors",
+    "program_param_space_errors",
     "scaffold_task",
     "task_class_name",
 ]
