@@ -14,6 +14,10 @@ def import_file(path: Path, prefix: str) -> ModuleType:
     """Import the Python file at ``path`` as a module of its own (named after its resolved
     path, so importing it again returns the same module object's name).
 
+    The file's folder is importable, so a plug-in can import its sibling modules: while the
+    file runs, the folder is searched first (as ``python file.py`` would); afterwards it stays
+    on ``sys.path`` after everything else, for imports the plug-in makes later.
+
     Raises:
         ImportError: The file cannot be loaded as a module.
         Exception: Whatever running the file raised (the module is not kept then).
@@ -24,9 +28,23 @@ def import_file(path: Path, prefix: str) -> ModuleType:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
     try:
         module_spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(module_name, None)
         raise
+    finally:
+        _move_to_end(folder)
     return module
+
+
+def _move_to_end(folder: str) -> None:
+    """Take the ``folder`` put first off ``sys.path``; keep it last (once)."""
+    if sys.path and sys.path[0] == folder:
+        del sys.path[0]
+    elif folder in sys.path:  # the plug-in changed sys.path: take the copy put first
+        sys.path.remove(folder)
+    if folder not in sys.path:
+        sys.path.append(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -36,6 +37,39 @@ def test_file_spec_loads(tmp_path: Path) -> None:
     not_task.write_text("class X:\n    pass\n")
     with pytest.raises(TaskError, match=r"not a hyperagents\.tasks\.Task"):
         load_task(f"{not_task}:X")
+
+
+def test_a_task_file_imports_its_sibling_modules(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in ("sibling_data_e3f1", "sibling_lazy_e3f1"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    folder = tmp_path / "my task"
+    folder.mkdir()
+    (folder / "sibling_data_e3f1.py").write_text("SIZES = (4, 2, 2)\n")
+    (folder / "sibling_lazy_e3f1.py").write_text(
+        "def label(x):\n    return 'hi' if x > 0.5 else 'lo'\n"
+    )
+    toy = TOY_FILE.read_text()
+    (folder / "toy_copy.py").write_text(toy)
+    (folder / "task.py").write_text(
+        "from sibling_data_e3f1 import SIZES\n"
+        "from toy_copy import ToyTask\n\n\n"
+        "class SiblingTask(ToyTask):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(sizes=SIZES)\n\n"
+        "    def label(self, x):\n"
+        "        import sibling_lazy_e3f1\n\n"
+        "        return sibling_lazy_e3f1.label(x)\n"
+    )
+    task = load_task(f"{folder / 'task.py'}:SiblingTask")
+    assert [len(task.instances(s)) for s in ("train", "val", "test")] == [4, 2, 2]
+    assert task.label(0.9) == "hi"  # type: ignore[attr-defined]  # a sibling imported later
+    # searched first only while task.py ran; kept last, once, for later imports
+    assert sys.path[-1] == str(folder.resolve()) and sys.path.count(str(folder.resolve())) == 1
+    load_task(f"{folder / 'task.py'}:SiblingTask")
+    assert sys.path.count(str(folder.resolve())) == 1
 
 
 def test_entry_points_are_discovered(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -88,3 +122,17 @@ def test_checked_score_enforces_the_range() -> None:
     assert isinstance(ToyTask(), Task)
     assert ToyTask().normalise(0.5) == 0.5
     assert ToyTask().aggregate([]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("demo_task", "DemoTask"),
+        ("demo", "DemoTask"),
+        ("knapsack_v2", "KnapsackV2Task"),
+        ("myTask", "MyTask"),
+        ("task", "TaskTask"),  # never the base class's own name
+    ],
+)
+def test_init_task_names_the_class_once(name: str, cls: str) -> None:
+    assert tasks_module.task_class_name(name) == cls

@@ -152,8 +152,10 @@ if __name__ == "__main__":
 
 
 def task_class_name(name: str) -> str:
-    """The class ``init-task NAME`` writes: ``my_task`` → ``MyTaskTask``."""
-    return "".join(part.capitalize() for part in name.split("_")) + "Task"
+    """The class ``init-task NAME`` writes: ``demo`` → ``DemoTask``, ``demo_task`` →
+    ``DemoTask`` (a name that already ends in ``task`` gets no second one)."""
+    camel = "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+    return camel if camel.endswith("Task") and camel != "Task" else camel + "Task"
 
 
 def scaffold_task(name: str, directory: Path) -> Path:
