@@ -105,7 +105,8 @@ class Improvement:
             reason = result.reason or "improver produced no program"
         else:
             reason = "the meta agent made no change"
-            said = result.meta_info.get("error") if result.meta_info else None
+            info = result.meta_info or {}
+            said = info.get("error") or info.get("reason")  # why it says it changed nothing
             if isinstance(said, str) and said.strip():
                 reason += f": {said.strip()[:500]}"
         if result.meta_info:

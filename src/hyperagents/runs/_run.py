@@ -45,6 +45,7 @@ from hyperagents.runs._context import RunContext
 from hyperagents.runs._create import NewRun, create_run
 from hyperagents.runs._engine import Engine
 from hyperagents.runs._export import run_summary
+from hyperagents.runs._failures import common_failure
 from hyperagents.runs._gate import Gate
 from hyperagents.runs._improve import Improvement
 from hyperagents.runs._jobs import Job, Jobs
@@ -297,8 +298,11 @@ class Run:
     def warnings(self) -> list[str]:
         """What the run warned about (``run.warning`` events), each message once, oldest first:
         settings that do not do what they say (e.g. ``--selector program`` without a
-        ``select_parent.py``)."""
-        return self._ctx.warnings()
+        ``select_parent.py``); then, read from its variants now, whether every child so far
+        failed the same way (e.g. "the meta agent made no change" each time)."""
+        found = self._ctx.warnings()
+        pattern = common_failure(self._ctx.storage.list_variants(self._ctx.run_id))
+        return [*found, pattern] if pattern is not None else found
 
     def warn(self, message: str) -> None:
         """Record a ``run.warning`` event (once per message per run) and log it."""
