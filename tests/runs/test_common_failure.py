@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hyperagents.runs import Run, RunConfig
-from hyperagents.runs._failures import common_failure
+from hyperagents.runs._failure_pattern import common_failure
 from hyperagents.storages import InMemoryStorage, VariantRecord, VariantState
 
 from toytask import ToyTask

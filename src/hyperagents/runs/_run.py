@@ -45,7 +45,7 @@ from hyperagents.runs._context import RunContext
 from hyperagents.runs._create import NewRun, create_run
 from hyperagents.runs._engine import Engine
 from hyperagents.runs._export import run_summary
-from hyperagents.runs._failures import common_failure
+from hyperagents.runs._failure_pattern import common_failure
 from hyperagents.runs._gate import Gate
 from hyperagents.runs._improve import Improvement
 from hyperagents.runs._jobs import Job, Jobs
