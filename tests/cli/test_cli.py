@@ -73,6 +73,17 @@ def test_default_storage_is_a_sqlite_file_in_the_working_directory(tmp_path: Pat
     assert "toy-hyperagent-s0" in proc.stdout
 
 
+def test_runs_of_file_tasks_fit_80_columns(toy_run: tuple[Path, str]) -> None:
+    work, url = toy_run
+    narrow = cli("runs", "--storage", url, cwd=work, env={"COLUMNS": "80"}).stdout
+    lines = narrow.splitlines()
+    assert all(len(line) <= 80 for line in lines), narrow
+    row = next(line for line in lines if "toy1" in line)
+    assert "toytask.py:ToyTask" in row and "complete" in row and "/" not in row
+    wide = cli("runs", "--storage", url, cwd=work).stdout  # 200 columns: mode, seed, created
+    assert "hyperagent" in wide and "created" in wide
+
+
 def test_storage_from_environment(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'env.db'}"
     cli(

@@ -4,9 +4,12 @@ printed at the end of ``run`` and ``resume``)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from pathlib import PurePath
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -21,9 +24,9 @@ from hyperagents.cli._shared import (
     storage_label,
 )
 from hyperagents.runs import Run, engine_state, status_label
-from hyperagents.storages import VariantState
+from hyperagents.storages import RunRecord, VariantRecord, VariantState
 
-__all__ = ["list_runs", "print_status", "status"]
+__all__ = ["list_runs", "print_status", "short_task", "status"]
 
 
 def _llm_row(llm: dict[str, Any]) -> str:
@@ -80,42 +83,61 @@ def print_status(the_run: Run) -> None:
     console.print(table)
 
 
+#: The listing's columns, and those kept below :data:`WIDE` columns of terminal (a run's name
+#: says its mode and seed unless it was given one; ``status`` shows everything).
+RUN_COLUMNS = ("id", "name", "task", "mode", "seed", "status", "variants", "best val", "created")
+NARROW_COLUMNS = ("id", "name", "task", "status", "variants", "best val")
+WIDE = 110
+
+
 def list_runs(storage: StorageOpt = None) -> None:
-    """List all runs in the storage."""
+    """List all runs in the storage, one line a run at 80 columns (file tasks by file name,
+    mode, seed and creation time from 110 columns on)."""
     with errors():
         store = existing_storage(storage)
-        table = Table(title=f"runs in {storage_label(store)}")
-        for column in (
-            "id",
-            "name",
-            "task",
-            "mode",
-            "seed",
-            "status",
-            "variants",
-            "best val",
-            "created",
-        ):
-            table.add_column(column, overflow="fold")
+        columns = RUN_COLUMNS if console.width >= WIDE else NARROW_COLUMNS
+        table = Table(
+            title=f"runs in {storage_label(store)}",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            padding=(0, 1, 0, 0),
+        )
+        for column in columns:
+            table.add_column(column, overflow="fold", no_wrap=column not in ("name", "task"))
         for record in store.list_runs():
-            variants = store.list_variants(record.id)
-            vals = [
-                v.scores["val"]
-                for v in variants
-                if v.state is VariantState.COMPLETE and "val" in v.scores
-            ]
-            table.add_row(
-                str(record.id),
-                record.name,
-                record.task,
-                record.mode,
-                str(record.seed),
-                status_label(record),
-                str(len(variants)),
-                fmt_value(max(vals) if vals else None),
-                record.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
+            row = _run_row(record, store.list_variants(record.id))
+            table.add_row(*(row[column] for column in columns))
         console.print(table)
+
+
+def _run_row(record: RunRecord, variants: list[VariantRecord]) -> dict[str, str]:
+    """One run's cells of the listing, by column."""
+    vals = [
+        v.scores["val"] for v in variants if v.state is VariantState.COMPLETE and "val" in v.scores
+    ]
+    created = record.created_at
+    return {
+        "id": str(record.id),
+        "name": record.name,
+        "task": short_task(record.task),
+        "mode": record.mode,
+        "seed": str(record.seed),
+        "status": status_label(record),
+        "variants": str(len(variants)),
+        "best val": fmt_value(max(vals) if vals else None),
+        "created": created.strftime(
+            "%m-%d %H:%M" if created.year == datetime.now().year else "%Y-%m-%d"
+        ),
+    }
+
+
+def short_task(spec: str) -> str:
+    """A task spec as a listing shows it: ``path/to/task.py:Class`` as ``task.py:Class``
+    (``status`` shows the whole spec)."""
+    path, colon, name = spec.rpartition(":")
+    if colon and path.endswith(".py"):
+        return f"{PurePath(path).name}:{name}"
+    return spec
 
 
 def status(
