@@ -68,6 +68,7 @@ from hyperagents.storages._rdb._connect import (
     run_migrations,
 )
 from hyperagents.storages._rdb._events import EventMethods
+from hyperagents.storages._rdb._packing import JSONTexts
 from hyperagents.storages._rdb._programs import ProgramMethods
 from hyperagents.storages._rdb._runs import RunMethods
 from hyperagents.storages._rdb._transactions import (
@@ -179,6 +180,7 @@ class RDBStorage(RunMethods, ProgramMethods, VariantMethods, EventMethods):
         self._receipts = self._dialect != "sqlite"
         self._receipts_written = 0
         self._blocks = threading.local()
+        self._texts = JSONTexts()
         try:
             self._ensure_schema()
         except (StorageError, DBAPIError, OSError) as exc:
