@@ -85,8 +85,8 @@ def _fill(conn: Connection) -> None:
     conn.execute(
         variants.insert(),
         {"updated_at": _WHEN, "id": 1, "run_id": 1, "generation": 0, "parent_id": None,
-         "program_id": _PROGRAM.id, "state": 3, "scores": {"val": 0.5}, "metrics": _METRICS, "meta_info": _META,
-         "created_at": _WHEN},
+         "program_id": _PROGRAM.id, "state": 3, "scores": {"val": 0.5}, "metrics": _METRICS,
+         "meta_info": _META, "created_at": _WHEN},
     )  # fmt: skip
     evaluations = _table(
         "evaluations", "id", "variant_id", "stage", "split", "score", "n",
