@@ -389,7 +389,11 @@ class VariantMethods(RDBCore):
         text = self._texts.text
         return [
             EvaluationRecord(
-                *row[:6], json.loads(text(row[6], "[]")), json.loads(text(row[7])), row[8]
+                **{
+                    **row._mapping,
+                    "results": json.loads(text(row.results, "[]")),
+                    "metrics": json.loads(text(row.metrics)),
+                }
             )
             for row in rows
         ]
