@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from hyperagents.program import Program
 from hyperagents.storages import RDBStorage
 from hyperagents.storages._rdb import normalise_url
-from hyperagents.storages._rdb._packing import BLOB_RAW, BLOB_ZLIB
+from hyperagents.storages._rdb._packing import BLOB_DELTA, BLOB_RAW, BLOB_ZLIB
 from hyperagents.storages._rdb.models import UTCDateTime
 from hyperagents.storages._rdb.storage import ALEMBIC_DIR
 
@@ -28,9 +28,11 @@ _RESULTS = [
 ]  # fmt: skip
 _META = {"agent": "offline-meta-agent", "changes": {"X": [0.1, 0.2]}, "note": "é" * 80}
 _METRICS = {"val": {"n": 30, "wall_seconds": 0.01, "cpu_seconds": 0.01, "errors": 0}}
+_RULES = "".join(f"def rule_{i}(x):\n    return x * {i} + PARAMS['X']\n\n" for i in range(40))
 _PROGRAM = Program(
-    {"task_agent.py": "PARAMS = {'X': 0.5}\n" * 50, "tiny.txt": "a", "zero.bin": bytes(200)}
+    {"task_agent.py": "PARAMS = {'X': 0.5}\n" + _RULES, "tiny.txt": "a", "zero.bin": bytes(200)}
 )
+_CHILD_AGENT = "PARAMS = {'X': 0.625}\n" + _RULES
 
 
 def _table(name: str, *columns: str, json_columns: tuple[str, ...] = ()) -> sa.TableClause:
@@ -167,13 +169,22 @@ def test_upgrade_packs_old_rows_and_they_read_back(old_url: str) -> None:
 
 
 def test_downgrade_unpacks_to_plain_text_and_bytes(old_url: str) -> None:
-    RDBStorage(old_url).close()
+    storage = RDBStorage(old_url)
+    child = Program({**{p: _PROGRAM[p] for p in _PROGRAM.blobs}, "task_agent.py": _CHILD_AGENT})
+    try:
+        storage.get_program(_PROGRAM.id)  # read: its files become this storage's bases
+        storage.put_program(child)  # its task_agent.py is stored as a difference
+    finally:
+        storage.close()
     engine = sa.create_engine(normalise_url(old_url))
+    with engine.connect() as conn:
+        formats = {bytes(d)[0] for (d,) in _raw(conn, "SELECT data FROM blobs")}
+    assert formats == {BLOB_RAW, BLOB_ZLIB, BLOB_DELTA}
     with engine.begin() as conn:
         _migrate(conn, "0005", down=True)
     with engine.connect() as conn:
         blobs = {bytes(d) for (d,) in _raw(conn, "SELECT data FROM blobs")}
-        assert blobs == {_PROGRAM[p] for p in _PROGRAM.blobs}
+        assert blobs == {_PROGRAM[p] for p in _PROGRAM.blobs} | {_CHILD_AGENT.encode()}
         results = _raw(conn, "SELECT CAST(results AS TEXT), CAST(metrics AS TEXT) FROM evaluations")
         meta = _raw(conn, "SELECT CAST(meta_info AS TEXT), CAST(metrics AS TEXT) FROM variants")
         manifest = _raw(conn, "SELECT CAST(manifest AS TEXT) FROM programs")
@@ -184,5 +195,6 @@ def test_downgrade_unpacks_to_plain_text_and_bytes(old_url: str) -> None:
     storage = RDBStorage(old_url)  # up again: the same values
     try:
         _check_reads(storage)
+        assert storage.get_program(child.id) == child
     finally:
         storage.close()

@@ -18,11 +18,13 @@ from hyperagents.program import Program
 from hyperagents.storages import RDBStorage, RunSpec
 from hyperagents.storages._common import dumps_json
 from hyperagents.storages._rdb._packing import (
+    BLOB_DELTA,
     BLOB_RAW,
     BLOB_ZLIB,
     JSON_DEFLATE_V1,
     PACK_MIN,
     JSONTexts,
+    blob_base,
     json_text,
     pack_blob,
     pack_json_text,
@@ -211,3 +213,55 @@ def test_decoded_texts_cache_is_bounded_and_repeats_hits() -> None:
     assert texts.text('{"plain":1}') == '{"plain":1}'
     none = JSONTexts(max_chars=0)
     assert none.text(values[0]) == json_text(values[0]) and len(none) == 0
+
+
+_AGENT = "".join(f"def rule_{i}(x):\n    return x * {i} + PARAMS['k{i}']\n\n" for i in range(60))
+
+
+def _agent(values: dict[str, float]) -> str:
+    return f"PARAMS = {values!r}\n\n" + _AGENT
+
+
+def test_a_file_is_stored_as_its_difference_from_a_base() -> None:
+    base_file = _agent({"k1": 0.5, "k2": 1.0}).encode()
+    child = _agent({"k1": 0.75, "k2": 1.0}).encode()
+    digest = "ab" * 32
+    stored = pack_blob(child, (digest, base_file))
+    assert stored[0] == BLOB_DELTA and blob_base(stored) == digest
+    assert len(stored) < len(pack_blob(child)) / 4
+    assert unpack_blob(stored, base_file) == child
+    with pytest.raises(StorageError, match="needs file abab"):
+        unpack_blob(stored)
+    # A base that does not help is not used.
+    unrelated = pack_blob(child, (digest, os.urandom(3000)))
+    assert unrelated[0] == BLOB_ZLIB and blob_base(unrelated) is None
+
+
+def test_children_files_are_stored_as_differences_and_read_anywhere(tmp_path: Path) -> None:
+    path = tmp_path / "delta.db"
+    url = f"sqlite:///{path}"
+    seed = Program({"task_agent.py": _agent({"k1": 0.5}), "notes.txt": "n" * 10})
+    children = [
+        Program({"task_agent.py": _agent({"k1": 0.5 + i / 100}), "notes.txt": "n" * 10})
+        for i in range(1, 6)
+    ]
+    storage = RDBStorage(url)
+    try:
+        for program in [seed, *children]:
+            storage.put_program(program)
+        assert all(storage.get_program(p.id) == p for p in [seed, *children])
+    finally:
+        storage.close()
+    formats = [bytes(d)[0] for (d,) in _raw(path, "SELECT data FROM blobs ORDER BY rowid")]
+    assert sorted(formats[:2]) == [BLOB_RAW, BLOB_ZLIB] and formats[2:] == [BLOB_DELTA] * 5
+    again = RDBStorage(url)  # another process: no base remembered, all readable
+    try:
+        assert [again.get_program(p.id) for p in children] == children
+        extra = Program({"task_agent.py": _agent({"k1": 9.0}), "notes.txt": "n" * 10})
+        again.put_program(extra)  # stands alone: it becomes this process's base
+        assert again.get_program(extra.id) == extra
+    finally:
+        again.close()
+    assert bytes(_raw(path, "SELECT data FROM blobs ORDER BY rowid DESC LIMIT 1")[0][0])[0] == (
+        BLOB_ZLIB
+    )

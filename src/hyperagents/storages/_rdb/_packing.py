@@ -12,8 +12,11 @@ written with an older one. PostgreSQL keeps its ``json`` columns (TOAST compress
 there; a query may read them with JSON operators).
 
 **Program files.** A blob row holds one format byte, then the file: as it is
-(:data:`BLOB_RAW`) or zlib-compressed (:data:`BLOB_ZLIB`) when that makes it smaller. Every row
-has the byte (migration 0007 added it to the old rows), so any file content is stored safely.
+(:data:`BLOB_RAW`), zlib-compressed (:data:`BLOB_ZLIB`), or as its difference from another
+stored file (:data:`BLOB_DELTA`: a child's ``task_agent.py`` differs from its relatives' in a
+few values), whichever is smallest. A difference is only ever taken from a row that stands
+alone, so a file needs at most one other to be read. Every row has the byte (migration 0007
+added it to the old rows), so any file content is stored safely.
 
 Values are compact JSON made by :data:`~hyperagents.storages._common.dumps_json`: a NaN or an
 object that JSON cannot hold is refused with :class:`ValueError` or :class:`TypeError`, as for
@@ -28,20 +31,21 @@ import zlib
 from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import JSON, Dialect, LargeBinary, Text
+from sqlalchemy import JSON, Dialect, Text
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from hyperagents.exceptions import StorageError
 from hyperagents.storages._common import dumps_json
 
 __all__ = [
+    "BLOB_DELTA",
     "BLOB_RAW",
     "BLOB_ZLIB",
     "JSON_DEFLATE_V1",
     "PACK_MIN",
     "JSONTexts",
-    "PackedBytes",
     "PackedJSON",
+    "blob_base",
     "json_text",
     "pack_blob",
     "pack_json_text",
@@ -55,8 +59,13 @@ PACK_MIN = 48
 #: Format bytes of a program file: the file as it is, or zlib-compressed.
 BLOB_RAW = 0x00
 BLOB_ZLIB = 0x01
+#: Format byte of a program file stored as its difference from another stored file: that
+#: file's SHA-256 (32 bytes), then raw deflate with that file as preset dictionary.
+BLOB_DELTA = 0x02
 #: Files shorter than this are stored as they are.
 _BLOB_PACK_MIN = 64
+#: How much of the end of a base file a difference can refer to (deflate's window).
+_DELTA_WINDOW = 32768
 
 #: The preset dictionary of :data:`JSON_DEFLATE_V1`: compact JSON fragments such as this
 #: project writes, the most frequent last (deflate reaches the end of the dictionary with the
@@ -150,31 +159,53 @@ def json_text(value: str | bytes | memoryview) -> str:
         raise StorageError(f"stored JSON value is corrupt: {exc}") from None
 
 
-def pack_blob(data: bytes) -> bytes:
-    """A program file as stored: a format byte, then the file or its zlib compression."""
+def pack_blob(data: bytes, base: tuple[str, bytes] | None = None) -> bytes:
+    """A program file as stored: a format byte, then the file, its zlib compression, or (given
+    ``base``: the SHA-256 and the content of a stored file that stands alone) its difference
+    from that file, whichever is smallest."""
+    stored = bytes((BLOB_RAW,)) + data
     if len(data) >= _BLOB_PACK_MIN:
         packed = zlib.compress(data, 6)
         if len(packed) < len(data):
-            return bytes((BLOB_ZLIB,)) + packed
-    return bytes((BLOB_RAW,)) + data
+            stored = bytes((BLOB_ZLIB,)) + packed
+    if base is not None and base[1] and len(data) >= _BLOB_PACK_MIN:
+        window = base[1][-_DELTA_WINDOW:]
+        deflater = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, window)
+        delta = deflater.compress(data) + deflater.flush()
+        if len(delta) + 33 < len(stored):
+            return bytes((BLOB_DELTA,)) + bytes.fromhex(base[0]) + delta
+    return stored
 
 
-def unpack_blob(stored: bytes | memoryview) -> bytes:
-    """The file of a stored blob row.
+def blob_base(stored: bytes | memoryview) -> str | None:
+    """The SHA-256 of the file a stored difference needs (None: the row stands alone)."""
+    head = bytes(stored[:33])
+    return head[1:].hex() if len(head) == 33 and head[0] == BLOB_DELTA else None
+
+
+def unpack_blob(stored: bytes | memoryview, base: bytes | None = None) -> bytes:
+    """The file of a stored blob row (``base``: the file a difference was taken from).
 
     Raises:
-        StorageError: The row has an unknown format byte or is corrupt.
+        StorageError: The row has an unknown format byte, is corrupt, or is a difference and
+            ``base`` is not given.
     """
     data = bytes(stored)
-    if data and data[0] == BLOB_RAW:
-        return data[1:]
-    if data and data[0] == BLOB_ZLIB:
-        try:
+    head = data[0] if data else None
+    try:
+        if head == BLOB_RAW:
+            return data[1:]
+        if head == BLOB_ZLIB:
             return zlib.decompress(data[1:])
-        except zlib.error as exc:
-            raise StorageError(f"stored program file is corrupt: {exc}") from None
-    head = f"{data[0]:#04x}" if data else "nothing"
-    raise StorageError(f"stored program file has unknown format byte {head}")
+        if head == BLOB_DELTA and len(data) > 33:
+            if base is None:
+                raise StorageError(f"stored program file needs file {data[1:33].hex()}")
+            inflater = zlib.decompressobj(-15, base[-_DELTA_WINDOW:])
+            return inflater.decompress(data[33:]) + inflater.flush()
+    except zlib.error as exc:
+        raise StorageError(f"stored program file is corrupt: {exc}") from None
+    shown = "nothing" if head is None else f"{head:#04x}"
+    raise StorageError(f"stored program file has unknown format byte {shown}")
 
 
 class PackedJSON(TypeDecorator[Any]):
@@ -198,19 +229,6 @@ class PackedJSON(TypeDecorator[Any]):
         if dialect.name != "sqlite" or value is None:
             return value
         return json.loads(json_text(value))
-
-
-class PackedBytes(TypeDecorator[bytes]):
-    """A ``LargeBinary`` column of program files, stored with :func:`pack_blob`."""
-
-    impl = LargeBinary
-    cache_ok = True
-
-    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:
-        return None if value is None else pack_blob(value)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
-        return None if value is None else unpack_blob(value)
 
 
 class JSONTexts:

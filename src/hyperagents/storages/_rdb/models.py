@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -31,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from hyperagents.storages._rdb._packing import PackedBytes, PackedJSON
+from hyperagents.storages._rdb._packing import PackedJSON
 
 __all__ = [
     "BannedVariantModel",
@@ -153,7 +154,8 @@ class BlobModel(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    data: Mapped[bytes] = mapped_column(PackedBytes)
+    #: The file as :func:`~hyperagents.storages._rdb._packing.pack_blob` stores it.
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ProgramModel(Base):

@@ -2,8 +2,9 @@
 program files stored with a format byte and zlib-compressed (every database).
 
 The upgrade packs the existing rows as the storage writes new ones (see
-:mod:`hyperagents.storages._rdb._packing`); the downgrade puts plain JSON text and plain file
-bytes back. No column changes type: SQLite keeps a BLOB in a JSON column as it is, and
+:mod:`hyperagents.storages._rdb._packing`; files are compressed, none is stored as a
+difference); the downgrade puts plain JSON text and plain file bytes back, differences
+resolved. No column changes type: SQLite keeps a BLOB in a JSON column as it is, and
 PostgreSQL keeps its ``json`` columns (only its blobs change). Rows are converted in batches
 by primary key, so a large database is not read into memory at once.
 
@@ -20,7 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from hyperagents.storages._rdb._packing import json_text, pack_blob, pack_json_text, unpack_blob
+from hyperagents.storages._rdb._packing import (
+    BLOB_RAW,
+    blob_base,
+    json_text,
+    pack_blob,
+    pack_json_text,
+    unpack_blob,
+)
 
 revision = "0007"
 down_revision = "0005"
@@ -92,6 +100,19 @@ def upgrade() -> None:
     _convert("blobs", "sha256", ("data",), lambda data: pack_blob(bytes(data)))
 
 
+def _standalone(value: Any) -> bytes | None:
+    """A file stored as a difference, stored alone instead (None: it stands alone already)."""
+    base = blob_base(value)
+    if base is None:
+        return None
+    blobs = sa.table("blobs", sa.column("sha256"), sa.column("data", sa.LargeBinary()))
+    query = sa.select(blobs.c.data).where(blobs.c.sha256 == base)
+    base_file = unpack_blob(op.get_bind().execute(query).scalar_one())
+    return bytes((BLOB_RAW,)) + unpack_blob(value, base_file)
+
+
 def downgrade() -> None:
     _json_columns(_unpack)
+    # Differences first, while the files they refer to still have their format byte.
+    _convert("blobs", "sha256", ("data",), _standalone)
     _convert("blobs", "sha256", ("data",), unpack_blob)
