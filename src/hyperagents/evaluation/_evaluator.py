@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 _OUTPUT_CAP = 2000
+#: Decimal digits of seconds kept in an instance's ``wall`` and ``cpu`` (microseconds).
+INSTANCE_TIME_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -347,7 +349,9 @@ def _instance_result(
 ) -> dict[str, Any]:
     """The result entry of one instance: its score, feedback, capped output and error (the
     task's minimum ``low`` with the reason when there is no output), with the agent's
-    ``wall`` and ``cpu`` when it sent a message. (Called once per instance: built in place.)"""
+    ``wall`` and ``cpu`` when it sent a message, to the microsecond (what the agent measures
+    for itself, shown in milliseconds; the digits beyond were most of the stored bytes of a
+    stage). (Called once per instance: built in place.)"""
     if message is None:
         reason = run.reason or _refused(run) or "no output for this instance"
         tally.failed(reason)
@@ -368,8 +372,8 @@ def _instance_result(
         "feedback": feedback,
         "output": output,
         "error": failure,
-        "wall": wall,
-        "cpu": _finite(message.get("cpu")),
+        "wall": round(wall, INSTANCE_TIME_DIGITS),
+        "cpu": round(_finite(message.get("cpu")), INSTANCE_TIME_DIGITS),
     }
 
 

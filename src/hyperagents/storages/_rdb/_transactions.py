@@ -48,6 +48,7 @@ from hyperagents.exceptions import (
 from hyperagents.storages._base import BaseStorage
 from hyperagents.storages._common import utcnow
 from hyperagents.storages._rdb._connect import first_line
+from hyperagents.storages._rdb._packing import JSONTexts
 from hyperagents.storages._rdb.models import (
     BannedVariantModel,
     BlobModel,
@@ -259,6 +260,8 @@ class RDBCore(BaseStorage):
     _engine: Engine
     _write_engine: Engine
     _dialect: str
+    #: Decoded texts of packed JSON values read again and again (see ``_packing``).
+    _texts: JSONTexts
     _returning: bool
     _lock: contextlib.AbstractContextManager[Any]
     _retry_seconds: float

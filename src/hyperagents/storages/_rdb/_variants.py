@@ -1,8 +1,10 @@
 """The variants and evaluations of :class:`RDBStorage`.
 
 Variants are read in bulk (``list_variants`` of thousands of rows per generation): their JSON
-columns are fetched as text and decoded with ONE ``json.loads`` call for all rows, which is
-several times faster than one call per value.
+columns are fetched as stored (text, or packed bytes on SQLite: see
+:mod:`~hyperagents.storages._rdb._packing`), their texts taken from the storage's cache of
+decoded texts, and decoded with ONE ``json.loads`` call for all rows, which is several times
+faster than one call per value.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Text, func, insert, select, update
+from sqlalchemy import Connection, Text, func, insert, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 from hyperagents.exceptions import DuplicateError, StorageError, VariantNotFoundError
@@ -36,8 +38,20 @@ __all__ = ["VariantMethods"]
 _VARIANT_COLUMNS = [VARIANTS.c[f.name] for f in dataclasses.fields(VariantRecord)]
 _EVALUATION_COLUMNS = [EVALUATIONS.c[f.name] for f in dataclasses.fields(EvaluationRecord)]
 _VARIANT_JSON = ("scores", "metrics", "meta_info")
-_VARIANT_SELECT = [
-    c.cast(Text).label(c.name) if c.name in _VARIANT_JSON else c for c in _VARIANT_COLUMNS
+#: The variant columns, JSON ones as text (PostgreSQL) or as stored (SQLite: text or packed).
+_VARIANT_SELECT = {
+    "sqlite": [
+        type_coerce(c, Text).label(c.name) if c.name in _VARIANT_JSON else c
+        for c in _VARIANT_COLUMNS
+    ],
+    "other": [
+        c.cast(Text).label(c.name) if c.name in _VARIANT_JSON else c for c in _VARIANT_COLUMNS
+    ],
+}
+_EVALUATION_JSON = ("results", "metrics")
+_EVALUATION_SELECT = [
+    type_coerce(c, Text).label(c.name) if c.name in _EVALUATION_JSON else c
+    for c in _EVALUATION_COLUMNS
 ]
 _VARIANT_STATES = {int(s): s for s in VariantState}
 
@@ -106,14 +120,18 @@ class VariantMethods(RDBCore):
                 f"run {run_id} already has a variant for generation {generation}"
             ) from None
 
-    @staticmethod
-    def _variant_records(rows: Sequence[Any]) -> list[VariantRecord]:
-        """Build records from rows of ``_VARIANT_SELECT`` (JSON columns as text)."""
+    def _variant_select(self) -> list[Any]:
+        """The columns to select variants with (see ``_VARIANT_SELECT``)."""
+        return _VARIANT_SELECT["sqlite" if self._dialect == "sqlite" else "other"]
+
+    def _variant_records(self, rows: Sequence[Any]) -> list[VariantRecord]:
+        """Build records from rows of ``_VARIANT_SELECT`` (JSON columns as stored)."""
+        text = self._texts.text
         texts: list[str] = []
         for r in rows:
-            texts.append(r[6] if r[6] is not None else "{}")
-            texts.append(r[7] if r[7] is not None else "{}")
-            texts.append(r[8] if r[8] is not None else "{}")
+            texts.append(text(r[6]))
+            texts.append(text(r[7]))
+            texts.append(text(r[8]))
         decoded = json.loads("[" + ",".join(texts) + "]")
         states = _VARIANT_STATES
         return [
@@ -139,7 +157,7 @@ class VariantMethods(RDBCore):
     @retried(idempotent=True)
     def get_variant(self, variant_id: int) -> VariantRecord:
         with self._read() as conn:
-            stmt = select(*_VARIANT_SELECT).where(VARIANTS.c.id == variant_id)
+            stmt = select(*self._variant_select()).where(VARIANTS.c.id == variant_id)
             row = conn.execute(stmt).first()
         if row is None:
             raise VariantNotFoundError(f"variant {variant_id} not found")
@@ -148,7 +166,7 @@ class VariantMethods(RDBCore):
     @retried(idempotent=True)
     def get_variant_by_generation(self, run_id: int, generation: int) -> VariantRecord | None:
         with self._read() as conn:
-            stmt = select(*_VARIANT_SELECT).where(
+            stmt = select(*self._variant_select()).where(
                 VARIANTS.c.run_id == run_id, VARIANTS.c.generation == generation
             )
             row = conn.execute(stmt).first()
@@ -164,7 +182,7 @@ class VariantMethods(RDBCore):
         *,
         states: Iterable[VariantState] | None = None,
     ) -> list[VariantRecord]:
-        stmt = select(*_VARIANT_SELECT).where(VARIANTS.c.run_id == run_id)
+        stmt = select(*self._variant_select()).where(VARIANTS.c.run_id == run_id)
         if states is not None:
             stmt = stmt.where(VARIANTS.c.state.in_([int(s) for s in states]))
         stmt = stmt.order_by(VARIANTS.c.generation)
@@ -356,13 +374,26 @@ class VariantMethods(RDBCore):
 
     @retried(idempotent=True)
     def list_evaluations(self, variant_id: int) -> list[EvaluationRecord]:
+        sqlite = self._dialect == "sqlite"
         with self._read() as conn:
             stmt = (
-                select(*_EVALUATION_COLUMNS)
+                select(*(_EVALUATION_SELECT if sqlite else _EVALUATION_COLUMNS))
                 .where(EVALUATIONS.c.variant_id == variant_id)
                 .order_by(EVALUATIONS.c.id)
             )
             rows = conn.execute(stmt).all()
             if not rows:
                 self._require_variant(conn, variant_id)
-        return [EvaluationRecord(*row) for row in rows]
+        if not sqlite:
+            return [EvaluationRecord(*row) for row in rows]
+        text = self._texts.text
+        return [
+            EvaluationRecord(
+                **{
+                    **row._mapping,
+                    "results": json.loads(text(row.results, "[]")),
+                    "metrics": json.loads(text(row.metrics)),
+                }
+            )
+            for row in rows
+        ]

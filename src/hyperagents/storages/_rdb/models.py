@@ -3,7 +3,8 @@
 The models document the schema and give typed column objects for the Core statements of
 :class:`~hyperagents.storages.RDBStorage`; the tables themselves are created and upgraded only
 by the migrations in ``alembic/versions`` (a test checks that both agree). Enums are stored as
-integers, JSON fields with the generic JSON type, times as timezone-aware UTC.
+integers, JSON fields with the generic JSON type (the big ones packed on SQLite, and program
+files compressed: see :mod:`~hyperagents.storages._rdb._packing`), times as timezone-aware UTC.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from hyperagents.storages._rdb._packing import PackedJSON
 
 __all__ = [
     "BannedVariantModel",
@@ -151,6 +154,7 @@ class BlobModel(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    #: The file as :func:`~hyperagents.storages._rdb._packing.pack_blob` stores it.
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -160,7 +164,7 @@ class ProgramModel(Base):
     __tablename__ = "programs"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    manifest: Mapped[dict[str, str]] = mapped_column(JSON)
+    manifest: Mapped[dict[str, str]] = mapped_column(PackedJSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -181,8 +185,8 @@ class VariantModel(Base):
     program_id: Mapped[str | None] = mapped_column(ForeignKey("programs.id"))
     state: Mapped[int] = mapped_column(Integer)
     scores: Mapped[dict[str, float]] = mapped_column(JSON)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
-    meta_info: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(PackedJSON)
+    meta_info: Mapped[dict[str, Any]] = mapped_column(PackedJSON)
     reason: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -205,8 +209,8 @@ class EvaluationModel(Base):
     split: Mapped[str] = mapped_column(String(255))
     score: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
-    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    results: Mapped[list[dict[str, Any]]] = mapped_column(PackedJSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(PackedJSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -224,7 +228,7 @@ class EventModel(Base):
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(255))
     message: Mapped[str] = mapped_column(Text)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data: Mapped[dict[str, Any]] = mapped_column(PackedJSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -246,7 +250,7 @@ class LLMCallModel(Base):
     purpose: Mapped[str] = mapped_column(String(255))
     attempt: Mapped[int] = mapped_column(Integer)
     cached: Mapped[bool] = mapped_column(Boolean)
-    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    request: Mapped[dict[str, Any]] = mapped_column(PackedJSON)
     reply: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     prompt_tokens: Mapped[int] = mapped_column(Integer)

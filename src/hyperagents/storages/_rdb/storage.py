@@ -68,7 +68,8 @@ from hyperagents.storages._rdb._connect import (
     run_migrations,
 )
 from hyperagents.storages._rdb._events import EventMethods
-from hyperagents.storages._rdb._programs import ProgramMethods
+from hyperagents.storages._rdb._packing import JSONTexts
+from hyperagents.storages._rdb._programs import BaseFiles, ProgramMethods
 from hyperagents.storages._rdb._runs import RunMethods
 from hyperagents.storages._rdb._transactions import (
     DEFAULT_RETRY_SECONDS,
@@ -179,6 +180,8 @@ class RDBStorage(RunMethods, ProgramMethods, VariantMethods, EventMethods):
         self._receipts = self._dialect != "sqlite"
         self._receipts_written = 0
         self._blocks = threading.local()
+        self._texts = JSONTexts()
+        self._bases = BaseFiles()
         try:
             self._ensure_schema()
         except (StorageError, DBAPIError, OSError) as exc:
