@@ -47,9 +47,7 @@ def solve(
     workspace.mkdir(exist_ok=True)
     (workspace / "agent.py").write_text(source)
     request = {"action": "solve", "module": "agent", "instances": [{"id": "1", "inputs": 2}]}
-    result: SandboxResult = sandbox.run(
-        workspace, request, limits=Limits(wall_time=wall), llm=llm
-    )
+    result: SandboxResult = sandbox.run(workspace, request, limits=Limits(wall_time=wall), llm=llm)
     return result
 
 
@@ -112,7 +110,9 @@ def test_the_candidate_sees_neither_the_engines_files_nor_its_keys(tmp_path: Pat
 
 def test_a_job_past_its_time_is_a_timeout_and_the_next_job_runs(tmp_path: Path) -> None:
     sandbox = RaySandbox(inner=INNER)
-    result = solve(sandbox, tmp_path / "a", "def solve(x):\n    while True:\n        pass\n", wall=2)
+    result = solve(
+        sandbox, tmp_path / "a", "def solve(x):\n    while True:\n        pass\n", wall=2
+    )
     assert result.outcome is Outcome.TIMEOUT
     assert output(solve(sandbox, tmp_path / "b", "def solve(x):\n    return 1\n")) == 1
 
@@ -144,7 +144,9 @@ def test_a_hung_worker_is_cancelled_and_recorded_as_a_timeout(tmp_path: Path) ->
     assert "cancelled" in result.reason
     assert time.monotonic() - began < 30
     # The cancelled worker's CPU is free again: the next job runs.
-    assert output(solve(RaySandbox(inner=INNER), tmp_path / "b", "def solve(x):\n    return 3\n")) == 3
+    assert (
+        output(solve(RaySandbox(inner=INNER), tmp_path / "b", "def solve(x):\n    return 3\n")) == 3
+    )
 
 
 def test_a_worker_that_keeps_dying_is_retried_then_the_candidates_crash(tmp_path: Path) -> None:

@@ -40,9 +40,7 @@ __all__ = ["RAY_MISSING", "RaySandbox", "import_ray"]
 
 logger = logging.getLogger("hyperagents")
 
-RAY_MISSING = (
-    "the ray sandbox needs Ray, which is not installed: pip install 'hyperagents[ray]'"
-)
+RAY_MISSING = "the ray sandbox needs Ray, which is not installed: pip install 'hyperagents[ray]'"
 INNER_SANDBOXES = ("auto", "bwrap", "process")
 
 #: Seconds the engine waits for news of a job (its start, a language-model request) at a time.
@@ -361,7 +359,9 @@ def _collect(ray: Any, ref: Any) -> NodeReply | SandboxResult:
     try:
         reply = ray.get(ref)
     except errors.OutOfMemoryError as exc:
-        return SandboxResult(Outcome.MEMORY, reason=f"Ray killed the worker for memory: {exc}"[:500])
+        return SandboxResult(
+            Outcome.MEMORY, reason=f"Ray killed the worker for memory: {exc}"[:500]
+        )
     except errors.TaskCancelledError as exc:
         raise SandboxError("the Ray job was cancelled") from exc
     except errors.RayTaskError as exc:  # the trusted task code raised: infrastructure
