@@ -69,6 +69,10 @@ class _Lost(Exception):
     """The Ray worker or node running a job was lost, or its reply was not one."""
 
 
+class _RelayLost(_Lost):
+    """The relay actor died (a new one is started for the next attempt)."""
+
+
 class RaySandbox:
     """Runs each job as a Ray task, in an inner sandbox on the node that takes it.
 
@@ -177,7 +181,6 @@ class RaySandbox:
             SandboxError: Ray cannot be reached, the inner sandbox broke on its node, or no
                 node took the job within ``queue_timeout``.
         """
-        self.connect()
         try:
             program = Program.from_directory(workspace)
         except ProgramError as exc:
@@ -197,10 +200,14 @@ class RaySandbox:
         lost: list[str] = []
         for _ in range(self.retries + 1):
             try:
+                self.connect()
                 result = self._attempt(job, llm)
             except _Lost as exc:
                 lost.append(str(exc))
                 logger.warning("Ray job lost (%s): trying again", exc)
+                if isinstance(exc, _RelayLost):
+                    with self._lock:
+                        self._relay = None
                 continue
             if isinstance(result, NodeReply):
                 return _finish(result, workspace, time.perf_counter() - began)
@@ -220,25 +227,34 @@ class RaySandbox:
             SandboxError: Queue timeout, or Ray itself failed.
         """
         ray = import_ray()
-        ref = self._remote.remote(job, self._relay)
+        relay = self._relay
+        if relay is None:
+            raise SandboxError("the ray sandbox was closed")
+        ref = self._remote.remote(job, relay)
         with self._lock:
             self._in_flight.add(ref)
         try:
-            return self._await(ray, ref, job, llm)
+            return self._await(ray, ref, relay, job, llm)
+        except _RelayLost:
+            _cancel(ray, ref, force=True)  # nobody could answer it or see its start any more
+            raise
         finally:
             with self._lock:
                 self._in_flight.discard(ref)
-            self._relay.close.remote(job.job_id)
+            try:
+                relay.close.remote(job.job_id)
+            except Exception as exc:  # the relay is gone: nothing to forget
+                logger.debug("could not close a job in the Ray relay: %s", exc)
 
     def _await(
-        self, ray: Any, ref: Any, job: NodeJob, llm: LLMHandler | None
+        self, ray: Any, ref: Any, relay: Any, job: NodeJob, llm: LLMHandler | None
     ) -> NodeReply | SandboxResult:
         """Wait for a submitted job, answering its language-model calls, keeping its
         deadlines."""
         limits = job.limits
         allowed = limits.wall_time + (limits.validate_time or 0.0) + self.grace
         submitted, started = time.monotonic(), None
-        poll = self._relay.poll.remote(job.job_id, _POLL)
+        poll = relay.poll.remote(job.job_id, _POLL)
         while True:
             ready, _ = ray.wait([ref, poll], num_returns=1, timeout=_POLL * 2)
             if ref in ready:
@@ -248,8 +264,8 @@ class RaySandbox:
                 if news.get("started") and started is None:
                     started = time.monotonic()
                 for call_id, request in news.get("requests", ()):
-                    self._relay.answer.remote(job.job_id, call_id, _answer(llm, request))
-                poll = self._relay.poll.remote(job.job_id, _POLL)
+                    relay.answer.remote(job.job_id, call_id, _answer(llm, request))
+                poll = relay.poll.remote(job.job_id, _POLL)
             now = time.monotonic()
             if started is None and self.queue_timeout is not None:
                 if now - submitted > self.queue_timeout:
@@ -344,7 +360,7 @@ def _get(ray: Any, ref: Any) -> dict[str, Any]:
     try:
         news = ray.get(ref)
     except ray.exceptions.RayError as exc:
-        raise _Lost(f"relay: {type(exc).__name__}: {exc}"[:300]) from exc
+        raise _RelayLost(f"relay: {type(exc).__name__}: {exc}"[:300]) from exc
     return news if isinstance(news, dict) else {}
 
 
