@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +204,16 @@ def test_llm_calls_on_the_node_are_answered_by_the_engines_handler(tmp_path: Pat
 def test_an_unknown_inner_sandbox_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown inner sandbox 'ray'"):
         RaySandbox(inner="ray")
+
+
+def test_a_dead_relay_is_replaced_and_the_job_tried_again(tmp_path: Path) -> None:
+    sandbox = RaySandbox(inner=INNER)
+    sandbox.connect()
+    first = sandbox._relay
+    killer = threading.Timer(1.0, lambda: ray.kill(first))
+    killer.start()
+    source = "import time\ndef solve(x):\n    time.sleep(3)\n    return 5\n"
+    result = solve(sandbox, tmp_path / "ws", source)
+    killer.join()
+    assert output(result) == 5
+    assert sandbox._relay is not None and sandbox._relay != first
