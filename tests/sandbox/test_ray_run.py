@@ -195,3 +195,33 @@ def test_the_command_line_runs_in_ray_and_resumes_on_a_ray_cluster(
     run = Run.load("onray", storage=url)
     assert run.config.sandbox == "ray" and run.config.ray_address == head
     assert all(v.state is VariantState.COMPLETE for v in run.variants())
+
+
+def test_a_remote_caller_cannot_point_the_engine_at_a_cluster(tmp_path: Path) -> None:
+    from hyperagents.runs import (
+        RemoteCaller,
+        ResumeRequest,
+        RunService,
+        StartRequest,
+        check_remote_start,
+    )
+
+    caller = RemoteCaller(token_protected=True)
+    for request in (
+        StartRequest(task="review", sandbox="ray"),
+        StartRequest(task="review", ray_address="ray://attacker:10001"),
+    ):
+        with pytest.raises(ConfigError, match="use the sandbox auto or bwrap"):
+            check_remote_start(request, caller)
+    service = RunService(f"sqlite:///{tmp_path / 'r.db'}")
+    with pytest.raises(ConfigError, match="keep their sandbox"):
+        service.resume_detached(
+            ResumeRequest(run="any", ray_address="ray://attacker:10001"), remote=caller
+        )
+
+
+def test_ray_options_are_stored_with_the_run() -> None:
+    from hyperagents.runs import StartRequest
+
+    config = StartRequest(task="review", ray_address="auto").run_config()
+    assert (config.sandbox, config.ray_address, config.ray_inner) == ("ray", "auto", "bwrap")
