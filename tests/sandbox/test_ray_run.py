@@ -4,8 +4,10 @@ and ``--sandbox ray`` on the command line, joining a cluster started with ``ray 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -150,22 +152,46 @@ def ray_env() -> dict[str, str]:
 
 @pytest.fixture
 def head(tmp_path: Path) -> Iterator[str]:
-    """A Ray cluster started as a user would (``ray start --head``); its address."""
+    """A Ray cluster started as a user would (``ray start --head``, kept in the foreground with
+    ``--block`` in a process group of its own, so that only this cluster is stopped after the
+    test: ``ray stop`` would stop every Ray instance of the machine); its address."""
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray"
     port = _free_port()
-    env = ray_env()
-    start = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2"]
-    subprocess.run(
-        [*start, "--include-dashboard=false", "--disable-usage-stats"],
-        check=True,
-        capture_output=True,
-        env=env,
-        timeout=180,
+    command = [ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=2"]
+    proc = subprocess.Popen(
+        [*command, "--include-dashboard=false", "--disable-usage-stats"],
+        env=ray_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
+        _wait_for_port(port, proc)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        _stop_group(proc)
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "ray start --head exited"
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(2.0)  # the GCS listens; give the raylet a moment to register
+                return
+        time.sleep(0.5)
+    raise AssertionError("the Ray head did not start in 180 s")
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+    proc.wait(timeout=30)
 
 
 def test_the_command_line_runs_in_ray_and_resumes_on_a_ray_cluster(
