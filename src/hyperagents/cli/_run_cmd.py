@@ -80,7 +80,18 @@ _WorkersOpt = Annotated[
 ]
 _SandboxOpt = Annotated[
     str | None,
-    typer.Option(help="Where agent code runs: auto (bwrap if available), bwrap, process."),
+    typer.Option(
+        help="Where agent code runs: auto (bwrap if available), bwrap, process, or ray (a Ray "
+        "cluster, extra 'ray'; each job sandboxed with bwrap on its node)."
+    ),
+]
+_RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The Ray cluster of --sandbox ray (implies it): auto, ray://HOST:PORT or "
+        "HOST:PORT [default: a local Ray instance].",
+        show_default=False,
+    ),
 ]
 _NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Run name (unique).")]
 _SelectorOpt = Annotated[str | None, typer.Option(help=f"Parent selector: {', '.join(SELECTORS)}.")]
@@ -188,6 +199,7 @@ def run(
     storage: StorageOpt = None,
     workers: _WorkersOpt = None,
     sandbox: _SandboxOpt = None,
+    ray_address: _RayAddressOpt = None,
     name: _NameOpt = None,
     selector: _SelectorOpt = None,
     subset_size: _SubsetSizeOpt = None,
@@ -273,6 +285,7 @@ def _replay(ctx: typer.Context, replay: str, storage: str | None, quiet: bool) -
         generations=params["generations"] if _on_command_line(ctx, "generations") else None,
         name=params["name"],
         sandbox=params["sandbox"],
+        ray_address=params["ray_address"],
         workers=params["workers"],
     )
     job = RunService(storage).replay(request)
@@ -333,6 +346,15 @@ _ResumeNoBudgetOpt = Annotated[
     ),
 ]
 
+_ResumeSandboxOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Run agent code elsewhere from now on (stored with the run): auto, bwrap, "
+        "process or ray.",
+        show_default=False,
+    ),
+]
+
 
 def resume(
     run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run name or id.")],
@@ -347,6 +369,8 @@ def resume(
     max_seconds: _ResumeMaxSecondsOpt = None,
     max_evaluations: _ResumeMaxEvaluationsOpt = None,
     no_budget: _ResumeNoBudgetOpt = False,
+    sandbox: _ResumeSandboxOpt = None,
+    ray_address: _RayAddressOpt = None,
     unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
     """Continue a run where it stopped (after a crash, kill, timeout, interrupt or budget)."""
@@ -363,6 +387,8 @@ def resume(
             max_seconds=max_seconds,
             max_evaluations=max_evaluations,
             no_budget=no_budget,
+            sandbox=sandbox,
+            ray_address=ray_address,
         )
         job = RunService(existing_storage(storage)).resume(request)
         drive(job, quiet, storage=storage)

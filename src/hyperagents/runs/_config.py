@@ -85,7 +85,21 @@ class RunConfig(BaseModel):
     )
     heartbeat_interval: float = Field(5.0, gt=0)
     heartbeat_grace: float = Field(60.0, gt=0)
-    sandbox: str = Field("auto", description="auto, bwrap or process")
+    sandbox: str = Field("auto", description="auto, bwrap, process or ray (the extra 'ray')")
+    ray_address: str | None = Field(
+        None,
+        description="the ray sandbox's cluster: None starts a local Ray instance; 'auto' or "
+        "'ray://host:port' joins a cluster (where agent code runs: results do not depend on it)",
+    )
+    ray_inner: Literal["auto", "bwrap", "process"] = Field(
+        "bwrap", description="the sandbox each job of the ray sandbox runs in on its node"
+    )
+    ray_queue_timeout: float | None = Field(
+        600.0,
+        gt=0,
+        description="seconds a job of the ray sandbox may wait for a node (None: no limit); "
+        "its own time limit counts from when it starts there",
+    )
     meta_agent: str = Field(
         "task", description="seed meta agent: task (the task's own), offline, or llm"
     )

@@ -24,7 +24,7 @@ from hyperagents.runs._config import RunConfig, parse_mode
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._meta_files import freeze_meta
 from hyperagents.runs._owner import new_owner_token
-from hyperagents.sandbox import Limits, Sandbox, get_sandbox, task_locations
+from hyperagents.sandbox import Limits, RayOptions, Sandbox, get_sandbox, task_locations
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
 from hyperagents.tasks import Instance, Split, Task
 
@@ -60,6 +60,11 @@ def sandbox_for(config: RunConfig, task: Task) -> Sandbox:
         preload=tuple(task.sandbox_preload),
         hide=task_locations(task),  # the task's own files: agents never see them
         memory_mb=config.memory_mb,
+        ray=RayOptions(
+            address=config.ray_address,
+            inner=config.ray_inner,
+            queue_timeout=config.ray_queue_timeout,
+        ),
     )
 
 

@@ -45,7 +45,7 @@ def check_remote_start(request: StartRequest, caller: RemoteCaller) -> None:
         raise ConfigError(
             f"unknown task {request.task!r}; choose one of: {', '.join(sorted(known))}"
         )
-    if request.sandbox not in (None, "auto", "bwrap"):
+    if request.sandbox not in (None, "auto", "bwrap") or request.ray_address is not None:
         raise ConfigError("runs started from the dashboard use the sandbox auto or bwrap")
     if request.config or request.constitution is not None:
         raise ConfigError("runs started from the dashboard take no config table or constitution")

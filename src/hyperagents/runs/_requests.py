@@ -28,6 +28,7 @@ __all__ = [
     "merge_budgets",
     "replay_name",
     "replay_target",
+    "sandbox_options",
 ]
 
 #: The run config fields that are budgets: a resume may set them again or lift them.
@@ -67,6 +68,9 @@ class StartRequest(_Request):
     )
     config: dict[str, Any] = Field(default_factory=dict, description="run config values")
     sandbox: str | None = None
+    ray_address: str | None = Field(
+        default=None, description="the ray sandbox's cluster (implies sandbox ray)"
+    )
     selector: str | None = None
     subset_size: int | None = None
     llm: str | None = None
@@ -103,7 +107,7 @@ class StartRequest(_Request):
         rules = self.constitution
         return RunConfig.parse(
             self.config,
-            sandbox=self.sandbox,
+            **sandbox_options(self.sandbox, self.ray_address),
             selector=self.selector,
             subset_size=self.subset_size,
             parallel_generations=workers if workers > 1 else None,
@@ -121,8 +125,8 @@ class StartRequest(_Request):
 
 
 class ResumeRequest(_Request):
-    """Continue a run where it stopped, optionally further and with new budgets (their values
-    are checked with the run's config: :func:`merge_budgets`)."""
+    """Continue a run where it stopped, optionally further, with new budgets or in another
+    sandbox (stored with the run; values checked with its config: :func:`merge_budgets`)."""
 
     run: str | int = Field(description="run name or id")
     generations: int | None = Field(
@@ -145,6 +149,12 @@ class ResumeRequest(_Request):
     max_seconds: float | None = Field(default=None, description="new time budget (all resumes)")
     max_evaluations: int | None = Field(default=None, description="new evaluation budget")
     no_budget: bool = Field(default=False, description="lift the budgets not given again")
+    sandbox: str | None = Field(
+        default=None, description="where agent code runs from now on (stored with the run)"
+    )
+    ray_address: str | None = Field(
+        default=None, description="the ray sandbox's cluster from now on (implies sandbox ray)"
+    )
 
     @property
     def engine_workers(self) -> int:
@@ -156,19 +166,42 @@ class ResumeRequest(_Request):
         """Whether the run's budgets change: one is given again, or they are lifted."""
         return self.no_budget or any(getattr(self, name) is not None for name in BUDGET_FIELDS)
 
+    @property
+    def changes_sandbox(self) -> bool:
+        """Whether the run moves to another sandbox or Ray cluster."""
+        return self.sandbox is not None or self.ray_address is not None
+
+    @property
+    def changes_config(self) -> bool:
+        """Whether the run's stored config changes (budgets, sandbox)."""
+        return self.changes_budgets or self.changes_sandbox
+
+
+def sandbox_options(sandbox: str | None, ray_address: str | None) -> dict[str, Any]:
+    """The config values of a ``--sandbox`` and a ``--ray-address`` given (a cluster's
+    address alone means the ray sandbox)."""
+    changes: dict[str, Any] = {}
+    if ray_address is not None:
+        changes["ray_address"] = ray_address
+        sandbox = sandbox or "ray"
+    if sandbox is not None:
+        changes["sandbox"] = sandbox
+    return changes
+
 
 def merge_budgets(config: Mapping[str, Any], request: ResumeRequest) -> RunConfig | None:
     """The run's config with the budgets ``request`` gives (and those it lifts with
-    ``no_budget``); None when it changes none.
+    ``no_budget``) and the sandbox it names; None when it changes none.
 
     Raises:
         ConfigError: The merged config is invalid.
     """
-    if not request.changes_budgets:
+    if not request.changes_config:
         return None
     given = {name: getattr(request, name) for name in BUDGET_FIELDS}
     changes: dict[str, Any] = dict.fromkeys(BUDGET_FIELDS) if request.no_budget else {}
     changes.update({name: value for name, value in given.items() if value is not None})
+    changes.update(sandbox_options(request.sandbox, request.ray_address))
     return RunConfig.parse({**dict(config), **changes})
 
 
@@ -183,6 +216,9 @@ class ReplayRequest(_Request):
     name: str | None = Field(default=None, description="the new run's name (default: RUN-replay)")
     sandbox: str | None = Field(
         default=None, description="where agent code runs (not in the record)"
+    )
+    ray_address: str | None = Field(
+        default=None, description="the ray sandbox's cluster (implies sandbox ray)"
     )
     workers: int | None = Field(
         default=None, ge=1, description="sandboxed workers (default: the recorded run's)"

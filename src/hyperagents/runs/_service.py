@@ -36,6 +36,7 @@ from hyperagents.runs._requests import (
     merge_budgets,
     replay_name,
     replay_target,
+    sandbox_options,
 )
 from hyperagents.runs._resolve import find_run, meta_donor, resolve_variant
 from hyperagents.runs._run import Run
@@ -199,15 +200,15 @@ class RunService:
         )
 
     def resume(self, request: ResumeRequest) -> Drive:
-        """Load a run to continue it in this process, its budgets changed first as
+        """Load a run to continue it in this process, its budgets or sandbox changed first as
         ``request`` asks.
 
         Raises:
             RunNotFoundError: No such run.
-            ConfigError: A budget is invalid.
+            ConfigError: A budget or the sandbox is invalid.
             TaskError: The task does not load.
         """
-        if request.changes_budgets:
+        if request.changes_config:
             self._merge_budgets(self.find_run(request.run), request)
         task = load_task(request.task) if request.task is not None else None
         run = Run.load(request.run, storage=self.storage, task=task)
@@ -229,7 +230,9 @@ class RunService:
         store = self.storage
         original = self.find_run(request.run)
         config = RunConfig.parse(
-            dict(original.config), replay_of=original.name, sandbox=request.sandbox
+            dict(original.config),
+            replay_of=original.name,
+            **sandbox_options(request.sandbox, request.ray_address),
         )
         target = replay_target(store, original, request.generations)
         run = Run.create(
@@ -296,10 +299,12 @@ class RunService:
             RunStateError: An engine drives it (running, or finishing its work after a stop);
                 it is complete and no generations were added; runs cannot be driven in the
                 background here; or the engine stopped at once.
-            ConfigError: A remote caller named a task to load.
+            ConfigError: A remote caller named a task to load or a sandbox.
         """
         if remote is not None and request.task is not None:
             raise ConfigError("runs resumed from the dashboard load the task they recorded")
+        if remote is not None and request.changes_sandbox:
+            raise ConfigError("runs resumed from the dashboard keep their sandbox")
         record = self.find_run(request.run)
         check_no_engine(record, action="resume")
         if record.status is RunStatus.COMPLETE and not request.generations:
@@ -308,7 +313,7 @@ class RunService:
             )
         if not self.can_drive:
             raise RunStateError(NOT_SHARED)
-        if request.changes_budgets:
+        if request.changes_config:
             self._merge_budgets(record, request)
         self._launcher.launch(record, request)
         return self.storage.get_run(record.id)

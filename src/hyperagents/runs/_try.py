@@ -12,7 +12,8 @@ from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.exceptions import ConfigError, RunStateError
 from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
-from hyperagents.sandbox import Limits, Outcome, get_sandbox, task_locations
+from hyperagents.runs._context import sandbox_for
+from hyperagents.sandbox import Limits, Outcome
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord
 from hyperagents.tasks import Split, Task, load_task
 
@@ -74,12 +75,7 @@ def try_variant(
 
 def _solve(program: Program, task: Task, config: RunConfig, inputs: Any) -> dict[str, Any]:
     """Solve one input in a sandbox of its own, closed afterwards; the answer as JSON."""
-    sandbox = get_sandbox(
-        config.sandbox,
-        preload=tuple(task.sandbox_preload),
-        hide=task_locations(task),
-        memory_mb=config.memory_mb,
-    )
+    sandbox = sandbox_for(config, task)
     limits = Limits(wall_time=task.instance_timeout + 15.0, memory_mb=config.memory_mb)
     try:
         result, answered = solve_in_sandbox(

@@ -5,6 +5,8 @@
 * ``process``: a separate process with the same resource limits and a scrubbed environment;
   the fallback, with a visible warning, where bubblewrap is missing.
 * ``auto``: ``bwrap`` if available, else ``process``.
+* ``ray``: each job a Ray task on a cluster, run on its node in an inner sandbox (``bwrap`` by
+  default); the optional extra ``ray`` (:class:`RaySandbox`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.sandbox._base import Limits, Outcome, Sandbox, SandboxResult
@@ -30,6 +33,7 @@ from hyperagents.sandbox._process import (
     unsafe_process_sandbox_allowed,
 )
 from hyperagents.sandbox._provision import harness_path, scrubbed_environment
+from hyperagents.sandbox._ray import RAY_MISSING, RaySandbox
 from hyperagents.sandbox._workspace import (
     WORKSPACE_PREFIXES,
     remove_tree,
@@ -41,6 +45,7 @@ from hyperagents.sandbox._workspace import (
 __all__ = [
     "META_MODULE_PREFIX",
     "PROTECTED_MODULES",
+    "RAY_MISSING",
     "SANDBOXES",
     "UNSAFE_PROCESS_SANDBOX_ENV",
     "WORKSPACE_PREFIXES",
@@ -48,6 +53,8 @@ __all__ = [
     "Limits",
     "Outcome",
     "ProcessSandbox",
+    "RayOptions",
+    "RaySandbox",
     "Sandbox",
     "SandboxResult",
     "bwrap_available",
@@ -65,8 +72,24 @@ __all__ = [
     "workspace_base",
 ]
 
-SANDBOXES = ("auto", "bwrap", "process")
+SANDBOXES = ("auto", "bwrap", "process", "ray")
 logger = logging.getLogger("hyperagents")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where the ``ray`` sandbox runs jobs (a value object; see :class:`RaySandbox`).
+
+    Attributes:
+        address: None starts a local Ray instance; ``"auto"`` or ``"ray://host:port"`` joins
+            a cluster.
+        inner: The sandbox each job runs in on its node.
+        queue_timeout: Seconds a job may wait for a node (None: no limit).
+    """
+
+    address: str | None = None
+    inner: str = "bwrap"
+    queue_timeout: float | None = 600.0
 
 
 @functools.cache
@@ -88,8 +111,10 @@ def get_sandbox(
     preload: tuple[str, ...] = (),
     hide: Iterable[str] = (),
     memory_mb: int | None = None,
+    ray: RayOptions | None = None,
 ) -> Sandbox:
-    """Return a sandbox by name (``auto``, ``bwrap``, ``process``) or pass an instance through.
+    """Return a sandbox by name (``auto``, ``bwrap``, ``process``, ``ray``) or pass an instance
+    through.
 
     Args:
         name: The sandbox's name, or a sandbox object (returned as is).
@@ -102,15 +127,26 @@ def get_sandbox(
         memory_mb: The memory limit its runs will have: bubblewrap's ``/tmp`` and ``/dev/shm``
             then hold half of it each (so files there add at most the limit), also where the
             harness cannot resize them per run (an engine that is not root).
+        ray: For ``ray``: the cluster, the inner sandbox and the queue timeout.
 
     Raises:
-        ConfigError: Unknown name, ``bwrap`` asked for where it cannot work, or the ``process``
-            sandbox would run agent code as root without isolation (and no opt-in).
+        ConfigError: Unknown name, ``bwrap`` asked for where it cannot work, the ``process``
+            sandbox would run agent code as root without isolation (and no opt-in), or ``ray``
+            asked for without Ray installed.
     """
     if not isinstance(name, str):
         return name
     if name not in SANDBOXES:
         raise ConfigError(f"unknown sandbox {name!r}; choose one of: {', '.join(SANDBOXES)}")
+    if name == "ray":
+        options = ray or RayOptions()
+        return RaySandbox(
+            address=options.address,
+            inner=options.inner,
+            queue_timeout=options.queue_timeout,
+            preload=preload,
+            hide=hide,
+        )
     if name in ("auto", "bwrap"):
         problem = _bwrap_problem()
         if problem is None:
