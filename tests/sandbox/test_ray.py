@@ -36,7 +36,7 @@ def cluster() -> Iterator[None]:
     environment: an API key there must still not reach the candidate)."""
     os.environ["OPENAI_API_KEY"] = SECRET_KEY
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test sandboxes below
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     os.environ.pop("OPENAI_API_KEY", None)
     yield
     ray.shutdown()

@@ -317,7 +317,9 @@ def _connect(ray: Any, address: str | None) -> None:
 
 def _init_options(address: str | None) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "address": address,
+        # None means a new local instance: never a cluster found through RAY_ADDRESS or the
+        # file a `ray start` left behind (perhaps a cluster that is gone)
+        "address": "local" if address is None else address,
         "logging_level": logging.ERROR,
         "log_to_driver": False,
         "ignore_reinit_error": True,
