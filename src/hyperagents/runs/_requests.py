@@ -145,6 +145,10 @@ class ResumeRequest(_Request):
     max_seconds: float | None = Field(default=None, description="new time budget (all resumes)")
     max_evaluations: int | None = Field(default=None, description="new evaluation budget")
     no_budget: bool = Field(default=False, description="lift the budgets not given again")
+    join: bool = Field(
+        default=False,
+        description="join the engines driving the run (PostgreSQL): share its target and work",
+    )
 
     @property
     def engine_workers(self) -> int:
