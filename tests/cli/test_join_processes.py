@@ -17,7 +17,6 @@ import pytest
 
 from hyperagents.runs import Run, RunConfig
 from hyperagents.storages import EngineStatus, RDBStorage, RunStatus, VariantState
-
 from postgres_helpers import postgres_databases
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -22,8 +22,8 @@ from hyperagents.storages import (
     RunStatus,
     VariantState,
 )
-
 from postgres_helpers import postgres_databases
+
 from toytask import ToyTask
 
 GENERATIONS = 12
