@@ -25,19 +25,45 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hyperagents.exceptions import RunStateError
-from hyperagents.storages import EngineStatus
+from hyperagents.runs._owner import heartbeat_grace, owner_is_dead
+from hyperagents.storages import BaseStorage, EngineStatus, RunRecord, VariantRecord
 
 if TYPE_CHECKING:
     from hyperagents.runs._context import RunContext
 
-__all__ = ["Crew", "check_joinable", "slot_initializer", "worker_slot"]
+__all__ = [
+    "ENGINE_COLUMNS",
+    "Crew",
+    "check_joinable",
+    "engine_label",
+    "run_engines",
+    "slot_initializer",
+    "worker_slot",
+]
+
+#: The fields of :func:`run_engines`' rows, in the order faces show them.
+ENGINE_COLUMNS = (
+    "engine",
+    "host",
+    "pid",
+    "workers",
+    "status",
+    "lead",
+    "heartbeat_age",
+    "variants",
+    "joined_at",
+    "left_at",
+)
 
 logger = logging.getLogger("hyperagents")
 
@@ -118,3 +144,60 @@ class Crew:
             with contextlib.suppress(Exception):
                 if ctx.storage.leave_engine(ctx.run_id, owner, status=EngineStatus.LOST):
                     ctx.event("engine.lost", f"engine {owner} stopped beating; work taken over")
+
+
+def engine_label(owner: str | None) -> str:
+    """A short name of an engine owner token: ``host:pid`` (the token itself if malformed;
+    ``""`` for None)."""
+    if not owner:
+        return ""
+    parts = owner.split("|")
+    return f"{parts[0]}:{parts[1]}" if len(parts) == 4 else owner
+
+
+def run_engines(
+    storage: BaseStorage,
+    record: RunRecord,
+    *,
+    variants: Sequence[VariantRecord] | None = None,
+    now: float | None = None,
+) -> list[dict[str, Any]]:
+    """The run's engines as faces show them (the fields of :data:`ENGINE_COLUMNS`, plus
+    ``owner``): ``status`` is ``active``, ``left``, ``lost`` (another engine took its work
+    over) or ``dead`` (still marked active, but its process is gone or it stopped beating);
+    ``lead`` says whether it holds the run's engine slot; ``variants`` counts the children
+    whose meta agent it ran.
+
+    Raises:
+        RunNotFoundError: No such run.
+    """
+    rows = storage.list_engines(record.id)
+    made = Counter(
+        v.engine for v in (storage.list_variants(record.id) if variants is None else variants)
+    )
+    at = time.time() if now is None else now
+    grace = heartbeat_grace(record)
+    shown = []
+    for e in rows:
+        age = max(0.0, at - e.heartbeat_at.timestamp())
+        status = e.status.name.lower()
+        if e.status is EngineStatus.ACTIVE and (
+            owner_is_dead(e.owner) or not (math.isfinite(age) and age < grace)
+        ):
+            status = "dead"
+        shown.append(
+            {
+                "engine": engine_label(e.owner),
+                "owner": e.owner,
+                "host": e.host,
+                "pid": e.pid,
+                "workers": e.workers,
+                "status": status,
+                "lead": bool(record.engine) and record.engine == e.owner,
+                "heartbeat_age": round(age, 1),
+                "variants": made.get(e.owner, 0),
+                "joined_at": e.joined_at.isoformat(),
+                "left_at": None if e.left_at is None else e.left_at.isoformat(),
+            }
+        )
+    return shown

@@ -29,14 +29,13 @@ from hyperagents.archive import ArchiveView
 from hyperagents.exceptions import (
     ConfigError,
     DuplicateError,
-    HyperagentsError,
     RunStateError,
-    SandboxError,
 )
 from hyperagents.runs._advance import Advancer
 from hyperagents.runs._context import BudgetExhausted, ModelCutOff, RunContext
 from hyperagents.runs._create import create_seed_variant
 from hyperagents.runs._crew import check_joinable, slot_initializer
+from hyperagents.runs._failures import Failures, candidate_fault
 from hyperagents.runs._interrupts import DeferredInterrupts, wait_awake
 from hyperagents.runs._jobs import Job, Jobs
 from hyperagents.runs._lease import Heartbeat, Lease
@@ -135,8 +134,7 @@ class Engine:
         self._ctx, self._jobs, self._advancer, self._lease = ctx, jobs, advancer, lease
         #: Held while :meth:`optimize` drives the run (one call at a time per object).
         self._driving = threading.Lock()
-        #: Champions whose test evaluation kept failing in this process (not handed out again).
-        self._tests_given_up: set[int] = set()
+        self._failures = Failures(ctx)
         self.last_stop_reason: str | None = None
 
     # -- finishing unfinished work -------------------------------------------------------------
@@ -458,7 +456,7 @@ class Engine:
     def _schedule_tests(self, drive: _Drive, view: ArchiveView) -> None:
         """Hand out the test evaluations of champions that lack one."""
         for v in view.champions_as_settled():
-            if "test" in v.scores or v.id in self._tests_given_up:
+            if "test" in v.scores or v.id in self._failures.tests_given_up:
                 continue
             if v.id not in drive.tests_in_flight and len(drive.in_flight) < drive.workers + 1:
                 drive.tests_in_flight.add(v.id)
@@ -534,11 +532,11 @@ class Engine:
         Raises:
             BaseException: ``error``, when it is the run's failure.
         """
-        if not self._recoverable(error, variant_id, drive.failures):
-            if not _candidate_fault(error):
+        if not self._failures.recoverable(error, variant_id, drive.failures):
+            if not candidate_fault(error):
                 raise error
             # Something this child made the engine choke on: its failure, not the run's.
-            self._fail_after_engine_error(variant_id, error, was_test)
+            self._failures.fail_after_engine_error(variant_id, error, was_test)
             drive.mirror[variant_id] = self._ctx.variant(variant_id)
             return
         # A worker died on this job: start a fresh one from the last committed step (nothing
@@ -548,48 +546,6 @@ class Engine:
             drive.submit(self._advancer.evaluate_test, variant_id, variant_id)
         else:
             drive.submit(self._advancer.advance, variant_id, variant_id)
-
-    def _recoverable(self, error: BaseException, variant_id: int, failures: dict[int, int]) -> bool:
-        """Whether a job that raised should be retried by a fresh worker (and record it)."""
-        if not isinstance(error, Exception) or (
-            isinstance(error, HyperagentsError) and not isinstance(error, SandboxError)
-        ):
-            return False  # interrupts, task bugs, storage and configuration errors stop the run
-        failures[variant_id] = failures.get(variant_id, 0) + 1
-        if failures[variant_id] > self._ctx.config.max_retries:
-            return False
-        logger.warning("worker failed on variant %d (%s): retrying", variant_id, error)
-        with contextlib.suppress(Exception):  # recording the retry is best effort
-            self._ctx.event(
-                "worker.failed",
-                f"{type(error).__name__}: {error}"[:500],
-                variant_id,
-                attempt=failures[variant_id],
-            )
-        return True
-
-    def _fail_after_engine_error(
-        self, variant_id: int, error: BaseException, was_test: bool
-    ) -> None:
-        """End a variant whose processing kept raising (after retries) in a final state."""
-        reason = f"engine error while processing this child: {type(error).__name__}: {error}"
-        reason = reason[:500]
-        logger.error("variant %d: %s", variant_id, reason)
-        if was_test:
-            self._tests_given_up.add(variant_id)
-            self._ctx.event("champion.test_failed", reason, variant_id=variant_id)
-            return
-        variant = self._ctx.variant(variant_id)
-        if variant.state.is_terminal:
-            return
-        self._ctx.storage.set_variant_state(
-            variant_id,
-            VariantState.FAILED,
-            expected=variant.state,
-            reason=reason,
-            release=True,
-            event=EventSpec("variant.failed", reason),
-        )
 
     def _wind_down(self, drive: _Drive) -> None:
         """End a drive: stop the pool, let go of unfinished work and of the run, recording
@@ -614,10 +570,3 @@ class Engine:
             logger.error("could not record the end of run %r: %s", ctx.name, exc)
         finally:
             self._driving.release()
-
-
-def _candidate_fault(error: BaseException) -> bool:
-    """Whether an exception the engine kept meeting while processing one child is that
-    child's doing (plain Python errors on its data: recursion, values, encodings, overflow),
-    rather than the run's (interrupts, storage, configuration, the task, the sandbox)."""
-    return isinstance(error, Exception) and not isinstance(error, HyperagentsError)
