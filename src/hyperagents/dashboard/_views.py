@@ -24,7 +24,9 @@ from hyperagents.runs import (
     champion_of,
     compare,
     engine_alive,
+    engine_label,
     hunk_header,
+    run_engines,
     run_identity,
     status_label,
     variant_row,
@@ -206,6 +208,7 @@ def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
             "llm": llm,
         },
         "in_flight": in_flight,
+        "engines": run_engines(store, record, variants=variants),
         "events": [event_json(e) for e in recent],
     }
 
@@ -267,6 +270,8 @@ def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]
             "metrics": dict(e.metrics),
             "results": [dict(r) for r in e.results],
             "created_at": e.created_at.isoformat(),
+            "engine": engine_label(e.engine) or None,
+            "worker": e.worker,
         }
         for e in store.list_evaluations(variant.id)
     ]
@@ -285,6 +290,8 @@ def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]
         "meta_info": dict(variant.meta_info),
         "meta_log": log_tail if isinstance(log_tail, str) else None,
         "program_id": variant.program_id,
+        "engine": engine_label(variant.engine) or None,
+        "worker": variant.worker,
         "files": []
         if program is None
         else [{"path": p, "size": len(program[p])} for p in sorted(program)],
