@@ -52,19 +52,22 @@ class Lease:
         self.leading = False
         self.joined = False
 
+    def _holder(self) -> tuple[str | None, bool]:
+        """The run's engine slot as read now, and whether another live engine holds it."""
+        ctx = self._ctx
+        record = ctx.record()
+        holder = record.engine
+        alive = bool(holder) and holder != ctx.owner
+        return holder, alive and engine_alive(record, grace=ctx.config.heartbeat_grace)
+
     def try_lead(self) -> bool:
         """Take the engine slot if it is empty or its holder is gone (compare-and-set on the
         holder read); return whether this engine leads now."""
         ctx = self._ctx
         if self.leading:
             return True
-        record = ctx.record()
-        holder = record.engine
-        if (
-            holder
-            and holder != ctx.owner
-            and engine_alive(record, grace=ctx.config.heartbeat_grace)
-        ):
+        holder, alive = self._holder()
+        if alive:
             return False
         if ctx.storage.claim_run_engine(ctx.run_id, ctx.owner, expected=holder):
             self.leading = True
@@ -83,14 +86,9 @@ class Lease:
                 and the claim (nothing was changed).
         """
         ctx = self._ctx
-        record = ctx.record()
-        holder = record.engine
         # Whatever the status: a stopped run's engine may still be finishing its work.
-        if (
-            holder
-            and holder != ctx.owner
-            and engine_alive(record, grace=ctx.config.heartbeat_grace)
-        ):
+        holder, alive = self._holder()
+        if alive:
             raise RunStateError(f"run {ctx.name!r} is being driven by another engine ({holder})")
         if not ctx.storage.claim_run_engine(ctx.run_id, ctx.owner, expected=holder):
             winner = ctx.record().engine

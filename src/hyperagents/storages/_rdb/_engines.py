@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 
 from hyperagents.exceptions import StorageError
 from hyperagents.storages._common import utcnow
@@ -17,6 +17,15 @@ __all__ = ["EngineMethods"]
 
 _ENGINE_COLUMNS = [RUN_ENGINES.c[f.name] for f in dataclasses.fields(EngineRecord)]
 _STATUSES = {int(s): s for s in EngineStatus}
+
+
+def _active_row(run_id: int, owner: str) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of an engine's active row."""
+    return (
+        RUN_ENGINES.c.run_id == run_id,
+        RUN_ENGINES.c.owner == owner,
+        RUN_ENGINES.c.status == int(EngineStatus.ACTIVE),
+    )
 
 
 class EngineMethods(RDBCore):
@@ -56,15 +65,7 @@ class EngineMethods(RDBCore):
 
     @retried(idempotent=True)
     def beat_engine(self, run_id: int, owner: str) -> bool:
-        stmt = (
-            update(RUN_ENGINES)
-            .where(
-                RUN_ENGINES.c.run_id == run_id,
-                RUN_ENGINES.c.owner == owner,
-                RUN_ENGINES.c.status == int(EngineStatus.ACTIVE),
-            )
-            .values(heartbeat_at=utcnow())
-        )
+        stmt = update(RUN_ENGINES).where(*_active_row(run_id, owner)).values(heartbeat_at=utcnow())
         with self._write() as conn:
             return bool(conn.execute(stmt).rowcount)
 
@@ -77,11 +78,7 @@ class EngineMethods(RDBCore):
             raise StorageError("an engine leaves with status LEFT or LOST, not ACTIVE")
         stmt = (
             update(RUN_ENGINES)
-            .where(
-                RUN_ENGINES.c.run_id == run_id,
-                RUN_ENGINES.c.owner == owner,
-                RUN_ENGINES.c.status == int(EngineStatus.ACTIVE),
-            )
+            .where(*_active_row(run_id, owner))
             .values(status=int(status), left_at=utcnow())
         )
         with self._write() as conn:
