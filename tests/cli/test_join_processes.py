@@ -100,6 +100,11 @@ def test_four_engines_one_killed_nothing_lost_nothing_twice(url: str, tmp_path: 
     improved = Counter(e.variant_id for e in events if e.kind == "variant.improved")
     assert set(created.values()) == {1} and len(created) == GENERATIONS + 1  # the seed too
     assert set(improved.values()) == {1}
+    assert [e.kind for e in events if e.kind.startswith("run.")] == [
+        "run.created",
+        "run.started",
+        "run.completed",
+    ]  # one lead started the run and recorded its end
     store = RDBStorage(url)
     try:
         for v in variants:

@@ -93,6 +93,8 @@ def test_three_engines_share_one_target(storage: BaseStorage) -> None:
     _assert_done_once(storage, lead)
     record = storage.get_run(lead.id)
     assert record.status is RunStatus.COMPLETE and record.engine is None
+    ended = storage.list_events(lead.id, kinds=["run.completed", "run.stopped", "run.failed"])
+    assert [e.kind for e in ended] == ["run.completed"]  # recorded once, by the lead
     engines = storage.list_engines(lead.id)
     assert sorted(e.owner for e in engines) == sorted(r.owner for r in runs)
     assert all(e.status is EngineStatus.LEFT and e.workers == 2 for e in engines)
@@ -109,7 +111,7 @@ def test_three_engines_share_one_target(storage: BaseStorage) -> None:
 def test_a_joining_member_goes_on_to_the_stored_target(storage: BaseStorage) -> None:
     lead = _create(storage)
     member = _load(storage)
-    assert lead._engine._lease.try_lead()  # a live lead holds the run
+    assert lead._engine._lease.try_lead(empty=True)  # a live lead holds the run
     with pytest.raises(ConfigError, match="joining engine goes on to the run's target"):
         member.optimize(3, join=True)
     assert storage.list_engines(lead.id) == []  # nothing recorded

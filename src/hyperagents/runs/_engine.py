@@ -275,7 +275,7 @@ class Engine:
         lease.joined = join
         if join:
             check_joinable(ctx)
-            if not lease.try_lead():
+            if not lease.try_lead(empty=True):
                 return self._join(generations, workers)
         else:
             lease.claim_engine()

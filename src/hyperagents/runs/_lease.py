@@ -60,14 +60,18 @@ class Lease:
         alive = bool(holder) and holder != ctx.owner
         return holder, alive and engine_alive(record, grace=ctx.config.heartbeat_grace)
 
-    def try_lead(self) -> bool:
-        """Take the engine slot if it is empty or its holder is gone (compare-and-set on the
-        holder read); return whether this engine leads now."""
+    def try_lead(self, *, empty: bool = False) -> bool:
+        """Take the engine slot if its holder is gone, or (``empty``: when starting) if it is
+        empty (compare-and-set on the holder read); return whether this engine leads now.
+
+        Once a drive is under way an empty slot is left alone: the lead emptied it when it
+        recorded how the run ended, which nobody records again.
+        """
         ctx = self._ctx
         if self.leading:
             return True
         holder, alive = self._holder()
-        if alive:
+        if alive or (not holder and not empty):
             return False
         if ctx.storage.claim_run_engine(ctx.run_id, ctx.owner, expected=holder):
             self.leading = True
