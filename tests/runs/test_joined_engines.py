@@ -179,3 +179,15 @@ def test_a_plain_engine_and_members_share_a_run(storage: BaseStorage) -> None:
     second.join(300)
     assert errors == []
     _assert_done_once(storage, lead)
+
+
+def test_an_engine_marked_lost_that_still_beats_is_active_again(storage: BaseStorage) -> None:
+    run = _create(storage)
+    crew = run._engine._lease.crew
+    crew.register(3)
+    assert storage.leave_engine(run.id, run.owner, status=EngineStatus.LOST)
+    crew.beat()
+    (row,) = storage.list_engines(run.id)
+    assert (row.status, row.workers) == (EngineStatus.ACTIVE, 3)
+    crew.leave()
+    assert storage.list_engines(run.id)[0].status is EngineStatus.LEFT

@@ -113,6 +113,7 @@ class Crew:
 
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
+        self._workers = 1
         self.joined = False
 
     def register(self, workers: int) -> None:
@@ -121,13 +122,16 @@ class Crew:
         ctx.storage.register_engine(
             ctx.run_id, ctx.owner, host=socket.gethostname(), pid=os.getpid(), workers=workers
         )
+        self._workers = workers
         self.joined = True
 
     def beat(self) -> None:
-        """Say this engine is alive (registering again if another engine marked it lost)."""
+        """Say this engine is alive (registering again if another engine marked it lost: it
+        missed beats, and its work in flight may have been taken over; it goes on)."""
         ctx = self._ctx
         if self.joined and not ctx.storage.beat_engine(ctx.run_id, ctx.owner):
-            logger.warning("run %r: this engine was marked lost by another", ctx.name)
+            logger.warning("run %r: another engine marked this one lost", ctx.name)
+            self.register(self._workers)
 
     def leave(self) -> None:
         """Record that this engine left the run (best effort: its heartbeat expires anyway)."""
