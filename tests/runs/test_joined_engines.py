@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hyperagents.exceptions import ConfigError, RunStateError
-from hyperagents.runs import Run, RunConfig
+from hyperagents.runs import ResumeRequest, Run, RunConfig, engine_command
 from hyperagents.storages import (
     BaseStorage,
     EngineStatus,
@@ -191,3 +191,11 @@ def test_an_engine_marked_lost_that_still_beats_is_active_again(storage: BaseSto
     assert (row.status, row.workers) == (EngineStatus.ACTIVE, 3)
     crew.leave()
     assert storage.list_engines(run.id)[0].status is EngineStatus.LEFT
+
+
+def test_a_background_engine_joins_with_resume_join(storage: BaseStorage) -> None:
+    run = _create(storage)
+    command = engine_command(run.record(), ResumeRequest(run=run.id, workers=2, join=True))
+    assert command[-5:] == ["--workers", "2", "--join", "--", "crew"]
+    plain = engine_command(run.record(), ResumeRequest(run=run.id))
+    assert "--join" not in plain
