@@ -150,6 +150,17 @@ def _short(variant: VariantRecord | None) -> dict[str, Any] | None:
     }
 
 
+def _flying(v: VariantRecord) -> dict[str, Any]:
+    """A variant in flight, as the overview lists it."""
+    return {
+        "id": v.id,
+        "generation": v.generation,
+        "state": v.state.name.lower(),
+        "parent_id": v.parent_id,
+        "since": v.updated_at.isoformat() if v.updated_at else None,
+    }
+
+
 def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
     """The run overview: learning curve, budget, champion, progress and the latest events."""
     variants = store.list_variants(record.id)
@@ -177,17 +188,7 @@ def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
         curve["val"].append(val)
         curve["best_val"].append(running_best)
         curve["test"].append(v.scores.get("test"))
-    in_flight = [
-        {
-            "id": v.id,
-            "generation": v.generation,
-            "state": v.state.name.lower(),
-            "parent_id": v.parent_id,
-            "since": v.updated_at.isoformat() if v.updated_at else None,
-        }
-        for v in variants
-        if not v.state.is_terminal
-    ]
+    in_flight = [_flying(v) for v in variants if not v.state.is_terminal]
     recent = store.list_events(record.id, newest_first=True, limit=15)
     target = record.target_generations
     done = sum(1 for v in variants if v.generation > 0 and v.state.is_terminal)

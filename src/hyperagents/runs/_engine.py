@@ -117,6 +117,13 @@ class _Drive:
             self.status, self.message = status, message
 
 
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A drive's pool of workers, each thread with its slot (0, 1, …: recorded with the work)."""
+    return ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix="hyperagents-worker", initializer=slot_initializer()
+    )
+
+
 class Engine:
     """Drives a run: the lease, heartbeats, scheduling and stop conditions.
 
@@ -220,17 +227,12 @@ class Engine:
         except BaseException:
             self._driving.release()
             raise
-        pool = ThreadPoolExecutor(
-            max_workers=workers,
-            thread_name_prefix="hyperagents-worker",
-            initializer=slot_initializer(),
-        )
         drive = _Drive(
             target=target,
             workers=workers,
             timeout=timeout,
             elapsed_before=self._ctx.elapsed_seconds(record),
-            pool=pool,
+            pool=_pool(workers),
             notify=notify,
             mirror={v.id: v for v in variants},
             crew=join,
