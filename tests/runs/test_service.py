@@ -239,7 +239,9 @@ def test_drive_passes_its_settings_to_the_engine() -> None:
             calls.append((generations, kwargs))
 
     Drive(FakeRun(), 5, 2.0, 3).optimize(callbacks=["cb"])  # type: ignore[arg-type,list-item]
-    assert calls == [(5, {"timeout": 2.0, "workers": 3, "callbacks": ["cb"]})]
+    assert calls == [(5, {"timeout": 2.0, "workers": 3, "callbacks": ["cb"], "join": False})]
+    Drive(FakeRun(), None, None, 2, join=True).optimize()  # type: ignore[arg-type]
+    assert calls[-1] == (None, {"timeout": None, "workers": 2, "callbacks": (), "join": True})
 
 
 # -- engines in the background ----------------------------------------------------------------

@@ -42,6 +42,7 @@ EXPECTED_TABLES = {
     "evaluations",
     "events",
     "llm_calls",
+    "run_engines",
 }
 SRC_DIR = str(Path(hyperagents.__file__).resolve().parents[1])
 

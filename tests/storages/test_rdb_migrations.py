@@ -1,5 +1,6 @@
 """Migration 0005: run state read by key from ``attrs`` before moves into typed columns (and
-back on a downgrade), so databases written by older versions stay readable and resumable."""
+back on a downgrade), so databases written by older versions stay readable and resumable.
+Migration 0006: the run's engines, and the engine and worker on variants and evaluations."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from hyperagents.storages import EventSpec, RDBStorage, VariantState
+from hyperagents.storages import EventSpec, RDBStorage, RunSpec, VariantState
 from hyperagents.storages._rdb import normalise_url
 from hyperagents.storages._rdb.models import UTCDateTime
 from hyperagents.storages._rdb.storage import ALEMBIC_DIR
@@ -183,3 +184,40 @@ def test_the_downgrade_puts_the_state_back(
     assert rows["old"] == {**_OLD_ATTRS, "banned": [12]}
     assert rows["bare"] == {"note": 1}
     assert count == 6
+
+
+def _tables(url: str) -> set[str]:
+    engine = sa.create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_0006_old_rows_say_no_engine_and_the_downgrade_drops_it(db_url: str) -> None:
+    storage = RDBStorage(db_url)
+    spec = RunSpec(name="old", task="t", mode="hyperagent", seed=1, config={}, seed_program_id="x")
+    run_id = storage.create_run(spec)
+    variant_id = storage.create_variant(run_id=run_id, generation=0, parent_id=None)
+    storage.add_evaluation(
+        variant_id=variant_id, stage="val", split="val", score=0.5, n=1, results=[], metrics={}
+    )
+    storage.close()
+    engine = sa.create_engine(normalise_url(db_url))
+    with engine.begin() as conn:
+        _migrate(conn, "0005", down=True)
+    engine.dispose()
+    assert "run_engines" not in _tables(db_url)
+    storage = RDBStorage(db_url)  # upgraded again on open
+    try:
+        assert "run_engines" in _tables(db_url)
+        variant = storage.get_variant(variant_id)
+        assert (variant.engine, variant.worker) == (None, None)
+        (evaluation,) = storage.list_evaluations(variant_id)
+        assert (evaluation.engine, evaluation.worker) == (None, None)
+        assert storage.list_engines(run_id) == []
+        storage.register_engine(run_id, "o", host="h", pid=1, workers=1)
+        assert [e.owner for e in storage.list_engines(run_id)] == ["o"]
+    finally:
+        storage.close()

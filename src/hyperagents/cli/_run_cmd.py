@@ -337,6 +337,15 @@ _ResumeMaxSecondsOpt = Annotated[
 _ResumeMaxEvaluationsOpt = Annotated[
     int | None, typer.Option(min=0, help="New evaluation budget (stages run).")
 ]
+_ResumeJoinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--join",
+        help="Join the engines driving the run: share its target and its work, each "
+        "generation done once (PostgreSQL storage; refused on SQLite). Leads the run if no "
+        "live engine does.",
+    ),
+]
 _ResumeNoBudgetOpt = Annotated[
     bool,
     typer.Option(
@@ -371,9 +380,11 @@ def resume(
     no_budget: _ResumeNoBudgetOpt = False,
     sandbox: _ResumeSandboxOpt = None,
     ray_address: _RayAddressOpt = None,
+    join: _ResumeJoinOpt = False,
     unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
-    """Continue a run where it stopped (after a crash, kill, timeout, interrupt or budget)."""
+    """Continue a run where it stopped (after a crash, kill, timeout, interrupt or budget),
+    or join the engines driving it (--join)."""
     allow_unsafe_sandbox(unsafe_process_sandbox)
     with errors():
         request = ResumeRequest(
@@ -389,6 +400,7 @@ def resume(
             no_budget=no_budget,
             sandbox=sandbox,
             ray_address=ray_address,
+            join=join,
         )
         job = RunService(existing_storage(storage)).resume(request)
         drive(job, quiet, storage=storage)

@@ -23,7 +23,7 @@ from hyperagents.cli._shared import (
     fmt_value,
     storage_label,
 )
-from hyperagents.runs import Run, engine_state, status_label
+from hyperagents.runs import Run, engine_state, run_engines, status_label
 from hyperagents.storages import RunRecord, VariantRecord, VariantState
 
 __all__ = ["list_runs", "print_status", "short_task", "status"]
@@ -81,6 +81,28 @@ def print_status(the_run: Run) -> None:
     for message in the_run.warnings():
         table.add_row("[yellow]warning[/]", agent_text(message))
     console.print(table)
+    engines = run_engines(the_run.storage, the_run.record())
+    if engines:
+        console.print(_engines_table(engines))
+
+
+def _engines_table(engines: list[dict[str, Any]]) -> Table:
+    """The run's engines: who worked on it, where, with how many workers, and whether they
+    still do."""
+    table = Table(title="engines")
+    for column in ("engine", "workers", "status", "heartbeat", "children", "joined"):
+        table.add_column(column, overflow="fold")
+    for e in engines:
+        status = e["status"] + (" (lead)" if e["lead"] else "")
+        table.add_row(
+            escape(printable(e["engine"])),
+            str(e["workers"]),
+            status,
+            f"{e['heartbeat_age']:.1f} s ago",
+            str(e["variants"]),
+            e["joined_at"][:19].replace("T", " "),
+        )
+    return table
 
 
 #: The listing's columns, and those kept below :data:`WIDE` columns of terminal (a run's name
@@ -150,8 +172,13 @@ def status(
     with errors():
         the_run = Run.load(run_name, storage=existing_storage(storage))
         if as_json:
-            engine = engine_state(the_run.record()).value
-            shown = {**the_run.summary(), "engine": engine, "warnings": the_run.warnings()}
+            record = the_run.record()
+            shown = {
+                **the_run.summary(),
+                "engine": engine_state(record).value,
+                "engines": run_engines(the_run.storage, record),
+                "warnings": the_run.warnings(),
+            }
             console.print_json(json.dumps(shown))
         else:
             print_status(the_run)

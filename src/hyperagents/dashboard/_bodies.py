@@ -61,10 +61,12 @@ class DecisionBody(_Body):
 
 
 class ResumeBody(_Body):
-    """How far to resume a run, and with how many workers."""
+    """How far to resume a run, with how many workers, and whether to join the engines that
+    drive it (PostgreSQL)."""
 
     generations: int | None = Field(None, ge=0, le=100_000)
     workers: int | None = Field(None, ge=1, le=256)
+    join: bool = False
 
 
 class DeleteBody(_Body):

@@ -56,7 +56,9 @@ def stop(
 @router.post("/api/runs/{run}/resume")
 def resume(record: RunDep, body: ResumeBody, service: ServiceDep, remote: RemoteDep) -> Response:
     """Start an engine process that continues a run."""
-    request = ResumeRequest(run=record.id, generations=body.generations, workers=body.workers)
+    request = ResumeRequest(
+        run=record.id, generations=body.generations, workers=body.workers, join=body.join
+    )
     resumed = service.resume_detached(request, remote=remote)
     return json_response(views.run_row(service.storage, resumed), 202)
 

@@ -24,7 +24,9 @@ from hyperagents.runs import (
     champion_of,
     compare,
     engine_alive,
+    engine_label,
     hunk_header,
+    run_engines,
     run_identity,
     status_label,
     variant_row,
@@ -148,6 +150,17 @@ def _short(variant: VariantRecord | None) -> dict[str, Any] | None:
     }
 
 
+def _flying(v: VariantRecord) -> dict[str, Any]:
+    """A variant in flight, as the overview lists it."""
+    return {
+        "id": v.id,
+        "generation": v.generation,
+        "state": v.state.name.lower(),
+        "parent_id": v.parent_id,
+        "since": v.updated_at.isoformat() if v.updated_at else None,
+    }
+
+
 def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
     """The run overview: learning curve, budget, champion, progress and the latest events."""
     variants = store.list_variants(record.id)
@@ -175,17 +188,7 @@ def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
         curve["val"].append(val)
         curve["best_val"].append(running_best)
         curve["test"].append(v.scores.get("test"))
-    in_flight = [
-        {
-            "id": v.id,
-            "generation": v.generation,
-            "state": v.state.name.lower(),
-            "parent_id": v.parent_id,
-            "since": v.updated_at.isoformat() if v.updated_at else None,
-        }
-        for v in variants
-        if not v.state.is_terminal
-    ]
+    in_flight = [_flying(v) for v in variants if not v.state.is_terminal]
     recent = store.list_events(record.id, newest_first=True, limit=15)
     target = record.target_generations
     done = sum(1 for v in variants if v.generation > 0 and v.state.is_terminal)
@@ -206,6 +209,7 @@ def overview(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
             "llm": llm,
         },
         "in_flight": in_flight,
+        "engines": run_engines(store, record, variants=variants),
         "events": [event_json(e) for e in recent],
     }
 
@@ -267,6 +271,8 @@ def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]
             "metrics": dict(e.metrics),
             "results": [dict(r) for r in e.results],
             "created_at": e.created_at.isoformat(),
+            "engine": engine_label(e.engine) or None,
+            "worker": e.worker,
         }
         for e in store.list_evaluations(variant.id)
     ]
@@ -285,6 +291,8 @@ def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]
         "meta_info": dict(variant.meta_info),
         "meta_log": log_tail if isinstance(log_tail, str) else None,
         "program_id": variant.program_id,
+        "engine": engine_label(variant.engine) or None,
+        "worker": variant.worker,
         "files": []
         if program is None
         else [{"path": p, "size": len(program[p])} for p in sorted(program)],

@@ -13,6 +13,7 @@ from hyperagents.runs._audit import (
 )
 from hyperagents.runs._config import SELECTORS, Mode, RunConfig, parse_mode
 from hyperagents.runs._context import derive_seed
+from hyperagents.runs._crew import ENGINE_COLUMNS, engine_label, run_engines
 from hyperagents.runs._decide import Decision, approve, ban, decide, pin, reject
 from hyperagents.runs._delete import check_no_engine, delete_run
 from hyperagents.runs._diffs import (
@@ -54,6 +55,7 @@ from hyperagents.runs._try import TRY_INPUT_LIMIT, try_example, try_variant
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "ENGINE_COLUMNS",
     "EVENT_KINDS",
     "EXPORT_COLUMNS",
     "KIND_ALIASES",
@@ -95,6 +97,7 @@ __all__ = [
     "derive_seed",
     "engine_alive",
     "engine_command",
+    "engine_label",
     "engine_state",
     "find_run",
     "hunk_header",
@@ -107,6 +110,7 @@ __all__ = [
     "replay_target",
     "request_stop",
     "resolve_variant",
+    "run_engines",
     "run_export",
     "run_identity",
     "run_info",

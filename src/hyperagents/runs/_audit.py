@@ -36,6 +36,8 @@ EVENT_KINDS: dict[str, str] = {
     "run.completed": "the run reached its target",
     "run.failed": "the engine failed (resumable)",
     "run.killed": "the engine was killed (stop --now)",
+    "engine.joined": "another engine joined the run (several engines share it)",
+    "engine.lost": "an engine of the run stopped beating; its work was taken over",
     "variant.created": "a child was created from its parent",
     "variant.claimed": "an engine picked up a child's work",
     "variant.reclaimed": "an engine took over a dead engine's work",

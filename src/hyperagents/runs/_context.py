@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from hyperagents.exceptions import RunStateError, SandboxError
 from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig, parse_mode
+from hyperagents.runs._crew import worker_slot
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._meta_files import freeze_meta
 from hyperagents.runs._owner import new_owner_token
@@ -232,6 +233,11 @@ class RunContext:
     def with_seed_meta(self, program: Program) -> Program:
         """``program`` with the seed's meta files (``frozen-meta`` mode)."""
         return freeze_meta(program, self.seed_program(), self.task)
+
+    def stamp(self) -> dict[str, Any]:
+        """Who runs a step now, as storage records it: ``engine`` (this run object's owner
+        token) and ``worker`` (the engine's pool slot; None outside the pool)."""
+        return {"engine": self.owner, "worker": worker_slot()}
 
     # -- events and warnings -------------------------------------------------------------------
     def event(

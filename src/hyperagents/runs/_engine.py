@@ -6,6 +6,11 @@ check the stop conditions, hand champions' test evaluations and new generations 
 workers as far as ``workers`` and ``parallel_generations`` allow, take over work whose owner is
 gone, collect what finished (a worker that died is replaced; a child the engine keeps choking
 on fails alone) — and let go, recording how the drive ended. Heartbeats keep the claim alive.
+
+A drive that *joins* the run (``join=True``) works beside the engine leading it, in a crew
+(see :mod:`hyperagents.runs._crew`): it reads the archive again each turn (others add to it),
+takes new generations and orphaned work by compare-and-set, and ends when every generation up
+to the run's target has settled, whoever did it.
 """
 
 from __future__ import annotations
@@ -24,13 +29,13 @@ from hyperagents.archive import ArchiveView
 from hyperagents.exceptions import (
     ConfigError,
     DuplicateError,
-    HyperagentsError,
     RunStateError,
-    SandboxError,
 )
 from hyperagents.runs._advance import Advancer
 from hyperagents.runs._context import BudgetExhausted, ModelCutOff, RunContext
 from hyperagents.runs._create import create_seed_variant
+from hyperagents.runs._crew import check_joinable, slot_initializer
+from hyperagents.runs._failures import Failures, candidate_fault
 from hyperagents.runs._interrupts import DeferredInterrupts, wait_awake
 from hyperagents.runs._jobs import Job, Jobs
 from hyperagents.runs._lease import Heartbeat, Lease
@@ -46,6 +51,9 @@ Notify = Callable[[VariantRecord], None]
 _BUDGET_SPENT = "LLM budget exhausted (raise it and resume)"
 
 _GENERATION = attrgetter("generation")
+
+#: Seconds a crew member waits for others' work before it reads the archive again.
+_CREW_POLL = 0.1
 
 
 @dataclass
@@ -73,6 +81,8 @@ class _Drive:
     message: str = "target reached"
     interrupted: int = 0
     abort: bool = False
+    #: Other engines work on the run too: the mirror is read again from storage each turn.
+    crew: bool = False
     #: Interrupts land only while the drive waits (see :class:`DeferredInterrupts`).
     interrupts: DeferredInterrupts = field(default_factory=DeferredInterrupts)
 
@@ -107,6 +117,13 @@ class _Drive:
             self.status, self.message = status, message
 
 
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A drive's pool of workers, each thread with its slot (0, 1, …: recorded with the work)."""
+    return ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix="hyperagents-worker", initializer=slot_initializer()
+    )
+
+
 class Engine:
     """Drives a run: the lease, heartbeats, scheduling and stop conditions.
 
@@ -124,8 +141,7 @@ class Engine:
         self._ctx, self._jobs, self._advancer, self._lease = ctx, jobs, advancer, lease
         #: Held while :meth:`optimize` drives the run (one call at a time per object).
         self._driving = threading.Lock()
-        #: Champions whose test evaluation kept failing in this process (not handed out again).
-        self._tests_given_up: set[int] = set()
+        self._failures = Failures(ctx)
         self.last_stop_reason: str | None = None
 
     # -- finishing unfinished work -------------------------------------------------------------
@@ -189,13 +205,16 @@ class Engine:
         timeout: float | None,
         workers: int,
         notify: Sequence[Notify] = (),
+        join: bool = False,
     ) -> RunRecord:
         """Drive the run (see :meth:`Run.optimize`).
 
         Raises:
-            ConfigError: Bad ``workers`` or ``generations``.
+            ConfigError: Bad ``workers`` or ``generations`` (a member joining a run led by
+                another engine goes on to the run's target: it takes no ``generations``).
             RunStateError: Another live engine drives the run, or claimed it first, or this
-                object drives it already (the run is left exactly as it was).
+                object drives it already, or ``join`` on a storage that cannot take several
+                writers (the run is left exactly as it was).
         """
         if workers < 1:
             raise ConfigError("workers must be >= 1")
@@ -204,7 +223,7 @@ class Engine:
         if not self._driving.acquire(blocking=False):  # its owner token is this object's
             raise RunStateError(f"this Run object is driving {self._ctx.name!r} already")
         try:
-            record, variants, target = self._start(generations, workers)
+            record, variants, target = self._start(generations, workers, join)
         except BaseException:
             self._driving.release()
             raise
@@ -213,9 +232,10 @@ class Engine:
             workers=workers,
             timeout=timeout,
             elapsed_before=self._ctx.elapsed_seconds(record),
-            pool=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hyperagents-worker"),
+            pool=_pool(workers),
             notify=notify,
             mirror={v.id: v for v in variants},
+            crew=join,
         )
         drive.deadline = None if timeout is None else time.monotonic() + timeout
         self._jobs.target = target
@@ -240,10 +260,11 @@ class Engine:
         return self._ctx.record()
 
     def _start(
-        self, generations: int | None, workers: int
+        self, generations: int | None, workers: int, join: bool
     ) -> tuple[RunRecord, list[VariantRecord], int]:
         """Claim the run; then, as its engine only, heal its seed variant, store the target,
         mark it running and warm the sandbox up. If that fails, the claim is given back.
+        Joining a run another live engine leads, start as a member instead (:meth:`_join`).
 
         Returns:
             The run's record, its variants and the generation target.
@@ -252,7 +273,14 @@ class Engine:
             RunStateError: The run is driven by another engine (see :meth:`Lease.claim_engine`).
         """
         ctx = self._ctx
-        self._lease.claim_engine()
+        lease = self._lease
+        lease.joined = join
+        if join:
+            check_joinable(ctx)
+            if not lease.try_lead(empty=True):
+                return self._join(generations, workers)
+        else:
+            lease.claim_engine()
         try:
             variants = self.ensure_seed(ctx.variants())
             self._jobs.check_settings()
@@ -274,9 +302,43 @@ class Engine:
             if llm is not None:
                 llm.set_budget(max_cost=ctx.config.max_cost, max_tokens=ctx.config.max_tokens)
                 llm.reset_breaker()
+            lease.crew.register(workers)
             self._warm_up(workers)
         except BaseException:
-            self._lease.give_back()
+            lease.give_back()
+            raise
+        return record, variants, target
+
+    def _join(
+        self, generations: int | None, workers: int
+    ) -> tuple[RunRecord, list[VariantRecord], int]:
+        """Start as a member of the crew of a run another live engine leads: go on to the
+        run's stored target, sharing its work.
+
+        Raises:
+            ConfigError: ``generations`` is given (the lead sets the target).
+        """
+        ctx = self._ctx
+        if generations is not None:
+            raise ConfigError(
+                f"run {ctx.name!r} is led by another engine: a joining engine goes on to the "
+                "run's target (give generations to the engine that leads it)"
+            )
+        variants = self.ensure_seed(ctx.variants())
+        self._jobs.check_settings()
+        llm = ctx.llm
+        if llm is not None:
+            llm.probe(timeout=min(10.0, ctx.config.llm_timeout))
+        record = ctx.record()
+        target = self.target_after(None, variants=variants, record=record)
+        self._lease.crew.register(workers)
+        try:
+            ctx.event(
+                "engine.joined", f"an engine joined with {workers} worker(s)", workers=workers
+            )
+            self._warm_up(workers)
+        except BaseException:
+            self._lease.crew.leave()
             raise
         return record, variants, target
 
@@ -322,18 +384,20 @@ class Engine:
         Returns:
             False when the drive is over.
         """
-        # People approve or reject waiting children from other processes.
-        for waiting in [v.id for v in drive.mirror.values() if v.state is VariantState.PENDING]:
-            drive.mirror[waiting] = self._ctx.variant(waiting)
+        if drive.crew:  # other engines add to the archive: read it again
+            self._reread(drive)
+        else:  # people approve or reject waiting children from other processes
+            for waiting in [v.id for v in drive.mirror.values() if v.state is VariantState.PENDING]:
+                drive.mirror[waiting] = self._ctx.variant(waiting)
         view = ArchiveView.of(drive.current())
         self._check_stops(drive, view)
         # Once stopping, due test evaluations wait for a resume (a test refused for budget
-        # would otherwise be handed out again and again).
-        if not drive.stop.is_set():
+        # would otherwise be handed out again and again); a crew's lead runs them.
+        if not drive.stop.is_set() and self._lease.leading:
             self._schedule_tests(drive, view)
         last = self._schedule_generations(drive, list(view))
         if not drive.in_flight:
-            if drive.stop.is_set() or last >= drive.target:
+            if drive.stop.is_set() or (last >= drive.target and self._settled(drive)):
                 return False
             self._wait_for_others(drive)
             return True
@@ -342,6 +406,20 @@ class Engine:
         for future in done:
             self._collect(drive, future)
         return True
+
+    def _reread(self, drive: _Drive) -> None:
+        """Read the archive and the run's target again (a crew's members add to both)."""
+        drive.mirror.clear()
+        drive.mirror.update((v.id, v) for v in self._ctx.variants())
+        stored = self._ctx.target_generations()
+        if stored is not None and stored > drive.target:
+            drive.target = self._jobs.target = stored
+
+    def _settled(self, drive: _Drive) -> bool:
+        """Whether every generation up to the target has settled (whoever worked on it)."""
+        return all(
+            v.state.is_terminal for v in drive.mirror.values() if v.generation <= drive.target
+        )
 
     def _check_stops(self, drive: _Drive, view: ArchiveView) -> None:
         """Stop on request, at the timeout, or when a budget or the model says so."""
@@ -380,7 +458,7 @@ class Engine:
     def _schedule_tests(self, drive: _Drive, view: ArchiveView) -> None:
         """Hand out the test evaluations of champions that lack one."""
         for v in view.champions_as_settled():
-            if "test" in v.scores or v.id in self._tests_given_up:
+            if "test" in v.scores or v.id in self._failures.tests_given_up:
                 continue
             if v.id not in drive.tests_in_flight and len(drive.in_flight) < drive.workers + 1:
                 drive.tests_in_flight.add(v.id)
@@ -403,7 +481,12 @@ class Engine:
             and len(drive.in_flight) < drive.workers
             and self._jobs.ready_for(variants, last + 1)
         ):
-            job, created = self._jobs.ask(variants)
+            try:
+                job, created = self._jobs.ask(variants)
+            except DuplicateError:  # another engine took this generation: a crew now
+                drive.crew = True
+                self._reread(drive)
+                return ArchiveView.of(drive.current()).last_generation()
             drive.mirror[created.id] = created
             drive.submit(self._improve_and_tell, job.variant_id, job, created)
             variants = drive.current()
@@ -416,8 +499,9 @@ class Engine:
     def _wait_for_others(self, drive: _Drive) -> None:
         """Work this drive depends on is held by another live engine: wait for it to finish
         or for its heartbeat to go stale, then take it over."""
+        pause = _CREW_POLL if drive.crew else 1.0
         with drive.interrupts.allowed():
-            drive.stop.wait(min(1.0, self._ctx.config.heartbeat_interval))
+            drive.stop.wait(min(pause, self._ctx.config.heartbeat_interval))
         drive.mirror.clear()
         drive.mirror.update((v.id, v) for v in self._ctx.variants())
         for variant_id in self._lease.claim_orphans(drive.current()):
@@ -450,11 +534,11 @@ class Engine:
         Raises:
             BaseException: ``error``, when it is the run's failure.
         """
-        if not self._recoverable(error, variant_id, drive.failures):
-            if not _candidate_fault(error):
+        if not self._failures.recoverable(error, variant_id, drive.failures):
+            if not candidate_fault(error):
                 raise error
             # Something this child made the engine choke on: its failure, not the run's.
-            self._fail_after_engine_error(variant_id, error, was_test)
+            self._failures.fail_after_engine_error(variant_id, error, was_test)
             drive.mirror[variant_id] = self._ctx.variant(variant_id)
             return
         # A worker died on this job: start a fresh one from the last committed step (nothing
@@ -464,48 +548,6 @@ class Engine:
             drive.submit(self._advancer.evaluate_test, variant_id, variant_id)
         else:
             drive.submit(self._advancer.advance, variant_id, variant_id)
-
-    def _recoverable(self, error: BaseException, variant_id: int, failures: dict[int, int]) -> bool:
-        """Whether a job that raised should be retried by a fresh worker (and record it)."""
-        if not isinstance(error, Exception) or (
-            isinstance(error, HyperagentsError) and not isinstance(error, SandboxError)
-        ):
-            return False  # interrupts, task bugs, storage and configuration errors stop the run
-        failures[variant_id] = failures.get(variant_id, 0) + 1
-        if failures[variant_id] > self._ctx.config.max_retries:
-            return False
-        logger.warning("worker failed on variant %d (%s): retrying", variant_id, error)
-        with contextlib.suppress(Exception):  # recording the retry is best effort
-            self._ctx.event(
-                "worker.failed",
-                f"{type(error).__name__}: {error}"[:500],
-                variant_id,
-                attempt=failures[variant_id],
-            )
-        return True
-
-    def _fail_after_engine_error(
-        self, variant_id: int, error: BaseException, was_test: bool
-    ) -> None:
-        """End a variant whose processing kept raising (after retries) in a final state."""
-        reason = f"engine error while processing this child: {type(error).__name__}: {error}"
-        reason = reason[:500]
-        logger.error("variant %d: %s", variant_id, reason)
-        if was_test:
-            self._tests_given_up.add(variant_id)
-            self._ctx.event("champion.test_failed", reason, variant_id=variant_id)
-            return
-        variant = self._ctx.variant(variant_id)
-        if variant.state.is_terminal:
-            return
-        self._ctx.storage.set_variant_state(
-            variant_id,
-            VariantState.FAILED,
-            expected=variant.state,
-            reason=reason,
-            release=True,
-            event=EventSpec("variant.failed", reason),
-        )
 
     def _wind_down(self, drive: _Drive) -> None:
         """End a drive: stop the pool, let go of unfinished work and of the run, recording
@@ -530,10 +572,3 @@ class Engine:
             logger.error("could not record the end of run %r: %s", ctx.name, exc)
         finally:
             self._driving.release()
-
-
-def _candidate_fault(error: BaseException) -> bool:
-    """Whether an exception the engine kept meeting while processing one child is that
-    child's doing (plain Python errors on its data: recursion, values, encodings, overflow),
-    rather than the run's (interrupts, storage, configuration, the task, the sandbox)."""
-    return isinstance(error, Exception) and not isinstance(error, HyperagentsError)

@@ -13,6 +13,7 @@ from typing import Any
 from hyperagents.archive import ArchiveView, champion_of
 from hyperagents.constitution import objective
 from hyperagents.runs._config import RunConfig
+from hyperagents.runs._crew import engine_label
 from hyperagents.storages import RunRecord, VariantRecord
 
 __all__ = [
@@ -47,6 +48,8 @@ EXPORT_COLUMNS = (
     "created_at",
     "alignment",
     "objective",
+    "engine",
+    "worker",
 )
 
 
@@ -72,6 +75,8 @@ def variant_row(v: VariantRecord) -> dict[str, Any]:
         "created_at": v.created_at.isoformat() if v.created_at else None,
         "alignment": (v.metrics.get("constitution") or {}).get("alignment"),
         "objective": objective(v.scores, v.metrics),
+        "engine": engine_label(v.engine) or None,  # host:pid of the engine that made it
+        "worker": v.worker,
     }
 
 

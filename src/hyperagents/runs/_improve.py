@@ -84,6 +84,7 @@ class Improvement:
                 event=EventSpec(
                     "variant.improved", f"changed {', '.join(changed)}", {"changed": changed}
                 ),
+                **ctx.stamp(),
             )
             return program_id
 

@@ -53,6 +53,8 @@ def engine_command(run: RunRecord, request: ResumeRequest) -> list[str]:
         command += ["--timeout", repr(request.timeout)]
     if request.task is not None:
         command += ["--task", request.task]
+    if request.join:
+        command += ["--join"]
     return [*command, "--", run.name]
 
 

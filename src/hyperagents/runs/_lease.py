@@ -3,7 +3,9 @@
 An engine claims the run's engine slot (compare-and-set on the holder it read), keeps it and
 its variants alive with heartbeats, and lets go when it stops. Work whose owner is gone (a dead
 process on this host, or a heartbeat older than the grace period elsewhere) is taken over;
-work a live owner holds is never taken.
+work a live owner holds is never taken. An engine that joined a run another engine leads (see
+:mod:`hyperagents.runs._crew`) holds no slot: it takes the slot over only when its holder is
+gone, and leads from then on.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from hyperagents.exceptions import RunStateError
 from hyperagents.runs._context import RunContext
+from hyperagents.runs._crew import Crew
 from hyperagents.runs._owner import engine_alive, owner_is_dead
 from hyperagents.storages import EventSpec, RunStatus, VariantRecord, VariantState
 
@@ -36,10 +39,48 @@ class Lease:
 
     Args:
         ctx: The run context (its ``owner`` token is the claimant).
+
+    Attributes:
+        crew: This engine's row among the run's engines.
+        leading: Whether this engine holds the run's engine slot (it leads the run).
+        joined: Whether this drive joined the run (several engines may work on it).
     """
 
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
+        self.crew = Crew(ctx)
+        self.leading = False
+        self.joined = False
+
+    def _holder(self) -> tuple[str | None, bool]:
+        """The run's engine slot as read now, and whether another live engine holds it."""
+        ctx = self._ctx
+        record = ctx.record()
+        holder = record.engine
+        alive = bool(holder) and holder != ctx.owner
+        return holder, alive and engine_alive(record, grace=ctx.config.heartbeat_grace)
+
+    def try_lead(self, *, empty: bool = False) -> bool:
+        """Take the engine slot if its holder is gone, or (``empty``: when starting) if it is
+        empty (compare-and-set on the holder read); return whether this engine leads now.
+
+        Once a drive is under way an empty slot is left alone: the lead emptied it when it
+        recorded how the run ended, which nobody records again.
+        """
+        ctx = self._ctx
+        if self.leading:
+            return True
+        holder, alive = self._holder()
+        if alive or (not holder and not empty):
+            return False
+        if ctx.storage.claim_run_engine(ctx.run_id, ctx.owner, expected=holder):
+            self.leading = True
+            if holder and holder != ctx.owner:
+                self.crew.mark_lost([holder])
+                logger.warning(
+                    "run %r: its lead %s is gone; this engine leads now", ctx.name, holder
+                )
+        return self.leading
 
     def claim_engine(self) -> None:
         """Become the run's engine: judge the holder read now, then compare-and-set on it.
@@ -49,14 +90,9 @@ class Lease:
                 and the claim (nothing was changed).
         """
         ctx = self._ctx
-        record = ctx.record()
-        holder = record.engine
         # Whatever the status: a stopped run's engine may still be finishing its work.
-        if (
-            holder
-            and holder != ctx.owner
-            and engine_alive(record, grace=ctx.config.heartbeat_grace)
-        ):
+        holder, alive = self._holder()
+        if alive:
             raise RunStateError(f"run {ctx.name!r} is being driven by another engine ({holder})")
         if not ctx.storage.claim_run_engine(ctx.run_id, ctx.owner, expected=holder):
             winner = ctx.record().engine
@@ -64,28 +100,45 @@ class Lease:
                 f"run {ctx.name!r} is being driven by another engine ({winner}), which "
                 "claimed it first"
             )
+        self.leading = True
 
     def give_back(self) -> None:
         """Give the engine slot back unchanged (a start that failed; best effort)."""
         with contextlib.suppress(Exception):
             self._ctx.storage.release_run_engine(self._ctx.run_id, self._ctx.owner)
+        self.leading = False
+        self.crew.leave()
 
     def renew(self, variant_ids: Sequence[int]) -> bool:
-        """Beat the heart of the variants in flight and renew the engine slot.
+        """Beat the heart of the variants in flight and of this engine, and renew the engine
+        slot (a member takes it over if its holder is gone).
 
         Returns:
-            False when another engine took the run over (found this one's heartbeat stale).
+            False when another engine took the run over (found this one's heartbeat stale)
+            and this engine did not join the run (a member goes on working).
         """
         ctx = self._ctx
         if variant_ids:
             ctx.storage.heartbeat(ctx.owner, list(variant_ids))
-        return ctx.storage.claim_run_engine(ctx.run_id, ctx.owner, expected=ctx.owner)
+        self.crew.beat()
+        if not self.leading:
+            self.try_lead()
+            return True
+        if ctx.storage.claim_run_engine(ctx.run_id, ctx.owner, expected=ctx.owner):
+            return True
+        self.leading = False
+        return self.joined
 
     def let_go(self, status: RunStatus, message: str, elapsed: float) -> None:
         """Record how a drive ended if this engine still holds the run: its time, then its
         final status with the engine slot emptied (one compare-and-set). An engine that lost
-        the run to another leaves both to that one."""
+        the run to another, or a member, leaves both to the lead (a member whose lead is gone
+        takes its place first)."""
         ctx = self._ctx
+        self.crew.leave()
+        if not self.leading and self.joined and not self.try_lead():
+            return
+        self.leading = False
         if ctx.record().engine == ctx.owner:
             ctx.store_elapsed(elapsed)
         released = ctx.storage.release_run_engine(
@@ -105,6 +158,7 @@ class Lease:
         them with the unfinished ones this run object holds already."""
         ctx = self._ctx
         claimed = []
+        gone: set[str] = set()
         now = time.time()
         for v in variants:
             if v.state.is_terminal or v.owner == ctx.owner:
@@ -125,6 +179,8 @@ class Lease:
                 else EventSpec("variant.claimed", "work picked up"),
             ):
                 claimed.append(v.id)
+                gone.add(v.owner or "")
+        self.crew.mark_lost(gone)
         return claimed
 
     def release_unfinished(self) -> None:
@@ -181,6 +237,7 @@ class Heartbeat:
                     logger.error("run %r was taken over by another engine", self._ctx.name)
                     self._on_lost()
                     return
-                self._ctx.store_elapsed(self._spent())
+                if self._lease.leading:  # a crew's lead keeps the run's time
+                    self._ctx.store_elapsed(self._spent())
             except Exception as exc:  # keep beating; the main loop reports storage errors
                 logger.warning("heartbeat failed: %s", exc)

@@ -19,6 +19,7 @@ __all__ = [
     "EngineState",
     "engine_alive",
     "engine_state",
+    "heartbeat_grace",
     "live_local_pid",
     "new_owner_token",
     "owner_is_dead",
@@ -90,7 +91,8 @@ class EngineState(StrEnum):
     NONE = "none"  #: no engine holds the run
 
 
-def _heartbeat_grace(record: RunRecord) -> float:
+def heartbeat_grace(record: RunRecord) -> float:
+    """The run's ``heartbeat_grace`` (the default for a config another version wrote)."""
     from hyperagents.runs._config import RunConfig
 
     try:
@@ -119,7 +121,7 @@ def engine_state(
     beat = record.engine_heartbeat_at
     if beat is None:
         return EngineState.DEAD
-    limit = _heartbeat_grace(record) if grace is None else grace
+    limit = heartbeat_grace(record) if grace is None else grace
     age = (time.time() if now is None else now) - beat.timestamp()
     return EngineState.LIVE if math.isfinite(age) and age < limit else EngineState.DEAD
 

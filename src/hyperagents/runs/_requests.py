@@ -155,6 +155,10 @@ class ResumeRequest(_Request):
     ray_address: str | None = Field(
         default=None, description="the ray sandbox's cluster from now on (implies sandbox ray)"
     )
+    join: bool = Field(
+        default=False,
+        description="join the engines driving the run (PostgreSQL): share its target and work",
+    )
 
     @property
     def engine_workers(self) -> int:

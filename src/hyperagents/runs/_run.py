@@ -373,6 +373,7 @@ class Run:
         timeout: float | None = None,
         workers: int = 1,
         callbacks: Sequence[Callback] = (),
+        join: bool = False,
     ) -> RunRecord:
         """Run generations until the target is reached, the timeout passes, or an interrupt.
 
@@ -383,19 +384,24 @@ class Run:
             workers: Threads driving sandboxed work at once (does not change results; the
                 run's ``parallel_generations`` bounds how many generations overlap).
             callbacks: Called as ``cb(run, variant)`` whenever a variant reaches a final state.
+            join: Work on the run beside the engine that leads it (several engines, each in
+                its own process, sharing the run's target; see :mod:`hyperagents.runs._crew`):
+                lead it when no live engine does, else join as a member, which goes on to the
+                run's stored target (``generations`` must be None). Needs a storage that takes
+                several writers at once (PostgreSQL, not SQLite).
 
         Returns:
             The run's record when it stopped.
 
         Raises:
-            RunStateError: Another live engine is driving this run, or claimed it first (the
-                run is left exactly as it was).
+            RunStateError: Another live engine is driving this run, or claimed it first, or
+                ``join`` on a SQLite storage (the run is left exactly as it was).
             SandboxError: The sandbox kept failing (the run is marked FAILED, resumable).
         """
         notify = [_bound(cb, self) for cb in callbacks]
         try:
             return self._engine.optimize(
-                generations, timeout=timeout, workers=workers, notify=notify
+                generations, timeout=timeout, workers=workers, notify=notify, join=join
             )
         finally:
             self.last_stop_reason = self._engine.last_stop_reason

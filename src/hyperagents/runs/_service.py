@@ -74,17 +74,23 @@ class Drive:
         generations: Generations to add to its stored target (None: go on to that target).
         timeout: Seconds after which no new generation starts (this drive only).
         workers: Sandboxed workers driving it at once.
+        join: Join the engines already driving it (see :meth:`Run.optimize`).
     """
 
     run: Run
     generations: int | None = None
     timeout: float | None = None
     workers: int = 1
+    join: bool = False
 
     def optimize(self, callbacks: Sequence[Callable[[Run, VariantRecord], None]] = ()) -> None:
         """Drive the run (see :meth:`Run.optimize`)."""
         self.run.optimize(
-            self.generations, timeout=self.timeout, workers=self.workers, callbacks=callbacks
+            self.generations,
+            timeout=self.timeout,
+            workers=self.workers,
+            callbacks=callbacks,
+            join=self.join,
         )
 
 
@@ -212,7 +218,9 @@ class RunService:
             self._merge_budgets(self.find_run(request.run), request)
         task = load_task(request.task) if request.task is not None else None
         run = Run.load(request.run, storage=self.storage, task=task)
-        return Drive(run, request.generations, request.timeout, request.engine_workers)
+        return Drive(
+            run, request.generations, request.timeout, request.engine_workers, join=request.join
+        )
 
     def _merge_budgets(self, record: RunRecord, request: ResumeRequest) -> None:
         merged = merge_budgets(record.config, request)
@@ -306,7 +314,8 @@ class RunService:
         if remote is not None and request.changes_sandbox:
             raise ConfigError("runs resumed from the dashboard keep their sandbox")
         record = self.find_run(request.run)
-        check_no_engine(record, action="resume")
+        if not request.join:
+            check_no_engine(record, action="resume")
         if record.status is RunStatus.COMPLETE and not request.generations:
             raise RunStateError(
                 f"run {record.name!r} reached its target: give generations to add to it"

@@ -282,6 +282,7 @@ class StagePlan:
             results=result.results,
             metrics=result.metrics,
             event=event,
+            **self._ctx.stamp(),
         )
         if result.stage == "train_subset":
             self._subset_results[variant_id] = result

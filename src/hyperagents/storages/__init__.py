@@ -24,6 +24,8 @@ from hyperagents.exceptions import StorageURLError
 from hyperagents.storages._base import BaseStorage
 from hyperagents.storages._in_memory import InMemoryStorage
 from hyperagents.storages._records import (
+    EngineRecord,
+    EngineStatus,
     EvaluationRecord,
     EventRecord,
     EventSpec,
@@ -43,6 +45,8 @@ __all__ = [
     "DEFAULT_STORAGE_URL",
     "STORAGE_ENV_VAR",
     "BaseStorage",
+    "EngineRecord",
+    "EngineStatus",
     "EvaluationRecord",
     "EventRecord",
     "EventSpec",

@@ -70,6 +70,7 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   differ); anything else (and a non-finite evaluation ``score``) raises :class:`StorageError`
   and changes nothing.
 * **Times** are timezone-aware UTC ``datetime`` objects.
+* **Engines** of a run (several may share one): see :mod:`hyperagents.storages._base_engines`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from hyperagents.program import Program
+from hyperagents.storages._base_engines import EngineStorage
 from hyperagents.storages._records import (
     EvaluationRecord,
     EventRecord,
@@ -97,7 +99,7 @@ __all__ = ["BaseStorage"]
 _T = TypeVar("_T")
 
 
-class BaseStorage(ABC):
+class BaseStorage(EngineStorage, ABC):
     """Abstract storage: the contract is the module docstring and the methods' docstrings.
 
     Backends implement every abstract method and inherit these docstrings
@@ -362,8 +364,11 @@ class BaseStorage(ABC):
         *,
         meta_info: Mapping[str, Any] | None = None,
         event: EventSpec | None = None,
+        engine: str | None = None,
+        worker: int | None = None,
     ) -> None:
-        """Record the child program (which must already be stored) and the improver's info.
+        """Record the child program (which must already be stored) and the improver's info,
+        with the ``engine`` and ``worker`` that ran the improver (kept as they are if None).
 
         Raises:
             VariantNotFoundError: No such variant.
@@ -435,8 +440,11 @@ class BaseStorage(ABC):
         results: Sequence[Mapping[str, Any]],
         metrics: Mapping[str, Any],
         event: EventSpec | None = None,
+        engine: str | None = None,
+        worker: int | None = None,
     ) -> int:
-        """Insert an evaluation and denormalise its score/metrics on the variant atomically.
+        """Insert an evaluation (run by ``engine``'s ``worker``) and denormalise its
+        score/metrics on the variant atomically.
 
         Raises:
             DuplicateError: The variant already has an evaluation for ``stage``.
@@ -591,6 +599,5 @@ class BaseStorage(ABC):
                 transaction could not commit, or a transient error outlasted the retry time.
         """
 
-    # -- lifecycle --------------------------------------------------------------------------
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections; the object must not be used afterwards."""

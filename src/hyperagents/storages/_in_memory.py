@@ -19,6 +19,7 @@ from hyperagents.storages._common import (
     normalise_expected,
     utcnow,
 )
+from hyperagents.storages._in_memory_engines import MemoryEngines
 from hyperagents.storages._in_memory_variants import MemoryVariants
 from hyperagents.storages._records import (
     EventRecord,
@@ -33,7 +34,7 @@ from hyperagents.storages._records import (
 __all__ = ["InMemoryStorage"]
 
 
-class InMemoryStorage(MemoryVariants):
+class InMemoryStorage(MemoryVariants, MemoryEngines):
     """Storage kept in Python dicts, guarded by one re-entrant lock.
 
     It satisfies the whole storage contract (see :class:`BaseStorage`) except persistence:
@@ -221,6 +222,8 @@ class InMemoryStorage(MemoryVariants):
                 del self._events[event_id]
             for call_id in [c.id for c in self._llm_calls.values() if c.run_id == run_id]:
                 del self._llm_calls[call_id]
+            for engine_id in [e.id for e in self._engines.values() if e.run_id == run_id]:
+                del self._engines[engine_id]
             del self._runs[run_id]
             del self._run_names[run.name]
 

@@ -15,6 +15,7 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.storages._base import BaseStorage
+from hyperagents.storages._base_engines import EngineStorage
 from hyperagents.storages._common import (
     dumps_json,
     json_copy,
@@ -22,6 +23,7 @@ from hyperagents.storages._common import (
 )
 from hyperagents.storages._in_memory_journal import Journal, JournaledDict
 from hyperagents.storages._records import (
+    EngineRecord,
     EvaluationRecord,
     EventRecord,
     EventSpec,
@@ -37,7 +39,8 @@ _R = TypeVar("_R")
 #: The contract's methods a transaction watches (a call that raises spoils it).
 _CALLS = frozenset(
     name
-    for name, member in vars(BaseStorage).items()
+    for base in (BaseStorage, EngineStorage)
+    for name, member in vars(base).items()
     if inspect.isfunction(member) and not name.startswith("_")
 ) - {"atomically", "close"}
 
@@ -79,8 +82,9 @@ class MemoryState(BaseStorage):
         self._evaluation_keys: dict[tuple[int, str], int] = JournaledDict(journal)
         self._events: dict[int, EventRecord] = JournaledDict(journal)
         self._llm_calls: dict[int, LLMCallRecord] = JournaledDict(journal)
+        self._engines: dict[int, EngineRecord] = JournaledDict(journal)
         self._next_id: dict[str, int] = JournaledDict(journal)
-        for kind in ("run", "variant", "evaluation", "event", "llm_call"):
+        for kind in ("run", "variant", "evaluation", "event", "llm_call", "engine"):
             self._next_id[kind] = 1
 
     def atomically(self, fn: Callable[[], _R]) -> _R:
@@ -157,6 +161,8 @@ class MemoryState(BaseStorage):
                 v.heartbeat_at,
                 v.created_at,
                 v.updated_at,
+                v.engine,
+                v.worker,
             )
             for v, (scores, metrics, meta_info) in zip(variants, decoded, strict=True)
         ]

@@ -117,6 +117,8 @@ class MemoryVariants(MemoryState):
         *,
         meta_info: Mapping[str, Any] | None = None,
         event: EventSpec | None = None,
+        engine: str | None = None,
+        worker: int | None = None,
     ) -> None:
         info = None if meta_info is None else json_copy(dict(meta_info), "meta_info")
         prepared = self._prepare_event(event)
@@ -129,6 +131,8 @@ class MemoryVariants(MemoryState):
                     variant,
                     program_id=program_id,
                     meta_info=variant.meta_info if info is None else info,
+                    engine=variant.engine if engine is None else engine,
+                    worker=variant.worker if worker is None else int(worker),
                     updated_at=utcnow(),
                 )
             )
@@ -209,6 +213,8 @@ class MemoryVariants(MemoryState):
         results: Sequence[Mapping[str, Any]],
         metrics: Mapping[str, Any],
         event: EventSpec | None = None,
+        engine: str | None = None,
+        worker: int | None = None,
     ) -> int:
         value = check_score(score)
         results_copy = json_copy([dict(r) for r in results], "results")
@@ -230,6 +236,8 @@ class MemoryVariants(MemoryState):
                 results=results_copy,
                 metrics=metrics_copy,
                 created_at=now,
+                engine=engine,
+                worker=None if worker is None else int(worker),
             )
             self._evaluation_keys[(variant_id, stage)] = evaluation_id
             scores = {**variant.scores, stage: value}

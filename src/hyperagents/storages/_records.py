@@ -14,6 +14,8 @@ from enum import IntEnum
 from typing import Any
 
 __all__ = [
+    "EngineRecord",
+    "EngineStatus",
     "EvaluationRecord",
     "EventRecord",
     "EventSpec",
@@ -189,6 +191,8 @@ class VariantRecord:
         metrics: ``{stage: {metric: value}}`` (wall/cpu time, peak memory, errors, …).
         meta_info: What the improver reported about how it made this child (JSON).
         owner: Token of the engine process working on it (None when terminal or unclaimed).
+        engine: Owner token of the engine process that ran its meta agent (None: not run).
+        worker: That engine's worker slot (0, 1, …) that ran it.
     """
 
     id: int
@@ -205,6 +209,8 @@ class VariantRecord:
     heartbeat_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    engine: str | None = None
+    worker: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,8 @@ class EvaluationRecord:
         score: Aggregate score of the stage.
         results: Per-instance ``{"id", "score", "feedback", "output", "error", "wall", ...}``.
         metrics: Stage metrics (wall/cpu seconds, peak memory, error counts, …).
+        engine: Owner token of the engine process that ran it (None: not recorded).
+        worker: That engine's worker slot (0, 1, …).
     """
 
     id: int
@@ -228,6 +236,45 @@ class EvaluationRecord:
     results: Sequence[Mapping[str, Any]]
     metrics: Mapping[str, Any]
     created_at: datetime
+    engine: str | None = None
+    worker: int | None = None
+
+
+class EngineStatus(IntEnum):
+    """Whether an engine process that joined a run still works on it."""
+
+    ACTIVE = 0  #: working on the run (while it beats)
+    LEFT = 1  #: it stopped and let go of the run
+    LOST = 2  #: it stopped beating (its process died); its work was taken over
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """One engine process that worked on a run (a row of the run's engines).
+
+    Attributes:
+        id: The row's id.
+        run_id: The run.
+        owner: The engine's owner token (what its variants' ``owner`` and ``engine`` say).
+        host: The host it runs on.
+        pid: Its process id on that host.
+        workers: Its worker slots.
+        status: Whether it still works on the run.
+        joined_at: When it (last) started working on the run.
+        heartbeat_at: When it last said it was alive.
+        left_at: When it left (None while active).
+    """
+
+    id: int
+    run_id: int
+    owner: str
+    host: str
+    pid: int
+    workers: int
+    status: EngineStatus
+    joined_at: datetime
+    heartbeat_at: datetime
+    left_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -376,8 +376,22 @@ async function pageOverview(name) {
         data.in_flight.length
           ? h("ul", { class: "plain" }, data.in_flight.map((v) => h("li", {}, variantLink(v.id), ` generation ${v.generation}: `, stateBadge(v.state), ` ${ago(v.since)}`)))
           : null)),
+    data.engines.length ? card("Engines", enginesTable(data.engines)) : null,
     card("Learning curve", curveSvg(data.curve)),
     card("Latest events", eventsTable(data.events), h("a", { href: `#/run/${enc(name)}/events`, text: "all events →" })));
+}
+
+// The engine processes that worked on the run (several may share one run).
+function enginesTable(engines) {
+  const head = ["engine", "host", "pid", "workers", "status", "heartbeat", "children"];
+  return h("div", { class: "scroll" }, h("table", { class: "grid compact", id: "engines" },
+    h("thead", {}, h("tr", {}, head.map((c) => h("th", { text: c })))),
+    h("tbody", {}, engines.map((e) => h("tr", { class: e.status === "dead" || e.status === "lost" ? "error" : "" },
+      h("td", { class: "mono", text: e.engine }), h("td", { text: e.host }), h("td", { class: "num", text: String(e.pid) }),
+      h("td", { class: "num", text: String(e.workers) }),
+      h("td", { text: e.status + (e.lead ? " (lead)" : "") }),
+      h("td", { class: "num", text: `${fmt(e.heartbeat_age, 1)} s ago` }),
+      h("td", { class: "num", text: String(e.variants) }))))));
 }
 
 function runHeader(run) {
@@ -821,7 +835,7 @@ function tabEvaluation(v) {
     const m = e.metrics;
     return h("div", { class: "card stage", dataset: { stage: e.stage } },
       h("h3", {}, `${e.stage} (${e.split}): ${fmt(e.score, 4)} on ${e.n} instances`),
-      h("p", { class: "muted", text: `wall ${fmt(m.wall_seconds, 2)} s · cpu ${fmt(m.cpu_seconds, 2)} s · peak ${fmt(m.peak_memory_mb, 1)} MiB · errors ${m.errors ?? 0} · timeouts ${m.timeouts ?? 0}${m.sandbox_reason ? ` · sandbox: ${m.sandbox_reason}` : ""}` }),
+      h("p", { class: "muted", text: `wall ${fmt(m.wall_seconds, 2)} s · cpu ${fmt(m.cpu_seconds, 2)} s · peak ${fmt(m.peak_memory_mb, 1)} MiB · errors ${m.errors ?? 0} · timeouts ${m.timeouts ?? 0}${m.sandbox_reason ? ` · sandbox: ${m.sandbox_reason}` : ""}${e.engine ? ` · engine ${e.engine}, worker ${e.worker ?? "–"}` : ""}` }),
       h("label", { class: "row" }, failing, "only instances below the best score or with errors"),
       h("div", { class: "scroll" }, h("table", { class: "grid compact" }, h("thead", {}, h("tr", {}, ["instance", "score", "feedback", "output / error", "wall s"].map((c) => h("th", { text: c })))), rows)));
   }));
@@ -830,6 +844,7 @@ function tabEvaluation(v) {
 function tabMeta(v) {
   const info = v.meta_info || {};
   return h("div", {},
+    v.engine ? h("p", { class: "muted", id: "meta-engine", text: `meta agent run by engine ${v.engine}, worker ${v.worker ?? "–"}` }) : null,
     card("What the meta agent reported", Object.keys(info).length ? h("pre", { class: "json", text: JSON.stringify(info, null, 2) }) : h("p", { class: "muted", text: "nothing" })),
     v.metrics.improve ? card("Improvement step", h("pre", { class: "json", text: JSON.stringify(v.metrics.improve, null, 2) })) : null,
     card("Meta agent's log", v.meta_log ? h("pre", { class: "log", id: "meta-log", text: v.meta_log }) : h("p", { class: "muted", text: "no log recorded" })));

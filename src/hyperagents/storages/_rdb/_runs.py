@@ -26,6 +26,7 @@ from hyperagents.storages._rdb._transactions import (
     EVALUATIONS,
     EVENTS,
     LLM_CALLS,
+    RUN_ENGINES,
     RUNS,
     VARIANTS,
     RDBCore,
@@ -281,6 +282,7 @@ class RunMethods(RDBCore):
             conn.execute(delete(EVENTS).where(EVENTS.c.run_id == run_id))
             conn.execute(delete(LLM_CALLS).where(LLM_CALLS.c.run_id == run_id))
             conn.execute(delete(BANNED).where(BANNED.c.run_id == run_id))
+            conn.execute(delete(RUN_ENGINES).where(RUN_ENGINES.c.run_id == run_id))
             conn.execute(delete(EVALUATIONS).where(EVALUATIONS.c.variant_id.in_(variant_ids)))
             conn.execute(delete(VARIANTS).where(VARIANTS.c.run_id == run_id))
             conn.execute(delete(RUNS).where(RUNS.c.id == run_id))

@@ -56,6 +56,7 @@ from hyperagents.storages._rdb.models import (
     EventModel,
     LLMCallModel,
     ProgramModel,
+    RunEngineModel,
     RunModel,
     VariantModel,
     WriteReceiptModel,
@@ -73,6 +74,7 @@ __all__ = [
     "PROGRAMS",
     "RETRY_ENV_VAR",
     "RUNS",
+    "RUN_ENGINES",
     "VARIANTS",
     "RDBCore",
     "retried",
@@ -98,6 +100,7 @@ EVALUATIONS = cast(Table, EvaluationModel.__table__)
 EVENTS = cast(Table, EventModel.__table__)
 LLM_CALLS = cast(Table, LLMCallModel.__table__)
 RECEIPTS = cast(Table, WriteReceiptModel.__table__)
+RUN_ENGINES = cast(Table, RunEngineModel.__table__)
 #: Receipts older than this are deleted (a receipt is needed only while its call retries).
 _RECEIPT_KEEP = timedelta(days=1)
 #: Old receipts are pruned once every this many receipts written by one storage object.

@@ -150,6 +150,8 @@ class VariantMethods(RDBCore):
                 r[11],
                 r[12],
                 r[13],
+                r[14],
+                r[15],
             )
             for i, r in enumerate(rows)
         ]
@@ -210,10 +212,16 @@ class VariantMethods(RDBCore):
         *,
         meta_info: Mapping[str, Any] | None = None,
         event: EventSpec | None = None,
+        engine: str | None = None,
+        worker: int | None = None,
     ) -> None:
         values: dict[str, Any] = {"program_id": program_id, "updated_at": utcnow()}
         if meta_info is not None:
             values["meta_info"] = dict(meta_info)
+        if engine is not None:
+            values["engine"] = engine
+        if worker is not None:
+            values["worker"] = int(worker)
         stmt = update(VARIANTS).where(VARIANTS.c.id == variant_id).values(values)
         try:
             with self._write() as conn:
@@ -325,6 +333,8 @@ class VariantMethods(RDBCore):
         results: Sequence[Mapping[str, Any]],
         metrics: Mapping[str, Any],
         event: EventSpec | None = None,
+        engine: str | None = None,
+        worker: int | None = None,
     ) -> int:
         value = check_score(score)
         now = utcnow()
@@ -351,6 +361,8 @@ class VariantMethods(RDBCore):
                         "results": [dict(r) for r in results],
                         "metrics": stage_metrics,
                         "created_at": now,
+                        "engine": engine,
+                        "worker": None if worker is None else int(worker),
                     },
                 )
                 evaluation_id = int(cast(Any, result.inserted_primary_key)[0])

@@ -42,6 +42,7 @@ __all__ = [
     "EventModel",
     "LLMCallModel",
     "ProgramModel",
+    "RunEngineModel",
     "RunModel",
     "UTCDateTime",
     "VariantModel",
@@ -192,6 +193,9 @@ class VariantModel(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The engine (owner token) and its worker slot that ran the meta agent.
+    engine: Mapped[str | None] = mapped_column(String(255))
+    worker: Mapped[int | None] = mapped_column(Integer)
 
 
 class EvaluationModel(Base):
@@ -212,6 +216,30 @@ class EvaluationModel(Base):
     results: Mapped[list[dict[str, Any]]] = mapped_column(PackedJSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(PackedJSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The engine (owner token) and its worker slot that ran the evaluation.
+    engine: Mapped[str | None] = mapped_column(String(255))
+    worker: Mapped[int | None] = mapped_column(Integer)
+
+
+class RunEngineModel(Base):
+    """One engine process that worked on a run (``run_engines``); several may share a run."""
+
+    __tablename__ = "run_engines"
+    __table_args__ = (
+        UniqueConstraint("run_id", "owner"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    owner: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    workers: Mapped[int] = mapped_column(Integer)
+    status: Mapped[int] = mapped_column(Integer)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EventModel(Base):

@@ -35,7 +35,8 @@ Design notes:
   ``INSERT`` statements; ``attrs`` is a JSON column merged under a row lock.
 
 The class is put together from one part per job: :mod:`._runs`, :mod:`._programs`,
-:mod:`._variants` (with evaluations), :mod:`._events` (with LLM calls), over
+:mod:`._variants` (with evaluations), :mod:`._events` (with LLM calls), :mod:`._engines`
+(the engine processes of a run), over
 :mod:`._transactions` (transactions, retries, receipts) and :mod:`._connect` (URLs, SQLite
 settings, migrations). The contract and its docstrings are :class:`BaseStorage`'s.
 """
@@ -67,6 +68,7 @@ from hyperagents.storages._rdb._connect import (
     normalise_url,
     run_migrations,
 )
+from hyperagents.storages._rdb._engines import EngineMethods
 from hyperagents.storages._rdb._events import EventMethods
 from hyperagents.storages._rdb._packing import JSONTexts
 from hyperagents.storages._rdb._programs import BaseFiles, ProgramMethods
@@ -135,7 +137,7 @@ def _make_engine(
     return engine, lock
 
 
-class RDBStorage(RunMethods, ProgramMethods, VariantMethods, EventMethods):
+class RDBStorage(RunMethods, ProgramMethods, VariantMethods, EventMethods, EngineMethods):
     """Storage in a relational database through SQLAlchemy 2 (SQLite, PostgreSQL, …).
 
     Args:

@@ -31,7 +31,7 @@ from hyperagents.storages._rdb._packing import (
 )
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
