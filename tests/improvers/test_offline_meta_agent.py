@@ -326,6 +326,24 @@ def test_focus_targets_the_feature_over_represented_among_failures(
     assert focused >= 9
 
 
+def test_focus_reads_a_list_input_by_its_length_and_numbers(tmp_path: Path) -> None:
+    report = _focus_report("size")
+    for item in report["train_inputs"]:  # the same sizes, as lists of that many numbers
+        item["inputs"]["size"] = [1.5] * int(item["inputs"]["size"])
+    weights = {"perturb": 0.0, "focus": 1.0, "follow": 0.0, "crossover": 0.0, "reset": 0.0}
+    focused = 0
+    for seed in range(8):
+        ws = make_workspace(
+            tmp_path, f"ws{seed}", operator_weights=weights, weight_floor=0.0, explore=0.0
+        )
+        info = improve(ws, {**report, "seed": seed})
+        if info["operator"] == "focus":
+            focused += 1
+            assert info["detail"]["feature"]["feature"] == "size"  # the tag names the list
+            assert list(info["changes"]) == ["alpha"]
+    assert focused >= 6
+
+
 def test_focus_falls_back_to_perturb_without_failures(tmp_path: Path) -> None:
     report = _focus_report("kind")
     for result in report["evaluation"]["results"]:

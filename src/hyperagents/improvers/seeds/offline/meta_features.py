@@ -15,19 +15,37 @@ from meta_space import as_float
 
 
 def _flatten(inputs: Any) -> dict[str, Any]:
-    """Scalar features of one instance's inputs (nested dicts one level deep, ``a.b``)."""
+    """Scalar features of one instance's inputs: scalars by key, nested dicts one level deep
+    (``a.b``), and a list by its length (``a``) and, if it holds numbers, ``a.mean``, ``a.min``
+    and ``a.max`` (so a ``feature`` tag may name a list input)."""
     out: dict[str, Any] = {}
     if not isinstance(inputs, dict):
         if isinstance(inputs, str | int | float | bool):
             out["inputs"] = inputs
+        elif isinstance(inputs, list | tuple):
+            out.update(_list_features("inputs", inputs))
         return out
     for key, value in inputs.items():
         if isinstance(value, dict):
             for sub, inner in value.items():
                 if isinstance(inner, str | int | float | bool) or inner is None:
                     out[f"{key}.{sub}"] = inner
+        elif isinstance(value, list | tuple):
+            out.update(_list_features(str(key), value))
         elif isinstance(value, str | int | float | bool) or value is None:
             out[str(key)] = value
+    return out
+
+
+def _list_features(key: str, values: list[Any] | tuple[Any, ...]) -> dict[str, Any]:
+    """A list input as features: its length, and the mean, min and max of its numbers."""
+    out: dict[str, Any] = {key: len(values)}
+    numbers = [as_float(v) for v in values]
+    finite = [n for n in numbers if n is not None]
+    if finite and len(finite) == len(values):
+        out[f"{key}.mean"] = round_sig(sum(finite) / len(finite))
+        out[f"{key}.min"] = min(finite)
+        out[f"{key}.max"] = max(finite)
     return out
 
 
