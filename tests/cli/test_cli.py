@@ -187,7 +187,7 @@ def test_init_task_scaffold_runs_and_its_test_passes(tmp_path: Path) -> None:
         timeout=300,
     )
     assert test.returncode == 0, test.stdout + test.stderr
-    assert "Ran 4 tests" in test.stderr and "OK" in test.stderr
+    assert "Ran 6 tests" in test.stderr and "OK" in test.stderr
     also = subprocess.run(  # and pytest still collects them
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "widgets")],
         capture_output=True,
@@ -195,7 +195,7 @@ def test_init_task_scaffold_runs_and_its_test_passes(tmp_path: Path) -> None:
         cwd=tmp_path,
         timeout=300,
     )
-    assert also.returncode == 0 and "4 passed" in also.stdout, also.stdout + also.stderr
+    assert also.returncode == 0 and "6 passed" in also.stdout, also.stdout + also.stderr
     url = f"sqlite:///{tmp_path / 'w.db'}"
     cli(
         "run",

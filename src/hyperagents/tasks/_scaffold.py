@@ -107,7 +107,7 @@ import importlib.util
 import unittest
 from pathlib import Path
 
-from hyperagents.tasks import Split, load_task
+from hyperagents.tasks import Split, load_task, param_space_errors
 
 HERE = Path(__file__).resolve().parent
 SPEC = f"{{HERE / 'task.py'}}:{cls}"
@@ -144,6 +144,20 @@ class {cls}Checks(unittest.TestCase):
     def test_malformed_output_scores_minimum(self) -> None:
         inst = self.task.instances(Split.TRAIN)[0]
         self.assertEqual(self.task.score(inst, None).value, self.task.score_range[0])
+
+    def test_score_takes_any_output_without_raising(self) -> None:
+        # Agents return anything JSON can hold. A run survives a score() that raises (the
+        # output scores the minimum, the error is kept), but the agent then learns nothing from
+        # the feedback: catch what your score() cannot handle and say why in the Score.
+        inst = self.task.instances(Split.TRAIN)[0]
+        odd = [None, True, -1, 1e308, "", "x" * 10_000, [], [1, [2]], {{}}, {{"a": None}}]
+        for output in odd:
+            with self.subTest(output=repr(output)[:40]):
+                self.task.checked_score(inst, output)  # raises TaskError if score() does
+
+    def test_seed_search_space_is_valid(self) -> None:
+        source = (HERE / "seed" / "task_agent.py").read_text()
+        self.assertEqual(param_space_errors(source), [])
 
 
 if __name__ == "__main__":
