@@ -169,7 +169,8 @@ def test_tasks_lists_builtins(tmp_path: Path) -> None:
 def test_init_task_scaffold_runs_and_its_test_passes(tmp_path: Path) -> None:
     created = cli("init-task", "widgets", "--dir", str(tmp_path / "widgets"), cwd=tmp_path)
     assert (tmp_path / "widgets" / "task.py").is_file()
-    assert (tmp_path / "widgets" / "seed" / "meta_agent.py").is_file()
+    # the seed folder holds the task agent; the installed meta agent is used, not a copy
+    assert sorted(p.name for p in (tmp_path / "widgets" / "seed").iterdir()) == ["task_agent.py"]
     # The printed test command works on a plain install: here, pytest cannot be imported.
     (tmp_path / "no_pytest" / "pytest").mkdir(parents=True)
     (tmp_path / "no_pytest" / "pytest" / "__init__.py").write_text(

@@ -89,3 +89,21 @@ def test_a_run_with_a_bad_space_is_refused_and_nothing_is_stored() -> None:
     assert store.list_runs() == []
     Run.create(task=ToyTask(task_agent=TUNABLE_TASK_AGENT), storage=store)
     assert len(store.list_runs()) == 1
+
+
+def test_the_scaffold_uses_the_installed_meta_agent_unless_copied(tmp_path) -> None:
+    from hyperagents.improvers import meta_agent_files
+
+    installed = meta_agent_files("offline") or {}
+    shared = scaffold_task("shared_meta", tmp_path / "a")
+    task = load_task(f"{shared / 'task.py'}:SharedMetaTask")
+    assert sorted(p.name for p in (shared / "seed").iterdir()) == ["task_agent.py"]
+    program = task.seed_program()
+    assert {path: program.text(path) for path in installed} == installed
+    forked = scaffold_task("own_meta", tmp_path / "b", copy_meta=True)
+    (forked / "seed" / "meta_agent.py").write_text(
+        "def improve(workspace, report):\n    return {}\n"
+    )
+    own = load_task(f"{forked / 'task.py'}:OwnMetaTask").seed_program()
+    assert own.text("meta_agent.py").startswith("def improve(workspace, report):")
+    assert set(installed) <= set(own)  # its sibling modules were copied too

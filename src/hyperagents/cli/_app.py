@@ -117,12 +117,20 @@ def init_task(
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Where to create the folder (default: ./NAME).")
     ] = None,
+    copy_meta: Annotated[
+        bool,
+        typer.Option(
+            "--copy-meta",
+            help="Copy the offline meta agent into seed/ to edit it there "
+            "(default: the task uses the installed one).",
+        ),
+    ] = False,
 ) -> None:
     """Scaffold a new task folder with a seed hyperagent and a test (standard library only)."""
     from hyperagents.tasks import scaffold_task, task_class_name
 
     with errors():
-        target = scaffold_task(name, directory or Path(name))
+        target = scaffold_task(name, directory or Path(name), copy_meta=copy_meta)
         spec = shlex.quote(f"{target / 'task.py'}:{task_class_name(name)}")
         test = shlex.quote(str(target / f"test_{name}.py"))
         console.print(f"created task [bold]{name}[/] in {escape(str(target))}", highlight=False)

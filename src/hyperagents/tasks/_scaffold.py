@@ -21,6 +21,8 @@ The example work: decide whether a point (x, y) lies inside a hidden disc. Repla
   a `Score` within `score_range` plus feedback text, and never raises on malformed output;
 * `seed_program()` returns the starting hyperagent: `task_agent.py` (with `solve(inputs)`) and
   `meta_agent.py` (with `improve(workspace, report)`) with the `meta_*.py` modules it imports.
+  Here `seed/` holds the task agent and, unless it has a `meta_agent.py` of its own
+  (`init-task --copy-meta` puts a copy there to edit), the installed offline meta agent is used.
 
 Run it:  hyperagents run --task {path}:{cls} --generations 10
 """
@@ -31,6 +33,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from hyperagents.improvers import meta_agent_files
 from hyperagents.program import Program
 from hyperagents.tasks import Instance, Score, Split, Task
 
@@ -69,7 +72,10 @@ class {cls}(Task):
         return Score(0.0, f"predicted {{output}}, expected {{instance.target}}")
 
     def seed_program(self) -> Program:
-        return Program.from_directory(_HERE / "seed")
+        seed = Program.from_directory(_HERE / "seed")
+        if "meta_agent.py" in seed:  # a meta agent of this task's own
+            return seed
+        return seed.with_files(meta_agent_files("offline") or {{}})
 '''
 
 _TASK_AGENT = '''"""Seed task agent: a parametrised rule the meta agent tunes through PARAMS."""
@@ -172,9 +178,12 @@ def task_class_name(name: str) -> str:
     return camel if camel.endswith("Task") and camel != "Task" else camel + "Task"
 
 
-def scaffold_task(name: str, directory: Path) -> Path:
-    """Create ``directory`` with ``task.py``, ``seed/`` (task + meta agent) and
-    ``test_NAME.py``: checks that need only the standard library (``python test_NAME.py``).
+def scaffold_task(name: str, directory: Path, *, copy_meta: bool = False) -> Path:
+    """Create ``directory`` with ``task.py``, ``seed/`` and ``test_NAME.py``: checks that need
+    only the standard library (``python test_NAME.py``).
+
+    ``seed/`` holds the task agent; the task's seed program adds the installed offline meta
+    agent, unless ``copy_meta`` copies its files into ``seed/`` to be edited there.
 
     Raises:
         ConfigError: ``name`` is not an identifier or ``directory`` exists and is not empty.
@@ -189,8 +198,10 @@ def scaffold_task(name: str, directory: Path) -> Path:
     path = directory / "task.py"
     path.write_text(_TASK_PY.format(name=name, cls=cls, path=path), encoding="utf-8")
     (directory / "seed" / "task_agent.py").write_text(_TASK_AGENT, encoding="utf-8")
-    for seed_name, text in offline_meta_agent().items():
-        (directory / "seed" / seed_name).write_text(text, encoding="utf-8")
+    meta = offline_meta_agent()  # also checks that the installed one is there
+    if copy_meta:
+        for seed_name, text in meta.items():
+            (directory / "seed" / seed_name).write_text(text, encoding="utf-8")
     test_file = directory / f"test_{name}.py"
     test_file.write_text(_TEST.format(name=name, cls=cls, test_file=test_file), encoding="utf-8")
     return directory
