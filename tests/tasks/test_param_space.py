@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hyperagents.exceptions import ConfigError
+from hyperagents.improvers import meta_agent_files
 from hyperagents.program import Program
 from hyperagents.runs import Run
 from hyperagents.storages import InMemoryStorage
@@ -79,21 +80,28 @@ def test_valid_spaces_and_sources_without_one_have_no_problems() -> None:
     assert param_space_errors("PARAM_SPACE = {}\n") != []  # the values it bounds are missing
 
 
+def offline_toy(task_agent: str) -> ToyTask:
+    """The toy task with the built-in offline meta agent, the one that reads PARAM_SPACE."""
+    files = dict(meta_agent_files("offline") or {})
+    return ToyTask(task_agent=task_agent, meta_agent=files.pop("meta_agent.py"), extra=files)
+
+
 def test_a_run_with_a_bad_space_is_refused_and_nothing_is_stored() -> None:
     store = InMemoryStorage()
     bad = TUNABLE_TASK_AGENT.replace('"high": 1.0', '"hi": 1.0')
     with pytest.raises(ConfigError) as caught:
-        Run.create(task=ToyTask(task_agent=bad), storage=store)
+        Run.create(task=offline_toy(bad), storage=store)
     message = str(caught.value)
     assert "task_agent.py: PARAM_SPACE['t']: unknown key 'hi' (did you mean 'high'?)" in message
     assert store.list_runs() == []
-    Run.create(task=ToyTask(task_agent=TUNABLE_TASK_AGENT), storage=store)
+    Run.create(task=offline_toy(TUNABLE_TASK_AGENT), storage=store)
     assert len(store.list_runs()) == 1
+    # a meta agent of the task's own may read the literal its own way: not checked
+    Run.create(task=ToyTask(task_agent=bad), storage=store)
+    assert len(store.list_runs()) == 2
 
 
 def test_the_scaffold_uses_the_installed_meta_agent_unless_copied(tmp_path) -> None:
-    from hyperagents.improvers import meta_agent_files
-
     installed = meta_agent_files("offline") or {}
     shared = scaffold_task("shared_meta", tmp_path / "a")
     task = load_task(f"{shared / 'task.py'}:SharedMetaTask")

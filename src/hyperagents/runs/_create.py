@@ -128,8 +128,16 @@ def check_generations(generations: object) -> None:
 
 
 def check_param_space(program: Program) -> None:
-    """Raises: ConfigError: the seed's task agent declares a search space with problems (each
-    named with its key: a typo would otherwise give children that never change)."""
+    """Check the seed task agent's ``PARAM_SPACE`` when the built-in offline meta agent is the
+    one that reads it (a meta agent of one's own may give the literal another meaning).
+
+    Raises:
+        ConfigError: The space has problems (each named with its key: a typo would otherwise
+            give children that never change).
+    """
+    offline = (meta_agent_files("offline") or {}).get("meta_agent.py")
+    if "meta_agent.py" not in program or program["meta_agent.py"] != (offline or "").encode():
+        return
     errors = program_param_space_errors(program)
     if errors:
         lines = "\n".join(f"  - {error}" for error in errors)
