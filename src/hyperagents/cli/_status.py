@@ -25,6 +25,7 @@ from hyperagents.cli._shared import (
 )
 from hyperagents.runs import Run, engine_state, run_engines, status_label
 from hyperagents.storages import RunRecord, VariantRecord, VariantState
+from hyperagents.tasks import file_spec
 
 __all__ = ["list_runs", "print_status", "short_task", "status"]
 
@@ -156,10 +157,8 @@ def _run_row(record: RunRecord, variants: list[VariantRecord]) -> dict[str, str]
 def short_task(spec: str) -> str:
     """A task spec as a listing shows it: ``path/to/task.py:Class`` as ``task.py:Class``
     (``status`` shows the whole spec)."""
-    path, colon, name = spec.rpartition(":")
-    if colon and path.endswith(".py"):
-        return f"{PurePath(path).name}:{name}"
-    return spec
+    parts = file_spec(spec)
+    return spec if parts is None else f"{PurePath(parts[0]).name}:{parts[1]}"
 
 
 def status(

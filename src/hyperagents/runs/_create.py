@@ -30,7 +30,7 @@ from hyperagents.storages import (
     VariantState,
     get_storage,
 )
-from hyperagents.tasks import Task, load_task, program_param_space_errors
+from hyperagents.tasks import Task, file_spec, load_task, program_param_space_errors
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,9 @@ def check_llm(config: RunConfig) -> None:
 
 def portable_spec(spec: str) -> str:
     """File specs are stored with an absolute path so the run resumes from any directory."""
-    path, sep, cls = spec.strip().rpartition(":")
-    if sep and path.endswith(".py"):
-        return f"{Path(path).expanduser().resolve()}:{cls}"
+    parts = file_spec(spec)
+    if parts is not None:
+        return f"{Path(parts[0]).expanduser().resolve()}:{parts[1]}"
     return spec.strip()
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "Split",
     "Task",
     "TaskInfo",
+    "file_spec",
     "is_meta_agent_file",
     "list_tasks",
     "load_task",
@@ -83,8 +84,13 @@ def _import_target(target: str, spec: str) -> Any:
         raise TaskError(f"task {spec!r}: {module_name} has no attribute {attr!r}") from exc
 
 
-def _load_file(spec: str) -> Any:
-    path_text, _, class_name = spec.rpartition(":")
+def file_spec(spec: str) -> tuple[str, str] | None:
+    """A ``path/to/file.py:ClassName`` spec's path and class name (None for any other spec)."""
+    path, colon, name = spec.strip().rpartition(":")
+    return (path, name) if colon and path.endswith(".py") else None
+
+
+def _load_file(path_text: str, class_name: str, spec: str) -> Any:
     path = Path(path_text).expanduser()
     if not class_name.isidentifier():
         raise TaskNotFoundError(f"task spec {spec!r}: expected path/to/file.py:ClassName")
@@ -122,8 +128,8 @@ def load_task(spec: str | Task) -> Task:
         obj = _import_target(BUILTIN_TASKS[spec], spec)
     elif spec in (targets := _entry_point_targets()):
         obj = _import_target(targets[spec], spec)
-    elif ":" in spec and spec.rpartition(":")[0].endswith(".py"):
-        obj = _load_file(spec)
+    elif (parts := file_spec(spec)) is not None:
+        obj = _load_file(*parts, spec)
     else:
         known = sorted(set(BUILTIN_TASKS) | set(_entry_point_targets()))
         raise TaskNotFoundError(
