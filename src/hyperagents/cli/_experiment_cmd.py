@@ -33,12 +33,33 @@ __all__ = ["experiment", "report"]
 
 # -- the options of ``experiment`` ------------------------------------------------------
 _TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")]
-_ModesOpt = Annotated[str, typer.Option(help="Comma-separated modes to compare.")]
+_ModesOpt = Annotated[
+    str,
+    typer.Option(
+        help="Comma-separated arms to compare: the modes hyperagent, frozen-meta, no-archive, "
+        "and the baselines random, optuna-tpe, optuna-cmaes (extra 'optuna')."
+    ),
+]
 _SeedsOpt = Annotated[
     int, typer.Option(min=1, help="Independent replicates per mode (seeds 0..N-1).")
 ]
 _GenerationsOpt = Annotated[
-    int, typer.Option("--generations", "-g", min=0, help="Generations per run.")
+    int | None,
+    typer.Option(
+        "--generations",
+        "-g",
+        min=0,
+        help="Generations per run [default: 30, or with --evaluations as many as evaluations].",
+        show_default=False,
+    ),
+]
+_EvaluationsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Stage evaluations per run (its evaluation budget): compare arms at equal "
+        "evaluations, whatever each spends per generation.",
+    ),
 ]
 _WorkersOpt = Annotated[
     int | None,
@@ -74,9 +95,10 @@ _QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.
 
 def experiment(
     task: _TaskOpt = "review",
-    modes: _ModesOpt = "hyperagent,frozen-meta,no-archive",
+    modes: _ModesOpt = "hyperagent,frozen-meta,no-archive,random",
     seeds: _SeedsOpt = 5,
-    generations: _GenerationsOpt = 30,
+    generations: _GenerationsOpt = None,
+    evaluations: _EvaluationsOpt = None,
     storage: StorageOpt = None,
     workers: _WorkersOpt = None,
     name: _NameOpt = None,
@@ -97,6 +119,7 @@ def experiment(
             modes=modes,
             seeds=seeds,
             generations=generations,
+            evaluations=evaluations,
             name=name,
             workers=workers,
             sandbox=sandbox,
@@ -127,9 +150,15 @@ def _announce(spec: ExperimentSpec, task_name: str, count: int) -> None:
     err_console.print(
         f"experiment [bold]{escape(spec.name)}[/]: task {escape(task_name)}, "
         f"{', '.join(m.value for m in spec.modes)} × {len(spec.seeds)} seeds × "
-        f"{spec.generations} generations, {count} run(s) at once",
+        f"{spec.generations} generations{_budget(spec)}, {count} run(s) at once",
         highlight=False,
     )
+
+
+def _budget(spec: ExperimentSpec) -> str:
+    """`` (at most N evaluations each)`` when the runs have an evaluation budget."""
+    budget = spec.config.get("max_evaluations")
+    return f" (at most {budget} evaluations each)" if budget is not None else ""
 
 
 def _run_grid(

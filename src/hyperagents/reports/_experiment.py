@@ -31,6 +31,7 @@ from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecor
 from hyperagents.tasks import Task, load_task
 
 __all__ = [
+    "DEFAULT_MODES",
     "EXPERIMENT_ATTR",
     "ExperimentRequest",
     "ExperimentSpec",
@@ -42,6 +43,10 @@ __all__ = [
 #: The field of a run's record (:attr:`RunRecord.experiment`), and the column of the report's
 #: rows, that names a run's experiment.
 EXPERIMENT_ATTR = "experiment"
+
+#: The arms an experiment compares unless told otherwise: the three modes and random search
+#: over the seed's declared parameters (the Optuna arms need the extra ``optuna``).
+DEFAULT_MODES = "hyperagent,frozen-meta,no-archive,random"
 
 #: Called as ``cb(run, variant)`` whenever a variant of any run reaches a final state.
 Callback = Callable[[Run, VariantRecord], None]
@@ -141,12 +146,23 @@ class ExperimentRequest(BaseModel):
 
     task: str = Field(default="review", description="task name or path/file.py:Class")
     modes: str | list[str] = Field(
-        default="hyperagent,frozen-meta,no-archive", description="the modes to compare"
+        default=DEFAULT_MODES, description="the modes (and baseline arms) to compare"
     )
     seeds: int | list[int] = Field(
         default=5, description="replicates per mode: a count (seeds 0..N-1) or the seeds"
     )
-    generations: int = Field(default=30, ge=0, description="generations per run")
+    generations: int | None = Field(
+        default=None,
+        ge=0,
+        description="generations per run (default: 30, or with ``evaluations`` as many as "
+        "evaluations, so the evaluation budget ends each run)",
+    )
+    evaluations: int | None = Field(
+        default=None,
+        ge=1,
+        description="stage evaluations per run (its ``max_evaluations``): arms compared at "
+        "equal evaluations, whatever each spends per generation",
+    )
     name: str | None = Field(default=None, description="the experiment (default: TASK-experiment)")
     workers: int | None = Field(
         default=None, ge=1, description="runs driven at once (default: the number of CPUs)"
@@ -177,6 +193,11 @@ class ExperimentRequest(BaseModel):
         config = dict(self.config)
         if self.sandbox is not None:
             config["sandbox"] = self.sandbox
+        if self.evaluations is not None:
+            config["max_evaluations"] = self.evaluations
+        generations = self.generations
+        if generations is None:
+            generations = self.evaluations if self.evaluations is not None else 30
         if task_name is None:
             task_name = load_task(self.task).name
         return ExperimentSpec.parse(
@@ -184,7 +205,7 @@ class ExperimentRequest(BaseModel):
             task=self.task,
             modes=self.modes,
             seeds=self.seeds,
-            generations=self.generations,
+            generations=generations,
             config=config,
             meta_from=self.meta_from,
         )

@@ -28,6 +28,7 @@ from hyperagents.tasks._base import (
     Task,
     is_meta_agent_file,
 )
+from hyperagents.tasks._declared import DeclaredParam, DeclaredSpace, declared_space
 from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks._param_space import param_space_errors, program_param_space_errors
 from hyperagents.tasks._scaffold import scaffold_task, task_class_name
@@ -36,12 +37,15 @@ __all__ = [
     "BUILTIN_TASKS",
     "ENTRY_POINT_GROUP",
     "META_STATE_FILE",
+    "DeclaredParam",
+    "DeclaredSpace",
     "GeneratedTask",
     "Instance",
     "Score",
     "Split",
     "Task",
     "TaskInfo",
+    "declared_space",
     "file_spec",
     "is_meta_agent_file",
     "list_tasks",
