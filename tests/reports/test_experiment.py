@@ -127,6 +127,10 @@ def test_progress_counts_the_generations_finished_of_every_arm() -> None:
     run_experiment(grid, storage=store, workers=2, task=ToyTask())
     assert experiment_progress(store, grid) == (8, 8)
     assert experiment_progress(store, spec(generations=3, seeds=3)) == (2 * 3 * 3, 8)
+    # With an evaluation budget, progress counts stage evaluations.
+    budget = spec(config={"subset_size": 10, "max_evaluations": 30})
+    spent = sum(len(v.scores) for r in store.list_runs() for v in store.list_variants(r.id))
+    assert experiment_progress(store, budget) == (2 * 2 * 30, spent)
 
 
 def test_the_cli_runs_and_continues_an_experiment(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ _QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.
 
 def experiment(
     task: _TaskOpt = "review",
-    modes: _ModesOpt = "hyperagent,frozen-meta,no-archive,random",
+    modes: _ModesOpt = "hyperagent,frozen-meta,no-archive,random",  # reports.DEFAULT_MODES
     seeds: _SeedsOpt = 5,
     generations: _GenerationsOpt = None,
     evaluations: _EvaluationsOpt = None,
@@ -110,7 +110,12 @@ def experiment(
 ) -> None:
     """Run every mode × seed of a task in one storage (again: continue where it stopped)."""
     allow_unsafe_sandbox(unsafe_process_sandbox)
-    from hyperagents.reports import MIN_SEEDS, ExperimentRequest, experiment_progress
+    from hyperagents.reports import (
+        MIN_SEEDS,
+        ExperimentRequest,
+        experiment_progress,
+        progress_unit,
+    )
     from hyperagents.tasks import load_task
 
     with errors():
@@ -138,9 +143,11 @@ def experiment(
                 f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "
                 f"needs at least {MIN_SEEDS} for confidence intervals (5 or more to compare modes)"
             )
+        unit = progress_unit(spec)
         progress = GenerationProgress(
-            err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet
-        )
+            err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet,
+            unit=unit,
+        )  # fmt: skip
         records = _run_grid(spec, store, count, progress)
         _print_experiment(store, records)
 
@@ -169,10 +176,14 @@ def _run_grid(
     Raises:
         typer.Exit: Interrupted (130) or terminated (143); the same command continues it.
     """
-    from hyperagents.reports import run_experiment
+    from hyperagents.reports import progress_unit, run_experiment
+
+    by_evaluations = progress_unit(spec) == "evaluation"
 
     def on_variant(run: Run, variant: VariantRecord) -> None:
-        if variant.generation > 0:
+        if by_evaluations:
+            progress.advance(len(variant.scores))
+        elif variant.generation > 0:
             progress.advance()
 
     with progress, terminate_as_interrupt() as signals:  # SIGTERM stops the runs as Ctrl-C does

@@ -37,6 +37,7 @@ __all__ = [
     "ExperimentSpec",
     "experiment_progress",
     "experiment_runs",
+    "progress_unit",
     "run_experiment",
 ]
 
@@ -212,18 +213,24 @@ class ExperimentRequest(BaseModel):
 
 
 def experiment_progress(storage: str | BaseStorage | None, spec: ExperimentSpec) -> tuple[int, int]:
-    """``(generations in all, generations finished)`` of an experiment: every arm's runs to
+    """``(in all, done)`` of an experiment, in generations: every arm's runs to
     ``spec.generations``, and the generations (after the seed) that reached a final state in
-    the runs it has so far."""
+    the runs it has so far. When the runs have an evaluation budget (``max_evaluations``),
+    that ends them first: then both count stage evaluations (:func:`progress_unit`)."""
     store = get_storage(storage)
-    total = len(spec.arms()) * len(spec.seeds) * spec.generations
-    done = sum(
-        1
-        for record in experiment_runs(store, spec.name)
-        for v in store.list_variants(record.id)
-        if v.generation > 0 and v.state.is_terminal
-    )
-    return total, done
+    runs = len(spec.arms()) * len(spec.seeds)
+    budget = spec.config.get("max_evaluations")
+    variants = [v for r in experiment_runs(store, spec.name) for v in store.list_variants(r.id)]
+    if budget is not None:
+        return runs * int(budget), sum(len(v.scores) for v in variants)
+    done = sum(1 for v in variants if v.generation > 0 and v.state.is_terminal)
+    return runs * spec.generations, done
+
+
+def progress_unit(spec: ExperimentSpec) -> str:
+    """What :func:`experiment_progress` counts: ``"evaluation"`` with an evaluation budget,
+    else ``"generation"``."""
+    return "evaluation" if spec.config.get("max_evaluations") is not None else "generation"
 
 
 def experiment_runs(storage: str | BaseStorage | None, name: str) -> list[RunRecord]:
