@@ -57,3 +57,18 @@ def load_meta_agent(workspace: Path) -> ModuleType:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     return module
+
+
+def load_meta_module(workspace: Path, name: str) -> ModuleType:
+    """The sibling module ``name`` (e.g. ``meta_model``) of ``workspace``'s meta agent, loaded
+    fresh with it."""
+    load_meta_agent(workspace)
+    if name not in sys.modules:  # a module the agent does not import (yet)
+        sys.path.insert(0, str(workspace))
+        try:
+            importlib.import_module(name)
+        finally:
+            sys.path.remove(str(workspace))
+    module = sys.modules[name]
+    assert Path(str(module.__file__)).parent == workspace
+    return module
