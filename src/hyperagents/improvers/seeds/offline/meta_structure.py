@@ -249,6 +249,8 @@ class Editor:
         assert isinstance(node, ast.Constant)
         begin, end = self.task.span(node)
         value = node.value
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
         name = self._new_name(site.function)
         param = {"name": name, "value": value, "space": lift_space(value)}
         return self._change(site, [Edit(begin, end, f'PARAMS["{name}"]')], param)
