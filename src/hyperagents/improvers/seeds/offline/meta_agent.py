@@ -93,7 +93,7 @@ META: dict[str, Any] = {
     "failures": 0.0,
     "stagnation": 0,
     "portfolio": {
-        "shares": {"tune": 0.55, "surrogate": 0.2, "structure": 0.2, "restart": 0.05},
+        "shares": {"tune": 0.5, "surrogate": 0.2, "structure": 0.25, "restart": 0.05},
         "share_lr": 0.5,
         "share_floor": 0.03,
         "structure_kinds": {

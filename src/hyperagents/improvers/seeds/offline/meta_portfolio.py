@@ -16,10 +16,12 @@ Mechanisms (``MECHANISMS``):
 * ``restart``: resample half of the parameters uniformly and reset the step size, drawn by its
   share or forced once the lineage went ``restart_after`` edits without an improvement.
 
-Adaptation: a Hedge update of ``shares`` on the mechanism behind each event (``w *= exp(lr *
-weight * (reward - target_success))``, reward 1 for a success, 0 for a failure, ties skipped),
-normalised with the floor ``share_floor`` so that no mechanism dies; the same update of
-``structure_kinds`` on the kind of a structural edit; ``restart_after`` shrinks by 0.8 after a
+Adaptation: an EXP3-like update of ``shares`` on the mechanism behind each event (``w *= exp(lr
+* weight * (reward - target_success) * importance)``, reward 1 for a success, 0 for a failure,
+ties skipped, ``importance`` the inverse of the mechanism's share relative to an even share,
+capped at 4, since only the mechanism drawn is observed), normalised with the floor
+``share_floor`` so that no mechanism dies; the same update of ``structure_kinds`` on the kind
+of a structural edit; ``restart_after`` shrinks by 0.8 after a
 successful restart and grows by 1.15 after a failed one.
 """
 
@@ -39,6 +41,8 @@ MECHANISMS = ("tune", "surrogate", "structure", "restart")
 #: The operator names (``meta_info["operator"]``) that are not ``tune`` operators.
 _OWN_OPERATORS = frozenset({"surrogate", "structure", "restart"})
 
+#: The largest factor by which the outcome of a rarely drawn mechanism or kind is weighed up.
+_IMPORTANCE_CAP = 4.0
 #: Valid range of the portfolio's numbers: ``key: (low, high)``.
 _RANGES = {
     "share_lr": (0.0, 5.0),
@@ -101,10 +105,12 @@ def adapt_portfolio(
         if mechanism is None or event.outcome == "tie":
             continue
         reward = 1.0 if event.outcome == "success" else 0.0
-        factor = math.exp(lr * event.weight * (reward - target))
-        shares[mechanism] *= factor
+        step = lr * event.weight * (reward - target)
+        shares[mechanism] *= math.exp(step * _importance(portfolio["shares"], mechanism))
         if mechanism == "structure" and event.kind in kinds:
-            kinds[event.kind] *= factor
+            kinds[event.kind] *= math.exp(
+                step * _importance(portfolio["structure_kinds"], event.kind)
+            )
         if mechanism == "restart":
             restart_after *= (0.8 if reward else 1.15) ** event.weight
     floor = float(portfolio["share_floor"])
@@ -119,6 +125,16 @@ def adapt_portfolio(
         if portfolio[key] != new[key]
     }
     return new, record
+
+
+def _importance(weights: dict[str, float], name: str) -> float:
+    """How much one outcome of ``name`` counts: the inverse of its share relative to an even
+    share, at most ``_IMPORTANCE_CAP`` (a bandit sees only the mechanism it drew, so a rarely
+    drawn one must not lose to a frequent one merely by being tried less)."""
+    share = float(weights.get(name, 0.0))
+    if share <= 0.0:
+        return _IMPORTANCE_CAP
+    return min(_IMPORTANCE_CAP, 1.0 / (len(weights) * share))
 
 
 def choose(portfolio: dict[str, Any], stagnation: float, rng: Any) -> tuple[str, bool]:
