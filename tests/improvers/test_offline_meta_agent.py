@@ -17,7 +17,7 @@ import pytest
 
 from hyperagents.tasks import param_space_errors
 
-from seed_agents import load_meta_agent, seed_files, write_meta_agent
+from seed_agents import load_meta_agent, load_meta_module, seed_files, write_meta_agent
 
 META_SOURCE = seed_files("offline")["meta_agent.py"]
 STATE_FILE = "meta_state.json"
@@ -623,3 +623,21 @@ def test_odd_task_agents_never_break_the_agent(tmp_path: Path, agent: str, mecha
             assert source != agent and info["structure"]["kind"]
         else:
             assert literal(source, "PARAMS") == info["params"]
+
+
+def test_a_rarely_drawn_mechanism_gains_more_from_one_success(tmp_path: Path) -> None:
+    """Only the drawn mechanism is observed: one outcome weighs by the inverse of its share."""
+    ws = make_workspace(tmp_path)
+    portfolio = load_meta_module(ws, "meta_portfolio")
+    event = load_meta_module(ws, "meta_history").Event
+    start = portfolio.sanitize_portfolio(SEED_META["portfolio"], SEED_META["portfolio"])
+
+    def gain(operator: str, outcome: str) -> float:
+        mechanism = portfolio.mechanism_of(operator)
+        happened = [event(1, outcome, operator, 0.1, 1, 1.0, True)]
+        new, _ = portfolio.adapt_portfolio(start, happened, 0.2)
+        return float(new["shares"][mechanism] / start["shares"][mechanism])
+
+    assert gain("restart", "success") > gain("perturb", "success") > 1.0
+    assert gain("restart", "failure") < gain("perturb", "failure") < 1.0
+    assert gain("surrogate", "tie") == 1.0
