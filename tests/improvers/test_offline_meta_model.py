@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from seed_agents import load_meta_module, write_meta_agent
+from seed_agents import offline_modules
 
 OPTIMUM = [0.3, 0.7, 0.2, 0.8, 0.55, 0.4]
 
@@ -19,12 +18,7 @@ OPTIMUM = [0.3, 0.7, 0.2, 0.8, 0.55, 0.4]
 @pytest.fixture(scope="module")
 def modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
     ws = tmp_path_factory.mktemp("model")
-    write_meta_agent(ws, "offline")
-    return {
-        "model": load_meta_module(ws, "meta_model"),
-        "space": sys.modules["meta_space"],
-        "history": sys.modules["meta_history"],
-    }
+    return offline_modules(ws, model="meta_model", space="meta_space", history="meta_history")
 
 
 def _quadratic(x: list[float]) -> float:

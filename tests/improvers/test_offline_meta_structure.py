@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import random
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 
 from hyperagents.tasks import param_space_errors
 
-from seed_agents import load_meta_module, write_meta_agent
+from seed_agents import offline_modules
 
 SAMPLE = '''"""A sample task agent."""
 
@@ -46,12 +45,8 @@ POINTS = [(x / 2.0, y / 2.0) for x in range(-2, 12) for y in range(-2, 10)]
 @pytest.fixture(scope="module")
 def mods(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
     ws = tmp_path_factory.mktemp("structure")
-    write_meta_agent(ws, "offline")
-    return {
-        "structure": load_meta_module(ws, "meta_structure"),
-        "source": sys.modules["meta_source"],
-        "history": sys.modules["meta_history"],
-    }
+    names = {"structure": "meta_structure", "source": "meta_source", "history": "meta_history"}
+    return offline_modules(ws, **names)
 
 
 def _edits(mods: dict[str, Any], source: str, kind: str) -> list[Any]:

@@ -203,7 +203,8 @@ class Editor:
         node = site.node
         assert isinstance(node, ast.If)
         begin, end = self.task.span(node.test)
-        return self._change(site, [Edit(begin, end, f"not ({self.task.text(begin, end)})")])
+        edit = Edit(begin, end, f"not ({self.task.text(begin, end)})")
+        return self._change(Site(site.kind, site.function, node.test), [edit])  # record: the test
 
     def _drop_cond(self, site: Site, rng: Any) -> Change | None:
         node = site.node
