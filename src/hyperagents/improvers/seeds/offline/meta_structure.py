@@ -134,11 +134,12 @@ class Editor:
             self._collect(name, function)
 
     def _collect(self, name: str, function: ast.AST) -> None:
-        """Record the sites of one function."""
-        body = getattr(function, "body", [])
-        hidden = _hidden(body)
-        for stmt in body:
+        """Record the sites of one function (one walk: a node is visited after its parents, so
+        the subtrees they hide are known by then)."""
+        hidden: dict[str, set[int]] = {"any": set(), "lift": set()}
+        for stmt in getattr(function, "body", []):
             for node in ast.walk(stmt):
+                _hide(node, hidden)
                 if id(node) in hidden["any"]:
                     continue
                 for kind in _kinds_of(node, id(node) in hidden["lift"]):
@@ -358,23 +359,20 @@ def _functions(tree: ast.Module) -> Iterator[tuple[str, ast.AST]]:
                     yield f"{node.name}.{item.name}", item
 
 
-def _hidden(body: list[ast.stmt]) -> dict[str, set[int]]:
-    """Ids of nodes no edit touches (``any``: inside f-strings and annotations) and of numbers
-    that are not lifted (``lift``: indices and slices, nested functions' defaults)."""
-    hidden: dict[str, set[int]] = {"any": set(), "lift": set()}
-    for stmt in body:
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.JoinedStr):
-                hidden["any"].update(id(n) for n in ast.walk(node))
-            elif isinstance(node, ast.AnnAssign):
-                hidden["any"].update(id(n) for n in ast.walk(node.annotation))
-            elif isinstance(node, ast.Subscript):
-                hidden["lift"].update(id(n) for n in ast.walk(node.slice))
-            elif isinstance(node, ast.arguments):
-                for default in [*node.defaults, *node.kw_defaults]:
-                    if default is not None:
-                        hidden["lift"].update(id(n) for n in ast.walk(default))
-    return hidden
+def _hide(node: ast.AST, hidden: dict[str, set[int]]) -> None:
+    """Add the ids of the nodes below ``node`` that no edit touches (``any``: inside f-strings
+    and annotations) and of the numbers that are not lifted (``lift``: indices and slices,
+    nested functions' defaults)."""
+    if isinstance(node, ast.JoinedStr):
+        hidden["any"].update(id(n) for n in ast.walk(node))
+    elif isinstance(node, ast.AnnAssign | ast.arg) and node.annotation is not None:
+        hidden["any"].update(id(n) for n in ast.walk(node.annotation))
+    elif isinstance(node, ast.Subscript):
+        hidden["lift"].update(id(n) for n in ast.walk(node.slice))
+    elif isinstance(node, ast.arguments):
+        for default in [*node.defaults, *node.kw_defaults]:
+            if default is not None:
+                hidden["lift"].update(id(n) for n in ast.walk(default))
 
 
 def _kinds_of(node: ast.AST, no_lift: bool) -> list[str]:
