@@ -57,3 +57,32 @@ def load_meta_agent(workspace: Path) -> ModuleType:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     return module
+
+
+def load_meta_module(workspace: Path, name: str) -> ModuleType:
+    """The sibling module ``name`` (e.g. ``meta_model``) of ``workspace``'s meta agent, loaded
+    fresh with it."""
+    load_meta_agent(workspace)
+    return _sibling(workspace, name)
+
+
+def _sibling(workspace: Path, name: str) -> ModuleType:
+    """The module ``name`` of the meta agent last loaded from ``workspace`` (imported from there
+    if the agent does not import it)."""
+    if name not in sys.modules:
+        sys.path.insert(0, str(workspace))
+        try:
+            importlib.import_module(name)
+        finally:
+            sys.path.remove(str(workspace))
+    module = sys.modules[name]
+    assert Path(str(module.__file__)).parent == workspace
+    return module
+
+
+def offline_modules(workspace: Path, **names: str) -> dict[str, ModuleType]:
+    """The offline meta agent written into ``workspace`` and loaded fresh, and its modules by
+    key: ``offline_modules(ws, model="meta_model")["model"]`` (all of the same load)."""
+    write_meta_agent(workspace, "offline")
+    load_meta_agent(workspace)
+    return {key: _sibling(workspace, name) for key, name in names.items()}

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from seed_agents import load_meta_agent, seed_files, write_meta_agent
+from hyperagents.tasks import param_space_errors
+
+from seed_agents import load_meta_agent, load_meta_module, seed_files, write_meta_agent
 
 META_SOURCE = seed_files("offline")["meta_agent.py"]
 STATE_FILE = "meta_state.json"
@@ -64,6 +66,13 @@ def make_workspace(tmp_path: Path, name: str = "ws", agent: str = FAKE_AGENT, **
     return ws
 
 
+def tuning_workspace(tmp_path: Path, name: str, weights: dict[str, float], **meta: Any) -> Path:
+    """A workspace whose meta agent only tunes numbers, with these ``operator_weights``."""
+    return make_workspace(
+        tmp_path, name, operator_weights=weights, weight_floor=0.0, portfolio=TUNE_ONLY, **meta
+    )
+
+
 def state(ws: Path) -> Any:
     """The state the workspace's meta agent wrote."""
     return json.loads((ws / STATE_FILE).read_text(encoding="utf-8"))
@@ -79,6 +88,12 @@ def improve(ws: Path, report: Any) -> dict[str, Any]:
 
 SPACE = literal(FAKE_AGENT, "PARAM_SPACE")
 SEED_META = literal(META_SOURCE, "META")
+#: A portfolio that only tunes numbers (for the tests of the ``tune`` operators).
+TUNE_ONLY = {
+    **SEED_META["portfolio"],
+    "shares": {"tune": 1.0, "surrogate": 0.0, "structure": 0.0, "restart": 0.0},
+    "share_floor": 0.0,
+}
 
 
 def in_space(name: str, value: Any) -> bool:
@@ -124,7 +139,7 @@ def test_edits_params_within_bounds_and_keeps_the_rest_of_the_file(tmp_path: Pat
     start = before.index(b"{", before.index(b"PARAMS = "))
     end = before.index(b"}", start) + 1
     for seed in range(25):
-        ws = make_workspace(tmp_path, f"ws{seed}")
+        ws = make_workspace(tmp_path, f"ws{seed}", portfolio=TUNE_ONLY)
         info = improve(ws, {"seed": seed})
         after = (ws / "task_agent.py").read_bytes()
         assert after[:start] == before[:start]
@@ -312,9 +327,7 @@ def test_focus_targets_the_feature_over_represented_among_failures(
     weights = {"perturb": 0.0, "focus": 1.0, "follow": 0.0, "crossover": 0.0, "reset": 0.0}
     focused = 0
     for seed in range(12):
-        ws = make_workspace(
-            tmp_path, f"ws{seed}", operator_weights=weights, weight_floor=0.0, explore=0.0
-        )
+        ws = tuning_workspace(tmp_path, f"ws{seed}", weights, explore=0.0)
         info = improve(ws, {**_focus_report(failing), "seed": seed})
         if info["operator"] != "focus":
             assert info["explored"]  # only the minimum exploration may divert it
@@ -333,9 +346,7 @@ def test_focus_reads_a_list_input_by_its_length_and_numbers(tmp_path: Path) -> N
     weights = {"perturb": 0.0, "focus": 1.0, "follow": 0.0, "crossover": 0.0, "reset": 0.0}
     focused = 0
     for seed in range(8):
-        ws = make_workspace(
-            tmp_path, f"ws{seed}", operator_weights=weights, weight_floor=0.0, explore=0.0
-        )
+        ws = tuning_workspace(tmp_path, f"ws{seed}", weights, explore=0.0)
         info = improve(ws, {**report, "seed": seed})
         if info["operator"] == "focus":
             focused += 1
@@ -349,7 +360,7 @@ def test_focus_falls_back_to_perturb_without_failures(tmp_path: Path) -> None:
     for result in report["evaluation"]["results"]:
         result["score"] = 1.0
     weights = {"perturb": 0.0, "focus": 1.0, "follow": 0.0, "crossover": 0.0, "reset": 0.0}
-    ws = make_workspace(tmp_path, operator_weights=weights, weight_floor=0.0, explore=0.0)
+    ws = tuning_workspace(tmp_path, "ws", weights, explore=0.0)
     info = improve(ws, report)
     assert info["operator"] in ("perturb", "reset")
     if info["operator"] == "perturb":
@@ -365,9 +376,7 @@ def test_follow_reapplies_a_successful_direction(tmp_path: Path) -> None:
     weights = {"perturb": 0.0, "focus": 0.0, "follow": 1.0, "crossover": 0.0, "reset": 0.0}
     followed = 0
     for seed in range(10):
-        ws = make_workspace(
-            tmp_path, f"ws{seed}", operator_weights=weights, weight_floor=0.0, explore=0.0
-        )
+        ws = tuning_workspace(tmp_path, f"ws{seed}", weights, explore=0.0)
         info = improve(ws, report_with(archive, parent_id=1, seed=seed))
         if info["operator"] != "follow":
             continue
@@ -389,7 +398,7 @@ def test_crossover_takes_values_from_a_good_archive_member(tmp_path: Path) -> No
         variant(2, 0, 0.8, operator="perturb", changes={"alpha": [0.5, 0.9]}, params=donor),
     ]
     weights = {"perturb": 0.0, "focus": 0.0, "follow": 0.0, "crossover": 1.0, "reset": 0.0}
-    ws = make_workspace(tmp_path, operator_weights=weights, weight_floor=0.0, explore=0.0)
+    ws = tuning_workspace(tmp_path, "ws", weights, explore=0.0)
     info = improve(ws, report_with(archive, parent_id=1, seed=3))
     assert info["operator"] == "crossover"
     assert info["detail"]["donor"] == 2
@@ -462,9 +471,7 @@ def test_inert_parameters_are_picked_less_often(tmp_path: Path) -> None:
     weights = {"perturb": 1.0, "focus": 0.0, "follow": 0.0, "crossover": 0.0, "reset": 0.0}
     picked = 0
     for seed in range(40):
-        ws = make_workspace(
-            tmp_path, f"ws{seed}", operator_weights=weights, weight_floor=0.0, n_mutations=1.0
-        )
+        ws = tuning_workspace(tmp_path, f"ws{seed}", weights, n_mutations=1.0)
         info = improve(ws, report_with(archive, parent_id=0, seed=seed))
         picked += "mode" in info["changes"]
     assert picked <= 3  # uniform picking would choose it about 8 times in 40
@@ -481,3 +488,156 @@ def test_meta_info_stays_small_with_a_large_archive(tmp_path: Path) -> None:
     info = improve(ws, report_with(archive, parent_id=0))
     assert info["operator"] != "none"
     assert len(json.dumps(info)) <= 60_000
+
+
+# -- the strategy portfolio (meta_portfolio.py) -------------------------------------------------
+def _only(mechanism: str) -> dict[str, Any]:
+    """A portfolio that always draws ``mechanism``."""
+    shares = {name: float(name == mechanism) for name in SEED_META["portfolio"]["shares"]}
+    return {**SEED_META["portfolio"], "shares": shares, "share_floor": 0.0}
+
+
+def _credited(operator: str, outcome: float, **info: Any) -> list[dict[str, Any]]:
+    """A parent made by ``operator`` (val 0.6 over its parent's 0.5) and two children of it
+    made by the same operator, scoring ``outcome``."""
+    archive = _lineage(0.6, 0.5, operator)
+    archive[1]["meta_info"].update(info)
+    archive += [variant(vid, 1, outcome, operator=operator, **info) for vid in (2, 3)]
+    return archive
+
+
+def test_portfolio_shares_move_toward_a_mechanism_with_credit(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, self_adapt_tau=0.0)
+    info = improve(ws, report_with(_credited("surrogate", 0.7), parent_id=1))
+    shares, seed_shares = info["meta"]["portfolio"]["shares"], SEED_META["portfolio"]["shares"]
+    assert shares["surrogate"] > seed_shares["surrogate"]
+    assert all(shares[m] < seed_shares[m] for m in seed_shares if m != "surrogate")
+    assert math.isclose(sum(shares.values()), 1.0, abs_tol=1e-3)
+    assert state(ws)["portfolio"] == info["meta"]["portfolio"]  # inherited by the child
+    assert info["adaptation"]["portfolio"]["shares"] == [seed_shares, shares]
+    # The child's own call starts from it: the credit compounds along the lineage.
+    archive = [
+        *_credited("surrogate", 0.7),
+        variant(4, 1, 0.8, **{**info, "operator": "surrogate"}),
+    ]
+    again = improve(ws, report_with(archive, parent_id=4, seed=1))
+    assert again["meta"]["portfolio"]["shares"]["surrogate"] > shares["surrogate"]
+
+
+def test_structural_failures_lower_its_share_and_successes_raise_their_kind(
+    tmp_path: Path,
+) -> None:
+    seed_portfolio = SEED_META["portfolio"]
+    failed = _credited("structure", 0.7, structure={"kind": "lift"})
+    for entry in failed[2:]:
+        entry["state"], entry["scores"] = "invalid", {}
+    failed[1]["scores"] = {"train": 0.4, "val": 0.4}
+    info = improve(make_workspace(tmp_path, "bad"), report_with(failed, parent_id=1))
+    assert info["meta"]["portfolio"]["shares"]["structure"] < seed_portfolio["shares"]["structure"]
+    good = _credited("structure", 0.7, structure={"kind": "compare"})
+    info = improve(make_workspace(tmp_path, "good"), report_with(good, parent_id=1))
+    kinds = info["meta"]["portfolio"]["structure_kinds"]
+    assert kinds["compare"] > seed_portfolio["structure_kinds"]["compare"]
+    assert kinds["lift"] < seed_portfolio["structure_kinds"]["lift"]
+
+
+def test_a_stagnant_lineage_restarts_and_the_restart_starts_afresh(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, stagnation=20, step_scale=0.02, explore=0.4)
+    info = improve(ws, {"seed": 3})
+    assert info["operator"] == "restart" and info["forced_restart"] is True
+    assert info["changes"] and all(in_space(n, v) for n, v in info["params"].items())
+    assert state(ws)["stagnation"] == 0
+    assert state(ws)["step_scale"] == 0.15 and state(ws)["explore"] == 0.1
+    # A restart that did not pay off makes the next one wait longer.
+    archive = _lineage(0.4, 0.5, "restart")
+    info = improve(make_workspace(tmp_path, "after"), report_with(archive, parent_id=1))
+    assert info["meta"]["portfolio"]["restart_after"] > SEED_META["portfolio"]["restart_after"]
+
+
+def test_a_portfolio_read_from_the_state_file_decides_the_mechanism(tmp_path: Path) -> None:
+    """A state evolved elsewhere (another task, another run) is used as it is."""
+    for seed in range(8):
+        ws = make_workspace(tmp_path, f"ws{seed}", portfolio=_only("structure"))
+        code = {p.name: p.read_bytes() for p in ws.glob("meta_*.py")}
+        info = improve(ws, {"seed": seed})
+        source = (ws / "task_agent.py").read_text(encoding="utf-8")
+        assert info["operator"] == "structure" and info["mechanism"] == "structure"
+        assert info["structure"]["function"] == "solve" and source != FAKE_AGENT
+        compile(source, "task_agent.py", "exec")
+        assert param_space_errors(source) == []
+        assert literal(source, "PARAMS") == info["params"]
+        assert state(ws)["portfolio"]["shares"]["structure"] == 1.0
+        assert {p.name: p.read_bytes() for p in ws.glob("meta_*.py")} == code
+
+
+def test_the_surrogate_proposes_from_a_history_and_falls_back_without_one(tmp_path: Path) -> None:
+    archive = [variant(0, None, 0.5, params=literal(FAKE_AGENT, "PARAMS"))]
+    for vid in range(1, 13):
+        params = {**literal(FAKE_AGENT, "PARAMS"), "alpha": vid / 13, "count": vid % 10 + 1}
+        archive.append(
+            variant(vid, 0, 1.0 - abs(vid / 13 - 0.3), operator="perturb", params=params)
+        )
+    ws = make_workspace(tmp_path, portfolio=_only("surrogate"))
+    info = improve(ws, report_with(archive, parent_id=0))
+    assert info["operator"] == "surrogate" and info["detail"]["points"] == 13
+    assert all(in_space(n, v) for n, v in info["params"].items())
+    ws = make_workspace(tmp_path, "few", portfolio=_only("surrogate"))
+    info = improve(ws, report_with(archive[:4], parent_id=0))
+    assert info["operator"] in ("perturb", "focus", "follow", "crossover", "reset")
+    assert info["detail"]["fallback_from"] == "surrogate"
+
+
+@pytest.mark.parametrize("portfolio", ["junk", {"shares": {"tune": "x"}, "restart_after": -5}])
+def test_a_malformed_portfolio_falls_back_to_the_defaults(tmp_path: Path, portfolio: Any) -> None:
+    info = improve(make_workspace(tmp_path, portfolio=portfolio), {"seed": 2})
+    assert info["operator"] != "none"
+    got = info["meta"]["portfolio"]
+    assert set(got["shares"]) == set(SEED_META["portfolio"]["shares"])
+    assert set(got["structure_kinds"]) == set(SEED_META["portfolio"]["structure_kinds"])
+    assert got["restart_after"] >= 3.0
+
+
+_DECLARED = 'PARAMS = {"a": 0.5}\nPARAM_SPACE = {"a": {"type": "float", "low": 0, "high": 1}}\n'
+ODD_AGENTS = {
+    "no-functions": _DECLARED,
+    "computed-space": 'PARAMS = {"a": 0.5}\nPARAM_SPACE = dict(a={"low": 0, "high": 1})\n\n'
+    "def solve(x):\n    return x * 2.5 if x > 1 else min(x, 3)\n",
+    "odd-syntax": _DECLARED + "\nclass A:\n    @property\n    def f(self, k=2.0):\n"
+    "        return [i * 1.5 for i in range(3)][1:2] if (n := 3) > 2 and self else f'{k + 1}'\n\n"
+    "async def g():\n    async with x as y:\n        return await y - 2.0\n",
+}
+
+
+@pytest.mark.parametrize("agent", list(ODD_AGENTS.values()), ids=list(ODD_AGENTS))
+@pytest.mark.parametrize("mechanism", ["structure", "surrogate", "restart"])
+def test_odd_task_agents_never_break_the_agent(tmp_path: Path, agent: str, mechanism: str) -> None:
+    for seed in range(6):
+        ws = make_workspace(tmp_path, f"ws{seed}", agent=agent, portfolio=_only(mechanism))
+        info = improve(ws, {"seed": seed})
+        source = (ws / "task_agent.py").read_text(encoding="utf-8")
+        if info["operator"] == "none":
+            assert source == agent
+            continue
+        compile(source, "task_agent.py", "exec")
+        if info["operator"] == "structure":
+            assert source != agent and info["structure"]["kind"]
+        else:
+            assert literal(source, "PARAMS") == info["params"]
+
+
+def test_a_rarely_drawn_mechanism_gains_more_from_one_success(tmp_path: Path) -> None:
+    """Only the drawn mechanism is observed: one outcome weighs by the inverse of its share."""
+    ws = make_workspace(tmp_path)
+    portfolio = load_meta_module(ws, "meta_portfolio")
+    event = load_meta_module(ws, "meta_history").Event
+    start = portfolio.sanitize_portfolio(SEED_META["portfolio"], SEED_META["portfolio"])
+
+    def gain(operator: str, outcome: str) -> float:
+        mechanism = portfolio.mechanism_of(operator)
+        happened = [event(1, outcome, operator, 0.1, 1, 1.0, True)]
+        new, _ = portfolio.adapt_portfolio(start, happened, 0.2)
+        return float(new["shares"][mechanism] / start["shares"][mechanism])
+
+    assert gain("restart", "success") > gain("perturb", "success") > 1.0
+    assert gain("restart", "failure") < gain("perturb", "failure") < 1.0
+    assert gain("surrogate", "tie") == 1.0

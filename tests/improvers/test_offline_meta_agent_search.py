@@ -122,7 +122,8 @@ def run_loop(tmp_path: Path, generations: int, seed: int) -> list[dict[str, Any]
         }
     ]
     for generation in range(1, generations + 1):
-        parent = max((rng.choice(archive) for _ in range(3)), key=lambda v: v["scores"]["val"])
+        valid = [v for v in archive if v["state"] == "complete"]
+        parent = max((rng.choice(valid) for _ in range(3)), key=lambda v: v["scores"]["val"])
         workspace = tmp_path / f"g{generation}"
         workspace.mkdir()
         for name, text in parent["files"].items():
@@ -146,33 +147,50 @@ def run_loop(tmp_path: Path, generations: int, seed: int) -> list[dict[str, Any]
         meta_info = load_meta_agent(workspace).improve(str(workspace), report)
         meta_info = json.loads(json.dumps(meta_info))
         child = {p.name: p.read_text(encoding="utf-8") for p in workspace.iterdir() if p.is_file()}
-        train_score, results = evaluate(child["task_agent.py"], train)
-        archive.append(
-            {
-                "variant_id": generation,
-                "generation": generation,
-                "parent_id": parent["variant_id"],
-                "state": "complete",
-                "scores": {"train": train_score, "val": evaluate(child["task_agent.py"], val)[0]},
-                "meta_info": meta_info,
-                "files": child,
-                "results": results,
+        entry = {
+            "variant_id": generation,
+            "generation": generation,
+            "parent_id": parent["variant_id"],
+            "state": "complete",
+            "scores": {},
+            "meta_info": meta_info,
+            "files": child,
+            "results": [],
+        }
+        try:  # a structural edit may break the agent at run time: the child failed
+            train_score, entry["results"] = evaluate(child["task_agent.py"], train)
+            entry["scores"] = {
+                "train": train_score,
+                "val": evaluate(child["task_agent.py"], val)[0],
             }
-        )
+        except Exception:
+            entry["state"] = "failed"
+        archive.append(entry)
     return archive
+
+
+def parent_files(archive: list[dict[str, Any]], entry: dict[str, Any]) -> dict[str, str]:
+    """The files of ``entry``'s parent."""
+    files: dict[str, str] = archive[entry["parent_id"]]["files"]
+    return files
 
 
 def test_archive_loop_improves_well_beyond_the_seed(tmp_path: Path) -> None:
     archive = run_loop(tmp_path, generations=40, seed=0)
     seed_val = archive[0]["scores"]["val"]
-    best = max(archive, key=lambda v: v["scores"]["val"])
+    best = max(archive, key=lambda v: v["scores"].get("val", -1.0))
     # The seed predicts 0 everywhere; the best child must close a large part of the gap to 1.
     assert best["scores"]["val"] >= seed_val + 0.5 * (1.0 - seed_val), (seed_val, best["scores"])
     assert best["scores"]["train"] > archive[0]["scores"]["train"]
-    # Every child differs from its parent, and the history is self-describing.
+    # Every child differs from its parent, and the history is self-describing: a structural
+    # edit says what it changed in the code, the others which parameters they changed.
     for entry in archive[1:]:
         assert entry["meta_info"]["operator"] != "none"
-        assert entry["meta_info"]["changes"]
+        if entry["meta_info"]["operator"] == "structure":
+            assert entry["files"]["task_agent.py"] != parent_files(archive, entry)["task_agent.py"]
+            assert entry["meta_info"]["structure"]["kind"]
+        else:
+            assert entry["meta_info"]["changes"]
     # Self-reference: the best child's own meta agent carries an adapted state, in its state
     # file; its code is the seed's, byte for byte.
     meta = json.loads(best["files"]["meta_state.json"])

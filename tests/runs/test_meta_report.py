@@ -82,6 +82,15 @@ def test_a_value_too_large_is_left_out_and_named() -> None:
     assert shown[0]["meta_info"] == {"operator": "o"} and shown[1]["parent_id"] == 0
 
 
+def test_a_structural_edit_record_is_shown_for_crossover() -> None:
+    """The offline agent's record of a code edit (bounded by the agent) reaches other jobs."""
+    record = {"kind": "lift", "function": "solve", "old": "2.5", "new": 'PARAMS["solve_c1"]'}
+    info = {"operator": "structure", "structure": record, "meta": {"big": "x" * 5000}}
+    archive = [VariantRecord(1, 1, 0, None, "p", VariantState.COMPLETE, meta_info=info)]
+    shown = archive_summary(archive, entries=10, max_bytes=10_000)
+    assert shown[0]["meta_info"] == {"operator": "structure", "structure": record}
+
+
 def test_the_limits_cut_exactly() -> None:
     archive = variants(30)
     every = archive_summary(archive, entries=30, max_bytes=10**9)

@@ -34,9 +34,11 @@ __all__ = [
 ]
 
 #: The keys of a variant's ``meta_info`` an archive entry keeps: what the seed meta agents read
-#: of earlier edits (the offline agent: ``operator``, ``changes``, ``params``; the LLM agent:
-#: ``operator`` and ``summary``, ``reason`` or ``error``).
-SUMMARY_KEYS = ("operator", "changes", "params", "summary", "reason", "error")
+#: of earlier edits (the offline agent: ``operator``, ``changes``, ``params`` and, for an edit of
+#: the code, ``structure``: its kind, function, old and new text, each bounded by the agent,
+#: which its crossover re-makes on other parents; the LLM agent: ``operator`` and ``summary``,
+#: ``reason`` or ``error``).
+SUMMARY_KEYS = ("operator", "changes", "params", "structure", "summary", "reason", "error")
 #: A string value longer than this (characters) is cut, ending in "…".
 SUMMARY_TEXT_CHARS = 500
 #: A value whose JSON is longer than this (bytes) is left out and named in ``omitted``.

@@ -33,6 +33,7 @@ class Event:
         n_changed: How many parameters the edit changed.
         weight: The event's weight as evidence (at most 1).
         lineage: Whether the edit produced the parent (not a sibling or a child of it).
+        kind: The kind of a structural edit (``meta_info["structure"]["kind"]``), else None.
     """
 
     variant_id: Any
@@ -42,6 +43,7 @@ class Event:
     n_changed: int
     weight: float
     lineage: bool
+    kind: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A compact JSON-able record."""
@@ -163,6 +165,8 @@ class History:
         info = self.meta_info(child)
         operator = info.get("operator")
         changes = info.get("changes")
+        structure = info.get("structure")
+        kind = structure.get("kind") if isinstance(structure, dict) else None
         return Event(
             variant_id=child.get("variant_id"),
             outcome=result[0],
@@ -171,6 +175,7 @@ class History:
             n_changed=len(changes) if isinstance(changes, dict) else 0,
             weight=weight,
             lineage=lineage,
+            kind=kind if isinstance(kind, str) else None,
         )
 
     # -- evidence -----------------------------------------------------------------------------

@@ -311,3 +311,38 @@ def propose(
         if attempt >= _ATTEMPTS // 2:
             return fallback
     return fallback
+
+
+def op_restart(ctx: Context) -> Result:
+    """Resample about half of the parameters (at least one) uniformly over the space: the
+    ``restart`` mechanism (see meta_portfolio.py)."""
+    names = [name for name in ctx.mutable if ctx.rng.random() < 0.5]
+    if not names:
+        names = [ctx.rng.choice(ctx.mutable)]
+    new = dict(ctx.current)
+    for name in names:
+        dim = ctx.space[name]
+        if dim.kind == "bool":
+            new[name] = ctx.rng.random() < 0.5
+        elif dim.kind == "choice":
+            new[name] = ctx.rng.choice(dim.choices)
+        else:
+            new[name] = dim.from_unit(ctx.rng.random())
+    return new, {"targets": sorted(names)}
+
+
+def propose_with(
+    ctx: Context, name: str, operator: Callable[[Context], Result]
+) -> tuple[dict[str, Any], str, dict[str, Any], bool] | None:
+    """A proposal of one mechanism's ``operator`` that differs from the parent and from the
+    archive's members (three tries); None if it has none (the caller falls back)."""
+    known = _known_signatures(ctx.history)
+    for _ in range(3):
+        result = operator(ctx)
+        if result is None:
+            return None
+        new = {key: ctx.space[key].clip(value) for key, value in result[0].items()}
+        signature = json.dumps({**ctx.base, **new}, sort_keys=True, default=str)
+        if new != ctx.current and signature not in known:
+            return new, name, result[1], False
+    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -56,6 +57,8 @@ class Literals:
 
     def __init__(self, source: str | None) -> None:
         self.source = source
+        self.tree: ast.Module | None = None
+        self._starts: list[int] | None = None
         self._nodes: dict[str, ast.expr | None] = {}
         if source is None:
             return
@@ -63,6 +66,7 @@ class Literals:
             tree = ast.parse(source)
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             return
+        self.tree = tree
         for node in tree.body:
             if isinstance(node, ast.Assign):
                 for target in node.targets:
@@ -85,28 +89,78 @@ class Literals:
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return None
 
-    def rewrite(self, name: str, value: Any) -> str | None:
+    def rewrite(self, name: str, value: Any, extra: list[Edit] | None = None) -> str | None:
         """The source with exactly the span of the literal assigned to ``name`` replaced by
-        ``value`` (``None`` for no source).
+        ``value`` (``None`` for no source), and the ``extra`` span edits made too.
 
         The new literal is formatted one key per line (``ruff format`` style); everything outside
-        the span is kept byte for byte. Offsets from :mod:`ast` are UTF-8 byte offsets, so the
-        splice is done on bytes.
+        the spans is kept byte for byte.
         """
+        if self.source is None:
+            return None
+        edits = list(extra or [])
         node = self.node(name)
-        if self.source is None or node is None or node.end_lineno is None:
-            return self.source
-        assert node.end_col_offset is not None
-        data = self.source.encode("utf-8")
-        starts = [0]
-        for line in data.splitlines(keepends=True):
-            starts.append(starts[-1] + len(line))
-        begin = starts[node.lineno - 1] + node.col_offset
-        end = starts[node.end_lineno - 1] + node.end_col_offset
-        line_bytes = data[starts[node.lineno - 1] : begin]
-        indent = len(line_bytes) - len(line_bytes.lstrip(b" \t"))
-        text = format_literal(value, indent)
-        return (data[:begin] + text.encode("utf-8") + data[end:]).decode("utf-8")
+        if node is not None and node.end_lineno is not None:
+            begin, end = self.span(node)
+            data = self.source.encode("utf-8")
+            line_start = data.rfind(b"\n", 0, begin) + 1
+            line_bytes = data[line_start:begin]
+            indent = len(line_bytes) - len(line_bytes.lstrip(b" \t"))
+            edits.append(Edit(begin, end, format_literal(value, indent)))
+        return splice(self.source, edits)
+
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        """The UTF-8 byte offsets ``(begin, end)`` of ``node`` in the source (:mod:`ast`'s
+        offsets are byte offsets within a line)."""
+        if self._starts is None:
+            data = (self.source or "").encode("utf-8")
+            self._starts = [0]
+            for line in data.splitlines(keepends=True):
+                self._starts.append(self._starts[-1] + len(line))
+        lineno, col = getattr(node, "lineno", 1), getattr(node, "col_offset", 0)
+        end_lineno = getattr(node, "end_lineno", None) or lineno
+        end_col = getattr(node, "end_col_offset", None)
+        end_col = col if end_col is None else end_col
+        starts = self._starts
+        return starts[lineno - 1] + col, starts[end_lineno - 1] + end_col
+
+    def text(self, begin: int, end: int) -> str:
+        """The source between two byte offsets."""
+        return (self.source or "").encode("utf-8")[begin:end].decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the source's bytes ``[begin, end)`` by ``text``.
+
+    Attributes:
+        begin: First byte replaced (UTF-8 offset).
+        end: First byte kept after the replaced span (``begin`` for an insertion).
+        text: The new text.
+    """
+
+    begin: int
+    end: int
+    text: str
+
+
+def splice(source: str, edits: list[Edit]) -> str:
+    """``source`` with non-overlapping ``edits`` made (spliced on its UTF-8 bytes).
+
+    Raises:
+        ValueError: Two edits overlap.
+    """
+    data = source.encode("utf-8")
+    out: list[bytes] = []
+    position = 0
+    for edit in sorted(edits, key=lambda e: (e.begin, e.end)):
+        if edit.begin < position:
+            raise ValueError("overlapping source edits")
+        out.append(data[position : edit.begin])
+        out.append(edit.text.encode("utf-8"))
+        position = edit.end
+    out.append(data[position:])
+    return b"".join(out).decode("utf-8")
 
 
 def round_sig(value: float, digits: int = 6) -> float:
