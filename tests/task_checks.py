@@ -6,14 +6,18 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import time
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 from hyperagents import RunStatus, VariantState
+from hyperagents.exceptions import ConfigError
 from hyperagents.runs import Run
 from hyperagents.storages import InMemoryStorage
-from hyperagents.tasks import Instance, Split, Task
+from hyperagents.tasks import Instance, Split, Task, load_task, param_space_errors
 
 
 def load_agent(source: str, name: str) -> ModuleType:
@@ -75,3 +79,35 @@ def assert_short_run_completes(task: Task, generations: int = 3) -> None:
     low, high = task.score_range
     assert low <= seed.scores["val"] <= high
     assert any(v.meta_info.get("params") for v in variants[1:])
+
+
+def assert_registered(task: Task, sizes: tuple[int, int, int]) -> None:
+    """The registry loads the task by its name; its default split sizes and a [0, 1] range;
+    a size of 0 is refused."""
+    assert type(load_task(task.name)) is type(task)
+    assert task.describe()["splits"] == dict(zip(("train", "val", "test"), sizes, strict=True))
+    assert task.score_range == (0.0, 1.0)
+    with pytest.raises(ConfigError):
+        type(task)(n_val=0)  # type: ignore[call-arg]
+
+
+def assert_seed_space_valid(source: str) -> dict[str, Any]:
+    """The seed's ``PARAM_SPACE`` passes the run's check, covers ``PARAMS`` exactly and holds
+    every default strictly inside its bounds; returns ``PARAMS``."""
+    assert param_space_errors(source) == []
+    params, space = declared_space(source)
+    assert set(params) == set(space)
+    for key, value in params.items():
+        assert space[key]["low"] < value < space[key]["high"], key
+    return params
+
+
+def assert_fast_and_deterministic(
+    agent: ModuleType, instances: Sequence[Instance], seconds: float
+) -> None:
+    """``solve`` takes under ``seconds`` of this thread's CPU per instance and answers the
+    same twice."""
+    start = time.thread_time()
+    first = [agent.solve(inst.inputs) for inst in instances]
+    assert (time.thread_time() - start) / len(instances) < seconds
+    assert first == [agent.solve(inst.inputs) for inst in instances]

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import importlib.resources
-import time
+import random
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from hyperagents.exceptions import ConfigError
-from hyperagents.tasks import load_task, param_space_errors
 from hyperagents.tasks._base import Instance, Split
 from hyperagents.tasks.forecast import ForecastTask
-from hyperagents.tasks.forecast._data import HISTORY_DAYS, HORIZON
+from hyperagents.tasks.forecast._data import HISTORY_DAYS, HORIZON, generate_split
 
 from task_checks import (
+    assert_fast_and_deterministic,
+    assert_registered,
+    assert_seed_space_valid,
+    assert_short_run_completes,
     assert_splits_disjoint_and_deterministic,
     declared_space,
     load_agent,
@@ -43,11 +45,7 @@ def agent() -> ModuleType:
 
 
 def test_registered_with_sizes_and_range(task: ForecastTask) -> None:
-    assert isinstance(load_task("forecast"), ForecastTask)
-    assert task.describe()["splits"] == {"train": 300, "val": 150, "test": 150}
-    assert task.score_range == (0.0, 1.0)
-    with pytest.raises(ConfigError):
-        ForecastTask(n_test=0)
+    assert_registered(task, (300, 150, 150))
 
 
 def test_splits_are_disjoint_deterministic_and_hide_the_future(task: ForecastTask) -> None:
@@ -95,17 +93,93 @@ def test_any_output_scores_in_range_without_raising(task: ForecastTask, output: 
 
 
 def test_seed_declares_over_thirty_valid_parameters_inside_their_bounds() -> None:
-    assert param_space_errors(SEED_SOURCE) == []
-    params, space = declared_space(SEED_SOURCE)
-    assert set(params) == set(space) and len(params) >= 30
-    for key, value in params.items():
-        assert space[key]["low"] < value < space[key]["high"], key
+    assert len(assert_seed_space_valid(SEED_SOURCE)) >= 30
 
 
 def test_seed_is_fast_deterministic_and_mediocre(task: ForecastTask, agent: ModuleType) -> None:
     insts = task.instances(Split.VAL)
-    start = time.thread_time()
-    first = [agent.solve(i.inputs) for i in insts]
-    assert (time.thread_time() - start) / len(insts) < 5e-3
-    assert first == [agent.solve(i.inputs) for i in insts]
+    assert_fast_and_deterministic(agent, insts, 5e-3)
     assert 0.68 <= mean_score(task, agent, insts) <= 0.76
+
+
+def test_a_forecaster_knowing_the_true_means_caps_the_score(
+    task: ForecastTask, agent: ModuleType
+) -> None:
+    series = generate_split(0, 1, 150)
+    assert [s.future for s in series] == [i.target for i in task.instances(Split.VAL)]
+    ceiling = sum(
+        task.score(i, s.expected).value
+        for i, s in zip(task.instances(Split.VAL), series, strict=True)
+    ) / len(series)
+    assert 0.8 <= ceiling <= 0.85
+    assert mean_score(task, agent, task.instances(Split.VAL)) <= ceiling - 0.09
+
+
+def test_tuned_parameters_do_clearly_better_and_stay_below_the_ceiling(
+    task: ForecastTask, agent: ModuleType
+) -> None:
+    insts = task.instances(Split.VAL)
+    seed = mean_score(task, agent, insts)
+    agent.PARAMS = {**agent.PARAMS, **TUNED_PARAMS}
+    tuned = mean_score(task, agent, insts)
+    assert seed + 0.05 <= tuned <= 0.82
+
+
+def test_the_blend_weights_are_ill_conditioned(task: ForecastTask, agent: ModuleType) -> None:
+    """Moving two blend weights together costs far more than trading one for the other: the
+    forecasts they weigh nearly coincide, so one direction is steep and the other flat."""
+    insts = task.instances(Split.VAL)[:60]
+    agent.PARAMS = {**agent.PARAMS, **TUNED_PARAMS}
+    base = mean_score(task, agent, insts)
+    tuned = dict(agent.PARAMS)
+    agent.PARAMS = {
+        **tuned,
+        "w_weekly": tuned["w_weekly"] + 0.1,
+        "w_smooth": tuned["w_smooth"] + 0.1,
+    }
+    together = base - mean_score(task, agent, insts)
+    agent.PARAMS = {
+        **tuned,
+        "w_weekly": tuned["w_weekly"] + 0.1,
+        "w_smooth": tuned["w_smooth"] - 0.1,
+    }
+    traded = base - mean_score(task, agent, insts)
+    assert together >= 0.02
+    assert together >= 5 * abs(traded)
+
+
+def test_events_and_profile_parameters_matter_from_the_seed(
+    task: ForecastTask, agent: ModuleType
+) -> None:
+    """Each group moves the score on its own: the promotion uplift, the holiday effect, the
+    weekday profile's shrinkage, the recency of the weekly means."""
+    insts = task.instances(Split.VAL)
+    seed_params = dict(agent.PARAMS)
+    seed = mean_score(task, agent, insts)
+    for change in (
+        {"promo_uplift": TUNED_PARAMS["promo_uplift"]},
+        {"season_shrink": TUNED_PARAMS["season_shrink"]},
+        {f"week_w{k}": TUNED_PARAMS[f"week_w{k}"] for k in range(1, 7)},
+    ):
+        agent.PARAMS = {**seed_params, **change}
+        assert mean_score(task, agent, insts) >= seed + 0.004, change
+
+
+def test_random_draws_of_the_space_score_in_range(task: ForecastTask, agent: ModuleType) -> None:
+    rng = random.Random(0)
+    insts = task.instances(Split.VAL)[:30]
+    _, space = declared_space(SEED_SOURCE)
+    for _ in range(5):
+        agent.PARAMS = {
+            k: (
+                round(rng.uniform(s["low"], s["high"]))
+                if s["type"] == "int"
+                else rng.uniform(s["low"], s["high"])
+            )
+            for k, s in space.items()
+        }
+        assert 0.0 <= mean_score(task, agent, insts) <= 1.0
+
+
+def test_a_short_run_completes() -> None:
+    assert_short_run_completes(ForecastTask(n_train=20, n_val=10, n_test=10))

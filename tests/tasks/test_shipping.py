@@ -5,19 +5,19 @@ from __future__ import annotations
 import importlib.resources
 import json
 import random
-import time
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from hyperagents.exceptions import ConfigError
-from hyperagents.tasks import load_task, param_space_errors
 from hyperagents.tasks._base import Instance, Split
 from hyperagents.tasks.shipping import ShippingTask
 from hyperagents.tasks.shipping._data import tariff_price
 
 from task_checks import (
+    assert_fast_and_deterministic,
+    assert_registered,
+    assert_seed_space_valid,
     assert_short_run_completes,
     assert_splits_disjoint_and_deterministic,
     declared_space,
@@ -105,11 +105,7 @@ def agent() -> ModuleType:
 
 
 def test_registered_with_sizes_and_range(task: ShippingTask) -> None:
-    assert isinstance(load_task("shipping"), ShippingTask)
-    assert task.describe()["splits"] == {"train": 300, "val": 200, "test": 200}
-    assert task.score_range == (0.0, 1.0)
-    with pytest.raises(ConfigError):
-        ShippingTask(n_val=0)
+    assert_registered(task, (300, 200, 200))
 
 
 def test_splits_are_disjoint_deterministic_and_hide_the_price(task: ShippingTask) -> None:
@@ -151,19 +147,12 @@ def test_any_output_scores_in_range_without_raising(task: ShippingTask, output: 
 
 
 def test_seed_space_is_valid_and_starts_at_the_defaults() -> None:
-    assert param_space_errors(SEED_SOURCE) == []
-    params, space = declared_space(SEED_SOURCE)
-    assert set(params) == set(space) and len(params) == 15
-    for key, value in params.items():
-        assert space[key]["low"] < value < space[key]["high"], key
+    assert len(assert_seed_space_valid(SEED_SOURCE)) == 15
 
 
 def test_seed_is_fast_deterministic_and_mediocre(task: ShippingTask, agent: ModuleType) -> None:
     insts = task.instances(Split.VAL)
-    start = time.thread_time()
-    first = [agent.solve(i.inputs) for i in insts]
-    assert (time.thread_time() - start) / len(insts) < 1e-3
-    assert first == [agent.solve(i.inputs) for i in insts]
+    assert_fast_and_deterministic(agent, insts, 1e-3)
     assert 0.6 <= mean_score(task, agent, insts) <= 0.75
 
 

@@ -51,6 +51,8 @@ class Series:
     inputs: dict[str, Any]
     future: list[int]
     store: str
+    #: The mean demand of each future day (what a forecaster knowing the model would say).
+    expected: list[float]
 
 
 def _spells(rng: np.random.Generator, days: int, start_p: float) -> np.ndarray:
@@ -96,14 +98,16 @@ def _series(rng: np.random.Generator) -> Series:
     days = HISTORY_DAYS + HORIZON
     store = str(rng.choice(list(STORE_TYPES), p=_STORE_P))
     profile = np.asarray(STORE_TYPES[store]) * np.exp(rng.normal(0.0, 0.08, 7))
-    profile = profile / profile.mean()
+    drift = rng.normal(0.0, 0.15, 7)  # the profile moves this far (log) over the 14 weeks
     first_weekday = int(rng.integers(7))
     weekday = (first_weekday + np.arange(days)) % 7
+    daily = profile[weekday] * np.exp(drift[weekday] * np.arange(days) / days)
+    daily = daily / (profile.mean() * np.exp(drift.mean() * np.arange(days) / days))
     level = np.exp(_log_level(rng, days))
     promo = _spells(rng, days, 0.025)
     holiday = (rng.random(days) < 0.03).astype(int)
     uplift = float(np.exp(rng.normal(np.log(PROMO_UPLIFT), 0.25)))
-    mean = level * profile[weekday] * _event_factor(store, promo, holiday, uplift)
+    mean = level * daily * _event_factor(store, promo, holiday, uplift)
     demand = rng.poisson(mean * rng.gamma(DISPERSION, 1.0 / DISPERSION, days))
     inputs = {
         "history": [int(v) for v in demand[:HISTORY_DAYS]],
@@ -112,7 +116,8 @@ def _series(rng: np.random.Generator) -> Series:
         "first_weekday": first_weekday,
         "horizon": HORIZON,
     }
-    return Series(inputs, [int(v) for v in demand[HISTORY_DAYS:]], store)
+    future = [int(v) for v in demand[HISTORY_DAYS:]]
+    return Series(inputs, future, store, [float(v) for v in mean[HISTORY_DAYS:]])
 
 
 def generate_split(seed: int, split_index: int, n: int) -> list[Series]:

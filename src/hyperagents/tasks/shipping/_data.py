@@ -46,13 +46,14 @@ def billable_weight(parcel: dict[str, Any]) -> float:
     """The larger of the actual and the volumetric weight, rounded up to :data:`WEIGHT_STEP`."""
     volume = parcel["length_cm"] * parcel["width_cm"] * parcel["height_cm"]
     weight = max(parcel["weight_kg"], volume / VOLUMETRIC_DIVISOR)
-    return math.ceil(weight / WEIGHT_STEP - 1e-9) * WEIGHT_STEP
+    return float(math.ceil(weight / WEIGHT_STEP - 1e-9) * WEIGHT_STEP)
 
 
 def is_oversize(parcel: dict[str, Any]) -> bool:
     """Longest side over 100 cm, or length plus girth over 300 cm."""
     sides = sorted((parcel["length_cm"], parcel["width_cm"], parcel["height_cm"]), reverse=True)
-    return sides[0] > OVERSIZE_LENGTH_CM or sides[0] + 2 * (sides[1] + sides[2]) > OVERSIZE_GIRTH_CM
+    long, girth = sides[0], 2 * (sides[1] + sides[2])
+    return bool(long > OVERSIZE_LENGTH_CM or long + girth > OVERSIZE_GIRTH_CM)
 
 
 def tariff_price(parcel: dict[str, Any]) -> float:
@@ -68,7 +69,7 @@ def tariff_price(parcel: dict[str, Any]) -> float:
     if parcel["remote"]:
         price *= 1.0 + REMOTE_RATE
     price += INSURANCE_RATE * max(parcel["declared_value"] - INSURED_FREE, 0.0)
-    return round(price * (1.0 + FUEL_RATE), 2)
+    return round(float(price) * (1.0 + FUEL_RATE), 2)
 
 
 def _parcel(rng: np.random.Generator) -> dict[str, Any]:

@@ -64,12 +64,12 @@ PARAMS = {
 }
 
 PARAM_SPACE = {
-    "week_w1": {"type": "float", "low": 0.0, "high": 2.0, "feature": "history"},
-    "week_w2": {"type": "float", "low": 0.0, "high": 2.0, "feature": "history"},
-    "week_w3": {"type": "float", "low": 0.0, "high": 2.0, "feature": "history"},
-    "week_w4": {"type": "float", "low": 0.0, "high": 2.0, "feature": "history"},
-    "week_w5": {"type": "float", "low": 0.0, "high": 2.0, "feature": "history"},
-    "week_w6": {"type": "float", "low": 0.0, "high": 2.0, "feature": "history"},
+    "week_w1": {"type": "float", "low": 0.0, "high": 3.0, "feature": "history"},
+    "week_w2": {"type": "float", "low": 0.0, "high": 3.0, "feature": "history"},
+    "week_w3": {"type": "float", "low": 0.0, "high": 3.0, "feature": "history"},
+    "week_w4": {"type": "float", "low": 0.0, "high": 3.0, "feature": "history"},
+    "week_w5": {"type": "float", "low": 0.0, "high": 3.0, "feature": "history"},
+    "week_w6": {"type": "float", "low": 0.0, "high": 3.0, "feature": "history"},
     "trend_weeks": {"type": "int", "low": 2, "high": 12, "feature": "history"},
     "trend_weight": {"type": "float", "low": -1.0, "high": 2.0, "feature": "history"},
     "trend_damp": {"type": "float", "low": 0.5, "high": 1.0, "feature": "history"},

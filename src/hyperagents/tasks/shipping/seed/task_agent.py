@@ -67,7 +67,7 @@ def solve(inputs: dict[str, Any]) -> float:
     p: dict[str, Any] = PARAMS
     zone = min(max(int(_number(inputs, "zone")), 1), 6)
     weight = math.ceil(max(_number(inputs, "weight_kg"), 0.0))
-    price = p[f"base_zone{zone}"] + p[f"per_kg_zone{zone}"] * weight
+    price = float(p[f"base_zone{zone}"] + p[f"per_kg_zone{zone}"] * weight)
     if inputs.get("service") == "express":
         price *= p["express_factor"]
     if inputs.get("residential"):
