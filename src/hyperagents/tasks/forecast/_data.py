@@ -27,13 +27,13 @@ HISTORY_DAYS = 84
 HORIZON = 14
 #: The weekly profile of each kind of store, Monday first (normalised to mean 1 per series).
 STORE_TYPES: dict[str, tuple[float, ...]] = {
-    "office": (1.25, 1.3, 1.3, 1.25, 1.15, 0.45, 0.3),
-    "leisure": (0.7, 0.65, 0.7, 0.8, 1.15, 1.6, 1.4),
-    "neighbourhood": (0.95, 0.9, 0.95, 1.0, 1.15, 1.1, 0.95),
+    "office": (1.12, 1.15, 1.15, 1.12, 1.05, 0.76, 0.65),
+    "leisure": (0.85, 0.82, 0.85, 0.92, 1.1, 1.35, 1.11),
+    "neighbourhood": (0.95, 0.92, 0.95, 1.0, 1.12, 1.1, 0.96),
 }
 _STORE_P = (0.35, 0.3, 0.35)
 #: Demand on a public holiday relative to an ordinary day, per kind of store.
-HOLIDAY_FACTOR: dict[str, float] = {"office": 0.4, "leisure": 1.6, "neighbourhood": 0.85}
+HOLIDAY_FACTOR: dict[str, float] = {"office": 0.5, "leisure": 1.5, "neighbourhood": 0.85}
 #: Demand the day before a holiday (people stock up), relative to an ordinary day.
 PRE_HOLIDAY_FACTOR = 1.2
 #: Demand the day after a promotion ends (customers stocked up), relative to an ordinary day.
@@ -97,7 +97,7 @@ def _series(rng: np.random.Generator) -> Series:
     """Draw one series (every draw in a fixed order, from the split's stream)."""
     days = HISTORY_DAYS + HORIZON
     store = str(rng.choice(list(STORE_TYPES), p=_STORE_P))
-    profile = np.asarray(STORE_TYPES[store]) * np.exp(rng.normal(0.0, 0.08, 7))
+    profile = np.asarray(STORE_TYPES[store]) * np.exp(rng.normal(0.0, 0.1, 7))
     drift = rng.normal(0.0, 0.15, 7)  # the profile moves this far (log) over the 14 weeks
     first_weekday = int(rng.integers(7))
     weekday = (first_weekday + np.arange(days)) % 7
