@@ -131,18 +131,20 @@ def _damped_sum(damp: float, steps: np.ndarray) -> np.ndarray:
     return np.asarray(damp * (1.0 - damp**steps) / (1.0 - damp))
 
 
+def _week_means(level: np.ndarray, count: int) -> np.ndarray:
+    """The means of the last ``count`` whole weeks, the latest first."""
+    end = len(level)
+    return np.array([level[end - 7 * (k + 1) : end - 7 * k].mean() for k in range(count)])
+
+
 def _weekly(level: np.ndarray, horizon: int) -> np.ndarray:
     """Weighted mean of the last six weekly means, plus a damped trend."""
     p: dict[str, Any] = PARAMS
-    weeks = min(6, len(level) // 7)
-    means = np.array(
-        [level[len(level) - 7 * (k + 1) : len(level) - 7 * k].mean() for k in range(weeks)]
-    )
-    weights = np.array([max(float(p[f"week_w{k + 1}"]), 0.0) for k in range(weeks)])
+    means = _week_means(level, min(6, len(level) // 7))
+    weights = np.array([max(float(p[f"week_w{k + 1}"]), 0.0) for k in range(len(means))])
     base = float(means @ weights / weights.sum()) if weights.sum() > 0 else float(means.mean())
-    span = min(max(2, int(p["trend_weeks"])), len(level) // 7)
-    recent = [level[len(level) - 7 * (k + 1) : len(level) - 7 * k].mean() for k in range(span)]
-    slope = (recent[0] - recent[-1]) / (7.0 * (span - 1)) if span >= 2 else 0.0
+    recent = _week_means(level, min(max(2, int(p["trend_weeks"])), len(level) // 7))
+    slope = (recent[0] - recent[-1]) / (7.0 * (len(recent) - 1)) if len(recent) >= 2 else 0.0
     steps = np.arange(1, horizon + 1) + 3.0
     damp = min(max(float(p["trend_damp"]), 0.0), 1.0)
     return np.asarray(base + float(p["trend_weight"]) * slope * _damped_sum(damp, steps))
