@@ -36,10 +36,10 @@ Nothing in the inputs names the kind of store: it shows only in the history. The
 profile clean the history the three forecasters read, and the three forecasts, of nearly the
 same quantity, are blended with free weights, so the problem is ill-conditioned (moving two
 weights together costs far more than trading one for the other). With the defaults (seed 0;
-300 train, 150 val, 150 test) the seed scores 0.746 on val, a hill climb on its parameters
-about 0.80, and a forecaster that knows each series' true mean 0.838: the noise of the counts
-caps every forecaster there. One effect no parameter can capture: a holiday lifts or sinks
-demand by the kind of store.
+300 train, 150 val, 150 test) the seed scores 0.746 on val, hill climbs on its parameters
+(1,500 to 2,300 steps on train) 0.78 to 0.80, and a forecaster that knows each series' true
+mean 0.838: the noise of the counts caps every forecaster there. One effect no parameter can
+capture: a holiday lifts or sinks demand by the kind of store.
 
 Instance ids are ``"<split>-<index>"`` (``"val-0042"``), unique across splits. ``target`` is the
 list of the 14 actual counts.
