@@ -2,7 +2,7 @@
 
 A task is named by a *spec*:
 
-* a built-in name (``review``, ``packing``, ``support``);
+* a built-in name (``review``, ``packing``, ``support``, ``forecast``, ``shipping``);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file).
 
@@ -63,6 +63,8 @@ BUILTIN_TASKS: dict[str, str] = {
     "review": "hyperagents.tasks.review:ReviewTask",
     "packing": "hyperagents.tasks.packing:PackingTask",
     "support": "hyperagents.tasks.support:SupportTask",
+    "forecast": "hyperagents.tasks.forecast:ForecastTask",
+    "shipping": "hyperagents.tasks.shipping:ShippingTask",
 }
 
 
