@@ -180,6 +180,8 @@ class RunContext:
         """The ids of the train instances every child is first evaluated on (seeded)."""
         if self._subset is None:
             ids = [inst.id for inst in self.instances(Split.TRAIN)]
+            if self.config.subset_size == "auto":  # resolved by the run's front (Run)
+                raise RunStateError("subset_size 'auto' is resolved when the run is created")
             size = min(self.config.subset_size, len(ids))
             rng = random.Random(self.derive_seed("subset"))
             chosen = set(rng.sample(ids, size))

@@ -13,9 +13,10 @@ from hyperagents.exceptions import ConfigError, RunStateError
 from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
 from hyperagents.runs._context import sandbox_for
+from hyperagents.runs._create import record_task
 from hyperagents.sandbox import Limits, Outcome
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord
-from hyperagents.tasks import Split, Task, load_task
+from hyperagents.tasks import Split, Task
 
 __all__ = ["TRY_INPUT_LIMIT", "try_example", "try_variant"]
 
@@ -27,7 +28,7 @@ _STREAM_TAIL = 20_000
 
 def try_example(record: RunRecord) -> dict[str, Any]:
     """What a try offers to start from: the first train instance's inputs (never a label)."""
-    task = load_task(record.task)
+    task = record_task(record)
     instances = task.instances(Split.TRAIN)
     return {
         "task": task.name or record.task,
@@ -62,7 +63,7 @@ def try_variant(
         raise RunStateError(f"variant {variant.id} has no program ({variant.state.name.lower()})")
     if len(json.dumps(inputs)) > TRY_INPUT_LIMIT:
         raise ConfigError(f"the input is larger than {TRY_INPUT_LIMIT // 1024} KiB")
-    task = load_task(record.task)
+    task = record_task(record)
     config = RunConfig.parse(dict(record.config))
     program = store.get_program(variant.program_id)
     if not slots.acquire(blocking=False):
