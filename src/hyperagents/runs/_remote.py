@@ -35,8 +35,8 @@ def check_remote_start(request: StartRequest, caller: RemoteCaller) -> None:
 
     Raises:
         ConfigError: An unregistered task, a sandbox other than auto or bwrap, a config table,
-            task options, a constitution or a model read from the host's files, or a model server the
-            operator did not set up asked for without a token.
+            task options, a constitution or a model read from the host's files, or a model
+            server the operator did not set up asked for without a token.
     """
     from hyperagents.tasks import list_tasks
 

@@ -78,9 +78,10 @@ def subset_defaults(n_train: int, size: int | None = None) -> tuple[int, float]:
     The size is ``ceil(SUBSET_FRACTION * n_train)`` clamped to ``[SUBSET_MIN, SUBSET_MAX]``;
     a train split of at most ``2 * SUBSET_MIN`` instances is evaluated whole (the first stage
     is all of train, and the pruner decides whether ``val`` is run). The margin is
-    ``max(SUBSET_MARGIN_MIN, 0.5 / sqrt(size))`` (to 3 decimals): a child that one unlucky draw of the subset
-    could put there is not pruned. 400 train instances give 50 and 0.1 (the defaults before
-    ``auto``), 60 give 15 and 0.129, 40 give 10 and 0.158, 20 give 20 and 0.112.
+    ``max(SUBSET_MARGIN_MIN, 0.5 / sqrt(size))`` (to 3 decimals), ``size`` at most the train
+    split's: a child that one unlucky draw of the subset could put there is not pruned.
+    400 train instances give 50 and 0.1 (the defaults before ``auto``), 60 give 15 and 0.129,
+    40 give 10 and 0.158, 20 give 20 and 0.112, 4 give 4 and 0.25.
 
     Args:
         n_train: The train split's size.
