@@ -22,7 +22,7 @@ from hyperagents.cli._shared import (
     existing_storage,
     fmt_value,
     read_config,
-    task_options,
+    task_option_values,
 )
 from hyperagents.runs import Run
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState, get_storage
@@ -76,7 +76,7 @@ _QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.
 
 def experiment(
     task: _TaskOpt = "review",
-    task_option: TaskOptionOpt = None,
+    task_options: TaskOptionOpt = None,
     modes: _ModesOpt = "hyperagent,frozen-meta,no-archive",
     seeds: _SeedsOpt = 5,
     generations: _GenerationsOpt = 30,
@@ -97,7 +97,7 @@ def experiment(
     with errors():
         request = ExperimentRequest(
             task=task,
-            task_options=task_options(task_option),
+            task_options=task_option_values(task_options),
             modes=modes,
             seeds=seeds,
             generations=generations,

@@ -25,7 +25,7 @@ from hyperagents.cli._shared import (
     positive_seconds,
     read_config,
     storage_label,
-    task_options,
+    task_option_values,
 )
 from hyperagents.runs import (
     SELECTORS,
@@ -43,7 +43,7 @@ __all__ = ["resume", "run"]
 _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "meta_from",
     "task",
-    "task_option",
+    "task_options",
     "mode",
     "seed",
     "selector",
@@ -203,7 +203,7 @@ def _on_command_line(ctx: typer.Context, option: str) -> bool:
 def run(
     ctx: typer.Context,
     task: _TaskOpt = "review",
-    task_option: TaskOptionOpt = None,
+    task_options: TaskOptionOpt = None,
     mode: _ModeOpt = Mode.HYPERAGENT,
     generations: _GenerationsOpt = 30,
     seed: _SeedOpt = 0,
@@ -263,9 +263,8 @@ def _check_replay_options(ctx: typer.Context, replay: str) -> None:
     Raises:
         ConfigFileError: One was given.
     """
-    given = [
-        "--" + option.replace("_", "-") for option in _REPLAY_FIXED if _on_command_line(ctx, option)
-    ]
+    flags = {param.name: param.opts[0] for param in ctx.command.params}
+    given = [flags[option] for option in _REPLAY_FIXED if _on_command_line(ctx, option)]
     if given:
         raise ConfigFileError(
             f"--replay takes the task, mode, seed, model and config from {replay}'s "
@@ -283,7 +282,7 @@ def _start_request(ctx: typer.Context, max_seconds: float | None) -> StartReques
     given |= {
         "config": read_config(ctx.params["config"]),
         "max_seconds": max_seconds,
-        "task_options": task_options(ctx.params["task_option"]),
+        "task_options": task_option_values(ctx.params["task_options"]),
     }
     return StartRequest(**given)
 

@@ -41,7 +41,7 @@ __all__ = [
     "shown_url",
     "storage_hint",
     "storage_label",
-    "task_options",
+    "task_option_values",
     "whoami",
 ]
 
@@ -87,7 +87,7 @@ TaskOptionOpt = Annotated[
 ]
 
 
-def task_options(items: list[str] | None) -> dict[str, Any]:
+def task_option_values(items: list[str] | None) -> dict[str, Any]:
     """The ``--task-option KEY=VALUE`` options given, as keyword arguments.
 
     Raises:

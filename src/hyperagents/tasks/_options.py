@@ -151,16 +151,17 @@ def _keywords(cls: type) -> tuple[set[str] | None, list[str]]:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):
         return None, []
-    names: set[str] = set()
+    names: set[str] | None = set()
     required: list[str] = []
     for parameter in signature.parameters.values():
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            return None, required
-        if parameter.kind in (
+            names = None
+        elif parameter.kind in (
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
             inspect.Parameter.KEYWORD_ONLY,
         ):
-            names.add(parameter.name)
+            if names is not None:
+                names.add(parameter.name)
             if parameter.default is inspect.Parameter.empty:
                 required.append(parameter.name)
     return names, required
@@ -183,12 +184,11 @@ def create_task(cls: type[_T], options: Mapping[str, Any], spec: str) -> _T:
             raise TaskError(
                 f"task {spec!r} takes no option {unknown[0]!r} ({hint}its options: {offered})"
             )
-        missing = [name for name in required if name not in options]
-        if missing:
-            raise TaskError(
-                f"task {spec!r} needs the option {missing[0]!r} (give --task-option "
-                f"{missing[0]}=VALUE)"
-            )
+    missing = [name for name in required if name not in options]
+    if missing:
+        raise TaskError(
+            f"task {spec!r} needs the option {missing[0]!r} (give --task-option {missing[0]}=VALUE)"
+        )
     try:
         return cls(**options)
     except Exception as exc:
