@@ -216,7 +216,7 @@ class RunService:
                 created with the task options the run stored).
         """
         record = self.find_run(request.run)
-        task = record_task(record, request.task) if request.task is not None else None
+        task = record_task(record, request.task)  # its stored options; may refuse the resume
         if request.changes_config:  # after the task loads: a resume that fails changes nothing
             self._merge_budgets(record, request)
         run = Run.load(record.id, storage=self.storage, task=task)
