@@ -2,6 +2,7 @@
 
 Defined here: ``dashboard``, ``tasks`` and ``init-task``. The other commands live in modules of
 this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experiment, report;
+``_task_cmd``: test-task;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
 reject, pin, ban, stop, delete; ``_audit_cmd``: audit) and are registered here, in the order
 ``--help`` lists them. Commands that create, drive or steer runs call the application service
@@ -34,6 +35,7 @@ from hyperagents.cli._shared import (
     existing_storage,
     shown_url,
 )
+from hyperagents.cli._task_cmd import test_task
 
 __all__ = ["app", "console", "err_console", "main"]
 
@@ -56,6 +58,7 @@ app.command()(_steer.ban)
 app.command()(audit)
 app.command()(_steer.stop)
 app.command()(_steer.delete)
+app.command("test-task")(test_task)
 
 
 # -- dashboard ------------------------------------------------------------------------------

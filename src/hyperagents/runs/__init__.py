@@ -51,6 +51,7 @@ from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_vari
 from hyperagents.runs._run import STAGES, Job, Run
 from hyperagents.runs._service import Drive, RunService, Stopped
 from hyperagents.runs._stop import request_stop
+from hyperagents.runs._task_check import SeedTrial, evaluate_seed
 from hyperagents.runs._try import TRY_INPUT_LIMIT, try_example, try_variant
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "Run",
     "RunConfig",
     "RunService",
+    "SeedTrial",
     "StartRequest",
     "Stopped",
     "approve",
@@ -99,6 +101,7 @@ __all__ = [
     "engine_command",
     "engine_label",
     "engine_state",
+    "evaluate_seed",
     "find_run",
     "hunk_header",
     "merge_budgets",

@@ -31,6 +31,7 @@ from hyperagents.tasks._base import (
     Task,
     is_meta_agent_file,
 )
+from hyperagents.tasks._check import ODD_OUTPUTS, TaskCheck, check_task
 from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks._options import (
     check_task_options,
@@ -49,12 +50,15 @@ __all__ = [
     "BUILTIN_TASKS",
     "ENTRY_POINT_GROUP",
     "META_STATE_FILE",
+    "ODD_OUTPUTS",
     "GeneratedTask",
     "Instance",
     "Score",
     "Split",
     "Task",
+    "TaskCheck",
     "TaskInfo",
+    "check_task",
     "check_task_options",
     "file_spec",
     "format_task_options",
