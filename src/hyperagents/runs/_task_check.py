@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from hyperagents.evaluation import StageResult, ValidationResult, validate_and_evaluate
 from hyperagents.runs._config import RunConfig
-from hyperagents.runs._context import sandbox_for
+from hyperagents.runs._context import own_sandbox
 from hyperagents.runs._create import seed_program
 from hyperagents.sandbox import Limits
 from hyperagents.tasks import Split, Task
@@ -46,8 +46,7 @@ def evaluate_seed(task: Task, config: RunConfig | None = None) -> SeedTrial:
     limits = Limits(
         wall_time=wall, memory_mb=config.memory_mb, validate_time=config.validate_timeout
     )
-    sandbox = sandbox_for(config, task)
-    try:
+    with own_sandbox(config, task) as sandbox:
         validation, result = validate_and_evaluate(
             program,
             entry_points=task.entry_points,
@@ -58,8 +57,4 @@ def evaluate_seed(task: Task, config: RunConfig | None = None) -> SeedTrial:
             sandbox=sandbox,
             limits=limits,
         )
-    finally:
-        close = getattr(sandbox, "close", None)
-        if callable(close):
-            close()
     return SeedTrial(validation, result, str(getattr(sandbox, "name", type(sandbox).__name__)))

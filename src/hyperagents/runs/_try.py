@@ -12,7 +12,7 @@ from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.exceptions import ConfigError, RunStateError
 from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
-from hyperagents.runs._context import sandbox_for
+from hyperagents.runs._context import own_sandbox
 from hyperagents.runs._create import record_task
 from hyperagents.sandbox import Limits, Outcome
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord
@@ -76,9 +76,8 @@ def try_variant(
 
 def _solve(program: Program, task: Task, config: RunConfig, inputs: Any) -> dict[str, Any]:
     """Solve one input in a sandbox of its own, closed afterwards; the answer as JSON."""
-    sandbox = sandbox_for(config, task)
     limits = Limits(wall_time=task.instance_timeout + 15.0, memory_mb=config.memory_mb)
-    try:
+    with own_sandbox(config, task) as sandbox:
         result, answered = solve_in_sandbox(
             program,
             [("try", inputs)],
@@ -86,10 +85,6 @@ def _solve(program: Program, task: Task, config: RunConfig, inputs: Any) -> dict
             sandbox=sandbox,
             limits=limits,
         )
-    finally:
-        close = getattr(sandbox, "close", None)
-        if callable(close):
-            close()
     message = answered.get("try")
     error = None
     if message is None:
