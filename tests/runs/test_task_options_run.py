@@ -10,6 +10,7 @@ import pytest
 
 from hyperagents.exceptions import ConfigError, TaskError
 from hyperagents.reports import ExperimentRequest, run_experiment
+from hyperagents.reports._data import collect
 from hyperagents.runs import (
     RemoteCaller,
     ReplayRequest,
@@ -167,6 +168,8 @@ def test_an_experiment_creates_every_run_with_the_options() -> None:
     for record in records:
         assert record.config["task_options"] == {"sizes": [8, 4, 4]}
         assert len(Run.load(record.name, storage=store).task.instances(Split.TRAIN)) == 8
+    rows = collect(store, "grid").rows
+    assert {row["task"] for row in rows} == {"toy (sizes=[8,4,4])"}  # the report's task column
     other = request.model_copy(update={"task_options": {"sizes": [9, 4, 4]}})
     with pytest.raises(ConfigError, match=r"created with task options \(sizes=\[8,4,4\]\)"):
         run_experiment(other.spec(), storage=store, workers=1)
