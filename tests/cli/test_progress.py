@@ -71,6 +71,29 @@ def test_quiet_prints_nothing_and_the_last_generation_always_shows() -> None:
     ]
 
 
+def test_evaluations_advance_by_many_and_lines_name_the_unit() -> None:
+    sink = io.StringIO()
+    console = Console(file=sink, force_terminal=False)
+    with GenerationProgress(
+        console, "x", total=60, show_best=False, unit="evaluation", clock=Clock()
+    ) as progress:
+        for count in (3, 1, 3, 3):
+            progress.advance(count)
+    lines = [line.split(",")[0] for line in sink.getvalue().splitlines()]
+    # A line whenever a multiple of the step (3 for 60) is passed, not only hit.
+    assert lines == ["x: evaluation 3/60", "x: evaluation 7/60", "x: evaluation 10/60"]
+
+
+def test_the_cli_default_arms_are_the_experiments() -> None:
+    import inspect
+
+    from hyperagents.cli._experiment_cmd import experiment
+    from hyperagents.reports import DEFAULT_MODES
+
+    default = inspect.signature(experiment).parameters["modes"].default
+    assert default == DEFAULT_MODES and "random" in DEFAULT_MODES.split(",")
+
+
 def test_plain_every() -> None:
     assert [plain_every(n) for n in (1, 20, 30, 60, 1000)] == [1, 1, 2, 3, 50]
 

@@ -127,6 +127,10 @@ def test_progress_counts_the_generations_finished_of_every_arm() -> None:
     run_experiment(grid, storage=store, workers=2, task=ToyTask())
     assert experiment_progress(store, grid) == (8, 8)
     assert experiment_progress(store, spec(generations=3, seeds=3)) == (2 * 3 * 3, 8)
+    # With an evaluation budget, progress counts stage evaluations.
+    budget = spec(config={"subset_size": 10, "max_evaluations": 30})
+    spent = sum(len(v.scores) for r in store.list_runs() for v in store.list_variants(r.id))
+    assert experiment_progress(store, budget) == (2 * 2 * 30, spent)
 
 
 def test_the_cli_runs_and_continues_an_experiment(tmp_path: Path) -> None:
@@ -198,3 +202,45 @@ def test_an_interrupted_experiment_continues_to_the_same_results(tmp_path: Path)
         assert [x[1:] for x in fingerprint(store, a.id)] == [
             x[1:] for x in fingerprint(whole, b.id)
         ]
+
+
+BASELINE_AGENT = """PARAMS = {"t": 0.2}
+PARAM_SPACE = {"t": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def solve(inputs):
+    return "hi" if inputs["x"] > PARAMS["t"] else "lo"
+"""
+
+
+def test_arms_share_an_evaluation_budget_and_are_compared_at_it(tmp_path: Path) -> None:
+    from hyperagents.reports import build_report
+
+    request = ExperimentRequest(
+        task="toy",
+        modes="hyperagent,random",
+        seeds=2,
+        evaluations=16,
+        name="budget",
+        config={"subset_size": 10, "sandbox": "process", "meta_agent": "offline"},
+    )
+    built = request.spec(task_name="toy")
+    assert built.generations == 16 and built.config["max_evaluations"] == 16
+    storage = InMemoryStorage()
+    task = ToyTask(task_agent=BASELINE_AGENT)
+    records = run_experiment(built, storage=storage, workers=2, task=task)
+    assert {r.arm for r in records} == {"hyperagent", "random"}
+    for record in records:
+        variants = storage.list_variants(record.id)
+        spent = sum(len(v.scores) for v in variants)
+        assert 16 <= spent < 16 + 4  # the budget ended the run, not the generations
+        assert max(v.generation for v in variants) < 16
+    report = build_report("budget", storage=storage, out=tmp_path)
+    stats = report.statistics
+    fewest = min(
+        sum(len(v.scores) - ("test" in v.scores) for v in storage.list_variants(r.id))
+        for r in records
+    )
+    assert stats["evaluations"] == fewest
+    assert set(stats["modes"]) == {"hyperagent", "random"}
+    assert "at equal evaluations" in report.files["markdown"].read_text()

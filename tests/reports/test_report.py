@@ -75,11 +75,18 @@ def test_statistics_agree_with_the_stored_runs(grid: str, tmp_path: Path) -> Non
     report = build_report("g", storage=grid, out=tmp_path, k=3)
     stats = json.loads(report.files["json"].read_text())
     data = collect(get_storage(grid), "g")
+    # Arms are compared at equal evaluations: the fewest stage evaluations any run made.
+    budget = min(data.rows_of(run)[-1]["evaluations"] for run in data.runs)
+    assert stats["evaluations"] == budget
     finals: dict[str, list[float]] = {}
+    vals: dict[str, list[float]] = {}
     for run in data.runs:
-        rows = data.rows_of(run)
+        rows = [r for r in data.rows_of(run) if r["evaluations"] <= budget]
         final = next(r["champion_test"] for r in reversed(rows) if r["champion_test"] is not None)
         finals.setdefault(run.mode, []).append(final)
+        vals.setdefault(run.mode, []).append(
+            next(r["best_val"] for r in reversed(rows) if r["best_val"] is not None)
+        )
     for mode, values in finals.items():
         entry = stats["modes"][mode]
         assert sorted(entry["final_test"]) == sorted(values)
@@ -89,9 +96,31 @@ def test_statistics_agree_with_the_stored_runs(grid: str, tmp_path: Path) -> Non
     expected = mann_whitney_u(finals["hyperagent"], finals["no-archive"])
     assert pair["p_value"] == pytest.approx(expected.p_value)
     assert pair["p_holm"] >= pair["p_value"]
-    assert stats["k"] == 3
+    expected_val = mann_whitney_u(vals["hyperagent"], vals["no-archive"])
+    assert pair["val_p_value"] == pytest.approx(expected_val.p_value)
+    assert pair["val_p_holm"] >= pair["val_p_value"]
+    assert stats["k"] == 3 and stats["k_requested"] == 3
+    assert not any("capped" in w for w in stats["warnings"])
     for entry in stats["modes"].values():
         assert all(value >= -1 for value in entry["imp_at_k_values"])
+
+
+def test_a_capped_k_is_said(grid: str, tmp_path: Path) -> None:
+    report = build_report("g", storage=grid, out=tmp_path, k=50)
+    assert report.statistics["k"] == 5 and report.statistics["k_requested"] == 50
+    for kind in ("markdown", "html"):
+        document = report.files[kind].read_text()
+        assert "imp@5 (k = 50 capped)" in document and "capped at 5" in document
+
+
+def test_the_evaluations_column_counts_stage_evaluations(grid: str) -> None:
+    store = get_storage(grid)
+    data = collect(store, "g")
+    for run in data.runs:
+        variants = data.variants[run.id]
+        spent = [sum(len(v.scores) - ("test" in v.scores) for v in variants[: g + 1])
+                 for g in range(len(variants))]  # fmt: skip
+        assert [r["evaluations"] for r in data.rows_of(run)] == spent
 
 
 def test_figures_and_documents_are_self_contained(grid: str, tmp_path: Path) -> None:

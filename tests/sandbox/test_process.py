@@ -361,3 +361,25 @@ def test_only_the_verdict_before_the_instances_is_timed() -> None:
         ("validation", 99.0, 99.0),
         ("instance", 1.0, 1.0),
     ]
+
+
+def test_two_sandboxes_of_one_process_run_side_by_side(tmp_path: Path) -> None:
+    """Each run has its own sandbox object; their jobs at the same time must not share a
+    private uid (the cleanup of one would kill the other's processes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    slow = "import time\n\ndef solve(inputs):\n    time.sleep(0.4)\n    return inputs['k']\n"
+    boxes = [ProcessSandbox(), ProcessSandbox()]
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [
+            pool.submit(run, box, folder, slow, 3)
+            for box, folder in zip(boxes, folders, strict=True)
+        ]
+        results = [job.result() for job in jobs]
+    assert [r.outcome for r in results] == [Outcome.OK, Outcome.OK]
+    for result in results:
+        outputs = [m["output"] for m in result.messages if m["type"] == "instance"]
+        assert outputs == [0, 1, 2]

@@ -35,12 +35,33 @@ __all__ = ["experiment", "report"]
 
 # -- the options of ``experiment`` ------------------------------------------------------
 _TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")]
-_ModesOpt = Annotated[str, typer.Option(help="Comma-separated modes to compare.")]
+_ModesOpt = Annotated[
+    str,
+    typer.Option(
+        help="Comma-separated arms to compare: the modes hyperagent, frozen-meta, no-archive, "
+        "and the baselines random, optuna-tpe, optuna-cmaes (extra 'optuna')."
+    ),
+]
 _SeedsOpt = Annotated[
     int, typer.Option(min=1, help="Independent replicates per mode (seeds 0..N-1).")
 ]
 _GenerationsOpt = Annotated[
-    int, typer.Option("--generations", "-g", min=0, help="Generations per run.")
+    int | None,
+    typer.Option(
+        "--generations",
+        "-g",
+        min=0,
+        help="Generations per run [default: 30, or with --evaluations as many as evaluations].",
+        show_default=False,
+    ),
+]
+_EvaluationsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Stage evaluations per run (its evaluation budget): compare arms at equal "
+        "evaluations, whatever each spends per generation.",
+    ),
 ]
 _WorkersOpt = Annotated[
     int | None,
@@ -77,9 +98,10 @@ _QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.
 def experiment(
     task: _TaskOpt = "review",
     task_options: TaskOptionOpt = None,
-    modes: _ModesOpt = "hyperagent,frozen-meta,no-archive",
+    modes: _ModesOpt = "hyperagent,frozen-meta,no-archive,random",  # reports.DEFAULT_MODES
     seeds: _SeedsOpt = 5,
-    generations: _GenerationsOpt = 30,
+    generations: _GenerationsOpt = None,
+    evaluations: _EvaluationsOpt = None,
     storage: StorageOpt = None,
     workers: _WorkersOpt = None,
     name: _NameOpt = None,
@@ -91,7 +113,12 @@ def experiment(
 ) -> None:
     """Run every mode × seed of a task in one storage (again: continue where it stopped)."""
     allow_unsafe_sandbox(unsafe_process_sandbox)
-    from hyperagents.reports import MIN_SEEDS, ExperimentRequest, experiment_progress
+    from hyperagents.reports import (
+        MIN_SEEDS,
+        ExperimentRequest,
+        experiment_progress,
+        progress_unit,
+    )
     from hyperagents.tasks import load_task, stored_task_options, task_label
 
     with errors():
@@ -101,6 +128,7 @@ def experiment(
             modes=modes,
             seeds=seeds,
             generations=generations,
+            evaluations=evaluations,
             name=name,
             workers=workers,
             sandbox=sandbox,
@@ -120,9 +148,11 @@ def experiment(
                 f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "
                 f"needs at least {MIN_SEEDS} for confidence intervals (5 or more to compare modes)"
             )
+        unit = progress_unit(spec)
         progress = GenerationProgress(
-            err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet
-        )
+            err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet,
+            unit=unit,
+        )  # fmt: skip
         records = _run_grid(spec, store, count, progress)
         _print_experiment(store, records)
 
@@ -132,9 +162,15 @@ def _announce(spec: ExperimentSpec, task_name: str, count: int) -> None:
     err_console.print(
         f"experiment [bold]{escape(spec.name)}[/]: task {escape(task_name)}, "
         f"{', '.join(m.value for m in spec.modes)} × {len(spec.seeds)} seeds × "
-        f"{spec.generations} generations, {count} run(s) at once",
+        f"{spec.generations} generations{_budget(spec)}, {count} run(s) at once",
         highlight=False,
     )
+
+
+def _budget(spec: ExperimentSpec) -> str:
+    """`` (at most N evaluations each)`` when the runs have an evaluation budget."""
+    budget = spec.config.get("max_evaluations")
+    return f" (at most {budget} evaluations each)" if budget is not None else ""
 
 
 def _run_grid(
@@ -145,10 +181,14 @@ def _run_grid(
     Raises:
         typer.Exit: Interrupted (130) or terminated (143); the same command continues it.
     """
-    from hyperagents.reports import run_experiment
+    from hyperagents.reports import progress_unit, run_experiment
+
+    by_evaluations = progress_unit(spec) == "evaluation"
 
     def on_variant(run: Run, variant: VariantRecord) -> None:
-        if variant.generation > 0:
+        if by_evaluations:
+            progress.advance(len(variant.scores))
+        elif variant.generation > 0:
             progress.advance()
 
     with progress, terminate_as_interrupt() as signals:  # SIGTERM stops the runs as Ctrl-C does

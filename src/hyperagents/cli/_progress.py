@@ -54,6 +54,8 @@ class GenerationProgress:
         show_best: Whether the best val is shown.
         quiet: Print nothing.
         clock: Seconds, for the elapsed time of plain lines (monotonic).
+        unit: What is counted (``generation``, or ``evaluation`` for an experiment whose runs
+            have an evaluation budget).
     """
 
     def __init__(
@@ -67,7 +69,9 @@ class GenerationProgress:
         show_best: bool = True,
         quiet: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "generation",
     ) -> None:
+        self._unit = unit
         self._console = console
         self._name = name
         self._total = max(total, done, 1)
@@ -126,17 +130,20 @@ class GenerationProgress:
                 if self._bar is not None and self._task is not None:
                     self._bar.update(self._task, best=self._shown())
 
-    def advance(self) -> None:
-        """Note one more generation done."""
+    def advance(self, count: int = 1) -> None:
+        """Note ``count`` more generations (or evaluations) done."""
         with self._lock:
-            self._done += 1
+            before = self._done
+            self._done += count
             if self._bar is not None and self._task is not None:
-                self._bar.advance(self._task)
-            elif not self._quiet and (self._done % self._every == 0 or self._done >= self._total):
+                self._bar.advance(self._task, count)
+            elif not self._quiet and (
+                self._done // self._every > before // self._every or self._done >= self._total
+            ):
                 self._plain_line()
 
     def _plain_line(self) -> None:
-        line = f"{escape(self._name)}: generation {self._done}/{self._total}"
+        line = f"{escape(self._name)}: {self._unit} {self._done}/{self._total}"
         if self._show_best:
             line += f", best val {self._shown()}"
         line += f", elapsed {_clock(self._clock() - self._started)}"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from hyperagents.reports._experiment import (
+    DEFAULT_MODES,
     EXPERIMENT_ATTR,
     ExperimentRequest,
     ExperimentSpec,
     experiment_progress,
     experiment_runs,
+    progress_unit,
     run_experiment,
 )
 from hyperagents.reports._report import MIN_SEEDS, Report, build_report, statistics
@@ -23,6 +25,7 @@ from hyperagents.reports._stats import (
 )
 
 __all__ = [
+    "DEFAULT_MODES",
     "EXPERIMENT_ATTR",
     "MIN_SEEDS",
     "ConfidenceInterval",
@@ -38,6 +41,7 @@ __all__ = [
     "holm",
     "imp_at_k",
     "mann_whitney_u",
+    "progress_unit",
     "run_experiment",
     "statistics",
     "vargha_delaney_a12",

@@ -12,7 +12,14 @@ from hyperagents.reports._experiment import experiment_runs
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
 from hyperagents.tasks import stored_task_options, task_label
 
-__all__ = ["GENERATION_COLUMNS", "ReportData", "arm_of", "collect", "flatten_numbers"]
+__all__ = [
+    "GENERATION_COLUMNS",
+    "ReportData",
+    "arm_of",
+    "collect",
+    "flatten_numbers",
+    "search_evaluations",
+]
 
 #: The columns of the per-generation table, in order.
 GENERATION_COLUMNS = (
@@ -23,6 +30,7 @@ GENERATION_COLUMNS = (
     "arm",
     "seed",
     "generation",
+    "evaluations",
     "variant_id",
     "parent_generation",
     "state",
@@ -51,7 +59,9 @@ class ReportData:
         name: The run or experiment reported on.
         runs: The run records.
         variants: Each run's variants (by run id), ascending generation.
-        rows: One row per run and generation (keys: :data:`GENERATION_COLUMNS`).
+        rows: One row per run and generation (keys: :data:`GENERATION_COLUMNS`);
+            ``evaluations`` counts the stage evaluations of the run's generations up to the
+            row's (see :func:`search_evaluations`).
     """
 
     name: str
@@ -81,6 +91,12 @@ def arm_of(run: RunRecord) -> str:
     return run.arm or run.mode
 
 
+def search_evaluations(variant: VariantRecord) -> int:
+    """The stage evaluations a variant cost the search: every stage it was scored on but
+    ``test`` (which only champions get, for the report, and no arm sees)."""
+    return sum(1 for stage in variant.scores if stage != "test")
+
+
 def _score(variant: VariantRecord, stage: str) -> float | None:
     value = variant.scores.get(stage)
     return float(value) if value is not None else None
@@ -103,7 +119,9 @@ def _run_rows(
             totals["tokens"] += call.prompt_tokens + call.completion_tokens
             totals["cost"] += call.cost
     champion: VariantRecord | None = None
+    evaluations = 0
     for v in variants:
+        evaluations += search_evaluations(v)
         val = _score(v, "val")
         if v.state is VariantState.COMPLETE and val is not None:
             best = _score(champion, "val") if champion is not None else None
@@ -120,6 +138,7 @@ def _run_rows(
             "arm": arm_of(run),
             "seed": run.seed,
             "generation": v.generation,
+            "evaluations": evaluations,
             "variant_id": v.id,
             "parent_generation": generation_of.get(v.parent_id) if v.parent_id else None,
             "state": v.state.name.lower(),

@@ -37,17 +37,23 @@ from hyperagents.tasks import (
 )
 
 __all__ = [
+    "DEFAULT_MODES",
     "EXPERIMENT_ATTR",
     "ExperimentRequest",
     "ExperimentSpec",
     "experiment_progress",
     "experiment_runs",
+    "progress_unit",
     "run_experiment",
 ]
 
 #: The field of a run's record (:attr:`RunRecord.experiment`), and the column of the report's
 #: rows, that names a run's experiment.
 EXPERIMENT_ATTR = "experiment"
+
+#: The arms an experiment compares unless told otherwise: the three modes and random search
+#: over the seed's declared parameters (the Optuna arms need the extra ``optuna``).
+DEFAULT_MODES = "hyperagent,frozen-meta,no-archive,random"
 
 #: Called as ``cb(run, variant)`` whenever a variant of any run reaches a final state.
 Callback = Callable[[Run, VariantRecord], None]
@@ -156,12 +162,23 @@ class ExperimentRequest(BaseModel):
         description="keyword arguments of the task class, over the config's task_options",
     )
     modes: str | list[str] = Field(
-        default="hyperagent,frozen-meta,no-archive", description="the modes to compare"
+        default=DEFAULT_MODES, description="the modes (and baseline arms) to compare"
     )
     seeds: int | list[int] = Field(
         default=5, description="replicates per mode: a count (seeds 0..N-1) or the seeds"
     )
-    generations: int = Field(default=30, ge=0, description="generations per run")
+    generations: int | None = Field(
+        default=None,
+        ge=0,
+        description="generations per run (default: 30, or with ``evaluations`` as many as "
+        "evaluations, so the evaluation budget ends each run)",
+    )
+    evaluations: int | None = Field(
+        default=None,
+        ge=1,
+        description="stage evaluations per run (its ``max_evaluations``): arms compared at "
+        "equal evaluations, whatever each spends per generation",
+    )
     name: str | None = Field(default=None, description="the experiment (default: TASK-experiment)")
     workers: int | None = Field(
         default=None, ge=1, description="runs driven at once (default: the number of CPUs)"
@@ -178,7 +195,8 @@ class ExperimentRequest(BaseModel):
         return default_workers(self.workers)
 
     def run_config(self) -> dict[str, Any]:
-        """The config of every run: ``config`` with ``sandbox`` and ``task_options`` over it.
+        """The config of every run: ``config`` with ``sandbox``, ``evaluations`` (its
+        ``max_evaluations``) and ``task_options`` over it.
 
         Raises:
             ConfigError: The config's ``task_options`` is not a mapping.
@@ -186,6 +204,8 @@ class ExperimentRequest(BaseModel):
         config = dict(self.config)
         if self.sandbox is not None:
             config["sandbox"] = self.sandbox
+        if self.evaluations is not None:
+            config["max_evaluations"] = self.evaluations
         options = merge_task_options(config, self.task_options)
         if options is not None:
             config["task_options"] = options
@@ -204,6 +224,9 @@ class ExperimentRequest(BaseModel):
             TaskError: The task exists but does not load.
         """
         config = self.run_config()
+        generations = self.generations
+        if generations is None:
+            generations = self.evaluations if self.evaluations is not None else 30
         if task_name is None:
             task_name = load_task(self.task, stored_task_options(config)).name
         return ExperimentSpec.parse(
@@ -211,25 +234,31 @@ class ExperimentRequest(BaseModel):
             task=self.task,
             modes=self.modes,
             seeds=self.seeds,
-            generations=self.generations,
+            generations=generations,
             config=config,
             meta_from=self.meta_from,
         )
 
 
 def experiment_progress(storage: str | BaseStorage | None, spec: ExperimentSpec) -> tuple[int, int]:
-    """``(generations in all, generations finished)`` of an experiment: every arm's runs to
+    """``(in all, done)`` of an experiment, in generations: every arm's runs to
     ``spec.generations``, and the generations (after the seed) that reached a final state in
-    the runs it has so far."""
+    the runs it has so far. When the runs have an evaluation budget (``max_evaluations``),
+    that ends them first: then both count stage evaluations (:func:`progress_unit`)."""
     store = get_storage(storage)
-    total = len(spec.arms()) * len(spec.seeds) * spec.generations
-    done = sum(
-        1
-        for record in experiment_runs(store, spec.name)
-        for v in store.list_variants(record.id)
-        if v.generation > 0 and v.state.is_terminal
-    )
-    return total, done
+    runs = len(spec.arms()) * len(spec.seeds)
+    budget = spec.config.get("max_evaluations")
+    variants = [v for r in experiment_runs(store, spec.name) for v in store.list_variants(r.id)]
+    if budget is not None:
+        return runs * int(budget), sum(len(v.scores) for v in variants)
+    done = sum(1 for v in variants if v.generation > 0 and v.state.is_terminal)
+    return runs * spec.generations, done
+
+
+def progress_unit(spec: ExperimentSpec) -> str:
+    """What :func:`experiment_progress` counts: ``"evaluation"`` with an evaluation budget,
+    else ``"generation"``."""
+    return "evaluation" if spec.config.get("max_evaluations") is not None else "generation"
 
 
 def experiment_runs(storage: str | BaseStorage | None, name: str) -> list[RunRecord]:

@@ -81,23 +81,24 @@ def _save(figure: Figure, path: Path) -> Path:
 
 
 def plot_learning_curves(data: ReportData, path: Path) -> Path:
-    """Best val so far and the champion's test score per generation: median and 95% band."""
+    """Best val so far and the champion's test score against stage evaluations (arms compared
+    at equal evaluations, whatever each spends per generation): median and 95% band."""
     figure = Figure(figsize=(11, 4.2), layout="constrained")
     axes = figure.subplots(1, 2, sharex=True)
     panels = (("best_val", "best val score so far"), ("champion_test", "champion's test score"))
+    grid = _evaluation_grid(data)
     for ax, (column, label) in zip(axes, panels, strict=True):
         for index, mode in enumerate(data.modes):
-            matrix = _matrix(data, mode, column)
+            matrix = _matrix_by_evaluations(data, mode, column, grid)
             if not matrix.size or np.all(np.isnan(matrix)):
                 continue
             median, low, high = _band(matrix)
-            x = np.arange(matrix.shape[1])
             n = matrix.shape[0]
             color = _color(index)
-            ax.plot(x, median, color=color, lw=2, label=f"{mode} (median of {n})")
+            ax.plot(grid, median, color=color, lw=2, label=f"{mode} (median of {n})")
             if n > 1:
-                ax.fill_between(x, low, high, color=color, alpha=0.18, lw=0)
-        ax.set_xlabel("generation")
+                ax.fill_between(grid, low, high, color=color, alpha=0.18, lw=0)
+        ax.set_xlabel("stage evaluations")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.set_title(label.capitalize())
@@ -106,6 +107,44 @@ def plot_learning_curves(data: ReportData, path: Path) -> Path:
         axes[0].legend(handles, labels, loc="lower right", fontsize=9)
     figure.suptitle(f"{data.name}: learning curves (bands: 95% bootstrap CI of the median)")
     return _save(figure, path)
+
+
+#: Most points of a learning curve's evaluation axis.
+_GRID_POINTS = 400
+
+
+def _evaluation_grid(data: ReportData) -> NDArray[np.int64]:
+    """The evaluation counts the learning curves are drawn at (0 to the most any run made)."""
+    most = max((row["evaluations"] for row in data.rows), default=0)
+    step = max(1, -(-most // _GRID_POINTS))
+    return np.arange(0, most + 1, step, dtype=np.int64)
+
+
+def _matrix_by_evaluations(
+    data: ReportData, mode: str, column: str, grid: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Runs of ``mode`` × ``grid``: the value the run's rows had once it had made that many
+    evaluations (NaN before its first value and after its last evaluation)."""
+    runs = data.runs_of(mode)
+    matrix = np.full((len(runs), grid.size), np.nan)
+    for i, run in enumerate(runs):
+        rows = data.rows_of(run)
+        spent = np.array([row["evaluations"] for row in rows], dtype=np.int64)
+        values = np.array([np.nan if row[column] is None else float(row[column]) for row in rows])
+        values = _carry_forward(values)
+        index = np.searchsorted(spent, grid, side="right") - 1
+        inside = (index >= 0) & (grid <= (spent[-1] if spent.size else -1))
+        matrix[i, inside] = values[index[inside]]
+    return matrix
+
+
+def _carry_forward(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Each NaN replaced by the last value before it (NaN where there is none)."""
+    out = values.copy()
+    for j in range(1, out.size):
+        if np.isnan(out[j]):
+            out[j] = out[j - 1]
+    return out
 
 
 def _meta_series(data: ReportData) -> dict[str, dict[str, NDArray[np.float64]]]:

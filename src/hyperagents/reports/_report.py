@@ -58,20 +58,33 @@ class Report:
     warnings: list[str] = field(default_factory=list)
 
 
-def _final(rows: list[dict[str, Any]], column: str) -> float | None:
+def _final(rows: list[dict[str, Any]], column: str, budget: int | None = None) -> float | None:
+    """The last value of ``column`` among ``rows`` (those within ``budget`` stage evaluations
+    when it is given)."""
     for row in reversed(rows):
+        if budget is not None and row["evaluations"] > budget:
+            continue
         if row[column] is not None:
             return float(row[column])
     return None
 
 
+def equal_budget(data: ReportData) -> int | None:
+    """The stage evaluations every run reached: the fewest any run of the report made (None:
+    no rows). Arms are compared at this many evaluations, so an arm that spends fewer on each
+    generation is not judged at a smaller budget."""
+    totals = [rows[-1]["evaluations"] for run in data.runs if (rows := data.rows_of(run))]
+    return min(totals) if totals else None
+
+
 def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any]:
     """Per mode: final champion test (median, bootstrap CI), best val, imp@k; pairwise tests.
 
-    The final champion is the best-on-val variant at the end of each run; its test score was
-    measured when it became champion. imp@k (DGM-H) is, per run, the best test score among the
-    variants of generations 1..k that have one (the champions as each generation settled)
-    minus the seed's test score.
+    Arms are compared at equal evaluations: the final champion of a run is its best-on-val
+    variant once the run had made ``evaluations`` stage evaluations (:func:`equal_budget`, the
+    fewest any run made); its test score was measured when it became champion. imp@k (DGM-H)
+    is, per run, the best test score among the variants of generations 1..k that have one
+    (the champions as each generation settled) minus the seed's test score.
 
     Args:
         data: The runs.
@@ -82,12 +95,13 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
     :data:`MIN_SEEDS` values; ``warnings`` names the arms with so few runs.
 
     Returns:
-        ``{"modes": {mode: {...}}, "pairs": [...], "k": k, "alpha": α, "warnings": [...]}``,
-        JSON-compatible.
+        ``{"modes": {mode: {...}}, "pairs": [...], "k": k, "k_requested": k asked,
+        "evaluations": budget, "alpha": α, "warnings": [...]}``, JSON-compatible.
     """
     last = max((row["generation"] for row in data.rows), default=0)
-    k = max(1, min(k, last)) if last else 1
-    modes = {mode: _mode_statistics(data, mode, k, seed) for mode in data.modes}
+    requested, k = k, max(1, min(k, last)) if last else 1
+    budget = equal_budget(data)
+    modes = {mode: _mode_statistics(data, mode, k, seed, budget) for mode in data.modes}
     pairs = _pairs(data.modes, modes)
     warnings = [
         f"arm {mode}: {entry['runs']} run(s), fewer than {MIN_SEEDS}: no confidence intervals "
@@ -95,19 +109,29 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
         for mode, entry in modes.items()
         if entry["runs"] < MIN_SEEDS
     ]
-    return {"modes": modes, "pairs": pairs, "k": k, "alpha": ALPHA, "warnings": warnings}
+    return {
+        "modes": modes,
+        "pairs": pairs,
+        "k": k,
+        "k_requested": requested,
+        "evaluations": budget,
+        "alpha": ALPHA,
+        "warnings": warnings,
+    }
 
 
-def _mode_statistics(data: ReportData, mode: str, k: int, seed: int) -> dict[str, Any]:
-    """One mode's entry of :func:`statistics`: its runs' final test and val scores and imp@k,
-    each with its median and CI."""
+def _mode_statistics(
+    data: ReportData, mode: str, k: int, seed: int, budget: int | None
+) -> dict[str, Any]:
+    """One mode's entry of :func:`statistics`: its runs' final test and val scores (within
+    ``budget`` evaluations) and imp@k, each with its median and CI."""
     runs = data.runs_of(mode)
     tests: list[float] = []
     vals: list[float] = []
     imps: list[float] = []
     for run in runs:
         rows = data.rows_of(run)
-        test, val = _final(rows, "champion_test"), _final(rows, "best_val")
+        test, val = _final(rows, "champion_test", budget), _final(rows, "best_val", budget)
         if test is not None:
             tests.append(test)
         if val is not None:
@@ -142,6 +166,10 @@ def _pairs(names: list[str], modes: dict[str, Any]) -> list[dict[str, Any]]:
     for pair, adjusted in zip(pairs, holm([p["p_value"] for p in pairs]), strict=True):
         pair["p_holm"] = adjusted
         pair["cliffs_delta"] = 2 * pair["a12"] - 1
+    # The val comparisons are a family of their own, adjusted among themselves.
+    with_val = [p for p in pairs if p["val_p_value"] is not None]
+    for pair, adjusted in zip(with_val, holm([p["val_p_value"] for p in with_val]), strict=True):
+        pair["val_p_holm"] = adjusted
     return pairs
 
 
@@ -157,7 +185,12 @@ def _pair(a: str, b: str, modes: dict[str, Any]) -> dict[str, Any]:
         "method": rank_test.method,
         "a12": vargha_delaney_a12(final_a, final_b),
         "imp_p_value": None,
+        "val_p_value": None,
+        "val_p_holm": None,
     }
+    vals_a, vals_b = modes[a]["final_val"], modes[b]["final_val"]
+    if len(vals_a) >= 2 and len(vals_b) >= 2:
+        entry["val_p_value"] = mann_whitney_u(vals_a, vals_b).p_value
     imps_a, imps_b = modes[a]["imp_at_k_values"], modes[b]["imp_at_k_values"]
     if len(imps_a) >= 2 and len(imps_b) >= 2:
         entry["imp_p_value"] = mann_whitney_u(imps_a, imps_b).p_value
@@ -216,7 +249,8 @@ def _sentences(stats: dict[str, Any]) -> list[str]:
 
 
 def _runs_table(data: ReportData) -> list[list[str]]:
-    table = [["run", "arm", "seed", "status", "generations", "best val", "champion test"]]
+    table = [["run", "arm", "seed", "status", "generations", "evaluations", "best val",
+              "champion test"]]  # fmt: skip
     for run in data.runs:
         rows = data.rows_of(run)
         table.append(
@@ -226,6 +260,7 @@ def _runs_table(data: ReportData) -> list[list[str]]:
                 str(run.seed),
                 run.status.name.lower(),
                 str(max((r["generation"] for r in rows), default=0)),
+                str(rows[-1]["evaluations"] if rows else 0),
                 _fmt(_final(rows, "best_val")),
                 _fmt(_final(rows, "champion_test")),
             ]
@@ -235,8 +270,9 @@ def _runs_table(data: ReportData) -> list[list[str]]:
 
 def _mode_table(stats: dict[str, Any]) -> list[list[str]]:
     k = stats["k"]
+    capped = f" (k = {stats['k_requested']} capped)" if k < stats["k_requested"] else ""
     table = [["arm", "runs", "final test: median [95% CI]", "best val: median [95% CI]",
-              f"imp@{k}: median [95% CI]"]]  # fmt: skip
+              f"imp@{k}{capped}: median [95% CI]"]]  # fmt: skip
     for mode, entry in stats["modes"].items():
         table.append(
             [
@@ -251,8 +287,12 @@ def _mode_table(stats: dict[str, Any]) -> list[list[str]]:
 
 
 def _pairs_table(stats: dict[str, Any]) -> list[list[str]]:
-    table = [["comparison", "U", "p (Mann–Whitney)", "p (Holm)", "A12", "Cliff's δ"]]
+    table = [["comparison", "U", "p (Mann–Whitney)", "p (Holm)", "A12", "Cliff's δ",
+              "val: p (Holm)"]]  # fmt: skip
     for p in stats["pairs"]:
+        val = "–"
+        if p.get("val_p_value") is not None:
+            val = f"{p['val_p_value']:.3g} ({p['val_p_holm']:.3g})"
         table.append(
             [
                 f"{p['a']} vs {p['b']}",
@@ -261,6 +301,7 @@ def _pairs_table(stats: dict[str, Any]) -> list[list[str]]:
                 f"{p['p_holm']:.3g}",
                 f"{p['a12']:.2f}",
                 f"{p['cliffs_delta']:+.2f}",
+                val,
             ]
         )
     return table
@@ -393,9 +434,17 @@ def _write_documents(data: ReportData, stats: dict[str, Any], report: Report) ->
     k = stats["k"]
     intro = (
         f"{len(data.runs)} run(s) of task {data.rows[0]['task'] if data.rows else '?'}; modes "
-        f"{', '.join(data.modes)}. The final champion is each run's best variant on val; its "
-        f"test score was measured once, when it became champion. imp@{k}: the best test score "
-        f"among the champions of generations 1..{k} minus the seed's (DGM-H)."
+        f"{', '.join(data.modes)}. Arms are compared at equal evaluations: the final champion is "
+        f"each run's best variant on val once it had made {stats['evaluations']} stage "
+        f"evaluations (the fewest any run made; test evaluations not counted); its test score "
+        f"was measured once, when it became champion. Pairwise tests are on final test (and, "
+        f"in the last column, final val) scores. imp@{k}: the best test score among the "
+        f"champions of generations 1..{k} minus the seed's (DGM-H)"
+        + (
+            f"; k = {stats['k_requested']} was asked for and capped at {k}, the generations run."
+            if k < stats["k_requested"]
+            else "."
+        )
     )
     md = [f"# Report: {data.name}", "", intro, "", "## Runs", "", _markdown_table(runs_table)]
     md += ["", "## Statistics", ""] + [f"**Warning:** {w}" for w in report.warnings]

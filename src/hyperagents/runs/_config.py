@@ -28,11 +28,25 @@ class Mode(StrEnum):
       discarded (the child keeps the seed's meta files): the ablation without self-reference.
     * ``no-archive``: like ``hyperagent`` but the parent is always the current best variant
       (no open-ended exploration of stepping stones).
+
+    The baseline arms (:attr:`baseline`) run no meta agent: every child is the seed with new
+    values of the parameters its task agent declares, drawn by ``random`` search, Optuna's TPE
+    (``optuna-tpe``) or CMA-ES (``optuna-cmaes``), and evaluated on the same stages (see
+    :mod:`hyperagents.evaluation`).
     """
 
     HYPERAGENT = "hyperagent"
     FROZEN_META = "frozen-meta"
     NO_ARCHIVE = "no-archive"
+    RANDOM = "random"
+    OPTUNA_TPE = "optuna-tpe"
+    OPTUNA_CMAES = "optuna-cmaes"
+
+    @property
+    def baseline(self) -> bool:
+        """Whether this is a baseline arm (no meta agent: children are the seed with drawn
+        parameter values)."""
+        return self in (Mode.RANDOM, Mode.OPTUNA_TPE, Mode.OPTUNA_CMAES)
 
 
 SELECTORS = ("score_child", "best", "random", "tournament", "program")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hyperagents.evaluation import check_baseline
 from hyperagents.exceptions import ConfigError, DuplicateError
 from hyperagents.improvers import meta_agent_files
 from hyperagents.llm import probe_llm
@@ -78,7 +79,8 @@ def create_run(
     Raises:
         ConfigError: Bad mode, config, seed or generations, a meta agent that cannot be
             transferred, a seed that breaks the constitution, a model that cannot be used, a
-            seed task agent whose ``PARAM_SPACE`` has problems.
+            seed task agent whose ``PARAM_SPACE`` has problems, a baseline mode whose
+            packages are missing or that finds no space to search.
         TaskError: The task cannot be loaded (with the config's ``task_options``: an option
             its class does not take, or its constructor raised; or options for a task object).
         DuplicateError: ``name`` is taken.
@@ -95,6 +97,8 @@ def create_run(
     cfg = run_constitution(cfg, task_obj)
     check_seed(cfg, task_obj, program)
     check_param_space(program)
+    if run_mode.baseline:
+        check_baseline(run_mode.value, program)
     # Everything that can refuse the run is checked before anything is stored: a start that
     # fails leaves no run behind.
     built = sandbox if sandbox is not None else sandbox_for(cfg, task_obj)

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import replace
 from typing import Any
 
+from hyperagents.evaluation import BaselineImprover
 from hyperagents.improvers import Improver, ImproveResult, MetaAgentImprover
 from hyperagents.runs._config import Mode
 from hyperagents.runs._context import RunContext
@@ -26,7 +27,8 @@ class Improvement:
 
     Args:
         ctx: The run context.
-        improver: Override the improver (default: the job program's own meta agent).
+        improver: Override the improver (default: the job program's own meta agent, or in a
+            baseline mode the baseline's sampler).
     """
 
     def __init__(self, ctx: RunContext, improver: Improver | None = None) -> None:
@@ -40,9 +42,13 @@ class Improvement:
             SandboxError: The sandbox broke (after the configured retries).
         """
         ctx = self._ctx
-        improver = self._improver or MetaAgentImprover(
-            sandbox=ctx.sandbox, limits=ctx.limits(ctx.config.meta_timeout)
-        )
+        improver = self._improver
+        if improver is None and ctx.mode.baseline:
+            improver = BaselineImprover(ctx.mode.value)  # trusted: runs here, never sandboxed
+        elif improver is None:
+            improver = MetaAgentImprover(
+                sandbox=ctx.sandbox, limits=ctx.limits(ctx.config.meta_timeout)
+            )
 
         def attempt() -> ImproveResult:
             request = job.request

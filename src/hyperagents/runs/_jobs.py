@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hyperagents.archive import ArchiveEntry, ArchiveView, ScoreChildSelector, make_selector
+from hyperagents.evaluation import TASK_AGENT as BASELINE_FILE
 from hyperagents.evaluation import workspace
 from hyperagents.exceptions import RunStateError
 from hyperagents.improvers import ImproveRequest
+from hyperagents.runs._baseline_trials import baseline_trials
 from hyperagents.runs._config import Mode
 from hyperagents.runs._context import RunContext
 from hyperagents.runs._report import Reports
 from hyperagents.storages import EventSpec, VariantRecord, VariantState
+from hyperagents.tasks import declared_space
 
 __all__ = ["Job", "Jobs"]
 
@@ -139,7 +143,11 @@ class Jobs:
         if ctx.mode is Mode.FROZEN_META:
             program = ctx.with_seed_meta(program)
         snapshot = ArchiveView.of(variants).settled(ctx.horizon(variant.generation))
-        report = self._reports.report(variant, parent, snapshot, self.target)
+        if ctx.mode.baseline:  # the parent is the seed; the sampler is told every outcome
+            seed_values = declared_space(program.text(BASELINE_FILE)).values
+            report: Mapping[str, Any] = {"trials": baseline_trials(snapshot, seed_values)}
+        else:
+            report = self._reports.report(variant, parent, snapshot, self.target)
         seed = ctx.derive_seed(variant.generation, "meta")
         llm = ctx.llm_handler(variant.id, variant.generation, "improve")
         request = ImproveRequest(program, report, seed, llm=llm)
@@ -164,6 +172,9 @@ class Jobs:
             best = snapshot.champion()
             assert best is not None
             return best.id, "best (no-archive mode)"
+        if ctx.mode.baseline:
+            seed = next(v for v in snapshot if v.generation == 0)
+            return seed.id, f"seed ({ctx.mode.value} baseline)"
         name = ctx.config.selector
         if name == "program":
             chosen = self._select_with_program(snapshot, entries, generation)

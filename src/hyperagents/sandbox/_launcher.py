@@ -122,7 +122,7 @@ class Launcher:
             raise SandboxError("isolate_user needs the engine to run as root")
         self._isolate_user = isolate_user
         self._privileged = privileged
-        self._uids = UidPool() if self._isolate_user else None
+        self._uids = UidPool.for_process() if self._isolate_user else None
         self._preload = tuple(preload)
         self._known_sources = b""
         self._forking_off: str | None = None

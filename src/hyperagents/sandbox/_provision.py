@@ -74,7 +74,23 @@ class UidPool:
     Each engine process takes its own block (derived from its pid) so that engines sharing a
     machine do not share ids: a run's id is then its own, which makes the per-user process limit
     a per-run limit and lets the ``process`` sandbox find and kill everything the run started.
+    Every sandbox of one process must therefore lend from the same pool
+    (:meth:`for_process`): two pools of one pid would lend the same ids at once, and one job's
+    cleanup would kill another's processes.
     """
+
+    #: The pool of each process (by pid: a forked child gets a block of its own).
+    _per_process: dict[int, UidPool] = {}  # noqa: RUF012 - shared on purpose, see for_process
+    _per_process_lock = threading.Lock()
+
+    @classmethod
+    def for_process(cls) -> UidPool:
+        """The pool every sandbox of this process lends from."""
+        with cls._per_process_lock:
+            pool = cls._per_process.get(os.getpid())
+            if pool is None:
+                pool = cls._per_process[os.getpid()] = cls()
+            return pool
 
     def __init__(self, size: int = 64) -> None:
         base = 200_000 + (os.getpid() % 16_384) * size

@@ -32,6 +32,7 @@ from hyperagents.tasks._base import (
     is_meta_agent_file,
 )
 from hyperagents.tasks._check import ODD_OUTPUTS, TaskCheck, check_task
+from hyperagents.tasks._declared import DeclaredParam, DeclaredSpace, declared_space
 from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks._options import (
     check_task_options,
@@ -51,6 +52,8 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "META_STATE_FILE",
     "ODD_OUTPUTS",
+    "DeclaredParam",
+    "DeclaredSpace",
     "GeneratedTask",
     "Instance",
     "Score",
@@ -60,6 +63,7 @@ __all__ = [
     "TaskInfo",
     "check_task",
     "check_task_options",
+    "declared_space",
     "file_spec",
     "format_task_options",
     "is_meta_agent_file",

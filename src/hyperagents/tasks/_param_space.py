@@ -25,7 +25,13 @@ from typing import Any
 
 from hyperagents.program import Program
 
-__all__ = ["SPACE_KEYS", "param_space_errors", "program_param_space_errors"]
+__all__ = [
+    "SPACE_KEYS",
+    "param_space_errors",
+    "program_param_space_errors",
+    "space_kind",
+    "top_level_assignments",
+]
 
 #: The keys a ``PARAM_SPACE`` entry may have.
 SPACE_KEYS = ("choices", "feature", "high", "low", "scale", "type")
@@ -61,7 +67,7 @@ def param_space_errors(source: str) -> list[str]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return []
-    nodes = _top_level_assignments(tree)
+    nodes = top_level_assignments(tree)
     if "PARAM_SPACE" not in nodes:
         return []
     space, error = _literal(nodes["PARAM_SPACE"], "PARAM_SPACE")
@@ -82,7 +88,7 @@ def param_space_errors(source: str) -> list[str]:
     return errors
 
 
-def _top_level_assignments(tree: ast.Module) -> dict[str, ast.expr]:
+def top_level_assignments(tree: ast.Module) -> dict[str, ast.expr]:
     """The value assigned last to each plain top-level name (``X = ...`` or ``X: T = ...``)."""
     found: dict[str, ast.expr] = {}
     for node in tree.body:
@@ -127,7 +133,7 @@ def _entry_errors(name: Any, spec: Any, params: dict[Any, Any]) -> list[str]:
         if key not in SPACE_KEYS
     ]
     errors.extend(_feature_errors(where, spec.get("feature")))
-    kind = _kind(spec, params[name])
+    kind = space_kind(spec, params[name])
     if kind is not None:
         errors.extend(
             f"{where}: {key!r} does not apply to a {kind} parameter"
@@ -145,7 +151,7 @@ def _entry_errors(name: Any, spec: Any, params: dict[Any, Any]) -> list[str]:
     return errors
 
 
-def _kind(spec: dict[Any, Any], value: Any) -> str | None:
+def space_kind(spec: dict[Any, Any], value: Any) -> str | None:
     """The parameter's kind: the declared ``type``, else guessed as the meta agent does."""
     if "type" in spec:
         declared = spec["type"]
