@@ -10,11 +10,13 @@ from hyperagents.exceptions import ConfigError, TaskError
 from hyperagents.tasks import (
     Split,
     check_task_options,
+    list_tasks,
     load_task,
     merge_task_options,
     parse_task_option,
     parse_task_options,
     stored_task_options,
+    task_keywords,
     task_label,
 )
 
@@ -153,3 +155,14 @@ def test_options_for_a_task_object_are_refused() -> None:
     assert load_task(task, {}) is task
     with pytest.raises(TaskError, match=r"task options \(n_train=3\) need a task spec"):
         load_task(task, {"n_train": 3})
+
+
+def test_the_registry_lists_each_tasks_options() -> None:
+    infos = {info.name: info for info in list_tasks()}
+    assert infos["review"].options == "seed=0, n_train=400, n_val=200, n_test=200"
+    assert infos["packing"].options == "seed=0, n_train=4, n_val=3, n_test=3"
+
+    class Needs:
+        def __init__(self, data: str, *, rate: float = 0.5, **rest: object) -> None: ...
+
+    assert task_keywords(Needs) == "data, rate=0.5, ..."

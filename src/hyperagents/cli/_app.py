@@ -106,12 +106,13 @@ def tasks() -> None:
 
     with errors():
         table = Table(title="tasks")
-        for column in ("name", "source", "target", "description"):
+        for column in ("name", "source", "target", "description", "options"):
             table.add_column(column, overflow="fold")
         for info in list_tasks():
-            table.add_row(info.name, info.source, info.target, info.description)
+            table.add_row(info.name, info.source, info.target, info.description, info.options)
         console.print(table)
         console.print("Any task can also be given as [bold]path/to/file.py:ClassName[/].")
+        console.print("Give a task option with [bold]--task-option KEY=VALUE[/] (run, experiment).")
 
 
 @app.command("init-task")

@@ -42,6 +42,7 @@ from hyperagents.tasks._options import (
     parse_task_option,
     parse_task_options,
     stored_task_options,
+    task_keywords,
     task_label,
 )
 from hyperagents.tasks._param_space import param_space_errors, program_param_space_errors
@@ -77,6 +78,7 @@ __all__ = [
     "scaffold_task",
     "stored_task_options",
     "task_class_name",
+    "task_keywords",
     "task_label",
 ]
 
@@ -98,6 +100,7 @@ class TaskInfo:
     source: str  #: "builtin" or "entry point"
     target: str  #: ``module:Class``
     description: str
+    options: str = ""  #: the keyword arguments its class takes, with their defaults
 
 
 def _import_target(target: str, spec: str) -> Any:
@@ -197,12 +200,13 @@ def list_tasks() -> list[TaskInfo]:
         for name, target in sorted(targets.items()):
             if source != "builtin" and name in BUILTIN_TASKS:
                 continue
+            options = ""
             try:
                 cls = _import_target(target, name)
                 description = str(getattr(cls, "description", "") or "").strip()
+                options = task_keywords(cls) if isinstance(cls, type) else ""
             except TaskError as exc:
                 description = f"(cannot load: {exc})"
-            infos.append(
-                TaskInfo(name, source, target, description.splitlines()[0] if description else "")
-            )
+            first = description.splitlines()[0] if description else ""
+            infos.append(TaskInfo(name, source, target, first, options))
     return infos

@@ -27,6 +27,7 @@ __all__ = [
     "parse_task_option",
     "parse_task_options",
     "stored_task_options",
+    "task_keywords",
     "task_label",
 ]
 
@@ -165,6 +166,27 @@ def _keywords(cls: type) -> tuple[set[str] | None, list[str]]:
             if parameter.default is inspect.Parameter.empty:
                 required.append(parameter.name)
     return names, required
+
+
+def task_keywords(cls: type) -> str:
+    """The options ``cls`` takes, as ``hyperagents tasks`` lists them: each keyword with its
+    default (``seed=0, n_train=400``), a required one alone, ``**kwargs`` as ``...``."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return "?"
+    shown: list[str] = []
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            shown.append("...")
+        elif parameter.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        ):
+            default = parameter.default
+            empty = default is inspect.Parameter.empty
+            shown.append(parameter.name if empty else f"{parameter.name}={default!r}")
+    return ", ".join(shown)
 
 
 def create_task(cls: type[_T], options: Mapping[str, Any], spec: str) -> _T:
