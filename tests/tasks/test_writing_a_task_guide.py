@@ -15,8 +15,7 @@ import pytest
 import typer
 
 from hyperagents.cli import _app
-from hyperagents.runs import RunConfig
-from hyperagents.runs._stages import subset_defaults
+from hyperagents.runs import RunConfig, subset_defaults
 from hyperagents.tasks import BUILTIN_TASKS, Task, load_task
 
 ROOT = Path(__file__).resolve().parents[2]

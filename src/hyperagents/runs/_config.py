@@ -65,7 +65,7 @@ class RunConfig(BaseModel):
     subset_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         "auto",
         description="train instances in the first stage; auto: from the train split's size "
-        "when the run is created, which stores the number (see runs._stages.subset_defaults)",
+        "when the run is created, which stores the number (see runs.subset_defaults)",
     )
     subset_threshold: float | None = Field(
         None, description="absolute score the train subset must reach for full evaluation"
