@@ -103,8 +103,8 @@ _SubsetSizeOpt = Annotated[
     int | None,
     typer.Option(
         min=1,
-        help="Train instances in the first evaluation stage [default: auto, a quarter of "
-        "train within 10..50, all of it up to 20; stored with the run].",
+        help="Train instances in the first evaluation stage (default: auto, a quarter of "
+        "train within 10 to 50, all of it up to 20; stored with the run).",
         show_default=False,
     ),
 ]
