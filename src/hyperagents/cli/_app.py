@@ -2,6 +2,7 @@
 
 Defined here: ``dashboard``, ``tasks`` and ``init-task``. The other commands live in modules of
 this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experiment, report;
+``_task_cmd``: test-task;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
 reject, pin, ban, stop, delete; ``_audit_cmd``: audit) and are registered here, in the order
 ``--help`` lists them. Commands that create, drive or steer runs call the application service
@@ -34,6 +35,7 @@ from hyperagents.cli._shared import (
     existing_storage,
     shown_url,
 )
+from hyperagents.cli._task_cmd import test_task
 
 __all__ = ["app", "console", "err_console", "main"]
 
@@ -56,6 +58,7 @@ app.command()(_steer.ban)
 app.command()(audit)
 app.command()(_steer.stop)
 app.command()(_steer.delete)
+app.command("test-task")(test_task)
 
 
 # -- dashboard ------------------------------------------------------------------------------
@@ -103,12 +106,13 @@ def tasks() -> None:
 
     with errors():
         table = Table(title="tasks")
-        for column in ("name", "source", "target", "description"):
+        for column in ("name", "source", "target", "description", "options"):
             table.add_column(column, overflow="fold")
         for info in list_tasks():
-            table.add_row(info.name, info.source, info.target, info.description)
+            table.add_row(info.name, info.source, info.target, info.description, info.options)
         console.print(table)
         console.print("Any task can also be given as [bold]path/to/file.py:ClassName[/].")
+        console.print("Give a task option with [bold]--task-option KEY=VALUE[/] (run, experiment).")
 
 
 @app.command("init-task")

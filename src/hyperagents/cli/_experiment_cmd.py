@@ -13,6 +13,7 @@ from hyperagents.cli._drive import terminate_as_interrupt
 from hyperagents.cli._progress import GenerationProgress
 from hyperagents.cli._shared import (
     StorageOpt,
+    TaskOptionOpt,
     UnsafeSandboxOpt,
     allow_unsafe_sandbox,
     console,
@@ -21,6 +22,7 @@ from hyperagents.cli._shared import (
     existing_storage,
     fmt_value,
     read_config,
+    task_option_values,
 )
 from hyperagents.runs import Run
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState, get_storage
@@ -95,6 +97,7 @@ _QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.
 
 def experiment(
     task: _TaskOpt = "review",
+    task_options: TaskOptionOpt = None,
     modes: _ModesOpt = "hyperagent,frozen-meta,no-archive,random",  # reports.DEFAULT_MODES
     seeds: _SeedsOpt = 5,
     generations: _GenerationsOpt = None,
@@ -116,11 +119,12 @@ def experiment(
         experiment_progress,
         progress_unit,
     )
-    from hyperagents.tasks import load_task
+    from hyperagents.tasks import load_task, stored_task_options, task_label
 
     with errors():
         request = ExperimentRequest(
             task=task,
+            task_options=task_option_values(task_options),
             modes=modes,
             seeds=seeds,
             generations=generations,
@@ -131,13 +135,14 @@ def experiment(
             config=read_config(config),
             meta_from=meta_from,
         )
-        task_name = load_task(task).name
+        options = stored_task_options(request.run_config())
+        task_name = load_task(task, options).name
         spec = request.spec(task_name=task_name)
         store = get_storage(storage)
         total, done = experiment_progress(store, spec)
         count = request.engine_workers
         if not quiet:
-            _announce(spec, task_name, count)
+            _announce(spec, task_label(task_name, options), count)
         if len(spec.seeds) < MIN_SEEDS:
             err_console.print(
                 f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "

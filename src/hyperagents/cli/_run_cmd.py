@@ -16,6 +16,7 @@ from hyperagents.cli._drive import drive
 from hyperagents.cli._shared import (
     ConfigFileError,
     StorageOpt,
+    TaskOptionOpt,
     UnsafeSandboxOpt,
     allow_unsafe_sandbox,
     err_console,
@@ -24,6 +25,7 @@ from hyperagents.cli._shared import (
     positive_seconds,
     read_config,
     storage_label,
+    task_option_values,
 )
 from hyperagents.runs import (
     SELECTORS,
@@ -33,6 +35,7 @@ from hyperagents.runs import (
     RunService,
     StartRequest,
 )
+from hyperagents.tasks import task_label
 
 __all__ = ["resume", "run"]
 
@@ -40,6 +43,7 @@ __all__ = ["resume", "run"]
 _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "meta_from",
     "task",
+    "task_options",
     "mode",
     "seed",
     "selector",
@@ -96,7 +100,13 @@ _RayAddressOpt = Annotated[
 _NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Run name (unique).")]
 _SelectorOpt = Annotated[str | None, typer.Option(help=f"Parent selector: {', '.join(SELECTORS)}.")]
 _SubsetSizeOpt = Annotated[
-    int | None, typer.Option(min=1, help="Train instances in the first evaluation stage.")
+    int | None,
+    typer.Option(
+        min=1,
+        help="Train instances in the first evaluation stage (default: auto, a quarter of "
+        "train within 10 to 50, all of it up to 20; stored with the run).",
+        show_default=False,
+    ),
 ]
 _TimeoutOpt = Annotated[
     float | None,
@@ -193,6 +203,7 @@ def _on_command_line(ctx: typer.Context, option: str) -> bool:
 def run(
     ctx: typer.Context,
     task: _TaskOpt = "review",
+    task_options: TaskOptionOpt = None,
     mode: _ModeOpt = Mode.HYPERAGENT,
     generations: _GenerationsOpt = 30,
     seed: _SeedOpt = 0,
@@ -236,8 +247,9 @@ def run(
         service = RunService(storage)
         job = service.start(request)
         if not quiet:
+            shown = task_label(task, job.run.config.task_options)
             err_console.print(
-                f"run [bold]{escape(job.run.name)}[/]: task {escape(task)}, mode {mode.value}, "
+                f"run [bold]{escape(job.run.name)}[/]: task {escape(shown)}, mode {mode.value}, "
                 f"seed {seed}, storage {escape(storage_label(service.storage))}",
                 highlight=False,
                 soft_wrap=True,
@@ -251,9 +263,8 @@ def _check_replay_options(ctx: typer.Context, replay: str) -> None:
     Raises:
         ConfigFileError: One was given.
     """
-    given = [
-        "--" + option.replace("_", "-") for option in _REPLAY_FIXED if _on_command_line(ctx, option)
-    ]
+    flags = {param.name: param.opts[0] for param in ctx.command.params}
+    given = [flags[option] for option in _REPLAY_FIXED if _on_command_line(ctx, option)]
     if given:
         raise ConfigFileError(
             f"--replay takes the task, mode, seed, model and config from {replay}'s "
@@ -263,11 +274,16 @@ def _check_replay_options(ctx: typer.Context, replay: str) -> None:
 
 def _start_request(ctx: typer.Context, max_seconds: float | None) -> StartRequest:
     """The request ``run``'s options describe: each option gives the field of its name
-    (``--config`` names the file whose values go in ``config``; ``--timeout`` is the old name
-    of ``--max-seconds``). The run's target (``-g``) is stored with it: a resume goes on to it.
+    (``--config`` names the file whose values go in ``config``, over which ``--task-option``
+    goes in ``task_options``; ``--timeout`` is the old name of ``--max-seconds``). The run's
+    target (``-g``) is stored with it: a resume goes on to it.
     """
     given = {k: v for k, v in ctx.params.items() if k in StartRequest.model_fields}
-    given |= {"config": read_config(ctx.params["config"]), "max_seconds": max_seconds}
+    given |= {
+        "config": read_config(ctx.params["config"]),
+        "max_seconds": max_seconds,
+        "task_options": task_option_values(ctx.params["task_options"]),
+    }
     return StartRequest(**given)
 
 

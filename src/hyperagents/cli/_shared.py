@@ -25,6 +25,7 @@ from hyperagents.storages import BaseStorage, get_storage
 __all__ = [
     "ConfigFileError",
     "StorageOpt",
+    "TaskOptionOpt",
     "UnsafeSandboxOpt",
     "agent_text",
     "allow_unsafe_sandbox",
@@ -40,6 +41,7 @@ __all__ = [
     "shown_url",
     "storage_hint",
     "storage_label",
+    "task_option_values",
     "whoami",
 ]
 
@@ -71,6 +73,29 @@ UnsafeSandboxOpt = Annotated[
         "on a machine with nothing to protect.",
     ),
 ]
+
+
+TaskOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--task-option",
+        metavar="KEY=VALUE",
+        help="A keyword argument of the task class (repeat for more): VALUE is read as JSON "
+        'when it parses (3, 0.5, true, [1,2], "3"), else as a string; stored with the run.',
+        show_default=False,
+    ),
+]
+
+
+def task_option_values(items: list[str] | None) -> dict[str, Any]:
+    """The ``--task-option KEY=VALUE`` options given, as keyword arguments.
+
+    Raises:
+        ConfigError: One is malformed, or a key is given twice.
+    """
+    from hyperagents.tasks import parse_task_options
+
+    return parse_task_options(items or ())
 
 
 class ConfigFileError(HyperagentsError):

@@ -25,7 +25,7 @@ from hyperagents.cli._shared import (
 )
 from hyperagents.runs import Run, engine_state, run_engines, status_label
 from hyperagents.storages import RunRecord, VariantRecord, VariantState
-from hyperagents.tasks import file_spec
+from hyperagents.tasks import file_spec, stored_task_options, task_label
 
 __all__ = ["list_runs", "print_status", "short_task", "status"]
 
@@ -52,9 +52,8 @@ def print_status(the_run: Run) -> None:
     table = Table(title=f"run {escape(printable(info['run']))}", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
-    table.add_row(
-        "task / mode / seed", agent_text(f"{info['task']} / {info['mode']} / {info['seed']}")
-    )
+    task = task_label(info["task"], info["task_options"])
+    table.add_row("task / mode / seed", agent_text(f"{task} / {info['mode']} / {info['seed']}"))
     table.add_row("status", status_label(the_run.record()))
     table.add_row("generations", f"{info['generations']} of {info['target_generations']}")
     table.add_row("archive (complete)", f"{info['archive_size']} of {info['variants']} variants")
@@ -142,7 +141,7 @@ def _run_row(record: RunRecord, variants: list[VariantRecord]) -> dict[str, str]
     return {
         "id": str(record.id),
         "name": record.name,
-        "task": short_task(record.task),
+        "task": task_label(short_task(record.task), stored_task_options(record.config)),
         "mode": record.mode,
         "seed": str(record.seed),
         "status": status_label(record),

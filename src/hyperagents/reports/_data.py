@@ -10,6 +10,7 @@ from typing import Any
 from hyperagents.exceptions import RunNotFoundError
 from hyperagents.reports._experiment import experiment_runs
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
+from hyperagents.tasks import stored_task_options, task_label
 
 __all__ = [
     "GENERATION_COLUMNS",
@@ -105,6 +106,8 @@ def _run_rows(
     store: BaseStorage, run: RunRecord, variants: list[VariantRecord]
 ) -> Iterator[dict[str, Any]]:
     generation_of = {v.id: v.generation for v in variants}
+    name = run.task_name if run.task_name is not None else run.task
+    task = task_label(name, stored_task_options(run.config))  # with the options it was made with
     llm: dict[int, dict[str, Any]] = {}
     for call in store.list_llm_calls(run.id):
         if call.variant_id is None:
@@ -130,7 +133,7 @@ def _run_rows(
         yield {
             "experiment": run.experiment,
             "run": run.name,
-            "task": run.task_name if run.task_name is not None else run.task,
+            "task": task,
             "mode": run.mode,
             "arm": arm_of(run),
             "seed": run.seed,

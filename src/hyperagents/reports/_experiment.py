@@ -28,7 +28,13 @@ from hyperagents.runs import (
     wait_awake,
 )
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord, get_storage
-from hyperagents.tasks import Task, load_task
+from hyperagents.tasks import (
+    Task,
+    format_task_options,
+    load_task,
+    merge_task_options,
+    stored_task_options,
+)
 
 __all__ = [
     "DEFAULT_MODES",
@@ -123,6 +129,11 @@ class ExperimentSpec:
             name.strip(), task, parsed, seed_list, generations, dict(config or {}), meta_from
         )
 
+    @property
+    def task_options(self) -> dict[str, Any]:
+        """The keyword arguments every run's task is created with (the config's)."""
+        return stored_task_options(self.config)
+
     def run_name(self, mode: Mode, seed: int, *, transfer: bool = False) -> str:
         """The name of the run of ``mode`` and ``seed`` (in the transfer arm or not)."""
         arm = f"{mode.value}-transfer" if transfer else mode.value
@@ -146,6 +157,10 @@ class ExperimentRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     task: str = Field(default="review", description="task name or path/file.py:Class")
+    task_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the task class, over the config's task_options",
+    )
     modes: str | list[str] = Field(
         default=DEFAULT_MODES, description="the modes (and baseline arms) to compare"
     )
@@ -179,9 +194,26 @@ class ExperimentRequest(BaseModel):
         """The runs driven at once (``workers``, else the number of CPUs)."""
         return default_workers(self.workers)
 
+    def run_config(self) -> dict[str, Any]:
+        """The config of every run: ``config`` with ``sandbox``, ``evaluations`` (its
+        ``max_evaluations``) and ``task_options`` over it.
+
+        Raises:
+            ConfigError: The config's ``task_options`` is not a mapping.
+        """
+        config = dict(self.config)
+        if self.sandbox is not None:
+            config["sandbox"] = self.sandbox
+        if self.evaluations is not None:
+            config["max_evaluations"] = self.evaluations
+        options = merge_task_options(config, self.task_options)
+        if options is not None:
+            config["task_options"] = options
+        return config
+
     def spec(self, *, task_name: str | None = None) -> ExperimentSpec:
-        """The experiment this request describes: ``config`` with ``sandbox`` over it, named
-        ``name`` or ``TASK-experiment``.
+        """The experiment this request describes: :meth:`run_config`, named ``name`` or
+        ``TASK-experiment``.
 
         Args:
             task_name: The task's name, when the caller has loaded it (else it is loaded here).
@@ -191,16 +223,12 @@ class ExperimentRequest(BaseModel):
             TaskNotFoundError: No task matches ``task``.
             TaskError: The task exists but does not load.
         """
-        config = dict(self.config)
-        if self.sandbox is not None:
-            config["sandbox"] = self.sandbox
-        if self.evaluations is not None:
-            config["max_evaluations"] = self.evaluations
+        config = self.run_config()
         generations = self.generations
         if generations is None:
             generations = self.evaluations if self.evaluations is not None else 30
         if task_name is None:
-            task_name = load_task(self.task).name
+            task_name = load_task(self.task, stored_task_options(config)).name
         return ExperimentSpec.parse(
             name=self.name or f"{task_name}-experiment",
             task=self.task,
@@ -242,7 +270,7 @@ def experiment_runs(storage: str | BaseStorage | None, name: str) -> list[RunRec
 def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[Run]:
     """Create the runs that do not exist yet, open the others (checking they belong)."""
     existing = {r.name: r for r in store.list_runs()}
-    task_name = task.name if task is not None else load_task(spec.task).name
+    task_name = task.name if task is not None else load_task(spec.task, spec.task_options).name
     donor: Program | None = None
     donor_attrs: dict[str, Any] = {}
     if spec.meta_from:
@@ -278,9 +306,23 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
                 raise ConfigError(
                     f"experiment {spec.name!r} runs task {record.task_name!r}, not {task_name!r}"
                 )
+            _check_task_options(spec, record)
             run = Run.load(name, storage=store, task=task)
             runs.append(run)
     return runs
+
+
+def _check_task_options(spec: ExperimentSpec, record: RunRecord) -> None:
+    """Raises: ConfigError: ``record`` was created with other task options than ``spec``
+    gives (its task is another one: the grid would compare two tasks)."""
+    stored = stored_task_options(record.config)
+    wanted = RunConfig.parse(dict(spec.config)).task_options
+    if stored != wanted:
+        raise ConfigError(
+            f"run {record.name!r} of experiment {spec.name!r} was created with task options "
+            f"({format_task_options(stored) or 'none'}), not "
+            f"({format_task_options(wanted) or 'none'}): give the same options, or another name"
+        )
 
 
 def _pending(run: Run, generations: int) -> int | None:

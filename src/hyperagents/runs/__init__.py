@@ -50,7 +50,9 @@ from hyperagents.runs._requests import (
 from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_variant
 from hyperagents.runs._run import STAGES, Job, Run
 from hyperagents.runs._service import Drive, RunService, Stopped
+from hyperagents.runs._stages import resolve_subset, subset_defaults
 from hyperagents.runs._stop import request_stop
+from hyperagents.runs._task_check import SeedTrial, evaluate_seed
 from hyperagents.runs._try import TRY_INPUT_LIMIT, try_example, try_variant
 
 __all__ = [
@@ -78,6 +80,7 @@ __all__ = [
     "Run",
     "RunConfig",
     "RunService",
+    "SeedTrial",
     "StartRequest",
     "Stopped",
     "approve",
@@ -99,6 +102,7 @@ __all__ = [
     "engine_command",
     "engine_label",
     "engine_state",
+    "evaluate_seed",
     "find_run",
     "hunk_header",
     "merge_budgets",
@@ -109,6 +113,7 @@ __all__ = [
     "replay_name",
     "replay_target",
     "request_stop",
+    "resolve_subset",
     "resolve_variant",
     "run_engines",
     "run_export",
@@ -116,6 +121,7 @@ __all__ = [
     "run_info",
     "status_label",
     "stored_kinds",
+    "subset_defaults",
     "try_example",
     "try_variant",
     "unified_text",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -62,15 +62,19 @@ class RunConfig(BaseModel):
 
     selector: str = Field("score_child", description="parent selector: " + ", ".join(SELECTORS))
     tournament_size: int = Field(3, ge=1)
-    subset_size: int = Field(50, ge=1, description="train instances in the first stage")
+    subset_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto",
+        description="train instances in the first stage; auto: from the train split's size "
+        "when the run is created, which stores the number (see runs.subset_defaults)",
+    )
     subset_threshold: float | None = Field(
         None, description="absolute score the train subset must reach for full evaluation"
     )
-    subset_margin: float | None = Field(
-        0.1,
-        ge=0,
+    subset_margin: Annotated[float, Field(ge=0)] | Literal["auto"] | None = Field(
+        "auto",
         description="children more than this fraction of the score range below their parent's "
-        "train-subset score stop after the first stage (None: no relative threshold)",
+        "train-subset score stop after the first stage (None: no relative threshold; auto: "
+        "from the subset's size when the run is created, which stores the number)",
     )
     parallel_generations: int = Field(
         1,
@@ -190,6 +194,11 @@ class RunConfig(BaseModel):
         description="rules every child must keep before it runs (hyperagents.constitution); "
         "stored with the run, so a resumed or replayed run checks the same rules",
     )
+    task_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the task class (JSON values), stored with the run "
+        "so that resume, replay and every listing rebuild the same task",
+    )
 
     @field_validator("llm")
     @classmethod
@@ -200,6 +209,17 @@ class RunConfig(BaseModel):
         from hyperagents.llm import portable_llm_spec
 
         return portable_llm_spec(value)
+
+    @field_validator("task_options")
+    @classmethod
+    def _json_task_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Options are kept as a JSON round trip leaves them (what a resumed run gets)."""
+        from hyperagents.tasks import check_task_options
+
+        try:
+            return check_task_options(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -235,7 +255,9 @@ class RunConfig(BaseModel):
             return cls.model_validate(merged)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "config"
+            # (a union's branch, such as "constrained-int", is no place a user writes)
+            loc = [str(p) for p in first["loc"] if isinstance(p, int) or str(p).isidentifier()]
+            where = ".".join(loc) or "config"
             raise ConfigError(f"invalid run config: {where}: {first['msg']}") from exc
 
 

@@ -15,7 +15,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from hyperagents.exceptions import RunStateError, SandboxError
@@ -29,7 +30,14 @@ from hyperagents.sandbox import Limits, RayOptions, Sandbox, get_sandbox, task_l
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
 from hyperagents.tasks import Instance, Split, Task
 
-__all__ = ["BudgetExhausted", "ModelCutOff", "RunContext", "derive_seed", "sandbox_for"]
+__all__ = [
+    "BudgetExhausted",
+    "ModelCutOff",
+    "RunContext",
+    "derive_seed",
+    "own_sandbox",
+    "sandbox_for",
+]
 
 #: Where :meth:`RunContext.warn` logs (faces that print the warnings themselves silence it).
 warnings_logger = logging.getLogger("hyperagents.run_warnings")
@@ -67,6 +75,19 @@ def sandbox_for(config: RunConfig, task: Task) -> Sandbox:
             queue_timeout=config.ray_queue_timeout,
         ),
     )
+
+
+@contextmanager
+def own_sandbox(config: RunConfig, task: Task) -> Iterator[Sandbox]:
+    """A sandbox of its own for work outside a run (a try, a task's check), closed afterwards
+    (raises ConfigError for one that cannot work)."""
+    sandbox = sandbox_for(config, task)
+    try:
+        yield sandbox
+    finally:
+        close = getattr(sandbox, "close", None)
+        if callable(close):
+            close()
 
 
 class RunContext:
@@ -180,6 +201,8 @@ class RunContext:
         """The ids of the train instances every child is first evaluated on (seeded)."""
         if self._subset is None:
             ids = [inst.id for inst in self.instances(Split.TRAIN)]
+            if self.config.subset_size == "auto":  # resolved by the run's front (Run)
+                raise RunStateError("subset_size 'auto' is resolved when the run is created")
             size = min(self.config.subset_size, len(ids))
             rng = random.Random(self.derive_seed("subset"))
             chosen = set(rng.sample(ids, size))

@@ -22,6 +22,7 @@ from hyperagents.runs._config import Mode, RunConfig, parse_mode
 from hyperagents.runs._context import sandbox_for
 from hyperagents.runs._gate import check_seed, run_constitution
 from hyperagents.runs._meta_files import transfer_meta
+from hyperagents.runs._stages import resolve_subset
 from hyperagents.sandbox import Sandbox
 from hyperagents.storages import (
     BaseStorage,
@@ -31,7 +32,14 @@ from hyperagents.storages import (
     VariantState,
     get_storage,
 )
-from hyperagents.tasks import Task, file_spec, load_task, program_param_space_errors
+from hyperagents.tasks import (
+    Split,
+    Task,
+    file_spec,
+    load_task,
+    program_param_space_errors,
+    stored_task_options,
+)
 
 
 @dataclass(frozen=True)
@@ -73,13 +81,16 @@ def create_run(
             transferred, a seed that breaks the constitution, a model that cannot be used, a
             seed task agent whose ``PARAM_SPACE`` has problems, a baseline mode whose
             packages are missing or that finds no space to search.
-        TaskError: The task cannot be loaded. DuplicateError: ``name`` is taken.
+        TaskError: The task cannot be loaded (with the config's ``task_options``: an option
+            its class does not take, or its constructor raised; or options for a task object).
+        DuplicateError: ``name`` is taken.
     """
     run_mode = parse_mode(mode)
     check_generations(generations)
-    task_obj = load_task(task)
-    task_spec = portable_spec(task) if isinstance(task, str) else task_obj.name
     cfg = config if isinstance(config, RunConfig) else RunConfig.parse(dict(config or {}))
+    task_obj = load_task(task, cfg.task_options)
+    task_spec = portable_spec(task) if isinstance(task, str) else task_obj.name
+    cfg = resolve_subset(cfg, len(task_obj.instances(Split.TRAIN)))  # stored as numbers
     check_seed_value(seed)
     store = get_storage(storage)
     program = seed_program(task_obj, cfg, meta_from)
@@ -118,6 +129,7 @@ __all__ = [
     "create_run",
     "create_seed_variant",
     "portable_spec",
+    "record_task",
     "seed_program",
     "store_run",
 ]
@@ -167,6 +179,18 @@ def portable_spec(spec: str) -> str:
     if parts is not None:
         return f"{Path(parts[0]).expanduser().resolve()}:{parts[1]}"
     return spec.strip()
+
+
+def record_task(record: RunRecord, spec: str | None = None) -> Task:
+    """A run's task, as it was created: its spec (or ``spec``, e.g. where a task file has
+    moved) with the ``task_options`` stored in its config.
+
+    Raises:
+        TaskError: The task does not load any more (the message names an option that no
+            longer fits).
+        TaskNotFoundError: Nothing matches the spec.
+    """
+    return load_task(record.task if spec is None else spec, stored_task_options(record.config))
 
 
 def seed_program(task: Task, config: RunConfig, meta_from: Program | None) -> Program:

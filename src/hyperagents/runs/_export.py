@@ -15,6 +15,7 @@ from hyperagents.constitution import objective
 from hyperagents.runs._config import RunConfig
 from hyperagents.runs._crew import engine_label
 from hyperagents.storages import RunRecord, VariantRecord
+from hyperagents.tasks import stored_task_options
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -81,11 +82,13 @@ def variant_row(v: VariantRecord) -> dict[str, Any]:
 
 
 def run_identity(record: RunRecord) -> dict[str, Any]:
-    """Who a run is: id, name, task, mode, seed and status."""
+    """Who a run is: id, name, task (and the task options it was created with), mode, seed
+    and status."""
     return {
         "id": record.id,
         "name": record.name,
         "task": record.task,
+        "task_options": stored_task_options(record.config),
         "mode": record.mode,
         "seed": record.seed,
         "status": record.status.name.lower(),
@@ -137,6 +140,7 @@ def run_summary(
     return {
         "run": record.name,
         "task": record.task,
+        "task_options": stored_task_options(record.config),
         "mode": record.mode,
         "seed": record.seed,
         "status": record.status.name.lower(),

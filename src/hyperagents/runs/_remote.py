@@ -35,8 +35,8 @@ def check_remote_start(request: StartRequest, caller: RemoteCaller) -> None:
 
     Raises:
         ConfigError: An unregistered task, a sandbox other than auto or bwrap, a config table,
-            a constitution or a model read from the host's files, or a model server the
-            operator did not set up asked for without a token.
+            task options, a constitution or a model read from the host's files, or a model
+            server the operator did not set up asked for without a token.
     """
     from hyperagents.tasks import list_tasks
 
@@ -47,8 +47,11 @@ def check_remote_start(request: StartRequest, caller: RemoteCaller) -> None:
         )
     if request.sandbox not in (None, "auto", "bwrap") or request.ray_address is not None:
         raise ConfigError("runs started from the dashboard use the sandbox auto or bwrap")
-    if request.config or request.constitution is not None:
-        raise ConfigError("runs started from the dashboard take no config table or constitution")
+    if request.config or request.constitution is not None or request.task_options:
+        # (a task option is an argument of trusted code: a path it reads, a size it allocates)
+        raise ConfigError(
+            "runs started from the dashboard take no config table, task options or constitution"
+        )
     if request.llm is not None:
         _check_remote_llm(request.llm, token_protected=caller.token_protected)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hyperagents.exceptions import ConfigError
 from hyperagents.runs._config import Mode, RunConfig
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus
+from hyperagents.tasks import merge_task_options
 
 __all__ = [
     "BUDGET_FIELDS",
@@ -56,6 +57,11 @@ class StartRequest(_Request):
     """
 
     task: str = Field(default="review", description="task name or path/file.py:Class")
+    task_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the task class, over the config's task_options "
+        "(stored with the run)",
+    )
     mode: Mode = Mode.HYPERAGENT
     generations: int = Field(default=30, ge=0, description="the run's target, stored with it")
     seed: int = 0
@@ -121,6 +127,7 @@ class StartRequest(_Request):
             approval=self.approval,
             approval_threshold=self.approval_threshold,
             quarantine=self.quarantine or None,
+            task_options=merge_task_options(self.config, self.task_options),
         )
 
 

@@ -42,7 +42,7 @@ from hyperagents.program import Program
 from hyperagents.runs._advance import Advancer
 from hyperagents.runs._config import Mode, RunConfig
 from hyperagents.runs._context import RunContext
-from hyperagents.runs._create import NewRun, create_run
+from hyperagents.runs._create import NewRun, create_run, record_task
 from hyperagents.runs._engine import Engine
 from hyperagents.runs._export import run_summary
 from hyperagents.runs._failure_pattern import common_failure
@@ -51,10 +51,10 @@ from hyperagents.runs._improve import Improvement
 from hyperagents.runs._jobs import Job, Jobs
 from hyperagents.runs._lease import Lease
 from hyperagents.runs._llm import RunLLM
-from hyperagents.runs._stages import STAGES, StagePlan, SubsetPruner
+from hyperagents.runs._stages import STAGES, StagePlan, SubsetPruner, resolve_subset
 from hyperagents.sandbox import Sandbox
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState, get_storage
-from hyperagents.tasks import Task, load_task
+from hyperagents.tasks import Split, Task
 
 __all__ = ["STAGES", "Job", "Run"]
 
@@ -87,6 +87,8 @@ class Run:
         improver: Improver | None = None,
     ) -> None:
         ctx = RunContext(storage=storage, record=record, task=task, sandbox=sandbox)
+        if "auto" in (ctx.config.subset_size, ctx.config.subset_margin):  # not stored resolved
+            ctx.config = resolve_subset(ctx.config, len(ctx.instances(Split.TRAIN)))
         self._ctx = ctx
         self._jobs = Jobs(ctx)
         self._improvement = Improvement(ctx, improver)
@@ -195,7 +197,8 @@ class Run:
             storage: Storage URL or object.
             sandbox: Override the sandbox.
             improver: Override the improver.
-            task: The task object, for runs created with a task object rather than a spec.
+            task: The task object, for runs created with a task object rather than a spec
+                (default: the run's task spec, created with the task options it stored).
 
         Raises:
             RunNotFoundError: No such run. TaskError: its task cannot be loaded any more.
@@ -210,7 +213,7 @@ class Run:
                 if not name.isdigit():
                     raise
                 record = store.get_run(int(name))
-        task_obj = task if task is not None else load_task(record.task)
+        task_obj = task if task is not None else record_task(record)
         return cls(storage=store, record=record, task=task_obj, sandbox=sandbox, improver=improver)
 
     # -- properties ------------------------------------------------------------------------------

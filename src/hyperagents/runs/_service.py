@@ -25,6 +25,7 @@ from typing import Any
 
 from hyperagents.exceptions import ConfigError, RunStateError
 from hyperagents.runs._config import RunConfig
+from hyperagents.runs._create import record_task
 from hyperagents.runs._decide import Decision, decide
 from hyperagents.runs._delete import check_no_engine, delete_run
 from hyperagents.runs._launch import NOT_SHARED, EngineLauncher
@@ -51,7 +52,6 @@ from hyperagents.storages import (
     VariantRecord,
     get_storage,
 )
-from hyperagents.tasks import load_task
 
 __all__ = ["Drive", "RunRef", "RunService", "Stopped", "VariantRef"]
 
@@ -212,12 +212,14 @@ class RunService:
         Raises:
             RunNotFoundError: No such run.
             ConfigError: A budget or the sandbox is invalid.
-            TaskError: The task does not load.
+            TaskError: The task does not load (``request.task``, or the run's own spec, is
+                created with the task options the run stored).
         """
-        if request.changes_config:
-            self._merge_budgets(self.find_run(request.run), request)
-        task = load_task(request.task) if request.task is not None else None
-        run = Run.load(request.run, storage=self.storage, task=task)
+        record = self.find_run(request.run)
+        task = record_task(record, request.task)  # its stored options; may refuse the resume
+        if request.changes_config:  # after the task loads: a resume that fails changes nothing
+            self._merge_budgets(record, request)
+        run = Run.load(record.id, storage=self.storage, task=task)
         return Drive(
             run, request.generations, request.timeout, request.engine_workers, join=request.join
         )

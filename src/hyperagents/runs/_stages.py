@@ -5,6 +5,10 @@ A valid child is evaluated in stages: a seeded subset of train (``train_subset``
 pruner lets it go on — the rest of train (recorded as the full ``train`` score) and ``val``. A
 would-be champion may be re-checked on held-out data (``recheck``, see the gate), and a champion
 is scored on ``test`` for reporting only.
+
+The subset's size and the pruner's margin default to ``auto``: :func:`subset_defaults` gives
+them from the size of the train split when the run is created (:func:`resolve_subset`), and the
+numbers are stored with the run, so a resumed run keeps them even if the rule changes.
 """
 
 from __future__ import annotations
@@ -20,13 +24,27 @@ from hyperagents.evaluation import (
     evaluate_stage,
     validate_and_evaluate,
 )
+from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
 from hyperagents.runs._context import RunContext
 from hyperagents.storages import EventSpec, VariantRecord
 from hyperagents.tasks import Instance, Split
 
-__all__ = ["FIRST_STAGE", "REPORT_STAGES", "STAGES", "Pruner", "StagePlan", "SubsetPruner"]
+__all__ = [
+    "FIRST_STAGE",
+    "REPORT_STAGES",
+    "STAGES",
+    "SUBSET_FRACTION",
+    "SUBSET_MARGIN_MIN",
+    "SUBSET_MAX",
+    "SUBSET_MIN",
+    "Pruner",
+    "StagePlan",
+    "SubsetPruner",
+    "resolve_subset",
+    "subset_defaults",
+]
 
 #: Evaluation stages in order. ``test`` is only run for champions and never shown to agents.
 STAGES = ("train_subset", "train", "val", "test")
@@ -40,6 +58,57 @@ _EVALUATION_ORDER = ("train_subset", "train", "val")
 #: The stage a child is evaluated on in the process that validates it (unless it is empty:
 #: see :meth:`StagePlan.run_validated`).
 FIRST_STAGE = _EVALUATION_ORDER[0]
+
+#: ``subset_size: auto``: this fraction of the train split, rounded up ...
+SUBSET_FRACTION = 0.25
+#: ... at least this many instances (a train split of up to twice as many is evaluated whole
+#: in the first stage: a subset would save little and say less) ...
+SUBSET_MIN = 10
+#: ... and at most this many.
+SUBSET_MAX = 50
+#: ``subset_margin: auto``: the largest standard error the mean of the first stage's scores
+#: can have, ``0.5 / sqrt(size)`` of the score range, and at least this fraction of it.
+SUBSET_MARGIN_MIN = 0.1
+
+
+def subset_defaults(n_train: int, size: int | None = None) -> tuple[int, float]:
+    """What ``auto`` means for the first stage of a task with ``n_train`` train instances:
+    its size, and the margin by which a child may fall below its parent there.
+
+    The size is ``ceil(SUBSET_FRACTION * n_train)`` clamped to ``[SUBSET_MIN, SUBSET_MAX]``;
+    a train split of at most ``2 * SUBSET_MIN`` instances is evaluated whole (the first stage
+    is all of train, and the pruner decides whether ``val`` is run). The margin is
+    ``max(SUBSET_MARGIN_MIN, 0.5 / sqrt(size))`` (to 3 decimals), ``size`` at most the train
+    split's: a child that one unlucky draw of the subset could put there is not pruned.
+    400 train instances give 50 and 0.1 (the defaults before ``auto``), 60 give 15 and 0.129,
+    40 give 10 and 0.158, 20 give 20 and 0.112, 4 give 4 and 0.25.
+
+    Args:
+        n_train: The train split's size.
+        size: The subset's size when it is given (the margin then follows from it).
+    """
+    if size is None:
+        if n_train <= 2 * SUBSET_MIN:
+            size = max(1, n_train)
+        else:
+            size = min(SUBSET_MAX, max(SUBSET_MIN, math.ceil(SUBSET_FRACTION * n_train)))
+    actual = max(1, min(size, n_train))
+    return size, max(SUBSET_MARGIN_MIN, round(0.5 / math.sqrt(actual), 3))
+
+
+def resolve_subset(config: RunConfig, n_train: int) -> RunConfig:
+    """``config`` with ``subset_size`` and ``subset_margin`` that say ``auto`` replaced by
+    :func:`subset_defaults` for ``n_train`` train instances (values given stay as they are)."""
+    size, margin = config.subset_size, config.subset_margin
+    if size != "auto" and margin != "auto":
+        return config
+    auto_size, auto_margin = subset_defaults(n_train, None if size == "auto" else size)
+    return config.model_copy(
+        update={
+            "subset_size": auto_size,
+            "subset_margin": auto_margin if margin == "auto" else margin,
+        }
+    )
 
 
 class Pruner(Protocol):
@@ -73,8 +142,16 @@ class SubsetPruner:
 
     @classmethod
     def from_config(cls, config: RunConfig, score_range: tuple[float, float]) -> SubsetPruner:
-        """The pruner a run's ``subset_threshold`` and ``subset_margin`` describe."""
-        return cls(config.subset_threshold, config.subset_margin, score_range)
+        """The pruner a run's ``subset_threshold`` and ``subset_margin`` describe (resolved:
+        see :func:`resolve_subset`).
+
+        Raises:
+            ConfigError: ``subset_margin`` is still ``auto``.
+        """
+        margin = config.subset_margin
+        if margin == "auto":
+            raise ConfigError("subset_margin 'auto' is resolved when the run is created")
+        return cls(config.subset_threshold, margin, score_range)
 
     def prune(self, score: float, parent_score: float | None) -> str | None:
         """Why a child with train-subset ``score`` is pruned (None: it goes on)."""

@@ -12,10 +12,11 @@ from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.exceptions import ConfigError, RunStateError
 from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
-from hyperagents.runs._context import sandbox_for
+from hyperagents.runs._context import own_sandbox
+from hyperagents.runs._create import record_task
 from hyperagents.sandbox import Limits, Outcome
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord
-from hyperagents.tasks import Split, Task, load_task
+from hyperagents.tasks import Split, Task
 
 __all__ = ["TRY_INPUT_LIMIT", "try_example", "try_variant"]
 
@@ -27,7 +28,7 @@ _STREAM_TAIL = 20_000
 
 def try_example(record: RunRecord) -> dict[str, Any]:
     """What a try offers to start from: the first train instance's inputs (never a label)."""
-    task = load_task(record.task)
+    task = record_task(record)
     instances = task.instances(Split.TRAIN)
     return {
         "task": task.name or record.task,
@@ -62,7 +63,7 @@ def try_variant(
         raise RunStateError(f"variant {variant.id} has no program ({variant.state.name.lower()})")
     if len(json.dumps(inputs)) > TRY_INPUT_LIMIT:
         raise ConfigError(f"the input is larger than {TRY_INPUT_LIMIT // 1024} KiB")
-    task = load_task(record.task)
+    task = record_task(record)
     config = RunConfig.parse(dict(record.config))
     program = store.get_program(variant.program_id)
     if not slots.acquire(blocking=False):
@@ -75,9 +76,8 @@ def try_variant(
 
 def _solve(program: Program, task: Task, config: RunConfig, inputs: Any) -> dict[str, Any]:
     """Solve one input in a sandbox of its own, closed afterwards; the answer as JSON."""
-    sandbox = sandbox_for(config, task)
     limits = Limits(wall_time=task.instance_timeout + 15.0, memory_mb=config.memory_mb)
-    try:
+    with own_sandbox(config, task) as sandbox:
         result, answered = solve_in_sandbox(
             program,
             [("try", inputs)],
@@ -85,10 +85,6 @@ def _solve(program: Program, task: Task, config: RunConfig, inputs: Any) -> dict
             sandbox=sandbox,
             limits=limits,
         )
-    finally:
-        close = getattr(sandbox, "close", None)
-        if callable(close):
-            close()
     message = answered.get("try")
     error = None
     if message is None:

@@ -6,13 +6,16 @@ A task is named by a *spec*:
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file).
 
-Task classes are instantiated without arguments. A task is trusted code: it runs in the engine
+A task class is created with the spec's *options* as keyword arguments (none by default;
+``--task-option KEY=VALUE`` on the command line, ``task_options`` in a run's config, stored with
+the run: see :mod:`hyperagents.tasks._options`). A task is trusted code: it runs in the engine
 process (scoring must, so that agents never see targets).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,8 +31,20 @@ from hyperagents.tasks._base import (
     Task,
     is_meta_agent_file,
 )
+from hyperagents.tasks._check import ODD_OUTPUTS, TaskCheck, check_task
 from hyperagents.tasks._declared import DeclaredParam, DeclaredSpace, declared_space
 from hyperagents.tasks._generated import GeneratedTask
+from hyperagents.tasks._options import (
+    check_task_options,
+    create_task,
+    format_task_options,
+    merge_task_options,
+    parse_task_option,
+    parse_task_options,
+    stored_task_options,
+    task_keywords,
+    task_label,
+)
 from hyperagents.tasks._param_space import param_space_errors, program_param_space_errors
 from hyperagents.tasks._scaffold import scaffold_task, task_class_name
 
@@ -37,6 +52,7 @@ __all__ = [
     "BUILTIN_TASKS",
     "ENTRY_POINT_GROUP",
     "META_STATE_FILE",
+    "ODD_OUTPUTS",
     "DeclaredParam",
     "DeclaredSpace",
     "GeneratedTask",
@@ -44,16 +60,26 @@ __all__ = [
     "Score",
     "Split",
     "Task",
+    "TaskCheck",
     "TaskInfo",
+    "check_task",
+    "check_task_options",
     "declared_space",
     "file_spec",
+    "format_task_options",
     "is_meta_agent_file",
     "list_tasks",
     "load_task",
+    "merge_task_options",
     "param_space_errors",
+    "parse_task_option",
+    "parse_task_options",
     "program_param_space_errors",
     "scaffold_task",
+    "stored_task_options",
     "task_class_name",
+    "task_keywords",
+    "task_label",
 ]
 
 ENTRY_POINT_GROUP = "hyperagents.tasks"
@@ -76,6 +102,7 @@ class TaskInfo:
     source: str  #: "builtin" or "entry point"
     target: str  #: ``module:Class``
     description: str
+    options: str = ""  #: the keyword arguments its class takes, with their defaults
 
 
 def _import_target(target: str, spec: str) -> Any:
@@ -118,14 +145,27 @@ def _entry_point_targets() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_task(spec: str | Task) -> Task:
+def load_task(spec: str | Task, options: Mapping[str, Any] | None = None) -> Task:
     """Load a task from a spec (see the module docstring) or pass a Task through.
+
+    Args:
+        spec: A built-in or entry-point name, ``path/to/file.py:ClassName``, or a task object.
+        options: Keyword arguments of the task class's constructor (JSON values; see
+            :func:`check_task_options`). None or empty: the class is created without any.
 
     Raises:
         TaskNotFoundError: Nothing matches the spec.
-        TaskError: The task exists but cannot be loaded or does not follow the protocol.
+        TaskError: The task exists but cannot be loaded or does not follow the protocol; an
+            option the class does not take, or its constructor raised (the message names it);
+            options given for a task object or for a spec that names an object.
     """
+    options = dict(options or {})
     if isinstance(spec, Task):
+        if options:
+            raise TaskError(
+                f"task options ({format_task_options(options)}) need a task spec, not a task "
+                "object: create the object with them"
+            )
         return spec
     if not isinstance(spec, str) or not spec.strip():
         raise TaskNotFoundError(f"invalid task spec {spec!r}")
@@ -143,11 +183,10 @@ def load_task(spec: str | Task) -> Task:
             "(or give path/to/file.py:ClassName)"
         )
     if isinstance(obj, type) and issubclass(obj, Task):
-        try:
-            task = obj()
-        except Exception as exc:
-            raise TaskError(f"task {spec!r} could not be created: {exc!r}") from exc
+        task = create_task(obj, options, spec)
     elif isinstance(obj, Task):
+        if options:
+            raise TaskError(f"task {spec!r} is an object, not a class: it takes no options")
         task = obj
     else:
         raise TaskError(f"task {spec!r} is not a hyperagents.tasks.Task subclass: {obj!r}")
@@ -163,12 +202,13 @@ def list_tasks() -> list[TaskInfo]:
         for name, target in sorted(targets.items()):
             if source != "builtin" and name in BUILTIN_TASKS:
                 continue
+            options = ""
             try:
                 cls = _import_target(target, name)
                 description = str(getattr(cls, "description", "") or "").strip()
+                options = task_keywords(cls) if isinstance(cls, type) else ""
             except TaskError as exc:
                 description = f"(cannot load: {exc})"
-            infos.append(
-                TaskInfo(name, source, target, description.splitlines()[0] if description else "")
-            )
+            first = description.splitlines()[0] if description else ""
+            infos.append(TaskInfo(name, source, target, first, options))
     return infos

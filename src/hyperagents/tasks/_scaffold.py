@@ -25,6 +25,8 @@ The example work: decide whether a point (x, y) lies inside a hidden disc. Repla
   (`init-task --copy-meta` puts a copy there to edit), the installed offline meta agent is used.
 
 Run it:  hyperagents run --task {path}:{cls} --generations 10
+The keyword arguments of `__init__` are task options, stored with the run:
+         hyperagents run --task {path}:{cls} --task-option seed=3
 """
 
 from __future__ import annotations

@@ -272,7 +272,7 @@ async function pageRuns() {
   const form = newRunForm();
   const rows = data.runs.map((r) => h("tr", { class: "clickable", dataset: { run: r.name }, onclick: () => { location.hash = `#/run/${enc(r.name)}`; } },
     h("td", {}, h("a", { href: `#/run/${enc(r.name)}`, text: r.name })),
-    h("td", { text: r.task }), h("td", { text: r.mode }), h("td", { class: "num", text: r.seed }),
+    h("td", { text: taskLabel(r) }), h("td", { text: r.mode }), h("td", { class: "num", text: r.seed }),
     h("td", {}, statusBadge(r)),
     h("td", { class: "num", text: `${r.generations}${r.target_generations != null ? ` / ${r.target_generations}` : ""}` }),
     h("td", { class: "num", text: r.variants }),
@@ -394,11 +394,18 @@ function enginesTable(engines) {
       h("td", { class: "num", text: String(e.variants) }))))));
 }
 
+// A run's task as the command line shows it: its spec, and the options it was created with.
+function taskLabel(run) {
+  const options = Object.entries(run.task_options || {});
+  if (!options.length) return run.task;
+  return `${run.task} (${options.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")})`;
+}
+
 function runHeader(run) {
   return h("div", { class: "row between run-header" },
     h("div", {},
       h("h1", {}, run.name, " ", statusBadge(run)),
-      h("p", { class: "muted", text: `task ${run.task} · mode ${run.mode} · seed ${run.seed}${run.experiment ? ` · experiment ${run.experiment}` : ""}` })),
+      h("p", { class: "muted", text: `task ${taskLabel(run)} · mode ${run.mode} · seed ${run.seed}${run.experiment ? ` · experiment ${run.experiment}` : ""}` })),
     h("div", { class: "row" },
       h("a", { class: "button", href: `/api/runs/${enc(run.name)}/export.csv`, text: "Export CSV" }),
       h("a", { class: "button", href: `/api/runs/${enc(run.name)}/export.json`, text: "Export JSON" }),
