@@ -29,6 +29,7 @@ def readme_commands() -> list[list[str]]:
     """Every ``hyperagents`` command of the README's code blocks, in order, as arguments."""
     commands = []
     for block in re.findall(r"```(?:bash|console)\n(.*?)```", README.read_text(), re.S):
+        block = re.sub(r"\\\n\s*", " ", block)  # a command continued on the next line
         for line in block.splitlines():
             line = line.removeprefix("$ ").strip()
             if line.startswith("hyperagents "):
