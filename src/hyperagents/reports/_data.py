@@ -85,6 +85,13 @@ class ReportData:
         """The rows of one run."""
         return [row for row in self.rows if row["run"] == run.name]
 
+    def equal_budget(self) -> int | None:
+        """The stage evaluations every run reached: the fewest any run made (None: no rows).
+        Arms are compared at this many evaluations, so an arm that spends fewer on each
+        generation is not judged at a smaller budget."""
+        totals = [rows[-1]["evaluations"] for run in self.runs if (rows := self.rows_of(run))]
+        return min(totals) if totals else None
+
 
 def arm_of(run: RunRecord) -> str:
     """The group a run is compared in: its ``arm``, else its mode."""

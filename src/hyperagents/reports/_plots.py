@@ -114,8 +114,9 @@ _GRID_POINTS = 400
 
 
 def _evaluation_grid(data: ReportData) -> NDArray[np.int64]:
-    """The evaluation counts the learning curves are drawn at (0 to the most any run made)."""
-    most = max((row["evaluations"] for row in data.rows), default=0)
+    """The evaluation counts the learning curves are drawn at: 0 to the fewest any run made
+    (where the statistics compare the arms; past it, a median would be over fewer runs)."""
+    most = data.equal_budget() or 0
     step = max(1, -(-most // _GRID_POINTS))
     return np.arange(0, most + 1, step, dtype=np.int64)
 

@@ -69,22 +69,14 @@ def _final(rows: list[dict[str, Any]], column: str, budget: int | None = None) -
     return None
 
 
-def equal_budget(data: ReportData) -> int | None:
-    """The stage evaluations every run reached: the fewest any run of the report made (None:
-    no rows). Arms are compared at this many evaluations, so an arm that spends fewer on each
-    generation is not judged at a smaller budget."""
-    totals = [rows[-1]["evaluations"] for run in data.runs if (rows := data.rows_of(run))]
-    return min(totals) if totals else None
-
-
 def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any]:
     """Per mode: final champion test (median, bootstrap CI), best val, imp@k; pairwise tests.
 
     Arms are compared at equal evaluations: the final champion of a run is its best-on-val
-    variant once the run had made ``evaluations`` stage evaluations (:func:`equal_budget`, the
-    fewest any run made); its test score was measured when it became champion. imp@k (DGM-H)
-    is, per run, the best test score among the variants of generations 1..k that have one
-    (the champions as each generation settled) minus the seed's test score.
+    variant once the run had made ``evaluations`` stage evaluations (the fewest any run made,
+    :meth:`ReportData.equal_budget`); its test score was measured when it became champion.
+    imp@k (DGM-H) is, per run, the best test score among the variants of generations 1..k
+    that have one (the champions as each generation settled) minus the seed's test score.
 
     Args:
         data: The runs.
@@ -100,7 +92,7 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
     """
     last = max((row["generation"] for row in data.rows), default=0)
     requested, k = k, max(1, min(k, last)) if last else 1
-    budget = equal_budget(data)
+    budget = data.equal_budget()
     modes = {mode: _mode_statistics(data, mode, k, seed, budget) for mode in data.modes}
     pairs = _pairs(data.modes, modes)
     warnings = [
