@@ -25,3 +25,27 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         timeout=600,
     )
+
+
+def invoke_wide(*args: str, width: int = 200) -> tuple[int, str]:
+    """Run the command in this process (Typer's runner) with ``width`` columns, and return its
+    exit code and output with whitespace collapsed.
+
+    The command's consoles are made when the CLI is imported, so ``COLUMNS`` given to the
+    runner would not reach them: their width is set for the call instead, and a table whose
+    cells hold long temporary paths does not wrap in the middle of what a test looks for.
+    """
+    from typer.testing import CliRunner
+
+    from hyperagents.cli import _app, _shared
+
+    consoles = (_shared.console, _shared.err_console)
+    before = [c._width for c in consoles]  # what the console was given (None: measured)
+    for console in consoles:
+        console.width = width
+    try:
+        result = CliRunner().invoke(_app.app, list(args), env={"COLUMNS": str(width)})
+    finally:
+        for console, old in zip(consoles, before, strict=True):
+            console._width = old
+    return result.exit_code, " ".join(result.output.split())

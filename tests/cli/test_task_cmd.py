@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from hyperagents.cli import _app
 from hyperagents.tasks import scaffold_task
+
+from cli_helpers import invoke_wide
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(_app.app, list(args), env={"COLUMNS": "200"})
-    return result.exit_code, " ".join(result.output.split())
+    return invoke_wide(*args)
 
 
 def test_a_scaffolded_task_passes_and_its_seed_is_scored_on_val(tmp_path: Path) -> None:

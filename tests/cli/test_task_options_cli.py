@@ -7,20 +7,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from hyperagents.cli import _app
 from hyperagents.runs import Run
 from hyperagents.storages import RDBStorage
 from hyperagents.tasks import Split
+
+from cli_helpers import invoke_wide
 
 TOY = f"{Path(__file__).resolve().parents[1] / 'toytask.py'}:ToyTask"
 SIZES = ("--task-option", "sizes=[12, 6, 6]", "--task-option", "seed=7")
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(_app.app, list(args), env={"COLUMNS": "200"})
-    return result.exit_code, " ".join(result.output.split())
+    return invoke_wide(*args)
 
 
 def _storage(tmp_path: Path) -> tuple[str, list[str]]:
