@@ -20,13 +20,14 @@ intermediate value is that score (TPE ranks such trials below the complete ones;
 the value, ``consider_pruned_trials``); an invalid or failed child is a failed trial.
 
 These run in the engine process: they are trusted code that only reads literals of the seed's
-source and writes values into it, never running it. Optuna is the optional extra ``optuna``.
+source and writes values into it, never running it. Optuna is the optional extra ``optuna``;
+using an Optuna arm sets Optuna's own logger to warnings (a study is made per proposal, and its
+"study created" lines would fill the output).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import logging
 import random
 import warnings
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,12 @@ TASK_AGENT = "task_agent.py"
 
 #: Trial attributes of Optuna's samplers kept with a child (CMA-ES's generation and state).
 _KEPT_ATTRS = ("cma:",)
+
+# CMA-ES is told pruned children (``consider_pruned_trials``), an argument Optuna marks
+# experimental with a warning on every sampler made (one per child). Filtered once, here, for
+# that message only: ``warnings.catch_warnings`` around each call is not thread-safe, and an
+# experiment drives its runs from threads.
+warnings.filterwarnings("ignore", message=r".*consider_pruned_trials.*")
 
 
 @dataclass(frozen=True)
@@ -184,20 +191,18 @@ def _optuna_ask(
     """Ask a study rebuilt from ``trials`` for the next point."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # A study is made per proposal: Optuna's "new study created" lines would be printed for
+    # every child. Its logger (its own, not the root's) keeps warnings and errors.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = {p.name: _distribution(p) for p in space.params}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # experimental-argument and fallback warnings
-        logging.getLogger("optuna").setLevel(logging.ERROR)
-        sampler = _sampler(name, seed)
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        for trial in trials:
-            frozen = _frozen(trial, space, distributions)
-            if frozen is not None:
-                study.add_trial(frozen)
-        asked = study.ask(distributions)
-        params = {p.name: _value(p, asked.params[p.name]) for p in space.params}
-        attrs = study.get_trials(deepcopy=False)[-1].system_attrs
+    study = optuna.create_study(direction="maximize", sampler=_sampler(name, seed))
+    for trial in trials:
+        frozen = _frozen(trial, space, distributions)
+        if frozen is not None:
+            study.add_trial(frozen)
+    asked = study.ask(distributions)
+    params = {p.name: _value(p, asked.params[p.name]) for p in space.params}
+    attrs = study.get_trials(deepcopy=False)[-1].system_attrs
     kept = {k: v for k, v in attrs.items() if k.startswith(_KEPT_ATTRS)}
     return params, kept
 
