@@ -178,16 +178,27 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     assert rewritten is not None  # the source declared PARAMS
     write_text(task_path, rewritten)
     write_state(state_path, adapted)
+    info.update(operator=operator, explored=explored, sigma=adapted["step_scale"])
+    _record_params(info, params, full_params, detail, adapted)
+    return _fit(info)
+
+
+def _record_params(
+    info: dict[str, Any],
+    params: dict[Any, Any],
+    full_params: dict[Any, Any],
+    detail: Any,
+    adapted: dict[str, Any],
+) -> None:
+    """Put a parameter edit in ``info``: what changed, the new ``PARAMS``, the adapted state."""
     info["meta_self_edited"] = True
     changes = {
         name: [params.get(name), value]
         for name, value in full_params.items()
         if name in params and params[name] != value
     }
-    info.update(operator=operator, explored=explored, sigma=adapted["step_scale"])
     info.update(n_changed=len(changes), changes=changes, detail=detail)
     info.update(params=full_params, meta=adapted)
-    return _fit(info)
 
 
 def _structural(
