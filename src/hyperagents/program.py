@@ -5,10 +5,22 @@ the SHA-256 of a canonical manifest (sorted ``path NUL blob-hash`` lines), so tw
 same files have the same id whatever order they were built in, and storages keep each distinct
 file content once (see :attr:`Program.blobs`).
 
+**Artifacts.** A program may carry a model (``model/config.json`` and ``model/*.safetensors``)
+and other large files. A file is an *artifact* (:func:`is_artifact`) when it is at least
+:data:`ARTIFACT_MIN_SIZE` bytes (1 MiB), or when it lies under ``model/`` with a weights suffix
+(:data:`WEIGHT_SUFFIXES`: ``.safetensors``, ``.bin``, ``.gguf``, ``.pt``…) whatever its size.
+For the program it is a file like any other (same id, same API); storages keep artifacts out of
+their rows (a file store beside a SQLite database, large objects in PostgreSQL), and diffs never
+show their bytes.
+
 Diffs are unified diffs in the ``git diff`` style (``--- a/path`` / ``+++ b/path``,
 ``/dev/null`` for added and removed files) and :meth:`Program.apply` applies one strictly:
 every context and removed line must match, or :class:`~hyperagents.exceptions.PatchError` is
-raised.
+raised. A binary file (:func:`is_binary`: an artifact, or content that is not UTF-8 text or
+holds a NUL byte, git's own test) appears as ``Binary files a/p and b/p differ``, as in git. Such
+a diff is for people and agents to read: it does not carry the new bytes, so :meth:`Program.apply`
+refuses it (:class:`~hyperagents.exceptions.PatchError`) rather than drop the change; programs
+are always stored whole, never rebuilt from a diff.
 """
 
 from __future__ import annotations
@@ -24,7 +36,15 @@ from types import MappingProxyType
 
 from hyperagents.exceptions import PatchError, ProgramError
 
-__all__ = ["Program", "blob_hash"]
+__all__ = [
+    "ARTIFACT_MIN_SIZE",
+    "MODEL_DIR",
+    "WEIGHT_SUFFIXES",
+    "Program",
+    "blob_hash",
+    "is_artifact",
+    "is_binary",
+]
 
 _NO_NEWLINE = "\\ No newline at end of file"
 #: Directory and file names never taken into a program when reading a directory.
@@ -34,6 +54,36 @@ DEFAULT_IGNORED = frozenset({"__pycache__", ".git", ".hg", ".mypy_cache", ".pyte
 def blob_hash(data: bytes) -> str:
     """Return the SHA-256 hex digest that identifies a file's content."""
     return hashlib.sha256(data).hexdigest()
+
+
+#: Files of at least this many bytes are artifacts (kept out of a database's rows).
+ARTIFACT_MIN_SIZE = 1 << 20
+#: The folder of a program's model (``model/config.json``, ``model/*.safetensors``).
+MODEL_DIR = "model/"
+#: Suffixes of weight files: a file under :data:`MODEL_DIR` with one is an artifact, any size.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".ckpt", ".onnx", ".npy", ".npz")
+#: How much of a file's start is searched for a NUL byte (git's test for a binary file).
+_BINARY_PROBE = 8000
+
+
+def is_artifact(path: str, size: int) -> bool:
+    """Whether a file is an artifact: at least :data:`ARTIFACT_MIN_SIZE` bytes, or a weight
+    file (a :data:`WEIGHT_SUFFIXES` suffix) under :data:`MODEL_DIR`."""
+    if size >= ARTIFACT_MIN_SIZE:
+        return True
+    return path.startswith(MODEL_DIR) and path.lower().endswith(WEIGHT_SUFFIXES)
+
+
+def is_binary(path: str, data: bytes) -> bool:
+    """Whether a file is shown as binary in a diff: an artifact (see :func:`is_artifact`), or
+    content with a NUL byte in its first 8000 bytes (git's test) or that is not UTF-8."""
+    if is_artifact(path, len(data)) or b"\x00" in data[:_BINARY_PROBE]:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 #: Deepest directory nesting of a program's files, and longest path (characters).
@@ -248,36 +298,43 @@ class Program(Mapping[str, bytes]):
     def diff(self, other: Program, *, context: int = 3) -> str:
         """Return the unified diff that turns ``self`` into ``other`` (empty if equal).
 
-        Binary (non UTF-8) files are listed as ``Binary files a/x and b/x differ`` and cannot be
-        re-applied with :meth:`apply`.
+        Binary files (see :func:`is_binary`) are listed as ``Binary files a/x and b/x differ``,
+        as git does, and cannot be re-applied with :meth:`apply`.
         """
         chunks: list[str] = []
         for path in self.changed_paths(other):
             old, new = self._files.get(path), other._files.get(path)
-            try:
-                old_text = None if old is None else old.decode("utf-8")
-                new_text = None if new is None else new.decode("utf-8")
-            except UnicodeDecodeError:
-                a = "/dev/null" if old is None else f"a/{path}"
-                b = "/dev/null" if new is None else f"b/{path}"
-                chunks.append(f"diff --git a/{path} b/{path}\nBinary files {a} and {b} differ\n")
+            if any(side is not None and is_binary(path, side) for side in (old, new)):
+                chunks.append(_binary_diff(path, old is None, new is None))
                 continue
+            old_text = None if old is None else old.decode("utf-8")
+            new_text = None if new is None else new.decode("utf-8")
             chunks.append(_file_diff(path, old_text, new_text, context))
         return "".join(chunks)
 
     def apply(self, patch: str) -> Program:
         """Apply a unified diff produced by :meth:`diff` (or ``git diff``) and return the result.
 
+        A diff that changes a binary file (``Binary files … differ``) does not hold the new
+        bytes: it is refused whole rather than applied without that change.
+
         Raises:
-            PatchError: The patch is malformed, a hunk does not match, or it touches binaries.
+            PatchError: The patch is malformed, a hunk does not match, or it changes a binary
+                file.
         """
         from unidiff.errors import UnidiffParseError
         from unidiff.patch import PatchSet
 
         if not patch.strip():
             return self
-        if "\nBinary files " in "\n" + patch:
-            raise PatchError("binary file changes cannot be applied from a text diff")
+        binary = next(
+            (line for line in patch.splitlines() if line.startswith("Binary files ")), None
+        )
+        if binary is not None:
+            raise PatchError(
+                f"the patch changes a binary file ({binary!r}) and does not hold its new bytes: "
+                "a diff with binary changes is for display; store the changed program whole"
+            )
         try:
             patch_set = PatchSet(patch)
         except UnidiffParseError as exc:
@@ -344,6 +401,14 @@ def _strip_prefix(name: str) -> str:
         if name.startswith(prefix):
             return name[len(prefix) :]
     return name
+
+
+def _binary_diff(path: str, added: bool, removed: bool) -> str:
+    """The git-style lines of a changed binary file."""
+    a = "/dev/null" if added else f"a/{path}"
+    b = "/dev/null" if removed else f"b/{path}"
+    mode = "new file mode 100644\n" if added else "deleted file mode 100644\n" if removed else ""
+    return f"diff --git a/{path} b/{path}\n{mode}Binary files {a} and {b} differ\n"
 
 
 def _file_diff(path: str, old: str | None, new: str | None, context: int) -> str:

@@ -8,6 +8,10 @@ bytes alone; a file over its limits, or a diff over the totals, is reported as t
 the reason) instead of compared, and the faces offer the whole programs or the full patch as an
 explicit download or output file.
 
+A binary file (:func:`~hyperagents.program.is_binary`: a model's weights, any artifact, content
+that is not UTF-8 text) is never compared nor decoded: it is listed as binary, whatever its size
+(git's ``Binary files a/p and b/p differ``).
+
 Lines are compared after trimming what the two sides share at their start and end (as git
 does), with :class:`difflib.SequenceMatcher`'s heuristic for frequent lines on, and only when the
 changed region of each side is small enough (:attr:`DiffLimits.changed_lines`): its worst case
@@ -21,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from hyperagents.program import Program
+from hyperagents.program import Program, is_artifact, is_binary
 
 __all__ = [
     "DiffLimits",
@@ -74,7 +78,7 @@ class FileDiff:
         status: ``"added"``, ``"deleted"`` or ``"modified"``.
         old_size: Bytes before (0 when added).
         new_size: Bytes after (0 when deleted).
-        binary: A side is not UTF-8 text (not compared).
+        binary: A side is binary (see :func:`~hyperagents.program.is_binary`; not compared).
         too_large: Why it was not compared (None: it was, or it is binary).
         old_lines: The lines before, each with its ``"\\n"`` (the last may lack one).
         new_lines: The lines after.
@@ -176,6 +180,9 @@ def compare(
         before, after = base.get(path), new.get(path)
         status: Status = "added" if before is None else "deleted" if after is None else "modified"
         sizes = (len(before or b""), len(after or b""))
+        if any(is_artifact(path, size) for size in sizes):  # never read: listed as binary
+            files.append(FileDiff(path, status, *sizes, binary=True))
+            continue
         lines = (_line_count(before or b""), _line_count(after or b""))
         if max(sizes) > limits.file_bytes:
             why = f"{_size(max(sizes))} (limit {_size(limits.file_bytes)} per file)"
@@ -212,6 +219,8 @@ def _compare_file(
     normalize: bool,
 ) -> FileDiff:
     sizes = (len(before or b""), len(after or b""))
+    if any(side is not None and is_binary(path, side) for side in (before, after)):
+        return FileDiff(path, status, *sizes, binary=True)
     a_text, b_text = _decode(before, normalize), _decode(after, normalize)
     if a_text is None or b_text is None:
         return FileDiff(path, status, *sizes, binary=True)

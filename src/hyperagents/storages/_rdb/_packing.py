@@ -16,7 +16,9 @@ there; a query may read them with JSON operators).
 stored file (:data:`BLOB_DELTA`: a child's ``task_agent.py`` differs from its relatives' in a
 few values), whichever is smallest. A difference is only ever taken from a row that stands
 alone, so a file needs at most one other to be read. Every row has the byte (migration 0007
-added it to the old rows), so any file content is stored safely.
+added it to the old rows), so any file content is stored safely. A row holding the byte
+:data:`BLOB_ARTIFACT` alone keeps its file outside the table, in the database's artifact store
+(see :mod:`~hyperagents.storages._rdb._artifacts`).
 
 Values are compact JSON made by :data:`~hyperagents.storages._common.dumps_json`: a NaN or an
 object that JSON cannot hold is refused with :class:`ValueError` or :class:`TypeError`, as for
@@ -38,6 +40,8 @@ from hyperagents.exceptions import StorageError
 from hyperagents.storages._common import dumps_json
 
 __all__ = [
+    "ARTIFACT_ROW",
+    "BLOB_ARTIFACT",
     "BLOB_DELTA",
     "BLOB_RAW",
     "BLOB_ZLIB",
@@ -62,6 +66,10 @@ BLOB_ZLIB = 0x01
 #: Format byte of a program file stored as its difference from another stored file: that
 #: file's SHA-256 (32 bytes), then raw deflate with that file as preset dictionary.
 BLOB_DELTA = 0x02
+#: Format byte of a program file kept in the artifact store: the row holds this byte alone.
+BLOB_ARTIFACT = 0x03
+#: The ``data`` of an artifact's row.
+ARTIFACT_ROW = bytes((BLOB_ARTIFACT,))
 #: Files shorter than this are stored as they are.
 _BLOB_PACK_MIN = 64
 #: How much of the end of a base file a difference can refer to (deflate's window).
@@ -204,6 +212,8 @@ def unpack_blob(stored: bytes | memoryview, base: bytes | None = None) -> bytes:
             return inflater.decompress(data[33:]) + inflater.flush()
     except zlib.error as exc:
         raise StorageError(f"stored program file is corrupt: {exc}") from None
+    if head == BLOB_ARTIFACT:
+        raise StorageError("stored program file is an artifact: read it from the artifact store")
     shown = "nothing" if head is None else f"{head:#04x}"
     raise StorageError(f"stored program file has unknown format byte {shown}")
 

@@ -5,6 +5,11 @@ its difference from the last file stored or read at the same path that stands al
 *base*; the storage object remembers one per path). A child changes a few values of its
 parent's files, so its new files take tens of bytes rather than kilobytes. A base is used only
 once the database is seen to hold it, in the transaction that stores the difference.
+
+Artifacts (:func:`~hyperagents.program.is_artifact`: large files, a model's weights) are never
+packed nor used as bases: their rows name them, and the storage's artifact store holds them
+(see :mod:`~hyperagents.storages._rdb._artifacts`), written before the row is inserted and
+checked against their hash when read.
 """
 
 from __future__ import annotations
@@ -16,10 +21,17 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hyperagents.exceptions import StorageError
-from hyperagents.program import Program
+from hyperagents.program import Program, is_artifact
 from hyperagents.storages._common import utcnow
+from hyperagents.storages._rdb._artifacts import ArtifactStore
 from hyperagents.storages._rdb._connect import first_line
-from hyperagents.storages._rdb._packing import BLOB_DELTA, blob_base, pack_blob, unpack_blob
+from hyperagents.storages._rdb._packing import (
+    ARTIFACT_ROW,
+    BLOB_DELTA,
+    blob_base,
+    pack_blob,
+    unpack_blob,
+)
 from hyperagents.storages._rdb._transactions import BLOBS, IN_CHUNK, PROGRAMS, RDBCore, retried
 
 __all__ = ["BaseFiles", "ProgramMethods", "read_blobs"]
@@ -66,27 +78,39 @@ def _present(conn: Connection, hashes: Iterable[str]) -> set[str]:
     return present
 
 
-def _stored_rows(conn: Connection, hashes: Iterable[str]) -> dict[str, bytes]:
-    """The stored bytes of the blob rows of ``hashes`` that exist."""
+#: Where an artifact row's file is: its size and its large object (None: a file store's).
+ArtifactRefs = dict[str, tuple[int, int | None]]
+
+
+def _stored_rows(conn: Connection, hashes: Iterable[str]) -> tuple[dict[str, bytes], ArtifactRefs]:
+    """The stored bytes of the blob rows of ``hashes`` that exist, and where the files of the
+    artifact rows among them are."""
     wanted = sorted(set(hashes))
     rows: dict[str, bytes] = {}
+    artifacts: ArtifactRefs = {}
+    columns = (BLOBS.c.sha256, BLOBS.c.data, BLOBS.c.size, BLOBS.c.lo_oid)
     for i in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[i : i + IN_CHUNK]
-        stmt = select(BLOBS.c.sha256, BLOBS.c.data).where(BLOBS.c.sha256.in_(chunk))
-        rows.update((h, bytes(d)) for h, d in conn.execute(stmt))
-    return rows
+        stmt = select(*columns).where(BLOBS.c.sha256.in_(wanted[i : i + IN_CHUNK]))
+        for digest, data, size, oid in conn.execute(stmt):
+            if bytes(data[:1]) == ARTIFACT_ROW and len(data) == 1:
+                artifacts[digest] = (int(size), None if oid is None else int(oid))
+            else:
+                rows[digest] = bytes(data)
+    return rows, artifacts
 
 
-def read_blobs(conn: Connection, hashes: Iterable[str]) -> tuple[dict[str, bytes], set[str]]:
-    """The files of ``hashes`` that are stored, differences resolved against their bases, and
-    which of them stand alone.
+def read_blobs(
+    conn: Connection, hashes: Iterable[str]
+) -> tuple[dict[str, bytes], set[str], ArtifactRefs]:
+    """The files of ``hashes`` that are stored in their rows, differences resolved against
+    their bases; which of them stand alone; and where the artifacts among ``hashes`` are.
 
     Raises:
         StorageError: A row is corrupt, or the base of a difference is missing.
     """
-    rows = _stored_rows(conn, hashes)
+    rows, artifacts = _stored_rows(conn, hashes)
     needed = {b for stored in rows.values() if (b := blob_base(stored)) is not None}
-    base_rows = _stored_rows(conn, needed - rows.keys()) if needed - rows.keys() else {}
+    base_rows = _stored_rows(conn, needed - rows.keys())[0] if needed - rows.keys() else {}
     base_rows.update((b, rows[b]) for b in needed & rows.keys())
     plain_bases = {b: unpack_blob(stored) for b, stored in base_rows.items()}
     files: dict[str, bytes] = {}
@@ -98,32 +122,79 @@ def read_blobs(conn: Connection, hashes: Iterable[str]) -> tuple[dict[str, bytes
         elif base not in plain_bases:
             raise StorageError(f"program file {digest} needs missing file {base}")
         files[digest] = unpack_blob(stored, plain_bases.get(base) if base else None)
-    return files, alone
+    return files, alone, artifacts
 
 
 class ProgramMethods(RDBCore):
     """The program methods of :class:`RDBStorage`."""
 
     _bases: BaseFiles
+    #: Where artifacts go (None: they stay in their rows, e.g. an in-memory SQLite database).
+    _artifacts: ArtifactStore | None
 
     def _blob_rows(
         self, conn: Connection, files: Mapping[str, tuple[str, bytes]]
-    ) -> tuple[list[dict[str, object]], list[tuple[str, str, bytes]]]:
-        """The rows to insert for ``files`` (digest -> (path, content)) that are not stored,
-        and the (path, digest, content) of those stored alone."""
+    ) -> tuple[list[dict[str, object]], list[tuple[str, str, bytes]], dict[str, bytes]]:
+        """The rows to insert for ``files`` (digest -> (path, content)) that are not stored
+        and are kept in their rows; the (path, digest, content) of those stored alone; and the
+        artifacts (digest -> content) that are not stored."""
         bases = {path: base for path, _ in files.values() if (base := self._bases.get(path))}
         present = _present(conn, [*files, *(digest for digest, _ in bases.values())])
         rows: list[dict[str, object]] = []
         alone: list[tuple[str, str, bytes]] = []
+        artifacts: dict[str, bytes] = {}
         for digest, (path, data) in files.items():
             if digest in present:
+                continue
+            if self._artifacts is not None and is_artifact(path, len(data)):
+                artifacts[digest] = data
                 continue
             base = bases.get(path)
             stored = pack_blob(data, base if base is not None and base[0] in present else None)
             rows.append({"sha256": digest, "size": len(data), "data": stored})
             if stored[0] != BLOB_DELTA:
                 alone.append((path, digest, data))
-        return rows, alone
+        return rows, alone, artifacts
+
+    def _insert_artifacts(self, conn: Connection, artifacts: Mapping[str, bytes]) -> None:
+        """Put each artifact in the artifact store, then insert its row (in this order: a row
+        is committed only once its file is in place). A large object made for a row that
+        another writer inserted first is freed."""
+        store = self._artifacts
+        if store is None or not artifacts:
+            return
+        for digest, data in artifacts.items():
+            oid = store.put(conn, digest, data)
+            row = {"sha256": digest, "size": len(data), "data": ARTIFACT_ROW, "lo_oid": oid}
+            if self._dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                stmt = pg_insert(BLOBS).on_conflict_do_nothing().returning(BLOBS.c.sha256)
+                if conn.execute(stmt, row).first() is None:
+                    store.discard(conn, oid)
+            else:
+                self._insert_ignoring_duplicates(conn, BLOBS, [row])
+
+    def _read_artifacts(
+        self, conn: Connection, manifest: Mapping[str, str], refs: ArtifactRefs
+    ) -> dict[str, bytes]:
+        """The files of the artifact rows ``refs`` of a program, each checked by its hash.
+
+        Raises:
+            StorageError: An artifact is missing or corrupt (the message names the file), or
+                this storage has no artifact store.
+        """
+        paths = {digest: path for path, digest in reversed(manifest.items())}
+        store = self._artifacts
+        files: dict[str, bytes] = {}
+        for digest, (size, oid) in refs.items():
+            if store is None:
+                raise StorageError(
+                    f"program file {paths.get(digest, digest)!r} is an artifact, and storage "
+                    f"{self} has no artifact store to read it from"
+                )
+            files[digest] = store.get(conn, digest, oid, size, paths.get(digest, digest))
+        return files
 
     @retried(idempotent=True)
     def put_program(self, program: Program) -> str:
@@ -136,8 +207,9 @@ class ProgramMethods(RDBCore):
                 with self._write() as conn:
                     if self._program_exists(conn, program_id):
                         return program_id
-                    rows, alone = self._blob_rows(conn, files)
+                    rows, alone, artifacts = self._blob_rows(conn, files)
                     self._insert_ignoring_duplicates(conn, BLOBS, rows)
+                    self._insert_artifacts(conn, artifacts)
                     self._insert_ignoring_duplicates(
                         conn,
                         PROGRAMS,
@@ -161,7 +233,9 @@ class ProgramMethods(RDBCore):
             ).scalar()
             if manifest is None:
                 raise StorageError(f"program {program_id} not found")
-            blobs, alone = read_blobs(conn, manifest.values())
+            blobs, alone, refs = read_blobs(conn, manifest.values())
+            if refs:
+                blobs.update(self._read_artifacts(conn, manifest, refs))
         try:
             program = Program({path: blobs[digest] for path, digest in manifest.items()})
         except KeyError as exc:

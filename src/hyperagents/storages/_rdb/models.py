@@ -155,8 +155,11 @@ class BlobModel(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    #: The file as :func:`~hyperagents.storages._rdb._packing.pack_blob` stores it.
+    #: The file as :func:`~hyperagents.storages._rdb._packing.pack_blob` stores it, or the
+    #: byte ``BLOB_ARTIFACT`` alone: the file is in the artifact store.
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    #: PostgreSQL: the large object holding an artifact's file (migration 0008_artifacts).
+    lo_oid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ProgramModel(Base):

@@ -30,6 +30,9 @@ Design notes:
   calling thread with ``BEGIN IMMEDIATE`` on SQLite (other writers wait until it commits);
   it is retried as a whole on transient errors and, where receipts are needed, writes one
   receipt for all its calls. A nested call is a ``SAVEPOINT``.
+* Artifacts (large program files, a model's weights) are kept outside the ``blobs`` rows: in a
+  content-addressed folder beside a SQLite file (``<database>.artifacts/``), in large objects
+  on PostgreSQL; see :mod:`._artifacts`.
 * A run's typed state is columns of ``runs`` (the generation target, the time spent, the
   pinned parent) and the rows of ``banned_variants``, changed by single ``UPDATE`` or
   ``INSERT`` statements; ``attrs`` is a JSON column merged under a row lock.
@@ -55,6 +58,7 @@ from sqlalchemy.pool import StaticPool
 
 from hyperagents.exceptions import StorageError, StorageURLError
 from hyperagents.storages._common import dumps_json
+from hyperagents.storages._rdb._artifacts import artifact_store
 from hyperagents.storages._rdb._connect import (
     ALEMBIC_DIR,
     HEAD_REVISION,
@@ -184,6 +188,7 @@ class RDBStorage(RunMethods, ProgramMethods, VariantMethods, EventMethods, Engin
         self._blocks = threading.local()
         self._texts = JSONTexts()
         self._bases = BaseFiles()
+        self._artifacts = artifact_store(self._parsed, self._dialect)
         try:
             self._ensure_schema()
         except (StorageError, DBAPIError, OSError) as exc:
