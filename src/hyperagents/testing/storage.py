@@ -20,6 +20,7 @@ This module imports pytest; import it only from tests.
 
 from __future__ import annotations
 
+from hyperagents.testing._storage_artifacts import ArtifactTests
 from hyperagents.testing._storage_engines import EngineTests
 from hyperagents.testing._storage_records import RecordTests
 from hyperagents.testing._storage_runs import RunTests
@@ -32,12 +33,13 @@ __all__ = ["JSON_SAMPLE", "StorageConformanceTests", "make_program"]
 
 
 class StorageConformanceTests(
-    RunTests, VariantTests, RecordTests, ThreadTests, TransactionTests, EngineTests
+    RunTests, VariantTests, ArtifactTests, RecordTests, ThreadTests, TransactionTests, EngineTests
 ):
     """Tests every storage backend must pass; subclasses provide a ``storage`` fixture.
 
     The fixture must yield a fresh, empty storage for each test. The tests come in parts, one
-    per job of a storage: runs (with their typed state), programs and variants, records
+    per job of a storage: runs (with their typed state), programs and variants, artifacts
+    (large files and a model's weights), records
     (events, LLM calls, JSON fields, snapshots, times), threads, transactions of several
     calls, and the engines of a run (with the engine and worker that ran each step).
     """

@@ -184,7 +184,7 @@ class ProgramMethods(RDBCore):
             StorageError: An artifact is missing or corrupt (the message names the file), or
                 this storage has no artifact store.
         """
-        paths = {digest: path for path, digest in reversed(manifest.items())}
+        paths = {digest: path for path, digest in reversed(list(manifest.items()))}
         store = self._artifacts
         files: dict[str, bytes] = {}
         for digest, (size, oid) in refs.items():
