@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hyperagents.exceptions import PatchError, ProgramError
-from hyperagents.program import Program, blob_hash
+from hyperagents.program import ARTIFACT_MIN_SIZE, Program, blob_hash, is_artifact
 
 
 def test_id_depends_on_content_not_order() -> None:
@@ -110,3 +110,46 @@ def test_from_directory_size_limit(tmp_path: Path) -> None:
     (tmp_path / "big.bin").write_bytes(b"x" * 2000)
     with pytest.raises(ProgramError, match="larger than"):
         Program.from_directory(tmp_path, max_bytes=1000)
+
+
+# -- artifacts and binary files ----------------------------------------------------------------
+def _safetensors(zeros: int) -> bytes:
+    """A safetensors-like file: a JSON header, then weights (all zero: valid UTF-8 bytes)."""
+    header = b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}'
+    return len(header).to_bytes(8, "little") + header + b"\x00" * zeros
+
+
+def test_which_files_are_artifacts() -> None:
+    assert is_artifact("model/model.safetensors", 10)
+    assert is_artifact("model/sub/adapter.BIN", 0)
+    assert is_artifact("model/m.gguf", 1) and is_artifact("model/m.pt", 1)
+    assert not is_artifact("model/config.json", 10)
+    assert not is_artifact("weights.safetensors", 10)  # outside model/: by size only
+    assert is_artifact("data/table.csv", ARTIFACT_MIN_SIZE)
+    assert not is_artifact("data/table.csv", ARTIFACT_MIN_SIZE - 1)
+
+
+def test_binary_files_are_named_as_git_does_never_dumped() -> None:
+    weights = _safetensors(16)
+    weights.decode("utf-8")  # it is valid UTF-8: only the artifact rule makes it binary
+    a = Program({"task_agent.py": "x = 1\n", "model/config.json": '{"d": 4}\n'})
+    b = a.with_files({"model/model.safetensors": weights, "model/config.json": '{"d": 8}\n'})
+    c = b.with_files({"model/model.safetensors": _safetensors(32), "notes.txt": b"a\x00b\n"})
+    added = a.diff(b)
+    assert "Binary files /dev/null and b/model/model.safetensors differ\n" in added
+    assert '-{"d": 4}\n+{"d": 8}\n' in added  # the config stays a text diff
+    changed = b.diff(c)
+    assert "Binary files a/model/model.safetensors and b/model/model.safetensors differ" in changed
+    assert "Binary files /dev/null and b/notes.txt differ" in changed  # a NUL byte: binary
+    assert "\x00" not in added + changed and "dtype" not in added + changed
+    assert "Binary files a/model/model.safetensors and /dev/null differ" in c.diff(a)
+
+
+def test_a_diff_with_binary_changes_is_refused_whole_by_apply() -> None:
+    a = Program({"task_agent.py": "x = 1\n", "model/model.safetensors": _safetensors(16)})
+    b = a.with_files({"task_agent.py": "x = 2\n", "model/model.safetensors": _safetensors(32)})
+    with pytest.raises(PatchError, match=r"binary file .* store the changed program whole"):
+        a.apply(a.diff(b))
+    # The text part alone still applies.
+    text_only = a.with_files({"task_agent.py": "x = 2\n"})
+    assert a.apply(a.diff(text_only)) == text_only

@@ -80,3 +80,22 @@ def test_the_output_limit_and_binary_files() -> None:
     text = unified_text(diff)
     assert text is not None and "Binary files a/b.bin and b/b.bin differ" in text
     assert compare(old, old).files == ()
+
+
+def test_weights_and_large_artifacts_are_listed_as_binary_never_read() -> None:
+    zeros = b"\x00" * 64  # valid UTF-8, but a weight file: binary by its path
+    large = ("x = 1\n" * 400_000).encode()  # 2.4 MB of text: an artifact, binary by its size
+    old = Program({"task_agent.py": "a\n", "model/model.safetensors": zeros})
+    new = Program(
+        {"task_agent.py": "b\n", "model/model.safetensors": zeros + b"\x01", "big.txt": large}
+    )
+    diff = compare(old, new)
+    files = {f.path: f for f in diff.files}
+    assert diff.complete  # binary files are not "too large": they are binary
+    assert files["model/model.safetensors"].binary and files["big.txt"].binary
+    assert files["big.txt"].too_large is None and files["big.txt"].new_size == len(large)
+    text = unified_text(diff)
+    assert text is not None
+    assert "Binary files a/model/model.safetensors and b/model/model.safetensors differ\n" in text
+    assert "Binary files /dev/null and b/big.txt differ\n" in text
+    assert "-a\n+b\n" in text and "x = 1" not in text

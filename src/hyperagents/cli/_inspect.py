@@ -26,15 +26,17 @@ from hyperagents.cli._shared import (
     fmt_value,
 )
 from hyperagents.exceptions import RunStateError, VariantNotFoundError
-from hyperagents.program import Program
+from hyperagents.program import Program, is_binary
 from hyperagents.runs import (
     EXPORT_COLUMNS,
     DiffLimits,
+    ModelView,
     ProgramDiff,
     champion_of,
     compare,
     csv_text,
     find_run,
+    model_view,
     resolve_variant,
     run_export,
     unified_text,
@@ -87,7 +89,7 @@ def show(
         ),
     ] = False,
 ) -> None:
-    """Files, scores, metrics, meta info and per-instance feedback of a variant."""
+    """Files, model, scores, metrics, meta info and per-instance feedback of a variant."""
     with errors():
         store = existing_storage(storage)
         record = resolve_variant(store, variant)
@@ -95,9 +97,12 @@ def show(
         if file is not None:
             if program is None or file not in program:
                 raise VariantNotFoundError(f"variant {record.id} has no file {file!r}")
-            console.print(Syntax(printable(program.text(file)), "python", line_numbers=True))
+            _print_file(program, file)
             return
         console.print(_variant_table(record, store.get_run(record.run_id).name, program, full))
+        model = model_view(program) if program is not None else None
+        if model is not None:
+            _print_model(model)
         for evaluation in store.list_evaluations(record.id):
             worst = sorted(evaluation.results, key=lambda r: r.get("score", 0))[:failures]
             worst = [r for r in worst if r.get("score", 0) < run_record_max(evaluation)]
@@ -148,6 +153,34 @@ def _variant_table(
         table.add_row("files", agent_text(", ".join(f"{p} ({len(program[p])} B)" for p in program)))
         table.add_row("program", program.id)
     return table
+
+
+def _print_file(program: Program, path: str) -> None:
+    """A file with line numbers; a binary one (weights) as its size and hash, never its
+    bytes."""
+    data = program[path]
+    if is_binary(path, data):
+        console.print(
+            agent_text(f"{path}: binary file, {len(data)} bytes, sha256 {program.blobs[path]}"),
+            highlight=False,
+        )
+        return
+    console.print(Syntax(printable(data.decode("utf-8")), "python", line_numbers=True))
+
+
+def _print_model(model: ModelView) -> None:
+    """A variant's model: its files with sizes and hashes, and its config pretty-printed."""
+    table = Table(title=f"model: {len(model.files)} files, {model.size} bytes")
+    for column in ("file", "size", "sha256"):
+        table.add_column(column, overflow="fold")
+    for f in model.files:
+        table.add_row(agent_text(f.path), f"{f.size} B", f.sha256)
+    console.print(table)
+    if model.config is not None:
+        console.print("model/config.json:", highlight=False)
+        console.print(Syntax(printable(model.config), "json"))
+    elif model.config_error is not None:
+        console.print(agent_text(f"model/config.json not shown: {model.config_error}"))
 
 
 def run_record_max(evaluation: Any) -> float:

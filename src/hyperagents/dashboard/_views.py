@@ -15,7 +15,7 @@ from pygments.util import ClassNotFound
 
 from hyperagents.archive import ancestry, tree_rows
 from hyperagents.exceptions import VariantNotFoundError
-from hyperagents.program import Program
+from hyperagents.program import Program, is_binary
 from hyperagents.runs import (
     EXPORT_COLUMNS,
     DiffLimits,
@@ -26,6 +26,7 @@ from hyperagents.runs import (
     engine_alive,
     engine_label,
     hunk_header,
+    model_view,
     run_engines,
     run_identity,
     status_label,
@@ -251,9 +252,11 @@ def lineage(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
 
 
 def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]:
-    """Everything about one variant except file contents and the LLM transcript."""
+    """Everything about one variant except file contents and the LLM transcript (its model:
+    the files under ``model/`` with sizes and hashes, and its config pretty-printed)."""
     record = store.get_run(variant.run_id)
     program = store.get_program(variant.program_id) if variant.program_id else None
+    model = model_view(program) if program is not None else None
     siblings = store.list_variants(variant.run_id)
     children = [v.id for v in siblings if v.parent_id == variant.id and v.id != variant.id]
     metrics = {k: v for k, v in variant.metrics.items()}
@@ -296,6 +299,7 @@ def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]
         "files": []
         if program is None
         else [{"path": p, "size": len(program[p])} for p in sorted(program)],
+        "model": None if model is None else model.as_json(),
         "evaluations": evaluations,
         "llm": usage,
         "is_champion": best is not None and best.id == variant.id,
@@ -353,11 +357,9 @@ def highlight_lines(path: str, text: str) -> list[str]:
 
 
 def _text(program: Program, path: str) -> str | None:
-    """A file's text, or None when it is binary."""
-    try:
-        return program[path].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    """A file's text, or None when it is binary (weights, any artifact: never decoded)."""
+    data = program[path]
+    return None if is_binary(path, data) else data.decode("utf-8")
 
 
 def file_view(program: Program, path: str) -> dict[str, Any]:
@@ -372,7 +374,8 @@ def file_view(program: Program, path: str) -> dict[str, Any]:
     text = _text(program, path)
     size = len(program[path])
     if text is None:
-        return {"path": path, "size": size, "binary": True, "lines": []}
+        digest = program.blobs[path]
+        return {"path": path, "size": size, "binary": True, "sha256": digest, "lines": []}
     truncated = len(text) > _SHOWN_LIMIT
     if truncated:
         text = text[:_SHOWN_LIMIT]
@@ -413,7 +416,8 @@ def diff(
     Each line is ``[kind, old_number, new_number, html]`` with kind ``" "``, ``"-"`` or
     ``"+"``; numbers are 1-based (None on the side a line is absent from). A file that was not
     compared carries ``too_large`` (why) and no hunks; ``too_large`` at the top says why no file
-    was (the totals are over the limits).
+    was (the totals are over the limits). A binary file carries ``binary`` and git's line
+    (``Binary files a/p and b/p differ``) as ``note``.
     """
     limits = limits or DiffLimits()
     compared = compare(old, new, limits=limits, context=context, normalize=True)
@@ -422,7 +426,10 @@ def diff(
     for f in compared.files:
         row: dict[str, Any] = {"path": f.path, "status": f.status, "size": f.new_size}
         if f.binary:
-            files.append(row | {"binary": True, "hunks": []})
+            a = "/dev/null" if f.status == "added" else f"a/{f.path}"
+            b = "/dev/null" if f.status == "deleted" else f"b/{f.path}"
+            note = f"Binary files {a} and {b} differ"
+            files.append(row | {"binary": True, "note": note, "old_size": f.old_size, "hunks": []})
         elif f.too_large is not None:
             files.append(row | {"too_large": f.too_large, "hunks": []})
         elif (hunks := _html_hunks(f, budget)) is None:

@@ -36,6 +36,7 @@ from hyperagents.runs._export import (
 )
 from hyperagents.runs._interrupts import wait_awake
 from hyperagents.runs._launch import EngineLauncher, engine_command
+from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
 from hyperagents.runs._requests import (
@@ -73,6 +74,8 @@ __all__ = [
     "FileDiff",
     "Job",
     "Mode",
+    "ModelFile",
+    "ModelView",
     "ProgramDiff",
     "RemoteCaller",
     "ReplayRequest",
@@ -107,6 +110,7 @@ __all__ = [
     "hunk_header",
     "merge_budgets",
     "meta_donor",
+    "model_view",
     "parse_mode",
     "pin",
     "reject",

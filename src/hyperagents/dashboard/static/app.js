@@ -716,7 +716,7 @@ async function pageEvents(name) {
 }
 
 // -- variant -----------------------------------------------------------------------------------
-const TABS = [["diff", "Diff"], ["files", "Files"], ["evaluation", "Evaluation"], ["meta", "Meta agent"], ["llm", "LLM transcript"], ["try", "Try it"]];
+const TABS = [["diff", "Diff"], ["files", "Files"], ["model", "Model"], ["evaluation", "Evaluation"], ["meta", "Meta agent"], ["llm", "LLM transcript"], ["try", "Try it"]];
 async function pageVariant(id, tab) {
   const v = await api(`/api/variants/${id}`);
   tab = tab || (v.parent_id ? "diff" : "files");
@@ -729,10 +729,11 @@ async function pageVariant(id, tab) {
     h("div", { class: "scores" }, ["train_subset", "train", "val", "test"].filter((k) => k in v.scores).map((k) => h("span", { class: "score" }, h("b", { text: k }), " ", fmt(v.scores[k], 4)))),
     v.reason ? h("div", { class: `reason ${v.state}`, id: "reason" }, h("b", { text: "reason: " }), v.reason) : null,
     decisions(v));
-  const tabs = h("nav", { class: "tabs" }, TABS.map(([key, label]) => h("a", { href: `#/variant/${v.id}/${key}`, class: key === tab ? "active" : "", text: label, dataset: { tab: key } })));
+  const tabs = h("nav", { class: "tabs" }, TABS.filter(([key]) => key !== "model" || v.model).map(([key, label]) => h("a", { href: `#/variant/${v.id}/${key}`, class: key === tab ? "active" : "", text: label, dataset: { tab: key } })));
   let body;
   if (tab === "diff") body = await tabDiff(v);
   else if (tab === "files") body = await tabFiles(v);
+  else if (tab === "model") body = tabModel(v);
   else if (tab === "evaluation") body = tabEvaluation(v);
   else if (tab === "meta") body = tabMeta(v);
   else if (tab === "llm") body = await tabLLM(v);
@@ -795,7 +796,7 @@ async function tabDiff(v) {
       h("code", { text: `hyperagents diff ${v.id} --out FILE` }), ".") : null,
     d.files.map((f) => {
       const headerRow = h("div", { class: "file-header" }, h("b", { text: f.path }), ` ${f.status}`, f.added !== undefined ? h("span", { class: "stat" }, h("span", { class: "add", text: ` +${f.added}` }), h("span", { class: "del", text: ` −${f.removed}` })) : null);
-      if (f.binary) return h("div", { class: "diff-file" }, headerRow, h("p", { class: "muted", text: "binary file" }));
+      if (f.binary) return h("div", { class: "diff-file" }, headerRow, h("p", { class: "muted binary-note", text: f.note }));
       if (f.too_large) return h("div", { class: "diff-file" }, headerRow, h("p", { class: "muted", text: d.too_large ? `not shown (${f.size} bytes)` : `too large to show: ${f.too_large}` }));
       const table = h("table", { class: "code diff hl" });
       const body = h("tbody");
@@ -822,6 +823,18 @@ async function tabFiles(v) {
     h("ul", { class: "file-list" }, v.files.map((x) => h("li", {}, h("a", { href: `#/variant/${v.id}/files?path=${enc(x.path)}`, class: x.path === chosen ? "active" : "", text: x.path }), h("span", { class: "muted", text: ` ${x.size} B` })))),
     h("div", { class: "file-view" }, h("div", { class: "file-header" }, h("b", { text: f.path }), ` ${f.size} bytes`),
       f.binary ? h("p", { class: "muted", text: "binary file" }) : codeTable(f.lines, true)));
+}
+
+function tabModel(v) {
+  const m = v.model;
+  if (!m) return h("p", { class: "muted", text: "this variant carries no model" });
+  const rows = m.files.map((f) => h("tr", {}, h("td", { text: f.path }), h("td", { class: "num", text: `${f.size} B` }),
+    h("td", {}, h("code", { text: f.sha256.slice(0, 16), title: f.sha256 })), h("td", { class: "muted", text: f.binary ? "binary" : "text" })));
+  return h("div", { id: "model" },
+    h("p", { class: "muted", text: `${m.files.length} files, ${m.size} bytes` }),
+    h("table", { class: "grid model-files" }, h("thead", {}, h("tr", {}, ["file", "size", "sha256", ""].map((c) => h("th", { text: c })))), h("tbody", {}, rows)),
+    h("h3", { text: "config.json" }),
+    m.config !== null ? h("pre", { class: "model-config", text: m.config }) : h("p", { class: "muted", text: m.config_error || "no config.json" }));
 }
 
 function tabEvaluation(v) {
