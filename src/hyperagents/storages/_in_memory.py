@@ -1,4 +1,5 @@
-"""A dict-based storage for tests and throw-away runs (nothing survives the process)."""
+"""A dict-based storage for tests and throw-away runs (nothing survives the process; artifacts,
+like every program file, are bytes in memory)."""
 
 from __future__ import annotations
 
