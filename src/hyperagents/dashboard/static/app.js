@@ -834,7 +834,7 @@ function tabModel(v) {
     h("p", { class: "muted", text: `${m.files.length} files, ${m.size} bytes` }),
     h("table", { class: "grid model-files" }, h("thead", {}, h("tr", {}, ["file", "size", "sha256", ""].map((c) => h("th", { text: c })))), h("tbody", {}, rows)),
     h("h3", { text: "config.json" }),
-    m.config !== null ? h("pre", { class: "model-config", text: m.config }) : h("p", { class: "muted", text: m.config_error || "no config.json" }));
+    m.config !== null ? h("pre", { class: "json model-config", text: m.config }) : h("p", { class: "muted", text: m.config_error || "no config.json" }));
 }
 
 function tabEvaluation(v) {

@@ -106,7 +106,7 @@ class FileArtifacts:
         return None
 
     def _write(self, target: Path, data: bytes) -> None:
-        """Write ``target`` atomically: a temporary file, fsync, rename, fsync the folder."""
+        """Write ``target`` atomically: a temporary file, fsync, rename, fsync the folders."""
         for folder in (self.root, target.parent):
             folder.mkdir(mode=0o700, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name[:16]}.", dir=target.parent)
@@ -120,11 +120,12 @@ class FileArtifacts:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
-        folder_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder_fd)
-        finally:
-            os.close(folder_fd)
+        for folder in (target.parent, self.root):  # the new name, and a new subfolder's
+            folder_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(folder_fd)
+            finally:
+                os.close(folder_fd)
 
     def get(self, conn: Connection, digest: str, oid: int | None, size: int, path: str) -> bytes:
         target = self.path_of(digest)
