@@ -258,3 +258,29 @@ def test_a_diff_too_large_to_show_says_so_and_offers_a_download(
     assert link.get_attribute("href") == f"/api/variants/{child}/diff.zip"
     assert page.locator("#diff tr.add").count() == 0  # nothing of the 6 MiB was rendered
     _shot(page, "04b-variant-diff-too-large")
+
+
+def test_a_variant_s_model_tab_and_binary_diff(server: tuple[str, RDBStorage], page: Any) -> None:
+    from model_helpers import WEIGHTS, store_model_run
+
+    base, storage = server
+    made = store_model_run(storage, "toy-model")
+    page.goto(f"{base}/#/variant/{made.seed}/files")
+    _ready(page)
+    page.wait_for_selector(".file-view")
+    assert page.locator(".tabs a[data-tab='model']").count() == 0  # the seed has no model
+    page.goto(f"{base}/#/variant/{made.child}/model")
+    _ready(page)
+    page.wait_for_selector("#model table.model-files")
+    rows = page.locator("#model table.model-files tbody tr")
+    assert rows.count() == 2
+    weights = rows.nth(1).inner_text()
+    assert "model/model.safetensors" in weights and f"{len(WEIGHTS)} B" in weights
+    digest = made.program.blobs["model/model.safetensors"]
+    assert rows.nth(1).locator("code").get_attribute("title") == digest
+    assert '"d_model": 32,' in page.inner_text("#model pre.model-config")
+    _shot(page, "04c-variant-model")
+    page.click(".tabs a[data-tab='diff']")
+    page.wait_for_selector("#diff .binary-note")
+    note = page.inner_text("#diff .binary-note")
+    assert note == "Binary files /dev/null and b/model/model.safetensors differ"

@@ -833,7 +833,7 @@ function tabModel(v) {
   return h("div", { id: "model" },
     h("p", { class: "muted", text: `${m.files.length} files, ${m.size} bytes` }),
     h("table", { class: "grid model-files" }, h("thead", {}, h("tr", {}, ["file", "size", "sha256", ""].map((c) => h("th", { text: c })))), h("tbody", {}, rows)),
-    h("h3", { text: "config.json" }),
+    h("h3", { text: "model/config.json" }),
     m.config !== null ? h("pre", { class: "json model-config", text: m.config }) : h("p", { class: "muted", text: m.config_error || "no config.json" }));
 }
 
