@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from hyperagents.exceptions import StorageError
 from hyperagents.program import Program
 from hyperagents.storages import RDBStorage
 from hyperagents.storages._rdb import normalise_url
-from hyperagents.storages._rdb._artifacts import CHUNK
+from hyperagents.storages._rdb._artifacts import CHUNK, sqlite_artifact_dir
 from hyperagents.storages._rdb._packing import pack_blob, unpack_blob
 from hyperagents.storages._rdb.storage import ALEMBIC_DIR
 from hyperagents.testing._storage_artifacts import LARGE, model_program
@@ -141,6 +142,21 @@ def test_a_crash_before_the_commit_leaves_an_orphan_that_is_reused(tmp_path: Pat
         assert storage.get_program(program.id) == program
     finally:
         storage.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "folder"),
+    [
+        ("sqlite:///runs/h.db", "runs/h.db.artifacts"),  # resolved once, at open
+        ("sqlite:///file:runs/h.db?uri=true&mode=ro", "runs/h.db.artifacts"),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite:///file:m?mode=memory&cache=shared&uri=true", None),
+    ],
+)
+def test_where_a_sqlite_database_keeps_its_artifacts(url: str, folder: str | None) -> None:
+    found = sqlite_artifact_dir(make_url(url))
+    assert found == (None if folder is None else Path(folder).resolve())
 
 
 def test_an_in_memory_database_keeps_artifacts_in_its_rows() -> None:
