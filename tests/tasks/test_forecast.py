@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import random
 from types import ModuleType
 from typing import Any
@@ -20,15 +19,13 @@ from task_checks import (
     assert_short_run_completes,
     assert_splits_disjoint_and_deterministic,
     declared_space,
-    load_agent,
     mean_score,
+    seed_fixtures,
+    seed_source,
 )
 
-SEED_SOURCE = (
-    importlib.resources.files("hyperagents.tasks.forecast")
-    .joinpath("seed/task_agent.py")
-    .read_text("utf-8")
-)
+task, agent = seed_fixtures(ForecastTask)
+SEED_SOURCE = seed_source(ForecastTask)
 
 #: The seed's parameters after hill climbs on train (2,300 steps): better, not the optimum.
 TUNED_PARAMS: dict[str, float] = {
@@ -48,16 +45,6 @@ TUNED_PARAMS: dict[str, float] = {
     **{"holiday_effect": -0.149, "pre_holiday_effect": 0.18},
     **{"clip_ratio": 3.282, "bias": -0.012},
 }
-
-
-@pytest.fixture(scope="module")
-def task() -> ForecastTask:
-    return ForecastTask()
-
-
-@pytest.fixture()
-def agent() -> ModuleType:
-    return load_agent(SEED_SOURCE, "forecast_seed_agent")
 
 
 def test_registered_with_sizes_and_range(task: ForecastTask) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import random
 from types import ModuleType
@@ -23,13 +22,12 @@ from task_checks import (
     declared_space,
     load_agent,
     mean_score,
+    seed_fixtures,
+    seed_source,
 )
 
-SEED_SOURCE = (
-    importlib.resources.files("hyperagents.tasks.shipping")
-    .joinpath("seed/task_agent.py")
-    .read_text("utf-8")
-)
+task, agent = seed_fixtures(ShippingTask)
+SEED_SOURCE = seed_source(ShippingTask)
 
 #: The seed's code with the rules it lacks: small edits of the kinds a meta agent can make
 #: (a term in the billable weight, two rule branches, a constant lifted into a parameter).
@@ -85,23 +83,13 @@ TUNED_SEED_PARAMS: dict[str, float] = {
 }
 
 
-def reference_source(seed_source: str = SEED_SOURCE) -> str:
+def reference_source(seed: str = SEED_SOURCE) -> str:
     """The seed agent's source with the missing rules added (kept out of the sandbox)."""
-    source = seed_source
+    source = seed
     for old, new in _EDITS:
         assert source.count(old) == 1, f"the seed changed: {old!r}"
         source = source.replace(old, new)
     return source
-
-
-@pytest.fixture(scope="module")
-def task() -> ShippingTask:
-    return ShippingTask()
-
-
-@pytest.fixture()
-def agent() -> ModuleType:
-    return load_agent(SEED_SOURCE, "shipping_seed_agent")
 
 
 def test_registered_with_sizes_and_range(task: ShippingTask) -> None:

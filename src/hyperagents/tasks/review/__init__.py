@@ -85,14 +85,7 @@ def _short(value: Any, limit: int = 80) -> str:
 class ReviewTask(GeneratedTask):
     """Accept/reject decisions on synthetic code-submission records (see the module docstring).
 
-    Args:
-        seed: Seed of the generative model; the same seed always gives the same instances.
-        n_train: Number of train instances.
-        n_val: Number of val instances.
-        n_test: Number of test instances.
-
-    Raises:
-        ConfigError: A size is smaller than 1 or the seed is negative.
+    Options: ``seed`` and the split sizes (see :class:`~hyperagents.tasks.SeededTask`).
     """
 
     name: ClassVar[str] = "review"
@@ -102,11 +95,7 @@ class ReviewTask(GeneratedTask):
     )
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     instance_timeout: ClassVar[float] = 5.0
-
-    def __init__(
-        self, *, seed: int = 0, n_train: int = 400, n_val: int = 200, n_test: int = 200
-    ) -> None:
-        super().__init__(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
+    default_sizes: ClassVar[tuple[int, int, int] | None] = (400, 200, 200)
 
     def generate(self, split_index: int, n: int) -> Iterable[tuple[Any, Any]]:
         """The records and labels of one split (see the module docstring)."""

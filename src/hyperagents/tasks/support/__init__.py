@@ -53,14 +53,7 @@ def _short(value: Any, limit: int = 80) -> str:
 class SupportTask(GeneratedTask):
     """Route customer requests to a team, with the run's LLM (see the module docstring).
 
-    Args:
-        seed: Seed of the generator; the same seed always gives the same requests.
-        n_train: Number of train instances.
-        n_val: Number of val instances.
-        n_test: Number of test instances.
-
-    Raises:
-        ConfigError: A size is smaller than 1 or the seed is negative.
+    Options: ``seed`` and the split sizes (see :class:`~hyperagents.tasks.SeededTask`).
     """
 
     name: ClassVar[str] = "support"
@@ -72,11 +65,7 @@ class SupportTask(GeneratedTask):
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     # One model call per request: a small local model on a CPU takes about a second.
     instance_timeout: ClassVar[float] = 30.0
-
-    def __init__(
-        self, *, seed: int = 0, n_train: int = 60, n_val: int = 40, n_test: int = 40
-    ) -> None:
-        super().__init__(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
+    default_sizes: ClassVar[tuple[int, int, int] | None] = (60, 40, 40)
 
     def generate(self, split_index: int, n: int) -> Iterable[tuple[Any, Any]]:
         """The requests and their teams of one split (see the module docstring)."""
