@@ -49,6 +49,26 @@ def _numbered(values: list[Any]) -> list[Any] | None:
     return [prefix, width, steps]
 
 
+def _identity(value: Any) -> Any:
+    """What tells JSON values apart (``1``, ``1.0``, ``true`` and ``-0.0`` are all different):
+    the type and value of a plain one, the JSON text of a list or an object."""
+    kind = type(value)
+    if kind is float:
+        return (kind, repr(value))
+    if kind in (str, int, bool) or value is None:
+        return (kind, value)
+    return dumps_json(value)
+
+
+def _identities(column: list[Any]) -> list[Any]:
+    """:func:`_identity` of each value (a column of only strings, or only integers, is its
+    own)."""
+    kinds = {type(v) for v in column}
+    if kinds == {str} or kinds == {int}:
+        return column
+    return [_identity(v) for v in column]
+
+
 def _microseconds(values: list[Any]) -> list[int] | None:
     """The values as whole microseconds when each is a float that many microseconds give back
     exactly (timings are kept to the microsecond), else None."""
@@ -79,7 +99,7 @@ def columns_layout(records: Any) -> dict[str, Any] | None:
     if any(list(r) != keys for r in records):
         return None
     columns = [[r[k] for r in records] for k in keys]
-    texts = [[dumps_json(v) for v in column] for column in columns]
+    texts = [_identities(column) for column in columns]
     grouped = _grouped(texts, len(records) // 4)
     layout: list[dict[str, Any]] = []
     for j, column in enumerate(columns):
@@ -87,7 +107,7 @@ def columns_layout(records: Any) -> dict[str, Any] | None:
     return {"n": len(records), "k": keys, "c": layout, "g": _group(columns, texts, grouped)}
 
 
-def _grouped(texts: list[list[str]], most: int) -> list[int]:
+def _grouped(texts: list[list[Any]], most: int) -> list[int]:
     """The columns to store as a group: those with the fewest distinct values first, each
     taken while the group keeps at most ``most`` distinct combinations and the column at most
     doubles their number (one that says little the others do not stays a column)."""
@@ -102,9 +122,9 @@ def _grouped(texts: list[list[str]], most: int) -> list[int]:
     return grouped
 
 
-def _group(columns: list[list[Any]], texts: list[list[str]], grouped: list[int]) -> dict[str, Any]:
+def _group(columns: list[list[Any]], texts: list[list[Any]], grouped: list[int]) -> dict[str, Any]:
     """The distinct tuples of the ``grouped`` columns and each record's index into them."""
-    index: dict[tuple[str, ...], int] = {}
+    index: dict[tuple[Any, ...], int] = {}
     distinct: list[list[Any]] = []
     picks: list[int] = []
     if grouped:
