@@ -135,3 +135,13 @@ def assert_fast_and_deterministic(
     first = [agent.solve(inst.inputs) for inst in instances]
     assert (time.thread_time() - start) / len(instances) < seconds
     assert first == [agent.solve(inst.inputs) for inst in instances]
+
+
+def assert_seed_fast_and_in(
+    task: Task, agent: ModuleType, *, seconds: float, low: float, high: float
+) -> None:
+    """On val, the seed agent is fast and deterministic (:func:`assert_fast_and_deterministic`)
+    and its mean score is in ``[low, high]``."""
+    insts = task.instances(Split.VAL)
+    assert_fast_and_deterministic(agent, insts, seconds)
+    assert low <= mean_score(task, agent, insts) <= high

@@ -13,8 +13,8 @@ from hyperagents.tasks.forecast import ForecastTask
 from hyperagents.tasks.forecast._data import HISTORY_DAYS, HORIZON, generate_split
 
 from task_checks import (
-    assert_fast_and_deterministic,
     assert_registered,
+    assert_seed_fast_and_in,
     assert_seed_space_valid,
     assert_short_run_completes,
     assert_splits_disjoint_and_deterministic,
@@ -100,9 +100,7 @@ def test_seed_declares_over_thirty_valid_parameters_inside_their_bounds() -> Non
 
 
 def test_seed_is_fast_deterministic_and_mediocre(task: ForecastTask, agent: ModuleType) -> None:
-    insts = task.instances(Split.VAL)
-    assert_fast_and_deterministic(agent, insts, 5e-3)
-    assert 0.68 <= mean_score(task, agent, insts) <= 0.76
+    assert_seed_fast_and_in(task, agent, seconds=5e-3, low=0.68, high=0.76)
 
 
 def test_a_forecaster_knowing_the_true_means_caps_the_score(

@@ -67,7 +67,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from hyperagents.program import Program
-from hyperagents.tasks._base import Instance, Score
+from hyperagents.tasks._base import Instance, Score, short_repr
 from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks._seeds import seed_files
 from hyperagents.tasks.review._data import generate_split
@@ -75,11 +75,6 @@ from hyperagents.tasks.review._data import generate_split
 __all__ = ["ReviewTask"]
 
 _LABELS = ("accept", "reject")
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ReviewTask(GeneratedTask):
@@ -107,14 +102,14 @@ class ReviewTask(GeneratedTask):
         if not isinstance(output, str):
             return Score(
                 0.0,
-                f"invalid output {_short(output)} ({type(output).__name__}): "
+                f"invalid output {short_repr(output)} ({type(output).__name__}): "
                 f"expected the string 'accept' or 'reject'; expected {expected}",
             )
         predicted = output.strip().lower()
         if predicted not in _LABELS:
             return Score(
                 0.0,
-                f"invalid output {_short(output)}: expected 'accept' or 'reject'; "
+                f"invalid output {short_repr(output)}: expected 'accept' or 'reject'; "
                 f"expected {expected}",
             )
         if predicted == expected:

@@ -37,17 +37,12 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from hyperagents.program import Program
-from hyperagents.tasks._base import Instance, Score
+from hyperagents.tasks._base import Instance, Score, short_repr
 from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks._seeds import seed_files
 from hyperagents.tasks.support._data import CATEGORIES, generate_split
 
 __all__ = ["CATEGORIES", "SupportTask"]
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class SupportTask(GeneratedTask):
@@ -81,14 +76,15 @@ class SupportTask(GeneratedTask):
         if not isinstance(output, str):
             return Score(
                 0.0,
-                f"invalid output {_short(output)} ({type(output).__name__}): expected one of "
+                f"invalid output {short_repr(output)} ({type(output).__name__}): expected one of "
                 f"{teams} as a string; expected {expected}",
             )
         predicted = output.strip().lower()
         if predicted not in CATEGORIES:
             return Score(
                 0.0,
-                f"invalid output {_short(output)}: expected one of {teams}; expected {expected}",
+                f"invalid output {short_repr(output)}: expected one of {teams}; "
+                f"expected {expected}",
             )
         if predicted == expected:
             return Score(1.0, f"correct: routed to {predicted}")
