@@ -8,8 +8,10 @@ of this project's own keys, so even a value of a few hundred bytes shrinks by ha
 text shorter than :data:`PACK_MIN` bytes, or one that would not get smaller, stays as plain JSON
 text, and so do the rows written before packing: a TEXT value is JSON, a BLOB is packed. The
 format byte names the dictionary, so a later version can add another and still read every row
-written with an older one. PostgreSQL keeps its ``json`` columns (TOAST compresses large values
-there; a query may read them with JSON operators).
+written with an older one. Evaluation results (lists of per-instance records) may instead be
+laid out by column first (:data:`JSON_COLUMNS_V1`, :mod:`._columns`), where that is smaller and
+reads back to the same text. PostgreSQL keeps its ``json`` columns (TOAST compresses large
+values there; a query may read them with JSON operators).
 
 **Program files.** A blob row holds one format byte, then the file: as it is
 (:data:`BLOB_RAW`), zlib-compressed (:data:`BLOB_ZLIB`), or as its difference from another
