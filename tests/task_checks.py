@@ -1,13 +1,15 @@
-"""Checks the tests of generated built-in tasks share: loading a seed agent in this process,
-scoring it, the splits' determinism, the declared search space and a short real run."""
+"""Checks the tests of generated built-in tasks share: their ``task`` and ``agent`` fixtures,
+loading a seed agent in this process, scoring it, the splits' determinism, the declared search
+space and a short real run."""
 
 from __future__ import annotations
 
 import ast
+import importlib.resources
 import importlib.util
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -27,6 +29,28 @@ def load_agent(source: str, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     exec(compile(source, f"<{name}>", "exec"), module.__dict__)
     return module
+
+
+def seed_source(task_class: type[Task]) -> str:
+    """The source of a built-in task's seed task agent (``seed/task_agent.py`` of its package)."""
+    package = importlib.resources.files(task_class.__module__)
+    return package.joinpath("seed/task_agent.py").read_text("utf-8")
+
+
+def seed_fixtures(task_class: type[Task]) -> tuple[Callable[[], Task], Callable[[], ModuleType]]:
+    """The ``task`` fixture (the task with its defaults, one a module) and the ``agent`` fixture
+    (its seed task agent, loaded afresh for each test) of a built-in task's tests:
+    ``task, agent = seed_fixtures(ForecastTask)``."""
+
+    @pytest.fixture(scope="module", name="task")
+    def task_fixture() -> Task:
+        return task_class()
+
+    @pytest.fixture(name="agent")
+    def agent_fixture() -> ModuleType:
+        return load_agent(seed_source(task_class), f"{task_class.name}_seed_agent")
+
+    return task_fixture, agent_fixture
 
 
 def mean_score(task: Task, agent: ModuleType, instances: Sequence[Instance]) -> float:
@@ -111,3 +135,13 @@ def assert_fast_and_deterministic(
     first = [agent.solve(inst.inputs) for inst in instances]
     assert (time.thread_time() - start) / len(instances) < seconds
     assert first == [agent.solve(inst.inputs) for inst in instances]
+
+
+def assert_seed_fast_and_in(
+    task: Task, agent: ModuleType, *, seconds: float, low: float, high: float
+) -> None:
+    """On val, the seed agent is fast and deterministic (:func:`assert_fast_and_deterministic`)
+    and its mean score is in ``[low, high]``."""
+    insts = task.instances(Split.VAL)
+    assert_fast_and_deterministic(agent, insts, seconds)
+    assert low <= mean_score(task, agent, insts) <= high

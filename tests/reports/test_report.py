@@ -103,6 +103,14 @@ def test_statistics_agree_with_the_stored_runs(grid: str, tmp_path: Path) -> Non
     assert not any("capped" in w for w in stats["warnings"])
     for entry in stats["modes"].values():
         assert all(value >= -1 for value in entry["imp_at_k_values"])
+    for mode in stats["modes"]:  # imp@k counts generations: what each arm spent by then
+        at_k = [r["evaluations"] for run in data.runs_of(mode) for r in data.rows_of(run)
+                if r["generation"] == 3]  # fmt: skip
+        assert stats["modes"][mode]["evaluations_at_k"] == pytest.approx(float(np.median(at_k)))
+    document = report.files["markdown"].read_text()
+    spent = stats["modes"]["hyperagent"]["evaluations_at_k"]
+    assert "imp@3 counts generations, as DGM-H does, not evaluations" in document
+    assert f"hyperagent {spent:g}" in document
 
 
 def test_a_capped_k_is_said(grid: str, tmp_path: Path) -> None:

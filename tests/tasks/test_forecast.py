@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import random
 from types import ModuleType
 from typing import Any
@@ -14,21 +13,19 @@ from hyperagents.tasks.forecast import ForecastTask
 from hyperagents.tasks.forecast._data import HISTORY_DAYS, HORIZON, generate_split
 
 from task_checks import (
-    assert_fast_and_deterministic,
     assert_registered,
+    assert_seed_fast_and_in,
     assert_seed_space_valid,
     assert_short_run_completes,
     assert_splits_disjoint_and_deterministic,
     declared_space,
-    load_agent,
     mean_score,
+    seed_fixtures,
+    seed_source,
 )
 
-SEED_SOURCE = (
-    importlib.resources.files("hyperagents.tasks.forecast")
-    .joinpath("seed/task_agent.py")
-    .read_text("utf-8")
-)
+task, agent = seed_fixtures(ForecastTask)
+SEED_SOURCE = seed_source(ForecastTask)
 
 #: The seed's parameters after hill climbs on train (2,300 steps): better, not the optimum.
 TUNED_PARAMS: dict[str, float] = {
@@ -48,16 +45,6 @@ TUNED_PARAMS: dict[str, float] = {
     **{"holiday_effect": -0.149, "pre_holiday_effect": 0.18},
     **{"clip_ratio": 3.282, "bias": -0.012},
 }
-
-
-@pytest.fixture(scope="module")
-def task() -> ForecastTask:
-    return ForecastTask()
-
-
-@pytest.fixture()
-def agent() -> ModuleType:
-    return load_agent(SEED_SOURCE, "forecast_seed_agent")
 
 
 def test_registered_with_sizes_and_range(task: ForecastTask) -> None:
@@ -113,9 +100,7 @@ def test_seed_declares_over_thirty_valid_parameters_inside_their_bounds() -> Non
 
 
 def test_seed_is_fast_deterministic_and_mediocre(task: ForecastTask, agent: ModuleType) -> None:
-    insts = task.instances(Split.VAL)
-    assert_fast_and_deterministic(agent, insts, 5e-3)
-    assert 0.68 <= mean_score(task, agent, insts) <= 0.76
+    assert_seed_fast_and_in(task, agent, seconds=5e-3, low=0.68, high=0.76)
 
 
 def test_a_forecaster_knowing_the_true_means_caps_the_score(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import random
 from types import ModuleType
@@ -15,21 +14,20 @@ from hyperagents.tasks.shipping import ShippingTask
 from hyperagents.tasks.shipping._data import tariff_price
 
 from task_checks import (
-    assert_fast_and_deterministic,
     assert_registered,
+    assert_seed_fast_and_in,
     assert_seed_space_valid,
     assert_short_run_completes,
     assert_splits_disjoint_and_deterministic,
     declared_space,
     load_agent,
     mean_score,
+    seed_fixtures,
+    seed_source,
 )
 
-SEED_SOURCE = (
-    importlib.resources.files("hyperagents.tasks.shipping")
-    .joinpath("seed/task_agent.py")
-    .read_text("utf-8")
-)
+task, agent = seed_fixtures(ShippingTask)
+SEED_SOURCE = seed_source(ShippingTask)
 
 #: The seed's code with the rules it lacks: small edits of the kinds a meta agent can make
 #: (a term in the billable weight, two rule branches, a constant lifted into a parameter).
@@ -85,23 +83,13 @@ TUNED_SEED_PARAMS: dict[str, float] = {
 }
 
 
-def reference_source(seed_source: str = SEED_SOURCE) -> str:
+def reference_source(seed: str = SEED_SOURCE) -> str:
     """The seed agent's source with the missing rules added (kept out of the sandbox)."""
-    source = seed_source
+    source = seed
     for old, new in _EDITS:
         assert source.count(old) == 1, f"the seed changed: {old!r}"
         source = source.replace(old, new)
     return source
-
-
-@pytest.fixture(scope="module")
-def task() -> ShippingTask:
-    return ShippingTask()
-
-
-@pytest.fixture()
-def agent() -> ModuleType:
-    return load_agent(SEED_SOURCE, "shipping_seed_agent")
 
 
 def test_registered_with_sizes_and_range(task: ShippingTask) -> None:
@@ -151,9 +139,7 @@ def test_seed_space_is_valid_and_starts_at_the_defaults() -> None:
 
 
 def test_seed_is_fast_deterministic_and_mediocre(task: ShippingTask, agent: ModuleType) -> None:
-    insts = task.instances(Split.VAL)
-    assert_fast_and_deterministic(agent, insts, 1e-3)
-    assert 0.6 <= mean_score(task, agent, insts) <= 0.75
+    assert_seed_fast_and_in(task, agent, seconds=1e-3, low=0.6, high=0.75)
 
 
 def test_tuning_alone_stays_clearly_below_the_structural_reference(

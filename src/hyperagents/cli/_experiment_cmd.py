@@ -25,7 +25,13 @@ from hyperagents.cli._shared import (
     task_option_values,
 )
 from hyperagents.runs import Run
-from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState, get_storage
+from hyperagents.storages import (
+    BaseStorage,
+    RunRecord,
+    VariantRecord,
+    VariantState,
+    storage_for_creation,
+)
 
 if TYPE_CHECKING:
     from hyperagents.reports import ExperimentSpec
@@ -138,8 +144,6 @@ def experiment(
         options = stored_task_options(request.run_config())
         task_name = load_task(task, options).name
         spec = request.spec(task_name=task_name)
-        store = get_storage(storage)
-        total, done = experiment_progress(store, spec)
         count = request.engine_workers
         if not quiet:
             _announce(spec, task_label(task_name, options), count)
@@ -148,12 +152,13 @@ def experiment(
                 f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "
                 f"needs at least {MIN_SEEDS} for confidence intervals (5 or more to compare modes)"
             )
-        unit = progress_unit(spec)
-        progress = GenerationProgress(
-            err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet,
-            unit=unit,
-        )  # fmt: skip
-        records = _run_grid(spec, store, count, progress)
+        with storage_for_creation(storage) as store:  # refused before a run: no new file
+            total, done = experiment_progress(store, spec)
+            progress = GenerationProgress(
+                err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet,
+                unit=progress_unit(spec),
+            )  # fmt: skip
+            records = _run_grid(spec, store, count, progress)
         _print_experiment(store, records)
 
 

@@ -27,7 +27,14 @@ from hyperagents.runs import (
     parse_mode,
     wait_awake,
 )
-from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord, get_storage
+from hyperagents.storages import (
+    BaseStorage,
+    RunRecord,
+    RunStatus,
+    VariantRecord,
+    get_storage,
+    storage_for_creation,
+)
 from hyperagents.tasks import (
     Task,
     format_task_options,
@@ -372,8 +379,8 @@ def run_experiment(
     """
     if workers < 1:
         raise ConfigError("workers must be >= 1")
-    store = get_storage(storage)
-    runs = _open(spec, store, task)
+    with storage_for_creation(storage) as store:  # a refused first start leaves no new file
+        runs = _open(spec, store, task)
     todo = [run for run in runs if not _finished(run, spec.generations)]
 
     def drive(run: Run) -> RunRecord:

@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,11 @@ def statistics(data: ReportData, *, k: int = 50, seed: int = 0) -> dict[str, Any
     variant once the run had made ``evaluations`` stage evaluations (the fewest any run made,
     :meth:`ReportData.equal_budget`); its test score was measured when it became champion.
     imp@k (DGM-H) is, per run, the best test score among the variants of generations 1..k
-    that have one (the champions as each generation settled) minus the seed's test score.
+    that have one (the champions as each generation settled) minus the seed's test score. It
+    counts generations, as DGM-H does (k task agents produced), not evaluations: an arm that
+    spends more stage evaluations on a generation has had more of them by generation k, so
+    imp@k is not an equal-evaluation comparison. Each arm's entry says how many it had made
+    (``evaluations_at_k``, the median over its runs), and the report says so.
 
     Args:
         data: The runs.
@@ -121,8 +126,10 @@ def _mode_statistics(
     tests: list[float] = []
     vals: list[float] = []
     imps: list[float] = []
+    spent: list[float] = []
     for run in runs:
         rows = data.rows_of(run)
+        spent += [float(r["evaluations"]) for r in rows if r["generation"] == k][:1]
         test, val = _final(rows, "champion_test", budget), _final(rows, "best_val", budget)
         if test is not None:
             tests.append(test)
@@ -135,6 +142,7 @@ def _mode_statistics(
     for name, sample in (("test", tests), ("val", vals), ("imp_at_k", imps)):
         entry[name] = _median_ci(sample, seed) if sample else None
     entry["imp_at_k_values"] = imps
+    entry["evaluations_at_k"] = float(median(spent)) if spent else None
     return entry
 
 
@@ -419,6 +427,23 @@ _CAPTIONS = {
 }
 
 
+def _imp_counts(stats: dict[str, Any]) -> str:
+    """What imp@k counts, for the report's introduction: generations, with the stage
+    evaluations each arm had made by then."""
+    k = stats["k"]
+    spent = [
+        f"{mode} {entry['evaluations_at_k']:g}"
+        for mode, entry in stats["modes"].items()
+        if entry.get("evaluations_at_k") is not None
+    ]
+    made = f" (median per run: {', '.join(spent)})" if spent else ""
+    return (
+        f" imp@{k} counts generations, as DGM-H does, not evaluations: by generation {k} the "
+        f"arms had made different numbers of stage evaluations{made}, so unlike the final "
+        "scores it does not compare the arms at equal evaluations."
+    )
+
+
 def _write_documents(data: ReportData, stats: dict[str, Any], report: Report) -> None:
     runs_table, mode_table, pairs_table = _runs_table(data), _mode_table(stats), _pairs_table(stats)
     sentences = _sentences(stats)
@@ -437,6 +462,7 @@ def _write_documents(data: ReportData, stats: dict[str, Any], report: Report) ->
             if k < stats["k_requested"]
             else "."
         )
+        + _imp_counts(stats)
     )
     md = [f"# Report: {data.name}", "", intro, "", "## Runs", "", _markdown_table(runs_table)]
     md += ["", "## Statistics", ""] + [f"**Warning:** {w}" for w in report.warnings]

@@ -30,7 +30,7 @@ from hyperagents.storages import (
     RunRecord,
     RunSpec,
     VariantState,
-    get_storage,
+    storage_for_creation,
 )
 from hyperagents.tasks import (
     Split,
@@ -92,15 +92,14 @@ def create_run(
     task_spec = portable_spec(task) if isinstance(task, str) else task_obj.name
     cfg = resolve_subset(cfg, len(task_obj.instances(Split.TRAIN)))  # stored as numbers
     check_seed_value(seed)
-    store = get_storage(storage)
     program = seed_program(task_obj, cfg, meta_from)
     cfg = run_constitution(cfg, task_obj)
     check_seed(cfg, task_obj, program)
     check_param_space(program)
     if run_mode.baseline:
         check_baseline(run_mode.value, program)
-    # Everything that can refuse the run is checked before anything is stored: a start that
-    # fails leaves no run behind.
+    # Everything that can refuse the run is checked before the storage is opened: a start that
+    # fails leaves no run behind, and no new empty database.
     built = sandbox if sandbox is not None else sandbox_for(cfg, task_obj)
     check_llm(cfg)
     spec = RunSpec(
@@ -116,7 +115,8 @@ def create_run(
         target_generations=generations,  # in the same write as the run: never a run without it
         attrs=dict(attrs or {}),
     )
-    run_id = store_run(store, spec, program, exact_name=name is not None)
+    with storage_for_creation(storage) as store:  # opened (or made) only now
+        run_id = store_run(store, spec, program, exact_name=name is not None)
     return NewRun(store, store.get_run(run_id), task_obj, built)
 
 

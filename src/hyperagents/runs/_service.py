@@ -16,9 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from hyperagents.storages import (
     RunStatus,
     VariantRecord,
     get_storage,
+    storage_for_creation,
 )
 
 __all__ = ["Drive", "RunRef", "RunService", "Stopped", "VariantRef"]
@@ -139,6 +141,21 @@ class RunService:
             self._storage = get_storage(self._source)
         return self._storage
 
+    @contextlib.contextmanager
+    def _storage_for_creation(self) -> Iterator[BaseStorage]:
+        """The storage, to create a run in: when it is opened here and the creation is
+        refused, a SQLite file this opening made (and holding no run) is removed again."""
+        if self._storage is not None:
+            yield self._storage
+            return
+        try:
+            with storage_for_creation(self._source) as store:
+                self._storage = store
+                yield store
+        except BaseException:
+            self.close()  # opened again when next needed
+            raise
+
     def close(self) -> None:
         """Close the storage when this service opened it (a storage object given is left
         open: it belongs to the caller)."""
@@ -189,21 +206,21 @@ class RunService:
 
     def _create(self, request: StartRequest) -> Run:
         config = request.run_config()  # checked before the storage is touched
-        store = self.storage
-        donor, attrs = (
-            (None, {}) if request.meta_from is None else meta_donor(store, request.meta_from)
-        )
-        return Run.create(
-            task=request.task,
-            name=request.name,
-            mode=request.mode,
-            seed=request.seed,
-            storage=store,
-            config=config,
-            attrs={**request.attrs, **attrs},
-            meta_from=donor,
-            generations=request.generations,
-        )
+        with self._storage_for_creation() as store:
+            donor, attrs = (
+                (None, {}) if request.meta_from is None else meta_donor(store, request.meta_from)
+            )
+            return Run.create(
+                task=request.task,
+                name=request.name,
+                mode=request.mode,
+                seed=request.seed,
+                storage=store,
+                config=config,
+                attrs={**request.attrs, **attrs},
+                meta_from=donor,
+                generations=request.generations,
+            )
 
     def resume(self, request: ResumeRequest) -> Drive:
         """Load a run to continue it in this process, its budgets or sandbox changed first as
@@ -237,23 +254,23 @@ class RunService:
             RunNotFoundError: No such run.
             ConfigError: ``generations`` goes beyond the record, or a bad sandbox.
         """
-        store = self.storage
-        original = self.find_run(request.run)
-        config = RunConfig.parse(
-            dict(original.config),
-            replay_of=original.name,
-            **sandbox_options(request.sandbox, request.ray_address),
-        )
-        target = replay_target(store, original, request.generations)
-        run = Run.create(
-            task=original.task,
-            name=request.name or replay_name(store, original.name),
-            mode=original.mode,
-            seed=original.seed,
-            storage=store,
-            config=config,
-            generations=target,
-        )
+        with self._storage_for_creation() as store:
+            original = self.find_run(request.run)
+            config = RunConfig.parse(
+                dict(original.config),
+                replay_of=original.name,
+                **sandbox_options(request.sandbox, request.ray_address),
+            )
+            target = replay_target(store, original, request.generations)
+            run = Run.create(
+                task=original.task,
+                name=request.name or replay_name(store, original.name),
+                mode=original.mode,
+                seed=original.seed,
+                storage=store,
+                config=config,
+                generations=target,
+            )
         return Drive(run, workers=request.workers or config.parallel_generations)
 
     # -- runs driven in the background -----------------------------------------------------

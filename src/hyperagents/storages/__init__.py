@@ -17,7 +17,10 @@ Alembic are imported only when an :class:`RDBStorage` is made.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyperagents.exceptions import StorageURLError
@@ -60,6 +63,7 @@ __all__ = [
     "VariantRecord",
     "VariantState",
     "get_storage",
+    "storage_for_creation",
 ]
 
 #: The storage used when neither an argument nor ``$HYPERAGENTS_STORAGE`` names one.
@@ -92,6 +96,20 @@ def get_storage(url: str | BaseStorage | None = None) -> BaseStorage:
     """
     if isinstance(url, BaseStorage):
         return url
+    url = _checked_url(url)
+    if url.lower() in _MEMORY_URLS:
+        return InMemoryStorage()
+    from hyperagents.storages._rdb import RDBStorage
+
+    return RDBStorage(url)
+
+
+def _checked_url(url: str | None) -> str:
+    """``url`` (None: ``$HYPERAGENTS_STORAGE``, else the default) stripped and checked.
+
+    Raises:
+        StorageURLError: Not a string, empty, or with no scheme (and not a memory URL).
+    """
     if url is None:
         url = os.environ.get(STORAGE_ENV_VAR) or DEFAULT_STORAGE_URL
     if not isinstance(url, str):
@@ -99,16 +117,64 @@ def get_storage(url: str | BaseStorage | None = None) -> BaseStorage:
     url = url.strip()
     if not url:
         raise StorageURLError("empty storage URL")
-    if url.lower() in _MEMORY_URLS:
-        return InMemoryStorage()
-    if "://" not in url:
+    if "://" not in url and url.lower() not in _MEMORY_URLS:
         raise StorageURLError(
             f"malformed storage URL {url!r}: expected e.g. 'sqlite:///hyperagents.db', "
             "'postgresql://user:password@host/db' or 'memory'"
         )
-    from hyperagents.storages._rdb import RDBStorage
+    return url
 
-    return RDBStorage(url)
+
+def _new_sqlite_file(url: str | BaseStorage | None) -> Path | None:
+    """The file a SQLite storage URL names when it does not exist yet (None: a storage
+    object, another database, or a file that exists)."""
+    if isinstance(url, BaseStorage):
+        return None
+    url = _checked_url(url)
+    if not url.lower().startswith("sqlite"):
+        return None
+    from hyperagents.storages._rdb._connect import is_sqlite_memory, normalise_url
+
+    parsed = normalise_url(url)
+    database = str(parsed.database or "")
+    if is_sqlite_memory(parsed) or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path
+
+
+@contextlib.contextmanager
+def storage_for_creation(url: str | BaseStorage | None) -> Iterator[BaseStorage]:
+    """The storage ``url`` names (see :func:`get_storage`), opened to create runs in: when the
+    block raises and the storage is a SQLite file this call created that holds no run, the
+    file is closed and removed, so a refused start leaves no empty database behind. A file
+    that existed before, a database of another kind and a storage object are never removed;
+    on success the storage stays open.
+
+    Raises:
+        StorageURLError: As :func:`get_storage`.
+    """
+    new_file = _new_sqlite_file(url)
+    store = get_storage(url)
+    try:
+        yield store
+    except BaseException:
+        if new_file is not None:
+            _discard_if_empty(store, new_file)
+        raise
+
+
+def _discard_if_empty(store: BaseStorage, path: Path) -> None:
+    """Close ``store`` and remove its SQLite file ``path`` (and its journals) if it holds no
+    run; keep it when that cannot be told."""
+    try:
+        empty = not store.list_runs()
+    except Exception:  # the block's own error is the one to report
+        return
+    if empty:
+        store.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def __getattr__(name: str) -> Any:

@@ -33,7 +33,7 @@ from hyperagents.tasks._base import (
 )
 from hyperagents.tasks._check import ODD_OUTPUTS, TaskCheck, check_task
 from hyperagents.tasks._declared import DeclaredParam, DeclaredSpace, declared_space
-from hyperagents.tasks._generated import GeneratedTask
+from hyperagents.tasks._generated import GeneratedTask, SeededTask
 from hyperagents.tasks._options import (
     check_task_options,
     create_task,
@@ -58,6 +58,7 @@ __all__ = [
     "GeneratedTask",
     "Instance",
     "Score",
+    "SeededTask",
     "Split",
     "Task",
     "TaskCheck",

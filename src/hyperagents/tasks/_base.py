@@ -33,7 +33,15 @@ from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
 from hyperagents.sandbox import is_meta_module
 
-__all__ = ["META_STATE_FILE", "Instance", "Score", "Split", "Task", "is_meta_agent_file"]
+__all__ = [
+    "META_STATE_FILE",
+    "Instance",
+    "Score",
+    "Split",
+    "Task",
+    "is_meta_agent_file",
+    "short_repr",
+]
 
 #: JSON-compatible value: what crosses the sandbox boundary.
 JSON = Any
@@ -48,6 +56,13 @@ def is_meta_agent_file(path: str) -> bool:
     ``meta_*.py``, see :func:`hyperagents.sandbox.is_meta_module`) or its state file
     (:data:`META_STATE_FILE`)."""
     return path == META_STATE_FILE or is_meta_module(path)
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (ending in ``...``), for feedback that shows
+    an agent's output."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Split(StrEnum):

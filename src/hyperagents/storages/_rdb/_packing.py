@@ -8,8 +8,10 @@ of this project's own keys, so even a value of a few hundred bytes shrinks by ha
 text shorter than :data:`PACK_MIN` bytes, or one that would not get smaller, stays as plain JSON
 text, and so do the rows written before packing: a TEXT value is JSON, a BLOB is packed. The
 format byte names the dictionary, so a later version can add another and still read every row
-written with an older one. PostgreSQL keeps its ``json`` columns (TOAST compresses large values
-there; a query may read them with JSON operators).
+written with an older one. Evaluation results (lists of per-instance records) may instead be
+laid out by column first (:data:`JSON_COLUMNS_V1`, :mod:`._columns`), where that is smaller and
+reads back to the same text. PostgreSQL keeps its ``json`` columns (TOAST compresses large
+values there; a query may read them with JSON operators).
 
 **Program files.** A blob row holds one format byte, then the file: as it is
 (:data:`BLOB_RAW`), zlib-compressed (:data:`BLOB_ZLIB`), or as its difference from another
@@ -38,6 +40,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from hyperagents.exceptions import StorageError
 from hyperagents.storages._common import dumps_json
+from hyperagents.storages._rdb._columns import columns_layout, records_from_layout
 
 __all__ = [
     "ARTIFACT_ROW",
@@ -45,19 +48,25 @@ __all__ = [
     "BLOB_DELTA",
     "BLOB_RAW",
     "BLOB_ZLIB",
+    "JSON_COLUMNS_V1",
     "JSON_DEFLATE_V1",
     "PACK_MIN",
     "JSONTexts",
     "PackedJSON",
+    "PackedRecords",
     "blob_base",
     "json_text",
     "pack_blob",
     "pack_json_text",
+    "pack_records",
     "unpack_blob",
 ]
 
 #: Format byte of a JSON value: raw deflate with the preset dictionary :data:`_ZDICT_V1`.
 JSON_DEFLATE_V1 = 0x01
+#: Format byte of a list of records laid out by column (:mod:`._columns`), then that layout's
+#: JSON packed as :data:`JSON_DEFLATE_V1` packs a text.
+JSON_COLUMNS_V1 = 0x02
 #: JSON texts shorter than this many bytes are stored as text (packing would not pay).
 PACK_MIN = 48
 #: Format bytes of a program file: the file as it is, or zlib-compressed.
@@ -136,15 +145,34 @@ _ZDICT_V1 = (
 _JSON_DICTIONARIES = {JSON_DEFLATE_V1: _ZDICT_V1}
 
 
+def _deflate(data: bytes, level: int = 6) -> bytes:
+    deflater = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT_V1)
+    return deflater.compress(data) + deflater.flush()
+
+
 def pack_json_text(text: str) -> str | bytes:
     """``text`` (compact JSON) as stored on SQLite: packed bytes, or the text itself when it is
     short or would not get smaller."""
     data = text.encode("utf-8")
     if len(data) < PACK_MIN:
         return text
-    deflater = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT_V1)
-    packed = bytes((JSON_DEFLATE_V1,)) + deflater.compress(data) + deflater.flush()
+    packed = bytes((JSON_DEFLATE_V1,)) + _deflate(data)
     return packed if len(packed) < len(data) else text
+
+
+def pack_records(value: Any) -> str | bytes:
+    """A JSON value as stored on SQLite, a list of records (per-instance results) laid out by
+    column (:data:`JSON_COLUMNS_V1`) when that is smaller and reads back to the same text; else
+    as :func:`pack_json_text` stores it."""
+    text = dumps_json(value)
+    packed = pack_json_text(text)
+    layout = columns_layout(value)
+    if layout is None:
+        return packed
+    by_column = bytes((JSON_COLUMNS_V1,)) + _deflate(dumps_json(layout).encode("utf-8"), 9)
+    if len(by_column) < len(packed) and json_text(by_column) == text:
+        return by_column
+    return packed
 
 
 def json_text(value: str | bytes | memoryview) -> str:
@@ -156,6 +184,12 @@ def json_text(value: str | bytes | memoryview) -> str:
     if isinstance(value, str):
         return value
     data = bytes(value)
+    if data[:1] == bytes((JSON_COLUMNS_V1,)):
+        layout = json_text(bytes((JSON_DEFLATE_V1,)) + data[1:])
+        try:
+            return dumps_json(records_from_layout(json.loads(layout)))
+        except (ValueError, TypeError, LookupError) as exc:
+            raise StorageError(f"stored JSON value is corrupt: {exc!r}") from None
     zdict = _JSON_DICTIONARIES.get(data[0]) if data else None
     if zdict is None:
         head = f"{data[0]:#04x}" if data else "nothing"
@@ -239,6 +273,18 @@ class PackedJSON(TypeDecorator[Any]):
         if dialect.name != "sqlite" or value is None:
             return value
         return json.loads(json_text(value))
+
+
+class PackedRecords(PackedJSON):
+    """A :class:`PackedJSON` column of record lists (evaluation results), laid out by column on
+    SQLite when that is smaller (:func:`pack_records`)."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return value
+        return pack_records(value)
 
 
 class JSONTexts:

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from hyperagents.storages._rdb._packing import PackedJSON
+from hyperagents.storages._rdb._packing import PackedJSON, PackedRecords
 
 __all__ = [
     "BannedVariantModel",
@@ -216,7 +216,7 @@ class EvaluationModel(Base):
     split: Mapped[str] = mapped_column(String(255))
     score: Mapped[float] = mapped_column(Float)
     n: Mapped[int] = mapped_column(Integer)
-    results: Mapped[list[dict[str, Any]]] = mapped_column(PackedJSON)
+    results: Mapped[list[dict[str, Any]]] = mapped_column(PackedRecords)
     metrics: Mapped[dict[str, Any]] = mapped_column(PackedJSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: The engine (owner token) and its worker slot that ran the evaluation.

@@ -86,14 +86,7 @@ def wape(actual: list[int], forecast: list[float]) -> float:
 class ForecastTask(GeneratedTask):
     """Two-week daily demand forecasts for store-product series (see the module docstring).
 
-    Args:
-        seed: Seed of the generative model; the same seed always gives the same instances.
-        n_train: Number of train instances.
-        n_val: Number of val instances.
-        n_test: Number of test instances.
-
-    Raises:
-        ConfigError: A size is smaller than 1 or the seed is negative.
+    Options: ``seed`` and the split sizes (see :class:`~hyperagents.tasks.SeededTask`).
     """
 
     name: ClassVar[str] = "forecast"
@@ -103,12 +96,8 @@ class ForecastTask(GeneratedTask):
     )
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     instance_timeout: ClassVar[float] = 5.0
+    default_sizes: ClassVar[tuple[int, int, int] | None] = (300, 150, 150)
     sandbox_preload: ClassVar[tuple[str, ...]] = ("numpy",)
-
-    def __init__(
-        self, *, seed: int = 0, n_train: int = 300, n_val: int = 150, n_test: int = 150
-    ) -> None:
-        super().__init__(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
 
     def generate(self, split_index: int, n: int) -> Iterable[tuple[Any, Any]]:
         """The inputs and future demand of one split (see the module docstring)."""

@@ -29,9 +29,9 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
-from hyperagents.tasks._base import Instance, Score, Split, Task
+from hyperagents.tasks._base import Instance, Score, Split
+from hyperagents.tasks._generated import SeededTask
 from hyperagents.tasks._seeds import seed_files
 
 __all__ = ["BEST_KNOWN", "N_CIRCLES", "PackingTask", "check_packing"]
@@ -130,17 +130,11 @@ def _overlap_problem(circles: list[tuple[float, float, float]]) -> str:
     )
 
 
-class PackingTask(Task):
+class PackingTask(SeededTask):
     """Circle packing: 26 circles in the unit square (see the module docstring).
 
-    Args:
-        seed: Task seed; selects the instance seeds.
-        n_train: Number of train instances.
-        n_val: Number of val instances.
-        n_test: Number of test instances.
-
-    Raises:
-        ConfigError: A size is outside 1..1000 or the seed is negative.
+    Options: ``seed`` (selects the instance seeds) and the split sizes, each in 1..1000 (see
+    :class:`~hyperagents.tasks.SeededTask`).
     """
 
     name: ClassVar[str] = "packing"
@@ -151,18 +145,8 @@ class PackingTask(Task):
     score_range: ClassVar[tuple[float, float]] = (0.0, math.sqrt(N_CIRCLES / math.pi))
     instance_timeout: ClassVar[float] = 20.0
     sandbox_preload: ClassVar[tuple[str, ...]] = ("numpy",)
-
-    def __init__(self, *, seed: int = 0, n_train: int = 4, n_val: int = 3, n_test: int = 3) -> None:
-        sizes = {Split.TRAIN: n_train, Split.VAL: n_val, Split.TEST: n_test}
-        for split, n in sizes.items():
-            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_PER_SPLIT:
-                raise ConfigError(
-                    f"packing: n_{split.value} must be an integer in 1..{_MAX_PER_SPLIT}, got {n!r}"
-                )
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ConfigError(f"packing: seed must be a non-negative integer, got {seed!r}")
-        self.seed = seed
-        self._sizes = sizes
+    default_sizes: ClassVar[tuple[int, int, int] | None] = (4, 3, 3)
+    max_size: ClassVar[int | None] = _MAX_PER_SPLIT
 
     def instances(self, split: Split) -> Sequence[Instance]:
         """Return the instances of ``split``."""

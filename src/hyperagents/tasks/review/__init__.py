@@ -67,7 +67,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from hyperagents.program import Program
-from hyperagents.tasks._base import Instance, Score
+from hyperagents.tasks._base import Instance, Score, short_repr
 from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks._seeds import seed_files
 from hyperagents.tasks.review._data import generate_split
@@ -77,22 +77,10 @@ __all__ = ["ReviewTask"]
 _LABELS = ("accept", "reject")
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class ReviewTask(GeneratedTask):
     """Accept/reject decisions on synthetic code-submission records (see the module docstring).
 
-    Args:
-        seed: Seed of the generative model; the same seed always gives the same instances.
-        n_train: Number of train instances.
-        n_val: Number of val instances.
-        n_test: Number of test instances.
-
-    Raises:
-        ConfigError: A size is smaller than 1 or the seed is negative.
+    Options: ``seed`` and the split sizes (see :class:`~hyperagents.tasks.SeededTask`).
     """
 
     name: ClassVar[str] = "review"
@@ -102,11 +90,7 @@ class ReviewTask(GeneratedTask):
     )
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     instance_timeout: ClassVar[float] = 5.0
-
-    def __init__(
-        self, *, seed: int = 0, n_train: int = 400, n_val: int = 200, n_test: int = 200
-    ) -> None:
-        super().__init__(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
+    default_sizes: ClassVar[tuple[int, int, int] | None] = (400, 200, 200)
 
     def generate(self, split_index: int, n: int) -> Iterable[tuple[Any, Any]]:
         """The records and labels of one split (see the module docstring)."""
@@ -118,14 +102,14 @@ class ReviewTask(GeneratedTask):
         if not isinstance(output, str):
             return Score(
                 0.0,
-                f"invalid output {_short(output)} ({type(output).__name__}): "
+                f"invalid output {short_repr(output)} ({type(output).__name__}): "
                 f"expected the string 'accept' or 'reject'; expected {expected}",
             )
         predicted = output.strip().lower()
         if predicted not in _LABELS:
             return Score(
                 0.0,
-                f"invalid output {_short(output)}: expected 'accept' or 'reject'; "
+                f"invalid output {short_repr(output)}: expected 'accept' or 'reject'; "
                 f"expected {expected}",
             )
         if predicted == expected:

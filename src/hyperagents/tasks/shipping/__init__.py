@@ -49,14 +49,7 @@ __all__ = ["ShippingTask"]
 class ShippingTask(GeneratedTask):
     """Parcel price quotes under a hidden carrier tariff (see the module docstring).
 
-    Args:
-        seed: Seed of the parcel generator; the same seed always gives the same instances.
-        n_train: Number of train instances.
-        n_val: Number of val instances.
-        n_test: Number of test instances.
-
-    Raises:
-        ConfigError: A size is smaller than 1 or the seed is negative.
+    Options: ``seed`` and the split sizes (see :class:`~hyperagents.tasks.SeededTask`).
     """
 
     name: ClassVar[str] = "shipping"
@@ -66,11 +59,7 @@ class ShippingTask(GeneratedTask):
     )
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     instance_timeout: ClassVar[float] = 5.0
-
-    def __init__(
-        self, *, seed: int = 0, n_train: int = 300, n_val: int = 200, n_test: int = 200
-    ) -> None:
-        super().__init__(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
+    default_sizes: ClassVar[tuple[int, int, int] | None] = (300, 200, 200)
 
     def generate(self, split_index: int, n: int) -> Iterable[tuple[Any, Any]]:
         """The parcels and prices of one split (see the module docstring)."""

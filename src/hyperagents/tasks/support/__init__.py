@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from hyperagents.program import Program
-from hyperagents.tasks._base import Instance, Score
+from hyperagents.tasks._base import Instance, Score, short_repr
 from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks._seeds import seed_files
 from hyperagents.tasks.support._data import CATEGORIES, generate_split
@@ -45,22 +45,10 @@ from hyperagents.tasks.support._data import CATEGORIES, generate_split
 __all__ = ["CATEGORIES", "SupportTask"]
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class SupportTask(GeneratedTask):
     """Route customer requests to a team, with the run's LLM (see the module docstring).
 
-    Args:
-        seed: Seed of the generator; the same seed always gives the same requests.
-        n_train: Number of train instances.
-        n_val: Number of val instances.
-        n_test: Number of test instances.
-
-    Raises:
-        ConfigError: A size is smaller than 1 or the seed is negative.
+    Options: ``seed`` and the split sizes (see :class:`~hyperagents.tasks.SeededTask`).
     """
 
     name: ClassVar[str] = "support"
@@ -72,11 +60,7 @@ class SupportTask(GeneratedTask):
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     # One model call per request: a small local model on a CPU takes about a second.
     instance_timeout: ClassVar[float] = 30.0
-
-    def __init__(
-        self, *, seed: int = 0, n_train: int = 60, n_val: int = 40, n_test: int = 40
-    ) -> None:
-        super().__init__(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
+    default_sizes: ClassVar[tuple[int, int, int] | None] = (60, 40, 40)
 
     def generate(self, split_index: int, n: int) -> Iterable[tuple[Any, Any]]:
         """The requests and their teams of one split (see the module docstring)."""
@@ -92,14 +76,15 @@ class SupportTask(GeneratedTask):
         if not isinstance(output, str):
             return Score(
                 0.0,
-                f"invalid output {_short(output)} ({type(output).__name__}): expected one of "
+                f"invalid output {short_repr(output)} ({type(output).__name__}): expected one of "
                 f"{teams} as a string; expected {expected}",
             )
         predicted = output.strip().lower()
         if predicted not in CATEGORIES:
             return Score(
                 0.0,
-                f"invalid output {_short(output)}: expected one of {teams}; expected {expected}",
+                f"invalid output {short_repr(output)}: expected one of {teams}; "
+                f"expected {expected}",
             )
         if predicted == expected:
             return Score(1.0, f"correct: routed to {predicted}")

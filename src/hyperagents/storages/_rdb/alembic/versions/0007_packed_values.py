@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from hyperagents.storages._rdb._migrating import convert_rows
 from hyperagents.storages._rdb._packing import (
     BLOB_RAW,
     blob_base,
@@ -43,41 +44,6 @@ PACKED_JSON = {
     "programs": ("id", "manifest"),
     "llm_calls": ("id", "request"),
 }
-_BATCH = 500
-
-
-def _convert(table: str, key: str, columns: tuple[str, ...], change: Callable[[Any], Any]) -> None:
-    """Rewrite ``columns`` of every row of ``table`` with ``change`` (returning None: the value
-    stays as it is)."""
-    raw = sa.LargeBinary() if table == "blobs" else sa.Text()
-    t = sa.table(table, sa.column(key), *(sa.column(c, raw) for c in columns))
-    params = {f"new_{c}": sa.bindparam(f"new_{c}", type_=raw) for c in columns}
-    stmt = (
-        t.update()
-        .where(t.c[key] == sa.bindparam("old_key"))
-        .values({c: params[f"new_{c}"] for c in columns})
-    )
-    conn = op.get_bind()
-    last: Any = None
-    while True:
-        query = sa.select(t.c[key], *(t.c[c] for c in columns)).order_by(t.c[key]).limit(_BATCH)
-        if last is not None:
-            query = query.where(t.c[key] > last)
-        rows = conn.execute(query).all()
-        if not rows:
-            return
-        last = rows[-1][0]
-        updates = []
-        for row in rows:
-            new = [change(v) for v in row[1:]]
-            if any(v is not None for v in new):
-                kept = (v if n is None else n for v, n in zip(row[1:], new, strict=True))
-                updates.append(
-                    {"old_key": row[0]}
-                    | {f"new_{c}": v for c, v in zip(columns, kept, strict=True)}
-                )
-        if updates:
-            conn.execute(stmt, updates)
 
 
 def _pack(value: Any) -> Any:
@@ -92,12 +58,12 @@ def _json_columns(change: Callable[[Any], Any]) -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     for table, (key, *columns) in PACKED_JSON.items():
-        _convert(table, key, tuple(columns), change)
+        convert_rows(table, key, tuple(columns), change)
 
 
 def upgrade() -> None:
     _json_columns(_pack)
-    _convert("blobs", "sha256", ("data",), lambda data: pack_blob(bytes(data)))
+    convert_rows("blobs", "sha256", ("data",), lambda data: pack_blob(bytes(data)))
 
 
 def _standalone(value: Any) -> bytes | None:
@@ -114,5 +80,5 @@ def _standalone(value: Any) -> bytes | None:
 def downgrade() -> None:
     _json_columns(_unpack)
     # Differences first, while the files they refer to still have their format byte.
-    _convert("blobs", "sha256", ("data",), _standalone)
-    _convert("blobs", "sha256", ("data",), unpack_blob)
+    convert_rows("blobs", "sha256", ("data",), _standalone)
+    convert_rows("blobs", "sha256", ("data",), unpack_blob)
