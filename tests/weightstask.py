@@ -59,11 +59,13 @@ def solve(inputs):
 
 TRAINER = """import math
 import random
+import time
 
 from model_io import read_model, write_model
 
 
 def train(request, progress=None):
+    time.sleep(float(request["options"].get("sleep", 0)))
     rng = random.Random(request["seed"])
     w, b = (0.0, 0.0)
     if request["model_dir"]:
@@ -95,10 +97,11 @@ import re
 
 LEVER = "__LEVER__"
 SOURCES = __SOURCES__
+OPTIONS = __OPTIONS__
 
 
 def improve(workspace, report):
-    plan = {"lever": LEVER, "sources": SOURCES, "options": {"epochs": 150}}
+    plan = {"lever": LEVER, "sources": SOURCES, "options": OPTIONS}
     with open(workspace + "/training_plan.json", "w") as handle:
         json.dump(plan, handle)
     if LEVER != "weights":
@@ -111,9 +114,17 @@ def improve(workspace, report):
 """
 
 
-def meta_agent(lever: str = "weights", sources: tuple[str, ...] = ("self", "task")) -> str:
-    """The meta agent source that plans ``lever`` with ``sources``."""
-    return META_AGENT.replace("__LEVER__", lever).replace("__SOURCES__", repr(list(sources)))
+def meta_agent(
+    lever: str = "weights",
+    sources: tuple[str, ...] = ("self", "task"),
+    options: dict[str, Any] | None = None,
+) -> str:
+    """The meta agent source that plans ``lever`` with ``sources`` and trainer ``options``."""
+    return (
+        META_AGENT.replace("__LEVER__", lever)
+        .replace("__SOURCES__", repr(list(sources)))
+        .replace("__OPTIONS__", repr(options or {"epochs": 150}))
+    )
 
 
 class WeightsTask(Task):
@@ -129,6 +140,7 @@ class WeightsTask(Task):
         *,
         lever: str = "weights",
         sources: tuple[str, ...] = ("self", "task"),
+        options: dict[str, Any] | None = None,
         trainer: str = TRAINER,
         sizes: tuple[int, int, int] = (30, 15, 15),
         extra: dict[str, str] | None = None,
@@ -138,7 +150,7 @@ class WeightsTask(Task):
             "task_agent.py": TASK_AGENT,
             "model_io.py": MODEL_IO,
             "trainer.py": trainer,
-            "meta_agent.py": meta_agent(lever, sources),
+            "meta_agent.py": meta_agent(lever, sources, options),
             **(extra or {}),
         }
         self._splits: dict[Split, list[Instance]] = {}

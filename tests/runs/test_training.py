@@ -1,0 +1,220 @@
+"""The training step in runs: a child that plans a weight update is trained in the sandbox,
+its model lands in ``model/``, every example is recorded with its source, the run's levers
+bound the choice, a failing trainer fails its child alone, and the result is reproducible."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from hyperagents.runs import Run, RunConfig
+from hyperagents.storages import InMemoryStorage, RunStatus, VariantRecord, VariantState
+from hyperagents.tasks import Instance, Split
+from hyperagents.weights import LABEL_EVENT, check_model, model_files
+
+from weightstask import TRAINER, WeightsTask
+
+
+def _run(task: WeightsTask, *, seed: int = 0, **config: Any) -> Run:
+    return Run.create(
+        task=task,
+        storage=InMemoryStorage(),
+        seed=seed,
+        config=RunConfig.parse({"subset_size": 10, **config}),
+    )
+
+
+def _child(run: Run, generation: int = 1) -> VariantRecord:
+    return next(v for v in run.variants() if v.generation == generation)
+
+
+def _trained_events(run: Run, variant_id: int) -> list[Any]:
+    return run.storage.list_events(run.id, kinds=["variant.trained"], variant_id=variant_id)
+
+
+def test_a_weight_update_trains_the_child_and_records_its_data() -> None:
+    run = _run(WeightsTask())
+    assert run.optimize(2).status is RunStatus.COMPLETE
+    seed, child = _child(run, 0), _child(run, 1)
+    assert child.state is VariantState.COMPLETE
+    training = child.metrics["training"]
+    assert training["lever"] == "weights" and training["state"] == "done"
+    assert training["sources"]["task"] == 8 and training["sources"]["self"] > 0
+    assert training["examples"] == sum(training["sources"].values())
+    assert len(training["curve"]) == 150 and training["curve"][-1]["loss"] < training["curve"][0]["loss"]
+    program = run.storage.get_program(child.program_id)
+    assert check_model(model_files(program)) is None
+    assert "training_plan.json" not in program  # the plan is consumed
+    parent = run.storage.get_program(seed.program_id)
+    assert sorted(parent.changed_paths(program)) == ["model/config.json", "model/model.safetensors"]
+    (event,) = _trained_events(run, child.id)
+    examples = event.data["examples"]
+    assert len(examples) == training["examples"]
+    assert {e["source"] for e in examples} == {"self", "task"}
+    train_ids = {i.id for i in run.task.instances(Split.TRAIN)}
+    assert all(e["id"] in train_ids for e in examples if e["source"] == "self")
+    # the parent's own outputs were kept only where the verifier accepted them
+    targets = {i.id: i.target for i in run.task.instances(Split.TRAIN)}
+    assert all(e["output"] == targets[e["id"]] for e in examples if e["source"] == "self")
+    assert child.scores["val"] > seed.scores["val"]
+
+
+def test_the_model_is_a_safetensors_file_others_can_read() -> None:
+    numpy_loader = pytest.importorskip("safetensors.numpy")
+    run = _run(WeightsTask())
+    run.optimize(1)
+    program = run.storage.get_program(_child(run).program_id)
+    tensors = numpy_loader.load(program["model/model.safetensors"])
+    assert tensors["wb"].shape == (2,)
+    assert json.loads(program["model/config.json"])["kind"] == "logistic"
+
+
+def test_the_same_seed_gives_the_same_child_bytes() -> None:
+    first, second = _run(WeightsTask(), seed=3), _run(WeightsTask(), seed=3)
+    first.optimize(2)
+    second.optimize(2)
+    assert [v.program_id for v in first.variants()] == [v.program_id for v in second.variants()]
+    assert _child(first, 2).metrics["training"]["curve"] == _child(second, 2).metrics["training"]["curve"]
+
+
+class _LeakyTask(WeightsTask):
+    """A task whose own training examples include a val instance (by id) and a test
+    instance's inputs (under a fresh id): neither may become an example."""
+
+    def training_examples(self) -> list[Instance]:
+        val, test = self.instances(Split.VAL)[0], self.instances(Split.TEST)[0]
+        leaked = [
+            Instance(val.id, val.inputs, val.target),
+            Instance("fresh-id", test.inputs, test.target),
+        ]
+        return [*super().training_examples(), *leaked]
+
+
+def test_val_and_test_data_never_become_examples() -> None:
+    task = _LeakyTask(sources=("self", "task", "people", "teacher"))
+    run = _run(task)
+    held_out = [i for split in (Split.VAL, Split.TEST) for i in task.instances(split)]
+    # labels for held-out instances forced into the store, past the API's own refusal
+    for inst in held_out:
+        run.storage.add_event(
+            run.id, LABEL_EVENT, "forced", data={"instance_id": inst.id, "output": inst.target}
+        )
+    run.optimize(2)
+    held_ids = {i.id for i in held_out}
+    held_inputs = {json.dumps(i.inputs, sort_keys=True) for i in held_out}
+    train_inputs = {i.id: i.inputs for i in task.instances(Split.TRAIN)}
+    for child in (_child(run, 1), _child(run, 2)):
+        (event,) = _trained_events(run, child.id)
+        assert event.data["examples"]
+        for example in event.data["examples"]:
+            assert example["id"] not in held_ids
+            inputs = train_inputs.get(example["id"])
+            if inputs is not None:
+                assert json.dumps(inputs, sort_keys=True) not in held_inputs
+        assert child.metrics["training"]["sources"]["task"] == 8  # the two leaks left out
+
+
+def test_people_labels_for_train_instances_are_trained_on() -> None:
+    from hyperagents.weights import post_label
+
+    task = WeightsTask(sources=("people",))
+    run = _run(task)
+    train = task.instances(Split.TRAIN)
+    for inst in train[:6]:
+        post_label(run.storage, run.id, task, inst.id, inst.target, by="ann")
+    run.optimize(1)
+    child = _child(run)
+    assert child.metrics["training"]["sources"] == {"people": 6}
+    (event,) = _trained_events(run, child.id)
+    assert sorted(e["id"] for e in event.data["examples"]) == sorted(i.id for i in train[:6])
+
+
+def test_levers_harness_forbids_weight_updates() -> None:
+    run = _run(WeightsTask(lever="both"), levers="harness")
+    run.optimize(1)
+    child = _child(run)
+    training = child.metrics["training"]
+    assert training["lever"] == "harness" and training["chosen"] == "both"
+    assert "levers 'harness'" in training["reduced"] and training["state"] == "none"
+    program = run.storage.get_program(child.program_id)
+    assert not model_files(program) and not _trained_events(run, child.id)
+    assert b'"t": 0.25' in program["task_agent.py"]  # the code edit is kept
+
+
+def test_levers_weights_undoes_code_edits() -> None:
+    run = _run(WeightsTask(lever="both"), levers="weights")
+    run.optimize(1)
+    child = _child(run)
+    training = child.metrics["training"]
+    assert training["lever"] == "weights" and training["undone"] == ["task_agent.py"]
+    program = run.storage.get_program(child.program_id)
+    seed = run.storage.get_program(_child(run, 0).program_id)
+    assert program["task_agent.py"] == seed["task_agent.py"]
+    assert training["state"] == "done" and model_files(program)
+
+
+def test_both_levers_edit_and_train() -> None:
+    run = _run(WeightsTask(lever="both"))
+    run.optimize(1)
+    child = _child(run)
+    program = run.storage.get_program(child.program_id)
+    assert child.metrics["training"]["lever"] == "both"
+    assert b'"t": 0.25' in program["task_agent.py"] and model_files(program)
+
+
+def test_a_program_without_a_plan_chose_the_harness() -> None:
+    task = WeightsTask()
+    source = task.seed_program()
+    run = _run(task)
+    run.optimize(0)
+    assert "trainer.py" in source
+    # the meta agent's lever is recorded for every child, whatever it chose
+    run2 = _run(WeightsTask(lever="harness"))
+    run2.optimize(1)
+    assert _child(run2).metrics["training"]["lever"] == "harness"
+
+
+CRASHING = TRAINER.replace("    rng = random.Random", "    raise RuntimeError('boom')\n    rng = random.Random")
+SILENT = TRAINER.replace("    write_model(request[\"out_dir\"], w, b)\n", "")
+GARBAGE = TRAINER.replace(
+    "    write_model(request[\"out_dir\"], w, b)\n",
+    "    open(request['out_dir'] + '/config.json', 'w').write('{}')\n"
+    "    open(request['out_dir'] + '/model.safetensors', 'wb').write(b'\\x10' * 30)\n",
+)
+SPINNING = TRAINER.replace("    rng = random.Random", "    while True:\n        pass\n    rng = random.Random")
+
+
+@pytest.mark.parametrize(
+    ("trainer", "reason"),
+    [
+        (CRASHING, "trainer failed: exception"),
+        (SILENT, "no config.json"),
+        (GARBAGE, "model.safetensors"),
+        (SPINNING, "timeout"),
+    ],
+)
+def test_a_failing_trainer_fails_its_child_alone(trainer: str, reason: str) -> None:
+    run = _run(WeightsTask(trainer=trainer), training={"seconds": 3})
+    assert run.optimize(2).status is RunStatus.COMPLETE
+    for generation in (1, 2):
+        child = _child(run, generation)
+        assert child.state is VariantState.INVALID
+        assert reason in (child.reason or "")
+        assert child.metrics["training"]["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("trainer", "reason"),
+    [
+        ("def fit(request):\n    return {}\n", "trainer.py: does not define a callable 'train'"),
+        ("def train(:\n", "trainer.py:1: syntax error"),
+    ],
+)
+def test_a_program_is_validated_with_its_trainer(trainer: str, reason: str) -> None:
+    run = _run(WeightsTask(trainer=trainer))
+    run.optimize(0)
+    seed = _child(run, 0)
+    assert seed.state is VariantState.INVALID
+    assert reason in (seed.reason or "")
