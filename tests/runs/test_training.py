@@ -43,7 +43,10 @@ def test_a_weight_update_trains_the_child_and_records_its_data() -> None:
     assert training["lever"] == "weights" and training["state"] == "done"
     assert training["sources"]["task"] == 8 and training["sources"]["self"] > 0
     assert training["examples"] == sum(training["sources"].values())
-    assert len(training["curve"]) == 150 and training["curve"][-1]["loss"] < training["curve"][0]["loss"]
+    assert (
+        len(training["curve"]) == 150
+        and training["curve"][-1]["loss"] < training["curve"][0]["loss"]
+    )
     program = run.storage.get_program(child.program_id)
     assert check_model(model_files(program)) is None
     assert "training_plan.json" not in program  # the plan is consumed
@@ -76,7 +79,10 @@ def test_the_same_seed_gives_the_same_child_bytes() -> None:
     first.optimize(2)
     second.optimize(2)
     assert [v.program_id for v in first.variants()] == [v.program_id for v in second.variants()]
-    assert _child(first, 2).metrics["training"]["curve"] == _child(second, 2).metrics["training"]["curve"]
+    assert (
+        _child(first, 2).metrics["training"]["curve"]
+        == _child(second, 2).metrics["training"]["curve"]
+    )
 
 
 class _LeakyTask(WeightsTask):
@@ -176,14 +182,18 @@ def test_a_program_without_a_plan_chose_the_harness() -> None:
     assert _child(run2).metrics["training"]["lever"] == "harness"
 
 
-CRASHING = TRAINER.replace("    rng = random.Random", "    raise RuntimeError('boom')\n    rng = random.Random")
-SILENT = TRAINER.replace("    write_model(request[\"out_dir\"], w, b)\n", "")
+CRASHING = TRAINER.replace(
+    "    rng = random.Random", "    raise RuntimeError('boom')\n    rng = random.Random"
+)
+SILENT = TRAINER.replace('    write_model(request["out_dir"], w, b)\n', "")
 GARBAGE = TRAINER.replace(
-    "    write_model(request[\"out_dir\"], w, b)\n",
+    '    write_model(request["out_dir"], w, b)\n',
     "    open(request['out_dir'] + '/config.json', 'w').write('{}')\n"
     "    open(request['out_dir'] + '/model.safetensors', 'wb').write(b'\\x10' * 30)\n",
 )
-SPINNING = TRAINER.replace("    rng = random.Random", "    while True:\n        pass\n    rng = random.Random")
+SPINNING = TRAINER.replace(
+    "    rng = random.Random", "    while True:\n        pass\n    rng = random.Random"
+)
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,15 @@ _MetaFromOpt = Annotated[
         "on another task: RUN/champion), as the arm MODE+transfer.",
     ),
 ]
+_LeversOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The levers ablation: comma-separated harness, weights, both (what a child may "
+        "change: code, a weight update, or both); two or more give each mode an arm per "
+        "lever (MODE+LEVER), one sets every run's [default: both].",
+        show_default=False,
+    ),
+]
 _QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
@@ -108,6 +117,7 @@ def experiment(
     sandbox: _SandboxOpt = None,
     config: _ConfigOpt = None,
     meta_from: _MetaFromOpt = None,
+    levers: _LeversOpt = None,
     quiet: _QuietOpt = False,
     unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
@@ -134,6 +144,7 @@ def experiment(
             sandbox=sandbox,
             config=read_config(config),
             meta_from=meta_from,
+            levers=levers,
         )
         options = stored_task_options(request.run_config())
         task_name = load_task(task, options).name

@@ -20,6 +20,8 @@ step lost, never recorded twice.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
@@ -50,7 +52,7 @@ from hyperagents.weights import (
     with_model,
 )
 
-__all__ = ["DUE", "Training", "choose_lever", "strip_plan"]
+__all__ = ["DUE", "Training", "choose_lever", "strip_plan", "training_summary"]
 
 #: ``metrics["training"]["state"]`` of a child whose training has not been recorded yet.
 DUE = "due"
@@ -159,6 +161,7 @@ class Training:
                 limits=self.limits(),
                 seed=ctx.derive_seed(variant.generation, "train"),
                 options=plan.options,
+                on_progress=_Progress(ctx, variant.id),
             ),
             f"training {variant.id}",
         )
@@ -332,6 +335,52 @@ class Training:
         return storage.atomically(write)
 
 
+class _Progress:
+    """Records a training's progress points as ``training.progress`` events as they come, at
+    most one every :attr:`INTERVAL` seconds (the whole curve is recorded with the outcome),
+    each with the attempt it belongs to (a training redone after a crash starts a new one)."""
+
+    INTERVAL = 0.5
+
+    def __init__(self, ctx: RunContext, variant_id: int) -> None:
+        self._ctx, self._variant_id = ctx, variant_id
+        self._attempt = uuid.uuid4().hex[:12]
+        self._last: float | None = None
+
+    def __call__(self, point: Mapping[str, float]) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.INTERVAL:
+            return
+        self._last = now
+        step, loss = int(point["step"]), float(point["loss"])
+        self._ctx.event(
+            "training.progress",
+            f"step {step}: loss {loss:.6g}",
+            self._variant_id,
+            step=step,
+            loss=loss,
+            attempt=self._attempt,
+        )
+
+
 def _counts(counts: Mapping[str, int]) -> str:
     """``self 12, task 4``."""
     return ", ".join(f"{source} {n}" for source, n in counts.items()) or "none"
+
+
+def training_summary(variant: VariantRecord, program: Program | None) -> dict[str, Any] | None:
+    """What a person sees of a variant's lever and training: the lever chosen and taken (and
+    why it was reduced), the training's state and reason, the examples per source, the loss
+    curve and the model's files with their sizes (None: the variant made no choice, the seed
+    or a baseline's child)."""
+    record = variant.metrics.get("training")
+    if not isinstance(record, Mapping):
+        return None
+    keys = ("lever", "chosen", "levers", "reduced", "undone", "state", "reason", "examples")
+    summary: dict[str, Any] = {k: record[k] for k in keys if k in record}
+    summary["sources"] = dict(record.get("sources") or {})
+    summary["curve"] = [dict(p) for p in record.get("curve") or []]
+    summary["metrics"] = dict(record.get("trainer_metrics") or {})
+    files = model_files(program) if program is not None else {}
+    summary["model"] = [{"path": MODEL_DIR + n, "size": len(d)} for n, d in sorted(files.items())]
+    return summary

@@ -16,6 +16,7 @@ is the candidate's failure, returned with the reason; only a broken sandbox rais
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import struct
@@ -137,7 +138,11 @@ def run_trainer(
     request = {"action": "train", "module": "trainer", "function": "train", "train": spec}
     with workspace(program.without(*[p for p in program if p.startswith(OUT_DIR + "/")])) as path:
         os.makedirs(os.path.join(path, OUT_DIR), exist_ok=True)
-        run = sandbox.run(path, request, limits=limits.sandbox_limits())
+        live = on_progress is not None and _takes_progress(sandbox)
+        extra: dict[str, Any] = {}
+        if live and on_progress is not None:
+            extra["on_message"] = lambda message: _forward(message, on_progress)
+        run = sandbox.run(path, request, limits=limits.sandbox_limits(), **extra)
         points = [m["point"] for m in run.messages if m.get("type") == "progress"]
         base = TrainingOutcome(
             False,
@@ -147,7 +152,7 @@ def run_trainer(
             peak_memory_mb=run.peak_memory_mb,
             log=(run.stdout + run.stderr)[-4000:],
         )
-        if on_progress is not None:
+        if on_progress is not None and not live:  # a sandbox that only tells at the end
             for point in base.curve:
                 on_progress(point)
         if not run.ok:
@@ -220,6 +225,23 @@ def safetensors_problem(data: bytes) -> str | None:
     if end != len(data) - 8 - size:
         return f"data of {len(data) - 8 - size} bytes where the header says {end}"
     return None
+
+
+def _takes_progress(sandbox: Sandbox) -> bool:
+    """Whether ``sandbox.run`` hands progress messages over as they come (``on_message``)."""
+    try:
+        return "on_message" in inspect.signature(sandbox.run).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _forward(
+    message: Mapping[str, Any], on_progress: Callable[[Mapping[str, float]], None]
+) -> None:
+    """Hand a progress message's point on, when it is a well-formed one."""
+    point = _point(message.get("point"))
+    if point is not None:
+        on_progress(point)
 
 
 def _point(value: Any) -> dict[str, float] | None:
