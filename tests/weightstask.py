@@ -10,11 +10,11 @@ unless that lever is ``weights``, also nudges ``PARAMS["t"]`` (a harness edit).
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
-from hyperagents.program import Program
-from hyperagents.tasks import Instance, Score, Split, Task
+from hyperagents.tasks import Instance
+
+from toytask import ToyTask
 
 #: Reads and writes the model (shared by the task agent and the trainer).
 MODEL_IO = """import json
@@ -127,13 +127,11 @@ def meta_agent(
     )
 
 
-class WeightsTask(Task):
-    """Threshold classification with a hidden cut at 0.63, solved by a tiny trained model."""
+class WeightsTask(ToyTask):
+    """The toy task's threshold classification, solved by a tiny trained model."""
 
     name = "tiny-weights"
-    description = "Say 'hi' for numbers above a hidden threshold."
     carries_model = True
-    instance_timeout = 5.0
 
     def __init__(
         self,
@@ -143,38 +141,18 @@ class WeightsTask(Task):
         options: dict[str, Any] | None = None,
         trainer: str = TRAINER,
         sizes: tuple[int, int, int] = (30, 15, 15),
-        extra: dict[str, str] | None = None,
     ) -> None:
-        rng = random.Random(7)
-        self._files = {
-            "task_agent.py": TASK_AGENT,
-            "model_io.py": MODEL_IO,
-            "trainer.py": trainer,
-            "meta_agent.py": meta_agent(lever, sources, options),
-            **(extra or {}),
-        }
-        self._splits: dict[Split, list[Instance]] = {}
-        for split, size in zip(Split, sizes, strict=True):
-            xs = [round(rng.random(), 4) for _ in range(size)]
-            self._splits[split] = [
-                Instance(f"{split.value}-{k}", {"x": x}, "hi" if x > 0.63 else "lo")
-                for k, x in enumerate(xs)
-            ]
+        super().__init__(
+            meta_agent=meta_agent(lever, sources, options),
+            task_agent=TASK_AGENT,
+            extra={"model_io.py": MODEL_IO, "trainer.py": trainer},
+            sizes=sizes,
+            seed=7,
+        )
         self._examples = [
             Instance(f"task-{k}", {"x": x}, "hi" if x > 0.63 else "lo")
             for k, x in enumerate([0.05, 0.3, 0.5, 0.6, 0.66, 0.7, 0.9, 0.95])
         ]
 
-    def instances(self, split: Split) -> list[Instance]:
-        return self._splits[Split(split)]
-
     def training_examples(self) -> list[Instance]:
         return self._examples
-
-    def score(self, instance: Instance, output: Any) -> Score:
-        if output not in ("hi", "lo"):
-            return Score(0.0, f"invalid output {output!r}")
-        return Score(1.0 if output == instance.target else 0.0)
-
-    def seed_program(self) -> Program:
-        return Program(self._files)

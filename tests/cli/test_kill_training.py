@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,21 +13,11 @@ import pytest
 
 from hyperagents.storages import RDBStorage, VariantState
 
+from cli_helpers import spawn_cli
+
 TASK = f"{Path(__file__).resolve().parents[1] / 'weightstask.py'}:WeightsTask"
 #: The trainer sleeps this long first: the window in which the engine is killed.
 SLEEP = 4
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "HYPERAGENTS_STORAGE"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "hyperagents", *args],
-        cwd=cwd,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def _run_args(url: str) -> list[str]:
@@ -97,12 +85,12 @@ def test_a_run_killed_mid_training_resumes_and_trains_once(tmp_path: Path) -> No
     reference = tmp_path / "ref"
     reference.mkdir()
     ref_url = f"sqlite:///{reference / 'ref.db'}"
-    proc = _cli(*_run_args(ref_url), cwd=reference)
+    proc = spawn_cli(*_run_args(ref_url), cwd=reference)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, out + err
 
     url = f"sqlite:///{tmp_path / 'run.db'}"
-    proc = _cli(*_run_args(url), cwd=tmp_path)
+    proc = spawn_cli(*_run_args(url), cwd=tmp_path)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not _training_due(tmp_path / "run.db"):
         time.sleep(0.1)
@@ -113,7 +101,7 @@ def test_a_run_killed_mid_training_resumes_and_trains_once(tmp_path: Path) -> No
     variants, trained = _archive(url)
     assert not trained and variants[1][1] is VariantState.RUNNING
 
-    resume = _cli("resume", "k", "-q", "--storage", url, cwd=tmp_path)
+    resume = spawn_cli("resume", "k", "-q", "--storage", url, cwd=tmp_path)
     out, err = resume.communicate(timeout=600)
     assert resume.returncode == 0, out + err
     variants, trained = _archive(url)
