@@ -229,7 +229,8 @@ class RunConfig(BaseModel):
         "(as the meta agent's training_plan.json chooses); an ablation arm",
     )
     training: TrainingConfig = Field(
-        TrainingConfig.model_validate({}),
+        {},
+        validate_default=True,
         description="the training stage's limits (seconds, memory_mb, threads, …)",
     )
 
