@@ -10,10 +10,19 @@ from typing import Any
 import pytest
 
 from hyperagents.runs import Run, RunConfig
-from hyperagents.storages import InMemoryStorage, RunStatus, VariantRecord, VariantState
+from hyperagents.runs._context import RunContext
+from hyperagents.runs._training import Training
+from hyperagents.storages import (
+    EventSpec,
+    InMemoryStorage,
+    RunStatus,
+    VariantRecord,
+    VariantState,
+)
 from hyperagents.tasks import Instance, Split
-from hyperagents.weights import LABEL_EVENT, check_model, model_files
+from hyperagents.weights import LABEL_EVENT, check_model, model_files, post_label
 
+from toytask import ToyTask
 from weightstask import TRAINER, WeightsTask
 
 
@@ -123,8 +132,6 @@ def test_val_and_test_data_never_become_examples() -> None:
 
 
 def test_people_labels_for_train_instances_are_trained_on() -> None:
-    from hyperagents.weights import post_label
-
     task = WeightsTask(sources=("people",))
     run = _run(task)
     train = task.instances(Split.TRAIN)
@@ -170,16 +177,39 @@ def test_both_levers_edit_and_train() -> None:
     assert b'"t": 0.25' in program["task_agent.py"] and model_files(program)
 
 
-def test_a_program_without_a_plan_chose_the_harness() -> None:
-    task = WeightsTask()
-    source = task.seed_program()
-    run = _run(task)
-    run.optimize(0)
-    assert "trainer.py" in source
-    # the meta agent's lever is recorded for every child, whatever it chose
-    run2 = _run(WeightsTask(lever="harness"))
-    run2.optimize(1)
-    assert _child(run2).metrics["training"]["lever"] == "harness"
+def test_a_child_without_a_plan_chose_the_harness() -> None:
+    run = Run.create(
+        task=ToyTask(), storage=InMemoryStorage(), config=RunConfig.parse({"subset_size": 10})
+    )
+    run.optimize(1)
+    training = _child(run).metrics["training"]
+    assert training["lever"] == "harness" and training["chosen"] == "harness"
+    assert training["state"] == "none" and "reduced" not in training
+
+
+def test_a_plan_without_a_trainer_is_the_harness_recorded() -> None:
+    plan = (
+        ToyTask()
+        .seed_program()["meta_agent.py"]
+        .decode()
+        .replace(
+            "def improve(workspace, report):\n",
+            "def improve(workspace, report):\n"
+            "    open(workspace + '/training_plan.json', 'w').write('{\"lever\": \"weights\"}')\n",
+        )
+    )
+    run = Run.create(
+        task=ToyTask(meta_agent=plan),
+        storage=InMemoryStorage(),
+        config=RunConfig.parse({"subset_size": 10}),
+    )
+    run.optimize(1)
+    child = _child(run)
+    training = child.metrics["training"]
+    assert training["chosen"] == "weights" and training["lever"] == "harness"
+    assert "without a trainer.py" in training["reduced"]
+    assert child.state is VariantState.COMPLETE
+    assert "training_plan.json" not in run.storage.get_program(child.program_id)
 
 
 CRASHING = TRAINER.replace(
@@ -228,3 +258,47 @@ def test_a_program_is_validated_with_its_trainer(trainer: str, reason: str) -> N
     seed = _child(run, 0)
     assert seed.state is VariantState.INVALID
     assert reason in (seed.reason or "")
+
+
+TORCH_TRAINER = TRAINER.replace(
+    '    write_model(request["out_dir"], w, b)\n',
+    '    import torch\n    write_model(request["out_dir"], w, b)\n',
+).replace('"metrics": {', '"metrics": {"torch_threads": torch.get_num_threads(), ')
+
+
+def test_torch_in_the_trainer_runs_with_the_stages_threads() -> None:
+    pytest.importorskip("torch")
+    task = WeightsTask(trainer=TORCH_TRAINER, options={"epochs": 5})
+    run = _run(task, training={"threads": 2})
+    run.optimize(1)
+    child = _child(run)
+    assert child.state is VariantState.COMPLETE, child.reason
+    assert child.metrics["training"]["trainer_metrics"]["torch_threads"] == 2.0
+
+
+def test_the_parents_outputs_missing_from_the_record_are_made_in_the_sandbox() -> None:
+    run = _run(WeightsTask())
+    run.optimize(0)
+    seed = _child(run, 0)
+    storage = run.storage
+    # a parent with the seed's program but no evaluation recorded (its outputs unknown)
+    parent_id = storage.create_variant(
+        run_id=run.id,
+        generation=1,
+        parent_id=seed.id,
+        program_id=seed.program_id,
+        state=VariantState.COMPLETE,
+        event=EventSpec("variant.created", "test"),
+    )
+    child_id = storage.create_variant(
+        run_id=run.id, generation=2, parent_id=parent_id, state=VariantState.RUNNING
+    )
+    ctx = RunContext(storage=storage, record=run.record(), task=run.task)
+    outputs, seconds = Training(ctx)._parent_outputs(storage.get_variant(child_id))
+    recorded = {
+        r["id"]: r["output"]
+        for e in storage.list_evaluations(seed.id)
+        if e.stage == "train"
+        for r in e.results
+    }
+    assert outputs == recorded and seconds > 0  # the same outputs, made again
