@@ -141,11 +141,12 @@ class WeightsTask(ToyTask):
         options: dict[str, Any] | None = None,
         trainer: str = TRAINER,
         sizes: tuple[int, int, int] = (30, 15, 15),
+        extra: dict[str, str] | None = None,
     ) -> None:
         super().__init__(
             meta_agent=meta_agent(lever, sources, options),
             task_agent=TASK_AGENT,
-            extra={"model_io.py": MODEL_IO, "trainer.py": trainer},
+            extra={"model_io.py": MODEL_IO, "trainer.py": trainer, **(extra or {})},
             sizes=sizes,
             seed=7,
         )

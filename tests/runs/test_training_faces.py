@@ -55,6 +55,26 @@ def test_a_teacher_labels_train_inputs_its_answers_verified_and_replayable(
     assert _child(replay).program_id == child.program_id
 
 
+TEACHER_PROGRAM = """def label(inputs):
+    x = inputs["x"]
+    return "hi" if x > 0.5 else "lo"  # wrong between 0.5 and 0.63
+"""
+
+
+def test_a_teacher_program_answers_train_inputs_its_answers_verified() -> None:
+    task = WeightsTask(sources=("teacher",), extra={"teacher.py": TEACHER_PROGRAM})
+    config = {"subset_size": 10, "training": {"teacher_instances": 12}}
+    run = Run.create(task=task, storage=InMemoryStorage(), config=RunConfig.parse(config))
+    run.optimize(1)
+    first = task.instances(Split.TRAIN)[:12]
+    right = [i.id for i in first if ("hi" if i.inputs["x"] > 0.5 else "lo") == i.target]
+    assert len(right) < 12  # the teacher errs on some
+    child = _child(run)
+    assert child.metrics["training"]["sources"] == {"teacher-program": len(right)}
+    (event,) = run.storage.list_events(run.id, kinds=["variant.trained"], variant_id=child.id)
+    assert [e["id"] for e in event.data["examples"]] == right
+
+
 def test_labels_only_for_train_instances() -> None:
     task = WeightsTask()
     storage = InMemoryStorage()

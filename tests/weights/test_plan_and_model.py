@@ -109,7 +109,8 @@ def test_a_model_that_is_not_one_is_refused_with_the_reason(
 def test_a_trainer_is_validated_with_the_tasks_entry_points() -> None:
     task_points = {"task_agent.py": ("solve",)}
     assert entry_points_of(task_points, ["task_agent.py"]) == task_points
-    assert entry_points_of(task_points, ["task_agent.py", "trainer.py"]) == {
+    assert entry_points_of(task_points, ["task_agent.py", "trainer.py", "teacher.py"]) == {
         "task_agent.py": ("solve",),
         "trainer.py": ("train",),
+        "teacher.py": ("label",),
     }

@@ -35,6 +35,7 @@ from hyperagents.tasks import Split
 from hyperagents.weights import (
     MODEL_DIR,
     PLAN_FILE,
+    TEACHER_FILE,
     TRAINER_FILE,
     DataGuard,
     Example,
@@ -205,6 +206,9 @@ class Training:
                 found += people_examples(self._labels_before(variant), guard)
             elif source == "teacher":
                 found += self._teacher(variant, guard)
+                taught, spent = self._teacher_program(variant, guard)
+                found += taught
+                seconds += spent
         return guard.keep(found)[: ctx.config.training.max_examples], seconds
 
     def _parent_outputs(self, variant: VariantRecord) -> tuple[dict[str, Any], float]:
@@ -269,6 +273,34 @@ class Training:
         limit = ctx.config.training.teacher_instances
         instances = list(ctx.instances(Split.TRAIN))[:limit]
         return teacher_examples(ctx.task, guard, instances, ask)
+
+    def _teacher_program(
+        self, variant: VariantRecord, guard: DataGuard
+    ) -> tuple[list[Example], float]:
+        """The child's own ``teacher.py`` answering train instances in the sandbox (its
+        ``label(inputs)``), kept when the verifier accepts the answer; none without one."""
+        ctx = self._ctx
+        assert variant.program_id is not None
+        program = ctx.program(variant.program_id)
+        if TEACHER_FILE not in program:
+            return [], 0.0
+        instances = list(ctx.instances(Split.TRAIN))[: ctx.config.training.teacher_instances]
+        wall = ctx.task.instance_timeout * max(1, len(instances)) + ctx.config.eval_overhead
+        run, by_id = ctx.retry(
+            lambda: solve_in_sandbox(
+                program,
+                [(inst.id, inst.inputs) for inst in instances],
+                instance_timeout=ctx.task.instance_timeout,
+                sandbox=ctx.sandbox,
+                limits=ctx.limits(wall),
+                module=TEACHER_FILE[:-3],
+                function="label",
+                llm=ctx.llm_handler(variant.id, variant.generation, "teacher-program"),
+            ),
+            f"running the teacher program of {variant.id}",
+        )
+        outputs = {key: m.get("output") for key, m in by_id.items() if not m.get("error")}
+        return accepted_outputs(ctx.task, guard, outputs, source="teacher-program"), run.wall
 
     # -- records -------------------------------------------------------------------------------
     def _record(

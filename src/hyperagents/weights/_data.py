@@ -8,7 +8,9 @@ Four sources (names in :data:`~hyperagents.weights.SOURCES`):
 * ``task``: the task's own labelled training data
   (:meth:`~hyperagents.tasks.Task.training_examples`);
 * ``teacher``: the run's language model labels train inputs (through the gateway: counted,
-  recorded, replayable), its answers kept only when the verifier accepts them;
+  recorded, replayable), and so does the program's own ``teacher.py`` (``label(inputs)``, run
+  in the sandbox; its examples are recorded as ``teacher-program``), the answers kept only when
+  the verifier accepts them;
 * ``people``: labels people posted for train instances (:mod:`hyperagents.weights._labels`).
 
 **Never val or test data.** Every source goes through one :class:`DataGuard`: an example whose

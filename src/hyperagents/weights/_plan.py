@@ -32,6 +32,8 @@ __all__ = [
     "MODEL_DIR",
     "PLAN_FILE",
     "SOURCES",
+    "TEACHER_ENTRY",
+    "TEACHER_FILE",
     "TRAINER_ENTRY",
     "TRAINER_FILE",
     "Lever",
@@ -46,10 +48,16 @@ PLAN_FILE = "training_plan.json"
 TRAINER_FILE = "trainer.py"
 #: The trainer's entry point, as the validation checks it.
 TRAINER_ENTRY: Mapping[str, tuple[str, ...]] = {TRAINER_FILE: ("train",)}
+#: A teacher program a program may carry (``label(inputs)``: the ``teacher`` source's answers
+#: besides the run's model's), validated when present.
+TEACHER_FILE = "teacher.py"
+#: The teacher program's entry point.
+TEACHER_ENTRY: Mapping[str, tuple[str, ...]] = {TEACHER_FILE: ("label",)}
 #: The folder of the program's model: the only files a weight update may change.
 MODEL_DIR = "model/"
 #: Where training data may come from: the parent's own verified outputs on train inputs, the
-#: task's training examples, a teacher (the run's language model), labels posted by people.
+#: task's training examples, a teacher (the run's language model, or the program's
+#: ``teacher.py``), labels posted by people.
 SOURCES = ("self", "task", "teacher", "people")
 
 _PLAN_BYTES = 64 * 1024
@@ -76,12 +84,15 @@ class Lever(StrEnum):
 def entry_points_of(
     entry_points: Mapping[str, Sequence[str]], program: Iterable[str]
 ) -> dict[str, tuple[str, ...]]:
-    """The entry points a program is validated with: the task's, and the trainer's
-    (``trainer.py`` defining ``train``) when the program has one."""
+    """The entry points a program is validated with: the task's, the trainer's (``trainer.py``
+    defining ``train``) and the teacher's (``teacher.py`` defining ``label``) when the program
+    has them."""
     found = {path: tuple(names) for path, names in entry_points.items()}
-    if TRAINER_FILE in set(program):
-        found.setdefault(TRAINER_FILE, ())
-        found[TRAINER_FILE] = tuple(dict.fromkeys([*found[TRAINER_FILE], "train"]))
+    paths = set(program)
+    for extra in (TRAINER_ENTRY, TEACHER_ENTRY):
+        for path, names in extra.items():
+            if path in paths:
+                found[path] = tuple(dict.fromkeys([*found.get(path, ()), *names]))
     return found
 
 
