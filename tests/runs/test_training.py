@@ -243,6 +243,8 @@ def test_a_failing_trainer_fails_its_child_alone(trainer: str, reason: str) -> N
         assert child.state is VariantState.INVALID
         assert reason in (child.reason or "")
         assert child.metrics["training"]["state"] == "failed"
+        (event,) = run.storage.list_events(run.id, kinds=["variant.invalid"], variant_id=child.id)
+        assert len(event.data["examples"]) == child.metrics["training"]["examples"] > 0
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from hyperagents.dashboard import create_app
 from hyperagents.exceptions import ConfigError
-from hyperagents.reports import ExperimentSpec, run_experiment
+from hyperagents.reports import ExperimentRequest, ExperimentSpec, run_experiment
 from hyperagents.runs import Run, RunConfig
 from hyperagents.storages import InMemoryStorage, RDBStorage, RunStatus, VariantRecord
 from hyperagents.tasks import Split
@@ -174,6 +174,8 @@ def test_an_experiment_compares_the_levers_as_arms() -> None:
         child = storage.list_variants(record.id)[1]
         assert record.config["levers"] == record.arm.split("+")[1]
         assert child.metrics["training"]["lever"] == record.config["levers"]
+    request = ExperimentRequest(task="toy", modes="hyperagent", seeds=1, levers="harness,both")
+    assert request.spec(task_name="toy").levers == ("harness", "both")
     with pytest.raises(ConfigError, match="levers"):
         ExperimentSpec.parse(
             name="bad", task="t", modes="hyperagent", seeds=1, generations=1, levers="gears"

@@ -176,7 +176,8 @@ class Training:
         seconds += outcome.wall
         if not outcome.ok:
             record.update(state="failed", reason=outcome.reason, log_tail=outcome.log[-2000:])
-            return self._end(variant, record, VariantState.INVALID, outcome.reason), seconds
+            ended = self._end(variant, record, VariantState.INVALID, outcome.reason, examples)
+            return ended, seconds
         trained = with_model(child, outcome.model)
         record.update(state="done", model_files=sorted(model_files(trained)))
         return self._record(variant, trained, record, examples), seconds
@@ -319,7 +320,7 @@ class Training:
         if not ctx.program(parent.program_id).changed_paths(program):
             why = record.get("reason") or "the trainer wrote the parent's model again"
             reason = f"no change: the meta agent changed no code, and {why}"
-            return self._end(variant, record, VariantState.FAILED, reason)
+            return self._end(variant, record, VariantState.FAILED, reason, examples)
         counts = record.get("sources", {})
         message = (
             f"trained on {len(examples)} examples ({_counts(counts)})"
@@ -345,10 +346,15 @@ class Training:
         return replace(variant, program_id=program_id, metrics=metrics)
 
     def _end(
-        self, variant: VariantRecord, record: dict[str, Any], state: VariantState, reason: str
+        self,
+        variant: VariantRecord,
+        record: dict[str, Any],
+        state: VariantState,
+        reason: str,
+        examples: list[Example],
     ) -> VariantRecord:
         """End a child in ``state`` (``INVALID``: its training failed; ``FAILED``: it is left
-        without a change) with the reason, and its training record."""
+        without a change) with the reason, its training record and the examples it was given."""
         storage = self._ctx.storage
         kind = "variant.invalid" if state is VariantState.INVALID else "variant.failed"
 
@@ -360,7 +366,11 @@ class Training:
                 expected=VariantState.RUNNING,
                 reason=reason,
                 release=True,
-                event=EventSpec(kind, reason, {"stage": "training"}),
+                event=EventSpec(
+                    kind,
+                    reason,
+                    {"stage": "training", "examples": [e.record() for e in examples]},
+                ),
             )
             return storage.get_variant(variant.id)
 

@@ -39,6 +39,9 @@ __all__ = [
     "verified",
 ]
 
+#: The longest output (characters of JSON) recorded whole with its example.
+RECORDED_OUTPUT = 2000
+
 #: Asks the teacher one question (chat messages in, the reply's text out; None: no answer).
 Ask = Callable[[list[dict[str, str]]], str | None]
 
@@ -64,8 +67,13 @@ class Example:
         return {"inputs": self.inputs, "output": self.output}
 
     def record(self) -> dict[str, Any]:
-        """What the run records of it (JSON)."""
-        return {"id": self.instance_id, "source": self.source, "output": self.output}
+        """What the run records of it (JSON): its id, source and output (an output longer than
+        :data:`RECORDED_OUTPUT` characters of JSON is recorded cut, as text, saying so)."""
+        text = _canonical(self.output)
+        if len(text) <= RECORDED_OUTPUT:
+            return {"id": self.instance_id, "source": self.source, "output": self.output}
+        cut = text[:RECORDED_OUTPUT] + "…"
+        return {"id": self.instance_id, "source": self.source, "output": cut, "cut": True}
 
 
 def _canonical(value: Any) -> str:
