@@ -154,11 +154,7 @@ def experiment(
         count = request.engine_workers
         if not quiet:
             _announce(spec, task_label(task_name, options), count)
-        if len(spec.seeds) < MIN_SEEDS:
-            err_console.print(
-                f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "
-                f"needs at least {MIN_SEEDS} for confidence intervals (5 or more to compare modes)"
-            )
+        _warn_seeds(spec, MIN_SEEDS)
         unit = progress_unit(spec)
         progress = GenerationProgress(
             err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet,
@@ -168,11 +164,21 @@ def experiment(
         _print_experiment(store, records)
 
 
+def _warn_seeds(spec: ExperimentSpec, least: int) -> None:
+    """Warn when the experiment has fewer seeds than a report needs for its statistics."""
+    if len(spec.seeds) < least:
+        err_console.print(
+            f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "
+            f"needs at least {least} for confidence intervals (5 or more to compare modes)"
+        )
+
+
 def _announce(spec: ExperimentSpec, task_name: str, count: int) -> None:
     """Say what the experiment runs, on standard error."""
+    levers = f" × levers {', '.join(spec.levers)}" if len(spec.levers) > 1 else ""
     err_console.print(
         f"experiment [bold]{escape(spec.name)}[/]: task {escape(task_name)}, "
-        f"{', '.join(m.value for m in spec.modes)} × {len(spec.seeds)} seeds × "
+        f"{', '.join(m.value for m in spec.modes)}{levers} × {len(spec.seeds)} seeds × "
         f"{spec.generations} generations{_budget(spec)}, {count} run(s) at once",
         highlight=False,
     )

@@ -155,7 +155,8 @@ def _variant_table(
 
 
 def _training_rows(table: Table, training: dict[str, Any]) -> None:
-    """The variant's lever, its training's state, data sources, curve and model."""
+    """The variant's lever, its training's state, data sources and curve (its model is shown
+    with its files)."""
     lever = training.get("lever", "-")
     if training.get("chosen") not in (None, lever):
         lever += f" (chose {training['chosen']}: {training.get('reduced', '')})"
@@ -176,9 +177,6 @@ def _training_rows(table: Table, training: dict[str, Any]) -> None:
                 f"{curve[-1]['loss']:.4g} over {curve[-1]['step'] + 1} steps"
             ),
         )
-    if training["model"]:
-        files = ", ".join(f"{m['path']} ({m['size']} B)" for m in training["model"])
-        table.add_row("model", agent_text(files))
 
 
 def sparkline(values: list[float], width: int = 24) -> str:

@@ -125,17 +125,12 @@ def run_trainer(
     Raises:
         SandboxError: The sandbox itself broke.
     """
-    has_model = any(path.startswith(MODEL_DIR) for path in program)
-    spec = {
-        "model_dir": MODEL_DIR.rstrip("/") if has_model else None,
-        "out_dir": OUT_DIR,
-        "examples": [dict(e) for e in examples],
-        "seed": int(seed),
-        "threads": limits.threads,
-        "device": limits.device,
-        "options": dict(options),
+    request = {
+        "action": "train",
+        "module": "trainer",
+        "function": "train",
+        "train": _train_request(program, examples, limits, seed, options),
     }
-    request = {"action": "train", "module": "trainer", "function": "train", "train": spec}
     with workspace(program.without(*[p for p in program if p.startswith(OUT_DIR + "/")])) as path:
         os.makedirs(os.path.join(path, OUT_DIR), exist_ok=True)
         live = on_progress is not None and _takes_progress(sandbox)
@@ -170,6 +165,26 @@ def run_trainer(
     curve = _curve(returned.get("curve")) or base.curve
     metrics = _metrics(returned.get("metrics"))
     return replace(base, ok=True, model=dict(written), curve=curve, metrics=metrics)
+
+
+def _train_request(
+    program: Program,
+    examples: Sequence[Mapping[str, Any]],
+    limits: TrainingLimits,
+    seed: int,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The trainer's ``request`` (paths relative to the workspace)."""
+    has_model = any(path.startswith(MODEL_DIR) for path in program)
+    return {
+        "model_dir": MODEL_DIR.rstrip("/") if has_model else None,
+        "out_dir": OUT_DIR,
+        "examples": [dict(e) for e in examples],
+        "seed": int(seed),
+        "threads": limits.threads,
+        "device": limits.device,
+        "options": dict(options),
+    }
 
 
 def check_model(files: Mapping[str, bytes]) -> str | None:

@@ -858,7 +858,7 @@ function tabMeta(v) {
     card("Meta agent's log", v.meta_log ? h("pre", { class: "log", id: "meta-log", text: v.meta_log }) : h("p", { class: "muted", text: "no log recorded" })));
 }
 
-// The variant's lever and weight update: what it chose, its data sources, loss curve and model.
+// The variant's lever and weight update: what it chose, its data sources and loss curve.
 function trainingCard(t) {
   const chose = t.chosen && t.chosen !== t.lever ? ` (chose ${t.chosen}: ${t.reduced || ""})` : "";
   const sources = Object.entries(t.sources || {}).map(([k, n]) => `${k} ${n}`).join(", ") || "none";
@@ -873,8 +873,7 @@ function trainingCard(t) {
   return card("Training", h("div", { id: "training" },
     h("p", { text: `lever ${t.lever}${chose} · training ${t.state}${t.reason ? `: ${t.reason}` : ""}` }),
     h("p", { class: "muted", text: `data: ${t.examples ?? 0} examples (${sources})` }),
-    chart, points.length ? h("p", { class: "muted", text: `loss ${fmt(points[0].loss, 4)} → ${fmt(points[points.length - 1].loss, 4)}` }) : null,
-    t.model.length ? h("p", { class: "muted", text: `model: ${t.model.map((m) => `${m.path} (${m.size} B)`).join(", ")}` }) : null));
+    chart, points.length ? h("p", { class: "muted", text: `loss ${fmt(points[0].loss, 4)} → ${fmt(points[points.length - 1].loss, 4)}` }) : null));
 }
 
 async function tabLLM(v) {

@@ -165,14 +165,7 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     task_path = os.path.join(workspace, "task_agent.py")
     task = Literals(read_text(task_path))
     declared = _declared(task, info)
-    if os.path.isfile(os.path.join(workspace, TRAINER_FILE)) and (
-        declared is None or choose_weights(adapted["portfolio"], rng)
-    ):
-        _plan_weights(workspace, info)
-        write_state(state_path, adapted)
-        info["meta"] = adapted
-        return _fit(info)
-    if declared is None:
+    if _plan_weights(workspace, declared is None, adapted, rng, info) or declared is None:
         return _fit(info)
     params, space = declared
 
@@ -203,14 +196,28 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     return _fit(info)
 
 
-def _plan_weights(workspace: str, info: dict[str, Any]) -> None:
-    """Ask the engine for a weight update of the child (``training_plan.json``) instead of an
-    edit of the code; record it in ``info``."""
+def _plan_weights(
+    workspace: str,
+    nothing_to_tune: bool,
+    adapted: dict[str, Any],
+    rng: random.Random,
+    info: dict[str, Any],
+) -> bool:
+    """Where the program has a trainer, and nothing to tune or the draw says so, ask the
+    engine for a weight update of the child (``training_plan.json``) instead of an edit of the
+    code, and write the adapted state; record it in ``info``. Return whether it did."""
+    if not os.path.isfile(os.path.join(workspace, TRAINER_FILE)):
+        return False
+    if not (nothing_to_tune or choose_weights(adapted["portfolio"], rng)):
+        return False
     plan = {"lever": "weights", "sources": PLAN_SOURCES, "options": {}}
     with open(os.path.join(workspace, PLAN_FILE), "w", encoding="utf-8") as handle:
         json.dump(plan, handle)
+    write_state(os.path.join(workspace, STATE_FILE), adapted)
     info.pop("reason", None)
     info.update(operator=WEIGHTS, mechanism=WEIGHTS, plan=plan, meta_self_edited=True)
+    info["meta"] = adapted
+    return True
 
 
 def _record_params(
