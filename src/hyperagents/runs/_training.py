@@ -31,7 +31,7 @@ from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.program import Program
 from hyperagents.runs._context import RunContext
 from hyperagents.storages import EventSpec, VariantRecord, VariantState
-from hyperagents.tasks import Split
+from hyperagents.tasks import Instance, Split
 from hyperagents.weights import (
     MODEL_DIR,
     PLAN_FILE,
@@ -230,23 +230,39 @@ class Training:
         missing = [i for i in ctx.instances(Split.TRAIN) if i.id not in outputs]
         if not missing or parent.program_id is None:
             return outputs, 0.0
-        program = ctx.program(parent.program_id)
-        wall = ctx.task.instance_timeout * len(missing) + ctx.config.eval_overhead
+        made, wall = self._answers(
+            ctx.program(parent.program_id), missing, variant, ("task_agent", "solve", "train-data")
+        )
+        return {**made, **outputs}, wall
+
+    def _answers(
+        self,
+        program: Program,
+        instances: list[Instance],
+        variant: VariantRecord,
+        agent: tuple[str, str, str],
+    ) -> tuple[dict[str, Any], float]:
+        """What ``program``'s ``module.function`` (``agent``: module, function, and the
+        purpose its LLM calls are recorded under) answers on ``instances`` in the sandbox (the
+        answers without an error, by id), and the seconds it took."""
+        ctx = self._ctx
+        module, function, purpose = agent
+        wall = ctx.task.instance_timeout * max(1, len(instances)) + ctx.config.eval_overhead
         run, by_id = ctx.retry(
             lambda: solve_in_sandbox(
                 program,
-                [(inst.id, inst.inputs) for inst in missing],
+                [(inst.id, inst.inputs) for inst in instances],
                 instance_timeout=ctx.task.instance_timeout,
                 sandbox=ctx.sandbox,
                 limits=ctx.limits(wall),
-                llm=ctx.llm_handler(variant.id, variant.generation, "train-data"),
+                module=module,
+                function=function,
+                llm=ctx.llm_handler(variant.id, variant.generation, purpose),
             ),
-            f"collecting the parent's outputs for {variant.id}",
+            f"running {module}.{function} for {variant.id}",
         )
-        for instance_id, message in by_id.items():
-            if not message.get("error"):
-                outputs.setdefault(instance_id, message.get("output"))
-        return outputs, run.wall
+        answers = {key: m.get("output") for key, m in by_id.items() if not m.get("error")}
+        return answers, run.wall
 
     def _labels_before(self, variant: VariantRecord) -> dict[str, Any]:
         """The labels people posted before ``variant`` was created (so a training redone
@@ -286,22 +302,9 @@ class Training:
         if TEACHER_FILE not in program:
             return [], 0.0
         instances = list(ctx.instances(Split.TRAIN))[: ctx.config.training.teacher_instances]
-        wall = ctx.task.instance_timeout * max(1, len(instances)) + ctx.config.eval_overhead
-        run, by_id = ctx.retry(
-            lambda: solve_in_sandbox(
-                program,
-                [(inst.id, inst.inputs) for inst in instances],
-                instance_timeout=ctx.task.instance_timeout,
-                sandbox=ctx.sandbox,
-                limits=ctx.limits(wall),
-                module=TEACHER_FILE[:-3],
-                function="label",
-                llm=ctx.llm_handler(variant.id, variant.generation, "teacher-program"),
-            ),
-            f"running the teacher program of {variant.id}",
-        )
-        outputs = {key: m.get("output") for key, m in by_id.items() if not m.get("error")}
-        return accepted_outputs(ctx.task, guard, outputs, source="teacher-program"), run.wall
+        agent = (TEACHER_FILE[:-3], "label", "teacher-program")
+        outputs, wall = self._answers(program, instances, variant, agent)
+        return accepted_outputs(ctx.task, guard, outputs, source="teacher-program"), wall
 
     # -- records -------------------------------------------------------------------------------
     def _record(

@@ -93,6 +93,7 @@ class DataGuard:
 
     def __init__(self, task: Task) -> None:
         self._train = {inst.id: inst for inst in task.instances(Split.TRAIN)}
+        self._position = {instance_id: k for k, instance_id in enumerate(self._train)}
         held_out = [inst for split in (Split.VAL, Split.TEST) for inst in task.instances(split)]
         self._held_ids = {inst.id for inst in held_out}
         self._held_inputs = {_canonical(inst.inputs) for inst in held_out}
@@ -105,6 +106,10 @@ class DataGuard:
         if inst is None or not self.allows(inst.id, inst.inputs):
             return None
         return inst
+
+    def position(self, instance_id: str) -> int:
+        """Where ``instance_id`` is in the train split (after every train instance: not one)."""
+        return self._position.get(instance_id, len(self._position))
 
     def allows(self, instance_id: str, inputs: Any) -> bool:
         """Whether an example with this id and these inputs may be trained on (counts the
@@ -134,8 +139,8 @@ def accepted_outputs(
     """The outputs (by train instance id) that the verifier accepts, as examples of
     ``source``, in the train split's order."""
     examples = []
-    for instance_id, output in outputs.items():
-        inst = guard.train_instance(instance_id)
+    for instance_id in sorted(outputs, key=guard.position):
+        inst, output = guard.train_instance(instance_id), outputs[instance_id]
         if inst is not None and output is not None and verified(task, inst, output):
             examples.append(Example(inst.id, source, inst.inputs, output))
     return examples
