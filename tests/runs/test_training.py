@@ -304,3 +304,37 @@ def test_the_parents_outputs_missing_from_the_record_are_made_in_the_sandbox() -
         for r in e.results
     }
     assert outputs == recorded and seconds > 0  # the same outputs, made again
+
+
+MEDDLING = TRAINER.replace(
+    '    write_model(request["out_dir"], w, b)\n',
+    '    write_model(request["out_dir"], w, b)\n'
+    "    open('task_agent.py', 'w').write('def solve(inputs):\\n    return \"hi\"\\n')\n"
+    "    open('model_io.py', 'a').write('# edited by the trainer\\n')\n",
+)
+LINKING = TRAINER.replace(
+    '    write_model(request["out_dir"], w, b)\n',
+    '    write_model(request["out_dir"], w, b)\n'
+    "    import os\n    os.symlink('/etc/passwd', request['out_dir'] + '/leak.safetensors')\n",
+)
+
+
+def test_only_the_model_a_trainer_writes_reaches_the_child() -> None:
+    run = _run(WeightsTask(trainer=MEDDLING))
+    run.optimize(1)
+    child, seed = _child(run), _child(run, 0)
+    assert child.state is VariantState.COMPLETE
+    parent = run.storage.get_program(seed.program_id)
+    program = run.storage.get_program(child.program_id)
+    assert sorted(parent.changed_paths(program)) == [
+        "model/config.json",
+        "model/model.safetensors",
+    ]
+
+
+def test_a_link_in_the_trainers_output_is_refused() -> None:
+    run = _run(WeightsTask(trainer=LINKING))
+    assert run.optimize(1).status is RunStatus.COMPLETE
+    child = _child(run)
+    assert child.state is VariantState.INVALID
+    assert "trainer's output unreadable" in (child.reason or "")
