@@ -13,8 +13,14 @@ from fastapi.testclient import TestClient
 from hyperagents.dashboard import create_app
 from hyperagents.exceptions import ConfigError
 from hyperagents.reports import ExperimentRequest, ExperimentSpec, run_experiment
-from hyperagents.runs import Run, RunConfig
-from hyperagents.storages import InMemoryStorage, RDBStorage, RunStatus, VariantRecord
+from hyperagents.runs import Run, RunConfig, training_summary
+from hyperagents.storages import (
+    InMemoryStorage,
+    RDBStorage,
+    RunStatus,
+    VariantRecord,
+    VariantState,
+)
 from hyperagents.tasks import Split
 from hyperagents.weights import labels, post_label
 
@@ -180,3 +186,25 @@ def test_an_experiment_compares_the_levers_as_arms() -> None:
         ExperimentSpec.parse(
             name="bad", task="t", modes="hyperagent", seeds=1, generations=1, levers="gears"
         )
+
+
+def test_a_training_in_progress_shows_its_latest_attempts_points() -> None:
+    storage = InMemoryStorage()
+    run = Run.create(
+        task=WeightsTask(), storage=storage, config=RunConfig.parse({"subset_size": 10})
+    )
+    run.optimize(0)
+    seed = _child(run, 0)
+    child_id = storage.create_variant(
+        run_id=run.id, generation=1, parent_id=seed.id, state=VariantState.RUNNING
+    )
+    storage.update_variant_metrics(child_id, {"training": {"lever": "weights", "state": "due"}})
+    for attempt, steps in (("first", (0, 10, 20)), ("again", (0, 10))):
+        for step in steps:
+            data = {"step": step, "loss": 1.0 / (step + 1), "attempt": attempt}
+            storage.add_event(run.id, "training.progress", "", variant_id=child_id, data=data)
+    child = storage.get_variant(child_id)
+    summary = training_summary(child, None, storage)
+    assert summary is not None
+    assert summary["curve"] == [{"step": 0, "loss": 1.0}, {"step": 10, "loss": 1.0 / 11}]
+    assert training_summary(child, None)["curve"] == []  # type: ignore[index]

@@ -298,7 +298,7 @@ def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]
         if program is None
         else [{"path": p, "size": len(program[p])} for p in sorted(program)],
         "evaluations": evaluations,
-        "training": training_summary(variant, program),
+        "training": training_summary(variant, program, store),
         "llm": usage,
         "is_champion": best is not None and best.id == variant.id,
         "created_at": variant.created_at.isoformat() if variant.created_at else None,

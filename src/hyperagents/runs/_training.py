@@ -30,7 +30,7 @@ from typing import Any
 from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.program import Program
 from hyperagents.runs._context import RunContext
-from hyperagents.storages import EventSpec, VariantRecord, VariantState
+from hyperagents.storages import BaseStorage, EventSpec, VariantRecord, VariantState
 from hyperagents.tasks import Instance, Split
 from hyperagents.weights import (
     MODEL_DIR,
@@ -408,19 +408,35 @@ class _Progress:
         )
 
 
+def live_curve(storage: BaseStorage, variant: VariantRecord) -> list[dict[str, Any]]:
+    """The progress points the latest training attempt of ``variant`` has reported."""
+    events = storage.list_events(variant.run_id, kinds=["training.progress"], variant_id=variant.id)
+    latest = events[-1].data.get("attempt") if events else None
+    return [
+        {"step": e.data["step"], "loss": e.data["loss"]}
+        for e in events
+        if e.data.get("attempt") == latest and "step" in e.data and "loss" in e.data
+    ]
+
+
 def _counts(counts: Mapping[str, int]) -> str:
     """``self 12, task 4``."""
     return ", ".join(f"{source} {n}" for source, n in counts.items()) or "none"
 
 
-def training_summary(variant: VariantRecord, program: Program | None) -> dict[str, Any] | None:
+def training_summary(
+    variant: VariantRecord, program: Program | None, storage: BaseStorage | None = None
+) -> dict[str, Any] | None:
     """What a person sees of a variant's lever and training: the lever chosen and taken (and
     why it was reduced), the training's state and reason, the examples per source, the loss
     curve and the model's files with their sizes (None: the variant made no choice, the seed
-    or a baseline's child)."""
+    or a baseline's child). While the training runs (``due``), the curve is the points its
+    latest attempt has reported so far (``training.progress`` events; given ``storage``)."""
     record = variant.metrics.get("training")
     if not isinstance(record, Mapping):
         return None
+    if record.get("state") == DUE and storage is not None:
+        record = {**record, "curve": live_curve(storage, variant)}
     keys = ("lever", "chosen", "levers", "reduced", "undone", "state", "reason", "examples")
     summary: dict[str, Any] = {k: record[k] for k in keys if k in record}
     summary["sources"] = dict(record.get("sources") or {})
