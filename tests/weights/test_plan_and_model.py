@@ -8,13 +8,19 @@ import struct
 
 import pytest
 
+from hyperagents.exceptions import TaskError
+from hyperagents.tasks import Instance
 from hyperagents.weights import (
+    DataGuard,
     Lever,
     TrainingPlan,
     check_model,
     entry_points_of,
     safetensors_problem,
+    task_examples,
 )
+
+from weightstask import WeightsTask
 
 
 def _tensor_file(payload: bytes = b"\x00" * 8, end: int | None = None) -> bytes:
@@ -114,3 +120,13 @@ def test_a_trainer_is_validated_with_the_tasks_entry_points() -> None:
         "trainer.py": ("train",),
         "teacher.py": ("label",),
     }
+
+
+def test_a_task_example_that_is_not_json_is_the_tasks_bug() -> None:
+    class _Broken(WeightsTask):
+        def training_examples(self) -> list[Instance]:
+            return [Instance("task-x", {"x": 0.5}, {1, 2})]
+
+    task = _Broken()
+    with pytest.raises(TaskError, match="'task-x' is not JSON"):
+        task_examples(task, DataGuard(task))

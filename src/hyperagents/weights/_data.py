@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hyperagents.exceptions import TaskError
 from hyperagents.sandbox import InvalidMessage, loads_bounded
 from hyperagents.tasks import Instance, Split, Task
 
@@ -147,10 +148,20 @@ def accepted_outputs(
 
 
 def task_examples(task: Task, guard: DataGuard) -> list[Example]:
-    """The task's own training examples that the guard lets through."""
-    found = [
-        Example(str(inst.id), "task", inst.inputs, inst.target) for inst in task.training_examples()
-    ]
+    """The task's own training examples that the guard lets through.
+
+    Raises:
+        TaskError: An example's inputs or target is not JSON (a bug in the task).
+    """
+    found = []
+    for inst in task.training_examples():
+        try:
+            json.dumps([inst.inputs, inst.target], allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TaskError(
+                f"task {task.name!r}: training example {inst.id!r} is not JSON: {exc}"
+            ) from None
+        found.append(Example(str(inst.id), "task", inst.inputs, inst.target))
     return guard.keep(found)
 
 
