@@ -26,7 +26,14 @@ from typing import Any
 
 from hyperagents.exceptions import ProgramError
 from hyperagents.program import Program
-from hyperagents.sandbox import InvalidMessage, Limits, Sandbox, loads_bounded, workspace
+from hyperagents.sandbox import (
+    InvalidMessage,
+    Limits,
+    Sandbox,
+    SandboxResult,
+    loads_bounded,
+    workspace,
+)
 from hyperagents.weights._plan import MODEL_DIR
 
 __all__ = [
@@ -138,15 +145,7 @@ def run_trainer(
         if live and on_progress is not None:
             extra["on_message"] = lambda message: _forward(message, on_progress)
         run = sandbox.run(path, request, limits=limits.sandbox_limits(), **extra)
-        points = [m["point"] for m in run.messages if m.get("type") == "progress"]
-        base = TrainingOutcome(
-            False,
-            curve=_curve(points),
-            wall=run.wall,
-            cpu=run.cpu,
-            peak_memory_mb=run.peak_memory_mb,
-            log=(run.stdout + run.stderr)[-4000:],
-        )
+        base = _usage(run)
         if on_progress is not None and not live:  # a sandbox that only tells at the end
             for point in base.curve:
                 on_progress(point)
@@ -165,6 +164,20 @@ def run_trainer(
     curve = _curve(returned.get("curve")) or base.curve
     metrics = _metrics(returned.get("metrics"))
     return replace(base, ok=True, model=dict(written), curve=curve, metrics=metrics)
+
+
+def _usage(run: SandboxResult) -> TrainingOutcome:
+    """A failed outcome holding what a training run used, printed and reported as progress
+    (the outcome the rest fills in)."""
+    points = [m["point"] for m in run.messages if m.get("type") == "progress"]
+    return TrainingOutcome(
+        False,
+        curve=_curve(points),
+        wall=run.wall,
+        cpu=run.cpu,
+        peak_memory_mb=run.peak_memory_mb,
+        log=(run.stdout + run.stderr)[-4000:],
+    )
 
 
 def _train_request(
