@@ -154,7 +154,11 @@ def experiment(
         count = request.engine_workers
         if not quiet:
             _announce(spec, task_label(task_name, options), count)
-        _warn_seeds(spec, MIN_SEEDS)
+        if len(spec.seeds) < MIN_SEEDS:
+            err_console.print(
+                f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "
+                f"needs at least {MIN_SEEDS} for confidence intervals (5 or more to compare modes)"
+            )
         unit = progress_unit(spec)
         progress = GenerationProgress(
             err_console, spec.name, total=total, done=done, show_best=False, quiet=quiet,
@@ -162,15 +166,6 @@ def experiment(
         )  # fmt: skip
         records = _run_grid(spec, store, count, progress)
         _print_experiment(store, records)
-
-
-def _warn_seeds(spec: ExperimentSpec, least: int) -> None:
-    """Warn when the experiment has fewer seeds than a report needs for its statistics."""
-    if len(spec.seeds) < least:
-        err_console.print(
-            f"[yellow]warning:[/] {len(spec.seeds)} seed(s) per mode: `hyperagents report` "
-            f"needs at least {least} for confidence intervals (5 or more to compare modes)"
-        )
 
 
 def _announce(spec: ExperimentSpec, task_name: str, count: int) -> None:
