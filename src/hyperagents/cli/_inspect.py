@@ -154,43 +154,6 @@ def _variant_table(
     return table
 
 
-def _training_rows(table: Table, training: dict[str, Any]) -> None:
-    """The variant's lever, its training's state, data sources and curve (its model is shown
-    with its files)."""
-    lever = training.get("lever", "-")
-    if training.get("chosen") not in (None, lever):
-        lever += f" (chose {training['chosen']}: {training.get('reduced', '')})"
-    table.add_row("lever", agent_text(lever))
-    state = str(training.get("state", "-"))
-    if training.get("reason"):
-        state += f": {training['reason']}"
-    table.add_row("training", agent_text(state))
-    if training["sources"]:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(training["sources"].items()))
-        table.add_row("training data", agent_text(f"{training.get('examples', 0)} ({counts})"))
-    curve = training["curve"]
-    if curve:
-        table.add_row(
-            "training curve",
-            agent_text(
-                f"{sparkline([p['loss'] for p in curve])}  loss {curve[0]['loss']:.4g} → "
-                f"{curve[-1]['loss']:.4g} over {curve[-1]['step'] + 1} steps"
-            ),
-        )
-
-
-def sparkline(values: list[float], width: int = 24) -> str:
-    """``values`` as a line of block characters (thinned to ``width``)."""
-    if not values:
-        return ""
-    step = max(1, len(values) // width)
-    shown = values[::step][:width]
-    low, high = min(shown), max(shown)
-    bars = "▁▂▃▄▅▆▇█"
-    span = high - low or 1.0
-    return "".join(bars[int((v - low) / span * (len(bars) - 1))] for v in shown)
-
-
 def run_record_max(evaluation: Any) -> float:
     """Highest per-instance score of an evaluation (instances below it are shown)."""
     return max((float(r.get("score", 0)) for r in evaluation.results), default=0.0)
@@ -370,3 +333,40 @@ def export(
         emit(text, out)
         if out is not None:
             err_console.print(f"wrote {len(variants)} variants to {escape(str(out))}")
+
+
+def _training_rows(table: Table, training: dict[str, Any]) -> None:
+    """The variant's lever, its training's state, data sources and curve (its model is shown
+    with its files)."""
+    lever = training.get("lever", "-")
+    if training.get("chosen") not in (None, lever):
+        lever += f" (chose {training['chosen']}: {training.get('reduced', '')})"
+    table.add_row("lever", agent_text(lever))
+    state = str(training.get("state", "-"))
+    if training.get("reason"):
+        state += f": {training['reason']}"
+    table.add_row("training", agent_text(state))
+    if training["sources"]:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(training["sources"].items()))
+        table.add_row("training data", agent_text(f"{training.get('examples', 0)} ({counts})"))
+    curve = training["curve"]
+    if curve:
+        table.add_row(
+            "training curve",
+            agent_text(
+                f"{sparkline([p['loss'] for p in curve])}  loss {curve[0]['loss']:.4g} → "
+                f"{curve[-1]['loss']:.4g} over {curve[-1]['step'] + 1} steps"
+            ),
+        )
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    """``values`` as a line of block characters (thinned to ``width``)."""
+    if not values:
+        return ""
+    step = max(1, len(values) // width)
+    shown = values[::step][:width]
+    low, high = min(shown), max(shown)
+    bars = "▁▂▃▄▅▆▇█"
+    span = high - low or 1.0
+    return "".join(bars[int((v - low) / span * (len(bars) - 1))] for v in shown)
