@@ -27,6 +27,18 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def spawn_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    """Start ``python -m hyperagents ARGS`` in ``cwd`` (to kill it, or wait for it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hyperagents", *args],
+        cwd=cwd,
+        env=cli_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def invoke_wide(*args: str, width: int = 200) -> tuple[int, str]:
     """Run the command in this process (Typer's runner) with ``width`` columns, and return its
     exit code and output with whitespace collapsed.

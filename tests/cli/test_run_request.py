@@ -36,6 +36,7 @@ def test_the_options_and_the_config_file_reach_the_stored_config(tmp_path: Path)
     config.write_text(json.dumps({"subset_size": 10, "selector": "best", "llm_retries": 1}))
     args = ["run", "-t", TOY, "-g", "0", "-n", "mapped", "-s", "4", "-w", "2", "-q"]
     args += ["--config", str(config), "--selector", "random", "--max-evaluations", "50"]
+    args += ["--levers", "weights"]
     result = CliRunner().invoke(_app.app, [*args, "--storage", url])
     assert result.exit_code == 0, result.output
     storage = RDBStorage(url)
@@ -45,3 +46,4 @@ def test_the_options_and_the_config_file_reach_the_stored_config(tmp_path: Path)
     stored = record.config
     assert (stored["selector"], stored["subset_size"], stored["llm_retries"]) == ("random", 10, 1)
     assert stored["max_evaluations"] == 50 and stored["parallel_generations"] == 2
+    assert stored["levers"] == "weights" and stored["training"]["seconds"] == 600.0

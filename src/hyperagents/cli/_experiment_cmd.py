@@ -98,6 +98,15 @@ _MetaFromOpt = Annotated[
         "on another task: RUN/champion), as the arm MODE+transfer.",
     ),
 ]
+_LeversOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The levers ablation: comma-separated harness, weights, both (what a child may "
+        "change: code, a weight update, or both); two or more give each mode an arm per "
+        "lever (MODE+LEVER), one sets every run's [default: both].",
+        show_default=False,
+    ),
+]
 _QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
@@ -114,6 +123,7 @@ def experiment(
     sandbox: _SandboxOpt = None,
     config: _ConfigOpt = None,
     meta_from: _MetaFromOpt = None,
+    levers: _LeversOpt = None,
     quiet: _QuietOpt = False,
     unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
@@ -140,6 +150,7 @@ def experiment(
             sandbox=sandbox,
             config=read_config(config),
             meta_from=meta_from,
+            levers=levers,
         )
         options = stored_task_options(request.run_config())
         task_name = load_task(task, options).name
@@ -164,9 +175,10 @@ def experiment(
 
 def _announce(spec: ExperimentSpec, task_name: str, count: int) -> None:
     """Say what the experiment runs, on standard error."""
+    levers = f" × levers {', '.join(spec.levers)}" if len(spec.levers) > 1 else ""
     err_console.print(
         f"experiment [bold]{escape(spec.name)}[/]: task {escape(task_name)}, "
-        f"{', '.join(m.value for m in spec.modes)} × {len(spec.seeds)} seeds × "
+        f"{', '.join(m.value for m in spec.modes)}{levers} × {len(spec.seeds)} seeds × "
         f"{spec.generations} generations{_budget(spec)}, {count} run(s) at once",
         highlight=False,
     )

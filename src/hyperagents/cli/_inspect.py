@@ -39,6 +39,7 @@ from hyperagents.runs import (
     model_view,
     resolve_variant,
     run_export,
+    training_summary,
     unified_text,
     variant_row,
 )
@@ -138,13 +139,16 @@ def _variant_table(
     for stage, value in record.scores.items():
         table.add_row(agent_text(f"score {stage}"), fmt_value(value))
     for stage, metrics in record.metrics.items():
-        if isinstance(metrics, dict):
+        if isinstance(metrics, dict) and stage != "training":
             shown = ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                 for k, v in metrics.items()
                 if k != "log_tail"
             )
             table.add_row(agent_text(f"metrics {stage}"), agent_text(shown))
+    training = training_summary(record, program)
+    if training is not None:
+        _training_rows(table, training)
     if record.meta_info:
         info = {k: v for k, v in record.meta_info.items() if k not in ("params",)}
         text = json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False, default=str)
@@ -362,3 +366,40 @@ def export(
         emit(text, out)
         if out is not None:
             err_console.print(f"wrote {len(variants)} variants to {escape(str(out))}")
+
+
+def _training_rows(table: Table, training: dict[str, Any]) -> None:
+    """The variant's lever, its training's state, data sources and curve (its model is shown
+    with its files)."""
+    lever = training.get("lever", "-")
+    if training.get("chosen") not in (None, lever):
+        lever += f" (chose {training['chosen']}: {training.get('reduced', '')})"
+    table.add_row("lever", agent_text(lever))
+    state = str(training.get("state", "-"))
+    if training.get("reason"):
+        state += f": {training['reason']}"
+    table.add_row("training", agent_text(state))
+    if training["sources"]:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(training["sources"].items()))
+        table.add_row("training data", agent_text(f"{training.get('examples', 0)} ({counts})"))
+    curve = training["curve"]
+    if curve:
+        table.add_row(
+            "training curve",
+            agent_text(
+                f"{sparkline([p['loss'] for p in curve])}  loss {curve[0]['loss']:.4g} → "
+                f"{curve[-1]['loss']:.4g} over {curve[-1]['step'] + 1} steps"
+            ),
+        )
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    """``values`` as a line of block characters (thinned to ``width``)."""
+    if not values:
+        return ""
+    step = max(1, len(values) // width)
+    shown = values[::step][:width]
+    low, high = min(shown), max(shown)
+    bars = "▁▂▃▄▅▆▇█"
+    span = high - low or 1.0
+    return "".join(bars[int((v - low) / span * (len(bars) - 1))] for v in shown)

@@ -60,6 +60,7 @@ _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "approval",
     "approval_threshold",
     "quarantine",
+    "levers",
 )
 
 
@@ -172,6 +173,15 @@ _ConstitutionOpt = Annotated[
         "imports and calls, size limits, custom rules; soft rules lower the objective."
     ),
 ]
+_LeversOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="What a child may change: harness (code edits only), weights (weight updates "
+        "only, through the program's trainer.py), or both, as the meta agent's "
+        "training_plan.json chooses [default: both].",
+        show_default=False,
+    ),
+]
 _MetaFromOpt = Annotated[
     str | None,
     typer.Option(
@@ -226,6 +236,7 @@ def run(
     approval: _ApprovalOpt = None,
     approval_threshold: _ApprovalThresholdOpt = None,
     constitution: _ConstitutionOpt = None,
+    levers: _LeversOpt = None,
     meta_from: _MetaFromOpt = None,
     replay: _ReplayOpt = None,
     quiet: _QuietOpt = False,

@@ -12,6 +12,7 @@ import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from hyperagents._untrusted import printable
 from hyperagents.cli._shared import (
@@ -42,6 +43,19 @@ def _llm_row(llm: dict[str, Any]) -> str:
     return (
         f"{escape(printable(source))}: {llm['calls']} calls ({llm['cached']} cached, "
         f"{llm['errors']} failed attempts); {spent}"
+    )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+
+def _training_row(training: dict[str, Any]) -> Text:
+    """``levers both; children by lever …; trainings …; examples by source …``."""
+    return agent_text(
+        f"levers {training['levers']}; children by lever: {_counts(training['chosen'])}; "
+        f"trainings: {_counts(training['trainings'])}; examples by source: "
+        f"{_counts(training['sources'])}"
     )
 
 
@@ -78,6 +92,8 @@ def print_status(the_run: Run) -> None:
         )
     if info.get("llm") is not None:
         table.add_row("LLM", _llm_row(info["llm"]))
+    if info.get("training") is not None:
+        table.add_row("levers / training", _training_row(info["training"]))
     for message in the_run.warnings():
         table.add_row("[yellow]warning[/]", agent_text(message))
     console.print(table)

@@ -1,8 +1,9 @@
-"""Commands that steer runs from any process: ``stop``, ``delete``, and people's decisions
-(``approve``, ``reject``, ``pin``, ``ban``)."""
+"""Commands that steer runs from any process: ``stop``, ``delete``, people's decisions
+(``approve``, ``reject``, ``pin``, ``ban``) and their training data (``label``)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated
 
@@ -20,7 +21,7 @@ from hyperagents.cli._shared import (
 )
 from hyperagents.runs import Decision, RunService, check_no_engine
 
-__all__ = ["approve", "ban", "delete", "pin", "reject", "stop"]
+__all__ = ["approve", "ban", "delete", "label", "pin", "reject", "stop"]
 
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run name or id.")]
 NoteOpt = Annotated[str | None, typer.Option("--note", "-m", help="Why (recorded).")]
@@ -124,3 +125,30 @@ def ban(variant: VariantArg, storage: StorageOpt = None, note: NoteOpt = None) -
     """Ban a variant's lineage (it and its descendants) as parents."""
     with errors():
         _decide(variant, storage, Decision.BAN, note)
+
+
+def label(
+    run_name: RunArg,
+    instance: Annotated[str, typer.Argument(metavar="INSTANCE", help="A train instance id.")],
+    output: Annotated[
+        str,
+        typer.Argument(
+            metavar="OUTPUT", help="The output the agent should give: JSON, else the text."
+        ),
+    ],
+    storage: StorageOpt = None,
+) -> None:
+    """Post a label for a train instance: training data for children whose plan takes the
+    ``people`` source (val and test instances never take labels)."""
+    with errors():
+        try:
+            value = json.loads(output)
+        except ValueError:
+            value = output
+        service = RunService(existing_storage(storage))
+        stored = service.post_label(run_name, instance, value, who=f"the command line ({whoami()})")
+        err_console.print(
+            f"label for {escape(printable(stored['instance_id']))}: "
+            f"{escape(printable(json.dumps(stored['output'])[:200]))}",
+            highlight=False,
+        )

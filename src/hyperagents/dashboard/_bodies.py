@@ -75,6 +75,13 @@ class DeleteBody(_Body):
     confirm: str = Field(max_length=300)
 
 
+class LabelBody(_Body):
+    """A person's label for a train instance (training data of the ``people`` source)."""
+
+    instance_id: str = Field(..., min_length=1, max_length=500)
+    output: Any = None
+
+
 class TryBody(_Body):
     """The input a variant's task agent is tried on."""
 

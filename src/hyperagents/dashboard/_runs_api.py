@@ -1,5 +1,5 @@
 """The routes that show runs: the runs page (and its export), and a run's overview, archive,
-lineage and export."""
+lineage, export and the labels people posted for it."""
 
 from __future__ import annotations
 
@@ -64,6 +64,12 @@ def run_archive(record: RunDep, storage: StorageDep) -> Response:
 def run_lineage(record: RunDep, storage: StorageDep) -> Response:
     """The run's archive as a laid-out tree."""
     return json_response(views.lineage(storage, record))
+
+
+@router.get("/api/runs/{run}/labels")
+def run_labels(record: RunDep, service: ServiceDep) -> Response:
+    """The labels posted for the run: the latest output per train instance id."""
+    return json_response({"labels": service.labels(record)})
 
 
 @router.get("/api/runs/{run}/export.{fmt}")

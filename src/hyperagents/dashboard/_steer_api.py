@@ -1,5 +1,6 @@
 """The routes that change things, each a call of the application service: start, stop, resume
-and delete a run; approve, reject, pin and ban a variant; try a variant's task agent.
+and delete a run; approve, reject, pin and ban a variant; try a variant's task agent; post a
+label for a train instance (training data).
 
 Engines run in processes of their own, started by the service: they keep going when the
 dashboard stops, and the dashboard never runs agent code itself.
@@ -15,6 +16,7 @@ from hyperagents.dashboard._bodies import (
     TRY_BODY_LIMIT,
     DecisionBody,
     DeleteBody,
+    LabelBody,
     ResumeBody,
     StartBody,
     StopBody,
@@ -68,6 +70,13 @@ def delete(record: RunDep, body: DeleteBody, service: ServiceDep) -> Response:
     """Delete a run, its name typed to confirm."""
     service.delete(record, confirm=body.confirm)
     return json_response({"deleted": record.name})
+
+
+@router.post("/api/runs/{run}/labels", status_code=201)
+def post_label(record: RunDep, body: LabelBody, service: ServiceDep, who: CallerDep) -> Response:
+    """Post a person's label for a train instance of the run (never val or test)."""
+    stored = service.post_label(record, body.instance_id, body.output, who=who)
+    return json_response(stored, 201)
 
 
 @router.post("/api/variants/{variant_id}/try", max_body_size=TRY_BODY_LIMIT)

@@ -30,6 +30,7 @@ from hyperagents.runs import (
     run_engines,
     run_identity,
     status_label,
+    training_summary,
     variant_row,
 )
 from hyperagents.storages import (
@@ -301,6 +302,7 @@ def variant_detail(store: BaseStorage, variant: VariantRecord) -> dict[str, Any]
         else [{"path": p, "size": len(program[p])} for p in sorted(program)],
         "model": None if model is None else model.as_json(),
         "evaluations": evaluations,
+        "training": training_summary(variant, program, store),
         "llm": usage,
         "is_champion": best is not None and best.id == variant.id,
         "created_at": variant.created_at.isoformat() if variant.created_at else None,

@@ -81,6 +81,10 @@ class ExperimentSpec:
             evolved, say, on another task — is given to a second arm of runs
             (``<name>-<mode>-transfer-s<seed>``, arm ``"<mode>+transfer"``) beside the runs
             with the task's own seed meta agent, so a report compares the two (imp@k).
+        levers: The levers ablation: with two or more (``harness``, ``weights``, ``both``),
+            every mode runs once per lever (``<name>-<mode>-<lever>-s<seed>``, arm
+            ``"<mode>+<lever>"``, its config's ``levers`` set), so a report compares them;
+            one lever sets every run's ``levers``; none keeps the config's.
     """
 
     name: str
@@ -90,6 +94,7 @@ class ExperimentSpec:
     generations: int
     config: Mapping[str, Any] = field(default_factory=dict)
     meta_from: str | None = None
+    levers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
@@ -104,6 +109,10 @@ class ExperimentSpec:
             raise ConfigError("seeds must be distinct: a repeated seed is not a replicate")
         if self.generations < 0:
             raise ConfigError("generations must be >= 0")
+        if len(set(self.levers)) != len(self.levers):
+            raise ConfigError("each lever may appear once")
+        for lever in self.levers:
+            RunConfig.parse(dict(self.config), levers=lever)  # fail early on a bad lever
         RunConfig.parse(dict(self.config))  # fail early on a bad config
 
     @classmethod
@@ -117,9 +126,10 @@ class ExperimentSpec:
         generations: int,
         config: Mapping[str, Any] | None = None,
         meta_from: str | None = None,
+        levers: Sequence[str] | str = (),
     ) -> ExperimentSpec:
-        """Build a spec from loose values: ``modes`` may be comma-separated, ``seeds`` a count
-        (``5`` means seeds 0 to 4).
+        """Build a spec from loose values: ``modes`` and ``levers`` may be comma-separated,
+        ``seeds`` a count (``5`` means seeds 0 to 4).
 
         Raises:
             ConfigError: An unknown mode, no seeds, or a bad config.
@@ -132,8 +142,16 @@ class ExperimentSpec:
             seed_list = tuple(range(seeds))
         else:
             seed_list = tuple(int(s) for s in seeds)
+        lever_names = levers.split(",") if isinstance(levers, str) else list(levers)
         return cls(
-            name.strip(), task, parsed, seed_list, generations, dict(config or {}), meta_from
+            name.strip(),
+            task,
+            parsed,
+            seed_list,
+            generations,
+            dict(config or {}),
+            meta_from,
+            tuple(name.strip() for name in lever_names if name.strip()),
         )
 
     @property
@@ -141,15 +159,33 @@ class ExperimentSpec:
         """The keyword arguments every run's task is created with (the config's)."""
         return stored_task_options(self.config)
 
-    def run_name(self, mode: Mode, seed: int, *, transfer: bool = False) -> str:
-        """The name of the run of ``mode`` and ``seed`` (in the transfer arm or not)."""
+    def run_name(
+        self, mode: Mode, seed: int, *, transfer: bool = False, lever: str | None = None
+    ) -> str:
+        """The name of the run of ``mode`` and ``seed`` (in the transfer arm or not, in the
+        arm of ``lever`` when levers are compared)."""
         arm = f"{mode.value}-transfer" if transfer else mode.value
+        if lever is not None:
+            arm += f"-{lever}"
         return f"{self.name}-{arm}-s{seed}"
 
-    def arms(self) -> list[tuple[Mode, bool]]:
-        """``(mode, transfer)`` for every arm: each mode, and with ``meta_from`` its transfer."""
+    def arms(self) -> list[tuple[Mode, bool, str | None]]:
+        """``(mode, transfer, lever)`` for every arm: each mode, with ``meta_from`` its
+        transfer, and with two or more levers each lever (else ``lever`` is None)."""
         flags = (False, True) if self.meta_from else (False,)
-        return [(mode, transfer) for mode in self.modes for transfer in flags]
+        levers: tuple[str | None, ...] = self.levers if len(self.levers) > 1 else (None,)
+        return [
+            (mode, transfer, lever) for mode in self.modes for transfer in flags for lever in levers
+        ]
+
+    def arm_config(self, lever: str | None) -> dict[str, Any]:
+        """The config of the runs of an arm: the shared one, with the arm's ``levers`` (or
+        the one lever given)."""
+        config = dict(self.config)
+        chosen = lever if lever is not None else (self.levers[0] if self.levers else None)
+        if chosen is not None:
+            config["levers"] = chosen
+        return config
 
 
 class ExperimentRequest(BaseModel):
@@ -194,6 +230,11 @@ class ExperimentRequest(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict, description="run config (all runs)")
     meta_from: str | None = Field(
         default=None, description="transfer: also run each mode with this variant's meta agent"
+    )
+    levers: str | list[str] | None = Field(
+        default=None,
+        description="the levers ablation (harness, weights, both): two or more give each "
+        "mode an arm per lever; one sets every run's levers",
     )
 
     @property
@@ -244,6 +285,7 @@ class ExperimentRequest(BaseModel):
             generations=generations,
             config=config,
             meta_from=self.meta_from,
+            levers=self.levers or (),
         )
 
 
@@ -283,9 +325,12 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
     if spec.meta_from:
         donor, donor_attrs = meta_donor(store, spec.meta_from)
     runs: list[Run] = []
-    for mode, transfer in spec.arms():
+    for mode, transfer, lever in spec.arms():
+        arm = f"{mode.value}+transfer" if transfer else mode.value
+        if lever is not None:
+            arm += f"+{lever}"
         for seed in spec.seeds:
-            name = spec.run_name(mode, seed, transfer=transfer)
+            name = spec.run_name(mode, seed, transfer=transfer, lever=lever)
             record = existing.get(name)
             if record is None:
                 runs.append(
@@ -295,11 +340,11 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
                         mode=mode,
                         seed=seed,
                         storage=store,
-                        config=dict(spec.config),
+                        config=spec.arm_config(lever),
                         attrs=donor_attrs if transfer else {},
                         meta_from=donor if transfer else None,
                         experiment=spec.name,
-                        arm=f"{mode.value}+transfer" if transfer else mode.value,
+                        arm=arm,
                     )
                 )
                 continue

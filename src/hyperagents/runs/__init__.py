@@ -54,6 +54,7 @@ from hyperagents.runs._service import Drive, RunService, Stopped
 from hyperagents.runs._stages import resolve_subset, subset_defaults
 from hyperagents.runs._stop import request_stop
 from hyperagents.runs._task_check import SeedTrial, evaluate_seed
+from hyperagents.runs._training import training_summary
 from hyperagents.runs._try import TRY_INPUT_LIMIT, try_example, try_variant
 
 __all__ = [
@@ -126,6 +127,7 @@ __all__ = [
     "status_label",
     "stored_kinds",
     "subset_defaults",
+    "training_summary",
     "try_example",
     "try_variant",
     "unified_text",

@@ -1,6 +1,7 @@
 """The advance side: drive one variant from whatever is recorded to a final state.
 
-improvement (when its program is not recorded yet) → the constitution → validation and the
+improvement (when its program is not recorded yet) → the training step (when the child plans a
+weight update, see :mod:`hyperagents.runs._training`) → the constitution → validation and the
 first evaluation stage (the train subset), in one sandbox run → the other stages, pruned after
 the train subset when the pruner says so → the gate's settlement (complete, quarantined, or
 waiting for approval). Every step is committed as it completes, in one transaction (a stage's
@@ -21,6 +22,7 @@ from hyperagents.runs._gate import Gate, Settlement
 from hyperagents.runs._improve import Improvement
 from hyperagents.runs._jobs import Job, Jobs
 from hyperagents.runs._stages import Pruner, StagePlan
+from hyperagents.runs._training import Training
 from hyperagents.storages import EventSpec, VariantRecord, VariantState
 
 __all__ = ["Advancer"]
@@ -54,6 +56,7 @@ class Advancer:
         self._plan = plan
         self._pruner = pruner
         self._gate = gate
+        self._training = Training(ctx)
 
     def advance(
         self, variant_id: int, *, job: Job | None = None, record: VariantRecord | None = None
@@ -73,6 +76,9 @@ class Advancer:
         variant = record if record is not None else self._ctx.variant(variant_id)
         if variant.state is VariantState.RUNNING and variant.program_id is None:
             variant, seconds = self._improve(variant, job)
+            sandbox_seconds += seconds
+        if self._training.due(variant):
+            variant, seconds = self._training.run(variant)
             sandbox_seconds += seconds
         if variant.state is VariantState.RUNNING and self._gate.judges:
             variant = self._gate.judge(variant)

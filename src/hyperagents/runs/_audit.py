@@ -43,6 +43,9 @@ EVENT_KINDS: dict[str, str] = {
     "variant.reclaimed": "an engine took over a dead engine's work",
     "variant.improved": "the meta agent made the child's program",
     "variant.failed": "making or evaluating the child failed",
+    "variant.trained": "the training stage put a new model in the child (its data recorded)",
+    "training.progress": "a point of a child's training curve, as its trainer reported it",
+    "label.posted": "a person posted a label for a train instance (training data)",
     "variant.validated": "the child compiles and imports",
     "variant.invalid": "the child failed validation",
     "variant.evaluated": "an evaluation stage scored the child",
@@ -74,6 +77,8 @@ KIND_ALIASES: dict[str, str] = {
 _ACTORS = {
     "variant.improved": "meta agent",
     "variant.failed": "meta agent",
+    "variant.trained": "training (sandbox)",
+    "training.progress": "training (sandbox)",
     "variant.validated": "validation (sandbox)",
     "variant.invalid": "validation (sandbox)",
     "variant.evaluated": "evaluation (sandbox)",

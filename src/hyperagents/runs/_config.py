@@ -16,7 +16,7 @@ from pydantic import (
 
 from hyperagents.exceptions import ConfigError
 
-__all__ = ["Mode", "RunConfig"]
+__all__ = ["Mode", "RunConfig", "TrainingConfig"]
 
 
 class Mode(StrEnum):
@@ -50,6 +50,29 @@ class Mode(StrEnum):
 
 
 SELECTORS = ("score_child", "best", "random", "tournament", "program")
+
+#: What a child may change (``--levers``): its harness (code), its weights, or both.
+LEVERS = ("harness", "weights", "both")
+
+
+class TrainingConfig(BaseModel):
+    """The training stage's own limits and data bounds (see :mod:`hyperagents.weights`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seconds: float = Field(600.0, gt=0, description="wall-clock seconds one training may run")
+    memory_mb: int = Field(4096, ge=64, description="the trainer's memory limit in MiB")
+    threads: int = Field(
+        1, ge=1, le=256, description="threads of the trainer's numeric libraries (torch's too)"
+    )
+    max_model_mb: int = Field(512, ge=1, description="the largest model a trainer may write")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where the trainer computes")
+    max_examples: int = Field(
+        10_000, ge=1, description="training examples of one training at most (first kept)"
+    )
+    teacher_instances: int = Field(
+        32, ge=0, description="train instances the teacher (the run's model) labels per training"
+    )
 
 
 class RunConfig(BaseModel):
@@ -198,6 +221,17 @@ class RunConfig(BaseModel):
         default_factory=dict,
         description="keyword arguments of the task class (JSON values), stored with the run "
         "so that resume, replay and every listing rebuild the same task",
+    )
+    levers: Literal["harness", "weights", "both"] = Field(
+        "both",
+        description="what a child may change: harness (code edits only: no weight update), "
+        "weights (weight updates only: code edits outside the meta files are undone), or both "
+        "(as the meta agent's training_plan.json chooses); an ablation arm",
+    )
+    training: TrainingConfig = Field(
+        {},
+        validate_default=True,
+        description="the training stage's limits (seconds, memory_mb, threads, …)",
     )
 
     @field_validator("llm")

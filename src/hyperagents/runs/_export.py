@@ -161,7 +161,32 @@ def run_summary(
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
         "llm": _llm_summary(config, llm_usage),
+        "training": training_totals(config, view),
     }
+
+
+def training_totals(config: RunConfig, variants: Iterable[VariantRecord]) -> dict[str, Any] | None:
+    """The run's levers and what its children chose and trained: children per lever taken,
+    trainings per state (done, failed, skipped), examples per source over the trained ones
+    (None: no child recorded a choice, e.g. a baseline arm)."""
+    levers: dict[str, int] = {}
+    states: dict[str, int] = {}
+    sources: dict[str, int] = {}
+    for variant in variants:
+        record = variant.metrics.get("training")
+        if not isinstance(record, Mapping):
+            continue
+        lever = str(record.get("lever"))
+        levers[lever] = levers.get(lever, 0) + 1
+        state = str(record.get("state"))
+        if state != "none":
+            states[state] = states.get(state, 0) + 1
+        if state == "done":
+            for source, n in (record.get("sources") or {}).items():
+                sources[source] = sources.get(source, 0) + int(n)
+    if not levers:
+        return None
+    return {"levers": config.levers, "chosen": levers, "trainings": states, "sources": sources}
 
 
 def _llm_summary(config: RunConfig, usage: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from hyperagents.improvers import Improver, ImproveResult, MetaAgentImprover
 from hyperagents.runs._config import Mode
 from hyperagents.runs._context import RunContext
 from hyperagents.runs._jobs import Job
+from hyperagents.runs._training import choose_lever, strip_plan
 from hyperagents.storages import EventSpec, VariantRecord, VariantState
 
 __all__ = ["Improvement"]
@@ -68,14 +69,20 @@ class Improvement:
             metrics.setdefault("improve", {})["log_tail"] = result.logs[-4000:]
         child = result.program
         changed: list[str] = []
+        trains = False
         if child is not None:
+            child, plan = strip_plan(child)  # the meta agent's choice, never stored with it
             if ctx.mode is Mode.FROZEN_META:
                 # The meta level is frozen: whatever the meta agent did to meta files is dropped.
                 child = ctx.with_seed_meta(child)
             parent = ctx.terminal(job.parent_id)
             assert parent.program_id is not None
-            changed = ctx.program(parent.program_id).changed_paths(child)
-        if child is None or not changed:
+            parent_program = ctx.program(parent.program_id)
+            if not ctx.mode.baseline:
+                child, metrics["training"] = choose_lever(ctx, child, parent_program, plan)
+                trains = metrics["training"]["state"] == "due"
+            changed = parent_program.changed_paths(child)
+        if child is None or not (changed or trains):
             return self._fail(variant, result, metrics, unchanged=child is not None)
         stored = child
 
@@ -88,7 +95,7 @@ class Improvement:
                 program_id,
                 meta_info=result.meta_info,
                 event=EventSpec(
-                    "variant.improved", f"changed {', '.join(changed)}", {"changed": changed}
+                    "variant.improved", _improved(changed, metrics), {"changed": changed}
                 ),
                 **ctx.stamp(),
             )
@@ -96,7 +103,12 @@ class Improvement:
 
         program_id = ctx.storage.atomically(record)
         ctx.remember_program(program_id, child)  # validation reads it next
-        return replace(variant, program_id=program_id, meta_info=dict(result.meta_info))
+        return replace(
+            variant,
+            program_id=program_id,
+            meta_info=dict(result.meta_info),
+            metrics={**variant.metrics, **metrics},
+        )
 
     def _fail(
         self,
@@ -133,3 +145,12 @@ class Improvement:
             return storage.get_variant(variant.id)
 
         return storage.atomically(record)
+
+
+def _improved(changed: list[str], metrics: dict[str, Any]) -> str:
+    """The message of a ``variant.improved`` event: what changed, and a weight update due."""
+    message = f"changed {', '.join(changed)}" if changed else "no code change"
+    training = metrics.get("training") or {}
+    if training.get("state") == "due":
+        message += f"; lever {training['lever']}: training due"
+    return message

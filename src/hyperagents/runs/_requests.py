@@ -91,6 +91,9 @@ class StartRequest(_Request):
     approval: str | None = None
     approval_threshold: float | None = None
     quarantine: bool = False
+    levers: str | None = Field(
+        default=None, description="what a child may change: harness, weights or both"
+    )
     meta_from: str | None = Field(
         default=None, description="start with this variant's meta agent (ID, RUN/GEN, RUN/champion)"
     )
@@ -127,6 +130,7 @@ class StartRequest(_Request):
             approval=self.approval,
             approval_threshold=self.approval_threshold,
             quarantine=self.quarantine or None,
+            levers=self.levers,
             task_options=merge_task_options(self.config, self.task_options),
         )
 

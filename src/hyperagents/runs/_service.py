@@ -54,6 +54,7 @@ from hyperagents.storages import (
     get_storage,
     storage_for_creation,
 )
+from hyperagents.weights import labels, post_label
 
 __all__ = ["Drive", "RunRef", "RunService", "Stopped", "VariantRef"]
 
@@ -406,6 +407,27 @@ class RunService:
             raise ConfigError(f"type the run's name ({record.name!r}) to confirm deleting it")
         delete_run(self.storage, record)
         return record
+
+    # -- training data -------------------------------------------------------------------------
+    def post_label(self, run: RunRef, instance_id: str, output: Any, *, who: str) -> dict[str, Any]:
+        """Record a person's label for a train instance of a run: training data of the
+        ``people`` source (see :func:`~hyperagents.weights.post_label`).
+
+        Raises:
+            RunNotFoundError: No such run.
+            ConfigError: Not a train instance (val and test never take labels), or the
+                output is not JSON or too large.
+        """
+        record = self.find_run(run)
+        return post_label(self.storage, record.id, record_task(record), instance_id, output, by=who)
+
+    def labels(self, run: RunRef) -> dict[str, Any]:
+        """The labels people posted for a run: the latest output per train instance id.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        return labels(self.storage, self.find_run(run).id)
 
     def try_example(self, variant: VariantRef) -> dict[str, Any]:
         """What trying a variant offers to start from (see :func:`~hyperagents.runs.try_example`).

@@ -30,6 +30,7 @@ from hyperagents.runs._config import RunConfig
 from hyperagents.runs._context import RunContext
 from hyperagents.storages import EventSpec, VariantRecord
 from hyperagents.tasks import Instance, Split
+from hyperagents.weights import entry_points_of
 
 __all__ = [
     "FIRST_STAGE",
@@ -270,7 +271,7 @@ class StagePlan:
         validation, result = ctx.retry(
             lambda: validate_and_evaluate(
                 program,
-                entry_points=ctx.task.entry_points,
+                entry_points=entry_points_of(ctx.task.entry_points, program),
                 task=ctx.task,
                 instances=instances,
                 stage=stage,

@@ -11,6 +11,7 @@ from hyperagents.runs._context import own_sandbox
 from hyperagents.runs._create import seed_program
 from hyperagents.sandbox import Limits
 from hyperagents.tasks import Split, Task
+from hyperagents.weights import entry_points_of
 
 __all__ = ["SeedTrial", "evaluate_seed"]
 
@@ -49,7 +50,7 @@ def evaluate_seed(task: Task, config: RunConfig | None = None) -> SeedTrial:
     with own_sandbox(config, task) as sandbox:
         validation, result = validate_and_evaluate(
             program,
-            entry_points=task.entry_points,
+            entry_points=entry_points_of(task.entry_points, program),
             task=task,
             instances=instances,
             stage="val",

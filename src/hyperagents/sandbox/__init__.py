@@ -27,6 +27,7 @@ from hyperagents.sandbox._harness import (
     shadowing_errors,
 )
 from hyperagents.sandbox._hiding import task_locations
+from hyperagents.sandbox._messages import InvalidMessage, loads_bounded
 from hyperagents.sandbox._process import (
     UNSAFE_PROCESS_SANDBOX_ENV,
     ProcessSandbox,
@@ -50,6 +51,7 @@ __all__ = [
     "UNSAFE_PROCESS_SANDBOX_ENV",
     "WORKSPACE_PREFIXES",
     "BwrapSandbox",
+    "InvalidMessage",
     "Limits",
     "Outcome",
     "ProcessSandbox",
@@ -62,6 +64,7 @@ __all__ = [
     "harness_path",
     "is_meta_module",
     "kill_user_processes",
+    "loads_bounded",
     "remove_tree",
     "scrubbed_environment",
     "shadowing_errors",

@@ -15,6 +15,8 @@ JSON lines to ``RESULT_FD``:
   when it is valid (the engine takes the first such message, and only before any instance);
 * ``{"type": "instance", "id": …, "output": …, "wall": s, "cpu": s, "error": str|None}`` per
   instance of a ``solve`` action;
+* ``{"type": "progress", "point": {...}}`` for each point a ``train`` action's trainer reports
+  (at most :data:`MAX_PROGRESS` of them);
 * ``{"type": "result", "value": …}`` once at the end of every action;
 * ``{"type": "error", "kind": "exception"|"memory", "error": "...traceback..."}`` when the agent
   code raised.
@@ -877,7 +879,52 @@ def _action_select(request: dict[str, Any], channel: _Channel) -> Any:
     return fn(request.get("archive", []), request.get("seed", 0))
 
 
+#: Progress points a trainer may send (the rest are dropped: the curve is in its result).
+MAX_PROGRESS = 2000
+
+#: Environment variables the common numeric libraries read their thread count from.
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+
+def _bound_threads(threads: int) -> None:
+    """Hold the numeric libraries to ``threads`` threads: through the environment before they
+    are imported, and through torch itself where it is imported already."""
+    for name in _THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        with contextlib.suppress(Exception):
+            torch.set_num_threads(threads)
+
+
+def _action_train(request: dict[str, Any], channel: _Channel) -> Any:
+    """``trainer.train(request["train"], progress)``: the training stage's one call, with the
+    threads bounded and each progress point sent as a message as it comes."""
+    spec = request.get("train", {})
+    threads = max(1, int(spec.get("threads") or 1))
+    _bound_threads(threads)
+    _seed_everything(int(spec.get("seed", 0)))
+    fn = _load(request.get("module", "trainer"), request.get("function", "train"))
+    _bound_threads(threads)  # the trainer's module may have imported torch
+    sent = [0]
+
+    def progress(point: Any) -> None:
+        if sent[0] < MAX_PROGRESS and isinstance(point, dict):
+            sent[0] += 1
+            with contextlib.suppress(TypeError, ValueError):  # a point JSON cannot hold
+                channel.send({"type": "progress", "point": point})
+
+    return fn(spec, progress)
+
+
 _ACTIONS = {
+    "train": _action_train,
     "validate": _action_validate,
     "solve": _action_solve,
     "improve": _action_improve,

@@ -40,7 +40,13 @@ from hyperagents.sandbox._provision import (
     move_entries,
     scrubbed_environment,
 )
-from hyperagents.sandbox._readers import CappedReader, ChannelReader, LLMHandler, StatusReader
+from hyperagents.sandbox._readers import (
+    CappedReader,
+    ChannelReader,
+    LLMHandler,
+    MessageHook,
+    StatusReader,
+)
 from hyperagents.sandbox._standby import StandbyPool
 from hyperagents.sandbox._workspace import (
     remove_tree,
@@ -50,6 +56,11 @@ from hyperagents.sandbox._workspace import (
 )
 
 __all__ = ["Launcher"]
+
+
+#: What a run answers and reports to as the sandboxed code goes: its LLM handler, and the
+#: hook that takes its progress messages.
+Hooks = tuple[LLMHandler | None, MessageHook | None]
 
 logger = logging.getLogger("hyperagents")
 
@@ -266,6 +277,7 @@ class Launcher:
         *,
         limits: Limits,
         llm: LLMHandler | None = None,
+        on_message: MessageHook | None = None,
     ) -> SandboxResult:
         """Run one harness action; see :class:`~hyperagents.sandbox.Sandbox`.
 
@@ -275,6 +287,8 @@ class Launcher:
             limits: Resource limits.
             llm: Answers ``llm.complete(...)`` calls made by the sandboxed code (engine side);
                 without it such calls get an error reply.
+            on_message: Called (on a reader thread) with each ``progress`` message as it
+                arrives, already parsed with bounds (a training's curve, live).
 
         Raises:
             SandboxError: The workspace is missing, the sandbox cannot start or cannot isolate.
@@ -284,8 +298,8 @@ class Launcher:
             raise SandboxError(f"workspace {workspace} does not exist")
         server = self._pool.take()
         if server is not None:
-            return self._run_forked(server, workspace, request, limits, llm)
-        return self._run_cold(workspace, request, limits, llm)
+            return self._run_forked(server, workspace, request, limits, (llm, on_message))
+        return self._run_cold(workspace, request, limits, (llm, on_message))
 
     def _run_forked(
         self,
@@ -293,7 +307,7 @@ class Launcher:
         workspace: Path,
         request: dict[str, Any],
         limits: Limits,
-        llm: LLMHandler | None,
+        hooks: Hooks,
     ) -> SandboxResult:
         """Run a request in a fresh child of ``server``; give the server back when it is still
         sound (else discard it and have it replaced). A server that cannot fork costs only a
@@ -310,7 +324,7 @@ class Launcher:
                     hand_over(server.directory, uid)
                 else:
                     os.chmod(server.directory, 0o700)  # whatever the last child made of it
-                result = self._forked_result(server, uid, request, limits, llm)
+                result = self._forked_result(server, uid, request, limits, hooks)
             except SandboxError as exc:
                 broken = exc
             finally:
@@ -325,7 +339,7 @@ class Launcher:
                 self._pool.replenish()
         if result is not None:
             return result
-        cold = self._run_cold(workspace, request, limits, llm)
+        cold = self._run_cold(workspace, request, limits, hooks)
         if broken is not None:
             self._forking_off = str(broken)
             logger.warning(
@@ -343,7 +357,7 @@ class Launcher:
         uid: int | None,
         request: dict[str, Any],
         limits: Limits,
-        llm: LLMHandler | None,
+        hooks: Hooks,
     ) -> SandboxResult | None:
         """The result of a request run by a child of ``server`` (None: it did not fork, or
         the server went away before its child had isolated itself).
@@ -357,7 +371,7 @@ class Launcher:
             return None
         started = self._watch_forked(child, uid, server.directory)
         try:
-            return self._finish(started, request, limits, llm)
+            return self._finish(started, request, limits, hooks)
         except SandboxError:
             if child.server_lost:  # the server went before its child isolated: start cold
                 return None
@@ -368,7 +382,7 @@ class Launcher:
         workspace: Path,
         request: dict[str, Any],
         limits: Limits,
-        llm: LLMHandler | None,
+        hooks: Hooks,
     ) -> SandboxResult:
         """Run a request in a process started for it alone."""
         uid = self._uids.acquire() if self._uids is not None else None
@@ -376,7 +390,7 @@ class Launcher:
             if uid is not None:
                 hand_over(workspace, uid)
             started = self._start(workspace, uid)
-            return self._finish(started, request, limits, llm)
+            return self._finish(started, request, limits, hooks)
         finally:
             if uid is not None and self._uids is not None:
                 self._uids.release(uid)
@@ -496,14 +510,16 @@ class Launcher:
         started: Started,
         request: dict[str, Any],
         limits: Limits,
-        llm: LLMHandler | None = None,
+        hooks: Hooks = (None, None),
     ) -> SandboxResult:
         """Send the request to a started process, wait for it and classify the outcome."""
+        llm, on_message = hooks
         proc = started.proc
         validates = isinstance(request.get("validate"), dict)
         deadline = Deadline(limits.wall_time, limits.validate_time if validates else None)
         started.channel.on_validation = deadline.validated
         started.channel.handler = llm
+        started.channel.on_progress = on_message
         # A fork server reports its child's usage: nothing to read from /proc before it exits.
         started.channel.ack_final = self.reports_usage and not started.forked
         started.stdout.cap = started.stderr.cap = limits.max_output_bytes

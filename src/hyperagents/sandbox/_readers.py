@@ -28,11 +28,14 @@ from hyperagents.sandbox._messages import (
 )
 from hyperagents.sandbox._monitor import UsageProbe
 
-__all__ = ["CappedReader", "ChannelReader", "LLMHandler", "StatusReader"]
+__all__ = ["CappedReader", "ChannelReader", "LLMHandler", "MessageHook", "StatusReader"]
 
 #: Handles an LLM request from sandboxed code: ``{"messages", "params", "purpose"}`` in,
 #: ``{"text": ...}`` or ``{"error": ...}`` out. Runs in the engine, which owns the keys.
 LLMHandler = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: Takes a ``progress`` message of the sandboxed code as it arrives (engine side).
+MessageHook = Callable[[dict[str, Any]], None]
 
 
 class CappedReader(threading.Thread):
@@ -168,6 +171,8 @@ class ChannelReader(CappedReader):
         self.llm_requests = 0
         #: Called once, on the first ``validation`` message (the run's deadline moves then).
         self.on_validation: Callable[[], None] | None = None
+        #: Called with each ``progress`` message as it arrives (its failure is ignored).
+        self.on_progress: MessageHook | None = None
         self.closed = threading.Event()
         self.received: list[Received] = []
 
@@ -206,6 +211,9 @@ class ChannelReader(CappedReader):
         if kind == "validation" and self.on_validation is not None:
             hook, self.on_validation = self.on_validation, None
             hook()
+        if kind == "progress" and self.on_progress is not None and received.message is not None:
+            with contextlib.suppress(Exception):  # the engine's hook never stops the reading
+                self.on_progress(received.message)
         if kind == "done" and self.ack_final:
             # Its usage is read (above): the harness, waiting for this, may now exit.
             self._deliver(b'{"type": "ack"}\n')

@@ -12,6 +12,11 @@ A task defines the work a hyperagent is improved on. Subclass :class:`Task` and 
   receives the instance (with its private ``target``) and the output the task agent returned;
 * :meth:`Task.seed_program`: the starting hyperagent (task agent + meta agent).
 
+A task whose agents carry a model (weights in the program's ``model/`` folder, trained by its
+``trainer.py``, see :mod:`hyperagents.weights`) sets :attr:`Task.carries_model` and may give
+:meth:`Task.training_examples` (its own labelled training data) and a sharper
+:meth:`Task.accepts` (the verifier that keeps an agent's own outputs as training data).
+
 What an agent sees: the task agent's ``solve(inputs)`` receives :attr:`Instance.inputs` only. The
 meta agent receives an evaluation report with scores and per-instance feedback for the train
 split (never the test split, never targets). :attr:`Instance.target` stays in the engine.
@@ -121,6 +126,9 @@ class Task(ABC):
     #: The task's default constitution (a mapping, or a TOML/YAML file path relative to the
     #: task's module); a run's own ``constitution`` replaces it.
     constitution: ClassVar[Mapping[str, Any] | str | None] = None
+    #: Whether the seed program carries a model: a ``trainer.py`` defining ``train`` (and,
+    #: once trained, ``model/config.json`` with ``model/*.safetensors``).
+    carries_model: ClassVar[bool] = False
 
     @abstractmethod
     def instances(self, split: Split) -> Sequence[Instance]:
@@ -142,6 +150,24 @@ class Task(ABC):
         (quarantine); ``seed`` makes each draw new. Default: none (the val split is evaluated
         again, in a fresh process)."""
         return ()
+
+    def training_examples(self) -> Sequence[Instance]:
+        """The task's own labelled training data, apart from the train/val/test splits: each
+        instance's ``inputs`` and ``target`` may enter the training sandbox as an example
+        with the source ``task`` (its ``target`` is the output the model is trained to give).
+        Ids must not be those of split instances. Default: none."""
+        return ()
+
+    def accepts(self, instance: Instance, output: JSON) -> bool:
+        """The trusted verifier: whether ``output`` of the task agent on the train
+        ``instance`` may be kept as training data (run in the engine, like :meth:`score`).
+        Default: the output scores the top of :attr:`score_range`; a scorer that raises
+        rejects it."""
+        try:
+            value = self.checked_score(instance, output).value
+        except TaskError:
+            return False
+        return value >= self.score_range[1] - 1e-9
 
     def aggregate(self, scores: Sequence[float]) -> float:
         """Combine per-instance scores into one split score (mean; 0-length gives the minimum)."""

@@ -867,7 +867,26 @@ function tabMeta(v) {
     v.engine ? h("p", { class: "muted", id: "meta-engine", text: `meta agent run by engine ${v.engine}, worker ${v.worker ?? "–"}` }) : null,
     card("What the meta agent reported", Object.keys(info).length ? h("pre", { class: "json", text: JSON.stringify(info, null, 2) }) : h("p", { class: "muted", text: "nothing" })),
     v.metrics.improve ? card("Improvement step", h("pre", { class: "json", text: JSON.stringify(v.metrics.improve, null, 2) })) : null,
+    v.training ? trainingCard(v.training) : null,
     card("Meta agent's log", v.meta_log ? h("pre", { class: "log", id: "meta-log", text: v.meta_log }) : h("p", { class: "muted", text: "no log recorded" })));
+}
+
+// The variant's lever and weight update: what it chose, its data sources and loss curve.
+function trainingCard(t) {
+  const chose = t.chosen && t.chosen !== t.lever ? ` (chose ${t.chosen}: ${t.reduced || ""})` : "";
+  const sources = Object.entries(t.sources || {}).map(([k, n]) => `${k} ${n}`).join(", ") || "none";
+  const W = 420, H = 90, points = t.curve || [];
+  let chart = null;
+  if (points.length > 1) {
+    const losses = points.map((p) => p.loss), lo = Math.min(...losses), hi = Math.max(...losses) || 1;
+    const last = points[points.length - 1].step || 1;
+    const d = points.map((p, i) => `${i ? "L" : "M"}${(4 + (p.step / last) * (W - 8)).toFixed(1)},${(4 + (1 - (p.loss - lo) / (hi - lo || 1)) * (H - 8)).toFixed(1)}`).join(" ");
+    chart = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart training-curve", role: "img", "aria-label": "training loss" }, s("path", { d, class: "line-best" }));
+  }
+  return card("Training", h("div", { id: "training" },
+    h("p", { text: `lever ${t.lever}${chose} · training ${t.state}${t.reason ? `: ${t.reason}` : ""}` }),
+    h("p", { class: "muted", text: `data: ${t.examples ?? 0} examples (${sources})` }),
+    chart, points.length ? h("p", { class: "muted", text: `loss ${fmt(points[0].loss, 4)} → ${fmt(points[points.length - 1].loss, 4)}` }) : null));
 }
 
 async function tabLLM(v) {

@@ -29,6 +29,11 @@ How an edit is made
        lineage has stagnated). A mechanism with nothing to propose falls back to ``tune``.
     3. Write the task agent and the state; return what was done as ``meta_info``.
 
+    Where the program has a ``trainer.py`` (it carries a model), an edit is first, with the
+    portfolio's ``weights_share``, a weight update: the agent writes ``training_plan.json``
+    (lever ``weights``) and its state, and the engine trains the child's model on data its
+    task's verifier accepts. Where the task agent declares no parameters, it is always one.
+
 The agent is this file and its sibling modules, every top-level ``meta_*.py`` file of the program
 (the engine counts them all as meta code, and the sandbox imports them by name from the
 workspace), and its state file:
@@ -61,7 +66,7 @@ from meta_adapt import LIMITS, adapt_meta, clamp_limit, sanitize_meta
 from meta_history import History
 from meta_model import propose_surrogate
 from meta_operators import Context, op_restart, propose, propose_with
-from meta_portfolio import adapt_portfolio, choose, sanitize_portfolio
+from meta_portfolio import WEIGHTS, adapt_portfolio, choose, choose_weights, sanitize_portfolio
 from meta_source import Literals, read_state, read_text, round_sig, write_state, write_text
 from meta_space import Dim, build_space
 from meta_structure import propose_structure
@@ -110,12 +115,20 @@ META: dict[str, Any] = {
         },
         "restart_after": 12.0,
         "surrogate_min_points": 8.0,
+        "weights_share": 0.5,
     },
 }
 
 
 #: The file of the program that holds the adapted strategy state (a JSON object).
 STATE_FILE = "meta_state.json"
+#: A program's trainer: where it has one, an edit may be a weight update instead.
+TRAINER_FILE = "trainer.py"
+#: Where a weight update is asked of the engine (read, then removed, by the engine).
+PLAN_FILE = "training_plan.json"
+#: The data a weight update trains on: the parent's own outputs the task's verifier accepts,
+#: the task's examples, and labels people posted.
+PLAN_SOURCES = ["self", "task", "people"]
 #: Largest ``meta_info`` (JSON bytes) this agent returns; the engine accepts 64 KB.
 _MAX_INFO_BYTES = 60_000
 #: How many evidence events are listed in ``meta_info`` (all of them are used).
@@ -152,7 +165,7 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     task_path = os.path.join(workspace, "task_agent.py")
     task = Literals(read_text(task_path))
     declared = _declared(task, info)
-    if declared is None:
+    if _plan_weights(workspace, declared is None, adapted, rng, info) or declared is None:
         return _fit(info)
     params, space = declared
 
@@ -181,6 +194,30 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
     info.update(operator=operator, explored=explored, sigma=adapted["step_scale"])
     _record_params(info, params, full_params, detail, adapted)
     return _fit(info)
+
+
+def _plan_weights(
+    workspace: str,
+    nothing_to_tune: bool,
+    adapted: dict[str, Any],
+    rng: random.Random,
+    info: dict[str, Any],
+) -> bool:
+    """Where the program has a trainer, and nothing to tune or the draw says so, ask the
+    engine for a weight update of the child (``training_plan.json``) instead of an edit of the
+    code, and write the adapted state; record it in ``info``. Return whether it did."""
+    if not os.path.isfile(os.path.join(workspace, TRAINER_FILE)):
+        return False
+    if not (nothing_to_tune or choose_weights(adapted["portfolio"], rng)):
+        return False
+    plan = {"lever": "weights", "sources": PLAN_SOURCES, "options": {}}
+    with open(os.path.join(workspace, PLAN_FILE), "w", encoding="utf-8") as handle:
+        json.dump(plan, handle)
+    write_state(os.path.join(workspace, STATE_FILE), adapted)
+    info.pop("reason", None)
+    info.update(operator=WEIGHTS, mechanism=WEIGHTS, plan=plan, meta_self_edited=True)
+    info["meta"] = adapted
+    return True
 
 
 def _record_params(

@@ -16,6 +16,12 @@ Mechanisms (``MECHANISMS``):
 * ``restart``: resample half of the parameters uniformly and reset the step size, drawn by its
   share or forced once the lineage went ``restart_after`` edits without an improvement.
 
+Apart from them, where the program carries a model (a ``trainer.py``), each edit is first a
+weight update with probability ``weights_share`` (:func:`choose_weights`): the agent then
+writes ``training_plan.json`` and the engine trains the child's model on verified data instead
+of an edit of the code. ``weights_share`` adapts from the outcomes of earlier weight updates
+(``*= exp(share_lr * weight * (reward - target_success))``, kept in its range).
+
 Adaptation: an EXP3-like update of ``shares`` on the mechanism behind each event (``w *= exp(lr
 * weight * (reward - target_success) * importance)``, reward 1 for a success, 0 for a failure,
 ties skipped, ``importance`` the inverse of the mechanism's share relative to an even share,
@@ -40,6 +46,8 @@ from meta_structure import KINDS
 MECHANISMS = ("tune", "surrogate", "structure", "restart")
 #: The operator names (``meta_info["operator"]``) that are not ``tune`` operators.
 _OWN_OPERATORS = frozenset({"surrogate", "structure", "restart"})
+#: The operator of a weight update (adapts ``weights_share``, not ``shares``).
+WEIGHTS = "weights"
 
 #: The largest factor by which the outcome of a rarely drawn mechanism or kind is weighed up.
 _IMPORTANCE_CAP = 4.0
@@ -49,6 +57,7 @@ _RANGES = {
     "share_floor": (0.0, 0.2),
     "restart_after": (3.0, 60.0),
     "surrogate_min_points": (3.0, 100.0),
+    "weights_share": (0.05, 0.95),
 }
 
 
@@ -56,7 +65,7 @@ def mechanism_of(operator: str | None) -> str | None:
     """The mechanism behind an edit's operator (None for no edit or an unknown agent's)."""
     if operator in _OWN_OPERATORS:
         return operator
-    return None if operator in (None, "none", "llm") else "tune"
+    return None if operator in (None, "none", "llm", WEIGHTS) else "tune"
 
 
 def sanitize_portfolio(raw: Any, default: dict[str, Any]) -> dict[str, Any]:
@@ -99,8 +108,12 @@ def adapt_portfolio(
     shares = dict(portfolio["shares"])
     kinds = dict(portfolio["structure_kinds"])
     restart_after = float(portfolio["restart_after"])
+    weights_share = float(portfolio["weights_share"])
     lr = float(portfolio["share_lr"])
     for event in events:
+        if event.operator == WEIGHTS and event.outcome != "tie":
+            reward = 1.0 if event.outcome == "success" else 0.0
+            weights_share *= math.exp(lr * event.weight * (reward - target))
         mechanism = mechanism_of(event.operator)
         if mechanism is None or event.outcome == "tie":
             continue
@@ -119,9 +132,11 @@ def adapt_portfolio(
     new["structure_kinds"] = normalise_weights(kinds, floor)
     low, high = _RANGES["restart_after"]
     new["restart_after"] = round_sig(min(max(restart_after, low), high), 4)
+    low, high = _RANGES["weights_share"]
+    new["weights_share"] = round_sig(min(max(weights_share, low), high), 4)
     record = {
         key: [portfolio[key], new[key]]
-        for key in ("shares", "structure_kinds", "restart_after")
+        for key in ("shares", "structure_kinds", "restart_after", "weights_share")
         if portfolio[key] != new[key]
     }
     return new, record
@@ -149,3 +164,9 @@ def choose(portfolio: dict[str, Any], stagnation: float, rng: Any) -> tuple[str,
     shares = portfolio["shares"]
     names = [name for name in MECHANISMS if shares.get(name, 0.0) > 0.0] or ["tune"]
     return rng.choices(names, weights=[shares.get(n, 1.0) for n in names])[0], False
+
+
+def choose_weights(portfolio: dict[str, Any], rng: Any) -> bool:
+    """Whether this edit is a weight update (drawn with ``weights_share``; only asked where
+    the program has a trainer)."""
+    return bool(rng.random() < float(portfolio["weights_share"]))
