@@ -462,6 +462,23 @@ def test_prompt_carries_code_failures_archive_and_budget(
     assert "target" not in prompt.lower()
 
 
+def test_prompt_says_how_to_ask_for_a_weight_update_only_where_there_is_a_trainer(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, fake = run_agent(workspace, monkeypatch, [SR_REPLY])
+    assert "\n## Model" not in fake.prompt(0)
+    (workspace / "trainer.py").write_text("def train(request, progress=None):\n    return {}\n")
+    (workspace / "model").mkdir()
+    (workspace / "model" / "model.safetensors").write_bytes(
+        b"\x08\x00\x00\x00\x00\x00\x00\x00{}\x00"
+    )
+    _, fake = run_agent(workspace, monkeypatch, [SR_REPLY])
+    prompt = fake.prompt(0)
+    assert "\n## Model" in prompt and "training_plan.json" in prompt
+    assert '"lever": "weights"' in prompt and '"self"' in prompt
+    assert "--- model/model.safetensors ---" not in prompt  # weights are never shown as text
+
+
 def test_prompt_truncates_long_files(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (workspace / "big.txt").write_text("".join(f"line {i}\n" for i in range(5000)))
     _, fake = run_agent(workspace, monkeypatch, [SR_REPLY], max_file_chars=2000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from meta_report import archive_section, evaluation_section
@@ -40,6 +41,9 @@ def build_prompt(workspace: str, report: dict[str, Any], settings: Settings) -> 
     review = _parent_review(report)
     if review:
         tail.append(review)
+    model = model_section(workspace)
+    if model:
+        tail.append(model)
     tail.append(instructions(settings.format))
     room = settings.max_prompt_chars - sum(len(part) + 2 for part in head + tail)
     parts = [*head, code_section(workspace, settings, room), *tail]
@@ -63,6 +67,32 @@ def code_section(workspace: str, settings: Settings, room: int) -> str:
     if left_out:
         lines.append(cap("Not shown (the prompt is full): " + ", ".join(left_out), 400))
     return "\n".join(lines)
+
+
+#: The program's trainer and the file through which a meta agent asks for a weight update.
+TRAINER_FILE = "trainer.py"
+PLAN_FILE = "training_plan.json"
+
+
+def model_section(workspace: str) -> str:
+    """How to ask for a weight update, where the program carries a model (has a trainer.py);
+    empty otherwise."""
+    if not os.path.isfile(os.path.join(workspace, TRAINER_FILE)):
+        return ""
+    return (
+        "## Model\n"
+        "This program carries a model: its weights are the files under model/ (binary, not "
+        f"shown), trained by {TRAINER_FILE}'s train(request, progress). Besides editing code "
+        f"(the harness), you may ask the engine to train the model: create {PLAN_FILE} holding "
+        'a JSON object such as {"lever": "weights", "sources": ["self", "task"], "options": '
+        '{}}. "lever" is "weights" (train only), "both" (train and keep your code edits) or '
+        '"harness" (the default without the file). "sources" picks the training data: "self" '
+        "(the current program's own outputs on train inputs that the task's verifier accepts), "
+        '"task" (the task\'s own training examples), "teacher" (a teacher model or a '
+        'teacher.py defining label(inputs)), "people" (labels posted by people). "options" '
+        f"is passed to train() as request['options']. Never write files under model/ yourself; "
+        "the engine discards such edits. The run's levers may reduce your choice."
+    )
 
 
 def _parent_review(report: dict[str, Any]) -> str:
