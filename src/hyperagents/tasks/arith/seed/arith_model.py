@@ -149,7 +149,8 @@ class _Block(nn.Module):
             q, k = _rotary(q), _rotary(k)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.proj(y.transpose(1, 2).reshape(batch, t, d))
-        return x + self.ff(self.norm2(x))
+        out: torch.Tensor = x + self.ff(self.norm2(x))
+        return out
 
 
 class AdderModel(nn.Module):
@@ -163,11 +164,14 @@ class AdderModel(nn.Module):
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, PAD + 1, bias=False)
         for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
+            if isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
-                if getattr(module, "bias", None) is not None:
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                if module.bias is not None:
                     nn.init.zeros_(module.bias)
         for block in self.blocks:
+            assert isinstance(block, _Block)
             nn.init.normal_(block.proj.weight, std=0.02 / math.sqrt(2 * config.n_layers))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -175,7 +179,8 @@ class AdderModel(nn.Module):
         x = self.embed(tokens)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x))
+        logits: torch.Tensor = self.head(self.norm(x))
+        return logits
 
 
 @torch.no_grad()

@@ -62,4 +62,4 @@ def solve(inputs: Any) -> str:
         return FALLBACK
     from arith_model import generate
 
-    return generate(model, [(a, b)])[0]
+    return str(generate(model, [(a, b)])[0])

@@ -68,6 +68,7 @@ def _sequences(examples: Sequence[Any], max_digits: int) -> tuple[list[tuple[lis
         if not (_is_number(a) and _is_number(b) and _is_number(output)):
             skipped += 1
             continue
+        assert isinstance(a, str) and isinstance(b, str) and isinstance(output, str)
         if max_digits and max(len(a), len(b)) > max_digits:
             continue
         prompt = encode_prompt(a, b)
@@ -140,7 +141,7 @@ def train(
         logits = model(inputs.to(device))
         loss = F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         loss_value = float(loss.item())
