@@ -137,6 +137,11 @@ def _line(row: Round) -> str:
     )
 
 
+def _progress(point: dict[str, Any]) -> None:
+    if point["step"] % 1000 == 0:
+        print(f"  step {point['step']}: loss {point['loss']:.4f}", flush=True)
+
+
 def direct(args: argparse.Namespace, task: Any, work: Path) -> tuple[Answer, Train]:
     """The seed program's trainer and model, imported in this process from its files."""
     task.seed_program().write_to(work / "program")
@@ -160,7 +165,7 @@ def direct(args: argparse.Namespace, task: Any, work: Path) -> tuple[Answer, Tra
         options["steps"] = args.scratch_steps if model is None else args.round_steps
         request = {"model_dir": model, "out_dir": out, "examples": examples}
         request.update(seed=args.seed + number, threads=args.threads, device="cpu")
-        return trainer.train({**request, "options": options})
+        return trainer.train({**request, "options": options}, _progress)
 
     return answer, train
 

@@ -145,7 +145,7 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         loss_value = float(loss.item())
-        if step % int(options["log_every"]) == 0 or step == steps - 1:
+        if step == 0 or (step + 1) % int(options["log_every"]) == 0 or step == steps - 1:
             point = {"step": step + 1, "loss": round(loss_value, 6)}
             curve.append(point)
             if progress is not None:
