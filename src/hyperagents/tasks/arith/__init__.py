@@ -86,7 +86,7 @@ class ArithTask(GeneratedTask):
         self,
         *,
         seed: int = 0,
-        length: int = 5,
+        length: int = 3,
         n_train: int = 2000,
         n_val: int = 200,
         n_test: int = 200,

@@ -1,7 +1,7 @@
 """The seeded addition problems behind the ``arith`` task.
 
 A problem of length ``n`` adds two numbers of exactly ``n`` digits (no leading zero; length 1
-draws from 0..9). Each stream is its own ``random.Random`` seeded by a string of the task's
+draws from 1..9, so that no sum equals an operand: 81 problems). Each stream is its own ``random.Random`` seeded by a string of the task's
 seed and the stream's name, so changing one split's size never changes another split.
 """
 
@@ -22,8 +22,8 @@ def stream(seed: int, name: str | int) -> random.Random:
 
 
 def draw(rng: random.Random, n: int) -> Problem:
-    """Two random numbers of exactly ``n`` digits (0..9 for ``n = 1``)."""
-    low = 0 if n == 1 else 10 ** (n - 1)
+    """Two random numbers of exactly ``n`` digits (1..9 for ``n = 1``)."""
+    low = 10 ** (n - 1)
     return str(rng.randint(low, 10**n - 1)), str(rng.randint(low, 10**n - 1))
 
 

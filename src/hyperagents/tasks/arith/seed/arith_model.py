@@ -64,10 +64,10 @@ WEIGHTS_FILE = "model.safetensors"
 class ModelConfig:
     """The architecture, as ``config.json`` stores it."""
 
-    d_model: int = 128
+    d_model: int = 64
     n_layers: int = 3
     n_heads: int = 4
-    d_ff: int = 512
+    d_ff: int = 256
     pos: str = "nope"  #: "nope" or "rope"
     max_len: int = 256  #: longest token sequence (prompt and answer)
 

@@ -5,15 +5,16 @@
 (``{"inputs": {"a": "123", "b": "45"}, "output": "168"}``), ``seed``, ``threads``, ``device``
 and ``options``:
 
-* ``steps``: optimiser steps (default 3000 from scratch, 1500 when continuing);
-* ``batch_size`` (64), ``lr`` (1e-3; a linear warm-up over ``warmup`` steps, 100, then a
+* ``steps``: optimiser steps (default 6000 from scratch, 1000 when continuing);
+* ``batch_size`` (128), ``lr`` (3e-3; a linear warm-up over ``warmup`` steps, 200, then a
   cosine decay to a tenth), ``weight_decay`` (0.1), ``max_digits`` (0: no limit; otherwise
-  examples with a longer operand are left out);
+  examples with a longer operand are left out), ``log_every`` (50: a point of the curve, and
+  a call of ``progress``, every so many steps);
 * a new model's architecture: ``d_model``, ``n_layers``, ``n_heads``, ``d_ff``, ``pos``
   (:class:`arith_model.ModelConfig`); a model that continues keeps its own.
 
-An example whose inputs are not two digit strings, or whose output is not their digit string
-answer shape, is skipped and counted. Training is AdamW on the answer tokens only (the loss of
+An example whose inputs are not two digit strings, or whose output is not a digit string, is
+skipped and counted. Training is AdamW on the answer tokens only (the loss of
 the prompt is not learnt), deterministic on the CPU for a given seed. It returns the loss curve
 and metrics (examples used and skipped, steps, final loss, seconds).
 """
@@ -39,16 +40,16 @@ from arith_model import (
 )
 
 DEFAULTS: dict[str, Any] = {
-    "batch_size": 64,
-    "lr": 1e-3,
-    "warmup": 100,
+    "batch_size": 128,
+    "lr": 3e-3,
+    "warmup": 200,
     "weight_decay": 0.1,
     "max_digits": 0,
     "log_every": 50,
 }
 #: Steps when no ``steps`` option is given: training from scratch, and continuing.
-SCRATCH_STEPS = 3000
-CONTINUE_STEPS = 1500
+SCRATCH_STEPS = 6000
+CONTINUE_STEPS = 1000
 
 
 def _is_number(text: Any) -> bool:
