@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hyperagents.exceptions import ConfigError
-from hyperagents.tasks import Split, load_task
+from hyperagents.tasks import Split, check_task, load_task
 from hyperagents.tasks.arith import ArithTask
 
 from task_checks import assert_registered, assert_splits_disjoint_and_deterministic
@@ -32,6 +32,11 @@ def test_registered_with_its_default_sizes() -> None:
     assert_registered(task, (2000, 200, 200))
     assert task.carries_model is True
     assert len(task.training_examples()) == 2000
+
+
+def test_the_protocol_checks_pass() -> None:
+    failed = [c for c in check_task(ArithTask()) if not c.ok]
+    assert not failed, failed
 
 
 def test_splits_disjoint_deterministic_and_by_length() -> None:

@@ -1,8 +1,9 @@
 """The seeded addition problems behind the ``arith`` task.
 
 A problem of length ``n`` adds two numbers of exactly ``n`` digits (no leading zero; length 1
-draws from 1..9, so that no sum equals an operand: 81 problems). Each stream is its own ``random.Random`` seeded by a string of the task's
-seed and the stream's name, so changing one split's size never changes another split.
+draws from 1..9, so that no sum equals an operand: 81 problems). Each stream is its own
+``random.Random`` seeded by a string of the task's seed and the stream's name, so changing one
+split's size never changes another split.
 """
 
 from __future__ import annotations
