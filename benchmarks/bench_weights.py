@@ -19,7 +19,10 @@ kept (and how many were the new longest length), the accuracies and the round's 
 seconds (this process; torch at ``--threads``).
 
 Usage:
-    python benchmarks/bench_weights.py --direct --length 5 --rounds 8 --out arith.json
+    python benchmarks/bench_weights.py --direct --length 3 --rounds 6 --out arith.json
+
+The engine's training stage will drive the same rounds through a run (the rounds take the
+``answer`` and ``train`` callables of :func:`run_rounds`); until it exists, only ``--direct``.
 """
 
 from __future__ import annotations

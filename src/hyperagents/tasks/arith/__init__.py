@@ -13,9 +13,11 @@ whether the model generalises to problems twice as long as anything it was taugh
 split's problems have lengths spread evenly over ``1..2 * length`` and come without answers
 that any agent sees: they are the inputs on which an agent answers, a verifier keeps what is
 right, and the model trains on what was kept (self-improvement, as in Lee et al., "Self-Improving
-Transformers Overcome Easy-to-Hard and Length Generalization Challenges", 2025). A model taught
-on ``1..length`` answers length ``length + 1`` now and then, training on those answers makes
-``length + 1`` reliable and ``length + 2`` occasional, and so on, round after round.
+Transformers Overcome Easy-to-Hard and Length Generalization Challenges", 2025): a model that
+answers length ``length + 1`` now and then can learn it from its own verified answers, and then
+``length + 2``, round after round. Whether it does depends on how far the model extrapolates:
+the seed's small model, measured in ``benchmarks/RESULTS.md`` (issue 17), barely does (1% at
+``length + 1``), and its rounds stall.
 
 The seed program carries a model (:attr:`ArithTask.carries_model`): ``arith_model.py`` (a small
 decoder-only transformer without positional encoding, reversed digits; its docstring says why),

@@ -13,7 +13,9 @@ Length Generalization in Transformers", 2023), which extrapolates a little beyon
 lengths. That little is what self-improvement needs: each round the model answers problems
 one digit longer than it was trained on, a share of its answers is right, and training on the
 verified ones moves the frontier one digit on (the setting of Lee et al. 2025, who use NoPE
-for addition). ``pos = "rope"`` (rotary, Su et al. 2021) is the alternative. Nothing here
+for addition). ``pos = "rope"`` (rotary, Su et al. 2021) is the alternative; measured here
+(``benchmarks/RESULTS.md``, issue 17) it learns 1..3 digits faster but answers none of the
+4-digit problems right, so self-improvement has nothing to start from. Nothing here
 hands the model the place of a digit (no position coupling, no index hints): that would solve
 length generalisation outright, without self-improvement.
 
