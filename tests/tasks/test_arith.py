@@ -215,3 +215,25 @@ def test_the_model_format_round_trips(program: dict[str, ModuleType]) -> None:
     assert model.decode_answer([model.VOCAB.index("+")]) == ""
     with pytest.raises(ValueError):
         model.ModelConfig(pos="learned")
+
+
+def test_the_task_agent_loads_its_model_in_the_runs_sandbox(
+    program: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    from hyperagents.runs import evaluate_seed
+
+    task = ArithTask(length=2, n_val=3, n_examples=50)
+    program["trainer"].train(_request(task, tmp_path / "model"))
+    files = {f"model/{p.name}": p.read_bytes() for p in (tmp_path / "model").iterdir()}
+
+    class WithModel(ArithTask):
+        def seed_program(self) -> Any:
+            return task.seed_program().with_files(files)
+
+    trial = evaluate_seed(WithModel(length=2, n_val=3, n_examples=50))
+    assert trial.validation.ok, trial.validation.errors
+    assert trial.result is not None
+    model = program["arith_model"].load_model(str(tmp_path / "model"))
+    problems = [(i.inputs["a"], i.inputs["b"]) for i in task.instances(Split.VAL)]
+    outputs = [r["output"] for r in trial.result.results]
+    assert outputs == program["arith_model"].generate(model, problems)
