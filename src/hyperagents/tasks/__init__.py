@@ -2,7 +2,7 @@
 
 A task is named by a *spec*:
 
-* a built-in name (``review``, ``packing``, ``support``, ``forecast``, ``shipping``);
+* a built-in name (``review``, ``packing``, ``support``, ``forecast``, ``shipping``, ``arith``);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file).
 
@@ -92,6 +92,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "support": "hyperagents.tasks.support:SupportTask",
     "forecast": "hyperagents.tasks.forecast:ForecastTask",
     "shipping": "hyperagents.tasks.shipping:ShippingTask",
+    "arith": "hyperagents.tasks.arith:ArithTask",
 }
 
 
