@@ -74,12 +74,16 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
     if not isinstance(base, dict) or not (
         ("package" in base and "gguf_file" in base) or "path" in base
     ):
-        raise ValueError(f"{model_dir}/config.json: base must be {{package, gguf_file}} or {{path}}")
+        raise ValueError(
+            f"{model_dir}/config.json: base must be {{package, gguf_file}} or {{path}}"
+        )
     adapter = config.get("adapter")
     names = [base.get("path"), base.get("gguf_file")]
     if adapter is not None:
         if not isinstance(adapter, dict) or set(adapter) != {"config", "weights"}:
-            raise ValueError(f"{model_dir}/config.json: adapter must be null or {{config, weights}}")
+            raise ValueError(
+                f"{model_dir}/config.json: adapter must be null or {{config, weights}}"
+            )
         names += [adapter["config"], adapter["weights"]]
     for name in names:
         if name is not None and (not isinstance(name, str) or "/" in name or name.startswith(".")):
@@ -126,7 +130,7 @@ def load_for_serving(model_dir: str | Path) -> tuple[Any, Any]:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(model_dir)).merge_and_unload()
-        model.eval()
+        model.train(False)  # inference mode (dropout off)
     return model, tokenizer
 
 

@@ -31,5 +31,5 @@ def solve(inputs: dict[str, Any]) -> str:
     message = str(inputs.get("message", ""))
     served, tokenizer = model()
     text = reply(served, tokenizer, message, max_new_tokens=int(PARAMS["max_new_tokens"]))
-    team = parse_reply(text)
-    return team if team is not None else text.strip()[:80]
+    team: str | None = parse_reply(text)
+    return team if team is not None else str(text).strip()[:80]

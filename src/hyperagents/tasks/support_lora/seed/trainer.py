@@ -54,7 +54,7 @@ def usable(examples: Sequence[Any]) -> tuple[list[tuple[str, str]], int]:
         output = example.get("output") if isinstance(example, dict) else None
         message = inputs.get("message") if isinstance(inputs, dict) else None
         team = output.strip().lower() if isinstance(output, str) else None
-        if isinstance(message, str) and team in TEAMS:
+        if isinstance(message, str) and team is not None and team in TEAMS:
             kept.append((message, team))
     return kept, len(examples) - len(kept)
 
@@ -86,7 +86,9 @@ def batch(rows: Sequence[tuple[list[int], list[int]]], pad: int) -> dict[str, to
     }
 
 
-def peft_model(base: Any, model_dir: str | None, config: dict[str, Any], opts: dict[str, Any]) -> Any:
+def peft_model(
+    base: Any, model_dir: str | None, config: dict[str, Any], opts: dict[str, Any]
+) -> Any:
     """The base with a trainable adapter: the current one when there is one, else a new one."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
@@ -107,11 +109,23 @@ def save(model: Any, out_dir: Path, config: dict[str, Any], model_dir: str | Non
     folder is copied along (the new model folder replaces the old one as a whole)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir), safe_serialization=True)
+    (out_dir / "README.md").unlink(missing_ok=True)  # peft's model card: not part of a model
+    stable(out_dir / ADAPTER["config"], config["base"])
     base = config["base"]
     if "path" in base and model_dir is not None:
         shutil.copytree(Path(model_dir) / base["path"], out_dir / base["path"], dirs_exist_ok=True)
     new = {"format": FORMAT, "base": base, "adapter": dict(ADAPTER)}
     (out_dir / "config.json").write_text(json.dumps(new, indent=2) + "\n", encoding="utf-8")
+
+
+def stable(path: Path, base: dict[str, Any]) -> None:
+    """peft's adapter config made the same on every machine and in every process: the base
+    named as the config names it (not this machine's path), the target modules sorted."""
+    adapter = json.loads(path.read_text(encoding="utf-8"))
+    adapter["base_model_name_or_path"] = "/".join(str(v) for _, v in sorted(base.items()))
+    if isinstance(adapter.get("target_modules"), list):
+        adapter["target_modules"] = sorted(adapter["target_modules"])
+    path.write_text(json.dumps(adapter, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _setup(request: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -150,7 +164,10 @@ def train(
         if len(queue) < size:
             queue += order.sample(range(len(rows)), len(rows))
         chosen, queue = queue[:size], queue[size:]
-        inputs = {k: v.to(device) for k, v in batch([rows[i] for i in chosen], tokenizer.eos_token_id).items()}
+        inputs = {
+            k: v.to(device)
+            for k, v in batch([rows[i] for i in chosen], tokenizer.eos_token_id).items()
+        }
         loss = model(**inputs).loss
         optimiser.zero_grad()
         loss.backward()
