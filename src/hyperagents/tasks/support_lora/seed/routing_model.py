@@ -115,7 +115,7 @@ def load_base(model_dir: str | Path, config: dict[str, Any]) -> tuple[Any, Any]:
     else:
         where, extra = package_dir(base["package"]), {"gguf_file": base["gguf_file"]}
     tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True, **extra)
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(
         where, local_files_only=True, dtype=torch.float32, **extra
     )
     model.eval()
