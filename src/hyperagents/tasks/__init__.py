@@ -2,7 +2,8 @@
 
 A task is named by a *spec*:
 
-* a built-in name (``review``, ``packing``, ``support``, ``forecast``, ``shipping``, ``arith``);
+* a built-in name (``review``, ``packing``, ``support``, ``support-lora``, ``forecast``,
+  ``shipping``, ``arith``);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file).
 
@@ -90,6 +91,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "review": "hyperagents.tasks.review:ReviewTask",
     "packing": "hyperagents.tasks.packing:PackingTask",
     "support": "hyperagents.tasks.support:SupportTask",
+    "support-lora": "hyperagents.tasks.support_lora:SupportLoraTask",
     "forecast": "hyperagents.tasks.forecast:ForecastTask",
     "shipping": "hyperagents.tasks.shipping:ShippingTask",
     "arith": "hyperagents.tasks.arith:ArithTask",
