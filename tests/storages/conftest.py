@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +21,12 @@ def postgres_database() -> Iterator[Callable[[], str]]:
 def fresh_postgres_url(postgres_database: Callable[[], str]) -> str:
     """A URL to a new, empty database on the test server (dropped after the test)."""
     return postgres_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL to a fresh, empty database (a SQLite file, or a new PostgreSQL database)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    factory: Callable[[], str] = request.getfixturevalue("postgres_database")
+    return factory()

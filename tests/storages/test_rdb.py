@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,15 +55,6 @@ def _subprocess_env() -> dict[str, str]:
 
 def _script(body: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(body)]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL to a fresh, empty database (a SQLite file, or a new PostgreSQL database)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    factory: Callable[[], str] = request.getfixturevalue("postgres_database")
-    return factory()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -243,15 +243,6 @@ def test_postgres_a_crash_before_the_commit_leaves_nothing(
 
 
 # -- migration 0008_artifacts -------------------------------------------------------------------
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL to a fresh, empty database (a SQLite file, or a new PostgreSQL database)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'old.db'}"
-    factory: Callable[[], str] = request.getfixturevalue("postgres_database")
-    return factory()
-
-
 def _migrate(url: str, revision: str, *, down: bool = False) -> None:
     from alembic import command
     from alembic.config import Config

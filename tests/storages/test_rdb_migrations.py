@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,15 +34,6 @@ _VARIANTS = sa.table(
     sa.column("created_at", UTCDateTime()),
     sa.column("updated_at", UTCDateTime()),
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL to a fresh, empty database (a SQLite file, or a new PostgreSQL database)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'old.db'}"
-    factory: Callable[[], str] = request.getfixturevalue("postgres_database")
-    return factory()
 
 
 def _migrate(conn: Connection, revision: str, *, down: bool = False) -> None:
