@@ -3,11 +3,13 @@
 For each task, one experiment (``hyperagents experiment``) runs every arm × seed with the same
 budget of stage evaluations; its report (``hyperagents report``) compares the arms at equal
 evaluations with Mann–Whitney tests and Holm's adjustment. This script then reads the reports'
-statistics and says, with the figures, whether each target is met:
+statistics (and the generations each run made, from its ``generations.csv``) and says,
+with the figures, whether each target is met:
 
 1. on every task, hyperagent's median final test is >= random search's and >= Optuna-TPE's;
    on at least two tasks it is strictly better than both (Holm-adjusted p < 0.05);
-2. on at least one long-horizon task, hyperagent > frozen-meta (Holm-adjusted p < 0.05);
+2. on at least one long-horizon task (every hyperagent and frozen-meta run made >= 300
+   generations), hyperagent > frozen-meta (Holm-adjusted p < 0.05);
 3. with ``--transfer SOURCE:TARGET``, a meta agent evolved on SOURCE (the champion of
    hyperagent seed 0) beats TARGET's own seed meta agent on imp@k (frozen-meta arms, p < 0.05).
 
@@ -23,6 +25,7 @@ Usage (resumable: the same command continues an interrupted grid):
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import resource
@@ -35,6 +38,9 @@ from hyperagents.storages import get_storage
 
 ALPHA = 0.05
 BASELINE_ARMS = ("random", "optuna-tpe")
+#: The generations every hyperagent and frozen-meta run must make for target 2 (the issue's
+#: "long horizons").
+LONG_GENERATIONS = 300
 
 
 def run_grid(
@@ -59,7 +65,27 @@ def run_grid(
     report = build_report(name, storage=url, out=out, k=evaluations)
     stats = dict(report.statistics)
     stats["wall_seconds"], stats["cpu_seconds"], stats["report"] = wall, used, str(out)
+    stats["generations"] = generations_per_arm(report.files["csv"])
     return stats
+
+
+def generations_per_arm(table: Path) -> dict[str, list[int]]:
+    """The generations each run of each arm made (its last generation's number), from a
+    report's ``generations.csv``; runs in the table's order."""
+    last: dict[tuple[str, str], int] = {}
+    with table.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            key = (row["arm"], row["run"])
+            last[key] = max(last.get(key, 0), int(row["generation"]))
+    per_arm: dict[str, list[int]] = {}
+    for (arm, _), generations in last.items():
+        per_arm.setdefault(arm, []).append(generations)
+    return per_arm
+
+
+def _span(values: list[int]) -> str:
+    """``min–max`` of a list of generation counts (``-`` when empty)."""
+    return f"{min(values)}–{max(values)}" if values else "-"
 
 
 def _ci(entry: dict[str, Any] | None) -> str:
@@ -131,17 +157,22 @@ def target_frozen(per_task: dict[str, dict[str, Any]], long: list[str]) -> tuple
     for task in long:
         stats = per_task.get(task)
         pair = _pair(stats, "hyperagent", "frozen-meta") if stats else None
-        if pair is None:
+        if stats is None or pair is None:
             lines.append(f"{task}: no hyperagent vs frozen-meta comparison")
             continue
-        mine, theirs = _median(stats or {}, "hyperagent"), _median(stats or {}, "frozen-meta")
+        mine, theirs = _median(stats, "hyperagent"), _median(stats, "frozen-meta")
         won = mine is not None and theirs is not None and mine > theirs
         won &= pair["p_holm"] < ALPHA
-        met |= won
+        made = [
+            n for arm in ("hyperagent", "frozen-meta") for n in stats["generations"].get(arm, [])
+        ]
+        long_enough = bool(made) and min(made) >= LONG_GENERATIONS
+        short = "" if long_enough else f" (< {LONG_GENERATIONS}: not long-horizon)"
+        met |= won and long_enough
         lines.append(
             f"{task}: hyperagent {_num(mine)} vs frozen-meta {_num(theirs)} "
-            f"(p {pair['p_value']:.3g}, Holm {pair['p_holm']:.3g}, A12 {pair['a12']:.2f}) "
-            f"-> {'met' if won else 'not'}"
+            f"(p {pair['p_value']:.3g}, Holm {pair['p_holm']:.3g}, A12 {pair['a12']:.2f}); "
+            f"generations {_span(made)}{short} -> {'met' if won and long_enough else 'not'}"
         )
     return met, lines
 
@@ -206,7 +237,8 @@ def main() -> int:
         )
         for arm, entry in stats["modes"].items():
             print(
-                f"  {arm:<14} runs {entry['runs']}  test {_ci(entry['test'])}  "
+                f"  {arm:<14} runs {entry['runs']}  generations "
+                f"{_span(stats['generations'].get(arm, []))}  test {_ci(entry['test'])}  "
                 f"val {_ci(entry['val'])}"
             )
     results = {"baselines": target_baselines(per_task)}
