@@ -12,6 +12,7 @@ from rich.table import Table
 from hyperagents.cli._drive import terminate_as_interrupt
 from hyperagents.cli._progress import GenerationProgress
 from hyperagents.cli._shared import (
+    DeviceOpt,
     StorageOpt,
     TaskOptionOpt,
     UnsafeSandboxOpt,
@@ -124,6 +125,7 @@ def experiment(
     config: _ConfigOpt = None,
     meta_from: _MetaFromOpt = None,
     levers: _LeversOpt = None,
+    device: DeviceOpt = None,
     quiet: _QuietOpt = False,
     unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
@@ -151,6 +153,7 @@ def experiment(
             config=read_config(config),
             meta_from=meta_from,
             levers=levers,
+            device=device,
         )
         options = stored_task_options(request.run_config())
         task_name = load_task(task, options).name

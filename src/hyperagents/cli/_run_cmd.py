@@ -15,6 +15,7 @@ from rich.markup import escape
 from hyperagents.cli._drive import drive
 from hyperagents.cli._shared import (
     ConfigFileError,
+    DeviceOpt,
     StorageOpt,
     TaskOptionOpt,
     UnsafeSandboxOpt,
@@ -237,6 +238,7 @@ def run(
     approval_threshold: _ApprovalThresholdOpt = None,
     constitution: _ConstitutionOpt = None,
     levers: _LeversOpt = None,
+    device: DeviceOpt = None,
     meta_from: _MetaFromOpt = None,
     replay: _ReplayOpt = None,
     quiet: _QuietOpt = False,

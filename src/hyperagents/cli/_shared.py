@@ -24,6 +24,7 @@ from hyperagents.storages import BaseStorage, get_storage
 
 __all__ = [
     "ConfigFileError",
+    "DeviceOpt",
     "StorageOpt",
     "TaskOptionOpt",
     "UnsafeSandboxOpt",
@@ -75,6 +76,16 @@ UnsafeSandboxOpt = Annotated[
 ]
 
 
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        metavar="auto|cpu|cuda",
+        help="Where trainers compute weight updates: auto (a GPU when the trainer sees one, "
+        "else the CPU), cpu, or cuda; the run config's training.device [default: auto].",
+        show_default=False,
+    ),
+]
 TaskOptionOpt = Annotated[
     list[str] | None,
     typer.Option(

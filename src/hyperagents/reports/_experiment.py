@@ -26,6 +26,7 @@ from hyperagents.runs import (
     meta_donor,
     parse_mode,
     wait_awake,
+    with_training_device,
 )
 from hyperagents.storages import (
     BaseStorage,
@@ -236,6 +237,9 @@ class ExperimentRequest(BaseModel):
         description="the levers ablation (harness, weights, both): two or more give each "
         "mode an arm per lever; one sets every run's levers",
     )
+    device: str | None = Field(
+        default=None, description="where trainers compute: auto, cpu or cuda (training.device)"
+    )
 
     @property
     def engine_workers(self) -> int:
@@ -244,12 +248,12 @@ class ExperimentRequest(BaseModel):
 
     def run_config(self) -> dict[str, Any]:
         """The config of every run: ``config`` with ``sandbox``, ``evaluations`` (its
-        ``max_evaluations``) and ``task_options`` over it.
+        ``max_evaluations``), ``device`` (its ``training.device``) and ``task_options`` over it.
 
         Raises:
             ConfigError: The config's ``task_options`` is not a mapping.
         """
-        config = dict(self.config)
+        config = with_training_device(dict(self.config), self.device)
         if self.sandbox is not None:
             config["sandbox"] = self.sandbox
         if self.evaluations is not None:

@@ -11,7 +11,13 @@ from hyperagents.runs._audit import (
     check_kinds,
     stored_kinds,
 )
-from hyperagents.runs._config import SELECTORS, Mode, RunConfig, parse_mode
+from hyperagents.runs._config import (
+    SELECTORS,
+    Mode,
+    RunConfig,
+    parse_mode,
+    with_training_device,
+)
 from hyperagents.runs._context import derive_seed
 from hyperagents.runs._crew import ENGINE_COLUMNS, engine_label, run_engines
 from hyperagents.runs._decide import Decision, approve, ban, decide, pin, reject
@@ -133,4 +139,5 @@ __all__ = [
     "unified_text",
     "variant_row",
     "wait_awake",
+    "with_training_device",
 ]

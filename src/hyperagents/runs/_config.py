@@ -16,7 +16,7 @@ from pydantic import (
 
 from hyperagents.exceptions import ConfigError
 
-__all__ = ["Mode", "RunConfig", "TrainingConfig"]
+__all__ = ["Mode", "RunConfig", "TrainingConfig", "with_training_device"]
 
 
 class Mode(StrEnum):
@@ -66,7 +66,11 @@ class TrainingConfig(BaseModel):
         1, ge=1, le=256, description="threads of the trainer's numeric libraries (torch's too)"
     )
     max_model_mb: int = Field(512, ge=1, description="the largest model a trainer may write")
-    device: Literal["cpu", "cuda"] = Field("cpu", description="where the trainer computes")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="where the trainer computes: auto (a GPU when the trainer's sandbox sees "
+        "one, else the CPU), cpu, or cuda (asked for; the CPU when none is there)",
+    )
     max_examples: int = Field(
         10_000, ge=1, description="training examples of one training at most (first kept)"
     )
@@ -293,6 +297,21 @@ class RunConfig(BaseModel):
             loc = [str(p) for p in first["loc"] if isinstance(p, int) or str(p).isidentifier()]
             where = ".".join(loc) or "config"
             raise ConfigError(f"invalid run config: {where}: {first['msg']}") from exc
+
+
+def with_training_device(config: dict[str, Any], device: str | None) -> dict[str, Any]:
+    """``config`` with its ``training.device`` set to ``device`` (None: ``config`` as it is);
+    the rest of its ``training`` table is kept (a copy: ``config`` is not changed).
+
+    Raises:
+        ConfigError: ``training`` is given but is not a table.
+    """
+    if device is None:
+        return config
+    training = config.get("training") or {}
+    if not isinstance(training, dict):
+        raise ConfigError("invalid run config: training: must be a table")
+    return {**config, "training": {**training, "device": device}}
 
 
 def parse_mode(mode: str | Mode) -> Mode:

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hyperagents.exceptions import ConfigError
-from hyperagents.runs._config import Mode, RunConfig
+from hyperagents.runs._config import Mode, RunConfig, with_training_device
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus
 from hyperagents.tasks import merge_task_options
 
@@ -97,6 +97,9 @@ class StartRequest(_Request):
     meta_from: str | None = Field(
         default=None, description="start with this variant's meta agent (ID, RUN/GEN, RUN/champion)"
     )
+    device: str | None = Field(
+        default=None, description="where trainers compute: auto, cpu or cuda (training.device)"
+    )
     attrs: dict[str, Any] = Field(default_factory=dict, description="stored with the run")
 
     @property
@@ -115,7 +118,7 @@ class StartRequest(_Request):
         workers = self.engine_workers
         rules = self.constitution
         return RunConfig.parse(
-            self.config,
+            with_training_device(self.config, self.device),
             **sandbox_options(self.sandbox, self.ray_address),
             selector=self.selector,
             subset_size=self.subset_size,

@@ -5,7 +5,7 @@ under the training stage's own limits (time, memory, threads), in a workspace ho
 program, with the request of the weights contract::
 
     {"model_dir": "model" | None, "out_dir": "<a fresh folder>", "examples": [...],
-     "seed": int, "threads": int, "device": "cpu" | "cuda", "options": {...}}
+     "seed": int, "threads": int, "device": "auto" | "cpu" | "cuda", "options": {...}}
 
 (paths relative to the workspace, the process's working directory). Each progress point it
 reports comes back as a message. Only what it wrote to ``out_dir`` is read back, bounded, and
@@ -62,14 +62,14 @@ class TrainingLimits:
         memory_mb: Its memory limit in MiB.
         threads: Threads its numeric libraries may use (torch's included).
         max_model_mb: The largest model it may write, in MiB (all files together).
-        device: ``cpu`` or ``cuda``.
+        device: ``auto`` (the trainer uses a GPU when it sees one), ``cpu`` or ``cuda``.
     """
 
     seconds: float = 600.0
     memory_mb: int = 4096
     threads: int = 1
     max_model_mb: int = 512
-    device: str = "cpu"
+    device: str = "auto"
 
     def sandbox_limits(self) -> Limits:
         """The sandbox limits of a training run (CPU time for every thread)."""

@@ -120,7 +120,8 @@ def train(
     torch.set_num_threads(max(1, int(request.get("threads", 1))))
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
-    device = "cuda" if request.get("device") == "cuda" and torch.cuda.is_available() else "cpu"
+    wants_gpu = request.get("device") in ("auto", "cuda")
+    device = "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
     rows, skipped = _sequences(request.get("examples") or [], int(options["max_digits"]))
     if not rows:
         raise ValueError(f"no usable training example ({skipped} malformed)")

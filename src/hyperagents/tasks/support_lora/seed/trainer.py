@@ -134,7 +134,7 @@ def _setup(request: dict[str, Any]) -> tuple[dict[str, Any], str]:
     torch.set_num_threads(max(1, int(request.get("threads") or 1)))
     torch.manual_seed(int(request.get("seed", 0)))
     torch.use_deterministic_algorithms(True)
-    cuda = request.get("device") == "cuda" and torch.cuda.is_available()
+    cuda = request.get("device") in ("auto", "cuda") and torch.cuda.is_available()
     return opts, "cuda" if cuda else "cpu"
 
 
