@@ -173,6 +173,11 @@ def test_a_plain_engine_and_members_share_a_run(storage: BaseStorage) -> None:
     first = threading.Thread(target=drive, args=(plain,))
     first.start()
     started.wait()
+    # The plain engine must hold the run before the member joins: a plain engine that finds
+    # the run already claimed refuses it ("claimed it first"), which is right but not this test.
+    deadline = time.monotonic() + 60
+    while storage.get_run(lead.id).engine is None and time.monotonic() < deadline and not errors:
+        time.sleep(0.01)
     second = threading.Thread(target=drive, args=(lambda: member.optimize(join=True, workers=2),))
     second.start()
     first.join(300)
