@@ -112,6 +112,7 @@ _QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.
 
 
 def experiment(
+    ctx: typer.Context,
     task: _TaskOpt = "review",
     task_options: TaskOptionOpt = None,
     modes: _ModesOpt = "hyperagent,frozen-meta,no-archive,random",  # reports.DEFAULT_MODES
@@ -140,21 +141,9 @@ def experiment(
     from hyperagents.tasks import load_task, stored_task_options, task_label
 
     with errors():
-        request = ExperimentRequest(
-            task=task,
-            task_options=task_option_values(task_options),
-            modes=modes,
-            seeds=seeds,
-            generations=generations,
-            evaluations=evaluations,
-            name=name,
-            workers=workers,
-            sandbox=sandbox,
-            config=read_config(config),
-            meta_from=meta_from,
-            levers=levers,
-            device=device,
-        )
+        given = {k: v for k, v in ctx.params.items() if k in ExperimentRequest.model_fields}
+        given |= {"config": read_config(config), "task_options": task_option_values(task_options)}
+        request = ExperimentRequest(**given)  # every option gives the field of its name
         options = stored_task_options(request.run_config())
         task_name = load_task(task, options).name
         spec = request.spec(task_name=task_name)

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from hyperagents.evaluation import solve_in_sandbox
@@ -122,13 +122,7 @@ class Training:
     def limits(self) -> TrainingLimits:
         """The stage's limits, from the run's config."""
         cfg = self._ctx.config.training
-        return TrainingLimits(
-            seconds=cfg.seconds,
-            memory_mb=cfg.memory_mb,
-            threads=cfg.threads,
-            max_model_mb=cfg.max_model_mb,
-            device=cfg.device,
-        )
+        return TrainingLimits(**{f.name: getattr(cfg, f.name) for f in fields(TrainingLimits)})
 
     def run(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
         """Train ``variant`` (its training due) and record the outcome.
