@@ -129,6 +129,11 @@ class Task(ABC):
     #: Whether the seed program carries a model: a ``trainer.py`` defining ``train`` (and,
     #: once trained, ``model/config.json`` with ``model/*.safetensors``).
     carries_model: ClassVar[bool] = False
+    #: Whether :meth:`accepts` can tell a right output from a wrong one on a train instance (it
+    #: needs the instance's target). A task without a verifier (False) keeps an agent's own
+    #: outputs as training data by majority vote of the program's lineage instead, and a
+    #: teacher's answers as the teacher gave them (see :mod:`hyperagents.weights`).
+    has_verifier: ClassVar[bool] = True
 
     @abstractmethod
     def instances(self, split: Split) -> Sequence[Instance]:
