@@ -6,7 +6,10 @@ Both detectors watch the stream of per-request quality values ``x_1, x_2, ...`` 
 * ``Goal(kind="threshold", threshold=t)``: hold ``E[x] >= t``. The reference is ``r = t``.
 * ``Goal(kind="maximise")``: keep the metric where it was. The reference is the level the
   detector learnt: the running mean of everything seen since the last reset (Page-Hinkley),
-  or the mean of the first ``warmup`` values after a reset, then frozen (CUSUM).
+  or a conservative estimate learnt over the first ``reference_size`` values after a reset,
+  then frozen (CUSUM): their mean less one standard error, so that the estimation error of
+  the learnt level (0.029 for 300 values of 0/1 feedback at 0.5) seldom turns into false
+  alarms, at the price of a slightly longer delay.
 
 Each value adds the increment ``g_t = r - x_t - delta``: positive on average once the mean
 has dropped by more than ``delta`` below the reference, negative while it holds.
@@ -86,11 +89,11 @@ class DetectorSettings(Settings):
     level: float = Field(
         default=25.0, gt=0.0, description="alarm level of the statistic (lambda of Page-Hinkley, h)"
     )
-    warmup: int = Field(
-        default=100,
-        ge=1,
-        description="values after a reset before any alarm (and, for CUSUM with a "
-        "maximise goal, over which the reference is learnt)",
+    warmup: int = Field(default=100, ge=1, description="values after a reset before any alarm")
+    reference_size: int = Field(
+        default=300,
+        ge=2,
+        description="values over which CUSUM learns its reference for a maximise goal",
     )
 
 
@@ -138,6 +141,7 @@ class Detector:
         """Forget everything seen (after an improvement or a promotion)."""
         self.n = 0
         self.mean = 0.0
+        self._m2 = 0.0
         self._cum = 0.0
         self._low = 0.0
         self.statistic = 0.0
@@ -166,7 +170,9 @@ class Detector:
             raise ConfigError(f"quality must be a number in [0, 1], not {value!r}")
         s = self.settings
         self.n += 1
-        self.mean += (value - self.mean) / self.n
+        delta = value - self.mean
+        self.mean += delta / self.n
+        self._m2 += delta * (value - self.mean)
         reference = self._reference()
         if reference is None:
             return False
@@ -189,10 +195,12 @@ class Detector:
         if self.settings.method == "page-hinkley":
             self.reference = self.mean
             return self.reference
-        if self.n == self.settings.warmup:
-            self.reference = self.mean  # learnt over the warmup values, then frozen
+        if self.n == self.settings.reference_size:
+            # learnt over the first values, then frozen: their mean less one standard error
+            sd = math.sqrt(self._m2 / (self.n - 1)) if self.n > 1 else 0.0
+            self.reference = self.mean - sd / math.sqrt(self.n)
             return None
-        return self.reference  # None during the warmup
+        return self.reference  # None while it is learnt
 
     def to_json(self) -> dict[str, Any]:
         """The detector's state and parameters as a JSON-able dict (also its dashboard view)."""
@@ -201,6 +209,7 @@ class Detector:
             "settings": self.settings.model_dump(),
             "n": self.n,
             "mean": self.mean,
+            "m2": self._m2,
             "cum": self._cum,
             "low": self._low,
             "statistic": self.statistic,
@@ -222,6 +231,7 @@ class Detector:
         try:
             detector.n = int(data["n"])
             detector.mean = float(data["mean"])
+            detector._m2 = float(data["m2"])
             detector._cum = float(data["cum"])
             detector._low = float(data["low"])
             detector.statistic = float(data["statistic"])

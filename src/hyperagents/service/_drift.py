@@ -227,7 +227,10 @@ class DriftSettings(Settings):
     )
     window: int = Field(default=500, ge=10, description="requests in the current (rolling) window")
     min_current: int = Field(
-        default=100, ge=1, description="requests the current window needs before drift is judged"
+        default=250,
+        ge=1,
+        description="requests the current window needs before drift is judged (PSI of 10 "
+        "bins on 100 values reads about 0.1 with no drift at all)",
     )
     bins: int = Field(
         default=10, ge=2, le=100, description="quantile bins of a numeric feature's PSI"
