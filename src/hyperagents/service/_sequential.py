@@ -30,8 +30,12 @@ Error rates: a candidate no better than ``promote_margin`` is promoted with prob
 most ``alpha``, and one no worse than ``-rollback_margin`` is rolled back as worse with
 probability at most ``alpha`` (together at most ``alpha``), up to the normal approximation of
 ``est`` (the plug-in variance, the 0/1 feedback); ``min_samples`` keeps the approximation
-honest. The tests measure the rates over seeded repeats (well under ``alpha``: the mixture
-bound is conservative). ``tau`` should be of the order of the effects that matter (default
+honest. Measured (the tests' setting: 0/1 feedback, equal arms at 0.7, the arms alternating,
+up to 2000 values per arm, ``alpha = 0.05``): 200 seeded repeats gave 5 promotions and 3
+rollbacks as worse (4% together), 100 repeats at 0.5 gave 2 and 2: about ``alpha``, not far
+below it. A gain of 0.2 (0.6 against 0.8) is promoted within 600 values per arm, a gain of
+0.05 (0.7 against 0.75) in 42 of 50 repeats, after a median near 800 values per arm.
+``tau`` should be of the order of the effects that matter (default
 0.1: ten points of quality). The state is JSON-able (:meth:`SequentialTest.to_json`), so a
 restart resumes the test where it was.
 """
