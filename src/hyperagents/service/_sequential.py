@@ -4,7 +4,8 @@ The candidate first runs in **shadow**: it answers the same requests as the cham
 answers are the ones served), and each request with feedback on both answers gives a paired
 difference ``d = q_candidate - q_champion``. Then, unless it was rolled back, it takes a share
 of the traffic (**A/B**): each request is answered by one arm (:func:`assign_arm`), and each
-arm's feedback is a sample of its quality.
+arm's feedback is a sample of its quality. The A/B phase counts its own values: the shadow's
+pairs only guard against a worse candidate (it may be rolled back there, never promoted).
 
 The effect ``theta`` (mean candidate quality minus mean champion quality) is estimated by
 ``est`` with variance ``V`` (shadow: ``var(d) / n``; A/B: ``var_a / n_a + var_b / n_b``,
