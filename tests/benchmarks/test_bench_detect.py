@@ -46,4 +46,4 @@ def test_the_script_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["--seeds", "1", "--length", "1200", "--change-at", "600"]) == 0
     out = capsys.readouterr().out
     assert "detected: 1/1 drifting streams" in out
-    assert "false-trigger rate: 0/2 streams" in out
+    assert "false-trigger rate: 0/1 stationary streams of 1200 requests" in out

@@ -34,12 +34,12 @@ def first_alarm(detector: Detector, values: list[float]) -> int | None:
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_a_drop_of_0_2_is_detected_within_300_observations(method: str) -> None:
+def test_a_drop_of_0_2_is_detected_within_400_observations(method: str) -> None:
     settings = DetectorSettings(method=method)
     for seed in range(5):
         values = bernoulli(seed, [(0.8, 1000), (0.6, 1000)])
         alarm = first_alarm(Detector(goal=Goal(), settings=settings), values)
-        assert alarm is not None and 1000 < alarm <= 1300, (seed, alarm)
+        assert alarm is not None and 1000 < alarm <= 1400, (seed, alarm)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -70,8 +70,9 @@ def test_a_threshold_goal_alarms_below_the_threshold_only() -> None:
 def test_methods_coincide_against_a_threshold() -> None:
     goal = Goal(kind="threshold", threshold=0.7)
     values = bernoulli(3, [(0.8, 300), (0.5, 300)])
-    ph = Detector(goal=goal, settings=DetectorSettings(method="page-hinkley"))
-    cusum = Detector(goal=goal, settings=DetectorSettings(method="cusum"))
+    # (a level the 0/1 increments cannot sum to exactly: no tie for rounding to settle)
+    ph = Detector(goal=goal, settings=DetectorSettings(method="page-hinkley", level=29.99))
+    cusum = Detector(goal=goal, settings=DetectorSettings(method="cusum", level=29.99))
     for value in values:
         ph.update(value)
         cusum.update(value)
@@ -124,8 +125,9 @@ def test_average_run_length_matches_the_cusum_tables() -> None:
     assert average_run_length(0.5, 1.0, 4.0) == pytest.approx(8.38, rel=0.02)
     assert average_run_length(0.0, 1.0, 4.0) == pytest.approx(5.166**2 + 5.166)
     # the defaults' figures quoted in the module docstring
-    assert average_run_length(-0.025, 0.46, 25.0) > 50_000
-    assert average_run_length(0.2 - 0.025, 0.46, 25.0) < 160
+    assert average_run_length(-0.025, 0.46, 30.0) == pytest.approx(230_000, rel=0.02)
+    assert average_run_length(0.1 - 0.025, 0.46, 30.0) == pytest.approx(390, rel=0.02)
+    assert average_run_length(0.2 - 0.025, 0.46, 30.0) == pytest.approx(170, rel=0.02)
     with pytest.raises(ConfigError):
         average_run_length(0.1, 0.0, 1.0)
 
