@@ -129,6 +129,9 @@ class Task(ABC):
     #: Whether the seed program carries a model: a ``trainer.py`` defining ``train`` (and,
     #: once trained, ``model/config.json`` with ``model/*.safetensors``).
     carries_model: ClassVar[bool] = False
+    #: A score at which nothing better is sought: a run stops once its champion's val score
+    #: reaches it (None: no such score).
+    target_score: ClassVar[float | None] = None
 
     @abstractmethod
     def instances(self, split: Split) -> Sequence[Instance]:
