@@ -433,8 +433,10 @@ class Engine:
         if spent is not None:
             drive.halt(RunStatus.STOPPED, spent)
         reached = self._target_reached(view)
-        if reached is not None:
-            drive.halt(RunStatus.COMPLETE, reached)
+        if reached is not None and not drive.stop.is_set():
+            # No new generation: the work in flight and the champion's test still finish.
+            drive.target = self._jobs.target = min(drive.target, view.last_generation())
+            drive.message = reached
         llm = ctx.built_llm
         if llm is not None and not drive.stop.is_set():
             if llm.budget_exhausted.is_set():

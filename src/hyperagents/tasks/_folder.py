@@ -18,7 +18,8 @@ engine (when the task is loaded). The benchmark executes the solution, so it run
   (an ``int`` subclass whose ``__eq__`` says yes to everything arrives as an opaque handle);
 * the metric is read from the benchmark's ``sys.stdout``, replaced by an in-memory buffer: the
   solution's ``print``, its writes to ``/dev/stdout``, ``os.write(1, ...)`` and any patching
-  of ``print``/``sys.stdout`` happen in its own process and reach the sandbox's stderr only;
+  of ``print``/``sys.stdout`` happen in its own process, whose output goes to a file (its
+  tail is feedback);
 * the benchmark's process makes itself non-dumpable before the solution starts, so the
   solution cannot open its ``/proc/PID/fd``, read or write its memory or trace it (the
   sandbox's system-call filter forbids ``ptrace`` in any case);
@@ -301,7 +302,7 @@ class FolderTask(Task):
                 continue
             verified = _verified(message, key)
             if verified is not None:
-                return self._verdict(verified, result.stderr)
+                return self._verdict(verified)
             if message.get("error"):
                 return self._floor(str(message["error"]))
         return self._floor(result.reason or "the benchmark sent no verified result")
@@ -324,12 +325,13 @@ class FolderTask(Task):
         tree.update({f"_hyperagents_candidate/{name}": text for name, text in files.items()})
         return Program(tree)
 
-    def _verdict(self, result: dict[str, Any], stderr: str) -> Score:
+    def _verdict(self, result: dict[str, Any]) -> Score:
         """The score of a verified benchmark result (floor with the reason when it failed)."""
         tail = str(result.get("tail", ""))[-1500:]
         if result.get("error") or result.get("exit"):
             problem = result.get("error") or f"benchmark.py exited with {result.get('exit')}"
-            return self._floor(f"{problem}\nsolution stderr: {stderr[-800:]}")
+            output = str(result.get("solution_output", ""))[-800:]
+            return self._floor(f"{problem}\nthe solution's output: {output}")
         raw = result.get("metric")
         if raw is None:
             return self._floor(f"benchmark.py printed no 'metric:' line; its output:\n{tail}")
@@ -342,7 +344,9 @@ class FolderTask(Task):
         low, high = self.score_range
         value = min(max(metric if self.higher_is_better else -metric, low), high)
         note = "" if result.get("private") else " (the benchmark could not hide its process)"
-        return Score(value, f"{self.metric_name} = {metric:.10g}{note}\n{tail}")
+        output = str(result.get("solution_output", ""))[-500:]
+        shown = f"\nthe solution's output: {output}" if output else ""
+        return Score(value, f"{self.metric_name} = {metric:.10g}{note}\n{tail}{shown}")
 
 
 def _solution_files(output: Any) -> dict[str, str] | str:

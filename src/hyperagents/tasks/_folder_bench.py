@@ -18,9 +18,10 @@ for the design and what it guarantees):
   ``list``, ``tuple``, ``dict``, ``set``, exactly these types: a subclass crosses as an
   opaque handle, never as data). Anything else crosses as a handle: an object the benchmark
   can read attributes of, call, index, take ``len`` of or iterate, each a request again.
-  Nothing from B is ever unpickled or executed in A. B's standard output and error go to the
-  sandbox's stderr, never into A's buffer. Run as a script (``python SOLUTION_PATH``, by a
-  benchmark's own subprocess), the proxy runs the real solution in that process.
+  Nothing from B is ever unpickled or executed in A. B's standard output and error go to a
+  file of the workspace (their tail is feedback), never into A's buffer. Run as a script
+  (``python SOLUTION_PATH``, by a benchmark's own subprocess), the proxy runs the real
+  solution in that process.
 
 Usage (B only): ``python -I _hyperagents_bench.py --serve REQ_FD,RESP_FD SOLUTION SYS_PATH``.
 """
@@ -53,6 +54,8 @@ MAX_STDOUT = 1024 * 1024
 #: Where the proxy module and the real solution lie in the workspace.
 PROXY_DIR = "_hyperagents_proxy"
 CANDIDATE_DIR = "_hyperagents_candidate"
+#: Where the solution process's standard output and error go (its tail is shown as feedback).
+OUTPUT_FILE = "_hyperagents_solution_output.txt"
 _METRIC = re.compile(r"^\s*metric\s*:\s*(\S+)\s*$", re.IGNORECASE)
 _ANSWERS = re.compile(r"^\s*answers\s*:\s*(.*)$", re.IGNORECASE)
 
@@ -154,13 +157,14 @@ class _Connection:
         self._resp, resp_write = os.pipe()
         command = [sys.executable, "-I", os.path.abspath(__file__), "--serve"]
         command += [f"{req_read},{resp_write}", solution, json.dumps(sys.path)]
-        self.process = subprocess.Popen(
-            command,
-            pass_fds=(req_read, resp_write),
-            stdin=subprocess.DEVNULL,
-            stdout=2,
-            stderr=2,
-        )
+        with open(OUTPUT_FILE, "ab") as output:
+            self.process = subprocess.Popen(
+                command,
+                pass_fds=(req_read, resp_write),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+            )
         os.close(req_read)
         os.close(resp_write)
         ready = self._reply()
@@ -317,7 +321,19 @@ def _benchmark(benchmark: str, solution: str) -> dict[str, Any]:
         for conn in _CONNECTIONS.values():
             conn.close()
         _CONNECTIONS.clear()
-    return _parsed(capture.text(), code, error)
+    result = _parsed(capture.text(), code, error)
+    result["solution_output"] = _tail(OUTPUT_FILE)
+    return result
+
+
+def _tail(path: str, size: int = 2000) -> str:
+    """The last ``size`` bytes of the file at ``path`` ("" when there is none)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(path) - size))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _parsed(text: str, code: int, error: str | None) -> dict[str, Any]:
