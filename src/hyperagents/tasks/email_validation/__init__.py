@@ -79,8 +79,8 @@ class EmailValidationTask(Task):
                 target = {"valid": bool(row["valid"]), "reason": str(row["reason"])}
                 inputs = {"address": str(row["address"])}
                 splits[split].append(Instance(f"{split.value}-{i}", inputs, target))
-        for members in splits.values():
-            members.sort(key=lambda inst: int(inst.id.rpartition("-")[2]))
+        for dealt in splits.values():
+            dealt.sort(key=lambda inst: int(inst.id.rpartition("-")[2]))
         return splits
 
     def instances(self, split: Split) -> Sequence[Instance]:
