@@ -4,9 +4,7 @@ solutions that try to forge the metric, failing solutions, and whole runs from t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,8 +12,9 @@ import pytest
 from hyperagents.exceptions import TaskError, TaskNotFoundError
 from hyperagents.tasks import FolderTask, Task, load_task
 
+from cli_helpers import cli
+
 FOLDERS = Path(__file__).resolve().parent / "seed_folders"
-SRC = Path(__file__).resolve().parents[2] / "src"
 NAIVE = (FOLDERS / "word_count" / "initial_solution.py").read_text("utf-8")
 #: The naive solution's true accuracy on the word_count benchmark (4 of its 8 cases).
 NAIVE_ACCURACY = 0.5
@@ -148,11 +147,21 @@ def test_malformed_hand_over_scores_the_floor(word_count: Task) -> None:
     assert verdict.value == word_count.score_range[0] and "solution.py" in verdict.feedback
 
 
+def broken_folder(tmp_path: Path) -> Path:
+    """The word_count folder without its initial_solution.py."""
+    folder = tmp_path / "broken"
+    shutil.copytree(FOLDERS / "word_count", folder)
+    (folder / "initial_solution.py").unlink()
+    return folder
+
+
 def test_broken_and_judged_folders_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(TaskNotFoundError, match=r"lacks initial_solution\.py"):
-        load_task(str(FOLDERS / "broken"))
+        load_task(str(broken_folder(tmp_path)))
     with pytest.raises(TaskError, match="LLM-judged"):
         load_task(str(FOLDERS / "judged_summary"))
+    (tmp_path / "bad").mkdir()
+    tmp_path = tmp_path / "bad"
     (tmp_path / "config.py").write_text("TASK_NAME = 'x'\nHIGHER_IS_BETTER = True\n")
     (tmp_path / "initial_solution.py").write_text("")
     (tmp_path / "benchmark.py").write_text("")
@@ -161,24 +170,14 @@ def test_broken_and_judged_folders_give_clear_errors(tmp_path: Path) -> None:
 
 
 # -- whole runs through the command line --------------------------------------------------------
-def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200"}
-    env.pop("HYPERAGENTS_STORAGE", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "hyperagents", *args],
-        cwd=cwd,
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=300,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
+def run_cli(*args: str, cwd: Path) -> str:
+    proc = cli(*args, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
 
 
 def status(run: str, url: str, cwd: Path) -> dict[str, object]:
-    info = json.loads(cli("status", run, "--json", "--storage", url, cwd=cwd).stdout)
+    info = json.loads(run_cli("status", run, "--json", "--storage", url, cwd=cwd))
     assert isinstance(info, dict)
     return info
 
@@ -194,7 +193,7 @@ def test_cli_llm_run_reaches_the_perfect_score_and_stops(tmp_path: Path) -> None
     script.write_text(json.dumps({"replies": [fix] * 8}))
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     folder = str(FOLDERS / "word_count")
-    cli("run", "-t", folder, "-g", "5", "-w", "1", "-n", "wc", "--meta", "llm",
+    run_cli("run", "-t", folder, "-g", "5", "-w", "1", "-n", "wc", "--meta", "llm",
         "--llm", f"scripted:{script}", "--storage", url, "-q", cwd=tmp_path)  # fmt: skip
     info = status("wc", url, tmp_path)
     assert info["status"] == "complete"
@@ -208,7 +207,7 @@ def test_cli_llm_run_reaches_the_perfect_score_and_stops(tmp_path: Path) -> None
 def test_cli_offline_run_of_a_minimised_folder_and_errors(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     folder = str(FOLDERS / "sqrt_error")
-    cli("run", "-t", folder, "-g", "2", "-w", "1", "-n", "sq", "--storage", url, "-q",
+    run_cli("run", "-t", folder, "-g", "2", "-w", "1", "-n", "sq", "--storage", url, "-q",
         cwd=tmp_path)  # fmt: skip
     info = status("sq", url, tmp_path)
     # The offline meta agent finds no PARAMS to tune: both children change nothing and
@@ -216,12 +215,12 @@ def test_cli_offline_run_of_a_minimised_folder_and_errors(tmp_path: Path) -> Non
     assert info["status"] == "complete" and info["states"] == {"complete": 1, "failed": 2}
     champion = info["champion"]
     assert isinstance(champion, dict) and -41549 < champion["scores"]["val"] < -41548
-    for name, message in (
-        ("broken", "lacks initial_solution.py"),
-        ("judged_summary", "LLM-judged"),
+    broken = broken_folder(tmp_path)
+    for path, message in (
+        (broken, "lacks initial_solution.py"),
+        (FOLDERS / "judged_summary", "LLM-judged"),
     ):
-        proc = cli("run", "-t", str(FOLDERS / name), "-g", "1", "--storage", url, cwd=tmp_path,
-                   check=False)  # fmt: skip
+        proc = cli("run", "-t", str(path), "-g", "1", "--storage", url, cwd=tmp_path)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr
 
 
