@@ -262,3 +262,25 @@ def test_a_forged_verdict_on_the_result_channel_is_ignored() -> None:
     task = load_task(str(FOLDERS / "word_count"))
     task._sandbox = _Forging(get_sandbox("auto"))  # type: ignore[attr-defined]
     assert score(task, NAIVE)[0] == NAIVE_ACCURACY
+
+
+@pytest.mark.slow
+def test_cli_a_looping_child_is_pruned_and_the_run_goes_on(tmp_path: Path) -> None:
+    loop = (
+        "Break it.\n\n<<<<<<< SEARCH solution.py\n"
+        '    if text == "":\n        return 0\n    return len(text.split(" "))\n'
+        "=======\n    while True:\n        pass\n>>>>>>> REPLACE\n"
+    )
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps({"replies": [loop] * 12}))
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    folder = str(FOLDERS / "word_count")
+    run_cli("run", "-t", folder, "--task-option", "timeout=3", "-g", "2", "-w", "1", "-n", "lp",
+            "--meta", "llm", "--llm", f"scripted:{script}", "--storage", url, "-q",
+            cwd=tmp_path)  # fmt: skip
+    info = status("lp", url, tmp_path)
+    # Each child timed out in the benchmark: scored the floor on its first stage and pruned
+    # (kept, never a parent); the run itself completes with the seed as champion.
+    assert info["status"] == "complete" and info["states"] == {"complete": 1, "pruned": 2}
+    shown = run_cli("show", "lp/2", "--storage", url, cwd=tmp_path)
+    assert "pruned" in shown and "-1e+12" in shown

@@ -56,8 +56,11 @@ the task's description shown with every run. The benchmark runs once per distinc
 ``HIGHER_IS_BETTER = False`` is minimised: the engine maximises ``score = -metric``; the
 feedback and the CLI's ``task`` summary show the metric as printed. ``PERFECT_SCORE`` stops
 the run once the champion reaches it (:attr:`Task.target_score`). Metrics are unbounded
-unless the options ``metric_min``/``metric_max`` bound them; a failed benchmark scores the
-floor of the range (``-1e12`` for an unbounded metric, shown with the reason).
+unless the options ``metric_min``/``metric_max`` bound them; a failed benchmark (the solution
+crashed, hung past ``timeout``, or no ``metric:`` line) scores the floor of the range
+(``-1e12`` for an unbounded metric, shown with the reason), so the pruner stops such a child on
+its first stage: kept, never a parent, and the run goes on. A solution that does not compile
+is an invalid child (the engine's validation compiles every file).
 
 Judged folders (``USES_LLM_JUDGE = True``, printing ``answers:``) need the run's LLM as a judge
 in the engine; that is not built yet, and loading such a folder fails with a clear error.
