@@ -198,13 +198,15 @@ class _Connection:
             raise RuntimeError(f"the solution process sent a malformed value: {exc}") from None
 
     def close(self) -> None:
-        """Stop B."""
+        """Stop B: close its channel, give it two seconds to end, then kill it."""
         for fd in (self._req, self._resp):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        if self.process.poll() is None:
+        try:  # it ends on the closed channel (flushing its output), else it is killed
+            self.process.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-        self.process.wait()
+            self.process.wait()
 
 
 class Remote:
