@@ -182,19 +182,26 @@ def status(run: str, url: str, cwd: Path) -> dict[str, object]:
     return info
 
 
-@pytest.mark.slow
-def test_cli_llm_run_reaches_the_perfect_score_and_stops(tmp_path: Path) -> None:
-    fix = (
-        "Split on any whitespace.\n\n<<<<<<< SEARCH solution.py\n"
+def llm_run(tmp_path: Path, name: str, new_body: str, *options: str) -> str:
+    """Run word_count with a scripted LLM whose every reply replaces count_words' body with
+    ``new_body``; the storage URL."""
+    reply = (
+        "Edit.\n\n<<<<<<< SEARCH solution.py\n"
         '    if text == "":\n        return 0\n    return len(text.split(" "))\n'
-        "=======\n    return len(text.split())\n>>>>>>> REPLACE\n"
+        f"=======\n{new_body}>>>>>>> REPLACE\n"
     )
     script = tmp_path / "replies.json"
-    script.write_text(json.dumps({"replies": [fix] * 8}))
+    script.write_text(json.dumps({"replies": [reply] * 12}))
     url = f"sqlite:///{tmp_path / 'runs.db'}"
-    folder = str(FOLDERS / "word_count")
-    run_cli("run", "-t", folder, "-g", "5", "-w", "1", "-n", "wc", "--meta", "llm",
-        "--llm", f"scripted:{script}", "--storage", url, "-q", cwd=tmp_path)  # fmt: skip
+    run_cli("run", "-t", str(FOLDERS / "word_count"), "-w", "1", "-n", name, "--meta", "llm",
+            "--llm", f"scripted:{script}", "--storage", url, "-q", *options,
+            cwd=tmp_path)  # fmt: skip
+    return url
+
+
+@pytest.mark.slow
+def test_cli_llm_run_reaches_the_perfect_score_and_stops(tmp_path: Path) -> None:
+    url = llm_run(tmp_path, "wc", "    return len(text.split())\n", "-g", "5")
     info = status("wc", url, tmp_path)
     assert info["status"] == "complete"
     assert info["generations"] == 1  # PERFECT_SCORE reached at generation 1 of 5
@@ -266,18 +273,8 @@ def test_a_forged_verdict_on_the_result_channel_is_ignored() -> None:
 
 @pytest.mark.slow
 def test_cli_a_looping_child_is_pruned_and_the_run_goes_on(tmp_path: Path) -> None:
-    loop = (
-        "Break it.\n\n<<<<<<< SEARCH solution.py\n"
-        '    if text == "":\n        return 0\n    return len(text.split(" "))\n'
-        "=======\n    while True:\n        pass\n>>>>>>> REPLACE\n"
-    )
-    script = tmp_path / "replies.json"
-    script.write_text(json.dumps({"replies": [loop] * 12}))
-    url = f"sqlite:///{tmp_path / 'runs.db'}"
-    folder = str(FOLDERS / "word_count")
-    run_cli("run", "-t", folder, "--task-option", "timeout=3", "-g", "2", "-w", "1", "-n", "lp",
-            "--meta", "llm", "--llm", f"scripted:{script}", "--storage", url, "-q",
-            cwd=tmp_path)  # fmt: skip
+    body = "    while True:\n        pass\n"
+    url = llm_run(tmp_path, "lp", body, "--task-option", "timeout=3", "-g", "2")
     info = status("lp", url, tmp_path)
     # Each child timed out in the benchmark: scored the floor on its first stage and pruned
     # (kept, never a parent); the run itself completes with the seed as champion.
