@@ -134,6 +134,9 @@ class Task(ABC):
     #: outputs as training data by majority vote of the program's lineage instead, and a
     #: teacher's answers as the teacher gave them (see :mod:`hyperagents.weights`).
     has_verifier: ClassVar[bool] = True
+    #: A score at which nothing better is sought: a run stops once its champion's val score
+    #: reaches it (None: no such score).
+    target_score: ClassVar[float | None] = None
 
     @abstractmethod
     def instances(self, split: Split) -> Sequence[Instance]:
