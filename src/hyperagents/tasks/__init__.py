@@ -3,7 +3,7 @@
 A task is named by a *spec*:
 
 * a built-in name (``review``, ``packing``, ``support``, ``support-lora``, ``forecast``,
-  ``shipping``, ``arith``, ``email_validation``);
+  ``shipping``, ``arith``, ``email_validation``, ``snake``);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file);
 * ``path/to/folder``: a task folder in the seed format (``config.py``, ``initial_solution.py``,
@@ -102,6 +102,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "shipping": "hyperagents.tasks.shipping:ShippingTask",
     "arith": "hyperagents.tasks.arith:ArithTask",
     "email_validation": "hyperagents.tasks.email_validation:EmailValidationTask",
+    "snake": "hyperagents.tasks.snake:SnakeTask",
 }
 
 
