@@ -4,7 +4,8 @@ Defined here: ``dashboard``, ``tasks`` and ``init-task``. The other commands liv
 this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experiment, report;
 ``_task_cmd``: test-task;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
-reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_play_cmd``: play) and are registered
+reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_play_cmd``: play;
+``_rubric_cmd``: rubric draft) and are registered
 here, in the order ``--help`` lists them. Commands that create, drive or steer runs call the
 application service (:class:`hyperagents.runs.RunService`).
 """
@@ -27,6 +28,7 @@ from hyperagents.cli import _inspect, _run_cmd, _status, _steer
 from hyperagents.cli._audit_cmd import audit
 from hyperagents.cli._experiment_cmd import experiment, report
 from hyperagents.cli._play_cmd import play
+from hyperagents.cli._rubric_cmd import rubric_app
 from hyperagents.cli._shared import (
     StorageOpt,
     app,
@@ -62,6 +64,7 @@ app.command()(_steer.stop)
 app.command()(_steer.delete)
 app.command("test-task")(test_task)
 app.command()(play)
+app.add_typer(rubric_app, name="rubric")
 
 
 # -- dashboard ------------------------------------------------------------------------------

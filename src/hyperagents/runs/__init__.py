@@ -41,6 +41,7 @@ from hyperagents.runs._export import (
     variant_row,
 )
 from hyperagents.runs._interrupts import wait_awake
+from hyperagents.runs._judge import RunJudge
 from hyperagents.runs._launch import EngineLauncher, engine_command
 from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
@@ -89,6 +90,7 @@ __all__ = [
     "ResumeRequest",
     "Run",
     "RunConfig",
+    "RunJudge",
     "RunService",
     "SeedTrial",
     "StartRequest",

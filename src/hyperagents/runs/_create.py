@@ -101,6 +101,7 @@ def create_run(
     # Everything that can refuse the run is checked before the storage is opened: a start that
     # fails leaves no run behind, and no new empty database.
     built = sandbox if sandbox is not None else sandbox_for(cfg, task_obj)
+    check_judge(cfg, task_obj)
     check_llm(cfg)
     spec = RunSpec(
         name=name or f"{task_obj.name}-{run_mode.value}-s{seed}",
@@ -123,6 +124,7 @@ def create_run(
 __all__ = [
     "NewRun",
     "check_generations",
+    "check_judge",
     "check_llm",
     "check_param_space",
     "check_seed_value",
@@ -171,6 +173,19 @@ def check_llm(config: RunConfig) -> None:
     server that does not answer (a replay calls no model)."""
     if config.llm is not None and config.replay_of is None:
         probe_llm(config.llm, timeout=min(10.0, config.llm_timeout))
+
+
+def check_judge(config: RunConfig, task: Task) -> None:
+    """Refuse a judged task (scored by the run's LLM) in a run without a model.
+
+    Raises:
+        ConfigError: The task is judged and the run has neither a model nor a replay.
+    """
+    if task.uses_judge and config.llm is None and config.replay_of is None:
+        raise ConfigError(
+            f"task {task.name!r} is scored by an LLM judge: give the run a model (--llm SPEC, "
+            "or llm in the config); without one nothing could score it"
+        )
 
 
 def portable_spec(spec: str) -> str:

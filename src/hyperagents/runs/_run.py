@@ -49,6 +49,7 @@ from hyperagents.runs._failure_pattern import common_failure
 from hyperagents.runs._gate import Gate
 from hyperagents.runs._improve import Improvement
 from hyperagents.runs._jobs import Job, Jobs
+from hyperagents.runs._judge import attach_run_judge
 from hyperagents.runs._lease import Lease
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._stages import STAGES, StagePlan, SubsetPruner, resolve_subset
@@ -87,6 +88,7 @@ class Run:
         improver: Improver | None = None,
     ) -> None:
         ctx = RunContext(storage=storage, record=record, task=task, sandbox=sandbox)
+        attach_run_judge(ctx)
         if "auto" in (ctx.config.subset_size, ctx.config.subset_margin):  # not stored resolved
             ctx.config = resolve_subset(ctx.config, len(ctx.instances(Split.TRAIN)))
         self._ctx = ctx

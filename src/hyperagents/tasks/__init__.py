@@ -3,7 +3,7 @@
 A task is named by a *spec*:
 
 * a built-in name (``review``, ``packing``, ``support``, ``support-lora``, ``forecast``,
-  ``shipping``, ``arith``, ``email_validation``, ``snake``);
+  ``shipping``, ``arith``, ``email_validation``, ``snake``, ``summaries``);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file);
 * ``path/to/folder``: a task folder in the seed format (``config.py``, ``initial_solution.py``,
@@ -38,6 +38,16 @@ from hyperagents.tasks._check import ODD_OUTPUTS, TaskCheck, check_task
 from hyperagents.tasks._declared import DeclaredParam, DeclaredSpace, declared_space
 from hyperagents.tasks._folder import FolderTask, folder_task_class, is_task_folder
 from hyperagents.tasks._generated import GeneratedTask, SeededTask
+from hyperagents.tasks._judge import (
+    Fact,
+    Judge,
+    JudgedTask,
+    draft_prompt,
+    draft_rubrics,
+    judge_rubric,
+    parse_drafted_facts,
+    parse_rubric,
+)
 from hyperagents.tasks._options import (
     check_task_options,
     create_task,
@@ -59,9 +69,12 @@ __all__ = [
     "ODD_OUTPUTS",
     "DeclaredParam",
     "DeclaredSpace",
+    "Fact",
     "FolderTask",
     "GeneratedTask",
     "Instance",
+    "Judge",
+    "JudgedTask",
     "Score",
     "SeededTask",
     "Split",
@@ -71,15 +84,20 @@ __all__ = [
     "check_task",
     "check_task_options",
     "declared_space",
+    "draft_prompt",
+    "draft_rubrics",
     "file_spec",
     "folder_task_class",
     "format_task_options",
     "is_meta_agent_file",
     "is_task_folder",
+    "judge_rubric",
     "list_tasks",
     "load_task",
     "merge_task_options",
     "param_space_errors",
+    "parse_drafted_facts",
+    "parse_rubric",
     "parse_task_option",
     "parse_task_options",
     "program_param_space_errors",
@@ -103,6 +121,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "arith": "hyperagents.tasks.arith:ArithTask",
     "email_validation": "hyperagents.tasks.email_validation:EmailValidationTask",
     "snake": "hyperagents.tasks.snake:SnakeTask",
+    "summaries": "hyperagents.tasks.summaries:SummariesTask",
 }
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import TaskError
+from hyperagents.exceptions import LLMError, RunStateError, TaskError
 from hyperagents.program import Program
 from hyperagents.sandbox import is_meta_module
 
@@ -137,6 +137,9 @@ class Task(ABC):
     #: A score at which nothing better is sought: a run stops once its champion's val score
     #: reaches it (None: no such score).
     target_score: ClassVar[float | None] = None
+    #: Whether :meth:`score` asks the run's language model (a judged task, see
+    #: :class:`~hyperagents.tasks.JudgedTask`): such a task runs only with a model.
+    uses_judge: ClassVar[bool] = False
 
     @abstractmethod
     def instances(self, split: Split) -> Sequence[Instance]:
@@ -217,11 +220,19 @@ class Task(ABC):
     def checked_score(self, instance: Instance, output: JSON) -> Score:
         """Call :meth:`score` and enforce the protocol on its result.
 
+        A judge that could not answer (a :class:`~hyperagents.exceptions.RunStateError` or
+        :class:`~hyperagents.exceptions.LLMError` from a judged task's scorer) is passed on as
+        it is: the run's problem, never the output's.
+
         Raises:
             TaskError: ``score`` raised or returned something outside ``score_range``.
+            RunStateError: The run's judge could not answer (budget spent, model cut off).
+            LLMError: Likewise.
         """
         try:
             result = self.score(instance, output)
+        except (RunStateError, LLMError):
+            raise
         except Exception as exc:
             raise TaskError(
                 f"task {self.name!r}: score() raised on {instance.id}: {exc!r}"
