@@ -18,7 +18,7 @@ from hyperagents.runs._config import (
     parse_mode,
     with_training_device,
 )
-from hyperagents.runs._context import derive_seed
+from hyperagents.runs._context import derive_seed, own_sandbox
 from hyperagents.runs._crew import ENGINE_COLUMNS, engine_label, run_engines
 from hyperagents.runs._decide import Decision, approve, ban, decide, pin, reject
 from hyperagents.runs._delete import check_no_engine, delete_run
@@ -46,6 +46,7 @@ from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
 from hyperagents.runs._requests import (
+    BUDGET_FIELDS,
     ReplayRequest,
     ResumeRequest,
     StartRequest,
@@ -54,9 +55,9 @@ from hyperagents.runs._requests import (
     replay_name,
     replay_target,
 )
-from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_variant
+from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_variant, seed_donor
 from hyperagents.runs._run import STAGES, Job, Run
-from hyperagents.runs._service import Drive, RunService, Stopped
+from hyperagents.runs._service import Drive, RunRef, RunService, Stopped, VariantRef
 from hyperagents.runs._stages import resolve_subset, subset_defaults
 from hyperagents.runs._stop import request_stop
 from hyperagents.runs._task_check import SeedTrial, evaluate_seed
@@ -65,6 +66,7 @@ from hyperagents.runs._try import TRY_INPUT_LIMIT, try_example, try_variant
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "BUDGET_FIELDS",
     "ENGINE_COLUMNS",
     "EVENT_KINDS",
     "EXPORT_COLUMNS",
@@ -89,10 +91,12 @@ __all__ = [
     "ResumeRequest",
     "Run",
     "RunConfig",
+    "RunRef",
     "RunService",
     "SeedTrial",
     "StartRequest",
     "Stopped",
+    "VariantRef",
     "approve",
     "audit_rows",
     "ban",
@@ -118,6 +122,7 @@ __all__ = [
     "merge_budgets",
     "meta_donor",
     "model_view",
+    "own_sandbox",
     "parse_mode",
     "pin",
     "reject",
@@ -130,6 +135,7 @@ __all__ = [
     "run_export",
     "run_identity",
     "run_info",
+    "seed_donor",
     "status_label",
     "stored_kinds",
     "subset_defaults",
