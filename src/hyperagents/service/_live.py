@@ -14,7 +14,8 @@ number in ``[0, 1]``). :func:`split_live` divides a batch into
   :func:`hyperagents.service.improvement_outcome`).
 
 The three are disjoint by request id *and* by inputs (examples with the same inputs, compared
-as canonical JSON, always land on the same side). Val and test stay the task's own: a live
+as canonical JSON, always land on the same side; where one of them has a label, those with
+feedback only are dropped). Val and test stay the task's own: a live
 example whose inputs equal a val or test instance's is dropped from training.
 
 How they reach a run: :class:`LiveTask` wraps the run's task (the ``live`` task spec, see
@@ -200,14 +201,12 @@ def split_live(
     held_back: list[LiveExample] = []
     dropped: list[dict[str, str]] = []
     for key, group in groups.items():
+        has_label = any(e.labelled for e in group)
         for example in group:
-            if key in held:
-                if example.labelled:
-                    held_back.append(example)
-                else:
-                    dropped.append(_drop(example, "its inputs are held back"))
-            elif example.labelled:
-                train.append(example)
+            if example.labelled:
+                (held_back if key in held else train).append(example)
+            elif has_label:
+                dropped.append(_drop(example, "its inputs have a label"))
             elif example.feedback is not None:
                 feedback.append(example)
             else:

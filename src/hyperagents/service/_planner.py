@@ -61,9 +61,9 @@ PLANNER_FILE = "planner.py"
 ACTION_KINDS = ("harness_edit", "more_data", "weight_update")
 #: Where more data may come from.
 DATA_SOURCES = ("teacher", "people", "self")
-#: The slices a criterion may name: the gate's val, the train split, the labelled live
+#: The slices a criterion may name: the gate's val, the labelled live
 #: examples given to training, and the held-back live slice.
-SLICES = ("val", "train", "live_train", "held_back")
+SLICES = ("val", "live_train", "held_back")
 #: How close two scores count as equal (for ``>=`` and ``<=``).
 _TOLERANCE = 1e-9
 #: The comparisons a criterion may make (actual ``op`` target).
@@ -292,11 +292,20 @@ def _criterion(raw: Any) -> dict[str, Any]:
     where, op, value = raw.get("split_or_slice"), raw.get("op"), raw.get("value")
     if raw.get("metric") != "score" or where not in SLICES or op not in CRITERION_OPS:
         raise _Invalid(f"criterion {_text(raw)!r}: metric score, slices {SLICES}, ops >= > <= <")
-    if value != "served" and not (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ):
+    if value != "served" and not _finite(value):
         raise _Invalid(f"criterion value {_text(value)!r}: a finite number or 'served'")
-    return {"metric": "score", "split_or_slice": where, "op": op, "value": value}
+    margin = raw.get("margin", 0.0)
+    if not _finite(margin):
+        raise _Invalid(f"criterion margin {_text(margin)!r}: a finite number")
+    criterion = {"metric": "score", "split_or_slice": where, "op": op, "value": value}
+    if margin:
+        criterion["margin"] = float(margin)
+    return criterion
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _budget(raw: Any, offered: Mapping[str, Any], limits: PlanLimits) -> dict[str, Any]:
@@ -476,6 +485,8 @@ def check_criteria(plan: Mapping[str, Any], outcome: Any) -> CriteriaCheck:
         where = scores.get(criterion["split_or_slice"]) or {}
         actual = where.get("candidate")
         target = where.get("served") if criterion["value"] == "served" else criterion["value"]
+        if target is not None:
+            target = float(target) + float(criterion.get("margin", 0.0))
         if actual is None or target is None:
             met, reason = False, f"{criterion['split_or_slice']} was not measured"
         else:

@@ -10,8 +10,9 @@ returns a plan:
 Actions: ``{"kind": "harness_edit", "focus": [...]}``, ``{"kind": "more_data", "source":
 "teacher" | "people" | "self", ...}``, ``{"kind": "weight_update"}`` (only for a program that
 carries a model). A criterion: ``{"metric": "score", "split_or_slice": "val" | "train" |
-"live_train" | "held_back", "op": ">=" | ">" | "<=" | "<", "value": number | "served"}``
-("served": the served champion's value on the same slice).
+"live_train" | "held_back", "op": ">=" | ">" | "<=" | "<", "value": number | "served",
+"margin": number}`` ("served": the served champion's value on the same slice; the target is
+the value plus the optional margin).
 
 This default needs no language model: failures are grouped by the declared input features
 (else the inputs' top-level keys with short text, boolean or integer values), by the output
@@ -146,9 +147,16 @@ def _criteria(request: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     live = served.get("live_train")
     if isinstance(live, int | float):
-        target = min(1.0, float(live) + float(PARAMS["gain"]))
+        high = float((request.get("task") or {}).get("score_range", [0.0, 1.0])[1])
+        gain = min(float(PARAMS["gain"]), max(0.0, high - float(live)))
         criteria.append(
-            {"metric": "score", "split_or_slice": "live_train", "op": ">=", "value": target}
+            {
+                "metric": "score",
+                "split_or_slice": "live_train",
+                "op": ">=",
+                "value": "served",
+                "margin": round(gain, 6),
+            }
         )
     if request.get("held_back"):
         criteria.append(
