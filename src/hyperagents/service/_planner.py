@@ -339,12 +339,15 @@ def parse_plan(
         raise ValueError(f"the plan must be a JSON object of at most {limits.max_bytes} bytes")
     has_model = bool(request.get("has_model"))
     actions, criteria, ignored = [], [], []
-    for item in list(raw.get("actions") or [])[: limits.max_actions]:
+    for key in ("actions", "success_criteria"):
+        if not isinstance(raw.get(key), list):
+            ignored.append(f"{key} must be a list, not {_text(raw.get(key), 80)!r}")
+    for item in _items(raw, "actions")[: limits.max_actions]:
         try:
             actions.append(_action(item, has_model))
         except _Invalid as exc:
             ignored.append(str(exc)[:300])
-    for item in list(raw.get("success_criteria") or [])[: limits.max_criteria]:
+    for item in _items(raw, "success_criteria")[: limits.max_criteria]:
         try:
             criteria.append(_criterion(item))
         except _Invalid as exc:
@@ -363,6 +366,12 @@ def parse_plan(
     if ignored:
         plan["ignored"] = ignored[:20]
     return plan
+
+
+def _items(raw: Mapping[str, Any], key: str) -> list[Any]:
+    """``raw[key]`` when it is a list (anything else: empty)."""
+    value = raw.get(key)
+    return value if isinstance(value, list) else []
 
 
 def fallback_plan(request: Mapping[str, Any], reason: str) -> dict[str, Any]:
@@ -418,7 +427,8 @@ def _planner_output(
     )
     message = answered.get("plan")
     if message is None:
-        raise ValueError(f"no plan ({result.outcome.name.lower()}: {result.reason or 'no output'})")
+        why = result.reason or "no output: none, or more than the limit"
+        raise ValueError(f"no plan ({result.outcome.name.lower()}: {why})")
     if message.get("error"):
         raise ValueError(str(message["error"]))
     return message.get("output")
