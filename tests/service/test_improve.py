@@ -206,3 +206,24 @@ def test_a_killed_improvement_run_resumes_with_the_same_live_data(tmp_path: Path
     done = service.storage.list_variants(run_id, states=[VariantState.COMPLETE])
     assert done and all("train" in v.scores for v in done)
     service.close()
+
+
+def test_run_seed_from_on_the_command_line_starts_from_that_program(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hyperagents.cli import _app
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    service = RunService(url)
+    served_run(service)
+    champion = service.find_variant("served/champion")
+    service.close()
+    args = ["run", "-t", "support", "-g", "0", "-n", "again", "-q", "--storage", url]
+    result = CliRunner().invoke(_app.app, [*args, "--seed-from", "served/champion"])
+    assert result.exit_code == 0, result.output
+    service = RunService(url)
+    record = service.find_run("again")
+    assert record.seed_program_id == champion.program_id
+    assert record.attrs["seed_from"] == "served/champion"
+    assert record.attrs["seed_from_variant"] == champion.id
+    service.close()
