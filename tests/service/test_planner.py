@@ -222,6 +222,20 @@ def test_the_planner_program_and_seed() -> None:
     assert load_task("support", SIZES).is_meta_file(PLANNER_FILE)
 
 
+def served_service(seed: Program | None) -> RunService:
+    """A service whose run ``served`` (support, one generation) starts from ``seed``."""
+    service = RunService(InMemoryStorage())
+    run = Run.create(
+        task="support",
+        name="served",
+        storage=service.storage,
+        config={"task_options": SIZES, "sandbox": "process"},
+        seed_from=seed,
+    )
+    run.optimize(1, workers=1)
+    return service
+
+
 UNREACHABLE = (
     "def plan(request):\n"
     "    return {'diagnosis': {'attempt': request['attempt'],\n"
@@ -234,16 +248,8 @@ UNREACHABLE = (
 
 
 def test_replanning_is_bounded_and_sees_the_unmet_criteria() -> None:
-    service = RunService(InMemoryStorage())
     seed = load_task("support", SIZES).seed_program().with_files({PLANNER_FILE: UNREACHABLE})
-    run = Run.create(
-        task="support",
-        name="served",
-        storage=service.storage,
-        config={"task_options": SIZES, "sandbox": "process"},
-        seed_from=seed,
-    )
-    run.optimize(1, workers=1)
+    service = served_service(seed)
     steps = improve_with_plans(
         service,
         run="served",
@@ -263,14 +269,7 @@ def test_replanning_is_bounded_and_sees_the_unmet_criteria() -> None:
 
 
 def test_met_criteria_stop_at_the_first_plan() -> None:
-    service = RunService(InMemoryStorage())
-    run = Run.create(
-        task="support",
-        name="served",
-        storage=service.storage,
-        config={"task_options": SIZES, "sandbox": "process"},
-    )
-    run.optimize(1, workers=1)
+    service = served_service(None)
     steps = improve_with_plans(
         service,
         run="served",
