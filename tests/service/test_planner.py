@@ -283,3 +283,27 @@ def test_met_criteria_stop_at_the_first_plan() -> None:
     assert all(s.plan.source == "planner" for s in steps)
     assert steps[-1].check.met or len(steps) == 4
     assert all(not s.check.met for s in steps[:-1])
+
+
+def test_the_planner_reaches_a_model_through_the_sandbox_bridge(sandbox: Sandbox) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def model(request: dict[str, Any]) -> dict[str, Any]:
+        asked.append(request)
+        return {"text": "Chat requests are routed to the wrong team."}
+
+    request = request_for(chat_fails(), llm=True)
+    program = load_task("support", SIZES).seed_program()
+    record = run_planner(program, request, sandbox=sandbox, llm=model)
+    assert record.source == "planner"
+    assert record.plan["diagnosis"]["summary"] == "Chat requests are routed to the wrong team."
+    assert len(asked) == 1 and asked[0]["purpose"] == "plan"
+    assert "channel=chat" in asked[0]["messages"][0]["content"]  # the diagnosis, no labels
+
+    def broken(request: dict[str, Any]) -> dict[str, Any]:
+        return {"error": "budget spent"}
+
+    fallback = run_planner(program, request, sandbox=sandbox, llm=broken)
+    assert fallback.source == "planner"  # the rule-based summary stands without a model
+    summary = fallback.plan["diagnosis"]["summary"]
+    assert "live examples failed; failures concentrate in channel=chat" in summary
