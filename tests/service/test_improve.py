@@ -227,3 +227,21 @@ def test_run_seed_from_on_the_command_line_starts_from_that_program(tmp_path: Pa
     assert record.attrs["seed_from"] == "served/champion"
     assert record.attrs["seed_from_variant"] == champion.id
     service.close()
+
+
+def test_an_improvement_driven_in_a_thread_finishes_while_the_served_run_is_untouched() -> None:
+    service = RunService(InMemoryStorage())
+    served = served_run(service)
+    before = _archive(service, served)
+    run_id = start_improvement(
+        service,
+        run=served,
+        live=live_batch(),
+        budget=ImprovementBudget(generations=1),
+        drive="thread",
+    )
+    deadline = time.time() + 120
+    while service.find_run(run_id).status is not RunStatus.COMPLETE and time.time() < deadline:
+        time.sleep(0.05)
+    assert service.find_run(run_id).status is RunStatus.COMPLETE
+    assert _archive(service, served) == before  # the served run is never touched
