@@ -17,6 +17,7 @@ from hyperagents.service import (
     CriteriaCheck,
     ImprovementBudget,
     LiveExample,
+    LiveTask,
     PlanLimits,
     PlanSettings,
     check_criteria,
@@ -30,7 +31,7 @@ from hyperagents.service import (
     seed_planner,
 )
 from hyperagents.storages import InMemoryStorage
-from hyperagents.tasks import Split, load_task
+from hyperagents.tasks import Split, load_task, stored_task_options
 
 SIZES = {"n_train": 12, "n_val": 8, "n_test": 4}
 FAST = PlanLimits(wall_time=3.0, max_bytes=8 * 1024)
@@ -222,6 +223,13 @@ def test_the_planner_program_and_seed() -> None:
     assert load_task("support", SIZES).is_meta_file(PLANNER_FILE)
 
 
+def held_back_ids(service: RunService, run_id: int) -> set[str]:
+    record = service.find_run(run_id)
+    task = load_task(record.task, stored_task_options(record.config))
+    assert isinstance(task, LiveTask)
+    return {i.id for i in task.held_back_instances()}
+
+
 def served_service(seed: Program | None) -> RunService:
     """A service whose run ``served`` (support, one generation) starts from ``seed``."""
     service = RunService(InMemoryStorage())
@@ -255,9 +263,13 @@ def test_replanning_is_bounded_and_sees_the_unmet_criteria() -> None:
         run="served",
         live=chat_fails(12),
         budget=ImprovementBudget(generations=2),
+        holdout_fraction=0.25,
         settings=PlanSettings(max_replans=2, limits=FAST),
     )
     assert len(steps) == 3  # the first plan and two re-plans, then it stops
+    held = [held_back_ids(service, step.run_id) for step in steps]
+    assert held[0] and held[0] == held[1] == held[2]  # one held-back slice for every plan
+    assert [service.find_run(step.run_id).seed for step in steps] == [0, 1, 2]
     for attempt, step in enumerate(steps):
         assert step.plan.source == "planner" and step.plan.attempt == attempt
         assert step.plan.plan["diagnosis"] == {"attempt": attempt, "unmet": min(attempt, 1)}

@@ -166,6 +166,7 @@ def start_improvement(
     budget: ImprovementBudget = ImprovementBudget(),
     holdout_fraction: float = 0.0,
     seed: int = 0,
+    holdout_seed: int | None = None,
     name: str | None = None,
     plan: Mapping[str, Any] | None = None,
     drive: DriveMode = "detached",
@@ -180,7 +181,8 @@ def start_improvement(
         variant: The served variant (default: the run's champion).
         budget: What it may spend, and its workers.
         holdout_fraction: The share of the labelled live inputs held back from training.
-        seed: The new run's seed (and which inputs are held back).
+        seed: The new run's seed.
+        holdout_seed: Which inputs are held back (None: ``seed``).
         name: Its name (default: ``SERVED-improve``, ``SERVED-improve-2``…).
         plan: The plan it carries out (stored with it, under ``plan``).
         drive: ``detached``: an engine process drives it (the service must be able to drive
@@ -201,7 +203,8 @@ def start_improvement(
     served = service.find_run(run)
     champion = _served_variant(service, served, variant)
     base, base_options = base_task_of(served)
-    split = split_live(live, holdout_fraction=holdout_fraction, seed=seed)
+    draw = seed if holdout_seed is None else holdout_seed
+    split = split_live(live, holdout_fraction=holdout_fraction, seed=draw)
     options = live_task_options(base, base_options, split)
     mode = Mode(served.mode)
     link = {"run": served.name, "run_id": served.id, "variant": champion.id}
@@ -427,7 +430,6 @@ class PlanSettings:
 
 
 def _first_request(
-    served: RunRecord,
     champion: VariantRecord,
     split: LiveSplit,
     task: Task,
@@ -490,10 +492,10 @@ def improve_with_plans(
     split = split_live(live, holdout_fraction=holdout_fraction, seed=seed)
     base, base_options = base_task_of(served)
     task = load_task(base, base_options)
-    request = _first_request(served, champion, split, task, budget, settings)
+    request = _first_request(champion, split, task, budget, settings)
     program = service.storage.get_program(str(champion.program_id))
     steps: list[PlanStep] = []
-    for _ in range(max(0, settings.max_replans) + 1):
+    for attempt in range(max(0, settings.max_replans) + 1):
         with own_sandbox(RunConfig.parse(dict(served.config)), task) as sandbox:
             record = run_planner(
                 program, request, sandbox=sandbox, limits=settings.limits, llm=settings.llm
@@ -509,7 +511,8 @@ def improve_with_plans(
             variant=champion.id,
             budget=planned,
             holdout_fraction=holdout_fraction,
-            seed=seed,
+            seed=seed + attempt,  # each plan's run its own; the held-back slice the same
+            holdout_seed=seed,
             plan=record.as_json(),
             drive="none",
         )
