@@ -19,8 +19,10 @@ from hyperagents.service import (
     ImprovementBudget,
     LiveExample,
     LiveTask,
+    PlanRecord,
     base_task_of,
     improvement_outcome,
+    plan_levers,
     start_improvement,
 )
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
@@ -74,7 +76,7 @@ def test_the_improvement_run_starts_from_the_champion_with_live_examples() -> No
         live=live_batch(),
         budget=ImprovementBudget(generations=1, max_evaluations=50),
         holdout_fraction=0.2,
-        plan={"diagnosis": {"summary": "s"}},
+        plan=PlanRecord(0, {"diagnosis": {"summary": "s"}, "actions": []}, "planner"),
         drive="none",
     )
     record = service.find_run(run_id)
@@ -82,7 +84,7 @@ def test_the_improvement_run_starts_from_the_champion_with_live_examples() -> No
     assert record.attrs["seed_from_program"] == champion.program_id
     link = record.attrs[IMPROVEMENT_ATTR]
     assert (link["run"], link["run_id"], link["variant"]) == ("served", served, champion.id)
-    assert record.attrs["plan"] == {"diagnosis": {"summary": "s"}}
+    assert record.attrs["plan"]["plan"] == {"diagnosis": {"summary": "s"}, "actions": []}
     assert record.name == "served-improve" and record.task == "live"
     assert record.config["max_evaluations"] == 50 and record.config["max_seconds"] is None
     assert base_task_of(record) == ("support", SIZES)  # the served task, under the live one
@@ -245,3 +247,14 @@ def test_an_improvement_driven_in_a_thread_finishes_while_the_served_run_is_unto
         time.sleep(0.05)
     assert service.find_run(run_id).status is RunStatus.COMPLETE
     assert _archive(service, served) == before  # the served run is never touched
+
+
+def test_a_plan_chooses_the_levers_of_a_program_that_carries_a_model() -> None:
+    def plan(*kinds: str) -> dict[str, Any]:
+        return {"actions": [{"kind": kind} for kind in kinds]}
+
+    assert plan_levers(plan("harness_edit", "weight_update"), carries_model=True) == "both"
+    assert plan_levers(plan("weight_update", "more_data"), carries_model=True) == "weights"
+    assert plan_levers(plan("harness_edit"), carries_model=True) == "harness"
+    assert plan_levers(plan("more_data"), carries_model=True) is None
+    assert plan_levers(plan("harness_edit", "weight_update"), carries_model=False) is None

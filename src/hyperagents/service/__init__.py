@@ -15,6 +15,7 @@ from hyperagents.service._improve import (
     base_task_of,
     improve_with_plans,
     improvement_outcome,
+    plan_levers,
     start_improvement,
 )
 from hyperagents.service._live import (
@@ -77,6 +78,7 @@ __all__ = [
     "inputs_key",
     "live_task_options",
     "parse_plan",
+    "plan_levers",
     "planner_program",
     "planner_request",
     "replan_request",

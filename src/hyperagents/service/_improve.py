@@ -68,6 +68,7 @@ __all__ = [
     "base_task_of",
     "improve_with_plans",
     "improvement_outcome",
+    "plan_levers",
     "start_improvement",
 ]
 
@@ -168,7 +169,7 @@ def start_improvement(
     seed: int = 0,
     holdout_seed: int | None = None,
     name: str | None = None,
-    plan: Mapping[str, Any] | None = None,
+    plan: PlanRecord | None = None,
     drive: DriveMode = "detached",
 ) -> int:
     """Start a run that improves the serving champion with live examples added to train.
@@ -184,7 +185,8 @@ def start_improvement(
         seed: The new run's seed.
         holdout_seed: Which inputs are held back (None: ``seed``).
         name: Its name (default: ``SERVED-improve``, ``SERVED-improve-2``…).
-        plan: The plan it carries out (stored with it, under ``plan``).
+        plan: The plan it carries out (stored with it, under ``plan``; for a program
+            that carries a model, its actions choose the levers: see :func:`plan_levers`).
         drive: ``detached``: an engine process drives it (the service must be able to drive
             in the background); ``thread``: a daemon thread of this process; ``none``: only
             created (resume it to drive it).
@@ -210,8 +212,11 @@ def start_improvement(
     link = {"run": served.name, "run_id": served.id, "variant": champion.id}
     link.update(generation=champion.generation, program=champion.program_id)
     attrs: dict[str, Any] = {IMPROVEMENT_ATTR: link, "live_dropped": list(split.dropped)}
+    config = _config(served, options, budget.limits())
     if plan is not None:
-        attrs["plan"] = dict(plan)
+        attrs["plan"] = plan.as_json()
+        levers = plan_levers(plan.plan, carries_model=load_task(base, base_options).carries_model)
+        config.update({} if levers is None else {"levers": levers})
     request = StartRequest(
         task=LIVE_TASK_SPEC,
         mode=Mode.HYPERAGENT if mode.baseline else mode,
@@ -219,11 +224,23 @@ def start_improvement(
         seed=seed,
         name=name or _free_name(service, served.name),
         workers=budget.workers,
-        config=_config(served, options, budget.limits()),
+        config=config,
         seed_from=str(champion.id),
         attrs=attrs,
     )
     return _drive(service, request, drive)
+
+
+def plan_levers(plan: Mapping[str, Any], *, carries_model: bool) -> str | None:
+    """What a plan lets the children of a program that carries a model change (the run
+    config's ``levers``): ``both`` for a harness edit and a weight update, ``weights`` or
+    ``harness`` for one alone; None (the served run's setting) for a program without a
+    model, or a plan with neither."""
+    kinds = {a.get("kind") for a in plan.get("actions") or [] if isinstance(a, Mapping)}
+    harness, weights = "harness_edit" in kinds, "weight_update" in kinds
+    if not carries_model or not (harness or weights):
+        return None
+    return "both" if harness and weights else ("weights" if weights else "harness")
 
 
 def _drive(service: RunService, request: StartRequest, drive: DriveMode) -> int:
@@ -513,7 +530,7 @@ def improve_with_plans(
             holdout_fraction=holdout_fraction,
             seed=seed + attempt,  # each plan's run its own; the held-back slice the same
             holdout_seed=seed,
-            plan=record.as_json(),
+            plan=record,
             drive="none",
         )
         service.resume(ResumeRequest(run=run_id, workers=planned.workers)).optimize()
