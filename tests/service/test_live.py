@@ -164,3 +164,16 @@ def test_bad_live_examples_are_refused() -> None:
         LiveTask(**options)
     with pytest.raises(ConfigError, match="another live task"):
         LiveTask(base="live")
+
+
+def test_an_id_given_twice_joins_once() -> None:
+    one = live_batch(2)[0]
+    twice = {"request_id": one.request_id, "inputs": {"other": 1}, "output": 0, "label": "x"}
+    options = live_task_options("support", SIZES, split_live([one]))
+    options["train"].append(twice)
+    options["feedback"] = [{**twice, "inputs": {"third": 1}, "label": None, "feedback": 0.0}]
+    task = LiveTask(**options)
+    ids = [i.id for i in task.instances(Split.TRAIN)]
+    assert len(ids) == len(set(ids)) and ids.count(f"live:{one.request_id}") == 1
+    assert task.feedback_examples() == []
+    assert [d["reason"] for d in task.dropped] == ["its id is taken", "its id is taken"]

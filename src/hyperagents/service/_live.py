@@ -309,25 +309,27 @@ class LiveTask(Task):
         self.dropped: list[dict[str, str]] = []
         inner = self.wrapped_task
         gate = {inputs_key(i.inputs) for s in (Split.VAL, Split.TEST) for i in inner.instances(s)}
-        own_ids = {i.id for s in Split for i in inner.instances(s)}
+        taken = {i.id for s in Split for i in inner.instances(s)}  # grows as examples join
         train_keys = {inputs_key(i.inputs) for i in inner.instances(Split.TRAIN)}
-        self._train = self._admitted(_examples(train, "train"), gate, own_ids)
-        self._feedback = self._admitted(_examples(feedback, "feedback"), gate, own_ids)
+        self._train = self._admitted(_examples(train, "train"), gate, taken)
+        self._feedback = self._admitted(_examples(feedback, "feedback"), gate, taken)
         seen = train_keys | {inputs_key(e.inputs) for e in self._train + self._feedback}
-        self._held_back = self._admitted(_examples(held_back, "held-back"), seen, own_ids)
+        self._held_back = self._admitted(_examples(held_back, "held-back"), seen, taken)
 
     def _admitted(
-        self, examples: Sequence[LiveExample], excluded: set[str], own_ids: set[str]
+        self, examples: Sequence[LiveExample], excluded: set[str], taken: set[str]
     ) -> tuple[LiveExample, ...]:
-        """``examples`` without those whose inputs are ``excluded`` or whose id is taken
-        (each dropped one recorded in :attr:`dropped`)."""
+        """``examples`` without those whose inputs are ``excluded`` or whose id is ``taken``
+        (each dropped one recorded in :attr:`dropped`); the ids kept join ``taken``."""
         kept: list[LiveExample] = []
         for example in examples:
+            instance_id = LIVE_ID_PREFIX + example.request_id
             if inputs_key(example.inputs) in excluded:
                 self.dropped.append(_drop(example, "its inputs are in data it must not join"))
-            elif LIVE_ID_PREFIX + example.request_id in own_ids:
-                self.dropped.append(_drop(example, "its id is one of the task's own"))
+            elif instance_id in taken:
+                self.dropped.append(_drop(example, "its id is taken"))
             else:
+                taken.add(instance_id)
                 kept.append(example)
         return tuple(kept)
 
