@@ -4,6 +4,7 @@ sees, by request id and by inputs."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from hyperagents.exceptions import ConfigError
 from hyperagents.runs import Run, RunConfig
 from hyperagents.service import (
     MAX_EXAMPLE_BYTES,
+    MAX_KIND_BYTES,
     MAX_LIVE_EXAMPLES,
     LiveExample,
     LiveTask,
@@ -177,3 +179,17 @@ def test_an_id_given_twice_joins_once() -> None:
     assert len(ids) == len(set(ids)) and ids.count(f"live:{one.request_id}") == 1
     assert task.feedback_examples() == []
     assert [d["reason"] for d in task.dropped] == ["its id is taken", "its id is taken"]
+
+
+def test_a_batch_larger_than_a_run_takes_keeps_its_latest_examples() -> None:
+    text = "x" * (MAX_EXAMPLE_BYTES - 200)
+    batch = [LiveExample(f"r{k}", {"m": f"{k}{text}"}, 0, label=1) for k in range(60)]
+    split = split_live(batch)
+    kept = [e.request_id for e in split.train]
+    assert kept == [f"r{k}" for k in range(60 - len(kept), 60)]  # the latest, in order
+    assert sum(len(json.dumps(e.as_json())) for e in split.train) <= MAX_KIND_BYTES
+    assert {d["request_id"] for d in split.dropped} == {f"r{k}" for k in range(60 - len(kept))}
+    options = live_task_options("support", SIZES, split)
+    options["train"] = [e.as_json() for e in batch]
+    with pytest.raises(ConfigError, match="bytes"):
+        LiveTask(**options)

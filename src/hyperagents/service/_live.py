@@ -20,11 +20,12 @@ example whose inputs equal a val or test instance's is dropped from training.
 
 How they reach a run: :class:`LiveTask` wraps the run's task (the ``live`` task spec, see
 :data:`hyperagents.tasks.WRAPPER_TASKS`) and takes the examples as task options, so they are
-stored with the run in its config (bounded: :data:`MAX_LIVE_EXAMPLES` examples of at most
-:data:`MAX_EXAMPLE_BYTES` each). A run is rebuilt from its stored spec and options on every
-resume, replay and listing, so a run killed at any moment resumes with exactly the same data,
-and an export carries it. Storing the examples in the config (rather than as a blob beside the
-run) needs no new storage record and keeps the run one self-contained row.
+stored with the run in its config (bounded: of each kind the latest :data:`MAX_LIVE_EXAMPLES`
+examples within :data:`MAX_KIND_BYTES`, each at most :data:`MAX_EXAMPLE_BYTES`). A run is
+rebuilt from its stored spec and options on every resume, replay and listing, so a run killed
+at any moment resumes with exactly the same data, and an export carries it. Storing the
+examples in the config (rather than as a blob beside the run) needs no new storage record or
+migration and keeps the run one self-contained record that any process can rebuild.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "LIVE_ID_PREFIX",
     "LIVE_TASK_SPEC",
     "MAX_EXAMPLE_BYTES",
+    "MAX_KIND_BYTES",
     "MAX_LIVE_EXAMPLES",
     "LiveExample",
     "LiveSplit",
@@ -64,6 +66,8 @@ LIVE_ID_PREFIX = "live:"
 MAX_LIVE_EXAMPLES = 256
 #: The largest live example, as JSON (bytes).
 MAX_EXAMPLE_BYTES = 16 * 1024
+#: The most JSON the examples of one kind (train, feedback, held back) take in a run's config.
+MAX_KIND_BYTES = 512 * 1024
 #: The longest request id.
 _MAX_ID_CHARS = 200
 
@@ -211,7 +215,24 @@ def split_live(
                 feedback.append(example)
             else:
                 dropped.append(_drop(example, "neither a label nor feedback"))
-    return LiveSplit(tuple(train), tuple(feedback), tuple(held_back), tuple(dropped))
+    kept_train, kept_feedback = _bounded(train, dropped), _bounded(feedback, dropped)
+    kept_held = _bounded(held_back, dropped)
+    return LiveSplit(kept_train, kept_feedback, kept_held, tuple(dropped))
+
+
+def _bounded(examples: list[LiveExample], dropped: list[dict[str, str]]) -> tuple[LiveExample, ...]:
+    """The latest of ``examples`` within :data:`MAX_LIVE_EXAMPLES` and
+    :data:`MAX_KIND_BYTES` (the older ones join ``dropped``)."""
+    kept: list[LiveExample] = []
+    used = 0
+    for example in reversed(examples):
+        size = len(json.dumps(example.as_json()))
+        if len(kept) < MAX_LIVE_EXAMPLES and used + size <= MAX_KIND_BYTES:
+            kept.append(example)
+            used += size
+        else:
+            dropped.append(_drop(example, "older than the examples a run takes"))
+    return tuple(reversed(kept))
 
 
 def _drop(example: LiveExample, reason: str) -> dict[str, str]:
@@ -244,7 +265,11 @@ def _examples(items: Sequence[Any] | None, what: str) -> tuple[LiveExample, ...]
     items = list(items or ())
     if len(items) > MAX_LIVE_EXAMPLES:
         raise ConfigError(f"{len(items)} {what} live examples: at most {MAX_LIVE_EXAMPLES}")
-    return tuple(LiveExample.from_json(item) for item in items)
+    examples = tuple(LiveExample.from_json(item) for item in items)
+    size = sum(len(json.dumps(e.as_json())) for e in examples)
+    if size > MAX_KIND_BYTES:
+        raise ConfigError(f"{what} live examples take {size} bytes: at most {MAX_KIND_BYTES}")
+    return examples
 
 
 #: The class attributes of a task that its wrapper takes over.
