@@ -193,3 +193,14 @@ def test_a_batch_larger_than_a_run_takes_keeps_its_latest_examples() -> None:
     options["train"] = [e.as_json() for e in batch]
     with pytest.raises(ConfigError, match="bytes"):
         LiveTask(**options)
+
+
+def test_the_sandbox_hides_the_wrapped_tasks_files() -> None:
+    from pathlib import Path
+
+    from hyperagents.sandbox import task_locations
+
+    spec = f"{Path(__file__).resolve().parents[1] / 'toytask.py'}:ToyTask"
+    task = LiveTask(base=spec)
+    assert task_locations(task) == task_locations(task.wrapped_task)
+    assert any(p.endswith("toytask.py") for p in task_locations(task))
