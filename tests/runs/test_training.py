@@ -338,3 +338,46 @@ def test_a_link_in_the_trainers_output_is_refused() -> None:
     child = _child(run)
     assert child.state is VariantState.INVALID
     assert "trainer's output unreadable" in (child.reason or "")
+
+
+class _UnverifiedTask(WeightsTask):
+    """The same task, declared without a verifier: its own outputs are kept by vote."""
+
+    has_verifier = False
+
+
+def _lineage(run: Run, variant: VariantRecord) -> list[VariantRecord]:
+    found = []
+    current = variant.parent_id
+    while current is not None:
+        found.append(run.storage.get_variant(current))
+        current = found[-1].parent_id
+    return found
+
+
+def test_without_a_verifier_the_lineage_votes_on_the_self_examples() -> None:
+    run = _run(_UnverifiedTask(), selector="best", training={"quorum": 2, "voters": 3})
+    run.optimize(4)
+    stored: dict[int, dict[str, Any]] = {}
+    for variant in run.variants():
+        stored[variant.id] = {
+            r["id"]: r["output"]
+            for e in run.storage.list_evaluations(variant.id)
+            if e.split == "train" and e.stage in ("train", "train_subset")
+            for r in e.results
+            if r.get("error") is None
+        }
+    voted_some = False
+    for generation in (1, 2, 3, 4):
+        child = _child(run, generation)
+        (event,) = _trained_events(run, child.id)
+        voters = [stored[v.id] for v in _lineage(run, child)[:3]]
+        votes = [e for e in event.data["examples"] if e["source"] != "task"]
+        assert {e["source"] for e in votes} <= {"self-vote"}
+        for example in votes:
+            answers = [b[example["id"]] for b in voters if example["id"] in b]
+            assert len(answers) >= 2 and 2 * answers.count(example["output"]) > len(answers)
+        if len(voters) < 2:
+            assert votes == []  # one voter never reaches the quorum of two
+        voted_some = voted_some or bool(votes)
+    assert voted_some

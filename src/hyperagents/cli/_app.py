@@ -112,7 +112,11 @@ def tasks() -> None:
         for info in list_tasks():
             table.add_row(info.name, info.source, info.target, info.description, info.options)
         console.print(table)
-        console.print("Any task can also be given as [bold]path/to/file.py:ClassName[/].")
+        console.print(
+            "Any task can also be given as [bold]path/to/file.py:ClassName[/], or as a task "
+            "folder in the seed format ([bold]path/to/folder[/] with config.py, "
+            "initial_solution.py, benchmark.py)."
+        )
         console.print("Give a task option with [bold]--task-option KEY=VALUE[/] (run, experiment).")
 
 

@@ -41,7 +41,12 @@ __all__ = ["experiment", "report"]
 
 
 # -- the options of ``experiment`` ------------------------------------------------------
-_TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")]
+_TaskOpt = Annotated[
+    str,
+    typer.Option(
+        "--task", "-t", help="Task name, path/file.py:Class or a seed-format task folder."
+    ),
+]
 _ModesOpt = Annotated[
     str,
     typer.Option(

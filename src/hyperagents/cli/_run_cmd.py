@@ -67,7 +67,12 @@ _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
 
 
 # -- the options of ``run`` -------------------------------------------------------------
-_TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task name or path/file.py:Class.")]
+_TaskOpt = Annotated[
+    str,
+    typer.Option(
+        "--task", "-t", help="Task name, path/file.py:Class or a seed-format task folder."
+    ),
+]
 _ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="How children are made.")]
 _GenerationsOpt = Annotated[
     int, typer.Option("--generations", "-g", min=0, help="Generations to run.")

@@ -16,7 +16,7 @@ from hyperagents.cli._shared import (
     task_option_values,
 )
 from hyperagents.runs import RunConfig, evaluate_seed
-from hyperagents.tasks import Task, check_task, load_task, task_label
+from hyperagents.tasks import FolderTask, Task, check_task, load_task, task_label
 
 __all__ = ["test_task"]
 
@@ -25,7 +25,12 @@ _SHOWN_FAILURES = 3
 
 
 def test_task(
-    spec: Annotated[str, typer.Argument(metavar="TASK", help="Task name or path/file.py:Class.")],
+    spec: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK", help="Task name, path/file.py:Class or a seed-format task folder."
+        ),
+    ],
     task_options: TaskOptionOpt = None,
     meta: Annotated[
         str | None,
@@ -76,6 +81,15 @@ def _seed_on_val(task: Task, config: RunConfig) -> bool:
         f"{per * 1000:.1f} ms per instance, sandbox {escape(trial.sandbox)})",
         highlight=False,
     )
+    if isinstance(task, FolderTask):
+        direction = (
+            "higher is better" if task.higher_is_better else "lower is better: score -metric"
+        )
+        console.print(
+            f"  {escape(task.metric_name)} = {task.metric_of(result.score):.6g} as benchmark.py "
+            f"printed it ({direction})",
+            highlight=False,
+        )
     low = task.score_range[0]
     failures = [r for r in result.results if r.get("error") or r.get("score") == low]
     for row in failures[:_SHOWN_FAILURES]:

@@ -77,6 +77,20 @@ class TrainingConfig(BaseModel):
     teacher_instances: int = Field(
         32, ge=0, description="train instances the teacher (the run's model) labels per training"
     )
+    voters: int = Field(
+        5,
+        ge=1,
+        le=64,
+        description="for a task without a verifier: the models (the parent and its ancestors) "
+        "whose outputs on train inputs vote on the self source's examples",
+    )
+    quorum: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="for a task without a verifier: the fewest voters that must have answered "
+        "a train instance for a majority output to be kept",
+    )
 
 
 class RunConfig(BaseModel):

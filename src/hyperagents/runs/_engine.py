@@ -432,6 +432,11 @@ class Engine:
         spent = self._budget_spent(drive, view)
         if spent is not None:
             drive.halt(RunStatus.STOPPED, spent)
+        reached = self._target_reached(view)
+        if reached is not None and not drive.stop.is_set():
+            # No new generation: the work in flight and the champion's test still finish.
+            drive.target = self._jobs.target = min(drive.target, view.last_generation())
+            drive.message = reached
         llm = ctx.built_llm
         if llm is not None and not drive.stop.is_set():
             if llm.budget_exhausted.is_set():
@@ -440,6 +445,16 @@ class Engine:
                 drive.halt(RunStatus.STOPPED, llm.broken)
             elif llm.diverged.is_set():
                 drive.halt(RunStatus.STOPPED, f"replay diverged from its record: {llm.divergence}")
+
+    def _target_reached(self, view: ArchiveView) -> str | None:
+        """Why the run is done because its champion reached the task's target score (None:
+        it has not, or the task has no target)."""
+        target = self._ctx.task.target_score
+        champion = view.champion() if target is not None else None
+        val = None if champion is None else champion.scores.get("val")
+        if target is None or val is None or val < target - 1e-12:
+            return None
+        return f"the champion's val score {val:.6g} reached the task's target {target:.6g}"
 
     def _budget_spent(self, drive: _Drive, view: ArchiveView) -> str | None:
         """Why the run's time or evaluation budget forbids new work (None: it does not)."""

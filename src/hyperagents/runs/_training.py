@@ -50,6 +50,8 @@ from hyperagents.weights import (
     run_trainer,
     task_examples,
     teacher_examples,
+    unverified_outputs,
+    voted_outputs,
     with_model,
 )
 
@@ -192,9 +194,9 @@ class Training:
         seconds = 0.0
         for source in plan.sources:
             if source == "self":
-                outputs, spent = self._parent_outputs(variant)
+                examples, spent = self._own_outputs(variant, guard)
                 seconds += spent
-                found += accepted_outputs(ctx.task, guard, outputs)
+                found += examples
             elif source == "task":
                 found += task_examples(ctx.task, guard)
             elif source == "people":
@@ -206,14 +208,26 @@ class Training:
                 seconds += spent
         return guard.keep(found)[: ctx.config.training.max_examples], seconds
 
-    def _parent_outputs(self, variant: VariantRecord) -> tuple[dict[str, Any], float]:
-        """The parent's task agent's outputs on the train instances: those its stored train
-        evaluations hold, the others by running it (once) in the sandbox."""
+    def _own_outputs(self, variant: VariantRecord, guard: DataGuard) -> tuple[list[Example], float]:
+        """The ``self`` source: the parent's outputs the verifier accepts or, for a task
+        without a verifier, the outputs the parent and its ancestors agree on by majority
+        (their stored train outputs; only the parent is run for the instances it lacks)."""
         ctx = self._ctx
+        outputs, spent = self._parent_outputs(variant)
+        if ctx.task.has_verifier:
+            return accepted_outputs(ctx.task, guard, outputs), spent
+        ballots = [outputs]
         assert variant.parent_id is not None
-        parent = ctx.terminal(variant.parent_id)
+        ancestor = ctx.terminal(variant.parent_id).parent_id
+        while ancestor is not None and len(ballots) < ctx.config.training.voters:
+            ballots.append(self._stored_outputs(ancestor))
+            ancestor = ctx.terminal(ancestor).parent_id
+        return voted_outputs(guard, ballots, quorum=ctx.config.training.quorum), spent
+
+    def _stored_outputs(self, variant_id: int) -> dict[str, Any]:
+        """A variant's outputs on the train instances its stored train evaluations hold."""
         outputs: dict[str, Any] = {}
-        for evaluation in ctx.storage.list_evaluations(parent.id):
+        for evaluation in self._ctx.storage.list_evaluations(variant_id):
             if evaluation.split == Split.TRAIN.value and evaluation.stage in (
                 "train",
                 "train_subset",
@@ -221,6 +235,15 @@ class Training:
                 for result in evaluation.results:
                     if result.get("error") is None and isinstance(result.get("id"), str):
                         outputs.setdefault(result["id"], result.get("output"))
+        return outputs
+
+    def _parent_outputs(self, variant: VariantRecord) -> tuple[dict[str, Any], float]:
+        """The parent's task agent's outputs on the train instances: those its stored train
+        evaluations hold, the others by running it (once) in the sandbox."""
+        ctx = self._ctx
+        assert variant.parent_id is not None
+        parent = ctx.terminal(variant.parent_id)
+        outputs = self._stored_outputs(parent.id)
         missing = [i for i in ctx.instances(Split.TRAIN) if i.id not in outputs]
         if not missing or parent.program_id is None:
             return outputs, 0.0
@@ -298,6 +321,8 @@ class Training:
         instances = list(ctx.instances(Split.TRAIN))[: ctx.config.training.teacher_instances]
         agent = (TEACHER_FILE[:-3], "label", "teacher-program")
         outputs, wall = self._answers(program, instances, variant, agent)
+        if not ctx.task.has_verifier:
+            return unverified_outputs(guard, outputs, source="teacher-program"), wall
         return accepted_outputs(ctx.task, guard, outputs, source="teacher-program"), wall
 
     # -- records -------------------------------------------------------------------------------

@@ -168,11 +168,10 @@ def task_locations(task: object) -> tuple[str, ...]:
     """Where a (loaded) task's own code lives: its top-level package's directory or its
     module file; for a task given as ``path/file.py:Class``, the file and its folder (a task
     folder keeps its data beside it). Built-in tasks live in the hyperagents package, which
-    the sandboxes hide anyway. A task that wraps another (its ``wrapped_task`` attribute,
-    e.g. one adding live examples) hides where the wrapped one lives."""
-    wrapped = getattr(task, "wrapped_task", None)
-    if wrapped is not None and not isinstance(task, type):
-        return task_locations(wrapped)
+    the sandboxes hide anyway."""
+    own = getattr(task, "hidden_paths", None)
+    if isinstance(own, tuple) and own and all(isinstance(p, str) for p in own):
+        return own  # a task that says where its files are (a seed-format task folder)
     cls = task if isinstance(task, type) else type(task)
     name = getattr(cls, "__module__", "") or ""
     module = sys.modules.get(name)

@@ -1,11 +1,36 @@
-"""The service: serve a champion, watch it, and improve it in place.
+"""The service's decision logic: monitor, drift, degradation detection, trigger, A/B test and
+the simulated drifting stream (pure functions and small state machines; no storage, no HTTP);
+and the improvement of a serving champion with live data, planned by a planning agent.
 
-This part: live examples as training data of an improvement run (:mod:`._live`), the run
-that improves the serving champion (:mod:`._improve`) and the planner (:mod:`._planner`).
+* :class:`Observation`: what a served request becomes for the monitor.
+* :class:`Monitor`: rolling quality, latency, errors and cost, input drift
+  (:class:`DriftMonitor`) and degradation alarms (:class:`Detector`), with a dashboard summary.
+* :class:`Trigger`: when to improve (evidence, cool-down, frequency, budget, overrides).
+* :class:`SequentialTest`: shadow then A/B on live feedback; promote, roll back or continue.
+* :func:`simulated_stream`: ``support`` requests whose mix or routing rule changes at a known
+  point.
+* :func:`start_improvement`: a run that improves the serving champion (its program as the seed)
+  with live examples (:class:`LiveExample`, :class:`LiveTask`) added to train; its outcome
+  (:func:`improvement_outcome`) against the served champion.
+* :func:`run_planner`, :func:`check_criteria`, :func:`improve_with_plans`: the planning agent (a
+  program file, ``planner.py``), its bounded plans, their success criteria and re-planning.
 """
 
 from __future__ import annotations
 
+from hyperagents.service._detect import Detector, DetectorSettings, Goal, average_run_length
+from hyperagents.service._drift import (
+    DriftMonitor,
+    DriftSettings,
+    FeatureDrift,
+    InputFeature,
+    declared_features,
+    input_features,
+    ks_2samp,
+    psi_categorical,
+    psi_numeric,
+    unseen_rate,
+)
 from hyperagents.service._improve import (
     IMPROVEMENT_ATTR,
     ImprovementBudget,
@@ -31,6 +56,8 @@ from hyperagents.service._live import (
     live_task_options,
     split_live,
 )
+from hyperagents.service._monitor import Monitor, MonitorSettings
+from hyperagents.service._observations import Observation
 from hyperagents.service._planner import (
     ACTION_KINDS,
     CRITERION_OPS,
@@ -49,6 +76,19 @@ from hyperagents.service._planner import (
     run_planner,
     seed_planner,
 )
+from hyperagents.service._sequential import (
+    Arm,
+    Interval,
+    Phase,
+    SequentialSettings,
+    SequentialTest,
+    Verdict,
+    assign_arm,
+    confidence_halfwidth,
+)
+from hyperagents.service._settings import parse_settings
+from hyperagents.service._stream import StreamRequest, StreamSettings, simulated_stream
+from hyperagents.service._trigger import Override, Trigger, TriggerDecision, TriggerPolicy
 
 __all__ = [
     "ACTION_KINDS",
@@ -62,30 +102,63 @@ __all__ = [
     "MAX_LIVE_EXAMPLES",
     "PLANNER_FILE",
     "SLICES",
+    "Arm",
     "CriteriaCheck",
+    "Detector",
+    "DetectorSettings",
+    "DriftMonitor",
+    "DriftSettings",
+    "FeatureDrift",
+    "Goal",
     "ImprovementBudget",
     "ImprovementOutcome",
+    "InputFeature",
+    "Interval",
     "LiveExample",
     "LiveSplit",
     "LiveTask",
+    "Monitor",
+    "MonitorSettings",
+    "Observation",
+    "Override",
+    "Phase",
     "PlanLimits",
     "PlanRecord",
     "PlanSettings",
     "PlanStep",
+    "SequentialSettings",
+    "SequentialTest",
+    "StreamRequest",
+    "StreamSettings",
+    "Trigger",
+    "TriggerDecision",
+    "TriggerPolicy",
+    "Verdict",
+    "assign_arm",
+    "average_run_length",
     "base_task_of",
     "check_criteria",
+    "confidence_halfwidth",
+    "declared_features",
     "fallback_plan",
     "improve_with_plans",
     "improvement_outcome",
+    "input_features",
     "inputs_key",
+    "ks_2samp",
     "live_task_options",
     "parse_plan",
+    "parse_settings",
     "plan_levers",
     "planner_program",
     "planner_request",
+    "psi_categorical",
+    "psi_numeric",
     "replan_request",
     "run_planner",
     "seed_planner",
+    "simulated_stream",
     "split_live",
     "start_improvement",
+    "unseen_rate",
 ]

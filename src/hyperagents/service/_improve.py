@@ -38,6 +38,7 @@ from hyperagents.runs import (
     own_sandbox,
 )
 from hyperagents.sandbox import Limits
+from hyperagents.service._drift import declared_features
 from hyperagents.service._live import (
     LIVE_ID_PREFIX,
     LIVE_TASK_SPEC,
@@ -434,8 +435,8 @@ class PlanSettings:
 
     Attributes:
         max_replans: New plans made at most after the first one's criteria are unmet.
-        features: The declared input features failures are grouped by (None: the planner's
-            choice).
+        features: The input features failures are grouped by (None: the categorical ones
+            the task declares with ``input_features()``, else the planner's choice).
         limits: Bounds on the planner and its plans.
         llm: The engine-side handler of the planner's ``llm.complete`` calls (None: none).
     """
@@ -456,13 +457,17 @@ def _first_request(
     """The first plan's request: the train and feedback live examples (never held-back ones)
     and the served champion's scores (val as recorded, live_train from what it served)."""
     shown = list(split.train) + list(split.feedback)
+    features = settings.features
+    if features is None:  # the categories the task declares, else the planner's choice
+        declared = [f.key for f in declared_features(task) if f.kind == "categorical"]
+        features = tuple(declared) or None
     request = planner_request(
         task,
         shown,
         served={"val": champion.scores.get("val")},
         budget={"generations": budget.generations, "max_seconds": budget.max_seconds},
         held_back=len(split.held_back),
-        features=settings.features,
+        features=features,
         llm=settings.llm is not None,
         limits=settings.limits,
     )

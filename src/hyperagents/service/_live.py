@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 from hyperagents.exceptions import ConfigError, TaskError
 from hyperagents.program import Program
+from hyperagents.sandbox import task_locations
 from hyperagents.tasks import Instance, Score, Split, Task, load_task
 
 __all__ = [
@@ -330,6 +331,9 @@ class LiveTask(Task):
             raise ConfigError("a live task cannot wrap another live task")
         self.wrapped_task = load_task(base, base_options or {})
         vars(self).update({name: getattr(self.wrapped_task, name) for name in _TAKEN_OVER})
+        #: Where the wrapped task's files are: the sandboxes hide them (see
+        #: :func:`hyperagents.sandbox.task_locations`).
+        self.hidden_paths = task_locations(self.wrapped_task)
         vars(self)["constitution"] = _constitution(self.wrapped_task)
         self.dropped: list[dict[str, str]] = []
         inner = self.wrapped_task
@@ -402,6 +406,11 @@ class LiveTask(Task):
             }
             for e in self._feedback
         ]
+
+    def input_features(self) -> dict[str, str]:
+        """The input features the wrapped task declares (none when it declares none)."""
+        declare = getattr(self.wrapped_task, "input_features", None)
+        return dict(declare()) if callable(declare) else {}
 
     def score(self, instance: Instance, output: Any) -> Score:
         """The wrapped task's trusted scorer (a live instance's target comes from its label)."""

@@ -3,10 +3,12 @@
 A task is named by a *spec*:
 
 * a built-in name (``review``, ``packing``, ``support``, ``support-lora``, ``forecast``,
-  ``shipping``, ``arith``), or of a wrapper of another task (``live``: a task with live
-  examples added, see :class:`hyperagents.service.LiveTask`);
+  ``shipping``, ``arith``, ``email_validation``), or of a wrapper of another task (``live``:
+  a task with live examples added, see :class:`hyperagents.service.LiveTask`);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
-* ``path/to/file.py:ClassName`` (a task defined in a local file).
+* ``path/to/file.py:ClassName`` (a task defined in a local file);
+* ``path/to/folder``: a task folder in the seed format (``config.py``, ``initial_solution.py``,
+  ``benchmark.py``), run as it is (see :mod:`hyperagents.tasks._folder`).
 
 A task class is created with the spec's *options* as keyword arguments (none by default;
 ``--task-option KEY=VALUE`` on the command line, ``task_options`` in a run's config, stored with
@@ -35,6 +37,7 @@ from hyperagents.tasks._base import (
 )
 from hyperagents.tasks._check import ODD_OUTPUTS, TaskCheck, check_task
 from hyperagents.tasks._declared import DeclaredParam, DeclaredSpace, declared_space
+from hyperagents.tasks._folder import FolderTask, folder_task_class, is_task_folder
 from hyperagents.tasks._generated import GeneratedTask, SeededTask
 from hyperagents.tasks._options import (
     check_task_options,
@@ -58,6 +61,7 @@ __all__ = [
     "WRAPPER_TASKS",
     "DeclaredParam",
     "DeclaredSpace",
+    "FolderTask",
     "GeneratedTask",
     "Instance",
     "Score",
@@ -70,8 +74,10 @@ __all__ = [
     "check_task_options",
     "declared_space",
     "file_spec",
+    "folder_task_class",
     "format_task_options",
     "is_meta_agent_file",
+    "is_task_folder",
     "list_tasks",
     "load_task",
     "merge_task_options",
@@ -97,6 +103,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "forecast": "hyperagents.tasks.forecast:ForecastTask",
     "shipping": "hyperagents.tasks.shipping:ShippingTask",
     "arith": "hyperagents.tasks.arith:ArithTask",
+    "email_validation": "hyperagents.tasks.email_validation:EmailValidationTask",
 }
 
 #: Tasks that wrap another one (given as their ``base`` option): name → ``module:Class``. They
@@ -186,11 +193,13 @@ def load_task(spec: str | Task, options: Mapping[str, Any] | None = None) -> Tas
         obj = _import_target(targets[spec], spec)
     elif (parts := file_spec(spec)) is not None:
         obj = _load_file(*parts, spec)
+    elif is_task_folder(spec):
+        obj = folder_task_class(spec)
     else:
         known = sorted(set(BUILTIN_TASKS) | set(_entry_point_targets()))
         raise TaskNotFoundError(
             f"unknown task {spec!r}; known tasks: {', '.join(known)} "
-            "(or give path/to/file.py:ClassName)"
+            "(or give path/to/file.py:ClassName, or a seed-format task folder)"
         )
     if isinstance(obj, type) and issubclass(obj, Task):
         task = create_task(obj, options, spec)

@@ -129,6 +129,14 @@ class Task(ABC):
     #: Whether the seed program carries a model: a ``trainer.py`` defining ``train`` (and,
     #: once trained, ``model/config.json`` with ``model/*.safetensors``).
     carries_model: ClassVar[bool] = False
+    #: Whether :meth:`accepts` can tell a right output from a wrong one on a train instance (it
+    #: needs the instance's target). A task without a verifier (False) keeps an agent's own
+    #: outputs as training data by majority vote of the program's lineage instead, and a
+    #: teacher's answers as the teacher gave them (see :mod:`hyperagents.weights`).
+    has_verifier: ClassVar[bool] = True
+    #: A score at which nothing better is sought: a run stops once its champion's val score
+    #: reaches it (None: no such score).
+    target_score: ClassVar[float | None] = None
 
     @abstractmethod
     def instances(self, split: Split) -> Sequence[Instance]:

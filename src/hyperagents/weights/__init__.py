@@ -17,7 +17,9 @@ from hyperagents.weights._data import (
     people_examples,
     task_examples,
     teacher_examples,
+    unverified_outputs,
     verified,
+    voted_outputs,
 )
 from hyperagents.weights._labels import LABEL_EVENT, MAX_LABEL_BYTES, labels, post_label
 from hyperagents.weights._plan import (
@@ -73,6 +75,8 @@ __all__ = [
     "safetensors_problem",
     "task_examples",
     "teacher_examples",
+    "unverified_outputs",
     "verified",
+    "voted_outputs",
     "with_model",
 ]

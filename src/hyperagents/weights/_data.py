@@ -4,13 +4,20 @@ Four sources (names in :data:`~hyperagents.weights.SOURCES`):
 
 * ``self``: the parent's task agent's own outputs on train inputs, kept only when the task's
   trusted verifier (:meth:`~hyperagents.tasks.Task.accepts`) accepts them (rejection
-  sampling, STaR, expert iteration);
+  sampling, STaR, expert iteration). A task without a verifier
+  (:attr:`~hyperagents.tasks.Task.has_verifier` False) keeps them by **majority vote**
+  instead (:func:`voted_outputs`, recorded as ``self-vote``): the parent and its ancestors
+  (different models and harnesses, fixed when the child is made, so a training redone after a
+  crash sees the same voters) each answered the train inputs; an output is kept when at least
+  a quorum of them answered the instance and more than half of those gave that output (the
+  filter of Lee et al. 2025, who vote across models trained with different seeds);
 * ``task``: the task's own labelled training data
   (:meth:`~hyperagents.tasks.Task.training_examples`);
 * ``teacher``: the run's language model labels train inputs (through the gateway: counted,
   recorded, replayable), and so does the program's own ``teacher.py`` (``label(inputs)``, run
   in the sandbox; its examples are recorded as ``teacher-program``), the answers kept only when
-  the verifier accepts them;
+  the verifier accepts them (as given when the task has no verifier: the teacher is then the
+  labeller);
 * ``people``: labels people posted for train instances (:mod:`hyperagents.weights._labels`).
 
 **Never val or test data.** Every source goes through one :class:`DataGuard`: an example whose
@@ -22,6 +29,7 @@ examples must moreover be train instances.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +45,9 @@ __all__ = [
     "people_examples",
     "task_examples",
     "teacher_examples",
+    "unverified_outputs",
     "verified",
+    "voted_outputs",
 ]
 
 #: The longest output (characters of JSON) recorded whole with its example.
@@ -147,6 +157,58 @@ def accepted_outputs(
     return examples
 
 
+def voted_outputs(
+    guard: DataGuard, ballots: Sequence[Mapping[str, Any]], *, quorum: int
+) -> list[Example]:
+    """The outputs a majority of voters agree on, as ``self-vote`` examples in the train
+    split's order.
+
+    Args:
+        guard: The run's guard (only train instances are counted).
+        ballots: Each voter's outputs by train instance id (a voter that did not answer an
+            instance, or answered None, does not vote on it).
+        quorum: The fewest voters that must have answered an instance (at least 1; with 1 and
+            a single voter every output is kept: plain self-distillation).
+
+    An output wins when more than half of the voters that answered the instance gave it
+    (outputs compared as canonical JSON); a tie or a plurality keeps nothing.
+    """
+    quorum = max(1, quorum)
+    counted: dict[str, Counter[str]] = {}
+    values: dict[str, Any] = {}
+    for ballot in ballots:
+        for instance_id, output in ballot.items():
+            if output is None or guard.train_instance(instance_id) is None:
+                continue
+            key = _canonical(output)
+            counted.setdefault(instance_id, Counter())[key] += 1
+            values.setdefault(key, output)
+    examples = []
+    for instance_id in sorted(counted, key=guard.position):
+        votes = counted[instance_id]
+        answered = sum(votes.values())
+        key, top = votes.most_common(1)[0]
+        if answered >= quorum and 2 * top > answered:
+            inst = guard.train_instance(instance_id)
+            assert inst is not None
+            examples.append(Example(inst.id, "self-vote", inst.inputs, values[key]))
+    return examples
+
+
+def unverified_outputs(
+    guard: DataGuard, outputs: Mapping[str, Any], *, source: str
+) -> list[Example]:
+    """A labeller's outputs (by train instance id) taken as they are, as examples of
+    ``source``, in the train split's order: a teacher's answers for a task without a
+    verifier."""
+    examples = []
+    for instance_id in sorted(outputs, key=guard.position):
+        inst, output = guard.train_instance(instance_id), outputs[instance_id]
+        if inst is not None and output is not None:
+            examples.append(Example(inst.id, source, inst.inputs, output))
+    return examples
+
+
 def task_examples(task: Task, guard: DataGuard) -> list[Example]:
     """The task's own training examples that the guard lets through.
 
@@ -198,6 +260,8 @@ def teacher_examples(
         if reply is None:
             continue
         outputs[inst.id] = _reply_value(reply)
+    if not task.has_verifier:
+        return unverified_outputs(guard, outputs, source="teacher")
     return accepted_outputs(task, guard, outputs, source="teacher")
 
 

@@ -28,6 +28,9 @@ Without a language model the seed agent falls back to keyword counting, which ge
 requests and few hard ones (0.725 on val with the defaults); a model that follows the
 guide, or keyword rules that encode it, does better.
 
+``draw_request`` draws one request with other category weights, hard share or channel mix
+(the simulated drifting stream of :mod:`hyperagents.service` is built on it).
+
 Instance ids are ``"<split>-<index>"``; ``inputs`` is the request, ``target`` the team.
 """
 
@@ -40,9 +43,16 @@ from hyperagents.program import Program
 from hyperagents.tasks._base import Instance, Score, short_repr
 from hyperagents.tasks._generated import GeneratedTask
 from hyperagents.tasks._seeds import seed_files
-from hyperagents.tasks.support._data import CATEGORIES, generate_split
+from hyperagents.tasks.support._data import (
+    CATEGORIES,
+    CHANNELS,
+    HARD_SHARE,
+    Request,
+    draw_request,
+    generate_split,
+)
 
-__all__ = ["CATEGORIES", "SupportTask"]
+__all__ = ["CATEGORIES", "CHANNELS", "HARD_SHARE", "Request", "SupportTask", "draw_request"]
 
 
 class SupportTask(GeneratedTask):
@@ -68,6 +78,11 @@ class SupportTask(GeneratedTask):
             ({"message": r.message, "channel": r.channel}, r.category)
             for r in generate_split(self.seed, split_index, n)
         )
+
+    def input_features(self) -> dict[str, str]:
+        """The input features a service watches for drift: the channel (categorical) and the
+        message (text: its length and its vocabulary)."""
+        return {"channel": "categorical", "message": "text"}
 
     def score(self, instance: Instance, output: Any) -> Score:
         """1.0 for the right team, 0.0 for a wrong or malformed answer, with feedback."""

@@ -8,13 +8,16 @@ requests everywhere.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["CATEGORIES", "Request", "generate_split"]
+__all__ = ["CATEGORIES", "CHANNELS", "HARD_SHARE", "Request", "draw_request", "generate_split"]
 
 CATEGORIES = ("billing", "refund", "shipping", "account", "technical", "cancellation")
 """The categories, in the order the knowledge base lists them."""
+
+CHANNELS = ("email", "chat", "web form")
+"""The channels a request comes through (drawn uniformly by default)."""
 
 #: How often each category is drawn.
 _WEIGHTS = {
@@ -178,14 +181,46 @@ def _fill(template: str, rng: random.Random) -> str:
     )
 
 
-def _draw_category(rng: random.Random) -> str:
-    u = rng.random()
+def _draw_weighted(rng: random.Random, weights: Mapping[str, float], names: Sequence[str]) -> str:
+    u = rng.random() * sum(weights.get(name, 0.0) for name in names)
     total = 0.0
-    for category in CATEGORIES:
-        total += _WEIGHTS[category]
+    for name in names:
+        total += weights.get(name, 0.0)
         if u < total:
-            return category
-    return CATEGORIES[-1]
+            return name
+    return names[-1]
+
+
+def draw_request(
+    rng: random.Random,
+    *,
+    weights: Mapping[str, float] | None = None,
+    hard_share: float = HARD_SHARE,
+    channels: Mapping[str, float] | None = None,
+) -> Request:
+    """Draw one request from ``rng``.
+
+    Args:
+        rng: The random stream (advanced).
+        weights: How often each category is drawn (None: the task's weights); need not sum
+            to 1.
+        hard_share: Share of requests drawn from the "hard" templates.
+        channels: How often each channel is drawn (None: uniformly).
+
+    Returns:
+        The request. With the defaults, the draws are those :func:`generate_split` makes.
+    """
+    category = _draw_weighted(rng, weights or _WEIGHTS, CATEGORIES)
+    hard = rng.random() < hard_share
+    templates = _TEMPLATES[category]["hard" if hard else "easy"]
+    body = _fill(rng.choice(templates), rng)
+    greeting = rng.choice(_GREETINGS)
+    body = body[0].upper() + body[1:]
+    if greeting.endswith(", ") and not body.startswith("I "):
+        body = body[0].lower() + body[1:]
+    text = greeting + body + rng.choice(_ASIDES) + rng.choice(_SIGNOFFS)
+    channel = rng.choice(CHANNELS) if channels is None else _draw_weighted(rng, channels, CHANNELS)
+    return Request(text.strip(), channel, category, hard)
 
 
 def generate_split(seed: int, split_index: int, n: int) -> Sequence[Request]:
@@ -200,17 +235,4 @@ def generate_split(seed: int, split_index: int, n: int) -> Sequence[Request]:
         The requests, in order.
     """
     rng = random.Random(f"hyperagents.support:{seed}:{split_index}")
-    requests: list[Request] = []
-    for _ in range(n):
-        category = _draw_category(rng)
-        hard = rng.random() < HARD_SHARE
-        templates = _TEMPLATES[category]["hard" if hard else "easy"]
-        body = _fill(rng.choice(templates), rng)
-        greeting = rng.choice(_GREETINGS)
-        body = body[0].upper() + body[1:]
-        if greeting.endswith(", ") and not body.startswith("I "):
-            body = body[0].lower() + body[1:]
-        text = greeting + body + rng.choice(_ASIDES) + rng.choice(_SIGNOFFS)
-        channel = rng.choice(("email", "chat", "web form"))
-        requests.append(Request(text.strip(), channel, category, hard))
-    return requests
+    return [draw_request(rng) for _ in range(n)]

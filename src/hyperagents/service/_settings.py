@@ -1,0 +1,45 @@
+"""Validation of the service's decision settings (pydantic models, one error message style)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from hyperagents.exceptions import ConfigError
+
+__all__ = ["Settings", "parse_settings"]
+
+_M = TypeVar("_M", bound="Settings")
+
+
+class Settings(BaseModel):
+    """Base of the service's settings: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def parse_settings(cls: type[_M], data: Mapping[str, Any] | None = None, **overrides: Any) -> _M:
+    """Validate ``data`` merged with ``overrides`` as a ``cls``.
+
+    Args:
+        cls: The settings model.
+        data: Stored or written values (None: all defaults).
+        **overrides: Values that replace those of ``data`` (None values are ignored).
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: A value is invalid; the message names the model, the field and the problem.
+    """
+    merged = dict(data or {})
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return cls.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first["loc"] if isinstance(p, int) or str(p).isidentifier()]
+        where = ".".join(loc) or "settings"
+        raise ConfigError(f"invalid {cls.__name__}: {where}: {first['msg']}") from exc

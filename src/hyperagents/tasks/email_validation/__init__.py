@@ -1,0 +1,111 @@
+"""The ``email_validation`` task: tell valid email addresses from invalid ones.
+
+Each instance is one address; ``inputs`` is ``{"address": str}`` and the task agent's
+``solve(inputs)`` returns True (valid) or False. The score of an instance is 1 for the right
+answer and 0 otherwise (anything but a bool scores 0 with the reason); a split's score is the
+accuracy. Train feedback shows the expected answer and, for an invalid address, the oracle's
+reason.
+
+The suite (``suite.json``, see :mod:`hyperagents.tasks.email_validation._suite`): 127
+hand-written addresses covering plain addresses, dots, plus tags, special characters, quoted
+local parts, IP literals, internationalised (IDN) addresses, length limits, domain syntax,
+whitespace and control characters and special-use domains, and 300 seeded one-edit mutations of
+valid addresses; 427 in all, 227 of them valid. Every address was labelled by the trusted oracle
+(:func:`oracle_label`: the ``email-validator`` package under a stated policy, see
+:mod:`hyperagents.tasks.email_validation._oracle`), which also labels new inputs (the arena's);
+a test checks the stored labels against it. Loading the task needs no oracle; labelling new
+inputs needs the optional extra ``arena``.
+
+Splits: each category is shuffled with the task's ``seed`` and dealt 40% to train, 30% to val
+and 30% to test, so each split has every kind of case. The seed agent is a naive regular
+expression whose ``PARAMS`` switch on further checks (length limits, dot rules, quoted local
+parts, IP literals, Unicode, special-use domains), all but the shape check off.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any, ClassVar
+
+from hyperagents.exceptions import TaskError
+from hyperagents.program import Program
+from hyperagents.tasks._base import Instance, Score, Split, Task, short_repr
+from hyperagents.tasks._seeds import seed_files
+from hyperagents.tasks.email_validation._oracle import POLICY, oracle_label, oracle_version
+from hyperagents.tasks.email_validation._suite import load_suite
+
+__all__ = ["POLICY", "EmailValidationTask", "oracle_label", "oracle_version"]
+
+#: Each split's share of every category: train 40%, val 30%, test 30% (of ten).
+_DEAL = (Split.TRAIN,) * 4 + (Split.VAL,) * 3 + (Split.TEST,) * 3
+
+
+class EmailValidationTask(Task):
+    """Email address validation, scored by accuracy (see the module docstring).
+
+    Args:
+        seed: How each category is dealt to the splits.
+
+    Raises:
+        TaskError: ``seed`` is not an int.
+    """
+
+    name: ClassVar[str] = "email_validation"
+    description: ClassVar[str] = (
+        "Tell valid email addresses from invalid ones (accuracy on a labelled suite of edge "
+        "cases: quoted local parts, dots, plus tags, IP literals, IDN, length limits)."
+    )
+    score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    instance_timeout: ClassVar[float] = 2.0
+    target_score: ClassVar[float | None] = 1.0
+
+    def __init__(self, *, seed: int = 0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TaskError(f"seed must be an int, not {seed!r}")
+        self.seed = seed
+
+    @cached_property
+    def _splits(self) -> dict[Split, list[Instance]]:
+        rows = load_suite()
+        splits: dict[Split, list[Instance]] = {split: [] for split in Split}
+        categories = sorted({str(row["category"]) for row in rows})
+        for category in categories:
+            members = [(i, row) for i, row in enumerate(rows) if row["category"] == category]
+            random.Random(f"{self.seed}:{category}").shuffle(members)
+            for k, (i, row) in enumerate(members):
+                split = _DEAL[k % len(_DEAL)]
+                target = {"valid": bool(row["valid"]), "reason": str(row["reason"])}
+                inputs = {"address": str(row["address"])}
+                splits[split].append(Instance(f"{split.value}-{i}", inputs, target))
+        for dealt in splits.values():
+            dealt.sort(key=lambda inst: int(inst.id.rpartition("-")[2]))
+        return splits
+
+    def instances(self, split: Split) -> Sequence[Instance]:
+        """The addresses of ``split``, in the suite's order."""
+        return self._splits[Split(split)]
+
+    def score(self, instance: Instance, output: Any) -> Score:
+        """1 for the oracle's answer, else 0; feedback shows the expected answer."""
+        valid, reason = instance.target["valid"], instance.target["reason"]
+        expected = "valid" if valid else f"invalid ({reason})"
+        if not isinstance(output, bool):
+            return Score(0.0, f"invalid output {short_repr(output, 60)}: expected a bool")
+        shown = short_repr(instance.inputs["address"], 100)
+        if output == valid:
+            return Score(1.0, f"{shown}: right, {expected}")
+        return Score(0.0, f"{shown}: said {'valid' if output else 'invalid'}, is {expected}")
+
+    def label(self, address: str) -> bool:
+        """The trusted oracle's label of a new address (for inputs no suite holds).
+
+        Raises:
+            TaskError: The oracle (email-validator, the extra ``arena``) is not installed.
+        """
+        return oracle_label(address)[0]
+
+    def seed_program(self) -> Program:
+        """The seed hyperagent: a naive regular expression and the offline meta agent."""
+        return Program(seed_files("hyperagents.tasks.email_validation", "seed/task_agent.py"))
