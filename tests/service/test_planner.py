@@ -312,6 +312,8 @@ def test_the_seed_planner_loop_stops_when_met_or_at_the_bound() -> None:
     )
     assert 1 <= len(steps) <= 2
     assert all(s.plan.source == "planner" for s in steps)
+    # Failures are grouped by what support declares categorical (input_features()).
+    assert steps[0].plan.plan["diagnosis"]["features"] == ["channel"]
     assert steps[-1].check.met or len(steps) == 2
     assert all(not s.check.met for s in steps[:-1])
 
