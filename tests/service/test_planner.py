@@ -20,6 +20,7 @@ from hyperagents.service import (
     LiveTask,
     PlanLimits,
     PlanSettings,
+    PlanStep,
     check_criteria,
     fallback_plan,
     improve_with_plans,
@@ -244,6 +245,15 @@ def served_service(seed: Program | None) -> RunService:
     return service
 
 
+def plans_with(planner: str | None, **options: Any) -> tuple[RunService, list[PlanStep]]:
+    """The steps of improving a served support run whose program has ``planner`` as its
+    ``planner.py`` (None: none, so the seed planner plans) on :func:`chat_fails`."""
+    seed = load_task("support", SIZES).seed_program()
+    service = served_service(None if planner is None else seed.with_files({PLANNER_FILE: planner}))
+    steps = improve_with_plans(service, run="served", live=chat_fails(12), **options)
+    return service, steps
+
+
 UNREACHABLE = (
     "def plan(request):\n"
     "    return {'diagnosis': {'attempt': request['attempt'],\n"
@@ -256,12 +266,8 @@ UNREACHABLE = (
 
 
 def test_replanning_is_bounded_and_sees_the_unmet_criteria() -> None:
-    seed = load_task("support", SIZES).seed_program().with_files({PLANNER_FILE: UNREACHABLE})
-    service = served_service(seed)
-    steps = improve_with_plans(
-        service,
-        run="served",
-        live=chat_fails(12),
+    service, steps = plans_with(
+        UNREACHABLE,
         budget=ImprovementBudget(generations=2),
         holdout_fraction=0.25,
         settings=PlanSettings(max_replans=2, limits=FAST),
@@ -289,13 +295,8 @@ HOLD_VAL = (
 
 
 def test_met_criteria_stop_at_the_first_plan() -> None:
-    seed = load_task("support", SIZES).seed_program().with_files({PLANNER_FILE: HOLD_VAL})
-    steps = improve_with_plans(
-        served_service(seed),
-        run="served",
-        live=chat_fails(12),
-        budget=ImprovementBudget(generations=1),
-        settings=PlanSettings(max_replans=3),
+    _, steps = plans_with(
+        HOLD_VAL, budget=ImprovementBudget(generations=1), settings=PlanSettings(max_replans=3)
     )
     # The improvement run's champion is at worst the served program again: val holds.
     assert len(steps) == 1 and steps[0].check.met
@@ -303,12 +304,8 @@ def test_met_criteria_stop_at_the_first_plan() -> None:
 
 
 def test_the_seed_planner_loop_stops_when_met_or_at_the_bound() -> None:
-    steps = improve_with_plans(
-        served_service(None),
-        run="served",
-        live=chat_fails(12),
-        budget=ImprovementBudget(generations=1),
-        settings=PlanSettings(max_replans=1),
+    _, steps = plans_with(
+        None, budget=ImprovementBudget(generations=1), settings=PlanSettings(max_replans=1)
     )
     assert 1 <= len(steps) <= 2
     assert all(s.plan.source == "planner" for s in steps)
