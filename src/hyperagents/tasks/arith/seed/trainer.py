@@ -92,9 +92,7 @@ def _sequences(examples: Sequence[Any], max_digits: int) -> tuple[list[Problem],
     return kept, skipped
 
 
-def _draw(
-    rng: random.Random, rows: Sequence[Problem], pad: int, longest: int
-) -> tuple[list[int], int]:
+def _draw(rng: random.Random, rows: Sequence[Problem], pad: int, longest: int) -> tuple[list[int], int]:
     """One training sequence: a random example, padded (see ``pad``) half of the time."""
     a, b, total = rows[rng.randrange(len(rows))]
     if pad > 0 and rng.random() < 0.5:
