@@ -13,14 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hyperagents.dashboard._responses import error_response
 from hyperagents.dashboard._security import CSRF_COOKIE, SECURITY_HEADERS, Guard, new_csrf_token
-from hyperagents.exceptions import (
-    DuplicateError,
-    HyperagentsError,
-    RunNotFoundError,
-    RunStateError,
-    TaskNotFoundError,
-    VariantNotFoundError,
-)
+from hyperagents.exceptions import DuplicateError, HyperagentsError, RunStateError
 
 __all__ = ["bad_request", "guard_requests", "http_error", "internal_error", "library_error"]
 
@@ -63,8 +56,9 @@ async def guard_requests(
 
 
 def _status(exc: HyperagentsError) -> int:
-    """The HTTP status of a library error: 404 not found, 409 conflict, else 400."""
-    if isinstance(exc, RunNotFoundError | VariantNotFoundError | TaskNotFoundError):
+    """The HTTP status of a library error: 404 not found (a run, variant, task, service or
+    request: every not-found error is a LookupError), 409 conflict, else 400."""
+    if isinstance(exc, LookupError):
         return 404
     if isinstance(exc, DuplicateError | RunStateError):
         return 409

@@ -18,7 +18,8 @@ from hyperagents.runs._config import (
     parse_mode,
     with_training_device,
 )
-from hyperagents.runs._context import derive_seed
+from hyperagents.runs._context import derive_seed, sandbox_for
+from hyperagents.runs._create import record_task
 from hyperagents.runs._crew import ENGINE_COLUMNS, engine_label, run_engines
 from hyperagents.runs._decide import Decision, approve, ban, decide, pin, reject
 from hyperagents.runs._delete import check_no_engine, delete_run
@@ -120,6 +121,7 @@ __all__ = [
     "model_view",
     "parse_mode",
     "pin",
+    "record_task",
     "reject",
     "replay_name",
     "replay_target",
@@ -130,6 +132,7 @@ __all__ = [
     "run_export",
     "run_identity",
     "run_info",
+    "sandbox_for",
     "status_label",
     "stored_kinds",
     "subset_defaults",

@@ -1,0 +1,61 @@
+"""``hyperagents serve``: a run's champion answering requests over HTTP until interrupted."""
+
+from __future__ import annotations
+
+import logging
+
+from hyperagents.dashboard import check_binding, is_loopback
+from hyperagents.service._app import create_service_app
+from hyperagents.service._serving import Serving
+from hyperagents.storages import BaseStorage
+
+__all__ = ["SERVICE_TOKEN_ENV_VAR", "check_service_binding", "serve"]
+
+#: Environment variable holding the service's token.
+SERVICE_TOKEN_ENV_VAR = "HYPERAGENTS_SERVICE_TOKEN"
+
+
+def check_service_binding(host: str, token: str | None) -> None:
+    """Refuse an unsafe binding, by the dashboard's rules (a non-loopback address needs a
+    token of at least :data:`~hyperagents.dashboard.MIN_TOKEN_LENGTH` characters).
+
+    Raises:
+        ConfigError: The binding is unsafe.
+    """
+    check_binding(host, token, what="the service", env_var=SERVICE_TOKEN_ENV_VAR)
+
+
+def serve(
+    storage: BaseStorage,
+    service_id: int,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8100,
+    token: str | None = None,
+    workers: int = 2,
+) -> None:
+    """Serve a service until interrupted: warm its sandbox, answer over HTTP, and mark it
+    stopped on the way out (requests in progress are answered first).
+
+    Raises:
+        ConfigError: An unsafe binding, or the run's sandbox cannot work here.
+        ServiceNotFoundError: No such service.
+    """
+    import uvicorn
+
+    check_service_binding(host, token)
+    serving = Serving(storage, service_id, workers=workers)
+    try:
+        serving.start()
+        app = create_service_app(serving, token=token, loopback_only=is_loopback(host))
+        logging.getLogger("hyperagents.service").setLevel(logging.INFO)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=30,
+            server_header=False,
+        )
+    finally:
+        serving.close()

@@ -1,0 +1,394 @@
+"""Answering live requests with a service's variants in warm sandboxes.
+
+:class:`Serving` is the engine of ``hyperagents serve``: it records each request as it arrives
+(so that none is lost), routes it (the champion; a share of the traffic to a candidate under
+A/B testing, decided by a seeded hash of the request id), runs the variant's task agent in the
+run's sandbox (the sandbox keeps ``workers`` fork servers warm; requests beyond ``workers`` wait
+for a slot, none is refused), and records the answer, its latency and cost. Whatever a variant
+does (crash, loop, print garbage, answer too much) ends *that request* with a recorded error;
+the service goes on. With a candidate in shadow, the champion's answer is sent and the
+candidate's is recorded beside it (``arm="shadow"``, ``shadow_of`` the request), in the
+background.
+
+Agents run with inputs only, never labels or feedback, and without a language model (as when a
+variant is tried): a champion that calls ``llm.complete`` gets an error inside the sandbox.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hyperagents.evaluation import solve_in_sandbox
+from hyperagents.exceptions import ConfigError, HyperagentsError, StorageError
+from hyperagents.program import Program
+from hyperagents.runs import RunConfig, record_task, sandbox_for
+from hyperagents.sandbox import Limits, Outcome, Sandbox
+from hyperagents.storages import (
+    MAX_REQUEST_JSON,
+    BaseStorage,
+    CandidateState,
+    EventSpec,
+    ServiceRecord,
+    ServiceStatus,
+)
+
+__all__ = ["Admitted", "Answer", "Serving", "routed_to_candidate"]
+
+logger = logging.getLogger("hyperagents.service")
+
+#: Shadow answers waiting to run at most; beyond, a shadow is skipped (and counted).
+SHADOW_BACKLOG = 256
+#: Seconds a sandboxed answer may take beyond the task's instance timeout (start, teardown).
+_WALL_GRACE = 15.0
+#: Answers whose latency the status summarises.
+_RECENT = 500
+
+
+def routed_to_candidate(*, seed: int, request_id: int, share: float) -> bool:
+    """Whether a request goes to the candidate under A/B testing: a seeded hash of its id,
+    mapped to [0, 1), is below ``share`` (deterministic; about ``share`` of all ids)."""
+    digest = hashlib.sha256(f"{seed}:{request_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < share
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request recorded on arrival, with the variant and arm that answer it."""
+
+    request_id: int
+    variant_id: int
+    arm: str
+    inputs: Any
+    arrived: float
+    #: The candidate that answers beside the champion in shadow (None: no shadow).
+    shadow_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a request got: the output (or the error), in how long, from which variant."""
+
+    request_id: int
+    variant_id: int
+    arm: str
+    output: Any
+    error: str | None
+    latency: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the variant answered."""
+        return self.error is None
+
+    def as_json(self) -> dict[str, Any]:
+        """The answer as the HTTP API sends it."""
+        body: dict[str, Any] = {
+            "request_id": self.request_id,
+            "output": self.output,
+            "latency_s": round(self.latency, 6),
+            "variant": self.variant_id,
+            "arm": self.arm,
+        }
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+def _solution(message: dict[str, Any] | None, reason: str | None) -> tuple[Any, str | None]:
+    """The output or error of the agent's message for a request (None: it sent none)."""
+    if message is None:
+        return None, reason or "the agent gave no answer"
+    if message.get("error"):
+        return None, str(message["error"])
+    output = message.get("output")
+    try:
+        size = len(json.dumps(output, allow_nan=False, separators=(",", ":")).encode())
+    except (TypeError, ValueError):
+        return None, "the agent's answer is not JSON"
+    if size > MAX_REQUEST_JSON:
+        return None, (
+            f"the agent's answer is too large ({size} bytes of JSON, at most {MAX_REQUEST_JSON})"
+        )
+    return output, None
+
+
+class Serving:
+    """Answers a service's requests in warm sandboxes (see the module docstring).
+
+    Args:
+        storage: Where the service, its requests and its variants' programs are.
+        service_id: The service.
+        workers: Requests answered at once (warm fork servers kept); more wait their turn.
+        sandbox: Override the run's sandbox (a name or an object; default: the run's own).
+
+    Raises:
+        ServiceNotFoundError: No such service.
+        ConfigError: ``workers`` < 1, or the run's sandbox cannot work here.
+        TaskError: The run's task does not load.
+    """
+
+    def __init__(
+        self,
+        storage: BaseStorage,
+        service_id: int,
+        *,
+        workers: int = 2,
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ConfigError(f"a service needs at least one worker, not {workers}")
+        self.storage = storage
+        self.service_id = service_id
+        self.workers = workers
+        record = storage.get_service(service_id)
+        run = storage.get_run(record.run_id)
+        self.task = record_task(run)
+        self.config = RunConfig.parse(dict(run.config))
+        self._owns_sandbox = sandbox is None
+        self.sandbox = sandbox if sandbox is not None else sandbox_for(self.config, self.task)
+        self.limits = Limits(
+            wall_time=self.task.instance_timeout + _WALL_GRACE, memory_mb=self.config.memory_mb
+        )
+        self._slots = threading.BoundedSemaphore(workers)
+        self._lock = threading.Lock()
+        self._programs: dict[int, Program | str] = {}
+        self._counts = {"in_flight": 0, "waiting": 0, "shadows_waiting": 0, "shadows_skipped": 0}
+        self._latencies: list[float] = []
+        self._shadows = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, workers // 2), thread_name_prefix="hyperagents-shadow"
+        )
+        self.started_at = datetime.now(UTC)
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Warm the sandbox up, end the requests an earlier process left unanswered (with an
+        error saying so), and mark the service serving."""
+        set_warm = getattr(self.sandbox, "set_warm", None)
+        if self._owns_sandbox and callable(set_warm):
+            set_warm(self.workers)
+        lost = self.storage.list_service_requests(
+            self.service_id, answered=False, until=self.started_at
+        )
+        for request in lost:
+            self.storage.finish_service_request(
+                request.id, error="the service stopped before answering", latency=0.0
+            )
+        event = EventSpec(
+            kind="serving",
+            message=f"serving with {self.workers} workers",
+            data={"workers": self.workers, "lost_requests": len(lost)},
+        )
+        self.storage.set_service_status(self.service_id, ServiceStatus.SERVING, event=event)
+
+    def close(self) -> None:
+        """Finish the shadow answers in progress, stop the warm sandboxes and mark the
+        service stopped."""
+        if self._closed:
+            return
+        self._closed = True
+        self._shadows.shutdown(wait=True, cancel_futures=True)
+        set_warm = getattr(self.sandbox, "set_warm", None)
+        if self._owns_sandbox and callable(set_warm):
+            set_warm(0)
+        if self._owns_sandbox:
+            close = getattr(self.sandbox, "close", None)
+            if callable(close):
+                close()
+        try:
+            self.storage.set_service_status(
+                self.service_id, ServiceStatus.STOPPED, event=EventSpec(kind="stopped")
+            )
+        except StorageError as exc:  # the storage went away first: nothing more to record
+            logger.warning("could not record that the service stopped: %s", exc)
+
+    # -- answering --------------------------------------------------------------------------
+    def admit(self, inputs: Any) -> Admitted:
+        """Record a request as it arrives and route it.
+
+        Raises:
+            StorageError: The inputs are not JSON or too large (nothing recorded), or the
+                storage failed.
+        """
+        service = self.storage.get_service(self.service_id)
+        request_id = self.storage.add_service_request(
+            self.service_id, variant_id=service.champion_id, arm="champion", inputs=inputs
+        )
+        admitted = Admitted(request_id, service.champion_id, "champion", inputs, time.monotonic())
+        return self._routed(service, admitted)
+
+    def _routed(self, service: ServiceRecord, admitted: Admitted) -> Admitted:
+        """The request routed by the service's routing: to the candidate under A/B testing
+        (its share of ids), with a shadow answer in shadow mode."""
+        candidate, state = service.candidate_id, service.candidate_state
+        if candidate is None:
+            return admitted
+        if state is CandidateState.SHADOW:
+            return dataclasses.replace(admitted, shadow_id=candidate)
+        routed = state is CandidateState.AB and routed_to_candidate(
+            seed=service.seed, request_id=admitted.request_id, share=service.candidate_share
+        )
+        if routed and self.storage.assign_service_request(
+            admitted.request_id, variant_id=candidate, arm="candidate"
+        ):
+            return dataclasses.replace(admitted, variant_id=candidate, arm="candidate")
+        return admitted
+
+    def solve(self, admitted: Admitted) -> Answer:
+        """Answer an admitted request (waiting for a free slot) and record the answer."""
+        with self._lock:
+            self._counts["waiting"] += 1
+        with self._slots:
+            with self._lock:
+                self._counts["waiting"] -= 1
+                self._counts["in_flight"] += 1
+            try:
+                output, error = self._run_variant(admitted.variant_id, admitted.inputs)
+            finally:
+                with self._lock:
+                    self._counts["in_flight"] -= 1
+        latency = time.monotonic() - admitted.arrived
+        self._finish(admitted.request_id, output, error, latency)
+        with self._lock:
+            self._latencies.append(latency)
+            del self._latencies[:-_RECENT]
+        if admitted.shadow_id is not None:
+            self._queue_shadow(admitted)
+        return Answer(
+            admitted.request_id, admitted.variant_id, admitted.arm, output, error, latency
+        )
+
+    def answer(self, inputs: Any) -> Answer:
+        """Admit a request and answer it (what the HTTP API does, in one call).
+
+        Raises:
+            StorageError: As :meth:`admit`.
+        """
+        return self.solve(self.admit(inputs))
+
+    def _finish(self, request_id: int, output: Any, error: str | None, latency: float) -> None:
+        self.storage.finish_service_request(
+            request_id, output=output, error=error, latency=latency, cost=0.0
+        )
+
+    def _program(self, variant_id: int) -> Program | str:
+        """The variant's program (cached), or why it has none."""
+        with self._lock:
+            found = self._programs.get(variant_id)
+        if found is not None:
+            return found
+        variant = self.storage.get_variant(variant_id)
+        loaded: Program | str
+        if variant.program_id is None:
+            loaded = f"variant {variant_id} has no program"
+        else:
+            loaded = self.storage.get_program(variant.program_id)
+        with self._lock:
+            self._programs[variant_id] = loaded
+        return loaded
+
+    def _run_variant(self, variant_id: int, inputs: Any) -> tuple[Any, str | None]:
+        """The variant's answer to ``inputs`` in the sandbox: (output, None) or (None, error)."""
+        try:
+            program = self._program(variant_id)
+            if isinstance(program, str):
+                return None, program
+            result, answered = solve_in_sandbox(
+                program,
+                [("request", inputs)],
+                instance_timeout=self.task.instance_timeout,
+                sandbox=self.sandbox,
+                limits=self.limits,
+            )
+        except HyperagentsError as exc:  # the sandbox broke: this request fails, not the service
+            logger.warning("service request failed in the sandbox: %s", exc)
+            return None, f"the sandbox failed: {exc}"
+        except Exception as exc:  # never the service's end
+            logger.exception("service request failed")
+            return None, f"internal error: {type(exc).__name__}"
+        reason = result.reason if result.outcome is not Outcome.OK else None
+        return _solution(answered.get("request"), reason or result.outcome.name.lower())
+
+    # -- shadow -----------------------------------------------------------------------------
+    def _queue_shadow(self, admitted: Admitted) -> None:
+        with self._lock:
+            if self._closed or self._counts["shadows_waiting"] >= SHADOW_BACKLOG:
+                self._counts["shadows_skipped"] += 1
+                return
+            self._counts["shadows_waiting"] += 1
+        try:
+            self._shadows.submit(self._shadow, admitted)
+        except RuntimeError:  # shut down meanwhile
+            with self._lock:
+                self._counts["shadows_waiting"] -= 1
+                self._counts["shadows_skipped"] += 1
+
+    def _shadow(self, admitted: Admitted) -> None:
+        """Run the candidate on a request the champion answered; record its answer."""
+        try:
+            candidate = admitted.shadow_id
+            assert candidate is not None
+            shadow_id = self.storage.add_service_request(
+                self.service_id,
+                variant_id=candidate,
+                arm="shadow",
+                inputs=admitted.inputs,
+                shadow_of=admitted.request_id,
+            )
+            started = time.monotonic()
+            output, error = self._run_variant(candidate, admitted.inputs)
+            self._finish(shadow_id, output, error, time.monotonic() - started)
+        except Exception:  # a shadow never harms the service
+            logger.exception("shadow answer failed")
+        finally:
+            with self._lock:
+                self._counts["shadows_waiting"] -= 1
+
+    # -- status -----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The service's record, routing, load and totals (JSON)."""
+        record = self.storage.get_service(self.service_id)
+        count = self.storage.count_service_requests
+        with self._lock:
+            counts = dict(self._counts)
+            recent = sorted(self._latencies)
+        return {
+            "service": record.name,
+            "service_id": record.id,
+            "run_id": record.run_id,
+            "status": record.status.name.lower(),
+            "champion": record.champion_id,
+            "candidate": record.candidate_id,
+            "candidate_state": record.candidate_state.name.lower(),
+            "candidate_share": record.candidate_share,
+            "goal": record.goal,
+            "workers": self.workers,
+            "sandbox": getattr(self.sandbox, "name", "?"),
+            "since": self.started_at.isoformat(),
+            **counts,
+            "requests": count(self.service_id, arms=["champion", "candidate"]),
+            "errors": count(self.service_id, arms=["champion", "candidate"], failed=True),
+            "shadow_requests": count(self.service_id, arms=["shadow"]),
+            "with_feedback": count(self.service_id, with_feedback=True),
+            "latency_p50_s": _quantile(recent, 0.5),
+            "latency_p99_s": _quantile(recent, 0.99),
+        }
+
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted values (None: none)."""
+    if not ordered:
+        return None
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[round(q * 100) - 1]
