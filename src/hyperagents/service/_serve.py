@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 from hyperagents.dashboard import check_binding, is_loopback
 from hyperagents.service._app import create_service_app
@@ -45,17 +50,36 @@ def serve(
 
     check_service_binding(host, token)
     serving = Serving(storage, service_id, workers=workers)
+    with _sigterm_exits():
+        try:
+            serving.start()
+            app = create_service_app(serving, token=token, loopback_only=is_loopback(host))
+            logging.getLogger("hyperagents.service").setLevel(logging.INFO)
+            uvicorn.run(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                timeout_graceful_shutdown=30,
+                server_header=False,
+            )
+        finally:
+            serving.close()
+
+
+def _exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM ends the process with ``SystemExit(0)`` (uvicorn, having shut down gracefully,
+    raises the signal again: the service is then closed and marked stopped, not killed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit)
     try:
-        serving.start()
-        app = create_service_app(serving, token=token, loopback_only=is_loopback(host))
-        logging.getLogger("hyperagents.service").setLevel(logging.INFO)
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            timeout_graceful_shutdown=30,
-            server_header=False,
-        )
+        yield
     finally:
-        serving.close()
+        signal.signal(signal.SIGTERM, previous)

@@ -197,7 +197,7 @@ class Serving:
         if self._closed:
             return
         self._closed = True
-        self._shadows.shutdown(wait=True, cancel_futures=True)
+        self._shadows.shutdown(wait=True)
         set_warm = getattr(self.sandbox, "set_warm", None)
         if self._owns_sandbox and callable(set_warm):
             set_warm(0)
