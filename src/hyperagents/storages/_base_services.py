@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from hyperagents.storages._records import EventSpec
+from hyperagents.storages._service_checks import RequestFilter, check_limit
 from hyperagents.storages._service_records import (
     RequestRecord,
     ServiceEventRecord,
@@ -210,7 +211,6 @@ class ServiceStorage(ABC):
             RequestNotFoundError: No such request.
         """
 
-    @abstractmethod
     def list_service_requests(
         self,
         service_id: int,
@@ -236,8 +236,21 @@ class ServiceStorage(ABC):
             ServiceNotFoundError: No such service.
             StorageError: ``limit`` is negative, or a time is not timezone-aware.
         """
+        wanted = RequestFilter.of(
+            after_id=after_id,
+            before_id=before_id,
+            since=since,
+            until=until,
+            arms=arms,
+            variant_id=variant_id,
+            answered=answered,
+            failed=failed,
+            with_feedback=with_feedback,
+        )
+        return self._select_requests(
+            service_id, wanted, limit=check_limit(limit), newest_first=newest_first
+        )
 
-    @abstractmethod
     def count_service_requests(
         self,
         service_id: int,
@@ -251,6 +264,36 @@ class ServiceStorage(ABC):
         with_feedback: bool | None = None,
     ) -> int:
         """How many requests :meth:`list_service_requests` would list with these filters.
+
+        Raises:
+            ServiceNotFoundError: No such service.
+            StorageError: A time is not timezone-aware.
+        """
+        wanted = RequestFilter.of(
+            since=since,
+            until=until,
+            arms=arms,
+            variant_id=variant_id,
+            answered=answered,
+            failed=failed,
+            with_feedback=with_feedback,
+        )
+        return self._count_requests(service_id, wanted)
+
+    @abstractmethod
+    def _select_requests(
+        self, service_id: int, wanted: RequestFilter, *, limit: int | None, newest_first: bool
+    ) -> list[RequestRecord]:
+        """The backend's listing: the service's requests passing ``wanted``, at most
+        ``limit``, ascending id (descending with ``newest_first``).
+
+        Raises:
+            ServiceNotFoundError: No such service.
+        """
+
+    @abstractmethod
+    def _count_requests(self, service_id: int, wanted: RequestFilter) -> int:
+        """The backend's count of the service's requests passing ``wanted``.
 
         Raises:
             ServiceNotFoundError: No such service.

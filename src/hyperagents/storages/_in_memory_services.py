@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from hyperagents.exceptions import (
@@ -260,34 +259,9 @@ class MemoryServices(MemoryState):
         with self._lock:
             return self._copy_request(self._request(request_id))
 
-    def list_service_requests(
-        self,
-        service_id: int,
-        *,
-        after_id: int = 0,
-        before_id: int | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        arms: Iterable[str] | None = None,
-        variant_id: int | None = None,
-        answered: bool | None = None,
-        failed: bool | None = None,
-        with_feedback: bool | None = None,
-        limit: int | None = None,
-        newest_first: bool = False,
+    def _select_requests(
+        self, service_id: int, wanted: RequestFilter, *, limit: int | None, newest_first: bool
     ) -> list[RequestRecord]:
-        wanted = RequestFilter.of(
-            after_id=after_id,
-            before_id=before_id,
-            since=since,
-            until=until,
-            arms=arms,
-            variant_id=variant_id,
-            answered=answered,
-            failed=failed,
-            with_feedback=with_feedback,
-        )
-        check_limit(limit)
         with self._lock:
             self._service(service_id)
             found: list[RequestRecord] = []
@@ -299,27 +273,7 @@ class MemoryServices(MemoryState):
                     found.append(self._copy_request(request))
             return found
 
-    def count_service_requests(
-        self,
-        service_id: int,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        arms: Iterable[str] | None = None,
-        variant_id: int | None = None,
-        answered: bool | None = None,
-        failed: bool | None = None,
-        with_feedback: bool | None = None,
-    ) -> int:
-        wanted = RequestFilter.of(
-            since=since,
-            until=until,
-            arms=arms,
-            variant_id=variant_id,
-            answered=answered,
-            failed=failed,
-            with_feedback=with_feedback,
-        )
+    def _count_requests(self, service_id: int, wanted: RequestFilter) -> int:
         with self._lock:
             self._service(service_id)
             return sum(

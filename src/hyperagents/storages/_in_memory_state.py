@@ -48,7 +48,7 @@ _CALLS = frozenset(
     for base in (BaseStorage, EngineStorage, ServiceStorage)
     for name, member in vars(base).items()
     if inspect.isfunction(member) and not name.startswith("_")
-) - {"atomically", "close"}
+) - {"atomically", "close"} | {"_select_requests", "_count_requests"}
 
 
 def _in_transaction(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Connection, func, insert, select, update
@@ -338,38 +337,13 @@ class ServiceMethods(RDBCore):
         return RequestRecord(*row)
 
     @retried(idempotent=True)
-    def list_service_requests(
-        self,
-        service_id: int,
-        *,
-        after_id: int = 0,
-        before_id: int | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        arms: Iterable[str] | None = None,
-        variant_id: int | None = None,
-        answered: bool | None = None,
-        failed: bool | None = None,
-        with_feedback: bool | None = None,
-        limit: int | None = None,
-        newest_first: bool = False,
+    def _select_requests(
+        self, service_id: int, wanted: RequestFilter, *, limit: int | None, newest_first: bool
     ) -> list[RequestRecord]:
-        wanted = RequestFilter.of(
-            after_id=after_id,
-            before_id=before_id,
-            since=since,
-            until=until,
-            arms=arms,
-            variant_id=variant_id,
-            answered=answered,
-            failed=failed,
-            with_feedback=with_feedback,
-        )
-        where = _request_conditions(service_id, wanted)
         c = SERVICE_REQUESTS.c
-        stmt = select(*_REQUEST_COLUMNS).where(*where)
+        stmt = select(*_REQUEST_COLUMNS).where(*_request_conditions(service_id, wanted))
         stmt = stmt.order_by(c.id.desc() if newest_first else c.id)
-        if check_limit(limit) is not None:
+        if limit is not None:
             stmt = stmt.limit(limit)
         with self._read() as conn:
             rows = conn.execute(stmt).all()
@@ -378,27 +352,7 @@ class ServiceMethods(RDBCore):
         return [RequestRecord(*row) for row in rows]
 
     @retried(idempotent=True)
-    def count_service_requests(
-        self,
-        service_id: int,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        arms: Iterable[str] | None = None,
-        variant_id: int | None = None,
-        answered: bool | None = None,
-        failed: bool | None = None,
-        with_feedback: bool | None = None,
-    ) -> int:
-        wanted = RequestFilter.of(
-            since=since,
-            until=until,
-            arms=arms,
-            variant_id=variant_id,
-            answered=answered,
-            failed=failed,
-            with_feedback=with_feedback,
-        )
+    def _count_requests(self, service_id: int, wanted: RequestFilter) -> int:
         where = _request_conditions(service_id, wanted)
         stmt = select(func.count()).select_from(SERVICE_REQUESTS).where(*where)
         with self._read() as conn:
