@@ -12,13 +12,12 @@ from hyperagents.exceptions import (
     ServiceNotFoundError,
     StorageError,
 )
-from hyperagents.storages._common import json_copy, normalise_expected, utcnow
+from hyperagents.storages._common import check_amount, json_copy, normalise_expected, utcnow
 from hyperagents.storages._in_memory_state import MemoryState
 from hyperagents.storages._records import EventSpec
 from hyperagents.storages._service_checks import (
     RequestFilter,
     bounded_json,
-    check_amount,
     check_arm,
     check_feedback,
     check_limit,

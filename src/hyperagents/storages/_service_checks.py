@@ -23,7 +23,6 @@ from hyperagents.storages._service_records import (
 __all__ = [
     "RequestFilter",
     "bounded_json",
-    "check_amount",
     "check_arm",
     "check_feedback",
     "check_limit",
@@ -59,21 +58,6 @@ def check_arm(arm: str) -> str:
     if arm not in ARMS:
         raise StorageError(f"unknown arm {arm!r}; one of: {', '.join(ARMS)}")
     return arm
-
-
-def check_amount(value: float, what: str) -> float:
-    """Return a latency or a cost as a float.
-
-    Raises:
-        StorageError: Not a finite number >= 0.
-    """
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise StorageError(f"{what} must be a number, not {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise StorageError(f"{what} must be finite and >= 0, not {number!r}")
-    return number
 
 
 def check_feedback(feedback: float | None) -> float | None:

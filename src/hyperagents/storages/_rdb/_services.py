@@ -16,7 +16,7 @@ from hyperagents.exceptions import (
     ServiceNotFoundError,
     StorageError,
 )
-from hyperagents.storages._common import json_copy, normalise_expected, utcnow
+from hyperagents.storages._common import check_amount, json_copy, normalise_expected, utcnow
 from hyperagents.storages._rdb._transactions import (
     SERVICE_EVENTS,
     SERVICE_REQUESTS,
@@ -28,7 +28,6 @@ from hyperagents.storages._records import EventSpec
 from hyperagents.storages._service_checks import (
     RequestFilter,
     bounded_json,
-    check_amount,
     check_arm,
     check_feedback,
     check_limit,
