@@ -44,10 +44,21 @@ def serve(
         str | None,
         typer.Option(help="The service's name (default: the run's); serving again resumes it."),
     ] = None,
+    llm: Annotated[
+        str | None,
+        typer.Option(
+            help="The model agents may call (default: the run's own, if it has one).",
+            show_default=False,
+        ),
+    ] = None,
+    no_llm: Annotated[
+        bool, typer.Option("--no-llm", help="Give agents no model, even if the run has one.")
+    ] = False,
 ) -> None:
     """Answer task requests over HTTP with a run's champion, in warm sandboxes; every
     request, answer, latency and cost is recorded in the storage."""
     from hyperagents.service import (
+        RUN_MODEL,
         SERVICE_TOKEN_ENV_VAR,
         check_service_binding,
         service_for_run,
@@ -55,6 +66,9 @@ def serve(
     from hyperagents.service import serve as serve_http
 
     with errors():
+        if llm is not None and no_llm:
+            raise typer.BadParameter("give --llm or --no-llm, not both")
+        model = None if no_llm else (llm or RUN_MODEL)
         secret = token or os.environ.get(SERVICE_TOKEN_ENV_VAR) or None
         check_service_binding(host, secret)
         store = existing_storage(storage)
@@ -68,7 +82,15 @@ def serve(
             )
             if secret is not None:
                 err_console.print("every request needs the header: Authorization: Bearer …")
-            serve_http(store, service.id, host=host, port=port, token=secret, workers=workers)
+            serve_http(
+                store,
+                service.id,
+                host=host,
+                port=port,
+                token=secret,
+                workers=workers,
+                model=model,
+            )
         finally:
             store.close()
 

@@ -11,7 +11,7 @@ from types import FrameType
 
 from hyperagents.dashboard import check_binding, is_loopback
 from hyperagents.service._app import create_service_app
-from hyperagents.service._serving import Serving
+from hyperagents.service._serving import RUN_MODEL, Serving
 from hyperagents.storages import BaseStorage
 
 __all__ = ["SERVICE_TOKEN_ENV_VAR", "check_service_binding", "serve"]
@@ -38,18 +38,23 @@ def serve(
     port: int = 8100,
     token: str | None = None,
     workers: int = 2,
+    model: str | None = RUN_MODEL,
 ) -> None:
     """Serve a service until interrupted: warm its sandbox, answer over HTTP, and mark it
     stopped on the way out (requests in progress are answered first).
 
+    Args:
+        model: The language model agents may call (see :class:`Serving`).
+
     Raises:
         ConfigError: An unsafe binding, or the run's sandbox cannot work here.
+        LLMConfigError: The model's spec is invalid.
         ServiceNotFoundError: No such service.
     """
     import uvicorn
 
     check_service_binding(host, token)
-    serving = Serving(storage, service_id, workers=workers)
+    serving = Serving(storage, service_id, workers=workers, model=model)
     with _sigterm_exits():
         try:
             serving.start()

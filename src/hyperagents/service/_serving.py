@@ -10,8 +10,11 @@ the service goes on. With a candidate in shadow, the champion's answer is sent a
 candidate's is recorded beside it (``arm="shadow"``, ``shadow_of`` the request), in the
 background.
 
-Agents run with inputs only, never labels or feedback, and without a language model (as when a
-variant is tried): a champion that calls ``llm.complete`` gets an error inside the sandbox.
+Agents run with inputs only, never labels or feedback. A champion that calls ``llm.complete``
+gets the run's language model (or the one ``model`` names) through the sandbox bridge, as in
+the run: every call is recorded with the run's LLM calls (purpose ``serve``, scope
+``serve/REQUEST_ID``), and a request's cost is the sum of its calls'. Without a model, such a
+call fails inside the sandbox.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.exceptions import ConfigError, HyperagentsError, StorageError
 from hyperagents.program import Program
-from hyperagents.runs import RunConfig, record_task, sandbox_for
+from hyperagents.runs import RunConfig, RunLLM, derive_seed, record_task, sandbox_for
 from hyperagents.sandbox import Limits, Outcome, Sandbox
 from hyperagents.storages import (
     MAX_REQUEST_JSON,
@@ -42,10 +45,12 @@ from hyperagents.storages import (
     ServiceStatus,
 )
 
-__all__ = ["Admitted", "Answer", "Serving", "routed_to_candidate"]
+__all__ = ["RUN_MODEL", "Admitted", "Answer", "Serving", "routed_to_candidate"]
 
 logger = logging.getLogger("hyperagents.service")
 
+#: ``model`` of :class:`Serving` meaning the run's own language model (none if it has none).
+RUN_MODEL = "run"
 #: Shadow answers waiting to run at most; beyond, a shadow is skipped (and counted).
 SHADOW_BACKLOG = 256
 #: Seconds a sandboxed answer may take beyond the task's instance timeout (start, teardown).
@@ -129,11 +134,14 @@ class Serving:
         storage: Where the service, its requests and its variants' programs are.
         service_id: The service.
         workers: Requests answered at once (warm fork servers kept); more wait their turn.
-        sandbox: Override the run's sandbox (a name or an object; default: the run's own).
+        sandbox: Override the run's sandbox (an object; default: the run's own).
+        model: The language model agents may call: :data:`RUN_MODEL` for the run's (none if
+            it has none), a provider spec (``openai:M``, ``scripted:FILE``…), or None.
 
     Raises:
         ServiceNotFoundError: No such service.
         ConfigError: ``workers`` < 1, or the run's sandbox cannot work here.
+        LLMConfigError: The model's spec is invalid.
         TaskError: The run's task does not load.
     """
 
@@ -144,6 +152,7 @@ class Serving:
         *,
         workers: int = 2,
         sandbox: Sandbox | None = None,
+        model: str | None = RUN_MODEL,
     ) -> None:
         if workers < 1:
             raise ConfigError(f"a service needs at least one worker, not {workers}")
@@ -154,6 +163,9 @@ class Serving:
         run = storage.get_run(record.run_id)
         self.task = record_task(run)
         self.config = RunConfig.parse(dict(run.config))
+        self.run_id = run.id
+        self.llm = _service_llm(storage, run.id, run.seed, self.config, model)
+        self._llm_mark = 0
         self._owns_sandbox = sandbox is None
         self.sandbox = sandbox if sandbox is not None else sandbox_for(self.config, self.task)
         self.limits = Limits(
@@ -253,12 +265,14 @@ class Serving:
                 self._counts["waiting"] -= 1
                 self._counts["in_flight"] += 1
             try:
-                output, error = self._run_variant(admitted.variant_id, admitted.inputs)
+                output, error, cost = self._run_variant(
+                    admitted.variant_id, admitted.inputs, admitted.request_id
+                )
             finally:
                 with self._lock:
                     self._counts["in_flight"] -= 1
         latency = time.monotonic() - admitted.arrived
-        self._finish(admitted.request_id, output, error, latency)
+        self._finish(admitted.request_id, output, error, latency, cost)
         with self._lock:
             self._latencies.append(latency)
             del self._latencies[:-_RECENT]
@@ -276,9 +290,11 @@ class Serving:
         """
         return self.solve(self.admit(inputs))
 
-    def _finish(self, request_id: int, output: Any, error: str | None, latency: float) -> None:
+    def _finish(
+        self, request_id: int, output: Any, error: str | None, latency: float, cost: float
+    ) -> None:
         self.storage.finish_service_request(
-            request_id, output=output, error=error, latency=latency, cost=0.0
+            request_id, output=output, error=error, latency=latency, cost=cost
         )
 
     def _program(self, variant_id: int) -> Program | str:
@@ -297,27 +313,50 @@ class Serving:
             self._programs[variant_id] = loaded
         return loaded
 
-    def _run_variant(self, variant_id: int, inputs: Any) -> tuple[Any, str | None]:
-        """The variant's answer to ``inputs`` in the sandbox: (output, None) or (None, error)."""
+    def _run_variant(
+        self, variant_id: int, inputs: Any, request_id: int
+    ) -> tuple[Any, str | None, float]:
+        """The variant's answer to ``inputs`` in the sandbox, and what its model calls cost:
+        (output, None, cost) or (None, error, cost)."""
+        scope, mark = f"serve/{request_id}", self._llm_mark
         try:
             program = self._program(variant_id)
             if isinstance(program, str):
-                return None, program
+                return None, program, 0.0
+            handler = None
+            if self.llm is not None:
+                handler = self.llm.handler(variant_id=variant_id, purpose="serve", scope=scope)
             result, answered = solve_in_sandbox(
                 program,
                 [("request", inputs)],
                 instance_timeout=self.task.instance_timeout,
                 sandbox=self.sandbox,
                 limits=self.limits,
+                llm=handler,
             )
         except HyperagentsError as exc:  # the sandbox broke: this request fails, not the service
             logger.warning("service request failed in the sandbox: %s", exc)
-            return None, f"the sandbox failed: {exc}"
+            return None, f"the sandbox failed: {exc}", self._cost(scope, mark)
         except Exception as exc:  # never the service's end
             logger.exception("service request failed")
-            return None, f"internal error: {type(exc).__name__}"
+            return None, f"internal error: {type(exc).__name__}", self._cost(scope, mark)
         reason = result.reason if result.outcome is not Outcome.OK else None
-        return _solution(answered.get("request"), reason or result.outcome.name.lower())
+        output, error = _solution(answered.get("request"), reason or result.outcome.name.lower())
+        return output, error, self._cost(scope, mark)
+
+    def _cost(self, scope: str, mark: int) -> float:
+        """Dollars the model calls of one request cost (its calls are recorded with the run,
+        after id ``mark``, the last one seen when it started)."""
+        if self.llm is None:
+            return 0.0
+        calls = self.storage.list_llm_calls(self.run_id, after_id=mark)
+        cost = sum(
+            call.cost for call in calls if call.request.get("extra", {}).get("scope") == scope
+        )
+        if calls:
+            with self._lock:
+                self._llm_mark = max(self._llm_mark, calls[-1].id)
+        return cost
 
     # -- shadow -----------------------------------------------------------------------------
     def _queue_shadow(self, admitted: Admitted) -> None:
@@ -346,8 +385,8 @@ class Serving:
                 shadow_of=admitted.request_id,
             )
             started = time.monotonic()
-            output, error = self._run_variant(candidate, admitted.inputs)
-            self._finish(shadow_id, output, error, time.monotonic() - started)
+            output, error, cost = self._run_variant(candidate, admitted.inputs, shadow_id)
+            self._finish(shadow_id, output, error, time.monotonic() - started, cost)
         except Exception:  # a shadow never harms the service
             logger.exception("shadow answer failed")
         finally:
@@ -383,6 +422,31 @@ class Serving:
             "latency_p50_s": _quantile(recent, 0.5),
             "latency_p99_s": _quantile(recent, 0.99),
         }
+
+
+def _service_llm(
+    storage: BaseStorage, run_id: int, seed: int, config: RunConfig, model: str | None
+) -> RunLLM | None:
+    """The model a service's agents call (None: none), recording into the run's LLM calls
+    with no budget of its own (see the module docstring).
+
+    Raises:
+        LLMConfigError: The spec is invalid.
+    """
+    spec = config.llm if model == RUN_MODEL else model
+    if spec is None:
+        return None
+    return RunLLM(
+        storage,
+        run_id,
+        spec=spec,
+        seed=derive_seed(seed, "serve"),
+        retries=config.llm_retries,
+        timeout=config.llm_timeout,
+        cache=config.llm_cache,
+        prices=config.llm_prices,
+        failure_limit=config.llm_failure_limit,
+    )
 
 
 def _quantile(ordered: list[float], q: float) -> float | None:
