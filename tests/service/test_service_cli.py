@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import signal
+import time
 
 import httpx
 import pytest
@@ -35,6 +36,12 @@ def test_serve_answer_feedback_and_restart(site: Site) -> None:
             crash = client.post("/api/service/answer", json={"inputs": {"do": "crash"}})
             assert crash.status_code == 502 and "crashed" in crash.json()["error"]
             assert httpx.get(f"{base}/api/service/status").status_code == 401  # no token
+            with pytest.raises(httpx.ReadTimeout):  # the client gives up on a looping request
+                client.post("/api/service/answer", json={"inputs": {"do": "loop"}}, timeout=0.5)
+            deadline = time.monotonic() + 60
+            while client.get("/api/service/status").json()["errors"] < 2:  # answered anyway
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
             first = replies[0].json()["request_id"]
             labelled = cli(
                 "feedback", str(first), "--label", '"lo"', "--storage", site.url, cwd=site.tmp
@@ -46,7 +53,7 @@ def test_serve_answer_feedback_and_restart(site: Site) -> None:
             assert scored.returncode == 0, scored.stderr
             assert "score 0.25" in scored.stdout
             status = client.get("/api/service/status").json()
-            assert (status["requests"], status["errors"], status["with_feedback"]) == (7, 1, 1)
+            assert (status["requests"], status["errors"], status["with_feedback"]) == (8, 2, 1)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     with (
@@ -54,7 +61,8 @@ def test_serve_answer_feedback_and_restart(site: Site) -> None:
         httpx.Client(base_url=base, headers=headers, timeout=60) as client,
     ):
         listed = client.get("/api/service/requests", params={"limit": 100}).json()["requests"]
-        assert len(listed) == 7
+        assert len(listed) == 8 and all(r["answered_at"] for r in listed)
+        assert "timeout" in listed[-1]["error"]
         rated = next(r for r in listed if r["id"] == first)
         assert (rated["feedback"], rated["label"]) == (0.25, None)
         again = client.post("/api/service/answer", json={"inputs": {"x": 0.9}}).json()

@@ -79,7 +79,7 @@ def test_requests_beyond_the_workers_wait_and_none_is_lost(site: Site, serving: 
         thread.join(timeout=120)
     assert len(answers) == 7
     assert site.storage.count_service_requests(serving.service_id, answered=True, failed=False) == 7
-    assert serving.status()["in_flight"] == 0 and serving.status()["waiting"] == 0
+    assert serving.status()["in_flight"] == 0 and serving.status()["queued"] == 0
 
 
 def test_routing_hash_is_deterministic_and_takes_its_share() -> None:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 from anyio import CapacityLimiter
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -100,11 +101,13 @@ def _serving(request: Request) -> Serving:
 
 @router.post("/answer")
 async def answer(request: Request, body: AnswerBody) -> Response:
-    """Answer one request with the routed variant (waiting for a free worker)."""
+    """Answer one request with the routed variant (waiting for a free worker). Once recorded,
+    a request is answered and its answer recorded even if the client goes away meanwhile."""
     serving = _serving(request)
     limiter: CapacityLimiter = request.app.state.limiter
     admitted = await anyio.to_thread.run_sync(serving.admit, body.inputs)
-    result = await anyio.to_thread.run_sync(serving.solve, admitted, limiter=limiter)
+    with anyio.CancelScope(shield=True):
+        result = await anyio.to_thread.run_sync(serving.solve, admitted, limiter=limiter)
     return JSONResponse(result.as_json(), status_code=200 if result.ok else 502)
 
 

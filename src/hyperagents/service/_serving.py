@@ -174,7 +174,7 @@ class Serving:
         self._slots = threading.BoundedSemaphore(workers)
         self._lock = threading.Lock()
         self._programs: dict[int, Program | str] = {}
-        self._counts = {"in_flight": 0, "waiting": 0, "shadows_waiting": 0, "shadows_skipped": 0}
+        self._counts = {"queued": 0, "in_flight": 0, "shadows_waiting": 0, "shadows_skipped": 0}
         self._latencies: list[float] = []
         self._shadows = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, workers // 2), thread_name_prefix="hyperagents-shadow"
@@ -237,6 +237,8 @@ class Serving:
             self.service_id, variant_id=service.champion_id, arm="champion", inputs=inputs
         )
         admitted = Admitted(request_id, service.champion_id, "champion", inputs, time.monotonic())
+        with self._lock:
+            self._counts["queued"] += 1
         return self._routed(service, admitted)
 
     def _routed(self, service: ServiceRecord, admitted: Admitted) -> Admitted:
@@ -257,12 +259,12 @@ class Serving:
         return admitted
 
     def solve(self, admitted: Admitted) -> Answer:
-        """Answer an admitted request (waiting for a free slot) and record the answer."""
-        with self._lock:
-            self._counts["waiting"] += 1
+        """Answer an admitted request (waiting for a free slot) and record the answer; every
+        admitted request must be solved (a process that dies first leaves it to the next
+        :meth:`start`, which records it as lost)."""
         with self._slots:
             with self._lock:
-                self._counts["waiting"] -= 1
+                self._counts["queued"] -= 1
                 self._counts["in_flight"] += 1
             try:
                 output, error, cost = self._run_variant(
