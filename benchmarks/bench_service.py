@@ -10,13 +10,16 @@ requests (the task's val inputs, cycled) twice, with the same number of requests
   ``--concurrency`` HTTP clients (httpx) on loopback; every request is recorded in storage
   (added on arrival, completed with its answer) on the way.
 
-Both first answer a warm-up round (untimed). It prints, per mode, requests per second, p50 and
+Both first answer a warm-up round (untimed). ``--rounds`` repeats the pair, in alternating
+order (the machine's load drifts). It prints, per mode and round, requests per second, p50 and
 p99 latency (client side), errors, wall time, the machine's CPU time over the phase (all
 processes: the sandboxes, the server, the clients; from ``/proc/stat``) and the load average,
-then the service/direct ratios. Keep a run short (the defaults take well under 3 minutes).
+then the service/direct ratios of the medians over the rounds. Keep a run short (the defaults
+take about a minute).
 
 Usage:
     python benchmarks/bench_service.py [--task support] [--requests 200] [--concurrency 2]
+        [--rounds 2]
 """
 
 from __future__ import annotations
@@ -150,34 +153,55 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=2, help="in flight (= workers)")
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, task {args.task}")
+    rows: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
         started = time.perf_counter()
         url, storage = build(Path(tmp), args.task)
         print(f"run built (seed evaluated) in {time.perf_counter() - started:.1f} s")
-        pool = [
-            i.inputs for i in record_task(storage.get_run_by_name("bench")).instances(Split.VAL)
-        ]
+        task = record_task(storage.get_run_by_name("bench"))
+        pool = [instance.inputs for instance in task.instances(Split.VAL)]
         inputs = [pool[k % len(pool)] for k in range(args.requests)]
-        results = {"direct": direct(storage, inputs, args), "service": served(url, inputs, args)}
+        modes = {
+            "direct": lambda: direct(storage, inputs, args),
+            "service": lambda: served(url, inputs, args),
+        }
+        for round_ in range(args.rounds):
+            for mode in sorted(modes, reverse=round_ % 2 == 1):
+                rows.append((mode, modes[mode]()))
         stored = storage.count_service_requests(storage.get_service_by_name("bench").id)
         storage.close()
+    report(rows)
+    print(f"requests recorded by the service: {stored} (warm-ups included)")
+
+
+def report(rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """Print each mode's rounds and the ratios of the medians."""
     header = f"{'mode':8} {'req':>5} {'err':>4} {'wall s':>7} {'req/s':>7} {'p50 ms':>7}"
     print(header + f" {'p99 ms':>7} {'CPU s':>6} {'load':>11}")
-    for mode, r in results.items():
+    for mode, r in rows:
         print(
             f"{mode:8} {r['requests']:5d} {r['errors']:4d} {r['wall_s']:7.2f} {r['rps']:7.1f} "
             f"{r['p50_ms']:7.1f} {r['p99_ms']:7.1f} {r['cpu_s']:6.1f} "
             f"{r['load_before']:5.2f}>{r['load_after']:5.2f}"
         )
-    d, s = results["direct"], results["service"]
+
+    def median(mode: str, key: str) -> float:
+        return statistics.median(r[key] for m, r in rows if m == mode)
+
+    def cpu_per_request(mode: str) -> float:
+        return statistics.median(r["cpu_s"] / r["requests"] for m, r in rows if m == mode)
+
+    ratios = {
+        key: median("service", key) / median("direct", key) for key in ("rps", "p50_ms", "p99_ms")
+    }
     print(
-        f"service/direct: req/s x{s['rps'] / d['rps']:.2f}, p50 x{s['p50_ms'] / d['p50_ms']:.2f}, "
-        f"p99 x{s['p99_ms'] / d['p99_ms']:.2f}, CPU per request "
-        f"x{(s['cpu_s'] / s['requests']) / (d['cpu_s'] / d['requests']):.2f}"
+        f"service/direct (medians): req/s x{ratios['rps']:.2f}, p50 x{ratios['p50_ms']:.2f}, "
+        f"p99 x{ratios['p99_ms']:.2f}, CPU per request "
+        f"x{cpu_per_request('service') / cpu_per_request('direct'):.2f}"
     )
-    print(f"requests recorded by the service: {stored} (warm-up included)")
 
 
 if __name__ == "__main__":
