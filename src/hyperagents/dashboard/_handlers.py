@@ -13,7 +13,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hyperagents.dashboard._responses import error_response
 from hyperagents.dashboard._security import CSRF_COOKIE, SECURITY_HEADERS, Guard, new_csrf_token
-from hyperagents.exceptions import DuplicateError, HyperagentsError, RunStateError
+from hyperagents.exceptions import (
+    DuplicateError,
+    HyperagentsError,
+    RequestNotFoundError,
+    RunNotFoundError,
+    RunStateError,
+    ServiceNotFoundError,
+    TaskNotFoundError,
+    VariantNotFoundError,
+)
 
 __all__ = ["bad_request", "guard_requests", "http_error", "internal_error", "library_error"]
 
@@ -22,6 +31,13 @@ logger = logging.getLogger("hyperagents.dashboard")
 #: API paths answered without the token: what the page needs to sign in.
 _OPEN_API = ("/api/login", "/api/info")
 _INTERNAL = "internal error (the dashboard's log has the details)"
+_NOT_FOUND = (
+    RunNotFoundError,
+    VariantNotFoundError,
+    TaskNotFoundError,
+    ServiceNotFoundError,
+    RequestNotFoundError,
+)
 
 
 async def guard_requests(
@@ -57,8 +73,8 @@ async def guard_requests(
 
 def _status(exc: HyperagentsError) -> int:
     """The HTTP status of a library error: 404 not found (a run, variant, task, service or
-    request: every not-found error is a LookupError), 409 conflict, else 400."""
-    if isinstance(exc, LookupError):
+    served request), 409 conflict, else 400."""
+    if isinstance(exc, _NOT_FOUND):
         return 404
     if isinstance(exc, DuplicateError | RunStateError):
         return 409
