@@ -184,10 +184,15 @@ class Serving:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
-        """Warm the sandbox up, end the requests an earlier process left unanswered (with an
-        error saying so), and mark the service serving."""
+        """Warm the sandbox up (its fork servers compile the champion's sources ahead of
+        requests), end the requests an earlier process left unanswered (with an error saying
+        so), and mark the service serving."""
         set_warm = getattr(self.sandbox, "set_warm", None)
+        set_known = getattr(self.sandbox, "set_known_sources", None)
         if self._owns_sandbox and callable(set_warm):
+            champion = self._program(self.storage.get_service(self.service_id).champion_id)
+            if callable(set_known) and not isinstance(champion, str):
+                set_known(champion.python_sources())  # compiled once, ahead of requests
             set_warm(self.workers)
         lost = self.storage.list_service_requests(
             self.service_id, answered=False, until=self.started_at
