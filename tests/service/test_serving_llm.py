@@ -4,6 +4,8 @@ of its calls'."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,27 @@ def test_without_a_model_the_agent_falls_back(storage: RDBStorage) -> None:
     assert answer.output == "billing"
     assert storage.get_service_request(answer.request_id).cost == 0.0
     assert storage.list_llm_calls(service.run_id) == []
+
+
+def test_a_cut_off_model_is_tried_again_after_the_cool_down(
+    storage: RDBStorage, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"error": "error"}] * 5 + ["refund"]))
+    service = service_for_run(storage, "support")
+    ask = {"message": "I was charged twice", "channel": "email"}
+    serving = Serving(
+        storage, service.id, workers=1, model=f"scripted:{script}", model_cooldown=0.5
+    )
+    serving.start()
+    try:
+        failing = [serving.answer(ask).output for _ in range(5)]  # the keyword fallback
+        assert serving.llm is not None and serving.llm.broken is not None
+        refused = serving.answer(ask)  # the breaker is open: the model is not called
+        time.sleep(0.6)
+        again = serving.answer(ask)
+    finally:
+        serving.close()
+    assert failing == ["billing"] * 5 and refused.output == "billing"
+    assert again.output == "refund"
+    assert len(storage.list_llm_calls(service.run_id)) == 6

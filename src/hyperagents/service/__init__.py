@@ -23,6 +23,7 @@ from hyperagents.service._records import (
 )
 from hyperagents.service._serve import SERVICE_TOKEN_ENV_VAR, check_service_binding, serve
 from hyperagents.service._serving import (
+    MODEL_COOLDOWN,
     RUN_MODEL,
     SHADOW_BACKLOG,
     Admitted,
@@ -32,6 +33,7 @@ from hyperagents.service._serving import (
 )
 
 __all__ = [
+    "MODEL_COOLDOWN",
     "PAGE_LIMIT",
     "RUN_MODEL",
     "SERVICE_TOKEN_ENV_VAR",

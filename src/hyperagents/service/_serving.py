@@ -51,6 +51,9 @@ logger = logging.getLogger("hyperagents.service")
 
 #: ``model`` of :class:`Serving` meaning the run's own language model (none if it has none).
 RUN_MODEL = "run"
+#: Seconds a service waits, once its model's circuit breaker opened (too many failed calls in a
+#: row), before it lets its agents try the model again.
+MODEL_COOLDOWN = 60.0
 #: Shadow answers waiting to run at most; beyond, a shadow is skipped (and counted).
 SHADOW_BACKLOG = 256
 #: Seconds a sandboxed answer may take beyond the task's instance timeout (start, teardown).
@@ -137,6 +140,8 @@ class Serving:
         sandbox: Override the run's sandbox (an object; default: the run's own).
         model: The language model agents may call: :data:`RUN_MODEL` for the run's (none if
             it has none), a provider spec (``openai:M``, ``scripted:FILE``…), or None.
+        model_cooldown: Seconds the model stays cut off once its circuit breaker opened
+            (its calls are refused meanwhile), before it is tried again.
 
     Raises:
         ServiceNotFoundError: No such service.
@@ -153,6 +158,7 @@ class Serving:
         workers: int = 2,
         sandbox: Sandbox | None = None,
         model: str | None = RUN_MODEL,
+        model_cooldown: float = MODEL_COOLDOWN,
     ) -> None:
         if workers < 1:
             raise ConfigError(f"a service needs at least one worker, not {workers}")
@@ -166,6 +172,8 @@ class Serving:
         self.run_id = run.id
         self.llm = _service_llm(storage, run.id, run.seed, self.config, model)
         self._llm_mark = 0
+        self._model_cooldown = model_cooldown
+        self._broken_since: float | None = None
         self._owns_sandbox = sandbox is None
         self.sandbox = sandbox if sandbox is not None else sandbox_for(self.config, self.task)
         self.limits = Limits(
@@ -330,9 +338,10 @@ class Serving:
             program = self._program(variant_id)
             if isinstance(program, str):
                 return None, program, 0.0
+            llm = self._model()
             handler = None
-            if self.llm is not None:
-                handler = self.llm.handler(variant_id=variant_id, purpose="serve", scope=scope)
+            if llm is not None:
+                handler = llm.handler(variant_id=variant_id, purpose="serve", scope=scope)
             result, answered = solve_in_sandbox(
                 program,
                 [("request", inputs)],
@@ -350,6 +359,23 @@ class Serving:
         reason = result.reason if result.outcome is not Outcome.OK else None
         output, error = _solution(answered.get("request"), reason or result.outcome.name.lower())
         return output, error, self._cost(scope, mark)
+
+    def _model(self) -> RunLLM | None:
+        """The service's model (None: none), its circuit breaker closed again once it has been
+        open for the cool-down (while open, calls are refused without reaching the model)."""
+        llm = self.llm
+        if llm is None or llm.broken is None:
+            return llm
+        now = time.monotonic()
+        with self._lock:
+            if self._broken_since is None:
+                self._broken_since = now
+            if now - self._broken_since < self._model_cooldown:
+                return llm
+            self._broken_since = None
+        logger.warning("trying the service's model again after: %s", llm.broken)
+        llm.reset_breaker()
+        return llm
 
     def _cost(self, scope: str, mark: int) -> float:
         """Dollars the model calls of one request cost (its calls are recorded with the run,
