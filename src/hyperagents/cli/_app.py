@@ -29,6 +29,7 @@ from hyperagents.cli._audit_cmd import audit
 from hyperagents.cli._experiment_cmd import experiment, report
 from hyperagents.cli._service_cmd import feedback, serve
 from hyperagents.cli._shared import (
+    HostOpt,
     StorageOpt,
     app,
     console,
@@ -70,9 +71,7 @@ app.command()(feedback)
 @app.command()
 def dashboard(
     storage: StorageOpt = None,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs a token.")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     token: Annotated[
         str | None,

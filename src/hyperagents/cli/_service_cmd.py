@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from hyperagents._untrusted import printable
 from hyperagents.cli._shared import (
+    HostOpt,
     StorageOpt,
     console,
     err_console,
@@ -26,14 +27,12 @@ __all__ = ["feedback", "serve"]
 def serve(
     run_name: Annotated[str, typer.Argument(metavar="RUN", help="The run whose champion serves.")],
     storage: StorageOpt = None,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs a token.")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8100,
     token: Annotated[
         str | None,
         typer.Option(
-            help="Required by every request when given [default: $HYPERAGENTS_SERVICE_TOKEN].",
+            help="Required by every request when given (default: $HYPERAGENTS_SERVICE_TOKEN).",
             show_default=False,
         ),
     ] = None,
