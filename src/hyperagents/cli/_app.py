@@ -4,10 +4,10 @@ Defined here: ``dashboard``, ``tasks`` and ``init-task``. The other commands liv
 this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experiment, report;
 ``_task_cmd``: test-task;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
-reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_play_cmd``: play;
-``_rubric_cmd``: rubric draft) and are registered
-here, in the order ``--help`` lists them. Commands that create, drive or steer runs call the
-application service (:class:`hyperagents.runs.RunService`).
+reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_service_cmd``: serve, feedback;
+``_play_cmd``: play; ``_rubric_cmd``: rubric draft) and are registered here, in the order
+``--help`` lists them. Commands that create, drive or steer runs call the application service
+(:class:`hyperagents.runs.RunService`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from hyperagents.cli._audit_cmd import audit
 from hyperagents.cli._experiment_cmd import experiment, report
 from hyperagents.cli._play_cmd import play
 from hyperagents.cli._rubric_cmd import rubric_app
+from hyperagents.cli._service_cmd import feedback, serve
 from hyperagents.cli._shared import (
+    HostOpt,
     StorageOpt,
     app,
     console,
@@ -63,6 +65,8 @@ app.command()(audit)
 app.command()(_steer.stop)
 app.command()(_steer.delete)
 app.command("test-task")(test_task)
+app.command()(serve)
+app.command()(feedback)
 app.command()(play)
 app.add_typer(rubric_app, name="rubric")
 
@@ -71,9 +75,7 @@ app.add_typer(rubric_app, name="rubric")
 @app.command()
 def dashboard(
     storage: StorageOpt = None,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs a token.")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     token: Annotated[
         str | None,

@@ -182,7 +182,7 @@ class Reports:
             )
         if target is None:
             target = ctx.target_generations()
-        return {
+        report = {
             "task": {
                 "name": ctx.task.name,
                 "description": ctx.task.description,
@@ -202,6 +202,10 @@ class Reports:
             "train_inputs": self._shown_train_inputs(),
             "archive": archive,
         }
+        feedback = list(ctx.task.feedback_examples())[: cfg.report_results]
+        if feedback:  # only then: the reports (and prompts) of other runs stay as they were
+            report["feedback_examples"] = [dict(example) for example in feedback]
+        return report
 
     def _shown_train_inputs(self) -> list[dict[str, Any]]:
         """The first train instances' inputs (cached)."""

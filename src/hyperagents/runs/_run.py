@@ -107,7 +107,7 @@ class Run:
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def create(
+    def create(  # noqa: PLR0913 - keyword-only settings of the public constructor
         cls,
         *,
         task: str | Task,
@@ -123,6 +123,7 @@ class Run:
         generations: int | None = None,
         experiment: str | None = None,
         arm: str | None = None,
+        seed_from: Program | None = None,
     ) -> Run:
         """Create a run (and its seed variant, generation 0) in storage.
 
@@ -145,6 +146,8 @@ class Run:
                 :meth:`optimize` is added to it. None: set by the first :meth:`optimize`.
             experiment: The experiment the run is part of (see :mod:`hyperagents.reports`).
             arm: The group the run is compared in within its experiment (default: its mode).
+            seed_from: The seed program itself (e.g. a served champion's, to improve it
+                further), instead of the task's seed; it keeps its own meta agent.
 
         Raises:
             ConfigError: Bad mode or config, a negative ``generations``, or ``meta_from``
@@ -164,6 +167,7 @@ class Run:
             generations=generations,
             experiment=experiment,
             arm=arm,
+            seed_from=seed_from,
         )
         return cls._created(new, improver=improver, owns_sandbox=sandbox is None)
 

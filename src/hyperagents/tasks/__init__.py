@@ -3,7 +3,9 @@
 A task is named by a *spec*:
 
 * a built-in name (``review``, ``packing``, ``support``, ``support-lora``, ``forecast``,
-  ``shipping``, ``arith``, ``email_validation``, ``snake``, ``summaries``);
+  ``shipping``, ``arith``, ``email_validation``, ``snake``, ``summaries``), or of a wrapper of
+  another task (``live``: a task with live examples added, see
+  :class:`hyperagents.service.LiveTask`);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file);
 * ``path/to/folder``: a task folder in the seed format (``config.py``, ``initial_solution.py``,
@@ -67,6 +69,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "META_STATE_FILE",
     "ODD_OUTPUTS",
+    "WRAPPER_TASKS",
     "DeclaredParam",
     "DeclaredSpace",
     "Fact",
@@ -123,6 +126,10 @@ BUILTIN_TASKS: dict[str, str] = {
     "snake": "hyperagents.tasks.snake:SnakeTask",
     "summaries": "hyperagents.tasks.summaries:SummariesTask",
 }
+
+#: Tasks that wrap another one (given as their ``base`` option): name → ``module:Class``. They
+#: load like built-ins but are not listed (a run is never started on one by hand).
+WRAPPER_TASKS: dict[str, str] = {"live": "hyperagents.service:LiveTask"}
 
 
 @dataclass(frozen=True)
@@ -201,8 +208,8 @@ def load_task(spec: str | Task, options: Mapping[str, Any] | None = None) -> Tas
     if not isinstance(spec, str) or not spec.strip():
         raise TaskNotFoundError(f"invalid task spec {spec!r}")
     spec = spec.strip()
-    if spec in BUILTIN_TASKS:
-        obj = _import_target(BUILTIN_TASKS[spec], spec)
+    if spec in BUILTIN_TASKS or spec in WRAPPER_TASKS:
+        obj = _import_target({**BUILTIN_TASKS, **WRAPPER_TASKS}[spec], spec)
     elif spec in (targets := _entry_point_targets()):
         obj = _import_target(targets[spec], spec)
     elif (parts := file_spec(spec)) is not None:

@@ -122,7 +122,7 @@ class Task(ABC):
     sandbox_preload: ClassVar[tuple[str, ...]] = ()
     #: Files that belong to the meta level, besides the modules of the program's meta agent
     #: (every top-level ``meta_*.py``): see :meth:`is_meta_file`.
-    meta_files: ClassVar[tuple[str, ...]] = ("meta_agent.py", "select_parent.py")
+    meta_files: ClassVar[tuple[str, ...]] = ("meta_agent.py", "select_parent.py", "planner.py")
     #: The task's default constitution (a mapping, or a TOML/YAML file path relative to the
     #: task's module); a run's own ``constitution`` replaces it.
     constitution: ClassVar[Mapping[str, Any] | str | None] = None
@@ -167,6 +167,25 @@ class Task(ABC):
         instance's ``inputs`` and ``target`` may enter the training sandbox as an example
         with the source ``task`` (its ``target`` is the output the model is trained to give).
         Ids must not be those of split instances. Default: none."""
+        return ()
+
+    def target_from_label(self, label: JSON) -> Any:
+        """The :attr:`Instance.target` that scores an output against ``label``, the output a
+        person (or an oracle) says is correct for a request that was served live: a labelled
+        live example joins the train split as an instance with this target and is scored by
+        :meth:`score`. Default: the label itself (the target is the correct output, as for
+        :meth:`training_examples`). A task whose targets are not outputs overrides it, or
+        raises :class:`~hyperagents.exceptions.TaskError` to refuse labels.
+
+        Raises:
+            TaskError: The task cannot score against a label.
+        """
+        return label
+
+    def feedback_examples(self) -> Sequence[Mapping[str, Any]]:
+        """Examples shown to meta agents in their report and never scored: e.g. live
+        requests whose served output got feedback but no label (``{"id", "inputs",
+        "output", "feedback"}``). Default: none."""
         return ()
 
     def accepts(self, instance: Instance, output: JSON) -> bool:
