@@ -12,7 +12,7 @@ import pytest
 from hyperagents.exceptions import ConfigError
 from hyperagents.runs import Run, RunConfig
 from hyperagents.storages import InMemoryStorage, RunStatus, VariantState
-from hyperagents.testing import FakeOpenAIServer
+from hyperagents.testing import FakeOpenAIServer, FakeReply
 
 CONFIG = {"subset_size": 4, "sandbox": "process", "llm_retries": 0}
 
@@ -77,3 +77,17 @@ def test_a_spent_budget_while_judging_stops_the_run_and_fails_no_candidate() -> 
     assert record.status is RunStatus.STOPPED
     assert "budget" in (run.last_stop_reason or "")
     assert all(v.state is not VariantState.FAILED for v in run.variants())
+
+
+def test_a_request_the_server_rejects_is_the_outputs_failure_not_the_runs() -> None:
+    store = InMemoryStorage()
+    with FakeOpenAIServer(default=FakeReply(status=400), model="m") as server:
+        config = {**CONFIG, "llm": f"{server.base_url}#m"}
+        run = Run.create(
+            task="summaries", seed=0, storage=store, name="r", config=RunConfig.parse(config)
+        )
+        assert run.optimize(generations=1).status is RunStatus.COMPLETE
+    seed = run.variants()[0]
+    assert seed.scores["val"] == 0.0
+    evaluation = store.list_evaluations(seed.id)[0]
+    assert all("judge's model rejected the request" in r["error"] for r in evaluation.results)

@@ -10,7 +10,9 @@ again (the held-out re-check, a repeated stage) gets the same verdict and costs 
 A judge that cannot answer stops the run, never fails the candidate: a spent budget raises
 ``BudgetExhausted``, any other failure (after the gateway's retries, or a replay asked something
 its record lacks) ``ModelCutOff`` (both :class:`~hyperagents.exceptions.RunStateError`, which
-the engine treats as the run's: it stops, resumable).
+the engine treats as the run's: it stops, resumable). A request the server rejects as invalid
+(HTTP 400/413/422: an output too long for the model's context) is the output's doing: it scores
+the minimum (a scorer error) and the run goes on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from hyperagents.exceptions import LLMBudgetExceeded, LLMError
+from hyperagents.exceptions import LLMBudgetExceeded, LLMError, LLMRequestRejected, TaskError
 from hyperagents.llm import Gateway
 from hyperagents.runs._context import BudgetExhausted, ModelCutOff, RunContext
 from hyperagents.tasks import JudgedTask
@@ -62,6 +64,8 @@ class RunJudge:
         Raises:
             BudgetExhausted: The run's LLM budget is spent.
             ModelCutOff: The run has no model, or the call failed.
+            TaskError: The server rejected the request as invalid (the output's doing: it
+                scores the minimum, see :meth:`~hyperagents.tasks.Task.checked_score`).
         """
         with self._lock:
             if prompt in self._memo:
@@ -82,6 +86,10 @@ class RunJudge:
             if self._on_budget is not None:
                 self._on_budget()
             raise BudgetExhausted(f"the run's LLM budget is spent (judging): {exc}") from None
+        except LLMRequestRejected as exc:
+            # The server is up and refused this request (too long for its context...): the
+            # output in it is at fault, so the output scores the minimum (a scorer error).
+            raise TaskError(f"the judge's model rejected the request: {exc}") from None
         except LLMError as exc:
             raise ModelCutOff(f"the judge's model failed: {exc}") from None
         with self._lock:

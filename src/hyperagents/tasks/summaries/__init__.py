@@ -2,11 +2,11 @@
 
 Each instance is one paragraph; ``inputs`` is ``{"text": str, "max_words": int}`` and the task
 agent's ``solve(inputs)`` returns a summary (a string). Scoring (trusted, in the engine): a
-summary that is not text, is empty or longer than ``max_words`` words scores 0 (a copy of the
-text is no summary); otherwise the run's judge is asked, fact by fact, whether the summary
-states each fact of the instance's rubric, and the score is the weight of the facts confirmed
-over the rubric's total (see :mod:`hyperagents.tasks._judge`). Feedback names the facts missed.
-The agent never sees a rubric.
+summary that is not text, is empty, longer than ``max_words`` words or 1000 characters scores 0
+(a copy of the text is no summary); otherwise the run's judge is asked, fact by fact, whether
+the summary states each fact of the instance's rubric, and the score is the weight of the facts
+confirmed over the rubric's total (see :mod:`hyperagents.tasks._judge`). Feedback names the
+facts missed. The agent never sees a rubric.
 
 The task needs the run's language model (``--llm``): a run without one is refused at creation.
 Its 12 paragraphs are dealt by position: 4 train, 4 val, 4 test. The option ``rubric`` names a
@@ -35,8 +35,9 @@ from hyperagents.tasks.summaries._data import TEXTS, rubric_data
 __all__ = ["SummariesTask", "rubric_data"]
 
 _SPLITS = (Split.TRAIN, Split.VAL, Split.TEST)
-#: Words a summary may have.
+#: Words a summary may have, and characters (what reaches the judge is bounded).
 MAX_WORDS = 30
+MAX_CHARS = 1000
 
 
 class SummariesTask(JudgedTask):
@@ -91,6 +92,8 @@ class SummariesTask(JudgedTask):
         if not isinstance(output, str) or not output.strip():
             return Score(0.0, f"invalid output {short_repr(output, 60)}: expected a summary")
         words = len(output.split())
+        if len(output) > MAX_CHARS:
+            return Score(0.0, f"{len(output)} characters: a summary has at most {MAX_CHARS}")
         if words > limit:
             return Score(0.0, f"{words} words: a summary has at most {limit}")
         context = f"Summarise in at most {limit} words:\n{instance.inputs['text']}"
