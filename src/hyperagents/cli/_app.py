@@ -4,7 +4,8 @@ Defined here: ``dashboard``, ``tasks`` and ``init-task``. The other commands liv
 this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experiment, report;
 ``_task_cmd``: test-task;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
-reject, pin, ban, stop, delete; ``_audit_cmd``: audit) and are registered here, in the order
+reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_service_cmd``: serve, feedback) and are
+registered here, in the order
 ``--help`` lists them. Commands that create, drive or steer runs call the application service
 (:class:`hyperagents.runs.RunService`).
 """
@@ -26,7 +27,9 @@ from rich.table import Table
 from hyperagents.cli import _inspect, _run_cmd, _status, _steer
 from hyperagents.cli._audit_cmd import audit
 from hyperagents.cli._experiment_cmd import experiment, report
+from hyperagents.cli._service_cmd import feedback, serve
 from hyperagents.cli._shared import (
+    HostOpt,
     StorageOpt,
     app,
     console,
@@ -60,15 +63,15 @@ app.command()(audit)
 app.command()(_steer.stop)
 app.command()(_steer.delete)
 app.command("test-task")(test_task)
+app.command()(serve)
+app.command()(feedback)
 
 
 # -- dashboard ------------------------------------------------------------------------------
 @app.command()
 def dashboard(
     storage: StorageOpt = None,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs a token.")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     token: Annotated[
         str | None,

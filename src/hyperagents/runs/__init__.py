@@ -18,7 +18,8 @@ from hyperagents.runs._config import (
     parse_mode,
     with_training_device,
 )
-from hyperagents.runs._context import derive_seed, own_sandbox
+from hyperagents.runs._context import derive_seed, own_sandbox, sandbox_for
+from hyperagents.runs._create import record_task
 from hyperagents.runs._crew import ENGINE_COLUMNS, engine_label, run_engines
 from hyperagents.runs._decide import Decision, approve, ban, decide, pin, reject
 from hyperagents.runs._delete import check_no_engine, delete_run
@@ -42,6 +43,7 @@ from hyperagents.runs._export import (
 )
 from hyperagents.runs._interrupts import wait_awake
 from hyperagents.runs._launch import EngineLauncher, engine_command
+from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
@@ -91,6 +93,7 @@ __all__ = [
     "ResumeRequest",
     "Run",
     "RunConfig",
+    "RunLLM",
     "RunRef",
     "RunService",
     "SeedTrial",
@@ -125,6 +128,7 @@ __all__ = [
     "own_sandbox",
     "parse_mode",
     "pin",
+    "record_task",
     "reject",
     "replay_name",
     "replay_target",
@@ -135,6 +139,7 @@ __all__ = [
     "run_export",
     "run_identity",
     "run_info",
+    "sandbox_for",
     "seed_donor",
     "status_label",
     "stored_kinds",

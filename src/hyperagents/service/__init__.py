@@ -1,4 +1,16 @@
-"""The service's decision logic: monitor, drift, degradation detection, trigger, A/B test and
+"""Services: a run's champion answering live requests (``hyperagents serve``).
+
+:class:`Serving` answers requests in the run's sandbox, kept warm, and records every request,
+its answer or error, latency and cost in storage; :func:`create_service_app` puts an HTTP API
+in front of it (the dashboard's token and host rules); :func:`serve` runs both until
+interrupted. Other components steer a service through storage: its routing
+(:meth:`~hyperagents.storages.BaseStorage.set_service_routing`: a candidate in shadow, or under
+A/B testing with a share of the traffic, routed by :func:`routed_to_candidate`), its log
+(:meth:`~hyperagents.storages.BaseStorage.add_service_event`) and its requests with their
+feedback (:meth:`~hyperagents.storages.BaseStorage.list_service_requests`);
+:func:`attach_feedback` is how a label or a score is given.
+
+The service's decision logic: monitor, drift, degradation detection, trigger, A/B test and
 the simulated drifting stream (pure functions and small state machines; no storage, no HTTP);
 and the improvement of a serving champion with live data, planned by a planning agent.
 
@@ -18,6 +30,7 @@ and the improvement of a serving champion with live data, planned by a planning 
 
 from __future__ import annotations
 
+from hyperagents.service._app import PAGE_LIMIT, create_service_app
 from hyperagents.service._detect import Detector, DetectorSettings, Goal, average_run_length
 from hyperagents.service._drift import (
     DriftMonitor,
@@ -76,6 +89,13 @@ from hyperagents.service._planner import (
     run_planner,
     seed_planner,
 )
+from hyperagents.service._records import (
+    attach_feedback,
+    find_service,
+    parse_label,
+    request_json,
+    service_for_run,
+)
 from hyperagents.service._sequential import (
     Arm,
     Interval,
@@ -85,6 +105,16 @@ from hyperagents.service._sequential import (
     Verdict,
     assign_arm,
     confidence_halfwidth,
+)
+from hyperagents.service._serve import SERVICE_TOKEN_ENV_VAR, check_service_binding, serve
+from hyperagents.service._serving import (
+    MODEL_COOLDOWN,
+    RUN_MODEL,
+    SHADOW_BACKLOG,
+    Admitted,
+    Answer,
+    Serving,
+    routed_to_candidate,
 )
 from hyperagents.service._settings import parse_settings
 from hyperagents.service._stream import StreamRequest, StreamSettings, simulated_stream
@@ -100,8 +130,15 @@ __all__ = [
     "MAX_EXAMPLE_BYTES",
     "MAX_KIND_BYTES",
     "MAX_LIVE_EXAMPLES",
+    "MODEL_COOLDOWN",
+    "PAGE_LIMIT",
     "PLANNER_FILE",
+    "RUN_MODEL",
+    "SERVICE_TOKEN_ENV_VAR",
+    "SHADOW_BACKLOG",
     "SLICES",
+    "Admitted",
+    "Answer",
     "Arm",
     "CriteriaCheck",
     "Detector",
@@ -128,6 +165,7 @@ __all__ = [
     "PlanStep",
     "SequentialSettings",
     "SequentialTest",
+    "Serving",
     "StreamRequest",
     "StreamSettings",
     "Trigger",
@@ -135,18 +173,23 @@ __all__ = [
     "TriggerPolicy",
     "Verdict",
     "assign_arm",
+    "attach_feedback",
     "average_run_length",
     "base_task_of",
     "check_criteria",
+    "check_service_binding",
     "confidence_halfwidth",
+    "create_service_app",
     "declared_features",
     "fallback_plan",
+    "find_service",
     "improve_with_plans",
     "improvement_outcome",
     "input_features",
     "inputs_key",
     "ks_2samp",
     "live_task_options",
+    "parse_label",
     "parse_plan",
     "parse_settings",
     "plan_levers",
@@ -155,8 +198,12 @@ __all__ = [
     "psi_categorical",
     "psi_numeric",
     "replan_request",
+    "request_json",
+    "routed_to_candidate",
     "run_planner",
     "seed_planner",
+    "serve",
+    "service_for_run",
     "simulated_stream",
     "split_live",
     "start_improvement",
