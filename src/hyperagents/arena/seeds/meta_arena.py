@@ -1,0 +1,244 @@
+"""Arena meta agent of a code agent: rule synthesis from its failures, else the offline agent.
+
+``improve(workspace, report)`` is what the arena runs (in the sandbox) to make a child of a code
+agent. With probability ``RULE_SHARE`` (and when its report shows failures) it *synthesises a
+rule*: from the report's results (each case's input, the agent's answer and whether it was
+right, so its expected answer) it enumerates features of the inputs (``FEATURES`` below: a
+character in the local part or the domain, a length past a limit, a dot or hyphen at an edge, a
+top-level domain, a well-formed IP literal, a quoted local part, a broken punycode label...) and
+picks the feature and verdict that fix the most failures net of the right answers they would
+break (exactly, on the reported cases: the rule goes first). The rule is written into
+``task_agent.py``'s ``RULES`` list, which a wrapper of ``solve`` (added the first time, with the
+feature library) consults before the original code: the first rule whose feature the address
+has decides. Otherwise (or when no rule gains), it calls the offline meta agent
+(``meta_agent.improve``), which tunes ``PARAMS`` and edits the code's structure.
+
+Standalone: standard library only, deterministic given the workspace and ``report["seed"]``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import random
+from typing import Any
+
+#: Share of edits that synthesise a rule (when there are failures to learn from).
+RULE_SHARE = 0.5
+#: Most rules a task agent keeps (the oldest, last in the list, are dropped past it).
+MAX_RULES = 40
+
+#: The feature library, written into the task agent with its first rule (and run here).
+LIBRARY = '''
+def _arena_parts(address):
+    at = address.rfind("@")
+    return (address, "") if at < 0 else (address[:at], address[at + 1 :])
+
+
+def _arena_ipv4(text):
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
+
+
+def _arena_punycode_bad(domain):
+    for label in domain.lower().split("."):
+        if label.startswith("xn--"):
+            try:
+                label[4:].encode("ascii").decode("punycode")
+            except Exception:
+                return True
+            if not label[4:]:
+                return True
+    return False
+
+
+def arena_feature(name, arg, address):
+    """Whether ``address`` has the feature ``name`` (with ``arg``)."""
+    import unicodedata
+
+    local, domain = _arena_parts(address)
+    quoted = len(local) >= 2 and local.startswith('"') and local.endswith('"')
+    labels = domain.split(".")
+    if name == "local_has":
+        return not quoted and arg in local
+    if name == "quoted_has":
+        return quoted and arg in local[1:-1]
+    if name == "domain_has":
+        return arg in domain
+    if name == "local_len_gt":
+        return len(local.encode("utf-8")) > arg
+    if name == "label_len_gt":
+        return any(len(label) > arg for label in labels)
+    if name == "length_gt":
+        return len(address.encode("utf-8")) > arg
+    if name == "local_edge_dot":
+        return not quoted and (local.startswith(".") or local.endswith("."))
+    if name == "double_dot":
+        part = local if arg == "local" and not quoted else domain if arg == "domain" else ""
+        return ".." in part
+    if name == "label_edge_hyphen":
+        return any(label.startswith("-") or label.endswith("-") for label in labels)
+    if name == "tld_numeric":
+        return labels[-1].isdigit()
+    if name == "tld_is":
+        return labels[-1].lower() == arg
+    if name == "one_label":
+        return "." not in domain and not domain.startswith("[")
+    if name == "quoted":
+        return quoted
+    if name == "ipv4_literal":
+        return domain.startswith("[") and domain.endswith("]") and _arena_ipv4(domain[1:-1])
+    if name == "ipv6_literal":
+        inner = domain[1:-1]
+        if not (domain.startswith("[IPv6:") and domain.endswith("]")):
+            return False
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(inner[5:])
+        except ValueError:
+            return False
+        return True
+    if name == "punycode_bad":
+        return _arena_punycode_bad(domain)
+    if name == "unicode_category":
+        return any(unicodedata.category(ch) == arg for ch in address)
+    if name == "non_ascii_local":
+        return any(ord(ch) > 127 for ch in local)
+    if name == "non_ascii_domain":
+        return any(ord(ch) > 127 for ch in domain)
+    return False
+'''
+
+_WRAPPER = '''
+
+# --- arena rules (meta_arena.py): the first rule whose feature the address has decides ---
+RULES = []
+{library}
+
+_arena_base_solve = solve
+
+
+def solve(inputs):
+    """The rules first, then the original ``solve``."""
+    address = inputs.get("address") if isinstance(inputs, dict) else None
+    if isinstance(address, str):
+        for name, arg, verdict in RULES:
+            if arena_feature(name, arg, address):
+                return bool(verdict)
+    return _arena_base_solve(inputs)
+'''
+
+_CATEGORIES = ("Cc", "Cf", "Zs", "So", "Co", "Cn", "Mn")
+
+
+def _candidates(addresses: list[str]) -> list[tuple[str, Any]]:
+    """The features worth trying on these (failing) addresses."""
+    found: list[tuple[str, Any]] = [
+        ("local_len_gt", 64),
+        ("label_len_gt", 63),
+        ("length_gt", 254),
+        ("local_edge_dot", ""),
+        ("double_dot", "local"),
+        ("double_dot", "domain"),
+        ("label_edge_hyphen", ""),
+        ("tld_numeric", ""),
+        ("one_label", ""),
+        ("quoted", ""),
+        ("ipv4_literal", ""),
+        ("ipv6_literal", ""),
+        ("punycode_bad", ""),
+        ("non_ascii_local", ""),
+        ("non_ascii_domain", ""),
+    ]
+    found += [("unicode_category", c) for c in _CATEGORIES]
+    chars: set[str] = set()
+    tlds: set[str] = set()
+    for address in addresses:
+        domain = address.rpartition("@")[2]
+        chars.update(ch for ch in address if not ch.isalnum() or ord(ch) > 127)
+        tlds.add(domain.rpartition(".")[2].lower()[:30])
+    for ch in sorted(chars):
+        found += [("local_has", ch), ("domain_has", ch), ("quoted_has", ch)]
+    found += [("tld_is", t) for t in sorted(tlds) if t]
+    return found
+
+
+def _cases(report: dict[str, Any]) -> list[tuple[str, bool, bool]]:
+    """``(address, answer, expected)`` of each reported case the agent answered."""
+    inputs = {
+        item.get("id"): item.get("inputs", {}).get("address")
+        for item in report.get("train_inputs", [])
+        if isinstance(item, dict) and isinstance(item.get("inputs"), dict)
+    }
+    cases = []
+    for row in (report.get("evaluation") or {}).get("results", []):
+        address, output = inputs.get(row.get("id")), row.get("output")
+        if isinstance(address, str) and isinstance(output, bool):
+            cases.append((address, output, output if row.get("score") == 1 else not output))
+    return cases
+
+
+def synthesise(report: dict[str, Any], rng: random.Random) -> tuple[list[Any], int] | None:
+    """The best rule ``[name, arg, verdict]`` for the report's cases and its net gain (None:
+    no rule gains)."""
+    namespace: dict[str, Any] = {}
+    exec(LIBRARY, namespace)  # the same library the task agent gets
+    feature = namespace["arena_feature"]
+    cases = _cases(report)
+    wrong = [address for address, answer, expected in cases if answer != expected]
+    if not wrong:
+        return None
+    best: list[tuple[int, list[Any]]] = []
+    for name, arg in _candidates(wrong):
+        gains = {True: 0, False: 0}
+        for address, answer, expected in cases:
+            if not feature(name, arg, address):
+                continue
+            for verdict in (True, False):
+                if answer != expected and expected == verdict:
+                    gains[verdict] += 1
+                elif answer == expected and expected != verdict:
+                    gains[verdict] -= 1
+        best += [(gain, [name, arg, verdict]) for verdict, gain in gains.items() if gain > 0]
+    if not best:
+        return None
+    best.sort(key=lambda item: -item[0])
+    top = best[: 1 + rng.randrange(min(3, len(best)))]
+    gain, rule = top[-1]
+    return rule, gain
+
+
+def _write_rule(path: str, rule: list[Any]) -> list[Any]:
+    """Put ``rule`` first in ``task_agent.py``'s ``RULES`` (adding the wrapper if absent)."""
+    with open(path, encoding="utf-8") as handle:
+        source = handle.read()
+    marker = "\nRULES = "
+    if marker not in source:
+        source += _WRAPPER.format(library=LIBRARY)
+    start = source.index(marker) + len(marker)
+    end = source.index("\n", start)
+    rules = [rule, *ast.literal_eval(source[start:end])][:MAX_RULES]
+    source = source[:start] + ascii(rules) + source[end:]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(source)
+    return rules
+
+
+def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
+    """Make the child in ``workspace``: a synthesised rule, or the offline meta agent's edit."""
+    rng = random.Random(f"{report.get('seed', 0)}:arena")
+    if rng.random() < RULE_SHARE:
+        found = synthesise(report, rng)
+        if found is not None:
+            rule, gain = found
+            rules = _write_rule(os.path.join(workspace, "task_agent.py"), rule)
+            return {
+                "operator": "rule",
+                "changes": {"rule": rule, "gain": gain},
+                "rules": len(rules),
+            }
+    import meta_agent
+
+    result = meta_agent.improve(workspace, report)
+    return result if isinstance(result, dict) else {"result": result}
