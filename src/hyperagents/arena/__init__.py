@@ -10,14 +10,17 @@ level-3 (hyperagent) champion on the same held-out suite at the same evaluation 
 
 from __future__ import annotations
 
+from hyperagents.arena._compare import compare_level3
 from hyperagents.arena._config import ArenaConfig, parse_tournament
 from hyperagents.arena._engine import ArenaResult, arena_series, run_arena, seed_code_agent
-from hyperagents.arena._suite import heldout_suite, label_inputs, oracle_of
+from hyperagents.arena._suite import heldout_cases, heldout_suite, label_inputs, oracle_of
 
 __all__ = [
     "ArenaConfig",
     "ArenaResult",
     "arena_series",
+    "compare_level3",
+    "heldout_cases",
     "heldout_suite",
     "label_inputs",
     "oracle_of",

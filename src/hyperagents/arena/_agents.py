@@ -16,17 +16,20 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from hyperagents.arena._suite import instances_of
 from hyperagents.evaluation import StageResult, evaluate_stage, validate_and_evaluate
 from hyperagents.improvers import ImproveRequest, MetaAgentImprover
 from hyperagents.program import Program
-from hyperagents.sandbox import Limits, Sandbox, workspace
+from hyperagents.sandbox import Limits, Sandbox, get_sandbox, task_locations, workspace
 from hyperagents.tasks import Instance, Task
 
 __all__ = [
     "Proposal",
     "answers",
     "arena_files",
+    "arena_sandbox",
     "evaluate",
+    "heldout_score",
     "make_child",
     "propose",
 ]
@@ -161,3 +164,35 @@ def make_child(
     if result.program is not None and result.program.id == program.id:
         return None, result.meta_info, "the meta agent made no change"
     return result.program, result.meta_info, result.reason
+
+
+def arena_sandbox(name: str, task: Task, *, memory_mb: int) -> Sandbox:
+    """The sandbox ``name`` with the task's files hidden from agent code.
+
+    Raises:
+        ConfigError: A sandbox that cannot work here.
+    """
+    return get_sandbox(
+        name,
+        preload=tuple(task.sandbox_preload),
+        hide=task_locations(task),
+        memory_mb=memory_mb,
+    )
+
+
+def heldout_score(
+    program: Program,
+    cases: Sequence[dict[str, Any]],
+    *,
+    task: Task,
+    sandbox: Sandbox,
+    limits: Limits,
+) -> float:
+    """``program``'s accuracy on the held-out ``cases`` (0 when it is invalid), scored here.
+
+    Raises:
+        SandboxError: The sandbox itself failed.
+    """
+    instances = instances_of(list(cases), "h")
+    result = evaluate(program, instances, task=task, sandbox=sandbox, limits=limits)
+    return 0.0 if result is None else float(result.score)

@@ -15,19 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperagents.arena._agents import arena_files, evaluate
+from hyperagents.arena._agents import arena_files, arena_sandbox, heldout_score
 from hyperagents.arena._config import ArenaConfig
 from hyperagents.arena._round import RoundContext, play_round
 from hyperagents.arena._state import AgentSlot, ArenaState
-from hyperagents.arena._suite import heldout_suite, instances_of, oracle_of, task_cases
+from hyperagents.arena._suite import heldout_cases, oracle_of, task_cases
 from hyperagents.arena._tournament import mutate_test_agent, replace_worst
 from hyperagents.exceptions import ConfigError, RunNotFoundError
 from hyperagents.program import Program
-from hyperagents.sandbox import Sandbox, get_sandbox, task_locations
+from hyperagents.sandbox import Sandbox
 from hyperagents.storages import BaseStorage, RunSpec, RunStatus, get_storage
 from hyperagents.tasks import Task, load_task
 
-__all__ = ["ArenaResult", "arena_series", "heldout_accuracy", "run_arena", "seed_code_agent"]
+__all__ = ["ArenaResult", "arena_series", "run_arena", "seed_code_agent"]
 
 MODE = "arena"
 
@@ -134,22 +134,6 @@ def _last_state(ctx: RoundContext) -> ArenaState | None:
     return ArenaState.from_program(ctx.program(str(events[0].data["state"])))
 
 
-def heldout_accuracy(program: Program, cases: list[dict[str, Any]], *, ctx: RoundContext) -> float:
-    """``program``'s accuracy on the held-out ``cases`` (0 when invalid), scored here.
-
-    Raises:
-        SandboxError: The sandbox itself failed.
-    """
-    result = evaluate(
-        program,
-        instances_of(cases, "h"),
-        task=ctx.task,
-        sandbox=ctx.sandbox,
-        limits=ctx.eval_limits,
-    )
-    return 0.0 if result is None else float(result.score)
-
-
 def arena_series(store: BaseStorage, run_id: int) -> list[dict[str, Any]]:
     """Per round (the last record of each): suite size and growth, code agents' scores before
     the round, on the grown suite (the drop) and after it (the recovery), test agents' hard
@@ -166,15 +150,10 @@ def _context(
     store: BaseStorage, run_id: int, task: Task, config: ArenaConfig, sandbox: Sandbox | None
 ) -> tuple[RoundContext, list[dict[str, Any]]]:
     """The round context (sandbox, oracle, held-out inputs) and the held-out cases."""
-    box = sandbox or get_sandbox(
-        config.sandbox,
-        preload=tuple(task.sandbox_preload),
-        hide=task_locations(task),
-        memory_mb=config.memory_mb,
-    )
+    box = sandbox or arena_sandbox(config.sandbox, task, memory_mb=config.memory_mb)
     oracle = oracle_of(task)
     ctx = RoundContext(store, run_id, task, config, box, oracle, frozenset(), {})
-    cases = heldout_suite(task, seed=ctx.seed("heldout"), size=config.heldout_size)
+    cases = heldout_cases(task, seed=config.seed, size=config.heldout_size)
     ctx.heldout = frozenset(case["input"] for case in cases)
     return ctx, cases
 
@@ -239,9 +218,17 @@ def _finish(
 ) -> ArenaResult:
     """Score the champion (and the seed code agent) on the held-out suite and record it."""
     champion = state.champion()
-    accuracy = heldout_accuracy(ctx.program(champion.program), cases, ctx=ctx)
+    accuracy = heldout_score(
+        ctx.program(champion.program),
+        cases,
+        task=ctx.task,
+        sandbox=ctx.sandbox,
+        limits=ctx.eval_limits,
+    )
     seed_program = seed_code_agent(ctx.task, ctx.config.meta)
-    seed_accuracy = heldout_accuracy(seed_program, cases, ctx=ctx)
+    seed_accuracy = heldout_score(
+        seed_program, cases, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
+    )
     evaluations = dict(state.evaluations) | {"total": state.total_evaluations()}
     heldout = {"size": len(cases), "champion": accuracy, "seed": seed_accuracy}
     ctx.event(

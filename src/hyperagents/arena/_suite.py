@@ -20,12 +20,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hyperagents.exceptions import ConfigError
+from hyperagents.runs import derive_seed
 from hyperagents.tasks import Instance, Split, Task
 
 __all__ = [
     "INPUT_KEY",
     "Case",
     "grow_suite",
+    "heldout_cases",
     "heldout_suite",
     "instances_of",
     "label_inputs",
@@ -146,3 +148,13 @@ def heldout_suite(task: Task, *, seed: int, size: int) -> list[Case]:
         half[bool(valid)] -= 1
         chosen.append({"input": value, "valid": bool(valid), "reason": str(reason)[:300]})
     return [case | {"round": -1, "by": "heldout"} for case in chosen]
+
+
+def heldout_cases(task: Task, *, seed: int, size: int) -> list[Case]:
+    """The held-out suite of an arena seeded ``seed`` (its own seed derived from it).
+
+    Raises:
+        ConfigError: The task has no oracle.
+        TaskError: The oracle's package is not installed.
+    """
+    return heldout_suite(task, seed=derive_seed(seed, "arena", "heldout"), size=size)
