@@ -12,13 +12,23 @@ from __future__ import annotations
 
 from hyperagents.arena._compare import compare_level3
 from hyperagents.arena._config import ArenaConfig, parse_tournament
-from hyperagents.arena._engine import ArenaResult, arena_series, run_arena, seed_code_agent
+from hyperagents.arena._engine import (
+    Agents,
+    ArenaResult,
+    arena_series,
+    arena_suite,
+    run_arena,
+    seed_code_agent,
+    seed_test_agent,
+)
 from hyperagents.arena._suite import heldout_cases, heldout_suite, label_inputs, oracle_of
 
 __all__ = [
+    "Agents",
     "ArenaConfig",
     "ArenaResult",
     "arena_series",
+    "arena_suite",
     "compare_level3",
     "heldout_cases",
     "heldout_suite",
@@ -27,4 +37,5 @@ __all__ = [
     "parse_tournament",
     "run_arena",
     "seed_code_agent",
+    "seed_test_agent",
 ]

@@ -11,7 +11,7 @@ the round and the agent, so the resumed arena ends exactly as one never killed.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,15 @@ from hyperagents.sandbox import Sandbox
 from hyperagents.storages import BaseStorage, RunSpec, RunStatus, get_storage
 from hyperagents.tasks import Task, load_task
 
-__all__ = ["ArenaResult", "arena_series", "run_arena", "seed_code_agent"]
+__all__ = [
+    "Agents",
+    "ArenaResult",
+    "arena_series",
+    "arena_suite",
+    "run_arena",
+    "seed_code_agent",
+    "seed_test_agent",
+]
 
 MODE = "arena"
 
@@ -72,27 +80,58 @@ class ArenaResult:
         }
 
 
+def seed_test_agent() -> Program:
+    """The seed test agent: seeded mutations of email addresses (``test_agent.py``)."""
+    return Program(arena_files("test_agent.py"))
+
+
+def arena_suite(store: BaseStorage, run_id: int) -> list[dict[str, Any]]:
+    """The growing suite of an arena after its last finished round ([] before the first)."""
+    events = store.list_events(run_id, kinds=["arena.round"], newest_first=True, limit=1)
+    if not events:
+        return []
+    return ArenaState.from_program(store.get_program(str(events[0].data["state"]))).suite
+
+
 def seed_code_agent(task: Task, meta: str) -> Program:
     """The code agents' seed: the task's seed program (and the arena meta agent for ``arena``)."""
     program = task.seed_program()
     return program.with_files(arena_files("meta_arena.py")) if meta == "arena" else program
 
 
-def _initial_state(ctx: RoundContext) -> ArenaState:
-    """Round 0: the seed code agents, the seed test agents (each after the first with its
-    parameters mutated, so a tournament starts diverse), the task's train split as the suite."""
+def _initial_state(ctx: RoundContext, agents: Agents) -> ArenaState:
+    """Round 0: the code agents (given, else the seed), the test agents (given, else the seed,
+    each after the first with its parameters mutated so a tournament starts diverse), the
+    task's train split as the suite."""
     config = ctx.config
     state = ArenaState(round=0, code=[], test=[], suite=task_cases(ctx.task))
-    code_id = ctx.put(seed_code_agent(ctx.task, config.meta))
-    tester = Program(arena_files("test_agent.py"))
-    for _ in range(config.code_agents):
-        state.code.append(AgentSlot(name=state.new_name("code"), program=code_id))
+    coders = agents.code or [seed_code_agent(ctx.task, config.meta)]
+    tester = seed_test_agent()
+    for i in range(config.code_agents):
+        program_id = ctx.put(coders[i % len(coders)])
+        state.code.append(AgentSlot(name=state.new_name("code"), program=program_id))
     for i in range(config.test_agents):
-        program = tester
-        if i > 0:
+        if agents.test:
+            program = agents.test[i % len(agents.test)]
+        elif i > 0:
             program, _ = mutate_test_agent(tester, random.Random(ctx.seed(0, "test", i)))
+        else:
+            program = tester
         state.test.append(AgentSlot(name=state.new_name("test"), program=ctx.put(program)))
     return state
+
+
+@dataclass(frozen=True)
+class Agents:
+    """The programs an arena starts from (empty: the seeds), dealt in turn to its slots.
+
+    Attributes:
+        code: Code agents: a task agent (``task_agent.py``) and a meta agent.
+        test: Test agents: ``test_agent.py`` with ``propose(history, n, seed)``.
+    """
+
+    code: Sequence[Program] = ()
+    test: Sequence[Program] = ()
 
 
 def _open_run(store: BaseStorage, config: ArenaConfig, name: str) -> tuple[int, bool]:
@@ -111,7 +150,7 @@ def _open_run(store: BaseStorage, config: ArenaConfig, name: str) -> tuple[int, 
             mode=MODE,
             seed=config.seed,
             config=config.model_dump(),
-            seed_program_id=store.put_program(Program(arena_files("test_agent.py"))),
+            seed_program_id=store.put_program(seed_test_agent()),
             task_name=config.task,
             target_generations=config.rounds,
             attrs={"arena": True},
@@ -165,6 +204,7 @@ def run_arena(
     name: str | None = None,
     sandbox: Sandbox | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
+    agents: Agents | None = None,
 ) -> ArenaResult:
     """Create (or resume) the arena ``name`` and play it to ``config.rounds`` rounds.
 
@@ -175,6 +215,8 @@ def run_arena(
             arena of that name with the same settings is resumed from its last round.
         sandbox: Override the sandbox (default: ``config.sandbox``).
         on_round: Called with each round's summary once it is stored.
+        agents: The programs a new arena starts from (default: the seeds); a resumed arena
+            goes on with the agents it has.
 
     Raises:
         ConfigError: Bad settings, or a run of that name that is not this arena.
@@ -188,7 +230,7 @@ def run_arena(
     ctx, heldout = _context(store, run_id, task, config, sandbox)
     state = _last_state(ctx) if existed else None
     if state is None:
-        state = _initial_state(ctx)
+        state = _initial_state(ctx, agents or Agents())
     store.set_run_status(run_id, RunStatus.RUNNING)
     try:
         for round_no in range(state.round + 1, config.rounds + 1):
