@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from hyperagents.arena._suite import instances_of
-from hyperagents.evaluation import StageResult, evaluate_stage, validate_and_evaluate
+from hyperagents.evaluation import StageResult, validate_and_evaluate
 from hyperagents.improvers import ImproveRequest, MetaAgentImprover
 from hyperagents.program import Program
 from hyperagents.sandbox import Limits, Sandbox, get_sandbox, task_locations, workspace
@@ -25,7 +25,6 @@ from hyperagents.tasks import Instance, Task
 
 __all__ = [
     "Proposal",
-    "answers",
     "arena_files",
     "arena_sandbox",
     "evaluate",
@@ -90,30 +89,6 @@ def propose(
             kept.append(value)
     kept = kept[:n]
     return Proposal(tuple(kept), None, len(run.result) - len(kept))
-
-
-def answers(
-    program: Program,
-    instances: Sequence[Instance],
-    *,
-    task: Task,
-    sandbox: Sandbox,
-    limits: Limits,
-) -> StageResult:
-    """A code agent's scored answers on ``instances`` (one sandboxed process).
-
-    Raises:
-        SandboxError: The sandbox itself failed.
-    """
-    return evaluate_stage(
-        program,
-        task=task,
-        instances=instances,
-        stage="arena",
-        split="train",
-        sandbox=sandbox,
-        limits=limits,
-    )
 
 
 def evaluate(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hyperagents.arena._agents import answers, evaluate, make_child, propose
+from hyperagents.arena._agents import evaluate, make_child, propose
 from hyperagents.arena._config import ArenaConfig
 from hyperagents.arena._state import HISTORY_CAP, LINEAGE_CAP, AgentSlot, ArenaState, meta_report
 from hyperagents.arena._suite import INPUT_KEY, Case, grow_suite, instances_of, label_inputs
@@ -112,56 +112,82 @@ def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str
     return found
 
 
+def _run_on(ctx: RoundContext, program: Program, cases: list[Case]) -> dict[str, Any]:
+    """A code agent's outputs on ``cases``, by input (None for each where it failed or is
+    invalid), from one sandboxed evaluation."""
+    instances = instances_of(cases, "e")
+    result = evaluate(
+        program, instances, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
+    )
+    rows = {} if result is None else {row["id"]: row for row in result.results}
+    outputs: dict[str, Any] = {}
+    for inst, case in zip(instances, cases, strict=True):
+        row = rows.get(inst.id) or {}
+        outputs[case["input"]] = None if row.get("error") else row.get("output")
+    return outputs
+
+
+def _results(ctx: RoundContext, state: ArenaState, outputs: dict[str, Any]) -> list[Any]:
+    """The rows of an evaluation on the suite (id, score, feedback, output), scored here from
+    the agent's recorded outputs (a deterministic agent: the same as running it again)."""
+    rows = []
+    for inst in instances_of(state.suite):
+        output = outputs.get(inst.inputs[INPUT_KEY])
+        score = ctx.task.checked_score(inst, output)
+        rows.append({"id": inst.id, "score": score.value, "feedback": score.feedback})
+        rows[-1]["output"] = output
+    return rows
+
+
 def _screen(ctx: RoundContext, state: ArenaState, cases: list[Case]) -> set[str]:
-    """The inputs of ``cases`` that some code agent gets wrong."""
+    """The inputs of ``cases`` that some code agent gets wrong (each code agent answers them
+    in one evaluation; its answers are kept with it)."""
     if not cases:
         return set()
-    instances = instances_of(cases, "p")
     hard: set[str] = set()
+    instances = instances_of(cases, "p")
     for slot in state.code:
-        result = answers(
-            ctx.program(slot.program),
-            instances,
-            task=ctx.task,
-            sandbox=ctx.sandbox,
-            limits=ctx.eval_limits,
-        )
+        outputs = _run_on(ctx, ctx.program(slot.program), cases)
         state.evaluations["screens"] += 1
-        state.evaluations["instances"] += len(instances)
-        by_id = {r["id"]: r for r in result.results}
+        state.evaluations["instances"] += len(cases)
+        slot.answers = {**slot.answers, **outputs}
         for inst, case in zip(instances, cases, strict=True):
-            row = by_id.get(inst.id)
-            if row is None or float(row.get("score") or 0.0) < 1.0:
+            if ctx.task.checked_score(inst, outputs[case["input"]]).value < 1.0:
                 hard.add(case["input"])
     return hard
 
 
-def _score(ctx: RoundContext, state: ArenaState, program: Program) -> tuple[float, list[Any]]:
-    """A code agent's accuracy on the suite and its results (0 and none when invalid)."""
-    result = evaluate(
-        program,
-        instances_of(state.suite),
-        task=ctx.task,
-        sandbox=ctx.sandbox,
-        limits=ctx.eval_limits,
-    )
-    state.evaluations["instances"] += len(state.suite)
-    if result is None:
-        return 0.0, []
-    return float(result.score), list(result.results)
+def _score(
+    ctx: RoundContext, state: ArenaState, outputs: dict[str, Any]
+) -> tuple[float, list[Any]]:
+    """Accuracy on the suite and the rows, from an agent's outputs."""
+    rows = _results(ctx, state, outputs)
+    return (sum(row["score"] for row in rows) / len(rows) if rows else 0.0), rows
+
+
+def _catch_up(ctx: RoundContext, state: ArenaState, slot: AgentSlot) -> None:
+    """Answer the suite cases ``slot`` has no answer for yet (one evaluation, if any)."""
+    missing = [case for case in state.suite if case["input"] not in slot.answers]
+    if missing:
+        slot.answers = {**slot.answers, **_run_on(ctx, ctx.program(slot.program), missing)}
+        state.evaluations["scores"] += 1
+        state.evaluations["instances"] += len(missing)
+    suite = {case["input"] for case in state.suite}
+    slot.answers = {key: value for key, value in slot.answers.items() if key in suite}
 
 
 def improve_slot(
     ctx: RoundContext, state: ArenaState, slot: AgentSlot, round_no: int, children: int
 ) -> float:
-    """Rescore ``slot`` on the grown suite, then try ``children`` children and keep the best
-    one that scores at least as well (improve-and-keep).
+    """Score ``slot`` on the grown suite (from its answers), then try ``children`` children,
+    each evaluated on the suite, and keep the best one that scores at least as well
+    (improve-and-keep).
 
     Returns:
         Its score on the grown suite before its children (the drop the new cases made).
     """
-    score, results = _score(ctx, state, ctx.program(slot.program))
-    state.evaluations["scores"] += 1
+    _catch_up(ctx, state, slot)
+    score, results = _score(ctx, state, slot.answers)
     slot.score = score
     inputs = [
         {"id": f"c-{i}", "inputs": {INPUT_KEY: case["input"]}} for i, case in enumerate(state.suite)
@@ -192,11 +218,14 @@ def improve_slot(
             )
             entry["score"] = None
         else:
-            child_score, child_results = _score(ctx, state, child)
+            outputs = _run_on(ctx, child, state.suite)
             state.evaluations["children"] += 1
+            state.evaluations["instances"] += len(state.suite)
+            child_score, child_results = _score(ctx, state, outputs)
             entry["score"] = child_score
-            if child_score >= slot.score and child_results:
+            if child_score >= slot.score:
                 slot.program, slot.score, results = ctx.put(child), child_score, child_results
+                slot.answers = outputs
                 entry["kept"] = True
         slot.lineage = [*slot.lineage, entry][-LINEAGE_CAP:]
     return score
@@ -213,7 +242,7 @@ def play_round(
     Raises:
         SandboxError: The sandbox itself failed (the round is played again on resume).
     """
-    before = {slot.name: slot.score for slot in state.code}
+    before = {slot.name: slot.score if slot.answers else None for slot in state.code}
     proposed = _test_phase(ctx, state, round_no)
     all_cases = [case for cases in proposed.values() for case in cases]
     hard_inputs = _screen(ctx, state, all_cases)

@@ -34,6 +34,8 @@ class AgentSlot:
         lineage: A code agent's edits so far (the meta agent's archive).
         history: A test agent's inputs and whether each broke a code agent.
         generation: A code agent's edits made (the generation of its next child).
+        answers: A code agent's outputs on the suite's inputs (its program is deterministic:
+            they stand for running it again on them).
     """
 
     name: str
@@ -44,6 +46,7 @@ class AgentSlot:
     lineage: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     generation: int = 0
+    answers: dict[str, Any] = field(default_factory=dict)
 
     def current_generation(self) -> int:
         """The generation of a code agent's current program (0: its seed)."""

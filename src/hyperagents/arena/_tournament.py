@@ -58,6 +58,7 @@ def _replace_code(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[s
         score=best.score,
         lineage=list(best.lineage),
         generation=best.generation,
+        answers=dict(best.answers),
     )
     # The mutated winner: one child of the best by its own meta agent, kept only if it scores.
     improve_slot(ctx, state, newcomer, round_no, 1)

@@ -107,12 +107,46 @@ def arena_feature(name, arg, address):
         return any(ord(ch) > 127 for ch in local)
     if name == "non_ascii_domain":
         return any(ord(ch) > 127 for ch in domain)
+    if name == "local_outside_atext":
+        return not quoted and any(ch not in _ARENA_ATEXT and ord(ch) < 128 for ch in local)
+    if name == "domain_outside_ldh":
+        inner = domain[1:-1] if domain.startswith("[") and domain.endswith("]") else domain
+        return any(ch not in _ARENA_LDH and ord(ch) < 128 for ch in inner)
+    if name == "empty_label":
+        return "" in labels and not domain.startswith("[")
+    if name == "tld_alpha":
+        return labels[-1].isalpha()
+    if name == "quoted_bad":
+        inner = local[1:-1] if quoted else ""
+        return quoted and (_arena_unescaped(inner) or any(ord(ch) < 32 for ch in inner))
+    if name == "domain_literal":
+        return domain.startswith("[")
+    if name == "at_count_gt":
+        return address.count("@") > arg
+    if name == "local_empty":
+        return local == "" or local == '""'
     return False
+
+
+_ARENA_LDH = set("abcdefghijklmnopqrstuvwxyz" "ABCDEFGHIJKLMNOPQRSTUVWXYZ" "0123456789-.")
+_ARENA_ATEXT = _ARENA_LDH | set("!#$%&'*+/=?^_`{|}~")
+
+
+def _arena_unescaped(inner):
+    escaped = False
+    for ch in inner:
+        if escaped:
+            escaped = False
+        elif ch == chr(92):  # a backslash
+            escaped = True
+        elif ch == '"':
+            return True
+    return escaped
 '''
 
 _WRAPPER = '''
 
-# --- arena rules (meta_arena.py): the first rule whose feature the address has decides ---
+# --- arena rules (meta_arena.py): the first rule whose conditions hold decides ---
 RULES = []
 {library}
 
@@ -123,8 +157,8 @@ def solve(inputs):
     """The rules first, then the original ``solve``."""
     address = inputs.get("address") if isinstance(inputs, dict) else None
     if isinstance(address, str):
-        for name, arg, verdict in RULES:
-            if arena_feature(name, arg, address):
+        for conditions, verdict in RULES:
+            if all(arena_feature(n, a, address) == want for n, a, want in conditions):
                 return bool(verdict)
     return _arena_base_solve(inputs)
 '''
@@ -150,6 +184,14 @@ def _candidates(addresses: list[str]) -> list[tuple[str, Any]]:
         ("punycode_bad", ""),
         ("non_ascii_local", ""),
         ("non_ascii_domain", ""),
+        ("local_outside_atext", ""),
+        ("domain_outside_ldh", ""),
+        ("empty_label", ""),
+        ("tld_alpha", ""),
+        ("quoted_bad", ""),
+        ("domain_literal", ""),
+        ("at_count_gt", 1),
+        ("local_empty", ""),
     ]
     found += [("unicode_category", c) for c in _CATEGORIES]
     chars: set[str] = set()
@@ -179,33 +221,63 @@ def _cases(report: dict[str, Any]) -> list[tuple[str, bool, bool]]:
     return cases
 
 
+def _masks(
+    cases: list[tuple[str, bool, bool]], features: list[tuple[str, Any]], feature: Any
+) -> list[tuple[tuple[str, Any], int]]:
+    """Each feature with the bit mask of the cases that have it (bit i: case i)."""
+    masks = []
+    for key in features:
+        mask = 0
+        for i, (address, _, _) in enumerate(cases):
+            if feature(key[0], key[1], address):
+                mask |= 1 << i
+        masks.append((key, mask))
+    return masks
+
+
 def synthesise(report: dict[str, Any], rng: random.Random) -> tuple[list[Any], int] | None:
-    """The best rule ``[name, arg, verdict]`` for the report's cases and its net gain (None:
-    no rule gains)."""
+    """The best rule ``[conditions, verdict]`` for the report's cases and its net gain (None:
+    no rule gains). A condition is ``[feature, arg, wanted]``; a rule has one or two: a single
+    feature, or a pair (the second wanted or not) of the features covering most failures."""
     namespace: dict[str, Any] = {}
     exec(LIBRARY, namespace)  # the same library the task agent gets
-    feature = namespace["arena_feature"]
     cases = _cases(report)
     wrong = [address for address, answer, expected in cases if answer != expected]
     if not wrong:
         return None
-    best: list[tuple[int, list[Any]]] = []
-    for name, arg in _candidates(wrong):
-        gains = {True: 0, False: 0}
-        for address, answer, expected in cases:
-            if not feature(name, arg, address):
+    masks = _masks(cases, _candidates(wrong), namespace["arena_feature"])
+    fix = {v: 0 for v in (True, False)}  # wrong cases whose expected answer is v
+    harm = {v: 0 for v in (True, False)}  # right cases whose answer is not v
+    for i, (_, answer, expected) in enumerate(cases):
+        if answer != expected:
+            fix[expected] |= 1 << i
+        else:
+            harm[not expected] |= 1 << i
+    wrong_mask = fix[True] | fix[False]
+    top = sorted(masks, key=lambda item: -(item[1] & wrong_mask).bit_count())[:30]
+    found: list[tuple[int, int, list[Any]]] = []
+    for key, mask in masks:
+        found.append((0, mask, [[[key[0], key[1], True]]]))
+    for key, mask in top:
+        for other, other_mask in masks:
+            if other == key:
                 continue
-            for verdict in (True, False):
-                if answer != expected and expected == verdict:
-                    gains[verdict] += 1
-                elif answer == expected and expected != verdict:
-                    gains[verdict] -= 1
-        best += [(gain, [name, arg, verdict]) for verdict, gain in gains.items() if gain > 0]
-    if not best:
+            for wanted in (True, False):
+                pair = mask & (other_mask if wanted else ~other_mask)
+                rule = [[key[0], key[1], True], [other[0], other[1], wanted]]
+                found.append((1, pair, [rule]))
+    scored = []
+    for size, mask, (conditions,) in found:
+        for verdict in (True, False):
+            gain = (mask & fix[verdict]).bit_count() - (mask & harm[verdict]).bit_count()
+            if gain > 0:
+                scored.append((gain, -size, [conditions, verdict]))
+    if not scored:
         return None
-    best.sort(key=lambda item: -item[0])
-    top = best[: 1 + rng.randrange(min(3, len(best)))]
-    gain, rule = top[-1]
+    scored.sort(key=lambda item: (-item[0], -item[1]))
+    best = scored[0][0]
+    near = [item for item in scored[:5] if item[0] >= 0.8 * best]
+    gain, _, rule = near[rng.randrange(len(near))]
     return rule, gain
 
 
