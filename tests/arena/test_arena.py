@@ -3,6 +3,7 @@ resume after a kill, and the tournament's replacement of the worst agents."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,25 @@ def test_the_tournament_replaces_its_worst_agents() -> None:
     assert set(series[0]["scores"]) == {"c0", "c2"}
     assert set(series[0]["test_hard"]) == {"t1", "t2"}
     assert series[0]["scores"]["c2"] >= series[0]["scores_grown"]["c0"]
+
+
+def test_code_agents_propose_inputs_of_their_own_and_may_mutate_their_propose(
+    tmp_path: Path,
+) -> None:
+    from hyperagents.arena.seeds import meta_arena, test_agent  # the seed files, run here
+
+    store = InMemoryStorage()
+    result = _play(store, self_propose=True, code_agents=2, test_agents=1, rounds=1)
+    sources = {case["by"] for case in arena_suite(store, result.run_id)}
+    assert {"c0", "c1"} & sources, sources  # their own proposals reached the suite
+    path = tmp_path / "test_agent.py"
+    path.write_text((Path(test_agent.__file__)).read_text())
+    changed = meta_arena.mutate_propose(str(path), random.Random(3))
+    assert changed is not None
+    ((name, (old, new)),) = changed.items()
+    space = test_agent.PARAM_SPACE[name]
+    assert old == test_agent.PARAMS[name] and space["low"] <= new <= space["high"]
+    namespace: dict[str, Any] = {}
+    exec(path.read_text(), namespace)
+    assert namespace["PARAMS"][name] == new
+    assert len(namespace["propose"]([], 5, 0)) == 5

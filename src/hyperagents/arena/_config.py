@@ -46,6 +46,8 @@ class ArenaConfig(BaseModel):
         max_input_chars: Longest input accepted from a test agent (longer ones are dropped).
         suite_cap: Most cases the growing suite holds (the oldest proposed ones go first).
         heldout_size: Cases of the held-out adversarial suite (never shown to any agent).
+        self_propose: Code agents carry a test agent of their own (``test_agent.py``): its
+            ``propose()`` adds inputs each round, and their meta agent may mutate it.
         meta: The code agents' meta agent: ``arena`` (rule synthesis + the offline agent) or
             ``offline`` (the offline agent only).
         sandbox: Where agent code runs (``auto``, ``bwrap``, ``process``).
@@ -67,6 +69,7 @@ class ArenaConfig(BaseModel):
     max_input_chars: int = Field(default=400, ge=1, le=10_000)
     suite_cap: int = Field(default=1500, ge=10)
     heldout_size: int = Field(default=300, ge=10, le=100_000)
+    self_propose: bool = False
     meta: str = "arena"
     sandbox: str = "auto"
     propose_timeout: float = Field(default=20.0, gt=0)

@@ -93,10 +93,15 @@ def arena_suite(store: BaseStorage, run_id: int) -> list[dict[str, Any]]:
     return ArenaState.from_program(store.get_program(str(events[0].data["state"]))).suite
 
 
-def seed_code_agent(task: Task, meta: str) -> Program:
-    """The code agents' seed: the task's seed program (and the arena meta agent for ``arena``)."""
+def seed_code_agent(task: Task, meta: str, *, self_propose: bool = False) -> Program:
+    """The code agents' seed: the task's seed program (and the arena meta agent for ``arena``;
+    and the seed test agent, its own ``propose()``, with ``self_propose``)."""
     program = task.seed_program()
-    return program.with_files(arena_files("meta_arena.py")) if meta == "arena" else program
+    if meta == "arena":
+        program = program.with_files(arena_files("meta_arena.py"))
+    if self_propose:
+        program = program.with_files(arena_files("test_agent.py"))
+    return program
 
 
 def _initial_state(ctx: RoundContext, agents: Agents) -> ArenaState:
@@ -105,7 +110,9 @@ def _initial_state(ctx: RoundContext, agents: Agents) -> ArenaState:
     task's train split as the suite."""
     config = ctx.config
     state = ArenaState(round=0, code=[], test=[], suite=task_cases(ctx.task))
-    coders = agents.code or [seed_code_agent(ctx.task, config.meta)]
+    coders = agents.code or [
+        seed_code_agent(ctx.task, config.meta, self_propose=config.self_propose)
+    ]
     tester = seed_test_agent()
     for i in range(config.code_agents):
         program_id = ctx.put(coders[i % len(coders)])
@@ -267,7 +274,7 @@ def _finish(
         sandbox=ctx.sandbox,
         limits=ctx.eval_limits,
     )
-    seed_program = seed_code_agent(ctx.task, ctx.config.meta)
+    seed_program = seed_code_agent(ctx.task, ctx.config.meta, self_propose=ctx.config.self_propose)
     seed_accuracy = heldout_score(
         seed_program, cases, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
     )

@@ -80,10 +80,12 @@ def _bounded_meta(meta_info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str, list[Case]]:
-    """Each test agent's proposals, filtered and labelled by the oracle (by agent name)."""
+    """Each test agent's proposals (and each code agent's own, with ``self_propose``),
+    filtered and labelled by the oracle (by agent name)."""
     known = {case["input"] for case in state.suite}
     found: dict[str, list[Case]] = {}
-    for slot in state.test:
+    proposers = state.test + (state.code if ctx.config.self_propose else [])
+    for slot in proposers:
         proposal = propose(
             ctx.program(slot.program),
             history=slot.history,
@@ -247,7 +249,7 @@ def play_round(
     all_cases = [case for cases in proposed.values() for case in cases]
     hard_inputs = _screen(ctx, state, all_cases)
     hard_cases = [case for case in all_cases if case["input"] in hard_inputs]
-    for slot in state.test:
+    for slot in state.test + (state.code if ctx.config.self_propose else []):
         mine = proposed.get(slot.name, [])
         slot.hard.append(sum(case["input"] in hard_inputs for case in mine))
         entries = [{"input": case["input"], "hard": case["input"] in hard_inputs} for case in mine]

@@ -47,6 +47,12 @@ def arena(
     meta: Annotated[
         str, typer.Option(help="Code agents' meta agent: arena (rules + offline) or offline.")
     ] = "arena",
+    self_propose: Annotated[
+        bool,
+        typer.Option(
+            "--self-propose", help="Code agents also propose inputs and may mutate propose()."
+        ),
+    ] = False,
     sandbox: Annotated[str, typer.Option(help="Where agent code runs.")] = "auto",
     name: Annotated[
         str | None, typer.Option(help="The arena's run name (an existing one is resumed).")
@@ -71,6 +77,7 @@ def arena(
             {"task": task, "rounds": rounds, "seed": seed, "code_agents": code}
             | {"test_agents": test, "replace_every": replace_every, "proposals": proposals}
             | {"children": children, "heldout_size": heldout, "meta": meta, "sandbox": sandbox}
+            | {"self_propose": self_propose}
         )
         result = run_arena(
             config,

@@ -1,5 +1,8 @@
 """Arena meta agent of a code agent: rule synthesis from its failures, else the offline agent.
 
+Where the code agent carries a test agent of its own (``test_agent.py``: a tournament with
+``self_propose``), an edit may instead mutate its own ``propose()`` (``PROPOSE_SHARE``).
+
 ``improve(workspace, report)`` is what the arena runs (in the sandbox) to make a child of a code
 agent. With probability ``RULE_SHARE`` (and when its report shows failures) it *synthesises a
 rule*: from the report's results (each case's input, the agent's answer and whether it was
@@ -25,6 +28,8 @@ from typing import Any
 
 #: Share of edits that synthesise a rule (when there are failures to learn from).
 RULE_SHARE = 0.5
+#: Share of edits that mutate the agent's own ``propose()`` (where it has ``test_agent.py``).
+PROPOSE_SHARE = 0.15
 #: Most rules a task agent keeps (the oldest, last in the list, are dropped past it).
 MAX_RULES = 40
 
@@ -297,9 +302,49 @@ def _write_rule(path: str, rule: list[Any]) -> list[Any]:
     return rules
 
 
+def mutate_propose(path: str, rng: random.Random) -> dict[str, Any] | None:
+    """Redraw one declared parameter of the agent's own test agent (``test_agent.py``'s
+    ``PARAMS`` within ``PARAM_SPACE``); the change, or None where there is nothing to edit."""
+    with open(path, encoding="utf-8") as handle:
+        source = handle.read()
+    tree = ast.parse(source)
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id in ("PARAMS", "PARAM_SPACE"):
+                found[target.id] = node
+    if "PARAMS" not in found or "PARAM_SPACE" not in found:
+        return None
+    params, space = (ast.literal_eval(found[k].value) for k in ("PARAMS", "PARAM_SPACE"))
+    names = sorted(k for k in space if k in params)
+    if not names:
+        return None
+    name = names[rng.randrange(len(names))]
+    spec = space[name]
+    if spec.get("type") == "int":
+        value: Any = rng.randint(int(spec["low"]), int(spec["high"]))
+    else:
+        value = round(rng.uniform(float(spec["low"]), float(spec["high"])), 3)
+    old, params[name] = params[name], value
+    node = found["PARAMS"]
+    lines = source.splitlines(keepends=True)
+    head, tail = lines[: node.lineno - 1], lines[node.end_lineno :]
+    text = "PARAMS = {\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in params.items()) + "}\n"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("".join(head) + text + "".join(tail))
+    return {name: [old, value]}
+
+
 def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
-    """Make the child in ``workspace``: a synthesised rule, or the offline meta agent's edit."""
+    """Make the child in ``workspace``: a mutation of its own ``propose()`` (where it has
+    one), a synthesised rule, or the offline meta agent's edit."""
     rng = random.Random(f"{report.get('seed', 0)}:arena")
+    own = os.path.join(workspace, "test_agent.py")
+    if os.path.isfile(own) and rng.random() < PROPOSE_SHARE:
+        changed = mutate_propose(own, rng)
+        if changed is not None:
+            return {"operator": "propose", "changes": changed}
     if rng.random() < RULE_SHARE:
         found = synthesise(report, rng)
         if found is not None:
