@@ -3,6 +3,7 @@ resume after a kill, and the tournament's replacement of the worst agents."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -202,3 +203,16 @@ def test_code_agents_propose_inputs_of_their_own_and_may_mutate_their_propose(
     exec(path.read_text(), namespace)
     assert namespace["PARAMS"][name] == new
     assert len(namespace["propose"]([], 5, 0)) == 5
+
+
+def test_llm_code_agents_ask_the_gateway_and_their_calls_are_recorded(tmp_path: Path) -> None:
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps(["I would change nothing."] * 10))
+    store = InMemoryStorage()
+    result = _play(store, meta="llm", llm=f"scripted:{script}", rounds=1, children=2)
+    calls = store.list_llm_calls(result.run_id)
+    assert calls, "the LLM meta agent asked the model through the arena's gateway"
+    assert all(call.purpose.startswith("improve") for call in calls)
+    assert result.rounds == 1  # whatever the model said, the arena went on
+    with pytest.raises(ValueError, match="needs an llm spec"):
+        ArenaConfig(meta="llm")

@@ -33,7 +33,7 @@ def test_bad_options_get_a_clear_error(tmp_path: Path) -> None:
     code, text = invoke_wide("arena", "--tournament", "4by4", "--storage", url)
     assert code == 1 and "tournament must look like 4x4" in text
     code, text = invoke_wide("arena", "--meta", "magic", "--storage", url)
-    assert code == 1 and "meta must be 'arena' or 'offline'" in text
+    assert code == 1 and "meta must be 'arena', 'offline' or 'llm'" in text
     code, text = invoke_wide("arena", "--rounds", "1", *SMALL, "--seed", "3", "--storage", url)
     assert code == 0, text
     code, text = invoke_wide(

@@ -11,7 +11,7 @@ own answers on the growing suite and whether each was right (as any train feedba
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -125,8 +125,10 @@ def make_child(
     seed: int,
     sandbox: Sandbox,
     limits: Limits,
+    llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[Program | None, dict[str, Any], str | None]:
-    """A child of a code agent made by its meta agent (``module.improve``) in the sandbox.
+    """A child of a code agent made by its meta agent (``module.improve``) in the sandbox
+    (its ``llm.complete`` calls answered by ``llm``, the arena's gateway, when given).
 
     Returns:
         The child (None: the meta agent failed), its ``meta_info``, and why it failed.
@@ -135,7 +137,8 @@ def make_child(
         SandboxError: The sandbox itself failed.
     """
     improver = MetaAgentImprover(sandbox=sandbox, limits=limits, module=module)
-    result = improver.improve(ImproveRequest(program=program, report=report, seed=seed))
+    request = ImproveRequest(program=program, report=report, seed=seed, llm=llm)
+    result = improver.improve(request)
     if result.program is not None and result.program.id == program.id:
         return None, result.meta_info, "the meta agent made no change"
     return result.program, result.meta_info, result.reason

@@ -48,8 +48,10 @@ class ArenaConfig(BaseModel):
         heldout_size: Cases of the held-out adversarial suite (never shown to any agent).
         self_propose: Code agents carry a test agent of their own (``test_agent.py``): its
             ``propose()`` adds inputs each round, and their meta agent may mutate it.
-        meta: The code agents' meta agent: ``arena`` (rule synthesis + the offline agent) or
-            ``offline`` (the offline agent only).
+        meta: The code agents' meta agent: ``arena`` (rule synthesis + the offline agent),
+            ``offline`` (the offline agent only) or ``llm`` (the LLM seed meta agent, asking
+            ``llm`` through the gateway; its calls are recorded on the arena's run).
+        llm: The language model's spec for ``meta="llm"`` (``openai:M``, ``scripted:FILE``...).
         sandbox: Where agent code runs (``auto``, ``bwrap``, ``process``).
         propose_timeout: Seconds a test agent's ``propose`` may take.
         improve_timeout: Seconds a code agent's meta agent may take.
@@ -71,6 +73,7 @@ class ArenaConfig(BaseModel):
     heldout_size: int = Field(default=300, ge=10, le=100_000)
     self_propose: bool = False
     meta: str = "arena"
+    llm: str | None = None
     sandbox: str = "auto"
     propose_timeout: float = Field(default=20.0, gt=0)
     improve_timeout: float = Field(default=60.0, gt=0)
@@ -79,14 +82,16 @@ class ArenaConfig(BaseModel):
     @field_validator("meta")
     @classmethod
     def _meta(cls, value: str) -> str:
-        if value not in ("arena", "offline"):
-            raise ValueError(f"meta must be 'arena' or 'offline', not {value!r}")
+        if value not in ("arena", "offline", "llm"):
+            raise ValueError(f"meta must be 'arena', 'offline' or 'llm', not {value!r}")
         return value
 
     @model_validator(mode="after")
     def _sizes(self) -> ArenaConfig:
         if self.code_agents * self.test_agents > 64:
             raise ValueError("at most 64 code x test agent pairs")
+        if self.meta == "llm" and not self.llm:
+            raise ValueError("meta 'llm' needs an llm spec")
         return self
 
     @property

@@ -22,7 +22,10 @@ from hyperagents.arena._state import AgentSlot, ArenaState
 from hyperagents.arena._suite import heldout_cases, oracle_of, task_cases
 from hyperagents.arena._tournament import mutate_test_agent, replace_worst
 from hyperagents.exceptions import ConfigError, RunNotFoundError
+from hyperagents.improvers import meta_agent_files
+from hyperagents.llm import portable_llm_spec
 from hyperagents.program import Program
+from hyperagents.runs import RunLLM, derive_seed
 from hyperagents.sandbox import Sandbox
 from hyperagents.storages import BaseStorage, RunSpec, RunStatus, get_storage
 from hyperagents.tasks import Task, load_task
@@ -97,6 +100,8 @@ def seed_code_agent(task: Task, meta: str, *, self_propose: bool = False) -> Pro
     """The code agents' seed: the task's seed program (and the arena meta agent for ``arena``;
     and the seed test agent, its own ``propose()``, with ``self_propose``)."""
     program = task.seed_program()
+    if meta == "llm":
+        program = task.with_meta_agent(program, meta_agent_files("llm") or {})
     if meta == "arena":
         program = program.with_files(arena_files("meta_arena.py"))
     if self_propose:
@@ -199,6 +204,9 @@ def _context(
     box = sandbox or arena_sandbox(config.sandbox, task, memory_mb=config.memory_mb)
     oracle = oracle_of(task)
     ctx = RoundContext(store, run_id, task, config, box, oracle, frozenset(), {})
+    if config.meta == "llm":
+        spec = portable_llm_spec(str(config.llm))
+        ctx.llm = RunLLM(store, run_id, spec=spec, seed=derive_seed(config.seed, "arena", "llm"))
     cases = heldout_cases(task, seed=config.seed, size=config.heldout_size)
     ctx.heldout = frozenset(case["input"] for case in cases)
     return ctx, cases

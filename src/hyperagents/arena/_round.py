@@ -15,7 +15,7 @@ from hyperagents.arena._config import ArenaConfig
 from hyperagents.arena._state import HISTORY_CAP, LINEAGE_CAP, AgentSlot, ArenaState, meta_report
 from hyperagents.arena._suite import INPUT_KEY, Case, grow_suite, instances_of, label_inputs
 from hyperagents.program import Program
-from hyperagents.runs import derive_seed
+from hyperagents.runs import RunLLM, derive_seed
 from hyperagents.sandbox import Limits, Sandbox
 from hyperagents.storages import BaseStorage
 from hyperagents.tasks import Task
@@ -39,6 +39,7 @@ class RoundContext:
     oracle: Any
     heldout: frozenset[str]
     programs: dict[str, Program]
+    llm: RunLLM | None = None
 
     def program(self, program_id: str) -> Program:
         """A stored program (cached)."""
@@ -200,6 +201,12 @@ def improve_slot(
     for k in range(children):
         seed = ctx.seed(round_no, slot.name, "child", k)
         report = meta_report(slot, results, inputs, task=task_info, seed=seed)
+        scope = f"r{round_no}/{slot.name}/{k}/improve"
+        handler = (
+            None
+            if ctx.llm is None
+            else ctx.llm.handler(variant_id=None, purpose="improve", scope=scope)
+        )
         child, meta_info, failure = make_child(
             ctx.program(slot.program),
             report,
@@ -207,6 +214,7 @@ def improve_slot(
             seed=seed,
             sandbox=ctx.sandbox,
             limits=ctx.limits(ctx.config.improve_timeout),
+            llm=handler,
         )
         slot.generation += 1
         entry: dict[str, Any] = {"generation": slot.generation, "round": round_no}

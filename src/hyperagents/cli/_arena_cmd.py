@@ -10,6 +10,7 @@ import typer
 
 from hyperagents.arena import ArenaConfig, compare_level3, parse_tournament, run_arena
 from hyperagents.cli._shared import StorageOpt, console, err_console, errors
+from hyperagents.llm import portable_llm_spec
 
 __all__ = ["arena"]
 
@@ -45,8 +46,13 @@ def arena(
     children: Annotated[int, typer.Option(min=1, help="Children per code agent per round.")] = 2,
     heldout: Annotated[int, typer.Option(min=10, help="Held-out adversarial cases.")] = 300,
     meta: Annotated[
-        str, typer.Option(help="Code agents' meta agent: arena (rules + offline) or offline.")
+        str,
+        typer.Option(help="Code agents' meta agent: arena (rules + offline), offline or llm."),
     ] = "arena",
+    llm: Annotated[
+        str | None,
+        typer.Option(help="The model for --meta llm (openai:M, http://HOST/v1#M, scripted:FILE)."),
+    ] = None,
     self_propose: Annotated[
         bool,
         typer.Option(
@@ -77,7 +83,7 @@ def arena(
             {"task": task, "rounds": rounds, "seed": seed, "code_agents": code}
             | {"test_agents": test, "replace_every": replace_every, "proposals": proposals}
             | {"children": children, "heldout_size": heldout, "meta": meta, "sandbox": sandbox}
-            | {"self_propose": self_propose}
+            | {"self_propose": self_propose, "llm": portable_llm_spec(llm) if llm else None}
         )
         result = run_arena(
             config,

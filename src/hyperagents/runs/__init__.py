@@ -42,6 +42,7 @@ from hyperagents.runs._export import (
 )
 from hyperagents.runs._interrupts import wait_awake
 from hyperagents.runs._launch import EngineLauncher, engine_command
+from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
@@ -89,6 +90,7 @@ __all__ = [
     "ResumeRequest",
     "Run",
     "RunConfig",
+    "RunLLM",
     "RunService",
     "SeedTrial",
     "StartRequest",
