@@ -26,6 +26,8 @@ def test_an_arena_plays_resumes_to_more_rounds_and_writes_its_summary(tmp_path: 
     assert [s["round"] for s in second["series"]] == [1, 2]
     assert second["series"][0] == first["series"][0]
     assert second["evaluations"]["total"] > first["evaluations"]["total"]
+    code, text = invoke_wide("resume", first["name"], "--storage", url)
+    assert code == 1 and "this run is an arena" in text  # the run engine does not drive it
 
 
 def test_bad_options_get_a_clear_error(tmp_path: Path) -> None:
