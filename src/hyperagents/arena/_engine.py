@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hyperagents.arena._agents import arena_files, arena_sandbox, heldout_score
@@ -71,16 +71,7 @@ class ArenaResult:
 
     def summary(self) -> dict[str, Any]:
         """The result as JSON-compatible data."""
-        return {
-            "run_id": self.run_id,
-            "name": self.name,
-            "rounds": self.rounds,
-            "champion": self.champion,
-            "suite_size": self.suite_size,
-            "evaluations": self.evaluations,
-            "heldout": self.heldout,
-            "series": self.series,
-        }
+        return asdict(self)
 
 
 def seed_test_agent() -> Program:
