@@ -97,6 +97,8 @@ def test_the_oracle_labels_every_input_and_the_suite_grows_only_with_hard_cases(
     for case in added:
         assert case["valid"] == oracle_label(case["input"])[0]
         assert case["input"] in {"a..b@example.com", "user@[300.1.1.1]", "x@y.test"}
+    (dropped,) = store.list_events(result.run_id, kinds=["arena.agent_failed"])
+    assert dropped.data["reason"].startswith("3 of its proposals dropped")
     series = arena_series(store, result.run_id)
     assert series[0]["added"] == series[0]["hard"] == len(added)
     assert series[0]["suite_size"] == len(suite)

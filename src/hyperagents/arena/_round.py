@@ -96,12 +96,17 @@ def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str
             sandbox=ctx.sandbox,
             limits=ctx.limits(ctx.config.propose_timeout),
         )
-        if proposal.failure is not None:
+        failure = proposal.failure
+        if failure is None and proposal.dropped:
+            failure = (
+                f"{proposal.dropped} of its proposals dropped (not distinct strings of 1 to "
+                f"{ctx.config.max_input_chars} characters, or past {ctx.config.proposals})"
+            )
+        if failure is not None:
             ctx.event(
                 "arena.agent_failed",
-                f"test agent {slot.name} failed: {proposal.failure}"[:300],
-                {"round": round_no, "agent": slot.name, "step": "propose"}
-                | {"reason": proposal.failure},
+                f"test agent {slot.name} failed: {failure}"[:300],
+                {"round": round_no, "agent": slot.name, "step": "propose", "reason": failure},
             )
         fresh = [
             value
