@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from hyperagents.arena._state import HISTORY_CAP
 from hyperagents.arena._suite import instances_of
 from hyperagents.evaluation import StageResult, validate_and_evaluate
 from hyperagents.improvers import ImproveRequest, MetaAgentImprover
@@ -32,9 +33,6 @@ __all__ = [
     "make_child",
     "propose",
 ]
-
-#: Most history entries a test agent is given.
-HISTORY_CAP = 400
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def compare_level3(
     champion = run.champion()
     program = run.program(champion) if champion is not None else task.seed_program()
     cases = heldout_cases(task, seed=config.seed, size=config.heldout_size)
-    limits = Limits(wall_time=120.0, memory_mb=config.memory_mb)
+    limits = Limits(wall_time=config.eval_timeout, memory_mb=config.memory_mb)
     return {
         "run": run.name,
         "generations": max(1, evaluations),

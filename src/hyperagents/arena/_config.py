@@ -55,6 +55,7 @@ class ArenaConfig(BaseModel):
         sandbox: Where agent code runs (``auto``, ``bwrap``, ``process``).
         propose_timeout: Seconds a test agent's ``propose`` may take.
         improve_timeout: Seconds a code agent's meta agent may take.
+        eval_timeout: Seconds one evaluation of a code agent (a batch of inputs) may take.
         memory_mb: Memory limit of each sandboxed process.
     """
 
@@ -77,6 +78,7 @@ class ArenaConfig(BaseModel):
     sandbox: str = "auto"
     propose_timeout: float = Field(default=20.0, gt=0)
     improve_timeout: float = Field(default=60.0, gt=0)
+    eval_timeout: float = Field(default=120.0, gt=0)
     memory_mb: int = Field(default=1024, ge=64)
 
     @field_validator("meta")

@@ -69,7 +69,7 @@ class RoundContext:
     @property
     def eval_limits(self) -> Limits:
         """Limits of a code agent's evaluation."""
-        return self.limits(max(60.0, self.config.propose_timeout * 3))
+        return self.limits(self.config.eval_timeout)
 
 
 def _bounded_meta(meta_info: dict[str, Any]) -> dict[str, Any]:
