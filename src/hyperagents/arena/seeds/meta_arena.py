@@ -1,20 +1,21 @@
 """Arena meta agent of a code agent: rule synthesis from its failures, else the offline agent.
 
-Where the code agent carries a test agent of its own (``test_agent.py``: a tournament with
-``self_propose``), an edit may instead mutate its own ``propose()`` (``PROPOSE_SHARE``).
-
 ``improve(workspace, report)`` is what the arena runs (in the sandbox) to make a child of a code
 agent. With probability ``RULE_SHARE`` (and when its report shows failures) it *synthesises a
 rule*: from the report's results (each case's input, the agent's answer and whether it was
-right, so its expected answer) it enumerates features of the inputs (``FEATURES`` below: a
-character in the local part or the domain, a length past a limit, a dot or hyphen at an edge, a
-top-level domain, a well-formed IP literal, a quoted local part, a broken punycode label...) and
-picks the feature and verdict that fix the most failures net of the right answers they would
-break (exactly, on the reported cases: the rule goes first). The rule is written into
-``task_agent.py``'s ``RULES`` list, which a wrapper of ``solve`` (added the first time, with the
-feature library) consults before the original code: the first rule whose feature the address
-has decides. Otherwise (or when no rule gains), it calls the offline meta agent
+right, so its expected answer) it enumerates features of the inputs (``arena_feature`` in
+``LIBRARY``: a character in the local part or the domain, a length past a limit, a dot or
+hyphen at an edge, an empty label, a top-level domain, a well-formed IP literal, a quoted local
+part with an unescaped quote, a broken punycode label...) and picks the rule, one feature or a
+pair (the second present or absent), and the verdict that fix the most failures net of the
+right answers they would break (exactly, on the reported cases: the rule goes first). The rule
+is written into ``task_agent.py``'s ``RULES`` list, which a wrapper of ``solve`` (added the
+first time, with the feature library) consults before the original code: the first rule whose
+conditions hold decides. Otherwise (or when no rule gains), it calls the offline meta agent
 (``meta_agent.improve``), which tunes ``PARAMS`` and edits the code's structure.
+
+Where the code agent carries a test agent of its own (``test_agent.py``: an arena with
+``self_propose``), an edit may instead mutate its own ``propose()`` (``PROPOSE_SHARE``).
 
 Standalone: standard library only, deterministic given the workspace and ``report["seed"]``.
 """
