@@ -2,7 +2,7 @@
 
 Defined here: ``dashboard``, ``tasks`` and ``init-task``. The other commands live in modules of
 this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experiment, report;
-``_task_cmd``: test-task;
+``_task_cmd``: test-task; ``_arena_cmd``: arena;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
 reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_service_cmd``: serve, feedback;
 ``_play_cmd``: play; ``_rubric_cmd``: rubric draft) and are registered here, in the order
@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hyperagents.cli import _inspect, _run_cmd, _status, _steer
+from hyperagents.cli._arena_cmd import arena
 from hyperagents.cli._audit_cmd import audit
 from hyperagents.cli._experiment_cmd import experiment, report
 from hyperagents.cli._play_cmd import play
@@ -48,6 +49,7 @@ __all__ = ["app", "console", "err_console", "main"]
 # -- commands defined in their own modules, in the order --help lists them ------------------
 app.command()(_run_cmd.run)
 app.command()(experiment)
+app.command()(arena)
 app.command()(report)
 app.command()(_run_cmd.resume)
 app.command("runs")(_status.list_runs)

@@ -334,6 +334,11 @@ def parse_mode(mode: str | Mode) -> Mode:
     Raises:
         ConfigError: Unknown mode.
     """
+    if mode == "arena":  # stored by hyperagents.arena, which drives it (not this engine)
+        raise ConfigError(
+            "this run is an arena: go on with `hyperagents arena --name NAME` and its settings "
+            "(see hyperagents.arena.run_arena)"
+        )
     try:
         return Mode(mode)
     except ValueError:

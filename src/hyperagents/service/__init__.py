@@ -31,6 +31,7 @@ and the improvement of a serving champion with live data, planned by a planning 
 from __future__ import annotations
 
 from hyperagents.service._app import PAGE_LIMIT, create_service_app
+from hyperagents.service._autopilot import Autopilot
 from hyperagents.service._detect import Detector, DetectorSettings, Goal, average_run_length
 from hyperagents.service._drift import (
     DriftMonitor,
@@ -117,11 +118,25 @@ from hyperagents.service._serving import (
     routed_to_candidate,
 )
 from hyperagents.service._settings import parse_settings
+from hyperagents.service._steering import (
+    COMMAND_EVENT,
+    STATE_EVENT,
+    AutopilotSettings,
+    Improvement,
+    Improver,
+    Stage,
+    decide_candidate,
+    plan_improver,
+    post_override,
+    request_quality,
+    route_candidate,
+)
 from hyperagents.service._stream import StreamRequest, StreamSettings, simulated_stream
 from hyperagents.service._trigger import Override, Trigger, TriggerDecision, TriggerPolicy
 
 __all__ = [
     "ACTION_KINDS",
+    "COMMAND_EVENT",
     "CRITERION_OPS",
     "DATA_SOURCES",
     "IMPROVEMENT_ATTR",
@@ -137,9 +152,12 @@ __all__ = [
     "SERVICE_TOKEN_ENV_VAR",
     "SHADOW_BACKLOG",
     "SLICES",
+    "STATE_EVENT",
     "Admitted",
     "Answer",
     "Arm",
+    "Autopilot",
+    "AutopilotSettings",
     "CriteriaCheck",
     "Detector",
     "DetectorSettings",
@@ -147,8 +165,10 @@ __all__ = [
     "DriftSettings",
     "FeatureDrift",
     "Goal",
+    "Improvement",
     "ImprovementBudget",
     "ImprovementOutcome",
+    "Improver",
     "InputFeature",
     "Interval",
     "LiveExample",
@@ -166,6 +186,7 @@ __all__ = [
     "SequentialSettings",
     "SequentialTest",
     "Serving",
+    "Stage",
     "StreamRequest",
     "StreamSettings",
     "Trigger",
@@ -180,6 +201,7 @@ __all__ = [
     "check_service_binding",
     "confidence_halfwidth",
     "create_service_app",
+    "decide_candidate",
     "declared_features",
     "fallback_plan",
     "find_service",
@@ -192,13 +214,17 @@ __all__ = [
     "parse_label",
     "parse_plan",
     "parse_settings",
+    "plan_improver",
     "plan_levers",
     "planner_program",
     "planner_request",
+    "post_override",
     "psi_categorical",
     "psi_numeric",
     "replan_request",
     "request_json",
+    "request_quality",
+    "route_candidate",
     "routed_to_candidate",
     "run_planner",
     "seed_planner",

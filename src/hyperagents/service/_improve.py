@@ -485,6 +485,7 @@ def improve_with_plans(
     holdout_fraction: float = 0.0,
     seed: int = 0,
     settings: PlanSettings = PlanSettings(),
+    variant: VariantRef | None = None,
 ) -> list[PlanStep]:
     """Plan, improve, check the plan's criteria, and re-plan while they are unmet (at most
     ``settings.max_replans`` times); each improvement run is driven here, to its end.
@@ -499,6 +500,8 @@ def improve_with_plans(
             every plan).
         seed: The seed of the runs and of the held-back draw.
         settings: The planner's bounds, re-plans, features and model.
+        variant: The served variant to improve, a variant of ``run`` (default: the run's
+            champion).
 
     Returns:
         The steps in order; the last one's check is met, or the re-plans ran out.
@@ -510,7 +513,7 @@ def improve_with_plans(
         SandboxError: The sandbox itself broke while evaluating an outcome.
     """
     served = service.find_run(run)
-    champion = _served_variant(service, served, None)
+    champion = _served_variant(service, served, variant)
     split = split_live(live, holdout_fraction=holdout_fraction, seed=seed)
     base, base_options = base_task_of(served)
     task = load_task(base, base_options)
