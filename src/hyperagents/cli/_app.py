@@ -4,8 +4,8 @@ Defined here: ``dashboard``, ``tasks`` and ``init-task``. The other commands liv
 this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experiment, report;
 ``_task_cmd``: test-task;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
-reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_service_cmd``: serve, feedback) and are
-registered here, in the order
+reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_service_cmd``: serve, feedback,
+promote, rollback, autopilot) and are registered here, in the order
 ``--help`` lists them. Commands that create, drive or steer runs call the application service
 (:class:`hyperagents.runs.RunService`).
 """
@@ -27,7 +27,7 @@ from rich.table import Table
 from hyperagents.cli import _inspect, _run_cmd, _status, _steer
 from hyperagents.cli._audit_cmd import audit
 from hyperagents.cli._experiment_cmd import experiment, report
-from hyperagents.cli._service_cmd import feedback, serve
+from hyperagents.cli._service_cmd import autopilot, feedback, promote, rollback, serve
 from hyperagents.cli._shared import (
     HostOpt,
     StorageOpt,
@@ -65,6 +65,9 @@ app.command()(_steer.delete)
 app.command("test-task")(test_task)
 app.command()(serve)
 app.command()(feedback)
+app.command()(promote)
+app.command()(rollback)
+app.command()(autopilot)
 
 
 # -- dashboard ------------------------------------------------------------------------------
