@@ -154,7 +154,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="in flight (= workers)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--drift", action="store_true", help="the autopilot under a drifting stream instead"
+    )
+    parser.add_argument("--seeds", type=int, default=5, help="--drift: episodes of each kind")
+    parser.add_argument("--length", type=int, default=4000, help="--drift: stream length")
+    parser.add_argument("--change-at", type=int, default=600, help="--drift: the change point")
+    parser.add_argument("--out", type=Path, help="--drift: write the episodes here (JSON)")
     args = parser.parse_args()
+    if args.drift:
+        drift(args)
+        return
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, task {args.task}")
     rows: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
@@ -206,3 +216,37 @@ def report(rows: list[tuple[str, dict[str, Any]]]) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def drift(args: argparse.Namespace) -> None:
+    """``--drift``: episodes of :mod:`service_drift`, drifting and stationary, per seed."""
+    import json
+
+    from service_drift import DECISIONS, episode
+
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    found = []
+    with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
+        for seed in range(args.seeds):
+            for change_at in (args.change_at, None):
+                cpu = machine_cpu_seconds()
+                result = episode(Path(tmp), seed=seed, length=args.length, change_at=change_at)
+                row = {**result.as_json(), "cpu_s": machine_cpu_seconds() - cpu}
+                row["load"] = os.getloadavg()[0]
+                found.append(row)
+                kinds = [d["kind"] for d in result.decisions]
+                final = next((d for d in result.decisions if d["kind"] in DECISIONS), None)
+                trigger = result.first("improving")
+                print(
+                    f"seed {seed} {'drift' if change_at is not None else 'steady':6} "
+                    f"sent {result.sent} answered {result.answered} refused {result.refused} "
+                    f"lost {result.lost}; trigger at "
+                    f"{'-' if trigger is None else trigger['index']}; "
+                    f"final {'-' if final is None else final['kind'] + '@' + str(final['index'])}"
+                    f" ({'-' if final is None else final['seconds']} s); accuracy "
+                    f"{result.accuracy}; {row['seconds']:.0f} s wall, {row['cpu_s']:.0f} s CPU; "
+                    f"load {row['load']:.1f}; log {kinds}",
+                    flush=True,
+                )
+    if args.out is not None:
+        args.out.write_text(json.dumps(found, indent=1))

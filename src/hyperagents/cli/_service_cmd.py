@@ -1,11 +1,14 @@
-"""The service commands: ``serve`` (a run's champion answering requests over HTTP) and
-``feedback`` (a label or a score attached to a served request)."""
+"""The service commands: ``serve`` (a run's champion answering requests over HTTP, with
+``--improve`` its autopilot), ``feedback`` (a label or a score attached to a served request),
+``promote`` and ``rollback`` (a person's decision on the candidate) and ``autopilot`` (its
+state; force or suppress an improvement)."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,7 +24,7 @@ from hyperagents.cli._shared import (
     whoami,
 )
 
-__all__ = ["feedback", "serve"]
+__all__ = ["autopilot", "feedback", "promote", "rollback", "serve"]
 
 
 def serve(
@@ -53,6 +56,32 @@ def serve(
     no_llm: Annotated[
         bool, typer.Option("--no-llm", help="Give agents no model, even if the run has one.")
     ] = False,
+    improve: Annotated[
+        bool,
+        typer.Option(
+            "--improve",
+            help="Watch the champion's live quality and improve it in the background when it "
+            "degrades (shadow, A/B, promote or roll back; see the README's autopilot).",
+        ),
+    ] = False,
+    autopilot: Annotated[
+        Path | None,
+        typer.Option(
+            help="The autopilot's settings (a JSON or YAML file; implies --improve).",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    goal: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="The live quality to hold (default: alarm on a drop from the level learnt).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Answer task requests over HTTP with a run's champion, in warm sandboxes; every
     request, answer, latency and cost is recorded in the storage."""
@@ -70,6 +99,7 @@ def serve(
         model = None if no_llm else (llm or RUN_MODEL)
         secret = token or os.environ.get(SERVICE_TOKEN_ENV_VAR) or None
         check_service_binding(host, secret)
+        settings = _autopilot_settings(autopilot, goal) if improve or autopilot else None
         store = existing_storage(storage)
         try:
             service = service_for_run(store, run_name, name=name)
@@ -89,9 +119,37 @@ def serve(
                 token=secret,
                 workers=workers,
                 model=model,
+                autopilot=settings,
             )
         finally:
             store.close()
+
+
+def _autopilot_settings(path: Path | None, goal: float | None) -> Any:
+    """The autopilot's settings from its file (JSON or YAML) and ``--goal``.
+
+    Raises:
+        ConfigError: The file is not a mapping, or a setting is invalid.
+    """
+    import yaml
+
+    from hyperagents.exceptions import ConfigError
+    from hyperagents.service import AutopilotSettings, parse_settings
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read the autopilot settings {path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"the autopilot settings {path} must be a mapping")
+        data = loaded
+    if goal is not None:
+        monitor = dict(data.get("monitor") or {})
+        monitor["goal"] = {"kind": "threshold", "threshold": goal}
+        data = {**data, "monitor": monitor}
+    return parse_settings(AutopilotSettings, data)
 
 
 def feedback(
@@ -136,3 +194,90 @@ def feedback(
             f"{'-' if record.feedback is None else record.feedback}",
             highlight=False,
         )
+
+
+ServiceArg = Annotated[str, typer.Argument(metavar="SERVICE", help="The service (name or id).")]
+NoteOpt = Annotated[str, typer.Option(help="Why (recorded in the service's log).")]
+
+
+def promote(service: ServiceArg, note: NoteOpt = "", storage: StorageOpt = None) -> None:
+    """Promote the service's candidate (in shadow or A/B): it becomes the champion."""
+    _decide(service, promote=True, note=note, storage=storage)
+
+
+def rollback(service: ServiceArg, note: NoteOpt = "", storage: StorageOpt = None) -> None:
+    """Roll the service's candidate back: the champion stays."""
+    _decide(service, promote=False, note=note, storage=storage)
+
+
+def _decide(ref: str, *, promote: bool, note: str, storage: str | None) -> None:
+    from hyperagents.exceptions import RunStateError
+    from hyperagents.service import decide_candidate, find_service
+
+    with errors():
+        store = existing_storage(storage)
+        try:
+            service = find_service(store, ref)
+            who = f"the command line ({whoami()})"
+            if not decide_candidate(store, service.id, promote=promote, who=who, note=note):
+                raise RunStateError(f"service {service.name!r} has no candidate to decide on")
+            after = store.get_service(service.id)
+        finally:
+            store.close()
+        done = "promoted" if promote else "rolled back"
+        console.print(
+            f"service {escape(printable(after.name))}: candidate {done}; champion "
+            f"variant {after.champion_id}",
+            highlight=False,
+        )
+
+
+def autopilot(
+    service: ServiceArg,
+    force: Annotated[
+        bool, typer.Option("--force", help="Improve at the next step, whatever the trigger says.")
+    ] = False,
+    suppress: Annotated[
+        bool, typer.Option("--suppress", help="Start no improvement until --resume.")
+    ] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Lift --force or --suppress.")] = False,
+    storage: StorageOpt = None,
+) -> None:
+    """Show a service's autopilot (its stage, candidate, latest decisions), or steer it."""
+    from hyperagents.service import STATE_EVENT, find_service, post_override
+
+    with errors():
+        chosen = [
+            name for name, on in (("force", force), ("suppress", suppress), ("none", resume)) if on
+        ]
+        if len(chosen) > 1:
+            raise typer.BadParameter("give one of --force, --suppress, --resume")
+        store = existing_storage(storage)
+        try:
+            record = find_service(store, service)
+            if chosen:
+                post_override(store, record.id, chosen[0], who=f"the command line ({whoami()})")
+            states = store.list_service_events(
+                record.id, kinds=[STATE_EVENT], newest_first=True, limit=1
+            )
+            log = [
+                e
+                for e in store.list_service_events(record.id, newest_first=True, limit=200)
+                if e.kind.startswith("autopilot.") and e.kind != STATE_EVENT
+            ][:8]
+        finally:
+            store.close()
+        state = dict(states[0].data or {}) if states else {}
+        console.print(
+            f"service {escape(printable(record.name))}: champion {record.champion_id}, "
+            f"candidate {record.candidate_id or '-'} ({record.candidate_state.name.lower()}); "
+            f"autopilot {state.get('stage', 'never ran')}"
+            + (f"; asked to {chosen[0] if chosen[0] != 'none' else 'resume'}" if chosen else ""),
+            highlight=False,
+        )
+        for event in reversed(log):
+            console.print(
+                f"  {event.created_at:%Y-%m-%d %H:%M:%S}  {event.kind.removeprefix('autopilot.')}"
+                f"  {escape(printable(event.message[:120]))}",
+                highlight=False,
+            )

@@ -11,7 +11,10 @@ from types import FrameType
 
 from hyperagents.dashboard import check_binding, is_loopback
 from hyperagents.service._app import create_service_app
+from hyperagents.service._autopilot import Autopilot
+from hyperagents.service._drift import declared_features
 from hyperagents.service._serving import RUN_MODEL, Serving
+from hyperagents.service._steering import AutopilotSettings, plan_improver
 from hyperagents.storages import BaseStorage
 
 __all__ = ["SERVICE_TOKEN_ENV_VAR", "check_service_binding", "serve"]
@@ -39,12 +42,15 @@ def serve(
     token: str | None = None,
     workers: int = 2,
     model: str | None = RUN_MODEL,
+    autopilot: AutopilotSettings | None = None,
 ) -> None:
     """Serve a service until interrupted: warm its sandbox, answer over HTTP, and mark it
     stopped on the way out (requests in progress are answered first).
 
     Args:
         model: The language model agents may call (see :class:`Serving`).
+        autopilot: Watch the champion and improve it in the background with these settings
+            (see :class:`~hyperagents.service.Autopilot`; None: serve only).
 
     Raises:
         ConfigError: An unsafe binding, or the run's sandbox cannot work here.
@@ -56,8 +62,10 @@ def serve(
     check_service_binding(host, token)
     serving = Serving(storage, service_id, workers=workers, model=model)
     with _sigterm_exits():
+        pilot = None
         try:
             serving.start()
+            pilot = _start_autopilot(storage, serving, autopilot)
             app = create_service_app(serving, token=token, loopback_only=is_loopback(host))
             logging.getLogger("hyperagents.service").setLevel(logging.INFO)
             uvicorn.run(
@@ -69,7 +77,47 @@ def serve(
                 server_header=False,
             )
         finally:
+            if pilot is not None:
+                pilot.stop()
             serving.close()
+
+
+class _Pilot:
+    """The autopilot's thread beside the HTTP service."""
+
+    def __init__(self, autopilot: Autopilot) -> None:
+        self.autopilot = autopilot
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=autopilot.run, args=(self._stop,), name="hyperagents-autopilot", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop stepping (an improvement in progress is left: the next process records it
+        as interrupted)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _start_autopilot(
+    storage: BaseStorage, serving: Serving, settings: AutopilotSettings | None
+) -> _Pilot | None:
+    if settings is None:
+        return None
+    from hyperagents.runs import RunService
+
+    improver = plan_improver(RunService(storage), settings)
+    autopilot = Autopilot(
+        storage,
+        serving.service_id,
+        task=serving.task,
+        improver=improver,
+        settings=settings,
+        features=declared_features(serving.task),
+    )
+    logging.getLogger("hyperagents.service").info("autopilot on: %s", autopilot.state.stage.value)
+    return _Pilot(autopilot)
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:

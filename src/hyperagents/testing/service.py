@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from hyperagents.testing._servers import cli_server
@@ -19,14 +19,16 @@ def service_server(
     workers: int = 2,
     token: str | None = None,
     start_timeout: float = 120.0,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Serve a run's champion with ``hyperagents serve`` on a free loopback port and yield the
-    base URL and the process once it answers; stop it (SIGTERM) on exit.
+    base URL and the process once it answers; stop it (SIGTERM) on exit. ``extra_args`` are
+    more options of ``serve`` (``--improve``…).
 
     Raises:
         RuntimeError: It did not answer within ``start_timeout`` seconds (its output is given).
     """
-    args = ["serve", run, "--storage", storage_url, "--workers", str(workers)]
+    args = ["serve", run, "--storage", storage_url, "--workers", str(workers), *extra_args]
     if token is not None:
         args += ["--token", token]
     with cli_server(
