@@ -6,8 +6,8 @@ this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experimen
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
 reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_service_cmd``: serve, feedback,
 promote, rollback, autopilot; ``_play_cmd``: play; ``_rubric_cmd``: rubric draft) and are
-registered here, in the order ``--help`` lists them. Commands that create, drive or steer runs call the application service
-(:class:`hyperagents.runs.RunService`).
+registered here, in the order ``--help`` lists them. Commands that create, drive or steer runs
+call the application service (:class:`hyperagents.runs.RunService`).
 """
 
 from __future__ import annotations

@@ -51,9 +51,6 @@ class Mode(StrEnum):
 
 SELECTORS = ("score_child", "best", "random", "tournament", "program")
 
-#: What a child may change (``--levers``): its harness (code), its weights, or both.
-LEVERS = ("harness", "weights", "both")
-
 
 class TrainingConfig(BaseModel):
     """The training stage's own limits and data bounds (see :mod:`hyperagents.weights`)."""
