@@ -214,10 +214,6 @@ def report(rows: list[tuple[str, dict[str, Any]]]) -> None:
     )
 
 
-if __name__ == "__main__":
-    main()
-
-
 def drift(args: argparse.Namespace) -> None:
     """``--drift``: episodes of :mod:`service_drift`, drifting and stationary, per seed."""
     import json
@@ -250,3 +246,7 @@ def drift(args: argparse.Namespace) -> None:
                 )
     if args.out is not None:
         args.out.write_text(json.dumps(found, indent=1))
+
+
+if __name__ == "__main__":
+    main()
