@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyperagents.runs import Run, RunConfig, champion_of
+import served_runs
 from hyperagents.service import Autopilot, AutopilotSettings, Improvement, LiveExample, Stage
 from hyperagents.storages import (
     BaseStorage,
@@ -16,7 +16,6 @@ from hyperagents.storages import (
     ServiceRecord,
     ServiceRouting,
     ServiceSpec,
-    VariantState,
 )
 
 from toytask import TASK_AGENT
@@ -75,27 +74,10 @@ class Served:
 
 def make_served_run(storage: BaseStorage, name: str) -> Served:
     """A run of the drift toy task (its seed evaluated) and a candidate variant."""
-    Run.create(
-        task=DRIFT_TASK,
-        name=name,
-        seed=1,
-        storage=storage,
-        config=RunConfig.parse({}, sandbox="process", subset_size=4),
-    ).optimize(0)
-    record = storage.get_run_by_name(name)
-    champion = champion_of(storage.list_variants(record.id))
-    assert champion is not None
-    program = storage.get_program(champion.program_id or "").with_files(
-        {"task_agent.py": CANDIDATE_AGENT}
+    run_id, champion, candidate = served_runs.make_served_run(
+        storage, name, task=DRIFT_TASK, candidate_agent=CANDIDATE_AGENT
     )
-    candidate = storage.create_variant(
-        run_id=record.id,
-        generation=1,
-        parent_id=champion.id,
-        state=VariantState.COMPLETE,
-        program_id=storage.put_program(program),
-    )
-    return Served(name, record.id, champion.id, candidate)
+    return Served(name, run_id, champion, candidate)
 
 
 def new_service(storage: BaseStorage, served: Served, name: str) -> int:

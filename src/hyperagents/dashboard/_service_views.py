@@ -439,15 +439,15 @@ def events_page(
 def _newest(
     storage: BaseStorage, sid: int, kinds: list[str] | None, limit: int, with_state: bool
 ) -> list[ServiceEventRecord]:
-    """The latest ``limit`` entries (read a page at a time past the state entries)."""
-    found: list[ServiceEventRecord] = []
-    page = storage.list_service_events(sid, kinds=kinds, newest_first=True, limit=MAX_SCAN)
-    for event in page:
-        if with_state or event.kind != _STATE:
-            found.append(event)
-            if len(found) == limit:
-                break
-    return found
+    """The latest ``limit`` entries (read again, more at a time, while state entries crowd
+    them out, up to :data:`MAX_SCAN`)."""
+    size = limit
+    while True:
+        size = min(MAX_SCAN, size * 8)
+        page = storage.list_service_events(sid, kinds=kinds, newest_first=True, limit=size)
+        found = [e for e in page if with_state or e.kind != _STATE][:limit]
+        if len(found) == limit or len(page) < size or size == MAX_SCAN:
+            return found
 
 
 def _older(

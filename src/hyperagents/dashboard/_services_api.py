@@ -112,7 +112,9 @@ def decide(
         storage, record.id, promote=body.promote, who=who, note=body.note or ""
     )
     if not changed:
-        return error_response(409, f"service {record.name!r} has no candidate to decide on")
+        return error_response(
+            409, f"service {record.name!r} has no candidate in shadow or under A/B to decide on"
+        )
     return json_response(_service_views.service_row(storage, storage.get_service(record.id)))
 
 
