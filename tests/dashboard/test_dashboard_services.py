@@ -19,11 +19,12 @@ from service_site import (
     new_service,
     put_under_ab,
     stream,
+    target,
 )
 
 from hyperagents.dashboard import create_app
 from hyperagents.service import COMMAND_EVENT
-from hyperagents.storages import CandidateState, RDBStorage
+from hyperagents.storages import CandidateState, RDBStorage, ServiceRouting
 
 from dashboard_helpers import csrf
 
@@ -234,3 +235,32 @@ def test_a_service_without_labels_or_autopilot(api: TestClient, world: tuple) ->
     assert data["monitor"]["window"]["quality"] == 0.25 and data["monitor"]["drift"] == []
     series = api.get(f"/api/services/{service}/series?buckets=3").json()
     assert sum(b["requests"] for b in series["buckets"]) == 2 and series["marks"] == []
+
+
+def test_a_candidate_in_shadow_is_rated_by_its_request_s_label(
+    api: TestClient, world: tuple
+) -> None:
+    storage, served, _ = world
+    service = new_service(storage, served, f"shadowed-{next(_names)}")
+    record = storage.get_service(service)
+    routing = ServiceRouting(
+        champion_id=served.champion,
+        candidate_id=served.candidate,
+        candidate_state=CandidateState.SHADOW,
+    )
+    assert storage.set_service_routing(service, routing, expected=record.routing)
+    for i in range(60):  # the champion right 2 times in 3, its shadow always right
+        x = (i * 0.29) % 1.0
+        rid = answer(storage, service, served.champion, x, right=i % 3 != 0)
+        shadow = storage.add_service_request(
+            service, variant_id=served.candidate, arm="shadow", inputs={"x": x}, shadow_of=rid
+        )
+        storage.finish_service_request(shadow, output=target(x), latency=0.02)
+    live = api.get(f"/api/services/{service}").json()["ab"]["live"]
+    assert live["phase"] == "shadow" and live["counts"]["pairs"] == 60
+    assert live["means"]["shadow"] == {"n": 60, "mean": 1.0}
+    assert live["means"]["champion"]["mean"] == pytest.approx(40 / 60)
+    assert live["estimate"] == pytest.approx(20 / 60) and live["verdict"] == "continue"
+    series = api.get(f"/api/services/{service}/series?buckets=4").json()["buckets"]
+    assert sum(b["shadow"] for b in series) == 60 and sum(b["requests"] for b in series) == 60
+    assert sum(b["quality_n"]["shadow"] for b in series) == 60

@@ -252,13 +252,15 @@ def monitor_summary(
 
 def _test_start(storage: BaseStorage, service: ServiceRecord, state: Mapping[str, Any]) -> int:
     """The request id after which the candidate's test counts: the autopilot's, else just
-    before the candidate's first answer."""
+    before the candidate's first answer (or the request its first shadow answer shadows)."""
     if state.get("candidate") == service.candidate_id and state.get("test_from"):
         return int(state["test_from"])
     first = storage.list_service_requests(
         service.id, variant_id=service.candidate_id, arms=["candidate", "shadow"], limit=1
     )
-    return first[0].id - 1 if first else 0
+    if not first:
+        return 0
+    return (first[0].shadow_of or first[0].id) - 1  # a shadow answer: from its request on
 
 
 def _replay(
