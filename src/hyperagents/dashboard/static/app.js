@@ -942,8 +942,9 @@ async function tabTry(v) {
 // -- services ----------------------------------------------------------------------------------
 // The services `hyperagents serve` runs: traffic, quality over time, drift, the autopilot's
 // trigger and plans, the A/B state, and a person's decisions (promote, roll back, force,
-// suppress). These pages poll every few seconds (a service changes with every request).
-const SERVICE_POLL_MS = 5000;
+// suppress). These pages poll every 10 s (a service changes with every request; reading 20,000 requests
+// takes about a second).
+const SERVICE_POLL_MS = 10000;
 
 function pct(x) {
   return x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`;
