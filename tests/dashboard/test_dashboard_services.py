@@ -264,3 +264,22 @@ def test_a_candidate_in_shadow_is_rated_by_its_request_s_label(
     series = api.get(f"/api/services/{service}/series?buckets=4").json()["buckets"]
     assert sum(b["shadow"] for b in series) == 60 and sum(b["requests"] for b in series) == 60
     assert sum(b["quality_n"]["shadow"] for b in series) == 60
+
+
+def test_paging_through_a_long_log_gives_every_entry_once(api: TestClient, world: tuple) -> None:
+    storage, served, _ = world
+    service = new_service(storage, served, f"chatty-{next(_names)}")
+    for i in range(2300):  # the state entries crowd the others out of the latest pages
+        kind = "autopilot.state" if i % 5 else "autopilot.override"
+        storage.add_service_event(service, kind, str(i))
+    wanted = [str(i) for i in range(0, 2300, 5)][::-1]
+    seen: list[str] = []
+    url = f"/api/services/{service}/events?limit=170"
+    page = api.get(url).json()
+    seen += [e["message"] for e in page["events"]]
+    while page["next_before"] is not None:
+        page = api.get(f"{url}&before={page['next_before']}").json()
+        seen += [e["message"] for e in page["events"]]
+    assert seen == wanted
+    everything = api.get(f"/api/services/{service}/events?limit=500&state=true").json()
+    assert len(everything["events"]) == 500 and everything["next_before"] is not None
