@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service_site import Served, autopilot_to_ab, make_served_run, new_service
 
 from hyperagents.storages import RDBStorage, RunSpec, RunStatus
 from hyperagents.testing.dashboard import dashboard_server
@@ -284,3 +285,59 @@ def test_a_variant_s_model_tab_and_binary_diff(server: tuple[str, RDBStorage], p
     page.wait_for_selector("#diff .binary-note")
     note = page.inner_text("#diff .binary-note")
     assert note == "Binary files /dev/null and b/model/model.safetensors differ"
+
+
+@pytest.fixture(scope="module")
+def service_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, RDBStorage, Served, int]]:
+    """A dashboard over a service whose autopilot put a candidate under A/B."""
+    tmp = tmp_path_factory.mktemp("e2e-service")
+    url = f"sqlite:///{tmp / 'services.db'}"
+    storage = RDBStorage(url)
+    served = make_served_run(storage, "served-e2e")
+    service = new_service(storage, served, "live-svc")
+    autopilot_to_ab(storage, served, service, drift=False)
+    with dashboard_server(url) as base:
+        yield base, storage, served, service
+    storage.close()
+
+
+def test_the_service_page_charts_quality_and_steers_the_candidate(
+    service_server: tuple[str, RDBStorage, Served, int], page: Any
+) -> None:
+    from hyperagents.service import COMMAND_EVENT
+    from hyperagents.storages import CandidateState
+
+    base, storage, served, service = service_server
+    page.goto(f"{base}/")
+    _ready(page)
+    page.click("#nav a:text-is('Services')")
+    page.wait_for_selector("#services-table tr[data-service='live-svc']")
+    page.click("#services-table a:text-is('live-svc')")
+    page.wait_for_url(re.compile(r"#/service/live-svc$"))
+    _ready(page)
+    page.wait_for_selector("#service-chart path.line-champion")
+    assert page.locator("#service-chart path.line-candidate").count() == 1
+    assert page.locator("#service-chart rect.bar").count() > 0
+    assert page.locator("#service-chart line.mark").count() >= 2  # improving, testing
+    assert page.inner_text("#ab-counts").startswith("pairs 0 · champion")
+    assert page.inner_text("#ab-phase") in ("ab", "done")
+    assert "testing" in page.inner_text("#autopilot-stage")
+    assert "large x answered wrong" in page.inner_text("#plans")
+    _shot(page, "11-service")
+
+    page.click("#autopilot button[data-override='force']")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#pending-command")
+    commands = storage.list_service_events(service, kinds=[COMMAND_EVENT])
+    assert [c.data["override"] for c in commands] == ["force"]
+
+    page.click("#promote")
+    page.fill("#prompt-note", "better on the drifted inputs")
+    page.click("#prompt-ok")
+    page.wait_for_selector("#promote", state="detached")
+    record = storage.get_service(service)
+    assert record.champion_id == served.candidate
+    assert record.candidate_state is CandidateState.PROMOTED
+    _shot(page, "12-service-promoted")

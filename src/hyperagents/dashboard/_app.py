@@ -16,6 +16,7 @@ from hyperagents.dashboard import (
     _events_api,
     _pages,
     _runs_api,
+    _services_api,
     _steer_api,
     _variants_api,
 )
@@ -29,6 +30,7 @@ from hyperagents.dashboard._handlers import (
     library_error,
 )
 from hyperagents.dashboard._security import Guard
+from hyperagents.dashboard._service_views import TaskCache
 from hyperagents.exceptions import HyperagentsError
 from hyperagents.runs import RunService
 from hyperagents.storages import BaseStorage
@@ -69,6 +71,7 @@ def create_app(
     app.state.service = service
     app.state.storage = storage
     app.state.guard = Guard(token=token, loopback_only=loopback_only)
+    app.state.service_tasks = TaskCache()
     app.middleware("http")(guard_requests)
     app.exception_handler(HyperagentsError)(library_error)
     app.exception_handler(RequestValidationError)(bad_request)
@@ -76,6 +79,7 @@ def create_app(
     app.exception_handler(Exception)(internal_error)
     app.include_router(_pages.router)
     app.mount("/static", StaticFiles(directory=_pages.static_dir()), name="static")
-    for module in (_runs_api, _events_api, _variants_api, _steer_api, _arena_api):
+    routers = (_runs_api, _events_api, _variants_api, _steer_api, _arena_api, _services_api)
+    for module in routers:
         app.include_router(module.router)
     return app

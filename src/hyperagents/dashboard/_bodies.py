@@ -3,7 +3,7 @@ how large a body may be."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +16,9 @@ __all__ = [
     "DeleteBody",
     "Empty",
     "LoginBody",
+    "OverrideBody",
     "ResumeBody",
+    "ServiceDecisionBody",
     "StartBody",
     "StopBody",
     "TryBody",
@@ -58,6 +60,20 @@ class DecisionBody(_Body):
     """Why a person decided (recorded)."""
 
     note: str | None = Field(None, max_length=2000)
+
+
+class ServiceDecisionBody(_Body):
+    """A person's decision on a service's candidate: promote it, or roll it back; why."""
+
+    promote: bool
+    note: str | None = Field(None, max_length=500)
+
+
+class OverrideBody(_Body):
+    """The operator's command to a service's autopilot: force the next improvement, suppress
+    improvements, or lift either."""
+
+    override: Literal["force", "suppress", "none"]
 
 
 class ResumeBody(_Body):

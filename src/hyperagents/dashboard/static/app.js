@@ -939,6 +939,259 @@ async function tabTry(v) {
     input, h("div", { class: "row" }, button), out);
 }
 
+// -- services ----------------------------------------------------------------------------------
+// The services `hyperagents serve` runs: traffic, quality over time, drift, the autopilot's
+// trigger and plans, the A/B state, and a person's decisions (promote, roll back, force,
+// suppress). These pages poll every 10 s (a service changes with every request; reading 20,000 requests
+// takes about a second).
+const SERVICE_POLL_MS = 10000;
+
+function pct(x) {
+  return x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`;
+}
+
+function seconds(x) {
+  return x === null || x === undefined ? "–" : `${(x * 1000).toFixed(1)} ms`;
+}
+
+function serviceBadge(status) {
+  return h("span", { class: `badge status-${status === "serving" ? "running" : status}`, text: status });
+}
+
+function candidateText(row) {
+  if (row.candidate === null) return "none";
+  const share = row.candidate_state === "ab" ? ` ${pct(row.candidate_share)} of traffic` : "";
+  return `#${row.candidate} ${row.candidate_state}${share}`;
+}
+
+function polling(section) {
+  const timer = setInterval(() => refresh({ quiet: true }), SERVICE_POLL_MS);
+  section.dispose = () => clearInterval(timer);
+  return section;
+}
+
+async function pageServices() {
+  const data = await api("/api/services");
+  const rows = data.services.map((r) => h("tr", { class: "clickable", dataset: { service: r.name }, onclick: () => { location.hash = `#/service/${enc(r.name)}`; } },
+    h("td", {}, h("a", { href: `#/service/${enc(r.name)}`, text: r.name })),
+    h("td", {}, r.run ? h("a", { href: `#/run/${enc(r.run)}`, text: r.run, onclick: (e) => e.stopPropagation() }) : "–"),
+    h("td", {}, serviceBadge(r.status)),
+    h("td", { text: r.stage || "–" }),
+    h("td", {}, variantLink(r.champion)),
+    h("td", { text: candidateText(r) }),
+    h("td", { class: "num", text: r.requests.served }),
+    h("td", { class: "num", text: r.requests.with_feedback }),
+    h("td", { class: "num", text: r.requests.errors }),
+    h("td", { text: ago(r.updated_at), title: when(r.updated_at) })));
+  return polling(h("section", {},
+    h("h1", { text: "Services" }),
+    data.services.length === 0
+      ? h("p", { class: "empty", text: "No services in this storage yet. Serve a run's champion with `hyperagents serve RUN`." })
+      : h("table", { class: "grid", id: "services-table" },
+        h("thead", {}, h("tr", {}, ["service", "run", "status", "autopilot", "champion", "candidate", "requests", "feedback", "errors", "updated"].map((c) => h("th", { text: c })))),
+        h("tbody", {}, rows))));
+}
+
+async function pageService(name) {
+  const base = `/api/services/${enc(name)}`;
+  const [d, series, log] = await Promise.all([api(base), api(`${base}/series?buckets=60`), api(`${base}/events?limit=50`)]);
+  const row = d.service;
+  return polling(h("section", { id: "service" },
+    h("div", { class: "run-header" },
+      h("h1", {}, row.name, " ", serviceBadge(row.status)),
+      h("p", { class: "muted" }, "serves run ", row.run ? h("a", { href: `#/run/${enc(row.run)}`, text: row.run }) : `#${row.run_id}`,
+        " · champion ", variantLink(row.champion), ` · candidate ${candidateText(row)}`,
+        ` · ${row.requests.served} requests, ${row.requests.with_feedback} with feedback, ${row.requests.errors} errors, ${row.requests.shadow} shadow answers`),
+      d.task_problem ? h("p", { class: "reason failed", text: `${d.task_problem}: only feedback scores count as quality` }) : null),
+    h("div", { class: "cards" }, abCard(name, row, d.ab), autopilotCard(name, d.autopilot), monitorCard(d.monitor)),
+    card("Traffic and quality over time", serviceChart(series)),
+    card("Input drift", driftTable(d.monitor)),
+    card("Plans", plansView(d.autopilot.plans)),
+    card("Log", serviceEvents(base, log))));
+}
+
+async function serviceAction(url, body, done) {
+  try {
+    await api(url, { method: "POST", body });
+    toast(done);
+  } catch (e) { toast(e.message, "error"); }
+  refresh();
+}
+
+function abCard(name, row, ab) {
+  const live = ab.live;
+  const answering = ab.state === "shadow" || ab.state === "ab";
+  const decide = (promote) => h("button", {
+    class: `small ${promote ? "primary" : "danger-outline"}`, id: promote ? "promote" : "rollback",
+    text: promote ? "Promote" : "Roll back",
+    onclick: async () => {
+      const answer = await promptDialog(promote ? "Promote the candidate" : "Roll back the candidate",
+        promote ? `Make candidate #${ab.candidate} the champion of ${name}? It answers every request from now on.`
+          : `Roll back candidate #${ab.candidate} of ${name}? The champion #${row.champion} keeps answering.`,
+        [{ name: "note", label: "note (recorded)", value: "" }], promote ? "Promote" : "Roll back");
+      if (!answer) return;
+      await serviceAction(`/api/services/${enc(name)}/decision`, { promote, note: answer.note || null },
+        promote ? `promoted #${ab.candidate}` : `rolled back #${ab.candidate}`);
+    },
+  });
+  const rec = ab.recorded;
+  return h("div", { class: "card", id: "ab-state" }, h("h3", { text: "A/B test" }),
+    kv([["candidate", ab.candidate !== null ? h("span", {}, variantLink(ab.candidate), ` ${ab.state}`) : "none"],
+      ab.state === "ab" ? ["share", pct(ab.share)] : null,
+      live ? ["phase", h("span", { id: "ab-phase", text: live.phase })] : null,
+      live ? ["counts", h("span", { id: "ab-counts", text: Object.entries(live.counts).map(([k, v]) => `${k} ${v}`).join(" · ") })] : null,
+      live ? ["quality", ["champion", "candidate", "shadow"].filter((a) => live.means[a]?.n).map((a) => `${a} ${fmt(live.means[a].mean)} (${live.means[a].n})`).join(" · ") || "no feedback yet"] : null,
+      live ? ["effect", live.interval ? `${fmt(live.estimate)} [${fmt(live.interval[0])}, ${fmt(live.interval[1])}]` : `not yet (${live.settings.min_samples} values per arm)`] : null,
+      live ? ["verdict", h("span", { id: "ab-verdict", text: `${live.verdict}${live.reason ? `: ${live.reason}` : ""}` })] : null,
+      rec ? ["last decision", `${rec.kind.replace("autopilot.", "")} ${ago(rec.created_at)}${rec.message ? `: ${rec.message}` : ""}`] : null]),
+    live ? h("p", { class: "muted", text: `replayed over the ${live.requests} requests since #${live.since_request} with the default test settings` }) : null,
+    answering ? h("div", { class: "row decisions" }, decide(true), decide(false)) : null);
+}
+
+function autopilotCard(name, pilot) {
+  const t = pilot.trigger;
+  const command = (override, label, cls, message) => h("button", {
+    class: `small ${cls}`, text: label, dataset: { override },
+    onclick: async () => {
+      if (!(await confirmDialog(label, message, { action: label }))) return;
+      await serviceAction(`/api/services/${enc(name)}/override`, { override }, `${label}: asked the autopilot`);
+    },
+  });
+  const pending = pilot.pending.length ? pilot.pending[0].data.override : null;
+  return h("div", { class: "card", id: "autopilot" }, h("h3", { text: "Autopilot" }),
+    pilot.stage === null
+      ? h("p", { class: "muted", text: "no autopilot has recorded a state for this service (serve it with the autopilot to improve it in place)" })
+      : kv([["stage", h("span", { id: "autopilot-stage", text: pilot.stage })], ["improvements", pilot.improvements],
+        ["override", h("span", { id: "override", text: pilot.override })],
+        t ? ["evidence", `${t.feedback_since} feedback values (needs ${t.policy.min_feedback})`] : null,
+        t ? ["cool-down", `${duration(t.policy.cooldown_s)}; last start ${t.starts.length ? ago(new Date(t.starts[t.starts.length - 1] * 1000).toISOString()) : "never"}`] : null,
+        t ? ["budget", `${t.starts.length} improvements${t.policy.max_improvements != null ? ` of ${t.policy.max_improvements}` : ""}, ${money(t.spent_usd)}${t.policy.max_cost_usd != null ? ` of ${money(t.policy.max_cost_usd)}` : ""}`] : null,
+        ["recorded", ago(pilot.recorded_at)]]),
+    pending ? h("p", { class: "muted", id: "pending-command", text: `waiting for the autopilot to take: ${pending} (${pilot.pending.length} pending)` }) : null,
+    h("div", { class: "row decisions" },
+      command("force", "Force improvement", "", `Ask the autopilot of ${name} to start an improvement at its next step, whatever its trigger says?`),
+      pilot.override === "suppress" || pending === "suppress"
+        ? command("none", "Resume improvements", "", `Let the autopilot of ${name} improve again when its trigger fires?`)
+        : command("suppress", "Suppress improvements", "danger-outline", `Stop the autopilot of ${name} from starting improvements until resumed?`)));
+}
+
+function monitorCard(m) {
+  const w = m.window;
+  return h("div", { class: "card", id: "monitor" }, h("h3", { text: "Monitor (latest answers)" }),
+    kv([["quality", `${fmt(w.quality)} over ${w.quality_n} values`],
+      ["goal", m.goal.kind === "threshold" ? `hold ≥ ${m.goal.threshold}` : "maximise"],
+      ["degraded", h("span", { class: `badge ${m.degraded ? "state-failed" : "state-complete"}`, text: m.degraded ? "yes" : "no" })],
+      ["latency", `p50 ${seconds(w.latency_p50_s)} · p99 ${seconds(w.latency_p99_s)}`],
+      ["errors", pct(w.error_rate)], ["cost", `${money(w.cost_usd_mean)} a request`],
+      ["window", `${w.requests} answers since request #${m.epoch_from}`]]),
+    m.problem ? h("p", { class: "muted", text: m.problem }) : null);
+}
+
+function driftTable(m) {
+  if (!m.drift.length) return h("p", { class: "muted", text: `no drift figures yet (the task declares no input features, or fewer than the reference and the window's answers: ${m.drift_reference} in the reference)` });
+  return h("table", { class: "grid compact", id: "drift-table" },
+    h("thead", {}, h("tr", {}, ["feature", "kind", "PSI", "KS D", "KS p", "unseen", "drifted"].map((c) => h("th", { text: c })))),
+    h("tbody", {}, m.drift.map((f) => h("tr", { class: f.drifted ? "error" : "" },
+      h("td", { text: f.name }), h("td", { text: f.kind }), h("td", { class: "num", text: fmt(f.psi) }),
+      h("td", { class: "num", text: fmt(f.ks_statistic) }), h("td", { class: "num", text: fmt(f.ks_pvalue, 4) }),
+      h("td", { class: "num", text: fmt(f.unseen_rate) }),
+      h("td", { text: f.drifted ? `yes: ${f.reasons.join("; ")}` : "no" })))));
+}
+
+function plansView(plans) {
+  if (!plans.length) return h("p", { class: "muted", text: "no improvement planned yet" });
+  return h("div", { id: "plans" }, plans.map((step) => {
+    const record = step.plan || {};
+    const plan = record.plan || {};
+    const check = step.check || { met: false, results: [] };
+    const diagnosis = plan.diagnosis || {};
+    return h("div", { class: "card plan" },
+      h("h4", {}, `Plan ${record.attempt ?? ""} (${record.source || "planner"}) `,
+        h("span", { class: `badge ${check.met ? "state-complete" : "state-failed"}`, text: check.met ? "criteria met" : "criteria unmet" }),
+        step.run_id ? [" · improvement run ", h("a", { href: `#/run/${step.run_id}`, text: `#${step.run_id}` })] : null),
+      h("p", { text: diagnosis.summary || JSON.stringify(diagnosis) }),
+      record.error ? h("p", { class: "reason failed", text: record.error }) : null,
+      h("ul", { class: "plain" }, (plan.actions || []).map((a) => h("li", { text: `${a.kind}: ${JSON.stringify(Object.fromEntries(Object.entries(a).filter(([k]) => k !== "kind")))}` }))),
+      check.results.length ? h("table", { class: "grid compact" },
+        h("thead", {}, h("tr", {}, ["criterion", "actual", "target", "met"].map((c) => h("th", { text: c })))),
+        h("tbody", {}, check.results.map((r) => h("tr", { class: r.met ? "" : "error" },
+          h("td", { text: typeof r.criterion === "string" ? r.criterion : JSON.stringify(r.criterion) }),
+          h("td", { class: "num", text: fmt(r.actual) }), h("td", { class: "num", text: fmt(r.target) }),
+          h("td", { text: r.met ? "met" : `unmet${r.reason ? `: ${r.reason}` : ""}` })))))
+        : null);
+  }));
+}
+
+function serviceEvents(base, first) {
+  const table = (events) => h("table", { class: "grid compact events" },
+    h("thead", {}, h("tr", {}, ["time", "kind", "message"].map((c) => h("th", { text: c })))),
+    h("tbody", {}, events.map((e) => h("tr", {},
+      h("td", { text: when(e.created_at), class: "nowrap" }),
+      h("td", {}, h("span", { class: "kind", text: e.kind })),
+      h("td", { text: e.message, class: "message", title: JSON.stringify(e.data).slice(0, 2000) })))));
+  if (!first.events.length) return h("p", { class: "muted", text: "nothing logged yet" });
+  const holder = h("div", { id: "service-log" }, table(first.events));
+  let next = first.next_before;
+  const more = h("button", { class: "small", text: "older entries", id: "service-log-older" });
+  more.addEventListener("click", async () => {
+    try {
+      const older = await api(`${base}/events?limit=50&before=${next}`);
+      holder.append(table(older.events));
+      next = older.next_before;
+      if (!next) more.remove();
+    } catch (e) { toast(e.message, "error"); }
+  });
+  return h("div", {}, holder, next ? more : null);
+}
+
+// Quality per arm (lines, left axis 0..1) over request counts (bars), with the autopilot's
+// decisions as vertical marks.
+function serviceChart(series) {
+  const buckets = series.buckets;
+  if (!buckets.length) return h("p", { class: "muted", text: "no requests yet" });
+  const W = 900, H = 300, L = 48, R = 48, T = 12, B = 34;
+  const t0 = new Date(series.start).getTime(), t1 = new Date(series.end).getTime();
+  const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
+  const y = (v) => T + (1 - v) * (H - T - B);
+  const most = Math.max(1, ...buckets.map((b) => b.requests + b.shadow));
+  const yc = (n) => H - B - (n / most) * (H - T - B) * 0.45;
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart service-chart", id: "service-chart", role: "img", "aria-label": "traffic and quality over time" });
+  for (let i = 0; i <= 4; i++) {
+    const v = i / 4;
+    svg.append(s("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "gridline" }), s("text", { x: L - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, v.toFixed(2)));
+  }
+  svg.append(s("text", { x: W - R + 6, y: yc(most) + 4, class: "tick" }, String(most)), s("text", { x: W - R + 6, y: H - B + 4, class: "tick" }, "0"));
+  const bw = Math.max(1, (W - L - R) / buckets.length - 1);
+  buckets.forEach((b) => {
+    const bx = x(new Date(b.start).getTime());
+    svg.append(s("rect", { x: bx, y: yc(b.requests), width: bw, height: H - B - yc(b.requests), class: "bar" },
+      s("title", {}, `${when(b.start)}: ${b.requests} requests, ${b.feedback} with feedback, ${b.errors} errors, ${b.shadow} shadow, p50 ${seconds(b.latency_p50_s)}`)));
+    if (b.errors) svg.append(s("rect", { x: bx, y: yc(b.errors), width: bw, height: H - B - yc(b.errors), class: "bar-error" }));
+  });
+  for (const arm of ["champion", "candidate", "shadow"]) {
+    let path = "";
+    buckets.forEach((b) => {
+      const v = b.quality[arm];
+      if (v === null) return;
+      const cx = x((new Date(b.start).getTime() + new Date(b.end).getTime()) / 2);
+      path += `${path ? "L" : "M"}${cx.toFixed(1)},${y(v).toFixed(1)}`;
+      svg.append(s("circle", { cx, cy: y(v), r: 2.4, class: `dot-${arm}` }, s("title", {}, `${arm}: quality ${v.toFixed(3)} over ${b.quality_n[arm]} answers`)));
+    });
+    if (path) svg.append(s("path", { d: path, class: `line-${arm}` }));
+  }
+  for (const m of series.marks) {
+    const mx = x(new Date(m.created_at).getTime());
+    svg.append(s("line", { x1: mx, x2: mx, y1: T, y2: H - B, class: `mark mark-${m.kind.split(".")[1]}` }, s("title", {}, `${m.kind} ${when(m.created_at)}: ${m.message}`)));
+  }
+  svg.append(s("text", { x: L, y: H - 6, class: "tick" }, when(series.start)), s("text", { x: W - R, y: H - 6, class: "tick", "text-anchor": "end" }, when(series.end)));
+  const legend = h("div", { class: "legend" },
+    h("span", { class: "key key-champion" }), "champion quality ", h("span", { class: "key key-candidate" }), "candidate quality ",
+    h("span", { class: "key key-shadow" }), "shadow quality ", h("span", { class: "key key-bar" }), "requests ",
+    h("span", { class: "key key-error" }), "errors ", h("span", { class: "key key-mark" }), "autopilot decisions",
+    series.truncated ? h("span", { class: "muted", text: ` (the latest ${series.read} requests)` }) : null);
+  return h("div", {}, svg, legend);
+}
+
 // -- login -------------------------------------------------------------------------------------
 function showLogin() {
   closeStream();
@@ -968,11 +1221,13 @@ function parse() {
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "run" && parts[1]) return { page: parts[2] || "overview", run: parts[1] };
   if (parts[0] === "variant" && parts[1]) return { page: "variant", variant: Number(parts[1]), tab: parts[2] };
+  if (parts[0] === "services") return { page: "services" };
+  if (parts[0] === "service" && parts[1]) return { page: "service", service: parts[1] };
   return { page: "runs" };
 }
 
 function navFor(r, runName) {
-  const links = [["#/", "Runs", r.page === "runs"]];
+  const links = [["#/", "Runs", r.page === "runs"], ["#/services", "Services", r.page === "services" || r.page === "service"]];
   if (runName) {
     const base = `#/run/${enc(runName)}`;
     links.push([base, "Overview", r.page === "overview"], [`${base}/archive`, "Archive", r.page === "archive"],
@@ -1028,6 +1283,8 @@ async function refresh({ quiet = false } = {}) {
     else if (r.page === "archive") view = await pageArchive(r.run);
     else if (r.page === "lineage") view = await pageLineage(r.run);
     else if (r.page === "events") view = await pageEvents(r.run);
+    else if (r.page === "services") view = await pageServices();
+    else if (r.page === "service") view = await pageService(r.service);
     else if (r.page === "variant") {
       // a variant page is not refreshed live while someone reads or tries it
       if (quiet && current?.key === hash) return;
@@ -1043,7 +1300,7 @@ async function refresh({ quiet = false } = {}) {
     if (quiet) window.scrollTo(0, scrollY);
     const runName = r.run || (r.page === "variant" ? runOfVariant : null);
     navFor(r, runName);
-    if (r.page === "variant") closeStream(); else openStream(r.run || null);
+    if (r.page === "variant" || r.page === "services" || r.page === "service") closeStream(); else openStream(r.run || null);
   } catch (e) {
     if (e.status === 401) return;
     if (!quiet) $view.replaceChildren(h("div", { class: "card error-page" }, h("h2", { text: e.status === 404 ? "Not found" : "Something went wrong" }), h("p", { text: e.message }), h("a", { href: "#/", text: "back to the runs" })));
