@@ -6,12 +6,14 @@ The autopilot (:class:`hyperagents.service.Autopilot`) keeps its monitor and its
 memory and records only its state (``autopilot.state``) and decisions in the service's log,
 so these figures are computed here the way it computes them: the served requests of the
 current champion become :class:`~hyperagents.service.Observation` s for a
-:class:`~hyperagents.service.Monitor` (the service's goal when it is one, the default
-windows), and the requests since the candidate's test began are counted by a
-:class:`~hyperagents.service.SequentialTest` with the default settings; the test's last
-recorded verdict is shown beside it. The quality of a labelled answer is the task's trusted
-score (:func:`~hyperagents.service.request_quality`): the served run's task is loaded (once
-per run, :class:`TaskCache`); where it does not load, only feedback scores count.
+:class:`~hyperagents.service.Monitor` (with the settings the autopilot recorded with its
+state; without them, the service's goal when it is one and the default windows), and the
+requests since the candidate's test began are counted by a
+:class:`~hyperagents.service.SequentialTest` with the recorded test settings (else the
+defaults); the test's last recorded verdict is shown beside it. The quality of a labelled
+answer is the task's trusted score (:func:`~hyperagents.service.request_quality`): the served
+run's task is loaded (once per run, :class:`TaskCache`); where it does not load, only feedback
+scores count.
 
 ``hyperagents.service`` imports the dashboard (for its guard), so it is imported here inside
 the functions that need it.
@@ -188,31 +190,52 @@ def _scan(storage: BaseStorage, service_id: int, *, after_id: int) -> list[Reque
     return rows
 
 
-def _monitor(service: ServiceRecord, task: Task | None) -> tuple[Monitor, str | None]:
-    """A monitor with the service's goal (when its goal is one) and the task's features."""
+def _recorded_settings(state: Mapping[str, Any], part: str) -> dict[str, Any] | None:
+    """A part (``monitor``, ``test``) of the settings the autopilot recorded with its state."""
+    settings = state.get("settings")
+    value = settings.get(part) if isinstance(settings, Mapping) else None
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _monitor(
+    service: ServiceRecord, task: Task | None, state: Mapping[str, Any]
+) -> tuple[Monitor, str | None]:
+    """A monitor with the autopilot's recorded settings, else the service's goal (when its
+    goal is one), and the task's features."""
     from hyperagents.service import Goal, Monitor, MonitorSettings, declared_features
 
     problem = None
+    recorded = _recorded_settings(state, "monitor")
     try:
-        goal = Goal.model_validate(dict(service.goal)) if service.goal else Goal()
+        if recorded is not None:
+            settings = MonitorSettings.model_validate(recorded)
+        else:
+            goal = Goal.model_validate(dict(service.goal)) if service.goal else Goal()
+            settings = MonitorSettings(goal=goal)
     except ValueError as exc:
-        goal, problem = Goal(), f"the service's goal is not a monitor goal: {exc}".splitlines()[0]
+        settings = MonitorSettings()
+        problem = f"the recorded goal or settings do not parse: {exc}".splitlines()[0]
     try:
         features = declared_features(task) if task is not None else ()
     except ConfigError as exc:
         features, problem = (), str(exc)
-    return Monitor(settings=MonitorSettings(goal=goal), features=features), problem
+    return Monitor(settings=settings, features=features), problem
 
 
 def monitor_summary(
-    storage: BaseStorage, service: ServiceRecord, task: Task | None, *, epoch_from: int
+    storage: BaseStorage,
+    service: ServiceRecord,
+    task: Task | None,
+    *,
+    epoch_from: int,
+    state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The monitor's summary over the champion's latest answers since ``epoch_from``: the
     first ``reference_size`` of them are the drift reference, the latest ``window`` the rolling
     windows (quality, latency, errors, cost, drift, the degradation detector)."""
     from hyperagents.service import Observation
 
-    monitor, problem = _monitor(service, task)
+    monitor, problem = _monitor(service, task, state or {})
     settings = monitor.settings
     reference = storage.list_service_requests(
         service.id,
@@ -304,7 +327,8 @@ def ab_state(
     state: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The candidate's test: its routing, each arm's counts and mean quality since it began,
-    the sequential test replayed over them (default settings; the phase the routing's) and
+    the sequential test replayed over them (the autopilot's recorded settings, else the
+    defaults; the phase the routing's) and
     its last recorded verdict."""
     from hyperagents.service import SequentialSettings, SequentialTest
 
@@ -324,7 +348,13 @@ def ab_state(
     rows = _scan(storage, service.id, after_id=start)
     # the routing says the phase: in shadow the pairs count, under A/B the arms' values
     shadow = 10**9 if service.candidate_state is CandidateState.SHADOW else 0
-    test = SequentialTest(settings=SequentialSettings(shadow_samples=shadow))
+    try:
+        settings = SequentialSettings.model_validate(
+            {**(_recorded_settings(state, "test") or {}), "shadow_samples": shadow}
+        )
+    except ValueError:
+        settings = SequentialSettings(shadow_samples=shadow)
+    test = SequentialTest(settings=settings)
     means: dict[str, Any] = {}
     _replay(test, task, rows, means)
     interval = test.interval()
@@ -405,7 +435,9 @@ def service_detail(
         "seed": service.seed,
         "task_problem": task_problem,
         "autopilot": autopilot,
-        "monitor": monitor_summary(storage, service, task, epoch_from=autopilot["epoch_from"]),
+        "monitor": monitor_summary(
+            storage, service, task, epoch_from=autopilot["epoch_from"], state=data
+        ),
         "ab": ab_state(storage, service, task, data),
     }
     return dict(finite(detail))

@@ -24,12 +24,13 @@
    the service's log (``autopilot.*`` events), and the watch starts afresh on the new
    champion.
 
-Restarts. The autopilot's state (its stage, the request ids where the watch and the test
-began, the trigger's state, the plans) is recorded in the service's log at every change of
-stage; a new process reads it back and rebuilds the monitor and the test by reading the same
-requests again (deterministic). An improvement that was running when the process died is
-not resumed by the autopilot (its run stays in storage, resumable by hand): the autopilot
-records it as interrupted and watches again, and the trigger may start another.
+Restarts. The autopilot's state (its stage, the request ids where the watch and the test began,
+the trigger's state, the plans, and its settings, which the dashboard reads) is recorded in the
+service's log at every change of stage; a new process reads it back and rebuilds the monitor
+and the test by reading the same requests again (deterministic). An improvement that was
+running when the process died is not resumed by the autopilot (its run stays in storage,
+resumable by hand): the autopilot records it as interrupted and watches again, and the trigger
+may start another.
 """
 
 from __future__ import annotations
@@ -184,8 +185,9 @@ class Autopilot:
 
     def _save(self) -> None:
         self.state.trigger = self.trigger.to_json()
+        data = {**self.state.to_json(), "settings": self.settings.model_dump(mode="json")}
         self.storage.add_service_event(
-            self.service_id, STATE_EVENT, self.state.stage.value, data=self.state.to_json()
+            self.service_id, STATE_EVENT, self.state.stage.value, data=data
         )
 
     def _log(self, kind: str, message: str, data: dict[str, Any]) -> None:
