@@ -76,9 +76,10 @@ class Episode:
         return {**self.__dict__, "lost": self.lost}
 
 
-def build(tmp: Path, *, seed: int) -> str:
-    """A SQLite storage holding a ``support`` run (no model) with its seed evaluated."""
-    url = f"sqlite:///{tmp / f'drift-{seed}.db'}"
+def build(tmp: Path, *, seed: int, tag: str = "drift") -> str:
+    """A SQLite storage (``TAG-SEED.db``) holding a ``support`` run (no model) with its seed
+    evaluated."""
+    url = f"sqlite:///{tmp / f'{tag}-{seed}.db'}"
     storage = RDBStorage(url)
     try:
         run = Run.create(
@@ -104,8 +105,9 @@ def episode(
 
     The stream stops early ``after`` requests past a final decision.
     """
-    url = build(tmp, seed=seed)
-    settings = tmp / f"autopilot-{seed}.json"
+    tag = "drift" if change_at is not None else "steady"
+    url = build(tmp, seed=seed, tag=tag)
+    settings = tmp / f"autopilot-{tag}-{seed}.json"
     settings.write_text(json.dumps({**FAST_AUTOPILOT, **(autopilot or {}), "seed": seed}))
     found = Episode(seed=seed, drift=change_at is not None)
     stream = simulated_stream(StreamSettings(seed=seed, length=length, change_at=change_at))
