@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
 import statistics
 import sys
@@ -161,6 +162,15 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=4000, help="--drift: stream length")
     parser.add_argument("--change-at", type=int, default=600, help="--drift: the change point")
     parser.add_argument("--out", type=Path, help="--drift: write the episodes here (JSON)")
+    parser.add_argument(
+        "--autopilot", type=json.loads, default={}, help="--drift: settings to change (JSON)"
+    )
+    parser.add_argument(
+        "--steady",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--drift: also a stationary episode per seed",
+    )
     args = parser.parse_args()
     if args.drift:
         drift(args)
@@ -216,17 +226,21 @@ def report(rows: list[tuple[str, dict[str, Any]]]) -> None:
 
 def drift(args: argparse.Namespace) -> None:
     """``--drift``: episodes of :mod:`service_drift`, drifting and stationary, per seed."""
-    import json
-
     from service_drift import DECISIONS, episode
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     found = []
     with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
         for seed in range(args.seeds):
-            for change_at in (args.change_at, None):
+            for change_at in (args.change_at, None) if args.steady else (args.change_at,):
                 cpu = machine_cpu_seconds()
-                result = episode(Path(tmp), seed=seed, length=args.length, change_at=change_at)
+                result = episode(
+                    Path(tmp),
+                    seed=seed,
+                    length=args.length,
+                    change_at=change_at,
+                    autopilot=args.autopilot,
+                )
                 row = {**result.as_json(), "cpu_s": machine_cpu_seconds() - cpu}
                 row["load"] = os.getloadavg()[0]
                 found.append(row)
