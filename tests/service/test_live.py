@@ -121,6 +121,10 @@ def test_the_held_back_slice_never_reaches_training() -> None:
     seen_keys = ids_and_keys(trained)[1] | {inputs_key(e["inputs"]) for e in shown}
     assert not {i.id for i in held} & seen_ids
     assert not ids_and_keys(held)[1] & seen_keys
+    # The slice gates: it joins val (after the task's own), never test.
+    base = load_task("support", SIZES)
+    assert list(task.instances(Split.VAL)) == [*base.instances(Split.VAL), *held]
+    assert list(task.instances(Split.TEST)) == list(base.instances(Split.TEST))
     # Options written by hand that overlap are cut at load: training wins, the slice shrinks.
     options = live_task_options("support", SIZES, split)
     options["held_back"].append(options["train"][0])

@@ -10,13 +10,15 @@ number in ``[0, 1]``). :func:`split_live` divides a batch into
 * **feedback**: examples with feedback and no label, shown to the meta agent in its report
   (inputs, served output, feedback) and never scored (there is nothing to score against);
 * **held back**: a fresh, seeded slice of labelled examples that training never sees, the
-  one live data that may gate a candidate (as a check of its own, see
+  one live data that may gate a candidate: it joins the improvement run's val split (so the
+  run's champion, chosen on val, is chosen on the live distribution too, not only on the data
+  from before a drift) and is checked on its own as well (see
   :func:`hyperagents.service.improvement_outcome`).
 
 The three are disjoint by request id *and* by inputs (examples with the same inputs, compared
 as canonical JSON, always land on the same side; where one of them has a label, those with
-feedback only are dropped). Val and test stay the task's own: a live
-example whose inputs equal a val or test instance's is dropped from training.
+feedback only are dropped). Test stays the task's own, and val the task's own plus the
+held-back slice: a live example whose inputs equal a val or test instance's is dropped.
 
 How they reach a run: :class:`LiveTask` wraps the run's task (the ``live`` task spec, see
 :data:`hyperagents.tasks.WRAPPER_TASKS`) and takes the examples as task options, so they are
@@ -298,8 +300,9 @@ def _constitution(task: Task) -> Any:
 
 
 class LiveTask(Task):
-    """A task with live examples added: its train split gains the labelled ones, its meta
-    agents' reports the ones with feedback only; val and test stay the wrapped task's.
+    """A task with live examples added: its train split gains the labelled ones, its val split
+    the held-back ones, its meta agents' reports the ones with feedback only; test stays the
+    wrapped task's.
 
     Args:
         base: The wrapped task's spec (a built-in name, an entry point, ``path.py:Class``).
@@ -316,7 +319,7 @@ class LiveTask(Task):
     name: ClassVar[str] = LIVE_TASK_SPEC
     description: ClassVar[str] = (
         "A task with live examples added (the service's improvement runs): labelled ones join "
-        "train, feedback-only ones the meta agent's report; val and test stay the base task's."
+        "train, a held-back slice val, feedback-only ones the meta agent's report."
     )
 
     def __init__(
@@ -376,18 +379,25 @@ class LiveTask(Task):
         return made
 
     def instances(self, split: Split) -> Sequence[Instance]:
-        """The wrapped task's instances; train with the labelled live examples after them."""
+        """The wrapped task's instances; train with the labelled live examples after them,
+        val with the held-back slice after them (the fresh live data that may gate)."""
         own = list(self.wrapped_task.instances(split))
-        if split is not Split.TRAIN:
+        kinds = {
+            Split.TRAIN: ("_live_train", self._train),
+            Split.VAL: ("_live_val", self._held_back),
+        }
+        if split not in kinds:
             return own
-        cached: list[Instance] | None = vars(self).get("_live_train")
+        key, examples = kinds[split]
+        cached: list[Instance] | None = vars(self).get(key)
         if cached is None:
-            cached = self._instances(self._train)
-            vars(self)["_live_train"] = cached
+            cached = self._instances(examples)
+            vars(self)[key] = cached
         return own + cached
 
     def held_back_instances(self) -> list[Instance]:
-        """The held-back live examples as instances: never in any split, never in a report."""
+        """The held-back live examples as instances: in val only (a gate: the run's champion
+        is chosen on val), never in train, test or a meta agent's report."""
         return self._instances(self._held_back)
 
     @property
