@@ -41,11 +41,11 @@ FAST_AUTOPILOT: dict[str, Any] = {
     "monitor": {"detector": {"warmup": 100, "level": 30.0}},
     "trigger": {"min_feedback": 100, "cooldown_s": 3600.0},
     "test": {"min_samples": 50, "shadow_samples": 100, "traffic_share": 0.5},
-    "generations": 3,
+    "generations": 6,
     "max_seconds": 600.0,
     "live_examples": 300,
     "holdout_fraction": 0.25,
-    "max_replans": 0,
+    "max_replans": 1,
     "feedback_wait_s": 5.0,
     "poll_s": 0.5,
 }
