@@ -62,7 +62,9 @@ def test_every_file_of_the_seed_meta_agents_is_a_meta_file() -> None:
         assert "meta_agent.py" in files and len(files) > 1
     assert all(task.is_meta_file(path) for path in (*LLM, *OFFLINE))
     program = Program({"task_agent.py": "", "helper.py": "", **LLM})
-    assert task.meta_paths(program) == sorted({*LLM, "meta_agent.py", "select_parent.py"})
+    assert task.meta_paths(program) == sorted(
+        {*LLM, "meta_agent.py", "select_parent.py", "reviewer.py"}
+    )
 
 
 def llm_seeded_task() -> ToyTask:

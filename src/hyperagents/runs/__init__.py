@@ -42,6 +42,14 @@ from hyperagents.runs._export import (
 )
 from hyperagents.runs._interrupts import wait_awake
 from hyperagents.runs._launch import EngineLauncher, engine_command
+from hyperagents.runs._levels import (
+    LEVELS,
+    Level,
+    LevelPreset,
+    apply_level,
+    level_preset,
+    parse_level,
+)
 from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
@@ -55,6 +63,7 @@ from hyperagents.runs._requests import (
     replay_target,
 )
 from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_variant
+from hyperagents.runs._review import REVIEW_KINDS, SEVERITIES, Review, parse_review, stored_reviews
 from hyperagents.runs._run import STAGES, Job, Run
 from hyperagents.runs._service import Drive, RunService, Stopped
 from hyperagents.runs._stages import resolve_subset, subset_defaults
@@ -69,8 +78,11 @@ __all__ = [
     "EVENT_KINDS",
     "EXPORT_COLUMNS",
     "KIND_ALIASES",
+    "LEVELS",
     "MAX_ID",
+    "REVIEW_KINDS",
     "SELECTORS",
+    "SEVERITIES",
     "STAGES",
     "TRY_INPUT_LIMIT",
     "Decision",
@@ -80,6 +92,8 @@ __all__ = [
     "EngineState",
     "FileDiff",
     "Job",
+    "Level",
+    "LevelPreset",
     "Mode",
     "ModelFile",
     "ModelView",
@@ -87,12 +101,14 @@ __all__ = [
     "RemoteCaller",
     "ReplayRequest",
     "ResumeRequest",
+    "Review",
     "Run",
     "RunConfig",
     "RunService",
     "SeedTrial",
     "StartRequest",
     "Stopped",
+    "apply_level",
     "approve",
     "audit_rows",
     "ban",
@@ -115,10 +131,13 @@ __all__ = [
     "evaluate_seed",
     "find_run",
     "hunk_header",
+    "level_preset",
     "merge_budgets",
     "meta_donor",
     "model_view",
+    "parse_level",
     "parse_mode",
+    "parse_review",
     "pin",
     "reject",
     "replay_name",
@@ -132,6 +151,7 @@ __all__ = [
     "run_info",
     "status_label",
     "stored_kinds",
+    "stored_reviews",
     "subset_defaults",
     "training_summary",
     "try_example",
