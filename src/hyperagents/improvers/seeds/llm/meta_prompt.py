@@ -38,9 +38,9 @@ def build_prompt(workspace: str, report: dict[str, Any], settings: Settings) -> 
         "incremental changes; with many, bolder ideas are affordable.",
     ]
     tail = [evaluation_section(report, settings), archive_section(report, settings)]
-    review = _parent_review(report)
-    if review:
-        tail.append(review)
+    for section in (_parent_review(report), reviews_section(report)):
+        if section:
+            tail.append(section)
     model = model_section(workspace)
     if model:
         tail.append(model)
@@ -108,6 +108,27 @@ def _parent_review(report: dict[str, Any]) -> str:
         + json.dumps(review, sort_keys=True, default=str)[:2000]
         + "\nTake it into account: fix the issue if it is real."
     )
+
+
+def reviews_section(report: dict[str, Any]) -> str:
+    """The latest reviews of the run's reviewer (``report["reviews"]``, runs with a reviewer:
+    it read the whole history after each benchmark); empty when there are none."""
+    reviews = [r for r in report.get("reviews") or [] if isinstance(r, dict)]
+    if not reviews:
+        return ""
+    lines = ["## Latest reviews (after each child's benchmark, from the whole history)"]
+    for r in reviews:
+        lines.append(
+            f"- generation {r.get('generation')}: {r.get('severity')} {r.get('issue_type')} "
+            f"(confidence {r.get('confidence')}): {cap(str(r.get('fix_suggestion')), 500)}"
+            + (
+                f"; pattern: {cap(str(r['pattern_detected']), 300)}"
+                if r.get("pattern_detected")
+                else ""
+            )
+        )
+    lines.append("Act on the latest review first; a pattern says what keeps going wrong.")
+    return "\n".join(lines)
 
 
 def instructions(fmt: str) -> str:
