@@ -188,3 +188,31 @@ def test_the_offline_meta_agent_is_steered_by_the_latest_review() -> None:
             assert steering["step"] < 1.0  # careful after a regression
         if steering["issue"] == "persistent_failures":
             assert steering["operators"]["focus"] > 1.0  # aim at the failing instances
+
+
+def test_a_review_a_crash_cut_off_is_made_before_the_next_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hyperagents.runs._review import Reviews
+
+    task = ToyTask(meta_agent=RECORDING_META_AGENT, extra={"reviewer.py": SEEING_REVIEWER})
+    store = InMemoryStorage()
+    run = Run.create(task=task, storage=store, seed=2, config=CONFIG)
+    with monkeypatch.context() as patch:  # the engine dies after each evaluation, before reviews
+        patch.setattr(Reviews, "after_evaluation", lambda self, variant_id: None)
+        run.optimize(generations=2)
+    ids = [v.id for v in run.variants()]
+    # Generation 1 was reviewed when generation 2's job was built; generation 2 not yet.
+    assert sorted(stored_reviews(store, run.id)) == [ids[1]]
+    resumed = Run.load(run.id, storage=store, task=task)
+    resumed.optimize(generations=2)
+    variants = resumed.variants()
+    outcomes = stored_reviews(store, run.id)
+    assert sorted(outcomes) == [v.id for v in variants[1:]]  # each child reviewed, once
+    assert len(store.list_events(run.id, kinds=["variant.reviewed"])) == 4
+    for child in variants[1:]:
+        seen = json.loads(outcomes[child.id]["fix_suggestion"])
+        assert seen["history"] == list(range(child.generation))
+        assert seen["reviews"] == list(range(1, child.generation))
+    # The job of generation 3 was shown generation 2's review, made before its job was built.
+    assert [r["generation"] for r in variants[3].meta_info["reviews"]] == [1, 2]

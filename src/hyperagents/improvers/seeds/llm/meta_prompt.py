@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from meta_report import archive_section, evaluation_section
+from meta_report import archive_section, evaluation_section, reviews_section
 from meta_settings import Settings
 from meta_text import cap, truncate_middle
 from meta_workspace import workspace_files
@@ -108,27 +108,6 @@ def _parent_review(report: dict[str, Any]) -> str:
         + json.dumps(review, sort_keys=True, default=str)[:2000]
         + "\nTake it into account: fix the issue if it is real."
     )
-
-
-def reviews_section(report: dict[str, Any]) -> str:
-    """The latest reviews of the run's reviewer (``report["reviews"]``, runs with a reviewer:
-    it read the whole history after each benchmark); empty when there are none."""
-    reviews = [r for r in report.get("reviews") or [] if isinstance(r, dict)]
-    if not reviews:
-        return ""
-    lines = ["## Latest reviews (after each child's benchmark, from the whole history)"]
-    for r in reviews:
-        lines.append(
-            f"- generation {r.get('generation')}: {r.get('severity')} {r.get('issue_type')} "
-            f"(confidence {r.get('confidence')}): {cap(str(r.get('fix_suggestion')), 500)}"
-            + (
-                f"; pattern: {cap(str(r['pattern_detected']), 300)}"
-                if r.get("pattern_detected")
-                else ""
-            )
-        )
-    lines.append("Act on the latest review first; a pattern says what keeps going wrong.")
-    return "\n".join(lines)
 
 
 def instructions(fmt: str) -> str:
