@@ -55,6 +55,7 @@ def test_the_reviewer_sees_the_whole_history_and_the_worker_only_the_latest_revi
     variants = run.variants()
     outcomes = stored_reviews(run.storage, run.id)
     assert sorted(outcomes) == sorted(v.id for v in variants[1:])  # every child, once
+    assert all(v.metrics["review"]["seconds"] > 0 for v in variants[1:])  # its cost, recorded
     for child in variants[1:]:
         seen = json.loads(outcomes[child.id]["fix_suggestion"])
         g = child.generation

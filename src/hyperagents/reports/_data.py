@@ -161,7 +161,7 @@ def _run_rows(
             "champion_generation": champion.generation if champion else None,
             "champion_val": _score(champion, "val") if champion else None,
             "champion_test": _score(champion, "test") if champion else None,
-            "seconds": timing.get("total_seconds"),
+            "seconds": _seconds(timing, v.metrics),
             "sandbox_seconds": timing.get("sandbox_seconds"),
             "llm_calls": usage["calls"],
             "llm_tokens": usage["tokens"],
@@ -169,6 +169,16 @@ def _run_rows(
             "operator": v.meta_info.get("operator") if isinstance(v.meta_info, Mapping) else None,
             **_review_cells(reviews.get(v.id)),
         }
+
+
+def _seconds(timing: Mapping[str, Any], metrics: Any) -> float | None:
+    """A variant's engine seconds: its making and evaluation, and its review (if any)."""
+    total = timing.get("total_seconds")
+    review = metrics.get("review") if isinstance(metrics, Mapping) else None
+    spent = review.get("seconds") if isinstance(review, Mapping) else None
+    if not isinstance(spent, int | float):
+        return total if isinstance(total, int | float) else None
+    return float(total or 0.0) + float(spent)
 
 
 def _review_cells(review: Mapping[str, Any] | None) -> dict[str, Any]:

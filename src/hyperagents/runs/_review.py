@@ -25,6 +25,7 @@ a crash came between the two, before the next job that could be shown it is buil
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -187,6 +188,7 @@ class Reviews:
     def review(self, variant: VariantRecord) -> None:
         """Run the reviewer on a settled child and record its review (or why there is none)."""
         ctx = self._ctx
+        start = time.perf_counter()
         history = self.history(variant)
         outcome: dict[str, Any]
         try:
@@ -194,6 +196,8 @@ class Reviews:
             outcome = parse_review(result)
         except ReviewError as exc:
             outcome = {"error": str(exc)}
+        seconds = time.perf_counter() - start  # what the review cost (reports count it)
+        ctx.storage.update_variant_metrics(variant.id, {"review": {"seconds": seconds}})
         if "error" in outcome:
             ctx.event(REVIEW_FAILED, outcome["error"][:1000], variant.id, reason=outcome["error"])
         else:
