@@ -69,6 +69,14 @@ def test_a_value_the_level_sets_cannot_be_given_otherwise() -> None:
     same = StartRequest(task="shipping", level="autoresearch", selector="best")
     assert same.run_config().selector == "best"
     assert StartRequest(task="shipping").run_mode() is Mode.HYPERAGENT
+    # A level named in a config file is a level too.
+    from_file = StartRequest(task="shipping", config={"level": "autoresearch"})
+    assert from_file.run_mode() is Mode.FROZEN_META
+    assert from_file.run_config().level == "autoresearch"
+    with pytest.raises(ConfigError, match="the config says level 'feedback'"):
+        StartRequest(
+            task="shipping", level="autoresearch", config={"level": "feedback"}
+        ).run_config()
 
 
 def test_the_arena_level_waits_for_the_arena_package(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,3 +142,20 @@ def test_level_config_round_trips_through_storage() -> None:
     assert again == config
     with pytest.raises(ConfigError, match="level"):
         RunConfig.parse({"level": "level5"})
+
+
+def test_the_service_starts_a_run_of_a_level(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from hyperagents.runs import RunService
+
+    toy = f"{Path(__file__).resolve().parents[1] / 'toytask.py'}:ToyTask"
+    service = RunService(InMemoryStorage())
+    drive = service.start(
+        StartRequest(task=toy, level="feedback", generations=2, workers=1, config=CONFIG)
+    )
+    run = drive.run
+    assert run.mode is Mode.FROZEN_META and run.name == "toy-feedback-s0"
+    assert (run.config.level, run.config.selector, run.config.review) == ("feedback", "best", True)
+    run.optimize()
+    assert len(run.storage.list_events(run.id, kinds=["variant.reviewed"])) == 2

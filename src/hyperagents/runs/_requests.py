@@ -116,15 +116,16 @@ class StartRequest(_Request):
         return default_workers(self.workers)
 
     def run_mode(self) -> Mode:
-        """The mode of the new run: the level's (``mode``, when given too, must be it), else
-        ``mode``, else ``hyperagent``.
+        """The mode of the new run: the level's (``level``, else the config's; ``mode``, when
+        given too, must be it), else ``mode``, else ``hyperagent``.
 
         Raises:
             ConfigError: An unknown level, or a mode the level does not run in.
         """
-        if self.level is None:
+        level = self.level if self.level is not None else self.config.get("level")
+        if level is None:
             return self.mode or Mode.HYPERAGENT
-        return apply_level(self.level, {}, self.mode)[0]
+        return apply_level(level, {}, self.mode)[0]
 
     def run_config(self) -> RunConfig:
         """The config of the new run: ``config`` with the options given over it, and the
