@@ -153,3 +153,11 @@ def test_a_diff_with_binary_changes_is_refused_whole_by_apply() -> None:
     # The text part alone still applies.
     text_only = a.with_files({"task_agent.py": "x = 2\n"})
     assert a.apply(a.diff(text_only)) == text_only
+
+
+def test_python_sources_are_the_utf8_py_files_by_path() -> None:
+    program = Program(
+        {"b.py": "x = 1\n", "a.py": "y = 2\n", "kb.md": "text", "bad.py": b"\xff\xfe"}
+    )
+    assert program.python_sources() == {"a.py": "y = 2\n", "b.py": "x = 1\n"}
+    assert list(program.python_sources()) == ["a.py", "b.py"]

@@ -13,6 +13,8 @@ catch one type. The tree::
     │   ├── StorageURLError         the storage URL is malformed or unsupported
     │   ├── RunNotFoundError
     │   ├── VariantNotFoundError
+    │   ├── ServiceNotFoundError    no such service (``hyperagents serve``)
+    │   ├── RequestNotFoundError    no such served request
     │   └── DuplicateError          a unique record (run name, evaluation stage…) already exists
     ├── SandboxError                the sandbox itself broke (infrastructure; retried)
     ├── RunStateError               an operation that the run's current state does not allow
@@ -46,9 +48,11 @@ __all__ = [
     "LLMTransientError",
     "PatchError",
     "ProgramError",
+    "RequestNotFoundError",
     "RunNotFoundError",
     "RunStateError",
     "SandboxError",
+    "ServiceNotFoundError",
     "StorageError",
     "StorageURLError",
     "TaskError",
@@ -95,6 +99,14 @@ class RunNotFoundError(StorageError, LookupError):
 
 class VariantNotFoundError(StorageError, LookupError):
     """No variant with the given id (or run/generation) exists in the storage."""
+
+
+class ServiceNotFoundError(StorageError, LookupError):
+    """No service with the given name or id exists in the storage."""
+
+
+class RequestNotFoundError(StorageError, LookupError):
+    """No served request with the given id exists in the storage."""
 
 
 class DuplicateError(StorageError):

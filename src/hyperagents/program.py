@@ -25,6 +25,7 @@ are always stored whole, never rebuilt from a diff.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
@@ -214,6 +215,15 @@ class Program(Mapping[str, bytes]):
             return self._files[path].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProgramError(f"{path!r} is not UTF-8 text") from exc
+
+    def python_sources(self) -> dict[str, str]:
+        """The program's ``.py`` files that are UTF-8 text, by path (what a warm sandbox
+        compiles ahead of requests: see ``set_known_sources`` of the sandboxes)."""
+        sources: dict[str, str] = {}
+        for path in sorted(p for p in self._files if p.endswith(".py")):
+            with contextlib.suppress(UnicodeDecodeError):
+                sources[path] = self._files[path].decode("utf-8")
+        return sources
 
     # -- building ---------------------------------------------------------------------------
     def with_files(self, updates: Mapping[str, bytes | str | None]) -> Program:

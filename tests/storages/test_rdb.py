@@ -43,6 +43,9 @@ EXPECTED_TABLES = {
     "events",
     "llm_calls",
     "run_engines",
+    "services",
+    "service_requests",
+    "service_events",
 }
 SRC_DIR = str(Path(hyperagents.__file__).resolve().parents[1])
 

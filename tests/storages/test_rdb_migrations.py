@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from hyperagents.storages import EventSpec, RDBStorage, RunSpec, VariantState
+from hyperagents.storages import EventSpec, RDBStorage, RunSpec, ServiceSpec, VariantState
 from hyperagents.storages._rdb import normalise_url
 from hyperagents.storages._rdb.models import UTCDateTime
 from hyperagents.storages._rdb.storage import ALEMBIC_DIR
@@ -209,5 +209,32 @@ def test_0006_old_rows_say_no_engine_and_the_downgrade_drops_it(db_url: str) -> 
         assert storage.list_engines(run_id) == []
         storage.register_engine(run_id, "o", host="h", pid=1, workers=1)
         assert [e.owner for e in storage.list_engines(run_id)] == ["o"]
+    finally:
+        storage.close()
+
+
+def test_0010_the_downgrade_drops_services_and_the_upgrade_brings_them_back(db_url: str) -> None:
+    storage = RDBStorage(db_url)
+    spec = RunSpec(name="old", task="t", mode="hyperagent", seed=1, config={}, seed_program_id="x")
+    run_id = storage.create_run(spec)
+    variant_id = storage.create_variant(run_id=run_id, generation=0, parent_id=None)
+    service_id = storage.create_service(
+        ServiceSpec(name="svc", run_id=run_id, champion_id=variant_id)
+    )
+    storage.add_service_request(service_id, variant_id=variant_id, arm="champion", inputs=1)
+    storage.close()
+    engine = sa.create_engine(normalise_url(db_url))
+    with engine.begin() as conn:
+        _migrate(conn, "0009_columns", down=True)
+    engine.dispose()
+    assert not {"services", "service_requests", "service_events"} & _tables(db_url)
+    storage = RDBStorage(db_url)  # upgraded again on open, the run kept
+    try:
+        assert {"services", "service_requests", "service_events"} <= _tables(db_url)
+        assert storage.get_run(run_id).name == "old" and storage.list_services() == []
+        again = storage.create_service(
+            ServiceSpec(name="svc", run_id=run_id, champion_id=variant_id)
+        )
+        assert storage.get_service(again).champion_id == variant_id
     finally:
         storage.close()

@@ -158,8 +158,12 @@ def broken_folder(tmp_path: Path) -> Path:
 def test_broken_and_judged_folders_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(TaskNotFoundError, match=r"lacks initial_solution\.py"):
         load_task(str(broken_folder(tmp_path)))
-    with pytest.raises(TaskError, match="LLM-judged"):
-        load_task(str(FOLDERS / "judged_summary"))
+    judged = tmp_path / "judged"
+    shutil.copytree(FOLDERS / "judged_summary", judged)
+    config = (judged / "config.py").read_text()
+    (judged / "config.py").write_text(config.split("\nRUBRIC = ")[0])
+    with pytest.raises(TaskError, match="USES_RUBRIC = True but no RUBRIC"):
+        load_task(str(judged))
     (tmp_path / "bad").mkdir()
     tmp_path = tmp_path / "bad"
     (tmp_path / "config.py").write_text("TASK_NAME = 'x'\nHIGHER_IS_BETTER = True\n")
@@ -225,7 +229,7 @@ def test_cli_offline_run_of_a_minimised_folder_and_errors(tmp_path: Path) -> Non
     broken = broken_folder(tmp_path)
     for path, message in (
         (broken, "lacks initial_solution.py"),
-        (FOLDERS / "judged_summary", "LLM-judged"),
+        (FOLDERS / "judged_summary", "scored by an LLM judge: give the run a model"),
     ):
         proc = cli("run", "-t", str(path), "-g", "1", "--storage", url, cwd=tmp_path)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr

@@ -88,6 +88,8 @@ def test_a_label_shows_the_options_as_json() -> None:
     assert task_label("review", None) == "review"
     shown = task_label("t.py:T", {"n": 3, "name": "x", "s": [1, 2]})
     assert shown == 't.py:T (n=3, name="x", s=[1,2])'
+    long = task_label("live", {"train": list(range(100)), "o": {str(k): k for k in range(30)}})
+    assert long == "live (train=[100 items], o={30 keys})"  # a label stays one short line
     assert stored_task_options({"task_options": {"n": 3}}) == {"n": 3}
     assert stored_task_options({}) == {}  # a run stored before there were options
 

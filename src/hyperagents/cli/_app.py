@@ -2,11 +2,12 @@
 
 Defined here: ``dashboard``, ``tasks`` and ``init-task``. The other commands live in modules of
 this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experiment, report;
-``_task_cmd``: test-task;
+``_task_cmd``: test-task; ``_arena_cmd``: arena;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
-reject, pin, ban, stop, delete; ``_audit_cmd``: audit) and are registered here, in the order
-``--help`` lists them. Commands that create, drive or steer runs call the application service
-(:class:`hyperagents.runs.RunService`).
+reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_service_cmd``: serve, feedback,
+promote, rollback, autopilot; ``_play_cmd``: play; ``_rubric_cmd``: rubric draft) and are
+registered here, in the order ``--help`` lists them. Commands that create, drive or steer runs
+call the application service (:class:`hyperagents.runs.RunService`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from hyperagents.cli import _inspect, _run_cmd, _status, _steer
+from hyperagents.cli._arena_cmd import arena
 from hyperagents.cli._audit_cmd import audit
 from hyperagents.cli._experiment_cmd import experiment, report
+from hyperagents.cli._play_cmd import play
+from hyperagents.cli._rubric_cmd import rubric_app
+from hyperagents.cli._service_cmd import autopilot, feedback, promote, rollback, serve
 from hyperagents.cli._shared import (
+    HostOpt,
     StorageOpt,
     app,
     console,
@@ -43,6 +49,7 @@ __all__ = ["app", "console", "err_console", "main"]
 # -- commands defined in their own modules, in the order --help lists them ------------------
 app.command()(_run_cmd.run)
 app.command()(experiment)
+app.command()(arena)
 app.command()(report)
 app.command()(_run_cmd.resume)
 app.command("runs")(_status.list_runs)
@@ -60,15 +67,20 @@ app.command()(audit)
 app.command()(_steer.stop)
 app.command()(_steer.delete)
 app.command("test-task")(test_task)
+app.command()(serve)
+app.command()(feedback)
+app.command()(play)
+app.add_typer(rubric_app, name="rubric")
+app.command()(promote)
+app.command()(rollback)
+app.command()(autopilot)
 
 
 # -- dashboard ------------------------------------------------------------------------------
 @app.command()
 def dashboard(
     storage: StorageOpt = None,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs a token.")
-    ] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     token: Annotated[
         str | None,

@@ -44,6 +44,7 @@ __all__ = ["resume", "run"]
 #: ``run`` options that ``--replay`` takes from the recorded run instead.
 _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "meta_from",
+    "seed_from",
     "task",
     "task_options",
     "mode",
@@ -216,6 +217,14 @@ _MetaFromOpt = Annotated[
         "RUN/champion); the task agent is the task's own seed.",
     ),
 ]
+_SeedFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="VARIANT",
+        help="Start from this variant's whole program as the seed (e.g. a served champion: "
+        "RUN/champion), its own meta agent included.",
+    ),
+]
 _ReplayOpt = Annotated[
     str | None,
     typer.Option(
@@ -266,6 +275,7 @@ def run(
     levers: _LeversOpt = None,
     device: DeviceOpt = None,
     meta_from: _MetaFromOpt = None,
+    seed_from: _SeedFromOpt = None,
     replay: _ReplayOpt = None,
     quiet: _QuietOpt = False,
     unsafe_process_sandbox: UnsafeSandboxOpt = False,

@@ -25,6 +25,7 @@ from hyperagents.storages import BaseStorage, get_storage
 __all__ = [
     "ConfigFileError",
     "DeviceOpt",
+    "HostOpt",
     "StorageOpt",
     "TaskOptionOpt",
     "UnsafeSandboxOpt",
@@ -64,6 +65,7 @@ StorageOpt = Annotated[
         show_default=False,
     ),
 ]
+HostOpt = Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")]
 UnsafeSandboxOpt = Annotated[
     bool,
     typer.Option(

@@ -15,8 +15,10 @@ from hyperagents.cli._shared import (
     errors,
     task_option_values,
 )
-from hyperagents.runs import RunConfig, evaluate_seed
-from hyperagents.tasks import FolderTask, Task, check_task, load_task, task_label
+from hyperagents.exceptions import TaskError
+from hyperagents.llm import Gateway, parse_llm_spec
+from hyperagents.runs import RunConfig, RunJudge, evaluate_seed
+from hyperagents.tasks import FolderTask, JudgedTask, Task, check_task, load_task, task_label
 
 __all__ = ["test_task"]
 
@@ -42,6 +44,10 @@ def test_task(
     no_seed: Annotated[
         bool, typer.Option("--no-seed", help="Only the protocol checks: run no agent code.")
     ] = False,
+    llm: Annotated[
+        str | None,
+        typer.Option(help="The judge's model, for a task scored by an LLM judge (e.g. summaries)."),
+    ] = None,
 ) -> None:
     """Check a task without a run: its splits, ids, targets, seed program and search space, a
     score() that takes any output, and the seed agent on val in the sandbox. Exit 1 if any
@@ -50,6 +56,7 @@ def test_task(
         options = task_option_values(task_options)
         config = RunConfig.parse({}, task_options=options, meta_agent=meta, sandbox=sandbox)
         task = load_task(spec, config.task_options)
+        _attach_judge(task, llm)
         checks = check_task(task)
         table = Table(title=f"task {escape(task_label(spec, config.task_options))}")
         for column in ("check", "", "detail"):
@@ -63,6 +70,20 @@ def test_task(
             failed = not _seed_on_val(task, config) or failed
     if failed:
         raise typer.Exit(1)
+
+
+def _attach_judge(task: Task, llm: str | None) -> None:
+    """Give a judged task a judge bound to ``llm`` (a gateway of its own, not recorded).
+
+    Raises:
+        TaskError: The task is judged and no model is given.
+    """
+    if not task.uses_judge or not isinstance(task, JudgedTask):
+        return
+    if llm is None:
+        raise TaskError(f"task {task.name!r} is scored by an LLM judge: give --llm SPEC")
+    gateway = Gateway(parse_llm_spec(llm))
+    task.attach_judge(RunJudge(lambda: gateway, task_name=task.name))
 
 
 def _seed_on_val(task: Task, config: RunConfig) -> bool:

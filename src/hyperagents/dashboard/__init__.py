@@ -14,15 +14,28 @@ assets ship in the package (no CDN, no build step).
 from __future__ import annotations
 
 from hyperagents.dashboard._app import EVENT_GROUPS, create_app
-from hyperagents.dashboard._security import MIN_TOKEN_LENGTH, is_loopback
+from hyperagents.dashboard._handlers import bad_request, http_error, library_error
+from hyperagents.dashboard._responses import error_response
+from hyperagents.dashboard._security import (
+    MIN_TOKEN_LENGTH,
+    SECURITY_HEADERS,
+    Guard,
+    is_loopback,
+)
 from hyperagents.dashboard._serve import TOKEN_ENV_VAR, check_binding, serve
 
 __all__ = [
     "EVENT_GROUPS",
     "MIN_TOKEN_LENGTH",
+    "SECURITY_HEADERS",
     "TOKEN_ENV_VAR",
+    "Guard",
+    "bad_request",
     "check_binding",
     "create_app",
+    "error_response",
+    "http_error",
     "is_loopback",
+    "library_error",
     "serve",
 ]

@@ -11,7 +11,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hyperagents import __version__
-from hyperagents.dashboard import _events_api, _pages, _runs_api, _steer_api, _variants_api
+from hyperagents.dashboard import (
+    _arena_api,
+    _events_api,
+    _pages,
+    _runs_api,
+    _steer_api,
+    _variants_api,
+)
 from hyperagents.dashboard._bodies import BODY_LIMIT
 from hyperagents.dashboard._events_api import EVENT_GROUPS
 from hyperagents.dashboard._handlers import (
@@ -69,6 +76,6 @@ def create_app(
     app.exception_handler(Exception)(internal_error)
     app.include_router(_pages.router)
     app.mount("/static", StaticFiles(directory=_pages.static_dir()), name="static")
-    for module in (_runs_api, _events_api, _variants_api, _steer_api):
+    for module in (_runs_api, _events_api, _variants_api, _steer_api, _arena_api):
         app.include_router(module.router)
     return app

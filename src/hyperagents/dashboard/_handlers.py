@@ -16,8 +16,10 @@ from hyperagents.dashboard._security import CSRF_COOKIE, SECURITY_HEADERS, Guard
 from hyperagents.exceptions import (
     DuplicateError,
     HyperagentsError,
+    RequestNotFoundError,
     RunNotFoundError,
     RunStateError,
+    ServiceNotFoundError,
     TaskNotFoundError,
     VariantNotFoundError,
 )
@@ -29,6 +31,13 @@ logger = logging.getLogger("hyperagents.dashboard")
 #: API paths answered without the token: what the page needs to sign in.
 _OPEN_API = ("/api/login", "/api/info")
 _INTERNAL = "internal error (the dashboard's log has the details)"
+_NOT_FOUND = (
+    RunNotFoundError,
+    VariantNotFoundError,
+    TaskNotFoundError,
+    ServiceNotFoundError,
+    RequestNotFoundError,
+)
 
 
 async def guard_requests(
@@ -63,8 +72,9 @@ async def guard_requests(
 
 
 def _status(exc: HyperagentsError) -> int:
-    """The HTTP status of a library error: 404 not found, 409 conflict, else 400."""
-    if isinstance(exc, RunNotFoundError | VariantNotFoundError | TaskNotFoundError):
+    """The HTTP status of a library error: 404 not found (a run, variant, task, service or
+    served request), 409 conflict, else 400."""
+    if isinstance(exc, _NOT_FOUND):
         return 404
     if isinstance(exc, DuplicateError | RunStateError):
         return 409

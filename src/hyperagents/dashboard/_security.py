@@ -29,6 +29,7 @@ from starlette.requests import Request
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_HEADER",
+    "SECURITY_HEADERS",
     "SESSION_COOKIE",
     "Guard",
     "is_loopback",
@@ -77,9 +78,16 @@ def _host_name(header: str) -> str:
 class Guard:
     """Checks requests against the dashboard's token, origin and host rules."""
 
-    def __init__(self, *, token: str | None, loopback_only: bool) -> None:
+    def __init__(
+        self, *, token: str | None, loopback_only: bool, double_submit: bool = True
+    ) -> None:
         self.token = token or None
         self.loopback_only = loopback_only
+        #: Require the CSRF cookie on state changes without a bearer token (a page's requests).
+        #: An API for programs (``hyperagents serve``) turns it off: the JSON content type and
+        #: the origin checks still refuse what a browser sends from another site, since a
+        #: cross-site JSON request needs a CORS preflight that is never granted.
+        self.double_submit = double_submit
         self._session = (
             hmac.new(
                 self.token.encode(), b"hyperagents-dashboard-session", hashlib.sha256
@@ -132,7 +140,7 @@ class Guard:
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             return "state-changing requests must send JSON (Content-Type: application/json)"
-        if self.bearer(request):
+        if self.bearer(request) or not self.double_submit:
             return None
         cookie = request.cookies.get(CSRF_COOKIE, "")
         header = request.headers.get(CSRF_HEADER, "")

@@ -14,8 +14,16 @@ __all__ = ["TOKEN_ENV_VAR", "check_binding", "serve"]
 TOKEN_ENV_VAR = "HYPERAGENTS_DASHBOARD_TOKEN"
 
 
-def check_binding(host: str, token: str | None) -> None:
+def check_binding(
+    host: str, token: str | None, *, what: str = "the dashboard", env_var: str = TOKEN_ENV_VAR
+) -> None:
     """Refuse an unsafe binding: a non-loopback address without a (long enough) token.
+
+    Args:
+        host: The address to bind.
+        token: The token every request must carry (None: none).
+        what: What is served, in the messages.
+        env_var: The environment variable that may hold the token, in the messages.
 
     Raises:
         ConfigError: The address is reachable from other machines and no token protects it,
@@ -23,13 +31,13 @@ def check_binding(host: str, token: str | None) -> None:
     """
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
         raise ConfigError(
-            f"the dashboard token must have at least {MIN_TOKEN_LENGTH} characters "
+            f"{what} token must have at least {MIN_TOKEN_LENGTH} characters "
             "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')"
         )
     if not is_loopback(host) and token is None:
         raise ConfigError(
-            f"binding the dashboard to {host} makes it reachable from other machines: give a "
-            f"token with --token or ${TOKEN_ENV_VAR} "
+            f"binding {what} to {host} makes it reachable from other machines: give a "
+            f"token with --token or ${env_var} "
             "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')"
         )
 

@@ -18,7 +18,8 @@ from hyperagents.runs._config import (
     parse_mode,
     with_training_device,
 )
-from hyperagents.runs._context import derive_seed
+from hyperagents.runs._context import derive_seed, own_sandbox, sandbox_for
+from hyperagents.runs._create import record_task
 from hyperagents.runs._crew import ENGINE_COLUMNS, engine_label, run_engines
 from hyperagents.runs._decide import Decision, approve, ban, decide, pin, reject
 from hyperagents.runs._delete import check_no_engine, delete_run
@@ -41,6 +42,7 @@ from hyperagents.runs._export import (
     variant_row,
 )
 from hyperagents.runs._interrupts import wait_awake
+from hyperagents.runs._judge import RunJudge
 from hyperagents.runs._launch import EngineLauncher, engine_command
 from hyperagents.runs._levels import (
     LEVELS,
@@ -50,10 +52,12 @@ from hyperagents.runs._levels import (
     level_preset,
     parse_level,
 )
+from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
 from hyperagents.runs._requests import (
+    BUDGET_FIELDS,
     ReplayRequest,
     ResumeRequest,
     StartRequest,
@@ -62,10 +66,10 @@ from hyperagents.runs._requests import (
     replay_name,
     replay_target,
 )
-from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_variant
+from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_variant, seed_donor
 from hyperagents.runs._review import REVIEW_KINDS, SEVERITIES, Review, parse_review, stored_reviews
 from hyperagents.runs._run import STAGES, Job, Run
-from hyperagents.runs._service import Drive, RunService, Stopped
+from hyperagents.runs._service import Drive, RunRef, RunService, Stopped, VariantRef
 from hyperagents.runs._stages import resolve_subset, subset_defaults
 from hyperagents.runs._stop import request_stop
 from hyperagents.runs._task_check import SeedTrial, evaluate_seed
@@ -74,6 +78,7 @@ from hyperagents.runs._try import TRY_INPUT_LIMIT, try_example, try_variant
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "BUDGET_FIELDS",
     "ENGINE_COLUMNS",
     "EVENT_KINDS",
     "EXPORT_COLUMNS",
@@ -104,10 +109,14 @@ __all__ = [
     "Review",
     "Run",
     "RunConfig",
+    "RunJudge",
+    "RunLLM",
+    "RunRef",
     "RunService",
     "SeedTrial",
     "StartRequest",
     "Stopped",
+    "VariantRef",
     "apply_level",
     "approve",
     "audit_rows",
@@ -135,10 +144,12 @@ __all__ = [
     "merge_budgets",
     "meta_donor",
     "model_view",
+    "own_sandbox",
     "parse_level",
     "parse_mode",
     "parse_review",
     "pin",
+    "record_task",
     "reject",
     "replay_name",
     "replay_target",
@@ -149,6 +160,8 @@ __all__ = [
     "run_export",
     "run_identity",
     "run_info",
+    "sandbox_for",
+    "seed_donor",
     "status_label",
     "stored_kinds",
     "stored_reviews",

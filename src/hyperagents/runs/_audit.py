@@ -66,6 +66,10 @@ EVENT_KINDS: dict[str, str] = {
     "selector.fallback": "the program's select_parent.py failed; another selector chose",
     "sandbox.retry": "a sandbox error was retried",
     "worker.failed": "a worker died on a job; it was retried",
+    "arena.round": "an arena round finished: suite growth, scores, the state stored",
+    "arena.agent_failed": "an arena agent failed (propose, improve); the round went on",
+    "arena.replaced": "a tournament replaced its worst agent by a mutated winner",
+    "arena.heldout": "the arena champion was scored on the held-out adversarial suite",
 }
 
 #: Kinds renamed since they were first written: old name → current name.

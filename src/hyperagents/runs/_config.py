@@ -51,9 +51,6 @@ class Mode(StrEnum):
 
 SELECTORS = ("score_child", "best", "random", "tournament", "program")
 
-#: What a child may change (``--levers``): its harness (code), its weights, or both.
-LEVERS = ("harness", "weights", "both")
-
 
 class TrainingConfig(BaseModel):
     """The training stage's own limits and data bounds (see :mod:`hyperagents.weights`)."""
@@ -355,6 +352,11 @@ def parse_mode(mode: str | Mode) -> Mode:
     Raises:
         ConfigError: Unknown mode.
     """
+    if mode == "arena":  # stored by hyperagents.arena, which drives it (not this engine)
+        raise ConfigError(
+            "this run is an arena: go on with `hyperagents arena --name NAME` and its settings "
+            "(see hyperagents.arena.run_arena)"
+        )
     try:
         return Mode(mode)
     except ValueError:

@@ -74,14 +74,16 @@ def create_run(
     generations: int | None,
     experiment: str | None = None,
     arm: str | None = None,
+    seed_from: Program | None = None,
 ) -> NewRun:
     """Check, then store, a new run (see :meth:`Run.create` for the arguments).
 
     Raises:
         ConfigError: Bad mode, config, seed or generations, a meta agent that cannot be
-            transferred, a seed that breaks the constitution, a model that cannot be used, a
-            seed task agent whose ``PARAM_SPACE`` has problems, a baseline mode whose
-            packages are missing or that finds no space to search.
+            transferred, a ``seed_from`` program together with a built-in meta agent, a seed
+            that breaks the constitution, a model that cannot be used, a seed task agent
+            whose ``PARAM_SPACE`` has problems, a baseline mode whose packages are missing
+            or that finds no space to search.
         TaskError: The task cannot be loaded (with the config's ``task_options``: an option
             its class does not take, or its constructor raised; or options for a task object).
         DuplicateError: ``name`` is taken.
@@ -92,7 +94,7 @@ def create_run(
     task_spec = portable_spec(task) if isinstance(task, str) else task_obj.name
     cfg = resolve_subset(cfg, len(task_obj.instances(Split.TRAIN)))  # stored as numbers
     check_seed_value(seed)
-    program = seed_program(task_obj, cfg, meta_from)
+    program = seed_program(task_obj, cfg, meta_from, seed_from)
     cfg = run_constitution(cfg, task_obj)
     check_seed(cfg, task_obj, program)
     check_param_space(program)
@@ -101,6 +103,7 @@ def create_run(
     # Everything that can refuse the run is checked before the storage is opened: a start that
     # fails leaves no run behind, and no new empty database.
     built = sandbox if sandbox is not None else sandbox_for(cfg, task_obj)
+    check_judge(cfg, task_obj)
     check_llm(cfg)
     spec = RunSpec(
         name=name or f"{task_obj.name}-{cfg.level or run_mode.value}-s{seed}",
@@ -123,6 +126,7 @@ def create_run(
 __all__ = [
     "NewRun",
     "check_generations",
+    "check_judge",
     "check_llm",
     "check_param_space",
     "check_seed_value",
@@ -198,6 +202,19 @@ def check_llm(config: RunConfig) -> None:
         probe_llm(config.llm, timeout=min(10.0, config.llm_timeout))
 
 
+def check_judge(config: RunConfig, task: Task) -> None:
+    """Refuse a judged task (scored by the run's LLM) in a run without a model.
+
+    Raises:
+        ConfigError: The task is judged and the run has neither a model nor a replay.
+    """
+    if task.uses_judge and config.llm is None and config.replay_of is None:
+        raise ConfigError(
+            f"task {task.name!r} is scored by an LLM judge: give the run a model (--llm SPEC, "
+            "or llm in the config); without one nothing could score it"
+        )
+
+
 def portable_spec(spec: str) -> str:
     """File specs are stored with an absolute path so the run resumes from any directory."""
     parts = file_spec(spec)
@@ -218,17 +235,26 @@ def record_task(record: RunRecord, spec: str | None = None) -> Task:
     return load_task(record.task if spec is None else spec, stored_task_options(record.config))
 
 
-def seed_program(task: Task, config: RunConfig, meta_from: Program | None) -> Program:
-    """The run's seed program: the task's, with the configured built-in meta agent or the
+def seed_program(
+    task: Task, config: RunConfig, meta_from: Program | None, seed_from: Program | None = None
+) -> Program:
+    """The run's seed program: ``seed_from`` as it is (e.g. a served champion's program, to
+    improve it further), else the task's; with the configured built-in meta agent or the
     meta files transferred from ``meta_from``; with ``review`` on, the default reviewer where
     it has no ``reviewer.py``.
 
     Raises:
-        ConfigError: Both a built-in meta agent and ``meta_from`` are given, or ``meta_from``
-            has no ``meta_agent.py``.
+        ConfigError: Both a built-in meta agent and ``meta_from`` are given, or a built-in
+            meta agent and ``seed_from`` (the program keeps its own), or ``meta_from`` has no
+            ``meta_agent.py``.
     """
-    program = task.seed_program()
+    program = task.seed_program() if seed_from is None else seed_from
     files = meta_agent_files(config.meta_agent)
+    if files is not None and seed_from is not None:
+        raise ConfigError(
+            f"a run started from a given program keeps its meta agent: meta_agent must be "
+            f"'task', not {config.meta_agent!r}"
+        )
     if files is not None:
         if meta_from is not None:
             raise ConfigError(

@@ -351,12 +351,7 @@ class Engine:
             return
         set_known = getattr(ctx.sandbox, "set_known_sources", None)
         if callable(set_known):
-            seed = ctx.seed_program()
-            sources = {}
-            for path in sorted(p for p in seed if p.endswith(".py")):
-                with contextlib.suppress(UnicodeDecodeError):
-                    sources[path] = seed[path].decode("utf-8")
-            set_known(sources)
+            set_known(ctx.seed_program().python_sources())
         set_warm(workers)
 
     def _drive(self, drive: _Drive) -> None:

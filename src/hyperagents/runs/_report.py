@@ -214,6 +214,9 @@ class Reports:
         }
         if self._reviews is not None and self._reviews.enabled:
             report["reviews"] = self._reviews.latest(snapshot)
+        feedback = list(ctx.task.feedback_examples())[: cfg.report_results]
+        if feedback:  # only then: the reports (and prompts) of other runs stay as they were
+            report["feedback_examples"] = [dict(example) for example in feedback]
         return report
 
     def _shown_train_inputs(self) -> list[dict[str, Any]]:

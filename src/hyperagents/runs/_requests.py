@@ -105,6 +105,11 @@ class StartRequest(_Request):
     meta_from: str | None = Field(
         default=None, description="start with this variant's meta agent (ID, RUN/GEN, RUN/champion)"
     )
+    seed_from: str | None = Field(
+        default=None,
+        description="start from this variant's whole program as the seed (ID, RUN/GEN, "
+        "RUN/champion); it keeps its own meta agent",
+    )
     device: str | None = Field(
         default=None, description="where trainers compute: auto, cpu or cuda (training.device)"
     )

@@ -9,7 +9,7 @@ from hyperagents.program import Program
 from hyperagents.runs._export import champion_of
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
 
-__all__ = ["MAX_ID", "find_run", "meta_donor", "resolve_variant"]
+__all__ = ["MAX_ID", "find_run", "meta_donor", "resolve_variant", "seed_donor"]
 
 #: The largest id a run or variant can have (a signed 64-bit database integer).
 MAX_ID = 2**63 - 1
@@ -72,8 +72,9 @@ def resolve_variant(store: BaseStorage, spec: str) -> VariantRecord:
     return found
 
 
-def meta_donor(store: BaseStorage, spec: str) -> tuple[Program, dict[str, Any]]:
-    """The program to transfer a meta agent from, and the run attributes that record it.
+def _donor(store: BaseStorage, spec: str, key: str) -> tuple[Program, dict[str, Any]]:
+    """The program of the variant ``spec`` names, and the run attributes ``KEY``,
+    ``KEY_variant``, ``KEY_program`` that record where it came from.
 
     Raises:
         VariantNotFoundError: No such variant, or it has no program yet.
@@ -82,9 +83,27 @@ def meta_donor(store: BaseStorage, spec: str) -> tuple[Program, dict[str, Any]]:
     variant = resolve_variant(store, spec)
     if variant.program_id is None:
         raise VariantNotFoundError(f"variant {spec!r} has no program yet")
-    attrs = {
-        "meta_from": spec,
-        "meta_from_variant": variant.id,
-        "meta_from_program": variant.program_id,
-    }
+    attrs = {key: spec, f"{key}_variant": variant.id, f"{key}_program": variant.program_id}
     return store.get_program(variant.program_id), attrs
+
+
+def meta_donor(store: BaseStorage, spec: str) -> tuple[Program, dict[str, Any]]:
+    """The program to transfer a meta agent from, and the run attributes that record it
+    (``meta_from``, ``meta_from_variant``, ``meta_from_program``).
+
+    Raises:
+        VariantNotFoundError: No such variant, or it has no program yet.
+        RunNotFoundError: No such run.
+    """
+    return _donor(store, spec, "meta_from")
+
+
+def seed_donor(store: BaseStorage, spec: str) -> tuple[Program, dict[str, Any]]:
+    """The program a run starts from as its seed (a variant's whole program), and the run
+    attributes that record it (``seed_from``, ``seed_from_variant``, ``seed_from_program``).
+
+    Raises:
+        VariantNotFoundError: No such variant, or it has no program yet.
+        RunNotFoundError: No such run.
+    """
+    return _donor(store, spec, "seed_from")

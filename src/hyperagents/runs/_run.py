@@ -49,6 +49,7 @@ from hyperagents.runs._failure_pattern import common_failure
 from hyperagents.runs._gate import Gate
 from hyperagents.runs._improve import Improvement
 from hyperagents.runs._jobs import Job, Jobs
+from hyperagents.runs._judge import attach_run_judge
 from hyperagents.runs._lease import Lease
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._stages import STAGES, StagePlan, SubsetPruner, resolve_subset
@@ -87,6 +88,7 @@ class Run:
         improver: Improver | None = None,
     ) -> None:
         ctx = RunContext(storage=storage, record=record, task=task, sandbox=sandbox)
+        attach_run_judge(ctx)
         if "auto" in (ctx.config.subset_size, ctx.config.subset_margin):  # not stored resolved
             ctx.config = resolve_subset(ctx.config, len(ctx.instances(Split.TRAIN)))
         self._ctx = ctx
@@ -105,7 +107,7 @@ class Run:
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def create(
+    def create(  # noqa: PLR0913 - keyword-only settings of the public constructor
         cls,
         *,
         task: str | Task,
@@ -121,6 +123,7 @@ class Run:
         generations: int | None = None,
         experiment: str | None = None,
         arm: str | None = None,
+        seed_from: Program | None = None,
     ) -> Run:
         """Create a run (and its seed variant, generation 0) in storage.
 
@@ -146,6 +149,8 @@ class Run:
                 :meth:`optimize` is added to it. None: set by the first :meth:`optimize`.
             experiment: The experiment the run is part of (see :mod:`hyperagents.reports`).
             arm: The group the run is compared in within its experiment (default: its mode).
+            seed_from: The seed program itself (e.g. a served champion's, to improve it
+                further), instead of the task's seed; it keeps its own meta agent.
 
         Raises:
             ConfigError: Bad mode, level or config (or a value the level sets otherwise), a
@@ -166,6 +171,7 @@ class Run:
             generations=generations,
             experiment=experiment,
             arm=arm,
+            seed_from=seed_from,
         )
         return cls._created(new, improver=improver, owns_sandbox=sandbox is None)
 

@@ -40,7 +40,7 @@ from hyperagents.runs._requests import (
     replay_target,
     sandbox_options,
 )
-from hyperagents.runs._resolve import find_run, meta_donor, resolve_variant
+from hyperagents.runs._resolve import find_run, meta_donor, resolve_variant, seed_donor
 from hyperagents.runs._run import Run
 from hyperagents.runs._stop import request_stop
 from hyperagents.runs._try import try_example, try_variant
@@ -201,7 +201,8 @@ class RunService:
             ConfigError: An invalid option or config value.
             DuplicateError: The name is taken.
             TaskError: The task does not load.
-            VariantNotFoundError: ``meta_from`` names no variant with a program.
+            VariantNotFoundError: ``meta_from`` or ``seed_from`` names no variant with a
+                program.
         """
         return Drive(self._create(request), workers=request.engine_workers)
 
@@ -211,6 +212,9 @@ class RunService:
             donor, attrs = (
                 (None, {}) if request.meta_from is None else meta_donor(store, request.meta_from)
             )
+            seed, seed_attrs = (
+                (None, {}) if request.seed_from is None else seed_donor(store, request.seed_from)
+            )
             return Run.create(
                 task=request.task,
                 name=request.name,
@@ -218,9 +222,10 @@ class RunService:
                 seed=request.seed,
                 storage=store,
                 config=config,
-                attrs={**request.attrs, **attrs},
+                attrs={**request.attrs, **attrs, **seed_attrs},
                 meta_from=donor,
                 generations=request.generations,
+                seed_from=seed,
             )
 
     def resume(self, request: ResumeRequest) -> Drive:

@@ -17,7 +17,8 @@ JSON lines to ``RESULT_FD``:
   instance of a ``solve`` action;
 * ``{"type": "progress", "point": {...}}`` for each point a ``train`` action's trainer reports
   (at most :data:`MAX_PROGRESS` of them);
-* ``{"type": "result", "value": …}`` once at the end of every action;
+* ``{"type": "result", "value": …}`` once at the end of every action (for ``propose``, an
+  arena test agent's ``propose(history, n, seed)`` return value);
 * ``{"type": "error", "kind": "exception"|"memory", "error": "...traceback..."}`` when the agent
   code raised.
 
@@ -879,6 +880,14 @@ def _action_select(request: dict[str, Any], channel: _Channel) -> Any:
     return fn(request.get("archive", []), request.get("seed", 0))
 
 
+def _action_propose(request: dict[str, Any], channel: _Channel) -> Any:
+    """``test_agent.propose(history, n, seed)``: an arena test agent's candidate inputs (the
+    engine bounds, filters and labels what comes back; see :mod:`hyperagents.arena`)."""
+    _seed_everything(int(request.get("seed", 0)))
+    fn = _load(request.get("module", "test_agent"), request.get("function", "propose"))
+    return fn(request.get("history", []), int(request.get("n", 0)), int(request.get("seed", 0)))
+
+
 #: Progress points a trainer may send (the rest are dropped: the curve is in its result).
 MAX_PROGRESS = 2000
 
@@ -929,6 +938,7 @@ _ACTIONS = {
     "solve": _action_solve,
     "improve": _action_improve,
     "select": _action_select,
+    "propose": _action_propose,
 }
 
 

@@ -40,14 +40,30 @@ from hyperagents.storages._records import (
     VariantRecord,
     VariantState,
 )
+from hyperagents.storages._service_records import (
+    ARMS,
+    MAX_ERROR_CHARS,
+    MAX_REQUEST_JSON,
+    CandidateState,
+    RequestRecord,
+    ServiceEventRecord,
+    ServiceRecord,
+    ServiceRouting,
+    ServiceSpec,
+    ServiceStatus,
+)
 
 if TYPE_CHECKING:
     from hyperagents.storages._rdb import RDBStorage
 
 __all__ = [
+    "ARMS",
     "DEFAULT_STORAGE_URL",
+    "MAX_ERROR_CHARS",
+    "MAX_REQUEST_JSON",
     "STORAGE_ENV_VAR",
     "BaseStorage",
+    "CandidateState",
     "EngineRecord",
     "EngineStatus",
     "EvaluationRecord",
@@ -57,9 +73,15 @@ __all__ = [
     "LLMCallRecord",
     "LLMCallSpec",
     "RDBStorage",
+    "RequestRecord",
     "RunRecord",
     "RunSpec",
     "RunStatus",
+    "ServiceEventRecord",
+    "ServiceRecord",
+    "ServiceRouting",
+    "ServiceSpec",
+    "ServiceStatus",
     "VariantRecord",
     "VariantState",
     "get_storage",

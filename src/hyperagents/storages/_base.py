@@ -78,6 +78,8 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   and changes nothing.
 * **Times** are timezone-aware UTC ``datetime`` objects.
 * **Engines** of a run (several may share one): see :mod:`hyperagents.storages._base_engines`.
+* **Services** (a champion answering live requests, with their requests and logs): see
+  :mod:`hyperagents.storages._base_services`.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ from typing import Any, TypeVar
 
 from hyperagents.program import Program
 from hyperagents.storages._base_engines import EngineStorage
+from hyperagents.storages._base_services import ServiceStorage
 from hyperagents.storages._records import (
     EvaluationRecord,
     EventRecord,
@@ -106,7 +109,7 @@ __all__ = ["BaseStorage"]
 _T = TypeVar("_T")
 
 
-class BaseStorage(EngineStorage, ABC):
+class BaseStorage(EngineStorage, ServiceStorage, ABC):
     """Abstract storage: the contract is the module docstring and the methods' docstrings.
 
     Backends implement every abstract method and inherit these docstrings
@@ -272,8 +275,8 @@ class BaseStorage(EngineStorage, ABC):
 
     @abstractmethod
     def delete_run(self, run_id: int) -> None:
-        """Delete a run with its variants, evaluations, events and LLM calls (programs, blobs
-        and artifacts stay: they may be shared).
+        """Delete a run with its variants, evaluations, events, LLM calls and services (with
+        their requests and logs; programs, blobs and artifacts stay: they may be shared).
 
         Raises:
             RunNotFoundError: No such run.

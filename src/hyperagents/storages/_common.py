@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from hyperagents.exceptions import StorageError
 
 __all__ = [
+    "check_amount",
     "check_score",
     "check_seconds",
     "check_target",
@@ -82,13 +83,22 @@ def check_seconds(seconds: float) -> float:
     Raises:
         StorageError: ``seconds`` is not a finite number >= 0.
     """
+    return check_amount(seconds, "seconds")
+
+
+def check_amount(value: float, what: str) -> float:
+    """Return an amount (a time, a latency, a cost) as a float.
+
+    Raises:
+        StorageError: ``value`` is not a finite number >= 0.
+    """
     try:
-        value = float(seconds)
+        number = float(value)
     except (TypeError, ValueError):
-        raise StorageError(f"seconds must be a number, not {seconds!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise StorageError(f"seconds must be finite and >= 0, not {value!r}")
-    return value
+        raise StorageError(f"{what} must be a number, not {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise StorageError(f"{what} must be finite and >= 0, not {number!r}")
+    return number
 
 
 def normalise_expected(expected: _E | Iterable[_E], enum: type[_E]) -> tuple[_E, ...]:

@@ -21,6 +21,7 @@ from hyperagents.storages._common import (
     utcnow,
 )
 from hyperagents.storages._in_memory_engines import MemoryEngines
+from hyperagents.storages._in_memory_services import MemoryServices
 from hyperagents.storages._in_memory_variants import MemoryVariants
 from hyperagents.storages._records import (
     EventRecord,
@@ -35,7 +36,7 @@ from hyperagents.storages._records import (
 __all__ = ["InMemoryStorage"]
 
 
-class InMemoryStorage(MemoryVariants, MemoryEngines):
+class InMemoryStorage(MemoryVariants, MemoryEngines, MemoryServices):
     """Storage kept in Python dicts, guarded by one re-entrant lock.
 
     It satisfies the whole storage contract (see :class:`BaseStorage`) except persistence:
@@ -225,6 +226,7 @@ class InMemoryStorage(MemoryVariants, MemoryEngines):
                 del self._llm_calls[call_id]
             for engine_id in [e.id for e in self._engines.values() if e.run_id == run_id]:
                 del self._engines[engine_id]
+            self._delete_services_of(run_id)
             del self._runs[run_id]
             del self._run_names[run.name]
 

@@ -16,6 +16,7 @@ from hyperagents.exceptions import (
 )
 from hyperagents.storages._base import BaseStorage
 from hyperagents.storages._base_engines import EngineStorage
+from hyperagents.storages._base_services import ServiceStorage
 from hyperagents.storages._common import (
     dumps_json,
     json_copy,
@@ -31,6 +32,11 @@ from hyperagents.storages._records import (
     RunRecord,
     VariantRecord,
 )
+from hyperagents.storages._service_records import (
+    RequestRecord,
+    ServiceEventRecord,
+    ServiceRecord,
+)
 
 __all__ = ["MemoryState"]
 
@@ -39,10 +45,10 @@ _R = TypeVar("_R")
 #: The contract's methods a transaction watches (a call that raises spoils it).
 _CALLS = frozenset(
     name
-    for base in (BaseStorage, EngineStorage)
+    for base in (BaseStorage, EngineStorage, ServiceStorage)
     for name, member in vars(base).items()
     if inspect.isfunction(member) and not name.startswith("_")
-) - {"atomically", "close"}
+) - {"atomically", "close"} | {"_select_requests", "_count_requests"}
 
 
 def _in_transaction(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,8 +89,13 @@ class MemoryState(BaseStorage):
         self._events: dict[int, EventRecord] = JournaledDict(journal)
         self._llm_calls: dict[int, LLMCallRecord] = JournaledDict(journal)
         self._engines: dict[int, EngineRecord] = JournaledDict(journal)
+        self._services: dict[int, ServiceRecord] = JournaledDict(journal)
+        self._service_names: dict[str, int] = JournaledDict(journal)
+        self._requests: dict[int, RequestRecord] = JournaledDict(journal)
+        self._service_events: dict[int, ServiceEventRecord] = JournaledDict(journal)
         self._next_id: dict[str, int] = JournaledDict(journal)
-        for kind in ("run", "variant", "evaluation", "event", "llm_call", "engine"):
+        kinds = ("run", "variant", "evaluation", "event", "llm_call", "engine")
+        for kind in (*kinds, "service", "request", "service_event"):
             self._next_id[kind] = 1
 
     def atomically(self, fn: Callable[[], _R]) -> _R:

@@ -3,7 +3,9 @@
 A task is named by a *spec*:
 
 * a built-in name (``review``, ``packing``, ``support``, ``support-lora``, ``forecast``,
-  ``shipping``, ``arith``, ``email_validation``);
+  ``shipping``, ``arith``, ``email_validation``, ``snake``, ``summaries``), or of a wrapper of
+  another task (``live``: a task with live examples added, see
+  :class:`hyperagents.service.LiveTask`);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file);
 * ``path/to/folder``: a task folder in the seed format (``config.py``, ``initial_solution.py``,
@@ -38,6 +40,16 @@ from hyperagents.tasks._check import ODD_OUTPUTS, TaskCheck, check_task
 from hyperagents.tasks._declared import DeclaredParam, DeclaredSpace, declared_space
 from hyperagents.tasks._folder import FolderTask, folder_task_class, is_task_folder
 from hyperagents.tasks._generated import GeneratedTask, SeededTask
+from hyperagents.tasks._judge import (
+    Fact,
+    Judge,
+    JudgedTask,
+    draft_prompt,
+    draft_rubrics,
+    judge_rubric,
+    parse_drafted_facts,
+    parse_rubric,
+)
 from hyperagents.tasks._options import (
     check_task_options,
     create_task,
@@ -57,11 +69,15 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "META_STATE_FILE",
     "ODD_OUTPUTS",
+    "WRAPPER_TASKS",
     "DeclaredParam",
     "DeclaredSpace",
+    "Fact",
     "FolderTask",
     "GeneratedTask",
     "Instance",
+    "Judge",
+    "JudgedTask",
     "Score",
     "SeededTask",
     "Split",
@@ -71,15 +87,20 @@ __all__ = [
     "check_task",
     "check_task_options",
     "declared_space",
+    "draft_prompt",
+    "draft_rubrics",
     "file_spec",
     "folder_task_class",
     "format_task_options",
     "is_meta_agent_file",
     "is_task_folder",
+    "judge_rubric",
     "list_tasks",
     "load_task",
     "merge_task_options",
     "param_space_errors",
+    "parse_drafted_facts",
+    "parse_rubric",
     "parse_task_option",
     "parse_task_options",
     "program_param_space_errors",
@@ -102,7 +123,13 @@ BUILTIN_TASKS: dict[str, str] = {
     "shipping": "hyperagents.tasks.shipping:ShippingTask",
     "arith": "hyperagents.tasks.arith:ArithTask",
     "email_validation": "hyperagents.tasks.email_validation:EmailValidationTask",
+    "snake": "hyperagents.tasks.snake:SnakeTask",
+    "summaries": "hyperagents.tasks.summaries:SummariesTask",
 }
+
+#: Tasks that wrap another one (given as their ``base`` option): name → ``module:Class``. They
+#: load like built-ins but are not listed (a run is never started on one by hand).
+WRAPPER_TASKS: dict[str, str] = {"live": "hyperagents.service:LiveTask"}
 
 
 @dataclass(frozen=True)
@@ -181,8 +208,8 @@ def load_task(spec: str | Task, options: Mapping[str, Any] | None = None) -> Tas
     if not isinstance(spec, str) or not spec.strip():
         raise TaskNotFoundError(f"invalid task spec {spec!r}")
     spec = spec.strip()
-    if spec in BUILTIN_TASKS:
-        obj = _import_target(BUILTIN_TASKS[spec], spec)
+    if spec in BUILTIN_TASKS or spec in WRAPPER_TASKS:
+        obj = _import_target({**BUILTIN_TASKS, **WRAPPER_TASKS}[spec], spec)
     elif spec in (targets := _entry_point_targets()):
         obj = _import_target(targets[spec], spec)
     elif (parts := file_spec(spec)) is not None:

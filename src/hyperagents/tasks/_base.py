@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import TaskError
+from hyperagents.exceptions import LLMError, RunStateError, TaskError
 from hyperagents.program import Program
 from hyperagents.sandbox import is_meta_module
 
@@ -123,7 +123,12 @@ class Task(ABC):
     #: Files that belong to the meta level, besides the modules of the program's meta agent
     #: (every top-level ``meta_*.py``): see :meth:`is_meta_file`. ``reviewer.py`` is the
     #: reviewer of runs with ``review`` on (levels: ``feedback``).
-    meta_files: ClassVar[tuple[str, ...]] = ("meta_agent.py", "select_parent.py", "reviewer.py")
+    meta_files: ClassVar[tuple[str, ...]] = (
+        "meta_agent.py",
+        "select_parent.py",
+        "planner.py",
+        "reviewer.py",
+    )
     #: The task's default constitution (a mapping, or a TOML/YAML file path relative to the
     #: task's module); a run's own ``constitution`` replaces it.
     constitution: ClassVar[Mapping[str, Any] | str | None] = None
@@ -138,6 +143,9 @@ class Task(ABC):
     #: A score at which nothing better is sought: a run stops once its champion's val score
     #: reaches it (None: no such score).
     target_score: ClassVar[float | None] = None
+    #: Whether :meth:`score` asks the run's language model (a judged task, see
+    #: :class:`~hyperagents.tasks.JudgedTask`): such a task runs only with a model.
+    uses_judge: ClassVar[bool] = False
 
     @abstractmethod
     def instances(self, split: Split) -> Sequence[Instance]:
@@ -165,6 +173,25 @@ class Task(ABC):
         instance's ``inputs`` and ``target`` may enter the training sandbox as an example
         with the source ``task`` (its ``target`` is the output the model is trained to give).
         Ids must not be those of split instances. Default: none."""
+        return ()
+
+    def target_from_label(self, label: JSON) -> Any:
+        """The :attr:`Instance.target` that scores an output against ``label``, the output a
+        person (or an oracle) says is correct for a request that was served live: a labelled
+        live example joins the train split as an instance with this target and is scored by
+        :meth:`score`. Default: the label itself (the target is the correct output, as for
+        :meth:`training_examples`). A task whose targets are not outputs overrides it, or
+        raises :class:`~hyperagents.exceptions.TaskError` to refuse labels.
+
+        Raises:
+            TaskError: The task cannot score against a label.
+        """
+        return label
+
+    def feedback_examples(self) -> Sequence[Mapping[str, Any]]:
+        """Examples shown to meta agents in their report and never scored: e.g. live
+        requests whose served output got feedback but no label (``{"id", "inputs",
+        "output", "feedback"}``). Default: none."""
         return ()
 
     def accepts(self, instance: Instance, output: JSON) -> bool:
@@ -218,11 +245,19 @@ class Task(ABC):
     def checked_score(self, instance: Instance, output: JSON) -> Score:
         """Call :meth:`score` and enforce the protocol on its result.
 
+        A judge that could not answer (a :class:`~hyperagents.exceptions.RunStateError` or
+        :class:`~hyperagents.exceptions.LLMError` from a judged task's scorer) is passed on as
+        it is: the run's problem, never the output's.
+
         Raises:
             TaskError: ``score`` raised or returned something outside ``score_range``.
+            RunStateError: The run's judge could not answer (budget spent, model cut off).
+            LLMError: Likewise.
         """
         try:
             result = self.score(instance, output)
+        except (RunStateError, LLMError):
+            raise
         except Exception as exc:
             raise TaskError(
                 f"task {self.name!r}: score() raised on {instance.id}: {exc!r}"

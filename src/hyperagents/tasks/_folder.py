@@ -62,8 +62,9 @@ crashed, hung past ``timeout``, or no ``metric:`` line) scores the floor of the 
 its first stage: kept, never a parent, and the run goes on. A solution that does not compile
 is an invalid child (the engine's validation compiles every file).
 
-Judged folders (``USES_LLM_JUDGE = True``, printing ``answers:``) need the run's LLM as a judge
-in the engine; that is not built yet, and loading such a folder fails with a clear error.
+Judged folders (``USES_LLM_JUDGE = True``, printing ``answers: JSON``) are scored by the run's
+LLM as a judge in the engine, against the ``RUBRIC`` of their ``config.py``: see
+:mod:`hyperagents.tasks._folder_judged`. A run of one needs a model (``--llm``).
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def folder_task_class(path: str) -> type[FolderTask]:
 
     Raises:
         TaskNotFoundError: A required file is missing (the message names it).
-        TaskError: ``config.py`` fails to import or lacks a setting; the folder is LLM-judged.
+        TaskError: ``config.py`` fails to import, lacks a setting, or (a judged folder) has a
+            malformed ``RUBRIC``.
     """
     folder = Path(path).expanduser().resolve()
     config = _config(folder)
@@ -167,20 +169,18 @@ def folder_task_class(path: str) -> type[FolderTask]:
     metric = _setting(config, "METRIC_NAME", str, folder)
     higher = _setting(config, "HIGHER_IS_BETTER", bool, folder)
     perfect = _setting(config, "PERFECT_SCORE", (int, float), folder, None)
-    if getattr(config, "USES_LLM_JUDGE", False):
-        raise TaskError(
-            f"task folder {folder} is LLM-judged (USES_LLM_JUDGE = True: its benchmark prints "
-            "'answers: JSON' for the run's LLM to judge); judging in the engine is not built yet "
-            "(issue 19): only folders whose benchmark prints 'metric:VALUE' run"
-        )
+    judged = bool(getattr(config, "USES_LLM_JUDGE", False))
     direction = "higher is better" if higher else "lower is better: the score is -metric"
+    if judged:
+        direction = "judged by the run's LLM against the folder's rubric, 0..1; needs --llm"
+        higher = True
     description = (
         f"Seed-format task folder {folder.name} ({name}): improve solution.py, scored by the "
         f"folder's benchmark.py as {metric} ({direction}). One benchmark only: train, val and "
         "test are the same benchmark run (no held-out data)."
     )
     prompt = _prompt(config, folder, metric)
-    attrs = {
+    attrs: dict[str, Any] = {
         "__module__": __name__,
         "name": name,
         "description": f"{description}\n\n{prompt}".strip(),
@@ -189,6 +189,12 @@ def folder_task_class(path: str) -> type[FolderTask]:
         "higher_is_better": higher,
         "target_score": None if perfect is None else float(perfect if higher else -perfect),
     }
+    if judged:
+        # Imported here: the judged folder task is a FolderTask (its module imports this one).
+        from hyperagents.tasks._folder_judged import JudgedFolderTask, judged_settings
+
+        attrs["judged"] = judged_settings(config, folder, prompt)
+        return type(f"JudgedFolderTask[{name}]", (JudgedFolderTask,), attrs)
     return type(f"FolderTask[{name}]", (FolderTask,), attrs)
 
 

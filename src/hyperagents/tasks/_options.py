@@ -139,10 +139,30 @@ def stored_task_options(config: Mapping[str, Any]) -> dict[str, Any]:
     return dict(options) if isinstance(options, Mapping) else {}
 
 
+#: The longest option value a task's label shows whole (JSON characters).
+LABEL_VALUE_CHARS = 60
+
+
+def _shown_value(value: Any) -> str:
+    """An option's value as a label shows it: its JSON, or for a long one its size
+    (``[256 items]``, ``{3 keys}``) or its start (``"abc…``)."""
+    text = json.dumps(value, separators=(",", ":"))
+    if len(text) <= LABEL_VALUE_CHARS:
+        return text
+    if isinstance(value, list):
+        return f"[{len(value)} items]"
+    if isinstance(value, dict):
+        return f"{{{len(value)} keys}}"
+    return text[: LABEL_VALUE_CHARS - 1] + "…"
+
+
 def task_label(spec: str, options: Mapping[str, Any] | None) -> str:
     """How a task is shown: its spec, and its options when it has any
-    (``review (n_train=100, seed=3)``)."""
-    return f"{spec} ({format_task_options(options)})" if options else spec
+    (``review (n_train=100, seed=3)``; a long value by its size, e.g. the live examples
+    of an improvement run: ``live (base="support", train=[40 items], …)``)."""
+    if not options:
+        return spec
+    return f"{spec} ({', '.join(f'{k}={_shown_value(v)}' for k, v in options.items())})"
 
 
 def _keywords(cls: type) -> tuple[set[str] | None, list[str]]:

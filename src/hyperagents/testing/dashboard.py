@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from hyperagents.testing._servers import cli_server
+
 __all__ = ["dashboard_server"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -32,36 +21,11 @@ def dashboard_server(storage_url: str, *, start_timeout: float = 120.0) -> Itera
     Raises:
         RuntimeError: It did not answer within ``start_timeout`` seconds (its output is given).
     """
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "HYPERAGENTS_DASHBOARD_TOKEN"}
-    command = [sys.executable, "-m", "hyperagents", "dashboard", "--storage", storage_url]
-    command += ["--port", str(port)]
-    process = subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/info", timeout=10):
-                    break
-            except (urllib.error.URLError, OSError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    said = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                    raise RuntimeError(f"the dashboard did not start: {said}") from None
-                time.sleep(0.2)
+    with cli_server(
+        ["dashboard", "--storage", storage_url],
+        probe="/api/info",
+        what="the dashboard",
+        drop_env=("HYPERAGENTS_DASHBOARD_TOKEN",),
+        start_timeout=start_timeout,
+    ) as (base, _):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()

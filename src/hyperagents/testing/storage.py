@@ -25,6 +25,7 @@ from hyperagents.testing._storage_engines import EngineTests
 from hyperagents.testing._storage_records import RecordTests
 from hyperagents.testing._storage_runs import RunTests
 from hyperagents.testing._storage_samples import JSON_SAMPLE, make_program
+from hyperagents.testing._storage_services import ServiceTests
 from hyperagents.testing._storage_threads import ThreadTests
 from hyperagents.testing._storage_transactions import TransactionTests
 from hyperagents.testing._storage_variants import VariantTests
@@ -33,7 +34,14 @@ __all__ = ["JSON_SAMPLE", "StorageConformanceTests", "make_program"]
 
 
 class StorageConformanceTests(
-    RunTests, VariantTests, ArtifactTests, RecordTests, ThreadTests, TransactionTests, EngineTests
+    RunTests,
+    VariantTests,
+    ArtifactTests,
+    RecordTests,
+    ThreadTests,
+    TransactionTests,
+    EngineTests,
+    ServiceTests,
 ):
     """Tests every storage backend must pass; subclasses provide a ``storage`` fixture.
 
@@ -41,5 +49,6 @@ class StorageConformanceTests(
     per job of a storage: runs (with their typed state), programs and variants, artifacts
     (large files and a model's weights), records
     (events, LLM calls, JSON fields, snapshots, times), threads, transactions of several
-    calls, and the engines of a run (with the engine and worker that ran each step).
+    calls, the engines of a run (with the engine and worker that ran each step), and services
+    (routing, served requests, feedback, logs).
     """

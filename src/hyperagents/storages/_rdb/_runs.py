@@ -28,6 +28,9 @@ from hyperagents.storages._rdb._transactions import (
     LLM_CALLS,
     RUN_ENGINES,
     RUNS,
+    SERVICE_EVENTS,
+    SERVICE_REQUESTS,
+    SERVICES,
     VARIANTS,
     RDBCore,
     retried,
@@ -283,6 +286,10 @@ class RunMethods(RDBCore):
             conn.execute(delete(LLM_CALLS).where(LLM_CALLS.c.run_id == run_id))
             conn.execute(delete(BANNED).where(BANNED.c.run_id == run_id))
             conn.execute(delete(RUN_ENGINES).where(RUN_ENGINES.c.run_id == run_id))
+            service_ids = select(SERVICES.c.id).where(SERVICES.c.run_id == run_id)
+            for table in (SERVICE_REQUESTS, SERVICE_EVENTS):
+                conn.execute(delete(table).where(table.c.service_id.in_(service_ids)))
+            conn.execute(delete(SERVICES).where(SERVICES.c.run_id == run_id))
             conn.execute(delete(EVALUATIONS).where(EVALUATIONS.c.variant_id.in_(variant_ids)))
             conn.execute(delete(VARIANTS).where(VARIANTS.c.run_id == run_id))
             conn.execute(delete(RUNS).where(RUNS.c.id == run_id))

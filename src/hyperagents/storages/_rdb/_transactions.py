@@ -58,6 +58,9 @@ from hyperagents.storages._rdb.models import (
     ProgramModel,
     RunEngineModel,
     RunModel,
+    ServiceEventModel,
+    ServiceModel,
+    ServiceRequestModel,
     VariantModel,
     WriteReceiptModel,
 )
@@ -75,6 +78,9 @@ __all__ = [
     "RETRY_ENV_VAR",
     "RUNS",
     "RUN_ENGINES",
+    "SERVICES",
+    "SERVICE_EVENTS",
+    "SERVICE_REQUESTS",
     "VARIANTS",
     "RDBCore",
     "retried",
@@ -101,6 +107,9 @@ EVENTS = cast(Table, EventModel.__table__)
 LLM_CALLS = cast(Table, LLMCallModel.__table__)
 RECEIPTS = cast(Table, WriteReceiptModel.__table__)
 RUN_ENGINES = cast(Table, RunEngineModel.__table__)
+SERVICES = cast(Table, ServiceModel.__table__)
+SERVICE_REQUESTS = cast(Table, ServiceRequestModel.__table__)
+SERVICE_EVENTS = cast(Table, ServiceEventModel.__table__)
 #: Receipts older than this are deleted (a receipt is needed only while its call retries).
 _RECEIPT_KEEP = timedelta(days=1)
 #: Old receipts are pruned once every this many receipts written by one storage object.

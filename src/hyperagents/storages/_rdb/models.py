@@ -44,6 +44,9 @@ __all__ = [
     "ProgramModel",
     "RunEngineModel",
     "RunModel",
+    "ServiceEventModel",
+    "ServiceModel",
+    "ServiceRequestModel",
     "UTCDateTime",
     "VariantModel",
     "WriteReceiptModel",
@@ -288,6 +291,73 @@ class LLMCallModel(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer)
     cost: Mapped[float] = mapped_column(Float)
     latency: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ServiceModel(Base):
+    """A run's champion answering live requests (``services``); the variants it routes to
+    have no foreign key: a candidate may come from another run."""
+
+    __tablename__ = "services"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy convention
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    champion_id: Mapped[int] = mapped_column(Integer)
+    candidate_id: Mapped[int | None] = mapped_column(Integer)
+    candidate_state: Mapped[int] = mapped_column(Integer)
+    candidate_share: Mapped[float] = mapped_column(Float)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    goal: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ServiceRequestModel(Base):
+    """One request a service's arm answered (``service_requests``), with its feedback."""
+
+    __tablename__ = "service_requests"
+    __table_args__ = (
+        Index("ix_service_requests_service_id_id", "service_id", "id"),
+        Index("ix_service_requests_service_id_created_at", "service_id", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    variant_id: Mapped[int] = mapped_column(Integer)
+    arm: Mapped[str] = mapped_column(String(16))
+    #: A shadow answer's request (the one whose caller got the champion's answer).
+    shadow_of: Mapped[int | None] = mapped_column(BigInteger)
+    inputs: Mapped[Any] = mapped_column(JSON)
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency: Mapped[float] = mapped_column(Float)
+    cost: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    label: Mapped[Any] = mapped_column(JSON, nullable=True)
+    feedback: Mapped[float | None] = mapped_column(Float)
+    feedback_by: Mapped[str | None] = mapped_column(String(255))
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ServiceEventModel(Base):
+    """A log entry of a service (``service_events``): triggers, plans, A/B decisions."""
+
+    __tablename__ = "service_events"
+    __table_args__ = (
+        Index("ix_service_events_service_id_id", "service_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -39,7 +39,7 @@ Design notes:
 
 The class is put together from one part per job: :mod:`._runs`, :mod:`._programs`,
 :mod:`._variants` (with evaluations), :mod:`._events` (with LLM calls), :mod:`._engines`
-(the engine processes of a run), over
+(the engine processes of a run), :mod:`._services` (services, their requests and logs), over
 :mod:`._transactions` (transactions, retries, receipts) and :mod:`._connect` (URLs, SQLite
 settings, migrations). The contract and its docstrings are :class:`BaseStorage`'s.
 """
@@ -77,6 +77,7 @@ from hyperagents.storages._rdb._events import EventMethods
 from hyperagents.storages._rdb._packing import JSONTexts
 from hyperagents.storages._rdb._programs import BaseFiles, ProgramMethods
 from hyperagents.storages._rdb._runs import RunMethods
+from hyperagents.storages._rdb._services import ServiceMethods
 from hyperagents.storages._rdb._transactions import (
     DEFAULT_RETRY_SECONDS,
     RETRY_ENV_VAR,
@@ -141,7 +142,9 @@ def _make_engine(
     return engine, lock
 
 
-class RDBStorage(RunMethods, ProgramMethods, VariantMethods, EventMethods, EngineMethods):
+class RDBStorage(
+    RunMethods, ProgramMethods, VariantMethods, EventMethods, EngineMethods, ServiceMethods
+):
     """Storage in a relational database through SQLAlchemy 2 (SQLite, PostgreSQL, …).
 
     Args:

@@ -10,11 +10,6 @@ and ``options``:
   cosine decay to a tenth), ``weight_decay`` (0.1), ``max_digits`` (0: no limit; otherwise
   examples with a longer operand are left out), ``log_every`` (50: a point of the curve, and
   a call of ``progress``, every so many steps);
-* ``pad`` (0): when above 0, every example is also taught with its operands and sum written
-  with leading zeros to a random width up to ``pad`` digits beyond the longest operand of the
-  examples (half of each batch, on average): ``012 + 034 = 046``. The zeros are digits like
-  any other, the example stays exact, and the model sees the places one step past what it was
-  taught before it meets real problems that long; the task agent asks unpadded problems;
 * a new model's architecture: ``d_model``, ``n_layers``, ``n_heads``, ``d_ff``, ``pos``
   (:class:`arith_model.ModelConfig`); a model that continues keeps its own.
 
@@ -51,7 +46,6 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.1,
     "max_digits": 0,
     "log_every": 50,
-    "pad": 0,
 }
 #: Steps when no ``steps`` option is given: training from scratch, and continuing.
 SCRATCH_STEPS = 6000
@@ -62,20 +56,10 @@ def _is_number(text: Any) -> bool:
     return isinstance(text, str) and 0 < len(text) <= 100 and text.isascii() and text.isdigit()
 
 
-Problem = tuple[str, str, str]  #: operands and sum, digit strings
-
-
-def _padded(problem: Problem, width: int) -> tuple[list[int], int]:
-    """The token sequence (and its prompt's length) of ``problem`` with its operands written
-    to ``width`` digits and its sum to at least that many (leading zeros)."""
-    a, b, total = problem
-    prompt = encode_prompt(a.zfill(width), b.zfill(width))
-    return prompt + encode_answer(total.zfill(width)), len(prompt)
-
-
-def _sequences(examples: Sequence[Any], max_digits: int) -> tuple[list[Problem], int]:
-    """The usable examples as digit strings, and how many were skipped."""
-    kept: list[Problem] = []
+def _sequences(examples: Sequence[Any], max_digits: int) -> tuple[list[tuple[list[int], int]], int]:
+    """The token sequences (with the prompt's length) of the usable examples, and how many
+    were skipped."""
+    kept: list[tuple[list[int], int]] = []
     skipped = 0
     for example in examples:
         inputs = example.get("inputs") if isinstance(example, dict) else None
@@ -88,19 +72,9 @@ def _sequences(examples: Sequence[Any], max_digits: int) -> tuple[list[Problem],
         assert isinstance(a, str) and isinstance(b, str) and isinstance(output, str)
         if max_digits and max(len(a), len(b)) > max_digits:
             continue
-        kept.append((a, b, output))
+        prompt = encode_prompt(a, b)
+        kept.append((prompt + encode_answer(output), len(prompt)))
     return kept, skipped
-
-
-def _draw(
-    rng: random.Random, rows: Sequence[Problem], pad: int, longest: int
-) -> tuple[list[int], int]:
-    """One training sequence: a random example, padded (see ``pad``) half of the time."""
-    a, b, total = rows[rng.randrange(len(rows))]
-    if pad > 0 and rng.random() < 0.5:
-        return _padded((a, b, total), rng.randint(max(len(a), len(b)), longest + pad))
-    prompt = encode_prompt(a, b)
-    return prompt + encode_answer(total), len(prompt)
 
 
 def _batch(rows: Sequence[tuple[list[int], int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,15 +133,13 @@ def train(
         model.parameters(), lr=lr, weight_decay=float(options["weight_decay"])
     )
     rng = random.Random(seed)
-    pad = int(options["pad"])
-    longest = max(max(len(a), len(b)) for a, b, _ in rows)
     curve: list[dict[str, Any]] = []
     loss_value = float("nan")
     model.train()
     for step in range(steps):
         for group in optimiser.param_groups:
             group["lr"] = _rate(step, steps, lr, int(options["warmup"]))
-        inputs, targets = _batch([_draw(rng, rows, pad, longest) for _ in range(batch_size)])
+        inputs, targets = _batch([rows[rng.randrange(len(rows))] for _ in range(batch_size)])
         logits = model(inputs.to(device))
         loss = F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
         optimiser.zero_grad(set_to_none=True)

@@ -1,0 +1,297 @@
+"""The arena's engine: create or resume an arena stored as a run, play its rounds, score the
+champion on the held-out adversarial suite.
+
+The arena is a run of mode ``arena`` in storage (its :class:`ArenaConfig` as the run's config).
+After every round the whole state (agents, suite, histories, evaluations) is stored as a
+content-addressed blob and named by the round's ``arena.round`` event, so an arena killed at
+any moment resumes from its last finished round; every random choice is derived from the seed,
+the round and the agent, so the resumed arena ends exactly as one never killed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hyperagents.arena._agents import arena_files, arena_sandbox, heldout_score
+from hyperagents.arena._config import ArenaConfig
+from hyperagents.arena._round import RoundContext, play_round
+from hyperagents.arena._state import AgentSlot, ArenaState
+from hyperagents.arena._suite import heldout_cases, oracle_of, task_cases
+from hyperagents.arena._tournament import mutate_test_agent, replace_worst
+from hyperagents.exceptions import ConfigError, RunNotFoundError
+from hyperagents.improvers import meta_agent_files
+from hyperagents.llm import portable_llm_spec
+from hyperagents.program import Program
+from hyperagents.runs import RunLLM, derive_seed
+from hyperagents.sandbox import Sandbox
+from hyperagents.storages import BaseStorage, RunSpec, RunStatus, get_storage
+from hyperagents.tasks import Task, load_task
+
+__all__ = [
+    "Agents",
+    "ArenaResult",
+    "arena_series",
+    "arena_suite",
+    "run_arena",
+    "seed_code_agent",
+    "seed_test_agent",
+]
+
+MODE = "arena"
+
+
+@dataclass(frozen=True)
+class ArenaResult:
+    """What an arena ended with (also its JSON summary, :meth:`summary`).
+
+    Attributes:
+        run_id: The arena's run in storage.
+        name: Its name.
+        rounds: Rounds played.
+        champion: The champion's name and its stored program's id.
+        suite_size: Cases in the growing suite.
+        evaluations: Code agent evaluations spent, by kind, and in all (``total``).
+        heldout: The held-out suite's size, and the champion's and the seed code agent's
+            accuracy on it.
+        series: Per round: the suite's size and each code agent's scores (see
+            :func:`arena_series`).
+    """
+
+    run_id: int
+    name: str
+    rounds: int
+    champion: dict[str, Any]
+    suite_size: int
+    evaluations: dict[str, int]
+    heldout: dict[str, Any]
+    series: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The result as JSON-compatible data."""
+        return asdict(self)
+
+
+def seed_test_agent() -> Program:
+    """The seed test agent: seeded mutations of email addresses (``test_agent.py``)."""
+    return Program(arena_files("test_agent.py"))
+
+
+def arena_suite(store: BaseStorage, run_id: int) -> list[dict[str, Any]]:
+    """The growing suite of an arena after its last finished round ([] before the first)."""
+    events = store.list_events(run_id, kinds=["arena.round"], newest_first=True, limit=1)
+    if not events:
+        return []
+    return ArenaState.from_program(store.get_program(str(events[0].data["state"]))).suite
+
+
+def seed_code_agent(task: Task, meta: str, *, self_propose: bool = False) -> Program:
+    """The code agents' seed: the task's seed program (and the arena meta agent for ``arena``;
+    and the seed test agent, its own ``propose()``, with ``self_propose``)."""
+    program = task.seed_program()
+    if meta == "llm":
+        program = task.with_meta_agent(program, meta_agent_files("llm") or {})
+    if meta == "arena":
+        program = program.with_files(arena_files("meta_arena.py"))
+    if self_propose:
+        program = program.with_files(arena_files("test_agent.py"))
+    return program
+
+
+def _initial_state(ctx: RoundContext, agents: Agents) -> ArenaState:
+    """Round 0: the code agents (given, else the seed), the test agents (given, else the seed,
+    each after the first with its parameters mutated so a tournament starts diverse), the
+    task's train split as the suite."""
+    config = ctx.config
+    state = ArenaState(round=0, code=[], test=[], suite=task_cases(ctx.task))
+    coders = agents.code or [
+        seed_code_agent(ctx.task, config.meta, self_propose=config.self_propose)
+    ]
+    tester = seed_test_agent()
+    for i in range(config.code_agents):
+        program_id = ctx.put(coders[i % len(coders)])
+        state.code.append(AgentSlot(name=state.new_name("code"), program=program_id))
+    for i in range(config.test_agents):
+        if agents.test:
+            program = agents.test[i % len(agents.test)]
+        elif i > 0:
+            program, _ = mutate_test_agent(tester, random.Random(ctx.seed(0, "test", i)))
+        else:
+            program = tester
+        state.test.append(AgentSlot(name=state.new_name("test"), program=ctx.put(program)))
+    return state
+
+
+@dataclass(frozen=True)
+class Agents:
+    """The programs an arena starts from (empty: the seeds), dealt in turn to its slots.
+
+    Attributes:
+        code: Code agents: a task agent (``task_agent.py``) and a meta agent.
+        test: Test agents: ``test_agent.py`` with ``propose(history, n, seed)``.
+    """
+
+    code: Sequence[Program] = ()
+    test: Sequence[Program] = ()
+
+
+def _open_run(store: BaseStorage, config: ArenaConfig, name: str) -> tuple[int, bool]:
+    """The arena's run id (created when new) and whether it existed.
+
+    Raises:
+        ConfigError: A run of that name exists and is not an arena with the same settings
+            (the number of rounds aside).
+    """
+    try:
+        record = store.get_run_by_name(name)
+    except RunNotFoundError:
+        spec = RunSpec(
+            name=name,
+            task=config.task,
+            mode=MODE,
+            seed=config.seed,
+            config=config.model_dump(),
+            seed_program_id=store.put_program(seed_test_agent()),
+            task_name=config.task,
+            target_generations=config.rounds,
+            attrs={"arena": True},
+        )
+        return store.create_run(spec), False
+    if record.mode != MODE:
+        raise ConfigError(f"run {name!r} exists and is not an arena (mode {record.mode})")
+    stored = dict(record.config) | {"rounds": config.rounds}
+    if stored != config.model_dump():
+        raise ConfigError(f"arena {name!r} exists with other settings: {dict(record.config)}")
+    store.update_run_config(record.id, config.model_dump())
+    return record.id, True
+
+
+def _last_state(ctx: RoundContext) -> ArenaState | None:
+    """The state of the last finished round (None: no round finished)."""
+    events = ctx.store.list_events(ctx.run_id, kinds=["arena.round"], newest_first=True, limit=1)
+    if not events:
+        return None
+    return ArenaState.from_program(ctx.program(str(events[0].data["state"])))
+
+
+def arena_series(store: BaseStorage, run_id: int) -> list[dict[str, Any]]:
+    """Per round (the last record of each): suite size and growth, code agents' scores before
+    the round, on the grown suite (the drop) and after it (the recovery), test agents' hard
+    cases, the champion and the evaluations spent."""
+    rounds: dict[int, dict[str, Any]] = {}
+    for event in store.list_events(run_id, kinds=["arena.round"]):
+        data = dict(event.data)
+        data.pop("state", None)
+        rounds[int(data["round"])] = data
+    return [rounds[key] for key in sorted(rounds)]
+
+
+def _context(
+    store: BaseStorage, run_id: int, task: Task, config: ArenaConfig, sandbox: Sandbox | None
+) -> tuple[RoundContext, list[dict[str, Any]]]:
+    """The round context (sandbox, oracle, held-out inputs) and the held-out cases."""
+    box = sandbox or arena_sandbox(config.sandbox, task, memory_mb=config.memory_mb)
+    oracle = oracle_of(task)
+    ctx = RoundContext(store, run_id, task, config, box, oracle, frozenset(), {})
+    if config.meta == "llm":
+        spec = portable_llm_spec(str(config.llm))
+        ctx.llm = RunLLM(store, run_id, spec=spec, seed=derive_seed(config.seed, "arena", "llm"))
+    cases = heldout_cases(task, seed=config.seed, size=config.heldout_size)
+    ctx.heldout = frozenset(case["input"] for case in cases)
+    return ctx, cases
+
+
+def run_arena(
+    config: ArenaConfig,
+    *,
+    storage: str | BaseStorage | None = None,
+    name: str | None = None,
+    sandbox: Sandbox | None = None,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
+    agents: Agents | None = None,
+) -> ArenaResult:
+    """Create (or resume) the arena ``name`` and play it to ``config.rounds`` rounds.
+
+    Args:
+        config: The arena's settings.
+        storage: Storage URL or object (default: ``$HYPERAGENTS_STORAGE`` or the SQLite file).
+        name: The arena's run name (default ``arena-<task>-<C>x<T>-s<seed>``); an existing
+            arena of that name with the same settings is resumed from its last round.
+        sandbox: Override the sandbox (default: ``config.sandbox``).
+        on_round: Called with each round's summary once it is stored.
+        agents: The programs a new arena starts from (default: the seeds); a resumed arena
+            goes on with the agents it has.
+
+    Raises:
+        ConfigError: Bad settings, or a run of that name that is not this arena.
+        TaskError: The task cannot be loaded, or its oracle's package is missing.
+        SandboxError: The sandbox itself kept failing (the arena resumes from its last round).
+    """
+    store = get_storage(storage)
+    task = load_task(config.task, {})
+    name = name or f"arena-{config.task}-{config.code_agents}x{config.test_agents}-s{config.seed}"
+    run_id, existed = _open_run(store, config, name)
+    ctx, heldout = _context(store, run_id, task, config, sandbox)
+    state = _last_state(ctx) if existed else None
+    if state is None:
+        state = _initial_state(ctx, agents or Agents())
+    store.set_run_status(run_id, RunStatus.RUNNING)
+    try:
+        for round_no in range(state.round + 1, config.rounds + 1):
+            summary = play_round(ctx, state, round_no, replace_worst)
+            summary["state"] = ctx.put(state.to_program())
+            ctx.event("arena.round", _round_message(summary), summary)
+            if on_round is not None:
+                on_round(summary)
+    except BaseException:
+        store.set_run_status(run_id, RunStatus.FAILED)
+        raise
+    result = _finish(ctx, state, name, heldout)
+    store.set_run_status(run_id, RunStatus.COMPLETE)
+    return result
+
+
+def _round_message(summary: dict[str, Any]) -> str:
+    return (
+        f"round {summary['round']}: +{summary['added']} hard cases (suite "
+        f"{summary['suite_size']}), champion {summary['champion']} "
+        f"{summary['champion_score']:.3f}"
+    )
+
+
+def _finish(
+    ctx: RoundContext, state: ArenaState, name: str, cases: list[dict[str, Any]]
+) -> ArenaResult:
+    """Score the champion (and the seed code agent) on the held-out suite and record it."""
+    champion = state.champion()
+    accuracy = heldout_score(
+        ctx.program(champion.program),
+        cases,
+        task=ctx.task,
+        sandbox=ctx.sandbox,
+        limits=ctx.eval_limits,
+    )
+    seed_program = seed_code_agent(ctx.task, ctx.config.meta, self_propose=ctx.config.self_propose)
+    seed_accuracy = heldout_score(
+        seed_program, cases, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
+    )
+    evaluations = dict(state.evaluations) | {"total": state.total_evaluations()}
+    heldout = {"size": len(cases), "champion": accuracy, "seed": seed_accuracy}
+    ctx.event(
+        "arena.heldout",
+        f"champion {champion.name}: {accuracy:.3f} on the held-out suite "
+        f"(seed {seed_accuracy:.3f})",
+        {"round": state.round, "champion": champion.name, **heldout},
+    )
+    return ArenaResult(
+        run_id=ctx.run_id,
+        name=name,
+        rounds=state.round,
+        champion={"name": champion.name, "program": champion.program, "score": champion.score},
+        suite_size=len(state.suite),
+        evaluations=evaluations,
+        heldout=heldout,
+        series=arena_series(ctx.store, ctx.run_id),
+    )

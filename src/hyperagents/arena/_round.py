@@ -1,0 +1,293 @@
+"""One round of the arena: test agents propose, the oracle labels, code agents are screened on
+the new inputs, the suite grows with the hard cases, and each code agent tries children against
+the grown suite (improve-and-keep). Every agent's failure is recorded and the round goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hyperagents.arena._agents import evaluate, make_child, propose
+from hyperagents.arena._config import ArenaConfig
+from hyperagents.arena._state import HISTORY_CAP, LINEAGE_CAP, AgentSlot, ArenaState, meta_report
+from hyperagents.arena._suite import INPUT_KEY, Case, grow_suite, instances_of, label_inputs
+from hyperagents.program import Program
+from hyperagents.runs import RunLLM, derive_seed
+from hyperagents.sandbox import Limits, Sandbox
+from hyperagents.storages import BaseStorage
+from hyperagents.tasks import Task
+
+__all__ = ["RoundContext", "play_round"]
+
+#: The ``meta_info`` keys a lineage entry keeps (as the engine's archive summary does).
+_META_KEYS = ("operator", "changes", "params", "structure")
+_META_VALUE_BYTES = 2048
+
+
+@dataclass
+class RoundContext:
+    """What a round works with (built once per arena by the engine)."""
+
+    store: BaseStorage
+    run_id: int
+    task: Task
+    config: ArenaConfig
+    sandbox: Sandbox
+    oracle: Any
+    heldout: frozenset[str]
+    programs: dict[str, Program]
+    llm: RunLLM | None = None
+
+    def program(self, program_id: str) -> Program:
+        """A stored program (cached)."""
+        found = self.programs.get(program_id)
+        if found is None:
+            found = self.store.get_program(program_id)
+            self.programs[program_id] = found
+        return found
+
+    def put(self, program: Program) -> str:
+        """Store ``program`` and return its id."""
+        self.programs[program.id] = program
+        return self.store.put_program(program)
+
+    def seed(self, *parts: object) -> int:
+        """A seed derived from the arena's."""
+        return derive_seed(self.config.seed, "arena", *parts)
+
+    def limits(self, wall: float) -> Limits:
+        """Sandbox limits with ``wall`` seconds."""
+        return Limits(wall_time=wall, memory_mb=self.config.memory_mb)
+
+    def event(self, kind: str, message: str, data: dict[str, Any]) -> None:
+        """Record an event on the arena's run."""
+        self.store.add_event(self.run_id, kind, message, data=data)
+
+    @property
+    def eval_limits(self) -> Limits:
+        """Limits of a code agent's evaluation."""
+        return self.limits(self.config.eval_timeout)
+
+
+def _bounded_meta(meta_info: dict[str, Any]) -> dict[str, Any]:
+    kept = {}
+    for key in _META_KEYS:
+        if key in meta_info and len(json.dumps(meta_info[key])) <= _META_VALUE_BYTES:
+            kept[key] = meta_info[key]
+    return kept
+
+
+def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str, list[Case]]:
+    """Each test agent's proposals (and each code agent's own, with ``self_propose``),
+    filtered and labelled by the oracle (by agent name)."""
+    known = {case["input"] for case in state.suite}
+    found: dict[str, list[Case]] = {}
+    proposers = state.test + (state.code if ctx.config.self_propose else [])
+    for slot in proposers:
+        proposal = propose(
+            ctx.program(slot.program),
+            history=slot.history,
+            n=ctx.config.proposals,
+            seed=ctx.seed(round_no, slot.name, "propose"),
+            max_chars=ctx.config.max_input_chars,
+            sandbox=ctx.sandbox,
+            limits=ctx.limits(ctx.config.propose_timeout),
+        )
+        failure = proposal.failure
+        if failure is None and proposal.dropped:
+            failure = (
+                f"{proposal.dropped} of its proposals dropped (not distinct strings of 1 to "
+                f"{ctx.config.max_input_chars} characters, or past {ctx.config.proposals})"
+            )
+        if failure is not None:
+            ctx.event(
+                "arena.agent_failed",
+                f"test agent {slot.name} failed: {failure}"[:300],
+                {"round": round_no, "agent": slot.name, "step": "propose", "reason": failure},
+            )
+        fresh = [
+            value
+            for value in proposal.inputs
+            if value not in known and value not in ctx.heldout  # held-out: never in play
+        ]
+        known.update(fresh)
+        found[slot.name] = label_inputs(
+            ctx.task, fresh, round_no=round_no, by=slot.name, oracle=ctx.oracle
+        )
+    return found
+
+
+def _run_on(ctx: RoundContext, program: Program, cases: list[Case]) -> dict[str, Any]:
+    """A code agent's outputs on ``cases``, by input (None for each where it failed or is
+    invalid), from one sandboxed evaluation."""
+    instances = instances_of(cases, "e")
+    result = evaluate(
+        program, instances, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
+    )
+    rows = {} if result is None else {row["id"]: row for row in result.results}
+    outputs: dict[str, Any] = {}
+    for inst, case in zip(instances, cases, strict=True):
+        row = rows.get(inst.id) or {}
+        outputs[case["input"]] = None if row.get("error") else row.get("output")
+    return outputs
+
+
+def _results(ctx: RoundContext, state: ArenaState, outputs: dict[str, Any]) -> list[Any]:
+    """The rows of an evaluation on the suite (id, score, feedback, output), scored here from
+    the agent's recorded outputs (a deterministic agent: the same as running it again)."""
+    rows = []
+    for inst in instances_of(state.suite):
+        output = outputs.get(inst.inputs[INPUT_KEY])
+        score = ctx.task.checked_score(inst, output)
+        rows.append({"id": inst.id, "score": score.value, "feedback": score.feedback})
+        rows[-1]["output"] = output
+    return rows
+
+
+def _screen(ctx: RoundContext, state: ArenaState, cases: list[Case]) -> set[str]:
+    """The inputs of ``cases`` that some code agent gets wrong (each code agent answers them
+    in one evaluation; its answers are kept with it)."""
+    if not cases:
+        return set()
+    hard: set[str] = set()
+    instances = instances_of(cases, "p")
+    for slot in state.code:
+        outputs = _run_on(ctx, ctx.program(slot.program), cases)
+        state.evaluations["screens"] += 1
+        state.evaluations["instances"] += len(cases)
+        slot.answers = {**slot.answers, **outputs}
+        for inst, case in zip(instances, cases, strict=True):
+            if ctx.task.checked_score(inst, outputs[case["input"]]).value < 1.0:
+                hard.add(case["input"])
+    return hard
+
+
+def _score(
+    ctx: RoundContext, state: ArenaState, outputs: dict[str, Any]
+) -> tuple[float, list[Any]]:
+    """Accuracy on the suite and the rows, from an agent's outputs."""
+    rows = _results(ctx, state, outputs)
+    return (sum(row["score"] for row in rows) / len(rows) if rows else 0.0), rows
+
+
+def _catch_up(ctx: RoundContext, state: ArenaState, slot: AgentSlot) -> None:
+    """Answer the suite cases ``slot`` has no answer for yet (one evaluation, if any)."""
+    missing = [case for case in state.suite if case["input"] not in slot.answers]
+    if missing:
+        slot.answers = {**slot.answers, **_run_on(ctx, ctx.program(slot.program), missing)}
+        state.evaluations["scores"] += 1
+        state.evaluations["instances"] += len(missing)
+    suite = {case["input"] for case in state.suite}
+    slot.answers = {key: value for key, value in slot.answers.items() if key in suite}
+
+
+def improve_slot(
+    ctx: RoundContext, state: ArenaState, slot: AgentSlot, round_no: int, children: int
+) -> float:
+    """Score ``slot`` on the grown suite (from its answers), then try ``children`` children,
+    each evaluated on the suite, and keep the best one that scores at least as well
+    (improve-and-keep).
+
+    Returns:
+        Its score on the grown suite before its children (the drop the new cases made).
+    """
+    _catch_up(ctx, state, slot)
+    score, results = _score(ctx, state, slot.answers)
+    slot.score = score
+    inputs = [
+        {"id": f"c-{i}", "inputs": {INPUT_KEY: case["input"]}} for i, case in enumerate(state.suite)
+    ]
+    module = "meta_arena" if ctx.config.meta == "arena" else "meta_agent"
+    task_info: dict[str, Any] = {"name": ctx.task.name, "description": ctx.task.description}
+    task_info["score_range"] = list(ctx.task.score_range)
+    for k in range(children):
+        seed = ctx.seed(round_no, slot.name, "child", k)
+        report = meta_report(slot, results, inputs, task=task_info, seed=seed)
+        scope = f"r{round_no}/{slot.name}/{k}/improve"
+        handler = (
+            None
+            if ctx.llm is None
+            else ctx.llm.handler(variant_id=None, purpose="improve", scope=scope)
+        )
+        child, meta_info, failure = make_child(
+            ctx.program(slot.program),
+            report,
+            module=module,
+            seed=seed,
+            sandbox=ctx.sandbox,
+            limits=ctx.limits(ctx.config.improve_timeout),
+            llm=handler,
+        )
+        slot.generation += 1
+        entry: dict[str, Any] = {"generation": slot.generation, "round": round_no}
+        entry["meta_info"] = _bounded_meta(meta_info)
+        entry["parent"] = slot.current_generation()
+        if child is None:
+            ctx.event(
+                "arena.agent_failed",
+                f"code agent {slot.name}'s meta agent failed: {failure}"[:300],
+                {"round": round_no, "agent": slot.name, "step": "improve", "reason": failure},
+            )
+            entry["score"] = None
+        else:
+            outputs = _run_on(ctx, child, state.suite)
+            state.evaluations["children"] += 1
+            state.evaluations["instances"] += len(state.suite)
+            child_score, child_results = _score(ctx, state, outputs)
+            entry["score"] = child_score
+            if child_score >= slot.score:
+                slot.program, slot.score, results = ctx.put(child), child_score, child_results
+                slot.answers = outputs
+                entry["kept"] = True
+        slot.lineage = [*slot.lineage, entry][-LINEAGE_CAP:]
+    return score
+
+
+def play_round(
+    ctx: RoundContext,
+    state: ArenaState,
+    round_no: int,
+    replace: Callable[[RoundContext, ArenaState, int], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Play round ``round_no`` on ``state`` (changed in place); its summary for the event.
+
+    Raises:
+        SandboxError: The sandbox itself failed (the round is played again on resume).
+    """
+    before = {slot.name: slot.score if slot.answers else None for slot in state.code}
+    proposed = _test_phase(ctx, state, round_no)
+    all_cases = [case for cases in proposed.values() for case in cases]
+    hard_inputs = _screen(ctx, state, all_cases)
+    hard_cases = [case for case in all_cases if case["input"] in hard_inputs]
+    for slot in state.test + (state.code if ctx.config.self_propose else []):
+        mine = proposed.get(slot.name, [])
+        slot.hard.append(sum(case["input"] in hard_inputs for case in mine))
+        entries = [{"input": case["input"], "hard": case["input"] in hard_inputs} for case in mine]
+        slot.history = [*slot.history, *entries][-HISTORY_CAP:]
+    size_before = len(state.suite)
+    state.suite = grow_suite(state.suite, hard_cases, cap=ctx.config.suite_cap)
+    dropped = {
+        slot.name: improve_slot(ctx, state, slot, round_no, ctx.config.children)
+        for slot in state.code
+    }
+    replaced = replace(ctx, state, round_no)
+    state.round = round_no
+    champion = state.champion()
+    return {
+        "round": round_no,
+        "proposed": len(all_cases),
+        "hard": len(hard_cases),
+        "suite_size": len(state.suite),
+        "added": len(state.suite) - size_before,
+        "scores_before": before,
+        "scores_grown": dropped,
+        "scores": {slot.name: slot.score for slot in state.code},
+        "test_hard": {slot.name: slot.hard[-1] if slot.hard else 0 for slot in state.test},
+        "champion": champion.name,
+        "champion_score": champion.score,
+        "replaced": replaced,
+        "evaluations": dict(state.evaluations),
+    }

@@ -1,0 +1,101 @@
+"""``hyperagents arena``: code agents against test agents, with a held-out adversarial suite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hyperagents.arena import ArenaConfig, compare_level3, parse_tournament, run_arena
+from hyperagents.cli._shared import StorageOpt, console, err_console, errors
+from hyperagents.llm import portable_llm_spec
+
+__all__ = ["arena"]
+
+
+def _round_line(summary: dict[str, Any]) -> str:
+    """One line per round: suite growth, the drop the new cases made and the recovery."""
+    grown = summary.get("scores_grown", {})
+    after = summary.get("scores", {})
+    scores = ", ".join(
+        f"{name} {grown[name]:.3f}->{score:.3f}" if name in grown else f"{name} (new) {score:.3f}"
+        for name, score in after.items()
+    )
+    return (
+        f"round {summary['round']}: suite {summary['suite_size']} (+{summary['added']} hard of "
+        f"{summary['proposed']} proposed); {scores}; champion {summary['champion']}"
+    )
+
+
+def arena(
+    task: Annotated[str, typer.Option(help="The task (a built-in with an oracle).")] = (
+        "email_validation"
+    ),
+    rounds: Annotated[int, typer.Option(min=0, help="Rounds to play (resumed: in all).")] = 10,
+    tournament: Annotated[
+        str | None,
+        typer.Option(help="Code x test agents, e.g. 4x4 (default: 1x1, one on one)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    replace_every: Annotated[
+        int, typer.Option(min=0, help="Tournament: replace the worst agents every K rounds.")
+    ] = 3,
+    proposals: Annotated[int, typer.Option(min=1, help="Inputs per test agent per round.")] = 40,
+    children: Annotated[int, typer.Option(min=1, help="Children per code agent per round.")] = 2,
+    heldout: Annotated[int, typer.Option(min=10, help="Held-out adversarial cases.")] = 300,
+    meta: Annotated[
+        str,
+        typer.Option(help="Code agents' meta agent: arena (rules + offline), offline or llm."),
+    ] = "arena",
+    llm: Annotated[
+        str | None,
+        typer.Option(help="The model for --meta llm (openai:M, http://HOST/v1#M, scripted:FILE)."),
+    ] = None,
+    self_propose: Annotated[
+        bool,
+        typer.Option(
+            "--self-propose", help="Code agents also propose inputs and may mutate propose()."
+        ),
+    ] = False,
+    sandbox: Annotated[str, typer.Option(help="Where agent code runs.")] = "auto",
+    name: Annotated[
+        str | None, typer.Option(help="The arena's run name (an existing one is resumed).")
+    ] = None,
+    storage: StorageOpt = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare-level3", help="Also run level 3 at the same evaluations and score it."
+        ),
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the JSON summary to this file.")
+    ] = None,
+) -> None:
+    """Play an arena: test agents propose inputs, the task's oracle labels them, the suite grows
+    with the cases code agents get wrong, and code agents improve against it; the champion is
+    scored on a held-out adversarial suite no agent sees. Prints the JSON summary."""
+    with errors():
+        code, test = parse_tournament(tournament) if tournament else (1, 1)
+        config = ArenaConfig.parse(
+            {"task": task, "rounds": rounds, "seed": seed, "code_agents": code}
+            | {"test_agents": test, "replace_every": replace_every, "proposals": proposals}
+            | {"children": children, "heldout_size": heldout, "meta": meta, "sandbox": sandbox}
+            | {"self_propose": self_propose, "llm": portable_llm_spec(llm) if llm else None}
+        )
+        result = run_arena(
+            config,
+            storage=storage,
+            name=name,
+            on_round=lambda s: err_console.print(_round_line(s), highlight=False),
+        )
+        summary = result.summary()
+        if compare:
+            total = int(result.evaluations["total"])
+            summary["level3"] = compare_level3(config, evaluations=total, storage=storage)
+        text = json.dumps(summary, indent=2, sort_keys=True)
+        if json_out is not None:
+            json_out.write_text(text + "\n", encoding="utf-8")
+        console.print_json(text)

@@ -1,0 +1,551 @@
+"""Improvement runs: a new run started from the serving champion, with live examples added,
+and how it came out against the champion it would replace.
+
+:func:`start_improvement` starts it through the application layer
+(:class:`~hyperagents.runs.RunService` and :class:`~hyperagents.runs.StartRequest`): its seed
+program is the serving champion's program (``seed_from``), its task the served run's with the
+live examples added (a :class:`~hyperagents.service.LiveTask`), its config the served run's
+with the budgets given, and its attributes record where it came from (``improvement_of``: the
+served run and variant). The served champion keeps answering meanwhile: nothing here touches
+the served run.
+
+:func:`improvement_outcome` reads the new run's champion and compares it with the served one
+on the gate's val split (the task's own, recorded by both runs) and, evaluated here in the
+sandbox with trusted scoring, on the labelled live examples given to training
+(``live_train``) and on the held-back live slice (``held_back``) that training never saw.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from hyperagents.evaluation import evaluate_stage
+from hyperagents.exceptions import ConfigError, RunStateError
+from hyperagents.program import Program
+from hyperagents.runs import (
+    BUDGET_FIELDS,
+    Mode,
+    ResumeRequest,
+    RunConfig,
+    RunRef,
+    RunService,
+    StartRequest,
+    VariantRef,
+    champion_of,
+    own_sandbox,
+)
+from hyperagents.sandbox import Limits
+from hyperagents.service._drift import declared_features
+from hyperagents.service._live import (
+    LIVE_ID_PREFIX,
+    LIVE_TASK_SPEC,
+    LiveExample,
+    LiveSplit,
+    LiveTask,
+    live_task_options,
+    split_live,
+)
+from hyperagents.service._planner import (
+    CriteriaCheck,
+    PlanLimits,
+    PlanRecord,
+    check_criteria,
+    planner_request,
+    replan_request,
+    run_planner,
+)
+from hyperagents.storages import RunRecord, VariantRecord, VariantState
+from hyperagents.tasks import Instance, Split, Task, load_task, stored_task_options
+
+__all__ = [
+    "IMPROVEMENT_ATTR",
+    "ImprovementBudget",
+    "ImprovementOutcome",
+    "PlanSettings",
+    "PlanStep",
+    "base_task_of",
+    "improve_with_plans",
+    "improvement_outcome",
+    "plan_levers",
+    "start_improvement",
+]
+
+#: The run attribute that links an improvement run to the served run and variant.
+IMPROVEMENT_ATTR = "improvement_of"
+
+#: How an improvement run is driven: by an engine process, in a thread here, or not at all.
+DriveMode = Literal["detached", "thread", "none"]
+
+
+def base_task_of(record: RunRecord) -> tuple[str, dict[str, Any]]:
+    """The task spec and options a run serves: its own, or, for an improvement run (a
+    ``live`` task), the task its live examples were added to (never nested)."""
+    options = stored_task_options(record.config)
+    if record.task == LIVE_TASK_SPEC:
+        return str(options.get("base")), dict(options.get("base_options") or {})
+    return record.task, options
+
+
+def _served_variant(
+    service: RunService, served: RunRecord, variant: VariantRef | None
+) -> VariantRecord:
+    """The variant to improve: the one given, else the served run's champion.
+
+    Raises:
+        RunStateError: The run has no complete variant, or the variant is not the run's.
+    """
+    if variant is None:
+        found = champion_of(
+            service.storage.list_variants(served.id, states=[VariantState.COMPLETE])
+        )
+        if found is None:
+            raise RunStateError(f"run {served.name!r} has no champion to improve yet")
+        return found
+    found = service.find_variant(variant)
+    if found.run_id != served.id or found.program_id is None:
+        raise RunStateError(
+            f"variant {found.id} is not a variant of {served.name!r} with a program"
+        )
+    return found
+
+
+def _free_name(service: RunService, base: str) -> str:
+    """``BASE-improve``, or ``BASE-improve-N`` for the first N >= 2 not taken."""
+    taken = {r.name for r in service.storage.list_runs()}
+    name, n = f"{base}-improve", 2
+    while name in taken:
+        name, n = f"{base}-improve-{n}", n + 1
+    return name
+
+
+def _config(
+    served: RunRecord, task_options: Mapping[str, Any], budgets: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The served run's config with the live task's options and the budgets given (each
+    given or lifted: the served run's spending is not the new run's); the program keeps its
+    own meta agent, and nothing is replayed."""
+    config = dict(served.config)
+    config.update({name: budgets.get(name) for name in BUDGET_FIELDS})
+    config.update(task_options=dict(task_options), meta_agent="task", replay_of=None)
+    return config
+
+
+@dataclass(frozen=True)
+class ImprovementBudget:
+    """What an improvement run may spend (each None: no limit of that kind; the served
+    run's own budgets and spending are not carried over).
+
+    Attributes:
+        generations: Its generation target.
+        max_seconds: Its time budget.
+        max_evaluations: Its evaluation budget.
+        max_cost: Its LLM budget in US dollars.
+        max_tokens: Its LLM budget in tokens.
+        workers: Sandboxed workers driving it.
+    """
+
+    generations: int = 4
+    max_seconds: float | None = None
+    max_evaluations: int | None = None
+    max_cost: float | None = None
+    max_tokens: int | None = None
+    workers: int = 1
+
+    def limits(self) -> dict[str, Any]:
+        """The run config's budget fields."""
+        return {name: getattr(self, name) for name in BUDGET_FIELDS}
+
+
+def start_improvement(
+    service: RunService,
+    *,
+    run: RunRef,
+    live: Sequence[LiveExample],
+    variant: VariantRef | None = None,
+    budget: ImprovementBudget = ImprovementBudget(),
+    holdout_fraction: float = 0.0,
+    seed: int = 0,
+    holdout_seed: int | None = None,
+    name: str | None = None,
+    plan: PlanRecord | None = None,
+    drive: DriveMode = "detached",
+) -> int:
+    """Start a run that improves the serving champion with live examples added to train.
+
+    Args:
+        service: The application service of the storage holding the served run.
+        run: The served run.
+        live: Live examples (split by :func:`~hyperagents.service.split_live`: labelled ones
+            to train, feedback-only ones to the meta agent's report, a held-back slice).
+        variant: The served variant (default: the run's champion).
+        budget: What it may spend, and its workers.
+        holdout_fraction: The share of the labelled live inputs held back from training.
+        seed: The new run's seed.
+        holdout_seed: Which inputs are held back (None: ``seed``).
+        name: Its name (default: ``SERVED-improve``, ``SERVED-improve-2``…).
+        plan: The plan it carries out (stored with it, under ``plan``; for a program
+            that carries a model, its actions choose the levers: see :func:`plan_levers`).
+        drive: ``detached``: an engine process drives it (the service must be able to drive
+            in the background); ``thread``: a daemon thread of this process; ``none``: only
+            created (resume it to drive it).
+
+    Returns:
+        The new run's id.
+
+    Raises:
+        RunNotFoundError: No such run.
+        VariantNotFoundError: No such variant.
+        RunStateError: No champion yet, a variant of another run, or the run cannot be driven
+            in the background.
+        ConfigError: A bad budget, holdout fraction, live example or way to drive it.
+        DuplicateError: ``name`` is taken.
+    """
+    served = service.find_run(run)
+    champion = _served_variant(service, served, variant)
+    base, base_options = base_task_of(served)
+    draw = seed if holdout_seed is None else holdout_seed
+    split = split_live(live, holdout_fraction=holdout_fraction, seed=draw)
+    options = live_task_options(base, base_options, split)
+    mode = Mode(served.mode)
+    link = {"run": served.name, "run_id": served.id, "variant": champion.id}
+    link.update(generation=champion.generation, program=champion.program_id)
+    attrs: dict[str, Any] = {IMPROVEMENT_ATTR: link, "live_dropped": list(split.dropped)}
+    config = _config(served, options, budget.limits())
+    if plan is not None:
+        attrs["plan"] = plan.as_json()
+        levers = plan_levers(plan.plan, carries_model=load_task(base, base_options).carries_model)
+        config.update({} if levers is None else {"levers": levers})
+    request = StartRequest(
+        task=LIVE_TASK_SPEC,
+        mode=Mode.HYPERAGENT if mode.baseline else mode,
+        generations=budget.generations,
+        seed=seed,
+        name=name or _free_name(service, served.name),
+        workers=budget.workers,
+        config=config,
+        seed_from=str(champion.id),
+        attrs=attrs,
+    )
+    return _drive(service, request, drive)
+
+
+def plan_levers(plan: Mapping[str, Any], *, carries_model: bool) -> str | None:
+    """What a plan lets the children of a program that carries a model change (the run
+    config's ``levers``): ``both`` for a harness edit and a weight update, ``weights`` or
+    ``harness`` for one alone; None (the served run's setting) for a program without a
+    model, or a plan with neither."""
+    kinds = {a.get("kind") for a in plan.get("actions") or [] if isinstance(a, Mapping)}
+    harness, weights = "harness_edit" in kinds, "weight_update" in kinds
+    if not carries_model or not (harness or weights):
+        return None
+    return "both" if harness and weights else ("weights" if weights else "harness")
+
+
+def _drive(service: RunService, request: StartRequest, drive: DriveMode) -> int:
+    """Create the run ``request`` describes and drive it as asked; its id.
+
+    Raises:
+        ConfigError: An unknown way to drive it.
+    """
+    if drive == "detached":
+        return service.start_detached(request).id
+    if drive not in ("thread", "none"):
+        raise ConfigError(f"drive must be detached, thread or none, not {drive!r}")
+    started = service.start(request)
+    run_id = started.run.id
+    if drive == "thread":
+        thread = threading.Thread(target=started.optimize, name=f"improve-{run_id}", daemon=True)
+        thread.start()
+    return run_id
+
+
+@dataclass(frozen=True)
+class ImprovementOutcome:
+    """How an improvement run came out against the champion it would replace.
+
+    Attributes:
+        run_id: The improvement run.
+        status: Its status (``running``, ``complete``…).
+        served_variant: The served variant it started from.
+        candidate_variant: The improvement run's champion (None: none complete yet).
+        improved: Whether the candidate is a new program (not the served one again).
+        scores: Per slice (``val``, ``live_train``, ``held_back``), the ``served`` and the
+            ``candidate`` score (None where not measured).
+        held_back: How many held-back live examples checked the candidate.
+    """
+
+    run_id: int
+    status: str
+    served_variant: int
+    candidate_variant: int | None
+    improved: bool
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    held_back: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The outcome as a JSON object (what the service stores)."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "served_variant": self.served_variant,
+            "candidate_variant": self.candidate_variant,
+            "improved": self.improved,
+            "scores": {k: dict(v) for k, v in self.scores.items()},
+            "held_back": self.held_back,
+        }
+
+
+def _evaluate(
+    record: RunRecord,
+    task: Task,
+    programs: Sequence[Program],
+    instances: Sequence[Instance],
+    split: str,
+) -> list[float | None]:
+    """Each program's score on ``instances`` (None for none), in one sandbox of the run's."""
+    if not instances:
+        return [None for _ in programs]
+    config = RunConfig.parse(dict(record.config))
+    limits = Limits(
+        wall_time=task.instance_timeout * len(instances) + 30.0, memory_mb=config.memory_mb
+    )
+    scores: list[float | None] = []
+    with own_sandbox(config, task) as sandbox:
+        for program in programs:
+            stage = evaluate_stage(
+                program,
+                task=task,
+                instances=instances,
+                stage=split,
+                split=split,
+                sandbox=sandbox,
+                limits=limits,
+            )
+            scores.append(stage.score)
+    return scores
+
+
+def improvement_outcome(
+    service: RunService, run: RunRef, *, evaluate_live: bool = True
+) -> ImprovementOutcome:
+    """The improvement run's champion against the served variant it started from.
+
+    Args:
+        service: The application service.
+        run: The improvement run (started by :func:`start_improvement`).
+        evaluate_live: Whether to evaluate both on the live slices (``live_train``,
+            ``held_back``) in the sandbox; else only the recorded val scores are compared.
+
+    Raises:
+        RunNotFoundError: No such run.
+        ConfigError: It is not an improvement run.
+        SandboxError: The sandbox itself broke while evaluating.
+    """
+    record = service.find_run(run)
+    link = record.attrs.get(IMPROVEMENT_ATTR)
+    if not isinstance(link, Mapping) or record.task != LIVE_TASK_SPEC:
+        raise ConfigError(f"run {record.name!r} is not an improvement run")
+    served = service.storage.get_variant(int(link["variant"]))
+    variants = service.storage.list_variants(record.id, states=[VariantState.COMPLETE])
+    candidate = champion_of(variants)
+    task = load_task(record.task, stored_task_options(record.config))
+    if not isinstance(task, LiveTask):  # pragma: no cover - the spec names it
+        raise ConfigError(f"run {record.name!r} is not an improvement run")
+    held = task.held_back_instances()
+    scores = {"val": {"served": served.scores.get("val"), "candidate": _val(candidate)}}
+    if evaluate_live:
+        scores.update(_live_scores(service, record, task, served, candidate))
+    return ImprovementOutcome(
+        run_id=record.id,
+        status=record.status.name.lower(),
+        served_variant=served.id,
+        candidate_variant=None if candidate is None else candidate.id,
+        improved=candidate is not None and candidate.program_id != served.program_id,
+        scores=scores,
+        held_back=len(held),
+    )
+
+
+def _val(variant: VariantRecord | None) -> float | None:
+    return None if variant is None else variant.scores.get("val")
+
+
+def _live_scores(
+    service: RunService,
+    record: RunRecord,
+    task: LiveTask,
+    served: VariantRecord,
+    candidate: VariantRecord | None,
+) -> dict[str, dict[str, float | None]]:
+    """Both programs' scores on the live train examples and the held-back slice (the
+    candidate's None when there is none yet; one evaluation when it is the served program)."""
+    store = service.storage
+    programs = [store.get_program(str(served.program_id))]
+    same = candidate is None or candidate.program_id == served.program_id
+    if not same:
+        assert candidate is not None
+        programs.append(store.get_program(str(candidate.program_id)))
+    live_ids = {LIVE_ID_PREFIX + e.request_id for e in task.live_examples["train"]}
+    slices = {
+        "live_train": [i for i in task.instances(Split.TRAIN) if i.id in live_ids],
+        "held_back": task.held_back_instances(),
+    }
+    scores: dict[str, dict[str, float | None]] = {}
+    for name, instances in slices.items():
+        values = _evaluate(record, task, programs, instances, name)
+        scores[name] = {
+            "served": values[0],
+            "candidate": None if candidate is None else values[-1],
+        }
+    return scores
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One plan and what came of it, as the service stores and shows it.
+
+    Attributes:
+        plan: The plan (with the planner's failure when it fell back).
+        run_id: The improvement run that carried it out.
+        outcome: How that run came out.
+        check: The verdict on the plan's criteria.
+    """
+
+    plan: PlanRecord
+    run_id: int
+    outcome: ImprovementOutcome
+    check: CriteriaCheck
+
+    def as_json(self) -> dict[str, Any]:
+        """The step as a JSON object."""
+        return {
+            "plan": self.plan.as_json(),
+            "run_id": self.run_id,
+            "outcome": self.outcome.as_json(),
+            "check": self.check.as_json(),
+        }
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """How plans are made and re-made.
+
+    Attributes:
+        max_replans: New plans made at most after the first one's criteria are unmet.
+        features: The input features failures are grouped by (None: the categorical ones
+            the task declares with ``input_features()``, else the planner's choice).
+        limits: Bounds on the planner and its plans.
+        llm: The engine-side handler of the planner's ``llm.complete`` calls (None: none).
+    """
+
+    max_replans: int = 2
+    features: tuple[str, ...] | None = None
+    limits: PlanLimits = field(default_factory=PlanLimits)
+    llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+def _first_request(
+    champion: VariantRecord,
+    split: LiveSplit,
+    task: Task,
+    budget: ImprovementBudget,
+    settings: PlanSettings,
+) -> dict[str, Any]:
+    """The first plan's request: the train and feedback live examples (never held-back ones)
+    and the served champion's scores (val as recorded, live_train from what it served)."""
+    shown = list(split.train) + list(split.feedback)
+    features = settings.features
+    if features is None:  # the categories the task declares, else the planner's choice
+        declared = [f.key for f in declared_features(task) if f.kind == "categorical"]
+        features = tuple(declared) or None
+    request = planner_request(
+        task,
+        shown,
+        served={"val": champion.scores.get("val")},
+        budget={"generations": budget.generations, "max_seconds": budget.max_seconds},
+        held_back=len(split.held_back),
+        features=features,
+        llm=settings.llm is not None,
+        limits=settings.limits,
+    )
+    scored = [e["score"] for e in request["examples"] if "score" in e]
+    request["served"]["live_train"] = task.aggregate(scored) if scored else None
+    return request
+
+
+def improve_with_plans(
+    service: RunService,
+    *,
+    run: RunRef,
+    live: Sequence[LiveExample],
+    budget: ImprovementBudget = ImprovementBudget(),
+    holdout_fraction: float = 0.0,
+    seed: int = 0,
+    settings: PlanSettings = PlanSettings(),
+    variant: VariantRef | None = None,
+) -> list[PlanStep]:
+    """Plan, improve, check the plan's criteria, and re-plan while they are unmet (at most
+    ``settings.max_replans`` times); each improvement run is driven here, to its end.
+
+    Args:
+        service: The application service.
+        run: The served run (its champion is improved).
+        live: The live examples.
+        budget: The budget offered to each plan (a plan may ask for fewer or more
+            generations, within its limits; its time within the time offered).
+        holdout_fraction: The share of labelled live inputs held back (the same slice for
+            every plan).
+        seed: The seed of the runs and of the held-back draw.
+        settings: The planner's bounds, re-plans, features and model.
+        variant: The served variant to improve, a variant of ``run`` (default: the run's
+            champion).
+
+    Returns:
+        The steps in order; the last one's check is met, or the re-plans ran out.
+
+    Raises:
+        RunNotFoundError: No such run.
+        RunStateError: The run has no champion yet.
+        ConfigError: A bad budget, holdout fraction or live example.
+        SandboxError: The sandbox itself broke while evaluating an outcome.
+    """
+    served = service.find_run(run)
+    champion = _served_variant(service, served, variant)
+    split = split_live(live, holdout_fraction=holdout_fraction, seed=seed)
+    base, base_options = base_task_of(served)
+    task = load_task(base, base_options)
+    request = _first_request(champion, split, task, budget, settings)
+    program = service.storage.get_program(str(champion.program_id))
+    steps: list[PlanStep] = []
+    for attempt in range(max(0, settings.max_replans) + 1):
+        with own_sandbox(RunConfig.parse(dict(served.config)), task) as sandbox:
+            record = run_planner(
+                program, request, sandbox=sandbox, limits=settings.limits, llm=settings.llm
+            )
+        asked = record.plan["budget"]
+        planned = replace(
+            budget, generations=asked["generations"], max_seconds=asked["max_seconds"]
+        )
+        run_id = start_improvement(
+            service,
+            run=served.id,
+            live=live,
+            variant=champion.id,
+            budget=planned,
+            holdout_fraction=holdout_fraction,
+            seed=seed + attempt,  # each plan's run its own; the held-back slice the same
+            holdout_seed=seed,
+            plan=record,
+            drive="none",
+        )
+        service.resume(ResumeRequest(run=run_id, workers=planned.workers)).optimize()
+        outcome = improvement_outcome(service, run_id)
+        check = check_criteria(record.plan, outcome)
+        steps.append(PlanStep(record, run_id, outcome, check))
+        if check.met:
+            break
+        request = replan_request(request, record, check)
+    return steps

@@ -1,0 +1,198 @@
+"""The seed planning agent: diagnose where live failures concentrate and plan an improvement.
+
+A program file like the meta agent (a meta file: the meta level may rewrite it), run in the
+sandbox by the service: ``plan(request)`` gets the failing and passing live examples (inputs,
+the output served, the label or feedback, whether it failed: never a held-back one) and
+returns a plan:
+
+``{"diagnosis": {...}, "actions": [...], "success_criteria": [...], "budget": {...}}``
+
+Actions: ``{"kind": "harness_edit", "focus": [...]}``, ``{"kind": "more_data", "source":
+"teacher" | "people" | "self", ...}``, ``{"kind": "weight_update"}`` (only for a program that
+carries a model). A criterion: ``{"metric": "score", "split_or_slice": "val" | "train" |
+"live_train" | "held_back", "op": ">=" | ">" | "<=" | "<", "value": number | "served",
+"margin": number}`` ("served": the served champion's value on the same slice; the target is
+the value plus the optional margin).
+
+This default needs no language model: failures are grouped by the declared input features
+(else the inputs' top-level keys with short text, boolean or integer values), by the output
+served and by the label, and a group whose failure rate is well above the overall rate is a
+concentration. When the request says a model is configured and ``use_llm`` is set, the model
+is asked for a one-line summary of the diagnosis (its reply is text only, never a plan).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:  # the sandbox's bridge to the run's language model
+    import llm
+except ImportError:  # pragma: no cover - outside the sandbox
+    llm = None
+
+PARAMS = {
+    "use_llm": 1,
+    "min_group": 2,  # a group needs this many examples to count as a concentration
+    "lift": 1.5,  # ... and a failure rate this many times the overall one
+    "max_groups": 8,  # concentrations named in the diagnosis
+    "few_labels": 10,  # fewer labelled failures than this: ask for more data
+    "gain": 0.05,  # the improvement on the live train slice the plan asks for
+    "replan_growth": 1.5,  # each re-plan asks for this much more budget
+}
+
+
+def _value_text(value: Any) -> str | None:
+    """A short categorical form of a value (None: not a category)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= 40:
+        return value.strip().lower()
+    return None
+
+
+def _features(examples: list[dict[str, Any]], declared: Any) -> list[str]:
+    """The features to group by: the declared ones, else categorical top-level keys."""
+    if isinstance(declared, list) and declared:
+        return [str(name) for name in declared][:20]
+    keys: dict[str, int] = {}
+    for example in examples:
+        inputs = example.get("inputs")
+        if isinstance(inputs, dict):
+            for key, value in inputs.items():
+                if _value_text(value) is not None:
+                    keys[str(key)] = keys.get(str(key), 0) + 1
+    return sorted(k for k, n in keys.items() if n >= max(1, len(examples) // 2))[:20]
+
+
+def _group_keys(example: dict[str, Any], features: list[str]) -> list[str]:
+    """The groups an example belongs to (``feature=value``, ``output=...``, ``label=...``)."""
+    groups = []
+    inputs = example.get("inputs")
+    for name in features:
+        value = inputs.get(name) if isinstance(inputs, dict) else None
+        text = _value_text(value)
+        if text is not None:
+            groups.append(f"{name}={text}")
+    for key in ("output", "label"):
+        if key in example:
+            text = _value_text(example.get(key))
+            if text is not None:
+                groups.append(f"{key}={text}")
+    return groups
+
+
+def _concentrations(examples: list[dict[str, Any]], features: list[str]) -> list[dict[str, Any]]:
+    """Groups whose failure rate is well above the overall one, most failures first."""
+    failed_total = sum(1 for e in examples if e.get("failed"))
+    overall = failed_total / len(examples) if examples else 0.0
+    counts: dict[str, list[int]] = {}
+    for example in examples:
+        for key in _group_keys(example, features):
+            entry = counts.setdefault(key, [0, 0])
+            entry[0] += 1
+            entry[1] += 1 if example.get("failed") else 0
+    found: list[dict[str, Any]] = []
+    for key, (n, failed) in counts.items():
+        rate = failed / n
+        if n >= PARAMS["min_group"] and failed and rate >= min(1.0, PARAMS["lift"] * overall):
+            found.append({"group": key, "examples": n, "failures": failed, "rate": round(rate, 3)})
+    found.sort(key=lambda g: (-int(g["failures"]), -float(g["rate"]), str(g["group"])))
+    return found[: int(PARAMS["max_groups"])]
+
+
+def _summary(diagnosis: dict[str, Any], request: dict[str, Any]) -> str:
+    """One line about the diagnosis (from the model when one is configured and wanted)."""
+    top = diagnosis["concentrations"][:3]
+    where = ", ".join(f"{g['group']} ({g['failures']}/{g['examples']})" for g in top)
+    text = f"{diagnosis['failures']} of {diagnosis['examples']} live examples failed"
+    text += f"; failures concentrate in {where}" if where else "; no concentration found"
+    if PARAMS["use_llm"] and request.get("llm") and llm is not None:
+        try:
+            reply = llm.complete(
+                f"Summarise in one sentence where this agent fails: {text}",
+                max_tokens=80,
+                purpose="plan",
+            )
+            return str(reply).strip()[:300] or text
+        except Exception:  # no model, a spent budget: the rule-based summary stands
+            return text
+    return text
+
+
+def _actions(request: dict[str, Any], diagnosis: dict[str, Any]) -> list[dict[str, Any]]:
+    """What to do: a harness edit on the concentrations, data where labels are few, and a
+    weight update when the program carries a model."""
+    focus = [g["group"] for g in diagnosis["concentrations"][:3]]
+    actions: list[dict[str, Any]] = [{"kind": "harness_edit", "focus": focus}]
+    unlabelled = [
+        e["id"] for e in request.get("examples", []) if e.get("failed") and "label" not in e
+    ]
+    if unlabelled:
+        actions.append({"kind": "more_data", "source": "people", "request_ids": unlabelled[:50]})
+    if diagnosis["labelled_failures"] < PARAMS["few_labels"]:
+        source = "teacher" if request.get("llm") else "self"
+        actions.append({"kind": "more_data", "source": source, "focus": focus})
+    if request.get("has_model"):
+        actions.append({"kind": "weight_update"})
+    return actions
+
+
+def _criteria(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hold val, gain on the live failures, and hold the held-back slice when there is one."""
+    served = request.get("served") or {}
+    criteria: list[dict[str, Any]] = [
+        {"metric": "score", "split_or_slice": "val", "op": ">=", "value": "served"}
+    ]
+    live = served.get("live_train")
+    if isinstance(live, int | float):
+        high = float((request.get("task") or {}).get("score_range", [0.0, 1.0])[1])
+        gain = min(float(PARAMS["gain"]), max(0.0, high - float(live)))
+        criteria.append(
+            {
+                "metric": "score",
+                "split_or_slice": "live_train",
+                "op": ">=",
+                "value": "served",
+                "margin": round(gain, 6),
+            }
+        )
+    if request.get("held_back"):
+        criteria.append(
+            {"metric": "score", "split_or_slice": "held_back", "op": ">=", "value": "served"}
+        )
+    return criteria
+
+
+def _budget(request: dict[str, Any]) -> dict[str, Any]:
+    """The budget: the one offered, grown on each re-plan."""
+    offered = request.get("budget") or {}
+    generations = int(offered.get("generations") or 4)
+    attempt = int(request.get("attempt") or 0)
+    grown = round(generations * float(PARAMS["replan_growth"]) ** attempt)
+    return {"generations": max(1, grown), "max_seconds": offered.get("max_seconds")}
+
+
+def plan(request: dict[str, Any]) -> dict[str, Any]:
+    """A plan for the live failures in ``request`` (see the module docstring)."""
+    examples = [e for e in request.get("examples", []) if isinstance(e, dict)]
+    features = _features(examples, request.get("features"))
+    failures = [e for e in examples if e.get("failed")]
+    diagnosis: dict[str, Any] = {
+        "examples": len(examples),
+        "failures": len(failures),
+        "labelled_failures": sum(1 for e in failures if "label" in e),
+        "failure_rate": round(len(failures) / len(examples), 3) if examples else 0.0,
+        "features": features,
+        "concentrations": _concentrations(examples, features),
+    }
+    if request.get("failed_criteria"):
+        diagnosis["unmet_before"] = request["failed_criteria"][:10]
+    diagnosis["summary"] = _summary(diagnosis, request)
+    return {
+        "diagnosis": diagnosis,
+        "actions": _actions(request, diagnosis),
+        "success_criteria": _criteria(request),
+        "budget": _budget(request),
+    }

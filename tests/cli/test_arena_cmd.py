@@ -1,0 +1,44 @@
+"""``hyperagents arena``: play, resume to more rounds, the JSON summary, bad options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli_helpers import invoke_wide
+
+SMALL = ("--proposals", "8", "--children", "1", "--heldout", "20")
+
+
+def test_an_arena_plays_resumes_to_more_rounds_and_writes_its_summary(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    out = tmp_path / "summary.json"
+    code, text = invoke_wide("arena", "--rounds", "1", *SMALL, "--storage", url, "--json", str(out))
+    assert code == 0, text
+    assert "round 1: suite" in text
+    first = json.loads(out.read_text())
+    assert first["rounds"] == 1 and first["name"] == "arena-email_validation-1x1-s0"
+    assert first["heldout"]["size"] == 20
+    code, text = invoke_wide("arena", "--rounds", "2", *SMALL, "--storage", url, "--json", str(out))
+    assert code == 0, text
+    assert "round 1: suite" not in text and "round 2: suite" in text  # resumed, not replayed
+    second = json.loads(out.read_text())
+    assert [s["round"] for s in second["series"]] == [1, 2]
+    assert second["series"][0] == first["series"][0]
+    assert second["evaluations"]["total"] > first["evaluations"]["total"]
+    code, text = invoke_wide("resume", first["name"], "--storage", url)
+    assert code == 1 and "this run is an arena" in text  # the run engine does not drive it
+
+
+def test_bad_options_get_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    code, text = invoke_wide("arena", "--tournament", "4by4", "--storage", url)
+    assert code == 1 and "tournament must look like 4x4" in text
+    code, text = invoke_wide("arena", "--meta", "magic", "--storage", url)
+    assert code == 1 and "meta must be 'arena', 'offline' or 'llm'" in text
+    code, text = invoke_wide("arena", "--rounds", "1", *SMALL, "--seed", "3", "--storage", url)
+    assert code == 0, text
+    code, text = invoke_wide(
+        "arena", "--rounds", "1", "--proposals", "9", "--seed", "3", "--storage", url
+    )
+    assert code == 1 and "exists with other settings" in text

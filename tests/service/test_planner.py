@@ -1,0 +1,339 @@
+"""The planner: the seed planner diagnoses where live failures concentrate; a hostile planner
+yields a recorded failure and the fallback plan, never a crash; criteria are checked by
+trusted code; re-planning is bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hyperagents.program import Program
+from hyperagents.runs import Run, RunService
+from hyperagents.sandbox import Sandbox, get_sandbox
+from hyperagents.service import (
+    PLANNER_FILE,
+    CriteriaCheck,
+    ImprovementBudget,
+    LiveExample,
+    LiveTask,
+    PlanLimits,
+    PlanSettings,
+    PlanStep,
+    check_criteria,
+    fallback_plan,
+    improve_with_plans,
+    parse_plan,
+    planner_program,
+    planner_request,
+    replan_request,
+    run_planner,
+    seed_planner,
+)
+from hyperagents.storages import InMemoryStorage
+from hyperagents.tasks import Split, load_task, stored_task_options
+
+SIZES = {"n_train": 12, "n_val": 8, "n_test": 4}
+FAST = PlanLimits(wall_time=3.0, max_bytes=8 * 1024)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    box = get_sandbox("process")
+    yield box
+    close = getattr(box, "close", None)
+    if callable(close):
+        close()
+
+
+def chat_fails(n: int = 24) -> list[LiveExample]:
+    """Live support requests where every chat request was routed wrong, the rest right; a
+    few email ones have feedback only."""
+    batch = []
+    task = load_task("support", {"seed": 5, "n_train": n})
+    for k, inst in enumerate(task.instances(Split.TRAIN)):
+        wrong = "billing" if inst.target != "billing" else "refund"
+        chat = inst.inputs["channel"] == "chat"
+        output = wrong if chat else inst.target
+        if k % 6 == 5 and not chat:
+            batch.append(LiveExample(f"r{k}", inst.inputs, output, feedback=1.0))
+        else:
+            batch.append(LiveExample(f"r{k}", inst.inputs, output, label=inst.target))
+    return batch
+
+
+def request_for(batch: list[LiveExample], **extra: Any) -> dict[str, Any]:
+    task = load_task("support", SIZES)
+    return planner_request(
+        task,
+        batch,
+        served={"val": 0.7, "live_train": 0.5},
+        budget={"generations": 3, "max_seconds": 60.0},
+        held_back=2,
+        **extra,
+    )
+
+
+def test_the_seed_planner_finds_where_failures_concentrate(sandbox: Sandbox) -> None:
+    batch = chat_fails()
+    request = request_for(batch)
+    assert all("failed" in e for e in request["examples"])  # judged by the trusted scorer
+    program = load_task("support", SIZES).seed_program()
+    record = run_planner(program, request, sandbox=sandbox)
+    assert record.source == "planner" and record.error is None, record.error
+    plan = record.plan
+    top = plan["diagnosis"]["concentrations"][0]
+    chats = [e for e in batch if e.inputs["channel"] == "chat"]
+    assert top["group"] == "channel=chat" and top["failures"] == len(chats) and top["rate"] == 1.0
+    kinds = [a["kind"] for a in plan["actions"]]
+    assert kinds[0] == "harness_edit" and "channel=chat" in plan["actions"][0]["focus"]
+    assert "weight_update" not in kinds  # support's program carries no model
+    slices = {c["split_or_slice"] for c in plan["success_criteria"]}
+    assert slices == {"val", "live_train", "held_back"}
+    assert plan["budget"] == {"generations": 3, "max_seconds": 60.0}
+    assert record.as_json()["plan"] == plan
+
+
+def test_declared_features_and_a_replan_reach_the_planner(sandbox: Sandbox) -> None:
+    request = request_for(chat_fails(), features=["channel"])
+    program = load_task("support", SIZES).seed_program()
+    first = run_planner(program, request, sandbox=sandbox)
+    assert first.plan["diagnosis"]["features"] == ["channel"]
+    unmet = CriteriaCheck(False, ({"criterion": {"x": 1}, "met": False, "reason": "r"},))
+    again = run_planner(program, replan_request(request, first, unmet), sandbox=sandbox)
+    assert again.attempt == 1 and again.plan["diagnosis"]["unmet_before"] == list(unmet.unmet)
+    assert again.plan["budget"]["generations"] > first.plan["budget"]["generations"]
+
+
+HOSTILE = {
+    "crash": "def plan(request):\n    raise RuntimeError('boom')\n",
+    "loop": "def plan(request):\n    while True:\n        pass\n",
+    "huge": "def plan(request):\n    return {'diagnosis': 'x' * 50_000_000}\n",
+    "prints": (
+        "import sys\ndef plan(request):\n    sys.stdout.write('y' * 10_000_000)\n    return 7\n"
+    ),
+    "garbage": "def plan(request):\n    return {'actions': 'all', 'success_criteria': None}\n",
+    "no_module": "x = 1\n",
+    "syntax": "def plan(:\n",
+    "exit": "import os\ndef plan(request):\n    os._exit(3)\n",
+    "weights": (
+        "def plan(request):\n    return {'actions': [{'kind': 'weight_update'}],\n"
+        "            'success_criteria': [{'metric': 'score', 'split_or_slice': 'val',"
+        " 'op': '>=', 'value': 'served'}]}\n"
+    ),
+    "nan": (
+        "def plan(request):\n    return {'actions': [{'kind': 'harness_edit'}],\n"
+        "            'success_criteria': [{'metric': 'score', 'split_or_slice': 'val',"
+        " 'op': '>=', 'value': float('nan')}]}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_planner_gives_a_recorded_failure_and_the_fallback(
+    sandbox: Sandbox, name: str
+) -> None:
+    program = Program(
+        {"task_agent.py": "def solve(x):\n    return x\n", PLANNER_FILE: HOSTILE[name]}
+    )
+    request = request_for(chat_fails(12))
+    record = run_planner(program, request, sandbox=sandbox, limits=FAST)
+    assert record.source == "fallback" and record.error, record
+    assert record.plan == fallback_plan(request, record.error)
+    assert record.wall < 30.0
+    parsed = parse_plan(record.plan, request)  # the fallback is itself a valid plan
+    assert parsed["actions"] == [{"kind": "harness_edit", "focus": []}]
+    assert {c["split_or_slice"] for c in parsed["success_criteria"]} == {"val", "held_back"}
+
+
+def test_parse_plan_bounds_and_drops_what_is_out_of_the_format() -> None:
+    request = {"budget": {"generations": 4, "max_seconds": 30.0}, "has_model": False}
+    raw = {
+        "diagnosis": "d" * 5000,
+        "actions": [
+            {"kind": "harness_edit", "focus": ["a" * 500] * 30, "extra": 1},
+            {"kind": "more_data", "source": "oracle"},
+            {"kind": "more_data", "source": "people", "request_ids": list(range(500))},
+            {"kind": "delete_everything"},
+        ],
+        "success_criteria": [
+            {"metric": "score", "split_or_slice": "test", "op": ">=", "value": 1},
+            {"metric": "score", "split_or_slice": "val", "op": "==", "value": 1},
+            {"metric": "score", "split_or_slice": "val", "op": ">", "value": True},
+            {"metric": "score", "split_or_slice": "held_back", "op": ">=", "value": "served"},
+        ],
+        "budget": {"generations": 10_000, "max_seconds": 1e9},
+    }
+    plan = parse_plan(raw, request)
+    assert len(plan["diagnosis"]["summary"]) == 2000
+    assert [a["kind"] for a in plan["actions"]] == ["harness_edit", "more_data"]
+    assert len(plan["actions"][0]["focus"]) == 10 and len(plan["actions"][0]["focus"][0]) == 200
+    assert len(plan["actions"][1]["request_ids"]) == 100 and "extra" not in plan["actions"][0]
+    assert plan["success_criteria"] == [raw["success_criteria"][3]]
+    assert plan["budget"] == {"generations": PlanLimits().max_generations, "max_seconds": 30.0}
+    assert len(plan["ignored"]) == 5
+    with pytest.raises(ValueError, match="valid action"):
+        parse_plan({"actions": [], "success_criteria": raw["success_criteria"]}, request)
+    with pytest.raises(ValueError, match="at most"):
+        parse_plan({"diagnosis": "x" * 100_000}, request)
+    with pytest.raises(ValueError, match="JSON"):
+        parse_plan({"x": float("inf")}, request)
+
+
+def outcome(**scores: tuple[float | None, float | None]) -> dict[str, Any]:
+    return {"scores": {k: {"served": s, "candidate": c} for k, (s, c) in scores.items()}}
+
+
+def crit(where: str, op: str, value: Any, margin: float = 0.0) -> dict[str, Any]:
+    found = {"metric": "score", "split_or_slice": where, "op": op, "value": value}
+    return {**found, "margin": margin} if margin else found
+
+
+def test_check_criteria_true_and_false() -> None:
+    plan = {
+        "success_criteria": [
+            crit("val", ">=", "served"),
+            crit("live_train", ">=", "served", margin=0.1),
+            crit("held_back", ">", 0.5),
+        ]
+    }
+    met = check_criteria(
+        plan, outcome(val=(0.7, 0.7), live_train=(0.5, 0.65), held_back=(0.4, 0.6))
+    )
+    assert met.met and met.unmet == []
+    unmet = check_criteria(
+        plan, outcome(val=(0.7, 0.69), live_train=(0.5, 0.55), held_back=(0.4, 0.5))
+    )
+    assert not unmet.met and len(unmet.unmet) == 3
+    assert unmet.results[1]["target"] == pytest.approx(0.6)
+    missing = check_criteria(plan, outcome(val=(0.7, 0.8), live_train=(0.5, None)))
+    assert not missing.met and "not measured" in missing.results[1]["reason"]
+    assert "not measured" in missing.results[2]["reason"]  # no held-back slice at all
+    lower = {"success_criteria": [crit("val", "<=", 0.3), crit("val", "<", "served")]}
+    assert check_criteria(lower, outcome(val=(0.4, 0.3))).met
+    assert not check_criteria({"success_criteria": []}, outcome(val=(0.1, 0.9))).met
+    assert check_criteria(plan, outcome()).as_json()["met"] is False
+
+
+def test_the_planner_program_and_seed() -> None:
+    program = Program({"task_agent.py": "x = 1\n"})
+    assert planner_program(program)[PLANNER_FILE] == seed_planner().encode()
+    own = program.with_files({PLANNER_FILE: "def plan(r):\n    return {}\n"})
+    assert planner_program(own) is own  # the program's own planner (the meta level's)
+    assert load_task("support", SIZES).is_meta_file(PLANNER_FILE)
+
+
+def held_back_ids(service: RunService, run_id: int) -> set[str]:
+    record = service.find_run(run_id)
+    task = load_task(record.task, stored_task_options(record.config))
+    assert isinstance(task, LiveTask)
+    return {i.id for i in task.held_back_instances()}
+
+
+def served_service(seed: Program | None) -> RunService:
+    """A service whose run ``served`` (support, one generation) starts from ``seed``."""
+    service = RunService(InMemoryStorage())
+    run = Run.create(
+        task="support",
+        name="served",
+        storage=service.storage,
+        config={"task_options": SIZES, "sandbox": "process"},
+        seed_from=seed,
+    )
+    run.optimize(1, workers=1)
+    return service
+
+
+def plans_with(planner: str | None, **options: Any) -> tuple[RunService, list[PlanStep]]:
+    """The steps of improving a served support run whose program has ``planner`` as its
+    ``planner.py`` (None: none, so the seed planner plans) on :func:`chat_fails`."""
+    seed = load_task("support", SIZES).seed_program()
+    service = served_service(None if planner is None else seed.with_files({PLANNER_FILE: planner}))
+    steps = improve_with_plans(service, run="served", live=chat_fails(12), **options)
+    return service, steps
+
+
+UNREACHABLE = (
+    "def plan(request):\n"
+    "    return {'diagnosis': {'attempt': request['attempt'],\n"
+    "                          'unmet': len(request['failed_criteria'])},\n"
+    "            'actions': [{'kind': 'harness_edit'}],\n"
+    "            'success_criteria': [{'metric': 'score', 'split_or_slice': 'val',\n"
+    "                                  'op': '>', 'value': 1.5}],\n"
+    "            'budget': {'generations': 1}}\n"
+)
+
+
+def test_replanning_is_bounded_and_sees_the_unmet_criteria() -> None:
+    service, steps = plans_with(
+        UNREACHABLE,
+        budget=ImprovementBudget(generations=2),
+        holdout_fraction=0.25,
+        settings=PlanSettings(max_replans=2, limits=FAST),
+    )
+    assert len(steps) == 3  # the first plan and two re-plans, then it stops
+    held = [held_back_ids(service, step.run_id) for step in steps]
+    assert held[0] and held[0] == held[1] == held[2]  # one held-back slice for every plan
+    assert [service.find_run(step.run_id).seed for step in steps] == [0, 1, 2]
+    for attempt, step in enumerate(steps):
+        assert step.plan.source == "planner" and step.plan.attempt == attempt
+        assert step.plan.plan["diagnosis"] == {"attempt": attempt, "unmet": min(attempt, 1)}
+        assert not step.check.met and step.check.unmet[0]["target"] == 1.5
+        record = service.find_run(step.run_id)
+        assert record.target_generations == 1 and record.attrs["plan"] == step.plan.as_json()
+    assert len({s.run_id for s in steps}) == 3
+    assert steps[-1].as_json()["check"]["met"] is False
+
+
+HOLD_VAL = (
+    "def plan(request):\n"
+    "    return {'diagnosis': {}, 'actions': [{'kind': 'harness_edit'}],\n"
+    "            'success_criteria': [{'metric': 'score', 'split_or_slice': 'val',\n"
+    "                                  'op': '>=', 'value': 'served'}]}\n"
+)
+
+
+def test_met_criteria_stop_at_the_first_plan() -> None:
+    _, steps = plans_with(
+        HOLD_VAL, budget=ImprovementBudget(generations=1), settings=PlanSettings(max_replans=3)
+    )
+    # The improvement run's champion is at worst the served program again: val holds.
+    assert len(steps) == 1 and steps[0].check.met
+    assert steps[0].outcome.scores["val"]["candidate"] >= steps[0].outcome.scores["val"]["served"]
+
+
+def test_the_seed_planner_loop_stops_when_met_or_at_the_bound() -> None:
+    _, steps = plans_with(
+        None, budget=ImprovementBudget(generations=1), settings=PlanSettings(max_replans=1)
+    )
+    assert 1 <= len(steps) <= 2
+    assert all(s.plan.source == "planner" for s in steps)
+    # Failures are grouped by what support declares categorical (input_features()).
+    assert steps[0].plan.plan["diagnosis"]["features"] == ["channel"]
+    assert steps[-1].check.met or len(steps) == 2
+    assert all(not s.check.met for s in steps[:-1])
+
+
+def test_the_planner_reaches_a_model_through_the_sandbox_bridge(sandbox: Sandbox) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def model(request: dict[str, Any]) -> dict[str, Any]:
+        asked.append(request)
+        return {"text": "Chat requests are routed to the wrong team."}
+
+    request = request_for(chat_fails(), llm=True)
+    program = load_task("support", SIZES).seed_program()
+    record = run_planner(program, request, sandbox=sandbox, llm=model)
+    assert record.source == "planner"
+    assert record.plan["diagnosis"]["summary"] == "Chat requests are routed to the wrong team."
+    assert len(asked) == 1 and asked[0]["purpose"] == "plan"
+    assert "channel=chat" in asked[0]["messages"][0]["content"]  # the diagnosis, no labels
+
+    def broken(request: dict[str, Any]) -> dict[str, Any]:
+        return {"error": "budget spent"}
+
+    fallback = run_planner(program, request, sandbox=sandbox, llm=broken)
+    assert fallback.source == "planner"  # the rule-based summary stands without a model
+    summary = fallback.plan["diagnosis"]["summary"]
+    assert "live examples failed; failures concentrate in channel=chat" in summary
