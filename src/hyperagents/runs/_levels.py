@@ -14,12 +14,14 @@ behave as that level does; nothing else differs (the same jobs, stages, gate, st
 * ``hyperagent`` (level 3): today's ``hyperagent`` mode: an open-ended archive whose meta agents
   rewrite their own source.
 * ``arena`` (level 4): code agents and test agents co-evolving, provided by
-  :mod:`hyperagents.arena`.
+  :mod:`hyperagents.arena` (today an engine of its own: ``hyperagents arena``).
 
 The arena seam: :func:`level_preset` resolves ``arena`` by importing ``hyperagents.arena`` and
 calling its ``level_preset()``, which returns a :class:`LevelPreset` (its mode and config
-values). Until that package provides it, the level is refused with a
-:class:`~hyperagents.exceptions.ConfigError` that says what it needs. Every face (``hyperagents
+values). Until that package provides it (the arena is today an engine of its own, a run of
+mode ``arena`` driven by ``hyperagents.arena.run_arena``, not a mode of this engine), the level
+is refused with a :class:`~hyperagents.exceptions.ConfigError` that says what it needs and
+where the arena runs meanwhile. Every face (``hyperagents
 run --level``, ``hyperagents experiment --levels``, the Python API) resolves levels here and
 nowhere else.
 """
@@ -130,7 +132,10 @@ def level_preset(level: str | Level) -> LevelPreset:
         raise ConfigError(f"{needs} (it is not installed)") from None
     entry = getattr(module, ARENA_ENTRY, None)
     if not callable(entry):
-        raise ConfigError(f"{needs} (it has no {ARENA_ENTRY})")
+        raise ConfigError(
+            f"{needs} (it has no {ARENA_ENTRY} yet: run the arena with `hyperagents arena`, "
+            "with --compare-level3 to score level 3 on its held-out suite beside it)"
+        )
     preset = entry()
     if not isinstance(preset, LevelPreset) or preset.level != Level.ARENA.value:
         raise ConfigError(f"{needs} (its {ARENA_ENTRY}() returned {preset!r})")
