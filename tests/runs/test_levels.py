@@ -159,3 +159,12 @@ def test_the_service_starts_a_run_of_a_level(tmp_path: Any) -> None:
     assert (run.config.level, run.config.selector, run.config.review) == ("feedback", "best", True)
     run.optimize()
     assert len(run.storage.list_events(run.id, kinds=["variant.reviewed"])) == 2
+
+
+def test_meanwhile_the_arena_level_points_at_the_arena_command() -> None:
+    import hyperagents.arena as arena
+
+    if hasattr(arena, "level_preset"):
+        pytest.skip("the arena provides its level preset")
+    with pytest.raises(ConfigError, match="run the arena with `hyperagents arena`"):
+        level_preset("arena")
