@@ -88,9 +88,7 @@ def test_the_cli_default_arms_are_the_experiments() -> None:
     import inspect
 
     from hyperagents.cli._experiment_cmd import _ModesOpt, experiment
-    from hyperagents.reports import DEFAULT_MODES
-
-    from hyperagents.reports import ExperimentRequest
+    from hyperagents.reports import DEFAULT_MODES, ExperimentRequest
 
     # The command leaves --modes unset: the request's default arms apply (none with --levels).
     parameter = inspect.signature(experiment).parameters["modes"]
