@@ -87,11 +87,15 @@ def test_evaluations_advance_by_many_and_lines_name_the_unit() -> None:
 def test_the_cli_default_arms_are_the_experiments() -> None:
     import inspect
 
-    from hyperagents.cli._experiment_cmd import experiment
-    from hyperagents.reports import DEFAULT_MODES
+    from hyperagents.cli._experiment_cmd import _ModesOpt, experiment
+    from hyperagents.reports import DEFAULT_MODES, ExperimentRequest
 
-    default = inspect.signature(experiment).parameters["modes"].default
-    assert default == DEFAULT_MODES and "random" in DEFAULT_MODES.split(",")
+    # The command leaves --modes unset: the request's default arms apply (none with --levels).
+    parameter = inspect.signature(experiment).parameters["modes"]
+    assert parameter.default is None and "random" in DEFAULT_MODES.split(",")
+    assert f"[default: {DEFAULT_MODES};" in _ModesOpt.__metadata__[0].help
+    spec = ExperimentRequest(task="shipping").spec(task_name="shipping")
+    assert ",".join(mode.value for mode in spec.modes) == DEFAULT_MODES
 
 
 def test_plain_every() -> None:

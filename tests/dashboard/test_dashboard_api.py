@@ -243,6 +243,25 @@ def test_start_a_run_of_a_builtin_task(client: TestClient, site: Site) -> None:
     assert site.storage.count_variants(record.id) == 2
 
 
+def test_start_a_run_of_a_level(client: TestClient, site: Site) -> None:
+    assert "feedback" in client.get("/api/info").json()["levels"]
+    made = client.post(
+        "/api/runs",
+        json={"task": "packing", "generations": 0, "name": "level-from-ui", "level": "feedback"},
+        headers=csrf(client),
+    )
+    assert made.status_code == 201, made.text
+    record = site.storage.get_run_by_name("level-from-ui")
+    assert record.mode == "frozen-meta"
+    assert (record.config["level"], record.config["review"]) == ("feedback", True)
+    clash = client.post(
+        "/api/runs",
+        json={"task": "packing", "level": "feedback", "mode": "hyperagent"},
+        headers=csrf(client),
+    )
+    assert clash.status_code == 400 and "runs in mode frozen-meta" in clash.json()["error"]
+
+
 def test_stop_resume_and_delete(client: TestClient, site: Site) -> None:
     make_run(site.storage, "toy-b", 1, seed=5)
     stop_done = client.post("/api/runs/toy-b/stop", json={}, headers=csrf(client))

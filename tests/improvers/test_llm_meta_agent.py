@@ -423,6 +423,26 @@ def test_parent_review_reaches_the_next_prompt(
     assert "\n## Reviewer feedback" not in fake.prompt(0)
 
 
+def test_the_run_reviewers_latest_reviews_reach_the_prompt(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reviews = [
+        {"generation": g, "issue_type": issue, "severity": "high", "fix_suggestion": fix,
+         "confidence": 0.9, "pattern_detected": pattern}
+        for g, issue, fix, pattern in [
+            (5, "regression", "undo the threshold drop", None),
+            (6, "plateau", "try a structural change", "no new best score for 4 generations"),
+        ]
+    ]  # fmt: skip
+    _, fake = run_agent(workspace, monkeypatch, [SR_REPLY], report=make_report(reviews=reviews))
+    prompt = fake.prompt(0)
+    assert "\n## Latest reviews" in prompt
+    assert "generation 6: high plateau" in prompt and "no new best score" in prompt
+    assert "undo the threshold drop" in prompt
+    _, fake = run_agent(workspace, monkeypatch, [SR_REPLY], report=make_report(reviews=[]))
+    assert "\n## Latest reviews" not in fake.prompt(0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Failures and the prompt
 # ---------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_every_file_of_the_seed_meta_agents_is_a_meta_file() -> None:
     assert all(task.is_meta_file(path) for path in (*LLM, *OFFLINE))
     program = Program({"task_agent.py": "", "helper.py": "", **LLM})
     assert task.meta_paths(program) == sorted(
-        {*LLM, "meta_agent.py", "select_parent.py", "planner.py"}
+        {*LLM, "meta_agent.py", "select_parent.py", "planner.py", "reviewer.py"}
     )
 
 

@@ -46,7 +46,7 @@ def test_target_elapsed_and_steering_go_through_the_context() -> None:
 
 def test_meta_files() -> None:
     task = ToyTask()
-    assert meta_files(task) == ["meta_agent.py", "planner.py", "select_parent.py"]
+    assert meta_files(task) == ["meta_agent.py", "planner.py", "reviewer.py", "select_parent.py"]
     seed = Program({"task_agent.py": "a", "meta_agent.py": "m0", "meta_tools.py": "t0"})
     child = Program(
         {"task_agent.py": "b", "meta_agent.py": "m1", "select_parent.py": "s", "meta_x.py": "x"}
@@ -56,6 +56,7 @@ def test_meta_files() -> None:
         "meta_tools.py",
         "meta_x.py",
         "planner.py",
+        "reviewer.py",
         "select_parent.py",
     ]
     frozen = freeze_meta(child, seed, task)

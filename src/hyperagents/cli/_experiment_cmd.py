@@ -48,10 +48,21 @@ _TaskOpt = Annotated[
     ),
 ]
 _ModesOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         help="Comma-separated arms to compare: the modes hyperagent, frozen-meta, no-archive, "
-        "and the baselines random, optuna-tpe, optuna-cmaes (extra 'optuna')."
+        "and the baselines random, optuna-tpe, optuna-cmaes (extra 'optuna') [default: "
+        "hyperagent,frozen-meta,no-archive,random; none with --levels].",
+        show_default=False,
+    ),
+]
+_LevelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated levels to compare, each an arm: autoresearch, feedback, "
+        "hyperagent, arena (same task, seeds and budgets; the report gives each one's cost "
+        "per task).",
+        show_default=False,
     ),
 ]
 _SeedsOpt = Annotated[
@@ -120,7 +131,8 @@ def experiment(
     ctx: typer.Context,
     task: _TaskOpt = "review",
     task_options: TaskOptionOpt = None,
-    modes: _ModesOpt = "hyperagent,frozen-meta,no-archive,random",  # reports.DEFAULT_MODES
+    modes: _ModesOpt = None,  # reports.DEFAULT_MODES
+    levels: _LevelsOpt = None,
     seeds: _SeedsOpt = 5,
     generations: _GenerationsOpt = None,
     evaluations: _EvaluationsOpt = None,
@@ -135,7 +147,8 @@ def experiment(
     quiet: _QuietOpt = False,
     unsafe_process_sandbox: UnsafeSandboxOpt = False,
 ) -> None:
-    """Run every mode × seed of a task in one storage (again: continue where it stopped)."""
+    """Run every mode (or level) × seed of a task in one storage (again: continue where it
+    stopped)."""
     allow_unsafe_sandbox(unsafe_process_sandbox)
     from hyperagents.reports import (
         MIN_SEEDS,
@@ -172,10 +185,10 @@ def experiment(
 
 def _announce(spec: ExperimentSpec, task_name: str, count: int) -> None:
     """Say what the experiment runs, on standard error."""
-    levers = f" × levers {', '.join(spec.levers)}" if len(spec.levers) > 1 else ""
+    arms = ", ".join(dict.fromkeys(arm.label for arm in spec.arms()))
     err_console.print(
         f"experiment [bold]{escape(spec.name)}[/]: task {escape(task_name)}, "
-        f"{', '.join(m.value for m in spec.modes)}{levers} × {len(spec.seeds)} seeds × "
+        f"{escape(arms)} × {len(spec.seeds)} seeds × "
         f"{spec.generations} generations{_budget(spec)}, {count} run(s) at once",
         highlight=False,
     )

@@ -39,6 +39,7 @@ from hyperagents.runs import (
     model_view,
     resolve_variant,
     run_export,
+    stored_reviews,
     training_summary,
     unified_text,
     variant_row,
@@ -101,6 +102,9 @@ def show(
             _print_file(program, file)
             return
         console.print(_variant_table(record, store.get_run(record.run_id).name, program, full))
+        review = stored_reviews(store, record.run_id).get(record.id)
+        if review is not None:
+            console.print(_review_table(review))
         model = model_view(program) if program is not None else None
         if model is not None:
             _print_model(model)
@@ -156,6 +160,21 @@ def _variant_table(
     if program is not None:
         table.add_row("files", agent_text(", ".join(f"{p} ({len(program[p])} B)" for p in program)))
         table.add_row("program", program.id)
+    return table
+
+
+def _review_table(review: dict[str, Any]) -> Table:
+    """The reviewer's review of the variant (or why it gave none)."""
+    table = Table(title="review (after its evaluation)", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value", overflow="fold")
+    if "error" in review:
+        table.add_row("no review", agent_text(str(review["error"])))
+        return table
+    for key in ("issue_type", "severity", "fix_suggestion", "confidence", "pattern_detected"):
+        table.add_row(key, agent_text(fmt_value(review.get(key))))
+    if review.get("source"):
+        table.add_row("source", agent_text(str(review["source"])))
     return table
 
 

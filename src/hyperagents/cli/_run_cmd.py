@@ -29,6 +29,7 @@ from hyperagents.cli._shared import (
     task_option_values,
 )
 from hyperagents.runs import (
+    LEVELS,
     SELECTORS,
     Mode,
     ReplayRequest,
@@ -47,6 +48,7 @@ _REPLAY_FIXED = (  # (--sandbox and --workers apply: they do not change results)
     "task",
     "task_options",
     "mode",
+    "level",
     "seed",
     "selector",
     "subset_size",
@@ -73,7 +75,25 @@ _TaskOpt = Annotated[
         "--task", "-t", help="Task name, path/file.py:Class or a seed-format task folder."
     ),
 ]
-_ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="How children are made.")]
+_ModeOpt = Annotated[
+    Mode | None,
+    typer.Option(
+        "--mode",
+        "-m",
+        help="How children are made [default: the level's, else hyperagent].",
+        show_default=False,
+    ),
+]
+_LevelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--level",
+        help="A level preset of the engine (sets the mode and the settings that make it): "
+        f"{', '.join(LEVELS)} (autoresearch: improve-and-keep; feedback: + a reviewer after "
+        "each evaluation; hyperagent: self-rewriting meta agents; arena: the arena package).",
+        show_default=False,
+    ),
+]
 _GenerationsOpt = Annotated[
     int, typer.Option("--generations", "-g", min=0, help="Generations to run.")
 ]
@@ -229,7 +249,8 @@ def run(
     ctx: typer.Context,
     task: _TaskOpt = "review",
     task_options: TaskOptionOpt = None,
-    mode: _ModeOpt = Mode.HYPERAGENT,
+    mode: _ModeOpt = None,
+    level: _LevelOpt = None,
     generations: _GenerationsOpt = 30,
     seed: _SeedOpt = 0,
     storage: StorageOpt = None,
@@ -277,12 +298,18 @@ def run(
         if not quiet:
             shown = task_label(task, job.run.config.task_options)
             err_console.print(
-                f"run [bold]{escape(job.run.name)}[/]: task {escape(shown)}, mode {mode.value}, "
+                f"run [bold]{escape(job.run.name)}[/]: task {escape(shown)}, "
+                f"{_level_label(job.run.config.level)}mode {job.run.mode.value}, "
                 f"seed {seed}, storage {escape(storage_label(service.storage))}",
                 highlight=False,
                 soft_wrap=True,
             )
         drive(job, quiet, storage=storage)
+
+
+def _level_label(level: str | None) -> str:
+    """``level NAME, `` for a run of a level (empty otherwise)."""
+    return f"level {level}, " if level else ""
 
 
 def _check_replay_options(ctx: typer.Context, replay: str) -> None:

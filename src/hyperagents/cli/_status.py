@@ -24,7 +24,7 @@ from hyperagents.cli._shared import (
     fmt_value,
     storage_label,
 )
-from hyperagents.runs import Run, engine_state, run_engines, status_label
+from hyperagents.runs import Run, engine_state, run_engines, status_label, stored_reviews
 from hyperagents.storages import RunRecord, VariantRecord, VariantState
 from hyperagents.tasks import file_spec, stored_task_options, task_label
 
@@ -68,6 +68,8 @@ def print_status(the_run: Run) -> None:
     table.add_column("value")
     task = task_label(info["task"], info["task_options"])
     table.add_row("task / mode / seed", agent_text(f"{task} / {info['mode']} / {info['seed']}"))
+    if info.get("level"):
+        table.add_row("level", agent_text(str(info["level"])))
     table.add_row("status", status_label(the_run.record()))
     table.add_row("generations", f"{info['generations']} of {info['target_generations']}")
     table.add_row("archive (complete)", f"{info['archive_size']} of {info['variants']} variants")
@@ -94,12 +96,34 @@ def print_status(the_run: Run) -> None:
         table.add_row("LLM", _llm_row(info["llm"]))
     if info.get("training") is not None:
         table.add_row("levers / training", _training_row(info["training"]))
+    if the_run.config.review:
+        table.add_row("reviews", _reviews_row(the_run))
     for message in the_run.warnings():
         table.add_row("[yellow]warning[/]", agent_text(message))
     console.print(table)
     engines = run_engines(the_run.storage, the_run.record())
     if engines:
         console.print(_engines_table(engines))
+
+
+def _reviews_row(the_run: Run) -> Text:
+    """How many children the reviewer reviewed (and failed to), and the latest review."""
+    outcomes = stored_reviews(the_run.storage, the_run.id)
+    failed = sum(1 for outcome in outcomes.values() if "error" in outcome)
+    row = f"{len(outcomes) - failed} reviewed, {failed} without review"
+    generation_of = {v.id: v.generation for v in the_run.variants()}
+    latest = max(
+        (i for i, o in outcomes.items() if "error" not in o),
+        key=lambda i: generation_of.get(i, -1),
+        default=None,
+    )
+    if latest is not None:
+        review = outcomes[latest]
+        row += (
+            f"; latest (generation {generation_of.get(latest)}): {review.get('severity')} "
+            f"{review.get('issue_type')}: {str(review.get('fix_suggestion'))[:200]}"
+        )
+    return agent_text(row)
 
 
 def _engines_table(engines: list[dict[str, Any]]) -> Table:

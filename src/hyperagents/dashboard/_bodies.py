@@ -38,7 +38,8 @@ class StartBody(_Body):
     """A new run, as the start form describes it."""
 
     task: str = Field(min_length=1, max_length=200)
-    mode: Mode = Mode.HYPERAGENT
+    mode: Mode | None = Field(None, description="default: the level's, else hyperagent")
+    level: str | None = Field(None, max_length=20, description="a level preset (runs.LEVELS)")
     generations: int = Field(30, ge=0, le=100_000)
     seed: int = Field(0, ge=0, le=2**63 - 1)
     name: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")

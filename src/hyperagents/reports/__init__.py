@@ -5,6 +5,7 @@ from __future__ import annotations
 from hyperagents.reports._experiment import (
     DEFAULT_MODES,
     EXPERIMENT_ATTR,
+    Arm,
     ExperimentRequest,
     ExperimentSpec,
     experiment_progress,
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_MODES",
     "EXPERIMENT_ATTR",
     "MIN_SEEDS",
+    "Arm",
     "ConfidenceInterval",
     "ExperimentRequest",
     "ExperimentSpec",

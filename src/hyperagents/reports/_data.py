@@ -9,6 +9,7 @@ from typing import Any
 
 from hyperagents.exceptions import RunNotFoundError
 from hyperagents.reports._experiment import experiment_runs
+from hyperagents.runs import stored_reviews
 from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
 from hyperagents.tasks import stored_task_options, task_label
 
@@ -48,6 +49,8 @@ GENERATION_COLUMNS = (
     "llm_tokens",
     "llm_cost",
     "operator",
+    "review_issue",
+    "review_severity",
 )
 
 
@@ -125,6 +128,7 @@ def _run_rows(
         if call.error is None and not call.cached:
             totals["tokens"] += call.prompt_tokens + call.completion_tokens
             totals["cost"] += call.cost
+    reviews = stored_reviews(store, run.id)
     champion: VariantRecord | None = None
     evaluations = 0
     for v in variants:
@@ -157,13 +161,34 @@ def _run_rows(
             "champion_generation": champion.generation if champion else None,
             "champion_val": _score(champion, "val") if champion else None,
             "champion_test": _score(champion, "test") if champion else None,
-            "seconds": timing.get("total_seconds"),
+            "seconds": _seconds(timing, v.metrics),
             "sandbox_seconds": timing.get("sandbox_seconds"),
             "llm_calls": usage["calls"],
             "llm_tokens": usage["tokens"],
             "llm_cost": usage["cost"],
             "operator": v.meta_info.get("operator") if isinstance(v.meta_info, Mapping) else None,
+            **_review_cells(reviews.get(v.id)),
         }
+
+
+def _seconds(timing: Mapping[str, Any], metrics: Any) -> float | None:
+    """A variant's engine seconds: its making and evaluation, and its review (if any)."""
+    total = timing.get("total_seconds")
+    review = metrics.get("review") if isinstance(metrics, Mapping) else None
+    spent = review.get("seconds") if isinstance(review, Mapping) else None
+    if not isinstance(spent, int | float):
+        return total if isinstance(total, int | float) else None
+    return float(total or 0.0) + float(spent)
+
+
+def _review_cells(review: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A row's review columns: the reviewer's issue and severity (``no review`` where the
+    reviewer gave none; None where the run has no reviewer)."""
+    if review is None:
+        return {"review_issue": None, "review_severity": None}
+    if "error" in review:
+        return {"review_issue": "no review", "review_severity": None}
+    return {"review_issue": review.get("issue_type"), "review_severity": review.get("severity")}
 
 
 def collect(store: BaseStorage, name: str) -> ReportData:

@@ -22,8 +22,11 @@ from hyperagents.runs import (
     Mode,
     Run,
     RunConfig,
+    apply_level,
     default_workers,
+    level_preset,
     meta_donor,
+    parse_level,
     parse_mode,
     wait_awake,
     with_training_device,
@@ -47,6 +50,7 @@ from hyperagents.tasks import (
 __all__ = [
     "DEFAULT_MODES",
     "EXPERIMENT_ATTR",
+    "Arm",
     "ExperimentRequest",
     "ExperimentSpec",
     "experiment_progress",
@@ -68,6 +72,35 @@ Callback = Callable[[Run, VariantRecord], None]
 
 
 @dataclass(frozen=True)
+class Arm:
+    """One group of runs an experiment compares (one run per seed).
+
+    Attributes:
+        mode: The runs' mode (a level's arm: the level's mode).
+        transfer: Whether the runs start with the transferred meta agent (``meta_from``).
+        lever: The lever of the levers ablation (None: not compared).
+        level: The level preset of the runs (None: a mode's arm).
+    """
+
+    mode: Mode
+    transfer: bool = False
+    lever: str | None = None
+    level: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The arm's name in reports: the level or mode, then ``+transfer`` and ``+LEVER``."""
+        name = self.level or self.mode.value
+        name += "+transfer" if self.transfer else ""
+        return name + (f"+{self.lever}" if self.lever is not None else "")
+
+    @property
+    def slug(self) -> str:
+        """The arm's part of its runs' names (``label`` with ``-`` for ``+``)."""
+        return self.label.replace("+", "-")
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     """What an experiment runs.
 
@@ -86,6 +119,10 @@ class ExperimentSpec:
             every mode runs once per lever (``<name>-<mode>-<lever>-s<seed>``, arm
             ``"<mode>+<lever>"``, its config's ``levers`` set), so a report compares them;
             one lever sets every run's ``levers``; none keeps the config's.
+        levels: Level presets compared as arms beside the modes (``autoresearch``,
+            ``feedback``, ``hyperagent``, ``arena``; see :func:`~hyperagents.runs.level_preset`):
+            runs ``<name>-<level>-s<seed>`` of arm ``"<level>"``, with the level's mode and
+            config values over the shared config.
     """
 
     name: str
@@ -96,14 +133,19 @@ class ExperimentSpec:
     config: Mapping[str, Any] = field(default_factory=dict)
     meta_from: str | None = None
     levers: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
             raise ConfigError("an experiment needs a name")
-        if not self.modes:
-            raise ConfigError("an experiment needs at least one mode")
+        if not self.modes and not self.levels:
+            raise ConfigError("an experiment needs at least one mode (or level)")
         if len(set(self.modes)) != len(self.modes):
             raise ConfigError("each mode may appear once")
+        if len(set(self.levels)) != len(self.levels):
+            raise ConfigError("each level may appear once")
+        for level in self.levels:
+            apply_level(level, self.config)  # fail early: unknown, unavailable or contradicted
         if not self.seeds:
             raise ConfigError("an experiment needs at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -122,21 +164,24 @@ class ExperimentSpec:
         *,
         name: str,
         task: str,
-        modes: Sequence[str] | str,
+        modes: Sequence[str] | str = (),
         seeds: Sequence[int] | int,
         generations: int,
         config: Mapping[str, Any] | None = None,
         meta_from: str | None = None,
         levers: Sequence[str] | str = (),
+        levels: Sequence[str] | str = (),
     ) -> ExperimentSpec:
-        """Build a spec from loose values: ``modes`` and ``levers`` may be comma-separated,
-        ``seeds`` a count (``5`` means seeds 0 to 4).
+        """Build a spec from loose values: ``modes``, ``levers`` and ``levels`` may be
+        comma-separated, ``seeds`` a count (``5`` means seeds 0 to 4).
 
         Raises:
-            ConfigError: An unknown mode, no seeds, or a bad config.
+            ConfigError: An unknown mode or level, no seeds, or a bad config.
         """
         mode_names = modes.split(",") if isinstance(modes, str) else list(modes)
         parsed = tuple(parse_mode(m.strip()) for m in mode_names if m.strip())
+        level_names = levels.split(",") if isinstance(levels, str) else list(levels)
+        parsed_levels = tuple(parse_level(n).value for n in level_names if n.strip())
         if isinstance(seeds, int):
             if seeds < 1:
                 raise ConfigError(f"seeds must be >= 1, got {seeds}")
@@ -153,6 +198,7 @@ class ExperimentSpec:
             dict(config or {}),
             meta_from,
             tuple(name.strip() for name in lever_names if name.strip()),
+            parsed_levels,
         )
 
     @property
@@ -160,32 +206,33 @@ class ExperimentSpec:
         """The keyword arguments every run's task is created with (the config's)."""
         return stored_task_options(self.config)
 
-    def run_name(
-        self, mode: Mode, seed: int, *, transfer: bool = False, lever: str | None = None
-    ) -> str:
-        """The name of the run of ``mode`` and ``seed`` (in the transfer arm or not, in the
-        arm of ``lever`` when levers are compared)."""
-        arm = f"{mode.value}-transfer" if transfer else mode.value
-        if lever is not None:
-            arm += f"-{lever}"
-        return f"{self.name}-{arm}-s{seed}"
+    def run_name(self, arm: Arm, seed: int) -> str:
+        """The name of the run of ``arm`` and ``seed``."""
+        return f"{self.name}-{arm.slug}-s{seed}"
 
-    def arms(self) -> list[tuple[Mode, bool, str | None]]:
-        """``(mode, transfer, lever)`` for every arm: each mode, with ``meta_from`` its
-        transfer, and with two or more levers each lever (else ``lever`` is None)."""
+    def arms(self) -> list[Arm]:
+        """Every arm: each mode, then each level; with ``meta_from`` each one's transfer, and
+        with two or more levers each lever."""
         flags = (False, True) if self.meta_from else (False,)
         levers: tuple[str | None, ...] = self.levers if len(self.levers) > 1 else (None,)
+        bases: list[tuple[Mode, str | None]] = [(mode, None) for mode in self.modes]
+        bases += [(level_preset(level).mode, level) for level in self.levels]
         return [
-            (mode, transfer, lever) for mode in self.modes for transfer in flags for lever in levers
+            Arm(mode, transfer, lever, level)
+            for mode, level in bases
+            for transfer in flags
+            for lever in levers
         ]
 
-    def arm_config(self, lever: str | None) -> dict[str, Any]:
+    def arm_config(self, arm: Arm) -> dict[str, Any]:
         """The config of the runs of an arm: the shared one, with the arm's ``levers`` (or
-        the one lever given)."""
+        the one lever given) and its ``level``."""
         config = dict(self.config)
-        chosen = lever if lever is not None else (self.levers[0] if self.levers else None)
+        chosen = arm.lever if arm.lever is not None else (self.levers[0] if self.levers else None)
         if chosen is not None:
             config["levers"] = chosen
+        if arm.level is not None:
+            config["level"] = arm.level
         return config
 
 
@@ -205,8 +252,15 @@ class ExperimentRequest(BaseModel):
         default_factory=dict,
         description="keyword arguments of the task class, over the config's task_options",
     )
-    modes: str | list[str] = Field(
-        default=DEFAULT_MODES, description="the modes (and baseline arms) to compare"
+    modes: str | list[str] | None = Field(
+        default=None,
+        description="the modes (and baseline arms) to compare (default: DEFAULT_MODES, or "
+        "none when levels are given)",
+    )
+    levels: str | list[str] | None = Field(
+        default=None,
+        description="level presets to compare (autoresearch, feedback, hyperagent, arena), "
+        "each an arm",
     )
     seeds: int | list[int] = Field(
         default=5, description="replicates per mode: a count (seeds 0..N-1) or the seeds"
@@ -284,12 +338,13 @@ class ExperimentRequest(BaseModel):
         return ExperimentSpec.parse(
             name=self.name or f"{task_name}-experiment",
             task=self.task,
-            modes=self.modes,
+            modes=self.modes if self.modes is not None else ("" if self.levels else DEFAULT_MODES),
             seeds=self.seeds,
             generations=generations,
             config=config,
             meta_from=self.meta_from,
             levers=self.levers or (),
+            levels=self.levels or (),
         )
 
 
@@ -329,26 +384,23 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
     if spec.meta_from:
         donor, donor_attrs = meta_donor(store, spec.meta_from)
     runs: list[Run] = []
-    for mode, transfer, lever in spec.arms():
-        arm = f"{mode.value}+transfer" if transfer else mode.value
-        if lever is not None:
-            arm += f"+{lever}"
+    for arm in spec.arms():
         for seed in spec.seeds:
-            name = spec.run_name(mode, seed, transfer=transfer, lever=lever)
+            name = spec.run_name(arm, seed)
             record = existing.get(name)
             if record is None:
                 runs.append(
                     Run.create(
                         task=task if task is not None else spec.task,
                         name=name,
-                        mode=mode,
+                        mode=arm.mode,
                         seed=seed,
                         storage=store,
-                        config=spec.arm_config(lever),
-                        attrs=donor_attrs if transfer else {},
-                        meta_from=donor if transfer else None,
+                        config=spec.arm_config(arm),
+                        attrs=donor_attrs if arm.transfer else {},
+                        meta_from=donor if arm.transfer else None,
                         experiment=spec.name,
-                        arm=arm,
+                        arm=arm.label,
                     )
                 )
                 continue
@@ -356,7 +408,7 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
                 raise ConfigError(
                     f"a run named {name!r} exists but is not part of experiment {spec.name!r}"
                 )
-            if record.mode != mode.value or record.seed != seed:
+            if record.mode != arm.mode.value or record.seed != seed:
                 raise ConfigError(f"run {name!r} has another mode or seed than its name says")
             if record.task_name is not None and record.task_name != task_name:
                 raise ConfigError(

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hyperagents.reports._costs import arm_costs, cost_table, review_table
 from hyperagents.reports._data import GENERATION_COLUMNS, ReportData, arm_of, collect
 from hyperagents.reports._plots import (
     plot_costs,
@@ -400,6 +401,7 @@ def build_report(
         )
     report.files["figure:costs"] = plot_costs(data, directory / "costs.png")
     stats = statistics(data, k=k)
+    stats["costs"] = arm_costs(data)
     report.statistics = stats
     report.warnings = list(stats["warnings"])
     (directory / "statistics.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
@@ -444,6 +446,28 @@ def _imp_counts(stats: dict[str, Any]) -> str:
     )
 
 
+_COST_NOTE = (
+    "Per task (one run) and per variant, the median over each arm's runs: the stage "
+    "evaluations of the search (test evaluations not counted), the LLM calls, tokens and US "
+    "dollars of every call made for the run's variants (meta agents, reviewers, task agents; "
+    "cached answers cost nothing), and the engine seconds."
+)
+_REVIEW_NOTE = (
+    "The reviewer's verdicts (runs with a reviewer, level feedback): children reviewed after "
+    "their benchmark, those it gave no review of (the run went on), and the issues it found."
+)
+
+
+def _extra_tables(data: ReportData, stats: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """The cost table and, where runs had a reviewer, the reviews table, each with its title
+    and note."""
+    tables: list[tuple[str, str, Any]] = [("Cost per task", _COST_NOTE, cost_table(stats["costs"]))]
+    reviews = review_table(data)
+    if reviews is not None:
+        tables.append(("Reviews", _REVIEW_NOTE, reviews))
+    return tables
+
+
 def _write_documents(data: ReportData, stats: dict[str, Any], report: Report) -> None:
     runs_table, mode_table, pairs_table = _runs_table(data), _mode_table(stats), _pairs_table(stats)
     sentences = _sentences(stats)
@@ -471,6 +495,9 @@ def _write_documents(data: ReportData, stats: dict[str, Any], report: Report) ->
         md += [_markdown_table(pairs_table), ""] + [f"- {s}" for s in sentences] + [""]
     else:
         md += ["(Pairwise tests need at least two modes with two runs each.)", ""]
+    extra = _extra_tables(data, stats)
+    for title, note, table in extra:
+        md += [f"## {title}", "", note, "", _markdown_table(table), ""]
     md += ["## Figures", ""]
     for kind, path in figures:
         caption = _CAPTIONS.get(kind, f"Lineage of {kind.rsplit(':', 1)[-1]}: colour = val score, "
@@ -492,6 +519,8 @@ def _write_documents(data: ReportData, stats: dict[str, Any], report: Report) ->
     if pairs_table[1:]:
         parts.append(_html_table(pairs_table))
         parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>")
+    for title, note, table in extra:
+        parts += [f"<h2>{title}</h2><p class='note'>{html.escape(note)}</p>", _html_table(table)]
     parts.append("<h2>Figures</h2>")
     for kind, path in figures:
         caption = _CAPTIONS.get(kind, f"Lineage of {kind.rsplit(':', 1)[-1]}: colour = val score, "

@@ -44,6 +44,14 @@ from hyperagents.runs._export import (
 from hyperagents.runs._interrupts import wait_awake
 from hyperagents.runs._judge import RunJudge
 from hyperagents.runs._launch import EngineLauncher, engine_command
+from hyperagents.runs._levels import (
+    LEVELS,
+    Level,
+    LevelPreset,
+    apply_level,
+    level_preset,
+    parse_level,
+)
 from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
@@ -59,6 +67,7 @@ from hyperagents.runs._requests import (
     replay_target,
 )
 from hyperagents.runs._resolve import MAX_ID, find_run, meta_donor, resolve_variant, seed_donor
+from hyperagents.runs._review import REVIEW_KINDS, SEVERITIES, Review, parse_review, stored_reviews
 from hyperagents.runs._run import STAGES, Job, Run
 from hyperagents.runs._service import Drive, RunRef, RunService, Stopped, VariantRef
 from hyperagents.runs._stages import resolve_subset, subset_defaults
@@ -74,8 +83,11 @@ __all__ = [
     "EVENT_KINDS",
     "EXPORT_COLUMNS",
     "KIND_ALIASES",
+    "LEVELS",
     "MAX_ID",
+    "REVIEW_KINDS",
     "SELECTORS",
+    "SEVERITIES",
     "STAGES",
     "TRY_INPUT_LIMIT",
     "Decision",
@@ -85,6 +97,8 @@ __all__ = [
     "EngineState",
     "FileDiff",
     "Job",
+    "Level",
+    "LevelPreset",
     "Mode",
     "ModelFile",
     "ModelView",
@@ -92,6 +106,7 @@ __all__ = [
     "RemoteCaller",
     "ReplayRequest",
     "ResumeRequest",
+    "Review",
     "Run",
     "RunConfig",
     "RunJudge",
@@ -102,6 +117,7 @@ __all__ = [
     "StartRequest",
     "Stopped",
     "VariantRef",
+    "apply_level",
     "approve",
     "audit_rows",
     "ban",
@@ -124,11 +140,14 @@ __all__ = [
     "evaluate_seed",
     "find_run",
     "hunk_header",
+    "level_preset",
     "merge_budgets",
     "meta_donor",
     "model_view",
     "own_sandbox",
+    "parse_level",
     "parse_mode",
+    "parse_review",
     "pin",
     "record_task",
     "reject",
@@ -145,6 +164,7 @@ __all__ = [
     "seed_donor",
     "status_label",
     "stored_kinds",
+    "stored_reviews",
     "subset_defaults",
     "training_summary",
     "try_example",

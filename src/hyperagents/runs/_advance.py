@@ -96,6 +96,8 @@ class Advancer:
         }
         self._ctx.storage.update_variant_metrics(variant_id, {"timing": timing})
         self._plan.forget(variant_id)
+        if variant.state.is_terminal:
+            self._jobs.reviews.after_evaluation(variant_id)  # (when the run has a reviewer)
 
     def _improve(self, variant: VariantRecord, job: Job | None) -> tuple[VariantRecord, float]:
         """Run the improver for a variant without a program and record what it made."""

@@ -59,6 +59,8 @@ EVENT_KINDS: dict[str, str] = {
     "variant.pinned": "a person made the variant the next parent",
     "variant.banned": "a person banned the variant's lineage as parents",
     "variant.meta_state": "the meta agent's recorded state",
+    "variant.reviewed": "the run's reviewer reviewed the child after its evaluation",
+    "variant.review_failed": "the run's reviewer gave no review of the child (why recorded)",
     "champion.test": "the champion was evaluated on test",
     "champion.test_failed": "the champion's test evaluation failed",
     "selector.fallback": "the program's select_parent.py failed; another selector chose",
@@ -92,6 +94,8 @@ _ACTORS = {
     "variant.penalised": "constitution",
     "variant.pending": "approval policy",
     "variant.quarantined": "quarantine",
+    "variant.reviewed": "reviewer (sandbox)",
+    "variant.review_failed": "reviewer (sandbox)",
     "champion.test": "evaluation (sandbox)",
 }
 

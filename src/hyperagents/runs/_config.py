@@ -243,6 +243,27 @@ class RunConfig(BaseModel):
         "weights (weight updates only: code edits outside the meta files are undone), or both "
         "(as the meta agent's training_plan.json chooses); an ablation arm",
     )
+    level: Literal["autoresearch", "feedback", "hyperagent", "arena"] | None = Field(
+        None,
+        description="the level preset the run was started with (hyperagents.runs.level_preset): "
+        "its mode and the config values it sets are the run's own; None: no level",
+    )
+    review: bool = Field(
+        False,
+        description="after each child's evaluation, the reviewer.py of its program reviews it "
+        "against the run's whole history (earlier variants, scores, reviews); meta agents are "
+        "shown the latest reviews (see review_latest)",
+    )
+    review_timeout: float = Field(60.0, gt=0, description="seconds for one review")
+    review_latest: int = Field(
+        3, ge=0, le=100, description="the latest reviews shown to a meta agent in its report"
+    )
+    review_history: int = Field(
+        500,
+        ge=1,
+        description="earlier variants (the latest) in the history a reviewer reads, with "
+        "their reviews",
+    )
     training: TrainingConfig = Field(
         {},
         validate_default=True,

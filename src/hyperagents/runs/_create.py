@@ -15,12 +15,13 @@ from typing import Any
 
 from hyperagents.evaluation import check_baseline
 from hyperagents.exceptions import ConfigError, DuplicateError
-from hyperagents.improvers import meta_agent_files
+from hyperagents.improvers import REVIEWER_FILE, default_reviewer, meta_agent_files
 from hyperagents.llm import probe_llm
 from hyperagents.program import Program
 from hyperagents.runs._config import Mode, RunConfig, parse_mode
 from hyperagents.runs._context import sandbox_for
 from hyperagents.runs._gate import check_seed, run_constitution
+from hyperagents.runs._levels import apply_level
 from hyperagents.runs._meta_files import transfer_meta
 from hyperagents.runs._stages import resolve_subset
 from hyperagents.sandbox import Sandbox
@@ -63,7 +64,7 @@ def create_run(
     *,
     task: str | Task,
     name: str | None,
-    mode: str | Mode,
+    mode: str | Mode | None,
     seed: int,
     storage: str | BaseStorage | None,
     config: RunConfig | Mapping[str, Any] | None,
@@ -87,9 +88,8 @@ def create_run(
             its class does not take, or its constructor raised; or options for a task object).
         DuplicateError: ``name`` is taken.
     """
-    run_mode = parse_mode(mode)
+    run_mode, cfg = run_settings(mode, config)
     check_generations(generations)
-    cfg = config if isinstance(config, RunConfig) else RunConfig.parse(dict(config or {}))
     task_obj = load_task(task, cfg.task_options)
     task_spec = portable_spec(task) if isinstance(task, str) else task_obj.name
     cfg = resolve_subset(cfg, len(task_obj.instances(Split.TRAIN)))  # stored as numbers
@@ -106,7 +106,7 @@ def create_run(
     check_judge(cfg, task_obj)
     check_llm(cfg)
     spec = RunSpec(
-        name=name or f"{task_obj.name}-{run_mode.value}-s{seed}",
+        name=name or f"{task_obj.name}-{cfg.level or run_mode.value}-s{seed}",
         task=task_spec,
         mode=run_mode.value,
         seed=seed,
@@ -134,9 +134,34 @@ __all__ = [
     "create_seed_variant",
     "portable_spec",
     "record_task",
+    "run_settings",
     "seed_program",
     "store_run",
 ]
+
+
+def run_settings(
+    mode: str | Mode | None, config: RunConfig | Mapping[str, Any] | None
+) -> tuple[Mode, RunConfig]:
+    """The mode and config of a new run: ``mode`` (default ``hyperagent``) and ``config``; where
+    ``config`` names a ``level``, the level's mode and the values it sets over ``config``'s
+    (see :func:`~hyperagents.runs.apply_level`; of a :class:`RunConfig`, the fields it was
+    given count, not its defaults).
+
+    Raises:
+        ConfigError: A bad mode, level or config, or a mode or value the level sets otherwise.
+    """
+    if isinstance(config, RunConfig):
+        given = config.model_dump(mode="json", include=config.model_fields_set)
+        base = config.model_dump(mode="json")
+    else:
+        given = base = dict(config or {})
+    level = given.get("level")
+    if level is None:
+        cfg = config if isinstance(config, RunConfig) else RunConfig.parse(base)
+        return parse_mode(mode if mode is not None else Mode.HYPERAGENT), cfg
+    run_mode, merged = apply_level(level, given, None if mode is None else parse_mode(mode))
+    return run_mode, RunConfig.parse({**base, **merged})
 
 
 def check_generations(generations: object) -> None:
@@ -215,7 +240,8 @@ def seed_program(
 ) -> Program:
     """The run's seed program: ``seed_from`` as it is (e.g. a served champion's program, to
     improve it further), else the task's; with the configured built-in meta agent or the
-    meta files transferred from ``meta_from``.
+    meta files transferred from ``meta_from``; with ``review`` on, the default reviewer where
+    it has no ``reviewer.py``.
 
     Raises:
         ConfigError: Both a built-in meta agent and ``meta_from`` are given, or a built-in
@@ -240,6 +266,8 @@ def seed_program(
         if "meta_agent.py" not in meta_from:
             raise ConfigError("the program to take the meta agent from has no meta_agent.py")
         program = transfer_meta(program, meta_from, task)
+    if config.review and REVIEWER_FILE not in program:
+        program = program.with_files({REVIEWER_FILE: default_reviewer()})
     return program
 
 

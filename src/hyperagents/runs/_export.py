@@ -142,6 +142,7 @@ def run_summary(
         "task": record.task,
         "task_options": stored_task_options(record.config),
         "mode": record.mode,
+        "level": config.level,
         "seed": record.seed,
         "status": record.status.name.lower(),
         "generations": view.last_generation(),

@@ -23,6 +23,7 @@ from hyperagents.runs._baseline_trials import baseline_trials
 from hyperagents.runs._config import Mode
 from hyperagents.runs._context import RunContext
 from hyperagents.runs._report import Reports
+from hyperagents.runs._review import Reviews
 from hyperagents.storages import EventSpec, VariantRecord, VariantState
 from hyperagents.tasks import declared_space
 
@@ -60,11 +61,13 @@ class Jobs:
     Attributes:
         target: The generation target of the drive in progress (None outside one), shown to
             meta agents as the generations left.
+        reviews: The run's reviewer (runs with ``review`` on).
     """
 
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
-        self._reports = Reports(ctx)
+        self.reviews = Reviews(ctx)
+        self._reports = Reports(ctx, self.reviews)
         self._ask_seconds: dict[int, float] = {}
         self.target: int | None = None
 
@@ -147,6 +150,7 @@ class Jobs:
             seed_values = declared_space(program.text(BASELINE_FILE)).values
             report: Mapping[str, Any] = {"trials": baseline_trials(snapshot, seed_values)}
         else:
+            self.reviews.ensure(snapshot)  # (each reviewed once: after its evaluation, or here)
             report = self._reports.report(variant, parent, snapshot, self.target)
         seed = ctx.derive_seed(variant.generation, "meta")
         llm = ctx.llm_handler(variant.id, variant.generation, "improve")

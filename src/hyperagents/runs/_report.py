@@ -5,6 +5,10 @@ Agents see run-local identities (generation numbers), never storage ids, and nev
 or targets: the same run gives the same report, and so the same LLM prompts, in any storage
 (replay relies on it).
 
+With a reviewer (``review`` on), ``reviews`` holds the latest ``review_latest`` reviews of the
+generations the job may see (see :mod:`hyperagents.runs._review`), nothing of the history the
+reviewer read.
+
 The archive part is bounded: the latest ``report_archive`` variants at most, each summarised
 (:func:`archive_entry`: its ids, state, scores and the few keys of its ``meta_info`` that meta
 agents read of one another's edits, each of bounded size), as many of the latest as fit in
@@ -15,13 +19,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hyperagents.archive import ArchiveView
 from hyperagents.runs._context import RunContext
 from hyperagents.runs._stages import REPORT_STAGES
 from hyperagents.storages import VariantRecord, VariantState
 from hyperagents.tasks import Split
+
+if TYPE_CHECKING:
+    from hyperagents.runs._review import Reviews
 
 __all__ = [
     "SUMMARY_KEYS",
@@ -146,10 +153,13 @@ class Reports:
 
     Args:
         ctx: The run context.
+        reviews: The run's reviewer, whose latest reviews a report shows (``reviews``) when
+            the run has one.
     """
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, reviews: Reviews | None = None) -> None:
         self._ctx = ctx
+        self._reviews = reviews
         self._evaluations: dict[int, dict[str, Any]] = {}
         self._train_inputs: list[dict[str, Any]] | None = None
         self._entries: EntryCache = {}
@@ -182,7 +192,7 @@ class Reports:
             )
         if target is None:
             target = ctx.target_generations()
-        report = {
+        report: dict[str, Any] = {
             "task": {
                 "name": ctx.task.name,
                 "description": ctx.task.description,
@@ -202,6 +212,8 @@ class Reports:
             "train_inputs": self._shown_train_inputs(),
             "archive": archive,
         }
+        if self._reviews is not None and self._reviews.enabled:
+            report["reviews"] = self._reviews.latest(snapshot)
         feedback = list(ctx.task.feedback_examples())[: cfg.report_results]
         if feedback:  # only then: the reports (and prompts) of other runs stay as they were
             report["feedback_examples"] = [dict(example) for example in feedback]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hyperagents.exceptions import ConfigError
 from hyperagents.runs._config import Mode, RunConfig, with_training_device
+from hyperagents.runs._levels import apply_level
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus
 from hyperagents.tasks import merge_task_options
 
@@ -62,7 +63,14 @@ class StartRequest(_Request):
         description="keyword arguments of the task class, over the config's task_options "
         "(stored with the run)",
     )
-    mode: Mode = Mode.HYPERAGENT
+    mode: Mode | None = Field(
+        default=None, description="how children are made (default: the level's, else hyperagent)"
+    )
+    level: str | None = Field(
+        default=None,
+        description="a level preset (autoresearch, feedback, hyperagent, arena): its mode and "
+        "the config values it sets (see hyperagents.runs.level_preset)",
+    )
     generations: int = Field(default=30, ge=0, description="the run's target, stored with it")
     seed: int = 0
     name: str | None = Field(default=None, description="unique run name (default: TASK-MODE-sSEED)")
@@ -112,17 +120,31 @@ class StartRequest(_Request):
         """The workers an engine uses for this run (``workers``, else the number of CPUs)."""
         return default_workers(self.workers)
 
-    def run_config(self) -> RunConfig:
-        """The config of the new run: ``config`` with the options given over it.
+    def run_mode(self) -> Mode:
+        """The mode of the new run: the level's (``level``, else the config's; ``mode``, when
+        given too, must be it), else ``mode``, else ``hyperagent``.
 
         Raises:
-            ConfigError: A value is invalid, or the constitution does not load.
+            ConfigError: An unknown level, or a mode the level does not run in.
+        """
+        level = self.level if self.level is not None else self.config.get("level")
+        if level is None:
+            return self.mode or Mode.HYPERAGENT
+        return apply_level(level, {}, self.mode)[0]
+
+    def run_config(self) -> RunConfig:
+        """The config of the new run: ``config`` with the options given over it, and the
+        values its ``level`` sets.
+
+        Raises:
+            ConfigError: A value is invalid, the constitution does not load, or an option or
+                config value differs from one the level sets.
         """
         from hyperagents.constitution import load_constitution
 
         workers = self.engine_workers
         rules = self.constitution
-        return RunConfig.parse(
+        config = RunConfig.parse(
             with_training_device(self.config, self.device),
             **sandbox_options(self.sandbox, self.ray_address),
             selector=self.selector,
@@ -141,6 +163,14 @@ class StartRequest(_Request):
             levers=self.levers,
             task_options=merge_task_options(self.config, self.task_options),
         )
+        if self.level is None:
+            return config
+        # Checked against what was asked for (the config file's values and the options), not
+        # against defaults; then the level's values are set.
+        given = {**self.config, "selector": self.selector}
+        _, merged = apply_level(self.level, {k: v for k, v in given.items() if v is not None})
+        fixed = {k: merged[k] for k in merged if k not in given or given[k] is None}
+        return RunConfig.parse(config.model_dump(mode="json"), **fixed)
 
 
 class ResumeRequest(_Request):

@@ -112,7 +112,7 @@ class Run:
         *,
         task: str | Task,
         name: str | None = None,
-        mode: str | Mode = Mode.HYPERAGENT,
+        mode: str | Mode | None = None,
         seed: int = 0,
         storage: str | BaseStorage | None = None,
         config: RunConfig | Mapping[str, Any] | None = None,
@@ -130,10 +130,13 @@ class Run:
         Args:
             task: A task spec (``"review"``, ``"path/file.py:Class"``, entry point) or object.
             name: Unique run name; default ``"<task>-<mode>-s<seed>"`` (suffixed if taken).
-            mode: ``hyperagent``, ``frozen-meta`` or ``no-archive``.
+            mode: ``hyperagent`` (the default), ``frozen-meta``, ``no-archive`` or a baseline;
+                    with a ``level`` in ``config``, the level's mode (None: the level's).
             seed: Seed of every random choice in the run.
             storage: Storage URL or object (default: ``$HYPERAGENTS_STORAGE`` or SQLite file).
-            config: Run configuration (see :class:`RunConfig`).
+            config: Run configuration (see :class:`RunConfig`). Its ``level`` (a level preset:
+                ``autoresearch``, ``feedback``, ``hyperagent``, ``arena``) sets the run's mode
+                and the values the level fixes (see :func:`~hyperagents.runs.level_preset`).
             sandbox: Override the sandbox (default: from ``config.sandbox``).
             improver: Override the improver (default: the program's own meta agent).
             attrs: Free-form attributes stored with the run.
@@ -150,7 +153,8 @@ class Run:
                 further), instead of the task's seed; it keeps its own meta agent.
 
         Raises:
-            ConfigError: Bad mode or config, a negative ``generations``, or ``meta_from``
+            ConfigError: Bad mode, level or config (or a value the level sets otherwise), a
+                negative ``generations``, or ``meta_from``
                 without a ``meta_agent.py`` or together with a ``meta_agent`` other than
                 ``task``. TaskError: Task cannot be loaded. DuplicateError: ``name`` is taken.
         """

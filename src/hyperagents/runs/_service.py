@@ -218,7 +218,7 @@ class RunService:
             return Run.create(
                 task=request.task,
                 name=request.name,
-                mode=request.mode,
+                mode=request.run_mode(),
                 seed=request.seed,
                 storage=store,
                 config=config,

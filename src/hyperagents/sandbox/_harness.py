@@ -526,7 +526,7 @@ def _seed_everything(seed: int) -> None:
 
 
 #: Modules the engine runs by their file: nothing else may be imported in their place.
-PROTECTED_MODULES = ("task_agent.py", "meta_agent.py", "select_parent.py")
+PROTECTED_MODULES = ("task_agent.py", "meta_agent.py", "select_parent.py", "reviewer.py")
 
 #: A program's top-level modules named ``meta_*.py`` are its meta agent: ``meta_agent.py`` and
 #: the sibling modules it imports by name (``meta_prompt.py``…). They are protected like the

@@ -121,8 +121,14 @@ class Task(ABC):
     #: Modules warm sandbox processes import before their request (what the agents use).
     sandbox_preload: ClassVar[tuple[str, ...]] = ()
     #: Files that belong to the meta level, besides the modules of the program's meta agent
-    #: (every top-level ``meta_*.py``): see :meth:`is_meta_file`.
-    meta_files: ClassVar[tuple[str, ...]] = ("meta_agent.py", "select_parent.py", "planner.py")
+    #: (every top-level ``meta_*.py``): see :meth:`is_meta_file`. ``reviewer.py`` is the
+    #: reviewer of runs with ``review`` on (levels: ``feedback``).
+    meta_files: ClassVar[tuple[str, ...]] = (
+        "meta_agent.py",
+        "select_parent.py",
+        "planner.py",
+        "reviewer.py",
+    )
     #: The task's default constitution (a mapping, or a TOML/YAML file path relative to the
     #: task's module); a run's own ``constitution`` replaces it.
     constitution: ClassVar[Mapping[str, Any] | str | None] = None

@@ -303,6 +303,7 @@ function newRunForm() {
     h("h3", { text: "New run" }),
     h("div", { class: "fields" },
       field("task", h("select", { name: "task" }, tasks.map((t) => h("option", { value: t, text: t })))),
+      field("level (optional: sets the mode)", h("select", { name: "level" }, [h("option", { value: "", text: "none" }), ...(INFO?.levels || []).map((l) => h("option", { value: l, text: l }))])),
       field("mode", h("select", { name: "mode" }, (INFO?.modes || []).map((m) => h("option", { value: m, text: m })))),
       field("generations", h("input", { name: "generations", type: "number", min: 0, value: 30 })),
       field("seed", h("input", { name: "seed", type: "number", min: 0, value: 0 })),
@@ -315,7 +316,8 @@ function newRunForm() {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const values = Object.fromEntries(new FormData(form).entries());
-    const body = { task: values.task, mode: values.mode, generations: Number(values.generations), seed: Number(values.seed), workers: Number(values.workers) };
+    const body = { task: values.task, generations: Number(values.generations), seed: Number(values.seed), workers: Number(values.workers) };
+    if (values.level) body.level = values.level; else body.mode = values.mode;
     if (values.name) body.name = values.name;
     if (values.llm) body.llm = values.llm;
     if (values.max_cost) body.max_cost = Number(values.max_cost);

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from meta_report import archive_section, evaluation_section
+from meta_report import archive_section, evaluation_section, reviews_section
 from meta_settings import Settings
 from meta_text import cap, truncate_middle
 from meta_workspace import workspace_files
@@ -38,9 +38,9 @@ def build_prompt(workspace: str, report: dict[str, Any], settings: Settings) -> 
         "incremental changes; with many, bolder ideas are affordable.",
     ]
     tail = [evaluation_section(report, settings), archive_section(report, settings)]
-    review = _parent_review(report)
-    if review:
-        tail.append(review)
+    for section in (_parent_review(report), reviews_section(report)):
+        if section:
+            tail.append(section)
     model = model_section(workspace)
     if model:
         tail.append(model)

@@ -102,3 +102,24 @@ def main_score(scores: Any) -> float | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return None
+
+
+def reviews_section(report: dict[str, Any]) -> str:
+    """The latest reviews of the run's reviewer (``report["reviews"]``, runs with a reviewer:
+    it read the whole history after each benchmark); empty when there are none."""
+    reviews = [r for r in report.get("reviews") or [] if isinstance(r, dict)]
+    if not reviews:
+        return ""
+    lines = ["## Latest reviews (after each child's benchmark, from the whole history)"]
+    for r in reviews:
+        lines.append(
+            f"- generation {r.get('generation')}: {r.get('severity')} {r.get('issue_type')} "
+            f"(confidence {r.get('confidence')}): {cap(str(r.get('fix_suggestion')), 500)}"
+            + (
+                f"; pattern: {cap(str(r['pattern_detected']), 300)}"
+                if r.get("pattern_detected")
+                else ""
+            )
+        )
+    lines.append("Act on the latest review first; a pattern says what keeps going wrong.")
+    return "\n".join(lines)

@@ -48,6 +48,7 @@ workspace), and its state file:
 * ``meta_features.py``: the input features behind failures (the ``focus`` operator).
 * ``meta_model.py``: the surrogate model (TPE) of the archive's history.
 * ``meta_structure.py``: the structural edits of the task agent's code.
+* ``meta_reviews.py``: how the reviewer's latest review (runs with a reviewer) steers an edit.
 
 The agent uses the standard library only and is deterministic given the workspace files and the
 report (all randomness comes from ``random.Random(report["seed"])``). It parses ``task_agent.py``
@@ -67,6 +68,7 @@ from meta_history import History
 from meta_model import propose_surrogate
 from meta_operators import Context, op_restart, propose, propose_with
 from meta_portfolio import WEIGHTS, adapt_portfolio, choose, choose_weights, sanitize_portfolio
+from meta_reviews import review_steering, steered
 from meta_source import Literals, read_state, read_text, round_sig, write_state, write_text
 from meta_space import Dim, build_space
 from meta_structure import propose_structure
@@ -169,15 +171,21 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
         return _fit(info)
     params, space = declared
 
-    # 3. This edit's mechanism; a structural edit rewrites the code, the others PARAMS.
-    mechanism, forced = choose(adapted["portfolio"], float(adapted["stagnation"]), rng)
+    # 3. This edit's mechanism (steered by the latest review, if the run has a reviewer); a
+    # structural edit rewrites the code, the others PARAMS.
+    steering = review_steering(report)
+    draw = steered(adapted, steering)
+    if steering is not None:
+        info["review_steering"] = steering
+        sigma *= float(steering["step"])
+    mechanism, forced = choose(draw["portfolio"], float(adapted["stagnation"]), rng)
     info.update(mechanism=mechanism, forced_restart=forced)
     if mechanism == "structure" and _structural(task, params, adapted, history, rng, info):
         write_text(task_path, info.pop("source"))
         write_state(state_path, adapted)
         return _fit(info)
-    ctx = _context(params, space, sigma, adapted, report, history, rng)
-    proposal = _propose(ctx, mechanism, adapted, history)
+    ctx = _context(params, space, sigma, draw, report, history, rng)
+    proposal = _propose(ctx, mechanism, draw, history)
     if proposal is None:
         info.update(operator="none", reason="no parameter change found (space exhausted)")
         return _fit(info)

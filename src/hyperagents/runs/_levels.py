@@ -1,0 +1,178 @@
+"""The four levels of self-improving code agents as presets of the one engine.
+
+A level names a :class:`~hyperagents.runs.Mode` and the run config values that make the engine
+behave as that level does; nothing else differs (the same jobs, stages, gate, storage):
+
+* ``autoresearch`` (level 1, improve-and-keep): every child is made from the current best
+  variant (selector ``best``: the highest val objective, ties to the earliest) by a fixed worker
+  (``frozen-meta``: the seed's meta agent, whose edits to itself are dropped). A child that is
+  not strictly better is recorded but never becomes the base.
+* ``feedback`` (level 2): level 1 plus a reviewer (``review``): after each child's evaluation the
+  program's ``reviewer.py`` reads the run's whole history and returns
+  ``{issue_type, severity, fix_suggestion, confidence, pattern_detected}``; the next worker is
+  shown only the latest reviews (see :mod:`hyperagents.runs._review`).
+* ``hyperagent`` (level 3): today's ``hyperagent`` mode: an open-ended archive whose meta agents
+  rewrite their own source.
+* ``arena`` (level 4): code agents and test agents co-evolving, provided by
+  :mod:`hyperagents.arena` (today an engine of its own: ``hyperagents arena``).
+
+The arena seam: :func:`level_preset` resolves ``arena`` by importing ``hyperagents.arena`` and
+calling its ``level_preset()``, which returns a :class:`LevelPreset` (its mode and config
+values). Until that package provides it (the arena is today an engine of its own, a run of
+mode ``arena`` driven by ``hyperagents.arena.run_arena``, not a mode of this engine), the level
+is refused with a :class:`~hyperagents.exceptions.ConfigError` that says what it needs and
+where the arena runs meanwhile. Every face (``hyperagents
+run --level``, ``hyperagents experiment --levels``, the Python API) resolves levels here and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hyperagents.exceptions import ConfigError
+from hyperagents.runs._config import Mode
+
+__all__ = ["LEVELS", "Level", "LevelPreset", "apply_level", "level_preset", "parse_level"]
+
+
+class Level(StrEnum):
+    """The four levels (see the module docstring)."""
+
+    AUTORESEARCH = "autoresearch"
+    FEEDBACK = "feedback"
+    HYPERAGENT = "hyperagent"
+    ARENA = "arena"
+
+
+#: The level names, in order (level 1 first).
+LEVELS = tuple(level.value for level in Level)
+
+#: The module that provides the arena level's preset, and the function it defines.
+ARENA_MODULE = "hyperagents.arena"
+ARENA_ENTRY = "level_preset"
+
+
+@dataclass(frozen=True)
+class LevelPreset:
+    """What a level sets.
+
+    Attributes:
+        level: The level's name.
+        mode: The run's mode.
+        config: Run config values the level fixes (a run of the level has exactly these).
+        summary: One line saying what the level does.
+    """
+
+    level: str
+    mode: Mode
+    config: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+
+_BUILT_IN = {
+    Level.AUTORESEARCH: LevelPreset(
+        "autoresearch",
+        Mode.FROZEN_META,
+        {"selector": "best", "review": False},
+        "improve-and-keep: each child is made from the current best by a fixed worker and "
+        "kept as the base only if it is better",
+    ),
+    Level.FEEDBACK: LevelPreset(
+        "feedback",
+        Mode.FROZEN_META,
+        {"selector": "best", "review": True},
+        "improve-and-keep with a reviewer that reads the whole history after each benchmark; "
+        "the worker gets the latest reviews",
+    ),
+    Level.HYPERAGENT: LevelPreset(
+        "hyperagent",
+        Mode.HYPERAGENT,
+        {"review": False},
+        "an open-ended archive of agents whose meta agents rewrite their own source",
+    ),
+}
+
+
+def parse_level(level: str | Level) -> Level:
+    """The :class:`Level` of a name.
+
+    Raises:
+        ConfigError: Unknown level.
+    """
+    try:
+        return Level(str(level).strip())
+    except ValueError:
+        raise ConfigError(f"unknown level {level!r}; choose one of: {', '.join(LEVELS)}") from None
+
+
+def level_preset(level: str | Level) -> LevelPreset:
+    """The mode and config values of ``level`` (the arena's from :mod:`hyperagents.arena`).
+
+    Raises:
+        ConfigError: Unknown level, or the arena level while the arena package does not provide
+            its preset (or provides a broken one).
+    """
+    chosen = parse_level(level)
+    if chosen is not Level.ARENA:
+        return _BUILT_IN[chosen]
+    needs = (
+        f"the arena level needs the arena package: {ARENA_MODULE} must define "
+        f"{ARENA_ENTRY}() returning a hyperagents.runs.LevelPreset"
+    )
+    try:
+        module = importlib.import_module(ARENA_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != ARENA_MODULE:
+            raise
+        raise ConfigError(f"{needs} (it is not installed)") from None
+    entry = getattr(module, ARENA_ENTRY, None)
+    if not callable(entry):
+        raise ConfigError(
+            f"{needs} (it has no {ARENA_ENTRY} yet: run the arena with `hyperagents arena`, "
+            "with --compare-level3 to score level 3 on its held-out suite beside it)"
+        )
+    preset = entry()
+    if not isinstance(preset, LevelPreset) or preset.level != Level.ARENA.value:
+        raise ConfigError(f"{needs} (its {ARENA_ENTRY}() returned {preset!r})")
+    return preset
+
+
+def apply_level(
+    level: str | Level, config: Mapping[str, Any], mode: Mode | str | None = None
+) -> tuple[Mode, dict[str, Any]]:
+    """The mode and config of a run of ``level``: ``config`` with the level's values (and its
+    name, ``level``) set.
+
+    Args:
+        level: The level.
+        config: The run config values given (a config file's and options').
+        mode: The mode given with it, if any (it must be the level's).
+
+    Raises:
+        ConfigError: An unknown level, or a mode or config value given that the level sets
+            otherwise (the message names it).
+    """
+    preset = level_preset(level)
+    if mode is not None and Mode(mode) is not preset.mode:
+        raise ConfigError(
+            f"level {preset.level} runs in mode {preset.mode.value}: drop mode {Mode(mode).value}"
+        )
+    merged = dict(config)
+    for key, value in preset.config.items():
+        given = merged.get(key)
+        if given is not None and given != value:
+            raise ConfigError(
+                f"level {preset.level} sets {key} to {value!r}: drop {key} {given!r} "
+                "(or run a mode instead of a level)"
+            )
+        merged[key] = value
+    given_level = merged.get("level")
+    if given_level is not None and given_level != preset.level:
+        raise ConfigError(f"the config says level {given_level!r}, not {preset.level!r}")
+    merged["level"] = preset.level
+    return preset.mode, merged
