@@ -338,3 +338,16 @@ def test_a_requests_quality_comes_from_its_label_or_feedback(
 
 def site_task(site: Site) -> str:
     return site.storage.get_run(site.run_id).task
+
+
+def test_the_watch_starts_once_and_a_restart_keeps_its_start(
+    site: Site, new_service: Callable[..., int]
+) -> None:
+    service = new_service()
+    _stream(site, service, 5, right=True)  # before the autopilot: not watched
+    first = _pilot(site, service, _Improver(None))
+    _stream(site, service, 30, right=True, start=5)
+    again = _pilot(site, service, _Improver(None))  # restarted before any decision
+    assert again.state.epoch_from == first.state.epoch_from
+    again.step()
+    assert again.monitor.summary()["requests"] == 30

@@ -168,8 +168,9 @@ class Autopilot:
         events = self.storage.list_service_events(
             self.service_id, kinds=[STATE_EVENT], newest_first=True, limit=1
         )
-        if not events:
+        if not events:  # the watch starts now (recorded, so a restart starts here too)
             self.state.epoch_from = self.state.cursor = self._last_request_id()
+            self._save()
             return
         saved = _State.from_json(dict(events[0].data or {}))
         self.trigger = Trigger.from_json(saved.trigger) if saved.trigger else self.trigger
