@@ -351,3 +351,20 @@ def test_the_watch_starts_once_and_a_restart_keeps_its_start(
     assert again.state.epoch_from == first.state.epoch_from
     again.step()
     assert again.monitor.summary()["requests"] == 30
+
+
+class _RaisingTask(ServiceToyTask):
+    """A task whose scorer breaks on every answer."""
+
+    def score(self, instance: Any, output: Any) -> Any:
+        raise KeyError("broken scorer")
+
+
+def test_an_answer_the_scorer_cannot_rate_gives_no_evidence(
+    site: Site, new_service: Callable[..., int]
+) -> None:
+    service = new_service()
+    rid = _answer(site, service, 0.9, right=True)
+    record = site.storage.get_service_request(rid)
+    assert request_quality(_RaisingTask(), record) is None
+    assert request_quality(ServiceToyTask(), record) == 1.0

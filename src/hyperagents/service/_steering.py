@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
-from hyperagents.exceptions import ConfigError, TaskError
+from hyperagents.exceptions import ConfigError, LLMError, RunStateError, TaskError
 from hyperagents.runs import RunService
 from hyperagents.service._improve import (
     ImprovementBudget,
@@ -100,16 +100,17 @@ class AutopilotSettings(Settings):
 def request_quality(task: Task, request: RequestRecord) -> float | None:
     """The quality in [0, 1] of a served answer: its score against the request's label by the
     task's trusted scorer (scaled by the task's score range; an error scores the bottom), else
-    its feedback score, else None."""
+    its feedback score, else None (also when the scorer cannot rate it: a label it refuses, a
+    scorer that raises, a judged task without its judge here)."""
     if request.label is not None:
         try:
             target = task.target_from_label(request.label)
             if request.error is not None:
                 return 0.0
-            value = task.score(
+            value = task.checked_score(
                 Instance(f"live:{request.id}", request.inputs, target), request.output
             )
-        except (TaskError, ValueError, TypeError, KeyError):
+        except (TaskError, RunStateError, LLMError):  # not scorable here: no evidence
             return None
         low, high = task.score_range
         if high <= low:
