@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hyperagents.exceptions import ConfigError, HyperagentsError
@@ -176,9 +175,11 @@ def shadow_quality(
     task: Task | None, shadow: RequestRecord, served: RequestRecord | None
 ) -> float | None:
     """A shadow answer's quality, rated by the label given to the request it shadows."""
-    if served is None or served.label is None or task is None or not shadow.answered:
+    if served is None or task is None:
         return None
-    return quality_of(task, replace(shadow, label=served.label, feedback=None))
+    from hyperagents.service import shadow_quality as rated
+
+    return rated(task, shadow, served)
 
 
 def _scan(storage: BaseStorage, service_id: int, *, after_id: int) -> list[RequestRecord]:

@@ -130,6 +130,7 @@ from hyperagents.service._steering import (
     post_override,
     request_quality,
     route_candidate,
+    shadow_quality,
 )
 from hyperagents.service._stream import StreamRequest, StreamSettings, simulated_stream
 from hyperagents.service._trigger import Override, Trigger, TriggerDecision, TriggerPolicy
@@ -230,6 +231,7 @@ __all__ = [
     "seed_planner",
     "serve",
     "service_for_run",
+    "shadow_quality",
     "simulated_stream",
     "split_live",
     "start_improvement",

@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from hyperagents.exceptions import ConfigError, HyperagentsError
@@ -56,6 +56,7 @@ from hyperagents.service._steering import (
     Stage,
     request_quality,
     route_candidate,
+    shadow_quality,
 )
 from hyperagents.service._trigger import Override, Trigger
 from hyperagents.storages import (
@@ -282,8 +283,7 @@ class Autopilot:
         if test.phase is Phase.SHADOW:
             if request.arm != "champion" or shadow is None or not shadow.answered:
                 return test.verdict
-            labelled = _with_label(shadow, request.label)
-            candidate = request_quality(self.task, labelled)
+            candidate = shadow_quality(self.task, shadow, request)
             if candidate is None:
                 return test.verdict
             return test.observe_pair(champion=quality, candidate=candidate)
@@ -550,8 +550,3 @@ class Autopilot:
             except Exception:
                 logger.exception("autopilot step failed")
             stop.wait(self.settings.poll_s)
-
-
-def _with_label(request: RequestRecord, label: Any) -> RequestRecord:
-    """A shadow answer rated by the label given to the request it shadows."""
-    return replace(request, label=label, feedback=None)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -52,6 +52,7 @@ __all__ = [
     "post_override",
     "request_quality",
     "route_candidate",
+    "shadow_quality",
 ]
 
 #: The service log's event kind of an operator's command to the autopilot (``{"override"}``).
@@ -117,6 +118,14 @@ def request_quality(task: Task, request: RequestRecord) -> float | None:
             return None
         return min(1.0, max(0.0, (value.value - low) / (high - low)))
     return request.feedback
+
+
+def shadow_quality(task: Task, shadow: RequestRecord, served: RequestRecord) -> float | None:
+    """A shadow answer's quality, rated by the label given to the request it shadows (None:
+    that request has no label, or the shadow answer is not in yet)."""
+    if served.label is None or not shadow.answered:
+        return None
+    return request_quality(task, replace(shadow, label=served.label, feedback=None))
 
 
 def post_override(storage: BaseStorage, service_id: int, override: str, *, who: str) -> int:
