@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from hyperagents.exceptions import ConfigError
+from hyperagents.weights import Device, TrainingLimits
 
 __all__ = ["Mode", "RunConfig", "TrainingConfig", "with_training_device"]
 
@@ -52,19 +53,32 @@ class Mode(StrEnum):
 SELECTORS = ("score_child", "best", "random", "tournament", "program")
 
 
+#: The training stage's default limits, defined once by the value object the stage runs with.
+_LIMITS = TrainingLimits()
+
+
 class TrainingConfig(BaseModel):
     """The training stage's own limits and data bounds (see :mod:`hyperagents.weights`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seconds: float = Field(600.0, gt=0, description="wall-clock seconds one training may run")
-    memory_mb: int = Field(4096, ge=64, description="the trainer's memory limit in MiB")
-    threads: int = Field(
-        1, ge=1, le=256, description="threads of the trainer's numeric libraries (torch's too)"
+    seconds: float = Field(
+        _LIMITS.seconds, gt=0, description="wall-clock seconds one training may run"
     )
-    max_model_mb: int = Field(512, ge=1, description="the largest model a trainer may write")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto",
+    memory_mb: int = Field(
+        _LIMITS.memory_mb, ge=64, description="the trainer's memory limit in MiB"
+    )
+    threads: int = Field(
+        _LIMITS.threads,
+        ge=1,
+        le=256,
+        description="threads of the trainer's numeric libraries (torch's too)",
+    )
+    max_model_mb: int = Field(
+        _LIMITS.max_model_mb, ge=1, description="the largest model a trainer may write"
+    )
+    device: Device = Field(
+        _LIMITS.device,
         description="where the trainer computes: auto (a GPU when the trainer's sandbox sees "
         "one, else the CPU), cpu, or cuda (asked for; the CPU when none is there)",
     )

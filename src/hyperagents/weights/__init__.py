@@ -37,6 +37,7 @@ from hyperagents.weights._plan import (
 )
 from hyperagents.weights._trainer import (
     OUT_DIR,
+    Device,
     TrainingLimits,
     TrainingOutcome,
     check_model,
@@ -58,6 +59,7 @@ __all__ = [
     "TRAINER_ENTRY",
     "TRAINER_FILE",
     "DataGuard",
+    "Device",
     "Example",
     "Lever",
     "TrainingLimits",

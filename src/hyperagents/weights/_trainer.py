@@ -22,7 +22,7 @@ import os
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from hyperagents.exceptions import ProgramError
 from hyperagents.program import Program
@@ -38,6 +38,7 @@ from hyperagents.weights._plan import MODEL_DIR
 
 __all__ = [
     "OUT_DIR",
+    "Device",
     "TrainingLimits",
     "TrainingOutcome",
     "check_model",
@@ -46,6 +47,9 @@ __all__ = [
     "safetensors_problem",
     "with_model",
 ]
+
+#: Where a trainer computes: ``auto`` (a GPU when its sandbox sees one), ``cpu`` or ``cuda``.
+Device = Literal["auto", "cpu", "cuda"]
 
 #: The folder (in the workspace) the trainer writes the new model to.
 OUT_DIR = "_trained_model"
@@ -69,7 +73,7 @@ class TrainingLimits:
     memory_mb: int = 4096
     threads: int = 1
     max_model_mb: int = 512
-    device: str = "auto"
+    device: Device = "auto"
 
     def sandbox_limits(self) -> Limits:
         """The sandbox limits of a training run (CPU time for every thread)."""
