@@ -6,6 +6,8 @@ Builds (or reuses) a storage with two real runs:
   agent (221 variants);
 * ``support-llm``: the seed LLM meta agent for 4 generations against the fake OpenAI-compatible
   server of ``bench_llm.py`` (scripted edits), so that a variant has an LLM transcript;
+* ``arena-demo``: ``hyperagents arena --rounds 6 --tournament 2x2`` on ``email_validation``
+  (small rounds, about 15 s; added to a reused storage that lacks it), for the arena page;
 
 serves it with ``hyperagents dashboard`` and saves a full-page PNG of each page in ``--out``.
 
@@ -53,6 +55,25 @@ def build(db: Path) -> str:
     return url
 
 
+def add_arena(url: str) -> None:
+    """Play the small tournament ``arena-demo`` into ``url`` (when it is not there yet)."""
+    storage = RDBStorage(url)
+    names = {run.name for run in storage.list_runs()}
+    storage.close()
+    if "arena-demo" in names:
+        return
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "hyperagents", "arena", "--rounds", "6"),
+            *("--tournament", "2x2", "--replace-every", "2", "--proposals", "20"),
+            *("--children", "1", "--heldout", "100", "--name", "arena-demo"),
+            *("--storage", url),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/dashboard"))
@@ -64,6 +85,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dashboard-shots-"))
     db = args.db or tmp / "demo.db"
     url = f"sqlite:///{db}" if db.exists() else build(db)
+    add_arena(url)
     storage = RDBStorage(url)
     demo = storage.get_run_by_name("support-demo")
     variants = storage.list_variants(demo.id)
@@ -88,6 +110,7 @@ def main() -> None:
         ("variant-meta", f"#/variant/{champion.id}/meta", ".tab-body pre.json"),
         ("variant-llm", f"#/variant/{llm_variant.id}/llm", "details.call"),
         ("events", "#/run/support-demo/events", "table.events tbody tr"),
+        ("arena", "#/run/arena-demo/arena", "#arena-score-chart path.line-agent"),
     ]
     try:
         with dashboard_server(url) as base:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from arena_site import HOSTILE_INPUTS, Arenas, play_arenas
 from service_site import Served, autopilot_to_ab, make_served_run, new_service
 
 from hyperagents.storages import RDBStorage, RunSpec, RunStatus
@@ -341,3 +342,87 @@ def test_the_service_page_charts_quality_and_steers_the_candidate(
     assert record.champion_id == served.candidate
     assert record.candidate_state is CandidateState.PROMOTED
     _shot(page, "12-service-promoted")
+
+
+@pytest.fixture(scope="module")
+def arena_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Arenas]]:
+    """A dashboard over real arenas (finished, a tournament with hostile inputs, partial,
+    zero rounds) and a run that is no arena."""
+    tmp = tmp_path_factory.mktemp("e2e-arena")
+    url = f"sqlite:///{tmp / 'arenas.db'}"
+    storage = RDBStorage(url)
+    played = play_arenas(storage)
+    make_run(storage, "toy-plain", 1)
+    with dashboard_server(url) as base:
+        yield base, played
+    storage.close()
+
+
+def test_the_arena_page_charts_the_rounds_and_shows_inputs_as_text(
+    arena_server: tuple[str, Arenas], page: Any
+) -> None:
+    base, played = arena_server
+    page.goto(f"{base}/")
+    _ready(page)
+    page.click("#runs-table a:text-is('arena-duel')")
+    page.wait_for_url(re.compile(r"#/run/arena-duel/arena$"))
+    _ready(page)
+    rounds = len(played.duel.series)
+    assert page.locator("#arena-suite-chart rect.bar-added").count() == rounds
+    assert page.locator("#arena-score-chart path.line-agent[data-agent='c0']").count() == 1
+    assert page.locator("#arena-score-chart circle.dot-drop").count() == rounds
+    assert page.locator("#arena-hard-chart rect.bar-hard").count() == rounds
+    assert page.locator("#arena-rounds tbody tr").count() == rounds
+    champion = f"{played.duel.heldout['champion'] * 100:.1f}%"
+    assert page.inner_text("#heldout-champion").startswith(champion)
+    assert page.locator("#nav a:text-is('Arena')").get_attribute("class") == "active"
+    _shot(page, "13-arena")
+    page.select_option("#arena-focus", "champion")
+    page.wait_for_selector("#arena-score-chart path.line-agent[data-agent='champion']")
+
+    page.goto(f"{base}/#/run/arena-tournament/arena")
+    _ready(page)
+    page.wait_for_selector("#arena-replacements tbody tr")
+    assert "c1" in page.inner_text("#arena-replacements")
+    cells = page.locator("#arena-cases td.case-input").all_inner_texts()
+    assert HOSTILE_INPUTS[0] in cells  # shown as the text it is
+    assert max(len(text) for text in cells) == 200  # the long input is cut
+    assert page.locator("#arena-cases img, #arena-cases script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    agents = {name for r in played.tournament.series for name in r["scores_grown"]}
+    agents |= set(played.tournament.series[-1]["scores"])  # the last round's newcomer
+    assert len(agents) == 4  # c0, c1; c2 replaced c1 in round 1, c3 replaced one in round 2
+    assert page.locator("#arena-score-chart path.line-agent").count() == len(agents)
+    _shot(page, "14-arena-tournament")
+
+    page.goto(f"{base}/#/run/arena-partial/arena")
+    _ready(page)
+    assert "not measured yet" in page.inner_text("#arena-heldout")
+    assert page.locator("#arena-rounds tbody tr").count() == 1
+    page.goto(f"{base}/#/run/arena-empty/arena")
+    _ready(page)
+    page.wait_for_selector("#arena-empty")
+    assert page.locator("#arena-suite-chart").count() == 0
+    page.goto(f"{base}/#/run/arena-duel")
+    _ready(page)
+    page.click("#arena-link a")
+    page.wait_for_url(re.compile(r"#/run/arena-duel/arena$"))
+
+
+def test_a_run_that_is_no_arena_says_so_on_the_arena_page(
+    arena_server: tuple[str, Arenas], browser: Any
+) -> None:
+    base, _ = arena_server
+    context = browser.new_context()  # its console shows the API's 400: not the page fixture's
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/#/run/toy-plain/arena")
+        _ready(page)
+        assert "'toy-plain' is not an arena" in page.inner_text("#arena-missing")
+        page.click("#arena-missing a")
+        page.wait_for_url(re.compile(r"#/run/toy-plain$"))
+        _ready(page)
+        page.wait_for_selector("svg.chart")  # the overview of a run with variants
+        assert page.locator("#nav a:text-is('Arena')").count() == 0
+    finally:
+        context.close()

@@ -4,8 +4,9 @@ try a task agent) from a browser.
 ``hyperagents dashboard`` serves it; :func:`create_app` builds the FastAPI application over any
 storage from routers by area (``_pages``: the page and the session; ``_runs_api``: runs and
 exports; ``_events_api``: events and live updates; ``_variants_api``: one variant; ``_steer_api``:
-what changes things; ``_services_api``: the services ``hyperagents serve`` runs, their traffic,
-quality, drift, autopilot and A/B state, and promote / roll back / force / suppress), each a
+what changes things; ``_arena_api``: an arena's rounds; ``_services_api``: the services
+``hyperagents serve`` runs, their traffic, quality, drift, autopilot and A/B state, and promote
+/ roll back / force / suppress), each a
 thin layer over the application service (:class:`hyperagents.runs.RunService`) with FastAPI
 dependencies for the service, the guard and the run, variant or service a path names. The
 dashboard only reads and writes storage: engines run in processes of their own, so any run

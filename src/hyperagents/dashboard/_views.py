@@ -51,6 +51,7 @@ __all__ = [
     "engine_alive",
     "event_json",
     "file_view",
+    "is_arena",
     "lineage",
     "llm_calls",
     "overview",
@@ -79,6 +80,11 @@ def _llm_totals(store: BaseStorage, record: RunRecord) -> dict[str, Any]:
     }
 
 
+def is_arena(record: RunRecord) -> bool:
+    """Whether ``record`` is an arena (its mode, or the attribute the arena gives its run)."""
+    return record.mode == "arena" or record.attrs.get("arena") is True
+
+
 def run_row(
     store: BaseStorage,
     record: RunRecord,
@@ -92,6 +98,7 @@ def run_row(
     return {
         **run_identity(record),
         "live": engine_alive(record),
+        "arena": is_arena(record),
         "label": status_label(record),  # e.g. "running (engine dead)"
         "variants": len(variants),
         "generations": max((v.generation for v in variants), default=0),

@@ -270,9 +270,12 @@ function runActions(run) {
 async function pageRuns() {
   const data = await api("/api/runs");
   const form = newRunForm();
-  const rows = data.runs.map((r) => h("tr", { class: "clickable", dataset: { run: r.name }, onclick: () => { location.hash = `#/run/${enc(r.name)}`; } },
-    h("td", {}, h("a", { href: `#/run/${enc(r.name)}`, text: r.name })),
-    h("td", { text: taskLabel(r) }), h("td", { text: r.mode }), h("td", { class: "num", text: r.seed }),
+  // an arena opens on its arena page (its rounds; it has no archive of variants)
+  const target = (r) => `#/run/${enc(r.name)}${r.arena ? "/arena" : ""}`;
+  for (const r of data.runs) if (r.arena) arenaRuns.add(r.name); else arenaRuns.delete(r.name);
+  const rows = data.runs.map((r) => h("tr", { class: "clickable", dataset: { run: r.name }, onclick: () => { location.hash = target(r); } },
+    h("td", {}, h("a", { href: target(r), text: r.name })),
+    h("td", { text: taskLabel(r) }), h("td", {}, r.mode, r.arena ? [" ", h("a", { href: target(r), class: "badge arena-badge", text: "arena", title: "suite growth, drops and recoveries per round" })] : null), h("td", { class: "num", text: r.seed }),
     h("td", {}, statusBadge(r)),
     h("td", { class: "num", text: `${r.generations}${r.target_generations != null ? ` / ${r.target_generations}` : ""}` }),
     h("td", { class: "num", text: r.variants }),
@@ -358,8 +361,11 @@ async function pageOverview(name) {
   const champ = data.champion;
   const seed = data.seed;
   const states = Object.entries(data.states).sort();
+  if (run.arena) arenaRuns.add(run.name);
   return h("section", {},
     runHeader(run),
+    run.arena ? h("p", { class: "reason", id: "arena-link" }, "This run is an arena: its rounds (the suite's growth, the code agents' drops and recoveries, the test agents' hard cases) are on ",
+      h("a", { href: `#/run/${enc(run.name)}/arena`, text: "its arena page →" })) : null,
     h("div", { class: "cards" },
       card("Champion", champ
         ? kv([["variant", variantLink(champ.id, `#${champ.id} (generation ${champ.generation})`)],
@@ -1194,6 +1200,247 @@ function serviceChart(series) {
   return h("div", {}, svg, legend);
 }
 
+// -- arena -------------------------------------------------------------------------------------
+// An arena (`hyperagents arena`): test agents propose inputs, the oracle labels them, code agents
+// solve them. Each round the suite grows with the inputs some code agent got wrong; the code
+// agents' scores drop on the grown suite and recover with their children. Agent names and
+// inputs come from untrusted programs: they go into the page as text only (clipped by the server).
+const AGENT_COLOURS = ["#1d4ed8", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#a16207", "#db2777"];
+const arenaView = { focus: "", key: null }; // focus "": every code agent; "champion"; or one agent's name
+const arenaRuns = new Set(); // runs known to be arenas (their nav shows the Arena page)
+
+function colourOf(names, name) {
+  return AGENT_COLOURS[Math.max(0, names.indexOf(name)) % AGENT_COLOURS.length];
+}
+
+// A chart's frame: horizontal grid lines and their values, round ticks and the x label.
+function roundFrame(svg, box, n, y, yTicks, label, x) {
+  const { W, H, L, R, B } = box;
+  for (const v of yTicks) {
+    svg.append(s("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "gridline" }),
+      s("text", { x: L - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, Number.isInteger(v) ? String(v) : v.toFixed(2)));
+  }
+  const step = Math.max(1, Math.ceil(n / 20));
+  for (let r = 1; r <= n; r += step) svg.append(s("text", { x: x(r), y: H - B + 16, class: "tick", "text-anchor": "middle" }, r));
+  svg.append(s("text", { x: (L + W - R) / 2, y: H - 2, class: "axis", "text-anchor": "middle" }, label));
+}
+
+function countTicks(most) {
+  const step = Math.max(1, Math.ceil(most / 4));
+  const ticks = [];
+  for (let v = 0; v <= most; v += step) ticks.push(v);
+  return ticks;
+}
+
+// The suite's size after each round, the cases the round added on top.
+function suiteChart(rounds) {
+  const box = { W: 900, H: 240, L: 52, R: 16, T: 24, B: 34 };
+  const { W, H, L, R, T, B } = box;
+  const n = rounds.length, most = Math.max(1, ...rounds.map((r) => r.suite_size));
+  const band = (W - L - R) / n;
+  const x = (r) => L + (r - 0.5) * band;
+  const y = (v) => T + (1 - v / most) * (H - T - B);
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "arena-suite-chart", role: "img", "aria-label": "suite size per round" });
+  roundFrame(svg, box, n, y, countTicks(most), "round", x);
+  const bw = Math.max(1, Math.min(80, band * 0.7));
+  for (const r of rounds) {
+    const before = r.suite_size - r.added;
+    if (n <= 30) svg.append(s("text", { x: x(r.round), y: y(r.suite_size) - 5, class: "tick", "text-anchor": "middle" }, `${r.suite_size} (+${r.added})`));
+    svg.append(s("rect", { x: x(r.round) - bw / 2, y: y(before), width: bw, height: H - B - y(before), class: "bar" }),
+      s("rect", { x: x(r.round) - bw / 2, y: y(r.suite_size), width: bw, height: y(before) - y(r.suite_size), class: "bar-added", "data-round": r.round },
+        s("title", {}, `round ${r.round}: suite ${r.suite_size} cases, +${r.added} hard cases (${r.hard} of ${r.proposed} proposed inputs were hard)`)));
+  }
+  return h("div", {}, svg, h("div", { class: "legend" }, h("span", { class: "key key-bar" }), "suite before the round ", h("span", { class: "key key-added" }), "hard cases the round added"));
+}
+
+// Each shown agent's score: before the round (at the previous round's end), on the grown suite
+// (the drop, mid-round) and after its children (the recovery, at the round's end).
+function scorePoints(rounds, name) {
+  const points = [];
+  const add = (x, v, kind, r) => {
+    if (v === null || v === undefined) return;
+    const last = points[points.length - 1];
+    if (last && last.x === x) return;
+    points.push({ x, v, kind, r });
+  };
+  for (const r of rounds) {
+    const who = name === "champion" ? r.champion : name;
+    add(r.round - 1, r.before[who], "before", r);
+    add(r.round - 0.5, r.drop[who], "drop", r);
+    add(r.round, r.after[who], "after", r);
+  }
+  return points;
+}
+
+function scoreTitle(name, p) {
+  const r = p.r, who = name === "champion" ? r.champion : name;
+  const change = r.before[who] != null && r.drop[who] != null ? ` (${(r.drop[who] - r.before[who] >= 0 ? "+" : "")}${(r.drop[who] - r.before[who]).toFixed(3)})` : "";
+  return `${name === "champion" ? `champion ${who}` : who}, round ${r.round}: ${fmt(r.before[who])} before → ${fmt(r.drop[who])} on the grown suite${change} → ${fmt(r.after[who])} after its children`;
+}
+
+function scoreChart(data) {
+  const rounds = data.rounds;
+  const names = arenaView.focus === "" ? data.code_agents : [arenaView.focus];
+  const box = { W: 900, H: 300, L: 52, R: 16, T: 12, B: 34 };
+  const { W, H, L, R, T, B } = box;
+  const n = rounds.length;
+  const lines = names.map((name) => [name, scorePoints(rounds, name)]);
+  const values = lines.flatMap(([, pts]) => pts.map((p) => p.v));
+  let lo = values.length ? Math.min(...values) : 0;
+  const hi = values.length ? Math.max(...values, lo + 0.01) : 1;
+  lo = Math.max(0, lo - (hi - lo) * 0.1);
+  const x = (r) => L + (r / n) * (W - L - R);
+  const y = (v) => T + (1 - (v - lo) / (hi - lo || 1)) * (H - T - B);
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "arena-score-chart", role: "img", "aria-label": "code agents' scores per round" });
+  roundFrame(svg, box, n, y, [0, 1, 2, 3, 4].map((i) => lo + ((hi - lo) * i) / 4), "round (a drop on the grown suite mid-round, the recovery at its end)", x);
+  for (const [name, pts] of lines) {
+    const colour = name === "champion" ? "#111827" : colourOf(data.code_agents, name);
+    if (!pts.length) continue;
+    svg.append(s("path", { d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(p.v).toFixed(1)}`).join(""), class: "line-agent", stroke: colour, "data-agent": name }));
+    for (const p of pts) {
+      svg.append(s("circle", { cx: x(p.x), cy: y(p.v), r: p.kind === "drop" ? 3.6 : 3, class: `dot-${p.kind}`, stroke: colour, fill: p.kind === "drop" ? "#fff" : colour }, s("title", {}, scoreTitle(name, p))));
+    }
+  }
+  const legend = h("div", { class: "legend" },
+    names.map((name) => [h("span", { class: "key", "data-colour": name }), name === "champion" ? "champion of each round" : name]),
+    h("span", { class: "muted", text: " · hollow: on the grown suite (the drop) · filled: before / after the round" }));
+  legend.querySelectorAll(".key").forEach((el) => { el.style.background = el.dataset.colour === "champion" ? "#111827" : colourOf(data.code_agents, el.dataset.colour); });
+  return h("div", {}, svg, legend);
+}
+
+// Hard cases each test agent had accepted, per round (grouped bars).
+function hardChart(data) {
+  const rounds = data.rounds, names = data.test_agents;
+  const box = { W: 900, H: 220, L: 52, R: 16, T: 12, B: 34 };
+  const { W, H, L, R, T, B } = box;
+  const n = rounds.length, most = Math.max(1, ...rounds.flatMap((r) => Object.values(r.test_hard)));
+  const band = (W - L - R) / n;
+  const x = (r) => L + (r - 0.5) * band;
+  const y = (v) => T + (1 - v / most) * (H - T - B);
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", id: "arena-hard-chart", role: "img", "aria-label": "hard cases per test agent per round" });
+  roundFrame(svg, box, n, y, countTicks(most), "round", x);
+  for (const r of rounds) {
+    const here = names.filter((name) => name in r.test_hard);
+    const bw = Math.max(1, Math.min(40, (band * 0.8) / Math.max(1, here.length)));
+    here.forEach((name, i) => {
+      const v = r.test_hard[name];
+      svg.append(s("rect", { x: x(r.round) - (bw * here.length) / 2 + i * bw, y: y(v), width: Math.max(1, bw - 1), height: H - B - y(v), fill: colourOf(names, name), class: "bar-hard", "data-agent": name },
+        s("title", {}, `${name}, round ${r.round}: ${v} hard cases accepted`)));
+    });
+  }
+  const legend = h("div", { class: "legend" }, names.map((name) => [h("span", { class: "key", "data-colour": name }), name]));
+  legend.querySelectorAll(".key").forEach((el) => { el.style.background = colourOf(names, el.dataset.colour); });
+  return h("div", {}, svg, legend);
+}
+
+function arenaSummary(data) {
+  const last = data.rounds[data.rounds.length - 1];
+  const [code, test] = data.tournament;
+  const evaluations = last ? Object.entries(last.evaluations).map(([k, v]) => `${k} ${v}`).join(", ") : "none";
+  return h("div", { class: "card", id: "arena-summary" }, h("h3", { text: "Arena" }),
+    kv([["rounds", h("span", {}, `${data.rounds.length} of ${data.target_rounds ?? "–"}`, meter(data.rounds.length, data.target_rounds))],
+      ["agents", `${code} code × ${test} test${code > 1 || test > 1 ? ` (tournament; the worst replaced every ${data.replace_every} rounds)` : " (one against one)"}`],
+      ["suite", last ? `${last.suite_size} cases` : "the task's own cases"],
+      ["champion", last ? `${last.champion} · ${fmt(last.champion_score)} on the suite` : "–"],
+      ["evaluations", evaluations],
+      ["agent failures", String(data.failures.length)]]));
+}
+
+function heldoutCard(data) {
+  const ho = data.heldout;
+  const last = data.rounds.length ? data.rounds[data.rounds.length - 1].round : 0;
+  if (!ho) {
+    return h("div", { class: "card", id: "arena-heldout" }, h("h3", { text: "Held-out adversarial suite" }),
+      h("p", { class: "muted", text: `not measured yet: the arena scores its champion on the held-out suite when it has played its rounds (${last} of ${data.target_rounds ?? "–"} so far)` }));
+  }
+  const diff = ho.champion !== null && ho.seed !== null ? (ho.champion - ho.seed) * 100 : null;
+  const bar = (label, v, id) => [label, h("span", { id }, `${pct(v)} `, meter(v ?? 0, 1))];
+  return h("div", { class: "card", id: "arena-heldout" }, h("h3", { text: "Held-out adversarial suite" }),
+    kv([bar("champion", ho.champion, "heldout-champion"), bar("seed code agent", ho.seed, "heldout-seed"),
+      ["difference", diff === null ? "–" : `${diff >= 0 ? "+" : ""}${diff.toFixed(1)} points`],
+      ["cases", `${ho.size} (never shown to any agent)`], ["measured", `after round ${ho.round}`]]),
+    ho.round < last ? h("p", { class: "muted", text: `rounds after ${ho.round} are not measured yet` }) : null);
+}
+
+function arenaRoundsTable(data) {
+  return h("div", { class: "scroll" }, h("table", { class: "grid compact", id: "arena-rounds" },
+    h("thead", {}, h("tr", {}, ["round", "proposed", "hard", "added", "suite", "champion", "before", "on grown suite", "after", "replaced"].map((c) => h("th", { text: c })))),
+    h("tbody", {}, data.rounds.slice().reverse().map((r) => h("tr", { dataset: { round: r.round } },
+      h("td", { class: "num", text: r.round }), h("td", { class: "num", text: r.proposed }), h("td", { class: "num", text: r.hard }),
+      h("td", { class: "num", text: `+${r.added}` }), h("td", { class: "num", text: r.suite_size }),
+      h("td", { text: r.champion }), h("td", { class: "num", text: fmt(r.before[r.champion]) }),
+      h("td", { class: "num", text: fmt(r.drop[r.champion]) }), h("td", { class: "num", text: fmt(r.after[r.champion]) }),
+      h("td", { text: r.replaced.map((e) => `${e.kind} ${e.replaced} → ${e.new}`).join(", ") || "–" }))))));
+}
+
+function hardCasesView(data) {
+  const rounds = data.rounds.filter((r) => r.hard_cases.length).reverse();
+  if (!rounds.length) return h("p", { class: "muted", text: "no proposed case in the suite (no input broke a code agent yet)" });
+  return h("div", { id: "arena-cases" }, rounds.map((r, i) => h("details", { class: "round-cases", open: i === 0, dataset: { round: r.round } },
+    h("summary", { text: `round ${r.round}: ${r.hard_cases_in_suite} hard cases in the suite${r.hard_cases_in_suite > r.hard_cases.length ? ` (the first ${r.hard_cases.length} shown)` : ""}` }),
+    h("table", { class: "grid compact" },
+      h("thead", {}, h("tr", {}, ["input", "oracle", "reason", "proposed by"].map((c) => h("th", { text: c })))),
+      h("tbody", {}, r.hard_cases.map((c) => h("tr", {},
+        h("td", { class: "mono case-input", text: c.input, title: c.chars > c.input.length ? `${c.chars} characters, cut` : null }),
+        h("td", {}, h("span", { class: `badge ${c.valid ? "state-complete" : "state-failed"}`, text: c.valid ? "valid" : "invalid" })),
+        h("td", { class: "message", text: c.reason }), h("td", { text: c.by }))))))));
+}
+
+function replacementsTable(list) {
+  return h("table", { class: "grid compact", id: "arena-replacements" },
+    h("thead", {}, h("tr", {}, ["round", "agents", "replaced", "by", "a mutated copy of", "changed"].map((c) => h("th", { text: c })))),
+    h("tbody", {}, list.map((e) => h("tr", {},
+      h("td", { class: "num", text: e.round }), h("td", { text: e.kind }), h("td", { text: e.replaced }), h("td", { text: e.new }),
+      h("td", { text: e.winner }), h("td", { class: "mono", text: Object.entries(e.changed).map(([k, v]) => `${k}=${v}`).join(", ") || "–" })))));
+}
+
+function failuresTable(list) {
+  return h("div", { class: "scroll" }, h("table", { class: "grid compact", id: "arena-failures" },
+    h("thead", {}, h("tr", {}, ["round", "agent", "step", "reason"].map((c) => h("th", { text: c })))),
+    h("tbody", {}, list.map((f) => h("tr", {}, h("td", { class: "num", text: f.round ?? "–" }), h("td", { text: f.agent }),
+      h("td", { text: f.step }), h("td", { class: "message", text: f.reason }))))));
+}
+
+function focusSelect(data) {
+  const select = h("select", { id: "arena-focus", "aria-label": "code agents shown" },
+    h("option", { value: "", text: "every code agent" }), h("option", { value: "champion", text: "the champion of each round" }),
+    data.code_agents.map((name) => h("option", { value: name, text: name })));
+  if (arenaView.focus !== "" && arenaView.focus !== "champion" && !data.code_agents.includes(arenaView.focus)) arenaView.focus = "";
+  select.value = arenaView.focus;
+  return select;
+}
+
+async function pageArena(name) {
+  let data;
+  try {
+    data = await api(`/api/runs/${enc(name)}/arena`);
+  } catch (e) {
+    if (e.status !== 400) throw e;
+    arenaRuns.delete(name);
+    return h("section", {}, h("div", { class: "card error-page", id: "arena-missing" }, h("h2", { text: "Not an arena" }),
+      h("p", { text: e.message }), h("a", { href: `#/run/${enc(name)}`, text: "the run's overview →" })));
+  }
+  arenaRuns.add(name);
+  if (arenaView.key !== name) Object.assign(arenaView, { focus: "", key: name });
+  const header = runHeader(data.run);
+  const cards = h("div", { class: "cards" }, arenaSummary(data), heldoutCard(data));
+  if (!data.rounds.length) {
+    return h("section", { id: "arena" }, header, cards,
+      h("p", { class: "empty", id: "arena-empty", text: data.run.status === "running" ? "The arena is playing its first round." : "No round has been played yet." }));
+  }
+  const focus = focusSelect(data);
+  const scores = h("div", {}, scoreChart(data));
+  focus.addEventListener("change", () => { arenaView.focus = focus.value; scores.replaceChildren(scoreChart(data)); });
+  return h("section", { id: "arena" }, header, cards,
+    card("Suite size per round", suiteChart(data.rounds)),
+    h("div", { class: "card" }, h("div", { class: "row between" }, h("h3", { text: "Code agents' scores: the drop and the recovery" }), focus), scores),
+    card("Hard cases per test agent", hardChart(data)),
+    card("Rounds", arenaRoundsTable(data)),
+    data.replacements.length ? card("Tournament replacements", replacementsTable(data.replacements)) : null,
+    card("Hard cases the rounds added", hardCasesView(data)),
+    data.failures.length ? card("Agent failures (the latest)", failuresTable(data.failures)) : null);
+}
+
 // -- login -------------------------------------------------------------------------------------
 function showLogin() {
   closeStream();
@@ -1234,6 +1481,7 @@ function navFor(r, runName) {
     const base = `#/run/${enc(runName)}`;
     links.push([base, "Overview", r.page === "overview"], [`${base}/archive`, "Archive", r.page === "archive"],
       [`${base}/lineage`, "Lineage", r.page === "lineage"], [`${base}/events`, "Events", r.page === "events"]);
+    if (r.page === "arena" || arenaRuns.has(runName)) links.push([`${base}/arena`, "Arena", r.page === "arena"]);
   }
   $nav.replaceChildren(...links.map(([href, label, active]) => h("a", { href, class: active ? "active" : "", text: label })));
 }
@@ -1285,6 +1533,7 @@ async function refresh({ quiet = false } = {}) {
     else if (r.page === "archive") view = await pageArchive(r.run);
     else if (r.page === "lineage") view = await pageLineage(r.run);
     else if (r.page === "events") view = await pageEvents(r.run);
+    else if (r.page === "arena") view = await pageArena(r.run);
     else if (r.page === "services") view = await pageServices();
     else if (r.page === "service") view = await pageService(r.service);
     else if (r.page === "variant") {
