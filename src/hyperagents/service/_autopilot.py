@@ -45,6 +45,7 @@ from typing import Any
 from hyperagents.exceptions import ConfigError, HyperagentsError
 from hyperagents.service._live import LiveExample
 from hyperagents.service._monitor import Monitor
+from hyperagents.service._more_data import wanted_ids
 from hyperagents.service._observations import Observation
 from hyperagents.service._sequential import Arm, Phase, SequentialTest, Verdict
 from hyperagents.service._steering import (
@@ -441,7 +442,8 @@ class Autopilot:
 
     def live_examples(self) -> list[LiveExample]:
         """The latest requests the champion answered with a label or feedback, oldest
-        first (the data an improvement gets)."""
+        first (the data an improvement gets; a label a plan asked people for is marked
+        ``source="people"``: train only)."""
         rows = self.storage.list_service_requests(
             self.service_id,
             arms=["champion", "candidate"],
@@ -450,6 +452,7 @@ class Autopilot:
             newest_first=True,
             limit=self.settings.live_examples,
         )
+        wanted = wanted_ids(self.storage, self.service_id)  # labels a plan asked for
         return [
             LiveExample(
                 request_id=str(r.id),
@@ -457,6 +460,7 @@ class Autopilot:
                 output=r.output,
                 label=r.label,
                 feedback=r.feedback,
+                source="people" if r.label is not None and str(r.id) in wanted else None,
             )
             for r in reversed(rows)
         ]
