@@ -158,7 +158,8 @@ def act_on_data(
     task: Task,
     program: Program,
     sandbox: Sandbox,
-    llm: Handler | None,
+    teacher: Handler | None,
+    agent: Handler | None = None,
     most: int = 50,
 ) -> DataOutcome:
     """Carry out a plan's ``more_data`` actions (see the module docstring).
@@ -169,7 +170,8 @@ def act_on_data(
         task: The served task (its label rule and verifier, trusted).
         program: The serving champion's program (the ``self`` answers).
         sandbox: Where the champion answers.
-        llm: The teacher's model (None: no model; a ``teacher`` action then labels nothing).
+        teacher: The teacher's model (None: no model; a ``teacher`` action labels nothing).
+        agent: The model the champion's own calls reach while it answers (``self``).
         most: Examples labelled at most per action.
 
     Returns:
@@ -187,14 +189,14 @@ def act_on_data(
         if source == "people":
             wanted += [e.request_id for e in chosen if e.request_id not in wanted]
             done["wanted"] = [e.request_id for e in chosen]
-        elif source == "teacher" and llm is None:
+        elif source == "teacher" and teacher is None:
             done.update(kept=0, refused=["no model is configured to teach"])
         else:
             if source == "teacher":
-                assert llm is not None
-                kept, refused = _teacher(task, chosen, llm)
+                assert teacher is not None
+                kept, refused = _teacher(task, chosen, teacher)
             else:
-                kept, refused = _self(task, chosen, program=program, sandbox=sandbox, llm=llm)
+                kept, refused = _self(task, chosen, program=program, sandbox=sandbox, llm=agent)
             examples += kept
             done.update(kept=len(kept), ids=[e.request_id for e in kept], refused=refused[:20])
         record.append(done)

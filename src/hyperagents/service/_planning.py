@@ -9,7 +9,8 @@ drives it, checks the plan's criteria on its outcome and re-plans while they are
 own), each plan gets a :class:`~hyperagents.runs.RunLLM` of its own (seeded from the plan's
 seed, with the improvement's LLM budget): the planner's ``llm.complete`` calls (purpose
 ``plan``, scope ``plan/ATTEMPT``) and the teacher's labels (purpose ``teacher``, scope
-``teacher/ATTEMPT``) go through the project's gateway. They are recorded **with the
+``teacher/ATTEMPT``; the champion's own calls while it answers for a ``self`` action: purpose
+``self``) go through the project's gateway. They are recorded **with the
 improvement run that plan leads to**: made before that run exists (its data and budget depend
 on the plan), they wait in the model and are written into the run the moment it is created,
 before it is driven. So
@@ -189,13 +190,15 @@ def _planning_model(
     )
 
 
-def _handlers(model: RunLLM | None, fixed: Handler | None, attempt: int) -> tuple[Any, Any]:
-    """The planner's and the teacher's handlers of one plan."""
+def _handlers(model: RunLLM | None, fixed: Handler | None, attempt: int) -> dict[str, Any]:
+    """The handlers of one plan's calls: the planner's, the teacher's, and the champion's
+    own while it answers for a ``self`` action."""
     if model is None:
-        return fixed, fixed
-    planner = model.handler(variant_id=None, purpose="plan", scope=f"plan/{attempt}")
-    teacher = model.handler(variant_id=None, purpose="teacher", scope=f"teacher/{attempt}")
-    return planner, teacher
+        return dict.fromkeys(("plan", "teacher", "self"), fixed)
+    return {
+        purpose: model.handler(variant_id=None, purpose=purpose, scope=f"{purpose}/{attempt}")
+        for purpose in ("plan", "teacher", "self")
+    }
 
 
 def _record_data(
@@ -245,16 +248,19 @@ def _plan_and_act(
     model = None
     if ctx.spec is not None:
         model = _planning_model(ctx.service, config, ctx.spec, ctx.budget, ctx.seed + attempt)
-    planner, teacher = _handlers(model, ctx.settings.llm, attempt)
+    handlers = _handlers(model, ctx.settings.llm, attempt)
     program = ctx.service.storage.get_program(str(ctx.champion.program_id))
-    record = run_planner(program, request, sandbox=sandbox, limits=ctx.settings.limits, llm=planner)
+    record = run_planner(
+        program, request, sandbox=sandbox, limits=ctx.settings.limits, llm=handlers["plan"]
+    )
     data = act_on_data(
         record.plan,
         ctx.live,
         task=ctx.task,
         program=program,
         sandbox=sandbox,
-        llm=teacher,
+        teacher=handlers["teacher"],
+        agent=handlers["self"],
         most=ctx.settings.max_generated,
     )
     return record, data, model
