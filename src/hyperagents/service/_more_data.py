@@ -126,13 +126,14 @@ def _self(
     program: Program,
     sandbox: Sandbox,
     llm: Handler | None,
+    memory_mb: int,
 ) -> tuple[list[LiveExample], list[str]]:
     """The champion's answers the verifier accepts, and why the others were not kept."""
     if not examples:
         return [], []
     pairs = [(LIVE_ID_PREFIX + e.request_id, e.inputs) for e in examples]
     timeout = task.instance_timeout
-    limits = Limits(wall_time=timeout * len(pairs) + 30.0)
+    limits = Limits(wall_time=timeout * len(pairs) + 30.0, memory_mb=memory_mb)
     try:
         _, answered = solve_in_sandbox(
             program, pairs, instance_timeout=timeout, sandbox=sandbox, limits=limits, llm=llm
@@ -161,6 +162,7 @@ def act_on_data(
     teacher: Handler | None,
     agent: Handler | None = None,
     most: int = 50,
+    memory_mb: int = 2048,
 ) -> DataOutcome:
     """Carry out a plan's ``more_data`` actions (see the module docstring).
 
@@ -173,6 +175,7 @@ def act_on_data(
         teacher: The teacher's model (None: no model; a ``teacher`` action labels nothing).
         agent: The model the champion's own calls reach while it answers (``self``).
         most: Examples labelled at most per action.
+        memory_mb: The champion's memory limit while it answers.
 
     Returns:
         The new examples, the wanted requests and the record of each action.
@@ -196,7 +199,9 @@ def act_on_data(
                 assert teacher is not None
                 kept, refused = _teacher(task, chosen, teacher)
             else:
-                kept, refused = _self(task, chosen, program=program, sandbox=sandbox, llm=agent)
+                kept, refused = _self(
+                    task, chosen, program=program, sandbox=sandbox, llm=agent, memory_mb=memory_mb
+                )
             examples += kept
             done.update(kept=len(kept), ids=[e.request_id for e in kept], refused=refused[:20])
         record.append(done)

@@ -262,6 +262,7 @@ def _plan_and_act(
         teacher=handlers["teacher"],
         agent=handlers["self"],
         most=ctx.settings.max_generated,
+        memory_mb=config.memory_mb,
     )
     return record, data, model
 
