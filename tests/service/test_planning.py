@@ -8,6 +8,7 @@ data), and no label a plan brought in ever enters the gate's slices."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -25,14 +26,16 @@ from hyperagents.service import (
     LiveExample,
     LiveTask,
     PlanSettings,
+    Stage,
     attach_feedback,
     improve_with_plans,
     parse_settings,
+    post_override,
     service_for_run,
     split_live,
     wanted_labels,
 )
-from hyperagents.storages import RDBStorage, ServiceRecord
+from hyperagents.storages import LLMCallSpec, RDBStorage, ServiceRecord
 from hyperagents.tasks import Split, load_task, stored_task_options
 from hyperagents.testing import FakeOpenAIServer
 
@@ -255,3 +258,43 @@ def test_the_planner_model_is_an_autopilot_setting_and_a_serve_option() -> None:
     assert (chosen.planner_llm, chosen.max_cost) == ("run", 0.5)
     help_text = CliRunner().invoke(app, ["serve", "--help"]).output
     assert "--planner-llm" in help_text
+
+
+def test_what_an_improvements_models_spent_counts_against_the_triggers_budget(
+    site: Site,
+) -> None:
+    improvement = site.service.find_run("served").id  # stands in for an improvement run
+    call = LLMCallSpec(
+        key="k",
+        provider="p",
+        model="m",
+        request={"messages": [], "params": {}},
+        reply="r",
+        cost=0.25,
+        purpose="plan/label",
+        prompt_tokens=10,
+        completion_tokens=2,
+    )
+    site.store.add_llm_call(improvement, call)
+    steps = [{"run_id": improvement}, {"run_id": 999_999}]  # a run gone: nothing counted
+    pilot = Autopilot(
+        site.store,
+        site.record.id,
+        task=load_task("support", SIZES),
+        improver=lambda live, service: Improvement(None, steps),
+        settings=parse_settings(AutopilotSettings, {"feedback_wait_s": 0}),
+    )
+    post_override(site.store, site.record.id, "force", who="test")
+    deadline = time.monotonic() + 30
+    while pilot.step() is not Stage.IMPROVING:
+        assert time.monotonic() < deadline
+    while pilot.step() is not Stage.WATCHING:
+        assert time.monotonic() < deadline
+    assert pilot.trigger.spent_usd == pytest.approx(0.25)
+    saved = Autopilot(
+        site.store,
+        site.record.id,
+        task=load_task("support", SIZES),
+        improver=lambda live, service: Improvement(None, []),
+    )
+    assert saved.trigger.spent_usd == pytest.approx(0.25)  # recorded with its state
