@@ -51,7 +51,9 @@ WANTED_EVENT = "plan.wanted_labels"
 #: The service log's event kind of what a plan's data actions did.
 DATA_EVENT = "plan.data"
 #: Wanted-label events read back at most (the latest).
-_WANTED_EVENTS = 100
+_WANTED_EVENTS = 50
+#: Requests looked up at most when listing the wanted labels.
+_WANTED_LOOKUPS = 500
 
 #: Answers a sandbox's ``llm.complete`` request (see :meth:`hyperagents.runs.RunLLM.handler`).
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -227,18 +229,20 @@ def wanted_ids(storage: BaseStorage, service_id: int) -> set[str]:
 
 def wanted_labels(storage: BaseStorage, service_id: int) -> list[dict[str, Any]]:
     """The requests a plan asked people to label that still have none, newest ask first:
-    ``{"request_id", "asked_at", "run_id"}``.
+    ``{"request_id", "asked_at", "run_id"}`` (of the latest 50 asks, at most 500 requests).
 
     Raises:
         ServiceNotFoundError: No such service.
     """
     storage.get_service(service_id)
     found: dict[int, dict[str, Any]] = {}
+    seen: set[int] = set()
     for event, ids in _wanted_events(storage, service_id):
         data = event.data or {}
         for request_id in ids:
-            if request_id in found:
+            if request_id in seen or len(seen) >= _WANTED_LOOKUPS:
                 continue
+            seen.add(request_id)
             try:
                 request = storage.get_service_request(request_id)
             except RequestNotFoundError:

@@ -231,7 +231,6 @@ class _Context:
     served: RunRecord
     champion: VariantRecord
     task: Task
-    live: Sequence[LiveExample]
     budget: ImprovementBudget
     holdout_fraction: float
     seed: int
@@ -241,7 +240,11 @@ class _Context:
 
 
 def _plan_and_act(
-    ctx: _Context, request: Mapping[str, Any], attempt: int, sandbox: Sandbox
+    ctx: _Context,
+    request: Mapping[str, Any],
+    attempt: int,
+    sandbox: Sandbox,
+    live: Sequence[LiveExample],
 ) -> tuple[PlanRecord, DataOutcome, RunLLM | None]:
     """One plan, its data actions carried out, and its model (calls not yet recorded)."""
     config = RunConfig.parse(dict(ctx.served.config))
@@ -255,7 +258,7 @@ def _plan_and_act(
     )
     data = act_on_data(
         record.plan,
-        ctx.live,
+        live,
         task=ctx.task,
         program=program,
         sandbox=sandbox,
@@ -267,10 +270,14 @@ def _plan_and_act(
     return record, data, model
 
 
-def _step(ctx: _Context, request: Mapping[str, Any], attempt: int) -> PlanStep:
-    """Plan, act on the plan's data actions, start and drive its run, check its criteria."""
+def _step(
+    ctx: _Context, request: Mapping[str, Any], attempt: int, live: Sequence[LiveExample]
+) -> tuple[PlanStep, list[LiveExample]]:
+    """Plan, act on the plan's data actions, start and drive its run, check its criteria;
+    the step, and the live examples with the labels its actions brought in."""
     with own_sandbox(RunConfig.parse(dict(ctx.served.config)), ctx.task) as sandbox:
-        record, data, model = _plan_and_act(ctx, request, attempt, sandbox)
+        record, data, model = _plan_and_act(ctx, request, attempt, sandbox, live)
+    live = _merged(live, data.examples)
     asked = record.plan["budget"]
     planned = replace(
         ctx.budget, generations=asked["generations"], max_seconds=asked["max_seconds"]
@@ -278,7 +285,7 @@ def _step(ctx: _Context, request: Mapping[str, Any], attempt: int) -> PlanStep:
     run_id = start_improvement(
         ctx.service,
         run=ctx.served.id,
-        live=list(ctx.live) + list(data.examples),
+        live=live,
         variant=ctx.champion.id,
         budget=planned,
         holdout_fraction=ctx.holdout_fraction,
@@ -292,7 +299,48 @@ def _step(ctx: _Context, request: Mapping[str, Any], attempt: int) -> PlanStep:
     _record_data(ctx.service, ctx.service_id, run_id, data)
     ctx.service.resume(ResumeRequest(run=run_id, workers=planned.workers)).optimize()
     outcome = improvement_outcome(ctx.service, run_id)
-    return PlanStep(record, run_id, outcome, check_criteria(record.plan, outcome), data.record)
+    check = check_criteria(record.plan, outcome)
+    return PlanStep(record, run_id, outcome, check, data.record), live
+
+
+def _merged(live: Sequence[LiveExample], brought: Sequence[LiveExample]) -> list[LiveExample]:
+    """``live`` with the examples a plan brought in taking the place of the same requests'."""
+    by_id = {e.request_id: e for e in live}
+    by_id.update((e.request_id, e) for e in brought)
+    return list(by_id.values())
+
+
+def _begin(
+    service: RunService,
+    run: RunRef,
+    variant: VariantRef | None,
+    live: Sequence[LiveExample],
+    budget: ImprovementBudget,
+    holdout_fraction: float,
+    seed: int,
+    settings: PlanSettings,
+    service_id: int | None,
+) -> tuple[_Context, dict[str, Any]]:
+    """What the plans share, and the first plan's request (see :func:`improve_with_plans`)."""
+    served = service.find_run(run)
+    champion = _served_variant(service, served, variant)
+    split = split_live(live, holdout_fraction=holdout_fraction, seed=seed)
+    task = load_task(*base_task_of(served))
+    spec = _model_spec(served, settings)
+    has_model = spec is not None or settings.llm is not None
+    ctx = _Context(
+        service=service,
+        served=served,
+        champion=champion,
+        task=task,
+        budget=budget,
+        holdout_fraction=holdout_fraction,
+        seed=seed,
+        settings=settings,
+        spec=spec,
+        service_id=service_id,
+    )
+    return ctx, _first_request(champion, split, task, budget, settings, has_model)
 
 
 def improve_with_plans(
@@ -337,29 +385,13 @@ def improve_with_plans(
         LLMConfigError: The planning model's spec is invalid.
         SandboxError: The sandbox itself broke while evaluating an outcome.
     """
-    served = service.find_run(run)
-    champion = _served_variant(service, served, variant)
-    split = split_live(live, holdout_fraction=holdout_fraction, seed=seed)
-    task = load_task(*base_task_of(served))
-    spec = _model_spec(served, settings)
-    has_model = spec is not None or settings.llm is not None
-    ctx = _Context(
-        service,
-        served,
-        champion,
-        task,
-        live,
-        budget,
-        holdout_fraction,
-        seed,
-        settings,
-        spec,
-        service_id,
+    ctx, request = _begin(
+        service, run, variant, live, budget, holdout_fraction, seed, settings, service_id
     )
-    request = _first_request(champion, split, task, budget, settings, has_model)
     steps: list[PlanStep] = []
+    gathered = list(live)  # a re-plan keeps what earlier plans brought in
     for attempt in range(max(0, settings.max_replans) + 1):
-        step = _step(ctx, request, attempt)
+        step, gathered = _step(ctx, request, attempt, gathered)
         steps.append(step)
         if step.check.met:
             break
