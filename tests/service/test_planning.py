@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hyperagents.cli import app
-from hyperagents.runs import Run, RunLLM, RunService
+from hyperagents.runs import Run, RunConfig, RunLLM, RunService, own_sandbox
 from hyperagents.service import (
     DATA_EVENT,
     WANTED_EVENT,
@@ -27,6 +27,7 @@ from hyperagents.service import (
     LiveTask,
     PlanSettings,
     Stage,
+    act_on_data,
     attach_feedback,
     improve_with_plans,
     parse_settings,
@@ -298,3 +299,50 @@ def test_what_an_improvements_models_spent_counts_against_the_triggers_budget(
         improver=lambda live, service: Improvement(None, []),
     )
     assert saved.trigger.spent_usd == pytest.approx(0.25)  # recorded with its state
+
+
+TEACHER = (
+    "def label(inputs):\n"
+    "    if 'refund' in inputs['message'].lower():\n"
+    "        return 'refunds'\n"
+    "    raise ValueError('no idea')\n"
+)
+
+
+def test_a_teacher_program_labels_in_the_sandbox_and_self_answers_are_verified(
+    site: Site,
+) -> None:
+    task = load_task("support", SIZES)
+    program = task.seed_program().with_files({"teacher.py": TEACHER})
+    unlabelled = [e for e in site.live if not e.labelled]
+    plan = {
+        "actions": [
+            {"kind": "more_data", "source": "teacher", "request_ids": []},
+            {
+                "kind": "more_data",
+                "source": "self",
+                "request_ids": [f"live:{unlabelled[0].request_id}"],
+            },
+        ]
+    }
+    with own_sandbox(RunConfig.parse({"sandbox": "process"}), task) as sandbox:
+        done = act_on_data(
+            plan, site.live, task=task, program=program, sandbox=sandbox, teacher=None
+        )
+    teacher, own = done.record
+    refunds = [e for e in unlabelled if "refund" in e.inputs["message"].lower()]
+    assert refunds and teacher["by"] == "program" and teacher["asked"] == len(unlabelled)
+    assert teacher["kept"] == len(refunds) and len(teacher["refused"]) == len(unlabelled) - len(
+        refunds
+    )
+    assert all(e.source == "teacher" and e.label == "refunds" for e in done.examples)
+    # support's verifier needs the target: a live input has none, so nothing is kept
+    assert own == {
+        "source": "self",
+        "asked": 1,
+        "by": "champion",
+        "kept": 0,
+        "ids": [],
+        "refused": own["refused"],
+    }
+    assert own["refused"] and done.wanted == ()

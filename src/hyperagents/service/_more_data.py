@@ -6,10 +6,12 @@
   SERVICE``). A label posted later through the feedback path joins the next improvement's
   train data (the autopilot's live examples are the requests with a label or feedback; one a
   plan asked for is marked ``source="people"``, see :func:`wanted_ids`: train only).
-* ``teacher``: the configured model (through the gateway: counted against the improvement's
-  budget, recorded with its run, see :mod:`hyperagents.service._planning`) labels the listed
-  live inputs that have no label (all of them when none is listed); a reply is taken as JSON,
-  else as its text, and kept only when the task can score against it
+* ``teacher``: the program's own teacher (``teacher.py``, ``label(inputs)``, run in the
+  sandbox, see :data:`hyperagents.weights.TEACHER_FILE`) when it has one, else the configured
+  model (through the gateway: counted against the improvement's budget, recorded with its run,
+  see :mod:`hyperagents.service._planning`), labels the listed live inputs that have no label
+  (all of them when none is listed); a model's reply is taken as JSON, else as its text; a
+  label is kept only when the task can score against it
   (:meth:`~hyperagents.tasks.Task.target_from_label`).
 * ``self``: the serving champion answers the same inputs again in the sandbox, and an answer
   is kept only when the task's verifier accepts it (:func:`hyperagents.weights.verified`,
@@ -35,7 +37,7 @@ from hyperagents.sandbox import InvalidMessage, Limits, Sandbox, loads_bounded
 from hyperagents.service._live import LIVE_ID_PREFIX, LiveExample
 from hyperagents.storages import BaseStorage
 from hyperagents.tasks import Instance, Task
-from hyperagents.weights import verified
+from hyperagents.weights import TEACHER_FILE, verified
 
 __all__ = [
     "DATA_EVENT",
@@ -96,10 +98,21 @@ def _reply_label(reply: Mapping[str, Any]) -> tuple[Any, str | None]:
         return text, None
 
 
+def _labelled(
+    task: Task, example: LiveExample, label: Any, source: str
+) -> tuple[LiveExample | None, str | None]:
+    """``example`` with ``label`` from ``source``, or why the task cannot score against it."""
+    try:
+        task.target_from_label(label)
+    except TaskError as exc:
+        return None, f"the task cannot score against it: {exc}"
+    return replace(example, label=label, source=source), None
+
+
 def _teacher(
     task: Task, examples: Sequence[LiveExample], ask: Handler
 ) -> tuple[list[LiveExample], list[str]]:
-    """The teacher's labels the task can score against, and why the others were refused."""
+    """The model's labels the task can score against, and why the others were refused."""
     system = (
         f"You label live requests for the task {task.name!r}: {task.description} "
         "Reply with the correct output for the given input as JSON and nothing else."
@@ -110,48 +123,108 @@ def _teacher(
         content = json.dumps(example.inputs, sort_keys=True)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": content}]
         label, why = _reply_label(ask({"messages": messages, "purpose": "label"}))
+        made = None
         if why is None:
-            try:
-                task.target_from_label(label)
-                kept.append(replace(example, label=label, source="teacher"))
-                continue
-            except TaskError as exc:
-                why = f"the task cannot score against it: {exc}"
-        refused.append(f"{example.request_id}: {why}"[:300])
+            made, why = _labelled(task, example, label, "teacher")
+        if made is not None:
+            kept.append(made)
+        else:
+            refused.append(f"{example.request_id}: {why}"[:300])
     return kept, refused
 
 
-def _self(
-    task: Task,
-    examples: Sequence[LiveExample],
-    *,
-    program: Program,
-    sandbox: Sandbox,
-    llm: Handler | None,
-    memory_mb: int,
+@dataclass(frozen=True)
+class _Answering:
+    """Where the program's own code answers live inputs (its champion, its teacher)."""
+
+    task: Task
+    program: Program
+    sandbox: Sandbox
+    llm: Handler | None
+    memory_mb: int
+
+
+def _answers(
+    box: _Answering, examples: Sequence[LiveExample], module: str, function: str
+) -> dict[str, Any]:
+    """What ``module.function`` of the program answered for each example (by request id;
+    None where it failed).
+
+    Raises:
+        SandboxError: The sandbox itself failed.
+    """
+    pairs = [(LIVE_ID_PREFIX + e.request_id, e.inputs) for e in examples]
+    timeout = box.task.instance_timeout
+    limits = Limits(wall_time=timeout * len(pairs) + 30.0, memory_mb=box.memory_mb)
+    _, answered = solve_in_sandbox(
+        box.program,
+        pairs,
+        instance_timeout=timeout,
+        sandbox=box.sandbox,
+        limits=limits,
+        module=module,
+        function=function,
+        llm=box.llm,
+    )
+    return {
+        e.request_id: (answered.get(LIVE_ID_PREFIX + e.request_id) or {}).get("output")
+        for e in examples
+    }
+
+
+def _from_program(
+    box: _Answering, examples: Sequence[LiveExample], source: str
 ) -> tuple[list[LiveExample], list[str]]:
-    """The champion's answers the verifier accepts, and why the others were not kept."""
+    """``self``: the champion's answers its verifier accepts; ``teacher``: the labels of
+    the program's ``teacher.py`` the task can score against; and why the others were not
+    kept."""
     if not examples:
         return [], []
-    pairs = [(LIVE_ID_PREFIX + e.request_id, e.inputs) for e in examples]
-    timeout = task.instance_timeout
-    limits = Limits(wall_time=timeout * len(pairs) + 30.0, memory_mb=memory_mb)
+    module, function = ("task_agent", "solve") if source == "self" else ("teacher", "label")
     try:
-        _, answered = solve_in_sandbox(
-            program, pairs, instance_timeout=timeout, sandbox=sandbox, limits=limits, llm=llm
-        )
+        outputs = _answers(box, examples, module, function)
     except SandboxError as exc:
         return [], [f"the sandbox failed: {exc}"[:300]]
     kept: list[LiveExample] = []
     refused: list[str] = []
-    for (instance_id, inputs), example in zip(pairs, examples, strict=True):
-        message = answered.get(instance_id) or {}
-        output = message.get("output")
-        if output is not None and verified(task, Instance(instance_id, inputs, None), output):
-            kept.append(replace(example, label=output, source="self"))
+    for example in examples:
+        output = outputs[example.request_id]
+        made: LiveExample | None = None
+        why: str | None = "no answer"
+        if output is not None and source == "self":
+            instance = Instance(LIVE_ID_PREFIX + example.request_id, example.inputs, None)
+            ok = verified(box.task, instance, output)
+            made = replace(example, label=output, source="self") if ok else None
+            why = "not accepted by the verifier"
+        elif output is not None:
+            made, why = _labelled(box.task, example, output, "teacher")
+        if made is not None:
+            kept.append(made)
         else:
-            refused.append(f"{example.request_id}: not accepted by the verifier")
+            refused.append(f"{example.request_id}: {why}"[:300])
     return kept, refused
+
+
+def _teacher_of(source: str, program: Program, model: Handler | None) -> str:
+    """Who labels for ``source``: the champion, the program's teacher, the model, or none."""
+    if source == "self":
+        return "champion"
+    if TEACHER_FILE in program:
+        return "program"
+    return "none" if model is None else "model"
+
+
+def _generated(
+    source: str, chosen: Sequence[LiveExample], box: _Answering, model: Handler | None
+) -> tuple[list[LiveExample], list[str]]:
+    """The labels a ``teacher`` or ``self`` action brings in, and why others were not kept."""
+    by = _teacher_of(source, box.program, model)
+    if by == "model":
+        assert model is not None
+        return _teacher(box.task, chosen, model)
+    if by == "none":
+        return [], ["no model is configured to teach, and the program has no teacher.py"]
+    return _from_program(replace(box, llm=box.llm if by == "champion" else model), chosen, source)
 
 
 def act_on_data(
@@ -183,6 +256,7 @@ def act_on_data(
         The new examples, the wanted requests and the record of each action.
     """
     unlabelled = {e.request_id: e for e in live if not e.labelled}
+    box = _Answering(task, program, sandbox, agent, memory_mb)
     examples: list[LiveExample] = []
     wanted: list[str] = []
     record: list[dict[str, Any]] = []
@@ -194,16 +268,9 @@ def act_on_data(
         if source == "people":
             wanted += [e.request_id for e in chosen if e.request_id not in wanted]
             done["wanted"] = [e.request_id for e in chosen]
-        elif source == "teacher" and teacher is None:
-            done.update(kept=0, refused=["no model is configured to teach"])
         else:
-            if source == "teacher":
-                assert teacher is not None
-                kept, refused = _teacher(task, chosen, teacher)
-            else:
-                kept, refused = _self(
-                    task, chosen, program=program, sandbox=sandbox, llm=agent, memory_mb=memory_mb
-                )
+            kept, refused = _generated(source, chosen, box, teacher)
+            done["by"] = _teacher_of(source, program, teacher)
             examples += kept
             done.update(kept=len(kept), ids=[e.request_id for e in kept], refused=refused[:20])
         record.append(done)
