@@ -208,3 +208,51 @@ def test_the_sandbox_hides_the_wrapped_tasks_files() -> None:
     task = LiveTask(base=spec)
     assert task_locations(task) == task_locations(task.wrapped_task)
     assert any(p.endswith("toytask.py") for p in task_locations(task))
+
+
+def test_labels_a_plan_brought_in_join_train_only_never_a_gate() -> None:
+    batch = live_batch()
+    brought = [
+        LiveExample(
+            e.request_id, e.inputs, e.output, label="technical", feedback=e.feedback, source=s
+        )
+        for e, s in zip(
+            [e for e in batch if not e.labelled], ("teacher", "self", "people") * 9, strict=False
+        )
+    ]
+    # A teacher's label for an input a person labelled too: dropped whenever that is held back.
+    person = next(e for e in batch if e.labelled)
+    brought.append(
+        LiveExample("t-twin", person.inputs, "billing", label="account", source="teacher")
+    )
+    mine = {e.request_id for e in brought}
+    for seed in range(12):
+        split = split_live(batch + brought, holdout_fraction=0.5, seed=seed)
+        assert split.held_back and not mine & {e.request_id for e in split.held_back}
+        held_keys = {inputs_key(e.inputs) for e in split.held_back}
+        assert not held_keys & {inputs_key(e.inputs) for e in split.train if e.source}
+        assert {e.request_id for e in split.train if e.source} | {
+            d["request_id"] for d in split.dropped
+        } >= mine
+        task = LiveTask(
+            "support",
+            SIZES,
+            **{
+                k: v
+                for k, v in live_task_options("support", SIZES, split).items()
+                if k in ("train", "feedback", "held_back")
+            },
+        )
+        assert not {f"live:{i}" for i in mine} & {i.id for i in task.held_back_instances()}
+        assert not {f"live:{i}" for i in mine} & {i.id for i in task.instances(Split.VAL)}
+    # Stored with a source, a held-back example is dropped by the task, never a gate.
+    smuggled = LiveTask(
+        "support", SIZES, held_back=[brought[0].as_json()], train=[batch[0].as_json()]
+    )
+    assert smuggled.held_back_instances() == []
+    assert smuggled.dropped[0]["reason"] == "a label a plan brought in never gates"
+    assert LiveExample.from_json(brought[0].as_json()) == brought[0]
+    with pytest.raises(ConfigError, match="goes with a label"):
+        LiveExample("x", {}, "billing", source="teacher")
+    with pytest.raises(ConfigError, match="goes with a label"):
+        LiveExample("x", {}, "billing", label="a", source="oracle")

@@ -4,6 +4,7 @@ trusted code; re-planning is bounded."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -317,23 +318,55 @@ def test_the_seed_planner_loop_stops_when_met_or_at_the_bound() -> None:
 
 def test_the_planner_reaches_a_model_through_the_sandbox_bridge(sandbox: Sandbox) -> None:
     asked: list[dict[str, Any]] = []
+    reply = {
+        "summary": "Chat requests are routed to the wrong team.",
+        "actions": [
+            {"kind": "harness_edit", "focus": ["channel=chat"]},
+            {"kind": "more_data", "source": "teacher", "request_ids": ["live:r1"]},
+        ],
+    }
 
     def model(request: dict[str, Any]) -> dict[str, Any]:
         asked.append(request)
-        return {"text": "Chat requests are routed to the wrong team."}
+        return {"text": "```json\n" + json.dumps(reply) + "\n```"}
 
     request = request_for(chat_fails(), llm=True)
     program = load_task("support", SIZES).seed_program()
     record = run_planner(program, request, sandbox=sandbox, llm=model)
     assert record.source == "planner"
-    assert record.plan["diagnosis"]["summary"] == "Chat requests are routed to the wrong team."
+    diagnosis = record.plan["diagnosis"]
+    assert diagnosis["summary"] == reply["summary"] and diagnosis["llm"] == {"used": True}
+    assert record.plan["actions"][1] == {
+        "kind": "more_data",
+        "source": "teacher",
+        "request_ids": ["live:r1"],
+        "focus": [],
+    }
     assert len(asked) == 1 and asked[0]["purpose"] == "plan"
-    assert "channel=chat" in asked[0]["messages"][0]["content"]  # the diagnosis, no labels
+    assert "channel=chat" in asked[0]["messages"][0]["content"]  # the diagnosis is shown
+    rules = run_planner(program, request, sandbox=sandbox).plan  # no model: the rules
+
+    bad_replies = {
+        "Chat requests are routed wrong.": "not one JSON object",
+        json.dumps({**reply, "extra": 1}): "exactly summary and actions",
+        json.dumps({**reply, "actions": [{"kind": "rewrite"}]}): "unknown kind",
+        json.dumps({**reply, "actions": [{"kind": "weight_update"}]}): "without a model",
+        json.dumps(
+            {**reply, "actions": [{"kind": "more_data", "source": "people", "request_ids": ["x"]}]}
+        ): "request_ids",
+    }
+    for text, why in bad_replies.items():
+        fell = run_planner(program, request, sandbox=sandbox, llm=lambda r, t=text: {"text": t})
+        assert fell.source == "planner"  # the seed planner's own fallback: the rule-based plan
+        assert fell.plan["actions"] == rules["actions"]
+        assert fell.plan["diagnosis"]["llm"]["used"] is False
+        assert why in fell.plan["diagnosis"]["llm"]["reason"], text
 
     def broken(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": "budget spent"}
 
     fallback = run_planner(program, request, sandbox=sandbox, llm=broken)
-    assert fallback.source == "planner"  # the rule-based summary stands without a model
+    assert fallback.plan["actions"] == rules["actions"]
+    assert "the model failed" in fallback.plan["diagnosis"]["llm"]["reason"]
     summary = fallback.plan["diagnosis"]["summary"]
     assert "live examples failed; failures concentrate in channel=chat" in summary

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from service_helpers import Site
 
-from hyperagents.service import Serving, create_service_app
+from hyperagents.service import WANTED_EVENT, Serving, create_service_app
 from hyperagents.storages import MAX_REQUEST_JSON
 
 TOKEN = "s3cret-token-0123456789"
@@ -70,6 +70,20 @@ def test_feedback(site: Site, client: TestClient) -> None:
     assert client.post(url, json={"score": 1}).status_code == 422
     missing = client.post("/api/service/requests/999999/feedback", json={"feedback": 1.0})
     assert missing.status_code == 404
+
+
+def test_wanted_labels_until_one_is_given(site: Site, serving: Serving, client: TestClient) -> None:
+    ids = [
+        client.post("/api/service/answer", json={"inputs": {"x": x}}).json()["request_id"]
+        for x in (0.2, 0.8)
+    ]
+    data = {"request_ids": [str(i) for i in ids] + ["999999", "junk"], "run_id": 7}
+    site.storage.add_service_event(serving.service_id, WANTED_EVENT, "asked", data=data)
+    wanted = client.get("/api/service/wanted").json()["wanted"]
+    assert sorted(w["request_id"] for w in wanted) == sorted(ids)  # unknown ids left out
+    assert all(w["run_id"] == 7 for w in wanted)
+    client.post(f"/api/service/requests/{ids[0]}/feedback", json={"label": "lo"})
+    assert [w["request_id"] for w in client.get("/api/service/wanted").json()["wanted"]] == [ids[1]]
 
 
 def test_feedback_on_another_services_request_is_404(

@@ -5,7 +5,7 @@ this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experimen
 ``_task_cmd``: test-task; ``_arena_cmd``: arena;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
 reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_service_cmd``: serve, feedback,
-promote, rollback, autopilot; ``_play_cmd``: play; ``_rubric_cmd``: rubric draft) and are
+promote, rollback, autopilot, wanted; ``_play_cmd``: play; ``_rubric_cmd``: rubric draft) and are
 registered here, in the order ``--help`` lists them. Commands that create, drive or steer runs
 call the application service (:class:`hyperagents.runs.RunService`).
 """
@@ -30,7 +30,7 @@ from hyperagents.cli._audit_cmd import audit
 from hyperagents.cli._experiment_cmd import experiment, report
 from hyperagents.cli._play_cmd import play
 from hyperagents.cli._rubric_cmd import rubric_app
-from hyperagents.cli._service_cmd import autopilot, feedback, promote, rollback, serve
+from hyperagents.cli._service_cmd import autopilot, feedback, promote, rollback, serve, wanted
 from hyperagents.cli._shared import (
     HostOpt,
     StorageOpt,
@@ -69,6 +69,7 @@ app.command()(_steer.delete)
 app.command("test-task")(test_task)
 app.command()(serve)
 app.command()(feedback)
+app.command()(wanted)
 app.command()(play)
 app.add_typer(rubric_app, name="rubric")
 app.command()(promote)

@@ -1,7 +1,8 @@
 """The service commands: ``serve`` (a run's champion answering requests over HTTP, with
 ``--improve`` its autopilot), ``feedback`` (a label or a score attached to a served request),
-``promote`` and ``rollback`` (a person's decision on the candidate) and ``autopilot`` (its
-state; force or suppress an improvement)."""
+``promote`` and ``rollback`` (a person's decision on the candidate), ``autopilot`` (its
+state; force or suppress an improvement) and ``wanted`` (the requests a plan asked people to
+label)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from hyperagents.cli._shared import (
     whoami,
 )
 
-__all__ = ["autopilot", "feedback", "promote", "rollback", "serve"]
+__all__ = ["autopilot", "feedback", "promote", "rollback", "serve", "wanted"]
 
 
 def serve(
@@ -82,6 +83,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    planner_llm: Annotated[
+        str | None,
+        typer.Option(
+            help="The planner's and teacher's model: an LLM spec, or 'run' for the run's own "
+            "(implies --improve; its calls are recorded with each improvement run).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Answer task requests over HTTP with a run's champion, in warm sandboxes; every
     request, answer, latency and cost is recorded in the storage."""
@@ -99,7 +108,8 @@ def serve(
         model = None if no_llm else (llm or RUN_MODEL)
         secret = token or os.environ.get(SERVICE_TOKEN_ENV_VAR) or None
         check_service_binding(host, secret)
-        settings = _autopilot_settings(autopilot, goal) if improve or autopilot else None
+        wanted_on = improve or autopilot or planner_llm
+        settings = _autopilot_settings(autopilot, goal, planner_llm) if wanted_on else None
         store = existing_storage(storage)
         try:
             service = service_for_run(store, run_name, name=name)
@@ -125,8 +135,9 @@ def serve(
             store.close()
 
 
-def _autopilot_settings(path: Path | None, goal: float | None) -> Any:
-    """The autopilot's settings from its file (JSON or YAML) and ``--goal``.
+def _autopilot_settings(path: Path | None, goal: float | None, planner_llm: str | None) -> Any:
+    """The autopilot's settings from its file (JSON or YAML), ``--goal`` and
+    ``--planner-llm``.
 
     Raises:
         ConfigError: The file is not a mapping, or a setting is invalid.
@@ -149,7 +160,7 @@ def _autopilot_settings(path: Path | None, goal: float | None) -> Any:
         monitor = dict(data.get("monitor") or {})
         monitor["goal"] = {"kind": "threshold", "threshold": goal}
         data = {**data, "monitor": monitor}
-    return parse_settings(AutopilotSettings, data)
+    return parse_settings(AutopilotSettings, data, planner_llm=planner_llm)
 
 
 def feedback(
@@ -279,5 +290,30 @@ def autopilot(
             console.print(
                 f"  {event.created_at:%Y-%m-%d %H:%M:%S}  {event.kind.removeprefix('autopilot.')}"
                 f"  {escape(printable(event.message[:120]))}",
+                highlight=False,
+            )
+
+
+def wanted(service: ServiceArg, storage: StorageOpt = None) -> None:
+    """List the requests a plan asked people to label that have no label yet (give one with
+    ``hyperagents feedback REQUEST_ID --label ...``: it joins the next improvement's data)."""
+    from hyperagents.service import find_service, wanted_labels
+
+    with errors():
+        store = existing_storage(storage)
+        try:
+            record = find_service(store, service)
+            found = wanted_labels(store, record.id)
+            requests = {w["request_id"]: store.get_service_request(w["request_id"]) for w in found}
+        finally:
+            store.close()
+        if not found:
+            console.print(f"service {escape(printable(record.name))}: no label wanted")
+            return
+        for item in found:
+            inputs = json.dumps(requests[item["request_id"]].inputs)[:120]
+            console.print(
+                f"request {item['request_id']} (asked {item['asked_at'][:19]}, run "
+                f"{item['run_id']}): {escape(printable(inputs))}",
                 highlight=False,
             )

@@ -388,7 +388,10 @@ def event_json(event: ServiceEventRecord) -> dict[str, Any]:
 def _autopilot(
     storage: BaseStorage, service_id: int, state: ServiceEventRecord | None
 ) -> dict[str, Any]:
-    """The autopilot's recorded state, trigger, the operator's commands and latest plans."""
+    """The autopilot's recorded state, trigger, the operator's commands, latest plans and the
+    requests they asked people to label (still without one)."""
+    from hyperagents.service import wanted_labels
+
     data = dict(state.data or {}) if state is not None else {}
     seen = int(data.get("commands_seen") or 0)
     commands = storage.list_service_events(
@@ -415,6 +418,7 @@ def _autopilot(
         "commands": [event_json(e) for e in commands],
         "pending": [event_json(e) for e in commands if e.id > seen],
         "plans": plans[-3:],
+        "wanted": wanted_labels(storage, service_id),
     }
 
 

@@ -5,6 +5,11 @@ purpose it was for. That record is also what a resumed run restores its totals f
 keep counting) and what ``--replay`` answers a new run from (no model is called).
 
 A circuit breaker stops a run whose model keeps failing (see :attr:`RunLLM.broken`).
+
+A model whose calls come before their run exists (the service's planner and teacher, whose
+answers shape the improvement run they lead to) is made with ``run_id=None``: its calls wait in
+:attr:`RunLLM.pending` until :meth:`RunLLM.attach` writes them into the run, where they count
+against its budget (a run restores its totals from its recorded calls) like its own.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hyperagents.exceptions import HyperagentsError, LLMBudgetExceeded, LLMError, LLMReplayError
+from hyperagents.exceptions import (
+    HyperagentsError,
+    LLMBudgetExceeded,
+    LLMError,
+    LLMReplayError,
+    RunStateError,
+)
 from hyperagents.llm import (
     CircuitBreaker,
     Gateway,
@@ -200,12 +211,39 @@ def _still_to_serve(recorded: list[LLMCall], earlier: list[LLMCall]) -> list[LLM
     return recorded
 
 
+def _spec_of(call: LLMCall) -> LLMCallSpec:
+    """What storage records of a gateway's call."""
+    extra = {
+        "error_type": call.error_type,
+        "finish_reason": call.finish_reason,
+        "cost_known": call.cost_known,
+        "scope": call.scope,
+        "job": call.job,
+    }
+    return LLMCallSpec(
+        key=call.key,
+        provider=call.provider,
+        model=call.model,
+        request={"messages": list(call.messages), "params": dict(call.params), "extra": extra},
+        reply=call.reply,
+        error=call.error,
+        prompt_tokens=call.prompt_tokens,
+        completion_tokens=call.completion_tokens,
+        cost=call.cost,
+        latency=call.latency,
+        cached=call.cached,
+        attempt=call.attempt,
+        purpose=call.purpose,
+        variant_id=call.variant_id,
+    )
+
+
 class RunLLM:
     """The language model of one run: a gateway that records into the run's storage.
 
     Args:
         storage: Where calls are recorded.
-        run_id: The run.
+        run_id: The run (None: the calls wait in :attr:`pending` until :meth:`attach`).
         spec: The provider spec (``openai:M``, ``http://…#M``, ``scripted:FILE``…).
         replay_of: A run id whose recorded calls answer instead of any model.
         seed: Seed of the gateway's retry jitter.
@@ -227,7 +265,7 @@ class RunLLM:
     def __init__(
         self,
         storage: BaseStorage,
-        run_id: int,
+        run_id: int | None,
         *,
         spec: str | None,
         replay_of: int | None = None,
@@ -243,6 +281,9 @@ class RunLLM:
     ) -> None:
         self._storage = storage
         self._run_id = run_id
+        #: Calls made while no run is attached (see :meth:`attach`), oldest first.
+        self.pending: list[LLMCall] = []
+        self._pending_lock = threading.Lock()
         self.limits = limits or RequestLimits()
         self._replaying = replay_of is not None
         self._name: str | None = None
@@ -264,7 +305,7 @@ class RunLLM:
             "prices": prices,
             "recorder": self._record,
         }
-        earlier = calls_from_storage(storage, run_id)
+        earlier = [] if run_id is None else calls_from_storage(storage, run_id)
         if replay_of is not None:
             recorded = calls_from_storage(storage, replay_of)
             self.gateway = Gateway.for_replay(_still_to_serve(recorded, earlier), **options)
@@ -297,34 +338,29 @@ class RunLLM:
                 variants={vid: Usage.from_calls(calls) for vid, calls in by_variant.items()},
             )
 
+    def attach(self, run_id: int) -> None:
+        """Record the pending calls into the run ``run_id``, and every later call too.
+
+        Raises:
+            RunStateError: A run is attached already.
+            RunNotFoundError: No such run.
+        """
+        with self._pending_lock:
+            if self._run_id is not None:
+                raise RunStateError(f"the model already records into run {self._run_id}")
+            for call in self.pending:
+                self._storage.add_llm_call(run_id, _spec_of(call))
+            self.pending.clear()
+            self._run_id = run_id
+
     def _record(self, call: LLMCall) -> None:
-        extra = {
-            "error_type": call.error_type,
-            "finish_reason": call.finish_reason,
-            "cost_known": call.cost_known,
-            "scope": call.scope,
-            "job": call.job,
-        }
-        request = {"messages": list(call.messages), "params": dict(call.params), "extra": extra}
-        self._storage.add_llm_call(
-            self._run_id,
-            LLMCallSpec(
-                key=call.key,
-                provider=call.provider,
-                model=call.model,
-                request=request,
-                reply=call.reply,
-                error=call.error,
-                prompt_tokens=call.prompt_tokens,
-                completion_tokens=call.completion_tokens,
-                cost=call.cost,
-                latency=call.latency,
-                cached=call.cached,
-                attempt=call.attempt,
-                purpose=call.purpose,
-                variant_id=call.variant_id,
-            ),
-        )
+        if self._run_id is None:
+            with self._pending_lock:
+                if self._run_id is None:
+                    self.pending.append(call)
+                    return
+        assert self._run_id is not None
+        self._storage.add_llm_call(self._run_id, _spec_of(call))
 
     def handler(self, *, variant_id: int | None, purpose: str, scope: str = "") -> Handler:
         """The function answering ``llm.complete`` calls of one sandboxed job attempt.
@@ -428,6 +464,8 @@ class RunLLM:
     def _run_name(self) -> str:
         """The run's name, quoted for a shell (read once)."""
         if self._name is None:
+            if self._run_id is None:
+                return "RUN"
             try:
                 self._name = shlex.quote(self._storage.get_run(self._run_id).name)
             except HyperagentsError:

@@ -49,10 +49,7 @@ from hyperagents.service._improve import (
     IMPROVEMENT_ATTR,
     ImprovementBudget,
     ImprovementOutcome,
-    PlanSettings,
-    PlanStep,
     base_task_of,
-    improve_with_plans,
     improvement_outcome,
     plan_levers,
     start_improvement,
@@ -63,6 +60,7 @@ from hyperagents.service._live import (
     MAX_EXAMPLE_BYTES,
     MAX_KIND_BYTES,
     MAX_LIVE_EXAMPLES,
+    TRAIN_ONLY_SOURCES,
     LiveExample,
     LiveSplit,
     LiveTask,
@@ -71,6 +69,14 @@ from hyperagents.service._live import (
     split_live,
 )
 from hyperagents.service._monitor import Monitor, MonitorSettings
+from hyperagents.service._more_data import (
+    DATA_EVENT,
+    WANTED_EVENT,
+    DataOutcome,
+    act_on_data,
+    wanted_ids,
+    wanted_labels,
+)
 from hyperagents.service._observations import Observation
 from hyperagents.service._planner import (
     ACTION_KINDS,
@@ -90,6 +96,7 @@ from hyperagents.service._planner import (
     run_planner,
     seed_planner,
 )
+from hyperagents.service._planning import RUN_LLM, PlanSettings, PlanStep, improve_with_plans
 from hyperagents.service._records import (
     attach_feedback,
     find_service,
@@ -139,6 +146,7 @@ __all__ = [
     "ACTION_KINDS",
     "COMMAND_EVENT",
     "CRITERION_OPS",
+    "DATA_EVENT",
     "DATA_SOURCES",
     "IMPROVEMENT_ATTR",
     "LIVE_ID_PREFIX",
@@ -149,17 +157,21 @@ __all__ = [
     "MODEL_COOLDOWN",
     "PAGE_LIMIT",
     "PLANNER_FILE",
+    "RUN_LLM",
     "RUN_MODEL",
     "SERVICE_TOKEN_ENV_VAR",
     "SHADOW_BACKLOG",
     "SLICES",
     "STATE_EVENT",
+    "TRAIN_ONLY_SOURCES",
+    "WANTED_EVENT",
     "Admitted",
     "Answer",
     "Arm",
     "Autopilot",
     "AutopilotSettings",
     "CriteriaCheck",
+    "DataOutcome",
     "Detector",
     "DetectorSettings",
     "DriftMonitor",
@@ -194,6 +206,7 @@ __all__ = [
     "TriggerDecision",
     "TriggerPolicy",
     "Verdict",
+    "act_on_data",
     "assign_arm",
     "attach_feedback",
     "average_run_length",
@@ -236,4 +249,6 @@ __all__ = [
     "split_live",
     "start_improvement",
     "unseen_rate",
+    "wanted_ids",
+    "wanted_labels",
 ]

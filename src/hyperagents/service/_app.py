@@ -40,6 +40,7 @@ from hyperagents.dashboard import (
     library_error,
 )
 from hyperagents.exceptions import HyperagentsError
+from hyperagents.service._more_data import wanted_labels
 from hyperagents.service._records import attach_feedback, request_json
 from hyperagents.service._serving import Serving
 from hyperagents.storages import ARMS, MAX_REQUEST_JSON
@@ -166,6 +167,14 @@ def requests(
             "next_after_id": found[-1].id if full else None,
         }
     )
+
+
+@router.get("/wanted")
+def wanted(request: Request) -> Response:
+    """The requests a plan asked people to label that have no label yet (post one with
+    ``POST /requests/{id}/feedback``: it joins the next improvement's train data)."""
+    serving = _serving(request)
+    return JSONResponse({"wanted": wanted_labels(serving.storage, serving.service_id)})
 
 
 @router.get("/status")

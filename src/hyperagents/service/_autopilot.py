@@ -15,6 +15,8 @@
    planning agent plans, an improvement run starts from the serving champion's program with
    the live data in train (a held-back slice apart), its criteria are checked, it re-plans
    when they are unmet. The champion keeps answering all the while: nothing waits for it.
+   What the improvement's runs spent on models (planning and teaching included) counts
+   against the trigger's budget.
 4. **Prove.** A candidate whose plan met its criteria enters the service's routing, first in
    shadow (it answers the same requests beside the champion; labelled requests give paired
    qualities), then under A/B with a share of the traffic; the :class:`SequentialTest`
@@ -42,9 +44,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperagents.exceptions import ConfigError, HyperagentsError
+from hyperagents.exceptions import ConfigError, HyperagentsError, RunNotFoundError
 from hyperagents.service._live import LiveExample
 from hyperagents.service._monitor import Monitor
+from hyperagents.service._more_data import wanted_ids
 from hyperagents.service._observations import Observation
 from hyperagents.service._sequential import Arm, Phase, SequentialTest, Verdict
 from hyperagents.service._steering import (
@@ -441,7 +444,8 @@ class Autopilot:
 
     def live_examples(self) -> list[LiveExample]:
         """The latest requests the champion answered with a label or feedback, oldest
-        first (the data an improvement gets)."""
+        first (the data an improvement gets; a label a plan asked people for is marked
+        ``source="people"``: train only)."""
         rows = self.storage.list_service_requests(
             self.service_id,
             arms=["champion", "candidate"],
@@ -450,6 +454,7 @@ class Autopilot:
             newest_first=True,
             limit=self.settings.live_examples,
         )
+        wanted = wanted_ids(self.storage, self.service_id)  # labels a plan asked for
         return [
             LiveExample(
                 request_id=str(r.id),
@@ -457,6 +462,7 @@ class Autopilot:
                 output=r.output,
                 label=r.label,
                 feedback=r.feedback,
+                source="people" if r.label is not None and str(r.id) in wanted else None,
             )
             for r in reversed(rows)
         ]
@@ -474,11 +480,25 @@ class Autopilot:
             self._save()
             return
         self.state.last_plans = result.plans[-3:]
+        self.trigger.record_cost(self._spent(result))
         if result.candidate is None:
             self._log("autopilot.no_candidate", "no plan met its criteria", {"plans": result.plans})
             self._save()
             return
         self._start_test(result)
+
+    def _spent(self, result: Improvement) -> float:
+        """What the models of an improvement's runs cost (their recorded calls: planning,
+        teaching and the runs' own), for the trigger's budget."""
+        spent = 0.0
+        for step in result.plans:
+            run_id = step.get("run_id") if isinstance(step, dict) else None
+            if isinstance(run_id, int) and not isinstance(run_id, bool):
+                try:
+                    spent += float(self.storage.llm_usage(run_id)["cost"])
+                except RunNotFoundError:
+                    continue
+        return max(0.0, spent)
 
     def _start_test(self, result: Improvement) -> None:
         service = self.storage.get_service(self.service_id)

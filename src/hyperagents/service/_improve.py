@@ -18,8 +18,8 @@ sandbox with trusted scoring, on the labelled live examples given to training
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hyperagents.evaluation import evaluate_stage
@@ -28,7 +28,6 @@ from hyperagents.program import Program
 from hyperagents.runs import (
     BUDGET_FIELDS,
     Mode,
-    ResumeRequest,
     RunConfig,
     RunRef,
     RunService,
@@ -38,25 +37,15 @@ from hyperagents.runs import (
     own_sandbox,
 )
 from hyperagents.sandbox import Limits
-from hyperagents.service._drift import declared_features
 from hyperagents.service._live import (
     LIVE_ID_PREFIX,
     LIVE_TASK_SPEC,
     LiveExample,
-    LiveSplit,
     LiveTask,
     live_task_options,
     split_live,
 )
-from hyperagents.service._planner import (
-    CriteriaCheck,
-    PlanLimits,
-    PlanRecord,
-    check_criteria,
-    planner_request,
-    replan_request,
-    run_planner,
-)
+from hyperagents.service._planner import PlanRecord
 from hyperagents.storages import RunRecord, VariantRecord, VariantState
 from hyperagents.tasks import Instance, Split, Task, load_task, stored_task_options
 
@@ -64,10 +53,7 @@ __all__ = [
     "IMPROVEMENT_ATTR",
     "ImprovementBudget",
     "ImprovementOutcome",
-    "PlanSettings",
-    "PlanStep",
     "base_task_of",
-    "improve_with_plans",
     "improvement_outcome",
     "plan_levers",
     "start_improvement",
@@ -401,151 +387,3 @@ def _live_scores(
             "candidate": None if candidate is None else values[-1],
         }
     return scores
-
-
-@dataclass(frozen=True)
-class PlanStep:
-    """One plan and what came of it, as the service stores and shows it.
-
-    Attributes:
-        plan: The plan (with the planner's failure when it fell back).
-        run_id: The improvement run that carried it out.
-        outcome: How that run came out.
-        check: The verdict on the plan's criteria.
-    """
-
-    plan: PlanRecord
-    run_id: int
-    outcome: ImprovementOutcome
-    check: CriteriaCheck
-
-    def as_json(self) -> dict[str, Any]:
-        """The step as a JSON object."""
-        return {
-            "plan": self.plan.as_json(),
-            "run_id": self.run_id,
-            "outcome": self.outcome.as_json(),
-            "check": self.check.as_json(),
-        }
-
-
-@dataclass(frozen=True)
-class PlanSettings:
-    """How plans are made and re-made.
-
-    Attributes:
-        max_replans: New plans made at most after the first one's criteria are unmet.
-        features: The input features failures are grouped by (None: the categorical ones
-            the task declares with ``input_features()``, else the planner's choice).
-        limits: Bounds on the planner and its plans.
-        llm: The engine-side handler of the planner's ``llm.complete`` calls (None: none).
-    """
-
-    max_replans: int = 2
-    features: tuple[str, ...] | None = None
-    limits: PlanLimits = field(default_factory=PlanLimits)
-    llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-
-
-def _first_request(
-    champion: VariantRecord,
-    split: LiveSplit,
-    task: Task,
-    budget: ImprovementBudget,
-    settings: PlanSettings,
-) -> dict[str, Any]:
-    """The first plan's request: the train and feedback live examples (never held-back ones)
-    and the served champion's scores (val as recorded, live_train from what it served)."""
-    shown = list(split.train) + list(split.feedback)
-    features = settings.features
-    if features is None:  # the categories the task declares, else the planner's choice
-        declared = [f.key for f in declared_features(task) if f.kind == "categorical"]
-        features = tuple(declared) or None
-    request = planner_request(
-        task,
-        shown,
-        served={"val": champion.scores.get("val")},
-        budget={"generations": budget.generations, "max_seconds": budget.max_seconds},
-        held_back=len(split.held_back),
-        features=features,
-        llm=settings.llm is not None,
-        limits=settings.limits,
-    )
-    scored = [e["score"] for e in request["examples"] if "score" in e]
-    request["served"]["live_train"] = task.aggregate(scored) if scored else None
-    return request
-
-
-def improve_with_plans(
-    service: RunService,
-    *,
-    run: RunRef,
-    live: Sequence[LiveExample],
-    budget: ImprovementBudget = ImprovementBudget(),
-    holdout_fraction: float = 0.0,
-    seed: int = 0,
-    settings: PlanSettings = PlanSettings(),
-    variant: VariantRef | None = None,
-) -> list[PlanStep]:
-    """Plan, improve, check the plan's criteria, and re-plan while they are unmet (at most
-    ``settings.max_replans`` times); each improvement run is driven here, to its end.
-
-    Args:
-        service: The application service.
-        run: The served run (its champion is improved).
-        live: The live examples.
-        budget: The budget offered to each plan (a plan may ask for fewer or more
-            generations, within its limits; its time within the time offered).
-        holdout_fraction: The share of labelled live inputs held back (the same slice for
-            every plan).
-        seed: The seed of the runs and of the held-back draw.
-        settings: The planner's bounds, re-plans, features and model.
-        variant: The served variant to improve, a variant of ``run`` (default: the run's
-            champion).
-
-    Returns:
-        The steps in order; the last one's check is met, or the re-plans ran out.
-
-    Raises:
-        RunNotFoundError: No such run.
-        RunStateError: The run has no champion yet.
-        ConfigError: A bad budget, holdout fraction or live example.
-        SandboxError: The sandbox itself broke while evaluating an outcome.
-    """
-    served = service.find_run(run)
-    champion = _served_variant(service, served, variant)
-    split = split_live(live, holdout_fraction=holdout_fraction, seed=seed)
-    base, base_options = base_task_of(served)
-    task = load_task(base, base_options)
-    request = _first_request(champion, split, task, budget, settings)
-    program = service.storage.get_program(str(champion.program_id))
-    steps: list[PlanStep] = []
-    for attempt in range(max(0, settings.max_replans) + 1):
-        with own_sandbox(RunConfig.parse(dict(served.config)), task) as sandbox:
-            record = run_planner(
-                program, request, sandbox=sandbox, limits=settings.limits, llm=settings.llm
-            )
-        asked = record.plan["budget"]
-        planned = replace(
-            budget, generations=asked["generations"], max_seconds=asked["max_seconds"]
-        )
-        run_id = start_improvement(
-            service,
-            run=served.id,
-            live=live,
-            variant=champion.id,
-            budget=planned,
-            holdout_fraction=holdout_fraction,
-            seed=seed + attempt,  # each plan's run its own; the held-back slice the same
-            holdout_seed=seed,
-            plan=record,
-            drive="none",
-        )
-        service.resume(ResumeRequest(run=run_id, workers=planned.workers)).optimize()
-        outcome = improvement_outcome(service, run_id)
-        check = check_criteria(record.plan, outcome)
-        steps.append(PlanStep(record, run_id, outcome, check))
-        if check.met:
-            break
-        request = replan_request(request, record, check)
-    return steps

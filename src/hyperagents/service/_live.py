@@ -15,6 +15,12 @@ number in ``[0, 1]``). :func:`split_live` divides a batch into
   from before a drift) and is checked on its own as well (see
   :func:`hyperagents.service.improvement_outcome`).
 
+A label a plan brought in (``source``: ``teacher``, the configured model's answer; ``self``,
+the champion's own answer the task's verifier accepted; ``people``, a label a plan asked people
+for; see :mod:`hyperagents.service._more_data`) joins train only: it is never held back, and a
+held-back example with such a source is dropped. Its inputs never join a held-back slice
+either.
+
 The three are disjoint by request id *and* by inputs (examples with the same inputs, compared
 as canonical JSON, always land on the same side; where one of them has a label, those with
 feedback only are dropped). Test stays the task's own, and val the task's own plus the
@@ -53,6 +59,7 @@ __all__ = [
     "MAX_EXAMPLE_BYTES",
     "MAX_KIND_BYTES",
     "MAX_LIVE_EXAMPLES",
+    "TRAIN_ONLY_SOURCES",
     "LiveExample",
     "LiveSplit",
     "LiveTask",
@@ -71,6 +78,8 @@ MAX_LIVE_EXAMPLES = 256
 MAX_EXAMPLE_BYTES = 16 * 1024
 #: The most JSON the examples of one kind (train, feedback, held back) take in a run's config.
 MAX_KIND_BYTES = 512 * 1024
+#: Where a label a plan brought in comes from (train only, never a gate).
+TRAIN_ONLY_SOURCES = ("teacher", "self", "people")
 #: The longest request id.
 _MAX_ID_CHARS = 200
 
@@ -85,6 +94,8 @@ class LiveExample:
         output: What the served champion answered (JSON).
         label: The correct output, from a person or an oracle (None: not labelled).
         feedback: A score of the served output in ``[0, 1]`` (None: none given).
+        source: Where the label comes from when a plan brought it in (one of
+            :data:`TRAIN_ONLY_SOURCES`: train only); None for any other label.
     """
 
     request_id: str
@@ -92,9 +103,16 @@ class LiveExample:
     output: Any
     label: Any = None
     feedback: float | None = None
+    source: str | None = None
 
     def __post_init__(self) -> None:
-        """Raises: ConfigError: A bad id, feedback outside [0, 1], or too large / not JSON."""
+        """Raises: ConfigError: A bad id, feedback outside [0, 1], an unknown source, or too
+        large / not JSON."""
+        if self.source is not None and (self.source not in TRAIN_ONLY_SOURCES or not self.labelled):
+            raise ConfigError(
+                f"live example {self.request_id}: a source ({', '.join(TRAIN_ONLY_SOURCES)}) "
+                "goes with a label"
+            )
         if not isinstance(self.request_id, str) or not 0 < len(self.request_id) <= _MAX_ID_CHARS:
             raise ConfigError(f"a live example needs a request id of 1..{_MAX_ID_CHARS} chars")
         if self.feedback is not None:
@@ -118,15 +136,21 @@ class LiveExample:
         """Whether it has a label (and can be scored)."""
         return self.label is not None
 
+    @property
+    def may_gate(self) -> bool:
+        """Whether it may join a held-back slice: a label no plan brought in."""
+        return self.labelled and self.source is None
+
     def as_json(self) -> dict[str, Any]:
-        """The example as a JSON object (what a run stores)."""
-        return {
+        """The example as a JSON object (what a run stores; ``source`` only when set)."""
+        data = {
             "request_id": self.request_id,
             "inputs": self.inputs,
             "output": self.output,
             "label": self.label,
             "feedback": self.feedback,
         }
+        return data if self.source is None else {**data, "source": self.source}
 
     @classmethod
     def from_json(cls, data: Any) -> LiveExample:
@@ -137,7 +161,7 @@ class LiveExample:
         """
         if not isinstance(data, Mapping) or not isinstance(data.get("request_id"), str):
             raise ConfigError(f"not a live example: {str(data)[:200]}")
-        unknown = set(data) - {"request_id", "inputs", "output", "label", "feedback"}
+        unknown = set(data) - {"request_id", "inputs", "output", "label", "feedback", "source"}
         if unknown:
             raise ConfigError(f"live example: unknown keys {sorted(unknown)}")
         return cls(
@@ -146,6 +170,7 @@ class LiveExample:
             output=data.get("output"),
             label=data.get("label"),
             feedback=data.get("feedback"),
+            source=data.get("source"),
         )
 
 
@@ -190,7 +215,9 @@ def split_live(
     Args:
         examples: The batch (a request id given twice: its last example counts).
         holdout_fraction: The share of the labelled inputs to hold back, in ``[0, 1)``
-            (rounded up when above 0, and at least one labelled input stays for train).
+            (rounded up when above 0, and at least one labelled input stays for train); only
+            inputs labelled from outside the service (:attr:`LiveExample.may_gate`) may be, and
+            a label the service made for a held-back input is dropped.
         seed: Which inputs are held back.
 
     Raises:
@@ -199,7 +226,7 @@ def split_live(
     if not (0.0 <= holdout_fraction < 1.0):
         raise ConfigError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     groups = _groups(examples)
-    labelled = [key for key, group in groups.items() if any(e.labelled for e in group)]
+    labelled = [key for key, group in groups.items() if any(e.may_gate for e in group)]
     count = math.ceil(holdout_fraction * len(labelled)) if holdout_fraction > 0 else 0
     count = min(count, max(0, len(labelled) - 1))
     held = set(random.Random(seed).sample(sorted(labelled), count))
@@ -210,7 +237,9 @@ def split_live(
     for key, group in groups.items():
         has_label = any(e.labelled for e in group)
         for example in group:
-            if example.labelled:
+            if example.labelled and key in held and not example.may_gate:
+                dropped.append(_drop(example, "its inputs are held back"))
+            elif example.labelled:
                 (held_back if key in held else train).append(example)
             elif has_label:
                 dropped.append(_drop(example, "its inputs have a label"))
@@ -346,7 +375,10 @@ class LiveTask(Task):
         self._train = self._admitted(_examples(train, "train"), gate, taken)
         self._feedback = self._admitted(_examples(feedback, "feedback"), gate, taken)
         seen = train_keys | {inputs_key(e.inputs) for e in self._train + self._feedback}
-        self._held_back = self._admitted(_examples(held_back, "held-back"), seen, taken)
+        stored = _examples(held_back, "held-back")
+        never = "a label a plan brought in never gates"
+        self.dropped += [_drop(e, never) for e in stored if not e.may_gate]
+        self._held_back = self._admitted(tuple(e for e in stored if e.may_gate), seen, taken)
 
     def _admitted(
         self, examples: Sequence[LiveExample], excluded: set[str], taken: set[str]

@@ -13,6 +13,7 @@ from hyperagents.dashboard import check_binding, is_loopback
 from hyperagents.service._app import create_service_app
 from hyperagents.service._autopilot import Autopilot
 from hyperagents.service._drift import declared_features
+from hyperagents.service._planning import RUN_LLM
 from hyperagents.service._serving import RUN_MODEL, Serving
 from hyperagents.service._steering import AutopilotSettings, plan_improver
 from hyperagents.storages import BaseStorage
@@ -54,7 +55,7 @@ def serve(
 
     Raises:
         ConfigError: An unsafe binding, or the run's sandbox cannot work here.
-        LLMConfigError: The model's spec is invalid.
+        LLMConfigError: The model's spec (or the planner's) is invalid.
         ServiceNotFoundError: No such service.
     """
     import uvicorn
@@ -105,7 +106,11 @@ def _start_autopilot(
 ) -> _Pilot | None:
     if settings is None:
         return None
+    from hyperagents.llm import parse_llm_spec
     from hyperagents.runs import RunService
+
+    if settings.planner_llm not in (None, RUN_LLM):
+        parse_llm_spec(settings.planner_llm)  # a bad spec stops here, not at each improvement
 
     improver = plan_improver(RunService(storage), settings)
     autopilot = Autopilot(

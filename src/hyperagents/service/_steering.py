@@ -19,14 +19,10 @@ from pydantic import Field
 
 from hyperagents.exceptions import ConfigError, LLMError, RunStateError, TaskError
 from hyperagents.runs import RunService
-from hyperagents.service._improve import (
-    ImprovementBudget,
-    PlanSettings,
-    PlanStep,
-    improve_with_plans,
-)
+from hyperagents.service._improve import ImprovementBudget
 from hyperagents.service._live import LiveExample
 from hyperagents.service._monitor import MonitorSettings
+from hyperagents.service._planning import PlanSettings, PlanStep, improve_with_plans
 from hyperagents.service._sequential import SequentialSettings
 from hyperagents.service._settings import Settings
 from hyperagents.service._trigger import Override, TriggerPolicy
@@ -92,6 +88,16 @@ class AutopilotSettings(Settings):
     max_replans: int = Field(default=1, ge=0, description="re-plans when criteria are unmet")
     feedback_wait_s: float = Field(
         default=30.0, ge=0, description="seconds a request waits for feedback before counted"
+    )
+    planner_llm: str | None = Field(
+        default=None,
+        description="the planner's and teacher's model: an LLM spec, or 'run' for the served "
+        "run's own (None: none; calls are recorded with each improvement run)",
+    )
+    max_cost: float | None = Field(
+        default=None,
+        gt=0,
+        description="LLM budget in dollars of each plan (planning, teacher, run)",
     )
     approval: bool = Field(default=False, description="a person confirms each promotion")
     poll_s: float = Field(default=1.0, gt=0, description="seconds between two steps")
@@ -200,8 +206,10 @@ Improver = Callable[[Sequence[LiveExample], ServiceRecord], Improvement]
 def plan_improver(
     run_service: RunService, settings: AutopilotSettings, *, plan: PlanSettings | None = None
 ) -> Improver:
-    """The default improver: plans, improvement runs and criteria by :func:`improve_with_plans`
-    from the serving champion's own run; the candidate is the last plan's run champion when
+    """The default improver: plans, data actions, improvement runs and criteria by
+    :func:`improve_with_plans` from the serving champion's own run (its planning model
+    ``settings.planner_llm`` unless ``plan`` says otherwise; the service's log records the
+    data actions); the candidate is the last plan's run champion when
     that plan's criteria are met and it is a new program."""
 
     def improve(live: Sequence[LiveExample], service: ServiceRecord) -> Improvement:
@@ -209,8 +217,10 @@ def plan_improver(
         budget = ImprovementBudget(
             generations=settings.generations,
             max_seconds=settings.max_seconds,
+            max_cost=settings.max_cost,
             workers=settings.workers,
         )
+        chosen = plan or PlanSettings(max_replans=settings.max_replans, model=settings.planner_llm)
         steps: list[PlanStep] = improve_with_plans(
             run_service,
             run=champion.run_id,
@@ -219,7 +229,8 @@ def plan_improver(
             budget=budget,
             holdout_fraction=settings.holdout_fraction,
             seed=settings.seed,
-            settings=plan or PlanSettings(max_replans=settings.max_replans),
+            settings=chosen,
+            service_id=service.id,
         )
         last = steps[-1] if steps else None
         good = last is not None and last.check.met and last.outcome.improved

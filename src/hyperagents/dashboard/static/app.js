@@ -1014,7 +1014,7 @@ async function pageService(name) {
     h("div", { class: "cards" }, abCard(name, row, d.ab), autopilotCard(name, d.autopilot), monitorCard(d.monitor)),
     card("Traffic and quality over time", serviceChart(series)),
     card("Input drift", driftTable(d.monitor)),
-    card("Plans", plansView(d.autopilot.plans)),
+    card("Plans", plansView(d.autopilot.plans), wantedView(d.autopilot.wanted || [])),
     card("Log", serviceEvents(base, log))));
 }
 
@@ -1119,7 +1119,9 @@ function plansView(plans) {
         step.run_id ? [" · improvement run ", h("a", { href: `#/run/${step.run_id}`, text: `#${step.run_id}` })] : null),
       h("p", { text: diagnosis.summary || JSON.stringify(diagnosis) }),
       record.error ? h("p", { class: "reason failed", text: record.error }) : null,
+      diagnosis.llm ? h("p", { class: "muted", text: diagnosis.llm.used ? "planned with the model" : `the model's plan was not used: ${diagnosis.llm.reason || ""}` }) : null,
       h("ul", { class: "plain" }, (plan.actions || []).map((a) => h("li", { text: `${a.kind}: ${JSON.stringify(Object.fromEntries(Object.entries(a).filter(([k]) => k !== "kind")))}` }))),
+      (step.data || []).length ? h("ul", { class: "plain data-actions" }, step.data.map((d) => h("li", { text: d.source === "people" ? `people: ${d.wanted.length} requests want a label` : `${d.source}: ${d.kept} of ${d.asked} labelled${(d.refused || []).length ? ` (${d.refused[0]})` : ""}` }))) : null,
       check.results.length ? h("table", { class: "grid compact" },
         h("thead", {}, h("tr", {}, ["criterion", "actual", "target", "met"].map((c) => h("th", { text: c })))),
         h("tbody", {}, check.results.map((r) => h("tr", { class: r.met ? "" : "error" },
@@ -1128,6 +1130,13 @@ function plansView(plans) {
           h("td", { text: r.met ? "met" : `unmet${r.reason ? `: ${r.reason}` : ""}` })))))
         : null);
   }));
+}
+
+function wantedView(wanted) {
+  if (!wanted.length) return null;
+  return h("div", { id: "wanted" }, h("h4", { text: `Labels wanted (${wanted.length})` }),
+    h("p", { class: "muted", text: "requests a plan asked people to label: hyperagents feedback REQUEST_ID --label ..." }),
+    h("ul", { class: "plain" }, wanted.map((w) => h("li", { text: `request ${w.request_id} (asked ${when(w.asked_at)}, run #${w.run_id})` }))));
 }
 
 function serviceEvents(base, first) {

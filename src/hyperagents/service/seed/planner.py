@@ -17,12 +17,21 @@ the value plus the optional margin).
 This default needs no language model: failures are grouped by the declared input features
 (else the inputs' top-level keys with short text, boolean or integer values), by the output
 served and by the label, and a group whose failure rate is well above the overall rate is a
-concentration. When the request says a model is configured and ``use_llm`` is set, the model
-is asked for a one-line summary of the diagnosis (its reply is text only, never a plan).
+concentration.
+
+When the request says a model is configured and ``use_llm`` is set, the model is shown the
+diagnosis and the rule-based actions and asked for a JSON object ``{"summary": "...",
+"actions": [...]}``: its summary and actions replace the rules' (the criteria and the budget
+stay the rules'). The reply is parsed strictly: not one JSON object, an unknown key, an action
+of an unknown kind or source, a request id that was not shown, a weight update for a program
+without a model: the rule-based plan stands, and the diagnosis says why
+(``diagnosis["llm"] = {"used": false, "reason": ...}``). A model that fails or is out of budget
+gives the same fallback. Nothing the model says can fail the plan.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 try:  # the sandbox's bridge to the run's language model
@@ -102,23 +111,104 @@ def _concentrations(examples: list[dict[str, Any]], features: list[str]) -> list
     return found[: int(PARAMS["max_groups"])]
 
 
-def _summary(diagnosis: dict[str, Any], request: dict[str, Any]) -> str:
-    """One line about the diagnosis (from the model when one is configured and wanted)."""
+def _summary(diagnosis: dict[str, Any]) -> str:
+    """One line about the diagnosis."""
     top = diagnosis["concentrations"][:3]
     where = ", ".join(f"{g['group']} ({g['failures']}/{g['examples']})" for g in top)
     text = f"{diagnosis['failures']} of {diagnosis['examples']} live examples failed"
-    text += f"; failures concentrate in {where}" if where else "; no concentration found"
-    if PARAMS["use_llm"] and request.get("llm") and llm is not None:
-        try:
-            reply = llm.complete(
-                f"Summarise in one sentence where this agent fails: {text}",
-                max_tokens=80,
-                purpose="plan",
-            )
-            return str(reply).strip()[:300] or text
-        except Exception:  # no model, a spent budget: the rule-based summary stands
-            return text
-    return text
+    return text + (f"; failures concentrate in {where}" if where else "; no concentration found")
+
+
+_KINDS = ("harness_edit", "more_data", "weight_update")
+_SOURCES = ("teacher", "people", "self")
+
+
+def _prompt(request: dict[str, Any], diagnosis: dict[str, Any], actions: list[Any]) -> str:
+    """What the model is asked: the diagnosis, the rules' actions, the format."""
+    unlabelled = [e["id"] for e in request.get("examples", []) if "label" not in e][:50]
+    shown = {k: v for k, v in diagnosis.items() if k != "summary"}
+    task = request.get("task") or {}
+    return (
+        f"You plan the improvement of a deployed agent for the task {task.get('name')!r}: "
+        f"{task.get('description')}\n"
+        f"Diagnosis of its live failures: {json.dumps(shown, sort_keys=True)}\n"
+        f"Served scores: {json.dumps(request.get('served'), sort_keys=True)}\n"
+        f"Unlabelled live requests: {json.dumps(unlabelled)}\n"
+        f"A rule-based plan would take these actions: {json.dumps(actions)}\n"
+        'Reply with one JSON object and nothing else: {"summary": "one sentence on where '
+        'the agent fails", "actions": [...]}, each action {"kind": "harness_edit", "focus": '
+        '[group, ...]}, {"kind": "more_data", "source": "teacher" | "people" | "self", '
+        '"request_ids": [...], "focus": [...]} or {"kind": "weight_update"} (only when the '
+        f"program carries a model: {bool(request.get('has_model'))})."
+    )
+
+
+def _reply_json(reply: str) -> Any:
+    """The reply's JSON object (a ```json fence around it allowed).
+
+    Raises:
+        ValueError: Not one JSON value.
+    """
+    text = reply.strip()
+    if text.startswith("```") and text.endswith("```"):
+        text = text[3:-3].removeprefix("json").strip()
+    return json.loads(text)
+
+
+def _checked_action(raw: Any, request: dict[str, Any], shown: set[str]) -> dict[str, Any]:
+    """One of the model's actions, checked.
+
+    Raises:
+        ValueError: Out of the format.
+    """
+    if not isinstance(raw, dict) or raw.get("kind") not in _KINDS:
+        raise ValueError(f"an action of an unknown kind: {str(raw)[:100]}")
+    if not set(raw) <= {"kind", "source", "request_ids", "focus"}:
+        raise ValueError(f"unknown keys in an action: {sorted(set(raw))}")
+    if raw["kind"] == "weight_update" and not request.get("has_model"):
+        raise ValueError("a weight update for a program without a model")
+    action: dict[str, Any] = {"kind": raw["kind"]}
+    focus = raw.get("focus", [])
+    if not isinstance(focus, list) or not all(isinstance(f, str) for f in focus):
+        raise ValueError("focus must be a list of strings")
+    if raw["kind"] != "weight_update":
+        action["focus"] = focus[:10]
+    if raw["kind"] == "more_data":
+        ids = raw.get("request_ids", [])
+        if raw.get("source") not in _SOURCES:
+            raise ValueError(f"more data from an unknown source: {str(raw.get('source'))[:50]}")
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i in shown for i in ids):
+            raise ValueError("request_ids must be ids of the examples shown")
+        action.update(source=raw["source"], request_ids=ids[:100])
+    return action
+
+
+def _model_plan(
+    request: dict[str, Any], diagnosis: dict[str, Any], actions: list[Any]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The model's summary and actions.
+
+    Raises:
+        ValueError: The model failed, or its reply is out of the format.
+    """
+    assert llm is not None
+    try:
+        reply = llm.complete(_prompt(request, diagnosis, actions), max_tokens=800, purpose="plan")
+    except Exception as exc:  # no model, a spent budget, a failed call
+        raise ValueError(f"the model failed: {str(exc)[:200]}") from None
+    try:
+        data = _reply_json(str(reply))
+    except ValueError:
+        raise ValueError("the reply is not one JSON object") from None
+    if not isinstance(data, dict) or set(data) != {"summary", "actions"}:
+        raise ValueError("the reply must be an object with exactly summary and actions")
+    summary, raw_actions = data["summary"], data["actions"]
+    if not isinstance(summary, str) or not summary.strip():
+        raise ValueError("the summary must be a non-empty string")
+    if not isinstance(raw_actions, list) or not raw_actions:
+        raise ValueError("actions must be a non-empty list")
+    shown = {str(e.get("id")) for e in request.get("examples", [])}
+    return summary.strip()[:300], [_checked_action(a, request, shown) for a in raw_actions[:16]]
 
 
 def _actions(request: dict[str, Any], diagnosis: dict[str, Any]) -> list[dict[str, Any]]:
@@ -189,10 +279,17 @@ def plan(request: dict[str, Any]) -> dict[str, Any]:
     }
     if request.get("failed_criteria"):
         diagnosis["unmet_before"] = request["failed_criteria"][:10]
-    diagnosis["summary"] = _summary(diagnosis, request)
+    diagnosis["summary"] = _summary(diagnosis)
+    actions = _actions(request, diagnosis)
+    if PARAMS["use_llm"] and request.get("llm") and llm is not None:
+        try:
+            diagnosis["summary"], actions = _model_plan(request, diagnosis, actions)
+            diagnosis["llm"] = {"used": True}
+        except ValueError as exc:  # the rule-based plan stands
+            diagnosis["llm"] = {"used": False, "reason": str(exc)[:300]}
     return {
         "diagnosis": diagnosis,
-        "actions": _actions(request, diagnosis),
+        "actions": actions,
         "success_criteria": _criteria(request),
         "budget": _budget(request),
     }
