@@ -63,6 +63,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hyperagents._modules import import_file
+from hyperagents._validation import error_text
 from hyperagents.constitution._literals import find_instance_literals
 from hyperagents.constitution._rules import (
     Finding,
@@ -442,9 +443,8 @@ def load_constitution(source: str | Path | Mapping[str, Any] | Constitution) -> 
     try:
         return Constitution.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "constitution"
-        raise ConfigError(f"{where}: {loc}: {first['msg']}") from exc
+        text = error_text(exc, where="constitution", written_only=False)
+        raise ConfigError(f"{where}: {text}") from exc
 
 
 def objective(scores: Mapping[str, float], metrics: Mapping[str, Any]) -> float | None:

@@ -9,11 +9,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from hyperagents._validation import validate_merged
 from hyperagents.exceptions import ConfigError
 from hyperagents.weights import Device, TrainingLimits
 
@@ -333,16 +333,7 @@ class RunConfig(BaseModel):
         Raises:
             ConfigError: A value is invalid (the message names the field).
         """
-        merged = dict(data or {})
-        merged.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(merged)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            # (a union's branch, such as "constrained-int", is no place a user writes)
-            loc = [str(p) for p in first["loc"] if isinstance(p, int) or str(p).isidentifier()]
-            where = ".".join(loc) or "config"
-            raise ConfigError(f"invalid run config: {where}: {first['msg']}") from exc
+        return validate_merged(cls, data, overrides, what="run config")
 
 
 def with_training_device(config: dict[str, Any], device: str | None) -> dict[str, Any]:

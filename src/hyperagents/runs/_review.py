@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hyperagents._validation import error_text
 from hyperagents.archive import ArchiveView
 from hyperagents.exceptions import SandboxError
 from hyperagents.improvers import REVIEWER_FILE
@@ -119,9 +120,8 @@ def parse_review(value: Any) -> dict[str, Any]:
     try:
         return Review.model_validate(parsed).model_dump()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "review"
-        raise ReviewError(f"not a review: {where}: {first['msg']}") from None
+        text = error_text(exc, where="review", written_only=False)
+        raise ReviewError(f"not a review: {text}") from None
 
 
 class Reviews:

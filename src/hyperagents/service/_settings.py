@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from hyperagents.exceptions import ConfigError
+from hyperagents._validation import validate_merged
 
 __all__ = ["Settings", "parse_settings"]
 
@@ -34,12 +34,4 @@ def parse_settings(cls: type[_M], data: Mapping[str, Any] | None = None, **overr
     Raises:
         ConfigError: A value is invalid; the message names the model, the field and the problem.
     """
-    merged = dict(data or {})
-    merged.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return cls.model_validate(merged)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = [str(p) for p in first["loc"] if isinstance(p, int) or str(p).isidentifier()]
-        where = ".".join(loc) or "settings"
-        raise ConfigError(f"invalid {cls.__name__}: {where}: {first['msg']}") from exc
+    return validate_merged(cls, data, overrides, what=cls.__name__)
