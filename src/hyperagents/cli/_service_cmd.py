@@ -28,69 +28,82 @@ from hyperagents.cli._shared import (
 __all__ = ["autopilot", "feedback", "promote", "rollback", "serve", "wanted"]
 
 
+_RunArg = Annotated[str, typer.Argument(metavar="RUN", help="The run whose champion serves.")]
+_PortOpt = Annotated[int, typer.Option(min=1, max=65535)]
+_TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Required by every request when given (default: $HYPERAGENTS_SERVICE_TOKEN).",
+        show_default=False,
+    ),
+]
+_WorkersOpt = Annotated[
+    int, typer.Option(min=1, max=256, help="Requests answered at once (warm sandboxes).")
+]
+_NameOpt = Annotated[
+    str | None,
+    typer.Option(help="The service's name (default: the run's); serving again resumes it."),
+]
+_LLMOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The model agents may call (default: the run's own, if it has one).",
+        show_default=False,
+    ),
+]
+_NoLLMOpt = Annotated[
+    bool, typer.Option("--no-llm", help="Give agents no model, even if the run has one.")
+]
+_ImproveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--improve",
+        help="Watch the champion's live quality and improve it in the background when it "
+        "degrades (shadow, A/B, promote or roll back; see the README's autopilot).",
+    ),
+]
+_AutopilotOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="The autopilot's settings (a JSON or YAML file; implies --improve).",
+        exists=True,
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+_GoalOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="The live quality to hold (default: alarm on a drop from the level learnt).",
+        show_default=False,
+    ),
+]
+_PlannerLLMOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The planner's and teacher's model: an LLM spec, or 'run' for the run's own "
+        "(implies --improve; its calls are recorded with each improvement run).",
+        show_default=False,
+    ),
+]
+
+
 def serve(
-    run_name: Annotated[str, typer.Argument(metavar="RUN", help="The run whose champion serves.")],
+    run_name: _RunArg,
     storage: StorageOpt = None,
     host: HostOpt = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8100,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            help="Required by every request when given (default: $HYPERAGENTS_SERVICE_TOKEN).",
-            show_default=False,
-        ),
-    ] = None,
-    workers: Annotated[
-        int, typer.Option(min=1, max=256, help="Requests answered at once (warm sandboxes).")
-    ] = 2,
-    name: Annotated[
-        str | None,
-        typer.Option(help="The service's name (default: the run's); serving again resumes it."),
-    ] = None,
-    llm: Annotated[
-        str | None,
-        typer.Option(
-            help="The model agents may call (default: the run's own, if it has one).",
-            show_default=False,
-        ),
-    ] = None,
-    no_llm: Annotated[
-        bool, typer.Option("--no-llm", help="Give agents no model, even if the run has one.")
-    ] = False,
-    improve: Annotated[
-        bool,
-        typer.Option(
-            "--improve",
-            help="Watch the champion's live quality and improve it in the background when it "
-            "degrades (shadow, A/B, promote or roll back; see the README's autopilot).",
-        ),
-    ] = False,
-    autopilot: Annotated[
-        Path | None,
-        typer.Option(
-            help="The autopilot's settings (a JSON or YAML file; implies --improve).",
-            exists=True,
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    goal: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="The live quality to hold (default: alarm on a drop from the level learnt).",
-            show_default=False,
-        ),
-    ] = None,
-    planner_llm: Annotated[
-        str | None,
-        typer.Option(
-            help="The planner's and teacher's model: an LLM spec, or 'run' for the run's own "
-            "(implies --improve; its calls are recorded with each improvement run).",
-            show_default=False,
-        ),
-    ] = None,
+    port: _PortOpt = 8100,
+    token: _TokenOpt = None,
+    workers: _WorkersOpt = 2,
+    name: _NameOpt = None,
+    llm: _LLMOpt = None,
+    no_llm: _NoLLMOpt = False,
+    improve: _ImproveOpt = False,
+    autopilot: _AutopilotOpt = None,
+    goal: _GoalOpt = None,
+    planner_llm: _PlannerLLMOpt = None,
 ) -> None:
     """Answer task requests over HTTP with a run's champion, in warm sandboxes; every
     request, answer, latency and cost is recorded in the storage."""

@@ -145,6 +145,17 @@ class ImprovementBudget:
         return {name: getattr(self, name) for name in BUDGET_FIELDS}
 
 
+def _link(served: RunRecord, champion: VariantRecord) -> dict[str, Any]:
+    """What an improvement run records of the run and variant it improves."""
+    return {
+        "run": served.name,
+        "run_id": served.id,
+        "variant": champion.id,
+        "generation": champion.generation,
+        "program": champion.program_id,
+    }
+
+
 def start_improvement(
     service: RunService,
     *,
@@ -196,9 +207,10 @@ def start_improvement(
     split = split_live(live, holdout_fraction=holdout_fraction, seed=draw)
     options = live_task_options(base, base_options, split)
     mode = Mode(served.mode)
-    link = {"run": served.name, "run_id": served.id, "variant": champion.id}
-    link.update(generation=champion.generation, program=champion.program_id)
-    attrs: dict[str, Any] = {IMPROVEMENT_ATTR: link, "live_dropped": list(split.dropped)}
+    attrs: dict[str, Any] = {
+        IMPROVEMENT_ATTR: _link(served, champion),
+        "live_dropped": list(split.dropped),
+    }
     config = _config(served, options, budget.limits())
     if plan is not None:
         attrs["plan"] = plan.as_json()
