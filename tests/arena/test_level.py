@@ -5,57 +5,23 @@ held-out suite, and is refused for a task without an oracle."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from arena_helpers import RecordingSandbox
 from hyperagents.archive import search_evaluations
 from hyperagents.arena import ArenaLevel, champion_heldout, heldout_cases, level_preset
 from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.reports import ExperimentSpec, build_report, run_experiment
 from hyperagents.runs import StartRequest, apply_level
-from hyperagents.sandbox import Limits, SandboxResult, get_sandbox
 from hyperagents.storages import BaseStorage, InMemoryStorage, RunStatus, VariantState
 from hyperagents.tasks import load_task
 
 from cli_helpers import cli
 
 CONFIG = {"sandbox": "process", "max_evaluations": 20}
-
-
-def _strings(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return {value}
-    if isinstance(value, dict):
-        return set(value) | {s for item in value.values() for s in _strings(item)}
-    if isinstance(value, list | tuple):
-        return {s for item in value for s in _strings(item)}
-    return set()
-
-
-class RecordingSandbox:
-    """The process sandbox, recording the strings of every request (and failing at a call)."""
-
-    def __init__(self, fail_at: int | None = None) -> None:
-        self.inner = get_sandbox("process")
-        self.name = self.inner.name
-        self.seen: list[set[str]] = []
-        self.fail_at = fail_at
-
-    def run(
-        self,
-        workspace: Path,
-        request: dict[str, Any],
-        *,
-        limits: Limits,
-        llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    ) -> SandboxResult:
-        if self.fail_at is not None and len(self.seen) + 1 == self.fail_at:
-            raise SandboxError("killed (test)")
-        self.seen.append(_strings(request))
-        return self.inner.run(workspace, request, limits=limits)
 
 
 def _drive(store: BaseStorage, *, rounds: int = 3, **kwargs: Any) -> int:
@@ -85,7 +51,7 @@ def test_the_arena_level_is_a_preset_with_a_driver_not_a_mode() -> None:
 def test_a_run_of_the_level_records_a_variant_per_round_within_its_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sandbox = RecordingSandbox()
+    sandbox = RecordingSandbox(kind="process")
     monkeypatch.setattr("hyperagents.arena._engine.arena_sandbox", lambda *a, **k: sandbox)
     store = InMemoryStorage()
     run_id = _drive(store, rounds=10)
@@ -119,7 +85,8 @@ def test_a_killed_or_stopped_run_resumes_as_one_never_stopped(
     whole_id = _drive(whole)
     killed = InMemoryStorage()
     monkeypatch.setattr(
-        "hyperagents.arena._engine.arena_sandbox", lambda *a, **k: RecordingSandbox(fail_at=9)
+        "hyperagents.arena._engine.arena_sandbox",
+        lambda *a, **k: RecordingSandbox(fail_at=9, kind="process"),
     )
     with pytest.raises(SandboxError):
         _drive(killed)
