@@ -5,6 +5,9 @@ held-out suite, and is refused for a task without an oracle."""
 
 from __future__ import annotations
 
+import _thread
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +156,33 @@ def test_the_command_line_runs_the_arena_level(tmp_path: Path) -> None:
     assert '"heldout":' in done.stdout
     refused = cli(*args, "--selector", "best", cwd=tmp_path)
     assert refused.returncode != 0 and "does not take --selector" in refused.stderr
+
+
+def test_an_interrupted_experiment_goes_on_with_its_arena_arm() -> None:
+    spec = ExperimentSpec.parse(
+        name="ki", task="email_validation", levels="autoresearch,arena", seeds=1,
+        generations=40, config={**CONFIG, "max_evaluations": 40},
+    )  # fmt: skip
+    whole = InMemoryStorage()
+    run_experiment(spec, storage=whole, workers=2)
+
+    store = InMemoryStorage()
+
+    def interrupt_once_the_arena_played_a_round() -> None:
+        while True:
+            runs = [r for r in store.list_runs() if r.mode == "arena"]
+            if runs and store.list_events(runs[0].id, kinds=["arena.round"]):
+                _thread.interrupt_main()  # Ctrl-C
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=interrupt_once_the_arena_played_a_round, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(spec, storage=store, workers=2)
+    arena = store.get_run_by_name("ki-arena-s0")
+    assert arena.status is RunStatus.STOPPED  # after the round in flight
+    whole_arena = whole.get_run_by_name("ki-arena-s0").id
+    assert len(store.list_variants(arena.id)) < len(whole.list_variants(whole_arena))
+    records = run_experiment(spec, storage=store, workers=2)
+    assert all(r.status in (RunStatus.STOPPED, RunStatus.COMPLETE) for r in records)
+    assert _variants(store, arena.id) == _variants(whole, whole_arena)
