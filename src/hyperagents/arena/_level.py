@@ -33,7 +33,7 @@ from hyperagents.arena._record import budget_spent, record_rounds
 from hyperagents.arena._suite import oracle_of
 from hyperagents.exceptions import ConfigError
 from hyperagents.runs import LevelPreset
-from hyperagents.storages import BaseStorage, RunRecord, RunStatus
+from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord
 from hyperagents.tasks import Task
 
 __all__ = ["ArenaLevel", "level_config", "level_preset"]
@@ -88,9 +88,11 @@ class ArenaLevel:
         experiment: str | None = None,
         arm: str | None = None,
         stop: Callable[[], bool] | None = None,
+        on_variant: Callable[[VariantRecord], None] | None = None,
     ) -> RunRecord:
         """Create (or resume) the arena run ``name`` and play it to ``generations`` rounds or
-        its budget, recording a variant per round; ``stop()`` ends it after a round.
+        its budget, recording a variant per round (each given to ``on_variant``); ``stop()``
+        ends it after a round.
 
         Raises:
             ConfigError: A task without an oracle, bad settings, or a run of that name that
@@ -106,11 +108,11 @@ class ArenaLevel:
         seed_program = seed_code_agent(task, arena.meta, self_propose=arena.self_propose)
         storage.set_run_status(run_id, RunStatus.RUNNING)
         try:
-            record_rounds(ctx, seed_program)
+            record_rounds(ctx, seed_program, on_variant)
             done = play_rounds(
                 ctx,
                 state,
-                on_round=lambda _: record_rounds(ctx, seed_program),
+                on_round=lambda _: record_rounds(ctx, seed_program, on_variant),
                 stop=lambda _: stop is not None and stop(),
                 spent=lambda _: budget_spent(storage, run_id),
                 round_extra=_RECORD_COST,

@@ -18,7 +18,7 @@ engine, and records it as a ``level.heldout`` event (once per champion).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hyperagents.archive import search_evaluations
@@ -55,9 +55,13 @@ def _total(evaluations: Mapping[str, Any]) -> int:
     return sum(int(evaluations.get(key, 0)) for key in ("screens", "scores", "children"))
 
 
-def record_rounds(ctx: RoundContext, seed: Program) -> None:
+def record_rounds(
+    ctx: RoundContext,
+    seed: Program,
+    on_variant: Callable[[VariantRecord], None] | None = None,
+) -> None:
     """Record the variants of the seed and of every stored round that has none yet (see the
-    module docstring).
+    module docstring), each given to ``on_variant`` once complete.
 
     Raises:
         SandboxError: The sandbox itself failed (the variant is finished on resume).
@@ -81,6 +85,8 @@ def record_rounds(ctx: RoundContext, seed: Program) -> None:
             info |= {"champion": data.get("champion"), "suite_size": data.get("suite_size")}
             variant = _record(ctx, generation, previous, program_id, info, best=best)
             variant = _finish(ctx, variant, previous, spent_after - spent_before, data, best)
+            if on_variant is not None:
+                on_variant(variant)
         val = variant.scores.get("val")
         if val is not None and (best is None or val > best):
             best = val

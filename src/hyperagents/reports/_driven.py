@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from hyperagents.arena import ArenaConfig, champion_heldout, oracle_of
 from hyperagents.exceptions import ConfigError
 from hyperagents.runs import LevelDriver, level_preset
-from hyperagents.storages import BaseStorage, RunRecord, RunStatus
+from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord
 from hyperagents.tasks import Task
 
 if TYPE_CHECKING:
@@ -38,9 +38,15 @@ class DrivenRun:
     driver: LevelDriver
 
     def drive(
-        self, spec: ExperimentSpec, store: BaseStorage, task: Task, stop: Callable[[], bool]
+        self,
+        spec: ExperimentSpec,
+        store: BaseStorage,
+        task: Task,
+        stop: Callable[[], bool],
+        on_variant: Callable[[VariantRecord], None] | None = None,
     ) -> RunRecord:
-        """Create or go on with the run, to the experiment's generations or budget.
+        """Create or go on with the run, to the experiment's generations or budget
+        (``on_variant``: called with each variant recorded).
 
         Raises:
             ConfigError: A run of that name that belongs elsewhere, or bad settings.
@@ -55,6 +61,7 @@ class DrivenRun:
             experiment=spec.name,
             arm=self.arm.label,
             stop=stop,
+            on_variant=on_variant,
         )
 
 

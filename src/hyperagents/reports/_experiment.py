@@ -465,6 +465,7 @@ def run_experiment(
     workers: int = 1,
     task: Task | None = None,
     callbacks: Sequence[Callback] = (),
+    on_driven: Callable[[VariantRecord], None] | None = None,
 ) -> list[RunRecord]:
     """Run (or continue) every run of an experiment.
 
@@ -482,6 +483,8 @@ def run_experiment(
         task: The task object, instead of loading ``spec.task`` (e.g. a task built in code).
         callbacks: Called as ``cb(run, variant)`` whenever a variant of an engine run reaches
             a final state.
+        on_driven: Called with each variant of a driven level's run (the arena's rounds) once
+            it is recorded.
 
     Returns:
         The experiment's run records (arms × seeds, in that order) after the work.
@@ -507,7 +510,7 @@ def run_experiment(
         return run.id
 
     def play(job: DrivenRun) -> int:
-        record = job.drive(spec, store, loaded, halt.is_set)
+        record = job.drive(spec, store, loaded, halt.is_set, on_driven)
         if not halt.is_set():
             heldout_after(spec, store, loaded, record.id)
         return record.id

@@ -37,7 +37,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from hyperagents.storages import BaseStorage, RunRecord
+    from hyperagents.storages import BaseStorage, RunRecord, VariantRecord
     from hyperagents.tasks import Task
 
 from hyperagents.exceptions import ConfigError
@@ -103,9 +103,11 @@ class LevelDriver(Protocol):
         experiment: str | None = None,
         arm: str | None = None,
         stop: Callable[[], bool] | None = None,
+        on_variant: Callable[[VariantRecord], None] | None = None,
     ) -> RunRecord:
         """Create (or resume) the run ``name`` and drive it to ``generations`` steps, or to
-        its evaluation budget (``config["max_evaluations"]``), or until ``stop()`` says so.
+        its evaluation budget (``config["max_evaluations"]``), or until ``stop()`` says so;
+        ``on_variant`` is called with each variant once it is recorded.
 
         Raises:
             ConfigError: Bad settings, or a run of that name that is not this level's.
