@@ -151,7 +151,8 @@ def open_run(
 
     Raises:
         ConfigError: A run of that name exists and is not an arena with the same settings
-            (the number of rounds and the evaluation budget aside), or of another experiment.
+            (the number of rounds, the evaluation budget and the sandbox aside), or of another
+            experiment.
     """
     try:
         record = store.get_run_by_name(name)
@@ -174,7 +175,8 @@ def open_run(
         raise ConfigError(f"run {name!r} exists and is not an arena (mode {record.mode})")
     if record.experiment != experiment:
         raise ConfigError(f"run {name!r} exists and is not part of experiment {experiment!r}")
-    stored = dict(record.config) | {"rounds": config.rounds}
+    # The rounds, the budget and the sandbox may change on resume (none changes a result).
+    stored = dict(record.config) | {"rounds": config.rounds, "sandbox": config.sandbox}
     stored["max_evaluations"] = config.max_evaluations
     if stored != config.model_dump():
         raise ConfigError(f"arena {name!r} exists with other settings: {dict(record.config)}")
