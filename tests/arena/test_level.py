@@ -116,6 +116,14 @@ def test_an_experiment_compares_the_levels_on_the_heldout_suite(tmp_path: Path) 
         ("lv-arena-s0", "arena", "arena", RunStatus.COMPLETE),
         ("lv-arena-s1", "arena", "arena", RunStatus.COMPLETE),
     ]
+    # Each champion scored on the held-out suite is its run's best val variant at the equal
+    # budget (the search evaluations of the run that made the fewest).
+    spent = [sum(search_evaluations(v) for v in store.list_variants(r.id)) for r in records]
+    for r in records:
+        scored = store.list_events(r.id, kinds=["level.heldout"])[-1].data
+        made = [v for v in store.list_variants(r.id) if v.generation <= scored["generation"]]
+        assert sum(search_evaluations(v) for v in made) <= min(spent)
+        assert scored["val"] == max(v.scores.get("val", -1.0) for v in made)
     report = build_report("lv", storage=store, out=tmp_path / "report")
     heldout = report.statistics["heldout"]
     assert set(heldout) == {"autoresearch", "arena"}

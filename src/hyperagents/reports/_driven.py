@@ -4,10 +4,11 @@ loop drives (the arena, level 4), and every level's champion on the held-out adv
 A driven level's runs are named, grouped and resumed as any arm's (``<experiment>-<level>-s<seed>``,
 arm ``<level>``): its driver creates them in the same storage or goes on with them where they
 stopped. When an experiment compares levels on a task with a trusted oracle (the tasks the arena
-takes), each finished run's champion — its best val variant within the evaluation budget, the
-same rule for every arm — is scored on the held-out adversarial suite of its seed (the suite
-the arena run of that seed never sees), here in the engine, and recorded on the run (see
-:func:`hyperagents.arena.champion_heldout`); a report shows it beside the fixed tests' score.
+takes), each finished run's champion — its best val variant within the equal budget the report
+compares the arms at, the same rule for every arm — is scored on the held-out adversarial suite of
+its seed (the suite the arena run of that seed never sees), here in the engine, and recorded on
+the run (see :func:`hyperagents.arena.champion_heldout`); a report shows it beside the fixed
+tests' score.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hyperagents.archive import search_evaluations
 from hyperagents.arena import ArenaConfig, champion_heldout, oracle_of
 from hyperagents.exceptions import ConfigError
 from hyperagents.runs import LevelDriver, level_preset
@@ -94,31 +96,36 @@ def driven_runs(spec: ExperimentSpec, store: BaseStorage, task: Task) -> list[Dr
     return found
 
 
-def heldout_after(spec: ExperimentSpec, store: BaseStorage, task: Task, run_id: int) -> None:
-    """Score the champion of a run that ended (its target or its budget reached; the caller
-    skips interrupted ones) on the held-out suite of its seed, when the experiment compares
-    levels on a task with an oracle (else nothing). A run continued later is scored again
-    once its champion changes; a report reads the latest score.
+def heldout_after(spec: ExperimentSpec, store: BaseStorage, task: Task, run_ids: list[int]) -> None:
+    """Score the champion of each run that ended (its target or its budget reached; the
+    caller skips an interrupted experiment) on the held-out suite of its seed, when the
+    experiment compares levels on a task with an oracle (else nothing).
+
+    The champion is the run's best val variant once it had made as many search evaluations as
+    the run that made the fewest (the report's equal budget, at which it compares the arms'
+    fixed-test scores too). A run continued later is scored again once its champion changes;
+    a report reads the latest score.
 
     Raises:
         SandboxError: The sandbox itself failed (the next call scores it).
     """
-    if not spec.levels:
+    if not spec.levels or not run_ids:
         return
     try:
         oracle_of(task)
     except ConfigError:
         return
-    record = store.get_run(run_id)
-    if record.status not in (RunStatus.COMPLETE, RunStatus.STOPPED):  # ended, or by its budget
-        return
-    budget = spec.config.get("max_evaluations")
-    champion_heldout(
-        store,
-        run_id,
-        task=task,
-        seed=record.seed,
-        size=ArenaConfig().heldout_size,
-        sandbox=str(spec.config.get("sandbox") or "auto"),
-        budget=None if budget is None else int(budget),
-    )
+    spent = [sum(search_evaluations(v) for v in store.list_variants(i)) for i in run_ids]
+    for run_id in run_ids:
+        record = store.get_run(run_id)
+        if record.status not in (RunStatus.COMPLETE, RunStatus.STOPPED):
+            continue
+        champion_heldout(
+            store,
+            run_id,
+            task=task,
+            seed=record.seed,
+            size=ArenaConfig().heldout_size,
+            sandbox=str(spec.config.get("sandbox") or "auto"),
+            budget=min(spent),
+        )

@@ -505,20 +505,16 @@ def run_experiment(
     def optimize(run: Run) -> int:
         if not _finished(run, spec.generations):
             run.optimize(_pending(run, spec.generations), workers=1, callbacks=callbacks)
-        if not halt.is_set():
-            heldout_after(spec, store, loaded, run.id)
         return run.id
 
     def play(job: DrivenRun) -> int:
-        record = job.drive(spec, store, loaded, halt.is_set, on_driven)
-        if not halt.is_set():
-            heldout_after(spec, store, loaded, record.id)
-        return record.id
+        return job.drive(spec, store, loaded, halt.is_set, on_driven).id
 
     jobs: list[Callable[[], int]] = [partial(optimize, run) for run in runs]
     jobs += [partial(play, job) for job in driven]
     _drive(jobs, store, workers, halt, [run.id for run in runs])
     ids = [run.id for run in runs] + [store.get_run_by_name(job.name).id for job in driven]
+    heldout_after(spec, store, loaded, ids)
     order = {(arm.label, seed): i for i, (arm, seed) in enumerate(_grid(spec))}
     records = [store.get_run(run_id) for run_id in ids]
     return sorted(records, key=lambda r: order.get((r.arm or r.mode, r.seed), len(order)))

@@ -26,8 +26,8 @@ HELDOUT_HEADER = [
 ]
 
 HELDOUT_NOTE = (
-    "Each run's champion (its best val variant within the evaluation budget, the same rule for "
-    "every arm) scored on the task's fixed test split and on a held-out adversarial suite made "
+    "Each run's champion (its best val variant at the equal evaluation budget, the same rule "
+    "for every arm) scored on the task's fixed test split and on a held-out adversarial suite made "
     "and labelled by the trusted oracle for the run's seed, which no agent sees; the drop is "
     "the fixed test score minus the held-out score. Medians over each arm's runs."
 )
