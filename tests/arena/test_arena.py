@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from arena_helpers import RecordingSandbox
 from hyperagents.arena import (
     Agents,
     ArenaConfig,
@@ -24,49 +24,11 @@ from hyperagents.arena import (
 )
 from hyperagents.exceptions import SandboxError
 from hyperagents.program import Program
-from hyperagents.sandbox import Limits, SandboxResult, get_sandbox
 from hyperagents.storages import BaseStorage, InMemoryStorage
 from hyperagents.tasks import Split, load_task
 from hyperagents.tasks.email_validation import oracle_label
 
 SMALL = {"rounds": 2, "proposals": 12, "children": 1, "heldout_size": 40}
-
-
-def _strings(value: Any) -> set[str]:
-    """Every string in a JSON value (keys and leaves)."""
-    if isinstance(value, str):
-        return {value}
-    if isinstance(value, dict):
-        return set(value) | {s for item in value.values() for s in _strings(item)}
-    if isinstance(value, list | tuple):
-        return {s for item in value for s in _strings(item)}
-    return set()
-
-
-class RecordingSandbox:
-    """The real sandbox, recording the strings of every request it is given (inputs to solve,
-    a test agent's history, a meta agent's report: all data enters the sandbox this way)."""
-
-    def __init__(self, fail_at: int | None = None) -> None:
-        self.inner = get_sandbox("auto")
-        self.name = self.inner.name
-        self.seen: list[set[str]] = []
-        self.calls = 0
-        self.fail_at = fail_at
-
-    def run(
-        self,
-        workspace: Path,
-        request: dict[str, Any],
-        *,
-        limits: Limits,
-        llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    ) -> SandboxResult:
-        self.calls += 1
-        if self.fail_at is not None and self.calls == self.fail_at:
-            raise SandboxError("killed (test)")
-        self.seen.append(_strings(request))
-        return self.inner.run(workspace, request, limits=limits)
 
 
 def _tester(body: str) -> Program:

@@ -260,6 +260,12 @@ def test_start_a_run_of_a_level(client: TestClient, site: Site) -> None:
         headers=csrf(client),
     )
     assert clash.status_code == 400 and "runs in mode frozen-meta" in clash.json()["error"]
+    # The arena level runs by its own loop: not in the form, and refused with where it runs.
+    assert "arena" not in client.get("/api/info").json()["levels"]
+    arena = client.post(
+        "/api/runs", json={"task": "email_validation", "level": "arena"}, headers=csrf(client)
+    )
+    assert arena.status_code == 400 and "hyperagents run --level arena" in arena.json()["error"]
 
 
 def test_stop_resume_and_delete(client: TestClient, site: Site) -> None:

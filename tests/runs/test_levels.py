@@ -1,5 +1,6 @@
 """Levels as presets of one engine: each level resolves to its mode and config, the arena
-level waits for the arena package, and level 1 never builds on a worse child."""
+level resolves through the arena package (a driven level, not a mode), and level 1 never builds
+on a worse child."""
 
 from __future__ import annotations
 
@@ -161,10 +162,16 @@ def test_the_service_starts_a_run_of_a_level(tmp_path: Any) -> None:
     assert len(run.storage.list_events(run.id, kinds=["variant.reviewed"])) == 2
 
 
-def test_meanwhile_the_arena_level_points_at_the_arena_command() -> None:
-    import hyperagents.arena as arena
-
-    if hasattr(arena, "level_preset"):
-        pytest.skip("the arena provides its level preset")
-    with pytest.raises(ConfigError, match="run the arena with `hyperagents arena`"):
+def test_the_arena_provides_a_driven_level_that_the_engine_refuses_to_run_as_a_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    preset = level_preset("arena")
+    assert preset.mode is None and preset.driver is not None and preset.driver.mode == "arena"
+    with pytest.raises(ConfigError, match="not a mode of the run engine"):
+        Run.create(task=ToyTask(), storage=InMemoryStorage(), config={**CONFIG, "level": "arena"})
+    # A preset must be a mode or a driven loop, not both.
+    both = types.ModuleType("hyperagents.arena")
+    both.level_preset = lambda: LevelPreset("arena", Mode.HYPERAGENT, {}, "", preset.driver)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hyperagents.arena", both)
+    with pytest.raises(ConfigError, match="returned"):
         level_preset("arena")

@@ -17,6 +17,7 @@ from hyperagents.archive._view import (
     ancestry,
     best_entry,
     champion_of,
+    search_evaluations,
 )
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "best_entry",
     "champion_of",
     "make_selector",
+    "search_evaluations",
     "tree_rows",
 ]

@@ -15,9 +15,27 @@ from operator import attrgetter
 from hyperagents.constitution import objective
 from hyperagents.storages import VariantRecord, VariantState
 
-__all__ = ["ArchiveEntry", "ArchiveView", "ancestry", "best_entry", "champion_of"]
+__all__ = [
+    "ArchiveEntry",
+    "ArchiveView",
+    "ancestry",
+    "best_entry",
+    "champion_of",
+    "search_evaluations",
+]
 
 _GENERATION = attrgetter("generation")
+
+
+def search_evaluations(variant: VariantRecord) -> int:
+    """The evaluations a variant cost the search: what it records it cost
+    (``metrics["search_evaluations"]``: a variant a level's own loop made, e.g. an arena
+    round's champion, with the code agent evaluations of its round), else every stage it was
+    scored on but ``test`` (which only champions get, for the report, and no arm sees)."""
+    recorded = variant.metrics.get("search_evaluations") if variant.metrics else None
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 0:
+        return recorded
+    return sum(1 for stage in variant.scores if stage != "test")
 
 
 @dataclass(frozen=True)

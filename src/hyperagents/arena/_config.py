@@ -57,6 +57,8 @@ class ArenaConfig(BaseModel):
         improve_timeout: Seconds a code agent's meta agent may take.
         eval_timeout: Seconds one evaluation of a code agent (a batch of inputs) may take.
         memory_mb: Memory limit of each sandboxed process.
+        max_evaluations: The evaluation budget: no round starts that could take the code agent
+            evaluations past it (None: the rounds alone end the arena).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -80,6 +82,7 @@ class ArenaConfig(BaseModel):
     improve_timeout: float = Field(default=60.0, gt=0)
     eval_timeout: float = Field(default=120.0, gt=0)
     memory_mb: int = Field(default=1024, ge=64)
+    max_evaluations: int | None = Field(default=None, ge=1)
 
     @field_validator("meta")
     @classmethod

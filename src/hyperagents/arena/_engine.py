@@ -11,6 +11,7 @@ the round and the agent, so the resumed arena ends exactly as one never killed.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -100,7 +101,7 @@ def seed_code_agent(task: Task, meta: str, *, self_propose: bool = False) -> Pro
     return program
 
 
-def _initial_state(ctx: RoundContext, agents: Agents) -> ArenaState:
+def initial_state(ctx: RoundContext, agents: Agents) -> ArenaState:
     """Round 0: the code agents (given, else the seed), the test agents (given, else the seed,
     each after the first with its parameters mutated so a tournament starts diverse), the
     task's train split as the suite."""
@@ -137,12 +138,21 @@ class Agents:
     test: Sequence[Program] = ()
 
 
-def _open_run(store: BaseStorage, config: ArenaConfig, name: str) -> tuple[int, bool]:
-    """The arena's run id (created when new) and whether it existed.
+def open_run(
+    store: BaseStorage,
+    config: ArenaConfig,
+    name: str,
+    *,
+    experiment: str | None = None,
+    arm: str | None = None,
+) -> tuple[int, bool]:
+    """The arena's run id (created when new, in ``experiment`` as ``arm``) and whether it
+    existed.
 
     Raises:
         ConfigError: A run of that name exists and is not an arena with the same settings
-            (the number of rounds aside).
+            (the number of rounds, the evaluation budget and the sandbox aside), or of another
+            experiment.
     """
     try:
         record = store.get_run_by_name(name)
@@ -157,18 +167,25 @@ def _open_run(store: BaseStorage, config: ArenaConfig, name: str) -> tuple[int, 
             task_name=config.task,
             target_generations=config.rounds,
             attrs={"arena": True},
+            experiment=experiment,
+            arm=arm,
         )
         return store.create_run(spec), False
     if record.mode != MODE:
         raise ConfigError(f"run {name!r} exists and is not an arena (mode {record.mode})")
-    stored = dict(record.config) | {"rounds": config.rounds}
+    if record.experiment != experiment:
+        raise ConfigError(f"run {name!r} exists and is not part of experiment {experiment!r}")
+    # The rounds, the budget and the sandbox may change on resume (none changes a result).
+    stored = dict(record.config) | {"rounds": config.rounds, "sandbox": config.sandbox}
+    stored["max_evaluations"] = config.max_evaluations
     if stored != config.model_dump():
         raise ConfigError(f"arena {name!r} exists with other settings: {dict(record.config)}")
     store.update_run_config(record.id, config.model_dump())
+    store.set_target_generations(record.id, config.rounds)
     return record.id, True
 
 
-def _last_state(ctx: RoundContext) -> ArenaState | None:
+def last_state(ctx: RoundContext) -> ArenaState | None:
     """The state of the last finished round (None: no round finished)."""
     events = ctx.store.list_events(ctx.run_id, kinds=["arena.round"], newest_first=True, limit=1)
     if not events:
@@ -188,7 +205,7 @@ def arena_series(store: BaseStorage, run_id: int) -> list[dict[str, Any]]:
     return [rounds[key] for key in sorted(rounds)]
 
 
-def _context(
+def arena_context(
     store: BaseStorage, run_id: int, task: Task, config: ArenaConfig, sandbox: Sandbox | None
 ) -> tuple[RoundContext, list[dict[str, Any]]]:
     """The round context (sandbox, oracle, held-out inputs) and the held-out cases."""
@@ -232,25 +249,72 @@ def run_arena(
     store = get_storage(storage)
     task = load_task(config.task, {})
     name = name or f"arena-{config.task}-{config.code_agents}x{config.test_agents}-s{config.seed}"
-    run_id, existed = _open_run(store, config, name)
-    ctx, heldout = _context(store, run_id, task, config, sandbox)
-    state = _last_state(ctx) if existed else None
+    run_id, existed = open_run(store, config, name)
+    ctx, heldout = arena_context(store, run_id, task, config, sandbox)
+    state = last_state(ctx) if existed else None
     if state is None:
-        state = _initial_state(ctx, agents or Agents())
+        state = initial_state(ctx, agents or Agents())
     store.set_run_status(run_id, RunStatus.RUNNING)
     try:
-        for round_no in range(state.round + 1, config.rounds + 1):
-            summary = play_round(ctx, state, round_no, replace_worst)
-            summary["state"] = ctx.put(state.to_program())
-            ctx.event("arena.round", _round_message(summary), summary)
-            if on_round is not None:
-                on_round(summary)
+        play_rounds(ctx, state, on_round=on_round, stop=lambda _: False)
     except BaseException:
         store.set_run_status(run_id, RunStatus.FAILED)
         raise
     result = _finish(ctx, state, name, heldout)
     store.set_run_status(run_id, RunStatus.COMPLETE)
     return result
+
+
+def round_cost(config: ArenaConfig) -> int:
+    """The most code agent evaluations one round can spend: each code agent's screening,
+    catching up and children, and a tournament's mutated winner's child."""
+    replacement = 1 if config.tournament and config.replace_every else 0
+    return config.code_agents * (2 + config.children) + replacement
+
+
+def play_rounds(
+    ctx: RoundContext,
+    state: ArenaState,
+    *,
+    on_round: Callable[[dict[str, Any]], None] | None,
+    stop: Callable[[ArenaState], bool],
+    spent: Callable[[ArenaState], int] | None = None,
+    round_extra: int = 0,
+) -> bool:
+    """Play the rounds after ``state.round`` up to ``config.rounds``, each stored as it ends,
+    stopping before a round that could take the evaluations past ``config.max_evaluations``
+    or when ``stop(state)`` says so.
+
+    Args:
+        ctx: The arena's context.
+        state: Its state (changed in place).
+        on_round: Called with each round's summary once it is stored.
+        stop: Whether to stop now (an interrupt), asked before each round.
+        spent: The evaluations spent so far (default: the code agents'), for the budget.
+        round_extra: Evaluations a round may cost beyond the code agents' (the budget's).
+
+    Returns:
+        Whether the arena is done (its rounds played or its budget spent), not stopped.
+
+    Raises:
+        SandboxError: The sandbox itself kept failing (the round is played again on resume).
+    """
+    config = ctx.config
+    for round_no in range(state.round + 1, config.rounds + 1):
+        budget = config.max_evaluations
+        used = spent(state) if spent is not None else state.total_evaluations()
+        if budget is not None and used + round_cost(config) + round_extra > budget:
+            return True
+        if stop(state):
+            return False
+        started = time.monotonic()
+        summary = play_round(ctx, state, round_no, replace_worst)
+        summary["seconds"] = round(time.monotonic() - started, 3)
+        summary["state"] = ctx.put(state.to_program())
+        ctx.event("arena.round", _round_message(summary), summary)
+        if on_round is not None:
+            on_round(summary)
+    return True
 
 
 def _round_message(summary: dict[str, Any]) -> str:

@@ -208,6 +208,7 @@ def _run_grid(
     Raises:
         typer.Exit: Interrupted (130) or terminated (143); the same command continues it.
     """
+    from hyperagents.archive import search_evaluations
     from hyperagents.reports import progress_unit, run_experiment
 
     by_evaluations = progress_unit(spec) == "evaluation"
@@ -218,9 +219,17 @@ def _run_grid(
         elif variant.generation > 0:
             progress.advance()
 
+    def on_driven(variant: VariantRecord) -> None:  # a round of an arena arm
+        if by_evaluations:
+            progress.advance(search_evaluations(variant) + ("test" in variant.scores))
+        elif variant.generation > 0:
+            progress.advance()
+
     with progress, terminate_as_interrupt() as signals:  # SIGTERM stops the runs as Ctrl-C does
         try:
-            return run_experiment(spec, storage=store, workers=count, callbacks=[on_variant])
+            return run_experiment(
+                spec, storage=store, workers=count, callbacks=[on_variant], on_driven=on_driven
+            )
         except KeyboardInterrupt:
             said = "terminated (SIGTERM)" if signals else "interrupted"
             err_console.print(f"{said}: run the same command again to continue")

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from hyperagents.cli._drive import drive
+from hyperagents.cli._level_cmd import run_driven
 from hyperagents.cli._shared import (
     ConfigFileError,
     DeviceOpt,
@@ -36,6 +37,7 @@ from hyperagents.runs import (
     ResumeRequest,
     RunService,
     StartRequest,
+    level_preset,
 )
 from hyperagents.tasks import task_label
 
@@ -90,7 +92,8 @@ _LevelOpt = Annotated[
         "--level",
         help="A level preset of the engine (sets the mode and the settings that make it): "
         f"{', '.join(LEVELS)} (autoresearch: improve-and-keep; feedback: + a reviewer after "
-        "each evaluation; hyperagent: self-rewriting meta agents; arena: the arena package).",
+        "each evaluation; hyperagent: self-rewriting meta agents; arena: code and test agents "
+        "co-evolving, -g rounds, for tasks with a trusted oracle).",
         show_default=False,
     ),
 ]
@@ -291,6 +294,11 @@ def run(
             max_seconds = timeout
         if replay is not None:
             _replay(ctx, replay, storage, quiet)
+            return
+        preset = level_preset(level) if level is not None else None
+        if preset is not None and preset.driver is not None:  # the arena: its own loop
+            given = [option for option in ctx.params if _on_command_line(ctx, option)]
+            run_driven(preset, dict(ctx.params), given)
             return
         request = _start_request(ctx, max_seconds)  # every option, by its name
         service = RunService(storage)

@@ -18,7 +18,7 @@ from hyperagents.dashboard._deps import GuardDep, ServiceDep, require_token
 from hyperagents.dashboard._events_api import EVENT_GROUPS
 from hyperagents.dashboard._responses import error_response, json_response
 from hyperagents.dashboard._security import SESSION_COOKIE, Guard
-from hyperagents.runs import LEVELS, Mode
+from hyperagents.runs import LEVELS, Mode, level_preset
 
 __all__ = ["router", "static_dir"]
 
@@ -75,7 +75,9 @@ def info(request: Request, guard: GuardDep, service: ServiceDep) -> Response:
             "can_drive": service.can_drive,
             "tasks": [t.name for t in list_tasks()] if authed else [],
             "modes": [m.value for m in Mode],
-            "levels": list(LEVELS),
+            # The levels the run form starts (the engine's modes); the arena runs by its own
+            # loop: `hyperagents run --level arena`, `experiment --levels ...,arena`.
+            "levels": [level for level in LEVELS if level_preset(level).mode is not None],
             "event_groups": EVENT_GROUPS,
         }
     )

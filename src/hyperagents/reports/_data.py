@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from hyperagents.archive import search_evaluations
+from hyperagents.arena import HELDOUT_EVENT
 from hyperagents.exceptions import RunNotFoundError
 from hyperagents.reports._experiment import experiment_runs
 from hyperagents.runs import stored_reviews
@@ -65,12 +67,15 @@ class ReportData:
         rows: One row per run and generation (keys: :data:`GENERATION_COLUMNS`);
             ``evaluations`` counts the stage evaluations of the run's generations up to the
             row's (see :func:`search_evaluations`).
+        heldout: Each run's latest champion score on the held-out adversarial suite (by run
+            id; the data of its ``level.heldout`` event), for the runs that have one.
     """
 
     name: str
     runs: list[RunRecord]
     variants: dict[int, list[VariantRecord]]
     rows: list[dict[str, Any]]
+    heldout: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def modes(self) -> list[str]:
@@ -99,12 +104,6 @@ class ReportData:
 def arm_of(run: RunRecord) -> str:
     """The group a run is compared in: its ``arm``, else its mode."""
     return run.arm or run.mode
-
-
-def search_evaluations(variant: VariantRecord) -> int:
-    """The stage evaluations a variant cost the search: every stage it was scored on but
-    ``test`` (which only champions get, for the report, and no arm sees)."""
-    return sum(1 for stage in variant.scores if stage != "test")
 
 
 def _score(variant: VariantRecord, stage: str) -> float | None:
@@ -209,7 +208,12 @@ def collect(store: BaseStorage, name: str) -> ReportData:
         run.id: sorted(store.list_variants(run.id), key=lambda v: v.generation) for run in runs
     }
     rows = [row for run in runs for row in _run_rows(store, run, variants[run.id])]
-    return ReportData(name, runs, variants, rows)
+    heldout = {}
+    for run in runs:
+        events = store.list_events(run.id, kinds=[HELDOUT_EVENT], newest_first=True, limit=1)
+        if events:
+            heldout[run.id] = dict(events[0].data)
+    return ReportData(name, runs, variants, rows, heldout)
 
 
 def flatten_numbers(value: Any, prefix: str = "") -> dict[str, float]:

@@ -9,15 +9,19 @@ twice; asking for more generations, modes or seeds extends it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hyperagents.archive import search_evaluations
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
+from hyperagents.reports._driven import DrivenRun, driven_runs, heldout_after
 from hyperagents.runs import (
     Mode,
     Run,
@@ -76,13 +80,14 @@ class Arm:
     """One group of runs an experiment compares (one run per seed).
 
     Attributes:
-        mode: The runs' mode (a level's arm: the level's mode).
+        mode: The runs' mode (a level's arm: the level's mode; None: a level its own loop
+            drives, the arena).
         transfer: Whether the runs start with the transferred meta agent (``meta_from``).
         lever: The lever of the levers ablation (None: not compared).
         level: The level preset of the runs (None: a mode's arm).
     """
 
-    mode: Mode
+    mode: Mode | None
     transfer: bool = False
     lever: str | None = None
     level: str | None = None
@@ -90,7 +95,7 @@ class Arm:
     @property
     def label(self) -> str:
         """The arm's name in reports: the level or mode, then ``+transfer`` and ``+LEVER``."""
-        name = self.level or self.mode.value
+        name = self.level or (self.mode.value if self.mode is not None else "")
         name += "+transfer" if self.transfer else ""
         return name + (f"+{self.lever}" if self.lever is not None else "")
 
@@ -145,7 +150,8 @@ class ExperimentSpec:
         if len(set(self.levels)) != len(self.levels):
             raise ConfigError("each level may appear once")
         for level in self.levels:
-            apply_level(level, self.config)  # fail early: unknown, unavailable or contradicted
+            if level_preset(level).driver is None:  # fail early: unknown, unavailable, ...
+                apply_level(level, self.config)  # ... or contradicted
         if not self.seeds:
             raise ConfigError("an experiment needs at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -215,7 +221,7 @@ class ExperimentSpec:
         with two or more levers each lever."""
         flags = (False, True) if self.meta_from else (False,)
         levers: tuple[str | None, ...] = self.levers if len(self.levers) > 1 else (None,)
-        bases: list[tuple[Mode, str | None]] = [(mode, None) for mode in self.modes]
+        bases: list[tuple[Mode | None, str | None]] = [(mode, None) for mode in self.modes]
         bases += [(level_preset(level).mode, level) for level in self.levels]
         return [
             Arm(mode, transfer, lever, level)
@@ -358,7 +364,8 @@ def experiment_progress(storage: str | BaseStorage | None, spec: ExperimentSpec)
     budget = spec.config.get("max_evaluations")
     variants = [v for r in experiment_runs(store, spec.name) for v in store.list_variants(r.id)]
     if budget is not None:
-        return runs * int(budget), sum(len(v.scores) for v in variants)
+        spent = sum(search_evaluations(v) + ("test" in v.scores) for v in variants)
+        return runs * int(budget), spent
     done = sum(1 for v in variants if v.generation > 0 and v.state.is_terminal)
     return runs * spec.generations, done
 
@@ -385,6 +392,8 @@ def _open(spec: ExperimentSpec, store: BaseStorage, task: Task | None) -> list[R
         donor, donor_attrs = meta_donor(store, spec.meta_from)
     runs: list[Run] = []
     for arm in spec.arms():
+        if arm.mode is None:  # a level its own loop drives: see _driven
+            continue
         for seed in spec.seeds:
             name = spec.run_name(arm, seed)
             record = existing.get(name)
@@ -456,56 +465,97 @@ def run_experiment(
     workers: int = 1,
     task: Task | None = None,
     callbacks: Sequence[Callback] = (),
+    on_driven: Callable[[VariantRecord], None] | None = None,
 ) -> list[RunRecord]:
     """Run (or continue) every run of an experiment.
 
     Up to ``workers`` runs go at once, each with one worker, so the results do not depend on
     ``workers``. On an interrupt (``KeyboardInterrupt``) every run still going is asked to stop
     after the work in flight, and the interrupt is raised again once they have; calling this
-    again continues them.
+    again continues them. A level its own loop drives (the arena) runs beside the engine's
+    arms (see :mod:`hyperagents.reports._driven`); with levels on a task with an oracle, each
+    finished run's champion is scored on the held-out adversarial suite.
 
     Args:
         spec: The experiment.
         storage: Where the runs live.
         workers: Runs driven at once.
         task: The task object, instead of loading ``spec.task`` (e.g. a task built in code).
-        callbacks: Called as ``cb(run, variant)`` whenever a variant reaches a final state.
+        callbacks: Called as ``cb(run, variant)`` whenever a variant of an engine run reaches
+            a final state.
+        on_driven: Called with each variant of a driven level's run (the arena's rounds) once
+            it is recorded.
 
     Returns:
         The experiment's run records (arms × seeds, in that order) after the work.
 
     Raises:
-        ConfigError: A bad spec, or a run of that name that belongs elsewhere.
+        ConfigError: A bad spec, a task a level cannot run, or a run of that name that
+            belongs elsewhere.
         KeyboardInterrupt: Interrupted (the runs are stopped cleanly and can be continued).
     """
     if workers < 1:
         raise ConfigError("workers must be >= 1")
+    loaded = task if task is not None else load_task(spec.task, spec.task_options)
     with storage_for_creation(storage) as store:  # a refused first start leaves no new file
+        driven = driven_runs(spec, store, loaded)
         runs = _open(spec, store, task)
-    todo = [run for run in runs if not _finished(run, spec.generations)]
+    halt = threading.Event()
 
-    def drive(run: Run) -> RunRecord:
-        return run.optimize(_pending(run, spec.generations), workers=1, callbacks=callbacks)
+    def optimize(run: Run) -> int:
+        if not _finished(run, spec.generations):
+            run.optimize(_pending(run, spec.generations), workers=1, callbacks=callbacks)
+        return run.id
 
-    if todo:
-        pool = ThreadPoolExecutor(max_workers=min(workers, len(todo)))
-        futures: dict[Future[RunRecord], Run] = {}
-        queue = list(todo)
-        try:
-            while queue or futures:
-                while queue and len(futures) < workers:
-                    run = queue.pop(0)
-                    futures[pool.submit(drive, run)] = run
-                done = wait_awake(list(futures))  # wakes to take a SIGTERM or Ctrl-C
-                for future in done:
-                    futures.pop(future)
-                    future.result()  # a run that failed raises here
-        except KeyboardInterrupt:
-            queue.clear()
-            for run in futures.values():
-                store.set_run_status(run.id, RunStatus.STOPPED, expected=RunStatus.RUNNING)
-            wait(list(futures))
-            raise
-        finally:
-            pool.shutdown(wait=True)
-    return [store.get_run(run.id) for run in runs]
+    def play(job: DrivenRun) -> int:
+        return job.drive(spec, store, loaded, halt.is_set, on_driven).id
+
+    jobs: list[Callable[[], int]] = [partial(optimize, run) for run in runs]
+    jobs += [partial(play, job) for job in driven]
+    _drive(jobs, store, workers, halt, [run.id for run in runs])
+    ids = [run.id for run in runs] + [store.get_run_by_name(job.name).id for job in driven]
+    heldout_after(spec, store, loaded, ids)
+    order = {(arm.label, seed): i for i, (arm, seed) in enumerate(_grid(spec))}
+    records = [store.get_run(run_id) for run_id in ids]
+    return sorted(records, key=lambda r: order.get((r.arm or r.mode, r.seed), len(order)))
+
+
+def _grid(spec: ExperimentSpec) -> list[tuple[Arm, int]]:
+    return [(arm, seed) for arm in spec.arms() for seed in spec.seeds]
+
+
+def _drive(
+    jobs: list[Callable[[], int]],
+    store: BaseStorage,
+    workers: int,
+    halt: threading.Event,
+    engine_runs: list[int],
+) -> None:
+    """Run ``jobs``, ``workers`` at once; on an interrupt, stop the engine runs going (and
+    tell the driven ones, by ``halt``), wait for them, and raise it again.
+
+    Raises:
+        KeyboardInterrupt: Interrupted.
+    """
+    if not jobs:
+        return
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(jobs)))
+    futures: list[Future[int]] = []
+    queue = list(jobs)
+    try:
+        while queue or futures:
+            while queue and len(futures) < workers:
+                futures.append(pool.submit(queue.pop(0)))
+            done = wait_awake(futures)  # wakes to take a SIGTERM or Ctrl-C
+            for future in done:
+                futures.remove(future)
+                future.result()  # a run that failed raises here
+    except KeyboardInterrupt:
+        queue.clear()
+        halt.set()
+        for run_id in engine_runs:
+            store.set_run_status(run_id, RunStatus.STOPPED, expected=RunStatus.RUNNING)
+        wait(futures)
+        raise
+    finally:
+        pool.shutdown(wait=True)

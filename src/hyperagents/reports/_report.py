@@ -18,6 +18,7 @@ import numpy as np
 
 from hyperagents.reports._costs import arm_costs, cost_table, review_table
 from hyperagents.reports._data import GENERATION_COLUMNS, ReportData, arm_of, collect
+from hyperagents.reports._heldout import HELDOUT_NOTE, heldout_statistics, heldout_table
 from hyperagents.reports._plots import (
     plot_costs,
     plot_learning_curves,
@@ -402,6 +403,7 @@ def build_report(
     report.files["figure:costs"] = plot_costs(data, directory / "costs.png")
     stats = statistics(data, k=k)
     stats["costs"] = arm_costs(data)
+    stats["heldout"] = heldout_statistics(data)
     report.statistics = stats
     report.warnings = list(stats["warnings"])
     (directory / "statistics.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
@@ -462,6 +464,9 @@ def _extra_tables(data: ReportData, stats: dict[str, Any]) -> list[tuple[str, st
     """The cost table and, where runs had a reviewer, the reviews table, each with its title
     and note."""
     tables: list[tuple[str, str, Any]] = [("Cost per task", _COST_NOTE, cost_table(stats["costs"]))]
+    heldout = heldout_table(stats.get("heldout", {}))
+    if heldout is not None:
+        tables.append(("Held-out adversarial suite", HELDOUT_NOTE, heldout))
     reviews = review_table(data)
     if reviews is not None:
         tables.append(("Reviews", _REVIEW_NOTE, reviews))

@@ -47,6 +47,7 @@ from hyperagents.runs._launch import EngineLauncher, engine_command
 from hyperagents.runs._levels import (
     LEVELS,
     Level,
+    LevelDriver,
     LevelPreset,
     apply_level,
     level_preset,
@@ -98,6 +99,7 @@ __all__ = [
     "FileDiff",
     "Job",
     "Level",
+    "LevelDriver",
     "LevelPreset",
     "Mode",
     "ModelFile",

@@ -359,8 +359,9 @@ def parse_mode(mode: str | Mode) -> Mode:
     """
     if mode == "arena":  # stored by hyperagents.arena, which drives it (not this engine)
         raise ConfigError(
-            "this run is an arena: go on with `hyperagents arena --name NAME` and its settings "
-            "(see hyperagents.arena.run_arena)"
+            "this run is an arena: go on with the command that started it (`hyperagents run "
+            "--level arena --name NAME`, `hyperagents experiment ... --levels ...,arena` or "
+            "`hyperagents arena --name NAME`, with its settings)"
         )
     try:
         return Mode(mode)

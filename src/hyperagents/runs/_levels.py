@@ -14,30 +14,44 @@ behave as that level does; nothing else differs (the same jobs, stages, gate, st
 * ``hyperagent`` (level 3): today's ``hyperagent`` mode: an open-ended archive whose meta agents
   rewrite their own source.
 * ``arena`` (level 4): code agents and test agents co-evolving, provided by
-  :mod:`hyperagents.arena` (today an engine of its own: ``hyperagents arena``).
+  :mod:`hyperagents.arena`: its preset has no mode of this engine but a :class:`LevelDriver`,
+  the arena's round loop, which stores its runs in the same storage (one variant per round:
+  the round's champion, with the evaluations the round spent), so experiments, reports and
+  resumes treat them as any other arm's.
 
 The arena seam: :func:`level_preset` resolves ``arena`` by importing ``hyperagents.arena`` and
-calling its ``level_preset()``, which returns a :class:`LevelPreset` (its mode and config
-values). Until that package provides it (the arena is today an engine of its own, a run of
-mode ``arena`` driven by ``hyperagents.arena.run_arena``, not a mode of this engine), the level
-is refused with a :class:`~hyperagents.exceptions.ConfigError` that says what it needs and
-where the arena runs meanwhile. Every face (``hyperagents
-run --level``, ``hyperagents experiment --levels``, the Python API) resolves levels here and
-nowhere else.
+calling its ``level_preset()``, which returns a :class:`LevelPreset` with a driver. Where the
+package is missing (or returns something else) the level is refused with a
+:class:`~hyperagents.exceptions.ConfigError` that says what it needs. A driven level has no
+mode of this engine, so :func:`apply_level` (what ``Run.create`` uses) refuses it and says
+where it runs: ``hyperagents run --level arena``, ``hyperagents experiment --levels ...,arena``
+or the driver itself. Every face resolves levels here and nowhere else.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hyperagents.storages import BaseStorage, RunRecord, VariantRecord
+    from hyperagents.tasks import Task
 
 from hyperagents.exceptions import ConfigError
 from hyperagents.runs._config import Mode
 
-__all__ = ["LEVELS", "Level", "LevelPreset", "apply_level", "level_preset", "parse_level"]
+__all__ = [
+    "LEVELS",
+    "Level",
+    "LevelDriver",
+    "LevelPreset",
+    "apply_level",
+    "level_preset",
+    "parse_level",
+]
 
 
 class Level(StrEnum):
@@ -57,21 +71,67 @@ ARENA_MODULE = "hyperagents.arena"
 ARENA_ENTRY = "level_preset"
 
 
+class LevelDriver(Protocol):
+    """The loop of a level that this engine's generations do not make (the arena's rounds).
+
+    Its runs live in the same storage as any run (stored with mode :attr:`mode`, their
+    experiment and arm), record a variant per step with its scores and the evaluations it
+    cost (``metrics["search_evaluations"]``), and resume from their last stored step.
+    """
+
+    @property
+    def mode(self) -> str:
+        """The mode its runs are stored with."""
+        ...
+
+    def check(self, task: Task) -> None:
+        """Refuse a task the level cannot run.
+
+        Raises:
+            ConfigError: The task lacks what the level needs (the arena: a trusted oracle).
+        """
+
+    def drive(
+        self,
+        *,
+        task: Task,
+        name: str,
+        seed: int,
+        storage: BaseStorage,
+        config: Mapping[str, Any],
+        generations: int,
+        experiment: str | None = None,
+        arm: str | None = None,
+        stop: Callable[[], bool] | None = None,
+        on_variant: Callable[[VariantRecord], None] | None = None,
+    ) -> RunRecord:
+        """Create (or resume) the run ``name`` and drive it to ``generations`` steps, or to
+        its evaluation budget (``config["max_evaluations"]``), or until ``stop()`` says so;
+        ``on_variant`` is called with each variant once it is recorded.
+
+        Raises:
+            ConfigError: Bad settings, or a run of that name that is not this level's.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class LevelPreset:
     """What a level sets.
 
     Attributes:
         level: The level's name.
-        mode: The run's mode.
+        mode: The run's mode (None: the level is driven by ``driver``, not by this engine).
         config: Run config values the level fixes (a run of the level has exactly these).
         summary: One line saying what the level does.
+        driver: The loop that drives the level's runs, for a level that is not a mode.
     """
 
     level: str
-    mode: Mode
+    mode: Mode | None
     config: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    driver: LevelDriver | None = None
 
 
 _BUILT_IN = {
@@ -137,7 +197,11 @@ def level_preset(level: str | Level) -> LevelPreset:
             "with --compare-level3 to score level 3 on its held-out suite beside it)"
         )
     preset = entry()
-    if not isinstance(preset, LevelPreset) or preset.level != Level.ARENA.value:
+    if (
+        not isinstance(preset, LevelPreset)
+        or (preset.mode is None) == (preset.driver is None)  # a mode or a driver, not both
+        or preset.level != Level.ARENA.value
+    ):
         raise ConfigError(f"{needs} (its {ARENA_ENTRY}() returned {preset!r})")
     return preset
 
@@ -154,10 +218,16 @@ def apply_level(
         mode: The mode given with it, if any (it must be the level's).
 
     Raises:
-        ConfigError: An unknown level, or a mode or config value given that the level sets
-            otherwise (the message names it).
+        ConfigError: An unknown level, a level driven by its own loop (the arena), or a mode
+            or config value given that the level sets otherwise (the message names it).
     """
     preset = level_preset(level)
+    if preset.mode is None:
+        raise ConfigError(
+            f"level {preset.level} is not a mode of the run engine: its own loop drives it; run "
+            f"it with `hyperagents run --level {preset.level}` or `hyperagents experiment "
+            f"--levels ...,{preset.level}`"
+        )
     if mode is not None and Mode(mode) is not preset.mode:
         raise ConfigError(
             f"level {preset.level} runs in mode {preset.mode.value}: drop mode {Mode(mode).value}"

@@ -1,0 +1,49 @@
+"""Helpers of the arena's tests: a sandbox that records what enters it (to check the held-out
+suite never does) and can fail at a given call (a kill)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hyperagents.exceptions import SandboxError
+from hyperagents.sandbox import Limits, SandboxResult, get_sandbox
+
+
+def strings_of(value: Any) -> set[str]:
+    """Every string in a JSON value (keys and leaves)."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set(value) | {s for item in value.values() for s in strings_of(item)}
+    if isinstance(value, list | tuple):
+        return {s for item in value for s in strings_of(item)}
+    return set()
+
+
+class RecordingSandbox:
+    """The real sandbox ``kind``, recording the strings of every request it is given (inputs to
+    solve, a test agent's history, a meta agent's report: all data enters the sandbox this
+    way), and raising :class:`SandboxError` at call ``fail_at`` (as if killed)."""
+
+    def __init__(self, fail_at: int | None = None, kind: str = "auto") -> None:
+        self.inner = get_sandbox(kind)
+        self.name = self.inner.name
+        self.seen: list[set[str]] = []
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def run(
+        self,
+        workspace: Path,
+        request: dict[str, Any],
+        *,
+        limits: Limits,
+        llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> SandboxResult:
+        self.calls += 1
+        if self.fail_at is not None and self.calls == self.fail_at:
+            raise SandboxError("killed (test)")
+        self.seen.append(strings_of(request))
+        return self.inner.run(workspace, request, limits=limits)
