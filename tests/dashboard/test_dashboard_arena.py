@@ -70,6 +70,7 @@ def test_the_arena_series_and_the_runs_list(
     assert body["heldout"] == {
         "round": 2,
         "size": 20,
+        "champion_name": result.champion["name"],
         "champion": result.heldout["champion"],
         "seed": result.heldout["seed"],
     }

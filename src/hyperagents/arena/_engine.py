@@ -347,7 +347,7 @@ def _finish(
         "arena.heldout",
         f"champion {champion.name}: {accuracy:.3f} on the held-out suite "
         f"(seed {seed_accuracy:.3f})",
-        {"round": state.round, "champion": champion.name, **heldout},
+        {"round": state.round, "champion_name": champion.name, **heldout},
     )
     return ArenaResult(
         run_id=ctx.run_id,

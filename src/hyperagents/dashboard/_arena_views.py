@@ -137,9 +137,11 @@ def _number(value: Any) -> float | None:
 
 def _heldout(data: Mapping[str, Any]) -> dict[str, Any]:
     """The held-out result: the round after which it was measured, the suite's size, and the
-    champion's and the seed code agent's accuracy on it."""
+    champion's name and the champion's and the seed code agent's accuracy on it."""
+    name = data.get("champion_name")
     return {
         "round": data.get("round"),
+        "champion_name": None if name is None else clip(name, _NAME_CHARS),
         "size": data.get("size"),
         "champion": _number(data.get("champion")),
         "seed": _number(data.get("seed")),

@@ -1365,7 +1365,7 @@ function heldoutCard(data) {
   const diff = ho.champion !== null && ho.seed !== null ? (ho.champion - ho.seed) * 100 : null;
   const bar = (label, v, id) => [label, h("span", { id }, `${pct(v)} `, meter(v ?? 0, 1))];
   return h("div", { class: "card", id: "arena-heldout" }, h("h3", { text: "Held-out adversarial suite" }),
-    kv([bar("champion", ho.champion, "heldout-champion"), bar("seed code agent", ho.seed, "heldout-seed"),
+    kv([bar(ho.champion_name ? `champion (${ho.champion_name})` : "champion", ho.champion, "heldout-champion"), bar("seed code agent", ho.seed, "heldout-seed"),
       ["difference", diff === null ? "–" : `${diff >= 0 ? "+" : ""}${diff.toFixed(1)} points`],
       ["cases", `${ho.size} (never shown to any agent)`], ["measured", `after round ${ho.round}`]]),
     ho.round < last ? h("p", { class: "muted", text: `rounds after ${ho.round} are not measured yet` }) : null);
