@@ -155,6 +155,20 @@ def check_type(
     return row
 
 
+def base_rows(rm: Any, seed_model: Path, ctx: dict[str, Any], args: Any) -> dict[str, Any]:
+    """The bundled base through llama.cpp against the merged model (a contrast: the merge is
+    what the served file holds) and against the base in transformers (the control: how
+    often the two runtimes agree on a model nobody exported)."""
+    base, cost = served_replies(rm, None, ctx["messages"], args.threads)
+    rows = {"llama_cpp_base_vs_merged": compare(rm, ctx["val"], ctx["reference"], base) | cost}
+    model, tokenizer = rm.load_for_serving(seed_model)
+    plain = [rm.reply(model, tokenizer, m) for m in ctx["messages"]]
+    rows["llama_cpp_base_vs_transformers_base"] = compare(rm, ctx["val"], plain, base)
+    for name, row in rows.items():
+        print(json.dumps({"row": name, "exact": row["exact_text_agreement"]}), flush=True)
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15)
@@ -188,11 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = clock()
     ctx["reference"] = [rm.reply(ctx["merged"], ctx["tokenizer"], m) for m in ctx["messages"]]
     results["transformers_replies"] = {**since(start), "replies": ctx["reference"]}
-    results["types"] = [check_type(rm, files, work, k, ctx, args) for k in args.types.split(",")]
+    results["types"] = [
+        check_type(rm, files, work, k, ctx, args) for k in args.types.split(",") if k
+    ]
     if not args.no_base:
-        base, cost = served_replies(rm, None, ctx["messages"], args.threads)
-        results["llama_cpp_base"] = compare(rm, val, ctx["reference"], base) | cost
-        print(json.dumps({"base": results["llama_cpp_base"]["exact_text_agreement"], **cost}))
+        results |= base_rows(rm, work / "seed" / "model", ctx, args)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -353,13 +353,7 @@ def _write(
     arch = _field(reader, gguf.Keys.General.ARCHITECTURE)
     if arch != "llama":
         raise ConfigError(f"the GGUF export supports llama models; the base is {str(arch)[:40]!r}")
-    heads = {
-        "attn_q": int(_field(reader, f"{arch}.attention.head_count")),
-        "attn_k": int(
-            _field(reader, f"{arch}.attention.head_count_kv")
-            or _field(reader, f"{arch}.attention.head_count")
-        ),
-    }
+    heads = _head_counts(reader)
     wanted = {
         f"blk.{layer}.{_MODULES[module]}.weight": update
         for (layer, module), update in updates.items()
@@ -392,6 +386,20 @@ def _write(
         writer.close()
         partial.unlink(missing_ok=True)
     return tuple(name for name in (t.name for t in reader.tensors) if name in wanted)
+
+
+def _head_counts(reader: Any) -> dict[str, int]:
+    """The heads by which a llama base's query and key rows are permuted.
+
+    Raises:
+        ConfigError: The base does not say (as one number each).
+    """
+    query = _field(reader, "llama.attention.head_count")
+    key = _field(reader, "llama.attention.head_count_kv")
+    key = query if key is None else key
+    if not all(isinstance(n, int) and n > 0 for n in (query, key)):
+        raise ConfigError("the base GGUF file gives no usable llama.attention.head_count(_kv)")
+    return {"attn_q": query, "attn_k": key}
 
 
 def _copy_metadata(gguf: Any, reader: Any, writer: Any) -> None:
