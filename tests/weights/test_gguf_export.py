@@ -20,6 +20,7 @@ from hyperagents.exceptions import ConfigError, ProgramError  # noqa: E402
 from hyperagents.weights import export_gguf, hf_to_gguf_rows  # noqa: E402
 
 from gguf_helpers import TinyLora, load_gguf, tiny_lora  # noqa: E402
+from tests_local import local_model  # noqa: E402
 
 IDS = [1, 72, 101, 108, 108, 111, 33]
 
@@ -198,3 +199,22 @@ def test_the_base_is_found_in_the_package_the_config_names(tiny: TinyLora, tmp_p
     files = tiny.files | {"config.json": json.dumps(config).encode()}
     with pytest.raises(ProgramError, match="is not a name"):
         export_gguf(files, tmp_path / "x.gguf")
+
+
+@pytest.mark.slow  # reads the 98 MB file's 49,152 tokens three times
+@local_model
+def test_the_support_lora_seed_exports_as_the_bundled_model(tmp_path: Path) -> None:
+    import gguf
+
+    from hyperagents.tasks import load_task
+    from hyperagents.weights import model_files
+
+    seed = load_task("support-lora").seed_program()
+    done = export_gguf(model_files(seed), tmp_path / "seed.gguf")
+    assert done.base.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and done.merged == ()
+    base, out = gguf.GGUFReader(done.base), gguf.GGUFReader(done.path)
+    assert len(out.tensors) == len(base.tensors) == 272
+    for mine, theirs in zip(out.tensors, base.tensors, strict=True):
+        assert mine.name == theirs.name and mine.tensor_type == theirs.tensor_type
+        assert mine.data.tobytes() == theirs.data.tobytes()
+    assert out.get_field("tokenizer.chat_template").contents().startswith("{% for message")
