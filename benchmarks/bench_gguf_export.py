@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results |= base_rows(rm, work / "seed" / "model", ctx, args)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     return 0
 
 
