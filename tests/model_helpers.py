@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hyperagents.program import Program
@@ -22,10 +23,14 @@ class ModelRun:
     program: Program
 
 
-def store_model_run(storage: BaseStorage, name: str = "m") -> ModelRun:
-    """A run whose seed has no model and whose child carries one (config and weights)."""
+def store_model_run(
+    storage: BaseStorage, name: str = "m", *, model: Mapping[str, bytes | str] | None = None
+) -> ModelRun:
+    """A run whose seed has no model and whose child carries one (``model``, by name in its
+    model folder; by default a config and weights)."""
     seed = Program({"task_agent.py": "def solve(x):\n    return 1\n", "meta_agent.py": "#\n"})
-    child = seed.with_files({"model/config.json": CONFIG, "model/model.safetensors": WEIGHTS})
+    files = {"config.json": CONFIG, "model.safetensors": WEIGHTS} if model is None else model
+    child = seed.with_files({f"model/{path}": data for path, data in files.items()})
     for program in (seed, child):
         storage.put_program(program)
     spec = RunSpec(

@@ -5,7 +5,8 @@ this package by group (``_run_cmd``: run, resume; ``_experiment_cmd``: experimen
 ``_task_cmd``: test-task; ``_arena_cmd``: arena;
 ``_status``: runs, status; ``_inspect``: show, diff, lineage, export; ``_steer``: approve,
 reject, pin, ban, stop, delete; ``_audit_cmd``: audit; ``_service_cmd``: serve, feedback,
-promote, rollback, autopilot, wanted; ``_play_cmd``: play; ``_rubric_cmd``: rubric draft) and are
+promote, rollback, autopilot, wanted; ``_play_cmd``: play; ``_rubric_cmd``: rubric draft;
+``_weights_cmd``: weights export-gguf) and are
 registered here, in the order ``--help`` lists them. Commands that create, drive or steer runs
 call the application service (:class:`hyperagents.runs.RunService`).
 """
@@ -42,6 +43,7 @@ from hyperagents.cli._shared import (
     shown_url,
 )
 from hyperagents.cli._task_cmd import test_task
+from hyperagents.cli._weights_cmd import weights_app
 
 __all__ = ["app", "console", "err_console", "main"]
 
@@ -75,6 +77,7 @@ app.add_typer(rubric_app, name="rubric")
 app.command()(promote)
 app.command()(rollback)
 app.command()(autopilot)
+app.add_typer(weights_app, name="weights")
 
 
 # -- dashboard ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Weights: the training stage's parts — the meta agent's plan and the run's levers, the
 sources of training data (the agent's own verified outputs, the task's examples, a teacher,
-people), the store of people's labels, and running a program's trainer in the sandbox.
+people), the store of people's labels, running a program's trainer in the sandbox, and
+exporting a program's LoRA-tuned model as a GGUF file for llama.cpp (``--llm local:FILE``).
 
 The engine's training step (:mod:`hyperagents.runs`) puts them together: after the meta agent
 made a child that plans a weight update, it collects the data (never val or test data),
@@ -20,6 +21,13 @@ from hyperagents.weights._data import (
     unverified_outputs,
     verified,
     voted_outputs,
+)
+from hyperagents.weights._gguf import (
+    GGUF_TENSOR_TYPES,
+    LORA_FORMAT,
+    GgufExport,
+    export_gguf,
+    hf_to_gguf_rows,
 )
 from hyperagents.weights._labels import LABEL_EVENT, MAX_LABEL_BYTES, labels, post_label
 from hyperagents.weights._plan import (
@@ -48,7 +56,9 @@ from hyperagents.weights._trainer import (
 )
 
 __all__ = [
+    "GGUF_TENSOR_TYPES",
     "LABEL_EVENT",
+    "LORA_FORMAT",
     "MAX_LABEL_BYTES",
     "MODEL_DIR",
     "OUT_DIR",
@@ -61,6 +71,7 @@ __all__ = [
     "DataGuard",
     "Device",
     "Example",
+    "GgufExport",
     "Lever",
     "TrainingLimits",
     "TrainingOutcome",
@@ -68,6 +79,8 @@ __all__ = [
     "accepted_outputs",
     "check_model",
     "entry_points_of",
+    "export_gguf",
+    "hf_to_gguf_rows",
     "labels",
     "model_files",
     "parse_levers",
