@@ -57,15 +57,36 @@ def solve(inputs):
     return "hi" if x > PARAMS["t"] else "lo"
 """
 
-TRAINER = """import math
+TRAINER = """import json
+import math
+import os
 import random
 import time
 
 from model_io import read_model, write_model
 
 
+def _resume(request):
+    if not request.get("resume_dir"):
+        return None
+    with open(os.path.join(request["resume_dir"], "state.json")) as handle:
+        return json.load(handle)
+
+
+def _checkpoint(request, state, progress):
+    name = "step-%d" % state["step"]
+    folder = os.path.join(request["checkpoint_dir"], name)
+    os.makedirs(folder + ".partial", exist_ok=True)
+    with open(os.path.join(folder + ".partial", "state.json"), "w") as handle:
+        json.dump(state, handle)
+    os.rename(folder + ".partial", folder)
+    progress({"step": state["step"], "loss": state["curve"][-1]["loss"], "checkpoint": name})
+
+
 def train(request, progress=None):
     time.sleep(float(request["options"].get("sleep", 0)))
+    pace = float(request["options"].get("pace", 0))
+    every = float(request.get("checkpoint_seconds") or 0) if progress is not None else 0
     rng = random.Random(request["seed"])
     w, b = (0.0, 0.0)
     if request["model_dir"]:
@@ -73,8 +94,16 @@ def train(request, progress=None):
     data = [(e["inputs"]["x"], 1.0 if e["output"] == "hi" else 0.0) for e in request["examples"]]
     epochs = int(request["options"].get("epochs", 200))
     rate = float(request["options"].get("rate", 2.0))
-    curve = []
-    for step in range(epochs):
+    curve, first = [], 0
+    saved = _resume(request)
+    if saved is not None:
+        w, b, first, curve, data = saved["w"], saved["b"], saved["step"], saved["curve"], [
+            tuple(d) for d in saved["data"]
+        ]
+        rng.setstate((saved["rng"][0], tuple(saved["rng"][1]), saved["rng"][2]))
+    last = time.monotonic()
+    for step in range(first, epochs):
+        time.sleep(pace)
         rng.shuffle(data)
         loss = gw = gb = 0.0
         for x, y in data:
@@ -88,6 +117,11 @@ def train(request, progress=None):
         curve.append(point)
         if progress is not None and step % 20 == 0:
             progress(point)
+        if every and time.monotonic() - last >= every:
+            state = {"w": w, "b": b, "step": step + 1, "curve": curve, "data": data,
+                     "rng": list(rng.getstate())}
+            _checkpoint(request, state, progress)
+            last = time.monotonic()
     write_model(request["out_dir"], w, b)
     return {"curve": curve, "metrics": {"final_loss": curve[-1]["loss"] if curve else 0.0}}
 """

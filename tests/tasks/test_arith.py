@@ -237,3 +237,40 @@ def test_the_task_agent_loads_its_model_in_the_runs_sandbox(
     problems = [(i.inputs["a"], i.inputs["b"]) for i in task.instances(Split.VAL)]
     outputs = [r["output"] for r in trial.result.results]
     assert outputs == program["arith_model"].generate(model, problems)
+
+
+class _Killed(Exception):
+    """Stands for the kill of the trainer's process."""
+
+
+def test_a_training_resumed_from_its_checkpoint_ends_with_the_same_model(
+    program: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    task = ArithTask(length=2, n_examples=50)
+    trainer = program["trainer"]
+    whole = trainer.train(_request(task, tmp_path / "whole"))
+    checkpoints = tmp_path / "checkpoints"
+    request = {
+        **_request(task, tmp_path / "cut"),
+        "checkpoint_dir": str(checkpoints),
+        "checkpoint_seconds": 1e-9,  # one after every step
+    }
+    named: list[str] = []
+
+    def progress(point: dict[str, Any]) -> None:
+        if "checkpoint" in point:
+            named.append(point["checkpoint"])
+            if len(named) == 7:
+                raise _Killed
+
+    with pytest.raises(_Killed):
+        trainer.train(request, progress)
+    assert named[-1] == "step-7" and [p.name for p in checkpoints.iterdir()] == ["step-7"]
+    resumed = trainer.train(
+        {**request, "resume_dir": str(checkpoints / "step-7"), "checkpoint_seconds": 0},
+        named.append,
+    )
+    weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("whole", "cut")]
+    assert weights[0] == weights[1]
+    assert resumed["curve"] == whole["curve"]
+    assert named[7]["step"] > 7  # it went on from step 7, not from the start

@@ -18,6 +18,8 @@ from hyperagents.exceptions import TaskError
 from hyperagents.tasks import Split, load_task
 
 SEED = Path(__file__).parents[2] / "src/hyperagents/tasks/support_lora/seed"
+#: ``train_state.py``, the seed trainers' checkpoints (part of the seed program).
+TRAIN_STATE = Path(__file__).parents[2] / "src/hyperagents/weights/seed"
 TEAMS = ("billing", "refund", "shipping", "account", "technical", "cancellation")
 # SmolLM2's chat template (what the GGUF file carries).
 TEMPLATE = (
@@ -31,9 +33,10 @@ TEMPLATE = (
 def seed_modules(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, ModuleType]]:
     """The seed's ``routing_model``, ``trainer`` and ``task_agent`` modules, imported by the
     names the sandbox gives them (and forgotten afterwards)."""
+    monkeypatch.syspath_prepend(str(TRAIN_STATE))
     monkeypatch.syspath_prepend(str(SEED))
-    names = ("routing_model", "trainer", "task_agent")
-    yield {name: importlib.import_module(name) for name in names if name != "trainer"} | {
+    names = ("routing_model", "trainer", "task_agent", "train_state")
+    yield {name: importlib.import_module(name) for name in names[::2]} | {
         "trainer": _lazy("trainer")
     }
     for name in names:
@@ -211,6 +214,37 @@ def test_the_trainer_is_deterministic_and_writes_an_adapter_the_config_names(
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["adapter"] == {"config": "adapter_config.json", "weights": weights}
     assert (tmp_path / "a" / "base" / "config.json").is_file()  # the base travels along
+
+
+class _Killed(Exception):
+    """Stands for the kill of the trainer's process."""
+
+
+def test_a_training_resumed_from_its_checkpoint_ends_with_the_same_adapter(
+    seed_modules: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    model_dir = tiny_model_dir(tmp_path)
+    trainer = seed_modules["trainer"]
+    whole = trainer.train(request(model_dir, tmp_path / "whole", dropout=0.3))
+    cut = {
+        **request(model_dir, tmp_path / "cut", dropout=0.3),
+        "checkpoint_dir": str(tmp_path / "checkpoints"),
+        "checkpoint_seconds": 1e-9,  # one after every step
+    }
+    named: list[str] = []
+
+    def progress(point: dict[str, Any]) -> None:
+        if "checkpoint" in point:
+            named.append(point["checkpoint"])
+            if len(named) == 3:
+                raise _Killed
+
+    with pytest.raises(_Killed):
+        trainer.train(cut, progress)
+    resumed = trainer.train({**cut, "resume_dir": str(tmp_path / "checkpoints" / "step-3")})
+    weights = "adapter_model.safetensors"
+    assert (tmp_path / "cut" / weights).read_bytes() == (tmp_path / "whole" / weights).read_bytes()
+    assert resumed["curve"] == whole["curve"]
 
 
 def test_training_continues_from_the_adapter_and_serving_merges_it(

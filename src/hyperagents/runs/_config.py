@@ -82,6 +82,12 @@ class TrainingConfig(BaseModel):
         description="where the trainer computes: auto (a GPU when the trainer's sandbox sees "
         "one, else the CPU), cpu, or cuda (asked for; the CPU when none is there)",
     )
+    checkpoint_seconds: float = Field(
+        _LIMITS.checkpoint_seconds,
+        ge=0,
+        description="how often a trainer is asked to write a checkpoint, which a run killed "
+        "mid-training resumes from (0: never)",
+    )
     max_examples: int = Field(
         10_000, ge=1, description="training examples of one training at most (first kept)"
     )

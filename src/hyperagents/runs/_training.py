@@ -14,12 +14,16 @@ run's model as a teacher, labels people posted), never val or test data, runs th
 child's ``model/`` folder. One transaction records the new program, every example with its
 source and instance id (the ``variant.trained`` event), the curve and the counts per source; a
 trainer that fails makes the child ``INVALID`` with the reason, in one transaction too. A
-crash before either leaves the training due: it is redone from scratch on resume, the one
-step lost, never recorded twice.
+crash before either leaves the training due: it is done again on resume, never recorded twice,
+and goes on from the newest checkpoint its trainer wrote (kept by
+:class:`~hyperagents.runs._checkpoints.CheckpointStore`, each one a ``training.checkpoint``
+event; a resumed one is a ``training.resumed`` event and ``resumed_from`` in the record), so the
+kill loses only the work since that checkpoint.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter
@@ -29,6 +33,7 @@ from typing import Any
 
 from hyperagents.evaluation import solve_in_sandbox
 from hyperagents.program import Program
+from hyperagents.runs._checkpoints import CheckpointStore, training_key
 from hyperagents.runs._context import RunContext
 from hyperagents.storages import BaseStorage, EventSpec, VariantRecord, VariantState
 from hyperagents.tasks import Instance, Split
@@ -41,6 +46,7 @@ from hyperagents.weights import (
     Example,
     Lever,
     TrainingLimits,
+    TrainingOutcome,
     TrainingPlan,
     accepted_outputs,
     labels,
@@ -56,6 +62,8 @@ from hyperagents.weights import (
 )
 
 __all__ = ["DUE", "Training", "choose_lever", "strip_plan", "training_summary"]
+
+logger = logging.getLogger("hyperagents")
 
 #: ``metrics["training"]["state"]`` of a child whose training has not been recorded yet.
 DUE = "due"
@@ -110,6 +118,7 @@ class Training:
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
         self._guard: DataGuard | None = None
+        self._checkpoints = CheckpointStore.of(ctx.storage)
 
     def due(self, variant: VariantRecord) -> bool:
         """Whether ``variant`` has a recorded program whose training is not recorded yet."""
@@ -150,18 +159,7 @@ class Training:
         if not examples:
             record.update(state="skipped", reason="no training examples")
             return self._record(variant, child, record, []), seconds
-        outcome = ctx.retry(
-            lambda: run_trainer(
-                child,
-                [e.for_trainer() for e in examples],
-                sandbox=ctx.sandbox,
-                limits=self.limits(),
-                seed=ctx.derive_seed(variant.generation, "train"),
-                options=plan.options,
-                on_progress=_Progress(ctx, variant.id),
-            ),
-            f"training {variant.id}",
-        )
+        outcome = self._train(variant, child, plan, examples, record)
         record.update(
             curve=[dict(p) for p in outcome.curve],
             trainer_metrics=dict(outcome.metrics),
@@ -177,6 +175,45 @@ class Training:
         trained = with_model(child, outcome.model)
         record.update(state="done", model_files=sorted(model_files(trained)))
         return self._record(variant, trained, record, examples), seconds
+
+    def _train(
+        self,
+        variant: VariantRecord,
+        child: Program,
+        plan: TrainingPlan,
+        examples: list[Example],
+        record: dict[str, Any],
+    ) -> TrainingOutcome:
+        """Run the child's trainer (again, after a sandbox failure), each time from the newest
+        checkpoint of this same training when there is one (noted in ``record``)."""
+        ctx = self._ctx
+        given = [e.for_trainer() for e in examples]
+        seed = ctx.derive_seed(variant.generation, "train")
+        key = training_key(str(variant.program_id), given, seed, plan.options)
+
+        def attempt() -> TrainingOutcome:
+            resume = self._checkpoints.load(ctx.run_id, variant.id, key)
+            if resume is not None:
+                record["resumed_from"] = resume[0]
+                ctx.event(
+                    "training.resumed",
+                    f"training resumed from the checkpoint at step {resume[0]}",
+                    variant.id,
+                    step=resume[0],
+                )
+            return run_trainer(
+                child,
+                given,
+                sandbox=ctx.sandbox,
+                limits=self.limits(),
+                seed=seed,
+                options=plan.options,
+                on_progress=_Progress(ctx, variant.id),
+                resume=None if resume is None else resume[1],
+                on_checkpoint=_Keeper(ctx, self._checkpoints, variant.id, key),
+            )
+
+        return ctx.retry(attempt, f"training {variant.id}")
 
     # -- data --------------------------------------------------------------------------------
     def guard(self) -> DataGuard:
@@ -363,6 +400,7 @@ class Training:
             return program_id
 
         program_id = ctx.storage.atomically(write)
+        self._checkpoints.drop(ctx.run_id, variant.id)
         ctx.remember_program(program_id, program)
         metrics = {**variant.metrics, "training": record}
         return replace(variant, program_id=program_id, metrics=metrics)
@@ -396,7 +434,9 @@ class Training:
             )
             return storage.get_variant(variant.id)
 
-        return storage.atomically(write)
+        ended = storage.atomically(write)
+        self._checkpoints.drop(self._ctx.run_id, variant.id)
+        return ended
 
 
 class _Progress:
@@ -424,6 +464,29 @@ class _Progress:
             step=step,
             loss=loss,
             attempt=self._attempt,
+        )
+
+
+class _Keeper:
+    """Keeps each checkpoint a training writes as the newest of its child (a
+    ``training.checkpoint`` event each); one that cannot be kept is only logged."""
+
+    def __init__(self, ctx: RunContext, store: CheckpointStore, variant_id: int, key: str) -> None:
+        self._ctx, self._store, self._variant_id, self._key = ctx, store, variant_id, key
+
+    def __call__(self, step: int, files: dict[str, bytes]) -> None:
+        try:
+            self._store.save(self._ctx.run_id, self._variant_id, self._key, step, files)
+        except OSError as exc:
+            logger.warning("checkpoint of variant %s not kept: %s", self._variant_id, exc)
+            return
+        size = sum(len(data) for data in files.values())
+        self._ctx.event(
+            "training.checkpoint",
+            f"checkpoint at step {step} ({size} bytes)",
+            self._variant_id,
+            step=step,
+            bytes=size,
         )
 
 

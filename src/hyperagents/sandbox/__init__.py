@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.sandbox._base import Limits, Outcome, Sandbox, SandboxResult
 from hyperagents.sandbox._bwrap import BwrapSandbox, bwrap_available
+from hyperagents.sandbox._checkpoint import CHECKPOINT_DIR, CheckpointHook
 from hyperagents.sandbox._cleanup import kill_user_processes
 from hyperagents.sandbox._harness import (
     META_MODULE_PREFIX,
@@ -44,6 +45,7 @@ from hyperagents.sandbox._workspace import (
 )
 
 __all__ = [
+    "CHECKPOINT_DIR",
     "META_MODULE_PREFIX",
     "PROTECTED_MODULES",
     "RAY_MISSING",
@@ -51,6 +53,7 @@ __all__ = [
     "UNSAFE_PROCESS_SANDBOX_ENV",
     "WORKSPACE_PREFIXES",
     "BwrapSandbox",
+    "CheckpointHook",
     "InvalidMessage",
     "Limits",
     "Outcome",

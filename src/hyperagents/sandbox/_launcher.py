@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from hyperagents.exceptions import SandboxError
 from hyperagents.sandbox._base import Limits, Outcome, SandboxResult
+from hyperagents.sandbox._checkpoint import CheckpointHook, progress_hook
 from hyperagents.sandbox._cleanup import kill_group, processes_of
 from hyperagents.sandbox._deadline import Deadline
 from hyperagents.sandbox._forkserver import ForkedProcess, ForkServer
@@ -58,9 +59,9 @@ from hyperagents.sandbox._workspace import (
 __all__ = ["Launcher"]
 
 
-#: What a run answers and reports to as the sandboxed code goes: its LLM handler, and the
-#: hook that takes its progress messages.
-Hooks = tuple[LLMHandler | None, MessageHook | None]
+#: What a run answers and reports to as the sandboxed code goes: its LLM handler, the hook
+#: that takes its progress messages, and the one that takes the checkpoints they name.
+Hooks = tuple[LLMHandler | None, MessageHook | None, CheckpointHook | None]
 
 logger = logging.getLogger("hyperagents")
 
@@ -278,6 +279,7 @@ class Launcher:
         limits: Limits,
         llm: LLMHandler | None = None,
         on_message: MessageHook | None = None,
+        on_checkpoint: CheckpointHook | None = None,
     ) -> SandboxResult:
         """Run one harness action; see :class:`~hyperagents.sandbox.Sandbox`.
 
@@ -289,6 +291,11 @@ class Launcher:
                 without it such calls get an error reply.
             on_message: Called (on a reader thread) with each ``progress`` message as it
                 arrives, already parsed with bounds (a training's curve, live).
+            on_checkpoint: Called (on a reader thread) with the step and the files of each
+                checkpoint a progress point names, read at once and safely (see
+                :mod:`hyperagents.sandbox._checkpoint`), at most four times
+                ``limits.max_file_size_mb`` in all (a model and its optimiser's state); a
+                checkpoint that cannot be read is skipped.
 
         Raises:
             SandboxError: The workspace is missing, the sandbox cannot start or cannot isolate.
@@ -298,8 +305,9 @@ class Launcher:
             raise SandboxError(f"workspace {workspace} does not exist")
         server = self._pool.take()
         if server is not None:
-            return self._run_forked(server, workspace, request, limits, (llm, on_message))
-        return self._run_cold(workspace, request, limits, (llm, on_message))
+            hooks = (llm, on_message, on_checkpoint)
+            return self._run_forked(server, workspace, request, limits, hooks)
+        return self._run_cold(workspace, request, limits, (llm, on_message, on_checkpoint))
 
     def _run_forked(
         self,
@@ -510,16 +518,21 @@ class Launcher:
         started: Started,
         request: dict[str, Any],
         limits: Limits,
-        hooks: Hooks = (None, None),
+        hooks: Hooks = (None, None, None),
     ) -> SandboxResult:
         """Send the request to a started process, wait for it and classify the outcome."""
-        llm, on_message = hooks
+        llm, on_message, on_checkpoint = hooks
         proc = started.proc
         validates = isinstance(request.get("validate"), dict)
         deadline = Deadline(limits.wall_time, limits.validate_time if validates else None)
         started.channel.on_validation = deadline.validated
         started.channel.handler = llm
-        started.channel.on_progress = on_message
+        started.channel.on_progress = progress_hook(
+            on_message,
+            on_checkpoint,
+            started.directory,
+            max_bytes=4 * limits.max_file_size_mb * 1024 * 1024,
+        )
         # A fork server reports its child's usage: nothing to read from /proc before it exits.
         started.channel.ack_final = self.reports_usage and not started.forked
         started.stdout.cap = started.stderr.cap = limits.max_output_bytes

@@ -86,6 +86,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hyperagents.program import Program
@@ -608,6 +609,20 @@ class BaseStorage(EngineStorage, ServiceStorage, ABC):
             StorageError: A storage call inside ``fn`` failed and ``fn`` returned anyway, the
                 transaction could not commit, or a transient error outlasted the retry time.
         """
+
+    def local_folder(self, name: str) -> Path | None:
+        """A folder of this machine that belongs to this storage's database, for files kept
+        beside it that no other machine needs (e.g. training checkpoints); not created here:
+        ``<database file>.<name>`` beside a SQLite file; for a server's database, a folder
+        under the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``) named after the
+        database's URL (without its password). None: the storage has none (it lives in
+        memory, as an in-memory SQLite database does).
+
+        Args:
+            name: What the folder is for (a plain name, part of the folder's name).
+        """
+        del name
+        return None
 
     def close(self) -> None:
         """Release connections; the object must not be used afterwards."""

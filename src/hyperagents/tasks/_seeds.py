@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from hyperagents.exceptions import TaskError
 
-__all__ = ["offline_meta_agent", "seed_files"]
+__all__ = ["offline_meta_agent", "seed_files", "train_state_file"]
 
 
 def offline_meta_agent() -> dict[str, str]:
@@ -32,6 +32,16 @@ def offline_meta_agent() -> dict[str, str]:
     return files
 
 
+def train_state_file() -> dict[str, str]:
+    """``train_state.py``, the checkpoints of a torch trainer (``hyperagents.weights``' seed
+    module), for the seed programs that train a model.
+
+    Raises:
+        TaskError: It is missing (a broken installation).
+    """
+    return {"train_state.py": _read("hyperagents.weights", "seed/train_state.py")}
+
+
 def seed_files(package: str, *paths: str) -> dict[str, str]:
     """A seed program: the files ``paths`` of ``package`` (by name: ``seed/task_agent.py`` is
     ``task_agent.py``) and the offline meta agent's files.
@@ -39,11 +49,17 @@ def seed_files(package: str, *paths: str) -> dict[str, str]:
     Raises:
         TaskError: A file is missing.
     """
-    files: dict[str, str] = {}
-    for path in paths:
-        try:
-            text = importlib.resources.files(package).joinpath(path).read_text("utf-8")
-        except (OSError, ModuleNotFoundError) as exc:  # pragma: no cover - broken installation
-            raise TaskError(f"seed file {package}/{path} is missing: {exc}") from exc
-        files[PurePosixPath(path).name] = text
+    files = {PurePosixPath(path).name: _read(package, path) for path in paths}
     return {**files, **offline_meta_agent()}
+
+
+def _read(package: str, path: str) -> str:
+    """The text of the file ``path`` of ``package``.
+
+    Raises:
+        TaskError: It is missing.
+    """
+    try:
+        return importlib.resources.files(package).joinpath(path).read_text("utf-8")
+    except (OSError, ModuleNotFoundError) as exc:  # pragma: no cover - broken installation
+        raise TaskError(f"seed file {package}/{path} is missing: {exc}") from exc

@@ -5,13 +5,26 @@ under the training stage's own limits (time, memory, threads), in a workspace ho
 program, with the request of the weights contract::
 
     {"model_dir": "model" | None, "out_dir": "<a fresh folder>", "examples": [...],
-     "seed": int, "threads": int, "device": "auto" | "cpu" | "cuda", "options": {...}}
+     "seed": int, "threads": int, "device": "auto" | "cpu" | "cuda", "options": {...},
+     "checkpoint_dir": "_checkpoints", "checkpoint_seconds": float,
+     "resume_dir": "_resume" | None}
 
 (paths relative to the workspace, the process's working directory). Each progress point it
-reports comes back as a message. Only what it wrote to ``out_dir`` is read back, bounded, and
-checked: a ``config.json`` holding a JSON object and at least one well-formed
-``*.safetensors`` file. Whatever else happens — a crash, a timeout, nothing written, garbage —
-is the candidate's failure, returned with the reason; only a broken sandbox raises.
+reports comes back as a message.
+
+**Checkpoints.** A trainer may, every ``checkpoint_seconds`` or so (0: never), write the
+whole state it needs to go on (weights, optimiser, random generators, step, curve) into a new
+folder under ``checkpoint_dir`` and then report a point naming it (``{"step", "loss",
+"checkpoint": "<folder name>"}``): the engine reads that folder at once (flat, regular files
+only, bounded) and keeps it. When a run killed mid-training does that training again with the
+same inputs, the last checkpoint is given back in ``resume_dir`` and the trainer goes on from
+its step, so the kill loses only the work since that checkpoint, and a trainer that resumes
+exactly ends with the same model as one never interrupted.
+
+Only what it wrote to ``out_dir`` is read back, bounded, and checked: a ``config.json``
+holding a JSON object and at least one well-formed ``*.safetensors`` file. Whatever else
+happens — a crash, a timeout, nothing written, garbage — is the candidate's failure, returned
+with the reason; only a broken sandbox raises.
 """
 
 from __future__ import annotations
@@ -27,6 +40,8 @@ from typing import Any, Literal
 from hyperagents.exceptions import ProgramError
 from hyperagents.program import Program
 from hyperagents.sandbox import (
+    CHECKPOINT_DIR,
+    CheckpointHook,
     InvalidMessage,
     Limits,
     Sandbox,
@@ -38,6 +53,7 @@ from hyperagents.weights._plan import MODEL_DIR
 
 __all__ = [
     "OUT_DIR",
+    "RESUME_DIR",
     "Device",
     "TrainingLimits",
     "TrainingOutcome",
@@ -53,6 +69,10 @@ Device = Literal["auto", "cpu", "cuda"]
 
 #: The folder (in the workspace) the trainer writes the new model to.
 OUT_DIR = "_trained_model"
+#: The folder (in the workspace) holding the checkpoint a resumed training goes on from.
+RESUME_DIR = "_resume"
+#: Workspace folders of the training stage's own (never taken from a program).
+_STAGE_DIRS = (OUT_DIR, RESUME_DIR, CHECKPOINT_DIR)
 #: Curve points kept with the outcome (an even thinning of longer curves).
 MAX_CURVE = 200
 
@@ -67,6 +87,7 @@ class TrainingLimits:
         threads: Threads its numeric libraries may use (torch's included).
         max_model_mb: The largest model it may write, in MiB (all files together).
         device: ``auto`` (the trainer uses a GPU when it sees one), ``cpu`` or ``cuda``.
+        checkpoint_seconds: How often a trainer is asked to write a checkpoint (0: never).
     """
 
     seconds: float = 600.0
@@ -74,6 +95,7 @@ class TrainingLimits:
     threads: int = 1
     max_model_mb: int = 512
     device: Device = "auto"
+    checkpoint_seconds: float = 30.0
 
     def sandbox_limits(self) -> Limits:
         """The sandbox limits of a training run (CPU time for every thread)."""
@@ -121,6 +143,8 @@ def run_trainer(
     seed: int,
     options: Mapping[str, Any],
     on_progress: Callable[[Mapping[str, float]], None] | None = None,
+    resume: Mapping[str, bytes] | None = None,
+    on_checkpoint: CheckpointHook | None = None,
 ) -> TrainingOutcome:
     """Run ``program``'s trainer on ``examples`` in the sandbox and read back its model.
 
@@ -132,23 +156,36 @@ def run_trainer(
         seed: Its seed.
         options: The plan's options, handed over as they are.
         on_progress: Called with each progress point it reported, in order.
+        resume: The files of a checkpoint of this same training to go on from (None: start).
+        on_checkpoint: Called with each checkpoint the trainer writes (its step and files),
+            as it comes; a sandbox that cannot hand checkpoints over gets no checkpoint folder.
 
     Raises:
         SandboxError: The sandbox itself broke.
     """
+    hooks = _hooks(sandbox, on_progress, on_checkpoint)
     request = {
         "action": "train",
         "module": "trainer",
         "function": "train",
-        "train": _train_request(program, examples, limits, seed, options),
+        "train": _train_request(
+            program,
+            examples,
+            limits,
+            seed,
+            options,
+            checkpoints="on_checkpoint" in hooks,
+            resume=bool(resume),
+        ),
     }
-    with workspace(program.without(*[p for p in program if p.startswith(OUT_DIR + "/")])) as path:
+    given = program.without(*[p for p in program if p.split("/", 1)[0] in _STAGE_DIRS])
+    if resume:
+        given = given.with_files({f"{RESUME_DIR}/{name}": data for name, data in resume.items()})
+    with workspace(given) as path:
         os.makedirs(os.path.join(path, OUT_DIR), exist_ok=True)
-        live = on_progress is not None and _takes_progress(sandbox)
-        extra: dict[str, Any] = {}
-        if live and on_progress is not None:
-            extra["on_message"] = lambda message: _forward(message, on_progress)
-        run = sandbox.run(path, request, limits=limits.sandbox_limits(), **extra)
+        os.makedirs(os.path.join(path, CHECKPOINT_DIR), exist_ok=True)
+        run = sandbox.run(path, request, limits=limits.sandbox_limits(), **hooks)
+        live = "on_message" in hooks
         base = _usage(run)
         if on_progress is not None and not live:  # a sandbox that only tells at the end
             for point in base.curve:
@@ -184,12 +221,31 @@ def _usage(run: SandboxResult) -> TrainingOutcome:
     )
 
 
+def _hooks(
+    sandbox: Sandbox,
+    on_progress: Callable[[Mapping[str, float]], None] | None,
+    on_checkpoint: CheckpointHook | None,
+) -> dict[str, Any]:
+    """The keyword arguments of ``sandbox.run`` that hand progress points and checkpoints
+    over as they come (only those the sandbox takes)."""
+    takes = _run_parameters(sandbox)
+    hooks: dict[str, Any] = {}
+    if on_progress is not None and "on_message" in takes:
+        hooks["on_message"] = lambda message: _forward(message, on_progress)
+    if on_checkpoint is not None and "on_checkpoint" in takes:
+        hooks["on_checkpoint"] = on_checkpoint
+    return hooks
+
+
 def _train_request(
     program: Program,
     examples: Sequence[Mapping[str, Any]],
     limits: TrainingLimits,
     seed: int,
     options: Mapping[str, Any],
+    *,
+    checkpoints: bool,
+    resume: bool,
 ) -> dict[str, Any]:
     """The trainer's ``request`` (paths relative to the workspace)."""
     has_model = any(path.startswith(MODEL_DIR) for path in program)
@@ -201,6 +257,9 @@ def _train_request(
         "threads": limits.threads,
         "device": limits.device,
         "options": dict(options),
+        "checkpoint_dir": CHECKPOINT_DIR,
+        "checkpoint_seconds": float(limits.checkpoint_seconds) if checkpoints else 0.0,
+        "resume_dir": RESUME_DIR if resume else None,
     }
 
 
@@ -259,12 +318,13 @@ def safetensors_problem(data: bytes) -> str | None:
     return None
 
 
-def _takes_progress(sandbox: Sandbox) -> bool:
-    """Whether ``sandbox.run`` hands progress messages over as they come (``on_message``)."""
+def _run_parameters(sandbox: Sandbox) -> frozenset[str]:
+    """The parameters ``sandbox.run`` takes (``on_message`` and ``on_checkpoint`` are only
+    taken by sandboxes that hand messages over as they come)."""
     try:
-        return "on_message" in inspect.signature(sandbox.run).parameters
+        return frozenset(inspect.signature(sandbox.run).parameters)
     except (TypeError, ValueError):
-        return False
+        return frozenset()
 
 
 def _forward(

@@ -44,6 +44,7 @@ __all__ = [
     "LargeObjects",
     "artifact_store",
     "sqlite_artifact_dir",
+    "sqlite_side_folder",
 ]
 
 #: Bytes written or read per statement of a large object (PostgreSQL).
@@ -187,6 +188,12 @@ class LargeObjects:
 
 def sqlite_artifact_dir(url: URL) -> Path | None:
     """The artifact folder of a SQLite database file (None: an in-memory database)."""
+    return sqlite_side_folder(url, "artifacts")
+
+
+def sqlite_side_folder(url: URL, suffix: str) -> Path | None:
+    """``<database file>.<suffix>``, a folder beside a SQLite database file (None: an
+    in-memory database)."""
     database = url.database or ""
     if database.startswith("file:"):
         database = database[len("file:") :].split("?", 1)[0]
@@ -195,7 +202,7 @@ def sqlite_artifact_dir(url: URL) -> Path | None:
     if database in ("", ":memory:"):
         return None
     path = Path(database).expanduser().resolve()
-    return path.with_name(path.name + ".artifacts")
+    return path.with_name(f"{path.name}.{suffix}")
 
 
 def artifact_store(url: URL, dialect: str) -> ArtifactStore | None:

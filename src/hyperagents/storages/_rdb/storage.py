@@ -47,8 +47,11 @@ settings, migrations). The contract and its docstrings are :class:`BaseStorage`'
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
@@ -58,7 +61,7 @@ from sqlalchemy.pool import StaticPool
 
 from hyperagents.exceptions import StorageError, StorageURLError
 from hyperagents.storages._common import dumps_json
-from hyperagents.storages._rdb._artifacts import artifact_store
+from hyperagents.storages._rdb._artifacts import artifact_store, sqlite_side_folder
 from hyperagents.storages._rdb._connect import (
     ALEMBIC_DIR,
     HEAD_REVISION,
@@ -206,6 +209,14 @@ class RDBStorage(
     def url(self) -> str:
         """The URL this storage was opened with (unmasked: it may be given to other processes)."""
         return self._url_arg
+
+    def local_folder(self, name: str) -> Path | None:
+        if self._dialect == "sqlite":
+            return sqlite_side_folder(self._parsed, name)
+        where = self._parsed.render_as_string(hide_password=True).encode("utf-8")
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+        key = hashlib.sha256(where).hexdigest()[:16]
+        return Path(cache) / "hyperagents" / name / key
 
     def __str__(self) -> str:
         return self._parsed.render_as_string(hide_password=True)

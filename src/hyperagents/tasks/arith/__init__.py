@@ -41,7 +41,7 @@ from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.tasks._base import Instance, Score
 from hyperagents.tasks._generated import GeneratedTask
-from hyperagents.tasks._seeds import seed_files
+from hyperagents.tasks._seeds import seed_files, train_state_file
 from hyperagents.tasks.arith._data import problems_of_lengths, spread_lengths, stream
 
 __all__ = ["ArithTask"]
@@ -172,4 +172,4 @@ class ArithTask(GeneratedTask):
     def seed_program(self) -> Program:
         """The seed hyperagent: the model's code, its trainer, the task agent (no weights yet)
         and the offline meta agent."""
-        return Program(seed_files("hyperagents.tasks.arith", *SEED_FILES))
+        return Program({**seed_files("hyperagents.tasks.arith", *SEED_FILES), **train_state_file()})

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.tasks._base import Instance
-from hyperagents.tasks._seeds import seed_files
+from hyperagents.tasks._seeds import seed_files, train_state_file
 from hyperagents.tasks.support import SupportTask
 
 __all__ = ["SupportLoraTask"]
@@ -102,4 +102,5 @@ class SupportLoraTask(SupportTask):
         adapter yet) and the offline meta agent."""
         config = importlib.resources.files(_PACKAGE).joinpath("seed/model/config.json")
         files = seed_files(_PACKAGE, *_SEED)
-        return Program({**files, "model/config.json": config.read_text("utf-8")})
+        model = {"model/config.json": config.read_text("utf-8")}
+        return Program({**files, **train_state_file(), **model})

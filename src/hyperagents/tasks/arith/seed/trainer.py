@@ -13,6 +13,10 @@ and ``options``:
 * a new model's architecture: ``d_model``, ``n_layers``, ``n_heads``, ``d_ff``, ``pos``
   (:class:`arith_model.ModelConfig`); a model that continues keeps its own.
 
+Every ``checkpoint_seconds`` the whole state (model, optimiser, the batches' generator, torch's,
+the step and the curve) is written as a checkpoint (``train_state.Checkpoints``); a training
+given one in ``resume_dir`` goes on from its step and ends with the same model.
+
 An example whose inputs are not two digit strings, or whose output is not a digit string, is
 skipped and counted. Training is AdamW on the answer tokens only (the loss of
 the prompt is not learnt), deterministic on the CPU for a given seed. It returns the loss curve
@@ -38,6 +42,7 @@ from arith_model import (
     load_model,
     save_model,
 )
+from train_state import Checkpoints, restore_rng, rng_state
 
 DEFAULTS: dict[str, Any] = {
     "batch_size": 128,
@@ -97,6 +102,23 @@ def _rate(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def _step(
+    model: AdderModel,
+    optimiser: torch.optim.Optimizer,
+    rows: Sequence[tuple[list[int], int]],
+    device: str,
+) -> float:
+    """One optimiser step on the batch ``rows``; its loss."""
+    inputs, targets = _batch(rows)
+    logits = model(inputs.to(device))
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimiser.step()
+    return float(loss.item())
+
+
 def _model(request: dict[str, Any], options: dict[str, Any], device: str) -> AdderModel:
     if request.get("model_dir"):
         return load_model(str(request["model_dir"]), device)
@@ -133,25 +155,36 @@ def train(
         model.parameters(), lr=lr, weight_decay=float(options["weight_decay"])
     )
     rng = random.Random(seed)
-    curve: list[dict[str, Any]] = []
-    loss_value = float("nan")
+    checkpoints = Checkpoints(request, progress)
+    first, curve, loss_value = 0, [], float("nan")
+    saved = checkpoints.resume()
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        restore_rng(rng, saved["rng"])
+        first, curve, loss_value = int(saved["step"]), list(saved["curve"]), float(saved["loss"])
     model.train()
-    for step in range(steps):
+    for step in range(first, steps):
         for group in optimiser.param_groups:
             group["lr"] = _rate(step, steps, lr, int(options["warmup"]))
-        inputs, targets = _batch([rows[rng.randrange(len(rows))] for _ in range(batch_size)])
-        logits = model(inputs.to(device))
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        loss_value = float(loss.item())
+        chosen = [rows[rng.randrange(len(rows))] for _ in range(batch_size)]
+        loss_value = _step(model, optimiser, chosen, device)
         if step == 0 or (step + 1) % int(options["log_every"]) == 0 or step == steps - 1:
             point = {"step": step + 1, "loss": round(loss_value, 6)}
             curve.append(point)
             if progress is not None:
                 progress(point)
+        done = {"step": step + 1, "loss": loss_value, "curve": curve}
+        checkpoints.maybe_save(
+            step + 1,
+            loss_value,
+            lambda done=done: {
+                **done,
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "rng": rng_state(rng),
+            },
+        )
     save_model(model, str(request["out_dir"]))
     metrics = {
         "examples": float(len(rows)),

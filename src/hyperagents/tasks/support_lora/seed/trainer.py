@@ -16,7 +16,10 @@ tokens of the assistant's turn (the team's name and the end of the turn) after t
 template's prompt. An example whose message is not a string or whose output is not a team's
 name is skipped and counted. Training is AdamW, deterministic on the CPU for a given seed
 (seeded initialisation, order and dropout; deterministic algorithms). Without ``model_dir``
-the base is the one ``routing_model.DEFAULT_BASE`` names.
+the base is the one ``routing_model.DEFAULT_BASE`` names. Every ``checkpoint_seconds`` the
+adapter's trainable weights, the optimiser, the order's and torch's generators, the step, the
+queue of examples and the curve are written as a checkpoint (``train_state.Checkpoints``); a
+training given one in ``resume_dir`` goes on from its step and ends with the same adapter.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 
 import torch
 from routing_model import DEFAULT_BASE, FORMAT, TEAMS, load_base, messages, read_config
+from train_state import Checkpoints, restore_rng, rng_state
 
 DEFAULTS: dict[str, Any] = {
     "epochs": 3,
@@ -128,6 +132,22 @@ def stable(path: Path, base: dict[str, Any]) -> None:
     path.write_text(json.dumps(adapter, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _step(
+    model: Any,
+    optimiser: torch.optim.Optimizer,
+    rows: Sequence[tuple[list[int], list[int]]],
+    tokenizer: Any,
+    device: str,
+) -> float:
+    """One optimiser step on the batch ``rows``; its loss."""
+    inputs = {k: v.to(device) for k, v in batch(rows, tokenizer.eos_token_id).items()}
+    loss = model(**inputs).loss
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return float(loss.detach())
+
+
 def _setup(request: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Options over the defaults; threads, seeds and determinism set; the device."""
     opts = {**DEFAULTS, **dict(request.get("options") or {})}
@@ -156,27 +176,38 @@ def train(
     order = random.Random(int(request.get("seed", 0)))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=float(opts["lr"]), weight_decay=0.0)
+    checkpoints = Checkpoints(request, progress)
+    first, curve, queue, loss_value = 0, [], [], float("nan")
+    saved = checkpoints.resume()
+    if saved is not None:
+        model.load_state_dict(saved["adapter"], strict=False)
+        optimiser.load_state_dict(saved["optimiser"])
+        restore_rng(order, saved["rng"])
+        first, curve, queue = int(saved["step"]), list(saved["curve"]), list(saved["queue"])
+        loss_value = float(saved["loss"])
     model.train()
-    curve: list[dict[str, Any]] = []
-    queue: list[int] = []
-    loss_value = float("nan")
-    for step in range(1, steps + 1):
+    for step in range(first + 1, steps + 1):
         if len(queue) < size:
             queue += order.sample(range(len(rows)), len(rows))
         chosen, queue = queue[:size], queue[size:]
-        inputs = {
-            k: v.to(device)
-            for k, v in batch([rows[i] for i in chosen], tokenizer.eos_token_id).items()
-        }
-        loss = model(**inputs).loss
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        loss_value = float(loss.detach())
+        loss_value = _step(model, optimiser, [rows[i] for i in chosen], tokenizer, device)
         if step % max(1, int(opts["log_every"])) == 0 or step == steps:
             curve.append({"step": step, "loss": loss_value})
             if progress is not None:
                 progress({"step": step, "loss": loss_value})
+        done = {"step": step, "loss": loss_value, "curve": curve, "queue": queue}
+        checkpoints.maybe_save(
+            step,
+            loss_value,
+            lambda done=done: {
+                **done,
+                "adapter": {
+                    n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad
+                },
+                "optimiser": optimiser.state_dict(),
+                "rng": rng_state(order),
+            },
+        )
     model.eval()
     save(model.to("cpu"), Path(request["out_dir"]), config, model_dir)
     metrics = {
