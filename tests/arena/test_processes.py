@@ -130,3 +130,26 @@ def test_stop_ends_an_arena_run_between_rounds_and_resume_finishes_it(
     assert store.list_events(run.id, kinds=["run.stopped"])[-1].message == "stopped by request"
     assert len(store.list_variants(run.id)) == len(played_rounds(store, run.id)) + 1
     _resume_to_the_end(playing, reference)
+
+
+def test_experiment_levels_drive_the_arena_arm_and_resume_adds_rounds_to_it(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    done = cli("experiment", "--task", "email_validation", "--levels", "arena", "--seeds", "1",
+               "-g", "2", "--sandbox", "process", "--name", "e", "--storage", url, "-q",
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    store = RDBStorage(url)
+    try:
+        run = store.get_run_by_name("e-arena-s0")
+        assert (run.experiment, run.arm, run.mode) == ("e", "arena", "arena")
+        assert run.status is RunStatus.COMPLETE and played_rounds(store, run.id) == [1, 2]
+        more = cli("resume", "e-arena-s0", "-g", "1", "--storage", url, "-q", cwd=tmp_path)
+        assert more.returncode == 0, more.stderr
+        assert '"level": "arena"' in more.stdout and '"rounds": 3' in more.stdout
+        assert played_rounds(store, run.id) == [1, 2, 3]
+        assert [v.generation for v in store.list_variants(run.id)] == [0, 1, 2, 3]
+        assert store.get_run(run.id).experiment == "e"  # still the experiment's arm
+    finally:
+        store.close()
