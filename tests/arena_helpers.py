@@ -1,5 +1,6 @@
 """Helpers of the arena's tests: a sandbox that records what enters it (to check the held-out
-suite never does) and can fail at a given call (a kill)."""
+suite never does) and can fail at a given call (a kill); what a run of the arena level recorded
+(its variants, its rounds), to compare a stopped and resumed run with one never stopped."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hyperagents.archive import search_evaluations
 from hyperagents.exceptions import SandboxError
 from hyperagents.sandbox import Limits, SandboxResult, get_sandbox
+from hyperagents.storages import BaseStorage
 
 
 def strings_of(value: Any) -> set[str]:
@@ -47,3 +50,17 @@ class RecordingSandbox:
             raise SandboxError("killed (test)")
         self.seen.append(strings_of(request))
         return self.inner.run(workspace, request, limits=limits)
+
+
+def level_variants(store: BaseStorage, run_id: int) -> list[tuple[Any, ...]]:
+    """A run's variants as a result: generation, program, state, scores and evaluations."""
+    return [
+        (v.generation, v.program_id, v.state, dict(v.scores), search_evaluations(v))
+        for v in store.list_variants(run_id)
+    ]
+
+
+def played_rounds(store: BaseStorage, run_id: int) -> list[int]:
+    """The rounds an arena stored, in the order it stored them (each once, if none was
+    played twice)."""
+    return [int(e.data["round"]) for e in store.list_events(run_id, kinds=["arena.round"])]

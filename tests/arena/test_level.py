@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from arena_helpers import RecordingSandbox
+from arena_helpers import RecordingSandbox, level_variants
 from hyperagents.archive import search_evaluations
 from hyperagents.arena import ArenaLevel, champion_heldout, heldout_cases, level_preset
 from hyperagents.exceptions import ConfigError, SandboxError
@@ -33,13 +33,6 @@ def _drive(store: BaseStorage, *, rounds: int = 3, **kwargs: Any) -> int:
         task=task, name="lv", seed=0, storage=store, config=CONFIG, generations=rounds, **kwargs
     )
     return record.id
-
-
-def _variants(store: BaseStorage, run_id: int) -> list[tuple[Any, ...]]:
-    return [
-        (v.generation, v.program_id, v.state, dict(v.scores), search_evaluations(v))
-        for v in store.list_variants(run_id)
-    ]
 
 
 def test_the_arena_level_is_a_preset_with_a_driver_not_a_mode() -> None:
@@ -100,7 +93,7 @@ def test_a_killed_or_stopped_run_resumes_as_one_never_stopped(
     assert killed.get_run(stopped_id).status is RunStatus.STOPPED
     _drive(killed)
     assert killed.get_run(stopped_id).status is RunStatus.COMPLETE
-    assert _variants(killed, stopped_id) == _variants(whole, whole_id)
+    assert level_variants(killed, stopped_id) == level_variants(whole, whole_id)
 
 
 def test_an_experiment_compares_the_levels_on_the_heldout_suite(tmp_path: Path) -> None:
@@ -193,4 +186,4 @@ def test_an_interrupted_experiment_goes_on_with_its_arena_arm() -> None:
     assert len(store.list_variants(arena.id)) < len(whole.list_variants(whole_arena))
     records = run_experiment(spec, storage=store, workers=2)
     assert all(r.status in (RunStatus.STOPPED, RunStatus.COMPLETE) for r in records)
-    assert _variants(store, arena.id) == _variants(whole, whole_arena)
+    assert level_variants(store, arena.id) == level_variants(whole, whole_arena)

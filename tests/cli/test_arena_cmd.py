@@ -1,4 +1,5 @@
-"""``hyperagents arena``: play, resume to more rounds, the JSON summary, bad options."""
+"""``hyperagents arena``: play, resume to more rounds (by the same command, or by
+``hyperagents resume``), the JSON summary, bad options."""
 
 from __future__ import annotations
 
@@ -26,8 +27,13 @@ def test_an_arena_plays_resumes_to_more_rounds_and_writes_its_summary(tmp_path: 
     assert [s["round"] for s in second["series"]] == [1, 2]
     assert second["series"][0] == first["series"][0]
     assert second["evaluations"]["total"] > first["evaluations"]["total"]
-    code, text = invoke_wide("resume", first["name"], "--storage", url)
-    assert code == 1 and "this run is an arena" in text  # the run engine does not drive it
+    # The common resume continues it too: one more round, the first two kept as they were.
+    code, text = invoke_wide("resume", first["name"], "-g", "1", "--storage", url)
+    assert code == 0, text
+    assert '"rounds": 3' in text and '"status": "complete"' in text
+    assert "round 2: suite" not in text
+    refused = invoke_wide("resume", first["name"], "--max-cost", "1", "--storage", url)
+    assert refused[0] == 1 and "does not take --max-cost" in refused[1]
 
 
 def test_bad_options_get_a_clear_error(tmp_path: Path) -> None:

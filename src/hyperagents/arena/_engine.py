@@ -5,7 +5,10 @@ The arena is a run of mode ``arena`` in storage (its :class:`ArenaConfig` as the
 After every round the whole state (agents, suite, histories, evaluations) is stored as a
 content-addressed blob and named by the round's ``arena.round`` event, so an arena killed at
 any moment resumes from its last finished round; every random choice is derived from the seed,
-the round and the agent, so the resumed arena ends exactly as one never killed.
+the round and the agent, so the resumed arena ends exactly as one never killed. While it plays,
+its process holds the run's engine slot with the run engine's lease and heartbeats
+(:func:`~hyperagents.runs.hold_run`): one process drives an arena at a time, a stop request
+ends it after the round in flight, and ``hyperagents resume`` continues it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hyperagents.arena._agents import arena_files, arena_sandbox, heldout_score
@@ -26,14 +29,15 @@ from hyperagents.exceptions import ConfigError, RunNotFoundError
 from hyperagents.improvers import meta_agent_files
 from hyperagents.llm import portable_llm_spec
 from hyperagents.program import Program
-from hyperagents.runs import RunLLM, derive_seed
+from hyperagents.runs import HeldRun, RunLLM, derive_seed, hold_run
 from hyperagents.sandbox import Sandbox
-from hyperagents.storages import BaseStorage, RunSpec, RunStatus, get_storage
+from hyperagents.storages import BaseStorage, RunRecord, RunSpec, RunStatus, get_storage
 from hyperagents.tasks import Task, load_task
 
 __all__ = [
     "Agents",
     "ArenaResult",
+    "arena_name",
     "arena_series",
     "arena_suite",
     "run_arena",
@@ -56,7 +60,7 @@ class ArenaResult:
         suite_size: Cases in the growing suite.
         evaluations: Code agent evaluations spent, by kind, and in all (``total``).
         heldout: The held-out suite's size, and the champion's and the seed code agent's
-            accuracy on it.
+            accuracy on it (empty for an arena stopped before its end).
         series: Per round: the suite's size and each code agent's scores (see
             :func:`arena_series`).
     """
@@ -145,9 +149,11 @@ def open_run(
     *,
     experiment: str | None = None,
     arm: str | None = None,
+    level: bool = False,
 ) -> tuple[int, bool]:
-    """The arena's run id (created when new, in ``experiment`` as ``arm``) and whether it
-    existed.
+    """The arena's run id (created when new, in ``experiment`` as ``arm``; ``level``: a run of
+    the arena level, which records a variant per round) and whether it existed. Nothing of an
+    existing run is changed here: :func:`store_settings` does, once its engine slot is held.
 
     Raises:
         ConfigError: A run of that name exists and is not an arena with the same settings
@@ -166,7 +172,7 @@ def open_run(
             seed_program_id=store.put_program(seed_test_agent()),
             task_name=config.task,
             target_generations=config.rounds,
-            attrs={"arena": True},
+            attrs={"arena": True, **({"level": MODE} if level else {})},
             experiment=experiment,
             arm=arm,
         )
@@ -180,9 +186,19 @@ def open_run(
     stored["max_evaluations"] = config.max_evaluations
     if stored != config.model_dump():
         raise ConfigError(f"arena {name!r} exists with other settings: {dict(record.config)}")
-    store.update_run_config(record.id, config.model_dump())
-    store.set_target_generations(record.id, config.rounds)
     return record.id, True
+
+
+def store_settings(store: BaseStorage, run_id: int, config: ArenaConfig) -> None:
+    """Store the settings a resume may change (the rounds, the budget, the sandbox)."""
+    store.update_run_config(run_id, config.model_dump())
+    store.set_target_generations(run_id, config.rounds)
+
+
+def is_level_run(store: BaseStorage, record: RunRecord) -> bool:
+    """Whether ``record`` is a run of the arena level (it records a variant per round; one
+    made before the level was marked on its run is known by its variants)."""
+    return record.attrs.get("level") == MODE or bool(store.list_variants(record.id))
 
 
 def last_state(ctx: RoundContext) -> ArenaState | None:
@@ -228,8 +244,12 @@ def run_arena(
     sandbox: Sandbox | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
     agents: Agents | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> ArenaResult:
-    """Create (or resume) the arena ``name`` and play it to ``config.rounds`` rounds.
+    """Create (or resume) the arena ``name`` and play it to ``config.rounds`` rounds, holding
+    its run's engine slot as the run engine does (see :func:`~hyperagents.runs.hold_run`): a
+    stop request (``hyperagents stop``), ``stop()`` or another engine taking it over ends it
+    after the round in flight (status ``stopped``; ``hyperagents resume`` continues it).
 
     Args:
         config: The arena's settings.
@@ -240,29 +260,67 @@ def run_arena(
         on_round: Called with each round's summary once it is stored.
         agents: The programs a new arena starts from (default: the seeds); a resumed arena
             goes on with the agents it has.
+        stop: Asked before each round: whether to stop there.
+
+    Returns:
+        Its result; the held-out scores are measured once it has played its rounds (empty
+        when it stopped before).
 
     Raises:
         ConfigError: Bad settings, or a run of that name that is not this arena.
+        RunStateError: Another live engine drives the arena (nothing was changed).
         TaskError: The task cannot be loaded, or its oracle's package is missing.
         SandboxError: The sandbox itself kept failing (the arena resumes from its last round).
     """
     store = get_storage(storage)
     task = load_task(config.task, {})
-    name = name or f"arena-{config.task}-{config.code_agents}x{config.test_agents}-s{config.seed}"
+    name = name or arena_name(config)
     run_id, existed = open_run(store, config, name)
     ctx, heldout = arena_context(store, run_id, task, config, sandbox)
-    state = last_state(ctx) if existed else None
-    if state is None:
-        state = initial_state(ctx, agents or Agents())
-    store.set_run_status(run_id, RunStatus.RUNNING)
-    try:
-        play_rounds(ctx, state, on_round=on_round, stop=lambda _: False)
-    except BaseException:
-        store.set_run_status(run_id, RunStatus.FAILED)
-        raise
-    result = _finish(ctx, state, name, heldout)
-    store.set_run_status(run_id, RunStatus.COMPLETE)
-    return result
+    with hold_run(store, run_id, started=f"arena: to round {config.rounds}") as held:
+        if existed:
+            store_settings(store, run_id, config)
+        state = last_state(ctx) if existed else None
+        if state is None:
+            state = initial_state(ctx, agents or Agents())
+        done = play_held(ctx, state, held, on_round=on_round, stop=stop)
+        return _finish(ctx, state, name, heldout if done else None)
+
+
+def play_held(
+    ctx: RoundContext,
+    state: ArenaState,
+    held: HeldRun,
+    *,
+    on_round: Callable[[dict[str, Any]], None] | None,
+    stop: Callable[[], bool] | None,
+    spent: Callable[[ArenaState], int] | None = None,
+    round_extra: int = 0,
+) -> bool:
+    """:func:`play_rounds` in a run whose engine slot ``held`` holds: a stop request, another
+    engine taking the run over or ``stop()`` ends it before a round; say how it ended
+    (:meth:`HeldRun.end`) and return whether it is done (its rounds played or budget spent).
+
+    Raises:
+        SandboxError: The sandbox itself kept failing (the round is played again on resume).
+    """
+
+    def halt(_: ArenaState) -> bool:
+        return held.stop_reason() is not None or (stop is not None and stop())
+
+    done = play_rounds(
+        ctx, state, on_round=on_round, stop=halt, spent=spent, round_extra=round_extra
+    )
+    if done:
+        held.end(RunStatus.COMPLETE, f"done after round {state.round}")
+    else:
+        held.end(RunStatus.STOPPED, held.stop_reason() or f"stopped after round {state.round}")
+    return done
+
+
+def arena_name(config: ArenaConfig) -> str:
+    """An arena's default run name: ``arena-<task>-<C>x<T>-s<seed>``."""
+    return f"arena-{config.task}-{config.code_agents}x{config.test_agents}-s{config.seed}"
 
 
 def round_cost(config: ArenaConfig) -> int:
@@ -326,10 +384,24 @@ def _round_message(summary: dict[str, Any]) -> str:
 
 
 def _finish(
-    ctx: RoundContext, state: ArenaState, name: str, cases: list[dict[str, Any]]
+    ctx: RoundContext, state: ArenaState, name: str, cases: list[dict[str, Any]] | None
 ) -> ArenaResult:
-    """Score the champion (and the seed code agent) on the held-out suite and record it."""
+    """Score the champion (and the seed code agent) on the held-out suite and record it (not
+    for an arena stopped before its end: ``cases`` None)."""
     champion = state.champion()
+    evaluations = dict(state.evaluations) | {"total": state.total_evaluations()}
+    result = ArenaResult(
+        run_id=ctx.run_id,
+        name=name,
+        rounds=state.round,
+        champion={"name": champion.name, "program": champion.program, "score": champion.score},
+        suite_size=len(state.suite),
+        evaluations=evaluations,
+        heldout={},
+        series=arena_series(ctx.store, ctx.run_id),
+    )
+    if cases is None:
+        return result
     accuracy = heldout_score(
         ctx.program(champion.program),
         cases,
@@ -341,7 +413,6 @@ def _finish(
     seed_accuracy = heldout_score(
         seed_program, cases, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
     )
-    evaluations = dict(state.evaluations) | {"total": state.total_evaluations()}
     heldout = {"size": len(cases), "champion": accuracy, "seed": seed_accuracy}
     ctx.event(
         "arena.heldout",
@@ -349,13 +420,4 @@ def _finish(
         f"(seed {seed_accuracy:.3f})",
         {"round": state.round, "champion_name": champion.name, **heldout},
     )
-    return ArenaResult(
-        run_id=ctx.run_id,
-        name=name,
-        rounds=state.round,
-        champion={"name": champion.name, "program": champion.program, "score": champion.score},
-        suite_size=len(state.suite),
-        evaluations=evaluations,
-        heldout=heldout,
-        series=arena_series(ctx.store, ctx.run_id),
-    )
+    return replace(result, heldout=heldout)

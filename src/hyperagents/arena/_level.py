@@ -9,7 +9,10 @@ rounds are its steps: ``generations`` is its number of rounds, and its evaluatio
 round, the val evaluation of each round's champion and the test evaluations of champions (see
 :mod:`hyperagents.arena._record`); no round starts that could take it past the budget. Each
 round is stored as it ends, with its variant, so a run killed at any point resumes from its
-last round.
+last round: :meth:`ArenaLevel.resume` (what ``hyperagents resume`` and the dashboard's Resume
+call) continues it, or a ``hyperagents arena`` one, with its stored settings. While it plays,
+its process holds the run's engine slot as the run engine does (one driver at a time, heartbeats,
+a stop request honoured after the round in flight).
 """
 
 from __future__ import annotations
@@ -24,17 +27,20 @@ from hyperagents.arena._engine import (
     Agents,
     arena_context,
     initial_state,
+    is_level_run,
     last_state,
     open_run,
-    play_rounds,
+    play_held,
+    run_arena,
     seed_code_agent,
+    store_settings,
 )
 from hyperagents.arena._record import budget_spent, record_rounds
 from hyperagents.arena._suite import oracle_of
 from hyperagents.exceptions import ConfigError
-from hyperagents.runs import LevelPreset
+from hyperagents.runs import LevelPreset, hold_run
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord
-from hyperagents.tasks import Task
+from hyperagents.tasks import Task, load_task
 
 __all__ = ["ArenaLevel", "level_config", "level_preset"]
 
@@ -91,44 +97,100 @@ class ArenaLevel:
         on_variant: Callable[[VariantRecord], None] | None = None,
     ) -> RunRecord:
         """Create (or resume) the arena run ``name`` and play it to ``generations`` rounds or
-        its budget, recording a variant per round (each given to ``on_variant``); ``stop()``
-        ends it after a round.
+        its budget, recording a variant per round (each given to ``on_variant``); ``stop()``,
+        a stop request or another engine taking it over ends it after a round. Its process
+        holds the run's engine slot while it plays (see :func:`~hyperagents.runs.hold_run`).
 
         Raises:
             ConfigError: A task without an oracle, bad settings, or a run of that name that
-                is not this arena. SandboxError: The sandbox kept failing (it resumes).
+                is not this arena. RunStateError: Another live engine drives the run.
+                SandboxError: The sandbox kept failing (it resumes).
         """
         self.check(task)
         arena = level_config(task, seed=seed, rounds=generations, config=config)
-        run_id, existed = open_run(storage, arena, name, experiment=experiment, arm=arm)
-        ctx, _ = arena_context(storage, run_id, task, arena, None)
-        state = last_state(ctx) if existed else None
-        if state is None:
-            state = initial_state(ctx, Agents())
-        seed_program = seed_code_agent(task, arena.meta, self_propose=arena.self_propose)
-        storage.set_run_status(run_id, RunStatus.RUNNING)
-        try:
+        return _play(storage, task, arena, name, (experiment, arm), stop, on_variant)
+
+    def resume(
+        self,
+        *,
+        storage: BaseStorage,
+        record: RunRecord,
+        generations: int | None = None,
+        changes: Mapping[str, Any] | None = None,
+        stop: Callable[[], bool] | None = None,
+        on_variant: Callable[[VariantRecord], None] | None = None,
+    ) -> RunRecord:
+        """Continue the arena ``record`` (of the level, or a ``hyperagents arena`` one) from its
+        last stored round with its stored settings and ``changes`` (``sandbox``,
+        ``max_evaluations``), to its stored rounds plus ``generations``; as :meth:`drive`
+        otherwise (an arena that is not of the level records no variants).
+
+        Raises:
+            ConfigError: Not an arena, or an invalid change. RunStateError: Another live
+                engine drives it. SandboxError: The sandbox kept failing (it resumes).
+        """
+        if record.mode != MODE:
+            raise ConfigError(f"run {record.name!r} is not an arena (mode {record.mode})")
+        values = dict(record.config) | dict(changes or {})
+        values["rounds"] = int(values.get("rounds", 0)) + (generations or 0)
+        arena = ArenaConfig.parse(values)
+        if not is_level_run(storage, record):
+            run_arena(arena, storage=storage, name=record.name, stop=stop)
+            return storage.get_run(record.id)
+        task = load_task(arena.task, {})
+        where = (record.experiment, record.arm)
+        return _play(storage, task, arena, record.name, where, stop, on_variant)
+
+
+def _play(
+    storage: BaseStorage,
+    task: Task,
+    arena: ArenaConfig,
+    name: str,
+    where: tuple[str | None, str | None],
+    stop: Callable[[], bool] | None,
+    on_variant: Callable[[VariantRecord], None] | None,
+) -> RunRecord:
+    """Create or go on with the level's run ``name`` (in experiment and arm ``where``) and
+    play it holding its engine slot (see :meth:`ArenaLevel.drive`)."""
+    experiment, arm = where
+    run_id, existed = open_run(storage, arena, name, experiment=experiment, arm=arm, level=True)
+    if existed and _played_out(storage.get_run(run_id), arena):
+        return storage.get_run(run_id)  # nothing left to play: its engine slot is left alone
+    ctx, _ = arena_context(storage, run_id, task, arena, None)
+    seed_program = seed_code_agent(task, arena.meta, self_propose=arena.self_propose)
+    try:
+        with hold_run(storage, run_id, started=f"arena level: to round {arena.rounds}") as held:
+            if existed:
+                store_settings(storage, run_id, arena)
+            state = last_state(ctx) if existed else None
+            if state is None:
+                state = initial_state(ctx, Agents())
             record_rounds(ctx, seed_program, on_variant)
-            done = play_rounds(
+            play_held(
                 ctx,
                 state,
+                held,
                 on_round=lambda _: record_rounds(ctx, seed_program, on_variant),
-                stop=lambda _: stop is not None and stop(),
+                stop=stop,
                 spent=lambda _: budget_spent(storage, run_id),
                 round_extra=_RECORD_COST,
             )
-        except KeyboardInterrupt:
-            storage.set_run_status(run_id, RunStatus.STOPPED)
-            raise
-        except BaseException:
-            storage.set_run_status(run_id, RunStatus.FAILED)
-            raise
-        finally:
-            close = getattr(ctx.sandbox, "close", None)
-            if callable(close):
-                close()
-        storage.set_run_status(run_id, RunStatus.COMPLETE if done else RunStatus.STOPPED)
-        return storage.get_run(run_id)
+    finally:
+        close = getattr(ctx.sandbox, "close", None)
+        if callable(close):
+            close()
+    return storage.get_run(run_id)
+
+
+def _played_out(record: RunRecord, arena: ArenaConfig) -> bool:
+    """Whether the run completed with the rounds and the budget ``arena`` asks for (so a drive
+    of it, an experiment run again for one, has nothing to play)."""
+    return (
+        record.status is RunStatus.COMPLETE
+        and record.target_generations == arena.rounds
+        and record.config.get("max_evaluations") == arena.max_evaluations
+    )
 
 
 def level_preset() -> LevelPreset:

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from hyperagents.arena import ArenaConfig, compare_level3, parse_tournament, run_arena
+from hyperagents.arena import (
+    ArenaConfig,
+    arena_name,
+    compare_level3,
+    parse_tournament,
+    run_arena,
+)
+from hyperagents.cli._level_cmd import resumable_interrupts, say_stopped
 from hyperagents.cli._shared import StorageOpt, console, err_console, errors
 from hyperagents.llm import portable_llm_spec
 
@@ -85,14 +92,18 @@ def arena(
             | {"children": children, "heldout_size": heldout, "meta": meta, "sandbox": sandbox}
             | {"self_propose": self_propose, "llm": portable_llm_spec(llm) if llm else None}
         )
-        result = run_arena(
-            config,
-            storage=storage,
-            name=name,
-            on_round=lambda s: err_console.print(_round_line(s), highlight=False),
-        )
+        name = name or arena_name(config)
+        with resumable_interrupts(name, storage):
+            result = run_arena(
+                config,
+                storage=storage,
+                name=name,
+                on_round=lambda s: err_console.print(_round_line(s), highlight=False),
+            )
         summary = result.summary()
-        if compare:
+        if not result.heldout:  # stopped (a stop request) before its last round
+            say_stopped(name, storage)
+        elif compare:
             total = int(result.evaluations["total"])
             summary["level3"] = compare_level3(config, evaluations=total, storage=storage)
         text = json.dumps(summary, indent=2, sort_keys=True)

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from hyperagents.cli._drive import drive
-from hyperagents.cli._level_cmd import run_driven
+from hyperagents.cli._level_cmd import drive_level, run_driven
 from hyperagents.cli._shared import (
     ConfigFileError,
     DeviceOpt,
@@ -32,6 +32,7 @@ from hyperagents.cli._shared import (
 from hyperagents.runs import (
     LEVELS,
     SELECTORS,
+    LevelDrive,
     Mode,
     ReplayRequest,
     ResumeRequest,
@@ -482,4 +483,7 @@ def resume(
             join=join,
         )
         job = RunService(existing_storage(storage)).resume(request)
+        if isinstance(job, LevelDrive):  # an arena: its own loop continues it
+            drive_level(job, quiet, storage=storage)
+            return
         drive(job, quiet, storage=storage)

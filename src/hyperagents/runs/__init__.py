@@ -41,15 +41,18 @@ from hyperagents.runs._export import (
     run_info,
     variant_row,
 )
+from hyperagents.runs._hold import HeldRun, hold_run
 from hyperagents.runs._interrupts import wait_awake
 from hyperagents.runs._judge import RunJudge
 from hyperagents.runs._launch import EngineLauncher, engine_command
+from hyperagents.runs._level_drive import LevelDrive, level_changes
 from hyperagents.runs._levels import (
     LEVELS,
     Level,
     LevelDriver,
     LevelPreset,
     apply_level,
+    level_driver,
     level_preset,
     parse_level,
 )
@@ -97,8 +100,10 @@ __all__ = [
     "EngineLauncher",
     "EngineState",
     "FileDiff",
+    "HeldRun",
     "Job",
     "Level",
+    "LevelDrive",
     "LevelDriver",
     "LevelPreset",
     "Mode",
@@ -141,7 +146,10 @@ __all__ = [
     "engine_state",
     "evaluate_seed",
     "find_run",
+    "hold_run",
     "hunk_header",
+    "level_changes",
+    "level_driver",
     "level_preset",
     "merge_budgets",
     "meta_donor",

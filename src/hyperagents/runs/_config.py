@@ -365,9 +365,8 @@ def parse_mode(mode: str | Mode) -> Mode:
     """
     if mode == "arena":  # stored by hyperagents.arena, which drives it (not this engine)
         raise ConfigError(
-            "this run is an arena: go on with the command that started it (`hyperagents run "
-            "--level arena --name NAME`, `hyperagents experiment ... --levels ...,arena` or "
-            "`hyperagents arena --name NAME`, with its settings)"
+            "this run is an arena: its own loop drives it, not the run engine "
+            "(`hyperagents resume NAME` continues it from its last round)"
         )
     try:
         return Mode(mode)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from hyperagents.exceptions import RunStateError
 from hyperagents.runs._owner import heartbeat_grace, owner_is_dead
+from hyperagents.runs._scope import LeaseScope
 from hyperagents.storages import BaseStorage, EngineStatus, RunRecord, VariantRecord
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ class Crew:
         ctx: The run context (its owner token names the engine).
     """
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: LeaseScope) -> None:
         self._ctx = ctx
         self._workers = 1
         self.joined = False

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from hyperagents.exceptions import RunStateError
-from hyperagents.runs._context import RunContext
 from hyperagents.runs._crew import Crew
 from hyperagents.runs._owner import engine_alive, owner_is_dead
+from hyperagents.runs._scope import LeaseScope
 from hyperagents.storages import EventSpec, RunStatus, VariantRecord, VariantState
 
 __all__ = ["Heartbeat", "Lease"]
@@ -38,7 +38,8 @@ class Lease:
     """Claims, keeps and gives back the run's engine slot and its unfinished variants.
 
     Args:
-        ctx: The run context (its ``owner`` token is the claimant).
+        ctx: The run as its engine sees it (the engine's run context, or a
+            :class:`~hyperagents.runs.HeldRun`); its ``owner`` token is the claimant.
 
     Attributes:
         crew: This engine's row among the run's engines.
@@ -46,7 +47,7 @@ class Lease:
         joined: Whether this drive joined the run (several engines may work on it).
     """
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: LeaseScope) -> None:
         self._ctx = ctx
         self.crew = Crew(ctx)
         self.leading = False
@@ -207,7 +208,7 @@ class Heartbeat:
     def __init__(
         self,
         lease: Lease,
-        ctx: RunContext,
+        ctx: LeaseScope,
         *,
         in_flight: Callable[[], list[int]],
         spent: Callable[[], float],

@@ -25,7 +25,9 @@ package is missing (or returns something else) the level is refused with a
 :class:`~hyperagents.exceptions.ConfigError` that says what it needs. A driven level has no
 mode of this engine, so :func:`apply_level` (what ``Run.create`` uses) refuses it and says
 where it runs: ``hyperagents run --level arena``, ``hyperagents experiment --levels ...,arena``
-or the driver itself. Every face resolves levels here and nowhere else.
+or the driver itself; ``hyperagents resume`` (and the dashboard's Resume) continues its runs
+through :func:`level_driver`, the driver holding the run's engine slot as the engine does
+(:func:`~hyperagents.runs.hold_run`). Every face resolves levels here and nowhere else.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "LevelDriver",
     "LevelPreset",
     "apply_level",
+    "level_driver",
     "level_preset",
     "parse_level",
 ]
@@ -111,6 +114,27 @@ class LevelDriver(Protocol):
 
         Raises:
             ConfigError: Bad settings, or a run of that name that is not this level's.
+            RunStateError: Another live engine drives the run.
+        """
+        ...
+
+    def resume(
+        self,
+        *,
+        storage: BaseStorage,
+        record: RunRecord,
+        generations: int | None = None,
+        changes: Mapping[str, Any] | None = None,
+        stop: Callable[[], bool] | None = None,
+        on_variant: Callable[[VariantRecord], None] | None = None,
+    ) -> RunRecord:
+        """Continue the stored run ``record`` (of mode :attr:`mode`) from its last stored step
+        with its stored settings, ``changes`` applied (``sandbox``, ``max_evaluations``), to
+        its stored target plus ``generations``; as :meth:`drive` otherwise.
+
+        Raises:
+            ConfigError: A change it does not take, or a run that is not of this mode.
+            RunStateError: Another live engine drives the run.
         """
         ...
 
@@ -204,6 +228,19 @@ def level_preset(level: str | Level) -> LevelPreset:
     ):
         raise ConfigError(f"{needs} (its {ARENA_ENTRY}() returned {preset!r})")
     return preset
+
+
+def level_driver(mode: str) -> LevelDriver | None:
+    """The driver of the runs stored with ``mode`` (None: a mode of the run engine, or one no
+    level drives), so ``resume`` continues them (see :class:`LevelDriver`).
+
+    Raises:
+        ConfigError: An arena's run while the arena package does not provide its preset.
+    """
+    if mode in {m.value for m in Mode}:
+        return None
+    driver = level_preset(Level.ARENA).driver  # the one level its own loop drives
+    return driver if driver is not None and driver.mode == mode else None
 
 
 def apply_level(

@@ -30,6 +30,8 @@ from hyperagents.runs._create import record_task
 from hyperagents.runs._decide import Decision, decide
 from hyperagents.runs._delete import check_no_engine, delete_run
 from hyperagents.runs._launch import NOT_SHARED, EngineLauncher
+from hyperagents.runs._level_drive import LevelDrive, level_changes
+from hyperagents.runs._levels import level_driver
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
 from hyperagents.runs._requests import (
     ReplayRequest,
@@ -228,17 +230,26 @@ class RunService:
                 seed_from=seed,
             )
 
-    def resume(self, request: ResumeRequest) -> Drive:
+    def resume(self, request: ResumeRequest) -> Drive | LevelDrive:
         """Load a run to continue it in this process, its budgets or sandbox changed first as
-        ``request`` asks.
+        ``request`` asks. A run that its level's own loop drives (the arena's) comes back as a
+        :class:`LevelDrive`, continued by its driver from its last stored step with its
+        stored settings (see :func:`~hyperagents.runs.level_changes` for what it may change).
 
         Raises:
             RunNotFoundError: No such run.
-            ConfigError: A budget or the sandbox is invalid.
+            ConfigError: A budget or the sandbox is invalid, or a driven run asked for what it
+                does not take.
             TaskError: The task does not load (``request.task``, or the run's own spec, is
                 created with the task options the run stored).
         """
         record = self.find_run(request.run)
+        driver = level_driver(record.mode)
+        if driver is not None:
+            changes = level_changes(record, request)
+            return LevelDrive(
+                record, driver, self.storage, request.generations, request.timeout, changes
+            )
         task = record_task(record, request.task)  # its stored options; may refuse the resume
         if request.changes_config:  # after the task loads: a resume that fails changes nothing
             self._merge_budgets(record, request)
@@ -332,13 +343,17 @@ class RunService:
             RunStateError: An engine drives it (running, or finishing its work after a stop);
                 it is complete and no generations were added; runs cannot be driven in the
                 background here; or the engine stopped at once.
-            ConfigError: A remote caller named a task to load or a sandbox.
+            ConfigError: A remote caller named a task to load or a sandbox; or a run its
+                level's own loop drives asked for what it does not take, or for a change
+                (see :func:`~hyperagents.runs.level_changes`).
         """
         if remote is not None and request.task is not None:
             raise ConfigError("runs resumed from the dashboard load the task they recorded")
         if remote is not None and request.changes_sandbox:
             raise ConfigError("runs resumed from the dashboard keep their sandbox")
         record = self.find_run(request.run)
+        if level_driver(record.mode) is not None:
+            level_changes(record, request, detached=True)  # refuses what it does not take
         if not request.join:
             check_no_engine(record, action="resume")
         if record.status is RunStatus.COMPLETE and not request.generations:
