@@ -23,7 +23,8 @@ from service_site import (
 )
 
 from hyperagents.dashboard import create_app
-from hyperagents.service import COMMAND_EVENT
+from hyperagents.llm import LLMCall
+from hyperagents.service import COMMAND_EVENT, PlanJournal
 from hyperagents.storages import CandidateState, RDBStorage, ServiceRouting
 
 from dashboard_helpers import csrf
@@ -224,6 +225,29 @@ def test_missing_services_and_bad_bodies(api: TestClient, world: tuple) -> None:
     for body in ({}, {"promote": True, "extra": 1}, {"promote": True, "note": "x" * 501}):
         sent = api.post(f"/api/services/{name}/decision", json=body, headers=csrf(api))
         assert sent.status_code == 422, body
+
+
+def test_the_planning_cost_counts_calls_whose_run_never_started(
+    api: TestClient, world: tuple
+) -> None:
+    storage, served, _ = world
+    service = new_service(storage, served, f"planned-{next(_names)}")
+    assert api.get(f"/api/services/{service}").json()["autopilot"]["planning"]["calls"] == 0
+
+    def call(cost: float) -> LLMCall:
+        asked = ({"role": "user", "content": "plan"},)
+        return LLMCall(
+            "k", "p", "m", asked, {}, "{}", prompt_tokens=10, completion_tokens=5, cost=cost
+        )
+
+    journal = PlanJournal(storage, service)
+    journal.pending(call(0.25))
+    journal.attached(served.run_id, [call(0.25)])  # its run started
+    journal.pending(call(0.5))  # the process died before its run did
+    planning = api.get(f"/api/services/{service}").json()["autopilot"]["planning"]
+    assert (planning["calls"], planning["attached"], planning["orphaned"]) == (2, 1, 1)
+    assert planning["cost"] == pytest.approx(0.75) and planning["orphaned_cost"] == 0.5
+    assert planning["prompt_tokens"] == 20 and planning["completion_tokens"] == 10
 
 
 def test_a_service_without_labels_or_autopilot(api: TestClient, world: tuple) -> None:

@@ -267,8 +267,9 @@ def autopilot(
     resume: Annotated[bool, typer.Option("--resume", help="Lift --force or --suppress.")] = False,
     storage: StorageOpt = None,
 ) -> None:
-    """Show a service's autopilot (its stage, candidate, latest decisions), or steer it."""
-    from hyperagents.service import STATE_EVENT, find_service, post_override
+    """Show a service's autopilot (its stage, candidate, planning cost, latest decisions), or
+    steer it."""
+    from hyperagents.service import STATE_EVENT, find_service, planning_usage, post_override
 
     with errors():
         chosen = [
@@ -289,6 +290,7 @@ def autopilot(
                 for e in store.list_service_events(record.id, newest_first=True, limit=200)
                 if e.kind.startswith("autopilot.") and e.kind != STATE_EVENT
             ][:8]
+            planning = planning_usage(store, record.id)
         finally:
             store.close()
         state = dict(states[0].data or {}) if states else {}
@@ -299,6 +301,17 @@ def autopilot(
             + (f"; asked to {chosen[0] if chosen[0] != 'none' else 'resume'}" if chosen else ""),
             highlight=False,
         )
+        if planning["calls"]:
+            orphaned = (
+                f"; {planning['orphaned']} orphaned (${planning['orphaned_cost']:.4f}: their "
+                "run never started)"
+                if planning["orphaned"]
+                else ""
+            )
+            console.print(
+                f"  planning: {planning['calls']} model calls, ${planning['cost']:.4f}{orphaned}",
+                highlight=False,
+            )
         for event in reversed(log):
             console.print(
                 f"  {event.created_at:%Y-%m-%d %H:%M:%S}  {event.kind.removeprefix('autopilot.')}"

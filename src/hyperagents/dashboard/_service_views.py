@@ -389,8 +389,9 @@ def _autopilot(
     storage: BaseStorage, service_id: int, state: ServiceEventRecord | None
 ) -> dict[str, Any]:
     """The autopilot's recorded state, trigger, the operator's commands, latest plans and the
-    requests they asked people to label (still without one)."""
-    from hyperagents.service import wanted_labels
+    requests they asked people to label (still without one), and what planning cost (its
+    model calls, those whose run never started included)."""
+    from hyperagents.service import planning_usage, wanted_labels
 
     data = dict(state.data or {}) if state is not None else {}
     seen = int(data.get("commands_seen") or 0)
@@ -419,6 +420,7 @@ def _autopilot(
         "pending": [event_json(e) for e in commands if e.id > seen],
         "plans": plans[-3:],
         "wanted": wanted_labels(storage, service_id),
+        "planning": planning_usage(storage, service_id),
     }
 
 

@@ -56,7 +56,7 @@ from hyperagents.runs._levels import (
     level_preset,
     parse_level,
 )
-from hyperagents.runs._llm import RunLLM
+from hyperagents.runs._llm import PendingJournal, RunLLM
 from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
@@ -109,6 +109,7 @@ __all__ = [
     "Mode",
     "ModelFile",
     "ModelView",
+    "PendingJournal",
     "ProgramDiff",
     "RemoteCaller",
     "ReplayRequest",

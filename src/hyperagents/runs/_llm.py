@@ -9,7 +9,12 @@ A circuit breaker stops a run whose model keeps failing (see :attr:`RunLLM.broke
 A model whose calls come before their run exists (the service's planner and teacher, whose
 answers shape the improvement run they lead to) is made with ``run_id=None``: its calls wait in
 :attr:`RunLLM.pending` until :meth:`RunLLM.attach` writes them into the run, where they count
-against its budget (a run restores its totals from its recorded calls) like its own.
+against its budget (a run restores its totals from its recorded calls) like its own. Memory is
+not durable: give such a model a :class:`PendingJournal` and each waiting call is also written
+there as it is made (the call is paid for, whether or not its run ever exists), and
+:meth:`RunLLM.attach` writes the calls into the run and tells the journal in one storage
+transaction, so a process killed at any moment leaves each call either waiting in the journal
+or recorded with its run, never both and never neither.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ import math
 import shlex
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hyperagents.exceptions import (
     HyperagentsError,
@@ -44,12 +49,36 @@ from hyperagents.llm import (
 )
 from hyperagents.storages import BaseStorage, LLMCallRecord, LLMCallSpec
 
-__all__ = ["RequestLimits", "RunLLM", "calls_from_storage"]
+__all__ = ["PendingJournal", "RequestLimits", "RunLLM", "calls_from_storage"]
 
 logger = logging.getLogger(__name__)
 
 #: Handler the sandbox calls with ``{"messages", "params", "purpose"}``.
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class PendingJournal(Protocol):
+    """A durable record of the calls a :class:`RunLLM` makes before its run exists.
+
+    Both methods are called with the model's pending lock held, in the order of the calls.
+    """
+
+    def pending(self, call: LLMCall) -> None:
+        """Record ``call``, made while no run is attached, durably before returning.
+
+        Raises:
+            HyperagentsError: It could not be recorded (the call still waits in memory).
+        """
+
+    def attached(self, run_id: int, calls: Sequence[LLMCall]) -> None:
+        """Mark every call recorded with :meth:`pending` as written into the run ``run_id``.
+
+        Called inside the storage transaction that writes ``calls`` (the pending ones, oldest
+        first) into the run: both take effect together or not at all.
+
+        Raises:
+            HyperagentsError: It could not be marked (nothing is written into the run).
+        """
 
 
 @dataclass(frozen=True)
@@ -256,13 +285,15 @@ class RunLLM:
         limits: What one request from sandboxed code may ask (default :class:`RequestLimits`).
         failure_limit: Calls failing in a row (each after its retries) that open the circuit
             breaker (see :attr:`broken`); not used in a replay.
+        journal: Where calls made while no run is attached are also recorded as they are made
+            (None: in memory only, lost if the process dies before :meth:`attach`).
 
     Raises:
         LLMConfigError: The spec is invalid or its provider cannot be set up, or
             ``failure_limit`` is below 1.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only settings of the gateway
         self,
         storage: BaseStorage,
         run_id: int | None,
@@ -278,9 +309,11 @@ class RunLLM:
         prices: Mapping[str, tuple[float, float]] | None = None,
         limits: RequestLimits | None = None,
         failure_limit: int = 5,
+        journal: PendingJournal | None = None,
     ) -> None:
         self._storage = storage
         self._run_id = run_id
+        self._journal = journal
         #: Calls made while no run is attached (see :meth:`attach`), oldest first.
         self.pending: list[LLMCall] = []
         self._pending_lock = threading.Lock()
@@ -341,15 +374,27 @@ class RunLLM:
     def attach(self, run_id: int) -> None:
         """Record the pending calls into the run ``run_id``, and every later call too.
 
+        The calls are written, and the journal told (:meth:`PendingJournal.attached`), in one
+        storage transaction: all of it or none of it.
+
         Raises:
             RunStateError: A run is attached already.
             RunNotFoundError: No such run.
+            HyperagentsError: The journal could not mark them (nothing is written).
         """
         with self._pending_lock:
             if self._run_id is not None:
                 raise RunStateError(f"the model already records into run {self._run_id}")
-            for call in self.pending:
-                self._storage.add_llm_call(run_id, _spec_of(call))
+            calls = list(self.pending)
+            journal = self._journal
+
+            def write() -> None:
+                for call in calls:
+                    self._storage.add_llm_call(run_id, _spec_of(call))
+                if journal is not None:
+                    journal.attached(run_id, calls)
+
+            self._storage.atomically(write)
             self.pending.clear()
             self._run_id = run_id
 
@@ -358,6 +403,8 @@ class RunLLM:
             with self._pending_lock:
                 if self._run_id is None:
                     self.pending.append(call)
+                    if self._journal is not None:
+                        self._journal.pending(call)
                     return
         assert self._run_id is not None
         self._storage.add_llm_call(self._run_id, _spec_of(call))

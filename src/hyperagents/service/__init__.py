@@ -26,6 +26,8 @@ and the improvement of a serving champion with live data, planned by a planning 
   (:func:`improvement_outcome`) against the served champion.
 * :func:`run_planner`, :func:`check_criteria`, :func:`improve_with_plans`: the planning agent (a
   program file, ``planner.py``), its bounded plans, their success criteria and re-planning.
+* :class:`PlanJournal`, :func:`improvement_spend`, :func:`planning_usage`: the planning calls,
+  durable in the service's log as they are made, and what they (orphaned ones included) cost.
 """
 
 from __future__ import annotations
@@ -78,6 +80,16 @@ from hyperagents.service._more_data import (
     wanted_labels,
 )
 from hyperagents.service._observations import Observation
+from hyperagents.service._plan_calls import (
+    MAX_TEXT_CHARS,
+    PLAN_CALL_EVENT,
+    PLAN_RUN_EVENT,
+    ImprovementSpend,
+    PlanJournal,
+    improvement_spend,
+    log_plan_run,
+    planning_usage,
+)
 from hyperagents.service._planner import (
     ACTION_KINDS,
     CRITERION_OPS,
@@ -154,9 +166,12 @@ __all__ = [
     "MAX_EXAMPLE_BYTES",
     "MAX_KIND_BYTES",
     "MAX_LIVE_EXAMPLES",
+    "MAX_TEXT_CHARS",
     "MODEL_COOLDOWN",
     "PAGE_LIMIT",
     "PLANNER_FILE",
+    "PLAN_CALL_EVENT",
+    "PLAN_RUN_EVENT",
     "RUN_LLM",
     "RUN_MODEL",
     "SERVICE_TOKEN_ENV_VAR",
@@ -181,6 +196,7 @@ __all__ = [
     "Improvement",
     "ImprovementBudget",
     "ImprovementOutcome",
+    "ImprovementSpend",
     "Improver",
     "InputFeature",
     "Interval",
@@ -192,6 +208,7 @@ __all__ = [
     "Observation",
     "Override",
     "Phase",
+    "PlanJournal",
     "PlanLimits",
     "PlanRecord",
     "PlanSettings",
@@ -221,10 +238,12 @@ __all__ = [
     "find_service",
     "improve_with_plans",
     "improvement_outcome",
+    "improvement_spend",
     "input_features",
     "inputs_key",
     "ks_2samp",
     "live_task_options",
+    "log_plan_run",
     "parse_label",
     "parse_plan",
     "parse_settings",
@@ -232,6 +251,7 @@ __all__ = [
     "plan_levers",
     "planner_program",
     "planner_request",
+    "planning_usage",
     "post_override",
     "psi_categorical",
     "psi_numeric",

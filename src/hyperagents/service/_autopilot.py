@@ -15,8 +15,9 @@
    planning agent plans, an improvement run starts from the serving champion's program with
    the live data in train (a held-back slice apart), its criteria are checked, it re-plans
    when they are unmet. The champion keeps answering all the while: nothing waits for it.
-   What the improvement's runs spent on models (planning and teaching included) counts
-   against the trigger's budget.
+   What the improvement's models spent counts against the trigger's budget: its runs'
+   recorded calls (planning and teaching included) and the planning calls the service's log
+   holds that never reached a run (:func:`improvement_spend`), whether it succeeded or failed.
 4. **Prove.** A candidate whose plan met its criteria enters the service's routing, first in
    shadow (it answers the same requests beside the champion; labelled requests give paired
    qualities), then under A/B with a share of the traffic; the :class:`SequentialTest`
@@ -31,8 +32,10 @@ the trigger's state, the plans, and its settings, which the dashboard reads) is 
 service's log at every change of stage; a new process reads it back and rebuilds the monitor
 and the test by reading the same requests again (deterministic). An improvement that was
 running when the process died is not resumed by the autopilot (its run stays in storage,
-resumable by hand): the autopilot records it as interrupted and watches again, and the trigger
-may start another.
+resumable by hand): the autopilot records it as interrupted, with what it spent up to the kill
+(its runs' calls and its orphaned planning calls, durable in the log as they were made) added
+to the trigger's budget in the same transaction as the new state (so a second restart does
+not count it again), and watches again; the trigger may start another.
 """
 
 from __future__ import annotations
@@ -44,11 +47,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperagents.exceptions import ConfigError, HyperagentsError, RunNotFoundError
+from hyperagents.exceptions import ConfigError, HyperagentsError
 from hyperagents.service._live import LiveExample
 from hyperagents.service._monitor import Monitor
 from hyperagents.service._more_data import wanted_ids
 from hyperagents.service._observations import Observation
+from hyperagents.service._plan_calls import ImprovementSpend, improvement_spend
 from hyperagents.service._sequential import Arm, Phase, SequentialTest, Verdict
 from hyperagents.service._steering import (
     COMMAND_EVENT,
@@ -93,6 +97,7 @@ class _State:
     commands_seen: int = 0  #: the last operator's command applied
     trigger: dict[str, Any] = field(default_factory=dict)
     last_plans: list[dict[str, Any]] = field(default_factory=list)
+    improving_from: int = 0  #: the log entry the improvement began with (its spend follows)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +110,7 @@ class _State:
             "commands_seen": self.commands_seen,
             "trigger": self.trigger,
             "last_plans": self.last_plans,
+            "improving_from": self.improving_from,
         }
 
     @classmethod
@@ -119,6 +125,7 @@ class _State:
             commands_seen=int(data.get("commands_seen", 0)),
             trigger=dict(data.get("trigger") or {}),
             last_plans=list(data.get("last_plans") or []),
+            improving_from=int(data.get("improving_from") or 0),
         )
 
 
@@ -180,13 +187,27 @@ class Autopilot:
         self.trigger = Trigger.from_json(saved.trigger) if saved.trigger else self.trigger
         cursor, saved.cursor = saved.cursor, saved.epoch_from
         self.state = saved
-        if saved.stage is Stage.IMPROVING:
-            self.state.stage = Stage.WATCHING
-            self._log("autopilot.interrupted", "the improvement stopped with the process", {})
         if saved.stage in (Stage.TESTING, Stage.AWAITING_APPROVAL):
             self.test = SequentialTest(settings=self.settings.test)
         self._read(until=cursor, replay=True)
-        self._save()
+        if saved.stage is Stage.IMPROVING:
+            self._interrupted()
+        else:
+            self._save()
+
+    def _interrupted(self) -> None:
+        """Record the improvement the process died in as interrupted, its spend counted by the
+        trigger, in one transaction with the new state (a kill leaves it counted once)."""
+        spend = self._spend()
+        self.state.stage = Stage.WATCHING
+        self.trigger.record_cost(spend.cost)
+        data = {"spent": spend.as_json()}
+
+        def record() -> None:
+            self._log("autopilot.interrupted", "the improvement stopped with the process", data)
+            self._save()
+
+        self.storage.atomically(record)
 
     def _save(self) -> None:
         self.state.trigger = self.trigger.to_json()
@@ -195,8 +216,8 @@ class Autopilot:
             self.service_id, STATE_EVENT, self.state.stage.value, data=data
         )
 
-    def _log(self, kind: str, message: str, data: dict[str, Any]) -> None:
-        self.storage.add_service_event(self.service_id, kind, message, data=data)
+    def _log(self, kind: str, message: str, data: dict[str, Any]) -> int:
+        return self.storage.add_service_event(self.service_id, kind, message, data=data)
 
     def _last_request_id(self) -> int:
         latest = self.storage.list_service_requests(self.service_id, newest_first=True, limit=1)
@@ -427,7 +448,8 @@ class Autopilot:
         self.state.stage = Stage.IMPROVING
         self.state.improvements += 1
         data = {"reasons": list(decision.reasons), "live_examples": len(live)}
-        self._log("autopilot.improving", "; ".join(decision.reasons), data)
+        reasons = "; ".join(decision.reasons)
+        self.state.improving_from = self._log("autopilot.improving", reasons, data)
         self._save()
         service = self.storage.get_service(self.service_id)
         self._result = None
@@ -474,31 +496,40 @@ class Autopilot:
             return
         result, self._result, self._worker = self._result, None, None
         self.state.stage = Stage.WATCHING
+        done = result if isinstance(result, Improvement) else None
+        self.trigger.record_cost(self._spend(done).cost)  # a failed one's calls count too
         if isinstance(result, BaseException) or result is None:
             reason = f"{type(result).__name__}: {result}" if result is not None else "no result"
             self._log("autopilot.failed", reason[:2000], {})
             self._save()
             return
         self.state.last_plans = result.plans[-3:]
-        self.trigger.record_cost(self._spent(result))
         if result.candidate is None:
             self._log("autopilot.no_candidate", "no plan met its criteria", {"plans": result.plans})
             self._save()
             return
         self._start_test(result)
 
-    def _spent(self, result: Improvement) -> float:
-        """What the models of an improvement's runs cost (their recorded calls: planning,
-        teaching and the runs' own), for the trigger's budget."""
-        spent = 0.0
-        for step in result.plans:
+    def _spend(self, result: Improvement | None = None) -> ImprovementSpend:
+        """What the models of the latest improvement cost, for the trigger's budget: the
+        recorded calls of its runs (those the log names and those of ``result``'s plans:
+        planning, teaching and the runs' own) and its planning calls that never reached a run
+        (see :func:`improvement_spend`)."""
+        runs = []
+        for step in result.plans if result is not None else []:
             run_id = step.get("run_id") if isinstance(step, dict) else None
             if isinstance(run_id, int) and not isinstance(run_id, bool):
-                try:
-                    spent += float(self.storage.llm_usage(run_id)["cost"])
-                except RunNotFoundError:
-                    continue
-        return max(0.0, spent)
+                runs.append(run_id)
+        since = self.state.improving_from or self._last_improving()
+        return improvement_spend(self.storage, self.service_id, after_id=since, runs=runs)
+
+    def _last_improving(self) -> int:
+        """The latest ``autopilot.improving`` entry (a state recorded before the autopilot
+        kept it; 0: none)."""
+        found = self.storage.list_service_events(
+            self.service_id, kinds=["autopilot.improving"], newest_first=True, limit=1
+        )
+        return found[0].id if found else 0
 
     def _start_test(self, result: Improvement) -> None:
         service = self.storage.get_service(self.service_id)

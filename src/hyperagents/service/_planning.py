@@ -23,6 +23,22 @@ before it is driven. So
 * the served run's record is never touched (its own replay, budget and totals stay as they
   were), and each plan's calls sit next to the run and plan (``attrs["plan"]``) they shaped.
 
+**Nothing spent is lost.** Waiting in memory is not durable: a process killed between a
+planning call and its run's creation would lose a call already paid for. So with a service
+(``service_id``), each call is also written to the service's log the moment it is made
+(:class:`~hyperagents.service.PlanJournal`: a ``plan.llm_call`` entry with an id,
+its purpose, scope, tokens, cost and bounded texts), and the run's creation is followed by
+one transaction that writes the calls into the run and logs them as attached to it
+(``plan.run``). The service's log was chosen over a new table because it already is the
+service's durable, append-only record, lives exactly as long as the service, and is what the
+autopilot reads back on a restart; the one transaction (not an id checked on a retry) is what
+keeps each call in the run's record exactly once. A call logged but never attached (its run
+never started: the process died, or the improvement failed first) still counts in the
+trigger's budget (:func:`~hyperagents.service.improvement_spend`) and in the
+service's planning cost (:func:`~hyperagents.service.planning_usage`: the
+dashboard and ``hyperagents autopilot``). Without a service there is no log: the calls wait
+in memory only, as before.
+
 A model that fails, refuses for budget or answers badly never fails the loop: the planner's
 calls fail inside the sandbox and the seed planner keeps its rule-based plan (saying so in
 its diagnosis), a teacher's bad label is left out and recorded.
@@ -56,6 +72,7 @@ from hyperagents.service._improve import (
 )
 from hyperagents.service._live import LiveExample, LiveSplit, split_live
 from hyperagents.service._more_data import DATA_EVENT, WANTED_EVENT, DataOutcome, act_on_data
+from hyperagents.service._plan_calls import PlanJournal, log_plan_run
 from hyperagents.service._planner import (
     CriteriaCheck,
     PlanLimits,
@@ -168,9 +185,15 @@ def _model_spec(served: RunRecord, settings: PlanSettings) -> str | None:
 
 
 def _planning_model(
-    service: RunService, config: RunConfig, spec: str, budget: ImprovementBudget, seed: int
+    service: RunService,
+    config: RunConfig,
+    spec: str,
+    budget: ImprovementBudget,
+    seed: int,
+    service_id: int | None,
 ) -> RunLLM:
-    """A plan's model, its calls waiting for the plan's improvement run.
+    """A plan's model, its calls waiting for the plan's improvement run (and logged in the
+    service's log as they are made, when there is a service).
 
     Raises:
         LLMConfigError: The spec is invalid.
@@ -187,6 +210,7 @@ def _planning_model(
         cache=config.llm_cache,
         prices=config.llm_prices,
         failure_limit=config.llm_failure_limit,
+        journal=None if service_id is None else PlanJournal(service.storage, service_id),
     )
 
 
@@ -250,7 +274,9 @@ def _plan_and_act(
     config = RunConfig.parse(dict(ctx.served.config))
     model = None
     if ctx.spec is not None:
-        model = _planning_model(ctx.service, config, ctx.spec, ctx.budget, ctx.seed + attempt)
+        model = _planning_model(
+            ctx.service, config, ctx.spec, ctx.budget, ctx.seed + attempt, ctx.service_id
+        )
     handlers = _handlers(model, ctx.settings.llm, attempt)
     program = ctx.service.storage.get_program(str(ctx.champion.program_id))
     record = run_planner(
@@ -294,8 +320,10 @@ def _step(
         plan=record,
         drive="none",
     )
-    if model is not None:
-        model.attach(run_id)  # before the run is driven: its budget counts them
+    if model is not None:  # before the run is driven: its budget counts them
+        model.attach(run_id)  # with the service's log told, in the same transaction
+    elif ctx.service_id is not None:
+        log_plan_run(ctx.service.storage, ctx.service_id, run_id)
     _record_data(ctx.service, ctx.service_id, run_id, data)
     ctx.service.resume(ResumeRequest(run=run_id, workers=planned.workers)).optimize()
     outcome = improvement_outcome(ctx.service, run_id)

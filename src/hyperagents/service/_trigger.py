@@ -10,7 +10,9 @@ improvement, under the operator's :class:`TriggerPolicy`:
 * **maximum frequency**: fewer than ``max_per_window`` improvements started in the last
   ``frequency_window_s`` seconds;
 * **budget**: fewer than ``max_improvements`` improvements in all, and less than
-  ``max_cost_usd`` spent on them (costs reported with :meth:`Trigger.record_cost`).
+  ``max_cost_usd`` spent on them (costs reported with :meth:`Trigger.record_cost`; the
+  autopilot reports every model call an improvement made, planning calls whose run never
+  started and improvements cut off by a restart included).
 
 It fires only when every rule allows it; its :class:`TriggerDecision` says why (or why not).
 The operator may override: ``force`` fires at the next decision whatever the rules say (once),

@@ -1014,7 +1014,7 @@ async function pageService(name) {
     h("div", { class: "cards" }, abCard(name, row, d.ab), autopilotCard(name, d.autopilot), monitorCard(d.monitor)),
     card("Traffic and quality over time", serviceChart(series)),
     card("Input drift", driftTable(d.monitor)),
-    card("Plans", plansView(d.autopilot.plans), wantedView(d.autopilot.wanted || [])),
+    card("Plans", planningCost(d.autopilot.planning), plansView(d.autopilot.plans), wantedView(d.autopilot.wanted || [])),
     card("Log", serviceEvents(base, log))));
 }
 
@@ -1130,6 +1130,12 @@ function plansView(plans) {
           h("td", { text: r.met ? "met" : `unmet${r.reason ? `: ${r.reason}` : ""}` })))))
         : null);
   }));
+}
+
+function planningCost(p) {
+  if (!p || !p.calls) return null;
+  const orphaned = p.orphaned ? `; ${p.orphaned} orphaned ($${p.orphaned_cost.toFixed(4)}: their run never started)` : "";
+  return h("p", { class: "muted", id: "planning-cost", text: `planning: ${p.calls} model calls, ${p.prompt_tokens + p.completion_tokens} tokens, $${p.cost.toFixed(4)}${orphaned}` });
 }
 
 function wantedView(wanted) {

@@ -1,0 +1,78 @@
+"""A model whose calls come before their run: each call goes to its journal as it is made, and
+attaching writes the calls into the run and tells the journal in one transaction (a failure in
+between leaves neither), so the run's record holds each call exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from hyperagents.exceptions import StorageError
+from hyperagents.llm import LLMCall
+from hyperagents.runs import PendingJournal, Run, RunLLM
+from hyperagents.storages import BaseStorage, InMemoryStorage, RDBStorage
+
+from toytask import ToyTask
+
+
+class ListJournal:
+    """Records in lists; ``fail`` makes :meth:`attached` fail (as a kill inside the write)."""
+
+    def __init__(self) -> None:
+        self.calls: list[LLMCall] = []
+        self.runs: list[tuple[int, int]] = []
+        self.fail = False
+
+    def pending(self, call: LLMCall) -> None:
+        self.calls.append(call)
+
+    def attached(self, run_id: int, calls: Sequence[LLMCall]) -> None:
+        if self.fail:
+            raise StorageError("the journal could not be written")
+        self.runs.append((run_id, len(calls)))
+
+
+def scripted(tmp_path: Path, replies: list[str]) -> str:
+    path = tmp_path / "replies.json"
+    path.write_text(json.dumps({"replies": replies}))
+    return f"scripted:{path}"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> BaseStorage:
+    if request.param == "memory":
+        return InMemoryStorage()
+    return RDBStorage(f"sqlite:///{tmp_path / 'journal.db'}")
+
+
+def test_pending_calls_are_journalled_as_made_and_attached_exactly_once(
+    storage: BaseStorage, tmp_path: Path
+) -> None:
+    run_id = Run.create(task=ToyTask(), seed=1, storage=storage).id
+    journal = ListJournal()
+    typed: PendingJournal = journal  # the protocol RunLLM takes
+    model = RunLLM(storage, None, spec=scripted(tmp_path, ["a", "b", "c"]), journal=typed)
+    ask = model.handler(variant_id=None, purpose="plan", scope="plan/0")
+    assert ask({"messages": [{"role": "user", "content": "one"}]}) == {"text": "a"}
+    assert ask({"messages": [{"role": "user", "content": "two"}]}) == {"text": "b"}
+    # Durable the moment they are made (the journal), not yet in any run.
+    assert [c.reply for c in journal.calls] == ["a", "b"] and len(model.pending) == 2
+    assert storage.list_llm_calls(run_id) == []
+    journal.fail = True  # dies between writing the run's calls and marking them attached
+    with pytest.raises(StorageError):
+        model.attach(run_id)
+    assert storage.list_llm_calls(run_id) == [] and len(model.pending) == 2  # neither half
+    journal.fail = False
+    model.attach(run_id)
+    assert [c.reply for c in storage.list_llm_calls(run_id)] == ["a", "b"]  # once each
+    assert journal.runs == [(run_id, 2)] and model.pending == []
+    # Later calls go straight into the run, never into the journal.
+    assert ask({"messages": [{"role": "user", "content": "three"}]}) == {"text": "c"}
+    assert [c.reply for c in storage.list_llm_calls(run_id)] == ["a", "b", "c"]
+    assert len(journal.calls) == 2
+    replay = RunLLM(storage, None, spec=None, replay_of=run_id)
+    again = replay.handler(variant_id=None, purpose="plan", scope="plan/0")
+    assert again({"messages": [{"role": "user", "content": "one"}]}) == {"text": "a"}
