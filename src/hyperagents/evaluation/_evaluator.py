@@ -132,9 +132,12 @@ def solve_in_sandbox(
     function: str = "solve",
     llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     validate: Mapping[str, Sequence[str]] | None = None,
+    timeouts: Mapping[str, float] | None = None,
 ) -> tuple[SandboxResult, dict[str, dict[str, Any]]]:
     """Run the task agent on ``(id, inputs)`` pairs in one sandboxed process (inputs only:
     nothing to score with ever enters it).
+
+    ``timeouts`` gives some instances (by id) a shorter limit than ``instance_timeout``.
 
     With ``validate`` (entry points), the process first validates the program as
     :func:`validate_program` would, sends a ``validation`` message, and solves only if it is
@@ -152,7 +155,7 @@ def solve_in_sandbox(
         "module": module,
         "function": function,
         "instance_timeout": instance_timeout,
-        "instances": [{"id": key, "inputs": value} for key, value in inputs],
+        "instances": [_item(key, value, timeouts) for key, value in inputs],
     }
     if validate is not None:
         request["validate"] = {"entry_points": _entry_lists(validate)}
@@ -167,6 +170,14 @@ def solve_in_sandbox(
     return run, by_id
 
 
+def _item(key: str, inputs: Any, timeouts: Mapping[str, float] | None) -> dict[str, Any]:
+    """One instance of a ``solve`` request (with its own limit when it has one)."""
+    item = {"id": key, "inputs": inputs}
+    if timeouts is not None and key in timeouts:
+        item["timeout"] = float(timeouts[key])
+    return item
+
+
 def evaluate_stage(
     program: Program,
     *,
@@ -179,29 +190,33 @@ def evaluate_stage(
     module: str = "task_agent",
     function: str = "solve",
     llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    timeouts: Mapping[str, float] | None = None,
 ) -> StageResult:
     """Run the task agent on ``instances`` in one sandboxed process and score every output.
 
     The sandbox receives only ``instance.inputs``; scoring (with the targets) happens here.
     An instance without an output (crash, timeout) scores the task's minimum with the reason.
+    ``timeouts`` holds shorter limits than the task's ``instance_timeout`` for some instances.
 
     Raises:
         SandboxError: The sandbox itself failed.
         TaskError: The task's aggregation broke its protocol (a ``score()`` that raises or
             breaks it on one output scores that output the minimum, with the error kept).
     """
-    agent = _Agent(module, function, llm)
+    agent = _Agent(module, function, llm, timeouts)
     run, by_id = _solve(program, task, instances, sandbox, limits, agent)
     return _scored_stage(task, instances, run, by_id, stage=stage, split=split)
 
 
 @dataclass(frozen=True)
 class _Agent:
-    """Which callable of the program answers the instances, and its LLM handler."""
+    """Which callable of the program answers the instances, its LLM handler, and the
+    instances' own (shorter) time limits."""
 
     module: str
     function: str
     llm: Callable[[dict[str, Any]], dict[str, Any]] | None
+    timeouts: Mapping[str, float] | None = None
 
 
 def _solve(
@@ -224,6 +239,7 @@ def _solve(
         function=agent.function,
         llm=agent.llm,
         validate=validate,
+        timeouts=agent.timeouts,
     )
 
 
@@ -240,6 +256,7 @@ def validate_and_evaluate(
     module: str = "task_agent",
     function: str = "solve",
     llm: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    timeouts: Mapping[str, float] | None = None,
 ) -> tuple[ValidationResult, StageResult | None]:
     """Validate a program and, when it is valid, evaluate it on ``instances``, in ONE sandboxed
     process: :func:`validate_program` then :func:`evaluate_stage`, at the cost of one start.
@@ -265,7 +282,7 @@ def validate_and_evaluate(
     shadows = shadowing_errors(program, entry_points)
     if shadows:  # refused before anything runs, as by validate_program
         return ValidationResult(False, tuple(shadows), 0.0), None
-    agent = _Agent(module, function, llm)
+    agent = _Agent(module, function, llm, timeouts)
     run, by_id = _solve(program, task, instances, sandbox, limits, agent, entry_points)
     validation = _validation_of(run)
     if not validation.ok:

@@ -150,6 +150,16 @@ class RunConfig(BaseModel):
     )
     select_timeout: float = Field(30.0, gt=0)
     eval_overhead: float = Field(30.0, ge=0, description="seconds added to a stage's time limit")
+    timeout_factor: float | None = Field(
+        20.0,
+        gt=1,
+        description="a child's time limit on an instance its parent answered: this many times "
+        "the parent's time there, at least timeout_floor, at most the task's instance_timeout "
+        "(null: always the task's); a runaway child then costs seconds, not the whole limit",
+    )
+    timeout_floor: float = Field(
+        5.0, gt=0, description="seconds an adaptive limit (timeout_factor) never goes below"
+    )
     memory_mb: int = Field(2048, ge=64)
     report_results: int = Field(500, ge=0, description="per-instance results shown to meta agents")
     report_archive: int = Field(500, ge=0, description="archive entries shown to meta agents")

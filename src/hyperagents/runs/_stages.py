@@ -28,6 +28,7 @@ from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
 from hyperagents.runs._context import RunContext
+from hyperagents.runs._timeouts import AdaptiveTimeouts
 from hyperagents.storages import EventSpec, VariantRecord
 from hyperagents.tasks import Instance, Split
 from hyperagents.weights import entry_points_of
@@ -178,6 +179,7 @@ class StagePlan:
 
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
+        self._timeouts = AdaptiveTimeouts(ctx)
         #: Train-subset results of children in progress (the full train score merges them).
         self._subset_results: dict[int, StageResult] = {}
 
@@ -211,7 +213,8 @@ class StagePlan:
         """
         ctx = self._ctx
         program, split, instances = self._work(variant, stage)
-        wall = self._wall(instances)
+        timeouts = self._timeouts.limits(variant, stage, instances)
+        wall = self._timeouts.stage_wall(instances, timeouts)
         if instances:
             holdout = stage == "recheck" and instances[0].id.startswith("holdout")
             result = ctx.retry(
@@ -224,6 +227,7 @@ class StagePlan:
                     sandbox=ctx.sandbox,
                     limits=ctx.limits(wall),
                     llm=ctx.llm_handler(variant.id, variant.generation, stage),
+                    timeouts=timeouts,
                 ),
                 f"evaluating {variant.id} on {stage}",
             )
@@ -265,8 +269,10 @@ class StagePlan:
         ctx = self._ctx
         stage, before = self._fold_target(variant, prune)
         program, split, instances = self._work(variant, stage)
+        timeouts = self._timeouts.limits(variant, stage, instances)
         limits = replace(
-            ctx.limits(self._wall(instances)), validate_time=ctx.config.validate_timeout
+            ctx.limits(self._timeouts.stage_wall(instances, timeouts)),
+            validate_time=ctx.config.validate_timeout,
         )
         validation, result = ctx.retry(
             lambda: validate_and_evaluate(
@@ -279,6 +285,7 @@ class StagePlan:
                 sandbox=ctx.sandbox,
                 limits=limits,
                 llm=ctx.llm_handler(variant.id, variant.generation, stage),
+                timeouts=timeouts,
             ),
             f"validating and evaluating {variant.id} on {stage}",
         )
@@ -311,12 +318,6 @@ class StagePlan:
         assert variant.program_id is not None
         split, instances = self.instances(stage, variant)
         return self._ctx.program(variant.program_id), split, instances
-
-    def _wall(self, instances: list[Instance]) -> float:
-        """The wall-clock limit of a stage on ``instances``."""
-        return self._ctx.task.instance_timeout * max(1, len(instances)) + (
-            self._ctx.config.eval_overhead
-        )
 
     def _with_subset(
         self, variant: VariantRecord, rest: StageResult, *, subset: StageResult | None = None

@@ -829,6 +829,15 @@ def _action_solve(request: dict[str, Any], channel: _Channel) -> Any:
     return _solve_instances(fn, request, channel)
 
 
+def _instance_limit(item: dict[str, Any], timeout: float) -> float:
+    """The alarm of one instance: its own ``timeout`` when it has one below the request's
+    (the engine's adaptive limit), else the request's ``instance_timeout``."""
+    own = item.get("timeout")
+    if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
+        return float(own) if timeout <= 0 else min(float(own), timeout)
+    return timeout
+
+
 def _solve_instances(fn: Any, request: dict[str, Any], channel: _Channel) -> Any:
     """Run ``fn`` on each instance under the per-instance alarm; one message per instance."""
     timeout = float(request.get("instance_timeout") or 0)
@@ -842,15 +851,16 @@ def _solve_instances(fn: Any, request: dict[str, Any], channel: _Channel) -> Any
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         error: str | None = None
         output: Any = None
+        limit = _instance_limit(item, timeout)
         try:
-            if timeout > 0:
-                signal.setitimer(signal.ITIMER_REAL, timeout)
+            if limit > 0:
+                signal.setitimer(signal.ITIMER_REAL, limit)
             try:
                 output = fn(item["inputs"])
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _InstanceTimeout:
-            error = f"timeout: instance took longer than {timeout:g} s"
+            error = f"timeout: instance took longer than {limit:g} s"
         except MemoryError:
             error = "memory: MemoryError"
         except RecursionError:
