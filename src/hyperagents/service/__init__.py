@@ -67,6 +67,7 @@ from hyperagents.service._live import (
     inputs_key,
     live_task_options,
     split_live,
+    split_since,
 )
 from hyperagents.service._monitor import Monitor, MonitorSettings
 from hyperagents.service._more_data import (
@@ -82,6 +83,7 @@ from hyperagents.service._planner import (
     ACTION_KINDS,
     CRITERION_OPS,
     DATA_SOURCES,
+    OWN_DATA,
     PLANNER_FILE,
     SLICES,
     CriteriaCheck,
@@ -155,6 +157,7 @@ __all__ = [
     "MAX_KIND_BYTES",
     "MAX_LIVE_EXAMPLES",
     "MODEL_COOLDOWN",
+    "OWN_DATA",
     "PAGE_LIMIT",
     "PLANNER_FILE",
     "RUN_LLM",
@@ -247,6 +250,7 @@ __all__ = [
     "shadow_quality",
     "simulated_stream",
     "split_live",
+    "split_since",
     "start_improvement",
     "unseen_rate",
     "wanted_ids",
