@@ -423,6 +423,11 @@ def test_flipped_answers_without_stale_own_data_keep_the_usual_plan(sandbox: San
     plan = run_planner(program, request, sandbox=sandbox).plan
     assert plan["diagnosis"]["drift"]["kind"] == "flip" and "scope" not in plan
     assert all(c.get("gate", True) for c in plan["success_criteria"])
+    # Stale-looking val but no held-back slice to gate on instead: val keeps gating.
+    request.update(served={"val": 0.95, "live_train": 0.8}, held_back=0)
+    unchecked = run_planner(program, request, sandbox=sandbox).plan
+    assert unchecked["diagnosis"]["drift"]["kind"] == "flip" and "scope" not in unchecked
+    assert all(c.get("gate", True) for c in unchecked["success_criteria"])
     steady = run_planner(program, request_for(chat_fails()), sandbox=sandbox).plan
     assert "drift" not in steady["diagnosis"] and "scope" not in steady
 
@@ -513,3 +518,47 @@ def test_a_stale_scope_trains_and_selects_on_fresh_live_data_only() -> None:
     assert not record.attrs["scope"]["applied"]
     assert record.attrs["scope"]["reason"].endswith(f"example since live:r{len(batch) - 1}")
     assert load_task(record.task, stored_task_options(record.config)).own_data
+
+
+FRESH = (
+    "def plan(request):\n"
+    "    ids = [e['id'] for e in request['examples']]\n"
+    "    return {'diagnosis': {'order': ids},\n"
+    "            'actions': [{'kind': 'harness_edit'}],\n"
+    "            'success_criteria': [\n"
+    "                {'metric': 'score', 'split_or_slice': 'val', 'op': '>', 'value': 2,\n"
+    "                 'gate': False},\n"
+    "                {'metric': 'score', 'split_or_slice': 'held_back', 'op': '>=',\n"
+    "                 'value': 'served'}],\n"
+    "            'scope': {'since': ids[len(ids) // 2], 'own_data': 'stale'},\n"
+    "            'budget': {'generations': 1}}\n"
+)
+
+
+def test_a_plans_scope_reaches_its_run_and_only_gates_decide() -> None:
+    batch = drifted(40, 20)
+    seed = load_task("support", SIZES).seed_program()
+    service = served_service(seed.with_files({PLANNER_FILE: FRESH}))
+    (step,) = improve_with_plans(
+        service,
+        run="served",
+        live=batch,
+        budget=ImprovementBudget(generations=1),
+        holdout_fraction=0.25,
+        settings=PlanSettings(max_replans=0, limits=FAST),
+    )
+    shown = step.plan.plan["diagnosis"]["order"]
+    served = [f"live:{e.request_id}" for e in batch]
+    assert shown == [i for i in served if i in shown]  # in serving order, held-back ones out
+    since = step.plan.plan["scope"]["since"]
+    record = service.find_run(step.run_id)
+    task = load_task(record.task, stored_task_options(record.config))
+    assert isinstance(task, LiveTask) and not task.own_data
+    fresh = {i.id for s in (Split.TRAIN, Split.VAL) for i in task.instances(s)}
+    assert fresh and all(served.index(i) >= served.index(since) for i in fresh)
+    assert record.attrs["scope"]["applied"] is True
+    scores = step.outcome.scores
+    assert scores["val"]["served"] is not None and scores["held_back"]["served"] is not None
+    # val > 2 can never hold: it only informs; the held-back gate alone decides.
+    assert not step.check.results[0]["met"]
+    assert step.check.met == step.check.results[1]["met"]

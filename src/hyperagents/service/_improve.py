@@ -412,6 +412,7 @@ def improvement_outcome(
 
 
 def _val(variant: VariantRecord | None) -> float | None:
+    """``variant``'s recorded val score (None: no variant, or none recorded)."""
     return None if variant is None else variant.scores.get("val")
 
 

@@ -273,6 +273,7 @@ def split_since(split: LiveSplit, served: Sequence[LiveExample], since: str) -> 
     dropped = list(split.dropped)
 
     def fresh(examples: tuple[LiveExample, ...]) -> tuple[LiveExample, ...]:
+        """Those of ``examples`` served since ``since`` (the others join ``dropped``)."""
         kept = []
         for example in examples:
             if order.get(example.request_id, -1) >= start:

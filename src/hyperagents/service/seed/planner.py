@@ -23,10 +23,11 @@ order, are cut where their rate rises most (a two-proportion z statistic). A gro
 mostly confirmed before the cut and mostly reject after it (a rise of ``flip`` from at most a
 half, ``shift_z`` standard errors wide, ``flip_group`` examples on each side) *flipped*: the
 same answers, new labels. When answers flipped and the served val (the task's own data) rates
-the agent ``stale_gap`` of the range above the live labels since the flip do, the task's own
-labels are stale: the plan's scope starts at the flip with ``own_data: stale``, its val
-criterion is information only, it gates on the fresh held-back slice and live train, and it
-asks for ``drift_growth`` times the generations offered (a changed rule to relearn).
+the agent ``stale_gap`` of the range above the live labels since the flip do, and a held-back
+live slice will check the candidate, the task's own labels are stale: the plan's scope starts
+at the flip with ``own_data: stale``, its val criterion is information only, it gates on the
+fresh held-back slice and live train, and it asks for ``drift_growth`` times the generations
+offered (a changed rule to relearn).
 
 This default needs no language model: failures are grouped by the declared input features
 (else the inputs' top-level keys with short text, boolean or integer values), by the output
@@ -222,7 +223,8 @@ def _drift(request: dict[str, Any], examples: list[dict[str, Any]]) -> dict[str,
     """Answers that flipped from right to wrong at a point of the stream (None: none), and
     whether that is concept drift: the served val (the task's own data) still rates the agent
     ``stale_gap`` of the range above the live labels since that point, so the old labels
-    are stale."""
+    are stale (only with a held-back live slice to gate on instead: without one, val stays
+    the gate and the drift is reported as a flip)."""
     flipped = _flipped(examples)
     if not flipped:
         return None
@@ -233,7 +235,7 @@ def _drift(request: dict[str, Any], examples: list[dict[str, Any]]) -> dict[str,
     val = (request.get("served") or {}).get("val")
     low, high = (request.get("task") or {}).get("score_range", [0.0, 1.0])
     stale = False
-    if isinstance(val, int | float) and "score" in after:
+    if isinstance(val, int | float) and "score" in after and request.get("held_back"):
         stale = float(val) - after["score"] >= float(PARAMS["stale_gap"]) * (high - low)
     return {
         "kind": "concept" if stale else "flip",
