@@ -127,9 +127,23 @@ def test_the_outcome_compares_the_candidate_with_the_served_champion() -> None:
     outcome = improvement_outcome(service, run_id)
     champion = service.find_variant(f"{served}/champion")
     assert outcome.served_variant == champion.id and outcome.status == "complete"
-    assert outcome.scores["val"]["served"] == champion.scores["val"]
+    assert outcome.scores["val"]["served"] == champion.scores["val"]  # the same val
     candidate = service.storage.get_variant(int(outcome.candidate_variant or 0))
-    assert outcome.scores["val"]["candidate"] == candidate.scores["val"]
+    # Like for like: the candidate on the task's own val too, not on its run's val (which
+    # holds the held-back slice as well); its recorded results there agree.
+    own = [
+        r["score"]
+        for e in service.storage.list_evaluations(candidate.id)
+        if e.stage == "val"
+        for r in e.results
+        if not str(r["id"]).startswith("live:")
+    ]
+    assert len(own) == SIZES["n_val"]
+    assert outcome.scores["val"]["candidate"] == pytest.approx(sum(own) / len(own))
+    recorded = improvement_outcome(service, run_id, evaluate_live=False)
+    assert recorded.scores == {
+        "val": {"served": champion.scores["val"], "candidate": candidate.scores["val"]}
+    }
     assert outcome.improved == (candidate.program_id != champion.program_id)
     for name in ("live_train", "held_back"):
         assert 0.0 <= float(outcome.scores[name]["served"] or -1) <= 1.0

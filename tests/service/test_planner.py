@@ -20,6 +20,7 @@ from hyperagents.service import (
     LiveExample,
     LiveTask,
     PlanLimits,
+    PlanRecord,
     PlanSettings,
     PlanStep,
     check_criteria,
@@ -31,6 +32,7 @@ from hyperagents.service import (
     replan_request,
     run_planner,
     seed_planner,
+    start_improvement,
 )
 from hyperagents.storages import InMemoryStorage
 from hyperagents.tasks import Split, load_task, stored_task_options
@@ -370,3 +372,193 @@ def test_the_planner_reaches_a_model_through_the_sandbox_bridge(sandbox: Sandbox
     assert "the model failed" in fallback.plan["diagnosis"]["llm"]["reason"]
     summary = fallback.plan["diagnosis"]["summary"]
     assert "live examples failed; failures concentrate in channel=chat" in summary
+
+
+def drifted(n: int = 120, change: int = 60) -> list[LiveExample]:
+    """Live support requests the champion routed right, until request ``change``: from there
+    refund and shipping requests go to billing (concept drift: the same inputs, new labels),
+    and the champion still answers refund and shipping."""
+    batch = []
+    task = load_task("support", {"seed": 3, "n_train": n})
+    for k, inst in enumerate(task.instances(Split.TRAIN)):
+        moved = k >= change and inst.target in ("refund", "shipping")
+        label = "billing" if moved else inst.target
+        batch.append(LiveExample(f"r{k}", inst.inputs, inst.target, label=label))
+    return batch
+
+
+def first_moved(batch: list[LiveExample], change: int = 60) -> int:
+    return next(k for k, e in enumerate(batch) if k >= change and e.label != e.output)
+
+
+def test_the_seed_planner_diagnoses_concept_drift_and_gates_on_fresh_data(
+    sandbox: Sandbox,
+) -> None:
+    batch = drifted()
+    request = request_for(batch, features=["channel"])
+    request["served"] = {"val": 0.95, "live_train": 0.8}
+    program = load_task("support", SIZES).seed_program()
+    plan = run_planner(program, request, sandbox=sandbox).plan
+    drift = plan["diagnosis"]["drift"]
+    assert drift["kind"] == "concept"
+    groups = {g["group"]: g for g in drift["flipped"]}
+    assert set(groups) == {"output=refund", "output=shipping"}
+    assert groups["output=refund"]["after"]["label"] == "billing"
+    assert groups["output=refund"]["before"]["failure_rate"] == 0.0
+    # Where the drift began: at the first moved request, or within a few after it.
+    since = int(drift["since"].removeprefix("live:r"))
+    assert first_moved(batch) <= since <= first_moved(batch) + 10
+    assert drift["before"]["failure_rate"] < 0.05 and drift["after"]["score"] < 0.85
+    assert "concept drift" in plan["diagnosis"]["summary"]
+    assert plan["scope"] == {"since": drift["since"], "own_data": "stale"}
+    gates = {c["split_or_slice"]: c.get("gate", True) for c in plan["success_criteria"]}
+    assert gates == {"val": False, "live_train": True, "held_back": True}
+    assert plan["actions"][0]["focus"][:2] == [g["group"] for g in drift["flipped"][:2]]
+
+
+def test_flipped_answers_without_stale_own_data_keep_the_usual_plan(sandbox: Sandbox) -> None:
+    program = load_task("support", SIZES).seed_program()
+    request = request_for(drifted(), features=["channel"])
+    request["served"] = {"val": 0.7, "live_train": 0.8}  # val rates it no higher: not stale
+    plan = run_planner(program, request, sandbox=sandbox).plan
+    assert plan["diagnosis"]["drift"]["kind"] == "flip" and "scope" not in plan
+    assert all(c.get("gate", True) for c in plan["success_criteria"])
+    # Stale-looking val but no held-back slice to gate on instead: val keeps gating.
+    request.update(served={"val": 0.95, "live_train": 0.8}, held_back=0)
+    unchecked = run_planner(program, request, sandbox=sandbox).plan
+    assert unchecked["diagnosis"]["drift"]["kind"] == "flip" and "scope" not in unchecked
+    assert all(c.get("gate", True) for c in unchecked["success_criteria"])
+    steady = run_planner(program, request_for(chat_fails()), sandbox=sandbox).plan
+    assert "drift" not in steady["diagnosis"] and "scope" not in steady
+
+
+def test_parse_plan_checks_the_scope_and_needs_a_gate_on_unseen_data() -> None:
+    request = {"examples": [{"id": "live:a"}, {"id": "live:b"}], "budget": {"generations": 2}}
+    actions = [{"kind": "harness_edit"}]
+    held = crit("held_back", ">=", "served")
+    val_info = {**crit("val", ">=", "served"), "gate": False}
+    stale = {"since": "live:b", "own_data": "stale"}
+    plan = parse_plan(
+        {"actions": actions, "success_criteria": [val_info, held], "scope": stale}, request
+    )
+    assert plan["scope"] == stale and plan["success_criteria"] == [val_info, held]
+    for scope, why in (
+        ({"since": "live:zz"}, "the id of an example shown"),
+        ({"since": "live:a", "own_data": "old"}, "own_data"),
+        ({"since": "live:a", "more": 1}, "an object with since"),
+    ):
+        kept = parse_plan({"actions": actions, "success_criteria": [held], "scope": scope}, request)
+        assert "scope" not in kept and why in kept["ignored"][0]
+    with pytest.raises(ValueError, match="gates on data training never saw"):
+        parse_plan({"actions": actions, "success_criteria": [val_info]}, request)
+    with pytest.raises(ValueError, match="gates on data training never saw"):
+        parse_plan({"actions": actions, "success_criteria": [crit("live_train", ">", 0)]}, request)
+    with pytest.raises(ValueError, match="gates on data training never saw"):  # stale val
+        parse_plan(
+            {"actions": actions, "success_criteria": [crit("val", ">=", 0)], "scope": stale},
+            request,
+        )
+    bad_gate = {**held, "gate": "no"}
+    assert (
+        "gate"
+        in parse_plan(
+            {"actions": actions, "success_criteria": [bad_gate, val_info, held]}, request
+        )["ignored"][0]
+    )
+
+
+def test_a_criterion_that_does_not_gate_is_reported_not_required() -> None:
+    info = {**crit("val", ">=", "served"), "gate": False}
+    plan = {"success_criteria": [info, crit("held_back", ">=", "served")]}
+    check = check_criteria(plan, outcome(val=(0.7, 0.6), held_back=(0.4, 0.5)))
+    assert check.met and not check.results[0]["met"] and check.results[1]["met"]
+    assert check.unmet == [check.results[0]]  # shown to a re-plan all the same
+    assert not check_criteria({"success_criteria": [info]}, outcome(val=(0.5, 0.9))).met
+
+
+def test_a_stale_scope_trains_and_selects_on_fresh_live_data_only() -> None:
+    service = served_service(None)
+    batch = drifted()
+    since = first_moved(batch)
+    plan = {
+        "diagnosis": {},
+        "actions": [{"kind": "harness_edit", "focus": []}],
+        "success_criteria": [crit("held_back", ">=", "served")],
+        "scope": {"since": f"live:r{since}", "own_data": "stale"},
+        "budget": {"generations": 1, "max_seconds": None},
+    }
+    start = dict(run="served", live=batch, holdout_fraction=0.25, seed=4, drive="none")
+    plain = start_improvement(service, **start)
+    scoped = start_improvement(service, **start, plan=PlanRecord(0, plan, "planner"))
+    tasks = {}
+    for run_id in (plain, scoped):
+        record = service.find_run(run_id)
+        tasks[run_id] = load_task(record.task, stored_task_options(record.config))
+    wide, fresh = tasks[plain], tasks[scoped]
+    assert isinstance(wide, LiveTask) and isinstance(fresh, LiveTask)
+    position = {f"live:{e.request_id}": k for k, e in enumerate(batch)}
+    train = {i.id for i in fresh.instances(Split.TRAIN)}
+    val = {i.id for i in fresh.instances(Split.VAL)}
+    assert train and val and not train & val
+    assert all(position[i] >= since for i in train | val)  # the fresh data alone
+    # Each example stays on its side of the one split: the held-back slice is the wider
+    # run's, less what came before the drift.
+    assert val == {i for i in held_back_ids(service, plain) if position[i] >= since}
+    assert len(fresh.instances(Split.TEST)) == SIZES["n_test"]  # test stays the task's own
+    assert len(wide.instances(Split.VAL)) > SIZES["n_val"]  # own val + held-back slice
+    assert len(fresh.own_val_instances()) == SIZES["n_val"]
+    assert not fresh.training_examples() and not fresh.holdout_instances(0)
+    applied = service.find_run(scoped).attrs["scope"]
+    assert applied["applied"] and applied["held_back"] == len(val)
+    # A scope that leaves no train or held-back example is not applied: nothing to train or
+    # to gate on.
+    late = {**plan, "scope": {"since": f"live:r{len(batch) - 1}", "own_data": "stale"}}
+    kept = start_improvement(service, **start, plan=PlanRecord(0, late, "planner"))
+    record = service.find_run(kept)
+    assert not record.attrs["scope"]["applied"]
+    assert record.attrs["scope"]["reason"].endswith(f"example since live:r{len(batch) - 1}")
+    assert load_task(record.task, stored_task_options(record.config)).own_data
+
+
+FRESH = (
+    "def plan(request):\n"
+    "    ids = [e['id'] for e in request['examples']]\n"
+    "    return {'diagnosis': {'order': ids},\n"
+    "            'actions': [{'kind': 'harness_edit'}],\n"
+    "            'success_criteria': [\n"
+    "                {'metric': 'score', 'split_or_slice': 'val', 'op': '>', 'value': 2,\n"
+    "                 'gate': False},\n"
+    "                {'metric': 'score', 'split_or_slice': 'held_back', 'op': '>=',\n"
+    "                 'value': 'served'}],\n"
+    "            'scope': {'since': ids[len(ids) // 2], 'own_data': 'stale'},\n"
+    "            'budget': {'generations': 1}}\n"
+)
+
+
+def test_a_plans_scope_reaches_its_run_and_only_gates_decide() -> None:
+    batch = drifted(40, 20)
+    seed = load_task("support", SIZES).seed_program()
+    service = served_service(seed.with_files({PLANNER_FILE: FRESH}))
+    (step,) = improve_with_plans(
+        service,
+        run="served",
+        live=batch,
+        budget=ImprovementBudget(generations=1),
+        holdout_fraction=0.25,
+        settings=PlanSettings(max_replans=0, limits=FAST),
+    )
+    shown = step.plan.plan["diagnosis"]["order"]
+    served = [f"live:{e.request_id}" for e in batch]
+    assert shown == [i for i in served if i in shown]  # in serving order, held-back ones out
+    since = step.plan.plan["scope"]["since"]
+    record = service.find_run(step.run_id)
+    task = load_task(record.task, stored_task_options(record.config))
+    assert isinstance(task, LiveTask) and not task.own_data
+    fresh = {i.id for s in (Split.TRAIN, Split.VAL) for i in task.instances(s)}
+    assert fresh and all(served.index(i) >= served.index(since) for i in fresh)
+    assert record.attrs["scope"]["applied"] is True
+    scores = step.outcome.scores
+    assert scores["val"]["served"] is not None and scores["held_back"]["served"] is not None
+    # val > 2 can never hold: it only informs; the held-back gate alone decides.
+    assert not step.check.results[0]["met"]
+    assert step.check.met == step.check.results[1]["met"]

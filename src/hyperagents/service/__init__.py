@@ -69,6 +69,7 @@ from hyperagents.service._live import (
     inputs_key,
     live_task_options,
     split_live,
+    split_since,
 )
 from hyperagents.service._monitor import Monitor, MonitorSettings
 from hyperagents.service._more_data import (
@@ -94,6 +95,7 @@ from hyperagents.service._planner import (
     ACTION_KINDS,
     CRITERION_OPS,
     DATA_SOURCES,
+    OWN_DATA,
     PLANNER_FILE,
     SLICES,
     CriteriaCheck,
@@ -168,6 +170,7 @@ __all__ = [
     "MAX_LIVE_EXAMPLES",
     "MAX_TEXT_CHARS",
     "MODEL_COOLDOWN",
+    "OWN_DATA",
     "PAGE_LIMIT",
     "PLANNER_FILE",
     "PLAN_CALL_EVENT",
@@ -267,6 +270,7 @@ __all__ = [
     "shadow_quality",
     "simulated_stream",
     "split_live",
+    "split_since",
     "start_improvement",
     "unseen_rate",
     "wanted_ids",

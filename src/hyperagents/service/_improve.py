@@ -9,10 +9,18 @@ with the budgets given, and its attributes record where it came from (``improvem
 served run and variant). The served champion keeps answering meanwhile: nothing here touches
 the served run.
 
-:func:`improvement_outcome` reads the new run's champion and compares it with the served one
-on the gate's val split (the task's own, recorded by both runs) and, evaluated here in the
-sandbox with trusted scoring, on the labelled live examples given to training
-(``live_train``) and on the held-back live slice (``held_back``) that training never saw.
+:func:`improvement_outcome` reads the new run's champion and compares it with the served one,
+both evaluated here in the sandbox with trusted scoring on the same instances: the task's own
+val split (``val``; like for like: the run's champion was chosen on its val, which holds the
+held-back slice too, or only that one when the plan found the task's own labels stale), the
+labelled live examples given to training (``live_train``) and the held-back live slice
+(``held_back``) that training never saw.
+
+A plan's ``scope`` (see :func:`~hyperagents.service.parse_plan`) narrows the live data to the
+requests served since a point (a concept drift's start: train and held-back slice alike, each
+example staying on its side) and, with ``own_data: stale``, leaves the task's own train and
+val out of the run (:class:`~hyperagents.service.LiveTask`); the run records what was applied
+under its ``scope`` attribute.
 """
 
 from __future__ import annotations
@@ -41,9 +49,11 @@ from hyperagents.service._live import (
     LIVE_ID_PREFIX,
     LIVE_TASK_SPEC,
     LiveExample,
+    LiveSplit,
     LiveTask,
     live_task_options,
     split_live,
+    split_since,
 )
 from hyperagents.service._planner import PlanRecord
 from hyperagents.storages import RunRecord, VariantRecord, VariantState
@@ -205,12 +215,15 @@ def start_improvement(
     base, base_options = base_task_of(served)
     draw = seed if holdout_seed is None else holdout_seed
     split = split_live(live, holdout_fraction=holdout_fraction, seed=draw)
-    options = live_task_options(base, base_options, split)
+    split, own_data, scope = _scoped(split, live, None if plan is None else plan.plan)
+    options = live_task_options(base, base_options, split, own_data=own_data)
     mode = Mode(served.mode)
     attrs: dict[str, Any] = {
         IMPROVEMENT_ATTR: _link(served, champion),
         "live_dropped": list(split.dropped),
     }
+    if scope is not None:
+        attrs["scope"] = scope
     config = _config(served, options, budget.limits())
     if plan is not None:
         attrs["plan"] = plan.as_json()
@@ -228,6 +241,36 @@ def start_improvement(
         attrs=attrs,
     )
     return _drive(service, request, drive)
+
+
+def _scoped(
+    split: LiveSplit, live: Sequence[LiveExample], plan: Mapping[str, Any] | None
+) -> tuple[LiveSplit, bool, dict[str, Any] | None]:
+    """``split`` within the plan's scope (the live examples served since its ``since``;
+    see :func:`~hyperagents.service.parse_plan`), whether the task's own train and val join,
+    and what was applied (None: no scope). A scope that would leave no live train or no
+    held-back slice is not applied (the run would have nothing to train or gate on): the
+    record says why."""
+    scope = plan.get("scope") if plan is not None else None
+    if not isinstance(scope, Mapping):
+        return split, True, None
+    since = scope.get("since")
+    since_id = since.removeprefix(LIVE_ID_PREFIX) if isinstance(since, str) else None
+    try:
+        scoped = split if since_id is None else split_since(split, live, since_id)
+    except ConfigError as exc:
+        return split, True, {**scope, "applied": False, "reason": str(exc)}
+    stale = scope.get("own_data") == "stale"
+    if not scoped.train or (stale and not scoped.held_back):
+        why = "no labelled live example" if not scoped.train else "no held-back example"
+        return split, True, {**scope, "applied": False, "reason": f"{why} since {since}"}
+    applied = {
+        **scope,
+        "applied": True,
+        "train": len(scoped.train),
+        "held_back": len(scoped.held_back),
+    }
+    return scoped, not stale, applied
 
 
 def plan_levers(plan: Mapping[str, Any], *, carries_model: bool) -> str | None:
@@ -334,8 +377,9 @@ def improvement_outcome(
     Args:
         service: The application service.
         run: The improvement run (started by :func:`start_improvement`).
-        evaluate_live: Whether to evaluate both on the live slices (``live_train``,
-            ``held_back``) in the sandbox; else only the recorded val scores are compared.
+        evaluate_live: Whether to evaluate both on the task's own val and the live slices
+            (``live_train``, ``held_back``) in the sandbox; else only the recorded val scores
+            are compared (the candidate's over its run's val, the held-back slice included).
 
     Raises:
         RunNotFoundError: No such run.
@@ -368,6 +412,7 @@ def improvement_outcome(
 
 
 def _val(variant: VariantRecord | None) -> float | None:
+    """``variant``'s recorded val score (None: no variant, or none recorded)."""
     return None if variant is None else variant.scores.get("val")
 
 
@@ -378,8 +423,9 @@ def _live_scores(
     served: VariantRecord,
     candidate: VariantRecord | None,
 ) -> dict[str, dict[str, float | None]]:
-    """Both programs' scores on the live train examples and the held-back slice (the
-    candidate's None when there is none yet; one evaluation when it is the served program)."""
+    """Both programs' scores on the task's own val, the live train examples and the
+    held-back slice (the candidate's None when there is none yet; one evaluation when it is
+    the served program)."""
     store = service.storage
     programs = [store.get_program(str(served.program_id))]
     same = candidate is None or candidate.program_id == served.program_id
@@ -388,6 +434,7 @@ def _live_scores(
         programs.append(store.get_program(str(candidate.program_id)))
     live_ids = {LIVE_ID_PREFIX + e.request_id for e in task.live_examples["train"]}
     slices = {
+        "val": task.own_val_instances(),
         "live_train": [i for i in task.instances(Split.TRAIN) if i.id in live_ids],
         "held_back": task.held_back_instances(),
     }

@@ -26,6 +26,10 @@ as canonical JSON, always land on the same side; where one of them has a label, 
 feedback only are dropped). Test stays the task's own, and val the task's own plus the
 held-back slice: a live example whose inputs equal a val or test instance's is dropped.
 
+After a concept drift (a plan's ``scope``), :func:`split_since` keeps the examples served
+since its start on their own sides, and a :class:`LiveTask` without its ``own_data`` trains
+and selects on the live examples alone: the task's own labels are stale.
+
 How they reach a run: :class:`LiveTask` wraps the run's task (the ``live`` task spec, see
 :data:`hyperagents.tasks.WRAPPER_TASKS`) and takes the examples as task options, so they are
 stored with the run in its config (bounded: of each kind the latest :data:`MAX_LIVE_EXAMPLES`
@@ -66,6 +70,7 @@ __all__ = [
     "inputs_key",
     "live_task_options",
     "split_live",
+    "split_since",
 ]
 
 #: The task spec of :class:`LiveTask` in the registry.
@@ -252,6 +257,35 @@ def split_live(
     return LiveSplit(kept_train, kept_feedback, kept_held, tuple(dropped))
 
 
+def split_since(split: LiveSplit, served: Sequence[LiveExample], since: str) -> LiveSplit:
+    """``split`` keeping only the examples served at or after request ``since`` (in the
+    order of ``served``, oldest first): the fresh data after a concept drift. Each part keeps
+    its own (a held-back example stays held back), so the parts stay disjoint; the older
+    examples join ``dropped``.
+
+    Raises:
+        ConfigError: ``since`` is not a request of ``served``.
+    """
+    order = {example.request_id: k for k, example in enumerate(served)}
+    if since not in order:
+        raise ConfigError(f"since {since!r} is not a request of the live examples")
+    start = order[since]
+    dropped = list(split.dropped)
+
+    def fresh(examples: tuple[LiveExample, ...]) -> tuple[LiveExample, ...]:
+        """Those of ``examples`` served since ``since`` (the others join ``dropped``)."""
+        kept = []
+        for example in examples:
+            if order.get(example.request_id, -1) >= start:
+                kept.append(example)
+            else:
+                dropped.append(_drop(example, f"served before {since}"))
+        return tuple(kept)
+
+    parts = (fresh(split.train), fresh(split.feedback), fresh(split.held_back))
+    return LiveSplit(*parts, tuple(dropped))
+
+
 def _bounded(examples: list[LiveExample], dropped: list[dict[str, str]]) -> tuple[LiveExample, ...]:
     """The latest of ``examples`` within :data:`MAX_LIVE_EXAMPLES` and
     :data:`MAX_KIND_BYTES` (the older ones join ``dropped``)."""
@@ -275,17 +309,20 @@ def live_task_options(
     base: str,
     base_options: Mapping[str, Any] | None,
     split: LiveSplit,
+    *,
+    own_data: bool = True,
 ) -> dict[str, Any]:
     """The task options of a :class:`LiveTask` over the task ``base`` (a spec) created with
     ``base_options``, holding ``split``'s examples (the latest :data:`MAX_LIVE_EXAMPLES` of
-    each kind)."""
-    return {
+    each kind); ``own_data`` False: without the task's own train and val (stale labels)."""
+    options = {
         "base": base,
         "base_options": dict(base_options or {}),
         "train": [e.as_json() for e in split.train[-MAX_LIVE_EXAMPLES:]],
         "feedback": [e.as_json() for e in split.feedback[-MAX_LIVE_EXAMPLES:]],
         "held_back": [e.as_json() for e in split.held_back[-MAX_LIVE_EXAMPLES:]],
     }
+    return options if own_data else {**options, "own_data": False}
 
 
 def _examples(items: Sequence[Any] | None, what: str) -> tuple[LiveExample, ...]:
@@ -333,12 +370,18 @@ class LiveTask(Task):
     the held-back ones, its meta agents' reports the ones with feedback only; test stays the
     wrapped task's.
 
+    With ``own_data`` False (a plan found the task's own labels stale: concept drift), train
+    is the labelled live examples alone and val the held-back slice alone: the run trains
+    and selects on fresh data only; the wrapped task's own training data and fresh held-out
+    draws (the same stale labels) are left out too.
+
     Args:
         base: The wrapped task's spec (a built-in name, an entry point, ``path.py:Class``).
         base_options: Its options.
         train: Labelled live examples (JSON objects, see :meth:`LiveExample.as_json`).
         feedback: Live examples with feedback only.
         held_back: Labelled live examples kept from training (:meth:`held_back_instances`).
+        own_data: Whether the wrapped task's own train and val join (see above).
 
     Raises:
         ConfigError: Too many examples, or an invalid one.
@@ -358,9 +401,13 @@ class LiveTask(Task):
         train: list[Any] | None = None,
         feedback: list[Any] | None = None,
         held_back: list[Any] | None = None,
+        own_data: bool = True,
     ) -> None:
         if base.strip() == LIVE_TASK_SPEC:
             raise ConfigError("a live task cannot wrap another live task")
+        if not isinstance(own_data, bool):
+            raise ConfigError(f"own_data must be true or false, not {own_data!r}")
+        self.own_data = own_data
         self.wrapped_task = load_task(base, base_options or {})
         vars(self).update({name: getattr(self.wrapped_task, name) for name in _TAKEN_OVER})
         #: Where the wrapped task's files are: the sandboxes hide them (see
@@ -412,8 +459,10 @@ class LiveTask(Task):
 
     def instances(self, split: Split) -> Sequence[Instance]:
         """The wrapped task's instances; train with the labelled live examples after them,
-        val with the held-back slice after them (the fresh live data that may gate)."""
-        own = list(self.wrapped_task.instances(split))
+        val with the held-back slice after them (the fresh live data that may gate); without
+        its own data, train and val are the live ones alone."""
+        kept = self.own_data or split not in (Split.TRAIN, Split.VAL)
+        own = list(self.wrapped_task.instances(split)) if kept else []
         kinds = {
             Split.TRAIN: ("_live_train", self._train),
             Split.VAL: ("_live_val", self._held_back),
@@ -467,12 +516,17 @@ class LiveTask(Task):
         return self.wrapped_task.target_from_label(label)
 
     def holdout_instances(self, seed: int) -> Sequence[Instance]:
-        """The wrapped task's fresh instances (live examples are never among them)."""
-        return self.wrapped_task.holdout_instances(seed)
+        """The wrapped task's fresh instances (live examples are never among them); none
+        without its own data (they carry its stale labels: a re-check then uses val)."""
+        return self.wrapped_task.holdout_instances(seed) if self.own_data else ()
+
+    def own_val_instances(self) -> list[Instance]:
+        """The wrapped task's own val (information on the old labels when they are stale)."""
+        return list(self.wrapped_task.instances(Split.VAL))
 
     def training_examples(self) -> Sequence[Instance]:
-        """The wrapped task's own training data."""
-        return self.wrapped_task.training_examples()
+        """The wrapped task's own training data (none without its own data)."""
+        return self.wrapped_task.training_examples() if self.own_data else ()
 
     def accepts(self, instance: Instance, output: Any) -> bool:
         """The wrapped task's verifier."""

@@ -13,6 +13,13 @@ planner failure on the :class:`PlanRecord` and a fallback plan (written here, tr
 its place; nothing it does raises. Its plan is parsed with bounds (:class:`PlanLimits`): sizes,
 kinds of actions, criteria operators and slices, and a budget clamped to what was offered.
 
+A plan may carry a ``scope`` (:data:`OWN_DATA`): the live examples it uses begin at one it
+was shown (a concept drift's start), and the task's own train and val may be called stale
+(the improvement run then trains and selects on live data alone). Whatever it says, a plan
+must keep a criterion that *gates* on data training never saw: the held-back live slice, or
+val unless it called the task's own data stale; a criterion with ``"gate": false`` is
+information, reported and not required.
+
 :func:`check_criteria` evaluates a plan's success criteria on an improvement's outcome
 (:class:`~hyperagents.service.ImprovementOutcome`); :func:`replan_request` makes the request
 of the next plan from the unmet ones.
@@ -40,6 +47,7 @@ __all__ = [
     "ACTION_KINDS",
     "CRITERION_OPS",
     "DATA_SOURCES",
+    "OWN_DATA",
     "PLANNER_FILE",
     "SLICES",
     "CriteriaCheck",
@@ -64,6 +72,9 @@ DATA_SOURCES = ("teacher", "people", "self")
 #: The slices a criterion may name: the gate's val, the labelled live
 #: examples given to training, and the held-back live slice.
 SLICES = ("val", "live_train", "held_back")
+#: What a plan's ``scope`` may say of the task's own train and val: used (as always), or
+#: stale (the run trains and selects on the live data alone; val only informs).
+OWN_DATA = ("use", "stale")
 #: How close two scores count as equal (for ``>=`` and ``<=``).
 _TOLERANCE = 1e-9
 #: The comparisons a criterion may make (actual ``op`` target).
@@ -208,7 +219,7 @@ def planner_request(
     Args:
         task: The served task (its trusted scorer judges the labelled examples).
         examples: Live examples that may be shown: train and feedback ones, never held-back
-            ones (the latest ``limits.max_examples``).
+            ones, in the order they were served (the latest ``limits.max_examples``).
         served: The served champion's scores by slice (``val``, ``live_train``…).
         budget: What the improvement may spend (``generations``, ``max_seconds``).
         held_back: How many held-back live examples will check the candidate (the count only).
@@ -297,10 +308,39 @@ def _criterion(raw: Any) -> dict[str, Any]:
     margin = raw.get("margin", 0.0)
     if not _finite(margin):
         raise _Invalid(f"criterion margin {_text(margin)!r}: a finite number")
+    if not isinstance(raw.get("gate", True), bool):
+        raise _Invalid(f"criterion gate {_text(raw.get('gate'))!r}: true or false")
     criterion = {"metric": "score", "split_or_slice": where, "op": op, "value": value}
     if margin:
         criterion["margin"] = float(margin)
+    if raw.get("gate") is False:
+        criterion["gate"] = False
     return criterion
+
+
+def _scope(raw: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+    """A plan's scope, checked: where the live data it uses begin (the id of an example it
+    was shown), and whether the task's own train and val are used or stale.
+
+    Raises:
+        _Invalid: Out of the format, or ``since`` is not an example shown.
+    """
+    if not isinstance(raw, dict) or not set(raw) <= {"since", "own_data"}:
+        raise _Invalid(f"scope {_text(raw)!r}: an object with since and own_data")
+    since, own = raw.get("since"), raw.get("own_data", "use")
+    shown = {str(e.get("id")) for e in request.get("examples") or [] if isinstance(e, dict)}
+    if since is not None and (not isinstance(since, str) or since not in shown):
+        raise _Invalid(f"scope since {_text(since, 80)!r}: the id of an example shown")
+    if own not in OWN_DATA:
+        raise _Invalid(f"scope own_data {_text(own, 80)!r}: one of {OWN_DATA}")
+    return {"since": since, "own_data": own}
+
+
+def _gates_unseen(criteria: Sequence[Mapping[str, Any]], scope: Mapping[str, Any] | None) -> bool:
+    """Whether a criterion gates on data training never saw: the held-back slice, or val
+    unless the plan calls the task's own data stale."""
+    unseen = {"held_back"} if scope and scope.get("own_data") == "stale" else {"val", "held_back"}
+    return any(c.get("gate", True) and c["split_or_slice"] in unseen for c in criteria)
 
 
 def _finite(value: Any) -> bool:
@@ -328,8 +368,9 @@ def parse_plan(
     left out (named under ``ignored``).
 
     Raises:
-        ValueError: Not a plan: not an object, too large, no valid action or no valid
-            criterion.
+        ValueError: Not a plan: not an object, too large, no valid action, no valid
+            criterion, or none that gates on data training never saw (``held_back``, or
+            ``val`` unless the scope calls the task's own data stale).
     """
     try:
         size = len(json.dumps(raw, allow_nan=False))
@@ -338,22 +379,23 @@ def parse_plan(
     if not isinstance(raw, dict) or size > limits.max_bytes:
         raise ValueError(f"the plan must be a JSON object of at most {limits.max_bytes} bytes")
     has_model = bool(request.get("has_model"))
-    actions, criteria, ignored = [], [], []
+    ignored: list[str] = []
     for key in ("actions", "success_criteria"):
         if not isinstance(raw.get(key), list):
             ignored.append(f"{key} must be a list, not {_text(raw.get(key), 80)!r}")
-    for item in _items(raw, "actions")[: limits.max_actions]:
-        try:
-            actions.append(_action(item, has_model))
-        except _Invalid as exc:
-            ignored.append(str(exc)[:300])
-    for item in _items(raw, "success_criteria")[: limits.max_criteria]:
-        try:
-            criteria.append(_criterion(item))
-        except _Invalid as exc:
-            ignored.append(str(exc)[:300])
+    actions = _kept(
+        _items(raw, "actions")[: limits.max_actions], lambda a: _action(a, has_model), ignored
+    )
+    criteria = _kept(_items(raw, "success_criteria")[: limits.max_criteria], _criterion, ignored)
     if not actions or not criteria:
         raise ValueError(f"the plan needs a valid action and criterion ({'; '.join(ignored)})")
+    scopes = [] if raw.get("scope") is None else [raw["scope"]]
+    scope = next(iter(_kept(scopes, lambda r: _scope(r, request), ignored)), None)
+    if not _gates_unseen(criteria, scope):
+        raise ValueError(
+            "the plan needs a criterion that gates on data training never saw: held_back, "
+            "or val unless its scope calls the task's own data stale"
+        )
     diagnosis = raw.get("diagnosis")
     if not isinstance(diagnosis, dict):
         diagnosis = {"summary": _text(diagnosis, 2000)}
@@ -363,9 +405,24 @@ def parse_plan(
         "success_criteria": criteria,
         "budget": _budget(raw.get("budget"), request.get("budget") or {}, limits),
     }
+    if scope is not None:
+        plan["scope"] = scope
     if ignored:
         plan["ignored"] = ignored[:20]
     return plan
+
+
+def _kept(
+    items: Sequence[Any], parse: Callable[[Any], dict[str, Any]], ignored: list[str]
+) -> list[dict[str, Any]]:
+    """Each of ``items`` parsed; one out of the format is left out, named in ``ignored``."""
+    kept = []
+    for item in items:
+        try:
+            kept.append(parse(item))
+        except _Invalid as exc:
+            ignored.append(str(exc)[:300])
+    return kept
 
 
 def _items(raw: Mapping[str, Any], key: str) -> list[Any]:
@@ -486,11 +543,12 @@ def check_criteria(plan: Mapping[str, Any], outcome: Any) -> CriteriaCheck:
             per slice, the candidate's and the served champion's scores.
 
     Returns:
-        Met when every criterion holds for the candidate; a criterion whose slice was not
-        measured is unmet (with the reason).
+        Met when every gating criterion holds for the candidate (one with ``"gate": false``
+        is reported, not required; a plan needs one that gates); a criterion whose slice was
+        not measured is unmet (with the reason).
     """
     scores = _slice_scores(outcome)
-    results = []
+    results, gates = [], []
     for criterion in plan.get("success_criteria") or []:
         where = scores.get(criterion["split_or_slice"]) or {}
         actual = where.get("candidate")
@@ -502,6 +560,8 @@ def check_criteria(plan: Mapping[str, Any], outcome: Any) -> CriteriaCheck:
         else:
             met = CRITERION_OPS[criterion["op"]](actual, target)
             reason = f"{actual:.4g} {criterion['op']} {target:.4g}: {'met' if met else 'unmet'}"
+        if criterion.get("gate", True) is not False:
+            gates.append(met)
         results.append(
             {
                 "criterion": dict(criterion),
@@ -511,4 +571,4 @@ def check_criteria(plan: Mapping[str, Any], outcome: Any) -> CriteriaCheck:
                 "reason": reason,
             }
         )
-    return CriteriaCheck(bool(results) and all(r["met"] for r in results), tuple(results))
+    return CriteriaCheck(bool(gates) and all(gates), tuple(results))

@@ -149,6 +149,7 @@ class PlanSettings:
 
 def _first_request(
     champion: VariantRecord,
+    live: Sequence[LiveExample],
     split: LiveSplit,
     task: Task,
     budget: ImprovementBudget,
@@ -156,8 +157,10 @@ def _first_request(
     has_model: bool,
 ) -> dict[str, Any]:
     """The first plan's request: the train and feedback live examples (never held-back ones)
-    and the served champion's scores (val as recorded, live_train from what it served)."""
-    shown = list(split.train) + list(split.feedback)
+    in the order they were served (``live``'s), and the served champion's scores (val as
+    recorded, live_train from what it served)."""
+    order = {example.request_id: k for k, example in enumerate(live)}
+    shown = sorted([*split.train, *split.feedback], key=lambda e: order.get(e.request_id, -1))
     features = settings.features
     if features is None:  # the categories the task declares, else the planner's choice
         declared = [f.key for f in declared_features(task) if f.kind == "categorical"]
@@ -368,7 +371,7 @@ def _begin(
         spec=spec,
         service_id=service_id,
     )
-    return ctx, _first_request(champion, split, task, budget, settings, has_model)
+    return ctx, _first_request(champion, live, split, task, budget, settings, has_model)
 
 
 def improve_with_plans(
@@ -390,7 +393,8 @@ def improve_with_plans(
     Args:
         service: The application service.
         run: The served run (its champion is improved).
-        live: The live examples.
+        live: The live examples, in the order they were served (oldest first: the planner
+            reads a shift in them).
         budget: The budget offered to each plan (a plan may ask for fewer or more
             generations, within its limits; its time within the time offered; its LLM budget
             covers its planning and teaching calls too).

@@ -1118,16 +1118,17 @@ function plansView(plans) {
         h("span", { class: `badge ${check.met ? "state-complete" : "state-failed"}`, text: check.met ? "criteria met" : "criteria unmet" }),
         step.run_id ? [" · improvement run ", h("a", { href: `#/run/${step.run_id}`, text: `#${step.run_id}` })] : null),
       h("p", { text: diagnosis.summary || JSON.stringify(diagnosis) }),
+      plan.scope ? h("p", { class: "muted scope", text: `live data since ${plan.scope.since || "the first example"}; the task's own train and val ${plan.scope.own_data === "stale" ? "stale: information only" : "used"}` }) : null,
       record.error ? h("p", { class: "reason failed", text: record.error }) : null,
       diagnosis.llm ? h("p", { class: "muted", text: diagnosis.llm.used ? "planned with the model" : `the model's plan was not used: ${diagnosis.llm.reason || ""}` }) : null,
       h("ul", { class: "plain" }, (plan.actions || []).map((a) => h("li", { text: `${a.kind}: ${JSON.stringify(Object.fromEntries(Object.entries(a).filter(([k]) => k !== "kind")))}` }))),
       (step.data || []).length ? h("ul", { class: "plain data-actions" }, step.data.map((d) => h("li", { text: d.source === "people" ? `people: ${d.wanted.length} requests want a label` : `${d.source}: ${d.kept} of ${d.asked} labelled${(d.refused || []).length ? ` (${d.refused[0]})` : ""}` }))) : null,
       check.results.length ? h("table", { class: "grid compact" },
         h("thead", {}, h("tr", {}, ["criterion", "actual", "target", "met"].map((c) => h("th", { text: c })))),
-        h("tbody", {}, check.results.map((r) => h("tr", { class: r.met ? "" : "error" },
+        h("tbody", {}, check.results.map((r) => h("tr", { class: r.met || (r.criterion && r.criterion.gate === false) ? "" : "error" },
           h("td", { text: typeof r.criterion === "string" ? r.criterion : JSON.stringify(r.criterion) }),
           h("td", { class: "num", text: fmt(r.actual) }), h("td", { class: "num", text: fmt(r.target) }),
-          h("td", { text: r.met ? "met" : `unmet${r.reason ? `: ${r.reason}` : ""}` })))))
+          h("td", { text: (r.criterion && r.criterion.gate === false ? "information, " : "") + (r.met ? "met" : `unmet${r.reason ? `: ${r.reason}` : ""}`) })))))
         : null);
   }));
 }

@@ -1,18 +1,33 @@
 """The seed planning agent: diagnose where live failures concentrate and plan an improvement.
 
 A program file like the meta agent (a meta file: the meta level may rewrite it), run in the
-sandbox by the service: ``plan(request)`` gets the failing and passing live examples (inputs,
-the output served, the label or feedback, whether it failed: never a held-back one) and
-returns a plan:
+sandbox by the service: ``plan(request)`` gets the failing and passing live examples in the
+order they were served, oldest first (inputs, the output served, the label or feedback,
+whether it failed: never a held-back one) and returns a plan:
 
-``{"diagnosis": {...}, "actions": [...], "success_criteria": [...], "budget": {...}}``
+``{"diagnosis": {...}, "actions": [...], "success_criteria": [...], "budget": {...},
+"scope": {...}}`` (``scope`` optional)
 
 Actions: ``{"kind": "harness_edit", "focus": [...]}``, ``{"kind": "more_data", "source":
 "teacher" | "people" | "self", ...}``, ``{"kind": "weight_update"}`` (only for a program that
 carries a model). A criterion: ``{"metric": "score", "split_or_slice": "val" | "train" |
 "live_train" | "held_back", "op": ">=" | ">" | "<=" | "<", "value": number | "served",
-"margin": number}`` ("served": the served champion's value on the same slice; the target is
-the value plus the optional margin).
+"margin": number, "gate": bool}`` ("served": the served champion's value on the same slice;
+the target is the value plus the optional margin; ``"gate": false``: information, reported
+but not required). ``scope``: ``{"since": EXAMPLE_ID, "own_data": "use" | "stale"}``: the
+improvement uses the live examples served from that one on (the held-back slice too), and
+with ``stale`` trains and selects on them alone (the task's own train and val out of the run).
+
+**Concept drift.** For each output group, the failures of its judged examples, in serving
+order, are cut where their rate rises most (a two-proportion z statistic). A group the labels
+mostly confirmed before the cut and mostly reject after it (a rise of ``flip`` from at most a
+half, ``shift_z`` standard errors wide, ``flip_group`` examples on each side) *flipped*: the
+same answers, new labels. When answers flipped and the served val (the task's own data) rates
+the agent ``stale_gap`` of the range above the live labels since the flip do, and a held-back
+live slice will check the candidate, the task's own labels are stale: the plan's scope starts
+at the flip with ``own_data: stale``, its val criterion is information only, it gates on the
+fresh held-back slice and live train, and it asks for ``drift_growth`` times the generations
+offered (a changed rule to relearn).
 
 This default needs no language model: failures are grouped by the declared input features
 (else the inputs' top-level keys with short text, boolean or integer values), by the output
@@ -32,6 +47,7 @@ gives the same fallback. Nothing the model says can fail the plan.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 try:  # the sandbox's bridge to the run's language model
@@ -47,6 +63,12 @@ PARAMS = {
     "few_labels": 10,  # fewer labelled failures than this: ask for more data
     "gain": 0.05,  # the improvement on the live train slice the plan asks for
     "replan_growth": 1.5,  # each re-plan asks for this much more budget
+    "flip_group": 5,  # examples an output group needs on each side of a flip
+    "flip": 0.4,  # ... its failure rate rising this much (from at most a half) at the flip
+    "shift_z": 3.0,  # ... this many standard errors wide
+    "stale_gap": 0.1,  # the served val this far (of the range) above the live score since
+    "drift_growth": 2.0,  # a concept drift's plan asks for this much more budget (a rule to
+    # relearn, from a champion far from it)
 }
 
 
@@ -117,6 +139,130 @@ def _summary(diagnosis: dict[str, Any]) -> str:
     where = ", ".join(f"{g['group']} ({g['failures']}/{g['examples']})" for g in top)
     text = f"{diagnosis['failures']} of {diagnosis['examples']} live examples failed"
     return text + (f"; failures concentrate in {where}" if where else "; no concentration found")
+
+
+def _rise(fails: list[int], low: int) -> tuple[float, int, float, float] | None:
+    """Where a 0/1 failure sequence's rate rises most: ``(z, cut, before, after)`` for the cut
+    with the widest two-proportion z statistic, ``low`` values at least on each side (None:
+    too short, or no rise)."""
+    n, total, seen = len(fails), sum(fails), 0
+    best: tuple[float, int, float, float] | None = None
+    for cut in range(1, n):
+        seen += fails[cut - 1]
+        if cut < low or n - cut < low:
+            continue
+        rate = total / n
+        spread = math.sqrt(rate * (1 - rate) * (1 / cut + 1 / (n - cut)))
+        before, after = seen / cut, (total - seen) / (n - cut)
+        z = (after - before) / spread if spread > 0 else 0.0
+        if z > 0 and (best is None or z > best[0]):
+            best = (z, cut, before, after)
+    return best
+
+
+def _later_label(examples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The label most given to ``examples`` and its share (empty: no categorical label)."""
+    counts: dict[str, int] = {}
+    for example in examples:
+        label = _value_text(example.get("label"))
+        if label is not None:
+            counts[label] = counts.get(label, 0) + 1
+    if not counts:
+        return {}
+    label, count = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    return {"label": label, "label_share": round(count / len(examples), 3)}
+
+
+def _flipped(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Output groups whose answers the labels mostly confirmed up to a point of the stream
+    and mostly reject from it on (a rise of ``flip`` in the failure rate, ``shift_z``
+    standard errors wide, ``flip_group`` examples at least on each side), most significant
+    first, each with where it flipped (``index`` in ``examples``, ``since`` its id)."""
+    where: dict[str, list[int]] = {}
+    for k, example in enumerate(examples):
+        output = _value_text(example.get("output"))
+        if "failed" in example and output is not None:
+            where.setdefault(output, []).append(k)
+    found: list[dict[str, Any]] = []
+    for output, places in sorted(where.items()):
+        fails = [1 if examples[k].get("failed") else 0 for k in places]
+        rise = _rise(fails, int(PARAMS["flip_group"]))
+        if rise is None:
+            continue
+        z, cut, before, after = rise
+        if z < float(PARAMS["shift_z"]) or before > 0.5 or after - before < float(PARAMS["flip"]):
+            continue
+        later = [examples[k] for k in places[cut:]]
+        found.append(
+            {
+                "group": f"output={output}",
+                "index": places[cut],
+                "since": examples[places[cut]].get("id"),
+                "z": round(z, 2),
+                "before": {"examples": cut, "failure_rate": round(before, 3)},
+                "after": {"examples": len(later), "failure_rate": round(after, 3)}
+                | _later_label(later),
+            }
+        )
+    found.sort(key=lambda g: -g["z"])
+    return found[: int(PARAMS["max_groups"])]
+
+
+def _rate(examples: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many of ``examples`` were judged, their failure rate and mean score."""
+    judged = [e for e in examples if "failed" in e]
+    scores = [e["score"] for e in judged if isinstance(e.get("score"), int | float)]
+    rate = sum(1 for e in judged if e.get("failed")) / len(judged) if judged else 0.0
+    found: dict[str, Any] = {"examples": len(judged), "failure_rate": round(rate, 3)}
+    if scores:
+        found["score"] = round(sum(scores) / len(scores), 4)
+    return found
+
+
+def _drift(request: dict[str, Any], examples: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Answers that flipped from right to wrong at a point of the stream (None: none), and
+    whether that is concept drift: the served val (the task's own data) still rates the agent
+    ``stale_gap`` of the range above the live labels since that point, so the old labels
+    are stale (only with a held-back live slice to gate on instead: without one, val stays
+    the gate and the drift is reported as a flip)."""
+    flipped = _flipped(examples)
+    if not flipped:
+        return None
+    at = int(flipped[0]["index"])
+    for group in flipped:
+        del group["index"]
+    before, after = _rate(examples[:at]), _rate(examples[at:])
+    val = (request.get("served") or {}).get("val")
+    low, high = (request.get("task") or {}).get("score_range", [0.0, 1.0])
+    stale = False
+    if isinstance(val, int | float) and "score" in after and request.get("held_back"):
+        stale = float(val) - after["score"] >= float(PARAMS["stale_gap"]) * (high - low)
+    return {
+        "kind": "concept" if stale else "flip",
+        "since": flipped[0]["since"],
+        "before": before,
+        "after": after,
+        "flipped": flipped,
+    }
+
+
+def _drift_text(drift: dict[str, Any], request: dict[str, Any]) -> str:
+    """One sentence about answers that flipped (and whether the task's own data are stale)."""
+    flips = ", ".join(
+        f"{g['group']} ({g['before']['failure_rate']:.0%} -> {g['after']['failure_rate']:.0%}"
+        + (f", now labelled {g['after']['label']}" if "label" in g["after"] else "")
+        + ")"
+        for g in drift["flipped"][:3]
+    )
+    text = f"since {drift['since']} the labels reject answers they confirmed before: {flips}"
+    if drift["kind"] != "concept":
+        return text
+    val = (request.get("served") or {}).get("val")
+    return (
+        f"{text}; concept drift: the task's own train and val are stale (they rate the served "
+        f"agent {val:.3g}, the live labels since then {drift['after']['score']:.3g}): train "
+        "and gate on the live data since then"
+    )
 
 
 _KINDS = ("harness_edit", "more_data", "weight_update")
@@ -212,9 +358,13 @@ def _model_plan(
 
 
 def _actions(request: dict[str, Any], diagnosis: dict[str, Any]) -> list[dict[str, Any]]:
-    """What to do: a harness edit on the concentrations, data where labels are few, and a
-    weight update when the program carries a model."""
-    focus = [g["group"] for g in diagnosis["concentrations"][:3]]
+    """What to do: a harness edit on the flipped groups of a concept drift and the
+    concentrations, data where labels are few, and a weight update when the program carries
+    a model."""
+    drift = diagnosis.get("drift") or {}
+    concept = drift.get("kind") == "concept"
+    flipped = [g["group"] for g in drift.get("flipped", [])] if concept else []
+    focus = list(dict.fromkeys(flipped + [g["group"] for g in diagnosis["concentrations"]]))[:3]
     actions: list[dict[str, Any]] = [{"kind": "harness_edit", "focus": focus}]
     unlabelled = [
         e["id"] for e in request.get("examples", []) if e.get("failed") and "label" not in e
@@ -229,12 +379,12 @@ def _actions(request: dict[str, Any], diagnosis: dict[str, Any]) -> list[dict[st
     return actions
 
 
-def _criteria(request: dict[str, Any]) -> list[dict[str, Any]]:
-    """Hold val, gain on the live failures, and hold the held-back slice when there is one."""
+def _criteria(request: dict[str, Any], *, stale: bool = False) -> list[dict[str, Any]]:
+    """Hold val, gain on the live failures, and hold the held-back slice when there is one;
+    with stale own data (concept drift), val is information, not a gate."""
     served = request.get("served") or {}
-    criteria: list[dict[str, Any]] = [
-        {"metric": "score", "split_or_slice": "val", "op": ">=", "value": "served"}
-    ]
+    val = {"metric": "score", "split_or_slice": "val", "op": ">=", "value": "served"}
+    criteria: list[dict[str, Any]] = [{**val, "gate": False} if stale else val]
     live = served.get("live_train")
     if isinstance(live, int | float):
         high = float((request.get("task") or {}).get("score_range", [0.0, 1.0])[1])
@@ -255,13 +405,14 @@ def _criteria(request: dict[str, Any]) -> list[dict[str, Any]]:
     return criteria
 
 
-def _budget(request: dict[str, Any]) -> dict[str, Any]:
-    """The budget: the one offered, grown on each re-plan."""
+def _budget(request: dict[str, Any], *, concept: bool = False) -> dict[str, Any]:
+    """The budget: the one offered, grown on each re-plan and for a concept drift."""
     offered = request.get("budget") or {}
     generations = int(offered.get("generations") or 4)
     attempt = int(request.get("attempt") or 0)
-    grown = round(generations * float(PARAMS["replan_growth"]) ** attempt)
-    return {"generations": max(1, grown), "max_seconds": offered.get("max_seconds")}
+    grown = generations * float(PARAMS["replan_growth"]) ** attempt
+    grown *= float(PARAMS["drift_growth"]) if concept else 1.0
+    return {"generations": max(1, round(grown)), "max_seconds": offered.get("max_seconds")}
 
 
 def plan(request: dict[str, Any]) -> dict[str, Any]:
@@ -277,9 +428,14 @@ def plan(request: dict[str, Any]) -> dict[str, Any]:
         "features": features,
         "concentrations": _concentrations(examples, features),
     }
+    drift = _drift(request, examples)
+    if drift is not None:
+        diagnosis["drift"] = drift
     if request.get("failed_criteria"):
         diagnosis["unmet_before"] = request["failed_criteria"][:10]
     diagnosis["summary"] = _summary(diagnosis)
+    if drift is not None:
+        diagnosis["summary"] += "; " + _drift_text(drift, request)
     actions = _actions(request, diagnosis)
     if PARAMS["use_llm"] and request.get("llm") and llm is not None:
         try:
@@ -287,9 +443,13 @@ def plan(request: dict[str, Any]) -> dict[str, Any]:
             diagnosis["llm"] = {"used": True}
         except ValueError as exc:  # the rule-based plan stands
             diagnosis["llm"] = {"used": False, "reason": str(exc)[:300]}
-    return {
+    concept = drift if drift is not None and drift["kind"] == "concept" else None
+    found: dict[str, Any] = {
         "diagnosis": diagnosis,
         "actions": actions,
-        "success_criteria": _criteria(request),
-        "budget": _budget(request),
+        "success_criteria": _criteria(request, stale=concept is not None),
+        "budget": _budget(request, concept=concept is not None),
     }
+    if concept is not None:  # train and select on the fresh live data; old labels inform
+        found["scope"] = {"since": concept["since"], "own_data": "stale"}
+    return found
