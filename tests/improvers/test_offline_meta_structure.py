@@ -117,6 +117,30 @@ def test_each_edit_kind_changes_one_function_where_intended(
     assert found == set(expected)
 
 
+LOOP = '''PARAMS = {"w": 0.5}
+
+
+def solve(inputs):
+    n, total = 0, 0.0
+    while n < inputs["k"] and total + 1.5 < 100:
+        total += PARAMS["w"] * n
+        n += 1
+    return total > 2.0
+'''
+
+
+def test_a_loops_condition_is_never_edited_and_its_body_is(mods: dict[str, Any]) -> None:
+    task = mods["source"].Literals(LOOP)
+    editor = mods["structure"].Editor(task, task.value("PARAMS"))
+    condition = LOOP.splitlines()[5]
+    for kind in ("compare", "binop", "drop_cond", "drop_term"):
+        for edit in _edits(mods, LOOP, kind):
+            assert condition in edit.source, (kind, edit.record)  # never a runaway
+    body = [e for kind in ("binop", "compare") for e in _edits(mods, LOOP, kind)]
+    assert {e.record["old"] for e in body} >= {"total += PARAMS[\"w\"] * n", "total > 2.0"}
+    assert editor.sites["compare"]  # (the return's comparison)
+
+
 def test_a_lifted_constant_becomes_a_declared_parameter_with_the_same_behaviour(
     mods: dict[str, Any],
 ) -> None:

@@ -361,9 +361,12 @@ def _functions(tree: ast.Module) -> Iterator[tuple[str, ast.AST]]:
 
 def _hide(node: ast.AST, hidden: dict[str, set[int]]) -> None:
     """Add the ids of the nodes below ``node`` that no edit touches (``any``: inside f-strings
-    and annotations) and of the numbers that are not lifted (``lift``: indices and slices,
-    nested functions' defaults)."""
-    if isinstance(node, ast.JoinedStr):
+    and annotations, and a ``while`` loop's condition, where a swapped comparison or operator
+    nearly always makes a loop that never ends) and of the numbers that are not lifted
+    (``lift``: indices and slices, nested functions' defaults)."""
+    if isinstance(node, ast.While):
+        hidden["any"].update(id(n) for n in ast.walk(node.test))
+    elif isinstance(node, ast.JoinedStr):
         hidden["any"].update(id(n) for n in ast.walk(node))
     elif isinstance(node, ast.AnnAssign | ast.arg) and node.annotation is not None:
         hidden["any"].update(id(n) for n in ast.walk(node.annotation))
