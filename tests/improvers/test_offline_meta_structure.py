@@ -117,7 +117,7 @@ def test_each_edit_kind_changes_one_function_where_intended(
     assert found == set(expected)
 
 
-LOOP = '''PARAMS = {"w": 0.5}
+LOOP = """PARAMS = {"w": 0.5}
 
 
 def solve(inputs):
@@ -126,7 +126,7 @@ def solve(inputs):
         total += PARAMS["w"] * n
         n += 1
     return total > 2.0
-'''
+"""
 
 
 def test_a_loops_condition_is_never_edited_and_its_body_is(mods: dict[str, Any]) -> None:
@@ -137,7 +137,7 @@ def test_a_loops_condition_is_never_edited_and_its_body_is(mods: dict[str, Any])
         for edit in _edits(mods, LOOP, kind):
             assert condition in edit.source, (kind, edit.record)  # never a runaway
     body = [e for kind in ("binop", "compare") for e in _edits(mods, LOOP, kind)]
-    assert {e.record["old"] for e in body} >= {"total += PARAMS[\"w\"] * n", "total > 2.0"}
+    assert {e.record["old"] for e in body} >= {'total += PARAMS["w"] * n', "total > 2.0"}
     assert editor.sites["compare"]  # (the return's comparison)
 
 
