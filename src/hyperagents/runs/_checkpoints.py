@@ -121,7 +121,11 @@ class CheckpointStore:
         return step, files
 
     def drop(self, run_id: int, variant_id: int) -> None:
-        """Forget the child's checkpoint (its training's outcome is recorded)."""
-        if self._root is not None:
+        """Forget the child's checkpoint (its training's outcome is recorded), and any half
+        written one a killed process left behind."""
+        if self._root is None:
+            return
+        path = self._path(run_id, variant_id)
+        for stale in [path, *self._root.glob(f".{path.name}.*.tmp")]:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path(run_id, variant_id))
+                os.unlink(stale)
