@@ -381,3 +381,35 @@ def test_without_a_verifier_the_lineage_votes_on_the_self_examples() -> None:
             assert votes == []  # one voter never reaches the quorum of two
         voted_some = voted_some or bool(votes)
     assert voted_some
+
+
+def test_a_resumed_training_that_fails_runs_again_from_the_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from hyperagents.runs._checkpoints import CheckpointStore
+    from hyperagents.storages import RDBStorage
+
+    given: list[tuple[int, int]] = []
+
+    def stale(self: CheckpointStore, run_id: int, variant_id: int, key: str) -> Any:
+        given.append((run_id, variant_id))
+        return (3, {"state.json": b"{not json"}) if len(given) == 1 else None
+
+    monkeypatch.setattr(CheckpointStore, "load", stale)
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'run.db'}")
+    try:
+        run = Run.create(
+            task=WeightsTask(),
+            storage=storage,
+            seed=0,
+            config=RunConfig.parse({"subset_size": 10}),
+        )
+        assert run.optimize(1).status is RunStatus.COMPLETE
+        child = _child(run, 1)
+        training = child.metrics["training"]
+        assert training["state"] == "done" and "resumed_from" not in training
+        (resumed,) = storage.list_events(run.id, kinds=["training.resumed"])
+        assert resumed.variant_id == child.id and resumed.data["step"] == 3
+        assert given == [(run.id, child.id)] * 2  # the checkpoint's run failed; then from scratch
+    finally:
+        storage.close()

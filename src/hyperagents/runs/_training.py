@@ -185,7 +185,9 @@ class Training:
         record: dict[str, Any],
     ) -> TrainingOutcome:
         """Run the child's trainer (again, after a sandbox failure), each time from the newest
-        checkpoint of this same training when there is one (noted in ``record``)."""
+        checkpoint of this same training when there is one (noted in ``record``). A resumed
+        training that fails is run once more from the start: a checkpoint only saves time, it
+        never decides the outcome."""
         ctx = self._ctx
         given = [e.for_trainer() for e in examples]
         seed = ctx.derive_seed(variant.generation, "train")
@@ -213,7 +215,12 @@ class Training:
                 on_checkpoint=_Keeper(ctx, self._checkpoints, variant.id, key),
             )
 
-        return ctx.retry(attempt, f"training {variant.id}")
+        outcome = ctx.retry(attempt, f"training {variant.id}")
+        if not outcome.ok and "resumed_from" in record:
+            self._checkpoints.drop(ctx.run_id, variant.id)
+            del record["resumed_from"]
+            outcome = ctx.retry(attempt, f"training {variant.id} from the start")
+        return outcome
 
     # -- data --------------------------------------------------------------------------------
     def guard(self) -> DataGuard:
