@@ -169,25 +169,15 @@ def run_trainer(
         "module": "trainer",
         "function": "train",
         "train": _train_request(
-            program,
-            examples,
-            limits,
-            seed,
-            options,
-            checkpoints="on_checkpoint" in hooks,
-            resume=bool(resume),
+            program, examples, limits, seed, options, hooks=hooks, resume=bool(resume)
         ),
     }
-    given = program.without(*[p for p in program if p.split("/", 1)[0] in _STAGE_DIRS])
-    if resume:
-        given = given.with_files({f"{RESUME_DIR}/{name}": data for name, data in resume.items()})
-    with workspace(given) as path:
-        os.makedirs(os.path.join(path, OUT_DIR), exist_ok=True)
-        os.makedirs(os.path.join(path, CHECKPOINT_DIR), exist_ok=True)
+    with workspace(_given(program, resume)) as path:
+        for folder in (OUT_DIR, CHECKPOINT_DIR):
+            os.makedirs(os.path.join(path, folder), exist_ok=True)
         run = sandbox.run(path, request, limits=limits.sandbox_limits(), **hooks)
-        live = "on_message" in hooks
         base = _usage(run)
-        if on_progress is not None and not live:  # a sandbox that only tells at the end
+        if on_progress is not None and "on_message" not in hooks:  # it tells at the end only
             for point in base.curve:
                 on_progress(point)
         if not run.ok:
@@ -221,6 +211,15 @@ def _usage(run: SandboxResult) -> TrainingOutcome:
     )
 
 
+def _given(program: Program, resume: Mapping[str, bytes] | None) -> Program:
+    """What the trainer's workspace holds: the program without the stage's own folders, and
+    the checkpoint it resumes from (under :data:`RESUME_DIR`)."""
+    given = program.without(*[p for p in program if p.split("/", 1)[0] in _STAGE_DIRS])
+    if not resume:
+        return given
+    return given.with_files({f"{RESUME_DIR}/{name}": data for name, data in resume.items()})
+
+
 def _hooks(
     sandbox: Sandbox,
     on_progress: Callable[[Mapping[str, float]], None] | None,
@@ -244,10 +243,12 @@ def _train_request(
     seed: int,
     options: Mapping[str, Any],
     *,
-    checkpoints: bool,
+    hooks: Mapping[str, Any],
     resume: bool,
 ) -> dict[str, Any]:
-    """The trainer's ``request`` (paths relative to the workspace)."""
+    """The trainer's ``request`` (paths relative to the workspace); it is asked for
+    checkpoints only when the sandbox hands them over (``on_checkpoint`` in ``hooks``)."""
+    checkpoints = "on_checkpoint" in hooks
     has_model = any(path.startswith(MODEL_DIR) for path in program)
     return {
         "model_dir": MODEL_DIR.rstrip("/") if has_model else None,
