@@ -180,6 +180,28 @@ def test_known_sources_are_compiled_by_the_server_and_used_only_for_identical_fi
     assert _output(_solve(warm, tmp_path / "e", probe)) == 2
 
 
+def test_the_server_imports_the_standard_modules_its_known_sources_import(
+    warm: Any, tmp_path: Path
+) -> None:
+    probe = (
+        "import gc\nimport sys\n\n"
+        "def solve(inputs):\n"
+        "    names = ('fractions', 'calendar', 'this', 'hyperagents')\n"
+        "    return [sorted(n for n in names if n in sys.modules), gc.get_freeze_count() > 0]\n"
+    )
+    before = _output(_solve(warm, tmp_path / "a", probe))
+    assert before == [[], True]  # the server's own objects are frozen out of the collector
+    known = (
+        "import fractions\nimport calendar\nimport this\n"
+        "from hyperagents import Run\nfrom . import sibling\n"
+    )
+    # ``calendar`` is also a file of the program (it would be imported from the workspace);
+    # ``this`` prints when imported; ``hyperagents`` is not the standard library.
+    warm.set_known_sources({"known.py": known, "calendar.py": "X = 1\n"})
+    _ready(warm)
+    assert _output(_solve(warm, tmp_path / "b", probe)) == [["fractions"], True]
+
+
 def test_only_a_ready_server_is_handed_out(tmp_path: Path) -> None:
     class SlowServer(ProcessSandbox):
         """Its fork servers take 30 s before they can serve (a slow import)."""

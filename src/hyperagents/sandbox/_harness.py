@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import importlib
 import importlib.machinery
 import importlib.util
@@ -646,24 +647,66 @@ def _compiled(source: bytes, path: str) -> Any:
     return code
 
 
-def _compile_known(workspace: str, limit: int = 16 << 20) -> None:
+def _compile_known(workspace: str, limit: int = 16 << 20) -> dict[str, str]:
     """A fork server's known sources: read ``{path: text}`` (JSON, at most ``limit`` bytes) from
     stdin, and compile each ``.py`` file as the file it would be in the workspace, so that no
     child compiles it again. These come from the engine (e.g. the run's seed program), before
     any request: nothing of a request is ever kept in the server. Anything unreadable or that
-    does not compile is skipped (a child then compiles, and reports, it itself)."""
+    does not compile is skipped (a child then compiles, and reports, it itself).
+
+    Returns:
+        The known ``.py`` sources that compiled, by relative path.
+    """
     try:
         data = sys.stdin.buffer.read(limit + 1)
         known = json.loads(data.decode("utf-8")) if 0 < len(data) <= limit else {}
     except (OSError, ValueError):
-        return
+        return {}
     if not isinstance(known, dict):
-        return
+        return {}
+    compiled: dict[str, str] = {}
     for relative, text in sorted(known.items()):
         if not (isinstance(relative, str) and relative.endswith(".py") and isinstance(text, str)):
             continue
         with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
             _compiled(text.encode("utf-8"), os.path.join(workspace, relative))
+            compiled[relative] = text
+    return compiled
+
+
+#: Standard-library modules a fork server never imports ahead of time, whoever imports them:
+#: they act when imported (print, open a browser) or pull in a GUI toolkit.
+_NEVER_PRELOAD = frozenset(
+    {"__main__", "__hello__", "__phello__", "antigravity", "idlelib", "this", "tkinter",
+     "turtle", "turtledemo"}
+)  # fmt: skip
+
+
+def _stdlib_imports(known: dict[str, str]) -> list[str]:
+    """The standard-library modules the known sources import by absolute name (``import a.b``,
+    ``from a.b import c``), but none that a known file or folder would provide in the
+    workspace instead (``a.py``, ``a/``)."""
+    import ast
+
+    local = {path.split("/", 1)[0].removesuffix(".py") for path in known}
+    names: set[str] = set()
+    for text in known.values():
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return sorted(
+        name
+        for name in names
+        if (top := name.partition(".")[0]) in sys.stdlib_module_names
+        and top not in _NEVER_PRELOAD
+        and top not in local
+    )
 
 
 class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
@@ -1149,8 +1192,12 @@ def _serve(control_fd: int, preload: str) -> int:
     # Children start in the workspace; the server itself stays out of it (a sandbox finds what
     # a child left behind by its working directory there).
     workspace = os.getcwd()
-    _compile_known(workspace)
-    os.chdir("/")
+    os.chdir("/")  # nothing is imported from the workspace ahead of a request
+    _preload(_stdlib_imports(_compile_known(workspace)))
+    # What the server holds now is shared by every child, copy-on-write: out of the collector's
+    # sight, so a child's collections do not touch (and copy) those pages.
+    gc.collect()
+    gc.freeze()
     _send_packet(control, {"type": "ready"})
     while True:
         try:
