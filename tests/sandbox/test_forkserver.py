@@ -140,6 +140,20 @@ def test_a_process_left_running_does_not_outlive_its_request(warm: Any, tmp_path
     assert set(seen) <= {1, me}, seen
 
 
+def test_how_a_request_ended_is_reported_as_it_was(warm: Any, tmp_path: Path) -> None:
+    # Its exit code, or the signal that killed it, whatever namespace layout served it.
+    exits = _solve(warm, tmp_path / "a", "import os\ndef solve(x):\n    os._exit(7)\n")
+    assert exits.extra["start"] == "forked" and exits.exit_code == 7
+    killed = _solve(
+        warm,
+        tmp_path / "b",
+        "import os, signal\ndef solve(x):\n    os.kill(os.getpid(), signal.SIGTERM)\n",
+    )
+    assert killed.exit_code == -signal.SIGTERM
+    fine = _solve(warm, tmp_path / "c", "def solve(x):\n    return 'fine'\n")
+    assert fine.extra["start"] == "forked" and _output(fine) == "fine"
+
+
 def test_the_server_is_not_reachable_from_its_child(warm: Any, tmp_path: Path) -> None:
     if not ROOT and warm.name == "process":
         pytest.skip("the process sandbox without root runs agent code as the engine's user")
