@@ -13,7 +13,7 @@ from typing import Any
 from hyperagents.arena._agents import evaluate, make_child, propose
 from hyperagents.arena._config import ArenaConfig
 from hyperagents.arena._state import HISTORY_CAP, LINEAGE_CAP, AgentSlot, ArenaState, meta_report
-from hyperagents.arena._suite import INPUT_KEY, Case, grow_suite, instances_of, label_inputs
+from hyperagents.arena._suite import Case, Oracle, grow_suite, instances_of, label_inputs
 from hyperagents.program import Program
 from hyperagents.runs import RunLLM, derive_seed
 from hyperagents.sandbox import Limits, Sandbox
@@ -36,7 +36,7 @@ class RoundContext:
     task: Task
     config: ArenaConfig
     sandbox: Sandbox
-    oracle: Any
+    oracle: Oracle
     heldout: frozenset[str]
     programs: dict[str, Program]
     llm: RunLLM | None = None
@@ -123,7 +123,7 @@ def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str
 def _run_on(ctx: RoundContext, program: Program, cases: list[Case]) -> dict[str, Any]:
     """A code agent's outputs on ``cases``, by input (None for each where it failed or is
     invalid), from one sandboxed evaluation."""
-    instances = instances_of(cases, "e")
+    instances = instances_of(cases, "e", key=ctx.oracle.key)
     result = evaluate(
         program, instances, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
     )
@@ -139,8 +139,8 @@ def _results(ctx: RoundContext, state: ArenaState, outputs: dict[str, Any]) -> l
     """The rows of an evaluation on the suite (id, score, feedback, output), scored here from
     the agent's recorded outputs (a deterministic agent: the same as running it again)."""
     rows = []
-    for inst in instances_of(state.suite):
-        output = outputs.get(inst.inputs[INPUT_KEY])
+    for inst in instances_of(state.suite, key=ctx.oracle.key):
+        output = outputs.get(inst.inputs[ctx.oracle.key])
         score = ctx.task.checked_score(inst, output)
         rows.append({"id": inst.id, "score": score.value, "feedback": score.feedback})
         rows[-1]["output"] = output
@@ -153,7 +153,7 @@ def _screen(ctx: RoundContext, state: ArenaState, cases: list[Case]) -> set[str]
     if not cases:
         return set()
     hard: set[str] = set()
-    instances = instances_of(cases, "p")
+    instances = instances_of(cases, "p", key=ctx.oracle.key)
     for slot in state.code:
         outputs = _run_on(ctx, ctx.program(slot.program), cases)
         state.evaluations["screens"] += 1
@@ -197,12 +197,13 @@ def improve_slot(
     _catch_up(ctx, state, slot)
     score, results = _score(ctx, state, slot.answers)
     slot.score = score
+    key = ctx.oracle.key
     inputs = [
-        {"id": f"c-{i}", "inputs": {INPUT_KEY: case["input"]}} for i, case in enumerate(state.suite)
+        {"id": f"c-{i}", "inputs": {key: case["input"]}} for i, case in enumerate(state.suite)
     ]
     module = "meta_arena" if ctx.config.meta == "arena" else "meta_agent"
     task_info: dict[str, Any] = {"name": ctx.task.name, "description": ctx.task.description}
-    task_info["score_range"] = list(ctx.task.score_range)
+    task_info |= {"score_range": list(ctx.task.score_range), "input_key": key}
     for k in range(children):
         seed = ctx.seed(round_no, slot.name, "child", k)
         report = meta_report(slot, results, inputs, task=task_info, seed=seed)

@@ -23,6 +23,7 @@ Standalone: standard library only, deterministic given the workspace and ``repor
 from __future__ import annotations
 
 import ast
+import json
 import os
 import random
 from typing import Any
@@ -161,7 +162,7 @@ _arena_base_solve = solve
 
 def solve(inputs):
     """The rules first, then the original ``solve``."""
-    address = inputs.get("address") if isinstance(inputs, dict) else None
+    address = inputs.get({key}) if isinstance(inputs, dict) else None
     if isinstance(address, str):
         for conditions, verdict in RULES:
             if all(arena_feature(n, a, address) == want for n, a, want in conditions):
@@ -212,10 +213,18 @@ def _candidates(addresses: list[str]) -> list[tuple[str, Any]]:
     return found
 
 
+def _input_key(report: dict[str, Any]) -> str:
+    """The key of the task's one string input (``report["task"]["input_key"]``)."""
+    task = report.get("task")
+    key = task.get("input_key") if isinstance(task, dict) else None
+    return key if isinstance(key, str) and key else "address"
+
+
 def _cases(report: dict[str, Any]) -> list[tuple[str, bool, bool]]:
-    """``(address, answer, expected)`` of each reported case the agent answered."""
+    """``(input, answer, expected)`` of each reported case the agent answered."""
+    key = _input_key(report)
     inputs = {
-        item.get("id"): item.get("inputs", {}).get("address")
+        item.get("id"): item.get("inputs", {}).get(key)
         for item in report.get("train_inputs", [])
         if isinstance(item, dict) and isinstance(item.get("inputs"), dict)
     }
@@ -287,13 +296,14 @@ def synthesise(report: dict[str, Any], rng: random.Random) -> tuple[list[Any], i
     return rule, gain
 
 
-def _write_rule(path: str, rule: list[Any]) -> list[Any]:
-    """Put ``rule`` first in ``task_agent.py``'s ``RULES`` (adding the wrapper if absent)."""
+def _write_rule(path: str, rule: list[Any], key: str) -> list[Any]:
+    """Put ``rule`` first in ``task_agent.py``'s ``RULES`` (adding the wrapper, which reads the
+    input at ``key``, if absent)."""
     with open(path, encoding="utf-8") as handle:
         source = handle.read()
     marker = "\nRULES = "
     if marker not in source:
-        source += _WRAPPER.format(library=LIBRARY)
+        source += _WRAPPER.format(library=LIBRARY, key=json.dumps(key))
     start = source.index(marker) + len(marker)
     end = source.index("\n", start)
     rules = [rule, *ast.literal_eval(source[start:end])][:MAX_RULES]
@@ -350,7 +360,8 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
         found = synthesise(report, rng)
         if found is not None:
             rule, gain = found
-            rules = _write_rule(os.path.join(workspace, "task_agent.py"), rule)
+            path = os.path.join(workspace, "task_agent.py")
+            rules = _write_rule(path, rule, _input_key(report))
             return {
                 "operator": "rule",
                 "changes": {"rule": rule, "gain": gain},

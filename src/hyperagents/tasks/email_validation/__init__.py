@@ -31,15 +31,37 @@ from typing import Any, ClassVar
 
 from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
+from hyperagents.tasks._arena import ArenaSpec, Verdict
 from hyperagents.tasks._base import Instance, Score, Split, Task, short_repr
-from hyperagents.tasks._seeds import seed_files
+from hyperagents.tasks._seeds import seed_files, seed_text
 from hyperagents.tasks.email_validation._oracle import POLICY, oracle_label, oracle_version
 from hyperagents.tasks.email_validation._suite import load_suite
 
-__all__ = ["POLICY", "EmailValidationTask", "oracle_label", "oracle_version"]
+__all__ = [
+    "ARENA_ALPHABET",
+    "ARENA_SEEDS",
+    "POLICY",
+    "EmailValidationTask",
+    "oracle_label",
+    "oracle_version",
+]
 
 #: Each split's share of every category: train 40%, val 30%, test 30% (of ten).
 _DEAL = (Split.TRAIN,) * 4 + (Split.VAL,) * 3 + (Split.TEST,) * 3
+
+#: Valid addresses the arena's test agents start their edits from.
+ARENA_SEEDS = (
+    "user@example.com",
+    "john.smith@example.org",
+    "user+tag@mail.example.net",
+    "o'reilly@example.co.uk",
+    "first_last@sub.example.io",
+    "a.b-c@d-e.example.info",
+    "x@ex.co",
+    "info@company.museum",
+)
+#: Characters the arena's ``char`` edit inserts: legal, illegal, control and non-ASCII ones.
+ARENA_ALPHABET = ".@+-_\"' ()[]<>,;:\\!#$%&*/=?^`{|}~a1é\t\x00\x7fü€"
 
 
 class EmailValidationTask(Task):
@@ -105,6 +127,27 @@ class EmailValidationTask(Task):
             TaskError: The oracle (email-validator, the extra ``arena``) is not installed.
         """
         return oracle_label(address)[0]
+
+    def arena(self) -> ArenaSpec:
+        """The arena declaration: the address, :data:`ARENA_SEEDS` edited by the ``char`` edit
+        (over :data:`ARENA_ALPHABET`) and the task's own mutators (``seed/task_mutators.py``:
+        dots, quoting, IDN, IP literals, lengths, structure)."""
+        return ArenaSpec(
+            input_key="address",
+            seeds=ARENA_SEEDS,
+            mutators=seed_text("hyperagents.tasks.email_validation", "seed/task_mutators.py"),
+            generic=("char",),
+            alphabet=ARENA_ALPHABET,
+        )
+
+    def oracle(self, value: str) -> Verdict:
+        """The trusted oracle's verdict on a new address (:func:`oracle_label`).
+
+        Raises:
+            TaskError: The oracle (email-validator, the extra ``arena``) is not installed.
+        """
+        valid, reason = oracle_label(value)
+        return Verdict(bool(valid), str(reason))
 
     def seed_program(self) -> Program:
         """The seed hyperagent: a naive regular expression and the offline meta agent."""
