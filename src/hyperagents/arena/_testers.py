@@ -68,9 +68,11 @@ def _params(names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _literal(value: Any) -> str:
-    """``value`` as Python source, a dict one entry a line."""
+    """``value`` as Python source, a dict or a tuple one entry a line."""
     if isinstance(value, dict):
         return "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in value.items()) + "}"
+    if isinstance(value, tuple) and len(value) > 2:
+        return "(\n" + "".join(f"    {item!r},\n" for item in value) + ")"
     return repr(value)
 
 
