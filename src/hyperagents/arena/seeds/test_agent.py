@@ -121,8 +121,9 @@ def mutate(
 
 
 def propose(history: list[Any], n: int, seed: int) -> list[str]:
-    """``n`` distinct candidate inputs (fewer if they keep repeating), deterministic in
-    ``seed``; inputs in ``history`` that broke a code agent are starting points."""
+    """``n`` distinct non-empty candidate inputs (fewer if they keep repeating),
+    deterministic in ``seed``; inputs in ``history`` that broke a code agent are starting
+    points."""
     rng = random.Random(seed)
     table = own_table()
     hard = [h["input"] for h in history if isinstance(h, dict) and h.get("hard")]
@@ -135,7 +136,7 @@ def propose(history: list[Any], n: int, seed: int) -> list[str]:
         exploit = hard and rng.random() < float(PARAMS.get("exploit", 0.0))
         start = rng.choice(hard) if exploit else rng.choice(BASES)
         candidate = mutate(start, rng, PARAMS, table)
-        if candidate not in seen:
+        if candidate and candidate not in seen:
             seen.add(candidate)
             found.append(candidate)
     return found
