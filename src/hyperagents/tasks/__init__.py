@@ -51,6 +51,7 @@ from hyperagents.tasks._judge import (
     parse_drafted_facts,
     parse_rubric,
 )
+from hyperagents.tasks._labelled import LabelledStringTask
 from hyperagents.tasks._options import (
     check_task_options,
     create_task,
@@ -81,6 +82,7 @@ __all__ = [
     "Instance",
     "Judge",
     "JudgedTask",
+    "LabelledStringTask",
     "Score",
     "SeededTask",
     "Split",

@@ -24,15 +24,11 @@ parts, IP literals, Unicode, special-use domains), all but the shape check off.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from functools import cached_property
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
 from hyperagents.tasks._arena import ArenaSpec, Verdict
-from hyperagents.tasks._base import Instance, Score, Split, Task, short_repr
+from hyperagents.tasks._labelled import LabelledStringTask
 from hyperagents.tasks._seeds import seed_files, seed_text
 from hyperagents.tasks.email_validation._oracle import POLICY, oracle_label, oracle_version
 from hyperagents.tasks.email_validation._suite import load_suite
@@ -46,8 +42,6 @@ __all__ = [
     "oracle_version",
 ]
 
-#: Each split's share of every category: train 40%, val 30%, test 30% (of ten).
-_DEAL = (Split.TRAIN,) * 4 + (Split.VAL,) * 3 + (Split.TEST,) * 3
 
 #: Valid addresses the arena's test agents start their edits from.
 ARENA_SEEDS = (
@@ -64,7 +58,7 @@ ARENA_SEEDS = (
 ARENA_ALPHABET = ".@+-_\"' ()[]<>,;:\\!#$%&*/=?^`{|}~a1é\t\x00\x7fü€"
 
 
-class EmailValidationTask(Task):
+class EmailValidationTask(LabelledStringTask):
     """Email address validation, scored by accuracy (see the module docstring).
 
     Args:
@@ -80,45 +74,11 @@ class EmailValidationTask(Task):
         "cases: quoted local parts, dots, plus tags, IP literals, IDN, length limits)."
     )
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    instance_timeout: ClassVar[float] = 2.0
-    target_score: ClassVar[float | None] = 1.0
+    suite_key: ClassVar[str] = "address"
 
-    def __init__(self, *, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TaskError(f"seed must be an int, not {seed!r}")
-        self.seed = seed
-
-    @cached_property
-    def _splits(self) -> dict[Split, list[Instance]]:
-        rows = load_suite()
-        splits: dict[Split, list[Instance]] = {split: [] for split in Split}
-        categories = sorted({str(row["category"]) for row in rows})
-        for category in categories:
-            members = [(i, row) for i, row in enumerate(rows) if row["category"] == category]
-            random.Random(f"{self.seed}:{category}").shuffle(members)
-            for k, (i, row) in enumerate(members):
-                split = _DEAL[k % len(_DEAL)]
-                target = {"valid": bool(row["valid"]), "reason": str(row["reason"])}
-                inputs = {"address": str(row["address"])}
-                splits[split].append(Instance(f"{split.value}-{i}", inputs, target))
-        for dealt in splits.values():
-            dealt.sort(key=lambda inst: int(inst.id.rpartition("-")[2]))
-        return splits
-
-    def instances(self, split: Split) -> Sequence[Instance]:
-        """The addresses of ``split``, in the suite's order."""
-        return self._splits[Split(split)]
-
-    def score(self, instance: Instance, output: Any) -> Score:
-        """1 for the oracle's answer, else 0; feedback shows the expected answer."""
-        valid, reason = instance.target["valid"], instance.target["reason"]
-        expected = "valid" if valid else f"invalid ({reason})"
-        if not isinstance(output, bool):
-            return Score(0.0, f"invalid output {short_repr(output, 60)}: expected a bool")
-        shown = short_repr(instance.inputs["address"], 100)
-        if output == valid:
-            return Score(1.0, f"{shown}: right, {expected}")
-        return Score(0.0, f"{shown}: said {'valid' if output else 'invalid'}, is {expected}")
+    def suite_rows(self) -> list[dict[str, Any]]:
+        """The stored labelled suite (``suite.json``)."""
+        return load_suite()
 
     def label(self, address: str) -> bool:
         """The trusted oracle's label of a new address (for inputs no suite holds).
@@ -133,7 +93,7 @@ class EmailValidationTask(Task):
         (over :data:`ARENA_ALPHABET`) and the task's own mutators (``seed/task_mutators.py``:
         dots, quoting, IDN, IP literals, lengths, structure)."""
         return ArenaSpec(
-            input_key="address",
+            input_key=self.suite_key,
             seeds=ARENA_SEEDS,
             mutators=seed_text("hyperagents.tasks.email_validation", "seed/task_mutators.py"),
             generic=("char",),

@@ -26,27 +26,21 @@ train split's valid addresses with the generic string edits and the task's own
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from functools import cached_property
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
 from hyperagents.tasks._arena import ArenaSpec, Verdict
-from hyperagents.tasks._base import Instance, Score, Split, Task, short_repr
+from hyperagents.tasks._labelled import LabelledStringTask
 from hyperagents.tasks._seeds import seed_files, seed_text
 from hyperagents.tasks.ip_validation._oracle import POLICY, oracle_label, oracle_version
 from hyperagents.tasks.ip_validation._suite import load_suite
 
 __all__ = ["POLICY", "IpValidationTask", "oracle_label", "oracle_version"]
 
-#: Each split's share of every category: train 40%, val 30%, test 30% (of ten).
-_DEAL = (Split.TRAIN,) * 4 + (Split.VAL,) * 3 + (Split.TEST,) * 3
 _PACKAGE = "hyperagents.tasks.ip_validation"
 
 
-class IpValidationTask(Task):
+class IpValidationTask(LabelledStringTask):
     """IP address validation, scored by accuracy (see the module docstring).
 
     Args:
@@ -62,49 +56,17 @@ class IpValidationTask(Task):
         "edge cases: octet ranges, leading zeros, :: compression, embedded IPv4, scope ids)."
     )
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    instance_timeout: ClassVar[float] = 2.0
-    target_score: ClassVar[float | None] = 1.0
+    suite_key: ClassVar[str] = "ip"
 
-    def __init__(self, *, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TaskError(f"seed must be an int, not {seed!r}")
-        self.seed = seed
-
-    @cached_property
-    def _splits(self) -> dict[Split, list[Instance]]:
-        rows = load_suite()
-        splits: dict[Split, list[Instance]] = {split: [] for split in Split}
-        for category in sorted({str(row["category"]) for row in rows}):
-            members = [(i, row) for i, row in enumerate(rows) if row["category"] == category]
-            random.Random(f"{self.seed}:{category}").shuffle(members)
-            for k, (i, row) in enumerate(members):
-                split = _DEAL[k % len(_DEAL)]
-                target = {"valid": bool(row["valid"]), "reason": str(row["reason"])}
-                inputs = {"ip": str(row["ip"])}
-                splits[split].append(Instance(f"{split.value}-{i}", inputs, target))
-        for dealt in splits.values():
-            dealt.sort(key=lambda inst: int(inst.id.rpartition("-")[2]))
-        return splits
-
-    def instances(self, split: Split) -> Sequence[Instance]:
-        """The strings of ``split``, in the suite's order."""
-        return self._splits[Split(split)]
-
-    def score(self, instance: Instance, output: Any) -> Score:
-        """1 for the oracle's answer, else 0; feedback shows the expected answer."""
-        valid, reason = instance.target["valid"], instance.target["reason"]
-        expected = "valid" if valid else f"invalid ({reason})"
-        if not isinstance(output, bool):
-            return Score(0.0, f"invalid output {short_repr(output, 60)}: expected a bool")
-        shown = short_repr(instance.inputs["ip"], 100)
-        if output == valid:
-            return Score(1.0, f"{shown}: right, {expected}")
-        return Score(0.0, f"{shown}: said {'valid' if output else 'invalid'}, is {expected}")
+    def suite_rows(self) -> list[dict[str, Any]]:
+        """The stored labelled suite (``suite.json``)."""
+        return load_suite()
 
     def arena(self) -> ArenaSpec:
         """The arena declaration: the input ``ip``; the train split's valid addresses edited
         by the generic edits and the task's own (``seed/task_mutators.py``)."""
-        return ArenaSpec(input_key="ip", mutators=seed_text(_PACKAGE, "seed/task_mutators.py"))
+        mutators = seed_text(_PACKAGE, "seed/task_mutators.py")
+        return ArenaSpec(input_key=self.suite_key, mutators=mutators)
 
     def oracle(self, value: str) -> Verdict:
         """The trusted oracle's verdict on a new string (:func:`oracle_label`)."""
