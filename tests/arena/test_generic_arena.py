@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hyperagents.arena import ArenaConfig, arena_suite, heldout_cases, run_arena, seed_test_agent
-from hyperagents.arena._agents import propose
-from hyperagents.arena._testers import TrustedMutators
+from hyperagents.arena._agents import arena_files, propose
+from hyperagents.arena._testers import TrustedMutators, rule_library
 from hyperagents.arena.seeds.test_agent import char_edit, splice_edit
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
@@ -176,3 +177,48 @@ def test_a_task_without_the_protocol_is_refused_before_any_run() -> None:
     with pytest.raises(ConfigError, match="'arith' cannot play an arena"):
         run_arena(ArenaConfig(task="arith", **SMALL), storage=store)
     assert store.list_runs() == []
+
+
+def test_the_rule_library_is_the_tasks_or_the_generic_one(tmp_path: Path) -> None:
+    email = rule_library(load_task("email_validation").arena_spec())
+    assert "def _arena_parts(address)" in email["rule_features"]  # the task's own
+    assert "def arena_candidates(addresses" in email["rule_candidates"]
+    generic = rule_library(load_task("ip_validation").arena_spec())
+    features: dict[str, Any] = {}
+    exec(generic["rule_features"], features)
+    exec(generic["rule_candidates"], features)
+    feature = features["arena_feature"]
+    assert feature("part_num_gt", [".", 255], "1.2.256.4")
+    assert not feature("part_num_gt", [".", 255], "1.2.255.4")
+    assert feature("part_leading_zero", ".", "1.02.3.4") and feature("doubled", ":", "1::2")
+    assert feature("parts_ne", [".", 4], "1.2.3") and not feature("parts_ne", [".", 4], "1.2.3.4")
+    assert not feature("no-such-feature", "", "x")
+    tried = features["arena_candidates"](["1.2.3.04", "1::2::3"])
+    assert ("part_leading_zero", ".") in tried and ("doubled", ":") in tried
+    # The arena meta agent synthesises a rule with it and writes it, library and all, into
+    # the task agent, which still answers.
+    work = tmp_path / "agent"
+    work.mkdir()
+    (work / "task_agent.py").write_text(
+        "def solve(inputs):\n    return inputs.get('ip', '').count('.') == 3\n", "utf-8"
+    )
+    cases = [("1.2.3.04", False), ("1.2.3.4", True), ("01.2.3.4", False), ("9.9.9.9", True)]
+    report = {
+        "seed": 1,
+        "task": {"input_key": "ip", **generic},
+        "train_inputs": [{"id": f"c-{i}", "inputs": {"ip": t}} for i, (t, _) in enumerate(cases)],
+        "evaluation": {
+            "results": [
+                {"id": f"c-{i}", "output": True, "score": 1.0 if v else 0.0}
+                for i, (_, v) in enumerate(cases)
+            ]
+        },
+    }
+    namespace: dict[str, Any] = {}
+    exec(arena_files("meta_arena.py")["meta_arena.py"], namespace)
+    found = namespace["synthesise"](report, random.Random(0))
+    assert found is not None and found[1] == 2  # both leading zeros fixed, nothing broken
+    namespace["_write_rule"](str(work / "task_agent.py"), found[0], "ip", generic["rule_features"])
+    agent: dict[str, Any] = {}
+    exec((work / "task_agent.py").read_text("utf-8"), agent)
+    assert [agent["solve"]({"ip": t}) for t, _ in cases] == [v for _, v in cases]

@@ -83,6 +83,7 @@ def test_tasks_without_the_protocol_are_refused_with_a_clear_error() -> None:
         (ArenaSpec(input_key="text", generic=()), "no mutators"),
         (ArenaSpec(input_key="text", seeds=("",)), "seeds must be non-empty strings"),
         (ArenaSpec(input_key="other"), "train inputs are {'other': str}"),
+        (ArenaSpec(input_key="text", rule_features="def arena_feature(n, a, t): ..."), "together"),
     ],
 )
 def test_a_declaration_that_breaks_the_protocol_is_refused(declared: Any, message: str) -> None:

@@ -14,6 +14,7 @@ from hyperagents.arena._agents import evaluate, make_child, propose
 from hyperagents.arena._config import ArenaConfig
 from hyperagents.arena._state import HISTORY_CAP, LINEAGE_CAP, AgentSlot, ArenaState, meta_report
 from hyperagents.arena._suite import Case, Oracle, grow_suite, instances_of, label_inputs
+from hyperagents.arena._testers import rule_library
 from hyperagents.program import Program
 from hyperagents.runs import RunLLM, derive_seed
 from hyperagents.sandbox import Limits, Sandbox
@@ -184,6 +185,16 @@ def _catch_up(ctx: RoundContext, state: ArenaState, slot: AgentSlot) -> None:
     slot.answers = {key: value for key, value in slot.answers.items() if key in suite}
 
 
+def _task_info(ctx: RoundContext) -> dict[str, Any]:
+    """What a code agent's meta agent is told of the task: its name, description, score range
+    and input key (and, for the ``arena`` meta agent, its rule library)."""
+    info: dict[str, Any] = {"name": ctx.task.name, "description": ctx.task.description}
+    info |= {"score_range": list(ctx.task.score_range), "input_key": ctx.oracle.key}
+    if ctx.config.meta == "arena":
+        info |= rule_library(ctx.oracle.spec)
+    return info
+
+
 def improve_slot(
     ctx: RoundContext, state: ArenaState, slot: AgentSlot, round_no: int, children: int
 ) -> float:
@@ -202,8 +213,7 @@ def improve_slot(
         {"id": f"c-{i}", "inputs": {key: case["input"]}} for i, case in enumerate(state.suite)
     ]
     module = "meta_arena" if ctx.config.meta == "arena" else "meta_agent"
-    task_info: dict[str, Any] = {"name": ctx.task.name, "description": ctx.task.description}
-    task_info |= {"score_range": list(ctx.task.score_range), "input_key": key}
+    task_info = _task_info(ctx)
     for k in range(children):
         seed = ctx.seed(round_no, slot.name, "child", k)
         report = meta_report(slot, results, inputs, task=task_info, seed=seed)

@@ -24,7 +24,7 @@ from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.tasks import ArenaSpec
 
-__all__ = ["TASK_MUTATORS", "TrustedMutators", "task_mutators"]
+__all__ = ["TASK_MUTATORS", "TrustedMutators", "rule_library", "task_mutators"]
 
 #: The file of a test agent that holds the task's own mutators.
 TASK_MUTATORS = "task_mutators.py"
@@ -137,3 +137,15 @@ class TrustedMutators:
 def _seed_source() -> str:
     """The generic seed test agent's source."""
     return resources.files("hyperagents.arena.seeds").joinpath(_TEST_AGENT).read_text("utf-8")
+
+
+def rule_library(spec: ArenaSpec) -> dict[str, str]:
+    """The rule synthesis's library for the ``arena`` meta agent: the task's
+    ``rule_features`` and ``rule_candidates``, or the generic ones (``seeds/rule_*.py``)."""
+    if spec.rule_features:
+        return {"rule_features": spec.rule_features, "rule_candidates": spec.rule_candidates}
+    folder = resources.files("hyperagents.arena.seeds")
+    return {
+        name: folder.joinpath(f"{name}.py").read_text("utf-8")
+        for name in ("rule_features", "rule_candidates")
+    }

@@ -84,6 +84,13 @@ class ArenaSpec:
             (before the task's own).
         alphabet: Characters the ``char`` mutator inserts (empty: the seeds' own characters
             and :data:`DEFAULT_ALPHABET`).
+        rule_features: Source of the feature library of the ``arena`` meta agent's rule
+            synthesis: functions only (no ``__future__`` import), standard library only,
+            defining ``arena_feature(name, arg, text) -> bool``; written into a code agent's
+            task agent with its first rule (empty: the arena's generic string features).
+        rule_candidates: Source of a module defining ``arena_candidates(texts)``, the
+            ``(name, arg)`` features worth trying on inputs a code agent got wrong, run by the
+            meta agent (given with ``rule_features``, or both empty).
     """
 
     input_key: str
@@ -91,6 +98,8 @@ class ArenaSpec:
     mutators: str = ""
     generic: tuple[str, ...] = GENERIC_MUTATORS
     alphabet: str = ""
+    rule_features: str = ""
+    rule_candidates: str = ""
 
 
 def default_alphabet(seeds: tuple[str, ...]) -> str:
@@ -117,6 +126,8 @@ def check_arena_spec(spec: object, *, task: str) -> ArenaSpec:
         raise ConfigError(f"{where}: unknown generic mutators {unknown} ({GENERIC_MUTATORS})")
     if not isinstance(spec.mutators, str) or not isinstance(spec.alphabet, str):
         raise ConfigError(f"{where}: mutators and alphabet must be strings")
+    if bool(spec.rule_features) != bool(spec.rule_candidates):
+        raise ConfigError(f"{where}: give rule_features and rule_candidates together, or neither")
     if not spec.generic and not spec.mutators:
         raise ConfigError(f"{where}: no mutators (neither generic nor the task's own)")
     return spec

@@ -31,6 +31,7 @@ from hyperagents.tasks._arena import ArenaSpec, Verdict
 from hyperagents.tasks._labelled import LabelledStringTask
 from hyperagents.tasks._seeds import seed_files, seed_text
 from hyperagents.tasks.email_validation._oracle import POLICY, oracle_label, oracle_version
+from hyperagents.tasks.email_validation._rules import RULE_FEATURES
 from hyperagents.tasks.email_validation._suite import load_suite
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "oracle_version",
 ]
 
+_PACKAGE = "hyperagents.tasks.email_validation"
 
 #: Valid addresses the arena's test agents start their edits from.
 ARENA_SEEDS = (
@@ -91,13 +93,16 @@ class EmailValidationTask(LabelledStringTask):
     def arena(self) -> ArenaSpec:
         """The arena declaration: the address, :data:`ARENA_SEEDS` edited by the ``char`` edit
         (over :data:`ARENA_ALPHABET`) and the task's own mutators (``seed/task_mutators.py``:
-        dots, quoting, IDN, IP literals, lengths, structure)."""
+        dots, quoting, IDN, IP literals, lengths, structure); the rule synthesis's features of
+        addresses (``_rules.py``, ``seed/rule_candidates.py``)."""
         return ArenaSpec(
             input_key=self.suite_key,
             seeds=ARENA_SEEDS,
-            mutators=seed_text("hyperagents.tasks.email_validation", "seed/task_mutators.py"),
+            mutators=seed_text(_PACKAGE, "seed/task_mutators.py"),
             generic=("char",),
             alphabet=ARENA_ALPHABET,
+            rule_features=RULE_FEATURES,
+            rule_candidates=seed_text(_PACKAGE, "seed/rule_candidates.py"),
         )
 
     def oracle(self, value: str) -> Verdict:
@@ -111,4 +116,4 @@ class EmailValidationTask(LabelledStringTask):
 
     def seed_program(self) -> Program:
         """The seed hyperagent: a naive regular expression and the offline meta agent."""
-        return Program(seed_files("hyperagents.tasks.email_validation", "seed/task_agent.py"))
+        return Program(seed_files(_PACKAGE, "seed/task_agent.py"))
