@@ -12,16 +12,18 @@ every kind of case. This is also the shape the arena takes (see
 
 from __future__ import annotations
 
+import json
 import random
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any, ClassVar
 
 from hyperagents.exceptions import TaskError
 from hyperagents.tasks._base import Instance, Score, Split, Task, short_repr
 
-__all__ = ["LabelledStringTask"]
+__all__ = ["LabelledStringTask", "label_rows", "read_suite", "write_suite"]
 
 #: Each split's share of every category: train 40%, val 30%, test 30% (of ten).
 _DEAL = (Split.TRAIN,) * 4 + (Split.VAL,) * 3 + (Split.TEST,) * 3
@@ -82,3 +84,32 @@ class LabelledStringTask(Task):
         if output == valid:
             return Score(1.0, f"{shown}: right, {expected}")
         return Score(0.0, f"{shown}: said {'valid' if output else 'invalid'}, is {expected}")
+
+
+def label_rows(
+    pairs: Iterable[tuple[str, str]], label: Callable[[str], tuple[bool, str]], *, key: str
+) -> list[dict[str, Any]]:
+    """The labelled suite of ``(category, text)`` pairs (each text once, the first time):
+    rows ``{key, "valid", "reason", "category"}``, labelled by ``label(text) -> (valid,
+    reason)`` (the task's oracle)."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for category, text in pairs:
+        if text in seen:
+            continue
+        seen.add(text)
+        valid, reason = label(text)
+        rows.append({key: text, "valid": valid, "reason": reason, "category": category})
+    return rows
+
+
+def read_suite(path: Path) -> list[dict[str, Any]]:
+    """A stored labelled suite (a JSON list of rows)."""
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(rows, list)
+    return rows
+
+
+def write_suite(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Store a labelled suite as :func:`read_suite` reads it."""
+    path.write_text(json.dumps(rows, ensure_ascii=False, indent=0) + "\n", "utf-8")

@@ -12,10 +12,11 @@ module, and a test checks the file against the oracle.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
+
+from hyperagents.tasks._labelled import label_rows, read_suite, write_suite
 
 __all__ = ["HAND_WRITTEN", "SUITE_FILE", "build_suite", "load_suite", "mutations"]
 
@@ -202,32 +203,22 @@ def mutations(seed: int, n: int) -> list[str]:
 
 
 def build_suite(label: Any, *, seed: int = 19, n_mutations: int = 240) -> list[dict[str, Any]]:
-    """The labelled suite: every hand-written string (each once) and ``n_mutations`` seeded
-    mutations, each ``{"ip", "valid", "reason", "category"}``, labelled by ``label(text) ->
-    (valid, reason)`` (the oracle)."""
-    rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    """The labelled suite: every hand-written string and ``n_mutations`` seeded mutations,
+    each ``{"ip", "valid", "reason", "category"}``, labelled by ``label(text) -> (valid,
+    reason)`` (the oracle)."""
     pairs = [(c, a) for c, group in HAND_WRITTEN.items() for a in group]
     pairs += [("mutation", a) for a in mutations(seed, n_mutations)]
-    for category, text in pairs:
-        if text in seen:
-            continue
-        seen.add(text)
-        valid, reason = label(text)
-        rows.append({"ip": text, "valid": valid, "reason": reason, "category": category})
-    return rows
+    return label_rows(pairs, label, key="ip")
 
 
 def load_suite() -> list[dict[str, Any]]:
     """The stored labelled suite (``suite.json``)."""
-    rows = json.loads(SUITE_FILE.read_text(encoding="utf-8"))
-    assert isinstance(rows, list)
-    return rows
+    return read_suite(SUITE_FILE)
 
 
 if __name__ == "__main__":  # python -m hyperagents.tasks.ip_validation._suite
     from hyperagents.tasks.ip_validation._oracle import oracle_label
 
     suite = build_suite(oracle_label)
-    SUITE_FILE.write_text(json.dumps(suite, ensure_ascii=False, indent=0) + "\n", "utf-8")
+    write_suite(SUITE_FILE, suite)
     print(f"{len(suite)} strings, {sum(r['valid'] for r in suite)} valid -> {SUITE_FILE}")
