@@ -63,6 +63,10 @@ _READ_FOR_UPDATE = {
 #: Executed with the columns to set as parameters, and ``variant_key``.
 _UPDATE_VARIANT = update(VARIANTS).where(_BY_ID)
 _INSERT_EVALUATION = insert(EVALUATIONS)
+_SET_STATE = update(VARIANTS).where(
+    _BY_ID, VARIANTS.c.state.in_(bindparam("allowed_states", expanding=True))
+)
+_SET_STATE_RETURNING = _SET_STATE.returning(VARIANTS.c.run_id)
 _EVALUATION_JSON = ("results", "metrics")
 _EVALUATION_SELECT = [
     type_coerce(c, Text).label(c.name) if c.name in _EVALUATION_JSON else c
@@ -75,13 +79,22 @@ class VariantMethods(RDBCore):
     """The variant and evaluation methods of :class:`RDBStorage`."""
 
     def _update_variant(
-        self, conn: Connection, variant_id: int, stmt: Any, want_run_id: bool
+        self,
+        conn: Connection,
+        variant_id: int,
+        stmt: Any,
+        want_run_id: bool,
+        params: Mapping[str, Any] | None = None,
+        returning: Any = None,
     ) -> tuple[bool, int]:
-        """Execute an UPDATE of one variant; return (applied, run_id if asked and applied)."""
+        """Execute an UPDATE of one variant (with ``params``; ``returning``: the same statement
+        returning the run's id, when it is built already); return (applied, run_id if asked and
+        applied)."""
         if want_run_id and self._returning:
-            row = conn.execute(stmt.returning(VARIANTS.c.run_id)).first()
+            with_id = returning if returning is not None else stmt.returning(VARIANTS.c.run_id)
+            row = conn.execute(with_id, params).first()
             return (row is not None, int(row[0]) if row is not None else 0)
-        applied = conn.execute(stmt).rowcount > 0
+        applied = conn.execute(stmt, params).rowcount > 0
         if applied and want_run_id:
             run_id = conn.execute(
                 select(VARIANTS.c.run_id).where(VARIANTS.c.id == variant_id)
@@ -264,13 +277,11 @@ class VariantMethods(RDBCore):
             values["reason"] = reason
         if release:
             values["owner"] = None
-        stmt = (
-            update(VARIANTS)
-            .where(VARIANTS.c.id == variant_id, VARIANTS.c.state.in_(allowed))
-            .values(values)
-        )
+        params = {**values, "variant_key": variant_id, "allowed_states": allowed}
         with self._write() as conn:
-            applied, run_id = self._update_variant(conn, variant_id, stmt, event is not None)
+            applied, run_id = self._update_variant(
+                conn, variant_id, _SET_STATE, event is not None, params, _SET_STATE_RETURNING
+            )
             if not applied:
                 self._require_variant(conn, variant_id)
                 return self._done(conn, False)
