@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hyperagents.exceptions import DuplicateError, RunNotFoundError, StorageError
@@ -43,6 +43,12 @@ __all__ = ["RunMethods"]
 _RUN_COLUMNS = [RUNS.c[f.name] for f in dataclasses.fields(RunRecord) if f.name != "banned"]
 _STATUS_INDEX = [c.name for c in _RUN_COLUMNS].index("status")
 _RUN_STATUSES = {int(s): s for s in RunStatus}
+#: A run's row once per banned variant (or once with none), by id.
+_RUNS_SELECT = select(*_RUN_COLUMNS, BANNED.c.variant_id).select_from(
+    RUNS.outerjoin(BANNED, BANNED.c.run_id == RUNS.c.id)
+)
+#: ``get_run``'s statement, built once (it runs every generation).
+_GET_RUN = _RUNS_SELECT.where(RUNS.c.id == bindparam("run_key")).order_by(RUNS.c.id)
 
 
 class RunMethods(RDBCore):
@@ -76,17 +82,22 @@ class RunMethods(RDBCore):
             raise DuplicateError(f"a run named {run.name!r} already exists") from None
 
     @staticmethod
-    def _run_records(conn: Connection, where: ColumnElement[bool] | None = None) -> list[RunRecord]:
+    def _run_records(
+        conn: Connection,
+        where: ColumnElement[bool] | None = None,
+        *,
+        stmt: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[RunRecord]:
         """The runs matching ``where`` (all: None), by id, with their banned variants: one
-        query (a run's row comes once per banned variant, or once with none)."""
-        stmt = select(*_RUN_COLUMNS, BANNED.c.variant_id).select_from(
-            RUNS.outerjoin(BANNED, BANNED.c.run_id == RUNS.c.id)
-        )
-        if where is not None:
-            stmt = stmt.where(where)
+        query (a run's row comes once per banned variant, or once with none). ``stmt``: such a
+        query built already, run with ``params``."""
+        if stmt is None:
+            stmt = _RUNS_SELECT if where is None else _RUNS_SELECT.where(where)
+            stmt = stmt.order_by(RUNS.c.id)
         rows: dict[int, list[Any]] = {}
         banned: dict[int, set[int]] = {}
-        for row in conn.execute(stmt.order_by(RUNS.c.id)):
+        for row in conn.execute(stmt, params):
             values = list(row)
             variant_id = values.pop()
             rows.setdefault(values[0], values)
@@ -103,7 +114,7 @@ class RunMethods(RDBCore):
     @retried(idempotent=True)
     def get_run(self, run_id: int) -> RunRecord:
         with self._read() as conn:
-            found = self._run_records(conn, RUNS.c.id == run_id)
+            found = self._run_records(conn, stmt=_GET_RUN, params={"run_key": run_id})
         if not found:
             raise RunNotFoundError(f"run {run_id} not found")
         return found[0]
