@@ -8,7 +8,16 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-__all__ = ["convert_rows"]
+__all__ = ["PACKED_JSON", "convert_rows"]
+
+#: The packed JSON columns (SQLite only), by table, with the table's primary key first.
+PACKED_JSON = {
+    "variants": ("id", "metrics", "meta_info"),
+    "evaluations": ("id", "results", "metrics"),
+    "events": ("id", "data"),
+    "programs": ("id", "manifest"),
+    "llm_calls": ("id", "request"),
+}
 
 #: Rows read and rewritten at a time, so a large database is not read into memory at once.
 _BATCH = 500

@@ -1,0 +1,87 @@
+"""Compact rows (SQLite): file hashes stored once, manifests as differences, a second preset
+dictionary.
+
+- ``blobs`` becomes a ``WITHOUT ROWID`` table: its SHA-256 key is the row's key, where a
+  rowid table stored it twice (in the row and in the index of its primary key).
+- Program manifests may be stored as their difference from another stored manifest (format
+  byte ``0x04``, :mod:`hyperagents.storages._rdb._manifests`).
+- Packed JSON is written with the dictionary ``JSON_DEFLATE_V2`` (format byte ``0x03``).
+
+The upgrade rebuilds ``blobs``; existing values stay as they are (the storage reads every
+format). The downgrade stores every manifest alone and repacks ``0x03`` values with the
+dictionary of revision 0007, then rebuilds ``blobs`` as a rowid table, so an older version
+reads them. PostgreSQL keeps its ``json`` columns and its tables: nothing changes there.
+
+Revision ID: 0011_compact
+Revises: 0010_service
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+from hyperagents.storages._common import dumps_json
+from hyperagents.storages._rdb._manifests import (
+    ManifestDifference,
+    PackedManifest,
+    apply_difference,
+)
+from hyperagents.storages._rdb._migrating import PACKED_JSON, convert_rows
+from hyperagents.storages._rdb._packing import (
+    JSON_DEFLATE_V1,
+    JSON_DEFLATE_V2,
+    json_text,
+    pack_json_text,
+)
+
+revision = "0011_compact"
+down_revision = "0010_service"
+branch_labels = None
+depends_on = None
+
+
+def _sqlite() -> bool:
+    return bool(op.get_bind().dialect.name == "sqlite")
+
+
+def upgrade() -> None:
+    if _sqlite():
+        with op.batch_alter_table(
+            "blobs", recreate="always", table_kwargs={"sqlite_with_rowid": False}
+        ):
+            pass
+
+
+def _manifest_alone(value: Any) -> Any:
+    """A manifest stored as a difference, stored alone as revision 0007 packs it."""
+    conn = op.get_bind()
+    difference = PackedManifest().process_result_value(value, conn.dialect)
+    if not isinstance(difference, ManifestDifference):
+        return None
+    programs = sa.table("programs", sa.column("id"), sa.column("manifest", sa.Text()))
+    query = sa.select(programs.c.manifest).where(programs.c.id == difference.base)
+    base = json.loads(json_text(conn.execute(query).scalar_one()))
+    manifest = apply_difference(base, difference)
+    return pack_json_text(dumps_json(manifest), version=JSON_DEFLATE_V1)
+
+
+def _v1(value: Any) -> Any:
+    if isinstance(value, bytes | memoryview) and bytes(value[:1]) == bytes((JSON_DEFLATE_V2,)):
+        return pack_json_text(json_text(value), version=JSON_DEFLATE_V1)
+    return None
+
+
+def downgrade() -> None:
+    if not _sqlite():
+        return
+    # Differences first, while the manifests they refer to still have their format byte.
+    convert_rows("programs", "id", ("manifest",), _manifest_alone)
+    for table, (key, *columns) in PACKED_JSON.items():
+        convert_rows(table, key, tuple(columns), _v1)
+    with op.batch_alter_table("blobs", recreate="always", table_kwargs={"sqlite_with_rowid": True}):
+        pass
