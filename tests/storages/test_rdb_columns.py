@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from hyperagents.exceptions import StorageError
 from hyperagents.storages import RDBStorage, RunSpec
 from hyperagents.storages._common import dumps_json
-from hyperagents.storages._rdb import normalise_url
 from hyperagents.storages._rdb._columns import columns_layout
 from hyperagents.storages._rdb._packing import (
     JSON_COLUMNS_V1,
@@ -26,7 +24,7 @@ from hyperagents.storages._rdb._packing import (
     pack_json_text,
     pack_records,
 )
-from hyperagents.storages._rdb.storage import ALEMBIC_DIR
+from migration_helpers import migrate_url
 
 
 def _results(n: int, *, split: str = "train", seed: int = 0) -> list[dict[str, Any]]:
@@ -130,19 +128,6 @@ def test_a_corrupt_layout_is_a_storage_error() -> None:
         json_text(stored[:-10])
 
 
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    engine = sa.create_engine(normalise_url(url))
-    with engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(ALEMBIC_DIR))
-        config.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
-
-
 def _format(path: Path) -> list[tuple[Any, ...]]:
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT typeof(results), substr(results, 1, 1) FROM evaluations")
@@ -171,13 +156,13 @@ def test_the_storage_writes_the_layout_and_the_migration_converts_both_ways(
     finally:
         storage.close()
     assert _format(path) == [("blob", JSON_COLUMNS_V1)]
-    _migrate(url, "0007", down=True)  # what an older version reads
+    migrate_url(url, "0007", down=True)  # what an older version reads
     assert _format(path) == [("blob", JSON_DEFLATE_V1)]
     with sqlite3.connect(path) as conn:
         [(stored,)] = conn.execute("SELECT results FROM evaluations").fetchall()
     conn.close()
     assert json.loads(json_text(stored)) == results
-    _migrate(url, "0009_columns")
+    migrate_url(url, "0009_columns")
     assert _format(path) == [("blob", JSON_COLUMNS_V1)]
     storage = RDBStorage(url)
     try:

@@ -16,7 +16,6 @@ from hyperagents.exceptions import StorageError
 from hyperagents.program import Program
 from hyperagents.storages import RDBStorage, RunSpec
 from hyperagents.storages._common import dumps_json
-from hyperagents.storages._rdb import normalise_url
 from hyperagents.storages._rdb._manifests import (
     ManifestDifference,
     PackedManifest,
@@ -30,7 +29,7 @@ from hyperagents.storages._rdb._packing import (
     json_text,
     pack_json_text,
 )
-from hyperagents.storages._rdb.storage import ALEMBIC_DIR
+from migration_helpers import migrate_url
 
 _MODULES = {f"meta_{name}.py": f"# {name}\n" + "x = 1\n" * 40 for name in "abcdefghij"}
 _META = {
@@ -47,19 +46,6 @@ def _program(x: float) -> Program:
     return Program(
         {**_MODULES, "task_agent.py": f"PARAMS = {{'X': {x}}}\n", "meta_state.json": f"[{x}]"}
     )
-
-
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    engine = sa.create_engine(normalise_url(url))
-    with engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(ALEMBIC_DIR))
-        config.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
 
 
 def _fill(url: str) -> dict[str, Any]:
@@ -138,7 +124,7 @@ def test_a_database_in_the_old_layout_reads_the_same_after_the_upgrade(tmp_path:
     path = tmp_path / "old.db"
     url = f"sqlite:///{path}"
     reads = _fill(url)
-    _migrate(url, "0010_service", down=True)  # the layout revision 0010 writes and reads
+    migrate_url(url, "0010_service", down=True)  # the layout revision 0010 writes and reads
     assert not _without_rowid(path)
     for table, column in (("programs", "manifest"), ("variants", "meta_info")):
         assert _heads(path, table, column) <= {JSON_DEFLATE_V1, "text"}
