@@ -94,9 +94,10 @@ def _heads(path: Path, table: str, column: str) -> set[Any]:
     return {bytes(v)[0] if isinstance(v, bytes) else "text" for (v,) in rows}
 
 
-def _without_rowid(path: Path) -> bool:
-    [(sql,)] = _raw(path, "SELECT sql FROM sqlite_schema WHERE name = 'blobs'")
-    return "WITHOUT ROWID" in sql.upper()
+def _without_rowid(path: Path) -> list[bool]:
+    """Whether ``blobs`` and ``programs`` are ``WITHOUT ROWID`` tables."""
+    rows = _raw(path, "SELECT name, sql FROM sqlite_schema WHERE name IN ('blobs', 'programs')")
+    return [("WITHOUT ROWID" in sql.upper()) for _, sql in sorted(rows)]
 
 
 def test_children_manifests_are_stored_as_differences_and_read_back(tmp_path: Path) -> None:
@@ -108,7 +109,7 @@ def test_children_manifests_are_stored_as_differences_and_read_back(tmp_path: Pa
     differences = [n for head, n in sizes if bytes(head)[0] == JSON_MANIFEST_DELTA]
     assert len(alone) == 1 and len(differences) == 2  # both children refer to the seed
     assert max(differences) * 2 < alone[0]
-    assert _without_rowid(path)
+    assert _without_rowid(path) == [True, True]
     assert _heads(path, "variants", "meta_info") == {JSON_DEFLATE_V2}
     storage = RDBStorage(f"sqlite:///{path}")  # a fresh process: nothing remembered
     try:
@@ -125,7 +126,8 @@ def test_a_database_in_the_old_layout_reads_the_same_after_the_upgrade(tmp_path:
     url = f"sqlite:///{path}"
     reads = _fill(url)
     migrate_url(url, "0010_service", down=True)  # the layout revision 0010 writes and reads
-    assert not _without_rowid(path)
+    assert _without_rowid(path) == [False, False]
+    assert _raw(path, "PRAGMA foreign_key_check") == []
     for table, column in (("programs", "manifest"), ("variants", "meta_info")):
         assert _heads(path, table, column) <= {JSON_DEFLATE_V1, "text"}
     assert _heads(path, "evaluations", "metrics") <= {JSON_DEFLATE_V1, "text"}
@@ -136,7 +138,10 @@ def test_a_database_in_the_old_layout_reads_the_same_after_the_upgrade(tmp_path:
         assert _reads(storage, 1, [_program(0.5), _program(0.625), _program(0.75)]) == reads
     finally:
         storage.close()
-    assert _without_rowid(path)
+    assert _without_rowid(path) == [True, True]
+    assert _raw(path, "PRAGMA foreign_key_check") == []
+    references = {row[2] for row in _raw(path, "PRAGMA foreign_key_list(variants)")}
+    assert references == {"runs", "programs"}
 
 
 def test_a_manifest_difference_needs_its_base(tmp_path: Path) -> None:

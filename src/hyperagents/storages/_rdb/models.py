@@ -172,6 +172,8 @@ class ProgramModel(Base):
     """One distinct program manifest (``programs``): ``{path: blob sha256}``."""
 
     __tablename__ = "programs"
+    #: On SQLite the id is the row's key, stored once (migration 0011_compact).
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy convention
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     #: On SQLite, possibly a difference from another row's manifest (see ``_manifests``).

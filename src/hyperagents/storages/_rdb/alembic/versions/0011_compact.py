@@ -1,15 +1,15 @@
 """Compact rows (SQLite): file hashes stored once, manifests as differences, a second preset
 dictionary.
 
-- ``blobs`` becomes a ``WITHOUT ROWID`` table: its SHA-256 key is the row's key, where a
-  rowid table stored it twice (in the row and in the index of its primary key).
+- ``blobs`` and ``programs`` become ``WITHOUT ROWID`` tables: their SHA-256 key is the row's
+  key, where a rowid table stored it twice (in the row and in the index of its primary key).
 - Program manifests may be stored as their difference from another stored manifest (format
   byte ``0x04``, :mod:`hyperagents.storages._rdb._manifests`).
 - Packed JSON is written with the dictionary ``JSON_DEFLATE_V2`` (format byte ``0x03``).
 
-The upgrade rebuilds ``blobs``; existing values stay as they are (the storage reads every
+The upgrade rebuilds both tables; existing values stay as they are (the storage reads every
 format). The downgrade stores every manifest alone and repacks ``0x03`` values with the
-dictionary of revision 0007, then rebuilds ``blobs`` as a rowid table, so an older version
+dictionary of revision 0007, then rebuilds both tables as rowid tables, so an older version
 reads them. PostgreSQL keeps its ``json`` columns and its tables: nothing changes there.
 
 Revision ID: 0011_compact
@@ -31,7 +31,7 @@ from hyperagents.storages._rdb._manifests import (
     PackedManifest,
     apply_difference,
 )
-from hyperagents.storages._rdb._migrating import PACKED_JSON, convert_rows
+from hyperagents.storages._rdb._migrating import PACKED_JSON, convert_rows, rebuild_sqlite_table
 from hyperagents.storages._rdb._packing import (
     JSON_DEFLATE_V1,
     JSON_DEFLATE_V2,
@@ -45,16 +45,18 @@ branch_labels = None
 depends_on = None
 
 
+#: The tables keyed by a SHA-256 (64 hex digits), stored once as the row's key on SQLite.
+_KEYED_BY_HASH = ("blobs", "programs")
+
+
 def _sqlite() -> bool:
     return bool(op.get_bind().dialect.name == "sqlite")
 
 
 def upgrade() -> None:
     if _sqlite():
-        with op.batch_alter_table(
-            "blobs", recreate="always", table_kwargs={"sqlite_with_rowid": False}
-        ):
-            pass
+        for table in _KEYED_BY_HASH:
+            rebuild_sqlite_table(table, with_rowid=False)
 
 
 def _manifest_alone(value: Any) -> Any:
@@ -83,5 +85,5 @@ def downgrade() -> None:
     convert_rows("programs", "id", ("manifest",), _manifest_alone)
     for table, (key, *columns) in PACKED_JSON.items():
         convert_rows(table, key, tuple(columns), _v1)
-    with op.batch_alter_table("blobs", recreate="always", table_kwargs={"sqlite_with_rowid": True}):
-        pass
+    for table in _KEYED_BY_HASH:
+        rebuild_sqlite_table(table, with_rowid=True)
