@@ -70,12 +70,12 @@ def rebuild_sqlite_table(table: str, *, with_rowid: bool) -> None:
     conn = op.get_bind()
     conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
     old = sa.Table(table, sa.MetaData(), autoload_with=conn)
-    pk = old.primary_key
+    key = [c.name for c in old.primary_key.columns]
     new = sa.Table(
         f"_new_{table}",
         sa.MetaData(),
         *(sa.Column(c.name, c.type, nullable=c.nullable) for c in old.columns),
-        sa.PrimaryKeyConstraint(*(c.name for c in pk.columns), name=pk.name),
+        sa.PrimaryKeyConstraint(*key, name=f"pk_{table}"),  # the naming convention
         sqlite_with_rowid=with_rowid,
     )
     conn.exec_driver_sql(f'CREATE TEMP TABLE "_rows_{table}" AS SELECT * FROM "{table}"')
