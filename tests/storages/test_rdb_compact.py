@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,13 @@ from hyperagents.storages._rdb._manifests import (
     apply_difference,
     manifest_difference,
 )
+from hyperagents.storages._rdb._references import read_reference
 from hyperagents.storages._rdb._packing import (
+    JSON_COLUMNS_V1,
     JSON_DEFLATE_V1,
     JSON_DEFLATE_V2,
     JSON_MANIFEST_DELTA,
+    JSON_RECORDS_REF,
     json_text,
     pack_json_text,
 )
@@ -63,14 +67,29 @@ def _fill(url: str) -> dict[str, Any]:
             run_id=run_id, generation=0, parent_id=None, program_id=child.id, meta_info=_META
         )
         storage.update_variant_metrics(vid, {"val": _META})
+        _evaluate(storage, vid, "train_subset", _train(range(0, 400, 8)))
+        _evaluate(storage, vid, "train", _train(range(400)))  # holds the subset's records
         results = [{"id": f"val-{i:04d}", "score": i % 2, "wall": 1e-6 * i} for i in range(30)]
-        storage.add_evaluation(
-            variant_id=vid, stage="val", split="val", score=0.5, n=30, results=results,
-            metrics={"n": 30, "wall_seconds": 0.012, "peak_memory_mb": 15.6},
-        )  # fmt: skip
+        _evaluate(storage, vid, "val", results)
         return _reads(storage, vid, [seed, child, grandchild])
     finally:
         storage.close()
+
+
+def _train(numbers: Iterable[int]) -> list[dict[str, Any]]:
+    """Per-instance results of train instances ``numbers`` (the same record for a number)."""
+    return [
+        {"id": f"train-{i:04d}", "score": float(i % 3 == 0), "feedback": "ok" if i % 3 else "no",
+         "output": "accept", "error": None, "wall": (100 + i * 37 % 91) * 1e-6, "cpu": 0.0}
+        for i in numbers
+    ]  # fmt: skip
+
+
+def _evaluate(storage: RDBStorage, vid: int, stage: str, results: list[dict[str, Any]]) -> None:
+    storage.add_evaluation(
+        variant_id=vid, stage=stage, split=stage.split("_")[0], score=0.5, n=len(results),
+        results=results, metrics={"n": len(results), "wall_seconds": 0.012},
+    )  # fmt: skip
 
 
 def _reads(storage: RDBStorage, vid: int, programs: list[Program]) -> dict[str, Any]:
@@ -111,6 +130,14 @@ def test_children_manifests_are_stored_as_differences_and_read_back(tmp_path: Pa
     assert max(differences) * 2 < alone[0]
     assert _without_rowid(path) == [True, True]
     assert _heads(path, "variants", "meta_info") == {JSON_DEFLATE_V2}
+    stages = dict(_raw(path, "SELECT stage, substr(results, 1, 1) FROM evaluations"))
+    assert {s: bytes(h)[0] for s, h in stages.items()} == {
+        "train_subset": JSON_RECORDS_REF,
+        "train": JSON_COLUMNS_V1,
+        "val": JSON_COLUMNS_V1,
+    }
+    assert reads["evaluations"][0][0] == _train(range(0, 400, 8))
+    assert reads["evaluations"][1][0] == _train(range(400))
     storage = RDBStorage(f"sqlite:///{path}")  # a fresh process: nothing remembered
     try:
         assert storage.get_program(_program(0.75).id) == _program(0.75)
@@ -131,6 +158,7 @@ def test_a_database_in_the_old_layout_reads_the_same_after_the_upgrade(tmp_path:
     for table, column in (("programs", "manifest"), ("variants", "meta_info")):
         assert _heads(path, table, column) <= {JSON_DEFLATE_V1, "text"}
     assert _heads(path, "evaluations", "metrics") <= {JSON_DEFLATE_V1, "text"}
+    assert _heads(path, "evaluations", "results") <= {JSON_DEFLATE_V1, JSON_COLUMNS_V1, "text"}
     manifests = _raw(path, "SELECT id, manifest FROM programs")
     assert all(json.loads(json_text(m)) for _, m in manifests)
     storage = RDBStorage(url)  # upgraded to the head
@@ -188,3 +216,45 @@ def test_values_packed_with_the_first_dictionary_still_read() -> None:
     assert isinstance(old, bytes) and old[0] == JSON_DEFLATE_V1
     assert isinstance(new, bytes) and new[0] == JSON_DEFLATE_V2 and len(new) < len(old)
     assert json_text(old) == json_text(new) == text
+
+
+def test_results_another_evaluation_holds_are_stored_once(tmp_path: Path) -> None:
+    path = tmp_path / "refs.db"
+    storage = RDBStorage(f"sqlite:///{path}")
+    subset, full = _train(range(0, 400, 8)), _train(range(400))
+    changed = [dict(r, score=0.5) if r["id"] == "train-0008" else r for r in full]
+    try:
+        run_id = storage.create_run(
+            RunSpec(name="r", task="t", mode="m", seed=0, config={}, seed_program_id="")
+        )
+        a, b = (storage.create_variant(run_id=run_id, generation=g, parent_id=None) for g in (0, 1))
+        for vid, train in ((a, full), (b, changed)):
+            _evaluate(storage, vid, "train_subset", subset)
+            _evaluate(storage, vid, "train", train)
+        _evaluate(storage, a, "recheck", [*full, *_train(range(400, 410))])  # holds train too
+        assert [e.results for e in storage.list_evaluations(a)] == [
+            subset,
+            full,
+            [*full, *_train(range(400, 410))],
+        ]
+        assert [e.results for e in storage.list_evaluations(b)] == [subset, changed]
+    finally:
+        storage.close()
+    heads = _raw(path, "SELECT variant_id, stage, substr(results, 1, 1) FROM evaluations")
+    formats = {(v, s): bytes(h)[0] for v, s, h in heads}
+    assert formats[(1, "train_subset")] == JSON_RECORDS_REF  # one record differs in b's train
+    assert formats[(2, "train_subset")] == formats[(1, "train")] == JSON_COLUMNS_V1
+    size = _raw(path, "SELECT length(results) FROM evaluations WHERE stage = 'train_subset'")
+    assert size[0][0] * 3 < size[1][0]
+    storage = RDBStorage(f"sqlite:///{path}")  # another process reads the same
+    try:
+        assert storage.list_evaluations(a)[0].results == subset
+        with sqlite3.connect(path) as conn:
+            conn.execute("DELETE FROM evaluations WHERE variant_id = 1 AND stage = 'train'")
+        conn.close()
+        with pytest.raises(StorageError, match="refer to missing 'train'"):
+            storage.list_evaluations(a)
+    with pytest.raises(StorageError, match="reference is corrupt"):
+        read_reference(bytes((JSON_RECORDS_REF,)) + b"not deflate")
+    finally:
+        storage.close()

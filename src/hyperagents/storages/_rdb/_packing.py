@@ -53,6 +53,7 @@ __all__ = [
     "JSON_DEFLATE_V1",
     "JSON_DEFLATE_V2",
     "JSON_MANIFEST_DELTA",
+    "JSON_RECORDS_REF",
     "PACK_MIN",
     "JSONTexts",
     "PackedJSON",
@@ -77,6 +78,9 @@ JSON_DEFLATE_V2 = 0x03
 #: (:mod:`._manifests`): that program's id (32 bytes), then the changed entries' JSON packed
 #: as :data:`JSON_DEFLATE_V2` packs a text. Only :mod:`._manifests` reads it.
 JSON_MANIFEST_DELTA = 0x04
+#: Format byte of evaluation results stored as a reference to another evaluation's results
+#: (:mod:`._references`). Only the storage's evaluation reads resolve it.
+JSON_RECORDS_REF = 0x05
 #: JSON texts shorter than this many bytes are stored as text (packing would not pay).
 PACK_MIN = 48
 #: Format bytes of a program file: the file as it is, or zlib-compressed.
@@ -249,6 +253,8 @@ def json_text(value: str | bytes | memoryview) -> str:
             raise StorageError(f"stored JSON value is corrupt: {exc!r}") from None
     if data[:1] == bytes((JSON_MANIFEST_DELTA,)):
         raise StorageError("stored JSON value is a manifest difference: read it with its base")
+    if data[:1] == bytes((JSON_RECORDS_REF,)):
+        raise StorageError("stored JSON value is a reference to another evaluation's results")
     zdict = _JSON_DICTIONARIES.get(data[0]) if data else None
     if zdict is None:
         head = f"{data[0]:#04x}" if data else "nothing"

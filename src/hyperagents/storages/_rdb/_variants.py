@@ -4,7 +4,9 @@ Variants are read in bulk (``list_variants`` of thousands of rows per generation
 columns are fetched as stored (text, or packed bytes on SQLite: see
 :mod:`~hyperagents.storages._rdb._packing`), their texts taken from the storage's cache of
 decoded texts, and decoded with ONE ``json.loads`` call for all rows, which is several times
-faster than one call per value.
+faster than one call per value. On SQLite, an evaluation's results that a later evaluation of
+the same variant holds are stored as a reference to it (see
+:mod:`~hyperagents.storages._rdb._references`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,26 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Text, func, insert, select, type_coerce, update
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    Text,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from hyperagents.exceptions import DuplicateError, StorageError, VariantNotFoundError
 from hyperagents.storages._common import check_score, normalise_expected, utcnow
+from hyperagents.storages._rdb._references import (
+    is_reference,
+    make_reference,
+    read_reference,
+    resolve_reference,
+)
 from hyperagents.storages._rdb._transactions import (
     EVALUATIONS,
     IN_CHUNK,
@@ -350,6 +367,7 @@ class VariantMethods(RDBCore):
                 if row is None:
                     raise VariantNotFoundError(f"variant {variant_id} not found")
                 run_id, scores, variant_metrics = row
+                records = [dict(r) for r in results]
                 result = conn.execute(
                     insert(EVALUATIONS),
                     {
@@ -358,7 +376,7 @@ class VariantMethods(RDBCore):
                         "split": split,
                         "score": value,
                         "n": int(n),
-                        "results": [dict(r) for r in results],
+                        "results": records,
                         "metrics": stage_metrics,
                         "created_at": now,
                         "engine": engine,
@@ -366,6 +384,8 @@ class VariantMethods(RDBCore):
                     },
                 )
                 evaluation_id = int(cast(Any, result.inserted_primary_key)[0])
+                if self._dialect == "sqlite":
+                    self._refer_earlier(conn, variant_id, stage, records)
                 scores = {**(scores or {}), stage: value}
                 variant_metrics = dict(variant_metrics or {})
                 previous = variant_metrics.get(stage)
@@ -384,6 +404,49 @@ class VariantMethods(RDBCore):
                 f"variant {variant_id} already has a {stage!r} evaluation"
             ) from None
 
+    def _refer_earlier(
+        self, conn: Connection, variant_id: int, stage: str, records: Sequence[Any]
+    ) -> None:
+        """SQLite: rewrite the results of the earlier evaluations of ``variant_id`` that
+        ``records`` (those of ``stage``) hold, identically, as references to them (see
+        :mod:`~hyperagents.storages._rdb._references`)."""
+        raw = type_coerce(EVALUATIONS.c.results, Text)
+        stmt = select(EVALUATIONS.c.id, EVALUATIONS.c.stage, raw).where(
+            EVALUATIONS.c.variant_id == variant_id, EVALUATIONS.c.stage != stage
+        )
+        rows = conn.execute(stmt).all()
+        referred = {read_reference(r[2])[0] for r in rows if is_reference(r[2])}
+        for evaluation_id, other, stored in rows:
+            if stored is None or is_reference(stored) or other in referred:
+                continue
+            size = len(stored.encode("utf-8")) if isinstance(stored, str) else len(stored)
+            reference = make_reference(stage, self._texts.text(stored, "[]"), size, records)
+            if reference is not None:
+                conn.execute(
+                    update(EVALUATIONS)
+                    .where(EVALUATIONS.c.id == evaluation_id)
+                    .values({EVALUATIONS.c.results: type_coerce(reference, LargeBinary)})
+                )
+
+    def _evaluation_results(self, rows: Sequence[Any]) -> dict[str, list[Any]]:
+        """SQLite: the results of each of a variant's evaluation rows, by stage, references
+        resolved.
+
+        Raises:
+            StorageError: A value is corrupt, or a reference's evaluation is missing.
+        """
+        text = self._texts.text
+        found = {
+            r.stage: json.loads(text(r.results, "[]")) for r in rows if not is_reference(r.results)
+        }
+        for r in rows:
+            if is_reference(r.results):
+                of, ids = read_reference(r.results)
+                if of not in found:
+                    raise StorageError(f"stored {r.stage!r} results refer to missing {of!r}")
+                found[r.stage] = resolve_reference(ids, found[of])
+        return found
+
     @retried(idempotent=True)
     def list_evaluations(self, variant_id: int) -> list[EvaluationRecord]:
         sqlite = self._dialect == "sqlite"
@@ -399,11 +462,12 @@ class VariantMethods(RDBCore):
         if not sqlite:
             return [EvaluationRecord(*row) for row in rows]
         text = self._texts.text
+        results = self._evaluation_results(rows)
         return [
             EvaluationRecord(
                 **{
                     **row._mapping,
-                    "results": json.loads(text(row.results, "[]")),
+                    "results": results[row.stage],
                     "metrics": json.loads(text(row.metrics)),
                 }
             )

@@ -6,11 +6,15 @@ dictionary.
 - Program manifests may be stored as their difference from another stored manifest (format
   byte ``0x04``, :mod:`hyperagents.storages._rdb._manifests`).
 - Packed JSON is written with the dictionary ``JSON_DEFLATE_V2`` (format byte ``0x03``).
+- Evaluation results that a later evaluation of the same variant holds (a train subset's, in
+  the full train result) may be stored as a reference to it (format byte ``0x05``,
+  :mod:`hyperagents.storages._rdb._references`).
 
 The upgrade rebuilds both tables; existing values stay as they are (the storage reads every
-format). The downgrade stores every manifest alone and repacks ``0x03`` values with the
-dictionary of revision 0007, then rebuilds both tables as rowid tables, so an older version
-reads them. PostgreSQL keeps its ``json`` columns and its tables: nothing changes there.
+format). The downgrade stores every manifest alone and every reference's results as a value,
+repacks ``0x03`` values with the dictionary of revision 0007, then rebuilds both tables as
+rowid tables, so an older version reads them. PostgreSQL keeps its ``json`` columns and its
+tables: nothing changes there.
 
 Revision ID: 0011_compact
 Revises: 0010_service
@@ -35,9 +39,11 @@ from hyperagents.storages._rdb._migrating import PACKED_JSON, convert_rows, rebu
 from hyperagents.storages._rdb._packing import (
     JSON_DEFLATE_V1,
     JSON_DEFLATE_V2,
+    JSON_RECORDS_REF,
     json_text,
     pack_json_text,
 )
+from hyperagents.storages._rdb._references import read_reference, resolve_reference
 
 revision = "0011_compact"
 down_revision = "0010_service"
@@ -72,6 +78,32 @@ def _manifest_alone(value: Any) -> Any:
     return pack_json_text(dumps_json(manifest), version=JSON_DEFLATE_V1)
 
 
+def _expand_references() -> None:
+    """Store the results held as references to another evaluation as values again."""
+    conn = op.get_bind()
+    evaluations = sa.table(
+        "evaluations",
+        sa.column("id"),
+        sa.column("variant_id"),
+        sa.column("stage"),
+        sa.column("results", sa.Text()),
+    )
+    query = sa.select(evaluations.c.id, evaluations.c.variant_id, evaluations.c.results).where(
+        sa.func.substr(evaluations.c.results, 1, 1) == bytes((JSON_RECORDS_REF,))
+    )
+    for evaluation_id, variant_id, stored in conn.execute(query).all():
+        of, ids = read_reference(stored)
+        target = sa.select(evaluations.c.results).where(
+            evaluations.c.variant_id == variant_id, evaluations.c.stage == of
+        )
+        records = resolve_reference(ids, json.loads(json_text(conn.execute(target).scalar_one())))
+        text = pack_json_text(dumps_json(records), version=JSON_DEFLATE_V1)
+        value = sa.literal(text, sa.LargeBinary() if isinstance(text, bytes) else sa.Text())
+        conn.execute(
+            evaluations.update().where(evaluations.c.id == evaluation_id).values(results=value)
+        )
+
+
 def _v1(value: Any) -> Any:
     if isinstance(value, bytes | memoryview) and bytes(value[:1]) == bytes((JSON_DEFLATE_V2,)):
         return pack_json_text(json_text(value), version=JSON_DEFLATE_V1)
@@ -81,8 +113,9 @@ def _v1(value: Any) -> Any:
 def downgrade() -> None:
     if not _sqlite():
         return
-    # Differences first, while the manifests they refer to still have their format byte.
+    # Differences and references first, while what they refer to has its format byte.
     convert_rows("programs", "id", ("manifest",), _manifest_alone)
+    _expand_references()
     for table, (key, *columns) in PACKED_JSON.items():
         convert_rows(table, key, tuple(columns), _v1)
     for table in _KEYED_BY_HASH:
