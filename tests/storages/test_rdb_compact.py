@@ -23,7 +23,6 @@ from hyperagents.storages._rdb._manifests import (
     apply_difference,
     manifest_difference,
 )
-from hyperagents.storages._rdb._references import read_reference
 from hyperagents.storages._rdb._packing import (
     JSON_COLUMNS_V1,
     JSON_DEFLATE_V1,
@@ -33,6 +32,7 @@ from hyperagents.storages._rdb._packing import (
     json_text,
     pack_json_text,
 )
+from hyperagents.storages._rdb._references import read_reference
 from migration_helpers import migrate_url
 
 _MODULES = {f"meta_{name}.py": f"# {name}\n" + "x = 1\n" * 40 for name in "abcdefghij"}
@@ -254,7 +254,7 @@ def test_results_another_evaluation_holds_are_stored_once(tmp_path: Path) -> Non
         conn.close()
         with pytest.raises(StorageError, match="refer to missing 'train'"):
             storage.list_evaluations(a)
-    with pytest.raises(StorageError, match="reference is corrupt"):
-        read_reference(bytes((JSON_RECORDS_REF,)) + b"not deflate")
     finally:
         storage.close()
+    with pytest.raises(StorageError, match="reference is corrupt"):
+        read_reference(bytes((JSON_RECORDS_REF,)) + b"not deflate")

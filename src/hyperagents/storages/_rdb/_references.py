@@ -82,5 +82,5 @@ def read_reference(stored: bytes | memoryview) -> tuple[str, list[Any]]:
     try:
         value = json.loads(body.decode("utf-8") if body[:1] == b"{" else json_text(body))
         return str(value["of"]), ids_from_layout(value["ids"])
-    except (ValueError, TypeError, LookupError, UnicodeDecodeError) as exc:
+    except (StorageError, ValueError, TypeError, LookupError, UnicodeDecodeError) as exc:
         raise StorageError(f"stored results reference is corrupt: {exc!r}") from None
