@@ -8,9 +8,13 @@ all counted, so level 3 never has fewer), and its champion is scored on the same
 suite. The target: the arena champion's median accuracy at least 10 points above level 3's.
 A missed target is a result: printed with its figures, exit 0.
 
+The task is any arena-capable one (``--task``: ``email_validation``, the default, or
+``ip_validation``, or a plug-in that declares ``arena()`` and ``oracle()``).
+
 Usage (resumable: the same command continues in the same storage):
     python benchmarks/bench_arena.py --seeds 5 --rounds 4
     python benchmarks/bench_arena.py --seeds 5 --rounds 3 --tournament 2x2 --storage sqlite:///a.db
+    python benchmarks/bench_arena.py --task ip_validation --seeds 3 --rounds 4
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def one_seed(seed: int, args: argparse.Namespace, store: Any) -> dict[str, Any]:
     """The arena and the level-3 champion's held-out accuracy for one seed."""
     code, test = parse_tournament(args.tournament)
     config = ArenaConfig(
+        task=args.task,
         rounds=args.rounds,
         seed=seed,
         code_agents=code,
@@ -42,13 +47,15 @@ def one_seed(seed: int, args: argparse.Namespace, store: Any) -> dict[str, Any]:
         heldout_size=args.heldout,
     )
     start = time.perf_counter()
-    arena = run_arena(config, storage=store, name=f"bench-arena-{args.tournament}-s{seed}")
+    prefix = "" if args.task == "email_validation" else f"{args.task}-"
+    name = f"bench-arena-{prefix}{args.tournament}-s{seed}"
+    arena = run_arena(config, storage=store, name=name)
     arena_seconds = time.perf_counter() - start
     total = int(arena.evaluations["total"])
     start = time.perf_counter()
     try:
         level3 = compare_level3(
-            config, evaluations=total, storage=store, name=f"bench-level3-s{seed}-e{total}"
+            config, evaluations=total, storage=store, name=f"bench-level3-{prefix}s{seed}-e{total}"
         )
     except DuplicateError:  # a resumed benchmark: that run finished before
         raise SystemExit("remove the storage or use another one to rerun level 3") from None
@@ -67,6 +74,7 @@ def one_seed(seed: int, args: argparse.Namespace, store: Any) -> dict[str, Any]:
 def main() -> None:
     """Run the seeds and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="email_validation")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--tournament", default="1x1")
@@ -88,7 +96,8 @@ def main() -> None:
     points = 100 * (arena - level3)
     wins = sum(r["arena"] > r["level3"] for r in rows)
     print(
-        f"held-out adversarial accuracy, median of {len(rows)} seeds at equal evaluations "
+        f"{args.task}: held-out adversarial accuracy, median of {len(rows)} seeds at equal "
+        f"evaluations "
         f"(median {statistics.median(r['evaluations'] for r in rows)}): arena {arena:.3f}, "
         f"level 3 {level3:.3f}, seed agent {seed_agent:.3f}; arena - level 3 = {points:+.1f} "
         f"points (arena ahead on {wins}/{len(rows)} seeds); target +{TARGET_POINTS:.0f}: "

@@ -131,7 +131,9 @@ def test_the_tournament_replaces_its_worst_agents() -> None:
     store = InMemoryStorage()
     result = _play(
         store,
-        agents=Agents(code=[seed, broken], test=[idle, seed_test_agent()]),
+        agents=Agents(
+            code=[seed, broken], test=[idle, seed_test_agent(load_task("email_validation", {}))]
+        ),
         code_agents=2,
         test_agents=2,
         replace_every=1,

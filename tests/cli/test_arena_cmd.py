@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_helpers import invoke_wide
+from cli_helpers import cli, invoke_wide
 
 SMALL = ("--proposals", "8", "--children", "1", "--heldout", "20")
 
@@ -48,3 +48,29 @@ def test_bad_options_get_a_clear_error(tmp_path: Path) -> None:
         "arena", "--rounds", "1", "--proposals", "9", "--seed", "3", "--storage", url
     )
     assert code == 1 and "exists with other settings" in text
+
+
+def test_any_arena_capable_task_plays_and_others_are_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    out = tmp_path / "summary.json"
+    code, text = invoke_wide(
+        "arena", "--task", "ip_validation", "--rounds", "1", *SMALL, "--storage", url,
+        "--json", str(out),
+    )  # fmt: skip
+    assert code == 0, text
+    summary = json.loads(out.read_text())
+    assert summary["name"] == "arena-ip_validation-1x1-s0" and summary["heldout"]["size"] == 20
+    code, text = invoke_wide("arena", "--task", "arith", "--rounds", "1", "--storage", url)
+    assert code == 1 and "task 'arith' cannot play an arena" in text and "oracle()" in text
+    code, text = invoke_wide("runs", "--storage", url)
+    assert code == 0 and "arith" not in text  # refused before any run was made
+
+
+def test_the_arena_level_runs_on_ip_validation(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    done = cli(
+        "run", "--task", "ip_validation", "--level", "arena", "-g", "1", "--sandbox", "process",
+        "--storage", db, "-q", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"status": "complete"' in done.stdout and '"heldout":' in done.stdout

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hyperagents.runs import Run, delete_run
 from hyperagents.runs._checkpoints import CheckpointStore, training_key
 from hyperagents.storages import InMemoryStorage, RDBStorage
+
+from toytask import ToyTask
 
 
 def test_the_newest_checkpoint_of_the_same_training_is_given_back(tmp_path: Path) -> None:
@@ -44,3 +47,22 @@ def test_it_lives_beside_a_sqlite_file_and_nowhere_in_memory(tmp_path: Path) -> 
         memory.close()
     assert not CheckpointStore.of(InMemoryStorage()).enabled
     CheckpointStore.of(InMemoryStorage()).save(1, 2, "k", 1, {"a": b""})  # kept nowhere
+
+
+def test_deleting_a_run_removes_its_checkpoints_and_no_other_runs(tmp_path: Path) -> None:
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'run.db'}")
+    try:
+        run = Run.create(task=ToyTask(), storage=storage, name="doomed", seed=0)
+        folder = storage.local_folder("checkpoints")
+        assert folder is not None
+        store = CheckpointStore.of(storage)
+        store.save(run.id, 2, "k", 5, {"state.pt": b"x"})
+        store.save(run.id + 1, 2, "k", 5, {"state.pt": b"another run's"})
+        (folder / f".run{run.id}-variant3.zip.abc123.tmp").write_bytes(b"half")
+        (folder / f"run{run.id}0-variant1.zip").write_bytes(b"run ten times the id")
+        delete_run(storage, run.record())
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            [f"run{run.id + 1}-variant2.zip", f"run{run.id}0-variant1.zip"]
+        )
+    finally:
+        storage.close()

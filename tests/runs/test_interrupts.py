@@ -79,8 +79,8 @@ def test_an_interrupt_right_after_a_child_is_recorded_still_finishes_it(
     ask = Jobs.ask
     asked: list[int] = []
 
-    def ask_then_interrupt(self: Jobs, variants: Sequence[VariantRecord]) -> Any:
-        job, created = ask(self, variants)
+    def ask_then_interrupt(self: Jobs, variants: Sequence[VariantRecord], **kw: Any) -> Any:
+        job, created = ask(self, variants, **kw)
         asked.append(created.id)
         if len(asked) == 3:  # the child is recorded, not yet handed to a worker
             signal.raise_signal(signal.SIGINT)

@@ -42,6 +42,12 @@ def test_target_elapsed_and_steering_go_through_the_context() -> None:
     store.pin_parent(seed.id, by="ada")
     assert ctx.take_steering() == ([], (seed.id, "ada"))
     assert ctx.take_steering() == ([], None)  # a pin is used once
+    # A record read before the pin was used up (another engine, an earlier ask): the pin it
+    # shows is not used again.
+    store.pin_parent(seed.id, by="ada")
+    stale = ctx.record()
+    assert ctx.take_steering(stale) == ([], (seed.id, "ada"))
+    assert ctx.take_steering(stale) == ([], None)
 
 
 def test_meta_files() -> None:

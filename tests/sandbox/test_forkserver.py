@@ -140,6 +140,20 @@ def test_a_process_left_running_does_not_outlive_its_request(warm: Any, tmp_path
     assert set(seen) <= {1, me}, seen
 
 
+def test_how_a_request_ended_is_reported_as_it_was(warm: Any, tmp_path: Path) -> None:
+    # Its exit code, or the signal that killed it, whatever namespace layout served it.
+    exits = _solve(warm, tmp_path / "a", "import os\ndef solve(x):\n    os._exit(7)\n")
+    assert exits.extra["start"] == "forked" and exits.exit_code == 7
+    killed = _solve(
+        warm,
+        tmp_path / "b",
+        "import os, signal\ndef solve(x):\n    os.kill(os.getpid(), signal.SIGTERM)\n",
+    )
+    assert killed.exit_code == -signal.SIGTERM
+    fine = _solve(warm, tmp_path / "c", "def solve(x):\n    return 'fine'\n")
+    assert fine.extra["start"] == "forked" and _output(fine) == "fine"
+
+
 def test_the_server_is_not_reachable_from_its_child(warm: Any, tmp_path: Path) -> None:
     if not ROOT and warm.name == "process":
         pytest.skip("the process sandbox without root runs agent code as the engine's user")
@@ -178,6 +192,28 @@ def test_known_sources_are_compiled_by_the_server_and_used_only_for_identical_fi
     _ready(warm)
     assert _output(_solve(warm, tmp_path / "d", changed)) == 1
     assert _output(_solve(warm, tmp_path / "e", probe)) == 2
+
+
+def test_the_server_imports_the_standard_modules_its_known_sources_import(
+    warm: Any, tmp_path: Path
+) -> None:
+    probe = (
+        "import gc\nimport sys\n\n"
+        "def solve(inputs):\n"
+        "    names = ('fractions', 'calendar', 'this', 'hyperagents')\n"
+        "    return [sorted(n for n in names if n in sys.modules), gc.get_freeze_count() > 0]\n"
+    )
+    before = _output(_solve(warm, tmp_path / "a", probe))
+    assert before == [[], True]  # the server's own objects are frozen out of the collector
+    known = (
+        "import fractions\nimport calendar\nimport this\n"
+        "from hyperagents import Run\nfrom . import sibling\n"
+    )
+    # ``calendar`` is also a file of the program (it would be imported from the workspace);
+    # ``this`` prints when imported; ``hyperagents`` is not the standard library.
+    warm.set_known_sources({"known.py": known, "calendar.py": "X = 1\n"})
+    _ready(warm)
+    assert _output(_solve(warm, tmp_path / "b", probe)) == [["fractions"], True]
 
 
 def test_only_a_ready_server_is_handed_out(tmp_path: Path) -> None:

@@ -167,8 +167,9 @@ def heldout_score(
     """``program``'s accuracy on the held-out ``cases`` (0 when it is invalid), scored here.
 
     Raises:
+        ConfigError: The task cannot play an arena.
         SandboxError: The sandbox itself failed.
     """
-    instances = instances_of(list(cases), "h")
+    instances = instances_of(list(cases), "h", key=task.arena_spec().input_key)
     result = evaluate(program, instances, task=task, sandbox=sandbox, limits=limits)
     return 0.0 if result is None else float(result.score)

@@ -23,7 +23,7 @@ from hyperagents.arena._agents import arena_files, arena_sandbox, heldout_score
 from hyperagents.arena._config import ArenaConfig
 from hyperagents.arena._round import RoundContext, play_round
 from hyperagents.arena._state import AgentSlot, ArenaState
-from hyperagents.arena._suite import heldout_cases, oracle_of, task_cases
+from hyperagents.arena._suite import Oracle, heldout_cases, oracle_of, task_cases
 from hyperagents.arena._tournament import mutate_test_agent, replace_worst
 from hyperagents.exceptions import ConfigError, RunNotFoundError
 from hyperagents.improvers import meta_agent_files
@@ -79,9 +79,15 @@ class ArenaResult:
         return asdict(self)
 
 
-def seed_test_agent() -> Program:
-    """The seed test agent: seeded mutations of email addresses (``test_agent.py``)."""
-    return Program(arena_files("test_agent.py"))
+def seed_test_agent(task: Task | Oracle) -> Program:
+    """The task's seed test agent: seeded edits of its seed inputs (``test_agent.py``, and
+    ``task_mutators.py`` with the task's own edits; see :mod:`hyperagents.arena._testers`).
+
+    Raises:
+        ConfigError: The task cannot play an arena.
+    """
+    oracle = task if isinstance(task, Oracle) else oracle_of(task)
+    return oracle.mutators.program()
 
 
 def arena_suite(store: BaseStorage, run_id: int) -> list[dict[str, Any]]:
@@ -94,14 +100,19 @@ def arena_suite(store: BaseStorage, run_id: int) -> list[dict[str, Any]]:
 
 def seed_code_agent(task: Task, meta: str, *, self_propose: bool = False) -> Program:
     """The code agents' seed: the task's seed program (and the arena meta agent for ``arena``;
-    and the seed test agent, its own ``propose()``, with ``self_propose``)."""
+    and the task's seed test agent, its own ``propose()``, with ``self_propose``).
+
+    Raises:
+        ConfigError: ``self_propose`` for a task that cannot play an arena.
+    """
     program = task.seed_program()
     if meta == "llm":
         program = task.with_meta_agent(program, meta_agent_files("llm") or {})
     if meta == "arena":
         program = program.with_files(arena_files("meta_arena.py"))
     if self_propose:
-        program = program.with_files(arena_files("test_agent.py"))
+        tester = seed_test_agent(task)
+        program = program.with_files({path: tester[path] for path in tester})
     return program
 
 
@@ -110,11 +121,11 @@ def initial_state(ctx: RoundContext, agents: Agents) -> ArenaState:
     each after the first with its parameters mutated so a tournament starts diverse), the
     task's train split as the suite."""
     config = ctx.config
-    state = ArenaState(round=0, code=[], test=[], suite=task_cases(ctx.task))
+    state = ArenaState(round=0, code=[], test=[], suite=task_cases(ctx.task, ctx.oracle.key))
     coders = agents.code or [
         seed_code_agent(ctx.task, config.meta, self_propose=config.self_propose)
     ]
-    tester = seed_test_agent()
+    tester = seed_test_agent(ctx.oracle)
     for i in range(config.code_agents):
         program_id = ctx.put(coders[i % len(coders)])
         state.code.append(AgentSlot(name=state.new_name("code"), program=program_id))
@@ -147,12 +158,14 @@ def open_run(
     config: ArenaConfig,
     name: str,
     *,
+    tester: Program,
     experiment: str | None = None,
     arm: str | None = None,
     level: bool = False,
 ) -> tuple[int, bool]:
-    """The arena's run id (created when new, in ``experiment`` as ``arm``; ``level``: a run of
-    the arena level, which records a variant per round) and whether it existed. Nothing of an
+    """The arena's run id (created when new, in ``experiment`` as ``arm``, with the seed test
+    agent ``tester`` as its seed program; ``level``: a run of the arena level, which records a
+    variant per round) and whether it existed. Nothing of an
     existing run is changed here: :func:`store_settings` does, once its engine slot is held.
 
     Raises:
@@ -169,7 +182,7 @@ def open_run(
             mode=MODE,
             seed=config.seed,
             config=config.model_dump(),
-            seed_program_id=store.put_program(seed_test_agent()),
+            seed_program_id=store.put_program(tester),
             task_name=config.task,
             target_generations=config.rounds,
             attrs={"arena": True, **({"level": MODE} if level else {})},
@@ -272,10 +285,11 @@ def run_arena(
         TaskError: The task cannot be loaded, or its oracle's package is missing.
         SandboxError: The sandbox itself kept failing (the arena resumes from its last round).
     """
-    store = get_storage(storage)
     task = load_task(config.task, {})
+    tester = seed_test_agent(task)  # a task that cannot play an arena stops here
+    store = get_storage(storage)
     name = name or arena_name(config)
-    run_id, existed = open_run(store, config, name)
+    run_id, existed = open_run(store, config, name, tester=tester)
     ctx, heldout = arena_context(store, run_id, task, config, sandbox)
     with hold_run(store, run_id, started=f"arena: to round {config.rounds}") as held:
         if existed:

@@ -33,6 +33,7 @@ from hyperagents.arena._engine import (
     play_held,
     run_arena,
     seed_code_agent,
+    seed_test_agent,
     store_settings,
 )
 from hyperagents.arena._record import budget_spent, record_rounds
@@ -74,7 +75,7 @@ class ArenaLevel:
     mode: str = MODE
 
     def check(self, task: Task) -> None:
-        """Raises: ConfigError: The task has no trusted oracle (the arena needs one)."""
+        """Raises: ConfigError: The task cannot play an arena (no trusted oracle)."""
         try:
             oracle_of(task)
         except ConfigError as exc:
@@ -154,7 +155,10 @@ def _play(
     """Create or go on with the level's run ``name`` (in experiment and arm ``where``) and
     play it holding its engine slot (see :meth:`ArenaLevel.drive`)."""
     experiment, arm = where
-    run_id, existed = open_run(storage, arena, name, experiment=experiment, arm=arm, level=True)
+    tester = seed_test_agent(task)
+    run_id, existed = open_run(
+        storage, arena, name, tester=tester, experiment=experiment, arm=arm, level=True
+    )
     if existed and _played_out(storage.get_run(run_id), arena):
         return storage.get_run(run_id)  # nothing left to play: its engine slot is left alone
     ctx, _ = arena_context(storage, run_id, task, arena, None)

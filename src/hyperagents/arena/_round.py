@@ -13,7 +13,8 @@ from typing import Any
 from hyperagents.arena._agents import evaluate, make_child, propose
 from hyperagents.arena._config import ArenaConfig
 from hyperagents.arena._state import HISTORY_CAP, LINEAGE_CAP, AgentSlot, ArenaState, meta_report
-from hyperagents.arena._suite import INPUT_KEY, Case, grow_suite, instances_of, label_inputs
+from hyperagents.arena._suite import Case, Oracle, grow_suite, instances_of, label_inputs
+from hyperagents.arena._testers import rule_library
 from hyperagents.program import Program
 from hyperagents.runs import RunLLM, derive_seed
 from hyperagents.sandbox import Limits, Sandbox
@@ -36,7 +37,7 @@ class RoundContext:
     task: Task
     config: ArenaConfig
     sandbox: Sandbox
-    oracle: Any
+    oracle: Oracle
     heldout: frozenset[str]
     programs: dict[str, Program]
     llm: RunLLM | None = None
@@ -123,7 +124,7 @@ def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str
 def _run_on(ctx: RoundContext, program: Program, cases: list[Case]) -> dict[str, Any]:
     """A code agent's outputs on ``cases``, by input (None for each where it failed or is
     invalid), from one sandboxed evaluation."""
-    instances = instances_of(cases, "e")
+    instances = instances_of(cases, "e", key=ctx.oracle.key)
     result = evaluate(
         program, instances, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
     )
@@ -139,8 +140,8 @@ def _results(ctx: RoundContext, state: ArenaState, outputs: dict[str, Any]) -> l
     """The rows of an evaluation on the suite (id, score, feedback, output), scored here from
     the agent's recorded outputs (a deterministic agent: the same as running it again)."""
     rows = []
-    for inst in instances_of(state.suite):
-        output = outputs.get(inst.inputs[INPUT_KEY])
+    for inst in instances_of(state.suite, key=ctx.oracle.key):
+        output = outputs.get(inst.inputs[ctx.oracle.key])
         score = ctx.task.checked_score(inst, output)
         rows.append({"id": inst.id, "score": score.value, "feedback": score.feedback})
         rows[-1]["output"] = output
@@ -153,7 +154,7 @@ def _screen(ctx: RoundContext, state: ArenaState, cases: list[Case]) -> set[str]
     if not cases:
         return set()
     hard: set[str] = set()
-    instances = instances_of(cases, "p")
+    instances = instances_of(cases, "p", key=ctx.oracle.key)
     for slot in state.code:
         outputs = _run_on(ctx, ctx.program(slot.program), cases)
         state.evaluations["screens"] += 1
@@ -184,6 +185,16 @@ def _catch_up(ctx: RoundContext, state: ArenaState, slot: AgentSlot) -> None:
     slot.answers = {key: value for key, value in slot.answers.items() if key in suite}
 
 
+def _task_info(ctx: RoundContext) -> dict[str, Any]:
+    """What a code agent's meta agent is told of the task: its name, description, score range
+    and input key (and, for the ``arena`` meta agent, its rule library)."""
+    info: dict[str, Any] = {"name": ctx.task.name, "description": ctx.task.description}
+    info |= {"score_range": list(ctx.task.score_range), "input_key": ctx.oracle.key}
+    if ctx.config.meta == "arena":
+        info |= rule_library(ctx.oracle.spec)
+    return info
+
+
 def improve_slot(
     ctx: RoundContext, state: ArenaState, slot: AgentSlot, round_no: int, children: int
 ) -> float:
@@ -197,12 +208,12 @@ def improve_slot(
     _catch_up(ctx, state, slot)
     score, results = _score(ctx, state, slot.answers)
     slot.score = score
+    key = ctx.oracle.key
     inputs = [
-        {"id": f"c-{i}", "inputs": {INPUT_KEY: case["input"]}} for i, case in enumerate(state.suite)
+        {"id": f"c-{i}", "inputs": {key: case["input"]}} for i, case in enumerate(state.suite)
     ]
     module = "meta_arena" if ctx.config.meta == "arena" else "meta_agent"
-    task_info: dict[str, Any] = {"name": ctx.task.name, "description": ctx.task.description}
-    task_info["score_range"] = list(ctx.task.score_range)
+    task_info = _task_info(ctx)
     for k in range(children):
         seed = ctx.seed(round_no, slot.name, "child", k)
         report = meta_report(slot, results, inputs, task=task_info, seed=seed)

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from hyperagents.exceptions import ConfigError
+from hyperagents.arena._testers import TrustedMutators
+from hyperagents.exceptions import TaskError
 from hyperagents.runs import derive_seed
-from hyperagents.tasks import Instance, Split, Task
+from hyperagents.tasks import ArenaSpec, Instance, Split, Task, Verdict
 
 __all__ = [
-    "INPUT_KEY",
     "Case",
+    "Oracle",
     "grow_suite",
     "heldout_cases",
     "heldout_suite",
@@ -35,26 +37,51 @@ __all__ = [
     "task_cases",
 ]
 
-#: The key of the one input the arena's tasks take (``{"address": str}``).
-INPUT_KEY = "address"
-
 Case = dict[str, Any]
 
 
-def oracle_of(task: Task) -> Any:
-    """The task's trusted oracle, ``label(input) -> (valid, reason)``.
+@dataclass(frozen=True)
+class Oracle:
+    """The trusted side of a task's arena: its checked declaration, its oracle (calling it
+    labels an input: ``(valid, reason)``) and the seed test agent's edits, run here.
+
+    Attributes:
+        task: The task.
+        spec: Its checked arena declaration (:meth:`~hyperagents.tasks.Task.arena_spec`).
+        mutators: Its seed test agent's edits (trusted).
+    """
+
+    task: Task
+    spec: ArenaSpec
+    mutators: TrustedMutators
+
+    @property
+    def key(self) -> str:
+        """The key of the task's one string input."""
+        return self.spec.input_key
+
+    def __call__(self, value: str) -> tuple[bool, str]:
+        """The task oracle's label of ``value`` and why (``""`` when valid).
+
+        Raises:
+            TaskError: The oracle cannot run (a missing package) or returned no Verdict.
+        """
+        verdict = self.task.oracle(value)
+        if not isinstance(verdict, Verdict):
+            raise TaskError(f"task {self.task.name!r}: oracle() returned {verdict!r}")
+        return bool(verdict.valid), str(verdict.reason)
+
+
+def oracle_of(task: Task) -> Oracle:
+    """The task's trusted oracle and arena declaration.
 
     Raises:
-        ConfigError: The task has no oracle for new inputs (``label``).
+        ConfigError: The task cannot play an arena (no :meth:`~hyperagents.tasks.Task.arena`
+            with an :meth:`~hyperagents.tasks.Task.oracle`, or one that does not follow the
+            protocol, or mutators that fail to load).
     """
-    if task.name == "email_validation":
-        from hyperagents.tasks.email_validation import oracle_label
-
-        return oracle_label
-    label = getattr(task, "label", None)
-    if not callable(label):
-        raise ConfigError(f"task {task.name!r} has no trusted oracle (label) for new inputs")
-    return lambda value: (bool(label(value)), "")
+    spec = task.arena_spec()
+    return Oracle(task, spec, TrustedMutators.of(spec, task=task.name))
 
 
 def label_inputs(
@@ -77,24 +104,26 @@ def label_inputs(
     return cases
 
 
-def task_cases(task: Task) -> list[Case]:
-    """The task's own train instances as cases (their stored, oracle-made labels)."""
+def task_cases(task: Task, key: str) -> list[Case]:
+    """The task's own train instances (their input at ``key``) as cases, with their stored,
+    oracle-made labels."""
     cases = []
     for inst in task.instances(Split.TRAIN):
         target = inst.target
         cases.append(
-            {"input": inst.inputs[INPUT_KEY], "valid": bool(target["valid"])}
+            {"input": inst.inputs[key], "valid": bool(target["valid"])}
             | {"reason": str(target.get("reason", "")), "round": 0, "by": "task"}
         )
     return cases
 
 
-def instances_of(cases: Sequence[Case], prefix: str = "c") -> list[Instance]:
-    """Task instances of ``cases`` (id ``{prefix}-{index}``), scored by the task's ``score``."""
+def instances_of(cases: Sequence[Case], prefix: str = "c", *, key: str) -> list[Instance]:
+    """Task instances of ``cases`` (id ``{prefix}-{index}``, the input at ``key``), scored by
+    the task's ``score``."""
     return [
         Instance(
             f"{prefix}-{i}",
-            {INPUT_KEY: case["input"]},
+            {key: case["input"]},
             {"valid": case["valid"], "reason": case["reason"]},
         )
         for i, case in enumerate(cases)
@@ -119,26 +148,25 @@ def grow_suite(suite: Sequence[Case], hard: Sequence[Case], *, cap: int) -> list
 
 
 def heldout_suite(task: Task, *, seed: int, size: int) -> list[Case]:
-    """The held-out adversarial suite: ``size`` distinct mutations (by the trusted mutators,
-    seeded with ``seed``) of the seed test agent's bases, none in the task's suite, labelled by
-    the oracle, about as many valid as invalid where the mutations allow.
+    """The held-out adversarial suite: ``size`` distinct mutations (by the seed test agent's
+    edits run here as trusted code, seeded with ``seed``) of the task's seed inputs, none in
+    the task's suite, labelled by the oracle, about as many valid as invalid where the
+    mutations allow.
 
     Raises:
         ConfigError: The task has no oracle.
         TaskError: The oracle's package is not installed.
     """
-    from hyperagents.arena.seeds import test_agent
-
     oracle = oracle_of(task)
     rng = random.Random(seed)
-    known = {inst.inputs[INPUT_KEY] for split in Split for inst in task.instances(split)}
+    known = {inst.inputs[oracle.key] for split in Split for inst in task.instances(split)}
     half = {True: (size + 1) // 2, False: size // 2}
     chosen: list[Case] = []
     for _ in range(size * 60):
         if len(chosen) >= size:
             break
-        base = rng.choice(test_agent.BASES)
-        value = test_agent.mutate(base, rng, {**test_agent.PARAMS, "max_edits": 3})
+        base = rng.choice(oracle.spec.seeds)
+        value = oracle.mutators.mutate(base, rng, max_edits=3)
         if value in known:
             continue
         known.add(value)

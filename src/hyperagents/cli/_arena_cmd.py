@@ -37,9 +37,13 @@ def _round_line(summary: dict[str, Any]) -> str:
 
 
 def arena(
-    task: Annotated[str, typer.Option(help="The task (a built-in with an oracle).")] = (
-        "email_validation"
-    ),
+    task: Annotated[
+        str,
+        typer.Option(
+            help="An arena-capable task: one that declares arena() and a trusted oracle() "
+            "(email_validation, ip_validation, or a plug-in's; see docs/writing-a-task.md)."
+        ),
+    ] = "email_validation",
     rounds: Annotated[int, typer.Option(min=0, help="Rounds to play (resumed: in all).")] = 10,
     tournament: Annotated[
         str | None,

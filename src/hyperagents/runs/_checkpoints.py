@@ -129,3 +129,13 @@ class CheckpointStore:
         for stale in [path, *self._root.glob(f".{path.name}.*.tmp")]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
+
+    def drop_run(self, run_id: int) -> None:
+        """Forget every checkpoint of the run (it is deleted), half-written ones included."""
+        if self._root is None or not self._root.is_dir():
+            return
+        name = f"run{int(run_id)}-variant"
+        for stale in self._root.iterdir():
+            if stale.name.startswith((name, f".{name}")) and not stale.is_dir():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)

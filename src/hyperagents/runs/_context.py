@@ -27,7 +27,13 @@ from hyperagents.runs._llm import RunLLM
 from hyperagents.runs._meta_files import freeze_meta
 from hyperagents.runs._owner import new_owner_token
 from hyperagents.sandbox import Limits, RayOptions, Sandbox, get_sandbox, task_locations
-from hyperagents.storages import BaseStorage, RunRecord, VariantRecord, VariantState
+from hyperagents.storages import (
+    BaseStorage,
+    EvaluationRecord,
+    RunRecord,
+    VariantRecord,
+    VariantState,
+)
 from hyperagents.tasks import Instance, Split, Task
 
 __all__ = [
@@ -139,6 +145,8 @@ class RunContext:
         self._instances: dict[Split, Sequence[Instance]] = {}
         self._subset: tuple[str, ...] | None = None
         self._terminal: dict[int, VariantRecord] = {}
+        # The evaluations of the last parents read (see parent_evaluations).
+        self._parent_evaluations: dict[int, list[EvaluationRecord]] = {}
         self._llm: RunLLM | None = None
         self._llm_lock = threading.Lock()
         self._warned: set[str] | None = None  # run.warning messages recorded (see warn)
@@ -182,11 +190,29 @@ class RunContext:
         cached = self._terminal.get(variant_id)
         if cached is None:
             cached = self.storage.get_variant(variant_id)
-            if cached.state.is_terminal:
-                with self.lock:
-                    if len(self._terminal) > 4096:
-                        self._terminal.clear()
-                    self._terminal[variant_id] = cached
+            self.remember_terminal(cached)
+        return cached
+
+    def remember_terminal(self, variant: VariantRecord) -> None:
+        """Cache a terminal variant just read from storage (see :meth:`terminal`)."""
+        if variant.state.is_terminal:
+            with self.lock:
+                if len(self._terminal) > 4096:
+                    self._terminal.clear()
+                self._terminal[variant.id] = variant
+
+    def parent_evaluations(self, variant_id: int) -> list[EvaluationRecord]:
+        """The evaluations of a parent, as they are stored now. A child's report and its
+        instance limits both read them; the last few parents' are kept, so each is read once
+        (an evaluation added later, a champion's test, is not seen by those readers)."""
+        with self.lock:
+            cached = self._parent_evaluations.get(variant_id)
+        if cached is None:
+            cached = self.storage.list_evaluations(variant_id)
+            with self.lock:
+                if len(self._parent_evaluations) >= 8:
+                    self._parent_evaluations.pop(next(iter(self._parent_evaluations)))
+                self._parent_evaluations[variant_id] = cached
         return cached
 
     def instances(self, split: Split) -> Sequence[Instance]:
@@ -240,15 +266,20 @@ class RunContext:
         """Store the seconds engines have spent on the run."""
         self.storage.set_elapsed_seconds(self.run_id, seconds)
 
-    def take_steering(self) -> tuple[list[int], tuple[int, str] | None]:
+    def take_steering(
+        self, record: RunRecord | None = None
+    ) -> tuple[list[int], tuple[int, str] | None]:
         """What people said about the next parent: the banned lineages, and a pinned parent
-        with who pinned it (the pin is used up: it is cleared, compare-and-set, as it is
-        read)."""
-        record = self.record()
+        with who pinned it. The pin is used up: cleared, compare-and-set, as it is read; one
+        that another engine or an earlier call cleared first is not used again.
+
+        Args:
+            record: The run's record as just read (default: read now).
+        """
+        record = record if record is not None else self.record()
         pin = record.pinned_parent
-        if pin is None:
+        if pin is None or not self.storage.unpin_parent(self.run_id, expected=pin):
             return sorted(record.banned), None
-        self.storage.unpin_parent(self.run_id, expected=pin)
         by = record.pinned_by if record.pinned_by is not None else "a person"
         return sorted(record.banned), (pin, by)
 

@@ -385,12 +385,12 @@ class Engine:
             for waiting in [v.id for v in drive.mirror.values() if v.state is VariantState.PENDING]:
                 drive.mirror[waiting] = self._ctx.variant(waiting)
         view = ArchiveView.of(drive.current())
-        self._check_stops(drive, view)
+        record = self._check_stops(drive, view)
         # Once stopping, due test evaluations wait for a resume (a test refused for budget
         # would otherwise be handed out again and again); a crew's lead runs them.
         if not drive.stop.is_set() and self._lease.leading:
             self._schedule_tests(drive, view)
-        last = self._schedule_generations(drive, list(view))
+        last = self._schedule_generations(drive, list(view), record)
         if not drive.in_flight:
             if drive.stop.is_set() or (last >= drive.target and self._settled(drive)):
                 return False
@@ -416,10 +416,15 @@ class Engine:
             v.state.is_terminal for v in drive.mirror.values() if v.generation <= drive.target
         )
 
-    def _check_stops(self, drive: _Drive, view: ArchiveView) -> None:
-        """Stop on request, at the timeout, or when a budget or the model says so."""
+    def _check_stops(self, drive: _Drive, view: ArchiveView) -> RunRecord:
+        """Stop on request, at the timeout, or when a budget or the model says so.
+
+        Returns:
+            The run's record, as read for this.
+        """
         ctx = self._ctx
-        if ctx.record().status is RunStatus.STOPPED:
+        record = ctx.record()
+        if record.status is RunStatus.STOPPED:
             drive.stop.set()
             drive.status, drive.message = RunStatus.STOPPED, "stopped by request"
         if drive.deadline is not None and time.monotonic() >= drive.deadline:
@@ -440,6 +445,7 @@ class Engine:
                 drive.halt(RunStatus.STOPPED, llm.broken)
             elif llm.diverged.is_set():
                 drive.halt(RunStatus.STOPPED, f"replay diverged from its record: {llm.divergence}")
+        return record
 
     def _target_reached(self, view: ArchiveView) -> str | None:
         """Why the run is done because its champion reached the task's target score (None:
@@ -474,12 +480,15 @@ class Engine:
                 drive.tests_in_flight.add(v.id)
                 drive.submit(self._advancer.evaluate_test, v.id, v.id)
 
-    def _schedule_generations(self, drive: _Drive, variants: list[VariantRecord]) -> int:
+    def _schedule_generations(
+        self, drive: _Drive, variants: list[VariantRecord], record: RunRecord | None
+    ) -> int:
         """Ask for new generations while workers are free and selection may go on.
 
         Args:
             drive: The drive.
             variants: The mirror as it is now, ascending generation.
+            record: The run's record as this step read it (for the first ask's steering).
 
         Returns:
             The last generation asked for.
@@ -492,7 +501,8 @@ class Engine:
             and self._jobs.ready_for(variants, last + 1)
         ):
             try:
-                job, created = self._jobs.ask(variants)
+                job, created = self._jobs.ask(variants, record=record)
+                record = None  # a later ask this step reads the steering afresh
             except DuplicateError:  # another engine took this generation: a crew now
                 drive.crew = True
                 self._reread(drive)
@@ -532,6 +542,7 @@ class Engine:
             self._failed(drive, variant_id, error, was_test)
             return
         finished = self._ctx.variant(variant_id)
+        self._ctx.remember_terminal(finished)  # a parent to be: not read again to build jobs
         drive.mirror[variant_id] = finished
         if not was_test:
             for notify in drive.notify:

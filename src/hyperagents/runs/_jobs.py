@@ -24,7 +24,7 @@ from hyperagents.runs._config import Mode
 from hyperagents.runs._context import RunContext
 from hyperagents.runs._report import Reports
 from hyperagents.runs._review import Reviews
-from hyperagents.storages import EventSpec, VariantRecord, VariantState
+from hyperagents.storages import EventSpec, RunRecord, VariantRecord, VariantState
 from hyperagents.tasks import declared_space
 
 __all__ = ["Job", "Jobs"]
@@ -85,11 +85,14 @@ class Jobs:
         """Whether the generations that ``generation`` depends on have all settled."""
         return ArchiveView.of(variants).all_terminal(self._ctx.horizon(generation))
 
-    def ask(self, variants: Sequence[VariantRecord]) -> tuple[Job, VariantRecord]:
+    def ask(
+        self, variants: Sequence[VariantRecord], *, record: RunRecord | None = None
+    ) -> tuple[Job, VariantRecord]:
         """Create the next generation's variant (owned by this run object) and its job.
 
         Args:
             variants: The run's variants as they are now.
+            record: The run's record as just read, for people's steering (default: read).
 
         Returns:
             The job, and the new variant's record.
@@ -109,7 +112,7 @@ class Jobs:
                     f"generation {generation} must wait for generations <= {horizon} to finish"
                 )
             snapshot = view.settled(horizon)
-            parent_id, how = self._select_parent(snapshot, generation)
+            parent_id, how = self._select_parent(snapshot, generation, record)
 
             def create() -> VariantRecord:  # and read back, in one transaction
                 variant_id = ctx.storage.create_variant(
@@ -158,10 +161,12 @@ class Jobs:
         return Job(variant.id, variant.generation, parent.id, request)
 
     # -- parent selection ----------------------------------------------------------------------
-    def _select_parent(self, snapshot: ArchiveView, generation: int) -> tuple[int, str]:
+    def _select_parent(
+        self, snapshot: ArchiveView, generation: int, record: RunRecord | None = None
+    ) -> tuple[int, str]:
         """The parent of generation ``generation`` and how it was chosen."""
         ctx = self._ctx
-        banned, pin = ctx.take_steering()
+        banned, pin = ctx.take_steering(record)
         snapshot = snapshot.without_lineages(banned)
         if pin is not None:
             # A person's override, used once: the next child is made from this variant.

@@ -233,7 +233,7 @@ class Reports:
         cached = self._evaluations.get(parent_id)
         if cached is not None:
             return cached
-        evaluations = {e.stage: e for e in self._ctx.storage.list_evaluations(parent_id)}
+        evaluations = {e.stage: e for e in self._ctx.parent_evaluations(parent_id)}
         source = evaluations.get("train") or evaluations.get("train_subset")
         results = []
         if source is not None:

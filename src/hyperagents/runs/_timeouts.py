@@ -80,7 +80,7 @@ class AdaptiveTimeouts:
             self._walls.move_to_end(parent_id)
             return self._walls[parent_id]
         walls: dict[tuple[str, str], float] = {}
-        for record in self._ctx.storage.list_evaluations(parent_id):
+        for record in self._ctx.parent_evaluations(parent_id):
             for result in record.results:
                 wall = _clean_wall(result)
                 if wall is not None:

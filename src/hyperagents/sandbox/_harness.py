@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import importlib
 import importlib.machinery
 import importlib.util
@@ -646,24 +647,66 @@ def _compiled(source: bytes, path: str) -> Any:
     return code
 
 
-def _compile_known(workspace: str, limit: int = 16 << 20) -> None:
+def _compile_known(workspace: str, limit: int = 16 << 20) -> dict[str, str]:
     """A fork server's known sources: read ``{path: text}`` (JSON, at most ``limit`` bytes) from
     stdin, and compile each ``.py`` file as the file it would be in the workspace, so that no
     child compiles it again. These come from the engine (e.g. the run's seed program), before
     any request: nothing of a request is ever kept in the server. Anything unreadable or that
-    does not compile is skipped (a child then compiles, and reports, it itself)."""
+    does not compile is skipped (a child then compiles, and reports, it itself).
+
+    Returns:
+        The known ``.py`` sources that compiled, by relative path.
+    """
     try:
         data = sys.stdin.buffer.read(limit + 1)
         known = json.loads(data.decode("utf-8")) if 0 < len(data) <= limit else {}
     except (OSError, ValueError):
-        return
+        return {}
     if not isinstance(known, dict):
-        return
+        return {}
+    compiled: dict[str, str] = {}
     for relative, text in sorted(known.items()):
         if not (isinstance(relative, str) and relative.endswith(".py") and isinstance(text, str)):
             continue
         with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
             _compiled(text.encode("utf-8"), os.path.join(workspace, relative))
+            compiled[relative] = text
+    return compiled
+
+
+#: Standard-library modules a fork server never imports ahead of time, whoever imports them:
+#: they act when imported (print, open a browser) or pull in a GUI toolkit.
+_NEVER_PRELOAD = frozenset(
+    {"__main__", "__hello__", "__phello__", "antigravity", "idlelib", "this", "tkinter",
+     "turtle", "turtledemo"}
+)  # fmt: skip
+
+
+def _stdlib_imports(known: dict[str, str]) -> list[str]:
+    """The standard-library modules the known sources import by absolute name (``import a.b``,
+    ``from a.b import c``), but none that a known file or folder would provide in the
+    workspace instead (``a.py``, ``a/``)."""
+    import ast
+
+    local = {path.split("/", 1)[0].removesuffix(".py") for path in known}
+    names: set[str] = set()
+    for text in known.values():
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return sorted(
+        name
+        for name in names
+        if (top := name.partition(".")[0]) in sys.stdlib_module_names
+        and top not in _NEVER_PRELOAD
+        and top not in local
+    )
 
 
 class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
@@ -1149,8 +1192,13 @@ def _serve(control_fd: int, preload: str) -> int:
     # Children start in the workspace; the server itself stays out of it (a sandbox finds what
     # a child left behind by its working directory there).
     workspace = os.getcwd()
-    _compile_known(workspace)
-    os.chdir("/")
+    os.chdir("/")  # nothing is imported from the workspace ahead of a request
+    _preload(_stdlib_imports(_compile_known(workspace)))
+    # What the server holds now is shared by every child, copy-on-write: out of the collector's
+    # sight, so a child's collections do not touch (and copy) those pages.
+    gc.collect()
+    gc.freeze()
+    own_pids = _own_pid_namespace()
     _send_packet(control, {"type": "ready"})
     while True:
         try:
@@ -1165,31 +1213,126 @@ def _serve(control_fd: int, preload: str) -> int:
             for fd in fds:
                 os.close(fd)
             return 0 if not data else 2  # the engine closed the socket, or broke the protocol
-        _serve_one(control, fds, header, workspace)
+        _serve_one(control, fds, header, workspace, own_pids)
 
 
-def _serve_one(control: Any, fds: list[int], header: dict[str, Any], workspace: str) -> None:
-    """Fork the child of one request, wait for it, clean up after it and report."""
-    pid = os.fork()
+def _own_pid_namespace() -> int | None:
+    """A descriptor of this server's PID namespace, when the server can make a new namespace
+    for each request's child and come back to its own after forking into it (None: it cannot,
+    and each request's child makes one itself, from outside it; see
+    :func:`_enter_pid_namespace`). A forked probe tries both first: a server whose own next
+    child would be stranded in a namespace it cannot leave is never made."""
+    try:
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    probe = os.fork()
+    if probe == 0:
+        made = _LIBC.unshare(ctypes.c_int(_CLONE_NEWPID)) == 0
+        os._exit(0 if made and _LIBC.setns(own, ctypes.c_int(_CLONE_NEWPID)) == 0 else 1)
+    _, status = os.waitpid(probe, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        os.close(own)
+        return None
+    return own
+
+
+def _serve_one(
+    control: Any, fds: list[int], header: dict[str, Any], workspace: str, own_pids: int | None
+) -> None:
+    """Fork the child of one request, wait for it, clean up after it and report.
+
+    With ``pid_namespace`` asked for and ``own_pids`` (this server's PID namespace), the child
+    is forked into a new PID namespace as its init (see :func:`_namespace_init`), which tells
+    the request's wait status on a pipe; the server then goes back to its own namespace.
+    """
+    forked = None
+    if header.get("pid_namespace") and own_pids is not None:
+        forked = _fork_namespace_init(control, fds, workspace, header, own_pids)
+    told, pid = forked if forked is not None else (None, os.fork())
     if pid == 0:
         _forked_child(control, fds, workspace, header)
     for fd in fds:
         os.close(fd)
     _, status, usage = os.wait4(pid, 0)
+    if told is not None:  # the init's exit stands for nothing: the request's status does
+        with contextlib.suppress(OSError):
+            said = os.read(told, 32)
+            status = int(said) if said.strip().isdigit() else int(signal.SIGKILL)
+        os.close(told)
     left = _kill_leftovers() if header.get("kill_leftovers") else 0
     report = {"type": "exit", "status": status, "utime": usage.ru_utime}
     report.update(stime=usage.ru_stime, maxrss_kb=usage.ru_maxrss)
     _send_packet(control, {**report, "leftovers": left})
 
 
-def _forked_child(control: Any, fds: list[int], workspace: str, header: dict[str, Any]) -> None:
+def _fork_namespace_init(
+    control: Any, fds: list[int], workspace: str, header: dict[str, Any], own_pids: int
+) -> tuple[int, int] | None:
+    """Fork the init of a new PID namespace for one request (see :func:`_namespace_init`),
+    then return this server to its own namespace.
+
+    Returns:
+        The pipe the init tells the request's wait status on, and the init's pid (None: no
+        namespace could be made now; the request's child then tries itself).
+
+    Raises:
+        OSError: The server could not come back to its own namespace (it then ends, and the
+            engine replaces it).
+    """
+    if _LIBC.unshare(ctypes.c_int(_CLONE_NEWPID)) != 0:
+        return None
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        os.close(own_pids)
+        _namespace_init(control, fds, workspace, header, write_end)
+    os.close(write_end)
+    if _LIBC.setns(own_pids, ctypes.c_int(_CLONE_NEWPID)) != 0:
+        raise OSError(ctypes.get_errno(), "setns back to the server's PID namespace failed")
+    return read_end, pid
+
+
+def _namespace_init(
+    control: Any, fds: list[int], workspace: str, header: dict[str, Any], tell: int
+) -> None:
+    """The first process of a request's PID namespace, laid out as in a one-shot sandbox: it
+    forks the request's process (the namespace's second), reaps until that one exits, writes
+    its wait status on ``tell`` and leaves (everything left in the namespace dies with it).
+    Nothing of the request can see or signal the server. Never returns."""
+    try:
+        os.setsid()
+        worker = os.fork()
+        if worker == 0:
+            os.close(tell)
+            _forked_child(control, fds, workspace, header, in_namespace=True)
+        _close_descriptors(keep=tell)  # the request's pipes stay with the request's process
+        while True:
+            pid, status = os.waitpid(-1, 0)
+            if pid == worker:
+                break
+        os.write(tell, str(status).encode())
+    finally:
+        os._exit(0)
+
+
+def _forked_child(
+    control: Any,
+    fds: list[int],
+    workspace: str,
+    header: dict[str, Any],
+    *,
+    in_namespace: bool = False,
+) -> None:
     """The child of one request: its own session (and with ``pid_namespace``, a PID namespace
-    of its own, of which it is the first process), its pipes as stdin, stdout and stderr, the
-    workspace as its directory; then the request as in a one-shot harness. Never returns."""
+    of its own, of which it is the second process: ``in_namespace`` when it is already there,
+    else it makes one), its pipes as stdin, stdout and stderr, the workspace as its directory;
+    then the request as in a one-shot harness. Never returns."""
     code = 70
     try:
         os.setsid()
-        own_pids = bool(header.get("pid_namespace")) and _enter_pid_namespace()
+        own_pids = in_namespace or (bool(header.get("pid_namespace")) and _enter_pid_namespace())
         os.chdir(workspace)
         _send_packet(control, {"type": "forked", "pid_namespace": own_pids})
         control.close()

@@ -124,6 +124,15 @@ def hand_over(directory: Path, uid: int) -> None:
 
 
 def move_entries(source: Path, target: Path) -> None:
-    """Move every entry of ``source`` into ``target`` (renames: same filesystem is fast)."""
+    """Move every entry of ``source`` into ``target``: a plain rename where it can be (the
+    target has no entry of that name), else as :func:`shutil.move` does (across filesystems,
+    or into a directory already there)."""
     for entry in os.listdir(source):
-        shutil.move(os.path.join(source, entry), os.path.join(target, entry))
+        old, new = os.path.join(source, entry), os.path.join(target, entry)
+        if os.path.lexists(new):
+            shutil.move(old, new)
+            continue
+        try:
+            os.rename(old, new)
+        except OSError:
+            shutil.move(old, new)

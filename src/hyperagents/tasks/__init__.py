@@ -3,9 +3,9 @@
 A task is named by a *spec*:
 
 * a built-in name (``review``, ``packing``, ``support``, ``support-lora``, ``forecast``,
-  ``shipping``, ``arith``, ``email_validation``, ``snake``, ``summaries``), or of a wrapper of
-  another task (``live``: a task with live examples added, see
-  :class:`hyperagents.service.LiveTask`);
+  ``shipping``, ``arith``, ``email_validation``, ``ip_validation``, ``snake``,
+  ``summaries``), or of a wrapper of another task (``live``: a task with live examples added,
+  see :class:`hyperagents.service.LiveTask`);
 * the name of an entry point in the group ``hyperagents.tasks`` (installed plugins);
 * ``path/to/file.py:ClassName`` (a task defined in a local file);
 * ``path/to/folder``: a task folder in the seed format (``config.py``, ``initial_solution.py``,
@@ -28,6 +28,7 @@ from typing import Any
 
 from hyperagents._modules import import_file
 from hyperagents.exceptions import TaskError, TaskNotFoundError
+from hyperagents.tasks._arena import GENERIC_MUTATORS, ArenaSpec, Verdict
 from hyperagents.tasks._base import (
     META_STATE_FILE,
     Instance,
@@ -50,6 +51,7 @@ from hyperagents.tasks._judge import (
     parse_drafted_facts,
     parse_rubric,
 )
+from hyperagents.tasks._labelled import LabelledStringTask
 from hyperagents.tasks._options import (
     check_task_options,
     create_task,
@@ -67,9 +69,11 @@ from hyperagents.tasks._scaffold import scaffold_task, task_class_name
 __all__ = [
     "BUILTIN_TASKS",
     "ENTRY_POINT_GROUP",
+    "GENERIC_MUTATORS",
     "META_STATE_FILE",
     "ODD_OUTPUTS",
     "WRAPPER_TASKS",
+    "ArenaSpec",
     "DeclaredParam",
     "DeclaredSpace",
     "Fact",
@@ -78,12 +82,14 @@ __all__ = [
     "Instance",
     "Judge",
     "JudgedTask",
+    "LabelledStringTask",
     "Score",
     "SeededTask",
     "Split",
     "Task",
     "TaskCheck",
     "TaskInfo",
+    "Verdict",
     "check_task",
     "check_task_options",
     "declared_space",
@@ -123,6 +129,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "shipping": "hyperagents.tasks.shipping:ShippingTask",
     "arith": "hyperagents.tasks.arith:ArithTask",
     "email_validation": "hyperagents.tasks.email_validation:EmailValidationTask",
+    "ip_validation": "hyperagents.tasks.ip_validation:IpValidationTask",
     "snake": "hyperagents.tasks.snake:SnakeTask",
     "summaries": "hyperagents.tasks.summaries:SummariesTask",
 }

@@ -21,6 +21,11 @@ What an agent sees: the task agent's ``solve(inputs)`` receives :attr:`Instance.
 meta agent receives an evaluation report with scores and per-instance feedback for the train
 split (never the test split, never targets). :attr:`Instance.target` stays in the engine.
 
+A task that classifies one string may take part in an arena (test agents propose inputs, code
+agents co-evolve, see :mod:`hyperagents.arena`): it returns an
+:class:`~hyperagents.tasks.ArenaSpec` from :meth:`Task.arena` and labels new inputs with its
+trusted :meth:`Task.oracle` (see :mod:`hyperagents.tasks._arena`).
+
 Scores are aggregated with :meth:`Task.aggregate` (the mean by default). Scores outside
 ``score_range`` are a bug in the task and raise :class:`~hyperagents.exceptions.TaskError`.
 """
@@ -30,13 +35,21 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import LLMError, RunStateError, TaskError
+from hyperagents.exceptions import ConfigError, LLMError, RunStateError, TaskError
 from hyperagents.program import Program
 from hyperagents.sandbox import is_meta_module
+from hyperagents.tasks._arena import (
+    MAX_SEED_CHARS,
+    MAX_SEEDS,
+    ArenaSpec,
+    Verdict,
+    check_arena_spec,
+    default_alphabet,
+)
 
 __all__ = [
     "META_STATE_FILE",
@@ -204,6 +217,60 @@ class Task(ABC):
         except TaskError:
             return False
         return value >= self.score_range[1] - 1e-9
+
+    def arena(self) -> ArenaSpec | None:
+        """The task's arena declaration (None, the default: it takes no part in arenas).
+
+        An arena-capable task classifies one string (``inputs`` ``{key: str}``, targets
+        ``{"valid": bool, "reason": str}``, bool outputs), returns an
+        :class:`~hyperagents.tasks.ArenaSpec` here and overrides :meth:`oracle`.
+        """
+        return None
+
+    def oracle(self, value: str) -> Verdict:
+        """The trusted oracle: the :class:`~hyperagents.tasks.Verdict` on a new input (one no
+        split holds), run in the engine. Must not raise on odd strings: label them.
+
+        Raises:
+            TaskError: The task has no oracle (the default), or its oracle cannot run (a
+                missing package).
+        """
+        raise TaskError(f"task {self.name!r} has no trusted oracle for new inputs")
+
+    def arena_spec(self) -> ArenaSpec:
+        """:meth:`arena`'s declaration checked, with its defaults filled: the seeds (the train
+        split's valid inputs where it gives none), capped, and the alphabet.
+
+        Raises:
+            ConfigError: The task takes no part in arenas (no :meth:`arena`, or no
+                :meth:`oracle` of its own), or its declaration or its train split does not
+                follow the protocol.
+        """
+        declared = self.arena()
+        if declared is None or type(self).oracle is Task.oracle:
+            raise ConfigError(
+                f"task {self.name!r} cannot play an arena: it declares no arena() with a "
+                "trusted oracle() (see docs/writing-a-task.md, 'Arena')"
+            )
+        spec = check_arena_spec(declared, task=self.name)
+        key = spec.input_key
+        seeds: list[str] = []
+        for inst in self.instances(Split.TRAIN):
+            value = inst.inputs.get(key) if isinstance(inst.inputs, Mapping) else None
+            target = inst.target
+            if not isinstance(value, str) or not isinstance(target, Mapping):
+                raise ConfigError(
+                    f"task {self.name!r}: arena tasks' train inputs are {{{key!r}: str}} with "
+                    f'targets {{"valid": bool, "reason": str}}; {inst.id} is not'
+                )
+            if target.get("valid") is True and value and value not in seeds:
+                seeds.append(value)
+        chosen = spec.seeds or tuple(seeds)
+        chosen = tuple(s for s in chosen if len(s) <= MAX_SEED_CHARS)[:MAX_SEEDS]
+        if not chosen:
+            raise ConfigError(f"task {self.name!r}: no seed inputs for the arena's test agents")
+        alphabet = spec.alphabet or default_alphabet(chosen)
+        return replace(spec, seeds=chosen, alphabet=alphabet)
 
     def aggregate(self, scores: Sequence[float]) -> float:
         """Combine per-instance scores into one split score (mean; 0-length gives the minimum)."""

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from hyperagents.exceptions import TaskError
 
-__all__ = ["offline_meta_agent", "seed_files", "train_state_file"]
+__all__ = ["offline_meta_agent", "seed_files", "seed_text", "train_state_file"]
 
 
 def offline_meta_agent() -> dict[str, str]:
@@ -63,3 +63,12 @@ def _read(package: str, path: str) -> str:
         return importlib.resources.files(package).joinpath(path).read_text("utf-8")
     except (OSError, ModuleNotFoundError) as exc:  # pragma: no cover - broken installation
         raise TaskError(f"seed file {package}/{path} is missing: {exc}") from exc
+
+
+def seed_text(package: str, path: str) -> str:
+    """The text of a seed file ``path`` of ``package`` (e.g. a task's arena mutators).
+
+    Raises:
+        TaskError: It is missing.
+    """
+    return _read(package, path)

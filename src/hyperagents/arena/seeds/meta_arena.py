@@ -3,10 +3,11 @@
 ``improve(workspace, report)`` is what the arena runs (in the sandbox) to make a child of a code
 agent. With probability ``RULE_SHARE`` (and when its report shows failures) it *synthesises a
 rule*: from the report's results (each case's input, the agent's answer and whether it was
-right, so its expected answer) it enumerates features of the inputs (``arena_feature`` in
-``LIBRARY``: a character in the local part or the domain, a length past a limit, a dot or
-hyphen at an edge, an empty label, a top-level domain, a well-formed IP literal, a quoted local
-part with an unescaped quote, a broken punycode label...) and picks the rule, one feature or a
+right, so its expected answer) it enumerates features of the inputs (``arena_feature`` of
+the task's rule library, ``report["task"]["rule_features"]``, tried as its
+``arena_candidates`` say: for email addresses a character in the local part or the domain, a
+label ending with a hyphen...; by default generic features of strings, a character, a length,
+the parts between separators...) and picks the rule, one feature or a
 pair (the second present or absent), and the verdict that fix the most failures net of the
 right answers they would break (exactly, on the reported cases: the rule goes first). The rule
 is written into ``task_agent.py``'s ``RULES`` list, which a wrapper of ``solve`` (added the
@@ -23,6 +24,7 @@ Standalone: standard library only, deterministic given the workspace and ``repor
 from __future__ import annotations
 
 import ast
+import json
 import os
 import random
 from typing import Any
@@ -33,122 +35,6 @@ RULE_SHARE = 0.5
 PROPOSE_SHARE = 0.15
 #: Most rules a task agent keeps (the oldest, last in the list, are dropped past it).
 MAX_RULES = 40
-
-#: The feature library, written into the task agent with its first rule (and run here).
-LIBRARY = '''
-def _arena_parts(address):
-    at = address.rfind("@")
-    return (address, "") if at < 0 else (address[:at], address[at + 1 :])
-
-
-def _arena_ipv4(text):
-    parts = text.split(".")
-    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
-
-
-def _arena_punycode_bad(domain):
-    for label in domain.lower().split("."):
-        if label.startswith("xn--"):
-            try:
-                label[4:].encode("ascii").decode("punycode")
-            except Exception:
-                return True
-            if not label[4:]:
-                return True
-    return False
-
-
-def arena_feature(name, arg, address):
-    """Whether ``address`` has the feature ``name`` (with ``arg``)."""
-    import unicodedata
-
-    local, domain = _arena_parts(address)
-    quoted = len(local) >= 2 and local.startswith('"') and local.endswith('"')
-    labels = domain.split(".")
-    if name == "local_has":
-        return not quoted and arg in local
-    if name == "quoted_has":
-        return quoted and arg in local[1:-1]
-    if name == "domain_has":
-        return arg in domain
-    if name == "local_len_gt":
-        return len(local.encode("utf-8")) > arg
-    if name == "label_len_gt":
-        return any(len(label) > arg for label in labels)
-    if name == "length_gt":
-        return len(address.encode("utf-8")) > arg
-    if name == "local_edge_dot":
-        return not quoted and (local.startswith(".") or local.endswith("."))
-    if name == "double_dot":
-        part = local if arg == "local" and not quoted else domain if arg == "domain" else ""
-        return ".." in part
-    if name == "label_edge_hyphen":
-        return any(label.startswith("-") or label.endswith("-") for label in labels)
-    if name == "tld_numeric":
-        return labels[-1].isdigit()
-    if name == "tld_is":
-        return labels[-1].lower() == arg
-    if name == "one_label":
-        return "." not in domain and not domain.startswith("[")
-    if name == "quoted":
-        return quoted
-    if name == "ipv4_literal":
-        return domain.startswith("[") and domain.endswith("]") and _arena_ipv4(domain[1:-1])
-    if name == "ipv6_literal":
-        inner = domain[1:-1]
-        if not (domain.startswith("[IPv6:") and domain.endswith("]")):
-            return False
-        import ipaddress
-
-        try:
-            ipaddress.IPv6Address(inner[5:])
-        except ValueError:
-            return False
-        return True
-    if name == "punycode_bad":
-        return _arena_punycode_bad(domain)
-    if name == "unicode_category":
-        return any(unicodedata.category(ch) == arg for ch in address)
-    if name == "non_ascii_local":
-        return any(ord(ch) > 127 for ch in local)
-    if name == "non_ascii_domain":
-        return any(ord(ch) > 127 for ch in domain)
-    if name == "local_outside_atext":
-        return not quoted and any(ch not in _ARENA_ATEXT and ord(ch) < 128 for ch in local)
-    if name == "domain_outside_ldh":
-        inner = domain[1:-1] if domain.startswith("[") and domain.endswith("]") else domain
-        return any(ch not in _ARENA_LDH and ord(ch) < 128 for ch in inner)
-    if name == "empty_label":
-        return "" in labels and not domain.startswith("[")
-    if name == "tld_alpha":
-        return labels[-1].isalpha()
-    if name == "quoted_bad":
-        inner = local[1:-1] if quoted else ""
-        return quoted and (_arena_unescaped(inner) or any(ord(ch) < 32 for ch in inner))
-    if name == "domain_literal":
-        return domain.startswith("[")
-    if name == "at_count_gt":
-        return address.count("@") > arg
-    if name == "local_empty":
-        return local == "" or local == '""'
-    return False
-
-
-_ARENA_LDH = set("abcdefghijklmnopqrstuvwxyz" "ABCDEFGHIJKLMNOPQRSTUVWXYZ" "0123456789-.")
-_ARENA_ATEXT = _ARENA_LDH | set("!#$%&'*+/=?^_`{|}~")
-
-
-def _arena_unescaped(inner):
-    escaped = False
-    for ch in inner:
-        if escaped:
-            escaped = False
-        elif ch == chr(92):  # a backslash
-            escaped = True
-        elif ch == '"':
-            return True
-    return escaped
-'''
 
 _WRAPPER = '''
 
@@ -161,7 +47,7 @@ _arena_base_solve = solve
 
 def solve(inputs):
     """The rules first, then the original ``solve``."""
-    address = inputs.get("address") if isinstance(inputs, dict) else None
+    address = inputs.get({key}) if isinstance(inputs, dict) else None
     if isinstance(address, str):
         for conditions, verdict in RULES:
             if all(arena_feature(n, a, address) == want for n, a, want in conditions):
@@ -169,53 +55,31 @@ def solve(inputs):
     return _arena_base_solve(inputs)
 '''
 
-_CATEGORIES = ("Cc", "Cf", "Zs", "So", "Co", "Cn", "Mn")
+
+def _library(report: dict[str, Any]) -> tuple[str, str] | None:
+    """The task's rule library from the report: the features' source (written into the task
+    agent) and the candidates' source (run here); None when the report carries none."""
+    task = report.get("task")
+    if not isinstance(task, dict):
+        return None
+    features, candidates = task.get("rule_features"), task.get("rule_candidates")
+    if isinstance(features, str) and isinstance(candidates, str) and features and candidates:
+        return features, candidates
+    return None
 
 
-def _candidates(addresses: list[str]) -> list[tuple[str, Any]]:
-    """The features worth trying on these (failing) addresses."""
-    found: list[tuple[str, Any]] = [
-        ("local_len_gt", 64),
-        ("label_len_gt", 63),
-        ("length_gt", 254),
-        ("local_edge_dot", ""),
-        ("double_dot", "local"),
-        ("double_dot", "domain"),
-        ("label_edge_hyphen", ""),
-        ("tld_numeric", ""),
-        ("one_label", ""),
-        ("quoted", ""),
-        ("ipv4_literal", ""),
-        ("ipv6_literal", ""),
-        ("punycode_bad", ""),
-        ("non_ascii_local", ""),
-        ("non_ascii_domain", ""),
-        ("local_outside_atext", ""),
-        ("domain_outside_ldh", ""),
-        ("empty_label", ""),
-        ("tld_alpha", ""),
-        ("quoted_bad", ""),
-        ("domain_literal", ""),
-        ("at_count_gt", 1),
-        ("local_empty", ""),
-    ]
-    found += [("unicode_category", c) for c in _CATEGORIES]
-    chars: set[str] = set()
-    tlds: set[str] = set()
-    for address in addresses:
-        domain = address.rpartition("@")[2]
-        chars.update(ch for ch in address if not ch.isalnum() or ord(ch) > 127)
-        tlds.add(domain.rpartition(".")[2].lower()[:30])
-    for ch in sorted(chars):
-        found += [("local_has", ch), ("domain_has", ch), ("quoted_has", ch)]
-    found += [("tld_is", t) for t in sorted(tlds) if t]
-    return found
+def _input_key(report: dict[str, Any]) -> str:
+    """The key of the task's one string input (``report["task"]["input_key"]``)."""
+    task = report.get("task")
+    key = task.get("input_key") if isinstance(task, dict) else None
+    return key if isinstance(key, str) and key else "address"
 
 
 def _cases(report: dict[str, Any]) -> list[tuple[str, bool, bool]]:
-    """``(address, answer, expected)`` of each reported case the agent answered."""
+    """``(input, answer, expected)`` of each reported case the agent answered."""
+    key = _input_key(report)
     inputs = {
-        item.get("id"): item.get("inputs", {}).get("address")
+        item.get("id"): item.get("inputs", {}).get(key)
         for item in report.get("train_inputs", [])
         if isinstance(item, dict) and isinstance(item.get("inputs"), dict)
     }
@@ -245,13 +109,15 @@ def synthesise(report: dict[str, Any], rng: random.Random) -> tuple[list[Any], i
     """The best rule ``[conditions, verdict]`` for the report's cases and its net gain (None:
     no rule gains). A condition is ``[feature, arg, wanted]``; a rule has one or two: a single
     feature, or a pair (the second wanted or not) of the features covering most failures."""
-    namespace: dict[str, Any] = {}
-    exec(LIBRARY, namespace)  # the same library the task agent gets
+    library = _library(report)
     cases = _cases(report)
     wrong = [address for address, answer, expected in cases if answer != expected]
-    if not wrong:
+    if library is None or not wrong:
         return None
-    masks = _masks(cases, _candidates(wrong), namespace["arena_feature"])
+    namespace: dict[str, Any] = {"__name__": "arena_rules"}
+    exec(library[0], namespace)  # the same features the task agent gets
+    exec(library[1], namespace)
+    masks = _masks(cases, namespace["arena_candidates"](wrong), namespace["arena_feature"])
     fix = {v: 0 for v in (True, False)}  # wrong cases whose expected answer is v
     harm = {v: 0 for v in (True, False)}  # right cases whose answer is not v
     for i, (_, answer, expected) in enumerate(cases):
@@ -287,13 +153,15 @@ def synthesise(report: dict[str, Any], rng: random.Random) -> tuple[list[Any], i
     return rule, gain
 
 
-def _write_rule(path: str, rule: list[Any]) -> list[Any]:
-    """Put ``rule`` first in ``task_agent.py``'s ``RULES`` (adding the wrapper if absent)."""
+def _write_rule(path: str, rule: list[Any], key: str, features: str) -> list[Any]:
+    """Put ``rule`` first in ``task_agent.py``'s ``RULES`` (adding the wrapper, which reads the
+    input at ``key``, and the ``features`` library, if absent)."""
     with open(path, encoding="utf-8") as handle:
         source = handle.read()
     marker = "\nRULES = "
     if marker not in source:
-        source += _WRAPPER.format(library=LIBRARY)
+        library = "\n" + features.strip("\n") + "\n"
+        source += _WRAPPER.format(library=library, key=json.dumps(key))
     start = source.index(marker) + len(marker)
     end = source.index("\n", start)
     rules = [rule, *ast.literal_eval(source[start:end])][:MAX_RULES]
@@ -350,7 +218,9 @@ def improve(workspace: str, report: dict[str, Any]) -> dict[str, Any]:
         found = synthesise(report, rng)
         if found is not None:
             rule, gain = found
-            rules = _write_rule(os.path.join(workspace, "task_agent.py"), rule)
+            path = os.path.join(workspace, "task_agent.py")
+            features = (_library(report) or ("", ""))[0]
+            rules = _write_rule(path, rule, _input_key(report), features)
             return {
                 "operator": "rule",
                 "changes": {"rule": rule, "gain": gain},

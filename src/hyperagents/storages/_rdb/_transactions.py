@@ -110,6 +110,8 @@ RUN_ENGINES = cast(Table, RunEngineModel.__table__)
 SERVICES = cast(Table, ServiceModel.__table__)
 SERVICE_REQUESTS = cast(Table, ServiceRequestModel.__table__)
 SERVICE_EVENTS = cast(Table, ServiceEventModel.__table__)
+#: The one event insert (built once: see ``_insert_event``).
+_INSERT_EVENT = insert(EVENTS)
 #: Receipts older than this are deleted (a receipt is needed only while its call retries).
 _RECEIPT_KEEP = timedelta(days=1)
 #: Old receipts are pruned once every this many receipts written by one storage object.
@@ -518,7 +520,7 @@ class RDBCore(BaseStorage):
         if spec is None:
             return 0
         result = conn.execute(
-            insert(EVENTS),
+            _INSERT_EVENT,
             {
                 "run_id": run_id,
                 "variant_id": variant_id,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     LargeBinary,
     Text,
+    bindparam,
     func,
     insert,
     select,
@@ -65,6 +66,33 @@ _VARIANT_SELECT = {
         c.cast(Text).label(c.name) if c.name in _VARIANT_JSON else c for c in _VARIANT_COLUMNS
     ],
 }
+# Statements of the calls made every generation, built once: building one costs more than
+# running it on SQLite. ``for_update`` variants lock the row on PostgreSQL.
+_BY_ID = VARIANTS.c.id == bindparam("variant_key")
+_GET_VARIANT = {
+    dialect: select(*columns).where(_BY_ID) for dialect, columns in _VARIANT_SELECT.items()
+}
+_METRICS_OF = select(VARIANTS.c.metrics).where(_BY_ID)
+_SCORED = select(VARIANTS.c.run_id, VARIANTS.c.scores, VARIANTS.c.metrics).where(_BY_ID)
+#: SQLite: a variant's other evaluations, results as stored; one's results made a reference.
+_OTHER_RESULTS = select(
+    EVALUATIONS.c.id, EVALUATIONS.c.stage, type_coerce(EVALUATIONS.c.results, Text)
+).where(
+    EVALUATIONS.c.variant_id == bindparam("variant_key"),
+    EVALUATIONS.c.stage != bindparam("stage_key"),
+)
+_REFER = (
+    update(EVALUATIONS)
+    .where(EVALUATIONS.c.id == bindparam("evaluation_key"))
+    .values({EVALUATIONS.c.results: bindparam("reference", type_=LargeBinary)})
+)
+_READ_FOR_UPDATE = {
+    False: {"metrics": _METRICS_OF, "scored": _SCORED},
+    True: {"metrics": _METRICS_OF.with_for_update(), "scored": _SCORED.with_for_update()},
+}
+#: Executed with the columns to set as parameters, and ``variant_key``.
+_UPDATE_VARIANT = update(VARIANTS).where(_BY_ID)
+_INSERT_EVALUATION = insert(EVALUATIONS)
 _EVALUATION_JSON = ("results", "metrics")
 _EVALUATION_SELECT = [
     type_coerce(c, Text).label(c.name) if c.name in _EVALUATION_JSON else c
@@ -175,9 +203,9 @@ class VariantMethods(RDBCore):
 
     @retried(idempotent=True)
     def get_variant(self, variant_id: int) -> VariantRecord:
+        stmt = _GET_VARIANT["sqlite" if self._dialect == "sqlite" else "other"]
         with self._read() as conn:
-            stmt = select(*self._variant_select()).where(VARIANTS.c.id == variant_id)
-            row = conn.execute(stmt).first()
+            row = conn.execute(stmt, {"variant_key": variant_id}).first()
         if row is None:
             raise VariantNotFoundError(f"variant {variant_id} not found")
         return self._variant_records([row])[0]
@@ -323,18 +351,15 @@ class VariantMethods(RDBCore):
 
     @retried(idempotent=True)
     def update_variant_metrics(self, variant_id: int, metrics: Mapping[str, Any]) -> None:
+        stmt = _READ_FOR_UPDATE[self._dialect != "sqlite"]["metrics"]
         with self._write() as conn:
-            stmt = select(VARIANTS.c.metrics).where(VARIANTS.c.id == variant_id)
-            if self._dialect != "sqlite":
-                stmt = stmt.with_for_update()
-            row = conn.execute(stmt).first()
+            row = conn.execute(stmt, {"variant_key": variant_id}).first()
             if row is None:
                 raise VariantNotFoundError(f"variant {variant_id} not found")
             merged = {**(row[0] or {}), **metrics}
             conn.execute(
-                update(VARIANTS)
-                .where(VARIANTS.c.id == variant_id)
-                .values(metrics=merged, updated_at=utcnow())
+                _UPDATE_VARIANT,
+                {"metrics": merged, "updated_at": utcnow(), "variant_key": variant_id},
             )
 
     # -- evaluations ------------------------------------------------------------------------
@@ -356,20 +381,16 @@ class VariantMethods(RDBCore):
         value = check_score(score)
         now = utcnow()
         stage_metrics = dict(metrics)
+        stmt = _READ_FOR_UPDATE[self._dialect != "sqlite"]["scored"]
         try:
             with self._write() as conn:
-                stmt = select(VARIANTS.c.run_id, VARIANTS.c.scores, VARIANTS.c.metrics).where(
-                    VARIANTS.c.id == variant_id
-                )
-                if self._dialect != "sqlite":
-                    stmt = stmt.with_for_update()
-                row = conn.execute(stmt).first()
+                row = conn.execute(stmt, {"variant_key": variant_id}).first()
                 if row is None:
                     raise VariantNotFoundError(f"variant {variant_id} not found")
                 run_id, scores, variant_metrics = row
                 records = [dict(r) for r in results]
                 result = conn.execute(
-                    insert(EVALUATIONS),
+                    _INSERT_EVALUATION,
                     {
                         "variant_id": variant_id,
                         "stage": stage,
@@ -392,11 +413,8 @@ class VariantMethods(RDBCore):
                 merged = dict(previous) if isinstance(previous, Mapping) else {}
                 merged.update(stage_metrics)
                 variant_metrics[stage] = merged
-                conn.execute(
-                    update(VARIANTS)
-                    .where(VARIANTS.c.id == variant_id)
-                    .values(scores=scores, metrics=variant_metrics, updated_at=now)
-                )
+                values = {"scores": scores, "metrics": variant_metrics, "updated_at": now}
+                conn.execute(_UPDATE_VARIANT, {**values, "variant_key": variant_id})
                 self._insert_event(conn, int(run_id), variant_id, event)
                 return self._done(conn, evaluation_id)
         except IntegrityError:
@@ -410,11 +428,7 @@ class VariantMethods(RDBCore):
         """SQLite: rewrite the results of the earlier evaluations of ``variant_id`` that
         ``records`` (those of ``stage``) hold, identically, as references to them (see
         :mod:`~hyperagents.storages._rdb._references`)."""
-        raw = type_coerce(EVALUATIONS.c.results, Text)
-        stmt = select(EVALUATIONS.c.id, EVALUATIONS.c.stage, raw).where(
-            EVALUATIONS.c.variant_id == variant_id, EVALUATIONS.c.stage != stage
-        )
-        rows = conn.execute(stmt).all()
+        rows = conn.execute(_OTHER_RESULTS, {"variant_key": variant_id, "stage_key": stage}).all()
         referred = {read_reference(r[2])[0] for r in rows if is_reference(r[2])}
         for evaluation_id, other, stored in rows:
             if stored is None or is_reference(stored) or other in referred:
@@ -422,11 +436,7 @@ class VariantMethods(RDBCore):
             size = len(stored.encode("utf-8")) if isinstance(stored, str) else len(stored)
             reference = make_reference(stage, self._texts.text(stored, "[]"), size, records)
             if reference is not None:
-                conn.execute(
-                    update(EVALUATIONS)
-                    .where(EVALUATIONS.c.id == evaluation_id)
-                    .values({EVALUATIONS.c.results: type_coerce(reference, LargeBinary)})
-                )
+                conn.execute(_REFER, {"evaluation_key": evaluation_id, "reference": reference})
 
     def _evaluation_results(self, rows: Sequence[Any]) -> dict[str, list[Any]]:
         """SQLite: the results of each of a variant's evaluation rows, by stage, references

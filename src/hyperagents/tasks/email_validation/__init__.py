@@ -24,25 +24,43 @@ parts, IP literals, Unicode, special-use domains), all but the shape check off.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from functools import cached_property
 from typing import Any, ClassVar
 
-from hyperagents.exceptions import TaskError
 from hyperagents.program import Program
-from hyperagents.tasks._base import Instance, Score, Split, Task, short_repr
-from hyperagents.tasks._seeds import seed_files
+from hyperagents.tasks._arena import ArenaSpec, Verdict
+from hyperagents.tasks._labelled import LabelledStringTask
+from hyperagents.tasks._seeds import seed_files, seed_text
 from hyperagents.tasks.email_validation._oracle import POLICY, oracle_label, oracle_version
+from hyperagents.tasks.email_validation._rules import RULE_FEATURES
 from hyperagents.tasks.email_validation._suite import load_suite
 
-__all__ = ["POLICY", "EmailValidationTask", "oracle_label", "oracle_version"]
+__all__ = [
+    "ARENA_ALPHABET",
+    "ARENA_SEEDS",
+    "POLICY",
+    "EmailValidationTask",
+    "oracle_label",
+    "oracle_version",
+]
 
-#: Each split's share of every category: train 40%, val 30%, test 30% (of ten).
-_DEAL = (Split.TRAIN,) * 4 + (Split.VAL,) * 3 + (Split.TEST,) * 3
+_PACKAGE = "hyperagents.tasks.email_validation"
+
+#: Valid addresses the arena's test agents start their edits from.
+ARENA_SEEDS = (
+    "user@example.com",
+    "john.smith@example.org",
+    "user+tag@mail.example.net",
+    "o'reilly@example.co.uk",
+    "first_last@sub.example.io",
+    "a.b-c@d-e.example.info",
+    "x@ex.co",
+    "info@company.museum",
+)
+#: Characters the arena's ``char`` edit inserts: legal, illegal, control and non-ASCII ones.
+ARENA_ALPHABET = ".@+-_\"' ()[]<>,;:\\!#$%&*/=?^`{|}~a1é\t\x00\x7fü€"
 
 
-class EmailValidationTask(Task):
+class EmailValidationTask(LabelledStringTask):
     """Email address validation, scored by accuracy (see the module docstring).
 
     Args:
@@ -58,45 +76,11 @@ class EmailValidationTask(Task):
         "cases: quoted local parts, dots, plus tags, IP literals, IDN, length limits)."
     )
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    instance_timeout: ClassVar[float] = 2.0
-    target_score: ClassVar[float | None] = 1.0
+    suite_key: ClassVar[str] = "address"
 
-    def __init__(self, *, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TaskError(f"seed must be an int, not {seed!r}")
-        self.seed = seed
-
-    @cached_property
-    def _splits(self) -> dict[Split, list[Instance]]:
-        rows = load_suite()
-        splits: dict[Split, list[Instance]] = {split: [] for split in Split}
-        categories = sorted({str(row["category"]) for row in rows})
-        for category in categories:
-            members = [(i, row) for i, row in enumerate(rows) if row["category"] == category]
-            random.Random(f"{self.seed}:{category}").shuffle(members)
-            for k, (i, row) in enumerate(members):
-                split = _DEAL[k % len(_DEAL)]
-                target = {"valid": bool(row["valid"]), "reason": str(row["reason"])}
-                inputs = {"address": str(row["address"])}
-                splits[split].append(Instance(f"{split.value}-{i}", inputs, target))
-        for dealt in splits.values():
-            dealt.sort(key=lambda inst: int(inst.id.rpartition("-")[2]))
-        return splits
-
-    def instances(self, split: Split) -> Sequence[Instance]:
-        """The addresses of ``split``, in the suite's order."""
-        return self._splits[Split(split)]
-
-    def score(self, instance: Instance, output: Any) -> Score:
-        """1 for the oracle's answer, else 0; feedback shows the expected answer."""
-        valid, reason = instance.target["valid"], instance.target["reason"]
-        expected = "valid" if valid else f"invalid ({reason})"
-        if not isinstance(output, bool):
-            return Score(0.0, f"invalid output {short_repr(output, 60)}: expected a bool")
-        shown = short_repr(instance.inputs["address"], 100)
-        if output == valid:
-            return Score(1.0, f"{shown}: right, {expected}")
-        return Score(0.0, f"{shown}: said {'valid' if output else 'invalid'}, is {expected}")
+    def suite_rows(self) -> list[dict[str, Any]]:
+        """The stored labelled suite (``suite.json``)."""
+        return load_suite()
 
     def label(self, address: str) -> bool:
         """The trusted oracle's label of a new address (for inputs no suite holds).
@@ -106,6 +90,30 @@ class EmailValidationTask(Task):
         """
         return oracle_label(address)[0]
 
+    def arena(self) -> ArenaSpec:
+        """The arena declaration: the address, :data:`ARENA_SEEDS` edited by the ``char`` edit
+        (over :data:`ARENA_ALPHABET`) and the task's own mutators (``seed/task_mutators.py``:
+        dots, quoting, IDN, IP literals, lengths, structure); the rule synthesis's features of
+        addresses (``_rules.py``, ``seed/rule_candidates.py``)."""
+        return ArenaSpec(
+            input_key=self.suite_key,
+            seeds=ARENA_SEEDS,
+            mutators=seed_text(_PACKAGE, "seed/task_mutators.py"),
+            generic=("char",),
+            alphabet=ARENA_ALPHABET,
+            rule_features=RULE_FEATURES,
+            rule_candidates=seed_text(_PACKAGE, "seed/rule_candidates.py"),
+        )
+
+    def oracle(self, value: str) -> Verdict:
+        """The trusted oracle's verdict on a new address (:func:`oracle_label`).
+
+        Raises:
+            TaskError: The oracle (email-validator, the extra ``arena``) is not installed.
+        """
+        valid, reason = oracle_label(value)
+        return Verdict(bool(valid), str(reason))
+
     def seed_program(self) -> Program:
         """The seed hyperagent: a naive regular expression and the offline meta agent."""
-        return Program(seed_files("hyperagents.tasks.email_validation", "seed/task_agent.py"))
+        return Program(seed_files(_PACKAGE, "seed/task_agent.py"))

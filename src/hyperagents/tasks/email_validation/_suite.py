@@ -13,10 +13,11 @@ checks the file against the oracle.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
+
+from hyperagents.tasks._labelled import label_rows, read_suite, write_suite
 
 __all__ = ["HAND_WRITTEN", "SUITE_FILE", "build_suite", "load_suite", "mutations"]
 
@@ -227,27 +228,21 @@ def mutations(seed: int, n: int) -> list[str]:
 
 def build_suite(label: Any, *, seed: int = 19, n_mutations: int = 300) -> list[dict[str, Any]]:
     """The labelled suite: every hand-written address and ``n_mutations`` seeded mutations,
-    each ``{"address", "valid", "reason", "category"}``, labelled by ``label(address) ->
-    (valid, reason)`` (the oracle)."""
-    rows: list[dict[str, Any]] = []
+    each ``{"address", "valid", "reason", "category"}``, labelled by ``label(text) -> (valid,
+    reason)`` (the oracle)."""
     pairs = [(c, a) for c, group in HAND_WRITTEN.items() for a in group]
     pairs += [("mutation", a) for a in mutations(seed, n_mutations)]
-    for category, address in pairs:
-        valid, reason = label(address)
-        rows.append({"address": address, "valid": valid, "reason": reason, "category": category})
-    return rows
+    return label_rows(pairs, label, key="address")
 
 
 def load_suite() -> list[dict[str, Any]]:
     """The stored labelled suite (``suite.json``)."""
-    rows = json.loads(SUITE_FILE.read_text(encoding="utf-8"))
-    assert isinstance(rows, list)
-    return rows
+    return read_suite(SUITE_FILE)
 
 
 if __name__ == "__main__":  # python -m hyperagents.tasks.email_validation._suite
     from hyperagents.tasks.email_validation._oracle import oracle_label
 
     suite = build_suite(oracle_label)
-    SUITE_FILE.write_text(json.dumps(suite, ensure_ascii=False, indent=0) + "\n", "utf-8")
+    write_suite(SUITE_FILE, suite)
     print(f"{len(suite)} addresses, {sum(r['valid'] for r in suite)} valid -> {SUITE_FILE}")

@@ -7,7 +7,6 @@ which keys there must be and of what type, and holds no values of its own.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -19,9 +18,11 @@ class ProposalError(Exception):
     """The model's replies could not be turned into a valid proposal."""
 
 
-@dataclass(frozen=True)
+# Plain classes rather than dataclasses: every sandboxed process imports this module afresh,
+# and creating a dataclass costs about half a millisecond of CPU.
 class Settings:
-    """``CONFIG`` checked and typed (meta_agent.py explains each key)."""
+    """``CONFIG`` checked and typed (meta_agent.py explains each key): one attribute per
+    annotation below, each of the annotated type."""
 
     format: str
     review: bool
@@ -39,6 +40,10 @@ class Settings:
     max_observation_chars: int
     sample_size: int
     sample_timeout: int
+
+    def __init__(self, **values: Any) -> None:
+        for name in self.__annotations__:
+            setattr(self, name, values[name])
 
     @classmethod
     def parse(cls, config: Any, formats: tuple[str, ...]) -> Settings:
@@ -59,16 +64,15 @@ class Settings:
             raise SettingsError(f"CONFIG must be a dict, not {type(config).__name__}")
         values: dict[str, Any] = {}
         problems: list[str] = []
-        for spec in fields(cls):
-            kind = str(spec.type)
-            if spec.name not in config:
-                problems.append(f"{spec.name!r} is missing")
+        for name, kind in cls.__annotations__.items():
+            if name not in config:
+                problems.append(f"{name!r} is missing")
                 continue
-            ok, value = _check(kind, config[spec.name])
+            ok, value = _check(str(kind), config[name])
             if ok:
-                values[spec.name] = value
+                values[name] = value
             else:
-                problems.append(f"{spec.name!r} must be a {kind}, not {config[spec.name]!r}")
+                problems.append(f"{name!r} must be a {kind}, not {config[name]!r}")
         if "format" in values and values["format"] not in formats:
             problems.append(f"'format' must be one of {', '.join(formats)}")
         if problems:
@@ -90,7 +94,6 @@ def _check(kind: str, value: Any) -> tuple[bool, Any]:
     return (True, value) if isinstance(value, str) else (False, None)
 
 
-@dataclass
 class Model:
     """The run's model (the sandbox's ``llm`` module) with the agent's sampling settings.
 
@@ -100,9 +103,10 @@ class Model:
         calls: Model calls made so far.
     """
 
-    llm: Any
-    settings: Settings
-    calls: int = 0
+    def __init__(self, llm: Any, settings: Settings, calls: int = 0) -> None:
+        self.llm = llm
+        self.settings = settings
+        self.calls = calls
 
     def ask(self, messages: list[dict[str, str]], purpose: str) -> str:
         """The model's reply to ``messages``; ``purpose`` labels the call in the run's record.

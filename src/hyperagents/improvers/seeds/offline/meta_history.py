@@ -7,7 +7,6 @@ child too) or a tie (no measurable change, typically an inert parameter).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from meta_source import round_sig
@@ -21,7 +20,8 @@ PRUNED_STATES = frozenset({"pruned"})
 TIE_EPS = 1e-9
 
 
-@dataclass
+# Plain classes rather than dataclasses: every sandboxed process imports this module afresh,
+# and creating a dataclass costs about half a millisecond of CPU.
 class Event:
     """The outcome of one earlier edit, used as evidence for adapting ``META``.
 
@@ -36,14 +36,36 @@ class Event:
         kind: The kind of a structural edit (``meta_info["structure"]["kind"]``), else None.
     """
 
-    variant_id: Any
-    outcome: str
-    operator: str | None
-    delta: float | None
-    n_changed: int
-    weight: float
-    lineage: bool
-    kind: str | None = None
+    __slots__ = (
+        "delta",
+        "kind",
+        "lineage",
+        "n_changed",
+        "operator",
+        "outcome",
+        "variant_id",
+        "weight",
+    )
+
+    def __init__(
+        self,
+        variant_id: Any,
+        outcome: str,
+        operator: str | None,
+        delta: float | None,
+        n_changed: int,
+        weight: float,
+        lineage: bool,
+        kind: str | None = None,
+    ) -> None:
+        self.variant_id = variant_id
+        self.outcome = outcome
+        self.operator = operator
+        self.delta = delta
+        self.n_changed = n_changed
+        self.weight = weight
+        self.lineage = lineage
+        self.kind = kind
 
     def to_json(self) -> dict[str, Any]:
         """A compact JSON-able record."""
@@ -57,7 +79,6 @@ class Event:
         }
 
 
-@dataclass
 class History:
     """Read-only view of the report's archive and parent, tolerant of missing keys.
 
@@ -69,11 +90,19 @@ class History:
         parent_id: The parent's variant id (None if unknown).
     """
 
-    report: dict[str, Any]
-    span: float
-    variants: dict[Any, dict[str, Any]]
-    parent: dict[str, Any]
-    parent_id: Any
+    def __init__(
+        self,
+        report: dict[str, Any],
+        span: float,
+        variants: dict[Any, dict[str, Any]],
+        parent: dict[str, Any],
+        parent_id: Any,
+    ) -> None:
+        self.report = report
+        self.span = span
+        self.variants = variants
+        self.parent = parent
+        self.parent_id = parent_id
 
     @classmethod
     def from_report(cls, report: dict[str, Any]) -> History:
