@@ -141,13 +141,16 @@ def knob_task(tmp: Path) -> Callable[[], object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--generations", type=int, default=300, help="knob generations")
+    parser.add_argument("--generations", type=int, default=300, help="knob generations (0: skip)")
     parser.add_argument("--review-generations", type=int, default=60, help="0: skip review")
     parser.add_argument("--warm", type=int, default=20, help="generations before measuring")
+    parser.add_argument("--keep", type=Path, help="a folder to keep the databases in")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        measure("knob", tmp, knob_task(tmp), args.generations, args.warm)
+        tmp = args.keep if args.keep is not None else Path(name)
+        tmp.mkdir(parents=True, exist_ok=True)
+        if args.generations:
+            measure("knob", tmp, knob_task(tmp), args.generations, args.warm)
         if args.review_generations:
             measure("review", tmp, lambda: "review", args.review_generations, args.warm)
 

@@ -11,21 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from hyperagents.exceptions import StorageError
 from hyperagents.storages import RDBStorage, RunSpec
 from hyperagents.storages._common import dumps_json
-from hyperagents.storages._rdb import normalise_url
 from hyperagents.storages._rdb._columns import columns_layout
 from hyperagents.storages._rdb._packing import (
     JSON_COLUMNS_V1,
     JSON_DEFLATE_V1,
+    JSON_DEFLATE_V2,
     json_text,
     pack_json_text,
     pack_records,
 )
-from hyperagents.storages._rdb.storage import ALEMBIC_DIR
+from migration_helpers import migrate_url
 
 
 def _results(n: int, *, split: str = "train", seed: int = 0) -> list[dict[str, Any]]:
@@ -61,7 +60,7 @@ def test_per_instance_results_are_stored_by_column_in_well_under_half_the_bytes(
     stored = _round_trip(results)
     assert isinstance(stored, bytes) and stored[0] == JSON_COLUMNS_V1
     by_row = pack_json_text(dumps_json(results))
-    assert isinstance(by_row, bytes) and by_row[0] == JSON_DEFLATE_V1
+    assert isinstance(by_row, bytes) and by_row[0] == JSON_DEFLATE_V2
     assert len(stored) < 0.45 * len(by_row)
     layout = columns_layout(results)
     assert layout is not None
@@ -129,19 +128,6 @@ def test_a_corrupt_layout_is_a_storage_error() -> None:
         json_text(stored[:-10])
 
 
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    engine = sa.create_engine(normalise_url(url))
-    with engine.begin() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(ALEMBIC_DIR))
-        config.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
-
-
 def _format(path: Path) -> list[tuple[Any, ...]]:
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT typeof(results), substr(results, 1, 1) FROM evaluations")
@@ -170,13 +156,13 @@ def test_the_storage_writes_the_layout_and_the_migration_converts_both_ways(
     finally:
         storage.close()
     assert _format(path) == [("blob", JSON_COLUMNS_V1)]
-    _migrate(url, "0007", down=True)  # what an older version reads
+    migrate_url(url, "0007", down=True)  # what an older version reads
     assert _format(path) == [("blob", JSON_DEFLATE_V1)]
     with sqlite3.connect(path) as conn:
         [(stored,)] = conn.execute("SELECT results FROM evaluations").fetchall()
     conn.close()
     assert json.loads(json_text(stored)) == results
-    _migrate(url, "0009_columns")
+    migrate_url(url, "0009_columns")
     assert _format(path) == [("blob", JSON_COLUMNS_V1)]
     storage = RDBStorage(url)
     try:

@@ -187,7 +187,9 @@ def test_downgrade_unpacks_to_plain_text_and_bytes(old_url: str) -> None:
         assert blobs == {_PROGRAM[p] for p in _PROGRAM.blobs} | {_CHILD_AGENT.encode()}
         results = _raw(conn, "SELECT CAST(results AS TEXT), CAST(metrics AS TEXT) FROM evaluations")
         meta = _raw(conn, "SELECT CAST(meta_info AS TEXT), CAST(metrics AS TEXT) FROM variants")
-        manifest = _raw(conn, "SELECT CAST(manifest AS TEXT) FROM programs")
+        manifest = _raw(
+            conn, f"SELECT CAST(manifest AS TEXT) FROM programs WHERE id = '{_PROGRAM.id}'"
+        )
     engine.dispose()
     assert [json.loads(t) for t in results[0]] == [_RESULTS, _METRICS["val"]]
     assert [json.loads(t) for t in meta[0]] == [_META, _METRICS]

@@ -22,6 +22,7 @@ from hyperagents.storages._rdb._packing import (
     BLOB_RAW,
     BLOB_ZLIB,
     JSON_DEFLATE_V1,
+    JSON_DEFLATE_V2,
     PACK_MIN,
     JSONTexts,
     blob_base,
@@ -53,7 +54,7 @@ def test_json_round_trips_through_packing(value: Any) -> None:
     assert json_text(stored) == text
     assert json.loads(json_text(stored)) == value
     if isinstance(stored, bytes):
-        assert stored[0] == JSON_DEFLATE_V1 and len(stored) < len(text.encode())
+        assert stored[0] == JSON_DEFLATE_V2 and len(stored) < len(text.encode())
 
 
 def test_short_or_incompressible_text_stays_text() -> None:
@@ -252,8 +253,12 @@ def test_children_files_are_stored_as_differences_and_read_anywhere(tmp_path: Pa
         assert all(storage.get_program(p.id) == p for p in [seed, *children])
     finally:
         storage.close()
-    formats = [bytes(d)[0] for (d,) in _raw(path, "SELECT data FROM blobs ORDER BY rowid")]
-    assert sorted(formats[:2]) == [BLOB_RAW, BLOB_ZLIB] and formats[2:] == [BLOB_DELTA] * 5
+    formats = {h: bytes(d)[0] for h, d in _raw(path, "SELECT sha256, data FROM blobs")}
+    assert [formats[seed.blobs[p]] for p in ("notes.txt", "task_agent.py")] == [
+        BLOB_RAW,
+        BLOB_ZLIB,
+    ]
+    assert [formats[c.blobs["task_agent.py"]] for c in children] == [BLOB_DELTA] * 5
     again = RDBStorage(url)  # another process: no base remembered, all readable
     try:
         assert [again.get_program(p.id) for p in children] == children
@@ -262,6 +267,6 @@ def test_children_files_are_stored_as_differences_and_read_anywhere(tmp_path: Pa
         assert again.get_program(extra.id) == extra
     finally:
         again.close()
-    assert bytes(_raw(path, "SELECT data FROM blobs ORDER BY rowid DESC LIMIT 1")[0][0])[0] == (
-        BLOB_ZLIB
-    )
+    extra_agent = extra.blobs["task_agent.py"]
+    [(stored,)] = _raw(path, f"SELECT data FROM blobs WHERE sha256 = '{extra_agent}'")
+    assert bytes(stored)[0] == BLOB_ZLIB

@@ -24,7 +24,7 @@ from typing import Any
 
 from hyperagents.storages._common import dumps_json
 
-__all__ = ["columns_layout", "records_from_layout"]
+__all__ = ["columns_layout", "ids_from_layout", "ids_layout", "records_from_layout"]
 
 #: Lists shorter than this stay rows.
 MIN_RECORDS = 8
@@ -158,3 +158,16 @@ def records_from_layout(layout: dict[str, Any]) -> list[dict[str, Any]]:
     keys = layout["k"]
     columns = [_column(spec, layout["g"]) for spec in layout["c"]]
     return [{k: columns[j][i] for j, k in enumerate(keys)} for i in range(layout["n"])]
+
+
+def ids_layout(ids: list[Any]) -> dict[str, Any]:
+    """A column of ids as stored in a layout: numbered where it can be, else as it is."""
+    numbered = _numbered(ids)
+    return {"v": list(ids)} if numbered is None else {"s": numbered}
+
+
+def ids_from_layout(spec: dict[str, Any]) -> list[Any]:
+    """The ids an :func:`ids_layout` holds."""
+    if "s" not in spec and "v" not in spec:
+        raise ValueError("not a column of ids")
+    return _column(spec, {})

@@ -8,7 +8,8 @@ of this project's own keys, so even a value of a few hundred bytes shrinks by ha
 text shorter than :data:`PACK_MIN` bytes, or one that would not get smaller, stays as plain JSON
 text, and so do the rows written before packing: a TEXT value is JSON, a BLOB is packed. The
 format byte names the dictionary, so a later version can add another and still read every row
-written with an older one. Evaluation results (lists of per-instance records) may instead be
+written with an older one (:data:`JSON_DEFLATE_V2` adds the offline meta agent's newer keys).
+Evaluation results (lists of per-instance records) may instead be
 laid out by column first (:data:`JSON_COLUMNS_V1`, :mod:`._columns`), where that is smaller and
 reads back to the same text. PostgreSQL keeps its ``json`` columns (TOAST compresses large
 values there; a query may read them with JSON operators).
@@ -50,6 +51,9 @@ __all__ = [
     "BLOB_ZLIB",
     "JSON_COLUMNS_V1",
     "JSON_DEFLATE_V1",
+    "JSON_DEFLATE_V2",
+    "JSON_MANIFEST_DELTA",
+    "JSON_RECORDS_REF",
     "PACK_MIN",
     "JSONTexts",
     "PackedJSON",
@@ -67,6 +71,16 @@ JSON_DEFLATE_V1 = 0x01
 #: Format byte of a list of records laid out by column (:mod:`._columns`), then that layout's
 #: JSON packed as :data:`JSON_DEFLATE_V1` packs a text.
 JSON_COLUMNS_V1 = 0x02
+#: Format byte of a JSON value: raw deflate with the preset dictionary :data:`_ZDICT_V2`
+#: (what :func:`pack_json_text` writes since migration 0011).
+JSON_DEFLATE_V2 = 0x03
+#: Format byte of a program manifest stored as its difference from another stored manifest
+#: (:mod:`._manifests`): that program's id (32 bytes), then the changed entries' JSON packed
+#: as :data:`JSON_DEFLATE_V2` packs a text. Only :mod:`._manifests` reads it.
+JSON_MANIFEST_DELTA = 0x04
+#: Format byte of evaluation results stored as a reference to another evaluation's results
+#: (:mod:`._references`). Only the storage's evaluation reads resolve it.
+JSON_RECORDS_REF = 0x05
 #: JSON texts shorter than this many bytes are stored as text (packing would not pay).
 PACK_MIN = 48
 #: Format bytes of a program file: the file as it is, or zlib-compressed.
@@ -142,21 +156,67 @@ _ZDICT_V1 = (
     b'{"id":"val-0","score":-0.1,"feedback":"","output":0.5,"error":null,"wall":0.0,"cpu":0.0}]'
 )
 
-_JSON_DICTIONARIES = {JSON_DEFLATE_V1: _ZDICT_V1}
+#: The preset dictionary of :data:`JSON_DEFLATE_V2`: :data:`_ZDICT_V1`, then what the engine
+#: and the offline seed meta agent have written since: the meta agent's meta info (its
+#: portfolio of mechanisms, its surrogate model), a variant's metrics with its lever record
+#: (``training``) in the order the engine writes them, and V1's per-instance results again, the
+#: most frequent nearest the end. Never change it either.
+_ZDICT_V2 = (
+    _ZDICT_V1
+    + (
+        # the offline meta agent's meta info
+        b'{"adaptation":{"explore":[0.1,0.08],"n_mutations":[2.0,1.7],"operator_weights":'
+        b'[{"crossover":0.2,"focus":0.2,"follow":0.2,"perturb":0.3,"reset":0.1}],'
+        b'"portfolio":{"shares":[{"restart":0.03,"structure":0.15,"surrogate":0.15,"tune":0.6}]},'
+        b'"step_scale":[0.15,0.2],"success_ema":[0.2,0.3]},"agent":"offline-meta-agent",'
+        b'"changes":{},"detail":{"acquisition":1.0,"good":1,"points":8},'
+        b'"detail":{"alpha":1.0,"source":3},"evidence":[{"delta":0.0,"lineage":false,'
+        b'"operator":"perturb","outcome":"failure","variant":1,"weight":1.0},{"delta":0.0,'
+        b'"lineage":true,"operator":"surrogate","outcome":"tie","variant":2,"weight":1.0},'
+        b'{"delta":0.1,"lineage":true,"operator":"follow","outcome":"success","variant":3,'
+        b'"weight":1.0}],"explored":false,"forced_restart":false,"mechanism":"tune","meta":'
+        b'{"context_weight":3.0,"ema_lr":0.2,"explore":0.1,"explore_decay":0.7,'
+        b'"explore_growth":1.07,"failures":1.0,"n_mutations":1.5,"n_mutations_lr":0.3,'
+        b'"operator_weights":{"crossover":0.2,"focus":0.2,"follow":0.2,"perturb":0.3,"reset":0.1},'
+        b'"portfolio":{"restart_after":12.0,"share_floor":0.03,"share_lr":0.5,"shares":'
+        b'{"restart":0.03,"structure":0.15,"surrogate":0.15,"tune":0.6},"structure_kinds":'
+        b'{"binop":0.06,"compare":0.08,"copy_rule":0.12,"drop_cond":0.06,"drop_rule":0.08,'
+        b'"drop_term":0.08,"lift":0.25,"minmax":0.06,"negate_if":0.06,"transplant":0.15},'
+        b'"surrogate_min_points":8.0,"weights_share":0.5},"self_adapt_tau":0.15,"stagnation":0,'
+        b'"step_growth":1.5,"step_scale":0.5,"success_ema":0.5,"successes":1.0,'
+        b'"target_success":0.2,"weight_floor":0.05,"weight_lr":0.5},"meta_self_edited":true,'
+        b'"mode":"hyperagent","n_changed":1,"operator":"focus","params":{},"sigma":0.5}'
+        # a variant's metrics, as the engine writes them (the lever record: runs/_training.py)
+        b'{"improve":{"wall":0.02,"cpu":0.02,"peak_memory_mb":16.0},"training":{"lever":"weights",'
+        b'"chosen":"both","levers":"both","plan":{"lever":"harness","sources":["self","task"],'
+        b'"options":{},"problems":[]},"state":"none"},"train_subset":{"n":50,"wall_seconds":0.01,'
+        b'"wall_per_instance":0.0001,"cpu_seconds":0.01,"peak_memory_mb":15.0,"errors":0,'
+        b'"timeouts":0},"train":{"n":400,"wall_seconds":0.01,"cpu_seconds":0.01,"errors":0,'
+        b'"timeouts":0,"peak_memory_mb":15.0,"wall_per_instance":0.0001},"val":{"n":200,'
+        b'"wall_seconds":0.01,"wall_per_instance":0.0001,"cpu_seconds":0.01,"peak_memory_mb":15.0,'
+        b'"errors":0,"timeouts":0},"timing":{"total_seconds":0.1,"sandbox_seconds":0.05,'
+        b'"engine_seconds":0.05}}'
+    )
+    + _ZDICT_V1[_ZDICT_V1.index(b'{"stage":"train_subset"') :]
+)  # V1's last part, nearest the end
+
+_JSON_DICTIONARIES = {JSON_DEFLATE_V1: _ZDICT_V1, JSON_DEFLATE_V2: _ZDICT_V2}
 
 
-def _deflate(data: bytes, level: int = 6) -> bytes:
-    deflater = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT_V1)
+def _deflate(data: bytes, level: int = 6, version: int = JSON_DEFLATE_V2) -> bytes:
+    zdict = _JSON_DICTIONARIES[version]
+    deflater = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
     return deflater.compress(data) + deflater.flush()
 
 
-def pack_json_text(text: str) -> str | bytes:
-    """``text`` (compact JSON) as stored on SQLite: packed bytes, or the text itself when it is
-    short or would not get smaller."""
+def pack_json_text(text: str, *, version: int = JSON_DEFLATE_V2) -> str | bytes:
+    """``text`` (compact JSON) as stored on SQLite: packed bytes (with the dictionary of
+    format ``version``: :data:`JSON_DEFLATE_V1` is what revisions before 0011 read), or the
+    text itself when it is short or would not get smaller."""
     data = text.encode("utf-8")
     if len(data) < PACK_MIN:
         return text
-    packed = bytes((JSON_DEFLATE_V1,)) + _deflate(data)
+    packed = bytes((version,)) + _deflate(data, version=version)
     return packed if len(packed) < len(data) else text
 
 
@@ -169,7 +229,8 @@ def pack_records(value: Any) -> str | bytes:
     layout = columns_layout(value)
     if layout is None:
         return packed
-    by_column = bytes((JSON_COLUMNS_V1,)) + _deflate(dumps_json(layout).encode("utf-8"), 9)
+    layout_text = dumps_json(layout).encode("utf-8")
+    by_column = bytes((JSON_COLUMNS_V1,)) + _deflate(layout_text, 9, JSON_DEFLATE_V1)
     if len(by_column) < len(packed) and json_text(by_column) == text:
         return by_column
     return packed
@@ -190,6 +251,10 @@ def json_text(value: str | bytes | memoryview) -> str:
             return dumps_json(records_from_layout(json.loads(layout)))
         except (ValueError, TypeError, LookupError) as exc:
             raise StorageError(f"stored JSON value is corrupt: {exc!r}") from None
+    if data[:1] == bytes((JSON_MANIFEST_DELTA,)):
+        raise StorageError("stored JSON value is a manifest difference: read it with its base")
+    if data[:1] == bytes((JSON_RECORDS_REF,)):
+        raise StorageError("stored JSON value is a reference to another evaluation's results")
     zdict = _JSON_DICTIONARIES.get(data[0]) if data else None
     if zdict is None:
         head = f"{data[0]:#04x}" if data else "nothing"

@@ -10,6 +10,9 @@ Artifacts (:func:`~hyperagents.program.is_artifact`: large files, a model's weig
 packed nor used as bases: their rows name them, and the storage's artifact store holds them
 (see :mod:`~hyperagents.storages._rdb._artifacts`), written before the row is inserted and
 checked against their hash when read.
+
+A manifest is stored as its difference from the last manifest with the same paths stored or
+read alone, on SQLite (see :mod:`~hyperagents.storages._rdb._manifests`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ from hyperagents.program import Program, is_artifact
 from hyperagents.storages._common import utcnow
 from hyperagents.storages._rdb._artifacts import ArtifactStore
 from hyperagents.storages._rdb._connect import first_line
+from hyperagents.storages._rdb._manifests import (
+    BaseManifests,
+    ManifestDifference,
+    apply_difference,
+    manifest_difference,
+)
 from hyperagents.storages._rdb._packing import (
     ARTIFACT_ROW,
     BLOB_DELTA,
@@ -129,6 +138,7 @@ class ProgramMethods(RDBCore):
     """The program methods of :class:`RDBStorage`."""
 
     _bases: BaseFiles
+    _manifest_bases: BaseManifests
     #: Where artifacts go (None: they stay in their rows, e.g. an in-memory SQLite database).
     _artifacts: ArtifactStore | None
 
@@ -210,13 +220,16 @@ class ProgramMethods(RDBCore):
                     rows, alone, artifacts = self._blob_rows(conn, files)
                     self._insert_ignoring_duplicates(conn, BLOBS, rows)
                     self._insert_artifacts(conn, artifacts)
+                    manifest = self._stored_manifest(conn, program.manifest)
                     self._insert_ignoring_duplicates(
                         conn,
                         PROGRAMS,
-                        [{"id": program_id, "manifest": program.manifest, "created_at": utcnow()}],
+                        [{"id": program_id, "manifest": manifest, "created_at": utcnow()}],
                     )
                 for path, digest, data in alone:
                     self._bases.remember(path, digest, data)
+                if not isinstance(manifest, ManifestDifference):
+                    self._manifest_bases.remember(program_id, manifest)
                 return program_id
             except IntegrityError as exc:
                 if attempt == 2:
@@ -225,14 +238,43 @@ class ProgramMethods(RDBCore):
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _stored_manifest(
+        self, conn: Connection, manifest: dict[str, str]
+    ) -> dict[str, str] | ManifestDifference:
+        """What to store of ``manifest`` (SQLite): its difference from the remembered manifest
+        with the same paths, when the database holds that one and the difference is smaller;
+        else the manifest itself."""
+        base = self._manifest_bases.get(manifest) if self._dialect == "sqlite" else None
+        if base is None or not self._program_exists(conn, base[0]):
+            return manifest
+        difference = manifest_difference(manifest, base)
+        return manifest if difference is None else difference
+
+    def _read_manifest(self, conn: Connection, program_id: str) -> dict[str, str]:
+        """The manifest of ``program_id``; the manifest read that stands alone (the program's,
+        or its difference's base) is remembered as a base.
+
+        Raises:
+            StorageError: The program is missing, or the manifest its difference needs.
+        """
+        stmt = select(PROGRAMS.c.manifest).where(PROGRAMS.c.id == program_id)
+        stored = conn.execute(stmt).scalar()
+        if stored is None:
+            raise StorageError(f"program {program_id} not found")
+        if not isinstance(stored, ManifestDifference):
+            self._manifest_bases.remember(program_id, stored)
+            return dict(stored)
+        stmt = select(PROGRAMS.c.manifest).where(PROGRAMS.c.id == stored.base)
+        base = conn.execute(stmt).scalar()
+        if not isinstance(base, dict):
+            raise StorageError(f"program {program_id} needs the missing manifest of {stored.base}")
+        self._manifest_bases.remember(stored.base, base)
+        return apply_difference(base, stored)
+
     @retried(idempotent=True)
     def get_program(self, program_id: str) -> Program:
         with self._read() as conn:
-            manifest = conn.execute(
-                select(PROGRAMS.c.manifest).where(PROGRAMS.c.id == program_id)
-            ).scalar()
-            if manifest is None:
-                raise StorageError(f"program {program_id} not found")
+            manifest = self._read_manifest(conn, program_id)
             blobs, alone, refs = read_blobs(conn, manifest.values())
             if refs:
                 blobs.update(self._read_artifacts(conn, manifest, refs))

@@ -4,7 +4,9 @@ Variants are read in bulk (``list_variants`` of thousands of rows per generation
 columns are fetched as stored (text, or packed bytes on SQLite: see
 :mod:`~hyperagents.storages._rdb._packing`), their texts taken from the storage's cache of
 decoded texts, and decoded with ONE ``json.loads`` call for all rows, which is several times
-faster than one call per value.
+faster than one call per value. On SQLite, an evaluation's results that a later evaluation of
+the same variant holds are stored as a reference to it (see
+:mod:`~hyperagents.storages._rdb._references`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,27 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Text, bindparam, func, insert, select, type_coerce, update
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from hyperagents.exceptions import DuplicateError, StorageError, VariantNotFoundError
 from hyperagents.storages._common import check_score, normalise_expected, utcnow
+from hyperagents.storages._rdb._references import (
+    is_reference,
+    make_reference,
+    read_reference,
+    resolve_reference,
+)
 from hyperagents.storages._rdb._transactions import (
     EVALUATIONS,
     IN_CHUNK,
@@ -56,6 +74,18 @@ _GET_VARIANT = {
 }
 _METRICS_OF = select(VARIANTS.c.metrics).where(_BY_ID)
 _SCORED = select(VARIANTS.c.run_id, VARIANTS.c.scores, VARIANTS.c.metrics).where(_BY_ID)
+#: SQLite: a variant's other evaluations, results as stored; one's results made a reference.
+_OTHER_RESULTS = select(
+    EVALUATIONS.c.id, EVALUATIONS.c.stage, type_coerce(EVALUATIONS.c.results, Text)
+).where(
+    EVALUATIONS.c.variant_id == bindparam("variant_key"),
+    EVALUATIONS.c.stage != bindparam("stage_key"),
+)
+_REFER = (
+    update(EVALUATIONS)
+    .where(EVALUATIONS.c.id == bindparam("evaluation_key"))
+    .values({EVALUATIONS.c.results: bindparam("reference", type_=LargeBinary)})
+)
 _READ_FOR_UPDATE = {
     False: {"metrics": _METRICS_OF, "scored": _SCORED},
     True: {"metrics": _METRICS_OF.with_for_update(), "scored": _SCORED.with_for_update()},
@@ -369,6 +399,7 @@ class VariantMethods(RDBCore):
                 if row is None:
                     raise VariantNotFoundError(f"variant {variant_id} not found")
                 run_id, scores, variant_metrics = row
+                records = [dict(r) for r in results]
                 result = conn.execute(
                     _INSERT_EVALUATION,
                     {
@@ -377,7 +408,7 @@ class VariantMethods(RDBCore):
                         "split": split,
                         "score": value,
                         "n": int(n),
-                        "results": [dict(r) for r in results],
+                        "results": records,
                         "metrics": stage_metrics,
                         "created_at": now,
                         "engine": engine,
@@ -385,6 +416,8 @@ class VariantMethods(RDBCore):
                     },
                 )
                 evaluation_id = int(cast(Any, result.inserted_primary_key)[0])
+                if self._dialect == "sqlite":
+                    self._refer_earlier(conn, variant_id, stage, records)
                 scores = {**(scores or {}), stage: value}
                 variant_metrics = dict(variant_metrics or {})
                 previous = variant_metrics.get(stage)
@@ -399,6 +432,41 @@ class VariantMethods(RDBCore):
             raise DuplicateError(
                 f"variant {variant_id} already has a {stage!r} evaluation"
             ) from None
+
+    def _refer_earlier(
+        self, conn: Connection, variant_id: int, stage: str, records: Sequence[Any]
+    ) -> None:
+        """SQLite: rewrite the results of the earlier evaluations of ``variant_id`` that
+        ``records`` (those of ``stage``) hold, identically, as references to them (see
+        :mod:`~hyperagents.storages._rdb._references`)."""
+        rows = conn.execute(_OTHER_RESULTS, {"variant_key": variant_id, "stage_key": stage}).all()
+        referred = {read_reference(r[2])[0] for r in rows if is_reference(r[2])}
+        for evaluation_id, other, stored in rows:
+            if stored is None or is_reference(stored) or other in referred:
+                continue
+            size = len(stored.encode("utf-8")) if isinstance(stored, str) else len(stored)
+            reference = make_reference(stage, self._texts.text(stored, "[]"), size, records)
+            if reference is not None:
+                conn.execute(_REFER, {"evaluation_key": evaluation_id, "reference": reference})
+
+    def _evaluation_results(self, rows: Sequence[Any]) -> dict[str, list[Any]]:
+        """SQLite: the results of each of a variant's evaluation rows, by stage, references
+        resolved.
+
+        Raises:
+            StorageError: A value is corrupt, or a reference's evaluation is missing.
+        """
+        text = self._texts.text
+        found = {
+            r.stage: json.loads(text(r.results, "[]")) for r in rows if not is_reference(r.results)
+        }
+        for r in rows:
+            if is_reference(r.results):
+                of, ids = read_reference(r.results)
+                if of not in found:
+                    raise StorageError(f"stored {r.stage!r} results refer to missing {of!r}")
+                found[r.stage] = resolve_reference(ids, found[of])
+        return found
 
     @retried(idempotent=True)
     def list_evaluations(self, variant_id: int) -> list[EvaluationRecord]:
@@ -415,11 +483,12 @@ class VariantMethods(RDBCore):
         if not sqlite:
             return [EvaluationRecord(*row) for row in rows]
         text = self._texts.text
+        results = self._evaluation_results(rows)
         return [
             EvaluationRecord(
                 **{
                     **row._mapping,
-                    "results": json.loads(text(row.results, "[]")),
+                    "results": results[row.stage],
                     "metrics": json.loads(text(row.metrics)),
                 }
             )

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from hyperagents.storages._rdb._manifests import PackedManifest
 from hyperagents.storages._rdb._packing import PackedJSON, PackedRecords
 
 __all__ = [
@@ -155,6 +156,8 @@ class BlobModel(Base):
     """One distinct file content (``blobs``), keyed by its SHA-256."""
 
     __tablename__ = "blobs"
+    #: On SQLite the hash is the row's key, stored once (migration 0011_compact).
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy convention
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
@@ -169,9 +172,12 @@ class ProgramModel(Base):
     """One distinct program manifest (``programs``): ``{path: blob sha256}``."""
 
     __tablename__ = "programs"
+    #: On SQLite the id is the row's key, stored once (migration 0011_compact).
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy convention
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    manifest: Mapped[dict[str, str]] = mapped_column(PackedJSON)
+    #: On SQLite, possibly a difference from another row's manifest (see ``_manifests``).
+    manifest: Mapped[dict[str, str]] = mapped_column(PackedManifest)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

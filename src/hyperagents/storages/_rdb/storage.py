@@ -77,6 +77,7 @@ from hyperagents.storages._rdb._connect import (
 )
 from hyperagents.storages._rdb._engines import EngineMethods
 from hyperagents.storages._rdb._events import EventMethods
+from hyperagents.storages._rdb._manifests import BaseManifests
 from hyperagents.storages._rdb._packing import JSONTexts
 from hyperagents.storages._rdb._programs import BaseFiles, ProgramMethods
 from hyperagents.storages._rdb._runs import RunMethods
@@ -194,6 +195,7 @@ class RDBStorage(
         self._blocks = threading.local()
         self._texts = JSONTexts()
         self._bases = BaseFiles()
+        self._manifest_bases = BaseManifests()
         self._artifacts = artifact_store(self._parsed, self._dialect)
         try:
             self._ensure_schema()

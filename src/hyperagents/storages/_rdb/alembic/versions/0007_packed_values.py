@@ -21,9 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from hyperagents.storages._rdb._migrating import convert_rows
+from hyperagents.storages._rdb._migrating import PACKED_JSON, convert_rows
 from hyperagents.storages._rdb._packing import (
     BLOB_RAW,
+    JSON_DEFLATE_V1,
     blob_base,
     json_text,
     pack_blob,
@@ -36,18 +37,9 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-#: The packed JSON columns (SQLite only), by table, with the table's primary key first.
-PACKED_JSON = {
-    "variants": ("id", "metrics", "meta_info"),
-    "evaluations": ("id", "results", "metrics"),
-    "events": ("id", "data"),
-    "programs": ("id", "manifest"),
-    "llm_calls": ("id", "request"),
-}
-
 
 def _pack(value: Any) -> Any:
-    return pack_json_text(value) if isinstance(value, str) else None
+    return pack_json_text(value, version=JSON_DEFLATE_V1) if isinstance(value, str) else None
 
 
 def _unpack(value: Any) -> Any:

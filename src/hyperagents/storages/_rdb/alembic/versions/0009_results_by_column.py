@@ -22,6 +22,7 @@ from alembic import op
 from hyperagents.storages._rdb._migrating import convert_rows
 from hyperagents.storages._rdb._packing import (
     JSON_COLUMNS_V1,
+    JSON_DEFLATE_V1,
     json_text,
     pack_json_text,
     pack_records,
@@ -42,7 +43,7 @@ def _by_column(value: Any) -> Any:
 
 def _by_row(value: Any) -> Any:
     if isinstance(value, bytes | memoryview) and bytes(value[:1]) == bytes((JSON_COLUMNS_V1,)):
-        return pack_json_text(json_text(value))
+        return pack_json_text(json_text(value), version=JSON_DEFLATE_V1)
     return None
 
 
