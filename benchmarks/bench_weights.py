@@ -19,7 +19,8 @@ kept (and how many were the new longest length), the accuracies and the round's 
 seconds (this process; torch at ``--threads``).
 
 Usage:
-    python benchmarks/bench_weights.py --direct --length 3 --rounds 6 --out arith.json
+    python benchmarks/bench_weights.py --direct --length 3 --n-train 1200 --rounds 8 \
+        --scratch-steps 2000 --round-steps 1000 --out arith.json
 
 The engine's training stage will drive the same rounds through a run (the rounds take the
 ``answer`` and ``train`` callables of :func:`run_rounds`); until it exists, only ``--direct``.
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--target", type=float, default=0.9)
     parser.add_argument("--probe", type=int, default=100, help="problems per probed length")
-    parser.add_argument("--scratch-steps", type=int, default=6000)
+    parser.add_argument("--scratch-steps", type=int, default=2000)
     parser.add_argument("--round-steps", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--options", type=json.loads, default={}, help="trainer options (JSON)")

@@ -157,7 +157,7 @@ def test_the_trainer_is_deterministic_and_reports_its_curve(
     assert all(isinstance(p["loss"], float) for p in first["curve"])
     assert first["metrics"]["examples"] == 50 and other["metrics"]["steps"] == TINY["steps"]
     config = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert config["d_model"] == 16 and config["pos"] == "nope"
+    assert config["d_model"] == 16 and config["pos"] == "abacus"
 
 
 def test_training_continues_from_the_given_model(
@@ -215,6 +215,37 @@ def test_the_model_format_round_trips(program: dict[str, ModuleType]) -> None:
     assert model.decode_answer([model.VOCAB.index("+")]) == ""
     with pytest.raises(ValueError):
         model.ModelConfig(pos="learned")
+
+
+def test_places_count_the_digits_of_each_number_from_the_units(
+    program: dict[str, ModuleType],
+) -> None:
+    import torch
+
+    model = program["arith_model"]
+    tokens = model.encode_prompt("120", "7") + model.encode_answer("127") + [model.PAD]
+    row = torch.tensor([tokens, tokens])
+    assert model.places(row).tolist()[0] == [1, 2, 3, 0, 1, 0, 1, 2, 3, 0, 0]
+    shifted = model.places(row, torch.tensor([0, 2])).tolist()
+    assert shifted[1] == [3, 4, 5, 0, 3, 0, 3, 4, 5, 0, 0]  # the other tokens stay at 0
+
+
+@pytest.mark.parametrize(("offset", "learnt"), [(0, [1, 2, 3]), (2, [1, 2, 3, 4, 5])])
+def test_the_place_offset_decides_which_places_are_learnt(
+    program: dict[str, ModuleType], tmp_path: Path, offset: int, learnt: list[int]
+) -> None:
+    import torch
+
+    model = program["arith_model"]
+    request = _request(ArithTask(length=2, n_examples=50), tmp_path / "m")  # sums of 1..3 digits
+    request["options"].update(place_offset=offset, weight_decay=0.0)
+    program["trainer"].train(request)
+    torch.manual_seed(0)  # the trainer's seed: the same initial weights
+    arch = {k: TINY[k] for k in ("d_model", "n_layers", "n_heads", "d_ff")}
+    before = model.AdderModel(model.ModelConfig(**arch)).place.weight
+    after = model.load_model(str(tmp_path / "m")).place.weight
+    changed = [p for p in range(1, 8) if not torch.equal(before[p], after[p])]
+    assert changed == learnt
 
 
 def test_the_task_agent_loads_its_model_in_the_runs_sandbox(

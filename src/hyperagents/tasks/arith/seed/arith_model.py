@@ -7,17 +7,25 @@ reversed format of Lee et al., "Teaching Arithmetic to Small Transformers", 2023
 al., "Self-Improving Transformers Overcome Easy-to-Hard and Length Generalization Challenges",
 2025). The vocabulary is the ten digits, ``+``, ``=``, the end mark ``$`` and padding.
 
-Positions. ``pos = "nope"`` (the default) gives the model no positional encoding at all: causal
-attention alone tells positions apart (Kazemnejad et al., "The Impact of Positional Encoding on
-Length Generalization in Transformers", 2023), which extrapolates a little beyond the trained
-lengths. That little is what self-improvement needs: each round the model answers problems
-one digit longer than it was trained on, a share of its answers is right, and training on the
-verified ones moves the frontier one digit on (the setting of Lee et al. 2025, who use NoPE
-for addition). ``pos = "rope"`` (rotary, Su et al. 2021) is the alternative; measured here
-(``benchmarks/RESULTS.md``, issue 17) it learns 1..3 digits faster but answers none of the
-4-digit problems right, so self-improvement has nothing to start from. Nothing here
-hands the model the place of a digit (no position coupling, no index hints): that would solve
-length generalisation outright, without self-improvement.
+Positions. ``pos = "abacus"`` (the default) adds to each digit token a learnt embedding of its
+place in its number: 1 for the digit written first (the units), 2 for the tens, and so on, in
+both operands and the answer; every other token has place 0 (the Abacus embeddings of McLeish
+et al., "Transformers Can Do Arithmetic with the Right Embeddings", 2024). The digits of one
+place then share an embedding, so an answer digit finds its two operand digits by matching
+places, whatever the length; there is no other positional encoding (causal attention alone
+orders the tokens). A place's embedding is only learnt if the training data has digits at that
+place: the trainer shifts each example's places by a random offset in ``0..place_offset``
+(McLeish et al. draw up to 100, which carries a model far past its data at once; the trainer's
+default is 1), so a model trained on numbers of up to ``n`` digits has learnt places up to
+``n + place_offset`` and answers problems that long, and not longer. That is the margin
+self-improvement needs (Lee et al. 2025): each round the model answers problems one digit
+longer than any it was trained on, the verifier keeps the right answers, and training on them
+teaches the next place. Measured in ``benchmarks/RESULTS.md`` (issue 17): taught 1..3 digits,
+the model answers about half of the 4-digit problems and none of the 5-digit ones.
+
+``pos = "nope"`` (no positional encoding; Kazemnejad et al. 2023) and ``pos = "rope"`` (rotary,
+Su et al. 2021) are the alternatives; measured in the same section, taught 1..3 digits they
+answer 1% and 0% of the 4-digit problems, too few for self-improvement to start from.
 
 Standalone: torch and the standard library only, so the program's ``task_agent.py`` and
 ``trainer.py`` can import it in the sandbox.
@@ -58,6 +66,9 @@ END = VOCAB.index("$")
 PAD = len(VOCAB)
 _ID = {ch: i for i, ch in enumerate(VOCAB)}
 
+#: The position schemes of :class:`ModelConfig` (see the module docstring).
+POSITIONS = ("abacus", "nope", "rope")
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -70,12 +81,12 @@ class ModelConfig:
     n_layers: int = 3
     n_heads: int = 4
     d_ff: int = 256
-    pos: str = "nope"  #: "nope" or "rope"
-    max_len: int = 256  #: longest token sequence (prompt and answer)
+    pos: str = "abacus"  #: "abacus", "nope" or "rope"
+    max_len: int = 256  #: longest token sequence (prompt and answer); also the most places
 
     def __post_init__(self) -> None:
-        if self.pos not in ("nope", "rope"):
-            raise ValueError(f"pos must be 'nope' or 'rope', got {self.pos!r}")
+        if self.pos not in POSITIONS:
+            raise ValueError(f"pos must be one of {', '.join(POSITIONS)}, got {self.pos!r}")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise ValueError("d_model must split into heads of an even size")
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_len"):
@@ -114,6 +125,24 @@ def decode_answer(tokens: Sequence[int]) -> str:
             return ""
         digits.append(VOCAB[token])
     return "".join(reversed(digits))
+
+
+def places(tokens: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+    """The place of every digit token in its number (1 for the first digit written, the least
+    significant) plus ``offset`` (one per row; none: 0), and 0 for every other token.
+
+    Args:
+        tokens: Token ids (batch, time).
+        offset: Added to the places of each row's digits (batch,), or None.
+    """
+    digit = (tokens < 10).long()
+    count = digit.cumsum(dim=1)
+    # The count of digits before the last non-digit token at or before each position.
+    reset = torch.where(digit == 0, count, torch.zeros_like(count)).cummax(dim=1).values
+    place = (count - reset) * digit
+    if offset is not None:
+        place = place + offset.view(-1, 1) * digit
+    return place
 
 
 def _rotary(x: torch.Tensor) -> torch.Tensor:
@@ -162,6 +191,9 @@ class AdderModel(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(PAD + 1, config.d_model)
+        self.place = (
+            nn.Embedding(config.max_len + 1, config.d_model) if config.pos == "abacus" else None
+        )
         self.blocks = nn.ModuleList(_Block(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, PAD + 1, bias=False)
@@ -176,9 +208,18 @@ class AdderModel(nn.Module):
             assert isinstance(block, _Block)
             nn.init.normal_(block.proj.weight, std=0.02 / math.sqrt(2 * config.n_layers))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, time, vocabulary) of the next token at every position."""
+    def forward(self, tokens: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (batch, time, vocabulary) of the next token at every position.
+
+        Args:
+            tokens: Token ids (batch, time).
+            offset: With ``pos = "abacus"``, added to each row's places (training draws it at
+                random, so that places beyond the trained lengths are learnt too); None: 0.
+        """
         x = self.embed(tokens)
+        if self.place is not None:
+            index = places(tokens, offset).clamp(max=self.config.max_len)
+            x = x + self.place(index)
         for block in self.blocks:
             x = block(x)
         logits: torch.Tensor = self.head(self.norm(x))

@@ -10,8 +10,13 @@ and ``options``:
   cosine decay to a tenth), ``weight_decay`` (0.1), ``max_digits`` (0: no limit; otherwise
   examples with a longer operand are left out), ``log_every`` (50: a point of the curve, and
   a call of ``progress``, every so many steps);
+* ``place_offset`` (1; models with ``pos = "abacus"`` only): each example's digit places are
+  shifted by a random offset in ``0..place_offset`` (drawn per example and step), so the model
+  also learns the places up to ``place_offset`` beyond its longest example, which is how far
+  it answers problems longer than it was trained on (``arith_model``'s docstring);
 * a new model's architecture: ``d_model``, ``n_layers``, ``n_heads``, ``d_ff``, ``pos``
-  (:class:`arith_model.ModelConfig`); a model that continues keeps its own.
+  (``"abacus"``, ``"nope"`` or ``"rope"``; :class:`arith_model.ModelConfig`); a model that
+  continues keeps its own.
 
 Every ``checkpoint_seconds`` the whole state (model, optimiser, the batches' generator, torch's,
 the step and the curve) is written as a checkpoint (``train_state.Checkpoints``); a training
@@ -51,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.1,
     "max_digits": 0,
     "log_every": 50,
+    "place_offset": 1,
 }
 #: Steps when no ``steps`` option is given: training from scratch, and continuing.
 SCRATCH_STEPS = 6000
@@ -106,11 +112,14 @@ def _step(
     model: AdderModel,
     optimiser: torch.optim.Optimizer,
     rows: Sequence[tuple[list[int], int]],
+    offsets: Sequence[int],
     device: str,
 ) -> float:
-    """One optimiser step on the batch ``rows``; its loss."""
+    """One optimiser step on the batch ``rows`` (each row's places shifted by its offset);
+    its loss."""
     inputs, targets = _batch(rows)
-    logits = model(inputs.to(device))
+    shift = torch.tensor(offsets, dtype=torch.long, device=device) if offsets else None
+    logits = model(inputs.to(device), shift)
     loss = F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
     optimiser.zero_grad(set_to_none=True)
     loss.backward()  # type: ignore[no-untyped-call]
@@ -151,6 +160,7 @@ def train(
     default_steps = CONTINUE_STEPS if request.get("model_dir") else SCRATCH_STEPS
     steps = int(options.get("steps", default_steps))
     batch_size, lr = int(options["batch_size"]), float(options["lr"])
+    max_offset = int(options["place_offset"]) if model.config.pos == "abacus" else 0
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=float(options["weight_decay"])
     )
@@ -168,7 +178,8 @@ def train(
         for group in optimiser.param_groups:
             group["lr"] = _rate(step, steps, lr, int(options["warmup"]))
         chosen = [rows[rng.randrange(len(rows))] for _ in range(batch_size)]
-        loss_value = _step(model, optimiser, chosen, device)
+        offsets = [rng.randint(0, max_offset) for _ in chosen] if max_offset else []
+        loss_value = _step(model, optimiser, chosen, offsets, device)
         if step == 0 or (step + 1) % int(options["log_every"]) == 0 or step == steps - 1:
             point = {"step": step + 1, "loss": round(loss_value, 6)}
             curve.append(point)
