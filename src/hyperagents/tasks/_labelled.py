@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from hyperagents.exceptions import TaskError
 from hyperagents.tasks._base import Instance, Score, Split, Task, short_repr
 
-__all__ = ["LabelledStringTask", "label_rows", "read_suite", "write_suite"]
+__all__ = ["LabelledStringTask", "distinct_mutations", "label_rows", "read_suite", "write_suite"]
 
 #: Each split's share of every category: train 40%, val 30%, test 30% (of ten).
 _DEAL = (Split.TRAIN,) * 4 + (Split.VAL,) * 3 + (Split.TEST,) * 3
@@ -84,6 +84,26 @@ class LabelledStringTask(Task):
         if output == valid:
             return Score(1.0, f"{shown}: right, {expected}")
         return Score(0.0, f"{shown}: said {'valid' if output else 'invalid'}, is {expected}")
+
+
+def distinct_mutations(
+    seed: int,
+    n: int,
+    bases: Sequence[str],
+    mutate: Callable[[str, random.Random], str],
+    exclude: Iterable[str],
+) -> list[str]:
+    """``n`` distinct seeded mutations (``mutate`` of a base drawn from ``bases``), none of
+    them in ``exclude`` (the hand-written strings)."""
+    rng = random.Random(seed)
+    known = set(exclude)
+    found: list[str] = []
+    while len(found) < n:
+        candidate = mutate(rng.choice(bases), rng)
+        if candidate not in known:
+            known.add(candidate)
+            found.append(candidate)
+    return found
 
 
 def label_rows(

@@ -16,7 +16,12 @@ import random
 from pathlib import Path
 from typing import Any
 
-from hyperagents.tasks._labelled import label_rows, read_suite, write_suite
+from hyperagents.tasks._labelled import (
+    distinct_mutations,
+    label_rows,
+    read_suite,
+    write_suite,
+)
 
 __all__ = ["HAND_WRITTEN", "SUITE_FILE", "build_suite", "load_suite", "mutations"]
 
@@ -191,15 +196,8 @@ def _mutate(text: str, rng: random.Random) -> str:
 
 def mutations(seed: int, n: int) -> list[str]:
     """``n`` distinct seeded mutations of valid addresses, none of them hand-written."""
-    rng = random.Random(seed)
-    known = {a for group in HAND_WRITTEN.values() for a in group} | set(_BASES)
-    found: list[str] = []
-    while len(found) < n:
-        candidate = _mutate(rng.choice(_BASES), rng)
-        if candidate not in known:
-            known.add(candidate)
-            found.append(candidate)
-    return found
+    exclude = [*(a for group in HAND_WRITTEN.values() for a in group), *_BASES]
+    return distinct_mutations(seed, n, _BASES, _mutate, exclude)
 
 
 def build_suite(label: Any, *, seed: int = 19, n_mutations: int = 240) -> list[dict[str, Any]]:
