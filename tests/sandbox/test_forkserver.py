@@ -154,6 +154,22 @@ def test_how_a_request_ended_is_reported_as_it_was(warm: Any, tmp_path: Path) ->
     assert fine.extra["start"] == "forked" and _output(fine) == "fine"
 
 
+def test_a_request_holds_no_descriptor_of_a_namespace(warm: Any, tmp_path: Path) -> None:
+    listing = (
+        "import os\n"
+        "def solve(x):\n"
+        "    found = []\n"
+        "    for fd in os.listdir('/proc/self/fd'):\n"
+        "        try:\n"
+        "            found.append(os.readlink(f'/proc/self/fd/{fd}'))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return found\n"
+    )
+    held = _output(_solve(warm, tmp_path / "a", listing))
+    assert held and not [link for link in held if ":[" in link and link.startswith(("pid", "mnt"))]
+
+
 def test_the_server_is_not_reachable_from_its_child(warm: Any, tmp_path: Path) -> None:
     if not ROOT and warm.name == "process":
         pytest.skip("the process sandbox without root runs agent code as the engine's user")

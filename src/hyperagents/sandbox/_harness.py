@@ -1251,6 +1251,8 @@ def _serve_one(
         forked = _fork_namespace_init(control, fds, workspace, header, own_pids)
     told, pid = forked if forked is not None else (None, os.fork())
     if pid == 0:
+        if own_pids is not None:
+            os.close(own_pids)  # the server's namespace is nothing a request may hold
         _forked_child(control, fds, workspace, header)
     for fd in fds:
         os.close(fd)
