@@ -42,6 +42,7 @@ class LabelledStringTask(Task):
 
     #: The key of the string in each instance's inputs (and each suite row).
     suite_key: ClassVar[str] = "text"
+    score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # accuracy
     instance_timeout: ClassVar[float] = 2.0
     target_score: ClassVar[float | None] = 1.0
 

@@ -75,7 +75,6 @@ class EmailValidationTask(LabelledStringTask):
         "Tell valid email addresses from invalid ones (accuracy on a labelled suite of edge "
         "cases: quoted local parts, dots, plus tags, IP literals, IDN, length limits)."
     )
-    score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     suite_key: ClassVar[str] = "address"
 
     def suite_rows(self) -> list[dict[str, Any]]:

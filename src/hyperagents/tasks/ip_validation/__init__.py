@@ -55,7 +55,6 @@ class IpValidationTask(LabelledStringTask):
         "Tell valid IPv4/IPv6 addresses from invalid strings (accuracy on a labelled suite of "
         "edge cases: octet ranges, leading zeros, :: compression, embedded IPv4, scope ids)."
     )
-    score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     suite_key: ClassVar[str] = "ip"
 
     def suite_rows(self) -> list[dict[str, Any]]:
