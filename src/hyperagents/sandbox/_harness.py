@@ -53,7 +53,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 #: The C library, opened at start-up (a warm process has it ready when its request comes).
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -1259,8 +1259,7 @@ def _serve_one(
     _, status, usage = os.wait4(pid, 0)
     if told is not None:  # the init's exit stands for nothing: the request's status does
         with contextlib.suppress(OSError):
-            said = os.read(told, 32)
-            status = int(said) if said.strip().isdigit() else int(signal.SIGKILL)
+            status = _told_status(os.read(told, 32))
         os.close(told)
     left = _kill_leftovers() if header.get("kill_leftovers") else 0
     report = {"type": "exit", "status": status, "utime": usage.ru_utime}
@@ -1309,14 +1308,9 @@ def _namespace_init(
         if worker == 0:
             os.close(tell)
             _forked_child(control, fds, workspace, header, in_namespace=True)
-        _close_descriptors(keep=tell)  # the request's pipes stay with the request's process
-        while True:
-            pid, status = os.waitpid(-1, 0)
-            if pid == worker:
-                break
-        os.write(tell, str(status).encode())
-    finally:
-        os._exit(0)
+    except BaseException:
+        os._exit(0)  # told nothing: the server reports the request killed
+    _init_until(worker, tell)
 
 
 def _forked_child(
@@ -1362,20 +1356,34 @@ def _enter_pid_namespace() -> bool:
         _close_descriptors(keep=read_end)
         told = os.read(read_end, 32)
         os.wait()
-        _leave_as(int(told) if told.strip().isdigit() else int(signal.SIGKILL))
+        _leave_as(_told_status(told))
     os.close(read_end)
     worker = os.fork()
     if worker == 0:  # the request's process
         os.close(write_end)
         os.setsid()  # a session of its own: the engine kills it by its group
         return True
-    _close_descriptors(keep=write_end)  # the init: reaps until the request's process exits
-    while True:
-        pid, status = os.waitpid(-1, 0)
-        if pid == worker:
-            break
-    os.write(write_end, str(status).encode())
-    os._exit(0)
+    _init_until(worker, write_end)
+
+
+def _init_until(worker: int, tell: int) -> NoReturn:
+    """A namespace's init: keep only ``tell`` open (the request's pipes stay with the request's
+    process), reap every process until ``worker`` exits, write its wait status on ``tell`` and
+    leave (everything left in the namespace dies with it). Never returns."""
+    try:
+        _close_descriptors(keep=tell)
+        while True:
+            pid, status = os.waitpid(-1, 0)
+            if pid == worker:
+                break
+        os.write(tell, str(status).encode())
+    finally:
+        os._exit(0)
+
+
+def _told_status(told: bytes) -> int:
+    """The wait status a namespace's init wrote (SIGKILL's when it wrote none: it was killed)."""
+    return int(told) if told.strip().isdigit() else int(signal.SIGKILL)
 
 
 def _close_descriptors(keep: int) -> None:
