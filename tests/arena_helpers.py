@@ -97,11 +97,11 @@ def step_keys(store: BaseStorage, run_id: int) -> list[str]:
     return [str(e.data["key"]) for e in store.list_events(run_id, kinds=["arena.step"])]
 
 
-def arena_outcome(store: BaseStorage, run_id: int, result: Any) -> dict[str, Any]:
-    """What an arena ended with, to compare two: its suite, champion, evaluations, held-out
-    scores and each round's scores (the seconds a round took aside)."""
+def arena_outcome(store: BaseStorage, run_id: int) -> dict[str, Any]:
+    """What an arena ended with, to compare two: its suite, each round's record (scores, suite
+    size, champion, evaluations; the seconds it took aside) and the held-out scores."""
     from hyperagents.arena import arena_series, arena_suite
 
     series = [{k: v for k, v in s.items() if k != "seconds"} for s in arena_series(store, run_id)]
-    summary = {k: v for k, v in result.summary().items() if k not in ("run_id", "series", "name")}
-    return {"suite": arena_suite(store, run_id), "series": series, **summary}
+    heldout = [dict(e.data) for e in store.list_events(run_id, kinds=["arena.heldout"])]
+    return {"suite": arena_suite(store, run_id), "series": series, "heldout": heldout}

@@ -15,10 +15,17 @@ import pytest
 
 from arena_helpers import RecordingSandbox, level_variants
 from hyperagents.archive import search_evaluations
-from hyperagents.arena import ArenaLevel, champion_heldout, heldout_cases, level_preset
+from hyperagents.arena import (
+    ArenaLevel,
+    arena_suite,
+    champion_heldout,
+    heldout_cases,
+    level_preset,
+)
 from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.reports import ExperimentSpec, build_report, run_experiment
 from hyperagents.runs import StartRequest, apply_level
+from hyperagents.service import LiveTask
 from hyperagents.storages import BaseStorage, InMemoryStorage, RunStatus, VariantState
 from hyperagents.tasks import load_task
 
@@ -187,3 +194,23 @@ def test_an_interrupted_experiment_goes_on_with_its_arena_arm() -> None:
     records = run_experiment(spec, storage=store, workers=2)
     assert all(r.status in (RunStatus.STOPPED, RunStatus.COMPLETE) for r in records)
     assert level_variants(store, arena.id) == level_variants(whole, whole_arena)
+
+
+def test_a_task_wrapped_for_live_data_plays_the_arena_level() -> None:
+    # The service's live wrapper hands on the arena protocol (arena(), oracle()) it wraps.
+    label = {"valid": False, "reason": "two dots"}
+    live = LiveTask(
+        "email_validation",
+        train=[{"request_id": "r1", "inputs": {"address": "a..b@example.org"},
+                "output": True, "label": label}],
+    )  # fmt: skip
+    ArenaLevel().check(live)
+    store = InMemoryStorage()
+    record = ArenaLevel().drive(
+        task=live, name="live", seed=0, storage=store, config=CONFIG, generations=1
+    )
+    assert record.status is RunStatus.COMPLETE and record.task == "email_validation"
+    (round_one,) = store.list_events(record.id, kinds=["arena.round"])
+    suite = {case["input"]: case for case in arena_suite(store, record.id)}
+    assert suite["a..b@example.org"]["valid"] is False  # the live example is in the suite
+    assert round_one.data["proposed"] > 0 and len(store.list_variants(record.id)) == 2

@@ -29,7 +29,7 @@ def whole() -> tuple[dict[str, Any], int]:
     """The arena played through, never stopped, and the sandbox calls it made."""
     store, sandbox = InMemoryStorage(), RecordingSandbox(kind="process")
     result = _play(store, sandbox)
-    return arena_outcome(store, result.run_id, result), sandbox.done
+    return arena_outcome(store, result.run_id), sandbox.done
 
 
 def _interrupt_at(call: int) -> Any:
@@ -59,7 +59,7 @@ def test_a_round_cut_by_a_sandbox_failure_goes_on_from_its_stored_steps(
     assert stored  # the work of round 2 done before the failure is kept
     again = RecordingSandbox(kind="process")
     result = _play(store, again)
-    assert arena_outcome(store, result.run_id, result) == outcome
+    assert arena_outcome(store, result.run_id) == outcome
     assert cut.done + again.done == calls  # nothing done twice, nothing lost
     _no_step_twice(store, result.run_id)
 
@@ -80,7 +80,7 @@ def test_an_interrupt_finishes_the_step_in_flight_and_resume_does_the_rest(
     assert interrupted.done == interrupted.calls == 10  # the call in flight finished...
     resumed = RecordingSandbox(kind="process")
     result = _play(store, resumed)
-    assert arena_outcome(store, result.run_id, result) == outcome
+    assert arena_outcome(store, result.run_id) == outcome
     assert interrupted.done + resumed.done == calls  # ...and was stored: none done again
     _no_step_twice(store, result.run_id)
 
@@ -92,7 +92,7 @@ def test_workers_run_agents_side_by_side_and_never_change_a_result() -> None:
         result = run_arena(
             ArenaConfig(**TOURNAMENT), storage=store, sandbox=sandbox, workers=workers
         )
-        outcomes.append(arena_outcome(store, result.run_id, result))
+        outcomes.append(arena_outcome(store, result.run_id))
         calls.append(sandbox.done)
         (engine,) = store.list_engines(result.run_id)
         assert engine.workers == workers
