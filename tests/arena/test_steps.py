@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import _thread
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,8 @@ import pytest
 from arena_helpers import RecordingSandbox, arena_outcome, step_keys
 from hyperagents.arena import ArenaConfig, ArenaResult, run_arena
 from hyperagents.exceptions import SandboxError
-from hyperagents.storages import BaseStorage, InMemoryStorage, RunStatus
+from hyperagents.storages import BaseStorage, InMemoryStorage, RDBStorage, RunStatus
+from postgres_helpers import postgres_databases
 
 SMALL = {"rounds": 3, "proposals": 12, "children": 2, "heldout_size": 40, "sandbox": "process"}
 TOURNAMENT = SMALL | {"rounds": 2, "code_agents": 2, "test_agents": 2, "replace_every": 1}
@@ -98,3 +101,36 @@ def test_workers_run_agents_side_by_side_and_never_change_a_result() -> None:
         assert engine.workers == workers
         assert (sandbox.most > 1) is (workers > 1)
     assert outcomes[0] == outcomes[1] and calls[0] == calls[1]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'runs.db'}"
+        return
+    with postgres_databases() as make:
+        yield make()
+
+
+def test_the_steps_are_stored_in_a_database_and_taken_from_it_after_a_failure(
+    database: str, whole: tuple[dict[str, Any], int]
+) -> None:
+    outcome, calls = whole
+    store = RDBStorage(database)
+    try:
+        cut = RecordingSandbox(fail_at=10, kind="process")
+        with pytest.raises(SandboxError):
+            _play(store, cut, workers=2)
+        assert any(key.startswith("2/") for key in step_keys(store, 1))
+    finally:
+        store.close()
+    store = RDBStorage(database)  # another process's view: what was committed
+    try:
+        again = RecordingSandbox(kind="process")
+        result = _play(store, again, workers=2)
+        assert arena_outcome(store, result.run_id) == outcome
+        assert cut.done + again.done == calls
+        _no_step_twice(store, result.run_id)
+    finally:
+        store.close()
