@@ -105,3 +105,13 @@ def arena_outcome(store: BaseStorage, run_id: int) -> dict[str, Any]:
     series = [{k: v for k, v in s.items() if k != "seconds"} for s in arena_series(store, run_id)]
     heldout = [dict(e.data) for e in store.list_events(run_id, kinds=["arena.heldout"])]
     return {"suite": arena_suite(store, run_id), "series": series, "heldout": heldout}
+
+
+def live_email_task(address: str, *, valid: bool) -> Any:
+    """email_validation wrapped for live data (the service's live task), with one labelled
+    live example: ``address``, valid or not."""
+    from hyperagents.service import LiveTask
+
+    label = {"valid": valid, "reason": "" if valid else "labelled invalid"}
+    example = {"request_id": "r1", "inputs": {"address": address}, "output": True}
+    return LiveTask("email_validation", train=[example | {"label": label}])

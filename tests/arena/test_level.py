@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from arena_helpers import RecordingSandbox, level_variants
+from arena_helpers import RecordingSandbox, level_variants, live_email_task
 from hyperagents.archive import search_evaluations
 from hyperagents.arena import (
     ArenaLevel,
@@ -25,7 +25,6 @@ from hyperagents.arena import (
 from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.reports import ExperimentSpec, build_report, run_experiment
 from hyperagents.runs import StartRequest, apply_level
-from hyperagents.service import LiveTask
 from hyperagents.storages import BaseStorage, InMemoryStorage, RunStatus, VariantState
 from hyperagents.tasks import load_task
 
@@ -198,12 +197,7 @@ def test_an_interrupted_experiment_goes_on_with_its_arena_arm() -> None:
 
 def test_a_task_wrapped_for_live_data_plays_the_arena_level() -> None:
     # The service's live wrapper hands on the arena protocol (arena(), oracle()) it wraps.
-    label = {"valid": False, "reason": "two dots"}
-    live = LiveTask(
-        "email_validation",
-        train=[{"request_id": "r1", "inputs": {"address": "a..b@example.org"},
-                "output": True, "label": label}],
-    )  # fmt: skip
+    live = live_email_task("a..b@example.org", valid=False)
     ArenaLevel().check(live)
     store = InMemoryStorage()
     record = ArenaLevel().drive(

@@ -16,7 +16,7 @@ from arena_helpers import RecordingSandbox, arena_outcome, step_keys
 from hyperagents.arena import ArenaConfig, ArenaResult, run_arena
 from hyperagents.exceptions import SandboxError
 from hyperagents.storages import BaseStorage, InMemoryStorage, RDBStorage, RunStatus
-from postgres_helpers import postgres_databases
+from postgres_helpers import fresh_database_url
 
 SMALL = {"rounds": 3, "proposals": 12, "children": 2, "heldout_size": 40, "sandbox": "process"}
 TOURNAMENT = SMALL | {"rounds": 2, "code_agents": 2, "test_agents": 2, "replace_every": 1}
@@ -80,7 +80,7 @@ def test_an_interrupt_finishes_the_step_in_flight_and_resume_does_the_rest(
     assert record.status is RunStatus.STOPPED and not record.engine
     assert [e.data["round"] for e in store.list_events(1, kinds=["arena.round"])] == [1]
     assert any(key.startswith("2/") for key in step_keys(store, 1))
-    assert interrupted.done == interrupted.calls == 10  # the call in flight finished...
+    assert interrupted.done == interrupted.calls >= 10  # the step in flight finished...
     resumed = RecordingSandbox(kind="process")
     result = _play(store, resumed)
     assert arena_outcome(store, result.run_id) == outcome
@@ -106,11 +106,8 @@ def test_workers_run_agents_side_by_side_and_never_change_a_result() -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'runs.db'}"
-        return
-    with postgres_databases() as make:
-        yield make()
+    with fresh_database_url(request.param, tmp_path) as url:
+        yield url
 
 
 def test_the_steps_are_stored_in_a_database_and_taken_from_it_after_a_failure(

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from arena_helpers import live_email_task
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.service import LiveTask
@@ -127,12 +128,7 @@ def test_a_wrapper_answers_every_hook_as_the_wrapped_task() -> None:
 
 
 def test_a_live_task_keeps_the_arena_protocol_and_the_optional_hooks() -> None:
-    label = {"valid": True, "reason": ""}
-    live = LiveTask(
-        "email_validation",
-        train=[{"request_id": "r1", "inputs": {"address": "new.person@example.org"},
-                "output": True, "label": label}],
-    )  # fmt: skip
+    live = live_email_task("new.person@example.org", valid=True)
     inner = load_task("email_validation", {})
     assert live.name == "email_validation" and innermost_task(live).name == inner.name
     assert live.arena_spec() == inner.arena_spec()
