@@ -25,7 +25,13 @@ from hyperagents.arena import (
 from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.reports import ExperimentSpec, build_report, run_experiment
 from hyperagents.runs import StartRequest, apply_level
-from hyperagents.storages import BaseStorage, InMemoryStorage, RunStatus, VariantState
+from hyperagents.storages import (
+    BaseStorage,
+    InMemoryStorage,
+    RDBStorage,
+    RunStatus,
+    VariantState,
+)
 from hyperagents.tasks import load_task
 
 from cli_helpers import cli
@@ -157,10 +163,16 @@ def test_the_command_line_runs_the_arena_level(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'r.db'}"
     args = ("run", "--task", "email_validation", "--level", "arena", "-g", "2", "--sandbox",
             "process", "--storage", db, "-q")  # fmt: skip
-    done = cli(*args, cwd=tmp_path)
+    done = cli(*args, "--workers", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert '"status": "complete"' in done.stdout and '"rounds": 2' in done.stdout
     assert '"heldout":' in done.stdout
+    store = RDBStorage(db)
+    try:  # it played with the workers it was given
+        run = store.get_run_by_name("email_validation-arena-s0")
+        assert [engine.workers for engine in store.list_engines(run.id)] == [2]
+    finally:
+        store.close()
     refused = cli(*args, "--selector", "best", cwd=tmp_path)
     assert refused.returncode != 0 and "does not take --selector" in refused.stderr
 
