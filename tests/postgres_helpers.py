@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,17 @@ def postgres_admin_url() -> str:
             pytest.fail(f"PostgreSQL tests must run on CI: {message}")
         pytest.skip(message)
     return url
+
+
+@contextlib.contextmanager
+def fresh_database_url(kind: str, folder: Path) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file in ``folder`` (``kind`` ``sqlite``), or a new
+    database on the PostgreSQL test server (any other kind; dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'runs.db'}"
+        return
+    with postgres_databases() as make:
+        yield make()
 
 
 @contextlib.contextmanager

@@ -13,13 +13,25 @@ from typing import Any
 
 import pytest
 
-from arena_helpers import RecordingSandbox, level_variants
+from arena_helpers import RecordingSandbox, level_variants, live_email_task
 from hyperagents.archive import search_evaluations
-from hyperagents.arena import ArenaLevel, champion_heldout, heldout_cases, level_preset
+from hyperagents.arena import (
+    ArenaLevel,
+    arena_suite,
+    champion_heldout,
+    heldout_cases,
+    level_preset,
+)
 from hyperagents.exceptions import ConfigError, SandboxError
 from hyperagents.reports import ExperimentSpec, build_report, run_experiment
 from hyperagents.runs import StartRequest, apply_level
-from hyperagents.storages import BaseStorage, InMemoryStorage, RunStatus, VariantState
+from hyperagents.storages import (
+    BaseStorage,
+    InMemoryStorage,
+    RDBStorage,
+    RunStatus,
+    VariantState,
+)
 from hyperagents.tasks import load_task
 
 from cli_helpers import cli
@@ -151,10 +163,16 @@ def test_the_command_line_runs_the_arena_level(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'r.db'}"
     args = ("run", "--task", "email_validation", "--level", "arena", "-g", "2", "--sandbox",
             "process", "--storage", db, "-q")  # fmt: skip
-    done = cli(*args, cwd=tmp_path)
+    done = cli(*args, "--workers", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert '"status": "complete"' in done.stdout and '"rounds": 2' in done.stdout
     assert '"heldout":' in done.stdout
+    store = RDBStorage(db)
+    try:  # it played with the workers it was given
+        run = store.get_run_by_name("email_validation-arena-s0")
+        assert [engine.workers for engine in store.list_engines(run.id)] == [2]
+    finally:
+        store.close()
     refused = cli(*args, "--selector", "best", cwd=tmp_path)
     assert refused.returncode != 0 and "does not take --selector" in refused.stderr
 
@@ -187,3 +205,18 @@ def test_an_interrupted_experiment_goes_on_with_its_arena_arm() -> None:
     records = run_experiment(spec, storage=store, workers=2)
     assert all(r.status in (RunStatus.STOPPED, RunStatus.COMPLETE) for r in records)
     assert level_variants(store, arena.id) == level_variants(whole, whole_arena)
+
+
+def test_a_task_wrapped_for_live_data_plays_the_arena_level() -> None:
+    # The service's live wrapper hands on the arena protocol (arena(), oracle()) it wraps.
+    live = live_email_task("a..b@example.org", valid=False)
+    ArenaLevel().check(live)
+    store = InMemoryStorage()
+    record = ArenaLevel().drive(
+        task=live, name="live", seed=0, storage=store, config=CONFIG, generations=1
+    )
+    assert record.status is RunStatus.COMPLETE and record.task == "email_validation"
+    (round_one,) = store.list_events(record.id, kinds=["arena.round"])
+    suite = {case["input"]: case for case in arena_suite(store, record.id)}
+    assert suite["a..b@example.org"]["valid"] is False  # the live example is in the suite
+    assert round_one.data["proposed"] > 0 and len(store.list_variants(record.id)) == 2

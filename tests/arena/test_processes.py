@@ -2,7 +2,10 @@
 process holds the run (``hyperagents resume`` from another process is refused); SIGKILLed
 mid-run, ``hyperagents resume`` finishes it with no round lost or played twice; ``hyperagents
 stop`` ends it between rounds, recorded as stopped, and ``hyperagents resume`` finishes it. Each
-ends with the variants of an arena never stopped."""
+ends with the variants of an arena never stopped. A ``hyperagents arena`` signalled (SIGINT,
+SIGTERM) in the middle of a round stores the work it did of that round, and ``hyperagents
+resume --workers`` goes on from there, with those workers, to the end of an arena never
+interrupted."""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from arena_helpers import level_variants, played_rounds
-from hyperagents.arena import ArenaLevel
+from arena_helpers import arena_outcome, level_variants, played_rounds, step_keys
+from hyperagents.arena import ArenaConfig, ArenaLevel, run_arena
 from hyperagents.storages import InMemoryStorage, RDBStorage, RunRecord, RunStatus
 from hyperagents.tasks import load_task
 
@@ -152,4 +155,75 @@ def test_experiment_levels_drive_the_arena_arm_and_resume_adds_rounds_to_it(
         assert [v.generation for v in store.list_variants(run.id)] == [0, 1, 2, 3]
         assert store.get_run(run.id).experiment == "e"  # still the experiment's arm
     finally:
+        store.close()
+
+
+# -- a signal in the middle of a round (``hyperagents arena``, resumed by ``hyperagents resume``)
+GOLDEN = {"rounds": 4, "proposals": 12, "children": 3, "heldout_size": 40, "sandbox": "process"}
+ARENA = ("arena", "--rounds", "4", "--proposals", "12", "--children", "3", "--heldout", "40",
+         "--sandbox", "process", "--name", "g")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted() -> dict[str, Any]:
+    """The same arena played through in this process, never interrupted."""
+    store = InMemoryStorage()
+    result = run_arena(ArenaConfig(**GOLDEN), storage=store, name="g")
+    return arena_outcome(store, result.run_id)
+
+
+def _mid_round(store: RDBStorage, engine: subprocess.Popen[str]) -> tuple[RunRecord, int]:
+    """The run once a step of a round after the first is stored and that round is not (while
+    its process still plays), and that round."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and engine.poll() is None:
+        try:
+            run = store.get_run_by_name("g")
+            played = played_rounds(store, run.id)
+            steps = step_keys(store, run.id)
+        except Exception:  # the database or the run is not made yet
+            played, steps = [], []
+        going = len(played) + 1
+        if played and any(key.startswith(f"{going}/") for key in steps):
+            return run, going
+        time.sleep(0.02)
+    engine.kill()
+    out, err = engine.communicate()
+    pytest.fail(f"no round was caught in the middle: {out}{err}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_arena_signalled_mid_round_resumes_the_round_and_ends_as_never_interrupted(
+    tmp_path: Path, uninterrupted: dict[str, Any], signum: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    engine = spawn_cli(*ARENA, "--workers", "1", "--storage", url, cwd=tmp_path)
+    store = RDBStorage(url)
+    try:
+        run, going = _mid_round(store, engine)
+        os.kill(engine.pid, signum)
+        _, err = engine.communicate(timeout=300)
+        assert engine.returncode == (130 if signum == signal.SIGINT else 143), err
+        assert "continue with hyperagents resume g" in err
+        record = store.get_run(run.id)
+        assert record.status is RunStatus.STOPPED and not record.engine
+        # The round in flight did not end, but its work done so far (and the step in flight
+        # when the signal came) is stored.
+        assert played_rounds(store, run.id) == list(range(1, going))
+        cut = step_keys(store, run.id)
+        assert any(key.startswith(f"{going}/") for key in cut)
+        resumed = cli("resume", "g", "--workers", "2", "--storage", url, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "with 2 workers" in resumed.stderr
+        # The resume took the workers it was given (the run engine's record of it).
+        assert [e.workers for e in store.list_engines(run.id)] == [1, 2]
+        assert store.get_run(run.id).status is RunStatus.COMPLETE
+        assert played_rounds(store, run.id) == [1, 2, 3, 4]  # none lost, none played twice
+        keys = step_keys(store, run.id)
+        assert keys[: len(cut)] == cut and len(set(keys)) == len(keys)  # no step done twice
+        assert arena_outcome(store, run.id) == uninterrupted
+    finally:
+        if engine.poll() is None:
+            engine.kill()
         store.close()

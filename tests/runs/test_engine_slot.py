@@ -25,7 +25,7 @@ from hyperagents.storages import (
     RunStatus,
     get_storage,
 )
-from postgres_helpers import blip_database, postgres_databases
+from postgres_helpers import blip_database, fresh_database_url, postgres_databases
 
 from toytask import ToyTask
 
@@ -70,11 +70,8 @@ def reference() -> list[tuple[Any, ...]]:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database: a SQLite file, or a new database on the PostgreSQL test server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'runs.db'}"
-        return
-    with postgres_databases() as make:
-        yield make()
+    with fresh_database_url(request.param, tmp_path) as url:
+        yield url
 
 
 def _load(name: str, url: str) -> Run:

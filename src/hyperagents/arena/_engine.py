@@ -3,12 +3,18 @@ champion on the held-out adversarial suite.
 
 The arena is a run of mode ``arena`` in storage (its :class:`ArenaConfig` as the run's config).
 After every round the whole state (agents, suite, histories, evaluations) is stored as a
-content-addressed blob and named by the round's ``arena.round`` event, so an arena killed at
-any moment resumes from its last finished round; every random choice is derived from the seed,
-the round and the agent, so the resumed arena ends exactly as one never killed. While it plays,
+content-addressed blob and named by the round's ``arena.round`` event; within a round, each
+piece of agent work (a test agent's proposals, a code agent's answers, a child) is stored as it
+completes (an ``arena.step`` event, see :mod:`hyperagents.arena._steps`). So an arena killed at
+any moment resumes from its last finished round and the steps of the next one stored since,
+doing none of them again; every random choice is derived from the seed, the round and the
+agent, so the resumed arena ends exactly as one never killed. An interrupt (Ctrl-C; SIGTERM
+under the command line) lets the work in flight finish and be stored before the arena stops.
+The agents' work runs on ``workers`` threads, which never changes a result. While it plays,
 its process holds the run's engine slot with the run engine's lease and heartbeats
 (:func:`~hyperagents.runs.hold_run`): one process drives an arena at a time, a stop request
-ends it after the round in flight, and ``hyperagents resume`` continues it.
+ends it after the round in flight, and ``hyperagents resume`` continues it (with the workers
+it is given).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from hyperagents.exceptions import ConfigError, RunNotFoundError
 from hyperagents.improvers import meta_agent_files
 from hyperagents.llm import portable_llm_spec
 from hyperagents.program import Program
-from hyperagents.runs import HeldRun, RunLLM, derive_seed, hold_run
+from hyperagents.runs import HeldRun, RunLLM, default_workers, derive_seed, hold_run
 from hyperagents.sandbox import Sandbox
 from hyperagents.storages import BaseStorage, RunRecord, RunSpec, RunStatus, get_storage
 from hyperagents.tasks import Task, load_task
@@ -235,12 +241,19 @@ def arena_series(store: BaseStorage, run_id: int) -> list[dict[str, Any]]:
 
 
 def arena_context(
-    store: BaseStorage, run_id: int, task: Task, config: ArenaConfig, sandbox: Sandbox | None
+    store: BaseStorage,
+    run_id: int,
+    task: Task,
+    config: ArenaConfig,
+    sandbox: Sandbox | None,
+    *,
+    workers: int = 1,
 ) -> tuple[RoundContext, list[dict[str, Any]]]:
-    """The round context (sandbox, oracle, held-out inputs) and the held-out cases."""
+    """The round context (sandbox, oracle, held-out inputs, ``workers`` threads) and the
+    held-out cases."""
     box = sandbox or arena_sandbox(config.sandbox, task, memory_mb=config.memory_mb)
     oracle = oracle_of(task)
-    ctx = RoundContext(store, run_id, task, config, box, oracle, frozenset(), {})
+    ctx = RoundContext(store, run_id, task, config, box, oracle, frozenset(), {}, workers=workers)
     if config.meta == "llm":
         spec = portable_llm_spec(str(config.llm))
         ctx.llm = RunLLM(store, run_id, spec=spec, seed=derive_seed(config.seed, "arena", "llm"))
@@ -258,6 +271,7 @@ def run_arena(
     on_round: Callable[[dict[str, Any]], None] | None = None,
     agents: Agents | None = None,
     stop: Callable[[], bool] | None = None,
+    workers: int | None = None,
 ) -> ArenaResult:
     """Create (or resume) the arena ``name`` and play it to ``config.rounds`` rounds, holding
     its run's engine slot as the run engine does (see :func:`~hyperagents.runs.hold_run`): a
@@ -274,6 +288,8 @@ def run_arena(
         agents: The programs a new arena starts from (default: the seeds); a resumed arena
             goes on with the agents it has.
         stop: Asked before each round: whether to stop there.
+        workers: Threads that run the agents' work side by side (default: the number of
+            CPUs); results never depend on it, so a resumed arena may take another number.
 
     Returns:
         Its result; the held-out scores are measured once it has played its rounds (empty
@@ -283,15 +299,20 @@ def run_arena(
         ConfigError: Bad settings, or a run of that name that is not this arena.
         RunStateError: Another live engine drives the arena (nothing was changed).
         TaskError: The task cannot be loaded, or its oracle's package is missing.
-        SandboxError: The sandbox itself kept failing (the arena resumes from its last round).
+        SandboxError: The sandbox itself kept failing (the arena resumes from its last
+            round's stored steps).
+        KeyboardInterrupt: An interrupt: the work in flight was stored first, and the arena
+            is marked stopped (it resumes from the steps stored).
     """
     task = load_task(config.task, {})
     tester = seed_test_agent(task)  # a task that cannot play an arena stops here
     store = get_storage(storage)
     name = name or arena_name(config)
     run_id, existed = open_run(store, config, name, tester=tester)
-    ctx, heldout = arena_context(store, run_id, task, config, sandbox)
-    with hold_run(store, run_id, started=f"arena: to round {config.rounds}") as held:
+    count = default_workers(workers)
+    ctx, heldout = arena_context(store, run_id, task, config, sandbox, workers=count)
+    started = f"arena: to round {config.rounds}, {count} workers"
+    with hold_run(store, run_id, started=started, workers=count) as held:
         if existed:
             store_settings(store, run_id, config)
         state = last_state(ctx) if existed else None
@@ -316,7 +337,8 @@ def play_held(
     (:meth:`HeldRun.end`) and return whether it is done (its rounds played or budget spent).
 
     Raises:
-        SandboxError: The sandbox itself kept failing (the round is played again on resume).
+        SandboxError: The sandbox itself kept failing (the round goes on from its stored steps
+            on resume).
     """
 
     def halt(_: ArenaState) -> bool:
@@ -369,8 +391,22 @@ def play_rounds(
         Whether the arena is done (its rounds played or its budget spent), not stopped.
 
     Raises:
-        SandboxError: The sandbox itself kept failing (the round is played again on resume).
+        SandboxError: The sandbox itself kept failing (the round goes on from its stored steps
+            on resume).
     """
+    with ctx.pool.running():
+        return _play(ctx, state, on_round, stop, spent, round_extra)
+
+
+def _play(
+    ctx: RoundContext,
+    state: ArenaState,
+    on_round: Callable[[dict[str, Any]], None] | None,
+    stop: Callable[[ArenaState], bool],
+    spent: Callable[[ArenaState], int] | None,
+    round_extra: int,
+) -> bool:
+    """:func:`play_rounds` with the workers running."""
     config = ctx.config
     for round_no in range(state.round + 1, config.rounds + 1):
         budget = config.max_evaluations

@@ -9,8 +9,9 @@ rounds are its steps: ``generations`` is its number of rounds, and its evaluatio
 round, the val evaluation of each round's champion and the test evaluations of champions (see
 :mod:`hyperagents.arena._record`); no round starts that could take it past the budget. Each
 round is stored as it ends, with its variant, so a run killed at any point resumes from its
-last round: :meth:`ArenaLevel.resume` (what ``hyperagents resume`` and the dashboard's Resume
-call) continues it, or a ``hyperagents arena`` one, with its stored settings. While it plays,
+last round and the steps of the next one stored since: :meth:`ArenaLevel.resume` (what
+``hyperagents resume`` and the dashboard's Resume call) continues it, or a ``hyperagents arena``
+one, with its stored settings and the workers it is given. While it plays,
 its process holds the run's engine slot as the run engine does (one driver at a time, heartbeats,
 a stop request honoured after the round in flight).
 """
@@ -39,7 +40,7 @@ from hyperagents.arena._engine import (
 from hyperagents.arena._record import budget_spent, record_rounds
 from hyperagents.arena._suite import oracle_of
 from hyperagents.exceptions import ConfigError
-from hyperagents.runs import LevelPreset, hold_run
+from hyperagents.runs import LevelPreset, default_workers, hold_run
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus, VariantRecord
 from hyperagents.tasks import Task, load_task
 
@@ -96,11 +97,13 @@ class ArenaLevel:
         arm: str | None = None,
         stop: Callable[[], bool] | None = None,
         on_variant: Callable[[VariantRecord], None] | None = None,
+        workers: int | None = None,
     ) -> RunRecord:
         """Create (or resume) the arena run ``name`` and play it to ``generations`` rounds or
         its budget, recording a variant per round (each given to ``on_variant``); ``stop()``,
         a stop request or another engine taking it over ends it after a round. Its process
-        holds the run's engine slot while it plays (see :func:`~hyperagents.runs.hold_run`).
+        holds the run's engine slot while it plays (see :func:`~hyperagents.runs.hold_run`),
+        the agents' work on ``workers`` threads (default: the number of CPUs).
 
         Raises:
             ConfigError: A task without an oracle, bad settings, or a run of that name that
@@ -109,7 +112,7 @@ class ArenaLevel:
         """
         self.check(task)
         arena = level_config(task, seed=seed, rounds=generations, config=config)
-        return _play(storage, task, arena, name, (experiment, arm), stop, on_variant)
+        return _play(storage, task, arena, name, (experiment, arm), stop, on_variant, workers)
 
     def resume(
         self,
@@ -120,11 +123,13 @@ class ArenaLevel:
         changes: Mapping[str, Any] | None = None,
         stop: Callable[[], bool] | None = None,
         on_variant: Callable[[VariantRecord], None] | None = None,
+        workers: int | None = None,
     ) -> RunRecord:
         """Continue the arena ``record`` (of the level, or a ``hyperagents arena`` one) from its
-        last stored round with its stored settings and ``changes`` (``sandbox``,
-        ``max_evaluations``), to its stored rounds plus ``generations``; as :meth:`drive`
-        otherwise (an arena that is not of the level records no variants).
+        last stored round and the steps of the next one stored since, with its stored settings
+        and ``changes`` (``sandbox``, ``max_evaluations``), to its stored rounds plus
+        ``generations``, on ``workers`` threads; as :meth:`drive` otherwise (an arena that is
+        not of the level records no variants).
 
         Raises:
             ConfigError: Not an arena, or an invalid change. RunStateError: Another live
@@ -136,11 +141,11 @@ class ArenaLevel:
         values["rounds"] = int(values.get("rounds", 0)) + (generations or 0)
         arena = ArenaConfig.parse(values)
         if not is_level_run(storage, record):
-            run_arena(arena, storage=storage, name=record.name, stop=stop)
+            run_arena(arena, storage=storage, name=record.name, stop=stop, workers=workers)
             return storage.get_run(record.id)
         task = load_task(arena.task, {})
         where = (record.experiment, record.arm)
-        return _play(storage, task, arena, record.name, where, stop, on_variant)
+        return _play(storage, task, arena, record.name, where, stop, on_variant, workers)
 
 
 def _play(
@@ -151,9 +156,10 @@ def _play(
     where: tuple[str | None, str | None],
     stop: Callable[[], bool] | None,
     on_variant: Callable[[VariantRecord], None] | None,
+    workers: int | None,
 ) -> RunRecord:
     """Create or go on with the level's run ``name`` (in experiment and arm ``where``) and
-    play it holding its engine slot (see :meth:`ArenaLevel.drive`)."""
+    play it holding its engine slot, on ``workers`` threads (see :meth:`ArenaLevel.drive`)."""
     experiment, arm = where
     tester = seed_test_agent(task)
     run_id, existed = open_run(
@@ -161,10 +167,12 @@ def _play(
     )
     if existed and _played_out(storage.get_run(run_id), arena):
         return storage.get_run(run_id)  # nothing left to play: its engine slot is left alone
-    ctx, _ = arena_context(storage, run_id, task, arena, None)
+    count = default_workers(workers)
+    ctx, _ = arena_context(storage, run_id, task, arena, None, workers=count)
     seed_program = seed_code_agent(task, arena.meta, self_propose=arena.self_propose)
+    started = f"arena level: to round {arena.rounds}, {count} workers"
     try:
-        with hold_run(storage, run_id, started=f"arena level: to round {arena.rounds}") as held:
+        with hold_run(storage, run_id, started=started, workers=count) as held:
             if existed:
                 store_settings(storage, run_id, arena)
             state = last_state(ctx) if existed else None

@@ -1,18 +1,23 @@
 """One round of the arena: test agents propose, the oracle labels, code agents are screened on
 the new inputs, the suite grows with the hard cases, and each code agent tries children against
 the grown suite (improve-and-keep). Every agent's failure is recorded and the round goes on.
+
+Each piece of agent work is a step of the round, stored as it completes and taken from storage
+when the round is played again after a stop (see :mod:`hyperagents.arena._steps`); the work of
+different agents runs on the context's workers, taken in the agents' order.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hyperagents.arena._agents import evaluate, make_child, propose
 from hyperagents.arena._config import ArenaConfig
 from hyperagents.arena._state import HISTORY_CAP, LINEAGE_CAP, AgentSlot, ArenaState, meta_report
+from hyperagents.arena._steps import Raised, StepLog, Workers
 from hyperagents.arena._suite import Case, Oracle, grow_suite, instances_of, label_inputs
 from hyperagents.arena._testers import rule_library
 from hyperagents.program import Program
@@ -21,7 +26,10 @@ from hyperagents.sandbox import Limits, Sandbox
 from hyperagents.storages import BaseStorage
 from hyperagents.tasks import Task
 
-__all__ = ["RoundContext", "play_round"]
+__all__ = ["RoundContext", "Spent", "add_spent", "improve_slot", "play_round"]
+
+#: Code agent evaluations spent, by kind (``scores``, ``children``) and ``instances``.
+Spent = dict[str, int]
 
 #: The ``meta_info`` keys a lineage entry keeps (as the engine's archive summary does).
 _META_KEYS = ("operator", "changes", "params", "structure")
@@ -30,7 +38,8 @@ _META_VALUE_BYTES = 2048
 
 @dataclass
 class RoundContext:
-    """What a round works with (built once per arena by the engine)."""
+    """What a round works with (built once per arena by the engine): ``workers`` threads run
+    the steps of different agents (see :mod:`hyperagents.arena._steps`)."""
 
     store: BaseStorage
     run_id: int
@@ -41,6 +50,13 @@ class RoundContext:
     heldout: frozenset[str]
     programs: dict[str, Program]
     llm: RunLLM | None = None
+    workers: int = 1
+    log: StepLog = field(init=False, repr=False)
+    pool: Workers = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.log = StepLog(self.store, self.run_id)
+        self.pool = Workers(self.log, self.workers)
 
     def program(self, program_id: str) -> Program:
         """A stored program (cached)."""
@@ -81,13 +97,10 @@ def _bounded_meta(meta_info: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str, list[Case]]:
-    """Each test agent's proposals (and each code agent's own, with ``self_propose``),
-    filtered and labelled by the oracle (by agent name)."""
-    known = {case["input"] for case in state.suite}
-    found: dict[str, list[Case]] = {}
-    proposers = state.test + (state.code if ctx.config.self_propose else [])
-    for slot in proposers:
+def _proposal(ctx: RoundContext, slot: AgentSlot, round_no: int) -> list[str]:
+    """A proposer's inputs of the round (a step: its failure recorded with it)."""
+
+    def work() -> tuple[dict[str, Any], list[Raised]]:
         proposal = propose(
             ctx.program(slot.program),
             history=slot.history,
@@ -103,15 +116,27 @@ def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str
                 f"{proposal.dropped} of its proposals dropped (not distinct strings of 1 to "
                 f"{ctx.config.max_input_chars} characters, or past {ctx.config.proposals})"
             )
+        raised: list[Raised] = []
         if failure is not None:
-            ctx.event(
-                "arena.agent_failed",
-                f"test agent {slot.name} failed: {failure}"[:300],
-                {"round": round_no, "agent": slot.name, "step": "propose", "reason": failure},
-            )
+            message = f"test agent {slot.name} failed: {failure}"[:300]
+            data = {"round": round_no, "agent": slot.name, "step": "propose", "reason": failure}
+            raised.append(("arena.agent_failed", message, data))
+        return {"inputs": list(proposal.inputs)}, raised
+
+    return [str(value) for value in ctx.log.step(f"{slot.name}/propose", work)["inputs"]]
+
+
+def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str, list[Case]]:
+    """Each test agent's proposals (and each code agent's own, with ``self_propose``),
+    filtered and labelled by the oracle (by agent name)."""
+    known = {case["input"] for case in state.suite}
+    found: dict[str, list[Case]] = {}
+    proposers = state.test + (state.code if ctx.config.self_propose else [])
+    proposed = ctx.pool.map(lambda slot: _proposal(ctx, slot, round_no), proposers)
+    for slot, inputs in zip(proposers, proposed, strict=True):
         fresh = [
             value
-            for value in proposal.inputs
+            for value in inputs
             if value not in known and value not in ctx.heldout  # held-out: never in play
         ]
         known.update(fresh)
@@ -121,19 +146,23 @@ def _test_phase(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[str
     return found
 
 
-def _run_on(ctx: RoundContext, program: Program, cases: list[Case]) -> dict[str, Any]:
+def _run_on(ctx: RoundContext, program: Program, cases: list[Case], key: str) -> dict[str, Any]:
     """A code agent's outputs on ``cases``, by input (None for each where it failed or is
-    invalid), from one sandboxed evaluation."""
-    instances = instances_of(cases, "e", key=ctx.oracle.key)
-    result = evaluate(
-        program, instances, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
-    )
-    rows = {} if result is None else {row["id"]: row for row in result.results}
-    outputs: dict[str, Any] = {}
-    for inst, case in zip(instances, cases, strict=True):
-        row = rows.get(inst.id) or {}
-        outputs[case["input"]] = None if row.get("error") else row.get("output")
-    return outputs
+    invalid), from one sandboxed evaluation: the round's step ``key``."""
+
+    def work() -> tuple[dict[str, Any], list[Raised]]:
+        instances = instances_of(cases, "e", key=ctx.oracle.key)
+        result = evaluate(
+            program, instances, task=ctx.task, sandbox=ctx.sandbox, limits=ctx.eval_limits
+        )
+        rows = {} if result is None else {row["id"]: row for row in result.results}
+        outputs: dict[str, Any] = {}
+        for inst, case in zip(instances, cases, strict=True):
+            row = rows.get(inst.id) or {}
+            outputs[case["input"]] = None if row.get("error") else row.get("output")
+        return {"outputs": outputs}, []
+
+    return dict(ctx.log.step(key, work)["outputs"])
 
 
 def _results(ctx: RoundContext, state: ArenaState, outputs: dict[str, Any]) -> list[Any]:
@@ -150,13 +179,16 @@ def _results(ctx: RoundContext, state: ArenaState, outputs: dict[str, Any]) -> l
 
 def _screen(ctx: RoundContext, state: ArenaState, cases: list[Case]) -> set[str]:
     """The inputs of ``cases`` that some code agent gets wrong (each code agent answers them
-    in one evaluation; its answers are kept with it)."""
+    in one evaluation, on the workers; its answers are kept with it)."""
     if not cases:
         return set()
     hard: set[str] = set()
     instances = instances_of(cases, "p", key=ctx.oracle.key)
-    for slot in state.code:
-        outputs = _run_on(ctx, ctx.program(slot.program), cases)
+    answered = ctx.pool.map(
+        lambda slot: _run_on(ctx, ctx.program(slot.program), cases, f"{slot.name}/screen"),
+        state.code,
+    )
+    for slot, outputs in zip(state.code, answered, strict=True):
         state.evaluations["screens"] += 1
         state.evaluations["instances"] += len(cases)
         slot.answers = {**slot.answers, **outputs}
@@ -174,13 +206,15 @@ def _score(
     return (sum(row["score"] for row in rows) / len(rows) if rows else 0.0), rows
 
 
-def _catch_up(ctx: RoundContext, state: ArenaState, slot: AgentSlot) -> None:
+def _catch_up(ctx: RoundContext, state: ArenaState, slot: AgentSlot, spent: Spent) -> None:
     """Answer the suite cases ``slot`` has no answer for yet (one evaluation, if any)."""
     missing = [case for case in state.suite if case["input"] not in slot.answers]
     if missing:
-        slot.answers = {**slot.answers, **_run_on(ctx, ctx.program(slot.program), missing)}
-        state.evaluations["scores"] += 1
-        state.evaluations["instances"] += len(missing)
+        program = ctx.program(slot.program)
+        answers = _run_on(ctx, program, missing, f"{slot.name}/catch-up")
+        slot.answers = {**slot.answers, **answers}
+        spent["scores"] += 1
+        spent["instances"] += len(missing)
     suite = {case["input"] for case in state.suite}
     slot.answers = {key: value for key, value in slot.answers.items() if key in suite}
 
@@ -195,28 +229,13 @@ def _task_info(ctx: RoundContext) -> dict[str, Any]:
     return info
 
 
-def improve_slot(
-    ctx: RoundContext, state: ArenaState, slot: AgentSlot, round_no: int, children: int
-) -> float:
-    """Score ``slot`` on the grown suite (from its answers), then try ``children`` children,
-    each evaluated on the suite, and keep the best one that scores at least as well
-    (improve-and-keep).
+def _child(
+    ctx: RoundContext, slot: AgentSlot, report: dict[str, Any], round_no: int, k: int
+) -> tuple[Program | None, dict[str, Any]]:
+    """The ``k``-th child of ``slot`` this round, made by its meta agent (a step: its failure
+    recorded with it), and the bounded ``meta_info`` its lineage keeps."""
 
-    Returns:
-        Its score on the grown suite before its children (the drop the new cases made).
-    """
-    _catch_up(ctx, state, slot)
-    score, results = _score(ctx, state, slot.answers)
-    slot.score = score
-    key = ctx.oracle.key
-    inputs = [
-        {"id": f"c-{i}", "inputs": {key: case["input"]}} for i, case in enumerate(state.suite)
-    ]
-    module = "meta_arena" if ctx.config.meta == "arena" else "meta_agent"
-    task_info = _task_info(ctx)
-    for k in range(children):
-        seed = ctx.seed(round_no, slot.name, "child", k)
-        report = meta_report(slot, results, inputs, task=task_info, seed=seed)
+    def work() -> tuple[dict[str, Any], list[Raised]]:
         scope = f"r{round_no}/{slot.name}/{k}/improve"
         handler = (
             None
@@ -226,27 +245,59 @@ def improve_slot(
         child, meta_info, failure = make_child(
             ctx.program(slot.program),
             report,
-            module=module,
-            seed=seed,
+            module="meta_arena" if ctx.config.meta == "arena" else "meta_agent",
+            seed=report["seed"],
             sandbox=ctx.sandbox,
             limits=ctx.limits(ctx.config.improve_timeout),
             llm=handler,
         )
+        made: dict[str, Any] = {"child": None if child is None else ctx.put(child)}
+        made["meta_info"] = _bounded_meta(meta_info)
+        if child is not None:
+            return made, []
+        message = f"code agent {slot.name}'s meta agent failed: {failure}"[:300]
+        data = {"round": round_no, "agent": slot.name, "step": "improve", "reason": failure}
+        return made, [("arena.agent_failed", message, data)]
+
+    made = ctx.log.step(f"{slot.name}/child{k}", work)
+    child_id = made["child"]
+    return (None if child_id is None else ctx.program(str(child_id))), dict(made["meta_info"])
+
+
+def improve_slot(
+    ctx: RoundContext, state: ArenaState, slot: AgentSlot, round_no: int, children: int
+) -> tuple[float, Spent]:
+    """Score ``slot`` on the grown suite (from its answers), then try ``children`` children,
+    each evaluated on the suite, and keep the best one that scores at least as well
+    (improve-and-keep). Changes ``slot`` only (so the code agents improve side by side).
+
+    Returns:
+        Its score on the grown suite before its children (the drop the new cases made), and
+        the evaluations it spent.
+    """
+    spent: Spent = {"scores": 0, "children": 0, "instances": 0}
+    _catch_up(ctx, state, slot, spent)
+    score, results = _score(ctx, state, slot.answers)
+    slot.score = score
+    key = ctx.oracle.key
+    inputs = [
+        {"id": f"c-{i}", "inputs": {key: case["input"]}} for i, case in enumerate(state.suite)
+    ]
+    task_info = _task_info(ctx)
+    for k in range(children):
+        seed = ctx.seed(round_no, slot.name, "child", k)
+        report = meta_report(slot, results, inputs, task=task_info, seed=seed)
+        child, meta_info = _child(ctx, slot, report, round_no, k)
         slot.generation += 1
         entry: dict[str, Any] = {"generation": slot.generation, "round": round_no}
-        entry["meta_info"] = _bounded_meta(meta_info)
+        entry["meta_info"] = meta_info
         entry["parent"] = slot.current_generation()
         if child is None:
-            ctx.event(
-                "arena.agent_failed",
-                f"code agent {slot.name}'s meta agent failed: {failure}"[:300],
-                {"round": round_no, "agent": slot.name, "step": "improve", "reason": failure},
-            )
             entry["score"] = None
         else:
-            outputs = _run_on(ctx, child, state.suite)
-            state.evaluations["children"] += 1
-            state.evaluations["instances"] += len(state.suite)
+            outputs = _run_on(ctx, child, state.suite, f"{slot.name}/child{k}/answers")
+            spent["children"] += 1
+            spent["instances"] += len(state.suite)
             child_score, child_results = _score(ctx, state, outputs)
             entry["score"] = child_score
             if child_score >= slot.score:
@@ -254,7 +305,13 @@ def improve_slot(
                 slot.answers = outputs
                 entry["kept"] = True
         slot.lineage = [*slot.lineage, entry][-LINEAGE_CAP:]
-    return score
+    return score, spent
+
+
+def add_spent(state: ArenaState, spent: Spent) -> None:
+    """Count ``spent`` in the arena's evaluations."""
+    for kind, count in spent.items():
+        state.evaluations[kind] += count
 
 
 def play_round(
@@ -263,11 +320,16 @@ def play_round(
     round_no: int,
     replace: Callable[[RoundContext, ArenaState, int], list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """Play round ``round_no`` on ``state`` (changed in place); its summary for the event.
+    """Play round ``round_no`` on ``state`` (changed in place; the state of the round before
+    it) from the steps of it already stored; its summary for the event.
 
     Raises:
-        SandboxError: The sandbox itself failed (the round is played again on resume).
+        SandboxError: The sandbox itself failed (the round goes on from its stored steps on
+            resume).
+        KeyboardInterrupt: An interrupt (the steps in flight were stored first).
     """
+    last = ctx.store.list_events(ctx.run_id, kinds=["arena.round"], newest_first=True, limit=1)
+    ctx.log.open(round_no, last[0].id if last else 0)
     before = {slot.name: slot.score if slot.answers else None for slot in state.code}
     proposed = _test_phase(ctx, state, round_no)
     all_cases = [case for cases in proposed.values() for case in cases]
@@ -280,10 +342,13 @@ def play_round(
         slot.history = [*slot.history, *entries][-HISTORY_CAP:]
     size_before = len(state.suite)
     state.suite = grow_suite(state.suite, hard_cases, cap=ctx.config.suite_cap)
-    dropped = {
-        slot.name: improve_slot(ctx, state, slot, round_no, ctx.config.children)
-        for slot in state.code
-    }
+    improved = ctx.pool.map(
+        lambda slot: improve_slot(ctx, state, slot, round_no, ctx.config.children), state.code
+    )
+    dropped = {}
+    for slot, (score, spent) in zip(state.code, improved, strict=True):
+        dropped[slot.name] = score
+        add_spent(state, spent)
     replaced = replace(ctx, state, round_no)
     state.round = round_no
     champion = state.champion()

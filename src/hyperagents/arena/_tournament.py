@@ -11,10 +11,12 @@ redrawn within ``PARAM_SPACE`` (a copy where it declares none it can parse).
 from __future__ import annotations
 
 import random
+from functools import partial
 from typing import Any
 
-from hyperagents.arena._round import RoundContext, improve_slot
+from hyperagents.arena._round import RoundContext, add_spent, improve_slot
 from hyperagents.arena._state import AgentSlot, ArenaState
+from hyperagents.arena._steps import Raised
 from hyperagents.exceptions import ConfigError
 from hyperagents.program import Program
 from hyperagents.tasks import declared_space
@@ -61,7 +63,8 @@ def _replace_code(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[s
         answers=dict(best.answers),
     )
     # The mutated winner: one child of the best by its own meta agent, kept only if it scores.
-    improve_slot(ctx, state, newcomer, round_no, 1)
+    _, spent = ctx.pool.map(lambda slot: improve_slot(ctx, state, slot, round_no, 1), [newcomer])[0]
+    add_spent(state, spent)
     state.code[state.code.index(worst)] = newcomer
     return {"kind": "code", "replaced": worst.name, "winner": best.name}
 
@@ -75,6 +78,13 @@ def _replace_test(ctx: RoundContext, state: ArenaState, round_no: int) -> dict[s
     newcomer.history = list(best.history)
     state.test[state.test.index(worst)] = newcomer
     return {"kind": "test", "replaced": worst.name, "winner": best.name, "changed": changed}
+
+
+def _announce(
+    message: str, round_no: int, entry: dict[str, Any]
+) -> tuple[dict[str, Any], list[Raised]]:
+    """The step that records a replacement (once, however often the round is played)."""
+    return {}, [("arena.replaced", message, {"round": round_no, **entry})]
 
 
 def replace_worst(ctx: RoundContext, state: ArenaState, round_no: int) -> list[dict[str, Any]]:
@@ -93,10 +103,9 @@ def replace_worst(ctx: RoundContext, state: ArenaState, round_no: int) -> list[d
         entry["new"] = f"t{state.names['test'] - 1}"
         done.append(entry)
     for entry in done:
-        ctx.event(
-            "arena.replaced",
+        message = (
             f"{entry['kind']} agent {entry['replaced']} replaced by {entry['new']}, "
-            f"a mutated copy of {entry['winner']}",
-            {"round": round_no, **entry},
+            f"a mutated copy of {entry['winner']}"
         )
+        ctx.log.step(f"replaced/{entry['kind']}", partial(_announce, message, round_no, entry))
     return done

@@ -75,6 +75,17 @@ def arena(
         str | None, typer.Option(help="The arena's run name (an existing one is resumed).")
     ] = None,
     storage: StorageOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Agents' work run side by side [default: the number of CPUs]; results do "
+            "not depend on it.",
+            show_default=False,
+        ),
+    ] = None,
     compare: Annotated[
         bool,
         typer.Option(
@@ -103,6 +114,7 @@ def arena(
                 storage=storage,
                 name=name,
                 on_round=lambda s: err_console.print(_round_line(s), highlight=False),
+                workers=workers,
             )
         summary = result.summary()
         if not result.heldout:  # stopped (a stop request) before its last round

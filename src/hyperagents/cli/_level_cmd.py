@@ -17,7 +17,7 @@ from hyperagents._untrusted import printable
 from hyperagents.cli._drive import terminate_as_interrupt
 from hyperagents.cli._shared import console, err_console, storage_hint
 from hyperagents.exceptions import ConfigError
-from hyperagents.runs import LevelDrive, LevelPreset
+from hyperagents.runs import LevelDrive, LevelPreset, default_workers
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus, storage_for_creation
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
 #: The options of ``run`` a driven level takes (any other given is refused).
 DRIVEN_OPTIONS = frozenset(
     {"task", "level", "generations", "seed", "storage", "sandbox", "name", "max_evaluations"}
+    | {"workers"}
     | {"quiet", "unsafe_process_sandbox"}
 )
 
@@ -73,6 +74,7 @@ def run_driven(preset: LevelPreset, params: dict[str, Any], given: list[str]) ->
                 storage=store,
                 config=config,
                 generations=int(params["generations"]),
+                workers=params.get("workers"),
             )
         summary = _summary(store, record)
     console.print_json(json.dumps(summary))
@@ -91,8 +93,10 @@ def drive_level(job: LevelDrive, quiet: bool, *, storage: str | None = None) -> 
     """
     name = job.record.name
     if not quiet:
+        workers = default_workers(job.workers)
         err_console.print(
-            f"resuming {escape(printable(name))} ({job.record.mode}) from its last round",
+            f"resuming {escape(printable(name))} ({job.record.mode}) from its last round "
+            f"and the work of the next one stored, with {workers} workers",
             highlight=False,
         )
     with resumable_interrupts(name, storage):

@@ -64,6 +64,7 @@ class DrivenRun:
             arm=self.arm.label,
             stop=stop,
             on_variant=on_variant,
+            workers=1,  # as each run of an experiment: its runs go side by side instead
         )
 
 

@@ -68,6 +68,8 @@ EVENT_KINDS: dict[str, str] = {
     "worker.failed": "a worker died on a job; it was retried",
     "arena.round": "an arena round finished: suite growth, scores, the state stored",
     "arena.agent_failed": "an arena agent failed (propose, improve); the round went on",
+    "arena.step": "a piece of an arena round's agent work stored as it completed (resume "
+    "takes it instead of doing it again)",
     "arena.replaced": "a tournament replaced its worst agent by a mutated winner",
     "arena.heldout": "the arena champion was scored on the held-out adversarial suite",
 }

@@ -123,7 +123,7 @@ def _times(interval: float | None, grace: float | None) -> _Times:
     )
 
 
-def _claim(lease: Lease, held: HeldRun, started: str) -> None:
+def _claim(lease: Lease, held: HeldRun, started: str, workers: int) -> None:
     """Claim the run's engine slot, mark it running and register as its engine (the slot is
     given back if that fails).
 
@@ -135,7 +135,7 @@ def _claim(lease: Lease, held: HeldRun, started: str) -> None:
         held.storage.set_run_status(
             held.run_id, RunStatus.RUNNING, event=EventSpec("run.started", started)
         )
-        lease.crew.register(1)
+        lease.crew.register(workers)
     except BaseException:
         lease.give_back()
         raise
@@ -149,6 +149,7 @@ def hold_run(
     started: str,
     interval: float | None = None,
     grace: float | None = None,
+    workers: int = 1,
 ) -> Iterator[HeldRun]:
     """Hold the run's engine slot while a level's own loop drives it in the block (see the
     module docstring).
@@ -164,6 +165,8 @@ def hold_run(
         interval: Seconds between heartbeats (default: the run engine's).
         grace: Seconds without a heartbeat after which an engine on another host counts as
             gone (default: the run engine's).
+        workers: The workers the loop plays with (registered with its engine, as the run
+            engine registers its own).
 
     Raises:
         RunStateError: Another live engine drives the run, or claimed it first (nothing was
@@ -172,7 +175,7 @@ def hold_run(
     """
     held = HeldRun(storage, storage.get_run(run_id), times=_times(interval, grace))
     lease = Lease(held)
-    _claim(lease, held, started)
+    _claim(lease, held, started, workers)
     heartbeat = Heartbeat(lease, held, in_flight=list, spent=held.spent, on_lost=held.lost)
     heartbeat.start()
     aborted = False

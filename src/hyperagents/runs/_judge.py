@@ -24,7 +24,7 @@ from collections.abc import Callable
 from hyperagents.exceptions import LLMBudgetExceeded, LLMError, LLMRequestRejected, TaskError
 from hyperagents.llm import Gateway
 from hyperagents.runs._context import BudgetExhausted, ModelCutOff, RunContext
-from hyperagents.tasks import JudgedTask
+from hyperagents.tasks import JudgedTask, innermost_task
 
 __all__ = ["JUDGE_SCOPE", "RunJudge", "attach_run_judge"]
 
@@ -110,5 +110,6 @@ def attach_run_judge(ctx: RunContext) -> None:
         if ctx.built_llm is not None:
             ctx.built_llm.budget_exhausted.set()
 
-    if ctx.task.uses_judge and isinstance(ctx.task, JudgedTask):
-        ctx.task.attach_judge(RunJudge(gateway_of, task_name=ctx.task.name, on_budget=on_budget))
+    judged = innermost_task(ctx.task)  # a wrapped judged task scores with its own judge
+    if ctx.task.uses_judge and isinstance(judged, JudgedTask):
+        judged.attach_judge(RunJudge(gateway_of, task_name=ctx.task.name, on_budget=on_budget))

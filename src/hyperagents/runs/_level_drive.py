@@ -32,7 +32,8 @@ def level_changes(
 ) -> dict[str, Any]:
     """The config values a resume of ``record`` (a run its level's own loop drives) changes:
     ``sandbox`` and ``max_evaluations`` (lifted by ``no_budget``). Its number of workers is
-    not asked for: the loop plays one step at a time, and results never depend on it.
+    no config value: results never depend on it, and each resume takes its own
+    (:attr:`LevelDrive.workers`).
 
     Args:
         record: The run.
@@ -76,6 +77,7 @@ class LevelDrive:
         generations: Steps (the arena's rounds) to add to its stored target.
         timeout: Seconds of this drive after which no new step starts.
         changes: Config values the resume changes (see :func:`level_changes`).
+        workers: Workers of this drive (None: the number of CPUs).
     """
 
     record: RunRecord
@@ -84,6 +86,7 @@ class LevelDrive:
     generations: int | None = None
     timeout: float | None = None
     changes: Mapping[str, Any] = field(default_factory=dict)
+    workers: int | None = None
 
     def optimize(self, callbacks: Sequence[Callable[[VariantRecord], None]] = ()) -> RunRecord:
         """Drive the run from its last stored step (see :meth:`LevelDriver.resume`), each
@@ -109,4 +112,5 @@ class LevelDrive:
             changes=self.changes,
             stop=stop,
             on_variant=on_variant,
+            workers=self.workers,
         )

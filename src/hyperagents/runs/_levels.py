@@ -107,10 +107,12 @@ class LevelDriver(Protocol):
         arm: str | None = None,
         stop: Callable[[], bool] | None = None,
         on_variant: Callable[[VariantRecord], None] | None = None,
+        workers: int | None = None,
     ) -> RunRecord:
         """Create (or resume) the run ``name`` and drive it to ``generations`` steps, or to
         its evaluation budget (``config["max_evaluations"]``), or until ``stop()`` says so;
-        ``on_variant`` is called with each variant once it is recorded.
+        ``on_variant`` is called with each variant once it is recorded; ``workers``: how many
+        steps' work may run side by side (default: the number of CPUs; never a result).
 
         Raises:
             ConfigError: Bad settings, or a run of that name that is not this level's.
@@ -127,10 +129,11 @@ class LevelDriver(Protocol):
         changes: Mapping[str, Any] | None = None,
         stop: Callable[[], bool] | None = None,
         on_variant: Callable[[VariantRecord], None] | None = None,
+        workers: int | None = None,
     ) -> RunRecord:
         """Continue the stored run ``record`` (of mode :attr:`mode`) from its last stored step
         with its stored settings, ``changes`` applied (``sandbox``, ``max_evaluations``), to
-        its stored target plus ``generations``; as :meth:`drive` otherwise.
+        its stored target plus ``generations``, with ``workers``; as :meth:`drive` otherwise.
 
         Raises:
             ConfigError: A change it does not take, or a run that is not of this mode.

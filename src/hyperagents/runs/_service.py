@@ -248,7 +248,13 @@ class RunService:
         if driver is not None:
             changes = level_changes(record, request)
             return LevelDrive(
-                record, driver, self.storage, request.generations, request.timeout, changes
+                record,
+                driver,
+                self.storage,
+                request.generations,
+                request.timeout,
+                changes,
+                workers=request.workers,
             )
         task = record_task(record, request.task)  # its stored options; may refuse the resume
         if request.changes_config:  # after the task loads: a resume that fails changes nothing

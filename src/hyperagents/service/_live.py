@@ -46,16 +46,12 @@ import hashlib
 import json
 import math
 import random
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from hyperagents.exceptions import ConfigError, TaskError
-from hyperagents.program import Program
-from hyperagents.sandbox import task_locations
-from hyperagents.tasks import Instance, Score, Split, Task, load_task
+from hyperagents.tasks import Instance, Split, TaskWrapper, load_task
 
 __all__ = [
     "LIVE_ID_PREFIX",
@@ -341,31 +337,7 @@ def _examples(items: Sequence[Any] | None, what: str) -> tuple[LiveExample, ...]
     return examples
 
 
-#: The class attributes of a task that its wrapper takes over.
-_TAKEN_OVER = (
-    "name",
-    "description",
-    "score_range",
-    "entry_points",
-    "instance_timeout",
-    "sandbox_preload",
-    "meta_files",
-    "carries_model",
-)
-
-
-def _constitution(task: Task) -> Any:
-    """``task``'s default constitution, a relative file path made absolute (it is relative
-    to the task's module, which a wrapper does not share)."""
-    source = task.constitution
-    if isinstance(source, str) and not Path(source).is_absolute():
-        where = getattr(sys.modules.get(type(task).__module__), "__file__", None)
-        if where:
-            return str(Path(where).parent / source)
-    return source
-
-
-class LiveTask(Task):
+class LiveTask(TaskWrapper):
     """A task with live examples added: its train split gains the labelled ones, its val split
     the held-back ones, its meta agents' reports the ones with feedback only; test stays the
     wrapped task's.
@@ -408,12 +380,7 @@ class LiveTask(Task):
         if not isinstance(own_data, bool):
             raise ConfigError(f"own_data must be true or false, not {own_data!r}")
         self.own_data = own_data
-        self.wrapped_task = load_task(base, base_options or {})
-        vars(self).update({name: getattr(self.wrapped_task, name) for name in _TAKEN_OVER})
-        #: Where the wrapped task's files are: the sandboxes hide them (see
-        #: :func:`hyperagents.sandbox.task_locations`).
-        self.hidden_paths = task_locations(self.wrapped_task)
-        vars(self)["constitution"] = _constitution(self.wrapped_task)
+        super().__init__(load_task(base, base_options or {}))
         self.dropped: list[dict[str, str]] = []
         inner = self.wrapped_task
         gate = {inputs_key(i.inputs) for s in (Split.VAL, Split.TEST) for i in inner.instances(s)}
@@ -487,8 +454,9 @@ class LiveTask(Task):
         return {"train": self._train, "feedback": self._feedback, "held_back": self._held_back}
 
     def feedback_examples(self) -> Sequence[Mapping[str, Any]]:
-        """The examples with feedback only, as the meta agent's report shows them."""
-        return [
+        """The wrapped task's own feedback examples, then the live ones with feedback only,
+        as the meta agent's report shows them."""
+        return [*self.wrapped_task.feedback_examples()] + [
             {
                 "id": LIVE_ID_PREFIX + e.request_id,
                 "inputs": e.inputs,
@@ -503,18 +471,6 @@ class LiveTask(Task):
         declare = getattr(self.wrapped_task, "input_features", None)
         return dict(declare()) if callable(declare) else {}
 
-    def score(self, instance: Instance, output: Any) -> Score:
-        """The wrapped task's trusted scorer (a live instance's target comes from its label)."""
-        return self.wrapped_task.score(instance, output)
-
-    def seed_program(self) -> Program:
-        """The wrapped task's seed program."""
-        return self.wrapped_task.seed_program()
-
-    def target_from_label(self, label: Any) -> Any:
-        """The wrapped task's rule."""
-        return self.wrapped_task.target_from_label(label)
-
     def holdout_instances(self, seed: int) -> Sequence[Instance]:
         """The wrapped task's fresh instances (live examples are never among them); none
         without its own data (they carry its stale labels: a re-check then uses val)."""
@@ -527,11 +483,3 @@ class LiveTask(Task):
     def training_examples(self) -> Sequence[Instance]:
         """The wrapped task's own training data (none without its own data)."""
         return self.wrapped_task.training_examples() if self.own_data else ()
-
-    def accepts(self, instance: Instance, output: Any) -> bool:
-        """The wrapped task's verifier."""
-        return self.wrapped_task.accepts(instance, output)
-
-    def aggregate(self, scores: Sequence[float]) -> float:
-        """The wrapped task's aggregation."""
-        return self.wrapped_task.aggregate(scores)

@@ -65,6 +65,7 @@ from hyperagents.tasks._options import (
 )
 from hyperagents.tasks._param_space import param_space_errors, program_param_space_errors
 from hyperagents.tasks._scaffold import scaffold_task, task_class_name
+from hyperagents.tasks._wrapper import TaskWrapper, innermost_task
 
 __all__ = [
     "BUILTIN_TASKS",
@@ -89,6 +90,7 @@ __all__ = [
     "Task",
     "TaskCheck",
     "TaskInfo",
+    "TaskWrapper",
     "Verdict",
     "check_task",
     "check_task_options",
@@ -98,6 +100,7 @@ __all__ = [
     "file_spec",
     "folder_task_class",
     "format_task_options",
+    "innermost_task",
     "is_meta_agent_file",
     "is_task_folder",
     "judge_rubric",

@@ -1,0 +1,133 @@
+"""The arena's work within a round is stored step by step: a round cut short (a sandbox failure,
+an interrupt) goes on from its stored steps on resume, none done twice and none lost, and ends
+as an arena never stopped; the agents' work runs on several workers without changing a result."""
+
+from __future__ import annotations
+
+import _thread
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arena_helpers import RecordingSandbox, arena_outcome, step_keys
+from hyperagents.arena import ArenaConfig, ArenaResult, run_arena
+from hyperagents.exceptions import SandboxError
+from hyperagents.storages import BaseStorage, InMemoryStorage, RDBStorage, RunStatus
+from postgres_helpers import fresh_database_url
+
+SMALL = {"rounds": 3, "proposals": 12, "children": 2, "heldout_size": 40, "sandbox": "process"}
+TOURNAMENT = SMALL | {"rounds": 2, "code_agents": 2, "test_agents": 2, "replace_every": 1}
+
+
+def _play(store: BaseStorage, sandbox: Any, workers: int = 1, **values: Any) -> ArenaResult:
+    config = ArenaConfig(**(SMALL | values))
+    return run_arena(config, storage=store, sandbox=sandbox, workers=workers, name="a")
+
+
+@pytest.fixture(scope="module")
+def whole() -> tuple[dict[str, Any], int]:
+    """The arena played through, never stopped, and the sandbox calls it made."""
+    store, sandbox = InMemoryStorage(), RecordingSandbox(kind="process")
+    result = _play(store, sandbox)
+    return arena_outcome(store, result.run_id), sandbox.done
+
+
+def _interrupt_at(call: int) -> Any:
+    def at_call(n: int) -> None:
+        if n == call:
+            _thread.interrupt_main()  # as Ctrl-C does
+
+    return at_call
+
+
+def _no_step_twice(store: BaseStorage, run_id: int) -> list[str]:
+    keys = step_keys(store, run_id)
+    assert keys and max(Counter(keys).values()) == 1
+    return keys
+
+
+def test_a_round_cut_by_a_sandbox_failure_goes_on_from_its_stored_steps(
+    whole: tuple[dict[str, Any], int],
+) -> None:
+    outcome, calls = whole
+    store = InMemoryStorage()
+    cut = RecordingSandbox(fail_at=10, kind="process")  # in round 2
+    with pytest.raises(SandboxError):
+        _play(store, cut)
+    assert [e.data["round"] for e in store.list_events(1, kinds=["arena.round"])] == [1]
+    stored = [key for key in step_keys(store, 1) if key.startswith("2/")]
+    assert stored  # the work of round 2 done before the failure is kept
+    again = RecordingSandbox(kind="process")
+    result = _play(store, again)
+    assert arena_outcome(store, result.run_id) == outcome
+    assert cut.done + again.done == calls  # nothing done twice, nothing lost
+    _no_step_twice(store, result.run_id)
+
+
+def test_an_interrupt_finishes_the_step_in_flight_and_resume_does_the_rest(
+    whole: tuple[dict[str, Any], int],
+) -> None:
+    outcome, calls = whole
+    store = InMemoryStorage()
+    # As the 10th sandbox call starts (round 2), the main thread is interrupted (Ctrl-C).
+    interrupted = RecordingSandbox(kind="process", at_call=_interrupt_at(10))
+    with pytest.raises(KeyboardInterrupt):
+        _play(store, interrupted)
+    record = store.get_run(1)
+    assert record.status is RunStatus.STOPPED and not record.engine
+    assert [e.data["round"] for e in store.list_events(1, kinds=["arena.round"])] == [1]
+    assert any(key.startswith("2/") for key in step_keys(store, 1))
+    assert interrupted.done == interrupted.calls >= 10  # the step in flight finished...
+    resumed = RecordingSandbox(kind="process")
+    result = _play(store, resumed)
+    assert arena_outcome(store, result.run_id) == outcome
+    assert interrupted.done + resumed.done == calls  # ...and was stored: none done again
+    _no_step_twice(store, result.run_id)
+
+
+def test_workers_run_agents_side_by_side_and_never_change_a_result() -> None:
+    outcomes, calls = [], []
+    for workers in (1, 3):
+        store, sandbox = InMemoryStorage(), RecordingSandbox(kind="process")
+        result = run_arena(
+            ArenaConfig(**TOURNAMENT), storage=store, sandbox=sandbox, workers=workers
+        )
+        outcomes.append(arena_outcome(store, result.run_id))
+        calls.append(sandbox.done)
+        (engine,) = store.list_engines(result.run_id)
+        assert engine.workers == workers
+        assert (sandbox.most > 1) is (workers > 1)
+    assert outcomes[0] == outcomes[1] and calls[0] == calls[1]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL database."""
+    with fresh_database_url(request.param, tmp_path) as url:
+        yield url
+
+
+def test_the_steps_are_stored_in_a_database_and_taken_from_it_after_a_failure(
+    database: str, whole: tuple[dict[str, Any], int]
+) -> None:
+    outcome, calls = whole
+    store = RDBStorage(database)
+    try:
+        cut = RecordingSandbox(fail_at=10, kind="process")
+        with pytest.raises(SandboxError):
+            _play(store, cut, workers=2)
+        assert any(key.startswith("2/") for key in step_keys(store, 1))
+    finally:
+        store.close()
+    store = RDBStorage(database)  # another process's view: what was committed
+    try:
+        again = RecordingSandbox(kind="process")
+        result = _play(store, again, workers=2)
+        assert arena_outcome(store, result.run_id) == outcome
+        assert cut.done + again.done == calls
+        _no_step_twice(store, result.run_id)
+    finally:
+        store.close()
