@@ -46,6 +46,7 @@ EXPECTED_TABLES = {
     "services",
     "service_requests",
     "service_events",
+    "checkpoints",
 }
 SRC_DIR = str(Path(hyperagents.__file__).resolve().parents[1])
 
