@@ -88,10 +88,10 @@ def test_sqlite_a_changed_or_missing_file_is_a_clear_error(
     data = bytearray(kept.read_bytes())
     data[1000] ^= 0x01
     kept.write_bytes(bytes(data))
-    with pytest.raises(StorageError, match="checkpoint of variant .* is corrupt"):
+    with pytest.raises(StorageError, match=r"checkpoint of variant .* is corrupt"):
         sqlite.get_checkpoint(run, variant)
     kept.unlink()
-    with pytest.raises(StorageError, match="checkpoint of variant .* is missing"):
+    with pytest.raises(StorageError, match=r"checkpoint of variant .* is missing"):
         sqlite.get_checkpoint(run, variant)
     assert sqlite.get_checkpoint(run, variant, key="another") is None  # its bytes are not read
     sqlite.put_checkpoint(run, variant, key="k", step=4, files={"w": b"4"})  # replaced: fine
@@ -239,7 +239,7 @@ def test_postgres_detects_a_changed_large_object(postgres: RDBStorage) -> None:
     with postgres._engine.begin() as conn:
         query = sa.text("SELECT lo_put(CAST(:oid AS oid), 100, :b)")
         conn.execute(query, {"oid": oid, "b": b"\x00\x01\x02"})
-    with pytest.raises(StorageError, match="checkpoint of variant .* is corrupt"):
+    with pytest.raises(StorageError, match=r"checkpoint of variant .* is corrupt"):
         postgres.get_checkpoint(run, variant)
 
 
