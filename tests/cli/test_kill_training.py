@@ -1,21 +1,28 @@
 """SIGKILL ``hyperagents run`` while a child trains, then resume: the training is done again
 (from scratch before its first checkpoint, from its newest checkpoint after one), recorded
-once, and the archive equals an uninterrupted run's."""
+once, and the archive equals an uninterrupted run's; on PostgreSQL an engine on another
+machine (another folder and cache, nothing of the killed engine's files left) resumes it from
+the checkpoint the killed one kept in the storage."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hyperagents.storages import RDBStorage, VariantState
+from postgres_helpers import postgres_databases
 
-from cli_helpers import spawn_cli
+from cli_helpers import cli_env, spawn_cli
 
 TASK = f"{Path(__file__).resolve().parents[1] / 'weightstask.py'}:WeightsTask"
 #: The trainer sleeps this long first: the window in which the engine is killed.
@@ -66,7 +73,11 @@ def _training_due(path: Path, checkpointed: bool = False) -> bool:
     ``checkpointed``, has kept a checkpoint)."""
     if not path.exists():  # (opening it here would create it)
         return False
-    url = f"sqlite:///{path}"
+    return _training_due_at(f"sqlite:///{path}", checkpointed)
+
+
+def _training_due_at(url: str, checkpointed: bool) -> bool:
+    """:func:`_training_due` of the database at ``url``."""
     try:
         store = RDBStorage(url)
     except Exception:
@@ -140,8 +151,10 @@ def test_a_run_killed_after_a_checkpoint_resumes_the_training_from_it(tmp_path: 
     assert proc.poll() is None, "the run ended before its training could be interrupted"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    kept = (tmp_path / "run.db.checkpoints").iterdir()
-    assert [p.name for p in kept if not p.name.startswith(".")] == ["run1-variant2.zip"]
+    folder = tmp_path / "run.db.artifacts" / "checkpoints"  # in the storage's artifact store
+    kept = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
+    assert len(kept) == 1 and kept[0].startswith("run1-variant2-")
+    assert not (tmp_path / "run.db.checkpoints").exists()  # nothing on this machine alone
 
     resume = spawn_cli("resume", "k", "-q", "--storage", url, cwd=tmp_path)
     out, err = resume.communicate(timeout=600)
@@ -158,4 +171,84 @@ def test_a_run_killed_after_a_checkpoint_resumes_the_training_from_it(tmp_path: 
     expected_variants, expected_trained = _archive(ref_url)
     assert variants == expected_variants  # the resumed training wrote the same model
     assert [m for _, m in trained] == [m for _, m in expected_trained]
-    assert not list((tmp_path / "run.db.checkpoints").iterdir())  # dropped once recorded
+    assert not list(folder.iterdir())  # dropped once recorded
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL to a new, empty PostgreSQL database (dropped afterwards)."""
+    with postgres_databases() as make:
+        yield make()
+
+
+def _spawn_on(machine: Path, *args: str) -> subprocess.Popen[str]:
+    """Start ``hyperagents ARGS`` as if on another machine: in its own folder, with its own
+    home and cache folders (where a storage's files for this machine only would go)."""
+    env = cli_env()
+    env.update(HOME=str(machine / "home"), XDG_CACHE_HOME=str(machine / "cache"))
+    for folder in ("home", "cache"):
+        (machine / folder).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hyperagents", *args],
+        cwd=machine,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_an_engine_elsewhere_resumes_a_killed_training_from_its_checkpoint(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"training": {"checkpoint_seconds": 0.5}}))
+    options = '{"epochs": 60, "pace": 0.1}'  # six seconds of training a child
+    args = [*_run_args("", options)[:-2], "--config", str(config), "--storage"]
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    ref_url = f"sqlite:///{reference / 'ref.db'}"
+    proc = spawn_cli(*args, ref_url, cwd=reference)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out + err
+
+    machine_a, machine_b = tmp_path / "machine-a", tmp_path / "machine-b"
+    proc = _spawn_on(machine_a, *args, postgres_url)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if _training_due_at(postgres_url, checkpointed=True):
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before its training could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    store = RDBStorage(postgres_url)
+    try:
+        kept = store.get_checkpoint(1, 2)
+        assert kept is not None and kept.step > 0  # in the database, not on machine A
+    finally:
+        store.close()
+    shutil.rmtree(machine_a)  # nothing of machine A is left to resume from
+
+    resume = _spawn_on(machine_b, "resume", "k", "-q", "--storage", postgres_url)
+    out, err = resume.communicate(timeout=600)
+    assert resume.returncode == 0, out + err
+    store = RDBStorage(postgres_url)
+    try:
+        (resumed,) = store.list_events(1, kinds=["training.resumed"])
+        assert resumed.variant_id == 2 and resumed.data["step"] >= kept.step
+        child = store.get_variant(2)
+        assert child.metrics["training"]["resumed_from"] == resumed.data["step"]
+        progress = store.list_events(1, kinds=["training.progress"], variant_id=2)
+        last_attempt = progress[-1].data["attempt"]
+        steps = [e.data["step"] for e in progress if e.data["attempt"] == last_attempt]
+        assert min(steps) > resumed.data["step"]  # machine B did not start from step 0
+        assert store.get_checkpoint(1, 2) is None  # dropped once the training was recorded
+    finally:
+        store.close()
+    variants, trained = _archive(postgres_url)
+    expected_variants, expected_trained = _archive(ref_url)
+    assert variants == expected_variants  # the resumed training wrote the same model
+    assert [m for _, m in trained] == [m for _, m in expected_trained]
