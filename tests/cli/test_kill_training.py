@@ -68,16 +68,11 @@ def _archive(url: str) -> tuple[list[tuple[Any, ...]], list[tuple[int | None, st
         store.close()
 
 
-def _training_due(path: Path, checkpointed: bool = False) -> bool:
+def _training_due(url: str, checkpointed: bool = False) -> bool:
     """Whether generation 1's training has started and is not recorded yet (and, with
     ``checkpointed``, has kept a checkpoint)."""
-    if not path.exists():  # (opening it here would create it)
-        return False
-    return _training_due_at(f"sqlite:///{path}", checkpointed)
-
-
-def _training_due_at(url: str, checkpointed: bool) -> bool:
-    """:func:`_training_due` of the database at ``url``."""
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        return False  # (opening it here would create it)
     try:
         store = RDBStorage(url)
     except Exception:
@@ -97,6 +92,34 @@ def _training_due_at(url: str, checkpointed: bool) -> bool:
         store.close()
 
 
+def _checkpointing_reference(tmp_path: Path) -> tuple[list[str], str]:
+    """The arguments of a run whose trainer checkpoints every half second (the storage URL
+    last, to add), and the URL of that run done without interruption (under ``ref/``)."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"training": {"checkpoint_seconds": 0.5}}))
+    options = '{"epochs": 60, "pace": 0.1}'  # six seconds of training a child
+    args = [*_run_args("", options)[:-2], "--config", str(config), "--storage"]
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    ref_url = f"sqlite:///{reference / 'ref.db'}"
+    proc = spawn_cli(*args, ref_url, cwd=reference)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out + err
+    return args, ref_url
+
+
+def _kill_after_a_checkpoint(proc: subprocess.Popen[str], url: str) -> None:
+    """SIGKILL the engine ``proc`` once generation 1's training has kept a checkpoint."""
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if _training_due(url, checkpointed=True):
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before its training could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
 @pytest.mark.slow
 def test_a_run_killed_mid_training_resumes_and_trains_once(tmp_path: Path) -> None:
     reference = tmp_path / "ref"
@@ -109,7 +132,7 @@ def test_a_run_killed_mid_training_resumes_and_trains_once(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'run.db'}"
     proc = spawn_cli(*_run_args(url), cwd=tmp_path)
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not _training_due(tmp_path / "run.db"):
+    while time.time() < deadline and proc.poll() is None and not _training_due(url):
         time.sleep(0.1)
     assert proc.poll() is None, "the run ended before its training could be interrupted"
     time.sleep(1.0)  # inside the trainer's sleep
@@ -130,27 +153,10 @@ def test_a_run_killed_mid_training_resumes_and_trains_once(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_a_run_killed_after_a_checkpoint_resumes_the_training_from_it(tmp_path: Path) -> None:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"training": {"checkpoint_seconds": 0.5}}))
-    options = '{"epochs": 60, "pace": 0.1}'  # six seconds of training a child
-    args = [*_run_args("", options)[:-2], "--config", str(config), "--storage"]
-    reference = tmp_path / "ref"
-    reference.mkdir()
-    ref_url = f"sqlite:///{reference / 'ref.db'}"
-    proc = spawn_cli(*args, ref_url, cwd=reference)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out + err
+    args, ref_url = _checkpointing_reference(tmp_path)
 
     url = f"sqlite:///{tmp_path / 'run.db'}"
-    proc = spawn_cli(*args, url, cwd=tmp_path)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if _training_due(tmp_path / "run.db", checkpointed=True):
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before its training could be interrupted"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_after_a_checkpoint(spawn_cli(*args, url, cwd=tmp_path), url)
     folder = tmp_path / "run.db.artifacts" / "checkpoints"  # in the storage's artifact store
     kept = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
     assert len(kept) == 1 and kept[0].startswith("run1-variant2-")
@@ -203,27 +209,10 @@ def _spawn_on(machine: Path, *args: str) -> subprocess.Popen[str]:
 def test_an_engine_elsewhere_resumes_a_killed_training_from_its_checkpoint(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"training": {"checkpoint_seconds": 0.5}}))
-    options = '{"epochs": 60, "pace": 0.1}'  # six seconds of training a child
-    args = [*_run_args("", options)[:-2], "--config", str(config), "--storage"]
-    reference = tmp_path / "ref"
-    reference.mkdir()
-    ref_url = f"sqlite:///{reference / 'ref.db'}"
-    proc = spawn_cli(*args, ref_url, cwd=reference)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out + err
+    args, ref_url = _checkpointing_reference(tmp_path)
 
     machine_a, machine_b = tmp_path / "machine-a", tmp_path / "machine-b"
-    proc = _spawn_on(machine_a, *args, postgres_url)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if _training_due_at(postgres_url, checkpointed=True):
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before its training could be interrupted"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    _kill_after_a_checkpoint(_spawn_on(machine_a, *args, postgres_url), postgres_url)
     store = RDBStorage(postgres_url)
     try:
         kept = store.get_checkpoint(1, 2)

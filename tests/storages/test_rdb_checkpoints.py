@@ -22,8 +22,9 @@ import sqlalchemy as sa
 from hyperagents.exceptions import StorageError
 from hyperagents.storages import RDBStorage, RunSpec
 from hyperagents.storages._rdb import normalise_url
-from hyperagents.storages._rdb.storage import ALEMBIC_DIR
 from hyperagents.testing._storage_checkpoints import checkpoint_files
+from migration_helpers import migrate_url
+from postgres_helpers import count_large_objects
 
 
 def _run_and_variant(storage: RDBStorage, name: str = "r") -> tuple[int, int]:
@@ -181,19 +182,6 @@ def test_sqlite_a_kill_mid_put_leaves_a_whole_checkpoint(
 
 
 # -- PostgreSQL: large objects -------------------------------------------------------------------
-@pytest.fixture
-def postgres(fresh_postgres_url: str) -> Iterator[RDBStorage]:
-    storage = RDBStorage(fresh_postgres_url)
-    yield storage
-    storage.close()
-
-
-def _large_objects(storage: RDBStorage) -> int:
-    with storage._engine.connect() as conn:
-        query = sa.text("SELECT count(*) FROM pg_largeobject_metadata")
-        return int(conn.execute(query).scalar_one())
-
-
 @pytest.mark.postgres
 def test_postgres_keeps_one_large_object_per_variant(postgres: RDBStorage) -> None:
     run, variant = _run_and_variant(postgres)
@@ -201,18 +189,18 @@ def test_postgres_keeps_one_large_object_per_variant(postgres: RDBStorage) -> No
     postgres.put_checkpoint(other_run, other, key="k", step=1, files={"w": b"kept"})
     for step in range(10):
         postgres.put_checkpoint(run, variant, key="k", step=step, files=checkpoint_files(step))
-        assert _large_objects(postgres) == 2  # the replaced one was unlinked
+        assert count_large_objects(postgres) == 2  # the replaced one was unlinked
     rows = _rows(postgres)
     assert all(oid is not None and data is None for *_, oid, data in rows)  # not in the rows
     found = postgres.get_checkpoint(run, variant)
     assert found is not None and dict(found.files) == checkpoint_files(9)
     assert postgres.drop_checkpoint(run, variant)
-    assert _large_objects(postgres) == 1
+    assert count_large_objects(postgres) == 1
     postgres.put_checkpoint(run, variant, key="k", step=1, files={"w": b"1"})
     postgres.delete_run(run)
-    assert _large_objects(postgres) == 1  # the other run's
+    assert count_large_objects(postgres) == 1  # the other run's
     postgres.delete_run(other_run)
-    assert _large_objects(postgres) == 0
+    assert count_large_objects(postgres) == 0
 
 
 @pytest.mark.postgres
@@ -226,7 +214,7 @@ def test_postgres_a_failed_put_leaves_no_large_object(postgres: RDBStorage) -> N
 
     with pytest.raises(RuntimeError):
         postgres.atomically(replace_then_fail)
-    assert _large_objects(postgres) == 1
+    assert count_large_objects(postgres) == 1
     found = postgres.get_checkpoint(run, variant)
     assert found is not None and found.step == 1
 
@@ -249,25 +237,10 @@ def test_postgres_a_kill_mid_put_leaves_a_whole_checkpoint(
 ) -> None:
     _check_whole_after_a_kill(postgres, fresh_postgres_url)
     time.sleep(0.5)  # the server ends the killed process's transaction
-    assert _large_objects(postgres) == 1  # none orphaned by the kill
+    assert count_large_objects(postgres) == 1  # none orphaned by the kill
 
 
 # -- migration 0012_checkpoints ------------------------------------------------------------------
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    engine = sa.create_engine(normalise_url(url))
-    try:
-        with engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(ALEMBIC_DIR))
-            config.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(config, revision)
-    finally:
-        engine.dispose()
-
-
 def test_0012_the_downgrade_drops_checkpoints_and_the_upgrade_brings_them_back(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -275,7 +248,7 @@ def test_0012_the_downgrade_drops_checkpoints_and_the_upgrade_brings_them_back(
     run, variant = _run_and_variant(storage)
     storage.put_checkpoint(run, variant, key="k", step=5, files=checkpoint_files(5))
     storage.close()
-    _migrate(db_url, "0011_compact", down=True)
+    migrate_url(db_url, "0011_compact", down=True)
     engine = sa.create_engine(normalise_url(db_url))
     try:
         with engine.connect() as conn:
