@@ -371,6 +371,20 @@ def test_sqlite_memory_url() -> None:
     storage.close()
 
 
+def test_a_local_folder_is_beside_a_sqlite_file_and_none_in_memory(tmp_path: Path) -> None:
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'run.db'}")
+    try:
+        assert storage.local_folder("cache") == tmp_path.resolve() / "run.db.cache"
+    finally:
+        storage.close()
+    memory = RDBStorage("sqlite:///:memory:")
+    try:
+        assert memory.local_folder("cache") is None
+    finally:
+        memory.close()
+    assert InMemoryStorage().local_folder("cache") is None
+
+
 def test_repr_masks_the_password() -> None:
     url = "sqlite:///relative.db"
     assert repr(normalise_url(url)) != ""
