@@ -118,3 +118,11 @@ def blip_database(
         if reopening is not None:
             reopening.set()
         admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def count_large_objects(storage: Any) -> int:
+    """How many large objects the database of ``storage`` (an RDBStorage) holds."""
+    from sqlalchemy import text
+
+    with storage._engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM pg_largeobject_metadata")).scalar_one())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hyperagents.storages import RDBStorage
 from postgres_helpers import postgres_databases
 
 
@@ -30,3 +31,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'test.db'}"
     factory: Callable[[], str] = request.getfixturevalue("postgres_database")
     return factory()
+
+
+@pytest.fixture
+def postgres(fresh_postgres_url: str) -> Iterator[RDBStorage]:
+    """An :class:`RDBStorage` on a new, empty PostgreSQL database."""
+    storage = RDBStorage(fresh_postgres_url)
+    yield storage
+    storage.close()

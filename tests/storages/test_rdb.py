@@ -46,6 +46,7 @@ EXPECTED_TABLES = {
     "services",
     "service_requests",
     "service_events",
+    "checkpoints",
 }
 SRC_DIR = str(Path(hyperagents.__file__).resolve().parents[1])
 
@@ -368,6 +369,20 @@ def test_sqlite_memory_url() -> None:
     )
     assert storage.get_run(run_id).name == "m"
     storage.close()
+
+
+def test_a_local_folder_is_beside_a_sqlite_file_and_none_in_memory(tmp_path: Path) -> None:
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'run.db'}")
+    try:
+        assert storage.local_folder("cache") == tmp_path.resolve() / "run.db.cache"
+    finally:
+        storage.close()
+    memory = RDBStorage("sqlite:///:memory:")
+    try:
+        assert memory.local_folder("cache") is None
+    finally:
+        memory.close()
+    assert InMemoryStorage().local_folder("cache") is None
 
 
 def test_repr_masks_the_password() -> None:

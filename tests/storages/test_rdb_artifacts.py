@@ -24,6 +24,7 @@ from hyperagents.storages._rdb._artifacts import CHUNK, sqlite_artifact_dir
 from hyperagents.storages._rdb._packing import pack_blob, unpack_blob
 from hyperagents.storages._rdb.storage import ALEMBIC_DIR
 from hyperagents.testing._storage_artifacts import LARGE, model_program
+from postgres_helpers import count_large_objects
 
 WEIGHTS = "model/model.safetensors"
 
@@ -173,21 +174,8 @@ def test_an_in_memory_database_keeps_artifacts_in_its_rows() -> None:
 
 
 # -- PostgreSQL: large objects ------------------------------------------------------------------
-@pytest.fixture
-def postgres(fresh_postgres_url: str) -> Iterator[RDBStorage]:
-    storage = RDBStorage(fresh_postgres_url)
-    yield storage
-    storage.close()
-
-
-def _large_objects(storage: RDBStorage) -> int:
-    with storage._engine.connect() as conn:
-        query = sa.text("SELECT count(*) FROM pg_largeobject_metadata")
-        return int(conn.execute(query).scalar_one())
-
-
 @pytest.mark.postgres
-def test_postgres_keeps_artifacts_in_large_objects(postgres: RDBStorage) -> None:
+def test_postgres_keeps_artifacts_incount_large_objects(postgres: RDBStorage) -> None:
     program = model_program()
     assert LARGE > 2 * CHUNK  # written and read in several chunks
     postgres.put_program(program)
@@ -196,10 +184,10 @@ def test_postgres_keeps_artifacts_in_large_objects(postgres: RDBStorage) -> None
         size, data, oid = rows[program.blobs[path]]
         assert (size, data) == (len(program[path]), b"\x03")
         assert oid is not None
-    assert _large_objects(postgres) == 2
+    assert count_large_objects(postgres) == 2
     assert postgres.get_program(program.id) == program
     postgres.put_program(model_program("other"))  # shares both: no new large object
-    assert _large_objects(postgres) == 2
+    assert count_large_objects(postgres) == 2
 
 
 @pytest.mark.postgres
@@ -223,10 +211,10 @@ def test_postgres_detects_a_changed_large_object(postgres: RDBStorage) -> None:
 @pytest.mark.postgres
 def test_postgres_unlinks_a_large_object_with_its_row(postgres: RDBStorage) -> None:
     postgres.put_program(model_program())
-    assert _large_objects(postgres) == 2
+    assert count_large_objects(postgres) == 2
     with postgres._engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM blobs WHERE lo_oid IS NOT NULL"))
-    assert _large_objects(postgres) == 0
+    assert count_large_objects(postgres) == 0
 
 
 @pytest.mark.postgres
@@ -237,7 +225,7 @@ def test_postgres_a_crash_before_the_commit_leaves_nothing(
     program = model_program()
     assert not postgres.has_program(program.id)
     assert postgres.count_blobs() == 0
-    assert _large_objects(postgres) == 0  # the large objects went with the transaction
+    assert count_large_objects(postgres) == 0  # the large objects went with the transaction
     postgres.put_program(program)
     assert postgres.get_program(program.id) == program
 

@@ -1,38 +1,41 @@
 """The latest checkpoint of each training in progress, kept so that a killed run resumes it.
 
 A trainer writes checkpoints as it goes (see :mod:`hyperagents.weights`); the training stage
-keeps the newest one of each child here, under the storage's own folder on this machine
-(:meth:`~hyperagents.storages.BaseStorage.local_folder`: ``<database>.checkpoints/`` beside a
-SQLite file). One file per child, ``run<R>-variant<V>.zip``, holding the checkpoint's files
-and ``checkpoint.json`` (the training's key and the step), written to a temporary name,
-flushed and renamed, so a kill leaves the previous checkpoint or the new one, never half of
-one. The file is removed once the training's outcome is recorded.
+keeps the newest one of each child **in the run's storage**
+(:meth:`~hyperagents.storages.BaseStorage.put_checkpoint`): with its key and step, its bytes in
+the database's artifact store (a file beside a SQLite database, a large object in
+PostgreSQL), replaced atomically, so a kill leaves the previous checkpoint or the new one,
+never half of one, and a replaced one's bytes are freed. Any engine that takes the training
+over, on any machine that reaches the database (a crew of engines on PostgreSQL), resumes it
+from there; an in-memory storage keeps them in memory, so a training resumes within the
+process. The checkpoint is dropped once the training's outcome is recorded, and goes with its
+run when the run is deleted.
 
 A checkpoint is only used by the same training: its key is a hash of everything the trainer
 is given (the child's program, the examples, the seed and the options); a training whose
-inputs differ starts from the beginning. Checkpoints stay on the machine that wrote them: an
-engine elsewhere (a crew on PostgreSQL) that takes the training over starts it again, which
-costs time, never correctness. A storage in memory keeps none.
+inputs differ starts from the beginning, as does one whose checkpoint cannot be read (a
+checkpoint only saves time, it never decides an outcome).
+
+Versions before storage revision 0012_checkpoints kept checkpoints in a folder of the machine
+that wrote them (``<database>.checkpoints/`` beside a SQLite file); those files are ignored (a
+training that was in progress when the database was upgraded starts over once) and the folder
+may be deleted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
-import zipfile
+import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+from hyperagents.exceptions import StorageError
 from hyperagents.storages import BaseStorage
 
 __all__ = ["CheckpointStore", "training_key"]
 
-_META = "checkpoint.json"
-_FILES = "files/"
+logger = logging.getLogger("hyperagents")
 
 
 def training_key(
@@ -48,28 +51,19 @@ def training_key(
 
 
 class CheckpointStore:
-    """The newest checkpoint of each child's training, as files (see the module).
+    """The newest checkpoint of each child's training, in a storage (see the module).
 
     Args:
-        root: The folder they go in (None: none are kept).
+        storage: The run's storage.
     """
 
-    def __init__(self, root: Path | None) -> None:
-        self._root = root
+    def __init__(self, storage: BaseStorage) -> None:
+        self._storage = storage
 
     @classmethod
     def of(cls, storage: BaseStorage) -> CheckpointStore:
-        """The store of ``storage``'s database on this machine."""
-        return cls(storage.local_folder("checkpoints"))
-
-    @property
-    def enabled(self) -> bool:
-        """Whether checkpoints are kept at all."""
-        return self._root is not None
-
-    def _path(self, run_id: int, variant_id: int) -> Path:
-        assert self._root is not None
-        return self._root / f"run{int(run_id)}-variant{int(variant_id)}.zip"
+        """The store of ``storage``."""
+        return cls(storage)
 
     def save(
         self, run_id: int, variant_id: int, key: str, step: int, files: Mapping[str, bytes]
@@ -77,65 +71,26 @@ class CheckpointStore:
         """Keep ``files`` as the newest checkpoint of the child's training (atomically).
 
         Raises:
-            OSError: It could not be written (the previous one is left as it was).
+            StorageError: It could not be stored (the previous one is left as it was).
         """
-        if self._root is None:
-            return
-        self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = self._path(run_id, variant_id)
-        fd, tmp = tempfile.mkstemp(dir=self._root, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
-                    archive.writestr(_META, json.dumps({"key": key, "step": int(step)}))
-                    for name, data in sorted(files.items()):
-                        archive.writestr(_FILES + name, data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        self._storage.put_checkpoint(run_id, variant_id, key=key, step=step, files=files)
 
     def load(self, run_id: int, variant_id: int, key: str) -> tuple[int, dict[str, bytes]] | None:
         """The step and files of the child's newest checkpoint when it belongs to the training
         ``key`` names (None: there is none, it is another training's, or it is unreadable)."""
-        if self._root is None:
-            return None
         try:
-            with zipfile.ZipFile(self._path(run_id, variant_id)) as archive:
-                meta = json.loads(archive.read(_META))
-                if not isinstance(meta, dict) or meta.get("key") != key:
-                    return None
-                files = {
-                    info.filename[len(_FILES) :]: archive.read(info)
-                    for info in archive.infolist()
-                    if info.filename.startswith(_FILES)
-                }
-                step = meta.get("step")
-        except (OSError, ValueError, zipfile.BadZipFile, KeyError):
+            found = self._storage.get_checkpoint(run_id, variant_id, key=key)
+        except StorageError as exc:  # missing or corrupt bytes: the training starts over
+            logger.warning("checkpoint of variant %s not used: %s", variant_id, exc)
             return None
-        if not isinstance(step, int) or not files:
+        if found is None or not found.files:
             return None
-        return step, files
+        return found.step, dict(found.files)
 
     def drop(self, run_id: int, variant_id: int) -> None:
-        """Forget the child's checkpoint (its training's outcome is recorded), and any half
-        written one a killed process left behind."""
-        if self._root is None:
-            return
-        path = self._path(run_id, variant_id)
-        for stale in [path, *self._root.glob(f".{path.name}.*.tmp")]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stale)
-
-    def drop_run(self, run_id: int) -> None:
-        """Forget every checkpoint of the run (it is deleted), half-written ones included."""
-        if self._root is None or not self._root.is_dir():
-            return
-        name = f"run{int(run_id)}-variant"
-        for stale in self._root.iterdir():
-            if stale.name.startswith((name, f".{name}")) and not stale.is_dir():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(stale)
+        """Forget the child's checkpoint (its training's outcome is recorded). A failure is
+        only logged: the checkpoint goes with its run at the latest."""
+        try:
+            self._storage.drop_checkpoint(run_id, variant_id)
+        except StorageError as exc:
+            logger.warning("checkpoint of variant %s not dropped: %s", variant_id, exc)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 
 from hyperagents.exceptions import RunStateError
-from hyperagents.runs._checkpoints import CheckpointStore
 from hyperagents.runs._owner import engine_alive, new_owner_token
 from hyperagents.storages import BaseStorage, RunRecord, RunStatus
 
@@ -35,8 +34,8 @@ def check_no_engine(record: RunRecord, *, action: str) -> None:
 
 
 def delete_run(store: BaseStorage, record: RunRecord) -> None:
-    """Delete a run with everything recorded about it (variants, evaluations, events, the
-    training checkpoints kept on this machine; the programs stay, other runs may share them).
+    """Delete a run with everything recorded about it (variants, evaluations, events, its
+    training checkpoints; the programs stay, other runs may share them).
 
     The run's engine slot is claimed first (compare-and-set on the holder read in ``record``),
     so an engine that starts meanwhile either is refused or makes the deletion refused: a run is
@@ -57,5 +56,3 @@ def delete_run(store: BaseStorage, record: RunRecord) -> None:
         with contextlib.suppress(Exception):
             store.release_run_engine(record.id, token)
         raise
-    with contextlib.suppress(OSError):  # files only this machine had: never the deletion's fault
-        CheckpointStore.of(store).drop_run(record.id)

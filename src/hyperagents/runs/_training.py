@@ -15,10 +15,11 @@ child's ``model/`` folder. One transaction records the new program, every exampl
 source and instance id (the ``variant.trained`` event), the curve and the counts per source; a
 trainer that fails makes the child ``INVALID`` with the reason, in one transaction too. A
 crash before either leaves the training due: it is done again on resume, never recorded twice,
-and goes on from the newest checkpoint its trainer wrote (kept by
-:class:`~hyperagents.runs._checkpoints.CheckpointStore`, each one a ``training.checkpoint``
-event; a resumed one is a ``training.resumed`` event and ``resumed_from`` in the record), so the
-kill loses only the work since that checkpoint.
+and goes on from the newest checkpoint its trainer wrote (kept in the run's storage by
+:class:`~hyperagents.runs._checkpoints.CheckpointStore`, so any engine on any machine that
+takes the training over finds it; each one a ``training.checkpoint`` event; a resumed one is a
+``training.resumed`` event and ``resumed_from`` in the record), so the kill loses only the work
+since that checkpoint.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from hyperagents.evaluation import solve_in_sandbox
+from hyperagents.exceptions import StorageError
 from hyperagents.program import Program
 from hyperagents.runs._checkpoints import CheckpointStore, training_key
 from hyperagents.runs._context import RunContext
@@ -484,7 +486,7 @@ class _Keeper:
     def __call__(self, step: int, files: dict[str, bytes]) -> None:
         try:
             self._store.save(self._ctx.run_id, self._variant_id, self._key, step, files)
-        except OSError as exc:
+        except StorageError as exc:
             logger.warning("checkpoint of variant %s not kept: %s", self._variant_id, exc)
             return
         size = sum(len(data) for data in files.values())

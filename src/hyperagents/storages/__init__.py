@@ -27,6 +27,7 @@ from hyperagents.exceptions import StorageURLError
 from hyperagents.storages._base import BaseStorage
 from hyperagents.storages._in_memory import InMemoryStorage
 from hyperagents.storages._records import (
+    CheckpointRecord,
     EngineRecord,
     EngineStatus,
     EvaluationRecord,
@@ -64,6 +65,7 @@ __all__ = [
     "STORAGE_ENV_VAR",
     "BaseStorage",
     "CandidateState",
+    "CheckpointRecord",
     "EngineRecord",
     "EngineStatus",
     "EvaluationRecord",

@@ -78,6 +78,8 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   and changes nothing.
 * **Times** are timezone-aware UTC ``datetime`` objects.
 * **Engines** of a run (several may share one): see :mod:`hyperagents.storages._base_engines`.
+* **Checkpoints** (the newest of each variant's training, so that any engine, on any machine,
+  resumes it): see :mod:`hyperagents.storages._base_checkpoints`.
 * **Services** (a champion answering live requests, with their requests and logs): see
   :mod:`hyperagents.storages._base_services`.
 """
@@ -90,6 +92,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hyperagents.program import Program
+from hyperagents.storages._base_checkpoints import CheckpointStorage
 from hyperagents.storages._base_engines import EngineStorage
 from hyperagents.storages._base_services import ServiceStorage
 from hyperagents.storages._records import (
@@ -110,7 +113,7 @@ __all__ = ["BaseStorage"]
 _T = TypeVar("_T")
 
 
-class BaseStorage(EngineStorage, ServiceStorage, ABC):
+class BaseStorage(EngineStorage, ServiceStorage, CheckpointStorage, ABC):
     """Abstract storage: the contract is the module docstring and the methods' docstrings.
 
     Backends implement every abstract method and inherit these docstrings
@@ -276,8 +279,9 @@ class BaseStorage(EngineStorage, ServiceStorage, ABC):
 
     @abstractmethod
     def delete_run(self, run_id: int) -> None:
-        """Delete a run with its variants, evaluations, events, LLM calls and services (with
-        their requests and logs; programs, blobs and artifacts stay: they may be shared).
+        """Delete a run with its variants, evaluations, events, LLM calls, training checkpoints
+        (their bytes freed) and services (with their requests and logs; programs, blobs and
+        artifacts stay: they may be shared).
 
         Raises:
             RunNotFoundError: No such run.
@@ -612,7 +616,7 @@ class BaseStorage(EngineStorage, ServiceStorage, ABC):
 
     def local_folder(self, name: str) -> Path | None:
         """A folder of this machine that belongs to this storage's database, for files kept
-        beside it that no other machine needs (e.g. training checkpoints); not created here:
+        beside it that no other machine needs (caches); not created here:
         ``<database file>.<name>`` beside a SQLite file; for a server's database, a folder
         under the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``) named after the
         database's URL (without its password). None: the storage has none (it lives in

@@ -1,5 +1,5 @@
 """A dict-based storage for tests and throw-away runs (nothing survives the process; artifacts,
-like every program file, are bytes in memory)."""
+like every program file, and training checkpoints are bytes in memory)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from hyperagents.storages._common import (
     normalise_expected,
     utcnow,
 )
+from hyperagents.storages._in_memory_checkpoints import MemoryCheckpoints
 from hyperagents.storages._in_memory_engines import MemoryEngines
 from hyperagents.storages._in_memory_services import MemoryServices
 from hyperagents.storages._in_memory_variants import MemoryVariants
@@ -36,7 +37,7 @@ from hyperagents.storages._records import (
 __all__ = ["InMemoryStorage"]
 
 
-class InMemoryStorage(MemoryVariants, MemoryEngines, MemoryServices):
+class InMemoryStorage(MemoryVariants, MemoryEngines, MemoryServices, MemoryCheckpoints):
     """Storage kept in Python dicts, guarded by one re-entrant lock.
 
     It satisfies the whole storage contract (see :class:`BaseStorage`) except persistence:
@@ -227,6 +228,7 @@ class InMemoryStorage(MemoryVariants, MemoryEngines, MemoryServices):
             for engine_id in [e.id for e in self._engines.values() if e.run_id == run_id]:
                 del self._engines[engine_id]
             self._delete_services_of(run_id)
+            self._delete_checkpoints_of(run_id)
             del self._runs[run_id]
             del self._run_names[run.name]
 

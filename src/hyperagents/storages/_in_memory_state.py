@@ -15,6 +15,7 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.storages._base import BaseStorage
+from hyperagents.storages._base_checkpoints import CheckpointStorage
 from hyperagents.storages._base_engines import EngineStorage
 from hyperagents.storages._base_services import ServiceStorage
 from hyperagents.storages._common import (
@@ -24,6 +25,7 @@ from hyperagents.storages._common import (
 )
 from hyperagents.storages._in_memory_journal import Journal, JournaledDict
 from hyperagents.storages._records import (
+    CheckpointRecord,
     EngineRecord,
     EvaluationRecord,
     EventRecord,
@@ -45,7 +47,7 @@ _R = TypeVar("_R")
 #: The contract's methods a transaction watches (a call that raises spoils it).
 _CALLS = frozenset(
     name
-    for base in (BaseStorage, EngineStorage, ServiceStorage)
+    for base in (BaseStorage, EngineStorage, ServiceStorage, CheckpointStorage)
     for name, member in vars(base).items()
     if inspect.isfunction(member) and not name.startswith("_")
 ) - {"atomically", "close"} | {"_select_requests", "_count_requests"}
@@ -89,6 +91,7 @@ class MemoryState(BaseStorage):
         self._events: dict[int, EventRecord] = JournaledDict(journal)
         self._llm_calls: dict[int, LLMCallRecord] = JournaledDict(journal)
         self._engines: dict[int, EngineRecord] = JournaledDict(journal)
+        self._checkpoints: dict[tuple[int, int], CheckpointRecord] = JournaledDict(journal)
         self._services: dict[int, ServiceRecord] = JournaledDict(journal)
         self._service_names: dict[str, int] = JournaledDict(journal)
         self._requests: dict[int, RequestRecord] = JournaledDict(journal)

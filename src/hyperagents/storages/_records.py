@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import Any
 
 __all__ = [
+    "CheckpointRecord",
     "EngineRecord",
     "EngineStatus",
     "EvaluationRecord",
@@ -312,3 +313,31 @@ class LLMCallRecord:
     cost: float
     latency: float
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """The newest checkpoint of a variant's training
+    (:meth:`~hyperagents.storages.BaseStorage.get_checkpoint`).
+
+    Attributes:
+        run_id: The run.
+        variant_id: The variant whose training wrote it.
+        key: What the training that wrote it is (a hash of its inputs); a training with
+            other inputs does not use it.
+        step: The training step it holds the state after.
+        files: Its files, name to bytes (a model's weights, an optimiser's state…).
+        saved_at: When it was stored.
+    """
+
+    run_id: int
+    variant_id: int
+    key: str
+    step: int
+    files: Mapping[str, bytes]
+    saved_at: datetime
+
+    @property
+    def size(self) -> int:
+        """Bytes of its files, all together."""
+        return sum(len(data) for data in self.files.values())

@@ -21,6 +21,7 @@ This module imports pytest; import it only from tests.
 from __future__ import annotations
 
 from hyperagents.testing._storage_artifacts import ArtifactTests
+from hyperagents.testing._storage_checkpoints import CheckpointTests
 from hyperagents.testing._storage_engines import EngineTests
 from hyperagents.testing._storage_records import RecordTests
 from hyperagents.testing._storage_runs import RunTests
@@ -37,6 +38,7 @@ class StorageConformanceTests(
     RunTests,
     VariantTests,
     ArtifactTests,
+    CheckpointTests,
     RecordTests,
     ThreadTests,
     TransactionTests,
@@ -47,7 +49,7 @@ class StorageConformanceTests(
 
     The fixture must yield a fresh, empty storage for each test. The tests come in parts, one
     per job of a storage: runs (with their typed state), programs and variants, artifacts
-    (large files and a model's weights), records
+    (large files and a model's weights), training checkpoints, records
     (events, LLM calls, JSON fields, snapshots, times), threads, transactions of several
     calls, the engines of a run (with the engine and worker that ran each step), and services
     (routing, served requests, feedback, logs).

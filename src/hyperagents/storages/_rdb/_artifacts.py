@@ -11,8 +11,10 @@ database's artifact store:
   its row commits, so a committed row never names a missing file; a crash in between leaves a
   file no row names, which the next program with that content finds, checks and reuses. Files
   are never changed once in place, and never deleted: rows are not deleted (a run's deletion
-  keeps its programs, which other runs may share). A private in-memory database (``sqlite://``)
-  has no folder: its artifacts stay in the rows.
+  keeps its programs, which other runs may share). The exception is the folder
+  ``checkpoints/`` in it: training checkpoints, replaced and deleted as
+  :mod:`~hyperagents.storages._rdb._checkpoints` says. A private in-memory database
+  (``sqlite://``) has no folder: its artifacts stay in the rows.
 * **PostgreSQL**: :class:`LargeObjects`, one large object per file, written in chunks of
   :data:`CHUNK` bytes (``lo_from_bytea``, ``lo_put``) in the transaction that inserts the row and
   read back in chunks (``lo_get``); its oid is the row's ``lo_oid``. A trigger made by migration
@@ -43,8 +45,10 @@ __all__ = [
     "FileArtifacts",
     "LargeObjects",
     "artifact_store",
+    "check_bytes",
     "sqlite_artifact_dir",
     "sqlite_side_folder",
+    "write_file",
 ]
 
 #: Bytes written or read per statement of a large object (PostgreSQL).
@@ -70,14 +74,49 @@ class ArtifactStore(Protocol):
         """Free what :meth:`put` made for a row that was not inserted (another writer's was)."""
 
 
-def _check(data: bytes, digest: str, path: str, where: str) -> bytes:
+def check_bytes(data: bytes, digest: str, what: str, where: str) -> bytes:
+    """``data``, when it hashes to ``digest``.
+
+    Raises:
+        StorageError: It does not; the message names ``what`` (e.g. ``program file 'x'``)
+            and ``where`` it was read from.
+    """
     found = hashlib.sha256(data).hexdigest()
     if found != digest:
         raise StorageError(
-            f"program file {path!r} is corrupt in the artifact store: {where} hashes to "
+            f"{what} is corrupt in the artifact store: {where} hashes to "
             f"{found[:16]}…, expected {digest[:16]}… (sha256 {digest})"
         )
     return data
+
+
+def write_file(target: Path, data: bytes, *, folders: tuple[Path, ...]) -> None:
+    """Write ``target`` atomically: a temporary file beside it (``.<name>.<random>``),
+    fsync, rename, then fsync ``folders`` (made owner-only if missing, outermost first) so
+    that the new name survives a crash.
+
+    Raises:
+        OSError: It could not be written (a temporary file is removed).
+    """
+    for folder in folders:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    for folder in reversed(folders):  # the new name, and a new subfolder's
+        folder_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(folder_fd)
+        finally:
+            os.close(folder_fd)
 
 
 class FileArtifacts:
@@ -98,35 +137,13 @@ class FileArtifacts:
         target = self.path_of(digest)
         with contextlib.suppress(OSError, StorageError):
             if target.stat().st_size == len(data):
-                _check(target.read_bytes(), digest, "", "")
+                check_bytes(target.read_bytes(), digest, "", "")
                 return None  # in place already (another program's, or left by a crash)
         try:
-            self._write(target, data)
+            write_file(target, data, folders=(self.root, target.parent))
         except OSError as exc:
             raise StorageError(f"cannot write artifact {target}: {exc.strerror or exc}") from exc
         return None
-
-    def _write(self, target: Path, data: bytes) -> None:
-        """Write ``target`` atomically: a temporary file, fsync, rename, fsync the folders."""
-        for folder in (self.root, target.parent):
-            folder.mkdir(mode=0o700, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name[:16]}.", dir=target.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-        for folder in (target.parent, self.root):  # the new name, and a new subfolder's
-            folder_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(folder_fd)
-            finally:
-                os.close(folder_fd)
 
     def get(self, conn: Connection, digest: str, oid: int | None, size: int, path: str) -> bytes:
         target = self.path_of(digest)
@@ -142,7 +159,7 @@ class FileArtifacts:
                 f"cannot read program file {path!r} from the artifact store ({target}): "
                 f"{exc.strerror or exc}"
             ) from exc
-        return _check(data, digest, path, str(target))
+        return check_bytes(data, digest, f"program file {path!r}", str(target))
 
     def discard(self, conn: Connection, oid: int | None) -> None:
         return None  # the file is the other writer's too (same content, same name)
@@ -160,7 +177,7 @@ _LO_UNLINK = text("SELECT lo_unlink(CAST(:oid AS oid))")
 class LargeObjects:
     """PostgreSQL large objects, written and read in chunks of :data:`CHUNK` bytes."""
 
-    def put(self, conn: Connection, digest: str, data: bytes) -> int | None:
+    def put(self, conn: Connection, digest: str, data: bytes) -> int:
         oid = int(conn.execute(_LO_CREATE, {"data": data[:CHUNK]}).scalar_one())
         for offset in range(CHUNK, len(data), CHUNK):
             conn.execute(
@@ -168,18 +185,36 @@ class LargeObjects:
             )
         return oid
 
-    def get(self, conn: Connection, digest: str, oid: int | None, size: int, path: str) -> bytes:
+    def get(
+        self,
+        conn: Connection,
+        digest: str,
+        oid: int | None,
+        size: int,
+        path: str,
+        *,
+        label: str | None = None,
+    ) -> bytes:
+        """The bytes of a large object, checked against ``digest``.
+
+        Args:
+            path: The program file it is (named in an error).
+            label: What an error calls it instead (default: ``program file '<path>'``).
+
+        Raises:
+            StorageError: The large object is missing or does not hash to ``digest``.
+        """
         where = f"large object {oid}"
+        what = label if label is not None else f"program file {path!r}"
         if oid is None or conn.execute(_LO_EXISTS, {"oid": oid}).first() is None:
             raise StorageError(
-                f"program file {path!r} is missing from the artifact store: no {where} "
-                f"(sha256 {digest})"
+                f"{what} is missing from the artifact store: no {where} (sha256 {digest})"
             )
         pieces: list[bytes] = []
         for offset in range(0, max(size, 1), CHUNK):
             params = {"oid": oid, "offset": offset, "length": CHUNK}
             pieces.append(bytes(conn.execute(_LO_GET, params).scalar_one()))
-        return _check(b"".join(pieces), digest, path, where)
+        return check_bytes(b"".join(pieces), digest, what, where)
 
     def discard(self, conn: Connection, oid: int | None) -> None:
         if oid is not None:

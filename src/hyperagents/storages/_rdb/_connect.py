@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: The newest migration shipped with this version (a test checks it against the scripts).
-HEAD_REVISION = "0011_compact"
+HEAD_REVISION = "0012_checkpoints"
 #: Folder of the Alembic environment (``env.py``, ``versions/``) inside the installed package.
 ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
 #: Key of the PostgreSQL advisory lock held while migrating (any constant shared by processes).

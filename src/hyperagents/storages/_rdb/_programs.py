@@ -26,7 +26,6 @@ from sqlalchemy.exc import IntegrityError
 from hyperagents.exceptions import StorageError
 from hyperagents.program import Program, is_artifact
 from hyperagents.storages._common import utcnow
-from hyperagents.storages._rdb._artifacts import ArtifactStore
 from hyperagents.storages._rdb._connect import first_line
 from hyperagents.storages._rdb._manifests import (
     BaseManifests,
@@ -139,8 +138,6 @@ class ProgramMethods(RDBCore):
 
     _bases: BaseFiles
     _manifest_bases: BaseManifests
-    #: Where artifacts go (None: they stay in their rows, e.g. an in-memory SQLite database).
-    _artifacts: ArtifactStore | None
 
     def _blob_rows(
         self, conn: Connection, files: Mapping[str, tuple[str, bytes]]

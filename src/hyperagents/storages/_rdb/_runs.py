@@ -21,8 +21,10 @@ from hyperagents.storages._common import (
     normalise_expected,
     utcnow,
 )
+from hyperagents.storages._rdb._checkpoints import remove_run_files
 from hyperagents.storages._rdb._transactions import (
     BANNED,
+    CHECKPOINTS,
     EVALUATIONS,
     EVENTS,
     LLM_CALLS,
@@ -301,6 +303,10 @@ class RunMethods(RDBCore):
             for table in (SERVICE_REQUESTS, SERVICE_EVENTS):
                 conn.execute(delete(table).where(table.c.service_id.in_(service_ids)))
             conn.execute(delete(SERVICES).where(SERVICES.c.run_id == run_id))
+            # Checkpoints: on PostgreSQL a trigger unlinks their large objects.
+            conn.execute(delete(CHECKPOINTS).where(CHECKPOINTS.c.run_id == run_id))
             conn.execute(delete(EVALUATIONS).where(EVALUATIONS.c.variant_id.in_(variant_ids)))
             conn.execute(delete(VARIANTS).where(VARIANTS.c.run_id == run_id))
             conn.execute(delete(RUNS).where(RUNS.c.id == run_id))
+        if not self._levels():  # committed: the files beside a SQLite database go too
+            remove_run_files(self._artifacts, run_id)

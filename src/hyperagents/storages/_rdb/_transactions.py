@@ -47,11 +47,13 @@ from hyperagents.exceptions import (
 )
 from hyperagents.storages._base import BaseStorage
 from hyperagents.storages._common import utcnow
+from hyperagents.storages._rdb._artifacts import ArtifactStore
 from hyperagents.storages._rdb._connect import first_line
 from hyperagents.storages._rdb._packing import JSONTexts
 from hyperagents.storages._rdb.models import (
     BannedVariantModel,
     BlobModel,
+    CheckpointModel,
     EvaluationModel,
     EventModel,
     LLMCallModel,
@@ -69,6 +71,7 @@ from hyperagents.storages._records import EventSpec
 __all__ = [
     "BANNED",
     "BLOBS",
+    "CHECKPOINTS",
     "DEFAULT_RETRY_SECONDS",
     "EVALUATIONS",
     "EVENTS",
@@ -107,6 +110,7 @@ EVENTS = cast(Table, EventModel.__table__)
 LLM_CALLS = cast(Table, LLMCallModel.__table__)
 RECEIPTS = cast(Table, WriteReceiptModel.__table__)
 RUN_ENGINES = cast(Table, RunEngineModel.__table__)
+CHECKPOINTS = cast(Table, CheckpointModel.__table__)
 SERVICES = cast(Table, ServiceModel.__table__)
 SERVICE_REQUESTS = cast(Table, ServiceRequestModel.__table__)
 SERVICE_EVENTS = cast(Table, ServiceEventModel.__table__)
@@ -283,6 +287,8 @@ class RDBCore(BaseStorage):
     _receipts_written: int
     #: Per thread: ``levels``, the ``atomically`` calls in progress (outermost first).
     _blocks: threading.local
+    #: Where artifacts go (None: they stay in their rows, e.g. an in-memory SQLite database).
+    _artifacts: ArtifactStore | None
 
     def _levels(self) -> list[_Level]:
         """The ``atomically`` calls in progress in this thread (empty: none)."""

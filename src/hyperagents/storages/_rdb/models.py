@@ -39,6 +39,7 @@ __all__ = [
     "BannedVariantModel",
     "Base",
     "BlobModel",
+    "CheckpointModel",
     "EvaluationModel",
     "EventModel",
     "LLMCallModel",
@@ -252,6 +253,33 @@ class RunEngineModel(Base):
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CheckpointModel(Base):
+    """The newest checkpoint of a variant's training (``checkpoints``, migration
+    0012_checkpoints). Its files are one payload, their contents one after the other in the
+    order of ``files``, kept outside the row where the database has an artifact store (see
+    :mod:`~hyperagents.storages._rdb._checkpoints`)."""
+
+    __tablename__ = "checkpoints"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    variant_id: Mapped[int] = mapped_column(
+        ForeignKey("variants.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255))
+    step: Mapped[int] = mapped_column(BigInteger)
+    #: ``[[name, size], ...]``: the files of the payload, in its order.
+    files: Mapped[list[Any]] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: PostgreSQL: the large object holding the payload (unlinked by a trigger when the row
+    #: is deleted or names another one).
+    lo_oid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The payload itself, only where the database has no artifact store (an in-memory
+    #: SQLite database).
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class EventModel(Base):

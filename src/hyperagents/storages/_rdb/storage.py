@@ -32,14 +32,16 @@ Design notes:
   receipt for all its calls. A nested call is a ``SAVEPOINT``.
 * Artifacts (large program files, a model's weights) are kept outside the ``blobs`` rows: in a
   content-addressed folder beside a SQLite file (``<database>.artifacts/``), in large objects
-  on PostgreSQL; see :mod:`._artifacts`.
+  on PostgreSQL; see :mod:`._artifacts`. Training checkpoints (one row of ``checkpoints`` per
+  variant) keep their bytes in the same stores, replaced atomically; see :mod:`._checkpoints`.
 * A run's typed state is columns of ``runs`` (the generation target, the time spent, the
   pinned parent) and the rows of ``banned_variants``, changed by single ``UPDATE`` or
   ``INSERT`` statements; ``attrs`` is a JSON column merged under a row lock.
 
 The class is put together from one part per job: :mod:`._runs`, :mod:`._programs`,
 :mod:`._variants` (with evaluations), :mod:`._events` (with LLM calls), :mod:`._engines`
-(the engine processes of a run), :mod:`._services` (services, their requests and logs), over
+(the engine processes of a run), :mod:`._services` (services, their requests and logs),
+:mod:`._checkpoints` (training checkpoints), over
 :mod:`._transactions` (transactions, retries, receipts) and :mod:`._connect` (URLs, SQLite
 settings, migrations). The contract and its docstrings are :class:`BaseStorage`'s.
 """
@@ -62,6 +64,7 @@ from sqlalchemy.pool import StaticPool
 from hyperagents.exceptions import StorageError, StorageURLError
 from hyperagents.storages._common import dumps_json
 from hyperagents.storages._rdb._artifacts import artifact_store, sqlite_side_folder
+from hyperagents.storages._rdb._checkpoints import CheckpointMethods
 from hyperagents.storages._rdb._connect import (
     ALEMBIC_DIR,
     HEAD_REVISION,
@@ -147,7 +150,13 @@ def _make_engine(
 
 
 class RDBStorage(
-    RunMethods, ProgramMethods, VariantMethods, EventMethods, EngineMethods, ServiceMethods
+    RunMethods,
+    ProgramMethods,
+    VariantMethods,
+    EventMethods,
+    EngineMethods,
+    ServiceMethods,
+    CheckpointMethods,
 ):
     """Storage in a relational database through SQLAlchemy 2 (SQLite, PostgreSQL, …).
 
