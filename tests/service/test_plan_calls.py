@@ -28,7 +28,6 @@ from hyperagents.service import (
     PLAN_RUN_EVENT,
     Autopilot,
     AutopilotSettings,
-    Improvement,
     ImprovementBudget,
     PlanSettings,
     PlanStep,
@@ -337,4 +336,5 @@ def test_a_serving_process_killed_mid_planning_resumes_and_its_run_holds_each_ca
     # The trigger counted the improvement's models once: the run's record, orphans in it.
     assert restarted.trigger.spent_usd == pytest.approx(store.llm_usage(run_id)["cost"])
     (resumed,) = store.list_service_events(site.record.id, kinds=["autopilot.resumed"])
+    assert resumed.data["improving_from"] == restarted.state.improving_from
     assert store.list_service_events(site.record.id, kinds=["autopilot.interrupted"]) == []
