@@ -5,93 +5,47 @@ count: in the trigger's budget, after a restart too, and in the service's planni
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from plan_calls_helpers import (
+    BACKENDS,
+    CHILD,
+    Killed,
+    KillOnRequest,
+    assert_replays,
+    autopilot,
+    logged,
+    make_site,
+    plan_once,
+    planning_calls,
+    step_until,
+)
 from typer.testing import CliRunner
 
-import hyperagents
 from hyperagents.cli import app
-from hyperagents.runs import RunLLM, RunService
+from hyperagents.runs import RunLLM
 from hyperagents.service import (
     PLAN_ABANDONED_EVENT,
     PLAN_CALL_EVENT,
     PLAN_RUN_EVENT,
-    Autopilot,
-    AutopilotSettings,
-    ImprovementBudget,
-    PlanSettings,
-    PlanStep,
     Stage,
-    improve_with_plans,
-    parse_settings,
-    plan_improver,
     planning_usage,
     post_override,
 )
-from hyperagents.storages import BaseStorage, RDBStorage
-from hyperagents.tasks import load_task
+from hyperagents.storages import RDBStorage
 from hyperagents.testing import FakeOpenAIServer
 
 from planning_site import SIZES, Site, model_plan
 
-#: Dollars per million tokens of the fake model: every call costs something.
-PRICES = {"m": [100.0, 200.0]}
 
-
-class Killed(BaseException):
-    """The process dying (nothing catches it as an error)."""
-
-
-@pytest.fixture
-def site(tmp_path: Any) -> Site:
-    return Site(f"sqlite:///{tmp_path / 'plancalls.db'}", llm_prices=PRICES)
-
-
-def logged(store: BaseStorage, site: Site, kind: str) -> list[dict[str, Any]]:
-    return [dict(e.data) for e in store.list_service_events(site.record.id, kinds=[kind])]
-
-
-def autopilot(store: BaseStorage, site: Site, url: str) -> Autopilot:
-    settings = parse_settings(
-        AutopilotSettings,
-        {"feedback_wait_s": 0, "generations": 1, "max_replans": 0, "planner_llm": url},
-    )
-    improver = plan_improver(RunService(store), settings)
-    return Autopilot(
-        store,
-        site.record.id,
-        task=load_task("support", SIZES),
-        improver=improver,
-        settings=settings,
-    )
-
-
-def plan_once(site: Site, server: FakeOpenAIServer) -> list[PlanStep]:
-    return improve_with_plans(
-        site.service,
-        run="served",
-        live=site.live,
-        budget=ImprovementBudget(generations=1),
-        settings=PlanSettings(max_replans=0, model=f"{server.base_url}#m"),
-        service_id=site.record.id,
-    )
-
-
-def step_until(pilot: Autopilot, stage: Stage, *, also: Callable[[], bool] = lambda: True) -> None:
-    deadline = time.monotonic() + 120
-    while pilot.step() is not stage or not also():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+@pytest.fixture(params=BACKENDS)
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    yield from make_site(request.param, tmp_path)
 
 
 def test_a_plans_calls_are_logged_as_made_and_written_into_its_run_exactly_once(
@@ -213,87 +167,6 @@ def test_a_cut_off_improvement_is_resumed_once_from_its_calls_and_counted_once(
     assert (usage["orphaned"], usage["abandoned"], usage["waiting"]) == (asked, asked, 0)
     (abandoned,) = logged(site.store, site, PLAN_ABANDONED_EVENT)
     assert abandoned["reason"].startswith("the improvement was interrupted")
-
-
-CHILD = """
-import sys, time
-from hyperagents.runs import RunService
-from hyperagents.service import Autopilot, AutopilotSettings, parse_settings, plan_improver
-from hyperagents.service import post_override
-from hyperagents.storages import RDBStorage
-from hyperagents.tasks import load_task
-
-url, model, service_id, sizes = sys.argv[1], sys.argv[2], int(sys.argv[3]), eval(sys.argv[4])
-store = RDBStorage(url)
-settings = parse_settings(
-    AutopilotSettings,
-    {"feedback_wait_s": 0, "generations": 1, "max_replans": 0, "planner_llm": model},
-)
-pilot = Autopilot(
-    store,
-    service_id,
-    task=load_task("support", sizes),
-    improver=plan_improver(RunService(store), settings),
-    settings=settings,
-)
-post_override(store, service_id, "force", who="test")
-while True:
-    pilot.step()
-    time.sleep(0.05)
-"""
-
-
-class KillOnRequest:
-    """A model server's handler that kills the child's process group (it and its sandboxes)
-    when the ``kill_at``-th request comes, once; it answers every request with ``answer``."""
-
-    def __init__(self, answer: Callable[[dict[str, Any]], str], kill_at: int) -> None:
-        self.answer, self.kill_at = answer, kill_at
-        self.child: subprocess.Popen[bytes] | None = None
-        self.asked = 0
-
-    def __call__(self, body: dict[str, Any]) -> str:
-        self.asked += 1
-        if self.asked == self.kill_at and self.child is not None:
-            os.killpg(self.child.pid, signal.SIGKILL)
-        return self.answer(body)
-
-    def run(self, script: str, *args: str) -> None:
-        """Run ``script`` in a child process until the kill; fail if it ends otherwise."""
-        src = str(Path(hyperagents.__file__).resolve().parents[1])
-        path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
-        self.child = subprocess.Popen(
-            [sys.executable, "-c", script, *args],
-            env={**os.environ, "PYTHONPATH": path},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        try:
-            _, err = self.child.communicate(timeout=240)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.child.pid, signal.SIGKILL)
-        assert self.child.returncode == -signal.SIGKILL, err.decode()[-2000:]
-
-
-def planning_calls(store: BaseStorage, run_id: int) -> list[Any]:
-    return [
-        c
-        for c in store.list_llm_calls(run_id)
-        if c.purpose.split("/")[0] in ("plan", "teacher", "self")
-    ]
-
-
-def assert_replays(store: BaseStorage, run_id: int) -> None:
-    """The run's record answers each of its planning requests again, calling no model."""
-    replay = RunLLM(store, None, spec=None, replay_of=run_id)
-    for call in planning_calls(store, run_id):
-        purpose, scope = call.purpose.split("/")[0], str(call.request["extra"]["scope"])
-        answer = replay.handler(variant_id=None, purpose=purpose, scope=scope)(
-            {"messages": call.request["messages"], "params": call.request["params"]}
-        )
-        assert answer == {"text": call.reply}
 
 
 @pytest.mark.slow
