@@ -54,18 +54,24 @@ def run_log(store: BaseStorage, site: Site, kind: str) -> list[dict[str, Any]]:
     return [dict(e.data) for e in store.list_events(served, kinds=[kind])]
 
 
-def test_a_run_created_before_its_calls_were_written_gets_them_once(
-    site: Site, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def created_then_dies(*args: Any, **kwargs: Any) -> int:
-        start_improvement(*args, **kwargs)
+def dying_plan(site: Site, *, create: bool) -> list[dict[str, Any]]:
+    """Plan once, the process dying as the plan's run starts (after creating it, with
+    ``create``); the calls the log holds."""
+
+    def dies(*args: Any, **kwargs: Any) -> int:
+        if create:
+            start_improvement(*args, **kwargs)
         raise Killed
 
-    monkeypatch.setattr("hyperagents.service._planning.start_improvement", created_then_dies)
     server = FakeOpenAIServer(handler=site.model(model_plan(site)), model="m")
-    with server, pytest.raises(Killed):
+    with pytest.MonkeyPatch.context() as patched, server, pytest.raises(Killed):
+        patched.setattr("hyperagents.service._planning.start_improvement", dies)
         plan_once(site, server)
-    journal = logged(site.store, site, PLAN_CALL_EVENT)
+    return logged(site.store, site, PLAN_CALL_EVENT)
+
+
+def test_a_run_created_before_its_calls_were_written_gets_them_once(site: Site) -> None:
+    journal = dying_plan(site, create=True)
     assert journal and logged(site.store, site, PLAN_RUN_EVENT) == []
     (run,) = [r for r in site.store.list_runs() if r.name != "served"]
     assert (
@@ -82,17 +88,9 @@ def test_a_run_created_before_its_calls_were_written_gets_them_once(
 
 
 def test_orphans_no_new_plan_repeats_are_abandoned_with_the_reason_and_still_counted(
-    site: Site, monkeypatch: pytest.MonkeyPatch
+    site: Site,
 ) -> None:
-    def dies(*args: Any, **kwargs: Any) -> int:
-        raise Killed
-
-    monkeypatch.setattr("hyperagents.service._planning.start_improvement", dies)
-    server = FakeOpenAIServer(handler=site.model(model_plan(site)), model="m")
-    with server, pytest.raises(Killed):
-        plan_once(site, server)
-    orphans = logged(site.store, site, PLAN_CALL_EVENT)
-    monkeypatch.undo()
+    orphans = dying_plan(site, create=False)
     harness_only = {"summary": "Retune.", "actions": [{"kind": "harness_edit"}]}
     with FakeOpenAIServer(handler=site.model(harness_only), model="m") as server:
         (step,) = plan_once(site, server, live=site.live[:-3])  # other examples: another plan
