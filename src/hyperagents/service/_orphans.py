@@ -124,8 +124,9 @@ def abandon_unclaimed(log: PlanLog, offered: WaitingCalls, reason: str) -> list[
         ServiceNotFoundError: The service is gone.
         RunNotFoundError: The run whose log it is is gone.
     """
-    left = offered.unclaimed()
     still = {w.call_id for w in read_journal(log).waiting()}
-    left = [w for w in left if w.call_id in still]
-    abandon_calls(log, [w.call_id for w in left], reason)
+    left = [w for w in offered.unclaimed() if w.call_id in still]
+    abandon_calls(log, [w.call_id for w in left if w.call is not None], reason)
+    cut = "its log entry does not hold the whole call (an older entry): no run can take it"
+    abandon_calls(log, [w.call_id for w in left if w.call is None], cut)
     return left

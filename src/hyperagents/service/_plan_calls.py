@@ -375,12 +375,11 @@ def improvement_spend(
     Raises:
         ServiceNotFoundError: No such service.
     """
-    state = read_journal(PlanLog(storage, service_id=service_id))
-    since = [(i, d) for i, d in state.calls if i > after_id]
-    orphans = [d for i, d in since if str(d.get("id")) not in state.attached]
+    log = PlanLog(storage, service_id=service_id)
+    state = read_journal(log, after_id=after_id)
+    orphans = [d for _, d in state.orphans()]
     orphaned_cost = sum(_counted(d)[0] for d in orphans)
-    logged = [r for e, r in state.runs if e > after_id]
-    counted = list(dict.fromkeys([*logged, *runs]))
+    counted = list(dict.fromkeys([*(r for _, r in state.runs), *runs]))
     spent, found = orphaned_cost, []
     for run_id in counted:
         try:
@@ -388,13 +387,19 @@ def improvement_spend(
         except RunNotFoundError:  # deleted since: nothing left to count
             continue
         found.append(run_id)
-    earlier = sum(
-        _counted(d)[0]
-        for i, d in state.calls
-        if i <= after_id and state.attached.get(str(d.get("id"))) in found
-    )
+    earlier = _earlier_cost(log, state, after_id, set(found))
     total = max(0.0, spent - earlier)
     return ImprovementSpend(total, len(orphans), orphaned_cost, tuple(found), earlier)
+
+
+def _earlier_cost(log: PlanLog, state: JournalState, after_id: int, runs: set[int]) -> float:
+    """US dollars of the calls logged up to ``after_id`` and attached since to ``runs``."""
+    since = {str(d.get("id")) for _, d in state.calls}
+    taken = {c for c, r in state.attached.items() if r in runs and c not in since}
+    if not taken:
+        return 0.0
+    before = log.entries([PLAN_CALL_EVENT])
+    return sum(_counted(d)[0] for i, _, d in before if i <= after_id and str(d.get("id")) in taken)
 
 
 def planning_usage(
