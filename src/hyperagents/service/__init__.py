@@ -165,6 +165,7 @@ from hyperagents.service._steering import (
     plan_improver,
     post_override,
     request_quality,
+    route_beside,
     route_candidate,
     shadow_quality,
 )
@@ -286,6 +287,7 @@ __all__ = [
     "replan_request",
     "request_json",
     "request_quality",
+    "route_beside",
     "route_candidate",
     "routed_to_candidate",
     "run_planner",

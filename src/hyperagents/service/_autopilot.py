@@ -76,6 +76,7 @@ from hyperagents.service._steering import (
     Improver,
     Stage,
     request_quality,
+    route_beside,
     route_candidate,
     shadow_quality,
 )
@@ -86,7 +87,6 @@ from hyperagents.storages import (
     EventSpec,
     RequestRecord,
     ServiceRecord,
-    ServiceRouting,
 )
 from hyperagents.tasks import Task
 
@@ -356,15 +356,14 @@ class Autopilot:
         service = self.storage.get_service(self.service_id)
         if service.candidate_id is None:
             return
-        routing = ServiceRouting(
-            champion_id=service.champion_id,
-            candidate_id=service.candidate_id,
-            candidate_state=CandidateState.AB,
-            candidate_share=self.settings.test.traffic_share,
-        )
         event = EventSpec("autopilot.ab", "the candidate takes its share", data=self._test_data())
-        self.storage.set_service_routing(
-            self.service_id, routing, expected=service.routing, event=event
+        route_beside(
+            self.storage,
+            service,
+            candidate=service.candidate_id,
+            state=CandidateState.AB,
+            share=self.settings.test.traffic_share,
+            event=event,
         )
 
     def _decide(self, *, promote: bool, reason: str) -> None:
@@ -403,17 +402,7 @@ class Autopilot:
         self._save()
 
     def _test_data(self) -> dict[str, Any]:
-        test = self.test
-        if test is None:
-            return {}
-        interval = test.interval()
-        return {
-            "phase": test.phase.value,
-            "verdict": test.verdict.value,
-            "reason": test.reason,
-            "counts": test.counts,
-            "interval": None if interval is None else [interval.lower, interval.upper],
-        }
+        return {} if self.test is None else self.test.summary()
 
     # -- improving ---------------------------------------------------------------------------
     def _maybe_improve(self) -> None:
@@ -479,16 +468,15 @@ class Autopilot:
         service = self.storage.get_service(self.service_id)
         assert result.candidate is not None
         shadow = self.settings.test.shadow_samples > 0
-        routing = ServiceRouting(
-            champion_id=service.champion_id,
-            candidate_id=result.candidate,
-            candidate_state=CandidateState.SHADOW if shadow else CandidateState.AB,
-            candidate_share=0.0 if shadow else self.settings.test.traffic_share,
-        )
         data = {"candidate": result.candidate, "plans": result.plans}
         event = EventSpec("autopilot.testing", "shadow" if shadow else "A/B", data=data)
-        if not self.storage.set_service_routing(
-            self.service_id, routing, expected=service.routing, event=event
+        if not route_beside(
+            self.storage,
+            service,
+            candidate=result.candidate,
+            state=CandidateState.SHADOW if shadow else CandidateState.AB,
+            share=0.0 if shadow else self.settings.test.traffic_share,
+            event=event,
         ):
             self._save()
             return
