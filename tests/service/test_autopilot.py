@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
-from service_helpers import Site
+from service_helpers import Site, service_site
 from servicetask import ServiceToyTask
 
 from hyperagents.exceptions import ConfigError
@@ -31,6 +31,7 @@ from hyperagents.service import (
 )
 from hyperagents.storages import CandidateState, ServiceRecord
 from hyperagents.tasks import load_task
+from postgres_helpers import postgres_databases
 
 SETTINGS = {
     "monitor": {
@@ -41,6 +42,21 @@ SETTINGS = {
     "test": {"min_samples": 20, "shadow_samples": 30, "traffic_share": 0.5},
     "feedback_wait_s": 0.0,
 }
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """The served run, in SQLite or PostgreSQL (the autopilot's state and log live there)."""
+    tmp = tmp_path_factory.mktemp("autopilot")
+    if request.param == "sqlite":
+        yield from service_site(f"sqlite:///{tmp / 'service.db'}", tmp)
+        return
+    with postgres_databases() as make:
+        yield from service_site(make(), tmp)
 
 
 def _settings(**changes: Any) -> AutopilotSettings:
