@@ -142,7 +142,8 @@ class Autopilot:
     # -- state -------------------------------------------------------------------------------
     def _restore(self) -> None:
         """Read the last recorded state back and rebuild the monitor and the test from the
-        requests it had read (an improvement that was running is recorded as interrupted)."""
+        requests it had read (an improvement that was running is resumed or recorded as
+        interrupted)."""
         events = self.storage.list_service_events(
             self.service_id, kinds=[STATE_EVENT], newest_first=True, limit=1
         )
@@ -174,8 +175,12 @@ class Autopilot:
             return
         self.state.improving_from = self.state.resumed = began
         data = {"improving_from": began, "live_examples": len(live)}
-        self._log("autopilot.resumed", "the improvement the process died in starts again", data)
-        self._save()
+
+        def record() -> None:  # together: a kill in between does not resume it twice
+            self._log("autopilot.resumed", "the improvement the process died in starts again", data)
+            self._save()
+
+        self.storage.atomically(record)
         self._worker.start(live, self.storage.get_service(self.service_id))
 
     def _interrupted(self, began: int, why: str) -> None:
@@ -188,7 +193,8 @@ class Autopilot:
         data = {"spent": spend.as_json(), "reason": why}
 
         def record() -> None:
-            abandon_interrupted(self.storage, self.service_id, began=began, reason=why)
+            if began > 0:  # its calls: those logged since it began
+                abandon_interrupted(self.storage, self.service_id, began=began, reason=why)
             self._log("autopilot.interrupted", "the improvement stopped with the process", data)
             self._save()
 
