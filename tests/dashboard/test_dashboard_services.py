@@ -24,7 +24,7 @@ from service_site import (
 
 from hyperagents.dashboard import create_app
 from hyperagents.llm import LLMCall
-from hyperagents.service import COMMAND_EVENT, PlanJournal
+from hyperagents.service import COMMAND_EVENT, PlanJournal, PlanLog
 from hyperagents.storages import CandidateState, RDBStorage, ServiceRouting
 
 from dashboard_helpers import csrf
@@ -240,12 +240,13 @@ def test_the_planning_cost_counts_calls_whose_run_never_started(
             "k", "p", "m", asked, {}, "{}", prompt_tokens=10, completion_tokens=5, cost=cost
         )
 
-    journal = PlanJournal(storage, service)
+    journal = PlanJournal(PlanLog(storage, service_id=service))
     journal.pending(call(0.25))
     journal.attached(served.run_id, [call(0.25)])  # its run started
     journal.pending(call(0.5))  # the process died before its run did
     planning = api.get(f"/api/services/{service}").json()["autopilot"]["planning"]
     assert (planning["calls"], planning["attached"], planning["orphaned"]) == (2, 1, 1)
+    assert (planning["waiting"], planning["abandoned"]) == (1, 0)
     assert planning["cost"] == pytest.approx(0.75) and planning["orphaned_cost"] == 0.5
     assert planning["prompt_tokens"] == 20 and planning["completion_tokens"] == 10
 

@@ -27,6 +27,7 @@ from hyperagents.llm import (
     MemoryCache,
     MemoryRecorder,
     Message,
+    ReplayFirstProvider,
     ReplayProvider,
     Usage,
     read_calls,
@@ -420,6 +421,31 @@ def test_replay_provider_takes_names_from_the_record() -> None:
     empty = ReplayProvider([])
     with pytest.raises(LLMReplayError):
         empty.complete(ask("q"))
+
+
+def test_replay_first_answers_recorded_requests_once_and_asks_the_model_the_rest() -> None:
+    recorder = MemoryRecorder()
+    prices = {"fake-model": (1.0, 2.0)}
+    dead = FakeProvider(["a1", "a2", LLMTransientError("down")])
+    first = Gateway(dead, recorder=recorder, retries=0, prices=prices)
+    first.complete(ask("q"), scope="plan/0", job="dead")
+    first.complete(ask("q"), scope="plan/0", job="dead")
+    with pytest.raises(LLMError):
+        first.complete(ask("failed"), scope="plan/0", job="dead")
+    live = FakeProvider(["live q", "live failed", "live other"])
+    again = Gateway(ReplayFirstProvider(recorder.calls, live), prices=prices)
+    # Each recorded reply once, oldest first, whatever the new scope and job; a recorded
+    # failure and anything unrecorded are asked of the model.
+    assert again.complete(ask("q"), scope="plan/0", job="new").text == "a1"
+    assert again.complete(ask("q"), scope="other", job="new").text == "a2"
+    assert again.complete(ask("q")).text == "live q"
+    assert again.complete(ask("failed")).text == "live failed"
+    assert again.complete(ask("other")).text == "live other"
+    assert live.calls == 3 and again.provider.replayed == 2  # type: ignore[attr-defined]
+    assert (again.provider.name, again.provider.model) == ("fake", "fake-model")
+    # The same request key as recorded: the gateway prices and records it like any answer.
+    assert first.usage().cost > 0
+    assert again.usage().cost == pytest.approx(first.usage().cost * 5 / 2)
 
 
 def test_replay_serves_each_scope_its_own_replies_in_any_order() -> None:

@@ -5,7 +5,7 @@ between leaves neither), so the run's record holds each call exactly once."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from hyperagents.exceptions import StorageError
 from hyperagents.llm import LLMCall
 from hyperagents.runs import PendingJournal, Run, RunLLM
 from hyperagents.storages import BaseStorage, InMemoryStorage, RDBStorage
+from postgres_helpers import postgres_databases
 
 from toytask import ToyTask
 
@@ -41,11 +42,17 @@ def scripted(tmp_path: Path, replies: list[str]) -> str:
     return f"scripted:{path}"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> BaseStorage:
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseStorage]:
     if request.param == "memory":
-        return InMemoryStorage()
-    return RDBStorage(f"sqlite:///{tmp_path / 'journal.db'}")
+        yield InMemoryStorage()
+    elif request.param == "sqlite":
+        yield RDBStorage(f"sqlite:///{tmp_path / 'journal.db'}")
+    else:
+        with postgres_databases() as make:
+            store = RDBStorage(make())
+            yield store
+            store.close()
 
 
 def test_pending_calls_are_journalled_as_made_and_attached_exactly_once(
@@ -76,3 +83,27 @@ def test_pending_calls_are_journalled_as_made_and_attached_exactly_once(
     replay = RunLLM(storage, None, spec=None, replay_of=run_id)
     again = replay.handler(variant_id=None, purpose="plan", scope="plan/0")
     assert again({"messages": [{"role": "user", "content": "one"}]}) == {"text": "a"}
+
+
+def test_calls_answered_before_are_answered_again_once_without_asking_the_model(
+    storage: BaseStorage, tmp_path: Path
+) -> None:
+    spec = scripted(tmp_path, ["a", "b"])
+    first = RunLLM(storage, None, spec=spec)
+    ask = first.handler(variant_id=None, purpose="plan", scope="plan/0")
+    assert ask({"messages": [{"role": "user", "content": "one"}]}) == {"text": "a"}
+    assert ask({"messages": [{"role": "user", "content": "two"}]}) == {"text": "b"}
+    made = list(first.pending)  # a process that dies here has paid for both
+    scripted(tmp_path, ["fresh"])  # what the model would say now
+    journal = ListJournal()
+    again = RunLLM(storage, None, spec=spec, answered=made, journal=journal)
+    ask = again.handler(variant_id=None, purpose="plan", scope="plan/1")
+    one = {"messages": [{"role": "user", "content": "one"}]}
+    assert ask(one) == {"text": "a"}  # answered from the call made before
+    assert ask(one) == {"text": "fresh"}  # once: asked again, the model answers
+    assert ask({"messages": [{"role": "user", "content": "two"}]}) == {"text": "b"}
+    assert [c.reply for c in journal.calls] == ["a", "fresh", "b"]
+    again_made = [again.pending[0], again.pending[2]]
+    assert [(c.key, c.prompt_tokens, c.completion_tokens) for c in again_made] == [
+        (c.key, c.prompt_tokens, c.completion_tokens) for c in made
+    ]

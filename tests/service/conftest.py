@@ -7,20 +7,16 @@ import itertools
 from collections.abc import Callable, Iterator
 
 import pytest
-from service_helpers import Site, make_service_run
+from service_helpers import Site, service_site
 
 from hyperagents.service import Serving
-from hyperagents.storages import RDBStorage, ServiceSpec
+from hyperagents.storages import ServiceSpec
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("service")
-    url = f"sqlite:///{tmp / 'service.db'}"
-    storage = RDBStorage(url)
-    run_id, champion, candidate = make_service_run(storage, "svc")
-    yield Site(url, storage, "svc", run_id, champion, candidate, tmp)
-    storage.close()
+    yield from service_site(f"sqlite:///{tmp / 'service.db'}", tmp)
 
 
 _names = itertools.count()

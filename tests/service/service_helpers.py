@@ -3,6 +3,7 @@ with a second variant to try as a candidate (not a pytest module)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,3 +32,11 @@ def make_service_run(storage: RDBStorage, name: str) -> tuple[int, int, int]:
     """A run of the service task (its seed evaluated) and a candidate variant: (run id,
     champion id, candidate id)."""
     return make_served_run(storage, name, task=TASK, candidate_agent=CANDIDATE_AGENT)
+
+
+def service_site(url: str, tmp: Path) -> Iterator[Site]:
+    """A served run with a candidate variant in the storage at ``url`` (a fixture's body)."""
+    storage = RDBStorage(url)
+    run_id, champion, candidate = make_service_run(storage, "svc")
+    yield Site(url, storage, "svc", run_id, champion, candidate, tmp)
+    storage.close()

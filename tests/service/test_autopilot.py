@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
-from service_helpers import Site
+from service_helpers import Site, service_site
 from servicetask import ServiceToyTask
 
 from hyperagents.exceptions import ConfigError
@@ -22,13 +22,16 @@ from hyperagents.service import (
     Improvement,
     LiveExample,
     Override,
+    PlanLog,
     Stage,
     decide_candidate,
+    log_plan_run,
     post_override,
     request_quality,
 )
 from hyperagents.storages import CandidateState, ServiceRecord
 from hyperagents.tasks import load_task
+from postgres_helpers import postgres_databases
 
 SETTINGS = {
     "monitor": {
@@ -39,6 +42,21 @@ SETTINGS = {
     "test": {"min_samples": 20, "shadow_samples": 30, "traffic_share": 0.5},
     "feedback_wait_s": 0.0,
 }
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """The served run, in SQLite or PostgreSQL (the autopilot's state and log live there)."""
+    tmp = tmp_path_factory.mktemp("autopilot")
+    if request.param == "sqlite":
+        yield from service_site(f"sqlite:///{tmp / 'service.db'}", tmp)
+        return
+    with postgres_databases() as make:
+        yield from service_site(make(), tmp)
 
 
 def _settings(**changes: Any) -> AutopilotSettings:
@@ -263,18 +281,51 @@ def test_a_failing_improvement_is_recorded_and_the_watch_goes_on(
     assert _kinds(site, other)[-1] == "autopilot.no_candidate"
 
 
-def test_an_improvement_cut_off_by_a_restart_is_recorded_as_interrupted(
+def _waits(improver: _Improver) -> _Improver:
+    improver.release.clear()  # it never finishes in this process
+    return improver
+
+
+def test_an_improvement_cut_off_while_planning_is_resumed_once_with_its_live_examples(
     site: Site, new_service: Callable[..., int]
 ) -> None:
     service = new_service()
-    improver = _Improver(site.candidate)
-    improver.release.clear()  # the improvement never finishes in this process
+    first = _waits(_Improver(site.candidate))
+    pilot = _pilot(site, service, first)
+    _degrade(site, service, pilot)
+    _until(pilot, Stage.IMPROVING)
+    second = _waits(_Improver(site.candidate))
+    again = _pilot(site, service, second)  # a restart: no run of it had started
+    assert again.state.stage is Stage.IMPROVING
+    assert _kinds(site, service)[-1] == "autopilot.resumed"
+    deadline = time.monotonic() + 30
+    while not second.calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert second.calls == first.calls  # the same live examples, the same champion
+    third = _pilot(site, service, _Improver(site.candidate))  # cut off again: not resumed
+    assert third.state.stage is Stage.WATCHING
+    assert _kinds(site, service)[-1] == "autopilot.interrupted"
+    (interrupted,) = site.storage.list_service_events(service, kinds=["autopilot.interrupted"])
+    assert interrupted.data["reason"] == "it was resumed once already and cut off again"
+    first.release.set()
+    second.release.set()
+
+
+def test_an_improvement_cut_off_after_its_run_started_is_recorded_as_interrupted(
+    site: Site, new_service: Callable[..., int]
+) -> None:
+    service = new_service()
+    improver = _waits(_Improver(site.candidate))
     pilot = _pilot(site, service, improver)
     _degrade(site, service, pilot)
     _until(pilot, Stage.IMPROVING)
+    log_plan_run(PlanLog(site.storage, service_id=service), site.run_id)  # its run started
     again = _pilot(site, service, _Improver(site.candidate))
     assert again.state.stage is Stage.WATCHING
     assert _kinds(site, service)[-1] == "autopilot.interrupted"
+    (interrupted,) = site.storage.list_service_events(service, kinds=["autopilot.interrupted"])
+    assert interrupted.data["reason"] == f"its run(s) {site.run_id} had started (resumable by hand)"
     improver.release.set()
 
 

@@ -5,93 +5,47 @@ count: in the trigger's budget, after a restart too, and in the service's planni
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from plan_calls_helpers import (
+    BACKENDS,
+    CHILD,
+    Killed,
+    KillOnRequest,
+    assert_replays,
+    autopilot,
+    logged,
+    make_site,
+    plan_once,
+    planning_calls,
+    step_until,
+)
 from typer.testing import CliRunner
 
-import hyperagents
 from hyperagents.cli import app
-from hyperagents.runs import RunLLM, RunService
+from hyperagents.runs import RunLLM
 from hyperagents.service import (
+    PLAN_ABANDONED_EVENT,
     PLAN_CALL_EVENT,
     PLAN_RUN_EVENT,
-    Autopilot,
-    AutopilotSettings,
-    Improvement,
-    ImprovementBudget,
-    PlanSettings,
-    PlanStep,
     Stage,
-    improve_with_plans,
-    parse_settings,
-    plan_improver,
     planning_usage,
     post_override,
 )
-from hyperagents.storages import BaseStorage, RDBStorage
-from hyperagents.tasks import load_task
+from hyperagents.storages import RDBStorage
 from hyperagents.testing import FakeOpenAIServer
 
 from planning_site import SIZES, Site, model_plan
 
-#: Dollars per million tokens of the fake model: every call costs something.
-PRICES = {"m": [100.0, 200.0]}
 
-
-class Killed(BaseException):
-    """The process dying (nothing catches it as an error)."""
-
-
-@pytest.fixture
-def site(tmp_path: Any) -> Site:
-    return Site(f"sqlite:///{tmp_path / 'plancalls.db'}", llm_prices=PRICES)
-
-
-def logged(store: BaseStorage, site: Site, kind: str) -> list[dict[str, Any]]:
-    return [dict(e.data) for e in store.list_service_events(site.record.id, kinds=[kind])]
-
-
-def autopilot(store: BaseStorage, site: Site, url: str) -> Autopilot:
-    settings = parse_settings(
-        AutopilotSettings,
-        {"feedback_wait_s": 0, "generations": 1, "max_replans": 0, "planner_llm": url},
-    )
-    improver = plan_improver(RunService(store), settings)
-    return Autopilot(
-        store,
-        site.record.id,
-        task=load_task("support", SIZES),
-        improver=improver,
-        settings=settings,
-    )
-
-
-def plan_once(site: Site, server: FakeOpenAIServer) -> list[PlanStep]:
-    return improve_with_plans(
-        site.service,
-        run="served",
-        live=site.live,
-        budget=ImprovementBudget(generations=1),
-        settings=PlanSettings(max_replans=0, model=f"{server.base_url}#m"),
-        service_id=site.record.id,
-    )
-
-
-def step_until(pilot: Autopilot, stage: Stage, *, also: Callable[[], bool] = lambda: True) -> None:
-    deadline = time.monotonic() + 120
-    while pilot.step() is not stage or not also():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+@pytest.fixture(params=BACKENDS)
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    yield from make_site(request.param, tmp_path)
 
 
 def test_a_plans_calls_are_logged_as_made_and_written_into_its_run_exactly_once(
@@ -168,13 +122,13 @@ def test_a_failed_improvements_orphaned_calls_count_against_the_triggers_budget(
     assert "autopilot.failed" in kinds
 
 
-def test_after_a_restart_the_cut_off_improvements_calls_count_once(
+def test_a_cut_off_improvement_is_resumed_once_from_its_calls_and_counted_once(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    planned, release = threading.Event(), threading.Event()
+    planned, release = threading.Semaphore(0), threading.Event()
 
     def stuck(*args: Any, **kwargs: Any) -> int:
-        planned.set()  # every planning call is made: the process dies here
+        planned.release()  # every planning call is made: the process dies here
         release.wait(120)
         raise Killed
 
@@ -183,103 +137,77 @@ def test_after_a_restart_the_cut_off_improvements_calls_count_once(
         with FakeOpenAIServer(handler=site.model(model_plan(site)), model="m") as server:
             first = autopilot(site.store, site, f"{server.base_url}#m")
             post_override(site.store, site.record.id, "force", who="test")
-            step_until(first, Stage.IMPROVING, also=planned.is_set)
-            orphaned = planning_usage(site.store, site.record.id)["orphaned_cost"]
-            assert orphaned > 0 and first.trigger.spent_usd == 0.0
-            # A new process takes the service up: the improvement is interrupted, its
-            # orphaned planning calls counted; a second restart does not count them again.
+            step_until(first, Stage.IMPROVING)
+            assert planned.acquire(timeout=120)
+            asked = len(server.requests)
+            usage = planning_usage(site.store, site.record.id)
+            orphaned = usage["orphaned_cost"]
+            assert orphaned > 0 and usage["waiting"] == asked and first.trigger.spent_usd == 0.0
+            # A new process takes the service up: the improvement starts again with the same
+            # live examples, its plan's requests answered from the calls already made.
             second = autopilot(RDBStorage(site.url), site, f"{server.base_url}#m")
-            assert second.state.stage is Stage.WATCHING
-            assert second.trigger.spent_usd == pytest.approx(orphaned)
+            assert second.state.stage is Stage.IMPROVING
+            assert second.state.resumed == first.state.improving_from
+            assert planned.acquire(timeout=120)
+            assert len(server.requests) == asked  # nothing asked (or paid for) twice
+            assert planning_usage(site.store, site.record.id)["calls"] == asked
+            # Cut off again: not resumed twice; interrupted, its calls given up and counted
+            # once, and a further restart counts nothing again.
             third = autopilot(RDBStorage(site.url), site, f"{server.base_url}#m")
+            assert third.state.stage is Stage.WATCHING
             assert third.trigger.spent_usd == pytest.approx(orphaned)
+            fourth = autopilot(RDBStorage(site.url), site, f"{server.base_url}#m")
+            assert fourth.trigger.spent_usd == pytest.approx(orphaned)
     finally:
         release.set()
-    interrupted = [
-        e for e in site.store.list_service_events(site.record.id) if e.kind.endswith("interrupted")
-    ]
-    assert len(interrupted) == 1
-    assert interrupted[0].data["spent"]["orphaned_cost"] == pytest.approx(orphaned)
-    assert (
-        interrupted[0].data["spent"]["orphaned"]
-        == planning_usage(site.store, site.record.id)["orphaned"]
-    )
-
-
-CHILD = """
-import sys, time
-from hyperagents.runs import RunService
-from hyperagents.service import Autopilot, AutopilotSettings, parse_settings, plan_improver
-from hyperagents.service import post_override
-from hyperagents.storages import RDBStorage
-from hyperagents.tasks import load_task
-
-url, model, service_id, sizes = sys.argv[1], sys.argv[2], int(sys.argv[3]), eval(sys.argv[4])
-store = RDBStorage(url)
-settings = parse_settings(
-    AutopilotSettings,
-    {"feedback_wait_s": 0, "generations": 1, "max_replans": 0, "planner_llm": model},
-)
-pilot = Autopilot(
-    store,
-    service_id,
-    task=load_task("support", sizes),
-    improver=plan_improver(RunService(store), settings),
-    settings=settings,
-)
-post_override(store, service_id, "force", who="test")
-while True:
-    pilot.step()
-    time.sleep(0.05)
-"""
+    (interrupted,) = site.store.list_service_events(site.record.id, kinds=["autopilot.interrupted"])
+    assert interrupted.data["spent"]["orphaned_cost"] == pytest.approx(orphaned)
+    assert interrupted.data["reason"] == "it was resumed once already and cut off again"
+    usage = planning_usage(site.store, site.record.id)
+    assert (usage["orphaned"], usage["abandoned"], usage["waiting"]) == (asked, asked, 0)
+    (abandoned,) = logged(site.store, site, PLAN_ABANDONED_EVENT)
+    assert abandoned["reason"].startswith("the improvement was interrupted")
 
 
 @pytest.mark.slow
-def test_a_serving_process_killed_mid_planning_loses_no_call_and_its_restart_counts_them(
+def test_a_serving_process_killed_mid_planning_resumes_and_its_run_holds_each_call_once(
     site: Site,
 ) -> None:
-    answer = site.model(model_plan(site))
-    child: list[subprocess.Popen[bytes]] = []
     kill_at = 3  # the planner's call and a teacher's answered; killed on the next one
-
-    def handler(body: dict[str, Any]) -> str:
-        if len(server.requests) >= kill_at and child:
-            os.killpg(child[0].pid, signal.SIGKILL)  # the process and its sandboxes
-        return answer(body)
-
-    src = str(Path(hyperagents.__file__).resolve().parents[1])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
-    }
+    handler = KillOnRequest(site.model(model_plan(site)), kill_at)
     with FakeOpenAIServer(handler=handler, model="m") as server:
-        args = [site.url, f"{server.base_url}#m", str(site.record.id), repr(SIZES)]
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        child.append(proc)
-        try:
-            _, err = proc.communicate(timeout=240)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+        url = f"{server.base_url}#m"
+        handler.run(CHILD, site.url, url, str(site.record.id), repr(SIZES))
         assert len(server.requests) == kill_at
-    store = RDBStorage(site.url)
+        store = RDBStorage(site.url)
+        usage = planning_usage(store, site.record.id)
+        assert usage["calls"] == usage["waiting"] == kill_at - 1  # each call answered is there
+        assert usage["cost"] > 0 and [r.name for r in store.list_runs()] == ["served"]
+        orphans = [c["id"] for c in logged(store, site, PLAN_CALL_EVENT)]
+        # The restart carries the plan out: its requests answered already are not asked again.
+        restarted = autopilot(store, site, url)
+        assert restarted.state.stage is Stage.IMPROVING and restarted.state.resumed > 0
+        deadline = time.monotonic() + 240
+        while restarted.step() is Stage.IMPROVING:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        asked_again = len(server.requests) - kill_at
+    (plan_run,) = logged(store, site, PLAN_RUN_EVENT)
+    journal = logged(store, site, PLAN_CALL_EVENT)
+    ids = [c["id"] for c in journal]
+    assert plan_run["calls"][: len(orphans)] == orphans  # the dead process's calls, attached
+    assert sorted(plan_run["calls"]) == sorted(ids) and len(set(ids)) == len(ids)
+    assert asked_again == len(ids) - len(orphans)
+    run_id = plan_run["run_id"]
+    recorded = planning_calls(store, run_id)
+    assert len(recorded) == len(ids)  # each call in the run's record once
+    assert sorted(c.reply or "" for c in recorded) == sorted(c["reply"] or "" for c in journal)
+    assert_replays(store, run_id)
     usage = planning_usage(store, site.record.id)
-    assert usage["calls"] == usage["orphaned"] == kill_at - 1  # each call answered is there
-    assert usage["cost"] > 0 and [r.name for r in store.list_runs()] == ["served"]
-    restarted = Autopilot(
-        store,
-        site.record.id,
-        task=load_task("support", SIZES),
-        improver=lambda live, service: Improvement(None, []),
-    )
-    assert restarted.state.stage is Stage.WATCHING
-    assert restarted.trigger.spent_usd == pytest.approx(usage["orphaned_cost"])
-    (interrupted,) = store.list_service_events(site.record.id, kinds=["autopilot.interrupted"])
-    assert interrupted.data["spent"]["orphaned"] == kill_at - 1
+    assert (usage["orphaned"], usage["attached"]) == (0, len(ids))
+    assert usage["cost"] == pytest.approx(sum(c.cost for c in recorded))
+    # The trigger counted the improvement's models once: the run's record, orphans in it.
+    assert restarted.trigger.spent_usd == pytest.approx(store.llm_usage(run_id)["cost"])
+    (resumed,) = store.list_service_events(site.record.id, kinds=["autopilot.resumed"])
+    assert resumed.data["improving_from"] == restarted.state.improving_from
+    assert store.list_service_events(site.record.id, kinds=["autopilot.interrupted"]) == []

@@ -304,7 +304,8 @@ def autopilot(
         if planning["calls"]:
             orphaned = (
                 f"; {planning['orphaned']} orphaned (${planning['orphaned_cost']:.4f}: their "
-                "run never started)"
+                f"run never started; {planning['waiting']} waiting for the run that carries "
+                f"their plan, {planning['abandoned']} abandoned)"
                 if planning["orphaned"]
                 else ""
             )

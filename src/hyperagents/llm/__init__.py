@@ -4,7 +4,8 @@
   :class:`OpenAICompatibleProvider` (OpenAI and any OpenAI-compatible server),
   :class:`AnthropicProvider` (optional extra), :class:`LocalProvider` (an embedded GGUF
   model, optional extra), :class:`ScriptedProvider` (deterministic, for
-  tests) and :class:`ReplayProvider` (a recorded run's replies).
+  tests), :class:`ReplayProvider` (a recorded run's replies) and :class:`ReplayFirstProvider`
+  (recorded replies first, a live provider for the rest).
 * :func:`parse_llm_spec`: one spec string (``openai:MODEL``,
   ``http://HOST:PORT/v1#MODEL``, ``anthropic:MODEL``, ``local``, ``scripted:FILE``) to a
   provider.
@@ -56,7 +57,7 @@ from hyperagents.llm._prices import (
 )
 from hyperagents.llm._probe import probe_llm, probe_provider
 from hyperagents.llm._recorders import JsonlRecorder, MemoryRecorder, Recorder
-from hyperagents.llm._replay import ReplayProvider
+from hyperagents.llm._replay import ReplayFirstProvider, ReplayProvider
 from hyperagents.llm._scripted import ScriptedProvider
 from hyperagents.llm._spec import (
     COMPATIBLE_KEY_ENV,
@@ -98,6 +99,7 @@ __all__ = [
     "PriceTable",
     "ProviderSpec",
     "Recorder",
+    "ReplayFirstProvider",
     "ReplayProvider",
     "ResponseCache",
     "ScriptedProvider",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import threading
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from hyperagents.llm._base import (
     ERROR_TYPES,
     Completion,
     LLMCall,
+    LLMProvider,
     Message,
     normalize_messages,
     read_calls,
@@ -24,7 +26,7 @@ from hyperagents.llm._base import (
     shorten,
 )
 
-__all__ = ["ReplayProvider"]
+__all__ = ["ReplayFirstProvider", "ReplayProvider"]
 
 
 class ReplayProvider:
@@ -190,6 +192,67 @@ class ReplayProvider:
                 return None
             cursor[key] = served + 1
             return outcomes[served]
+
+
+class ReplayFirstProvider:
+    """Serves recorded replies to the requests they answered, once each, and asks a live
+    provider everything else: a piece of work that was cut off and is done again gets the
+    replies already paid for, without asking (or paying) the model again for them.
+
+    Only successful records are served (a recorded failure is asked again). Each is matched
+    by its request's key (:func:`~hyperagents.llm.request_key`: provider, model, messages and
+    sampling parameters, computed with the live provider's name and model), ignoring scope
+    and job, and served at most once, oldest first among records of the same key.
+    Thread-safe.
+
+    Args:
+        calls: The records to serve first.
+        provider: The provider asked for anything else.
+
+    Attributes:
+        name: The live provider's name.
+        model: The live provider's model.
+    """
+
+    def __init__(self, calls: Sequence[LLMCall], provider: LLMProvider) -> None:
+        self.name = provider.name
+        self.model = provider.model
+        self._provider = provider
+        served = [dataclasses.replace(c, scope="", job="") for c in calls if c.ok]
+        self._record = ReplayProvider(served, name=provider.name, model=provider.model)
+        self.replayed = 0  #: requests answered from the records
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._provider!r}, left={self._record.remaining()})"
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        timeout: float | None = None,
+    ) -> Completion:
+        """The recorded reply to this request if one is left, else the live provider's.
+
+        Raises:
+            LLMError: The live provider failed (see :class:`~hyperagents.llm.LLMProvider`).
+        """
+        try:
+            reply = self._record.complete(
+                messages, temperature=temperature, max_tokens=max_tokens, seed=seed
+            )
+        except LLMReplayError:
+            return self._provider.complete(
+                messages,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                seed=seed,
+                timeout=timeout,
+            )
+        self.replayed += 1
+        return reply
 
 
 def _recorded_error(error_type: str, error: str | None) -> LLMError:

@@ -56,7 +56,7 @@ from hyperagents.runs._levels import (
     level_preset,
     parse_level,
 )
-from hyperagents.runs._llm import PendingJournal, RunLLM
+from hyperagents.runs._llm import PendingJournal, RunLLM, llm_call_spec
 from hyperagents.runs._model_view import ModelFile, ModelView, model_view
 from hyperagents.runs._owner import EngineState, engine_alive, engine_state, status_label
 from hyperagents.runs._remote import RemoteCaller, check_remote_start
@@ -152,6 +152,7 @@ __all__ = [
     "level_changes",
     "level_driver",
     "level_preset",
+    "llm_call_spec",
     "merge_budgets",
     "meta_donor",
     "model_view",

@@ -42,6 +42,7 @@ from hyperagents.llm import (
     LLMRequestRejected,
     LLMScriptExhausted,
     MemoryCache,
+    ReplayFirstProvider,
     ScriptedProvider,
     Usage,
     parse_llm_spec,
@@ -49,7 +50,7 @@ from hyperagents.llm import (
 )
 from hyperagents.storages import BaseStorage, LLMCallRecord, LLMCallSpec
 
-__all__ = ["PendingJournal", "RequestLimits", "RunLLM", "calls_from_storage"]
+__all__ = ["PendingJournal", "RequestLimits", "RunLLM", "calls_from_storage", "llm_call_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ def _still_to_serve(recorded: list[LLMCall], earlier: list[LLMCall]) -> list[LLM
     return recorded
 
 
-def _spec_of(call: LLMCall) -> LLMCallSpec:
+def llm_call_spec(call: LLMCall) -> LLMCallSpec:
     """What storage records of a gateway's call."""
     extra = {
         "error_type": call.error_type,
@@ -287,6 +288,10 @@ class RunLLM:
             breaker (see :attr:`broken`); not used in a replay.
         journal: Where calls made while no run is attached are also recorded as they are made
             (None: in memory only, lost if the process dies before :meth:`attach`).
+        answered: Calls made before for this model's requests (by work that was cut off and
+            is done again): a request one of them answered is answered from it, once, without
+            asking the model (see :class:`~hyperagents.llm.ReplayFirstProvider`); the gateway
+            records and counts it like any answer. Not with ``replay_of``.
 
     Raises:
         LLMConfigError: The spec is invalid or its provider cannot be set up, or
@@ -310,6 +315,7 @@ class RunLLM:
         limits: RequestLimits | None = None,
         failure_limit: int = 5,
         journal: PendingJournal | None = None,
+        answered: Sequence[LLMCall] = (),
     ) -> None:
         self._storage = storage
         self._run_id = run_id
@@ -345,7 +351,10 @@ class RunLLM:
         else:
             if spec is None:
                 raise LLMError("no language model configured")
-            self.gateway = Gateway(parse_llm_spec(spec, timeout=timeout), **options)
+            provider = parse_llm_spec(spec, timeout=timeout)
+            if answered:
+                provider = ReplayFirstProvider(answered, provider)
+            self.gateway = Gateway(provider, **options)
         self._resume(earlier)
 
     def _resume(self, earlier: list[LLMCall]) -> None:
@@ -390,7 +399,7 @@ class RunLLM:
 
             def write() -> None:
                 for call in calls:
-                    self._storage.add_llm_call(run_id, _spec_of(call))
+                    self._storage.add_llm_call(run_id, llm_call_spec(call))
                 if journal is not None:
                     journal.attached(run_id, calls)
 
@@ -407,7 +416,7 @@ class RunLLM:
                         self._journal.pending(call)
                     return
         assert self._run_id is not None
-        self._storage.add_llm_call(self._run_id, _spec_of(call))
+        self._storage.add_llm_call(self._run_id, llm_call_spec(call))
 
     def handler(self, *, variant_id: int | None, purpose: str, scope: str = "") -> Handler:
         """The function answering ``llm.complete`` calls of one sandboxed job attempt.

@@ -27,7 +27,10 @@ and the improvement of a serving champion with live data, planned by a planning 
 * :func:`run_planner`, :func:`check_criteria`, :func:`improve_with_plans`: the planning agent (a
   program file, ``planner.py``), its bounded plans, their success criteria and re-planning.
 * :class:`PlanJournal`, :func:`improvement_spend`, :func:`planning_usage`: the planning calls,
-  durable in the service's log as they are made, and what they (orphaned ones included) cost.
+  durable in the service's log (or the served run's) as they are made, and what they
+  (orphaned ones included) cost; :func:`reattach_orphans`, :func:`offer_orphans`,
+  :func:`abandon_calls`: orphaned calls attached to the run that carries their plan out, or
+  given up with a reason.
 """
 
 from __future__ import annotations
@@ -81,15 +84,27 @@ from hyperagents.service._more_data import (
     wanted_labels,
 )
 from hyperagents.service._observations import Observation
+from hyperagents.service._orphans import (
+    abandon_calls,
+    abandon_unclaimed,
+    offer_orphans,
+    reattach_orphans,
+)
 from hyperagents.service._plan_calls import (
-    MAX_TEXT_CHARS,
+    PLAN_ABANDONED_EVENT,
     PLAN_CALL_EVENT,
+    PLAN_ID_ATTR,
     PLAN_RUN_EVENT,
     ImprovementSpend,
+    JournalState,
     PlanJournal,
+    PlanLog,
+    WaitingCall,
+    WaitingCalls,
     improvement_spend,
     log_plan_run,
     planning_usage,
+    read_journal,
 )
 from hyperagents.service._planner import (
     ACTION_KINDS,
@@ -150,6 +165,7 @@ from hyperagents.service._steering import (
     plan_improver,
     post_override,
     request_quality,
+    route_beside,
     route_candidate,
     shadow_quality,
 )
@@ -168,12 +184,13 @@ __all__ = [
     "MAX_EXAMPLE_BYTES",
     "MAX_KIND_BYTES",
     "MAX_LIVE_EXAMPLES",
-    "MAX_TEXT_CHARS",
     "MODEL_COOLDOWN",
     "OWN_DATA",
     "PAGE_LIMIT",
     "PLANNER_FILE",
+    "PLAN_ABANDONED_EVENT",
     "PLAN_CALL_EVENT",
+    "PLAN_ID_ATTR",
     "PLAN_RUN_EVENT",
     "RUN_LLM",
     "RUN_MODEL",
@@ -203,6 +220,7 @@ __all__ = [
     "Improver",
     "InputFeature",
     "Interval",
+    "JournalState",
     "LiveExample",
     "LiveSplit",
     "LiveTask",
@@ -213,6 +231,7 @@ __all__ = [
     "Phase",
     "PlanJournal",
     "PlanLimits",
+    "PlanLog",
     "PlanRecord",
     "PlanSettings",
     "PlanStep",
@@ -226,6 +245,10 @@ __all__ = [
     "TriggerDecision",
     "TriggerPolicy",
     "Verdict",
+    "WaitingCall",
+    "WaitingCalls",
+    "abandon_calls",
+    "abandon_unclaimed",
     "act_on_data",
     "assign_arm",
     "attach_feedback",
@@ -247,6 +270,7 @@ __all__ = [
     "ks_2samp",
     "live_task_options",
     "log_plan_run",
+    "offer_orphans",
     "parse_label",
     "parse_plan",
     "parse_settings",
@@ -258,9 +282,12 @@ __all__ = [
     "post_override",
     "psi_categorical",
     "psi_numeric",
+    "read_journal",
+    "reattach_orphans",
     "replan_request",
     "request_json",
     "request_quality",
+    "route_beside",
     "route_candidate",
     "routed_to_candidate",
     "run_planner",

@@ -29,13 +29,19 @@
 
 Restarts. The autopilot's state (its stage, the request ids where the watch and the test began,
 the trigger's state, the plans, and its settings, which the dashboard reads) is recorded in the
-service's log at every change of stage; a new process reads it back and rebuilds the monitor
-and the test by reading the same requests again (deterministic). An improvement that was
-running when the process died is not resumed by the autopilot (its run stays in storage,
-resumable by hand): the autopilot records it as interrupted, with what it spent up to the kill
-(its runs' calls and its orphaned planning calls, durable in the log as they were made) added
-to the trigger's budget in the same transaction as the new state (so a second restart does
-not count it again), and watches again; the trigger may start another.
+service's log at every change of stage (:class:`~hyperagents.service._pilot_state.PilotState`);
+a new process reads it back and rebuilds the monitor and the test by reading the same requests
+again (deterministic). An improvement that was running when the process died
+(:mod:`hyperagents.service._pilot_improving`): its planning calls whose plan's run exists are
+attached to that run; if none of its runs had started (the process died while planning) and
+it was not resumed before, it is **resumed** with the same live examples, its plans' models
+answering the requests already paid for from the calls the dead process journaled, which are
+attached, once, to the run that carries the plan out. Otherwise it is recorded as
+interrupted (its runs stay resumable by hand), its waiting planning calls given up with the
+reason, and what it spent up to the kill (its runs' calls and its orphaned planning calls,
+durable in the log as they were made) added to the trigger's budget in the same transaction
+as the new state (so a second restart does not count it again); the autopilot watches again
+and the trigger may start another.
 """
 
 from __future__ import annotations
@@ -44,15 +50,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from hyperagents.exceptions import ConfigError, HyperagentsError
 from hyperagents.service._live import LiveExample
 from hyperagents.service._monitor import Monitor
-from hyperagents.service._more_data import wanted_ids
 from hyperagents.service._observations import Observation
-from hyperagents.service._plan_calls import ImprovementSpend, improvement_spend
+from hyperagents.service._pilot_improving import (
+    IMPROVING_EVENT,
+    ImprovementWorker,
+    abandon_interrupted,
+    improvement_spend_of,
+    last_improving,
+    live_examples,
+    resumable,
+)
+from hyperagents.service._pilot_state import PilotState
+from hyperagents.service._plan_calls import ImprovementSpend
 from hyperagents.service._sequential import Arm, Phase, SequentialTest, Verdict
 from hyperagents.service._steering import (
     COMMAND_EVENT,
@@ -62,6 +76,7 @@ from hyperagents.service._steering import (
     Improver,
     Stage,
     request_quality,
+    route_beside,
     route_candidate,
     shadow_quality,
 )
@@ -72,7 +87,6 @@ from hyperagents.storages import (
     EventSpec,
     RequestRecord,
     ServiceRecord,
-    ServiceRouting,
 )
 from hyperagents.tasks import Task
 
@@ -82,51 +96,6 @@ logger = logging.getLogger("hyperagents.service")
 
 #: Requests read from storage per batch.
 _BATCH = 500
-
-
-@dataclass
-class _State:
-    """What survives a restart (JSON in the service's log)."""
-
-    stage: Stage = Stage.WATCHING
-    epoch_from: int = 0  #: the watch reads requests with larger ids
-    cursor: int = 0  #: the last request read
-    test_from: int = 0  #: the test reads requests with larger ids
-    candidate: int | None = None
-    improvements: int = 0
-    commands_seen: int = 0  #: the last operator's command applied
-    trigger: dict[str, Any] = field(default_factory=dict)
-    last_plans: list[dict[str, Any]] = field(default_factory=list)
-    improving_from: int = 0  #: the log entry the improvement began with (its spend follows)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "stage": self.stage.value,
-            "epoch_from": self.epoch_from,
-            "cursor": self.cursor,
-            "test_from": self.test_from,
-            "candidate": self.candidate,
-            "improvements": self.improvements,
-            "commands_seen": self.commands_seen,
-            "trigger": self.trigger,
-            "last_plans": self.last_plans,
-            "improving_from": self.improving_from,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> _State:
-        return cls(
-            stage=Stage(data.get("stage", Stage.WATCHING.value)),
-            epoch_from=int(data.get("epoch_from", 0)),
-            cursor=int(data.get("cursor", 0)),
-            test_from=int(data.get("test_from", 0)),
-            candidate=data.get("candidate"),
-            improvements=int(data.get("improvements", 0)),
-            commands_seen=int(data.get("commands_seen", 0)),
-            trigger=dict(data.get("trigger") or {}),
-            last_plans=list(data.get("last_plans") or []),
-            improving_from=int(data.get("improving_from") or 0),
-        )
 
 
 class Autopilot:
@@ -161,21 +130,20 @@ class Autopilot:
         self.service_id = service_id
         self.task = task
         self.settings = settings or AutopilotSettings()
-        self._improver = improver
         self._features = tuple(features)
         self._clock = clock
-        self._worker: threading.Thread | None = None
-        self._result: Improvement | BaseException | None = None
+        self._worker = ImprovementWorker(improver)
         self.monitor = Monitor(settings=self.settings.monitor, features=self._features)
         self.trigger = Trigger(policy=self.settings.trigger)
         self.test: SequentialTest | None = None
-        self.state = _State()
+        self.state = PilotState()
         self._restore()
 
     # -- state -------------------------------------------------------------------------------
     def _restore(self) -> None:
         """Read the last recorded state back and rebuild the monitor and the test from the
-        requests it had read (an improvement that was running is recorded as interrupted)."""
+        requests it had read (an improvement that was running is resumed or recorded as
+        interrupted)."""
         events = self.storage.list_service_events(
             self.service_id, kinds=[STATE_EVENT], newest_first=True, limit=1
         )
@@ -183,7 +151,7 @@ class Autopilot:
             self.state.epoch_from = self.state.cursor = self._last_request_id()
             self._save()
             return
-        saved = _State.from_json(dict(events[0].data or {}))
+        saved = PilotState.from_json(dict(events[0].data or {}))
         self.trigger = Trigger.from_json(saved.trigger) if saved.trigger else self.trigger
         cursor, saved.cursor = saved.cursor, saved.epoch_from
         self.state = saved
@@ -191,19 +159,42 @@ class Autopilot:
             self.test = SequentialTest(settings=self.settings.test)
         self._read(until=cursor, replay=True)
         if saved.stage is Stage.IMPROVING:
-            self._interrupted()
+            self._cut_off()
         else:
             self._save()
 
-    def _interrupted(self) -> None:
-        """Record the improvement the process died in as interrupted, its spend counted by the
-        trigger, in one transaction with the new state (a kill leaves it counted once)."""
+    def _cut_off(self) -> None:
+        """Resume the improvement the process died in, or record it as interrupted (see the
+        module docstring)."""
+        began = self.state.improving_from or last_improving(self.storage, self.service_id)
+        live, why = resumable(
+            self.storage, self.service_id, began=began, resumed=self.state.resumed
+        )
+        if not live:
+            self._interrupted(began, why)
+            return
+        self.state.improving_from = self.state.resumed = began
+        data = {"improving_from": began, "live_examples": len(live)}
+
+        def record() -> None:  # together: a kill in between does not resume it twice
+            self._log("autopilot.resumed", "the improvement the process died in starts again", data)
+            self._save()
+
+        self.storage.atomically(record)
+        self._worker.start(live, self.storage.get_service(self.service_id))
+
+    def _interrupted(self, began: int, why: str) -> None:
+        """Record the improvement the process died in as interrupted (its waiting planning
+        calls given up), its spend counted by the trigger, in one transaction with the new
+        state (a kill leaves it counted once)."""
         spend = self._spend()
         self.state.stage = Stage.WATCHING
         self.trigger.record_cost(spend.cost)
-        data = {"spent": spend.as_json()}
+        data = {"spent": spend.as_json(), "reason": why}
 
         def record() -> None:
+            if began > 0:  # its calls: those logged since it began
+                abandon_interrupted(self.storage, self.service_id, began=began, reason=why)
             self._log("autopilot.interrupted", "the improvement stopped with the process", data)
             self._save()
 
@@ -371,15 +362,14 @@ class Autopilot:
         service = self.storage.get_service(self.service_id)
         if service.candidate_id is None:
             return
-        routing = ServiceRouting(
-            champion_id=service.champion_id,
-            candidate_id=service.candidate_id,
-            candidate_state=CandidateState.AB,
-            candidate_share=self.settings.test.traffic_share,
-        )
         event = EventSpec("autopilot.ab", "the candidate takes its share", data=self._test_data())
-        self.storage.set_service_routing(
-            self.service_id, routing, expected=service.routing, event=event
+        route_beside(
+            self.storage,
+            service,
+            candidate=service.candidate_id,
+            state=CandidateState.AB,
+            share=self.settings.test.traffic_share,
+            event=event,
         )
 
     def _decide(self, *, promote: bool, reason: str) -> None:
@@ -418,17 +408,7 @@ class Autopilot:
         self._save()
 
     def _test_data(self) -> dict[str, Any]:
-        test = self.test
-        if test is None:
-            return {}
-        interval = test.interval()
-        return {
-            "phase": test.phase.value,
-            "verdict": test.verdict.value,
-            "reason": test.reason,
-            "counts": test.counts,
-            "interval": None if interval is None else [interval.lower, interval.upper],
-        }
+        return {} if self.test is None else self.test.summary()
 
     # -- improving ---------------------------------------------------------------------------
     def _maybe_improve(self) -> None:
@@ -447,54 +427,28 @@ class Autopilot:
             return
         self.state.stage = Stage.IMPROVING
         self.state.improvements += 1
-        data = {"reasons": list(decision.reasons), "live_examples": len(live)}
+        data = {
+            "reasons": list(decision.reasons),
+            "live_examples": len(live),
+            "requests": [int(e.request_id) for e in live],
+        }
         reasons = "; ".join(decision.reasons)
-        self.state.improving_from = self._log("autopilot.improving", reasons, data)
+        self.state.improving_from = self._log(IMPROVING_EVENT, reasons, data)
         self._save()
-        service = self.storage.get_service(self.service_id)
-        self._result = None
-        self._worker = threading.Thread(
-            target=self._improve, args=(live, service), name="hyperagents-improve", daemon=True
-        )
-        self._worker.start()
-
-    def _improve(self, live: list[LiveExample], service: ServiceRecord) -> None:
-        try:
-            self._result = self._improver(live, service)
-        except BaseException as exc:
-            self._result = exc
+        self._worker.start(live, self.storage.get_service(self.service_id))
 
     def live_examples(self) -> list[LiveExample]:
         """The latest requests the champion answered with a label or feedback, oldest
         first (the data an improvement gets; a label a plan asked people for is marked
         ``source="people"``: train only)."""
-        rows = self.storage.list_service_requests(
-            self.service_id,
-            arms=["champion", "candidate"],
-            answered=True,
-            with_feedback=True,
-            newest_first=True,
-            limit=self.settings.live_examples,
-        )
-        wanted = wanted_ids(self.storage, self.service_id)  # labels a plan asked for
-        return [
-            LiveExample(
-                request_id=str(r.id),
-                inputs=r.inputs,
-                output=r.output,
-                label=r.label,
-                feedback=r.feedback,
-                source="people" if r.label is not None and str(r.id) in wanted else None,
-            )
-            for r in reversed(rows)
-        ]
+        return live_examples(self.storage, self.service_id, limit=self.settings.live_examples)
 
     def _collect(self) -> None:
         """Take the finished improvement's result: a candidate enters the test, else the
         watch goes on (the trigger's cool-down holds the next one back)."""
-        if self._worker is not None and self._worker.is_alive():
+        if self._worker.running:
             return
-        result, self._result, self._worker = self._result, None, None
+        result = self._worker.take()
         self.state.stage = Stage.WATCHING
         done = result if isinstance(result, Improvement) else None
         self.trigger.record_cost(self._spend(done).cost)  # a failed one's calls count too
@@ -511,40 +465,24 @@ class Autopilot:
         self._start_test(result)
 
     def _spend(self, result: Improvement | None = None) -> ImprovementSpend:
-        """What the models of the latest improvement cost, for the trigger's budget: the
-        recorded calls of its runs (those the log names and those of ``result``'s plans:
-        planning, teaching and the runs' own) and its planning calls that never reached a run
-        (see :func:`improvement_spend`)."""
-        runs = []
-        for step in result.plans if result is not None else []:
-            run_id = step.get("run_id") if isinstance(step, dict) else None
-            if isinstance(run_id, int) and not isinstance(run_id, bool):
-                runs.append(run_id)
-        since = self.state.improving_from or self._last_improving()
-        return improvement_spend(self.storage, self.service_id, after_id=since, runs=runs)
-
-    def _last_improving(self) -> int:
-        """The latest ``autopilot.improving`` entry (a state recorded before the autopilot
-        kept it; 0: none)."""
-        found = self.storage.list_service_events(
-            self.service_id, kinds=["autopilot.improving"], newest_first=True, limit=1
-        )
-        return found[0].id if found else 0
+        """What the models of the latest improvement cost, for the trigger's budget (see
+        :func:`~hyperagents.service._pilot_improving.improvement_spend_of`)."""
+        since = self.state.improving_from or last_improving(self.storage, self.service_id)
+        return improvement_spend_of(self.storage, self.service_id, since=since, result=result)
 
     def _start_test(self, result: Improvement) -> None:
         service = self.storage.get_service(self.service_id)
         assert result.candidate is not None
         shadow = self.settings.test.shadow_samples > 0
-        routing = ServiceRouting(
-            champion_id=service.champion_id,
-            candidate_id=result.candidate,
-            candidate_state=CandidateState.SHADOW if shadow else CandidateState.AB,
-            candidate_share=0.0 if shadow else self.settings.test.traffic_share,
-        )
         data = {"candidate": result.candidate, "plans": result.plans}
         event = EventSpec("autopilot.testing", "shadow" if shadow else "A/B", data=data)
-        if not self.storage.set_service_routing(
-            self.service_id, routing, expected=service.routing, event=event
+        if not route_beside(
+            self.storage,
+            service,
+            candidate=result.candidate,
+            state=CandidateState.SHADOW if shadow else CandidateState.AB,
+            share=0.0 if shadow else self.settings.test.traffic_share,
+            event=event,
         ):
             self._save()
             return

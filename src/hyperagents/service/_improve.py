@@ -55,6 +55,7 @@ from hyperagents.service._live import (
     split_live,
     split_since,
 )
+from hyperagents.service._plan_calls import PLAN_ID_ATTR
 from hyperagents.service._planner import PlanRecord
 from hyperagents.storages import RunRecord, VariantRecord, VariantState
 from hyperagents.tasks import Instance, Split, Task, load_task, stored_task_options
@@ -178,6 +179,7 @@ def start_improvement(
     holdout_seed: int | None = None,
     name: str | None = None,
     plan: PlanRecord | None = None,
+    plan_id: str | None = None,
     drive: DriveMode = "detached",
 ) -> int:
     """Start a run that improves the serving champion with live examples added to train.
@@ -195,6 +197,8 @@ def start_improvement(
         name: Its name (default: ``SERVED-improve``, ``SERVED-improve-2``…).
         plan: The plan it carries out (stored with it, under ``plan``; for a program
             that carries a model, its actions choose the levers: see :func:`plan_levers`).
+        plan_id: The plan's id in the planning log (stored under
+            :data:`~hyperagents.service.PLAN_ID_ATTR`: its orphaned calls find their run).
         drive: ``detached``: an engine process drives it (the service must be able to drive
             in the background); ``thread``: a daemon thread of this process; ``none``: only
             created (resume it to drive it).
@@ -224,6 +228,8 @@ def start_improvement(
     }
     if scope is not None:
         attrs["scope"] = scope
+    if plan_id is not None:
+        attrs[PLAN_ID_ATTR] = plan_id
     config = _config(served, options, budget.limits())
     if plan is not None:
         attrs["plan"] = plan.as_json()

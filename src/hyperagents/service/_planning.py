@@ -24,20 +24,26 @@ before it is driven. So
   were), and each plan's calls sit next to the run and plan (``attrs["plan"]``) they shaped.
 
 **Nothing spent is lost.** Waiting in memory is not durable: a process killed between a
-planning call and its run's creation would lose a call already paid for. So with a service
-(``service_id``), each call is also written to the service's log the moment it is made
-(:class:`~hyperagents.service.PlanJournal`: a ``plan.llm_call`` entry with an id,
-its purpose, scope, tokens, cost and bounded texts), and the run's creation is followed by
-one transaction that writes the calls into the run and logs them as attached to it
-(``plan.run``). The service's log was chosen over a new table because it already is the
-service's durable, append-only record, lives exactly as long as the service, and is what the
-autopilot reads back on a restart; the one transaction (not an id checked on a retry) is what
-keeps each call in the run's record exactly once. A call logged but never attached (its run
-never started: the process died, or the improvement failed first) still counts in the
-trigger's budget (:func:`~hyperagents.service.improvement_spend`) and in the
-service's planning cost (:func:`~hyperagents.service.planning_usage`: the
-dashboard and ``hyperagents autopilot``). Without a service there is no log: the calls wait
-in memory only, as before.
+planning call and its run's creation would lose a call already paid for. So each call is
+also written to a durable log the moment it is made (:class:`~hyperagents.service.PlanJournal`
+over a :class:`~hyperagents.service.PlanLog`: the service's log with a ``service_id``, else the
+served run's event log; a ``plan.llm_call`` entry with an id, its plan's id, its purpose,
+scope, tokens, cost and texts), and the run's creation is followed by one transaction that
+writes the calls into the run and logs them as attached to it (``plan.run``). The one
+transaction (not an id checked on a retry) is what keeps each call in the run's record
+exactly once. A call logged but never attached (its run never started: the process died, or
+the improvement failed first) still counts in the trigger's budget
+(:func:`~hyperagents.service.improvement_spend`) and in the planning cost
+(:func:`~hyperagents.service.planning_usage`: the dashboard and ``hyperagents autopilot``).
+
+**Orphans are carried out.** Each :func:`improve_with_plans` first attaches the log's
+waiting orphans whose plan's run exists to that run, then offers the rest to its plans'
+models (:func:`~hyperagents.service.offer_orphans`): a request an orphan answered is answered
+from it again, without asking the model, and the orphan is attached with the plan's other
+calls, so a plan done again after a kill (the autopilot resumes the interrupted improvement
+with the same live examples) records each call once and replays whole. Offered orphans no
+plan took are given up when the plans are done (``plan.abandoned``, with the reason). Offers
+assume one improvement of a service (or, without one, of a served run) at a time.
 
 A model that fails, refuses for budget or answers badly never fails the loop: the planner's
 calls fail inside the sandbox and the seed planner keeps its rule-based plan (saying so in
@@ -46,6 +52,7 @@ its diagnosis), a teacher's bad label is left out and recorded.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -72,7 +79,8 @@ from hyperagents.service._improve import (
 )
 from hyperagents.service._live import LiveExample, LiveSplit, split_live
 from hyperagents.service._more_data import DATA_EVENT, WANTED_EVENT, DataOutcome, act_on_data
-from hyperagents.service._plan_calls import PlanJournal, log_plan_run
+from hyperagents.service._orphans import abandon_unclaimed, offer_orphans
+from hyperagents.service._plan_calls import PlanJournal, PlanLog, WaitingCalls, log_plan_run
 from hyperagents.service._planner import (
     CriteriaCheck,
     PlanLimits,
@@ -187,34 +195,34 @@ def _model_spec(served: RunRecord, settings: PlanSettings) -> str | None:
     return settings.model
 
 
-def _planning_model(
-    service: RunService,
-    config: RunConfig,
-    spec: str,
-    budget: ImprovementBudget,
-    seed: int,
-    service_id: int | None,
-) -> RunLLM:
-    """A plan's model, its calls waiting for the plan's improvement run (and logged in the
-    service's log as they are made, when there is a service).
+def _planning_model(ctx: _Context, config: RunConfig, spec: str, attempt: int) -> RunLLM:
+    """A plan's model, its calls waiting for the plan's improvement run (and logged as they
+    are made; a request an offered orphan answered is answered from it).
 
     Raises:
         LLMConfigError: The spec is invalid.
     """
+    journal = PlanJournal(ctx.log, plan_id=_plan_id(ctx, attempt), waiting=ctx.offered)
     return RunLLM(
-        service.storage,
+        ctx.service.storage,
         None,
         spec=spec,
-        seed=derive_seed(seed, "service", "plan"),
+        seed=derive_seed(ctx.seed + attempt, "service", "plan"),
         retries=config.llm_retries,
         timeout=config.llm_timeout,
-        max_cost=budget.max_cost,
-        max_tokens=budget.max_tokens,
+        max_cost=ctx.budget.max_cost,
+        max_tokens=ctx.budget.max_tokens,
         cache=config.llm_cache,
         prices=config.llm_prices,
         failure_limit=config.llm_failure_limit,
-        journal=None if service_id is None else PlanJournal(service.storage, service_id),
+        journal=journal,
+        answered=[w.call for w in ctx.offered.unclaimed() if w.call is not None],
     )
+
+
+def _plan_id(ctx: _Context, attempt: int) -> str:
+    """The id of the plan of ``attempt`` (its calls and its run carry it)."""
+    return f"{ctx.improvement}/{attempt}"
 
 
 def _handlers(model: RunLLM | None, fixed: Handler | None, attempt: int) -> dict[str, Any]:
@@ -264,6 +272,9 @@ class _Context:
     settings: PlanSettings
     spec: str | None
     service_id: int | None
+    log: PlanLog
+    offered: WaitingCalls
+    improvement: str
 
 
 def _plan_and_act(
@@ -275,11 +286,7 @@ def _plan_and_act(
 ) -> tuple[PlanRecord, DataOutcome, RunLLM | None]:
     """One plan, its data actions carried out, and its model (calls not yet recorded)."""
     config = RunConfig.parse(dict(ctx.served.config))
-    model = None
-    if ctx.spec is not None:
-        model = _planning_model(
-            ctx.service, config, ctx.spec, ctx.budget, ctx.seed + attempt, ctx.service_id
-        )
+    model = None if ctx.spec is None else _planning_model(ctx, config, ctx.spec, attempt)
     handlers = _handlers(model, ctx.settings.llm, attempt)
     program = ctx.service.storage.get_program(str(ctx.champion.program_id))
     record = run_planner(
@@ -321,12 +328,13 @@ def _step(
         seed=ctx.seed + attempt,  # each plan's run its own; the held-back slice the same
         holdout_seed=ctx.seed,
         plan=record,
+        plan_id=_plan_id(ctx, attempt),
         drive="none",
     )
     if model is not None:  # before the run is driven: its budget counts them
-        model.attach(run_id)  # with the service's log told, in the same transaction
-    elif ctx.service_id is not None:
-        log_plan_run(ctx.service.storage, ctx.service_id, run_id)
+        model.attach(run_id)  # with the log told, in the same transaction
+    else:
+        log_plan_run(ctx.log, run_id, plan_id=_plan_id(ctx, attempt))
     _record_data(ctx.service, ctx.service_id, run_id, data)
     ctx.service.resume(ResumeRequest(run=run_id, workers=planned.workers)).optimize()
     outcome = improvement_outcome(ctx.service, run_id)
@@ -359,6 +367,10 @@ def _begin(
     task = load_task(*base_task_of(served))
     spec = _model_spec(served, settings)
     has_model = spec is not None or settings.llm is not None
+    if service_id is not None:
+        log = PlanLog(service.storage, service_id=service_id)
+    else:
+        log = PlanLog(service.storage, run_id=served.id)
     ctx = _Context(
         service=service,
         served=served,
@@ -370,6 +382,9 @@ def _begin(
         settings=settings,
         spec=spec,
         service_id=service_id,
+        log=log,
+        offered=offer_orphans(log),
+        improvement=uuid.uuid4().hex,
     )
     return ctx, _first_request(champion, live, split, task, budget, settings, has_model)
 
@@ -404,8 +419,9 @@ def improve_with_plans(
         settings: The planner's bounds, re-plans, features and model.
         variant: The served variant to improve, a variant of ``run`` (default: the run's
             champion).
-        service_id: The service whose log records the data actions and the requests that
-            want a person's label (None: recorded with the steps only).
+        service_id: The service whose log records the planning calls, the data actions and
+            the requests that want a person's label (None: the planning calls go to the
+            served run's event log, the rest is recorded with the steps only).
 
     Returns:
         The steps in order; the last one's check is met, or the re-plans ran out.
@@ -428,4 +444,8 @@ def improve_with_plans(
         if step.check.met:
             break
         request = replan_request(request, step.plan, step.check)
+    runs = ", ".join(str(step.run_id) for step in steps)
+    abandon_unclaimed(
+        ctx.log, ctx.offered, f"superseded: the plans of run(s) {runs} asked otherwise"
+    )
     return steps

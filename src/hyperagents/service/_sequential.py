@@ -281,6 +281,18 @@ class SequentialTest:
         self.phase, self.verdict, self.reason = Phase.DONE, verdict, reason
         return verdict
 
+    def summary(self) -> dict[str, Any]:
+        """Where the test stands, as the service's log records it: phase, verdict, reason,
+        counts and the interval (``[lower, upper]`` or None)."""
+        interval = self.interval()
+        return {
+            "phase": self.phase.value,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "counts": self.counts,
+            "interval": None if interval is None else [interval.lower, interval.upper],
+        }
+
     def to_json(self) -> dict[str, Any]:
         """The settings and the state as a JSON-able dict (also the dashboard's view)."""
         interval = self.interval()

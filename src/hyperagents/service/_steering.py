@@ -47,6 +47,7 @@ __all__ = [
     "plan_improver",
     "post_override",
     "request_quality",
+    "route_beside",
     "route_candidate",
     "shadow_quality",
 ]
@@ -168,6 +169,26 @@ def decide_candidate(
     kind = "autopilot.promoted" if promote else "autopilot.rolled_back"
     data = {"candidate": service.candidate_id, "by": who, "note": note[:500], "manual": True}
     return route_candidate(storage, service, promote=promote, event=EventSpec(kind, who, data=data))
+
+
+def route_beside(
+    storage: BaseStorage,
+    service: ServiceRecord,
+    *,
+    candidate: int,
+    state: CandidateState,
+    share: float,
+    event: EventSpec,
+) -> bool:
+    """Route ``candidate`` beside the champion in ``state`` (shadow or A/B) with ``share`` of
+    the traffic, compare-and-set against ``service``'s routing; whether it was set."""
+    routing = ServiceRouting(
+        champion_id=service.champion_id,
+        candidate_id=candidate,
+        candidate_state=state,
+        candidate_share=share,
+    )
+    return storage.set_service_routing(service.id, routing, expected=service.routing, event=event)
 
 
 def route_candidate(

@@ -1135,7 +1135,7 @@ function plansView(plans) {
 
 function planningCost(p) {
   if (!p || !p.calls) return null;
-  const orphaned = p.orphaned ? `; ${p.orphaned} orphaned ($${p.orphaned_cost.toFixed(4)}: their run never started)` : "";
+  const orphaned = p.orphaned ? `; ${p.orphaned} orphaned ($${p.orphaned_cost.toFixed(4)}: their run never started; ${p.waiting} waiting for the run that carries their plan, ${p.abandoned} abandoned)` : "";
   return h("p", { class: "muted", id: "planning-cost", text: `planning: ${p.calls} model calls, ${p.prompt_tokens + p.completion_tokens} tokens, $${p.cost.toFixed(4)}${orphaned}` });
 }
 
