@@ -1,6 +1,6 @@
 """A child is validated in the process that evaluates its train subset: one sandboxed run where
-there were two, the same verdicts and reasons, and a crash between the two records it makes
-resumes with nothing redone and nothing lost."""
+there were two, the same verdicts and reasons, recorded in one commit with the first stage; a
+crash before that commit resumes with nothing recorded twice and nothing lost."""
 
 from __future__ import annotations
 
@@ -115,9 +115,9 @@ def test_an_invalid_child_has_the_reason_a_validation_of_its_own_gives() -> None
         assert len(sandbox.validating()) == 3
 
 
-class CrashBetweenTheWrites(InMemoryStorage):
-    """Storage whose first write of a child's train subset fails, as if the engine died right
-    after it recorded the child valid."""
+class CrashInTheRecord(InMemoryStorage):
+    """Storage whose first write of a child's train subset fails, as if the engine died while
+    it recorded the child's verdict and first stage (one transaction)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -130,14 +130,14 @@ class CrashBetweenTheWrites(InMemoryStorage):
             and self.get_variant(kwargs["variant_id"]).generation == 2
         ):
             self.crashed_on = kwargs["variant_id"]
-            raise RuntimeError("the engine died between the verdict and the subset")
+            raise RuntimeError("the engine died while recording the verdict and the subset")
         return super().add_evaluation(**kwargs)
 
 
-def test_a_crash_between_the_verdict_and_the_subset_redoes_neither_twice() -> None:
+def test_a_crash_while_recording_the_verdict_and_the_subset_records_neither_twice() -> None:
     reference = make_run(seed=4)
     reference.optimize(generations=4)
-    storage = CrashBetweenTheWrites()
+    storage = CrashInTheRecord()
     sandbox = Counting(ProcessSandbox())
     run = make_run(seed=4, storage=storage, sandbox=sandbox)
     assert run.optimize(generations=4).status is RunStatus.COMPLETE
@@ -146,14 +146,14 @@ def test_a_crash_between_the_verdict_and_the_subset_redoes_neither_twice() -> No
     assert crashed is not None
     assert storage.get_variant(crashed).state.is_terminal
     assert len(storage.list_events(run.id, kinds=["worker.failed"])) == 1
-    # Validated once: the resumed child went on with its first stage alone.
+    # The verdict and the subset are one commit: neither stayed, both were made again, once.
     validated = storage.list_events(run.id, kinds=["variant.validated"], variant_id=crashed)
     assert len(validated) == 1
     stages = [e.stage for e in storage.list_evaluations(crashed)]
     assert stages.count("train_subset") == 1
     with_programs = [v for v in run.variants() if v.program_id is not None]
-    assert len(sandbox.validating()) == len(with_programs)
-    assert len(sandbox.plain_solves_of(set(run._ctx.subset()))) == 1
+    assert len(sandbox.validating()) == len(with_programs) + 1
+    assert not sandbox.plain_solves_of(set(run._ctx.subset()))
 
 
 def test_a_crash_before_the_verdict_validates_and_scores_the_child_once() -> None:

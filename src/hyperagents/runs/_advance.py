@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 from hyperagents.evaluation import StageResult, ValidationResult
@@ -111,13 +112,12 @@ class Advancer:
 
     def _validate_and_evaluate(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
         """Validate a recorded child and evaluate its first stage in one sandbox run (the first
-        with instances, see :meth:`StagePlan.run_validated`), then record it in two commits:
-        ``RUNNING`` → ``INVALID`` with the reason, or ``RUNNING`` → ``EVALUATING`` followed by
-        the stages' evaluations.
+        with instances, see :meth:`StagePlan.run_validated`), then record it in one commit:
+        ``RUNNING`` → ``INVALID`` with the reason, or ``RUNNING`` → ``EVALUATING`` with the
+        stages' evaluations (and the final state when they end it).
 
-        A crash before the first commit leaves the child ``RUNNING``: it is validated and
-        evaluated again. A crash between the two leaves it ``EVALUATING`` without its first
-        stage: the stage loop evaluates that stage alone (it is validated already).
+        A crash before the commit leaves the child ``RUNNING``: it is validated and evaluated
+        again.
 
         Returns:
             The variant's record after the step, and the seconds spent in the sandbox.
@@ -126,18 +126,14 @@ class Advancer:
             variant, prune=lambda score: self._prune_reason(variant, score)
         )
         self._ctx.check_budget(variant.id)
-        variant, changed = self._record_validation(variant, validation)
-        if changed and results and variant.state is VariantState.EVALUATING:
 
-            def record_all(current: VariantRecord) -> VariantRecord:
-                for result in results:
-                    if current.state is not VariantState.EVALUATING:
-                        break
-                    current = self._record_stage(current, result)
-                return current
+        def record() -> VariantRecord:
+            current, changed = self._record_validation(variant, validation)
+            if changed and results and current.state is VariantState.EVALUATING:
+                current = self._record_stages(current, results)
+            return current
 
-            variant = self._ctx.storage.atomically(lambda: record_all(variant))
-        return variant, seconds
+        return self._ctx.storage.atomically(record), seconds
 
     def _prune_reason(self, variant: VariantRecord, score: float) -> str | None:
         """Why ``variant`` stops after a train-subset ``score`` (None: it goes on)."""
@@ -199,21 +195,42 @@ class Advancer:
 
     def _record_stage(self, variant: VariantRecord, result: StageResult) -> VariantRecord:
         """Record an ``EVALUATING`` variant's stage result (and finish it after its last)."""
-        stage = result.stage
-        self._plan.record(
+        return self._record_stages(variant, [result])
+
+    def _record_stages(
+        self, variant: VariantRecord, results: Sequence[StageResult]
+    ) -> VariantRecord:
+        """Record an ``EVALUATING`` variant's stage results in order, in one storage call, up
+        to the one that ends its evaluation (then finish it); the rest are not recorded."""
+        recorded: list[StageResult] = []
+        for result in results:
+            recorded.append(result)
+            if self._ends_evaluation(result.stage):
+                break
+        self._plan.record_all(
             variant.id,
-            result,
-            EventSpec(
-                "variant.evaluated",
-                f"{stage}: {result.score:.6g}",
-                {"stage": stage, "score": result.score, "n": result.n},
-            ),
+            [
+                (
+                    result,
+                    EventSpec(
+                        "variant.evaluated",
+                        f"{result.stage}: {result.score:.6g}",
+                        {"stage": result.stage, "score": result.score, "n": result.n},
+                    ),
+                )
+                for result in recorded
+            ],
         )
-        variant = replace(variant, scores={**variant.scores, stage: result.score})
-        if stage == "recheck" or (stage == "val" and not self._ctx.config.quarantine):
-            # (with quarantine on, the next step decides whether a recheck is due)
+        scores = {**variant.scores, **{result.stage: result.score for result in recorded}}
+        variant = replace(variant, scores=scores)
+        if self._ends_evaluation(recorded[-1].stage):
             variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
         return variant
+
+    def _ends_evaluation(self, stage: str) -> bool:
+        """Whether a variant is evaluated once ``stage`` is recorded (with quarantine on, the
+        step after val decides whether a recheck is due)."""
+        return stage == "recheck" or (stage == "val" and not self._ctx.config.quarantine)
 
     def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
         """Move an evaluated variant to its final state: pruned, or what the gate settles."""

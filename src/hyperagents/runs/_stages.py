@@ -14,7 +14,7 @@ numbers are stored with the run, so a resumed run keeps them even if the rule ch
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ from hyperagents.program import Program
 from hyperagents.runs._config import RunConfig
 from hyperagents.runs._context import RunContext
 from hyperagents.runs._timeouts import AdaptiveTimeouts
-from hyperagents.storages import EventSpec, VariantRecord
+from hyperagents.storages import EvaluationSpec, EventSpec, VariantRecord
 from hyperagents.tasks import Instance, Split
 from hyperagents.weights import entry_points_of
 
@@ -352,19 +352,33 @@ class StagePlan:
         Raises:
             DuplicateError: The stage is recorded already.
         """
-        self._ctx.storage.add_evaluation(
-            variant_id=variant_id,
-            stage=result.stage,
-            split=result.split,
-            score=result.score,
-            n=result.n,
-            results=result.results,
-            metrics=result.metrics,
-            event=event,
-            **self._ctx.stamp(),
-        )
-        if result.stage == "train_subset":
-            self._subset_results[variant_id] = result
+        self.record_all(variant_id, [(result, event)])
+
+    def record_all(
+        self, variant_id: int, recorded: Sequence[tuple[StageResult, EventSpec]]
+    ) -> None:
+        """Store several stages' evaluations, each with its event, in one storage call (see
+        :meth:`record`).
+
+        Raises:
+            DuplicateError: A stage is recorded already (then none of them is).
+        """
+        specs = [
+            EvaluationSpec(
+                stage=result.stage,
+                split=result.split,
+                score=result.score,
+                n=result.n,
+                results=result.results,
+                metrics=result.metrics,
+                event=event,
+            )
+            for result, event in recorded
+        ]
+        self._ctx.storage.add_evaluations(variant_id, specs, **self._ctx.stamp())
+        for result, _ in recorded:
+            if result.stage == "train_subset":
+                self._subset_results[variant_id] = result
 
     def forget(self, variant_id: int) -> None:
         """Drop what is kept in memory for a variant that reached a final state."""

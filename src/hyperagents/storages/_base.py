@@ -58,7 +58,8 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   (:class:`DuplicateError`).
 * **Scores are denormalised atomically.** :meth:`BaseStorage.add_evaluation` inserts the
   evaluation and sets ``variant.scores[stage]`` and merges ``metrics`` into
-  ``variant.metrics[stage]`` in the same transaction.
+  ``variant.metrics[stage]`` in the same transaction; :meth:`BaseStorage.add_evaluations`
+  does the same for several stages of one variant in one transaction.
 * **Ordering.** ``list_*`` methods return records in ascending id order (variants: ascending
   generation); ids are positive integers that increase with insertion.
 * **Heartbeats.** :meth:`BaseStorage.heartbeat` stamps ``heartbeat_at`` on the variants an owner
@@ -97,6 +98,7 @@ from hyperagents.storages._base_engines import EngineStorage
 from hyperagents.storages._base_services import ServiceStorage
 from hyperagents.storages._records import (
     EvaluationRecord,
+    EvaluationSpec,
     EventRecord,
     EventSpec,
     LLMCallRecord,
@@ -466,6 +468,45 @@ class BaseStorage(EngineStorage, ServiceStorage, CheckpointStorage, ABC):
             VariantNotFoundError: No such variant.
             StorageError: ``score`` is not finite, or ``results``/``metrics`` are not JSON.
         """
+
+    def add_evaluations(
+        self,
+        variant_id: int,
+        evaluations: Sequence[EvaluationSpec],
+        *,
+        engine: str | None = None,
+        worker: int | None = None,
+    ) -> list[int]:
+        """Record several stages of one variant as :meth:`add_evaluation` would one after the
+        other, in one transaction (all of them or none); return their ids, in order. The
+        default makes those calls inside :meth:`atomically`; a backend may do it in fewer
+        statements.
+
+        Raises:
+            DuplicateError: A stage is recorded already, or given twice.
+            VariantNotFoundError: No such variant (also for an empty ``evaluations``).
+            StorageError: A score is not finite, or results/metrics are not JSON.
+        """
+
+        def add_all() -> list[int]:
+            self.get_variant(variant_id)
+            return [
+                self.add_evaluation(
+                    variant_id=variant_id,
+                    stage=spec.stage,
+                    split=spec.split,
+                    score=spec.score,
+                    n=spec.n,
+                    results=spec.results,
+                    metrics=spec.metrics,
+                    event=spec.event,
+                    engine=engine,
+                    worker=worker,
+                )
+                for spec in evaluations
+            ]
+
+        return self.atomically(add_all)
 
     @abstractmethod
     def list_evaluations(self, variant_id: int) -> list[EvaluationRecord]:

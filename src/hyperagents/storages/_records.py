@@ -18,6 +18,7 @@ __all__ = [
     "EngineRecord",
     "EngineStatus",
     "EvaluationRecord",
+    "EvaluationSpec",
     "EventRecord",
     "EventSpec",
     "LLMCallRecord",
@@ -69,6 +70,20 @@ class EventSpec:
     kind: str
     message: str = ""
     data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationSpec:
+    """One stage's evaluation, as :meth:`~hyperagents.storages.BaseStorage.add_evaluations`
+    records it (the fields are :meth:`~hyperagents.storages.BaseStorage.add_evaluation`'s)."""
+
+    stage: str
+    split: str
+    score: float
+    n: int
+    results: Sequence[Mapping[str, Any]]
+    metrics: Mapping[str, Any]
+    event: EventSpec | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

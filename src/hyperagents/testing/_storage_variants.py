@@ -18,6 +18,7 @@ from hyperagents.exceptions import (
 from hyperagents.program import Program
 from hyperagents.storages import (
     BaseStorage,
+    EvaluationSpec,
     EventSpec,
     VariantRecord,
     VariantState,
@@ -382,6 +383,88 @@ class VariantTests(StorageTestBase):
         assert storage.list_events(run_id) == []
         # Another variant may use the same stage.
         self._evaluate(storage, self._variant(storage, run_id, 1), "train")
+
+    def test_add_evaluations_records_stages_in_one_call(self, storage: BaseStorage) -> None:
+        run_id = self._run(storage)
+        v = self._variant(storage, run_id)
+        storage.update_variant_metrics(v, {"train": {"existing": 1}, "other": 2})
+        subset = [{"id": "i0", "score": 1.0, "output": 3}]
+        specs = [
+            EvaluationSpec(
+                stage="train_subset",
+                split="train",
+                score=1.0,
+                n=1,
+                results=subset,
+                metrics={"wall": 0.5},
+                event=EventSpec("evaluated", "subset", {"stage": "train_subset"}),
+            ),
+            EvaluationSpec(
+                stage="train",
+                split="train",
+                score=0.5,
+                n=2,
+                results=[*subset, {"id": "i1", "score": 0.0, "output": None}],
+                metrics={"wall": 1.0},
+                event=EventSpec("evaluated", "train"),
+            ),
+            EvaluationSpec(
+                stage="val", split="val", score=0.25, n=1, results=[], metrics={}, event=None
+            ),
+        ]
+        ids = storage.add_evaluations(v, specs, engine="e1", worker=3)
+        assert len(ids) == 3 and ids == sorted(ids)
+        variant = storage.get_variant(v)
+        assert variant.scores == {"train_subset": 1.0, "train": 0.5, "val": 0.25}
+        assert variant.metrics == {
+            "train": {"existing": 1, "wall": 1.0},
+            "train_subset": {"wall": 0.5},
+            "val": {},
+            "other": 2,
+        }
+        evaluations = storage.list_evaluations(v)
+        assert [e.id for e in evaluations] == ids
+        assert [e.stage for e in evaluations] == ["train_subset", "train", "val"]
+        assert [list(e.results) for e in evaluations] == [list(s.results) for s in specs]
+        assert {(e.engine, e.worker) for e in evaluations} == {("e1", 3)}
+        events = storage.list_events(run_id)
+        assert [(e.kind, e.message) for e in events] == [
+            ("evaluated", "subset"),
+            ("evaluated", "train"),
+        ]
+        assert storage.add_evaluations(v, []) == []
+
+    def test_add_evaluations_is_all_or_nothing(self, storage: BaseStorage) -> None:
+        run_id = self._run(storage)
+        v = self._variant(storage, run_id)
+        self._evaluate(storage, v, "val", split="val", score=0.5)
+
+        def spec(stage: str, score: float = 0.1) -> EvaluationSpec:
+            return EvaluationSpec(
+                stage=stage,
+                split="train",
+                score=score,
+                n=1,
+                results=[{"id": "i0", "score": score}],
+                metrics={"wall": 1.0},
+                event=EventSpec("evaluated", stage),
+            )
+
+        bad_batches = [
+            ([spec("train"), spec("val")], DuplicateError),  # a stage recorded already
+            ([spec("train"), spec("train")], DuplicateError),  # a stage given twice
+            ([spec("train"), spec("test", float("nan"))], StorageError),
+        ]
+        for batch, error in bad_batches:
+            with pytest.raises(error):
+                storage.add_evaluations(v, batch)
+            assert storage.get_variant(v).scores == {"val": 0.5}
+            assert [e.stage for e in storage.list_evaluations(v)] == ["val"]
+            assert storage.list_events(run_id) == []
+        with pytest.raises(VariantNotFoundError):
+            storage.add_evaluations(MISSING_ID, [spec("train")])
+        with pytest.raises(VariantNotFoundError):
+            storage.add_evaluations(MISSING_ID, [])
 
     def test_list_evaluations_empty(self, storage: BaseStorage) -> None:
         run_id = self._run(storage)

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -537,6 +537,30 @@ class RDBCore(BaseStorage):
             },
         )
         return int(cast(Any, result.inserted_primary_key)[0])
+
+    def _insert_events(
+        self,
+        conn: Connection,
+        run_id: int,
+        variant_id: int | None,
+        specs: Sequence[EventSpec | None],
+    ) -> None:
+        """Insert the given events (None: none) in their order, in one statement."""
+        now = utcnow()
+        rows = [
+            {
+                "run_id": run_id,
+                "variant_id": variant_id,
+                "kind": spec.kind,
+                "message": spec.message,
+                "data": dict(spec.data) if spec.data is not None else {},
+                "created_at": now,
+            }
+            for spec in specs
+            if spec is not None
+        ]
+        if rows:
+            conn.execute(_INSERT_EVENT, rows)
 
     def _run_exists(self, conn: Connection, run_id: int) -> bool:
         return conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is not None

@@ -46,6 +46,7 @@ from hyperagents.storages._rdb._transactions import (
 )
 from hyperagents.storages._records import (
     EvaluationRecord,
+    EvaluationSpec,
     EventSpec,
     VariantRecord,
     VariantState,
@@ -389,9 +390,39 @@ class VariantMethods(RDBCore):
         engine: str | None = None,
         worker: int | None = None,
     ) -> int:
-        value = check_score(score)
+        spec = EvaluationSpec(
+            stage=stage,
+            split=split,
+            score=score,
+            n=n,
+            results=results,
+            metrics=metrics,
+            event=event,
+        )
+        return self._add_evaluations(variant_id, [spec], engine, worker)[0]
+
+    @retried(idempotent=False)
+    def add_evaluations(
+        self,
+        variant_id: int,
+        evaluations: Sequence[EvaluationSpec],
+        *,
+        engine: str | None = None,
+        worker: int | None = None,
+    ) -> list[int]:
+        return self._add_evaluations(variant_id, evaluations, engine, worker)
+
+    def _add_evaluations(
+        self,
+        variant_id: int,
+        evaluations: Sequence[EvaluationSpec],
+        engine: str | None,
+        worker: int | None,
+    ) -> list[int]:
+        """Insert ``evaluations`` of ``variant_id`` in one transaction: the variant's row read
+        and updated once, whatever their number (see :meth:`add_evaluations`)."""
+        values = [check_score(spec.score) for spec in evaluations]
         now = utcnow()
-        stage_metrics = dict(metrics)
         stmt = _READ_FOR_UPDATE[self._dialect != "sqlite"]["scored"]
         try:
             with self._write() as conn:
@@ -399,39 +430,58 @@ class VariantMethods(RDBCore):
                 if row is None:
                     raise VariantNotFoundError(f"variant {variant_id} not found")
                 run_id, scores, variant_metrics = row
-                records = [dict(r) for r in results]
-                result = conn.execute(
-                    _INSERT_EVALUATION,
-                    {
-                        "variant_id": variant_id,
-                        "stage": stage,
-                        "split": split,
-                        "score": value,
-                        "n": int(n),
-                        "results": records,
-                        "metrics": stage_metrics,
-                        "created_at": now,
-                        "engine": engine,
-                        "worker": None if worker is None else int(worker),
-                    },
-                )
-                evaluation_id = int(cast(Any, result.inserted_primary_key)[0])
-                if self._dialect == "sqlite":
-                    self._refer_earlier(conn, variant_id, stage, records)
-                scores = {**(scores or {}), stage: value}
+                scores = dict(scores or {})
                 variant_metrics = dict(variant_metrics or {})
-                previous = variant_metrics.get(stage)
-                merged = dict(previous) if isinstance(previous, Mapping) else {}
-                merged.update(stage_metrics)
-                variant_metrics[stage] = merged
-                values = {"scores": scores, "metrics": variant_metrics, "updated_at": now}
-                conn.execute(_UPDATE_VARIANT, {**values, "variant_key": variant_id})
-                self._insert_event(conn, int(run_id), variant_id, event)
-                return self._done(conn, evaluation_id)
+                ids: list[int] = []
+                for spec, value in zip(evaluations, values, strict=True):
+                    stamp = (now, engine, worker)
+                    ids.append(self._insert_evaluation(conn, variant_id, spec, value, stamp))
+                    scores[spec.stage] = value
+                    previous = variant_metrics.get(spec.stage)
+                    merged = dict(previous) if isinstance(previous, Mapping) else {}
+                    merged.update(spec.metrics)
+                    variant_metrics[spec.stage] = merged
+                if evaluations:
+                    values_set = {"scores": scores, "metrics": variant_metrics, "updated_at": now}
+                    conn.execute(_UPDATE_VARIANT, {**values_set, "variant_key": variant_id})
+                self._insert_events(conn, int(run_id), variant_id, [e.event for e in evaluations])
+                return self._done(conn, ids)
         except IntegrityError:
-            raise DuplicateError(
-                f"variant {variant_id} already has a {stage!r} evaluation"
-            ) from None
+            stages = " or ".join(repr(spec.stage) for spec in evaluations)
+            message = f"variant {variant_id} already has a {stages} evaluation"
+            raise DuplicateError(message) from None
+
+    def _insert_evaluation(
+        self,
+        conn: Connection,
+        variant_id: int,
+        spec: EvaluationSpec,
+        score: float,
+        stamp: tuple[Any, str | None, int | None],
+    ) -> int:
+        """Insert one evaluation row (``stamp``: when, by which engine and worker); on SQLite,
+        earlier results it repeats become references to it. Returns its id."""
+        now, engine, worker = stamp
+        records = [dict(r) for r in spec.results]
+        result = conn.execute(
+            _INSERT_EVALUATION,
+            {
+                "variant_id": variant_id,
+                "stage": spec.stage,
+                "split": spec.split,
+                "score": score,
+                "n": int(spec.n),
+                "results": records,
+                "metrics": dict(spec.metrics),
+                "created_at": now,
+                "engine": engine,
+                "worker": None if worker is None else int(worker),
+            },
+        )
+        evaluation_id = int(cast(Any, result.inserted_primary_key)[0])
+        if self._dialect == "sqlite":
+            self._refer_earlier(conn, variant_id, spec.stage, records)
+        return evaluation_id
 
     def _refer_earlier(
         self, conn: Connection, variant_id: int, stage: str, records: Sequence[Any]
