@@ -306,9 +306,12 @@ def test_0012_the_downgrade_drops_checkpoints_and_the_upgrade_brings_them_back(
                 assert conn.execute(objects).scalar_one() == 0  # unlinked, not orphaned
     finally:
         engine.dispose()
-    assert not (tmp_path / "test.db.artifacts" / "checkpoints").exists()
+    folder = tmp_path / "test.db.artifacts" / "checkpoints"
+    if db_url.startswith("sqlite"):  # left by the downgrade (it could roll back): unread
+        assert len(list(folder.iterdir())) == 1
     storage = RDBStorage(db_url)  # upgraded again on open
     try:
+        assert not folder.exists()  # the upgrade deleted what no row of its table names
         assert storage.get_checkpoint(run, variant) is None
         storage.put_checkpoint(run, variant, key="k", step=6, files={"w": b"6"})
         found = storage.get_checkpoint(run, variant)
