@@ -5,6 +5,7 @@ or both adopt them into runs of their own; on SQLite and PostgreSQL, many times 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 from collections import Counter
@@ -52,12 +53,16 @@ def _spec(tmp_path: Path) -> str:
     return f"scripted:{path}"
 
 
+def _new_run(store: BaseStorage, name: str, *, plan: bool = False) -> int:
+    """A new run (``plan``: the run of the plan ``name``)."""
+    attrs = {PLAN_ID_ATTR: name} if plan else {}
+    spec = RunSpec(name=name, task="t", mode="hyperagent", seed=1, config={}, seed_program_id="x")
+    return store.create_run(dataclasses.replace(spec, attrs=attrs))
+
+
 def _log(store: BaseStorage, race: int, *, service: bool) -> PlanLog:
     """A fresh log of race ``race``: a service's or (no service) its served run's."""
-    run_id = store.create_run(
-        RunSpec(name=f"served{race}", task="t", mode="hyperagent", seed=1, config={},
-                seed_program_id="x")
-    )  # fmt: skip
+    run_id = _new_run(store, f"served{race}")
     if not service:
         return PlanLog(store, run_id=run_id)
     champion = store.create_variant(run_id=run_id, generation=0, parent_id=None)
@@ -98,10 +103,7 @@ def _adopt(url: str, log: PlanLog, spec: str, name: str, go: Any) -> None:
     for question in QUESTIONS:
         assert "text" in ask(question)
     assert len(offered.claimed()) == CALLS  # every request answered from an orphan
-    run_id = mine.storage.create_run(
-        RunSpec(name=name, task="t", mode="hyperagent", seed=1, config={}, seed_program_id="x",
-                attrs={PLAN_ID_ATTR: name})
-    )  # fmt: skip
+    run_id = _new_run(mine.storage, name, plan=True)
     go.wait(timeout=60)
     model.attach(run_id)
 
@@ -134,43 +136,37 @@ def _check_once(log: PlanLog, orphans: list[dict[str, Any]]) -> dict[int, int]:
     return by_run
 
 
+def _reattached(url: str, log: PlanLog, orphans: list[dict[str, Any]], plan_id: str) -> None:
+    """Both processes reattach the orphans to their plan's run, made before the death."""
+    run_id = _new_run(log.storage, plan_id, plan=True)
+    _race([(_reattach, (url, log)), (_reattach, (url, log))])
+    assert _check_once(log, orphans) == {run_id: CALLS}
+    replies = [c.reply for c in log.storage.list_llm_calls(run_id)]
+    assert replies == [o["reply"] for o in orphans]
+
+
+def _adopted(url: str, log: PlanLog, orphans: list[dict[str, Any]], spec: str) -> None:
+    """Both processes make the plan again and adopt the orphans into runs of their own."""
+    names = [f"a-{orphans[0]['id']}", f"b-{orphans[0]['id']}"]
+    _race([(_adopt, (url, log, spec, name)) for name in names])
+    by_run = _check_once(log, orphans)
+    assert sorted(by_run.values()) == [CALLS, CALLS]  # both runs hold the whole plan
+    usage = [log.storage.llm_usage(run_id) for run_id in by_run]
+    loser = [u for u in usage if u["cost"] == 0]
+    assert len(loser) == 1  # its calls answered from the winner's: cached, free
+    assert loser[0]["cached"] == CALLS
+
+
+@pytest.mark.parametrize("how", ["reattach", "adopt"])
 @pytest.mark.parametrize("service", [True, False], ids=["service", "served-run"])
-def test_two_processes_reattaching_the_same_orphans_attach_each_once(
-    url: str, tmp_path: Path, service: bool
+def test_two_processes_attaching_the_same_orphans_attach_each_once(
+    url: str, tmp_path: Path, service: bool, how: str
 ) -> None:
     store, spec = RDBStorage(url), _spec(tmp_path)
     for race in range(RACES):
         log = _log(store, race, service=service)
         orphans = _orphans(log, spec, f"plan{race}")
-        run_id = store.create_run(
-            RunSpec(
-                name=f"plan{race}",
-                task="t",
-                mode="hyperagent",
-                seed=1,
-                config={},
-                seed_program_id="x",
-                attrs={PLAN_ID_ATTR: f"plan{race}"},
-            )
-        )  # fmt: skip  (the process died after creating its plan's run)
-        _race([(_reattach, (url, log)), (_reattach, (url, log))])
-        assert _check_once(log, orphans) == {run_id: CALLS}
-        replies = [c.reply for c in store.list_llm_calls(run_id)]
-        assert replies == [o["reply"] for o in orphans]
-
-
-@pytest.mark.parametrize("service", [True, False], ids=["service", "served-run"])
-def test_two_processes_adopting_the_same_orphans_attach_each_once(
-    url: str, tmp_path: Path, service: bool
-) -> None:
-    store, spec = RDBStorage(url), _spec(tmp_path)
-    for race in range(RACES):
-        log = _log(store, race, service=service)
-        orphans = _orphans(log, spec, f"dead{race}")
-        names = [f"a{race}", f"b{race}"]
-        _race([(_adopt, (url, log, spec, name)) for name in names])
-        by_run = _check_once(log, orphans)
-        assert sorted(by_run.values()) == [CALLS, CALLS]  # both runs hold the whole plan
-        loser = [r for r in by_run if store.llm_usage(r)["cost"] == 0]
-        assert len(loser) == 1  # its calls answered from the winner's: cached, free
-        assert store.llm_usage(loser[0])["cached"] == CALLS
+        if how == "reattach":
+            _reattached(url, log, orphans, f"plan{race}")
+        else:
+            _adopted(url, log, orphans, spec)
