@@ -30,10 +30,11 @@ class ListJournal:
     def pending(self, call: LLMCall) -> None:
         self.calls.append(call)
 
-    def attached(self, run_id: int, calls: Sequence[LLMCall]) -> None:
+    def attached(self, run_id: int, calls: Sequence[LLMCall]) -> Sequence[LLMCall]:
         if self.fail:
             raise StorageError("the journal could not be written")
         self.runs.append((run_id, len(calls)))
+        return calls
 
 
 def scripted(tmp_path: Path, replies: list[str]) -> str:

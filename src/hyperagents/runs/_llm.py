@@ -71,11 +71,19 @@ class PendingJournal(Protocol):
             HyperagentsError: It could not be recorded (the call still waits in memory).
         """
 
-    def attached(self, run_id: int, calls: Sequence[LLMCall]) -> None:
+    def attached(self, run_id: int, calls: Sequence[LLMCall]) -> Sequence[LLMCall]:
         """Mark every call recorded with :meth:`pending` as written into the run ``run_id``.
 
-        Called inside the storage transaction that writes ``calls`` (the pending ones, oldest
-        first) into the run: both take effect together or not at all.
+        Called inside the storage transaction that then writes the calls it returns into the
+        run: both take effect together or not at all.
+
+        Args:
+            run_id: The run.
+            calls: The pending calls, oldest first.
+
+        Returns:
+            The calls to write: ``calls``, or, one for one in the same order, calls the
+            journal changed (e.g. one it finds recorded elsewhere meanwhile, written as cached).
 
         Raises:
             HyperagentsError: It could not be marked (nothing is written into the run).
@@ -398,10 +406,9 @@ class RunLLM:
             journal = self._journal
 
             def write() -> None:
-                for call in calls:
+                written = calls if journal is None else journal.attached(run_id, calls)
+                for call in written:
                     self._storage.add_llm_call(run_id, llm_call_spec(call))
-                if journal is not None:
-                    journal.attached(run_id, calls)
 
             self._storage.atomically(write)
             self.pending.clear()

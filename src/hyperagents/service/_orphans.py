@@ -20,10 +20,14 @@ calls is complete and its replay answers every request its planning made:
   was cut off after its runs started, or it cannot be rebuilt): :func:`abandon_calls` gives
   it up in the log, with the reason; it stays counted.
 
-Exactly once: a call is attached only in the transaction that logs it attached, and every
-step reads the log first, so repeating any of them (a second restart) changes nothing. The
-log is not a lock: two processes resuming the same service's improvements at once could
-both attach an orphan (one autopilot per service is assumed, as for its routing).
+Exactly once: a call is attached only in the transaction that logs it attached, and that
+transaction locks the log (:meth:`~hyperagents.service.PlanLog.lock`: the service's or served
+run's record) and reads it again before it decides what to attach, so repeating any step (a
+second restart) changes nothing, and two processes attaching at once (two autopilots of one
+service, two ``improve_with_plans`` on one served run) attach each call once: the second
+sees what the first attached. A plan's call that repeated an orphan another process attached
+first stays in its own run's record as a call answered from that one's (cached, costing
+nothing: see :meth:`~hyperagents.service.PlanJournal.attached`).
 """
 
 from __future__ import annotations
@@ -56,8 +60,8 @@ def _plan_runs(log: PlanLog, plans: set[str]) -> dict[str, int]:
 
 def reattach_orphans(log: PlanLog) -> dict[int, list[str]]:
     """Write each waiting call whose plan's run exists into that run, with its ``plan.run``
-    entry, in one transaction per run (the log is read again inside it: a call attached
-    meanwhile is not written twice).
+    entry, in one transaction per run (the log is locked and read again inside it: a call
+    attached meanwhile, by this process or another, is not written twice).
 
     Returns:
         The ids of the calls attached, by run.
@@ -73,6 +77,7 @@ def reattach_orphans(log: PlanLog) -> dict[int, list[str]]:
     for plan_id, run_id in runs.items():
 
         def attach(plan_id: str = plan_id, run_id: int = run_id) -> list[str]:
+            log.lock()  # attaches of this log queue: the one before us is read below
             calls = [w for w in read_journal(log).waiting() if w.plan_id == plan_id and w.call]
             for w in calls:
                 assert w.call is not None

@@ -29,6 +29,7 @@ recorded calls, for the trigger's budget, after a restart too) and :func:`planni
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -108,6 +109,18 @@ class PlanLog:
             return self.storage.add_service_event(self.service_id, kind, message, data=data)
         assert self.run_id is not None
         return self.storage.add_event(self.run_id, kind, message, data=data)
+
+    def lock(self) -> None:
+        """Inside :meth:`~hyperagents.storages.BaseStorage.atomically`: hold the log (its
+        service's or run's record) until the transaction ends, so that transactions attaching
+        its calls queue, each reading the entries the one before it added.
+
+        Raises:
+            ServiceNotFoundError: The service is gone.
+            RunNotFoundError: The run is gone.
+            StorageError: Called outside ``atomically``, or the storage failed.
+        """
+        self.storage.lock_record(service_id=self.service_id, run_id=self.run_id)
 
     def entries(
         self, kinds: Iterable[str], *, after_id: int = 0
@@ -267,7 +280,9 @@ class PlanJournal:
         self._log = log
         self._plan_id = plan_id
         self._waiting = waiting
-        self._ids: list[str] = []
+        #: Each call journaled (or adopted), with its id, in order.
+        self._calls: list[tuple[LLMCall, str]] = []
+        self._adopted: set[str] = set()
 
     def pending(self, call: LLMCall) -> None:
         """Log ``call`` with an id of its own (durable when this returns), or note the orphan
@@ -280,28 +295,59 @@ class PlanJournal:
         """
         adopted = None if self._waiting is None else self._waiting.claim(call)
         if adopted is not None:
-            self._ids.append(adopted)
+            self._adopted.add(adopted)
+            self._calls.append((call, adopted))
             return
+        self._calls.append((call, self._log_call(call)))
+
+    def _log_call(self, call: LLMCall, *, repeats: str | None = None) -> str:
+        """Log ``call`` (``repeats``: the id of the call it repeats); its new id."""
         call_id = uuid.uuid4().hex
         tokens = call.prompt_tokens + call.completion_tokens
         message = f"{call.purpose or 'call'}: {tokens} tokens, ${call.cost:.4f}"
         if call.error is not None:
             message = f"{call.purpose or 'call'}: failed"
         data = {**call.to_dict(), "id": call_id, "plan": self._plan_id}
+        if repeats is not None:
+            message = f"{call.purpose or 'call'}: answered from call {repeats}"
+            data["repeats"] = repeats
         self._log.add(PLAN_CALL_EVENT, message, data)
-        self._ids.append(call_id)
+        return call_id
 
-    def attached(self, run_id: int, calls: Sequence[LLMCall]) -> None:
+    def attached(self, run_id: int, calls: Sequence[LLMCall]) -> list[LLMCall]:
         """Log that the calls logged (or adopted) so far are written into ``run_id`` (called
         in the same transaction as that write; harmless to repeat when a transient error
         retries it, as it changes nothing here: a model logs no call once it is attached).
+
+        The log is locked first (:meth:`PlanLog.lock`) and read again: an adopted orphan that
+        another process attached meanwhile (its improvement adopted it too, or reattached it)
+        is not attached twice. The call that repeated it stays in this run's record, logged
+        as a call of its own, answered from the orphan's record: cached, costing nothing
+        (the orphan's cost is counted where it is attached).
+
+        Returns:
+            The calls to write into the run: ``calls``, each such repeat marked cached.
 
         Raises:
             ServiceNotFoundError: The service is gone.
             RunNotFoundError: The run is gone.
             StorageError: It could not be written.
         """
-        log_plan_run(self._log, run_id, call_ids=self._ids, plan_id=self._plan_id)
+        self._log.lock()
+        taken = read_journal(self._log).attached if self._adopted else {}
+        ids = {id(call): call_id for call, call_id in self._calls}
+        written: list[LLMCall] = []
+        logged: list[str] = []
+        for made in calls:
+            call, call_id = made, ids.get(id(made))
+            if call_id is not None and call_id in self._adopted and call_id in taken:
+                call = dataclasses.replace(made, cached=True, cost=0.0)
+                call_id = self._log_call(call, repeats=call_id)
+            written.append(call)
+            if call_id is not None:
+                logged.append(call_id)
+        log_plan_run(self._log, run_id, call_ids=logged, plan_id=self._plan_id)
+        return written
 
 
 def log_plan_run(

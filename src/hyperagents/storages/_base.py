@@ -655,6 +655,23 @@ class BaseStorage(EngineStorage, ServiceStorage, CheckpointStorage, ABC):
                 transaction could not commit, or a transient error outlasted the retry time.
         """
 
+    @abstractmethod
+    def lock_record(self, *, run_id: int | None = None, service_id: int | None = None) -> None:
+        """Inside :meth:`atomically`: lock a run's (or a service's) record until the
+        transaction ends. Another transaction that locks the same record waits until then,
+        and its reads after that see everything this one committed; other writes to the
+        record, its events and its calls are not held up by the lock. For read-decide-write
+        steps no compare-and-set method covers, e.g. appending to a log what reading it
+        decided (each locker sees the entries of the one before). A lock taken in a nested
+        ``atomically`` that is undone may be released with it.
+
+        Raises:
+            ValueError: Not exactly one of ``run_id`` and ``service_id`` is given.
+            StorageError: Called outside :meth:`atomically`.
+            RunNotFoundError: No such run.
+            ServiceNotFoundError: No such service.
+        """
+
     def local_folder(self, name: str) -> Path | None:
         """A folder of this machine that belongs to this storage's database, for files kept
         beside it that no other machine needs (caches); not created here:

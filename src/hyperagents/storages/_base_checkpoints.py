@@ -16,10 +16,15 @@ Contract (checked by ``hyperagents.testing.storage``):
   Inside :meth:`~hyperagents.storages.BaseStorage.atomically` it commits (or is undone) with
   the block.
 * **Bounded.** Replacing a checkpoint frees the previous one's bytes (a backend that keeps
-  them outside its rows frees them in the put's transaction, or at the latest in the next
-  put or drop of the same variant), so a long training keeps one checkpoint's worth of bytes,
-  not one per step. :meth:`CheckpointStorage.drop_checkpoint` and
+  them outside its rows frees them in the put's transaction, or once it has committed; after
+  a kill, at the latest in the next put or drop of the same variant), so a long training
+  keeps one checkpoint's worth of bytes, not one per step.
+  :meth:`CheckpointStorage.drop_checkpoint` and
   :meth:`~hyperagents.storages.BaseStorage.delete_run` free them.
+* **Undone with the transaction.** A put, drop or run deletion inside an
+  :meth:`~hyperagents.storages.BaseStorage.atomically` block that rolls back changes nothing:
+  the checkpoint stored before stays readable, byte for byte, and the rolled-back put's bytes
+  are freed (bytes are freed only once the outermost transaction has ended).
 * **Large bytes stay out of the rows** where the backend has somewhere else to keep them (RDB:
   the artifact store of :mod:`hyperagents.storages._rdb._artifacts`: files beside a SQLite
   database, large objects in PostgreSQL), and every read is checked against the SHA-256

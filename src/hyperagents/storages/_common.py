@@ -15,6 +15,7 @@ from hyperagents.exceptions import StorageError
 
 __all__ = [
     "check_amount",
+    "check_lock_target",
     "check_score",
     "check_seconds",
     "check_target",
@@ -106,3 +107,13 @@ def normalise_expected(expected: _E | Iterable[_E], enum: type[_E]) -> tuple[_E,
     if isinstance(expected, int):
         return (enum(expected),)
     return tuple(enum(value) for value in expected)
+
+
+def check_lock_target(run_id: int | None, service_id: int | None) -> None:
+    """Check the record of :meth:`~hyperagents.storages.BaseStorage.lock_record`.
+
+    Raises:
+        ValueError: Not exactly one of ``run_id`` and ``service_id`` is given.
+    """
+    if (run_id is None) == (service_id is None):
+        raise ValueError("lock_record locks one record: give exactly one of run_id and service_id")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from hyperagents.exceptions import (
     DuplicateError,
@@ -14,6 +14,7 @@ from hyperagents.exceptions import (
 )
 from hyperagents.program import Program
 from hyperagents.storages._common import (
+    check_lock_target,
     check_seconds,
     check_target,
     json_copy,
@@ -120,6 +121,16 @@ class InMemoryStorage(MemoryVariants, MemoryEngines, MemoryServices, MemoryCheck
             )
             self._record_event(run_id, None, prepared)
             return True
+
+    def lock_record(self, *, run_id: int | None = None, service_id: int | None = None) -> None:
+        check_lock_target(run_id, service_id)
+        with self._lock:  # atomically() holds it: other transactions wait already
+            if not self._journal.mine():
+                raise StorageError("lock_record locks a record only inside atomically()")
+            if run_id is not None:
+                self._run(run_id)
+            else:
+                self._service(cast(int, service_id))
 
     def update_run_attrs(self, run_id: int, attrs: Mapping[str, Any]) -> None:
         update = json_copy(dict(attrs), "attrs")

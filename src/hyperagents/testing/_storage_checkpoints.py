@@ -36,6 +36,10 @@ def checkpoint_files(step: int, *, large: int = LARGE) -> dict[str, bytes]:
     }
 
 
+def _fail() -> None:
+    raise RuntimeError("rolled back")
+
+
 class CheckpointTests(StorageTestBase):
     """Conformance tests of checkpoints."""
 
@@ -87,6 +91,40 @@ class CheckpointTests(StorageTestBase):
         storage.put_checkpoint(run, variant, key="k", step=3, files=checkpoint_files(3))
         again = storage.get_checkpoint(run, variant)
         assert again is not None and dict(again.files) == checkpoint_files(3)
+
+    def test_a_rolled_back_drop_or_run_deletion_keeps_the_checkpoint(
+        self, storage: BaseStorage
+    ) -> None:
+        run = self._run(storage)
+        variant = self._variant(storage, run, 1)
+        files = checkpoint_files(1)
+        storage.put_checkpoint(run, variant, key="k", step=1, files=files)
+
+        def drop_then_fail() -> None:
+            storage.drop_checkpoint(run, variant)
+            _fail()
+
+        def delete_then_fail() -> None:
+            storage.delete_run(run)
+            _fail()
+
+        def all_then_fail() -> None:
+            for nested in (drop_then_fail, delete_then_fail):  # savepoints, undone
+                with pytest.raises(RuntimeError):
+                    storage.atomically(nested)
+            storage.put_checkpoint(run, variant, key="k", step=2, files={"w": b"2"})
+            storage.put_checkpoint(run, variant, key="k", step=3, files={"w": b"3"})
+            assert storage.drop_checkpoint(run, variant)
+            storage.delete_run(run)
+            _fail()
+
+        for block in (drop_then_fail, delete_then_fail, all_then_fail):
+            with pytest.raises(RuntimeError, match="rolled back"):
+                storage.atomically(block)
+            found = storage.get_checkpoint(run, variant)
+            assert found is not None and (found.step, dict(found.files)) == (1, files)
+        storage.atomically(lambda: storage.drop_checkpoint(run, variant))
+        assert storage.get_checkpoint(run, variant) is None
 
     def test_a_checkpoint_put_in_a_transaction_commits_with_it(self, storage: BaseStorage) -> None:
         run = self._run(storage)

@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 
-from hyperagents.exceptions import DuplicateError, StorageError, VariantNotFoundError
+from hyperagents.exceptions import (
+    DuplicateError,
+    RunNotFoundError,
+    ServiceNotFoundError,
+    StorageError,
+    VariantNotFoundError,
+)
 from hyperagents.program import Program
-from hyperagents.storages import BaseStorage, EventSpec, RunStatus, VariantState
+from hyperagents.storages import BaseStorage, EventSpec, RunStatus, ServiceSpec, VariantState
 from hyperagents.testing._storage_base import StorageTestBase
 
 __all__ = ["TransactionTests"]
@@ -233,3 +239,49 @@ class TransactionTests(StorageTestBase):
         thread.join(60)
         assert seen in ([(0, 0)], [(1, 1)])
         assert (storage.count_variants(run_id), len(storage.list_events(run_id))) == (1, 1)
+
+    def test_lock_record_serialises_reading_a_log_and_appending_to_it(
+        self, storage: BaseStorage
+    ) -> None:
+        run_id = self._run(storage)
+        champion = self._variant(storage, run_id, 0)
+        service_id = storage.create_service(
+            ServiceSpec(name="locked", run_id=run_id, champion_id=champion)
+        )
+        n_threads, per_thread = 4, 5
+
+        def next_number(i: int) -> None:  # each appends the count of entries it read
+            for _ in range(per_thread):
+
+                def append() -> None:
+                    if i % 2:
+                        storage.lock_record(run_id=run_id)
+                        n = len(storage.list_events(run_id, kinds=["n"]))
+                        storage.add_event(run_id, "n", data={"n": n})
+                    else:
+                        storage.lock_record(service_id=service_id)
+                        n = len(storage.list_service_events(service_id, kinds=["n"]))
+                        storage.add_service_event(service_id, "n", "next", data={"n": n})
+
+                storage.atomically(append)
+
+        self._in_threads(n_threads, next_number)
+        half = n_threads // 2 * per_thread
+        run_ns = [e.data["n"] for e in storage.list_events(run_id, kinds=["n"])]
+        service_events = storage.list_service_events(service_id, kinds=["n"])
+        assert sorted(run_ns) == list(range(half))  # none read what another was appending
+        assert sorted(e.data["n"] for e in service_events) == list(range(half))
+
+    def test_lock_record_errors(self, storage: BaseStorage) -> None:
+        run_id = self._run(storage)
+        with pytest.raises(StorageError, match="inside atomically"):
+            storage.lock_record(run_id=run_id)
+        with pytest.raises(ValueError, match="exactly one"):
+            storage.atomically(lambda: storage.lock_record())
+        with pytest.raises(ValueError, match="exactly one"):
+            storage.atomically(lambda: storage.lock_record(run_id=run_id, service_id=1))
+        with pytest.raises(RunNotFoundError):
+            storage.atomically(lambda: storage.lock_record(run_id=10**9))
+        with pytest.raises(ServiceNotFoundError):
+            storage.atomically(lambda: storage.lock_record(service_id=10**9))
+        storage.atomically(lambda: storage.lock_record(run_id=run_id))  # and commits

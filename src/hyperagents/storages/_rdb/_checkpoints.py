@@ -14,10 +14,13 @@ Where the payload lives:
 * **SQLite file**: a file of the artifact folder beside the database,
   ``<database>.artifacts/checkpoints/run<R>-variant<V>-<sha256>``, written (temporary name,
   fsync, rename) while the put's transaction holds the write lock, before the row naming it
-  commits; the file of the checkpoint it replaced is deleted once it has committed. A kill in
-  between leaves a file no row names, which the next put or drop of that variant deletes
-  (before writing, under the write lock: every file of the variant but the row's is garbage
-  then), as does a run's deletion.
+  commits. No file is deleted inside a transaction (it could still roll back, inside
+  :meth:`~hyperagents.storages.BaseStorage.atomically` too): once the transaction of a put, a
+  drop or a run's deletion has ended, committed or rolled back (for ``atomically``, its
+  outermost one), a *sweep* deletes, in a write transaction of its own, every file of the
+  variant (or run) that no committed row names: the replaced or dropped checkpoint's, a
+  rolled-back put's, a killed put's. A kill before the sweep leaves such files, which the next
+  put or drop of the variant sweeps away (no row names them: they are never read).
 * **No artifact store** (an in-memory SQLite database): the payload is the row's ``data``.
 """
 
@@ -46,7 +49,7 @@ from hyperagents.storages._rdb._artifacts import (
 from hyperagents.storages._rdb._transactions import CHECKPOINTS, RUNS, VARIANTS, RDBCore, retried
 from hyperagents.storages._records import CheckpointRecord
 
-__all__ = ["CHECKPOINT_FOLDER", "CheckpointMethods", "checkpoint_folder", "remove_run_files"]
+__all__ = ["CHECKPOINT_FOLDER", "CheckpointMethods", "checkpoint_folder"]
 
 #: The folder of a SQLite database's artifact store that holds checkpoint files.
 CHECKPOINT_FOLDER = "checkpoints"
@@ -99,13 +102,6 @@ def _remove(paths: list[Path]) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-
-
-def remove_run_files(store: ArtifactStore | None, run_id: int) -> None:
-    """Remove the checkpoint files of a deleted run from a SQLite database's folder."""
-    folder = checkpoint_folder(store)
-    if folder is not None:
-        _remove(_files_named(folder, f"run{int(run_id)}-variant"))
 
 
 def _payload(files: Mapping[str, bytes]) -> tuple[bytes, list[list[Any]], str]:
@@ -187,28 +183,21 @@ class CheckpointMethods(RDBCore):
             "data": None,
             "saved_at": utcnow(),
         }
-        old: str | None = None
-        written: Path | None = None
+        swept = False
         try:
             with self._write() as conn:
                 self._require_variant_of(conn, run_id, variant_id)
                 if folder is not None:
-                    old = self._stored_digest(conn, run_id, variant_id)
-                    keep = None if old is None else prefix + old
-                    _remove([p for p in _files_named(folder, prefix) if p.name != keep])
-                    written = folder / (prefix + digest)
-                    self._write_payload(written, payload)
+                    swept = True  # from here on a file may be left: swept when it ends
+                    self._write_payload(folder / (prefix + digest), payload)
                 elif isinstance(self._artifacts, LargeObjects):
                     values["lo_oid"] = self._artifacts.put(conn, digest, payload)
                 else:
                     values["data"] = payload
                 self._upsert_checkpoint(conn, values)
-        except BaseException:
-            if written is not None and old != digest:
-                _remove([written])
-            raise
-        if folder is not None and old is not None and old != digest and not self._levels():
-            _remove([folder / (prefix + old)])  # committed: the replaced one is garbage
+        finally:
+            if swept:  # the replaced checkpoint's file, or this one's if it rolls back
+                self._when_done(lambda: self._sweep_checkpoint_files(run_id, variant_id))
 
     def _write_payload(self, target: Path, payload: bytes) -> None:
         store = self._artifacts
@@ -278,10 +267,31 @@ class CheckpointMethods(RDBCore):
 
     @retried(idempotent=True)
     def drop_checkpoint(self, run_id: int, variant_id: int) -> bool:
-        folder = checkpoint_folder(self._artifacts)
         with self._write() as conn:
             self._require_variant_of(conn, run_id, variant_id)
-            if folder is not None:  # under the write lock: no put is between file and commit
-                _remove(_files_named(folder, _pair(run_id, variant_id)))
             stmt = _of_pair(delete(CHECKPOINTS), run_id, variant_id)
-            return bool(conn.execute(stmt).rowcount)
+            dropped = bool(conn.execute(stmt).rowcount)
+        if checkpoint_folder(self._artifacts) is not None:  # its file, once it has committed
+            self._when_done(lambda: self._sweep_checkpoint_files(run_id, variant_id))
+        return dropped
+
+    @retried(idempotent=True)
+    def _sweep_checkpoint_files(self, run_id: int, variant_id: int | None) -> None:
+        """Delete the checkpoint files of a variant (None: of every variant of the run) that
+        no committed row names, under the write lock (so no put is between writing a file and
+        committing its row), in a transaction of its own. Called once a transaction that may
+        have left such files has ended (see :meth:`_when_done`), never inside one."""
+        folder = checkpoint_folder(self._artifacts)
+        if folder is None:
+            return
+        stmt = select(CHECKPOINTS.c.variant_id, CHECKPOINTS.c.sha256).where(
+            CHECKPOINTS.c.run_id == run_id
+        )
+        if variant_id is None:
+            prefix = f"run{int(run_id)}-variant"
+        else:
+            prefix = _pair(run_id, variant_id)
+            stmt = stmt.where(CHECKPOINTS.c.variant_id == variant_id)
+        with self._write() as conn:
+            named = {_pair(run_id, int(v)) + str(digest) for v, digest in conn.execute(stmt)}
+            _remove([path for path in _files_named(folder, prefix) if path.name not in named])

@@ -21,7 +21,7 @@ from hyperagents.storages._common import (
     normalise_expected,
     utcnow,
 )
-from hyperagents.storages._rdb._checkpoints import remove_run_files
+from hyperagents.storages._rdb._checkpoints import CheckpointMethods, checkpoint_folder
 from hyperagents.storages._rdb._transactions import (
     BANNED,
     CHECKPOINTS,
@@ -34,7 +34,6 @@ from hyperagents.storages._rdb._transactions import (
     SERVICE_REQUESTS,
     SERVICES,
     VARIANTS,
-    RDBCore,
     retried,
 )
 from hyperagents.storages._records import EventSpec, RunRecord, RunSpec, RunStatus
@@ -53,7 +52,7 @@ _RUNS_SELECT = select(*_RUN_COLUMNS, BANNED.c.variant_id).select_from(
 _GET_RUN = _RUNS_SELECT.where(RUNS.c.id == bindparam("run_key")).order_by(RUNS.c.id)
 
 
-class RunMethods(RDBCore):
+class RunMethods(CheckpointMethods):
     """The run methods of :class:`RDBStorage`."""
 
     @retried(idempotent=False)
@@ -308,5 +307,5 @@ class RunMethods(RDBCore):
             conn.execute(delete(EVALUATIONS).where(EVALUATIONS.c.variant_id.in_(variant_ids)))
             conn.execute(delete(VARIANTS).where(VARIANTS.c.run_id == run_id))
             conn.execute(delete(RUNS).where(RUNS.c.id == run_id))
-        if not self._levels():  # committed: the files beside a SQLite database go too
-            remove_run_files(self._artifacts, run_id)
+        if checkpoint_folder(self._artifacts) is not None:  # its files, once it has committed
+            self._when_done(lambda: self._sweep_checkpoint_files(run_id, None))

@@ -13,11 +13,19 @@ from sqlalchemy.exc import IntegrityError
 from hyperagents.exceptions import (
     DuplicateError,
     RequestNotFoundError,
+    RunNotFoundError,
     ServiceNotFoundError,
     StorageError,
 )
-from hyperagents.storages._common import check_amount, json_copy, normalise_expected, utcnow
+from hyperagents.storages._common import (
+    check_amount,
+    check_lock_target,
+    json_copy,
+    normalise_expected,
+    utcnow,
+)
 from hyperagents.storages._rdb._transactions import (
+    RUNS,
     SERVICE_EVENTS,
     SERVICE_REQUESTS,
     SERVICES,
@@ -104,6 +112,22 @@ class ServiceMethods(RDBCore):
         stmt = select(SERVICES.c.id).where(SERVICES.c.id == service_id)
         if conn.execute(stmt).first() is None:
             raise ServiceNotFoundError(f"service {service_id} not found")
+
+    @retried(idempotent=True)
+    def lock_record(self, *, run_id: int | None = None, service_id: int | None = None) -> None:
+        check_lock_target(run_id, service_id)
+        if not self._levels():
+            raise StorageError("lock_record locks a record only inside atomically()")
+        table, key = (RUNS, run_id) if run_id is not None else (SERVICES, service_id)
+        stmt = select(table.c.id).where(table.c.id == key)
+        if self._dialect != "sqlite":  # SQLite: atomically() holds the database's write lock
+            # FOR NO KEY UPDATE: lockers queue; inserts of rows referencing it do not wait.
+            stmt = stmt.with_for_update(key_share=True)
+        with self._read() as conn:
+            if conn.execute(stmt).first() is None:
+                what = f"run {run_id}" if run_id is not None else f"service {service_id}"
+                error = RunNotFoundError if run_id is not None else ServiceNotFoundError
+                raise error(f"{what} not found")
 
     def _require_request(self, conn: Connection, request_id: int) -> None:
         stmt = select(SERVICE_REQUESTS.c.id).where(SERVICE_REQUESTS.c.id == request_id)

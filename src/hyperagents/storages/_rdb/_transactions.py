@@ -133,13 +133,16 @@ class _Level:
     Attributes:
         conn: The transaction's connection.
         spoiled: The error of a storage call made at this level (the level cannot commit).
+        after: What to do once the outermost transaction has ended, committed or rolled back
+            (see :meth:`RDBCore._when_done`; kept by the outermost level only).
     """
 
-    __slots__ = ("conn", "spoiled")
+    __slots__ = ("after", "conn", "spoiled")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.spoiled: BaseException | None = None
+        self.after: list[Callable[[], None]] = []
 
     def check(self) -> None:
         """Raise if a storage call at this level failed.
@@ -260,6 +263,15 @@ def _savepoint(conn: Connection) -> Iterator[Connection]:
     """A savepoint of ``conn``'s transaction: released on success, rolled back on an error."""
     with conn.begin_nested():
         yield conn
+
+
+def _run_after(actions: list[Callable[[], None]]) -> None:
+    """Call the actions deferred until a transaction ended, logging (not raising) errors."""
+    for action in actions:
+        try:
+            action()
+        except Exception as exc:  # the transaction's outcome stands; the action is a cleanup
+            logger.warning("storage cleanup after a transaction failed: %s", first_line(exc))
 
 
 def _translate(exc: SQLAlchemyError) -> StorageError:
@@ -438,10 +450,34 @@ class RDBCore(BaseStorage):
 
         return self._retrying(attempt, "atomically", receipt, committed)
 
+    def _when_done(self, action: Callable[[], None]) -> None:
+        """Call ``action`` once the transaction in progress has ended, whether it committed
+        or rolled back: inside ``atomically``, after its outermost transaction (a retried
+        attempt's actions run after that attempt), without the lock; outside it, now (call
+        it after the method's own transaction). ``action`` must look at what was committed
+        and act on that (e.g. delete files no row names), so that it is right either way.
+        Its errors are logged, never raised: the transaction's outcome stands."""
+        levels = self._levels()
+        if levels:
+            levels[0].after.append(action)
+        else:
+            _run_after([action])
+
     @contextlib.contextmanager
     def _transaction(self, levels: list[_Level]) -> Iterator[_Level]:
         """The outermost level of ``atomically``: a write transaction on a connection of its
-        own, with the lock held, committed when the body returns, rolled back if it raises."""
+        own, with the lock held, committed when the body returns, rolled back if it raises;
+        then, without the lock, the actions :meth:`_when_done` deferred."""
+        after: list[Callable[[], None]] = []
+        try:
+            with self._body(levels, after) as level:
+                yield level
+        finally:
+            _run_after(after)
+
+    @contextlib.contextmanager
+    def _body(self, levels: list[_Level], after: list[Callable[[], None]]) -> Iterator[_Level]:
+        """The transaction of :meth:`_transaction`, its level's deferred actions in ``after``."""
         with self._lock:
             try:
                 conn = self._write_engine.connect()
@@ -455,6 +491,7 @@ class RDBCore(BaseStorage):
                     yield level
                 finally:
                     levels.pop()
+                    after.extend(level.after)
                 try:
                     conn.commit()
                 except SQLAlchemyError as exc:

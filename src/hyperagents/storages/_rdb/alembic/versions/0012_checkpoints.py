@@ -6,8 +6,11 @@ row's large object when the row is deleted or names another one. Checkpoints tha
 versions kept in a folder of the machine that wrote them (``<database>.checkpoints/``) are not
 moved in: a training that was in progress starts over once, and that folder may be deleted.
 
-The downgrade drops the table: its checkpoints are lost (a training in progress starts over),
-their large objects are unlinked (PostgreSQL) and their files beside a SQLite database removed.
+The downgrade drops the table: its checkpoints are lost (a training in progress starts over)
+and their large objects are unlinked (PostgreSQL), in its transaction. Their files beside a
+SQLite database are left: deleted before the downgrade commits, they would be lost with a
+downgrade that rolls back. Nothing reads them without the table, and the upgrade deletes them
+before it makes the table (no row names them then, whether it commits or not).
 
 Revision ID: 0012_checkpoints
 Revises: 0011_compact
@@ -53,6 +56,11 @@ _UNLINK_ALL = (
 
 
 def upgrade() -> None:
+    conn = op.get_bind()
+    if conn.dialect.name == "sqlite":  # files of a downgraded table: no row can name them
+        folder = sqlite_artifact_dir(conn.engine.url)
+        if folder is not None:
+            shutil.rmtree(folder / CHECKPOINT_FOLDER, ignore_errors=True)
     op.create_table(
         "checkpoints",
         sa.Column("run_id", sa.Integer(), nullable=False),
@@ -87,8 +95,4 @@ def downgrade() -> None:
         op.execute(_UNLINK_ALL)  # dropping a table fires no delete trigger
         op.execute("DROP TRIGGER IF EXISTS checkpoints_unlink_large_object ON checkpoints")
         op.execute("DROP FUNCTION IF EXISTS hyperagents_checkpoints_unlink()")
-    op.drop_table("checkpoints")
-    if conn.dialect.name == "sqlite":
-        folder = sqlite_artifact_dir(conn.engine.url)
-        if folder is not None:
-            shutil.rmtree(folder / CHECKPOINT_FOLDER, ignore_errors=True)
+    op.drop_table("checkpoints")  # SQLite: its files go with the next upgrade (see above)
