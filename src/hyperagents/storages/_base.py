@@ -19,8 +19,8 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   the optional ``event`` it records) are visible, or none. :meth:`BaseStorage.atomically`
   makes the calls of a function one transaction (one step of the engine: an evaluation, the
   variant's state change and its events), committed together or not at all.
-* **LLM calls** are append-only records (:meth:`BaseStorage.add_llm_call`), deleted with their
-  run.
+* **Events and LLM calls** are append-only records of a run (:meth:`BaseStorage.add_event`,
+  :meth:`BaseStorage.add_llm_call`), deleted with it: see :mod:`hyperagents.storages._base_logs`.
 * **Programs are content-addressed.** :meth:`BaseStorage.put_program` stores each distinct file
   content once (keyed by its SHA-256) and each distinct manifest once (keyed by
   :attr:`Program.id`); putting the same program twice is a no-op that returns the same id.
@@ -95,14 +95,12 @@ from typing import Any, TypeVar
 from hyperagents.program import Program
 from hyperagents.storages._base_checkpoints import CheckpointStorage
 from hyperagents.storages._base_engines import EngineStorage
+from hyperagents.storages._base_logs import LogStorage
 from hyperagents.storages._base_services import ServiceStorage
 from hyperagents.storages._records import (
     EvaluationRecord,
     EvaluationSpec,
-    EventRecord,
     EventSpec,
-    LLMCallRecord,
-    LLMCallSpec,
     RunRecord,
     RunSpec,
     RunStatus,
@@ -115,7 +113,7 @@ __all__ = ["BaseStorage"]
 _T = TypeVar("_T")
 
 
-class BaseStorage(EngineStorage, ServiceStorage, CheckpointStorage, ABC):
+class BaseStorage(EngineStorage, ServiceStorage, CheckpointStorage, LogStorage, ABC):
     """Abstract storage: the contract is the module docstring and the methods' docstrings.
 
     Backends implement every abstract method and inherit these docstrings
@@ -515,102 +513,6 @@ class BaseStorage(EngineStorage, ServiceStorage, CheckpointStorage, ABC):
         Raises:
             VariantNotFoundError: No such variant.
         """
-
-    # -- events -----------------------------------------------------------------------------
-    @abstractmethod
-    def add_event(
-        self,
-        run_id: int,
-        kind: str,
-        message: str = "",
-        *,
-        variant_id: int | None = None,
-        data: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Append an event and return its id.
-
-        Raises:
-            RunNotFoundError: No such run.
-            VariantNotFoundError: ``variant_id`` is given and no such variant exists.
-            StorageError: ``data`` is not JSON-compatible.
-        """
-
-    @abstractmethod
-    def list_events(
-        self,
-        run_id: int,
-        *,
-        after_id: int = 0,
-        before_id: int | None = None,
-        kinds: Iterable[str] | None = None,
-        variant_id: int | None = None,
-        limit: int | None = None,
-        newest_first: bool = False,
-    ) -> list[EventRecord]:
-        """Events with ``after_id`` < id < ``before_id`` (optionally filtered), at most ``limit``,
-        in ascending id order (descending with ``newest_first``: the latest ``limit`` events).
-
-        Raises:
-            RunNotFoundError: No such run.
-        """
-
-    # -- LLM calls --------------------------------------------------------------------------
-    @abstractmethod
-    def add_llm_call(self, run_id: int, call: LLMCallSpec) -> int:
-        """Record one LLM call of the run and return its id.
-
-        Args:
-            run_id: The run the call was made for.
-            call: The call, whole (its ``variant_id`` says the variant, if any).
-
-        Raises:
-            RunNotFoundError: No such run.
-            VariantNotFoundError: ``call.variant_id`` is given and no such variant exists.
-            StorageError: ``call.request`` is not JSON-compatible.
-        """
-
-    @abstractmethod
-    def list_llm_calls(
-        self,
-        run_id: int,
-        *,
-        variant_id: int | None = None,
-        after_id: int = 0,
-        limit: int | None = None,
-    ) -> list[LLMCallRecord]:
-        """The run's LLM calls with id > ``after_id`` (optionally of one variant), ascending id.
-
-        Raises:
-            RunNotFoundError: No such run.
-        """
-
-    def llm_usage(self, run_id: int, *, variant_id: int | None = None) -> dict[str, Any]:
-        """Totals of the run's (or one variant's) LLM calls, counted as the gateway counts.
-
-        Returns:
-            ``calls`` (answered, cache hits included), ``cached``, ``errors`` (failed
-            attempts), ``prompt_tokens`` and ``completion_tokens`` (cache hits excluded) and
-            ``cost`` (US dollars).
-
-        Raises:
-            RunNotFoundError: No such run.
-        """
-        totals: dict[str, Any] = dict.fromkeys(
-            ("calls", "cached", "errors", "prompt_tokens", "completion_tokens"), 0
-        )
-        totals["cost"] = 0.0
-        for call in self.list_llm_calls(run_id, variant_id=variant_id):
-            if call.error is not None:
-                totals["errors"] += 1
-                continue
-            totals["calls"] += 1
-            if call.cached:
-                totals["cached"] += 1
-                continue
-            totals["prompt_tokens"] += call.prompt_tokens
-            totals["completion_tokens"] += call.completion_tokens
-            totals["cost"] += call.cost
-        return totals
 
     # -- transactions -----------------------------------------------------------------------
     @abstractmethod
