@@ -15,9 +15,6 @@ from hyperagents.exceptions import (
     VariantNotFoundError,
 )
 from hyperagents.storages._base import BaseStorage
-from hyperagents.storages._base_checkpoints import CheckpointStorage
-from hyperagents.storages._base_engines import EngineStorage
-from hyperagents.storages._base_services import ServiceStorage
 from hyperagents.storages._common import (
     dumps_json,
     json_copy,
@@ -45,9 +42,11 @@ __all__ = ["MemoryState"]
 _R = TypeVar("_R")
 
 #: The contract's methods a transaction watches (a call that raises spoils it).
+#: (every part of the contract: BaseStorage and the mixins it is made of).
 _CALLS = frozenset(
     name
-    for base in (BaseStorage, EngineStorage, ServiceStorage, CheckpointStorage)
+    for base in BaseStorage.__mro__
+    if base.__module__.startswith("hyperagents.storages._base")
     for name, member in vars(base).items()
     if inspect.isfunction(member) and not name.startswith("_")
 ) - {"atomically", "close"} | {"_select_requests", "_count_requests"}
