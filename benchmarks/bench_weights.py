@@ -37,7 +37,7 @@ Usage:
     python benchmarks/bench_weights.py --direct --length 3 --n-train 1200 --rounds 8 \
         --scratch-steps 2000 --round-steps 1000 --out arith.json
     python benchmarks/bench_weights.py --engine --seeds 2 --arms harness,weights,both \
-        --max-seconds 540 --n-train 1200 --out arith-engine.json
+        --max-seconds 600 --n-train 1200 --out arith-engine.json
 """
 
 from __future__ import annotations

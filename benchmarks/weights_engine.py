@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -58,6 +59,7 @@ class Measured:
     rusage_children_cpu_s: float
     engine_seconds: float
     returncode: int
+    load: list[list[float]] = field(default_factory=list)
     trainings_detail: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -94,6 +96,7 @@ def measure(
     cmd = command(args, arm, seed, url, name)
     print("$ " + " ".join(cmd[1:]), flush=True)
     group = meter.open()
+    load = [list(os.getloadavg())]
     kids, wall = _children_cpu(), time.perf_counter()
     log = work / f"{arm}-s{seed}.log"
     try:
@@ -106,9 +109,10 @@ def measure(
         cpu = None if group is None else meter.cpu_seconds(group)
     finally:
         meter.release(group)
+    load.append(list(os.getloadavg()))
     if done.returncode != 0:
         print(log.read_text()[-3000:], file=sys.stderr)
-    return read_run(
+    row = read_run(
         name,
         url,
         arm,
@@ -118,6 +122,8 @@ def measure(
         kids=kids,
         returncode=done.returncode,
     )
+    row.load = load
+    return row
 
 
 def read_run(
