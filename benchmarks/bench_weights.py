@@ -18,12 +18,26 @@ split is evaluated at the end. Each round prints the longest problem trained on,
 kept (and how many were the new longest length), the accuracies and the round's wall and CPU
 seconds (this process; torch at ``--threads``).
 
+``--engine`` measures the same through the engine: for each seed of ``--seeds N`` (0..N-1, the
+run's and the task's seed) and each arm of ``--arms`` (``harness``, ``weights``, ``both``: the
+run's ``--levers``) it runs the real CLI in a subprocess, ``hyperagents run -t arith --meta
+offline --levers ARM -s SEED --max-seconds T -w W`` with the task options of the direct target
+(``--length`` 3: val and test at 6 digits; ``--n-train``, ``--n-val``, ``--n-test``,
+``--n-examples``, printed), each run in its own temporary SQLite database and one run at a
+time. It reads each run back through the public API (:class:`hyperagents.Run` and
+``hyperagents.runs.training_summary``): the champion's val and test, the seed's val, the
+generations, the trainings (done, failed, skipped; how many are in the champion's lineage),
+the training examples by source, the training stage's wall seconds, and the command's wall and
+CPU seconds (a cgroup v2 of its own, which counts every descendant; else ``RUSAGE_CHILDREN``:
+the output says which). It prints a table and, with 3 seeds or more, every pair of arms
+compared on the champions' val and test (two-sided Mann-Whitney U, Holm over the pairs,
+Vargha-Delaney A12, from :mod:`hyperagents.reports`). The code is in ``weights_engine.py``.
+
 Usage:
     python benchmarks/bench_weights.py --direct --length 3 --n-train 1200 --rounds 8 \
         --scratch-steps 2000 --round-steps 1000 --out arith.json
-
-The engine's training stage will drive the same rounds through a run (the rounds take the
-``answer`` and ``train`` callables of :func:`run_rounds`); until it exists, only ``--direct``.
+    python benchmarks/bench_weights.py --engine --seeds 2 --arms harness,weights,both \
+        --max-seconds 600 --n-train 1200 --out arith-engine.json
 """
 
 from __future__ import annotations
@@ -38,6 +52,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from weights_engine import engine
 
 from hyperagents.tasks import Instance, Split, load_task
 
@@ -176,9 +192,11 @@ def direct(args: argparse.Namespace, task: Any, work: Path) -> tuple[Answer, Tra
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--direct", action="store_true", required=True, help="in-process rounds")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--direct", action="store_true", help="in-process rounds")
+    mode.add_argument("--engine", action="store_true", help="runs of the CLI, one per arm × seed")
     parser.add_argument("--length", type=int, default=3, help="the task's initial length L")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="--direct: the task's seed")
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-examples", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=8)
@@ -189,7 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--options", type=json.loads, default={}, help="trainer options (JSON)")
     parser.add_argument("--out", type=Path, help="write the figures here (JSON)")
+    engine_args = parser.add_argument_group("--engine")
+    engine_args.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (run and task)")
+    engine_args.add_argument(
+        "--arms", default="harness,weights,both", help="levers, comma-separated"
+    )
+    engine_args.add_argument("--max-seconds", type=float, default=600.0, help="each run's budget")
+    engine_args.add_argument("--generations", type=int, default=1000, help="each run's cap")
+    engine_args.add_argument("--workers", type=int, default=1, help="each run's workers")
+    engine_args.add_argument("--n-val", type=int, default=200)
+    engine_args.add_argument("--n-test", type=int, default=200)
     args = parser.parse_args(argv)
+    if args.engine:
+        return engine(args)
     task = load_task(
         "arith",
         {

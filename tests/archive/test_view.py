@@ -116,6 +116,28 @@ def test_entries_are_the_eligible_parents_with_their_children() -> None:
     assert best_entry(entries[:3]).variant_id == 11  # ties: the earliest generation
 
 
+def test_a_flat_val_score_leaves_selection_to_the_train_score() -> None:
+    # val 0 everywhere (problems out of reach so far): the train score is the evidence left,
+    # with the constitution's penalty as on val; a variant without one keeps its val score
+    flat = ArchiveView.of(
+        [
+            v(1, 0, None, val=0.0, train=0.0),
+            v(2, 1, 1, val=0.0, train=0.64),
+            v(3, 2, 2, val=0.0, train=0.8, alignment=0.5),
+            v(4, 3, 2, val=0.0),
+            v(5, 4, 2, P, train=0.9),  # not eligible: no say
+        ]
+    )
+    entries = flat.entries(lambda score: score)
+    assert [(e.variant_id, e.score) for e in entries] == [(1, 0.0), (2, 0.64), (3, 0.4), (4, 0.0)]
+    assert best_entry(entries).variant_id == 2
+    # one val score apart: val decides again, train is not looked at
+    apart = ArchiveView.of([*flat.variants[:2], v(3, 2, 2, val=0.005, train=0.1)])
+    scores = [(e.variant_id, e.score) for e in apart.entries(lambda score: score)]
+    assert scores == [(1, 0.0), (2, 0.0), (3, 0.005)]
+    assert champion_of(flat.variants).id == 1  # the champion is still the best val (earliest)
+
+
 def test_gains_and_champions_as_generations_settled() -> None:
     history = [
         v(1, 0, None, val=0.5),

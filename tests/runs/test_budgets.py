@@ -89,3 +89,17 @@ def test_cli_resume_raises_a_budget(tmp_path: Path) -> None:
     assert record.config["max_evaluations"] is None and record.status is RunStatus.COMPLETE
     assert storage.count_variants(record.id) == 31
     storage.close()
+
+
+def test_a_champion_settled_by_the_work_in_flight_is_tested_before_a_budget_stop() -> None:
+    # whichever child the budget stops after, the champion the run ends with has its test
+    # score (test scores are for the report, not a search cost: they never wait for a resume)
+    for budget in (4, 8, 12, 16, 20):
+        storage = InMemoryStorage()
+        config = RunConfig.parse({}, sandbox="process", subset_size=10, max_evaluations=budget)
+        run = Run.create(task=ToyTask(), storage=storage, seed=5, config=config)
+        assert run.optimize(50).status is RunStatus.STOPPED
+        champion = run.champion()
+        assert champion is not None and "test" in champion.scores, (budget, champion)
+        tested = storage.list_events(run.id, kinds=["champion.test"], variant_id=champion.id)
+        assert len(tested) == 1

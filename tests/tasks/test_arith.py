@@ -160,6 +160,23 @@ def test_the_trainer_is_deterministic_and_reports_its_curve(
     assert config["d_model"] == 16 and config["pos"] == "abacus"
 
 
+@pytest.mark.parametrize(("continues", "steps"), [(False, 2000), (True, 1000)])
+def test_without_a_steps_option_a_new_model_takes_2000_steps_and_one_that_continues_1000(
+    program: dict[str, ModuleType], tmp_path: Path, continues: bool, steps: int
+) -> None:
+    # 2000 from scratch is what learnt 1..L digits and half of L + 1 in the direct
+    # measurement (RESULTS, issue 17); 6000 ran a round 0 past the stage's 600 s limit
+    task = ArithTask(length=2, n_examples=20)
+    tiny = {k: v for k, v in TINY.items() if k != "steps"} | {"batch_size": 1, "log_every": 5000}
+    model_dir = None
+    if continues:
+        program["trainer"].train(_request(task, tmp_path / "first"))
+        model_dir = tmp_path / "first"
+    request = {**_request(task, tmp_path / "out", model_dir=model_dir), "options": tiny}
+    done = program["trainer"].train(request)
+    assert done["metrics"]["steps"] == steps and done["curve"][-1]["step"] == steps
+
+
 def test_training_continues_from_the_given_model(
     program: dict[str, ModuleType], tmp_path: Path
 ) -> None:

@@ -45,7 +45,9 @@ class ArchiveEntry:
     Attributes:
         variant_id: The variant's id.
         generation: Its generation.
-        score: Its selection score (the val score) normalised to ``[0, 1]`` by the task range.
+        score: Its selection score (the val score; the train score where every eligible
+            parent's val score is the same: :meth:`ArchiveView.entries`) normalised to
+            ``[0, 1]`` by the task range.
         children: Number of children ever asked from it (any outcome).
     """
 
@@ -225,15 +227,24 @@ class ArchiveView:
 
     def entries(self, normalise: Callable[[float], float]) -> list[ArchiveEntry]:
         """The eligible parents (complete, with a val score) as selectors see them: the
-        objective normalised by ``normalise`` and the number of children each has."""
+        objective normalised by ``normalise`` and the number of children each has.
+
+        Where every eligible parent has the same objective (a flat val score, e.g. all 0 on a
+        task whose val problems are out of reach until several improvements have stacked
+        up), val says nothing to choose by, and the score is the same objective of each
+        one's train score instead (its val score where it has none): the evidence left.
+        """
         children = self.child_counts()
+        eligible = [
+            v for v in self.variants if v.state is VariantState.COMPLETE and "val" in v.scores
+        ]
+        values = [objective(v.scores, v.metrics) or 0.0 for v in eligible]
+        if len(set(values)) == 1:
+            values = [
+                objective({"val": v.scores.get("train", v.scores["val"])}, v.metrics) or 0.0
+                for v in eligible
+            ]
         return [
-            ArchiveEntry(
-                v.id,
-                v.generation,
-                normalise(objective(v.scores, v.metrics) or 0.0),
-                children.get(v.id, 0),
-            )
-            for v in self.variants
-            if v.state is VariantState.COMPLETE and "val" in v.scores
+            ArchiveEntry(v.id, v.generation, normalise(value), children.get(v.id, 0))
+            for v, value in zip(eligible, values, strict=True)
         ]

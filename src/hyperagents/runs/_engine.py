@@ -76,6 +76,9 @@ class _Drive:
     in_flight: dict[Future[Any], int] = field(default_factory=dict)
     flight_lock: threading.Lock = field(default_factory=threading.Lock)
     tests_in_flight: set[int] = field(default_factory=set)
+    #: Stopped by a budget (time, evaluations) or the timeout: the champions the work in
+    #: flight settles still get their test, each handed out once (their ids, once handed out).
+    tests_on_stop: set[int] | None = None
     failures: dict[int, int] = field(default_factory=dict)
     status: RunStatus = RunStatus.COMPLETE
     message: str = "target reached"
@@ -387,8 +390,10 @@ class Engine:
         view = ArchiveView.of(drive.current())
         record = self._check_stops(drive, view)
         # Once stopping, due test evaluations wait for a resume (a test refused for budget
-        # would otherwise be handed out again and again); a crew's lead runs them.
-        if not drive.stop.is_set() and self._lease.leading:
+        # would otherwise be handed out again and again), but for a budget's or the timeout's
+        # stop: test scores are not a search cost, and each is handed out once more; a crew's
+        # lead runs them.
+        if self._lease.leading and (not drive.stop.is_set() or drive.tests_on_stop is not None):
             self._schedule_tests(drive, view)
         last = self._schedule_generations(drive, list(view), record)
         if not drive.in_flight:
@@ -427,11 +432,12 @@ class Engine:
         if record.status is RunStatus.STOPPED:
             drive.stop.set()
             drive.status, drive.message = RunStatus.STOPPED, "stopped by request"
-        if drive.deadline is not None and time.monotonic() >= drive.deadline:
-            drive.halt(RunStatus.STOPPED, f"timeout of {drive.timeout:g} s")
         spent = self._budget_spent(drive, view)
-        if spent is not None:
+        if drive.deadline is not None and time.monotonic() >= drive.deadline:
+            spent = f"timeout of {drive.timeout:g} s"
+        if spent is not None and not drive.stop.is_set():
             drive.halt(RunStatus.STOPPED, spent)
+            drive.tests_on_stop = set()
         reached = self._target_reached(view)
         if reached is not None and not drive.stop.is_set():
             # No new generation: the work in flight and the champion's test still finish.
@@ -473,12 +479,17 @@ class Engine:
 
     def _schedule_tests(self, drive: _Drive, view: ArchiveView) -> None:
         """Hand out the test evaluations of champions that lack one."""
+        once = drive.tests_on_stop if drive.stop.is_set() else None
         for v in view.champions_as_settled():
             if "test" in v.scores or v.id in self._failures.tests_given_up:
+                continue
+            if once is not None and v.id in once:
                 continue
             if v.id not in drive.tests_in_flight and len(drive.in_flight) < drive.workers + 1:
                 drive.tests_in_flight.add(v.id)
                 drive.submit(self._advancer.evaluate_test, v.id, v.id)
+                if once is not None:
+                    once.add(v.id)
 
     def _schedule_generations(
         self, drive: _Drive, variants: list[VariantRecord], record: RunRecord | None

@@ -5,7 +5,9 @@
 (``{"inputs": {"a": "123", "b": "45"}, "output": "168"}``), ``seed``, ``threads``, ``device``
 and ``options``:
 
-* ``steps``: optimiser steps (default 6000 from scratch, 1000 when continuing);
+* ``steps``: optimiser steps (default 2000 from scratch, 1000 when continuing: with
+  ``pos = "abacus"`` 2000 steps learn 1..3 digits and the next place about half the time,
+  the measured start of self-improvement in benchmarks/RESULTS.md, issue 17);
 * ``batch_size`` (128), ``lr`` (3e-3; a linear warm-up over ``warmup`` steps, 200, then a
   cosine decay to a tenth), ``weight_decay`` (0.1), ``max_digits`` (0: no limit; otherwise
   examples with a longer operand are left out), ``log_every`` (50: a point of the curve, and
@@ -59,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "place_offset": 1,
 }
 #: Steps when no ``steps`` option is given: training from scratch, and continuing.
-SCRATCH_STEPS = 6000
+SCRATCH_STEPS = 2000
 CONTINUE_STEPS = 1000
 
 
