@@ -241,8 +241,10 @@ def test_the_planning_cost_counts_calls_whose_run_never_started(
         )
 
     journal = PlanJournal(PlanLog(storage, service_id=service))
-    journal.pending(call(0.25))
-    journal.attached(served.run_id, [call(0.25)])  # its run started
+    made = call(0.25)
+    journal.pending(made)
+    # its run started (a journal is told in the transaction that writes the calls)
+    storage.atomically(lambda: journal.attached(served.run_id, [made]))
     journal.pending(call(0.5))  # the process died before its run did
     planning = api.get(f"/api/services/{service}").json()["autopilot"]["planning"]
     assert (planning["calls"], planning["attached"], planning["orphaned"]) == (2, 1, 1)
