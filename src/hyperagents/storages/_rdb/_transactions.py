@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
@@ -562,17 +562,7 @@ class RDBCore(BaseStorage):
     ) -> int:
         if spec is None:
             return 0
-        result = conn.execute(
-            _INSERT_EVENT,
-            {
-                "run_id": run_id,
-                "variant_id": variant_id,
-                "kind": spec.kind,
-                "message": spec.message,
-                "data": dict(spec.data) if spec.data is not None else {},
-                "created_at": utcnow(),
-            },
-        )
+        result = conn.execute(_INSERT_EVENT, _event_row(run_id, variant_id, spec, utcnow()))
         return int(cast(Any, result.inserted_primary_key)[0])
 
     def _insert_events(
@@ -584,18 +574,7 @@ class RDBCore(BaseStorage):
     ) -> None:
         """Insert the given events (None: none) in their order, in one statement."""
         now = utcnow()
-        rows = [
-            {
-                "run_id": run_id,
-                "variant_id": variant_id,
-                "kind": spec.kind,
-                "message": spec.message,
-                "data": dict(spec.data) if spec.data is not None else {},
-                "created_at": now,
-            }
-            for spec in specs
-            if spec is not None
-        ]
+        rows = [_event_row(run_id, variant_id, spec, now) for spec in specs if spec is not None]
         if rows:
             conn.execute(_INSERT_EVENT, rows)
 
@@ -640,3 +619,17 @@ class RDBCore(BaseStorage):
             conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
         else:  # other dialects: a concurrent writer makes this fail; put_program retries
             conn.execute(insert(table), rows)
+
+
+def _event_row(
+    run_id: int, variant_id: int | None, spec: EventSpec, now: datetime
+) -> dict[str, Any]:
+    """The ``events`` row of ``spec`` (the parameters of ``_INSERT_EVENT``)."""
+    return {
+        "run_id": run_id,
+        "variant_id": variant_id,
+        "kind": spec.kind,
+        "message": spec.message,
+        "data": dict(spec.data) if spec.data is not None else {},
+        "created_at": now,
+    }
