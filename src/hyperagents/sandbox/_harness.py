@@ -1193,7 +1193,9 @@ def _serve(control_fd: int, preload: str) -> int:
     # a child left behind by its working directory there).
     workspace = os.getcwd()
     os.chdir("/")  # nothing is imported from the workspace ahead of a request
-    _preload(_stdlib_imports(_compile_known(workspace)))
+    # What the harness itself imports in every child (its channels' locks), then the standard
+    # library the known sources import.
+    _preload(["threading", *_stdlib_imports(_compile_known(workspace))])
     # What the server holds now is shared by every child, copy-on-write: out of the collector's
     # sight, so a child's collections do not touch (and copy) those pages.
     gc.collect()
