@@ -208,7 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--options", type=json.loads, default={}, help="trainer options (JSON)")
     parser.add_argument("--out", type=Path, help="write the figures here (JSON)")
     engine_args = parser.add_argument_group("--engine")
-    engine_args.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (run and task)")
+    engine_args.add_argument("--seeds", type=int, default=2, help="how many seeds (run and task)")
+    engine_args.add_argument("--first-seed", type=int, default=0, help="seeds from this one on")
+    engine_args.add_argument(
+        "--selector", default="score_child", help="each run's parent selector (see `run --help`)"
+    )
     engine_args.add_argument(
         "--arms", default="harness,weights,both", help="levers, comma-separated"
     )

@@ -80,6 +80,7 @@ def command(args: argparse.Namespace, arm: str, seed: int, url: str, name: str) 
     }
     cmd = [sys.executable, "-m", "hyperagents", "run", "-t", "arith", "--meta", "offline"]
     cmd += ["--levers", arm, "-s", str(seed), "--max-seconds", str(args.max_seconds)]
+    cmd += ["--selector", args.selector]
     cmd += ["-g", str(args.generations), "-w", str(args.workers), "--storage", url, "-n", name]
     cmd += ["-q"]
     for key, value in options.items():
@@ -256,14 +257,15 @@ def engine(args: argparse.Namespace) -> int:
     print(
         f"arith: length {args.length} (val and test at {2 * args.length} digits), n_train "
         f"{args.n_train}, n_val {args.n_val}, n_test {args.n_test}, n_examples "
-        f"{args.n_examples}; {args.max_seconds:g} s an arm, {args.workers} worker(s)",
+        f"{args.n_examples}; {args.max_seconds:g} s an arm, {args.workers} worker(s), "
+        f"selector {args.selector}",
         flush=True,
     )
     rows: list[Measured] = []
     meter = TreeMeter()
     print(f"CPU counted by {meter.method}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-weights-engine-") as tmp:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for arm in arms:
                 row = measure(args, meter, arm, seed, Path(tmp))
                 rows.append(row)
