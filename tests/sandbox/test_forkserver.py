@@ -24,7 +24,7 @@ from hyperagents.sandbox import (
     Outcome,
     ProcessSandbox,
     SandboxResult,
-    _launcher,
+    _exchange,
     bwrap_available,
 )
 
@@ -275,7 +275,7 @@ def test_a_server_lost_during_a_request_is_the_requests_failure_and_is_replaced(
 ) -> None:
     # Where a child shares its server's uid and cannot be given a PID namespace, it can kill
     # or stop the server; here the test does it from outside while the child runs.
-    monkeypatch.setattr(_launcher, "_SERVER_GRACE", 1.0)
+    monkeypatch.setattr(_exchange, "_SERVER_GRACE", 1.0)
     sandbox = ProcessSandbox(warm=1)
     try:
         server = _waiting_server(sandbox)
