@@ -100,6 +100,23 @@ def voters(task: Any) -> list[Voter]:
     return [Voter(k, seed.with_files({"task_agent.py": code})) for k, code in VOTERS.items()]
 
 
+def ask_self(task: Any, live: list[LiveExample], sandbox: BreaksFor, *, quorum: int) -> Any:
+    """A plan's ``self`` action on every unlabelled request, :data:`VOTERS` voting (voter 1
+    the champion)."""
+    plan = {"actions": [{"kind": "more_data", "source": "self", "request_ids": []}]}
+    ballot = voters(task)
+    return act_on_data(
+        plan,
+        live,
+        task=task,
+        program=ballot[0].program,
+        sandbox=sandbox,
+        teacher=None,
+        voters=ballot,
+        quorum=quorum,
+    )
+
+
 def expected(example: LiveExample) -> str | None:
     """What the vote keeps for ``example`` (None: a tie)."""
     message = example.inputs["message"].lower()
@@ -120,19 +137,7 @@ def test_self_answers_are_kept_by_majority_vote_when_the_verifier_needs_the_targ
     # A request whose inputs are a val instance's: never kept, whatever the votes.
     live.append(LiveExample("val", task.instances(Split.VAL)[0].inputs, "x", feedback=0.0))
     assert "refund" in majority.values() and "billing" in majority.values() and ties
-    plan = {"actions": [{"kind": "more_data", "source": "self", "request_ids": []}]}
-    ballot = voters(task)
-    champion = ballot[0].program
-    done = act_on_data(
-        plan,
-        live,
-        task=task,
-        program=champion,
-        sandbox=sandbox,
-        teacher=None,
-        voters=ballot,
-        quorum=2,
-    )
+    done = ask_self(task, live, sandbox, quorum=2)
     (record,) = done.record
     assert sandbox.broke == 1  # the broken voter did not fail the plan
     assert record["by"] == "vote" and record["kept_as"] == "self-vote"
@@ -147,16 +152,7 @@ def test_self_answers_are_kept_by_majority_vote_when_the_verifier_needs_the_targ
     assert refused[-1] == "val: its inputs are a val or test instance's"
     assert sorted(refused[1:-1]) == sorted(f"{i}: no majority among the 2 answers" for i in ties)
     # A quorum the voters that answered cannot reach keeps nothing, and says so.
-    strict = act_on_data(
-        plan,
-        live,
-        task=task,
-        program=champion,
-        sandbox=sandbox,
-        teacher=None,
-        voters=ballot,
-        quorum=4,
-    )
+    strict = ask_self(task, live, sandbox, quorum=4)
     (record,) = strict.record
     assert strict.examples == () and record["kept"] == 0
     refund = next(i for i, label in majority.items() if label == "refund")
@@ -178,18 +174,7 @@ def test_a_verifier_that_needs_no_target_keeps_the_champions_verified_answers(
     task = InputsVerifiedSupport(**SIZES)
     assert not self_votes(task)
     live = live_requests()
-    plan = {"actions": [{"kind": "more_data", "source": "self", "request_ids": []}]}
-    ballot = voters(task)
-    done = act_on_data(
-        plan,
-        live,
-        task=task,
-        program=ballot[0].program,
-        sandbox=sandbox,
-        teacher=None,
-        voters=ballot,
-        quorum=2,
-    )
+    done = ask_self(task, live, sandbox, quorum=2)
     (record,) = done.record
     refunds = [e.request_id for e in live if not e.labelled and expected(e) == "refund"]
     assert record["by"] == "champion" and "voters" not in record and sandbox.broke == 0
