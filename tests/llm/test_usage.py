@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -73,3 +74,18 @@ def test_restore_replaces_the_totals_and_bad_budgets_are_refused() -> None:
         Ledger(max_cost=-1, max_tokens=None)
     with pytest.raises(LLMConfigError, match="max_tokens must be >= 0"):
         ledger.set_budget(max_cost=UNSET, max_tokens=True)
+
+
+def test_a_record_counted_is_recounted_as_stored() -> None:
+    ledger = Ledger(max_cost=0.015, max_tokens=None)
+    paid = call(tokens=(100, 20), cost=0.01, variant=3)
+    ledger.account(paid)
+    ledger.account(call(tokens=(100, 20), cost=0.01))
+    with pytest.raises(LLMBudgetExceeded):
+        ledger.check()
+    ledger.recount(paid, dataclasses.replace(paid, cached=True, cost=0.0))
+    ledger.check()  # the budget follows: room again
+    total, variant = ledger.usage(), ledger.usage(3)
+    assert (total.calls, total.cached, total.prompt_tokens) == (2, 1, 100)
+    assert total.cost == pytest.approx(0.01)
+    assert (variant.calls, variant.cached, variant.total_tokens, variant.cost) == (1, 1, 0, 0.0)

@@ -4,6 +4,7 @@ between leaves neither), so the run's record holds each call exactly once."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -108,3 +109,36 @@ def test_calls_answered_before_are_answered_again_once_without_asking_the_model(
     assert [(c.key, c.prompt_tokens, c.completion_tokens) for c in again_made] == [
         (c.key, c.prompt_tokens, c.completion_tokens) for c in made
     ]
+
+
+class TakenJournal(ListJournal):
+    """Finds the first call attached elsewhere meanwhile: writes it as cached, costing
+    nothing (as :class:`~hyperagents.service.PlanJournal` does for an orphan another process
+    attached first)."""
+
+    def attached(self, run_id: int, calls: Sequence[LLMCall]) -> Sequence[LLMCall]:
+        super().attached(run_id, calls)
+        first = dataclasses.replace(calls[0], cached=True, cost=0.0)
+        return [first, *calls[1:]]
+
+
+def test_a_call_the_journal_writes_otherwise_is_counted_as_written(
+    storage: BaseStorage, tmp_path: Path
+) -> None:
+    run_id = Run.create(task=ToyTask(), seed=1, storage=storage).id
+    prices = {"scripted": (100.0, 200.0)}
+    model = RunLLM(
+        storage, None, spec=scripted(tmp_path, ["a", "b"]), prices=prices, journal=TakenJournal()
+    )
+    ask = model.handler(variant_id=None, purpose="plan", scope="plan/0")
+    for content in ("one", "two"):
+        assert "text" in ask({"messages": [{"role": "user", "content": content}]})
+    paid = model.gateway.usage()
+    assert paid.cost > 0 and paid.cached == 0
+    model.attach(run_id)
+    stored = storage.llm_usage(run_id)
+    usage = model.gateway.usage()
+    assert usage.cost == pytest.approx(float(stored["cost"]))
+    assert 0 < usage.cost < paid.cost
+    assert usage.calls == paid.calls == 2 and usage.cached == 1
+    assert usage.total_tokens < paid.total_tokens

@@ -44,16 +44,20 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 def make_site(backend: str, tmp_path: Path) -> Iterator[Site]:
     """A served site on ``backend`` (a fixture's body)."""
     if backend == "sqlite":
-        yield Site(f"sqlite:///{tmp_path / 'plancalls.db'}", llm_prices=PRICES)
+        yield Site(f"sqlite:///{tmp_path / 'plancalls.db'}", llm_prices=PRICES, training=ALONE)
         return
     with postgres_databases() as make:
-        site = Site(make(), llm_prices=PRICES)
+        site = Site(make(), llm_prices=PRICES, training=ALONE)
         yield site
         site.store.close()
 
 
 #: Dollars per million tokens of the fake model: every call costs something.
 PRICES = {"m": [100.0, 200.0]}
+#: The served run's training settings: the champion alone votes on its own answers (support's
+#: verifier needs the target), so a plan's ``self`` action asks it (through the model) and
+#: keeps what it says.
+ALONE = {"voters": 1, "quorum": 1}
 
 
 class Killed(BaseException):

@@ -92,8 +92,9 @@ def _reattach(url: str, log: PlanLog, go: Any) -> None:
     reattach_orphans(mine)
 
 
-def _adopt(url: str, log: PlanLog, spec: str, name: str, go: Any) -> None:
-    """Do the orphans' plan again in a run of its own, the orphans offered, then attach."""
+def _adopt(url: str, log: PlanLog, spec: str, name: str, out: Path, go: Any) -> None:
+    """Do the orphans' plan again in a run of its own, the orphans offered, then attach;
+    write the run's id and the model's in-memory spend once attached to ``out``."""
     mine = _same_log(url, log)
     offered = offer_orphans(mine)
     answered = [w.call for w in offered.unclaimed() if w.call is not None]
@@ -106,6 +107,8 @@ def _adopt(url: str, log: PlanLog, spec: str, name: str, go: Any) -> None:
     run_id = _new_run(mine.storage, name, plan=True)
     go.wait(timeout=60)
     model.attach(run_id)
+    spent = model.gateway.usage()
+    out.write_text(json.dumps({"run_id": run_id, "cost": spent.cost, "cached": spent.cached}))
 
 
 def _race(targets: list[tuple[Any, tuple[Any, ...]]]) -> None:
@@ -145,16 +148,25 @@ def _reattached(url: str, log: PlanLog, orphans: list[dict[str, Any]], plan_id: 
     assert replies == [o["reply"] for o in orphans]
 
 
-def _adopted(url: str, log: PlanLog, orphans: list[dict[str, Any]], spec: str) -> None:
-    """Both processes make the plan again and adopt the orphans into runs of their own."""
+def _adopted(
+    url: str, log: PlanLog, orphans: list[dict[str, Any]], spec: str, tmp_path: Path
+) -> None:
+    """Both processes make the plan again and adopt the orphans into runs of their own; each
+    one's model counts in memory what it attached (the loser: nothing paid)."""
     names = [f"a-{orphans[0]['id']}", f"b-{orphans[0]['id']}"]
-    _race([(_adopt, (url, log, spec, name)) for name in names])
+    outs = [tmp_path / f"{name}.json" for name in names]
+    _race([(_adopt, (url, log, spec, name, out)) for name, out in zip(names, outs, strict=True)])
     by_run = _check_once(log, orphans)
     assert sorted(by_run.values()) == [CALLS, CALLS]  # both runs hold the whole plan
     usage = [log.storage.llm_usage(run_id) for run_id in by_run]
     loser = [u for u in usage if u["cost"] == 0]
     assert len(loser) == 1  # its calls answered from the winner's: cached, free
     assert loser[0]["cached"] == CALLS
+    for out in outs:  # each process's in-memory spend is what its run holds
+        spent = json.loads(out.read_text())
+        stored = log.storage.llm_usage(spent["run_id"])
+        assert spent["cost"] == pytest.approx(float(stored["cost"]))
+        assert spent["cached"] == stored["cached"]
 
 
 @pytest.mark.parametrize("how", ["reattach", "adopt"])
@@ -169,4 +181,4 @@ def test_two_processes_attaching_the_same_orphans_attach_each_once(
         if how == "reattach":
             _reattached(url, log, orphans, f"plan{race}")
         else:
-            _adopted(url, log, orphans, spec)
+            _adopted(url, log, orphans, spec, tmp_path)

@@ -75,7 +75,9 @@ def test_the_model_plans_and_teaches_through_the_gateway_recorded_with_the_impro
     # Recorded with the improvement run, never the served run; counted in its usage.
     calls = site.store.list_llm_calls(step.run_id)
     purposes = sorted({c.purpose.split("/")[0] for c in calls})
-    assert purposes == ["plan", "self", "teacher"] and len(calls) == asked == 1 + 3 + 4
+    # support's verifier needs the target, so ``self`` votes; the served run's lineage has
+    # fewer voters than its quorum (3): none is asked, nothing is spent on it.
+    assert purposes == ["plan", "teacher"] and len(calls) == asked == 1 + 3
     assert site.store.list_llm_calls(site.service.find_run("served").id) == []
     assert site.store.llm_usage(step.run_id)["calls"] == asked
     # The teacher's labels join train with their source, and nothing a plan brought in gates.
@@ -92,9 +94,9 @@ def test_the_model_plans_and_teaches_through_the_gateway_recorded_with_the_impro
     by_source = {d["source"]: d for d in step.data}
     assert by_source["teacher"]["kept"] == len(taught)
     assert by_source["people"]["wanted"] == [site.unlabelled[0]]
-    assert (
-        by_source["self"]["kept"] == 0 and by_source["self"]["refused"]
-    )  # support's verifier needs the target
+    own = by_source["self"]
+    assert own["by"] == "vote" and own["kept"] == 0 and own["quorum"] == 3
+    assert own["refused"] == [f"{len(own['voters'])} voters, fewer than the quorum of 3"]
     kinds = [e.kind for e in site.store.list_service_events(site.record.id)]
     assert DATA_EVENT in kinds and WANTED_EVENT in kinds
     assert step.outcome.scores["live_train"]["served"] is not None
@@ -255,13 +257,17 @@ def test_a_teacher_program_labels_in_the_sandbox_and_self_answers_are_verified(
         refunds
     )
     assert all(e.source == "teacher" and e.label == "refunds" for e in done.examples)
-    # support's verifier needs the target: a live input has none, so nothing is kept
+    # support's verifier needs the target: a live input has none, so the champion alone
+    # votes, fewer voters than the quorum: nothing is asked or kept
     assert own == {
         "source": "self",
         "asked": 1,
-        "by": "champion",
+        "by": "vote",
+        "kept_as": "self-vote",
+        "quorum": 3,
+        "voters": [None],
         "kept": 0,
         "ids": [],
-        "refused": own["refused"],
+        "refused": ["1 voters, fewer than the quorum of 3"],
     }
-    assert own["refused"] and done.wanted == ()
+    assert done.wanted == ()

@@ -41,6 +41,7 @@ class Probe(Task):
     constitution: ClassVar[Any] = {"rules": []}
     carries_model = True
     has_verifier = False
+    verifier_needs_target = False
     target_score = 1.5
     uses_judge = True
 

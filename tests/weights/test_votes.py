@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperagents.tasks import Split
+from hyperagents.tasks import Instance, Split
 from hyperagents.weights import DataGuard, unverified_outputs, voted_outputs
 
 from toytask import ToyTask
@@ -52,3 +52,14 @@ def test_kept_examples_follow_the_train_splits_order() -> None:
     ballot = {i: "lo" for i in reversed(ids)}
     kept = voted_outputs(guard, [ballot, ballot], quorum=2)
     assert [e.instance_id for e in kept] == ids
+
+
+def test_a_guard_over_given_train_instances_votes_on_them_and_never_on_held_out_inputs() -> None:
+    task = ToyTask(sizes=(6, 3, 3), seed=3)
+    val = task.instances(Split.VAL)[0]
+    served = [Instance("live:1", {"x": 0.123}, None), Instance("live:2", val.inputs, None)]
+    guard = DataGuard(task, train=served)  # e.g. live inputs nobody labelled
+    own = task.instances(Split.TRAIN)[0].id
+    ballot = {"live:1": "hi", "live:2": "hi", own: "hi"}
+    kept = voted_outputs(guard, [ballot, ballot], quorum=2)
+    assert [(e.instance_id, e.inputs, e.output) for e in kept] == [("live:1", {"x": 0.123}, "hi")]

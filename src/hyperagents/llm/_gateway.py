@@ -202,6 +202,17 @@ class Gateway:
         """
         self._ledger.restore(usage, variants or {})
 
+    def recount(self, counted: LLMCall, instead: LLMCall) -> None:
+        """Count the record ``instead`` in place of ``counted``, one this gateway counted:
+        its owner stored the call otherwise (e.g. as answered from another process's
+        record: cached, costing nothing), so the totals and the budget follow what is stored.
+
+        Args:
+            counted: The record as it was counted.
+            instead: The record as it is stored.
+        """
+        self._ledger.recount(counted, instead)
+
     def usage(self, variant_id: int | None = None) -> Usage:
         """The totals so far.
 

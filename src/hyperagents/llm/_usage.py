@@ -127,18 +127,19 @@ class Totals:
         self.completion_tokens = usage.completion_tokens
         self.cost = usage.cost
 
-    def add(self, call: LLMCall) -> None:
-        """Count one attempt's record (an error, a cache hit or a paid reply)."""
+    def add(self, call: LLMCall, *, times: int = 1) -> None:
+        """Count one attempt's record (an error, a cache hit or a paid reply); ``times`` -1
+        takes a record counted before back out."""
         if not call.ok:
-            self.errors += 1
+            self.errors += times
             return
-        self.calls += 1
+        self.calls += times
         if call.cached:
-            self.cached += 1
+            self.cached += times
             return
-        self.prompt_tokens += call.prompt_tokens
-        self.completion_tokens += call.completion_tokens
-        self.cost += call.cost
+        self.prompt_tokens += times * call.prompt_tokens
+        self.completion_tokens += times * call.completion_tokens
+        self.cost += times * call.cost
 
     def freeze(self) -> Usage:
         """A frozen snapshot of the totals."""
@@ -228,6 +229,16 @@ class Ledger:
         """Variant id → totals, for every variant that made a call."""
         with self._lock:
             return {vid: totals.freeze() for vid, totals in self._variants.items()}
+
+    def recount(self, counted: LLMCall, instead: LLMCall) -> None:
+        """Count ``instead`` in place of ``counted``, a record counted before (e.g. a call
+        its owner wrote as answered from another's record: cached, costing nothing), overall
+        and for their variants, in one step."""
+        with self._lock:
+            for call, times in ((counted, -1), (instead, 1)):
+                self._total.add(call, times=times)
+                if call.variant_id is not None:
+                    self._variants.setdefault(call.variant_id, Totals()).add(call, times=times)
 
     def check(self) -> None:
         """Refuse the next attempt if a budget is spent.

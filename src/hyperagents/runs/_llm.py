@@ -392,7 +392,9 @@ class RunLLM:
         """Record the pending calls into the run ``run_id``, and every later call too.
 
         The calls are written, and the journal told (:meth:`PendingJournal.attached`), in one
-        storage transaction: all of it or none of it.
+        storage transaction: all of it or none of it. A call the journal changed (e.g. one
+        another process attached first, written here as cached) is then counted as written:
+        the model's totals and budget hold what the run's record holds.
 
         Raises:
             RunStateError: A run is attached already.
@@ -405,12 +407,16 @@ class RunLLM:
             calls = list(self.pending)
             journal = self._journal
 
-            def write() -> None:
-                written = calls if journal is None else journal.attached(run_id, calls)
+            def write() -> list[LLMCall]:
+                written = list(calls if journal is None else journal.attached(run_id, calls))
                 for call in written:
                     self._storage.add_llm_call(run_id, llm_call_spec(call))
+                return written
 
-            self._storage.atomically(write)
+            written = self._storage.atomically(write)
+            for counted, stored in zip(calls, written, strict=False):
+                if stored is not counted:
+                    self.gateway.recount(counted, stored)
             self.pending.clear()
             self._run_id = run_id
 

@@ -195,13 +195,12 @@ def start_improvement(
         seed: The new run's seed.
         holdout_seed: Which inputs are held back (None: ``seed``).
         name: Its name (default: ``SERVED-improve``, ``SERVED-improve-2``…).
-        plan: The plan it carries out (stored with it, under ``plan``; for a program
-            that carries a model, its actions choose the levers: see :func:`plan_levers`).
-        plan_id: The plan's id in the planning log (stored under
+        plan: The plan it carries out (stored under ``plan``; for a program with a model,
+            its actions choose the levers: see :func:`plan_levers`).
+        plan_id: The plan's id in the planning log (under
             :data:`~hyperagents.service.PLAN_ID_ATTR`: its orphaned calls find their run).
         drive: ``detached``: an engine process drives it (the service must be able to drive
-            in the background); ``thread``: a daemon thread of this process; ``none``: only
-            created (resume it to drive it).
+            in the background); ``thread``: a daemon thread here; ``none``: only created.
 
     Returns:
         The new run's id.
@@ -216,12 +215,28 @@ def start_improvement(
     """
     served = service.find_run(run)
     champion = _served_variant(service, served, variant)
-    base, base_options = base_task_of(served)
     draw = seed if holdout_seed is None else holdout_seed
     split = split_live(live, holdout_fraction=holdout_fraction, seed=draw)
+    config, attrs = _run_setup(served, champion, split, live, budget.limits(), plan, plan_id)
+    request = _start_request(service, served, champion, config, attrs, budget, seed, name)
+    return _drive(service, request, drive)
+
+
+def _run_setup(
+    served: RunRecord,
+    champion: VariantRecord,
+    split: LiveSplit,
+    live: Sequence[LiveExample],
+    limits: Mapping[str, Any],
+    plan: PlanRecord | None,
+    plan_id: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An improvement run's config (the live task over the served one, ``split`` within the
+    plan's scope, the budgets ``limits``, the plan's levers) and its attributes (where it
+    comes from, what was dropped, its scope, plan and plan id)."""
+    base, base_options = base_task_of(served)
     split, own_data, scope = _scoped(split, live, None if plan is None else plan.plan)
     options = live_task_options(base, base_options, split, own_data=own_data)
-    mode = Mode(served.mode)
     attrs: dict[str, Any] = {
         IMPROVEMENT_ATTR: _link(served, champion),
         "live_dropped": list(split.dropped),
@@ -230,12 +245,28 @@ def start_improvement(
         attrs["scope"] = scope
     if plan_id is not None:
         attrs[PLAN_ID_ATTR] = plan_id
-    config = _config(served, options, budget.limits())
+    config = _config(served, options, limits)
     if plan is not None:
         attrs["plan"] = plan.as_json()
         levers = plan_levers(plan.plan, carries_model=load_task(base, base_options).carries_model)
         config.update({} if levers is None else {"levers": levers})
-    request = StartRequest(
+    return config, attrs
+
+
+def _start_request(
+    service: RunService,
+    served: RunRecord,
+    champion: VariantRecord,
+    config: dict[str, Any],
+    attrs: dict[str, Any],
+    budget: ImprovementBudget,
+    seed: int,
+    name: str | None,
+) -> StartRequest:
+    """The request that starts the improvement run from ``champion`` (a baseline arm's
+    run is improved in hyperagent mode)."""
+    mode = Mode(served.mode)
+    return StartRequest(
         task=LIVE_TASK_SPEC,
         mode=Mode.HYPERAGENT if mode.baseline else mode,
         generations=budget.generations,
@@ -246,7 +277,6 @@ def start_improvement(
         seed_from=str(champion.id),
         attrs=attrs,
     )
-    return _drive(service, request, drive)
 
 
 def _scoped(

@@ -16,8 +16,10 @@ number in ``[0, 1]``). :func:`split_live` divides a batch into
   :func:`hyperagents.service.improvement_outcome`).
 
 A label a plan brought in (``source``: ``teacher``, the configured model's answer; ``self``,
-the champion's own answer the task's verifier accepted; ``people``, a label a plan asked people
-for; see :mod:`hyperagents.service._more_data`) joins train only: it is never held back, and a
+the champion's own answer the task's verifier accepted; ``self-vote``, the answer a majority
+of the champion and earlier champions gave, for a task that cannot verify an answer without
+its target; ``people``, a label a plan asked people for; see
+:mod:`hyperagents.service._more_data`) joins train only: it is never held back, and a
 held-back example with such a source is dropped. Its inputs never join a held-back slice
 either.
 
@@ -80,7 +82,7 @@ MAX_EXAMPLE_BYTES = 16 * 1024
 #: The most JSON the examples of one kind (train, feedback, held back) take in a run's config.
 MAX_KIND_BYTES = 512 * 1024
 #: Where a label a plan brought in comes from (train only, never a gate).
-TRAIN_ONLY_SOURCES = ("teacher", "self", "people")
+TRAIN_ONLY_SOURCES = ("teacher", "self", "self-vote", "people")
 #: The longest request id.
 _MAX_ID_CHARS = 200
 

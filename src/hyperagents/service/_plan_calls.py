@@ -323,7 +323,8 @@ class PlanJournal:
         another process attached meanwhile (its improvement adopted it too, or reattached it)
         is not attached twice. The call that repeated it stays in this run's record, logged
         as a call of its own, answered from the orphan's record: cached, costing nothing
-        (the orphan's cost is counted where it is attached).
+        (the orphan's cost is counted where it is attached; the model's in-memory totals
+        and budget count it as written too: see :meth:`~hyperagents.runs.RunLLM.attach`).
 
         Returns:
             The calls to write into the run: ``calls``, each such repeat marked cached.

@@ -78,7 +78,15 @@ from hyperagents.service._improve import (
     start_improvement,
 )
 from hyperagents.service._live import LiveExample, LiveSplit, split_live
-from hyperagents.service._more_data import DATA_EVENT, WANTED_EVENT, DataOutcome, act_on_data
+from hyperagents.service._more_data import (
+    DATA_EVENT,
+    WANTED_EVENT,
+    DataOutcome,
+    Voter,
+    act_on_data,
+    lineage_voters,
+    self_votes,
+)
 from hyperagents.service._orphans import abandon_unclaimed, offer_orphans
 from hyperagents.service._plan_calls import PlanJournal, PlanLog, WaitingCalls, log_plan_run
 from hyperagents.service._planner import (
@@ -302,8 +310,21 @@ def _plan_and_act(
         agent=handlers["self"],
         most=ctx.settings.max_generated,
         memory_mb=config.memory_mb,
+        voters=_voters(ctx, record.plan, config),
+        quorum=config.training.quorum,
     )
     return record, data, model
+
+
+def _voters(ctx: _Context, plan: Mapping[str, Any], config: RunConfig) -> list[Voter]:
+    """Who votes on the plan's ``self`` answers: the champion's lineage (at most the served
+    run's ``training.voters``) when the plan asks for them and the task cannot verify them
+    without a target; else none."""
+    actions = [a for a in plan.get("actions") or [] if isinstance(a, Mapping)]
+    asks = any(a.get("kind") == "more_data" and a.get("source") == "self" for a in actions)
+    if not asks or not self_votes(ctx.task):
+        return []
+    return lineage_voters(ctx.service.storage, ctx.champion, most=config.training.voters)
 
 
 def _step(

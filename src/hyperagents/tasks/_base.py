@@ -153,6 +153,13 @@ class Task(ABC):
     #: outputs as training data by majority vote of the program's lineage instead, and a
     #: teacher's answers as the teacher gave them (see :mod:`hyperagents.weights`).
     has_verifier: ClassVar[bool] = True
+    #: Whether :meth:`accepts` needs the instance's target to judge an output (True, the
+    #: default's case: it scores the output against the target). A task whose verifier judges
+    #: an output from the inputs alone (it checks a proof, runs the tests the input carries)
+    #: sets it False: then an agent's answers to inputs nobody labelled (live requests a
+    #: service served) can be verified; otherwise a service keeps them by majority vote of
+    #: its champions (see :mod:`hyperagents.service`).
+    verifier_needs_target: ClassVar[bool] = True
     #: A score at which nothing better is sought: a run stops once its champion's val score
     #: reaches it (None: no such score).
     target_score: ClassVar[float | None] = None

@@ -35,6 +35,7 @@ TAKEN_OVER = (
     "meta_files",
     "carries_model",
     "has_verifier",
+    "verifier_needs_target",
     "target_score",
     "uses_judge",
 )

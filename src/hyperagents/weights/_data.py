@@ -100,10 +100,13 @@ class DataGuard:
 
     Args:
         task: The task (its splits are read once).
+        train: The instances examples may come from (default: the task's train split;
+            e.g. live inputs a service served, without targets).
     """
 
-    def __init__(self, task: Task) -> None:
-        self._train = {inst.id: inst for inst in task.instances(Split.TRAIN)}
+    def __init__(self, task: Task, *, train: Sequence[Instance] | None = None) -> None:
+        chosen = task.instances(Split.TRAIN) if train is None else train
+        self._train = {inst.id: inst for inst in chosen}
         self._position = {instance_id: k for k, instance_id in enumerate(self._train)}
         held_out = [inst for split in (Split.VAL, Split.TEST) for inst in task.instances(split)]
         self._held_ids = {inst.id for inst in held_out}
