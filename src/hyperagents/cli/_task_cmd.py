@@ -118,8 +118,8 @@ def _seed_on_val(task: Task, config: RunConfig) -> bool:
             "higher is better" if folder.higher_is_better else "lower is better: score -metric"
         )
         console.print(
-            f"  {escape(folder.metric_name)} = {folder.metric_of(result.score):.6g} as benchmark.py "
-            f"printed it ({direction})",
+            f"  {escape(folder.metric_name)} = {folder.metric_of(result.score):.6g} as "
+            f"benchmark.py printed it ({direction})",
             highlight=False,
         )
     low = task.score_range[0]
