@@ -61,3 +61,18 @@ def invoke_wide(*args: str, width: int = 200) -> tuple[int, str]:
         for console, old in zip(consoles, before, strict=True):
             console._width = old
     return result.exit_code, " ".join(result.output.split())
+
+
+def wrapped_task(folder: Path, task: str) -> str:
+    """A task spec (``FILE.py:Wrapped``) of built-in ``task`` inside a plain
+    :class:`~hyperagents.tasks.TaskWrapper` (its options handed on), as a plug-in that wraps
+    a task (live data, feedback) is: the commands must look through it."""
+    path = folder / f"wrapped_{Path(task).name}.py"
+    path.write_text(
+        "from hyperagents.tasks import TaskWrapper, load_task\n\n\n"
+        "class Wrapped(TaskWrapper):\n"
+        "    def __init__(self, **options):\n"
+        f"        super().__init__(load_task({task!r}, options))\n",
+        encoding="utf-8",
+    )
+    return f"{path}:Wrapped"

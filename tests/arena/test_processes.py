@@ -211,8 +211,9 @@ def test_an_arena_signalled_mid_round_resumes_the_round_and_ends_as_never_interr
         # The round in flight did not end, but its work done so far (and the step in flight
         # when the signal came) is stored.
         assert played_rounds(store, run.id) == list(range(1, going))
+        # Only the round in flight's: the finished rounds' went with their records.
         cut = step_keys(store, run.id)
-        assert any(key.startswith(f"{going}/") for key in cut)
+        assert cut and all(key.startswith(f"{going}/") for key in cut)
         resumed = cli("resume", "g", "--workers", "2", "--storage", url, cwd=tmp_path)
         assert resumed.returncode == 0, resumed.stderr
         assert "with 2 workers" in resumed.stderr
@@ -220,8 +221,7 @@ def test_an_arena_signalled_mid_round_resumes_the_round_and_ends_as_never_interr
         assert [e.workers for e in store.list_engines(run.id)] == [1, 2]
         assert store.get_run(run.id).status is RunStatus.COMPLETE
         assert played_rounds(store, run.id) == [1, 2, 3, 4]  # none lost, none played twice
-        keys = step_keys(store, run.id)
-        assert keys[: len(cut)] == cut and len(set(keys)) == len(keys)  # no step done twice
+        assert step_keys(store, run.id) == []  # every round recorded: no step kept
         assert arena_outcome(store, run.id) == uninterrupted
     finally:
         if engine.poll() is None:

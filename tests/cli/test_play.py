@@ -10,7 +10,7 @@ from hyperagents.storages import RDBStorage, RunSpec, VariantState
 from hyperagents.tasks import Split, load_task
 from hyperagents.tasks.snake import SnakeTask, play
 
-from cli_helpers import invoke_wide
+from cli_helpers import invoke_wide, wrapped_task
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,30 @@ def test_a_failing_agent_is_its_failure_and_other_tasks_are_refused(url: str) ->
     assert code == 1 and "play replays snake games" in out
     code, out = invoke_wide("play", "s/0", "--storage", url, "--game", "99")
     assert code == 1 and "has 12 games" in out
+
+
+def test_a_wrapped_snake_plays_by_the_snake_rules_it_wraps(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    folder = tmp_path_factory.mktemp("wrapped")
+    url = f"sqlite:///{folder / 'w.db'}"
+    store = RDBStorage(url)
+    seed = store.put_program(SnakeTask().seed_program())
+    spec = RunSpec(
+        name="w", task=wrapped_task(folder, "snake"), mode="hyperagent", seed=0, config={},
+        seed_program_id=seed,
+    )  # fmt: skip
+    run_id = store.create_run(spec)
+    store.create_variant(
+        run_id=run_id, generation=0, parent_id=None, state=VariantState.COMPLETE, program_id=seed
+    )
+    store.close()
+    code, out = invoke_wide("play", "w/0", "--storage", url, "--game", "1")
+    assert code == 0, out
+    inst = load_task("snake").instances(Split.TEST)[1]
+    game = play(SnakeTask().new_game(inst), _seed_moves(inst.inputs))
+    assert f"food {game.eaten}/61 moves {game.steps} length {len(game.body)}" in out
+    assert out.count("snake test-0001") == 2
 
 
 def _seed_moves(inputs: dict[str, object]) -> str:

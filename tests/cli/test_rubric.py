@@ -11,7 +11,7 @@ import pytest
 from hyperagents.tasks import Split, load_task
 from hyperagents.testing import FakeOpenAIServer
 
-from cli_helpers import invoke_wide
+from cli_helpers import invoke_wide, wrapped_task
 
 DRAFT = '[{"fact": "the key event", "weight": 3}, {"fact": "a number", "weight": 1}]'
 
@@ -43,6 +43,25 @@ def test_draft_writes_a_reviewable_rubric_file_the_task_reads(tmp_path: Path) ->
         "rubric", "draft", "--task", "summaries", "--llm", f"scripted:{script}", "-o", str(out)
     )
     assert code == 1 and "exists: give --force" in text
+
+
+def test_a_wrapped_judged_task_gets_its_rubrics_drafted(tmp_path: Path) -> None:
+    spec = wrapped_task(tmp_path, "summaries")
+    out = tmp_path / "r.json"
+    with FakeOpenAIServer(default=DRAFT, model="m") as server:
+        code, text = invoke_wide(
+            "rubric", "draft", "--task", spec, "--llm", f"{server.base_url}#m", "-o", str(out)
+        )
+    assert code == 0, text
+    document = json.loads(out.read_text())
+    assert document["task"] == "summaries" and len(document["rubrics"]) == 12
+    task = load_task(spec, {"rubric": str(out)})  # the wrapper hands the option on
+    assert task.instances(Split.TEST)[-1].target[0].text == "the key event"
+    code, text = invoke_wide(
+        "rubric", "draft", "--task", wrapped_task(tmp_path, "review"), "--llm", "x", "-o",
+        str(tmp_path / "n.json"),
+    )  # fmt: skip
+    assert code == 1 and "is not judged by an LLM" in text
 
 
 def test_draft_through_an_openai_compatible_server(tmp_path: Path) -> None:

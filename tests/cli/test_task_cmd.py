@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hyperagents.tasks import scaffold_task
 
-from cli_helpers import invoke_wide
+from cli_helpers import invoke_wide, wrapped_task
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -47,3 +48,13 @@ def test_a_failing_check_or_an_invalid_seed_exits_1(tmp_path: Path) -> None:
     (folder / "seed" / "task_agent.py").write_text("def solve(inputs:\n")
     code, out = invoke("test-task", spec, "--sandbox", "process")
     assert code == 1 and "seed program: INVALID (task_agent.py" in out
+
+
+def test_a_wrapped_folder_task_prints_its_metric_as_the_folder_does(tmp_path: Path) -> None:
+    folder = str(Path(__file__).resolve().parents[1] / "tasks" / "seed_folders" / "word_count")
+    said = []
+    for spec in (folder, wrapped_task(tmp_path, folder)):
+        code, out = invoke("test-task", spec, "--sandbox", "process")
+        assert code == 0, out
+        said.append(re.findall(r"\w+ = [\d.]+ as benchmark.py printed it \([^)]*\)", out))
+    assert said[0] == said[1] == ["accuracy = 0.5 as benchmark.py printed it (higher is better)"]

@@ -5,7 +5,8 @@ The arena is a run of mode ``arena`` in storage (its :class:`ArenaConfig` as the
 After every round the whole state (agents, suite, histories, evaluations) is stored as a
 content-addressed blob and named by the round's ``arena.round`` event; within a round, each
 piece of agent work (a test agent's proposals, a code agent's answers, a child) is stored as it
-completes (an ``arena.step`` event, see :mod:`hyperagents.arena._steps`). So an arena killed at
+completes (an ``arena.step`` event, see :mod:`hyperagents.arena._steps`; deleted with the
+round's record, in its transaction, once the round is recorded). So an arena killed at
 any moment resumes from its last finished round and the steps of the next one stored since,
 doing none of them again; every random choice is derived from the seed, the round and the
 agent, so the resumed arena ends exactly as one never killed. An interrupt (Ctrl-C; SIGTERM
@@ -419,7 +420,7 @@ def _play(
         summary = play_round(ctx, state, round_no, replace_worst)
         summary["seconds"] = round(time.monotonic() - started, 3)
         summary["state"] = ctx.put(state.to_program())
-        ctx.event("arena.round", _round_message(summary), summary)
+        ctx.log.end_round("arena.round", _round_message(summary), summary)
         if on_round is not None:
             on_round(summary)
     return True

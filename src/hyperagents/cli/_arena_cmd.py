@@ -10,6 +10,7 @@ import typer
 
 from hyperagents.arena import (
     ArenaConfig,
+    ArenaResult,
     arena_name,
     compare_level3,
     parse_tournament,
@@ -20,6 +21,63 @@ from hyperagents.cli._shared import StorageOpt, console, err_console, errors
 from hyperagents.llm import portable_llm_spec
 
 __all__ = ["arena"]
+
+# The command's options (its signature stays short; each option's help is here).
+_TaskOpt = Annotated[
+    str,
+    typer.Option(
+        help="An arena-capable task: one that declares arena() and a trusted oracle() "
+        "(email_validation, ip_validation, or a plug-in's; see docs/writing-a-task.md)."
+    ),
+]
+_RoundsOpt = Annotated[int, typer.Option(min=0, help="Rounds to play (resumed: in all).")]
+_TournamentOpt = Annotated[
+    str | None,
+    typer.Option(help="Code x test agents, e.g. 4x4 (default: 1x1, one on one)."),
+]
+_SeedOpt = Annotated[int, typer.Option(help="Seed of every random choice.")]
+_ReplaceOpt = Annotated[
+    int, typer.Option(min=0, help="Tournament: replace the worst agents every K rounds.")
+]
+_ProposalsOpt = Annotated[int, typer.Option(min=1, help="Inputs per test agent per round.")]
+_ChildrenOpt = Annotated[int, typer.Option(min=1, help="Children per code agent per round.")]
+_HeldoutOpt = Annotated[int, typer.Option(min=10, help="Held-out adversarial cases.")]
+_MetaOpt = Annotated[
+    str,
+    typer.Option(help="Code agents' meta agent: arena (rules + offline), offline or llm."),
+]
+_LLMOpt = Annotated[
+    str | None,
+    typer.Option(help="The model for --meta llm (openai:M, http://HOST/v1#M, scripted:FILE)."),
+]
+_SelfProposeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--self-propose", help="Code agents also propose inputs and may mutate propose()."
+    ),
+]
+_SandboxOpt = Annotated[str, typer.Option(help="Where agent code runs.")]
+_NameOpt = Annotated[
+    str | None, typer.Option(help="The arena's run name (an existing one is resumed).")
+]
+_WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=1,
+        help="Agents' work run side by side [default: the number of CPUs]; results do "
+        "not depend on it.",
+        show_default=False,
+    ),
+]
+_CompareOpt = Annotated[
+    bool,
+    typer.Option("--compare-level3", help="Also run level 3 at the same evaluations and score it."),
+]
+_JsonOpt = Annotated[
+    Path | None, typer.Option("--json", help="Write the JSON summary to this file.")
+]
 
 
 def _round_line(summary: dict[str, Any]) -> str:
@@ -37,64 +95,23 @@ def _round_line(summary: dict[str, Any]) -> str:
 
 
 def arena(
-    task: Annotated[
-        str,
-        typer.Option(
-            help="An arena-capable task: one that declares arena() and a trusted oracle() "
-            "(email_validation, ip_validation, or a plug-in's; see docs/writing-a-task.md)."
-        ),
-    ] = "email_validation",
-    rounds: Annotated[int, typer.Option(min=0, help="Rounds to play (resumed: in all).")] = 10,
-    tournament: Annotated[
-        str | None,
-        typer.Option(help="Code x test agents, e.g. 4x4 (default: 1x1, one on one)."),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
-    replace_every: Annotated[
-        int, typer.Option(min=0, help="Tournament: replace the worst agents every K rounds.")
-    ] = 3,
-    proposals: Annotated[int, typer.Option(min=1, help="Inputs per test agent per round.")] = 40,
-    children: Annotated[int, typer.Option(min=1, help="Children per code agent per round.")] = 2,
-    heldout: Annotated[int, typer.Option(min=10, help="Held-out adversarial cases.")] = 300,
-    meta: Annotated[
-        str,
-        typer.Option(help="Code agents' meta agent: arena (rules + offline), offline or llm."),
-    ] = "arena",
-    llm: Annotated[
-        str | None,
-        typer.Option(help="The model for --meta llm (openai:M, http://HOST/v1#M, scripted:FILE)."),
-    ] = None,
-    self_propose: Annotated[
-        bool,
-        typer.Option(
-            "--self-propose", help="Code agents also propose inputs and may mutate propose()."
-        ),
-    ] = False,
-    sandbox: Annotated[str, typer.Option(help="Where agent code runs.")] = "auto",
-    name: Annotated[
-        str | None, typer.Option(help="The arena's run name (an existing one is resumed).")
-    ] = None,
+    task: _TaskOpt = "email_validation",
+    rounds: _RoundsOpt = 10,
+    tournament: _TournamentOpt = None,
+    seed: _SeedOpt = 0,
+    replace_every: _ReplaceOpt = 3,
+    proposals: _ProposalsOpt = 40,
+    children: _ChildrenOpt = 2,
+    heldout: _HeldoutOpt = 300,
+    meta: _MetaOpt = "arena",
+    llm: _LLMOpt = None,
+    self_propose: _SelfProposeOpt = False,
+    sandbox: _SandboxOpt = "auto",
+    name: _NameOpt = None,
     storage: StorageOpt = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            "-w",
-            min=1,
-            help="Agents' work run side by side [default: the number of CPUs]; results do "
-            "not depend on it.",
-            show_default=False,
-        ),
-    ] = None,
-    compare: Annotated[
-        bool,
-        typer.Option(
-            "--compare-level3", help="Also run level 3 at the same evaluations and score it."
-        ),
-    ] = False,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the JSON summary to this file.")
-    ] = None,
+    workers: _WorkersOpt = None,
+    compare: _CompareOpt = False,
+    json_out: _JsonOpt = None,
 ) -> None:
     """Play an arena: test agents propose inputs, the task's oracle labels them, the suite grows
     with the cases code agents get wrong, and code agents improve against it; the champion is
@@ -108,21 +125,50 @@ def arena(
             | {"self_propose": self_propose, "llm": portable_llm_spec(llm) if llm else None}
         )
         name = name or arena_name(config)
-        with resumable_interrupts(name, storage):
-            result = run_arena(
-                config,
-                storage=storage,
-                name=name,
-                on_round=lambda s: err_console.print(_round_line(s), highlight=False),
-                workers=workers,
-            )
-        summary = result.summary()
-        if not result.heldout:  # stopped (a stop request) before its last round
-            say_stopped(name, storage)
-        elif compare:
-            total = int(result.evaluations["total"])
-            summary["level3"] = compare_level3(config, evaluations=total, storage=storage)
+        result = _play(config, name, storage, workers)
+        summary = _summary(result, config, name, storage, compare=compare)
         text = json.dumps(summary, indent=2, sort_keys=True)
         if json_out is not None:
             json_out.write_text(text + "\n", encoding="utf-8")
         console.print_json(text)
+
+
+def _play(config: ArenaConfig, name: str, storage: str | None, workers: int | None) -> ArenaResult:
+    """Play (or resume) the arena ``name``, a line per round on stderr; an interrupt says how
+    to resume it (see :func:`resumable_interrupts`).
+
+    Raises:
+        HyperagentsError: What :func:`run_arena` raises.
+        typer.Exit: An interrupt (130) or SIGTERM (143).
+    """
+    with resumable_interrupts(name, storage):
+        return run_arena(
+            config,
+            storage=storage,
+            name=name,
+            on_round=lambda s: err_console.print(_round_line(s), highlight=False),
+            workers=workers,
+        )
+
+
+def _summary(
+    result: ArenaResult,
+    config: ArenaConfig,
+    name: str,
+    storage: str | None,
+    *,
+    compare: bool,
+) -> dict[str, Any]:
+    """The JSON summary of ``result``: an arena stopped before its last round says how to go
+    on; with ``compare``, level 3's result at the same evaluations is added.
+
+    Raises:
+        HyperagentsError: What :func:`compare_level3` raises.
+    """
+    summary = result.summary()
+    if not result.heldout:  # stopped (a stop request) before its last round
+        say_stopped(name, storage)
+    elif compare:
+        total = int(result.evaluations["total"])
+        summary["level3"] = compare_level3(config, evaluations=total, storage=storage)
+    return summary

@@ -27,7 +27,7 @@ from hyperagents.cli._shared import (
 )
 from hyperagents.exceptions import TaskError
 from hyperagents.runs import resolve_variant, try_variant
-from hyperagents.tasks import Split, load_task, stored_task_options
+from hyperagents.tasks import Split, innermost_task, load_task, stored_task_options
 from hyperagents.tasks.snake import SnakeTask, render_frame, replay_frames
 
 __all__ = ["play"]
@@ -61,7 +61,8 @@ def play(
         record = resolve_variant(store, variant)
         run = store.get_run(record.run_id)
         task = load_task(run.task, stored_task_options(run.config))
-        if not isinstance(task, SnakeTask):
+        snake = innermost_task(task)  # a wrapped snake (live data...) plays by snake's rules
+        if not isinstance(snake, SnakeTask):
             raise TaskError(f"play replays snake games; variant {record.id}'s task is {task.name}")
         instances = task.instances(split)
         if game >= len(instances):
@@ -72,14 +73,14 @@ def play(
         if not answer["ok"]:
             console.print(agent_text(f"the agent failed: {answer['error']}"), style="bold red")
             raise typer.Exit(1)
-        moves = task.moves_of(instance, answer["output"])
+        moves = snake.moves_of(instance, answer["output"])
         verdict = task.score(instance, answer["output"])
         title = f"snake {instance.id} (variant {record.id})"
-        frames = replay_frames(task.new_game(instance), moves, title=title)
+        frames = replay_frames(snake.new_game(instance), moves, title=title)
         if all_frames or not console.is_terminal:
             _print_frames(frames, every=all_frames)
         else:
-            with Live(render_frame(task.new_game(instance)), console=console) as live:
+            with Live(render_frame(snake.new_game(instance)), console=console) as live:
                 for frame in frames:
                     live.update(frame)
                     time.sleep(delay)

@@ -18,7 +18,15 @@ from hyperagents.cli._shared import (
 from hyperagents.exceptions import TaskError
 from hyperagents.llm import Gateway, parse_llm_spec
 from hyperagents.runs import RunConfig, RunJudge, evaluate_seed
-from hyperagents.tasks import FolderTask, JudgedTask, Task, check_task, load_task, task_label
+from hyperagents.tasks import (
+    FolderTask,
+    JudgedTask,
+    Task,
+    check_task,
+    innermost_task,
+    load_task,
+    task_label,
+)
 
 __all__ = ["test_task"]
 
@@ -73,17 +81,19 @@ def test_task(
 
 
 def _attach_judge(task: Task, llm: str | None) -> None:
-    """Give a judged task a judge bound to ``llm`` (a gateway of its own, not recorded).
+    """Give a judged task (or the judged task a wrapper wraps) a judge bound to ``llm`` (a
+    gateway of its own, not recorded).
 
     Raises:
         TaskError: The task is judged and no model is given.
     """
-    if not task.uses_judge or not isinstance(task, JudgedTask):
+    judged = innermost_task(task)
+    if not task.uses_judge or not isinstance(judged, JudgedTask):
         return
     if llm is None:
         raise TaskError(f"task {task.name!r} is scored by an LLM judge: give --llm SPEC")
     gateway = Gateway(parse_llm_spec(llm))
-    task.attach_judge(RunJudge(lambda: gateway, task_name=task.name))
+    judged.attach_judge(RunJudge(lambda: gateway, task_name=judged.name))
 
 
 def _seed_on_val(task: Task, config: RunConfig) -> bool:
@@ -102,13 +112,14 @@ def _seed_on_val(task: Task, config: RunConfig) -> bool:
         f"{per * 1000:.1f} ms per instance, sandbox {escape(trial.sandbox)})",
         highlight=False,
     )
-    if isinstance(task, FolderTask):
+    folder = innermost_task(task)  # a wrapped folder task prints its metric too
+    if isinstance(folder, FolderTask):
         direction = (
-            "higher is better" if task.higher_is_better else "lower is better: score -metric"
+            "higher is better" if folder.higher_is_better else "lower is better: score -metric"
         )
         console.print(
-            f"  {escape(task.metric_name)} = {task.metric_of(result.score):.6g} as benchmark.py "
-            f"printed it ({direction})",
+            f"  {escape(folder.metric_name)} = {folder.metric_of(result.score):.6g} as "
+            f"benchmark.py printed it ({direction})",
             highlight=False,
         )
     low = task.score_range[0]

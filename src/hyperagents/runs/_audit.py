@@ -69,7 +69,7 @@ EVENT_KINDS: dict[str, str] = {
     "arena.round": "an arena round finished: suite growth, scores, the state stored",
     "arena.agent_failed": "an arena agent failed (propose, improve); the round went on",
     "arena.step": "a piece of an arena round's agent work stored as it completed (resume "
-    "takes it instead of doing it again)",
+    "takes it instead of doing it again; deleted once its round is recorded)",
     "arena.replaced": "a tournament replaced its worst agent by a mutated winner",
     "arena.heldout": "the arena champion was scored on the held-out adversarial suite",
 }

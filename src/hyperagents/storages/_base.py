@@ -20,7 +20,9 @@ Contract (every backend must satisfy it; ``hyperagents.testing.storage`` checks 
   makes the calls of a function one transaction (one step of the engine: an evaluation, the
   variant's state change and its events), committed together or not at all.
 * **Events and LLM calls** are append-only records of a run (:meth:`BaseStorage.add_event`,
-  :meth:`BaseStorage.add_llm_call`), deleted with it: see :mod:`hyperagents.storages._base_logs`.
+  :meth:`BaseStorage.add_llm_call`), deleted with it (events a run keeps only while it needs
+  them also by kind, :meth:`BaseStorage.delete_events`): see
+  :mod:`hyperagents.storages._base_logs`.
 * **Programs are content-addressed.** :meth:`BaseStorage.put_program` stores each distinct file
   content once (keyed by its SHA-256) and each distinct manifest once (keyed by
   :attr:`Program.id`); putting the same program twice is a no-op that returns the same id.

@@ -1,8 +1,10 @@
 """The storage contract of a run's logs: its events and its LLM calls.
 
-Both are append-only records of a run, deleted with it (:meth:`BaseStorage.delete_run`); the
-rest of the contract (ordering, missing records, JSON fields) is
-:mod:`hyperagents.storages._base`'s.
+Both are append-only records of a run, deleted with it (:meth:`BaseStorage.delete_run`), with
+one exception: events a run keeps only while it needs them (an arena's stored steps, see
+:mod:`hyperagents.arena`) are deleted by kind with :meth:`LogStorage.delete_events` once they
+are not. An id is never used again, deleted or not, so ids still grow with insertion. The rest
+of the contract (ordering, missing records, JSON fields) is :mod:`hyperagents.storages._base`'s.
 """
 
 from __future__ import annotations
@@ -52,6 +54,21 @@ class LogStorage(ABC):
     ) -> list[EventRecord]:
         """Events with ``after_id`` < id < ``before_id`` (optionally filtered), at most ``limit``,
         in ascending id order (descending with ``newest_first``: the latest ``limit`` events).
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+
+    @abstractmethod
+    def delete_events(
+        self, run_id: int, *, kinds: Iterable[str], before_id: int | None = None
+    ) -> int:
+        """Delete the run's events of ``kinds`` with id < ``before_id`` (None: all of them), in
+        one transaction (inside :meth:`~hyperagents.storages.BaseStorage.atomically`: with the
+        block); no other event changes, and no id is used again.
+
+        Returns:
+            How many were deleted.
 
         Raises:
             RunNotFoundError: No such run.

@@ -315,6 +315,23 @@ class InMemoryStorage(MemoryVariants, MemoryEngines, MemoryServices, MemoryCheck
                     found.append(self._copy_event(event))
             return found
 
+    def delete_events(
+        self, run_id: int, *, kinds: Iterable[str], before_id: int | None = None
+    ) -> int:
+        wanted = set(kinds)
+        with self._lock:
+            self._run(run_id)
+            doomed = [
+                event.id
+                for event in self._events.values()
+                if event.run_id == run_id
+                and event.kind in wanted
+                and (before_id is None or event.id < before_id)
+            ]
+            for event_id in doomed:
+                del self._events[event_id]
+            return len(doomed)
+
     # -- LLM calls --------------------------------------------------------------------------
     def add_llm_call(self, run_id: int, call: LLMCallSpec) -> int:
         copied = json_copy(dict(call.request), "request")

@@ -88,6 +88,29 @@ class RecordTests(StorageTestBase):
             )
         ] == [ids[3]]
 
+    def test_delete_events_by_kind_below_an_id(self, storage: BaseStorage) -> None:
+        run_id = self._run(storage)
+        other = self._run(storage, "other")
+        ids = [storage.add_event(run_id, kind) for kind in ("step", "round", "step", "step")]
+        theirs = storage.add_event(other, "step")
+        assert storage.delete_events(run_id, kinds=["step"], before_id=ids[3]) == 2
+        assert [e.id for e in storage.list_events(run_id)] == [ids[1], ids[3]]
+        assert storage.delete_events(run_id, kinds=["nothing"]) == 0
+        assert storage.delete_events(run_id, kinds=["step"]) == 1
+        assert [e.id for e in storage.list_events(run_id)] == [ids[1]]
+        assert [e.id for e in storage.list_events(other)] == [theirs]  # another run's stay
+        assert storage.add_event(run_id, "step") > theirs  # no id is used again
+
+        def cut() -> None:
+            storage.delete_events(run_id, kinds=["round", "step"])
+            raise ValueError("spoilt")
+
+        with pytest.raises(ValueError):
+            storage.atomically(cut)  # undone with the transaction
+        assert len(storage.list_events(run_id)) == 2
+        with pytest.raises(RunNotFoundError):
+            storage.delete_events(999_999, kinds=["step"])
+
     #: The request of every call :meth:`_llm_calls` records.
     _REQUEST: ClassVar[dict[str, Any]] = {
         "messages": [{"role": "user", "content": "hi ✓"}],

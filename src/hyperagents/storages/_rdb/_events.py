@@ -1,4 +1,5 @@
-"""The events and LLM calls of :class:`RDBStorage`: append-only records of a run."""
+"""The events and LLM calls of :class:`RDBStorage`: append-only records of a run (events a run
+keeps only while it needs them are deleted by kind)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select
+from sqlalchemy import and_, case, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from hyperagents.exceptions import StorageError
@@ -68,6 +69,17 @@ class EventMethods(RDBCore):
             if not rows:
                 self._require_run(conn, run_id)
         return [EventRecord(*row) for row in rows]
+
+    @retried(idempotent=True)
+    def delete_events(
+        self, run_id: int, *, kinds: Iterable[str], before_id: int | None = None
+    ) -> int:
+        stmt = delete(EVENTS).where(EVENTS.c.run_id == run_id, EVENTS.c.kind.in_(list(kinds)))
+        if before_id is not None:
+            stmt = stmt.where(EVENTS.c.id < before_id)
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            return int(conn.execute(stmt).rowcount)
 
     # -- LLM calls --------------------------------------------------------------------------
     @retried(idempotent=False)
