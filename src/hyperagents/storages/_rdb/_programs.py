@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hyperagents.exceptions import StorageError
@@ -76,13 +76,16 @@ class BaseFiles:
                 del self._files[next(iter(self._files))]
 
 
+#: Which of some hashes the blobs table holds (built once; the list is expanded when run).
+_PRESENT = select(BLOBS.c.sha256).where(BLOBS.c.sha256.in_(bindparam("hashes", expanding=True)))
+
+
 def _present(conn: Connection, hashes: Iterable[str]) -> set[str]:
     """Which of ``hashes`` the blobs table holds."""
     wanted = list(dict.fromkeys(hashes))
     present: set[str] = set()
     for i in range(0, len(wanted), IN_CHUNK):
-        stmt = select(BLOBS.c.sha256).where(BLOBS.c.sha256.in_(wanted[i : i + IN_CHUNK]))
-        present.update(conn.execute(stmt).scalars())
+        present.update(conn.execute(_PRESENT, {"hashes": wanted[i : i + IN_CHUNK]}).scalars())
     return present
 
 
