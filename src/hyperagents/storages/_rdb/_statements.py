@@ -22,6 +22,7 @@ from hyperagents.storages._rdb.models import (
 __all__ = [
     "INSERT_EVENT",
     "INSERT_RECEIPT",
+    "PROGRAMS_PRESENT",
     "PROGRAM_EXISTS",
     "RUN_EXISTS",
     "VARIANT_EXISTS",
@@ -42,6 +43,10 @@ INSERT_RECEIPT = insert(cast(Table, WriteReceiptModel.__table__))
 RUN_EXISTS = select(_RUNS.c.id).where(_RUNS.c.id == bindparam("key"))
 VARIANT_EXISTS = select(_VARIANTS.c.id).where(_VARIANTS.c.id == bindparam("key"))
 PROGRAM_EXISTS = select(_PROGRAMS.c.id).where(_PROGRAMS.c.id == bindparam("key"))
+#: Which of some program ids (the parameter ``ids``, a list) are stored.
+PROGRAMS_PRESENT = select(_PROGRAMS.c.id).where(
+    _PROGRAMS.c.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def _inserts_ignoring(dialect: str) -> dict[str, Executable]:
