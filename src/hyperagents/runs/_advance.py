@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 from hyperagents.evaluation import StageResult, ValidationResult
 from hyperagents.exceptions import DuplicateError
@@ -27,6 +28,34 @@ from hyperagents.runs._training import Training
 from hyperagents.storages import EventSpec, VariantRecord, VariantState
 
 __all__ = ["Advancer"]
+
+
+@dataclass
+class _Timing:
+    """Where one :meth:`Advancer.advance` call's time went, for the variant's ``timing``
+    metrics: written in the transaction that ends the variant's evaluation when there is one,
+    else after the call.
+
+    Attributes:
+        start: ``time.perf_counter()`` when the call began.
+        ask_seconds: The seconds asking for the variant took before it.
+        sandbox_seconds: The seconds spent in the sandbox so far.
+        written: The metrics are written in the transaction in progress (or committed).
+    """
+
+    start: float
+    ask_seconds: float
+    sandbox_seconds: float = 0.0
+    written: bool = False
+
+    def metrics(self) -> dict[str, Any]:
+        """The ``timing`` metrics as of now."""
+        total = time.perf_counter() - self.start + self.ask_seconds
+        return {
+            "total_seconds": total,
+            "sandbox_seconds": self.sandbox_seconds,
+            "engine_seconds": max(0.0, total - self.sandbox_seconds),
+        }
 
 
 class Advancer:
@@ -72,30 +101,22 @@ class Advancer:
             job: Its job, when the caller has it (else rebuilt if the improvement is due).
             record: Its record as the caller knows it is (else read).
         """
-        timing_start = time.perf_counter()
-        sandbox_seconds = 0.0
+        timing = _Timing(time.perf_counter(), self._jobs.take_ask_seconds(variant_id))
         variant = record if record is not None else self._ctx.variant(variant_id)
         if variant.state is VariantState.RUNNING and variant.program_id is None:
             variant, seconds = self._improve(variant, job)
-            sandbox_seconds += seconds
+            timing.sandbox_seconds += seconds
         if self._training.due(variant):
             variant, seconds = self._training.run(variant)
-            sandbox_seconds += seconds
+            timing.sandbox_seconds += seconds
         if variant.state is VariantState.RUNNING and self._gate.judges:
             variant = self._gate.judge(variant)
         if variant.state is VariantState.RUNNING:
-            variant, seconds = self._validate_and_evaluate(variant)
-            sandbox_seconds += seconds
+            variant = self._validate_and_evaluate(variant, timing)
         while variant.state is VariantState.EVALUATING:
-            variant, seconds = self._evaluate_next_stage(variant)
-            sandbox_seconds += seconds
-        total = time.perf_counter() - timing_start + self._jobs.take_ask_seconds(variant_id)
-        timing = {
-            "total_seconds": total,
-            "sandbox_seconds": sandbox_seconds,
-            "engine_seconds": max(0.0, total - sandbox_seconds),
-        }
-        self._ctx.storage.update_variant_metrics(variant_id, {"timing": timing})
+            variant = self._evaluate_next_stage(variant, timing)
+        if not timing.written:
+            self._ctx.storage.update_variant_metrics(variant_id, {"timing": timing.metrics()})
         self._plan.forget(variant_id)
         if variant.state.is_terminal:
             self._jobs.reviews.after_evaluation(variant_id)  # (when the run has a reviewer)
@@ -110,7 +131,7 @@ class Advancer:
             result.metrics.get("wall", 0.0)
         )
 
-    def _validate_and_evaluate(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
+    def _validate_and_evaluate(self, variant: VariantRecord, timing: _Timing) -> VariantRecord:
         """Validate a recorded child and evaluate its first stage in one sandbox run (the first
         with instances, see :meth:`StagePlan.run_validated`), then record it in one commit:
         ``RUNNING`` → ``INVALID`` with the reason, or ``RUNNING`` → ``EVALUATING`` with the
@@ -120,20 +141,22 @@ class Advancer:
         again.
 
         Returns:
-            The variant's record after the step, and the seconds spent in the sandbox.
+            The variant's record after the step (``timing``: where the time went, told the
+            seconds spent in the sandbox).
         """
         validation, results, seconds = self._plan.run_validated(
             variant, prune=lambda score: self._prune_reason(variant, score)
         )
+        timing.sandbox_seconds += seconds
         self._ctx.check_budget(variant.id)
 
         def record() -> VariantRecord:
             current, changed = self._record_validation(variant, validation)
             if changed and results and current.state is VariantState.EVALUATING:
-                current = self._record_stages(current, results)
+                current = self._record_stages(current, results, timing)
             return current
 
-        return self._ctx.storage.atomically(record), seconds
+        return self._ctx.storage.atomically(record)
 
     def _prune_reason(self, variant: VariantRecord, score: float) -> str | None:
         """Why ``variant`` stops after a train-subset ``score`` (None: it goes on)."""
@@ -171,37 +194,37 @@ class Advancer:
         variant = replace(variant, state=new_state) if changed else ctx.variant(variant.id)
         return variant, changed
 
-    def _evaluate_next_stage(self, variant: VariantRecord) -> tuple[VariantRecord, float]:
+    def _evaluate_next_stage(self, variant: VariantRecord, timing: _Timing) -> VariantRecord:
         """Run the next missing stage of an ``EVALUATING`` variant (or finish it).
 
         Returns:
-            The variant's record after the step, and the seconds spent in the sandbox.
+            The variant's record after the step (``timing``: where the time went, told the
+            seconds spent in the sandbox).
         """
         # A would-be champion is re-checked on held-out data once it has its val score.
         recheck = "val" in variant.scores and self._gate.rechecks(variant)
         pending = self._plan.pending(variant, recheck=recheck)
         if not pending:
-            return self._finish(variant, VariantState.COMPLETE, "evaluated"), 0.0
+            return self._finish(variant, VariantState.COMPLETE, "evaluated")
         stage = pending[0]
         if stage == "train":
             # Checked here rather than right after the subset, so that a resumed variant whose
             # subset score was recorded just before a crash is judged the same way.
             why = self._prune_reason(variant, variant.scores["train_subset"])
             if why is not None:
-                return self._finish(variant, VariantState.PRUNED, why), 0.0
+                return self._finish(variant, VariantState.PRUNED, why)
         result, sandbox = self._plan.run(variant, stage)
+        timing.sandbox_seconds += sandbox
         self._ctx.check_budget(variant.id)
-        return self._ctx.storage.atomically(lambda: self._record_stage(variant, result)), sandbox
-
-    def _record_stage(self, variant: VariantRecord, result: StageResult) -> VariantRecord:
-        """Record an ``EVALUATING`` variant's stage result (and finish it after its last)."""
-        return self._record_stages(variant, [result])
+        return self._ctx.storage.atomically(lambda: self._record_stages(variant, [result], timing))
 
     def _record_stages(
-        self, variant: VariantRecord, results: Sequence[StageResult]
+        self, variant: VariantRecord, results: Sequence[StageResult], timing: _Timing
     ) -> VariantRecord:
         """Record an ``EVALUATING`` variant's stage results in order, in one storage call, up
-        to the one that ends its evaluation (then finish it); the rest are not recorded."""
+        to the one that ends its evaluation (then finish it, its ``timing`` written in the same
+        transaction); the rest are not recorded."""
+        timing.written = False  # (a retried transaction writes it again)
         recorded: list[StageResult] = []
         for result in results:
             recorded.append(result)
@@ -224,7 +247,7 @@ class Advancer:
         scores = {**variant.scores, **{result.stage: result.score for result in recorded}}
         variant = replace(variant, scores=scores)
         if self._ends_evaluation(recorded[-1].stage):
-            variant = self._finish(variant, VariantState.COMPLETE, "evaluated")
+            variant = self._finish(variant, VariantState.COMPLETE, "evaluated", timing)
         return variant
 
     def _ends_evaluation(self, stage: str) -> bool:
@@ -232,8 +255,16 @@ class Advancer:
         step after val decides whether a recheck is due)."""
         return stage == "recheck" or (stage == "val" and not self._ctx.config.quarantine)
 
-    def _finish(self, variant: VariantRecord, state: VariantState, why: str) -> VariantRecord:
-        """Move an evaluated variant to its final state: pruned, or what the gate settles."""
+    def _finish(
+        self,
+        variant: VariantRecord,
+        state: VariantState,
+        why: str,
+        timing: _Timing | None = None,
+    ) -> VariantRecord:
+        """Move an evaluated variant to its final state: pruned, or what the gate settles
+        (``timing``: where the time went, to write with the state, inside the caller's
+        transaction)."""
         settled = (
             self._gate.settle(variant, why)
             if state is VariantState.COMPLETE
@@ -248,6 +279,9 @@ class Advancer:
             release=True,
             event=EventSpec(settled.kind, settled.message),
         ):
+            if timing is not None:
+                self._ctx.storage.update_variant_metrics(variant.id, {"timing": timing.metrics()})
+                timing.written = True
             return replace(variant, state=state, reason=reason, owner=None)
         return self._ctx.variant(variant.id)
 

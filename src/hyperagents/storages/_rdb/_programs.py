@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hyperagents.exceptions import StorageError
@@ -40,6 +40,7 @@ from hyperagents.storages._rdb._packing import (
     pack_blob,
     unpack_blob,
 )
+from hyperagents.storages._rdb._statements import PROGRAMS_PRESENT
 from hyperagents.storages._rdb._transactions import BLOBS, IN_CHUNK, PROGRAMS, RDBCore, retried
 
 __all__ = ["BaseFiles", "ProgramMethods", "read_blobs"]
@@ -76,13 +77,16 @@ class BaseFiles:
                 del self._files[next(iter(self._files))]
 
 
+#: Which of some hashes the blobs table holds (built once; the list is expanded when run).
+_PRESENT = select(BLOBS.c.sha256).where(BLOBS.c.sha256.in_(bindparam("hashes", expanding=True)))
+
+
 def _present(conn: Connection, hashes: Iterable[str]) -> set[str]:
     """Which of ``hashes`` the blobs table holds."""
     wanted = list(dict.fromkeys(hashes))
     present: set[str] = set()
     for i in range(0, len(wanted), IN_CHUNK):
-        stmt = select(BLOBS.c.sha256).where(BLOBS.c.sha256.in_(wanted[i : i + IN_CHUNK]))
-        present.update(conn.execute(stmt).scalars())
+        present.update(conn.execute(_PRESENT, {"hashes": wanted[i : i + IN_CHUNK]}).scalars())
     return present
 
 
@@ -131,6 +135,17 @@ def read_blobs(
             raise StorageError(f"program file {digest} needs missing file {base}")
         files[digest] = unpack_blob(stored, plain_bases.get(base) if base else None)
     return files, alone, artifacts
+
+
+def _stored_manifest(
+    manifest: dict[str, str], base: tuple[str, dict[str, str]] | None
+) -> dict[str, str] | ManifestDifference:
+    """What to store of ``manifest``: its difference from ``base`` (a stored program's id and
+    manifest with the same paths; None: none) when that is smaller, else the manifest."""
+    if base is None:
+        return manifest
+    difference = manifest_difference(manifest, base)
+    return manifest if difference is None else difference
 
 
 class ProgramMethods(RDBCore):
@@ -211,13 +226,23 @@ class ProgramMethods(RDBCore):
             files.setdefault(digest, (path, program[path]))
         for attempt in range(3):
             try:
+                # SQLite: the remembered manifest with the same paths, a base to store the
+                # difference from if the database holds it (asked with the program itself).
+                base = (
+                    self._manifest_bases.get(program.manifest)
+                    if self._dialect == "sqlite"
+                    else None
+                )
                 with self._write() as conn:
-                    if self._program_exists(conn, program_id):
+                    wanted = [program_id] if base is None else [program_id, base[0]]
+                    found = set(conn.execute(PROGRAMS_PRESENT, {"ids": wanted}).scalars())
+                    if program_id in found:
                         return program_id
                     rows, alone, artifacts = self._blob_rows(conn, files)
                     self._insert_ignoring_duplicates(conn, BLOBS, rows)
                     self._insert_artifacts(conn, artifacts)
-                    manifest = self._stored_manifest(conn, program.manifest)
+                    stored_base = base if base is not None and base[0] in found else None
+                    manifest = _stored_manifest(program.manifest, stored_base)
                     self._insert_ignoring_duplicates(
                         conn,
                         PROGRAMS,
@@ -234,18 +259,6 @@ class ProgramMethods(RDBCore):
                         f"cannot store program {program_id}: {first_line(exc)}"
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _stored_manifest(
-        self, conn: Connection, manifest: dict[str, str]
-    ) -> dict[str, str] | ManifestDifference:
-        """What to store of ``manifest`` (SQLite): its difference from the remembered manifest
-        with the same paths, when the database holds that one and the difference is smaller;
-        else the manifest itself."""
-        base = self._manifest_bases.get(manifest) if self._dialect == "sqlite" else None
-        if base is None or not self._program_exists(conn, base[0]):
-            return manifest
-        difference = manifest_difference(manifest, base)
-        return manifest if difference is None else difference
 
     def _read_manifest(self, conn: Connection, program_id: str) -> dict[str, str]:
         """The manifest of ``program_id``; the manifest read that stands alone (the program's,

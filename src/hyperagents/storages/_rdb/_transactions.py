@@ -30,7 +30,14 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -50,6 +57,14 @@ from hyperagents.storages._common import utcnow
 from hyperagents.storages._rdb._artifacts import ArtifactStore
 from hyperagents.storages._rdb._connect import first_line
 from hyperagents.storages._rdb._packing import JSONTexts
+from hyperagents.storages._rdb._statements import (
+    INSERT_EVENT,
+    INSERT_RECEIPT,
+    PROGRAM_EXISTS,
+    RUN_EXISTS,
+    VARIANT_EXISTS,
+    insert_ignoring,
+)
 from hyperagents.storages._rdb.models import (
     BannedVariantModel,
     BlobModel,
@@ -114,8 +129,6 @@ CHECKPOINTS = cast(Table, CheckpointModel.__table__)
 SERVICES = cast(Table, ServiceModel.__table__)
 SERVICE_REQUESTS = cast(Table, ServiceRequestModel.__table__)
 SERVICE_EVENTS = cast(Table, ServiceEventModel.__table__)
-#: The one event insert (built once: see ``_insert_event``).
-_INSERT_EVENT = insert(EVENTS)
 #: Receipts older than this are deleted (a receipt is needed only while its call retries).
 _RECEIPT_KEEP = timedelta(days=1)
 #: Old receipts are pruned once every this many receipts written by one storage object.
@@ -536,7 +549,7 @@ class RDBCore(BaseStorage):
         write committed in an earlier attempt whose COMMIT reply was lost)."""
         now = utcnow()
         try:
-            conn.execute(insert(RECEIPTS), {"token": token, "result": None, "created_at": now})
+            conn.execute(INSERT_RECEIPT, {"token": token, "result": None, "created_at": now})
         except IntegrityError:
             raise _AlreadyApplied(token) from None
         self._receipts_written += 1
@@ -562,7 +575,7 @@ class RDBCore(BaseStorage):
     ) -> int:
         if spec is None:
             return 0
-        result = conn.execute(_INSERT_EVENT, _event_row(run_id, variant_id, spec, utcnow()))
+        result = conn.execute(INSERT_EVENT, _event_row(run_id, variant_id, spec, utcnow()))
         return int(cast(Any, result.inserted_primary_key)[0])
 
     def _insert_events(
@@ -576,18 +589,16 @@ class RDBCore(BaseStorage):
         now = utcnow()
         rows = [_event_row(run_id, variant_id, spec, now) for spec in specs if spec is not None]
         if rows:
-            conn.execute(_INSERT_EVENT, rows)
+            conn.execute(INSERT_EVENT, rows)
 
     def _run_exists(self, conn: Connection, run_id: int) -> bool:
-        return conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is not None
+        return conn.execute(RUN_EXISTS, {"key": run_id}).first() is not None
 
     def _variant_exists(self, conn: Connection, variant_id: int) -> bool:
-        stmt = select(VARIANTS.c.id).where(VARIANTS.c.id == variant_id)
-        return conn.execute(stmt).first() is not None
+        return conn.execute(VARIANT_EXISTS, {"key": variant_id}).first() is not None
 
     def _program_exists(self, conn: Connection, program_id: str) -> bool:
-        stmt = select(PROGRAMS.c.id).where(PROGRAMS.c.id == program_id)
-        return conn.execute(stmt).first() is not None
+        return conn.execute(PROGRAM_EXISTS, {"key": program_id}).first() is not None
 
     def _require_run(self, conn: Connection, run_id: int) -> None:
         if not self._run_exists(conn, run_id):
@@ -607,24 +618,14 @@ class RDBCore(BaseStorage):
     def _insert_ignoring_duplicates(
         self, conn: Connection, table: Table, rows: list[dict[str, Any]]
     ) -> None:
-        if not rows:
-            return
-        if self._dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
-        elif self._dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
-        else:  # other dialects: a concurrent writer makes this fail; put_program retries
-            conn.execute(insert(table), rows)
+        if rows:
+            conn.execute(insert_ignoring(self._dialect, table), rows)
 
 
 def _event_row(
     run_id: int, variant_id: int | None, spec: EventSpec, now: datetime
 ) -> dict[str, Any]:
-    """The ``events`` row of ``spec`` (the parameters of ``_INSERT_EVENT``)."""
+    """The ``events`` row of ``spec`` (the parameters of ``INSERT_EVENT``)."""
     return {
         "run_id": run_id,
         "variant_id": variant_id,

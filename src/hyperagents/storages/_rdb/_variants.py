@@ -93,6 +93,7 @@ _READ_FOR_UPDATE = {
 }
 #: Executed with the columns to set as parameters, and ``variant_key``.
 _UPDATE_VARIANT = update(VARIANTS).where(_BY_ID)
+_UPDATE_VARIANT_RETURNING = _UPDATE_VARIANT.returning(VARIANTS.c.run_id)
 _INSERT_EVALUATION = insert(EVALUATIONS)
 _SET_STATE = update(VARIANTS).where(
     _BY_ID, VARIANTS.c.state.in_(bindparam("allowed_states", expanding=True))
@@ -104,6 +105,13 @@ _EVALUATION_SELECT = [
     for c in _EVALUATION_COLUMNS
 ]
 _VARIANT_STATES = {int(s): s for s in VariantState}
+#: A variant's evaluations in order (True: SQLite, JSON columns as stored).
+_LIST_EVALUATIONS = {
+    sqlite: select(*(_EVALUATION_SELECT if sqlite else _EVALUATION_COLUMNS))
+    .where(EVALUATIONS.c.variant_id == bindparam("variant_key"))
+    .order_by(EVALUATIONS.c.id)
+    for sqlite in (True, False)
+}
 
 
 class VariantMethods(RDBCore):
@@ -281,10 +289,17 @@ class VariantMethods(RDBCore):
             values["engine"] = engine
         if worker is not None:
             values["worker"] = int(worker)
-        stmt = update(VARIANTS).where(VARIANTS.c.id == variant_id).values(values)
+        params = {**values, "variant_key": variant_id}
         try:
             with self._write() as conn:
-                applied, run_id = self._update_variant(conn, variant_id, stmt, event is not None)
+                applied, run_id = self._update_variant(
+                    conn,
+                    variant_id,
+                    _UPDATE_VARIANT,
+                    event is not None,
+                    params,
+                    _UPDATE_VARIANT_RETURNING,
+                )
                 if not applied:
                     raise VariantNotFoundError(f"variant {variant_id} not found")
                 self._insert_event(conn, run_id, variant_id, event)
@@ -432,10 +447,17 @@ class VariantMethods(RDBCore):
                 run_id, scores, variant_metrics = row
                 scores = dict(scores or {})
                 variant_metrics = dict(variant_metrics or {})
+                # Whether an earlier evaluation may hold results a later one repeats: every
+                # evaluation sets its stage's score, and one without results is never
+                # rewritten as a reference (see ``_refer_earlier``).
+                earlier = bool(scores)
                 ids: list[int] = []
                 for spec, value in zip(evaluations, values, strict=True):
                     stamp = (now, engine, worker)
-                    ids.append(self._insert_evaluation(conn, variant_id, spec, value, stamp))
+                    ids.append(
+                        self._insert_evaluation(conn, variant_id, spec, value, stamp, earlier)
+                    )
+                    earlier = earlier or bool(spec.results)
                     scores[spec.stage] = value
                     previous = variant_metrics.get(spec.stage)
                     merged = dict(previous) if isinstance(previous, Mapping) else {}
@@ -458,9 +480,11 @@ class VariantMethods(RDBCore):
         spec: EvaluationSpec,
         score: float,
         stamp: tuple[Any, str | None, int | None],
+        earlier: bool = True,
     ) -> int:
         """Insert one evaluation row (``stamp``: when, by which engine and worker); on SQLite,
-        earlier results it repeats become references to it. Returns its id."""
+        earlier results it repeats become references to it (``earlier``: the variant may have
+        an evaluation with results already). Returns its id."""
         now, engine, worker = stamp
         records = [dict(r) for r in spec.results]
         result = conn.execute(
@@ -479,7 +503,7 @@ class VariantMethods(RDBCore):
             },
         )
         evaluation_id = int(cast(Any, result.inserted_primary_key)[0])
-        if self._dialect == "sqlite":
+        if self._dialect == "sqlite" and earlier and records:
             self._refer_earlier(conn, variant_id, spec.stage, records)
         return evaluation_id
 
@@ -522,12 +546,7 @@ class VariantMethods(RDBCore):
     def list_evaluations(self, variant_id: int) -> list[EvaluationRecord]:
         sqlite = self._dialect == "sqlite"
         with self._read() as conn:
-            stmt = (
-                select(*(_EVALUATION_SELECT if sqlite else _EVALUATION_COLUMNS))
-                .where(EVALUATIONS.c.variant_id == variant_id)
-                .order_by(EVALUATIONS.c.id)
-            )
-            rows = conn.execute(stmt).all()
+            rows = conn.execute(_LIST_EVALUATIONS[sqlite], {"variant_key": variant_id}).all()
             if not rows:
                 self._require_variant(conn, variant_id)
         if not sqlite:
