@@ -287,6 +287,38 @@ def test_the_task_agent_loads_its_model_in_the_runs_sandbox(
     assert outputs == program["arith_model"].generate(model, problems)
 
 
+def test_the_runs_training_stage_trains_as_the_trainer_does_in_process(
+    program: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    # Issue 17: the engine's rounds are the direct mode's computation. A child holding its
+    # parent's model, trained by the run's stage in the sandbox (checkpoints written after
+    # every step, a 63-bit seed as the engine derives), ends with the same bytes as the
+    # trainer called in process with the same examples, seed and options.
+    from hyperagents.sandbox import get_sandbox
+    from hyperagents.weights import TrainingLimits, run_trainer
+
+    task = ArithTask(length=2, n_examples=50)
+    program["trainer"].train(_request(task, tmp_path / "parent"))
+    parent = {f"model/{p.name}": p.read_bytes() for p in (tmp_path / "parent").iterdir()}
+    request = _request(task, tmp_path / "here", model_dir=tmp_path / "parent", seed=2**62 + 7)
+    program["trainer"].train(request)
+    steps: list[int] = []
+    outcome = run_trainer(
+        task.seed_program().with_files(parent),
+        request["examples"],
+        sandbox=get_sandbox("auto", preload=task.sandbox_preload),
+        limits=TrainingLimits(seconds=120.0, checkpoint_seconds=1e-9),
+        seed=request["seed"],
+        options=request["options"],
+        on_checkpoint=lambda step, files: steps.append(step),
+    )
+    assert outcome.ok, outcome.reason
+    assert steps, "the sandboxed training wrote no checkpoint"
+    here = (tmp_path / "here" / "model.safetensors").read_bytes()
+    assert outcome.model["model.safetensors"] == here
+    assert here != parent["model/model.safetensors"]
+
+
 class _Killed(Exception):
     """Stands for the kill of the trainer's process."""
 
