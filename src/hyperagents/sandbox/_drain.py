@@ -65,6 +65,7 @@ class Drain(threading.Thread):
         self._pending: dict[int, CappedBuffer] = {}
         self._stdin_fd: int | None = None
         self._next_sample: float | None = None
+        self._fired = False  # the deadline passed and ``on_expiry`` was called
 
     def watch(self, deadline: Deadline, on_expiry: Callable[[], None]) -> None:
         """Call ``on_expiry`` once, from this thread, if ``deadline`` passes before it is
@@ -96,6 +97,12 @@ class Drain(threading.Thread):
             os.set_blocking(fd, False)
         try:
             self._loop(self._wake_fds[0])
+        except Exception:
+            # A bug here must not leave the run without its wall clock: watch it the plain way.
+            self._close_stdin()
+            if self._deadline is not None and not self._fired and self._deadline.expired():
+                self._expire()
+            raise
         finally:
             with self._wake_lock:
                 for fd in self._wake_fds:
@@ -112,14 +119,13 @@ class Drain(threading.Thread):
         self._stdin_fd = self._open_stdin()
         if self._stdin_fd is not None:
             poller.register(self._stdin_fd, select.POLLOUT)
-        fired = False
         while not self._halt.is_set():
             left = self._deadline.remaining() if self._deadline is not None else None
-            if left is not None and left <= 0 and not fired:
-                fired = True
+            if left is not None and left <= 0 and not self._fired:
+                self._fired = True
                 self._expire()
                 continue
-            waits = [] if left is None or fired else [left]
+            waits = [] if left is None or self._fired else [left]
             if left is not None and self._next_sample is not None:  # the run goes on
                 if time.monotonic() >= self._next_sample:
                     self._sample_now()
