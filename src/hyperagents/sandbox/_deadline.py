@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = ["Deadline"]
 
@@ -32,6 +33,16 @@ class Deadline:
         self._validating = validate_time is not None
         self._stopped = False
         self._at = time.monotonic() + self.limit
+        self._listener: Callable[[], None] | None = None
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (without the lock held) whenever the deadline moves or stops
+        (a thread that waits for it elsewhere, e.g. in a poll, wakes up to look again)."""
+        self._listener = listener
+
+    def _changed_now(self) -> None:
+        if self._listener is not None:
+            self._listener()
 
     @property
     def limit(self) -> float:
@@ -50,6 +61,7 @@ class Deadline:
         with self._changed:
             self._at = time.monotonic() + self.limit
             self._changed.notify_all()
+        self._changed_now()
 
     def validated(self) -> None:
         """The validation is over: the rest has ``wall_time`` from now (once; later calls,
@@ -61,12 +73,20 @@ class Deadline:
             self._validating = False
             self._at = time.monotonic() + self._wall_time
             self._changed.notify_all()
+        self._changed_now()
 
     def stop(self) -> None:
         """The run is over: :meth:`expired` returns False."""
         with self._changed:
             self._stopped = True
             self._changed.notify_all()
+        self._changed_now()
+
+    def remaining(self) -> float | None:
+        """Seconds until the deadline now (0 or less: it has passed); None once the run is
+        over (:meth:`stop`). Never waits."""
+        with self._changed:
+            return None if self._stopped else self._at - time.monotonic()
 
     def expired(self) -> bool:
         """Wait until the deadline passes (True) or the run is over (False)."""

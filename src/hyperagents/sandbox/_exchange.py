@@ -157,27 +157,25 @@ class Exchange:
         proc = started.proc
         timed_out = threading.Event()
 
-        def kill_on_timeout() -> None:
-            if not deadline.expired():
-                return
+        def kill_at_deadline() -> None:  # called by the drain thread, at most once
             timed_out.set()
             started.probe.sample()  # the last reading before the kill
             kill_group(proc.pid)
 
         start = time.perf_counter()
         deadline.start()
+        started.drain.watch(deadline, kill_at_deadline)
         assert proc.stdin is not None
         if len(body) < _PIPE_CAPACITY:
             _feed(proc.stdin, body)  # fits in the pipe: cannot block
         else:
-            threading.Thread(target=_feed, args=(proc.stdin, body), daemon=True).start()
+            started.drain.feed(proc.stdin, body)  # written as the harness reads it
         for reader in started.readers:
             reader.start()
-        threading.Thread(target=kill_on_timeout, daemon=True).start()
         usage: Any
         try:
             if isinstance(proc, ForkedProcess):
-                # The timer kills the child at the limit; its server then reports at once.
+                # The drain kills the child at the limit; its server then reports at once.
                 status, usage = proc.wait4(deadline.longest + _SERVER_GRACE)
             else:
                 _, status, usage = os.wait4(proc.pid, 0)

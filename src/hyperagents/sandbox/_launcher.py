@@ -24,6 +24,7 @@ from typing import IO, Any
 from hyperagents.exceptions import SandboxError
 from hyperagents.sandbox._base import Limits, SandboxResult
 from hyperagents.sandbox._checkpoint import CheckpointHook
+from hyperagents.sandbox._drain import Drain
 from hyperagents.sandbox._exchange import Exchange, Hooks
 from hyperagents.sandbox._forkserver import ForkedProcess, ForkServer
 from hyperagents.sandbox._monitor import UsageProbe
@@ -36,11 +37,11 @@ from hyperagents.sandbox._provision import (
     scrubbed_environment,
 )
 from hyperagents.sandbox._readers import (
-    CappedReader,
+    CappedBuffer,
     ChannelReader,
     LLMHandler,
     MessageHook,
-    StatusReader,
+    StatusBuffer,
 )
 from hyperagents.sandbox._standby import StandbyPool
 from hyperagents.sandbox._workspace import (
@@ -410,20 +411,22 @@ class Launcher(Exchange):
         else:
             probe = UsageProbe(resolve=lambda: self._harness_pid(proc.pid))
         channel = ChannelReader(result_stream, reply_write, probe=probe)  # owns reply_write
-        status = StatusReader(
-            status_stream,
-            probe.sample,
+        stdout, stderr = CappedBuffer(proc.stdout), CappedBuffer(proc.stderr)
+        status = StatusBuffer(status_stream, probe.sample)
+        drain = Drain(
+            (stdout, stderr, status),
+            status=status,
             # Where the kernel's account of the waited-for process misses the harness, its
             # usage is also read every 50 ms while it runs (it may exit right after its answer).
             sample=probe.sample if self.reports_usage else None,
-            job_over=channel.closed,
         )
         started = Started(
             proc=proc,
-            stdout=CappedReader(proc.stdout),
-            stderr=CappedReader(proc.stderr),
+            stdout=stdout,
+            stderr=stderr,
             channel=channel,
             status=status,
+            drain=drain,
             probe=probe,
             streams=(proc.stdout, proc.stderr, result_stream, status_stream),
             uid=uid,

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from hyperagents.sandbox._base import Limits, SandboxResult
+from hyperagents.sandbox._drain import Drain
 from hyperagents.sandbox._forkserver import ForkedProcess
 from hyperagents.sandbox._messages import Received
 from hyperagents.sandbox._monitor import UsageProbe
-from hyperagents.sandbox._readers import CappedReader, ChannelReader, StatusReader
+from hyperagents.sandbox._readers import CappedBuffer, ChannelReader, StatusBuffer
 
 __all__ = ["Started", "annotate", "cpu_limit", "finish_readers", "measured"]
 
@@ -31,10 +32,11 @@ class Started:
     """A sandboxed process that has been started and waits for (or runs) its request."""
 
     proc: subprocess.Popen[bytes] | ForkedProcess
-    stdout: CappedReader
-    stderr: CappedReader
+    stdout: CappedBuffer
+    stderr: CappedBuffer
     channel: ChannelReader
-    status: StatusReader
+    status: StatusBuffer
+    drain: Drain  #: the thread reading stdout, stderr and status (and watching the deadline)
     probe: UsageProbe
     streams: tuple[IO[bytes], ...]  #: the engine's ends of the pipes, closed once after use
     uid: int | None
@@ -46,9 +48,9 @@ class Started:
         return isinstance(self.proc, ForkedProcess)
 
     @property
-    def readers(self) -> tuple[CappedReader, ...]:
-        """Every thread draining one of the process's pipes."""
-        return (self.stdout, self.stderr, self.channel, self.status)
+    def readers(self) -> tuple[Drain | ChannelReader, ...]:
+        """Every thread draining the process's pipes."""
+        return (self.drain, self.channel)
 
 
 def finish_readers(started: Started) -> None:
@@ -60,8 +62,9 @@ def finish_readers(started: Started) -> None:
         if reader.is_alive():
             reader.stop()
     for reader in started.readers:
-        # A stopped reader leaves its select() within 0.2 s; wait for it, because closing a
-        # descriptor a thread still polls lets it read whatever reuses the number next.
+        # A stopped reader leaves its poll at once (the channel's within 0.2 s); wait for it,
+        # because closing a descriptor a thread still polls lets it read whatever reuses the
+        # number next.
         reader.join(timeout=5.0)
     # Each descriptor is closed exactly once, through its file object: closing the number
     # behind the object's back (and the object again later) would close whichever pipe
@@ -96,7 +99,7 @@ def cpu_limit(limits: Limits) -> float:
     return math.ceil(limits.wall_time + (limits.validate_time or 0.0)) + 1
 
 
-def measured(received: Iterable[Received], status: StatusReader) -> list[dict[str, Any]]:
+def measured(received: Iterable[Received], status: StatusBuffer) -> list[dict[str, Any]]:
     """The accepted messages, with the wall and CPU time of each instance (and of the
     validation before them) replaced by what the engine measured from outside (time and CPU
     use between successive such messages, from the moment the harness reported itself

@@ -1,10 +1,11 @@
 """Engine-side readers of a sandboxed process's pipes: output, the result channel, the status.
 
-* :class:`CappedReader` drains stdout or stderr into memory up to a cap.
+* :class:`CappedBuffer` keeps stdout or stderr in memory up to a cap (one thread per request,
+  :class:`~hyperagents.sandbox._drain.Drain`, reads those pipes and the status pipe).
 * :class:`ChannelReader` reads the result channel line by line as it arrives: it answers the
   agent's LLM requests, parses every other line with bounds (:func:`parse_line`) and stamps it
   with the time and the harness's CPU use *as measured from outside*.
-* :class:`StatusReader` reads the harness's status pipe: the harness writes its isolation report
+* :class:`StatusBuffer` keeps the harness's status pipe: the harness writes its isolation report
   there and closes it before any agent code is imported, so what it holds is the harness's word,
   which the candidate cannot forge.
 """
@@ -28,7 +29,7 @@ from hyperagents.sandbox._messages import (
 )
 from hyperagents.sandbox._monitor import UsageProbe
 
-__all__ = ["CappedReader", "ChannelReader", "LLMHandler", "MessageHook", "StatusReader"]
+__all__ = ["CappedBuffer", "ChannelReader", "LLMHandler", "MessageHook", "StatusBuffer"]
 
 #: Handles an LLM request from sandboxed code: ``{"messages", "params", "purpose"}`` in,
 #: ``{"text": ...}`` or ``{"error": ...}`` out. Runs in the engine, which owns the keys.
@@ -38,34 +39,19 @@ LLMHandler = Callable[[dict[str, Any]], dict[str, Any]]
 MessageHook = Callable[[dict[str, Any]], None]
 
 
-class CappedReader(threading.Thread):
-    """Drains a pipe into memory up to a cap (the rest is read and dropped)."""
+class CappedBuffer:
+    """Keeps what is read from one pipe in memory up to a cap (the rest is read and dropped);
+    :class:`~hyperagents.sandbox._drain.Drain` reads the pipe and hands each chunk to
+    :meth:`consume`."""
 
     def __init__(self, stream: IO[bytes], cap: int = 64 * 1024) -> None:
-        super().__init__(daemon=True)
-        self._stream, self.cap = stream, cap
-        self._fd = stream.fileno()
-        self._halt = threading.Event()
+        self.stream, self.cap = stream, cap
+        self.fd = stream.fileno()
         self.chunks: list[bytes] = []
         self.size = 0
         self.truncated = False
 
-    def stop(self) -> None:
-        """Stop reading even if the pipe is still open (an escaped child may hold it)."""
-        self._halt.set()
-
-    def run(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while not self._halt.is_set():
-                ready, _, _ = select.select([self._fd], [], [], 0.2)
-                if not ready:
-                    continue
-                chunk = os.read(self._fd, 65536)
-                if not chunk:
-                    break
-                self._consume(chunk)
-
-    def _consume(self, chunk: bytes) -> None:
+    def consume(self, chunk: bytes) -> None:
         """Keep what fits under the cap; note that the rest was dropped."""
         if self.size < self.cap:
             keep = chunk[: self.cap - self.size]
@@ -81,45 +67,18 @@ class CappedReader(threading.Thread):
         return b"".join(self.chunks)
 
 
-class StatusReader(CappedReader):
-    """Reads the harness's status pipe; on the first report, calls ``on_report`` (the engine
-    then finds the harness's process while no agent code has run yet) and notes the time.
+class StatusBuffer(CappedBuffer):
+    """Keeps the harness's status pipe; on the first report, calls ``on_report`` (the engine
+    then finds the harness's process while no agent code has run yet) and notes the time."""
 
-    With ``sample`` set, the thread then keeps calling it every ``interval`` seconds until
-    ``job_over`` is set (the harness's usage read from outside while it runs, for sandboxes
-    whose waited-for process does not account for it).
-    """
-
-    def __init__(
-        self,
-        stream: IO[bytes],
-        on_report: Callable[[], float | None],
-        *,
-        sample: Callable[[], object] | None = None,
-        job_over: threading.Event | None = None,
-        interval: float = 0.05,
-    ) -> None:
+    def __init__(self, stream: IO[bytes], on_report: Callable[[], float | None]) -> None:
         super().__init__(stream, cap=64 * 1024)
         self._on_report = on_report
-        self._sample, self._job_over, self._interval = sample, job_over, interval
         self.at: float | None = None
         self.cpu: float | None = None
 
-    def run(self) -> None:
-        super().run()
-        if self._sample is None or self._job_over is None or self.at is None:
-            return
-        while not self._halt.is_set() and not self._job_over.wait(self._interval):
-            with contextlib.suppress(Exception):
-                self._sample()
-
-    def stop(self) -> None:
-        super().stop()
-        if self._job_over is not None:
-            self._job_over.set()
-
-    def _consume(self, chunk: bytes) -> None:
-        super()._consume(chunk)
+    def consume(self, chunk: bytes) -> None:
+        super().consume(chunk)
         if self.at is None:
             self.at = time.perf_counter()
             with contextlib.suppress(Exception):
@@ -138,7 +97,7 @@ class StatusReader(CappedReader):
         return found
 
 
-class ChannelReader(CappedReader):
+class ChannelReader(CappedBuffer, threading.Thread):
     """Reads the result channel; answers ``llm_request`` messages on the reply pipe as they
     arrive (the sandboxed code waits for the answer), and parses everything else into
     :attr:`received`, each line stamped when it was read.
@@ -160,7 +119,9 @@ class ChannelReader(CappedReader):
         cap: int = 64 * 1024,
         probe: UsageProbe | None = None,
     ) -> None:
-        super().__init__(stream, cap)
+        CappedBuffer.__init__(self, stream, cap)
+        threading.Thread.__init__(self, daemon=True)
+        self._halt = threading.Event()
         self._reply_fd = reply_fd
         os.set_blocking(reply_fd, False)
         self._pending = bytearray()
@@ -176,14 +137,28 @@ class ChannelReader(CappedReader):
         self.closed = threading.Event()
         self.received: list[Received] = []
 
+    def stop(self) -> None:
+        """Stop reading even if the pipe is still open (an escaped child may hold it)."""
+        self._halt.set()
+
     def run(self) -> None:
         try:
-            super().run()
+            with contextlib.suppress(OSError, ValueError):
+                while not self._halt.is_set():
+                    # Its own thread (not the drain's): an LLM request it answers may take
+                    # seconds, and output must be drained meanwhile.
+                    ready, _, _ = select.select([self.fd], [], [], 0.2)
+                    if not ready:
+                        continue
+                    chunk = os.read(self.fd, 65536)
+                    if not chunk:
+                        break
+                    self.consume(chunk)
         finally:
             with contextlib.suppress(OSError):
                 os.close(self._reply_fd)
 
-    def _consume(self, chunk: bytes) -> None:
+    def consume(self, chunk: bytes) -> None:
         self._pending += chunk
         while True:
             end = self._pending.find(b"\n")
